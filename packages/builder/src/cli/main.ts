@@ -1,0 +1,4 @@
+export async function main(argv: string[]): Promise<number> {
+  console.error('tsbuild: not yet', argv);
+  return 1;
+}

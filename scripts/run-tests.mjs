@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Runs every test suite with uvu, one process per suite so that a crash in one
+// cannot hide the others, and prints the summed totals as `N passed, M failed`.
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
+const only = process.argv.slice(2);
+
+// Package unit suites first, then the end-to-end suite that drives the CLI.
+const suites = [
+  ...readdirSync(join(root, 'packages')).sort().map((p) => join('packages', p, 'dist', 'test')),
+  join('test', 'dist'),
+].filter((dir) => existsSync(join(root, dir)))
+  .filter((dir) => only.length === 0 || only.some((o) => dir.includes(o)));
+
+function run(dir) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [uvu, dir, '\\.test\\.js$'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (b) => { out += b; process.stdout.write(b); });
+    child.on('close', (code) => {
+      const num = (label) => Number((out.match(new RegExp(`${label}:\\s+(\\d+)`)) ?? [])[1] ?? NaN);
+      const total = num('Total'), passed = num('Passed'), skipped = num('Skipped');
+      if (Number.isNaN(total)) {
+        // uvu died before printing its summary: count the whole suite as one failure.
+        resolve({ dir, passed: 0, failed: 1, code });
+        return;
+      }
+      const failed = total - passed - (Number.isNaN(skipped) ? 0 : skipped);
+      resolve({ dir, passed, failed: Math.max(failed, code === 0 ? 0 : 1), code });
+    });
+  });
+}
+
+let passed = 0, failed = 0;
+for (const dir of suites) {
+  console.log(`\n=== ${dir}`);
+  const r = await run(dir);
+  passed += r.passed; failed += r.failed;
+  console.log(`--- ${dir}: ${r.passed} passed, ${r.failed} failed (exit ${r.code})`);
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && suites.length > 0 ? 0 : 1);

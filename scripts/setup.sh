@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what tsbuild needs on a fresh Debian 12 machine with Node 20, as root, then builds it.
+# Idempotent: a second run only checks. `--test` adds what the test suite uses as independent
+# consumers and peers (skopeo, umoci, a registry, dockerd, runc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runtime=(busybox-static zstd pigz ca-certificates)
+testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io)
+want=("${runtime[@]}")
+[[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
+
+missing=()
+for p in "${want[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+pnpm_version=$(node -p "require('./package.json').packageManager.split('@')[1]")
+if [[ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_version" ]]; then
+  echo "setup: installing pnpm $pnpm_version"
+  npm install -g --silent "pnpm@$pnpm_version" >/dev/null
+fi
+
+pnpm install --frozen-lockfile --reporter=silent
+pnpm run --silent build
+ln -sf "$PWD/node_modules/.bin/tsbuild" /usr/local/bin/tsbuild
+bash fixtures/busybox/make-rootfs.sh
