@@ -131,3 +131,28 @@ export class StoreError extends Error {
     this.name = 'StoreError';
   }
 }
+
+/**
+ * A blob being written. Bytes go to a temp file while being hashed; nothing is visible
+ * under blobs/ until commit() has checked size and digest, fsynced and renamed.
+ */
+export interface Ingest extends NodeJS.WritableStream {
+  /** Verify against what the caller expects (if given), fsync, rename into place. Idempotent if the blob already exists. */
+  commit(expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }>;
+  /** Drop the temp file. */
+  abort(): Promise<void>;
+}
+
+export interface BlobStore {
+  has(digest: Digest): Promise<boolean>;
+  /** Size on disk, or undefined if absent. */
+  size(digest: Digest): Promise<number | undefined>;
+  /** A stream of the blob that fails with StoreError('corrupt') if the bytes do not match the digest. */
+  open(digest: Digest): Readable;
+  ingest(): Ingest;
+  /** Store bytes held in memory (configs, manifests). */
+  put(bytes: Buffer | string): Promise<{ digest: Digest; size: number }>;
+  /** Read a small blob whole and verify it. */
+  read(digest: Digest): Promise<Buffer>;
+  readJSON<T>(digest: Digest): Promise<T>;
+}

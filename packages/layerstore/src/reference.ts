@@ -1,0 +1,84 @@
+// Image references as Docker spells them: [host[:port]/]path[:tag][@sha256:hex].
+// A name without a host means Docker Hub, and a one-part Hub name lives under library/.
+
+export interface Reference {
+  /** Registry host as written (docker.io for Hub). */
+  registry: string;
+  /** Repository path, e.g. library/alpine. */
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+export class ReferenceError extends Error {
+  constructor(public readonly input: string, reason: string) {
+    super(`invalid reference "${input}": ${reason}`);
+    this.name = 'ReferenceError';
+  }
+}
+
+const pathComponent = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const digestPattern = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
+const hostPattern = /^(?:\[[0-9a-fA-F:]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]+)?$/;
+
+export const DockerHub = 'docker.io';
+
+export function parseReference(input: string): Reference {
+  if (input.length === 0) throw new ReferenceError(input, 'empty');
+  if (input.length > 4096) throw new ReferenceError(input, 'too long');
+  let rest = input;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!digestPattern.test(digest)) throw new ReferenceError(input, `bad digest "${digest}"`);
+    if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest)) throw new ReferenceError(input, 'sha256 digest must be 64 lowercase hex digits');
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!tagPattern.test(tag)) throw new ReferenceError(input, `bad tag "${tag}"`);
+  }
+  let registry = DockerHub;
+  const slash = rest.indexOf('/');
+  if (slash >= 0) {
+    const first = rest.slice(0, slash);
+    if (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[') || /[A-Z]/.test(first)) {
+      if (!hostPattern.test(first)) throw new ReferenceError(input, `bad registry host "${first}"`);
+      registry = first;
+      rest = rest.slice(slash + 1);
+    }
+  }
+  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DockerHub;
+  if (rest.length === 0) throw new ReferenceError(input, 'missing repository name');
+  for (const part of rest.split('/')) {
+    if (!pathComponent.test(part)) throw new ReferenceError(input, `bad repository name component "${part}" (lowercase letters, digits and separators only)`);
+  }
+  if (registry === DockerHub && !rest.includes('/')) rest = `library/${rest}`;
+  return { registry, repository: rest, tag: tag ?? (digest ? undefined : 'latest'), digest };
+}
+
+/** The fully qualified form: docker.io/library/alpine:latest. */
+export function formatReference(ref: Reference): string {
+  let s = `${ref.registry}/${ref.repository}`;
+  if (ref.tag) s += `:${ref.tag}`;
+  if (ref.digest) s += `@${ref.digest}`;
+  return s;
+}
+
+/** The short form a person types: alpine:latest, localhost:5000/app:1. */
+export function familiarName(ref: Reference): string {
+  let name = ref.registry === DockerHub ? ref.repository.replace(/^library\//, '') : `${ref.registry}/${ref.repository}`;
+  if (ref.tag) name += `:${ref.tag}`;
+  if (ref.digest) name += `@${ref.digest}`;
+  return name;
+}
+
+/** The host to connect to for a registry name. */
+export function registryHost(registry: string): string {
+  return registry === DockerHub ? 'registry-1.docker.io' : registry;
+}
