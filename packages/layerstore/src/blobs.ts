@@ -1,0 +1,201 @@
+// Content-addressed blobs under blobs/sha256/<hex>, written like containerd's content store:
+// an ingest writes a temp file under tmp/ while hashing, and only commit() — after checking size and
+// digest and fsyncing — renames it into place. Nothing unverified is ever visible under blobs/.
+// Reads verify too: open() streams through an ssri integrity checker and fails with
+// StoreError('corrupt') instead of quietly delivering damaged bytes.
+import { createReadStream, promises as fsp } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { join } from 'node:path';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import ssri from 'ssri';
+import { StoreError, type BlobStore, type Digest, type Ingest } from './types.js';
+import { checkDigest, fsyncDir, hexOf, randomId } from './fsutil.js';
+
+export class FileBlobStore implements BlobStore {
+  readonly dir: string;
+  constructor(readonly root: string, readonly tmpDir: string) {
+    this.dir = join(root, 'blobs', 'sha256');
+  }
+
+  /** Path of a blob's file. Only for hardlinking/copying out and for the snapshotter; read through open(). */
+  path(digest: Digest): string {
+    return join(this.dir, hexOf(digest));
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.size(digest)) !== undefined;
+  }
+
+  async size(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await fsp.stat(this.path(digest))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Mark a blob as in use now (refresh its mtime) and report whether it still exists. Writers that
+   * reference an existing blob call this first, so prune's grace period protects it (see prune.ts).
+   */
+  async touch(digest: Digest): Promise<boolean> {
+    const now = new Date();
+    try {
+      await fsp.utimes(this.path(digest), now, now);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  /** Every digest present under blobs/sha256 (temp files never live there). */
+  async list(): Promise<Digest[]> {
+    const names = await fsp.readdir(this.dir);
+    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+  }
+
+  open(digest: Digest): Readable {
+    const out = new PassThrough();
+    let path: string;
+    try {
+      path = this.path(digest);
+    } catch (e) {
+      process.nextTick(() => out.destroy(e as Error));
+      return out;
+    }
+    const file = createReadStream(path);
+    const checker = ssri.integrityStream({ integrity: ssri.fromHex(hexOf(digest), 'sha256'), algorithms: ['sha256'] });
+    file.on('error', (e: NodeJS.ErrnoException) => {
+      out.destroy(e.code === 'ENOENT' ? new StoreError('not-found', `blob ${digest} not found`, digest) : e);
+    });
+    checker.on('error', (e: Error & { code?: string }) => {
+      out.destroy(new StoreError('corrupt', `blob ${digest} is corrupt (${e.code ?? e.message}): ${path} does not match its digest; remove it and pull/rebuild`, digest));
+    });
+    out.on('close', () => file.destroy());
+    file.pipe(checker as unknown as NodeJS.WritableStream);
+    checker.pipe(out);
+    return out;
+  }
+
+  ingest(): Ingest {
+    return new FileIngest(this);
+  }
+
+  async put(bytes: Buffer | string): Promise<{ digest: Digest; size: number }> {
+    const w = new FileIngest(this);
+    await new Promise<void>((resolve, reject) => {
+      w.on('error', reject);
+      w.end(typeof bytes === 'string' ? Buffer.from(bytes) : bytes, () => resolve());
+    });
+    return w.commit();
+  }
+
+  async read(digest: Digest): Promise<Buffer> {
+    let data: Buffer;
+    try {
+      data = await fsp.readFile(this.path(digest));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${digest} not found`, digest);
+      throw e;
+    }
+    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (actual !== digest) throw new StoreError('corrupt', `blob ${digest} is corrupt: its content hashes to ${actual}`, digest);
+    return data;
+  }
+
+  async readJSON<T>(digest: Digest): Promise<T> {
+    const data = await this.read(digest);
+    try {
+      return JSON.parse(data.toString('utf8')) as T;
+    } catch (e) {
+      throw new StoreError('invalid', `blob ${digest} is not JSON: ${(e as Error).message}`, digest);
+    }
+  }
+}
+
+/** A Writable into a temp file under tmp/ that hashes and counts what passes. */
+class FileIngest extends Writable implements Ingest {
+  readonly tmpPath: string;
+  private fh: fsp.FileHandle | undefined;
+  private readonly hash: Hash = createHash('sha256');
+  private count = 0;
+  private done: Promise<{ digest: Digest; size: number }> | undefined;
+
+  constructor(private readonly blobs: FileBlobStore) {
+    // autoDestroy off: the temp file must stay open after 'finish' until commit() has fsynced it.
+    super({ autoDestroy: false });
+    this.tmpPath = join(blobs.tmpDir, `ingest-${randomId()}`);
+  }
+
+  override _construct(cb: (e?: Error | null) => void): void {
+    fsp.open(this.tmpPath, 'wx', 0o444).then((fh) => { this.fh = fh; cb(); }, cb);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.hash.update(chunk);
+    this.count += chunk.length;
+    writeAll(this.fh!, chunk).then(() => cb(), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    const fh = this.fh;
+    this.fh = undefined;
+    (fh ? fh.close() : Promise.resolve()).then(() => cb(err), () => cb(err));
+  }
+
+  commit(expected: { digest?: Digest; size?: number } = {}): Promise<{ digest: Digest; size: number }> {
+    this.done ??= this.doCommit(expected);
+    return this.done;
+  }
+
+  private async doCommit(expected: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
+    try {
+      if (expected.digest !== undefined) checkDigest(expected.digest, 'expected digest');
+      if (!this.writableFinished) {
+        await new Promise<void>((resolve, reject) => {
+          if (this.destroyed) return reject(new StoreError('io', 'ingest was aborted'));
+          this.once('error', reject);
+          this.once('finish', () => resolve());
+          if (!this.writableEnded) this.end();
+        });
+      }
+      const digest = `sha256:${this.hash.digest('hex')}` as Digest;
+      const size = this.count;
+      if (expected.size !== undefined && expected.size !== size) {
+        throw new StoreError('invalid', `size mismatch for ${expected.digest ?? 'blob'}: expected ${expected.size} bytes, got ${size}`, expected.digest);
+      }
+      if (expected.digest !== undefined && expected.digest !== digest) {
+        throw new StoreError('invalid', `digest mismatch: expected ${expected.digest}, got ${digest} (${size} bytes)`, expected.digest);
+      }
+      const fh = this.fh!;
+      this.fh = undefined;
+      await fh.sync();
+      await fh.close();
+      // Renaming over an existing copy is fine (same bytes) and refreshes its mtime, which is what
+      // prune's grace period looks at (see prune.ts).
+      await fsp.rename(this.tmpPath, this.blobs.path(digest));
+      await fsyncDir(this.blobs.dir);
+      this.destroy();
+      return { digest, size };
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.destroy();
+    await new Promise<void>((r) => (this.closed ? r() : this.once('close', () => r())));
+    await fsp.rm(this.tmpPath, { force: true });
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}

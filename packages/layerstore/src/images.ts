@@ -1,0 +1,227 @@
+// Images in the store: a manifest blob, a config blob and layer blobs. Tags (tags.ts) name manifests.
+import { familiarName, parseReference, formatReference } from './reference.js';
+import { MediaType, StoreError, type BlobStore, type Descriptor, type Digest, type Image, type ImageConfig, type Layer, type Manifest } from './types.js';
+import { isDigest } from './fsutil.js';
+import type { Tags, OciIndex } from './tags.js';
+
+/** What reading an image needs from wherever blobs live (store, OCI layout, archive). */
+export interface BlobSource {
+  read(digest: Digest): Promise<Buffer>;
+}
+
+export interface WriteImageOptions {
+  config: ImageConfig;
+  layers: Layer[];
+  /** Media types of manifest, config and layers (default oci). */
+  format?: 'oci' | 'docker';
+  /** Manifest annotations. */
+  annotations?: Record<string, string>;
+}
+
+/** One row of `tsbuild images`. */
+export interface ImageSummary {
+  /** Fully qualified reference: docker.io/library/app:1. */
+  reference: string;
+  /** The repository as a person writes it: app, localhost:5000/app. */
+  repository: string;
+  tag: string;
+  /** The image id as docker shows it: the config digest. */
+  id: Digest;
+  manifestDigest: Digest;
+  created?: string;
+  /** Bytes of manifest + config + layer blobs (compressed, as stored). */
+  size: number;
+}
+
+const layerMediaTypes: Record<string, { oci: string; docker: string }> = {
+  tar: { oci: MediaType.OciLayer, docker: 'application/vnd.docker.image.rootfs.diff.tar' },
+  gzip: { oci: MediaType.OciLayerGzip, docker: MediaType.DockerLayerGzip },
+  zstd: { oci: MediaType.OciLayerZstd, docker: MediaType.OciLayerZstd },
+};
+
+export function layerCompression(mediaType: string): 'tar' | 'gzip' | 'zstd' {
+  if (mediaType.endsWith('gzip')) return 'gzip';
+  if (mediaType.endsWith('zstd')) return 'zstd';
+  return 'tar';
+}
+
+/** The layer media type for a manifest of the given format. */
+export function layerMediaType(mediaType: string, format: 'oci' | 'docker'): string {
+  return layerMediaTypes[layerCompression(mediaType)][format];
+}
+
+export function isIndexMediaType(mt: string | undefined): boolean {
+  return mt === MediaType.OciIndex || mt === MediaType.DockerManifestList;
+}
+
+export function hostPlatform(): { os: string; architecture: string } {
+  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
+}
+
+async function readJSON<T>(src: BlobSource, d: Digest): Promise<T> {
+  const buf = await src.read(d);
+  try {
+    return JSON.parse(buf.toString('utf8')) as T;
+  } catch (e) {
+    throw new StoreError('invalid', `blob ${d} is not JSON: ${(e as Error).message}`, d);
+  }
+}
+
+/**
+ * Read the image a descriptor points at. An index (multi-platform) resolves to the host's platform,
+ * or the only manifest it lists.
+ */
+export async function readImage(src: BlobSource, desc: Descriptor, platform = hostPlatform()): Promise<Image> {
+  if (isIndexMediaType(desc.mediaType)) {
+    const idx = await readJSON<OciIndex>(src, desc.digest);
+    const manifests = idx.manifests.filter((m) => !isIndexMediaType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest');
+    const pick = manifests.find((m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture) ?? (manifests.length === 1 ? manifests[0] : undefined);
+    if (!pick) throw new StoreError('not-found', `index ${desc.digest} has no manifest for ${platform.os}/${platform.architecture}`, desc.digest);
+    return readImage(src, pick, platform);
+  }
+  const manifest = await readJSON<Manifest>(src, desc.digest);
+  if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers)) {
+    throw new StoreError('invalid', `blob ${desc.digest} is not an image manifest`, desc.digest);
+  }
+  const config = await readJSON<ImageConfig>(src, manifest.config.digest);
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== manifest.layers.length) {
+    throw new StoreError('invalid', `image ${desc.digest}: config lists ${diffIDs.length} diff_ids but the manifest has ${manifest.layers.length} layers`, desc.digest);
+  }
+  const layers: Layer[] = manifest.layers.map((l, i) => ({ digest: l.digest, diffID: diffIDs[i], size: l.size, mediaType: l.mediaType }));
+  return { manifestDigest: desc.digest, manifest, configDigest: manifest.config.digest, config, layers };
+}
+
+/** The descriptor that names an image's manifest (for tags and indexes). */
+export function manifestDescriptor(image: Image, manifestSize: number): Descriptor {
+  return {
+    mediaType: image.manifest.mediaType ?? MediaType.OciManifest,
+    digest: image.manifestDigest,
+    size: manifestSize,
+    platform: { architecture: image.config.architecture, os: image.config.os, ...(image.config.variant ? { variant: image.config.variant } : {}) },
+  };
+}
+
+export class Images {
+  constructor(private readonly blobs: BlobStore, private readonly tags: Tags) {}
+
+  /** Write config and manifest blobs for layers already in the store. */
+  async write(opts: WriteImageOptions): Promise<Image> {
+    const format = opts.format ?? 'oci';
+    const diffIDs = opts.layers.map((l) => l.diffID);
+    const given = opts.config.rootfs?.diff_ids;
+    if (given && (given.length !== diffIDs.length || given.some((d, i) => d !== diffIDs[i]))) {
+      throw new StoreError('invalid', `config rootfs.diff_ids (${given.length}) do not match the layers' diffIDs (${diffIDs.length})`);
+    }
+    for (const l of opts.layers) {
+      // Touch before checking: a concurrent prune then sees the layer as fresh (protocol in prune.ts).
+      const touch = (this.blobs as { touch?: (d: Digest) => Promise<boolean> }).touch;
+      if (touch) await touch.call(this.blobs, l.digest);
+      const size = await this.blobs.size(l.digest);
+      if (size === undefined) throw new StoreError('not-found', `layer blob ${l.digest} is not in the store`, l.digest);
+      if (size !== l.size) throw new StoreError('invalid', `layer ${l.digest} is ${size} bytes in the store, not ${l.size}`, l.digest);
+    }
+    const config: ImageConfig = { ...opts.config, rootfs: { type: 'layers', diff_ids: diffIDs } };
+    const configBlob = await this.blobs.put(JSON.stringify(config));
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: format === 'docker' ? MediaType.DockerManifest : MediaType.OciManifest,
+      config: { mediaType: format === 'docker' ? MediaType.DockerConfig : MediaType.OciConfig, digest: configBlob.digest, size: configBlob.size },
+      layers: opts.layers.map((l) => ({ mediaType: layerMediaType(l.mediaType, format), digest: l.digest, size: l.size })),
+      ...(opts.annotations && Object.keys(opts.annotations).length ? { annotations: opts.annotations } : {}),
+    };
+    const manifestBlob = await this.blobs.put(JSON.stringify(manifest));
+    const layers = opts.layers.map((l, i) => ({ ...l, mediaType: manifest.layers[i].mediaType }));
+    return { manifestDigest: manifestBlob.digest, manifest, configDigest: configBlob.digest, config, layers };
+  }
+
+  /** The manifest descriptor to tag an image with. */
+  async descriptor(image: Image): Promise<Descriptor> {
+    const size = await this.blobs.size(image.manifestDigest);
+    if (size === undefined) throw new StoreError('not-found', `manifest ${image.manifestDigest} is not in the store`, image.manifestDigest);
+    return manifestDescriptor(image, size);
+  }
+
+  /** Tag an image (convenience for tags.set(ref, await descriptor(image))). */
+  async tag(ref: string, image: Image): Promise<Descriptor> {
+    return this.tags.set(ref, await this.descriptor(image));
+  }
+
+  /**
+   * Find an image the way docker does: by reference (app:1, normalised), by reference@digest, by
+   * manifest digest, or by image id (config digest) or a unique prefix of it (`sha256:abc`, `abc123`).
+   */
+  async get(refOrDigest: string): Promise<Image | undefined> {
+    const s = refOrDigest.trim();
+    if (isDigest(s)) {
+      const direct = await this.byManifestDigest(s);
+      if (direct) return direct;
+      return this.byIdPrefix(s.slice(7));
+    }
+    let parsed: ReturnType<typeof parseReference> | undefined;
+    try {
+      parsed = parseReference(s);
+    } catch { /* not a reference: maybe an id prefix */ }
+    if (parsed) {
+      if (parsed.digest && isDigest(parsed.digest)) {
+        const img = await this.byManifestDigest(parsed.digest);
+        if (img) return img;
+      } else {
+        const desc = await this.tags.get(formatReference(parsed));
+        if (desc) return readImage(this.blobs, desc);
+      }
+    }
+    const m = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(s);
+    if (m) return this.byIdPrefix(m[1]);
+    return undefined;
+  }
+
+  private async byManifestDigest(d: Digest): Promise<Image | undefined> {
+    if (!(await this.blobs.has(d))) return undefined;
+    let parsed: { mediaType?: string; manifests?: unknown; config?: { digest?: unknown }; layers?: unknown };
+    try {
+      parsed = await this.blobs.readJSON(d);
+    } catch (e) {
+      if (e instanceof StoreError && e.code === 'invalid') return undefined; // a layer, not a manifest
+      throw e;
+    }
+    if (Array.isArray(parsed.manifests)) return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciIndex, digest: d, size: 0 });
+    if (Array.isArray(parsed.layers) && isDigest(parsed.config?.digest)) return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciManifest, digest: d, size: 0 });
+    return undefined;
+  }
+
+  private async byIdPrefix(hexPrefix: string): Promise<Image | undefined> {
+    const found = new Map<Digest, Image>();
+    for (const t of await this.tags.list()) {
+      let img: Image;
+      try {
+        img = await readImage(this.blobs, t.descriptor);
+      } catch {
+        continue;
+      }
+      if (img.configDigest.slice(7).startsWith(hexPrefix) || img.manifestDigest.slice(7).startsWith(hexPrefix)) found.set(img.configDigest, img);
+    }
+    if (found.size > 1) throw new StoreError('invalid', `image id prefix "${hexPrefix}" is ambiguous: it matches ${[...found.keys()].join(', ')}`, hexPrefix);
+    return found.values().next().value;
+  }
+
+  /** Every tag with the image behind it. Tags whose blobs are missing or damaged are skipped. */
+  async list(): Promise<(ImageSummary & { image: Image })[]> {
+    const out: (ImageSummary & { image: Image })[] = [];
+    for (const t of await this.tags.list()) {
+      let image: Image;
+      try {
+        image = await readImage(this.blobs, t.descriptor);
+      } catch {
+        continue;
+      }
+      const ref = parseReference(t.name);
+      const repository = familiarName({ ...ref, tag: undefined, digest: undefined });
+      const manifestSize = (await this.blobs.size(image.manifestDigest)) ?? 0;
+      const size = manifestSize + image.manifest.config.size + image.layers.reduce((n, l) => n + l.size, 0);
+      out.push({ reference: t.name, repository, tag: ref.tag ?? '<none>', id: image.configDigest, manifestDigest: image.manifestDigest, created: image.config.created, size, image });
+    }
+    return out;
+  }
+}

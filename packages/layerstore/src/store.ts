@@ -1,0 +1,89 @@
+// The store: an OCI image layout at `root` (oci-layout, index.json, blobs/sha256/...) that tsbuild
+// uses directly, plus the directories the builder needs beside it. See README.md for the layout.
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { FileBlobStore } from './blobs.js';
+import { CacheIndex } from './cache.js';
+import { Images } from './images.js';
+import { LockManager, type LockOptions, type Release } from './lock.js';
+import { Tags, emptyIndex } from './tags.js';
+import { exists, initSelf, randomId, writeFileAtomic } from './fsutil.js';
+import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
+// TODO(snapshots): wire `import { Snapshots } from './snapshot/index.js'` once src/snapshot lands.
+/** What the store needs from the snapshotter (the other half of this package, src/snapshot). */
+export interface SnapshotsLike {
+  list(): Promise<unknown[]>;
+  remove(chainID: string): Promise<unknown>;
+}
+
+export const OciLayoutVersion = '1.0.0';
+
+export class Store {
+  readonly blobs: FileBlobStore;
+  readonly tags: Tags;
+  readonly cache: CacheIndex;
+  readonly images: Images;
+  readonly locks: LockManager;
+  /** TODO(snapshots): becomes `Snapshots` from ./snapshot/index.js. */
+  snapshots: SnapshotsLike | undefined;
+  readonly tmpDir: string;
+  readonly snapshotsDir: string;
+  readonly containersDir: string;
+
+  private constructor(readonly root: string) {
+    this.tmpDir = join(root, 'tmp');
+    this.snapshotsDir = join(root, 'snapshots');
+    this.containersDir = join(root, 'containers');
+    this.locks = new LockManager(join(root, 'locks'));
+    this.blobs = new FileBlobStore(root, this.tmpDir);
+    this.tags = new Tags(root, this.locks, this.tmpDir);
+    this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir);
+    this.images = new Images(this.blobs, this.tags);
+    this.snapshots = undefined; // TODO(snapshots): new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir)
+  }
+
+  /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
+  static async open(root: string): Promise<Store> {
+    await initSelf();
+    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) {
+      await fsp.mkdir(join(root, d), { recursive: true });
+    }
+    const store = new Store(root);
+    if (!(await exists(join(root, 'oci-layout'))) || !(await exists(store.tags.indexPath))) {
+      await store.locks.with('index', async () => {
+        if (!(await exists(join(root, 'oci-layout')))) {
+          await writeFileAtomic(join(root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: OciLayoutVersion }), store.tmpDir);
+        }
+        // Under the index lock so that a tag set by another process is never overwritten by an empty index.
+        if (!(await exists(store.tags.indexPath))) {
+          await writeFileAtomic(store.tags.indexPath, JSON.stringify(emptyIndex(), null, 2) + '\n', store.tmpDir);
+        }
+      });
+    }
+    // Leftovers of crashed processes (their owner pid is dead): cheap, and keeps tmp/ from growing.
+    await cleanTemp(store.tmpDir, { maxAgeMs: Infinity });
+    return store;
+  }
+
+  /** A new empty directory under tmp/ (same filesystem as blobs and snapshots, so renames work). */
+  async tempDir(prefix = 'tmp'): Promise<string> {
+    const safe = prefix.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, 40) || 'tmp';
+    const dir = join(this.tmpDir, `${safe}-${randomId()}`);
+    await fsp.mkdir(dir, { mode: 0o700 });
+    return dir;
+  }
+
+  /** Take the named cross-process lock (see lock.ts); call the returned function to release it. */
+  lock(name: string, opts?: LockOptions): Promise<Release> {
+    return this.locks.acquire(name, opts);
+  }
+
+  withLock<T>(name: string, fn: () => Promise<T>, opts?: LockOptions): Promise<T> {
+    return this.locks.with(name, fn, opts);
+  }
+
+  /** Remove what nothing reaches (see prune.ts for the protocol). */
+  prune(opts?: PruneOptions): Promise<PruneReport> {
+    return prune(this, opts);
+  }
+}

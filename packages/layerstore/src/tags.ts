@@ -1,0 +1,118 @@
+// Tags live in the store's OCI index.json, one manifest descriptor per reference, annotated with
+// org.opencontainers.image.ref.name and io.containerd.image.name = the fully qualified reference
+// (docker.io/library/app:1). Every change is a read-modify-write of index.json under the exclusive
+// `index` lock, written atomically (temp file, fsync, rename, fsync dir), so concurrent tsbuild
+// processes never lose a tag and readers never see a torn file (they read without the lock).
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { formatReference, parseReference } from './reference.js';
+import { MediaType, StoreError, type Descriptor } from './types.js';
+import { checkDigest, writeFileAtomic } from './fsutil.js';
+import type { LockManager } from './lock.js';
+
+export const RefNameAnnotation = 'org.opencontainers.image.ref.name';
+export const ContainerdNameAnnotation = 'io.containerd.image.name';
+
+export interface OciIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+export interface TagEntry {
+  /** Fully qualified reference, e.g. docker.io/library/app:1. */
+  name: string;
+  descriptor: Descriptor;
+}
+
+/** Normalise what a person typed (app:1) to the stored key (docker.io/library/app:1). */
+export function normalizeRef(ref: string): string {
+  return formatReference(parseReference(ref));
+}
+
+export function emptyIndex(): OciIndex {
+  return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+}
+
+export class Tags {
+  readonly indexPath: string;
+  constructor(readonly root: string, private readonly locks: LockManager, private readonly tmpDir: string) {
+    this.indexPath = join(root, 'index.json');
+  }
+
+  async readIndex(): Promise<OciIndex> {
+    let text: string;
+    try {
+      text = await fsp.readFile(this.indexPath, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyIndex();
+      throw e;
+    }
+    try {
+      const idx = JSON.parse(text) as OciIndex;
+      if (!Array.isArray(idx.manifests)) throw new Error('no manifests array');
+      return idx;
+    } catch (e) {
+      throw new StoreError('corrupt', `${this.indexPath} is not a valid OCI index: ${(e as Error).message}`, this.indexPath);
+    }
+  }
+
+  async list(): Promise<TagEntry[]> {
+    const idx = await this.readIndex();
+    const out: TagEntry[] = [];
+    for (const d of idx.manifests) {
+      const name = d.annotations?.[ContainerdNameAnnotation] ?? d.annotations?.[RefNameAnnotation];
+      if (name) out.push({ name, descriptor: d });
+    }
+    return out;
+  }
+
+  async get(ref: string): Promise<Descriptor | undefined> {
+    const name = normalizeRef(ref);
+    return (await this.list()).find((t) => t.name === name)?.descriptor;
+  }
+
+  /** Point ref at desc (replacing what it pointed at). Returns the stored descriptor. */
+  async set(ref: string, desc: Descriptor): Promise<Descriptor> {
+    const name = normalizeRef(ref);
+    checkDigest(desc.digest);
+    const stored: Descriptor = {
+      mediaType: desc.mediaType,
+      digest: desc.digest,
+      size: desc.size,
+      ...(desc.platform ? { platform: desc.platform } : {}),
+      annotations: { ...(desc.annotations ?? {}), [RefNameAnnotation]: name, [ContainerdNameAnnotation]: name },
+    };
+    await this.update((idx) => {
+      idx.manifests = idx.manifests.filter((d) => nameOf(d) !== name);
+      idx.manifests.push(stored);
+    });
+    return stored;
+  }
+
+  /** Remove a tag; returns whether it existed. Blobs stay until the next prune. */
+  async delete(ref: string): Promise<boolean> {
+    const name = normalizeRef(ref);
+    let found = false;
+    await this.update((idx) => {
+      const before = idx.manifests.length;
+      idx.manifests = idx.manifests.filter((d) => nameOf(d) !== name);
+      found = idx.manifests.length !== before;
+    });
+    return found;
+  }
+
+  private async update(fn: (idx: OciIndex) => void): Promise<void> {
+    await this.locks.with('index', async () => {
+      const idx = await this.readIndex();
+      fn(idx);
+      idx.manifests.sort((a, b) => (nameOf(a) ?? '').localeCompare(nameOf(b) ?? ''));
+      await writeFileAtomic(this.indexPath, JSON.stringify(idx, null, 2) + '\n', this.tmpDir);
+    });
+  }
+}
+
+function nameOf(d: Descriptor): string | undefined {
+  return d.annotations?.[ContainerdNameAnnotation] ?? d.annotations?.[RefNameAnnotation];
+}
