@@ -72,7 +72,7 @@ const cases: [string, string][] = [
   ['${V%?z}', 'foo/bar/baz.tar.'],
   ['${V/bar/qux}', 'foo/qux/baz.tar.gz'],
   ['${V//a/A}', 'foo/bAr/bAz.tAr.gz'],
-  ['${V/b*z/X}', 'foo/X'], // longest match, as in sh,
+  ['${V/b*z/X}', 'foo/X'], // longest match, as in sh
   ['${V//?/x}', 'xxxxxxxxxxxxxxxxxx'],
   ['${U/a/b}', ''],
   ['${V:#x}', 'error'],
