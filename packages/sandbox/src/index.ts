@@ -1,1 +1,8 @@
+// @tsbuild/sandbox: runs one process in namespaces over an overlay stack, with mounts and limits,
+// and reports how it ended. Knows nothing of images.
 export * from './types.js';
+export { run, SandboxError } from './run.js';
+export { launcherPath } from './launcher.js';
+export { checkHost, type HostCheck } from './check.js';
+export { cleanupStale, defaultStateDir } from './state.js';
+export { resolveInRoot } from './initlayer.js';

@@ -50,8 +50,10 @@ export interface SandboxSpec {
   stdout?: Writable;
   stderr?: Writable;
   tty?: boolean;
-  /** Aborting kills everything in the sandbox and tears it down. */
+  /** Aborting kills everything in the sandbox and tears it down; run() then rejects with an AbortError. */
   signal?: AbortSignal;
+  /** Where per-run scratch state lives (init layer, hosts files). Default /run/tsbuild-sandbox. */
+  stateDir?: string;
 }
 
 export interface Exit {
@@ -62,4 +64,13 @@ export interface Exit {
   oomKilled: boolean;
   /** Set when the sandbox could not start the command (not found, not executable, bad cwd). */
   startError?: string;
+  /** What the run consumed, measured by its cgroup. */
+  usage?: Usage;
+}
+
+export interface Usage {
+  /** CPU time of every process of the run (user + system), if the host's cgroups measure it. */
+  cpuNanos?: number;
+  /** Wall-clock time from starting the launcher to its end. */
+  wallMs: number;
 }

@@ -1,0 +1,614 @@
+// tsbuild-launcher: runs one command in fresh namespaces over an overlay root.
+//
+// Why C: namespaces belong to threads, and Node is multithreaded. unshare/setns/pivot_root from
+// Node either affect one thread only or abort the runtime, so a tiny single-threaded helper does it.
+//
+// Protocol (see src/spec.ts): the spec arrives on fd 3 as NUL-terminated "key=value" tokens until EOF.
+// The outcome leaves on fd 4 as one line:
+//   "exit N" | "signal N"         the command ended
+//   "error CODE MESSAGE"          the command could not start (CODE 126/127)
+//   "setup MESSAGE"               the sandbox could not be built (an infrastructure failure)
+// The first line written wins; later lines (e.g. from the launcher when init was killed) are fallbacks.
+//
+// Process tree: launcher (host pid ns, new mount/uts/ipc/net ns)
+//                 └─ init (PID 1 of the new pid ns: builds the root, reaps, forwards signals)
+//                      └─ command
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SPEC_FD 3
+#define STATUS_FD 4
+#define SPEC_MAX (64 << 20)
+
+// The new mount API: glibc 2.36's wrappers clash with <linux/mount.h>, so call the syscalls directly.
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#define SYS_move_mount 429
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define X_FSOPEN_CLOEXEC 0x1
+#define X_FSCONFIG_SET_FLAG 0
+#define X_FSCONFIG_SET_STRING 1
+#define X_FSCONFIG_CMD_CREATE 6
+#define X_FSMOUNT_CLOEXEC 0x1
+#define X_MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define X_MOVE_MOUNT_T_EMPTY_PATH 0x40
+#define X_OPEN_TREE_CLONE 1
+#define X_OPEN_TREE_CLOEXEC O_CLOEXEC
+#define X_AT_RECURSIVE 0x8000
+#define X_MOUNT_ATTR_RDONLY 0x1
+#define X_MOUNT_ATTR_NOSUID 0x2
+#define X_MOUNT_ATTR_NODEV 0x4
+struct x_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
+
+struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; };
+
+struct spec {
+  char **lowers; int nlowers;
+  char *upper, *work, *rootdir;
+  char **argv; int argc;
+  char **env; int nenv;
+  char *cwd, *hostname;
+  uid_t uid; gid_t gid;
+  gid_t *groups; int ngroups;
+  int newnet;
+  char *hosts, *resolv, *hostnamefile;
+  struct mnt *mounts; int nmounts;
+  char **cgprocs; int ncg;
+};
+
+static struct spec S;
+
+// ---- reporting -------------------------------------------------------------------------------
+
+static void status(const char *fmt, ...) {
+  char buf[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+  buf[n++] = '\n';
+  // One write() so that lines from different processes never interleave.
+  (void)!write(STATUS_FD, buf, n);
+}
+
+__attribute__((noreturn)) static void die(const char *fmt, ...) {
+  char msg[3000];
+  int e = errno;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  status("setup %s: %s", msg, strerror(e));
+  _exit(125);
+}
+
+// ---- spec parsing: tokens "key=value\0" ---------------------------------------------------------
+
+static void push(char ***arr, int *n, char *v) {
+  *arr = realloc(*arr, sizeof(char *) * (*n + 2));
+  if (!*arr) die("out of memory");
+  (*arr)[(*n)++] = v;
+  (*arr)[*n] = NULL;  // argv/env must be NULL-terminated for execve
+}
+
+static long num(const char *s) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || end == s || v < 0) { errno = EINVAL; die("bad number '%s' in spec", s); }
+  return v;
+}
+
+static void parse_spec(void) {
+  size_t cap = 65536, len = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (len + 1 >= cap) {
+      if (cap >= SPEC_MAX) { errno = E2BIG; die("spec too large"); }
+      cap *= 2;
+      buf = realloc(buf, cap);
+    }
+    if (!buf) die("out of memory");
+    ssize_t r = read(SPEC_FD, buf + len, cap - len - 1);
+    if (r < 0) { if (errno == EINTR) continue; die("read spec"); }
+    if (r == 0) break;
+    len += r;
+  }
+  close(SPEC_FD);
+  buf[len] = 0;
+  struct mnt *cur = NULL;
+  for (size_t i = 0; i < len;) {
+    char *tok = buf + i;
+    i += strlen(tok) + 1;
+    char *v = strchr(tok, '=');
+    if (!v) { errno = EINVAL; die("bad spec token '%s'", tok); }
+    *v++ = 0;
+    if (!strcmp(tok, "lower")) push(&S.lowers, &S.nlowers, v);
+    else if (!strcmp(tok, "upper")) S.upper = v;
+    else if (!strcmp(tok, "work")) S.work = v;
+    else if (!strcmp(tok, "rootdir")) S.rootdir = v;
+    else if (!strcmp(tok, "arg")) push(&S.argv, &S.argc, v);
+    else if (!strcmp(tok, "env")) push(&S.env, &S.nenv, v);
+    else if (!strcmp(tok, "cwd")) S.cwd = v;
+    else if (!strcmp(tok, "hostname")) S.hostname = v;
+    else if (!strcmp(tok, "uid")) S.uid = num(v);
+    else if (!strcmp(tok, "gid")) S.gid = num(v);
+    else if (!strcmp(tok, "group")) {
+      S.groups = realloc(S.groups, sizeof(gid_t) * (S.ngroups + 1));
+      if (!S.groups) die("out of memory");
+      S.groups[S.ngroups++] = num(v);
+    }
+    else if (!strcmp(tok, "net")) S.newnet = !strcmp(v, "none");
+    else if (!strcmp(tok, "hosts")) S.hosts = v;
+    else if (!strcmp(tok, "resolv")) S.resolv = v;
+    else if (!strcmp(tok, "hostnamefile")) S.hostnamefile = v;
+    else if (!strcmp(tok, "cgroup")) push(&S.cgprocs, &S.ncg, v);
+    else if (!strcmp(tok, "mount")) {
+      S.mounts = realloc(S.mounts, sizeof(struct mnt) * (S.nmounts + 1));
+      if (!S.mounts) die("out of memory");
+      cur = &S.mounts[S.nmounts++];
+      memset(cur, 0, sizeof *cur);
+      cur->tmpfs = !strcmp(v, "tmpfs");
+    }
+    else if (cur && !strcmp(tok, "msource")) cur->src = v;
+    else if (cur && !strcmp(tok, "mtarget")) cur->tgt = v;
+    else if (cur && !strcmp(tok, "mro")) cur->ro = !strcmp(v, "1");
+    else if (cur && !strcmp(tok, "msize")) cur->size = v;
+    else { errno = EINVAL; die("unknown spec key '%s'", tok); }
+  }
+  if (!S.upper || !S.work || !S.rootdir || !S.cwd || S.argc == 0 || S.nlowers == 0) {
+    errno = EINVAL;
+    die("spec lacks upper, work, rootdir, cwd, a lowerdir or argv");
+  }
+}
+
+// ---- root filesystem ----------------------------------------------------------------------------
+
+static char *in_root(const char *rel) {
+  static char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s/%s", S.rootdir, rel) >= (int)sizeof buf) { errno = ENAMETOOLONG; die("%s", rel); }
+  return buf;
+}
+
+// Appends overlay's escaped form of a path (',' ':' '\' need a backslash) to an option string.
+static int append_escaped(char *dst, size_t cap, size_t *len, const char *s) {
+  for (; *s; s++) {
+    if (*s == ',' || *s == ':' || *s == '\\') { if (*len + 1 >= cap) return -1; dst[(*len)++] = '\\'; }
+    if (*len + 1 >= cap) return -1;
+    dst[(*len)++] = *s;
+  }
+  dst[*len] = 0;
+  return 0;
+}
+
+static void fs_log(int fsfd, char *out, size_t cap) {
+  // The new mount API keeps the kernel's reason for a failure in a log readable from the fd.
+  size_t len = 0;
+  out[0] = 0;
+  char line[512];
+  ssize_t r;
+  while ((r = read(fsfd, line, sizeof line - 1)) > 0 && len + r + 2 < cap) {
+    line[r] = 0;
+    len += snprintf(out + len, cap - len, "%s%s", len ? "; " : "", line);
+  }
+}
+
+static void mount_overlay(void) {
+  // fsconfig("lowerdir+") (kernel >= 6.8) passes each layer separately: no 4095-byte option limit.
+  int fs = syscall(SYS_fsopen, "overlay", X_FSOPEN_CLOEXEC);
+  if (fs < 0) die("fsopen(overlay)");
+  int lowerplus = 1;
+  for (int i = 0; i < S.nlowers && lowerplus; i++) {
+    if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "lowerdir+", S.lowers[i], 0) < 0) {
+      if (errno == EINVAL && i == 0) lowerplus = 0;  // older kernel: fall back to one option string
+      else die("overlay lowerdir %s", S.lowers[i]);
+    }
+  }
+  if (!lowerplus) {
+    // mount(2) silently truncates option data at 4095 bytes and a truncated lowerdir list can
+    // SUCCEED with the wrong layers: build the string ourselves and refuse when it does not fit.
+    static char opt[4096];
+    size_t len = 0;
+    opt[0] = 0;
+    for (int i = 0; i < S.nlowers; i++) {
+      if (i) {  // the separator itself is not escaped
+        if (len + 2 >= sizeof opt) goto toolong;
+        opt[len++] = ':';
+        opt[len] = 0;
+      }
+      if (append_escaped(opt, sizeof opt, &len, S.lowers[i]) < 0) goto toolong;
+    }
+    if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "lowerdir", opt, 0) < 0) die("overlay lowerdir");
+    goto lowers_done;
+  toolong:
+    errno = E2BIG;
+    die("%d lowerdirs do not fit in the 4095-byte overlay option limit of this kernel (< 6.8)", S.nlowers);
+  }
+lowers_done:;
+  const char *kv[][2] = {
+    {"upperdir", S.upper}, {"workdir", S.work},
+    // Without these the upperdir is not a self-contained diff (redirects, metacopy-only files).
+    {"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"},
+  };
+  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+    if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, kv[i][0], kv[i][1], 0) < 0)
+      die("overlay %s=%s", kv[i][0], kv[i][1]);
+  if (syscall(SYS_fsconfig, fs, X_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+    int e = errno;
+    char why[1500];
+    fs_log(fs, why, sizeof why);
+    errno = e;
+    die("mount overlay (upper %s) [%s]", S.upper, why);
+  }
+  int m = syscall(SYS_fsmount, fs, X_FSMOUNT_CLOEXEC, 0);
+  if (m < 0) die("fsmount overlay");
+  if (syscall(SYS_move_mount, m, "", AT_FDCWD, S.rootdir, X_MOVE_MOUNT_F_EMPTY_PATH) < 0) die("move overlay to %s", S.rootdir);
+  close(m);
+  close(fs);
+}
+
+static void mknod_dev(const char *name, int major, int minor) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/dev/%s", S.rootdir, name);
+  if (mknod(p, S_IFCHR | 0666, makedev(major, minor)) < 0) die("mknod /dev/%s", name);
+}
+
+static void symlink_dev(const char *target, const char *name) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/dev/%s", S.rootdir, name);
+  if (symlink(target, p) < 0) die("symlink /dev/%s", name);
+}
+
+static void mount_dev(void) {
+  if (mount("tmpfs", in_root("dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
+  umask(0);  // or mknod's 0666 becomes 0644
+  mknod_dev("null", 1, 3);
+  mknod_dev("zero", 1, 5);
+  mknod_dev("full", 1, 7);
+  mknod_dev("random", 1, 8);
+  mknod_dev("urandom", 1, 9);
+  mknod_dev("tty", 5, 0);
+  if (mkdir(in_root("dev/pts"), 0755) < 0) die("mkdir /dev/pts");
+  if (mkdir(in_root("dev/shm"), 01777) < 0) die("mkdir /dev/shm");
+  if (mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0) die("mount /dev/pts");
+  if (mount("shm", in_root("dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0) die("mount /dev/shm");
+  symlink_dev("pts/ptmx", "ptmx");
+  symlink_dev("/proc/self/fd", "fd");
+  symlink_dev("/proc/self/fd/0", "stdin");
+  symlink_dev("/proc/self/fd/1", "stdout");
+  symlink_dev("/proc/self/fd/2", "stderr");
+  umask(022);
+}
+
+// Docker's masked and read-only paths: without them root in the sandbox could, e.g., write
+// /proc/sys/kernel/core_pattern (a host-wide setting) with only DAC permissions.
+static const char *masked[] = {
+  "proc/asound", "proc/acpi", "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list",
+  "proc/timer_stats", "proc/sched_debug", "proc/scsi", "sys/firmware", "sys/devices/virtual/powercap", NULL,
+};
+static const char *readonly[] = {
+  "proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger", NULL,
+};
+
+static void mask_paths(void) {
+  for (const char **p = masked; *p; p++) {
+    struct stat st;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", in_root(*p));
+    if (lstat(path, &st) < 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0) die("mask %s", *p);
+    } else if (mount(in_root("dev/null"), path, NULL, MS_BIND, NULL) < 0) die("mask %s", *p);
+  }
+  for (const char **p = readonly; *p; p++) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", in_root(*p));
+    if (access(path, F_OK) < 0) continue;
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind %s", *p);
+    if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+      die("read-only %s", *p);
+  }
+}
+
+static void bind_file(const char *src, const char *rel) {
+  if (!src) return;
+  if (mount(src, in_root(rel), NULL, MS_BIND, NULL) < 0) die("bind %s on /%s", src, rel);
+}
+
+// Opens a path inside the root as the kernel resolves it with the root as "/": symlinks and ".."
+// cannot lead out of it, whatever the image contains.
+static int open_in_root(int rootfd, const char *path) {
+  struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  return syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+static void extra_mounts(void) {
+  int rootfd = open(S.rootdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) die("open root");
+  for (int i = 0; i < S.nmounts; i++) {
+    struct mnt *m = &S.mounts[i];
+    int t = open_in_root(rootfd, m->tgt);
+    if (t < 0) die("mount target %s", m->tgt);
+    int mfd;
+    if (m->tmpfs) {
+      int fs = syscall(SYS_fsopen, "tmpfs", X_FSOPEN_CLOEXEC);
+      if (fs < 0) die("fsopen tmpfs");
+      if (m->size && syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "size", m->size, 0) < 0) die("tmpfs size %s", m->size);
+      if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "mode", "1777", 0) < 0) die("tmpfs mode");
+      if (syscall(SYS_fsconfig, fs, X_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) die("create tmpfs for %s", m->tgt);
+      mfd = syscall(SYS_fsmount, fs, X_FSMOUNT_CLOEXEC, X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV | (m->ro ? X_MOUNT_ATTR_RDONLY : 0));
+      if (mfd < 0) die("fsmount tmpfs for %s", m->tgt);
+      close(fs);
+    } else {
+      mfd = syscall(SYS_open_tree, AT_FDCWD, m->src, X_OPEN_TREE_CLONE | X_OPEN_TREE_CLOEXEC | X_AT_RECURSIVE);
+      if (mfd < 0) die("bind source %s", m->src);
+      if (m->ro) {
+        // Recursive read-only: a plain MS_REMOUNT|MS_RDONLY would leave submounts writable.
+        struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY };
+        if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | X_AT_RECURSIVE, &a, sizeof a) < 0) die("read-only bind %s", m->src);
+      }
+    }
+    if (syscall(SYS_move_mount, mfd, "", t, "", X_MOVE_MOUNT_F_EMPTY_PATH | X_MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      die("mount on %s", m->tgt);
+    close(mfd);
+    close(t);
+  }
+  close(rootfd);
+}
+
+static void build_root(void) {
+  mount_overlay();
+  if (mount("proc", in_root("proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount /proc");
+  mount_dev();
+  // A fresh sysfs shows the sandbox's own network namespace; with the host network it shows the host's.
+  if (mount("sysfs", in_root("sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+    if (mount("/sys", in_root("sys"), NULL, MS_BIND | MS_REC, NULL) < 0) die("bind /sys");
+    if (mount(NULL, in_root("sys"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) die("read-only /sys");
+  }
+  mask_paths();
+  bind_file(S.hosts, "etc/hosts");
+  bind_file(S.resolv, "etc/resolv.conf");
+  bind_file(S.hostnamefile, "etc/hostname");
+  extra_mounts();
+
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no way back and
+  // needs no directory for the old root (which would otherwise show up in the upperdir).
+  if (chdir(S.rootdir) < 0) die("chdir root");
+  if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root");
+  if (umount2(".", MNT_DETACH) < 0) die("detach old root");
+  if (chdir("/") < 0) die("chdir /");
+}
+
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die("socket");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die("get lo flags");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die("bring lo up");
+  close(s);
+}
+
+// ---- the command --------------------------------------------------------------------------------
+
+enum { STAGE_CREDS = 1, STAGE_CWD, STAGE_CWD_ESCAPE, STAGE_EXEC };
+struct child_err { int stage; int err; };
+
+// Docker's default capability set.
+static const int keep_caps[] = {
+  CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID, CAP_SETUID,
+  CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE,
+};
+
+static int drop_privileges(void) {
+  unsigned long long keep = 0;
+  for (size_t i = 0; i < sizeof keep_caps / sizeof keep_caps[0]; i++) keep |= 1ULL << keep_caps[i];
+  for (int c = 0; c < 64; c++)
+    if (!(keep & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+  if (setgroups(S.ngroups, S.groups) < 0) return -1;
+  if (setresgid(S.gid, S.gid, S.gid) < 0) return -1;
+  struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  d[0].effective = d[0].permitted = d[0].inheritable = (unsigned)keep;
+  d[1].effective = d[1].permitted = d[1].inheritable = (unsigned)(keep >> 32);
+  if (syscall(SYS_capset, &h, d) < 0) return -1;
+  // For a non-root uid this also clears the effective and permitted sets, as Docker does.
+  if (setresuid(S.uid, S.uid, S.uid) < 0) return -1;
+  return 0;
+}
+
+static const char *env_path(void) {
+  for (int i = 0; i < S.nenv; i++)
+    if (!strncmp(S.env[i], "PATH=", 5)) return S.env[i] + 5;
+  return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+// execvp with the sandbox's PATH (not ours) and without its /bin/sh fallback for ENOEXEC.
+static int exec_command(void) {
+  char *file = S.argv[0];
+  char *const *envp = S.env ? S.env : (char *const[]){NULL};
+  if (strchr(file, '/')) { execve(file, S.argv, envp); return errno; }
+  const char *p = env_path();
+  int saw_eacces = 0, last = ENOENT;
+  while (1) {
+    const char *end = strchrnul(p, ':');
+    char full[PATH_MAX];
+    size_t dl = end - p;
+    if (dl == 0) dl = 1, p = ".";  // an empty PATH element means the current directory
+    if (dl + strlen(file) + 2 <= sizeof full) {
+      memcpy(full, p, dl);
+      full[dl] = '/';
+      strcpy(full + dl + 1, file);
+      execve(full, S.argv, envp);
+      if (errno == EACCES) saw_eacces = 1;
+      else if (errno != ENOENT && errno != ENOTDIR) last = errno;
+    }
+    if (!*end) break;
+    p = end + 1;
+    if (p[-1] == ':' && !*p) { p = "."; }  // trailing ':' also means "."
+  }
+  return saw_eacces ? EACCES : last;
+}
+
+__attribute__((noreturn)) static void command_main(int errw) {
+  sigset_t none;
+  sigemptyset(&none);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  setsid();
+  // Nothing but stdio and the error pipe may cross into the command: a leaked host directory fd
+  // would be a way out (CVE-2024-21626). Close before chdir so cwd cannot be /proc/self/fd/N.
+  close(STATUS_FD);
+  if (errw > 3) syscall(SYS_close_range, 3, errw - 1, 0);
+  syscall(SYS_close_range, errw + 1, ~0U, 0);
+  struct child_err ce = {0, 0};
+  if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
+  if (chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
+  char wd[PATH_MAX];
+  // After pivot_root a cwd outside the root reads back as "(unreachable)/...": refuse it.
+  if (!getcwd(wd, sizeof wd) || wd[0] != '/') { ce = (struct child_err){STAGE_CWD_ESCAPE, errno ? errno : EPERM}; goto fail; }
+  ce = (struct child_err){STAGE_EXEC, exec_command()};
+fail:
+  (void)!write(errw, &ce, sizeof ce);
+  _exit(ce.stage == STAGE_EXEC && ce.err == ENOENT ? 127 : 126);
+}
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
+static void block_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGCHLD);
+  for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(set, forwarded[i]);
+  sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+static void report_child_error(struct child_err ce) {
+  const char *cmd = S.argv[0];
+  switch (ce.stage) {
+  case STAGE_CREDS: status("error 126 cannot switch to uid %d gid %d: %s", S.uid, S.gid, strerror(ce.err)); break;
+  case STAGE_CWD: status("error 126 cannot change to working directory %s: %s", S.cwd, strerror(ce.err)); break;
+  case STAGE_CWD_ESCAPE: status("error 126 working directory %s is outside the container root", S.cwd); break;
+  default:
+    if (ce.err == ENOENT) status("error 127 %s: command not found (%s)", cmd, strchr(cmd, '/') ? "no such file" : "not in PATH");
+    else status("error 126 %s: cannot execute: %s", cmd, strerror(ce.err));
+  }
+}
+
+__attribute__((noreturn)) static void init_main(sigset_t *set) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  build_root();
+  if (S.hostname && sethostname(S.hostname, strlen(S.hostname)) < 0) die("sethostname");
+  if (S.newnet) loopback_up();
+
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0) die("pipe");
+  pid_t child = fork();
+  if (child < 0) die("fork command");
+  if (child == 0) { close(ep[0]); command_main(ep[1]); }
+  close(ep[1]);
+  struct child_err ce = {0, 0};
+  ssize_t n;
+  do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
+  close(ep[0]);
+  int failed = n == (ssize_t)sizeof ce;
+
+  // PID 1: reap every orphan, forward signals to the command, leave when the command ends (the
+  // kernel then kills whatever else is left in the namespace).
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(set, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) { kill(child, sig); continue; }
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (p != child) continue;
+      if (failed) { report_child_error(ce); _exit(WEXITSTATUS(st)); }
+      if (WIFSIGNALED(st)) { status("signal %d", WTERMSIG(st)); _exit(128 + WTERMSIG(st)); }
+      status("exit %d", WEXITSTATUS(st));
+      _exit(WEXITSTATUS(st));
+    }
+  }
+}
+
+int main(void) {
+  if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) < 0) _exit(125);
+  pid_t parent = getppid();
+  // Die with tsbuild: the signal reaches init through its own PDEATHSIG, and the namespaces with it.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(125);
+  parse_spec();
+
+  // Join the run's cgroups before anything forks, so every descendant is counted and limited.
+  char pid[32];
+  int pl = snprintf(pid, sizeof pid, "%d", getpid());
+  for (int i = 0; i < S.ncg; i++) {
+    int fd = open(S.cgprocs[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, pid, pl) != pl) die("join cgroup %s", S.cgprocs[i]);
+    close(fd);
+  }
+
+  int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP;
+  if (S.newnet) flags |= CLONE_NEWNET;
+  if (unshare(flags) < 0) die("unshare");
+  // Or every mount below propagates back to the host (and pivot_root refuses a shared root).
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private");
+
+  sigset_t set;
+  block_signals(&set);
+  pid_t init = fork();
+  if (init < 0) die("fork init");
+  if (init == 0) init_main(&set);
+
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&set, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) { kill(init, sig); continue; }
+    int st;
+    if (waitpid(init, &st, WNOHANG) != init) continue;
+    if (WIFSIGNALED(st)) {
+      // init itself was killed (e.g. by the OOM killer): nothing else has reported.
+      status("signal %d", WTERMSIG(st));
+      _exit(128 + WTERMSIG(st));
+    }
+    _exit(WEXITSTATUS(st));
+  }
+}

@@ -1,0 +1,19 @@
+// Picks the cgroup driver for this host: a cgroup2 filesystem at /sys/fs/cgroup means unified
+// mode; otherwise the v1 controller hierarchies (a hybrid host's /sys/fs/cgroup/unified carries no
+// controllers, so it is of no use for limits).
+import { existsSync } from 'node:fs';
+import type { CgroupDriver } from './types.js';
+import { v1Driver } from './v1.js';
+import { v2Driver } from './v2.js';
+
+export type { CgroupDriver, RunCgroup } from './types.js';
+
+let driver: CgroupDriver | null | undefined;
+
+export function cgroupDriver(): CgroupDriver | null {
+  if (driver !== undefined) return driver;
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) driver = v2Driver();
+  else if (existsSync('/sys/fs/cgroup/pids/cgroup.procs') || existsSync('/sys/fs/cgroup/memory/cgroup.procs')) driver = v1Driver();
+  else driver = null;
+  return driver;
+}

@@ -1,0 +1,20 @@
+// One cgroup per run: limits what the sandbox may use and finds every process it started.
+import type { Limits } from '../types.js';
+
+export interface RunCgroup {
+  /** cgroup.procs files the launcher joins before it forks anything. */
+  procsFiles: string[];
+  /** CPU time used by everything in the run, in nanoseconds (undefined if not measured). */
+  cpuNanos(): number | undefined;
+  /** Whether the kernel's OOM killer killed a process of the run. */
+  oomKilled(): boolean;
+  /** Kills whatever is still inside, waits for it to go, removes the cgroup. */
+  destroy(): Promise<void>;
+}
+
+export interface CgroupDriver {
+  version: 1 | 2;
+  create(id: string, limits: Limits): RunCgroup;
+  /** Removes run cgroups whose owner is gone. */
+  cleanupStale(isStale: (id: string) => boolean): Promise<void>;
+}

@@ -1,0 +1,169 @@
+// run(): one command in a sandbox, from an empty per-run state directory to a torn-down one.
+//
+//   Node (this file)                launcher (C, native/launcher.c)
+//   state dir, init layer, hosts ─► joins cgroup, unshares, forks init (PID 1)
+//   cgroup with limits               init: overlay, /proc, /dev, /sys, binds, pivot_root
+//   pipes stdio, waits          ◄── "exit N" | "signal N" | "error ..." | "setup ..." on fd 4
+//   OOM check, cgroup + state removed
+import { spawn, type StdioOptions } from 'node:child_process';
+import { statSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import type { Exit, Mount, SandboxSpec } from './types.js';
+import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
+import { launcherPath } from './launcher.js';
+import { buildInitLayer } from './initlayer.js';
+import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
+import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
+import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
+
+/** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
+export class SandboxError extends Error {
+  constructor(message: string) {
+    super(`sandbox: ${message}`);
+    this.name = 'SandboxError';
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  const e = new Error('sandbox: run aborted', { cause: signal.reason });
+  e.name = 'AbortError';
+  return e;
+}
+
+const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+
+const cleanedStateDirs = new Set<string>();
+
+function validate(spec: SandboxSpec): void {
+  if (spec.argv.length === 0) throw new SandboxError('argv is empty');
+  if (!spec.cwd.startsWith('/')) throw new SandboxError(`cwd must be absolute: ${spec.cwd}`);
+  if (spec.tty) throw new SandboxError('tty mode is not supported yet');
+  for (const p of [spec.root.upperdir, spec.root.workdir, ...spec.root.lowerdirs])
+    if (!p.startsWith('/')) throw new SandboxError(`root paths must be absolute: ${p}`);
+}
+
+function mountKinds(mounts: Mount[]): { mount: Mount; kind: 'dir' | 'file' }[] {
+  // Shallow targets first, so that /a is mounted before /a/b is mounted inside it.
+  const sorted = [...mounts].sort((a, b) => a.target.split('/').length - b.target.split('/').length);
+  return sorted.map((mount) => {
+    if (mount.type === 'tmpfs') return { mount, kind: 'dir' as const };
+    if (!mount.source) throw new SandboxError(`bind mount on ${mount.target} has no source`);
+    let st;
+    try {
+      st = statSync(mount.source);
+    } catch (e) {
+      throw new SandboxError(`bind mount source ${mount.source}: ${(e as Error).message}`);
+    }
+    return { mount, kind: st.isDirectory() ? ('dir' as const) : ('file' as const) };
+  });
+}
+
+export async function run(spec: SandboxSpec): Promise<Exit> {
+  validate(spec);
+  if (spec.signal?.aborted) throw abortError(spec.signal);
+  const stateDir = spec.stateDir ?? defaultStateDir();
+  if (!cleanedStateDirs.has(stateDir)) {
+    // Once per process: a tsbuild killed mid-run leaves its state directory and cgroups behind.
+    cleanedStateDirs.add(stateDir);
+    await cleanupStale(stateDir);
+  }
+  const id = newRunId();
+  const dir = makeRunDir(stateDir, id);
+  let cg: RunCgroup | undefined;
+  try {
+    const initDir = join(dir, 'init');
+    const rootdir = join(dir, 'root');
+    mkdirSync(initDir);
+    mkdirSync(rootdir);
+    const mounts = buildInitLayer(initDir, spec.root.lowerdirs, mountKinds(spec.mounts ?? []));
+    const hostname = spec.hostname ?? 'tsbuild';
+    const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), spec.resolvConf ?? defaultResolvConf(), hostname);
+
+    const limits = spec.limits ?? {};
+    const driver = cgroupDriver();
+    if (!driver && Object.values(limits).some((v) => v !== undefined))
+      throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
+    cg = driver?.create(id, limits);
+
+    const started = performance.now();
+    const { outcome, aborted } = await launch(spec, encodeSpec({
+      lowerdirs: [initDir, ...spec.root.lowerdirs],
+      upperdir: spec.root.upperdir,
+      workdir: spec.root.workdir,
+      rootdir,
+      argv: spec.argv,
+      env: spec.env,
+      cwd: spec.cwd,
+      uid: spec.uid,
+      gid: spec.gid,
+      groups: spec.additionalGids ?? [],
+      hostname,
+      network: spec.network,
+      hostsFile: files.hosts,
+      resolvFile: files.resolv,
+      hostnameFile: files.hostname,
+      mounts,
+      cgroupProcs: cg?.procsFiles ?? [],
+    }));
+    const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };
+    if (aborted) throw abortError(spec.signal!);
+    const oomKilled = cg?.oomKilled() ?? false;
+    switch (outcome.kind) {
+      case 'exit':
+        return { code: outcome.code, oomKilled, usage };
+      case 'signal':
+        return { code: 128 + outcome.signal, signal: signalNames.get(outcome.signal) ?? `SIG${outcome.signal}`, oomKilled, usage };
+      case 'error':
+        return { code: outcome.code, oomKilled, startError: outcome.message, usage };
+      case 'setup':
+        throw new SandboxError(outcome.message);
+    }
+    throw new SandboxError(`unknown launcher outcome ${JSON.stringify(outcome)}`);
+  } finally {
+    await cg?.destroy();
+    removeRunDir(dir);
+  }
+}
+
+function launch(spec: SandboxSpec, encoded: Buffer): Promise<{ outcome: LauncherOutcome; aborted: boolean }> {
+  const stdin = spec.stdin && spec.stdin !== 'ignore' ? spec.stdin : undefined;
+  // Without a consumer the command writes straight to /dev/null: no copying through Node.
+  const stdio: StdioOptions = [stdin ? 'pipe' : 'ignore', spec.stdout ? 'pipe' : 'ignore', spec.stderr ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+  return new Promise((resolve, reject) => {
+    const child = spawn(launcherPath(), [], { stdio, env: {} });
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      // The launcher's death takes init (PDEATHSIG) and with it the whole pid namespace.
+      child.kill('SIGKILL');
+    };
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    let status = '';
+    const statusStream = child.stdio[4] as Readable;
+    statusStream.setEncoding('utf8');
+    statusStream.on('data', (s: string) => { status += s; });
+    const specStream = child.stdio[3] as Writable;
+    specStream.on('error', () => { /* the launcher died early; its status says why */ });
+    specStream.end(encoded);
+    if (stdin && child.stdin) {
+      child.stdin.on('error', () => { /* the command stopped reading */ });
+      stdin.pipe(child.stdin);
+    }
+    if (spec.stdout && child.stdout) child.stdout.pipe(spec.stdout, { end: false });
+    if (spec.stderr && child.stderr) child.stderr.pipe(spec.stderr, { end: false });
+    child.on('error', (e) => {
+      spec.signal?.removeEventListener('abort', onAbort);
+      reject(new SandboxError(`cannot start the launcher ${launcherPath()}: ${e.message}`));
+    });
+    child.on('close', (code, sig) => {
+      spec.signal?.removeEventListener('abort', onAbort);
+      if (stdin && child.stdin) stdin.unpipe(child.stdin);
+      const outcome = parseOutcome(status);
+      if (outcome) resolve({ outcome, aborted });
+      else if (aborted) resolve({ outcome: { kind: 'signal', signal: 9 }, aborted });
+      else reject(new SandboxError(`the launcher ended without a report (${sig ?? `exit ${code}`})${status ? ': ' + status.trim() : ''}`));
+    });
+  });
+}

@@ -1,0 +1,68 @@
+// Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
+// parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
+import type { Mount } from './types.js';
+
+export interface LauncherSpec {
+  lowerdirs: string[];
+  upperdir: string;
+  workdir: string;
+  /** Host directory the overlay is mounted on inside the run's private mount namespace. */
+  rootdir: string;
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  hostname: string;
+  network: 'host' | 'none';
+  hostsFile: string;
+  resolvFile: string;
+  hostnameFile: string;
+  /** Targets already resolved inside the root (see initlayer.ts). */
+  mounts: Mount[];
+  /** cgroup.procs files the launcher writes its own pid into before it forks. */
+  cgroupProcs: string[];
+}
+
+function token(key: string, value: string | number): string {
+  const v = String(value);
+  if (v.includes('\0')) throw new Error(`sandbox: ${key} must not contain a NUL byte: ${JSON.stringify(v)}`);
+  return `${key}=${v}\0`;
+}
+
+export function encodeSpec(s: LauncherSpec): Buffer {
+  const t: string[] = [];
+  for (const l of s.lowerdirs) t.push(token('lower', l));
+  t.push(token('upper', s.upperdir), token('work', s.workdir), token('rootdir', s.rootdir));
+  for (const a of s.argv) t.push(token('arg', a));
+  for (const e of s.env) t.push(token('env', e));
+  t.push(token('cwd', s.cwd), token('uid', s.uid), token('gid', s.gid));
+  for (const g of s.groups) t.push(token('group', g));
+  t.push(token('hostname', s.hostname), token('net', s.network));
+  t.push(token('hosts', s.hostsFile), token('resolv', s.resolvFile), token('hostnamefile', s.hostnameFile));
+  for (const c of s.cgroupProcs) t.push(token('cgroup', c));
+  for (const m of s.mounts) {
+    t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
+    if (m.type === 'bind') t.push(token('msource', m.source ?? ''));
+    if (m.size !== undefined) t.push(token('msize', Math.floor(m.size)));
+  }
+  return Buffer.from(t.join(''));
+}
+
+export type LauncherOutcome =
+  | { kind: 'exit'; code: number }
+  | { kind: 'signal'; signal: number }
+  | { kind: 'error'; code: number; message: string }
+  | { kind: 'setup'; message: string };
+
+/** Parses the first status line the launcher wrote on fd 4; undefined if it wrote none. */
+export function parseOutcome(text: string): LauncherOutcome | undefined {
+  const line = text.split('\n')[0];
+  let m: RegExpMatchArray | null;
+  if ((m = line.match(/^exit (\d+)$/))) return { kind: 'exit', code: Number(m[1]) };
+  if ((m = line.match(/^signal (\d+)$/))) return { kind: 'signal', signal: Number(m[1]) };
+  if ((m = line.match(/^error (\d+) (.*)$/))) return { kind: 'error', code: Number(m[1]), message: m[2] };
+  if ((m = line.match(/^setup (.*)$/))) return { kind: 'setup', message: m[1] };
+  return undefined;
+}
