@@ -1,0 +1,142 @@
+// Compression of the tar stream. gzip is compressed in fixed-size chunks on libuv's thread
+// pool and written as concatenated gzip members (as pigz does): every gzip reader accepts that,
+// it uses all cores, and the output depends only on the bytes, the chunk size and the level.
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { MediaType, type Compression } from '../types.js';
+
+const gzipAsync = promisify(zlib.gzip);
+
+/** Part of the output's identity: changing either changes every layer digest. */
+export const GZIP_CHUNK = 1 << 20;
+export const GZIP_LEVEL = 1;
+
+export function mediaTypeOf(c: Compression): string {
+  return c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
+}
+
+/** Re-cut a byte stream into chunks of exactly `size` bytes (the last may be shorter). */
+export async function* rechunk(src: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (let b of src) {
+    while (have + b.length >= size) {
+      const take = size - have;
+      parts.push(b.subarray(0, take));
+      yield parts.length === 1 ? Buffer.from(parts[0]!) : Buffer.concat(parts, size);
+      parts = []; have = 0;
+      b = b.subarray(take);
+    }
+    if (b.length) { parts.push(b); have += b.length; }
+  }
+  if (have) yield Buffer.concat(parts, have);
+}
+
+/**
+ * Parallel gzip. At most `depth` chunks are in flight: one fewer than libuv's pool (4 by
+ * default) so file reads of the tar source still get a thread, and never more than the cores.
+ */
+export async function* gzipChunks(src: AsyncIterable<Buffer>, opts: { level?: number; chunk?: number; depth?: number } = {}): AsyncGenerator<Buffer> {
+  const level = opts.level ?? GZIP_LEVEL;
+  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  const depth = opts.depth ?? Math.max(1, Math.min(availableParallelism() + 1, pool - 1));
+  const inFlight: Promise<Buffer>[] = [];
+  try {
+    for await (const chunk of rechunk(src, opts.chunk ?? GZIP_CHUNK)) {
+      const p = gzipAsync(chunk, { level });
+      p.catch(() => {}); // observed when awaited; avoid an unhandled rejection while queued
+      inFlight.push(p);
+      if (inFlight.length >= depth) yield await inFlight.shift()!;
+    }
+    while (inFlight.length) yield await inFlight.shift()!;
+  } finally {
+    inFlight.length = 0;
+  }
+}
+
+/** Pipe bytes through a child process (the zstd CLI), with backpressure both ways. */
+export async function* throughProcess(src: AsyncIterable<Buffer>, cmd: string, args: string[]): AsyncGenerator<Buffer> {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  exited.catch(() => {});
+  let feedError: unknown;
+  const feed = (async () => {
+    try {
+      for await (const b of src) {
+        if (!child.stdin.write(b)) await new Promise<void>((r, j) => { child.stdin.once('drain', r); child.stdin.once('error', j); });
+      }
+      child.stdin.end();
+    } catch (e) {
+      feedError = e;
+      child.kill('SIGKILL');
+    }
+  })();
+  child.stdin.on('error', () => {}); // EPIPE surfaces as the child's exit status
+  try {
+    for await (const b of child.stdout as AsyncIterable<Buffer>) yield b;
+    await feed;
+    if (feedError) throw feedError;
+    const code = await exited;
+    if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr.trim()}`);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** zstd through the CLI: no npm zstd binding installs without downloading a prebuilt binary. */
+export function zstdCompress(src: AsyncIterable<Buffer>, level = 3): AsyncGenerator<Buffer> {
+  // Multi-threaded zstd output does not depend on the thread count, so -T0 stays deterministic.
+  return throughProcess(src, 'zstd', ['-q', '-c', `-${level}`, '-T0', '--no-progress']);
+}
+
+export function zstdDecompress(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  return throughProcess(src, 'zstd', ['-q', '-d', '-c', '--no-progress']);
+}
+
+export function compress(src: AsyncIterable<Buffer>, c: Compression): AsyncIterable<Buffer> {
+  return c === 'gzip' ? gzipChunks(src) : c === 'zstd' ? zstdCompress(src) : src;
+}
+
+/** Which compression a blob uses: the media type says, the magic bytes decide when it does not. */
+export function compressionOf(mediaType: string, head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (mediaType.endsWith('gzip')) return 'gzip';
+  if (mediaType.endsWith('zstd')) return 'zstd';
+  return 'none';
+}
+
+/** Decompress a blob, sniffing its first bytes. */
+export async function* decompress(src: AsyncIterable<Buffer>, mediaType: string): AsyncGenerator<Buffer> {
+  const it = src[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  const first: Buffer[] = [];
+  while (head.length < 4) {
+    const r = await it.next();
+    if (r.done) break;
+    first.push(r.value);
+    head = Buffer.concat([head, r.value]);
+  }
+  async function* replay(): AsyncGenerator<Buffer> {
+    yield* first;
+    for (;;) { const r = await it.next(); if (r.done) return; yield r.value; }
+  }
+  const c = compressionOf(mediaType, head);
+  if (c === 'none') { yield* replay(); return; }
+  if (c === 'zstd') { yield* zstdDecompress(replay()); return; }
+  const gunzip = zlib.createGunzip();
+  const feed = (async () => {
+    for await (const b of replay()) if (!gunzip.write(b)) await new Promise((r) => gunzip.once('drain', r));
+    gunzip.end();
+  })();
+  feed.catch((e) => gunzip.destroy(e));
+  yield* gunzip as AsyncIterable<Buffer>;
+  await feed;
+}

@@ -1,0 +1,85 @@
+// A directory (plain, or an overlay upperdir) as a deterministic sequence of layer entries.
+//
+// Order: depth first; the children of a directory sorted by the bytes of the names they
+// have IN THE TAR (so a whiteout for `b` sorts as `.wh.b`), a directory before its
+// children, and an opaque marker immediately after its directory. Creation order, inode
+// numbers and readdir order therefore never reach the output.
+import { createReadStream, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+import type { Entry } from '../types.js';
+import { getXattr, readXattrs } from '../sys/xattr.js';
+import { major, minor } from '../sys/mknod.js';
+
+export interface DirectoryOptions {
+  /** Translate overlayfs markers (0/0 char devices, trusted.overlay.opaque) to OCI whiteouts. */
+  overlay?: boolean;
+  /** Clamp mtimes to this many seconds since the epoch. */
+  sourceDateEpoch?: number;
+}
+
+const OVERLAY_XATTR = 'trusted.overlay.';
+const READ_CHUNK = 1 << 20;
+
+function byteOrder(a: { key: Buffer }, b: { key: Buffer }): number {
+  return Buffer.compare(a.key, b.key);
+}
+
+export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions = {}): AsyncGenerator<Entry> {
+  const overlay = opts.overlay ?? false;
+  const sde = opts.sourceDateEpoch;
+  // dev:ino → first path of that inode in this layer, for tar hardlinks.
+  const inodes = new Map<string, string>();
+
+  function xattrsOf(abs: string): Record<string, Buffer> | undefined {
+    const all = readXattrs(abs);
+    let out: Record<string, Buffer> | undefined;
+    for (const k of Object.keys(all).sort()) {
+      if (k.startsWith(OVERLAY_XATTR)) continue; // overlay bookkeeping (origin, impure, opaque...) never goes in a layer
+      (out ??= {})[k] = all[k]!;
+    }
+    return out;
+  }
+
+  function* walk(rel: string): Generator<Entry> {
+    const abs = rel === '' ? dir : join(dir, rel);
+    const children: { name: string; key: Buffer; st: BigIntStats; whiteout: boolean }[] = [];
+    for (const name of readdirSync(abs)) {
+      const st = lstatSync(join(abs, name), { bigint: true });
+      const whiteout = overlay && st.isCharacterDevice() && st.rdev === 0n;
+      children.push({ name, st, whiteout, key: Buffer.from(whiteout ? '.wh.' + name : name) });
+    }
+    children.sort(byteOrder);
+    for (const { name, st, whiteout } of children) {
+      const path = rel === '' ? name : rel + '/' + name;
+      const full = join(abs, name);
+      let mtime = Number(st.mtimeMs / 1000n);
+      if (sde !== undefined && mtime > sde) mtime = sde;
+      const base = { path, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtime };
+      if (whiteout) { yield { ...base, type: 'whiteout' }; continue; }
+      if (st.isSocket()) continue; // sockets cannot be carried in a tar
+      const xattrs = xattrsOf(full);
+      if (st.isDirectory()) {
+        yield { ...base, type: 'directory', xattrs };
+        if (overlay && getXattr(full, 'trusted.overlay.opaque')?.toString() === 'y') yield { ...base, type: 'opaque', xattrs: undefined };
+        yield* walk(path);
+      } else if (st.isSymbolicLink()) {
+        yield { ...base, type: 'symlink', linkname: readlinkSync(full), xattrs };
+      } else if (st.isFile()) {
+        if (st.nlink > 1n) {
+          const key = `${st.dev}:${st.ino}`;
+          const first = inodes.get(key);
+          if (first !== undefined) { yield { ...base, type: 'hardlink', linkname: first, xattrs }; continue; }
+          inodes.set(key, path);
+        }
+        const size = Number(st.size);
+        yield { ...base, type: 'file', size, xattrs, open: () => createReadStream(full, { highWaterMark: READ_CHUNK }) };
+      } else if (st.isFIFO()) {
+        yield { ...base, type: 'fifo', xattrs };
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        yield { ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(Number(st.rdev)), devminor: minor(Number(st.rdev)), xattrs };
+      }
+    }
+  }
+
+  yield* walk('');
+}

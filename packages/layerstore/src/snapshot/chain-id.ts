@@ -1,0 +1,20 @@
+// OCI ChainID: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
+// It names a stack of layers, so a snapshot keyed by it is valid only on top of that stack.
+import { createHash } from 'node:crypto';
+import type { Digest } from '../types.js';
+
+export function chainID(diffIDs: readonly Digest[]): Digest {
+  if (diffIDs.length === 0) throw new RangeError('chainID of no layers');
+  let id = diffIDs[0]!;
+  for (let i = 1; i < diffIDs.length; i++) id = `sha256:${createHash('sha256').update(`${id} ${diffIDs[i]}`).digest('hex')}`;
+  return id;
+}
+
+/** ChainIDs of every prefix: [ChainID(L0), ChainID(L0..L1), ...]. */
+export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (let i = 0; i < diffIDs.length; i++) {
+    out.push(i === 0 ? diffIDs[0]! : (`sha256:${createHash('sha256').update(`${out[i - 1]} ${diffIDs[i]}`).digest('hex')}` as Digest));
+  }
+  return out;
+}

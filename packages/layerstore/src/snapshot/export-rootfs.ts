@@ -1,0 +1,18 @@
+// Flatten snapshots (bottom first) into a plain directory, for `--output type=local`.
+// Each snapshot is re-read as a layer stream and applied with the unpacker in 'apply' mode,
+// so flattening obeys exactly the same path-safety rules as unpacking a pulled layer.
+import { mkdir } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { MediaType, type Snapshot } from '../types.js';
+import { entriesFromDirectory } from '../layer/entries.js';
+import { tarStream } from '../layer/tar-writer.js';
+import { unpackLayer } from '../layer/unpack.js';
+
+export async function exportRootfs(snapshots: readonly Snapshot[], dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  for (const s of snapshots) {
+    const tar = Readable.from(tarStream(entriesFromDirectory(s.path, { overlay: true })));
+    // Devices in a snapshot passed the unpack rules (or were made by a RUN step): allowed here.
+    await unpackLayer(tar, MediaType.OciLayer, dest, { mode: 'apply', allowDevices: true });
+  }
+}

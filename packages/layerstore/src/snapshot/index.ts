@@ -1,0 +1,3 @@
+export { chainID, chainIDs } from './chain-id.js';
+export { Snapshots } from './snapshots.js';
+export { exportRootfs } from './export-rootfs.js';

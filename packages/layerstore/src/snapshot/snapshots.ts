@@ -1,0 +1,125 @@
+// Unpacked layers on disk, one directory per layer (overlay lowerdir form, NOT flattened),
+// named by the layer's ChainID hex under <store>/snapshots.
+//
+// A snapshot directory is complete or absent: layers are unpacked into a temp dir and
+// renamed into place; a crash leaves only the temp dir, which cleanup() removes.
+// Two processes ensuring the same layer: a lock file per ChainID makes the second wait and
+// then find the snapshot; rename-if-absent is kept as a second line of defence.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
+import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
+import { chainIDs } from './chain-id.js';
+import { withLock } from './lock.js';
+
+const HEX = /^[0-9a-f]{64}$/;
+
+function hexOf(d: Digest): string {
+  const hex = d.slice('sha256:'.length);
+  if (!d.startsWith('sha256:') || !HEX.test(hex)) throw new RangeError(`not a sha256 digest: ${d}`);
+  return hex;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+export class Snapshots {
+  constructor(readonly root: string, private readonly blobs: BlobStore, private readonly tmpDir: string, private readonly unpackOptions: Pick<UnpackOptions, 'allowDevices'> = {}) {}
+
+  pathOf(chainID: Digest): string {
+    return join(this.root, hexOf(chainID));
+  }
+
+  async get(chainID: Digest): Promise<Snapshot | undefined> {
+    const path = this.pathOf(chainID);
+    return (await exists(path)) ? { chainID, path } : undefined;
+  }
+
+  /** One snapshot per layer, bottom first, unpacking the missing ones. */
+  async ensure(layers: readonly Layer[]): Promise<Snapshot[]> {
+    await mkdir(this.root, { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+    const ids = chainIDs(layers.map((l) => l.diffID));
+    const out: Snapshot[] = [];
+    for (let i = 0; i < layers.length; i++) {
+      const id = ids[i]!;
+      const have = await this.get(id);
+      if (have) { out.push(have); continue; }
+      await withLock(this.pathOf(id) + '.lock', async () => {
+        if (await this.get(id)) return; // another process made it while we waited
+        await this.unpackInto(layers[i]!, id);
+      });
+      out.push({ chainID: id, path: this.pathOf(id) });
+    }
+    return out;
+  }
+
+  private async unpackInto(layer: Layer, id: Digest): Promise<void> {
+    const tmp = join(this.tmpDir, `unpack-${hexOf(id).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(tmp, { mode: 0o755 });
+    try {
+      await unpackLayer(this.blobs.open(layer.digest), layer.mediaType, tmp, { ...this.unpackOptions, diffID: layer.diffID, mode: 'overlay' });
+      await this.renameIn(tmp, id);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** rename(2) a finished dir into place; if the snapshot appeared meanwhile, drop ours. */
+  private async renameIn(dir: string, id: Digest): Promise<void> {
+    try {
+      await rename(dir, this.pathOf(id));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Take an already-made layer directory (e.g. an overlay upperdir) as the snapshot for chainID. */
+  async adopt(chainID: Digest, dir: string): Promise<Snapshot> {
+    await mkdir(this.root, { recursive: true });
+    if (await this.get(chainID)) await rm(dir, { recursive: true, force: true });
+    else await withLock(this.pathOf(chainID) + '.lock', () => this.renameIn(dir, chainID));
+    return { chainID, path: this.pathOf(chainID) };
+  }
+
+  /** Remove a snapshot: renamed aside first so no reader ever sees it half-deleted. */
+  async remove(chainID: Digest): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    const trash = join(this.tmpDir, `trash-${hexOf(chainID).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      await rename(this.pathOf(chainID), trash);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    await rm(trash, { recursive: true, force: true });
+  }
+
+  async list(): Promise<Snapshot[]> {
+    const names = await readdir(this.root).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return [] as string[]; throw e; });
+    return names.filter((n) => HEX.test(n)).sort().map((n) => ({ chainID: `sha256:${n}` as Digest, path: join(this.root, n) }));
+  }
+
+  /** Remove temp dirs left by crashed processes (their pid is gone). */
+  async cleanup(): Promise<number> {
+    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const n of names) {
+      const m = /^(?:unpack|trash)-[0-9a-f]+-(\d+)-[0-9a-f]+$/.exec(n);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      let alive = false;
+      try { process.kill(pid, 0); alive = true; } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
+      if (alive && pid !== process.pid) continue;
+      if (pid === process.pid) continue;
+      await rm(join(this.tmpDir, n), { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,3 @@
+export { listXattrs, getXattr, readXattrs, setXattr, removeXattr } from './xattr.js';
+export { mknod, makedev, major, minor, S_IFIFO, S_IFCHR, S_IFBLK } from './mknod.js';
+export { SysError } from './libc.js';

@@ -1,0 +1,60 @@
+// Extended attributes without following symlinks. Node has no xattr API; these are the
+// l* variants so a symlink's own attributes are read and a planted link is never followed.
+import { call, DataType, SysError } from './libc.js';
+
+const XATTR_LIST_MAX = 65536; // Linux limit for the name list
+const XATTR_SIZE_MAX = 65536; // Linux limit for one value
+
+/** Names of the attributes on path itself. Empty when the filesystem has none or does not support them. */
+export function listXattrs(path: string): string[] {
+  let buf = Buffer.allocUnsafe(1024);
+  let n: number;
+  try {
+    n = call('llistxattr', path, [DataType.String, DataType.U8Array, DataType.I64], [path, buf, buf.length]);
+  } catch (e) {
+    if (e instanceof SysError && e.code === 'ERANGE') {
+      buf = Buffer.allocUnsafe(XATTR_LIST_MAX);
+      n = call('llistxattr', path, [DataType.String, DataType.U8Array, DataType.I64], [path, buf, buf.length]);
+    } else if (e instanceof SysError && e.code === 'ENOTSUP') {
+      return [];
+    } else throw e;
+  }
+  if (n <= 0) return [];
+  return buf.subarray(0, n - 1).toString('utf8').split('\0');
+}
+
+/** Value of one attribute, or undefined when it is absent. */
+export function getXattr(path: string, name: string): Buffer | undefined {
+  let buf = Buffer.allocUnsafe(256);
+  for (;;) {
+    try {
+      const n = call('lgetxattr', path, [DataType.String, DataType.String, DataType.U8Array, DataType.I64], [path, name, buf, buf.length]);
+      return Buffer.from(buf.subarray(0, n));
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      if (e.code === 'ENODATA') return undefined;
+      if (e.code === 'ERANGE' && buf.length < XATTR_SIZE_MAX) { buf = Buffer.allocUnsafe(XATTR_SIZE_MAX); continue; }
+      throw e;
+    }
+  }
+}
+
+/** All attributes of path as name → value. */
+export function readXattrs(path: string): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const name of listXattrs(path)) {
+    const v = getXattr(path, name);
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+export function setXattr(path: string, name: string, value: Buffer): void {
+  // ffi-rs passes an empty buffer as a dangling pointer; give it one byte with size 0.
+  const buf = value.length === 0 ? Buffer.alloc(1) : value;
+  call('lsetxattr', path, [DataType.String, DataType.String, DataType.U8Array, DataType.I64, DataType.I32], [path, name, buf, value.length, 0]);
+}
+
+export function removeXattr(path: string, name: string): void {
+  call('lremovexattr', path, [DataType.String, DataType.String], [path, name]);
+}
