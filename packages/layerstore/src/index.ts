@@ -7,5 +7,6 @@ export { CacheIndex } from './cache.js';
 export { Images, readImage, manifestDescriptor, layerMediaType, hostPlatform, type BlobSource, type WriteImageOptions, type ImageSummary } from './images.js';
 export { LockManager, type LockOptions, type Release } from './lock.js';
 export { type PruneOptions, type PruneReport } from './prune.js';
+export * as remote from './remote/index.js';
 export * from './layer/index.js';
 export * from './snapshot/index.js';

@@ -1,0 +1,142 @@
+// Pull: resolve a reference to one platform's manifest, then fetch the config and the layers
+// into a BlobStore (bounded parallelism, skipping blobs already present), every blob verified.
+import { parseReference, type Reference } from '../reference.js';
+import type { BlobStore, Descriptor, Digest, Image, ImageConfig, Layer, Manifest } from '../types.js';
+import { fetchBlob, newStats, type TransferStats } from './blob.js';
+import { RegistryClient, type ClientOptions } from './client.js';
+import { RegistryError } from './errors.js';
+import { BlobLocations } from './locations.js';
+import { choosePlatform, getManifest, parsePlatform, type FetchedManifest, type Platform } from './manifest.js';
+import { mapLimit } from './pool.js';
+
+export interface RemoteOptions extends ClientOptions {
+  /** Reuse a client (and its tokens) across calls. Must be for the reference's registry. */
+  client?: RegistryClient;
+  /** Known blob locations, for mounts; pulls and pushes add to it and save it. */
+  locations?: BlobLocations;
+}
+
+export interface ResolveOptions extends RemoteOptions {
+  /** os/arch[/variant]; default linux/amd64. */
+  platform?: string | Platform;
+}
+
+export interface Resolved {
+  ref: Reference;
+  /** The platform manifest. */
+  descriptor: Descriptor;
+  manifest: FetchedManifest;
+  /** The index it was chosen from, when the reference named one. */
+  index?: FetchedManifest;
+}
+
+export function clientFor(ref: Reference, opts: RemoteOptions): RegistryClient {
+  if (opts.client) {
+    if (opts.client.registry !== ref.registry) throw new RegistryError('invalid', `client for ${opts.client.registry} used for ${ref.registry}`);
+    return opts.client;
+  }
+  return new RegistryClient(ref.registry, opts);
+}
+
+const toRef = (r: string | Reference) => (typeof r === 'string' ? parseReference(r) : r);
+
+/** Resolve a tag or digest to the manifest for one platform. */
+export async function resolve(reference: string | Reference, opts: ResolveOptions = {}): Promise<Resolved> {
+  const ref = toRef(reference);
+  const client = clientFor(ref, opts);
+  const top = await getManifest(client, ref.repository, ref.digest ?? ref.tag ?? 'latest');
+  if (top.manifest) return { ref, descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, manifest: top };
+  const platform = parsePlatform(opts.platform);
+  const chosen = choosePlatform(top.index!, platform);
+  if (!chosen) {
+    const have = top.index!.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?')).join(', ');
+    throw new RegistryError('not-found', `${ref.registry}/${ref.repository}: no manifest for ${platform.os}/${platform.architecture} in the index (has: ${have || 'nothing'})`, { host: client.host, subject: top.digest });
+  }
+  const child = await getManifest(client, ref.repository, chosen.digest, chosen);
+  if (!child.manifest) throw new RegistryError('invalid', `${ref.registry}/${ref.repository}: index entry ${chosen.digest} is itself an index`, { host: client.host, subject: chosen.digest });
+  return { ref, descriptor: { ...chosen, mediaType: child.mediaType }, manifest: child, index: top };
+}
+
+export interface PullOptions extends ResolveOptions {
+  /** Parallel layer downloads. Default 3. */
+  concurrency?: number;
+  /** Called as each layer is in the store (in completion order), e.g. to start unpacking. */
+  onLayer?: (layer: Layer, index: number) => void | Promise<void>;
+}
+
+export interface PullResult extends Image {
+  ref: Reference;
+  manifestMediaType: string;
+  manifestBytes: Buffer;
+  /** The index the manifest was chosen from, stored as a blob too. */
+  index?: { digest: Digest; mediaType: string };
+  stats: TransferStats;
+}
+
+const configTypes = ['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json'];
+
+/**
+ * Fetch an image into `blobs`: config, layers, manifest (and index) bytes. Tagging is the
+ * caller's business (store.tags), as is unpacking (onLayer lets it start early).
+ */
+export async function pull(blobs: BlobStore, reference: string | Reference, opts: PullOptions = {}): Promise<PullResult> {
+  const ref = toRef(reference);
+  const client = clientFor(ref, opts);
+  const resolved = await resolve(ref, { ...opts, client });
+  const manifest = resolved.manifest.manifest as Manifest;
+  const stats = newStats();
+  const where = `${ref.registry}/${ref.repository}`;
+  if (!configTypes.includes(manifest.config.mediaType)) {
+    throw new RegistryError('invalid', `${where}: ${resolved.descriptor.digest} is not an image (config media type ${manifest.config.mediaType})`, { host: client.host });
+  }
+  if (manifest.config.size > 8 * 1024 * 1024) throw new RegistryError('too-large', `${where}: image config of ${manifest.config.size} bytes`, { host: client.host });
+  const get = async (desc: Descriptor) => {
+    if (await blobs.has(desc.digest)) {
+      stats.blobsSkipped++;
+      return;
+    }
+    await fetchBlob(client, ref.repository, desc, blobs, stats);
+  };
+  await get(manifest.config);
+  const config = await blobs.readJSON<ImageConfig>(manifest.config.digest);
+  const diffIDs = config?.rootfs?.diff_ids;
+  if (!Array.isArray(diffIDs) || diffIDs.length !== manifest.layers.length) {
+    throw new RegistryError('invalid', `${where}: the config lists ${Array.isArray(diffIDs) ? diffIDs.length : 'no'} diff_ids for ${manifest.layers.length} layers`, { host: client.host, subject: manifest.config.digest });
+  }
+  const layers: Layer[] = manifest.layers.map((l, i) => ({ digest: l.digest, diffID: diffIDs[i]!, size: l.size, mediaType: l.mediaType }));
+  await mapLimit(manifest.layers, opts.concurrency ?? 3, async (desc, i) => {
+    await get(desc);
+    await opts.onLayer?.(layers[i]!, i);
+  });
+  const put = await blobs.put(resolved.manifest.bytes);
+  if (put.digest !== resolved.descriptor.digest) throw new RegistryError('invalid', `${where}: manifest stored as ${put.digest}`, { subject: resolved.descriptor.digest });
+  if (resolved.index) await blobs.put(resolved.index.bytes);
+  if (opts.locations) {
+    for (const d of [manifest.config, ...manifest.layers]) opts.locations.add(ref.registry, ref.repository, d.digest);
+    await opts.locations.save();
+  }
+  return {
+    ref,
+    manifestDigest: resolved.descriptor.digest,
+    manifestMediaType: resolved.manifest.mediaType,
+    manifestBytes: resolved.manifest.bytes,
+    manifest,
+    configDigest: manifest.config.digest,
+    config,
+    layers,
+    index: resolved.index ? { digest: resolved.index.digest, mediaType: resolved.index.mediaType } : undefined,
+    stats,
+  };
+}
+
+/** Fetch particular blobs of a repository (e.g. cache layers) into the store. */
+export async function fetchBlobs(blobs: BlobStore, reference: string | Reference, descriptors: Descriptor[], opts: RemoteOptions & { concurrency?: number } = {}): Promise<TransferStats> {
+  const ref = toRef(reference);
+  const client = clientFor(ref, opts);
+  const stats = newStats();
+  await mapLimit(descriptors, opts.concurrency ?? 3, async (d) => {
+    if (await blobs.has(d.digest)) stats.blobsSkipped++;
+    else await fetchBlob(client, ref.repository, d, blobs, stats);
+  });
+  return stats;
+}

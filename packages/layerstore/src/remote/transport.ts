@@ -1,0 +1,175 @@
+// One HTTP exchange over node:http/https with keep-alive agents, and the retry policy
+// around it. Higher layers (client.ts) add authentication and redirects.
+import http from 'node:http';
+import https from 'node:https';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { RegistryError, redactURL } from './errors.js';
+
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: IncomingMessage;
+  url: URL;
+}
+
+export type Body = Buffer | (() => Readable);
+
+export interface RawRequest {
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  /** A Buffer, or a factory for a fresh stream (called once per attempt). */
+  body?: Body;
+  /** Socket idle timeout. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Hosts reached over plain HTTP: loopback always, plus the ones given as insecure. */
+export function isInsecureHost(host: string, insecure: readonly string[] = []): boolean {
+  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
+  if (hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname.endsWith('.localhost')) return true;
+  return insecure.includes(host) || insecure.includes(hostname);
+}
+
+export function baseURL(host: string, insecure: readonly string[] = []): URL {
+  return new URL(`${isInsecureHost(host, insecure) ? 'http' : 'https'}://${host}`);
+}
+
+/** Send one request; resolves when the response headers arrive. Network failures are retryable RegistryErrors. */
+export function send(req: RawRequest): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const { url } = req;
+    const lib = url.protocol === 'https:' ? https : http;
+    const headers: Record<string, string> = { 'user-agent': 'tsbuild', ...req.headers };
+    if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      reject(
+        err instanceof RegistryError
+          ? err
+          : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: true }),
+      );
+    };
+    const r = lib.request(
+      url,
+      { method: req.method, headers, agent: url.protocol === 'https:' ? httpsAgent : httpAgent, signal: req.signal },
+      (res) => {
+        settled = true;
+        res.on('error', () => {}); // consumers see errors through their own reads
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+      },
+    );
+    r.setTimeout(req.timeoutMs ?? 60_000, () => r.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    r.on('error', fail);
+    if (req.body === undefined) r.end();
+    else if (Buffer.isBuffer(req.body)) r.end(req.body);
+    else {
+      let src: Readable;
+      try {
+        src = req.body();
+      } catch (err) {
+        r.destroy();
+        fail(err as Error);
+        return;
+      }
+      src.on('error', (err) => {
+        // A failing source (e.g. a corrupt blob in the store) is not a network fault.
+        fail(err);
+        r.destroy(err);
+      });
+      r.on('close', () => src.destroy());
+      src.pipe(r);
+    }
+  });
+}
+
+function describeNetworkError(err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'ECONNREFUSED': return 'connection refused';
+    case 'ECONNRESET': return 'connection reset';
+    case 'EPIPE': return 'connection closed while sending';
+    case 'ETIMEDOUT': return 'timed out';
+    case 'ENOTFOUND': return 'host not found';
+    default: return err.message || String(err);
+  }
+}
+
+/** Read a response body whole, refusing more than `limit` bytes. */
+export async function readBody(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    res.body.destroy();
+    throw new RegistryError('too-large', `${what}: ${declared} bytes is more than the limit of ${limit}`, { host: res.url.host });
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > limit) {
+        res.body.destroy();
+        throw new RegistryError('too-large', `${what}: more than the limit of ${limit} bytes`, { host: res.url.host });
+      }
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof RegistryError) throw err;
+    throw new RegistryError('network', `${what}: ${describeNetworkError(err as Error)} while reading the response`, { host: res.url.host, retryable: true });
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Drain and discard a response so its socket returns to the pool. */
+export function discard(res: HttpResponse): void {
+  res.body.resume();
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, first included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Cap on a registry's Retry-After. */
+  maxRetryAfterMs: number;
+}
+
+export const defaultRetryPolicy: RetryPolicy = { attempts: 6, baseDelayMs: 200, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 };
+
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Run `fn` until it succeeds, retrying retryable RegistryErrors with exponential backoff and
+ * full jitter (or the registry's Retry-After). `onRetry` hears about each retry.
+ */
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  fn: (attempt: number) => Promise<T>,
+  onRetry?: (err: RegistryError, attempt: number, delayMs: number) => void,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (!(err instanceof RegistryError) || !err.retryable || attempt >= policy.attempts) throw err;
+      const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+      const delay = err.details.retryAfterMs !== undefined ? Math.min(err.details.retryAfterMs, policy.maxRetryAfterMs) : backoff;
+      onRetry?.(err, attempt, delay);
+      await sleep(delay);
+    }
+  }
+}
