@@ -102,23 +102,18 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
       }
     }
 
-    // Sweep snapshots (once the snapshotter is wired in).
-    if (store.snapshots) {
-      for (const s of await store.snapshots.list()) {
-        const id = typeof s === 'string' ? s : (s as { chainID?: string }).chainID;
-        if (!id || chains.has(id)) continue;
-        const path = typeof s === 'object' ? (s as { path?: string }).path : undefined;
-        if (path) {
-          try {
-            if (!old((await fsp.stat(path)).mtimeMs)) continue;
-          } catch { /* gone */ }
-        }
-        await store.snapshots.remove(id);
-        report.snapshots++;
-      }
+    // Sweep snapshots no kept config needs (a snapshot is fresh while younger than the grace period).
+    for (const s of await store.snapshots.list()) {
+      if (chains.has(s.chainID)) continue;
+      try {
+        if (!old((await fsp.stat(s.path)).mtimeMs)) continue;
+      } catch { /* gone */ }
+      await store.snapshots.remove(s.chainID);
+      report.snapshots++;
     }
 
     report.temp = await cleanTemp(store.tmpDir, { maxAgeMs: opts.maxTempAgeMs ?? 60 * 60_000 });
+    report.temp += await store.snapshots.cleanup();
     return report;
   });
 }
@@ -134,6 +129,8 @@ export async function cleanTemp(tmpDir: string, opts: { maxAgeMs: number }): Pro
   }
   for (const n of names) {
     const p = join(tmpDir, n);
+    // The snapshotter names its own temp dirs (unpack-*, trash-*) and cleans them (Snapshots.cleanup).
+    if (/^(?:unpack|trash)-/.test(n)) continue;
     const owner = parseOwner(n);
     let stale: boolean;
     if (owner) {

@@ -9,12 +9,7 @@ import { LockManager, type LockOptions, type Release } from './lock.js';
 import { Tags, emptyIndex } from './tags.js';
 import { exists, initSelf, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
-// TODO(snapshots): wire `import { Snapshots } from './snapshot/index.js'` once src/snapshot lands.
-/** What the store needs from the snapshotter (the other half of this package, src/snapshot). */
-export interface SnapshotsLike {
-  list(): Promise<unknown[]>;
-  remove(chainID: string): Promise<unknown>;
-}
+import { Snapshots } from './snapshot/index.js';
 
 export const OciLayoutVersion = '1.0.0';
 
@@ -24,8 +19,7 @@ export class Store {
   readonly cache: CacheIndex;
   readonly images: Images;
   readonly locks: LockManager;
-  /** TODO(snapshots): becomes `Snapshots` from ./snapshot/index.js. */
-  snapshots: SnapshotsLike | undefined;
+  readonly snapshots: Snapshots;
   readonly tmpDir: string;
   readonly snapshotsDir: string;
   readonly containersDir: string;
@@ -39,7 +33,7 @@ export class Store {
     this.tags = new Tags(root, this.locks, this.tmpDir);
     this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir);
     this.images = new Images(this.blobs, this.tags);
-    this.snapshots = undefined; // TODO(snapshots): new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir)
+    this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir);
   }
 
   /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
@@ -62,6 +56,7 @@ export class Store {
     }
     // Leftovers of crashed processes (their owner pid is dead): cheap, and keeps tmp/ from growing.
     await cleanTemp(store.tmpDir, { maxAgeMs: Infinity });
+    await store.snapshots.cleanup();
     return store;
   }
 

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../src/store.js';
 import { StoreError, type Digest } from '../src/types.js';
-import { collect, sampleImage, sha, tempStore } from './helpers.js';
+import { collect, sampleImage, sha, tempStore } from './storekit.js';
 
 const good = Buffer.from('hello blob\n');
 const goodDigest = sha(good);

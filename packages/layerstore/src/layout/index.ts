@@ -1,0 +1,137 @@
+// `layout`: OCI image layouts on disk (https://github.com/opencontainers/image-spec/blob/main/image-layout.md).
+//
+// Naming: index.json descriptors carry `org.opencontainers.image.ref.name` = the tag only ("1" for
+// app:1) — the OCI convention that skopeo's `oci:DIR:REF` and containerd/BuildKit's OCI exporter follow —
+// and `io.containerd.image.name` = the full reference (docker.io/library/app:1) so that nothing is lost.
+// So `skopeo inspect oci:DIR:1` finds the image written for `app:1`.
+import { promises as fsp, createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { StoreError, MediaType, type Descriptor, type Digest, type Image } from '../types.js';
+import { checkDigest, fsyncDir, hexOf, randomId, writeFileAtomic, exists } from '../fsutil.js';
+import { parseReference, formatReference } from '../reference.js';
+import { readImage, manifestDescriptor, type BlobSource } from '../images.js';
+import { ContainerdNameAnnotation, RefNameAnnotation, type OciIndex } from '../tags.js';
+import type { Store } from '../store.js';
+
+export interface NamedImage {
+  image: Image;
+  /** A reference (app:1); omitted means no name annotations. */
+  name?: string;
+}
+
+/** Annotations naming an image in an exported layout/archive (see the header comment). */
+export function nameAnnotations(name: string | undefined): Record<string, string> {
+  if (!name) return {};
+  const ref = parseReference(name);
+  const full = formatReference(ref);
+  return { [ContainerdNameAnnotation]: full, [RefNameAnnotation]: ref.tag ?? ref.digest ?? 'latest' };
+}
+
+/** The digests of every blob an image needs: manifest, config, layers. */
+export function imageBlobs(image: Image): Digest[] {
+  return [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)];
+}
+
+/**
+ * Write an OCI image layout at dir holding these images. Blobs are hardlinked from the store when
+ * dir is on the same filesystem (they are read-only and content-addressed), else copied through the
+ * verifying reader. An existing layout at dir is extended; entries with the same ref name are replaced.
+ */
+export async function write(store: Store, images: NamedImage[], dir: string): Promise<OciIndex> {
+  const blobDir = join(dir, 'blobs', 'sha256');
+  await fsp.mkdir(blobDir, { recursive: true });
+  for (const { image } of images) {
+    for (const d of imageBlobs(image)) await copyBlob(store, d, join(blobDir, hexOf(d)));
+  }
+  await writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  let index: OciIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+  if (await exists(join(dir, 'index.json'))) {
+    try {
+      index = JSON.parse(await fsp.readFile(join(dir, 'index.json'), 'utf8'));
+    } catch { /* replace a broken index */ }
+  }
+  for (const { image, name } of images) {
+    const size = (await store.blobs.size(image.manifestDigest))!;
+    const annotations = nameAnnotations(name);
+    const desc: Descriptor = { ...manifestDescriptor(image, size), ...(name ? { annotations } : {}) };
+    index.manifests = index.manifests.filter((m) => !(name && m.annotations?.[RefNameAnnotation] === annotations[RefNameAnnotation] && m.annotations?.[ContainerdNameAnnotation] === annotations[ContainerdNameAnnotation]));
+    if (!name) index.manifests = index.manifests.filter((m) => m.digest !== image.manifestDigest || m.annotations);
+    index.manifests.push(desc);
+  }
+  await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index));
+  return index;
+}
+
+async function copyBlob(store: Store, d: Digest, dest: string): Promise<void> {
+  if (await exists(dest)) return;
+  try {
+    await fsp.link(store.blobs.path(d), dest);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'EXDEV' && code !== 'EPERM') throw e;
+  }
+  const tmp = `${dest}.tmp-${randomId()}`;
+  await pipeline(store.blobs.open(d), (await fsp.open(tmp, 'wx', 0o444)).createWriteStream());
+  await fsp.rename(tmp, dest);
+  await fsyncDir(join(dest, '..'));
+}
+
+/** Blobs of an OCI layout directory, verified as they are read. */
+export class LayoutBlobs implements BlobSource {
+  constructor(readonly dir: string) {}
+  path(d: Digest): string {
+    return join(this.dir, 'blobs', 'sha256', hexOf(checkDigest(d)));
+  }
+  async read(d: Digest): Promise<Buffer> {
+    const buf = await fsp.readFile(this.path(d)).catch((e: NodeJS.ErrnoException) => {
+      throw e.code === 'ENOENT' ? new StoreError('not-found', `blob ${d} missing from layout ${this.dir}`, d) : e;
+    });
+    if (`sha256:${createHash('sha256').update(buf).digest('hex')}` !== d) throw new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d);
+    return buf;
+  }
+  open(d: Digest): Readable {
+    const out = new PassThrough();
+    const hash = createHash('sha256');
+    const rs = createReadStream(this.path(d));
+    rs.on('data', (c) => hash.update(c));
+    rs.on('error', (e) => out.destroy(e));
+    rs.on('end', () => {
+      if (`sha256:${hash.digest('hex')}` !== d) out.destroy(new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d));
+      else out.end();
+    });
+    rs.pipe(out, { end: false });
+    return out;
+  }
+}
+
+export interface LayoutEntry {
+  /** Full reference from io.containerd.image.name, or the ref.name annotation as written. */
+  name?: string;
+  refName?: string;
+  descriptor: Descriptor;
+  image: Image;
+}
+
+/** Read every image named in dir/index.json (indexes resolve to the host platform). */
+export async function read(dir: string): Promise<{ blobs: LayoutBlobs; images: LayoutEntry[] }> {
+  const blobs = new LayoutBlobs(dir);
+  let index: OciIndex;
+  try {
+    index = JSON.parse(await fsp.readFile(join(dir, 'index.json'), 'utf8'));
+  } catch (e) {
+    throw new StoreError('invalid', `${dir} is not an OCI layout: ${(e as Error).message}`, dir);
+  }
+  const images: LayoutEntry[] = [];
+  for (const desc of index.manifests ?? []) {
+    checkDigest(desc.digest);
+    const image = await readImage(blobs, desc);
+    const refName = desc.annotations?.[RefNameAnnotation];
+    images.push({ name: desc.annotations?.[ContainerdNameAnnotation] ?? refName, refName, descriptor: desc, image });
+  }
+  return { blobs, images };
+}
