@@ -1,0 +1,90 @@
+import type { Dockerfile } from './ast.js';
+import { DockerfileError } from './errors.js';
+import { plan, PROXY_ARGS, unusedArgsWarning } from './plan.js';
+import { Scope, splitEnv } from './scope.js';
+import { convertStep } from './steps.js';
+import type { FromSource, Graph, GraphOptions, Location, Stage, Step } from './types.js';
+
+/**
+ * The instruction graph the builder walks: the stages the target needs, each
+ * with its steps fully expanded under BuildKit's ARG/ENV scoping.
+ */
+export function buildGraph(df: Dockerfile, opts: GraphOptions = {}): Graph {
+  const p = plan(df, opts, true);
+  const buildArgs = opts.buildArgs ?? {};
+  const declared = new Set(p.declared);
+  const finals = new Map<number, Scope>();
+  const stages: Stage[] = [];
+  const byName = new Map(p.stages.filter((s) => s.name).map((s) => [s.name!, s.index]));
+
+  const resolveFrom = (name: string, at: Location): FromSource => {
+    if (/^\d+$/.test(name)) return { type: 'stage', stage: Number(name) };
+    const i = byName.get(name.toLowerCase());
+    if (i !== undefined) return { type: 'stage', stage: i };
+    if (name === '') throw new DockerfileError('bad-from', '--from needs a stage name, index or image', at);
+    return { type: 'image', ref: name };
+  };
+
+  for (const ps of p.stages) {
+    if (!p.needed.has(ps.index)) continue;
+    let scope: Scope;
+    if (ps.from.type === 'stage') {
+      // A child stage starts where its parent ended (env, args, workdir, shell).
+      scope = finals.get(ps.from.stage)!.clone();
+    } else {
+      scope = new Scope();
+      const config = ps.from.type === 'image' ? opts.baseConfig?.(ps.from.ref) : undefined;
+      for (const e of config?.Env ?? []) scope.setEnv(...splitEnv(e));
+      if (config?.WorkingDir) scope.workdir = config.WorkingDir;
+      if (config?.Shell && config.Shell.length > 0) scope.shell = [...config.Shell];
+    }
+    // Proxy build args reach RUN without an ARG (they are not image config).
+    for (const k of PROXY_ARGS) {
+      if (Object.prototype.hasOwnProperty.call(buildArgs, k) && !scope.args.has(k)) scope.args.set(k, buildArgs[k]!);
+    }
+    const steps: Step[] = [];
+    const walk = (nodes: typeof ps.nodes, onbuild: boolean) => {
+      for (const node of nodes) {
+        if (node.keyword === 'ARG') {
+          for (const w of node.args) declared.add(w.split('=')[0]!);
+        }
+        steps.push(convertStep(node, scope, {
+          escape: p.escape, meta: p.meta, buildArgs, resolveFrom, onbuild, location: node.location,
+        }));
+      }
+    };
+    walk(ps.triggers, true);
+    scope.onbuild = [];
+    walk(ps.nodes, false);
+    finals.set(ps.index, scope);
+
+    const stage: Stage = {
+      index: ps.index, from: ps.from, location: ps.location, steps,
+      dependsOn: [...ps.dependsOn].sort((a, b) => a - b),
+    };
+    if (ps.name) stage.name = ps.name;
+    if (ps.platform !== undefined) stage.platform = ps.platform;
+    stages.push(stage);
+  }
+
+  const warnings = df.warnings.slice();
+  const unused = unusedArgsWarning(buildArgs, declared);
+  if (unused) warnings.push(unused);
+  return { stages, target: p.target, directives: { ...df.directives }, warnings };
+}
+
+/**
+ * The image references the target needs, expanded: FROM images (not scratch or
+ * stages) and images named by COPY --from / --mount from=. Resolve these, then
+ * pass their configs to buildGraph (ONBUILD triggers can add more: call again).
+ */
+export function baseImages(df: Dockerfile, opts: GraphOptions = {}): string[] {
+  const p = plan(df, opts, opts.baseConfig !== undefined);
+  const out: string[] = [];
+  for (const s of p.stages) {
+    if (!p.needed.has(s.index)) continue;
+    if (s.from.type === 'image' && !out.includes(s.from.ref)) out.push(s.from.ref);
+    for (const r of s.imageRefs) if (!out.includes(r)) out.push(r);
+  }
+  return out;
+}

@@ -1,0 +1,279 @@
+import type { Instruction } from './ast.js';
+import { parseDuration } from './duration.js';
+import { DockerfileError, ExpansionError } from './errors.js';
+import { parseFlags } from './flags.js';
+import { chompHeredoc, parseHeredoc } from './heredoc.js';
+import { MountError, parseMount } from './mounts.js';
+import { resolve, resolveKeepSlash } from './posix.js';
+import type { Scope } from './scope.js';
+import { expandWord, expandWords } from './shell/lexer.js';
+import type { FromSource, Location, RunMount, Step } from './types.js';
+
+/** BuildKit runs a shebang heredoc (`RUN <<EOF` + `#!...`) as a file here; the builder mounts it. */
+export const HEREDOC_DIR = '/dev/pipes/';
+
+export interface StepContext {
+  escape: string;
+  /** Global ARGs and built-ins: what `ARG NAME` without a value inherits. */
+  meta: ReadonlyMap<string, string>;
+  buildArgs: Readonly<Record<string, string>>;
+  /** `COPY --from` / `--mount from=` to a stage or an image. */
+  resolveFrom(name: string, location: Location): FromSource;
+  onbuild: boolean;
+  location: Location;
+}
+
+export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): Step {
+  const location = ctx.location;
+  const fail = (code: string, message: string): never => {
+    throw new DockerfileError(code, message, location);
+  };
+  const x = (word: string): string => {
+    try {
+      return expandWord(word, scope.lookup, { escape: ctx.escape });
+    } catch (e) {
+      if (e instanceof ExpansionError) fail('expansion', `${node.keyword}: ${e.message}`);
+      throw e;
+    }
+  };
+  const flags = parseFlags({ ...node, location });
+  const base = {
+    source: node.original + node.heredocs.map((h) => '\n' + h.content + h.name).join(''),
+    location,
+    env: scope.envList(),
+    args: [...scope.args].map(([k, v]) => `${k}=${v}`),
+    ...(ctx.onbuild ? { onbuild: true } : {}),
+  };
+  const exactlyOne = () => {
+    if (node.args.length !== 1) fail('arguments', `${node.keyword} requires exactly one argument`);
+    return node.args[0]!;
+  };
+  const shellForm = (args: string[]) => (node.json ? args : [...scope.shell, args.join(' ')]);
+
+  switch (node.keyword) {
+    case 'RUN': {
+      let argv = node.args;
+      const files: { path: string; content: string; mode: number }[] = [];
+      if (node.heredocs.length > 0 && !node.json) {
+        const only = parseHeredoc(argv[0] ?? '');
+        if (only) {
+          // The whole command is one heredoc: run its body, as a file when it has a shebang.
+          const first = node.heredocs[0]!;
+          const data = first.chomp ? chompHeredoc(first.content) : first.content;
+          if (data.startsWith('#!')) {
+            const path = resolve(HEREDOC_DIR, first.name);
+            files.push({ path, content: data, mode: 0o755 });
+            argv = [path];
+          } else {
+            argv = [data];
+          }
+        } else {
+          // Anything else: hand the shell the command with the heredoc bodies re-attached.
+          argv = [(argv[0] ?? '') + node.heredocs.map((h) => '\n' + h.content + h.name).join('')];
+        }
+      }
+      const mounts: RunMount[] = [];
+      let ssh = 0;
+      for (const value of flags.strings('mount')) {
+        try {
+          const m = parseMount(value, x, scope.workdir, ssh);
+          if (m.type === 'ssh') ssh++;
+          const { fromName, ...mount } = m;
+          if (fromName !== undefined && (mount.type === 'bind' || mount.type === 'cache')) {
+            mount.from = ctx.resolveFrom(fromName, location);
+          }
+          mounts.push(mount as RunMount);
+        } catch (e) {
+          if (e instanceof MountError) fail('bad-mount', `--mount=${value}: ${e.message}`);
+          throw e;
+        }
+      }
+      const step: Step = { ...base, kind: 'run', argv: shellForm(argv), shellForm: !node.json, files, mounts };
+      const network = flags.string('network');
+      if (network !== undefined) {
+        if (!['default', 'none', 'host'].includes(network)) fail('bad-flag', `unsupported network mode "${network}" (use default, none or host)`);
+        step.network = network as 'default';
+      }
+      const security = flags.string('security');
+      if (security !== undefined) {
+        if (!['sandbox', 'insecure'].includes(security)) fail('bad-flag', `unsupported security mode "${security}" (use sandbox or insecure)`);
+        step.security = security as 'sandbox';
+      }
+      return step;
+    }
+    case 'COPY': case 'ADD': {
+      if (node.args.length < 2) fail('arguments', `${node.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`);
+      const srcs = node.args.slice(0, -1);
+      const destRaw = node.args[node.args.length - 1]!;
+      if (parseHeredoc(destRaw)) fail('heredoc', `${node.keyword} cannot take a heredoc as a destination`);
+      const docs = new Map(node.heredocs.map((h) => [h.name, h]));
+      const sources: string[] = [];
+      const inline: { name: string; content: string }[] = [];
+      for (const src of srcs) {
+        const h = node.json ? undefined : parseHeredoc(src);
+        if (h) {
+          let content = docs.get(h.name)?.content ?? '';
+          if (h.chomp) content = chompHeredoc(content);
+          if (h.expand) {
+            // Heredoc bodies expand variables but keep quotes (BuildKit's ExpandRaw).
+            try {
+              content = expandWord(content, scope.lookup, { escape: '\\', skipProcessQuotes: true });
+            } catch (e) {
+              if (e instanceof ExpansionError) fail('expansion', `${node.keyword}: ${e.message}`);
+              throw e;
+            }
+          }
+          inline.push({ name: h.name, content });
+        } else {
+          sources.push(x(src));
+        }
+      }
+      const step: Step = {
+        ...base, kind: node.keyword === 'ADD' ? 'add' : 'copy', sources, inline,
+        dest: resolveKeepSlash(scope.workdir, x(destRaw)),
+        link: flags.bool('link') ?? false,
+        exclude: flags.strings('exclude').map(x),
+        parents: flags.bool('parents') ?? false,
+        keepGitDir: flags.bool('keep-git-dir') ?? false,
+      };
+      const from = flags.string('from');
+      if (from !== undefined) step.from = ctx.resolveFrom(from, location);
+      const chown = flags.string('chown');
+      if (chown !== undefined) step.chown = x(chown);
+      const chmod = flags.string('chmod');
+      if (chmod !== undefined) step.chmod = x(chmod);
+      const checksum = flags.string('checksum');
+      if (checksum !== undefined) step.checksum = x(checksum);
+      const unpack = flags.bool('unpack');
+      if (unpack !== undefined) step.unpack = unpack;
+      return step;
+    }
+    case 'ENV': case 'LABEL': {
+      if (node.args.length === 0) fail('arguments', `${node.keyword} requires at least one argument`);
+      const pairs: [string, string][] = [];
+      for (let i = 0; i + 2 < node.args.length + 1; i += 3) {
+        const key = x(node.args[i]!);
+        if (key === '') fail('arguments', `${node.keyword} names can not be blank`);
+        pairs.push([key, x(node.args[i + 1]!)]);
+        // All pairs are expanded before any is set: `ENV A=1 B=$A` gives B the old A, as in BuildKit.
+      }
+      if (node.keyword === 'ENV') {
+        for (const [k, v] of pairs) scope.setEnv(k, v);
+        return { ...base, kind: 'env', pairs };
+      }
+      return { ...base, kind: 'label', pairs };
+    }
+    case 'ARG': {
+      if (node.args.length === 0) fail('arguments', 'ARG requires at least one argument');
+      const declared: { name: string; value?: string }[] = [];
+      for (const word of node.args) {
+        const eq = word.indexOf('=');
+        const name = eq < 0 ? word : word.slice(0, eq);
+        if (name === '') fail('arguments', 'ARG names can not be blank');
+        let value: string | undefined;
+        if (Object.prototype.hasOwnProperty.call(ctx.buildArgs, name)) value = ctx.buildArgs[name];
+        else if (eq >= 0) value = x(word.slice(eq + 1));
+        else value = ctx.meta.get(name);
+        if (value !== undefined) {
+          scope.args.set(name, value);
+          scope.vars.set(name, value);
+          declared.push({ name, value });
+        } else {
+          declared.push({ name });
+        }
+      }
+      return { ...base, kind: 'arg', declared };
+    }
+    case 'CMD': case 'ENTRYPOINT': {
+      const argv = shellForm(node.args);
+      return { ...base, kind: node.keyword === 'CMD' ? 'cmd' : 'entrypoint', argv: node.args.length === 0 && !node.json ? [] : argv, shellForm: !node.json };
+    }
+    case 'SHELL': {
+      if (!node.json) fail('shell-not-json', 'SHELL requires the arguments to be in JSON form, e.g. SHELL ["/bin/bash", "-c"]');
+      if (node.args.length === 0) fail('arguments', 'SHELL requires at least one argument');
+      scope.shell = [...node.args];
+      return { ...base, kind: 'shell', argv: [...node.args] };
+    }
+    case 'WORKDIR': {
+      const path = resolve(scope.workdir, x(exactlyOne()));
+      scope.workdir = path;
+      return { ...base, kind: 'workdir', path };
+    }
+    case 'USER':
+      return { ...base, kind: 'user', user: x(exactlyOne()) };
+    case 'STOPSIGNAL':
+      return { ...base, kind: 'stopsignal', signal: x(exactlyOne()) };
+    case 'MAINTAINER':
+      return { ...base, kind: 'maintainer', name: exactlyOne() };
+    case 'EXPOSE': {
+      if (node.args.length === 0) fail('arguments', 'EXPOSE requires at least one argument');
+      const ports: string[] = [];
+      for (const p of node.args) {
+        try {
+          ports.push(...expandWords(p, scope.lookup, { escape: ctx.escape }));
+        } catch (e) {
+          if (e instanceof ExpansionError) fail('expansion', `EXPOSE: ${e.message}`);
+          throw e;
+        }
+      }
+      return { ...base, kind: 'expose', ports };
+    }
+    case 'VOLUME': {
+      if (node.args.length === 0) fail('arguments', 'VOLUME requires at least one argument');
+      const paths = node.args.map(x);
+      if (paths.some((p) => p.trim() === '')) fail('arguments', 'VOLUME specified can not be an empty string');
+      return { ...base, kind: 'volume', paths };
+    }
+    case 'HEALTHCHECK':
+      return healthcheck(node, base, flags, fail);
+    case 'ONBUILD': {
+      const sub = node.sub;
+      if (!sub) fail('arguments', 'ONBUILD requires at least one argument');
+      if (sub!.keyword === 'ONBUILD') fail('onbuild', 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+      if (sub!.keyword === 'FROM' || sub!.keyword === 'MAINTAINER') fail('onbuild', `${sub!.keyword} isn't allowed as an ONBUILD trigger`);
+      // The trigger is stored as written, heredoc bodies included, for the image config.
+      const trigger = node.original.replace(/^\s*ONBUILD\s*/i, '') + node.heredocs.map((h) => '\n' + h.content + h.name).join('');
+      scope.onbuild.push(trigger);
+      return { ...base, kind: 'onbuild', trigger };
+    }
+    default:
+      return fail('unknown-instruction', `unknown instruction: ${node.cmd}`);
+  }
+}
+
+function healthcheck(
+  node: Instruction,
+  base: Omit<Extract<Step, { kind: 'user' }>, 'kind' | 'user'>,
+  flags: ReturnType<typeof parseFlags>,
+  fail: (code: string, message: string) => never,
+): Step {
+  if (node.args.length === 0) fail('arguments', 'HEALTHCHECK requires at least one argument');
+  const type = node.args[0]!.toUpperCase();
+  const args = node.args.slice(1);
+  if (type === 'NONE') {
+    if (args.length !== 0) fail('arguments', 'HEALTHCHECK NONE takes no arguments');
+    return { ...base, kind: 'healthcheck', test: ['NONE'] };
+  }
+  if (type !== 'CMD') fail('arguments', `Unknown type "${node.args[0]}" in HEALTHCHECK (try CMD)`);
+  if (args.length === 0) fail('arguments', 'Missing command after HEALTHCHECK CMD');
+  const test = node.json ? ['CMD', ...args] : ['CMD-SHELL', args.join(' ')];
+  const step: Step = { ...base, kind: 'healthcheck', test };
+  const durations = [['interval', 'interval'], ['timeout', 'timeout'], ['start-period', 'startPeriod'], ['start-interval', 'startInterval']] as const;
+  for (const [flag, field] of durations) {
+    const v = flags.string(flag);
+    if (v === undefined || v === '') continue;
+    const d = parseDuration(v);
+    if (d === undefined) fail('bad-flag', `time: invalid duration "${v}" for --${flag}`);
+    if (d === 0) continue;
+    if (d! < 1e6) fail('bad-flag', `Interval "${flag}" cannot be less than 1ms`);
+    step[field] = d!;
+  }
+  const retries = flags.string('retries');
+  if (retries !== undefined && retries !== '') {
+    if (!/^[+-]?\d+$/.test(retries)) fail('bad-flag', `invalid --retries value "${retries}": not a number`);
+    const n = Number(retries);
+    if (n < 0) fail('bad-flag', `--retries cannot be negative (${n})`);
+    step.retries = n;
+  }
+  return step;
+}
