@@ -31,7 +31,7 @@ const short = (d: string) => d.slice(0, 19);
 
 /** HEAD a blob: true if the registry has it (with the right size when it says one). */
 export async function blobExists(client: RegistryClient, repository: string, desc: Descriptor): Promise<boolean> {
-  const what = `checking blob ${short(desc.digest)} in ${client.registry}/${repository}`;
+  const what = `checking blob ${desc.digest} in ${client.registry}/${repository}`;
   return client.retry(what, async () => {
     const res = await client.request({ method: 'HEAD', url: `/v2/${repository}/blobs/${desc.digest}`, scopes: [`repository:${repository}:pull`], redirects: true }, what);
     discard(res);
