@@ -1,0 +1,42 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DockerfileError, baseImages, buildGraph, parse } from '../src/index.js';
+import type { BaseConfig, GraphOptions } from '../src/index.js';
+import { fixtures } from './paths.js';
+
+// Each fixtures/<case>/ holds a Dockerfile, an optional options.json
+// ({ buildArgs, target, buildPlatform, targetPlatform, baseConfigs: { ref: config } })
+// and graph.json: { baseImages, graph } or { error: { code, message, location } }.
+// UPDATE=1 rewrites graph.json from the current output (then read the diff).
+
+function run(dir: string): unknown {
+  const text = readFileSync(join(dir, 'Dockerfile'), 'utf8');
+  const raw = existsSync(join(dir, 'options.json')) ? JSON.parse(readFileSync(join(dir, 'options.json'), 'utf8')) : {};
+  const configs: Record<string, BaseConfig> = raw.baseConfigs ?? {};
+  const opts: GraphOptions = { ...raw, file: 'Dockerfile', baseConfig: (ref) => configs[ref] };
+  delete (opts as Record<string, unknown>)['baseConfigs'];
+  try {
+    const df = parse(text, { file: 'Dockerfile' });
+    return { baseImages: baseImages(df, opts), graph: buildGraph(df, opts) };
+  } catch (e) {
+    if (!(e instanceof DockerfileError)) throw e;
+    return { error: { code: e.code, message: e.message, location: e.location } };
+  }
+}
+
+for (const name of readdirSync(fixtures).sort()) {
+  const dir = join(fixtures, name);
+  test(`fixture: ${name}`, () => {
+    const got = run(dir);
+    const file = join(dir, 'graph.json');
+    if (process.env['UPDATE'] || !existsSync(file)) {
+      writeFileSync(file, JSON.stringify(got, null, 2) + '\n');
+      return;
+    }
+    assert.equal(got, JSON.parse(readFileSync(file, 'utf8')));
+  });
+}
+
+test.run();
