@@ -273,7 +273,9 @@ lowers_done:;
     errno = e;
     die("mount overlay (upper %s) [%s]", S.upper, why);
   }
-  int m = syscall(SYS_fsmount, fs, X_FSMOUNT_CLOEXEC, 0);
+  // nodev: there is no devices cgroup here, and CAP_MKNOD stays (builds may create device nodes in
+  // layers), so a node made in the root must not open the host's disk. Only /dev's nodes work.
+  int m = syscall(SYS_fsmount, fs, X_FSMOUNT_CLOEXEC, X_MOUNT_ATTR_NODEV);
   if (m < 0) die("fsmount overlay");
   if (syscall(SYS_move_mount, m, "", AT_FDCWD, S.rootdir, X_MOVE_MOUNT_F_EMPTY_PATH) < 0) die("move overlay to %s", S.rootdir);
   close(m);
@@ -293,7 +295,7 @@ static void symlink_dev(const char *target, const char *name) {
 }
 
 static void mount_dev(void) {
-  if (mount("tmpfs", in_root("dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
+  if (mount("tmpfs", in_root("dev"), "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
   umask(0);  // or mknod's 0666 becomes 0644
   mknod_dev("null", 1, 3);
   mknod_dev("zero", 1, 5);
@@ -311,6 +313,8 @@ static void mount_dev(void) {
   symlink_dev("/proc/self/fd/1", "stdout");
   symlink_dev("/proc/self/fd/2", "stderr");
   umask(022);
+  // Read-only, so that no new device node can appear where devices are honoured.
+  if (mount(NULL, in_root("dev"), NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("read-only /dev");
 }
 
 // Docker's masked and read-only paths: without them root in the sandbox could, e.g., write
@@ -533,6 +537,9 @@ static void report_child_error(struct child_err ce) {
 
 __attribute__((noreturn)) static void init_main(sigset_t *set) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Not dumpable: the command (same uid 0) cannot open /proc/1/fd/*, /proc/1/root or ptrace init.
+  // execve of the command resets this for the command itself.
+  prctl(PR_SET_DUMPABLE, 0);
   build_root();
   if (S.hostname && sethostname(S.hostname, strlen(S.hostname)) < 0) die("sethostname");
   if (S.newnet) loopback_up();
@@ -570,6 +577,8 @@ __attribute__((noreturn)) static void init_main(sigset_t *set) {
 
 int main(void) {
   if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) < 0) _exit(125);
+  // Whatever else our parent let us inherit has no business in the sandbox.
+  syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
   pid_t parent = getppid();
   // Die with tsbuild: the signal reaches init through its own PDEATHSIG, and the namespaces with it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);

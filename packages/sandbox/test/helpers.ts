@@ -1,0 +1,94 @@
+// Test fixtures: a busybox root extracted once per process, fresh upper/work dirs per run, and a
+// Writable that collects output.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Writable } from 'node:stream';
+import { run, type SandboxSpec, type Exit } from '../src/index.js';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+export const rootfsTar = join(repo, 'fixtures', 'busybox', 'rootfs.tar');
+
+export const tmp = mkdtempSync('/tmp/tsbuild-sandbox-test-');
+export const stateDir = join(tmp, 'state');
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+let busybox: string | undefined;
+export function busyboxLower(): string {
+  if (!busybox) {
+    busybox = join(tmp, 'busybox');
+    mkdirSync(busybox);
+    execFileSync('tar', ['-xf', rootfsTar, '-C', busybox]);
+  }
+  return busybox;
+}
+
+let n = 0;
+export function freshRoot(lowerdirs = [busyboxLower()]): SandboxSpec['root'] {
+  const d = join(tmp, `run-${++n}`);
+  mkdirSync(join(d, 'upper'), { recursive: true });
+  mkdirSync(join(d, 'work'));
+  return { lowerdirs, upperdir: join(d, 'upper'), workdir: join(d, 'work') };
+}
+
+export class Collect extends Writable {
+  chunks: Buffer[] = [];
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    this.chunks.push(chunk);
+    cb();
+  }
+  get buf(): Buffer { return Buffer.concat(this.chunks); }
+  get text(): string { return this.buf.toString('utf8'); }
+}
+
+export interface Result extends Exit { out: string; err: string; root: SandboxSpec['root'] }
+
+/** Runs argv in a fresh busybox root and collects its output. */
+export async function sh(argv: string[] | string, extra: Partial<SandboxSpec> = {}): Promise<Result> {
+  const out = new Collect();
+  const err = new Collect();
+  const root = extra.root ?? freshRoot();
+  const exit = await run({
+    root,
+    argv: typeof argv === 'string' ? ['sh', '-c', argv] : argv,
+    env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    network: 'none',
+    stdout: out,
+    stderr: err,
+    stateDir,
+    ...extra,
+  });
+  return { ...exit, out: out.text, err: err.text, root };
+}
+
+/** Every path under dir (relative), for checking what landed in an upperdir. */
+export function listTree(dir: string, prefix = ''): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const rel = prefix + e.name;
+    out.push(rel);
+    if (e.isDirectory()) out.push(...listTree(join(dir, e.name), rel + '/'));
+  }
+  return out.sort();
+}
+
+export function hostMountsMention(s: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8').includes(s);
+}
+
+/** Pids of host processes whose command line contains marker. */
+export function processesWith(marker: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker)) pids.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return pids;
+}

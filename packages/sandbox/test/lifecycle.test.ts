@@ -1,0 +1,79 @@
+// Ending badly: the caller aborts, or the Node process that started the run is SIGKILLed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Writable } from 'node:stream';
+import { run } from '../src/index.js';
+import { freshRoot, stateDir, tmp, hostMountsMention, processesWith, sh, listTree } from './helpers.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (cond()) return true;
+  return cond();
+}
+
+function cgroupsOf(pid: number): string[] {
+  const found: string[] = [];
+  for (const d of ['/sys/fs/cgroup/tsbuild', ...['pids', 'cpuacct', 'cpu', 'memory'].map((c) => `/sys/fs/cgroup/${c}/tsbuild`)]) {
+    if (!existsSync(d) || !existsSync(join(d, 'cgroup.procs'))) continue;
+    for (const e of readdirSync(d)) if (e.startsWith(`${pid}-`)) found.push(join(d, e));
+  }
+  return found;
+}
+
+test('abort kills everything, unmounts and removes the cgroup', async () => {
+  const marker = `abort-marker-${process.pid}`;
+  const root = freshRoot();
+  const ac = new AbortController();
+  let seen = '';
+  const out = new Writable({ write(c, _e, cb) { seen += c; if (seen.includes('started')) ac.abort(); cb(); } });
+  const p = run({
+    root, argv: ['sh', '-c', `sleep 1000 & echo started; sleep 1000; : ${marker}`], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
+    network: 'none', stdout: out, signal: ac.signal, stateDir, limits: { pidsLimit: 100 },
+  });
+  const err = await p.then(() => undefined, (e: Error) => e);
+  assert.is(err?.name, 'AbortError');
+  assert.equal(processesWith(marker), []);
+  assert.not.ok(hostMountsMention(root.upperdir));
+  assert.equal(cgroupsOf(process.pid), []);
+});
+
+test('an already aborted signal never starts the run', async () => {
+  const err = await sh(['true'], { signal: AbortSignal.abort() }).then(() => undefined, (e: Error) => e);
+  assert.is(err?.name, 'AbortError');
+});
+
+test('SIGKILL of the Node process leaves no process, no mount; the next run works and cleans up', async () => {
+  const marker = `sigkill-marker-${process.pid}`;
+  const root = freshRoot();
+  const script = join(tmp, 'victim.mjs');
+  writeFileSync(script, `
+    import { run } from ${JSON.stringify(join(here, '..', 'src', 'index.js'))};
+    await run({ root: ${JSON.stringify(root)}, argv: ['sh', '-c', 'echo started; sleep 1000; : ${marker}'],
+      env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, network: 'none', stdout: process.stdout,
+      stateDir: ${JSON.stringify(stateDir)}, limits: { pidsLimit: 50 } });
+  `);
+  const victim = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  victim.stdout.on('data', (b) => { out += b; });
+  assert.ok(await until(() => out.includes('started'), 20000), 'the victim never started');
+  assert.ok(processesWith(marker).length > 0);
+  assert.ok(hostMountsMention(root.upperdir) === false, 'the overlay is visible on the host');
+  victim.kill('SIGKILL');
+  await new Promise((r) => victim.on('close', r));
+  assert.ok(await until(() => processesWith(marker).length === 0), `left: ${processesWith(marker)}`);
+  assert.not.ok(hostMountsMention(root.upperdir));
+  // The next run works, and sweeps the dead run's state directory and cgroups.
+  const r = await sh('echo again', { stateDir: join(stateDir, '..', 'state-after-kill') });
+  assert.is(r.out, 'again\n');
+  const r2 = await sh(['true']);
+  assert.is(r2.code, 0);
+  void listTree;
+});
+
+test.run();
