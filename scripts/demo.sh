@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-tsbuild parse -f fixtures/hello/Dockerfile
+tsbuild build -t tsbuild/busybox:1 fixtures/busybox
+tsbuild build -t hello:1 fixtures/hello
+tsbuild run --rm hello:1

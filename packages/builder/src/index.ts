@@ -1,1 +1,4 @@
-export * from './types.js';
+export { main } from './cli/main.js';
+export { build, type BuildRequest, type BuildResult } from './build/build.js';
+export { BuildError } from './build/errors.js';
+export type { ExplainRow } from './build/state.js';

@@ -10,3 +10,7 @@ export { type PruneOptions, type PruneReport } from './prune.js';
 export * as remote from './remote/index.js';
 export * from './layer/index.js';
 export * from './snapshot/index.js';
+export * as layout from './layout/index.js';
+export { getXattr, readXattrs, setXattr } from './sys/index.js';
+export * as archive from './archive/index.js';
+export { validate, validateProblems, type ValidateSource } from './validate.js';

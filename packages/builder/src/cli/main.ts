@@ -1,4 +1,101 @@
+// The `tsbuild` command: dispatch, and the one place errors become messages and exit codes.
+import chalk from 'chalk';
+import { UsageError } from './args.js';
+import { BuildError } from '../build/errors.js';
+import { buildCommand } from './commands/build.js';
+import { parseCommand } from './commands/parse.js';
+import { imagesCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images.js';
+import { runCommand } from './commands/run.js';
+
+type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  build: buildCommand,
+  parse: parseCommand,
+  images: imagesCommand,
+  inspect: inspectCommand,
+  tag: tagCommand,
+  rmi: rmiCommand,
+  prune: pruneCommand,
+  save: saveCommand,
+  load: loadCommand,
+  run: runCommand,
+};
+
+const usage = `Usage: tsbuild [OPTIONS] PATH          build an image (same as tsbuild build)
+       tsbuild COMMAND [OPTIONS]
+
+Commands:
+  build     Build an image from a Dockerfile
+  run       Run a command in a new container
+  images    List images
+  inspect   Show an image's manifest, config and layers
+  tag       Add a tag to an image
+  rmi       Remove tags
+  prune     Remove unreferenced blobs, snapshots and cache entries
+  save      Write images to an archive (docker load-able, or OCI)
+  load      Import an archive
+  parse     Print a Dockerfile's instruction graph
+
+Run 'tsbuild COMMAND --help' for more information on a command.
+`;
+
 export async function main(argv: string[]): Promise<number> {
-  console.error('tsbuild: not yet', argv);
-  return 1;
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(usage);
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    process.stdout.write('tsbuild 0.1.0\n');
+    return 0;
+  }
+  const name = argv[0]!;
+  const command: Command | undefined = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  const rest = command ? argv.slice(1) : argv;
+
+  const controller = new AbortController();
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`\ntsbuild: ${sig === 'SIGINT' ? 'interrupted' : 'terminated'}, stopping...\n`);
+    controller.abort(new BuildError('interrupted', 1));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(usage);
+      return 0;
+    }
+    const code = await (command ?? buildCommand)(rest, controller.signal);
+    return interrupted ? 130 : code;
+  } catch (e) {
+    if (interrupted) {
+      process.stderr.write('tsbuild: stopped\n');
+      return 130;
+    }
+    return report(e, name);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function report(e: unknown, command: string): number {
+  const red = process.stderr.isTTY ? chalk.red : (s: string) => s;
+  if (e instanceof UsageError) {
+    process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
+    return 2;
+  }
+  if (e instanceof BuildError) {
+    process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
+    if (e.details.length) process.stderr.write(e.details.map((l) => `  > ${l}`).join('\n') + '\n');
+    return e.exitCode;
+  }
+  const err = e as Error & { code?: string; subject?: string };
+  const known = err?.name === 'StoreError' || err?.name === 'ReferenceError' || err?.name === 'SandboxError' || err?.name === 'RegistryError';
+  process.stderr.write(`${red('ERROR:')} ${known ? '' : `${command}: `}${err?.message ?? String(e)}\n`);
+  if (process.env.TSBUILD_DEBUG && err?.stack) process.stderr.write(err.stack + '\n');
+  return err?.name === 'ReferenceError' ? 2 : 1;
 }

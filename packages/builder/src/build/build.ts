@@ -1,0 +1,98 @@
+// One build: Dockerfile → graph → solved stages → image in the store, tagged.
+import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
+import { hostPlatform, type Image, type Store } from '@tsbuild/layerstore';
+import { BuildContext } from '../context/context.js';
+import type { Reporter } from '../progress/index.js';
+import { BuildError } from './errors.js';
+import { Solver } from './solver.js';
+import type { ExplainRow } from './state.js';
+import { join } from 'node:path';
+
+export interface BuildRequest {
+  store: Store;
+  contextDir: string;
+  /** Path shown in errors; the file itself if it is one (for <Dockerfile>.dockerignore). */
+  dockerfilePath: string;
+  dockerfileIsFile: boolean;
+  dockerfileText: string;
+  tags: string[];
+  buildArgs: Record<string, string>;
+  target?: string;
+  noCache: boolean;
+  network: 'default' | 'none' | 'host';
+  secrets: Map<string, { file?: string; env?: string }>;
+  sourceDateEpoch?: number;
+  reporter: Reporter;
+  signal: AbortSignal;
+  /** Finds a base image that is not in the store (a registry pull); undefined when none is found. */
+  fetchBase?: (ref: string) => Promise<Image | undefined>;
+}
+
+export interface BuildResult {
+  image: Image;
+  explain: ExplainRow[];
+}
+
+export async function build(req: BuildRequest): Promise<BuildResult> {
+  const platform = hostPlatform();
+  const platformString = `${platform.os}/${platform.architecture}`;
+  let df;
+  try {
+    df = parse(req.dockerfileText, { file: req.dockerfilePath });
+  } catch (e) {
+    if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
+    throw e;
+  }
+  const gopts: GraphOptions = { file: req.dockerfilePath, buildArgs: req.buildArgs, target: req.target, buildPlatform: platformString, targetPlatform: platformString };
+
+  const bases = new Map<string, Image>();
+  let refs: string[];
+  try {
+    refs = baseImages(df, gopts);
+  } catch (e) {
+    if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
+    throw e;
+  }
+  for (const ref of refs) {
+    if (bases.has(ref)) continue;
+    let image = await req.store.images.get(ref).catch(() => undefined);
+    if (!image && req.fetchBase) image = await req.fetchBase(ref);
+    if (!image) throw new BuildError(`base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`);
+    bases.set(ref, image);
+  }
+
+  let graph;
+  try {
+    graph = buildGraph(df, { ...gopts, baseConfig: (ref) => bases.get(ref)?.config.config ?? undefined });
+  } catch (e) {
+    if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
+    throw e;
+  }
+  for (const w of graph.warnings) req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
+
+  const context = await BuildContext.open(req.contextDir, req.dockerfileIsFile ? req.dockerfilePath : undefined, join(req.store.root, 'builder', 'statcache'));
+  const solver = new Solver({
+    store: req.store,
+    graph,
+    context,
+    bases,
+    reporter: req.reporter,
+    noCache: req.noCache,
+    network: req.network,
+    secrets: req.secrets,
+    sourceDateEpoch: req.sourceDateEpoch,
+    platform,
+    identity: createHash('sha256').update(`${resolve(req.contextDir)}\0${resolve(req.dockerfilePath)}`).digest('hex'),
+    signal: req.signal,
+  });
+  try {
+    const state = await solver.solve();
+    const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
+    for (const tag of req.tags) await req.store.images.tag(tag, image);
+    return { image, explain: solver.explain };
+  } finally {
+    await context.stats.save().catch(() => {});
+  }
+}

@@ -1,0 +1,126 @@
+// How each metadata instruction changes the image config, exactly as Docker/BuildKit do.
+import type { Step } from '@tsbuild/parser';
+import type { ContainerConfig, ImageConfig } from '@tsbuild/layerstore';
+
+export const DefaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface StageConfig {
+  image: ImageConfig;
+  /** CMD set in this stage: ENTRYPOINT clears an inherited CMD only. */
+  cmdSet: boolean;
+}
+
+export function scratchConfig(platform: { os: string; architecture: string; variant?: string }): ImageConfig {
+  return {
+    architecture: platform.architecture,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    config: { Env: [`PATH=${DefaultPath}`] },
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  };
+}
+
+/** The config a stage starts from: the base's, with its ONBUILD triggers consumed. */
+export function inheritConfig(base: ImageConfig): ImageConfig {
+  const copy = structuredClone(base);
+  copy.config = { ...(copy.config ?? {}) };
+  delete copy.config.OnBuild;
+  copy.history = copy.history ?? [];
+  return copy;
+}
+
+export function setEnv(env: string[] | undefined, key: string, value: string): string[] {
+  // An existing key keeps its position, as Docker does.
+  const list = [...(env ?? [])];
+  const idx = list.findIndex((e) => e.split('=', 1)[0] === key);
+  if (idx >= 0) list[idx] = `${key}=${value}`;
+  else list.push(`${key}=${value}`);
+  return list;
+}
+
+/** Applies a step's effect on the config. Filesystem steps change nothing here but WorkingDir. */
+export function applyStep(state: StageConfig, step: Step): void {
+  const c: ContainerConfig = (state.image.config ??= {});
+  switch (step.kind) {
+    case 'env':
+      for (const [k, v] of step.pairs) c.Env = setEnv(c.Env, k, v);
+      break;
+    case 'label':
+      c.Labels = { ...(c.Labels ?? {}) };
+      for (const [k, v] of step.pairs) c.Labels[k] = v;
+      break;
+    case 'expose':
+      c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+      for (const p of step.ports) for (const port of expandPorts(p)) c.ExposedPorts[port] = {};
+      break;
+    case 'volume':
+      c.Volumes = { ...(c.Volumes ?? {}) };
+      for (const v of step.paths) c.Volumes[v] = {};
+      break;
+    case 'user':
+      c.User = step.user;
+      break;
+    case 'workdir':
+      c.WorkingDir = step.path;
+      break;
+    case 'entrypoint':
+      c.Entrypoint = step.argv;
+      if (!state.cmdSet) c.Cmd = null;
+      break;
+    case 'cmd':
+      c.Cmd = step.argv;
+      state.cmdSet = true;
+      break;
+    case 'shell':
+      c.Shell = step.argv;
+      break;
+    case 'healthcheck': {
+      const hc: NonNullable<ContainerConfig['Healthcheck']> = { Test: step.test };
+      if (step.interval !== undefined) hc.Interval = step.interval;
+      if (step.timeout !== undefined) hc.Timeout = step.timeout;
+      if (step.startPeriod !== undefined) hc.StartPeriod = step.startPeriod;
+      if (step.startInterval !== undefined) hc.StartInterval = step.startInterval;
+      if (step.retries !== undefined) hc.Retries = step.retries;
+      c.Healthcheck = hc;
+      break;
+    }
+    case 'stopsignal':
+      c.StopSignal = step.signal;
+      break;
+    case 'onbuild':
+      c.OnBuild = [...(c.OnBuild ?? []), step.trigger];
+      break;
+    case 'maintainer':
+      state.image.author = step.name;
+      break;
+    default:
+      break;
+  }
+}
+
+/** "80", "80/udp", "8000-8002/tcp" → ["80/tcp"], ... */
+export function expandPorts(spec: string): string[] {
+  const [range, proto = 'tcp'] = spec.split('/');
+  const m = /^(\d+)(?:-(\d+))?$/.exec(range ?? '');
+  if (!m) return [`${range}/${proto.toLowerCase()}`];
+  const lo = Number(m[1]);
+  const hi = m[2] ? Number(m[2]) : lo;
+  const out: string[] = [];
+  for (let p = lo; p <= hi && out.length < 65536; p++) out.push(`${p}/${proto.toLowerCase()}`);
+  return out;
+}
+
+/** BuildKit's history text for a step. */
+export function historyText(step: Step): string {
+  switch (step.kind) {
+    case 'run':
+      return `RUN ${step.argv.join(' ')} # buildkit`;
+    case 'copy':
+    case 'add':
+    case 'workdir':
+      return `${step.source.replace(/\s+/g, ' ').trim()} # buildkit`;
+    default:
+      return step.source.replace(/\s+/g, ' ').trim();
+  }
+}

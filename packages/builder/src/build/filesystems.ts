@@ -1,0 +1,54 @@
+// Turns a stage's layers into what steps need: overlay lowerdirs for the sandbox and a
+// read-only view for reading files, both backed by the store's snapshots.
+import { getXattr, type Layer, type Store } from '@tsbuild/layerstore';
+import { RootView } from '../fs/rootview.js';
+
+export function isOpaque(dir: string): boolean {
+  return getXattr(dir, 'trusted.overlay.opaque')?.toString() === 'y';
+}
+
+export class Filesystems {
+  constructor(private readonly store: Store) {}
+
+  /** Snapshot dirs, top first, unpacking any layer not yet unpacked. */
+  async lowerdirs(layers: Layer[]): Promise<string[]> {
+    if (layers.length === 0) return [];
+    const snaps = await this.store.snapshots.ensure(layers);
+    return snaps.map((s) => s.path).reverse();
+  }
+
+  async view(layers: Layer[]): Promise<RootView> {
+    return new RootView(await this.lowerdirs(layers), isOpaque);
+  }
+
+  async flatten(layers: Layer[], from: string, dest: string): Promise<void> {
+    await flattenInto(await this.view(layers), from, dest);
+  }
+}
+
+/** Copies a directory of a layer stack, whiteouts applied, into a plain directory. */
+export async function flattenInto(view: RootView, from: string, dest: string): Promise<void> {
+  const { promises: fsp } = await import('node:fs');
+  const { posix, join } = await import('node:path');
+  const top = await view.stat(from);
+  if (!top) throw new Error(`${from} not found`);
+  const copy = async (path: string, host: string, st: import('node:fs').Stats, out: string) => {
+    if (st.isDirectory()) {
+      await fsp.mkdir(out, { recursive: true });
+      for (const name of await view.readdir(path)) {
+        const e = await view.lstatCanonical(posix.join(path, name));
+        if (e) await copy(e.path, e.host, e.stat, join(out, name));
+      }
+      await fsp.chmod(out, st.mode & 0o7777);
+      await fsp.chown(out, st.uid, st.gid);
+    } else if (st.isSymbolicLink()) {
+      await fsp.symlink(await fsp.readlink(host), out);
+      await fsp.lchown(out, st.uid, st.gid);
+    } else if (st.isFile()) {
+      await fsp.copyFile(host, out);
+      await fsp.chmod(out, st.mode & 0o7777);
+      await fsp.chown(out, st.uid, st.gid);
+    }
+  };
+  await copy(top.path, top.host, top.stat, dest);
+}

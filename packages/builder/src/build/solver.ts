@@ -1,0 +1,220 @@
+// Walks the instruction graph: each stage from its base, each step resolved against the cache
+// or executed (RUN in the sandbox, COPY/ADD/WORKDIR by staging a diff), each filesystem step
+// snapshotted into exactly one layer. Independent stages run concurrently.
+import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
+import { chainID, type Digest, type Image, type ImageConfig, type Layer, type Store } from '@tsbuild/layerstore';
+import { applyStep, historyText, inheritConfig, scratchConfig } from './config.js';
+import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
+import { BuildError } from './errors.js';
+import type { ExplainRow, StageState } from './state.js';
+import type { Reporter, StepHandle } from '../progress/index.js';
+import type { BuildContext } from '../context/context.js';
+import { runStep } from './steps/run.js';
+import { copyStep } from './steps/copy.js';
+import { workdirStep } from './steps/workdir.js';
+import { Filesystems } from './filesystems.js';
+
+export interface SolveOptions {
+  store: Store;
+  graph: Graph;
+  context: BuildContext;
+  /** Base images resolved before the graph was built, by the ref as written in FROM. */
+  bases: Map<string, Image>;
+  reporter: Reporter;
+  noCache: boolean;
+  network: 'default' | 'none' | 'host';
+  secrets: Map<string, { file?: string; env?: string }>;
+  sourceDateEpoch?: number;
+  platform: { os: string; architecture: string; variant?: string };
+  /** Identifies "the same step" across builds for --explain. */
+  identity: string;
+  signal: AbortSignal;
+}
+
+/** What a cache record of a filesystem step holds. */
+interface StepRecord {
+  layer: Layer | null;
+  created: string;
+}
+
+export class Solver {
+  readonly explain: ExplainRow[] = [];
+  private readonly results = new Map<number, Promise<StageState>>();
+  readonly fs: Filesystems;
+
+  constructor(private readonly o: SolveOptions) {
+    this.fs = new Filesystems(o.store);
+  }
+
+  /** Builds the target stage (and what it needs) and returns its final state. */
+  async solve(): Promise<StageState> {
+    // Start every needed stage at once: each waits only for the stages it reads.
+    for (const s of this.o.graph.stages) void this.stage(s.index).catch(() => {});
+    return this.stage(this.o.graph.target);
+  }
+
+  stage(index: number): Promise<StageState> {
+    let p = this.results.get(index);
+    if (!p) {
+      const stage = this.o.graph.stages.find((s) => s.index === index);
+      if (!stage) return Promise.reject(new BuildError(`internal: stage ${index} is not in the graph`));
+      p = this.runStage(stage);
+      this.results.set(index, p);
+    }
+    return p;
+  }
+
+  stageName(stage: Stage): string {
+    return stage.name ?? `stage-${stage.index}`;
+  }
+
+  private async runStage(stage: Stage): Promise<StageState> {
+    const total = stage.steps.length + 1;
+    const name = this.stageName(stage);
+    const fromLabel = `[${name} 1/${total}] FROM ${stage.from.type === 'image' ? stage.from.ref : stage.from.type === 'stage' ? this.stageNameOf(stage.from.stage) : 'scratch'}`;
+    let state = await this.baseState(stage, fromLabel);
+    for (const [i, step] of stage.steps.entries()) {
+      this.o.signal.throwIfAborted();
+      const label = `[${name} ${i + 2}/${total}] ${oneLine(step.source)}`;
+      state = await this.runOne(stage, i, step, state, label);
+    }
+    return state;
+  }
+
+  private stageNameOf(index: number): string {
+    const s = this.o.graph.stages.find((x) => x.index === index);
+    return s ? this.stageName(s) : `stage-${index}`;
+  }
+
+  private async baseState(stage: Stage, label: string): Promise<StageState> {
+    const from = stage.from;
+    if (from.type === 'stage') {
+      const parent = await this.stage(from.stage);
+      return {
+        config: { image: inheritConfig(parent.config.image), cmdSet: false },
+        layers: [...parent.layers],
+        key: new KeyBuilder().addDigest('parent', parent.key).add('from', 'stage').key(),
+        label,
+        keyLabel: label,
+        created: parent.created,
+      };
+    }
+    if (from.type === 'scratch') {
+      this.explain.push({ stage: this.stageName(stage), label, status: 'base', reason: 'scratch' });
+      const image = scratchConfig(this.o.platform);
+      return { config: { image, cmdSet: false }, layers: [], key: new KeyBuilder().add('base', 'scratch').add('platform', platformString(this.o.platform)).key(), label, keyLabel: label, created: epochOr(this.o.sourceDateEpoch, new Date(0).toISOString()) };
+    }
+    const image = this.o.bases.get(from.ref);
+    if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
+    const step = this.o.reporter.step(label);
+    step.done();
+    this.explain.push({ stage: this.stageName(stage), label, status: 'base', reason: `${from.ref} = ${image.manifestDigest}` });
+    return {
+      config: { image: inheritConfig(image.config), cmdSet: false },
+      layers: [...image.layers],
+      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key(),
+      label,
+      keyLabel: label,
+      created: image.config.created ?? new Date(0).toISOString(),
+    };
+  }
+
+  private async runOne(stage: Stage, index: number, step: Step, state: StageState, label: string): Promise<StageState> {
+    const next: StageState = { ...state, config: { image: structuredClone(state.config.image), cmdSet: state.config.cmdSet }, layers: [...state.layers], label };
+    const history = next.config.image.history ?? (next.config.image.history = []);
+    if (!isFilesystemStep(step)) {
+      applyStep(next.config, step);
+      // As in BuildKit, metadata steps do not touch the key chain: a changed LABEL re-runs nothing.
+      // Filesystem steps name what they read of the config (env, user, workdir, shell) themselves.
+      history.push({ created: next.created, created_by: historyText(step), comment: 'buildkit.dockerfile.v0', empty_layer: true });
+      this.explain.push({ stage: this.stageName(stage), label, status: 'metadata' });
+      return next;
+    }
+
+    const handle = this.o.reporter.step(label);
+    try {
+      const kb = new KeyBuilder().addDigest(`parent:${state.keyLabel}`, state.key.replace(/^sha256:/, ''));
+      const exec = await this.prepare(step, next, kb);
+      const key = kb.key();
+      const explainId: Digest = `sha256:${sha256(`explain\0${this.o.identity}\0${this.stageName(stage)}\0${index}`)}`;
+      const previous = (await this.o.store.cache.get(explainId))?.value as { inputs: Inputs; key: string } | undefined;
+
+      let record: StepRecord | undefined;
+      if (!this.o.noCache) {
+        const hit = await this.o.store.cache.get(key as Digest);
+        if (hit) record = hit.value as StepRecord;
+        if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) record = undefined;
+      }
+      if (record) {
+        handle.cached();
+        this.explain.push({ stage: this.stageName(stage), label, status: 'hit' });
+      } else {
+        const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
+        this.explain.push({ stage: this.stageName(stage), label, status: this.o.noCache ? 'no-cache' : 'miss', reason });
+        const layer = await exec(handle);
+        record = { layer, created: epochOr(this.o.sourceDateEpoch, new Date().toISOString()) };
+        await this.o.store.cache.put(key as Digest, { value: record, blobs: layer ? [layer.digest] : [] });
+        await this.o.store.cache.put(explainId, { value: { inputs: kb.inputs, key }, blobs: [] });
+        handle.done();
+      }
+      if (step.kind === 'workdir') applyStep(next.config, step);
+      next.key = key;
+      next.keyLabel = label;
+      next.created = record.created;
+      if (record.layer) {
+        next.layers.push(record.layer);
+        next.config.image.rootfs = { type: 'layers', diff_ids: next.layers.map((l) => l.diffID) };
+      }
+      history.push({ created: record.created, created_by: historyText(step), comment: 'buildkit.dockerfile.v0', ...(record.layer ? {} : { empty_layer: true }) });
+      return next;
+    } catch (e) {
+      handle.fail(e instanceof BuildError ? e.message.split('\n')[0]! : String((e as Error).message ?? e));
+      throw e;
+    }
+  }
+
+  /** Adds the step's inputs to the key and returns how to execute it on a miss. */
+  private async prepare(step: RunStep | CopyStep | WorkdirStep, state: StageState, kb: KeyBuilder): Promise<Exec> {
+    const ctx = { solver: this, opts: this.o, state, fs: this.fs };
+    switch (step.kind) {
+      case 'run':
+        return runStep(ctx, step, kb);
+      case 'workdir':
+        return workdirStep(ctx, step, kb);
+      default:
+        return copyStep(ctx, step, kb);
+    }
+  }
+
+  /** The final image config for a stage's state. */
+  finalConfig(state: StageState): ImageConfig {
+    const image = structuredClone(state.config.image);
+    image.created = state.created;
+    image.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
+    return image;
+  }
+}
+
+export type StepContext = { solver: Solver; opts: SolveOptions; state: StageState; fs: Filesystems };
+
+/** What a filesystem step does on a cache miss: make its layer, or none for an empty diff. */
+export type Exec = (handle: StepHandle) => Promise<Layer | null>;
+
+function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {
+  return step.kind === 'run' || step.kind === 'copy' || step.kind === 'add' || step.kind === 'workdir';
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/\\\r?\n/g, ' ').replace(/\s+/g, ' ').trim();
+  return line.length > 120 ? line.slice(0, 117) + '...' : line;
+}
+
+function epochOr(epoch: number | undefined, fallback: string): string {
+  return epoch === undefined ? fallback : new Date(epoch * 1000).toISOString();
+}
+
+function platformString(p: { os: string; architecture: string; variant?: string }): string {
+  return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
+}
+
+export { chainID };

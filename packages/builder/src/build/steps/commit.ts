@@ -1,0 +1,21 @@
+// The end of every filesystem step: the diff directory becomes one layer in the store and,
+// without copying, the snapshot that later steps stack on. An empty diff makes no layer.
+import { promises as fsp } from 'node:fs';
+import { chainID, writeLayer, type Layer } from '@tsbuild/layerstore';
+import type { StepContext } from '../solver.js';
+
+export async function commitDiff(ctx: StepContext, dir: string, overlay: boolean): Promise<Layer | null> {
+  const names = await fsp.readdir(dir);
+  if (names.length === 0) return null;
+  const { store, sourceDateEpoch } = ctx.opts;
+  const layer = await writeLayer(store.blobs, dir, { overlay, compression: 'gzip', sourceDateEpoch });
+  const id = chainID([...ctx.state.layers.map((l) => l.diffID), layer.diffID]);
+  await store.snapshots.adopt(id, dir);
+  return layer;
+}
+
+/** A fresh directory in the store's temp area, removed by `cleanup`. */
+export async function scratchDir(ctx: StepContext, prefix: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const path = await ctx.opts.store.tempDir(prefix);
+  return { path, cleanup: () => fsp.rm(path, { recursive: true, force: true }) };
+}

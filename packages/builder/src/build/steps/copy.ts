@@ -1,0 +1,168 @@
+// COPY and ADD: stage the new files under their destination (with parents) in a diff
+// directory, then commit it as one layer. Directory sources copy their contents; a single
+// file goes to `dest` unless dest ends in '/' or is a directory; several sources need a
+// directory. ADD also unpacks local archives and fetches URLs.
+import { constants, promises as fsp } from 'node:fs';
+import { posix } from 'node:path';
+import type { CopyStep } from '@tsbuild/parser';
+import type { KeyBuilder } from '../cachekey.js';
+import type { Exec, StepContext } from '../solver.js';
+import { resolveChown } from '../../fs/users.js';
+import { BuildError, where } from '../errors.js';
+import { commitDiff, scratchDir } from './commit.js';
+import { Staging } from './staging.js';
+import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
+import { archiveKind, extractArchive } from './archive.js';
+import { fetchUrl, isUrl } from './fetch.js';
+
+export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
+  kb.add(
+    'instruction',
+    JSON.stringify({ kind: step.kind, sources: step.sources, dest: step.dest, chown: step.chown, chmod: step.chmod, parents: step.parents, exclude: step.exclude, link: step.link, checksum: step.checksum, inline: step.inline, unpack: step.unpack }),
+  );
+  const mode = parseChmod(step);
+  const cleanups: (() => Promise<void>)[] = [];
+
+  // Resolve and hash the sources now: the key depends on their content.
+  let items: SourceItem[] = [];
+  let fromLabel = 'the build context';
+  let fromLayers = null as null | import('@tsbuild/layerstore').Layer[];
+  if (step.from) {
+    if (step.from.type === 'stage') {
+      const st = await ctx.solver.stage(step.from.stage);
+      fromLayers = st.layers;
+      fromLabel = `stage ${step.from.stage}`;
+      kb.addDigest(`from:${fromLabel}`, st.key.replace(/^sha256:/, ''));
+    } else {
+      const image = ctx.opts.bases.get(step.from.ref);
+      if (!image) throw new BuildError(`${where(step)}: image ${step.from.ref} was not resolved`);
+      fromLayers = image.layers;
+      fromLabel = `image ${step.from.ref}`;
+      kb.addDigest(`from:${fromLabel}`, image.manifestDigest.replace(/^sha256:/, ''));
+    }
+    const view = await ctx.fs.view(fromLayers);
+    for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude)));
+  } else {
+    for (const s of step.sources) {
+      if (isUrl(s)) {
+        if (step.kind !== 'add') throw new BuildError(`${where(step)}: COPY does not take URLs; use ADD`, 2);
+        const fetched = await fetchUrl(ctx, s, step);
+        cleanups.push(fetched.cleanup);
+        items.push(fetched.item);
+        kb.add(`source:${s}`, fetched.item.files[0]!.hash!);
+      } else {
+        items.push(...(await fromContext(ctx, s, step, step.exclude)));
+      }
+    }
+    addFileInputs(kb, items.filter((i) => !i.files[0]!.host.startsWith(ctx.opts.store.root)));
+  }
+  kb.add('chown-user', step.chown ?? '');
+
+  const inlineCount = step.inline.length;
+  const total = items.length + inlineCount;
+  if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
+    if (step.sources.length + inlineCount > 1) {
+      throw new BuildError(`${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination must be a directory and end with a /`, 1);
+    }
+  }
+
+  return async () => {
+    const dir = await scratchDir(ctx, 'copy-');
+    try {
+      const view = await ctx.fs.view(ctx.state.layers);
+      const owner = step.chown ? await resolveChown(view, step.chown).catch((e) => { throw new BuildError(`${where(step)}: ${(e as Error).message}`); }) : undefined;
+      const mtime = ctx.opts.sourceDateEpoch !== undefined ? new Date(ctx.opts.sourceDateEpoch * 1000) : new Date();
+      const staging = new Staging(dir.path, view, mtime);
+      const newDirs = { uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 };
+      const destCanonical = await view.resolve(step.dest, true);
+      const destExistsAsDir = (await view.lstatCanonical(destCanonical))?.stat.isDirectory() ?? false;
+      const intoDir = step.dest.endsWith('/') || destExistsAsDir || total > 1;
+
+      for (const item of items) {
+        const top = item.files[0]!;
+        if (step.kind === 'add' && !step.from && top.kind === 'file' && step.unpack !== false && !top.host.startsWith(ctx.opts.store.root)) {
+          const kind = await archiveKind(top.host);
+          if (kind) {
+            await staging.mkdirs(destCanonical, newDirs);
+            await extractArchive(top.host, kind, staging.host(destCanonical), step);
+            continue;
+          }
+        }
+        let target: string;
+        if (item.isDir) {
+          target = step.parents ? posix.join(destCanonical, item.path) : destCanonical;
+        } else if (intoDir) {
+          target = posix.join(destCanonical, step.parents ? item.path : posix.basename(item.path || top.host));
+        } else {
+          target = destCanonical;
+        }
+        await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
+        await place(staging, item, target, owner, mode);
+      }
+      for (const inline of step.inline) {
+        const target = intoDir ? posix.join(destCanonical, inline.name) : destCanonical;
+        await staging.mkdirs(posix.dirname(target), newDirs);
+        const host = staging.host(target);
+        await fsp.writeFile(host, inline.content);
+        await fsp.chown(host, owner?.uid ?? 0, owner?.gid ?? 0);
+        await fsp.chmod(host, mode ?? 0o644);
+        await fsp.utimes(host, mtime, mtime);
+      }
+      await staging.finish();
+      return await commitDiff(ctx, dir.path, false);
+    } finally {
+      await dir.cleanup();
+      for (const c of cleanups) await c().catch(() => {});
+    }
+  };
+}
+
+async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean> {
+  const view = await ctx.fs.view(ctx.state.layers);
+  return (await view.stat(dest))?.stat.isDirectory() ?? false;
+}
+
+/** Writes an item's files at `target` in the staging dir. */
+async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
+  for (const f of item.files) {
+    if (item.isDir && f.rel === '') {
+      // The directory itself: its contents land in target, which mkdirs made; keep the
+      // source directory's mode only when target is new, as docker does for COPY dir/.
+      continue;
+    }
+    const dest = f.rel === '' ? target : posix.join(target, f.rel);
+    await writeFile(staging, f, staging.host(dest), owner, mode);
+  }
+}
+
+async function writeFile(staging: Staging, f: SourceFile, host: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
+  const uid = owner?.uid ?? f.uid;
+  const gid = owner?.gid ?? f.gid;
+  await fsp.rm(host, { recursive: true, force: true }).catch(() => {});
+  switch (f.kind) {
+    case 'dir':
+      await fsp.mkdir(host, { recursive: true });
+      await fsp.chown(host, uid, gid);
+      await fsp.chmod(host, mode ?? f.mode);
+      staging.recordDirTime(host, f.mtime);
+      return;
+    case 'symlink':
+      await fsp.symlink(f.linkname!, host);
+      await fsp.lchown(host, uid, gid);
+      await fsp.lutimes(host, f.mtime, f.mtime);
+      return;
+    case 'file':
+      await fsp.copyFile(f.host, host, constants.COPYFILE_FICLONE);
+      await fsp.chown(host, uid, gid);
+      await fsp.chmod(host, mode ?? f.mode);
+      await fsp.utimes(host, f.mtime, f.mtime);
+      return;
+  }
+}
+
+function parseChmod(step: CopyStep): number | undefined {
+  if (!step.chmod) return undefined;
+  if (!/^[0-7]{3,4}$/.test(step.chmod)) throw new BuildError(`${where(step)}: --chmod=${step.chmod}: only octal modes like 755 or 0644 are supported`, 2);
+  return parseInt(step.chmod, 8);
+}
+

@@ -1,0 +1,215 @@
+// RUN: the command runs in the sandbox over the stage's layers; its upperdir is the diff.
+// ARG values reach the command's environment but never the image config; secrets reach it
+// as files or env for this run only and never the cache key's content or a layer.
+import { promises as fsp } from 'node:fs';
+import { join, posix } from 'node:path';
+import { Writable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import type { RunMount, RunStep } from '@tsbuild/parser';
+import { run as sandboxRun, type Mount } from '@tsbuild/sandbox';
+import type { KeyBuilder } from '../cachekey.js';
+import type { Exec, StepContext } from '../solver.js';
+import { resolveUser } from '../../fs/users.js';
+import { DefaultPath } from '../config.js';
+import { BuildError, where } from '../errors.js';
+import { commitDiff, scratchDir } from './commit.js';
+import { hashContextTree } from './sources.js';
+import { cacheMountDir, lockCacheMount } from './cachemounts.js';
+
+const TailLines = 20;
+
+export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): Promise<Exec> {
+  const config = ctx.state.config.image.config ?? {};
+  const network = step.network ?? ctx.opts.network;
+  kb.add('instruction', JSON.stringify({ argv: step.argv, files: step.files, network, security: step.security ?? 'sandbox' }));
+  const env = runEnv(step, config.Env ?? step.env);
+  for (const e of env) {
+    const eq = e.indexOf('=');
+    kb.add(`env:${e.slice(0, eq)}`, e.slice(eq + 1));
+  }
+  kb.add('user', config.User ?? '').add('workdir', config.WorkingDir || '/');
+  for (const m of step.mounts) await keyMount(ctx, step, m, kb);
+
+  return async (handle) => {
+    if (step.security === 'insecure') throw new BuildError(`${where(step)}: RUN --security=insecure is not allowed (tsbuild never grants full privileges to a build step)`, 2);
+    const lowerdirs = await ctx.fs.lowerdirs(ctx.state.layers);
+    const view = await ctx.fs.view(ctx.state.layers);
+    const who = await resolveUser(view, config.User).catch((e) => {
+      throw new BuildError(`${where(step)}: ${(e as Error).message}`);
+    });
+    const tmp = await scratchDir(ctx, 'run-');
+    const upper = join(tmp.path, 'upper');
+    const work = join(tmp.path, 'work');
+    await fsp.mkdir(upper);
+    await fsp.mkdir(work);
+    const releases: (() => Promise<void>)[] = [];
+    try {
+      const mounts: Mount[] = [];
+      const extraEnv: string[] = [];
+      for (const m of step.mounts) mounts.push(...(await prepareMount(ctx, step, m, tmp.path, releases, extraEnv)));
+      for (const [i, f] of step.files.entries()) {
+        const host = join(tmp.path, `file-${i}`);
+        await fsp.writeFile(host, f.content, { mode: f.mode });
+        await fsp.chmod(host, f.mode);
+        mounts.push({ type: 'bind', source: host, target: f.path, readonly: true });
+      }
+      const tail: string[] = [];
+      const out = lineWriter((line) => {
+        handle.log(line);
+        tail.push(line);
+        if (tail.length > TailLines) tail.shift();
+      });
+      const exit = await sandboxRun({
+        root: { lowerdirs, upperdir: upper, workdir: work },
+        argv: step.argv,
+        env: [...env, ...extraEnv],
+        cwd: config.WorkingDir || '/',
+        uid: who.uid,
+        gid: who.gid,
+        additionalGids: who.additionalGids,
+        hostname: 'tsbuild',
+        network: network === 'none' ? 'none' : 'host',
+        mounts,
+        stdin: 'ignore',
+        stdout: out,
+        stderr: out,
+        signal: ctx.opts.signal,
+      });
+      out.end();
+      await new Promise((r) => out.once('finish', r));
+      if (ctx.opts.signal.aborted) throw ctx.opts.signal.reason ?? new Error('aborted');
+      if (exit.code !== 0 || exit.startError) {
+        const cmd = step.argv.join(' ');
+        const why = exit.startError ? exit.startError : exit.oomKilled ? 'out of memory (killed)' : exit.signal ? `killed by ${exit.signal}` : `exit code: ${exit.code}`;
+        throw new BuildError(`${where(step)}: process "${cmd}" did not complete successfully: ${why}`, 1, tail);
+      }
+      await fsp.rm(work, { recursive: true, force: true });
+      return await commitDiff(ctx, upper, true);
+    } finally {
+      for (const r of releases.reverse()) await r().catch(() => {});
+      await tmp.cleanup();
+    }
+  };
+}
+
+/** Build args first, so that ENV wins over an ARG of the same name, as in Docker; PATH always set. */
+function runEnv(step: RunStep, imageEnv: string[]): string[] {
+  const map = new Map<string, string>();
+  for (const e of [...step.args, ...imageEnv]) {
+    const eq = e.indexOf('=');
+    if (eq > 0) map.set(e.slice(0, eq), e.slice(eq + 1));
+  }
+  if (!map.has('PATH')) map.set('PATH', DefaultPath);
+  return [...map].map(([k, v]) => `${k}=${v}`);
+}
+
+async function keyMount(ctx: StepContext, step: RunStep, m: RunMount, kb: KeyBuilder): Promise<void> {
+  switch (m.type) {
+    case 'bind':
+      if (m.from) kb.add(`mount:${m.target}`, JSON.stringify({ from: m.from, source: m.source, rw: m.readwrite, key: await fromKey(ctx, m.from) }));
+      else kb.addDigest(`mount:${m.target}`, await hashContextTree(ctx, m.source, step));
+      return;
+    case 'cache':
+      kb.add(`mount:${m.target}`, JSON.stringify({ type: 'cache', id: m.id, sharing: m.sharing, mode: m.mode, uid: m.uid, gid: m.gid, ro: m.readonly }));
+      return;
+    case 'tmpfs':
+      kb.add(`mount:${m.target}`, JSON.stringify({ type: 'tmpfs', size: m.size }));
+      return;
+    case 'secret':
+      // Only the id and place: the secret's value must never shape the key.
+      kb.add(`mount:${m.target}`, JSON.stringify({ type: 'secret', id: m.id, env: m.env, mode: m.mode, uid: m.uid, gid: m.gid }));
+      return;
+    case 'ssh':
+      throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
+  }
+}
+
+async function fromKey(ctx: StepContext, from: NonNullable<Extract<RunMount, { type: 'bind' }>['from']>): Promise<string> {
+  if (from.type === 'stage') return (await ctx.solver.stage(from.stage)).key;
+  const image = ctx.opts.bases.get(from.ref);
+  if (!image) throw new BuildError(`image ${from.ref} was not resolved`);
+  return image.manifestDigest;
+}
+
+async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: string, releases: (() => Promise<void>)[], env: string[]): Promise<Mount[]> {
+  const target = posix.resolve(ctx.state.config.image.config?.WorkingDir || '/', m.target);
+  switch (m.type) {
+    case 'bind': {
+      let source: string;
+      if (m.from) {
+        const layers = m.from.type === 'stage' ? (await ctx.solver.stage(m.from.stage)).layers : ctx.opts.bases.get(m.from.ref)!.layers;
+        const view = await ctx.fs.view(layers);
+        const e = await view.stat(m.source || '/');
+        if (!e) throw new BuildError(`${where(step)}: --mount source ${m.source} not found`);
+        source = e.host;
+        if (e.stat.isDirectory() && layers.length > 1) {
+          // A directory spread over several layers must be merged before it can be bound.
+          const merged = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
+          await ctx.fs.flatten(layers, m.source || '/', merged);
+          source = merged;
+        }
+      } else {
+        const entries = await ctx.opts.context.match(m.source || '.');
+        if (entries.length === 0) throw new BuildError(`${where(step)}: --mount source "${m.source}" not found in the build context`);
+        source = entries[0]!.abs;
+      }
+      if (m.readwrite) {
+        // Writes to a rw bind mount are thrown away, as in BuildKit: give the step a copy.
+        const copy = join(tmp, `rw-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
+        await fsp.cp(source, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+        source = copy;
+      }
+      return [{ type: 'bind', source, target, readonly: !m.readwrite }];
+    }
+    case 'cache': {
+      const dir = await cacheMountDir(ctx.opts.store, m);
+      if (m.sharing === 'locked') releases.push(await lockCacheMount(dir));
+      return [{ type: 'bind', source: dir, target, readonly: m.readonly }];
+    }
+    case 'tmpfs':
+      return [{ type: 'tmpfs', target, size: m.size }];
+    case 'secret': {
+      const secret = ctx.opts.secrets.get(m.id);
+      let value: Buffer | undefined;
+      if (secret?.file) value = await fsp.readFile(secret.file).catch(() => undefined);
+      else if (secret?.env !== undefined) value = process.env[secret.env] !== undefined ? Buffer.from(process.env[secret.env]!) : undefined;
+      if (value === undefined) {
+        if (m.required) throw new BuildError(`${where(step)}: secret "${m.id}" is required but was not given (--secret id=${m.id},src=FILE)`);
+        return [];
+      }
+      if (m.env) env.push(`${m.env}=${value.toString()}`);
+      if (m.env && !m.target) return [];
+      const host = join(tmp, `secret-${createHash('sha256').update(m.id).digest('hex').slice(0, 12)}`);
+      await fsp.writeFile(host, value, { mode: 0o600 });
+      await fsp.chown(host, m.uid, m.gid);
+      await fsp.chmod(host, m.mode);
+      return [{ type: 'bind', source: host, target: posix.resolve('/', m.target || `/run/secrets/${m.id}`), readonly: true }];
+    }
+    case 'ssh':
+      throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
+  }
+}
+
+/** Splits a byte stream into lines for progress and the failure tail. */
+function lineWriter(onLine: (line: string) => void): Writable {
+  let rest = '';
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      rest += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = rest.indexOf('\n')) >= 0) {
+        onLine(rest.slice(0, nl).replace(/\r$/, ''));
+        rest = rest.slice(nl + 1);
+      }
+      if (rest.length > 64 * 1024) {
+        onLine(rest);
+        rest = '';
+      }
+      cb();
+    },
+    final(cb) {
+      if (rest) onLine(rest);
+      cb();
+    },
+  });
+}

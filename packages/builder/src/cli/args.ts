@@ -1,0 +1,131 @@
+// A small, strict flag parser shaped like docker's: `-t x`, `--tag x`, `--tag=x`, `-tx`,
+// repeatable flags, booleans, `--` ends flags. Anything unknown is a usage error naming the flag.
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface FlagSpec {
+  /** Long name without dashes. */
+  name: string;
+  short?: string;
+  /** 'bool' takes no value; 'string' takes one; 'list' is repeatable. */
+  kind: 'bool' | 'string' | 'list';
+  /** Extra long spellings accepted for compatibility (e.g. `progress` also as `progress=`). */
+  aliases?: string[];
+}
+
+export interface Parsed {
+  flags: Map<string, string | boolean | string[]>;
+  positionals: string[];
+}
+
+/**
+ * Parses argv against the specs. `stopAtFirstPositional` makes everything after the first
+ * positional a positional (as `docker run IMAGE CMD...` does).
+ */
+export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirstPositional?: boolean } = {}): Parsed {
+  const byLong = new Map<string, FlagSpec>();
+  const byShort = new Map<string, FlagSpec>();
+  for (const s of specs) {
+    byLong.set(s.name, s);
+    for (const a of s.aliases ?? []) byLong.set(a, s);
+    if (s.short) byShort.set(s.short, s);
+  }
+  const flags = new Map<string, string | boolean | string[]>();
+  const positionals: string[] = [];
+  const set = (spec: FlagSpec, value: string | boolean, shown: string) => {
+    if (spec.kind === 'list') {
+      const list = (flags.get(spec.name) as string[] | undefined) ?? [];
+      list.push(String(value));
+      flags.set(spec.name, list);
+    } else if (spec.kind === 'bool') {
+      if (typeof value === 'string' && !['true', 'false', '1', '0'].includes(value)) throw new UsageError(`flag ${shown} takes true or false, not "${value}"`);
+      flags.set(spec.name, value === true || value === 'true' || value === '1');
+    } else {
+      flags.set(spec.name, String(value));
+    }
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('--') && arg.length > 2) {
+      const eq = arg.indexOf('=');
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      const spec = byLong.get(name);
+      if (!spec) throw new UsageError(`unknown flag: --${name}`);
+      if (eq >= 0) set(spec, arg.slice(eq + 1), `--${name}`);
+      else if (spec.kind === 'bool') set(spec, true, `--${name}`);
+      else {
+        if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: --${name}`);
+        set(spec, argv[++i]!, `--${name}`);
+      }
+      continue;
+    }
+    if (arg.startsWith('-') && arg.length > 1) {
+      // Short flags may be bundled (-it) and a value may be attached (-tapp:1).
+      for (let j = 1; j < arg.length; j++) {
+        const c = arg[j]!;
+        const spec = byShort.get(c);
+        if (!spec) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`);
+        if (spec.kind === 'bool') {
+          set(spec, true, `-${c}`);
+          continue;
+        }
+        let value = arg.slice(j + 1);
+        if (value.startsWith('=')) value = value.slice(1);
+        if (value === '') {
+          if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: '${c}' in -${c}`);
+          value = argv[++i]!;
+        }
+        set(spec, value, `-${c}`);
+        break;
+      }
+      continue;
+    }
+    positionals.push(arg);
+    if (opts.stopAtFirstPositional) {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+  }
+  return { flags, positionals };
+}
+
+export function str(p: Parsed, name: string): string | undefined {
+  const v = p.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+export function bool(p: Parsed, name: string): boolean {
+  return p.flags.get(name) === true;
+}
+export function list(p: Parsed, name: string): string[] {
+  const v = p.flags.get(name);
+  return Array.isArray(v) ? v : [];
+}
+
+/** Parses `key=value,key2=value2` as buildx does for --output/--cache-to. */
+export function parseCsv(value: string, flag: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of value.split(',')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${flag}: "${part}" is not key=value`);
+    out.set(part.slice(0, eq).trim(), part.slice(eq + 1));
+  }
+  return out;
+}
+
+/** Sizes as docker takes them: 32m, 1g, 512k, plain bytes. */
+export function parseSize(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$/i.exec(value.trim());
+  if (!m) throw new UsageError(`${flag}: invalid size "${value}" (use e.g. 32m, 1g)`);
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Math.floor(Number(m[1]) * mult);
+}

@@ -1,0 +1,136 @@
+// `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
+import { promises as fsp, writeFileSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { UsageError, bool, list, parseArgs, parseCsv, str, type FlagSpec } from '../args.js';
+import { openStore } from '../root.js';
+import { build } from '../../build/build.js';
+import { createReporter, type ProgressMode } from '../../progress/index.js';
+import { printExplain } from '../explain.js';
+import { exportImage, parseOutput, type Output } from '../outputs.js';
+import { parseReference } from '@tsbuild/layerstore';
+
+export const buildFlags: FlagSpec[] = [
+  { name: 'tag', short: 't', kind: 'list' },
+  { name: 'file', short: 'f', kind: 'string' },
+  { name: 'build-arg', kind: 'list' },
+  { name: 'target', kind: 'string' },
+  { name: 'no-cache', kind: 'bool' },
+  { name: 'network', kind: 'string' },
+  { name: 'progress', kind: 'string' },
+  { name: 'output', short: 'o', kind: 'list' },
+  { name: 'iidfile', kind: 'string' },
+  { name: 'push', kind: 'bool' },
+  { name: 'explain', kind: 'bool' },
+  { name: 'cache-to', kind: 'list' },
+  { name: 'cache-from', kind: 'list' },
+  { name: 'secret', kind: 'list' },
+  { name: 'platform', kind: 'string' },
+  { name: 'root', kind: 'string' },
+  { name: 'quiet', short: 'q', kind: 'bool' },
+  { name: 'insecure-registry', kind: 'list' },
+];
+
+export async function buildCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const p = parseArgs(argv, buildFlags);
+  if (p.positionals.length !== 1) throw new UsageError(`"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\nUsage: tsbuild build [OPTIONS] PATH`);
+  const contextDir = resolve(p.positionals[0]!);
+  const st = await fsp.stat(contextDir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);
+
+  const fileFlag = str(p, 'file');
+  let dockerfilePath: string;
+  let dockerfileText: string;
+  if (fileFlag === '-') {
+    dockerfilePath = '<stdin>';
+    dockerfileText = await readStdin();
+  } else {
+    dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
+    try {
+      dockerfileText = await fsp.readFile(dockerfilePath, 'utf8');
+    } catch {
+      throw new UsageError(`cannot read Dockerfile ${dockerfilePath}${fileFlag ? ' (from -f)' : ''}`);
+    }
+  }
+
+  const buildArgs: Record<string, string> = {};
+  for (const a of list(p, 'build-arg')) {
+    const eq = a.indexOf('=');
+    if (eq === 0) throw new UsageError(`--build-arg "${a}": missing name`);
+    if (eq < 0) {
+      // `--build-arg K` takes K from the environment; unset means not given, as docker does.
+      if (process.env[a] !== undefined) buildArgs[a] = process.env[a]!;
+    } else buildArgs[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  const tags = list(p, 'tag');
+  for (const t of tags) {
+    try {
+      parseReference(t);
+    } catch (e) {
+      throw new UsageError(`-t ${t}: ${(e as Error).message}`);
+    }
+  }
+  const network = str(p, 'network') ?? 'default';
+  if (!['default', 'none', 'host'].includes(network)) throw new UsageError(`--network: "${network}" is not one of default, none, host`);
+  const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
+  if (!['auto', 'tty', 'plain', 'quiet'].includes(progress)) throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
+  const platform = str(p, 'platform');
+  if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64') throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
+  const outputs: Output[] = list(p, 'output').map((o) => parseOutput(o));
+  const secrets = new Map<string, { file?: string; env?: string }>();
+  for (const s of list(p, 'secret')) {
+    const kv = parseCsv(s, '--secret');
+    const id = kv.get('id');
+    if (!id) throw new UsageError(`--secret ${s}: id= is required`);
+    const src = kv.get('src') ?? kv.get('source');
+    const env = kv.get('env');
+    if (src) secrets.set(id, { file: resolve(src) });
+    else secrets.set(id, { env: env ?? id.toUpperCase() });
+  }
+  if (list(p, 'cache-to').length || list(p, 'cache-from').length || bool(p, 'push')) {
+    throw new UsageError('--push, --cache-to and --cache-from need the registry client, which is not wired into this build yet');
+  }
+  const epochText = process.env.SOURCE_DATE_EPOCH;
+  let sourceDateEpoch: number | undefined;
+  if (epochText !== undefined && epochText !== '') {
+    if (!/^\d+$/.test(epochText)) throw new UsageError(`SOURCE_DATE_EPOCH="${epochText}" is not a number of seconds`);
+    sourceDateEpoch = Number(epochText);
+  }
+
+  const store = await openStore(str(p, 'root'));
+  const reporter = createReporter(bool(p, 'quiet') ? 'quiet' : progress);
+  try {
+    const result = await build({
+      store,
+      contextDir,
+      dockerfilePath,
+      dockerfileIsFile: fileFlag !== '-',
+      dockerfileText,
+      tags,
+      buildArgs,
+      target: str(p, 'target'),
+      noCache: bool(p, 'no-cache'),
+      network: network as 'default' | 'none' | 'host',
+      secrets,
+      sourceDateEpoch,
+      reporter,
+      signal,
+    });
+    for (const o of outputs) await exportImage(store, result.image, tags, o);
+    reporter.close();
+    const id = result.image.configDigest;
+    const iid = str(p, 'iidfile');
+    if (iid) writeFileSync(iid, id);
+    if (bool(p, 'explain')) printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI);
+    if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
+    else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
+    return 0;
+  } finally {
+    reporter.close();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,118 @@
+// Image commands over the store: images, inspect, tag, rmi, prune, save, load.
+import { resolve } from 'node:path';
+import * as ls from '@tsbuild/layerstore';
+import type { Store } from '@tsbuild/layerstore';
+const archive = (ls as any).archive;
+import { UsageError, bool, parseArgs, str } from '../args.js';
+import { openStore } from '../root.js';
+import { BuildError } from '../../build/errors.js';
+
+const rootFlag = { name: 'root', kind: 'string' } as const;
+
+async function image(store: Store, ref: string) {
+  const img = await store.images.get(ref).catch((e: Error) => {
+    throw new BuildError(`${ref}: ${e.message}`);
+  });
+  if (!img) throw new BuildError(`No such image: ${ref}`);
+  return img;
+}
+
+export async function imagesCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, { name: 'quiet', short: 'q', kind: 'bool' }, { name: 'no-trunc', kind: 'bool' }, { name: 'format', kind: 'string' }]);
+  const store = await openStore(str(p, 'root'));
+  const rows = await store.images.list();
+  if (str(p, 'format') === 'json') {
+    process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    return 0;
+  }
+  const short = (d: string) => (bool(p, 'no-trunc') ? d : d.replace(/^sha256:/, '').slice(0, 12));
+  if (bool(p, 'quiet')) {
+    for (const r of rows) process.stdout.write(`${short(r.id)}\n`);
+    return 0;
+  }
+  const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.repository, r.tag, short(r.id), r.created ?? '', humanSize(r.size)])];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd() + '\n');
+  return 0;
+}
+
+export async function inspectCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag]);
+  if (p.positionals.length === 0) throw new UsageError('"tsbuild inspect" requires at least 1 argument: REF');
+  const store = await openStore(str(p, 'root'));
+  const out = [];
+  for (const ref of p.positionals) {
+    const img = await image(store, ref);
+    out.push({ Id: img.configDigest, ManifestDigest: img.manifestDigest, Manifest: img.manifest, Config: img.config, Layers: img.layers });
+  }
+  process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
+  return 0;
+}
+
+export async function tagCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag]);
+  if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
+  const store = await openStore(str(p, 'root'));
+  const img = await image(store, p.positionals[0]!);
+  await store.images.tag(p.positionals[1]!, img).catch((e: Error) => {
+    throw new UsageError(`${p.positionals[1]}: ${e.message}`);
+  });
+  return 0;
+}
+
+export async function rmiCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }]);
+  if (p.positionals.length === 0) throw new UsageError('"tsbuild rmi" requires at least 1 argument');
+  const store = await openStore(str(p, 'root'));
+  let failed = 0;
+  for (const ref of p.positionals) {
+    if (await store.tags.delete(ref).catch(() => false)) process.stdout.write(`Untagged: ${ref}\n`);
+    else {
+      process.stderr.write(`Error: No such image: ${ref}\n`);
+      failed++;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+export async function pruneCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, { name: 'all', short: 'a', kind: 'bool' }, { name: 'force', short: 'f', kind: 'bool' }]);
+  const store = await openStore(str(p, 'root'));
+  const report = await store.prune();
+  process.stdout.write(JSON.stringify(report) + '\n');
+  return 0;
+}
+
+export async function saveCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, { name: 'output', short: 'o', kind: 'string' }, { name: 'format', kind: 'string' }]);
+  if (p.positionals.length === 0) throw new UsageError('"tsbuild save" requires at least 1 argument: REF');
+  const out = str(p, 'output');
+  if (!out) throw new UsageError('"tsbuild save" needs -o FILE (tsbuild does not write archives to a terminal)');
+  const format = str(p, 'format') ?? 'docker';
+  if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format: "${format}" is not docker or oci`);
+  const store = await openStore(str(p, 'root'));
+  const named = [];
+  for (const ref of p.positionals) named.push({ image: await image(store, ref), name: /^sha256:|^[0-9a-f]{12,64}$/.test(ref) ? undefined : ref });
+  await archive.write(store, named, resolve(out), { format });
+  return 0;
+}
+
+export async function loadCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, { name: 'input', short: 'i', kind: 'string' }, { name: 'quiet', short: 'q', kind: 'bool' }]);
+  const input = str(p, 'input');
+  if (!input) throw new UsageError('"tsbuild load" needs -i FILE');
+  const store = await openStore(str(p, 'root'));
+  const loaded = await archive.load(store, resolve(input));
+  for (const name of loaded) process.stdout.write(`Loaded image: ${name}\n`);
+  return 0;
+}
+
+export function humanSize(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n < 10 && i > 0 ? n.toFixed(2) : n < 100 && i > 0 ? n.toFixed(1) : Math.round(n)}${units[i]}`;
+}

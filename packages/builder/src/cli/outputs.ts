@@ -1,0 +1,49 @@
+// Build outputs (-o): an OCI layout, an OCI or docker archive, or the root filesystem as files.
+import { resolve } from 'node:path';
+import { promises as fsp } from 'node:fs';
+import * as ls from '@tsbuild/layerstore';
+import { exportRootfs, layout, type Image, type Store } from '@tsbuild/layerstore';
+const archive = (ls as any).archive;
+import { UsageError, parseCsv } from './args.js';
+
+export interface Output {
+  type: 'oci' | 'oci-archive' | 'docker' | 'local' | 'tar';
+  dest: string;
+}
+
+export function parseOutput(spec: string): Output {
+  // `-o DIR` alone means type=local, as in buildx.
+  if (!spec.includes('=')) return { type: 'local', dest: resolve(spec) };
+  const kv = parseCsv(spec, '--output');
+  const type = kv.get('type');
+  const dest = kv.get('dest');
+  if (!type) throw new UsageError(`--output ${spec}: type= is required (oci, oci-archive, docker, local)`);
+  if (!['oci', 'oci-archive', 'docker', 'local'].includes(type)) throw new UsageError(`--output ${spec}: unknown type "${type}" (oci, oci-archive, docker, local)`);
+  if (!dest) throw new UsageError(`--output ${spec}: dest= is required`);
+  for (const k of kv.keys()) if (!['type', 'dest', 'name', 'tar'].includes(k)) throw new UsageError(`--output ${spec}: unknown key "${k}"`);
+  // buildx's type=oci,tar=false writes a directory; tsbuild's type=oci is a directory already.
+  return { type: type as Output['type'], dest: resolve(dest) };
+}
+
+export async function exportImage(store: Store, image: Image, tags: string[], o: Output): Promise<void> {
+  const named = tags.length ? tags.map((name) => ({ image, name })) : [{ image }];
+  switch (o.type) {
+    case 'oci':
+      await layout.write(store, named, o.dest);
+      return;
+    case 'oci-archive':
+      await archive.write(store, named, o.dest, { format: 'oci' });
+      return;
+    case 'docker':
+      await archive.write(store, named, o.dest, { format: 'docker' });
+      return;
+    case 'local': {
+      await fsp.mkdir(o.dest, { recursive: true });
+      const snaps = await store.snapshots.ensure(image.layers);
+      await exportRootfs(snaps, o.dest);
+      return;
+    }
+    default:
+      throw new UsageError(`--output type=${o.type} is not supported`);
+  }
+}

@@ -1,0 +1,154 @@
+// A read-only view of an image's root filesystem as overlayfs would show it, computed from the
+// stack of snapshot directories (per-layer diffs with 0/0 char-device whiteouts and opaque
+// directories). Used to read /etc/passwd, to see what a COPY destination is, and to read the
+// sources of `COPY --from`. Symlinks resolve inside the root, never out of it.
+import { promises as fsp, type Stats } from 'node:fs';
+import { join, posix } from 'node:path';
+
+export interface ViewEntry {
+  /** Canonical absolute path inside the root. */
+  path: string;
+  /** Host path of the topmost copy. */
+  host: string;
+  stat: Stats;
+}
+
+export type OpaqueCheck = (hostDir: string) => boolean;
+
+export class RootView {
+  /** @param layers snapshot dirs, top first */
+  constructor(
+    private readonly layers: string[],
+    private readonly isOpaque: OpaqueCheck,
+  ) {}
+
+  /** lstat of a path whose parents contain no symlinks (a canonical path). */
+  async lstatCanonical(path: string): Promise<ViewEntry | undefined> {
+    const parts = path.split('/').filter(Boolean);
+    for (const layer of this.layers) {
+      // A whiteout or a non-directory at any ancestor in this layer hides everything below.
+      let hidden = false;
+      let opaqueAbove = false;
+      for (let i = 0; i < parts.length; i++) {
+        const host = join(layer, ...parts.slice(0, i + 1));
+        let st: Stats;
+        try {
+          st = await fsp.lstat(host);
+        } catch {
+          break;
+        }
+        if (isWhiteout(st)) {
+          hidden = true;
+          break;
+        }
+        if (i === parts.length - 1) return { path: '/' + parts.join('/'), host, stat: st };
+        if (!st.isDirectory()) {
+          hidden = true;
+          break;
+        }
+        if (this.isOpaque(host)) opaqueAbove = true;
+      }
+      if (hidden || opaqueAbove) return undefined;
+      if (parts.length === 0) {
+        try {
+          return { path: '/', host: layer, stat: await fsp.lstat(layer) };
+        } catch {
+          // empty layer dir missing; try lower
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Resolves a path inside the root. With `followFinal`, a symlink in the last component is
+   * followed too. Returns the canonical path (which may not exist).
+   */
+  async resolve(path: string, followFinal: boolean): Promise<string> {
+    let pending = path.split('/').filter(Boolean);
+    const done: string[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift()!;
+      if (part === '.') continue;
+      if (part === '..') {
+        done.pop();
+        continue;
+      }
+      const candidate = '/' + [...done, part].join('/');
+      const isLast = pending.length === 0;
+      const e = await this.lstatCanonical(candidate);
+      if (e && e.stat.isSymbolicLink() && (!isLast || followFinal)) {
+        if (++hops > 40) throw new Error(`too many levels of symbolic links at ${candidate}`);
+        const target = await fsp.readlink(e.host);
+        if (target.startsWith('/')) done.length = 0;
+        pending = [...target.split('/').filter(Boolean), ...pending];
+        continue;
+      }
+      done.push(part);
+    }
+    return '/' + done.join('/');
+  }
+
+  async lstat(path: string): Promise<ViewEntry | undefined> {
+    return this.lstatCanonical(await this.resolve(path, false));
+  }
+
+  async stat(path: string): Promise<ViewEntry | undefined> {
+    return this.lstatCanonical(await this.resolve(path, true));
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    const e = await this.stat(path);
+    if (!e || !e.stat.isFile()) return undefined;
+    return fsp.readFile(e.host);
+  }
+
+  /** Names in a directory (canonical path), merged across layers, whiteouts applied. */
+  async readdir(path: string): Promise<string[]> {
+    const parts = path.split('/').filter(Boolean);
+    const names = new Set<string>();
+    const gone = new Set<string>();
+    for (const layer of this.layers) {
+      const host = join(layer, ...parts);
+      let st: Stats;
+      try {
+        st = await fsp.lstat(host);
+      } catch {
+        // Absent in this layer: look lower unless an ancestor hides it.
+        if (await this.ancestorHides(layer, parts)) break;
+        continue;
+      }
+      if (isWhiteout(st) || !st.isDirectory()) break;
+      for (const d of await fsp.readdir(host, { withFileTypes: true })) {
+        if (names.has(d.name) || gone.has(d.name)) continue;
+        if (d.isCharacterDevice() && isWhiteout(await fsp.lstat(join(host, d.name)))) gone.add(d.name);
+        else names.add(d.name);
+      }
+      if (this.isOpaque(host)) break;
+    }
+    return [...names].sort();
+  }
+
+  private async ancestorHides(layer: string, parts: string[]): Promise<boolean> {
+    for (let i = 0; i < parts.length; i++) {
+      const host = join(layer, ...parts.slice(0, i + 1));
+      try {
+        const st = await fsp.lstat(host);
+        if (isWhiteout(st) || !st.isDirectory()) return true;
+        if (this.isOpaque(host)) return true;
+      } catch {
+        return false;
+      }
+    }
+    return false;
+  }
+}
+
+export function isWhiteout(st: Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+export function joinInRoot(...parts: string[]): string {
+  return posix.normalize('/' + parts.join('/'));
+}
