@@ -115,6 +115,10 @@ export { padding };
 // ---- decoding ----
 
 export class TarFormatError extends Error {}
+/** Well-formed, but something a layer must not contain (sparse files, tape volumes...). */
+export class TarUnsupportedError extends Error {
+  constructor(readonly entry: string, message: string) { super(message); }
+}
 
 function readString(b: Buffer, off: number, len: number): string {
   const end = b.indexOf(0, off);

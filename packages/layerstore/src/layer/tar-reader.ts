@@ -1,7 +1,7 @@
 // A streaming tar reader for untrusted layers. It yields one entry at a time with its body
 // as an async iterable; unread body bytes are skipped before the next header. PAX values
 // stay bytes (binary xattrs survive). Anything it does not understand is an error, not a guess.
-import { BLOCK, decodeBlock, decodePax, isZeroBlock, typeOfFlag, TarFormatError, type TarHeader } from './tar-header.js';
+import { BLOCK, decodeBlock, decodePax, isZeroBlock, typeOfFlag, TarFormatError, TarUnsupportedError, type TarHeader } from './tar-header.js';
 
 /** Pulls exact byte counts out of a stream of arbitrary chunks. */
 class ByteQueue {
@@ -103,8 +103,8 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
     }
     const name = pax?.get('path')?.toString('utf8') ?? longName ?? raw.name;
     const type = typeOfFlag(raw.flag);
-    if (!type) throw new TarFormatError(`${name}: unsupported tar entry type ${JSON.stringify(raw.flag)}`);
-    if (pax && [...pax.keys()].some((k) => k.startsWith('GNU.sparse.'))) throw new TarFormatError(`${name}: sparse files are not supported`);
+    if (!type) throw new TarUnsupportedError(name, `unsupported tar entry type ${JSON.stringify(raw.flag)}`);
+    if (pax && [...pax.keys()].some((k) => k.startsWith('GNU.sparse.'))) throw new TarUnsupportedError(name, 'sparse files are not supported');
     const header: TarHeader = {
       name,
       type,

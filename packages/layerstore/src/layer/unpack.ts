@@ -21,7 +21,7 @@ import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/mknod.js';
 import { setXattr } from '../sys/xattr.js';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
-import { TarFormatError } from './tar-header.js';
+import { TarFormatError, TarUnsupportedError } from './tar-header.js';
 import { readTar } from './tar-reader.js';
 import { baseOf, cleanPath, hostile, parentOf, Target } from './safe-path.js';
 
@@ -216,6 +216,7 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
       await entry(header, body);
     }
   } catch (e) {
+    if (e instanceof TarUnsupportedError) throw hostile(e.entry, e.message);
     if (e instanceof TarFormatError) throw new StoreError('corrupt', `layer tar: ${e.message}`);
     if ((e as { code?: string }).code === 'Z_DATA_ERROR' || (e as { code?: string }).code === 'Z_BUF_ERROR') throw new StoreError('corrupt', `layer compression: ${(e as Error).message}`);
     throw e;

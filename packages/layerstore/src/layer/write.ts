@@ -12,13 +12,13 @@ export interface WriteLayerOptions extends LayerOptions {
   overlay?: boolean;
 }
 
-async function* clampMtimes(entries: AsyncIterable<Entry>, sde: number): AsyncGenerator<Entry> {
+async function* clampMtimes(entries: AsyncIterable<Entry> | Iterable<Entry>, sde: number): AsyncGenerator<Entry> {
   for await (const e of entries) yield e.mtime > sde ? { ...e, mtime: sde } : e;
 }
 
-export async function writeLayer(blobs: BlobStore, source: AsyncIterable<Entry> | string, opts: WriteLayerOptions = {}): Promise<Layer> {
+export async function writeLayer(blobs: BlobStore, source: AsyncIterable<Entry> | Iterable<Entry> | string, opts: WriteLayerOptions = {}): Promise<Layer> {
   const compression = opts.compression ?? 'gzip';
-  let entries = typeof source === 'string' ? entriesFromDirectory(source, { overlay: opts.overlay, sourceDateEpoch: opts.sourceDateEpoch }) : source;
+  let entries: AsyncIterable<Entry> | Iterable<Entry> = typeof source === 'string' ? entriesFromDirectory(source, { overlay: opts.overlay, sourceDateEpoch: opts.sourceDateEpoch }) : source;
   if (typeof source !== 'string' && opts.sourceDateEpoch !== undefined) entries = clampMtimes(entries, opts.sourceDateEpoch);
 
   const hash = createHash('sha256');

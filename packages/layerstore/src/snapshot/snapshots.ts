@@ -26,6 +26,8 @@ async function exists(p: string): Promise<boolean> {
 }
 
 export class Snapshots {
+  /** Layers this instance unpacked (not found ready): lets callers and tests see work done. */
+  readonly stats = { unpacked: 0 };
   constructor(readonly root: string, private readonly blobs: BlobStore, private readonly tmpDir: string, private readonly unpackOptions: Pick<UnpackOptions, 'allowDevices'> = {}) {}
 
   pathOf(chainID: Digest): string {
@@ -62,6 +64,7 @@ export class Snapshots {
     try {
       await unpackLayer(this.blobs.open(layer.digest), layer.mediaType, tmp, { ...this.unpackOptions, diffID: layer.diffID, mode: 'overlay' });
       await this.renameIn(tmp, id);
+      this.stats.unpacked++;
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;

@@ -1,0 +1,110 @@
+// ChainIDs, and the snapshot life cycle: ensure (idempotent, concurrent), adopt, remove, list,
+// cleanup; a failed unpack leaves nothing behind.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeLayer } from '../src/layer/index.js';
+import { chainID, chainIDs, Snapshots } from '../src/snapshot/index.js';
+import { StoreError, type Digest, type Entry, type Layer } from '../src/types.js';
+import { TempBlobs } from './helpers/temp-blobs.js';
+
+const work = mkdtempSync(join(tmpdir(), 'snap-'));
+const p = (...s: string[]) => join(work, ...s);
+const blobs = new TempBlobs(p('blobs'));
+
+const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
+const shell = (s: string) => `sha256:${execFileSync('sh', ['-c', `printf '%s' '${s}' | sha256sum`]).toString().split(' ')[0]}` as Digest;
+
+test('chainID: L0 is its diffID; Ln = sha256(ChainID(Ln-1) + " " + DiffID(Ln)) (checked with sha256sum)', () => {
+  assert.is(chainID([d('a')]), d('a'));
+  const two = shell(`${d('a')} ${d('b')}`);
+  assert.is(chainID([d('a'), d('b')]), two);
+  assert.is(chainID([d('a'), d('b'), d('c')]), shell(`${two} ${d('c')}`));
+  assert.equal(chainIDs([d('a'), d('b'), d('c')]), [d('a'), two, shell(`${two} ${d('c')}`)]);
+});
+
+function fileLayer(name: string, content: string): Promise<Layer> {
+  const e: Entry[] = [{ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: content.length, open: () => Readable.from([Buffer.from(content)]) }];
+  return writeLayer(blobs, e, {});
+}
+
+test('ensure: one snapshot per layer, bottom first, per-layer (not flattened); second call unpacks nothing', async () => {
+  const layers = [await fileLayer('one', '1'), await fileLayer('two', '2')];
+  const snaps = new Snapshots(p('s1'), blobs, p('tmp1'));
+  const got = await snaps.ensure(layers);
+  assert.equal(got.map((s) => s.chainID), chainIDs(layers.map((l) => l.diffID)));
+  assert.equal(readdirSync(got[0]!.path), ['one']);
+  assert.equal(readdirSync(got[1]!.path), ['two']);
+  assert.is(snaps.stats.unpacked, 2);
+  await snaps.ensure(layers);
+  assert.is(snaps.stats.unpacked, 2);
+  assert.equal((await snaps.list()).map((s) => s.chainID).sort(), got.map((s) => s.chainID).sort());
+  assert.equal(readdirSync(p('tmp1')), []);
+});
+
+test('ensure: a corrupt or hostile layer leaves neither a snapshot nor a temp dir', async () => {
+  const good = await fileLayer('x', 'x');
+  const cases: { name: string; layer: Layer; code: string }[] = [
+    { name: 'wrong diffID', layer: { ...good, diffID: d('e') }, code: 'corrupt' },
+    { name: 'hostile', layer: await writeLayer(blobs, [{ path: 'a', type: 'char', mode: 0o600, uid: 0, gid: 0, mtime: 0, devmajor: 1, devminor: 1 }], {}), code: 'hostile-layer' },
+  ];
+  for (const c of cases) {
+    const snaps = new Snapshots(p('s2'), blobs, p('tmp2'));
+    try { await snaps.ensure([c.layer]); assert.unreachable(c.name); } catch (e) {
+      assert.ok(e instanceof StoreError, c.name);
+      assert.is((e as StoreError).code, c.code, c.name);
+    }
+    assert.equal(await snaps.list(), [], c.name);
+    assert.equal(readdirSync(p('tmp2')), [], c.name);
+  }
+});
+
+test('ensure from two processes at once: both succeed, each layer unpacked once', async () => {
+  const layers = [await fileLayer('big', 'y'.repeat(8 << 20)), await fileLayer('small', 's')];
+  const script = p('child.mjs');
+  const dist = join(fileURLToPath(import.meta.url), '..');
+  writeFileSync(script, `
+    import { Snapshots } from '${join(dist, '../src/snapshot/index.js')}';
+    import { TempBlobs } from '${join(dist, 'helpers/temp-blobs.js')}';
+    const snaps = new Snapshots(${JSON.stringify(p('s3'))}, new TempBlobs(${JSON.stringify(p('blobs'))}), ${JSON.stringify(p('tmp3'))});
+    const got = await snaps.ensure(${JSON.stringify(layers)});
+    console.log(JSON.stringify({ unpacked: snaps.stats.unpacked, n: got.length }));
+  `);
+  const run = () => new Promise<{ unpacked: number; n: number }>((resolve, reject) => {
+    const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (b) => { out += b; });
+    c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child exited ${code}`))));
+  });
+  const rs = await Promise.all([run(), run(), run()]);
+  assert.equal(rs.map((r) => r.n), [2, 2, 2]);
+  assert.is(rs.reduce((a, r) => a + r.unpacked, 0), 2);
+  assert.equal(readdirSync(p('s3')).length, 2, 'two snapshots, no lock files left');
+});
+
+test('adopt moves a dir in; adopting again drops the new dir; remove; cleanup of dead temp dirs', async () => {
+  const snaps = new Snapshots(p('s4'), blobs, p('tmp4'));
+  const id = d('c');
+  for (const n of ['u1', 'u2']) { mkdirSync(p(n)); writeFileSync(p(n, 'f'), n); }
+  const s = await snaps.adopt(id, p('u1'));
+  assert.equal(readdirSync(s.path), ['f']);
+  assert.not.ok(existsSync(p('u1')));
+  await snaps.adopt(id, p('u2'));
+  assert.not.ok(existsSync(p('u2')), 'the duplicate upperdir is dropped');
+  assert.ok(await snaps.get(id));
+  await snaps.remove(id);
+  assert.is(await snaps.get(id), undefined);
+  await snaps.remove(id); // removing twice is fine
+
+  mkdirSync(p('tmp4', 'unpack-abcdef0123456789-999999999-00000000'), { recursive: true });
+  mkdirSync(p('tmp4', `unpack-abcdef0123456789-${process.pid}-00000000`), { recursive: true });
+  assert.is(await snaps.cleanup(), 1, 'only the dead process\'s temp dir');
+});
+
+test.after(() => { rmSync(work, { recursive: true, force: true }); });
+test.run();
