@@ -18,7 +18,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <sched.h>
@@ -458,6 +462,56 @@ static int drop_privileges(void) {
   return 0;
 }
 
+// A small seccomp filter in the spirit of Docker's default profile: the calls that reach kernel
+// state no namespace isolates, or that widen the attack surface, fail with EPERM.
+//  - unshare/clone with CLONE_NEWUSER: a user namespace would hand the command a full capability
+//    set (over its own namespaces) and with it most of the kernel's rarely-audited code.
+//  - clone3: its flags sit in memory a filter cannot read; ENOSYS makes libc fall back to clone.
+//  - keyctl/add_key/request_key (the keyring is not namespaced), bpf, perf_event_open,
+//    userfaultfd, kexec_load, kexec_file_load.
+// Installed while init's CAP_SYS_ADMIN is still held, so no_new_privs is not needed and setuid
+// binaries inside keep working.
+#if defined(__x86_64__)
+#define AUDIT_ARCH_HERE AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define AUDIT_ARCH_HERE AUDIT_ARCH_AARCH64
+#endif
+
+static int install_seccomp(void) {
+#ifdef AUDIT_ARCH_HERE
+#define LD(f) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, f))
+#define DENY_NR(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM)
+  struct sock_filter f[] = {
+    LD(arch),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_HERE, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),  // another ABI (e.g. x32/ia32) could dodge the numbers below
+    LD(nr),
+#ifdef __x86_64__
+    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1),  // x32 syscalls share the arch value
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+#endif
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+    DENY_NR(SYS_keyctl), DENY_NR(SYS_add_key), DENY_NR(SYS_request_key), DENY_NR(SYS_bpf),
+    DENY_NR(SYS_perf_event_open), DENY_NR(SYS_userfaultfd), DENY_NR(SYS_kexec_load),
+#ifdef SYS_kexec_file_load
+    DENY_NR(SYS_kexec_file_load),
+#endif
+    // unshare(flags) and clone(flags, ...): flags are the first argument (low 32 bits).
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 1, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3),
+    LD(args[0]),
+    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+  return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+#else
+  return 0;
+#endif
+}
+
 static const char *env_path(void) {
   for (int i = 0; i < S.nenv; i++)
     if (!strncmp(S.env[i], "PATH=", 5)) return S.env[i] + 5;
@@ -503,6 +557,7 @@ __attribute__((noreturn)) static void command_main(int errw) {
   if (errw > 3) syscall(SYS_close_range, 3, errw - 1, 0);
   syscall(SYS_close_range, errw + 1, ~0U, 0);
   struct child_err ce = {0, 0};
+  if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   char wd[PATH_MAX];

@@ -91,6 +91,14 @@ const attempts: Attempt[] = [
     check: (r) => assert.not.match(r.out, /MOUNTED|UNSHARED/),
   },
   {
+    name: 'gain capabilities in a new user namespace',
+    cmd: 'unshare -U -r -m sh -c "mount -t tmpfs none /mnt && echo MOUNTED"; echo rc=$?',
+    check: (r) => {
+      assert.not.match(r.out, /MOUNTED/);
+      assert.match(r.err, /not permitted/i);
+    },
+  },
+  {
     name: 'write host-wide sysctls and sysfs',
     cmd: 'echo "|/tmp/x" > /proc/sys/kernel/core_pattern && echo WROTE; echo 1 > /proc/sysrq-trigger && echo WROTE; echo x > /sys/kernel/uevent_helper && echo WROTE; cat /proc/kcore | head -c1 | wc -c',
     check: (r) => {
