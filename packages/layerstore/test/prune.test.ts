@@ -1,0 +1,49 @@
+// prune: mark from tags, cache records and containers; sweep the rest; keep fresh things and live temp.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { sampleImage, sha, tempStore } from './storekit.js';
+
+test('prune removes only what nothing reaches; respects the grace period; cleans dead temp', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    const tagged = await sampleImage(store);
+    await store.images.tag('keep:1', tagged);
+    const cached = await store.blobs.put('cached layer');
+    await store.cache.put(cached.digest, { value: 1, blobs: [cached.digest] });
+    const inContainer = await store.blobs.put('{"container image":1}');
+    await fsp.writeFile(join(store.root, 'containers', 'c1.json'), JSON.stringify({ image: inContainer.digest }));
+    const garbage = await store.blobs.put('garbage');
+    const removedTag = await sampleImage(store, 'docker');
+    await store.images.tag('gone:1', removedTag);
+    await store.tags.delete('gone:1');
+    // A dead process's leftovers and a live one's.
+    await fsp.writeFile(join(store.tmpDir, 'ingest-999999_12345_abcdefabcdef'), 'x');
+    const live = await store.tempDir('upper');
+
+    // Fresh garbage survives the default grace period.
+    let r = await store.prune();
+    assert.is(r.blobs, 0);
+    assert.ok(await store.blobs.has(garbage.digest));
+    assert.is(r.temp, 1, 'dead owner temp removed');
+    await fsp.stat(live);
+
+    r = await store.prune({ gracePeriodMs: 0 });
+    assert.not.ok(await store.blobs.has(garbage.digest));
+    assert.not.ok(await store.blobs.has(removedTag.manifestDigest));
+    for (const d of [tagged.manifestDigest, tagged.configDigest, ...tagged.layers.map((l) => l.digest), cached.digest, inContainer.digest]) assert.ok(await store.blobs.has(d), d);
+    // The docker variant shares layers and config with the tagged image: only its manifest goes.
+    assert.is(r.blobs, 2);
+    // A cache record whose blob is gone is dangling and is dropped.
+    await store.cache.put(sha('dangling key'), { value: 2, blobs: [garbage.digest] });
+    r = await store.prune({ gracePeriodMs: 0 });
+    assert.is(r.cacheRecords, 1);
+    assert.is((await store.cache.list()).length, 1);
+    assert.is((await store.images.get('keep:1'))?.manifestDigest, tagged.manifestDigest);
+  } finally {
+    await cleanup();
+  }
+});
+
+test.run();
