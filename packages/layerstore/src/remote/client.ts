@@ -119,7 +119,7 @@ export class RegistryClient {
       try {
         auth = await this.authorization(url, spec.scopes, forceToken);
       } catch (err) {
-        if (err instanceof RegistryError) throw new RegistryError(err.code, `${what}: ${err.message}`, err.details);
+        if (err instanceof RegistryError) throw new RegistryError(err.code, `${what}: ${err.message}`, err.info);
         throw err;
       }
       if (auth) headers.authorization = auth;
@@ -132,7 +132,9 @@ export class RegistryClient {
           throw new RegistryError('unauthorized', `${what}: ${this.host} answered 401 without a usable WWW-Authenticate challenge`, { host: this.host, status: 401 });
         }
         this.challenges.set(url.host, challenge);
-        const cred = await this.getCredential();
+        const cred = await this.getCredential().catch((err: unknown) => {
+          throw err instanceof RegistryError ? new RegistryError(err.code, `${what}: ${err.message}`, err.info) : err;
+        });
         if (challenge.scheme === 'basic' && !cred) {
           throw new RegistryError('unauthorized', `${what}: ${this.host} requires authentication and there are no credentials for "${this.registry}" (docker config: auths, credHelpers, credsStore)`, { host: this.host, status: 401 });
         }
@@ -186,7 +188,7 @@ export class RegistryClient {
     const retryable = status === 408 || status === 429 || status >= 500;
     const code = status === 401 ? 'unauthorized' : status === 403 ? 'denied' : status === 404 ? 'not-found' : 'http';
     let hint = '';
-    if (status === 401) hint = (await this.getCredential()) ? ` (credentials for "${this.registry}" were rejected)` : ` (no credentials for "${this.registry}")`;
+    if (status === 401) hint = (await this.getCredential().catch(() => undefined)) ? ` (credentials for "${this.registry}" were rejected)` : ` (no credentials for "${this.registry}")`;
     throw new RegistryError(code, `${what}: ${res.url.host} answered HTTP ${status}${summary ? ` ${summary}` : ''}${hint}`, {
       host: res.url.host, status, registryCodes: codes, subject, retryable,
       retryAfterMs: status === 429 || status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined,

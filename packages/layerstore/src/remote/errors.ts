@@ -18,7 +18,7 @@ export class RegistryError extends Error {
   constructor(
     public readonly code: RegistryErrorCode,
     message: string,
-    public readonly details: {
+    public readonly info: {
       host?: string;
       status?: number;
       /** Codes from the registry's `{"errors":[{"code":...}]}` body, e.g. DIGEST_INVALID. */
@@ -33,10 +33,10 @@ export class RegistryError extends Error {
     this.name = 'RegistryError';
   }
   get retryable(): boolean {
-    return this.details.retryable === true;
+    return this.info.retryable === true;
   }
   get status(): number | undefined {
-    return this.details.status;
+    return this.info.status;
   }
 }
 
@@ -58,7 +58,7 @@ export function parseErrorBody(text: string): { codes: string[]; summary: string
       const parts = body.errors.slice(0, 5).map((e) => {
         const code = typeof e.code === 'string' ? e.code : 'UNKNOWN';
         const msg = typeof e.message === 'string' ? e.message : '';
-        const detail = e.detail === undefined ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
+        const detail = e.detail === undefined || e.detail === null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
         return `${code}: ${msg}${detail ? ` (${detail.slice(0, 200)})` : ''}`;
       });
       return { codes: body.errors.map((e) => (typeof e.code === 'string' ? e.code : 'UNKNOWN')), summary: parts.join('; ') };

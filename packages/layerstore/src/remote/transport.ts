@@ -167,7 +167,7 @@ export async function withRetry<T>(
     } catch (err) {
       if (!(err instanceof RegistryError) || !err.retryable || attempt >= policy.attempts) throw err;
       const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      const delay = err.details.retryAfterMs !== undefined ? Math.min(err.details.retryAfterMs, policy.maxRetryAfterMs) : backoff;
+      const delay = err.info.retryAfterMs !== undefined ? Math.min(err.info.retryAfterMs, policy.maxRetryAfterMs) : backoff;
       onRetry?.(err, attempt, delay);
       await sleep(delay);
     }
