@@ -86,4 +86,11 @@ test('the dev nodes exist and are usable', async () => {
   assert.match(r.out, /666\n$/);
 });
 
+test("network 'host' shares the host's interfaces", async () => {
+  const { readFileSync } = await import('node:fs');
+  const names = (text: string) => text.split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter(Boolean).sort();
+  const r = await sh('cat /proc/net/dev', { network: 'host' });
+  assert.equal(names(r.out), names(readFileSync('/proc/net/dev', 'utf8')));
+});
+
 test.run();
