@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <linux/openat2.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -590,8 +591,12 @@ static void report_child_error(struct child_err ce) {
   }
 }
 
-__attribute__((noreturn)) static void init_main(sigset_t *set) {
+__attribute__((noreturn)) static void init_main(sigset_t *set, int alive) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // If the launcher died before PDEATHSIG was armed, its end of `alive` is already closed.
+  struct pollfd pf = { .fd = alive, .events = 0 };
+  if (poll(&pf, 1, 0) > 0 && (pf.revents & POLLHUP)) _exit(125);
+  close(alive);
   // Not dumpable: the command (same uid 0) cannot open /proc/1/fd/*, /proc/1/root or ptrace init.
   // execve of the command resets this for the command itself.
   prctl(PR_SET_DUMPABLE, 0);
@@ -657,9 +662,12 @@ int main(void) {
 
   sigset_t set;
   block_signals(&set);
+  int alive[2];  // init's way to tell the launcher died between fork and PR_SET_PDEATHSIG
+  if (pipe2(alive, O_CLOEXEC) < 0) die("pipe");
   pid_t init = fork();
   if (init < 0) die("fork init");
-  if (init == 0) init_main(&set);
+  if (init == 0) { close(alive[1]); init_main(&set, alive[0]); }
+  close(alive[0]);
 
   for (;;) {
     siginfo_t si;
