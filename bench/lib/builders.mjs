@@ -1,0 +1,149 @@
+// The three builders under test, behind one interface:
+//   setup(bases)  start what the builder needs and import the base images (untimed)
+//   flush()       empty the build cache, keep the base images (untimed; see FLUSH below)
+//   build(ctx, tag, buildArgs) → { ms, rssKB, out }   one timed build
+//   size(tag)     final image size in bytes (each builder's own notion; see SIZE)
+//   teardown()
+import { join } from 'node:path';
+import { existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { sh, timed, resetPeak, peakKB, childrenOf, sleep } from './util.mjs';
+
+export const FLUSH = {
+  tsbuild: 'a fresh store: `rm -rf $ROOT && cp -a $TEMPLATE $ROOT`, where $TEMPLATE is a store in which only the base images were built',
+  buildkit: '`docker rmi -f` of every image but the bases, then `docker builder prune -af` (BuildKit cache incl. context snapshots)',
+  buildah: '`buildah rm --all`, `buildah rmi -f` of every tagged image but the bases, then `buildah rmi --prune` (removes the untagged intermediate images that `--layers` uses as its cache)',
+};
+export const SIZE = {
+  tsbuild: 'manifest: config + layers as stored (gzip-compressed)',
+  buildkit: '`docker image inspect .Size` (uncompressed)',
+  buildah: '`buildah images --json` size (uncompressed)',
+};
+
+export function tsbuildBuilder({ repo, work }) {
+  const template = join(work, 'tsbuild', 'template');
+  const root = join(work, 'tsbuild', 'root');
+  const bin = join(repo, 'packages/builder/bin/tsbuild.js');
+  const env = { TSBUILD_ROOT: root };
+  const cli = (args, o = {}) => sh('node', [bin, ...args], { env, ...o });
+  return {
+    name: 'tsbuild',
+    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT node packages/builder/bin/tsbuild.js build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    async version() { return (await sh('git', ['-C', repo, 'rev-parse', '--short', 'HEAD'])).stdout.trim(); },
+    async setup(bases) {
+      rmSync(join(work, 'tsbuild'), { recursive: true, force: true });
+      mkdirSync(template, { recursive: true });
+      for (const b of bases) await sh('node', [bin, 'build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx], { env: { TSBUILD_ROOT: template } });
+    },
+    async flush() {
+      rmSync(root, { recursive: true, force: true });
+      await sh('cp', ['-a', template, root]);
+    },
+    async build(ctx, tag, buildArgs = []) {
+      const r = await timed('node', [bin, 'build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
+      return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
+    },
+    async size(tag) {
+      const j = JSON.parse((await cli(['inspect', tag])).stdout);
+      return j.Manifest.config.size + j.Manifest.layers.reduce((a, l) => a + l.size, 0);
+    },
+    async teardown() {},
+  };
+}
+
+export function buildkitBuilder({ work }) {
+  const dir = join(work, 'docker');
+  const sock = join(dir, 'docker.sock');
+  const execRoot = '/run/tsb-bench-docker';
+  const env = { DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
+  const docker = (args, o = {}) => sh('/usr/bin/docker', args, { env, ...o });
+  let daemon = null, bases = [];
+  const daemonPids = () => (daemon ? [daemon.pid, ...childrenOf(daemon.pid)] : []);  // dockerd + its containerd
+  return {
+    name: 'buildkit',
+    command: (ctx, tag, args) => `DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$SOCK /usr/bin/docker build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    async version() {
+      return (await docker(['version', '-f', 'client {{.Client.Version}}, daemon {{.Server.Version}}'], { ok: true })).stdout.trim();
+    },
+    async setup(bs) {
+      bases = bs.map((b) => b.tag);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const { spawn } = await import('node:child_process');
+      const { openSync } = await import('node:fs');
+      const log = openSync(join(dir, 'dockerd.log'), 'a');
+      daemon = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', execRoot, '-H', `unix://${sock}`,
+        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false'], { stdio: ['ignore', log, log] });
+      for (let i = 0; ; i++) {
+        if ((await docker(['version'], { ok: true })).code === 0) break;
+        if (i > 150 || daemon.exitCode !== null) throw new Error(`dockerd did not start; see ${join(dir, 'dockerd.log')}`);
+        await sleep(200);
+      }
+      for (const b of bs) await docker(['build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx]);
+    },
+    async flush() {
+      await docker(['container', 'prune', '-f'], { ok: true });
+      const imgs = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter(Boolean);
+      const drop = imgs.filter((i) => !bases.includes(i) && !bases.includes(i.replace(/^docker\.io\//, '')));
+      if (drop.length) await docker(['rmi', '-f', ...drop], { ok: true });
+      await docker(['image', 'prune', '-f'], { ok: true });
+      await docker(['builder', 'prune', '-af']);
+    },
+    async build(ctx, tag, buildArgs = []) {
+      const pids = daemonPids();
+      pids.forEach(resetPeak);
+      const r = await timed('/usr/bin/docker', ['build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
+      const daemonKB = Math.max(...pids.map(peakKB));
+      return { ms: r.ms, rssKB: Math.max(r.rssKB, daemonKB), daemonKB, clientKB: r.rssKB, out: r.stderr + r.stdout };
+    },
+    async size(tag) { return Number((await docker(['image', 'inspect', '-f', '{{.Size}}', tag])).stdout.trim()); },
+    async teardown() {
+      if (!daemon || daemon.exitCode !== null) return;
+      daemon.kill('SIGTERM');
+      for (let i = 0; i < 100 && daemon.exitCode === null; i++) await sleep(200);
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      daemon = null;
+    },
+  };
+}
+
+export function buildahBuilder({ work }) {
+  const dir = join(work, 'buildah');
+  const g = ['--root', join(dir, 'storage'), '--runroot', '/run/tsb-bench-buildah', '--storage-driver', 'overlay'];
+  const buildah = (args, o = {}) => sh('buildah', [...g, ...args], o);
+  let bases = [];
+  const norm = (t) => t.replace(/^localhost\//, '');
+  return {
+    name: 'buildah',
+    command: (ctx, tag, args) => `buildah --root $BROOT --runroot /run/tsb-bench-buildah --storage-driver overlay bud --layers --pull=never -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    async version() { return (await sh('buildah', ['--version'])).stdout.trim(); },
+    async setup(bs) {
+      bases = bs.map((b) => b.tag);
+      // An earlier interrupted run may have left overlay mounts under the storage: unmount them first.
+      await buildah(['rm', '--all'], { ok: true });
+      await sh('sh', ['-c', `grep -o '${join(dir, 'storage')}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`], { ok: true });
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      for (const b of bs) await buildah(['bud', '--layers', '-t', b.tag, '-f', b.dockerfile, b.ctx]);
+    },
+    async flush() {
+      await buildah(['rm', '--all'], { ok: true });
+      const imgs = JSON.parse((await buildah(['images', '--json'])).stdout || '[]');
+      const drop = imgs.flatMap((i) => i.names || []).filter((n) => !bases.includes(norm(n)));
+      if (drop.length) await buildah(['rmi', '-f', ...drop], { ok: true });
+      await buildah(['rmi', '--prune'], { ok: true });
+    },
+    async build(ctx, tag, buildArgs = []) {
+      const r = await timed('buildah', [...g, 'bud', '--layers', '--pull=never', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx]);
+      return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
+    },
+    async size(tag) {
+      const imgs = JSON.parse((await buildah(['images', '--json'])).stdout || '[]');
+      const i = imgs.find((x) => (x.names || []).some((n) => norm(n) === tag || n === `localhost/${tag}`));
+      return i ? Number(i.size) : NaN;
+    },
+    async teardown() {
+      await buildah(['rm', '--all'], { ok: true });
+      await sh('sh', ['-c', `grep -o '${join(dir, 'storage')}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`], { ok: true });
+    },
+  };
+}

@@ -1,0 +1,300 @@
+#!/usr/bin/env node
+// The benchmark harness: tsbuild against BuildKit (Debian's docker.io) and Buildah on the same workloads.
+//
+//   node bench/run.mjs [--quick] [--runs N] [--only tiny,many-files] [--builders tsbuild,buildkit,buildah]
+//                      [--no-sub] [--no-limits] [--out FILE]
+//
+// Root, after `pnpm run build`. Writes bench/RESULTS.md (keeping its hand-written "Where the time goes"
+// section) and the raw samples to bench/work/results.json. Takes ~30 min in full; --quick (1 run, small data) < 5 min.
+//
+// For every workload, every run, every builder in turn (A B C A B C…, to spread drift over all of them):
+//   flush (untimed) → cold build → no-op rebuild → edit one file read by a late step → one-change rebuild.
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, readdirSync, cpSync } from 'node:fs';
+import os from 'node:os';
+import { sh, median, min, max, fmtS, fmtMB, sleep } from './lib/util.mjs';
+import { tsbuildBuilder, buildkitBuilder, buildahBuilder, FLUSH, SIZE } from './lib/builders.mjs';
+import { ensureManyFiles, MTIME } from './gen-data.mjs';
+import { utimesSync } from 'node:fs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, '..');
+const work = join(here, 'work');
+
+// ---- options
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+const quick = argv.includes('--quick');
+const runs = Number(opt('--runs', quick ? 1 : 5));
+const only = opt('--only', '') ? opt('--only').split(',') : null;
+const builderNames = opt('--builders', 'tsbuild,buildkit,buildah').split(',');
+const doSub = !argv.includes('--no-sub');
+const doLimits = !argv.includes('--no-limits');
+const outFile = opt('--out', join(here, quick ? 'RESULTS-quick.md' : 'RESULTS.md'));
+const bigMB = quick ? 60 : 500;
+const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+if (process.getuid() !== 0) { console.error('bench: run as root'); process.exit(2); }
+if (!existsSync(join(repo, 'packages/builder/dist/src/cli/main.js'))) { console.error('bench: run `pnpm run build` first'); process.exit(2); }
+// /usr/bin/time measures peak RSS; Debian's `time` package provides it.
+if (!existsSync('/usr/bin/time')) await sh('sh', ['-c', 'apt-get install -y -qq time || (apt-get update -qq && apt-get install -y -qq time)'], { quiet: false });
+
+// ---- workloads
+const W = {
+  tiny: { change: 'hello.txt' },
+  'ten-steps': { change: 'late.txt' },
+  'many-files': { change: 'src/index.js' },
+  'big-file': { change: 'note.txt', args: [`SIZE_MB=${bigMB}`] },
+  debian: { change: 'app.conf', base: 'debian' },
+};
+const names = Object.keys(W).filter((n) => !only || only.includes(n));
+
+// Contexts live in bench/work/ctx/<name>: the committed workload files plus generated data (hard links).
+function prepareContext(name) {
+  const ctx = join(work, 'ctx', name);
+  rmSync(ctx, { recursive: true, force: true });
+  cpSync(join(here, 'workloads', name), ctx, { recursive: true });
+  if (name === 'many-files') {
+    const nm = ensureManyFiles(quick, log);
+    return sh('cp', ['-al', nm, join(ctx, 'node_modules')]).then(() => ctx);
+  }
+  return Promise.resolve(ctx);
+}
+// Same mtimes on every builder's view of the context (BuildKit and tsbuild look at metadata too).
+function touchAll(p) {
+  for (const e of readdirSync(p, { withFileTypes: true })) {
+    if (e.name === 'node_modules') continue;  // generated with fixed mtimes already
+    const q = join(p, e.name);
+    if (e.isDirectory()) touchAll(q);
+    utimesSync(q, MTIME, MTIME);
+  }
+}
+function setChanged(ctx, rel, label) {
+  const f = join(ctx, rel);
+  const orig = readFileSync(join(here, 'workloads', ctx.split('/').pop(), rel));
+  writeFileSync(f, label ? Buffer.concat([orig, Buffer.from(`// changed: ${label}\n`)]) : orig);
+  utimesSync(f, MTIME + (label ? 1 : 0), MTIME + (label ? 1 : 0));
+}
+
+// ---- bases: built by each builder from the same context, the same way
+async function prepareBases() {
+  await sh('bash', [join(repo, 'fixtures/busybox/make-rootfs.sh')]);
+  const bases = [{ tag: 'bench/busybox:base', ctx: join(repo, 'fixtures/busybox'), dockerfile: join(repo, 'fixtures/busybox/Dockerfile') }];
+  if (names.includes('debian')) {
+    await sh('bash', [join(here, 'gen-debian.sh')], { quiet: false });
+    const ctx = join(work, 'ctx', 'debian-base');
+    rmSync(ctx, { recursive: true, force: true });
+    mkdirSync(ctx, { recursive: true });
+    cpSync(join(here, 'workloads/debian/base.Dockerfile'), join(ctx, 'Dockerfile'));
+    await sh('ln', [join(here, 'data/debian-rootfs.tar'), join(ctx, 'rootfs.tar')]);
+    bases.push({ tag: 'bench/debian:base', ctx, dockerfile: join(ctx, 'Dockerfile') });
+  }
+  return bases;
+}
+
+// ---- machine limits on the same data
+async function limits() {
+  const rows = [];
+  const reps = quick ? 1 : 3;
+  const measure = async (what, data, script) => {
+    const xs = [];
+    for (let i = 0; i < reps; i++) {
+      await sh('sh', ['-c', 'sync']);
+      xs.push((await sh('bash', ['-o', 'pipefail', '-c', script])).ms);
+    }
+    rows.push({ what, data, median: median(xs), min: min(xs) });
+  };
+  const sets = [];
+  if (names.includes('many-files')) {
+    const nm = ensureManyFiles(quick, log);
+    sets.push({ data: `many-files tree (${quick ? '2,000 files, 15' : '20,000 files, 150'} MiB)`, dir: nm });
+  }
+  if (names.includes('big-file')) {
+    const d = join(work, 'limits-big');
+    rmSync(d, { recursive: true, force: true });
+    mkdirSync(d, { recursive: true });
+    const n = (bigMB - 50) / 2;
+    const gen = `cd ${d} && i=0; while [ $i -lt ${n} ]; do head -c 1048576 /dev/urandom; yes 'compressible text 0123456789 abcdefghij' | head -c 1048576; i=$((i+1)); done > big.bin && ` +
+      `for p in 1 2 3 4 5; do head -c 5242880 /dev/urandom > p$p.bin; yes "part $p" | head -c 5242880 >> p$p.bin; done`;
+    rows.push({ what: 'generate the data with the same shell loop, on the host', data: `big-file (${bigMB} MB)`, median: (await sh('bash', ['-c', gen])).ms, min: NaN });
+    sets.push({ data: `big-file data (${bigMB} MB)`, dir: d });
+  }
+  for (const s of sets) {
+    await measure('`tar -c | sha256sum`', s.data, `tar -C ${s.dir} -cf - . | sha256sum >/dev/null`);
+    await measure('`tar -c | gzip -1`', s.data, `tar -C ${s.dir} -cf - . | gzip -1 >/dev/null`);
+    await measure('`tar -c | pigz -1` (2 cores)', s.data, `tar -C ${s.dir} -cf - . | pigz -1 >/dev/null`);
+    await measure('`tar -c | zstd -1`', s.data, `tar -C ${s.dir} -cf - . | zstd -q -1 >/dev/null`);
+    await measure('`cp -a` (same filesystem)', s.data, `rm -rf ${work}/limits-cp && cp -a ${s.dir} ${work}/limits-cp && sync -f ${work}/limits-cp; rm -rf ${work}/limits-cp`);
+  }
+  rmSync(join(work, 'limits-big'), { recursive: true, force: true });
+  return rows;
+}
+
+// ---- sub-benches written by others: run them if present, quote their output
+async function subBenches() {
+  const out = {};
+  const sandbox = join(here, 'sandbox-overhead.mjs');
+  if (existsSync(sandbox)) {
+    log('sub-bench: sandbox-overhead.mjs');
+    const r = await sh('node', [sandbox, String(quick ? 10 : 30)], { ok: true });
+    const m = /sandbox \/ runc\+overlay\s*=\s*([\d.]+)x/.exec(r.stdout);
+    const ov = /ratio ([\d.]+)x\)/.exec(r.stdout);
+    out.sandbox = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr : '')).trim(), ratio: m ? Number(m[1]) : NaN, overheadRatio: ov ? Number(ov[1]) : NaN };
+  } else out.sandbox = { ok: false, text: 'bench/sandbox-overhead.mjs is not there.' };
+  const push = join(here, 'push-bench.mjs');
+  const help = await sh('node', [join(repo, 'packages/builder/bin/tsbuild.js'), '--help'], { ok: true });
+  const pushWired = /^\s+push\s/m.test(help.stdout + help.stderr);
+  if (existsSync(push) && pushWired) {
+    log('sub-bench: push-bench.mjs');
+    const r = await sh('node', [push, ...(quick ? ['--quick'] : [])], { ok: true });
+    const ratio = /(?:tsbuild|push)\s*\/\s*skopeo\s*=?\s*([\d.]+)x/i.exec(r.stdout);
+    const rep = /repeat(?:ed)? push[^\d]*([\d.]+)\s*s\b/i.exec(r.stdout);
+    out.push = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr : '')).trim(), ratio: ratio ? Number(ratio[1]) : NaN, repeatS: rep ? Number(rep[1]) : NaN };
+  } else {
+    out.push = { ok: false, text: `not available: ${existsSync(push) ? '' : 'bench/push-bench.mjs is not there yet; '}${pushWired ? '' : '`tsbuild push` is not wired into the CLI (`tsbuild --help` lists no push command).'}` };
+  }
+  return out;
+}
+
+// ---- main loop
+const makers = { tsbuild: tsbuildBuilder, buildkit: buildkitBuilder, buildah: buildahBuilder };
+const builders = builderNames.map((n) => makers[n]({ repo, work }));
+const results = {};  // results[workload][builder][phase] = [{ms, rssKB}]
+const sizes = {};
+const commands = {};
+const started = new Date();
+let stopping = false;
+async function teardownAll() { for (const b of builders) await b.teardown().catch((e) => log(`teardown ${b.name}: ${e.message}`)); }
+process.on('SIGINT', async () => { if (stopping) return; stopping = true; log('interrupted: stopping builders'); await teardownAll(); process.exit(130); });
+
+mkdirSync(work, { recursive: true });
+const versions = {};
+let limitRows = [], sub = {};
+try {
+  const bases = await prepareBases();
+  for (const b of builders) {
+    log(`setup ${b.name}: importing ${bases.map((x) => x.tag).join(', ')}`);
+    await b.setup(bases);
+    versions[b.name] = await b.version();
+  }
+  for (const name of names) {
+    const w = W[name];
+    const ctx = await prepareContext(name);
+    touchAll(ctx);
+    const tag = `bench/${name}:latest`;
+    const args = w.args ?? [];
+    results[name] = {};
+    sizes[name] = {};
+    commands[name] = Object.fromEntries(builders.map((b) => [b.name, b.command(ctx.replace(repo + '/', ''), tag, args)]));
+    for (let i = 0; i < runs; i++) {
+      for (const b of builders) {
+        const r = (results[name][b.name] ??= { cold: [], noop: [], change: [] });
+        setChanged(ctx, w.change, null);
+        await b.flush();
+        await sleep(200);
+        const cold = await b.build(ctx, tag, args);
+        const noop = await b.build(ctx, tag, args);
+        setChanged(ctx, w.change, `run ${i} ${b.name}`);
+        const change = await b.build(ctx, tag, args);
+        setChanged(ctx, w.change, null);
+        r.cold.push(cold); r.noop.push(noop); r.change.push(change);
+        if (i === 0) { sizes[name][b.name] = await b.size(tag).catch(() => NaN); writeFileSync(join(work, `last-${name}-${b.name}.log`), cold.out + '\n----\n' + noop.out + '\n----\n' + change.out); }
+        log(`${name} run ${i + 1}/${runs} ${b.name.padEnd(8)} cold ${fmtS(cold.ms)}s  no-op ${fmtS(noop.ms)}s  one-change ${fmtS(change.ms)}s  peak RSS ${fmtMB(Math.max(cold.rssKB, noop.rssKB, change.rssKB))} MB`);
+      }
+    }
+    writeFileSync(join(work, 'results.json'), JSON.stringify({ results: strip(results), sizes }, null, 1));
+  }
+  await teardownAll();
+  if (doLimits) { log('machine limits'); limitRows = await limits(); }
+  if (doSub) sub = await subBenches();
+} catch (e) {
+  await teardownAll();
+  throw e;
+}
+function strip(r) {
+  return Object.fromEntries(Object.entries(r).map(([w, bs]) => [w, Object.fromEntries(Object.entries(bs).map(([b, ps]) =>
+    [b, Object.fromEntries(Object.entries(ps).map(([p, xs]) => [p, xs.map(({ ms, rssKB, daemonKB }) => ({ ms, rssKB, daemonKB }))]))]))]));
+}
+
+// ---- report
+const M = (w, b, p) => median((results[w]?.[b]?.[p] ?? []).map((x) => x.ms));
+const ratio = (w, p) => M(w, 'tsbuild', p) / M(w, 'buildkit', p);
+const peakRss = (w, b) => max((results[w]?.[b] ? Object.values(results[w][b]).flat() : []).map((x) => x.rssKB));
+const targets = [
+  ['tiny no-op', () => ratio('tiny', 'noop'), 0.8],
+  ['ten-steps no-op', () => ratio('ten-steps', 'noop'), 0.8],
+  ['many-files no-op', () => ratio('many-files', 'noop'), 0.2],
+  ['many-files one-change', () => ratio('many-files', 'change'), 0.5],
+  ['tiny cold', () => ratio('tiny', 'cold'), 0.7],
+  ['tiny one-change', () => ratio('tiny', 'change'), 0.7],
+  ['ten-steps cold', () => ratio('ten-steps', 'cold'), 0.7],
+  ['ten-steps one-change', () => ratio('ten-steps', 'change'), 0.7],
+  ['many-files cold', () => ratio('many-files', 'cold'), 0.3],
+  ['big-file cold', () => ratio('big-file', 'cold'), 0.8],
+  ['big-file peak RSS of tsbuild (MB)', () => peakRss('big-file', 'tsbuild') / 1024, 150, 'abs'],
+  ['per-RUN overhead vs runc (sandbox / runc+overlay, `true`)', () => sub.sandbox?.ratio ?? NaN, 0.3],
+  ['push vs `skopeo copy`', () => sub.push?.ratio ?? NaN, 1.0],
+  ['repeated push (s)', () => sub.push?.repeatS ?? NaN, 0.3, 'abs'],
+];
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const bnames = builders.map((b) => b.name);
+const L = [];
+L.push('# tsbuild benchmark results', '');
+L.push(`Generated by \`node bench/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ` +
+  `${runs} run(s) per cell, in ${((Date.now() - started) / 60000).toFixed(1)} min.${quick ? ' **Quick mode: one run, small data — a smoke test, not a measurement.**' : ''}`, '');
+L.push('## Machine', '');
+const mem = (os.totalmem() / 2 ** 30).toFixed(1);
+const kernel = (await sh('uname', ['-r'])).stdout.trim();
+L.push(`- ${os.cpus().length} cores (\`nproc\`: ${(await sh('nproc', [])).stdout.trim()}), ${os.cpus()[0]?.model ?? ''}; ${mem} GiB memory; kernel ${kernel}; store on ${(await sh('findmnt', ['-no', 'FSTYPE', '-T', work], { ok: true })).stdout.trim()}`);
+L.push(`- node ${process.version}; tsbuild ${versions.tsbuild ?? 'n/a'} (git); docker ${versions.buildkit ?? 'n/a'} (Debian docker.io, BuildKit via DOCKER_BUILDKIT=1); ${versions.buildah ?? 'buildah n/a'} (overlay storage, \`--layers\`)`);
+L.push('');
+L.push('## Targets (ratio tsbuild / BuildKit of the medians, unless noted)', '');
+L.push('| target | goal | measured | |', '|---|---|---|---|');
+for (const [what, fn, goal] of targets) {
+  const v = fn();
+  L.push(`| ${what} | ≤ ${goal}${what.includes('RSS') ? ' (<)' : ''} | ${f2(v)} | ${Number.isFinite(v) ? (v <= goal ? 'met' : '**missed**') : 'not measured'} |`);
+}
+L.push('');
+L.push('## Build times', '', 'Seconds: median [min–max] of the runs. Ratios compare medians.', '');
+for (const name of names) {
+  L.push(`### ${name}`, '');
+  L.push(`| phase | ${bnames.join(' | ')} | tsbuild / BuildKit | tsbuild / Buildah |`, `|---|${bnames.map(() => '---|').join('')}---|---|`);
+  for (const [p, label] of [['cold', 'cold'], ['noop', 'no-op'], ['change', `one-change (\`${W[name].change}\`)`]]) {
+    const cells = bnames.map((b) => { const xs = (results[name]?.[b]?.[p] ?? []).map((x) => x.ms); return xs.length ? `${fmtS(median(xs))} [${fmtS(min(xs))}–${fmtS(max(xs))}]` : 'n/a'; });
+    L.push(`| ${label} | ${cells.join(' | ')} | ${f2(ratio(name, p))} | ${f2(M(name, 'tsbuild', p) / M(name, 'buildah', p))} |`);
+  }
+  L.push(`| peak RSS, MB | ${bnames.map((b) => fmtMB(peakRss(name, b))).join(' | ')} | | |`);
+  L.push(`| image size, MB | ${bnames.map((b) => (Number.isFinite(sizes[name]?.[b]) ? (sizes[name][b] / 1e6).toFixed(1) : 'n/a')).join(' | ')} | | |`);
+  L.push('');
+}
+L.push('Peak RSS: the largest single process over the three phases — tsbuild and buildah: `/usr/bin/time -f %M` of the CLI (the max over its process tree); ' +
+  'BuildKit: the max of the docker client (`/usr/bin/time`) and the daemons (dockerd, which embeds BuildKit, and its containerd), read as VmHWM after resetting it with `/proc/PID/clear_refs` before each build.', '');
+L.push('Image size: ' + Object.entries(SIZE).map(([b, s]) => `${b}: ${s}`).join('; ') + '.', '');
+if (limitRows.length) {
+  L.push('## Limits of this machine on the same data', '', '| operation | data | median s | min s |', '|---|---|---|---|');
+  for (const r of limitRows) L.push(`| ${r.what} | ${r.data} | ${fmtS(r.median)} | ${fmtS(r.min)} |`);
+  L.push('');
+}
+if (doSub) {
+  L.push('## Sub-benches', '', '### Per-RUN sandbox overhead (`node bench/sandbox-overhead.mjs`)', '', '```', sub.sandbox?.text ?? 'not run', '```', '');
+  L.push('### Push (`node bench/push-bench.mjs`)', '', '```', sub.push?.text ?? 'not run', '```', '');
+}
+L.push('## Method', '');
+L.push(`- Workloads: \`bench/workloads/<name>/Dockerfile\`; contexts are assembled in \`bench/work/ctx/<name>\` (workload files + generated data, hard-linked); every file has mtime ${MTIME}. ` +
+  `many-files data: \`node bench/gen-data.mjs${quick ? ' --quick' : ''}\` (seeded PRNG, offline); debian base: \`bash bench/gen-debian.sh\` (debootstrap minbase bookworm, cached in bench/data/). big-file: SIZE_MB=${bigMB}.`);
+L.push('- Bases: each builder builds `bench/busybox:base` from `fixtures/busybox` (FROM scratch + ADD rootfs.tar) and `bench/debian:base` from `workloads/debian/base.Dockerfile` + the cached rootfs tar, before any timing.');
+L.push('- Per workload, per run, builders in turn (A B C, A B C, …): flush the build cache (untimed), cold build, no-op rebuild, append a line to the one file read by a late step, one-change rebuild; then the file is restored.');
+L.push('- Flush: ' + Object.entries(FLUSH).map(([b, s]) => `${b}: ${s}`).join('; ') + '.');
+L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false`) and stops at the end.');
+L.push('- Times are wall-clock from spawning the CLI to its exit (`docker build` waits for the daemon).', '');
+L.push('Exact build commands ($ROOT = bench/work/tsbuild/root, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):', '', '```');
+for (const name of names) for (const b of bnames) L.push(commands[name][b]);
+L.push('```', '');
+// Keep the hand-written analysis.
+const WHERE = '## Where the time goes';
+const prev = existsSync(outFile) ? readFileSync(outFile, 'utf8') : '';
+const at = prev.indexOf(WHERE);
+L.push(at >= 0 ? prev.slice(at).trimEnd() : `${WHERE}\n\n(to be written after profiling)`, '');
+writeFileSync(outFile, L.join('\n'));
+log(`wrote ${outFile}`);

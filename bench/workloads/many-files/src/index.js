@@ -1,0 +1,1 @@
+// many-files app (version 0)
