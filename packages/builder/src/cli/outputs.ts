@@ -1,9 +1,7 @@
 // Build outputs (-o): an OCI layout, an OCI or docker archive, or the root filesystem as files.
 import { resolve } from 'node:path';
 import { promises as fsp } from 'node:fs';
-import * as ls from '@tsbuild/layerstore';
-import { exportRootfs, layout, type Image, type Store } from '@tsbuild/layerstore';
-const archive = (ls as any).archive;
+import { archive, exportRootfs, layout, type Image, type Store } from '@tsbuild/layerstore';
 import { UsageError, parseCsv } from './args.js';
 
 export interface Output {

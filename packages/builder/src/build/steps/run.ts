@@ -23,9 +23,12 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
   const network = step.network ?? ctx.opts.network;
   kb.add('instruction', JSON.stringify({ argv: step.argv, files: step.files, network, security: step.security ?? 'sandbox' }));
   const env = runEnv(step, config.Env ?? step.env);
+  // Name each variable for what it is, so --explain can say "build arg V" or "ENV V".
+  const fromImage = new Set((config.Env ?? step.env).map((e) => e.slice(0, e.indexOf('='))));
   for (const e of env) {
     const eq = e.indexOf('=');
-    kb.add(`env:${e.slice(0, eq)}`, e.slice(eq + 1));
+    const name = e.slice(0, eq);
+    kb.add(`${fromImage.has(name) ? 'env' : 'arg'}:${name}`, e.slice(eq + 1));
   }
   kb.add('user', config.User ?? '').add('workdir', config.WorkingDir || '/');
   for (const m of step.mounts) await keyMount(ctx, step, m, kb);

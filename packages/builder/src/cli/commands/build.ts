@@ -37,21 +37,6 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const st = await fsp.stat(contextDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);
 
-  const fileFlag = str(p, 'file');
-  let dockerfilePath: string;
-  let dockerfileText: string;
-  if (fileFlag === '-') {
-    dockerfilePath = '<stdin>';
-    dockerfileText = await readStdin();
-  } else {
-    dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
-    try {
-      dockerfileText = await fsp.readFile(dockerfilePath, 'utf8');
-    } catch {
-      throw new UsageError(`cannot read Dockerfile ${dockerfilePath}${fileFlag ? ' (from -f)' : ''}`);
-    }
-  }
-
   const buildArgs: Record<string, string> = {};
   for (const a of list(p, 'build-arg')) {
     const eq = a.indexOf('=');
@@ -94,6 +79,21 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   if (epochText !== undefined && epochText !== '') {
     if (!/^\d+$/.test(epochText)) throw new UsageError(`SOURCE_DATE_EPOCH="${epochText}" is not a number of seconds`);
     sourceDateEpoch = Number(epochText);
+  }
+
+  const fileFlag = str(p, 'file');
+  let dockerfilePath: string;
+  let dockerfileText: string;
+  if (fileFlag === '-') {
+    dockerfilePath = '<stdin>';
+    dockerfileText = await readStdin();
+  } else {
+    dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
+    try {
+      dockerfileText = await fsp.readFile(dockerfilePath, 'utf8');
+    } catch {
+      throw new UsageError(`cannot read Dockerfile ${dockerfilePath}${fileFlag ? ' (from -f)' : ''}`);
+    }
   }
 
   const store = await openStore(str(p, 'root'));

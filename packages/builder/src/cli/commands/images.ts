@@ -1,8 +1,6 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
-import * as ls from '@tsbuild/layerstore';
-import type { Store } from '@tsbuild/layerstore';
-const archive = (ls as any).archive;
+import { archive, type Store } from '@tsbuild/layerstore';
 import { UsageError, bool, parseArgs, str } from '../args.js';
 import { openStore } from '../root.js';
 import { BuildError } from '../../build/errors.js';

@@ -1,0 +1,107 @@
+// The build cache through the CLI: a rebuild of an unchanged context runs nothing; one changed
+// file re-runs exactly the steps that read it and those after; --explain names the file;
+// SOURCE_DATE_EPOCH builds reproduce across stores.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cli.js';
+
+const dockerfile = `FROM ${Base}
+WORKDIR /app
+COPY deps.txt ./
+RUN cat deps.txt > /deps-copy
+COPY src/ ./src/
+RUN cat src/* > /all-src
+ENV LATE=1
+RUN echo done > /done
+`;
+
+/** Steps that ran (DONE) and that were cached (CACHED), by their label, from --progress=plain. */
+function steps(stderr: string): { ran: string[]; cached: string[] } {
+  const names = new Map<string, string>();
+  const ran: string[] = [];
+  const cached: string[] = [];
+  for (const line of stderr.split('\n')) {
+    const m = /^#(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [, id, rest] = m as unknown as [string, string, string];
+    if (!names.has(id)) names.set(id, rest.replace(/^\[[^\]]+\] /, ''));
+    else if (rest.startsWith('DONE') && !names.get(id)!.startsWith('FROM')) ran.push(names.get(id)!);
+    else if (rest === 'CACHED') cached.push(names.get(id)!);
+  }
+  return { ran, cached };
+}
+
+const root = storeWithBase();
+const ctx = context({ Dockerfile: dockerfile, 'deps.txt': 'dep-v1\n', 'src/a.js': 'a1\n', 'src/b.js': 'b1\n' });
+const build = (...extra: string[]) => ok(tsbuild(['build', '--progress=plain', '-t', 'cached:1', ...extra, ctx], { root }));
+
+test('first build runs every filesystem step', () => {
+  const r = build();
+  assert.equal(steps(r.stderr).ran, ['WORKDIR /app', 'COPY deps.txt ./', 'RUN cat deps.txt > /deps-copy', 'COPY src/ ./src/', 'RUN cat src/* > /all-src', 'RUN echo done > /done']);
+});
+
+test('a second build of an unchanged context runs no step and gives the same image', () => {
+  const before = ok(tsbuild(['inspect', 'cached:1'], { root })).stdout;
+  const r = build();
+  const s = steps(r.stderr);
+  assert.equal(s.ran, []);
+  assert.is(s.cached.length, 6);
+  assert.is(JSON.parse(ok(tsbuild(['inspect', 'cached:1'], { root })).stdout).ManifestDigest, JSON.parse(before).ManifestDigest);
+});
+
+test('touching a file without changing it is still a hit (content, not mtime)', () => {
+  const t = new Date(Date.now() + 5000);
+  utimesSync(join(ctx, 'src', 'a.js'), t, t);
+  assert.equal(steps(build().stderr).ran, []);
+});
+
+test('changing one file re-runs exactly the steps that read it and their descendants; --explain names it', () => {
+  writeFileSync(join(ctx, 'src', 'b.js'), 'b2\n');
+  const r = build('--explain');
+  assert.equal(steps(r.stderr).ran, ['COPY src/ ./src/', 'RUN cat src/* > /all-src', 'RUN echo done > /done']);
+  assert.match(r.stderr, /COPY src\/ \.\/src\/\s+miss: file src\/b\.js changed/);
+  assert.match(r.stderr, /RUN cat src\/\* > \/all-src\s+miss: the step before it changed/);
+  assert.match(r.stderr, /COPY deps\.txt \.\/\s+hit/);
+});
+
+test('--explain names a changed build arg and a new file', () => {
+  writeFileSync(join(ctx, 'src', 'c.js'), 'c\n');
+  const r = build('--explain');
+  assert.match(r.stderr, /COPY src\/ \.\/src\/\s+miss: file src\/c\.js is new/);
+  const withArg = context({ Dockerfile: `FROM ${Base}\nARG V=1\nRUN echo $V > /v\n` });
+  ok(tsbuild(['build', '--progress=plain', withArg], { root }));
+  const r2 = ok(tsbuild(['build', '--progress=plain', '--explain', '--build-arg', 'V=2', withArg], { root }));
+  assert.match(r2.stderr, /RUN echo \$V > \/v\s+miss: build arg V changed/);
+  cleanup(withArg);
+});
+
+test('a changed ENV re-runs the RUN steps after it and --explain says which', () => {
+  const c = context({ Dockerfile: `FROM ${Base}\nENV MODE=a\nRUN echo $MODE > /m\n` });
+  ok(tsbuild(['build', '--progress=plain', c], { root }));
+  writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nENV MODE=b\nRUN echo $MODE > /m\n`);
+  const r = ok(tsbuild(['build', '--progress=plain', '--explain', c], { root }));
+  assert.match(r.stderr, /RUN echo \$MODE > \/m\s+miss: ENV MODE changed/);
+  cleanup(c);
+});
+
+test('--no-cache runs every step again', () => {
+  const r = build('--no-cache');
+  assert.is(steps(r.stderr).ran.length, 6);
+});
+
+test('with SOURCE_DATE_EPOCH two fresh stores give the same image digest', () => {
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const digests = [0, 1].map(() => {
+    const r = storeWithBase();
+    const out = ok(tsbuild(['build', '-q', '-t', 'repro:1', ctx], { root: r, env })).stdout.trim();
+    const manifest = JSON.parse(ok(tsbuild(['inspect', 'repro:1'], { root: r })).stdout).ManifestDigest;
+    cleanup(r);
+    return [out, manifest];
+  });
+  assert.equal(digests[0], digests[1]);
+});
+
+test.after(() => cleanup(root, ctx));
+test.run();

@@ -1,0 +1,37 @@
+// What a person sees when something is wrong: a located message, the right exit code,
+// no stack trace, and nothing tagged.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Base, cleanup, context, storeWithBase, tsbuild } from './helpers/cli.js';
+
+const root = storeWithBase();
+
+const cases: { name: string; args?: string[]; dockerfile?: string; code: number; stderr: RegExp }[] = [
+  { name: 'unknown flag', args: ['build', '--frobnicate', '.'], code: 2, stderr: /unknown flag: --frobnicate/ },
+  { name: 'missing context', args: ['build'], code: 2, stderr: /requires exactly 1 argument/ },
+  { name: 'bad --network', args: ['build', '--network', 'bridge2', '.'], code: 2, stderr: /--network: "bridge2"/ },
+  { name: 'bad tag', args: ['build', '-t', 'UPPER:1', '.'], code: 2, stderr: /-t UPPER:1/ },
+  { name: 'unknown instruction, located', dockerfile: `FROM ${Base}\nFOO bar\n`, code: 2, stderr: /Dockerfile:2:1/ },
+  { name: 'empty Dockerfile', dockerfile: `# nothing\n`, code: 2, stderr: /Dockerfile:\d+:\d+.*no instructions/i },
+  { name: 'failing RUN reports command, exit code and output tail', dockerfile: `FROM ${Base}\nRUN echo about to fail && echo oops >&2 && exit 3\n`, code: 1, stderr: /process "\/bin\/sh -c echo about to fail && echo oops >&2 && exit 3" did not complete successfully: exit code: 3[\s\S]*> oops/ },
+  { name: 'command not found', dockerfile: `FROM ${Base}\nRUN ["/no/such/binary"]\n`, code: 1, stderr: /no\/such\/binary/ },
+  { name: 'missing COPY source', dockerfile: `FROM ${Base}\nCOPY nothere /x\n`, code: 1, stderr: /Dockerfile:2:\d+: "nothere" not found in the build context/ },
+  { name: 'base image not in the store', dockerfile: `FROM localhost:1/nope:1\n`, code: 1, stderr: /base image "localhost:1\/nope:1"/ },
+  { name: 'unknown --target', dockerfile: `FROM ${Base} AS a\n`, args: ['--target', 'zzz'], code: 2, stderr: /zzz/ },
+];
+
+for (const c of cases) {
+  test(c.name, () => {
+    const ctx = c.dockerfile ? context({ Dockerfile: c.dockerfile }) : undefined;
+    const args = c.dockerfile ? ['build', '--progress=plain', '-t', 'should-not-exist:1', ...(c.args ?? []), ctx!] : c.args!;
+    const r = tsbuild(args, { root });
+    assert.is(r.code, c.code, `exit code (stderr: ${r.stderr})`);
+    assert.match(r.stderr, c.stderr);
+    assert.not.match(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
+    assert.is(tsbuild(['inspect', 'should-not-exist:1'], { root }).code, 1, 'nothing tagged');
+    if (ctx) cleanup(ctx);
+  });
+}
+
+test.after(() => cleanup(root));
+test.run();

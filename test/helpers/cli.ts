@@ -1,0 +1,79 @@
+// Drives the real `tsbuild` binary, as users and CI scripts do.
+import { spawnSync, spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, chmodSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Compiled to test/dist/helpers/: the repository is three levels up.
+export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const bin = join(repo, 'packages', 'builder', 'bin', 'tsbuild.js');
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function tsbuild(args: string[], opts: { root?: string; cwd?: string; input?: string; env?: Record<string, string | undefined> } = {}): Result {
+  const env: Record<string, string | undefined> = { ...process.env, CI: 'true', ...opts.env };
+  if (opts.root) env.TSBUILD_ROOT = opts.root;
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: opts.cwd ?? repo, env: env as NodeJS.ProcessEnv, input: opts.input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  return { code: r.status ?? 128 + 9, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Fails with everything the command printed, so a broken build explains itself in CI logs. */
+export function ok(r: Result, what = 'tsbuild'): Result {
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  return r;
+}
+
+export function tsbuildAsync(args: string[], opts: { root?: string; env?: Record<string, string> } = {}) {
+  const env = { ...process.env, CI: 'true', ...opts.env, ...(opts.root ? { TSBUILD_ROOT: opts.root } : {}) };
+  return spawn(process.execPath, [bin, ...args], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function tempDir(prefix: string): string {
+  const base = join(tmpdir(), 'tsbuild-test');
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(join(base, `${prefix}-`));
+}
+
+export type FileSpec = string | { content: string; mode?: number } | { symlink: string } | { dir: true; mode?: number };
+
+/** Writes a build context from a table of files. */
+export function context(files: Record<string, FileSpec>): string {
+  const dir = tempDir('ctx');
+  for (const [path, spec] of Object.entries(files)) {
+    const abs = join(dir, path);
+    mkdirSync(dirname(abs), { recursive: true });
+    if (typeof spec === 'string') writeFileSync(abs, spec);
+    else if ('symlink' in spec) symlinkSync(spec.symlink, abs);
+    else if ('dir' in spec) {
+      mkdirSync(abs, { recursive: true });
+      if (spec.mode !== undefined) chmodSync(abs, spec.mode);
+    } else {
+      writeFileSync(abs, spec.content);
+      if (spec.mode !== undefined) chmodSync(abs, spec.mode);
+    }
+  }
+  return dir;
+}
+
+const baseBuilt = new Set<string>();
+export const Base = 'tsbuild/busybox:1';
+
+/** A store with the busybox base image in it (built from fixtures/busybox once per store). */
+export function storeWithBase(root = tempDir('store')): string {
+  if (!baseBuilt.has(root)) {
+    if (!existsSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'))) ok({ ...spawnSync('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')], { encoding: 'utf8' }), code: 0 } as Result);
+    // A fixed SOURCE_DATE_EPOCH makes the base the same image in every store, as a pulled base would be.
+    ok(tsbuild(['build', '-q', '-t', Base, join(repo, 'fixtures', 'busybox')], { root, env: { SOURCE_DATE_EPOCH: '1700000000' } }), 'building the busybox base');
+    baseBuilt.add(root);
+  }
+  return root;
+}
+
+export function cleanup(...dirs: string[]): void {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
