@@ -2,6 +2,7 @@
 // pool and written as concatenated gzip members (as pigz does): every gzip reader accepts that,
 // it uses all cores, and the output depends only on the bytes, the chunk size and the level.
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
@@ -70,7 +71,7 @@ export async function* throughProcess(src: AsyncIterable<Buffer>, cmd: string, a
   const feed = (async () => {
     try {
       for await (const b of src) {
-        if (!child.stdin.write(b)) await new Promise<void>((r, j) => { child.stdin.once('drain', r); child.stdin.once('error', j); });
+        if (!child.stdin.write(b)) await once(child.stdin, 'drain');
       }
       child.stdin.end();
     } catch (e) {

@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { Entry } from '../types.js';
 import { encodeHeader, padding, type TarHeader } from './tar-header.js';
+import { SYNC_CONTENT } from './entries.js';
 
 const END_OF_ARCHIVE = Buffer.alloc(1024);
 
@@ -47,10 +48,11 @@ export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>
     if (e.type !== 'file' || h.size === 0) continue;
     if (!e.open) throw new Error(`${e.path}: file entry without content`);
     let written = 0;
-    const body: Readable = e.open();
+    const sync = (e as { [SYNC_CONTENT]?: () => Iterable<Buffer> })[SYNC_CONTENT];
+    const body: Iterable<Buffer> | Readable = sync ? sync() : e.open();
     for await (const chunk of body as AsyncIterable<Buffer>) {
       written += chunk.length;
-      if (written > h.size) { body.destroy(); throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`); }
+      if (written > h.size) { if ('destroy' in body) body.destroy(); throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`); }
       yield chunk;
     }
     if (written !== h.size) throw new Error(`${e.path}: file shrank while being read (${written} of ${h.size} bytes)`);
