@@ -22,15 +22,19 @@ export class DirectiveParser {
       this.done = true;
       return;
     }
+    // Errors point at the directive's name (duplicate) or value (invalid), as spans.
     const column = text.indexOf(m[1]!) + 1;
+    const value = m[2]!;
+    const valueColumn = text.lastIndexOf(value) + 1;
     if (this.seen.has(name)) {
-      throw new DockerfileError('duplicate-directive', `only one ${name} parser directive can be used`, loc(this.file, lineNo, column));
+      throw new DockerfileError('duplicate-directive', `only one ${name} parser directive can be used`,
+        { ...loc(this.file, lineNo, column), endColumn: column + m[1]!.length });
     }
     this.seen.add(name);
-    const value = m[2]!;
     if (name === 'escape') {
       if (value !== '`' && value !== '\\') {
-        throw new DockerfileError('invalid-directive', `invalid escape token '${value}' does not match \` or \\`, loc(this.file, lineNo, column));
+        throw new DockerfileError('invalid-directive', `invalid escape token '${value}' does not match \` or \\`,
+          { ...loc(this.file, lineNo, valueColumn), endColumn: valueColumn + value.length });
       }
       this.directives.escape = value;
     } else if (name === 'syntax') {

@@ -1,5 +1,6 @@
 import type { Instruction } from './ast.js';
 import { DockerfileError } from './errors.js';
+import type { At } from './errors.js';
 
 type Kind = 'bool' | 'string' | 'strings';
 
@@ -12,6 +13,16 @@ const accepted: Record<string, Record<string, Kind>> = {
   HEALTHCHECK: { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' },
 };
 
+/**
+ * Flags BuildKit's stable frontend does not take but users meet in the docs
+ * (labs-only or not supported here): a clearer error than "unknown flag".
+ */
+const unsupported: Record<string, Record<string, string>> = {
+  RUN: {
+    device: 'RUN --device is not supported: it needs the docker/dockerfile:1-labs frontend and a device entitlement, neither of which tsbuild provides',
+  },
+};
+
 export interface Flags {
   string(name: string): string | undefined;
   bool(name: string): boolean | undefined;
@@ -22,8 +33,10 @@ export interface Flags {
 export function parseFlags(node: Instruction): Flags {
   const kinds = accepted[node.keyword] ?? {};
   const values = new Map<string, string | boolean | string[]>();
-  const fail = (code: string, message: string): never => {
-    throw new DockerfileError(code, message, node.location);
+  const seen = new Map<string, number>();
+  let at: At = { kind: 'keyword' };
+  const fail = (code: string, message: string, where: At = at): never => {
+    throw new DockerfileError(code, message, node.location, { cmd: node.cmd, at: where });
   };
   for (const arg of node.flags) {
     if (!arg.startsWith('--')) fail('bad-flag', `${node.keyword} flag should start with --: ${arg}`);
@@ -31,8 +44,13 @@ export function parseFlags(node: Instruction): Flags {
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     const value = eq < 0 ? undefined : arg.slice(eq + 1);
+    const nth = seen.get(name) ?? 0;
+    seen.set(name, nth + 1);
+    at = { kind: 'flag', name, nth };
     const kind = kinds[name];
     if (!kind) {
+      const why = unsupported[node.keyword]?.[name];
+      if (why) fail('unsupported-flag', why);
       const names = Object.keys(kinds).map((k) => '--' + k);
       fail('unknown-flag', `unknown flag: --${name} (${node.keyword} ${names.length ? 'takes ' + names.join(', ') : 'takes no flags'})`);
     }
@@ -40,7 +58,7 @@ export function parseFlags(node: Instruction): Flags {
     if (kind === 'bool') {
       if (value === '') fail('bad-flag', `missing a value on flag: --${name}`);
       const v = (value ?? 'true').toLowerCase();
-      if (v !== 'true' && v !== 'false') fail('bad-flag', `expecting boolean value for flag --${name}, not: ${value}`);
+      if (v !== 'true' && v !== 'false') fail('bad-flag', `expecting boolean value for flag --${name}, not: ${value}`, { ...at, value: true });
       values.set(name, v === 'true');
     } else {
       if (value === undefined) fail('bad-flag', `missing a value on flag: --${name}`);

@@ -1,5 +1,7 @@
 import type { Dockerfile } from './ast.js';
 import { DockerfileError } from './errors.js';
+import type { Pointer } from './errors.js';
+import { located } from './locate.js';
 import { plan, PROXY_ARGS, unusedArgsWarning } from './plan.js';
 import { Scope, splitEnv } from './scope.js';
 import { convertStep } from './steps.js';
@@ -10,6 +12,14 @@ import type { FromSource, Graph, GraphOptions, Location, Stage, Step } from './t
  * with its steps fully expanded under BuildKit's ARG/ENV scoping.
  */
 export function buildGraph(df: Dockerfile, opts: GraphOptions = {}): Graph {
+  try {
+    return graph(df, opts);
+  } catch (e) {
+    throw located(e, df);
+  }
+}
+
+function graph(df: Dockerfile, opts: GraphOptions): Graph {
   const p = plan(df, opts, true);
   const buildArgs = opts.buildArgs ?? {};
   const declared = new Set(p.declared);
@@ -17,11 +27,11 @@ export function buildGraph(df: Dockerfile, opts: GraphOptions = {}): Graph {
   const stages: Stage[] = [];
   const byName = new Map(p.stages.filter((s) => s.name).map((s) => [s.name!, s.index]));
 
-  const resolveFrom = (name: string, at: Location): FromSource => {
+  const resolveFrom = (name: string, location: Location, pointer: Pointer | undefined): FromSource => {
     if (/^\d+$/.test(name)) return { type: 'stage', stage: Number(name) };
     const i = byName.get(name.toLowerCase());
     if (i !== undefined) return { type: 'stage', stage: i };
-    if (name === '') throw new DockerfileError('bad-from', '--from needs a stage name, index or image', at);
+    if (name === '') throw new DockerfileError('bad-from', '--from needs a stage name, index or image', location, pointer);
     return { type: 'image', ref: name };
   };
 
@@ -79,7 +89,12 @@ export function buildGraph(df: Dockerfile, opts: GraphOptions = {}): Graph {
  * pass their configs to buildGraph (ONBUILD triggers can add more: call again).
  */
 export function baseImages(df: Dockerfile, opts: GraphOptions = {}): string[] {
-  const p = plan(df, opts, opts.baseConfig !== undefined);
+  let p: ReturnType<typeof plan>;
+  try {
+    p = plan(df, opts, opts.baseConfig !== undefined);
+  } catch (e) {
+    throw located(e, df);
+  }
   const out: string[] = [];
   for (const s of p.stages) {
     if (!p.needed.has(s.index)) continue;

@@ -2,7 +2,12 @@ import { resolve } from './posix.js';
 import type { RunMount } from './types.js';
 
 /** `--mount` value errors; the caller adds the location. */
-export class MountError extends Error {}
+export class MountError extends Error {
+  /** The `key=` field at fault, when there is one (for the error location). */
+  constructor(message: string, readonly key?: string) {
+    super(message);
+  }
+}
 
 /** Go's encoding/csv for one record: fields split on ',', "quoted" fields may hold commas. */
 function csvFields(s: string): string[] {
@@ -44,20 +49,20 @@ function parseBool(key: string, v: string): boolean {
   // strconv.ParseBool
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
   if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
-  throw new MountError(`invalid value for ${key}: ${v}`);
+  throw new MountError(`invalid value for ${key}: ${v}`, key);
 }
 
 function parseUint(key: string, v: string, base: 8 | 10): number {
   const re = base === 8 ? /^[0-7]+$/ : /^\d+$/;
   const n = re.test(v) ? Number.parseInt(v, base) : NaN;
-  if (!Number.isFinite(n) || n > 0xffffffff) throw new MountError(`invalid value ${v} for ${key}`);
+  if (!Number.isFinite(n) || n > 0xffffffff) throw new MountError(`invalid value ${v} for ${key}`, key);
   return n;
 }
 
 // RAM sizes as docker's units.RAMInBytes: "64m", "1g", "512k", "1024", "1.5GB".
 function ramInBytes(v: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$/i.exec(v);
-  if (!m) throw new MountError(`invalid value for size: ${v}`);
+  if (!m) throw new MountError(`invalid value for size: ${v}`, 'size');
   const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2]!.toLowerCase() as 'k'];
   return Math.floor(Number(m[1]) * mult);
 }
@@ -73,6 +78,7 @@ export function parseMount(value: string, expand: (w: string) => string, workdir
   let sharing: string | undefined, env: string | undefined;
   let mode: number | undefined, uid: number | undefined, gid: number | undefined, size: number | undefined;
   let readonly: boolean | undefined, required = false;
+  const written = new Map<string, string>(); // canonical key -> key as written (src, dst, ...), for error locations
 
   for (const field of csvFields(value)) {
     const eq = field.indexOf('=');
@@ -83,33 +89,34 @@ export function parseMount(value: string, expand: (w: string) => string, workdir
         case 'readwrite': case 'rw': readonly = false; continue;
         case 'required':
           if (type === 'secret' || type === 'ssh') { required = true; continue; }
-          throw new MountError(`unexpected key '${key}' for mount type '${type}'`);
+          throw new MountError(`unexpected key '${key}' for mount type '${type}'`, key);
         default:
-          throw new MountError(`invalid field '${field}' must be a key=value pair`);
+          throw new MountError(`invalid field '${field}' must be a key=value pair`, key);
       }
     }
+    written.set(key, key);
     const v = expand(field.slice(eq + 1));
     switch (key) {
       case 'type':
-        if (!types.includes(v.toLowerCase())) throw new MountError(`unsupported mount type "${v}" (use one of ${types.join(', ')})`);
+        if (!types.includes(v.toLowerCase())) throw new MountError(`unsupported mount type "${v}" (use one of ${types.join(', ')})`, key);
         type = v.toLowerCase();
         break;
       case 'from': from = v; break;
-      case 'source': case 'src': source = v; break;
-      case 'target': case 'dst': case 'destination': target = v; break;
+      case 'source': case 'src': source = v; written.set('source', key); break;
+      case 'target': case 'dst': case 'destination': target = v; written.set('target', key); break;
       case 'readonly': case 'ro': readonly = parseBool(key, v); break;
       case 'readwrite': case 'rw': readonly = !parseBool(key, v); break;
       case 'required':
-        if (type !== 'secret' && type !== 'ssh') throw new MountError(`unexpected key '${key}' for mount type '${type}'`);
+        if (type !== 'secret' && type !== 'ssh') throw new MountError(`unexpected key '${key}' for mount type '${type}'`, key);
         required = parseBool(key, v);
         break;
       case 'size':
-        if (type !== 'tmpfs') throw new MountError(`unexpected key '${key}' for mount type '${type}'`);
+        if (type !== 'tmpfs') throw new MountError(`unexpected key '${key}' for mount type '${type}'`, key);
         size = ramInBytes(v);
         break;
       case 'id': id = v; break;
       case 'sharing':
-        if (type !== 'cache') throw new MountError(`invalid cache sharing set for ${type} mount`);
+        if (type !== 'cache') throw new MountError(`invalid cache sharing set for ${type} mount`, key);
         sharing = v.toLowerCase();
         break;
       case 'mode': mode = parseUint('mode', v, 8); break;
@@ -117,19 +124,19 @@ export function parseMount(value: string, expand: (w: string) => string, workdir
       case 'gid': gid = parseUint('gid', v, 10); break;
       case 'env': env = v; break;
       default:
-        throw new MountError(`unexpected key '${key}' in '${field}'`);
+        throw new MountError(`unexpected key '${key}' in '${field}'`, key);
     }
   }
 
   if (!['secret', 'ssh', 'cache'].includes(type)) {
     for (const [k, v] of [['mode', mode], ['uid', uid], ['gid', gid]] as const) {
-      if (v !== undefined) throw new MountError(`${k} not allowed for "${type}" type mounts`);
+      if (v !== undefined) throw new MountError(`${k} not allowed for "${type}" type mounts`, k);
     }
   }
-  if (sharing !== undefined && !sharings.includes(sharing)) throw new MountError(`unsupported sharing value "${sharing}"`);
+  if (sharing !== undefined && !sharings.includes(sharing)) throw new MountError(`unsupported sharing value "${sharing}"`, 'sharing');
   const abs = (t: string) => {
     const r = resolve(workdir, t);
-    if (r === '/') throw new MountError(`invalid mount target "${t}"`);
+    if (r === '/') throw new MountError(`invalid mount target "${t}"`, written.get('target'));
     return r;
   };
   const needTarget = () => {
@@ -154,11 +161,11 @@ export function parseMount(value: string, expand: (w: string) => string, workdir
       return m;
     }
     case 'secret': {
-      if (from !== undefined) throw new MountError('secret mount should not have a from');
+      if (from !== undefined) throw new MountError('secret mount should not have a from', 'from');
       if (source === undefined && target === undefined && id === undefined && env === undefined) {
         throw new MountError('invalid secret mount: one of id, source, target is required');
       }
-      if (source !== undefined && id !== undefined) throw new MountError("both source and id can't be set");
+      if (source !== undefined && id !== undefined) throw new MountError("both source and id can't be set", written.get('source'));
       const sid = id ?? source ?? (target ? target.slice(target.lastIndexOf('/') + 1) : env ?? '');
       const m: RunMount = {
         type: 'secret', id: sid, required, mode: mode ?? 0o400, uid: uid ?? 0, gid: gid ?? 0,
@@ -168,7 +175,7 @@ export function parseMount(value: string, expand: (w: string) => string, workdir
       return m;
     }
     default: {
-      if (from !== undefined) throw new MountError('ssh mount should not have a from');
+      if (from !== undefined) throw new MountError('ssh mount should not have a from', 'from');
       return {
         type: 'ssh', id: id || 'default', required, mode: mode ?? 0o600, uid: uid ?? 0, gid: gid ?? 0,
         target: target ? abs(target) : `/run/buildkit/ssh_agent.${sshIndex}`,

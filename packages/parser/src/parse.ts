@@ -2,6 +2,8 @@ import type { Dockerfile, Instruction } from './ast.js';
 import { DirectiveParser } from './directives.js';
 import { DockerfileError, loc } from './errors.js';
 import { heredocsFromLine } from './heredoc.js';
+import { located, rememberSource } from './locate.js';
+import type { Source } from './locate.js';
 import { LineError, canContainHeredoc, nodeFromLine } from './node.js';
 import { isSpace } from './shell/chars.js';
 import type { Warning } from './types.js';
@@ -51,6 +53,7 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
   let escape = '\\';
   let continuation = /(^|[^\\])\\[ \t]*$/;
   let i = 0; // index of the next physical line; line numbers are i after reading
+  const source = (): Source => ({ lines, escape });
 
   // processLine: strip the newline (and leading space on a first line), feed the
   // directive parser, and turn comment lines into nothing.
@@ -100,7 +103,10 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
     try {
       node = nodeFromLine(line, escape);
     } catch (e) {
-      if (e instanceof LineError) throw new DockerfileError(e.code, e.message, loc(file, startLine, column, i));
+      if (e instanceof LineError) {
+        const err = new DockerfileError(e.code, e.message, loc(file, startLine, column, i), e.pointer(''));
+        throw located(err, source());
+      }
       throw e;
     }
 
@@ -120,7 +126,11 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
           content += body;
         }
         if (!terminated) {
-          throw new DockerfileError('unterminated-heredoc', `unterminated heredoc: no line "${h.name}" ends the heredoc started here`, loc(file, startLine, column, i));
+          const n = h.name;
+          const openers = [`<<${n}`, `<<-${n}`, `<<"${n}"`, `<<-"${n}"`, `<<'${n}'`, `<<-'${n}'`];
+          const err = new DockerfileError('unterminated-heredoc', `unterminated heredoc: no line "${n}" ends the heredoc started here`,
+            loc(file, startLine, column, i), { cmd: node.cmd, at: { kind: 'text', texts: openers } });
+          throw located(err, source());
         }
         target.heredocs.push({ ...h, content });
       }
@@ -135,5 +145,7 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
   if (instructions.length === 0) {
     throw new DockerfileError('no-instructions', 'file with no instructions', loc(file, Math.max(i, 1), 1));
   }
-  return { file, directives: { ...directives.directives }, instructions, warnings };
+  const df: Dockerfile = { file, directives: { ...directives.directives }, instructions, warnings };
+  rememberSource(df, source());
+  return df;
 }

@@ -1,5 +1,6 @@
 import type { Dockerfile, Instruction } from './ast.js';
 import { DockerfileError, ExpansionError } from './errors.js';
+import type { At, Pointer } from './errors.js';
 import { parseFlags } from './flags.js';
 import { mountFrom } from './mounts.js';
 import { parse } from './parse.js';
@@ -44,6 +45,52 @@ function platformParts(prefix: string, platform: string): [string, string][] {
   return [[`${prefix}PLATFORM`, platform], [`${prefix}OS`, os], [`${prefix}ARCH`, arch], [`${prefix}VARIANT`, variant]];
 }
 
+/** True when BuildKit's lexer, with no variables set, would change the word (so it uses variables). */
+function fromExpands(word: string, escape: string): boolean {
+  try {
+    return expandWord(word, () => undefined, { escape }) !== word;
+  } catch {
+    return true;
+  }
+}
+
+const knownOS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'illumos', 'ios', 'js', 'linux', 'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows']);
+const knownArch = new Set(['386', 'amd64', 'arm', 'arm64', 'loong64', 'mips', 'mips64', 'mips64le', 'mipsle', 'ppc64', 'ppc64le', 'riscv64', 's390x', 'wasm']);
+
+/**
+ * containerd's platforms.Parse + Normalize, as BuildKit applies them to
+ * `FROM --platform`: `x86_64` → amd64, `aarch64` → arm64 (v8 dropped), `armhf`
+ * → arm/v7, bare `arm` → arm/v7, a lone arch or OS takes the rest from the
+ * build platform. Undefined when the text is not a platform.
+ */
+export function normalizePlatform(text: string, buildPlatform: string): string | undefined {
+  const parts = text.toLowerCase().split('/');
+  if (parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/.test(p))) return undefined;
+  const [buildOS = 'linux', buildArch = 'amd64'] = buildPlatform.split('/');
+  let os: string, arch: string, variant: string;
+  if (parts.length === 1) {
+    if (knownOS.has(parts[0]!)) [os, arch, variant] = [parts[0]!, buildArch, ''];
+    else [os, arch, variant] = [buildOS, parts[0]!, ''];
+  } else {
+    [os = '', arch = '', variant = ''] = parts;
+  }
+  if (os === 'macos') os = 'darwin';
+  switch (arch) {
+    case 'i386': case 'i486': case 'i586': case 'i686': arch = '386'; variant = ''; break;
+    case 'x86_64': case 'x86-64': case 'amd64': arch = 'amd64'; if (variant === 'v1') variant = ''; break;
+    case 'aarch64': case 'arm64': arch = 'arm64'; if (['8', 'v8', 'v8.0'].includes(variant)) variant = ''; break;
+    case 'armhf': arch = 'arm'; variant = 'v7'; break;
+    case 'armel': arch = 'arm'; variant = 'v6'; break;
+    case 'arm':
+      if (variant === '' || variant === '7') variant = 'v7';
+      else if (['5', '6', '8'].includes(variant)) variant = 'v' + variant;
+      break;
+  }
+  if (!knownOS.has(os) && parts.length === 1) return undefined;
+  if (parts.length === 1 && !knownArch.has(arch) && !knownOS.has(parts[0]!)) return undefined;
+  return [os, arch, variant].filter((p) => p !== '').join('/');
+}
+
 export function builtinArgs(opts: GraphOptions): Map<string, string> {
   const build = opts.buildPlatform ?? 'linux/amd64';
   const target = opts.targetPlatform ?? build;
@@ -58,31 +105,34 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   const metaArgs: Instruction[] = [];
   const stages: PlannedStage[] = [];
   const byName = new Map<string, number>();
-  const expandMeta = (word: string, at: Location): string => {
+  const expandMeta = (word: string, at: Location, pointer?: Pointer): string => {
     try {
       return expandWord(word, (n) => meta.get(n), { escape });
     } catch (e) {
-      if (e instanceof ExpansionError) throw new DockerfileError('expansion', e.message, at);
+      if (e instanceof ExpansionError) throw new DockerfileError('expansion', e.message, at, pointer);
       throw e;
     }
   };
 
   for (const node of df.instructions) {
+    const ptr = (at: At): Pointer => ({ cmd: node.cmd, at });
     if (node.keyword === 'FROM') {
       const flags = parseFlags(node);
       const args = node.args;
+      const arg = (index: number) => ptr({ kind: 'arg', index, text: args[index]! });
       let name: string | undefined;
       if (args.length === 3 && args[1]!.toLowerCase() === 'as') {
         name = args[2]!.toLowerCase();
         if (!validStageName.test(name)) {
-          throw new DockerfileError('bad-from', `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, node.location);
+          throw new DockerfileError('bad-from', `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, node.location, arg(2));
         }
-        if (byName.has(name)) throw new DockerfileError('duplicate-stage', `duplicate stage name "${name}": each stage needs its own name`, node.location);
+        if (byName.has(name)) throw new DockerfileError('duplicate-stage', `duplicate stage name "${name}": each stage needs its own name`, node.location, arg(2));
       } else if (args.length !== 1) {
-        throw new DockerfileError('bad-from', 'FROM requires either one or three arguments (FROM image [AS name])', node.location);
+        throw new DockerfileError('bad-from', 'FROM requires either one or three arguments (FROM image [AS name])', node.location,
+          args.length > 1 ? arg(1) : ptr({ kind: 'keyword' }));
       }
-      const baseName = expandMeta(args[0]!, node.location);
-      if (baseName === '') throw new DockerfileError('bad-from', `base name (${args[0]}) should not be blank`, node.location);
+      const baseName = expandMeta(args[0]!, node.location, arg(0));
+      if (baseName === '') throw new DockerfileError('bad-from', `base name (${args[0]}) should not be blank`, node.location, arg(0));
       let from: FromRef;
       const parent = byName.get(baseName.toLowerCase());
       if (parent !== undefined) from = { type: 'stage', stage: parent };
@@ -97,14 +147,23 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
         byName.set(name, stage.index);
       }
       const platform = flags.string('platform');
-      if (platform !== undefined) stage.platform = expandMeta(platform, node.location);
+      if (platform !== undefined) {
+        const at = ptr({ kind: 'flag', name: 'platform', nth: 0, value: true });
+        stage.platform = expandMeta(platform, node.location, at);
+        if (stage.platform === '') throw new DockerfileError('bad-platform', `empty platform value from expression ${platform}`, node.location, at);
+        const normal = normalizePlatform(stage.platform, opts.buildPlatform ?? 'linux/amd64');
+        if (normal === undefined) {
+          throw new DockerfileError('bad-platform', `failed to parse platform ${platform}: "${stage.platform}" is not os[/arch[/variant]]`, node.location, at);
+        }
+        stage.platform = normal;
+      }
       stages.push(stage);
       continue;
     }
     const stage = stages[stages.length - 1];
     if (!stage) {
       if (node.keyword !== 'ARG') {
-        throw new DockerfileError('before-from', `${node.keyword} cannot come before the first FROM (only ARG can)`, node.location);
+        throw new DockerfileError('before-from', `${node.keyword} cannot come before the first FROM (only ARG can)`, node.location, ptr({ kind: 'keyword' }));
       }
       // Global ARG: visible to FROM lines, and to stages that re-declare it.
       metaArgs.push(node);
@@ -113,7 +172,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
         const name = eq < 0 ? word : word.slice(0, eq);
         declared.add(name);
         if (Object.prototype.hasOwnProperty.call(buildArgs, name)) meta.set(name, buildArgs[name]!);
-        else if (eq >= 0) meta.set(name, expandMeta(word.slice(eq + 1), node.location));
+        else if (eq >= 0) meta.set(name, expandMeta(word.slice(eq + 1), node.location, ptr({ kind: 'text', texts: [word, word.slice(eq + 1)] })));
       }
       continue;
     }
@@ -151,33 +210,40 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   }
 
   // Dependencies named by COPY --from and RUN --mount from= (never expanded).
-  const resolveName = (name: string, self: number, at: Location): number | undefined => {
+  const resolveName = (name: string, self: number, at: Location, pointer: Pointer): number | undefined => {
     if (/^\d+$/.test(name)) {
       const i = Number(name);
-      if (i >= stages.length) throw new DockerfileError('bad-from', `invalid stage index ${name}: the Dockerfile has ${stages.length} stages`, at);
-      if (i === self) throw new DockerfileError('circular', `circular dependency: stage ${i} reads from itself`, at);
+      if (i >= stages.length) throw new DockerfileError('bad-from', `invalid stage index ${name}: the Dockerfile has ${stages.length} stages`, at, pointer);
+      if (i === self) throw new DockerfileError('circular', `circular dependency: stage ${i} reads from itself`, at, pointer);
       return i;
     }
     const i = byName.get(name.toLowerCase());
-    if (i === self) throw new DockerfileError('circular', `circular dependency: stage "${name}" reads from itself`, at);
+    if (i === self) throw new DockerfileError('circular', `circular dependency: stage "${name}" reads from itself`, at, pointer);
     return i;
   };
   for (const stage of stages) {
     for (const node of [...stage.triggers, ...stage.nodes]) {
-      const froms: string[] = [];
+      const froms: [string, Pointer][] = [];
       if (node.keyword === 'COPY') {
         const f = parseFlags(node).string('from');
-        if (f !== undefined) froms.push(f);
-      } else if (node.keyword === 'RUN') {
-        for (const m of parseFlags(node).strings('mount')) {
-          const f = mountFrom(m);
-          if (f !== undefined) froms.push(f);
+        if (f !== undefined) {
+          const at: Pointer = { cmd: node.cmd, at: { kind: 'flag', name: 'from', nth: 0, value: true } };
+          // BuildKit: "--from" is never expanded, and a value that would expand is an error.
+          if (fromExpands(f, escape)) {
+            throw new DockerfileError('bad-from', 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', node.location, at);
+          }
+          froms.push([f, at]);
         }
+      } else if (node.keyword === 'RUN') {
+        parseFlags(node).strings('mount').forEach((m, nth) => {
+          const f = mountFrom(m);
+          if (f !== undefined) froms.push([f, { cmd: node.cmd, at: { kind: 'flag', name: 'mount', nth, value: true, option: 'from' } }]);
+        });
       } else {
         parseFlags(node); // unknown flags are errors in every stage, needed or not
       }
-      for (const f of froms) {
-        const i = resolveName(f, stage.index, node.location);
+      for (const [f, at] of froms) {
+        const i = resolveName(f, stage.index, node.location, at);
         if (i === undefined) stage.imageRefs.push(f);
         else if (!stage.dependsOn.includes(i)) stage.dependsOn.push(i);
       }

@@ -1,6 +1,7 @@
 import type { Instruction } from './ast.js';
 import { parseDuration } from './duration.js';
 import { DockerfileError, ExpansionError } from './errors.js';
+import type { At, Pointer } from './errors.js';
 import { parseFlags } from './flags.js';
 import { chompHeredoc, parseHeredoc } from './heredoc.js';
 import { MountError, parseMount } from './mounts.js';
@@ -18,25 +19,36 @@ export interface StepContext {
   meta: ReadonlyMap<string, string>;
   buildArgs: Readonly<Record<string, string>>;
   /** `COPY --from` / `--mount from=` to a stage or an image. */
-  resolveFrom(name: string, location: Location): FromSource;
+  resolveFrom(name: string, location: Location, pointer: Pointer | undefined): FromSource;
   onbuild: boolean;
   location: Location;
 }
 
 export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): Step {
   const location = ctx.location;
-  const fail = (code: string, message: string): never => {
-    throw new DockerfileError(code, message, location);
+  // Trigger steps carry their FROM's location: nothing inside it to point at.
+  const ptr = (at: At): Pointer | undefined => (ctx.onbuild ? undefined : { cmd: node.cmd, at });
+  const fail = (code: string, message: string, at: At = { kind: 'keyword' }): never => {
+    throw new DockerfileError(code, message, location, ptr(at));
   };
+  const text = (...texts: string[]): At => ({ kind: 'text', texts });
+  const arg = (index: number): At => ({ kind: 'arg', index, text: node.args[index] ?? '' });
+  const flagValue = (name: string, nth = 0, option?: string): At => ({ kind: 'flag', name, nth, value: true, ...(option ? { option } : {}) });
   const x = (word: string): string => {
     try {
       return expandWord(word, scope.lookup, { escape: ctx.escape });
     } catch (e) {
-      if (e instanceof ExpansionError) fail('expansion', `${node.keyword}: ${e.message}`);
+      if (e instanceof ExpansionError) fail('expansion', `${node.keyword}: ${e.message}`, text(word));
       throw e;
     }
   };
-  const flags = parseFlags({ ...node, location });
+  let flags: ReturnType<typeof parseFlags>;
+  try {
+    flags = parseFlags({ ...node, location });
+  } catch (e) {
+    if (ctx.onbuild && e instanceof DockerfileError) throw new DockerfileError(e.code, e.message, e.location);
+    throw e;
+  }
   const base = {
     source: node.original + node.heredocs.map((h) => '\n' + h.content + h.name).join(''),
     location,
@@ -45,7 +57,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
     ...(ctx.onbuild ? { onbuild: true } : {}),
   };
   const exactlyOne = () => {
-    if (node.args.length !== 1) fail('arguments', `${node.keyword} requires exactly one argument`);
+    if (node.args.length !== 1) fail('arguments', `${node.keyword} requires exactly one argument`, node.args.length > 1 ? { kind: 'args' } : { kind: 'keyword' });
     return node.args[0]!;
   };
   const shellForm = (args: string[]) => (node.json ? args : [...scope.shell, args.join(' ')]);
@@ -74,29 +86,29 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       }
       const mounts: RunMount[] = [];
       let ssh = 0;
-      for (const value of flags.strings('mount')) {
+      flags.strings('mount').forEach((value, nth) => {
         try {
           const m = parseMount(value, x, scope.workdir, ssh);
           if (m.type === 'ssh') ssh++;
           const { fromName, ...mount } = m;
           if (fromName !== undefined && (mount.type === 'bind' || mount.type === 'cache')) {
-            mount.from = ctx.resolveFrom(fromName, location);
+            mount.from = ctx.resolveFrom(fromName, location, ptr(flagValue('mount', nth, 'from')));
           }
           mounts.push(mount as RunMount);
         } catch (e) {
-          if (e instanceof MountError) fail('bad-mount', `--mount=${value}: ${e.message}`);
+          if (e instanceof MountError) fail('bad-mount', `--mount=${value}: ${e.message}`, flagValue('mount', nth, e.key));
           throw e;
         }
-      }
+      });
       const step: Step = { ...base, kind: 'run', argv: shellForm(argv), shellForm: !node.json, files, mounts };
       const network = flags.string('network');
       if (network !== undefined) {
-        if (!['default', 'none', 'host'].includes(network)) fail('bad-flag', `unsupported network mode "${network}" (use default, none or host)`);
+        if (!['default', 'none', 'host'].includes(network)) fail('bad-flag', `unsupported network mode "${network}" (use default, none or host)`, flagValue('network'));
         step.network = network as 'default';
       }
       const security = flags.string('security');
       if (security !== undefined) {
-        if (!['sandbox', 'insecure'].includes(security)) fail('bad-flag', `unsupported security mode "${security}" (use sandbox or insecure)`);
+        if (!['sandbox', 'insecure'].includes(security)) fail('bad-flag', `unsupported security mode "${security}" (use sandbox or insecure)`, flagValue('security'));
         step.security = security as 'sandbox';
       }
       return step;
@@ -105,7 +117,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       if (node.args.length < 2) fail('arguments', `${node.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`);
       const srcs = node.args.slice(0, -1);
       const destRaw = node.args[node.args.length - 1]!;
-      if (parseHeredoc(destRaw)) fail('heredoc', `${node.keyword} cannot take a heredoc as a destination`);
+      if (parseHeredoc(destRaw)) fail('heredoc', `${node.keyword} cannot take a heredoc as a destination`, text(destRaw));
       const docs = new Map(node.heredocs.map((h) => [h.name, h]));
       const sources: string[] = [];
       const inline: { name: string; content: string }[] = [];
@@ -119,7 +131,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
             try {
               content = expandWord(content, scope.lookup, { escape: '\\', skipProcessQuotes: true });
             } catch (e) {
-              if (e instanceof ExpansionError) fail('expansion', `${node.keyword}: ${e.message}`);
+              if (e instanceof ExpansionError) fail('expansion', `${node.keyword}: ${e.message}`, text(src));
               throw e;
             }
           }
@@ -137,7 +149,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
         keepGitDir: flags.bool('keep-git-dir') ?? false,
       };
       const from = flags.string('from');
-      if (from !== undefined) step.from = ctx.resolveFrom(from, location);
+      if (from !== undefined) step.from = ctx.resolveFrom(from, location, ptr(flagValue('from')));
       const chown = flags.string('chown');
       if (chown !== undefined) step.chown = x(chown);
       const chmod = flags.string('chmod');
@@ -153,7 +165,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       const pairs: [string, string][] = [];
       for (let i = 0; i + 2 < node.args.length + 1; i += 3) {
         const key = x(node.args[i]!);
-        if (key === '') fail('arguments', `${node.keyword} names can not be blank`);
+        if (key === '') fail('arguments', `${node.keyword} names can not be blank`, text('=' + node.args[i + 1]!, node.args[i + 1]!));
         pairs.push([key, x(node.args[i + 1]!)]);
         // All pairs are expanded before any is set: `ENV A=1 B=$A` gives B the old A, as in BuildKit.
       }
@@ -169,7 +181,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       for (const word of node.args) {
         const eq = word.indexOf('=');
         const name = eq < 0 ? word : word.slice(0, eq);
-        if (name === '') fail('arguments', 'ARG names can not be blank');
+        if (name === '') fail('arguments', 'ARG names can not be blank', text(word));
         let value: string | undefined;
         if (Object.prototype.hasOwnProperty.call(ctx.buildArgs, name)) value = ctx.buildArgs[name];
         else if (eq >= 0) value = x(word.slice(eq + 1));
@@ -189,8 +201,8 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       return { ...base, kind: node.keyword === 'CMD' ? 'cmd' : 'entrypoint', argv: node.args.length === 0 && !node.json ? [] : argv, shellForm: !node.json };
     }
     case 'SHELL': {
-      if (!node.json) fail('shell-not-json', 'SHELL requires the arguments to be in JSON form, e.g. SHELL ["/bin/bash", "-c"]');
-      if (node.args.length === 0) fail('arguments', 'SHELL requires at least one argument');
+      if (!node.json) fail('shell-not-json', 'SHELL requires the arguments to be in JSON form, e.g. SHELL ["/bin/bash", "-c"]', { kind: 'args' });
+      if (node.args.length === 0) fail('arguments', 'SHELL requires at least one argument', { kind: 'args' });
       scope.shell = [...node.args];
       return { ...base, kind: 'shell', argv: [...node.args] };
     }
@@ -212,7 +224,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
         try {
           ports.push(...expandWords(p, scope.lookup, { escape: ctx.escape }));
         } catch (e) {
-          if (e instanceof ExpansionError) fail('expansion', `EXPOSE: ${e.message}`);
+          if (e instanceof ExpansionError) fail('expansion', `EXPOSE: ${e.message}`, text(p));
           throw e;
         }
       }
@@ -221,16 +233,17 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
     case 'VOLUME': {
       if (node.args.length === 0) fail('arguments', 'VOLUME requires at least one argument');
       const paths = node.args.map(x);
-      if (paths.some((p) => p.trim() === '')) fail('arguments', 'VOLUME specified can not be an empty string');
+      if (paths.some((p) => p.trim() === '')) fail('arguments', 'VOLUME specified can not be an empty string', { kind: 'args' });
       return { ...base, kind: 'volume', paths };
     }
     case 'HEALTHCHECK':
-      return healthcheck(node, base, flags, fail);
+      return healthcheck(node, base, flags, fail, arg, flagValue);
     case 'ONBUILD': {
       const sub = node.sub;
       if (!sub) fail('arguments', 'ONBUILD requires at least one argument');
-      if (sub!.keyword === 'ONBUILD') fail('onbuild', 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
-      if (sub!.keyword === 'FROM' || sub!.keyword === 'MAINTAINER') fail('onbuild', `${sub!.keyword} isn't allowed as an ONBUILD trigger`);
+      const trig: At = { kind: 'trigger', pointer: { cmd: sub!.cmd, at: { kind: 'keyword' } } };
+      if (sub!.keyword === 'ONBUILD') fail('onbuild', 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed', trig);
+      if (sub!.keyword === 'FROM' || sub!.keyword === 'MAINTAINER') fail('onbuild', `${sub!.keyword} isn't allowed as an ONBUILD trigger`, trig);
       // The trigger is stored as written, heredoc bodies included, for the image config.
       const trigger = node.original.replace(/^\s*ONBUILD\s*/i, '') + node.heredocs.map((h) => '\n' + h.content + h.name).join('');
       scope.onbuild.push(trigger);
@@ -245,17 +258,19 @@ function healthcheck(
   node: Instruction,
   base: Omit<Extract<Step, { kind: 'user' }>, 'kind' | 'user'>,
   flags: ReturnType<typeof parseFlags>,
-  fail: (code: string, message: string) => never,
+  fail: (code: string, message: string, at?: At) => never,
+  arg: (index: number) => At,
+  flagValue: (name: string) => At,
 ): Step {
   if (node.args.length === 0) fail('arguments', 'HEALTHCHECK requires at least one argument');
   const type = node.args[0]!.toUpperCase();
   const args = node.args.slice(1);
   if (type === 'NONE') {
-    if (args.length !== 0) fail('arguments', 'HEALTHCHECK NONE takes no arguments');
+    if (args.length !== 0) fail('arguments', 'HEALTHCHECK NONE takes no arguments', arg(1));
     return { ...base, kind: 'healthcheck', test: ['NONE'] };
   }
-  if (type !== 'CMD') fail('arguments', `Unknown type "${node.args[0]}" in HEALTHCHECK (try CMD)`);
-  if (args.length === 0) fail('arguments', 'Missing command after HEALTHCHECK CMD');
+  if (type !== 'CMD') fail('arguments', `Unknown type "${node.args[0]}" in HEALTHCHECK (try CMD)`, arg(0));
+  if (args.length === 0) fail('arguments', 'Missing command after HEALTHCHECK CMD', arg(0));
   const test = node.json ? ['CMD', ...args] : ['CMD-SHELL', args.join(' ')];
   const step: Step = { ...base, kind: 'healthcheck', test };
   const durations = [['interval', 'interval'], ['timeout', 'timeout'], ['start-period', 'startPeriod'], ['start-interval', 'startInterval']] as const;
@@ -263,16 +278,16 @@ function healthcheck(
     const v = flags.string(flag);
     if (v === undefined || v === '') continue;
     const d = parseDuration(v);
-    if (d === undefined) fail('bad-flag', `time: invalid duration "${v}" for --${flag}`);
+    if (d === undefined) fail('bad-flag', `time: invalid duration "${v}" for --${flag}`, flagValue(flag));
     if (d === 0) continue;
-    if (d! < 1e6) fail('bad-flag', `Interval "${flag}" cannot be less than 1ms`);
+    if (d! < 1e6) fail('bad-flag', `Interval "${flag}" cannot be less than 1ms`, flagValue(flag));
     step[field] = d!;
   }
   const retries = flags.string('retries');
   if (retries !== undefined && retries !== '') {
-    if (!/^[+-]?\d+$/.test(retries)) fail('bad-flag', `invalid --retries value "${retries}": not a number`);
+    if (!/^[+-]?\d+$/.test(retries)) fail('bad-flag', `invalid --retries value "${retries}": not a number`, flagValue('retries'));
     const n = Number(retries);
-    if (n < 0) fail('bad-flag', `--retries cannot be negative (${n})`);
+    if (n < 0) fail('bad-flag', `--retries cannot be negative (${n})`, flagValue('retries'));
     step.retries = n;
   }
   return step;

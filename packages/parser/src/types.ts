@@ -1,12 +1,18 @@
 // The instruction graph: what the builder walks. Everything here is plain data
 // (JSON-serialisable) so that `tsbuild parse --format json` can print it as is.
 
-/** 1-based line and column; endLine is the last physical line of the instruction. */
+/**
+ * 1-based line and column. For an instruction, endLine is its last physical line.
+ * Errors that point inside an instruction (a flag, a word, a `--mount` field) give
+ * that span: line/column at its first character, endLine/endColumn just after its
+ * last one (endColumn is exclusive, as in LSP ranges; absent for whole instructions).
+ */
 export interface Location {
   file: string;
   line: number;
   column: number;
   endLine: number;
+  endColumn?: number;
 }
 
 export interface Warning {
