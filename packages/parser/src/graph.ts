@@ -7,6 +7,9 @@ import { Scope, splitEnv } from './scope.js';
 import { convertStep } from './steps.js';
 import type { FromSource, Graph, GraphOptions, Location, Stage, Step } from './types.js';
 
+/** BuildKit's default PATH (system.DefaultPathEnv for Linux), added to a stage's env when its base has none. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /**
  * The instruction graph the builder walks: the stages the target needs, each
  * with its steps fully expanded under BuildKit's ARG/ENV scoping.
@@ -47,6 +50,9 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
       for (const e of config?.Env ?? []) scope.setEnv(...splitEnv(e));
       if (config?.WorkingDir) scope.workdir = config.WorkingDir;
       if (config?.Shell && config.Shell.length > 0) scope.shell = [...config.Shell];
+      // BuildKit makes sure PATH is always set (except on Windows), so `$PATH` expands.
+      const os = (ps.platform ?? opts.targetPlatform ?? opts.buildPlatform ?? 'linux').split('/')[0];
+      if (os !== 'windows' && !scope.env.some(([k]) => k === 'PATH')) scope.setEnv('PATH', DEFAULT_PATH);
     }
     // Proxy build args reach RUN without an ARG (they are not image config).
     for (const k of PROXY_ARGS) {
