@@ -9,6 +9,14 @@
 //   "error CODE MESSAGE"          the command could not start (CODE 126/127)
 //   "setup MESSAGE"               the sandbox could not be built (an infrastructure failure)
 // The first line written wins; later lines (e.g. from the launcher when init was killed) are fallbacks.
+// Before that, the launcher writes "pid N" (the host pid of init, or of the command in exec mode) as
+// soon as it exists; readers skip "pid" lines when looking for the outcome.
+//
+// Modes: run (default) builds a new container as below. exec (spec key exec=PID) joins the namespaces
+// of the running container whose init has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
+// the command there, with the same credentials, capabilities and seccomp filter as in run mode.
+// tty=1 gives the command a pseudo-terminal from the container's own devpts; the launcher relays it
+// to its fds 0/1 (raw mode and window size follow fd 0 when that is a terminal).
 //
 // Process tree: launcher (host pid ns, new mount/uts/ipc/net ns)
 //                 └─ init (PID 1 of the new pid ns: builds the root, reaps, forwards signals)
@@ -35,7 +43,9 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -76,7 +86,7 @@
 #define X_MOUNT_ATTR_NODEV 0x4
 struct x_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 
-struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; };
+struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; int file; };
 
 struct spec {
   char **lowers; int nlowers;
@@ -90,6 +100,9 @@ struct spec {
   char *hosts, *resolv, *hostnamefile;
   struct mnt *mounts; int nmounts;
   char **cgprocs; int ncg;
+  pid_t execpid;
+  int tty;
+  char ttyslave[64];
 };
 
 static struct spec S;
@@ -192,7 +205,14 @@ static void parse_spec(void) {
     else if (cur && !strcmp(tok, "mtarget")) cur->tgt = v;
     else if (cur && !strcmp(tok, "mro")) cur->ro = !strcmp(v, "1");
     else if (cur && !strcmp(tok, "msize")) cur->size = v;
+    else if (cur && !strcmp(tok, "mkind")) cur->file = !strcmp(v, "file");
+    else if (!strcmp(tok, "exec")) S.execpid = num(v);
+    else if (!strcmp(tok, "tty")) S.tty = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
+  }
+  if (S.execpid) {
+    if (!S.cwd || S.argc == 0) { errno = EINVAL; die("exec spec lacks cwd or argv"); }
+    return;
   }
   if (!S.upper || !S.work || !S.rootdir || !S.cwd || S.argc == 0 || S.nlowers == 0) {
     errno = EINVAL;
@@ -318,6 +338,26 @@ static void mount_dev(void) {
   symlink_dev("/proc/self/fd/1", "stdout");
   symlink_dev("/proc/self/fd/2", "stderr");
   umask(022);
+  // Bind targets inside /dev (e.g. /dev/pipes/NAME for RUN heredocs) must exist in the tmpfs before
+  // it turns read-only; the init layer's copy of them is hidden under it.
+  for (int i = 0; i < S.nmounts; i++) {
+    struct mnt *m = &S.mounts[i];
+    if (strncmp(m->tgt, "/dev/", 5) || strstr(m->tgt, "/../") || strstr(m->tgt, "/./")) continue;
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s%s", S.rootdir, m->tgt) >= (int)sizeof p) { errno = ENAMETOOLONG; die("%s", m->tgt); }
+    size_t base = strlen(S.rootdir) + 5;  // ".../dev/"
+    for (char *c = p + base; *c; c++) {
+      if (*c != '/') continue;
+      *c = 0;
+      if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", p + strlen(S.rootdir));
+      *c = '/';
+    }
+    if (m->file) {
+      int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+      if (fd < 0 && errno != EEXIST) die("create %s", m->tgt);
+      if (fd >= 0) close(fd);
+    } else if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", m->tgt);
+  }
   // Read-only, so that no new device node can appear where devices are honoured.
   if (mount(NULL, in_root("dev"), NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("read-only /dev");
 }
@@ -552,6 +592,15 @@ __attribute__((noreturn)) static void command_main(int errw) {
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
   sigprocmask(SIG_SETMASK, &none, NULL);
   setsid();
+  if (S.tty) {
+    // The pty's slave becomes the command's controlling terminal and stdio; opened while still
+    // root (devpts gives it to the opener of ptmx) and then handed to the command's uid.
+    int t = open(S.ttyslave, O_RDWR);
+    if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0) { struct child_err e = {STAGE_CREDS, errno}; (void)!write(errw, &e, sizeof e); _exit(126); }
+    (void)!fchown(t, S.uid, -1);
+    dup2(t, 0); dup2(t, 1); dup2(t, 2);
+    if (t > 2) close(t);
+  }
   // Nothing but stdio and the error pipe may cross into the command: a leaked host directory fd
   // would be a way out (CVE-2024-21626). Close before chdir so cwd cannot be /proc/self/fd/N.
   close(STATUS_FD);
@@ -591,7 +640,122 @@ static void report_child_error(struct child_err ce) {
   }
 }
 
-__attribute__((noreturn)) static void init_main(sigset_t *set, int alive) {
+// ---- terminals ----------------------------------------------------------------------------------
+
+// A pty from the devpts of the mount namespace we are in (the container's, after pivot_root or setns).
+static int open_pty(void) {
+  int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) die("open /dev/ptmx");
+  int unlock = 0, n = -1;
+  if (ioctl(m, TIOCSPTLCK, &unlock) < 0) die("unlock pty");
+  if (ioctl(m, TIOCGPTN, &n) < 0) die("pty number");
+  snprintf(S.ttyslave, sizeof S.ttyslave, "/dev/pts/%d", n);
+  return m;
+}
+
+static void send_fd(int sock, int fd) {
+  char c = 0;
+  struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) die("pass the pty to the launcher");
+}
+
+static int recv_fd(int sock) {
+  char c;
+  struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  ssize_t r;
+  do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (r < 0 && errno == EINTR);
+  if (r <= 0) return -1;  // init died before it had a pty
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  if (!cm || cm->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+  return fd;
+}
+
+static struct termios saved_tio;
+static int raw_set;
+
+static void restore_tty(void) {
+  if (raw_set) tcsetattr(0, TCSAFLUSH, &saved_tio);
+  raw_set = 0;
+}
+
+static void copy_winsize(int master) {
+  struct winsize ws;
+  if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+}
+
+static int write_all(int fd, const char *b, ssize_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, b, n);
+    if (w < 0) { if (errno == EINTR) continue; if (errno == EAGAIN) { poll(&(struct pollfd){ .fd = fd, .events = POLLOUT }, 1, -1); continue; } return -1; }
+    b += w; n -= w;
+  }
+  return 0;
+}
+
+// Waits for `child` (forwarding signals to it) and, with a pty master, relays fd 0 -> master and
+// master -> fd 1 until the child is gone and the master is drained. Returns the wait status.
+static int relay_and_wait(pid_t child, int master, sigset_t *set) {
+  int sfd = signalfd(-1, set, SFD_CLOEXEC);
+  if (sfd < 0) die("signalfd");
+  if (master >= 0 && isatty(0) && tcgetattr(0, &saved_tio) == 0) {
+    struct termios raw = saved_tio;
+    cfmakeraw(&raw);
+    if (tcsetattr(0, TCSANOW, &raw) == 0) raw_set = 1;
+    copy_winsize(master);
+  }
+  int in_open = master >= 0, m_open = master >= 0, done = 0, st = 0;
+  char buf[16384];
+  while (!done || m_open) {
+    struct pollfd pf[3];
+    int n = 0, ii = -1, mi = -1;
+    pf[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+    if (in_open && !done) { ii = n; pf[n++] = (struct pollfd){ .fd = 0, .events = POLLIN }; }
+    if (m_open) { mi = n; pf[n++] = (struct pollfd){ .fd = master, .events = POLLIN }; }
+    // Once the child is gone, drain what the pty still holds (other holders of the slave may keep
+    // it open forever, so stop after a quiet moment).
+    int r = poll(pf, n, done ? 200 : -1);
+    if (r < 0) { if (errno == EINTR) continue; break; }
+    if (r == 0) break;
+    if (pf[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) == sizeof si) {
+        if ((int)si.ssi_signo == SIGCHLD) {
+          int w;
+          if (!done && waitpid(child, &w, WNOHANG) == child) { st = w; done = 1; }
+        } else if ((int)si.ssi_signo == SIGWINCH && master >= 0) copy_winsize(master);
+        else if (!done) kill(child, si.ssi_signo);
+      }
+    }
+    if (ii >= 0 && (pf[ii].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t k = read(0, buf, sizeof buf);
+      if (k <= 0) in_open = 0;
+      else if (write_all(master, buf, k) < 0) in_open = 0;
+    }
+    if (mi >= 0 && (pf[mi].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t k = read(master, buf, sizeof buf);
+      if (k <= 0) m_open = 0;  // EIO: every holder of the slave has closed it
+      else (void)write_all(1, buf, k);
+    }
+  }
+  if (!done) while (waitpid(child, &st, 0) < 0 && errno == EINTR) {}
+  restore_tty();
+  close(sfd);
+  return st;
+}
+
+__attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int ptysock) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   // If the launcher died before PDEATHSIG was armed, its end of `alive` is already closed.
   struct pollfd pf = { .fd = alive, .events = 0 };
@@ -603,6 +767,12 @@ __attribute__((noreturn)) static void init_main(sigset_t *set, int alive) {
   build_root();
   if (S.hostname && sethostname(S.hostname, strlen(S.hostname)) < 0) die("sethostname");
   if (S.newnet) loopback_up();
+  if (S.tty) {
+    int m = open_pty();
+    send_fd(ptysock, m);
+    close(m);
+  }
+  if (ptysock >= 0) close(ptysock);
 
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) < 0) die("pipe");
@@ -635,6 +805,51 @@ __attribute__((noreturn)) static void init_main(sigset_t *set, int alive) {
   }
 }
 
+static void report_wait(int st, int failed, struct child_err ce) {
+  if (failed) { report_child_error(ce); _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 126); }
+  if (WIFSIGNALED(st)) { status("signal %d", WTERMSIG(st)); _exit(128 + WTERMSIG(st)); }
+  status("exit %d", WEXITSTATUS(st));
+  _exit(WEXITSTATUS(st));
+}
+
+// exec mode: the command joins a running container (its init has host pid S.execpid).
+__attribute__((noreturn)) static void exec_main(void) {
+  static const char *names[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt" };
+  int fds[6];
+  // Open all first: after entering the mount namespace, /proc is the container's.
+  for (int i = 0; i < 6; i++) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)S.execpid, names[i]);
+    if ((fds[i] = open(p, O_RDONLY | O_CLOEXEC)) < 0) die("open %s (is the container running?)", p);
+  }
+  for (int i = 0; i < 6; i++) {
+    if (setns(fds[i], 0) < 0) die("enter the %s namespace of pid %d", names[i], (int)S.execpid);
+    close(fds[i]);
+  }
+  if (chdir("/") < 0) die("chdir /");
+  sigset_t set;
+  block_signals(&set);
+  int master = S.tty ? open_pty() : -1;
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0) die("pipe");
+  pid_t child = fork();
+  if (child < 0) die("fork command");
+  if (child == 0) {
+    close(ep[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    command_main(ep[1]);
+  }
+  close(ep[1]);
+  status("pid %d", (int)child);
+  struct child_err ce = {0, 0};
+  ssize_t n;
+  do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
+  close(ep[0]);
+  int st = relay_and_wait(child, master, &set);
+  report_wait(st, n == (ssize_t)sizeof ce, ce);
+  _exit(125);
+}
+
 int main(void) {
   if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) < 0) _exit(125);
   // Whatever else our parent let us inherit has no business in the sandbox.
@@ -654,6 +869,8 @@ int main(void) {
     close(fd);
   }
 
+  if (S.execpid) exec_main();
+
   int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP;
   if (S.newnet) flags |= CLONE_NEWNET;
   if (unshare(flags) < 0) die("unshare");
@@ -664,23 +881,24 @@ int main(void) {
   block_signals(&set);
   int alive[2];  // init's way to tell the launcher died between fork and PR_SET_PDEATHSIG
   if (pipe2(alive, O_CLOEXEC) < 0) die("pipe");
+  int ptys[2] = { -1, -1 };  // init passes the pty master it opened in the container's devpts
+  if (S.tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) die("socketpair");
   pid_t init = fork();
   if (init < 0) die("fork init");
-  if (init == 0) { close(alive[1]); init_main(&set, alive[0]); }
+  if (init == 0) { close(alive[1]); if (ptys[0] >= 0) close(ptys[0]); init_main(&set, alive[0], ptys[1]); }
   close(alive[0]);
-
-  for (;;) {
-    siginfo_t si;
-    int sig = sigwaitinfo(&set, &si);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) { kill(init, sig); continue; }
-    int st;
-    if (waitpid(init, &st, WNOHANG) != init) continue;
-    if (WIFSIGNALED(st)) {
-      // init itself was killed (e.g. by the OOM killer): nothing else has reported.
-      status("signal %d", WTERMSIG(st));
-      _exit(128 + WTERMSIG(st));
-    }
-    _exit(WEXITSTATUS(st));
+  status("pid %d", (int)init);
+  int master = -1;
+  if (S.tty) {
+    close(ptys[1]);
+    master = recv_fd(ptys[0]);
+    close(ptys[0]);
   }
+  int st = relay_and_wait(init, master, &set);
+  if (WIFSIGNALED(st)) {
+    // init itself was killed (e.g. by the OOM killer): nothing else has reported.
+    status("signal %d", WTERMSIG(st));
+    _exit(128 + WTERMSIG(st));
+  }
+  _exit(WEXITSTATUS(st));
 }

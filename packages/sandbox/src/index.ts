@@ -2,6 +2,7 @@
 // and reports how it ended. Knows nothing of images.
 export * from './types.js';
 export { run, SandboxError } from './run.js';
+export { exec, cgroupProcsOf } from './exec.js';
 export { launcherPath } from './launcher.js';
 export { checkHost, type HostCheck } from './check.js';
 export { cleanupStale, defaultStateDir } from './state.js';

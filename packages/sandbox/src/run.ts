@@ -26,20 +26,19 @@ export class SandboxError extends Error {
   }
 }
 
-function abortError(signal: AbortSignal): Error {
+export function abortError(signal: AbortSignal): Error {
   const e = new Error('sandbox: run aborted', { cause: signal.reason });
   e.name = 'AbortError';
   return e;
 }
 
-const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+export const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 
 const cleanedStateDirs = new Set<string>();
 
 function validate(spec: SandboxSpec): void {
   if (spec.argv.length === 0) throw new SandboxError('argv is empty');
   if (!spec.cwd.startsWith('/')) throw new SandboxError(`cwd must be absolute: ${spec.cwd}`);
-  if (spec.tty) throw new SandboxError('tty mode is not supported yet');
   for (const p of [spec.root.upperdir, spec.root.workdir, ...spec.root.lowerdirs])
     if (!p.startsWith('/')) throw new SandboxError(`root paths must be absolute: ${p}`);
 }
@@ -77,7 +76,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const rootdir = join(dir, 'root');
     mkdirSync(initDir);
     mkdirSync(rootdir);
-    const mounts = buildInitLayer(initDir, spec.root.lowerdirs, mountKinds(spec.mounts ?? []));
+    const kinds = mountKinds(spec.mounts ?? []);
+    const mounts = buildInitLayer(initDir, spec.root.lowerdirs, kinds);
     const hostname = spec.hostname ?? 'tsbuild';
     const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), spec.resolvConf ?? defaultResolvConf(), hostname);
 
@@ -105,7 +105,9 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       resolvFile: files.resolv,
       hostnameFile: files.hostname,
       mounts,
+      mountKinds: kinds.map((k) => k.kind),
       cgroupProcs: cg?.procsFiles ?? [],
+      tty: spec.tty,
     }));
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };
     if (aborted) throw abortError(spec.signal!);
@@ -127,10 +129,29 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
   }
 }
 
-function launch(spec: SandboxSpec, encoded: Buffer): Promise<{ outcome: LauncherOutcome; aborted: boolean }> {
-  const stdin = spec.stdin && spec.stdin !== 'ignore' ? spec.stdin : undefined;
+type Stdio = Readable | Writable | 'ignore' | 'inherit' | number | undefined;
+
+function stdioFor(v: Stdio): 'pipe' | 'ignore' | 'inherit' | number {
+  if (v === undefined || v === 'ignore') return 'ignore';
+  if (v === 'inherit' || typeof v === 'number') return v;
+  return 'pipe';
+}
+
+export interface LaunchIO {
+  stdin?: Readable | 'ignore' | 'inherit' | number;
+  stdout?: Writable | 'inherit' | number;
+  stderr?: Writable | 'inherit' | number;
+  signal?: AbortSignal;
+  onStart?: (pid: number) => void;
+}
+
+/** Spawns the launcher with `encoded` on fd 3 and waits for its outcome on fd 4. */
+export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: LauncherOutcome; aborted: boolean }> {
+  const stdin = spec.stdin && typeof spec.stdin === 'object' ? spec.stdin : undefined;
+  const stdout = spec.stdout && typeof spec.stdout === 'object' ? spec.stdout : undefined;
+  const stderr = spec.stderr && typeof spec.stderr === 'object' ? spec.stderr : undefined;
   // Without a consumer the command writes straight to /dev/null: no copying through Node.
-  const stdio: StdioOptions = [stdin ? 'pipe' : 'ignore', spec.stdout ? 'pipe' : 'ignore', spec.stderr ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+  const stdio: StdioOptions = [stdioFor(spec.stdin), stdioFor(spec.stdout), stdioFor(spec.stderr), 'pipe', 'pipe'];
   return new Promise((resolve, reject) => {
     const child = spawn(launcherPath(), [], { stdio, env: {} });
     let aborted = false;
@@ -141,9 +162,19 @@ function launch(spec: SandboxSpec, encoded: Buffer): Promise<{ outcome: Launcher
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     let status = '';
+    let started = false;
     const statusStream = child.stdio[4] as Readable;
     statusStream.setEncoding('utf8');
-    statusStream.on('data', (s: string) => { status += s; });
+    statusStream.on('data', (s: string) => {
+      status += s;
+      if (!started && spec.onStart) {
+        const m = status.match(/^pid (\d+)$/m);
+        if (m) {
+          started = true;
+          spec.onStart(Number(m[1]));
+        }
+      }
+    });
     const specStream = child.stdio[3] as Writable;
     specStream.on('error', () => { /* the launcher died early; its status says why */ });
     specStream.end(encoded);
@@ -151,8 +182,8 @@ function launch(spec: SandboxSpec, encoded: Buffer): Promise<{ outcome: Launcher
       child.stdin.on('error', () => { /* the command stopped reading */ });
       stdin.pipe(child.stdin);
     }
-    if (spec.stdout && child.stdout) child.stdout.pipe(spec.stdout, { end: false });
-    if (spec.stderr && child.stderr) child.stderr.pipe(spec.stderr, { end: false });
+    if (stdout && child.stdout) child.stdout.pipe(stdout, { end: false });
+    if (stderr && child.stderr) child.stderr.pipe(stderr, { end: false });
     child.on('error', (e) => {
       spec.signal?.removeEventListener('abort', onAbort);
       reject(new SandboxError(`cannot start the launcher ${launcherPath()}: ${e.message}`));

@@ -23,6 +23,33 @@ export interface LauncherSpec {
   mounts: Mount[];
   /** cgroup.procs files the launcher writes its own pid into before it forks. */
   cgroupProcs: string[];
+  /** Kind of each mount's target (parallel to `mounts`): needed for targets the launcher creates in /dev. */
+  mountKinds?: ('dir' | 'file')[];
+  tty?: boolean;
+}
+
+/** exec mode: run a command inside the running container whose init has host pid `pid`. */
+export interface LauncherExecSpec {
+  pid: number;
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  cgroupProcs: string[];
+  tty?: boolean;
+}
+
+export function encodeExecSpec(s: LauncherExecSpec): Buffer {
+  const t: string[] = [token('exec', s.pid)];
+  for (const a of s.argv) t.push(token('arg', a));
+  for (const e of s.env) t.push(token('env', e));
+  t.push(token('cwd', s.cwd), token('uid', s.uid), token('gid', s.gid));
+  for (const g of s.groups) t.push(token('group', g));
+  for (const c of s.cgroupProcs) t.push(token('cgroup', c));
+  if (s.tty) t.push(token('tty', 1));
+  return Buffer.from(t.join(''));
 }
 
 function token(key: string, value: string | number): string {
@@ -42,11 +69,13 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   t.push(token('hostname', s.hostname), token('net', s.network));
   t.push(token('hosts', s.hostsFile), token('resolv', s.resolvFile), token('hostnamefile', s.hostnameFile));
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
-  for (const m of s.mounts) {
+  if (s.tty) t.push(token('tty', 1));
+  s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
+    if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));
     if (m.type === 'bind') t.push(token('msource', m.source ?? ''));
     if (m.size !== undefined) t.push(token('msize', Math.floor(m.size)));
-  }
+  });
   return Buffer.from(t.join(''));
 }
 
@@ -56,9 +85,9 @@ export type LauncherOutcome =
   | { kind: 'error'; code: number; message: string }
   | { kind: 'setup'; message: string };
 
-/** Parses the first status line the launcher wrote on fd 4; undefined if it wrote none. */
+/** Parses the first outcome line the launcher wrote on fd 4 ("pid N" lines skipped); undefined if none. */
 export function parseOutcome(text: string): LauncherOutcome | undefined {
-  const line = text.split('\n')[0];
+  const line = text.split('\n').filter((l) => !/^pid \d+$/.test(l))[0] ?? '';
   let m: RegExpMatchArray | null;
   if ((m = line.match(/^exit (\d+)$/))) return { kind: 'exit', code: Number(m[1]) };
   if ((m = line.match(/^signal (\d+)$/))) return { kind: 'signal', signal: Number(m[1]) };

@@ -46,10 +46,18 @@ export interface SandboxSpec {
   resolvConf?: string;
   mounts?: Mount[];
   limits?: Limits;
-  stdin?: Readable | 'ignore';
-  stdout?: Writable;
-  stderr?: Writable;
+  /** A stream (piped through Node), 'inherit' (the caller's own fd), an open fd number, or 'ignore'. */
+  stdin?: Readable | 'ignore' | 'inherit' | number;
+  stdout?: Writable | 'inherit' | number;
+  stderr?: Writable | 'inherit' | number;
+  /**
+   * Give the command a pseudo-terminal (from the container's own devpts) as stdin/stdout/stderr.
+   * The launcher relays it to stdin/stdout; when stdin is a terminal ('inherit') it is put in raw
+   * mode for the run and window-size changes follow it, as with `docker run -it`.
+   */
   tty?: boolean;
+  /** Called once with the host pid of the sandbox's init (PID 1 inside) as soon as it exists. */
+  onStart?: (pid: number) => void;
   /** Aborting kills everything in the sandbox and tears it down; run() then rejects with an AbortError. */
   signal?: AbortSignal;
   /** Where per-run scratch state lives (init layer, hosts files). Default /run/tsbuild-sandbox. */
@@ -73,4 +81,23 @@ export interface Usage {
   cpuNanos?: number;
   /** Wall-clock time from starting the launcher to its end. */
   wallMs: number;
+}
+
+/** A command to run inside a running sandbox (see `exec()`). */
+export interface ExecSpec {
+  /** Host pid of the running sandbox's init (what `onStart` reported). */
+  pid: number;
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+  tty?: boolean;
+  stdin?: Readable | 'ignore' | 'inherit' | number;
+  stdout?: Writable | 'inherit' | number;
+  stderr?: Writable | 'inherit' | number;
+  signal?: AbortSignal;
+  /** Called with the host pid of the command once it exists. */
+  onStart?: (pid: number) => void;
 }
