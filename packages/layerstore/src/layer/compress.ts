@@ -101,8 +101,11 @@ export function zstdDecompress(src: AsyncIterable<Buffer>): AsyncGenerator<Buffe
   return throughProcess(src, 'zstd', ['-q', '-d', '-c', '--no-progress']);
 }
 
+/** Small tar pieces (512-byte headers, small files) are coalesced: one write per piece costs more than the copy. */
+const COALESCE = 256 * 1024;
+
 export function compress(src: AsyncIterable<Buffer>, c: Compression): AsyncIterable<Buffer> {
-  return c === 'gzip' ? gzipChunks(src) : c === 'zstd' ? zstdCompress(src) : src;
+  return c === 'gzip' ? gzipChunks(src) : c === 'zstd' ? zstdCompress(rechunk(src, COALESCE)) : rechunk(src, COALESCE);
 }
 
 /** Which compression a blob uses: the media type says, the magic bytes decide when it does not. */
