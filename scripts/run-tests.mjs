@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs every test suite with uvu, one process per suite so that a crash in one
-// cannot hide the others, and prints the summed totals as `N passed, M failed`.
+// Runs every test file with uvu, one process per file so that a crash in one cannot hide
+// the others, and prints the summed totals as `N passed, M failed`.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -11,15 +11,18 @@ const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
 const only = process.argv.slice(2);
 
 // Package unit suites first, then the end-to-end suite that drives the CLI.
-const suites = [
+const dirs = [
   ...readdirSync(join(root, 'packages')).sort().map((p) => join('packages', p, 'dist', 'test')),
   join('test', 'dist'),
-].filter((dir) => existsSync(join(root, dir)))
-  .filter((dir) => only.length === 0 || only.some((o) => dir.includes(o)));
+].filter((dir) => existsSync(join(root, dir)));
+const suites = dirs
+  .flatMap((dir) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f)))
+  .filter((file) => only.length === 0 || only.some((o) => file.includes(o)));
 
-function run(dir) {
+function run(file) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [uvu, dir, '\\.test\\.js$'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const name = file.split('/').pop().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const child = spawn(process.execPath, [uvu, file.slice(0, file.lastIndexOf('/')), `^${name}$`], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (b) => { out += b; process.stdout.write(b); });
     child.on('close', (code) => {
@@ -27,11 +30,11 @@ function run(dir) {
       const total = num('Total'), passed = num('Passed'), skipped = num('Skipped');
       if (Number.isNaN(total)) {
         // uvu died before printing its summary: count the whole suite as one failure.
-        resolve({ dir, passed: 0, failed: 1, code });
+        resolve({ passed: 0, failed: 1, code });
         return;
       }
       const failed = total - passed - (Number.isNaN(skipped) ? 0 : skipped);
-      resolve({ dir, passed, failed: Math.max(failed, code === 0 ? 0 : 1), code });
+      resolve({ passed, failed: Math.max(failed, code === 0 ? 0 : 1), code });
     });
   });
 }

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
-import { hostPlatform, type Image, type Store } from '@tsbuild/layerstore';
+import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from './errors.js';
@@ -28,11 +28,15 @@ export interface BuildRequest {
   signal: AbortSignal;
   /** Finds a base image that is not in the store (a registry pull); undefined when none is found. */
   fetchBase?: (ref: string) => Promise<Image | undefined>;
+  /** Fetches a cache hit's missing layer blob (registry cache, --cache-from); see SolveOptions.fetchLayer. */
+  fetchLayer?: (layer: Layer) => Promise<boolean>;
 }
 
 export interface BuildResult {
   image: Image;
   explain: ExplainRow[];
+  /** Cache records of the filesystem steps (for --cache-to); inImage: the step's stage is the target or one it is FROM. */
+  cacheRecords: { key: Digest; layer: Layer | null; created: string; inImage: boolean }[];
 }
 
 export async function build(req: BuildRequest): Promise<BuildResult> {
@@ -86,12 +90,21 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     platform,
     identity: createHash('sha256').update(`${resolve(req.contextDir)}\0${resolve(req.dockerfilePath)}`).digest('hex'),
     signal: req.signal,
+    fetchLayer: req.fetchLayer,
   });
   try {
     const state = await solver.solve();
     const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
-    return { image, explain: solver.explain };
+    // The stages whose layers make up the image: the target and the chain of stages it is FROM.
+    const inImage = new Set<number>();
+    for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index); ) {
+      inImage.add(s.index);
+      const from = s.from;
+      s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
+    }
+    const cacheRecords = solver.records.map((r) => ({ key: r.key, layer: r.value.layer, created: r.value.created, inImage: inImage.has(r.stage) }));
+    return { image, explain: solver.explain, cacheRecords };
   } finally {
     await context.stats.save().catch(() => {});
   }

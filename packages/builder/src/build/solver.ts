@@ -29,16 +29,24 @@ export interface SolveOptions {
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
   signal: AbortSignal;
+  /**
+   * Registry cache (--cache-from): a cache hit whose layer blob is not in the store asks this to
+   * fetch it (true when the blob is now in the store) instead of counting as a miss. Snapshots are
+   * unpacked from the fetched blob later, only if a RUN/COPY needs them (store.snapshots.ensure).
+   */
+  fetchLayer?: (layer: Layer) => Promise<boolean>;
 }
 
 /** What a cache record of a filesystem step holds. */
-interface StepRecord {
+export interface StepRecord {
   layer: Layer | null;
   created: string;
 }
 
 export class Solver {
   readonly explain: ExplainRow[] = [];
+  /** The cache record each filesystem step of this build used or made, by stage (for --cache-to). */
+  readonly records: { stage: number; key: Digest; value: StepRecord }[] = [];
   private readonly results = new Map<number, Promise<StageState>>();
   readonly fs: Filesystems;
 
@@ -143,7 +151,10 @@ export class Solver {
       if (!this.o.noCache) {
         const hit = await this.o.store.cache.get(key as Digest);
         if (hit) record = hit.value as StepRecord;
-        if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) record = undefined;
+        if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) {
+          // A record imported from a registry cache comes without its layer: fetch it (--cache-from).
+          if (!(await this.o.fetchLayer?.(record.layer))) record = undefined;
+        }
       }
       if (record) {
         handle.cached();
@@ -157,6 +168,7 @@ export class Solver {
         await this.o.store.cache.put(explainId, { value: { inputs: kb.inputs, key }, blobs: [] });
         handle.done();
       }
+      this.records.push({ stage: stage.index, key: key as Digest, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;
       next.keyLabel = label;

@@ -6,6 +6,7 @@ import { buildCommand } from './commands/build.js';
 import { parseCommand } from './commands/parse.js';
 import { imagesCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images.js';
 import { runCommand } from './commands/run.js';
+import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry.js';
 
 type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
 
@@ -20,6 +21,10 @@ const commands: Record<string, Command> = {
   save: saveCommand,
   load: loadCommand,
   run: runCommand,
+  pull: pullCommand,
+  push: pushCommand,
+  login: loginCommand,
+  logout: logoutCommand,
 };
 
 const usage = `Usage: tsbuild [OPTIONS] PATH          build an image (same as tsbuild build)
@@ -35,6 +40,10 @@ Commands:
   prune     Remove unreferenced blobs, snapshots and cache entries
   save      Write images to an archive (docker load-able, or OCI)
   load      Import an archive
+  pull      Fetch an image from a registry
+  push      Push an image to a registry
+  login     Log in to a registry
+  logout    Log out from a registry
   parse     Print a Dockerfile's instruction graph
 
 Run 'tsbuild COMMAND --help' for more information on a command.

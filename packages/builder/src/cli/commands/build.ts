@@ -8,6 +8,9 @@ import { createReporter, type ProgressMode } from '../../progress/index.js';
 import { printExplain } from '../explain.js';
 import { exportImage, parseOutput, type Output } from '../outputs.js';
 import { parseReference } from '@tsbuild/layerstore';
+import { BuildError } from '../../build/errors.js';
+import { exportCache, importCache, parseCacheOption } from '../../build/cache-share.js';
+import { pullImage, pushImage, remoteOptions } from './registry.js';
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', kind: 'list' },
@@ -71,9 +74,11 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     if (src) secrets.set(id, { file: resolve(src) });
     else secrets.set(id, { env: env ?? id.toUpperCase() });
   }
-  if (list(p, 'cache-to').length || list(p, 'cache-from').length || bool(p, 'push')) {
-    throw new UsageError('--push, --cache-to and --cache-from need the registry client, which is not wired into this build yet');
-  }
+  // Registries (registry.ts, cache-share.ts): --push, --cache-to/--cache-from, --insecure-registry.
+  const cacheTo = list(p, 'cache-to').map((v) => parseCacheOption(v, '--cache-to'));
+  const cacheFrom = list(p, 'cache-from').map((v) => parseCacheOption(v, '--cache-from'));
+  const insecure = list(p, 'insecure-registry');
+  if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
   const epochText = process.env.SOURCE_DATE_EPOCH;
   let sourceDateEpoch: number | undefined;
   if (epochText !== undefined && epochText !== '') {
@@ -98,7 +103,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
 
   const store = await openStore(str(p, 'root'));
   const reporter = createReporter(bool(p, 'quiet') ? 'quiet' : progress);
+  const remoteOpts = () => remoteOptions(store, insecure);
   try {
+    // --cache-from: records only; their layers are fetched on a hit (fetchLayer).
+    const fetchLayer = cacheFrom.length && !bool(p, 'no-cache') ? await importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
     const result = await build({
       store,
       contextDir,
@@ -114,7 +122,18 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       sourceDateEpoch,
       reporter,
       signal,
+      // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
+      fetchBase: async (ref) => {
+        try {
+          return (await pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })).image;
+        } catch (e) {
+          throw new BuildError(`base image "${ref}" is not in the store (${store.root}) and could not be pulled: ${(e as Error).message}`);
+        }
+      },
+      fetchLayer,
     });
+    for (const tag of bool(p, 'push') ? tags : []) await pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+    if (cacheTo.length) await exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
     for (const o of outputs) await exportImage(store, result.image, tags, o);
     reporter.close();
     const id = result.image.configDigest;

@@ -101,7 +101,10 @@ export async function loadCommand(argv: string[]): Promise<number> {
   if (!input) throw new UsageError('"tsbuild load" needs -i FILE');
   const store = await openStore(str(p, 'root'));
   const loaded = await archive.load(store, resolve(input));
-  for (const name of loaded) process.stdout.write(`Loaded image: ${name}\n`);
+  for (const { names, image } of loaded) {
+    if (names.length === 0) process.stdout.write(`Loaded image ID: ${image.configDigest}\n`);
+    for (const name of names) process.stdout.write(`Loaded image: ${name}\n`);
+  }
   return 0;
 }
 

@@ -1,86 +1,146 @@
-// `tsbuild run`: a process in the sandbox over an image's layers with a throwaway writable
-// layer. Entrypoint and Cmd are joined as docker joins them.
-import { promises as fsp } from 'node:fs';
-import { join, posix } from 'node:path';
-import { run as sandboxRun } from '@tsbuild/sandbox';
-import { UsageError, bool, list, parseArgs, str } from '../args.js';
+// `tsbuild run`: create a container (state under <store>/containers) and run it, in the foreground
+// (this process is its runner, signals are forwarded to it, the exit status is the container's) or
+// detached (-d: a supervisor process runs it, output goes to its log). Errors of tsbuild itself
+// exit 125; a command that cannot run 126, one that is not found 127 (as docker run).
+import { UsageError, bool, list, parseArgs, parseSize, str, type Parsed } from '../args.js';
 import { openStore } from '../root.js';
-import { Filesystems } from '../../build/filesystems.js';
-import { resolveUser } from '../../fs/users.js';
-import { DefaultPath, setEnv } from '../../build/config.js';
-import { BuildError } from '../../build/errors.js';
+import type { Limits } from '@tsbuild/sandbox';
+import { createContainer } from '../../containers/create.js';
+import { runContainer, startDetached } from '../../containers/runner.js';
+import { ContainerError } from '../../containers/state.js';
 
-export async function runCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const p = parseArgs(
-    argv,
-    [
-      { name: 'root', kind: 'string' },
-      { name: 'rm', kind: 'bool' },
-      { name: 'interactive', short: 'i', kind: 'bool' },
-      { name: 'tty', short: 't', kind: 'bool' },
-      { name: 'env', short: 'e', kind: 'list' },
-      { name: 'workdir', short: 'w', kind: 'string' },
-      { name: 'user', short: 'u', kind: 'string' },
-      { name: 'network', kind: 'string' },
-      { name: 'hostname', kind: 'string' },
-      { name: 'entrypoint', kind: 'string' },
-      { name: 'name', kind: 'string' },
-    ],
-    { stopAtFirstPositional: true },
-  );
+export const runFlags = [
+  { name: 'root', kind: 'string' },
+  { name: 'rm', kind: 'bool' },
+  { name: 'detach', short: 'd', kind: 'bool' },
+  { name: 'name', kind: 'string' },
+  { name: 'interactive', short: 'i', kind: 'bool' },
+  { name: 'tty', short: 't', kind: 'bool' },
+  { name: 'env', short: 'e', kind: 'list' },
+  { name: 'env-file', kind: 'list' },
+  { name: 'workdir', short: 'w', kind: 'string' },
+  { name: 'user', short: 'u', kind: 'string' },
+  { name: 'volume', short: 'v', kind: 'list' },
+  { name: 'network', kind: 'string', aliases: ['net'] },
+  { name: 'hostname', short: 'h', kind: 'string' },
+  { name: 'cpu-period', kind: 'string' },
+  { name: 'cpu-quota', kind: 'string' },
+  { name: 'cpus', kind: 'string' },
+  { name: 'memory', short: 'm', kind: 'string' },
+  { name: 'pids-limit', kind: 'string' },
+  { name: 'entrypoint', kind: 'string' },
+] as const;
+
+function int(p: Parsed, name: string, min: number): number | undefined {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v) || Number(v) < min) throw new UsageError(`--${name}: "${v}" is not an integer >= ${min}`);
+  return Number(v);
+}
+
+export function limitsFrom(p: Parsed): Limits {
+  const limits: Limits = {};
+  const period = int(p, 'cpu-period', 1000);
+  const quota = int(p, 'cpu-quota', 1000);
+  const cpus = str(p, 'cpus');
+  if (cpus !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(cpus) || Number(cpus) <= 0) throw new UsageError(`--cpus: "${cpus}" is not a positive number`);
+    if (quota !== undefined) throw new UsageError('--cpus and --cpu-quota cannot be used together');
+    limits.cpuPeriod = period ?? 100000;
+    limits.cpuQuota = Math.round(Number(cpus) * limits.cpuPeriod);
+  } else {
+    if (period !== undefined) limits.cpuPeriod = period;
+    if (quota !== undefined) limits.cpuQuota = quota;
+  }
+  const mem = str(p, 'memory');
+  if (mem !== undefined) {
+    limits.memoryBytes = parseSize(mem, '--memory');
+    if (limits.memoryBytes < 6 << 20) throw new UsageError('--memory: the minimum is 6m');
+  }
+  const pids = int(p, 'pids-limit', -1);
+  if (pids !== undefined && pids > 0) limits.pidsLimit = pids;
+  return limits;
+}
+
+const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+
+/**
+ * While a container runs in the foreground, this process's signals go to it (docker's sig-proxy)
+ * instead of aborting tsbuild; `pid()` is the container's init, which passes them on.
+ */
+export async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = new Map(forwarded.map((s) => [s, process.listeners(s)]));
+  for (const s of forwarded) process.removeAllListeners(s);
+  const handler = (s: NodeJS.Signals) => {
+    const p = pid();
+    if (p) try { process.kill(p, s); } catch { /* gone */ }
+  };
+  for (const s of forwarded) process.on(s, handler);
+  try {
+    return await fn();
+  } finally {
+    for (const s of forwarded) {
+      process.off(s, handler);
+      for (const l of saved.get(s) ?? []) process.on(s, l as (...a: unknown[]) => void);
+    }
+  }
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [...runFlags], { stopAtFirstPositional: true });
   const [ref, ...cmd] = p.positionals;
   if (!ref) throw new UsageError('"tsbuild run" requires at least 1 argument: IMAGE [COMMAND] [ARG...]');
   const network = str(p, 'network') ?? 'default';
-  if (!['default', 'none', 'host'].includes(network)) throw new UsageError(`--network: "${network}" is not one of default, none, host`);
-  const store = await openStore(str(p, 'root'));
-  const image = await store.images.get(ref);
-  if (!image) throw new BuildError(`Unable to find image '${ref}' in the store (${store.root})`, 1);
-  const cfg = image.config.config ?? {};
-
-  const epFlag = str(p, 'entrypoint');
-  const entrypoint = epFlag !== undefined ? (epFlag === '' ? [] : [epFlag]) : cfg.Entrypoint ?? [];
-  const args = cmd.length ? cmd : epFlag !== undefined ? [] : cfg.Cmd ?? [];
-  const full = [...entrypoint, ...args];
-  if (full.length === 0) throw new BuildError('No command specified', 1);
-
-  let env = cfg.Env ?? [`PATH=${DefaultPath}`];
-  for (const e of list(p, 'env')) {
-    const eq = e.indexOf('=');
-    if (eq < 0) {
-      if (process.env[e] !== undefined) env = setEnv(env, e, process.env[e]!);
-    } else env = setEnv(env, e.slice(0, eq), e.slice(eq + 1));
-  }
-  const fs = new Filesystems(store);
-  const lowerdirs = await fs.lowerdirs(image.layers);
-  const view = await fs.view(image.layers);
-  const who = await resolveUser(view, str(p, 'user') ?? cfg.User).catch((e) => {
-    throw new BuildError((e as Error).message);
-  });
-  const cwd = posix.resolve('/', str(p, 'workdir') ?? (cfg.WorkingDir || '/'));
-
-  const dir = await store.tempDir('ctr-');
-  await fsp.mkdir(join(dir, 'upper'));
-  await fsp.mkdir(join(dir, 'work'));
+  if (!['default', 'none', 'host', 'bridge'].includes(network) && !/^container:.+/.test(network))
+    throw new UsageError(`--network: "${network}" is not one of default, none, host, container:NAME`);
+  const limits = limitsFrom(p);
+  const detach = bool(p, 'detach');
+  if (detach && bool(p, 'interactive')) throw new UsageError('-d and -i cannot be used together (there is no attach)');
   try {
-    const exit = await sandboxRun({
-      root: { lowerdirs, upperdir: join(dir, 'upper'), workdir: join(dir, 'work') },
-      argv: full,
-      env,
-      cwd,
-      uid: who.uid,
-      gid: who.gid,
-      additionalGids: who.additionalGids,
-      hostname: str(p, 'hostname') ?? dir.slice(-12).replace(/[^a-z0-9]/gi, '0'),
-      network: network === 'none' ? 'none' : 'host',
-      stdin: bool(p, 'interactive') ? process.stdin : 'ignore',
-      stdout: process.stdout,
-      stderr: process.stderr,
+    const store = await openStore(str(p, 'root'));
+    const image = await store.images.get(ref);
+    if (!image) throw new ContainerError(`Unable to find image '${ref}' in the store (${store.root})`);
+    const doc = await store.withLock('containers', () => createContainer(store, {
+      ref, image, cmd,
+      entrypoint: str(p, 'entrypoint'),
+      name: str(p, 'name'),
+      env: list(p, 'env'),
+      envFiles: list(p, 'env-file'),
+      workdir: str(p, 'workdir'),
+      user: str(p, 'user'),
+      volumes: list(p, 'volume'),
+      network: network === 'bridge' ? 'default' : network,
+      hostname: str(p, 'hostname'),
       tty: bool(p, 'tty'),
-      signal,
-    });
+      interactive: bool(p, 'interactive'),
+      limits,
+      autoRemove: bool(p, 'rm'),
+    }));
+    if (detach) {
+      const d = await startDetached(store, doc.Id);
+      if (d.State.Status === 'exited' && d.State.Error && (d.State.ExitCode === 126 || d.State.ExitCode === 127)) {
+        process.stderr.write(`tsbuild: ${d.State.Error}\n`);
+        return d.State.ExitCode;
+      }
+      process.stdout.write(doc.Id + '\n');
+      return 0;
+    }
+    const tty = bool(p, 'tty');
+    let pid: number | undefined;
+    const exit = await withSignalsForwarded(() => pid, () => runContainer(store, doc.Id, {
+      stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
+      stdout: 'inherit',
+      stderr: 'inherit',
+      // Without a tty, a terminal's Ctrl-C reaches the container once: through us.
+      newSession: !tty,
+      onStart: (x) => { pid = x; },
+    }));
     if (exit.startError) process.stderr.write(`tsbuild: ${exit.startError}\n`);
     return exit.code;
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    process.stderr.write(`tsbuild: ${(e as Error).message}\n`);
+    if (process.env.TSBUILD_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return 125;
   }
 }

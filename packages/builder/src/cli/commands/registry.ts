@@ -1,0 +1,178 @@
+// Registry commands: pull, push, login, logout — and the pull/push helpers `build` uses for an
+// implicit FROM pull and for --push. Talks to registries through @tsbuild/layerstore's `remote`.
+// Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
+// Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
+import { join } from 'node:path';
+import { formatReference, familiarName, parseReference, remote, type Image, type Reference, type Store } from '@tsbuild/layerstore';
+import { UsageError, bool, list, parseArgs, str, type FlagSpec } from '../args.js';
+import { openStore } from '../root.js';
+import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
+import { BuildError } from '../../build/errors.js';
+
+type TransferStats = remote.TransferStats;
+
+const rootFlag: FlagSpec = { name: 'root', kind: 'string' };
+const insecureFlag: FlagSpec = { name: 'insecure-registry', kind: 'list' };
+const progressFlags: FlagSpec[] = [{ name: 'progress', kind: 'string' }, { name: 'quiet', short: 'q', kind: 'bool' }];
+
+/** Options shared by every remote call of one command: plain-HTTP hosts, the store's blob locations (for mounts). */
+export async function remoteOptions(store: Store, insecure: string[]): Promise<remote.RemoteOptions> {
+  return { insecure, locations: await remote.BlobLocations.load(join(store.root, 'remote', 'locations.json')) };
+}
+
+export function parseRef(input: string, what: string): Reference {
+  try {
+    return parseReference(input);
+  } catch (e) {
+    throw new UsageError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
+
+export function describeStats(s: TransferStats, direction: 'pull' | 'push'): string {
+  return direction === 'pull'
+    ? `downloaded ${s.blobsDownloaded} blobs (${s.bytesDownloaded} bytes), ${s.blobsSkipped} already in the store${s.resumes ? `, ${s.resumes} resumed` : ''}`
+    : `uploaded ${s.blobsUploaded} blobs (${s.bytesUploaded} bytes), mounted ${s.blobsMounted}, ${s.blobsSkipped} already in the registry${s.resumes ? `, ${s.resumes} resumed` : ''}`;
+}
+
+/**
+ * Pulls `ref` (tag or digest) into the store and tags it there under its full name.
+ * Progress goes to the reporter as one step; a failure is thrown as the RegistryError.
+ */
+export async function pullImage(store: Store, ref: string, o: { insecure: string[]; platform?: string; reporter: Reporter; label?: string }): Promise<{ image: Image; name: string; stats: TransferStats; upToDate: boolean }> {
+  const parsed = parseReference(ref);
+  const name = formatReference(parsed);
+  const handle = o.reporter.step(o.label ?? `pull ${familiarName(parsed)}`);
+  try {
+    const before = await store.tags.get(name).catch(() => undefined);
+    const result = await remote.pull(store.blobs, parsed, {
+      ...(await remoteOptions(store, o.insecure)),
+      platform: o.platform,
+      onLayer: (layer, i) => handle.log(`layer ${i + 1} ${short(layer.digest)} (${layer.size} bytes) in the store`),
+    });
+    const image: Image = { manifestDigest: result.manifestDigest, manifest: result.manifest, configDigest: result.configDigest, config: result.config, layers: result.layers };
+    const desc = await store.images.tag(name, image);
+    handle.log(`digest: ${result.index?.digest ?? result.manifestDigest}`);
+    handle.done();
+    return { image, name, stats: result.stats, upToDate: before?.digest === desc.digest && result.stats.blobsDownloaded === 0 };
+  } catch (e) {
+    handle.fail((e as Error).message);
+    throw e;
+  }
+}
+
+/** Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of `dest ?? ref`. */
+export async function pushImage(store: Store, ref: string, o: { insecure: string[]; reporter: Reporter; manifestDigest?: string }): Promise<remote.PushResult> {
+  const parsed = parseRef(ref, 'push');
+  const name = formatReference(parsed);
+  let manifestDigest = o.manifestDigest;
+  if (!manifestDigest) {
+    // Push exactly what the tag points at (an index stays an index).
+    const desc = parsed.digest ? undefined : await store.tags.get(name);
+    manifestDigest = desc?.digest ?? (await store.images.get(ref))?.manifestDigest;
+    if (!manifestDigest) throw new BuildError(`An image does not exist locally with the tag: ${familiarName(parsed)}`);
+  }
+  const handle = o.reporter.step(`push ${familiarName(parsed)}`);
+  try {
+    const result = await remote.push(store.blobs, { manifestDigest: manifestDigest as `sha256:${string}` }, parsed, await remoteOptions(store, o.insecure));
+    handle.log(`digest: ${result.descriptor.digest}`);
+    handle.done();
+    return result;
+  } catch (e) {
+    handle.fail((e as Error).message);
+    throw e;
+  }
+}
+
+function reporterFor(p: ReturnType<typeof parseArgs>) {
+  const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
+  if (!['auto', 'tty', 'plain', 'quiet'].includes(progress)) throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
+  return createReporter(bool(p, 'quiet') ? 'quiet' : progress);
+}
+
+export async function pullCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, insecureFlag, { name: 'platform', kind: 'string' }, ...progressFlags]);
+  if (p.positionals.length !== 1) throw new UsageError('"tsbuild pull" requires exactly 1 argument\nUsage: tsbuild pull [--platform os/arch] [--insecure-registry HOST] NAME[:TAG|@DIGEST]');
+  const ref = p.positionals[0]!;
+  parseRef(ref, 'pull');
+  const platform = str(p, 'platform');
+  if (platform !== undefined) {
+    try {
+      remote.parsePlatform(platform);
+    } catch (e) {
+      throw new UsageError(`--platform ${platform}: ${(e as Error).message}`);
+    }
+  }
+  const store = await openStore(str(p, 'root'));
+  const reporter = reporterFor(p);
+  try {
+    const r = await pullImage(store, ref, { insecure: list(p, 'insecure-registry'), platform, reporter });
+    reporter.close();
+    const shown = familiarName(parseReference(ref));
+    reporter.info(describeStats(r.stats, 'pull'));
+    process.stdout.write(`Digest: ${r.image.manifestDigest}\nStatus: ${r.upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${shown}\n${shown}\n`);
+    return 0;
+  } finally {
+    reporter.close();
+  }
+}
+
+export async function pushCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, insecureFlag, ...progressFlags]);
+  if (p.positionals.length !== 1) throw new UsageError('"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]');
+  const ref = p.positionals[0]!;
+  const parsed = parseRef(ref, 'push');
+  const store = await openStore(str(p, 'root'));
+  const reporter = reporterFor(p);
+  try {
+    const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter });
+    reporter.close();
+    reporter.info(describeStats(r.stats, 'push'));
+    process.stdout.write(`${parsed.tag ?? parsed.digest}: digest: ${r.descriptor.digest} size: ${r.descriptor.size}\n`);
+    return 0;
+  } finally {
+    reporter.close();
+  }
+}
+
+export async function loginCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [
+    { name: 'username', short: 'u', kind: 'string' },
+    { name: 'password', short: 'p', kind: 'string' },
+    { name: 'password-stdin', kind: 'bool' },
+    insecureFlag,
+  ]);
+  if (p.positionals.length !== 1) throw new UsageError('"tsbuild login" requires exactly 1 argument\nUsage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY');
+  const registry = p.positionals[0]!;
+  const username = str(p, 'username');
+  let password = str(p, 'password');
+  if (password !== undefined && bool(p, 'password-stdin')) throw new UsageError('--password and --password-stdin are mutually exclusive');
+  if (bool(p, 'password-stdin')) {
+    if (!username) throw new UsageError('--password-stdin needs --username (-u)');
+    password = (await readAll(process.stdin)).replace(/\r?\n$/, '');
+  } else if (password !== undefined) {
+    process.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
+  }
+  if (!username || password === undefined) throw new UsageError('"tsbuild login" needs -u USER and -p PASS or --password-stdin (no interactive prompt)');
+  if (password === '') throw new UsageError('the password is empty');
+  await remote.login(registry, username, password, { insecure: list(p, 'insecure-registry') }).catch((e: Error) => {
+    throw new BuildError(`login to ${registry} failed: ${e.message}`);
+  });
+  process.stdout.write('Login Succeeded\n');
+  return 0;
+}
+
+export async function logoutCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, []);
+  if (p.positionals.length !== 1) throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
+  await remote.logout(p.positionals[0]!);
+  process.stdout.write(`Removing login credentials for ${p.positionals[0]}\n`);
+  return 0;
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}

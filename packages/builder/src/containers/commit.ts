@@ -1,0 +1,54 @@
+// `tsbuild commit`: the container's upper dir becomes one more layer on top of its image, read
+// exactly as a build step's diff is (overlay whiteouts and opaque dirs → OCI whiteouts). What
+// belongs to the container and not to the image is left out: /etc/hosts, /etc/resolv.conf,
+// /etc/hostname and every mount point (and what is under it).
+import { entriesFromDirectory, writeLayer, type Entry, type Layer, type Store, type Image } from '@tsbuild/layerstore';
+import { parse, buildGraph } from '@tsbuild/parser';
+import { applyStep, inheritConfig, type StageConfig } from '../build/config.js';
+import { ContainerError, type ContainerDoc } from './state.js';
+
+export const containerOnly = ['etc/hosts', 'etc/resolv.conf', 'etc/hostname'];
+
+async function* filtered(src: AsyncIterable<Entry>, excluded: string[]): AsyncGenerator<Entry> {
+  for await (const e of src) {
+    const p = e.path.replace(/\/$/, '');
+    if (excluded.some((x) => p === x || p.startsWith(x + '/'))) continue;
+    yield e;
+  }
+}
+
+/** Applies Dockerfile-like changes (`CMD ["sh"]`, `ENV A=1`, ...) to a config. */
+export function applyChanges(state: StageConfig, changes: string[]): void {
+  if (changes.length === 0) return;
+  const allowed = new Set(['cmd', 'entrypoint', 'env', 'expose', 'label', 'user', 'workdir', 'volume', 'stopsignal', 'onbuild', 'shell', 'healthcheck']);
+  let graph;
+  try {
+    graph = buildGraph(parse(`FROM scratch\n${changes.join('\n')}\n`, { file: '--change' }), { file: '--change' });
+  } catch (e) {
+    throw new ContainerError(`--change: ${(e as Error).message}`);
+  }
+  for (const step of graph.stages[0]!.steps as { kind: string }[]) {
+    if (!allowed.has(step.kind)) throw new ContainerError(`--change: ${step.kind.toUpperCase()} is not allowed (only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL, ONBUILD, SHELL, HEALTHCHECK)`);
+    applyStep(state, step as Parameters<typeof applyStep>[1]);
+  }
+}
+
+export async function commitContainer(store: Store, doc: ContainerDoc, opts: { changes: string[]; message?: string; author?: string }): Promise<Image> {
+  const image = await store.images.get(doc.Image);
+  if (!image) throw new ContainerError(`the image of container ${doc.Name} (${doc.Image}) is no longer in the store`);
+  const excluded = [...containerOnly, ...doc.Config.mounts.map((m) => m.target.replace(/^\/+/, ''))];
+  const layer: Layer = await writeLayer(store.blobs, filtered(entriesFromDirectory(doc.UpperDir, { overlay: true }), excluded), { compression: 'gzip' });
+  const state: StageConfig = { image: inheritConfig(image.config), cmdSet: false } as StageConfig;
+  applyChanges(state, opts.changes);
+  const config = state.image;
+  const now = new Date().toISOString();
+  config.created = now;
+  if (opts.author) config.author = opts.author;
+  config.rootfs = { type: 'layers', diff_ids: [...image.layers.map((l) => l.diffID), layer.diffID] };
+  config.history = [...(config.history ?? []), {
+    created: now,
+    created_by: `tsbuild commit ${doc.Name}${opts.changes.length ? ` --change ${JSON.stringify(opts.changes)}` : ''}`,
+    ...(opts.message ? { comment: opts.message } : {}),
+  }];
+  return store.images.write({ config, layers: [...image.layers, layer] });
+}

@@ -1,0 +1,163 @@
+// Creating a container from an image and `run` flags: the config is resolved once (Entrypoint+Cmd
+// joined as docker does, Env/WorkingDir/User from the image overridden by flags, volumes made and
+// seeded), and written with the container's directories.
+import { promises as fsp, readFileSync, statSync } from 'node:fs';
+import { join, posix, resolve } from 'node:path';
+import type { Image, Store } from '@tsbuild/layerstore';
+import type { Limits } from '@tsbuild/sandbox';
+import { Filesystems } from '../build/filesystems.js';
+import { resolveUser } from '../fs/users.js';
+import { DefaultPath, setEnv } from '../build/config.js';
+import { ContainerError, containerDir, listDocs, newId, randomName, writeDoc, type ContainerDoc, type MountSpec } from './state.js';
+import { ensureVolume, isVolumeName } from './volumes.js';
+
+export interface CreateOptions {
+  ref: string;
+  image: Image;
+  cmd: string[];
+  entrypoint?: string;
+  name?: string;
+  env: string[];
+  envFiles: string[];
+  workdir?: string;
+  user?: string;
+  volumes: string[];
+  network: string;
+  hostname?: string;
+  tty: boolean;
+  interactive: boolean;
+  limits: Limits;
+  autoRemove: boolean;
+}
+
+/** "K=V" sets, "K" takes K from tsbuild's environment (skipped if unset), as docker does. */
+function applyEnv(env: string[], items: string[]): string[] {
+  let out = env;
+  for (const e of items) {
+    const eq = e.indexOf('=');
+    if (eq < 0) {
+      if (process.env[e] !== undefined) out = setEnv(out, e, process.env[e]!);
+    } else out = setEnv(out, e.slice(0, eq), e.slice(eq + 1));
+  }
+  return out;
+}
+
+export function readEnvFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ContainerError(`--env-file ${path}: ${(e as Error).message}`);
+  }
+  return text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+/** -v HOST:CTR[:ro|rw], -v NAME:CTR[:ro|rw], -v CTR */
+export function parseVolume(spec: string): { kind: 'bind'; source: string; target: string; readonly: boolean } | { kind: 'volume'; name?: string; target: string; readonly: boolean } {
+  const parts = spec.split(':');
+  let mode: string | undefined;
+  if (parts.length >= 2 && /^(ro|rw|z|Z|ro,.*|rw,.*)$/.test(parts[parts.length - 1]!)) mode = parts.pop();
+  const readonly = mode?.split(',').includes('ro') ?? false;
+  if (parts.length === 1) {
+    if (!parts[0]!.startsWith('/')) throw new ContainerError(`-v ${spec}: a container path must be absolute`);
+    return { kind: 'volume', target: posix.resolve(parts[0]!), readonly };
+  }
+  if (parts.length !== 2) throw new ContainerError(`-v ${spec}: expected HOST:CONTAINER[:ro], NAME:CONTAINER[:ro] or CONTAINER`);
+  const [src, tgt] = parts as [string, string];
+  if (!tgt.startsWith('/')) throw new ContainerError(`-v ${spec}: the container path must be absolute`);
+  if (src.startsWith('/') || src.startsWith('.') || src.startsWith('~')) {
+    const source = resolve(src.replace(/^~(?=\/|$)/, process.env.HOME ?? '~'));
+    try {
+      statSync(source);
+    } catch {
+      throw new ContainerError(`-v ${spec}: bind source path does not exist: ${source}`);
+    }
+    return { kind: 'bind', source, target: posix.resolve(tgt), readonly };
+  }
+  if (!isVolumeName(src)) throw new ContainerError(`-v ${spec}: "${src}" is not a valid volume name`);
+  return { kind: 'volume', name: src, target: posix.resolve(tgt), readonly };
+}
+
+export async function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
+  const cfg = o.image.config.config ?? {};
+  const entrypoint = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : cfg.Entrypoint ?? [];
+  const args = o.cmd.length ? o.cmd : o.entrypoint !== undefined ? [] : cfg.Cmd ?? [];
+  const argv = [...entrypoint, ...args];
+  if (argv.length === 0) throw new ContainerError('No command specified');
+
+  let env = cfg.Env ?? [`PATH=${DefaultPath}`];
+  if (!env.some((e) => e.startsWith('PATH='))) env = [`PATH=${DefaultPath}`, ...env];
+  for (const f of o.envFiles) env = applyEnv(env, readEnvFile(f));
+  env = applyEnv(env, o.env);
+
+  const fs = new Filesystems(store);
+  const view = await fs.view(o.image.layers);
+  const userSpec = o.user ?? cfg.User ?? '';
+  const who = await resolveUser(view, userSpec || undefined).catch((e) => {
+    throw new ContainerError((e as Error).message);
+  });
+  const id = newId();
+  const hostname = o.hostname ?? id.slice(0, 12);
+  if (!env.some((e) => e.startsWith('HOSTNAME='))) env = [...env, `HOSTNAME=${hostname}`];
+  if (!env.some((e) => e.startsWith('HOME='))) env = [...env, `HOME=${who.uid === 0 ? '/root' : '/'}`];
+  if (o.tty && !env.some((e) => e.startsWith('TERM='))) env = [...env, 'TERM=xterm'];
+
+  const docs = await listDocs(store);
+  const name = o.name ?? randomName();
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new ContainerError(`invalid container name "${name}"`);
+  if (docs.some((d) => d.Name === name)) throw new ContainerError(`the container name "${name}" is already in use`);
+
+  // Mounts: -v flags first; the image's VOLUMEs not covered by one get an anonymous volume.
+  const mounts: MountSpec[] = [];
+  const seed = (target: string) => ({ layers: o.image.layers, target });
+  for (const v of o.volumes) {
+    const p = parseVolume(v);
+    if (mounts.some((m) => m.target === p.target)) throw new ContainerError(`duplicate mount point: ${p.target}`);
+    if (p.kind === 'bind') mounts.push({ type: 'bind', source: p.source, target: p.target, readonly: p.readonly });
+    else {
+      const vol = await ensureVolume(store, p.name, seed(p.target));
+      mounts.push({ type: 'volume', name: vol.Name, target: p.target, readonly: p.readonly, anonymous: vol.Anonymous });
+    }
+  }
+  for (const t of Object.keys(cfg.Volumes ?? {})) {
+    const target = posix.resolve('/', t);
+    if (mounts.some((m) => m.target === target)) continue;
+    const vol = await ensureVolume(store, undefined, seed(target));
+    mounts.push({ type: 'volume', name: vol.Name, target, readonly: false, anonymous: true });
+  }
+
+  const dir = containerDir(store, id);
+  await fsp.mkdir(join(dir, 'upper'), { recursive: true });
+  await fsp.mkdir(join(dir, 'work'));
+  const doc: ContainerDoc = {
+    Id: id,
+    Name: name,
+    Created: new Date().toISOString(),
+    Image: o.image.manifestDigest,
+    ImageID: o.image.configDigest,
+    Config: {
+      image: { ref: o.ref, manifestDigest: o.image.manifestDigest, configDigest: o.image.configDigest },
+      argv,
+      env,
+      cwd: posix.resolve('/', o.workdir ?? (cfg.WorkingDir || '/')),
+      user: userSpec,
+      uid: who.uid,
+      gid: who.gid,
+      additionalGids: who.additionalGids ?? [],
+      hostname,
+      network: o.network,
+      tty: o.tty,
+      interactive: o.interactive,
+      limits: o.limits,
+      mounts,
+      autoRemove: o.autoRemove,
+    },
+    State: { Status: 'created' },
+    LogPath: join(dir, 'container.log'),
+    UpperDir: join(dir, 'upper'),
+    WorkDir: join(dir, 'work'),
+  };
+  await fsp.writeFile(join(dir, 'config.json'), JSON.stringify({ Id: id, Name: name, Image: doc.Image, ImageID: doc.ImageID, Config: doc.Config }, null, 2) + '\n');
+  await writeDoc(store, doc);
+  return doc;
+}

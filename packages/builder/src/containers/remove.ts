@@ -1,0 +1,25 @@
+// Removing a container: the document first (so it disappears at once for every reader), then its
+// directory; its anonymous volumes too when asked (`rm -v`, `run --rm`).
+import { promises as fsp } from 'node:fs';
+import type { Store } from '@tsbuild/layerstore';
+import { ContainerError, containerDir, docPath, isRunning, readDoc, refresh } from './state.js';
+import { removeVolume, volumesInUse } from './volumes.js';
+
+export async function removeContainer(store: Store, id: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+  let doc = await readDoc(store, id);
+  if (!doc) return;
+  doc = await refresh(store, doc);
+  if (isRunning(doc)) {
+    if (!opts.force) throw new ContainerError(`cannot remove running container ${doc.Name}: stop it first or use -f`);
+    const { stopContainer } = await import('./runner.js');
+    doc = await stopContainer(store, doc, 0, 'SIGKILL');
+  }
+  await fsp.rm(docPath(store, id), { force: true });
+  await fsp.rm(containerDir(store, id), { recursive: true, force: true });
+  if (opts.volumes) {
+    const used = await volumesInUse(store);
+    for (const m of doc.Config.mounts) {
+      if (m.type === 'volume' && m.anonymous && !used.has(m.name)) await removeVolume(store, m.name, true).catch(() => {});
+    }
+  }
+}

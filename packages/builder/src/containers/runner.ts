@@ -1,0 +1,174 @@
+// Starting a container: its image's layers + the container's upper dir in the sandbox, with its
+// mounts and limits, while the state document follows (running with pid, then exited with code).
+// The process calling runContainer is the container's "runner": the foreground `tsbuild run`, or a
+// detached supervisor (supervisor.ts) for `run -d` / `start`.
+import { openSync, closeSync, promises as fsp } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import { run as sandboxRun, type Exit, type Mount } from '@tsbuild/sandbox';
+import type { Store } from '@tsbuild/layerstore';
+import { Filesystems } from '../build/filesystems.js';
+import { ContainerError, alive, findDoc, isRunning, processStart, readDoc, refresh, updateDoc, type ContainerDoc } from './state.js';
+import { getVolume } from './volumes.js';
+import { removeContainer } from './remove.js';
+
+export interface RunIO {
+  stdin?: Readable | 'ignore' | 'inherit' | number;
+  stdout?: Writable | 'inherit' | number;
+  stderr?: Writable | 'inherit' | number;
+  detached?: boolean;
+  /** Called with the init's host pid once the container exists. */
+  onStart?: (pid: number) => void;
+  newSession?: boolean;
+}
+
+async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> {
+  const out: Mount[] = [];
+  for (const m of doc.Config.mounts) {
+    if (m.type === 'bind') out.push({ type: 'bind', source: m.source, target: m.target, readonly: m.readonly });
+    else {
+      const v = await getVolume(store, m.name);
+      if (!v) throw new ContainerError(`volume ${m.name} of container ${doc.Name} no longer exists`);
+      out.push({ type: 'bind', source: v.Mountpoint, target: m.target, readonly: m.readonly });
+    }
+  }
+  return out;
+}
+
+/** Resolves `--network container:NAME` to the host pid of that container's init. */
+async function networkOf(store: Store, network: string): Promise<{ network: 'host' | 'none'; netnsPid?: number }> {
+  if (network === 'none') return { network: 'none' };
+  if (network.startsWith('container:')) {
+    const other = await refresh(store, await findDoc(store, network.slice('container:'.length)));
+    if (!isRunning(other)) throw new ContainerError(`cannot join the network of container ${other.Name}: it is not running`);
+    return { network: other.Config.network === 'none' ? 'none' : 'host', netnsPid: other.State.Pid };
+  }
+  // 'default' and 'host': there is no bridge networking without extra set-up, so both share the host's.
+  return { network: 'host' };
+}
+
+/** Runs the container to its end, recording its state. Throws (state: exited, Error set) if it cannot start. */
+export async function runContainer(store: Store, id: string, io: RunIO): Promise<Exit> {
+  const doc = await readDoc(store, id);
+  if (!doc) throw new ContainerError(`No such container: ${id}`);
+  const cfg = doc.Config;
+  const runnerStart = processStart(process.pid);
+  try {
+    const image = await store.images.get(doc.Image);
+    if (!image) throw new ContainerError(`the image ${cfg.image.ref} (${doc.Image}) of container ${doc.Name} is no longer in the store`);
+    const lowerdirs = await new Filesystems(store).lowerdirs(image.layers);
+    const mounts = await sandboxMounts(store, doc);
+    const net = await networkOf(store, cfg.network);
+    await updateDoc(store, id, (d) => {
+      d.State = { Status: 'created', Runner: process.pid, RunnerStart: runnerStart, Detached: io.detached ?? false };
+    });
+    const exit = await sandboxRun({
+      root: { lowerdirs, upperdir: doc.UpperDir, workdir: doc.WorkDir },
+      argv: cfg.argv,
+      env: cfg.env,
+      cwd: cfg.cwd,
+      uid: cfg.uid,
+      gid: cfg.gid,
+      additionalGids: cfg.additionalGids,
+      hostname: cfg.hostname,
+      network: net.network,
+      netnsPid: net.netnsPid,
+      mounts,
+      limits: cfg.limits,
+      tty: cfg.tty,
+      stdin: io.stdin ?? 'ignore',
+      stdout: io.stdout,
+      stderr: io.stderr,
+      newSession: io.newSession,
+      onStart: (pid) => {
+        const start = processStart(pid);
+        void updateDoc(store, id, (d) => {
+          d.State.Status = 'running';
+          d.State.Pid = pid;
+          d.State.PidStart = start;
+          d.State.StartedAt = new Date().toISOString();
+        }).then(() => io.onStart?.(pid));
+      },
+    });
+    // Let the "running" write land before the final one.
+    await new Promise((r) => setImmediate(r));
+    await updateDoc(store, id, (d) => {
+      d.State.Status = 'exited';
+      d.State.ExitCode = exit.code;
+      d.State.OOMKilled = exit.oomKilled;
+      d.State.FinishedAt = new Date().toISOString();
+      if (exit.startError) d.State.Error = exit.startError;
+      else delete d.State.Error;
+    });
+    return exit;
+  } catch (e) {
+    await updateDoc(store, id, (d) => {
+      d.State.Status = 'exited';
+      d.State.ExitCode = 125;
+      d.State.FinishedAt = new Date().toISOString();
+      d.State.Error = (e as Error).message;
+    }).catch(() => {});
+    throw e;
+  } finally {
+    if (cfg.autoRemove) await removeContainer(store, id, { volumes: true }).catch(() => {});
+  }
+}
+
+/** The supervisor script (compiled next to this file). */
+export function supervisorPath(): string {
+  return fileURLToPath(new URL('./supervisor.js', import.meta.url));
+}
+
+/**
+ * Starts the container under a detached supervisor (its own session, output to the container's
+ * log) and waits until it is running or has failed to start.
+ */
+export async function startDetached(store: Store, id: string): Promise<ContainerDoc> {
+  const doc = await readDoc(store, id);
+  if (!doc) throw new ContainerError(`No such container: ${id}`);
+  await fsp.appendFile(doc.LogPath, '');
+  const log = openSync(doc.LogPath, 'a');
+  // Mark who starts it, so that a waiting reader never sees a stale "exited" from an earlier run.
+  await updateDoc(store, id, (d) => { d.State = { Status: 'created', Detached: true }; });
+  const child = spawn(process.execPath, [supervisorPath(), store.root, id], { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  const supervisorPid = child.pid;
+  child.unref();
+  let exited = false;
+  child.on('exit', () => { exited = true; });
+  for (let i = 0; i < 600; i++) {
+    const d = await readDoc(store, id);
+    if (!d) throw new ContainerError(`container ${id} vanished while starting`);
+    if (d.State.Status === 'running' && d.State.Pid) return d;
+    if (d.State.Status === 'exited' && d.State.Runner === supervisorPid) {
+      if (d.State.ExitCode === 125 && d.State.Error) throw new ContainerError(d.State.Error);
+      return d;
+    }
+    if (exited && d.State.Status !== 'running' && d.State.Runner !== supervisorPid) {
+      throw new ContainerError(`the supervisor of ${d.Name} ended before starting it; see ${d.LogPath}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new ContainerError(`container ${doc.Name} did not start within 15 s`);
+}
+
+/** Signals the container's main process (through its init, which forwards the signal). */
+export function signalContainer(doc: ContainerDoc, sig: NodeJS.Signals | number): void {
+  if (!alive(doc.State.Pid, doc.State.PidStart)) throw new ContainerError(`container ${doc.Name} is not running`);
+  process.kill(doc.State.Pid!, sig);
+}
+
+/** SIGTERM (or the image's StopSignal), then SIGKILL after `timeoutS`; waits for the recorded exit. */
+export async function stopContainer(store: Store, doc: ContainerDoc, timeoutS: number, sig: NodeJS.Signals | number = 'SIGTERM'): Promise<ContainerDoc> {
+  let d = await refresh(store, doc);
+  if (!isRunning(d)) return d;
+  try { process.kill(d.State.Pid!, sig); } catch { /* gone */ }
+  const deadline = Date.now() + timeoutS * 1000;
+  while (Date.now() < deadline && alive(d.State.Pid, d.State.PidStart)) await new Promise((r) => setTimeout(r, 50));
+  // SIGKILL of init takes the whole pid namespace with it.
+  if (alive(d.State.Pid, d.State.PidStart)) try { process.kill(d.State.Pid!, 'SIGKILL'); } catch { /* gone */ }
+  for (let i = 0; i < 200 && alive(d.State.Pid, d.State.PidStart); i++) await new Promise((r) => setTimeout(r, 25));
+  d = (await readDoc(store, d.Id)) ?? d;
+  return refresh(store, d);
+}

@@ -1,0 +1,205 @@
+// Container state on disk, shared by every tsbuild process (there is no daemon):
+//
+//   <store>/containers/<id>.json        the container document (config + status), replaced atomically;
+//                                       prune keeps every digest named in it (the image).
+//   <store>/containers/<id>/upper, work the writable layer (overlay upperdir/workdir)
+//   <store>/containers/<id>/config.json what was asked at create time (never changes)
+//   <store>/containers/<id>/container.log output of detached runs
+//
+// Liveness is never taken on trust: a recorded pid counts only while /proc/PID/stat still shows
+// the recorded start time (pids are reused), so a crash of tsbuild, of the supervisor or of the
+// container leaves a document that readers correct ("exited", code unknown when nobody saw it).
+import { promises as fsp, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Store } from '@tsbuild/layerstore';
+import type { Limits } from '@tsbuild/sandbox';
+
+export type MountSpec =
+  | { type: 'bind'; source: string; target: string; readonly: boolean }
+  | { type: 'volume'; name: string; target: string; readonly: boolean; anonymous: boolean };
+
+export interface ContainerConfig {
+  image: { ref: string; manifestDigest: string; configDigest: string };
+  argv: string[];
+  env: string[];
+  cwd: string;
+  user: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  hostname: string;
+  network: string;
+  tty: boolean;
+  interactive: boolean;
+  limits: Limits;
+  mounts: MountSpec[];
+  autoRemove: boolean;
+}
+
+export type Status = 'created' | 'running' | 'exited';
+
+export interface ContainerDoc {
+  Id: string;
+  Name: string;
+  Created: string;
+  Image: string;
+  ImageID: string;
+  Config: ContainerConfig;
+  State: {
+    Status: Status;
+    /** Host pid of the container's init (PID 1 inside) and its start time from /proc/PID/stat. */
+    Pid?: number;
+    PidStart?: string;
+    /** The process that waits for the container and records its end (supervisor or foreground tsbuild). */
+    Runner?: number;
+    RunnerStart?: string;
+    StartedAt?: string;
+    FinishedAt?: string;
+    /** null: the container ended while nobody watched it, its exit code is unknown. */
+    ExitCode?: number | null;
+    OOMKilled?: boolean;
+    Error?: string;
+    Detached?: boolean;
+  };
+  LogPath: string;
+  UpperDir: string;
+  WorkDir: string;
+}
+
+export function containersDir(store: Store): string {
+  return store.containersDir;
+}
+export function docPath(store: Store, id: string): string {
+  return join(store.containersDir, `${id}.json`);
+}
+export function containerDir(store: Store, id: string): string {
+  return join(store.containersDir, id);
+}
+
+export function newId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+const adjectives = ['brave', 'calm', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'merry', 'nifty', 'proud', 'quiet', 'sharp', 'tidy', 'witty'];
+const nouns = ['archimedes', 'babbage', 'curie', 'darwin', 'euler', 'fermat', 'gauss', 'hopper', 'knuth', 'lovelace', 'noether', 'pascal', 'ritchie', 'shannon', 'turing', 'wozniak'];
+export function randomName(): string {
+  const b = randomBytes(3);
+  return `${adjectives[b[0]! % adjectives.length]}_${nouns[b[1]! % nouns.length]}_${b[2]! % 100}`;
+}
+
+export async function writeDoc(store: Store, doc: ContainerDoc): Promise<void> {
+  const p = docPath(store, doc.Id);
+  const tmp = `${p}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(doc, null, 2) + '\n');
+  await fsp.rename(tmp, p);
+}
+
+export async function readDoc(store: Store, id: string): Promise<ContainerDoc | undefined> {
+  try {
+    return JSON.parse(await fsp.readFile(docPath(store, id), 'utf8')) as ContainerDoc;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Updates a document in place (read, change, atomic replace). Returns undefined if it is gone. */
+export async function updateDoc(store: Store, id: string, change: (d: ContainerDoc) => void): Promise<ContainerDoc | undefined> {
+  const d = await readDoc(store, id);
+  if (!d) return undefined;
+  change(d);
+  await writeDoc(store, d);
+  return d;
+}
+
+export async function listDocs(store: Store): Promise<ContainerDoc[]> {
+  let names: string[] = [];
+  try {
+    names = await fsp.readdir(store.containersDir);
+  } catch {
+    return [];
+  }
+  const out: ContainerDoc[] = [];
+  for (const n of names) {
+    const m = n.match(/^([0-9a-f]{64})\.json$/);
+    if (!m) continue;
+    const d = await readDoc(store, m[1]!);
+    if (d) out.push(d);
+  }
+  return out.sort((a, b) => b.Created.localeCompare(a.Created));
+}
+
+export class ContainerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContainerError';
+  }
+}
+
+/** By full id, name, or unique id prefix (as docker does). */
+export async function findDoc(store: Store, ref: string): Promise<ContainerDoc> {
+  const r = ref.replace(/^\//, '');
+  const all = await listDocs(store);
+  const exact = all.find((d) => d.Id === r || d.Name === r);
+  if (exact) return exact;
+  const pre = r.length >= 1 && /^[0-9a-f]+$/.test(r) ? all.filter((d) => d.Id.startsWith(r)) : [];
+  if (pre.length === 1) return pre[0]!;
+  if (pre.length > 1) throw new ContainerError(`multiple containers match "${ref}"`);
+  throw new ContainerError(`No such container: ${ref}`);
+}
+
+export async function tryFindDoc(store: Store, ref: string): Promise<ContainerDoc | undefined> {
+  try {
+    return await findDoc(store, ref);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Field 22 of /proc/PID/stat: the start time in clock ticks since boot (tells reused pids apart). */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state): a zombie has ended.
+    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function alive(pid: number | undefined, start: string | undefined): boolean {
+  if (!pid || !start) return false;
+  return processStart(pid) === start;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The document as it really is: a "running" container whose init is gone is exited. If its runner
+ * is still alive it is about to record the exit code (waited for briefly); if the runner died too,
+ * nobody saw the end, and the exit code is recorded as unknown (null).
+ */
+export async function refresh(store: Store, doc: ContainerDoc): Promise<ContainerDoc> {
+  let d = doc;
+  for (let i = 0; i < 50; i++) {
+    if (d.State.Status !== 'running') return d;
+    if (alive(d.State.Pid, d.State.PidStart)) return d;
+    if (!alive(d.State.Runner, d.State.RunnerStart)) break;
+    await sleep(40);
+    d = (await readDoc(store, d.Id)) ?? d;
+  }
+  if (d.State.Status !== 'running' || alive(d.State.Pid, d.State.PidStart)) return d;
+  return (await updateDoc(store, d.Id, (x) => {
+    if (x.State.Status !== 'running') return;
+    x.State.Status = 'exited';
+    x.State.ExitCode = null;
+    x.State.FinishedAt = new Date().toISOString();
+    x.State.Error = x.State.Error ?? 'the container and the process watching it ended unobserved; exit code unknown';
+  })) ?? d;
+}
+
+export function isRunning(d: ContainerDoc): boolean {
+  return d.State.Status === 'running' && alive(d.State.Pid, d.State.PidStart);
+}
