@@ -1,0 +1,117 @@
+// (Copied from packages/layerstore/test/helpers/registry.ts, so the e2e suite does not reach into
+// another package's compiled tests.)
+// A real CNCF distribution registry (Debian's docker-registry) on 127.0.0.1 for tests:
+// free port, temp storage, optional htpasswd basic auth; waits for /v2/ and is killed on
+// stop() or process exit.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface TestRegistry {
+  /** 127.0.0.1:PORT */
+  host: string;
+  port: number;
+  dir: string;
+  auth?: { user: string; pass: string };
+  /** Registry's stderr (logs), for failure messages. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function probe(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/v2/', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.setTimeout(1000, () => req.destroy());
+  });
+}
+
+export async function startRegistry(opts: { auth?: { user: string; pass: string } } = {}): Promise<TestRegistry> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsbuild-registry-'));
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    let authYaml = '';
+    if (opts.auth) {
+      const line = execFileSync('htpasswd', ['-Bbn', opts.auth.user, opts.auth.pass], { encoding: 'utf8' });
+      writeFileSync(path.join(dir, 'htpasswd'), line);
+      authYaml = `auth:\n  htpasswd:\n    realm: tsbuild-test\n    path: ${path.join(dir, 'htpasswd')}\n`;
+    }
+    const config = `version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${path.join(dir, 'data')}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:${port}
+  secret: tsbuild-test-secret
+${authYaml}`;
+    const configPath = path.join(dir, 'config.yml');
+    writeFileSync(configPath, config);
+    const child = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(child);
+    let log = '';
+    child.stderr!.on('data', (b) => { if (log.length < 200_000) log += b; });
+    let exited = false;
+    child.on('exit', () => { exited = true; live.delete(child); });
+    const deadline = Date.now() + 10_000;
+    let status = 0;
+    while (Date.now() < deadline && !exited) {
+      status = await probe(port);
+      if (status === 200 || status === 401) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (status === 200 || status === 401) {
+      return {
+        host: `127.0.0.1:${port}`, port, dir, auth: opts.auth,
+        logs: () => log,
+        stop: async () => {
+          if (!exited) {
+            const gone = new Promise((r) => child.once('exit', r));
+            child.kill('SIGTERM');
+            const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+            await gone;
+            clearTimeout(t);
+          }
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    child.kill('SIGKILL');
+    if (attempt === 2) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`docker-registry did not start on 127.0.0.1:${port}: ${log.slice(-2000)}`);
+    }
+  }
+  throw new Error('unreachable');
+}

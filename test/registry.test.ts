@@ -1,0 +1,208 @@
+// Registries through the CLI, against real `docker-registry` processes on 127.0.0.1 (one open,
+// one with htpasswd basic auth), checked with a tool that is not ours (skopeo):
+// push / build --push / pull / implicit FROM pull, a repeated push that sends no blob bytes,
+// login/logout, and the build cache shared through a registry (--cache-to / --cache-from).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
+import { inspect, sh } from './helpers/image.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+
+let reg: TestRegistry;
+let authReg: TestRegistry;
+const dirs: string[] = [];
+const temp = (prefix: string) => {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+};
+/** A store with the busybox base (storeWithBase), kept for the whole suite. */
+let storeA: string;
+/** Manifest digest of the base as pushed to `${reg.host}/base:1`. */
+let baseDigest: string;
+
+test.before(async () => {
+  [reg, authReg] = await Promise.all([startRegistry(), startRegistry({ auth: { user: 'alice', pass: 's3cret-pw' } })]);
+  storeA = storeWithBase(temp('store-a'));
+  ok(tsbuild(['tag', Base, `${reg.host}/base:1`], { root: storeA }));
+  ok(tsbuild(['push', `${reg.host}/base:1`], { root: storeA }));
+  baseDigest = inspect(storeA, `${reg.host}/base:1`).ManifestDigest;
+});
+
+test.after(async () => {
+  await Promise.all([reg?.stop(), authReg?.stop()]);
+  cleanup(...dirs);
+});
+
+const skopeoDigest = (ref: string) => JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
+const uploadedBytes = (r: Result) => Number(/uploaded \d+ blobs \((\d+) bytes\)/.exec(r.stderr)?.[1] ?? NaN);
+
+/** Steps that ran (DONE) and that were cached (CACHED), by their label, from --progress=plain. */
+function steps(stderr: string): { ran: string[]; cached: string[] } {
+  const names = new Map<string, string>();
+  const ran: string[] = [];
+  const cached: string[] = [];
+  for (const line of stderr.split('\n')) {
+    const m = /^#(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [, id, rest] = m as unknown as [string, string, string];
+    if (!names.has(id)) names.set(id, rest.replace(/^\[[^\]]+\] /, ''));
+    else if (rest.startsWith('DONE') && /^(RUN|COPY|ADD|WORKDIR)/.test(names.get(id)!)) ran.push(names.get(id)!);
+    else if (rest === 'CACHED') cached.push(names.get(id)!);
+  }
+  return { ran, cached };
+}
+
+test('push: what skopeo sees is what the store has; a second push sends no blob bytes', () => {
+  assert.is(skopeoDigest(`${reg.host}/base:1`), baseDigest);
+  const again = ok(tsbuild(['push', '--progress=plain', `${reg.host}/base:1`], { root: storeA }));
+  assert.is(uploadedBytes(again), 0, again.stderr);
+  assert.match(again.stdout, `1: digest: ${baseDigest}`);
+});
+
+test('build --push pushes every -t tag; skopeo copies it back out', () => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo pushed > /pushed\n` });
+  dirs.push(ctx);
+  const tags = [`${reg.host}/app:1`, `${reg.host}/team/app:2`];
+  const r = ok(tsbuild(['build', '--progress=plain', '--push', ...tags.flatMap((t) => ['-t', t]), ctx], { root: storeA }));
+  const digest = inspect(storeA, tags[0]!).ManifestDigest;
+  for (const t of tags) assert.is(skopeoDigest(t), digest, t);
+  const out = temp('skopeo-oci');
+  sh('skopeo', ['copy', '--src-tls-verify=false', `docker://${tags[1]}`, `oci:${join(out, 'layout')}:x`]);
+  assert.ok(existsSync(join(out, 'layout', 'index.json')));
+  // The second tag's layers were mounted or already there: only the first push uploaded the new layer.
+  assert.match(r.stderr, /#\d+ push .*team\/app:2/);
+});
+
+test('pull: an image pushed by skopeo, by tag and by digest', () => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo from-skopeo > /s\n` });
+  dirs.push(ctx);
+  const layout = join(temp('oci'), 'layout');
+  ok(tsbuild(['build', '-q', '-t', 'skopeo-src:1', '-o', `type=oci,dest=${layout}`, ctx], { root: storeA }));
+  const built = inspect(storeA, 'skopeo-src:1');
+  sh('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:1`, `docker://${reg.host}/skopeo:1`]);
+  const remoteDigest = skopeoDigest(`${reg.host}/skopeo:1`);
+
+  const storeB = temp('store-b');
+  const cases: { ref: string; stdout: RegExp }[] = [
+    { ref: `${reg.host}/skopeo:1`, stdout: /Status: Downloaded newer image for 127\.0\.0\.1:\d+\/skopeo:1/ },
+    { ref: `${reg.host}/skopeo:1`, stdout: /Status: Image is up to date for/ },
+    { ref: `${reg.host}/skopeo@${remoteDigest}`, stdout: new RegExp(`Digest: ${remoteDigest}`) },
+  ];
+  for (const c of cases) {
+    const r = ok(tsbuild(['pull', c.ref], { root: storeB }));
+    assert.match(r.stdout, c.stdout, c.ref);
+    const img = inspect(storeB, c.ref);
+    assert.is(img.ManifestDigest, remoteDigest, c.ref);
+    assert.is(img.Id, built.Id, c.ref);
+  }
+});
+
+test('pull / push failures: exit 1 naming what failed, exit 2 for bad usage', () => {
+  const root = temp('store-err');
+  const cases: { args: string[]; code: number; stderr: RegExp }[] = [
+    { args: ['pull', `${reg.host}/nope:1`], code: 1, stderr: /fetching manifest 127\.0\.0\.1:\d+\/nope:1: .*404 MANIFEST_UNKNOWN/ },
+    { args: ['push', `${reg.host}/not-here:1`], code: 1, stderr: /does not exist locally with the tag: 127\.0\.0\.1:\d+\/not-here:1/ },
+    { args: ['pull'], code: 2, stderr: /requires exactly 1 argument/ },
+    { args: ['pull', 'Bad Ref'], code: 2, stderr: /invalid reference/ },
+    { args: ['pull', '--platform', 'linux', `${reg.host}/base:1`], code: 2, stderr: /--platform linux/ },
+    { args: ['push', '--bogus', 'x:1'], code: 2, stderr: /unknown flag: --bogus/ },
+    { args: ['build', '--push', '.'], code: 2, stderr: /--push needs at least one -t/ },
+    { args: ['build', '--cache-to', 'type=local,dest=/tmp/x', '.'], code: 2, stderr: /type=local is not supported/ },
+    { args: ['build', '--cache-to', `type=registry,ref=${reg.host}/c:1,mode=all`, '.'], code: 2, stderr: /mode=all is not one of min, max/ },
+  ];
+  for (const c of cases) {
+    const r = tsbuild(c.args, { root });
+    assert.is(r.code, c.code, `${c.args.join(' ')}\n${r.stderr}`);
+    assert.match(r.stderr, c.stderr, c.args.join(' '));
+  }
+});
+
+test('FROM an image in a registry pulls it into an empty store (by tag and by digest)', () => {
+  const cases = [`${reg.host}/base:1`, `${reg.host}/base@${baseDigest}`];
+  for (const from of cases) {
+    const root = temp('store-from');
+    const ctx = context({ Dockerfile: `FROM ${from}\nRUN echo built-on-pulled > /p\n` });
+    dirs.push(ctx);
+    const r = ok(tsbuild(['build', '--progress=plain', '-t', 'onpulled:1', ctx], { root }));
+    assert.match(r.stderr, `pull base image ${from}`);
+    assert.is(inspect(root, from).ManifestDigest, baseDigest, from);
+    assert.is(inspect(root, 'onpulled:1').Layers.length, inspect(storeA, Base).Layers.length + 1, from);
+  }
+});
+
+test('cache shared through a registry: an empty store runs no step and builds the same image', () => {
+  // Both stores build FROM the same registry image, so the base key (its manifest digest) matches.
+  // No SOURCE_DATE_EPOCH is needed: the image config's `created` and history times come from the
+  // cache records, which store B takes from store A's export, so the image digests are equal.
+  const dockerfile = `FROM ${reg.host}/base:1
+WORKDIR /app
+COPY a.txt ./
+RUN cat a.txt > /copy
+ARG LAST=1
+RUN echo "last $LAST" > /last && cat /copy >> /last
+`;
+  const ctx = context({ Dockerfile: dockerfile, 'a.txt': 'shared\n' });
+  dirs.push(ctx);
+  const cacheRef = `${reg.host}/app:buildcache`;
+  const a = ok(tsbuild(['build', '--progress=plain', '-t', 'shared:1', '--cache-to', `type=registry,ref=${cacheRef},mode=max`, ctx], { root: storeA }));
+  assert.equal(steps(a.stderr).ran, ['WORKDIR /app', 'COPY a.txt ./', 'RUN cat a.txt > /copy', 'RUN echo "last $LAST" > /last && cat /copy >> /last']);
+  assert.is(JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${cacheRef}`])).artifactType, 'application/vnd.tsbuild.cache.v1');
+
+  const storeB = temp('store-b-cache');
+  const b = ok(tsbuild(['build', '--progress=plain', '-t', 'shared:1', '--cache-from', `type=registry,ref=${cacheRef}`, ctx], { root: storeB }));
+  const sb = steps(b.stderr);
+  assert.equal(sb.ran, [], b.stderr);
+  assert.is(sb.cached.length, 4);
+  assert.is(inspect(storeB, 'shared:1').ManifestDigest, inspect(storeA, 'shared:1').ManifestDigest);
+
+  // A changed build arg on yet another empty store: the last RUN runs over layers that were only
+  // fetched as blobs (their snapshots get unpacked for it), and reads what a cached step wrote.
+  const storeC = temp('store-c-cache');
+  const c = ok(tsbuild(['build', '--progress=plain', '-t', 'shared:2', '--build-arg', 'LAST=2', '--cache-from', cacheRef, '-o', `type=local,dest=${join(storeC, 'out')}`, ctx], { root: storeC }));
+  assert.equal(steps(c.stderr).ran, ['RUN echo "last $LAST" > /last && cat /copy >> /last']);
+  assert.is(readFileSync(join(storeC, 'out', 'last'), 'utf8'), 'last 2\nshared\n');
+});
+
+test('login --password-stdin writes $DOCKER_CONFIG/config.json; pushes then authenticate; wrong password fails clearly', () => {
+  const dockerConfig = temp('docker-config');
+  const env = { DOCKER_CONFIG: dockerConfig };
+  const target = `${authReg.host}/private/base:1`;
+  ok(tsbuild(['tag', Base, target], { root: storeA }));
+
+  const anonymous = tsbuild(['push', target], { root: storeA, env });
+  assert.is(anonymous.code, 1);
+  assert.match(anonymous.stderr, /401|unauthorized|credentials/i);
+
+  const cases: { args: string[]; input?: string; code: number; stderr?: RegExp; stdout?: RegExp }[] = [
+    { args: ['login', '-u', 'alice', '--password-stdin', authReg.host], input: 'wrong-pw\n', code: 1, stderr: /401|unauthorized|rejected/i },
+    { args: ['login', '--password-stdin', authReg.host], input: 's3cret-pw\n', code: 2, stderr: /--password-stdin needs --username/ },
+    { args: ['login', '-u', 'alice', '-p', 'x', '--password-stdin', authReg.host], input: '', code: 2, stderr: /mutually exclusive/ },
+    { args: ['login', '-u', 'alice', '--password-stdin', authReg.host], input: 's3cret-pw\n', code: 0, stdout: /Login Succeeded/ },
+  ];
+  for (const c of cases) {
+    const r = tsbuild(c.args, { root: storeA, env, input: c.input });
+    assert.is(r.code, c.code, `${c.args.join(' ')}\n${r.stderr}`);
+    if (c.stderr) assert.match(r.stderr, c.stderr);
+    if (c.stdout) assert.match(r.stdout, c.stdout);
+    // Never a password in what we print.
+    assert.not.match(r.stdout + r.stderr, /s3cret-pw|wrong-pw/);
+  }
+  const config = JSON.parse(readFileSync(join(dockerConfig, 'config.json'), 'utf8'));
+  assert.is(Buffer.from(config.auths[authReg.host].auth, 'base64').toString(), 'alice:s3cret-pw');
+
+  ok(tsbuild(['push', target], { root: storeA, env }));
+  assert.is(JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:s3cret-pw', `docker://${target}`])).Digest, baseDigest);
+  // An implicit FROM pull uses the same credentials.
+  const ctx = context({ Dockerfile: `FROM ${target}\nRUN true\n` });
+  dirs.push(ctx);
+  ok(tsbuild(['build', '-q', ctx], { root: temp('store-auth-from'), env }));
+
+  ok(tsbuild(['logout', authReg.host], { env }));
+  assert.not.ok(JSON.parse(readFileSync(join(dockerConfig, 'config.json'), 'utf8')).auths?.[authReg.host]);
+  assert.is(tsbuild(['pull', target], { root: temp('store-auth-pull'), env }).code, 1);
+});
+
+test.run();
