@@ -100,7 +100,7 @@ struct spec {
   char *hosts, *resolv, *hostnamefile;
   struct mnt *mounts; int nmounts;
   char **cgprocs; int ncg;
-  pid_t execpid;
+  pid_t execpid, netnspid;
   int tty;
   char ttyslave[64];
 };
@@ -207,6 +207,7 @@ static void parse_spec(void) {
     else if (cur && !strcmp(tok, "msize")) cur->size = v;
     else if (cur && !strcmp(tok, "mkind")) cur->file = !strcmp(v, "file");
     else if (!strcmp(tok, "exec")) S.execpid = num(v);
+    else if (!strcmp(tok, "netns")) S.netnspid = num(v);
     else if (!strcmp(tok, "tty")) S.tty = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
   }
@@ -871,6 +872,16 @@ int main(void) {
 
   if (S.execpid) exec_main();
 
+  if (S.netnspid) {
+    // Share the network namespace of another sandbox (docker's --network container:NAME).
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/ns/net", (int)S.netnspid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open %s (is that container running?)", p);
+    if (setns(fd, CLONE_NEWNET) < 0) die("join the network namespace of pid %d", (int)S.netnspid);
+    close(fd);
+    S.newnet = 0;
+  }
   int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP;
   if (S.newnet) flags |= CLONE_NEWNET;
   if (unshare(flags) < 0) die("unshare");

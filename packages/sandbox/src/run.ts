@@ -108,6 +108,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       mountKinds: kinds.map((k) => k.kind),
       cgroupProcs: cg?.procsFiles ?? [],
       tty: spec.tty,
+      netnsPid: spec.netnsPid,
     }));
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };
     if (aborted) throw abortError(spec.signal!);
@@ -143,6 +144,7 @@ export interface LaunchIO {
   stderr?: Writable | 'inherit' | number;
   signal?: AbortSignal;
   onStart?: (pid: number) => void;
+  newSession?: boolean;
 }
 
 /** Spawns the launcher with `encoded` on fd 3 and waits for its outcome on fd 4. */
@@ -153,7 +155,7 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: Laun
   // Without a consumer the command writes straight to /dev/null: no copying through Node.
   const stdio: StdioOptions = [stdioFor(spec.stdin), stdioFor(spec.stdout), stdioFor(spec.stderr), 'pipe', 'pipe'];
   return new Promise((resolve, reject) => {
-    const child = spawn(launcherPath(), [], { stdio, env: {} });
+    const child = spawn(launcherPath(), [], { stdio, env: {}, detached: spec.newSession ?? false, argv0: 'tsbuild-init' });
     let aborted = false;
     const onAbort = () => {
       aborted = true;

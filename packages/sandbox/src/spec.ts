@@ -26,6 +26,8 @@ export interface LauncherSpec {
   /** Kind of each mount's target (parallel to `mounts`): needed for targets the launcher creates in /dev. */
   mountKinds?: ('dir' | 'file')[];
   tty?: boolean;
+  /** Join the network namespace of this host pid instead of `network`. */
+  netnsPid?: number;
 }
 
 /** exec mode: run a command inside the running container whose init has host pid `pid`. */
@@ -70,6 +72,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   t.push(token('hosts', s.hostsFile), token('resolv', s.resolvFile), token('hostnamefile', s.hostnameFile));
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
   if (s.tty) t.push(token('tty', 1));
+  if (s.netnsPid) t.push(token('netns', s.netnsPid));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));

@@ -41,6 +41,10 @@ export interface SandboxSpec {
   hostname?: string;
   /** 'host' shares the host's network namespace; 'none' gets a new one with only lo up. */
   network: 'host' | 'none';
+  /** Join the network namespace of this host pid (another sandbox's init) instead; `network` then only picks the default hosts file. */
+  netnsPid?: number;
+  /** Start the launcher in a session of its own, so that a terminal's Ctrl-C reaches the command only through the caller (which may forward it). */
+  newSession?: boolean;
   /** Contents of the per-run /etc/hosts and /etc/resolv.conf; defaults derive from the host. */
   hosts?: string;
   resolvConf?: string;
@@ -100,4 +104,6 @@ export interface ExecSpec {
   signal?: AbortSignal;
   /** Called with the host pid of the command once it exists. */
   onStart?: (pid: number) => void;
+  /** As SandboxSpec.newSession. */
+  newSession?: boolean;
 }

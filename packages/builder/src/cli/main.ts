@@ -6,6 +6,7 @@ import { buildCommand } from './commands/build.js';
 import { parseCommand } from './commands/parse.js';
 import { imagesCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images.js';
 import { runCommand } from './commands/run.js';
+import * as ctr from './commands/containers.js';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry.js';
 
 type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
@@ -14,7 +15,7 @@ const commands: Record<string, Command> = {
   build: buildCommand,
   parse: parseCommand,
   images: imagesCommand,
-  inspect: inspectCommand,
+  inspect: ctr.inspectAnyCommand,
   tag: tagCommand,
   rmi: rmiCommand,
   prune: pruneCommand,
@@ -25,6 +26,16 @@ const commands: Record<string, Command> = {
   push: pushCommand,
   login: loginCommand,
   logout: logoutCommand,
+  ps: ctr.psCommand,
+  start: ctr.startCommand,
+  stop: ctr.stopCommand,
+  kill: ctr.killCommand,
+  rm: ctr.rmCommand,
+  logs: ctr.logsCommand,
+  exec: ctr.execCommand,
+  commit: ctr.commitCommand,
+  volume: ctr.volumeCommand,
+  container: ctr.containerCommand,
 };
 
 const usage = `Usage: tsbuild [OPTIONS] PATH          build an image (same as tsbuild build)
@@ -33,8 +44,12 @@ const usage = `Usage: tsbuild [OPTIONS] PATH          build an image (same as ts
 Commands:
   build     Build an image from a Dockerfile
   run       Run a command in a new container
+  ps        List containers (-a: also stopped ones)
+  start, stop, kill, rm, logs, exec, commit   Manage containers (docs/containers.md)
+  volume    Manage volumes (ls, create, inspect, rm, prune)
+  container Container commands by their docker management names (container ls, inspect, ...)
   images    List images
-  inspect   Show an image's manifest, config and layers
+  inspect   Show an image's manifest, config and layers (or a container's state)
   tag       Add a tag to an image
   rmi       Remove tags
   prune     Remove unreferenced blobs, snapshots and cache entries

@@ -2,14 +2,14 @@
 // (this process is its runner, signals are forwarded to it, the exit status is the container's) or
 // detached (-d: a supervisor process runs it, output goes to its log). Errors of tsbuild itself
 // exit 125; a command that cannot run 126, one that is not found 127 (as docker run).
-import { UsageError, bool, list, parseArgs, parseSize, str, type Parsed } from '../args.js';
+import { UsageError, bool, list, parseArgs, parseSize, str, type FlagSpec, type Parsed } from '../args.js';
 import { openStore } from '../root.js';
 import type { Limits } from '@tsbuild/sandbox';
 import { createContainer } from '../../containers/create.js';
 import { runContainer, startDetached } from '../../containers/runner.js';
 import { ContainerError } from '../../containers/state.js';
 
-export const runFlags = [
+export const runFlags: FlagSpec[] = [
   { name: 'root', kind: 'string' },
   { name: 'rm', kind: 'bool' },
   { name: 'detach', short: 'd', kind: 'bool' },
@@ -22,14 +22,14 @@ export const runFlags = [
   { name: 'user', short: 'u', kind: 'string' },
   { name: 'volume', short: 'v', kind: 'list' },
   { name: 'network', kind: 'string', aliases: ['net'] },
-  { name: 'hostname', short: 'h', kind: 'string' },
+  { name: 'hostname', kind: 'string' },
   { name: 'cpu-period', kind: 'string' },
   { name: 'cpu-quota', kind: 'string' },
   { name: 'cpus', kind: 'string' },
   { name: 'memory', short: 'm', kind: 'string' },
   { name: 'pids-limit', kind: 'string' },
   { name: 'entrypoint', kind: 'string' },
-] as const;
+];
 
 function int(p: Parsed, name: string, min: number): number | undefined {
   const v = str(p, name);
@@ -87,7 +87,7 @@ export async function withSignalsForwarded<T>(pid: () => number | undefined, fn:
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [...runFlags], { stopAtFirstPositional: true });
+  const p = parseArgs(argv, runFlags, { stopAtFirstPositional: true });
   const [ref, ...cmd] = p.positionals;
   if (!ref) throw new UsageError('"tsbuild run" requires at least 1 argument: IMAGE [COMMAND] [ARG...]');
   const network = str(p, 'network') ?? 'default';
