@@ -89,7 +89,7 @@ export class Solver {
     return state;
   }
 
-  private stageNameOf(index: number): string {
+  stageNameOf(index: number): string {
     const s = this.o.graph.stages.find((x) => x.index === index);
     return s ? this.stageName(s) : `stage-${index}`;
   }

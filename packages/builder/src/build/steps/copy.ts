@@ -31,7 +31,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
     if (step.from.type === 'stage') {
       const st = await ctx.solver.stage(step.from.stage);
       fromLayers = st.layers;
-      fromLabel = `stage ${step.from.stage}`;
+      fromLabel = `stage ${ctx.solver.stageNameOf(step.from.stage)}`;
       kb.addDigest(`from:${fromLabel}`, st.key.replace(/^sha256:/, ''));
     } else {
       const image = ctx.opts.bases.get(step.from.ref);

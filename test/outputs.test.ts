@@ -1,0 +1,123 @@
+// Build outputs and the flags around them, through the CLI: OCI layout (skopeo reads it),
+// OCI archive, docker archive, local files, --iidfile, -f -, --target.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { inspect, sh } from './helpers/image.js';
+
+const root = storeWithBase();
+const ctx = context({
+  Dockerfile: `FROM ${Base} AS build\nRUN echo artifact > /artifact\nFROM ${Base}\nCOPY --from=build /artifact /app/artifact\nCMD ["cat", "/app/artifact"]\n`,
+});
+const out = tempDir('out');
+
+const cases: { name: string; output: string; check: (dest: string) => void }[] = [
+  {
+    name: 'type=oci writes a layout skopeo inspects, named by tag',
+    output: 'type=oci,dest=DEST',
+    check: (dest) => {
+      const index = JSON.parse(readFileSync(join(dest, 'index.json'), 'utf8'));
+      assert.is(index.manifests[0].annotations['org.opencontainers.image.ref.name'], '1');
+      const info = JSON.parse(sh('skopeo', ['inspect', `oci:${dest}:1`]));
+      assert.equal(info.Layers.length, inspect(root, 'out:1').Manifest.layers.length);
+    },
+  },
+  {
+    name: 'type=oci-archive writes a tar skopeo reads',
+    output: 'type=oci-archive,dest=DEST',
+    check: (dest) => {
+      const info = JSON.parse(sh('skopeo', ['inspect', `oci-archive:${dest}:1`]));
+      assert.ok(info.Digest.startsWith('sha256:'));
+    },
+  },
+  {
+    name: 'type=docker writes a docker-load tar that is also an OCI layout',
+    output: 'type=docker,dest=DEST',
+    check: (dest) => {
+      const names = sh('tar', ['-tf', dest]).split('\n');
+      for (const n of ['manifest.json', 'index.json', 'oci-layout']) assert.ok(names.includes(n), n);
+      const x = tempDir('dockertar');
+      sh('tar', ['-xf', dest, '-C', x]);
+      const manifest = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8'));
+      assert.equal(manifest[0].RepoTags, ['docker.io/library/out:1'].map((t) => t.replace('docker.io/library/', '')));
+      cleanup(x);
+    },
+  },
+  {
+    name: 'type=local writes the root filesystem as plain files',
+    output: 'type=local,dest=DEST',
+    check: (dest) => {
+      assert.is(readFileSync(join(dest, 'app', 'artifact'), 'utf8'), 'artifact\n');
+      assert.ok(existsSync(join(dest, 'bin', 'busybox')));
+    },
+  },
+];
+
+for (const c of cases) {
+  test(c.name, () => {
+    const dest = join(out, c.name.replace(/\W+/g, '-'));
+    ok(tsbuild(['build', '-t', 'out:1', '-o', c.output.replace('DEST', dest), ctx], { root }));
+    c.check(dest);
+  });
+}
+
+test('--iidfile holds the image id (config digest), as docker writes it', () => {
+  const file = join(out, 'iid');
+  ok(tsbuild(['build', '--iidfile', file, '-t', 'out:1', ctx], { root }));
+  assert.is(readFileSync(file, 'utf8'), inspect(root, 'out:1').Id);
+});
+
+test('-f - reads the Dockerfile from stdin; --target picks a stage', () => {
+  const r = ok(tsbuild(['build', '-q', '-f', '-', '--target', 'one', '-t', 'stdin:1', ctx], { root, input: `FROM ${Base} AS one\nRUN echo one > /one\nFROM ${Base}\nRUN exit 9\n` }));
+  assert.match(r.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  const dest = join(out, 'stdin-local');
+  ok(tsbuild(['build', '-f', '-', '--target', 'one', '-o', `type=local,dest=${dest}`, ctx], { root, input: `FROM ${Base} AS one\nRUN echo one > /one\nFROM ${Base}\nRUN exit 9\n` }));
+  assert.is(readFileSync(join(dest, 'one'), 'utf8'), 'one\n');
+});
+
+test('bad --output specs are usage errors', () => {
+  for (const spec of ['type=zip,dest=x', 'type=oci', 'dest=x']) {
+    const r = tsbuild(['build', '-o', spec, ctx], { root });
+    assert.is(r.code, 2, spec);
+    assert.match(r.stderr, /--output/);
+  }
+});
+
+test('independent stages run at the same time (both start before either ends)', () => {
+  const par = context({
+    Dockerfile: `FROM ${Base} AS a\nRUN echo start-a && sleep 1 && echo end-a\nFROM ${Base} AS b\nRUN echo start-b && sleep 1 && echo end-b\nFROM ${Base}\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n`,
+  });
+  const r = ok(tsbuild(['build', '--progress=plain', '--no-cache', par], { root }));
+  // Output lines look like "#4 0.081 start-a"; the step's own title line also names the words.
+  const at = (s: string) => r.stderr.search(new RegExp(`^#\\d+ \\d+\\.\\d+ ${s}$`, 'm'));
+  assert.ok(at('start-a') >= 0 && at('start-b') >= 0);
+  assert.ok(at('start-a') < at('end-b') && at('start-b') < at('end-a'), r.stderr);
+  cleanup(par);
+});
+
+test('RUN --mount=type=secret: the file is there for the step, never in the image or the key', () => {
+  const secretFile = join(out, 'token');
+  mkdirSync(out, { recursive: true });
+  spawnSync('sh', ['-c', `printf s3cr3t > ${secretFile}`]);
+  const c = context({ Dockerfile: `FROM ${Base}\nRUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len && ls /run/secrets > /listing || true\n` });
+  const dest = join(out, 'secret-local');
+  ok(tsbuild(['build', '--secret', `id=tok,src=${secretFile}`, '-o', `type=local,dest=${dest}`, c], { root }));
+  assert.is(readFileSync(join(dest, 'len'), 'utf8').trim(), '6');
+  assert.not.ok(existsSync(join(dest, 'run', 'secrets', 'tok')), 'secret not in the image');
+  // Another value of the secret is still a cache hit: its content is not part of the key.
+  spawnSync('sh', ['-c', `printf other > ${secretFile}`]);
+  const again = ok(tsbuild(['build', '--progress=plain', '--secret', `id=tok,src=${secretFile}`, c], { root }));
+  assert.match(again.stderr, /CACHED/);
+  // BuildKit's default is required=false (the step runs without it); required=true fails clearly.
+  const strict = context({ Dockerfile: `FROM ${Base}\nRUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok\n` });
+  const missing = tsbuild(['build', strict], { root });
+  assert.is(missing.code, 1);
+  assert.match(missing.stderr, /secret "tok" is required/);
+  cleanup(c, strict);
+});
+
+test.after(() => cleanup(root, ctx, out));
+test.run();
