@@ -5,7 +5,8 @@
 //                      [--no-sub] [--no-limits] [--out FILE]
 //
 // Root, after `pnpm run build`. Writes bench/RESULTS.md (keeping its hand-written "Where the time goes"
-// section) and the raw samples to bench/work/results.json. Takes ~30 min in full; --quick (1 run, small data) < 5 min.
+// section) and the raw samples to bench/work/results.json. tsbuild under test is a build of the committed HEAD in
+// bench/work/src (--live: the working tree as built). Takes ~30 min in full; --quick (1 run, small data) < 5 min.
 //
 // For every workload, every run, every builder in turn (A B C A B C…, to spread drift over all of them):
 //   flush (untimed) → cold build → no-op rebuild → edit one file read by a late step → one-change rebuild.
@@ -31,12 +32,29 @@ const only = opt('--only', '') ? opt('--only').split(',') : null;
 const builderNames = opt('--builders', 'tsbuild,buildkit,buildah').split(',');
 const doSub = !argv.includes('--no-sub');
 const doLimits = !argv.includes('--no-limits');
+const live = argv.includes('--live');
 const outFile = opt('--out', join(here, quick ? 'RESULTS-quick.md' : 'RESULTS.md'));
 const bigMB = quick ? 60 : 500;
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 
 if (process.getuid() !== 0) { console.error('bench: run as root'); process.exit(2); }
-if (!existsSync(join(repo, 'packages/builder/dist/src/cli/main.js'))) { console.error('bench: run `pnpm run build` first'); process.exit(2); }
+// tsbuild under test: by default a snapshot of the committed HEAD (git archive → bench/work/src, pnpm install
+// --offline, pnpm run build), so that work in progress in the tree cannot change it mid-run; --live uses the tree.
+const head = (await sh('git', ['-C', repo, 'rev-parse', '--short', 'HEAD'])).stdout.trim();
+let tsbuildSrc = repo;
+if (!live) {
+  tsbuildSrc = join(here, 'work', 'src');
+  const stamp = join(tsbuildSrc, '.bench-commit');
+  if (!existsSync(stamp) || readFileSync(stamp, 'utf8').trim() !== head) {
+    log(`snapshot of HEAD ${head} → bench/work/src (pnpm install --offline, pnpm run build)`);
+    rmSync(tsbuildSrc, { recursive: true, force: true });
+    mkdirSync(tsbuildSrc, { recursive: true });
+    await sh('sh', ['-c', `git -C ${repo} archive HEAD | tar -x -C ${tsbuildSrc}`]);
+    await sh('sh', ['-c', 'pnpm install --frozen-lockfile --offline --reporter=silent && pnpm run --silent build'], { cwd: tsbuildSrc });
+    writeFileSync(stamp, head + '\n');
+  }
+}
+if (!existsSync(join(tsbuildSrc, 'packages/builder/dist/src/cli/main.js'))) { console.error('bench: run `pnpm run build` first'); process.exit(2); }
 // /usr/bin/time measures peak RSS; Debian's `time` package provides it.
 if (!existsSync('/usr/bin/time')) await sh('sh', ['-c', 'apt-get install -y -qq time || (apt-get update -qq && apt-get install -y -qq time)'], { quiet: false });
 
@@ -99,8 +117,8 @@ async function limits() {
   const reps = quick ? 1 : 3;
   const measure = async (what, data, script) => {
     const xs = [];
+    await sh('bash', ['-o', 'pipefail', '-c', script]);  // warm-up: the page cache holds the data, as for the builders
     for (let i = 0; i < reps; i++) {
-      await sh('sh', ['-c', 'sync']);
       xs.push((await sh('bash', ['-o', 'pipefail', '-c', script])).ms);
     }
     rows.push({ what, data, median: median(xs), min: min(xs) });
@@ -144,26 +162,35 @@ async function subBenches() {
   } else out.sandbox = { ok: false, text: 'bench/sandbox-overhead.mjs is not there.' };
   const push = join(here, 'push-bench.mjs');
   const help = await sh('node', [join(repo, 'packages/builder/bin/tsbuild.js'), '--help'], { ok: true });
-  const pushWired = /^\s+push\s/m.test(help.stdout + help.stderr);
-  if (existsSync(push) && pushWired) {
+  out.pushWired = /^\s+push\s/m.test(help.stdout + help.stderr);
+  if (existsSync(push)) {
+    // push-bench.mjs drives the layerstore's registry client (remote.push) directly: it measures the code
+    // `tsbuild push` will use, whether or not the CLI command is wired yet.
     log('sub-bench: push-bench.mjs');
-    const r = await sh('node', [push, ...(quick ? ['--quick'] : [])], { ok: true });
-    const ratio = /(?:tsbuild|push)\s*\/\s*skopeo\s*=?\s*([\d.]+)x/i.exec(r.stdout);
-    const rep = /repeat(?:ed)? push[^\d]*([\d.]+)\s*s\b/i.exec(r.stdout);
-    out.push = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr : '')).trim(), ratio: ratio ? Number(ratio[1]) : NaN, repeatS: rep ? Number(rep[1]) : NaN };
-  } else {
-    out.push = { ok: false, text: `not available: ${existsSync(push) ? '' : 'bench/push-bench.mjs is not there yet; '}${pushWired ? '' : '`tsbuild push` is not wired into the CLI (`tsbuild --help` lists no push command).'}` };
-  }
+    const r = await sh('node', [push, ...(quick ? ['--runs', '1'] : ['--runs', '5'])], { ok: true });
+    const row = (k) => new RegExp(`^\\| ${k} \\| ([\\d.]+) ms[^|]*\\| ([\\d.]+) ms \\| ([\\d.]+) \\|`, 'm').exec(r.stdout);
+    const first = row('first'), rep = row('repeat');
+    out.push = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr : '')).trim(), ratio: first ? Number(first[3]) : NaN, repeatS: rep ? Number(rep[1]) / 1000 : NaN };
+  } else out.push = { ok: false, text: 'not available: bench/push-bench.mjs is not there.' };
+  if (!out.pushWired) out.push.text += '\n\nNote: `tsbuild push` is not wired into the CLI yet (`tsbuild --help` lists no push command); the figures above are the layerstore registry client called directly.';
+  const layer = join(here, 'layer-bench.mjs');
+  if (existsSync(layer) && !quick) {
+    log('sub-bench: layer-bench.mjs');
+    const r = await sh('node', [layer], { ok: true });
+    out.layer = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr.split('\n').slice(-15).join('\n') : '')).trim() };
+  } else out.layer = { ok: false, text: quick ? 'skipped in --quick mode' : 'bench/layer-bench.mjs is not there.' };
   return out;
 }
 
 // ---- main loop
 const makers = { tsbuild: tsbuildBuilder, buildkit: buildkitBuilder, buildah: buildahBuilder };
-const builders = builderNames.map((n) => makers[n]({ repo, work }));
+const builders = builderNames.map((n) => makers[n]({ repo: tsbuildSrc, work, head: live ? `${head}+working tree` : head }));
 const results = {};  // results[workload][builder][phase] = [{ms, rssKB}]
 const sizes = {};
+const failures = [];
 const commands = {};
 const started = new Date();
+const loadStart = os.loadavg();
 let stopping = false;
 async function teardownAll() { for (const b of builders) await b.teardown().catch((e) => log(`teardown ${b.name}: ${e.message}`)); }
 process.on('SIGINT', async () => { if (stopping) return; stopping = true; log('interrupted: stopping builders'); await teardownAll(); process.exit(130); });
@@ -193,10 +220,10 @@ try {
         setChanged(ctx, w.change, null);
         await b.flush();
         await sleep(200);
-        const cold = await b.build(ctx, tag, args);
-        const noop = await b.build(ctx, tag, args);
+        const cold = await attempt(b, ctx, tag, args, `${name} cold`);
+        const noop = await attempt(b, ctx, tag, args, `${name} no-op`);
         setChanged(ctx, w.change, `run ${i} ${b.name}`);
-        const change = await b.build(ctx, tag, args);
+        const change = await attempt(b, ctx, tag, args, `${name} one-change`);
         setChanged(ctx, w.change, null);
         r.cold.push(cold); r.noop.push(noop); r.change.push(change);
         if (i === 0) { sizes[name][b.name] = await b.size(tag).catch(() => NaN); writeFileSync(join(work, `last-${name}-${b.name}.log`), cold.out + '\n----\n' + noop.out + '\n----\n' + change.out); }
@@ -211,6 +238,14 @@ try {
 } catch (e) {
   await teardownAll();
   throw e;
+}
+// A failed build is logged and counted as missing (NaN), never silently retried into the figures.
+async function attempt(b, ctx, tag, args, what) {
+  try { return await b.build(ctx, tag, args); } catch (e) {
+    failures.push(`${b.name} ${what}: ${e.message.split('\n').slice(0, 12).join('\n')}`);
+    log(`FAILED ${b.name} ${what}: ${e.message.split('\n').slice(-3).join(' / ')}`);
+    return { ms: NaN, rssKB: NaN, out: e.message };
+  }
 }
 function strip(r) {
   return Object.fromEntries(Object.entries(r).map(([w, bs]) => [w, Object.fromEntries(Object.entries(bs).map(([b, ps]) =>
@@ -248,6 +283,7 @@ const mem = (os.totalmem() / 2 ** 30).toFixed(1);
 const kernel = (await sh('uname', ['-r'])).stdout.trim();
 L.push(`- ${os.cpus().length} cores (\`nproc\`: ${(await sh('nproc', [])).stdout.trim()}), ${os.cpus()[0]?.model ?? ''}; ${mem} GiB memory; kernel ${kernel}; store on ${(await sh('findmnt', ['-no', 'FSTYPE', '-T', work], { ok: true })).stdout.trim()}`);
 L.push(`- node ${process.version}; tsbuild ${versions.tsbuild ?? 'n/a'} (git); docker ${versions.buildkit ?? 'n/a'} (Debian docker.io, BuildKit via DOCKER_BUILDKIT=1); ${versions.buildah ?? 'buildah n/a'} (overlay storage, \`--layers\`)`);
+L.push(`- load average (1/5/15 min) at the start ${loadStart.map((x) => x.toFixed(1)).join(' / ')}, at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} — other work shares this 2-core machine; interleaving spreads its noise over all builders alike`);
 L.push('');
 L.push('## Targets (ratio tsbuild / BuildKit of the medians, unless noted)', '');
 L.push('| target | goal | measured | |', '|---|---|---|---|');
@@ -271,6 +307,9 @@ for (const name of names) {
 L.push('Peak RSS: the largest single process over the three phases — tsbuild and buildah: `/usr/bin/time -f %M` of the CLI (the max over its process tree); ' +
   'BuildKit: the max of the docker client (`/usr/bin/time`) and the daemons (dockerd, which embeds BuildKit, and its containerd), read as VmHWM after resetting it with `/proc/PID/clear_refs` before each build.', '');
 L.push('Image size: ' + Object.entries(SIZE).map(([b, s]) => `${b}: ${s}`).join('; ') + '.', '');
+if (failures.length) {
+  L.push('## Failed builds', '', 'Counted as missing in the medians above.', '', '```', ...failures, '```', '');
+}
 if (limitRows.length) {
   L.push('## Limits of this machine on the same data', '', '| operation | data | median s | min s |', '|---|---|---|---|');
   for (const r of limitRows) L.push(`| ${r.what} | ${r.data} | ${fmtS(r.median)} | ${fmtS(r.min)} |`);
@@ -279,6 +318,7 @@ if (limitRows.length) {
 if (doSub) {
   L.push('## Sub-benches', '', '### Per-RUN sandbox overhead (`node bench/sandbox-overhead.mjs`)', '', '```', sub.sandbox?.text ?? 'not run', '```', '');
   L.push('### Push (`node bench/push-bench.mjs`)', '', '```', sub.push?.text ?? 'not run', '```', '');
+  L.push('### Layer creation (`node bench/layer-bench.mjs`)', '', '```', sub.layer?.text ?? 'not run', '```', '');
 }
 L.push('## Method', '');
 L.push(`- Workloads: \`bench/workloads/<name>/Dockerfile\`; contexts are assembled in \`bench/work/ctx/<name>\` (workload files + generated data, hard-linked); every file has mtime ${MTIME}. ` +

@@ -16,10 +16,10 @@ export const FLUSH = {
 export const SIZE = {
   tsbuild: 'manifest: config + layers as stored (gzip-compressed)',
   buildkit: '`docker image inspect .Size` (uncompressed)',
-  buildah: '`buildah images --json` size (uncompressed)',
+  buildah: '`buildah images --json` size (uncompressed, as printed: 3 significant digits)',
 };
 
-export function tsbuildBuilder({ repo, work }) {
+export function tsbuildBuilder({ repo, work, head }) {
   const template = join(work, 'tsbuild', 'template');
   const root = join(work, 'tsbuild', 'root');
   const bin = join(repo, 'packages/builder/bin/tsbuild.js');
@@ -28,7 +28,7 @@ export function tsbuildBuilder({ repo, work }) {
   return {
     name: 'tsbuild',
     command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT node packages/builder/bin/tsbuild.js build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
-    async version() { return (await sh('git', ['-C', repo, 'rev-parse', '--short', 'HEAD'])).stdout.trim(); },
+    async version() { return head; },
     async setup(bases) {
       rmSync(join(work, 'tsbuild'), { recursive: true, force: true });
       mkdirSync(template, { recursive: true });
@@ -139,7 +139,8 @@ export function buildahBuilder({ work }) {
     async size(tag) {
       const imgs = JSON.parse((await buildah(['images', '--json'])).stdout || '[]');
       const i = imgs.find((x) => (x.names || []).some((n) => norm(n) === tag || n === `localhost/${tag}`));
-      return i ? Number(i.size) : NaN;
+      const m = i && /^([\d.]+)\s*([kKMG]?B)$/.exec(String(i.size).trim());
+      return m ? Number(m[1]) * { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9 }[m[2]] : NaN;
     },
     async teardown() {
       await buildah(['rm', '--all'], { ok: true });
