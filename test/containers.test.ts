@@ -1,0 +1,214 @@
+// Containers through the CLI: state, binds and volumes, exec, commit, limits, networks, and state
+// that stays right when the processes watching a container die.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, lstatSync, readlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+
+const root = storeWithBase();
+const t = (args: string[]) => tsbuild(args, { root });
+const started: string[] = [];
+const dirs: string[] = [root];
+
+function detached(args: string[]): string {
+  const r = ok(t(['run', '-d', ...args]));
+  const id = r.stdout.trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  started.push(id);
+  return id;
+}
+
+function inspect(c: string): { State: { Status: string; ExitCode: number | null; Pid?: number; Runner?: number; OOMKilled?: boolean } } {
+  return JSON.parse(ok(t(['inspect', c])).stdout);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const img = 'ctr/vol:1';
+test.before(() => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\nVOLUME /data\nCMD ["sh"]\n` });
+  dirs.push(ctx);
+  ok(t(['build', '-q', '-t', img, ctx]));
+});
+
+test.after(() => {
+  for (const id of started) t(['rm', '-f', '-v', id]);
+  cleanup(...dirs);
+});
+
+test('run: exit status, -e, --name, the container shows in ps -a with its code', () => {
+  const r = t(['run', '--name', 'basic', '-e', 'FOO=bar', '-w', '/tmp', Base, 'sh', '-c', 'echo $FOO; pwd; exit 3']);
+  started.push('basic');
+  assert.is(r.code, 3, r.stderr);
+  assert.is(r.stdout, 'bar\n/tmp\n');
+  const ps = ok(t(['ps', '-a'])).stdout;
+  assert.match(ps, /Exited \(3\).*basic/);
+  assert.not.match(ok(t(['ps'])).stdout, /basic/);
+  assert.is(t(['run', '--rm', Base, 'no-such-command']).code, 127);
+  assert.is(t(['run', '--rm', 'no/such:image']).code, 125);
+});
+
+test('bind mounts: visible and writable, and not writable with :ro', () => {
+  const host = tempDir('bind');
+  dirs.push(host);
+  writeFileSync(join(host, 'in'), 'from host\n');
+  const r = ok(t(['run', '--rm', '-v', `${host}:/mnt`, Base, 'sh', '-c', 'cat /mnt/in && echo from ctr > /mnt/out']));
+  assert.is(r.stdout, 'from host\n');
+  assert.is(readFileSync(join(host, 'out'), 'utf8'), 'from ctr\n');
+  const ro = t(['run', '--rm', '-v', `${host}:/mnt:ro`, Base, 'sh', '-c', 'cat /mnt/in && echo x > /mnt/out2']);
+  assert.is.not(ro.code, 0);
+  assert.match(ro.stdout, /from host/);
+  assert.not.ok(existsSync(join(host, 'out2')));
+});
+
+test('anonymous volume: seeded from the image, kept across a restart, removed with rm -v', () => {
+  const r = ok(t(['run', '--name', 'vol1', img, 'sh', '-c', 'cat /data/s; echo run >> /data/log; cat /data/log']));
+  started.push('vol1');
+  assert.is(r.stdout, 'seed\nrun\n');
+  const again = ok(t(['start', '-a', 'vol1']));
+  assert.is(again.stdout, 'seed\nrun\nrun\n');
+  const vols = ok(t(['volume', 'ls', '-q'])).stdout.trim().split('\n');
+  const doc = JSON.parse(ok(t(['inspect', 'vol1'])).stdout);
+  const name = doc.Config.mounts[0].name as string;
+  assert.ok(vols.includes(name));
+  ok(t(['rm', '-v', 'vol1']));
+  assert.not.ok(ok(t(['volume', 'ls', '-q'])).stdout.includes(name));
+});
+
+test('named volume: shared between runs, seeded once, volume rm', () => {
+  ok(t(['run', '--rm', '-v', 'named1:/data', img, 'sh', '-c', 'echo one >> /data/n']));
+  const r = ok(t(['run', '--rm', '-v', 'named1:/data', Base, 'sh', '-c', 'cat /data/s /data/n']));
+  assert.is(r.stdout, 'seed\none\n');
+  assert.match(ok(t(['volume', 'ls'])).stdout, /named1/);
+  ok(t(['volume', 'rm', 'named1']));
+  assert.not.match(ok(t(['volume', 'ls'])).stdout, /named1/);
+});
+
+test('-d, logs, exec sees the same processes, hostname and files; stop', async () => {
+  const id = detached(['--name', 'ex1', '--hostname', 'box1', Base, 'sh', '-c', 'echo hello; echo hi > /tmp/m; exec sleep 300']);
+  assert.match(ok(t(['ps'])).stdout, /Up .*ex1/);
+  let out = '';
+  for (let i = 0; i < 50; i++) {
+    const r = t(['exec', 'ex1', 'sh', '-c', 'cat /tmp/m && hostname && ps -o pid,args']);
+    if (r.code === 0) { out = r.stdout; break; }
+    await sleep(100);
+  }
+  assert.match(out, /^hi\nbox1\n/);
+  assert.match(out, /\n\s*2 sleep 300\n/);
+  assert.is(t(['exec', 'ex1', 'sh', '-c', 'exit 9']).code, 9);
+  assert.match(ok(t(['logs', 'ex1'])).stdout, /^hello\n/);
+  ok(t(['stop', '-t', '5', id.slice(0, 12)]));
+  assert.is(inspect('ex1').State.Status, 'exited');
+  assert.is(inspect('ex1').State.ExitCode, 143);
+  assert.is(t(['exec', 'ex1', 'true']).code, 125);
+});
+
+function tree(dir: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const n of readdirSync(join(dir, rel)).sort()) {
+    const r = rel ? `${rel}/${n}` : n;
+    if (['dev', 'proc', 'sys'].includes(r)) continue;
+    const st = lstatSync(join(dir, r));
+    if (st.isDirectory()) { out.push(`${r}/`); out.push(...tree(dir, r)); }
+    else if (st.isSymbolicLink()) out.push(`${r} -> ${readlinkSync(join(dir, r))}`);
+    else out.push(`${r} ${createHash('md5').update(readFileSync(join(dir, r))).digest('hex')}`);
+  }
+  return out;
+}
+
+test('commit: the new image is exactly the container view, without the hosts files', () => {
+  const script = [
+    'echo new > /new', 'echo changed >> /etc/app/c', 'rm /data/s', 'rm -r /etc/app && mkdir /etc/app && echo again > /etc/app/d',
+    'rm /etc/passwd', 'echo x >> /etc/hosts', 'mkdir -p /d/e && echo f > /d/e/f',
+    // The container's own view, as paths and md5 sums, in the same format as tree() below.
+    'cd / && find . -xdev \\( -path ./dev -o -path ./proc -o -path ./sys \\) -prune -o -print | sed "s|^\\./||" | grep -v "^\\.$" | sort | while read p; do if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"; elif [ -d "$p" ]; then echo "$p/"; else echo "$p $(md5sum < "$p" | cut -d" " -f1)"; fi; done',
+  ].join(' && ');
+  const r = ok(t(['run', '--name', 'com1', '-v', '/data', img, 'sh', '-c', script]));
+  started.push('com1');
+  ok(t(['commit', '-c', 'CMD ["cat", "/new"]', '-c', 'ENV COMMITTED=1', 'com1', 'ctr/committed:1']));
+  assert.is(ok(t(['run', '--rm', 'ctr/committed:1'])).stdout, 'new\n');
+  assert.is(ok(t(['run', '--rm', 'ctr/committed:1', 'sh', '-c', 'echo $COMMITTED'])).stdout, '1\n');
+  const out = tempDir('flat');
+  dirs.push(out);
+  const ctx = context({ Dockerfile: 'FROM ctr/committed:1\n' });
+  dirs.push(ctx);
+  ok(t(['build', '-q', '-o', `type=local,dest=${out}`, ctx]));
+  const all = tree(out);
+  // /data is a volume in the container: what it did there is not committed, the image keeps its own.
+  assert.ok(all.includes(`data/s ${createHash('md5').update('seed\n').digest('hex')}`));
+  const image = all.filter((l) => !/^data\/./.test(l));
+  // What the container saw, minus what belongs to the container only.
+  const seen = r.stdout.trim().split('\n').filter((l) => !/^etc\/(hosts|resolv\.conf|hostname) /.test(l) && !/^data\/./.test(l));
+  assert.equal(image, seen);
+  assert.ok(!image.some((l) => l.startsWith('etc/hosts ') || l.startsWith('etc/hostname ') || l.startsWith('etc/resolv.conf ')));
+  assert.ok(image.includes('etc/app/'));
+  assert.not.ok(image.some((l) => l.startsWith('etc/app/c ')));  // opaque dir: the old content is gone
+});
+
+test('--cpu-quota 20000 --cpu-period 100000 holds a busy loop at about 20% of a core', () => {
+  const r = ok(t(['run', '--rm', '--cpu-quota', '20000', '--cpu-period', '100000', Base, 'sh', '-c', 'timeout 2 sh -c "while :; do :; done"; times']));
+  // `times`: second line is the children's user and system time, e.g. "0m0.400s 0m0.000s".
+  const m = r.stdout.trim().split('\n')[1]!.match(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/);
+  assert.ok(m, r.stdout);
+  const cpu = Number(m![1]) * 60 + Number(m![2]) + Number(m![3]) * 60 + Number(m![4]);
+  assert.ok(cpu > 0.15 && cpu < 0.9, `used ${cpu}s of CPU in 2s`);
+});
+
+test('--memory 32m: an OOM kill is reported as 137', () => {
+  const r = t(['run', '--name', 'oom1', '--memory', '32m', Base, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1']);
+  started.push('oom1');
+  assert.is(r.code, 137, r.stderr);
+  assert.is(inspect('oom1').State.OOMKilled, true);
+});
+
+test('--network none has only lo; host sees the host interfaces; container:NAME shares one', () => {
+  assert.is(ok(t(['run', '--rm', '--network', 'none', Base, 'ls', '/sys/class/net'])).stdout, 'lo\n');
+  const host = readdirSync('/sys/class/net').sort();
+  assert.equal(ok(t(['run', '--rm', '--network', 'host', Base, 'ls', '/sys/class/net'])).stdout.trim().split(/\s+/).sort(), host);
+  detached(['--name', 'net1', '--network', 'none', Base, 'sleep', '300']);
+  const r = ok(t(['run', '--rm', '--network', 'container:net1', Base, 'ls', '/sys/class/net']));
+  assert.is(r.stdout, 'lo\n');
+  ok(t(['rm', '-f', 'net1']));
+});
+
+test('a detached container outlives the tsbuild that started it; ps and stop from a new one', async () => {
+  detached(['--name', 'bg1', Base, 'sleep', '300']);
+  // No tsbuild process is left: a fresh one sees it running, then stops it.
+  assert.match(ok(t(['ps'])).stdout, /Up .*bg1/);
+  ok(t(['stop', '-t', '1', 'bg1']));
+  assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(143\).*bg1/);
+});
+
+test('a container that died while nobody watched shows its exit code', async () => {
+  detached(['--name', 'bg2', Base, 'sh', '-c', 'sleep 0.3; exit 7']);
+  await sleep(1500);
+  assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(7\).*bg2/);
+});
+
+test('if the supervisor dies too, ps says exited (unknown) and the container can be removed', async () => {
+  detached(['--name', 'bg3', Base, 'sleep', '300']);
+  const st = inspect('bg3').State;
+  assert.ok(st.Runner && st.Pid);
+  process.kill(st.Runner!, 'SIGKILL');
+  for (let i = 0; i < 50 && existsSync(`/proc/${st.Pid}`); i++) await sleep(50);
+  assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(unknown\).*bg3/);
+  assert.is(inspect('bg3').State.ExitCode, null);
+  ok(t(['rm', 'bg3']));
+  assert.not.match(ok(t(['ps', '-a'])).stdout, /bg3/);
+});
+
+test('the container state file is in the shape prune keeps', () => {
+  const id = detached(['--name', 'pr1', img, 'sleep', '300']);
+  ok(t(['rmi', img]));
+  ok(t(['prune']));
+  // The image is gone by name but the container keeps its blobs; it still restarts.
+  ok(t(['stop', '-t', '0', id]));
+  ok(t(['start', 'pr1']));
+  assert.match(ok(t(['ps'])).stdout, /pr1/);
+  ok(t(['rm', '-f', '-v', 'pr1']));
+  mkdirSync(join(root, 'x'), { recursive: true });
+});
+
+test.run();
