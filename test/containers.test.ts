@@ -5,7 +5,10 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, lstatSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+
+const repoRoot = () => repo;
 
 const root = storeWithBase();
 const t = (args: string[]) => tsbuild(args, { root });
@@ -209,6 +212,15 @@ test('the container state file is in the shape prune keeps', () => {
   assert.match(ok(t(['ps'])).stdout, /pr1/);
   ok(t(['rm', '-f', '-v', 'pr1']));
   mkdirSync(join(root, 'x'), { recursive: true });
+});
+
+test('run -it: Ctrl-C reaches the container through its terminal, as with docker run -it', () => {
+  // script(1) gives tsbuild a terminal; the Ctrl-C byte goes through the raw terminal to the pty.
+  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repoRoot(), 'packages/builder/bin/tsbuild.js'))} run --rm -it ${Base} sh -c 'trap "echo got-int; exit 5" INT; tty; echo ready; sleep 20 & wait'; echo rc=$?`;
+  const r = spawnSync('sh', ['-c', `(sleep 3; printf '\\003'; sleep 10) | script -qfc "$0" /dev/null`, cmd], { encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: root }, timeout: 30000 });
+  assert.match(r.stdout, /\/dev\/pts\/0/);
+  assert.match(r.stdout, /got-int/);
+  assert.match(r.stdout, /rc=5/);
 });
 
 test.run();
