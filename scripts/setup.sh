@@ -26,5 +26,7 @@ fi
 
 pnpm install --frozen-lockfile --reporter=silent
 pnpm run --silent build
-ln -sf "$PWD/node_modules/.bin/tsbuild" /usr/local/bin/tsbuild
+# A wrapper, not a symlink: pnpm's .bin shim finds its target relative to $0.
+printf '#!/bin/sh\nexec node %q "$@"\n' "$PWD/packages/builder/bin/tsbuild.js" > /usr/local/bin/tsbuild.tmp
+chmod 755 /usr/local/bin/tsbuild.tmp && mv /usr/local/bin/tsbuild.tmp /usr/local/bin/tsbuild
 bash fixtures/busybox/make-rootfs.sh

@@ -157,6 +157,18 @@ const cases: Case[] = [
     expect: { 'unpacked/bin/busybox': { mode: 0o755 }, 'plain.txt': { content: 'p' } },
   },
   {
+    name: '<Dockerfile>.dockerignore beside the Dockerfile wins over .dockerignore',
+    files: { '.dockerignore': 'a.txt\n', 'Dockerfile.dockerignore': 'b.txt\n', 'a.txt': 'a', 'b.txt': 'b' },
+    dockerfile: `FROM ${Base}\nCOPY . /c/\n`,
+    expect: { 'c/a.txt': { content: 'a' }, 'c/b.txt': { absent: true } },
+  },
+  {
+    name: 'COPY --link and ADD --chmod',
+    files: { 'x.sh': 'echo x' },
+    dockerfile: `FROM ${Base}\nCOPY --link x.sh /linked/x.sh\nADD --chmod=700 x.sh /added.sh\n`,
+    expect: { 'linked/x.sh': { content: 'echo x' }, 'added.sh': { mode: 0o700 } },
+  },
+  {
     name: 'ONBUILD triggers of the base run in the child build',
     dockerfile: `FROM onbuild-parent:1\nRUN test -f /triggered\n`,
     expect: { triggered: {} },

@@ -77,3 +77,15 @@ export function storeWithBase(root = tempDir('store')): string {
 export function cleanup(...dirs: string[]): void {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }
+
+/** Like `tsbuild`, without blocking this process (needed when the test itself serves HTTP). */
+export function tsbuildP(args: string[], opts: { root?: string; env?: Record<string, string> } = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = tsbuildAsync(args, opts);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (b) => (stdout += b));
+    child.stderr!.on('data', (b) => (stderr += b));
+    child.on('close', (code) => resolve({ code: code ?? 137, stdout, stderr }));
+  });
+}

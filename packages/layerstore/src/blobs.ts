@@ -7,7 +7,12 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import ssri from 'ssri';
+import type Ssri from 'ssri';
+import { createRequire } from 'node:module';
+
+// ssri (and what it pulls in) is loaded on the first verified read, not at start-up.
+let ssriModule: typeof Ssri | undefined;
+const ssriLib = (): typeof Ssri => (ssriModule ??= createRequire(import.meta.url)('ssri') as typeof Ssri);
 import { StoreError, type BlobStore, type Digest, type Ingest } from './types.js';
 import { checkDigest, fsyncDir, hexOf, randomId } from './fsutil.js';
 
@@ -66,6 +71,7 @@ export class FileBlobStore implements BlobStore {
       return out;
     }
     const file = createReadStream(path);
+    const ssri = ssriLib();
     const checker = ssri.integrityStream({ integrity: ssri.fromHex(hexOf(digest), 'sha256'), algorithms: ['sha256'] });
     file.on('error', (e: NodeJS.ErrnoException) => {
       out.destroy(e.code === 'ENOENT' ? new StoreError('not-found', `blob ${digest} not found`, digest) : e);
@@ -84,10 +90,15 @@ export class FileBlobStore implements BlobStore {
   }
 
   async put(bytes: Buffer | string): Promise<{ digest: Digest; size: number }> {
+    // A blob already present with this content needs no temp file, fsync or rename: a cached
+    // rebuild writes the same config and manifest again. touch() keeps prune from taking it.
+    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+    const digest = `sha256:${createHash('sha256').update(buf).digest('hex')}` as Digest;
+    if ((await this.size(digest)) === buf.length && (await this.touch(digest))) return { digest, size: buf.length };
     const w = new FileIngest(this);
     await new Promise<void>((resolve, reject) => {
       w.on('error', reject);
-      w.end(typeof bytes === 'string' ? Buffer.from(bytes) : bytes, () => resolve());
+      w.end(buf, () => resolve());
     });
     return w.commit();
   }

@@ -84,6 +84,9 @@ export class Tags {
       ...(desc.platform ? { platform: desc.platform } : {}),
       annotations: { ...(desc.annotations ?? {}), [RefNameAnnotation]: name, [ContainerdNameAnnotation]: name },
     };
+    // Re-tagging with what the tag already holds (every cached rebuild does) writes nothing.
+    const current = (await this.readIndex()).manifests.find((d) => nameOf(d) === name);
+    if (current && JSON.stringify(current) === JSON.stringify(stored)) return stored;
     await this.update((idx) => {
       idx.manifests = idx.manifests.filter((d) => nameOf(d) !== name);
       idx.manifests.push(stored);

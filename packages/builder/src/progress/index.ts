@@ -1,13 +1,15 @@
 import { PlainReporter, QuietReporter } from './plain.js';
 import { resolveMode, type ProgressMode, type Reporter } from './reporter.js';
-import { TtyReporter } from './tty.js';
 
 export type { Reporter, StepHandle, ProgressMode } from './reporter.js';
 
-export function createReporter(mode: ProgressMode): Reporter {
+/** ora is loaded only for a terminal: plain and quiet runs (CI, scripts) never pay for it. */
+export async function createReporter(mode: ProgressMode): Promise<Reporter> {
   switch (resolveMode(mode)) {
-    case 'tty':
+    case 'tty': {
+      const { TtyReporter } = await import('./tty.js');
       return new TtyReporter();
+    }
     case 'quiet':
       return new QuietReporter();
     default:

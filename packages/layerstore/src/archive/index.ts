@@ -14,7 +14,12 @@ import { posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import * as tar from 'tar-stream';
+import type * as TarStream from 'tar-stream';
+import { createRequire } from 'node:module';
+
+// tar-stream is loaded when an archive is read or written, not when the store opens.
+let tarModule: typeof TarStream | undefined;
+const tarLib = (): typeof TarStream => (tarModule ??= createRequire(import.meta.url)('tar-stream') as typeof TarStream);
 import { MediaType, StoreError, type Descriptor, type Digest, type Image, type Manifest } from '../types.js';
 import { hexOf, isDigest, randomId, fsyncDir } from '../fsutil.js';
 import { familiarName, parseReference } from '../reference.js';
@@ -70,7 +75,7 @@ export async function write(store: Store, images: NamedImage[], file: string, op
   }
 
   const tmp = `${file}.tmp-${randomId()}`;
-  const pack = tar.pack();
+  const pack = tarLib().pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
   const done = pipeline(pack as unknown as Readable, out);
   try {
@@ -133,7 +138,7 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
   const files = new Map<string, { digest: Digest; size: number }>(); // member -> blob in the store
   const small = new Map<string, Buffer>();
   const links = new Map<string, string>(); // member -> member it stands for
-  const extract = tar.extract();
+  const extract = tarLib().extract();
 
   const consume = (async () => {
     for await (const entry of extract) {

@@ -1,16 +1,26 @@
 // One place that opens libc through ffi-rs and turns errno into Node-style errors,
 // so callers can test err.code exactly as they do for node:fs failures.
-import { open, load, DataType, type FieldType } from 'ffi-rs';
+// ffi-rs loads a native addon (about 0.2 s here): it is required on the first call, so
+// that commands which never touch xattrs or device nodes (a cached rebuild) don't pay for it.
+import type * as Ffi from 'ffi-rs';
+import { type FieldType } from 'ffi-rs';
+import { createRequire } from 'node:module';
 import { constants as os } from 'node:os';
 
 const LIB = 'libc';
-let opened = false;
+let ffi: typeof Ffi | undefined;
 
-function ensureOpen(): void {
-  if (opened) return;
-  open({ library: LIB, path: 'libc.so.6' });
-  opened = true;
+function lib(): typeof Ffi {
+  if (!ffi) {
+    const loaded = createRequire(import.meta.url)('ffi-rs') as typeof Ffi;
+    loaded.open({ library: LIB, path: 'libc.so.6' });
+    ffi = loaded;
+  }
+  return ffi;
 }
+
+/** ffi-rs's DataType, resolved when first used. */
+export const DataType = new Proxy({} as typeof Ffi.DataType, { get: (_t, key) => lib().DataType[key as keyof typeof Ffi.DataType] });
 
 const errnoNames = new Map<number, string>(Object.entries(os.errno).map(([name, n]) => [n, name]));
 
@@ -24,10 +34,8 @@ export class SysError extends Error {
 
 /** Call a libc function returning a signed integer; throws SysError when it returns -1. */
 export function call(funcName: string, path: string, paramsType: FieldType[], paramsValue: unknown[]): number {
-  ensureOpen();
-  const r = load({ library: LIB, funcName, retType: DataType.I64, paramsType, paramsValue, errno: true }) as unknown as { value: number; errnoCode: number };
+  const r = lib().load({ library: LIB, funcName, retType: DataType.I64, paramsType, paramsValue, errno: true }) as unknown as { value: number; errnoCode: number };
   if (r.value === -1) throw new SysError(funcName, r.errnoCode, path);
   return r.value;
 }
 
-export { DataType };

@@ -102,7 +102,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   }
 
   const store = await openStore(str(p, 'root'));
-  const reporter = createReporter(bool(p, 'quiet') ? 'quiet' : progress);
+  const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = () => remoteOptions(store, insecure);
   try {
     // --cache-from: records only; their layers are fetched on a hit (fetchLayer).

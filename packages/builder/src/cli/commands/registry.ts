@@ -105,7 +105,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
     }
   }
   const store = await openStore(str(p, 'root'));
-  const reporter = reporterFor(p);
+  const reporter = await reporterFor(p);
   try {
     const r = await pullImage(store, ref, { insecure: list(p, 'insecure-registry'), platform, reporter });
     reporter.close();
@@ -124,7 +124,7 @@ export async function pushCommand(argv: string[]): Promise<number> {
   const ref = p.positionals[0]!;
   const parsed = parseRef(ref, 'push');
   const store = await openStore(str(p, 'root'));
-  const reporter = reporterFor(p);
+  const reporter = await reporterFor(p);
   try {
     const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter });
     reporter.close();
