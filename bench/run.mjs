@@ -326,7 +326,7 @@ L.push(`- Workloads: \`bench/workloads/<name>/Dockerfile\`; contexts are assembl
 L.push('- Bases: each builder builds `bench/busybox:base` from `fixtures/busybox` (FROM scratch + ADD rootfs.tar) and `bench/debian:base` from `workloads/debian/base.Dockerfile` + the cached rootfs tar, before any timing.');
 L.push('- Per workload, per run, builders in turn (A B C, A B C, …): flush the build cache (untimed), cold build, no-op rebuild, append a line to the one file read by a late step, one-change rebuild; then the file is restored.');
 L.push('- Flush: ' + Object.entries(FLUSH).map(([b, s]) => `${b}: ${s}`).join('; ') + '.');
-L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false`) and stops at the end.');
+L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false`, `--bridge tsbbench0` — a bridge of its own, so another dockerd on the machine cannot take docker0 away mid-run) and stops at the end.');
 L.push('- Times are wall-clock from spawning the CLI to its exit (`docker build` waits for the daemon).', '');
 L.push('Exact build commands ($ROOT = bench/work/tsbuild/root, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):', '', '```');
 for (const name of names) for (const b of bnames) L.push(commands[name][b]);

@@ -50,6 +50,9 @@ export function tsbuildBuilder({ repo, work, head }) {
   };
 }
 
+const BRIDGE = 'tsbbench0';
+const BRIDGE_ADDR = '172.29.213.1/24';
+
 export function buildkitBuilder({ work }) {
   const dir = join(work, 'docker');
   const sock = join(dir, 'docker.sock');
@@ -71,8 +74,11 @@ export function buildkitBuilder({ work }) {
       const { spawn } = await import('node:child_process');
       const { openSync } = await import('node:fs');
       const log = openSync(join(dir, 'dockerd.log'), 'a');
+      // A bridge of our own (RUN steps get a veth on it, as with docker0), so that another dockerd on this
+      // machine creating or deleting docker0 cannot break our builds. No traffic is sent over it.
+      await sh('sh', ['-c', `ip link show ${BRIDGE} >/dev/null 2>&1 || { ip link add name ${BRIDGE} type bridge && ip addr add ${BRIDGE_ADDR} dev ${BRIDGE}; }; ip link set ${BRIDGE} up`]);
       daemon = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', execRoot, '-H', `unix://${sock}`,
-        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false'], { stdio: ['ignore', log, log] });
+        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false', '--bridge', BRIDGE], { stdio: ['ignore', log, log] });
       for (let i = 0; ; i++) {
         if ((await docker(['version'], { ok: true })).code === 0) break;
         if (i > 150 || daemon.exitCode !== null) throw new Error(`dockerd did not start; see ${join(dir, 'dockerd.log')}`);
@@ -102,6 +108,7 @@ export function buildkitBuilder({ work }) {
       for (let i = 0; i < 100 && daemon.exitCode === null; i++) await sleep(200);
       if (daemon.exitCode === null) daemon.kill('SIGKILL');
       daemon = null;
+      await sh('ip', ['link', 'del', BRIDGE], { ok: true });
     },
   };
 }
