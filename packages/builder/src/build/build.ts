@@ -42,6 +42,9 @@ export interface BuildResult {
 export async function build(req: BuildRequest): Promise<BuildResult> {
   const platform = hostPlatform();
   const platformString = `${platform.os}/${platform.architecture}`;
+  // List the context while the Dockerfile is parsed and base images are resolved.
+  const contextPromise = BuildContext.open(req.contextDir, req.dockerfileIsFile ? req.dockerfilePath : undefined, join(req.store.root, 'builder', 'statcache'));
+  contextPromise.then((c) => c.prefetch(), () => {});
   let df;
   try {
     df = parse(req.dockerfileText, { file: req.dockerfilePath });
@@ -76,7 +79,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   }
   for (const w of graph.warnings) req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
 
-  const context = await BuildContext.open(req.contextDir, req.dockerfileIsFile ? req.dockerfilePath : undefined, join(req.store.root, 'builder', 'statcache'));
+  const context = await contextPromise;
   const solver = new Solver({
     store: req.store,
     graph,

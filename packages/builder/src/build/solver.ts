@@ -144,8 +144,12 @@ export class Solver {
       const kb = new KeyBuilder().addDigest(`parent:${state.keyLabel}`, state.key.replace(/^sha256:/, ''));
       const exec = await this.prepare(step, next, kb);
       const key = kb.key();
-      const explainId: Digest = `sha256:${sha256(`explain\0${this.o.identity}\0${this.stageName(stage)}\0${index}`)}`;
-      const previous = (await this.o.store.cache.get(explainId))?.value as { inputs: Inputs; key: string } | undefined;
+      // For --explain: a small pointer from "this step of this Dockerfile" to the key it had last
+      // time, and each key's inputs stored apart (for a COPY of a large tree they are big), so
+      // that a cache hit reads only small records and a miss can say what changed.
+      const pointerId: Digest = `sha256:${sha256(`explain\0${this.o.identity}\0${this.stageName(stage)}\0${index}`)}`;
+      const inputsId = (k: string): Digest => `sha256:${sha256(`inputs\0${k}`)}`;
+      const pointer = (await this.o.store.cache.get(pointerId))?.value as { key: string } | undefined;
 
       let record: StepRecord | undefined;
       if (!this.o.noCache) {
@@ -160,14 +164,16 @@ export class Solver {
         handle.cached();
         this.explain.push({ stage: this.stageName(stage), label, status: 'hit' });
       } else {
+        const previous = this.o.noCache || !pointer ? undefined : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
         const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
         this.explain.push({ stage: this.stageName(stage), label, status: this.o.noCache ? 'no-cache' : 'miss', reason });
         const layer = await exec(handle);
         record = { layer, created: epochOr(this.o.sourceDateEpoch, new Date().toISOString()) };
         await this.o.store.cache.put(key as Digest, { value: record, blobs: layer ? [layer.digest] : [] });
-        await this.o.store.cache.put(explainId, { value: { inputs: kb.inputs, key }, blobs: [] });
+        await this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs: [] });
         handle.done();
       }
+      if (pointer?.key !== key) await this.o.store.cache.put(pointerId, { value: { key }, blobs: [] });
       this.records.push({ stage: stage.index, key: key as Digest, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;

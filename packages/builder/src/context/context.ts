@@ -1,24 +1,34 @@
 // The build context: a directory on the host, seen through .dockerignore, never escaped.
 // Sources of COPY/ADD resolve here; symlinks inside it are kept as symlinks, and a symlink
 // named directly as a source is followed only within the context.
-import { promises as fsp, type BigIntStats } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { StatCache } from './statcache.js';
+import { infoFromStats, walkTree, type FileInfo } from './walk.js';
 
 export interface ContextEntry {
   /** Path relative to the context root, '/'-separated ('' for the root). */
   rel: string;
   abs: string;
-  stat: BigIntStats;
+  info: FileInfo;
 }
 
 export class BuildContext {
+  /** The whole context, listed once, started as soon as the context is opened. */
+  private listing: Promise<FileInfo[]> | undefined;
+
   private constructor(
     readonly dir: string,
     readonly ignore: IgnoreMatcher,
     readonly stats: StatCache,
   ) {}
+
+  /** Starts listing the context in the background, to overlap with parsing and base resolution. */
+  prefetch(): void {
+    this.listing ??= walkTree(this.dir).then((all) => all.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0)));
+    this.listing.catch(() => {});
+  }
 
   static async open(dir: string, dockerfile: string | undefined, statCacheDir: string | undefined): Promise<BuildContext> {
     // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
@@ -36,9 +46,9 @@ export class BuildContext {
     return new BuildContext(dir, IgnoreMatcher.parse(text), await StatCache.load(statCacheDir, dir));
   }
 
-  /** Host path of a context-relative path; callers pass cleaned paths only. */
+  /** Host path of a context-relative path; callers pass cleaned paths only (so no join()). */
   abs(rel: string): string {
-    return rel === '' ? this.dir : join(this.dir, rel);
+    return rel === '' ? this.dir : `${this.dir}/${rel}`;
   }
 
   /**
@@ -90,13 +100,13 @@ export class BuildContext {
     let current = rel;
     for (let hops = 0; hops < 40; hops++) {
       const abs = this.abs(current);
-      let st: BigIntStats;
+      let info: FileInfo;
       try {
-        st = await fsp.lstat(abs, { bigint: true });
+        info = infoFromStats(current, await fsp.lstat(abs, { bigint: true }));
       } catch {
         return undefined;
       }
-      if (!st.isSymbolicLink()) return { rel: current, abs, stat: st };
+      if (info.type !== 'symlink') return { rel: current, abs, info };
       const target = await fsp.readlink(abs);
       const joined = target.startsWith('/') ? target : posix.join(posix.dirname('/' + current), target);
       const c = cleanPath(joined);
@@ -105,35 +115,41 @@ export class BuildContext {
     return undefined;
   }
 
-  /** All entries below a directory entry (not including it), sorted, .dockerignore applied. */
-  async *walk(dirRel: string): AsyncGenerator<ContextEntry> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.abs(dirRel));
-    } catch {
-      return;
+  /**
+   * All entries below a directory (not including it), parents before children, in a fixed
+   * order, with .dockerignore applied: an excluded directory is skipped whole unless a `!`
+   * pattern could bring something below it back.
+   */
+  async walk(dirRel: string): Promise<ContextEntry[]> {
+    this.prefetch();
+    const all = await this.listing!;
+    const prefix = dirRel ? `${dirRel}/` : '';
+    // Sorted by path, so everything below dirRel is one run of the listing.
+    let lo = 0;
+    let hi = all.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (all[mid]!.rel < prefix) lo = mid + 1;
+      else hi = mid;
     }
-    names.sort();
-    const stats = await Promise.all(
-      names.map(async (n) => {
-        const rel = dirRel ? `${dirRel}/${n}` : n;
-        const abs = this.abs(rel);
-        try {
-          return { rel, abs, stat: await fsp.lstat(abs, { bigint: true }) };
-        } catch {
-          return undefined;
-        }
-      }),
-    );
-    for (const e of stats) {
-      if (!e) continue;
-      if (e.stat.isDirectory()) {
-        if (this.ignore.skipsDir(e.rel)) continue;
-        if (!this.ignored(e.rel)) yield e;
-        yield* this.walk(e.rel);
-      } else if (!this.ignored(e.rel)) {
-        yield e;
+    const found: FileInfo[] = [];
+    for (let i = lo; i < all.length && all[i]!.rel.startsWith(prefix); i++) found.push(all[i]!);
+    const skipped = new Set<string>();
+    const out: ContextEntry[] = [];
+    for (const info of found) {
+      const slash = info.rel.lastIndexOf('/');
+      const parent = slash < 0 ? '' : info.rel.slice(0, slash);
+      if (skipped.has(parent)) {
+        if (info.type === 'dir') skipped.add(info.rel);
+        continue;
       }
+      if (info.type === 'dir' && this.ignore.skipsDir(info.rel)) {
+        skipped.add(info.rel);
+        continue;
+      }
+      if (this.ignored(info.rel)) continue;
+      out.push({ rel: info.rel, abs: this.abs(info.rel), info });
     }
+    return out;
   }
 }

@@ -37,6 +37,7 @@ export class IgnoreMatcher {
 
   /** Whether a context-relative path ('a/b/c', no leading slash) is excluded. */
   ignores(path: string): boolean {
+    if (this.patterns.length === 0) return false;
     let matched = false;
     const parents = path.split('/').slice(0, -1);
     for (const p of this.patterns) {

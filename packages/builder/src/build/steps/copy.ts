@@ -2,7 +2,7 @@
 // directory, then commit it as one layer. Directory sources copy their contents; a single
 // file goes to `dest` unless dest ends in '/' or is a directory; several sources need a
 // directory. ADD also unpacks local archives and fetches URLs.
-import { constants, promises as fsp } from 'node:fs';
+import { chmodSync, chownSync, constants, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, promises as fsp, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
@@ -135,28 +135,42 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
   }
 }
 
+/**
+ * Writes one file of a source into the staging dir. Synchronous on purpose: for a tree of
+ * 20,000 small files, four awaited syscalls per file cost more than the copying itself.
+ */
 async function writeFile(staging: Staging, f: SourceFile, host: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
   const uid = owner?.uid ?? f.uid;
   const gid = owner?.gid ?? f.gid;
-  await fsp.rm(host, { recursive: true, force: true }).catch(() => {});
+  // A later source may replace what an earlier one put here (never followed: rm, not open).
+  if (existsQuiet(host)) rmSync(host, { recursive: true, force: true });
   switch (f.kind) {
     case 'dir':
-      await fsp.mkdir(host, { recursive: true });
-      await fsp.chown(host, uid, gid);
-      await fsp.chmod(host, mode ?? f.mode);
+      mkdirSync(host, { recursive: true });
+      chownSync(host, uid, gid);
+      chmodSync(host, mode ?? f.mode);
       staging.recordDirTime(host, f.mtime);
       return;
     case 'symlink':
-      await fsp.symlink(f.linkname!, host);
-      await fsp.lchown(host, uid, gid);
-      await fsp.lutimes(host, f.mtime, f.mtime);
+      symlinkSync(f.linkname!, host);
+      lchownSync(host, uid, gid);
+      lutimesSync(host, f.mtime, f.mtime);
       return;
     case 'file':
-      await fsp.copyFile(f.host, host, constants.COPYFILE_FICLONE);
-      await fsp.chown(host, uid, gid);
-      await fsp.chmod(host, mode ?? f.mode);
-      await fsp.utimes(host, f.mtime, f.mtime);
+      copyFileSync(f.host, host, constants.COPYFILE_FICLONE);
+      chownSync(host, uid, gid);
+      chmodSync(host, mode ?? f.mode);
+      utimesSync(host, f.mtime, f.mtime);
       return;
+  }
+}
+
+function existsQuiet(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
