@@ -4,7 +4,8 @@
 // detached supervisor (supervisor.ts) for `run -d` / `start`.
 import { openSync, closeSync, promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { run as sandboxRun, type Exit, type Mount } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
@@ -115,9 +116,10 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
   }
 }
 
-/** The supervisor script (compiled next to this file). */
+/** The supervisor script, found through the package (the CLI itself may run from a bundle). */
 export function supervisorPath(): string {
-  return fileURLToPath(new URL('./supervisor.js', import.meta.url));
+  const root = dirname(createRequire(import.meta.url).resolve('@tsbuild/builder/package.json'));
+  return join(root, 'dist', 'src', 'containers', 'supervisor.js');
 }
 
 /**
