@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
-import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 
 let reg: TestRegistry;
 let authReg: TestRegistry;

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 import { inspect, sh, tree, umociRootfs } from './helpers/image.js';
-import { startDockerd } from './helpers/dockerd.js';
+import { startDockerd } from '@tsbuild/testkit';
 
 const dockerfile = `FROM ${Base}
 RUN mkdir -p /data/keep /data/gone /data/redo && echo a > /data/keep/a && echo b > /data/gone/b \\

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { promises as fsp, createWriteStream } from 'node:fs';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -13,6 +13,7 @@ import { Store } from '../src/store.js';
 import { validate } from '../src/validate.js';
 import { StoreError } from '../src/types.js';
 import { baseConfig, makeTar, sampleImage, sha, tempRoot, tempStore } from './storekit.js';
+import { startDockerd } from '@tsbuild/testkit';
 
 const have = (bin: string) => spawnSync('which', [bin]).status === 0;
 
@@ -123,32 +124,7 @@ for (const c of hostileCases) {
   });
 }
 
-// --- A real dockerd -------------------------------------------------------------------------------
-async function startDockerd(dir: string): Promise<{ host: string; stop: () => Promise<void> } | string> {
-  if (!have('dockerd')) return 'dockerd is not installed';
-  const sock = join(dir, 'docker.sock');
-  const child: ChildProcess = spawn('dockerd', ['--data-root', join(dir, 'data'), '--host', `unix://${sock}`, '--pidfile', join(dir, 'pid'), '--exec-root', join(dir, 'exec'), '--iptables=false', '--bridge=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (b) => { log = (log + b).slice(-4000); });
-  const host = `unix://${sock}`;
-  const stop = async () => {
-    if (child.exitCode === null) {
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 15_000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
-    spawnSync('sh', ['-c', `grep -o ' ${dir}/[^ ]*' /proc/mounts | xargs -r -n1 umount -l`]);
-  };
-  for (let i = 0; i < 120; i++) {
-    if (child.exitCode !== null) return `dockerd exited: ${log.slice(-500)}`;
-    if (spawnSync('docker', ['-H', host, 'version'], { stdio: 'ignore' }).status === 0) return { host, stop };
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  await stop();
-  return `dockerd did not come up in 30 s: ${log.slice(-500)}`;
-}
-
+// --- A real dockerd (from @tsbuild/testkit) -------------------------------------------------------
 test('docker: `docker load` accepts --format docker (gzip layers); `docker save` output loads back', async () => {
   const { store, dir, cleanup } = await tempStore();
   const dk = await tempRoot('ls-dockerd-');

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
 import type { Digest } from '../src/types.js';
-import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { makeImage, newBlobStore, sha256, skopeo } from './helpers/registry-image.js';
 
 const test = suite('remote: auth');

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import * as remote from '../src/remote/index.js';
 import type { Digest } from '../src/types.js';
-import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { startFaultProxy, type FaultProxy, type FaultRule } from './helpers/faultproxy.js';
 import { makeImage, newBlobStore, sha256, skopeo } from './helpers/registry-image.js';
 

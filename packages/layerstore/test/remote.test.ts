@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
 import { MediaType, type Digest } from '../src/types.js';
-import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { startFaultProxy, type FaultProxy } from './helpers/faultproxy.js';
 import { makeImage, newBlobStore, sha256, skopeo, type TestImage } from './helpers/registry-image.js';
 
