@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { writeFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cli.js';
+import { steps } from './helpers/progress.js';
 
 const dockerfile = `FROM ${Base}
 WORKDIR /app
@@ -17,21 +18,6 @@ ENV LATE=1
 RUN echo done > /done
 `;
 
-/** Steps that ran (DONE) and that were cached (CACHED), by their label, from --progress=plain. */
-function steps(stderr: string): { ran: string[]; cached: string[] } {
-  const names = new Map<string, string>();
-  const ran: string[] = [];
-  const cached: string[] = [];
-  for (const line of stderr.split('\n')) {
-    const m = /^#(\d+) (.*)$/.exec(line);
-    if (!m) continue;
-    const [, id, rest] = m as unknown as [string, string, string];
-    if (!names.has(id)) names.set(id, rest.replace(/^\[[^\]]+\] /, ''));
-    else if (rest.startsWith('DONE') && !names.get(id)!.startsWith('FROM')) ran.push(names.get(id)!);
-    else if (rest === 'CACHED') cached.push(names.get(id)!);
-  }
-  return { ran, cached };
-}
 
 const root = storeWithBase();
 const ctx = context({ Dockerfile: dockerfile, 'deps.txt': 'dep-v1\n', 'src/a.js': 'a1\n', 'src/b.js': 'b1\n' });

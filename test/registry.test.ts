@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
+import { steps } from './helpers/progress.js';
 
 let reg: TestRegistry;
 let authReg: TestRegistry;
@@ -39,21 +40,6 @@ test.after(async () => {
 const skopeoDigest = (ref: string) => JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
 const uploadedBytes = (r: Result) => Number(/uploaded \d+ blobs \((\d+) bytes\)/.exec(r.stderr)?.[1] ?? NaN);
 
-/** Steps that ran (DONE) and that were cached (CACHED), by their label, from --progress=plain. */
-function steps(stderr: string): { ran: string[]; cached: string[] } {
-  const names = new Map<string, string>();
-  const ran: string[] = [];
-  const cached: string[] = [];
-  for (const line of stderr.split('\n')) {
-    const m = /^#(\d+) (.*)$/.exec(line);
-    if (!m) continue;
-    const [, id, rest] = m as unknown as [string, string, string];
-    if (!names.has(id)) names.set(id, rest.replace(/^\[[^\]]+\] /, ''));
-    else if (rest.startsWith('DONE') && /^(RUN|COPY|ADD|WORKDIR)/.test(names.get(id)!)) ran.push(names.get(id)!);
-    else if (rest === 'CACHED') cached.push(names.get(id)!);
-  }
-  return { ran, cached };
-}
 
 test('push: what skopeo sees is what the store has; a second push sends no blob bytes', () => {
   assert.is(skopeoDigest(`${reg.host}/base:1`), baseDigest);
