@@ -59,7 +59,7 @@ function plan(rand, files) {
   let p = 0;
   const pkgName = (i) => `pkg-${String(i).padStart(4, '0')}`;
   const addPackage = (base, name) => {
-    const dir = `${base}/${name}`;
+    const dir = base ? `${base}/${name}` : name;
     const n = 6 + Math.floor(rand() * 55);
     list.push({ path: `${dir}/package.json`, kind: 'json', name }, { path: `${dir}/README.md`, kind: 'text' },
       { path: `${dir}/LICENSE`, kind: 'text' }, { path: `${dir}/index.js`, kind: 'text' });
@@ -76,10 +76,10 @@ function plan(rand, files) {
   };
   while (list.length < files) {
     const name = pkgName(p++);
-    addPackage('node_modules', name);
+    addPackage('', name);  // paths are relative to the node_modules directory itself
     if (rand() < 0.25) {
       const k = 1 + Math.floor(rand() * 3);
-      for (let j = 0; j < k && list.length < files; j++) addPackage(`node_modules/${name}/node_modules`, `${name}-dep-${j}`);
+      for (let j = 0; j < k && list.length < files; j++) addPackage(`${name}/node_modules`, `${name}-dep-${j}`);
     }
   }
   list.length = files;
@@ -141,7 +141,7 @@ export function generateManyFiles({ files, totalMB, seed = 42, out }) {
 
 export function manyFilesDir(quick) {
   const files = quick ? 2000 : 20000;
-  return { files, totalMB: quick ? 15 : 150, dir: join(here, 'data', `many-files-${files}`) };
+  return { files, totalMB: quick ? 15 : 150, dir: join(here, 'data', `many-files-v2-${files}`) };
 }
 
 export function ensureManyFiles(quick, log = console.log) {
