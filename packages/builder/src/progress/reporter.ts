@@ -22,7 +22,8 @@ export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
 export function resolveMode(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): 'tty' | 'plain' | 'quiet' {
   if (mode !== 'auto') return mode;
   if (process.env.CI && process.env.CI !== 'false') return 'plain';
-  return stream.isTTY ? 'tty' : 'plain';
+  // A pty without a size (some CI runners, `script` without a terminal) cannot be redrawn.
+  return stream.isTTY && (stream.columns ?? 0) > 0 ? 'tty' : 'plain';
 }
 
 export function elapsed(start: number): string {

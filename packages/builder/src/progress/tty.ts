@@ -2,53 +2,87 @@ import chalk from 'chalk';
 import ora, { type Ora } from 'ora';
 import { elapsed, type Reporter, type StepHandle } from './reporter.js';
 
+interface Running {
+  id: number;
+  name: string;
+  start: number;
+  last?: string;
+}
+
 /**
- * One line per step: a spinner while it runs, then a mark, its duration and CACHED where it
- * was a hit. RUN output is shown dimmed under the running step's spinner text (last line only),
- * and kept so a failure can print the tail.
+ * One ora spinner for the whole build, whose text is every running step (stages run
+ * concurrently, and separate spinners would erase each other's lines), each with its time
+ * and its latest line of output. A finished step is printed above the spinner once, with a
+ * mark, its duration, or CACHED.
  */
 export class TtyReporter implements Reporter {
-  private spinners = new Set<Ora>();
+  private readonly spinner: Ora;
+  private readonly running = new Map<number, Running>();
   private n = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly out: NodeJS.WriteStream = process.stderr) {
+    this.spinner = ora({ stream: out, discardStdin: false, text: '' });
+  }
 
   step(name: string): StepHandle {
-    const id = ++this.n;
-    const start = performance.now();
-    const label = `${chalk.dim(`[${id}]`)} ${name}`;
-    const spinner = ora({ text: label, stream: process.stderr, discardStdin: false }).start();
-    this.spinners.add(spinner);
-    const finish = () => this.spinners.delete(spinner);
+    const r: Running = { id: ++this.n, name, start: performance.now() };
+    this.running.set(r.id, r);
+    this.refresh();
+    const finish = (symbol: string, suffix: string) => {
+      if (!this.running.delete(r.id)) return;
+      this.print(`${symbol} ${this.title(r)} ${suffix}`);
+    };
     return {
       log: (line) => {
-        spinner.text = `${label}\n    ${chalk.dim(line.slice(0, (process.stderr.columns ?? 100) - 6))}`;
+        r.last = line;
       },
-      cached: () => {
-        spinner.stopAndPersist({ symbol: chalk.blue('≡'), text: `${label} ${chalk.blue('CACHED')}` });
-        finish();
-      },
-      done: () => {
-        spinner.stopAndPersist({ symbol: chalk.green('✔'), text: `${label} ${chalk.dim(elapsed(start))}` });
-        finish();
-      },
-      fail: (message) => {
-        spinner.stopAndPersist({ symbol: chalk.red('✘'), text: `${label} ${chalk.red(message)}` });
-        finish();
-      },
+      cached: () => finish(chalk.blue('≡'), chalk.blue('CACHED')),
+      done: () => finish(chalk.green('✔'), chalk.dim(elapsed(r.start))),
+      fail: (message) => finish(chalk.red('✘'), chalk.red(this.fit(message, 20))),
     };
   }
+
   info(message: string): void {
-    this.withPaused(() => process.stderr.write(`${message}\n`));
+    this.print(message);
   }
+
   warn(message: string): void {
-    this.withPaused(() => process.stderr.write(`${chalk.yellow('WARNING:')} ${message}\n`));
+    this.print(`${chalk.yellow('WARNING:')} ${message}`);
   }
+
   close(): void {
-    for (const s of this.spinners) s.stop();
-    this.spinners.clear();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.spinner.stop();
   }
-  private withPaused(fn: () => void) {
-    for (const s of this.spinners) s.clear();
-    fn();
-    for (const s of this.spinners) s.render();
+
+  private title(r: Running): string {
+    return `${chalk.dim(`[${r.id}]`)} ${this.fit(r.name, 16)}`;
+  }
+
+  /** Cuts plain text to the terminal's width (less room for what follows), so lines never wrap. */
+  private fit(text: string, reserve: number): string {
+    const width = Math.max(20, (this.out.columns || 80) - reserve);
+    return text.length > width ? text.slice(0, width - 1) + '…' : text;
+  }
+
+  private print(line: string): void {
+    this.spinner.clear();
+    this.out.write(line + '\n');
+    this.refresh();
+  }
+
+  private refresh(): void {
+    if (this.running.size === 0) {
+      this.close();
+      return;
+    }
+    this.spinner.text = [...this.running.values()]
+      .map((r) => `${this.title(r)} ${chalk.dim(elapsed(r.start))}` + (r.last ? `\n    ${chalk.dim(this.fit(r.last, 8))}` : ''))
+      .join('\n');
+    if (!this.spinner.isSpinning) this.spinner.start();
+    else this.spinner.render();
+    this.timer ??= setInterval(() => this.refresh(), 200).unref();
   }
 }
