@@ -28,7 +28,7 @@ export async function imagesCommand(argv: string[]): Promise<number> {
     for (const r of rows) process.stdout.write(`${short(r.id)}\n`);
     return 0;
   }
-  const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.repository, r.tag, short(r.id), r.created ?? '', humanSize(r.size)])];
+  const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.repository, r.tag, short(r.id), ago(r.created), humanSize(r.size)])];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd() + '\n');
   return 0;
@@ -74,10 +74,13 @@ export async function rmiCommand(argv: string[]): Promise<number> {
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'all', short: 'a', kind: 'bool' }, { name: 'force', short: 'f', kind: 'bool' }]);
+  const p = parseArgs(argv, [rootFlag, { name: 'all', short: 'a', kind: 'bool' }, { name: 'force', short: 'f', kind: 'bool' }, { name: 'grace', kind: 'string' }]);
+  const grace = str(p, 'grace');
+  const gracePeriodMs = grace === undefined ? undefined : parseDuration(grace, '--grace');
   const store = await openStore(str(p, 'root'));
-  const report = await store.prune();
-  process.stdout.write(JSON.stringify(report) + '\n');
+  // --all also drops the build cache (docker builder prune -a); by default the cache keeps its layers.
+  const r = await store.prune({ gracePeriodMs, allCache: bool(p, 'all') });
+  process.stdout.write(`Deleted ${r.blobs} blobs, ${r.snapshots} snapshots, ${r.cacheRecords} cache records, ${r.temp} leftover temp entries\nTotal reclaimed space: ${humanSize(r.bytes)}\n`);
   return 0;
 }
 
@@ -106,6 +109,28 @@ export async function loadCommand(argv: string[]): Promise<number> {
     for (const name of names) process.stdout.write(`Loaded image: ${name}\n`);
   }
   return 0;
+}
+
+/** 0, 90s, 15m, 2h: how long unreferenced data is kept before prune may take it. */
+function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`${flag}: "${text}" is not a duration (e.g. 0, 30s, 15m, 2h)`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+
+/** "3 minutes ago", as docker shows it; a reproducible build's epoch date stays a date. */
+export function ago(created: string | undefined): string {
+  const t = created ? Date.parse(created) : NaN;
+  if (Number.isNaN(t)) return '';
+  const s = Math.max(0, (Date.now() - t) / 1000);
+  const units: [number, string][] = [[31536000, 'year'], [2592000, 'month'], [604800, 'week'], [86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  for (const [size, name] of units) {
+    if (s >= size) {
+      const n = Math.floor(s / size);
+      return `${n} ${name}${n === 1 ? '' : 's'} ago`;
+    }
+  }
+  return 'less than a second ago';
 }
 
 export function humanSize(n: number): string {

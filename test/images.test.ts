@@ -1,0 +1,58 @@
+// The image commands through the CLI: images, tag, inspect by id, rmi, prune (which keeps what
+// tags and the build cache reach, and with --all drops the cache too), save and load.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+
+const root = storeWithBase();
+const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo data > /data\n` });
+const blobs = () => readdirSync(join(root, 'blobs', 'sha256')).length;
+
+test('images lists tags; tag adds one; inspect works by short id', () => {
+  ok(tsbuild(['build', '-t', 'img:1', ctx], { root }));
+  ok(tsbuild(['tag', 'img:1', 'localhost:5000/team/img:2'], { root }));
+  const list = ok(tsbuild(['images'], { root })).stdout;
+  assert.match(list, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE$/m);
+  assert.match(list, /^img\s+1\s+[0-9a-f]{12}\s/m);
+  assert.match(list, /^localhost:5000\/team\/img\s+2\s/m);
+  const id = /^img\s+1\s+([0-9a-f]{12})/m.exec(list)![1]!;
+  assert.is(JSON.parse(ok(tsbuild(['inspect', id], { root })).stdout).Id.slice(7, 19), id);
+});
+
+test('rmi removes tags only; prune keeps what the build cache reaches', () => {
+  ok(tsbuild(['rmi', 'img:1', 'localhost:5000/team/img:2'], { root }));
+  assert.is(tsbuild(['inspect', 'img:1'], { root }).code, 1);
+  const before = blobs();
+  ok(tsbuild(['prune', '--grace', '0'], { root }));
+  const after = blobs();
+  assert.ok(after < before, 'the untagged manifest and config go');
+  // The RUN layer is still in the cache: a rebuild runs nothing.
+  assert.match(ok(tsbuild(['build', '--progress=plain', ctx], { root })).stderr, /CACHED/);
+});
+
+test('prune --all drops the build cache and what only it reached; tagged images stay', () => {
+  ok(tsbuild(['prune', '--all', '--grace', '0'], { root }));
+  assert.is(ok(tsbuild(['inspect', Base], { root })).code, 0);
+  assert.not.match(ok(tsbuild(['build', '--progress=plain', ctx], { root })).stderr, /CACHED/);
+});
+
+test('save and load round trip into a fresh store', () => {
+  ok(tsbuild(['build', '-t', 'img:3', ctx], { root }));
+  const file = join(tempDir('save'), 'img.tar');
+  ok(tsbuild(['save', '-o', file, 'img:3'], { root }));
+  const other = tempDir('store2');
+  assert.match(ok(tsbuild(['load', '-i', file], { root: other })).stdout, /Loaded image: .*img:3/);
+  assert.is(JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root: other })).stdout).Id, JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root })).stdout).Id);
+  cleanup(other);
+});
+
+test('bad usage exits 2', () => {
+  assert.is(tsbuild(['tag', 'only-one'], { root }).code, 2);
+  assert.is(tsbuild(['prune', '--grace', 'soon'], { root }).code, 2);
+  assert.is(tsbuild(['save', Base], { root }).code, 2);
+});
+
+test.after(() => cleanup(root, ctx));
+test.run();
