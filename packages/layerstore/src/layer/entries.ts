@@ -110,3 +110,23 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
 
   yield* walk('');
 }
+
+/**
+ * A regular-file entry whose content is read from `host`, the same way a directory walk reads
+ * it: for callers that already know every entry's metadata (a COPY that placed the files
+ * itself) and so need no lstat or xattr call per file.
+ */
+export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname'>, host: string, size: number): Entry {
+  return { ...meta, type: 'file', size, open: () => Readable.from(readChunks(host, size), { objectMode: false }), [SYNC_CONTENT]: () => readChunks(host, size) } as Entry;
+}
+
+/** The order entriesFromDirectory emits: depth first, siblings by the bytes of their names. */
+export function compareEntryPaths(a: string, b: string): number {
+  const pa = a.split('/');
+  const pb = b.split('/');
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const c = Buffer.compare(Buffer.from(pa[i]!), Buffer.from(pb[i]!));
+    if (c !== 0) return c;
+  }
+  return pa.length - pb.length;
+}

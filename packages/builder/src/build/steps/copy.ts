@@ -10,7 +10,9 @@ import type { Exec, StepContext } from '../solver.js';
 import { resolveChown } from '../../fs/users.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
-import { Staging } from './staging.js';
+import { Staging, seconds } from './staging.js';
+import { BulkCopy } from './bulkcopy.js';
+import { fileEntry } from '@tsbuild/layerstore';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { archiveKind, extractArchive } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
@@ -68,11 +70,13 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
 
   return async () => {
     const dir = await scratchDir(ctx, 'copy-');
+    let copying: Promise<void> = Promise.resolve();
     try {
       const view = await ctx.fs.view(ctx.state.layers);
       const owner = step.chown ? await resolveChown(view, step.chown).catch((e) => { throw new BuildError(`${where(step)}: ${(e as Error).message}`); }) : undefined;
       const mtime = ctx.opts.sourceDateEpoch !== undefined ? new Date(ctx.opts.sourceDateEpoch * 1000) : new Date();
       const staging = new Staging(dir.path, view, mtime);
+      const bulk = new BulkCopy();
       const newDirs = { uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 };
       const destCanonical = await view.resolve(step.dest, true);
       const destExistsAsDir = (await view.lstatCanonical(destCanonical))?.stat.isDirectory() ?? false;
@@ -85,6 +89,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
           if (kind) {
             await staging.mkdirs(destCanonical, newDirs);
             await extractArchive(top.host, kind, staging.host(destCanonical), step);
+            staging.unlisted = true;
             continue;
           }
         }
@@ -97,7 +102,9 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
           target = destCanonical;
         }
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
-        await place(staging, item, target, owner, mode);
+        // A context directory copied as it is goes through cp; the layer reads the context.
+        const viaCp = !step.from && item.isDir && !owner && mode === undefined;
+        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined);
       }
       for (const inline of step.inline) {
         const target = intoDir ? posix.join(destCanonical, inline.name) : destCanonical;
@@ -107,10 +114,18 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         await fsp.chown(host, owner?.uid ?? 0, owner?.gid ?? 0);
         await fsp.chmod(host, mode ?? 0o644);
         await fsp.utimes(host, mtime, mtime);
+        staging.add(fileEntry({ path: target, mode: mode ?? 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: seconds(mtime) }, host, Buffer.byteLength(inline.content)));
       }
-      await staging.finish();
-      return await commitDiff(ctx, dir.path, false);
+      // The layer is written from the entries (context files) while cp fills the staging dir;
+      // directory times are set once cp is done, and only then does the dir become the snapshot.
+      copying = bulk.run();
+      copying.catch(() => {});
+      return await commitDiff(ctx, dir.path, false, staging.entries(), async () => {
+        await copying;
+        await staging.finish();
+      });
     } finally {
+      await copying.catch(() => {});
       await dir.cleanup();
       for (const c of cleanups) await c().catch(() => {});
     }
@@ -123,7 +138,7 @@ async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean
 }
 
 /** Writes an item's files at `target` in the staging dir. */
-async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
+async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined, bulk?: BulkCopy): Promise<void> {
   for (const f of item.files) {
     if (item.isDir && f.rel === '') {
       // The directory itself: its contents land in target, which mkdirs made; keep the
@@ -131,7 +146,13 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
       continue;
     }
     const dest = f.rel === '' ? target : posix.join(target, f.rel);
-    await writeFile(staging, f, staging.host(dest), owner, mode);
+    if (bulk && f.kind !== 'dir') {
+      bulk.add(item.files[0]!.host, staging.host(target), f.rel);
+      const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
+      staging.add(f.kind === 'symlink' ? { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 } : fileEntry(meta, f.host, f.size));
+      continue;
+    }
+    await writeFile(staging, f, dest, owner, mode);
   }
 }
 
@@ -139,9 +160,10 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
  * Writes one file of a source into the staging dir. Synchronous on purpose: for a tree of
  * 20,000 small files, four awaited syscalls per file cost more than the copying itself.
  */
-async function writeFile(staging: Staging, f: SourceFile, host: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
+async function writeFile(staging: Staging, f: SourceFile, path: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
   const uid = owner?.uid ?? f.uid;
   const gid = owner?.gid ?? f.gid;
+  const host = staging.host(path);
   // A later source may replace what an earlier one put here (never followed: rm, not open).
   if (existsQuiet(host)) rmSync(host, { recursive: true, force: true });
   switch (f.kind) {
@@ -149,18 +171,20 @@ async function writeFile(staging: Staging, f: SourceFile, host: string, owner: {
       mkdirSync(host, { recursive: true });
       chownSync(host, uid, gid);
       chmodSync(host, mode ?? f.mode);
-      staging.recordDirTime(host, f.mtime);
+      staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime);
       return;
     case 'symlink':
       symlinkSync(f.linkname!, host);
       lchownSync(host, uid, gid);
       lutimesSync(host, f.mtime, f.mtime);
+      staging.add({ path, type: 'symlink', linkname: f.linkname!, mode: 0o777, uid, gid, mtime: seconds(f.mtime) });
       return;
     case 'file':
       copyFileSync(f.host, host, constants.COPYFILE_FICLONE);
       chownSync(host, uid, gid);
       chmodSync(host, mode ?? f.mode);
       utimesSync(host, f.mtime, f.mtime);
+      staging.add(fileEntry({ path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) }, host, f.size));
       return;
   }
 }

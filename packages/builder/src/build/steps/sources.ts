@@ -54,7 +54,9 @@ export async function fromContext(ctx: StepContext, source: string, step: Locate
     const isDir = m.info.type === 'dir';
     const files: SourceFile[] = [await contextFile(ctx, '', m.abs, m.rel, m.info)];
     if (isDir) {
-      for (const e of await context.walk(m.rel)) {
+      const below = await context.walk(m.rel);
+      await context.stats.hashAll(below);
+      for (const e of below) {
         const rel = m.rel === '' ? e.rel : e.rel.slice(m.rel.length + 1);
         if (skip(rel) || e.info.type === 'other') continue;
         files.push(await contextFile(ctx, rel, e.abs, e.rel, e.info));

@@ -3,6 +3,7 @@
 // that they get when created) because in an overlay stack the top copy of a directory wins.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { compareEntryPaths, type Entry } from '@tsbuild/layerstore';
 import type { RootView } from '../../fs/rootview.js';
 
 export interface NewDirOwner {
@@ -14,6 +15,13 @@ export interface NewDirOwner {
 export class Staging {
   /** Directories whose times must be set after their children are written. */
   private dirTimes: [string, Date][] = [];
+  /**
+   * What was placed, by path below the staging root: the layer is written from this list, so
+   * the staging dir need not be walked again (an lstat and an xattr call per file).
+   */
+  private readonly placed = new Map<string, Entry>();
+  /** Set when something landed that the list does not describe (an unpacked archive). */
+  unlisted = false;
 
   constructor(
     readonly dir: string,
@@ -48,13 +56,13 @@ export class Staging {
       if (below && below.stat.isDirectory()) {
         await fsp.chown(host, below.stat.uid, below.stat.gid);
         await fsp.chmod(host, below.stat.mode & 0o7777);
-        this.dirTimes.push([host, below.stat.mtime]);
+        this.recordDir(p, { mode: below.stat.mode & 0o7777, uid: below.stat.uid, gid: below.stat.gid }, below.stat.mtime);
       } else {
         if (below && i < parts.length) throw new Error(`cannot copy to ${path}: ${p} is not a directory in the image`);
         existed = false;
         await fsp.chown(host, owner.uid, owner.gid);
         await fsp.chmod(host, owner.mode ?? 0o755);
-        this.dirTimes.push([host, this.mtime]);
+        this.recordDir(p, { mode: owner.mode ?? 0o755, uid: owner.uid, gid: owner.gid }, this.mtime);
       }
     }
     return existed;
@@ -66,7 +74,26 @@ export class Staging {
     this.dirTimes = [];
   }
 
-  recordDirTime(host: string, t: Date): void {
-    this.dirTimes.push([host, t]);
+  /** A directory placed at `path` (absolute in the image): its times are set last. */
+  recordDir(path: string, meta: { mode: number; uid: number; gid: number }, mtime: Date): void {
+    this.dirTimes.push([this.host(path), mtime]);
+    this.add({ path, type: 'directory', ...meta, mtime: seconds(mtime) });
   }
+
+  /** Records an entry (path absolute in the image); replacing a path drops what was below it. */
+  add(entry: Entry): void {
+    const key = entry.path.replace(/^\/+/, '');
+    if (this.placed.has(key)) for (const k of [...this.placed.keys()]) if (k.startsWith(key + '/')) this.placed.delete(k);
+    this.placed.set(key, { ...entry, path: key });
+  }
+
+  /** The placed entries in the order a directory walk would give, or undefined if unknown. */
+  entries(): Entry[] | undefined {
+    if (this.unlisted) return undefined;
+    return [...this.placed.values()].sort((a, b) => compareEntryPaths(a.path, b.path));
+  }
+}
+
+export function seconds(d: Date): number {
+  return Math.floor(d.getTime() / 1000);
 }
