@@ -9,6 +9,7 @@ import { BuildError } from './errors.js';
 import { Solver } from './solver.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
+import { trace } from './trace.js';
 
 export interface BuildRequest {
   store: Store;
@@ -45,6 +46,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   // List the context while the Dockerfile is parsed and base images are resolved.
   const contextPromise = BuildContext.open(req.contextDir, req.dockerfileIsFile ? req.dockerfilePath : undefined, join(req.store.root, 'builder', 'statcache'));
   contextPromise.then((c) => c.prefetch(), () => {});
+  trace('build start');
   let df;
   try {
     df = parse(req.dockerfileText, { file: req.dockerfilePath });
@@ -70,6 +72,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     bases.set(ref, image);
   }
 
+  trace('base images resolved');
   let graph;
   try {
     graph = buildGraph(df, { ...gopts, baseConfig: (ref) => bases.get(ref)?.config.config ?? undefined });
@@ -79,7 +82,9 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   }
   for (const w of graph.warnings) req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
 
+  trace('graph built');
   const context = await contextPromise;
+  trace('context opened');
   const solver = new Solver({
     store: req.store,
     graph,
@@ -97,8 +102,10 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   });
   try {
     const state = await solver.solve();
+    trace('stages solved');
     const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
+    trace('image written and tagged');
     // The stages whose layers make up the image: the target and the chain of stages it is FROM.
     const inImage = new Set<number>();
     for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index); ) {

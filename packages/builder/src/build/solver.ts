@@ -13,6 +13,7 @@ import { runStep } from './steps/run.js';
 import { copyStep } from './steps/copy.js';
 import { workdirStep } from './steps/workdir.js';
 import { Filesystems } from './filesystems.js';
+import { trace } from './trace.js';
 
 export interface SolveOptions {
   store: Store;
@@ -144,6 +145,7 @@ export class Solver {
       const kb = new KeyBuilder().addDigest(`parent:${state.keyLabel}`, state.key.replace(/^sha256:/, ''));
       const exec = await this.prepare(step, next, kb);
       const key = kb.key();
+      trace(`${label}: key computed`);
       // For --explain: a small pointer from "this step of this Dockerfile" to the key it had last
       // time, and each key's inputs stored apart (for a COPY of a large tree they are big), so
       // that a cache hit reads only small records and a miss can say what changed.

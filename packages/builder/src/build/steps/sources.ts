@@ -52,14 +52,15 @@ export async function fromContext(ctx: StepContext, source: string, step: Locate
   for (const m of matches) {
     if (skip(posix.basename(m.rel))) continue;
     const isDir = m.info.type === 'dir';
-    const files: SourceFile[] = [await contextFile(ctx, '', m.abs, m.rel, m.info)];
+    if (m.info.type === 'file') await context.stats.hashAll([m]);
+    const files: SourceFile[] = [contextFile(ctx, '', m.abs, m.rel, m.info)];
     if (isDir) {
       const below = await context.walk(m.rel);
       await context.stats.hashAll(below);
       for (const e of below) {
         const rel = m.rel === '' ? e.rel : e.rel.slice(m.rel.length + 1);
         if (skip(rel) || e.info.type === 'other') continue;
-        files.push(await contextFile(ctx, rel, e.abs, e.rel, e.info));
+        files.push(contextFile(ctx, rel, e.abs, e.rel, e.info));
       }
     }
     items.push({ path: m.rel, isDir, files });
@@ -68,11 +69,15 @@ export async function fromContext(ctx: StepContext, source: string, step: Locate
   return items;
 }
 
-async function contextFile(ctx: StepContext, rel: string, abs: string, ctxRel: string, st: FileInfo): Promise<SourceFile> {
+/** Synchronous: every file was hashed (or found in the stat cache) by hashAll before. */
+function contextFile(ctx: StepContext, rel: string, abs: string, ctxRel: string, st: FileInfo): SourceFile {
   const kind = st.type === 'dir' ? 'dir' : st.type === 'symlink' ? 'symlink' : 'file';
   const f: SourceFile = { rel, kind, host: abs, mode: st.mode, uid: 0, gid: 0, mtime: new Date(Number(st.mtime) * 1000), size: st.size };
   if (kind === 'symlink') f.linkname = readlinkSync(abs);
-  if (kind === 'file') f.hash = ctx.opts.context.stats.cached(ctxRel, st) ?? (await ctx.opts.context.stats.hash(ctxRel, abs, st));
+  if (kind === 'file') {
+    f.hash = ctx.opts.context.stats.cached(ctxRel, st);
+    if (f.hash === undefined) throw new BuildError(`${ctxRel} changed while the build was reading the context`);
+  }
   return f;
 }
 
