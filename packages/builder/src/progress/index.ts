@@ -7,8 +7,8 @@ export type { Reporter, StepHandle, ProgressMode } from './reporter.js';
 export async function createReporter(mode: ProgressMode): Promise<Reporter> {
   switch (resolveMode(mode)) {
     case 'tty': {
-      const { TtyReporter } = await import('./tty.js');
-      return new TtyReporter();
+      const [{ TtyReporter }, { default: ora }] = await Promise.all([import('./tty.js'), import('ora')]);
+      return new TtyReporter(ora);
     }
     case 'quiet':
       return new QuietReporter();

@@ -1,5 +1,5 @@
 import chalk from 'chalk';
-import ora, { type Ora } from 'ora';
+import type { Ora, default as OraFactory } from 'ora';
 import { elapsed, type Reporter, type StepHandle } from './reporter.js';
 
 interface Running {
@@ -21,7 +21,8 @@ export class TtyReporter implements Reporter {
   private n = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stderr) {
+  /** `ora` is passed in (imported on demand) so that non-terminal runs never load it. */
+  constructor(ora: typeof OraFactory, private readonly out: NodeJS.WriteStream = process.stderr) {
     this.spinner = ora({ stream: out, discardStdin: false, text: '' });
   }
 
