@@ -1,6 +1,7 @@
 // The `tsbuild` command: dispatch, and the one place errors become messages and exit codes.
 import chalk from 'chalk';
 import { UsageError } from './args.js';
+import { commandHelp } from './help.js';
 import { BuildError } from '../build/errors.js';
 import { buildCommand } from './commands/build.js';
 import { parseCommand } from './commands/parse.js';
@@ -88,8 +89,8 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(usage);
+    if (rest.includes('--help') || (rest.includes('-h') && name !== 'run' && name !== 'exec')) {
+      process.stdout.write(command ? commandHelp(name) ?? usage : commandHelp('build')!);
       return 0;
     }
     const code = await (command ?? buildCommand)(rest, controller.signal);
