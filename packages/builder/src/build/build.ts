@@ -25,6 +25,7 @@ export interface BuildRequest {
   network: 'default' | 'none' | 'host';
   secrets: Map<string, { file?: string; env?: string }>;
   sourceDateEpoch?: number;
+  compression?: 'gzip' | 'zstd' | 'none';
   reporter: Reporter;
   signal: AbortSignal;
   /** Finds a base image that is not in the store (a registry pull); undefined when none is found. */
@@ -95,6 +96,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     network: req.network,
     secrets: req.secrets,
     sourceDateEpoch: req.sourceDateEpoch,
+    compression: req.compression ?? 'gzip',
     platform,
     identity: createHash('sha256').update(`${resolve(req.contextDir)}\0${resolve(req.dockerfilePath)}`).digest('hex'),
     signal: req.signal,

@@ -26,6 +26,8 @@ export interface SolveOptions {
   network: 'default' | 'none' | 'host';
   secrets: Map<string, { file?: string; env?: string }>;
   sourceDateEpoch?: number;
+  /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
+  compression: 'gzip' | 'zstd' | 'none';
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;

@@ -13,6 +13,7 @@ Build an image from a Dockerfile and the build context at PATH.
       --secret id=ID,src=FILE     a secret for RUN --mount=type=secret (or id=ID,env=VAR)
       --progress auto|tty|plain|quiet
   -o, --output type=oci|oci-archive|docker|local,dest=PATH
+      --compression gzip|zstd|none how new layers are stored (default gzip)
       --iidfile FILE              write the image ID
       --explain                   after the build: hit or miss per step, and why
       --push                      push every -t tag

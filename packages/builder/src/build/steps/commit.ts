@@ -12,7 +12,7 @@ export async function commitDiff(ctx: StepContext, dir: string, overlay: boolean
     return null;
   }
   const { store, sourceDateEpoch } = ctx.opts;
-  const layer = await writeLayer(store.blobs, entries ?? dir, { overlay, compression: 'gzip', sourceDateEpoch });
+  const layer = await writeLayer(store.blobs, entries ?? dir, { overlay, compression: ctx.opts.compression, sourceDateEpoch });
   await settle?.();
   const id = chainID([...ctx.state.layers.map((l) => l.diffID), layer.diffID]);
   await store.snapshots.adopt(id, dir);

@@ -31,6 +31,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'root', kind: 'string' },
   { name: 'quiet', short: 'q', kind: 'bool' },
   { name: 'insecure-registry', kind: 'list' },
+  { name: 'compression', kind: 'string' },
 ];
 
 export async function buildCommand(argv: string[], signal: AbortSignal): Promise<number> {
@@ -61,6 +62,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   if (!['default', 'none', 'host'].includes(network)) throw new UsageError(`--network: "${network}" is not one of default, none, host`);
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
   if (!['auto', 'tty', 'plain', 'quiet'].includes(progress)) throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
+  const compression = str(p, 'compression') ?? 'gzip';
+  if (!['gzip', 'zstd', 'none'].includes(compression)) throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
   const platform = str(p, 'platform');
   if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64') throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
   const outputs: Output[] = list(p, 'output').map((o) => parseOutput(o));
@@ -120,6 +123,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       network: network as 'default' | 'none' | 'host',
       secrets,
       sourceDateEpoch,
+      compression: compression as 'gzip' | 'zstd' | 'none',
       reporter,
       signal,
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
