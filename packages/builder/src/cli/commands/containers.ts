@@ -7,7 +7,7 @@ import type { Store } from '@tsbuild/layerstore';
 import { UsageError, bool, list, parseArgs, str, type FlagSpec } from '../args.js';
 import { openStore } from '../root.js';
 import { inspectCommand } from './images.js';
-import { withSignalsForwarded } from './run.js';
+import { exitStatus, ownError, withSignalsForwarded } from './run.js';
 import { RootView } from '../../fs/rootview.js';
 import { Filesystems, isOpaque } from '../../build/filesystems.js';
 import { resolveUser } from '../../fs/users.js';
@@ -151,8 +151,7 @@ export async function startCommand(argv: string[]): Promise<number> {
       const exit = await withSignalsForwarded(() => pid, () => runContainer(store, d.Id, {
         stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', newSession: !d.Config.tty, onStart: (x) => { pid = x; },
       }));
-      if (exit.startError) process.stderr.write(`tsbuild: ${exit.startError}\n`);
-      return exit.code;
+      return exitStatus(exit);
     });
   }
   return forEach(store, p.positionals, async (d) => {
@@ -275,12 +274,9 @@ export async function execCommand(argv: string[]): Promise<number> {
       newSession: !tty,
       onStart: (x) => { pid = x; },
     }));
-    if (exit.startError) process.stderr.write(`tsbuild: ${exit.startError}\n`);
-    return exit.code;
+    return exitStatus(exit);
   } catch (e) {
-    if (e instanceof UsageError) throw e;
-    process.stderr.write(`tsbuild: ${(e as Error).message}\n`);
-    return 125;
+    return ownError(e);
   }
 }
 

@@ -68,6 +68,20 @@ const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2
  * While a container runs in the foreground, this process's signals go to it (docker's sig-proxy)
  * instead of aborting tsbuild; `pid()` is the container's init, which passes them on.
  */
+/** The container's exit status is ours; a command that could not start says why first. */
+export function exitStatus(exit: { code: number; startError?: string }): number {
+  if (exit.startError) process.stderr.write(`tsbuild: ${exit.startError}\n`);
+  return exit.code;
+}
+
+/** tsbuild's own failure around a container: docker's 125 (usage errors keep their 2). */
+export function ownError(e: unknown): number {
+  if (e instanceof UsageError) throw e;
+  process.stderr.write(`tsbuild: ${(e as Error).message}\n`);
+  if (process.env.TSBUILD_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+  return 125;
+}
+
 export async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => Promise<T>): Promise<T> {
   const saved = new Map(forwarded.map((s) => [s, process.listeners(s)]));
   for (const s of forwarded) process.removeAllListeners(s);
@@ -135,12 +149,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       newSession: !tty,
       onStart: (x) => { pid = x; },
     }));
-    if (exit.startError) process.stderr.write(`tsbuild: ${exit.startError}\n`);
-    return exit.code;
+    return exitStatus(exit);
   } catch (e) {
-    if (e instanceof UsageError) throw e;
-    process.stderr.write(`tsbuild: ${(e as Error).message}\n`);
-    if (process.env.TSBUILD_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-    return 125;
+    return ownError(e);
   }
 }
