@@ -72,6 +72,24 @@ test('a changed ENV re-runs the RUN steps after it and --explain says which', ()
   cleanup(c);
 });
 
+test('--explain names the npm package of a changed file under node_modules (from the lockfile)', () => {
+  const lock = { name: 'app', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'app', version: '1.0.0', dependencies: { 'left-pad': '1.3.0' } }, 'node_modules/left-pad': { version: '1.3.0', license: 'WTFPL' }, 'node_modules/@scope/util': { version: '2.1.0' } } };
+  const app = context({
+    Dockerfile: `FROM ${Base}\nCOPY . /app/\n`,
+    'package.json': JSON.stringify({ name: 'app', version: '1.0.0', dependencies: { 'left-pad': '1.3.0' } }),
+    'package-lock.json': JSON.stringify(lock),
+    'node_modules/left-pad/index.js': 'module.exports = 1;\n',
+    'node_modules/@scope/util/lib/u.js': 'u\n',
+  });
+  ok(tsbuild(['build', '--progress=plain', app], { root }));
+  writeFileSync(join(app, 'node_modules', 'left-pad', 'index.js'), 'module.exports = 2;\n');
+  const r = ok(tsbuild(['build', '--progress=plain', '--explain', app], { root }));
+  assert.match(r.stderr, /miss: file node_modules\/left-pad\/index\.js changed \(npm package left-pad@1\.3\.0, needed by app\)/);
+  writeFileSync(join(app, 'node_modules', '@scope', 'util', 'lib', 'u.js'), 'v\n');
+  assert.match(ok(tsbuild(['build', '--progress=plain', '--explain', app], { root })).stderr, /\(npm package @scope\/util@2\.1\.0/);
+  cleanup(app);
+});
+
 test('--no-cache runs every step again', () => {
   const r = build('--no-cache');
   assert.is(steps(r.stderr).ran.length, 6);

@@ -1,8 +1,10 @@
 // --explain: after the build, one line per step: hit, miss and why, or metadata.
 import chalk, { Chalk } from 'chalk';
 import type { ExplainRow } from '../build/state.js';
+import { NpmTrees } from './npm.js';
 
-export function printExplain(rows: ExplainRow[], color: boolean): void {
+export async function printExplain(rows: ExplainRow[], color: boolean, contextDir: string): Promise<void> {
+  const npm = new NpmTrees(contextDir);
   const c = color ? chalk : new Chalk({ level: 0 });
   const out: string[] = ['', 'Cache report:'];
   for (const r of rows) {
@@ -11,9 +13,13 @@ export function printExplain(rows: ExplainRow[], color: boolean): void {
       case 'hit':
         status = c.blue('hit');
         break;
-      case 'miss':
+      case 'miss': {
         status = `${c.yellow('miss')}: ${r.reason}`;
+        const file = /^file (.+) (?:changed|is new|was removed)$/.exec(r.reason ?? '')?.[1];
+        const pkg = file ? await npm.lookup(file) : undefined;
+        if (pkg) status += c.dim(` (npm package ${pkg.name}@${pkg.version}${pkg.dependents.length ? `, needed by ${pkg.dependents.join(', ')}` : ''})`);
         break;
+      }
       case 'no-cache':
         status = `${c.yellow('miss')}: --no-cache`;
         break;

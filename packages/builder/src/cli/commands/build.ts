@@ -143,7 +143,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
     if (iid) writeFileSync(iid, id);
-    if (bool(p, 'explain')) printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI);
+    if (bool(p, 'explain')) await printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
     if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
