@@ -1,9 +1,10 @@
-// Ctrl-C during a RUN: the sandbox is killed, its mounts are gone, nothing half-written is
-// visible, the exit status is 130 and the next build of the same store works.
+// Interruptions and concurrency through the CLI: Ctrl-C during a RUN (sandbox killed, mounts
+// gone, exit 130); two builds on one store at once; SIGKILL at many points of a build, after
+// which the next build, images and prune all work.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { Base, cleanup, context, ok, storeWithBase, tsbuild, tsbuildAsync } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tsbuild, tsbuildAsync, tsbuildP } from './helpers/cli.js';
 
 const root = storeWithBase();
 
@@ -25,6 +26,39 @@ test('SIGINT stops the build cleanly', async () => {
   const ok2 = context({ Dockerfile: `FROM ${Base}\nRUN echo fine > /f\n` });
   ok(tsbuild(['build', '-t', 'after:1', ok2], { root }));
   cleanup(ctx, ok2);
+});
+
+test('two builds at once on one store both succeed and both tags are there', async () => {
+  const a = context({ Dockerfile: `FROM ${Base}\nRUN echo a > /a && sleep 0.3\nCOPY Dockerfile /df\n` });
+  const b = context({ Dockerfile: `FROM ${Base}\nRUN echo b > /b && sleep 0.3\nCOPY Dockerfile /df\n` });
+  const [ra, rb] = await Promise.all([tsbuildP(['build', '-t', 'conc:a', a], { root }), tsbuildP(['build', '-t', 'conc:b', b], { root })]);
+  assert.is(ra.code, 0, ra.stderr);
+  assert.is(rb.code, 0, rb.stderr);
+  const list = ok(tsbuild(['images'], { root })).stdout;
+  assert.match(list, /^conc\s+a\s/m);
+  assert.match(list, /^conc\s+b\s/m);
+  cleanup(a, b);
+});
+
+test('SIGKILL at random points of a build leaves a store the next build uses', async () => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN head -c 3000000 /dev/urandom > /r && echo done\nCOPY Dockerfile /df\nRUN cat /df > /copy\n`, 'pad.txt': 'x'.repeat(100000) });
+  // A deterministic spread of kill points over the build's life (startup, RUN, layer write, COPY, tag).
+  for (const delay of [80, 200, 350, 500, 700, 900, 1200, 1600]) {
+    const child = tsbuildAsync(['build', '--no-cache', '-t', 'killed:1', ctx], { root });
+    child.stdout!.resume();
+    child.stderr!.resume();
+    const closed = new Promise((r) => child.on('close', r));
+    await new Promise((r) => setTimeout(r, delay));
+    child.kill('SIGKILL'); // a no-op if the build already ended
+    await closed;
+  }
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  assert.not.ok(mounts.includes(root), 'no mount of the store is left');
+  ok(tsbuild(['build', '-t', 'after-kill:1', ctx], { root }));
+  ok(tsbuild(['images'], { root }));
+  ok(tsbuild(['prune', '--grace', '0'], { root }));
+  ok(tsbuild(['build', '-t', 'after-prune:1', ctx], { root }));
+  cleanup(ctx);
 });
 
 test.after(() => cleanup(root));
