@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'packages/layerstore/dist');
 const remote = await import(path.join(dist, 'src/remote/index.js'));
-const { startRegistry } = await import(path.join(dist, 'test/helpers/registry.js'));
+const { startRegistry } = await import(path.join(root, 'packages/testkit/dist/src/registry.js'));
 const { makeImage, newBlobStore, skopeo } = await import(path.join(dist, 'test/helpers/registry-image.js'));
 
 const arg = (name, def) => {
