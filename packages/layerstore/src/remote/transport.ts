@@ -1,13 +1,24 @@
 // One HTTP exchange over node:http/https with keep-alive agents, and the retry policy
 // around it. Higher layers (client.ts) add authentication and redirects.
-import http from 'node:http';
-import https from 'node:https';
+import type * as Http from 'node:http';
+import type * as Https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { RegistryError, redactURL } from './errors.js';
 
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
+// node:http and node:https (with tls, net, dns) are loaded on the first request: most tsbuild
+// commands never talk to a registry, and loading them was a tenth of a cached rebuild's start.
+const requireBuiltin = createRequire(import.meta.url);
+let libs: { http: typeof Http; https: typeof Https; httpAgent: Http.Agent; httpsAgent: Https.Agent } | undefined;
+function net() {
+  if (!libs) {
+    const http = requireBuiltin('node:http') as typeof Http;
+    const https = requireBuiltin('node:https') as typeof Https;
+    libs = { http, https, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16 }) };
+  }
+  return libs;
+}
 
 export interface HttpResponse {
   status: number;
@@ -44,6 +55,7 @@ export function baseURL(host: string, insecure: readonly string[] = []): URL {
 export function send(req: RawRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const { url } = req;
+    const { http, https, httpAgent, httpsAgent } = net();
     const lib = url.protocol === 'https:' ? https : http;
     const headers: Record<string, string> = { 'user-agent': 'tsbuild', ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
