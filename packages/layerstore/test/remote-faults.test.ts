@@ -3,12 +3,11 @@
 // stay bounded.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
 import * as remote from '../src/remote/index.js';
 import type { Digest } from '../src/types.js';
-import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
-import { startFaultProxy, type FaultProxy, type FaultRule } from './helpers/faultproxy.js';
-import { makeImage, newBlobStore, sha256, skopeo } from './helpers/registry-image.js';
+import type { FaultRule } from './helpers/faultproxy.js';
+import { makeImage, sha256, skopeo } from './helpers/registry-image.js';
+import { withRegistry } from './helpers/registry-suite.js';
 
 const test = suite('remote: faults');
 const opts = {
@@ -19,24 +18,8 @@ const opts = {
   chunkSize: 200 * 1024,
 };
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-const roots: string[] = [];
-const store = () => {
-  const s = newBlobStore();
-  roots.push(s.root);
-  return s;
-};
-
-test.before(async () => {
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.port);
-});
-test.after(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
-});
+const env = withRegistry(test);
+const { store, tmp } = env;
 
 const uploads = /\/blobs\/uploads\//;
 const pushSchedules: Array<{ name: string; concurrency: number; rules: FaultRule[] }> = [
@@ -70,33 +53,30 @@ for (const [i, c] of pushSchedules.entries()) {
   test(`push survives: ${c.name}`, async () => {
     const { blobs } = store();
     const img = await makeImage(blobs, [700_000, 150_000, 20_000], 100 + i);
-    proxy.resetCounters();
-    proxy.setRules(c.rules);
-    const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${proxy.host}/faults/push${i}:1`, { ...opts, concurrency: c.concurrency });
+    env.proxy.resetCounters();
+    env.proxy.setRules(c.rules);
+    const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/faults/push${i}:1`, { ...opts, concurrency: c.concurrency });
     assert.is(res.descriptor.digest, img.manifestDigest);
-    assert.is(proxy.fired.length, c.rules.length, `every fault fired: ${proxy.fired.join(', ')}`);
-    if (process.env.REMOTE_VERBOSE) console.log(`push ${i}: sent ${proxy.bytesUp} for ${img.totalSize} (${(proxy.bytesUp / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${proxy.fired.join(', ')}`);
-    assert.ok(proxy.bytesUp <= 3 * img.totalSize, `sent ${proxy.bytesUp} bytes for an image of ${img.totalSize}`);
-    proxy.setRules([]);
-    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/faults/push${i}:1`]);
+    assert.is(env.proxy.fired.length, c.rules.length, `every fault fired: ${env.proxy.fired.join(', ')}`);
+    if (process.env.REMOTE_VERBOSE) console.log(`push ${i}: sent ${env.proxy.bytesUp} for ${img.totalSize} (${(env.proxy.bytesUp / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`);
+    assert.ok(env.proxy.bytesUp <= 3 * img.totalSize, `sent ${env.proxy.bytesUp} bytes for an image of ${img.totalSize}`);
+    env.proxy.setRules([]);
+    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${env.reg.host}/faults/push${i}:1`]);
     assert.is(sha256(raw), img.manifestDigest);
-    const { mkdtempSync } = await import('node:fs');
-    const os = await import('node:os');
-    const dir = mkdtempSync(`${os.tmpdir()}/tsbuild-oci-`);
-    roots.push(dir);
-    await skopeo(['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${reg.host}/faults/push${i}:1`, `oci:${dir}:x`]);
+    const dir = tmp('tsbuild-oci-');
+    await skopeo(['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${env.reg.host}/faults/push${i}:1`, `oci:${dir}:x`]);
   });
 }
 
 test('a broken chunk with nothing received resumes at the registry offset instead of restarting', async () => {
   const { blobs } = store();
   const img = await makeImage(blobs, [900_000], 120);
-  proxy.resetCounters();
-  proxy.setRules([{ method: 'PATCH', path: uploads, nth: 3, fault: { kind: 'reset-early' } }]);
-  const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${proxy.host}/faults/resume:1`, opts);
+  env.proxy.resetCounters();
+  env.proxy.setRules([{ method: 'PATCH', path: uploads, nth: 3, fault: { kind: 'reset-early' } }]);
+  const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/faults/resume:1`, opts);
   assert.is(res.stats.resumes, 1);
-  assert.ok(proxy.requests.some((r) => r.method === 'GET' && uploads.test(r.path) && r.status === 204), 'asked for the upload status');
-  assert.is(proxy.bytesUp, img.totalSize, 'not a byte sent twice');
+  assert.ok(env.proxy.requests.some((r) => r.method === 'GET' && uploads.test(r.path) && r.status === 204), 'asked for the upload status');
+  assert.is(env.proxy.bytesUp, img.totalSize, 'not a byte sent twice');
 });
 
 const pullSchedules: Array<{ name: string; rules: FaultRule[] }> = [
@@ -117,17 +97,17 @@ for (const c of pullSchedules) {
   test(`pull survives: ${c.name}`, async () => {
     const src = store();
     const img = await makeImage(src.blobs, [700_000, 150_000, 20_000], 130);
-    proxy.setRules([]);
-    await remote.push(src.blobs, { manifestDigest: img.manifestDigest }, `${reg.host}/faults/pull:1`, opts);
-    proxy.resetCounters();
-    proxy.setRules(c.rules);
+    env.proxy.setRules([]);
+    await remote.push(src.blobs, { manifestDigest: img.manifestDigest }, `${env.reg.host}/faults/pull:1`, opts);
+    env.proxy.resetCounters();
+    env.proxy.setRules(c.rules);
     const dst = store();
-    const res = await remote.pull(dst.blobs, `${proxy.host}/faults/pull:1`, opts);
+    const res = await remote.pull(dst.blobs, `${env.proxy.host}/faults/pull:1`, opts);
     assert.is(res.manifestDigest, img.manifestDigest);
-    assert.ok(proxy.fired.length >= 5, proxy.fired.join(', '));
+    assert.ok(env.proxy.fired.length >= 5, env.proxy.fired.join(', '));
     assert.ok(res.stats.resumes >= 2, `resumed ${res.stats.resumes} downloads with Range`);
-    if (process.env.REMOTE_VERBOSE) console.log(`pull: received ${proxy.bytesDown} for ${img.totalSize} (${(proxy.bytesDown / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${proxy.fired.join(', ')}`);
-    assert.ok(proxy.bytesDown <= 3 * img.totalSize, `received ${proxy.bytesDown} bytes for an image of ${img.totalSize}`);
+    if (process.env.REMOTE_VERBOSE) console.log(`pull: received ${env.proxy.bytesDown} for ${img.totalSize} (${(env.proxy.bytesDown / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`);
+    assert.ok(env.proxy.bytesDown <= 3 * img.totalSize, `received ${env.proxy.bytesDown} bytes for an image of ${img.totalSize}`);
     for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)]) {
       assert.is(sha256(await dst.blobs.read(d as Digest)), d);
     }
@@ -137,17 +117,17 @@ for (const c of pullSchedules) {
 test('when retries run out the error names the blob, the host, the status and the registry message', async () => {
   const { blobs } = store();
   const img = await makeImage(blobs, [5_000], 140);
-  proxy.setRules(Array.from({ length: 10 }, (_, n) => ({ method: 'POST', path: uploads, nth: n + 1, fault: { kind: 'status' as const, status: 500 } })));
+  env.proxy.setRules(Array.from({ length: 10 }, (_, n) => ({ method: 'POST', path: uploads, nth: n + 1, fault: { kind: 'status' as const, status: 500 } })));
   try {
-    await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${proxy.host}/faults/giveup:1`, { ...opts, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 }, concurrency: 1 });
+    await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/faults/giveup:1`, { ...opts, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 }, concurrency: 1 });
     assert.unreachable();
   } catch (err) {
     assert.instance(err, remote.RegistryError);
     const e = err as remote.RegistryError;
     assert.is(e.status, 500);
-    assert.match(e.message, new RegExp(`pushing blob ${img.layers[0]!.digest} to ${proxy.host.replace(/\./g, '\\.')}/faults/giveup: ${proxy.host.replace(/\./g, '\\.')} answered HTTP 500 UNAVAILABLE: injected fault`));
+    assert.match(e.message, new RegExp(`pushing blob ${img.layers[0]!.digest} to ${env.proxy.host.replace(/\./g, '\\.')}/faults/giveup: ${env.proxy.host.replace(/\./g, '\\.')} answered HTTP 500 UNAVAILABLE: injected fault`));
   } finally {
-    proxy.setRules([]);
+    env.proxy.setRules([]);
   }
 });
 

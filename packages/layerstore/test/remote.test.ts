@@ -1,42 +1,19 @@
 // The registry client against a real docker-registry on 127.0.0.1, checked with skopeo.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
 import { MediaType, type Digest } from '../src/types.js';
-import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
-import { startFaultProxy, type FaultProxy } from './helpers/faultproxy.js';
-import { makeImage, newBlobStore, sha256, skopeo, type TestImage } from './helpers/registry-image.js';
+import { makeImage, sha256, skopeo, type TestImage } from './helpers/registry-image.js';
+import { withRegistry } from './helpers/registry-suite.js';
 
 const test = suite('remote: push/pull against docker-registry');
 const anonymous = remote.noCredentials;
 const quiet = { credentials: anonymous, retry: { baseDelayMs: 20, maxDelayMs: 200 } };
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-const cleanups: Array<() => void> = [];
-const tmp = (prefix: string) => {
-  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-};
-const store = () => {
-  const s = newBlobStore();
-  cleanups.push(() => rmSync(s.root, { recursive: true, force: true }));
-  return s;
-};
-
-test.before(async () => {
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.port);
-});
-test.after(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  for (const c of cleanups) c();
-});
+const env = withRegistry(test);
+const { store, tmp } = env;
 
 async function verifyWithSkopeo(host: string, repo: string, tag: string, img: TestImage): Promise<void> {
   const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${host}/${repo}:${tag}`]);
@@ -64,13 +41,13 @@ for (const [i, c] of pushCases.entries()) {
     const { blobs } = store();
     const img = await makeImage(blobs, c.sizes, 10 + i, c.docker);
     const repo = `push/case${i}`;
-    const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${reg.host}/${repo}:v1`, {
+    const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.reg.host}/${repo}:v1`, {
       ...quiet, ...(c.chunk ? { chunkThreshold: 256 * 1024, chunkSize: 200 * 1024 } : {}),
     });
     assert.is(res.descriptor.digest, img.manifestDigest);
     assert.is(res.descriptor.mediaType, c.docker ? MediaType.DockerManifest : MediaType.OciManifest);
     assert.is(res.stats.blobsUploaded, c.sizes.length + 1);
-    await verifyWithSkopeo(reg.host, repo, 'v1', img);
+    await verifyWithSkopeo(env.reg.host, repo, 'v1', img);
   });
 }
 
@@ -86,11 +63,11 @@ test('an image pushed by skopeo copy is pulled and every blob verified', async (
   }
   writeFileSync(path.join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
   writeFileSync(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.OciManifest, digest: img.manifestDigest, size: img.manifestBytes.length, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }));
-  await skopeo(['--insecure-policy', 'copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${reg.host}/from-skopeo/app:v1`]);
+  await skopeo(['--insecure-policy', 'copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${env.reg.host}/from-skopeo/app:v1`]);
 
   const dst = store();
   const seen: number[] = [];
-  const pulled = await remote.pull(dst.blobs, `${reg.host}/from-skopeo/app:v1`, { ...quiet, onLayer: (_l, i) => { seen.push(i); } });
+  const pulled = await remote.pull(dst.blobs, `${env.reg.host}/from-skopeo/app:v1`, { ...quiet, onLayer: (_l, i) => { seen.push(i); } });
   assert.is(pulled.manifestDigest, img.manifestDigest);
   assert.is(pulled.configDigest, img.config.digest);
   assert.equal(pulled.layers.map((l) => l.digest), img.layers.map((l) => l.digest));
@@ -100,7 +77,7 @@ test('an image pushed by skopeo copy is pulled and every blob verified', async (
     assert.is(sha256(await dst.blobs.read(d as Digest)), d, `blob ${d} verified`);
   }
   // By digest, and a second pull finds everything present.
-  const again = await remote.pull(dst.blobs, `${reg.host}/from-skopeo/app@${img.manifestDigest}`, quiet);
+  const again = await remote.pull(dst.blobs, `${env.reg.host}/from-skopeo/app@${img.manifestDigest}`, quiet);
   assert.is(again.stats.blobsDownloaded, 0);
   assert.is(again.stats.blobsSkipped, 4);
 });
@@ -108,34 +85,34 @@ test('an image pushed by skopeo copy is pulled and every blob verified', async (
 test('a second push of the same image sends no layer bytes', async () => {
   const { blobs } = store();
   const img = await makeImage(blobs, [200_000, 100_000], 7);
-  const ref = `${proxy.host}/again/app:1`;
-  proxy.resetCounters();
+  const ref = `${env.proxy.host}/again/app:1`;
+  env.proxy.resetCounters();
   const first = await remote.push(blobs, { manifestDigest: img.manifestDigest }, ref, quiet);
-  const firstBytes = proxy.bytesUp;
+  const firstBytes = env.proxy.bytesUp;
   assert.ok(firstBytes >= img.totalSize, `first push sent ${firstBytes} >= ${img.totalSize}`);
   assert.is(first.stats.bytesUploaded, img.totalSize - img.manifestBytes.length);
-  proxy.resetCounters();
+  env.proxy.resetCounters();
   const second = await remote.push(blobs, { manifestDigest: img.manifestDigest }, ref, quiet);
   assert.is(second.stats.blobsSkipped, 3);
   assert.is(second.stats.bytesUploaded, 0);
-  assert.is(proxy.bytesUp, img.manifestBytes.length, 'only the manifest went up');
-  assert.not.ok(proxy.requests.some((r) => r.method === 'PATCH' || (r.method === 'PUT' && r.path.includes('/blobs/'))));
+  assert.is(env.proxy.bytesUp, img.manifestBytes.length, 'only the manifest went up');
+  assert.not.ok(env.proxy.requests.some((r) => r.method === 'PATCH' || (r.method === 'PUT' && r.path.includes('/blobs/'))));
 });
 
 test('a push to a second repository mounts the blobs instead of uploading', async () => {
   const { blobs, root } = store();
   const img = await makeImage(blobs, [150_000, 60_000], 8);
   const locations = await remote.BlobLocations.load(path.join(root, 'remote', 'locations.json'));
-  await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${proxy.host}/mount/first:1`, { ...quiet, locations });
-  proxy.resetCounters();
+  await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/mount/first:1`, { ...quiet, locations });
+  env.proxy.resetCounters();
   // A fresh load from disk: the record persists across processes.
   const again = await remote.BlobLocations.load(path.join(root, 'remote', 'locations.json'));
-  const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${proxy.host}/mount/second:1`, { ...quiet, locations: again });
+  const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/mount/second:1`, { ...quiet, locations: again });
   assert.is(res.stats.blobsMounted, 3);
   assert.is(res.stats.bytesUploaded, 0);
-  assert.is(proxy.bytesUp, img.manifestBytes.length);
-  assert.ok(proxy.requests.some((r) => r.method === 'POST' && r.status === 201), 'mount answered 201');
-  await verifyWithSkopeo(proxy.host, 'mount/second', '1', img);
+  assert.is(env.proxy.bytesUp, img.manifestBytes.length);
+  assert.ok(env.proxy.requests.some((r) => r.method === 'POST' && r.status === 201), 'mount answered 201');
+  await verifyWithSkopeo(env.proxy.host, 'mount/second', '1', img);
 });
 
 test('resolve picks the platform from an index', async () => {
@@ -150,18 +127,18 @@ test('resolve picks the platform from an index', async () => {
     ],
   }));
   const put = await blobs.put(index);
-  await remote.push(blobs, { manifestDigest: put.digest }, `${reg.host}/multi/app:1`, quiet);
+  await remote.push(blobs, { manifestDigest: put.digest }, `${env.reg.host}/multi/app:1`, quiet);
   const cases: Array<[string | undefined, Digest | undefined]> = [
     [undefined, amd.manifestDigest], ['linux/arm64', arm.manifestDigest], ['linux/arm64/v8', arm.manifestDigest], ['linux/s390x', undefined],
   ];
   for (const [platform, want] of cases) {
     if (want) {
-      const r = await remote.resolve(`${reg.host}/multi/app:1`, { ...quiet, platform });
+      const r = await remote.resolve(`${env.reg.host}/multi/app:1`, { ...quiet, platform });
       assert.is(r.descriptor.digest, want, String(platform));
       assert.is(r.index?.digest, put.digest);
     } else {
       try {
-        await remote.resolve(`${reg.host}/multi/app:1`, { ...quiet, platform });
+        await remote.resolve(`${env.reg.host}/multi/app:1`, { ...quiet, platform });
         assert.unreachable();
       } catch (err) {
         assert.instance(err, remote.RegistryError);
@@ -169,14 +146,14 @@ test('resolve picks the platform from an index', async () => {
       }
     }
   }
-  const pulled = await remote.pull(store().blobs, `${reg.host}/multi/app:1`, { ...quiet, platform: 'linux/arm64' });
+  const pulled = await remote.pull(store().blobs, `${env.reg.host}/multi/app:1`, { ...quiet, platform: 'linux/arm64' });
   assert.is(pulled.manifestDigest, arm.manifestDigest);
 });
 
 test('errors name the manifest, the host and what the registry said', async () => {
   const cases: Array<[string, RegExp]> = [
-    [`${reg.host}/nothing/here:1`, /fetching manifest 127\.0\.0\.1:\d+\/nothing\/here:1: 127\.0\.0\.1:\d+ answered HTTP 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)/],
-    [`${reg.host}/nothing/here@sha256:${'0'.repeat(64)}`, /nothing\/here@sha256:0{64}.*HTTP 404/],
+    [`${env.reg.host}/nothing/here:1`, /fetching manifest 127\.0\.0\.1:\d+\/nothing\/here:1: 127\.0\.0\.1:\d+ answered HTTP 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)/],
+    [`${env.reg.host}/nothing/here@sha256:${'0'.repeat(64)}`, /nothing\/here@sha256:0{64}.*HTTP 404/],
   ];
   for (const [ref, re] of cases) {
     try {
@@ -201,19 +178,19 @@ test('cache artifact: push records and layers, pull the records back', async () 
   const { blobs } = store();
   const img = await makeImage(blobs, [30_000, 40_000], 31);
   const records = { version: 'x', steps: [{ key: 'sha256:abc', layer: img.layers[0]!.digest }] };
-  const pushed = await remote.pushCache(blobs, `${reg.host}/cache/app:buildcache`, { records, layers: img.layers }, quiet);
-  const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/cache/app:buildcache`]));
+  const pushed = await remote.pushCache(blobs, `${env.reg.host}/cache/app:buildcache`, { records, layers: img.layers }, quiet);
+  const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${env.reg.host}/cache/app:buildcache`]));
   assert.is(raw.artifactType, remote.CacheMediaType.Artifact);
   assert.is(raw.config.mediaType, remote.CacheMediaType.Config);
   const dst = store();
-  const got = await remote.pullCache(dst.blobs, `${reg.host}/cache/app:buildcache`, quiet);
+  const got = await remote.pullCache(dst.blobs, `${env.reg.host}/cache/app:buildcache`, quiet);
   assert.ok(got);
   assert.equal(got!.records, records);
   assert.is(got!.manifestDigest, pushed.descriptor.digest);
   assert.equal(got!.layers.map((l) => l.digest), img.layers.map((l) => l.digest));
-  const stats = await remote.fetchBlobs(dst.blobs, `${reg.host}/cache/app`, got!.layers, quiet);
+  const stats = await remote.fetchBlobs(dst.blobs, `${env.reg.host}/cache/app`, got!.layers, quiet);
   assert.is(stats.blobsDownloaded, 2);
-  assert.is(await remote.pullCache(dst.blobs, `${reg.host}/cache/none:x`, quiet), undefined);
+  assert.is(await remote.pullCache(dst.blobs, `${env.reg.host}/cache/none:x`, quiet), undefined);
 });
 
 test.run();

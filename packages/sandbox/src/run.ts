@@ -10,7 +10,7 @@ import { statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import type { Exit, Mount, SandboxSpec } from './types.js';
+import type { Exit, Mount, ProcessSpec, SandboxSpec } from './types.js';
 import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
@@ -138,14 +138,8 @@ function stdioFor(v: Stdio): 'pipe' | 'ignore' | 'inherit' | number {
   return 'pipe';
 }
 
-export interface LaunchIO {
-  stdin?: Readable | 'ignore' | 'inherit' | number;
-  stdout?: Writable | 'inherit' | number;
-  stderr?: Writable | 'inherit' | number;
-  signal?: AbortSignal;
-  onStart?: (pid: number) => void;
-  newSession?: boolean;
-}
+/** The part of a process spec that is about the launcher's own process: its stdio, session and life. */
+export type LaunchIO = Pick<ProcessSpec, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'onStart' | 'newSession'>;
 
 /** Spawns the launcher with `encoded` on fd 3 and waits for its outcome on fd 4. */
 export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: LauncherOutcome; aborted: boolean }> {

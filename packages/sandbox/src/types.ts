@@ -28,8 +28,8 @@ export interface RootSpec {
   workdir: string;
 }
 
-export interface SandboxSpec {
-  root: RootSpec;
+/** The process a sandbox runs, or that `exec()` starts inside a running one. */
+export interface ProcessSpec {
   argv: string[];
   /** K=V; PATH inside it is used to find argv[0]. */
   env: string[];
@@ -38,18 +38,6 @@ export interface SandboxSpec {
   uid: number;
   gid: number;
   additionalGids?: number[];
-  hostname?: string;
-  /** 'host' shares the host's network namespace; 'none' gets a new one with only lo up. */
-  network: 'host' | 'none';
-  /** Join the network namespace of this host pid (another sandbox's init) instead; `network` then only picks the default hosts file. */
-  netnsPid?: number;
-  /** Start the launcher in a session of its own, so that a terminal's Ctrl-C reaches the command only through the caller (which may forward it). */
-  newSession?: boolean;
-  /** Contents of the per-run /etc/hosts and /etc/resolv.conf; defaults derive from the host. */
-  hosts?: string;
-  resolvConf?: string;
-  mounts?: Mount[];
-  limits?: Limits;
   /** A stream (piped through Node), 'inherit' (the caller's own fd), an open fd number, or 'ignore'. */
   stdin?: Readable | 'ignore' | 'inherit' | number;
   stdout?: Writable | 'inherit' | number;
@@ -60,10 +48,26 @@ export interface SandboxSpec {
    * mode for the run and window-size changes follow it, as with `docker run -it`.
    */
   tty?: boolean;
-  /** Called once with the host pid of the sandbox's init (PID 1 inside) as soon as it exists. */
+  /** Start the launcher in a session of its own, so that a terminal's Ctrl-C reaches the command only through the caller (which may forward it). */
+  newSession?: boolean;
+  /** Called once with a host pid as soon as it exists: the sandbox's init for run(), the command for exec(). */
   onStart?: (pid: number) => void;
-  /** Aborting kills everything in the sandbox and tears it down; run() then rejects with an AbortError. */
+  /** Aborting kills what was started and tears it down; the call then rejects with an AbortError. */
   signal?: AbortSignal;
+}
+
+export interface SandboxSpec extends ProcessSpec {
+  root: RootSpec;
+  hostname?: string;
+  /** 'host' shares the host's network namespace; 'none' gets a new one with only lo up. */
+  network: 'host' | 'none';
+  /** Join the network namespace of this host pid (another sandbox's init) instead; `network` then only picks the default hosts file. */
+  netnsPid?: number;
+  /** Contents of the per-run /etc/hosts and /etc/resolv.conf; defaults derive from the host. */
+  hosts?: string;
+  resolvConf?: string;
+  mounts?: Mount[];
+  limits?: Limits;
   /** Where per-run scratch state lives (init layer, hosts files). Default /run/tsbuild-sandbox. */
   stateDir?: string;
 }
@@ -88,22 +92,7 @@ export interface Usage {
 }
 
 /** A command to run inside a running sandbox (see `exec()`). */
-export interface ExecSpec {
+export interface ExecSpec extends ProcessSpec {
   /** Host pid of the running sandbox's init (what `onStart` reported). */
   pid: number;
-  argv: string[];
-  env: string[];
-  cwd: string;
-  uid: number;
-  gid: number;
-  additionalGids?: number[];
-  tty?: boolean;
-  stdin?: Readable | 'ignore' | 'inherit' | number;
-  stdout?: Writable | 'inherit' | number;
-  stderr?: Writable | 'inherit' | number;
-  signal?: AbortSignal;
-  /** Called with the host pid of the command once it exists. */
-  onStart?: (pid: number) => void;
-  /** As SandboxSpec.newSession. */
-  newSession?: boolean;
 }

@@ -129,3 +129,26 @@ export function parseSize(value: string, flag: string): number {
   const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Math.floor(Number(m[1]) * mult);
 }
+
+/**
+ * `--build-arg K=V` values; `--build-arg K` takes K from the environment, and an unset K is
+ * left out, as docker does.
+ */
+export function buildArgs(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of values) {
+    const eq = a.indexOf('=');
+    if (eq === 0) throw new UsageError(`--build-arg "${a}": missing name`);
+    if (eq < 0) {
+      if (process.env[a] !== undefined) out[a] = process.env[a]!;
+    } else out[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return out;
+}
+
+/** All of standard input as text (`-f -`). */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,7 +1,7 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
 import { promises as fsp, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { UsageError, bool, list, parseArgs, parseCsv, str, type FlagSpec } from '../args.js';
+import { UsageError, bool, buildArgs, list, parseArgs, parseCsv, readStdin, str, type FlagSpec } from '../args.js';
 import { openStore } from '../root.js';
 import { build } from '../../build/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
@@ -41,15 +41,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const st = await fsp.stat(contextDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);
 
-  const buildArgs: Record<string, string> = {};
-  for (const a of list(p, 'build-arg')) {
-    const eq = a.indexOf('=');
-    if (eq === 0) throw new UsageError(`--build-arg "${a}": missing name`);
-    if (eq < 0) {
-      // `--build-arg K` takes K from the environment; unset means not given, as docker does.
-      if (process.env[a] !== undefined) buildArgs[a] = process.env[a]!;
-    } else buildArgs[a.slice(0, eq)] = a.slice(eq + 1);
-  }
+  const args = buildArgs(list(p, 'build-arg'));
   const tags = list(p, 'tag');
   for (const t of tags) {
     try {
@@ -117,7 +109,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       dockerfileIsFile: fileFlag !== '-',
       dockerfileText,
       tags,
-      buildArgs,
+      buildArgs: args,
       target: str(p, 'target'),
       noCache: bool(p, 'no-cache'),
       network: network as 'default' | 'none' | 'host',
@@ -152,8 +144,3 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   }
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}

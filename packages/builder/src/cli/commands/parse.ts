@@ -2,7 +2,7 @@
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildGraph, dumpBuildkit, parse, DockerfileError, formatError } from '@tsbuild/parser';
-import { UsageError, list, parseArgs, str } from '../args.js';
+import { UsageError, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { BuildError } from '../../build/errors.js';
 
 export async function parseCommand(argv: string[]): Promise<number> {
@@ -18,7 +18,7 @@ export async function parseCommand(argv: string[]): Promise<number> {
   const file = str(p, 'file') ?? (p.positionals[0] ? resolve(p.positionals[0], 'Dockerfile') : 'Dockerfile');
   let text: string;
   try {
-    text = file === '-' ? await readAll() : await fsp.readFile(file, 'utf8');
+    text = file === '-' ? await readStdin() : await fsp.readFile(file, 'utf8');
   } catch {
     throw new UsageError(`cannot read ${file}`);
   }
@@ -29,14 +29,7 @@ export async function parseCommand(argv: string[]): Promise<number> {
       process.stdout.write(dumpBuildkit(df) + '\n');
       return 0;
     }
-    const buildArgs: Record<string, string> = {};
-    for (const a of list(p, 'build-arg')) {
-      const eq = a.indexOf('=');
-      if (eq < 0) {
-        if (process.env[a] !== undefined) buildArgs[a] = process.env[a]!;
-      } else buildArgs[a.slice(0, eq)] = a.slice(eq + 1);
-    }
-    const graph = buildGraph(df, { file: name, buildArgs, target: str(p, 'target') });
+    const graph = buildGraph(df, { file: name, buildArgs: buildArgs(list(p, 'build-arg')), target: str(p, 'target') });
     process.stdout.write(JSON.stringify(graph, null, 2) + '\n');
     return 0;
   } catch (e) {
@@ -45,8 +38,3 @@ export async function parseCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function readAll(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
