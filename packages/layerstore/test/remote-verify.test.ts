@@ -1,4 +1,4 @@
-// A push verifies every blob it sends. BlobSource hashes the blob from offset 0 and hands out
+// A push verifies every blob it sends. UploadSource hashes the blob from offset 0 and hands out
 // the piece holding its last byte only once the digest matched, so a corrupt local blob never
 // reaches the registry whole: not as one PUT, not in chunks, not when the registry answers
 // before the body is in, not from a store read through open().
@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import * as remote from '../src/remote/index.js';
-import { BlobSource, type Checkpoint } from '../src/remote/blob-source.js';
+import { UploadSource, type Checkpoint } from '../src/remote/upload-source.js';
 import type { FileBlobStore } from '../src/blobs.js';
 import { StoreError, type BlobStore, type Descriptor, type Digest } from '../src/types.js';
 import type { FaultRule } from './helpers/faultproxy.js';
@@ -31,12 +31,12 @@ function corrupt(blobs: FileBlobStore, digest: Digest, at: number): void {
   }
 }
 
-/** The same store without path(): BlobSource reads it through the verifying open() stream. */
+/** The same store without path(): UploadSource reads it through the verifying open() stream. */
 function streamOnly(b: FileBlobStore): BlobStore {
   return { has: (d) => b.has(d), size: (d) => b.size(d), open: (d) => b.open(d), ingest: () => b.ingest(), put: (x) => b.put(x), read: (d) => b.read(d), readJSON: (d) => b.readJSON(d) };
 }
 
-async function readAll(source: BlobSource, max: number): Promise<Buffer> {
+async function readAll(source: UploadSource, max: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   try {
     for (let p = await source.take(max); p; p = await source.take(max)) parts.push(Buffer.from(p));
@@ -81,12 +81,12 @@ const reads: Array<{ name: string; kind: 'file' | 'stream'; start: number; max: 
 ];
 
 for (const c of reads) {
-  test(`BlobSource reads ${c.name}, and each piece is within max`, async () => {
+  test(`UploadSource reads ${c.name}, and each piece is within max`, async () => {
     const { blobs, data, desc } = await blobOf(1);
     const b = c.kind === 'file' ? blobs : streamOnly(blobs);
     let from: Checkpoint | undefined;
     if (c.checkpointAt !== undefined) {
-      const first = await BlobSource.open(b, desc, 0);
+      const first = await UploadSource.open(b, desc, 0);
       const head: Buffer[] = [];
       while (first.position < c.checkpointAt) head.push(Buffer.from((await first.take(c.checkpointAt - first.position))!));
       assert.ok(Buffer.concat(head).equals(data.subarray(0, c.checkpointAt)));
@@ -94,7 +94,7 @@ for (const c of reads) {
       await first.close();
       assert.is(from?.position, c.checkpointAt);
     }
-    const source = await BlobSource.open(b, desc, c.start, from);
+    const source = await UploadSource.open(b, desc, c.start, from);
     const parts: number[] = [];
     const got: Buffer[] = [];
     for (let p = await source.take(c.max); p; p = await source.take(c.max)) {
@@ -117,17 +117,17 @@ const damage: Array<{ name: string; kind: 'file' | 'stream'; at: number; start?:
 ];
 
 for (const c of damage) {
-  test(`BlobSource refuses the last piece of a corrupt blob: ${c.name}`, async () => {
+  test(`UploadSource refuses the last piece of a corrupt blob: ${c.name}`, async () => {
     const { blobs, desc } = await blobOf(2);
     let from: Checkpoint | undefined;
     if (c.checkpointAt !== undefined) {
-      const first = await BlobSource.open(blobs, desc, 0);
+      const first = await UploadSource.open(blobs, desc, 0);
       while (first.position < c.checkpointAt) await first.take(c.checkpointAt - first.position);
       from = first.checkpoint();
       await first.close();
     }
     corrupt(blobs, desc.digest, c.at);
-    const source = await BlobSource.open(c.kind === 'file' ? blobs : streamOnly(blobs), desc, c.start ?? 0, from);
+    const source = await UploadSource.open(c.kind === 'file' ? blobs : streamOnly(blobs), desc, c.start ?? 0, from);
     let handedOut = c.start ?? 0;
     const all = (async () => {
       for (let p = await source.take(1 << 20); p; p = await source.take(1 << 20)) handedOut += p.length;
@@ -138,17 +138,17 @@ for (const c of damage) {
   });
 }
 
-test('BlobSource: a blob shorter than its descriptor, an empty blob, a missing blob', async () => {
+test('UploadSource: a blob shorter than its descriptor, an empty blob, a missing blob', async () => {
   const { blobs, desc } = await blobOf(3);
   truncateSync(blobs.path(desc.digest), 1000);
-  await rejectsCorrupt(readAll(await BlobSource.open(blobs, desc), 1 << 20), desc.digest);
+  await rejectsCorrupt(readAll(await UploadSource.open(blobs, desc), 1 << 20), desc.digest);
   const empty = await blobs.put(Buffer.alloc(0));
-  assert.is((await readAll(await BlobSource.open(blobs, { ...desc, digest: empty.digest, size: 0 }), 10)).length, 0);
+  assert.is((await readAll(await UploadSource.open(blobs, { ...desc, digest: empty.digest, size: 0 }), 10)).length, 0);
   // A descriptor that calls a non-empty blob empty: zero bytes do not hash to its digest.
   const other = await blobs.put('not empty');
-  await rejectsCorrupt(BlobSource.open(blobs, { ...desc, digest: other.digest, size: 0 }), other.digest);
+  await rejectsCorrupt(UploadSource.open(blobs, { ...desc, digest: other.digest, size: 0 }), other.digest);
   try {
-    await BlobSource.open(blobs, { ...desc, digest: `sha256:${'1'.repeat(64)}` as Digest });
+    await UploadSource.open(blobs, { ...desc, digest: `sha256:${'1'.repeat(64)}` as Digest });
     assert.unreachable();
   } catch (err) {
     assert.instance(err, StoreError);

@@ -1,6 +1,6 @@
 // Blobs on the wire. Downloads stream into the store's ingest while being hashed, and an
 // interrupted download resumes with a Range request from the bytes already received (same
-// ingest, same hash state). Uploads stream from the store through a BlobSource (hashed as it is
+// ingest, same hash state). Uploads stream from the store through a UploadSource (hashed as it is
 // sent, the last piece held back until the digest matched): HEAD to skip, cross-repository mount,
 // POST + one PUT of the whole blob, or chunked PATCHes for very large ones with resume from the
 // registry's reported offset after a broken chunk.
@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import type { BlobStore, Descriptor, Digest, Ingest } from '../types.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
-import { BlobSource, sourceWindow, type Checkpoint } from './blob-source.js';
+import { UploadSource, sourceWindow, type Checkpoint } from './upload-source.js';
 import { discard, sleep, type BodyWriter } from './transport.js';
 
 export interface TransferStats {
@@ -122,7 +122,7 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
 }
 
 /**
- * A request body of bytes [start, start + n) of a blob, read through a BlobSource (hashed from
+ * A request body of bytes [start, start + n) of a blob, read through a UploadSource (hashed from
  * offset 0, the last piece held back until the digest matched). At most `sourceWindow` pieces
  * are on their way to the kernel at once; each is counted once it is there. `done` hears where
  * the source got, so the next chunk carries on without hashing again.
@@ -130,7 +130,7 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
 function blobBody(blobs: BlobStore, desc: Descriptor, start: number, n: number, from: Checkpoint | undefined, count: (bytes: number) => void, done?: (at: Checkpoint | undefined) => void): BodyWriter {
   return {
     async writeTo(write) {
-      const source = await BlobSource.open(blobs, desc, start, from);
+      const source = await UploadSource.open(blobs, desc, start, from);
       const inflight: Array<Promise<void>> = [];
       try {
         for (let left = n; left > 0; ) {
@@ -269,7 +269,7 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
       }
     }
     // Sending the last byte carried the check; if the registry claimed the rest on a resume, check here.
-    if (!verified) await (await BlobSource.open(blobs, desc, desc.size)).close();
+    if (!verified) await (await UploadSource.open(blobs, desc, desc.size)).close();
     const put = new URL(location);
     put.searchParams.set('digest', desc.digest);
     const res = await client.request({ method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [pushScope] }, what);

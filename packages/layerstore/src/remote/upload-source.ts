@@ -96,7 +96,7 @@ class StreamReader implements Reader {
   }
 }
 
-export class BlobSource {
+export class UploadSource {
   private hashed: number;
   private closed = false;
   /** The next byte handed out. */
@@ -112,7 +112,7 @@ export class BlobSource {
    * handed out, so a resumed upload is verified as a whole too — unless `from` is a checkpoint at
    * `start`, whose hash state carries on.
    */
-  static async open(blobs: BlobStore, desc: Descriptor, start = 0, from?: Checkpoint): Promise<BlobSource> {
+  static async open(blobs: BlobStore, desc: Descriptor, start = 0, from?: Checkpoint): Promise<UploadSource> {
     let reader: Reader;
     if (hasFiles(blobs)) {
       let fh: fsp.FileHandle;
@@ -127,7 +127,7 @@ export class BlobSource {
       reader = new StreamReader(blobs.open(desc.digest));
     }
     const resume = from && from.position === start && start > 0 ? from : undefined;
-    const source = new BlobSource(reader, desc, start, resume ? resume.hash.copy() : createHash('sha256'), resume ? start : 0);
+    const source = new UploadSource(reader, desc, start, resume ? resume.hash.copy() : createHash('sha256'), resume ? start : 0);
     try {
       if (resume) await reader.skip(start);
       if (desc.size === 0) source.verify();
