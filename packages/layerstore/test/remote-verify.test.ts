@@ -4,7 +4,7 @@
 // before the body is in, not from a store read through open().
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import * as remote from '../src/remote/index.js';
 import { UploadSource, type Checkpoint } from '../src/remote/upload-source.js';
 import type { FileBlobStore } from '../src/blobs.js';
@@ -20,6 +20,7 @@ const opts = { credentials: remote.noCredentials, retry: { attempts: 3, baseDela
 
 /** Flip one byte of a blob's file in place (same size, so only the hash can tell). */
 function corrupt(blobs: FileBlobStore, digest: Digest, at: number): void {
+  chmodSync(blobs.path(digest), 0o644); // blobs are read-only
   const fd = openSync(blobs.path(digest), 'r+');
   try {
     const b = Buffer.alloc(1);
@@ -140,6 +141,7 @@ for (const c of damage) {
 
 test('UploadSource: a blob shorter than its descriptor, an empty blob, a missing blob', async () => {
   const { blobs, desc } = await blobOf(3);
+  chmodSync(blobs.path(desc.digest), 0o644);
   truncateSync(blobs.path(desc.digest), 1000);
   await rejectsCorrupt(readAll(await UploadSource.open(blobs, desc), 1 << 20), desc.digest);
   const empty = await blobs.put(Buffer.alloc(0));

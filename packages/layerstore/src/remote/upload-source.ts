@@ -15,7 +15,7 @@ import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StoreError, type BlobStore, type Descriptor, type Digest } from '../types.js';
 
-/** How many pieces may be in flight (handed out, not yet released) at once. */
+/** A piece handed out stays valid while up to this many more are taken after it. */
 export const sourceWindow = 3;
 const pieceSize = 1024 * 1024;
 
@@ -39,7 +39,7 @@ interface BlobFiles {
 }
 const hasFiles = (b: BlobStore): b is BlobStore & BlobFiles => typeof (b as Partial<BlobFiles>).path === 'function';
 
-/** Reads a file into `sourceWindow + 1` buffers in turn: a piece stays valid until that many more are read. */
+/** Reads a file into `sourceWindow + 1` buffers in turn, so a piece is overwritten by the read after the next `sourceWindow`. */
 class FileReader implements Reader {
   private readonly ring: Buffer[] = [];
   private next = 0;
@@ -102,7 +102,7 @@ export class UploadSource {
   /** The next byte handed out. */
   position: number;
 
-  private constructor(private readonly reader: Reader, private readonly desc: Descriptor, start: number, private readonly hash: Hash, hashed: number) {
+  private constructor(private readonly reader: Reader, private readonly desc: Descriptor, private readonly file: string | undefined, start: number, private readonly hash: Hash, hashed: number) {
     this.position = start;
     this.hashed = hashed;
   }
@@ -114,10 +114,11 @@ export class UploadSource {
    */
   static async open(blobs: BlobStore, desc: Descriptor, start = 0, from?: Checkpoint): Promise<UploadSource> {
     let reader: Reader;
-    if (hasFiles(blobs)) {
+    const file = hasFiles(blobs) ? blobs.path(desc.digest) : undefined;
+    if (file !== undefined) {
       let fh: fsp.FileHandle;
       try {
-        fh = await fsp.open(blobs.path(desc.digest), 'r');
+        fh = await fsp.open(file, 'r');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${desc.digest} not found`, desc.digest);
         throw e;
@@ -127,7 +128,7 @@ export class UploadSource {
       reader = new StreamReader(blobs.open(desc.digest));
     }
     const resume = from && from.position === start && start > 0 ? from : undefined;
-    const source = new UploadSource(reader, desc, start, resume ? resume.hash.copy() : createHash('sha256'), resume ? start : 0);
+    const source = new UploadSource(reader, desc, file, start, resume ? resume.hash.copy() : createHash('sha256'), resume ? start : 0);
     try {
       if (resume) await reader.skip(start);
       if (desc.size === 0) source.verify();
@@ -140,7 +141,8 @@ export class UploadSource {
   }
 
   private corrupt(why: string): StoreError {
-    return new StoreError('corrupt', `blob ${this.desc.digest} in the store is corrupt (${why}); remove it and pull/rebuild`, this.desc.digest);
+    const which = this.file ? `${this.file} does not match its digest; remove it` : 'remove it';
+    return new StoreError('corrupt', `blob ${this.desc.digest} is corrupt (${why}): ${which} and pull/rebuild`, this.desc.digest);
   }
 
   private async pull(max: number): Promise<Buffer> {
@@ -159,10 +161,10 @@ export class UploadSource {
 
   /**
    * The next piece, at most `max` bytes (never past the end of the blob); undefined at the end.
-   * A piece stays valid until `sourceWindow` more have been taken: release it by then.
+   * Its memory may be reused by any take after the next `sourceWindow`: be done with it by then.
    */
   async take(max: number): Promise<Buffer | undefined> {
-    if (this.closed) throw new Error('blob source is closed');
+    if (this.closed) throw new Error('upload source is closed');
     if (this.position >= this.desc.size) return undefined;
     const piece = await this.pull(Math.max(1, max));
     this.position += piece.length;
