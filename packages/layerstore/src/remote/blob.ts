@@ -122,7 +122,7 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
 }
 
 /**
- * A request body of bytes [start, start + n) of a blob, read through a UploadSource (hashed from
+ * A request body of bytes [start, start + n) of a blob, read through an UploadSource (hashed from
  * offset 0, the last piece held back until the digest matched). At most `sourceWindow` pieces
  * are on their way to the kernel at once; each is counted once it is there. `done` hears where
  * the source got, so the next chunk carries on without hashing again.
