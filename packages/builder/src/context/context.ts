@@ -46,7 +46,7 @@ export class BuildContext {
 
   static async open(dir: string, dockerfile: string | undefined, statCacheDir: string | undefined): Promise<BuildContext> {
     // The listing starts first: it is the longest part of opening a large context.
-    const listing = listContext(dir);
+    const listing = listContext(dir, StatCache.sizeHint(statCacheDir, dir));
     listing.catch(() => {});
     // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
     let text = '';
@@ -60,8 +60,8 @@ export class BuildContext {
         // next
       }
     }
-    const [stats, root] = await Promise.all([StatCache.load(statCacheDir, dir), fsp.stat(dir)]);
-    return new BuildContext(dir, IgnoreMatcher.parse(text), stats, listing, { mode: root.mode, mtimeMs: root.mtimeMs });
+    const root = await fsp.stat(dir);
+    return new BuildContext(dir, IgnoreMatcher.parse(text), StatCache.load(statCacheDir, dir), listing, { mode: root.mode, mtimeMs: root.mtimeMs });
   }
 
   private hasher(): Promise<TreeHasher> {
@@ -133,6 +133,11 @@ export class BuildContext {
   treeFiles(entry: ContextEntry, exclude: IgnoreMatcher | undefined): TreeFile[] {
     if (!this.hasherNow) throw new Error('internal: treeFiles before the context was listed');
     return this.hasherNow.files(entry.tree!, this.rules(exclude));
+  }
+
+  /** How many files this build has read to hash them (0 when the stat cache knew them all). */
+  filesRead(): number {
+    return this.hasherNow?.filesRead ?? 0;
   }
 
   /** Writes back what this build learned (file hashes, subtree digests). */

@@ -38,6 +38,13 @@ export class Listing {
     return new Listing(buf, tableAt, dirs);
   }
 
+  /** Entries in the whole listing. */
+  entryCount(): number {
+    let n = 0;
+    for (let d = 0; d < this.dirs; d++) n += this.count(d);
+    return n;
+  }
+
   // ---- directories, by index (0 is the context itself)
   block(dir: number): number {
     return Number(this.buf.readBigUInt64LE(this.tableAt + dir * TableRow));

@@ -4,19 +4,29 @@
 //   - the stat signature of the whole subtree (native/walk.c) and, for each set of exclusion
 //     rules it was copied with, the content digest of the subtree (tree.ts). While the
 //     signature is unchanged the digest stands, and a cached rebuild does no per-file work.
-// One binary file per context directory in the store, written to a temp file and renamed,
-// checksummed (a torn file reads as empty: it is only a cache), and only when something changed.
+//
+// One binary file per context directory in the store, written to a temp file and renamed, and
+// only when something changed. A cached rebuild reads a handful of rows, so nothing is parsed
+// at load: rows are sorted by path and found by binary search through an offset table, and each
+// is checked against its own digest when first read (a torn or foreign file reads as missing
+// rows: it is only a cache).
+//
+//   "TSBSC5\0\0"  u32 listing entries (a size hint for walk.ts)  u32 rows
+//   rows:  sha256(body)  u32 body length  body = u32 path length, path, sig[32], u8 memos,
+//          memos × (rules[32], digest[32]), file records (u8 name length, name, stat[40], hash[32])...
+//   index: rows × u32 row offset, in path-byte order
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Listing } from './listing.js';
 
-const Magic = 'TSBSC4\0\0';
+const Magic = 'TSBSC5\0\0';
+const Head = 16;
 /** Exclusion rule sets remembered per directory (COPY --exclude variants of one tree). */
 const MemosPerDir = 4;
 
 export interface Memo {
-  /** Digest of the rules the content digest was computed under (tree.ts ruleDigest). */
+  /** Digest of the rules the content digest was computed under (tree.ts rulesDigest). */
   rules: Buffer;
   digest: Buffer;
 }
@@ -45,7 +55,7 @@ export class DirRow {
     return this.memos.find((m) => m.rules.equals(rules))?.digest;
   }
 
-  /** Every file record, as [name key, record offset]. */
+  /** Every file record, as name key → record offset. */
   offsets(): Map<string, number> {
     if (this.index) return this.index;
     const m = new Map<string, number>();
@@ -72,69 +82,70 @@ export class FileRecords {
 }
 
 export class StatCache {
-  /** Rows by directory path (latin1 of its bytes, '' for the context), raw until first read. */
-  private raw = new Map<string, Buffer>();
-  private rows = new Map<string, DirRow>();
-  private dirty = false;
+  /** The file as loaded (empty when there was none). */
+  private loaded: Buffer = Buffer.alloc(0);
+  private rowCount = 0;
+  /** Rows read or replaced in this build, by directory path (latin1 of its bytes, '' for the context). */
+  private rows = new Map<string, DirRow | null>();
+  private changed = new Set<string>();
 
   private constructor(private readonly file: string | undefined) {}
 
-  static async load(dir: string | undefined, contextDir: string): Promise<StatCache> {
+  static fileFor(dir: string, contextDir: string): string {
+    return join(dir, createHash('sha256').update(contextDir).digest('hex').slice(0, 32) + '.v5');
+  }
+
+  /** The entry count of the last listing saved for this context, without loading the cache. */
+  static sizeHint(dir: string | undefined, contextDir: string): number {
+    if (!dir) return 0;
+    try {
+      const fd = openSync(StatCache.fileFor(dir, contextDir), 'r');
+      try {
+        const b = Buffer.alloc(Head);
+        return readSync(fd, b, 0, Head, 0) === Head && b.toString('latin1', 0, 8) === Magic ? b.readUInt32LE(8) : 0;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return 0;
+    }
+  }
+
+  static load(dir: string | undefined, contextDir: string): StatCache {
     if (!dir) return new StatCache(undefined);
-    const file = join(dir, createHash('sha256').update(contextDir).digest('hex').slice(0, 32) + '.v4');
-    const cache = new StatCache(file);
+    const cache = new StatCache(StatCache.fileFor(dir, contextDir));
     let buf: Buffer;
     try {
-      buf = await fsp.readFile(file);
+      buf = readFileSync(cache.file!);
     } catch {
       return cache; // missing or unreadable: start empty
     }
-    if (buf.length < 8 + 32 || buf.toString('latin1', 0, 8) !== Magic) return cache;
-    const body = buf.subarray(0, buf.length - 32);
-    if (!createHash('sha256').update(body).digest().equals(buf.subarray(buf.length - 32))) return cache;
-    try {
-      for (let at = 8; at < body.length; ) {
-        const len = body.readUInt32LE(at);
-        if (at + 4 + len > body.length) throw new RangeError('row past the end');
-        const row = body.subarray(at + 4, at + 4 + len);
-        const relLen = row.readUInt32LE(0);
-        cache.raw.set(row.toString('latin1', 4, 4 + relLen), row);
-        at += 4 + len;
-      }
-    } catch {
-      cache.raw.clear(); // written by something else: start empty
-    }
+    if (buf.length < Head || buf.toString('latin1', 0, 8) !== Magic) return cache;
+    const rows = buf.readUInt32LE(12);
+    if (Head + rows * 4 > buf.length) return cache;
+    cache.loaded = buf;
+    cache.rowCount = rows;
     return cache;
   }
 
   row(dirKey: string): DirRow | undefined {
     let r = this.rows.get(dirKey);
-    if (r) return r;
-    const raw = this.raw.get(dirKey);
-    if (!raw) return undefined;
-    let at = 4 + raw.readUInt32LE(0);
-    const sig = raw.subarray(at, at + 32);
-    at += 32;
-    const memos: Memo[] = [];
-    for (let n = raw[at++]!; n > 0; n--, at += 64) memos.push({ rules: raw.subarray(at, at + 32), digest: raw.subarray(at + 32, at + 64) });
-    r = new DirRow(sig, memos, raw.subarray(at));
-    this.rows.set(dirKey, r);
-    return r;
+    if (r === undefined) {
+      const body = this.find(dirKey);
+      r = body ? parseRow(body) : null;
+      this.rows.set(dirKey, r);
+    }
+    return r ?? undefined;
   }
 
   /** Replaces a directory's row; `memo` joins (or refreshes) the memos kept for the same signature. */
   put(dirKey: string, sig: Buffer | undefined, memo: Memo | undefined, files: Buffer): void {
     const old = this.row(dirKey);
-    const zero = Buffer.alloc(32);
-    const s = sig ?? zero;
+    const s = sig ?? Buffer.alloc(32);
     let memos: Memo[] = [];
-    if (sig && memo) {
-      memos = [memo, ...(old && old.sig.equals(sig) ? old.memos.filter((m) => !m.rules.equals(memo.rules)) : [])].slice(0, MemosPerDir);
-    }
+    if (sig && memo) memos = [memo, ...(old && old.sig.equals(sig) ? old.memos.filter((m) => !m.rules.equals(memo.rules)) : [])].slice(0, MemosPerDir);
     if (old && old.sig.equals(s) && sameMemos(old.memos, memos) && old.files.equals(files)) return;
-    this.rows.set(dirKey, new DirRow(s, memos, files));
-    this.raw.delete(dirKey);
-    this.dirty = true;
+    this.set(dirKey, new DirRow(s, memos, files));
   }
 
   /** Adds (or replaces) one file's hash in a directory's row, keeping its subtree memos. */
@@ -150,9 +161,12 @@ export class StatCache {
       }
     }
     records.add(name, stat, statAt, hash);
-    this.rows.set(dirKey, new DirRow(old?.sig ?? Buffer.alloc(32), old?.memos ?? [], records.done()));
-    this.raw.delete(dirKey);
-    this.dirty = true;
+    this.set(dirKey, new DirRow(old?.sig ?? Buffer.alloc(32), old?.memos ?? [], records.done()));
+  }
+
+  private set(dirKey: string, row: DirRow): void {
+    this.rows.set(dirKey, row);
+    this.changed.add(dirKey);
   }
 
   /**
@@ -160,40 +174,103 @@ export class StatCache {
    * are dropped; rows of directories no COPY read this time stay (another may read them).
    */
   async save(listing?: Listing): Promise<void> {
-    if (!this.file || !this.dirty) return;
+    if (!this.file || this.changed.size === 0) return;
     const present = listing ? directoryKeys(listing) : undefined;
-    const parts: Buffer[] = [Buffer.from(Magic, 'latin1')];
-    const keys = new Set([...this.raw.keys(), ...this.rows.keys()]);
-    for (const key of keys) {
-      if (present && !present.has(key)) continue;
-      const parsed = this.rows.get(key);
-      if (!parsed) {
-        const raw = this.raw.get(key)!;
-        const len = Buffer.allocUnsafe(4);
-        len.writeUInt32LE(raw.length);
-        parts.push(len, raw);
-        continue;
-      }
-      const rel = Buffer.from(key, 'latin1');
-      const head = Buffer.allocUnsafe(4 + 4 + rel.length + 32 + 1);
-      head.writeUInt32LE(4 + rel.length + 32 + 1 + parsed.memos.length * 64 + parsed.files.length, 0);
-      head.writeUInt32LE(rel.length, 4);
-      rel.copy(head, 8);
-      parsed.sig.copy(head, 8 + rel.length);
-      head[8 + rel.length + 32] = parsed.memos.length;
-      parts.push(head);
-      for (const m of parsed.memos) parts.push(m.rules, m.digest);
-      parts.push(parsed.files);
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < this.rowCount; i++) {
+      const at = this.rowAt(i);
+      if (at === undefined) continue;
+      const key = this.keyAt(at);
+      if (!this.changed.has(key)) bodies.set(key, this.loaded.subarray(at, at + 36 + this.loaded.readUInt32LE(at + 32)));
     }
-    const body = Buffer.concat(parts);
+    for (const key of this.changed) {
+      const row = this.rows.get(key);
+      if (row) bodies.set(key, withDigest(serialize(key, row)));
+    }
+    const keys = [...bodies.keys()].filter((k) => !present || present.has(k));
+    keys.sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
+    const head = Buffer.alloc(Head);
+    head.write(Magic, 0, 'latin1');
+    head.writeUInt32LE(listing ? Math.min(listing.entryCount(), 0xffffffff) : 0, 8);
+    head.writeUInt32LE(keys.length, 12);
+    const index = Buffer.alloc(keys.length * 4);
+    const parts: Buffer[] = [head, index];
+    let at = Head + index.length;
+    keys.forEach((k, i) => {
+      const b = bodies.get(k)!;
+      index.writeUInt32LE(at, i * 4);
+      parts.push(b);
+      at += b.length;
+    });
     const tmp = `${this.file}.${process.pid}.tmp`;
     await fsp.mkdir(join(this.file, '..'), { recursive: true });
-    await fsp.writeFile(tmp, Buffer.concat([body, createHash('sha256').update(body).digest()]));
+    await fsp.writeFile(tmp, Buffer.concat(parts));
     await fsp.rename(tmp, this.file);
-    // The text cache of earlier versions is dead weight once this one exists.
-    await fsp.rm(this.file.replace(/\.v4$/, '.v3'), { force: true }).catch(() => {});
-    this.dirty = false;
+    // The caches of earlier versions are dead weight once this one exists.
+    for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
+    this.changed.clear();
   }
+
+  // ---- the loaded file
+  private rowAt(i: number): number | undefined {
+    const at = this.loaded.readUInt32LE(Head + i * 4);
+    if (at + 40 > this.loaded.length) return undefined;
+    const len = this.loaded.readUInt32LE(at + 32);
+    if (len < 4 || at + 36 + len > this.loaded.length) return undefined;
+    const relLen = this.loaded.readUInt32LE(at + 36);
+    return 4 + relLen <= len ? at : undefined;
+  }
+  private keyAt(at: number): string {
+    return this.loaded.toString('latin1', at + 40, at + 40 + this.loaded.readUInt32LE(at + 36));
+  }
+
+  /** The body of a directory's row, checked against its digest. */
+  private find(dirKey: string): Buffer | undefined {
+    const want = Buffer.from(dirKey, 'latin1');
+    let lo = 0;
+    let hi = this.rowCount;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = this.rowAt(mid);
+      if (at === undefined) return undefined;
+      const relLen = this.loaded.readUInt32LE(at + 36);
+      const c = this.loaded.compare(want, 0, want.length, at + 40, at + 40 + relLen);
+      if (c === 0) {
+        const body = this.loaded.subarray(at + 36, at + 36 + this.loaded.readUInt32LE(at + 32));
+        return createHash('sha256').update(body).digest().equals(this.loaded.subarray(at, at + 32)) ? body : undefined;
+      }
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return undefined;
+  }
+}
+
+function parseRow(body: Buffer): DirRow | null {
+  let at = 4 + body.readUInt32LE(0);
+  if (at + 33 > body.length) return null;
+  const sig = body.subarray(at, at + 32);
+  at += 32;
+  const memos: Memo[] = [];
+  for (let n = body[at++]!; n > 0; n--, at += 64) memos.push({ rules: body.subarray(at, at + 32), digest: body.subarray(at + 32, at + 64) });
+  return at <= body.length ? new DirRow(sig, memos, body.subarray(at)) : null;
+}
+
+function serialize(key: string, row: DirRow): Buffer {
+  const rel = Buffer.from(key, 'latin1');
+  const head = Buffer.alloc(4 + rel.length + 32 + 1);
+  head.writeUInt32LE(rel.length, 0);
+  rel.copy(head, 4);
+  row.sig.copy(head, 4 + rel.length);
+  head[4 + rel.length + 32] = row.memos.length;
+  return Buffer.concat([head, ...row.memos.flatMap((m) => [m.rules, m.digest]), row.files]);
+}
+
+/** digest, u32 length, body: the form rows take in the file. */
+function withDigest(body: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(body.length);
+  return Buffer.concat([createHash('sha256').update(body).digest(), len, body]);
 }
 
 function sameMemos(a: Memo[], b: Memo[]): boolean {

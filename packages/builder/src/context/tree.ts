@@ -70,6 +70,8 @@ interface Visit {
 export class TreeHasher {
   /** Hashes made in this build, by listing entry offset. */
   private readonly fresh = new Map<number, Buffer>();
+  /** Files whose content this build read (the stat cache could not vouch for them). */
+  filesRead = 0;
   private readonly dirBytes: Buffer;
 
   constructor(
@@ -230,6 +232,7 @@ export class TreeHasher {
       throw this.vanished(rel);
     }
     this.fresh.set(off, h);
+    this.filesRead++;
     if (!(L.flags(off) & Flag.Racy)) this.stats.addFile(key, L.name(off), L.buf, L.statAt(off), h);
     return h;
   }
@@ -271,6 +274,7 @@ export class TreeHasher {
     try {
       const h = createHash('sha256').update(readFileSync(path)).digest();
       this.fresh.set(off, h);
+      this.filesRead++;
       return h;
     } catch {
       throw this.vanished(this.relOf(visit, off));
@@ -287,6 +291,7 @@ export class TreeHasher {
    * and the second process uses the other core).
    */
   private async hashAll(files: { off: number; path: Buffer; rel: () => string }[]): Promise<void> {
+    this.filesRead += files.length;
     if (files.length >= 256) {
       const half = Math.ceil(files.length / 2);
       const sums = await Promise.all([sha256sum(files.slice(0, half).map((f) => f.path)), sha256sum(files.slice(half).map((f) => f.path))]).catch(() => undefined);

@@ -9,6 +9,7 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, type BigIntStats } fr
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EntryHead, Flag, Listing, Magic, None, TableRow } from './listing.js';
+import { trace } from '../build/trace.js';
 
 /** Up to this many entries the JS walker is faster than starting tsbuild-walk. */
 const SmallContext = 150;
@@ -18,17 +19,26 @@ const RacyNs = 100_000_000n;
 
 class TooBig extends Error {}
 
-/** Lists `dir` (the build context) into a Listing. */
-export async function listContext(dir: string, walker: string | undefined = nativeWalker()): Promise<Listing> {
-  if (walker) {
+/**
+ * Lists `dir` (the build context) into a Listing. `sizeHint` is the entry count of the last
+ * listing of this context (the stat cache keeps it): a large context goes to the native walker
+ * straight away, a small or unknown one is tried in JS first.
+ */
+export async function listContext(dir: string, sizeHint = 0, walker: string | undefined = nativeWalker()): Promise<Listing> {
+  if (!walker) return traced(walkInJs(dir, Infinity), 'js');
+  if (sizeHint <= SmallContext) {
     try {
-      return walkInJs(dir, SmallContext);
+      return traced(walkInJs(dir, SmallContext), 'js');
     } catch (e) {
       if (!(e instanceof TooBig)) throw e;
     }
-    return walkNative(walker, dir);
   }
-  return walkInJs(dir, Infinity);
+  return traced(await walkNative(walker, dir), 'tsbuild-walk');
+}
+
+function traced(l: Listing, how: string): Listing {
+  trace(`context listed (${how}): ${l.dirs} directories, ${l.entryCount()} entries`);
+  return l;
 }
 
 let located: string | undefined | null = null;

@@ -13,6 +13,7 @@ import { sha256, type Inputs, type KeyBuilder } from '../cachekey.js';
 import type { ContextEntry } from '../../context/context.js';
 import { displayName, isEscaped } from '../../context/listing.js';
 import type { TreeFile } from '../../context/tree.js';
+import { trace } from '../trace.js';
 
 export interface SourceFile {
   /** Path below the copied item ('' for the item itself). */
@@ -66,6 +67,7 @@ export async function fromContext(ctx: StepContext, source: string, step: Locate
       continue;
     }
     const digest = await context.treeDigest(m, rules);
+    trace(`${displayName(m.rel || '.')}: content digest (${context.filesRead()} files read so far)`);
     let list: TreeFile[] | undefined;
     let files: SourceFile[] | undefined;
     const tree = () => (list ??= context.treeFiles(m, rules));
