@@ -3,6 +3,7 @@
 // Keeping the inputs by name (not just their digest) is what lets `--explain` say which one
 // changed since the last build of the same step.
 import { createHash } from 'node:crypto';
+import { displayName } from '../context/listing.js';
 
 export type Inputs = [name: string, digest: string][];
 
@@ -80,7 +81,7 @@ function describe(name: string, what: string): string {
     case 'base':
       return `base image ${subject} ${what === 'changed' ? 'now has another digest' : what}`;
     case 'file':
-      return `file ${subject} ${what}`;
+      return `file ${displayName(subject)} ${what}`;
     case 'source':
       return `source ${subject} ${what}`;
     case 'env':

@@ -75,7 +75,7 @@ export async function fromContext(ctx: StepContext, source: string, step: Locate
       path: m.rel,
       isDir: true,
       get files() {
-        return (files ??= tree().map((f) => treeFile(step, f)));
+        return (files ??= tree().map((f) => treeFile(step, m.rel, f)));
       },
       tree: { digest, inputs: () => fileInputs(m.rel, tree()) },
     };
@@ -93,8 +93,8 @@ function contextFile(step: Located, rel: string, abs: string, e: ContextEntry): 
   return f;
 }
 
-function treeFile(step: Located, t: TreeFile): SourceFile {
-  if (t.host === undefined || (t.linkname !== undefined && isEscaped(t.linkname))) throw notUtf8(step, t.rel);
+function treeFile(step: Located, itemPath: string, t: TreeFile): SourceFile {
+  if (t.host === undefined || (t.linkname !== undefined && isEscaped(t.linkname))) throw notUtf8(step, itemPath && t.rel ? `${itemPath}/${t.rel}` : itemPath || t.rel);
   return { rel: t.rel, kind: t.kind, host: t.host, mode: t.mode, uid: 0, gid: 0, mtime: new Date(t.mtimeMs), size: t.size, linkname: t.linkname, hash: t.hash };
 }
 
