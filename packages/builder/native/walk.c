@@ -20,6 +20,9 @@
  *   trailer: u64 table offset, u32 directories, "TSBW"
  * A child directory always has a larger index than its parent.
  *
+ * `tsbuild-walk --sha256` hashes the files named on stdin instead (see hash_main): the content
+ * digests of the files the stat cache cannot vouch for.
+ *
  * sig(D) = sha256 over D's entries of: name, NUL, u32 mode, u32 flags & FLAG_UNREADABLE, u64 ino,
  * u64 size, i64 mtime_s, u32 mtime_ns, i64 ctime_s, u32 ctime_ns, u16 link_len, link, then sig(child)
  * for a directory. The JS walker for small contexts (src/context/walk.ts) computes the same.
@@ -364,9 +367,88 @@ static void write_all(const void *p, size_t n) {
   }
 }
 
+/* ---- tsbuild-walk --sha256: content digests of files, for the stat cache's misses.
+ * stdin: paths, each ended by NUL. stdout: per path, in order, a status byte (0 = the 32-byte
+ * digest follows, else errno) and 32 bytes. Threads take paths in turn; regular files only,
+ * never through a final symlink (O_NOFOLLOW). */
+static char **hash_paths;
+static uint8_t *hash_out;
+static atomic_size_t hash_next;
+static size_t hash_count;
+
+static void *hash_worker(void *arg) {
+  (void)arg;
+  size_t cap = 1 << 18;
+  uint8_t *buf = xmalloc(cap);
+  for (;;) {
+    size_t i = atomic_fetch_add(&hash_next, 1);
+    if (i >= hash_count) break;
+    uint8_t *o = hash_out + i * 33;
+    int fd = open(hash_paths[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+      o[0] = (uint8_t)(errno ? errno : EIO);
+      continue;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+      o[0] = EINVAL;
+      close(fd);
+      continue;
+    }
+    sha256_ctx h;
+    sha256_init(&h);
+    ssize_t n;
+    while ((n = read(fd, buf, cap)) > 0) sha256_update(&h, buf, (size_t)n);
+    if (n < 0) o[0] = (uint8_t)errno;
+    else sha256_final(&h, o + 1);
+    close(fd);
+  }
+  free(buf);
+  return NULL;
+}
+
+static int hash_main(void) {
+  size_t len = 0, cap = 1 << 20;
+  char *in = xmalloc(cap);
+  for (;;) {
+    if (len == cap) {
+      cap *= 2;
+      in = realloc(in, cap);
+      if (!in) die("out of memory at", "");
+    }
+    ssize_t n = read(0, in + len, cap - len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("cannot read paths from", "stdin");
+    }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  for (size_t i = 0; i < len; i++)
+    if (!in[i]) hash_count++;
+  hash_paths = xmalloc(hash_count * sizeof *hash_paths);
+  for (size_t i = 0, at = 0; i < hash_count; i++) {
+    hash_paths[i] = in + at;
+    at += strlen(in + at) + 1;
+  }
+  hash_out = calloc(hash_count ? hash_count : 1, 33);
+  if (!hash_out) die("out of memory at", "");
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
+  pthread_t tid[MAX_THREADS];
+  for (int t = 1; t < threads; t++)
+    if (pthread_create(&tid[t], NULL, hash_worker, NULL) != 0) threads = t;
+  hash_worker(NULL);
+  for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+  write_all(hash_out, hash_count * 33);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  root_path = "";
+  if (argc == 2 && strcmp(argv[1], "--sha256") == 0) return hash_main();
   if (argc != 2) {
-    fprintf(stderr, "usage: tsbuild-walk DIR\n");
+    fprintf(stderr, "usage: tsbuild-walk DIR | tsbuild-walk --sha256 < NUL-separated paths\n");
     return 2;
   }
   root_path = argv[1];
