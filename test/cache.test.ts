@@ -195,5 +195,20 @@ test('a source path through a symlink stays in the context', () => {
   cleanup(c);
 });
 
+test('a directory .dockerignore leaves out whole is not even listed', () => {
+  const files: Record<string, string> = { Dockerfile: `FROM ${Base}\nCOPY . /app/\nRUN test ! -e /app/vcs && test -f /app/vcs-keep/k\n`, '.dockerignore': 'vcs\n', 'vcs-keep/k': 'k' };
+  for (let i = 0; i < 300; i++) files[`vcs/objects/o${i}`] = `object ${i}`;
+  const c = context(files);
+  const r = ok(tsbuild(['build', '--progress=plain', c], { root, env: { TSBUILD_TRACE: '1' } }));
+  const listed = Number(/context listed \([^)]*\): \d+ directories, (\d+) entries/.exec(r.stderr)?.[1]);
+  assert.ok(listed > 0 && listed < 20, `${listed} entries listed`);
+  // A rule that could bring something back below it makes the walk look inside again.
+  writeFileSync(join(c, '.dockerignore'), 'vcs\n!vcs/objects/o7\n');
+  writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nCOPY . /app/\nRUN test -f /app/vcs/objects/o7 && test ! -e /app/vcs/objects/o8\n`);
+  const r2 = ok(tsbuild(['build', '--progress=plain', c], { root, env: { TSBUILD_TRACE: '1' } }));
+  assert.ok(Number(/context listed \([^)]*\): \d+ directories, (\d+) entries/.exec(r2.stderr)?.[1]) > 300);
+  cleanup(c);
+});
+
 test.after(() => cleanup(root, ctx, bigCtx));
 test.run();

@@ -1,5 +1,5 @@
 /*
- * tsbuild-walk DIR: lists a build context and prints it on stdout as one binary record
+ * tsbuild-walk DIR [--prune RELPATH]...: lists a build context and prints it on stdout as one binary record
  * (layout below, read by src/context/listing.ts). Node pays ~15 us per lstat for its Stats
  * objects and GNU find's text output costs as much again to parse; this does getdents64 and
  * fstatat and nothing else, on every core, and digests each directory's stat data (a Merkle
@@ -23,7 +23,7 @@
  * `tsbuild-walk --sha256` hashes the files named on stdin instead (see hash_main): the content
  * digests of the files the stat cache cannot vouch for.
  *
- * sig(D) = sha256 over D's entries of: name, NUL, u32 mode, u32 flags & FLAG_UNREADABLE, u64 ino,
+ * sig(D) = sha256 over D's entries of: name, NUL, u32 mode, u32 flags & (UNREADABLE|PRUNED), u64 ino,
  * u64 size, i64 mtime_s, u32 mtime_ns, i64 ctime_s, u32 ctime_ns, u16 link_len, link, then sig(child)
  * for a directory. The JS walker for small contexts (src/context/walk.ts) computes the same.
  */
@@ -47,6 +47,7 @@
 #define FLAG_RACY 1u       /* a regular file changed so recently that its stat cannot vouch for its content */
 #define FLAG_UNREADABLE 2u /* a directory that could not be opened or read */
 #define FLAG_RACY_BELOW 4u /* a directory with a racy file somewhere below it */
+#define FLAG_PRUNED 8u     /* a directory not looked into (--prune: .dockerignore leaves it out whole) */
 #define ENTRY_HEAD 56
 #define MAX_THREADS 4
 
@@ -76,6 +77,8 @@ static size_t stack_len, stack_cap;
 static int busy;
 
 static const char *root_path;
+static char **prune;
+static int nprune;
 static int root_fd;
 static int64_t start_ns, start_s;
 
@@ -183,6 +186,18 @@ static int open_dir(const char *path) {
 
 static void finish(uint32_t i);
 
+/* Whether DIR-relative path + "/" + name is one the caller asked not to look into. */
+static int pruned(const char *path, size_t plen, const char *name, size_t nlen) {
+  for (int k = 0; k < nprune; k++) {
+    const char *p = prune[k];
+    size_t l = strlen(p);
+    if (plen == 0 ? l == nlen && memcmp(p, name, nlen) == 0
+                  : l == plen + 1 + nlen && memcmp(p, path, plen) == 0 && p[plen] == '/' && memcmp(p + plen + 1, name, nlen) == 0)
+      return 1;
+  }
+  return 0;
+}
+
 /* Lists directory i: its entries into its block, its subdirectories onto the stack. */
 static void list_dir(uint32_t i, char *dents, size_t dents_len) {
   struct dir *d = dir_at(i);
@@ -237,6 +252,7 @@ static void list_dir(uint32_t i, char *dents, size_t dents_len) {
   if (!block) die("out of memory at", d->path);
   size_t at = 0;
   unsigned subdirs = 0;
+  size_t plen = strlen(d->path);
   for (size_t k = 0; k < n; k++) {
     struct child *c = &kids[k];
     uint8_t *e = block + at;
@@ -260,7 +276,10 @@ static void list_dir(uint32_t i, char *dents, size_t dents_len) {
     e[55] = (uint8_t)(c->link_len >> 8);
     memcpy(e + ENTRY_HEAD, c->name, c->name_len);
     if (c->link_len) memcpy(e + ENTRY_HEAD + c->name_len, c->link, c->link_len);
-    if (S_ISDIR(c->st.st_mode)) subdirs++;
+    if (S_ISDIR(c->st.st_mode)) {
+      if (nprune && pruned(d->path, plen, c->name, c->name_len)) put32(e + 4, f | FLAG_PRUNED);
+      else subdirs++;
+    }
     at += (ENTRY_HEAD + c->name_len + c->link_len + 7) & ~(size_t)7;
   }
   d->block = block;
@@ -270,10 +289,9 @@ static void list_dir(uint32_t i, char *dents, size_t dents_len) {
 
   pthread_mutex_lock(&lock);
   at = 0;
-  size_t plen = strlen(d->path);
   for (size_t k = 0; k < n; k++) {
     struct child *c = &kids[k];
-    if (S_ISDIR(c->st.st_mode)) {
+    if (S_ISDIR(c->st.st_mode) && !(get32(block + at + 4) & FLAG_PRUNED)) {
       char *path = xmalloc(plen + c->name_len + 2);
       if (plen) {
         memcpy(path, d->path, plen);
@@ -318,7 +336,7 @@ static void finish(uint32_t i) {
       sha256_update(&h, e + ENTRY_HEAD, name_len);
       sha256_update(&h, &zero, 1);
       memcpy(rec, e, 4);                   /* mode */
-      put32(rec + 4, ef & FLAG_UNREADABLE);
+      put32(rec + 4, ef & (FLAG_UNREADABLE | FLAG_PRUNED));
       memcpy(rec + 8, e + 8, 24);          /* ino, size, mtime_s */
       memcpy(rec + 32, e + 40, 4);         /* mtime_ns */
       memcpy(rec + 36, e + 32, 8);         /* ctime_s */
@@ -447,9 +465,17 @@ static int hash_main(void) {
 int main(int argc, char **argv) {
   root_path = "";
   if (argc == 2 && strcmp(argv[1], "--sha256") == 0) return hash_main();
-  if (argc != 2) {
-    fprintf(stderr, "usage: tsbuild-walk DIR | tsbuild-walk --sha256 < NUL-separated paths\n");
+  if (argc < 2 || argc % 2 != 0) {
+    fprintf(stderr, "usage: tsbuild-walk DIR [--prune RELPATH]... | tsbuild-walk --sha256 < NUL-separated paths\n");
     return 2;
+  }
+  prune = xmalloc((size_t)argc * sizeof *prune);
+  for (int a = 2; a + 1 < argc; a += 2) {
+    if (strcmp(argv[a], "--prune") != 0) {
+      fprintf(stderr, "tsbuild-walk: unknown option %s\n", argv[a]);
+      return 2;
+    }
+    prune[nprune++] = argv[a + 1];
   }
   root_path = argv[1];
   struct timespec now;

@@ -2,7 +2,7 @@
 // It is listed once per build (walk.ts), started as soon as the build starts; COPY/ADD sources
 // resolve in that listing, symlinks followed only inside the context; a directory source is
 // digested through the stat cache (tree.ts) without per-file work when nothing changed.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
@@ -45,23 +45,25 @@ export class BuildContext {
   }
 
   static async open(dir: string, dockerfile: string | undefined, statCacheDir: string | undefined): Promise<BuildContext> {
-    // The listing starts first: it is the longest part of opening a large context.
-    const listing = listContext(dir, StatCache.sizeHint(statCacheDir, dir));
-    listing.catch(() => {});
     // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
+    // Read first (one small file): the walk need not look into what it leaves out whole.
     let text = '';
     const candidates = dockerfile ? [`${dockerfile}.dockerignore`] : [];
     candidates.push(join(dir, '.dockerignore'));
     for (const c of candidates) {
       try {
-        text = await fsp.readFile(c, 'utf8');
+        text = readFileSync(c, 'utf8');
         break;
       } catch {
         // next
       }
     }
+    const ignore = IgnoreMatcher.parse(text);
+    // The listing is the longest part of opening a large context: it starts before anything else.
+    const listing = listContext(dir, StatCache.sizeHint(statCacheDir, dir), prunable(ignore));
+    listing.catch(() => {});
     const root = await fsp.stat(dir);
-    return new BuildContext(dir, IgnoreMatcher.parse(text), StatCache.load(statCacheDir, dir), listing, { mode: root.mode, mtimeMs: root.mtimeMs });
+    return new BuildContext(dir, ignore, StatCache.load(statCacheDir, dir), listing, { mode: root.mode, mtimeMs: root.mtimeMs });
   }
 
   private hasher(): Promise<TreeHasher> {
@@ -190,6 +192,14 @@ export class BuildContext {
     }
     return undefined;
   }
+}
+
+/**
+ * Directories .dockerignore leaves out whole (literal patterns that nothing can re-include):
+ * no COPY, bind mount or source path ever reads below them, so the walk does not look.
+ */
+function prunable(ignore: IgnoreMatcher): string[] {
+  return ignore.patterns.filter((p) => !p.exclusion && !/[*?[\\]/.test(p.source) && ignore.skipsDir(p.source)).map((p) => p.source);
 }
 
 interface Resolved {

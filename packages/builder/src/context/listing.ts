@@ -17,6 +17,8 @@ export const enum Flag {
   Unreadable = 2,
   /** A directory with a racy file somewhere below it. */
   RacyBelow = 4,
+  /** A directory not looked into: .dockerignore leaves it out whole. */
+  Pruned = 8,
 }
 
 const S_IFMT = 0o170000;

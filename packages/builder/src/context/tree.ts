@@ -233,7 +233,6 @@ export class TreeHasher {
       }
       if (kind === 'dir') {
         const child = L.child(off);
-        if (child === None) throw new Error('internal: directory without a listing');
         const name = L.name(off);
         const bytes = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
         fn(off, included, { dir: child, key: visit.key === '' ? L.nameKey(off) : `${visit.key}/${L.nameKey(off)}`, bytes, rel });
@@ -263,6 +262,8 @@ export class TreeHasher {
 
   /** A directory the walker could not read fails the COPY that needs it, and only that one. */
   private mustRead(visit: Visit): void {
+    // Not listed (pruned): only directories .dockerignore leaves out whole are, and those are never visited.
+    if (visit.dir === None) throw new BuildError(`${displayName(visit.rel ?? decodeName(visit.bytes))} is excluded by .dockerignore`);
     if (this.listing.dirFlags(visit.dir) & Flag.Unreadable) {
       throw new BuildError(`cannot read ${displayName(visit.rel ?? decodeName(visit.bytes))} in the build context (${this.contextDir}): permission denied, or it changed during the build`);
     }

@@ -24,16 +24,16 @@ class TooBig extends Error {}
  * listing of this context (the stat cache keeps it): a large context goes to the native walker
  * straight away, a small or unknown one is tried in JS first.
  */
-export async function listContext(dir: string, sizeHint = 0, walker: string | undefined = nativeWalker()): Promise<Listing> {
-  if (!walker) return traced(walkInJs(dir, Infinity), 'js');
+export async function listContext(dir: string, sizeHint = 0, prune: string[] = [], walker: string | undefined = nativeWalker()): Promise<Listing> {
+  if (!walker) return traced(walkInJs(dir, Infinity, prune), 'js');
   if (sizeHint <= SmallContext) {
     try {
-      return traced(walkInJs(dir, SmallContext), 'js');
+      return traced(walkInJs(dir, SmallContext, prune), 'js');
     } catch (e) {
       if (!(e instanceof TooBig)) throw e;
     }
   }
-  return traced(await walkNative(walker, dir), 'tsbuild-walk');
+  return traced(await walkNative(walker, dir, prune), 'tsbuild-walk');
 }
 
 function traced(l: Listing, how: string): Listing {
@@ -54,9 +54,9 @@ export function nativeWalker(): string | undefined {
   return (located = undefined);
 }
 
-function walkNative(walker: string, dir: string): Promise<Listing> {
+function walkNative(walker: string, dir: string, prune: string[]): Promise<Listing> {
   return new Promise((resolve, reject) => {
-    const child = spawn(walker, [dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(walker, [dir, ...prune.flatMap((p) => ['--prune', p])], { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
@@ -79,8 +79,12 @@ interface Child {
   link?: Buffer;
 }
 
-/** The same record walk.c prints, made with Node's fs (names as Buffers throughout). */
-export function walkInJs(dir: string, limit: number): Listing {
+/**
+ * The same record walk.c prints, made with Node's fs (names as Buffers throughout). `prune`:
+ * context-relative directories listed but not looked into.
+ */
+export function walkInJs(dir: string, limit: number, prune: string[] = []): Listing {
+  const pruned = new Set(prune.map((p) => Buffer.from(p).toString('latin1')));
   const start = BigInt(Date.now()) * 1_000_000n;
   const blocks: Buffer[] = [Buffer.from(Magic, 'latin1')];
   let at = 8;
@@ -88,7 +92,7 @@ export function walkInJs(dir: string, limit: number): Listing {
   let seen = 0;
 
   // Returns the directory's index and its flags; fills its table row once its children are done.
-  function list(path: Buffer, readable: boolean): { index: number; flags: number; sig: Buffer } {
+  function list(path: Buffer, rel: string, readable: boolean): { index: number; flags: number; sig: Buffer } {
     const index = table.length;
     const row = Buffer.alloc(TableRow);
     table.push(row);
@@ -163,8 +167,11 @@ export function walkInJs(dir: string, limit: number): Listing {
     kids.forEach((k, i) => {
       const e = entries[i]!;
       let childSig: Buffer | undefined;
-      if (k.st.isDirectory()) {
-        const c = list(Buffer.concat([path, Buffer.from('/'), k.name]), true);
+      const childRel = rel === '' ? k.name.toString('latin1') : `${rel}/${k.name.toString('latin1')}`;
+      if (k.st.isDirectory() && pruned.has(childRel)) {
+        e.writeUInt32LE(e.readUInt32LE(4) | Flag.Pruned, 4);
+      } else if (k.st.isDirectory()) {
+        const c = list(Buffer.concat([path, Buffer.from('/'), k.name]), childRel, true);
         e.writeUInt32LE(c.index, 48);
         e.writeUInt32LE(e.readUInt32LE(4) | c.flags, 4);
         flags |= c.flags & Flag.RacyBelow;
@@ -173,7 +180,7 @@ export function walkInJs(dir: string, limit: number): Listing {
       h.update(k.name);
       const rec = Buffer.alloc(50);
       e.copy(rec, 0, 0, 4);
-      rec.writeUInt32LE(e.readUInt32LE(4) & Flag.Unreadable, 4);
+      rec.writeUInt32LE(e.readUInt32LE(4) & (Flag.Unreadable | Flag.Pruned), 4);
       e.copy(rec, 8, 8, 32); // ino, size, mtime_s
       e.copy(rec, 32, 40, 44); // mtime_ns
       e.copy(rec, 36, 32, 40); // ctime_s
@@ -187,7 +194,7 @@ export function walkInJs(dir: string, limit: number): Listing {
     return { index, flags, sig: row.subarray(16, 48) };
   }
 
-  const root = list(Buffer.from(dir), true);
+  const root = list(Buffer.from(dir), '', true);
   if (root.flags & Flag.Unreadable) {
     // Say why, as the native walker does.
     readdirSync(dir);
