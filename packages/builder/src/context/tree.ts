@@ -122,7 +122,7 @@ export class TreeHasher {
           return;
         }
         p.kids.push({ off, included });
-        if (included && L.kind(off) === 'file' && this.known(off, row) === undefined) pending.push({ off, visit });
+        if (included && L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined) pending.push({ off, visit });
       });
       recomputed.push(p); // children first: plan() recursed before this push
       return p;
