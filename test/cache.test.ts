@@ -3,7 +3,7 @@
 // SOURCE_DATE_EPOCH builds reproduce across stores.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeFileSync, utimesSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cli.js';
 import { steps } from './helpers/progress.js';
@@ -107,5 +107,108 @@ test('with SOURCE_DATE_EPOCH two fresh stores give the same image digest', () =>
   assert.equal(digests[0], digests[1]);
 });
 
-test.after(() => cleanup(root, ctx));
+// A COPY of a directory large enough for the native walker (more than 150 entries), changed one
+// way at a time: every change the stat cache can see must re-run the COPY and be named by
+// --explain; a change it must not care about must not.
+const big: Record<string, string | { symlink: string }> = {
+  Dockerfile: `FROM ${Base}\nCOPY tree/ /tree/\n`,
+  'tree/a.txt': 'a1',
+  'tree/b.txt': 'bb',
+  'tree/sp ace.txt': 'spaces',
+  'tree/new\nline.txt': 'newline',
+  'tree/link': { symlink: 'a.txt' },
+  'tree/gone.txt': 'to be removed',
+  'tree/deep/er/x.txt': 'deep',
+};
+for (let i = 0; i < 200; i++) big[`tree/fill/f${i}`] = `filler ${i}`;
+const bigCtx = context(big);
+const T = (p: string) => join(bigCtx, 'tree', p);
+/** Writes new content of the same size and puts the mtime back: only the ctime says so. */
+const sneaky = (p: string, content: string) => {
+  const st = statSync(p);
+  writeFileSync(p, content);
+  utimesSync(p, st.atime, st.mtime);
+};
+const changes: [string, () => void, RegExp | 'hit'][] = [
+  ['content, same size and mtime', () => sneaky(T('a.txt'), 'a2'), /miss: file tree\/a\.txt changed/],
+  ['mtime only', () => utimesSync(T('a.txt'), new Date(), new Date(Date.now() + 9000)), 'hit'],
+  ['mode', () => chmodSync(T('a.txt'), 0o600), /miss: file tree\/a\.txt changed/],
+  ['symlink target', () => { unlinkSync(T('link')); symlinkSync('b.txt', T('link')); }, /miss: file tree\/link changed/],
+  ['a file added', () => writeFileSync(T('c.txt'), 'c'), /miss: file tree\/c\.txt is new/],
+  ['a file removed', () => unlinkSync(T('gone.txt')), /miss: file tree\/gone\.txt was removed/],
+  ['a file renamed', () => renameSync(T('b.txt'), T('z.txt')), /miss: file tree\/z\.txt is new/],
+  ['an empty directory added', () => mkdirSync(T('empty')), /miss: file tree\/empty is new/],
+  ['a file became a directory', () => { unlinkSync(T('z.txt')); mkdirSync(T('z.txt')); }, /miss: file tree\/z\.txt changed/],
+  ['one of 200 fillers', () => sneaky(T('fill/f150'), 'FILLER 150'), /miss: file tree\/fill\/f150 changed/],
+  ['deep below', () => sneaky(T('deep/er/x.txt'), 'DEEP'), /miss: file tree\/deep\/er\/x\.txt changed/],
+  ['a name with a space', () => sneaky(T('sp ace.txt'), 'SPACES'), /miss: file tree\/sp ace\.txt changed/],
+  ['a name with a newline (shown escaped)', () => sneaky(T('new\nline.txt'), 'NEWLINE'), /miss: file tree\/new\\x0aline\.txt changed/],
+  ['.dockerignore leaves a file out', () => writeFileSync(join(bigCtx, '.dockerignore'), 'tree/fill/f1*\n'), /miss: file tree\/fill\/f1 was removed/],
+  ['.dockerignore reworded, same files', () => writeFileSync(join(bigCtx, '.dockerignore'), '# the same\ntree/fill/f1*\n'), 'hit'],
+  ['nothing', () => {}, 'hit'],
+];
+
+test('first build of a large tree', () => {
+  ok(tsbuild(['build', '--progress=plain', bigCtx], { root }));
+});
+
+for (const [what, change, want] of changes) {
+  test(`large tree, ${what}: ${want === 'hit' ? 'cached' : 'rebuilt and named'}`, () => {
+    change();
+    const r = ok(tsbuild(['build', '--progress=plain', '--explain', bigCtx], { root }));
+    if (want === 'hit') assert.equal(steps(r.stderr).ran, [], r.stderr);
+    else {
+      assert.equal(steps(r.stderr).ran, ['COPY tree/ /tree/'], r.stderr);
+      assert.match(r.stderr, want);
+    }
+  });
+}
+
+test('a name that is not UTF-8: COPY says so and fails; left out, or read through a bind mount, it works and is keyed', () => {
+  const c = context({ Dockerfile: `FROM ${Base}\nCOPY d/ /d/\n`, 'd/ok.txt': 'ok' });
+  const bad = Buffer.concat([Buffer.from(join(c, 'd') + '/'), Buffer.from([0x62, 0xff])]);
+  writeFileSync(bad, 'v1');
+  const r = tsbuild(['build', '--progress=plain', c], { root });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /cannot copy "d\/b\\xff" from the build context: its name \(or its link target\) is not valid UTF-8/);
+  assert.not.match(r.stderr, /\n\s+at /);
+  writeFileSync(join(c, '.dockerignore'), 'd/b*\n');
+  ok(tsbuild(['build', '--progress=plain', c], { root }));
+  rmSync(join(c, '.dockerignore'));
+  writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nRUN --mount=type=bind,source=d,target=/d cat /d/* > /all\n`);
+  ok(tsbuild(['build', '--progress=plain', c], { root }));
+  assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, []);
+  writeFileSync(bad, 'v2');
+  assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, ['RUN --mount=type=bind,source=d,target=/d cat /d/* > /all']);
+  cleanup(c);
+});
+
+test('a source path through a symlink stays in the context', () => {
+  const c = context({ Dockerfile: `FROM ${Base}\nCOPY link/passwd /p\n`, link: { symlink: '/etc' } });
+  const r = tsbuild(['build', '--progress=plain', c], { root });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /"link\/passwd" not found in the build context/);
+  mkdirSync(join(c, 'etc'));
+  writeFileSync(join(c, 'etc', 'passwd'), 'from the context\n');
+  writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nCOPY link/passwd /p\nRUN grep -q "from the context" /p\n`);
+  ok(tsbuild(['build', '--progress=plain', c], { root }));
+  cleanup(c);
+});
+
+test('a directory .dockerignore leaves out whole is not even listed', () => {
+  const files: Record<string, string> = { Dockerfile: `FROM ${Base}\nCOPY . /app/\nRUN test ! -e /app/vcs && test -f /app/vcs-keep/k\n`, '.dockerignore': 'vcs\n', 'vcs-keep/k': 'k' };
+  for (let i = 0; i < 300; i++) files[`vcs/objects/o${i}`] = `object ${i}`;
+  const c = context(files);
+  const r = ok(tsbuild(['build', '--progress=plain', c], { root, env: { TSBUILD_TRACE: '1' } }));
+  const listed = Number(/context listed \([^)]*\): \d+ directories, (\d+) entries/.exec(r.stderr)?.[1]);
+  assert.ok(listed > 0 && listed < 20, `${listed} entries listed`);
+  // A rule that could bring something back below it makes the walk look inside again.
+  writeFileSync(join(c, '.dockerignore'), 'vcs\n!vcs/objects/o7\n');
+  writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nCOPY . /app/\nRUN test -f /app/vcs/objects/o7 && test ! -e /app/vcs/objects/o8\n`);
+  const r2 = ok(tsbuild(['build', '--progress=plain', c], { root, env: { TSBUILD_TRACE: '1' } }));
+  assert.ok(Number(/context listed \([^)]*\): \d+ directories, (\d+) entries/.exec(r2.stderr)?.[1]) > 300);
+  cleanup(c);
+});
+
+test.after(() => cleanup(root, ctx, bigCtx));
 test.run();

@@ -46,7 +46,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   const platformString = `${platform.os}/${platform.architecture}`;
   // List the context while the Dockerfile is parsed and base images are resolved.
   const contextPromise = BuildContext.open(req.contextDir, req.dockerfileIsFile ? req.dockerfilePath : undefined, join(req.store.root, 'builder', 'statcache'));
-  contextPromise.then((c) => c.prefetch(), () => {});
+  contextPromise.catch(() => {});
   trace('build start');
   let df;
   try {
@@ -118,6 +118,6 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     const cacheRecords = solver.records.map((r) => ({ key: r.key, layer: r.value.layer, created: r.value.created, inImage: inImage.has(r.stage) }));
     return { image, explain: solver.explain, cacheRecords };
   } finally {
-    await context.stats.save().catch(() => {});
+    await context.save().catch(() => {});
   }
 }

@@ -3,6 +3,7 @@
 // Keeping the inputs by name (not just their digest) is what lets `--explain` say which one
 // changed since the last build of the same step.
 import { createHash } from 'node:crypto';
+import { displayName } from '../context/listing.js';
 
 export type Inputs = [name: string, digest: string][];
 
@@ -10,22 +11,49 @@ export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/**
+ * A group of inputs that enters the key as one digest (a copied directory: its Merkle content
+ * digest) and is spelled out, one input per file, only when someone reads `inputs` (on a miss,
+ * to explain it and to keep for the next explanation). The digest must change exactly when
+ * the expansion does.
+ */
+interface Group {
+  name: string;
+  digest: string;
+  expand: () => Inputs;
+}
+
 export class KeyBuilder {
-  readonly inputs: Inputs = [];
+  private readonly parts: ([name: string, digest: string] | Group)[] = [];
+  private expanded: Inputs | undefined;
 
   add(name: string, value: string): this {
-    this.inputs.push([name, sha256(value)]);
-    return this;
+    return this.addDigest(name, sha256(value));
   }
   /** An input that is already a digest (parent key, file hash, image digest). */
   addDigest(name: string, digest: string): this {
-    this.inputs.push([name, digest]);
+    this.parts.push([name, digest]);
+    this.expanded = undefined;
     return this;
   }
+  addGroup(name: string, digest: string, expand: () => Inputs): this {
+    this.parts.push({ name, digest, expand });
+    this.expanded = undefined;
+    return this;
+  }
+  /** The named inputs, groups spelled out. */
+  get inputs(): Inputs {
+    if (this.expanded) return this.expanded;
+    const out: Inputs = [];
+    for (const p of this.parts) {
+      if (Array.isArray(p)) out.push(p);
+      else for (const i of p.expand()) out.push(i);
+    }
+    return (this.expanded = out);
+  }
   key(): `sha256:${string}` {
-    // One update of the joined text: a COPY of a large tree has tens of thousands of inputs.
     let text = '';
-    for (const [n, d] of this.inputs) text += `${n}\0${d}\n`;
+    for (const p of this.parts) text += Array.isArray(p) ? `${p[0]}\0${p[1]}\n` : `${p.name}\0${p.digest}\n`;
     return `sha256:${createHash('sha256').update(text).digest('hex')}`;
   }
 }
@@ -53,7 +81,7 @@ function describe(name: string, what: string): string {
     case 'base':
       return `base image ${subject} ${what === 'changed' ? 'now has another digest' : what}`;
     case 'file':
-      return `file ${subject} ${what}`;
+      return `file ${displayName(subject)} ${what}`;
     case 'source':
       return `source ${subject} ${what}`;
     case 'env':

@@ -1,49 +1,73 @@
 // The build context: a directory on the host, seen through .dockerignore, never escaped.
-// Sources of COPY/ADD resolve here; symlinks inside it are kept as symlinks, and a symlink
-// named directly as a source is followed only within the context.
-import { promises as fsp } from 'node:fs';
+// It is listed once per build (walk.ts), started as soon as the build starts; COPY/ADD sources
+// resolve in that listing, symlinks followed only inside the context; a directory source is
+// digested through the stat cache (tree.ts) without per-file work when nothing changed.
+import { promises as fsp, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
+import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
 import { StatCache } from './statcache.js';
-import { infoFromStats, walkTree, type FileInfo } from './walk.js';
+import { TreeHasher, type Rules, type TreeFile, type TreeItem } from './tree.js';
+import { listContext } from './walk.js';
 
+/** A COPY source found in the context. */
 export interface ContextEntry {
   /** Path relative to the context root, '/'-separated ('' for the root). */
   rel: string;
   abs: string;
-  info: FileInfo;
+  kind: Kind;
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  /** A symlink's target. */
+  linkname?: string;
+  /** Content hash of a regular file (hex). */
+  hash?: string;
+  /** For a directory: what tree.ts digests and expands. */
+  tree?: TreeItem;
+  /** Its offset in the listing (not for the root). */
+  at?: number;
 }
 
 export class BuildContext {
-  /** The whole context, listed once, started as soon as the context is opened. */
-  private listing: Promise<FileInfo[]> | undefined;
+  private tree: Promise<TreeHasher> | undefined;
+  /** Set once the listing is in: expansion on a cache miss is synchronous. */
+  private hasherNow: TreeHasher | undefined;
 
   private constructor(
     readonly dir: string,
     readonly ignore: IgnoreMatcher,
     readonly stats: StatCache,
-  ) {}
-
-  /** Starts listing the context in the background, to overlap with parsing and base resolution. */
-  prefetch(): void {
-    this.listing ??= walkTree(this.dir).then((all) => all.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0)));
-    this.listing.catch(() => {});
+    private readonly listing: Promise<Listing>,
+    private readonly rootStat: { mode: number; mtimeMs: number },
+  ) {
+    listing.catch(() => {});
   }
 
   static async open(dir: string, dockerfile: string | undefined, statCacheDir: string | undefined): Promise<BuildContext> {
     // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
+    // Read first (one small file): the walk need not look into what it leaves out whole.
     let text = '';
     const candidates = dockerfile ? [`${dockerfile}.dockerignore`] : [];
     candidates.push(join(dir, '.dockerignore'));
     for (const c of candidates) {
       try {
-        text = await fsp.readFile(c, 'utf8');
+        text = readFileSync(c, 'utf8');
         break;
       } catch {
         // next
       }
     }
-    return new BuildContext(dir, IgnoreMatcher.parse(text), await StatCache.load(statCacheDir, dir));
+    const ignore = IgnoreMatcher.parse(text);
+    // The listing is the longest part of opening a large context: it starts before anything else.
+    const listing = listContext(dir, StatCache.sizeHint(statCacheDir, dir), prunable(ignore));
+    listing.catch(() => {});
+    const root = await fsp.stat(dir);
+    return new BuildContext(dir, ignore, StatCache.load(statCacheDir, dir), listing, { mode: root.mode, mtimeMs: root.mtimeMs });
+  }
+
+  private hasher(): Promise<TreeHasher> {
+    return (this.tree ??= this.listing.then((l) => (this.hasherNow = new TreeHasher(l, this.stats, this.dir))));
   }
 
   /** Host path of a context-relative path; callers pass cleaned paths only (so no join()). */
@@ -51,105 +75,137 @@ export class BuildContext {
     return rel === '' ? this.dir : `${this.dir}/${rel}`;
   }
 
-  /**
-   * Resolves a COPY source (possibly with wildcards) to the matching top-level entries.
-   * Paths outside the context are clamped to it, as BuildKit does.
-   */
-  async match(source: string): Promise<ContextEntry[]> {
-    const cleaned = cleanPath(source);
-    const rel = cleaned === '.' ? '' : cleaned;
-    if (!hasGlob(rel)) {
-      const entry = await this.lookup(rel);
-      return entry && !this.ignored(entry.rel) ? [entry] : [];
-    }
-    // Expand component by component; each component may be a glob.
-    let current: string[] = [''];
-    for (const part of rel.split('/')) {
-      const next: string[] = [];
-      for (const base of current) {
-        if (!hasGlob(part)) {
-          next.push(base ? `${base}/${part}` : part);
-          continue;
-        }
-        const re = globToRegExp(part);
-        let names: string[] = [];
-        try {
-          names = await fsp.readdir(this.abs(base));
-        } catch {
-          continue;
-        }
-        for (const n of names.sort()) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
-      }
-      current = next;
-    }
-    const out: ContextEntry[] = [];
-    for (const r of current) {
-      if (this.ignored(r)) continue;
-      const e = await this.lookup(r);
-      if (e) out.push(e);
-    }
-    return out;
-  }
-
   ignored(rel: string): boolean {
     return rel !== '' && this.ignore.ignores(rel);
   }
 
-  /** lstat within the context, following a symlink in the final component only inside the context. */
-  private async lookup(rel: string): Promise<ContextEntry | undefined> {
-    let current = rel;
-    for (let hops = 0; hops < 40; hops++) {
-      const abs = this.abs(current);
-      let info: FileInfo;
-      try {
-        info = infoFromStats(current, await fsp.lstat(abs, { bigint: true }));
-      } catch {
-        return undefined;
-      }
-      if (info.type !== 'symlink') return { rel: current, abs, info };
-      const target = await fsp.readlink(abs);
-      const joined = target.startsWith('/') ? target : posix.join(posix.dirname('/' + current), target);
-      const c = cleanPath(joined);
-      current = c === '.' ? '' : c;
-    }
-    return undefined;
-  }
-
   /**
-   * All entries below a directory (not including it), parents before children, in a fixed
-   * order, with .dockerignore applied: an excluded directory is skipped whole unless a `!`
-   * pattern could bring something below it back.
+   * Resolves a COPY source (possibly with wildcards) to the matching top-level entries, with
+   * regular files hashed. Paths outside the context are clamped to it, as BuildKit does.
    */
-  async walk(dirRel: string): Promise<ContextEntry[]> {
-    this.prefetch();
-    const all = await this.listing!;
-    const prefix = dirRel ? `${dirRel}/` : '';
-    // Sorted by path, so everything below dirRel is one run of the listing.
-    let lo = 0;
-    let hi = all.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (all[mid]!.rel < prefix) lo = mid + 1;
-      else hi = mid;
+  async match(source: string): Promise<ContextEntry[]> {
+    const L = await this.listing;
+    const cleaned = cleanPath(source);
+    const rel = cleaned === '.' ? '' : cleaned;
+    let found: string[];
+    if (!hasGlob(rel)) {
+      found = [rel];
+    } else {
+      // Expand component by component; each component may be a glob.
+      let current: string[] = [''];
+      for (const part of rel.split('/')) {
+        const next: string[] = [];
+        for (const base of current) {
+          if (!hasGlob(part)) {
+            next.push(base ? `${base}/${part}` : part);
+            continue;
+          }
+          const at = this.resolve(L, base);
+          if (!at || at.dir === None) continue;
+          const re = globToRegExp(part);
+          const names = L.entries(at.dir).map((off) => L.nameText(off));
+          for (const n of names.sort()) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
+        }
+        current = next;
+      }
+      found = current;
     }
-    const found: FileInfo[] = [];
-    for (let i = lo; i < all.length && all[i]!.rel.startsWith(prefix); i++) found.push(all[i]!);
-    const skipped = new Set<string>();
     const out: ContextEntry[] = [];
-    for (const info of found) {
-      const slash = info.rel.lastIndexOf('/');
-      const parent = slash < 0 ? '' : info.rel.slice(0, slash);
-      if (skipped.has(parent)) {
-        if (info.type === 'dir') skipped.add(info.rel);
-        continue;
-      }
-      if (info.type === 'dir' && this.ignore.skipsDir(info.rel)) {
-        skipped.add(info.rel);
-        continue;
-      }
-      if (this.ignored(info.rel)) continue;
-      out.push({ rel: info.rel, abs: this.abs(info.rel), info });
+    for (const r of found) {
+      if (this.ignored(r)) continue;
+      const at = this.resolve(L, r);
+      if (!at) continue;
+      if (at.rel !== r && this.ignored(at.rel)) continue;
+      out.push(this.entry(L, at));
+    }
+    const files = out.filter((e) => e.kind === 'file');
+    if (files.length > 0) {
+      const h = await this.hasher();
+      for (const e of files) e.hash = (await h.fileHash(e.rel, e.at!)).toString('hex');
     }
     return out;
   }
+
+  /** The content digest of a directory entry, for the cache key. */
+  async treeDigest(entry: ContextEntry, exclude: IgnoreMatcher | undefined): Promise<string> {
+    return (await this.hasher()).digest(entry.tree!, this.rules(exclude));
+  }
+
+  /** Every file a COPY of a directory entry reads; synchronous, for an entry match() returned. */
+  treeFiles(entry: ContextEntry, exclude: IgnoreMatcher | undefined): TreeFile[] {
+    if (!this.hasherNow) throw new Error('internal: treeFiles before the context was listed');
+    return this.hasherNow.files(entry.tree!, this.rules(exclude));
+  }
+
+  /** How many files this build has read to hash them (0 when the stat cache knew them all). */
+  filesRead(): number {
+    return this.hasherNow?.filesRead ?? 0;
+  }
+
+  /** Writes back what this build learned (file hashes, subtree digests). */
+  async save(): Promise<void> {
+    const listing = await this.listing.catch(() => undefined);
+    await this.stats.save(listing);
+  }
+
+  private rules(exclude: IgnoreMatcher | undefined): Rules {
+    return { ignore: this.ignore, exclude };
+  }
+
+  private entry(L: Listing, at: Resolved): ContextEntry {
+    if (at.off === undefined) {
+      return { rel: '', abs: this.dir, kind: 'dir', mode: this.rootStat.mode & 0o7777, size: 0, mtimeMs: this.rootStat.mtimeMs, tree: { rel: '', relBytes: Buffer.alloc(0), dir: 0, mode: this.rootStat.mode, mtimeMs: this.rootStat.mtimeMs } };
+    }
+    const kind = L.kind(at.off);
+    const e: ContextEntry = { rel: at.rel, abs: this.abs(at.rel), kind, mode: L.mode(at.off) & 0o7777, size: L.size(at.off), mtimeMs: L.mtimeMs(at.off), at: at.off };
+    if (kind === 'symlink') e.linkname = decodeName(L.link(at.off));
+    if (kind === 'dir') e.tree = { rel: at.rel, relBytes: encodeName(at.rel), dir: at.dir, mode: L.mode(at.off), mtimeMs: e.mtimeMs };
+    return e;
+  }
+
+  /**
+   * Finds a context-relative path in the listing, following symlinks (in any component) only
+   * within the context: an absolute target is taken from the context root, and `..` stops there.
+   */
+  private resolve(L: Listing, rel: string): Resolved | undefined {
+    let parts = rel === '' ? [] : rel.split('/');
+    for (let hops = 0; hops < 40; hops++) {
+      let dir = 0;
+      let off: number | undefined;
+      let restart = false;
+      for (let i = 0; i < parts.length; i++) {
+        if (dir === None) return undefined; // a component below a non-directory
+        off = L.find(dir, encodeName(parts[i]!));
+        if (off === undefined) return undefined;
+        if (L.kind(off) === 'symlink') {
+          const target = decodeName(L.link(off));
+          const here = parts.slice(0, i).join('/');
+          const joined = cleanPath(target.startsWith('/') ? target : posix.join('/', here, target));
+          parts = [...(joined === '.' ? [] : joined.split('/')), ...parts.slice(i + 1)];
+          restart = true;
+          break;
+        }
+        dir = L.kind(off) === 'dir' ? L.child(off) : None;
+      }
+      if (restart) continue;
+      return { rel: parts.join('/'), off, dir: parts.length === 0 ? 0 : dir };
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Directories .dockerignore leaves out whole (literal patterns that nothing can re-include):
+ * no COPY, bind mount or source path ever reads below them, so the walk does not look.
+ */
+function prunable(ignore: IgnoreMatcher): string[] {
+  return ignore.patterns.filter((p) => !p.exclusion && !/[*?[\\]/.test(p.source) && ignore.skipsDir(p.source)).map((p) => p.source);
+}
+
+interface Resolved {
+  rel: string;
+  /** The entry in its parent's block; undefined for the context root. */
+  off: number | undefined;
+  /** Directory index when it is a directory, else None. */
+  dir: number;
 }

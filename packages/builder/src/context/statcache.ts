@@ -1,130 +1,294 @@
-// Content hashes of context files, remembered by (inode, size, mtime, ctime) so that an
-// unchanged file is never read again. One file per context directory in the store, written
-// atomically, and only when something was hashed anew.
+// What the last builds learned about a context's files, so that an unchanged file is never read
+// again and an unchanged directory is not even looked into. One row per directory:
+//   - the content hash of each file in it, remembered by (inode, size, mtime, ctime);
+//   - the stat signature of the whole subtree (native/walk.c) and, for each set of exclusion
+//     rules it was copied with, the content digest of the subtree (tree.ts). While the
+//     signature is unchanged the digest stands, and a cached rebuild does no per-file work.
+//
+// One binary file per context directory in the store, written to a temp file and renamed, and
+// only when something changed. A cached rebuild reads a handful of rows, so nothing is parsed
+// at load: rows are sorted by path and found by binary search through an offset table, and each
+// is checked against its own digest when first read (a torn or foreign file reads as missing
+// rows: it is only a cache).
+//
+//   "TSBSC5\0\0"  u32 listing entries (a size hint for walk.ts)  u32 rows
+//   rows:  sha256(body)  u32 body length  body = u32 path length, path, sig[32], u8 memos,
+//          memos × (rules[32], digest[32]), file records (u8 name length, name, stat[40], hash[32])...
+//   index: rows × u32 row offset, in path-byte order
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
-import type { FileInfo } from './walk.js';
+import { closeSync, openSync, promises as fsp, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Listing } from './listing.js';
 
-/**
- * One line per file: `path NUL ino size mtime ctime NUL sha256`. A text file rather than JSON
- * because parsing 20,000 small arrays was a tenth of a cached rebuild.
- */
+const Magic = 'TSBSC5\0\0';
+const Head = 16;
+/** Exclusion rule sets remembered per directory (COPY --exclude variants of one tree). */
+const MemosPerDir = 4;
+
+export interface Memo {
+  /** Digest of the rules the content digest was computed under (tree.ts rulesDigest). */
+  rules: Buffer;
+  digest: Buffer;
+}
+
+export class DirRow {
+  private index: Map<string, number> | undefined;
+
+  constructor(
+    /** Signature of the subtree when the memos were made; all zero when none may be kept. */
+    readonly sig: Buffer,
+    readonly memos: Memo[],
+    /** Records `u8 name length, name, 40 stat bytes, 32 hash bytes`. */
+    readonly files: Buffer,
+  ) {}
+
+  /** The remembered content hash of a file, if its 40 stat bytes are still those. */
+  hash(nameKey: string, stat: Buffer, statAt: number): Buffer | undefined {
+    const at = this.offsets().get(nameKey);
+    if (at === undefined) return undefined;
+    const s = at + 1 + this.files[at]!;
+    return stat.compare(this.files, s, s + 40, statAt, statAt + 40) === 0 ? this.files.subarray(s + 40, s + 72) : undefined;
+  }
+
+  memo(sig: Buffer, rules: Buffer): Buffer | undefined {
+    if (!sig.equals(this.sig)) return undefined;
+    return this.memos.find((m) => m.rules.equals(rules))?.digest;
+  }
+
+  /** Every file record, as name key → record offset. */
+  offsets(): Map<string, number> {
+    if (this.index) return this.index;
+    const m = new Map<string, number>();
+    for (let at = 0; at < this.files.length; at += 1 + this.files[at]! + 72) m.set(this.files.toString('latin1', at + 1, at + 1 + this.files[at]!), at);
+    return (this.index = m);
+  }
+}
+
+/** Builds a row's file records. */
+export class FileRecords {
+  private parts: Buffer[] = [];
+  add(name: Buffer, stat: Buffer, statAt: number, hash: Buffer): void {
+    if (name.length > 255) return;
+    const r = Buffer.allocUnsafe(1 + name.length + 72);
+    r[0] = name.length;
+    name.copy(r, 1);
+    stat.copy(r, 1 + name.length, statAt, statAt + 40);
+    hash.copy(r, 1 + name.length + 40);
+    this.parts.push(r);
+  }
+  done(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
 export class StatCache {
-  private rows = new Map<string, string>();
-  private dirty = false;
+  /** The file as loaded (empty when there was none). */
+  private loaded: Buffer = Buffer.alloc(0);
+  private rowCount = 0;
+  /** Rows read or replaced in this build, by directory path (latin1 of its bytes, '' for the context). */
+  private rows = new Map<string, DirRow | null>();
+  private changed = new Set<string>();
 
   private constructor(private readonly file: string | undefined) {}
 
-  static async load(dir: string | undefined, contextDir: string): Promise<StatCache> {
-    if (!dir) return new StatCache(undefined);
-    const file = join(dir, createHash('sha256').update(contextDir).digest('hex').slice(0, 32) + '.v3');
-    const cache = new StatCache(file);
-    let text = '';
+  static fileFor(dir: string, contextDir: string): string {
+    return join(dir, createHash('sha256').update(contextDir).digest('hex').slice(0, 32) + '.v5');
+  }
+
+  /** The entry count of the last listing saved for this context, without loading the cache. */
+  static sizeHint(dir: string | undefined, contextDir: string): number {
+    if (!dir) return 0;
     try {
-      text = await fsp.readFile(file, 'utf8');
+      const fd = openSync(StatCache.fileFor(dir, contextDir), 'r');
+      try {
+        const b = Buffer.alloc(Head);
+        return readSync(fd, b, 0, Head, 0) === Head && b.toString('latin1', 0, 8) === Magic ? b.readUInt32LE(8) : 0;
+      } finally {
+        closeSync(fd);
+      }
     } catch {
-      // Missing or unreadable: start empty; it is only a cache.
+      return 0;
     }
-    for (const line of text.split('\n')) {
-      const tab = line.indexOf('\0');
-      if (tab > 0) cache.rows.set(line.slice(0, tab), line.slice(tab + 1));
+  }
+
+  static load(dir: string | undefined, contextDir: string): StatCache {
+    if (!dir) return new StatCache(undefined);
+    const cache = new StatCache(StatCache.fileFor(dir, contextDir));
+    let buf: Buffer;
+    try {
+      buf = readFileSync(cache.file!);
+    } catch {
+      return cache; // missing or unreadable: start empty
     }
+    if (buf.length < Head || buf.toString('latin1', 0, 8) !== Magic) return cache;
+    const rows = buf.readUInt32LE(12);
+    if (Head + rows * 4 > buf.length) return cache;
+    cache.loaded = buf;
+    cache.rowCount = rows;
     return cache;
   }
 
-  /** The remembered hash if the file's stat is unchanged (synchronous: the common case). */
-  cached(rel: string, st: FileInfo): string | undefined {
-    const stat = `${st.ino} ${st.size} ${st.mtime} ${st.ctime}`;
-    const row = this.rows.get(rel);
-    if (row !== undefined && row.length === stat.length + 65 && row.startsWith(stat) && row[stat.length] === '\0') return row.slice(stat.length + 1);
-    return undefined;
+  row(dirKey: string): DirRow | undefined {
+    let r = this.rows.get(dirKey);
+    if (r === undefined) {
+      const body = this.find(dirKey);
+      r = body ? parseRow(body) : null;
+      this.rows.set(dirKey, r);
+    }
+    return r ?? undefined;
   }
 
-  /** sha256 of the file's content, from the cache when its stat is unchanged. */
-  async hash(rel: string, abs: string, st: FileInfo): Promise<string> {
-    const known = this.cached(rel, st);
-    if (known !== undefined) return known;
-    const stat = `${st.ino} ${st.size} ${st.mtime} ${st.ctime}`;
-    const hash = await hashFile(abs, st.size);
-    this.rows.set(rel, `${stat}\0${hash}`);
-    this.dirty = true;
-    return hash;
+  /** Replaces a directory's row; `memo` joins (or refreshes) the memos kept for the same signature. */
+  put(dirKey: string, sig: Buffer | undefined, memo: Memo | undefined, files: Buffer): void {
+    const old = this.row(dirKey);
+    const s = sig ?? Buffer.alloc(32);
+    let memos: Memo[] = [];
+    if (sig && memo) memos = [memo, ...(old && old.sig.equals(sig) ? old.memos.filter((m) => !m.rules.equals(memo.rules)) : [])].slice(0, MemosPerDir);
+    if (old && old.sig.equals(s) && sameMemos(old.memos, memos) && old.files.equals(files)) return;
+    this.set(dirKey, new DirRow(s, memos, files));
+  }
+
+  /** Adds (or replaces) one file's hash in a directory's row, keeping its subtree memos. */
+  addFile(dirKey: string, name: Buffer, stat: Buffer, statAt: number, hash: Buffer): void {
+    const old = this.row(dirKey);
+    const records = new FileRecords();
+    if (old) {
+      const skip = old.offsets().get(name.toString('latin1'));
+      for (let at = 0; at < old.files.length; at += 1 + old.files[at]! + 72) {
+        if (at === skip) continue;
+        const n = 1 + old.files[at]!;
+        records.add(old.files.subarray(at + 1, at + n), old.files, at + n, old.files.subarray(at + n + 40, at + n + 72));
+      }
+    }
+    records.add(name, stat, statAt, hash);
+    this.set(dirKey, new DirRow(old?.sig ?? Buffer.alloc(32), old?.memos ?? [], records.done()));
+  }
+
+  private set(dirKey: string, row: DirRow): void {
+    this.rows.set(dirKey, row);
+    this.changed.add(dirKey);
   }
 
   /**
-   * Hashes every file the cache does not know, many at a time: a few hundred are done here,
-   * more go to sha256sum in two child processes (C is several times faster per small file
-   * than a read and a hash in JS, and the second process uses the other core).
+   * Writes the rows back if anything changed. Rows of directories the listing no longer has
+   * are dropped; rows of directories no COPY read this time stay (another may read them).
    */
-  async hashAll(files: { rel: string; abs: string; info: FileInfo }[]): Promise<void> {
-    const missing = files.filter((f) => f.info.type === 'file' && this.cached(f.rel, f.info) === undefined);
-    if (missing.length < 256) {
-      for (const f of missing) await this.hash(f.rel, f.abs, f.info);
-      return;
+  async save(listing?: Listing): Promise<void> {
+    if (!this.file || this.changed.size === 0) return;
+    const present = listing ? directoryKeys(listing) : undefined;
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < this.rowCount; i++) {
+      const at = this.rowAt(i);
+      if (at === undefined) continue;
+      const key = this.keyAt(at);
+      if (!this.changed.has(key)) bodies.set(key, this.loaded.subarray(at, at + 36 + this.loaded.readUInt32LE(at + 32)));
     }
-    const half = Math.ceil(missing.length / 2);
-    const results = await Promise.all([sha256sum(missing.slice(0, half).map((f) => f.abs)), sha256sum(missing.slice(half).map((f) => f.abs))]).catch(() => undefined);
-    if (!results) {
-      for (const f of missing) await this.hash(f.rel, f.abs, f.info);
-      return;
+    for (const key of this.changed) {
+      const row = this.rows.get(key);
+      if (row) bodies.set(key, withDigest(serialize(key, row)));
     }
-    const sums = [...results[0], ...results[1]];
-    missing.forEach((f, i) => {
-      this.rows.set(f.rel, `${f.info.ino} ${f.info.size} ${f.info.mtime} ${f.info.ctime}\0${sums[i]}`);
+    const keys = [...bodies.keys()].filter((k) => !present || present.has(k));
+    keys.sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
+    const head = Buffer.alloc(Head);
+    head.write(Magic, 0, 'latin1');
+    head.writeUInt32LE(listing ? Math.min(listing.entryCount(), 0xffffffff) : 0, 8);
+    head.writeUInt32LE(keys.length, 12);
+    const index = Buffer.alloc(keys.length * 4);
+    const parts: Buffer[] = [head, index];
+    let at = Head + index.length;
+    keys.forEach((k, i) => {
+      const b = bodies.get(k)!;
+      index.writeUInt32LE(at, i * 4);
+      parts.push(b);
+      at += b.length;
     });
-    this.dirty = true;
-  }
-
-  async save(): Promise<void> {
-    if (!this.file || !this.dirty) return;
-    // Rows not seen in this build stay: another COPY may read them next time.
     const tmp = `${this.file}.${process.pid}.tmp`;
     await fsp.mkdir(join(this.file, '..'), { recursive: true });
-    let text = '';
-    for (const [rel, row] of this.rows) if (!rel.includes('\n')) text += `${rel}\0${row}\n`;
-    await fsp.writeFile(tmp, text);
+    await fsp.writeFile(tmp, Buffer.concat(parts));
     await fsp.rename(tmp, this.file);
-    this.dirty = false;
+    // The caches of earlier versions are dead weight once this one exists.
+    for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
+    this.changed.clear();
   }
-}
 
-/** Small files are read whole and synchronously: a stream per file costs more than the file. */
-export function hashFile(path: string, size = Infinity): Promise<string> {
-  if (size <= 1 << 20) {
-    try {
-      return Promise.resolve(createHash('sha256').update(readFileSync(path)).digest('hex'));
-    } catch (e) {
-      return Promise.reject(e);
+  // ---- the loaded file
+  private rowAt(i: number): number | undefined {
+    const at = this.loaded.readUInt32LE(Head + i * 4);
+    if (at + 40 > this.loaded.length) return undefined;
+    const len = this.loaded.readUInt32LE(at + 32);
+    if (len < 4 || at + 36 + len > this.loaded.length) return undefined;
+    const relLen = this.loaded.readUInt32LE(at + 36);
+    return 4 + relLen <= len ? at : undefined;
+  }
+  private keyAt(at: number): string {
+    return this.loaded.toString('latin1', at + 40, at + 40 + this.loaded.readUInt32LE(at + 36));
+  }
+
+  /** The body of a directory's row, checked against its digest. */
+  private find(dirKey: string): Buffer | undefined {
+    const want = Buffer.from(dirKey, 'latin1');
+    let lo = 0;
+    let hi = this.rowCount;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = this.rowAt(mid);
+      if (at === undefined) return undefined;
+      const relLen = this.loaded.readUInt32LE(at + 36);
+      const c = this.loaded.compare(want, 0, want.length, at + 40, at + 40 + relLen);
+      if (c === 0) {
+        const body = this.loaded.subarray(at + 36, at + 36 + this.loaded.readUInt32LE(at + 32));
+        return createHash('sha256').update(body).digest().equals(this.loaded.subarray(at, at + 32)) ? body : undefined;
+      }
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
     }
+    return undefined;
   }
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (b) => h.update(b))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
 }
 
-/** sha256 of each path, in order, by `xargs -0 sha256sum -z` (NUL-separated, any file name). */
-function sha256sum(paths: string[]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('xargs', ['-0', 'sha256sum', '-z', '--'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', () => {});
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`sha256sum exited ${code}`));
-      const records = Buffer.concat(out).toString('utf8').split('\0').filter(Boolean);
-      if (records.length !== paths.length) return reject(new Error('sha256sum output does not match its input'));
-      const sums = records.map((r) => r.slice(0, 64));
-      if (sums.some((h) => !/^[0-9a-f]{64}$/.test(h))) return reject(new Error('unexpected sha256sum output'));
-      resolve(sums);
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(paths.map((p) => `${p}\0`).join(''));
-  });
+function parseRow(body: Buffer): DirRow | null {
+  let at = 4 + body.readUInt32LE(0);
+  if (at + 33 > body.length) return null;
+  const sig = body.subarray(at, at + 32);
+  at += 32;
+  const memos: Memo[] = [];
+  for (let n = body[at++]!; n > 0; n--, at += 64) memos.push({ rules: body.subarray(at, at + 32), digest: body.subarray(at + 32, at + 64) });
+  return at <= body.length ? new DirRow(sig, memos, body.subarray(at)) : null;
+}
+
+function serialize(key: string, row: DirRow): Buffer {
+  const rel = Buffer.from(key, 'latin1');
+  const head = Buffer.alloc(4 + rel.length + 32 + 1);
+  head.writeUInt32LE(rel.length, 0);
+  rel.copy(head, 4);
+  row.sig.copy(head, 4 + rel.length);
+  head[4 + rel.length + 32] = row.memos.length;
+  return Buffer.concat([head, ...row.memos.flatMap((m) => [m.rules, m.digest]), row.files]);
+}
+
+/** digest, u32 length, body: the form rows take in the file. */
+function withDigest(body: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(body.length);
+  return Buffer.concat([createHash('sha256').update(body).digest(), len, body]);
+}
+
+function sameMemos(a: Memo[], b: Memo[]): boolean {
+  return a.length === b.length && a.every((m, i) => m.rules.equals(b[i]!.rules) && m.digest.equals(b[i]!.digest));
+}
+
+/** The path keys of every directory in a listing. */
+function directoryKeys(listing: Listing): Set<string> {
+  const keys = new Set<string>(['']);
+  const walk = (dir: number, key: string) => {
+    for (const off of listing.entries(dir)) {
+      const child = listing.child(off);
+      if (child === 0xffffffff) continue;
+      const k = key === '' ? listing.nameKey(off) : `${key}/${listing.nameKey(off)}`;
+      keys.add(k);
+      walk(child, k);
+    }
+  };
+  walk(0, '');
+  return keys;
 }

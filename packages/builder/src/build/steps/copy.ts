@@ -56,7 +56,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         items.push(...(await fromContext(ctx, s, step, step.exclude)));
       }
     }
-    addFileInputs(kb, items.filter((i) => !i.files[0]!.host.startsWith(ctx.opts.store.root)));
+    addFileInputs(kb, items.filter((i) => i.tree || !i.files[0]!.host.startsWith(ctx.opts.store.root)));
   }
   kb.add('chown-user', step.chown ?? '');
 

@@ -2,14 +2,18 @@
 // each flattened into a list of files relative to the thing being copied. Context files
 // are hashed by content (through the stat cache) for the step's cache key.
 import { createHash } from 'node:crypto';
-import { promises as fsp, readlinkSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
 import type { StepContext } from '../solver.js';
 import type { RootView } from '../../fs/rootview.js';
 import { isWhiteout } from '../../fs/rootview.js';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from '../../context/ignore.js';
 import { BuildError, where } from '../errors.js';
-import type { FileInfo } from '../../context/walk.js';
+import { sha256, type Inputs, type KeyBuilder } from '../cachekey.js';
+import type { ContextEntry } from '../../context/context.js';
+import { displayName, isEscaped } from '../../context/listing.js';
+import type { TreeFile } from '../../context/tree.js';
+import { trace } from '../trace.js';
 
 export interface SourceFile {
   /** Path below the copied item ('' for the item itself). */
@@ -32,6 +36,11 @@ export interface SourceItem {
   isDir: boolean;
   /** The item itself first, then everything below it (for a directory). */
   files: SourceFile[];
+  /**
+   * A directory of the build context: its content digest for the key, and its per-file inputs.
+   * `files` and `inputs` are made on first use, which is on a cache miss only.
+   */
+  tree?: { digest: string; inputs: () => Inputs };
 }
 
 type Located = { location: { file: string; line: number; column: number } };
@@ -48,55 +57,87 @@ export async function fromContext(ctx: StepContext, source: string, step: Locate
   const matches = await context.match(source);
   if (matches.length === 0) throw new BuildError(`${where(step)}: "${source}" not found in the build context (${context.dir})${context.ignored(cleanPath(source)) ? ', it is excluded by .dockerignore' : ''}`);
   const skip = excluder(exclude);
+  const rules = exclude.length > 0 ? new IgnoreMatcher(exclude) : undefined;
   const items: SourceItem[] = [];
   for (const m of matches) {
     if (skip(posix.basename(m.rel))) continue;
-    const isDir = m.info.type === 'dir';
-    if (m.info.type === 'file') await context.stats.hashAll([m]);
-    const files: SourceFile[] = [contextFile(ctx, '', m.abs, m.rel, m.info)];
-    if (isDir) {
-      const below = await context.walk(m.rel);
-      await context.stats.hashAll(below);
-      for (const e of below) {
-        const rel = m.rel === '' ? e.rel : e.rel.slice(m.rel.length + 1);
-        if (skip(rel) || e.info.type === 'other') continue;
-        files.push(contextFile(ctx, rel, e.abs, e.rel, e.info));
-      }
+    if (m.kind === 'other') throw new BuildError(`${where(step)}: ${displayName(m.rel)} in the build context is not a regular file, directory or symlink`);
+    if (m.kind !== 'dir') {
+      items.push({ path: m.rel, isDir: false, files: [contextFile(step, '', m.abs, m)] });
+      continue;
     }
-    items.push({ path: m.rel, isDir, files });
+    const digest = await context.treeDigest(m, rules);
+    trace(`${displayName(m.rel || '.')}: content digest (${context.filesRead()} files read so far)`);
+    let list: TreeFile[] | undefined;
+    let files: SourceFile[] | undefined;
+    const tree = () => (list ??= context.treeFiles(m, rules));
+    const item: SourceItem = {
+      path: m.rel,
+      isDir: true,
+      get files() {
+        return (files ??= tree().map((f) => treeFile(step, m.rel, f)));
+      },
+      tree: { digest, inputs: () => fileInputs(m.rel, tree()) },
+    };
+    items.push(item);
   }
   if (items.length === 0) throw new BuildError(`${where(step)}: "${source}" matches only excluded files`);
   return items;
 }
 
-/** Synchronous: every file was hashed (or found in the stat cache) by hashAll before. */
-function contextFile(ctx: StepContext, rel: string, abs: string, ctxRel: string, st: FileInfo): SourceFile {
-  const kind = st.type === 'dir' ? 'dir' : st.type === 'symlink' ? 'symlink' : 'file';
-  const f: SourceFile = { rel, kind, host: abs, mode: st.mode, uid: 0, gid: 0, mtime: new Date(Number(st.mtime) * 1000), size: st.size };
-  if (kind === 'symlink') f.linkname = readlinkSync(abs);
-  if (kind === 'file') {
-    f.hash = ctx.opts.context.stats.cached(ctxRel, st);
-    if (f.hash === undefined) throw new BuildError(`${ctxRel} changed while the build was reading the context`);
-  }
+function contextFile(step: Located, rel: string, abs: string, e: ContextEntry): SourceFile {
+  const kind = e.kind === 'symlink' ? 'symlink' : 'file';
+  const f: SourceFile = { rel, kind, host: abs, mode: e.mode, uid: 0, gid: 0, mtime: new Date(e.mtimeMs), size: e.size, hash: e.hash };
+  if (kind === 'symlink') f.linkname = e.linkname;
+  if (isEscaped(e.rel) || (f.linkname !== undefined && isEscaped(f.linkname))) throw notUtf8(step, e.rel);
   return f;
 }
 
-/** The digest of a context item for the key: names, types, modes, link targets, contents. */
+function treeFile(step: Located, itemPath: string, t: TreeFile): SourceFile {
+  if (t.host === undefined || (t.linkname !== undefined && isEscaped(t.linkname))) throw notUtf8(step, itemPath && t.rel ? `${itemPath}/${t.rel}` : itemPath || t.rel);
+  return { rel: t.rel, kind: t.kind, host: t.host, mode: t.mode, uid: 0, gid: 0, mtime: new Date(t.mtimeMs), size: t.size, linkname: t.linkname, hash: t.hash };
+}
+
+// The key and the listing take any bytes; the copy (staging, tar headers) speaks strings.
+function notUtf8(step: Located, rel: string): BuildError {
+  return new BuildError(`${where(step)}: cannot copy "${displayName(rel)}" from the build context: its name (or its link target) is not valid UTF-8, which tsbuild cannot copy yet; exclude it in .dockerignore or with --exclude`);
+}
+
+/** The digest of a context item for a RUN --mount key: names, types, modes, link targets, contents. */
 export function itemDigest(item: SourceItem): string {
+  if (item.tree) return item.tree.digest;
   const h = createHash('sha256');
   for (const f of item.files) h.update(`${f.rel}\0${f.kind}\0${f.mode.toString(8)}\0${f.linkname ?? ''}\0${f.hash ?? ''}\n`);
   return h.digest('hex');
 }
 
-/** One input per context file, so --explain can name the file that changed. */
-export function addFileInputs(kb: import('../cachekey.js').KeyBuilder, items: SourceItem[]): void {
+/** One input per file, so --explain can name the file that changed. */
+function fileInputs(itemPath: string, files: TreeFile[]): Inputs {
+  const out: Inputs = [];
+  for (const f of files) out.push(fileInput(itemPath, f.rel, f.kind, f.mode, f.linkname, f.hash));
+  return out;
+}
+
+function fileInput(itemPath: string, rel: string, kind: SourceFile['kind'], mode: number, linkname: string | undefined, hash: string | undefined): [string, string] {
+  const path = itemPath === '' ? rel || '.' : rel ? `${itemPath}/${rel}` : itemPath;
+  // Link targets are free text, hashed; files and dirs are named by type, mode and content digest as is.
+  if (kind === 'symlink') return [`file:${path}`, sha256(`symlink\0${mode.toString(8)}\0${linkname}`)];
+  return [`file:${path}`, `${kind}:${mode.toString(8)}:${hash ?? ''}`];
+}
+
+/**
+ * The inputs of context items: a directory as one digest (spelled out per file on a miss),
+ * a single file or symlink as itself.
+ */
+export function addFileInputs(kb: KeyBuilder, items: SourceItem[]): void {
   for (const item of items) {
+    if (item.tree) {
+      kb.addGroup(`tree:${item.path || '.'}`, item.tree.digest, item.tree.inputs);
+      continue;
+    }
     for (const f of item.files) {
-      const path = item.path === '' ? f.rel || '.' : f.rel ? `${item.path}/${f.rel}` : item.path;
-      // Files and dirs are named by type, mode and content digest as is: hashing 20,000 of
-      // these strings again would cost a cached rebuild for nothing. Link targets are free text.
-      if (f.kind === 'symlink') kb.add(`file:${path}`, `symlink\0${f.mode.toString(8)}\0${f.linkname}`);
-      else kb.addDigest(`file:${path}`, `${f.kind}:${f.mode.toString(8)}:${f.hash ?? ''}`);
+      const [name, digest] = fileInput(item.path, f.rel, f.kind, f.mode, f.linkname, f.hash);
+      kb.addDigest(name, digest);
     }
   }
 }

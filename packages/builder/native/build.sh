@@ -1,0 +1,9 @@
+#!/bin/sh
+# Compiles tsbuild-walk, the build-context lister (see walk.c). Static when libc.a is there:
+# no dynamic loader to run at every build.
+set -e
+cd "$(dirname "$0")"
+mkdir -p build
+cc -O2 -Wall -Wextra -pthread -static -o build/tsbuild-walk.tmp walk.c sha256.c 2>/dev/null ||
+  cc -O2 -Wall -Wextra -pthread -o build/tsbuild-walk.tmp walk.c sha256.c
+mv build/tsbuild-walk.tmp build/tsbuild-walk

@@ -1,0 +1,425 @@
+// The content digest of a context directory as COPY reads it (after .dockerignore and
+// --exclude), computed as a Merkle tree so that it costs nothing when nothing changed.
+//
+// content(D) = sha256 over D's children in name-byte order, each as
+//   'f' mode name NUL sha256(content)       a file
+//   'l' mode name NUL target NUL            a symlink
+//   'd' mode name NUL content(child)        a directory
+//   'h' 0    name NUL content(child)        an excluded directory with something re-included below
+// (mode: u16 of the permission bits; names and targets are bytes). That is a one-to-one function
+// of the list of (path, type, mode, target, content hash) a COPY reads, the list today's key was
+// made of, so a key changes exactly when that list does.
+//
+// The stat cache keeps content(D) beside the stat signature of D's subtree (walk.c), per rule
+// set. A directory whose signature is unchanged reuses its digest without a look at its files;
+// below one that changed, unchanged subdirectories do the same, and only files whose stat
+// changed are read. The per-file list (for the COPY itself and for --explain) is made only
+// when a step misses.
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createReadStream, readFileSync } from 'node:fs';
+import { BuildError } from '../build/errors.js';
+import type { IgnoreMatcher } from './ignore.js';
+import { decodeName, displayName, encodeName, EntryHead, Flag, isEscaped, None, type Listing } from './listing.js';
+import type { StatCache } from './statcache.js';
+import { nativeWalker } from './walk.js';
+
+/** What a COPY reads of a directory besides the directory itself. */
+export interface Rules {
+  ignore: IgnoreMatcher;
+  /** --exclude patterns, matched against paths relative to the item. */
+  exclude: IgnoreMatcher | undefined;
+}
+
+/** A directory of the context named by a COPY source. */
+export interface TreeItem {
+  /** Context-relative path ('' for the context itself), and the same as bytes. */
+  rel: string;
+  relBytes: Buffer;
+  /** Its directory index in the listing. */
+  dir: number;
+  mode: number;
+  mtimeMs: number;
+}
+
+/** One file of a copied tree, in the order and shape a COPY and its key use. */
+export interface TreeFile {
+  /** Path below the item ('' for the item itself). */
+  rel: string;
+  kind: 'file' | 'dir' | 'symlink';
+  /** Host path; undefined when the name is not UTF-8 (Node's string paths cannot name it). */
+  host: string | undefined;
+  mode: number;
+  mtimeMs: number;
+  size: number;
+  linkname?: string;
+  hash?: string;
+}
+
+const EMPTY = createHash('sha256').digest();
+
+/** One directory below the item as the rules see it, and how it must be treated. */
+interface Visit {
+  dir: number;
+  /** Path key (latin1 of the bytes) for the stat cache; bytes for reading files. */
+  key: string;
+  bytes: Buffer;
+  /** Decoded context-relative path, when names are needed (rules or expansion). */
+  rel: string | undefined;
+}
+
+export class TreeHasher {
+  /** Hashes made in this build, by listing entry offset. */
+  private readonly fresh = new Map<number, Buffer>();
+  /** Files whose content this build read (the stat cache could not vouch for them). */
+  filesRead = 0;
+  private readonly dirBytes: Buffer;
+
+  constructor(
+    private readonly listing: Listing,
+    private readonly stats: StatCache,
+    private readonly contextDir: string,
+  ) {
+    this.dirBytes = Buffer.from(contextDir);
+  }
+
+  /** Digest of the rules, the item's path included (exclusions are relative to it). */
+  static rulesDigest(item: { relBytes: Buffer }, rules: Rules): Buffer {
+    const h = createHash('sha256').update('tsbuild-rules-1\0').update(item.relBytes).update('\0');
+    for (const p of rules.ignore.patterns) h.update(`${p.exclusion ? '!' : ''}${p.source}\0`);
+    h.update('\0');
+    for (const p of rules.exclude?.patterns ?? []) h.update(`${p.exclusion ? '!' : ''}${p.source}\0`);
+    return h.digest();
+  }
+
+  /** The item's digest for the cache key: its path, mode and content. */
+  async digest(item: TreeItem, rules: Rules): Promise<string> {
+    const content = await this.content(item, rules);
+    const mode = Buffer.alloc(2);
+    mode.writeUInt16LE(item.mode & 0o7777);
+    return createHash('sha256').update('tsbuild-tree-1\0').update(item.relBytes).update('\0').update(mode).update(content).digest('hex');
+  }
+
+  private async content(item: TreeItem, rules: Rules): Promise<Buffer> {
+    const ruleDigest = TreeHasher.rulesDigest(item, rules);
+    const needNames = rules.ignore.patterns.length > 0 || rules.exclude !== undefined;
+    const L = this.listing;
+
+    // 1. Which directories must be looked into, and which files read.
+    type Kid = { off: number; sub?: Plan; included: boolean };
+    type Plan = { visit: Visit; memo?: Buffer; digest?: Buffer; kids: Kid[] };
+    const pending: { off: number; visit: Visit }[] = [];
+    const recomputed: Plan[] = [];
+    const plan = (visit: Visit): Plan => {
+      this.mustRead(visit);
+      const row = this.stats.row(visit.key);
+      const memo = L.dirFlags(visit.dir) & Flag.RacyBelow ? undefined : row?.memo(L.sig(visit.dir), ruleDigest);
+      if (memo) return { visit, memo, kids: [] };
+      const p: Plan = { visit, kids: [] };
+      this.visitChildren(item, visit, rules, needNames, (off, included, sub) => {
+        if (sub) {
+          p.kids.push({ off, included, sub: plan(sub) });
+          return;
+        }
+        p.kids.push({ off, included });
+        if (included && L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined) pending.push({ off, visit });
+      });
+      recomputed.push(p); // children first: plan() recursed before this push
+      return p;
+    };
+    const top = plan({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel });
+
+    // 2. Read what the stat cache could not vouch for.
+    await this.hashAll(pending);
+
+    // 3. Digests, children before parents, and the rows that remember them. Each directory's
+    // records are laid out in one buffer and hashed at once: per-entry hash updates and buffers
+    // were most of a cold tree's JS time.
+    const digestOf = (p: Plan): Buffer => p.memo ?? p.digest!;
+    for (const p of recomputed) {
+      const row = this.stats.row(p.visit.key);
+      const parts: { off: number; type: number; tail: Buffer }[] = [];
+      let size = 0;
+      for (const k of p.kids) {
+        let type: number;
+        let tail: Buffer;
+        if (k.sub) {
+          tail = digestOf(k.sub);
+          if (!tail) throw new Error('internal: tree digest out of order');
+          if (k.included) type = 0x64; // 'd'
+          else if (!tail.equals(EMPTY)) type = 0x68; // 'h'
+          else continue;
+        } else {
+          if (!k.included) continue;
+          const kind = L.kind(k.off);
+          if (kind === 'file') {
+            type = 0x66; // 'f'
+            tail = this.fresh.get(k.off) ?? this.known(k.off, row)!;
+          } else {
+            type = 0x6c; // 'l': target, NUL
+            tail = L.link(k.off);
+            size++;
+          }
+        }
+        parts.push({ off: k.off, type, tail });
+        size += 4 + L.nameLen(k.off) + tail.length;
+      }
+      const buf = Buffer.allocUnsafe(size);
+      let at = 0;
+      for (const { off, type, tail } of parts) {
+        buf[at] = type;
+        buf.writeUInt16LE(type === 0x68 ? 0 : L.mode(off) & 0o7777, at + 1);
+        at += 3;
+        at += L.buf.copy(buf, at, off + EntryHead, off + EntryHead + L.nameLen(off));
+        buf[at++] = 0;
+        at += tail.copy(buf, at);
+        if (type === 0x6c) buf[at++] = 0;
+      }
+      p.digest = createHash('sha256').update(buf).digest();
+      this.remember(p.visit, ruleDigest, p.digest);
+    }
+    return digestOf(top);
+  }
+
+  /**
+   * Every file of the item, the item first, sorted by path as the flat key of earlier versions
+   * was; for the COPY on a miss and for --explain. Synchronous: content hashes come from this
+   * build or the stat cache (a file neither knows is read here).
+   */
+  files(item: TreeItem, rules: Rules): TreeFile[] {
+    const L = this.listing;
+    const out: TreeFile[] = [{ rel: '', kind: 'dir', host: this.hostOf(item.relBytes, item.rel), mode: item.mode & 0o7777, mtimeMs: item.mtimeMs, size: 0 }];
+    const prefix = item.rel === '' ? 0 : item.rel.length + 1;
+    const walk = (visit: Visit) => {
+      this.mustRead(visit);
+      const row = this.stats.row(visit.key);
+      this.visitChildren(item, visit, rules, true, (off, included, sub) => {
+        if (included) {
+          const rel = this.relOf(visit, off);
+          const kind = L.kind(off) as TreeFile['kind'];
+          const f: TreeFile = { rel: rel.slice(prefix), kind, host: this.hostOf(this.abs(visit, off, false), rel), mode: L.mode(off) & 0o7777, mtimeMs: L.mtimeMs(off), size: L.size(off) };
+          if (kind === 'symlink') f.linkname = decodeName(L.link(off));
+          if (kind === 'file') f.hash = (this.fresh.get(off) ?? this.known(off, row) ?? this.hashNow(visit, off)).toString('hex');
+          out.push(f);
+        }
+        if (sub) walk(sub);
+      });
+    };
+    walk({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel });
+    const [first, ...rest] = out;
+    rest.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+    return [first!, ...rest];
+  }
+
+  /**
+   * Calls `fn` for each child of a directory that the COPY can see: `included` when the entry
+   * itself is copied, `sub` for a directory to look into. The same rules, in the same order, as
+   * the flat walk of earlier versions: a directory .dockerignore excludes with nothing
+   * re-included below is skipped whole; other excluded entries are left out one by one;
+   * sockets, fifos and devices are not copied.
+   */
+  private visitChildren(item: TreeItem, visit: Visit, rules: Rules, needNames: boolean, fn: (off: number, included: boolean, sub?: Visit) => void): void {
+    const L = this.listing;
+    const prefix = item.rel === '' ? 0 : item.rel.length + 1;
+    for (const off of L.entries(visit.dir)) {
+      const kind = L.kind(off);
+      let included = kind !== 'other';
+      let rel: string | undefined;
+      if (needNames) {
+        rel = this.relOf(visit, off);
+        if (kind === 'dir' && rules.ignore.skipsDir(rel)) continue;
+        if (included && rules.ignore.ignores(rel)) included = false;
+        if (included && rules.exclude?.ignores(rel.slice(prefix))) included = false;
+      }
+      if (kind === 'dir') {
+        const child = L.child(off);
+        const name = L.name(off);
+        const bytes = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
+        fn(off, included, { dir: child, key: visit.key === '' ? L.nameKey(off) : `${visit.key}/${L.nameKey(off)}`, bytes, rel });
+      } else if (kind !== 'other') fn(off, included);
+    }
+  }
+
+  /** The content hash of a single regular file named by a COPY source. */
+  async fileHash(rel: string, off: number): Promise<Buffer> {
+    const L = this.listing;
+    const slash = rel.lastIndexOf('/');
+    const parent = encodeName(slash < 0 ? '' : rel.slice(0, slash));
+    const key = parent.toString('latin1');
+    let h = this.fresh.get(off) ?? this.known(off, this.stats.row(key));
+    if (h) return h;
+    const visit: Visit = { dir: None, key, bytes: parent, rel: slash < 0 ? '' : rel.slice(0, slash) };
+    try {
+      h = await hashFile(this.abs(visit, off), L.size(off));
+    } catch {
+      throw this.vanished(rel);
+    }
+    this.fresh.set(off, h);
+    this.filesRead++;
+    if (!(L.flags(off) & Flag.Racy)) this.stats.addFile(key, L.name(off), L.buf, L.statAt(off), h);
+    return h;
+  }
+
+  /** A directory the walker could not read fails the COPY that needs it, and only that one. */
+  private mustRead(visit: Visit): void {
+    // Not listed (pruned): only directories .dockerignore leaves out whole are, and those are never visited.
+    if (visit.dir === None) throw new BuildError(`${displayName(visit.rel ?? decodeName(visit.bytes))} is excluded by .dockerignore`);
+    if (this.listing.dirFlags(visit.dir) & Flag.Unreadable) {
+      throw new BuildError(`cannot read ${displayName(visit.rel ?? decodeName(visit.bytes))} in the build context (${this.contextDir}): permission denied, or it changed during the build`);
+    }
+  }
+
+  private relOf(visit: Visit, off: number): string {
+    const name = this.listing.nameText(off);
+    const base = visit.rel ?? decodeName(visit.bytes);
+    return base === '' ? name : `${base}/${name}`;
+  }
+
+  /** Host path of an entry as bytes (absolute), or context-relative with abs=false. */
+  private abs(visit: Visit, off: number, absolute = true): Buffer {
+    const name = this.listing.name(off);
+    const rel = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
+    return absolute ? Buffer.concat([this.dirBytes, SLASH, rel]) : rel;
+  }
+
+  private hostOf(relBytes: Buffer, rel: string): string | undefined {
+    if (isEscaped(rel)) return undefined;
+    return relBytes.length === 0 ? this.contextDir : `${this.contextDir}/${rel}`;
+  }
+
+  /** The stat cache's hash of a file, unless the file is too new for its stat to vouch for it. */
+  private known(off: number, row: ReturnType<StatCache['row']>): Buffer | undefined {
+    const L = this.listing;
+    if (L.flags(off) & Flag.Racy) return undefined;
+    return row?.hash(L.nameKey(off), L.buf, L.statAt(off));
+  }
+
+  private hashNow(visit: Visit, off: number): Buffer {
+    const path = this.abs(visit, off);
+    try {
+      const h = createHash('sha256').update(readFileSync(path)).digest();
+      this.fresh.set(off, h);
+      this.filesRead++;
+      return h;
+    } catch {
+      throw this.vanished(this.relOf(visit, off));
+    }
+  }
+
+  private vanished(rel: string): BuildError {
+    return new BuildError(`${displayName(rel)} in the build context (${this.contextDir}) could not be read: it changed during the build`);
+  }
+
+  /**
+   * Hashes files the stat cache did not know: a few here, more by tsbuild-walk --sha256 on every
+   * core (SHA-NI, no per-file JS; a cold 20,000-file tree in a quarter of what two sha256sum
+   * processes took).
+   */
+  private async hashAll(files: { off: number; visit: Visit }[]): Promise<void> {
+    this.filesRead += files.length;
+    const walker = nativeWalker();
+    if (files.length >= 64 && walker) {
+      const sums = await sha256Native(walker, this.pathList(files));
+      files.forEach((f, i) => {
+        const s = sums[i];
+        if (!s) throw this.vanished(this.relOf(f.visit, f.off));
+        this.fresh.set(f.off, s);
+      });
+      return;
+    }
+    for (const f of files) {
+      try {
+        this.fresh.set(f.off, await hashFile(this.abs(f.visit, f.off), this.listing.size(f.off)));
+      } catch {
+        throw this.vanished(this.relOf(f.visit, f.off));
+      }
+    }
+  }
+
+  /** Host paths of entries, each ended by NUL, in one buffer. */
+  private pathList(files: { off: number; visit: Visit }[]): Buffer {
+    const L = this.listing;
+    let size = 0;
+    for (const f of files) size += this.dirBytes.length + 1 + f.visit.bytes.length + 1 + L.nameLen(f.off) + 1;
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const f of files) {
+      at += this.dirBytes.copy(out, at);
+      out[at++] = 0x2f;
+      if (f.visit.bytes.length) {
+        at += f.visit.bytes.copy(out, at);
+        out[at++] = 0x2f;
+      }
+      at += L.buf.copy(out, at, f.off + EntryHead, f.off + EntryHead + L.nameLen(f.off));
+      out[at++] = 0;
+    }
+    return out.subarray(0, at);
+  }
+
+  /** Writes a recomputed directory's row: its files' hashes, and its digest under these rules. */
+  private remember(visit: Visit, rules: Buffer, digest: Buffer): void {
+    const L = this.listing;
+    const old = this.stats.row(visit.key);
+    const keep: { off: number; hash: Buffer }[] = [];
+    let size = 0;
+    for (const off of L.entries(visit.dir)) {
+      if (L.kind(off) !== 'file' || L.flags(off) & Flag.Racy || L.nameLen(off) > 255) continue;
+      const hash = this.fresh.get(off) ?? old?.hash(L.nameKey(off), L.buf, L.statAt(off));
+      if (!hash) continue;
+      keep.push({ off, hash });
+      size += 1 + L.nameLen(off) + 72;
+    }
+    const files = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const { off, hash } of keep) {
+      files[at++] = L.nameLen(off);
+      at += L.buf.copy(files, at, off + EntryHead, off + EntryHead + L.nameLen(off));
+      at += L.buf.copy(files, at, L.statAt(off), L.statAt(off) + 40);
+      at += hash.copy(files, at);
+    }
+    const stable = !(L.dirFlags(visit.dir) & Flag.RacyBelow);
+    this.stats.put(visit.key, stable ? L.sig(visit.dir) : undefined, stable ? { rules, digest } : undefined, files);
+  }
+}
+
+const SLASH = Buffer.from('/');
+
+/** Small files are read whole and synchronously: a stream per file costs more than the file. */
+export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer> {
+  if (size <= 1 << 20) {
+    try {
+      return Promise.resolve(createHash('sha256').update(readFileSync(path)).digest());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (b) => h.update(b))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest()));
+  });
+}
+
+/** sha256 of each NUL-ended path, in order, by `tsbuild-walk --sha256`; undefined where a file could not be read. */
+function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | undefined)[]> {
+  return new Promise((resolve, reject) => {
+    const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
+    const child = spawn(walker, ['--sha256'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b) => (err += b));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const all = Buffer.concat(out);
+      if (code !== 0 || all.length !== count * 33) return reject(new Error(err.trim() || `tsbuild-walk --sha256 exited ${code}`));
+      const sums: (Buffer | undefined)[] = [];
+      for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : undefined);
+      resolve(sums);
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(paths);
+  });
+}
