@@ -1,0 +1,29 @@
+// dist/src/cli/main.js and everything it imports → dist/tsbuild.cjs, the one file the CLI runs.
+// CommonJS, not ESM: only a classic script can be compiled through V8's code cache on Node 20
+// (bin/tsbuild.cjs), and that cache is what makes a start cheap. import.meta.url is the bundle's
+// own URL, as it was for the ESM bundle, so createRequire() still resolves from packages/builder.
+import { readFileSync } from 'node:fs';
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['dist/src/cli/main.js'],
+  outfile: 'dist/tsbuild.cjs',
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  logLevel: 'warning',
+  // Native code, or loaded only by the commands that need them. ora (ES modules only) is bundled,
+  // and initialised only when a terminal asks for it: an import() of it would fail, see below.
+  external: ['ffi-rs', 'ssri', 'tar-stream', 'dockerfile-ast', '@npmcli/arborist'],
+  define: { 'import.meta.url': '__tsbuildBundleURL' },
+  banner: { js: 'var __tsbuildBundleURL = require("node:url").pathToFileURL(__filename).href;' },
+});
+
+// A script compiled by vm.Script has no module loader behind import() on Node 20 ("A dynamic
+// import callback was not specified"), so an import() left in the bundle would fail at run time.
+const left = readFileSync('dist/tsbuild.cjs', 'utf8').match(/.*\bimport\(["'`][^\n]*/g);
+if (left) {
+  console.error(`bundle: dist/tsbuild.cjs keeps a dynamic import(), which fails under bin/tsbuild.cjs:\n${left.join('\n')}\nimport what it loads statically, bundle it, or require() it.`);
+  process.exit(1);
+}
