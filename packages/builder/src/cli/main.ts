@@ -9,6 +9,7 @@ import { imagesCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, s
 import { runCommand } from './commands/run.js';
 import * as ctr from './commands/containers.js';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry.js';
+import { takeDeferredCaCerts } from './deferred-ca.js';
 
 type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
 
@@ -66,6 +67,7 @@ Run 'tsbuild COMMAND --help' for more information on a command.
 `;
 
 export async function main(argv: string[]): Promise<number> {
+  takeDeferredCaCerts();
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(usage);
     return argv.length === 0 ? 2 : 0;

@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { RegistryError, redactURL } from './errors.js';
+import { certificateProblem, clientSecureContext } from './tls.js';
 
 // node:http and node:https (with tls, net, dns) are loaded on the first request: most tsbuild
 // commands never talk to a registry, and loading them was a tenth of a cached rebuild's start.
@@ -15,7 +16,7 @@ function net() {
   if (!libs) {
     const http = requireBuiltin('node:http') as typeof Http;
     const https = requireBuiltin('node:https') as typeof Https;
-    libs = { http, https, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16 }) };
+    libs = { http, https, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16, secureContext: clientSecureContext() }) };
   }
   return libs;
 }
@@ -66,7 +67,7 @@ export function send(req: RawRequest): Promise<HttpResponse> {
       reject(
         err instanceof RegistryError
           ? err
-          : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: true }),
+          : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: certificateProblem(err) === undefined }),
       );
     };
     const r = lib.request(
@@ -103,6 +104,8 @@ export function send(req: RawRequest): Promise<HttpResponse> {
 }
 
 function describeNetworkError(err: Error & { code?: string }): string {
+  const tls = certificateProblem(err);
+  if (tls) return tls;
   switch (err.code) {
     case 'ECONNREFUSED': return 'connection refused';
     case 'ECONNRESET': return 'connection reset';
