@@ -1,5 +1,5 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
-import { promises as fsp, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { UsageError, bool, buildArgs, list, parseArgs, parseCsv, readStdin, str, type FlagSpec } from '../args.js';
 import { openStore } from '../root.js';
@@ -38,7 +38,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const p = parseArgs(argv, buildFlags);
   if (p.positionals.length !== 1) throw new UsageError(`"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\nUsage: tsbuild build [OPTIONS] PATH`);
   const contextDir = resolve(p.positionals[0]!);
-  const st = await fsp.stat(contextDir).catch(() => undefined);
+  // Sync, like the store's small reads (SmallFileIO in layerstore's fsutil.ts): a thread-pool round trip costs more.
+  const st = statOrUndefined(contextDir);
   if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);
 
   const args = buildArgs(list(p, 'build-arg'));
@@ -90,7 +91,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   } else {
     dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
     try {
-      dockerfileText = await fsp.readFile(dockerfilePath, 'utf8');
+      dockerfileText = readFileSync(dockerfilePath, 'utf8');
     } catch {
       throw new UsageError(`cannot read Dockerfile ${dockerfilePath}${fileFlag ? ' (from -f)' : ''}`);
     }
@@ -144,3 +145,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   }
 }
 
+function statOrUndefined(path: string) {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
