@@ -13,26 +13,25 @@ const { Script } = require('node:vm');
 const bundle = join(__dirname, '..', 'dist', 'tsbuild.cjs');
 const cacheFile = `${bundle}.v8cache`;
 
-let source;
+let bytes;
 try {
-  source = readFileSync(bundle, 'utf8');
+  bytes = readFileSync(bundle);
 } catch (e) {
   process.stderr.write(`ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ${join(__dirname, '..', '..', '..')}\n`);
   process.exit(1);
 }
-const digest = createHash('sha256').update(source).digest();
+const digest = createHash('sha256').update(bytes).digest();
+const source = bytes.toString('latin1'); // ASCII, checked when bundled: no UTF-8 decoding needed
 let cachedData;
 try {
   const file = readFileSync(cacheFile);
   if (file.length > digest.length && file.subarray(0, digest.length).equals(digest)) cachedData = file.subarray(digest.length);
 } catch {}
 
-// The same wrapper Node gives a CommonJS module.
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+// The bundle is already wrapped as Node wraps a CommonJS module (scripts/bundle.mjs).
+const script = new Script(source, {
   filename: bundle,
   cachedData,
-  // ora and arborist are ES modules loaded on demand; they resolve from this package.
-  importModuleDynamically: (specifier) => import(specifier),
 });
 const mod = { exports: {} };
 script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));

@@ -1,5 +1,4 @@
 // The `tsbuild` command: dispatch, and the one place errors become messages and exit codes.
-import chalk from 'chalk';
 import { UsageError } from './args.js';
 import { commandHelp } from './help.js';
 import { BuildError } from '../build/errors.js';
@@ -106,15 +105,16 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write('tsbuild: stopped\n');
       return 130;
     }
-    return report(e, name);
+    return await report(e, name);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
 
-function report(e: unknown, command: string): number {
-  const red = process.stderr.isTTY ? chalk.red : (s: string) => s;
+async function report(e: unknown, command: string): Promise<number> {
+  // chalk only for a terminal, and only when there is an error to colour: it probes the terminal as it loads.
+  const red = process.stderr.isTTY ? (await import('chalk')).default.red : (s: string) => s;
   if (e instanceof UsageError) {
     process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
     return 2;
