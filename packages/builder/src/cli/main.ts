@@ -69,7 +69,6 @@ Run 'tsbuild COMMAND --help' for more information on a command.
 
 export async function main(argv: string[]): Promise<number> {
   trace('CLI loaded');
-  await takeDeferredCaCerts();
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(usage);
     return argv.length === 0 ? 2 : 0;
@@ -78,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write('tsbuild 0.1.0\n');
     return 0;
   }
+  await takeDeferredCaCerts();
   const name = argv[0]!;
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   const rest = load ? argv.slice(1) : argv;
