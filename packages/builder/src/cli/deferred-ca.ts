@@ -3,14 +3,14 @@
 // environment, so that build args taken from it and the processes tsbuild starts see it as the user
 // set it, and to the registry client and ADD, which add those CAs to the default roots at their
 // first TLS connection.
+import { trustDeferredExtraCaCerts } from '@tsbuild/layerstore';
+
 export const DeferredVariable = 'TSBUILD_DEFERRED_CA_CERTS';
 
-export async function takeDeferredCaCerts(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export function takeDeferredCaCerts(env: NodeJS.ProcessEnv = process.env): void {
   const file = env[DeferredVariable];
   if (file === undefined) return;
   delete env[DeferredVariable];
   env.NODE_EXTRA_CA_CERTS = file;
-  // Imported here, so that a command that needs no store (--version, --help) does not load it.
-  const { remote } = await import('@tsbuild/layerstore');
-  remote.trustDeferredExtraCaCerts(file);
+  trustDeferredExtraCaCerts(file);
 }

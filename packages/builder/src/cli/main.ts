@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write('tsbuild 0.1.0\n');
     return 0;
   }
-  await takeDeferredCaCerts();
+  takeDeferredCaCerts();
   const name = argv[0]!;
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   const rest = load ? argv.slice(1) : argv;

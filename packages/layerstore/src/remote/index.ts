@@ -13,4 +13,3 @@ export { pushCache, pullCache, cacheManifest, CacheMediaType, type CacheArtifact
 export { headManifest, parsePlatform, choosePlatform, acceptManifests, maxManifestSize, type Platform, type Index, type FetchedManifest } from './manifest.js';
 export type { TransferStats } from './blob.js';
 export { isInsecureHost } from './transport.js';
-export { trustDeferredExtraCaCerts, clientSecureContext, certificateProblem } from './tls.js';

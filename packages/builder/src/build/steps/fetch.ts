@@ -1,6 +1,6 @@
 // ADD https://…: download into the store's temp area, verify --checksum, name the file
 // after the URL's last path segment, and date it by Last-Modified as docker does.
-// node:http/https rather than fetch(): the TLS trust must be the CLI's (remote.clientSecureContext,
+// node:http/https rather than fetch(): the TLS trust must be the CLI's (clientSecureContext,
 // which adds the CAs of NODE_EXTRA_CA_CERTS that the launcher kept from Node), and fetch() takes no
 // TLS options on Node 20.
 import { createHash } from 'node:crypto';
@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CopyStep } from '@tsbuild/parser';
-import { remote } from '@tsbuild/layerstore';
+import { certificateProblem, clientSecureContext } from '@tsbuild/layerstore';
 import type { StepContext } from '../solver.js';
 import type { SourceItem } from './sources.js';
 import { BuildError, where } from '../errors.js';
@@ -48,7 +48,7 @@ export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): P
   } catch (e) {
     await cleanup();
     if (e instanceof BuildError) throw e;
-    throw new BuildError(`${where(step)}: ADD ${url}: ${remote.certificateProblem(e as Error) ?? (e as Error).message}`);
+    throw new BuildError(`${where(step)}: ADD ${url}: ${certificateProblem(e as Error) ?? (e as Error).message}`);
   }
 }
 
@@ -61,7 +61,7 @@ async function get(url: URL, signal: AbortSignal): Promise<{ res: IncomingMessag
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme ${url.protocol}`);
     const lib = requireBuiltin(url.protocol === 'https:' ? 'node:https' : 'node:http') as typeof import('node:https');
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const secureContext = url.protocol === 'https:' ? remote.clientSecureContext() : undefined;
+      const secureContext = url.protocol === 'https:' ? clientSecureContext() : undefined;
       lib.get(url, { signal, ...(secureContext ? { secureContext } : {}) }, resolve).on('error', reject);
     });
     const location = res.headers.location;
