@@ -5,16 +5,16 @@ import { UsageError, bool, buildArgs, list, parseArgs, parseCsv, readStdin, str,
 import { openStore } from '../root.js';
 import { build } from '../../build/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
-import { printExplain } from '../explain.js';
 import type { Output } from '../outputs.js';
 import { parseReference } from '@tsbuild/layerstore';
 import { BuildError } from '../../build/errors.js';
 
-// Outputs, registries and the shared cache are loaded only by a build that uses them: most
+// Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most
 // rebuilds use none, and their modules (archives, layouts, the registry client) cost start-up.
 const outputsModule = () => import('../outputs.js');
 const registryModule = () => import('./registry.js');
 const cacheShareModule = () => import('../../build/cache-share.js');
+const explainModule = () => import('../explain.js'); // and chalk, which probes the terminal as it loads
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', kind: 'list' },
@@ -143,7 +143,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
     if (iid) writeFileSync(iid, id);
-    if (bool(p, 'explain')) await printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
+    if (bool(p, 'explain')) await (await explainModule()).printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
     if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
