@@ -4,7 +4,7 @@
 // login/logout, and the build cache shared through a registry (--cache-to / --cache-from).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
@@ -46,6 +46,25 @@ test('push: what skopeo sees is what the store has; a second push sends no blob 
   const again = ok(tsbuild(['push', '--progress=plain', `${reg.host}/base:1`], { root: storeA }));
   assert.is(uploadedBytes(again), 0, again.stderr);
   assert.match(again.stdout, `1: digest: ${baseDigest}`);
+});
+
+test('push of a store blob that no longer matches its digest: exit 1 naming it, and the registry never gets it', () => {
+  const root = temp('store-corrupt');
+  const ctx = context({ Dockerfile: 'FROM scratch\nCOPY data.txt /\n', 'data.txt': 'x'.repeat(3_000_000) });
+  dirs.push(ctx);
+  const ref = `${reg.host}/corrupt:1`;
+  ok(tsbuild(['build', '-q', '-t', ref, ctx], { root }));
+  const layer = inspect(root, ref).Manifest.layers[0].digest as string;
+  const file = join(root, 'blobs', 'sha256', layer.slice(7));
+  const bytes = readFileSync(file);
+  bytes[bytes.length - 1] ^= 0xff;
+  chmodSync(file, 0o644); // blobs are read-only
+  writeFileSync(file, bytes);
+  const r = tsbuild(['push', ref], { root });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, `blob ${layer} is corrupt`);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.throws(() => sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
 });
 
 test('build --push pushes every -t tag; skopeo copies it back out', () => {

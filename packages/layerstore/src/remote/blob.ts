@@ -1,15 +1,16 @@
 // Blobs on the wire. Downloads stream into the store's ingest while being hashed, and an
 // interrupted download resumes with a Range request from the bytes already received (same
-// ingest, same hash state). Uploads stream from the store: HEAD to skip, cross-repository
-// mount, monolithic POST+PUT for small blobs, chunked PATCH for large ones with resume from
-// the registry's reported offset after a broken chunk.
+// ingest, same hash state). Uploads stream from the store through a UploadSource (hashed as it is
+// sent, the last piece held back until the digest matched): HEAD to skip, cross-repository mount,
+// POST + one PUT of the whole blob, or chunked PATCHes for very large ones with resume from the
+// registry's reported offset after a broken chunk.
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
-import { Readable } from 'node:stream';
 import type { BlobStore, Descriptor, Digest, Ingest } from '../types.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
-import { discard, sleep } from './transport.js';
+import { UploadSource, sourceWindow, type Checkpoint } from './upload-source.js';
+import { discard, sleep, type BodyWriter } from './transport.js';
 
 export interface TransferStats {
   /** Bytes received for blobs (retries included). */
@@ -121,65 +122,39 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
 }
 
 /**
- * Reads a blob sequentially and hands out exactly-sized pieces, so a chunked upload never
- * holds a chunk in memory. After a failure, make a new one at the resume offset.
+ * A request body of bytes [start, start + n) of a blob, read through an UploadSource (hashed from
+ * offset 0, the last piece held back until the digest matched). At most `sourceWindow` pieces
+ * are on their way to the kernel at once; each is counted once it is there. `done` hears where
+ * the source got, so the next chunk carries on without hashing again.
  */
-class ByteSource {
-  private stream: Readable | undefined;
-  private it: AsyncIterator<Buffer> | undefined;
-  private leftover: Buffer | undefined;
-  private toSkip: number;
-  constructor(private readonly open: () => Readable, start: number) {
-    this.toSkip = start;
-  }
-  private async nextChunk(): Promise<Buffer | undefined> {
-    if (this.leftover) {
-      const l = this.leftover;
-      this.leftover = undefined;
-      return l;
-    }
-    if (!this.it) {
-      this.stream = this.open();
-      this.it = this.stream[Symbol.asyncIterator]();
-    }
-    for (;;) {
-      const r = await this.it.next();
-      if (r.done) return undefined;
-      let c = r.value as Buffer;
-      if (this.toSkip > 0) {
-        const n = Math.min(this.toSkip, c.length);
-        this.toSkip -= n;
-        c = c.subarray(n);
-        if (c.length === 0) continue;
+function blobBody(blobs: BlobStore, desc: Descriptor, start: number, n: number, from: Checkpoint | undefined, count: (bytes: number) => void, done?: (at: Checkpoint | undefined) => void): BodyWriter {
+  return {
+    async writeTo(write) {
+      const source = await UploadSource.open(blobs, desc, start, from);
+      const inflight: Array<Promise<void>> = [];
+      try {
+        for (let left = n; left > 0; ) {
+          if (inflight.length >= sourceWindow) await inflight.shift();
+          const piece = await source.take(left);
+          if (!piece) throw new Error(`upload of ${desc.digest} asked for bytes past its end`);
+          left -= piece.length;
+          const sent = write(piece).then(() => count(piece.length));
+          sent.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+          inflight.push(sent);
+        }
+        await Promise.all(inflight);
+        done?.(source.checkpoint());
+      } finally {
+        await source.close();
       }
-      return c;
-    }
-  }
-  /** A stream of exactly the next n bytes. */
-  take(n: number, count: (bytes: number) => void): Readable {
-    const self = this;
-    let left = n;
-    return Readable.from((async function* () {
-      while (left > 0) {
-        const c = await self.nextChunk();
-        if (!c) throw new Error('blob in the store is shorter than its descriptor');
-        const piece = c.length > left ? c.subarray(0, left) : c;
-        if (c.length > left) self.leftover = c.subarray(left);
-        left -= piece.length;
-        count(piece.length);
-        yield piece;
-      }
-    })(), { objectMode: false });
-  }
-  close(): void {
-    this.stream?.destroy();
-  }
+    },
+  };
 }
 
 export interface UploadOptions {
-  /** Blobs larger than this go up in chunks. Default 16 MiB. */
+  /** Blobs larger than this go up in chunks. Default 1 GiB. */
   chunkThreshold?: number;
-  /** Default 16 MiB. */
+  /** Default 256 MiB. */
   chunkSize?: number;
   /** Repositories of the same registry that are known to hold the blob. */
   mountFrom?: string[];
@@ -188,10 +163,14 @@ export interface UploadOptions {
 export type UploadOutcome = 'exists' | 'mounted' | 'uploaded';
 
 /** Push one blob from the store unless the registry has it. */
-export async function uploadBlob(client: RegistryClient, repository: string, desc: Descriptor, open: () => Readable, stats: TransferStats, opts: UploadOptions = {}): Promise<UploadOutcome> {
+export async function uploadBlob(client: RegistryClient, repository: string, desc: Descriptor, blobs: BlobStore, stats: TransferStats, opts: UploadOptions = {}): Promise<UploadOutcome> {
   const what = `pushing blob ${desc.digest} to ${client.registry}/${repository}`;
-  const threshold = opts.chunkThreshold ?? 16 * 1024 * 1024;
-  const chunkSize = opts.chunkSize ?? 16 * 1024 * 1024;
+  // One PUT per blob, as containerd does (docker sends one PATCH): every chunk costs the registry a
+  // round trip and a restored hash state, and distribution cannot resume a chunk that broke midway,
+  // so smaller chunks bought little. Only very large blobs are split, to bound what a break resends
+  // on registries that can resume.
+  const threshold = opts.chunkThreshold ?? 1024 * 1024 * 1024;
+  const chunkSize = opts.chunkSize ?? 256 * 1024 * 1024;
   const from = (opts.mountFrom ?? []).slice(0, 3);
   const pushScope = `repository:${repository}:pull,push`;
   if (await blobExists(client, repository, desc)) {
@@ -235,7 +214,7 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
       put.searchParams.set('digest', desc.digest);
       const res = await client.request({
         method: 'PUT', url: put, headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-        body: () => new ByteSource(open, 0).take(desc.size, count), scopes: [pushScope],
+        body: blobBody(blobs, desc, 0, desc.size, undefined, count), scopes: [pushScope],
       }, what);
       await client.check(res, [201, 204], what, desc.digest);
       discard(res);
@@ -245,50 +224,52 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
 
     // Chunked upload.
     let offset = 0;
-    let source = new ByteSource(open, 0);
+    let checkpoint: Checkpoint | undefined;
+    let verified = false;
     let resumes = 0;
-    try {
-      while (offset < desc.size) {
-        const n = Math.min(chunkSize, desc.size - offset);
-        const end = offset + n - 1;
-        const chunkSource = source;
-        try {
-          const res = await client.request({
-            method: 'PATCH', url: location,
-            headers: { 'content-type': 'application/octet-stream', 'content-length': String(n), 'content-range': `${offset}-${end}` },
-            body: () => chunkSource.take(n, count), scopes: [pushScope],
-          }, what);
-          await client.check(res, [202, 204], what, desc.digest);
-          discard(res);
-          location = client.followLocation(res.url, res.headers.location ?? location.href, what);
-          const range = parseRange(res.headers.range);
-          if (range !== undefined && range !== end) {
-            throw new RegistryError('invalid', `${what}: after bytes ${offset}-${end} the registry reports Range 0-${range}`, { host: client.host, subject: desc.digest, retryable: true });
-          }
-          offset = end + 1;
-        } catch (err) {
-          if (!(err instanceof RegistryError) || !err.retryable || ++resumes >= client.policy.attempts) throw err;
-          // Ask the registry how much it has and carry on from there.
-          source.close();
-          await sleep(Math.random() * Math.min(client.policy.maxDelayMs, client.policy.baseDelayMs * 2 ** (resumes - 1)));
-          const status = await client.request({ method: 'GET', url: location, scopes: [pushScope] }, what);
-          discard(status);
-          const have = status.status === 204 || status.status === 202 ? parseRange(status.headers.range) : undefined;
-          if (have === undefined && !(status.status === 204 && status.headers.range === undefined)) {
-            // The session is gone or cannot be resumed (distribution refuses a session whose
-            // state no longer matches): start a new upload.
-            throw new RegistryError('http', `${what}: upload could not be resumed after "${err.message}" (status check answered ${status.status})`, { host: client.host, status: status.status, subject: desc.digest, retryable: true });
-          }
-          location = client.followLocation(status.url, status.headers.location ?? location.href, what);
-          offset = have === undefined || have === 0 ? 0 : have + 1;
-          stats.resumes++;
-          client.log(`resuming upload of ${short(desc.digest)} at ${offset}`);
-          source = new ByteSource(open, offset);
+    while (offset < desc.size) {
+      const n = Math.min(chunkSize, desc.size - offset);
+      const end = offset + n - 1;
+      let reached: Checkpoint | undefined;
+      try {
+        const res = await client.request({
+          method: 'PATCH', url: location,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(n), 'content-range': `${offset}-${end}` },
+          body: blobBody(blobs, desc, offset, n, checkpoint, count, (at) => { reached = at; }), scopes: [pushScope],
+        }, what);
+        await client.check(res, [202, 204], what, desc.digest);
+        discard(res);
+        location = client.followLocation(res.url, res.headers.location ?? location.href, what);
+        const range = parseRange(res.headers.range);
+        if (range !== undefined && range !== end) {
+          throw new RegistryError('invalid', `${what}: after bytes ${offset}-${end} the registry reports Range 0-${range}`, { host: client.host, subject: desc.digest, retryable: true });
         }
+        offset = end + 1;
+        checkpoint = reached;
+        verified = offset === desc.size;
+      } catch (err) {
+        if (!(err instanceof RegistryError) || !err.retryable || ++resumes >= client.policy.attempts) throw err;
+        // Ask the registry how much it has and carry on from there.
+        await sleep(Math.random() * Math.min(client.policy.maxDelayMs, client.policy.baseDelayMs * 2 ** (resumes - 1)));
+        const status = await client.request({ method: 'GET', url: location, scopes: [pushScope] }, what);
+        discard(status);
+        const have = status.status === 204 || status.status === 202 ? parseRange(status.headers.range) : undefined;
+        if (have === undefined && !(status.status === 204 && status.headers.range === undefined)) {
+          // The session is gone or cannot be resumed (distribution refuses a session whose
+          // state no longer matches): start a new upload.
+          throw new RegistryError('http', `${what}: upload could not be resumed after "${err.message}" (status check answered ${status.status})`, { host: client.host, status: status.status, subject: desc.digest, retryable: true });
+        }
+        if (have !== undefined && have >= desc.size) {
+          throw new RegistryError('invalid', `${what}: the registry reports Range 0-${have} of a ${desc.size}-byte blob`, { host: client.host, subject: desc.digest });
+        }
+        location = client.followLocation(status.url, status.headers.location ?? location.href, what);
+        offset = have === undefined || have === 0 ? 0 : have + 1;
+        stats.resumes++;
+        client.log(`resuming upload of ${short(desc.digest)} at ${offset}`);
       }
-    } finally {
-      source.close();
     }
+    // Sending the last byte carried the check; if the registry claimed the rest on a resume, check here.
+    if (!verified) await (await UploadSource.open(blobs, desc, desc.size)).close();
     const put = new URL(location);
     put.searchParams.set('digest', desc.digest);
     const res = await client.request({ method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [pushScope] }, what);

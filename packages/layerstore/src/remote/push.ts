@@ -1,4 +1,4 @@
-// Push: blobs first (layers in parallel, then the config), each skipped if the registry has
+// Push: blobs first (layers and config in parallel), each skipped if the registry has
 // it, mounted if it is known to be in another repository of the registry, else uploaded
 // from the store as a stream; then the manifest with its exact bytes and content type.
 import type { BlobStore, Descriptor, Digest, Manifest } from '../types.js';
@@ -17,7 +17,7 @@ export type PushSource =
   | { manifestBytes: Buffer; mediaType?: string };
 
 export interface PushOptions extends RemoteOptions, Pick<UploadOptions, 'chunkThreshold' | 'chunkSize'> {
-  /** Parallel blob uploads. Default 3. */
+  /** Parallel blob uploads. Default 4. */
   concurrency?: number;
 }
 
@@ -58,8 +58,9 @@ async function pushManifestTree(client: RegistryClient, blobs: BlobStore, ref: R
     }
   } else {
     const manifest = parsed.manifest as Manifest;
-    await pushBlobs(client, blobs, ref, manifest.layers, stats, opts);
-    await pushBlobs(client, blobs, ref, [manifest.config], stats, opts);
+    // The config goes up alongside the layers: only the manifest has to wait for its blobs, and
+    // for a one-layer image a config pushed afterwards was three round trips in series.
+    await pushBlobs(client, blobs, ref, [...manifest.layers, manifest.config], stats, opts);
   }
   const tag = top && ref.tag ? ref.tag : digest;
   if (top && ref.digest && ref.digest !== digest) throw new RegistryError('invalid', `cannot push ${digest} as ${ref.digest}`);
@@ -70,11 +71,11 @@ async function pushManifestTree(client: RegistryClient, blobs: BlobStore, ref: R
 /** Push blobs from the store into a repository (no manifest). */
 export async function pushBlobs(client: RegistryClient, blobs: BlobStore, ref: Reference, descriptors: Descriptor[], stats: TransferStats, opts: PushOptions = {}): Promise<void> {
   const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
-  await mapLimit(unique, opts.concurrency ?? 3, async (d) => {
+  await mapLimit(unique, opts.concurrency ?? 4, async (d) => {
     const size = await blobs.size(d.digest);
     if (size === undefined) throw new RegistryError('not-found', `cannot push ${d.digest} to ${ref.registry}/${ref.repository}: not in the local store`, { subject: d.digest });
     if (size !== d.size) throw new RegistryError('invalid', `cannot push ${d.digest}: ${size} bytes in the store, ${d.size} in the manifest`, { subject: d.digest });
-    await uploadBlob(client, ref.repository, d, () => blobs.open(d.digest), stats, {
+    await uploadBlob(client, ref.repository, d, blobs, stats, {
       chunkThreshold: opts.chunkThreshold, chunkSize: opts.chunkSize,
       mountFrom: opts.locations?.sources(ref.registry, ref.repository, d.digest),
     });

@@ -4,7 +4,6 @@ import type * as Http from 'node:http';
 import type * as Https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
-import { Readable } from 'node:stream';
 import { RegistryError, redactURL } from './errors.js';
 import { certificateProblem, clientSecureContext } from './tls.js';
 
@@ -28,13 +27,22 @@ export interface HttpResponse {
   url: URL;
 }
 
-export type Body = Buffer | (() => Readable);
+/**
+ * A request body written piece by piece. `write` resolves once its chunk has gone to the kernel, so
+ * the caller may reuse the chunk's memory; it rejects with a retryable RegistryError if the
+ * connection fails. Anything else `writeTo` throws (a corrupt blob) fails the request as it is.
+ * Called afresh for every request sent (a replay after a 401 starts the body over).
+ */
+export interface BodyWriter {
+  writeTo(write: (chunk: Buffer) => Promise<void>): Promise<void>;
+}
+
+export type Body = Buffer | BodyWriter;
 
 export interface RawRequest {
   method: string;
   url: URL;
   headers?: Record<string, string>;
-  /** A Buffer, or a factory for a fresh stream (called once per attempt). */
   body?: Body;
   /** Socket idle timeout. */
   timeoutMs?: number;
@@ -52,7 +60,11 @@ export function baseURL(host: string, insecure: readonly string[] = []): URL {
   return new URL(`${isInsecureHost(host, insecure) ? 'http' : 'https'}://${host}`);
 }
 
-/** Send one request; resolves when the response headers arrive. Network failures are retryable RegistryErrors. */
+/**
+ * Send one request; resolves when the response headers arrive — for a success status, once the
+ * whole body has been sent too, because a registry that vouches for bytes it has not received
+ * (or that were never verified) is not believed. Network failures are retryable RegistryErrors.
+ */
 export function send(req: RawRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const { url } = req;
@@ -61,44 +73,56 @@ export function send(req: RawRequest): Promise<HttpResponse> {
     const headers: Record<string, string> = { 'user-agent': 'tsbuild', ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     let settled = false;
+    const networkError = (err: Error) =>
+      err instanceof RegistryError ? err : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: certificateProblem(err) === undefined });
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
-      reject(
-        err instanceof RegistryError
-          ? err
-          : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: certificateProblem(err) === undefined }),
-      );
+      reject(err);
     };
+    let bodySent: Promise<void> | undefined;
     const r = lib.request(
       url,
       { method: req.method, headers, agent: url.protocol === 'https:' ? httpsAgent : httpAgent, signal: req.signal },
       (res) => {
-        settled = true;
         res.on('error', () => {}); // consumers see errors through their own reads
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+        const response = { status: res.statusCode ?? 0, headers: res.headers, body: res, url };
+        const ok = response.status >= 200 && response.status < 300;
+        (bodySent && ok ? bodySent : Promise.resolve()).then(
+          () => {
+            if (settled) return;
+            settled = true;
+            resolve(response);
+          },
+          () => res.destroy(), // the body's failure has rejected already
+        );
       },
     );
     r.setTimeout(req.timeoutMs ?? 60_000, () => r.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    r.on('error', fail);
+    r.on('error', (err) => fail(networkError(err)));
     if (req.body === undefined) r.end();
     else if (Buffer.isBuffer(req.body)) r.end(req.body);
     else {
-      let src: Readable;
-      try {
-        src = req.body();
-      } catch (err) {
-        r.destroy();
-        fail(err as Error);
-        return;
-      }
-      src.on('error', (err) => {
-        // A failing source (e.g. a corrupt blob in the store) is not a network fault.
-        fail(err);
-        r.destroy(err);
+      const pending = new Set<(err: Error) => void>();
+      const closed = () => networkError(Object.assign(new Error('connection closed while sending'), { code: 'EPIPE' }));
+      r.on('close', () => {
+        for (const rejectWrite of pending) rejectWrite(closed());
+        pending.clear();
       });
-      r.on('close', () => src.destroy());
-      src.pipe(r);
+      const write = (chunk: Buffer) => new Promise<void>((done, failWrite) => {
+        if (r.destroyed) return failWrite(closed());
+        pending.add(failWrite);
+        r.write(chunk, (err) => {
+          pending.delete(failWrite);
+          if (err) failWrite(networkError(err));
+          else done();
+        });
+      });
+      bodySent = req.body.writeTo(write).then(() => { r.end(); });
+      bodySent.catch((err: Error) => {
+        fail(err);
+        r.destroy();
+      });
     }
   });
 }
