@@ -21,7 +21,8 @@ const files = {
   'lib/a.js': 'export const a = 1;\n',
   'lib/b.js': 'export const b = 2;\n',
   'Dockerfile.base': 'FROM scratch\nCOPY hello.txt /etc/\n',
-  // The instructions of a typical cached rebuild; RUN only when this machine can run it.
+  // The instructions of a typical cached rebuild. No RUN: its first build would need the sandbox
+  // (root, the C launcher) at build time; a RUN's key code is compiled on first use instead.
   'Dockerfile': [
     'ARG BASE=tsbuild-code-cache/base', 'FROM ${BASE}', 'WORKDIR /app', 'ENV MODE=train GREETING="hi there"',
     'ADD hello.txt /app/', 'COPY lib/ ./lib/', 'LABEL purpose=training', 'EXPOSE 8080',
