@@ -27,7 +27,8 @@ fi
 
 pnpm install --frozen-lockfile --reporter=silent
 pnpm run --silent build
-# A wrapper, not a symlink: pnpm's .bin shim finds its target relative to $0.
-printf '#!/bin/sh\nexec node %q "$@"\n' "$PWD/packages/builder/bin/tsbuild.js" > /usr/local/bin/tsbuild.tmp
+# The package's launcher (packages/builder/bin/tsbuild: it keeps NODE_EXTRA_CA_CERTS from slowing
+# Node's start), called by a one-line wrapper rather than a symlink, so that it finds the CLI beside it.
+printf '#!/bin/sh\nexec %q "$@"\n' "$PWD/packages/builder/bin/tsbuild" > /usr/local/bin/tsbuild.tmp
 chmod 755 /usr/local/bin/tsbuild.tmp && mv /usr/local/bin/tsbuild.tmp /usr/local/bin/tsbuild
 bash fixtures/busybox/make-rootfs.sh

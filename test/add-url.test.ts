@@ -1,5 +1,6 @@
 // ADD of an http URL from a server on 127.0.0.1: the file lands with mode 0600 (as docker),
-// --checksum is verified, and a wrong checksum fails the build naming both digests.
+// --checksum is verified, a redirect is followed (the file named after its target), and a wrong
+// checksum fails the build naming both digests.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer } from 'node:http';
@@ -12,7 +13,10 @@ import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuildP } from './
 const body = 'downloaded content\n';
 const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
 const server = createServer((req, res) => {
-  if (req.url === '/files/tool.txt') {
+  if (req.url === '/moved') {
+    res.writeHead(302, { location: '/files/tool.txt' });
+    res.end();
+  } else if (req.url === '/files/tool.txt') {
     res.writeHead(200, { 'content-type': 'text/plain', 'last-modified': 'Tue, 14 Nov 2023 22:13:20 GMT' });
     res.end(body);
   } else {
@@ -34,6 +38,14 @@ test('ADD URL with the right --checksum', async () => {
   ok(await tsbuildP(['build', '-o', `type=local,dest=${dest}`, ctx], { root }));
   assert.is(readFileSync(join(dest, 'opt', 'tool.txt'), 'utf8'), body);
   assert.is((lstatSync(join(dest, 'opt', 'tool.txt')).mode & 0o777).toString(8), '600');
+  cleanup(ctx, dest);
+});
+
+test('ADD URL that redirects: the file is named after where it was found', async () => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nADD --checksum=${digest} ${base}/moved /opt/\n` });
+  const dest = tempDir('add-url');
+  ok(await tsbuildP(['build', '-o', `type=local,dest=${dest}`, ctx], { root }));
+  assert.is(readFileSync(join(dest, 'opt', 'tool.txt'), 'utf8'), body);
   cleanup(ctx, dest);
 });
 

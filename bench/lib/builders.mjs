@@ -22,24 +22,25 @@ export const SIZE = {
 export function tsbuildBuilder({ repo, work, head }) {
   const template = join(work, 'tsbuild', 'template');
   const root = join(work, 'tsbuild', 'root');
-  const bin = join(repo, 'packages/builder/bin/tsbuild.js');
+  // The package's bin (a launcher script in front of node), run as users run `tsbuild`.
+  const bin = join(repo, 'packages/builder/bin/tsbuild');
   const env = { TSBUILD_ROOT: root };
-  const cli = (args, o = {}) => sh('node', [bin, ...args], { env, ...o });
+  const cli = (args, o = {}) => sh(bin, args, { env, ...o });
   return {
     name: 'tsbuild',
-    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT node packages/builder/bin/tsbuild.js build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() { return head; },
     async setup(bases) {
       rmSync(join(work, 'tsbuild'), { recursive: true, force: true });
       mkdirSync(template, { recursive: true });
-      for (const b of bases) await sh('node', [bin, 'build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx], { env: { TSBUILD_ROOT: template } });
+      for (const b of bases) await sh(bin, ['build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx], { env: { TSBUILD_ROOT: template } });
     },
     async flush() {
       rmSync(root, { recursive: true, force: true });
       await sh('cp', ['-a', template, root]);
     },
     async build(ctx, tag, buildArgs = []) {
-      const r = await timed('node', [bin, 'build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
+      const r = await timed(bin, ['build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
     },
     async size(tag) {

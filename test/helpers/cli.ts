@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 // Compiled to test/dist/helpers/: the repository is three levels up.
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const bin = join(repo, 'packages', 'builder', 'bin', 'tsbuild.js');
+/** The `tsbuild` command as users run it (the package's bin: a launcher script in front of `bin`). */
+export const command = join(repo, 'packages', 'builder', 'bin', 'tsbuild');
 
 export interface Result {
   code: number;
@@ -18,7 +20,7 @@ export interface Result {
 export function tsbuild(args: string[], opts: { root?: string; cwd?: string; input?: string; env?: Record<string, string | undefined> } = {}): Result {
   const env: Record<string, string | undefined> = { ...process.env, CI: 'true', ...opts.env };
   if (opts.root) env.TSBUILD_ROOT = opts.root;
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: opts.cwd ?? repo, env: env as NodeJS.ProcessEnv, input: opts.input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(command, args, { cwd: opts.cwd ?? repo, env: env as NodeJS.ProcessEnv, input: opts.input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   return { code: r.status ?? 128 + 9, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -30,7 +32,7 @@ export function ok(r: Result, what = 'tsbuild'): Result {
 
 export function tsbuildAsync(args: string[], opts: { root?: string; env?: Record<string, string> } = {}) {
   const env = { ...process.env, CI: 'true', ...opts.env, ...(opts.root ? { TSBUILD_ROOT: opts.root } : {}) };
-  return spawn(process.execPath, [bin, ...args], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(command, args, { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function tempDir(prefix: string): string {

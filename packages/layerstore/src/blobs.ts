@@ -3,7 +3,7 @@
 // digest and fsyncing — renames it into place. Nothing unverified is ever visible under blobs/.
 // Reads verify too: open() streams through an ssri integrity checker and fails with
 // StoreError('corrupt') instead of quietly delivering damaged bytes.
-import { createReadStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp, readFileSync, statSync, utimesSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
@@ -33,7 +33,7 @@ export class FileBlobStore implements BlobStore {
 
   async size(digest: Digest): Promise<number | undefined> {
     try {
-      return (await fsp.stat(this.path(digest))).size;
+      return statSync(this.path(digest)).size; // SmallFileIO (fsutil.ts)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -47,7 +47,7 @@ export class FileBlobStore implements BlobStore {
   async touch(digest: Digest): Promise<boolean> {
     const now = new Date();
     try {
-      await fsp.utimes(this.path(digest), now, now);
+      utimesSync(this.path(digest), now, now); // SmallFileIO (fsutil.ts)
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -106,7 +106,7 @@ export class FileBlobStore implements BlobStore {
   async read(digest: Digest): Promise<Buffer> {
     let data: Buffer;
     try {
-      data = await fsp.readFile(this.path(digest));
+      data = readFileSync(this.path(digest)); // SmallFileIO (fsutil.ts): only small blobs are read whole
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${digest} not found`, digest);
       throw e;

@@ -1,6 +1,6 @@
 // The build cache index: one JSON file per key under cache/<hex>.json, written atomically.
 // A record's `blobs` are roots for prune: they stay alive as long as the record exists.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type CacheRecord, type Digest } from './types.js';
 import { checkDigest, hexOf, writeFileAtomic } from './fsutil.js';
@@ -15,7 +15,7 @@ export class CacheIndex {
   async get(key: Digest): Promise<CacheRecord | undefined> {
     let text: string;
     try {
-      text = await fsp.readFile(this.file(key), 'utf8');
+      text = readFileSync(this.file(key), 'utf8'); // SmallFileIO (fsutil.ts)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;

@@ -1,5 +1,5 @@
 // Small filesystem helpers shared by the store: digests, atomic writes, fsync of directories.
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { lstatSync, promises as fsp, constants as fsc, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { StoreError, type Digest } from './types.js';
@@ -23,6 +23,12 @@ export function hexOf(d: Digest): string {
 export function sha256(bytes: Buffer | string): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
+
+// SmallFileIO: the store's small metadata reads (cache records, index.json, tag lookups, blob
+// stats and JSON blobs) use synchronous calls inside their async functions. Each fs.promises call
+// is a round trip through libuv's thread pool, and fs.promises.readFile is four (open, fstat,
+// read, close): 0.3 ms per small file here against 0.03 ms for readFileSync, and a cached rebuild
+// makes dozens of them one after another. The files are a few kB, so the event loop never waits long.
 
 let selfStart = '0';
 
@@ -84,7 +90,7 @@ export async function writeFileAtomic(target: string, data: Buffer | string, tmp
 
 export async function exists(p: string): Promise<boolean> {
   try {
-    await fsp.lstat(p);
+    lstatSync(p); // SmallFileIO
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -109,7 +115,7 @@ export async function pidAlive(pid: number, startTime?: string): Promise<boolean
 /** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot, which tells pid reuse apart. */
 export async function procStartTime(pid: number | 'self' = 'self'): Promise<string | undefined> {
   try {
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); // SmallFileIO
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state), so field 22 is fields[19]. A zombie is dead for our purposes.
     if (fields[0] === 'Z') return 'zombie';

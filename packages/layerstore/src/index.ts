@@ -8,6 +8,8 @@ export { Images, readImage, manifestDescriptor, layerMediaType, hostPlatform, ty
 export { LockManager, type LockOptions, type Release } from './lock.js';
 export { type PruneOptions, type PruneReport } from './prune.js';
 export * as remote from './remote/index.js';
+// TLS trust for any client (registry, ADD https://…), apart from `remote` so that using it loads nothing else.
+export { trustDeferredExtraCaCerts, clientSecureContext, certificateProblem } from './remote/tls.js';
 export * from './layer/index.js';
 export * from './snapshot/index.js';
 export * as layout from './layout/index.js';

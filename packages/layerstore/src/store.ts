@@ -1,6 +1,6 @@
 // The store: an OCI image layout at `root` (oci-layout, index.json, blobs/sha256/...) that tsbuild
 // uses directly, plus the directories the builder needs beside it. See README.md for the layout.
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { FileBlobStore } from './blobs.js';
 import { CacheIndex } from './cache.js';
@@ -39,9 +39,8 @@ export class Store {
   /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
   static async open(root: string): Promise<Store> {
     await initSelf();
-    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) {
-      await fsp.mkdir(join(root, d), { recursive: true });
-    }
+    // SmallFileIO (fsutil.ts): six thread-pool round trips at every start otherwise.
+    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) mkdirSync(join(root, d), { recursive: true });
     const store = new Store(root);
     if (!(await exists(join(root, 'oci-layout'))) || !(await exists(store.tags.indexPath))) {
       await store.locks.with('index', async () => {

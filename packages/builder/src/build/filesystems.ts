@@ -1,5 +1,7 @@
 // Turns a stage's layers into what steps need: overlay lowerdirs for the sandbox and a
 // read-only view for reading files, both backed by the store's snapshots.
+import { promises as fsp, type Stats } from 'node:fs';
+import { join, posix } from 'node:path';
 import { getXattr, type Layer, type Store } from '@tsbuild/layerstore';
 import { RootView } from '../fs/rootview.js';
 
@@ -28,11 +30,9 @@ export class Filesystems {
 
 /** Copies a directory of a layer stack, whiteouts applied, into a plain directory. */
 export async function flattenInto(view: RootView, from: string, dest: string): Promise<void> {
-  const { promises: fsp } = await import('node:fs');
-  const { posix, join } = await import('node:path');
   const top = await view.stat(from);
   if (!top) throw new Error(`${from} not found`);
-  const copy = async (path: string, host: string, st: import('node:fs').Stats, out: string) => {
+  const copy = async (path: string, host: string, st: Stats, out: string) => {
     if (st.isDirectory()) {
       await fsp.mkdir(out, { recursive: true });
       for (const name of await view.readdir(path)) {

@@ -1,42 +1,44 @@
 // The `tsbuild` command: dispatch, and the one place errors become messages and exit codes.
-import chalk from 'chalk';
 import { UsageError } from './args.js';
 import { commandHelp } from './help.js';
 import { BuildError } from '../build/errors.js';
-import { buildCommand } from './commands/build.js';
-import { parseCommand } from './commands/parse.js';
-import { imagesCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images.js';
-import { runCommand } from './commands/run.js';
-import * as ctr from './commands/containers.js';
-import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry.js';
+import { takeDeferredCaCerts } from './deferred-ca.js';
+import { trace } from '../build/trace.js';
 
 type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
 
-const commands: Record<string, Command> = {
-  build: buildCommand,
-  parse: parseCommand,
-  images: imagesCommand,
-  inspect: ctr.inspectAnyCommand,
-  tag: tagCommand,
-  rmi: rmiCommand,
-  prune: pruneCommand,
-  save: saveCommand,
-  load: loadCommand,
-  run: runCommand,
-  pull: pullCommand,
-  push: pushCommand,
-  login: loginCommand,
-  logout: logoutCommand,
-  ps: ctr.psCommand,
-  start: ctr.startCommand,
-  stop: ctr.stopCommand,
-  kill: ctr.killCommand,
-  rm: ctr.rmCommand,
-  logs: ctr.logsCommand,
-  exec: ctr.execCommand,
-  commit: ctr.commitCommand,
-  volume: ctr.volumeCommand,
-  container: ctr.containerCommand,
+// Each command's module is loaded when it runs: in the bundle, a module reached only through
+// import() is initialised on first use, so a build does not set up (nor load the Node built-ins
+// of) containers, registries and archives.
+const build = () => import('./commands/build.js');
+const images = () => import('./commands/images.js');
+const ctr = () => import('./commands/containers.js');
+const registry = () => import('./commands/registry.js');
+const commands: Record<string, () => Promise<Command>> = {
+  build: async () => (await build()).buildCommand,
+  parse: async () => (await import('./commands/parse.js')).parseCommand,
+  images: async () => (await images()).imagesCommand,
+  inspect: async () => (await ctr()).inspectAnyCommand,
+  tag: async () => (await images()).tagCommand,
+  rmi: async () => (await images()).rmiCommand,
+  prune: async () => (await images()).pruneCommand,
+  save: async () => (await images()).saveCommand,
+  load: async () => (await images()).loadCommand,
+  run: async () => (await import('./commands/run.js')).runCommand,
+  pull: async () => (await registry()).pullCommand,
+  push: async () => (await registry()).pushCommand,
+  login: async () => (await registry()).loginCommand,
+  logout: async () => (await registry()).logoutCommand,
+  ps: async () => (await ctr()).psCommand,
+  start: async () => (await ctr()).startCommand,
+  stop: async () => (await ctr()).stopCommand,
+  kill: async () => (await ctr()).killCommand,
+  rm: async () => (await ctr()).rmCommand,
+  logs: async () => (await ctr()).logsCommand,
+  exec: async () => (await ctr()).execCommand,
+  commit: async () => (await ctr()).commitCommand,
+  volume: async () => (await ctr()).volumeCommand,
+  container: async () => (await ctr()).containerCommand,
 };
 
 const usage = `Usage: tsbuild [OPTIONS] PATH          build an image (same as tsbuild build)
@@ -66,6 +68,7 @@ Run 'tsbuild COMMAND --help' for more information on a command.
 `;
 
 export async function main(argv: string[]): Promise<number> {
+  trace('CLI loaded');
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(usage);
     return argv.length === 0 ? 2 : 0;
@@ -74,9 +77,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write('tsbuild 0.1.0\n');
     return 0;
   }
+  takeDeferredCaCerts();
   const name = argv[0]!;
-  const command: Command | undefined = Object.hasOwn(commands, name) ? commands[name] : undefined;
-  const rest = command ? argv.slice(1) : argv;
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  const rest = load ? argv.slice(1) : argv;
 
   const controller = new AbortController();
   let interrupted = false;
@@ -90,25 +94,27 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     if (rest.includes('--help') || (rest.includes('-h') && name !== 'run' && name !== 'exec')) {
-      process.stdout.write(command ? commandHelp(name) ?? usage : commandHelp('build')!);
+      process.stdout.write(load ? commandHelp(name) ?? usage : commandHelp('build')!);
       return 0;
     }
-    const code = await (command ?? buildCommand)(rest, controller.signal);
+    const command = await (load ?? commands.build!)();
+    const code = await command(rest, controller.signal);
     return interrupted ? 130 : code;
   } catch (e) {
     if (interrupted) {
       process.stderr.write('tsbuild: stopped\n');
       return 130;
     }
-    return report(e, name);
+    return await report(e, name);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
 
-function report(e: unknown, command: string): number {
-  const red = process.stderr.isTTY ? chalk.red : (s: string) => s;
+async function report(e: unknown, command: string): Promise<number> {
+  // chalk only for a terminal, and only when there is an error to colour: it probes the terminal as it loads.
+  const red = process.stderr.isTTY ? (await import('chalk')).default.red : (s: string) => s;
   if (e instanceof UsageError) {
     process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
     return 2;

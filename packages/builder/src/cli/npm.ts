@@ -1,7 +1,9 @@
 // --explain for Node projects: a miss caused by a file under node_modules/ is named by the npm
 // package it belongs to, read from the project's lockfile by @npmcli/arborist (npm's own tree
 // model, so nested and scoped packages resolve exactly as npm laid them out). Loaded only here.
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import type ArboristClass from '@npmcli/arborist';
 
 export interface NpmPackage {
   name: string;
@@ -46,7 +48,9 @@ export class NpmTrees {
   /** The lockfile's view (package-lock.json, npm-shrinkwrap.json or node_modules/.package-lock.json); none, none. */
   private async load(project: string): Promise<Tree | undefined> {
     try {
-      const { default: Arborist } = await import('@npmcli/arborist');
+      // require, not import(): the CLI runs from a script compiled through V8's code cache
+      // (bin/tsbuild.cjs), where import() has no loader to call on Node 20. Arborist is CommonJS.
+      const Arborist = createRequire(import.meta.url)('@npmcli/arborist') as typeof ArboristClass;
       return (await new Arborist({ path: project }).loadVirtual()) as unknown as Tree;
     } catch {
       return undefined;

@@ -1,4 +1,4 @@
-import { elapsed, type Reporter, type StepHandle } from './reporter.js';
+import { elapsed, now, type Reporter, type StepHandle } from './reporter.js';
 
 /** Line by line, numbered like buildx's plain output, so logs read the same. */
 export class PlainReporter implements Reporter {
@@ -7,11 +7,11 @@ export class PlainReporter implements Reporter {
 
   step(name: string): StepHandle {
     const id = this.next++;
-    const start = performance.now();
+    const start = now();
     const write = (s: string) => this.out.write(`#${id} ${s}\n`);
     write(name);
     return {
-      log: (line) => write(`${((performance.now() - start) / 1000).toFixed(3)} ${line}`),
+      log: (line) => write(`${((now() - start) / 1000).toFixed(3)} ${line}`),
       cached: () => write('CACHED'),
       done: () => write(`DONE ${elapsed(start)}`),
       fail: (message) => write(`ERROR: ${message}`),

@@ -1,6 +1,6 @@
 import chalk from 'chalk';
 import type { Ora, default as OraFactory } from 'ora';
-import { elapsed, type Reporter, type StepHandle } from './reporter.js';
+import { elapsed, now, type Reporter, type StepHandle } from './reporter.js';
 
 interface Running {
   id: number;
@@ -27,7 +27,7 @@ export class TtyReporter implements Reporter {
   }
 
   step(name: string): StepHandle {
-    const r: Running = { id: ++this.n, name, start: performance.now() };
+    const r: Running = { id: ++this.n, name, start: now() };
     this.running.set(r.id, r);
     this.refresh();
     const finish = (symbol: string, suffix: string) => {

@@ -5,6 +5,7 @@ import type * as Https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { RegistryError, redactURL } from './errors.js';
+import { certificateProblem, clientSecureContext } from './tls.js';
 
 // node:http and node:https (with tls, net, dns) are loaded on the first request: most tsbuild
 // commands never talk to a registry, and loading them was a tenth of a cached rebuild's start.
@@ -14,7 +15,7 @@ function net() {
   if (!libs) {
     const http = requireBuiltin('node:http') as typeof Http;
     const https = requireBuiltin('node:https') as typeof Https;
-    libs = { http, https, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16 }) };
+    libs = { http, https, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16, secureContext: clientSecureContext() }) };
   }
   return libs;
 }
@@ -73,7 +74,7 @@ export function send(req: RawRequest): Promise<HttpResponse> {
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     let settled = false;
     const networkError = (err: Error) =>
-      err instanceof RegistryError ? err : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: true });
+      err instanceof RegistryError ? err : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: certificateProblem(err) === undefined });
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
@@ -127,6 +128,8 @@ export function send(req: RawRequest): Promise<HttpResponse> {
 }
 
 function describeNetworkError(err: Error & { code?: string }): string {
+  const tls = certificateProblem(err);
+  if (tls) return tls;
   switch (err.code) {
     case 'ECONNREFUSED': return 'connection refused';
     case 'ECONNRESET': return 'connection reset';

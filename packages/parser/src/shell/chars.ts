@@ -10,10 +10,17 @@ export function isSpace(ch: string): boolean {
   return ch >= '\u2000' && ch <= '\u200a';
 }
 
+// Go's unicode.IsDigit and IsLetter. ASCII is answered without the Unicode property classes:
+// compiling one costs milliseconds, which every build paid the first time a variable was expanded.
+const unicodeDigit = /^\p{Nd}$/u;
+const unicodeLetter = /^\p{L}$/u;
+
 export function isDigit(ch: string): boolean {
-  return /^\p{Nd}$/u.test(ch);
+  if (ch < '\x80') return ch >= '0' && ch <= '9' && ch.length === 1;
+  return unicodeDigit.test(ch);
 }
 
 export function isLetter(ch: string): boolean {
-  return /^\p{L}$/u.test(ch);
+  if (ch < '\x80') return ch.length === 1 && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'));
+  return unicodeLetter.test(ch);
 }

@@ -1,11 +1,16 @@
 // ADD https://…: download into the store's temp area, verify --checksum, name the file
 // after the URL's last path segment, and date it by Last-Modified as docker does.
+// node:http/https rather than fetch(): the TLS trust must be the CLI's (clientSecureContext,
+// which adds the CAs of NODE_EXTRA_CA_CERTS that the launcher kept from Node), and fetch() takes no
+// TLS options on Node 20.
 import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fsp } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { join, posix } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CopyStep } from '@tsbuild/parser';
+import { certificateProblem, clientSecureContext } from '@tsbuild/layerstore';
 import type { StepContext } from '../solver.js';
 import type { SourceItem } from './sources.js';
 import { BuildError, where } from '../errors.js';
@@ -18,19 +23,22 @@ export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): P
   const dir = await ctx.opts.store.tempDir('add-');
   const cleanup = () => fsp.rm(dir, { recursive: true, force: true });
   try {
-    const res = await fetch(url, { redirect: 'follow', signal: ctx.opts.signal });
-    if (!res.ok || !res.body) throw new BuildError(`${where(step)}: ADD ${url}: HTTP ${res.status} ${res.statusText}`);
-    const name = posix.basename(new URL(res.url || url).pathname) || 'download';
+    const { res, url: finalUrl } = await get(new URL(url), ctx.opts.signal);
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status > 299) {
+      res.resume();
+      throw new BuildError(`${where(step)}: ADD ${url}: HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd());
+    }
+    const name = posix.basename(finalUrl.pathname) || 'download';
     const file = join(dir, 'content');
     const h = createHash('sha256');
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
-    body.on('data', (b: Buffer) => h.update(b));
-    await pipeline(body, createWriteStream(file, { mode: 0o600 }));
+    res.on('data', (b: Buffer) => h.update(b));
+    await pipeline(res, createWriteStream(file, { mode: 0o600 }));
     const digest = h.digest('hex');
     if (step.checksum && step.checksum !== `sha256:${digest}`) {
       throw new BuildError(`${where(step)}: ADD ${url}: checksum mismatch: expected ${step.checksum}, got sha256:${digest}`);
     }
-    const lm = res.headers.get('last-modified');
+    const lm = res.headers['last-modified'];
     const mtime = lm && !Number.isNaN(Date.parse(lm)) ? new Date(lm) : new Date(0);
     const st = await fsp.stat(file);
     return {
@@ -40,6 +48,26 @@ export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): P
   } catch (e) {
     await cleanup();
     if (e instanceof BuildError) throw e;
-    throw new BuildError(`${where(step)}: ADD ${url}: ${(e as Error).message}`);
+    throw new BuildError(`${where(step)}: ADD ${url}: ${certificateProblem(e as Error) ?? (e as Error).message}`);
+  }
+}
+
+const requireBuiltin = createRequire(import.meta.url);
+const maxRedirects = 20; // as fetch()
+
+/** GET url, following redirects; resolves with the final response's headers. */
+async function get(url: URL, signal: AbortSignal): Promise<{ res: IncomingMessage; url: URL }> {
+  for (let hops = 0; ; hops++) {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme ${url.protocol}`);
+    const lib = requireBuiltin(url.protocol === 'https:' ? 'node:https' : 'node:http') as typeof import('node:https');
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const secureContext = url.protocol === 'https:' ? clientSecureContext() : undefined;
+      lib.get(url, { signal, ...(secureContext ? { secureContext } : {}) }, resolve).on('error', reject);
+    });
+    const location = res.headers.location;
+    if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || !location) return { res, url };
+    res.resume();
+    if (hops === maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
+    url = new URL(location, url);
   }
 }

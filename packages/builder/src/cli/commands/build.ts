@@ -1,16 +1,20 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
-import { promises as fsp, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { UsageError, bool, buildArgs, list, parseArgs, parseCsv, readStdin, str, type FlagSpec } from '../args.js';
 import { openStore } from '../root.js';
 import { build } from '../../build/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
-import { printExplain } from '../explain.js';
-import { exportImage, parseOutput, type Output } from '../outputs.js';
+import type { Output } from '../outputs.js';
 import { parseReference } from '@tsbuild/layerstore';
 import { BuildError } from '../../build/errors.js';
-import { exportCache, importCache, parseCacheOption } from '../../build/cache-share.js';
-import { pullImage, pushImage, remoteOptions } from './registry.js';
+
+// Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most
+// rebuilds use none, and their modules (archives, layouts, the registry client) cost start-up.
+const outputsModule = () => import('../outputs.js');
+const registryModule = () => import('./registry.js');
+const cacheShareModule = () => import('../../build/cache-share.js');
+const explainModule = () => import('../explain.js'); // and chalk, which probes the terminal as it loads
 
 export const buildFlags: FlagSpec[] = [
   { name: 'tag', short: 't', kind: 'list' },
@@ -38,7 +42,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const p = parseArgs(argv, buildFlags);
   if (p.positionals.length !== 1) throw new UsageError(`"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\nUsage: tsbuild build [OPTIONS] PATH`);
   const contextDir = resolve(p.positionals[0]!);
-  const st = await fsp.stat(contextDir).catch(() => undefined);
+  // Sync, like the store's small reads (SmallFileIO in layerstore's fsutil.ts): a thread-pool round trip costs more.
+  const st = statOrUndefined(contextDir);
   if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);
 
   const args = buildArgs(list(p, 'build-arg'));
@@ -58,7 +63,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   if (!['gzip', 'zstd', 'none'].includes(compression)) throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
   const platform = str(p, 'platform');
   if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64') throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
-  const outputs: Output[] = list(p, 'output').map((o) => parseOutput(o));
+  const outputFlags = list(p, 'output');
+  const { parseOutput, exportImage } = outputFlags.length ? await outputsModule() : { parseOutput: undefined, exportImage: undefined };
+  const outputs: Output[] = outputFlags.map((o) => parseOutput!(o));
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const s of list(p, 'secret')) {
     const kv = parseCsv(s, '--secret');
@@ -70,8 +77,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     else secrets.set(id, { env: env ?? id.toUpperCase() });
   }
   // Registries (registry.ts, cache-share.ts): --push, --cache-to/--cache-from, --insecure-registry.
-  const cacheTo = list(p, 'cache-to').map((v) => parseCacheOption(v, '--cache-to'));
-  const cacheFrom = list(p, 'cache-from').map((v) => parseCacheOption(v, '--cache-from'));
+  const cacheShare = list(p, 'cache-to').length || list(p, 'cache-from').length ? await cacheShareModule() : undefined;
+  const cacheTo = list(p, 'cache-to').map((v) => cacheShare!.parseCacheOption(v, '--cache-to'));
+  const cacheFrom = list(p, 'cache-from').map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
   const insecure = list(p, 'insecure-registry');
   if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
   const epochText = process.env.SOURCE_DATE_EPOCH;
@@ -90,7 +98,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   } else {
     dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
     try {
-      dockerfileText = await fsp.readFile(dockerfilePath, 'utf8');
+      dockerfileText = readFileSync(dockerfilePath, 'utf8');
     } catch {
       throw new UsageError(`cannot read Dockerfile ${dockerfilePath}${fileFlag ? ' (from -f)' : ''}`);
     }
@@ -98,10 +106,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
 
   const store = await openStore(str(p, 'root'));
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
-  const remoteOpts = () => remoteOptions(store, insecure);
+  const remoteOpts = async () => (await registryModule()).remoteOptions(store, insecure);
   try {
     // --cache-from: records only; their layers are fetched on a hit (fetchLayer).
-    const fetchLayer = cacheFrom.length && !bool(p, 'no-cache') ? await importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
+    const fetchLayer = cacheFrom.length && !bool(p, 'no-cache') ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
     const result = await build({
       store,
       contextDir,
@@ -121,21 +129,21 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
       fetchBase: async (ref) => {
         try {
-          return (await pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })).image;
+          return (await (await registryModule()).pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })).image;
         } catch (e) {
           throw new BuildError(`base image "${ref}" is not in the store (${store.root}) and could not be pulled: ${(e as Error).message}`);
         }
       },
       fetchLayer,
     });
-    for (const tag of bool(p, 'push') ? tags : []) await pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
-    if (cacheTo.length) await exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
-    for (const o of outputs) await exportImage(store, result.image, tags, o);
+    for (const tag of bool(p, 'push') ? tags : []) await (await registryModule()).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+    if (cacheTo.length) await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
+    for (const o of outputs) await exportImage!(store, result.image, tags, o);
     reporter.close();
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
     if (iid) writeFileSync(iid, id);
-    if (bool(p, 'explain')) await printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
+    if (bool(p, 'explain')) await (await explainModule()).printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
     if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
@@ -144,3 +152,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   }
 }
 
+function statOrUndefined(path: string) {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,62 @@
+'use strict';
+// Runs the bundled CLI (dist/tsbuild.cjs) through V8's code cache (dist/tsbuild.cjs.v8cache, made
+// by `pnpm run build`): compiling the bundle from source was a third of a cached rebuild.
+// The cache starts with the SHA-256 of the source it was made from, and V8 itself refuses one made
+// by another Node version or with other flags; a missing, stale or refused cache only costs the
+// compile, and is written anew after the command. An accepted cache is never rewritten.
+const { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } = require('node:fs');
+const { createHash } = require('node:crypto');
+const { createRequire } = require('node:module');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
+
+const bundle = join(__dirname, '..', 'dist', 'tsbuild.cjs');
+const cacheFile = `${bundle}.v8cache`;
+
+let bytes;
+try {
+  bytes = readFileSync(bundle);
+} catch (e) {
+  process.stderr.write(`ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ${join(__dirname, '..', '..', '..')}\n`);
+  process.exit(1);
+}
+const digest = createHash('sha256').update(bytes).digest();
+const source = bytes.toString('latin1'); // ASCII, checked when bundled: no UTF-8 decoding needed
+let cachedData;
+try {
+  const file = readFileSync(cacheFile);
+  if (file.length > digest.length && file.subarray(0, digest.length).equals(digest)) cachedData = file.subarray(digest.length);
+} catch {}
+
+// The bundle is already wrapped as Node wraps a CommonJS module (scripts/bundle.mjs).
+const script = new Script(source, {
+  filename: bundle,
+  cachedData,
+});
+const mod = { exports: {} };
+script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
+const stale = cachedData === undefined || script.cachedDataRejected === true;
+
+mod.exports.main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+  // After the command, so that the cache holds the functions it compiled on the way.
+  if (stale) writeCache();
+});
+
+function writeCache() {
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  try {
+    const fd = openSync(tmp, 'w', 0o644);
+    try {
+      writeSync(fd, digest);
+      writeSync(fd, script.createCachedData());
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, cacheFile);
+  } catch {
+    // A read-only install keeps compiling from source; that is all it costs.
+    try { unlinkSync(tmp); } catch {}
+  }
+}

@@ -1,0 +1,92 @@
+// The CLI's V8 code cache (packages/builder/bin/tsbuild.cjs): whatever state the cache file is in,
+// the command works; a missing, stale, damaged or refused cache is written anew after the command,
+// and an accepted one is left alone. Run on a copy of the built CLI, so the real cache is untouched.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { cleanup, repo, tempDir } from './helpers/cli.js';
+
+const pkg = join(repo, 'packages', 'builder');
+const copy = tempDir('code-cache');
+mkdirSync(join(copy, 'bin'));
+mkdirSync(join(copy, 'dist'));
+copyFileSync(join(pkg, 'bin', 'tsbuild.cjs'), join(copy, 'bin', 'tsbuild.cjs'));
+copyFileSync(join(pkg, 'dist', 'tsbuild.cjs'), join(copy, 'dist', 'tsbuild.cjs'));
+symlinkSync(join(pkg, 'node_modules'), join(copy, 'node_modules'));
+symlinkSync(join(pkg, 'package.json'), join(copy, 'package.json'));
+const cacheFile = join(copy, 'dist', 'tsbuild.cjs.v8cache');
+const source = readFileSync(join(copy, 'dist', 'tsbuild.cjs'));
+const digest = createHash('sha256').update(source).digest();
+
+function run(nodeFlags: string[] = [], args = ['parse', '-f', '-']) {
+  const r = spawnSync(process.execPath, [...nodeFlags, join(copy, 'bin', 'tsbuild.cjs'), ...args], { input: 'FROM scratch\nENV A=1\n', encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const works = (r: ReturnType<typeof run>) => {
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stderr, '');
+  assert.match(r.stdout, /ENV/);
+};
+/** A cache as the loader writes it, made by running once without one. */
+function freshCache(): Buffer {
+  writeFileSync(cacheFile, '');
+  works(run());
+  return readFileSync(cacheFile);
+}
+
+const cases: { name: string; prepare: () => void; flags?: string[]; rewritten: boolean }[] = [
+  { name: 'missing', prepare: () => cleanup(cacheFile), rewritten: true },
+  { name: 'empty', prepare: () => writeFileSync(cacheFile, ''), rewritten: true },
+  { name: 'for another bundle (other digest)', prepare: () => { const c = freshCache(); c[0] ^= 0xff; writeFileSync(cacheFile, c); }, rewritten: true },
+  { name: 'right digest, damaged payload', prepare: () => { const c = freshCache(); c.fill(0x5a, 40); writeFileSync(cacheFile, c); }, rewritten: true },
+  { name: 'right digest, payload cut short', prepare: () => writeFileSync(cacheFile, freshCache().subarray(0, 200)), rewritten: true },
+  // V8 refuses a cache made with other flags (as it does one from another Node version).
+  { name: 'made with other V8 flags', prepare: () => { freshCache(); }, flags: ['--no-opt'], rewritten: true },
+  { name: 'valid', prepare: () => { freshCache(); }, rewritten: false },
+];
+
+for (const c of cases) {
+  test(`code cache ${c.name}: the command works; the cache is ${c.rewritten ? 'written anew' : 'left alone'}`, () => {
+    c.prepare();
+    const before = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
+    const mtime = existsSync(cacheFile) ? statSync(cacheFile).mtimeMs : 0;
+    works(run(c.flags));
+    const after = readFileSync(cacheFile);
+    assert.ok(after.subarray(0, 32).equals(digest), 'the cache names its bundle');
+    if (c.rewritten) assert.ok(!before || !after.equals(before) || statSync(cacheFile).mtimeMs !== mtime, 'rewritten');
+    else assert.is(statSync(cacheFile).mtimeMs, mtime, 'not rewritten');
+    // And the cache now written is accepted: the next run leaves it alone.
+    const m2 = statSync(cacheFile).mtimeMs;
+    works(run(c.flags));
+    assert.is(statSync(cacheFile).mtimeMs, m2, 'accepted on the next run');
+  });
+}
+
+test('a read-only install runs from source and writes nothing', () => {
+  cleanup(cacheFile);
+  chmodSync(join(copy, 'dist'), 0o555);
+  try {
+    // root ignores permission bits; the loader must cope either way, so only the run is checked as root.
+    works(run());
+    if (process.getuid?.() !== 0) assert.not.ok(existsSync(cacheFile));
+  } finally {
+    chmodSync(join(copy, 'dist'), 0o755);
+  }
+});
+
+test('without a bundle: a clear error, no stack trace', () => {
+  const bare = tempDir('code-cache-bare');
+  mkdirSync(join(bare, 'bin'));
+  copyFileSync(join(copy, 'bin', 'tsbuild.cjs'), join(bare, 'bin', 'tsbuild.cjs'));
+  const r2 = spawnSync(process.execPath, [join(bare, 'bin', 'tsbuild.cjs'), '--version'], { encoding: 'utf8' });
+  assert.is(r2.status, 1);
+  assert.match(r2.stderr, /tsbuild is not built .*run 'pnpm run build'/);
+  assert.not.match(r2.stderr, /\n\s+at /);
+  cleanup(bare);
+});
+
+test.after(() => cleanup(copy));
+test.run();
