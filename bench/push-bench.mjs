@@ -32,7 +32,8 @@ const dist = path.join(root, 'packages/layerstore/dist');
 const { Store, remote } = await import(path.join(dist, 'src/index.js'));
 const { startRegistry } = await import(path.join(root, 'packages/testkit/dist/src/registry.js'));
 const { makeImage, newBlobStore } = await import(path.join(dist, 'test/helpers/registry-image.js'));
-const cli = path.join(root, 'packages/builder/bin/tsbuild.js');
+// The command as users run it (the /bin/sh launcher: it keeps NODE_EXTRA_CA_CERTS out of Node's start).
+const cli = path.join(root, 'packages/builder/bin/tsbuild');
 
 const argv = process.argv.slice(2);
 const arg = (name, def) => {
@@ -95,7 +96,7 @@ try {
   await store.images.tag('bench/small:1', await store.images.get(gen.manifestDigest));
 
   const described = { small: `${layers} × ${mib} MiB (random, ${layers} layers, ${mibOf(gen.totalSize).toFixed(1)} MiB)` };
-  const tsbuild = (args, env = {}) => run(process.execPath, [cli, ...args], { TSBUILD_ROOT: storeRoot, ...env });
+  const tsbuild = (args, env = {}) => run(cli, args, { TSBUILD_ROOT: storeRoot, ...env });
   const build = async (name, context, dockerfile) => {
     const df = path.join(work, `${name}.Dockerfile`);
     writeFileSync(df, dockerfile);
