@@ -7,17 +7,25 @@ import { createRequire } from 'node:module';
 import { RegistryError, redactURL } from './errors.js';
 import { certificateProblem, clientSecureContext } from './tls.js';
 
-// node:http and node:https (with tls, net, dns) are loaded on the first request: most tsbuild
-// commands never talk to a registry, and loading them was a tenth of a cached rebuild's start.
+// node:http and node:https are loaded on the first request that needs each: most tsbuild commands
+// never talk to a registry, and loading them was a tenth of a cached rebuild's start. A plain-HTTP
+// registry (localhost, --insecure-registry) never loads https, tls and its secure context.
 const requireBuiltin = createRequire(import.meta.url);
-let libs: { http: typeof Http; https: typeof Https; httpAgent: Http.Agent; httpsAgent: Https.Agent } | undefined;
-function net() {
-  if (!libs) {
-    const http = requireBuiltin('node:http') as typeof Http;
-    const https = requireBuiltin('node:https') as typeof Https;
-    libs = { http, https, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16, secureContext: clientSecureContext() }) };
+let plain: { lib: typeof Http; agent: Http.Agent } | undefined;
+let secure: { lib: typeof Https; agent: Https.Agent } | undefined;
+function net(protocol: string): { lib: typeof Http | typeof Https; agent: Http.Agent } {
+  if (protocol === 'https:') {
+    if (!secure) {
+      const lib = requireBuiltin('node:https') as typeof Https;
+      secure = { lib, agent: new lib.Agent({ keepAlive: true, maxSockets: 16, secureContext: clientSecureContext() }) };
+    }
+    return secure;
   }
-  return libs;
+  if (!plain) {
+    const lib = requireBuiltin('node:http') as typeof Http;
+    plain = { lib, agent: new lib.Agent({ keepAlive: true, maxSockets: 16 }) };
+  }
+  return plain;
 }
 
 export interface HttpResponse {
@@ -68,8 +76,7 @@ export function baseURL(host: string, insecure: readonly string[] = []): URL {
 export function send(req: RawRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const { url } = req;
-    const { http, https, httpAgent, httpsAgent } = net();
-    const lib = url.protocol === 'https:' ? https : http;
+    const { lib, agent } = net(url.protocol);
     const headers: Record<string, string> = { 'user-agent': 'tsbuild', ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     let settled = false;
@@ -83,7 +90,7 @@ export function send(req: RawRequest): Promise<HttpResponse> {
     let bodySent: Promise<void> | undefined;
     const r = lib.request(
       url,
-      { method: req.method, headers, agent: url.protocol === 'https:' ? httpsAgent : httpAgent, signal: req.signal },
+      { method: req.method, headers, agent, signal: req.signal },
       (res) => {
         res.on('error', () => {}); // consumers see errors through their own reads
         const response = { status: res.statusCode ?? 0, headers: res.headers, body: res, url };
