@@ -18,8 +18,13 @@ export interface DirectoryOptions {
   sourceDateEpoch?: number;
 }
 
-/** Lets the tar writer pull a directory file's chunks without a Readable per file (GC and tick cost). */
+/**
+ * Lets the tar writer pull a directory file's chunks without a Readable per file (GC and tick
+ * cost). Called with the size of the first read, so that later reads start on the compressor's
+ * chunk boundaries.
+ */
 export const SYNC_CONTENT = Symbol('syncContent');
+export type SyncContent = (first?: number) => Iterable<Buffer>;
 
 const OVERLAY_XATTR = 'trusted.overlay.';
 const READ_CHUNK = 1 << 20;
@@ -31,12 +36,12 @@ const READ_CHUNK = 1 << 20;
  * are memcpy-fast, and the pool meanwhile keeps compressing. Reads to EOF, so a file that
  * grew is caught by the tar writer's size check.
  */
-function* readChunks(path: string, size: number): Generator<Buffer> {
+function* readChunks(path: string, size: number, first = READ_CHUNK): Generator<Buffer> {
   const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
     let left = size;
-    for (;;) {
-      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(left, READ_CHUNK)));
+    for (let want = Math.max(1, Math.min(first, READ_CHUNK)); ; want = READ_CHUNK) {
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(left, want)));
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) return;
       left -= n;
@@ -99,7 +104,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
           inodes.set(key, path);
         }
         const size = Number(st.size);
-        yield { ...base, type: 'file', size, xattrs, open: () => Readable.from(readChunks(full, size), { objectMode: false }), [SYNC_CONTENT]: () => readChunks(full, size) } as Entry;
+        yield { ...base, type: 'file', size, xattrs, open: () => Readable.from(readChunks(full, size), { objectMode: false }), [SYNC_CONTENT]: ((first) => readChunks(full, size, first)) as SyncContent } as Entry;
       } else if (st.isFIFO()) {
         yield { ...base, type: 'fifo', xattrs };
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
@@ -117,7 +122,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
  * itself) and so need no lstat or xattr call per file.
  */
 export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname'>, host: string, size: number): Entry {
-  return { ...meta, type: 'file', size, open: () => Readable.from(readChunks(host, size), { objectMode: false }), [SYNC_CONTENT]: () => readChunks(host, size) } as Entry;
+  return { ...meta, type: 'file', size, open: () => Readable.from(readChunks(host, size), { objectMode: false }), [SYNC_CONTENT]: ((first) => readChunks(host, size, first)) as SyncContent } as Entry;
 }
 
 /** The order entriesFromDirectory emits: depth first, siblings by the bytes of their names. */

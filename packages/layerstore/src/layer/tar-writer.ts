@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { Entry } from '../types.js';
 import { encodeHeader, padding, type TarHeader } from './tar-header.js';
-import { SYNC_CONTENT } from './entries.js';
+import { SYNC_CONTENT, type SyncContent } from './entries.js';
 
 const END_OF_ARCHIVE = Buffer.alloc(1024);
 
@@ -40,24 +40,34 @@ export function headerOf(e: Entry): TarHeader {
   }
 }
 
-/** The tar stream of entries, in the order given. A file whose content differs in length from its size fails. */
-export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>): AsyncGenerator<Buffer> {
+/**
+ * The tar stream of entries, in the order given. A file whose content differs in length from its
+ * size fails. With `align`, a directory file's reads are cut so that they end on multiples of
+ * `align` in the stream: a consumer that cuts the stream into `align`-sized chunks then gets
+ * whole reads as chunks and need not copy them (the bytes are the same either way).
+ */
+export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>, opts: { align?: number } = {}): AsyncGenerator<Buffer> {
+  const align = opts.align;
+  let offset = 0;
   for await (const e of entries) {
     const h = headerOf(e);
-    yield encodeHeader(h);
+    const header = encodeHeader(h);
+    offset += header.length;
+    yield header;
     if (e.type !== 'file' || h.size === 0) continue;
     if (!e.open) throw new Error(`${e.path}: file entry without content`);
     let written = 0;
-    const sync = (e as { [SYNC_CONTENT]?: () => Iterable<Buffer> })[SYNC_CONTENT];
-    const body: Iterable<Buffer> | Readable = sync ? sync() : e.open();
+    const sync = (e as { [SYNC_CONTENT]?: SyncContent })[SYNC_CONTENT];
+    const body: Iterable<Buffer> | Readable = sync ? sync(align ? align - (offset % align) : undefined) : e.open();
     for await (const chunk of body as AsyncIterable<Buffer>) {
       written += chunk.length;
       if (written > h.size) { if ('destroy' in body) body.destroy(); throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`); }
       yield chunk;
     }
     if (written !== h.size) throw new Error(`${e.path}: file shrank while being read (${written} of ${h.size} bytes)`);
+    offset += written;
     const pad = padding(h.size);
-    if (pad) yield Buffer.alloc(pad);
+    if (pad) { offset += pad; yield Buffer.alloc(pad); }
   }
   yield END_OF_ARCHIVE;
 }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore, Digest, Entry, Layer, LayerOptions } from '../types.js';
-import { compress, mediaTypeOf } from './compress.js';
+import { chunkSizeOf, compress, mediaTypeOf } from './compress.js';
 import { entriesFromDirectory } from './entries.js';
 import { tarStream } from './tar-writer.js';
 
@@ -28,7 +28,7 @@ export async function writeLayer(blobs: BlobStore, source: AsyncIterable<Entry> 
 
   const ingest = blobs.ingest();
   try {
-    await pipeline(Readable.from(compress(hashed(tarStream(entries)), compression), { objectMode: false, highWaterMark: 4 }), ingest);
+    await pipeline(Readable.from(compress(hashed(tarStream(entries, { align: chunkSizeOf(compression) })), compression), { objectMode: false, highWaterMark: 4 }), ingest);
     const { digest, size } = await ingest.commit();
     return { digest, diffID: `sha256:${hash.digest('hex')}` as Digest, size, mediaType: mediaTypeOf(compression) };
   } catch (e) {
