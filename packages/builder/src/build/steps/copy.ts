@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
+import type { StageLayer } from '../state.js';
 import { resolveChown } from '../../fs/users.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
@@ -28,7 +29,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   // Resolve and hash the sources now: the key depends on their content.
   let items: SourceItem[] = [];
   let fromLabel = 'the build context';
-  let fromLayers = null as null | import('@tsbuild/layerstore').Layer[];
+  let fromLayers = null as null | readonly StageLayer[];
   if (step.from) {
     if (step.from.type === 'stage') {
       const st = await ctx.solver.stage(step.from.stage);
@@ -120,7 +121,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       // directory times are set once cp is done, and only then does the dir become the snapshot.
       copying = bulk.run();
       copying.catch(() => {});
-      return await commitDiff(ctx, dir.path, false, staging.entries(), async () => {
+      return await commitDiff(ctx, { dir: dir.path, scratch: dir }, false, staging.entries(), async () => {
         await copying;
         await staging.finish();
       });
