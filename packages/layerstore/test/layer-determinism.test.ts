@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeLayer, GZIP_CHUNK, entriesFromDirectory, tarStream } from '../src/layer/index.js';
+import { writeLayer, GZIP_CHUNK, compareEntryPaths, entriesFromDirectory, entryOrderKey, tarStream } from '../src/layer/index.js';
 import { gzipSync } from 'node:zlib';
 import { GZIP_CHUNK as CHUNK, SAMPLE_MIN, STORED_BLOCK, gzipChunks, storedMember, storesChunk } from '../src/layer/gzip.js';
 import type { Compression, Entry } from '../src/types.js';
@@ -73,19 +73,31 @@ test('parallel gzip: output depends only on the bytes; it is valid multi-member 
 });
 
 
-test('tar reads aligned to the chunk size: the same bytes, and whole chunks arrive as single pieces', async () => {
-  const dir = join(work, 'aligned');
+test('the tar writer fills fixed-size chunks: the same bytes whatever the chunk size', async () => {
+  const dir = join(work, 'chunked');
   mkdirSync(dir);
   writeFileSync(join(dir, 'a'), randomBytes(1000));
   writeFileSync(join(dir, 'b'), randomBytes(2 * GZIP_CHUNK + 7));
-  const collect = async (align?: number) => { const out: Buffer[] = []; for await (const b of tarStream(entriesFromDirectory(dir), { align })) out.push(b); return out; };
-  const plain = Buffer.concat(await collect());
-  const pieces = await collect(65536);
-  assert.ok(Buffer.concat(pieces).equals(plain));
-  let offset = 0;
-  const starts: number[] = [];
-  for (const p of pieces) { if (p.length >= 65536) starts.push(offset % 65536); offset += p.length; }
-  assert.equal(starts, [0, 0]); // b's reads after the first (which fills up a chunk) start on chunk boundaries
+  writeFileSync(join(dir, 'c'), '');
+  const collect = async (chunk?: number) => { const out: Buffer[] = []; for await (const b of tarStream(entriesFromDirectory(dir), { chunk })) out.push(b); return out; };
+  const whole = Buffer.concat(await collect());
+  for (const chunk of [512, 65536, 1000]) {
+    const pieces = await collect(chunk);
+    assert.ok(Buffer.concat(pieces).equals(whole), `chunk ${chunk}`);
+    assert.ok(pieces.slice(0, -1).every((p) => p.length === chunk), `every chunk but the last has ${chunk} bytes`);
+    assert.ok(pieces.at(-1)!.length <= chunk && pieces.at(-1)!.length > 0);
+  }
+  // GNU tar reads it
+  const f = join(work, 'chunked.tar');
+  writeFileSync(f, whole);
+  assert.equal(execFileSync('tar', ['-tf', f]).toString().trim().split('\n').sort(), ['a', 'b', 'c']);
+});
+
+test('entryOrderKey sorts paths as compareEntryPaths does', () => {
+  const paths = ['a', 'a/b', 'a.b', 'a-b', 'ab', 'a/b/c', 'a/bc', 'a/b.c', 'b', 'B', 'é', 'e', 'z/é/x', 'z/e', 'z', '\u{1F600}', '\uFFFD', 'a b'];
+  const byCompare = [...paths].sort(compareEntryPaths);
+  const byKey = [...paths].sort((x, y) => Buffer.compare(entryOrderKey(x), entryOrderKey(y)));
+  assert.equal(byKey, byCompare);
 });
 
 // The stored-chunk rule (src/layer/gzip.ts): which chunks are stored, and that stored members are

@@ -58,13 +58,14 @@ export function zstdDecompress(src: AsyncIterable<Buffer>): AsyncGenerator<Buffe
 /** Small tar pieces (512-byte headers, small files) are coalesced: one write per piece costs more than the copy. */
 const COALESCE = 256 * 1024;
 
-/** The size the compressor cuts its input into: the tar writer aligns file reads to it, so whole chunks pass uncopied. */
+/** The size the compressor cuts its input into: the tar writer fills chunks of that size, which pass uncopied. */
 export function chunkSizeOf(c: Compression): number {
   return c === 'gzip' ? GZIP_CHUNK : COALESCE;
 }
 
-export function compress(src: AsyncIterable<Buffer>, c: Compression): AsyncIterable<Buffer> {
-  return c === 'gzip' ? gzipChunks(src) : c === 'zstd' ? zstdCompress(rechunk(src, COALESCE)) : rechunk(src, COALESCE);
+/** `recycle` takes back input chunks that are done with (gzip only: the others pass them on). */
+export function compress(src: AsyncIterable<Buffer>, c: Compression, recycle?: (chunk: Buffer) => void): AsyncIterable<Buffer> {
+  return c === 'gzip' ? gzipChunks(src, { recycle }) : c === 'zstd' ? zstdCompress(rechunk(src, COALESCE)) : rechunk(src, COALESCE);
 }
 
 /** Which compression a blob uses: the media type says, the magic bytes decide when it does not. */

@@ -17,6 +17,7 @@ import { fileEntry } from '@tsbuild/layerstore';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { archiveKind, extractArchive } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
+import { trace } from '../trace.js';
 
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
   kb.add(
@@ -119,10 +120,12 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       }
       // The layer is written from the entries (context files) while cp fills the staging dir;
       // directory times are set once cp is done, and only then does the dir become the snapshot.
+      trace(`${ctx.state.label}: staged`);
       copying = bulk.run();
       copying.catch(() => {});
       return await commitDiff(ctx, { dir: dir.path, scratch: dir }, false, staging.entries(), async () => {
         await copying;
+        trace(`${ctx.state.label}: copied`);
         await staging.finish();
       });
     } finally {
