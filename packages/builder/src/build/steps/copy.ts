@@ -106,7 +106,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
         // A context directory copied as it is goes through cp; the layer reads the context.
         const viaCp = !step.from && item.isDir && !owner && mode === undefined;
-        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined);
+        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && items.length === 1);
       }
       for (const inline of step.inline) {
         const target = intoDir ? posix.join(destCanonical, inline.name) : destCanonical;
@@ -141,8 +141,20 @@ async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean
   return (await view.stat(dest))?.stat.isDirectory() ?? false;
 }
 
-/** Writes an item's files at `target` in the staging dir. */
-async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined, bulk?: BulkCopy): Promise<void> {
+/**
+ * Writes an item's files at `target` in the staging dir. With `cpMakesDirs` (one item copied by
+ * cp), the directories that hold a file are made by `cp --parents`, which gives them their
+ * source's mode and times: thousands of mkdir/chown/chmod calls off the main thread, where they
+ * were most of a node_modules COPY's time before cp could start. Only empty ones are made here.
+ */
+async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined, bulk?: BulkCopy, cpMakesDirs = false): Promise<void> {
+  const byCp = new Set<string>();
+  if (bulk && cpMakesDirs) {
+    for (const f of item.files) {
+      if (f.kind === 'dir') continue;
+      for (let d = posix.dirname(f.rel); d !== '.' && !byCp.has(d); d = posix.dirname(d)) byCp.add(d);
+    }
+  }
   for (const f of item.files) {
     if (item.isDir && f.rel === '') {
       // The directory itself: its contents land in target, which mkdirs made; keep the
@@ -150,6 +162,10 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
       continue;
     }
     const dest = f.rel === '' ? target : posix.join(target, f.rel);
+    if (f.kind === 'dir' && byCp.has(f.rel)) {
+      staging.recordDir(dest, { mode: f.mode, uid: f.uid, gid: f.gid }, f.mtime);
+      continue;
+    }
     if (bulk && f.kind !== 'dir') {
       bulk.add(item.files[0]!.host, staging.host(target), f.rel);
       const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
