@@ -193,7 +193,9 @@ export class Solver {
         this.explain.push({ stage: this.stageName(stage), label, status: this.o.noCache ? 'no-cache' : 'miss', reason });
         made = await exec(handle);
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
-        await this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs: [] });
+        // Only --explain reads the inputs (and the pointer below): they are written while the next
+        // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
+        this.layers.track(this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs: [] }));
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
@@ -209,7 +211,7 @@ export class Solver {
         }
         handle.done();
       }
-      if (pointer?.key !== key) await this.o.store.cache.put(pointerId, { value: { key }, blobs: [] });
+      if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerId, { value: { key }, blobs: [] }));
       if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key as Digest, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;

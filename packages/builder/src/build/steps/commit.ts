@@ -76,18 +76,20 @@ export class LayerQueue {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly held: Held[] = [];
   private readonly work = new Set<Promise<unknown>>();
+  private writing = 0;
   private failure: Error | undefined;
 
   constructor(private readonly store: Store, private readonly reporter: Reporter) {}
 
   /** Queue a layer write; a failure fails the build (at the next step, or in finish()). */
   write(label: string, make: () => Promise<Layer>): Promise<Layer> {
+    this.writing++;
     const p = this.tail.then(async () => {
       trace(`${label}: writing its layer`);
       const layer = await make();
       trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
       return layer;
-    });
+    }).finally(() => this.writing--);
     this.tail = p.catch(() => {});
     const failed = p.catch((e: unknown) => {
       throw new BuildError(`${label}: writing its layer failed: ${(e as Error).message ?? e}`);
@@ -103,7 +105,7 @@ export class LayerQueue {
     return pending;
   }
 
-  /** Work that finish() waits for (a cache record written once its layer is); its failure fails the build. */
+  /** Work that finish() waits for (cache records); its failure fails the build. */
   track(p: Promise<unknown>): void {
     const q = p.catch((e: unknown) => {
       this.failure ??= e instanceof BuildError ? e : new BuildError(String((e as Error).message ?? e));
@@ -123,12 +125,10 @@ export class LayerQueue {
    * runs any more. Throws the first failure.
    */
   async finish(): Promise<void> {
-    if (this.work.size > 0) {
-      const handle = this.reporter.step('writing layers');
-      while (this.work.size > 0) await Promise.all([...this.work]);
-      if (this.failure) handle.fail(this.failure.message);
-      else handle.done();
-    }
+    const handle = this.writing > 0 ? this.reporter.step('writing layers') : undefined;
+    while (this.work.size > 0) await Promise.all([...this.work]);
+    if (this.failure) handle?.fail(this.failure.message);
+    else handle?.done();
     for (const h of this.held) {
       if (h.adopted) continue;
       h.adopted = true;
