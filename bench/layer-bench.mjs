@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Layer creation throughput: tsbuild's writeLayer against `tar -c | sha256sum` and
-// `tar -c | gzip -1` on the same data, for a 20,000-file / 150 MB tree and one 500 MB file.
-// Data is generated deterministically into bench/data/ (gitignored). Peak RSS is each
-// measured process's VmHWM. Usage: pnpm exec tsc -b packages/layerstore && node bench/layer-bench.mjs
+// `tar -c | gzip -1` on the same data, for a 20,000-file / 150 MB tree, one 500 MB file of mixed
+// content, and one 500 MB file shaped like the big-file workload's (1 MiB random, 1 MiB text,
+// alternating: gzip stores the random chunks). Data is generated deterministically into
+// bench/data/ (gitignored; LAYER_BENCH_DATA=DIR to use another). Peak RSS is each measured
+// process's VmHWM. Usage: pnpm exec tsc -b packages/layerstore && node bench/layer-bench.mjs
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
@@ -10,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const data = join(here, 'data');
+const data = process.env.LAYER_BENCH_DATA || join(here, 'data');
 const MiB = 1 << 20;
 
 /** Deterministic bytes: AES-128-CTR keystream under a fixed key. */
@@ -54,7 +56,17 @@ function generate() {
     closeSync(fd);
     writeFileSync(join(data, '.done-big'), '');
   }
-  return { tree, big };
+  const halves = join(data, 'halves');
+  if (!existsSync(join(data, '.done-halves'))) {
+    mkdirSync(halves, { recursive: true });
+    const fd = openSync(join(halves, 'big.bin'), 'w');
+    const text = Buffer.alloc(MiB);
+    for (let o = 0; o < MiB; ) o += text.write('compressible text 0123456789 abcdefghij\n', o);
+    for (let i = 0; i < 250; i++) { writeSync(fd, keystream(5000 + i, MiB)); writeSync(fd, text); }
+    closeSync(fd);
+    writeFileSync(join(data, '.done-halves'), '');
+  }
+  return { tree, big, halves };
 }
 
 function vmhwm() {
@@ -88,10 +100,10 @@ function ours(dir, compression) {
   return JSON.parse(r.stdout);
 }
 
-const { tree, big } = generate();
-execFileSync('sh', ['-c', `cat ${big}/blob.bin > /dev/null; tar -c -C ${tree} . > /dev/null`]); // warm the page cache
+const { tree, big, halves } = generate();
+execFileSync('sh', ['-c', `cat ${big}/blob.bin ${halves}/big.bin > /dev/null; tar -c -C ${tree} . > /dev/null`]); // warm the page cache
 const rows = [];
-for (const [name, dir, bytes] of [['20,000 files / 150 MB', tree, Number(execFileSync('du', ['-sb', tree]).toString().split('\t')[0])], ['one 500 MB file', big, 500 * MiB]]) {
+for (const [name, dir, bytes] of [['20,000 files / 150 MB', tree, Number(execFileSync('du', ['-sb', tree]).toString().split('\t')[0])], ['one 500 MB file', big, 500 * MiB], ['500 MB, half random', halves, 500 * MiB]]) {
   const tarSha = shellTime(`tar -c -C ${dir} . | sha256sum > /dev/null`);
   const tarGzip = shellTime(`tar -c -C ${dir} . | gzip -1 > /dev/null`);
   const tarPigz = shellTime(`tar -c -C ${dir} . | pigz -1 > /dev/null`);

@@ -10,6 +10,7 @@ import { Tags, emptyIndex } from './tags.js';
 import { exists, initSelf, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
 import { Snapshots } from './snapshot/index.js';
+import { spreadSubdirs } from './sys/topdir.js';
 
 export const OciLayoutVersion = '1.0.0';
 
@@ -63,6 +64,7 @@ export class Store {
   async tempDir(prefix = 'tmp'): Promise<string> {
     const safe = prefix.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, 40) || 'tmp';
     const dir = join(this.tmpDir, `${safe}-${randomId()}`);
+    spreadSubdirs(this.tmpDir); // see sys/topdir.ts: scratch trees away from recently freed inodes
     await fsp.mkdir(dir, { mode: 0o700 });
     return dir;
   }

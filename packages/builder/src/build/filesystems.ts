@@ -2,7 +2,8 @@
 // read-only view for reading files, both backed by the store's snapshots.
 import { promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
-import { getXattr, type Layer, type Store } from '@tsbuild/layerstore';
+import { getXattr, type Store } from '@tsbuild/layerstore';
+import { isPending, type PendingLayer, type StageLayer } from './state.js';
 import { RootView } from '../fs/rootview.js';
 
 export function isOpaque(dir: string): boolean {
@@ -12,18 +13,25 @@ export function isOpaque(dir: string): boolean {
 export class Filesystems {
   constructor(private readonly store: Store) {}
 
-  /** Snapshot dirs, top first, unpacking any layer not yet unpacked. */
-  async lowerdirs(layers: Layer[]): Promise<string[]> {
+  /**
+   * Snapshot dirs, top first, unpacking any layer not yet unpacked. Layers still being written
+   * at the top of the stack are used from their diff dirs. One below a layer from the store (a
+   * cache hit above a miss) is waited for: the snapshots above it are named by its diffID.
+   */
+  async lowerdirs(layers: readonly StageLayer[]): Promise<string[]> {
     if (layers.length === 0) return [];
-    const snaps = await this.store.snapshots.ensure(layers);
-    return snaps.map((s) => s.path).reverse();
+    let top = layers.length;
+    while (top > 0 && isPending(layers[top - 1]!)) top--;
+    const below = await Promise.all(layers.slice(0, top).map((l) => (isPending(l) ? l.layer : l)));
+    const snaps = top > 0 ? await this.store.snapshots.ensure(below) : [];
+    return [...snaps.map((s) => s.path), ...layers.slice(top).map((l) => (l as PendingLayer).dir)].reverse();
   }
 
-  async view(layers: Layer[]): Promise<RootView> {
+  async view(layers: readonly StageLayer[]): Promise<RootView> {
     return new RootView(await this.lowerdirs(layers), isOpaque);
   }
 
-  async flatten(layers: Layer[], from: string, dest: string): Promise<void> {
+  async flatten(layers: readonly StageLayer[], from: string, dest: string): Promise<void> {
     await flattenInto(await this.view(layers), from, dest);
   }
 }

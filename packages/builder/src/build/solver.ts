@@ -6,13 +6,14 @@ import { chainID, type Digest, type Image, type ImageConfig, type Layer, type St
 import { applyStep, historyText, inheritConfig, scratchConfig } from './config.js';
 import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
 import { BuildError } from './errors.js';
-import type { ExplainRow, StageState } from './state.js';
+import { isPending, type ExplainRow, type SettledState, type StageLayer, type StageState } from './state.js';
 import type { Reporter, StepHandle } from '../progress/index.js';
 import type { BuildContext } from '../context/context.js';
 import { runStep } from './steps/run.js';
 import { copyStep } from './steps/copy.js';
 import { workdirStep } from './steps/workdir.js';
 import { Filesystems } from './filesystems.js';
+import { LayerQueue } from './steps/commit.js';
 import { trace } from './trace.js';
 
 export interface SolveOptions {
@@ -52,16 +53,33 @@ export class Solver {
   readonly records: { stage: number; key: Digest; value: StepRecord }[] = [];
   private readonly results = new Map<number, Promise<StageState>>();
   readonly fs: Filesystems;
+  /** Layers of this build still being written; steps start before their predecessors' are. */
+  readonly layers: LayerQueue;
 
   constructor(private readonly o: SolveOptions) {
     this.fs = new Filesystems(o.store);
+    this.layers = new LayerQueue(o.store, o.reporter);
   }
 
-  /** Builds the target stage (and what it needs) and returns its final state. */
-  async solve(): Promise<StageState> {
+  /** Builds the target stage (and what it needs) and returns its final state, every layer in the store. */
+  async solve(): Promise<SettledState> {
     // Start every needed stage at once: each waits only for the stages it reads.
     for (const s of this.o.graph.stages) void this.stage(s.index).catch(() => {});
-    return this.stage(this.o.graph.target);
+    let state: StageState;
+    try {
+      state = await this.stage(this.o.graph.target);
+      await Promise.allSettled([...this.results.values()]);
+    } catch (e) {
+      // Keep what the steps before the failure made (their layers and cache records), unless the
+      // build is being interrupted: then the next Store.open cleans up.
+      if (!this.o.signal.aborted) {
+        await Promise.allSettled([...this.results.values()]);
+        await this.layers.finish().catch(() => {});
+      }
+      throw e;
+    }
+    await this.layers.finish();
+    return { ...state, layers: await Promise.all(state.layers.map((l) => (isPending(l) ? l.layer : l))) };
   }
 
   stage(index: number): Promise<StageState> {
@@ -86,6 +104,7 @@ export class Solver {
     let state = await this.baseState(stage, fromLabel);
     for (const [i, step] of stage.steps.entries()) {
       this.o.signal.throwIfAborted();
+      this.layers.check();
       const label = `[${name} ${i + 2}/${total}] ${oneLine(step.source)}`;
       state = await this.runOne(stage, i, step, state, label);
     }
@@ -156,6 +175,7 @@ export class Solver {
       const pointer = (await this.o.store.cache.get(pointerId))?.value as { key: string } | undefined;
 
       let record: StepRecord | undefined;
+      let made: StageLayer | null = null;
       if (!this.o.noCache) {
         const hit = await this.o.store.cache.get(key as Digest);
         if (hit) record = hit.value as StepRecord;
@@ -171,23 +191,35 @@ export class Solver {
         const previous = this.o.noCache || !pointer ? undefined : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
         const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
         this.explain.push({ stage: this.stageName(stage), label, status: this.o.noCache ? 'no-cache' : 'miss', reason });
-        const layer = await exec(handle);
-        record = { layer, created: epochOr(this.o.sourceDateEpoch, new Date().toISOString()) };
-        await this.o.store.cache.put(key as Digest, { value: record, blobs: layer ? [layer.digest] : [] });
-        await this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs: [] });
+        made = await exec(handle);
+        const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
+        // Only --explain reads the inputs (and the pointer below): they are written while the next
+        // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
+        this.layers.track(this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs: [] }));
+        if (made && isPending(made)) {
+          // The record names the layer's blob: it is written once the blob is in the store.
+          const pending = made;
+          this.layers.track(pending.layer.then(async (layer) => {
+            const value: StepRecord = { layer, created };
+            await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest] });
+            this.records.push({ stage: stage.index, key: key as Digest, value });
+          }));
+          record = { layer: null, created };
+        } else {
+          record = { layer: made, created };
+          await this.o.store.cache.put(key as Digest, { value: record, blobs: made ? [made.digest] : [] });
+        }
         handle.done();
       }
-      if (pointer?.key !== key) await this.o.store.cache.put(pointerId, { value: { key }, blobs: [] });
-      this.records.push({ stage: stage.index, key: key as Digest, value: record });
+      if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerId, { value: { key }, blobs: [] }));
+      if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key as Digest, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;
       next.keyLabel = label;
       next.created = record.created;
-      if (record.layer) {
-        next.layers.push(record.layer);
-        next.config.image.rootfs = { type: 'layers', diff_ids: next.layers.map((l) => l.diffID) };
-      }
-      history.push({ created: record.created, created_by: historyText(step), comment: 'buildkit.dockerfile.v0', ...(record.layer ? {} : { empty_layer: true }) });
+      const layer = made ?? record.layer;
+      if (layer) next.layers.push(layer);
+      history.push({ created: record.created, created_by: historyText(step), comment: 'buildkit.dockerfile.v0', ...(layer ? {} : { empty_layer: true }) });
       return next;
     } catch (e) {
       handle.fail(e instanceof BuildError ? e.message.split('\n')[0]! : String((e as Error).message ?? e));
@@ -209,7 +241,7 @@ export class Solver {
   }
 
   /** The final image config for a stage's state. */
-  finalConfig(state: StageState): ImageConfig {
+  finalConfig(state: SettledState): ImageConfig {
     const image = structuredClone(state.config.image);
     image.created = state.created;
     image.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
@@ -219,8 +251,8 @@ export class Solver {
 
 export type StepContext = { solver: Solver; opts: SolveOptions; state: StageState; fs: Filesystems };
 
-/** What a filesystem step does on a cache miss: make its layer, or none for an empty diff. */
-export type Exec = (handle: StepHandle) => Promise<Layer | null>;
+/** What a filesystem step does on a cache miss: make its layer (usually still being written), or none for an empty diff. */
+export type Exec = (handle: StepHandle) => Promise<StageLayer | null>;
 
 function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {
   return step.kind === 'run' || step.kind === 'copy' || step.kind === 'add' || step.kind === 'workdir';

@@ -1,60 +1,14 @@
-// Compression of the tar stream. gzip is compressed in fixed-size chunks on libuv's thread
-// pool and written as concatenated gzip members (as pigz does): every gzip reader accepts that,
-// it uses all cores, and the output depends only on the bytes, the chunk size and the level.
+// Compression of the tar stream: gzip (parallel, see gzip.ts), zstd through its CLI, or none.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { availableParallelism } from 'node:os';
-import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { MediaType, type Compression } from '../types.js';
+import { GZIP_CHUNK, gzipChunks, rechunk } from './gzip.js';
 
-const gzipAsync = promisify(zlib.gzip);
-
-/** Part of the output's identity: changing either changes every layer digest. */
-export const GZIP_CHUNK = 1 << 20;
-export const GZIP_LEVEL = 1;
+export { GZIP_CHUNK, GZIP_LEVEL, gzipChunks, rechunk } from './gzip.js';
 
 export function mediaTypeOf(c: Compression): string {
   return c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
-}
-
-/** Re-cut a byte stream into chunks of exactly `size` bytes (the last may be shorter). */
-export async function* rechunk(src: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let have = 0;
-  for await (let b of src) {
-    while (have + b.length >= size) {
-      const take = size - have;
-      parts.push(b.subarray(0, take));
-      yield parts.length === 1 ? Buffer.from(parts[0]!) : Buffer.concat(parts, size);
-      parts = []; have = 0;
-      b = b.subarray(take);
-    }
-    if (b.length) { parts.push(b); have += b.length; }
-  }
-  if (have) yield Buffer.concat(parts, have);
-}
-
-/**
- * Parallel gzip. At most `depth` chunks are in flight: one fewer than libuv's pool (4 by
- * default) so file reads of the tar source still get a thread, and never more than the cores.
- */
-export async function* gzipChunks(src: AsyncIterable<Buffer>, opts: { level?: number; chunk?: number; depth?: number } = {}): AsyncGenerator<Buffer> {
-  const level = opts.level ?? GZIP_LEVEL;
-  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-  const depth = opts.depth ?? Math.max(1, Math.min(availableParallelism() + 1, pool - 1));
-  const inFlight: Promise<Buffer>[] = [];
-  try {
-    for await (const chunk of rechunk(src, opts.chunk ?? GZIP_CHUNK)) {
-      const p = gzipAsync(chunk, { level });
-      p.catch(() => {}); // observed when awaited; avoid an unhandled rejection while queued
-      inFlight.push(p);
-      if (inFlight.length >= depth) yield await inFlight.shift()!;
-    }
-    while (inFlight.length) yield await inFlight.shift()!;
-  } finally {
-    inFlight.length = 0;
-  }
 }
 
 /** Pipe bytes through a child process (the zstd CLI), with backpressure both ways. */
@@ -104,8 +58,14 @@ export function zstdDecompress(src: AsyncIterable<Buffer>): AsyncGenerator<Buffe
 /** Small tar pieces (512-byte headers, small files) are coalesced: one write per piece costs more than the copy. */
 const COALESCE = 256 * 1024;
 
-export function compress(src: AsyncIterable<Buffer>, c: Compression): AsyncIterable<Buffer> {
-  return c === 'gzip' ? gzipChunks(src) : c === 'zstd' ? zstdCompress(rechunk(src, COALESCE)) : rechunk(src, COALESCE);
+/** The size the compressor cuts its input into: the tar writer fills chunks of that size, which pass uncopied. */
+export function chunkSizeOf(c: Compression): number {
+  return c === 'gzip' ? GZIP_CHUNK : COALESCE;
+}
+
+/** `recycle` takes back input chunks that are done with (gzip only: the others pass them on). */
+export function compress(src: AsyncIterable<Buffer>, c: Compression, recycle?: (chunk: Buffer) => void): AsyncIterable<Buffer> {
+  return c === 'gzip' ? gzipChunks(src, { recycle }) : c === 'zstd' ? zstdCompress(rechunk(src, COALESCE)) : rechunk(src, COALESCE);
 }
 
 /** Which compression a blob uses: the media type says, the magic bytes decide when it does not. */

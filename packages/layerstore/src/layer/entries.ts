@@ -18,17 +18,18 @@ export interface DirectoryOptions {
   sourceDateEpoch?: number;
 }
 
-/** Lets the tar writer pull a directory file's chunks without a Readable per file (GC and tick cost). */
-export const SYNC_CONTENT = Symbol('syncContent');
+/**
+ * The host file a directory entry's content is in: the tar writer reads it synchronously,
+ * straight into its output chunks, instead of through a Readable (or a buffer) per file.
+ */
+export const HOST_FILE = Symbol('hostFile');
 
 const OVERLAY_XATTR = 'trusted.overlay.';
 const READ_CHUNK = 1 << 20;
 
 /**
- * File content read synchronously on the main thread, in buffers sized to the file (≤ 1 MiB).
- * Async fs reads would queue on libuv's thread pool behind the gzip jobs (each file costs
- * 3-4 pool round trips), which made many-small-file layers ~10x slower; page-cache reads
- * are memcpy-fast, and the pool meanwhile keeps compressing. Reads to EOF, so a file that
+ * File content read synchronously, for open(): page-cache reads are memcpy-fast, and async fs
+ * reads would queue on libuv's thread pool behind the gzip jobs. Reads to EOF, so a file that
  * grew is caught by the tar writer's size check.
  */
 function* readChunks(path: string, size: number): Generator<Buffer> {
@@ -99,7 +100,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
           inodes.set(key, path);
         }
         const size = Number(st.size);
-        yield { ...base, type: 'file', size, xattrs, open: () => Readable.from(readChunks(full, size), { objectMode: false }), [SYNC_CONTENT]: () => readChunks(full, size) } as Entry;
+        yield { ...base, type: 'file', size, xattrs, open: () => Readable.from(readChunks(full, size), { objectMode: false }), [HOST_FILE]: full } as Entry;
       } else if (st.isFIFO()) {
         yield { ...base, type: 'fifo', xattrs };
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
@@ -117,7 +118,18 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
  * itself) and so need no lstat or xattr call per file.
  */
 export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname'>, host: string, size: number): Entry {
-  return { ...meta, type: 'file', size, open: () => Readable.from(readChunks(host, size), { objectMode: false }), [SYNC_CONTENT]: () => readChunks(host, size) } as Entry;
+  return { ...meta, type: 'file', size, open: () => Readable.from(readChunks(host, size), { objectMode: false }), [HOST_FILE]: host } as Entry;
+}
+
+/**
+ * A byte string that sorts like compareEntryPaths: the path's UTF-8 bytes with each '/' as 0,
+ * which sorts below every byte a name can hold, so a name sorts before its extensions and a
+ * directory before its children.
+ */
+export function entryOrderKey(path: string): Buffer {
+  const key = Buffer.from(path, 'utf8');
+  for (let i = key.indexOf(0x2f); i !== -1; i = key.indexOf(0x2f, i + 1)) key[i] = 0;
+  return key;
 }
 
 /** The order entriesFromDirectory emits: depth first, siblings by the bytes of their names. */

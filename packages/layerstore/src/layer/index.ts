@@ -1,5 +1,5 @@
 export { writeLayer, type WriteLayerOptions } from './write.js';
-export { entriesFromDirectory, fileEntry, compareEntryPaths, type DirectoryOptions } from './entries.js';
+export { entriesFromDirectory, fileEntry, compareEntryPaths, entryOrderKey, type DirectoryOptions } from './entries.js';
 export { unpackLayer, type UnpackOptions, type UnpackResult } from './unpack.js';
 export { tarStream } from './tar-writer.js';
 export { readTar, type TarEntry } from './tar-reader.js';

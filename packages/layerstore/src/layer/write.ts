@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore, Digest, Entry, Layer, LayerOptions } from '../types.js';
-import { compress, mediaTypeOf } from './compress.js';
+import { chunkSizeOf, compress, mediaTypeOf } from './compress.js';
 import { entriesFromDirectory } from './entries.js';
-import { tarStream } from './tar-writer.js';
+import { ChunkPool, tarStream } from './tar-writer.js';
 
 export interface WriteLayerOptions extends LayerOptions {
   /** For a directory source: it is an overlay upperdir whose markers become OCI whiteouts. */
@@ -28,7 +28,9 @@ export async function writeLayer(blobs: BlobStore, source: AsyncIterable<Entry> 
 
   const ingest = blobs.ingest();
   try {
-    await pipeline(Readable.from(compress(hashed(tarStream(entries)), compression), { objectMode: false, highWaterMark: 4 }), ingest);
+    const pool = new ChunkPool(chunkSizeOf(compression));
+    const tar = tarStream(entries, { pool });
+    await pipeline(Readable.from(compress(hashed(tar), compression, (c) => pool.give(c)), { objectMode: false, highWaterMark: 4 }), ingest);
     const { digest, size } = await ingest.commit();
     return { digest, diffID: `sha256:${hash.digest('hex')}` as Digest, size, mediaType: mediaTypeOf(compression) };
   } catch (e) {

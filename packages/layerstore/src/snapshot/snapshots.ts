@@ -12,6 +12,7 @@ import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
 import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
 import { chainIDs } from './chain-id.js';
 import { withLock } from './lock.js';
+import { spreadSubdirs } from '../sys/topdir.js';
 
 const HEX = /^[0-9a-f]{64}$/;
 
@@ -60,6 +61,7 @@ export class Snapshots {
 
   private async unpackInto(layer: Layer, id: Digest): Promise<void> {
     const tmp = join(this.tmpDir, `unpack-${hexOf(id).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    spreadSubdirs(this.tmpDir);
     await mkdir(tmp, { mode: 0o755 });
     try {
       await unpackLayer(this.blobs.open(layer.digest), layer.mediaType, tmp, { ...this.unpackOptions, diffID: layer.diffID, mode: 'overlay' });

@@ -1,3 +1,4 @@
 export { listXattrs, getXattr, readXattrs, setXattr, removeXattr } from './xattr.js';
 export { mknod, makedev, major, minor, S_IFIFO, S_IFCHR, S_IFBLK } from './mknod.js';
 export { SysError } from './libc.js';
+export { markTopDir, spreadSubdirs } from './topdir.js';

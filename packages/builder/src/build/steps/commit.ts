@@ -1,26 +1,163 @@
 // The end of every filesystem step: the diff directory becomes one layer in the store and,
 // without copying, the snapshot that later steps stack on. An empty diff makes no layer.
+//
+// The layer is written in the background. A step hands over its diff as soon as the diff is
+// complete, and the next step starts on it as a lowerdir while this one's tar, hashes,
+// compression and fsync proceed (for a RUN that wrote 500 MB, that is seconds). Nothing later
+// steps do needs the layer itself: cache keys chain on keys, not on diffIDs. Only the names of
+// snapshots do (ChainIDs), so a diff stays in tmp/ under a name of its own until the build has
+// finished, and is then renamed into snapshots/ — never while a step of this build may be
+// using its path. A build killed on the way leaves blobs (verified, or temp files of a dead
+// owner), cache records written only after their blob, and diffs in tmp/ that the next
+// Store.open removes; a record whose snapshot is missing is unpacked from its blob when used.
 import { promises as fsp } from 'node:fs';
-import { chainID, writeLayer, type Entry, type Layer } from '@tsbuild/layerstore';
+import { join } from 'node:path';
+import { chainID, writeLayer, type Digest, type Entry, type Layer, type Store } from '@tsbuild/layerstore';
 import type { StepContext } from '../solver.js';
+import type { Reporter } from '../../progress/index.js';
+import { BuildError } from '../errors.js';
+import { isPending, type PendingLayer, type StageLayer } from '../state.js';
+import { trace } from '../trace.js';
 
-export async function commitDiff(ctx: StepContext, dir: string, overlay: boolean, entries?: Entry[], settle?: () => Promise<void>): Promise<Layer | null> {
+/**
+ * Hands a step's finished diff over to the build's LayerQueue. `diff` is either a scratch dir
+ * itself (a COPY's staging dir), which the queue then owns (`cleanup` leaves it), or a dir inside
+ * the step's scratch dir (a RUN's upperdir), which is moved out of it first.
+ */
+export async function commitDiff(ctx: StepContext, diff: { dir: string; scratch?: Scratch }, overlay: boolean, entries?: Entry[], settle?: () => Promise<void>): Promise<StageLayer | null> {
   // The entries, when the step knows them, describe exactly what is (or is being put) in dir,
-  // in the walk's order; `settle` finishes dir before it becomes the snapshot.
-  if (entries ? entries.length === 0 : (await fsp.readdir(dir)).length === 0) {
+  // in the walk's order; `settle` finishes dir before it is handed over.
+  if (entries ? entries.length === 0 : (await fsp.readdir(diff.dir)).length === 0) {
     await settle?.();
     return null;
   }
-  const { store, sourceDateEpoch } = ctx.opts;
-  const layer = await writeLayer(store.blobs, entries ?? dir, { overlay, compression: ctx.opts.compression, sourceDateEpoch });
+  const { store, sourceDateEpoch, compression } = ctx.opts;
+  const layers = ctx.solver.layers;
+  const write = (source: Entry[] | string) => () => writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch });
+  const below = [...ctx.state.layers];
+  if (entries) {
+    // The entries name the files their content comes from (context files, or files in dir), so
+    // the layer can be written while `settle` is still filling dir.
+    const layer = layers.write(ctx.state.label, write(entries));
+    await settle?.();
+    if (diff.scratch) diff.scratch.kept = true;
+    if (diff.scratch) return layers.hold(diff.dir, layer, below);
+    const [dir, container] = await moveOut(store, diff.dir);
+    return layers.hold(dir, layer, below, container);
+  }
   await settle?.();
-  const id = chainID([...ctx.state.layers.map((l) => l.diffID), layer.diffID]);
-  await store.snapshots.adopt(id, dir);
-  return layer;
+  if (diff.scratch) diff.scratch.kept = true;
+  const [dir, container] = diff.scratch ? [diff.dir, undefined] : await moveOut(store, diff.dir);
+  return layers.hold(dir, layers.write(ctx.state.label, write(dir)), below, container);
 }
 
-/** A fresh directory in the store's temp area, removed by `cleanup`. */
-export async function scratchDir(ctx: StepContext, prefix: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
+/** The diff, renamed out of the step's scratch dir (which the step removes) into a temp dir of its own. */
+async function moveOut(store: Store, dir: string): Promise<[string, string]> {
+  const container = await store.tempDir('layer-');
+  const to = join(container, 'diff');
+  await fsp.rename(dir, to);
+  return [to, container];
+}
+
+interface Held {
+  pending: PendingLayer;
+  below: StageLayer[];
+  /** A temp dir to remove once the diff inside it is a snapshot. */
+  container: string | undefined;
+  adopted: boolean;
+}
+
+/**
+ * The layers of one build on their way into the store: written one at a time, in the order the
+ * steps finished (one writer already keeps both cores busy, and memory stays that of one), then
+ * adopted as snapshots by finish().
+ */
+export class LayerQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  private readonly held: Held[] = [];
+  private readonly work = new Set<Promise<unknown>>();
+  private writing = 0;
+  private failure: Error | undefined;
+
+  constructor(private readonly store: Store, private readonly reporter: Reporter) {}
+
+  /** Queue a layer write; a failure fails the build (at the next step, or in finish()). */
+  write(label: string, make: () => Promise<Layer>): Promise<Layer> {
+    this.writing++;
+    const p = this.tail.then(async () => {
+      trace(`${label}: writing its layer`);
+      const layer = await make();
+      trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
+      return layer;
+    }).finally(() => this.writing--);
+    this.tail = p.catch(() => {});
+    const failed = p.catch((e: unknown) => {
+      throw new BuildError(`${label}: writing its layer failed: ${(e as Error).message ?? e}`);
+    });
+    this.track(failed);
+    return failed;
+  }
+
+  /** A diff whose layer `layer` will be; `below` are the layers under it in its stage. */
+  hold(dir: string, layer: Promise<Layer>, below: StageLayer[], container?: string): PendingLayer {
+    const pending = { dir, layer };
+    this.held.push({ pending, below, container, adopted: false });
+    return pending;
+  }
+
+  /** Work that finish() waits for (cache records); its failure fails the build. */
+  track(p: Promise<unknown>): void {
+    const q = p.catch((e: unknown) => {
+      this.failure ??= e instanceof BuildError ? e : new BuildError(String((e as Error).message ?? e));
+    });
+    this.work.add(q);
+    void q.then(() => this.work.delete(q));
+  }
+
+  /** Throws if a layer failed to be written: steps check before they start. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Waits for every layer and the work tracked on them, then renames each diff into snapshots/
+   * under its ChainID (a diff whose layer failed is removed). Call when no step of the build
+   * runs any more. Throws the first failure.
+   */
+  async finish(): Promise<void> {
+    const handle = this.writing > 0 ? this.reporter.step('writing layers') : undefined;
+    while (this.work.size > 0) await Promise.all([...this.work]);
+    if (this.failure) handle?.fail(this.failure.message);
+    else handle?.done();
+    for (const h of this.held) {
+      if (h.adopted) continue;
+      h.adopted = true;
+      const id = await chainOf([...h.below, h.pending]).catch(() => undefined);
+      if (id) await this.store.snapshots.adopt(id, h.pending.dir);
+      else await fsp.rm(h.pending.dir, { recursive: true, force: true });
+      if (h.container) await fsp.rm(h.container, { recursive: true, force: true });
+    }
+    trace('layers adopted as snapshots');
+    this.check();
+  }
+}
+
+async function chainOf(layers: StageLayer[]): Promise<Digest> {
+  const diffIDs: Digest[] = [];
+  for (const l of layers) diffIDs.push(isPending(l) ? (await l.layer).diffID : l.diffID);
+  return chainID(diffIDs);
+}
+
+export interface Scratch {
+  path: string;
+  /** Removes the dir, unless a pending layer kept it as its diff. */
+  cleanup(): Promise<void>;
+  kept?: boolean;
+}
+
+/** A fresh directory in the store's temp area. */
+export async function scratchDir(ctx: StepContext, prefix: string): Promise<Scratch> {
   const path = await ctx.opts.store.tempDir(prefix);
-  return { path, cleanup: () => fsp.rm(path, { recursive: true, force: true }) };
+  const s: Scratch = { path, cleanup: async () => { if (!s.kept) await fsp.rm(path, { recursive: true, force: true }); } };
+  return s;
 }

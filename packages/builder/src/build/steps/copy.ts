@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
+import type { StageLayer } from '../state.js';
 import { resolveChown } from '../../fs/users.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
@@ -16,6 +17,7 @@ import { fileEntry } from '@tsbuild/layerstore';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { archiveKind, extractArchive } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
+import { trace } from '../trace.js';
 
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
   kb.add(
@@ -28,7 +30,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   // Resolve and hash the sources now: the key depends on their content.
   let items: SourceItem[] = [];
   let fromLabel = 'the build context';
-  let fromLayers = null as null | import('@tsbuild/layerstore').Layer[];
+  let fromLayers = null as null | readonly StageLayer[];
   if (step.from) {
     if (step.from.type === 'stage') {
       const st = await ctx.solver.stage(step.from.stage);
@@ -104,7 +106,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
         // A context directory copied as it is goes through cp; the layer reads the context.
         const viaCp = !step.from && item.isDir && !owner && mode === undefined;
-        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined);
+        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && items.length === 1);
       }
       for (const inline of step.inline) {
         const target = intoDir ? posix.join(destCanonical, inline.name) : destCanonical;
@@ -118,10 +120,12 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       }
       // The layer is written from the entries (context files) while cp fills the staging dir;
       // directory times are set once cp is done, and only then does the dir become the snapshot.
+      trace(`${ctx.state.label}: staged`);
       copying = bulk.run();
       copying.catch(() => {});
-      return await commitDiff(ctx, dir.path, false, staging.entries(), async () => {
+      return await commitDiff(ctx, { dir: dir.path, scratch: dir }, false, staging.entries(), async () => {
         await copying;
+        trace(`${ctx.state.label}: copied`);
         await staging.finish();
       });
     } finally {
@@ -137,8 +141,20 @@ async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean
   return (await view.stat(dest))?.stat.isDirectory() ?? false;
 }
 
-/** Writes an item's files at `target` in the staging dir. */
-async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined, bulk?: BulkCopy): Promise<void> {
+/**
+ * Writes an item's files at `target` in the staging dir. With `cpMakesDirs` (one item copied by
+ * cp), the directories that hold a file are made by `cp --parents`, which gives them their
+ * source's mode and times: thousands of mkdir/chown/chmod calls off the main thread, where they
+ * were most of a node_modules COPY's time before cp could start. Only empty ones are made here.
+ */
+async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined, bulk?: BulkCopy, cpMakesDirs = false): Promise<void> {
+  const byCp = new Set<string>();
+  if (bulk && cpMakesDirs) {
+    for (const f of item.files) {
+      if (f.kind === 'dir') continue;
+      for (let d = posix.dirname(f.rel); d !== '.' && !byCp.has(d); d = posix.dirname(d)) byCp.add(d);
+    }
+  }
   for (const f of item.files) {
     if (item.isDir && f.rel === '') {
       // The directory itself: its contents land in target, which mkdirs made; keep the
@@ -146,6 +162,10 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
       continue;
     }
     const dest = f.rel === '' ? target : posix.join(target, f.rel);
+    if (f.kind === 'dir' && byCp.has(f.rel)) {
+      staging.recordDir(dest, { mode: f.mode, uid: f.uid, gid: f.gid }, f.mtime);
+      continue;
+    }
     if (bulk && f.kind !== 'dir') {
       bulk.add(item.files[0]!.host, staging.host(target), f.rel);
       const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };

@@ -87,7 +87,7 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         throw new BuildError(`${where(step)}: process "${cmd}" did not complete successfully: ${why}`, 1, tail);
       }
       await fsp.rm(work, { recursive: true, force: true });
-      return await commitDiff(ctx, upper, true);
+      return await commitDiff(ctx, { dir: upper }, true);
     } finally {
       for (const r of releases.reverse()) await r().catch(() => {});
       await tmp.cleanup();

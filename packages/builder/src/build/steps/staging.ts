@@ -1,9 +1,9 @@
 // A staging directory is the diff of a COPY/ADD/WORKDIR step, laid out from the root: the
 // new files plus their parent directories, which carry the metadata they have below (or
 // that they get when created) because in an overlay stack the top copy of a directory wins.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { compareEntryPaths, type Entry } from '@tsbuild/layerstore';
+import { entryOrderKey, type Entry } from '@tsbuild/layerstore';
 import type { RootView } from '../../fs/rootview.js';
 
 export interface NewDirOwner {
@@ -68,9 +68,13 @@ export class Staging {
     return existed;
   }
 
-  /** Sets directory times last, deepest first, since writing children changes them. */
+  /**
+   * Sets directory times last, deepest first, since writing children changes them. Synchronous:
+   * the thread pool is busy compressing layers, and thousands of awaited utimes queued behind
+   * those jobs made a COPY of node_modules wait for its own layer.
+   */
   async finish(): Promise<void> {
-    for (const [host, t] of this.dirTimes.reverse()) await fsp.utimes(host, t, t);
+    for (const [host, t] of this.dirTimes.reverse()) utimesSync(host, t, t);
     this.dirTimes = [];
   }
 
@@ -90,7 +94,10 @@ export class Staging {
   /** The placed entries in the order a directory walk would give, or undefined if unknown. */
   entries(): Entry[] | undefined {
     if (this.unlisted) return undefined;
-    return [...this.placed.values()].sort((a, b) => compareEntryPaths(a.path, b.path));
+    // Sort keys computed once per entry: comparing split paths took ~0.4 s for 20,000 files.
+    const keyed = [...this.placed.values()].map((e) => ({ e, key: entryOrderKey(e.path) }));
+    keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+    return keyed.map((k) => k.e);
   }
 }
 
