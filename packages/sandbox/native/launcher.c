@@ -96,7 +96,7 @@ struct spec {
   char *cwd, *hostname;
   uid_t uid; gid_t gid;
   gid_t *groups; int ngroups;
-  int newnet;
+  int newnet, volatile_upper;
   char *hosts, *resolv, *hostnamefile;
   struct mnt *mounts; int nmounts;
   char **cgprocs; int ncg;
@@ -177,6 +177,7 @@ static void parse_spec(void) {
     if (!strcmp(tok, "lower")) push(&S.lowers, &S.nlowers, v);
     else if (!strcmp(tok, "upper")) S.upper = v;
     else if (!strcmp(tok, "work")) S.work = v;
+    else if (!strcmp(tok, "volatile")) S.volatile_upper = !strcmp(v, "1");
     else if (!strcmp(tok, "rootdir")) S.rootdir = v;
     else if (!strcmp(tok, "arg")) push(&S.argv, &S.argc, v);
     else if (!strcmp(tok, "env")) push(&S.env, &S.nenv, v);
@@ -292,6 +293,14 @@ lowers_done:;
   for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
     if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, kv[i][0], kv[i][1], 0) < 0)
       die("overlay %s=%s", kv[i][0], kv[i][1]);
+  // Unmounting a non-volatile overlay syncs the WHOLE upper filesystem (ovl_sync_fs), so a
+  // build step's exit waited for every dirty page on the disk, the build's own background layer
+  // writes included: 300 ms after a tiny RUN, seconds after a big one. A build step's upperdir
+  // needs no sync: it is read back from the page cache into a layer blob that is fsynced on its
+  // own (a SIGKILL keeps the page cache), and its work dir is thrown away, so the kernel's
+  // "volatile" marker in it never blocks a later mount. Kernels before 5.10 lack the flag.
+  if (S.volatile_upper && syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0 && errno != EINVAL)
+    die("overlay volatile");
   if (syscall(SYS_fsconfig, fs, X_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
     int e = errno;
     char why[1500];

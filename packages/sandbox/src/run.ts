@@ -92,6 +92,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       lowerdirs: [initDir, ...spec.root.lowerdirs],
       upperdir: spec.root.upperdir,
       workdir: spec.root.workdir,
+      volatile: spec.root.volatile,
       rootdir,
       argv: spec.argv,
       env: spec.env,

@@ -6,6 +6,8 @@ export interface LauncherSpec {
   lowerdirs: string[];
   upperdir: string;
   workdir: string;
+  /** Overlay `volatile`: no sync of the upper filesystem at unmount (see RootSpec.volatile). */
+  volatile?: boolean;
   /** Host directory the overlay is mounted on inside the run's private mount namespace. */
   rootdir: string;
   argv: string[];
@@ -64,6 +66,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   const t: string[] = [];
   for (const l of s.lowerdirs) t.push(token('lower', l));
   t.push(token('upper', s.upperdir), token('work', s.workdir), token('rootdir', s.rootdir));
+  if (s.volatile) t.push(token('volatile', 1));
   for (const a of s.argv) t.push(token('arg', a));
   for (const e of s.env) t.push(token('env', e));
   t.push(token('cwd', s.cwd), token('uid', s.uid), token('gid', s.gid));

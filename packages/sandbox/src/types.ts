@@ -26,6 +26,12 @@ export interface RootSpec {
   /** Where the run's changes land; with `workdir` on the same filesystem. */
   upperdir: string;
   workdir: string;
+  /**
+   * Skip the overlay's sync of the upper filesystem at unmount (overlay's `volatile`). For a
+   * one-shot run whose upperdir and workdir are consumed and then removed, as a build step's are:
+   * the kernel leaves a marker in the workdir that makes a second mount of the same pair fail.
+   */
+  volatile?: boolean;
 }
 
 /** The process a sandbox runs, or that `exec()` starts inside a running one. */

@@ -44,6 +44,28 @@ test('deleting a lower file leaves a 0/0 character device whiteout', async () =>
   assert.is(st.rdev, 0);
 });
 
+// A build step's root is mounted volatile (no sync of the whole upper filesystem at unmount);
+// a container's is not, because the kernel's marker would make its restart fail.
+const volatileCases: { name: string; volatile?: boolean; marker: boolean }[] = [
+  { name: 'volatile: the same diff, and the kernel marks the work dir', volatile: true, marker: true },
+  { name: 'not volatile (the default): no marker, the pair mounts again', marker: false },
+];
+for (const c of volatileCases) {
+  test(c.name, async () => {
+    const root = { ...freshRoot(), volatile: c.volatile };
+    const r = await sh('echo hi > /etc/motd && rm /etc/group', { root });
+    assert.is(r.code, 0, r.err);
+    assert.equal(listTree(root.upperdir), ['etc', 'etc/group', 'etc/motd']);
+    assert.is(readFileSync(join(root.upperdir, 'etc/motd'), 'utf8'), 'hi\n');
+    assert.is(existsSync(join(root.workdir, 'work/incompat/volatile')), c.marker);
+    if (!c.marker) {
+      const again = await sh('cat /etc/motd', { root });
+      assert.is(again.code, 0, again.err);
+      assert.is(again.out, 'hi\n');
+    }
+  });
+}
+
 test('120 lowerdirs with long paths (past the 4095-byte option limit)', async () => {
   const layers: string[] = [];
   for (let i = 0; i < 120; i++) {

@@ -63,7 +63,8 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         if (tail.length > TailLines) tail.shift();
       });
       const exit = await sandboxRun({
-        root: { lowerdirs, upperdir: upper, workdir: work },
+        // The upperdir is read into a layer and the workdir removed: no sync at unmount.
+        root: { lowerdirs, upperdir: upper, workdir: work, volatile: true },
         argv: step.argv,
         env: [...env, ...extraEnv],
         cwd: config.WorkingDir || '/',
