@@ -425,6 +425,17 @@ static void *hash_worker(void *arg) {
   return NULL;
 }
 
+/** Runs fn on this thread and one more per online core (up to MAX_THREADS); returns when all are done. */
+static void on_every_core(void *(*fn)(void *)) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
+  pthread_t tid[MAX_THREADS];
+  for (int t = 1; t < threads; t++)
+    if (pthread_create(&tid[t], NULL, fn, NULL) != 0) threads = t;
+  fn(NULL);
+  for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+}
+
 static int hash_main(void) {
   size_t len = 0, cap = 1 << 20;
   char *in = xmalloc(cap);
@@ -451,13 +462,7 @@ static int hash_main(void) {
   }
   hash_out = calloc(hash_count ? hash_count : 1, 33);
   if (!hash_out) die("out of memory at", "");
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  int threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
-  pthread_t tid[MAX_THREADS];
-  for (int t = 1; t < threads; t++)
-    if (pthread_create(&tid[t], NULL, hash_worker, NULL) != 0) threads = t;
-  hash_worker(NULL);
-  for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+  on_every_core(hash_worker);
   write_all(hash_out, hash_count * 33);
   return 0;
 }
@@ -490,13 +495,7 @@ int main(int argc, char **argv) {
   pthread_mutex_lock(&lock);
   push(new_dir(NONE, ""));
   pthread_mutex_unlock(&lock);
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  int threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
-  pthread_t tid[MAX_THREADS];
-  for (int t = 1; t < threads; t++)
-    if (pthread_create(&tid[t], NULL, worker, NULL) != 0) threads = t;
-  worker(NULL);
-  for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+  on_every_core(worker);
   if (dir_at(0)->flags & FLAG_UNREADABLE) die("cannot read", "");
 
   /* Blocks in index order, then the table, written at once (a write per block costs more). */

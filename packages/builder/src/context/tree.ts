@@ -16,13 +16,12 @@
 // changed are read. The per-file list (for the COPY itself and for --explain) is made only
 // when a step misses.
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { createReadStream, readFileSync } from 'node:fs';
 import { BuildError } from '../build/errors.js';
 import type { IgnoreMatcher } from './ignore.js';
 import { decodeName, displayName, encodeName, EntryHead, Flag, isEscaped, None, type Listing } from './listing.js';
 import type { StatCache } from './statcache.js';
-import { nativeWalker } from './walk.js';
+import { nativeWalker, runWalker } from './walk.js';
 
 /** What a COPY reads of a directory besides the directory itself. */
 export interface Rules {
@@ -403,23 +402,11 @@ export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer
 }
 
 /** sha256 of each NUL-ended path, in order, by `tsbuild-walk --sha256`; undefined where a file could not be read. */
-function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | undefined)[]> {
-  return new Promise((resolve, reject) => {
-    const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
-    const child = spawn(walker, ['--sha256'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b) => (err += b));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const all = Buffer.concat(out);
-      if (code !== 0 || all.length !== count * 33) return reject(new Error(err.trim() || `tsbuild-walk --sha256 exited ${code}`));
-      const sums: (Buffer | undefined)[] = [];
-      for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : undefined);
-      resolve(sums);
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(paths);
-  });
+async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | undefined)[]> {
+  const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
+  const all = await runWalker(walker, ['--sha256'], paths);
+  if (all.length !== count * 33) throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
+  const sums: (Buffer | undefined)[] = [];
+  for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : undefined);
+  return sums;
 }

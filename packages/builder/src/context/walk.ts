@@ -54,23 +54,28 @@ export function nativeWalker(): string | undefined {
   return (located = undefined);
 }
 
-function walkNative(walker: string, dir: string, prune: string[]): Promise<Listing> {
+/** Runs tsbuild-walk to its end: its whole stdout, or its own complaint as the error. */
+export function runWalker(walker: string, args: string[], stdin?: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn(walker, [dir, ...prune.flatMap((p) => ['--prune', p])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(walker, args, { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
     let err = '';
-    child.stdout.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr.on('data', (b) => (err += b));
+    child.stdout!.on('data', (b: Buffer) => chunks.push(b));
+    child.stderr!.on('data', (b) => (err += b));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(err.trim().replace(/^tsbuild-walk: /, '') || `tsbuild-walk exited ${code}`));
-      try {
-        resolve(Listing.parse(Buffer.concat(chunks)));
-      } catch (e) {
-        reject(e);
-      }
+      if (code !== 0) return reject(new Error(err.trim().replace(/^tsbuild-walk: /, '') || `tsbuild-walk ${args[0]} exited ${code}`));
+      resolve(Buffer.concat(chunks));
     });
+    if (stdin) {
+      child.stdin!.on('error', () => {});
+      child.stdin!.end(stdin);
+    }
   });
+}
+
+async function walkNative(walker: string, dir: string, prune: string[]): Promise<Listing> {
+  return Listing.parse(await runWalker(walker, [dir, ...prune.flatMap((p) => ['--prune', p])]));
 }
 
 interface Child {
