@@ -60,7 +60,8 @@ const variants = {
   spawn: () => exec('/bin/true', []),
   sandbox: async () => {
     const { d, upper, work } = freshDirs();
-    const exit = await run({ root: { lowerdirs: [lower], upperdir: upper, workdir: work }, argv: ['true'], env: ['PATH=/bin'],
+    // As a build's RUN step: a volatile overlay (no sync of the upper filesystem at unmount).
+    const exit = await run({ root: { lowerdirs: [lower], upperdir: upper, workdir: work, volatile: true }, argv: ['true'], env: ['PATH=/bin'],
       cwd: '/', uid: 0, gid: 0, network: 'none' });
     if (exit.code !== 0) throw new Error(`sandbox: ${JSON.stringify(exit)}`);
     rmSync(d, { recursive: true });

@@ -1,20 +1,62 @@
 // Per-run scratch space on the host: <stateDir>/<owner pid>-<n>/ holds the init layer, the per-run
 // hosts files and the directory the overlay is mounted on (only inside the run's mount namespace).
 // The owner pid in the name lets a later process recognise leftovers of a killed one.
-import { accessSync, constants, mkdirSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { accessSync, constants, lstatSync, mkdirSync, readdirSync, rmSync, rmdirSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cgroupDriver } from './cgroup/index.js';
 
+const TMPFS_MAGIC = 0x01021994;
+
+function isTmpfs(path: string): boolean {
+  try {
+    return statfsSync(path).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+function writable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `dir` is ours to use: absent, or a real directory of this uid that nobody else can enter. */
+function ownDir(dir: string): boolean {
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o077) === 0;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+let chosen: string | undefined;
+
+/**
+ * Every run makes a dozen small files and directories here and removes them after. On a tmpfs
+ * that is nothing; on a disk it is inode churn, and on ext4 without a journal each new inode then
+ * scans the group's recently freed ones (a sixth of a RUN's CPU time on the bench machine, whose
+ * /run is not a tmpfs). So: /run where it is a tmpfs (most systems), else /dev/shm where it is
+ * one and our directory there is safe from other users (the directory is world-writable), else
+ * /run, else the temp dir.
+ */
 export function defaultStateDir(): string {
   if (process.env.TSBUILD_SANDBOX_STATE) return process.env.TSBUILD_SANDBOX_STATE;
-  try {
-    accessSync('/run', constants.W_OK);
-    return '/run/tsbuild-sandbox';
-  } catch {
-    return join(tmpdir(), 'tsbuild-sandbox');
-  }
+  return (chosen ??= chooseStateDir());
+}
+
+/** The choice defaultStateDir() makes once per process (`shm`: the candidate under /dev/shm). */
+export function chooseStateDir(shm = `/dev/shm/tsbuild-sandbox-${process.getuid?.() ?? 0}`): string {
+  if (writable('/run') && isTmpfs('/run')) return '/run/tsbuild-sandbox';
+  if (writable('/dev/shm') && isTmpfs('/dev/shm') && ownDir(shm)) return shm;
+  if (writable('/run')) return '/run/tsbuild-sandbox';
+  return join(tmpdir(), 'tsbuild-sandbox');
 }
 
 let counter = 0;
@@ -63,8 +105,12 @@ export async function cleanupStale(stateDir = defaultStateDir()): Promise<void> 
   await cgroupDriver()?.cleanupStale((id) => !ownerAlive(id));
 }
 
+export { isTmpfs };
+
 export function makeRunDir(stateDir: string, id: string): string {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  // Checked after mkdir too: someone else may have made it between the choice and now.
+  if (!ownDir(stateDir)) throw new Error(`sandbox: the state directory ${stateDir} is not a private directory of this user`);
   const dir = join(stateDir, id);
   mkdirSync(dir, { mode: 0o700 });
   return dir;

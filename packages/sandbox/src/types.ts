@@ -74,7 +74,7 @@ export interface SandboxSpec extends ProcessSpec {
   resolvConf?: string;
   mounts?: Mount[];
   limits?: Limits;
-  /** Where per-run scratch state lives (init layer, hosts files). Default /run/tsbuild-sandbox. */
+  /** Where per-run scratch state lives (init layer, hosts files). Default: see defaultStateDir() (a tmpfs where there is one). */
   stateDir?: string;
 }
 
