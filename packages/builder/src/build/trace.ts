@@ -1,4 +1,4 @@
-// TSBUILD_TRACE=1: where a build's wall-clock time goes, phase by phase, on stderr, in milliseconds
+// TSBUILD_TRACE=1: where a build's (or a push's) wall-clock time goes, phase by phase, on stderr, in milliseconds
 // since the process started (so Node's own start and loading the CLI show as the first figure).
 // process.uptime, not performance.now(): that global loads perf_hooks, a millisecond of every start.
 const on = !!process.env.TSBUILD_TRACE;

@@ -67,8 +67,19 @@ Commands:
 Run 'tsbuild COMMAND --help' for more information on a command.
 `;
 
+// A reader that goes away (`tsbuild images | head -1`) is not an error of the command: what it
+// still writes is dropped, and the exit status is the command's. Without a listener, Node turns
+// EPIPE into an uncaught exception and a stack trace.
+function toleratePipeClosed(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   trace('CLI loaded');
+  toleratePipeClosed(process.stdout);
+  toleratePipeClosed(process.stderr);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(usage);
     return argv.length === 0 ? 2 : 0;

@@ -70,7 +70,9 @@ async function pushManifestTree(client: RegistryClient, blobs: BlobStore, ref: R
 
 /** Push blobs from the store into a repository (no manifest). */
 export async function pushBlobs(client: RegistryClient, blobs: BlobStore, ref: Reference, descriptors: Descriptor[], stats: TransferStats, opts: PushOptions = {}): Promise<void> {
-  const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
+  // Largest first: the longest upload bounds the push, so its HEAD, POST and PUT go out before the
+  // small blobs' and it never waits for a free slot.
+  const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()].sort((a, b) => b.size - a.size);
   await mapLimit(unique, opts.concurrency ?? 4, async (d) => {
     const size = await blobs.size(d.digest);
     if (size === undefined) throw new RegistryError('not-found', `cannot push ${d.digest} to ${ref.registry}/${ref.repository}: not in the local store`, { subject: d.digest });

@@ -8,6 +8,7 @@ import { UsageError, bool, list, parseArgs, str, type FlagSpec } from '../args.j
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
 import { BuildError } from '../../build/errors.js';
+import { trace } from '../../build/trace.js';
 
 type TransferStats = remote.TransferStats;
 
@@ -75,7 +76,9 @@ export async function pushImage(store: Store, ref: string, o: { insecure: string
   }
   const handle = o.reporter.step(`push ${familiarName(parsed)}`);
   try {
+    trace(`push ${manifestDigest}`);
     const result = await remote.push(store.blobs, { manifestDigest: manifestDigest as `sha256:${string}` }, parsed, await remoteOptions(store, o.insecure));
+    trace('pushed');
     handle.log(`digest: ${result.descriptor.digest}`);
     handle.done();
     return result;
