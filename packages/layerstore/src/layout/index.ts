@@ -75,9 +75,16 @@ async function copyBlob(store: Store, d: Digest, dest: string): Promise<void> {
     if (code === 'EEXIST') return;
     if (code !== 'EXDEV' && code !== 'EPERM') throw e;
   }
+  // As every blob: verified as it is read, fsynced, then renamed; a failure leaves no temp file.
   const tmp = `${dest}.tmp-${randomId()}`;
-  await pipeline(store.blobs.open(d), (await fsp.open(tmp, 'wx', 0o444)).createWriteStream());
-  await fsp.rename(tmp, dest);
+  try {
+    // flush: the stream fsyncs the file before it closes it.
+    await pipeline(store.blobs.open(d), (await fsp.open(tmp, 'wx', 0o444)).createWriteStream({ flush: true }));
+    await fsp.rename(tmp, dest);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
   await fsyncDir(join(dest, '..'));
 }
 
