@@ -26,14 +26,27 @@ function writable(path: string): boolean {
   }
 }
 
-/** `dir` is ours to use: absent, or a real directory of this uid that nobody else can enter. */
+/** `dir` is ours: a real directory (not a link) of this uid that nobody else can write to. */
 function ownDir(dir: string): boolean {
   try {
     const st = lstatSync(dir);
-    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o077) === 0;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
   }
+}
+
+/**
+ * Our directory in a world-writable sticky one (/dev/shm), made now so that nobody can take the
+ * name between this check and its use: the sticky bit keeps others from renaming or removing it.
+ */
+function claimDir(dir: string): boolean {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+  }
+  return ownDir(dir);
 }
 
 let chosen: string | undefined;
@@ -54,7 +67,7 @@ export function defaultStateDir(): string {
 /** The choice defaultStateDir() makes once per process (`shm`: the candidate under /dev/shm). */
 export function chooseStateDir(shm = `/dev/shm/tsbuild-sandbox-${process.getuid?.() ?? 0}`): string {
   if (writable('/run') && isTmpfs('/run')) return '/run/tsbuild-sandbox';
-  if (writable('/dev/shm') && isTmpfs('/dev/shm') && ownDir(shm)) return shm;
+  if (writable('/dev/shm') && isTmpfs('/dev/shm') && claimDir(shm)) return shm;
   if (writable('/run')) return '/run/tsbuild-sandbox';
   return join(tmpdir(), 'tsbuild-sandbox');
 }
@@ -96,10 +109,13 @@ export function removeRunDir(dir: string): void {
  */
 export async function cleanupStale(stateDir = defaultStateDir()): Promise<void> {
   let ids: string[] = [];
-  try {
-    ids = readdirSync(stateDir);
-  } catch {
-    ids = [];
+  // Never list (and remove from) a directory someone else controls, or one a link points to.
+  if (ownDir(stateDir)) {
+    try {
+      ids = readdirSync(stateDir);
+    } catch {
+      ids = [];
+    }
   }
   for (const id of ids) if (!ownerAlive(id)) removeRunDir(join(stateDir, id));
   await cgroupDriver()?.cleanupStale((id) => !ownerAlive(id));
@@ -110,7 +126,7 @@ export { isTmpfs };
 export function makeRunDir(stateDir: string, id: string): string {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   // Checked after mkdir too: someone else may have made it between the choice and now.
-  if (!ownDir(stateDir)) throw new Error(`sandbox: the state directory ${stateDir} is not a private directory of this user`);
+  if (!ownDir(stateDir)) throw new Error(`sandbox: the state directory ${stateDir} is not a directory of this user that only it can write to`);
   const dir = join(stateDir, id);
   mkdirSync(dir, { mode: 0o700 });
   return dir;
