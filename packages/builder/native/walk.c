@@ -177,10 +177,16 @@ static int open_dir(const char *path) {
   if (!no_openat2) {
     struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
-    if (fd >= 0 || errno != ENOSYS) return fd;
-    no_openat2 = 1;
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return fd;
+    /* ENOSYS: a kernel before 5.6. EPERM: a seccomp filter that does not know openat2 (a
+       directory open itself fails with EACCES); if openat then succeeds, it was the filter. */
+    int saved = errno;
+    fd = openat(root_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 || saved == ENOSYS) no_openat2 = 1;
+    else errno = saved;
+    return fd;
   }
-  /* Kernels before 5.6: a component swapped for a symlink while we walk could be followed. */
+  /* Without openat2, a component swapped for a symlink while we walk could be followed. */
   return openat(root_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 

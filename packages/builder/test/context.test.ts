@@ -12,7 +12,7 @@ import { BuildContext } from '../src/context/context.js';
 import { IgnoreMatcher } from '../src/context/ignore.js';
 import { decodeName, encodeName, Flag, Listing } from '../src/context/listing.js';
 import { StatCache } from '../src/context/statcache.js';
-import { nativeWalker, walkInJs } from '../src/context/walk.js';
+import { listContext, nativeWalker, walkInJs } from '../src/context/walk.js';
 import { KeyBuilder } from '../src/build/cachekey.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-context-'));
@@ -261,6 +261,17 @@ test('the native and the JS walker list the same entries, signatures and flags',
   assert.ok(cp.flags(filler) & Flag.Pruned);
   assert.is(cp.child(filler), 0xffffffff);
   assert.not.ok(cp.sig(0).equals(c.sig(0)));
+});
+
+test('a walker that cannot be started (missing, not executable) leaves the listing to JS, same result', async () => {
+  const ctx = fixture();
+  const noexec = join(mkdtempSync(join(tmpdir(), 'tsbuild-walker-')), 'tsbuild-walk');
+  writeFileSync(noexec, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+  for (const walker of ['/nonexistent/tsbuild-walk', noexec]) {
+    const l = await listContext(ctx, 100_000, [], walker);
+    assert.ok(sameListing(l, walkInJs(ctx, Infinity)) > 200, walker);
+  }
+  assert.ok(nativeWalker(), 'the real walker is still used afterwards');
 });
 
 /** Compares two listings entry by entry; returns how many entries there were. */

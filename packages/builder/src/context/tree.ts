@@ -17,11 +17,14 @@
 // when a step misses.
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { BuildError } from '../build/errors.js';
 import type { IgnoreMatcher } from './ignore.js';
 import { decodeName, displayName, encodeName, EntryHead, Flag, isEscaped, None, type Listing } from './listing.js';
 import type { StatCache } from './statcache.js';
-import { nativeWalker, runWalker } from './walk.js';
+import { nativeWalker, runWalker, WalkerUnavailable } from './walk.js';
+
+const errnoNames = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
 /** What a COPY reads of a directory besides the directory itself. */
 export interface Rules {
@@ -250,8 +253,8 @@ export class TreeHasher {
     const visit: Visit = { dir: None, key, bytes: parent, rel: slash < 0 ? '' : rel.slice(0, slash) };
     try {
       h = await hashFile(this.abs(visit, off), L.size(off));
-    } catch {
-      throw this.vanished(rel);
+    } catch (e) {
+      throw this.unreadable(rel, e);
     }
     this.fresh.set(off, h);
     this.filesRead++;
@@ -300,13 +303,18 @@ export class TreeHasher {
       this.fresh.set(off, h);
       this.filesRead++;
       return h;
-    } catch {
-      throw this.vanished(this.relOf(visit, off));
+    } catch (e) {
+      throw this.unreadable(this.relOf(visit, off), e);
     }
   }
 
-  private vanished(rel: string): BuildError {
-    return new BuildError(`${displayName(rel)} in the build context (${this.contextDir}) could not be read: it changed during the build`);
+  /** A file listed a moment ago that cannot be read now: say why, from its errno (a code, or the walker's number). */
+  private unreadable(rel: string, cause: unknown): BuildError {
+    const code = typeof cause === 'number' ? errnoNames.get(cause) : (cause as NodeJS.ErrnoException | undefined)?.code;
+    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+      : code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' ? 'it changed during the build'
+      : code ?? (cause instanceof Error ? cause.message : 'unknown error');
+    return new BuildError(`${displayName(rel)} in the build context (${this.contextDir}) could not be read: ${why}`);
   }
 
   /**
@@ -317,11 +325,14 @@ export class TreeHasher {
   private async hashAll(files: { off: number; visit: Visit }[]): Promise<void> {
     this.filesRead += files.length;
     const walker = nativeWalker();
-    if (files.length >= 64 && walker) {
-      const sums = await sha256Native(walker, this.pathList(files));
+    const sums = files.length >= 64 && walker ? await sha256Native(walker, this.pathList(files)).catch((e) => {
+      if (e instanceof WalkerUnavailable) return undefined; // hashed here instead
+      throw e;
+    }) : undefined;
+    if (sums) {
       files.forEach((f, i) => {
-        const s = sums[i];
-        if (!s) throw this.vanished(this.relOf(f.visit, f.off));
+        const s = sums[i]!;
+        if (typeof s === 'number') throw this.unreadable(this.relOf(f.visit, f.off), s);
         this.fresh.set(f.off, s);
       });
       return;
@@ -329,8 +340,8 @@ export class TreeHasher {
     for (const f of files) {
       try {
         this.fresh.set(f.off, await hashFile(this.abs(f.visit, f.off), this.listing.size(f.off)));
-      } catch {
-        throw this.vanished(this.relOf(f.visit, f.off));
+      } catch (e) {
+        throw this.unreadable(this.relOf(f.visit, f.off), e);
       }
     }
   }
@@ -401,12 +412,12 @@ export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer
   });
 }
 
-/** sha256 of each NUL-ended path, in order, by `tsbuild-walk --sha256`; undefined where a file could not be read. */
-async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | undefined)[]> {
+/** sha256 of each NUL-ended path, in order, by `tsbuild-walk --sha256`; the errno where a file could not be read. */
+async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | number)[]> {
   const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
   const all = await runWalker(walker, ['--sha256'], paths);
   if (all.length !== count * 33) throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
-  const sums: (Buffer | undefined)[] = [];
-  for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : undefined);
+  const sums: (Buffer | number)[] = [];
+  for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : all[i * 33]!);
   return sums;
 }

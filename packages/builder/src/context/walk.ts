@@ -33,7 +33,12 @@ export async function listContext(dir: string, sizeHint = 0, prune: string[] = [
       if (!(e instanceof TooBig)) throw e;
     }
   }
-  return traced(await walkNative(walker, dir, prune), 'tsbuild-walk');
+  try {
+    return traced(await walkNative(walker, dir, prune), 'tsbuild-walk');
+  } catch (e) {
+    if (!(e instanceof WalkerUnavailable)) throw e;
+    return traced(walkInJs(dir, Infinity, prune), `js; ${e.message}`);
+  }
 }
 
 function traced(l: Listing, how: string): Listing {
@@ -54,6 +59,12 @@ export function nativeWalker(): string | undefined {
   return (located = undefined);
 }
 
+/**
+ * tsbuild-walk could not be started (a noexec mount, a binary for another machine): the callers
+ * do the same work in JS, slower, and this process stops trying the binary.
+ */
+export class WalkerUnavailable extends Error {}
+
 /** Runs tsbuild-walk to its end: its whole stdout, or its own complaint as the error. */
 export function runWalker(walker: string, args: string[], stdin?: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -62,9 +73,12 @@ export function runWalker(walker: string, args: string[], stdin?: Buffer): Promi
     let err = '';
     child.stdout!.on('data', (b: Buffer) => chunks.push(b));
     child.stderr!.on('data', (b) => (err += b));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(err.trim().replace(/^tsbuild-walk: /, '') || `tsbuild-walk ${args[0]} exited ${code}`));
+    child.on('error', (e) => {
+      if (walker === located) located = undefined;
+      reject(new WalkerUnavailable(`cannot run ${walker}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      if (code !== 0) return reject(new Error(err.trim().replace(/^tsbuild-walk: /, '') || `tsbuild-walk ${args[0]} ${signal ? `was killed by ${signal}` : `exited ${code}`}`));
       resolve(Buffer.concat(chunks));
     });
     if (stdin) {
