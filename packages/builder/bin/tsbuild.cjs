@@ -41,6 +41,10 @@ mod.exports.main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
   // After the command, so that the cache holds the functions it compiled on the way.
   if (stale) writeCache();
+}, (e) => {
+  // main() turns every error into a message; this is for one that escapes it, still without a stack trace.
+  process.stderr.write(`ERROR: ${e && e.message ? e.message : e}\n`);
+  process.exitCode = 1;
 });
 
 function writeCache() {

@@ -31,7 +31,12 @@ export class BulkCopy {
    * time that a second core shortens, and cp is what the next step waits for.
    */
   async run(): Promise<void> {
-    for (const job of this.jobs.values()) await Promise.all(split(job).map(copyJob));
+    for (const job of this.jobs.values()) {
+      // Both halves end before the first failure is thrown: the caller then removes the target,
+      // and a cp still writing into it would race that.
+      const failed = (await Promise.allSettled(split(job).map(copyJob))).find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    }
   }
 }
 

@@ -54,6 +54,7 @@ export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): P
 
 const requireBuiltin = createRequire(import.meta.url);
 const maxRedirects = 20; // as fetch()
+const idleTimeoutMs = 300_000;
 
 /** GET url, following redirects; resolves with the final response's headers. */
 async function get(url: URL, signal: AbortSignal): Promise<{ res: IncomingMessage; url: URL }> {
@@ -62,7 +63,10 @@ async function get(url: URL, signal: AbortSignal): Promise<{ res: IncomingMessag
     const lib = requireBuiltin(url.protocol === 'https:' ? 'node:https' : 'node:http') as typeof import('node:https');
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const secureContext = url.protocol === 'https:' ? clientSecureContext() : undefined;
-      lib.get(url, { signal, ...(secureContext ? { secureContext } : {}) }, resolve).on('error', reject);
+      const req = lib.get(url, { signal, ...(secureContext ? { secureContext } : {}) }, resolve).on('error', reject);
+      // A server that stops sending (before the headers or in the body) fails the step instead of
+      // hanging the build: 300 s without a byte, as fetch() allowed.
+      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`no data from ${url.host} for ${idleTimeoutMs / 1000} s`)));
     });
     const location = res.headers.location;
     if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || !location) return { res, url };
