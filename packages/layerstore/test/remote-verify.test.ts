@@ -5,6 +5,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, closeSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as remote from '../src/remote/index.js';
 import { UploadSource, type Checkpoint } from '../src/remote/upload-source.js';
 import type { FileBlobStore } from '../src/blobs.js';
@@ -194,5 +196,32 @@ for (const [i, c] of pushes.entries()) {
     assert.not.ok(await registryHas(repo, layer.digest), 'the registry does not have the blob');
   });
 }
+
+test('a registry that refuses a PUT at its headers: the rest of the blob is not sent, and its error is what fails the push', async () => {
+  const { blobs } = store();
+  const big = 48 * 1024 * 1024;
+  const img = await makeImage(blobs, [big], 9);
+  let received = 0;
+  // What nginx in front of a registry does with client_max_body_size: 413 as soon as the headers are in.
+  const server = createServer((req, res) => {
+    if (req.method === 'HEAD') return void res.writeHead(404).end();
+    if (req.method === 'POST') return void res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'docker-upload-uuid': 'u1' }).end();
+    req.on('data', (b: Buffer) => (received += b.length)); // keeps reading, as a proxy does
+    res.writeHead(413, { 'content-type': 'application/json' }).end('{"errors":[{"code":"SIZE_INVALID","message":"blob too large for this proxy"}]}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const err = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${host}/r:1`, opts).then(() => undefined, (e: Error) => e);
+    assert.ok(err, 'the push failed');
+    assert.is.not((err as remote.RegistryError).code, 'network', String(err));
+    assert.is((err as remote.RegistryError).info.status, 413, String(err));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(received < big / 2, `sent ${received} of ${big} bytes after the refusal`);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
 
 test.run();

@@ -88,6 +88,11 @@ export function send(req: RawRequest): Promise<HttpResponse> {
       reject(err);
     };
     let bodySent: Promise<void> | undefined;
+    // A registry may refuse a streamed body as soon as it sees the headers (401, 413, 400): the rest
+    // is not sent, and the request is let go only after its answer has been read, so the error the
+    // registry wrote is what the caller sees (not a connection cut while it was being read).
+    let refused = false;
+    const stopped = new Error('the registry answered before the body was sent');
     const r = lib.request(
       url,
       { method: req.method, headers, agent, signal: req.signal },
@@ -95,6 +100,10 @@ export function send(req: RawRequest): Promise<HttpResponse> {
         res.on('error', () => {}); // consumers see errors through their own reads
         const response = { status: res.statusCode ?? 0, headers: res.headers, body: res, url };
         const ok = response.status >= 200 && response.status < 300;
+        if (!ok && bodySent) {
+          refused = true;
+          res.once('close', () => r.destroy());
+        }
         (bodySent && ok ? bodySent : Promise.resolve()).then(
           () => {
             if (settled) return;
@@ -117,6 +126,7 @@ export function send(req: RawRequest): Promise<HttpResponse> {
         pending.clear();
       });
       const write = (chunk: Buffer) => new Promise<void>((done, failWrite) => {
+        if (refused) return failWrite(stopped);
         if (r.destroyed) return failWrite(closed());
         pending.add(failWrite);
         r.write(chunk, (err) => {
@@ -127,6 +137,7 @@ export function send(req: RawRequest): Promise<HttpResponse> {
       });
       bodySent = req.body.writeTo(write).then(() => { r.end(); });
       bodySent.catch((err: Error) => {
+        if (refused) return; // the answer is the caller's; the request goes once it has been read
         fail(err);
         r.destroy();
       });
