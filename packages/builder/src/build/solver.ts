@@ -58,7 +58,7 @@ export class Solver {
 
   constructor(private readonly o: SolveOptions) {
     this.fs = new Filesystems(o.store);
-    this.layers = new LayerQueue(o.store, o.reporter);
+    this.layers = new LayerQueue(o.store, o.reporter, o.signal);
   }
 
   /** Builds the target stage (and what it needs) and returns its final state, every layer in the store. */

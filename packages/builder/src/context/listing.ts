@@ -133,8 +133,13 @@ export class Listing {
     return off + 8;
   }
 
+  /** Entry offsets of the directories find() has searched: a glob's matches each look up their path. */
+  private readonly searched = new Map<number, number[]>();
+
   /** The entry called `name` (bytes) in a directory, by binary search over its sorted entries. */
-  find(dir: number, name: Buffer, offsets = this.entries(dir)): number | undefined {
+  find(dir: number, name: Buffer): number | undefined {
+    let offsets = this.searched.get(dir);
+    if (!offsets) this.searched.set(dir, (offsets = this.entries(dir)));
     let lo = 0;
     let hi = offsets.length;
     while (lo < hi) {

@@ -79,12 +79,15 @@ export class LayerQueue {
   private writing = 0;
   private failure: Error | undefined;
 
-  constructor(private readonly store: Store, private readonly reporter: Reporter) {}
+  constructor(private readonly store: Store, private readonly reporter: Reporter, private readonly signal?: AbortSignal) {}
 
   /** Queue a layer write; a failure fails the build (at the next step, or in finish()). */
   write(label: string, make: () => Promise<Layer>): Promise<Layer> {
     this.writing++;
     const p = this.tail.then(async () => {
+      // An interrupted build writes no more layers: the one being written ends (its blob lands
+      // whole or not at all), the queued ones are dropped, and the process exits at once.
+      this.signal?.throwIfAborted();
       trace(`${label}: writing its layer`);
       const layer = await make();
       trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
