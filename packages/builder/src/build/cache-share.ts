@@ -128,7 +128,10 @@ export async function exportCache(
     }
     const handle = o.reporter.step(`exporting cache to ${t.ref} (mode=${t.mode})`);
     try {
-      const result = await remote.pushCache(store.blobs, t.ref, { records: [...chosen.values()], layers: [...layers.values()] }, await o.opts(t.ref));
+      // In digest order: stages run at once and layers are written in the background, so the order
+      // records arrive in varies from build to build, and the artifact must not.
+      const byDigest = <T>(m: Map<Digest, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
+      const result = await remote.pushCache(store.blobs, t.ref, { records: byDigest(chosen), layers: byDigest(layers) }, await o.opts(t.ref));
       handle.log(`${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`);
       handle.done();
     } catch (e) {

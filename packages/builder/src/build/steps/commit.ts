@@ -20,13 +20,14 @@ import { isPending, type PendingLayer, type StageLayer } from '../state.js';
 import { trace } from '../trace.js';
 
 /**
- * Hands a step's finished diff over to the build's LayerQueue. `diff` is either a scratch dir
- * itself (a COPY's staging dir), which the queue then owns (`cleanup` leaves it), or a dir inside
- * the step's scratch dir (a RUN's upperdir), which is moved out of it first.
+ * Hands a step's finished diff over to the build's LayerQueue. Either a scratch dir itself (a
+ * COPY's staging dir), which the queue then owns (`cleanup` leaves it), with the entries that
+ * describe it when the step knows them; or a dir inside the step's scratch dir (a RUN's
+ * upperdir), which is moved out of it first and read back from disk.
  */
-export async function commitDiff(ctx: StepContext, diff: { dir: string; scratch?: Scratch }, overlay: boolean, entries?: Entry[], settle?: () => Promise<void>): Promise<StageLayer | null> {
-  // The entries, when the step knows them, describe exactly what is (or is being put) in dir,
-  // in the walk's order; `settle` finishes dir before it is handed over.
+export async function commitDiff(ctx: StepContext, diff: { dir: string; scratch: Scratch; entries?: Entry[] } | { dir: string; scratch?: undefined }, overlay: boolean, settle?: () => Promise<void>): Promise<StageLayer | null> {
+  // `settle` finishes dir before it is handed over.
+  const entries = diff.scratch ? diff.entries : undefined;
   if (entries ? entries.length === 0 : (await fsp.readdir(diff.dir)).length === 0) {
     await settle?.();
     return null;
@@ -35,19 +36,16 @@ export async function commitDiff(ctx: StepContext, diff: { dir: string; scratch?
   const layers = ctx.solver.layers;
   const write = (source: Entry[] | string) => () => writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch });
   const below = [...ctx.state.layers];
-  if (entries) {
-    // The entries name the files their content comes from (context files, or files in dir), so
-    // the layer can be written while `settle` is still filling dir.
-    const layer = layers.write(ctx.state.label, write(entries));
+  if (diff.scratch) {
+    // The entries name the files their content comes from (context files, or files in dir) in the
+    // walk's order, so the layer can be written while `settle` is still filling dir.
+    const early = entries && layers.write(ctx.state.label, write(entries));
     await settle?.();
-    if (diff.scratch) diff.scratch.kept = true;
-    if (diff.scratch) return layers.hold(diff.dir, layer, below);
-    const [dir, container] = await moveOut(store, diff.dir);
-    return layers.hold(dir, layer, below, container);
+    diff.scratch.kept = true;
+    return layers.hold(diff.dir, early ?? layers.write(ctx.state.label, write(diff.dir)), below);
   }
   await settle?.();
-  if (diff.scratch) diff.scratch.kept = true;
-  const [dir, container] = diff.scratch ? [diff.dir, undefined] : await moveOut(store, diff.dir);
+  const [dir, container] = await moveOut(store, diff.dir);
   return layers.hold(dir, layers.write(ctx.state.label, write(dir)), below, container);
 }
 

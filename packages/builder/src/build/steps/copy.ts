@@ -123,7 +123,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       trace(`${ctx.state.label}: staged`);
       copying = bulk.run();
       copying.catch(() => {});
-      return await commitDiff(ctx, { dir: dir.path, scratch: dir }, false, staging.entries(), async () => {
+      return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries: staging.entries() }, false, async () => {
         await copying;
         trace(`${ctx.state.label}: copied`);
         await staging.finish();

@@ -26,7 +26,7 @@ export async function workdirStep(ctx: StepContext, step: WorkdirStep, kb: KeyBu
       const staging = new Staging(dir.path, view, mtime);
       await staging.mkdirs(canonical, { uid: owner.uid, gid: owner.gid });
       await staging.finish();
-      return await commitDiff(ctx, { dir: dir.path, scratch: dir }, false, staging.entries());
+      return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries: staging.entries() }, false);
     } finally {
       await dir.cleanup();
     }
