@@ -16,7 +16,7 @@
 // changed are read. The per-file list (for the COPY itself and for --explain) is made only
 // when a step misses.
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { BuildError } from '../build/errors.js';
 import type { IgnoreMatcher } from './ignore.js';
@@ -299,7 +299,7 @@ export class TreeHasher {
   private hashNow(visit: Visit, off: number): Buffer {
     const path = this.abs(visit, off);
     try {
-      const h = createHash('sha256').update(readFileSync(path)).digest();
+      const h = hashFileSync(path);
       this.fresh.set(off, h);
       this.filesRead++;
       return h;
@@ -395,10 +395,23 @@ export class TreeHasher {
 const SLASH = Buffer.from('/');
 
 /** Small files are read whole and synchronously: a stream per file costs more than the file. */
+/** sha256 of a file read in 1 MiB pieces: memory stays flat whatever its size. */
+export function hashFileSync(path: Buffer | string): Buffer {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0; ) h.update(piece.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest();
+}
+const piece = Buffer.allocUnsafe(1 << 20);
+
 export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer> {
   if (size <= 1 << 20) {
     try {
-      return Promise.resolve(createHash('sha256').update(readFileSync(path)).digest());
+      return Promise.resolve(hashFileSync(path));
     } catch (e) {
       return Promise.reject(e);
     }
