@@ -78,8 +78,10 @@ export class ChunkPool {
 
 /**
  * The tar stream of entries, in the order given, as chunks of exactly `chunk` bytes (the last
- * one shorter). Chunks are never written to after they are yielded. A file whose content
- * differs in length from its size fails.
+ * one shorter). A yielded chunk stays as it is until the consumer gives it back to `pool`, and
+ * is then refilled: with a pool, exactly one consumer may hold the chunks, and it must be done
+ * with a chunk (and anything that reads it) before giving it back. A file whose content differs
+ * in length from its size fails.
  */
 export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>, opts: { chunk?: number; pool?: ChunkPool } = {}): AsyncGenerator<Buffer> {
   const pool = opts.pool ?? new ChunkPool(opts.chunk ?? TAR_CHUNK, 0);
