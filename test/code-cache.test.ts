@@ -65,6 +65,28 @@ for (const c of cases) {
   });
 }
 
+test('a cache another command made is made again by the first build, and then kept', () => {
+  const ctx = tempDir('code-cache-ctx');
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nENV A=1\n');
+  const root = tempDir('code-cache-store');
+  const build = () => {
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'build', '--progress=plain', '-q', ctx], { env: { ...process.env, TSBUILD_ROOT: root, CI: 'true' }, encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+  };
+  const made = () => ({ byBuild: readFileSync(cacheFile)[32], mtime: statSync(cacheFile).mtimeMs });
+  freshCache(); // by `parse`
+  assert.is(made().byBuild, 0);
+  const before = made();
+  build();
+  assert.is(made().byBuild, 1, 'made again by the build');
+  assert.is.not(made().mtime, before.mtime);
+  const built = made();
+  build();
+  works(run());
+  assert.equal(made(), built, 'then kept, by builds and other commands alike');
+  cleanup(ctx, root);
+});
+
 test('a read-only install runs from source and writes nothing', () => {
   cleanup(cacheFile);
   chmodSync(join(copy, 'dist'), 0o555);

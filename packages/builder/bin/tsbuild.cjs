@@ -1,9 +1,11 @@
 'use strict';
 // Runs the bundled CLI (dist/tsbuild.cjs) through V8's code cache (dist/tsbuild.cjs.v8cache, made
 // by `pnpm run build`): compiling the bundle from source was a third of a cached rebuild.
-// The cache starts with the SHA-256 of the source it was made from, and V8 itself refuses one made
-// by another Node version or with other flags; a missing, stale or refused cache only costs the
-// compile, and is written anew after the command. An accepted cache is never rewritten.
+// The cache starts with the SHA-256 of the source it was made from and a byte that says whether a
+// build made it; V8 itself refuses one made by another Node version or with other flags. A missing,
+// stale or refused cache only costs the compile, and is written anew after the command. An accepted
+// cache is rewritten only once, by a build, if another command made it: V8 keeps the functions
+// compiled by the time the cache is made, and a cached rebuild is the start that matters.
 const { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } = require('node:fs');
 const { createHash } = require('node:crypto');
 const { createRequire } = require('node:module');
@@ -22,10 +24,15 @@ try {
 }
 const digest = createHash('sha256').update(bytes).digest();
 const source = bytes.toString('latin1'); // ASCII, checked when bundled: no UTF-8 decoding needed
+const head = digest.length + 1;
 let cachedData;
+let madeByBuild = false;
 try {
   const file = readFileSync(cacheFile);
-  if (file.length > digest.length && file.subarray(0, digest.length).equals(digest)) cachedData = file.subarray(digest.length);
+  if (file.length > head && file.subarray(0, digest.length).equals(digest)) {
+    madeByBuild = file[digest.length] === 1;
+    cachedData = file.subarray(head);
+  }
 } catch {}
 
 // The bundle is already wrapped as Node wraps a CommonJS module (scripts/bundle.mjs).
@@ -35,9 +42,11 @@ const script = new Script(source, {
 });
 const mod = { exports: {} };
 script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
-const stale = cachedData === undefined || script.cachedDataRejected === true;
+const argv = process.argv.slice(2);
+const build = mod.exports.isBuild(argv);
+const stale = cachedData === undefined || script.cachedDataRejected === true || (build && !madeByBuild);
 
-mod.exports.main(process.argv.slice(2)).then((code) => {
+mod.exports.main(argv).then((code) => {
   process.exitCode = code;
   // After the command, so that the cache holds the functions it compiled on the way.
   if (stale) writeCache();
@@ -53,6 +62,7 @@ function writeCache() {
     const fd = openSync(tmp, 'w', 0o644);
     try {
       writeSync(fd, digest);
+      writeSync(fd, Buffer.from([build ? 1 : 0]));
       writeSync(fd, script.createCachedData());
       fsyncSync(fd);
     } finally {

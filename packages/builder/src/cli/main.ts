@@ -77,6 +77,13 @@ function toleratePipeClosed(stream: NodeJS.WriteStream): void {
   });
 }
 
+/** Whether argv runs a build: bin/tsbuild.cjs wants its code cache made by one (see there). */
+export function isBuild(argv: string[]): boolean {
+  const name = argv[0];
+  if (name === undefined || ['--help', '-h', 'help', '--version', 'version'].includes(name)) return false;
+  return name === 'build' || !Object.hasOwn(commands, name);
+}
+
 export async function main(argv: string[]): Promise<number> {
   trace('CLI loaded');
   toleratePipeClosed(process.stdout);
