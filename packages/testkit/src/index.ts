@@ -1,2 +1,3 @@
 export * from './registry.js';
 export * from './dockerd.js';
+export * from './skip.js';
