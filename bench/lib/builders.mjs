@@ -19,19 +19,21 @@ export const SIZE = {
   buildah: '`buildah images --json` size (uncompressed, as printed: 3 significant digits)',
 };
 
-export function tsbuildBuilder({ repo, work, head }) {
-  const template = join(work, 'tsbuild', 'template');
-  const root = join(work, 'tsbuild', 'root');
+// tsbuild compresses every new layer during the build; BuildKit in dockerd's image store does not (it compresses
+// at push). `tsbuild-nocomp` (`--compression none`) is tsbuild doing the same work as BuildKit, reported beside it.
+export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] }) {
+  const template = join(work, name, 'template');
+  const root = join(work, name, 'root');
   // The package's bin (a launcher script in front of node), run as users run `tsbuild`.
   const bin = join(repo, 'packages/builder/bin/tsbuild');
   const env = { TSBUILD_ROOT: root };
   const cli = (args, o = {}) => sh(bin, args, { env, ...o });
   return {
-    name: 'tsbuild',
-    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    name,
+    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')} -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() { return head; },
     async setup(bases) {
-      rmSync(join(work, 'tsbuild'), { recursive: true, force: true });
+      rmSync(join(work, name), { recursive: true, force: true });
       mkdirSync(template, { recursive: true });
       for (const b of bases) await sh(bin, ['build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx], { env: { TSBUILD_ROOT: template } });
     },
@@ -40,7 +42,7 @@ export function tsbuildBuilder({ repo, work, head }) {
       await sh('cp', ['-a', template, root]);
     },
     async build(ctx, tag, buildArgs = []) {
-      const r = await timed(bin, ['build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
+      const r = await timed(bin, ['build', '--progress=plain', ...extra, '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
     },
     async size(tag) {
@@ -54,10 +56,14 @@ export function tsbuildBuilder({ repo, work, head }) {
 const BRIDGE = 'tsbbench0';
 const BRIDGE_ADDR = '172.29.213.1/24';
 
+// The same help tsbuild gets: its per-run sandbox state lives on a tmpfs (/run if it is one, else /dev/shm), so
+// dockerd's exec-root (containerd's shim and runc state for every RUN step) goes on the same kind of tmpfs.
+const tmpfsRun = (() => { try { return /\stmpfs\s/.test(readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === '/run') ?? ''); } catch { return false; } })();
+
 export function buildkitBuilder({ work }) {
   const dir = join(work, 'docker');
   const sock = join(dir, 'docker.sock');
-  const execRoot = '/run/tsb-bench-docker';
+  const execRoot = tmpfsRun ? '/run/tsb-bench-docker' : '/dev/shm/tsb-bench-docker';
   const env = { DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
   const docker = (args, o = {}) => sh('/usr/bin/docker', args, { env, ...o });
   let daemon = null, bases = [];
@@ -71,7 +77,10 @@ export function buildkitBuilder({ work }) {
     async setup(bs) {
       bases = bs.map((b) => b.tag);
       rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(join(dir, 'data', 'overlay2'), { recursive: true });
+      // tsbuild marks its scratch dir with ext4's top-directory flag (new subdirectories spread over block groups):
+      // the daemon's layer dir gets the same, where the filesystem supports it.
+      await sh('chattr', ['+T', join(dir, 'data', 'overlay2')], { ok: true });
       const { spawn } = await import('node:child_process');
       const { openSync } = await import('node:fs');
       const log = openSync(join(dir, 'dockerd.log'), 'a');
