@@ -8,3 +8,5 @@ export const repoRoot = join(packageRoot, '..', '..');
 /** The shared conformance data sits beside the clone (`<repo>/../shared`). */
 export const shared = join(repoRoot, '..', 'shared');
 export const fixtures = join(packageRoot, 'test', 'fixtures');
+/** Real Dockerfiles from public projects, with what each one says (corpus/README.md). */
+export const corpusDir = join(packageRoot, 'test', 'corpus');
