@@ -32,7 +32,7 @@ const cases: { name: string; out: string; code: number; timedOut?: boolean; want
     want: { passed: 3, failed: 2, skips: ['not run (uvu .skip or .only)'] } },
   { name: '.only: the rest is skipped, nothing failed', out: `${dot}  (1 / 1)\n${totals(1, 1, 2)}`, code: 0,
     want: { passed: 1, failed: 0, skips: ['not run (uvu .skip or .only)', 'not run (uvu .skip or .only)'] } },
-  { name: "testkit skip() markers (after a progress mark) are skips, not passes",
+  { name: 'testkit skip() markers (after a progress mark) are skips, not passes',
     out: `${dot}TSBUILD-SKIP: no skopeo\n${dot}${dot}  (3 / 3)\n${totals(3, 3, 0)}`, code: 0,
     want: { passed: 2, failed: 0, skips: ['no skopeo'] } },
   { name: 'crash before the totals: the marks seen, plus one failure', out: `${dot}${dot}${cross}`, code: 1,
@@ -45,8 +45,8 @@ const cases: { name: string; out: string; code: number; timedOut?: boolean; want
     want: { passed: 0, failed: 1, skips: [], problem: 'ran no test' } },
   { name: 'non-zero exit with no failed test fails', out: `${dot}  (1 / 1)\n${totals(1, 1, 0)}`, code: 1,
     want: { passed: 1, failed: 1, skips: [], problem: 'exit 1 though no test failed' } },
-  { name: 'a test printing a fake summary does not fool it', out: `  Total:     9\n${cross}  (0 / 1)\n${totals(1, 0, 0)}`,
-    code: 1, want: { passed: 0, failed: 1, skips: [] } },
+  { name: 'a test printing a fake summary does not fool it',
+    out: `  Total:     9\n${cross}  (0 / 1)\n${totals(1, 0, 0)}`, code: 1, want: { passed: 0, failed: 1, skips: [] } },
 ];
 
 for (const c of cases) {
@@ -95,7 +95,8 @@ for (const l of layouts) {
 
 test('discover: TSBUILD_TEST_DIRS replaces discovery, and a missing folder is a problem', () => {
   const base = tree('discover-env', { 'x/a.test.js': '' });
-  assert.equal(runner.discover(base, { TSBUILD_TEST_DIRS: 'x:y' }), { dirs: ['x', 'y'], problems: ['y: no such folder'] });
+  const got = runner.discover(base, { TSBUILD_TEST_DIRS: 'x:y' });
+  assert.equal(got, { dirs: ['x', 'y'], problems: ['y: no such folder'] });
 });
 
 // mtimes in seconds: sources at 1000, builds at 2000 unless a case says otherwise.
@@ -113,11 +114,14 @@ const staleCases: { name: string; touch: [string, number][]; problems: RegExp[] 
 
 for (const c of staleCases) {
   test(`staleness: ${c.name}`, () => {
-    const sources = ['packages/p/tsconfig.json', 'packages/p/src/a.ts', 'packages/p/native/x.c', 'test/tsconfig.json',
-      'test/e.test.ts', 'packages/builder/tsconfig.json', 'packages/builder/src/b.ts', 'packages/builder/scripts/bundle.mjs'];
-    const outputs = ['packages/p/dist/tsconfig.tsbuildinfo', 'packages/p/native/build/x', 'test/dist/tsconfig.tsbuildinfo',
-      'packages/builder/dist/tsconfig.tsbuildinfo', 'packages/builder/dist/tsbuild.cjs'];
-    const base = tree(`stale-${c.name.replace(/\W+/g, '-')}`, Object.fromEntries([...sources, ...outputs].map((f) => [f, ''])));
+    const sources = ['packages/p/tsconfig.json', 'packages/p/src/a.ts', 'packages/p/native/x.c',
+      'test/tsconfig.json', 'test/e.test.ts',
+      'packages/builder/tsconfig.json', 'packages/builder/src/b.ts', 'packages/builder/scripts/bundle.mjs'];
+    const outputs = ['packages/p/dist/tsconfig.tsbuildinfo', 'packages/p/native/build/x',
+      'test/dist/tsconfig.tsbuildinfo', 'packages/builder/dist/tsconfig.tsbuildinfo',
+      'packages/builder/dist/tsbuild.cjs'];
+    const files = Object.fromEntries([...sources, ...outputs].map((f) => [f, '']));
+    const base = tree(`stale-${c.name.replace(/\W+/g, '-')}`, files);
     for (const f of sources) at(base, f, 1000);
     for (const f of outputs) at(base, f, 2000);
     for (const [f, t] of c.touch) at(base, f, t);
@@ -132,7 +136,9 @@ test('a crashed and a hanging test file both fail the run, by name; the hanging 
   writeFileSync(pids, '');
   const r = spawnSync(process.execPath, [join(repo, 'scripts', 'run-tests.mjs')], {
     cwd: repo, encoding: 'utf8',
-    env: { ...process.env, TSBUILD_TEST_DIRS: 'test/fixtures/runner', TSBUILD_TEST_TIMEOUT: '2', RUNNER_FIXTURE_PIDS: pids },
+    env: {
+      ...process.env, TSBUILD_TEST_DIRS: 'test/fixtures/runner', TSBUILD_TEST_TIMEOUT: '2', RUNNER_FIXTURE_PIDS: pids,
+    },
   });
   const out = r.stdout.replace(/\x1b\[[0-9;]*m/g, '');
   assert.is(r.status, 1, out);
