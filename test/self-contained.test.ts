@@ -15,8 +15,8 @@ const SHARED = `${DOTDOT}/shared`;
 const MACHINE = ['', 'work', ''].join('/');
 
 /**
- * Folders whose files are Dockerfiles and their expected outputs: the paths in them are paths inside an
- * image (`WORKDIR /work/lib`), never read on the host.
+ * Folders whose files are Dockerfiles and their expected outputs: the absolute paths in them are paths inside
+ * an image (a WORKDIR, a mount target), never read on the host.
  */
 const imagePathData = ['packages/parser/test/fixtures/', 'packages/parser/test/conformance/'];
 
@@ -36,7 +36,7 @@ const upLiteral = String.raw`(?:'(?:\.\.\/?)+'|"(?:\.\.\/?)+")`;
 const upRun = new RegExp(`${upLiteral}(?:\\s*,\\s*${upLiteral})*`, 'g');
 // A shell script's own folder, then `/..` segments: "$(dirname "$0")/../..".
 const shellUp = /dirname "?\$0"?\)((?:\/\.\.)+)/g;
-// A path built from the repository root itself and then climbing: join(repo, '..', ...).
+// A path built from the repository root itself and then climbing: the root variable, then a `..` argument.
 const fromRoot = /\b(?:repo|repoRoot)\s*,\s*['"]\.\.(?:\/|['"])/;
 const machinePath = new RegExp(`(?:^|[^\\w.~-])${MACHINE.replace(/\//g, '\\/')}`, 'm');
 
