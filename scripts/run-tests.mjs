@@ -14,7 +14,7 @@
 //                                  runner's own test)
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +23,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
 const SKIP_MARKER = 'TSBUILD-SKIP:'; // packages/testkit/src/skip.ts
 const KILL_GRACE_MS = 5000;
+const SETTLE_MS = 2000;
 
 const listTests = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => /\.test\.[jt]s$/.test(f)).sort() : []);
 
@@ -159,13 +160,31 @@ function killGroup(child, signal) {
   }
 }
 
+/** `pid name` of each process in a process group, from /proc (empty where /proc is not Linux's). */
+function members(pgid) {
+  const out = [];
+  for (const pid of existsSync('/proc') ? readdirSync('/proc').filter((d) => /^\d+$/.test(d)) : []) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
+      if (Number(fields[2]) === pgid) out.push(`${pid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 /**
  * After the file's own process ended: what it started in its group and left running (a server, a
  * daemon) is stopped, SIGTERM first, SIGKILL after a grace period, so it cannot outlive the file.
  */
 async function reap(child, file) {
+  // Children that die with their parent (PDEATHSIG) may still be tearing down: give them a moment.
+  for (let waited = 0; waited < SETTLE_MS && killGroup(child, 0); waited += 50) await sleep(50);
   if (!killGroup(child, 0)) return;
-  process.stdout.write(`!!! ${file}: left processes running in its group; stopping them\n`);
+  const left = members(child.pid).join(', ') || 'none listed';
+  process.stdout.write(`!!! ${file}: left processes running in its group (${left}); stopping them\n`);
   killGroup(child, 'SIGTERM');
   for (let waited = 0; waited < KILL_GRACE_MS && killGroup(child, 0); waited += 100) await sleep(100);
   killGroup(child, 'SIGKILL');
