@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as hostGuard from './host-guard.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
@@ -41,6 +42,12 @@ function run(file) {
   });
 }
 
+// Host guard (scripts/host-guard.mjs): every test process gets this run's TMPDIR and tag; what the
+// suite leaves on or takes from the host (interfaces, mounts, cgroups, processes) fails the run.
+const guardRun = hostGuard.prepare();
+Object.assign(process.env, guardRun.env);
+const guardBefore = hostGuard.snapshot(guardRun);
+
 let passed = 0, failed = 0;
 const skipped = [];
 for (const dir of suites) {
@@ -50,6 +57,11 @@ for (const dir of suites) {
   skipped.push(...r.skips.map((why) => `${dir}: ${why}`));
   console.log(`--- ${dir}: ${r.passed} passed, ${r.failed} failed, ${r.skips.length} skipped (exit ${r.code})`);
 }
+const guard = hostGuard.compare(guardBefore, hostGuard.snapshot(guardRun));
+console.log(`\n${hostGuard.report(guard, guardBefore)}`);
+const kept = hostGuard.finish(guardRun);
+if (kept) console.log(`host guard: ${kept}`);
+if (guard.problems.length) failed += 1;
 if (skipped.length) console.log(`\nskipped:\n${skipped.map((s) => `  ${s}`).join('\n')}`);
 console.log(`${passed} passed, ${failed} failed, ${skipped.length} skipped`);
 process.exit(failed === 0 && suites.length > 0 ? 0 : 1);
