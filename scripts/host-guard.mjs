@@ -201,6 +201,10 @@ export function compare(before, after) {
     problems.push(`${d}: a sandbox run's state directory was left`);
   }
 
+  // Temp files are not counted (finish() removes the run dir), but say who leaves them.
+  const left = tmp ? list(tmp) : [];
+  if (left.length) notes.push(`${left.length} entries left in the run's temp dir (removed at the end): ${left.slice(0, 8).join(', ')}`);
+
   return { problems, notes };
 }
 
