@@ -4,6 +4,7 @@
 // interface or route of the host uses, and is deleted again by remove().
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 
 export interface Bridge {
   /** Interface name, <= 15 characters: `tsb` + the run tag + 4 random hex digits. */
@@ -56,6 +57,45 @@ function taken(third: number, except: string): boolean {
   return lines.some((l) => l.includes(` inet 172.29.${third}.`) && l.split(/\s+/)[1] !== except);
 }
 
+const ALIAS = 'tsbuild-test owner=';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes the bridges made here whose maker has died (a test process killed before it could stop its
+ * daemon, whose dockerd its parent-death signal ended); returns their names so the caller can remove
+ * what else was named after them.
+ */
+export function sweepBridges(): string[] {
+  const gone: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync('/sys/class/net').filter((n) => n.startsWith('tsb'));
+  } catch {
+    return gone;
+  }
+  for (const name of names) {
+    let alias = '';
+    try {
+      alias = readFileSync(`/sys/class/net/${name}/ifalias`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (!alias.startsWith(ALIAS)) continue;
+    const owner = Number(alias.slice(ALIAS.length));
+    if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue;
+    if (ip(['link', 'del', name]).code === 0) gone.push(name);
+  }
+  return gone;
+}
+
 /**
  * Creates and brings up a bridge with a /24 in 172.29.0.0/16 that nothing on the host uses. Two
  * processes choosing at once can pick the same /24; the loser notices (another interface has it)
@@ -82,6 +122,8 @@ export function createBridge(tag = bridgeTag()): Bridge {
         ip(['addr', 'del', address, 'dev', name]);
         continue;
       }
+      // Who made it: a bridge whose maker died without remove() is found and deleted by sweepBridges().
+      ip(['link', 'set', name, 'alias', `${ALIAS}${process.pid}`]);
       const up = ip(['link', 'set', name, 'up']);
       if (up.code !== 0) throw new Error(`ip link set ${name} up: ${up.err}`);
       return { name, address, remove };

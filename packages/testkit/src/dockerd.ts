@@ -8,12 +8,13 @@
 //             makes stays in that namespace and goes with it;
 //   cgroups   --cgroup-parent /<bridge name> (not /docker, which the machine's dockerd uses), removed
 //             when it stops.
-// stop() ends the daemon and its containerd, then deletes the bridge and the cgroups.
+// stop() ends the daemon and its containerd, then deletes the bridge and the cgroups. A test process that
+// dies without stop() takes the daemon with it (parent-death signal); the host guard reports the rest.
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { createBridge } from './bridge.js';
+import { createBridge, sweepBridges } from './bridge.js';
 import { have } from './skip.js';
 
 // Debian's docker.io client (20.10) has BuildKit built in; a newer client found first on PATH
@@ -45,19 +46,23 @@ const isolate = [
  */
 export async function startDockerd(dir: string, opts: { timeoutMs?: number } = {}): Promise<Dockerd | string> {
   if (process.getuid?.() !== 0) return 'a private dockerd needs root';
-  for (const cmd of ['dockerd', dockerCli, 'ip', 'unshare']) if (!have(cmd)) return `${cmd} not installed`;
+  for (const cmd of ['dockerd', dockerCli, 'ip', 'unshare', 'setpriv']) if (!have(cmd)) return `${cmd} not installed`;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const sock = join(dir, 'docker.sock');
   const host = `unix://${sock}`;
   const logFile = join(dir, 'dockerd.log');
   mkdirSync(join(dir, 'priv'), { recursive: true });
   writeFileSync(join(dir, 'daemon.json'), '{}\n');
+  // What a killed test process left: its bridge, and the daemon's cgroups named after it.
+  for (const stale of sweepBridges()) removeCgroups(stale);
   const bridge = createBridge();
   const cgroupParent = `/${bridge.name}`;
   const log = openSync(logFile, 'a');
   let child: ReturnType<typeof spawn>;
   try {
     child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', isolate, 'sh', dir,
+      // If the test process dies without stop(), dockerd is told to shut down rather than left running.
+      'setpriv', '--pdeathsig', 'TERM',
       'dockerd', '--config-file', join(dir, 'daemon.json'), '--data-root', join(dir, 'data'),
       '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '--host', host,
       '--bridge', bridge.name, '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false',
