@@ -202,7 +202,8 @@ export function compare(before, after) {
   }
 
   // Temp files are not counted (finish() removes the run dir), but say who leaves them.
-  const left = tmp ? list(tmp) : [];
+  // The end-to-end helpers put every temp dir under tsbuild-test/: name those, not their parent.
+  const left = (tmp ? list(tmp) : []).flatMap((n) => (n === 'tsbuild-test' ? list(join(tmp, n)).map((c) => `${n}/${c}`) : [n]));
   if (left.length) notes.push(`${left.length} entries left in the run's temp dir (removed at the end): ${left.slice(0, 8).join(', ')}`);
 
   return { problems, notes };
