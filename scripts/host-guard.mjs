@@ -28,7 +28,10 @@ import { join } from 'node:path';
 
 const CG = '/sys/fs/cgroup';
 const SHM = '/dev/shm';
-const STATE_DIRS = () => ['/run/tsbuild-sandbox', ...list(SHM).filter((n) => /^tsbuild-sandbox-\d+$/.test(n)).map((n) => join(SHM, n))];
+const STATE_DIRS = () => [
+  '/run/tsbuild-sandbox',
+  ...list(SHM).filter((n) => /^tsbuild-sandbox-\d+$/.test(n)).map((n) => join(SHM, n)),
+];
 
 /** This run's id (5 characters, so testkit can put it in a 15-character interface name) and temp dir. */
 export function prepare() {
@@ -89,7 +92,9 @@ function cgroupRoots() {
 function cgroups() {
   const runs = [], top = [];
   for (const root of cgroupRoots()) {
-    for (const id of list(join(root, 'tsbuild'))) if (isDir(join(root, 'tsbuild', id))) runs.push(join(root, 'tsbuild', id));
+    for (const id of list(join(root, 'tsbuild'))) {
+      if (isDir(join(root, 'tsbuild', id))) runs.push(join(root, 'tsbuild', id));
+    }
     for (const name of list(root)) if (isDir(join(root, name))) top.push(join(root, name));
   }
   return { runs, top };
@@ -150,8 +155,11 @@ export function compare(before, after) {
     if (/^(tsb|veth)/.test(name)) continue;
     const now = after.links[name];
     if (!now) problems.push(`interface ${name}: deleted during the run (it existed before)`);
-    else if (now.ifindex !== was.ifindex) problems.push(`interface ${name}: deleted and created again (ifindex ${was.ifindex} → ${now.ifindex})`);
-    else if (now.up !== was.up) problems.push(`interface ${name}: was ${was.up ? 'up' : 'down'}, now ${now.up ? 'up' : 'down'}`);
+    else if (now.ifindex !== was.ifindex) {
+      problems.push(`interface ${name}: deleted and created again (ifindex ${was.ifindex} → ${now.ifindex})`);
+    } else if (now.up !== was.up) {
+      problems.push(`interface ${name}: was ${was.up ? 'up' : 'down'}, now ${now.up ? 'up' : 'down'}`);
+    }
   }
 
   // Mounts.
@@ -189,7 +197,9 @@ export function compare(before, after) {
   // Processes.
   for (const p of after.processes) {
     if (p.run === id && id !== '') problems.push(`process ${p.pid} (${p.cmd}): started by this run, still running`);
-    else if (tmp && p.cmd.includes(tmp)) problems.push(`process ${p.pid} (${p.cmd}): works in this run's temp dir, still running`);
+    else if (tmp && p.cmd.includes(tmp)) {
+      problems.push(`process ${p.pid} (${p.cmd}): works in this run's temp dir, still running`);
+    }
   }
 
   // /dev/shm and sandbox state dirs.
@@ -203,8 +213,12 @@ export function compare(before, after) {
 
   // Temp files are not counted (finish() removes the run dir), but say who leaves them.
   // The end-to-end helpers put every temp dir under tsbuild-test/: name those, not their parent.
-  const left = (tmp ? list(tmp) : []).flatMap((n) => (n === 'tsbuild-test' ? list(join(tmp, n)).map((c) => `${n}/${c}`) : [n]));
-  if (left.length) notes.push(`${left.length} entries left in the run's temp dir (removed at the end): ${left.slice(0, 8).join(', ')}`);
+  const left = (tmp ? list(tmp) : [])
+    .flatMap((n) => (n === 'tsbuild-test' ? list(join(tmp, n)).map((c) => `${n}/${c}`) : [n]));
+  if (left.length) {
+    const some = left.slice(0, 8).join(', ');
+    notes.push(`${left.length} entries left in the run's temp dir (removed at the end): ${some}`);
+  }
 
   return { problems, notes };
 }

@@ -30,7 +30,8 @@ const sh = (cmd: string, ...args: string[]) => {
 const rand = () => randomBytes(3).toString('hex');
 
 /** A tsbuild run cgroup's parent: <v1 pids hierarchy or the v2 root>/tsbuild. */
-const cgroupParent = () => (existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup/tsbuild' : '/sys/fs/cgroup/pids/tsbuild');
+const cgroupParent = () =>
+  (existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup/tsbuild' : '/sys/fs/cgroup/pids/tsbuild');
 
 interface Case {
   name: string;

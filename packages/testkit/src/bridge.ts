@@ -108,7 +108,8 @@ export function createBridge(tag = bridgeTag()): Bridge {
   if (made.code !== 0) throw new Error(`ip link add ${name} type bridge: ${made.err}`);
   const remove = () => {
     const r = ip(['link', 'del', name]);
-    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.err)) throw new Error(`ip link del ${name}: ${r.err}`);
+    const gone = /Cannot find device|does not exist/.test(r.err);
+    if (r.code !== 0 && !gone) throw new Error(`ip link del ${name}: ${r.err}`);
   };
   try {
     for (let attempt = 0; attempt < 64; attempt++) {

@@ -11,7 +11,9 @@
 // stop() ends the daemon and its containerd, then deletes the bridge and the cgroups. A test process that
 // dies without stop() takes the daemon with it (parent-death signal); the host guard reports the rest.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { createBridge, sweepBridges } from './bridge.js';
@@ -86,7 +88,8 @@ export async function startDockerd(dir: string, opts: { timeoutMs?: number } = {
   const running = () => !failedToSpawn && child.exitCode === null && child.signalCode === null;
 
   const docker = (args: string[], env: Record<string, string> = {}) => {
-    const r = spawnSync(dockerCli, ['-H', host, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+    const r = spawnSync(dockerCli, ['-H', host, ...args],
+      { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
     return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
   };
   let stopped = false;
@@ -116,7 +119,8 @@ export async function startDockerd(dir: string, opts: { timeoutMs?: number } = {
   }
   if (up) return { host, bridge: bridge.name, docker, stop };
   const how = failedToSpawn ? `could not be started (${failedToSpawn})`
-    : !running() ? `exited (${child.exitCode ?? child.signalCode})` : `did not answer on ${sock} within ${timeoutMs / 1000} s`;
+    : !running() ? `exited (${child.exitCode ?? child.signalCode})`
+    : `did not answer on ${sock} within ${timeoutMs / 1000} s`;
   await stop();
   throw new Error(`private dockerd ${how}; the end of ${logFile}:\n${tail(logFile)}`);
 }
