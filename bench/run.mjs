@@ -368,7 +368,7 @@ L.push('- Different work, stated: tsbuild compresses every new layer (gzip) duri
 L.push('- Same help for both: tsbuild keeps per-run sandbox state on a tmpfs and marks its scratch dir with ext4\'s top-directory flag; dockerd\'s exec-root is on a tmpfs too (' + (tmpfsRunNote()) + ') and its `overlay2` dir gets `chattr +T`.');
 L.push('- Network: RUN steps of every builder run in a network namespace of their own (tsbuild: its default private network; BuildKit: dockerd\'s bridge network on a bridge of the harness\'s own; Buildah: its default).');
 L.push('- Flush: ' + Object.entries(FLUSH).map(([b, s]) => `${b}: ${s}`).join('; ') + '.');
-L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false`, `--bridge tsbbench0` — a bridge of its own, so another dockerd on the machine cannot take docker0 away mid-run) and stops at the end.');
+L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false --ip-masq=false --ip-forward=false`, `--bridge tsbbench<random>` — a bridge of its own, made and removed by the test kit\'s helper, so another dockerd on the machine cannot take docker0 away mid-run and this one never touches docker0) and stops at the end.');
 L.push('- Times are wall-clock from spawning the CLI to its exit (`docker build` waits for the daemon).', '');
 L.push('Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):', '', '```');
 for (const name of names) for (const b of bnames) L.push(commands[name][b]);

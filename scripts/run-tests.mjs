@@ -18,6 +18,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as hostGuard from './host-guard.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
@@ -256,6 +257,12 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
     return 1;
   }
 
+  // Host guard (scripts/host-guard.mjs): every test process gets this run's TMPDIR and tag; what the
+  // suite leaves on or takes from the host (interfaces, mounts, cgroups, processes) fails the run.
+  const guardRun = hostGuard.prepare();
+  Object.assign(process.env, guardRun.env);
+  const guardBefore = hostGuard.snapshot(guardRun);
+
   // Phase 2: each file in its own process group.
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -270,14 +277,20 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
     console.log(`--- ${file}: ${counts} (exit ${r.code})${r.problem ? ` !!! ${r.problem}` : ''}`);
   }
 
+  const guard = hostGuard.compare(guardBefore, hostGuard.snapshot(guardRun));
+  console.log(`\n${hostGuard.report(guard, guardBefore)}`);
+  const kept = hostGuard.finish(guardRun);
+  if (kept) console.log(`host guard: ${kept}`);
+
   // Phase 3: the report. The last line is the one CI reads.
-  return report(results, selected.length);
+  return report(results, selected.length, guard.problems.length > 0);
 }
 
-export function report(results, wanted) {
+/** `hostChanged`: the host guard found something the suite left on or took from the machine (one failure). */
+export function report(results, wanted, hostChanged = false) {
   const sum = (k) => results.reduce((n, r) => n + r[k], 0);
   const passed = sum('passed');
-  const failed = sum('failed') + (interrupted ? 1 : 0);
+  const failed = sum('failed') + (interrupted ? 1 : 0) + (hostChanged ? 1 : 0);
   const skipped = results.flatMap((r) => r.skips.map((why) => `${r.file}: ${why}`));
   const broken = results.filter((r) => r.problem);
   if (skipped.length) console.log(`\nskipped:\n${skipped.map((s) => `  ${s}`).join('\n')}`);

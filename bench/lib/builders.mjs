@@ -53,8 +53,15 @@ export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] 
   };
 }
 
-const BRIDGE = 'tsbbench0';
-const BRIDGE_ADDR = '172.29.213.1/24';
+// The bridge helper the test suite's private dockerd uses too (one way to make and remove it), from the
+// compiled testkit: the harness runs after `pnpm run build`.
+async function createBridge() {
+  const mod = new URL('../../packages/testkit/dist/src/bridge.js', import.meta.url);
+  const { createBridge: create } = await import(mod.href).catch((e) => {
+    throw new Error(`bench: ${mod.pathname} is missing (run \`pnpm run build\` first): ${e.message}`);
+  });
+  return create('bench');
+}
 
 // The same help tsbuild gets: its per-run sandbox state lives on a tmpfs (/run if it is one, else /dev/shm), so
 // dockerd's exec-root (containerd's shim and runc state for every RUN step) goes on the same kind of tmpfs.
@@ -66,7 +73,7 @@ export function buildkitBuilder({ work }) {
   const execRoot = tmpfsRun ? '/run/tsb-bench-docker' : '/dev/shm/tsb-bench-docker';
   const env = { DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
   const docker = (args, o = {}) => sh('/usr/bin/docker', args, { env, ...o });
-  let daemon = null, bases = [];
+  let daemon = null, bases = [], bridge = null;
   const daemonPids = () => (daemon ? [daemon.pid, ...childrenOf(daemon.pid)] : []);  // dockerd + its containerd
   return {
     name: 'buildkit',
@@ -85,10 +92,12 @@ export function buildkitBuilder({ work }) {
       const { openSync } = await import('node:fs');
       const log = openSync(join(dir, 'dockerd.log'), 'a');
       // A bridge of our own (RUN steps get a veth on it, as with docker0), so that another dockerd on this
-      // machine creating or deleting docker0 cannot break our builds. No traffic is sent over it.
-      await sh('sh', ['-c', `ip link show ${BRIDGE} >/dev/null 2>&1 || { ip link add name ${BRIDGE} type bridge && ip addr add ${BRIDGE_ADDR} dev ${BRIDGE}; }; ip link set ${BRIDGE} up`]);
+      // machine creating or deleting docker0 cannot break our builds, and ours never touches docker0.
+      // No traffic is sent over it.
+      bridge = await createBridge();
       daemon = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', execRoot, '-H', `unix://${sock}`,
-        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false', '--bridge', BRIDGE], { stdio: ['ignore', log, log] });
+        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false', '--ip-forward=false',
+        '--bridge', bridge.name], { stdio: ['ignore', log, log] });
       for (let i = 0; ; i++) {
         if ((await docker(['version'], { ok: true })).code === 0) break;
         if (i > 150 || daemon.exitCode !== null) throw new Error(`dockerd did not start; see ${join(dir, 'dockerd.log')}`);
@@ -113,12 +122,14 @@ export function buildkitBuilder({ work }) {
     },
     async size(tag) { return Number((await docker(['image', 'inspect', '-f', '{{.Size}}', tag])).stdout.trim()); },
     async teardown() {
-      if (!daemon || daemon.exitCode !== null) return;
-      daemon.kill('SIGTERM');
-      for (let i = 0; i < 100 && daemon.exitCode === null; i++) await sleep(200);
-      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      if (daemon && daemon.exitCode === null) {
+        daemon.kill('SIGTERM');
+        for (let i = 0; i < 100 && daemon.exitCode === null; i++) await sleep(200);
+        if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      }
       daemon = null;
-      await sh('ip', ['link', 'del', BRIDGE], { ok: true });
+      bridge?.remove();
+      bridge = null;
     },
   };
 }
