@@ -143,6 +143,12 @@ const rows: Row[] = [
     files: (h) => ({ 'evil.tar': tarOf({ x: { symlink: `${h}/hostdir` } }, { 'x/file': 'owned\n' }) }),
   },
   {
+    name: 'ADD of an archive holding a link to a host file, then a context dir with a file of that name (cp)',
+    dockerfile: `FROM ${Base}\nADD evil.tar dir/ /dst/\n`,
+    files: (h) => ({ 'evil.tar': tarOf({ x: { symlink: `${h}/host-file` } }), 'dir/x': 'owned\n' }),
+    check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n'); },
+  },
+  {
     name: 'COPY of two context dirs: the first holds a link to a host dir, the second x/file',
     dockerfile: `FROM ${Base}\nCOPY links/ dir/ /dst/\n`,
     files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'dir/x/file': 'owned\n', 'dir/x/secret': 'owned\n' }),
