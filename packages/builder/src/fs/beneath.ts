@@ -13,6 +13,7 @@ import type * as Ffi from 'ffi-rs';
 import { closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, readSync, readdirSync, writeSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as os } from 'node:os';
+import { decodeName, encodeName } from '../context/listing.js';
 
 const LIB = 'libc';
 let ffi: typeof Ffi | undefined;
@@ -49,6 +50,20 @@ function call(funcName: string, path: string, types: (keyof typeof Ffi.DataType)
   return r.value;
 }
 
+/**
+ * A path for libc: NUL-terminated bytes. Names that are not UTF-8 travel as the context listing
+ * spells them (surrogate-escaped, listing.ts) and get their own bytes back here.
+ */
+function cstr(path: string): Buffer {
+  return Buffer.concat([encodeName(path), Buffer.of(0)]);
+}
+
+/** The names in a directory fd, decoded as the listing does (bytes that are not UTF-8 kept). */
+export function namesIn(fd: number): string[] {
+  // Read through the fd's own /proc link: the directory that was opened, not a path.
+  return readdirSync(`/proc/self/fd/${fd}`, { encoding: 'buffer' }).map((b) => decodeName(b));
+}
+
 const SYS_openat2 = 437;
 const RESOLVE_NO_MAGICLINKS = 0x02;
 const RESOLVE_NO_SYMLINKS = 0x04;
@@ -83,7 +98,7 @@ export class Beneath {
     how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
     how.writeBigUInt64LE(BigInt(mode), 8);
     how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
-    return call('syscall', rel, ['I64', 'I32', 'String', 'U8Array', 'I64'], [SYS_openat2, dirfd, rel || '.', how, how.length]);
+    return call('syscall', rel, ['I64', 'I32', 'U8Array', 'U8Array', 'I64'], [SYS_openat2, dirfd, cstr(rel || '.'), how, how.length]);
   }
 
   /** The fd of directory `rel` (a real directory beneath the root, no link on the way). */
@@ -133,7 +148,7 @@ export class Beneath {
       this.mkdir(rel.slice(0, i), 0o755, 0, 0, true);
       p = this.parent(rel);
     }
-    call('mkdirat', rel, ['I32', 'String', 'I32'], [p.fd, p.name, 0o700]);
+    call('mkdirat', rel, ['I32', 'U8Array', 'I32'], [p.fd, cstr(p.name), 0o700]);
     const fd = this.open(p.fd, p.name, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
     try {
       fchownSync(fd, uid, gid);
@@ -169,19 +184,19 @@ export class Beneath {
   /** Makes `rel` a hard link of host file `host` (a final link in `host` is not followed). */
   link(rel: string, host: string): void {
     const p = this.parent(rel);
-    call('linkat', rel, ['I32', 'String', 'I32', 'String', 'I32'], [AT_FDCWD, host, p.fd, p.name, 0]);
+    call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], [AT_FDCWD, cstr(host), p.fd, cstr(p.name), 0]);
   }
 
   /** Makes symlink `rel` → `target` with this owner and time, never following it. */
   symlink(rel: string, target: string, uid: number, gid: number, mtime: Date): void {
     const p = this.parent(rel);
-    call('symlinkat', rel, ['String', 'I32', 'String'], [target, p.fd, p.name]);
-    call('fchownat', rel, ['I32', 'String', 'I32', 'I32', 'I32'], [p.fd, p.name, uid, gid, AT_SYMLINK_NOFOLLOW]);
+    call('symlinkat', rel, ['U8Array', 'I32', 'U8Array'], [cstr(target), p.fd, cstr(p.name)]);
+    call('fchownat', rel, ['I32', 'U8Array', 'I32', 'I32', 'I32'], [p.fd, cstr(p.name), uid, gid, AT_SYMLINK_NOFOLLOW]);
     const ts = Buffer.alloc(32);
     const sec = BigInt(Math.floor(mtime.getTime() / 1000));
     const nsec = BigInt((mtime.getTime() % 1000) * 1e6);
     ts.writeBigInt64LE(sec, 0), ts.writeBigInt64LE(nsec, 8), ts.writeBigInt64LE(sec, 16), ts.writeBigInt64LE(nsec, 24);
-    call('utimensat', rel, ['I32', 'String', 'U8Array', 'I32'], [p.fd, p.name, ts, AT_SYMLINK_NOFOLLOW]);
+    call('utimensat', rel, ['I32', 'U8Array', 'U8Array', 'I32'], [p.fd, cstr(p.name), ts, AT_SYMLINK_NOFOLLOW]);
   }
 
   /** Sets the times of directory `rel`. */
@@ -215,14 +230,14 @@ export class Beneath {
   /** Moves `name` out of directory fd `fromDir` (another tree) to `rel` here; nothing may be at `rel`. */
   moveIn(fromDir: number, name: string, rel: string): void {
     const p = this.parent(rel);
-    call('renameat', rel, ['I32', 'String', 'I32', 'String'], [fromDir, name, p.fd, p.name]);
+    call('renameat', rel, ['I32', 'U8Array', 'I32', 'U8Array'], [fromDir, cstr(name), p.fd, cstr(p.name)]);
   }
 }
 
 /** unlinkat, and for a directory its contents first, each beneath the directory's own fd. */
 function removeAt(dirfd: number, name: string, what: string): void {
   try {
-    call('unlinkat', what, ['I32', 'String', 'I32'], [dirfd, name, 0]);
+    call('unlinkat', what, ['I32', 'U8Array', 'I32'], [dirfd, cstr(name), 0]);
     return;
   } catch (e) {
     const code = (e as BeneathError).code;
@@ -232,21 +247,20 @@ function removeAt(dirfd: number, name: string, what: string): void {
   const how = Buffer.alloc(24);
   how.writeBigUInt64LE(BigInt(fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | O_CLOEXEC), 0);
   how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
-  const fd = call('syscall', what, ['I64', 'I32', 'String', 'U8Array', 'I64'], [SYS_openat2, dirfd, name, how, how.length]);
+  const fd = call('syscall', what, ['I64', 'I32', 'U8Array', 'U8Array', 'I64'], [SYS_openat2, dirfd, cstr(name), how, how.length]);
   try {
-    // The names are read through the fd's own /proc link: the directory that was opened, not a path.
-    for (const child of readdirSync(`/proc/self/fd/${fd}`)) removeAt(fd, child, `${what}/${child}`);
+    for (const child of namesIn(fd)) removeAt(fd, child, `${what}/${child}`);
   } finally {
     closeSync(fd);
   }
-  call('unlinkat', what, ['I32', 'String', 'I32'], [dirfd, name, AT_REMOVEDIR]);
+  call('unlinkat', what, ['I32', 'U8Array', 'I32'], [dirfd, cstr(name), AT_REMOVEDIR]);
 }
 
 let copyBuf: Buffer | undefined;
 
 /** Copies host file `src` (opened without following a final link) into `fd`: a reflink where the filesystem can. */
 function copyInto(fd: number, src: string): void {
-  const from = openSync(src, fsc.O_RDONLY | fsc.O_NOFOLLOW | O_CLOEXEC);
+  const from = openSync(encodeName(src), fsc.O_RDONLY | fsc.O_NOFOLLOW | O_CLOEXEC);
   try {
     try {
       call('ioctl', src, ['I32', 'I64', 'I32'], [fd, FICLONE, from]);

@@ -4,10 +4,9 @@
 // source of the same ADD staged, so it unpacks into an empty directory of its own, whose
 // entries are then moved into the staging tree beneath its fd (see mergeInto).
 import { open } from 'node:fs/promises';
-import { readdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { BuildError, where } from '../errors.js';
-import { Beneath } from '../../fs/beneath.js';
+import { Beneath, namesIn } from '../../fs/beneath.js';
 import type { StepContext } from '../solver.js';
 import { scratchDir } from './commit.js';
 import { rel, type Staging } from './staging.js';
@@ -61,7 +60,7 @@ export async function addArchive(ctx: StepContext, file: string, kind: ArchiveKi
  */
 function mergeInto(from: Beneath, at: string, into: Beneath, to: string): void {
   const fromFd = from.dir(at);
-  for (const name of readdirSync(`/proc/self/fd/${fromFd}`).sort()) {
+  for (const name of namesIn(fromFd).sort()) {
     const src = at ? `${at}/${name}` : name;
     const dst = to ? `${to}/${name}` : name;
     const s = from.lstat(src)!;

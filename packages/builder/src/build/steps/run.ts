@@ -202,13 +202,18 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
  * are thrown away.
  */
 async function contextView(ctx: StepContext, step: RunStep, source: string, readwrite: boolean, tmp: string, target: string): Promise<string> {
-  const item = (await fromContext(ctx, source || '.', step))[0]!;
+  const match = (await ctx.opts.context.match(source || '.'))[0];
+  if (!match) throw new BuildError(`${where(step)}: --mount source "${source}" not found in the build context`);
+  // A directory's files as the key lists them (names that are not UTF-8 included, surrogate-escaped).
+  const files = match.kind === 'dir'
+    ? ctx.opts.context.treeFiles(match, undefined).map((t) => ({ ...t, host: t.rel ? `${match.abs}/${t.rel}` : match.abs, mtime: new Date(t.mtimeMs) }))
+    : (await fromContext(ctx, source || '.', step))[0]!.files;
   const dir = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
   await fsp.mkdir(dir, { mode: 0o700 });
   const tree = new Beneath(dir);
   try {
     const dirs: [string, Date][] = [];
-    for (const f of item.files) {
+    for (const f of files) {
       const rel = f.rel === '' ? 'item' : `item/${f.rel}`;
       if (f.kind === 'dir') {
         tree.mkdir(rel, f.mode, 0, 0);
