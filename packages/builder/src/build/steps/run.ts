@@ -15,7 +15,7 @@ import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { fromContext, hashContextTree } from './sources.js';
 import { Beneath } from '../../fs/beneath.js';
-import { cacheMountDir, lockCacheMount } from './cachemounts.js';
+import { acquireCacheMount } from './cachemounts.js';
 
 const TailLines = 20;
 
@@ -166,8 +166,8 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
       return [{ type: 'bind', source, target, readonly: !m.readwrite }];
     }
     case 'cache': {
-      const dir = await cacheMountDir(ctx.opts.store, m);
-      if (m.sharing === 'locked') releases.push(await lockCacheMount(dir));
+      const { dir, release } = await acquireCacheMount(ctx.opts.store, m);
+      if (release) releases.push(release);
       return [{ type: 'bind', source: dir, target, readonly: m.readonly }];
     }
     case 'tmpfs':
