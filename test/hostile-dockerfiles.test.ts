@@ -5,6 +5,9 @@
 // see. The host tree is fingerprinted before and after each row (paths, types, contents, link
 // targets, modes, owners): nothing outside the store and the requested outputs may change. A
 // build may fail on such input, but with a clear error and never a stack trace.
+// The other Dockerfile-borne items have their tests beside the machinery they need:
+// ADD <url> limits in add-url/tls.test.ts (a server), cache sharing=private in cache.test.ts, and
+// --cache-from scoping in registry.test.ts (a registry).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
