@@ -65,6 +65,7 @@ export function namesIn(fd: number): string[] {
 }
 
 const SYS_openat2 = 437;
+const MAX_CACHED = 64;
 const RESOLVE_NO_MAGICLINKS = 0x02;
 const RESOLVE_NO_SYMLINKS = 0x04;
 const RESOLVE_BENEATH = 0x08;
@@ -101,15 +102,29 @@ export class Beneath {
     return call('syscall', rel, ['I64', 'I32', 'U8Array', 'U8Array', 'I64'], [SYS_openat2, dirfd, cstr(rel || '.'), how, how.length]);
   }
 
-  /** The fd of directory `rel` (a real directory beneath the root, no link on the way). */
+  /**
+   * The fd of directory `rel` (a real directory beneath the root, no link on the way), valid until
+   * the next call: at most MAX_CACHED stay open (a tree of 20,000 directories must not run out
+   * of fds). Whoever holds one across other calls takes its own with openDir.
+   */
   dir(rel: string): number {
     if (rel === '') return this.root;
     let fd = this.dirs.get(rel);
     if (fd === undefined) {
+      if (this.dirs.size >= MAX_CACHED) {
+        const [oldest, old] = this.dirs.entries().next().value as [string, number];
+        this.dirs.delete(oldest);
+        closeSync(old);
+      }
       fd = this.open(this.root, rel, O_PATH | fsc.O_DIRECTORY);
       this.dirs.set(rel, fd);
     }
     return fd;
+  }
+
+  /** An fd of directory `rel` of the caller's own (it closes it). */
+  openDir(rel: string): number {
+    return this.open(this.root, rel, O_PATH | fsc.O_DIRECTORY);
   }
 
   private parent(rel: string): { fd: number; name: string } {

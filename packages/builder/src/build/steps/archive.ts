@@ -5,6 +5,7 @@
 // entries are then moved into the staging tree beneath its fd (see mergeInto).
 import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { BuildError, where } from '../errors.js';
 import { Beneath, namesIn } from '../../fs/beneath.js';
 import type { StepContext } from '../solver.js';
@@ -59,18 +60,23 @@ export async function addArchive(ctx: StepContext, file: string, kind: ArchiveKi
  * there, link or not, which is removed first and never followed.
  */
 function mergeInto(from: Beneath, at: string, into: Beneath, to: string): void {
-  const fromFd = from.dir(at);
-  for (const name of namesIn(fromFd).sort()) {
-    const src = at ? `${at}/${name}` : name;
-    const dst = to ? `${to}/${name}` : name;
-    const s = from.lstat(src)!;
-    const d = into.lstat(dst);
-    if (s.isDirectory() && d?.isDirectory()) {
-      mergeInto(from, src, into, dst);
-      continue;
+  // Its own fd: the recursion below opens others, and Beneath keeps only a few cached.
+  const fromFd = from.openDir(at);
+  try {
+    for (const name of namesIn(fromFd).sort()) {
+      const src = at ? `${at}/${name}` : name;
+      const dst = to ? `${to}/${name}` : name;
+      const s = from.lstat(src)!;
+      const d = into.lstat(dst);
+      if (s.isDirectory() && d?.isDirectory()) {
+        mergeInto(from, src, into, dst);
+        continue;
+      }
+      if (d) into.remove(dst);
+      into.moveIn(fromFd, name, dst);
     }
-    if (d) into.remove(dst);
-    into.moveIn(fromFd, name, dst);
+  } finally {
+    closeSync(fromFd);
   }
 }
 
