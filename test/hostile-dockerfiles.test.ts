@@ -152,9 +152,20 @@ const rows: Row[] = [
     check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n'); },
   },
   {
+    name: 'ADD dir/ evil.tar: cp copies dir/x/file after the archive replaced x by a link to a host dir',
+    dockerfile: `FROM ${Base}\nADD dir/ evil.tar /dst/\n`,
+    files: (h) => ({ 'dir/x/file': 'owned\n', 'dir/x/secret': 'owned\n', 'evil.tar': tarOf({ x: { symlink: `${h}/hostdir` } }) }),
+  },
+  {
     name: 'COPY of two context dirs: the first holds a link to a host dir, the second x/file',
     dockerfile: `FROM ${Base}\nCOPY links/ dir/ /dst/\n`,
     files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'dir/x/file': 'owned\n', 'dir/x/secret': 'owned\n' }),
+  },
+  {
+    name: 'COPY of two context dirs (both by cp): a link to a host file, then a file of that name',
+    dockerfile: `FROM ${Base}\nCOPY links/ dir/ /dst/\n`,
+    files: (h) => ({ 'links/x': { symlink: `${h}/host-file` }, 'links/n': { symlink: `${h}/new-file` }, 'dir/x': 'owned\n', 'dir/n': 'owned\n' }),
+    check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n'); },
   },
   {
     name: 'COPY --chmod of two context dirs (the builder writes each file itself)',

@@ -83,6 +83,8 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       const destCanonical = await view.resolve(step.dest, true);
       const destExistsAsDir = (await view.lstatCanonical(destCanonical))?.stat.isDirectory() ?? false;
       const intoDir = step.dest.endsWith('/') || destExistsAsDir || total > 1;
+      // One source and no heredoc: its cp runs while the layer is written (see below).
+      const alone = total === 1;
 
       for (const item of items) {
         const top = item.files[0]!;
@@ -105,7 +107,10 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
         // A context directory copied as it is goes through cp; the layer reads the context.
         const viaCp = !step.from && item.isDir && !owner && mode === undefined;
-        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && items.length === 1);
+        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && alone);
+        // cp writes by path: with other sources, it finishes before the next one changes the tree
+        // (an archive may put a link where this item has a directory, which cp would follow).
+        if (!alone) await bulk.run();
       }
       for (const inline of step.inline) {
         const target = intoDir ? posix.join(destCanonical, inline.name) : destCanonical;
