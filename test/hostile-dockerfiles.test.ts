@@ -13,7 +13,9 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec, type Result } from './helpers/cli.js';
+import {
+  Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec, type Result,
+} from './helpers/cli.js';
 
 const root = storeWithBase();
 let n = 0;
@@ -34,7 +36,9 @@ function fingerprint(dir: string, rel = ''): string[] {
     const r = rel ? `${rel}/${name}` : name;
     const abs = join(dir, r);
     const st = lstatSync(abs);
-    const what = st.isSymbolicLink() ? `-> ${readlinkSync(abs)}` : st.isFile() ? JSON.stringify(readFileSync(abs, 'utf8')) : st.isDirectory() ? 'dir' : 'other';
+    const what = st.isSymbolicLink() ? `-> ${readlinkSync(abs)}`
+      : st.isFile() ? JSON.stringify(readFileSync(abs, 'utf8'))
+      : st.isDirectory() ? 'dir' : 'other';
     out.push(`${r} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${what}`);
     if (st.isDirectory()) out.push(...fingerprint(dir, r));
   }
@@ -50,7 +54,8 @@ function tarOf(...parts: Record<string, FileSpec>[]): Buffer {
   const out = join(dir, 'a.tar');
   for (const [i, files] of parts.entries()) {
     const src = context(files);
-    const r = spawnSync('tar', [i === 0 ? '-cf' : '-rf', out, '-C', src, '--sort=name', ...Object.keys(files)], { encoding: 'utf8' });
+    const args = [i === 0 ? '-cf' : '-rf', out, '-C', src, '--sort=name', ...Object.keys(files)];
+    const r = spawnSync('tar', args, { encoding: 'utf8' });
     cleanup(src);
     if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
   }
@@ -63,7 +68,8 @@ type Files = Record<string, FileSpec | Buffer>;
 
 /** A build context from a table; Buffers are written as they are (archives). */
 function contextOf(files: Files): string {
-  const dir = context(Object.fromEntries(Object.entries(files).filter(([, s]) => !Buffer.isBuffer(s))) as Record<string, FileSpec>);
+  const specs = Object.entries(files).filter(([, s]) => !Buffer.isBuffer(s));
+  const dir = context(Object.fromEntries(specs) as Record<string, FileSpec>);
   for (const [path, spec] of Object.entries(files)) if (Buffer.isBuffer(spec)) writeFileSync(join(dir, path), spec);
   return dir;
 }
@@ -84,12 +90,16 @@ interface Row {
   check?: (r: Result, img: string, host: string) => void;
 }
 
-const stageLink = (to: string, at = '/d/x') => `FROM ${Base} AS s\nRUN mkdir -p $(dirname ${at}) && ln -s H/${to} ${at}\n`;
+const stageLink = (to: string, at = '/d/x') =>
+  `FROM ${Base} AS s\nRUN mkdir -p $(dirname ${at}) && ln -s H/${to} ${at}\n`;
 
 /** Reads a file of the built image (empty when absent). */
 function cat(img: string, path: string): string {
   return tsbuild(['run', '--rm', img, 'sh', '-c', `cat ${path} 2>/dev/null; true`], { root }).stdout;
 }
+
+/** An archive's files below x (where a link to a host dir waits). */
+const xFiles = { 'x/file': 'owned\n', 'x/secret': 'owned\n' };
 
 const rows: Row[] = [
   // Item 2: a heredoc written through a symlink that another source of the same COPY staged.
@@ -100,7 +110,8 @@ const rows: Row[] = [
   },
   {
     name: 'the same with --chown and --chmod (owner and mode must not land on the host file)',
-    dockerfile: `${stageLink('host-file')}FROM ${Base}\nCOPY --chown=1234:1234 --chmod=4777 --from=s /d/ <<x /dst/\nowned\nx\n`,
+    dockerfile: `${stageLink('host-file')}FROM ${Base}\n` +
+      `COPY --chown=1234:1234 --chmod=4777 --from=s /d/ <<x /dst/\nowned\nx\n`,
   },
   {
     name: 'the same with --link',
@@ -112,7 +123,8 @@ const rows: Row[] = [
   },
   {
     name: 'COPY --from: an earlier source stages a link to a host dir, a later one writes x/file through it',
-    dockerfile: `${stageLink('hostdir')}RUN mkdir -p /e/x && echo owned > /e/x/file && echo owned > /e/x/secret\nFROM ${Base}\nCOPY --from=s /d/ /e/ /dst/\n`,
+    dockerfile: `${stageLink('hostdir')}RUN mkdir -p /e/x && echo owned > /e/x/file && echo owned > /e/x/secret\n` +
+      `FROM ${Base}\nCOPY --from=s /d/ /e/ /dst/\n`,
     check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x/file'), 'owned\n'); },
   },
   {
@@ -123,12 +135,12 @@ const rows: Row[] = [
   {
     name: 'ADD links/ evil.tar: a context link to a host dir, then an archive holding x/file',
     dockerfile: `FROM ${Base}\nADD links/ evil.tar /dst/\n`,
-    files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'evil.tar': tarOf({ 'x/file': 'owned\n', 'x/secret': 'owned\n' }) }),
+    files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'evil.tar': tarOf(xFiles) }),
   },
   {
     name: 'ADD --chown links/ evil.tar: the same, the link staged by the builder itself',
     dockerfile: `FROM ${Base}\nADD --chown=0:0 links/ evil.tar /dst/\n`,
-    files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'evil.tar': tarOf({ 'x/file': 'owned\n', 'x/secret': 'owned\n' }) }),
+    files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'evil.tar': tarOf(xFiles) }),
   },
   {
     name: 'ADD --chown lnk evil.tar: a single context symlink, then an archive writing through it',
@@ -154,7 +166,9 @@ const rows: Row[] = [
   {
     name: 'ADD dir/ evil.tar: cp copies dir/x/file after the archive replaced x by a link to a host dir',
     dockerfile: `FROM ${Base}\nADD dir/ evil.tar /dst/\n`,
-    files: (h) => ({ 'dir/x/file': 'owned\n', 'dir/x/secret': 'owned\n', 'evil.tar': tarOf({ x: { symlink: `${h}/hostdir` } }) }),
+    files: (h) => ({
+      'dir/x/file': 'owned\n', 'dir/x/secret': 'owned\n', 'evil.tar': tarOf({ x: { symlink: `${h}/hostdir` } }),
+    }),
   },
   {
     name: 'COPY of two context dirs: the first holds a link to a host dir, the second x/file',
@@ -164,7 +178,10 @@ const rows: Row[] = [
   {
     name: 'COPY of two context dirs (both by cp): a link to a host file, then a file of that name',
     dockerfile: `FROM ${Base}\nCOPY links/ dir/ /dst/\n`,
-    files: (h) => ({ 'links/x': { symlink: `${h}/host-file` }, 'links/n': { symlink: `${h}/new-file` }, 'dir/x': 'owned\n', 'dir/n': 'owned\n' }),
+    files: (h) => ({
+      'links/x': { symlink: `${h}/host-file` }, 'links/n': { symlink: `${h}/new-file` },
+      'dir/x': 'owned\n', 'dir/n': 'owned\n',
+    }),
     check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n'); },
   },
   {
@@ -179,7 +196,8 @@ const rows: Row[] = [
   },
   {
     name: 'a symlinked parent directory in the destination path inside the image',
-    dockerfile: `FROM ${Base}\nRUN ln -s H/hostdir /lnk && ln -s H/host-file /lf\nCOPY f /lnk/file\nCOPY f /lnk/sub/\nADD evil.tar /lnk/\nCOPY <<x /lf\nowned\nx\nWORKDIR /lnk/wd\n`,
+    dockerfile: `FROM ${Base}\nRUN ln -s H/hostdir /lnk && ln -s H/host-file /lf\n` +
+      `COPY f /lnk/file\nCOPY f /lnk/sub/\nADD evil.tar /lnk/\nCOPY <<x /lf\nowned\nx\nWORKDIR /lnk/wd\n`,
     files: () => ({ f: 'owned\n', 'evil.tar': tarOf({ 'tarred': 'owned\n' }) }),
     check: (r, img, h) => {
       ok(r);
@@ -191,8 +209,12 @@ const rows: Row[] = [
   // Item 4: a bind mount of the context shows the context as the build sees it.
   {
     name: 'RUN --mount=type=bind of the context does not show what .dockerignore leaves out',
-    dockerfile: `FROM ${Base}\nRUN --mount=type=bind,target=/src sh -c 'cat /src/.env /src/sub/.env > /seen 2>&1; ls -a /src /src/sub >> /seen; true'\n`,
-    files: () => ({ '.dockerignore': '.env\n**/.env\n', '.env': 'CTX-SECRET-1\n', 'sub/.env': 'CTX-SECRET-2\n', 'sub/kept': 'kept\n', kept: 'kept\n' }),
+    dockerfile: `FROM ${Base}\nRUN --mount=type=bind,target=/src ` +
+      `sh -c 'cat /src/.env /src/sub/.env > /seen 2>&1; ls -a /src /src/sub >> /seen; true'\n`,
+    files: () => ({
+      '.dockerignore': '.env\n**/.env\n', '.env': 'CTX-SECRET-1\n', 'sub/.env': 'CTX-SECRET-2\n',
+      'sub/kept': 'kept\n', kept: 'kept\n',
+    }),
     check: (r, img) => {
       ok(r);
       const seen = cat(img, '/seen');
@@ -208,7 +230,8 @@ const rows: Row[] = [
   },
   {
     name: 'RUN --mount=type=bind,source=<link out of the context> does not reach the host',
-    dockerfile: `FROM ${Base}\nRUN --mount=type=bind,source=out,target=/src sh -c 'cat /src/secret > /seen 2>&1; true'\n`,
+    dockerfile: `FROM ${Base}\nRUN --mount=type=bind,source=out,target=/src ` +
+      `sh -c 'cat /src/secret > /seen 2>&1; true'\n`,
     files: (h) => ({ out: { symlink: `${h}/hostdir` } }),
     check: (r, img) => { if (r.code === 0) assert.not.match(cat(img, '/seen'), /HOST-SECRET/); },
   },

@@ -65,7 +65,9 @@ function validRecord(r: unknown): r is SharedRecord {
  * artifact that lists it. A cache that cannot be read is a warning, not a failure (the build then
  * just runs the steps).
  */
-export async function importCache(store: Store, refs: CacheRef[], o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter }): Promise<ImportedCache> {
+export async function importCache(
+  store: Store, refs: CacheRef[], o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
   const sources = new Map<Digest, { ref: string; desc: Descriptor }[]>();

@@ -10,7 +10,10 @@
 // loaded on first use. openat2 has no glibc wrapper on Debian 12: it is syscall(437), the
 // same number on every Linux architecture (it is past the point where the tables were unified).
 import type * as Ffi from 'ffi-rs';
-import { closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, readSync, readdirSync, writeSync, type Stats } from 'node:fs';
+import {
+  closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, readSync, readdirSync, writeSync,
+  type Stats,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as os } from 'node:os';
 import { decodeName, encodeName } from '../context/listing.js';
@@ -45,7 +48,10 @@ export class BeneathError extends Error {
  */
 function call(funcName: string, path: string, types: (keyof typeof Ffi.DataType)[], values: unknown[]): number {
   const f = lib();
-  const r = f.load({ library: LIB, funcName, retType: funcName === 'syscall' ? f.DataType.I64 : f.DataType.I32, paramsType: types.map((t) => f.DataType[t]), paramsValue: values, errno: true }) as unknown as { value: number; errnoCode: number };
+  const retType = funcName === 'syscall' ? f.DataType.I64 : f.DataType.I32;
+  const paramsType = types.map((t) => f.DataType[t]);
+  const r = f.load({ library: LIB, funcName, retType, paramsType, paramsValue: values, errno: true }) as unknown as
+    { value: number; errnoCode: number };
   if (r.value === -1) throw new BeneathError(funcName === 'syscall' ? 'openat2' : funcName, r.errnoCode, path);
   return r.value;
 }
@@ -76,6 +82,13 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_REMOVEDIR = 0x200;
 const FICLONE = 0x40049409;
 
+export interface FileMeta {
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime?: Date;
+}
+
 /** A directory tree written only beneath its root fd. Paths are relative to the root ('' is the root). */
 export class Beneath {
   private readonly root: number;
@@ -93,13 +106,8 @@ export class Beneath {
     closeSync(this.root);
   }
 
-  /** openat2 beneath `dirfd` with no symlink anywhere in `rel` (the last component too, unless O_PATH|O_NOFOLLOW). */
   private open(dirfd: number, rel: string, flags: number, mode = 0): number {
-    const how = Buffer.alloc(24);
-    how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
-    how.writeBigUInt64LE(BigInt(mode), 8);
-    how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
-    return call('syscall', rel, ['I64', 'I32', 'U8Array', 'U8Array', 'I64'], [SYS_openat2, dirfd, cstr(rel || '.'), how, how.length]);
+    return openat2(dirfd, rel || '.', flags, mode, rel);
   }
 
   /**
@@ -180,7 +188,7 @@ export class Beneath {
   }
 
   /** Writes a new file `rel` from `content` (bytes or a host file to copy) and sets its metadata on the fd. */
-  writeFile(rel: string, content: Buffer | { copyOf: string }, meta: { mode: number; uid: number; gid: number; mtime?: Date }): void {
+  writeFile(rel: string, content: Buffer | { copyOf: string }, meta: FileMeta): void {
     const fd = this.create(rel);
     try {
       if (Buffer.isBuffer(content)) {
@@ -249,6 +257,19 @@ export class Beneath {
   }
 }
 
+/**
+ * openat2 beneath `dirfd` with no symlink anywhere in `path` (the last component neither, unless
+ * the flags are O_PATH|O_NOFOLLOW: then an fd of the link itself). `what` names it in errors.
+ */
+function openat2(dirfd: number, path: string, flags: number, mode: number, what: string): number {
+  const how = Buffer.alloc(24); // struct open_how { u64 flags, mode, resolve; }
+  how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
+  const types: (keyof typeof Ffi.DataType)[] = ['I64', 'I32', 'U8Array', 'U8Array', 'I64'];
+  return call('syscall', what, types, [SYS_openat2, dirfd, cstr(path), how, how.length]);
+}
+
 /** unlinkat, and for a directory its contents first, each beneath the directory's own fd. */
 function removeAt(dirfd: number, name: string, what: string): void {
   try {
@@ -259,10 +280,7 @@ function removeAt(dirfd: number, name: string, what: string): void {
     if (code === 'ENOENT') return;
     if (code !== 'EISDIR' && code !== 'EPERM') throw e;
   }
-  const how = Buffer.alloc(24);
-  how.writeBigUInt64LE(BigInt(fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | O_CLOEXEC), 0);
-  how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
-  const fd = call('syscall', what, ['I64', 'I32', 'U8Array', 'U8Array', 'I64'], [SYS_openat2, dirfd, cstr(name), how, how.length]);
+  const fd = openat2(dirfd, name, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW, 0, what);
   try {
     for (const child of namesIn(fd)) removeAt(fd, child, `${what}/${child}`);
   } finally {

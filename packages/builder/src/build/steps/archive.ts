@@ -35,7 +35,9 @@ const flags: Record<ArchiveKind, string[]> = { tar: [], gzip: ['-z'], bzip2: ['-
 type Located = { location: { file: string; line: number; column: number } };
 
 /** Unpacks `file` into the staging tree at `dest` (a directory there, absolute in the image). */
-export async function addArchive(ctx: StepContext, file: string, kind: ArchiveKind, staging: Staging, dest: string, step: Located): Promise<void> {
+export async function addArchive(
+  ctx: StepContext, file: string, kind: ArchiveKind, staging: Staging, dest: string, step: Located,
+): Promise<void> {
   const scratch = await scratchDir(ctx, 'unpack-');
   try {
     await extractArchive(file, kind, scratch.path, step);

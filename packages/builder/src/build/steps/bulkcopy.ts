@@ -25,7 +25,8 @@ export class BulkCopy {
   }
 
   /**
-   * Runs every job added so far (and forgets them); owner is the caller (root: 0:0, as COPY wants), mode and times kept, links not
+   * Runs every job added so far (and forgets them); owner is the caller (root: 0:0, as COPY
+   * wants), mode and times kept, links not
    * followed. A large job runs as two cp processes, split between top-level directories so that
    * no directory is made by both (`--parents` makes the missing ones): creating files is system
    * time that a second core shortens, and cp is what the next step waits for.
@@ -61,7 +62,8 @@ function copyJob(job: Job): Promise<void> {
     // directories on the way are real: the builder made them beneath the staging fd before any
     // job ran (or cp --parents made them, for a COPY of one directory), and cp never puts a link
     // in place of a directory.
-    const child = spawn('xargs', ['-0', 'cp', '-P', '--preserve=mode,timestamps', '--remove-destination', '--parents', '-t', job.to], { cwd: job.from, stdio: ['pipe', 'ignore', 'pipe'] });
+    const cp = ['cp', '-P', '--preserve=mode,timestamps', '--remove-destination', '--parents', '-t', job.to];
+    const child = spawn('xargs', ['-0', ...cp], { cwd: job.from, stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b) => (err = (err + b).slice(-2000)));
     child.on('error', reject);

@@ -119,7 +119,8 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         staging.fs.remove(rel(target));
         const meta = { mode: mode ?? 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 };
         staging.fs.writeFile(rel(target), Buffer.from(inline.content), { ...meta, mtime });
-        staging.add(fileEntry({ path: target, ...meta, mtime: seconds(mtime) }, staging.host(target), Buffer.byteLength(inline.content)));
+        const size = Buffer.byteLength(inline.content);
+        staging.add(fileEntry({ path: target, ...meta, mtime: seconds(mtime) }, staging.host(target), size));
       }
       // The layer is written from the entries (context files) while cp fills the staging dir;
       // directory times are set once cp is done, and only then does the dir become the snapshot.
@@ -205,7 +206,8 @@ async function writeFile(staging: Staging, f: SourceFile, path: string, owner: {
       return;
     case 'file':
       staging.fs.writeFile(r, { copyOf: f.host }, { mode: mode ?? f.mode, uid, gid, mtime: f.mtime });
-      staging.add(fileEntry({ path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) }, staging.host(path), f.size));
+      const meta = { path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) };
+      staging.add(fileEntry(meta, staging.host(path), f.size));
       return;
   }
 }

@@ -36,7 +36,10 @@ export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): P
     const name = posix.basename(finalUrl.pathname) || 'download';
     const file = join(dir, 'content');
     const max = maxBytes();
-    const tooBig = () => new BuildError(`${where(step)}: ADD ${url}: the download is larger than ${max} bytes, the limit for ADD of a URL (raise it with ${maxSizeVar}=SIZE, e.g. ${maxSizeVar}=8g)`);
+    const tooBig = () => new BuildError(
+      `${where(step)}: ADD ${url}: the download is larger than ${max} bytes, the limit for ADD of a URL ` +
+        `(raise it with ${maxSizeVar}=SIZE, e.g. ${maxSizeVar}=8g)`,
+    );
     const length = Number(res.headers['content-length']);
     if (Number.isSafeInteger(length) && length > max) {
       res.destroy();
@@ -109,9 +112,12 @@ async function get(url: URL, signal: AbortSignal): Promise<{ res: IncomingMessag
     const location = res.headers.location;
     if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || !location) return { res, url };
     res.resume();
-    if (hops === maxRedirects) throw new Error(`more than ${maxRedirects} redirects (the last to ${new URL(location, url)})`);
     const next = new URL(location, url);
-    if (url.protocol === 'https:' && next.protocol !== 'https:') throw new Error(`refusing the redirect from ${url} to ${next}: an https URL may not redirect to plain ${next.protocol.replace(':', '')}`);
+    if (hops === maxRedirects) throw new Error(`more than ${maxRedirects} redirects (the last to ${next})`);
+    if (url.protocol === 'https:' && next.protocol !== 'https:') {
+      const scheme = next.protocol.replace(':', '');
+      throw new Error(`refusing the redirect from ${url} to ${next}: an https URL may not redirect to plain ${scheme}`);
+    }
     url = next;
   }
 }

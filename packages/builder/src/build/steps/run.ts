@@ -155,7 +155,8 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
         }
       } else {
         // Not the context directory itself: a tree of exactly what the key holds (below).
-        return [{ type: 'bind', source: await contextView(ctx, step, m.source, m.readwrite, tmp, target), target, readonly: !m.readwrite }];
+        const view = await contextView(ctx, step, m.source, m.readwrite, tmp, target);
+        return [{ type: 'bind', source: view, target, readonly: !m.readwrite }];
       }
       if (m.readwrite) {
         // Writes to a rw bind mount are thrown away, as in BuildKit: give the step a copy.
@@ -201,12 +202,15 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
  * read-only mount; the step cannot change them) or copied for a read-write one, whose writes
  * are thrown away.
  */
-async function contextView(ctx: StepContext, step: RunStep, source: string, readwrite: boolean, tmp: string, target: string): Promise<string> {
+async function contextView(
+  ctx: StepContext, step: RunStep, source: string, readwrite: boolean, tmp: string, target: string,
+): Promise<string> {
   const match = (await ctx.opts.context.match(source || '.'))[0];
   if (!match) throw new BuildError(`${where(step)}: --mount source "${source}" not found in the build context`);
   // A directory's files as the key lists them (names that are not UTF-8 included, surrogate-escaped).
   const files = match.kind === 'dir'
-    ? ctx.opts.context.treeFiles(match, undefined).map((t) => ({ ...t, host: t.rel ? `${match.abs}/${t.rel}` : match.abs, mtime: new Date(t.mtimeMs) }))
+    ? ctx.opts.context.treeFiles(match, undefined)
+      .map((t) => ({ ...t, host: t.rel ? `${match.abs}/${t.rel}` : match.abs, mtime: new Date(t.mtimeMs) }))
     : (await fromContext(ctx, source || '.', step))[0]!.files;
   const dir = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
   await fsp.mkdir(dir, { mode: 0o700 });

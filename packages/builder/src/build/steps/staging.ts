@@ -61,7 +61,8 @@ export class Staging {
       const p = '/' + parts.slice(0, i).join('/');
       const st = this.fs.lstat(rel(p));
       if (st?.isDirectory()) continue;
-      if (st) throw new Error(`cannot create directory ${p}: a ${st.isSymbolicLink() ? 'symlink' : 'file'} is in the way`);
+      const what = st?.isSymbolicLink() ? 'symlink' : 'file';
+      if (st) throw new Error(`cannot create directory ${p}: a ${what} is in the way`);
       const below = await this.view.lstatCanonical(p);
       if (below && below.stat.isDirectory()) {
         this.fs.mkdir(rel(p), below.stat.mode & 0o7777, below.stat.uid, below.stat.gid);

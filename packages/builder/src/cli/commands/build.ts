@@ -109,7 +109,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const remoteOpts = async () => (await registryModule()).remoteOptions(store, insecure);
   try {
     // --cache-from: records only, for this build; their layers are fetched on a hit.
-    const imported = cacheFrom.length && !bool(p, 'no-cache') ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
+    const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
+    const imported = useCache ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
     const result = await build({
       store,
       contextDir,
