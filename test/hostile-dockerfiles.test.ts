@@ -127,15 +127,19 @@ const rows: Row[] = [
       `FROM ${Base}\nCOPY --from=s /d/ /e/ /dst/\n`,
     check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x/file'), 'owned\n'); },
   },
+  // BuildKit gives /dst/f as a regular file with the later source's content, as tsbuild does.
   {
     name: 'COPY --from: an earlier source stages a link to a host file, a later single file has its name',
     dockerfile: `${stageLink('host-file', '/d/f')}RUN echo owned > /f\nFROM ${Base}\nCOPY --from=s /d/ /f /dst/\n`,
     check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/f'), 'owned\n'); },
   },
+  // BuildKit (docker 20.10 here) fails this step ("Error processing tar file: open /x/file"); tsbuild
+  // lets the archive's directory replace the link, as a later source replaces an earlier one.
   {
     name: 'ADD links/ evil.tar: a context link to a host dir, then an archive holding x/file',
     dockerfile: `FROM ${Base}\nADD links/ evil.tar /dst/\n`,
     files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'evil.tar': tarOf(xFiles) }),
+    check: (r, img) => { ok(r); assert.is(cat(img, '/dst/x/file'), 'owned\n'); },
   },
   {
     name: 'ADD --chown links/ evil.tar: the same, the link staged by the builder itself',
