@@ -92,3 +92,30 @@ export function processesWith(marker: string): number[] {
   }
   return pids;
 }
+
+/**
+ * The host directories of the run cgroups (those under tsbuild/) that process `pid` is in, as
+ * the host sees them: to show a run's cgroups existed while it ran, before checking they are gone.
+ */
+export function runCgroupsOf(pid: number): string[] {
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+  const dirs: string[] = [];
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (!m || !m[2]!.includes('/tsbuild/')) continue;
+    // v2: the unified line ("0::/path"); v1: one line per hierarchy ("4:memory:/path").
+    if (v2 && m[1] === '') dirs.push(`/sys/fs/cgroup${m[2]}`);
+    else if (!v2 && m[1] !== '' && !m[1]!.startsWith('name=')) dirs.push(`/sys/fs/cgroup/${m[1]}${m[2]}`);
+  }
+  return dirs.sort();
+}
+
+/** Entries of the tsbuild/ cgroup parents named for runs of process `pid`, on either cgroup version. */
+export function runCgroupsNamedFor(pid: number): string[] {
+  const found: string[] = [];
+  for (const d of ['/sys/fs/cgroup/tsbuild', ...['pids', 'cpuacct', 'cpu', 'memory'].map((c) => `/sys/fs/cgroup/${c}/tsbuild`)]) {
+    if (!existsSync(join(d, 'cgroup.procs'))) continue;
+    for (const e of readdirSync(d)) if (e.startsWith(`${pid}-`)) found.push(join(d, e));
+  }
+  return found;
+}
