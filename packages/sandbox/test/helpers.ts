@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { run, type SandboxSpec, type Exit } from '../src/index.js';
 
+export { runCgroupsOf } from '@tsbuild/testkit';
+
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 export const rootfsTar = join(repo, 'fixtures', 'busybox', 'rootfs.tar');
 
@@ -91,23 +93,6 @@ export function processesWith(marker: string): number[] {
     } catch { /* gone */ }
   }
   return pids;
-}
-
-/**
- * The host directories of the run cgroups (those under tsbuild/) that process `pid` is in, as
- * the host sees them: to show a run's cgroups existed while it ran, before checking they are gone.
- */
-export function runCgroupsOf(pid: number): string[] {
-  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
-  const dirs: string[] = [];
-  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
-    const m = /^\d+:([^:]*):(.*)$/.exec(line);
-    if (!m || !m[2]!.includes('/tsbuild/')) continue;
-    // v2: the unified line ("0::/path"); v1: one line per hierarchy ("4:memory:/path").
-    if (v2 && m[1] === '') dirs.push(`/sys/fs/cgroup${m[2]}`);
-    else if (!v2 && m[1] !== '' && !m[1]!.startsWith('name=')) dirs.push(`/sys/fs/cgroup/${m[1]}${m[2]}`);
-  }
-  return dirs.sort();
 }
 
 /** Entries of the tsbuild/ cgroup parents named for runs of process `pid`, on either cgroup version. */

@@ -1,10 +1,10 @@
 // cgroup limits bite, and the cgroup is gone afterwards.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { throttledCounters } from '@tsbuild/testkit';
 import { runCgroupsNamedFor, runCgroupsOf, sh, type Result } from './helpers.js';
 import { checkHost, type Limits } from '../src/index.js';
 
@@ -56,36 +56,17 @@ async function whileRunning<T>(script: string, limits: Limits, during: (cgroups:
   return { r, seen: await seen! };
 }
 
-const num = (text: string | undefined, key: string): number => Number(new RegExp(`^${key} (\\d+)$`, 'm').exec(text ?? '')?.[1] ?? NaN);
-const read = (file: string): string | undefined => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
-
-/** The run's CPU bandwidth counters, from its cgroup's own files (v1: cpu + cpuacct; v2: cpu.stat). */
-function cpuCounters(cgroups: string[]): { periods: number; throttled: number; usageNs: number } {
-  const stat = cgroups.map((d) => read(join(d, 'cpu.stat'))).find((t) => t !== undefined && /nr_periods/.test(t));
-  const v1Usage = cgroups.map((d) => read(join(d, 'cpuacct.usage'))).find((t) => t !== undefined);
-  const usageNs = v1Usage !== undefined ? Number(v1Usage.trim()) : num(stat, 'usage_usec') * 1000;
-  return { periods: num(stat, 'nr_periods'), throttled: num(stat, 'nr_throttled'), usageNs };
-}
-
 test('a CPU quota of 20% holds: the loop is throttled, and gets its quota per period, no more', async () => {
   // Judged by the cgroup's counters, not by wall time: how many periods the run was active in,
   // in how many it hit the quota, and the CPU time it got. A loaded machine only slows the count.
   const quotaNs = 20_000_000;
-  const { r, seen } = await whileRunning('sh -c "while :; do :; done" & echo up; read x; kill $!', { cpuQuota: quotaNs / 1000, cpuPeriod: 100_000 }, async (cgroups) => {
-    // The deadline only bounds a failure (a quota that never bites); a pass never waits for it.
-    for (const end = Date.now() + 120_000; cpuCounters(cgroups).throttled < 20; await sleep(50)) {
-      if (Date.now() > end) throw new Error(`the loop was not throttled 20 times: ${JSON.stringify(cpuCounters(cgroups))}`);
-    }
-    const before = cpuCounters(cgroups);
-    const usageNs = cpuCounters(cgroups).usageNs;
-    return { before, usageNs, after: cpuCounters(cgroups) };
-  });
+  const { r, seen } = await whileRunning('sh -c "while :; do :; done" & echo up; read x; kill $!', { cpuQuota: quotaNs / 1000, cpuPeriod: 100_000 }, throttledCounters);
   assert.is(r.code, 0, r.err);
-  const { before, usageNs, after } = seen;
+  const { usageNs, periods, throttled } = seen;
   // At most the quota in each period it ran in (a tick of overrun is paid back the next period),
   // and at least most of it in each period it was throttled in.
-  assert.ok(usageNs <= after.periods * quotaNs * 1.25, `${usageNs / 1e6} ms of CPU in ${after.periods} periods of 20 ms quota`);
-  assert.ok(usageNs >= before.throttled * quotaNs * 0.75, `${usageNs / 1e6} ms of CPU, throttled in ${before.throttled} periods`);
+  assert.ok(usageNs <= periods * quotaNs * 1.25, `${usageNs / 1e6} ms of CPU in ${periods} periods of 20 ms quota`);
+  assert.ok(usageNs >= throttled * quotaNs * 0.75, `${usageNs / 1e6} ms of CPU, throttled in ${throttled} periods`);
 });
 
 test('the cgroups of a run exist while it runs, and are gone after it', async () => {
