@@ -12,7 +12,8 @@ import { freshRoot, stateDir, tmp, hostMountsMention, processesWith, runCgroupsN
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+/** Waits for `cond`; the deadline only bounds a failure (a loaded machine only makes it later). */
+async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (cond()) return true;
   return cond();
 }
