@@ -31,8 +31,10 @@ class Gate {
  * open the gate or kill the child. A build that never reaches the state a test waits for would
  * wait forever: after `deadlineMs` the gate is opened for it, and `forced` says so (a failure).
  */
-async function traced(args: string[], gate: Gate, at: (stderr: string, child: ChildProcess) => void, deadlineMs = 120_000) {
-  const child = tsbuildAsync(['build', '--progress=plain', ...args], { root, env: { TSBUILD_TRACE: '1', TSBUILD_TEST_LAYER_GATE: gate.path } });
+type At = (stderr: string, child: ChildProcess) => void;
+async function traced(args: string[], gate: Gate, at: At, deadlineMs = 120_000) {
+  const env = { TSBUILD_TRACE: '1', TSBUILD_TEST_LAYER_GATE: gate.path };
+  const child = tsbuildAsync(['build', '--progress=plain', ...args], { root, env });
   let stderr = '';
   let forced = false;
   const timer = setTimeout(() => { forced = !gate.opened; gate.open(); }, deadlineMs);
@@ -44,7 +46,9 @@ async function traced(args: string[], gate: Gate, at: (stderr: string, child: Ch
 }
 
 test('the next step runs while the layer before it is written; the image has every layer', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && wc -c < /b64 > /size\n` });
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && wc -c < /b64 > /size\n`,
+  });
   const gate = new Gate();
   // The gate opens only once the second RUN has printed: had it waited for the first one's layer,
   // it could never start (until the deadline forces the gate).
@@ -66,7 +70,10 @@ test('a layer that fails to be written fails the build, naming its step', async 
   // The COPY's layer is read from the context once the layers before it are written, which the
   // gate holds back until the step after the COPY runs: a file of it shrunk meanwhile makes the tar
   // writer fail ("file shrank while being read").
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nCOPY data/ /data/\nRUN echo after-copy\n`, 'data/f': 'x'.repeat(100_000) });
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nCOPY data/ /data/\nRUN echo after-copy\n`,
+    'data/f': 'x'.repeat(100_000),
+  });
   const gate = new Gate();
   let copyLayerWaiting = false;
   const r = await traced(['-t', 'bg:fail', ctx], gate, (err) => {
@@ -89,7 +96,10 @@ test('a layer that fails to be written fails the build, naming its step', async 
 });
 
 test('SIGKILL while a later step runs on a layer being written, or while the build waits for its layers', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && echo x > /x\nRUN ${BigFile('/b64b')}\n` });
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && echo x > /x\n` +
+      `RUN ${BigFile('/b64b')}\n`,
+  });
   const points: { name: string; reached: (err: string) => boolean }[] = [
     { name: 'a later step runs, the layer below it not yet written', reached: (err) => err.includes('second-started') },
     { name: 'every step is done, the build waits for its layers', reached: (err) => /#\d+ writing layers/.test(err) },

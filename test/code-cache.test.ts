@@ -94,7 +94,8 @@ test('a read-only install runs from source and writes nothing', () => {
   if (process.getuid?.() === 0) {
     // root ignores permission bits: dist/ is made read-only as a read-only filesystem would, by a
     // read-only bind mount in a mount namespace of the command's own (gone when it exits).
-    const ro = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', dist];
+    const bindRo = 'mount --bind -o ro "$0" "$0" && exec "$@"';
+    const ro = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', bindRo, dist];
     works(run([], undefined, ro));
   } else {
     chmodSync(dist, 0o555);

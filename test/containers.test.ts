@@ -176,7 +176,8 @@ test('commit: the new image is exactly the container view, without the hosts fil
 test('--cpu-quota 20000 --cpu-period 100000: a busy loop is throttled, and gets 20 ms a period, no more', async () => {
   // Judged by the container's cgroup counters (periods it ran in, periods it hit the quota, CPU
   // time), not by CPU time over wall time, which a loaded machine moves.
-  detached(['--name', 'cpu1', '--cpu-quota', '20000', '--cpu-period', '100000', Base, 'sh', '-c', 'while :; do :; done']);
+  const quota = ['--cpu-quota', '20000', '--cpu-period', '100000'];
+  detached(['--name', 'cpu1', ...quota, Base, 'sh', '-c', 'while :; do :; done']);
   try {
     const cgroups = runCgroupsOf(inspect('cpu1').State.Pid!);
     assert.ok(cgroups.length > 0, 'the container has a cgroup');

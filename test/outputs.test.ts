@@ -120,7 +120,8 @@ test('independent stages run at the same time (each waits for the other to have 
     `RUN --mount=type=cache,id=${id},target=/sync,sharing=shared echo start-${me} && touch /sync/${me} && ` +
     `i=0; while [ ! -e /sync/${other} ]; do i=$((i+1)); [ $i -le 1200 ] || exit 1; sleep 0.1; done; echo end-${me}`;
   const par = context({
-    Dockerfile: `FROM ${Base} AS a\n${step('a', 'b')}\nFROM ${Base} AS b\n${step('b', 'a')}\nFROM ${Base}\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n`,
+    Dockerfile: `FROM ${Base} AS a\n${step('a', 'b')}\nFROM ${Base} AS b\n${step('b', 'a')}\n` +
+      `FROM ${Base}\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n`,
   });
   const r = ok(tsbuild(['build', '--progress=plain', '--no-cache', par], { root }));
   // Output lines look like "#4 0.081 start-a"; the step's own title line also names the words.

@@ -73,7 +73,8 @@ export function storeWithBase(root = tempDir('store')): string {
       // Run every time (it returns at once when rootfs.tar is current) and judged by its own exit
       // status: a failed or stale fixture fails here, not later as a confusing build error.
       const r = spawnSync('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')], { encoding: 'utf8' });
-      ok({ code: r.status ?? 1, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.error ?? r.signal ?? ''}` }, 'fixtures/busybox/make-rootfs.sh');
+      const stderr = `${r.stderr ?? ''}${r.error ?? r.signal ?? ''}`;
+      ok({ code: r.status ?? 1, stdout: r.stdout ?? '', stderr }, 'fixtures/busybox/make-rootfs.sh');
       rootfsMade = true;
     }
     // A fixed SOURCE_DATE_EPOCH makes the base the same image in every store, as a pulled base would be.

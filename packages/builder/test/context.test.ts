@@ -23,7 +23,7 @@ const fresh = (what: string) => {
   return d;
 };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-/** The wall clock as both walkers read it for their start (CLOCK_REALTIME), in ns; Date.now() is at most 1 ms behind. */
+/** The wall clock both walkers read for their start (CLOCK_REALTIME), in ns; Date.now() is at most 1 ms behind. */
 const nowNs = () => BigInt(Date.now()) * 1_000_000n;
 
 /**

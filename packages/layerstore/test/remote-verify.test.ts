@@ -223,7 +223,10 @@ test('a registry that refuses a PUT at its headers: the rest of the blob is not 
     assert.is((err as remote.RegistryError).info.status, 413, String(err));
     // The deadline bounds only a failure (a client that keeps the refused upload's connection).
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([putDone, new Promise((_, fail) => { timer = setTimeout(() => fail(new Error('the PUT connection was never closed')), 60_000); })]);
+    const never = new Promise((_, fail) => {
+      timer = setTimeout(() => fail(new Error('the PUT connection was never closed')), 60_000);
+    });
+    await Promise.race([putDone, never]);
     clearTimeout(timer);
     assert.ok(received < big / 2, `sent ${received} of ${big} bytes after the refusal`);
   } finally {

@@ -89,7 +89,10 @@ export function defaultStateDir(): string {
  * The choice defaultStateDir() makes once per process: the first candidate that fits, else
  * `fallback` (makeRunDir checks whatever is chosen again when it makes the run's directory).
  */
-export function chooseStateDir(candidates = stateDirCandidates(), fallback = join(tmpdir(), 'tsbuild-sandbox')): string {
+export function chooseStateDir(
+  candidates = stateDirCandidates(),
+  fallback = join(tmpdir(), 'tsbuild-sandbox'),
+): string {
   for (const c of candidates) {
     const parent = dirname(c.dir);
     if (!writable(parent) || (c.tmpfs && !isTmpfs(parent)) || (c.claim && !claimDir(c.dir))) continue;

@@ -98,7 +98,8 @@ export function processesWith(marker: string): number[] {
 /** Entries of the tsbuild/ cgroup parents named for runs of process `pid`, on either cgroup version. */
 export function runCgroupsNamedFor(pid: number): string[] {
   const found: string[] = [];
-  for (const d of ['/sys/fs/cgroup/tsbuild', ...['pids', 'cpuacct', 'cpu', 'memory'].map((c) => `/sys/fs/cgroup/${c}/tsbuild`)]) {
+  const parents = ['', 'pids/', 'cpuacct/', 'cpu/', 'memory/'].map((c) => `/sys/fs/cgroup/${c}tsbuild`);
+  for (const d of parents) {
     if (!existsSync(join(d, 'cgroup.procs'))) continue;
     for (const e of readdirSync(d)) if (e.startsWith(`${pid}-`)) found.push(join(d, e));
   }

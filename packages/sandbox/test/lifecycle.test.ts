@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import { run } from '../src/index.js';
-import { freshRoot, stateDir, tmp, hostMountsMention, processesWith, runCgroupsNamedFor, runCgroupsOf, sh, listTree } from './helpers.js';
+import {
+  freshRoot, stateDir, tmp, hostMountsMention, processesWith, runCgroupsNamedFor, runCgroupsOf, sh, listTree,
+} from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -38,7 +40,8 @@ test('abort kills everything, unmounts and removes the cgroup', async () => {
   });
   const p = run({
     root, argv: ['sh', '-c', `sleep 1000 & echo started; sleep 1000; : ${marker}`], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
-    network: 'none', stdout: out, signal: ac.signal, stateDir, limits: { pidsLimit: 100 }, onStart: (pid) => { init = pid; },
+    network: 'none', stdout: out, signal: ac.signal, stateDir, limits: { pidsLimit: 100 },
+    onStart: (pid) => { init = pid; },
   });
   const err = await p.then(() => undefined, (e: Error) => e);
   assert.is(err?.name, 'AbortError');

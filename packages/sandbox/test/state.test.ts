@@ -2,9 +2,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { chooseStateDir, cleanupStale, isTmpfs, makeRunDir, stateDirCandidates, type StateCandidate } from '../src/state.js';
+import {
+  chooseStateDir, cleanupStale, isTmpfs, makeRunDir, stateDirCandidates, type StateCandidate,
+} from '../src/state.js';
 
 // The choice is checked against filesystems the test mounts, not the host's /run and /dev/shm
 // (whose kinds decide which branches a given machine would reach): a tmpfs, a read-only tmpfs,
@@ -39,21 +43,27 @@ test('the test filesystems are what the cases say', () => {
 const Fallback = '/fallback';
 let n = 0;
 // One candidate each (and the fallback): whether it is taken, and what is left on disk.
-const cases: { name: string; cand: () => StateCandidate; taken: boolean }[] = [
+type Case = { name: string; cand: () => StateCandidate; taken: boolean };
+const own = (p: string, mode: number) => { mkdirSync(p); chmodSync(p, mode); };
+const cases: Case[] = [
   { name: 'on a tmpfs, tmpfs wanted', cand: () => ({ dir: join(tmpfs, `sb-${n++}`), tmpfs: true }), taken: true },
-  { name: 'not on a tmpfs, tmpfs wanted (a disk-backed /run)', cand: () => ({ dir: join(ramfs, 'sb'), tmpfs: true }), taken: false },
+  { name: 'not on a tmpfs, tmpfs wanted (a disk-backed /run)', cand: () => ({ dir: join(ramfs, 'sb'), tmpfs: true }),
+    taken: false },
   { name: 'not on a tmpfs, any filesystem will do', cand: () => ({ dir: join(ramfs, 'sb') }), taken: true },
   { name: 'parent not writable (read-only)', cand: () => ({ dir: join(roTmpfs, 'sb'), tmpfs: true }), taken: false },
   { name: 'parent missing', cand: () => ({ dir: join(base, 'missing', 'sb') }), taken: false },
   { name: 'shared parent: absent (made on the spot, private)', cand: () => claim(() => {}), taken: true },
-  { name: 'shared parent: a private directory of ours', cand: () => claim((p) => mkdirSync(p, { mode: 0o700 })), taken: true },
-  { name: 'shared parent: ours, others can read', cand: () => claim((p) => { mkdirSync(p); chmodSync(p, 0o755); }), taken: true },
-  { name: 'shared parent: others can write to it', cand: () => claim((p) => { mkdirSync(p); chmodSync(p, 0o777); }), taken: false },
-  { name: 'shared parent: group can write to it', cand: () => claim((p) => { mkdirSync(p); chmodSync(p, 0o770); }), taken: false },
-  { name: 'shared parent: owned by another user', cand: () => claim((p) => { mkdirSync(p, { mode: 0o700 }); chownSync(p, 65534, 65534); }), taken: false },
-  { name: 'shared parent: a symlink to a private directory', cand: () => claim((p) => { mkdirSync(`${p}-target`, { mode: 0o700 }); symlinkSync(`${p}-target`, p); }), taken: false },
+  { name: 'shared parent: a private directory of ours', cand: () => claim((p) => own(p, 0o700)), taken: true },
+  { name: 'shared parent: ours, others can read', cand: () => claim((p) => own(p, 0o755)), taken: true },
+  { name: 'shared parent: others can write to it', cand: () => claim((p) => own(p, 0o777)), taken: false },
+  { name: 'shared parent: group can write to it', cand: () => claim((p) => own(p, 0o770)), taken: false },
+  { name: 'shared parent: owned by another user',
+    cand: () => claim((p) => { own(p, 0o700); chownSync(p, 65534, 65534); }), taken: false },
+  { name: 'shared parent: a symlink to a private directory',
+    cand: () => claim((p) => { own(`${p}-target`, 0o700); symlinkSync(`${p}-target`, p); }), taken: false },
   { name: 'shared parent: a file', cand: () => claim((p) => writeFileSync(p, '')), taken: false },
-  { name: 'shared parent on a non-tmpfs, tmpfs wanted', cand: () => ({ dir: join(ramfs, `claimed-${n++}`), tmpfs: true, claim: true }), taken: false },
+  { name: 'shared parent on a non-tmpfs, tmpfs wanted',
+    cand: () => ({ dir: join(ramfs, `claimed-${n++}`), tmpfs: true, claim: true }), taken: false },
 ];
 function claim(make: (p: string) => void): StateCandidate {
   const dir = join(shm, `sb-${n++}`);
@@ -68,7 +78,8 @@ for (const c of cases) {
     assert.is(got, c.taken ? cand.dir : Fallback);
     if (cand.claim && c.taken) {
       const st = lstatSync(cand.dir);
-      assert.ok(st.isDirectory() && st.uid === process.getuid!() && (st.mode & 0o022) === 0, 'a real directory only we can write to');
+      const ours = st.isDirectory() && st.uid === process.getuid!() && (st.mode & 0o022) === 0;
+      assert.ok(ours, 'a real directory only we can write to');
     }
   });
 }

@@ -27,7 +27,8 @@ export interface CpuCounters {
 }
 
 const read = (file: string): string | undefined => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
-const num = (text: string | undefined, key: string): number => Number(new RegExp(`^${key} (\\d+)$`, 'm').exec(text ?? '')?.[1] ?? NaN);
+const num = (text: string | undefined, key: string): number =>
+  Number(new RegExp(`^${key} (\\d+)$`, 'm').exec(text ?? '')?.[1] ?? NaN);
 
 /** The CPU bandwidth counters of a run, from its cgroups' own files (v1: cpu + cpuacct; v2: cpu.stat). */
 export function cpuCounters(cgroups: string[]): CpuCounters {
@@ -44,8 +45,10 @@ export function cpuCounters(cgroups: string[]): CpuCounters {
  * deadline only bounds a failure (a quota that never bites): a pass never waits for it.
  */
 export async function throttledCounters(cgroups: string[], times = 20, deadlineMs = 120_000): Promise<CpuCounters> {
-  for (const end = Date.now() + deadlineMs; cpuCounters(cgroups).throttled < times; await new Promise((r) => setTimeout(r, 50))) {
+  const end = Date.now() + deadlineMs;
+  while (cpuCounters(cgroups).throttled < times) {
     if (Date.now() > end) throw new Error(`not throttled ${times} times: ${JSON.stringify(cpuCounters(cgroups))}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
   const first = cpuCounters(cgroups);
   const usageNs = cpuCounters(cgroups).usageNs;
