@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import {
   chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   chooseStateDir, cleanupStale, isTmpfs, makeRunDir, stateDirCandidates, type StateCandidate,
@@ -13,7 +14,7 @@ import {
 // The choice is checked against filesystems the test mounts, not the host's /run and /dev/shm
 // (whose kinds decide which branches a given machine would reach): a tmpfs, a read-only tmpfs,
 // and a ramfs (a memory filesystem that is not a tmpfs, standing in for a disk-backed /run).
-const base = mkdtempSync('/tmp/tsbuild-state-test-');
+const base = mkdtempSync(join(tmpdir(), 'tsbuild-state-test-'));
 const mounted: string[] = [];
 function mount(name: string, type: string, opts = 'size=4m'): string {
   const dir = join(base, name);
