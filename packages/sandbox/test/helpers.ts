@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { run, type SandboxSpec, type Exit } from '../src/index.js';
 
+export { runCgroupsOf } from '@tsbuild/testkit';
+
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 export const rootfsTar = join(repo, 'fixtures', 'busybox', 'rootfs.tar');
 
@@ -91,4 +93,15 @@ export function processesWith(marker: string): number[] {
     } catch { /* gone */ }
   }
   return pids;
+}
+
+/** Entries of the tsbuild/ cgroup parents named for runs of process `pid`, on either cgroup version. */
+export function runCgroupsNamedFor(pid: number): string[] {
+  const found: string[] = [];
+  const parents = ['', 'pids/', 'cpuacct/', 'cpu/', 'memory/'].map((c) => `/sys/fs/cgroup/${c}tsbuild`);
+  for (const d of parents) {
+    if (!existsSync(join(d, 'cgroup.procs'))) continue;
+    for (const e of readdirSync(d)) if (e.startsWith(`${pid}-`)) found.push(join(d, e));
+  }
+  return found;
 }
