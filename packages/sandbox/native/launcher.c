@@ -41,7 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -405,6 +407,8 @@ static void mask_paths(void) {
 static void bind_file(const char *src, const char *rel) {
   if (!src) return;
   if (mount(src, in_root(rel), NULL, MS_BIND, NULL) < 0) die("bind %s on /%s", src, rel);
+  if (mount(NULL, in_root(rel), NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    die("mount flags of /%s", rel);
 }
 
 // Opens a path inside the root as the kernel resolves it with the root as "/": symlinks and ".."
@@ -434,11 +438,12 @@ static void extra_mounts(void) {
     } else {
       mfd = syscall(SYS_open_tree, AT_FDCWD, m->src, X_OPEN_TREE_CLONE | X_OPEN_TREE_CLOEXEC | X_AT_RECURSIVE);
       if (mfd < 0) die("bind source %s", m->src);
-      if (m->ro) {
-        // Recursive read-only: a plain MS_REMOUNT|MS_RDONLY would leave submounts writable.
-        struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY };
-        if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | X_AT_RECURSIVE, &a, sizeof a) < 0) die("read-only bind %s", m->src);
-      }
+      // A bind keeps the host mount's flags, and CAP_MKNOD stays: on a host filesystem that honours
+      // devices, `mknod disk b 8 0` on a cache mount would open the host's disk, and a setuid file a
+      // host user left there would run as its owner. nodev+nosuid (and ro) on the whole tree: a
+      // plain MS_REMOUNT would leave submounts as they were.
+      struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV | (m->ro ? X_MOUNT_ATTR_RDONLY : 0) };
+      if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | X_AT_RECURSIVE, &a, sizeof a) < 0) die("mount flags of bind %s", m->src);
     }
     if (syscall(SYS_move_mount, mfd, "", t, "", X_MOVE_MOUNT_F_EMPTY_PATH | X_MOVE_MOUNT_T_EMPTY_PATH) < 0)
       die("mount on %s", m->tgt);
@@ -455,7 +460,8 @@ static void build_root(void) {
   // A fresh sysfs shows the sandbox's own network namespace; with the host network it shows the host's.
   if (mount("sysfs", in_root("sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
     if (mount("/sys", in_root("sys"), NULL, MS_BIND | MS_REC, NULL) < 0) die("bind /sys");
-    if (mount(NULL, in_root("sys"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) die("read-only /sys");
+    struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY | X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV };
+    if (syscall(SYS_mount_setattr, AT_FDCWD, in_root("sys"), X_AT_RECURSIVE, &a, sizeof a) < 0) die("read-only /sys");
   }
   mask_paths();
   bind_file(S.hosts, "etc/hosts");
@@ -520,6 +526,8 @@ static int drop_privileges(void) {
 //  - clone3: its flags sit in memory a filter cannot read; ENOSYS makes libc fall back to clone.
 //  - keyctl/add_key/request_key (the keyring is not namespaced), bpf, perf_event_open,
 //    userfaultfd, kexec_load, kexec_file_load.
+//  - io_uring_setup/enter/register: a large source of kernel exploits, and its operations run
+//    in kernel workers that this filter never sees (Docker's profile refuses it since 25.0).
 // Installed while init's CAP_SYS_ADMIN is still held, so no_new_privs is not needed and setuid
 // binaries inside keep working.
 #if defined(__x86_64__)
@@ -545,6 +553,7 @@ static int install_seccomp(void) {
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
     DENY_NR(SYS_keyctl), DENY_NR(SYS_add_key), DENY_NR(SYS_request_key), DENY_NR(SYS_bpf),
     DENY_NR(SYS_perf_event_open), DENY_NR(SYS_userfaultfd), DENY_NR(SYS_kexec_load),
+    DENY_NR(SYS_io_uring_setup), DENY_NR(SYS_io_uring_enter), DENY_NR(SYS_io_uring_register),
 #ifdef SYS_kexec_file_load
     DENY_NR(SYS_kexec_file_load),
 #endif
@@ -860,7 +869,51 @@ __attribute__((noreturn)) static void exec_main(void) {
   _exit(125);
 }
 
-int main(void) {
+// ---- running from a sealed copy ------------------------------------------------------------------
+
+// CVE-2019-5736: a process in the sandbox that can reach the launcher's /proc/PID/exe (init, or the
+// exec child before its execve, are in the sandbox's pid namespace) could open the binary on the
+// host and, once it is no longer running, rewrite it: the next tsbuild run would run the attacker's
+// code as root on the host. Non-dumpable processes already close /proc/PID/exe and /proc/PID/mem to
+// the sandbox; as runc does, the launcher also re-executes itself from a sealed memfd copy, so that
+// what /proc/PID/exe leads to is a private, unwritable copy and never the installed binary.
+#define LAUNCHER_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+static int running_from_sealed_copy(void) {
+  int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int seals = fcntl(fd, F_GET_SEALS);
+  close(fd);
+  return seals == LAUNCHER_SEALS;
+}
+
+static void reexec_from_sealed_copy(char **argv, char **envp) {
+  if (running_from_sealed_copy()) return;
+  int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (src < 0) die("open /proc/self/exe");
+  struct stat st;
+  if (fstat(src, &st) < 0) die("stat /proc/self/exe");
+  int mem = memfd_create("tsbuild-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (mem < 0) die("memfd_create");
+  for (off_t left = st.st_size; left > 0;) {
+    ssize_t n = sendfile(mem, src, NULL, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) die("copy the launcher into a memfd");
+    left -= n;
+  }
+  close(src);
+  if (fcntl(mem, F_ADD_SEALS, LAUNCHER_SEALS) < 0) die("seal the launcher copy");
+  fexecve(mem, argv, envp);  // an ELF binary: a close-on-exec fd is fine (execveat, AT_EMPTY_PATH)
+  die("exec the sealed launcher copy");
+}
+
+int main(int argc, char **argv, char **envp) {
+  (void)argc;
+  // Before anything else: the sandbox must never be able to open this process through /proc.
+  // (exec mode joins the sandbox's pid namespace; its child is visible there until its execve.)
+  prctl(PR_SET_DUMPABLE, 0);
+  reexec_from_sealed_copy(argv, envp);
+  prctl(PR_SET_DUMPABLE, 0);  // execve made the new image dumpable again
   if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) < 0) _exit(125);
   // Whatever else our parent let us inherit has no business in the sandbox.
   syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);

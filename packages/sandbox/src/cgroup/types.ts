@@ -14,7 +14,8 @@ export interface RunCgroup {
 
 export interface CgroupDriver {
   version: 1 | 2;
-  create(id: string, limits: Limits): RunCgroup;
+  /** `freezable`: the run can be frozen (see freeze.ts), e.g. while a container is committed. */
+  create(id: string, limits: Limits, opts?: { freezable?: boolean }): RunCgroup;
   /** Removes run cgroups whose owner is gone. */
   cleanupStale(isStale: (id: string) => boolean): Promise<void>;
 }
