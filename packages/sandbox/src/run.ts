@@ -85,7 +85,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const driver = cgroupDriver();
     if (!driver && Object.values(limits).some((v) => v !== undefined))
       throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
-    cg = driver?.create(id, limits);
+    cg = driver?.create(id, limits, { freezable: spec.freezable });
 
     const started = performance.now();
     const { outcome, aborted } = await launch(spec, encodeSpec({

@@ -1,0 +1,92 @@
+// A hostile container racing the host tools that read or delete its files by path (issue 14):
+// it swaps a directory with a symlink to a host directory, atomically and without pause
+// (fixtures/exchange), while `tsbuild commit` walks its upperdir or `tsbuild volume rm -f`
+// deletes its volume. The host directory must never end up in a layer, nor lose a file.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { have, skip } from '@tsbuild/testkit';
+import { Base, cleanup, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+
+const root = storeWithBase();
+const t = (args: string[]) => tsbuild(args, { root });
+const dirs: string[] = [root];
+const started: string[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const FILES = 64;
+/** A "host" directory full of secrets the container knows the path of, but cannot see. */
+function hostScratch(): string {
+  const d = tempDir('host-scratch');
+  dirs.push(d);
+  for (let i = 0; i < FILES; i++) writeFileSync(join(d, `secret-${i}`), `HOST-SECRET-${i}\n`);
+  return d;
+}
+
+let tools: string | undefined;
+function exchangeTool(): string | undefined {
+  if (tools) return tools;
+  if (!have('cc')) return undefined;
+  tools = tempDir('exchange');
+  dirs.push(tools);
+  execFileSync('cc', ['-O2', '-static', '-o', join(tools, 'exchange'), join(repo, 'fixtures', 'exchange', 'exchange.c')]);
+  return tools;
+}
+
+/**
+ * Starts a detached container that fills `dir` with files, puts a symlink to `scratch` at `link`
+ * and swaps the two without pause; returns once the swapping has begun.
+ */
+async function swapper(name: string, dir: string, link: string, scratch: string, extra: string[] = []): Promise<void> {
+  const script = `mkdir -p ${dir} && i=0 && while [ $i -lt ${FILES} ]; do echo in > ${dir}/f$i; i=$((i+1)); done && ` +
+    `ln -s ${scratch} ${link} && exec /x/exchange ${dir} ${link} /ready`;
+  ok(t(['run', '-d', '--name', name, '-v', `${tools}:/x:ro`, ...extra, Base, 'sh', '-c', script]));
+  started.push(name);
+  for (let i = 0; i < 300; i++) {
+    if (t(['exec', name, 'test', '-e', '/ready']).code === 0) return;
+    await sleep(50);
+  }
+  throw new Error(`container ${name} did not start swapping: ${t(['logs', name]).stdout}`);
+}
+
+test.after(() => {
+  for (const n of started) t(['rm', '-f', n]);
+  cleanup(...dirs);
+});
+
+test('commit of a container that swaps a directory with a symlink to the host never takes host files', async () => {
+  if (!exchangeTool()) return skip('no C compiler (cc) to build fixtures/exchange');
+  const scratch = hostScratch();
+  await swapper('race-commit', '/d', '/l', scratch);
+  for (let i = 1; i <= 4; i++) {
+    const tag = `race/commit:${i}`;
+    ok(t(['commit', 'race-commit', tag]), `commit ${i}`);
+    // Everything the new image holds under the two names, by name and by content.
+    const r = ok(t(['run', '--rm', tag, 'sh', '-c', 'find /d /l -xdev 2>/dev/null; cat /d/* 2>/dev/null; true']));
+    assert.not.match(r.stdout, /secret-|HOST-SECRET/, `commit ${i} took host files: ${r.stdout.slice(0, 400)}`);
+    assert.match(r.stdout, /^\/d\b/m, 'the container\'s own files are in the image');
+  }
+  // The commit thawed the container: it still runs and answers.
+  assert.is(t(['exec', 'race-commit', 'true']).code, 0);
+  assert.is(readdirSync(scratch).length, FILES);
+});
+
+test('volume rm -f of a volume a container swaps a directory in leaves the host directory alone', async () => {
+  if (!exchangeTool()) return skip('no C compiler (cc) to build fixtures/exchange');
+  for (let round = 1; round <= 3; round++) {
+    const scratch = hostScratch();
+    const vol = `race-vol-${round}`;
+    await swapper(`race-vol-${round}`, '/v/d', '/v/l', scratch, ['-v', `${vol}:/v`]);
+    ok(t(['volume', 'rm', '-f', vol]), `volume rm -f (round ${round})`);
+    const left = readdirSync(scratch).filter((n) => readFileSync(join(scratch, n), 'utf8').startsWith('HOST-SECRET'));
+    assert.is(left.length, FILES, `round ${round}: host files deleted through the volume: ${FILES - left.length}`);
+    assert.not.match(ok(t(['volume', 'ls'])).stdout, new RegExp(vol));
+    t(['rm', '-f', `race-vol-${round}`]);
+  }
+});
+
+
+
+test.run();
