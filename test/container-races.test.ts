@@ -35,13 +35,17 @@ function exchangeTool(): string | undefined {
   return tools;
 }
 
+const PAIRS = 8;
+
 /**
- * Starts a detached container that fills `dir` with files, puts a symlink to `scratch` at `link`
- * and swaps the two without pause; returns once the swapping has begun.
+ * Starts a detached container that makes PAIRS directories `${base}/dN` full of files, each with a
+ * symlink `${base}/lN` to `scratch` beside it, and swaps every pair without pause; returns once the
+ * swapping has begun.
  */
-async function swapper(name: string, dir: string, link: string, scratch: string, extra: string[] = []): Promise<void> {
-  const script = `mkdir -p ${dir} && i=0 && while [ $i -lt ${FILES} ]; do echo in > ${dir}/f$i; i=$((i+1)); done && ` +
-    `ln -s ${scratch} ${link} && exec /x/exchange ${dir} ${link} /ready`;
+async function swapper(name: string, base: string, scratch: string, extra: string[] = []): Promise<void> {
+  const pairs = Array.from({ length: PAIRS }, (_, n) => `${base}/d${n} ${base}/l${n}`).join(' ');
+  const script = `for n in $(seq 0 ${PAIRS - 1}); do mkdir -p ${base}/d$n && ln -s ${scratch} ${base}/l$n && ` +
+    `for i in $(seq 1 ${FILES}); do echo in > ${base}/d$n/f$i; done; done && exec /x/exchange /ready ${pairs}`;
   ok(t(['run', '-d', '--name', name, '-v', `${tools}:/x:ro`, ...extra, Base, 'sh', '-c', script]));
   started.push(name);
   for (let i = 0; i < 300; i++) {
@@ -59,14 +63,14 @@ test.after(() => {
 test('commit of a container that swaps a directory with a symlink to the host never takes host files', async () => {
   if (!exchangeTool()) return skip('no C compiler (cc) to build fixtures/exchange');
   const scratch = hostScratch();
-  await swapper('race-commit', '/d', '/l', scratch);
+  await swapper('race-commit', '/w', scratch);
   for (let i = 1; i <= 4; i++) {
     const tag = `race/commit:${i}`;
     ok(t(['commit', 'race-commit', tag]), `commit ${i}`);
     // Everything the new image holds under the two names, by name and by content.
-    const r = ok(t(['run', '--rm', tag, 'sh', '-c', 'find /d /l -xdev 2>/dev/null; cat /d/* 2>/dev/null; true']));
+    const r = ok(t(['run', '--rm', tag, 'sh', '-c', 'find /w -xdev; cat /w/d*/* 2>/dev/null; true']));
     assert.not.match(r.stdout, /secret-|HOST-SECRET/, `commit ${i} took host files: ${r.stdout.slice(0, 400)}`);
-    assert.match(r.stdout, /^\/d\b/m, 'the container\'s own files are in the image');
+    assert.match(r.stdout, /^\/w\/[dl]0\/f1$/m, 'the container\'s own files are in the image');
   }
   // The commit thawed the container: it still runs and answers.
   assert.is(t(['exec', 'race-commit', 'true']).code, 0);
@@ -78,7 +82,7 @@ test('volume rm -f of a volume a container swaps a directory in leaves the host 
   for (let round = 1; round <= 3; round++) {
     const scratch = hostScratch();
     const vol = `race-vol-${round}`;
-    await swapper(`race-vol-${round}`, '/v/d', '/v/l', scratch, ['-v', `${vol}:/v`]);
+    await swapper(`race-vol-${round}`, '/v', scratch, ['-v', `${vol}:/v`]);
     ok(t(['volume', 'rm', '-f', vol]), `volume rm -f (round ${round})`);
     const left = readdirSync(scratch).filter((n) => readFileSync(join(scratch, n), 'utf8').startsWith('HOST-SECRET'));
     assert.is(left.length, FILES, `round ${round}: host files deleted through the volume: ${FILES - left.length}`);
