@@ -27,6 +27,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/audit.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -102,6 +103,7 @@ struct spec {
   char *hosts, *resolv, *hostnamefile;
   struct mnt *mounts; int nmounts;
   char **cgprocs; int ncg;
+  char *devcgroup; char **devallow; int ndevallow;
   pid_t execpid, netnspid;
   int tty;
   char ttyslave[64];
@@ -197,6 +199,8 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "resolv")) S.resolv = v;
     else if (!strcmp(tok, "hostnamefile")) S.hostnamefile = v;
     else if (!strcmp(tok, "cgroup")) push(&S.cgprocs, &S.ncg, v);
+    else if (!strcmp(tok, "devcgroup")) S.devcgroup = v;
+    else if (!strcmp(tok, "devallow")) push(&S.devallow, &S.ndevallow, v);
     else if (!strcmp(tok, "mount")) {
       S.mounts = realloc(S.mounts, sizeof(struct mnt) * (S.nmounts + 1));
       if (!S.mounts) die("out of memory");
@@ -869,6 +873,97 @@ __attribute__((noreturn)) static void exec_main(void) {
   _exit(125);
 }
 
+// ---- device allowlist on cgroup v2 ---------------------------------------------------------------
+
+// cgroup v2 has no devices.allow: the allowlist is a BPF_PROG_TYPE_CGROUP_DEVICE program attached
+// to the run's cgroup, consulted on every open and mknod of a device node by a process inside.
+// It is built from the same rules as v1's list ("c 1:3 rwm", "b *:* m"; spec key devallow) and
+// returns 1 (allow) when one rule covers the request, else 0 (EPERM).
+
+static struct bpf_insn insn(__u8 code, __u8 dst, __u8 src, __s16 off, __s32 imm) {
+  return (struct bpf_insn){ .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm };
+}
+
+static long parse_dev_num(const char **p) {
+  if (**p == '*') { (*p)++; return -1; }
+  char *end;
+  long v = strtol(*p, &end, 10);
+  if (end == *p || v < 0) return -2;
+  *p = end;
+  return v;
+}
+
+static void attach_device_filter(void) {
+  struct bpf_insn prog[16 + 8 * 64];
+  int n = 0;
+  // r2 = type (BPF_DEVCG_DEV_BLOCK/CHAR), r3 = access bits (MKNOD/READ/WRITE), r4 = major, r5 = minor
+  prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0);
+  prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_X, 3, 2, 0, 0);
+  prog[n++] = insn(BPF_ALU | BPF_AND | BPF_K, 2, 0, 0, 0xffff);
+  prog[n++] = insn(BPF_ALU | BPF_RSH | BPF_K, 3, 0, 0, 16);
+  prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0);
+  prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0);
+  if (S.ndevallow > 64) { errno = E2BIG; die("more than 64 device rules"); }
+  for (int r = 0; r < S.ndevallow; r++) {
+    const char *p = S.devallow[r];
+    char type = *p++;
+    if ((type != 'c' && type != 'b' && type != 'a') || *p++ != ' ') goto bad;
+    long major = parse_dev_num(&p);
+    if (major == -2 || *p++ != ':') goto bad;
+    long minor = parse_dev_num(&p);
+    if (minor == -2 || *p++ != ' ') goto bad;
+    int acc = 0;
+    for (; *p; p++) {
+      if (*p == 'm') acc |= BPF_DEVCG_ACC_MKNOD;
+      else if (*p == 'r') acc |= BPF_DEVCG_ACC_READ;
+      else if (*p == 'w') acc |= BPF_DEVCG_ACC_WRITE;
+      else goto bad;
+    }
+    // One block per rule: each test jumps past the block's "return 1" when it does not match.
+    int jumps[4], nj = 0;
+    if (type != 'a') { jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 0, type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK); }
+    // Every access asked for must be in the rule: (access & ~rule) == 0.
+    prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_X, 6, 3, 0, 0);
+    prog[n++] = insn(BPF_ALU64 | BPF_AND | BPF_K, 6, 0, 0, ~acc & 7);
+    jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 6, 0, 0, 0);
+    if (major >= 0) { jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 4, 0, 0, (__s32)major); }
+    if (minor >= 0) { jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 5, 0, 0, (__s32)minor); }
+    prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1);
+    prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    for (int j = 0; j < nj; j++) prog[jumps[j]].off = (__s16)(n - jumps[j] - 1);
+    continue;
+  bad:
+    errno = EINVAL;
+    die("bad device rule '%s'", S.devallow[r]);
+  }
+  prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
+  prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+
+  static char log[8192];
+  union bpf_attr load;
+  memset(&load, 0, sizeof load);
+  load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  load.insns = (__u64)(unsigned long)prog;
+  load.insn_cnt = n;
+  load.license = (__u64)(unsigned long)"Apache-2.0";
+  load.log_buf = (__u64)(unsigned long)log;
+  load.log_size = sizeof log;
+  load.log_level = 1;
+  int pfd = syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+  if (pfd < 0) die("load the device filter [%.200s]", log);
+  int cg = open(S.devcgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cg < 0) die("open cgroup %s", S.devcgroup);
+  union bpf_attr at;
+  memset(&at, 0, sizeof at);
+  at.target_fd = cg;
+  at.attach_bpf_fd = pfd;
+  at.attach_type = BPF_CGROUP_DEVICE;
+  at.attach_flags = BPF_F_ALLOW_MULTI;  // programs of the cgroups above (systemd's) still apply too
+  if (syscall(SYS_bpf, BPF_PROG_ATTACH, &at, sizeof at) < 0) die("attach the device filter to %s", S.devcgroup);
+  close(cg);
+  close(pfd);  // the attachment holds the program until the cgroup goes
+}
+
 // ---- running from a sealed copy ------------------------------------------------------------------
 
 // CVE-2019-5736: a process in the sandbox that can reach the launcher's /proc/PID/exe (init, or the
@@ -923,6 +1018,8 @@ int main(int argc, char **argv, char **envp) {
   if (getppid() != parent) _exit(125);
   parse_spec();
 
+  // The device filter first: nothing may run in the cgroup without it.
+  if (S.devcgroup && !S.execpid) attach_device_filter();
   // Join the run's cgroups before anything forks, so every descendant is counted and limited.
   char pid[32];
   int pl = snprintf(pid, sizeof pid, "%d", getpid());

@@ -4,6 +4,8 @@ import type { Limits } from '../types.js';
 export interface RunCgroup {
   /** cgroup.procs files the launcher joins before it forks anything. */
   procsFiles: string[];
+  /** cgroup v2: the directory the launcher attaches the device allowlist (a BPF program) to. */
+  deviceCgroup?: string;
   /** CPU time used by everything in the run, in nanoseconds (undefined if not measured). */
   cpuNanos(): number | undefined;
   /** Whether the kernel's OOM killer killed a process of the run. */
