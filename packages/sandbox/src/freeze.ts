@@ -2,10 +2,10 @@
 // its files can be read without the sandbox changing them mid-walk. `tsbuild commit` needs this:
 // a walk of a live upperdir by path can be led onto the host by a process that swaps a directory
 // for a symlink between two steps of the walk (renameat2 RENAME_EXCHANGE).
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './run.js';
 import { readText, write } from './cgroup/fsutil.js';
+import { cgroupDriver } from './cgroup/index.js';
 
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
@@ -15,10 +15,11 @@ interface Freezer { file: string; frozen: () => boolean; freeze: string; thaw: s
 function freezerOf(pid: number): Freezer {
   const text = readText(`/proc/${pid}/cgroup`);
   if (text === undefined) throw new SandboxError(`no process ${pid}: the sandbox is not running`);
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+  const driver = cgroupDriver();
+  if (driver?.version === 2) {
     const path = text.match(/^0::(\/tsbuild\/.+)$/m)?.[1];
     if (path) {
-      const dir = `/sys/fs/cgroup${path}`;
+      const dir = `${driver.root}${path}`;
       return {
         file: `${dir}/cgroup.freeze`, freeze: '1', thaw: '0',
         frozen: () => /^frozen 1$/m.test(readText(`${dir}/cgroup.events`) ?? ''),
@@ -26,8 +27,8 @@ function freezerOf(pid: number): Freezer {
     }
   } else {
     const path = text.match(/^\d+:(?:[^:]*,)?freezer(?:,[^:]*)?:(\/tsbuild\/.+)$/m)?.[1];
-    if (path) {
-      const dir = `/sys/fs/cgroup/freezer${path}`;
+    if (path && driver) {
+      const dir = `${driver.root}/freezer${path}`;
       return {
         file: `${dir}/freezer.state`, freeze: 'FROZEN', thaw: 'THAWED',
         frozen: () => readText(`${dir}/freezer.state`)?.trim() === 'FROZEN',

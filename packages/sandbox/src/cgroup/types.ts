@@ -16,6 +16,8 @@ export interface RunCgroup {
 
 export interface CgroupDriver {
   version: 1 | 2;
+  /** Where the hierarchy (v2) or the controller hierarchies (v1) are mounted. */
+  root: string;
   /** `freezable`: the run can be frozen (see freeze.ts), e.g. while a container is committed. */
   create(id: string, limits: Limits, opts?: { freezable?: boolean }): RunCgroup;
   /** Removes run cgroups whose owner is gone. */

@@ -13,6 +13,7 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
   const dir = (ctrl: string, id?: string) => `${root}/${ctrl}/${parent}${id ? '/' + id : ''}`;
   return {
     version: 1,
+    root,
     create(id: string, limits: Limits, opts: { freezable?: boolean } = {}): RunCgroup {
       const ctrls = ['pids', 'cpuacct', 'devices'];
       if (opts.freezable) ctrls.push('freezer');

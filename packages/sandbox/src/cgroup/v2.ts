@@ -19,6 +19,7 @@ export function v2Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
   let prepared = false;
   return {
     version: 2,
+    root,
     create(id: string, limits: Limits): RunCgroup {
       if (!prepared) {
         enableControllers(root, ['cpu', 'memory', 'pids']);

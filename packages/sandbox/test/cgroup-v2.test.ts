@@ -1,4 +1,5 @@
-// The device allowlist on cgroup v2: a BPF program the launcher attaches to the run's cgroup. On a
+// cgroup v2 paths: the device allowlist (a BPF program the launcher attaches to the run's cgroup)
+// and freezing (cgroup.freeze). On a
 // hybrid host (v1 controllers, a controller-less cgroup2 at /sys/fs/cgroup/unified) the v2 driver
 // runs on that mount (TSBUILD_CGROUP2_ROOT), which is enough for runs without limits and for
 // device programs. Every mount in the sandbox but /dev is nodev, so the program is checked the
@@ -9,8 +10,8 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { skip } from '@tsbuild/testkit';
-import { run } from '../src/index.js';
-import { freshRoot, sh, stateDir } from './helpers.js';
+import { freezeSandbox, run } from '../src/index.js';
+import { checkFreeze, freshRoot, sh, stateDir } from './helpers.js';
 
 const pureV2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
 const hybrid = !pureV2 && readFileSync('/proc/self/mountinfo', 'utf8').includes(' /sys/fs/cgroup/unified ');
@@ -60,6 +61,14 @@ test('cgroup v2: the standard nodes still work inside the sandbox', async () => 
   const r = await sh('head -c 4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; [ -t 0 ] || true; ' +
     'mknod /tmp/n c 7 0 && echo mknod-ok');
   assert.is(r.out, '4\nnull-ok\nmknod-ok\n', r.err);
+});
+
+test('cgroup v2: freezeSandbox stops every process until thawed (cgroup.freeze)', async () => {
+  if (!pureV2 && !hybrid) return skip('no cgroup2 hierarchy on this host', { required: false });
+  const r = await checkFreeze(freezeSandbox);
+  assert.ok(r.a !== '', 'the loop never counted');
+  assert.is(r.b, r.a, 'the count moved while frozen');
+  assert.ok(r.moved, 'the count did not move again after the thaw');
 });
 
 test.run();
