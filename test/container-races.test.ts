@@ -93,4 +93,22 @@ test('volume rm -f of a volume a container swaps a directory in leaves the host 
 
 
 
+test('exec: the launcher entering the container is closed to it while it waits in execve (CVE-2019-5736)', async () => {
+  if (!exchangeTool()) return skip('no C compiler (cc) to build the probe');
+  // The probe (a static helper of the sandbox tests) holds a write lease on the binary that
+  // `tsbuild exec` runs: the exec's launcher child, already in the container's pid namespace,
+  // waits inside execve until the probe has tried its /proc/PID/exe and /proc/PID/mem.
+  const w = tempDir('lease');
+  dirs.push(w);
+  execFileSync('cc', ['-O2', '-static', '-o', join(w, 'probe'), join(repo, 'packages', 'sandbox', 'test', 'fixtures', 'probe.c')]);
+  execFileSync('cp', [join(w, 'probe'), join(w, 'target')]);
+  ok(t(['run', '-d', '--name', 'race-exec', '-v', `${w}:/w`, Base, 'sh', '-c', '/w/probe lease /w/target /w; exec sleep 300']));
+  started.push('race-exec');
+  for (let i = 0; i < 300 && !readdirSync(w).includes('leased'); i++) await sleep(50);
+  assert.ok(readdirSync(w).includes('leased'), `the probe did not take its lease: ${t(['logs', 'race-exec']).stdout}`);
+  assert.is(ok(t(['exec', 'race-exec', '/w/target', 'euid'])).stdout, 'euid=0\n');
+  const report = readFileSync(join(w, 'report'), 'utf8');
+  assert.match(report, /^pid=\d+ exe=E\w+ path=E\w+ mem=E\w+\n$/, `the launcher was reachable from the container: ${report}`);
+});
+
 test.run();
