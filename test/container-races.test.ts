@@ -31,7 +31,8 @@ function exchangeTool(): string | undefined {
   if (!have('cc')) return undefined;
   tools = tempDir('exchange');
   dirs.push(tools);
-  execFileSync('cc', ['-O2', '-static', '-o', join(tools, 'exchange'), join(repo, 'fixtures', 'exchange', 'exchange.c')]);
+  const src = join(repo, 'fixtures', 'exchange', 'exchange.c');
+  execFileSync('cc', ['-O2', '-static', '-o', join(tools, 'exchange'), src]);
   return tools;
 }
 
@@ -100,15 +101,18 @@ test('exec: the launcher entering the container is closed to it while it waits i
   // waits inside execve until the probe has tried its /proc/PID/exe and /proc/PID/mem.
   const w = tempDir('lease');
   dirs.push(w);
-  execFileSync('cc', ['-O2', '-static', '-o', join(w, 'probe'), join(repo, 'packages', 'sandbox', 'test', 'fixtures', 'probe.c')]);
+  const probe = join(repo, 'packages', 'sandbox', 'test', 'fixtures', 'probe.c');
+  execFileSync('cc', ['-O2', '-static', '-o', join(w, 'probe'), probe]);
   execFileSync('cp', [join(w, 'probe'), join(w, 'target')]);
-  ok(t(['run', '-d', '--name', 'race-exec', '-v', `${w}:/w`, Base, 'sh', '-c', '/w/probe lease /w/target /w; exec sleep 300']));
+  const script = '/w/probe lease /w/target /w; exec sleep 300';
+  ok(t(['run', '-d', '--name', 'race-exec', '-v', `${w}:/w`, Base, 'sh', '-c', script]));
   started.push('race-exec');
   for (let i = 0; i < 300 && !readdirSync(w).includes('leased'); i++) await sleep(50);
   assert.ok(readdirSync(w).includes('leased'), `the probe did not take its lease: ${t(['logs', 'race-exec']).stdout}`);
   assert.is(ok(t(['exec', 'race-exec', '/w/target', 'euid'])).stdout, 'euid=0\n');
   const report = readFileSync(join(w, 'report'), 'utf8');
-  assert.match(report, /^pid=\d+ exe=E\w+ path=E\w+ mem=E\w+\n$/, `the launcher was reachable from the container: ${report}`);
+  const closed = /^pid=\d+ exe=E\w+ path=E\w+ mem=E\w+\n$/;
+  assert.match(report, closed, `the launcher was reachable from the container: ${report}`);
 });
 
 test.run();

@@ -17,7 +17,9 @@ const dirs: string[] = [root];
 /** The device the host's / is on, as glibc encodes dev_t. */
 function rootDisk(): { major: number; minor: number } {
   const dev = statSync('/', { bigint: true }).dev;
-  return { major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)), minor: Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn)) };
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
 }
 
 /**
@@ -33,7 +35,8 @@ function readableHostDevice(): string | undefined {
     const node = join(d, 'n');
     try {
       execFileSync('mknod', [node, ...dev.split(' ')]);
-      const n = execFileSync('sh', ['-c', `timeout 2 head -c 16 ${node} 2>/dev/null | wc -c`], { encoding: 'utf8' }).trim();
+      const read = `timeout 2 head -c 16 ${node} 2>/dev/null | wc -c`;
+      const n = execFileSync('sh', ['-c', read], { encoding: 'utf8' }).trim();
       if (n === '16') return dev;
     } catch { /* not this one */ } finally {
       rmSync(node, { force: true });
@@ -43,7 +46,8 @@ function readableHostDevice(): string | undefined {
 }
 
 const device = readableHostDevice();
-const readNode = (dir: string) => `mknod ${dir}/n ${device} && n=$(timeout 2 head -c 16 ${dir}/n 2>/dev/null | wc -c) && echo "read=$n"`;
+const readNode = (dir: string) =>
+  `mknod ${dir}/n ${device} && n=$(timeout 2 head -c 16 ${dir}/n 2>/dev/null | wc -c) && echo "read=$n"`;
 
 test.after(() => cleanup(...dirs));
 
@@ -77,7 +81,8 @@ test('tsbuild run -u 1000 -v HOSTDIR: a setuid-root binary there runs as 1000', 
   const host = tempDir('suid');
   dirs.push(host);
   chmodSync(host, 0o755);  // uid 1000 must reach the file
-  execFileSync('cc', ['-O2', '-static', '-o', join(host, 'probe'), join(repo, 'packages', 'sandbox', 'test', 'fixtures', 'probe.c')]);
+  const probe = join(repo, 'packages', 'sandbox', 'test', 'fixtures', 'probe.c');
+  execFileSync('cc', ['-O2', '-static', '-o', join(host, 'probe'), probe]);
   chmodSync(join(host, 'probe'), 0o4755);
   const r = ok(t(['run', '--rm', '-u', '1000', '-v', `${host}:/s`, Base, '/s/probe', 'euid']));
   assert.is(r.stdout, 'euid=1000\n');

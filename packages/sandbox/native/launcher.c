@@ -446,8 +446,10 @@ static void extra_mounts(void) {
       // devices, `mknod disk b 8 0` on a cache mount would open the host's disk, and a setuid file a
       // host user left there would run as its owner. nodev+nosuid (and ro) on the whole tree: a
       // plain MS_REMOUNT would leave submounts as they were.
-      struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV | (m->ro ? X_MOUNT_ATTR_RDONLY : 0) };
-      if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | X_AT_RECURSIVE, &a, sizeof a) < 0) die("mount flags of bind %s", m->src);
+      struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV };
+      if (m->ro) a.attr_set |= X_MOUNT_ATTR_RDONLY;
+      if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | X_AT_RECURSIVE, &a, sizeof a) < 0)
+        die("mount flags of bind %s", m->src);
     }
     if (syscall(SYS_move_mount, mfd, "", t, "", X_MOVE_MOUNT_F_EMPTY_PATH | X_MOVE_MOUNT_T_EMPTY_PATH) < 0)
       die("mount on %s", m->tgt);
@@ -921,7 +923,10 @@ static void attach_device_filter(void) {
     }
     // One block per rule: each test jumps past the block's "return 1" when it does not match.
     int jumps[4], nj = 0;
-    if (type != 'a') { jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 0, type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK); }
+    if (type != 'a') {
+      jumps[nj++] = n;
+      prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 0, type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK);
+    }
     // Every access asked for must be in the rule: (access & ~rule) == 0.
     prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_X, 6, 3, 0, 0);
     prog[n++] = insn(BPF_ALU64 | BPF_AND | BPF_K, 6, 0, 0, ~acc & 7);

@@ -39,7 +39,8 @@ test('cgroup v2: the device program allows runc\'s list and nothing else', async
     let pid = 0;
     await new Promise<void>((resolve) => {
       void run({
-        root: freshRoot(), argv: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, network: 'none', stateDir,
+        root: freshRoot(), argv: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
+        network: 'none', stateDir,
         signal: ac.signal, onStart: (p) => { pid = p; resolve(); },
       }).catch(() => {});
     });

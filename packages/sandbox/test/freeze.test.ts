@@ -22,7 +22,8 @@ test('freezeSandbox refuses a pid that is not running, and (v1) a run that is no
   let pid = 0;
   await new Promise<void>((resolve) => {
     void run({
-      root: freshRoot(), argv: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, network: 'none', stateDir,
+      root: freshRoot(), argv: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
+      network: 'none', stateDir,
       signal: ac.signal, onStart: (p) => { pid = p; resolve(); },
     }).catch(() => {});
   });

@@ -98,7 +98,9 @@ export function processesWith(marker: string): number[] {
  * checks that the count stands still while frozen and moves again once thawed. Returns the counts
  * (frozen, frozen a moment later) for the caller's assertions.
  */
-export async function checkFreeze(freeze: (pid: number) => Promise<() => void>): Promise<{ a: string; b: string; moved: boolean }> {
+export async function checkFreeze(
+  freeze: (pid: number) => Promise<() => void>,
+): Promise<{ a: string; b: string; moved: boolean }> {
   const w = join(tmp, `freeze-${++n}`);
   mkdirSync(w);
   const ac = new AbortController();

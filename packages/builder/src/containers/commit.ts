@@ -46,7 +46,8 @@ async function freezeIfRunning(store: Store, doc: ContainerDoc): Promise<Thaw> {
     try {
       return await freezeSandbox(d.State.Pid!);
     } catch (e) {
-      throw new ContainerError(`cannot freeze container ${d.Name} for the commit (${(e as Error).message}): stop it first`);
+      const why = (e as Error).message;
+      throw new ContainerError(`cannot freeze container ${d.Name} for the commit (${why}): stop it first`);
     }
   }
   if (d.State.Status === 'created' && alive(d.State.Runner, d.State.RunnerStart)) {
@@ -62,7 +63,8 @@ export async function commitContainer(store: Store, doc: ContainerDoc, opts: { c
   const thaw = await freezeIfRunning(store, doc);
   let layer: Layer;
   try {
-    layer = await writeLayer(store.blobs, filtered(entriesFromDirectory(doc.UpperDir, { overlay: true }), excluded), { compression: 'gzip' });
+    const entries = filtered(entriesFromDirectory(doc.UpperDir, { overlay: true }), excluded);
+    layer = await writeLayer(store.blobs, entries, { compression: 'gzip' });
   } finally {
     thaw();
   }

@@ -19,6 +19,10 @@ function code(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException).code;
 }
 
+function keepsChanging(path: string): Error {
+  return new Error(`${path} keeps changing while it is removed (a running container may be using it)`);
+}
+
 function openDir(path: string): number | undefined {
   try {
     return openSync(path, DIR_FLAGS);
@@ -33,7 +37,7 @@ function emptyDir(fd: number, shown: string): void {
   for (let round = 0; ; round++) {
     const names = readdirSync(here);
     if (names.length === 0) return;
-    if (round >= MAX_ROUNDS) throw new Error(`${shown} keeps changing while it is removed (a running container may be using it)`);
+    if (round >= MAX_ROUNDS) throw keepsChanging(shown);
     for (const name of names) removeEntry(`${here}/${name}`, `${shown}/${name}`);
   }
 }
@@ -91,6 +95,6 @@ export function removeTreeBeneath(path: string): void {
         if (!RACED.has(code(e) ?? '')) throw e;
       }
     }
-    if (round >= MAX_ROUNDS) throw new Error(`${path} keeps changing while it is removed (a running container may be using it)`);
+    if (round >= MAX_ROUNDS) throw keepsChanging(path);
   }
 }

@@ -36,7 +36,10 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
         for (const c of ctrls) {
           if (!existsSync(`${root}/${c}`)) {
             if (c === 'pids' || c === 'cpuacct') continue;  // tracking only: optional
-            if (c === 'devices') throw new Error(`sandbox: the cgroup v1 devices controller is not mounted at ${root}/devices: without it nothing limits which device nodes a sandbox opens`);
+            if (c === 'devices') {
+              throw new Error(`sandbox: the cgroup v1 devices controller is not mounted at ${root}/devices: ` +
+                'without it nothing limits which device nodes a sandbox opens');
+            }
             throw new Error(`sandbox: the cgroup v1 controller '${c}' is not mounted at ${root}/${c}`);
           }
           mkdirSync(dir(c), { recursive: true });
