@@ -978,6 +978,7 @@ static void attach_device_filter(void) {
 // the sandbox; as runc does, the launcher also re-executes itself from a sealed memfd copy, so that
 // what /proc/PID/exe leads to is a private, unwritable copy and never the installed binary.
 #define LAUNCHER_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+#define X_MFD_EXEC 0x10U
 
 static int running_from_sealed_copy(void) {
   int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
@@ -993,7 +994,12 @@ static void reexec_from_sealed_copy(char **argv, char **envp) {
   if (src < 0) die("open /proc/self/exe");
   struct stat st;
   if (fstat(src, &st) < 0) die("stat /proc/self/exe");
-  int mem = memfd_create("tsbuild-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  // MFD_EXEC (kernel >= 6.3): executable even where vm.memfd_noexec=1 seals new memfds noexec.
+  int mem = memfd_create("tsbuild-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING | X_MFD_EXEC);
+  if (mem < 0 && errno == EINVAL) mem = memfd_create("tsbuild-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  // vm.memfd_noexec=2 forbids executable memfds: run from the binary; being non-dumpable still
+  // closes /proc/PID/exe to the sandbox.
+  if (mem < 0 && errno == EACCES) { close(src); return; }
   if (mem < 0) die("memfd_create");
   for (off_t left = st.st_size; left > 0;) {
     ssize_t n = sendfile(mem, src, NULL, left);
