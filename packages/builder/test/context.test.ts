@@ -265,7 +265,7 @@ test('the native and the JS walker list the same entries, signatures and flags',
 
 test('a walker that cannot be started (missing, not executable) leaves the listing to JS, same result', async () => {
   const ctx = fixture();
-  const noexec = join(mkdtempSync(join(tmpdir(), 'tsbuild-walker-')), 'tsbuild-walk');
+  const noexec = join(mkdtempSync(join(base, 'tsbuild-walker-')), 'tsbuild-walk'); // removed with base
   writeFileSync(noexec, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
   for (const walker of ['/nonexistent/tsbuild-walk', noexec]) {
     const l = await listContext(ctx, 100_000, [], walker);

@@ -1,3 +1,4 @@
 export * from './registry.js';
 export * from './dockerd.js';
 export * from './skip.js';
+export * from './bridge.js';
