@@ -6,6 +6,7 @@ import { FileBlobStore } from './blobs.js';
 import { CacheIndex } from './cache.js';
 import { Images } from './images.js';
 import { LockManager, type LockOptions, type Release } from './lock.js';
+import { LeaseHolder, Leases, type Lease } from './leases.js';
 import { Tags, emptyIndex } from './tags.js';
 import { exists, initSelf, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
@@ -24,17 +25,21 @@ export class Store {
   readonly tmpDir: string;
   readonly snapshotsDir: string;
   readonly containersDir: string;
+  readonly leases: Leases;
+  /** The lease the store's parts add to (see beginLease). */
+  readonly held = new LeaseHolder();
 
   private constructor(readonly root: string) {
     this.tmpDir = join(root, 'tmp');
     this.snapshotsDir = join(root, 'snapshots');
     this.containersDir = join(root, 'containers');
     this.locks = new LockManager(join(root, 'locks'));
-    this.blobs = new FileBlobStore(root, this.tmpDir);
+    this.leases = new Leases(root, this.locks);
+    this.blobs = new FileBlobStore(root, this.tmpDir, this.held);
     this.tags = new Tags(root, this.locks, this.tmpDir);
-    this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir);
+    this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir, this.held);
     this.images = new Images(this.blobs, this.tags);
-    this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir);
+    this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir, {}, this.held);
   }
 
   /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
@@ -67,6 +72,22 @@ export class Store {
     spreadSubdirs(this.tmpDir); // see sys/topdir.ts: scratch trees away from recently freed inodes
     await fsp.mkdir(dir, { mode: 0o700 });
     return dir;
+  }
+
+  /**
+   * From now on, every blob, snapshot and cache record this Store writes or reuses is in a lease
+   * owned by this process (leases.ts), which prune respects; the lease ends with endLease() or
+   * with the process. A build, push, pull, run, commit or export begins one.
+   */
+  async beginLease(purpose: string): Promise<Lease> {
+    this.held.lease?.drop();
+    this.held.lease = await this.leases.forProcess(purpose);
+    return this.held.lease;
+  }
+
+  endLease(): void {
+    this.held.lease?.drop();
+    this.held.lease = undefined;
   }
 
   /** Take the named cross-process lock (see lock.ts); call the returned function to release it. */
