@@ -207,9 +207,13 @@ export class Solver {
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
+          const below = [...state.layers];
           this.layers.track(pending.layer.then(async (layer) => {
             const value: StepRecord = { layer, created };
-            await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest] });
+            // The record keeps the layer's snapshot too (its ChainID names the layers under it).
+            const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : l)));
+            const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
+            await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest], snapshots });
             this.records.push({ stage: stage.index, key: key as Digest, value });
           }));
           record = { layer: null, created };

@@ -2,13 +2,13 @@
 // joined as docker does, Env/WorkingDir/User from the image overridden by flags, volumes made and
 // seeded), and written with the container's directories.
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
-import { join, posix, resolve } from 'node:path';
-import type { Image, Store } from '@tsbuild/layerstore';
+import { join, posix, relative, resolve } from 'node:path';
+import { chainIDs, type Image, type Store } from '@tsbuild/layerstore';
 import type { Limits } from '@tsbuild/sandbox';
 import { Filesystems } from '../build/filesystems.js';
 import { resolveUser } from '../fs/users.js';
 import { DefaultPath, setEnv } from '../build/config.js';
-import { ContainerError, containerDir, listDocs, newId, randomName, writeDoc, type ContainerDoc, type MountSpec } from './state.js';
+import { ContainerError, containerDir, containerLease, listDocs, newId, randomName, writeDoc, type ContainerDoc, type MountSpec } from './state.js';
 import { ensureVolume, isVolumeName } from './volumes.js';
 
 export interface CreateOptions {
@@ -129,6 +129,11 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
   const dir = containerDir(store, id);
   await fsp.mkdir(join(dir, 'upper'), { recursive: true });
   await fsp.mkdir(join(dir, 'work'));
+  // The container keeps its image while it exists, even untagged: a lease that lives as long as its
+  // directory (made above) does. This command's own lease holds the image until then.
+  const lease = store.leases.forPath(containerLease(id), relative(store.root, dir), 'container');
+  await lease.reuse('blob', [o.image.manifestDigest, o.image.configDigest, ...o.image.layers.map((l) => l.digest)]);
+  await lease.reuse('snapshot', chainIDs(o.image.layers.map((l) => l.diffID)));
   const doc: ContainerDoc = {
     Id: id,
     Name: name,

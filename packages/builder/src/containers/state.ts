@@ -73,6 +73,11 @@ export function containersDir(store: Store): string {
 export function docPath(store: Store, id: string): string {
   return join(store.containersDir, `${id}.json`);
 }
+/** The name of a container's lease (layerstore's leases.ts): it lives as long as containerDir. */
+export function containerLease(id: string): string {
+  return `container-${id}`;
+}
+
 export function containerDir(store: Store, id: string): string {
   return join(store.containersDir, id);
 }

@@ -104,7 +104,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = async () => (await registryModule()).remoteOptions(store, insecure);
   try {

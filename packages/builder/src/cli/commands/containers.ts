@@ -141,7 +141,7 @@ export async function rmCommand(argv: string[]): Promise<number> {
 export async function startCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [rootFlag, { name: 'attach', short: 'a', kind: 'bool' }]);
   needOne(p, 'start');
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'start');
   if (bool(p, 'attach')) {
     if (p.positionals.length !== 1) throw new UsageError('"tsbuild start -a" takes exactly one container');
     return guarded(async () => {
@@ -288,7 +288,7 @@ export async function commitCommand(argv: string[]): Promise<number> {
     { name: 'author', short: 'a', kind: 'string' },
   ]);
   if (p.positionals.length < 1 || p.positionals.length > 2) throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'commit');
   return guarded(async () => {
     const d = await findDoc(store, p.positionals[0]!);
     const image = await commitContainer(store, d, { changes: list(p, 'change'), message: str(p, 'message'), author: str(p, 'author') });

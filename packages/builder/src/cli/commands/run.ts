@@ -111,7 +111,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const detach = bool(p, 'detach');
   if (detach && bool(p, 'interactive')) throw new UsageError('-d and -i cannot be used together (there is no attach)');
   try {
-    const store = await openStore(str(p, 'root'));
+    const store = await openStore(str(p, 'root'), 'run');
     const image = await store.images.get(ref);
     if (!image) throw new ContainerError(`Unable to find image '${ref}' in the store (${store.root})`);
     const doc = await store.withLock('containers', () => createContainer(store, {
