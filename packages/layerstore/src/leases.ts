@@ -144,9 +144,12 @@ export class Leases {
     await fsp.rm(this.file(name), { force: true });
   }
 
-  /** Resolves when no prune is between its mark and its last unlink decision. */
+  /**
+   * Resolves when no prune is between its mark and its last unlink decision (seconds at most on a
+   * large store; a prune that died holding the lock is detected by pid + start time).
+   */
   settled(): Promise<void> {
-    return this.locks.waitFree(SweepLock);
+    return this.locks.waitFree(SweepLock, { timeoutMs: 10 * 60_000 });
   }
 
   /** Every lease, parsed, with whether its owner still lives. */

@@ -51,6 +51,40 @@ test('a live lease keeps its blobs, snapshots and cache records through prune --
   }
 });
 
+test('a cache hit leases the record, its blob and its snapshot; an image in use keeps its chain', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    // Made earlier by someone else, with no lease: only the record reaches the layer.
+    const img = await sampleImage(store);
+    const key = sha('step key');
+    const chain = sha('record chain');
+    const dir = await store.tempDir('snap');
+    await store.snapshots.adopt(chain, dir);
+    await store.cache.put(key, { value: 'hit', blobs: img.layers.map((l) => l.digest), snapshots: [chain] });
+    const orphan = (await store.snapshots.ensure(img.layers)).map((s) => s.chainID);
+    // Without --all, the record keeps its layer and its snapshot; nothing keeps the image's own chain.
+    const kept = await store.prune({ gracePeriodMs: 0 });
+    assert.is(kept.snapshots, orphan.length);
+    assert.ok(await store.snapshots.get(chain));
+
+    await store.beginLease('build');
+    assert.ok(await store.cache.get(key), 'the hit');
+    const snaps = await store.snapshots.ensure(img.layers);
+    const r = await pruneAll(store);
+    assert.is(r.cacheRecords, 0);
+    assert.ok(await store.blobs.has(img.layers[0]!.digest));
+    assert.ok(await store.snapshots.get(chain));
+    for (const s of snaps) assert.ok(await store.snapshots.get(s.chainID), 'snapshots of a running build stay');
+    assert.equal(snaps.map((s) => s.chainID), orphan);
+    store.endLease();
+    await pruneAll(store);
+    assert.equal(await store.snapshots.list(), []);
+    assert.not.ok(await store.cache.get(key));
+  } finally {
+    await cleanup();
+  }
+});
+
 test('the lease of a killed process expires: prune removes it and what only it held', async () => {
   const { store, cleanup } = await tempStore();
   try {
