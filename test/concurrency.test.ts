@@ -42,15 +42,22 @@ function leases(root: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
 
+/** Leases prune found expired (their owner was gone), from its report. */
+function expiredLeases(r: Result): number {
+  return Number(/, (\d+) expired leases/.exec(r.stdout)?.[1] ?? 0);
+}
+
 /** Runs `prune --all --grace 0s` back to back until stop() (each run must succeed). */
 function pruneLoop(root: string) {
   let stopped = false;
   let runs = 0;
+  let expired = 0;
   const failures: Result[] = [];
   const done = (async () => {
     while (!stopped) {
       const r = await tsbuildP(['prune', '--all', '--grace', '0s'], { root });
       runs++;
+      expired += expiredLeases(r);
       if (r.code !== 0) failures.push(r);
     }
   })();
@@ -58,7 +65,7 @@ function pruneLoop(root: string) {
     async stop() {
       stopped = true;
       await done;
-      return { runs, failures };
+      return { runs, failures, expired };
     },
   };
 }
@@ -95,10 +102,11 @@ test(`${N} builds sharing steps + prune --all --grace 0s loop + push + pull: not
     const builds = Array.from({ length: N }, (_, i) => tsbuildP(['build', '-q', '-f', join(ctx, `Dockerfile.${r}.${i}`), '-t', `conc:${r}-${i}`, ctx], { root }));
     const transfers = [tsbuildP(['pull', '-q', remote], { root }), pushLatest(root, r)];
     const results = await Promise.all([...builds, ...transfers]);
-    const { runs, failures } = await loop.stop();
+    const { runs, failures, expired } = await loop.stop();
     results.forEach((res, k) => ok(res, k < N ? `build ${r}-${k}` : k === N ? 'pull' : 'push'));
     assert.is(failures.length, 0, failures.map((f) => f.stderr).join('\n'));
     assert.ok(runs > 0);
+    assert.is(expired, 0, 'a process that ends drops its lease: none is left to expire');
     for (let i = 0; i < N; i++) assertRuns(root, `conc:${r}-${i}`, r, i);
   }
   // One more prune after everything: what the tags need stays.
@@ -120,6 +128,7 @@ async function pushLatest(root: string, r: number): Promise<Result> {
 test('SIGKILL of random builds during the prune loop: once their leases expire, check is clean', async () => {
   const { root, ctx } = await setup('b');
   let killed = 0;
+  let expired = 0;
   for (let r = 0; r < ROUNDS; r++) {
     const loop = pruneLoop(root);
     // Build 0 always survives; one other build is always killed, the rest one in two, at random.
@@ -134,16 +143,20 @@ test('SIGKILL of random builds during the prune loop: once their leases expire, 
         // Deterministic point: the build has started its steps (and holds content in its lease).
         if (victims.has(i) && /\[\S+ 2\/\d\]/.test(err) && child.exitCode === null && !child.killed) {
           child.kill('SIGKILL');
-          killed++;
         }
       });
       return new Promise<{ i: number; code: number | null; err: string }>((resolve) => child.on('close', (code) => resolve({ i, code, err })));
     });
     const results = await Promise.all(builds);
-    const { failures } = await loop.stop();
+    const loopResult = await loop.stop();
+    const failures = loopResult.failures;
+    expired += loopResult.expired;
     assert.is(failures.length, 0, failures.map((f) => f.stderr).join('\n'));
     for (const res of results) {
-      if (victims.has(res.i) && res.code === null) continue; // killed
+      if (victims.has(res.i) && res.code === null) {
+        killed++; // died of the signal (a victim that had just finished exited 0 instead)
+        continue;
+      }
       // A victim may finish before its kill point shows up in its output: it must then have succeeded.
       assert.is(res.code, 0, `build ${r}-${res.i}:\n${res.err}`);
       assertRuns(root, `kill:${r}-${res.i}`, r, res.i);
@@ -151,7 +164,9 @@ test('SIGKILL of random builds during the prune loop: once their leases expire, 
   }
   assert.ok(killed >= 1, `no build was killed`);
   // The dead builds' leases expire at the next prune (or check); then the store is clean.
-  ok(tsbuild(['prune', '--grace', '0s'], { root }));
+  expired += expiredLeases(ok(tsbuild(['prune', '--grace', '0s'], { root })));
+  // Each killed build held exactly one lease (it had resolved its base image), each expired once.
+  assert.is(expired, killed, 'every killed build left one lease, and it expired');
   assertCheckClean(root);
   assert.equal(leases(root), [], 'the leases of killed builds expired');
 });
