@@ -7,7 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync, tsbuildP, type Result } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync, tsbuildP } from './helpers/cli.js';
+import type { Result } from './helpers/cli.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 
 const N = 6;
@@ -72,7 +73,8 @@ function pruneLoop(root: string) {
 
 /** The image a tag names runs and shows what its build wrote. */
 function assertRuns(root: string, tag: string, r: number, i: number): void {
-  const out = ok(tsbuild(['run', '--rm', tag, 'cat', '/mine', '/shared', '/common.txt', '/opt/lib'], { root }), `run ${tag}`).stdout;
+  const cat = ['run', '--rm', tag, 'cat', '/mine', '/shared', '/common.txt', '/opt/lib'];
+  const out = ok(tsbuild(cat, { root }), `run ${tag}`).stdout;
   assert.is(out, `round ${r} build ${i}\nshared\ncommon\nlib\n`, tag);
 }
 
@@ -85,7 +87,9 @@ async function setup(name: string) {
   const root = storeWithBase(tempDir(`conc-${name}`));
   const ctx = context({ 'common.txt': 'common\n' });
   dirs.push(root, ctx);
-  for (let r = 0; r < ROUNDS; r++) for (let i = 0; i < N; i++) writeFileSync(join(ctx, `Dockerfile.${r}.${i}`), dockerfile(r, i));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let i = 0; i < N; i++) writeFileSync(join(ctx, `Dockerfile.${r}.${i}`), dockerfile(r, i));
+  }
   // The image pushed and pulled during the rounds.
   const remote = `${reg.host}/conc-${name}:base`;
   ok(tsbuild(['tag', Base, remote], { root }));
@@ -99,7 +103,8 @@ test(`${N} builds sharing steps + prune --all --grace 0s loop + push + pull: not
     // Drop the pulled tag so that prune takes nothing but the blobs the base shares with it.
     tsbuild(['rmi', remote], { root });
     const loop = pruneLoop(root);
-    const builds = Array.from({ length: N }, (_, i) => tsbuildP(['build', '-q', '-f', join(ctx, `Dockerfile.${r}.${i}`), '-t', `conc:${r}-${i}`, ctx], { root }));
+    const build = (i: number) => ['build', '-q', '-f', join(ctx, `Dockerfile.${r}.${i}`), '-t', `conc:${r}-${i}`, ctx];
+    const builds = Array.from({ length: N }, (_, i) => tsbuildP(build(i), { root }));
     const transfers = [tsbuildP(['pull', '-q', remote], { root }), pushLatest(root, r)];
     const results = await Promise.all([...builds, ...transfers]);
     const { runs, failures, expired } = await loop.stop();
@@ -133,9 +138,11 @@ test('SIGKILL of random builds during the prune loop: once their leases expire, 
     const loop = pruneLoop(root);
     // Build 0 always survives; one other build is always killed, the rest one in two, at random.
     const always = 1 + Math.floor(Math.random() * (N - 1));
-    const victims = new Set(Array.from({ length: N }, (_, i) => i).filter((i) => i === always || (i > 0 && Math.random() < 0.5)));
+    const all = Array.from({ length: N }, (_, i) => i);
+    const victims = new Set(all.filter((i) => i === always || (i > 0 && Math.random() < 0.5)));
     const builds = Array.from({ length: N }, (_, i) => {
-      const child = tsbuildAsync(['build', '--progress=plain', '-f', join(ctx, `Dockerfile.${r}.${i}`), '-t', `kill:${r}-${i}`, ctx], { root });
+      const args = ['build', '--progress=plain', '-f', join(ctx, `Dockerfile.${r}.${i}`), '-t', `kill:${r}-${i}`, ctx];
+      const child = tsbuildAsync(args, { root });
       let err = '';
       child.stdout!.resume();
       child.stderr!.on('data', (b: Buffer) => {
@@ -145,7 +152,9 @@ test('SIGKILL of random builds during the prune loop: once their leases expire, 
           child.kill('SIGKILL');
         }
       });
-      return new Promise<{ i: number; code: number | null; err: string }>((resolve) => child.on('close', (code) => resolve({ i, code, err })));
+      return new Promise<{ i: number; code: number | null; err: string }>((resolve) => {
+        child.on('close', (code) => resolve({ i, code, err }));
+      });
     });
     const results = await Promise.all(builds);
     const loopResult = await loop.stop();

@@ -41,7 +41,8 @@ for (const [name, read] of reads) {
   test(`a vanished layer directory is an error (${name}), not the layer below`, async () => {
     const { dir, upper, view } = stack();
     rmSync(upper, { recursive: true });
-    await rejects(() => read(view) as Promise<unknown>, (e: unknown) => e instanceof LayerMissingError && (e as Error).message.includes(upper));
+    const named = (e: unknown) => e instanceof LayerMissingError && e.message.includes(upper);
+    await rejects(() => read(view) as Promise<unknown>, named);
     rmSync(dir, { recursive: true, force: true });
   });
 }

@@ -35,12 +35,12 @@ export interface CheckReport {
 }
 
 export async function check(store: Store, opts: CheckOptions = {}): Promise<CheckReport> {
-  const report: CheckReport = { problems: [], repaired: [], remaining: 0, notes: [], counts: { blobs: 0, tags: 0, cacheRecords: 0, snapshots: 0, leasesExpired: 0 } };
-  /** One damaged thing: its problems, and with --repair how to drop it (which says what it did, or undefined). */
-  const found = async (lines: string[], drop: () => Promise<string | undefined>): Promise<void> => {
+  const counts = { blobs: 0, tags: 0, cacheRecords: 0, snapshots: 0, leasesExpired: 0 };
+  const report: CheckReport = { problems: [], repaired: [], remaining: 0, notes: [], counts };
+  /** One damaged thing: its problems; with --repair, drop() removes it (true) and `dropped` says so. */
+  const found = async (lines: string[], drop: () => Promise<boolean>, dropped: string): Promise<void> => {
     report.problems.push(...lines);
-    const done = opts.repair ? await drop() : undefined;
-    if (done) report.repaired.push(done);
+    if (opts.repair && (await drop())) report.repaired.push(dropped);
     else report.remaining++;
   };
 
@@ -50,7 +50,8 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
   for (const name of await fsp.readdir(store.blobs.dir)) {
     const path = join(store.blobs.dir, name);
     if (!/^[a-f0-9]{64}$/.test(name)) {
-      await found([`blobs/sha256/${name} is not named by a sha256 digest`], async () => (await removeFile(path)) ? `removed blobs/sha256/${name}` : undefined);
+      const what = `blobs/sha256/${name} is not named by a sha256 digest`;
+      await found([what], () => removeFile(path), `removed blobs/sha256/${name}`);
       continue;
     }
     const actual = await hashFile(path);
@@ -58,8 +59,9 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
     report.counts.blobs++;
     if (actual === name) continue;
     // Re-hashed right before removing: a blob is only ever replaced by the same bytes.
-    await found([`blob sha256:${name} is corrupt: its content hashes to sha256:${actual}`], async () =>
-      (await hashFile(path)) !== name && (await removeFile(path)) ? `removed corrupt blob sha256:${name}` : undefined);
+    const drop = async () => (await hashFile(path)) !== name && (await removeFile(path));
+    const what = `blob sha256:${name} is corrupt: its content hashes to sha256:${actual}`;
+    await found([what], drop, `removed corrupt blob sha256:${name}`);
   }
 
   // Tags.
@@ -68,7 +70,8 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
     const damage = await store.images.verify(t.descriptor);
     const what = [...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems];
     if (what.length === 0) continue;
-    await found(what.map((w) => `tag ${t.name}: ${w}`), async () => (await store.tags.delete(t.name)) ? `removed tag ${t.name} (its image is incomplete)` : undefined);
+    const drop = () => store.tags.delete(t.name);
+    await found(what.map((w) => `tag ${t.name}: ${w}`), drop, `removed tag ${t.name} (its image is incomplete)`);
   }
 
   // Cache records.
@@ -78,7 +81,7 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
     const m = /^([a-f0-9]{64})\.json$/.exec(name);
     if (!m) {
       if (name.startsWith('.')) continue;
-      await found([`cache/${name} is not a cache record name`], async () => (await removeFile(path)) ? `removed cache/${name}` : undefined);
+      await found([`cache/${name} is not a cache record name`], () => removeFile(path), `removed cache/${name}`);
       continue;
     }
     let text: string;
@@ -91,7 +94,7 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
     const why = recordProblem(text);
     if (why) {
       const key = `sha256:${m[1]}` as Digest;
-      await found([`cache record ${key}: ${why}`], async () => (await store.cache.delete(key)) ? `removed cache record ${key}` : undefined);
+      await found([`cache record ${key}: ${why}`], () => store.cache.delete(key), `removed cache record ${key}`);
       continue;
     }
     const blobs = (JSON.parse(text) as { blobs: Digest[] }).blobs;
@@ -102,7 +105,10 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
       }
     }
   }
-  if (dangling) report.notes.push(`${dangling} cache records name a blob not in the store (imported from a registry cache and fetched on use, or left for prune)`);
+  if (dangling) {
+    const why = 'imported from a registry cache and fetched on use, or left for prune';
+    report.notes.push(`${dangling} cache records name a blob not in the store (${why})`);
+  }
 
   // Snapshots.
   for (const name of await readdirOrEmpty(store.snapshotsDir)) {
@@ -114,10 +120,9 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
       report.counts.snapshots++;
       continue;
     }
-    await found([`snapshots/${name} is not a snapshot directory named by a chain ID`], async () => {
-      await fsp.rm(path, { recursive: true, force: true });
-      return `removed snapshots/${name}`;
-    });
+    const drop = () => fsp.rm(path, { recursive: true, force: true }).then(() => true);
+    const what = `snapshots/${name} is not a snapshot directory named by a chain ID`;
+    await found([what], drop, `removed snapshots/${name}`);
   }
   return report;
 }
@@ -132,7 +137,8 @@ function recordProblem(text: string): string | undefined {
   const o = r as { blobs?: unknown; snapshots?: unknown };
   if (!o || typeof o !== 'object' || !Array.isArray(o.blobs)) return 'has no blobs list';
   if (!o.blobs.every(isDigest)) return 'names a blob that is not a sha256 digest';
-  if (o.snapshots !== undefined && !(Array.isArray(o.snapshots) && o.snapshots.every(isDigest))) return 'names a snapshot that is not a chain ID';
+  const snapshotsOk = o.snapshots === undefined || (Array.isArray(o.snapshots) && o.snapshots.every(isDigest));
+  if (!snapshotsOk) return 'names a snapshot that is not a chain ID';
   return undefined;
 }
 

@@ -185,13 +185,16 @@ export class Images {
         for (const m of doc.manifests) await visit(m, depth + 1);
         return;
       }
-      if (!doc.config || !Array.isArray(doc.layers)) return void damage.problems.push(`manifest ${d.digest} is neither an image manifest nor an index`);
+      if (!doc.config || !Array.isArray(doc.layers)) {
+        return void damage.problems.push(`manifest ${d.digest} is neither an image manifest nor an index`);
+      }
       for (const [i, l] of doc.layers.entries()) await present(l, `layer ${i + 1}`);
       if (!(await present(doc.config, 'config'))) return;
       const config = await json<ImageConfig>(doc.config.digest, 'config');
       const diffIDs = config?.rootfs?.diff_ids;
       if (config && Array.isArray(diffIDs) && diffIDs.length !== doc.layers.length) {
-        damage.problems.push(`config ${doc.config.digest} lists ${diffIDs.length} diff_ids but manifest ${d.digest} has ${doc.layers.length} layers`);
+        const counts = `${diffIDs.length} diff_ids but manifest ${d.digest} has ${doc.layers.length} layers`;
+        damage.problems.push(`config ${doc.config.digest} lists ${counts}`);
       }
     };
     await visit(desc, 0);
@@ -243,7 +246,9 @@ export class Images {
       if (!(await this.blobs.has(d))) missing.push(d);
     }
     if (missing.length) {
-      throw new StoreError('not-found', `image ${ref} is broken: ${missing.map((d) => `blob ${d}`).join(', ')} missing from the store; see 'tsbuild check'`, missing[0]);
+      const blobs = missing.map((d) => `blob ${d}`).join(', ');
+      const why = `image ${ref} is broken: ${blobs} missing from the store; see 'tsbuild check'`;
+      throw new StoreError('not-found', why, missing[0]);
     }
   }
 
@@ -317,12 +322,24 @@ export class Images {
         image = await readImage(this.blobs, t.descriptor);
       } catch (e) {
         if (!broken) damage.problems.push((e as Error).message);
-        out.push({ reference: t.name, repository, tag: ref.tag ?? '<none>', id: t.descriptor.digest, manifestDigest: t.descriptor.digest, size: 0, broken: damage });
+        const digest = t.descriptor.digest;
+        const tag = ref.tag ?? '<none>';
+        out.push({ reference: t.name, repository, tag, id: digest, manifestDigest: digest, size: 0, broken: damage });
         continue;
       }
       const manifestSize = (await this.blobs.size(image.manifestDigest)) ?? 0;
       const size = manifestSize + image.manifest.config.size + image.layers.reduce((n, l) => n + l.size, 0);
-      out.push({ reference: t.name, repository, tag: ref.tag ?? '<none>', id: image.configDigest, manifestDigest: image.manifestDigest, created: image.config.created, size, image, ...(broken ? { broken } : {}) });
+      out.push({
+        reference: t.name,
+        repository,
+        tag: ref.tag ?? '<none>',
+        id: image.configDigest,
+        manifestDigest: image.manifestDigest,
+        created: image.config.created,
+        size,
+        image,
+        ...(broken ? { broken } : {}),
+      });
     }
     return out;
   }

@@ -52,7 +52,12 @@ export class Lease {
   private dropped = false;
 
   /** @param processOwned the lease ends with this process (a container's does not) */
-  constructor(readonly file: string, private readonly header: object, private readonly leases: Leases, private readonly processOwned: boolean) {}
+  constructor(
+    readonly file: string,
+    private readonly header: object,
+    private readonly leases: Leases,
+    private readonly processOwned: boolean,
+  ) {}
 
   /** Record content this process is creating (call before it becomes visible in the store). */
   add(kind: LeaseKind, ids: Digest | Iterable<Digest>): void {
@@ -126,7 +131,8 @@ export class Leases {
   /** A lease owned by this process. Its file is made on the first add and removed by drop() or at exit. */
   async forProcess(purpose: string): Promise<Lease> {
     const start = await procStartTime('self');
-    const header = { purpose, pid: process.pid, ...(start && start !== 'zombie' ? { start } : {}), created: Date.now() };
+    const known = start && start !== 'zombie' ? { start } : {};
+    const header = { purpose, pid: process.pid, ...known, created: Date.now() };
     return new Lease(join(this.dir, `${safeName(purpose)}-${randomId()}.lease`), header, this, true);
   }
 
@@ -135,7 +141,9 @@ export class Leases {
    * directory is its life. Make the path first: a lease whose path is absent has expired.
    */
   forPath(name: string, path: string, purpose: string): Lease {
-    if (path.startsWith('/') || path.split('/').includes('..')) throw new StoreError('invalid', `lease path ${path} is not inside the store`);
+    if (path.startsWith('/') || path.split('/').includes('..')) {
+      throw new StoreError('invalid', `lease path ${path} is not inside the store`);
+    }
     return new Lease(this.file(name), { purpose, path, created: Date.now() }, this, false);
   }
 
@@ -238,10 +246,12 @@ export class Leases {
 function parseHeader(line: string | undefined): { purpose: string; owner: LeaseOwner; created?: number } | undefined {
   if (!line) return undefined;
   try {
-    const h = JSON.parse(line) as { purpose?: unknown; pid?: unknown; start?: unknown; path?: unknown; created?: unknown };
+    const h = JSON.parse(line) as Record<'purpose' | 'pid' | 'start' | 'path' | 'created', unknown>;
     const purpose = typeof h.purpose === 'string' ? h.purpose : '?';
     const created = typeof h.created === 'number' ? h.created : undefined;
-    if (typeof h.pid === 'number') return { purpose, created, owner: { pid: h.pid, ...(typeof h.start === 'string' ? { start: h.start } : {}) } };
+    if (typeof h.pid === 'number') {
+      return { purpose, created, owner: { pid: h.pid, ...(typeof h.start === 'string' ? { start: h.start } : {}) } };
+    }
     if (typeof h.path === 'string') return { purpose, created, owner: { path: h.path } };
   } catch { /* not a header */ }
   return undefined;

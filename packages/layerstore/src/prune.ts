@@ -93,11 +93,13 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
         marked.add(d);
         const doc = await sniffJSON(store, d);
         if (!doc || typeof doc !== 'object') continue;
-        const o = doc as { manifests?: { digest?: unknown }[]; config?: { digest?: unknown }; layers?: { digest?: unknown }[]; rootfs?: { diff_ids?: unknown } };
+        type Ref = { digest?: unknown };
+        const o = doc as { manifests?: Ref[]; config?: Ref; layers?: Ref[]; rootfs?: { diff_ids?: unknown } };
         for (const m of Array.isArray(o.manifests) ? o.manifests : []) if (isDigest(m?.digest)) queue.push(m.digest);
         if (o.config && isDigest(o.config.digest)) queue.push(o.config.digest);
         for (const l of Array.isArray(o.layers) ? o.layers : []) if (isDigest(l?.digest)) queue.push(l.digest);
-        if (o.rootfs && Array.isArray(o.rootfs.diff_ids)) for (const c of chainIDs(o.rootfs.diff_ids.filter(isDigest))) chains.add(c);
+        const diffIDs = o.rootfs && Array.isArray(o.rootfs.diff_ids) ? o.rootfs.diff_ids.filter(isDigest) : [];
+        for (const c of chainIDs(diffIDs)) chains.add(c);
       }
 
       // Sweep blobs: the unlink decisions.

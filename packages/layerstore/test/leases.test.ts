@@ -20,7 +20,7 @@ const storeModule = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', '
 /** All of prune, with nothing kept for its age. */
 const pruneAll = (store: Store) => store.prune({ gracePeriodMs: 0, allCache: true });
 
-test('a live lease keeps its blobs, snapshots and cache records through prune --all; dropping it lets them go', async () => {
+test('a live lease keeps blobs, snapshots and cache records through prune --all; dropping it frees them', async () => {
   const { store, cleanup } = await tempStore();
   try {
     const lease = await store.beginLease('test');
@@ -95,8 +95,11 @@ test('the lease of a killed process expires: prune removes it and what only it h
       const b = await s.blobs.put('held by a process that dies');
       process.stdout.write(b.digest + '\\n');
       setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, storeModule, store.root], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const digest = await new Promise<string>((resolve) => child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim())));
+    const argv = ['--input-type=module', '-e', script, storeModule, store.root];
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const digest = await new Promise<string>((resolve) => {
+      child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()));
+    });
     let r = await pruneAll(store);
     assert.is(r.blobs, 0, 'kept while the process lives');
     assert.is((await store.leases.list()).length, 1);
@@ -120,7 +123,8 @@ test('a lease naming a live pid with another start time (the pid was reused) has
     const start = await procStartTime('self');
     await fsp.mkdir(store.leases.dir, { recursive: true });
     const header = (s: string) => JSON.stringify({ purpose: 'build', pid: process.pid, start: s, created: Date.now() });
-    writeFileSync(join(store.leases.dir, 'reused.lease'), `${header(String(Number(start) - 1))}\nblob ${blob.digest}\n`);
+    const earlier = String(Number(start) - 1);
+    writeFileSync(join(store.leases.dir, 'reused.lease'), `${header(earlier)}\nblob ${blob.digest}\n`);
     writeFileSync(join(store.leases.dir, 'same.lease'), `${header(start!)}\nblob ${blob.digest}\n`);
     const byName = new Map((await store.leases.list()).map((l) => [l.name, l.live]));
     assert.equal([...byName], [['reused.lease', false], ['same.lease', true]]);
@@ -173,7 +177,7 @@ test('reusing waits while prune holds the sweep lock, then sees what prune left'
   }
 });
 
-test('tags only name complete images; images lists a broken one with its missing digests; check finds and repairs', async () => {
+test('tags only for complete images; images lists a broken one and its missing digests; check, repair', async () => {
   const { store, cleanup } = await tempStore();
   try {
     const img = await sampleImage(store);

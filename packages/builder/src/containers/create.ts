@@ -8,7 +8,8 @@ import type { Limits } from '@tsbuild/sandbox';
 import { Filesystems } from '../build/filesystems.js';
 import { resolveUser } from '../fs/users.js';
 import { DefaultPath, setEnv } from '../build/config.js';
-import { ContainerError, containerDir, containerLease, listDocs, newId, randomName, writeDoc, type ContainerDoc, type MountSpec } from './state.js';
+import { ContainerError, containerDir, containerLease, listDocs, newId, randomName, writeDoc } from './state.js';
+import type { ContainerDoc, MountSpec } from './state.js';
 import { ensureVolume, isVolumeName } from './volumes.js';
 
 export interface CreateOptions {

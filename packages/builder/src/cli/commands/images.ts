@@ -33,10 +33,13 @@ export async function imagesCommand(argv: string[]): Promise<number> {
     for (const r of rows) process.stdout.write(`${short(r.id)}\n`);
     return 0;
   }
-  const row = (r: (typeof rows)[number]) => [r.repository, r.tag, short(r.id), ago(r.created), r.broken ? 'BROKEN' : humanSize(r.size)];
+  const size = (r: (typeof rows)[number]) => (r.broken ? 'BROKEN' : humanSize(r.size));
+  const row = (r: (typeof rows)[number]) => [r.repository, r.tag, short(r.id), ago(r.created), size(r)];
   const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((cells) => cells[i]!.length)));
-  for (const cells of table) process.stdout.write(cells.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd() + '\n');
+  for (const cells of table) {
+    process.stdout.write(cells.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd() + '\n');
+  }
   return 0;
 }
 
@@ -87,7 +90,9 @@ export async function pruneCommand(argv: string[]): Promise<number> {
   // --all also drops the build cache (docker builder prune -a); by default the cache keeps its layers.
   const r = await store.prune({ gracePeriodMs, allCache: bool(p, 'all') });
   const expired = r.leases ? `, ${r.leases} expired leases` : '';
-  process.stdout.write(`Deleted ${r.blobs} blobs, ${r.snapshots} snapshots, ${r.cacheRecords} cache records, ${r.temp} leftover temp entries${expired}\nTotal reclaimed space: ${humanSize(r.bytes)}\n`);
+  const counts = `${r.blobs} blobs, ${r.snapshots} snapshots, ${r.cacheRecords} cache records`;
+  process.stdout.write(`Deleted ${counts}, ${r.temp} leftover temp entries${expired}\n`);
+  process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);
   return 0;
 }
 
@@ -102,7 +107,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
   for (const line of r.notes) process.stdout.write(`note: ${line}\n`);
   const c = r.counts;
   const expired = c.leasesExpired ? `; removed ${c.leasesExpired} expired leases` : '';
-  process.stdout.write(`checked ${c.blobs} blobs, ${c.tags} tags, ${c.cacheRecords} cache records, ${c.snapshots} snapshots${expired}: ${r.problems.length ? `${r.problems.length} problems` : 'no problems'}\n`);
+  const found = r.problems.length ? `${r.problems.length} problems` : 'no problems';
+  const what = `${c.blobs} blobs, ${c.tags} tags, ${c.cacheRecords} cache records, ${c.snapshots} snapshots`;
+  process.stdout.write(`checked ${what}${expired}: ${found}\n`);
   // With --repair, a problem counts as fixed once what it was about has been dropped.
   return r.remaining > 0 ? 1 : 0;
 }

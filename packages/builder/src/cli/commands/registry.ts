@@ -74,7 +74,8 @@ export async function pushImage(store: Store, ref: string, o: { insecure: string
     // Everything the tag needs is leased (and must be there) before the first byte goes out.
     const damage = desc ? await store.images.verify(desc) : undefined;
     if (damage && (damage.missing.length || damage.problems.length)) {
-      throw new BuildError(`${familiarName(parsed)} is broken: ${[...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems].join('; ')}; see 'tsbuild check'`);
+      const what = [...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems].join('; ');
+      throw new BuildError(`${familiarName(parsed)} is broken: ${what}; see 'tsbuild check'`);
     }
     manifestDigest = desc?.digest ?? (await store.images.get(ref))?.manifestDigest;
     if (!manifestDigest) throw new BuildError(`An image does not exist locally with the tag: ${familiarName(parsed)}`);
