@@ -18,7 +18,7 @@
 //    An entry written before prune read the leases is kept; one written after was written while
 //    prune held the lock, so the check runs after prune finished deleting and tells the truth.
 //  - Readers ignore a torn last line: its writer has not returned yet, as if it had not written.
-import { appendFileSync, mkdirSync, promises as fsp, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, mkdirSync, openSync, promises as fsp, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type Digest } from './types.js';
 import { checkDigest, isDigest, pidAlive, procStartTime, randomId } from './fsutil.js';
@@ -68,16 +68,31 @@ export class Lease {
       if (!this.seen.has(line)) fresh.push(line);
     }
     if (fresh.length === 0) return;
-    const text = fresh.join('\n') + '\n';
-    if (this.made) appendFileSync(this.file, text);
-    else {
-      mkdirSync(this.leases.dir, { recursive: true, mode: 0o700 });
-      // The header and the first entries in one write: a reader sees both or an empty file.
-      writeFileSync(this.file, JSON.stringify(this.header) + '\n' + text, { flag: 'wx', mode: 0o600 });
+    if (this.made) {
+      try {
+        // O_APPEND without O_CREAT: a lease file removed under us is written anew, header first.
+        const fd = openSync(this.file, fsc.O_WRONLY | fsc.O_APPEND);
+        try {
+          writeSync(fd, fresh.join('\n') + '\n');
+        } finally {
+          closeSync(fd);
+        }
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        this.create([...this.seen, ...fresh]);
+      }
+    } else {
+      this.create(fresh);
       this.made = true;
       if (this.processOwned) this.leases.onExit(this);
     }
     for (const l of fresh) this.seen.add(l);
+  }
+
+  private create(lines: string[]): void {
+    mkdirSync(this.leases.dir, { recursive: true, mode: 0o700 });
+    // The header and the entries in one write: a reader sees both or an empty file.
+    writeFileSync(this.file, [JSON.stringify(this.header), ...lines].join('\n') + '\n', { flag: 'wx', mode: 0o600 });
   }
 
   /**

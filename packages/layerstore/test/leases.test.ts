@@ -85,6 +85,23 @@ test('a cache hit leases the record, its blob and its snapshot; an image in use 
   }
 });
 
+test('a lease file removed under its live owner is written anew, with everything it held', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    const lease = await store.beginLease('test');
+    const a = await store.blobs.put('first');
+    await fsp.rm(lease.file);
+    const b = await store.blobs.put('second');
+    const [info] = await store.leases.list();
+    assert.ok(info!.live);
+    assert.equal([...info!.blob].sort(), [a.digest, b.digest].sort());
+    assert.equal((await pruneAll(store)).blobs, 0);
+  } finally {
+    store.endLease();
+    await cleanup();
+  }
+});
+
 test('the lease of a killed process expires: prune removes it and what only it held', async () => {
   const { store, cleanup } = await tempStore();
   try {
