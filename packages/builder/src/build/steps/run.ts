@@ -21,6 +21,9 @@ const TailLines = 20;
 export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): Promise<Exec> {
   const config = ctx.state.config.image.config ?? {};
   const network = step.network ?? ctx.opts.network;
+  // Refused before the cache is asked: a cached step must not hide a Dockerfile that asks for it.
+  if (network === 'host' && !ctx.opts.allowNetworkHost)
+    throw new BuildError(`${where(step)}: RUN --network=host needs the network.host entitlement: build with --allow network.host`, 2);
   kb.add('instruction', JSON.stringify({ argv: step.argv, files: step.files, network, security: step.security ?? 'sandbox' }));
   const env = runEnv(step, config.Env ?? step.env);
   // Name each variable for what it is, so --explain can say "build arg V" or "ENV V".
@@ -40,6 +43,9 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
     const who = await resolveUser(view, config.User).catch((e) => {
       throw new BuildError(`${where(step)}: ${(e as Error).message}`);
     });
+    const netns = network === 'default' ? await ctx.opts.privateNetwork().catch((e) => {
+      throw new BuildError(`${where(step)}: ${(e as Error).message.replace(/^sandbox: /, '')}`);
+    }) : undefined;
     const tmp = await scratchDir(ctx, 'run-');
     const upper = join(tmp.path, 'upper');
     const work = join(tmp.path, 'work');
@@ -72,7 +78,8 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         gid: who.gid,
         additionalGids: who.additionalGids,
         hostname: 'tsbuild',
-        network: network === 'none' ? 'none' : 'host',
+        network: network === 'default' ? 'private' : network,
+        netns,
         mounts,
         stdin: 'ignore',
         stdout: out,
