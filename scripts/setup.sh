@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc and libc6-dev build the sandbox's launcher and the context walker (static, from C).
-runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev)
+runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns)
 testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io)
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
