@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# gcc and libc6-dev build the sandbox's launcher and the context walker (static, from C).
+# gcc and libc6-dev build the sandbox's launcher and the context walker (static, from C); slirp4netns
+# connects the private network of RUN steps and containers (the default network).
 runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns)
 testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io)
 want=("${runtime[@]}")
