@@ -38,14 +38,14 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
 
   return async (handle) => {
     if (step.security === 'insecure') throw new BuildError(`${where(step)}: RUN --security=insecure is not allowed (tsbuild never grants full privileges to a build step)`, 2);
+    // Started now, awaited at the sandbox: the build's first RUN makes it while the step's layers are readied.
+    const netnsReady = network === 'default' ? ctx.opts.privateNetwork() : undefined;
+    netnsReady?.catch(() => { /* awaited below */ });
     const lowerdirs = await ctx.fs.lowerdirs(ctx.state.layers);
     const view = await ctx.fs.view(ctx.state.layers);
     const who = await resolveUser(view, config.User).catch((e) => {
       throw new BuildError(`${where(step)}: ${(e as Error).message}`);
     });
-    const netns = network === 'default' ? await ctx.opts.privateNetwork().catch((e) => {
-      throw new BuildError(`${where(step)}: ${(e as Error).message.replace(/^sandbox: /, '')}`);
-    }) : undefined;
     const tmp = await scratchDir(ctx, 'run-');
     const upper = join(tmp.path, 'upper');
     const work = join(tmp.path, 'work');
@@ -67,6 +67,9 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         handle.log(line);
         tail.push(line);
         if (tail.length > TailLines) tail.shift();
+      });
+      const netns = await netnsReady?.catch((e) => {
+        throw new BuildError(`${where(step)}: ${(e as Error).message.replace(/^sandbox: /, '')}`);
       });
       const exit = await sandboxRun({
         // The upperdir is read into a layer and the workdir removed: no sync at unmount.
