@@ -167,7 +167,8 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
     const slirp = slirpPath();
     if (!slirp) {
       return Promise.reject(new SandboxError('the default (private) network needs slirp4netns, from the Debian/Ubuntu package ' +
-        '"slirp4netns" (apt-get install slirp4netns); or choose --network none, or --network host'));
+        '"slirp4netns" (apt-get install slirp4netns); or use --network none, or the host\'s network ' +
+        '(--network host; a build also needs --allow network.host)'));
     }
     // Its API socket (port forwarding) lives in a state directory that cleanupStale() sweeps.
     if (ports.length) dir = makeRunDir(opts.stateDir ?? defaultStateDir(), `${newRunId()}-net`);

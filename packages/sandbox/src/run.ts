@@ -42,6 +42,8 @@ function validate(spec: SandboxSpec): void {
   if (!spec.cwd.startsWith('/')) throw new SandboxError(`cwd must be absolute: ${spec.cwd}`);
   for (const p of [spec.root.upperdir, spec.root.workdir, ...spec.root.lowerdirs])
     if (!p.startsWith('/')) throw new SandboxError(`root paths must be absolute: ${p}`);
+  if (spec.ports?.length && (spec.network !== 'private' || spec.netns || spec.netnsPid))
+    throw new SandboxError('ports can only be published from a private network of the run\'s own');
 }
 
 function mountKinds(mounts: Mount[]): { mount: Mount; kind: 'dir' | 'file' }[] {
