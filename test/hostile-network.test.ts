@@ -155,6 +155,19 @@ for (const mode of ['default', 'host'] as const) {
   });
 }
 
+test('tsbuild exec into a default-network container has no packet socket either', async () => {
+  if (!probeBuilt) return skip('no C compiler (cc) for the network probe');
+  const name = `exec-${randomBytes(3).toString('hex')}`;
+  ok(await cli(['run', '-d', '--name', name, Image, 'sleep', '300']));
+  try {
+    const r = await cli(['exec', name, '/probe', 'packet']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^fail packet socket: Operation not permitted/);
+  } finally {
+    await cli(['rm', '-f', name]);
+  }
+});
+
 test('default network: outbound connections reach a server on a host address (not loopback)', async () => {
   if (!outbound) return skip('this machine has no non-loopback IPv4 address', { required: false });
   const sh = `nc -w 5 ${outbound.ip} ${outbound.port} </dev/null`;
@@ -242,6 +255,28 @@ test('-p publishes a container port on the host (IP:HOST:CTR and HOST:CTR)', asy
   } finally {
     await cli(['rm', '-f', name]);
   }
+});
+
+test('-p HOST:CTR/udp forwards datagrams into the container', async () => {
+  if (!probeBuilt) return skip('no C compiler (cc) for the network probe');
+  const hp = await freePort();
+  const c = tsbuildAsync(['run', '--rm', '-p', `127.0.0.1:${hp}:5000/udp`, Image, '/probe', 'udprecv', '5000'], { root });
+  let out = '';
+  c.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+  const done = new Promise<number | null>((r) => c.on('close', r));
+  let ended = false;
+  void done.then(() => { ended = true; });
+  const udp = createSocket('udp4');
+  try {
+    // Until the receiver has one (it may not be bound yet when the first datagrams arrive).
+    for (const end = Date.now() + 20000; !ended && Date.now() < end; await new Promise((r) => setTimeout(r, 100)))
+      if (out.includes('listening')) udp.send('udp-hello', hp, '127.0.0.1');
+  } finally {
+    udp.close();
+    if (!ended) c.kill('SIGKILL');
+  }
+  assert.is(await done, 0, out);
+  assert.match(out, /^ok udp-hello$/m);
 });
 
 test('-p: bad mappings and networks that cannot publish are usage errors', async () => {
