@@ -76,7 +76,8 @@ test.before(async () => {
   if (!have('cc')) return;
   const ctx = context({ Dockerfile: `FROM ${Base}\nCOPY probe /probe\n` });
   dirs.push(ctx);
-  const cc = spawnSync('cc', ['-static', '-O2', '-o', join(ctx, 'probe'), join(repo, 'fixtures', 'netprobe', 'probe.c')], { encoding: 'utf8' });
+  const src = join(repo, 'fixtures', 'netprobe', 'probe.c');
+  const cc = spawnSync('cc', ['-static', '-O2', '-o', join(ctx, 'probe'), src], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`cannot compile the probe: ${cc.stderr}`);
   ok(await cli(['build', '-q', '-t', Image, ctx]));
   probeBuilt = true;
@@ -99,7 +100,8 @@ const rows = (): Row[] => [
   { name: 'host loopback (TCP) is unreachable', modes: ['default'],
     sh: `nc -w 3 127.0.0.1 ${port} </dev/null; echo "nc=$?"`, expect: (o) => assert.not.match(o, Secret) },
   { name: 'the gateway does not lead to the host loopback', modes: ['default'],
-    sh: `nc -w 3 $(ip route | awk '/^default/{print $3}') ${port} </dev/null; echo "nc=$?"`, expect: (o) => assert.not.match(o, Secret) },
+    sh: `nc -w 3 $(ip route | awk '/^default/{print $3}') ${port} </dev/null; echo "nc=$?"`,
+    expect: (o) => assert.not.match(o, Secret) },
   { name: 'the host\'s abstract unix sockets are unreachable', modes: ['default'],
     sh: `/probe unix ${Abstract}`, expect: (o) => { assert.not.match(o, Secret); assert.match(o, /^fail connect/); } },
   { name: 'no packet socket (CAP_NET_RAW is gone)', modes: ['default', 'host'],
@@ -139,7 +141,7 @@ async function buildOutput(mode: 'default' | 'host'): Promise<string> {
 }
 
 for (const mode of ['default', 'host'] as const) {
-  test(`RUN step, ${mode} network: the host's loopback, abstract sockets and raw sockets are out of reach`, async () => {
+  test(`RUN step, ${mode} network: host loopback, abstract sockets, raw sockets are out of reach`, async () => {
     if (!probeBuilt) return skip('no C compiler (cc) for the network probe');
     const out = await buildOutput(mode);
     assert.equal(reached, { tcp: 0, udp: 0 }, `something reached the host loopback:\n${out}`);
@@ -148,7 +150,8 @@ for (const mode of ['default', 'host'] as const) {
 
   test(`tsbuild run, ${mode} network: the same rows`, async () => {
     if (!probeBuilt) return skip('no C compiler (cc) for the network probe');
-    const r = await cli(['run', '--rm', ...(mode === 'host' ? ['--network', 'host'] : []), Image, 'sh', '-c', script(mode)]);
+    const net = mode === 'host' ? ['--network', 'host'] : [];
+    const r = await cli(['run', '--rm', ...net, Image, 'sh', '-c', script(mode)]);
     assert.is(r.code, 0, r.stderr);
     assert.equal(reached, { tcp: 0, udp: 0 }, `something reached the host loopback:\n${r.stdout}`);
     check(mode, r.stdout);
@@ -189,7 +192,8 @@ test('--network none still has lo only and keeps working', async () => {
 
 // The host network is an entitlement of the build, as in buildx.
 const refusals: { name: string; dockerfile: string; args: string[]; stderr: RegExp }[] = [
-  { name: 'RUN --network=host without --allow', dockerfile: `FROM ${Base}\nRUN true\nRUN --network=host echo hi\n`, args: [],
+  { name: 'RUN --network=host without --allow', args: [],
+    dockerfile: `FROM ${Base}\nRUN true\nRUN --network=host echo hi\n`,
     stderr: /Dockerfile:3:1: RUN --network=host needs the network.host entitlement: build with --allow network.host/ },
   { name: '--network host without --allow', dockerfile: `FROM ${Base}\nRUN echo hi\n`, args: ['--network', 'host'],
     stderr: /--network host: the host network must be allowed explicitly with --allow network.host/ },
@@ -208,7 +212,9 @@ for (const row of refusals) {
 }
 
 test('RUN --network=host with --allow network.host is in the host\'s network namespace', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN --network=host readlink /proc/self/ns/net > /netns\nRUN readlink /proc/self/ns/net > /default\n` });
+  const dockerfile = `FROM ${Base}\nRUN --network=host readlink /proc/self/ns/net > /netns\n` +
+    'RUN readlink /proc/self/ns/net > /default\n';
+  const ctx = context({ Dockerfile: dockerfile });
   const out = tempDir('net-out');
   dirs.push(ctx, out);
   ok(await cli(['build', '--allow', 'network.host', '-o', `type=local,dest=${out}`, ctx]));
@@ -245,7 +251,8 @@ test('-p publishes a container port on the host (IP:HOST:CTR and HOST:CTR)', asy
   const [p1, p2] = [await freePort(), await freePort()];
   const name = `web-${randomBytes(3).toString('hex')}`;
   const web = 'mkdir -p /www && echo PUBLISHED > /www/index.html && exec httpd -f -p 8080 -h /www';
-  const r = await cli(['run', '-d', '--name', name, '-p', `127.0.0.1:${p1}:8080`, '-p', `${p2}:8080/tcp`, Base, 'sh', '-c', web]);
+  const publish = ['-p', `127.0.0.1:${p1}:8080`, '-p', `${p2}:8080/tcp`];
+  const r = await cli(['run', '-d', '--name', name, ...publish, Base, 'sh', '-c', web]);
   assert.is(r.code, 0, r.stderr);
   try {
     const b1 = await fetchBody('127.0.0.1', p1);
@@ -260,7 +267,8 @@ test('-p publishes a container port on the host (IP:HOST:CTR and HOST:CTR)', asy
 test('-p HOST:CTR/udp forwards datagrams into the container', async () => {
   if (!probeBuilt) return skip('no C compiler (cc) for the network probe');
   const hp = await freePort();
-  const c = tsbuildAsync(['run', '--rm', '-p', `127.0.0.1:${hp}:5000/udp`, Image, '/probe', 'udprecv', '5000'], { root });
+  const args = ['run', '--rm', '-p', `127.0.0.1:${hp}:5000/udp`, Image, '/probe', 'udprecv', '5000'];
+  const c = tsbuildAsync(args, { root });
   let out = '';
   c.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
   const done = new Promise<number | null>((r) => c.on('close', r));

@@ -883,11 +883,6 @@ __attribute__((noreturn)) static void exec_main(void) {
 #define HOLDER_READY_FD 6
 #define HOLDER_EXIT_FD 7
 
-// Puts `fd` at `at` for a program we exec: dup2 leaves an fd already there with its O_CLOEXEC.
-static int place_fd(int fd, int at) {
-  return fd == at ? fcntl(fd, F_SETFD, 0) : dup2(fd, at);
-}
-
 __attribute__((noreturn)) static void holder_main(void) {
   int hostns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (hostns < 0) die("open the host network namespace");
@@ -906,8 +901,11 @@ __attribute__((noreturn)) static void holder_main(void) {
     if (pipe2(rp, O_CLOEXEC) < 0 || pipe2(quit, O_CLOEXEC) < 0) die("pipe");
     int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (ns < 0) die("open the new network namespace");
-    // Out of the way of 5..7 before they are placed (dup2 onto one would close it).
-    fds[0] = fcntl(ns, F_DUPFD_CLOEXEC, 10), fds[1] = fcntl(rp[1], F_DUPFD_CLOEXEC, 10), fds[2] = fcntl(quit[0], F_DUPFD_CLOEXEC, 10);
+    // Copies at 10 and up, out of the way of 5..7: a dup2 onto one of those would close it, and a
+    // dup2 of an fd onto itself would leave its O_CLOEXEC.
+    fds[0] = fcntl(ns, F_DUPFD_CLOEXEC, 10);
+    fds[1] = fcntl(rp[1], F_DUPFD_CLOEXEC, 10);
+    fds[2] = fcntl(quit[0], F_DUPFD_CLOEXEC, 10);
     if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0) die("dup");
     pid_t self = getpid();
     helper = fork();
@@ -921,7 +919,8 @@ __attribute__((noreturn)) static void holder_main(void) {
       if (setns(hostns, CLONE_NEWNET) < 0) die("return to the host network namespace");
       int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
-      if (place_fd(fds[0], HOLDER_NS_FD) < 0 || place_fd(fds[1], HOLDER_READY_FD) < 0 || place_fd(fds[2], HOLDER_EXIT_FD) < 0)
+      // dup2 clears O_CLOEXEC on the copy: these three, and only these, reach the helper.
+      if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
         die("fds of the network helper");
       execv(S.helper[0], S.helper);
       die("run the network helper %s", S.helper[0]);

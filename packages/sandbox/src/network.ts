@@ -16,7 +16,7 @@
 // Why not pasta (Debian's passt): the version Debian 12 ships loses the host's FIN when the guest
 // half-closes first (`nc host port </dev/null` hung in about half the runs); slirp4netns does not.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, isIPv4 } from 'node:net';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -117,17 +117,20 @@ function hostNameservers(text: string): string[] {
 }
 
 /**
- * resolv.conf inside a private network: the helper's forwarder with the host's search and options
- * lines. A host that resolves only through loopback (systemd-resolved, dnsmasq on 127.0.0.1) cannot
- * be reached from the namespace: then Google's public servers, as Docker does.
+ * resolv.conf inside a private network, with the host's search and options lines. Nameservers:
+ * the helper's forwarder when the host's first nameserver is one the namespace can reach (the
+ * forwarder asks that one); else the host's other IPv4 ones that are not loopback (systemd-resolved
+ * or dnsmasq on 127.0.0.x cannot be reached from the namespace); else Google's public servers, as
+ * Docker does.
  */
 export function privateResolvConf(plan: AddressPlan = addressPlan()): string {
   const host = readOr('/etc/resolv.conf', '');
   const keep = host.split('\n').filter((l) => /^\s*(search|domain|options)\s/.test(l));
   const servers = hostNameservers(host);
-  const loopbackOnly = servers.length > 0 && servers.every((a) => /^127\.|^::1$/.test(a));
-  const ns = loopbackOnly ? ['nameserver 8.8.8.8', 'nameserver 8.8.4.4'] : [`nameserver ${plan.dns}`];
-  return [...ns, ...keep].join('\n') + '\n';
+  const reachable = servers.filter((a) => isIPv4(a) && !a.startsWith('127.'));
+  const ns = reachable[0] === servers[0] && reachable.length ? [plan.dns]
+    : reachable.length ? reachable.slice(0, 3) : ['8.8.8.8', '8.8.4.4'];
+  return [...ns.map((a) => `nameserver ${a}`), ...keep].join('\n') + '\n';
 }
 
 /** slirp4netns's path: $TSBUILD_SLIRP4NETNS, else the first in PATH and the usual system directories. */
@@ -166,9 +169,9 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
   if (hasDefaultRoute()) {
     const slirp = slirpPath();
     if (!slirp) {
-      return Promise.reject(new SandboxError('the default (private) network needs slirp4netns, from the Debian/Ubuntu package ' +
-        '"slirp4netns" (apt-get install slirp4netns); or use --network none, or the host\'s network ' +
-        '(--network host; a build also needs --allow network.host)'));
+      return Promise.reject(new SandboxError('the default (private) network needs slirp4netns, from the ' +
+        'Debian/Ubuntu package "slirp4netns" (apt-get install slirp4netns); or use --network none, or the ' +
+        'host\'s network (--network host; a build also needs --allow network.host)'));
     }
     // Its API socket (port forwarding) lives in a state directory that cleanupStale() sweeps.
     if (ports.length) dir = makeRunDir(opts.stateDir ?? defaultStateDir(), `${newRunId()}-net`);
@@ -196,7 +199,12 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
 /** Forwards a host port into the namespace through slirp4netns's API socket (one request a connection). */
 function publish(socket: string, p: PortMapping): Promise<void> {
   const what = `${p.hostIp ?? '0.0.0.0'}:${p.hostPort} -> ${p.containerPort}/${p.protocol}`;
-  const request = { execute: 'add_hostfwd', arguments: { proto: p.protocol, host_addr: p.hostIp ?? '0.0.0.0', host_port: p.hostPort, guest_port: p.containerPort } };
+  const request = {
+    execute: 'add_hostfwd',
+    arguments: {
+      proto: p.protocol, host_addr: p.hostIp ?? '0.0.0.0', host_port: p.hostPort, guest_port: p.containerPort,
+    },
+  };
   return new Promise((resolve, reject) => {
     const c = connect(socket);
     let reply = '';
@@ -207,16 +215,19 @@ function publish(socket: string, p: PortMapping): Promise<void> {
       let r: { return?: unknown; error?: { desc?: string } } = {};
       try { r = JSON.parse(reply); } catch { /* below */ }
       if (r.return !== undefined) return resolve();
-      reject(new SandboxError(`cannot publish ${what}: ${r.error?.desc ?? (reply || 'no answer')} (is the port in use, or the address not the host's?)`));
+      const why = r.error?.desc ?? (reply || 'no answer');
+      reject(new SandboxError(`cannot publish ${what}: ${why} (is the port in use, or the address not the host's?)`));
     });
   });
 }
 
-function holder(helper: string[], plan: AddressPlan, signal: AbortSignal | undefined, dir: string | undefined): Promise<PrivateNetwork> {
+function holder(helper: string[], plan: AddressPlan, signal?: AbortSignal, dir?: string): Promise<PrivateNetwork> {
   if (signal?.aborted) return Promise.reject(new SandboxError('network start aborted'));
   return new Promise((resolve, reject) => {
     // Its own session: a terminal's Ctrl-C must not reach the helper while a container runs on.
-    const child = spawn(launcherPath(), [], { stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'], env: {}, detached: true, argv0: 'tsbuild-netns' });
+    const child = spawn(launcherPath(), [], {
+      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'], env: {}, detached: true, argv0: 'tsbuild-netns',
+    });
     let status = '';
     let stderr = '';
     let ready = false;
@@ -259,10 +270,13 @@ function holder(helper: string[], plan: AddressPlan, signal: AbortSignal | undef
 /** Whether the holder (its process and pipes) keeps Node's event loop alive. */
 function refs(child: ChildProcess, how: 'ref' | 'unref'): void {
   child[how]();
-  for (const s of [child.stdin, child.stdio[2], child.stdio[4]]) (s as unknown as Record<string, (() => void) | undefined>)?.[how]?.();
+  for (const s of [child.stdin, child.stdio[2], child.stdio[4]])
+    (s as unknown as Record<string, (() => void) | undefined> | null)?.[how]?.();
 }
 
-function network(child: ChildProcess, pid: number, plan: AddressPlan, exited: Promise<void>, closed: () => boolean, dir?: string): PrivateNetwork {
+function network(
+  child: ChildProcess, pid: number, plan: AddressPlan, exited: Promise<void>, closed: () => boolean, dir?: string,
+): PrivateNetwork {
   let closing: Promise<void> | undefined;
   return {
     pid,

@@ -39,7 +39,8 @@ function childrenOf(pid: number): number[] {
 
 test('a run in a private network has lo and eth0 with a default route, and no CAP_NET_RAW', async () => {
   if (!have('slirp4netns')) return skip('slirp4netns not installed');
-  const r = await sh('ls /sys/class/net; ip -4 route; grep CapBnd /proc/self/status; cat /etc/resolv.conf', { network: 'private' });
+  const probe = 'ls /sys/class/net; ip -4 route; grep CapBnd /proc/self/status; cat /etc/resolv.conf';
+  const r = await sh(probe, { network: 'private' });
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /^eth0\nlo\n/);
   assert.match(r.out, /^default via \d+\.\d+\.\d+\.2 dev eth0/m);
@@ -108,7 +109,8 @@ test('ports: a published port reaches a server in the run; a port in use is a cl
   await new Promise((r) => busy.once('listening', r));
   const taken = (busy.address() as { port: number }).port;
   try {
-    const err = await startNetwork({ stateDir, ports: [{ hostIp: '127.0.0.1', hostPort: taken, containerPort: 80, protocol: 'tcp' }] })
+    const ports = [{ hostIp: '127.0.0.1', hostPort: taken, containerPort: 80, protocol: 'tcp' as const }];
+    const err = await startNetwork({ stateDir, ports })
       .then((n: PrivateNetwork) => n.close().then(() => undefined), (e: Error) => e);
     assert.ok(err, 'publishing a port in use succeeded');
     assert.match(err!.message, new RegExp(`cannot publish 127\\.0\\.0\\.1:${taken} -> 80/tcp`));
@@ -119,7 +121,8 @@ test('ports: a published port reaches a server in the run; a port in use is a cl
   await new Promise((r) => free.once('listening', r));
   const port = (free.address() as { port: number }).port;
   await new Promise((r) => free.close(r));
-  const net = await startNetwork({ stateDir, ports: [{ hostIp: '127.0.0.1', hostPort: port, containerPort: 7000, protocol: 'tcp' }] });
+  const ports = [{ hostIp: '127.0.0.1', hostPort: port, containerPort: 7000, protocol: 'tcp' as const }];
+  const net = await startNetwork({ stateDir, ports });
   try {
     const server = sh('echo PUBLISHED | nc -l -p 7000', { network: 'private', netns: net });
     let got = '';
