@@ -10,7 +10,7 @@ import { createServer, connect, type Server } from 'node:net';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
@@ -222,6 +222,52 @@ test('RUN --network=host with --allow network.host is in the host\'s network nam
   assert.is(readFileSync(join(out, 'netns'), 'utf8').trim(), host);
   assert.is.not(readFileSync(join(out, 'default'), 'utf8').trim(), host);
 });
+
+/** Host processes whose parent is `pid`, with their argv[0]. */
+function childrenOf(pid: number): { pid: number; argv0: string }[] {
+  const out: { pid: number; argv0: string }[] = [];
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const ppid = Number(readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
+      if (ppid === pid) out.push({ pid: Number(p), argv0: readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0]! });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+for (const sig of ['SIGINT', 'SIGKILL'] as const) {
+  test(`${sig} of tsbuild during a RUN ends the build's network (holder and slirp4netns)`, async () => {
+    // The output says "in-run"; the command line the progress also shows does not.
+    const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo "in-""run" && sleep 300\n` });
+    dirs.push(ctx);
+    const child = tsbuildAsync(['build', '--progress=plain', '--no-cache', ctx], { root });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
+    const closed = new Promise((r) => child.on('close', r));
+    for (const end = Date.now() + 30000; !err.includes('in-run') && Date.now() < end;) await sleep(50);
+    assert.ok(err.includes('in-run'), err);
+    const holder = childrenOf(child.pid!).find((c) => c.argv0 === 'tsbuild-netns');
+    assert.ok(holder, 'no network holder under tsbuild');
+    const helpers = childrenOf(holder!.pid);
+    assert.equal(helpers.map((h) => h.argv0.split('/').pop()), ['slirp4netns']);
+    child.kill(sig);
+    await closed;
+    const left = () => [holder!.pid, helpers[0]!.pid].filter(alive);
+    for (const end = Date.now() + 10000; left().length && Date.now() < end;) await sleep(20);
+    assert.equal(left(), [], 'left running after tsbuild ended');
+  });
+}
 
 /** GETs / from addr:port until the body arrives (the server in the container may not listen yet). */
 async function fetchBody(host: string, p: number, deadlineMs = 20000): Promise<string> {
