@@ -15,6 +15,7 @@ import { workdirStep } from './steps/workdir.js';
 import { Filesystems } from './filesystems.js';
 import { LayerQueue } from './steps/commit.js';
 import { trace } from './trace.js';
+import type { PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface SolveOptions {
   store: Store;
@@ -25,6 +26,10 @@ export interface SolveOptions {
   reporter: Reporter;
   noCache: boolean;
   network: 'default' | 'none' | 'host';
+  /** RUN steps may use the host's network (`--allow network.host`). */
+  allowNetworkHost: boolean;
+  /** The build's private network (the default for RUN steps), made on first use. */
+  privateNetwork: () => Promise<PrivateNetwork>;
   secrets: Map<string, { file?: string; env?: string }>;
   sourceDateEpoch?: number;
   /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */

@@ -9,7 +9,8 @@ Build an image from a Dockerfile and the build context at PATH.
       --build-arg K=V | K         set a build arg (K alone: from the environment)
       --target STAGE              build up to that stage
       --no-cache                  ignore the build cache
-      --network default|none|host network for RUN steps
+      --network default|none|host network for RUN steps (default: private, with outbound access)
+      --allow network.host        let RUN steps use the host's network (--network host, RUN --network=host)
       --secret id=ID,src=FILE     a secret for RUN --mount=type=secret (or id=ID,env=VAR)
       --progress auto|tty|plain|quiet
   -o, --output type=oci|oci-archive|docker|local,dest=PATH
@@ -27,6 +28,7 @@ Build an image from a Dockerfile and the build context at PATH.
 
   --rm, -d, --name N, -i, -t, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
   -v HOST:CTR[:ro] | -v NAME:CTR | -v CTR, --network default|none|host|container:NAME,
+  -p [IP:]HOST:CTR[/tcp|/udp] (publish a port; default network only),
   --hostname H, --cpu-period N, --cpu-quota N, --cpus X, -m/--memory SIZE, --pids-limit N,
   --entrypoint CMD                (see docs/containers.md)
 `,

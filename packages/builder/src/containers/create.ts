@@ -4,7 +4,7 @@
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
 import { chainIDs, type Image, type Store } from '@tsbuild/layerstore';
-import type { Limits } from '@tsbuild/sandbox';
+import type { Limits, PortMapping } from '@tsbuild/sandbox';
 import { Filesystems } from '../build/filesystems.js';
 import { resolveUser } from '../fs/users.js';
 import { DefaultPath, setEnv } from '../build/config.js';
@@ -24,6 +24,7 @@ export interface CreateOptions {
   user?: string;
   volumes: string[];
   network: string;
+  ports?: PortMapping[];
   hostname?: string;
   tty: boolean;
   interactive: boolean;
@@ -152,6 +153,7 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
       additionalGids: who.additionalGids ?? [],
       hostname,
       network: o.network,
+      ports: o.ports ?? [],
       tty: o.tty,
       interactive: o.interactive,
       limits: o.limits,

@@ -13,7 +13,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
-import type { Limits } from '@tsbuild/sandbox';
+import type { Limits, PortMapping } from '@tsbuild/sandbox';
 
 export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
@@ -30,6 +30,8 @@ export interface ContainerConfig {
   additionalGids: number[];
   hostname: string;
   network: string;
+  /** Published ports (`-p`), forwarded into the container's private network; absent in older documents. */
+  ports?: PortMapping[];
   tty: boolean;
   interactive: boolean;
   limits: Limits;

@@ -267,6 +267,7 @@ export async function execCommand(argv: string[]): Promise<number> {
       uid: who.uid,
       gid: who.gid,
       additionalGids: who.additionalGids,
+      keepNetRaw: d.Config.network === 'none',
       tty,
       stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
       stdout: 'inherit',
