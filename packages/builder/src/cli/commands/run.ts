@@ -4,7 +4,7 @@
 // exit 125; a command that cannot run 126, one that is not found 127 (as docker run).
 import { UsageError, bool, list, parseArgs, parseSize, str, type FlagSpec, type Parsed } from '../args.js';
 import { openStore } from '../root.js';
-import type { Limits, PortMapping } from '@tsbuild/sandbox';
+import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { createContainer } from '../../containers/create.js';
 import { runContainer, startDetached } from '../../containers/runner.js';
 import { ContainerError } from '../../containers/state.js';
@@ -146,6 +146,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       limits,
       autoRemove: bool(p, 'rm'),
     }));
+    // Said here, where the user sees it: the network itself starts in the container's runner.
+    const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
+    if (dnsWarning) process.stderr.write(`WARNING: ${dnsWarning}\n`);
     if (detach) {
       const d = await startDetached(store, doc.Id);
       if (d.State.Status === 'exited' && d.State.Error && (d.State.ExitCode === 126 || d.State.ExitCode === 127)) {
