@@ -3,7 +3,7 @@
 export * from './types.js';
 export { run, SandboxError } from './run.js';
 export { exec, cgroupProcsOf } from './exec.js';
-export { freezeSandbox, type Thaw } from './freeze.js';
+export { freezeSandbox, killSandbox, type Thaw } from './freeze.js';
 export { startNetwork, addressPlan, dnsChoice, privateResolvConf, slirpPath } from './network.js';
 export type { PortMapping, PrivateNetwork, AddressPlan, DnsChoice, NetworkOptions } from './network.js';
 export { launcherPath } from './launcher.js';
