@@ -10,7 +10,7 @@ import { createServer, connect, type Server } from 'node:net';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
@@ -243,6 +243,39 @@ test('a resolver on the host\'s loopback is not reachable through the DNS forwar
   assert.equal(hits, { tcp: 0, udp: 0 }, `the host's loopback resolver was reached from a RUN step:\n${text}`);
   assert.match(text, /^nameserver 8\.8\.8\.8$/m);
   assert.match(built.stderr, warned);
+});
+
+// slirp4netns costs a process and its start: a build starts it for the first RUN step that runs in
+// the default network, never for a build without one, nor for RUN steps served from the cache.
+test('a build starts slirp4netns only for a RUN step that runs (not without RUN, not when cached)', async () => {
+  const real = spawnSync('sh', ['-c', 'command -v slirp4netns'], { encoding: 'utf8' }).stdout.trim();
+  if (!real) return skip('slirp4netns not installed');
+  const dir = tempDir('slirp-count');
+  dirs.push(dir);
+  // The launcher runs the helper with an empty environment: the wrapper names its log itself.
+  const log = join(dir, 'started');
+  const wrapper = join(dir, 'slirp4netns');
+  writeFileSync(wrapper, `#!/bin/sh\necho started >> '${log}'\nexec '${real}' "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  const starts = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0);
+  const build = (dockerfile: string) => new Promise<Result>((resolve) => {
+    const ctx = context({ Dockerfile: dockerfile, a: 'a\n' });
+    dirs.push(ctx);
+    const c = tsbuildAsync(['build', '-q', ctx], { root, env: { TSBUILD_SLIRP4NETNS: wrapper } });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (x: string) => { stdout += x; });
+    c.stderr.setEncoding('utf8').on('data', (x: string) => { stderr += x; });
+    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+  const tag = randomBytes(4).toString('hex');
+  ok(await build(`FROM ${Base}\nCOPY a /a-${tag}\nRUN --network=none echo ${tag} > /n\n`));
+  assert.is(starts(), 0, 'started for a build without a default-network RUN step');
+  const withRun = `FROM ${Base}\nRUN echo ${tag} > /x\n`;
+  ok(await build(withRun));
+  assert.is(starts(), 1, 'the RUN step did not get a network through the wrapper');
+  ok(await build(withRun));
+  assert.is(starts(), 1, 'started again for a cached RUN step');
 });
 
 test('--network none still has lo only and keeps working', async () => {
