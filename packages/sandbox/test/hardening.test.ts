@@ -124,7 +124,8 @@ test('io_uring is refused with EPERM, as Docker does', async () => {
 // The filter judges x86_64 numbers: a call through another ABI must not get past it (x32 calls
 // share the arch value and fail with EPERM; an ia32 call, int $0x80, kills the process: SIGSYS).
 test('seccomp: x32 calls fail with EPERM and an ia32 call kills the process (x86_64)', async () => {
-  if (process.arch !== 'x64') return skip(`x32/ia32 exist on x86_64 only (this is ${process.arch})`, { required: false });
+  const arch = process.arch;
+  if (arch !== 'x64') return skip(`x32/ia32 exist on x86_64 only (this is ${arch})`, { required: false });
   const lower = probeLower();
   if (!lower) return skip('no C compiler (cc) to build the probe');
   const r = await sh('/probe x32; /probe ia32; echo "status=$?"', { root: freshRoot([lower, busyboxLower()]) });
