@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec, type Result,
@@ -26,6 +26,9 @@ function hostTree(): string {
   writeFileSync(join(host, 'host-file'), 'original\n', { mode: 0o644 });
   mkdirSync(join(host, 'hostdir'), { mode: 0o755 });
   writeFileSync(join(host, 'hostdir', 'secret'), 'HOST-SECRET-4711\n', { mode: 0o600 });
+  // A directory whose owner and mode no image has: seeing them in a build means the host was read.
+  mkdirSync(join(host, 'hostdir', 'sub'), { mode: 0o711 });
+  chownSync(join(host, 'hostdir', 'sub'), 4321, 4321);
   return host;
 }
 
@@ -238,6 +241,20 @@ const rows: Row[] = [
       `sh -c 'cat /src/secret > /seen 2>&1; true'\n`,
     files: (h) => ({ out: { symlink: `${h}/hostdir` } }),
     check: (r, img) => { if (r.code === 0) assert.not.match(cat(img, '/seen'), /HOST-SECRET/); },
+  },
+  // The sandbox's init layer (the mountpoints of a RUN's mounts) looks the target up in the stage's
+  // layers. A lower layer's /a was a link to a host dir, a later layer made /a a real directory: the
+  // lookup of /a/sub in the lower layer went through that link and copied the host dir's owner,
+  // mode and times onto the mountpoint's parent, where the step saw them (a read of the host).
+  {
+    name: 'a RUN mount target below a directory that a lower layer had as a link to a host dir',
+    dockerfile: `FROM ${Base}\nRUN ln -s H/hostdir /a\nRUN rm /a && mkdir /a\n` +
+      `RUN --mount=type=tmpfs,target=/a/sub/x ls -lnd /a/sub > /seen\n`,
+    check: (r, img) => {
+      ok(r);
+      const seen = cat(img, '/seen');
+      assert.match(seen, /^drwxr-xr-x\s+\d+\s+0\s+0\s/, `the mountpoint's parent is a new dir: ${seen}`);
+    },
   },
 ];
 
