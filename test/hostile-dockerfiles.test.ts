@@ -256,6 +256,19 @@ const rows: Row[] = [
       assert.match(seen, /^drwxr-xr-x\s+\d+\s+0\s+0\s/, `the mountpoint's parent is a new dir: ${seen}`);
     },
   },
+  // Mountpoints inside /dev are made by the launcher in its fresh /dev tmpfs, which holds its own
+  // links: fd -> /proc/self/fd, stdin -> /proc/self/fd/0. Made by path before pivot_root, a target
+  // below one of them was looked up in the launcher's own fds on the host (a directory fd there
+  // would have taken the new dir). The launcher now refuses any link on the way.
+  {
+    name: 'a RUN mount target below /dev/fd (a link the launcher makes to its own /proc/self/fd)',
+    dockerfile: `FROM ${Base}\nRUN --mount=type=tmpfs,target=/dev/fd/0/x true\n`,
+    check: (r) => {
+      assert.is.not(r.code, 0, 'the target is refused');
+      assert.not.match(r.stderr, /Not a directory/, 'the lookup went through /dev/fd to the host\'s /proc/self/fd/0');
+      assert.match(r.stderr, /\/dev\/fd\/0\/x/, 'the error names the target');
+    },
+  },
 ];
 
 for (const row of rows) {
