@@ -67,6 +67,16 @@ function tarOf(...parts: Record<string, FileSpec>[]): Buffer {
   return b;
 }
 
+/** A tar (made by GNU tar) of d/n, a character device 1:3, and d/f, a file. */
+function deviceTar(): Buffer {
+  const dir = tempDir('tar');
+  const r = spawnSync('sh', ['-c', 'mkdir d && mknod d/n c 1 3 && echo f > d/f && tar -cf a.tar d'], { cwd: dir });
+  if (r.status !== 0) throw new Error(`making the device tar: ${r.stderr}`);
+  const b = readFileSync(join(dir, 'a.tar'));
+  cleanup(dir);
+  return b;
+}
+
 type Files = Record<string, FileSpec | Buffer>;
 
 /** A build context from a table; Buffers are written as they are (archives). */
@@ -267,6 +277,43 @@ const rows: Row[] = [
       assert.is.not(r.code, 0, 'the target is refused');
       assert.not.match(r.stderr, /Not a directory/, 'the lookup went through /dev/fd to the host\'s /proc/self/fd/0');
       assert.match(r.stderr, /\/dev\/fd\/0\/x/, 'the error names the target');
+    },
+  },
+  // A COPY --from source that is a device node or a FIFO of the stage was opened by the builder on
+  // the host, where the store's filesystem honours devices: `b 8 0` would have copied the host's
+  // disk into the image (here c 1 3, whose "content" is empty), and a FIFO hung the build for good.
+  ...[
+    ['a device node', 'mknod /n c 1 3', '/n'],
+    ['a device node, through a link to it', 'mknod /n c 1 3 && ln -s n /l', '/l'],
+    ['a device node matched by a glob', 'mknod /n c 1 3', '/n*'],
+    ['a FIFO', 'mkfifo /n', '/n'],
+  ].map(([what, make, src]) => ({
+    name: `COPY --from of ${what} the stage made is refused, never opened`,
+    dockerfile: `FROM ${Base} AS s\nRUN ${make}\nFROM ${Base}\nCOPY --from=s ${src} /x\n`,
+    check: (r: Result) => {
+      assert.is.not(r.code, 0, 'the copy of a special file is refused');
+      assert.match(r.stderr, /Dockerfile:4:\d+: .*not a regular file, directory or symlink/);
+    },
+  })),
+  // The same for a RUN bind mount from a stage: a read-write one is a copy, which opened a device
+  // node (fs.cp copies a device's content), and a device bound read-only is inert anyway (nodev).
+  ...['', ',rw'].map((rw) => ({
+    name: `RUN --mount=type=bind,from=<stage>,source=<device node>${rw} is refused, never opened`,
+    dockerfile: `FROM ${Base} AS s\nRUN mknod /n c 1 3\nFROM ${Base}\n` +
+      `RUN --mount=type=bind,from=s,source=/n,target=/m${rw} sh -c 'ls -l /m; cat /m'\n`,
+    check: (r: Result) => {
+      assert.is.not(r.code, 0, 'a bind of a special file is refused');
+      assert.match(r.stderr, /Dockerfile:4:\d+: .*not a regular file, directory or symlink/);
+    },
+  })),
+  {
+    name: 'RUN --mount=type=bind,from=<one-layer stage>,rw of a dir holding a device node copies no device content',
+    dockerfile: `FROM scratch AS s\nADD dev.tar /\nFROM ${Base}\n` +
+      `RUN --mount=type=bind,from=s,source=/d,target=/m,rw sh -c 'ls -ln /m > /seen'\n`,
+    files: () => ({ 'dev.tar': deviceTar() }),
+    check: (r, img) => {
+      ok(r);
+      assert.not.match(cat(img, '/seen'), /^-.* n$/m, 'the device was read into a regular file');
     },
   },
 ];

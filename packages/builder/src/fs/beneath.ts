@@ -291,10 +291,15 @@ function removeAt(dirfd: number, name: string, what: string): void {
 
 let copyBuf: Buffer | undefined;
 
-/** Copies host file `src` (opened without following a final link) into `fd`: a reflink where the filesystem can. */
+/**
+ * Copies host file `src` (opened without following a final link) into `fd`: a reflink where the
+ * filesystem can. Only a regular file: callers check the kind first, and this is the second fence
+ * (O_NONBLOCK so that a FIFO put in its place cannot block the open).
+ */
 function copyInto(fd: number, src: string): void {
-  const from = openSync(encodeName(src), fsc.O_RDONLY | fsc.O_NOFOLLOW | O_CLOEXEC);
+  const from = openSync(encodeName(src), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
   try {
+    if (!fstatSync(from).isFile()) throw new Error(`copy ${src}: not a regular file`);
     try {
       call('ioctl', src, ['I32', 'I64', 'I32'], [fd, FICLONE, from]);
       return;

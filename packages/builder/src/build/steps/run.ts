@@ -146,7 +146,20 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
         const view = await ctx.fs.view(layers);
         const e = await view.stat(m.source || '/');
         if (!e) throw new BuildError(`${where(step)}: --mount source ${m.source} not found`);
+        // A device node, FIFO or socket: inert on a nodev bind, but a read-write bind is a copy,
+        // and copying one would open it on the host (the store's filesystem honours devices).
+        if (!e.stat.isFile() && !e.stat.isDirectory()) {
+          throw new BuildError(`${where(step)}: --mount source ${m.source || '/'} is not a regular file, directory or symlink`);
+        }
         source = e.host;
+        if (m.readwrite) {
+          // Writes to a rw bind mount are thrown away, as in BuildKit: give the step a copy, made
+          // from the layers as flatten does (regular files, dirs and links only; never fs.cp of a
+          // snapshot, which would read a device node's content).
+          const copy = join(tmp, `rw-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
+          await ctx.fs.flatten(layers, m.source || '/', copy);
+          return [{ type: 'bind', source: copy, target, readonly: false }];
+        }
         if (e.stat.isDirectory() && layers.length > 1) {
           // A directory spread over several layers must be merged before it can be bound.
           const merged = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
@@ -157,12 +170,6 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
         // Not the context directory itself: a tree of exactly what the key holds (below).
         const view = await contextView(ctx, step, m.source, m.readwrite, tmp, target);
         return [{ type: 'bind', source: view, target, readonly: !m.readwrite }];
-      }
-      if (m.readwrite) {
-        // Writes to a rw bind mount are thrown away, as in BuildKit: give the step a copy.
-        const copy = join(tmp, `rw-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
-        await fsp.cp(source, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-        source = copy;
       }
       return [{ type: 'bind', source, target, readonly: !m.readwrite }];
     }

@@ -156,6 +156,11 @@ export async function fromView(view: RootView, source: string, step: Located, la
     const top = await view.lstatCanonical(p);
     if (!top) continue;
     if (skip(posix.basename(p))) continue;
+    // A device node, FIFO or socket is never opened: the snapshot is on a host filesystem that
+    // honours devices (a stage's `b 8 0` would read the host's disk), and a FIFO blocks for good.
+    if (!top.stat.isFile() && !top.stat.isDirectory() && !top.stat.isSymbolicLink()) {
+      throw new BuildError(`${where(step)}: ${displayName(p)} in ${label} is not a regular file, directory or symlink`);
+    }
     const isDir = top.stat.isDirectory();
     const files: SourceFile[] = [viewFile('', top.host, top.stat)];
     if (top.stat.isSymbolicLink()) files[0]!.linkname = await fsp.readlink(top.host);
