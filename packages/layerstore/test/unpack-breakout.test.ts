@@ -67,6 +67,7 @@ const cases: Case[] = [
   { name: 'hardlink to a directory', entries: [dir('d'), hard('h', 'd')], expect: 'hostile' },
   { name: 'hardlink to itself', entries: [f('h'), hard('h', 'h')], expect: 'hostile' },
   { name: 'hardlink to the root', entries: [hard('h', './')], expect: 'hostile' },
+  { name: 'hardlink into the dir it replaces', entries: [dir('d'), f('d/x'), hard('d', 'd/x')], expect: 'hostile' },
   {
     name: 'hardlink to a symlink pointing out links the symlink, then a file over it',
     entries: [sym('l', 'OUT/secret'), hard('h', 'l'), f('h')],

@@ -195,6 +195,8 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
       const src = cleanPath(h.linkname, name);
       if (src === '') throw hostile(name, 'hardlink to the root');
       if (src === rel) throw hostile(name, 'hardlink to itself');
+      // Replacing the directory rel would remove the source (and close the fd it is reached by).
+      if (src.startsWith(rel + '/')) throw hostile(name, 'hardlink into the directory it replaces');
       for (const comp of src.split('/')) if (comp.startsWith(WH)) throw hostile(name, 'hardlink to a whiteout marker');
       const sfd = dirs.get(parentOf(src), name, false);
       const st = sfd === undefined ? undefined : lstatAt(sfd, baseOf(src));
