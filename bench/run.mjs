@@ -29,7 +29,10 @@ const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv
 const quick = argv.includes('--quick');
 const runs = Number(opt('--runs', quick ? 1 : 5));
 const only = opt('--only', '') ? opt('--only').split(',') : null;
-const builderNames = opt('--builders', 'tsbuild,buildkit,buildah').split(',');
+const builderNames = opt('--builders', 'tsbuild,tsbuild-nocomp,buildkit,buildah').split(',');
+// Every timed build ends with `sync`, for every builder, so each pays for its own write-back instead of leaving
+// dirty pages for whichever builder runs next (--no-sync: none of them syncs).
+const syncEach = !argv.includes('--no-sync');
 const doSub = !argv.includes('--no-sub');
 const doLimits = !argv.includes('--no-limits');
 const live = argv.includes('--live');
@@ -194,7 +197,12 @@ async function subBenches() {
 }
 
 // ---- main loop
-const makers = { tsbuild: tsbuildBuilder, buildkit: buildkitBuilder, buildah: buildahBuilder };
+const makers = {
+  tsbuild: tsbuildBuilder,
+  'tsbuild-nocomp': (o) => tsbuildBuilder({ ...o, name: 'tsbuild-nocomp', extra: ['--compression', 'none'] }),
+  buildkit: buildkitBuilder,
+  buildah: buildahBuilder,
+};
 const builders = builderNames.map((n) => makers[n]({ repo: tsbuildSrc, work, head: live ? `${head}+working tree` : head }));
 const results = {};  // results[workload][builder][phase] = [{ms, rssKB}]
 const sizes = {};
@@ -226,10 +234,12 @@ try {
     sizes[name] = {};
     commands[name] = Object.fromEntries(builders.map((b) => [b.name, b.command(ctx.replace(repo + '/', ''), tag, args)]));
     for (let i = 0; i < runs; i++) {
-      for (const b of builders) {
+      // Rotate the order every repetition (A B C, B C A, C A B, …): no builder always runs right after another.
+      for (const b of builders.map((_, k) => builders[(k + i) % builders.length])) {
         const r = (results[name][b.name] ??= { cold: [], noop: [], change: [] });
         setChanged(ctx, w.change, null);
         await b.flush();
+        await sh('sync', []);  // the flush's own write-back is nobody's build time
         await sleep(200);
         const cold = await attempt(b, ctx, tag, args, `${name} cold`);
         const noop = await attempt(b, ctx, tag, args, `${name} no-op`);
@@ -252,7 +262,11 @@ try {
 }
 // A failed build is logged and counted as missing (NaN), never silently retried into the figures.
 async function attempt(b, ctx, tag, args, what) {
-  try { return await b.build(ctx, tag, args); } catch (e) {
+  try {
+    const r = await b.build(ctx, tag, args);
+    if (syncEach) { const s = await sh('sync', []); r.ms += s.ms; r.syncMs = s.ms; }
+    return r;
+  } catch (e) {
     failures.push(`${b.name} ${what}: ${e.message.split('\n').slice(0, 12).join('\n')}`);
     log(`FAILED ${b.name} ${what}: ${e.message.split('\n').slice(-3).join(' / ')}`);
     return { ms: NaN, rssKB: NaN, out: e.message };
@@ -261,6 +275,11 @@ async function attempt(b, ctx, tag, args, what) {
 function strip(r) {
   return Object.fromEntries(Object.entries(r).map(([w, bs]) => [w, Object.fromEntries(Object.entries(bs).map(([b, ps]) =>
     [b, Object.fromEntries(Object.entries(ps).map(([p, xs]) => [p, xs.map(({ ms, rssKB, daemonKB }) => ({ ms, rssKB, daemonKB }))]))]))]));
+}
+
+function tmpfsRunNote() {
+  const run = readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/run' && l.split(' ')[2] === 'tmpfs');
+  return run ? '/run is a tmpfs here' : '/run is not a tmpfs here, so /dev/shm for both';
 }
 
 // ---- report
@@ -309,13 +328,16 @@ L.push('');
 L.push('## Build times', '', 'Seconds: median [min–max] of the runs. Ratios compare medians.', '');
 for (const name of names) {
   L.push(`### ${name}`, '');
-  L.push(`| phase | ${bnames.join(' | ')} | tsbuild / BuildKit | tsbuild / Buildah |`, `|---|${bnames.map(() => '---|').join('')}---|---|`);
+  const nc = bnames.includes('tsbuild-nocomp');
+  L.push(`| phase | ${bnames.join(' | ')} | tsbuild / BuildKit |${nc ? ' tsbuild-nocomp / BuildKit |' : ''} tsbuild / Buildah |`, `|---|${bnames.map(() => '---|').join('')}---|${nc ? '---|' : ''}---|`);
   for (const [p, label] of [['cold', 'cold'], ['noop', 'no-op'], ['change', `one-change (\`${W[name].change}\`)`]]) {
     const cells = bnames.map((b) => { const xs = (results[name]?.[b]?.[p] ?? []).map((x) => x.ms); return xs.length ? `${fmtS(median(xs))} [${fmtS(min(xs))}–${fmtS(max(xs))}]` : 'n/a'; });
-    L.push(`| ${label} | ${cells.join(' | ')} | ${f2(ratio(name, p))} | ${f2(M(name, 'tsbuild', p) / M(name, 'buildah', p))} |`);
+    const ncr = nc ? ` ${f2(M(name, 'tsbuild-nocomp', p) / M(name, 'buildkit', p))} |` : '';
+    L.push(`| ${label} | ${cells.join(' | ')} | ${f2(ratio(name, p))} |${ncr} ${f2(M(name, 'tsbuild', p) / M(name, 'buildah', p))} |`);
   }
-  L.push(`| peak RSS, MB | ${bnames.map((b) => fmtMB(peakRss(name, b))).join(' | ')} | | |`);
-  L.push(`| image size, MB | ${bnames.map((b) => (Number.isFinite(sizes[name]?.[b]) ? (sizes[name][b] / 1e6).toFixed(1) : 'n/a')).join(' | ')} | | |`);
+  const pad = nc ? ' | | |' : ' | |';
+  L.push(`| peak RSS, MB | ${bnames.map((b) => fmtMB(peakRss(name, b))).join(' | ')} |${pad}`);
+  L.push(`| image size, MB | ${bnames.map((b) => (Number.isFinite(sizes[name]?.[b]) ? (sizes[name][b] / 1e6).toFixed(1) : 'n/a')).join(' | ')} |${pad}`);
   L.push('');
 }
 L.push('Peak RSS: the largest single process over the three phases — tsbuild and buildah: `/usr/bin/time -f %M` of the CLI (the max over its process tree); ' +
@@ -338,11 +360,17 @@ L.push('## Method', '');
 L.push(`- Workloads: \`bench/workloads/<name>/Dockerfile\`; contexts are assembled in \`bench/work/ctx/<name>\` (workload files + generated data, hard-linked); every file has mtime ${MTIME}. ` +
   `many-files data: \`node bench/gen-data.mjs${quick ? ' --quick' : ''}\` (seeded PRNG, offline); debian base: \`bash bench/gen-debian.sh\` (debootstrap minbase bookworm, cached in bench/data/). big-file: SIZE_MB=${bigMB}.`);
 L.push('- Bases: each builder builds `bench/busybox:base` from `fixtures/busybox` (FROM scratch + ADD rootfs.tar) and `bench/debian:base` from `workloads/debian/base.Dockerfile` + the cached rootfs tar, before any timing.');
-L.push('- Per workload, per run, builders in turn (A B C, A B C, …): flush the build cache (untimed), cold build, no-op rebuild, append a line to the one file read by a late step, one-change rebuild; then the file is restored.');
+L.push('- Per workload, per run, builders in turn, the order rotated every run (A B C, B C A, C A B, …): flush the build cache (untimed) and `sync` (untimed), cold build, no-op rebuild, append a line to the one file read by a late step, one-change rebuild; then the file is restored.');
+L.push(syncEach
+  ? '- Every timed build ends with `sync`, timed as part of it, for every builder: each pays for writing back its own data (tsbuild mounts RUN overlays volatile and leaves its page cache dirty; BuildKit syncs at each overlay unmount), rather than leaving it to whichever builder runs next.'
+  : '- `--no-sync`: no build ends with a `sync`; dirty data left by one builder may be written back during the next one.');
+L.push('- Different work, stated: tsbuild compresses every new layer (gzip) during the build; BuildKit inside dockerd keeps layers uncompressed in the daemon\'s store and compresses at `docker push`; Buildah, likewise. `tsbuild-nocomp` is tsbuild with `--compression none`, the same work as BuildKit.');
+L.push('- Same help for both: tsbuild keeps per-run sandbox state on a tmpfs and marks its scratch dir with ext4\'s top-directory flag; dockerd\'s exec-root is on a tmpfs too (' + (tmpfsRunNote()) + ') and its `overlay2` dir gets `chattr +T`.');
+L.push('- Network: RUN steps of every builder run in a network namespace of their own (tsbuild: its default private network; BuildKit: dockerd\'s bridge network on a bridge of the harness\'s own; Buildah: its default).');
 L.push('- Flush: ' + Object.entries(FLUSH).map(([b, s]) => `${b}: ${s}`).join('; ') + '.');
-L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false`, `--bridge tsbbench0` — a bridge of its own, so another dockerd on the machine cannot take docker0 away mid-run) and stops at the end.');
+L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false --ip-masq=false --ip-forward=false`, `--bridge tsbbench<random>` — a bridge of its own, made and removed by the test kit\'s helper, so another dockerd on the machine cannot take docker0 away mid-run and this one never touches docker0) and stops at the end.');
 L.push('- Times are wall-clock from spawning the CLI to its exit (`docker build` waits for the daemon).', '');
-L.push('Exact build commands ($ROOT = bench/work/tsbuild/root, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):', '', '```');
+L.push('Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):', '', '```');
 for (const name of names) for (const b of bnames) L.push(commands[name][b]);
 L.push('```', '');
 // Keep the hand-written analysis.

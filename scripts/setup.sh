@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # gcc and libc6-dev build the sandbox's launcher and the context walker (static, from C).
 runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev)
-testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io)
+# e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device.
+testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs)
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything, then runs every test suite. The last line is `N passed, M failed`.
+# Installs everything (and builds), then runs every test suite. The last line is `N passed, M failed, K skipped`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test

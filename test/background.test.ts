@@ -4,35 +4,60 @@
 // events, a layer that fails to be written, and SIGKILL at each new state.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Base, cleanup, context, ok, storeWithBase, tsbuild, tsbuildAsync } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
 
 const root = storeWithBase();
-// ~16 MB of base64 text: it compresses (so every chunk goes through zlib) at ~50 ms/MiB, long
-// enough for the next step to start and print while the layer is still being written.
-const SlowLayer = (file: string) => `head -c 12000000 /dev/urandom | base64 > ${file}`;
+// ~4 MB of base64 text: a layer that goes through zlib in several chunks.
+const BigFile = (file: string) => `head -c 3000000 /dev/urandom | base64 > ${file}`;
 const written = (stderr: string, step: string) => new RegExp(`\\[stage-0 ${step}\\] .*: layer written`).test(stderr);
 
-/** Runs a traced build, calling `at` on every stderr chunk; `at` may kill the child. */
-async function traced(args: string[], at: (stderr: string, child: ChildProcess) => void): Promise<{ code: number | null; stderr: string }> {
-  const child = tsbuildAsync(['build', '--progress=plain', ...args], { root, env: { TSBUILD_TRACE: '1' } });
+/**
+ * No layer of the build is written until the test opens this gate (TSBUILD_TEST_LAYER_GATE, see
+ * builder/src/build/steps/commit.ts): the build stays in the state a test checks for as long as
+ * it needs, however fast or loaded the machine.
+ */
+const gates: string[] = [];
+class Gate {
+  readonly path = join(gates[gates.push(tempDir('layer-gate')) - 1]!, 'open');
+  open(): void { writeFileSync(this.path, ''); }
+  get opened(): boolean { return existsSync(this.path); }
+}
+
+/**
+ * Runs a traced build behind a closed layer gate, calling `at` on every stderr chunk; `at` may
+ * open the gate or kill the child. A build that never reaches the state a test waits for would
+ * wait forever: after `deadlineMs` the gate is opened for it, and `forced` says so (a failure).
+ */
+type At = (stderr: string, child: ChildProcess) => void;
+async function traced(args: string[], gate: Gate, at: At, deadlineMs = 120_000) {
+  const env = { TSBUILD_TRACE: '1', TSBUILD_TEST_LAYER_GATE: gate.path };
+  const child = tsbuildAsync(['build', '--progress=plain', ...args], { root, env });
   let stderr = '';
+  let forced = false;
+  const timer = setTimeout(() => { forced = !gate.opened; gate.open(); }, deadlineMs);
   child.stdout!.resume();
   child.stderr!.on('data', (b) => { stderr += b; at(stderr, child); });
   const code = await new Promise<number | null>((r) => child.on('close', r));
-  return { code, stderr };
+  clearTimeout(timer);
+  return { code, stderr, forced };
 }
 
 test('the next step runs while the layer before it is written; the image has every layer', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN ${SlowLayer('/b64')}\nRUN echo second-started && wc -c < /b64 > /size\n` });
-  let secondBeforeFirstLayer = false;
-  const r = await traced(['-t', 'bg:order', ctx], (err) => {
-    if (err.includes('second-started') && !written(err, '2/3')) secondBeforeFirstLayer = true;
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && wc -c < /b64 > /size\n`,
+  });
+  const gate = new Gate();
+  // The gate opens only once the second RUN has printed: had it waited for the first one's layer,
+  // it could never start (until the deadline forces the gate).
+  const r = await traced(['-t', 'bg:order', ctx], gate, (err) => {
+    if (err.includes('second-started') && !gate.opened) gate.open();
   });
   assert.is(r.code, 0, r.stderr);
-  assert.ok(secondBeforeFirstLayer, `the second RUN started before the first one's layer was written:\n${r.stderr}`);
+  assert.not.ok(r.forced, `the second RUN did not start before the first one's layer was written:\n${r.stderr}`);
+  assert.ok(written(r.stderr, '2/3'), r.stderr);
   const image = JSON.parse(ok(tsbuild(['inspect', 'bg:order'], { root })).stdout);
   assert.is(image.Layers.length, image.Config.rootfs.diff_ids.length);
   const out = ok(tsbuild(['run', '--rm', 'bg:order', 'sh', '-c', 'cat /size; wc -c < /b64'], { root })).stdout.trim().split(/\s+/);
@@ -42,42 +67,52 @@ test('the next step runs while the layer before it is written; the image has eve
 });
 
 test('a layer that fails to be written fails the build, naming its step', async () => {
-  // The COPY's layer is read from the context after the slow layer before it: shrinking a file
-  // of it meanwhile makes the tar writer fail ("file shrank while being read").
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN ${SlowLayer('/b64')}\nCOPY data/ /data/\nRUN echo after-copy && sleep 2\n`, 'data/f': 'x'.repeat(100_000) });
-  let shrunk = false;
+  // The COPY's layer is read from the context once the layers before it are written, which the
+  // gate holds back until the step after the COPY runs: a file of it shrunk meanwhile makes the tar
+  // writer fail ("file shrank while being read").
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nCOPY data/ /data/\nRUN echo after-copy\n`,
+    'data/f': 'x'.repeat(100_000),
+  });
+  const gate = new Gate();
   let copyLayerWaiting = false;
-  const r = await traced(['-t', 'bg:fail', ctx], (err) => {
-    if (!shrunk && err.includes('after-copy')) {
-      shrunk = true;
-      copyLayerWaiting = !written(err, '2/4'); // the slow layer is still being written, so the COPY's has not started
+  const r = await traced(['-t', 'bg:fail', ctx], gate, (err) => {
+    if (!gate.opened && err.includes('after-copy')) {
+      copyLayerWaiting = !written(err, '3/4');
       truncateSync(join(ctx, 'data', 'f'), 10);
+      gate.open();
     }
   });
-  assert.ok(shrunk && copyLayerWaiting, r.stderr);
+  assert.ok(copyLayerWaiting && !r.forced, r.stderr);
   assert.is(r.code, 1, r.stderr);
   assert.match(r.stderr, /ERROR: \[stage-0 3\/4\] COPY data\/ \/data\/: writing its layer failed: data\/f: file shrank while being read/);
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
   assert.is(tsbuild(['inspect', 'bg:fail'], { root }).code, 1, 'nothing tagged');
-  // The store is fine: with the file restored, the build succeeds, reusing the slow layer.
+  // The store is fine: with the file restored, the build succeeds, reusing the first RUN's layer.
   writeFileSync(join(ctx, 'data', 'f'), 'x'.repeat(100_000));
   const again = ok(tsbuild(['build', '--explain', '-t', 'bg:fail', ctx], { root }));
-  assert.match(again.stdout + again.stderr, /RUN head -c 12000000.*\s+hit/);
+  assert.match(again.stdout + again.stderr, /RUN head -c 3000000.*\s+hit/);
   cleanup(ctx);
 });
 
 test('SIGKILL while a later step runs on a layer being written, or while the build waits for its layers', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN ${SlowLayer('/b64')}\nRUN echo second-started && sleep 1 && echo x > /x\nRUN ${SlowLayer('/b64b')}\n` });
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && echo x > /x\n` +
+      `RUN ${BigFile('/b64b')}\n`,
+  });
   const points: { name: string; reached: (err: string) => boolean }[] = [
-    { name: 'a later step runs, the layer below it not yet written', reached: (err) => err.includes('second-started') && !written(err, '2/4') },
-    { name: 'every step is done, the build waits for the last layer', reached: (err) => /#\d+ writing layers/.test(err) && !written(err, '4/4') },
+    { name: 'a later step runs, the layer below it not yet written', reached: (err) => err.includes('second-started') },
+    { name: 'every step is done, the build waits for its layers', reached: (err) => /#\d+ writing layers/.test(err) },
   ];
   for (const p of points) {
+    // The gate stays shut: no layer is written before the kill.
+    const gate = new Gate();
     let killed = false;
-    const r = await traced(['--no-cache', '-t', 'bg:killed', ctx], (err, child) => {
+    const r = await traced(['--no-cache', '-t', 'bg:killed', ctx], gate, (err, child) => {
       if (!killed && p.reached(err)) { killed = true; child.kill('SIGKILL'); }
     });
-    assert.ok(killed, `reached "${p.name}":\n${r.stderr}`);
+    assert.ok(killed && !r.forced, `reached "${p.name}":\n${r.stderr}`);
+    assert.not.ok(written(r.stderr, '\\d/4'), 'no layer was written before the kill');
     assert.not.ok(readFileSync('/proc/self/mountinfo', 'utf8').includes(root), 'no mount of the store is left');
     // The next build uses whatever the killed one left (cache records whose snapshots were
     // never adopted are unpacked from their blobs), and its image is whole.
@@ -91,5 +126,5 @@ test('SIGKILL while a later step runs on a layer being written, or while the bui
   cleanup(ctx);
 });
 
-test.after(() => cleanup(root));
+test.after(() => cleanup(root, ...gates));
 test.run();

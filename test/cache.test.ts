@@ -210,5 +210,37 @@ test('a directory .dockerignore leaves out whole is not even listed', () => {
   cleanup(c);
 });
 
+// RUN --mount=type=cache between two stages that run at once. They meet through a shared cache
+// mount (each waits until the other is inside its RUN, so both hold their cache mount together),
+// then each writes a file into the cache mount under test and lists it once the other has written.
+const sharingCases = [
+  { sharing: 'shared', aSees: 'from-a from-b', bSees: 'from-a from-b' },
+  { sharing: 'private', aSees: 'from-a', bSees: 'from-b' },
+];
+for (const c of sharingCases) {
+  const share = c.aSees === c.bSees ? 'share' : 'do not share';
+  test(`RUN --mount=type=cache,sharing=${c.sharing}: two steps at once ${share} the directory`, () => {
+    const id = `t${process.pid}-${c.sharing}`;
+    // Waits for the other stage's mark (a bound wait, so that a solver running one stage at a
+    // time fails the step instead of hanging).
+    const wait = (f: string) => `i=0; until [ -e /rv/${f} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done`;
+    const script = (me: string, other: string) =>
+      `touch /rv/${me}-in; ${wait(`${other}-in`)}; touch /c/from-${me}; ` +
+      `touch /rv/${me}-wrote; ${wait(`${other}-wrote`)}; echo $(ls /c) > /seen`;
+    const stage = (me: string, other: string) => `FROM ${Base} AS ${me}
+RUN --mount=type=cache,id=${id}-rv,target=/rv --mount=type=cache,id=${id},sharing=${c.sharing},target=/c \\
+    sh -c '${script(me, other)}'
+`;
+    const final = `FROM ${Base}\nCOPY --from=a /seen /a-seen\nCOPY --from=b /seen /b-seen\n`;
+    const c1 = context({ Dockerfile: `${stage('a', 'b')}${stage('b', 'a')}${final}` });
+    const img = `sharing:${c.sharing}`;
+    ok(tsbuild(['build', '-q', '-t', img, c1], { root }));
+    const seen = (f: string) => ok(tsbuild(['run', '--rm', img, 'cat', f], { root })).stdout.trim();
+    assert.is(seen('/a-seen'), c.aSees, 'stage a');
+    assert.is(seen('/b-seen'), c.bSees, 'stage b');
+    cleanup(c1);
+  });
+}
+
 test.after(() => cleanup(root, ctx, bigCtx));
 test.run();

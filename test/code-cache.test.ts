@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { cleanup, repo, tempDir } from './helpers/cli.js';
@@ -21,8 +21,9 @@ const cacheFile = join(copy, 'dist', 'tsbuild.cjs.v8cache');
 const source = readFileSync(join(copy, 'dist', 'tsbuild.cjs'));
 const digest = createHash('sha256').update(source).digest();
 
-function run(nodeFlags: string[] = [], args = ['parse', '-f', '-']) {
-  const r = spawnSync(process.execPath, [...nodeFlags, join(copy, 'bin', 'tsbuild.cjs'), ...args], { input: 'FROM scratch\nENV A=1\n', encoding: 'utf8' });
+function run(nodeFlags: string[] = [], args = ['parse', '-f', '-'], wrap: string[] = []) {
+  const argv = [...wrap, process.execPath, ...nodeFlags, join(copy, 'bin', 'tsbuild.cjs'), ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { input: 'FROM scratch\nENV A=1\n', encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const works = (r: ReturnType<typeof run>) => {
@@ -89,14 +90,26 @@ test('a cache another command made is made again by the first build, and then ke
 
 test('a read-only install runs from source and writes nothing', () => {
   cleanup(cacheFile);
-  chmodSync(join(copy, 'dist'), 0o555);
-  try {
-    // root ignores permission bits; the loader must cope either way, so only the run is checked as root.
-    works(run());
-    if (process.getuid?.() !== 0) assert.not.ok(existsSync(cacheFile));
-  } finally {
-    chmodSync(join(copy, 'dist'), 0o755);
+  const dist = join(copy, 'dist');
+  if (process.getuid?.() === 0) {
+    // root ignores permission bits: dist/ is made read-only as a read-only filesystem would, by a
+    // read-only bind mount in a mount namespace of the command's own (gone when it exits).
+    const bindRo = 'mount --bind -o ro "$0" "$0" && exec "$@"';
+    const ro = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', bindRo, dist];
+    works(run([], undefined, ro));
+  } else {
+    chmodSync(dist, 0o555);
+    try {
+      works(run());
+    } finally {
+      chmodSync(dist, 0o755);
+    }
   }
+  assert.not.ok(existsSync(cacheFile), 'no cache written');
+  assert.equal(readdirSync(dist).sort(), ['tsbuild.cjs'], 'no temp file left either');
+  // The same command where dist/ is writable does write it: the check above can fail.
+  works(run());
+  assert.ok(existsSync(cacheFile));
 });
 
 test('without a bundle: a clear error, no stack trace', () => {

@@ -174,6 +174,11 @@ RUN echo "last $LAST" > /last && cat /copy >> /last
   const c = ok(tsbuild(['build', '--progress=plain', '-t', 'shared:2', '--build-arg', 'LAST=2', '--cache-from', cacheRef, '-o', `type=local,dest=${join(storeC, 'out')}`, ctx], { root: storeC }));
   assert.equal(steps(c.stderr).ran, ['RUN echo "last $LAST" > /last && cat /copy >> /last']);
   assert.is(readFileSync(join(storeC, 'out', 'last'), 'utf8'), 'last 2\nshared\n');
+
+  // Records from --cache-from serve only the build that asked for them: the same store, building
+  // again without it, runs every step the registry's records had served (its own RUN still hits).
+  const d = ok(tsbuild(['build', '--progress=plain', '--build-arg', 'LAST=2', ctx], { root: storeC }));
+  assert.equal(steps(d.stderr).ran, ['WORKDIR /app', 'COPY a.txt ./', 'RUN cat a.txt > /copy'], d.stderr);
 });
 
 test('login --password-stdin writes $DOCKER_CONFIG/config.json; pushes then authenticate; wrong password fails clearly', () => {

@@ -34,6 +34,9 @@ function makeCa(name: string): { key: Buffer; cert: Buffer } {
 const body = 'served over TLS\n';
 const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
 const files = (req: { url?: string }, res: import('node:http').ServerResponse) => {
+  // A downgrade: an https URL redirected to plain http (to a port nothing listens on: the
+  // build must refuse before connecting, and say why).
+  if (req.url === '/to-http') return void res.writeHead(302, { location: 'http://127.0.0.1:9/tool.txt' }).end();
   res.writeHead(req.url === '/tool.txt' ? 200 : 404);
   res.end(req.url === '/tool.txt' ? body : '');
 };
@@ -131,6 +134,17 @@ for (const c of cases) {
     }
   });
 }
+
+test('ADD https: a redirect to plain http is refused, and the error says so', async () => {
+  const ctx = context({ Dockerfile: `FROM scratch\nADD ${privateURL}/to-http /opt/\n` });
+  const root = tempDir('tls-store');
+  dirs.push(ctx, root);
+  const r = await run(command, ['build', ctx], { TSBUILD_ROOT: root, NODE_EXTRA_CA_CERTS: pem('private') });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ADD https:\/\/127\.0\.0\.1:\d+\/to-http: refusing the redirect from https:\/\/127\.0\.0\.1:\d+\/to-http /);
+  assert.match(r.stderr, /to http:\/\/127\.0\.0\.1:9\/tool\.txt: an https URL may not redirect to plain http/);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+});
 
 test('pull over HTTPS from a registry with a private CA: trusted through NODE_EXTRA_CA_CERTS, refused without', async () => {
   const root = tempDir('tls-pull');

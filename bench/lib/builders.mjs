@@ -19,19 +19,21 @@ export const SIZE = {
   buildah: '`buildah images --json` size (uncompressed, as printed: 3 significant digits)',
 };
 
-export function tsbuildBuilder({ repo, work, head }) {
-  const template = join(work, 'tsbuild', 'template');
-  const root = join(work, 'tsbuild', 'root');
+// tsbuild compresses every new layer during the build; BuildKit in dockerd's image store does not (it compresses
+// at push). `tsbuild-nocomp` (`--compression none`) is tsbuild doing the same work as BuildKit, reported beside it.
+export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] }) {
+  const template = join(work, name, 'template');
+  const root = join(work, name, 'root');
   // The package's bin (a launcher script in front of node), run as users run `tsbuild`.
   const bin = join(repo, 'packages/builder/bin/tsbuild');
   const env = { TSBUILD_ROOT: root };
   const cli = (args, o = {}) => sh(bin, args, { env, ...o });
   return {
-    name: 'tsbuild',
-    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    name,
+    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')} -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() { return head; },
     async setup(bases) {
-      rmSync(join(work, 'tsbuild'), { recursive: true, force: true });
+      rmSync(join(work, name), { recursive: true, force: true });
       mkdirSync(template, { recursive: true });
       for (const b of bases) await sh(bin, ['build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx], { env: { TSBUILD_ROOT: template } });
     },
@@ -40,7 +42,7 @@ export function tsbuildBuilder({ repo, work, head }) {
       await sh('cp', ['-a', template, root]);
     },
     async build(ctx, tag, buildArgs = []) {
-      const r = await timed(bin, ['build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
+      const r = await timed(bin, ['build', '--progress=plain', ...extra, '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
     },
     async size(tag) {
@@ -51,16 +53,27 @@ export function tsbuildBuilder({ repo, work, head }) {
   };
 }
 
-const BRIDGE = 'tsbbench0';
-const BRIDGE_ADDR = '172.29.213.1/24';
+// The bridge helper the test suite's private dockerd uses too (one way to make and remove it), from the
+// compiled testkit: the harness runs after `pnpm run build`.
+async function createBridge() {
+  const mod = new URL('../../packages/testkit/dist/src/bridge.js', import.meta.url);
+  const { createBridge: create } = await import(mod.href).catch((e) => {
+    throw new Error(`bench: ${mod.pathname} is missing (run \`pnpm run build\` first): ${e.message}`);
+  });
+  return create('bench');
+}
+
+// The same help tsbuild gets: its per-run sandbox state lives on a tmpfs (/run if it is one, else /dev/shm), so
+// dockerd's exec-root (containerd's shim and runc state for every RUN step) goes on the same kind of tmpfs.
+const tmpfsRun = (() => { try { return /\stmpfs\s/.test(readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === '/run') ?? ''); } catch { return false; } })();
 
 export function buildkitBuilder({ work }) {
   const dir = join(work, 'docker');
   const sock = join(dir, 'docker.sock');
-  const execRoot = '/run/tsb-bench-docker';
+  const execRoot = tmpfsRun ? '/run/tsb-bench-docker' : '/dev/shm/tsb-bench-docker';
   const env = { DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
   const docker = (args, o = {}) => sh('/usr/bin/docker', args, { env, ...o });
-  let daemon = null, bases = [];
+  let daemon = null, bases = [], bridge = null;
   const daemonPids = () => (daemon ? [daemon.pid, ...childrenOf(daemon.pid)] : []);  // dockerd + its containerd
   return {
     name: 'buildkit',
@@ -71,15 +84,20 @@ export function buildkitBuilder({ work }) {
     async setup(bs) {
       bases = bs.map((b) => b.tag);
       rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(join(dir, 'data', 'overlay2'), { recursive: true });
+      // tsbuild marks its scratch dir with ext4's top-directory flag (new subdirectories spread over block groups):
+      // the daemon's layer dir gets the same, where the filesystem supports it.
+      await sh('chattr', ['+T', join(dir, 'data', 'overlay2')], { ok: true });
       const { spawn } = await import('node:child_process');
       const { openSync } = await import('node:fs');
       const log = openSync(join(dir, 'dockerd.log'), 'a');
       // A bridge of our own (RUN steps get a veth on it, as with docker0), so that another dockerd on this
-      // machine creating or deleting docker0 cannot break our builds. No traffic is sent over it.
-      await sh('sh', ['-c', `ip link show ${BRIDGE} >/dev/null 2>&1 || { ip link add name ${BRIDGE} type bridge && ip addr add ${BRIDGE_ADDR} dev ${BRIDGE}; }; ip link set ${BRIDGE} up`]);
+      // machine creating or deleting docker0 cannot break our builds, and ours never touches docker0.
+      // No traffic is sent over it.
+      bridge = await createBridge();
       daemon = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', execRoot, '-H', `unix://${sock}`,
-        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false', '--bridge', BRIDGE], { stdio: ['ignore', log, log] });
+        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false', '--ip-forward=false',
+        '--bridge', bridge.name], { stdio: ['ignore', log, log] });
       for (let i = 0; ; i++) {
         if ((await docker(['version'], { ok: true })).code === 0) break;
         if (i > 150 || daemon.exitCode !== null) throw new Error(`dockerd did not start; see ${join(dir, 'dockerd.log')}`);
@@ -104,12 +122,14 @@ export function buildkitBuilder({ work }) {
     },
     async size(tag) { return Number((await docker(['image', 'inspect', '-f', '{{.Size}}', tag])).stdout.trim()); },
     async teardown() {
-      if (!daemon || daemon.exitCode !== null) return;
-      daemon.kill('SIGTERM');
-      for (let i = 0; i < 100 && daemon.exitCode === null; i++) await sleep(200);
-      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      if (daemon && daemon.exitCode === null) {
+        daemon.kill('SIGTERM');
+        for (let i = 0; i < 100 && daemon.exitCode === null; i++) await sleep(200);
+        if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      }
       daemon = null;
-      await sh('ip', ['link', 'del', BRIDGE], { ok: true });
+      bridge?.remove();
+      bridge = null;
     },
   };
 }

@@ -1,6 +1,6 @@
 // Drives the real `tsbuild` binary, as users and CI scripts do.
 import { spawnSync, spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, chmodSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,12 +63,20 @@ export function context(files: Record<string, FileSpec>): string {
 }
 
 const baseBuilt = new Set<string>();
+let rootfsMade = false;
 export const Base = 'tsbuild/busybox:1';
 
 /** A store with the busybox base image in it (built from fixtures/busybox once per store). */
 export function storeWithBase(root = tempDir('store')): string {
   if (!baseBuilt.has(root)) {
-    if (!existsSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'))) ok({ ...spawnSync('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')], { encoding: 'utf8' }), code: 0 } as Result);
+    if (!rootfsMade) {
+      // Run every time (it returns at once when rootfs.tar is current) and judged by its own exit
+      // status: a failed or stale fixture fails here, not later as a confusing build error.
+      const r = spawnSync('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')], { encoding: 'utf8' });
+      const stderr = `${r.stderr ?? ''}${r.error ?? r.signal ?? ''}`;
+      ok({ code: r.status ?? 1, stdout: r.stdout ?? '', stderr }, 'fixtures/busybox/make-rootfs.sh');
+      rootfsMade = true;
+    }
     // A fixed SOURCE_DATE_EPOCH makes the base the same image in every store, as a pulled base would be.
     ok(tsbuild(['build', '-q', '-t', Base, join(repo, 'fixtures', 'busybox')], { root, env: { SOURCE_DATE_EPOCH: '1700000000' } }), 'building the busybox base');
     baseBuilt.add(root);

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { BuildContext } from '../src/context/context.js';
 import { IgnoreMatcher } from '../src/context/ignore.js';
 import { decodeName, encodeName, Flag, Listing } from '../src/context/listing.js';
 import { StatCache } from '../src/context/statcache.js';
-import { listContext, nativeWalker, walkInJs } from '../src/context/walk.js';
+import { listContext, nativeWalker, RacyNs, walkInJs } from '../src/context/walk.js';
 import { KeyBuilder } from '../src/build/cachekey.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-context-'));
@@ -23,6 +23,31 @@ const fresh = (what: string) => {
   return d;
 };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** The wall clock both walkers read for their start (CLOCK_REALTIME), in ns; Date.now() is at most 1 ms behind. */
+const nowNs = () => BigInt(Date.now()) * 1_000_000n;
+
+/**
+ * Waits until no file under `dirs` would be racy for a walk that starts now, by walk.ts's own
+ * rule (ctime within RacyNs of the start; with a whole-second ctime, within the second before):
+ * from then on the stat cache may remember every file. A wait for that state, not a fixed pause.
+ */
+async function settled(...dirs: string[]): Promise<void> {
+  let until = 0n;
+  const visit = (dir: string | Buffer) => {
+    for (const e of readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
+      const p = bytes(dir.toString(), e.name);
+      if (e.isDirectory()) visit(p);
+      else if (e.isFile()) {
+        const c = lstatSync(p, { bigint: true }).ctimeNs;
+        const s = 1_000_000_000n;
+        const clear = c % s === 0n ? (c / s + 2n) * s : c + RacyNs + 1n;
+        if (clear > until) until = clear;
+      }
+    }
+  };
+  for (const d of dirs) visit(d);
+  for (let left = until - nowNs(); left > 0n; left = until - nowNs()) await sleep(Number(left / 1_000_000n) + 1);
+}
 const bytes = (dir: string, ...parts: (string | Buffer)[]) => Buffer.concat([Buffer.from(dir), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.isBuffer(p) ? p : Buffer.from(p)])]);
 
 const BadName = Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2e, 0x74, 0x78, 0x74]); // "bad\xff.txt"
@@ -138,9 +163,9 @@ const cases: Case[] = [
   { name: 'change in a file --exclude keeps', exclude: ['*.txt'], change: (app) => rewriteSameSize(join(app, 'filler/f001'), 'FILLER 001') },
 ];
 
-// Contexts are made first, then left alone a moment: a file changed within 100 ms of a walk is
-// "racy" and never remembered, and the cases must exercise the remembered path. So: every
-// context made, a pause, every first look, every change, a pause, then the second looks.
+// Contexts are made first, then left alone until settled: a file changed within 100 ms of a walk
+// is "racy" and never remembered, and the cases must exercise the remembered path. So: every
+// context made, settled, every first look, every change, settled, then the second looks.
 const prepared = cases.map((c) => {
   const ctx = fixture();
   if (c.ignore) writeFileSync(join(ctx, '.dockerignore'), c.ignore);
@@ -148,10 +173,10 @@ const prepared = cases.map((c) => {
 });
 
 test.before(async () => {
-  await sleep(300);
+  await settled(...prepared.map((p) => p.ctx));
   for (const p of prepared) p.before = await look(p.ctx, p.cache, p.c.exclude);
   for (const p of prepared) p.c.change(join(p.ctx, 'app'), p.ctx);
-  await sleep(300);
+  await settled(...prepared.map((p) => p.ctx));
 });
 
 for (const p of prepared) {
@@ -170,14 +195,14 @@ for (const p of prepared) {
 test('an unchanged tree is not read again; one changed file is the only one read', async () => {
   const ctx = fixture();
   const cache = fresh('cache');
-  await sleep(300);
+  await settled(ctx);
   const first = await look(ctx, cache);
   assert.is(first.filesRead, 208);
   const again = await look(ctx, cache);
   assert.is(again.filesRead, 0);
   assert.is(again.digest, first.digest);
   rewriteSameSize(join(ctx, 'app/sub/deep/er/x.txt'), 'DEEP');
-  await sleep(300);
+  await settled(ctx);
   const changed = await look(ctx, cache);
   assert.is(changed.filesRead, 1);
   assert.is.not(changed.digest, first.digest);
@@ -191,23 +216,36 @@ test('an unchanged tree is not read again; one changed file is the only one read
 test('a file changed just before the walk is read, and read again next time (not remembered)', async () => {
   const ctx = fixture();
   const cache = fresh('cache');
-  await sleep(300);
+  const a = join(ctx, 'app/a.txt');
+  await settled(ctx);
   await look(ctx, cache);
-  rewriteSameSize(join(ctx, 'app/a.txt'), 'a2');
-  const listing = walkInJs(ctx, Infinity);
-  const app = listing.find(0, Buffer.from('app'))!;
-  const a = listing.find(listing.child(app), Buffer.from('a.txt'))!;
-  assert.ok(listing.flags(a) & Flag.Racy);
-  assert.ok(listing.dirFlags(listing.child(app)) & Flag.RacyBelow);
-  assert.is((await look(ctx, cache)).filesRead, 1);
-  await sleep(300);
-  assert.is((await look(ctx, cache)).filesRead, 1);
-  assert.is((await look(ctx, cache)).filesRead, 0);
+  // Whether the walks began within RacyNs of the change is known once they are done, from the
+  // clock read then: the checks are made on an attempt where they did (a slow one is retried;
+  // a file that was not racy then was remembered, and the next change is read all the same).
+  for (let attempt = 1; ; attempt++) {
+    rewriteSameSize(a, attempt % 2 ? 'a2' : 'a3');
+    const changed = lstatSync(a, { bigint: true }).ctimeNs;
+    const listing = walkInJs(ctx, Infinity);
+    const first = await look(ctx, cache);
+    if (nowNs() + 1_000_000n - changed > RacyNs) {
+      assert.ok(attempt < 50, 'no attempt walked within 100 ms of its change');
+      continue;
+    }
+    const app = listing.find(0, Buffer.from('app'))!;
+    const entry = listing.find(listing.child(app), Buffer.from('a.txt'))!;
+    assert.ok(listing.flags(entry) & Flag.Racy);
+    assert.ok(listing.dirFlags(listing.child(app)) & Flag.RacyBelow);
+    assert.is(first.filesRead, 1);
+    break;
+  }
+  await settled(ctx);
+  assert.is((await look(ctx, cache)).filesRead, 1, 'read again: the racy file was not remembered');
+  assert.is((await look(ctx, cache)).filesRead, 0, 'remembered once settled');
 });
 
 test('a damaged stat cache reads as empty rows, never as wrong digests', async () => {
   const ctx = fixture();
-  await sleep(300);
+  await settled(ctx);
   const truth = await look(ctx, fresh('cache'));
   const damage: [string, (file: string) => void][] = [
     ['truncated', (f) => truncateSync(f, Math.floor(readFileSync(f).length / 2))],
@@ -241,7 +279,7 @@ test('the native and the JS walker list the same entries, signatures and flags',
   let deep = odd;
   for (let i = 0; i < 40; i++) mkdirSync((deep = join(deep, `l${i}`)));
   writeFileSync(join(deep, 'bottom'), 'x');
-  await sleep(300);
+  await settled(ctx);
   const walker = nativeWalker();
   assert.ok(walker, 'tsbuild-walk is built (pnpm run build)');
   const c = Listing.parse(execFileSync(walker!, [ctx], { maxBuffer: 1 << 28 }));
@@ -265,7 +303,9 @@ test('the native and the JS walker list the same entries, signatures and flags',
 
 test('a walker that cannot be started (missing, not executable) leaves the listing to JS, same result', async () => {
   const ctx = fixture();
-  const noexec = join(mkdtempSync(join(tmpdir(), 'tsbuild-walker-')), 'tsbuild-walk');
+  // Two walks compared flag by flag: neither may find a file racy that the other does not.
+  await settled(ctx);
+  const noexec = join(mkdtempSync(join(base, 'tsbuild-walker-')), 'tsbuild-walk'); // removed with base
   writeFileSync(noexec, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
   for (const walker of ['/nonexistent/tsbuild-walk', noexec]) {
     const l = await listContext(ctx, 100_000, [], walker);
@@ -376,7 +416,7 @@ test('the stat cache remembers how big the listing was', async () => {
   const ctx = fixture();
   const cache = fresh('cache');
   assert.is(StatCache.sizeHint(cache, ctx), 0);
-  await sleep(300);
+  await settled(ctx);
   await look(ctx, cache);
   assert.ok(StatCache.sizeHint(cache, ctx) > 200);
 });

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { promises as fsp, createWriteStream } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -13,9 +13,7 @@ import { Store } from '../src/store.js';
 import { validate } from '../src/validate.js';
 import { StoreError } from '../src/types.js';
 import { baseConfig, makeTar, sampleImage, sha, tempRoot, tempStore } from './storekit.js';
-import { startDockerd } from '@tsbuild/testkit';
-
-const have = (bin: string) => spawnSync('which', [bin]).status === 0;
+import { have, skip, startDockerd } from '@tsbuild/testkit';
 
 async function writeTar(file: string, entries: { name: string; body?: Buffer | string; type?: 'file' | 'symlink' | 'directory' | 'link'; linkname?: string }[]): Promise<void> {
   const pack = tar.pack();
@@ -54,7 +52,9 @@ for (const format of ['oci', 'docker'] as const) {
       const back = await other.images.get('app:1');
       assert.is(back?.manifestDigest, img.manifestDigest);
       await validate(back!, other.blobs);
-      if (have('skopeo') && format === 'oci') {
+      if (format === 'oci') {
+        // skopeo reads the OCI archive its own way: the manifest digest it sees is ours.
+        if (!have('skopeo')) return skip('skopeo not installed: the OCI archive was not read by skopeo');
         const inspect = JSON.parse(execFileSync('skopeo', ['inspect', `oci-archive:${file}:1`], { encoding: 'utf8' }));
         assert.is(inspect.Digest, img.manifestDigest);
       }
@@ -126,15 +126,19 @@ for (const c of hostileCases) {
 
 // --- A real dockerd (from @tsbuild/testkit) -------------------------------------------------------
 test('docker: `docker load` accepts --format docker (gzip layers); `docker save` output loads back', async () => {
-  const { store, dir, cleanup } = await tempStore();
   const dk = await tempRoot('ls-dockerd-');
-  const d = await startDockerd(dk.dir);
-  if (typeof d === 'string') {
-    console.log(`  skip docker test: ${d}`);
-    await cleanup();
+  let d: Awaited<ReturnType<typeof startDockerd>>;
+  try {
+    d = await startDockerd(dk.dir);
+  } catch (e) {
     await dk.cleanup();
-    return;
+    throw e;
   }
+  if (typeof d === 'string') {
+    await dk.cleanup();
+    return skip(`no private dockerd: ${d}`);
+  }
+  const { store, dir, cleanup } = await tempStore();
   try {
     const img = await sampleImage(store);
     const file = join(dir, 'docker.tar');

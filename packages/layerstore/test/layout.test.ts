@@ -2,13 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { promises as fsp } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as layout from '../src/layout/index.js';
 import { validate } from '../src/validate.js';
 import { sampleImage, tempStore } from './storekit.js';
-
-const have = (bin: string) => spawnSync('which', [bin]).status === 0;
+import { have, skip } from '@tsbuild/testkit';
 
 test('layout.write: index.json names, blobs, validator passes on read-back (oci and docker media types)', async () => {
   const { store, dir, cleanup } = await tempStore();
@@ -86,7 +85,7 @@ test('validate catches a wrong diff_id count, a bad layer size and a corrupt lay
 });
 
 test('skopeo inspect/copy accept the layout (oci:DIR:REF, dir:, oci-archive:)', async () => {
-  if (!have('skopeo')) { console.log('skip: skopeo not installed'); return; }
+  if (!have('skopeo')) return skip('skopeo not installed');
   const { store, dir, cleanup } = await tempStore();
   try {
     const img = await sampleImage(store);
@@ -109,7 +108,7 @@ test('skopeo inspect/copy accept the layout (oci:DIR:REF, dir:, oci-archive:)', 
 });
 
 test('umoci unpack gives the expected tree (whiteout applied)', async () => {
-  if (!have('umoci')) { console.log('skip: umoci not installed'); return; }
+  if (!have('umoci')) return skip('umoci not installed');
   const { store, dir, cleanup } = await tempStore();
   try {
     const img = await sampleImage(store);

@@ -84,7 +84,8 @@ test('ensure from two processes at once: both succeed, each layer unpacked once'
   const rs = await Promise.all([run(), run(), run()]);
   assert.equal(rs.map((r) => r.n), [2, 2, 2]);
   assert.is(rs.reduce((a, r) => a + r.unpacked, 0), 2);
-  assert.equal(readdirSync(p('s3')).length, 2, 'two snapshots, no lock files left');
+  assert.equal(readdirSync(p('s3')).filter((n) => !n.endsWith('.boot')).length, 2, 'two snapshots, no lock files left');
+  assert.equal(readdirSync(p('s3')).filter((n) => n.endsWith('.boot')).length, 2, 'each with its boot sidecar');
 });
 
 test('adopt moves a dir in; adopting again drops the new dir; remove; cleanup of dead temp dirs', async () => {
@@ -154,4 +155,24 @@ lockCases.forEach((c, i) => {
 });
 
 test.after(() => { rmSync(work, { recursive: true, force: true }); });
+
+test('a snapshot written in another boot (or with no sidecar) is dropped and unpacked again from its blob', async () => {
+  const layers = [await fileLayer('again', 'content of the layer')];
+  for (const [name, sidecar] of [['old-boot', 'some-other-boot-id'], ['no-sidecar', null], ['torn-sidecar', '']] as const) {
+    const snaps = new Snapshots(p(`s-${name}`), blobs, p(`tmp-${name}`));
+    const [first] = await snaps.ensure(layers);
+    assert.is(snaps.stats.unpacked, 1);
+    // What a power loss can leave: the snapshot's files torn, its sidecar from the boot that ended.
+    writeFileSync(join(first!.path, 'again'), 'torn');
+    if (sidecar === null) rmSync(`${first!.path}.boot`);
+    else writeFileSync(`${first!.path}.boot`, sidecar);
+    const [second] = await snaps.ensure(layers);
+    assert.is(snaps.stats.unpacked, 2, `${name}: unpacked again`);
+    assert.is(readFileSync(join(second!.path, 'again'), 'utf8'), 'content of the layer', `${name}: whole again`);
+    // Written in this boot: trusted as it is, not unpacked a third time.
+    await snaps.ensure(layers);
+    assert.is(snaps.stats.unpacked, 2, `${name}: kept within the boot`);
+  }
+});
+
 test.run();

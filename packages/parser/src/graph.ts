@@ -49,6 +49,7 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
       const config = ps.from.type === 'image' ? opts.baseConfig?.(ps.from.ref) : undefined;
       for (const e of config?.Env ?? []) scope.setEnv(...splitEnv(e));
       if (config?.WorkingDir) scope.workdir = config.WorkingDir;
+      if (ps.from.type === 'image' && !opts.baseConfig) scope.workdirKnown = false;
       if (config?.Shell && config.Shell.length > 0) scope.shell = [...config.Shell];
       // BuildKit makes sure PATH is always set (except on Windows), so `$PATH` expands.
       const os = (ps.platform ?? opts.targetPlatform ?? opts.buildPlatform ?? 'linux').split('/')[0];

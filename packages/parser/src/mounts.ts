@@ -1,4 +1,4 @@
-import { resolve } from './posix.js';
+import { clean, resolve } from './posix.js';
 import type { RunMount } from './types.js';
 
 /** `--mount` value errors; the caller adds the location. */
@@ -72,7 +72,9 @@ function ramInBytes(v: string): number {
  * shared 0755, secret at /run/secrets/<id> 0400, ssh id "default" 0600) and
  * checks. `expand` expands each value; `workdir` resolves relative targets.
  */
-export function parseMount(value: string, expand: (w: string) => string, workdir: string, sshIndex: number): ParsedMount {
+export function parseMount(
+  value: string, expand: (w: string) => string, workdir: string, sshIndex: number, workdirKnown = true,
+): ParsedMount {
   let type = 'bind';
   let from: string | undefined, source: string | undefined, target: string | undefined, id: string | undefined;
   let sharing: string | undefined, env: string | undefined;
@@ -134,15 +136,18 @@ export function parseMount(value: string, expand: (w: string) => string, workdir
     }
   }
   if (sharing !== undefined && !sharings.includes(sharing)) throw new MountError(`unsupported sharing value "${sharing}"`, 'sharing');
+  // BuildKit (dockerfile2llb's dispatchRunMounts): a relative or missing target is joined to the step's working
+  // directory; only a resolved target of "/" is refused.
+  // A relative target against a working directory that is not known yet (a base image's, when planning without
+  // it) is judged when the build knows it.
   const abs = (t: string) => {
     const r = resolve(workdir, t);
-    if (r === '/') throw new MountError(`invalid mount target "${t}"`, written.get('target'));
+    if (r === '/' && (workdirKnown || t.startsWith('/'))) {
+      throw new MountError(`invalid mount target "${r}"`, written.get('target'));
+    }
     return r;
   };
-  const needTarget = () => {
-    if (!target) throw new MountError(`mount type "${type}" requires a target (target=/path)`);
-    return abs(target);
-  };
+  const needTarget = () => abs(target ?? '');
   const fromName = from !== undefined ? { fromName: from } : {};
 
   switch (type) {
@@ -151,7 +156,8 @@ export function parseMount(value: string, expand: (w: string) => string, workdir
     case 'cache': {
       const t = needTarget();
       return {
-        type: 'cache', target: t, id: id || t, sharing: (sharing ?? 'shared') as 'shared', source: source ?? '',
+        // The default id is the target as written, cleaned (BuildKit: path.Clean(mount.Target)), not resolved.
+        type: 'cache', target: t, id: id || clean(target ?? ''), sharing: (sharing ?? 'shared') as 'shared', source: source ?? '',
         readonly: readonly === true, mode: mode ?? 0o755, uid: uid ?? 0, gid: gid ?? 0, ...fromName,
       };
     }

@@ -7,6 +7,11 @@ export class Scope {
   env: [string, string][] = [];
   args = new Map<string, string>();
   workdir = '/';
+  /**
+   * False while the working directory depends on a base image's config that was not given (`tsbuild parse`
+   * plans without pulling): a mount target resolved against it cannot be judged yet.
+   */
+  workdirKnown = true;
   shell: string[] = ['/bin/sh', '-c'];
   /** This stage's own ONBUILD triggers, inherited by stages built FROM it. */
   onbuild: string[] = [];
@@ -17,6 +22,7 @@ export class Scope {
     s.env = this.env.map(([k, v]) => [k, v]);
     s.args = new Map(this.args);
     s.workdir = this.workdir;
+    s.workdirKnown = this.workdirKnown;
     s.shell = [...this.shell];
     return s;
   }

@@ -88,7 +88,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       let ssh = 0;
       flags.strings('mount').forEach((value, nth) => {
         try {
-          const m = parseMount(value, x, scope.workdir, ssh);
+          const m = parseMount(value, x, scope.workdir, ssh, scope.workdirKnown);
           if (m.type === 'ssh') ssh++;
           const { fromName, ...mount } = m;
           if (fromName !== undefined && (mount.type === 'bind' || mount.type === 'cache')) {
@@ -207,8 +207,10 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       return { ...base, kind: 'shell', argv: [...node.args] };
     }
     case 'WORKDIR': {
-      const path = resolve(scope.workdir, x(exactlyOne()));
+      const raw = x(exactlyOne());
+      const path = resolve(scope.workdir, raw);
       scope.workdir = path;
+      if (raw.startsWith('/')) scope.workdirKnown = true;
       return { ...base, kind: 'workdir', path };
     }
     case 'USER':

@@ -3,9 +3,32 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expandWord, expandWords } from '../src/index.js';
-import { shared } from './paths.js';
+import { ExpansionError } from '../src/errors.js';
+import { conformance } from './paths.js';
 
-const dir = join(shared, 'conformance', 'buildkit-shell');
+const dir = join(conformance, 'buildkit-shell');
+// Every case of the copied tables (see the data's README): 228 non-Windows lines of envVarTest, 24 of wordsTest.
+const ENV_VAR_CASES = 228, WORDS_CASES = 24;
+
+/**
+ * The result of one expansion as the tables write it: the output, or 'error' when the lexer rejected the
+ * input. Only the lexer's own ExpansionError counts as a rejection; anything else (a TypeError, a
+ * RangeError) is a bug, reported under its class so it can never match an expected 'error'.
+ */
+function outcome(run: () => string): string {
+  try {
+    return run();
+  } catch (e) {
+    if (e instanceof ExpansionError) return 'error';
+    return `crash: ${(e as Error)?.name}: ${(e as Error)?.message}`;
+  }
+}
+
+test('only an ExpansionError reads as an expected error', () => {
+  assert.is(outcome(() => expandWord('${V:=x}', new Map())), 'error');
+  assert.is(outcome(() => { throw new TypeError('x is undefined'); }), 'crash: TypeError: x is undefined');
+  assert.is(outcome(() => { throw new Error('other'); }), 'crash: Error: other');
+});
 
 test('buildkit envVarTest (all non-Windows lines)', () => {
   const env = new Map([['PWD', '/home'], ['SHELL', 'bash'], ['KOREAN', '한국어'], ['NULL', '']]);
@@ -16,12 +39,12 @@ test('buildkit envVarTest (all non-Windows lines)', () => {
     const [platform, input, expected] = line.split('|').map((s) => s.trim()) as [string, string, string];
     if (platform === 'W') continue;
     total++;
-    let got: string;
-    try { got = expandWord(input, env); } catch { got = 'error'; }
+    const got = outcome(() => expandWord(input, env));
     if (got !== expected) failures.push(`${input}: got ${JSON.stringify(got)}, want ${JSON.stringify(expected)}`);
   }
   console.log(`shell envVarTest: ${total - failures.length}/${total}`);
   assert.equal(failures, []);
+  assert.is(total, ENV_VAR_CASES, 'cases in the table');
 });
 
 test('buildkit wordsTest', () => {
@@ -39,15 +62,16 @@ test('buildkit wordsTest', () => {
     const [input, expectedRaw] = line.split('|') as [string, string];
     const expected = expectedRaw.replace(/^\s+/, '');
     total++;
-    let got: string;
-    try { got = expandWords(input.trim(), env).join(','); } catch { got = 'error'; }
+    const got = outcome(() => expandWords(input.trim(), env).join(','));
     if (got !== expected) failures.push(`${input}: got ${JSON.stringify(got)}, want ${JSON.stringify(expected)}`);
   }
   console.log(`shell wordsTest: ${total - failures.length}/${total}`);
   assert.equal(failures, []);
+  assert.is(total, WORDS_CASES, 'cases in the table');
 });
 
-// The forms the upstream tables lack. Expected values follow POSIX sh / BuildKit.
+// The forms the upstream tables lack. Expected values follow POSIX sh / BuildKit; 'error: M' means the
+// lexer rejects the input with an ExpansionError whose message is M.
 const env = new Map([['V', 'foo/bar/baz.tar.gz'], ['E', ''], ['S', 'a b']]);
 const cases: [string, string][] = [
   ['${U-def}', 'def'],
@@ -75,10 +99,10 @@ const cases: [string, string][] = [
   ['${V/b*z/X}', 'foo/X'], // longest match, as in sh
   ['${V//?/x}', 'xxxxxxxxxxxxxxxxxx'],
   ['${U/a/b}', ''],
-  ['${V:#x}', 'error'],
-  ['${V:=x}', 'error'],
-  ['${V', 'error'],
-  ['${V/a', 'error'],
+  ['${V:#x}', 'error: unsupported modifier (:#) in substitution'],
+  ['${V:=x}', 'error: unsupported modifier (:=) in substitution'],
+  ['${V', 'error: unsupported modifier () in substitution'],
+  ['${V/a', "error: syntax error: missing '/' in ${}"],
   ['"$S"', 'a b'],
   ['$S', 'a b'],
   ['\\$V', '$V'],
@@ -87,8 +111,11 @@ const cases: [string, string][] = [
 test('own table: colon-less forms, ?msg, patterns', () => {
   for (const [input, want] of cases) {
     let got: string;
-    try { got = expandWord(input, env); } catch (e) {
-      got = want.startsWith('error: ') ? `error: ${(e as Error).message}` : 'error';
+    try {
+      got = expandWord(input, env);
+    } catch (e) {
+      if (!(e instanceof ExpansionError)) throw e;
+      got = `error: ${e.message}`;
     }
     assert.is(got, want, input);
   }

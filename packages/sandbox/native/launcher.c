@@ -27,6 +27,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/audit.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -41,7 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -100,6 +103,7 @@ struct spec {
   char *hosts, *resolv, *hostnamefile;
   struct mnt *mounts; int nmounts;
   char **cgprocs; int ncg;
+  char *devcgroup; char **devallow; int ndevallow;
   pid_t execpid, netnspid;
   int tty;
   char ttyslave[64];
@@ -195,6 +199,8 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "resolv")) S.resolv = v;
     else if (!strcmp(tok, "hostnamefile")) S.hostnamefile = v;
     else if (!strcmp(tok, "cgroup")) push(&S.cgprocs, &S.ncg, v);
+    else if (!strcmp(tok, "devcgroup")) S.devcgroup = v;
+    else if (!strcmp(tok, "devallow")) push(&S.devallow, &S.ndevallow, v);
     else if (!strcmp(tok, "mount")) {
       S.mounts = realloc(S.mounts, sizeof(struct mnt) * (S.nmounts + 1));
       if (!S.mounts) die("out of memory");
@@ -405,6 +411,8 @@ static void mask_paths(void) {
 static void bind_file(const char *src, const char *rel) {
   if (!src) return;
   if (mount(src, in_root(rel), NULL, MS_BIND, NULL) < 0) die("bind %s on /%s", src, rel);
+  if (mount(NULL, in_root(rel), NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    die("mount flags of /%s", rel);
 }
 
 // Opens a path inside the root as the kernel resolves it with the root as "/": symlinks and ".."
@@ -434,11 +442,14 @@ static void extra_mounts(void) {
     } else {
       mfd = syscall(SYS_open_tree, AT_FDCWD, m->src, X_OPEN_TREE_CLONE | X_OPEN_TREE_CLOEXEC | X_AT_RECURSIVE);
       if (mfd < 0) die("bind source %s", m->src);
-      if (m->ro) {
-        // Recursive read-only: a plain MS_REMOUNT|MS_RDONLY would leave submounts writable.
-        struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY };
-        if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | X_AT_RECURSIVE, &a, sizeof a) < 0) die("read-only bind %s", m->src);
-      }
+      // A bind keeps the host mount's flags, and CAP_MKNOD stays: on a host filesystem that honours
+      // devices, `mknod disk b 8 0` on a cache mount would open the host's disk, and a setuid file a
+      // host user left there would run as its owner. nodev+nosuid (and ro) on the whole tree: a
+      // plain MS_REMOUNT would leave submounts as they were.
+      struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV };
+      if (m->ro) a.attr_set |= X_MOUNT_ATTR_RDONLY;
+      if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | X_AT_RECURSIVE, &a, sizeof a) < 0)
+        die("mount flags of bind %s", m->src);
     }
     if (syscall(SYS_move_mount, mfd, "", t, "", X_MOVE_MOUNT_F_EMPTY_PATH | X_MOVE_MOUNT_T_EMPTY_PATH) < 0)
       die("mount on %s", m->tgt);
@@ -455,7 +466,8 @@ static void build_root(void) {
   // A fresh sysfs shows the sandbox's own network namespace; with the host network it shows the host's.
   if (mount("sysfs", in_root("sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
     if (mount("/sys", in_root("sys"), NULL, MS_BIND | MS_REC, NULL) < 0) die("bind /sys");
-    if (mount(NULL, in_root("sys"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) die("read-only /sys");
+    struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY | X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV };
+    if (syscall(SYS_mount_setattr, AT_FDCWD, in_root("sys"), X_AT_RECURSIVE, &a, sizeof a) < 0) die("read-only /sys");
   }
   mask_paths();
   bind_file(S.hosts, "etc/hosts");
@@ -520,6 +532,8 @@ static int drop_privileges(void) {
 //  - clone3: its flags sit in memory a filter cannot read; ENOSYS makes libc fall back to clone.
 //  - keyctl/add_key/request_key (the keyring is not namespaced), bpf, perf_event_open,
 //    userfaultfd, kexec_load, kexec_file_load.
+//  - io_uring_setup/enter/register: a large source of kernel exploits, and its operations run
+//    in kernel workers that this filter never sees (Docker's profile refuses it since 25.0).
 // Installed while init's CAP_SYS_ADMIN is still held, so no_new_privs is not needed and setuid
 // binaries inside keep working.
 #if defined(__x86_64__)
@@ -545,6 +559,7 @@ static int install_seccomp(void) {
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
     DENY_NR(SYS_keyctl), DENY_NR(SYS_add_key), DENY_NR(SYS_request_key), DENY_NR(SYS_bpf),
     DENY_NR(SYS_perf_event_open), DENY_NR(SYS_userfaultfd), DENY_NR(SYS_kexec_load),
+    DENY_NR(SYS_io_uring_setup), DENY_NR(SYS_io_uring_enter), DENY_NR(SYS_io_uring_register),
 #ifdef SYS_kexec_file_load
     DENY_NR(SYS_kexec_file_load),
 #endif
@@ -860,7 +875,151 @@ __attribute__((noreturn)) static void exec_main(void) {
   _exit(125);
 }
 
-int main(void) {
+// ---- device allowlist on cgroup v2 ---------------------------------------------------------------
+
+// cgroup v2 has no devices.allow: the allowlist is a BPF_PROG_TYPE_CGROUP_DEVICE program attached
+// to the run's cgroup, consulted on every open and mknod of a device node by a process inside.
+// It is built from the same rules as v1's list ("c 1:3 rwm", "b *:* m"; spec key devallow) and
+// returns 1 (allow) when one rule covers the request, else 0 (EPERM).
+
+static struct bpf_insn insn(__u8 code, __u8 dst, __u8 src, __s16 off, __s32 imm) {
+  return (struct bpf_insn){ .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm };
+}
+
+static long parse_dev_num(const char **p) {
+  if (**p == '*') { (*p)++; return -1; }
+  char *end;
+  long v = strtol(*p, &end, 10);
+  if (end == *p || v < 0) return -2;
+  *p = end;
+  return v;
+}
+
+static void attach_device_filter(void) {
+  struct bpf_insn prog[16 + 8 * 64];
+  int n = 0;
+  // r2 = type (BPF_DEVCG_DEV_BLOCK/CHAR), r3 = access bits (MKNOD/READ/WRITE), r4 = major, r5 = minor
+  prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0);
+  prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_X, 3, 2, 0, 0);
+  prog[n++] = insn(BPF_ALU | BPF_AND | BPF_K, 2, 0, 0, 0xffff);
+  prog[n++] = insn(BPF_ALU | BPF_RSH | BPF_K, 3, 0, 0, 16);
+  prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0);
+  prog[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0);
+  if (S.ndevallow > 64) { errno = E2BIG; die("more than 64 device rules"); }
+  for (int r = 0; r < S.ndevallow; r++) {
+    const char *p = S.devallow[r];
+    char type = *p++;
+    if ((type != 'c' && type != 'b' && type != 'a') || *p++ != ' ') goto bad;
+    long major = parse_dev_num(&p);
+    if (major == -2 || *p++ != ':') goto bad;
+    long minor = parse_dev_num(&p);
+    if (minor == -2 || *p++ != ' ') goto bad;
+    int acc = 0;
+    for (; *p; p++) {
+      if (*p == 'm') acc |= BPF_DEVCG_ACC_MKNOD;
+      else if (*p == 'r') acc |= BPF_DEVCG_ACC_READ;
+      else if (*p == 'w') acc |= BPF_DEVCG_ACC_WRITE;
+      else goto bad;
+    }
+    // One block per rule: each test jumps past the block's "return 1" when it does not match.
+    int jumps[4], nj = 0;
+    if (type != 'a') {
+      jumps[nj++] = n;
+      prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 0, type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK);
+    }
+    // Every access asked for must be in the rule: (access & ~rule) == 0.
+    prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_X, 6, 3, 0, 0);
+    prog[n++] = insn(BPF_ALU64 | BPF_AND | BPF_K, 6, 0, 0, ~acc & 7);
+    jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 6, 0, 0, 0);
+    if (major >= 0) { jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 4, 0, 0, (__s32)major); }
+    if (minor >= 0) { jumps[nj++] = n; prog[n++] = insn(BPF_JMP | BPF_JNE | BPF_K, 5, 0, 0, (__s32)minor); }
+    prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1);
+    prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    for (int j = 0; j < nj; j++) prog[jumps[j]].off = (__s16)(n - jumps[j] - 1);
+    continue;
+  bad:
+    errno = EINVAL;
+    die("bad device rule '%s'", S.devallow[r]);
+  }
+  prog[n++] = insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
+  prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+
+  static char log[8192];
+  union bpf_attr load;
+  memset(&load, 0, sizeof load);
+  load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  load.insns = (__u64)(unsigned long)prog;
+  load.insn_cnt = n;
+  load.license = (__u64)(unsigned long)"Apache-2.0";
+  load.log_buf = (__u64)(unsigned long)log;
+  load.log_size = sizeof log;
+  load.log_level = 1;
+  int pfd = syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+  if (pfd < 0) die("load the device filter [%.200s]", log);
+  int cg = open(S.devcgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cg < 0) die("open cgroup %s", S.devcgroup);
+  union bpf_attr at;
+  memset(&at, 0, sizeof at);
+  at.target_fd = cg;
+  at.attach_bpf_fd = pfd;
+  at.attach_type = BPF_CGROUP_DEVICE;
+  at.attach_flags = BPF_F_ALLOW_MULTI;  // programs of the cgroups above (systemd's) still apply too
+  if (syscall(SYS_bpf, BPF_PROG_ATTACH, &at, sizeof at) < 0) die("attach the device filter to %s", S.devcgroup);
+  close(cg);
+  close(pfd);  // the attachment holds the program until the cgroup goes
+}
+
+// ---- running from a sealed copy ------------------------------------------------------------------
+
+// CVE-2019-5736: a process in the sandbox that can reach the launcher's /proc/PID/exe (init, or the
+// exec child before its execve, are in the sandbox's pid namespace) could open the binary on the
+// host and, once it is no longer running, rewrite it: the next tsbuild run would run the attacker's
+// code as root on the host. Non-dumpable processes already close /proc/PID/exe and /proc/PID/mem to
+// the sandbox; as runc does, the launcher also re-executes itself from a sealed memfd copy, so that
+// what /proc/PID/exe leads to is a private, unwritable copy and never the installed binary.
+#define LAUNCHER_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+#define X_MFD_EXEC 0x10U
+
+static int running_from_sealed_copy(void) {
+  int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int seals = fcntl(fd, F_GET_SEALS);
+  close(fd);
+  return seals == LAUNCHER_SEALS;
+}
+
+static void reexec_from_sealed_copy(char **argv, char **envp) {
+  if (running_from_sealed_copy()) return;
+  int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (src < 0) die("open /proc/self/exe");
+  struct stat st;
+  if (fstat(src, &st) < 0) die("stat /proc/self/exe");
+  // MFD_EXEC (kernel >= 6.3): executable even where vm.memfd_noexec=1 seals new memfds noexec.
+  int mem = memfd_create("tsbuild-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING | X_MFD_EXEC);
+  if (mem < 0 && errno == EINVAL) mem = memfd_create("tsbuild-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  // vm.memfd_noexec=2 forbids executable memfds: run from the binary; being non-dumpable still
+  // closes /proc/PID/exe to the sandbox.
+  if (mem < 0 && errno == EACCES) { close(src); return; }
+  if (mem < 0) die("memfd_create");
+  for (off_t left = st.st_size; left > 0;) {
+    ssize_t n = sendfile(mem, src, NULL, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) die("copy the launcher into a memfd");
+    left -= n;
+  }
+  close(src);
+  if (fcntl(mem, F_ADD_SEALS, LAUNCHER_SEALS) < 0) die("seal the launcher copy");
+  fexecve(mem, argv, envp);  // an ELF binary: a close-on-exec fd is fine (execveat, AT_EMPTY_PATH)
+  die("exec the sealed launcher copy");
+}
+
+int main(int argc, char **argv, char **envp) {
+  (void)argc;
+  // Before anything else: the sandbox must never be able to open this process through /proc.
+  // (exec mode joins the sandbox's pid namespace; its child is visible there until its execve.)
+  prctl(PR_SET_DUMPABLE, 0);
+  reexec_from_sealed_copy(argv, envp);
+  prctl(PR_SET_DUMPABLE, 0);  // execve made the new image dumpable again
   if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) < 0) _exit(125);
   // Whatever else our parent let us inherit has no business in the sandbox.
   syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
@@ -870,6 +1029,8 @@ int main(void) {
   if (getppid() != parent) _exit(125);
   parse_spec();
 
+  // The device filter first: nothing may run in the cgroup without it.
+  if (S.devcgroup && !S.execpid) attach_device_filter();
   // Join the run's cgroups before anything forks, so every descendant is counted and limited.
   char pid[32];
   int pl = snprintf(pid, sizeof pid, "%d", getpid());

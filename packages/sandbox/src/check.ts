@@ -22,5 +22,9 @@ export function checkHost(): HostCheck {
   if (!launcherExists()) problems.push(`the launcher ${launcherPath()} is missing: run \`pnpm run build\` (needs gcc)`);
   const cg = cgroupDriver();
   if (!cg) problems.push('no usable cgroup filesystem at /sys/fs/cgroup: resource limits will not work');
+  if (cg?.version === 1 && !existsSync(`${cg.root}/devices/devices.allow`)) {
+    problems.push(`the cgroup v1 devices controller is not mounted at ${cg.root}/devices: runs are refused without ` +
+      'the device allowlist (mount it, as systemd does)');
+  }
   return { ok: problems.length === 0, problems, cgroupVersion: cg?.version };
 }

@@ -16,6 +16,7 @@ import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
 import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
+import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
 
 /** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
@@ -85,7 +86,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const driver = cgroupDriver();
     if (!driver && Object.values(limits).some((v) => v !== undefined))
       throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
-    cg = driver?.create(id, limits);
+    cg = driver?.create(id, limits, { freezable: spec.freezable });
 
     const started = performance.now();
     const { outcome, aborted } = await launch(spec, encodeSpec({
@@ -108,6 +109,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       mounts,
       mountKinds: kinds.map((k) => k.kind),
       cgroupProcs: cg?.procsFiles ?? [],
+      deviceCgroup: cg?.deviceCgroup,
+      deviceRules: allowedDevices,
       tty: spec.tty,
       netnsPid: spec.netnsPid,
     }));

@@ -25,6 +25,9 @@ export interface LauncherSpec {
   mounts: Mount[];
   /** cgroup.procs files the launcher writes its own pid into before it forks. */
   cgroupProcs: string[];
+  /** cgroup v2: attach a device program allowing `deviceRules` ("c 1:3 rwm") to this cgroup first. */
+  deviceCgroup?: string;
+  deviceRules?: readonly string[];
   /** Kind of each mount's target (parallel to `mounts`): needed for targets the launcher creates in /dev. */
   mountKinds?: ('dir' | 'file')[];
   tty?: boolean;
@@ -74,6 +77,10 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   t.push(token('hostname', s.hostname), token('net', s.network));
   t.push(token('hosts', s.hostsFile), token('resolv', s.resolvFile), token('hostnamefile', s.hostnameFile));
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
+  if (s.deviceCgroup) {
+    t.push(token('devcgroup', s.deviceCgroup));
+    for (const r of s.deviceRules ?? []) t.push(token('devallow', r));
+  }
   if (s.tty) t.push(token('tty', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
   s.mounts.forEach((m, i) => {

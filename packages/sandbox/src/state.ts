@@ -3,7 +3,7 @@
 // The owner pid in the name lets a later process recognise leftovers of a killed one.
 import { accessSync, constants, lstatSync, mkdirSync, readdirSync, rmSync, rmdirSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cgroupDriver } from './cgroup/index.js';
 
@@ -51,6 +51,19 @@ function claimDir(dir: string): boolean {
 
 let chosen: string | undefined;
 
+/** A place the state directory may go; chooseStateDir() takes the first that fits. */
+export interface StateCandidate {
+  /** The state directory; its parent must be writable. */
+  dir: string;
+  /** Only where the parent is a tmpfs. */
+  tmpfs?: boolean;
+  /**
+   * The parent is world-writable and sticky (/dev/shm): the directory is made now and used only
+   * if it is then a real directory of ours that nobody else can write to.
+   */
+  claim?: boolean;
+}
+
 /**
  * Every run makes a dozen small files and directories here and removes them after. On a tmpfs
  * that is nothing; on a disk it is inode churn, and on ext4 without a journal each new inode then
@@ -59,17 +72,33 @@ let chosen: string | undefined;
  * one and our directory there is safe from other users (the directory is world-writable), else
  * /run, else the temp dir.
  */
+export function stateDirCandidates(uid = process.getuid?.() ?? 0): StateCandidate[] {
+  return [
+    { dir: '/run/tsbuild-sandbox', tmpfs: true },
+    { dir: `/dev/shm/tsbuild-sandbox-${uid}`, tmpfs: true, claim: true },
+    { dir: '/run/tsbuild-sandbox' },
+  ];
+}
+
 export function defaultStateDir(): string {
   if (process.env.TSBUILD_SANDBOX_STATE) return process.env.TSBUILD_SANDBOX_STATE;
   return (chosen ??= chooseStateDir());
 }
 
-/** The choice defaultStateDir() makes once per process (`shm`: the candidate under /dev/shm). */
-export function chooseStateDir(shm = `/dev/shm/tsbuild-sandbox-${process.getuid?.() ?? 0}`): string {
-  if (writable('/run') && isTmpfs('/run')) return '/run/tsbuild-sandbox';
-  if (writable('/dev/shm') && isTmpfs('/dev/shm') && claimDir(shm)) return shm;
-  if (writable('/run')) return '/run/tsbuild-sandbox';
-  return join(tmpdir(), 'tsbuild-sandbox');
+/**
+ * The choice defaultStateDir() makes once per process: the first candidate that fits, else
+ * `fallback` (makeRunDir checks whatever is chosen again when it makes the run's directory).
+ */
+export function chooseStateDir(
+  candidates = stateDirCandidates(),
+  fallback = join(tmpdir(), 'tsbuild-sandbox'),
+): string {
+  for (const c of candidates) {
+    const parent = dirname(c.dir);
+    if (!writable(parent) || (c.tmpfs && !isTmpfs(parent)) || (c.claim && !claimDir(c.dir))) continue;
+    return c.dir;
+  }
+  return fallback;
 }
 
 let counter = 0;

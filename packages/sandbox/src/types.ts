@@ -76,6 +76,8 @@ export interface SandboxSpec extends ProcessSpec {
   limits?: Limits;
   /** Where per-run scratch state lives (init layer, hosts files). Default: see defaultStateDir() (a tmpfs where there is one). */
   stateDir?: string;
+  /** The run can be frozen with freezeSandbox() (cgroup v1 joins the freezer hierarchy for it; v2 always can). */
+  freezable?: boolean;
 }
 
 export interface Exit {

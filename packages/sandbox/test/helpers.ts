@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { run, type SandboxSpec, type Exit } from '../src/index.js';
 
+export { runCgroupsOf } from '@tsbuild/testkit';
+
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 export const rootfsTar = join(repo, 'fixtures', 'busybox', 'rootfs.tar');
 
@@ -91,4 +93,50 @@ export function processesWith(marker: string): number[] {
     } catch { /* gone */ }
   }
   return pids;
+}
+
+/** Entries of the tsbuild/ cgroup parents named for runs of process `pid`, on either cgroup version. */
+export function runCgroupsNamedFor(pid: number): string[] {
+  const found: string[] = [];
+  const parents = ['', 'pids/', 'cpuacct/', 'cpu/', 'memory/'].map((c) => `/sys/fs/cgroup/${c}tsbuild`);
+  for (const d of parents) {
+    if (!existsSync(join(d, 'cgroup.procs'))) continue;
+    for (const e of readdirSync(d)) if (e.startsWith(`${pid}-`)) found.push(join(d, e));
+  }
+  return found;
+}
+
+/**
+ * Freezes a running sandbox whose command counts without pause into a file on a bind mount, and
+ * checks that the count stands still while frozen and moves again once thawed. Returns the counts
+ * (frozen, frozen a moment later) for the caller's assertions.
+ */
+export async function checkFreeze(
+  freeze: (pid: number) => Promise<() => void>,
+): Promise<{ a: string; b: string; moved: boolean }> {
+  const w = join(tmp, `freeze-${++n}`);
+  mkdirSync(w);
+  const ac = new AbortController();
+  let pid = 0;
+  await new Promise<void>((resolve) => {
+    void run({
+      root: freshRoot(), argv: ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /w/c.new; mv /w/c.new /w/c; done'],
+      env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, network: 'none', stateDir, signal: ac.signal, freezable: true,
+      mounts: [{ type: 'bind', source: w, target: '/w' }], onStart: (p) => { pid = p; resolve(); },
+    }).catch(() => {});
+  });
+  const count = () => (existsSync(join(w, 'c')) ? readFileSync(join(w, 'c'), 'utf8') : '');
+  for (let i = 0; i < 1000 && count() === ''; i++) await new Promise((r) => setTimeout(r, 5));
+  const thaw = await freeze(pid);
+  const a = count();
+  await new Promise((r) => setTimeout(r, 300));  // a running loop would count thousands meanwhile
+  const b = count();
+  thaw();
+  let moved = false;
+  for (let i = 0; i < 1000 && !moved; i++) {
+    moved = count() !== b;
+    if (!moved) await new Promise((r) => setTimeout(r, 5));
+  }
+  ac.abort();
+  return { a, b, moved };
 }

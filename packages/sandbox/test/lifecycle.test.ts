@@ -2,28 +2,22 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import { run } from '../src/index.js';
-import { freshRoot, stateDir, tmp, hostMountsMention, processesWith, sh, listTree } from './helpers.js';
+import {
+  freshRoot, stateDir, tmp, hostMountsMention, processesWith, runCgroupsNamedFor, runCgroupsOf, sh, listTree,
+} from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+/** Waits for `cond`; the deadline only bounds a failure (a loaded machine only makes it later). */
+async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (cond()) return true;
   return cond();
-}
-
-function cgroupsOf(pid: number): string[] {
-  const found: string[] = [];
-  for (const d of ['/sys/fs/cgroup/tsbuild', ...['pids', 'cpuacct', 'cpu', 'memory'].map((c) => `/sys/fs/cgroup/${c}/tsbuild`)]) {
-    if (!existsSync(d) || !existsSync(join(d, 'cgroup.procs'))) continue;
-    for (const e of readdirSync(d)) if (e.startsWith(`${pid}-`)) found.push(join(d, e));
-  }
-  return found;
 }
 
 test('abort kills everything, unmounts and removes the cgroup', async () => {
@@ -31,16 +25,31 @@ test('abort kills everything, unmounts and removes the cgroup', async () => {
   const root = freshRoot();
   const ac = new AbortController();
   let seen = '';
-  const out = new Writable({ write(c, _e, cb) { seen += c; if (seen.includes('started')) ac.abort(); cb(); } });
+  let init = 0;
+  let during: string[] = [];
+  const out = new Writable({
+    write(c, _e, cb) {
+      seen += c;
+      if (seen.includes('started') && !ac.signal.aborted) {
+        // The run's cgroups, seen from the host while it runs: what must be gone afterwards.
+        during = runCgroupsOf(init).filter((d) => existsSync(d));
+        ac.abort();
+      }
+      cb();
+    },
+  });
   const p = run({
     root, argv: ['sh', '-c', `sleep 1000 & echo started; sleep 1000; : ${marker}`], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
     network: 'none', stdout: out, signal: ac.signal, stateDir, limits: { pidsLimit: 100 },
+    onStart: (pid) => { init = pid; },
   });
   const err = await p.then(() => undefined, (e: Error) => e);
   assert.is(err?.name, 'AbortError');
   assert.equal(processesWith(marker), []);
   assert.not.ok(hostMountsMention(root.upperdir));
-  assert.equal(cgroupsOf(process.pid), []);
+  assert.ok(during.length > 0, 'the run had a cgroup while it ran');
+  for (const d of during) assert.not.ok(existsSync(d), `${d} is left behind`);
+  assert.equal(runCgroupsNamedFor(process.pid), []);
 });
 
 test('an already aborted signal never starts the run', async () => {
@@ -62,7 +71,10 @@ test('SIGKILL of the Node process leaves no process, no mount; the next run work
   let out = '';
   victim.stdout.on('data', (b) => { out += b; });
   assert.ok(await until(() => out.includes('started'), 20000), 'the victim never started');
-  assert.ok(processesWith(marker).length > 0);
+  const [victimInit] = processesWith(marker);
+  assert.ok(victimInit);
+  const cgroups = runCgroupsOf(victimInit!).filter((d) => existsSync(d));
+  assert.ok(cgroups.length > 0, 'the victim run has a cgroup');
   assert.ok(hostMountsMention(root.upperdir) === false, 'the overlay is visible on the host');
   victim.kill('SIGKILL');
   await new Promise((r) => victim.on('close', r));
@@ -73,6 +85,7 @@ test('SIGKILL of the Node process leaves no process, no mount; the next run work
   assert.is(r.out, 'again\n');
   const r2 = await sh(['true']);
   assert.is(r2.code, 0);
+  for (const d of cgroups) assert.not.ok(existsSync(d), `the dead run's ${d} is swept`);
   void listTree;
 });
 

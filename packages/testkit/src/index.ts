@@ -1,3 +1,5 @@
 export * from './registry.js';
 export * from './dockerd.js';
 export * from './skip.js';
+export * from './bridge.js';
+export * from './cgroup.js';

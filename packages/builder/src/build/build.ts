@@ -6,7 +6,7 @@ import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from './errors.js';
-import { Solver } from './solver.js';
+import { Solver, type ImportedCache } from './solver.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
 import { trace } from './trace.js';
@@ -30,8 +30,8 @@ export interface BuildRequest {
   signal: AbortSignal;
   /** Finds a base image that is not in the store (a registry pull); undefined when none is found. */
   fetchBase?: (ref: string) => Promise<Image | undefined>;
-  /** Fetches a cache hit's missing layer blob (registry cache, --cache-from); see SolveOptions.fetchLayer. */
-  fetchLayer?: (layer: Layer) => Promise<boolean>;
+  /** The registry cache's records for this build (--cache-from); see SolveOptions.cacheFrom. */
+  cacheFrom?: ImportedCache;
 }
 
 export interface BuildResult {
@@ -100,7 +100,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     platform,
     identity: createHash('sha256').update(`${resolve(req.contextDir)}\0${resolve(req.dockerfilePath)}`).digest('hex'),
     signal: req.signal,
-    fetchLayer: req.fetchLayer,
+    cacheFrom: req.cacheFrom,
   });
   try {
     const state = await solver.solve();

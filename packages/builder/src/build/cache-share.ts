@@ -4,13 +4,16 @@
 // tsbuild cache artifact (remote.pushCache) together with the layers they name; mode=min takes
 // only the steps whose layers are in the final image (the target stage and the stages it is
 // FROM), mode=max every stage's steps.
-// Import: remote.pullCache fetches only the records; they are written into store.cache when the
-// store has no record of that key. Layer blobs stay in the registry until a step hits: then the
-// solver's fetchLayer hook (see solver.ts) fetches exactly that blob. Snapshots are unpacked from
-// it later, only if a RUN/COPY actually needs the filesystem (store.snapshots.ensure).
+// Import: remote.pullCache fetches only the records; they are kept in memory for the build that
+// asked for them and never written into store.cache, where they would keep serving later builds
+// that did not trust that registry (the store's own record of a key wins). Layer blobs stay in the
+// registry until a step hits: then the solver's fetchLayer hook (see solver.ts) fetches exactly
+// that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
+// filesystem (store.snapshots.ensure).
 import { parseReference, remote, type Descriptor, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
 import { UsageError, parseCsv } from '../cli/args.js';
 import type { Reporter } from '../progress/index.js';
+import type { ImportedCache, StepRecord } from './solver.js';
 
 export interface CacheRef {
   ref: string;
@@ -57,11 +60,15 @@ function validRecord(r: unknown): r is SharedRecord {
 }
 
 /**
- * Imports the records of every --cache-from artifact into the store's cache index and returns
- * the solver's fetchLayer hook: it fetches a hit's missing layer blob from the artifact that lists it.
- * A cache that cannot be read is a warning, not a failure (the build then just runs the steps).
+ * Reads the records of every --cache-from artifact (the first artifact to name a key wins) for
+ * this build, with the solver's fetchLayer hook: it fetches a hit's missing layer blob from the
+ * artifact that lists it. A cache that cannot be read is a warning, not a failure (the build then
+ * just runs the steps).
  */
-export async function importCache(store: Store, refs: CacheRef[], o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter }): Promise<(layer: Layer) => Promise<boolean>> {
+export async function importCache(
+  store: Store, refs: CacheRef[], o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+): Promise<ImportedCache> {
+  const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
   const sources = new Map<Digest, { ref: string; desc: Descriptor }[]>();
   for (const { ref } of refs) {
@@ -87,14 +94,15 @@ export async function importCache(store: Store, refs: CacheRef[], o: { opts: (re
         list.push({ ref, desc: inArtifact.get(r.layer.digest) ?? { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size } });
         sources.set(r.layer.digest, list);
       }
-      if (await store.cache.get(r.key)) continue; // this store's own record wins
-      await store.cache.put(r.key, { value: { layer: r.layer, created: r.created }, blobs: r.layer ? [r.layer.digest] : [] });
+      if (byKey.has(r.key) || (await store.cache.get(r.key))) continue; // this store's own record wins
+      byKey.set(r.key, { layer: r.layer, created: r.created });
       imported++;
     }
     o.reporter.info(`importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers available`);
   }
 
-  return async (layer) => {
+  const record = (key: Digest) => byKey.get(key);
+  return { record, fetchLayer: async (layer) => {
     for (const { ref, desc } of sources.get(layer.digest) ?? []) {
       try {
         const stats = await remote.fetchBlobs(store.blobs, ref, [desc], await o.opts(ref));
@@ -105,7 +113,7 @@ export async function importCache(store: Store, refs: CacheRef[], o: { opts: (re
       }
     }
     return false;
-  };
+  } };
 }
 
 /** Pushes the records (and their layers) as a cache artifact to every --cache-to ref. */

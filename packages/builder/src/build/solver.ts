@@ -34,11 +34,18 @@ export interface SolveOptions {
   identity: string;
   signal: AbortSignal;
   /**
-   * Registry cache (--cache-from): a cache hit whose layer blob is not in the store asks this to
-   * fetch it (true when the blob is now in the store) instead of counting as a miss. Snapshots are
-   * unpacked from the fetched blob later, only if a RUN/COPY needs them (store.snapshots.ensure).
+   * Registry cache (--cache-from): records imported for this build only (the store's own record
+   * wins), and a hook that fetches a hit's missing layer blob (true when it is now in the store)
+   * instead of counting as a miss. Snapshots are unpacked from the fetched blob later, only if a
+   * RUN/COPY needs them (store.snapshots.ensure).
    */
-  fetchLayer?: (layer: Layer) => Promise<boolean>;
+  cacheFrom?: ImportedCache;
+}
+
+/** Records a registry cache holds, kept in memory for the build that asked for them (cache-share.ts). */
+export interface ImportedCache {
+  record(key: Digest): StepRecord | undefined;
+  fetchLayer(layer: Layer): Promise<boolean>;
 }
 
 /** What a cache record of a filesystem step holds. */
@@ -178,10 +185,11 @@ export class Solver {
       let made: StageLayer | null = null;
       if (!this.o.noCache) {
         const hit = await this.o.store.cache.get(key as Digest);
-        if (hit) record = hit.value as StepRecord;
+        // A record from --cache-from serves this build only: it is never written to the store's cache.
+        record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key as Digest);
         if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) {
           // A record imported from a registry cache comes without its layer: fetch it (--cache-from).
-          if (!(await this.o.fetchLayer?.(record.layer))) record = undefined;
+          if (!(await this.o.cacheFrom?.fetchLayer(record.layer))) record = undefined;
         }
       }
       if (record) {

@@ -1,5 +1,5 @@
 // Where the store lives: --root, else $TSBUILD_ROOT, else /var/lib/tsbuild for root and the
-// XDG data dir otherwise (CONTRACT.md).
+// XDG data dir otherwise (docs/cli.md, "Where it lives").
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store } from '@tsbuild/layerstore';

@@ -5,7 +5,8 @@
 import { entriesFromDirectory, writeLayer, type Entry, type Layer, type Store, type Image } from '@tsbuild/layerstore';
 import { parse, buildGraph } from '@tsbuild/parser';
 import { applyStep, inheritConfig, type StageConfig } from '../build/config.js';
-import { ContainerError, type ContainerDoc } from './state.js';
+import { freezeSandbox, type Thaw } from '@tsbuild/sandbox';
+import { ContainerError, alive, isRunning, refresh, type ContainerDoc } from './state.js';
 
 export const containerOnly = ['etc/hosts', 'etc/resolv.conf', 'etc/hostname'];
 
@@ -33,11 +34,40 @@ export function applyChanges(state: StageConfig, changes: string[]): void {
   }
 }
 
+/**
+ * Stops every process of a running container until the returned thaw is called. The upperdir is
+ * walked by path: a process left running could swap a directory for a symlink to a host directory
+ * between two steps of the walk (renameat2 RENAME_EXCHANGE) and so get host files into the layer.
+ * Docker pauses a container for a commit too.
+ */
+async function freezeIfRunning(store: Store, doc: ContainerDoc): Promise<Thaw> {
+  const d = await refresh(store, doc);
+  if (isRunning(d)) {
+    try {
+      return await freezeSandbox(d.State.Pid!);
+    } catch (e) {
+      const why = (e as Error).message;
+      throw new ContainerError(`cannot freeze container ${d.Name} for the commit (${why}): stop it first`);
+    }
+  }
+  if (d.State.Status === 'created' && alive(d.State.Runner, d.State.RunnerStart)) {
+    throw new ContainerError(`container ${d.Name} is starting: commit it once it runs or has stopped`);
+  }
+  return () => {};
+}
+
 export async function commitContainer(store: Store, doc: ContainerDoc, opts: { changes: string[]; message?: string; author?: string }): Promise<Image> {
   const image = await store.images.get(doc.Image);
   if (!image) throw new ContainerError(`the image of container ${doc.Name} (${doc.Image}) is no longer in the store`);
   const excluded = [...containerOnly, ...doc.Config.mounts.map((m) => m.target.replace(/^\/+/, ''))];
-  const layer: Layer = await writeLayer(store.blobs, filtered(entriesFromDirectory(doc.UpperDir, { overlay: true }), excluded), { compression: 'gzip' });
+  const thaw = await freezeIfRunning(store, doc);
+  let layer: Layer;
+  try {
+    const entries = filtered(entriesFromDirectory(doc.UpperDir, { overlay: true }), excluded);
+    layer = await writeLayer(store.blobs, entries, { compression: 'gzip' });
+  } finally {
+    thaw();
+  }
   const state: StageConfig = { image: inheritConfig(image.config), cmdSet: false } as StageConfig;
   applyChanges(state, opts.changes);
   const config = state.image;

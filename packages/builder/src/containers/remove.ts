@@ -4,6 +4,7 @@ import { promises as fsp } from 'node:fs';
 import type { Store } from '@tsbuild/layerstore';
 import { ContainerError, containerDir, docPath, isRunning, readDoc, refresh } from './state.js';
 import { removeVolume, volumesInUse } from './volumes.js';
+import { removeTreeBeneath } from '../fs/rmtree.js';
 
 export async function removeContainer(store: Store, id: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
   let doc = await readDoc(store, id);
@@ -15,7 +16,8 @@ export async function removeContainer(store: Store, id: string, opts: { force?: 
     doc = await stopContainer(store, doc, 0, 'SIGKILL');
   }
   await fsp.rm(docPath(store, id), { force: true });
-  await fsp.rm(containerDir(store, id), { recursive: true, force: true });
+  // Its processes are gone, but it is the container's tree all the same: never follow a link in it.
+  removeTreeBeneath(containerDir(store, id));
   if (opts.volumes) {
     const used = await volumesInUse(store);
     for (const m of doc.Config.mounts) {

@@ -77,6 +77,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       netnsPid: net.netnsPid,
       mounts,
       limits: cfg.limits,
+      // `tsbuild commit` freezes a running container while it reads the upperdir.
+      freezable: true,
       tty: cfg.tty,
       stdin: io.stdin ?? 'ignore',
       stdout: io.stdout,

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Layer, Store } from '@tsbuild/layerstore';
 import { Filesystems, flattenInto } from '../build/filesystems.js';
 import { ContainerError, listDocs } from './state.js';
+import { removeTreeBeneath } from '../fs/rmtree.js';
 
 export interface VolumeInfo { Name: string; Anonymous: boolean; CreatedAt: string; Mountpoint: string }
 
@@ -98,5 +99,7 @@ export async function removeVolume(store: Store, name: string, force = false): P
     const users = (await volumesInUse(store)).get(name);
     if (users) throw new ContainerError(`volume ${name} is in use by container(s) ${users.join(', ')}`);
   }
-  await fsp.rm(join(volumesDir(store), name), { recursive: true, force: true });
+  // A running container may still change the volume (`-f`): remove beneath directory fds, never
+  // following a symlink it swaps in (fs.rm would empty a host directory it points to).
+  removeTreeBeneath(join(volumesDir(store), name));
 }

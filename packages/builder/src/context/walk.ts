@@ -15,7 +15,7 @@ import { trace } from '../build/trace.js';
 const SmallContext = 150;
 
 /** As in walk.c: a file whose ctime is this recent may change again within its timestamp tick. */
-const RacyNs = 100_000_000n;
+export const RacyNs = 100_000_000n;
 
 class TooBig extends Error {}
 

@@ -5,7 +5,17 @@
 // renamed into place; a crash leaves only the temp dir, which cleanup() removes.
 // Two processes ensuring the same layer: a lock file per ChainID makes the second wait and
 // then find the snapshot; rename-if-absent is kept as a second line of defence.
+//
+// Durable without a sync on the build's path: a RUN's upperdir (a volatile overlay) and an
+// unpacked layer are never fsynced, so a kernel crash or a power loss can leave a snapshot torn.
+// Blobs are fsynced before any cache record or tag names them, so the blob is the truth and a
+// snapshot only a cache of it. Each snapshot has a sidecar `<hex>.boot` naming the boot (the
+// kernel's boot_id) it was written in, written before the snapshot is renamed into place. Page
+// cache outlives any process, so within one boot a snapshot is whole once renamed; one whose
+// sidecar names another boot, or is missing or torn, is not trusted: it is removed and unpacked
+// again from its blob. The price is one re-unpack of the layers a build uses after each reboot.
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
@@ -26,6 +36,12 @@ async function exists(p: string): Promise<boolean> {
   return stat(p).then(() => true, () => false);
 }
 
+let boot: string | undefined;
+/** This boot's id: a snapshot written in another boot may have been torn by the crash that ended it. */
+export function bootId(): string {
+  return (boot ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+}
+
 export class Snapshots {
   /** Layers this instance unpacked (not found ready): lets callers and tests see work done. */
   readonly stats = { unpacked: 0 };
@@ -37,7 +53,24 @@ export class Snapshots {
 
   async get(chainID: Digest): Promise<Snapshot | undefined> {
     const path = this.pathOf(chainID);
-    return (await exists(path)) ? { chainID, path } : undefined;
+    if (!(await exists(path))) return undefined;
+    if (this.writtenThisBoot(path)) return { chainID, path };
+    // Written before a reboot and never known to be on disk: drop it, the blob unpacks it again.
+    await this.remove(chainID);
+    return undefined;
+  }
+
+  private writtenThisBoot(path: string): boolean {
+    try {
+      return readFileSync(`${path}.boot`, 'utf8') === bootId();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Marks a snapshot about to be renamed to path as written in this boot (before the rename). */
+  private markBoot(path: string): void {
+    writeFileSync(`${path}.boot`, bootId());
   }
 
   /** One snapshot per layer, bottom first, unpacking the missing ones. */
@@ -75,6 +108,7 @@ export class Snapshots {
 
   /** rename(2) a finished dir into place; if the snapshot appeared meanwhile, drop ours. */
   private async renameIn(dir: string, id: Digest): Promise<void> {
+    this.markBoot(this.pathOf(id));
     try {
       await rename(dir, this.pathOf(id));
     } catch (e) {
@@ -102,6 +136,7 @@ export class Snapshots {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
     }
+    await rm(`${this.pathOf(chainID)}.boot`, { force: true });
     await rm(trash, { recursive: true, force: true });
   }
 

@@ -35,7 +35,10 @@ export class SysError extends Error {
 /** Call a libc function returning a signed integer; throws SysError when it returns -1. */
 export function call(funcName: string, path: string, paramsType: FieldType[], paramsValue: unknown[]): number {
   const r = lib().load({ library: LIB, funcName, retType: DataType.I64, paramsType, paramsValue, errno: true }) as unknown as { value: number; errnoCode: number };
-  if (r.value === -1) throw new SysError(funcName, r.errnoCode, path);
-  return r.value;
+  // Read as a 64-bit value, a C int's -1 comes back as 4294967295: the low 32 bits, signed, are
+  // the result (every function called here returns an int or a size below 2 GiB).
+  const value = r.value | 0;
+  if (value === -1) throw new SysError(funcName, r.errnoCode, path);
+  return value;
 }
 

@@ -4,6 +4,8 @@ import type { Limits } from '../types.js';
 export interface RunCgroup {
   /** cgroup.procs files the launcher joins before it forks anything. */
   procsFiles: string[];
+  /** cgroup v2: the directory the launcher attaches the device allowlist (a BPF program) to. */
+  deviceCgroup?: string;
   /** CPU time used by everything in the run, in nanoseconds (undefined if not measured). */
   cpuNanos(): number | undefined;
   /** Whether the kernel's OOM killer killed a process of the run. */
@@ -14,7 +16,10 @@ export interface RunCgroup {
 
 export interface CgroupDriver {
   version: 1 | 2;
-  create(id: string, limits: Limits): RunCgroup;
+  /** Where the hierarchy (v2) or the controller hierarchies (v1) are mounted. */
+  root: string;
+  /** `freezable`: the run can be frozen (see freeze.ts), e.g. while a container is committed. */
+  create(id: string, limits: Limits, opts?: { freezable?: boolean }): RunCgroup;
   /** Removes run cgroups whose owner is gone. */
   cleanupStale(isStale: (id: string) => boolean): Promise<void>;
 }

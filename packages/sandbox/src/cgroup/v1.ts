@@ -1,8 +1,11 @@
-// cgroup v1: one directory per controller hierarchy (/sys/fs/cgroup/{pids,cpu,cpuacct,memory}).
-// pids and cpuacct are always joined (they find every process and measure CPU time); cpu and memory
-// only when a limit asks for them, since each hierarchy costs a mkdir/rmdir per run.
+// cgroup v1: one directory per controller hierarchy (/sys/fs/cgroup/{pids,cpu,cpuacct,memory,...}).
+// pids and cpuacct are always joined (they find every process and measure CPU time), devices too
+// (the device allowlist, see devices.ts), freezer for containers (`freezable`: commit freezes
+// them); cpu and memory only when a limit asks for them, since each hierarchy costs a mkdir/rmdir
+// per run.
 import { mkdirSync, readdirSync, existsSync } from 'node:fs';
 import type { Limits } from '../types.js';
+import { allowedDevices } from './devices.js';
 import type { CgroupDriver, RunCgroup } from './types.js';
 import { killAndRemove, readKeyed, readText, write } from './fsutil.js';
 
@@ -10,8 +13,10 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
   const dir = (ctrl: string, id?: string) => `${root}/${ctrl}/${parent}${id ? '/' + id : ''}`;
   return {
     version: 1,
-    create(id: string, limits: Limits): RunCgroup {
-      const ctrls = ['pids', 'cpuacct'];
+    root,
+    create(id: string, limits: Limits, opts: { freezable?: boolean } = {}): RunCgroup {
+      const ctrls = ['pids', 'cpuacct', 'devices'];
+      if (opts.freezable) ctrls.push('freezer');
       if (limits.cpuQuota !== undefined || limits.cpuPeriod !== undefined) ctrls.push('cpu');
       if (limits.memoryBytes !== undefined) ctrls.push('memory');
       const made: string[] = [];
@@ -31,6 +36,10 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
         for (const c of ctrls) {
           if (!existsSync(`${root}/${c}`)) {
             if (c === 'pids' || c === 'cpuacct') continue;  // tracking only: optional
+            if (c === 'devices') {
+              throw new Error(`sandbox: the cgroup v1 devices controller is not mounted at ${root}/devices: ` +
+                'without it nothing limits which device nodes a sandbox opens');
+            }
             throw new Error(`sandbox: the cgroup v1 controller '${c}' is not mounted at ${root}/${c}`);
           }
           mkdirSync(dir(c), { recursive: true });
@@ -38,6 +47,9 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
           made.push(dir(c, id));
           cg.procsFiles.push(`${dir(c, id)}/cgroup.procs`);
         }
+        // Deny everything, then allow the list: the new cgroup starts with its parent's "a *:* rwm".
+        write(`${dir('devices', id)}/devices.deny`, 'a');
+        for (const rule of allowedDevices) write(`${dir('devices', id)}/devices.allow`, rule);
         if (limits.pidsLimit !== undefined && made.includes(dir('pids', id))) write(`${dir('pids', id)}/pids.max`, limits.pidsLimit);
         if (ctrls.includes('cpu')) {
           write(`${dir('cpu', id)}/cpu.cfs_period_us`, limits.cpuPeriod ?? 100000);
@@ -56,7 +68,7 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
       return cg;
     },
     async cleanupStale(isStale) {
-      for (const c of ['pids', 'cpuacct', 'cpu', 'memory']) {
+      for (const c of ['pids', 'cpuacct', 'devices', 'freezer', 'cpu', 'memory']) {
         let ids: string[] = [];
         try { ids = readdirSync(dir(c)); } catch { continue; }
         for (const id of ids) {

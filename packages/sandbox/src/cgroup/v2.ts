@@ -1,6 +1,7 @@
 // cgroup v2 (unified): one directory per run under <root>/tsbuild. Processes may live only in
 // leaves, and a controller is usable in a child only once the parent lists it in
-// cgroup.subtree_control — hence enabling cpu/memory/pids at the root and in tsbuild/.
+// cgroup.subtree_control — hence enabling cpu/memory/pids at the root and in tsbuild/. The device
+// allowlist (devices.ts) is a BPF program the launcher attaches to the run's directory.
 import { mkdirSync, readdirSync, existsSync } from 'node:fs';
 import type { Limits } from '../types.js';
 import type { CgroupDriver, RunCgroup } from './types.js';
@@ -18,6 +19,7 @@ export function v2Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
   let prepared = false;
   return {
     version: 2,
+    root,
     create(id: string, limits: Limits): RunCgroup {
       if (!prepared) {
         enableControllers(root, ['cpu', 'memory', 'pids']);
@@ -29,6 +31,7 @@ export function v2Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
       mkdirSync(dir);
       const cg: RunCgroup = {
         procsFiles: [`${dir}/cgroup.procs`],
+        deviceCgroup: dir,
         cpuNanos: () => {
           const us = readKeyed(`${dir}/cpu.stat`, 'usage_usec');
           return us === undefined ? undefined : us * 1000;

@@ -1,9 +1,16 @@
 // ADD of a local archive: recognised by its first bytes (not its name), unpacked with GNU
 // tar, which refuses members that climb out with `..` or absolute paths and never writes
-// through a symlink extracted from the same archive.
+// through a symlink extracted from the same archive. tar would follow a link that an earlier
+// source of the same ADD staged, so it unpacks into an empty directory of its own, whose
+// entries are then moved into the staging tree beneath its fd (see mergeInto).
 import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { BuildError, where } from '../errors.js';
+import { Beneath, namesIn } from '../../fs/beneath.js';
+import type { StepContext } from '../solver.js';
+import { scratchDir } from './commit.js';
+import { rel, type Staging } from './staging.js';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
@@ -25,7 +32,57 @@ export async function archiveKind(path: string): Promise<ArchiveKind | undefined
 
 const flags: Record<ArchiveKind, string[]> = { tar: [], gzip: ['-z'], bzip2: ['-j'], xz: ['-J'], zstd: ['--zstd'] };
 
-export function extractArchive(file: string, kind: ArchiveKind, dest: string, step: { location: { file: string; line: number; column: number } }): Promise<void> {
+type Located = { location: { file: string; line: number; column: number } };
+
+/** Unpacks `file` into the staging tree at `dest` (a directory there, absolute in the image). */
+export async function addArchive(
+  ctx: StepContext, file: string, kind: ArchiveKind, staging: Staging, dest: string, step: Located,
+): Promise<void> {
+  const scratch = await scratchDir(ctx, 'unpack-');
+  try {
+    await extractArchive(file, kind, scratch.path, step);
+    staging.unlisted = true;
+    const from = new Beneath(scratch.path);
+    try {
+      mergeInto(from, '', staging.fs, rel(dest));
+    } catch (e) {
+      throw new BuildError(`${where(step)}: ADD could not place the contents of ${file}: ${(e as Error).message}`);
+    } finally {
+      from.close();
+    }
+  } finally {
+    await scratch.cleanup();
+  }
+}
+
+/**
+ * Moves the entries of directory `at` of `from` into directory `to` of `into` (same filesystem:
+ * both are in the store's scratch area). A directory meets a directory: merged, and the one
+ * already there keeps its metadata (tar's --no-overwrite-dir). Anything else replaces what is
+ * there, link or not, which is removed first and never followed.
+ */
+function mergeInto(from: Beneath, at: string, into: Beneath, to: string): void {
+  // Its own fd: the recursion below opens others, and Beneath keeps only a few cached.
+  const fromFd = from.openDir(at);
+  try {
+    for (const name of namesIn(fromFd).sort()) {
+      const src = at ? `${at}/${name}` : name;
+      const dst = to ? `${to}/${name}` : name;
+      const s = from.lstat(src)!;
+      const d = into.lstat(dst);
+      if (s.isDirectory() && d?.isDirectory()) {
+        mergeInto(from, src, into, dst);
+        continue;
+      }
+      if (d) into.remove(dst);
+      into.moveIn(fromFd, name, dst);
+    }
+  } finally {
+    closeSync(fromFd);
+  }
+}
+
+function extractArchive(file: string, kind: ArchiveKind, dest: string, step: Located): Promise<void> {
   return new Promise((resolve, reject) => {
     const args = ['-x', ...flags[kind], '-f', file, '-C', dest, '--same-owner', '--numeric-owner', '--same-permissions', '--no-overwrite-dir', '--xattrs', '--xattrs-include=*'];
     const child = spawn('tar', args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -25,13 +25,16 @@ export class BulkCopy {
   }
 
   /**
-   * Runs every job; owner is the caller (root: 0:0, as COPY wants), mode and times kept, links not
+   * Runs every job added so far (and forgets them); owner is the caller (root: 0:0, as COPY
+   * wants), mode and times kept, links not
    * followed. A large job runs as two cp processes, split between top-level directories so that
    * no directory is made by both (`--parents` makes the missing ones): creating files is system
    * time that a second core shortens, and cp is what the next step waits for.
    */
   async run(): Promise<void> {
-    for (const job of this.jobs.values()) {
+    const jobs = [...this.jobs.values()];
+    this.jobs.clear();
+    for (const job of jobs) {
       // Both halves end before the first failure is thrown: the caller then removes the target,
       // and a cp still writing into it would race that.
       const failed = (await Promise.allSettled(split(job).map(copyJob))).find((r) => r.status === 'rejected');
@@ -53,8 +56,14 @@ function split(job: Job): Job[] {
 
 function copyJob(job: Job): Promise<void> {
   return new Promise((resolve, reject) => {
-    // ./ keeps a name that starts with '-' from being read as an option.
-    const child = spawn('xargs', ['-0', 'cp', '-P', '--preserve=mode,timestamps', '--parents', '-t', job.to], { cwd: job.from, stdio: ['pipe', 'ignore', 'pipe'] });
+    // ./ keeps a name that starts with '-' from being read as an option. --remove-destination: an
+    // earlier job (another source of the same COPY) may have left a symlink at a file's name, and
+    // cp would open it and write wherever it points (on the host); this unlinks it first. The
+    // directories on the way are real: the builder made them beneath the staging fd before any
+    // job ran (or cp --parents made them, for a COPY of one directory), and cp never puts a link
+    // in place of a directory.
+    const cp = ['cp', '-P', '--preserve=mode,timestamps', '--remove-destination', '--parents', '-t', job.to];
+    const child = spawn('xargs', ['-0', ...cp], { cwd: job.from, stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b) => (err = (err + b).slice(-2000)));
     child.on('error', reject);

@@ -1,13 +1,22 @@
-// RUN --mount=type=cache directories: kept in the store across builds, keyed by id,
-// created with the mount's owner and mode; `sharing=locked` serialises users of one id.
+// RUN --mount=type=cache directories: kept in the store across builds, keyed by id, created with
+// the mount's owner and mode. How steps that run at once share one id follows BuildKit:
+//   shared  (default) every step mounts the same directory;
+//   locked  a step waits until no other locked/private step holds the directory;
+//   private a step never shares its directory: if the id's first directory is held, it takes the
+//           next free instance of that id (made on first use, kept for later builds).
+// Holding is the store's lock (locks/, holder judged by pid and start time, as every store lock).
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { RunMount } from '@tsbuild/parser';
-import type { Store } from '@tsbuild/layerstore';
+import { StoreError, type Release, type Store } from '@tsbuild/layerstore';
 
-export async function cacheMountDir(store: Store, m: Extract<RunMount, { type: 'cache' }>): Promise<string> {
-  const dir = join(store.root, 'builder', 'cachemounts', createHash('sha256').update(m.id).digest('hex').slice(0, 32));
+type CacheMount = Extract<RunMount, { type: 'cache' }>;
+
+/** The directory of instance `n` of the mount's id (0: the one shared and locked steps use). */
+async function cacheMountDir(store: Store, m: CacheMount, n: number): Promise<{ dir: string; lock: string }> {
+  const name = createHash('sha256').update(m.id).digest('hex').slice(0, 32) + (n === 0 ? '' : `-${n}`);
+  const dir = join(store.root, 'builder', 'cachemounts', name);
   try {
     await fsp.mkdir(dir, { recursive: false });
     await fsp.chown(dir, m.uid, m.gid);
@@ -15,34 +24,28 @@ export async function cacheMountDir(store: Store, m: Extract<RunMount, { type: '
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       await fsp.mkdir(join(dir, '..'), { recursive: true });
-      return cacheMountDir(store, m);
+      return cacheMountDir(store, m, n);
     }
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
-  return dir;
+  return { dir, lock: `cachemount-${name}` };
 }
 
-/** An exclusive lock beside the cache dir, held by pid; a dead holder's lock is taken over. */
-export async function lockCacheMount(dir: string): Promise<() => Promise<void>> {
-  const lock = `${dir}.lock`;
-  for (;;) {
-    try {
-      await fsp.writeFile(lock, String(process.pid), { flag: 'wx' });
-      return () => fsp.rm(lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(await fsp.readFile(lock, 'utf8').catch(() => '0'));
-      if (!holder || !alive(holder)) await fsp.rm(lock, { force: true });
-      else await new Promise((r) => setTimeout(r, 100));
+/** The directory a step mounts for `m`, and what releases it when the step is done. */
+export async function acquireCacheMount(store: Store, m: CacheMount): Promise<{ dir: string; release?: Release }> {
+  if (m.sharing === 'locked') {
+    const { dir, lock } = await cacheMountDir(store, m, 0);
+    return { dir, release: await store.locks.acquire(lock, { timeoutMs: Infinity }) };
+  }
+  if (m.sharing === 'private') {
+    for (let n = 0; ; n++) {
+      const { dir, lock } = await cacheMountDir(store, m, n);
+      try {
+        return { dir, release: await store.locks.acquire(lock, { timeoutMs: 0 }) };
+      } catch (e) {
+        if (!(e instanceof StoreError && e.code === 'io' && /timed out/.test(e.message))) throw e;
+      }
     }
   }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return { dir: (await cacheMountDir(store, m, 0)).dir };
 }

@@ -10,7 +10,7 @@
 // using its path. A build killed on the way leaves blobs (verified, or temp files of a dead
 // owner), cache records written only after their blob, and diffs in tmp/ that the next
 // Store.open removes; a record whose snapshot is missing is unpacked from its blob when used.
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { chainID, writeLayer, type Digest, type Entry, type Layer, type Store } from '@tsbuild/layerstore';
 import type { StepContext } from '../solver.js';
@@ -66,6 +66,20 @@ interface Held {
 }
 
 /**
+ * For tests of the background writer (test/background.test.ts): with TSBUILD_TEST_LAYER_GATE=FILE,
+ * no layer is written until FILE exists, so a test holds the build in the state it wants to
+ * check (a later step running on a layer not yet written; every step done, layers still to
+ * come) instead of hoping a slow layer keeps it there long enough.
+ */
+async function layerGate(signal?: AbortSignal): Promise<void> {
+  const gate = process.env.TSBUILD_TEST_LAYER_GATE;
+  while (gate && !existsSync(gate)) {
+    signal?.throwIfAborted();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
  * The layers of one build on their way into the store: written one at a time, in the order the
  * steps finished (one writer already keeps both cores busy, and memory stays that of one), then
  * adopted as snapshots by finish().
@@ -87,6 +101,7 @@ export class LayerQueue {
       // whole or not at all), the queued ones are dropped, and the process exits at once.
       this.signal?.throwIfAborted();
       trace(`${label}: writing its layer`);
+      await layerGate(this.signal);
       const layer = await make();
       trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
       return layer;

@@ -2,7 +2,6 @@
 // directory, then commit it as one layer. Directory sources copy their contents; a single
 // file goes to `dest` unless dest ends in '/' or is a directory; several sources need a
 // directory. ADD also unpacks local archives and fetches URLs.
-import { chmodSync, chownSync, constants, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, promises as fsp, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
@@ -11,11 +10,11 @@ import type { StageLayer } from '../state.js';
 import { resolveChown } from '../../fs/users.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
-import { Staging, seconds } from './staging.js';
+import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
 import { fileEntry } from '@tsbuild/layerstore';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
-import { archiveKind, extractArchive } from './archive.js';
+import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
 import { trace } from '../trace.js';
 
@@ -73,16 +72,19 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   return async () => {
     const dir = await scratchDir(ctx, 'copy-');
     let copying: Promise<void> = Promise.resolve();
+    let staging: Staging | undefined;
     try {
       const view = await ctx.fs.view(ctx.state.layers);
       const owner = step.chown ? await resolveChown(view, step.chown).catch((e) => { throw new BuildError(`${where(step)}: ${(e as Error).message}`); }) : undefined;
       const mtime = ctx.opts.sourceDateEpoch !== undefined ? new Date(ctx.opts.sourceDateEpoch * 1000) : new Date();
-      const staging = new Staging(dir.path, view, mtime);
+      staging = new Staging(dir.path, view, mtime);
       const bulk = new BulkCopy();
       const newDirs = { uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 };
       const destCanonical = await view.resolve(step.dest, true);
       const destExistsAsDir = (await view.lstatCanonical(destCanonical))?.stat.isDirectory() ?? false;
       const intoDir = step.dest.endsWith('/') || destExistsAsDir || total > 1;
+      // One source and no heredoc: its cp runs while the layer is written (see below).
+      const alone = total === 1;
 
       for (const item of items) {
         const top = item.files[0]!;
@@ -90,8 +92,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
           const kind = await archiveKind(top.host);
           if (kind) {
             await staging.mkdirs(destCanonical, newDirs);
-            await extractArchive(top.host, kind, staging.host(destCanonical), step);
-            staging.unlisted = true;
+            await addArchive(ctx, top.host, kind, staging, destCanonical, step);
             continue;
           }
         }
@@ -106,30 +107,35 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
         // A context directory copied as it is goes through cp; the layer reads the context.
         const viaCp = !step.from && item.isDir && !owner && mode === undefined;
-        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && items.length === 1);
+        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && alone);
+        // cp writes by path: with other sources, it finishes before the next one changes the tree
+        // (an archive may put a link where this item has a directory, which cp would follow).
+        if (!alone) await bulk.run();
       }
       for (const inline of step.inline) {
         const target = intoDir ? posix.join(destCanonical, inline.name) : destCanonical;
         await staging.mkdirs(posix.dirname(target), newDirs);
-        const host = staging.host(target);
-        await fsp.writeFile(host, inline.content);
-        await fsp.chown(host, owner?.uid ?? 0, owner?.gid ?? 0);
-        await fsp.chmod(host, mode ?? 0o644);
-        await fsp.utimes(host, mtime, mtime);
-        staging.add(fileEntry({ path: target, mode: mode ?? 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, mtime: seconds(mtime) }, host, Buffer.byteLength(inline.content)));
+        // What an earlier source put here is replaced, never written through.
+        staging.fs.remove(rel(target));
+        const meta = { mode: mode ?? 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 };
+        staging.fs.writeFile(rel(target), Buffer.from(inline.content), { ...meta, mtime });
+        const size = Buffer.byteLength(inline.content);
+        staging.add(fileEntry({ path: target, ...meta, mtime: seconds(mtime) }, staging.host(target), size));
       }
       // The layer is written from the entries (context files) while cp fills the staging dir;
       // directory times are set once cp is done, and only then does the dir become the snapshot.
       trace(`${ctx.state.label}: staged`);
       copying = bulk.run();
       copying.catch(() => {});
-      return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries: staging.entries() }, false, async () => {
+      const staged = staging;
+      return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries: staged.entries() }, false, async () => {
         await copying;
         trace(`${ctx.state.label}: copied`);
-        await staging.finish();
+        await staged.finish();
       });
     } finally {
       await copying.catch(() => {});
+      staging?.close();
       await dir.cleanup();
       for (const c of cleanups) await c().catch(() => {});
     }
@@ -167,6 +173,8 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
       continue;
     }
     if (bulk && f.kind !== 'dir') {
+      // cp would open a link an earlier source (an archive, a single symlink) left at this name.
+      if (staging.mayHold(dest)) staging.fs.remove(rel(dest));
       bulk.add(item.files[0]!.host, staging.host(target), f.rel);
       const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
       staging.add(f.kind === 'symlink' ? { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 } : fileEntry(meta, f.host, f.size));
@@ -183,38 +191,24 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
 async function writeFile(staging: Staging, f: SourceFile, path: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
   const uid = owner?.uid ?? f.uid;
   const gid = owner?.gid ?? f.gid;
-  const host = staging.host(path);
-  // A later source may replace what an earlier one put here (never followed: rm, not open).
-  if (existsQuiet(host)) rmSync(host, { recursive: true, force: true });
+  const r = rel(path);
+  // A later source replaces what an earlier one put here: removed, never written through.
+  if (staging.mayHold(path) || f.kind === 'dir') staging.fs.remove(r);
   switch (f.kind) {
     case 'dir':
-      mkdirSync(host, { recursive: true });
-      chownSync(host, uid, gid);
-      chmodSync(host, mode ?? f.mode);
+      // Its parents may be left to cp (place()), which has not run yet: make them as mkdir -p would.
+      staging.fs.mkdir(r, mode ?? f.mode, uid, gid, true);
       staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime);
       return;
     case 'symlink':
-      symlinkSync(f.linkname!, host);
-      lchownSync(host, uid, gid);
-      lutimesSync(host, f.mtime, f.mtime);
+      staging.fs.symlink(r, f.linkname!, uid, gid, f.mtime);
       staging.add({ path, type: 'symlink', linkname: f.linkname!, mode: 0o777, uid, gid, mtime: seconds(f.mtime) });
       return;
     case 'file':
-      copyFileSync(f.host, host, constants.COPYFILE_FICLONE);
-      chownSync(host, uid, gid);
-      chmodSync(host, mode ?? f.mode);
-      utimesSync(host, f.mtime, f.mtime);
-      staging.add(fileEntry({ path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) }, host, f.size));
+      staging.fs.writeFile(r, { copyOf: f.host }, { mode: mode ?? f.mode, uid, gid, mtime: f.mtime });
+      const meta = { path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) };
+      staging.add(fileEntry(meta, staging.host(path), f.size));
       return;
-  }
-}
-
-function existsQuiet(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -13,8 +13,9 @@ import { resolveUser } from '../../fs/users.js';
 import { DefaultPath } from '../config.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
-import { hashContextTree } from './sources.js';
-import { cacheMountDir, lockCacheMount } from './cachemounts.js';
+import { fromContext, hashContextTree } from './sources.js';
+import { Beneath } from '../../fs/beneath.js';
+import { acquireCacheMount } from './cachemounts.js';
 
 const TailLines = 20;
 
@@ -153,9 +154,9 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
           source = merged;
         }
       } else {
-        const entries = await ctx.opts.context.match(m.source || '.');
-        if (entries.length === 0) throw new BuildError(`${where(step)}: --mount source "${m.source}" not found in the build context`);
-        source = entries[0]!.abs;
+        // Not the context directory itself: a tree of exactly what the key holds (below).
+        const view = await contextView(ctx, step, m.source, m.readwrite, tmp, target);
+        return [{ type: 'bind', source: view, target, readonly: !m.readwrite }];
       }
       if (m.readwrite) {
         // Writes to a rw bind mount are thrown away, as in BuildKit: give the step a copy.
@@ -166,8 +167,8 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
       return [{ type: 'bind', source, target, readonly: !m.readwrite }];
     }
     case 'cache': {
-      const dir = await cacheMountDir(ctx.opts.store, m);
-      if (m.sharing === 'locked') releases.push(await lockCacheMount(dir));
+      const { dir, release } = await acquireCacheMount(ctx.opts.store, m);
+      if (release) releases.push(release);
       return [{ type: 'bind', source: dir, target, readonly: m.readonly }];
     }
     case 'tmpfs':
@@ -192,6 +193,53 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
     case 'ssh':
       throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
   }
+}
+
+/**
+ * A bind mount from the build context shows the context as the build sees it: `.dockerignore`
+ * applied, and nothing the step's key does not hold (keyMount hashes the same item list). The
+ * item's files are laid out in a scratch dir beneath its fd, hard-linked to the context (a
+ * read-only mount; the step cannot change them) or copied for a read-write one, whose writes
+ * are thrown away.
+ */
+async function contextView(
+  ctx: StepContext, step: RunStep, source: string, readwrite: boolean, tmp: string, target: string,
+): Promise<string> {
+  const match = (await ctx.opts.context.match(source || '.'))[0];
+  if (!match) throw new BuildError(`${where(step)}: --mount source "${source}" not found in the build context`);
+  // A directory's files as the key lists them (names that are not UTF-8 included, surrogate-escaped).
+  const files = match.kind === 'dir'
+    ? ctx.opts.context.treeFiles(match, undefined)
+      .map((t) => ({ ...t, host: t.rel ? `${match.abs}/${t.rel}` : match.abs, mtime: new Date(t.mtimeMs) }))
+    : (await fromContext(ctx, source || '.', step))[0]!.files;
+  const dir = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
+  await fsp.mkdir(dir, { mode: 0o700 });
+  const tree = new Beneath(dir);
+  try {
+    const dirs: [string, Date][] = [];
+    for (const f of files) {
+      const rel = f.rel === '' ? 'item' : `item/${f.rel}`;
+      if (f.kind === 'dir') {
+        tree.mkdir(rel, f.mode, 0, 0);
+        dirs.push([rel, f.mtime]);
+      } else if (f.kind === 'symlink') {
+        tree.symlink(rel, f.linkname!, 0, 0, f.mtime);
+      } else if (readwrite) {
+        tree.writeFile(rel, { copyOf: f.host }, { mode: f.mode, uid: 0, gid: 0, mtime: f.mtime });
+      } else {
+        try {
+          tree.link(rel, f.host);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+          tree.writeFile(rel, { copyOf: f.host }, { mode: f.mode, uid: 0, gid: 0, mtime: f.mtime });
+        }
+      }
+    }
+    for (const [rel, t] of dirs.reverse()) tree.setDirTimes(rel, t);
+  } finally {
+    tree.close();
+  }
+  return join(dir, 'item');
 }
 
 /** Splits a byte stream into lines for progress and the failure tail. */

@@ -1,10 +1,12 @@
 // A staging directory is the diff of a COPY/ADD/WORKDIR step, laid out from the root: the
 // new files plus their parent directories, which carry the metadata they have below (or
 // that they get when created) because in an overlay stack the top copy of a directory wins.
-import { promises as fsp, utimesSync } from 'node:fs';
+// Every write goes through `fs` (beneath the staging root's fd, never following a symlink):
+// a source may stage a link to anywhere, and a later write by path would follow it.
 import { join } from 'node:path';
 import { entryOrderKey, type Entry } from '@tsbuild/layerstore';
 import type { RootView } from '../../fs/rootview.js';
+import { Beneath } from '../../fs/beneath.js';
 
 export interface NewDirOwner {
   uid: number;
@@ -15,6 +17,8 @@ export interface NewDirOwner {
 export class Staging {
   /** Directories whose times must be set after their children are written. */
   private dirTimes: [string, Date][] = [];
+  /** The staging tree, written only beneath its root fd. */
+  readonly fs: Beneath;
   /**
    * What was placed, by path below the staging root: the layer is written from this list, so
    * the staging dir need not be walked again (an lstat and an xattr call per file).
@@ -27,10 +31,22 @@ export class Staging {
     readonly dir: string,
     private readonly view: RootView,
     private readonly mtime: Date,
-  ) {}
+  ) {
+    this.fs = new Beneath(dir);
+  }
 
   host(path: string): string {
     return join(this.dir, path);
+  }
+
+  /** Closes the tree's directory fds. */
+  close(): void {
+    this.fs.close();
+  }
+
+  /** Whether something may already be at `path` (absolute in the image): placed, or from an archive. */
+  mayHold(path: string): boolean {
+    return this.unlisted || this.placed.has(rel(path));
   }
 
   /**
@@ -43,25 +59,18 @@ export class Staging {
     let existed = true;
     for (let i = 1; i <= parts.length; i++) {
       const p = '/' + parts.slice(0, i).join('/');
-      const host = this.host(p);
-      try {
-        const st = await fsp.lstat(host);
-        if (st.isDirectory()) continue;
-        throw new Error(`cannot create directory ${p}: a file is in the way`);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      }
+      const st = this.fs.lstat(rel(p));
+      if (st?.isDirectory()) continue;
+      const what = st?.isSymbolicLink() ? 'symlink' : 'file';
+      if (st) throw new Error(`cannot create directory ${p}: a ${what} is in the way`);
       const below = await this.view.lstatCanonical(p);
-      await fsp.mkdir(host);
       if (below && below.stat.isDirectory()) {
-        await fsp.chown(host, below.stat.uid, below.stat.gid);
-        await fsp.chmod(host, below.stat.mode & 0o7777);
+        this.fs.mkdir(rel(p), below.stat.mode & 0o7777, below.stat.uid, below.stat.gid);
         this.recordDir(p, { mode: below.stat.mode & 0o7777, uid: below.stat.uid, gid: below.stat.gid }, below.stat.mtime);
       } else {
         if (below && i < parts.length) throw new Error(`cannot copy to ${path}: ${p} is not a directory in the image`);
         existed = false;
-        await fsp.chown(host, owner.uid, owner.gid);
-        await fsp.chmod(host, owner.mode ?? 0o755);
+        this.fs.mkdir(rel(p), owner.mode ?? 0o755, owner.uid, owner.gid);
         this.recordDir(p, { mode: owner.mode ?? 0o755, uid: owner.uid, gid: owner.gid }, this.mtime);
       }
     }
@@ -74,13 +83,20 @@ export class Staging {
    * those jobs made a COPY of node_modules wait for its own layer.
    */
   async finish(): Promise<void> {
-    for (const [host, t] of this.dirTimes.reverse()) utimesSync(host, t, t);
+    for (const [path, t] of this.dirTimes.reverse()) {
+      try {
+        this.fs.setDirTimes(path, t);
+      } catch (e) {
+        // A later source replaced the directory (its entry went with it): nothing to date.
+        if (!['ENOENT', 'ENOTDIR', 'ELOOP'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+      }
+    }
     this.dirTimes = [];
   }
 
   /** A directory placed at `path` (absolute in the image): its times are set last. */
   recordDir(path: string, meta: { mode: number; uid: number; gid: number }, mtime: Date): void {
-    this.dirTimes.push([this.host(path), mtime]);
+    this.dirTimes.push([rel(path), mtime]);
     this.add({ path, type: 'directory', ...meta, mtime: seconds(mtime) });
   }
 
@@ -99,6 +115,11 @@ export class Staging {
     keyed.sort((a, b) => Buffer.compare(a.key, b.key));
     return keyed.map((k) => k.e);
   }
+}
+
+/** A path absolute in the image as a path below the staging root. */
+export function rel(path: string): string {
+  return path.replace(/^\/+/, '').replace(/\/+$/, '');
 }
 
 export function seconds(d: Date): number {

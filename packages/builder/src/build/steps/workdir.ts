@@ -24,8 +24,12 @@ export async function workdirStep(ctx: StepContext, step: WorkdirStep, kb: KeyBu
     try {
       const mtime = ctx.opts.sourceDateEpoch !== undefined ? new Date(ctx.opts.sourceDateEpoch * 1000) : new Date();
       const staging = new Staging(dir.path, view, mtime);
-      await staging.mkdirs(canonical, { uid: owner.uid, gid: owner.gid });
-      await staging.finish();
+      try {
+        await staging.mkdirs(canonical, { uid: owner.uid, gid: owner.gid });
+        await staging.finish();
+      } finally {
+        staging.close();
+      }
       return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries: staging.entries() }, false);
     } finally {
       await dir.cleanup();

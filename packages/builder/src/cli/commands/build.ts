@@ -108,8 +108,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = async () => (await registryModule()).remoteOptions(store, insecure);
   try {
-    // --cache-from: records only; their layers are fetched on a hit (fetchLayer).
-    const fetchLayer = cacheFrom.length && !bool(p, 'no-cache') ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
+    // --cache-from: records only, for this build; their layers are fetched on a hit.
+    const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
+    const imported = useCache ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
     const result = await build({
       store,
       contextDir,
@@ -134,7 +135,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
           throw new BuildError(`base image "${ref}" is not in the store (${store.root}) and could not be pulled: ${(e as Error).message}`);
         }
       },
-      fetchLayer,
+      cacheFrom: imported,
     });
     for (const tag of bool(p, 'push') ? tags : []) await (await registryModule()).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
     if (cacheTo.length) await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });

@@ -1,0 +1,69 @@
+// Freezing a running sandbox: every process in its cgroup stops where it is until thawed, so that
+// its files can be read without the sandbox changing them mid-walk. `tsbuild commit` needs this:
+// a walk of a live upperdir by path can be led onto the host by a process that swaps a directory
+// for a symlink between two steps of the walk (renameat2 RENAME_EXCHANGE).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SandboxError } from './run.js';
+import { readText, write } from './cgroup/fsutil.js';
+import { cgroupDriver } from './cgroup/index.js';
+
+/** Undoes a freeze; safe to call more than once. */
+export type Thaw = () => void;
+
+interface Freezer { file: string; frozen: () => boolean; freeze: string; thaw: string }
+
+function freezerOf(pid: number): Freezer {
+  const text = readText(`/proc/${pid}/cgroup`);
+  if (text === undefined) throw new SandboxError(`no process ${pid}: the sandbox is not running`);
+  const driver = cgroupDriver();
+  if (driver?.version === 2) {
+    const path = text.match(/^0::(\/tsbuild\/.+)$/m)?.[1];
+    if (path) {
+      const dir = `${driver.root}${path}`;
+      return {
+        file: `${dir}/cgroup.freeze`, freeze: '1', thaw: '0',
+        frozen: () => /^frozen 1$/m.test(readText(`${dir}/cgroup.events`) ?? ''),
+      };
+    }
+  } else {
+    const path = text.match(/^\d+:(?:[^:]*,)?freezer(?:,[^:]*)?:(\/tsbuild\/.+)$/m)?.[1];
+    if (path && driver) {
+      const dir = `${driver.root}/freezer${path}`;
+      return {
+        file: `${dir}/freezer.state`, freeze: 'FROZEN', thaw: 'THAWED',
+        frozen: () => readText(`${dir}/freezer.state`)?.trim() === 'FROZEN',
+      };
+    }
+  }
+  throw new SandboxError(`the sandbox of pid ${pid} has no freezer cgroup (it must be started with freezable: true)`);
+}
+
+/**
+ * Freezes the sandbox whose init has host pid `pid` and resolves once every process in it is
+ * frozen (the kernel freezes asynchronously: v1 passes through FREEZING, v2 reports in
+ * cgroup.events). Rejects, thawed again, if that does not happen within `timeoutMs`.
+ */
+export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Thaw> {
+  const f = freezerOf(pid);
+  let thawed = false;
+  const thaw: Thaw = () => {
+    if (thawed) return;
+    thawed = true;
+    process.off('exit', thaw);
+    try { write(f.file, f.thaw); } catch { /* the cgroup is gone with the sandbox: nothing is frozen */ }
+  };
+  // A caller that exits on a second Ctrl-C (process.exit) still thaws; only SIGKILL leaves it frozen.
+  process.once('exit', thaw);
+  write(f.file, f.freeze);
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; !f.frozen(); i++) {
+    if (Date.now() > deadline) {
+      thaw();
+      throw new SandboxError(`the sandbox of pid ${pid} did not freeze within ${timeoutMs} ms`);
+    }
+    // v1 retries a task that was not freezable yet only when the state is written again.
+    if (f.freeze === 'FROZEN') write(f.file, f.freeze);
+    await sleep(i < 20 ? 1 : 10);
+  }
+  return thaw;
+}
