@@ -47,7 +47,7 @@ function fingerprint(dir: string): string[] {
 }
 
 /** A docker-save archive of the busybox base plus one layer made of parts, tagged tag. */
-function hostileImage(tag: string, parts: Part[], host: string): string {
+function hostileImage(tag: string, parts: Part[], host: string): { file: string; work: string } {
   const work = tempDir('hostile-img');
   const x = join(work, 'x');
   mkdirSync(x);
@@ -76,7 +76,7 @@ function hostileImage(tag: string, parts: Part[], host: string): string {
   rmSync(join(x, 'oci-layout'), { force: true });
   const out = join(work, 'hostile.tar');
   sh('tar', ['-cf', out, '-C', x, ...readdirSync(x)]);
-  return out;
+  return { file: out, work };
 }
 
 cases.forEach((c, i) => {
@@ -85,7 +85,9 @@ cases.forEach((c, i) => {
     mkdirSync(join(host, 'v'), { mode: 0o755 });
     const before = fingerprint(host);
     const tag = `hostile-${i}:1`;
-    ok(tsbuild(['load', '-i', hostileImage(tag, c.parts, host)], { root }));
+    const image = hostileImage(tag, c.parts, host);
+    ok(tsbuild(['load', '-i', image.file], { root }));
+    cleanup(image.work);
     const r = ok(tsbuild(['run', '--rm', tag, 'sh', '-c', 'ls -ld /d'], { root }));
     assert.match(r.stdout, /\/d -> \//, 'the last entry wins: d is the symlink');
     assert.equal(fingerprint(host), before, 'the host dir changed');
@@ -99,17 +101,24 @@ test('a 0644 file a RUN step wrote is unreadable to other host users in the stor
   // A store made before stores were private: open to everyone, as umask 022 left it (its
   // parent, the test's temp dir, is 0755 too).
   chmodSync(root, 0o755);
+  const probe = join(root, 'probe');
+  writeFileSync(probe, 'probe\n', { mode: 0o644 });
+  const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+  const asNobody = (f: string) => spawnSync('setpriv', [...nobody, 'cat', f], { encoding: 'utf8' });
+  assert.is(asNobody(probe).stdout, 'probe\n', 'the check can see into an open store');
   const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo secret > /s && chmod 644 /s\n` });
   ok(tsbuild(['build', '--no-cache', ctx], { root }));
   const found = sh('find', [join(root, 'snapshots'), '-name', 's', '-type', 'f']).split('\n').filter(Boolean);
   assert.ok(found.length > 0, 'the file is in a snapshot');
   for (const f of found) {
     assert.is(readFileSync(f, 'utf8'), 'secret\n');
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cat', f], { encoding: 'utf8' });
+    const r = asNobody(f);
     assert.is(r.stdout, '', `${f} is readable by nobody`);
     assert.match(r.stderr, /Permission denied/);
   }
   assert.is((lstatSync(root).mode & 0o777).toString(8), '700');
+  assert.is(asNobody(probe).stdout, '');
+  rmSync(probe);
   cleanup(ctx);
 });
 
