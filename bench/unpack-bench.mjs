@@ -7,7 +7,9 @@
 // carrying ext4's top-directory flag, as the store's tmp/ does (see sys/topdir.ts: without it,
 // a tree created right after another was deleted pays ~1 ms per file in the inode allocator),
 // and the trees are deleted only at the end. UNPACK_BENCH_DIST=DIR measures another build's
-// dist/src (e.g. one of the previous commit) on the same data.
+// dist/src (e.g. one of the previous commit) on the same data. UNPACK_BENCH_TMP=DIR puts the
+// trees elsewhere: a tmpfs (/dev/shm) leaves out the disk, whose noise on a shared machine
+// swamps the unpacker's own cost.
 // Usage: pnpm run build && node bench/unpack-bench.mjs [RUNS]
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -39,7 +41,7 @@ function* entries() {
 const chunks = [];
 for await (const b of tarStream(entries())) chunks.push(Buffer.from(b));
 const tar = Buffer.concat(chunks);
-const work = mkdtempSync(join(tmpdir(), 'unpack-bench-'));
+const work = mkdtempSync(join(process.env.UNPACK_BENCH_TMP || tmpdir(), 'unpack-bench-'));
 markTopDir(work);
 const tarFile = join(work, 'layer.tar');
 execFileSync('sh', ['-c', `cat > ${tarFile}`], { input: tar });
