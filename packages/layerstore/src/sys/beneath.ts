@@ -66,8 +66,8 @@ export function openBeneath(dirfd: number, rel: string, flags: number, mode = 0)
   return walkBeneath(dirfd, rel, flags, mode);
 }
 
-/** openBeneath, one component at a time. */
-function walkBeneath(dirfd: number, rel: string, flags: number, mode: number): number {
+/** openBeneath, one component at a time (where openat2 is missing; exported for its test). */
+export function walkBeneath(dirfd: number, rel: string, flags: number, mode: number): number {
   const parts = rel.split('/');
   let cur = dirfd;
   try {
