@@ -89,7 +89,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       for (const item of items) {
         const top = item.files[0]!;
         if (step.kind === 'add' && !step.from && top.kind === 'file' && step.unpack !== false && !top.host.startsWith(ctx.opts.store.root)) {
-          const kind = await archiveKind(top.host);
+          const kind = await archiveKind(top.host).catch((e) => { throw new BuildError(`${where(step)}: ${(e as Error).message}`); });
           if (kind) {
             await staging.mkdirs(destCanonical, newDirs);
             await addArchive(ctx, top.host, kind, staging, destCanonical, step);
