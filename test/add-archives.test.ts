@@ -25,7 +25,8 @@ function tarOf(format: string, name: string, content: Buffer): Buffer {
   const src = tempDir('tarsrc');
   mkdirSync(join(src, 'd'));
   writeFileSync(join(src, 'd', name), content);
-  const out = execFileSync('tar', [`--format=${format}`, '--owner=0', '--group=0', '-cf', '-', '-C', src, 'd'], { maxBuffer: 1 << 26 });
+  const args = [`--format=${format}`, '--owner=0', '--group=0', '-cf', '-', '-C', src, 'd'];
+  const out = execFileSync('tar', args, { maxBuffer: 1 << 26 });
   cleanup(src);
   return out;
 }
@@ -63,9 +64,11 @@ test('compressed non-tars, empty files and an empty tar are copied as they are; 
   for (const [name, data] of Object.entries({ ...copied, ...archives })) writeFileSync(join(ctx, name), data);
   ok(t(['build', '-q', '-t', 'add/kinds:1', ctx]));
 
-  const listing = ok(t(['run', '--rm', 'add/kinds:1', 'sh', '-c', 'cd /copied && sha256sum * && cd /unpacked && find . | sort'])).stdout;
-  const [sums, found] = [listing.split('\n').filter((l) => / {2}/.test(l)), listing.split('\n').filter((l) => l.startsWith('.'))];
-  const want = Object.entries(copied).map(([name, data]) => `${sha(data)}  ${name}`).sort((a, b) => (a.slice(66) < b.slice(66) ? -1 : 1));
+  const list = 'cd /copied && sha256sum * && cd /unpacked && find . | sort';
+  const out = ok(t(['run', '--rm', 'add/kinds:1', 'sh', '-c', list])).stdout.split('\n');
+  const [sums, found] = [out.filter((l) => / {2}/.test(l)), out.filter((l) => l.startsWith('.'))];
+  const byName = (a: string, b: string) => (a.slice(66) < b.slice(66) ? -1 : 1);
+  const want = Object.entries(copied).map(([name, data]) => `${sha(data)}  ${name}`).sort(byName);
   assert.equal(sums, want, 'every non-archive arrives byte for byte');
   const members = ['plain', 'v7', 'gnu', ...Object.values(kinds)].map((m) => `./d/${m}`);
   assert.equal(found, ['.', './d', ...members.sort()], 'every tar unpacked, nothing else there');
@@ -76,7 +79,8 @@ test('compressed non-tars, empty files and an empty tar are copied as they are; 
 
 test('a tar cut short fails the build with a clear error and tags nothing (plain and gzip)', () => {
   const whole = tarOf('ustar', 'big', randomBytes(8000));
-  for (const [name, data] of [['cut.tar', whole.subarray(0, 3000)], ['cut.tar.gz', compress('gzip', whole.subarray(0, 3000))]] as const) {
+  const cut = whole.subarray(0, 3000);
+  for (const [name, data] of [['cut.tar', cut], ['cut.tar.gz', compress('gzip', cut)]] as const) {
     const ctx = context({ Dockerfile: `FROM ${Base}\nADD ${name} /x/\n` });
     writeFileSync(join(ctx, name), data);
     const r = t(['build', '-t', 'add/cut:1', ctx]);

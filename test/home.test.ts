@@ -19,7 +19,8 @@ const rows: [string, string, string][] = [
   ['USER nobody', 'nobody', '/home'],
   ['USER 4242', 'uid without an entry', '/'],
   ['USER 1000:100', 'uid:gid', '/home/app'],
-  ['USER root\nRUN echo "dup:x:1000:1000:dup:/home/dup:/bin/sh" >> /etc/passwd\nUSER dup', 'second name of uid 1000', '/home/app'],
+  ['USER root\nRUN echo "dup:x:1000:1000:dup:/home/dup:/bin/sh" >> /etc/passwd\nUSER dup', 'second name of uid 1000',
+    '/home/app'],
   ['USER root\nRUN echo "nohome:x:1500:1500:nohome::/bin/sh" >> /etc/passwd\nUSER 1500', 'empty home field', ''],
   ['USER root\nENV HOME=""', 'empty ENV HOME', '/root'],
   ['ENV HOME=/custom', 'ENV HOME', '/custom'],
@@ -44,7 +45,7 @@ test('RUN: HOME from the user\'s /etc/passwd entry, "/" without one, ENV HOME wi
 });
 
 test('run and exec: HOME of the process\'s own user, not stored with the container', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nUSER app\n`, });
+  const ctx = context({ Dockerfile: `FROM ${Base}\nUSER app\n` });
   ok(t(['build', '-q', '-t', 'home/app:1', ctx]));
   const ctx2 = context({ Dockerfile: `FROM ${Base}\nENV HOME=/custom\n` });
   ok(t(['build', '-q', '-t', 'home/env:1', ctx2]));

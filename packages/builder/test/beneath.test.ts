@@ -56,8 +56,16 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
   { name: 'symlink through a linked dir', op: (b) => b.symlink('l/s', '/x', 1, 1, new Date(0)), error: 'ELOOP' },
   { name: 'hard link through a linked dir', op: (b) => b.link('l/h', join(base, 'src')), error: 'ELOOP' },
   { name: 'linkWithin from a linked dir', op: (b) => b.linkWithin('d/h', 'l/file'), error: 'ELOOP' },
-  { name: 'linkWithin into a linked dir', op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('l/h', 'd/x'); }, error: 'ELOOP' },
-  { name: 'linkWithin onto a link to a file', op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('f', 'd/x'); }, error: 'EEXIST' },
+  {
+    name: 'linkWithin into a linked dir',
+    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('l/h', 'd/x'); },
+    error: 'ELOOP',
+  },
+  {
+    name: 'linkWithin onto a link to a file',
+    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('f', 'd/x'); },
+    error: 'EEXIST',
+  },
   {
     name: 'linkWithin of a symlink links the symlink, never its host target',
     op: (b) => b.linkWithin('d/h', 'f'),

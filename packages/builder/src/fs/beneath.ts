@@ -218,7 +218,8 @@ export class Beneath {
     try {
       const p = this.parent(rel);
       // Flags 0: a symlink at `existing` would be linked itself, never followed.
-      call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], [from, cstr(existing.slice(i + 1)), p.fd, cstr(p.name), 0]);
+      const args = [from, cstr(existing.slice(i + 1)), p.fd, cstr(p.name), 0];
+      call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], args);
     } finally {
       closeSync(from);
     }

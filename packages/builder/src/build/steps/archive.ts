@@ -16,7 +16,9 @@ import { rel, type Staging } from './staging.js';
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
 const BLOCK = 512;
-const decompressor: Record<Exclude<ArchiveKind, 'tar'>, string> = { gzip: 'gzip', bzip2: 'bzip2', xz: 'xz', zstd: 'zstd' };
+const decompressor: Record<Exclude<ArchiveKind, 'tar'>, string> = {
+  gzip: 'gzip', bzip2: 'bzip2', xz: 'xz', zstd: 'zstd',
+};
 
 /**
  * What ADD does with local file `path`: unpack it as this kind of archive, or (undefined) copy it

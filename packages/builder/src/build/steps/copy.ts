@@ -90,7 +90,9 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       for (const item of items) {
         const top = item.files[0]!;
         if (step.kind === 'add' && !step.from && top.kind === 'file' && step.unpack !== false && !top.host.startsWith(ctx.opts.store.root)) {
-          const kind = await archiveKind(top.host).catch((e) => { throw new BuildError(`${where(step)}: ${(e as Error).message}`); });
+          const kind = await archiveKind(top.host).catch((e) => {
+            throw new BuildError(`${where(step)}: ${(e as Error).message}`);
+          });
           if (kind) {
             await staging.mkdirs(destCanonical, newDirs);
             await addArchive(ctx, top.host, kind, staging, destCanonical, step);
@@ -179,7 +181,8 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
       // The leader's metadata, as it is written below (cp keeps mode and gives root's owner).
       const uid = bulk ? 0 : owner?.uid ?? leader.uid;
       const gid = bulk ? 0 : owner?.gid ?? leader.gid;
-      staging.addLink(dest, posix.join(target, leader.rel), { mode: mode ?? leader.mode, uid, gid, mtime: seconds(leader.mtime) });
+      const meta = { mode: mode ?? leader.mode, uid, gid, mtime: seconds(leader.mtime) };
+      staging.addLink(dest, posix.join(target, leader.rel), meta);
       continue;
     }
     if (f.kind === 'dir' && byCp.has(f.rel)) {
