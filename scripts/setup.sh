@@ -12,6 +12,8 @@ runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns)
 testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs)
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
+# ADD of a bzip2/xz file runs them: to see whether its content is a tar, and GNU tar to unpack it.
+want+=(bzip2 xz-utils)
 
 missing=()
 for p in "${want[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done

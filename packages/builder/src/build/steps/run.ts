@@ -9,7 +9,7 @@ import type { RunMount, RunStep } from '@tsbuild/parser';
 import { run as sandboxRun, type Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
-import { resolveUser } from '../../fs/users.js';
+import { resolveUser, withHome } from '../../fs/users.js';
 import { DefaultPath } from '../config.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
@@ -76,7 +76,7 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         // The upperdir is read into a layer and the workdir removed: no sync at unmount.
         root: { lowerdirs, upperdir: upper, workdir: work, volatile: true },
         argv: step.argv,
-        env: [...env, ...extraEnv],
+        env: withHome([...env, ...extraEnv], who.home),
         cwd: config.WorkingDir || '/',
         uid: who.uid,
         gid: who.gid,
