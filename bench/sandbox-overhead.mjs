@@ -5,6 +5,10 @@
 //
 // Each sample is a fresh upper/work pair over the extracted busybox rootfs, as a RUN step gets.
 //   sandbox: run() from @tsbuild/sandbox (overlay, namespaces, /proc, /dev, hosts files, cgroup, teardown)
+//            in the default network of a build: it joins the build's private network namespace (made
+//            once, before the samples, as a build makes it on its first RUN step)
+//   sandbox-none: the same with --network none (a new network namespace per run, lo only)
+//   sandbox-host: the same in the host's network namespace (the default before the private network)
 //   runc:    `runc run --bundle` of an OCI bundle whose rootfs is an overlay mounted for that run
 //            (mount + runc + umount: the work run() does too), and runc alone on a pre-mounted overlay.
 //   spawn:   spawning /bin/true directly, the floor.
@@ -15,7 +19,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { run } = await import(join(repo, 'packages/sandbox/dist/src/index.js'));
+const { run, startNetwork } = await import(join(repo, 'packages/sandbox/dist/src/index.js'));
 const N = Number(process.argv[2] ?? 30);
 
 const tmp = mkdtempSync('/tmp/tsbuild-bench-sandbox-');
@@ -56,16 +60,24 @@ async function time(fn) {
   return performance.now() - t;
 }
 
+const t0 = performance.now();
+const network = await startNetwork();
+const networkStartMs = performance.now() - t0;
+
+async function sandbox(net) {
+  const { d, upper, work } = freshDirs();
+  // As a build's RUN step: a volatile overlay (no sync of the upper filesystem at unmount).
+  const exit = await run({ root: { lowerdirs: [lower], upperdir: upper, workdir: work, volatile: true }, argv: ['true'], env: ['PATH=/bin'],
+    cwd: '/', uid: 0, gid: 0, ...net });
+  if (exit.code !== 0) throw new Error(`sandbox: ${JSON.stringify(exit)}`);
+  rmSync(d, { recursive: true });
+}
+
 const variants = {
   spawn: () => exec('/bin/true', []),
-  sandbox: async () => {
-    const { d, upper, work } = freshDirs();
-    // As a build's RUN step: a volatile overlay (no sync of the upper filesystem at unmount).
-    const exit = await run({ root: { lowerdirs: [lower], upperdir: upper, workdir: work, volatile: true }, argv: ['true'], env: ['PATH=/bin'],
-      cwd: '/', uid: 0, gid: 0, network: 'none' });
-    if (exit.code !== 0) throw new Error(`sandbox: ${JSON.stringify(exit)}`);
-    rmSync(d, { recursive: true });
-  },
+  sandbox: () => sandbox({ network: 'private', netns: network }),
+  'sandbox-none': () => sandbox({ network: 'none' }),
+  'sandbox-host': () => sandbox({ network: 'host' }),
   'runc+overlay': async () => {
     const { d, upper, work } = freshDirs();
     await exec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs]);
@@ -91,6 +103,7 @@ try {
   for (const v of Object.keys(variants)) await variants[v]();  // warm up
   for (let i = 0; i < N; i++) for (const v of Object.keys(variants)) samples[v].push(await time(variants[v]));
 } finally {
+  await network.close();
   spawnSync('umount', [join(preRoot, 'rootfs')]);
   rmSync(tmp, { recursive: true, force: true });
 }
@@ -99,7 +112,9 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.lengt
 const m = Object.fromEntries(Object.entries(samples).map(([v, xs]) => [v, median(xs)]));
 console.log(`median of ${N} runs of \`true\` (ms):`);
 for (const [v, ms] of Object.entries(m)) console.log(`  ${v.padEnd(14)} ${ms.toFixed(1)}`);
-console.log(`sandbox / runc+overlay       = ${(m.sandbox / m['runc+overlay']).toFixed(2)}x`);
+console.log(`private network start (once per build) ${networkStartMs.toFixed(1)} ms`);
+console.log(`sandbox / runc+overlay       = ${(m.sandbox / m['runc+overlay']).toFixed(2)}x` +
+  ` (network none: ${(m['sandbox-none'] / m['runc+overlay']).toFixed(2)}x, host: ${(m['sandbox-host'] / m['runc+overlay']).toFixed(2)}x)`);
 console.log(`sandbox / runc (pre-mounted) = ${(m.sandbox / m.runc).toFixed(2)}x`);
 console.log(`overhead over a bare spawn: sandbox ${(m.sandbox - m.spawn).toFixed(1)} ms, runc+overlay ${(m['runc+overlay'] - m.spawn).toFixed(1)} ms ` +
   `(ratio ${((m.sandbox - m.spawn) / (m['runc+overlay'] - m.spawn)).toFixed(2)}x)`);

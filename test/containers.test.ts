@@ -237,15 +237,17 @@ test('if the supervisor dies too, ps says exited (unknown) and the container can
   assert.not.match(ok(t(['ps', '-a'])).stdout, /bg3/);
 });
 
-test('the container state file is in the shape prune keeps', () => {
+test('a container keeps its image through prune --all --grace 0s (its lease), until it is removed', () => {
   const id = detached(['--name', 'pr1', img, 'sleep', '300']);
   ok(t(['rmi', img]));
-  ok(t(['prune']));
+  ok(t(['prune', '--all', '--grace', '0s']));
+  assert.ok(readdirSync(join(root, 'leases')).includes(`container-${id}.lease`));
   // The image is gone by name but the container keeps its blobs; it still restarts.
   ok(t(['stop', '-t', '0', id]));
   ok(t(['start', 'pr1']));
   assert.match(ok(t(['ps'])).stdout, /pr1/);
   ok(t(['rm', '-f', '-v', 'pr1']));
+  assert.not.ok(readdirSync(join(root, 'leases')).includes(`container-${id}.lease`), 'rm removes the lease');
   mkdirSync(join(root, 'x'), { recursive: true });
 });
 

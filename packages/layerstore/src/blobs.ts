@@ -14,11 +14,13 @@ import { createRequire } from 'node:module';
 let ssriModule: typeof Ssri | undefined;
 const ssriLib = (): typeof Ssri => (ssriModule ??= createRequire(import.meta.url)('ssri') as typeof Ssri);
 import { StoreError, type BlobStore, type Digest, type Ingest } from './types.js';
+import type { LeaseHolder } from './leases.js';
 import { checkDigest, fsyncDir, hexOf, randomId } from './fsutil.js';
 
 export class FileBlobStore implements BlobStore {
   readonly dir: string;
-  constructor(readonly root: string, readonly tmpDir: string) {
+  /** @param held the lease new and reused blobs go into (leases.ts), if the caller has one */
+  constructor(readonly root: string, readonly tmpDir: string, readonly held?: LeaseHolder) {
     this.dir = join(root, 'blobs', 'sha256');
   }
 
@@ -27,7 +29,9 @@ export class FileBlobStore implements BlobStore {
     return join(this.dir, hexOf(digest));
   }
 
+  /** Whether the blob is here. Asking means using: with a lease, it is leased first (leases.ts protocol). */
   async has(digest: Digest): Promise<boolean> {
+    await this.held?.reuse('blob', digest);
     return (await this.size(digest)) !== undefined;
   }
 
@@ -41,10 +45,11 @@ export class FileBlobStore implements BlobStore {
   }
 
   /**
-   * Mark a blob as in use now (refresh its mtime) and report whether it still exists. Writers that
-   * reference an existing blob call this first, so prune's grace period protects it (see prune.ts).
+   * Mark a blob as in use now and report whether it still exists: it goes into the lease, if any
+   * (what protects it from prune), and its mtime is refreshed (what prune's grace period reads).
    */
   async touch(digest: Digest): Promise<boolean> {
+    await this.held?.reuse('blob', digest);
     const now = new Date();
     try {
       utimesSync(this.path(digest), now, now); // SmallFileIO (fsutil.ts)
@@ -184,8 +189,9 @@ class FileIngest extends Writable implements Ingest {
       this.fh = undefined;
       await fh.sync();
       await fh.close();
-      // Renaming over an existing copy is fine (same bytes) and refreshes its mtime, which is what
-      // prune's grace period looks at (see prune.ts).
+      // In the lease before it is visible (leases.ts). Renaming over an existing copy is fine (same
+      // bytes) and refreshes its mtime, which is what prune's grace period looks at.
+      this.blobs.held?.add('blob', digest);
       await fsp.rename(this.tmpPath, this.blobs.path(digest));
       await fsyncDir(this.blobs.dir);
       this.destroy();

@@ -1,18 +1,21 @@
 // The build cache index: one JSON file per key under cache/<hex>.json, written atomically.
-// A record's `blobs` are roots for prune: they stay alive as long as the record exists.
+// A record's `blobs` and `snapshots` are roots for prune: they stay alive as long as the record
+// exists. With a lease (leases.ts), a record written or read goes into it with what it names.
 import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type CacheRecord, type Digest } from './types.js';
-import { checkDigest, hexOf, writeFileAtomic } from './fsutil.js';
+import { checkDigest, hexOf, isDigest, writeFileAtomic } from './fsutil.js';
+import type { LeaseHolder } from './leases.js';
 
 export class CacheIndex {
-  constructor(readonly dir: string, private readonly tmpDir: string) {}
+  constructor(readonly dir: string, private readonly tmpDir: string, private readonly held?: LeaseHolder) {}
 
   private file(key: Digest): string {
     return join(this.dir, `${hexOf(checkDigest(key, 'cache key'))}.json`);
   }
 
   async get(key: Digest): Promise<CacheRecord | undefined> {
+    await this.held?.reuse('cache', key);
     let text: string;
     try {
       text = readFileSync(this.file(key), 'utf8'); // SmallFileIO (fsutil.ts)
@@ -20,16 +23,27 @@ export class CacheIndex {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
+    let record: CacheRecord;
     try {
-      return JSON.parse(text) as CacheRecord;
+      record = JSON.parse(text) as CacheRecord;
     } catch {
       // A torn record cannot happen with atomic writes, but a hand-edited one can: treat it as a miss.
       return undefined;
     }
+    // A hit is used: what it names is leased before the caller checks that it exists.
+    if (this.held?.lease) {
+      await this.held.reuse('blob', (record.blobs ?? []).filter(isDigest));
+      await this.held.reuse('snapshot', (record.snapshots ?? []).filter(isDigest));
+    }
+    return record;
   }
 
   async put(key: Digest, record: CacheRecord): Promise<void> {
     for (const b of record.blobs) checkDigest(b, 'cache record blob');
+    for (const s of record.snapshots ?? []) checkDigest(s, 'cache record snapshot');
+    this.held?.add('blob', record.blobs);
+    this.held?.add('snapshot', record.snapshots ?? []);
+    this.held?.add('cache', key);
     await writeFileAtomic(this.file(key), JSON.stringify(record), this.tmpDir);
   }
 

@@ -31,6 +31,14 @@ export interface ImageSummary {
   created?: string;
   /** Bytes of manifest + config + layer blobs (compressed, as stored). */
   size: number;
+  /** Set when the image cannot be used: blobs it needs that are missing, and what else is wrong. */
+  broken?: ImageDamage;
+}
+
+/** What is wrong with an image in the store (Images.verify): empty lists mean nothing. */
+export interface ImageDamage {
+  missing: Digest[];
+  problems: string[];
 }
 
 const layerMediaTypes: Record<string, { oci: string; docker: string }> = {
@@ -136,6 +144,76 @@ export class Images {
     return { manifestDigest: manifestBlob.digest, manifest, configDigest: configBlob.digest, config, layers };
   }
 
+  /**
+   * Walk everything a manifest or index descriptor needs (manifests, configs, layers) and say what
+   * is missing or wrong: sizes against descriptors, JSON, diff_ids against layers. With a lease, each
+   * blob is leased before it is looked at (BlobStore.has), so what was found stays. Blob contents
+   * were verified when they were committed; `tsbuild check` re-hashes them.
+   */
+  async verify(desc: Descriptor): Promise<ImageDamage> {
+    const damage: ImageDamage = { missing: [], problems: [] };
+    const present = async (d: Descriptor, what: string): Promise<boolean> => {
+      if (!isDigest(d.digest)) {
+        damage.problems.push(`${what} has no valid digest (${JSON.stringify(d.digest)})`);
+        return false;
+      }
+      if (!(await this.blobs.has(d.digest))) {
+        damage.missing.push(d.digest);
+        return false;
+      }
+      const size = await this.blobs.size(d.digest);
+      if (typeof d.size === 'number' && d.size > 0 && size !== undefined && size !== d.size) {
+        damage.problems.push(`${what} ${d.digest} is ${size} bytes in the store, its descriptor says ${d.size}`);
+      }
+      return true;
+    };
+    const json = async <T>(d: Digest, what: string): Promise<T | undefined> => {
+      try {
+        return await this.blobs.readJSON<T>(d);
+      } catch (e) {
+        damage.problems.push(`${what} ${d}: ${(e as Error).message}`);
+        return undefined;
+      }
+    };
+    // Index or manifest is decided by the content, as prune's mark does, not by the descriptor.
+    const visit = async (d: Descriptor, depth: number): Promise<void> => {
+      if (!(await present(d, isIndexMediaType(d.mediaType) ? 'index' : 'manifest'))) return;
+      const doc = await json<Partial<OciIndex> & Partial<Manifest>>(d.digest, 'manifest');
+      if (!doc) return;
+      if (Array.isArray(doc.manifests)) {
+        if (depth > 4) return void damage.problems.push(`index ${d.digest} nests indexes too deep`);
+        for (const m of doc.manifests) await visit(m, depth + 1);
+        return;
+      }
+      if (!doc.config || !Array.isArray(doc.layers)) {
+        return void damage.problems.push(`manifest ${d.digest} is neither an image manifest nor an index`);
+      }
+      for (const [i, l] of doc.layers.entries()) await present(l, `layer ${i + 1}`);
+      if (!(await present(doc.config, 'config'))) return;
+      const config = await json<ImageConfig>(doc.config.digest, 'config');
+      const diffIDs = config?.rootfs?.diff_ids;
+      if (config && Array.isArray(diffIDs) && diffIDs.length !== doc.layers.length) {
+        const counts = `${diffIDs.length} diff_ids but manifest ${d.digest} has ${doc.layers.length} layers`;
+        damage.problems.push(`config ${doc.config.digest} lists ${counts}`);
+      }
+    };
+    await visit(desc, 0);
+    return damage;
+  }
+
+  /**
+   * Point ref at desc, but only once everything desc needs is in the store: a tag never names an
+   * image with a missing or damaged blob (and with a lease, nothing it names can be pruned meanwhile).
+   */
+  async tagDescriptor(ref: string, desc: Descriptor): Promise<Descriptor> {
+    const damage = await this.verify(desc);
+    if (damage.missing.length || damage.problems.length) {
+      const what = [...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems].join('; ');
+      throw new StoreError(damage.missing.length ? 'not-found' : 'invalid', `not tagging ${ref}: ${what}`, desc.digest);
+    }
+    return this.tags.set(ref, desc);
+  }
+
   /** The manifest descriptor to tag an image with. */
   async descriptor(image: Image): Promise<Descriptor> {
     const size = await this.blobs.size(image.manifestDigest);
@@ -143,9 +221,9 @@ export class Images {
     return manifestDescriptor(image, size);
   }
 
-  /** Tag an image (convenience for tags.set(ref, await descriptor(image))). */
+  /** Tag an image (tagDescriptor(ref, await descriptor(image))). */
   async tag(ref: string, image: Image): Promise<Descriptor> {
-    return this.tags.set(ref, await this.descriptor(image));
+    return this.tagDescriptor(ref, await this.descriptor(image));
   }
 
   /**
@@ -153,6 +231,28 @@ export class Images {
    * manifest digest, or by image id (config digest) or a unique prefix of it (`sha256:abc`, `abc123`).
    */
   async get(refOrDigest: string): Promise<Image | undefined> {
+    const image = await this.find(refOrDigest);
+    if (image) await this.requireWhole(refOrDigest, image);
+    return image;
+  }
+
+  /**
+   * An image about to be used (run, push, save, a base to build on) must have all its blobs; with a
+   * lease they are leased here, before they are checked, so they stay for as long as it is used.
+   */
+  private async requireWhole(ref: string, image: Image): Promise<void> {
+    const missing: Digest[] = [];
+    for (const d of [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)]) {
+      if (!(await this.blobs.has(d))) missing.push(d);
+    }
+    if (missing.length) {
+      const blobs = missing.map((d) => `blob ${d}`).join(', ');
+      const why = `image ${ref} is broken: ${blobs} missing from the store; see 'tsbuild check'`;
+      throw new StoreError('not-found', why, missing[0]);
+    }
+  }
+
+  private async find(refOrDigest: string): Promise<Image | undefined> {
     const s = refOrDigest.trim();
     if (isDigest(s)) {
       const direct = await this.byManifestDigest(s);
@@ -206,21 +306,40 @@ export class Images {
     return found.values().next().value;
   }
 
-  /** Every tag with the image behind it. Tags whose blobs are missing or damaged are skipped. */
-  async list(): Promise<(ImageSummary & { image: Image })[]> {
-    const out: (ImageSummary & { image: Image })[] = [];
+  /**
+   * Every tag with the image behind it. A tag whose image has missing or damaged blobs is listed
+   * too, with `broken` saying what (and `image` undefined if even its manifest cannot be read).
+   */
+  async list(): Promise<(ImageSummary & { image?: Image })[]> {
+    const out: (ImageSummary & { image?: Image })[] = [];
     for (const t of await this.tags.list()) {
+      const ref = parseReference(t.name);
+      const repository = familiarName({ ...ref, tag: undefined, digest: undefined });
+      const damage = await this.verify(t.descriptor);
+      const broken = damage.missing.length || damage.problems.length ? damage : undefined;
       let image: Image;
       try {
         image = await readImage(this.blobs, t.descriptor);
-      } catch {
+      } catch (e) {
+        if (!broken) damage.problems.push((e as Error).message);
+        const digest = t.descriptor.digest;
+        const tag = ref.tag ?? '<none>';
+        out.push({ reference: t.name, repository, tag, id: digest, manifestDigest: digest, size: 0, broken: damage });
         continue;
       }
-      const ref = parseReference(t.name);
-      const repository = familiarName({ ...ref, tag: undefined, digest: undefined });
       const manifestSize = (await this.blobs.size(image.manifestDigest)) ?? 0;
       const size = manifestSize + image.manifest.config.size + image.layers.reduce((n, l) => n + l.size, 0);
-      out.push({ reference: t.name, repository, tag: ref.tag ?? '<none>', id: image.configDigest, manifestDigest: image.manifestDigest, created: image.config.created, size, image });
+      out.push({
+        reference: t.name,
+        repository,
+        tag: ref.tag ?? '<none>',
+        id: image.configDigest,
+        manifestDigest: image.manifestDigest,
+        created: image.config.created,
+        size,
+        image,
+        ...(broken ? { broken } : {}),
+      });
     }
     return out;
   }

@@ -7,7 +7,7 @@
 // waiters cannot both break the lock and then delete each other's fresh lock. A break file older than
 // BREAK_STALE_MS is left over from a crash in the few microseconds of breaking and is removed.
 // Waiters retry with jittered exponential backoff (1 ms .. 50 ms) until the timeout.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError } from './types.js';
 import { pidAlive, procStartTime } from './fsutil.js';
@@ -71,6 +71,28 @@ export class LockManager {
       return await fn();
     } finally {
       await release();
+    }
+  }
+
+  /**
+   * Wait until nobody holds the lock (breaking it if its holder is dead), without taking it: for a
+   * process that must not act while another holds it but need not exclude others (leases.ts).
+   */
+  async waitFree(name: string, opts: LockOptions = {}): Promise<void> {
+    const file = this.path(name);
+    const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+    let delay = 1;
+    for (;;) {
+      try {
+        statSync(file); // SmallFileIO (fsutil.ts): the common case is one failing stat
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      await this.breakIfStale(file);
+      if (Date.now() > deadline) throw new StoreError('io', `timed out waiting for lock ${file}`, file);
+      await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+      delay = Math.min(delay * 2, 50);
     }
   }
 

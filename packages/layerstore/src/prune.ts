@@ -1,25 +1,29 @@
 // Garbage collection: mark everything reachable, sweep the rest.
 //
-// Roots: the tags in index.json; every build-cache record's blobs; every digest named in a
-// containers/*.json file (a container keeps its image). From a root, manifests and indexes are followed
-// to configs and layers; a config's diff_ids give the chain IDs of the snapshots it needs.
+// Roots: the tags in index.json; every build-cache record's blobs and snapshots; everything a live
+// lease holds (leases.ts: running builds, pushes, pulls, runs, commits, exports, and containers,
+// whose leases last as long as they do). From a root, manifests and indexes are followed to configs
+// and layers; a config's diff_ids give the chain IDs of the snapshots it needs.
 //
-// Concurrency protocol (no process-wide read lock is needed by writers):
+// Concurrency protocol (writers never take a lock to write; see leases.ts for their side):
 //  1. Prune runs under the exclusive `gc` lock (one prune at a time).
-//  2. Writers put bytes in tmp/ first. Temp names carry the owner's pid and start time; prune and
-//     Store.open remove only temp entries whose owner is dead (or unnamed ones older than maxTempAgeMs).
-//  3. A committed blob is renamed into blobs/ with a fresh mtime (rename over an existing copy refreshes
-//     it too); a writer about to reference an existing blob (images.write) first touches it, then checks
-//     it still exists. Prune never removes a blob, cache record or snapshot younger than `gracePeriodMs`
-//     (default 15 min), and re-stats each candidate right before unlinking it. So a writer has the grace
-//     period to make a fresh blob reachable (cache.put / tags.set) — the builder records cache entries as
-//     each step finishes, well within it. The remaining window is the microseconds between prune's
-//     re-stat and unlink, in which a writer would have to touch that very unreferenced blob.
-import { promises as fsp } from 'node:fs';
+//  2. It lists its candidates first: cache records, then blobs, then snapshots. A record is written
+//     only after its blobs, so the blobs of a listed record are listed too.
+//  3. Under the `gc-sweep` lock, and only for that: it reads the leases (removing those whose owner
+//     is dead), the tags and the listed records, marks, and decides: unlinks blobs and records,
+//     and renames snapshots aside. A writer adds content to its lease before the content becomes
+//     visible, and reused content before it checks that the content is still there, after waiting
+//     for `gc-sweep` to be free; so nothing a live lease names is ever removed.
+//  4. The slow part, removing renamed-aside snapshot trees, happens after the lock is released.
+//  Writers put bytes in tmp/ first. Temp names carry the owner's pid and start time; prune and
+//  Store.open remove only temp entries whose owner is dead (or unnamed ones older than maxTempAgeMs).
+//  The grace period is a preference (keep recent garbage a while), not what keeps content in use.
+import { promises as fsp, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Digest } from './types.js';
 import { isDigest, parseOwner, pidAlive } from './fsutil.js';
+import { SweepLock } from './leases.js';
 import type { Store } from './store.js';
 
 export interface PruneOptions {
@@ -37,6 +41,8 @@ export interface PruneReport {
   snapshots: number;
   cacheRecords: number;
   temp: number;
+  /** Leases removed because their owner is gone. */
+  leases: number;
 }
 
 const JSON_SNIFF_LIMIT = 4 << 20;
@@ -51,66 +57,81 @@ export function chainIDs(diffIDs: Digest[]): Digest[] {
 
 export async function prune(store: Store, opts: PruneOptions = {}): Promise<PruneReport> {
   const grace = opts.gracePeriodMs ?? 15 * 60_000;
-  const report: PruneReport = { blobs: 0, bytes: 0, snapshots: 0, cacheRecords: 0, temp: 0 };
+  const report: PruneReport = { blobs: 0, bytes: 0, snapshots: 0, cacheRecords: 0, temp: 0, leases: 0 };
   return store.withLock('gc', async () => {
-    const now = Date.now();
-    const old = (mtimeMs: number) => now - mtimeMs >= grace;
+    const old = (mtimeMs: number) => Date.now() - mtimeMs >= grace;
 
-    // Roots.
-    const roots = new Set<Digest>();
-    for (const t of await store.tags.list()) roots.add(t.descriptor.digest);
+    // Candidates (protocol step 2): what appears after this is not one.
+    const records = await store.cache.list();
     const present = new Set(await store.blobs.list());
-    for (const { key, record, mtimeMs } of await store.cache.list()) {
-      const dangling = record.blobs.some((b) => !present.has(b));
-      if ((opts.allCache || dangling) && old(mtimeMs)) {
-        if (await store.cache.delete(key)) report.cacheRecords++;
-        continue;
+    const snapshots = await store.snapshots.list();
+
+    const trash: string[] = [];
+    await store.withLock(SweepLock, async () => {
+      const leased = await store.leases.live();
+      report.leases = leased.expired;
+      const roots = new Set<Digest>(leased.blob);
+      const chains = new Set<Digest>(leased.snapshot);
+      for (const t of await store.tags.list()) roots.add(t.descriptor.digest);
+      for (const { key, record, mtimeMs } of records) {
+        const blobs = Array.isArray(record.blobs) ? record.blobs.filter(isDigest) : [];
+        const dangling = blobs.some((b) => !present.has(b));
+        if (!leased.cache.has(key) && (opts.allCache || dangling) && old(mtimeMs)) {
+          if (await store.cache.delete(key)) report.cacheRecords++;
+          continue;
+        }
+        for (const b of blobs) roots.add(b);
+        for (const c of Array.isArray(record.snapshots) ? record.snapshots.filter(isDigest) : []) chains.add(c);
       }
-      for (const b of record.blobs) roots.add(b);
-    }
-    for (const d of await containerDigests(store.containersDir)) roots.add(d);
 
-    // Mark.
-    const marked = new Set<Digest>();
-    const chains = new Set<string>();
-    const queue = [...roots];
-    while (queue.length) {
-      const d = queue.pop()!;
-      if (marked.has(d)) continue;
-      marked.add(d);
-      const doc = await sniffJSON(store, d);
-      if (!doc || typeof doc !== 'object') continue;
-      const o = doc as { manifests?: { digest?: unknown }[]; config?: { digest?: unknown }; layers?: { digest?: unknown }[]; rootfs?: { diff_ids?: unknown } };
-      for (const m of Array.isArray(o.manifests) ? o.manifests : []) if (isDigest(m?.digest)) queue.push(m.digest);
-      if (o.config && isDigest(o.config.digest)) queue.push(o.config.digest);
-      for (const l of Array.isArray(o.layers) ? o.layers : []) if (isDigest(l?.digest)) queue.push(l.digest);
-      if (o.rootfs && Array.isArray(o.rootfs.diff_ids)) for (const c of chainIDs(o.rootfs.diff_ids.filter(isDigest))) chains.add(c);
-    }
-
-    // Sweep blobs.
-    for (const d of present) {
-      if (marked.has(d)) continue;
-      const p = store.blobs.path(d);
-      try {
-        const st = await fsp.stat(p); // re-stat right before unlinking (protocol step 3)
-        if (!old(st.mtimeMs)) continue;
-        await fsp.unlink(p);
-        report.blobs++;
-        report.bytes += st.size;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      // Mark.
+      const marked = new Set<Digest>();
+      const queue = [...roots];
+      while (queue.length) {
+        const d = queue.pop()!;
+        if (marked.has(d)) continue;
+        marked.add(d);
+        const doc = await sniffJSON(store, d);
+        if (!doc || typeof doc !== 'object') continue;
+        type Ref = { digest?: unknown };
+        const o = doc as { manifests?: Ref[]; config?: Ref; layers?: Ref[]; rootfs?: { diff_ids?: unknown } };
+        for (const m of Array.isArray(o.manifests) ? o.manifests : []) if (isDigest(m?.digest)) queue.push(m.digest);
+        if (o.config && isDigest(o.config.digest)) queue.push(o.config.digest);
+        for (const l of Array.isArray(o.layers) ? o.layers : []) if (isDigest(l?.digest)) queue.push(l.digest);
+        const diffIDs = o.rootfs && Array.isArray(o.rootfs.diff_ids) ? o.rootfs.diff_ids.filter(isDigest) : [];
+        for (const c of chainIDs(diffIDs)) chains.add(c);
       }
-    }
 
-    // Sweep snapshots no kept config needs (a snapshot is fresh while younger than the grace period).
-    for (const s of await store.snapshots.list()) {
-      if (chains.has(s.chainID)) continue;
-      try {
-        if (!old((await fsp.stat(s.path)).mtimeMs)) continue;
-      } catch { /* gone */ }
-      await store.snapshots.remove(s.chainID);
-      report.snapshots++;
-    }
+      // Sweep blobs: the unlink decisions.
+      for (const d of present) {
+        if (marked.has(d)) continue;
+        const p = store.blobs.path(d);
+        try {
+          const st = await fsp.stat(p);
+          if (!old(st.mtimeMs)) continue;
+          await fsp.unlink(p);
+          report.blobs++;
+          report.bytes += st.size;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
+      }
+
+      // Snapshots nothing needs are renamed aside here and removed after the lock.
+      for (const s of snapshots) {
+        if (chains.has(s.chainID)) continue;
+        try {
+          if (!old((await fsp.stat(s.path)).mtimeMs)) continue;
+        } catch {
+          continue; // gone already
+        }
+        const aside = await store.snapshots.moveAside(s.chainID);
+        if (!aside) continue;
+        trash.push(aside);
+        report.snapshots++;
+      }
+    });
+    for (const t of trash) await fsp.rm(t, { recursive: true, force: true });
 
     report.temp = await cleanTemp(store.tmpDir, { maxAgeMs: opts.maxTempAgeMs ?? 60 * 60_000 });
     report.temp += await store.snapshots.cleanup();
@@ -150,9 +171,19 @@ export async function cleanTemp(tmpDir: string, opts: { maxAgeMs: number }): Pro
 }
 
 async function sniffJSON(store: Store, d: Digest): Promise<unknown> {
-  const size = await store.blobs.size(d);
-  if (size === undefined || size > JSON_SNIFF_LIMIT) return undefined;
-  const fh = await fsp.open(store.blobs.path(d), 'r');
+  let size: number;
+  try {
+    size = statSync(store.blobs.path(d)).size; // SmallFileIO (fsutil.ts)
+  } catch {
+    return undefined;
+  }
+  if (size > JSON_SNIFF_LIMIT) return undefined;
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(store.blobs.path(d), 'r');
+  } catch {
+    return undefined; // removed by check --repair meanwhile
+  }
   try {
     const first = Buffer.alloc(1);
     await fh.read(first, 0, 1, 0);
@@ -165,33 +196,4 @@ async function sniffJSON(store: Store, d: Digest): Promise<unknown> {
   } catch {
     return undefined;
   }
-}
-
-/** Every sha256 digest mentioned anywhere in containers/*.json (or containers/<id>/*.json). */
-async function containerDigests(dir: string): Promise<Digest[]> {
-  const out: Digest[] = [];
-  const visit = (v: unknown): void => {
-    if (isDigest(v)) out.push(v);
-    else if (Array.isArray(v)) v.forEach(visit);
-    else if (v && typeof v === 'object') Object.values(v).forEach(visit);
-  };
-  const walk = async (d: string, depth: number): Promise<void> => {
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = await fsp.readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory() && depth < 1) await walk(p, depth + 1);
-      else if (e.isFile() && e.name.endsWith('.json')) {
-        try {
-          visit(JSON.parse(await fsp.readFile(p, 'utf8')));
-        } catch { /* being written or not ours */ }
-      }
-    }
-  };
-  await walk(dir, 0);
-  return out;
 }

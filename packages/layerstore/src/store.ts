@@ -1,11 +1,12 @@
 // The store: an OCI image layout at `root` (oci-layout, index.json, blobs/sha256/...) that tsbuild
 // uses directly, plus the directories the builder needs beside it. See README.md for the layout.
-import { mkdirSync, promises as fsp } from 'node:fs';
+import { chmodSync, mkdirSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { FileBlobStore } from './blobs.js';
 import { CacheIndex } from './cache.js';
 import { Images } from './images.js';
 import { LockManager, type LockOptions, type Release } from './lock.js';
+import { LeaseHolder, Leases, type Lease } from './leases.js';
 import { Tags, emptyIndex } from './tags.js';
 import { exists, initSelf, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
@@ -13,6 +14,16 @@ import { Snapshots } from './snapshot/index.js';
 import { spreadSubdirs } from './sys/topdir.js';
 
 export const OciLayoutVersion = '1.0.0';
+
+function privateRoot(root: string): void {
+  try {
+    chmodSync(root, 0o700);
+  } catch (e) {
+    // Another user's store opened read-only (tsbuild images as a non-owner): its owner's next
+    // open tightens it; reading it at all needs that user's rights anyway.
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+  }
+}
 
 export class Store {
   readonly blobs: FileBlobStore;
@@ -24,23 +35,33 @@ export class Store {
   readonly tmpDir: string;
   readonly snapshotsDir: string;
   readonly containersDir: string;
+  readonly leases: Leases;
+  /** The lease the store's parts add to (see beginLease). */
+  readonly held = new LeaseHolder();
 
   private constructor(readonly root: string) {
     this.tmpDir = join(root, 'tmp');
     this.snapshotsDir = join(root, 'snapshots');
     this.containersDir = join(root, 'containers');
     this.locks = new LockManager(join(root, 'locks'));
-    this.blobs = new FileBlobStore(root, this.tmpDir);
+    this.leases = new Leases(root, this.locks);
+    this.blobs = new FileBlobStore(root, this.tmpDir, this.held);
     this.tags = new Tags(root, this.locks, this.tmpDir);
-    this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir);
+    this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir, this.held);
     this.images = new Images(this.blobs, this.tags);
-    this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir);
+    this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir, {}, this.held);
   }
 
   /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
   static async open(root: string): Promise<Store> {
     await initSelf();
     // SmallFileIO (fsutil.ts): six thread-pool round trips at every start otherwise.
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    // The store holds every image's files with their own modes (a 0644 secret, a setuid binary,
+    // a 0666 device node): no other host user may reach them (moby CVE-2021-41091). Everything
+    // lives beneath the root, so its mode alone closes the store; chmod every open, not only at
+    // creation, to tighten stores made before (mkdir's mode is also cut by the umask).
+    privateRoot(root);
     for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) mkdirSync(join(root, d), { recursive: true });
     const store = new Store(root);
     if (!(await exists(join(root, 'oci-layout'))) || !(await exists(store.tags.indexPath))) {
@@ -67,6 +88,22 @@ export class Store {
     spreadSubdirs(this.tmpDir); // see sys/topdir.ts: scratch trees away from recently freed inodes
     await fsp.mkdir(dir, { mode: 0o700 });
     return dir;
+  }
+
+  /**
+   * From now on, every blob, snapshot and cache record this Store writes or reuses is in a lease
+   * owned by this process (leases.ts), which prune respects; the lease ends with endLease() or
+   * with the process. A build, push, pull, run, commit or export begins one.
+   */
+  async beginLease(purpose: string): Promise<Lease> {
+    this.held.lease?.drop();
+    this.held.lease = await this.leases.forProcess(purpose);
+    return this.held.lease;
+  }
+
+  endLease(): void {
+    this.held.lease?.drop();
+    this.held.lease = undefined;
   }
 
   /** Take the named cross-process lock (see lock.ts); call the returned function to release it. */

@@ -123,6 +123,8 @@ export interface Snapshot {
 export interface CacheRecord {
   value: unknown;
   blobs: Digest[];
+  /** ChainIDs of snapshots the record keeps (the layer it names, stacked on those under it). */
+  snapshots?: Digest[];
 }
 
 export class StoreError extends Error {

@@ -1,4 +1,4 @@
-// prune: mark from tags, cache records and containers; sweep the rest; keep fresh things and live temp.
+// prune: mark from tags, cache records and leases; sweep the rest; keep fresh things and live temp.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { promises as fsp } from 'node:fs';
@@ -12,8 +12,10 @@ test('prune removes only what nothing reaches; respects the grace period; cleans
     await store.images.tag('keep:1', tagged);
     const cached = await store.blobs.put('cached layer');
     await store.cache.put(cached.digest, { value: 1, blobs: [cached.digest] });
+    // A container's lease lives as long as its directory.
     const inContainer = await store.blobs.put('{"container image":1}');
-    await fsp.writeFile(join(store.root, 'containers', 'c1.json'), JSON.stringify({ image: inContainer.digest }));
+    await fsp.mkdir(join(store.root, 'containers', 'c1'));
+    await store.leases.forPath('container-c1', 'containers/c1', 'container').reuse('blob', inContainer.digest);
     const garbage = await store.blobs.put('garbage');
     const removedTag = await sampleImage(store, 'docker');
     await store.images.tag('gone:1', removedTag);
@@ -41,6 +43,12 @@ test('prune removes only what nothing reaches; respects the grace period; cleans
     assert.is(r.cacheRecords, 1);
     assert.is((await store.cache.list()).length, 1);
     assert.is((await store.images.get('keep:1'))?.manifestDigest, tagged.manifestDigest);
+    // Without its directory the container's lease has expired: its blob goes, and the lease file too.
+    await fsp.rm(join(store.root, 'containers', 'c1'), { recursive: true });
+    r = await store.prune({ gracePeriodMs: 0 });
+    assert.is(r.leases, 1);
+    assert.not.ok(await store.blobs.has(inContainer.digest));
+    assert.equal(await fsp.readdir(store.leases.dir), []);
   } finally {
     await cleanup();
   }

@@ -107,6 +107,53 @@ test('adopt moves a dir in; adopting again drops the new dir; remove; cleanup of
   assert.is(await snaps.cleanup(), 1, 'only the dead process\'s temp dir');
 });
 
+// A lock file left in snapshots/ by an earlier process. Its holder counts as alive only while its
+// pid runs with the recorded start time: a crashed holder's pid may since belong to someone else.
+const lockCases: { name: string; holder: (live: number) => object; broken: boolean }[] = [
+  { name: 'holder is dead', holder: () => ({ pid: 999_999_999, start: '1', created: 0 }), broken: true },
+  {
+    name: 'holder crashed, its pid now runs another process',
+    holder: (live) => ({ pid: live, start: '1', created: 0 }), broken: true,
+  },
+  { name: 'holder alive', holder: (live) => ({ pid: live, start: procStart(live), created: 0 }), broken: false },
+];
+
+function procStart(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+}
+
+lockCases.forEach((c, i) => {
+  test(`snapshot lock: ${c.name}`, async () => {
+    const layer = await fileLayer(`locked${i}`, 'l');
+    const snaps = new Snapshots(p(`s5-${i}`), blobs, p(`tmp5-${i}`));
+    mkdirSync(p(`s5-${i}`));
+    const lock = snaps.pathOf(chainIDs([layer.diffID])[0]!) + '.lock';
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' }); // a live process that is not the holder
+    try {
+      writeFileSync(lock, JSON.stringify(c.holder(other.pid!)));
+      const ensured = snaps.ensure([layer]);
+      if (!c.broken) {
+        // The waiter sees the live holder's lock many times over (it polls every few ms), then
+        // proceeds once the holder lets go.
+        const waiting = new Promise((r) => setTimeout(r, 500, 'waiting'));
+        const first = await Promise.race([ensured.then(() => 'done'), waiting]);
+        assert.is(first, 'waiting', 'a live holder\'s lock was broken');
+        assert.ok(existsSync(lock));
+        rmSync(lock);
+      }
+      // A hang here (a stale lock judged live) fails the test on uvu's side only after a long
+      // time: bound it, and say which it was.
+      const got = await Promise.race([ensured, new Promise((r) => setTimeout(r, 20_000, 'hung'))]);
+      assert.ok(got !== 'hung', 'ensure waited on a stale lock');
+      assert.is(snaps.stats.unpacked, 1);
+      assert.not.ok(existsSync(lock), 'lock released');
+    } finally {
+      other.kill();
+    }
+  });
+});
+
 test.after(() => { rmSync(work, { recursive: true, force: true }); });
 
 test('a snapshot written in another boot (or with no sidecar) is dropped and unpacked again from its blob', async () => {

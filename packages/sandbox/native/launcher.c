@@ -106,6 +106,9 @@ struct spec {
   char *devcgroup; char **devallow; int ndevallow;
   pid_t execpid, netnspid;
   int tty;
+  // netholder mode (see holder_main); netraw=0 drops CAP_NET_RAW from the command's set.
+  int netholder, nonetraw;
+  char **helper; int nhelper;
   char ttyslave[64];
 };
 
@@ -215,6 +218,9 @@ static void parse_spec(void) {
     else if (cur && !strcmp(tok, "mkind")) cur->file = !strcmp(v, "file");
     else if (!strcmp(tok, "exec")) S.execpid = num(v);
     else if (!strcmp(tok, "netns")) S.netnspid = num(v);
+    else if (!strcmp(tok, "netholder")) S.netholder = !strcmp(v, "1");
+    else if (!strcmp(tok, "helper")) push(&S.helper, &S.nhelper, v);
+    else if (!strcmp(tok, "netraw")) S.nonetraw = !strcmp(v, "0");
     else if (!strcmp(tok, "tty")) S.tty = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
   }
@@ -222,6 +228,7 @@ static void parse_spec(void) {
     if (!S.cwd || S.argc == 0) { errno = EINVAL; die("exec spec lacks cwd or argv"); }
     return;
   }
+  if (S.netholder) return;
   if (!S.upper || !S.work || !S.rootdir || !S.cwd || S.argc == 0 || S.nlowers == 0) {
     errno = EINVAL;
     die("spec lacks upper, work, rootdir, cwd, a lowerdir or argv");
@@ -535,6 +542,9 @@ static const int keep_caps[] = {
 static int drop_privileges(void) {
   unsigned long long keep = 0;
   for (size_t i = 0; i < sizeof keep_caps / sizeof keep_caps[0]; i++) keep |= 1ULL << keep_caps[i];
+  // Raw and packet sockets can hand-craft frames to the user-mode network helper, which forwards
+  // them as its own host connections, 127.0.0.1 included: none with a link out of the sandbox.
+  if (S.nonetraw) keep &= ~(1ULL << CAP_NET_RAW);
   for (int c = 0; c < 64; c++)
     if (!(keep & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -1;
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
@@ -1039,6 +1049,108 @@ static void reexec_from_sealed_copy(char **argv, char **envp) {
   die("exec the sealed launcher copy");
 }
 
+// ---- network holder ------------------------------------------------------------------------------
+// netholder mode: a private network namespace that outlives single runs (a build's RUN steps and a
+// container join it with netns=PID), given outbound connectivity by a user-mode network helper
+// (slirp4netns, argv from the "helper" tokens) that runs in the host's network namespace:
+//   launcher (new net ns: lo up, ICMP datagram sockets for all gids)   holds the namespace
+//     └─ helper, with fd 5: the new namespace, fd 6: write when ready, fd 7: EOF means quit
+// "pid N" (our pid) is reported once the helper wrote to fd 6 (it has configured the namespace).
+// We end when fd 0 (the caller's lifeline pipe) reaches EOF; the helper with us (fd 7 and
+// PDEATHSIG). A helper that ends early is reported as "setup".
+#define HOLDER_NS_FD 5
+#define HOLDER_READY_FD 6
+#define HOLDER_EXIT_FD 7
+
+__attribute__((noreturn)) static void holder_main(void) {
+  int hostns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (hostns < 0) die("open the host network namespace");
+  if (unshare(CLONE_NEWNET) < 0) die("unshare the network namespace");
+  loopback_up();
+  // ping without CAP_NET_RAW, as Docker allows it: a setting of this namespace only. Best effort
+  // (a read-only /proc/sys, as inside another container, costs only ping).
+  int pg = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
+  if (pg >= 0) { (void)!write(pg, "0 2147483647", 12); close(pg); }
+  sigset_t set;
+  block_signals(&set);
+  pid_t helper = 0;
+  int quit[2] = { -1, -1 };
+  if (S.nhelper) {
+    int rp[2], fds[3];
+    if (pipe2(rp, O_CLOEXEC) < 0 || pipe2(quit, O_CLOEXEC) < 0) die("pipe");
+    int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (ns < 0) die("open the new network namespace");
+    // Copies at 10 and up, out of the way of 5..7: a dup2 onto one of those would close it, and a
+    // dup2 of an fd onto itself would leave its O_CLOEXEC.
+    fds[0] = fcntl(ns, F_DUPFD_CLOEXEC, 10);
+    fds[1] = fcntl(rp[1], F_DUPFD_CLOEXEC, 10);
+    fds[2] = fcntl(quit[0], F_DUPFD_CLOEXEC, 10);
+    if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0) die("dup");
+    pid_t self = getpid();
+    helper = fork();
+    if (helper < 0) die("fork the network helper");
+    if (helper == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != self) _exit(125);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, NULL);
+      if (setns(hostns, CLONE_NEWNET) < 0) die("return to the host network namespace");
+      int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
+      // dup2 clears O_CLOEXEC on the copy: these three, and only these, reach the helper.
+      if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
+        die("fds of the network helper");
+      execv(S.helper[0], S.helper);
+      die("run the network helper %s", S.helper[0]);
+    }
+    close(rp[1]), close(quit[0]), close(ns), close(fds[0]), close(fds[1]), close(fds[2]);
+    char c;
+    ssize_t r;
+    while ((r = read(rp[0], &c, 1)) < 0 && errno == EINTR) {}
+    close(rp[0]);
+    if (r != 1) {
+      int st = 0;
+      while (waitpid(helper, &st, 0) < 0 && errno == EINTR) {}
+      if (WIFSIGNALED(st)) status("setup the network helper %s was killed by signal %d", S.helper[0], WTERMSIG(st));
+      else status("setup the network helper %s failed (exit %d)", S.helper[0], WEXITSTATUS(st));
+      _exit(125);
+    }
+  }
+  close(hostns);
+  status("pid %d", (int)getpid());
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+  if (sfd < 0) die("signalfd");
+  for (;;) {
+    struct pollfd pf[2] = { { .fd = 0, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+    if (poll(pf, 2, -1) < 0) { if (errno == EINTR) continue; break; }
+    if (pf[0].revents) {
+      char b[256];
+      ssize_t k = read(0, b, sizeof b);
+      if (k <= 0 && !(k < 0 && errno == EINTR)) break;  // the caller is done (or gone)
+    }
+    if (pf[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) != sizeof si) continue;
+      if ((int)si.ssi_signo == SIGTERM) break;
+      if ((int)si.ssi_signo != SIGCHLD || !helper) continue;
+      int st;
+      if (waitpid(helper, &st, WNOHANG) == helper) {
+        status("setup the network helper %s ended (%s %d)", S.helper[0], WIFSIGNALED(st) ? "signal" : "exit",
+               WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        _exit(125);
+      }
+    }
+  }
+  if (helper) {
+    close(quit[1]);  // the helper's exit fd: it quits on its own
+    kill(helper, SIGKILL);
+    while (waitpid(helper, NULL, 0) < 0 && errno == EINTR) {}
+  }
+  status("exit 0");
+  _exit(0);
+}
+
 int main(int argc, char **argv, char **envp) {
   (void)argc;
   // Before anything else: the sandbox must never be able to open this process through /proc.
@@ -1067,6 +1179,7 @@ int main(int argc, char **argv, char **envp) {
   }
 
   if (S.execpid) exec_main();
+  if (S.netholder) holder_main();
 
   if (S.netnspid) {
     // Share the network namespace of another sandbox (docker's --network container:NAME).

@@ -52,6 +52,7 @@ export async function exec(spec: ExecSpec): Promise<Exit> {
     groups: spec.additionalGids ?? [],
     cgroupProcs: cgroupProcsOf(spec.pid),
     tty: spec.tty,
+    noNetRaw: !spec.keepNetRaw,
   }));
   const usage = { wallMs: performance.now() - started };
   if (aborted) throw abortError(spec.signal!);

@@ -13,7 +13,7 @@ function readOr(path: string, fallback: string): string {
 
 const LOCALHOST = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
 
-export function defaultHosts(network: 'host' | 'none', hostname: string): string {
+export function defaultHosts(network: 'host' | 'none' | 'private', hostname: string): string {
   // With the host's network the host's names still resolve; in a private one only loopback exists.
   const base = network === 'host' ? readOr('/etc/hosts', LOCALHOST) : LOCALHOST;
   return `${base}${base.endsWith('\n') || base === '' ? '' : '\n'}127.0.1.1\t${hostname}\n`;

@@ -15,6 +15,7 @@ import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
+import { privateResolvConf, startNetwork, type PrivateNetwork } from './network.js';
 import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
 import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
@@ -42,6 +43,8 @@ function validate(spec: SandboxSpec): void {
   if (!spec.cwd.startsWith('/')) throw new SandboxError(`cwd must be absolute: ${spec.cwd}`);
   for (const p of [spec.root.upperdir, spec.root.workdir, ...spec.root.lowerdirs])
     if (!p.startsWith('/')) throw new SandboxError(`root paths must be absolute: ${p}`);
+  if (spec.ports?.length && (spec.network !== 'private' || spec.netns || spec.netnsPid))
+    throw new SandboxError('ports can only be published from a private network of the run\'s own');
 }
 
 function mountKinds(mounts: Mount[]): { mount: Mount; kind: 'dir' | 'file' }[] {
@@ -72,7 +75,12 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
   const id = newRunId();
   const dir = makeRunDir(stateDir, id);
   let cg: RunCgroup | undefined;
+  // A private network of the run's own (a container's, with its ports), unless it joins one.
+  let own: PrivateNetwork | undefined;
   try {
+    if (spec.network === 'private' && !spec.netns && !spec.netnsPid) own = await startNetwork({ ports: spec.ports, signal: spec.signal, stateDir });
+    const net = spec.netns ?? own;
+    const netnsPid = net?.pid ?? spec.netnsPid;
     const initDir = join(dir, 'init');
     const rootdir = join(dir, 'root');
     mkdirSync(initDir);
@@ -80,7 +88,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const kinds = mountKinds(spec.mounts ?? []);
     const mounts = buildInitLayer(initDir, spec.root.lowerdirs, kinds);
     const hostname = spec.hostname ?? 'tsbuild';
-    const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), spec.resolvConf ?? defaultResolvConf(), hostname);
+    const resolv = spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : net?.resolvConf ?? privateResolvConf());
+    const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
 
     const limits = spec.limits ?? {};
     const driver = cgroupDriver();
@@ -112,7 +121,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       deviceCgroup: cg?.deviceCgroup,
       deviceRules: allowedDevices,
       tty: spec.tty,
-      netnsPid: spec.netnsPid,
+      netnsPid,
+      noNetRaw: spec.network !== 'none',
     }));
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };
     if (aborted) throw abortError(spec.signal!);
@@ -130,6 +140,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     throw new SandboxError(`unknown launcher outcome ${JSON.stringify(outcome)}`);
   } finally {
     await cg?.destroy();
+    await own?.close();
     removeRunDir(dir);
   }
 }

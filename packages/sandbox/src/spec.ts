@@ -17,7 +17,10 @@ export interface LauncherSpec {
   gid: number;
   groups: number[];
   hostname: string;
-  network: 'host' | 'none';
+  /** 'none' makes a namespace with lo only; 'host' and 'private' (joined with netnsPid) make none. */
+  network: 'host' | 'none' | 'private';
+  /** Take CAP_NET_RAW from the command (see drop_privileges in launcher.c). */
+  noNetRaw?: boolean;
   hostsFile: string;
   resolvFile: string;
   hostnameFile: string;
@@ -46,6 +49,7 @@ export interface LauncherExecSpec {
   groups: number[];
   cgroupProcs: string[];
   tty?: boolean;
+  noNetRaw?: boolean;
 }
 
 export function encodeExecSpec(s: LauncherExecSpec): Buffer {
@@ -56,7 +60,13 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
   for (const g of s.groups) t.push(token('group', g));
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
   if (s.tty) t.push(token('tty', 1));
+  if (s.noNetRaw) t.push(token('netraw', 0));
   return Buffer.from(t.join(''));
+}
+
+/** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
+export function encodeHolderSpec(helper: string[]): Buffer {
+  return Buffer.from([token('netholder', 1), ...helper.map((a) => token('helper', a))].join(''));
 }
 
 function token(key: string, value: string | number): string {
@@ -83,6 +93,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   }
   if (s.tty) t.push(token('tty', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
+  if (s.noNetRaw) t.push(token('netraw', 0));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));

@@ -1,6 +1,7 @@
 // What a caller asks of the sandbox and what it hears back. Knows nothing of images:
 // the root is just a stack of directories.
 import type { Writable, Readable } from 'node:stream';
+import type { PortMapping, PrivateNetwork } from './network.js';
 
 export interface Mount {
   type: 'bind' | 'tmpfs';
@@ -65,9 +66,20 @@ export interface ProcessSpec {
 export interface SandboxSpec extends ProcessSpec {
   root: RootSpec;
   hostname?: string;
-  /** 'host' shares the host's network namespace; 'none' gets a new one with only lo up. */
-  network: 'host' | 'none';
-  /** Join the network namespace of this host pid (another sandbox's init) instead; `network` then only picks the default hosts file. */
+  /**
+   * 'private': a network namespace of its own with outbound connectivity through pasta (see
+   * network.ts), the default of builds and containers; 'host' shares the host's network namespace;
+   * 'none' gets a new one with only lo up. The command keeps CAP_NET_RAW only with 'none'.
+   */
+  network: 'host' | 'none' | 'private';
+  /** With 'private': join this network (shared by several runs) instead of making one for the run. */
+  netns?: PrivateNetwork;
+  /** With 'private' and no `netns`: ports of the host forwarded into the run's own network. */
+  ports?: PortMapping[];
+  /**
+   * Join the network namespace of this host pid (another sandbox's init) instead; `network` then
+   * only picks the default hosts and resolv.conf files and whether CAP_NET_RAW is kept.
+   */
   netnsPid?: number;
   /** Contents of the per-run /etc/hosts and /etc/resolv.conf; defaults derive from the host. */
   hosts?: string;
@@ -103,4 +115,6 @@ export interface Usage {
 export interface ExecSpec extends ProcessSpec {
   /** Host pid of the running sandbox's init (what `onStart` reported). */
   pid: number;
+  /** Keep CAP_NET_RAW: only for a sandbox whose network is 'none' (see SandboxSpec.network). */
+  keepNetRaw?: boolean;
 }

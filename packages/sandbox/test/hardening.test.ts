@@ -64,23 +64,30 @@ const hostDevices: { name: string; type: 'b' | 'c'; major: number; minor: number
   { name: 'the kernel log (/dev/kmsg)', type: 'c', major: 1, minor: 11 },
 ];
 
-for (const d of hostDevices) {
-  test(`a node for ${d.name} made on a bind mount cannot be read`, async () => {
+// A row proves something only for a device the host itself can read through such a node (some VMs
+// refuse block devices, /dev/mem or /dev/kmsg even to root): those are checked, the others are named
+// and passed over, and at least one device must be checkable, or the test fails (never a silent pass).
+test('a node for a host device made on a bind mount cannot be read', async () => {
+  const checked: string[] = [];
+  const unreadable: string[] = [];
+  for (const d of hostDevices) {
     const src = hostDir(`dev-bind-${d.type}${d.major}-${d.minor}`);
-    // Where the host itself cannot read the node (some VMs refuse block devices outright), the row
-    // proves nothing: say so rather than pass.
     if (hostReads(src, d.type, d.major, d.minor) === 0) {
-      const what = `${d.type} ${d.major}:${d.minor}`;
-      return skip(`this host does not honour a ${what} node in ${src} itself`, { required: false });
+      unreadable.push(`${d.name} (${d.type} ${d.major}:${d.minor})`);
+      continue;
     }
     const cmd = `mknod /cache/n ${d.type} ${d.major} ${d.minor} && timeout 2 head -c 16 /cache/n | wc -c; echo end`;
     const r = await sh(cmd, {
       mounts: [{ type: 'bind', source: src, target: '/cache' }],
     });
     assert.match(r.out, /end\n$/, r.err);
-    assert.not.match(r.out, /^16$/m, `read through a node on a bind mount: ${r.out}${r.err}`);
-  });
-}
+    assert.not.match(r.out, /^16$/m, `${d.name}: read through a node on a bind mount: ${r.out}${r.err}`);
+    checked.push(d.name);
+  }
+  console.log(`  device nodes on a bind: checked ${checked.join(', ')}` +
+    (unreadable.length ? `; not readable by the host itself here: ${unreadable.join(', ')}` : ''));
+  assert.ok(checked.length > 0, `no host device readable through a node here, so nothing was proved: ${unreadable}`);
+});
 
 test('a setuid-root binary on a bind mount runs without privileges', async () => {
   const lower = probeLower();

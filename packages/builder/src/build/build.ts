@@ -10,6 +10,7 @@ import { Solver, type ImportedCache } from './solver.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
 import { trace } from './trace.js';
+import { startNetwork, type PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface BuildRequest {
   store: Store;
@@ -23,6 +24,8 @@ export interface BuildRequest {
   target?: string;
   noCache: boolean;
   network: 'default' | 'none' | 'host';
+  /** `--allow network.host`: RUN steps may use the host's network namespace. */
+  allowNetworkHost?: boolean;
   secrets: Map<string, { file?: string; env?: string }>;
   sourceDateEpoch?: number;
   compression?: 'gzip' | 'zstd' | 'none';
@@ -86,6 +89,10 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   trace('graph built');
   const context = await contextPromise;
   trace('context opened');
+  // The default network of RUN steps: one private network namespace (and one pasta) for the whole
+  // build, made when the first step needs it, ended with the build.
+  let network: Promise<PrivateNetwork> | undefined;
+  const privateNetwork = () => (network ??= startNetwork({ signal: req.signal }));
   const solver = new Solver({
     store: req.store,
     graph,
@@ -94,6 +101,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     reporter: req.reporter,
     noCache: req.noCache,
     network: req.network,
+    allowNetworkHost: req.allowNetworkHost ?? false,
+    privateNetwork,
     secrets: req.secrets,
     sourceDateEpoch: req.sourceDateEpoch,
     compression: req.compression ?? 'gzip',
@@ -118,6 +127,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     const cacheRecords = solver.records.map((r) => ({ key: r.key, layer: r.value.layer, created: r.value.created, inImage: inImage.has(r.stage) }));
     return { image, explain: solver.explain, cacheRecords };
   } finally {
+    await network?.then((n) => n.close(), () => {});
     await context.save().catch(() => {});
   }
 }

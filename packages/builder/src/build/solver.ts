@@ -15,6 +15,7 @@ import { workdirStep } from './steps/workdir.js';
 import { Filesystems } from './filesystems.js';
 import { LayerQueue } from './steps/commit.js';
 import { trace } from './trace.js';
+import type { PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface SolveOptions {
   store: Store;
@@ -25,6 +26,10 @@ export interface SolveOptions {
   reporter: Reporter;
   noCache: boolean;
   network: 'default' | 'none' | 'host';
+  /** RUN steps may use the host's network (`--allow network.host`). */
+  allowNetworkHost: boolean;
+  /** The build's private network (the default for RUN steps), made on first use. */
+  privateNetwork: () => Promise<PrivateNetwork>;
   secrets: Map<string, { file?: string; env?: string }>;
   sourceDateEpoch?: number;
   /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
@@ -207,9 +212,13 @@ export class Solver {
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
+          const below = [...state.layers];
           this.layers.track(pending.layer.then(async (layer) => {
             const value: StepRecord = { layer, created };
-            await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest] });
+            // The record keeps the layer's snapshot too (its ChainID names the layers under it).
+            const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : l)));
+            const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
+            await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest], snapshots });
             this.records.push({ stage: stage.index, key: key as Digest, value });
           }));
           record = { layer: null, created };

@@ -9,7 +9,8 @@ Build an image from a Dockerfile and the build context at PATH.
       --build-arg K=V | K         set a build arg (K alone: from the environment)
       --target STAGE              build up to that stage
       --no-cache                  ignore the build cache
-      --network default|none|host network for RUN steps
+      --network default|none|host network for RUN steps (default: private, with outbound access)
+      --allow network.host        let RUN steps use the host's network (--network host, RUN --network=host)
       --secret id=ID,src=FILE     a secret for RUN --mount=type=secret (or id=ID,env=VAR)
       --progress auto|tty|plain|quiet
   -o, --output type=oci|oci-archive|docker|local,dest=PATH
@@ -27,6 +28,7 @@ Build an image from a Dockerfile and the build context at PATH.
 
   --rm, -d, --name N, -i, -t, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
   -v HOST:CTR[:ro] | -v NAME:CTR | -v CTR, --network default|none|host|container:NAME,
+  -p [IP:]HOST:CTR[/tcp|/udp] (publish a port; default network only),
   --hostname H, --cpu-period N, --cpu-quota N, --cpus X, -m/--memory SIZE, --pids-limit N,
   --entrypoint CMD                (see docs/containers.md)
 `,
@@ -34,7 +36,24 @@ Build an image from a Dockerfile and the build context at PATH.
   inspect: 'Usage: tsbuild inspect [--type image|container] REF...\n',
   tag: 'Usage: tsbuild tag SOURCE TARGET\n',
   rmi: 'Usage: tsbuild rmi REF...\n',
-  prune: 'Usage: tsbuild prune [--all] [--grace DURATION]\n\n  --all    also drop the build cache\n  --grace  keep unreferenced data younger than this (default 15m)\n',
+  prune: `Usage: tsbuild prune [--all] [--grace DURATION]
+
+Remove blobs, snapshots and cache records that no tag, cache record or lease reaches. What a
+running build, run, push, pull, commit or export uses, and what a container needs, is leased and
+never removed, whatever its age.
+
+  --all    also drop the build cache (records not in use by a running build)
+  --grace  also keep unreferenced data younger than this (default 15m; 0 to keep none)
+`,
+  check: `Usage: tsbuild check [--repair]
+
+Verify the store, like git fsck: every blob against its digest, every tag's image (manifests,
+configs, layers present, sizes as described), every cache record and snapshot entry. Expired
+leases (of processes that are gone) are removed. Prints what is wrong; exits 1 if anything is.
+
+  --repair  drop what cannot be fixed: corrupt blobs, tags whose image is incomplete, unreadable
+            cache records, stray snapshot entries (exits 0 when everything found was dropped)
+`,
   save: 'Usage: tsbuild save REF... -o FILE [--format docker|oci]\n',
   load: 'Usage: tsbuild load -i FILE\n',
   parse: 'Usage: tsbuild parse [-f FILE] [--format json|buildkit] [--build-arg K=V] [--target STAGE] [PATH]\n',

@@ -23,6 +23,7 @@ const commands: Record<string, () => Promise<Command>> = {
   tag: from(images, 'tagCommand'),
   rmi: from(images, 'rmiCommand'),
   prune: from(images, 'pruneCommand'),
+  check: from(images, 'checkCommand'),
   save: from(images, 'saveCommand'),
   load: from(images, 'loadCommand'),
   pull: from(registry, 'pullCommand'),
@@ -56,7 +57,8 @@ Commands:
   inspect   Show an image's manifest, config and layers (or a container's state)
   tag       Add a tag to an image
   rmi       Remove tags
-  prune     Remove unreferenced blobs, snapshots and cache entries
+  prune     Remove unreferenced blobs, snapshots and cache entries (never what is in use)
+  check     Verify every blob, tag, cache record and snapshot (--repair drops what is broken)
   save      Write images to an archive (docker load-able, or OCI)
   load      Import an archive
   pull      Fetch an image from a registry

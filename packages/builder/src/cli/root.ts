@@ -12,6 +12,12 @@ export function storeRoot(flag: string | undefined): string {
   return join(xdg, 'tsbuild');
 }
 
-export function openStore(flag: string | undefined): Promise<Store> {
-  return Store.open(storeRoot(flag));
+/**
+ * Open the store. A command that writes or uses content (build, run, pull, push, save, load, tag,
+ * start, commit) names its lease: everything it touches is then kept from prune until it ends.
+ */
+export async function openStore(flag: string | undefined, lease?: string): Promise<Store> {
+  const store = await Store.open(storeRoot(flag));
+  if (lease) await store.beginLease(lease);
+  return store;
 }

@@ -2,13 +2,14 @@
 // joined as docker does, Env/WorkingDir/User from the image overridden by flags, volumes made and
 // seeded), and written with the container's directories.
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
-import { join, posix, resolve } from 'node:path';
-import type { Image, Store } from '@tsbuild/layerstore';
-import type { Limits } from '@tsbuild/sandbox';
+import { join, posix, relative, resolve } from 'node:path';
+import { chainIDs, type Image, type Store } from '@tsbuild/layerstore';
+import type { Limits, PortMapping } from '@tsbuild/sandbox';
 import { Filesystems } from '../build/filesystems.js';
 import { resolveUser } from '../fs/users.js';
 import { DefaultPath, setEnv } from '../build/config.js';
-import { ContainerError, containerDir, listDocs, newId, randomName, writeDoc, type ContainerDoc, type MountSpec } from './state.js';
+import { ContainerError, containerDir, containerLease, listDocs, newId, randomName, writeDoc } from './state.js';
+import type { ContainerDoc, MountSpec } from './state.js';
 import { ensureVolume, isVolumeName } from './volumes.js';
 
 export interface CreateOptions {
@@ -23,6 +24,7 @@ export interface CreateOptions {
   user?: string;
   volumes: string[];
   network: string;
+  ports?: PortMapping[];
   hostname?: string;
   tty: boolean;
   interactive: boolean;
@@ -99,7 +101,6 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
   const id = newId();
   const hostname = o.hostname ?? id.slice(0, 12);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env = [...env, `HOSTNAME=${hostname}`];
-  if (!env.some((e) => e.startsWith('HOME='))) env = [...env, `HOME=${who.uid === 0 ? '/root' : '/'}`];
   if (o.tty && !env.some((e) => e.startsWith('TERM='))) env = [...env, 'TERM=xterm'];
 
   const docs = await listDocs(store);
@@ -129,6 +130,11 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
   const dir = containerDir(store, id);
   await fsp.mkdir(join(dir, 'upper'), { recursive: true });
   await fsp.mkdir(join(dir, 'work'));
+  // The container keeps its image while it exists, even untagged: a lease that lives as long as its
+  // directory (made above) does. This command's own lease holds the image until then.
+  const lease = store.leases.forPath(containerLease(id), relative(store.root, dir), 'container');
+  await lease.reuse('blob', [o.image.manifestDigest, o.image.configDigest, ...o.image.layers.map((l) => l.digest)]);
+  await lease.reuse('snapshot', chainIDs(o.image.layers.map((l) => l.diffID)));
   const doc: ContainerDoc = {
     Id: id,
     Name: name,
@@ -144,8 +150,10 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
       uid: who.uid,
       gid: who.gid,
       additionalGids: who.additionalGids ?? [],
+      home: who.home,
       hostname,
       network: o.network,
+      ports: o.ports ?? [],
       tty: o.tty,
       interactive: o.interactive,
       limits: o.limits,

@@ -2,7 +2,7 @@
 // directory; its anonymous volumes too when asked (`rm -v`, `run --rm`).
 import { promises as fsp } from 'node:fs';
 import type { Store } from '@tsbuild/layerstore';
-import { ContainerError, containerDir, docPath, isRunning, readDoc, refresh } from './state.js';
+import { ContainerError, containerDir, containerLease, docPath, isRunning, readDoc, refresh } from './state.js';
 import { removeVolume, volumesInUse } from './volumes.js';
 import { removeTreeBeneath } from '../fs/rmtree.js';
 
@@ -18,6 +18,8 @@ export async function removeContainer(store: Store, id: string, opts: { force?: 
   await fsp.rm(docPath(store, id), { force: true });
   // Its processes are gone, but it is the container's tree all the same: never follow a link in it.
   removeTreeBeneath(containerDir(store, id));
+  // Expired already (its directory is gone); removed so that it does not wait for the next prune.
+  await store.leases.remove(containerLease(id));
   if (opts.volumes) {
     const used = await volumesInUse(store);
     for (const m of doc.Config.mounts) {

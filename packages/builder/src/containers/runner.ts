@@ -13,6 +13,7 @@ import { Filesystems } from '../build/filesystems.js';
 import { ContainerError, alive, findDoc, isRunning, processStart, readDoc, refresh, updateDoc, type ContainerDoc } from './state.js';
 import { getVolume } from './volumes.js';
 import { removeContainer } from './remove.js';
+import { withHome } from '../fs/users.js';
 
 export interface RunIO {
   stdin?: Readable | 'ignore' | 'inherit' | number;
@@ -37,16 +38,23 @@ async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> 
   return out;
 }
 
-/** Resolves `--network container:NAME` to the host pid of that container's init. */
-async function networkOf(store: Store, network: string): Promise<{ network: 'host' | 'none'; netnsPid?: number }> {
-  if (network === 'none') return { network: 'none' };
+type NetworkMode = 'host' | 'none' | 'private';
+
+function modeOf(network: string): NetworkMode {
+  return network === 'none' || network === 'host' ? network : 'private';
+}
+
+/**
+ * The sandbox's network for a container's `--network`: 'default' is a private network of its own
+ * (with its published ports), `container:NAME` joins the namespace of that container's init.
+ */
+async function networkOf(store: Store, network: string): Promise<{ network: NetworkMode; netnsPid?: number }> {
   if (network.startsWith('container:')) {
     const other = await refresh(store, await findDoc(store, network.slice('container:'.length)));
     if (!isRunning(other)) throw new ContainerError(`cannot join the network of container ${other.Name}: it is not running`);
-    return { network: other.Config.network === 'none' ? 'none' : 'host', netnsPid: other.State.Pid };
+    return { network: modeOf(other.Config.network), netnsPid: other.State.Pid };
   }
-  // 'default' and 'host': there is no bridge networking without extra set-up, so both share the host's.
-  return { network: 'host' };
+  return { network: modeOf(network) };
 }
 
 /** Runs the container to its end, recording its state. Throws (state: exited, Error set) if it cannot start. */
@@ -67,7 +75,7 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     const exit = await sandboxRun({
       root: { lowerdirs, upperdir: doc.UpperDir, workdir: doc.WorkDir },
       argv: cfg.argv,
-      env: cfg.env,
+      env: cfg.home === undefined ? cfg.env : withHome(cfg.env, cfg.home),
       cwd: cfg.cwd,
       uid: cfg.uid,
       gid: cfg.gid,
@@ -75,6 +83,7 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       hostname: cfg.hostname,
       network: net.network,
       netnsPid: net.netnsPid,
+      ports: cfg.ports,
       mounts,
       limits: cfg.limits,
       // `tsbuild commit` freezes a running container while it reads the upperdir.

@@ -13,7 +13,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
-import type { Limits } from '@tsbuild/sandbox';
+import type { Limits, PortMapping } from '@tsbuild/sandbox';
 
 export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
@@ -28,8 +28,16 @@ export interface ContainerConfig {
   uid: number;
   gid: number;
   additionalGids: number[];
+  /**
+   * The HOME its process gets when env has none (users.ts withHome), resolved with uid; added when
+   * the process starts, as runc does, so that `exec -u` gets its own user's. Older documents have
+   * HOME in env instead.
+   */
+  home?: string;
   hostname: string;
   network: string;
+  /** Published ports (`-p`), forwarded into the container's private network; absent in older documents. */
+  ports?: PortMapping[];
   tty: boolean;
   interactive: boolean;
   limits: Limits;
@@ -73,6 +81,11 @@ export function containersDir(store: Store): string {
 export function docPath(store: Store, id: string): string {
   return join(store.containersDir, `${id}.json`);
 }
+/** The name of a container's lease (layerstore's leases.ts): it lives as long as containerDir. */
+export function containerLease(id: string): string {
+  return `container-${id}`;
+}
+
 export function containerDir(store: Store, id: string): string {
   return join(store.containersDir, id);
 }

@@ -210,6 +210,21 @@ export class Beneath {
     call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], [AT_FDCWD, cstr(host), p.fd, cstr(p.name), 0]);
   }
 
+  /** Makes `rel` another name of `existing`, a file beneath the root (neither path may hold a link on the way). */
+  linkWithin(rel: string, existing: string): void {
+    const i = existing.lastIndexOf('/');
+    // Its own fd: parent() below may drop the cached one.
+    const from = this.openDir(i < 0 ? '' : existing.slice(0, i));
+    try {
+      const p = this.parent(rel);
+      // Flags 0: a symlink at `existing` would be linked itself, never followed.
+      const args = [from, cstr(existing.slice(i + 1)), p.fd, cstr(p.name), 0];
+      call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], args);
+    } finally {
+      closeSync(from);
+    }
+  }
+
   /** Makes symlink `rel` → `target` with this owner and time, never following it. */
   symlink(rel: string, target: string, uid: number, gid: number, mtime: Date): void {
     const p = this.parent(rel);

@@ -2,6 +2,9 @@
 // stack of snapshot directories (per-layer diffs with 0/0 char-device whiteouts and opaque
 // directories). Used to read /etc/passwd, to see what a COPY destination is, and to read the
 // sources of `COPY --from`. Symlinks resolve inside the root, never out of it.
+// Every layer directory must exist while the view is used: a path absent from a layer is looked
+// for lower down, so a layer directory that vanished (removed while in use) would silently show
+// the layers below it, and a wrong result would be cached. That is an error (LayerMissingError).
 import { promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 
@@ -14,6 +17,13 @@ export interface ViewEntry {
 }
 
 export type OpaqueCheck = (hostDir: string) => boolean;
+
+export class LayerMissingError extends Error {
+  constructor(readonly layer: string) {
+    super(`layer directory ${layer} is missing: it was removed while in use (see 'tsbuild check')`);
+    this.name = 'LayerMissingError';
+  }
+}
 
 export class RootView {
   /** @param layers snapshot dirs, top first */
@@ -34,7 +44,8 @@ export class RootView {
         let st: Stats;
         try {
           st = await fsp.lstat(host);
-        } catch {
+        } catch (e) {
+          await this.absent(layer, e);
           break;
         }
         if (isWhiteout(st)) {
@@ -52,8 +63,8 @@ export class RootView {
       if (parts.length === 0) {
         try {
           return { path: '/', host: layer, stat: await fsp.lstat(layer) };
-        } catch {
-          // empty layer dir missing; try lower
+        } catch (e) {
+          await this.absent(layer, e);
         }
       }
     }
@@ -119,7 +130,8 @@ export class RootView {
       let st: Stats;
       try {
         st = await fsp.lstat(host);
-      } catch {
+      } catch (e) {
+        await this.absent(layer, e);
         if (parents === 'opaque') break;
         continue;
       }
@@ -147,13 +159,25 @@ export class RootView {
       let st: Stats;
       try {
         st = await fsp.lstat(host);
-      } catch {
+      } catch (e) {
+        await this.absent(layer, e);
         return opaque ? 'hidden' : 'absent';
       }
       if (isWhiteout(st) || !st.isDirectory()) return 'hidden';
       if (this.isOpaque(host)) opaque = true;
     }
     return opaque ? 'opaque' : 'dirs';
+  }
+
+  /** After a failed lstat below `layer`: absent is fine, unless the layer directory itself is gone. */
+  private async absent(layer: string, e: unknown): Promise<void> {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+    try {
+      await fsp.lstat(layer);
+    } catch {
+      throw new LayerMissingError(layer);
+    }
   }
 }
 

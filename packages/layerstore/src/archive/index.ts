@@ -301,7 +301,8 @@ async function tagAll(store: Store, image: Image, desc: Descriptor, names: strin
     } catch {
       continue; // an unparsable name in someone else's archive: load the image untagged
     }
-    const stored = await store.tags.set(n, { ...manifestDescriptor(image, size), mediaType: desc.mediaType ?? image.manifest.mediaType ?? MediaType.OciManifest });
+    const mediaType = desc.mediaType ?? image.manifest.mediaType ?? MediaType.OciManifest;
+    const stored = await store.images.tagDescriptor(n, { ...manifestDescriptor(image, size), mediaType });
     out.push(stored.annotations?.[ContainerdNameAnnotation] ?? familiarName(ref));
   }
   return { names: out, image };

@@ -14,6 +14,9 @@
 // cache outlives any process, so within one boot a snapshot is whole once renamed; one whose
 // sidecar names another boot, or is missing or torn, is not trusted: it is removed and unpacked
 // again from its blob. The price is one re-unpack of the layers a build uses after each reboot.
+//
+// With a lease (leases.ts), every snapshot used or made goes into it before it is looked at or
+// renamed into place, so prune leaves it alone while this process runs.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -23,6 +26,7 @@ import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
 import { chainIDs } from './chain-id.js';
 import { withLock } from './lock.js';
 import { spreadSubdirs } from '../sys/topdir.js';
+import type { LeaseHolder } from '../leases.js';
 
 const HEX = /^[0-9a-f]{64}$/;
 
@@ -45,7 +49,13 @@ export function bootId(): string {
 export class Snapshots {
   /** Layers this instance unpacked (not found ready): lets callers and tests see work done. */
   readonly stats = { unpacked: 0 };
-  constructor(readonly root: string, private readonly blobs: BlobStore, private readonly tmpDir: string, private readonly unpackOptions: Pick<UnpackOptions, 'allowDevices'> = {}) {}
+  constructor(
+    readonly root: string,
+    private readonly blobs: BlobStore,
+    private readonly tmpDir: string,
+    private readonly unpackOptions: Pick<UnpackOptions, 'allowDevices'> = {},
+    private readonly held?: LeaseHolder,
+  ) {}
 
   pathOf(chainID: Digest): string {
     return join(this.root, hexOf(chainID));
@@ -78,6 +88,9 @@ export class Snapshots {
     await mkdir(this.root, { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
     const ids = chainIDs(layers.map((l) => l.diffID));
+    // Leased before looking: a snapshot found here stays; a blob to unpack from stays.
+    await this.held?.reuse('snapshot', ids);
+    await this.held?.reuse('blob', layers.map((l) => l.digest));
     const out: Snapshot[] = [];
     for (let i = 0; i < layers.length; i++) {
       const id = ids[i]!;
@@ -121,6 +134,7 @@ export class Snapshots {
   /** Take an already-made layer directory (e.g. an overlay upperdir) as the snapshot for chainID. */
   async adopt(chainID: Digest, dir: string): Promise<Snapshot> {
     await mkdir(this.root, { recursive: true });
+    await this.held?.reuse('snapshot', chainID);
     if (await this.get(chainID)) await rm(dir, { recursive: true, force: true });
     else await withLock(this.pathOf(chainID) + '.lock', () => this.renameIn(dir, chainID));
     return { chainID, path: this.pathOf(chainID) };
@@ -128,16 +142,25 @@ export class Snapshots {
 
   /** Remove a snapshot: renamed aside first so no reader ever sees it half-deleted. */
   async remove(chainID: Digest): Promise<void> {
+    const trash = await this.moveAside(chainID);
+    if (trash) await rm(trash, { recursive: true, force: true });
+  }
+
+  /**
+   * Take a snapshot out of snapshots/ in one rename (prune does this under its lock, and the slow
+   * recursive removal after); returns where it went, which the caller removes, or undefined if absent.
+   */
+  async moveAside(chainID: Digest): Promise<string | undefined> {
     await mkdir(this.tmpDir, { recursive: true });
     const trash = join(this.tmpDir, `trash-${hexOf(chainID).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       await rename(this.pathOf(chainID), trash);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
     await rm(`${this.pathOf(chainID)}.boot`, { force: true });
-    await rm(trash, { recursive: true, force: true });
+    return trash;
   }
 
   async list(): Promise<Snapshot[]> {

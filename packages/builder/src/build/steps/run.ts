@@ -9,7 +9,7 @@ import type { RunMount, RunStep } from '@tsbuild/parser';
 import { run as sandboxRun, type Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
-import { resolveUser } from '../../fs/users.js';
+import { resolveUser, withHome } from '../../fs/users.js';
 import { DefaultPath } from '../config.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
@@ -22,6 +22,9 @@ const TailLines = 20;
 export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): Promise<Exec> {
   const config = ctx.state.config.image.config ?? {};
   const network = step.network ?? ctx.opts.network;
+  // Refused before the cache is asked: a cached step must not hide a Dockerfile that asks for it.
+  if (network === 'host' && !ctx.opts.allowNetworkHost)
+    throw new BuildError(`${where(step)}: RUN --network=host needs the network.host entitlement: build with --allow network.host`, 2);
   kb.add('instruction', JSON.stringify({ argv: step.argv, files: step.files, network, security: step.security ?? 'sandbox' }));
   const env = runEnv(step, config.Env ?? step.env);
   // Name each variable for what it is, so --explain can say "build arg V" or "ENV V".
@@ -36,6 +39,9 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
 
   return async (handle) => {
     if (step.security === 'insecure') throw new BuildError(`${where(step)}: RUN --security=insecure is not allowed (tsbuild never grants full privileges to a build step)`, 2);
+    // Started now, awaited at the sandbox: the build's first RUN makes it while the step's layers are readied.
+    const netnsReady = network === 'default' ? ctx.opts.privateNetwork() : undefined;
+    netnsReady?.catch(() => { /* awaited below */ });
     const lowerdirs = await ctx.fs.lowerdirs(ctx.state.layers);
     const view = await ctx.fs.view(ctx.state.layers);
     const who = await resolveUser(view, config.User).catch((e) => {
@@ -63,17 +69,21 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         tail.push(line);
         if (tail.length > TailLines) tail.shift();
       });
+      const netns = await netnsReady?.catch((e) => {
+        throw new BuildError(`${where(step)}: ${(e as Error).message.replace(/^sandbox: /, '')}`);
+      });
       const exit = await sandboxRun({
         // The upperdir is read into a layer and the workdir removed: no sync at unmount.
         root: { lowerdirs, upperdir: upper, workdir: work, volatile: true },
         argv: step.argv,
-        env: [...env, ...extraEnv],
+        env: withHome([...env, ...extraEnv], who.home),
         cwd: config.WorkingDir || '/',
         uid: who.uid,
         gid: who.gid,
         additionalGids: who.additionalGids,
         hostname: 'tsbuild',
-        network: network === 'none' ? 'none' : 'host',
+        network: network === 'default' ? 'private' : network,
+        netns,
         mounts,
         stdin: 'ignore',
         stdout: out,

@@ -24,6 +24,7 @@ export const buildFlags: FlagSpec[] = [
   { name: 'target', kind: 'string' },
   { name: 'no-cache', kind: 'bool' },
   { name: 'network', kind: 'string' },
+  { name: 'allow', kind: 'list' },
   { name: 'progress', kind: 'string' },
   { name: 'output', short: 'o', kind: 'list' },
   { name: 'iidfile', kind: 'string' },
@@ -58,6 +59,14 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   }
   const network = str(p, 'network') ?? 'default';
   if (!['default', 'none', 'host'].includes(network)) throw new UsageError(`--network: "${network}" is not one of default, none, host`);
+  // Entitlements, as buildx takes them: the host's network is never given to a Dockerfile unasked.
+  const allow = new Set(list(p, 'allow').flatMap((a) => a.split(',')).map((a) => a.trim()).filter(Boolean));
+  for (const a of allow) {
+    if (a === 'security.insecure') throw new UsageError('--allow security.insecure: not supported (tsbuild never grants full privileges to a build step)');
+    if (a !== 'network.host') throw new UsageError(`--allow: unknown entitlement "${a}" (only network.host)`);
+  }
+  if (network === 'host' && !allow.has('network.host'))
+    throw new UsageError('--network host: the host network must be allowed explicitly with --allow network.host');
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
   if (!['auto', 'tty', 'plain', 'quiet'].includes(progress)) throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
   const compression = str(p, 'compression') ?? 'gzip';
@@ -106,7 +115,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = async () => (await registryModule()).remoteOptions(store, insecure);
   try {
@@ -124,6 +133,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       target: str(p, 'target'),
       noCache: bool(p, 'no-cache'),
       network: network as 'default' | 'none' | 'host',
+      allowNetworkHost: allow.has('network.host'),
       secrets,
       sourceDateEpoch,
       compression: compression as 'gzip' | 'zstd' | 'none',

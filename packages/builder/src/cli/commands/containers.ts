@@ -10,7 +10,7 @@ import { inspectCommand } from './images.js';
 import { exitStatus, ownError, withSignalsForwarded } from './run.js';
 import { RootView } from '../../fs/rootview.js';
 import { Filesystems, isOpaque } from '../../build/filesystems.js';
-import { resolveUser } from '../../fs/users.js';
+import { resolveUser, withHome } from '../../fs/users.js';
 import { setEnv } from '../../build/config.js';
 import { ContainerError, findDoc, isRunning, listDocs, refresh, tryFindDoc, type ContainerDoc } from '../../containers/state.js';
 import { runContainer, signalContainer, startDetached, stopContainer } from '../../containers/runner.js';
@@ -141,7 +141,7 @@ export async function rmCommand(argv: string[]): Promise<number> {
 export async function startCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [rootFlag, { name: 'attach', short: 'a', kind: 'bool' }]);
   needOne(p, 'start');
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'start');
   if (bool(p, 'attach')) {
     if (p.positionals.length !== 1) throw new UsageError('"tsbuild start -a" takes exactly one container');
     return guarded(async () => {
@@ -248,25 +248,26 @@ export async function execCommand(argv: string[]): Promise<number> {
       const eq = e.indexOf('=');
       if (eq < 0) { if (process.env[e] !== undefined) env = setEnv(env, e, process.env[e]!); } else env = setEnv(env, e.slice(0, eq), e.slice(eq + 1));
     }
-    let who = { uid: d.Config.uid, gid: d.Config.gid, additionalGids: d.Config.additionalGids };
+    let who = { uid: d.Config.uid, gid: d.Config.gid, additionalGids: d.Config.additionalGids, home: d.Config.home };
     const user = str(p, 'user');
     if (user !== undefined) {
       // Users the container itself added count: resolve in its own view (upper dir over the image).
       const image = await store.images.get(d.Image);
       const lowers = image ? await new Filesystems(store).lowerdirs(image.layers) : [];
       const r = await resolveUser(new RootView([d.UpperDir, ...lowers], isOpaque), user).catch((e) => { throw new ContainerError((e as Error).message); });
-      who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [] };
+      who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [], home: r.home };
     }
     const tty = bool(p, 'tty');
     let pid: number | undefined;
     const exit = await withSignalsForwarded(() => pid, () => sandboxExec({
       pid: d.State.Pid!,
       argv: cmd,
-      env,
+      env: who.home === undefined ? env : withHome(env, who.home),
       cwd: str(p, 'workdir') ?? d.Config.cwd,
       uid: who.uid,
       gid: who.gid,
       additionalGids: who.additionalGids,
+      keepNetRaw: d.Config.network === 'none',
       tty,
       stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
       stdout: 'inherit',
@@ -288,7 +289,7 @@ export async function commitCommand(argv: string[]): Promise<number> {
     { name: 'author', short: 'a', kind: 'string' },
   ]);
   if (p.positionals.length < 1 || p.positionals.length > 2) throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'commit');
   return guarded(async () => {
     const d = await findDoc(store, p.positionals[0]!);
     const image = await commitContainer(store, d, { changes: list(p, 'change'), message: str(p, 'message'), author: str(p, 'author') });

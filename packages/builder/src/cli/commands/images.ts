@@ -1,6 +1,6 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
-import { archive, type Store } from '@tsbuild/layerstore';
+import { archive, check, type Store } from '@tsbuild/layerstore';
 import { UsageError, bool, parseArgs, str } from '../args.js';
 import { openStore } from '../root.js';
 import { BuildError } from '../../build/errors.js';
@@ -24,13 +24,22 @@ export async function imagesCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const short = (d: string) => (bool(p, 'no-trunc') ? d : d.replace(/^sha256:/, '').slice(0, 12));
+  // A broken image is listed (SIZE says so) and explained on stderr, never hidden.
+  for (const r of rows.filter((x) => x.broken)) {
+    const what = [...r.broken!.missing.map((d) => `blob ${d} is missing`), ...r.broken!.problems].join('; ');
+    process.stderr.write(`WARNING: ${r.repository}:${r.tag} is broken: ${what}; run 'tsbuild check'\n`);
+  }
   if (bool(p, 'quiet')) {
     for (const r of rows) process.stdout.write(`${short(r.id)}\n`);
     return 0;
   }
-  const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.repository, r.tag, short(r.id), ago(r.created), humanSize(r.size)])];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd() + '\n');
+  const size = (r: (typeof rows)[number]) => (r.broken ? 'BROKEN' : humanSize(r.size));
+  const row = (r: (typeof rows)[number]) => [r.repository, r.tag, short(r.id), ago(r.created), size(r)];
+  const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((cells) => cells[i]!.length)));
+  for (const cells of table) {
+    process.stdout.write(cells.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd() + '\n');
+  }
   return 0;
 }
 
@@ -50,7 +59,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
 export async function tagCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [rootFlag]);
   if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'tag');
   const img = await image(store, p.positionals[0]!);
   await store.images.tag(p.positionals[1]!, img).catch((e: Error) => {
     throw new UsageError(`${p.positionals[1]}: ${e.message}`);
@@ -80,8 +89,29 @@ export async function pruneCommand(argv: string[]): Promise<number> {
   const store = await openStore(str(p, 'root'));
   // --all also drops the build cache (docker builder prune -a); by default the cache keeps its layers.
   const r = await store.prune({ gracePeriodMs, allCache: bool(p, 'all') });
-  process.stdout.write(`Deleted ${r.blobs} blobs, ${r.snapshots} snapshots, ${r.cacheRecords} cache records, ${r.temp} leftover temp entries\nTotal reclaimed space: ${humanSize(r.bytes)}\n`);
+  const expired = r.leases ? `, ${r.leases} expired leases` : '';
+  const counts = `${r.blobs} blobs, ${r.snapshots} snapshots, ${r.cacheRecords} cache records`;
+  process.stdout.write(`Deleted ${counts}, ${r.temp} leftover temp entries${expired}\n`);
+  process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);
   return 0;
+}
+
+export async function checkCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [rootFlag, { name: 'repair', kind: 'bool' }]);
+  if (p.positionals.length) throw new UsageError('"tsbuild check" takes no arguments\nUsage: tsbuild check [--repair]');
+  const store = await openStore(str(p, 'root'));
+  const repair = bool(p, 'repair');
+  const r = await check(store, { repair });
+  for (const line of r.problems) process.stdout.write(`problem: ${line}\n`);
+  for (const line of r.repaired) process.stdout.write(`repaired: ${line}\n`);
+  for (const line of r.notes) process.stdout.write(`note: ${line}\n`);
+  const c = r.counts;
+  const expired = c.leasesExpired ? `; removed ${c.leasesExpired} expired leases` : '';
+  const found = r.problems.length ? `${r.problems.length} problems` : 'no problems';
+  const what = `${c.blobs} blobs, ${c.tags} tags, ${c.cacheRecords} cache records, ${c.snapshots} snapshots`;
+  process.stdout.write(`checked ${what}${expired}: ${found}\n`);
+  // With --repair, a problem counts as fixed once what it was about has been dropped.
+  return r.remaining > 0 ? 1 : 0;
 }
 
 export async function saveCommand(argv: string[]): Promise<number> {
@@ -91,7 +121,7 @@ export async function saveCommand(argv: string[]): Promise<number> {
   if (!out) throw new UsageError('"tsbuild save" needs -o FILE (tsbuild does not write archives to a terminal)');
   const format = str(p, 'format') ?? 'docker';
   if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format: "${format}" is not docker or oci`);
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'save');
   const named = [];
   for (const ref of p.positionals) named.push({ image: await image(store, ref), name: /^sha256:|^[0-9a-f]{12,64}$/.test(ref) ? undefined : ref });
   await archive.write(store, named, resolve(out), { format });
@@ -102,7 +132,7 @@ export async function loadCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [rootFlag, { name: 'input', short: 'i', kind: 'string' }, { name: 'quiet', short: 'q', kind: 'bool' }]);
   const input = str(p, 'input');
   if (!input) throw new UsageError('"tsbuild load" needs -i FILE');
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'load');
   const loaded = await archive.load(store, resolve(input));
   for (const { names, image } of loaded) {
     if (names.length === 0) process.stdout.write(`Loaded image ID: ${image.configDigest}\n`);

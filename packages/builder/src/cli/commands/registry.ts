@@ -71,6 +71,12 @@ export async function pushImage(store: Store, ref: string, o: { insecure: string
   if (!manifestDigest) {
     // Push exactly what the tag points at (an index stays an index).
     const desc = parsed.digest ? undefined : await store.tags.get(name);
+    // Everything the tag needs is leased (and must be there) before the first byte goes out.
+    const damage = desc ? await store.images.verify(desc) : undefined;
+    if (damage && (damage.missing.length || damage.problems.length)) {
+      const what = [...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems].join('; ');
+      throw new BuildError(`${familiarName(parsed)} is broken: ${what}; see 'tsbuild check'`);
+    }
     manifestDigest = desc?.digest ?? (await store.images.get(ref))?.manifestDigest;
     if (!manifestDigest) throw new BuildError(`An image does not exist locally with the tag: ${familiarName(parsed)}`);
   }
@@ -107,7 +113,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
       throw new UsageError(`--platform ${platform}: ${(e as Error).message}`);
     }
   }
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'pull');
   const reporter = await reporterFor(p);
   try {
     const r = await pullImage(store, ref, { insecure: list(p, 'insecure-registry'), platform, reporter });
@@ -126,7 +132,7 @@ export async function pushCommand(argv: string[]): Promise<number> {
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]');
   const ref = p.positionals[0]!;
   const parsed = parseRef(ref, 'push');
-  const store = await openStore(str(p, 'root'));
+  const store = await openStore(str(p, 'root'), 'push');
   const reporter = await reporterFor(p);
   try {
     const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter });

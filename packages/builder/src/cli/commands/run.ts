@@ -4,7 +4,7 @@
 // exit 125; a command that cannot run 126, one that is not found 127 (as docker run).
 import { UsageError, bool, list, parseArgs, parseSize, str, type FlagSpec, type Parsed } from '../args.js';
 import { openStore } from '../root.js';
-import type { Limits } from '@tsbuild/sandbox';
+import type { Limits, PortMapping } from '@tsbuild/sandbox';
 import { createContainer } from '../../containers/create.js';
 import { runContainer, startDetached } from '../../containers/runner.js';
 import { ContainerError } from '../../containers/state.js';
@@ -22,6 +22,7 @@ export const runFlags: FlagSpec[] = [
   { name: 'user', short: 'u', kind: 'string' },
   { name: 'volume', short: 'v', kind: 'list' },
   { name: 'network', kind: 'string', aliases: ['net'] },
+  { name: 'publish', short: 'p', kind: 'list' },
   { name: 'hostname', kind: 'string' },
   { name: 'cpu-period', kind: 'string' },
   { name: 'cpu-quota', kind: 'string' },
@@ -60,6 +61,17 @@ export function limitsFrom(p: Parsed): Limits {
   const pids = int(p, 'pids-limit', -1);
   if (pids !== undefined && pids > 0) limits.pidsLimit = pids;
   return limits;
+}
+
+/** `-p [IP:]HOST:CTR[/tcp|/udp]`, as docker run takes it (no ranges, no random host port). */
+export function parsePublish(spec: string): PortMapping {
+  const m = spec.match(/^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d+):(\d+)(?:\/(tcp|udp))?$/);
+  const bad = (why: string) => new UsageError(`-p ${spec}: ${why} (use [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp])`);
+  if (!m) throw bad(/^\[|::/.test(spec) ? 'only IPv4 host addresses are supported' : 'not a port mapping');
+  const [, ip, host, ctr, proto] = m;
+  if (ip && ip.split('.').some((o) => Number(o) > 255)) throw bad(`"${ip}" is not an IPv4 address`);
+  for (const p of [host!, ctr!]) if (Number(p) < 1 || Number(p) > 65535) throw bad(`port ${p} is not in 1-65535`);
+  return { hostIp: ip, hostPort: Number(host), containerPort: Number(ctr), protocol: (proto ?? 'tcp') as 'tcp' | 'udp' };
 }
 
 const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
@@ -107,11 +119,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   const network = str(p, 'network') ?? 'default';
   if (!['default', 'none', 'host', 'bridge'].includes(network) && !/^container:.+/.test(network))
     throw new UsageError(`--network: "${network}" is not one of default, none, host, container:NAME`);
+  const ports = list(p, 'publish').map(parsePublish);
+  if (ports.length && !['default', 'bridge'].includes(network))
+    throw new UsageError(`-p: ports can only be published from the default network, not --network ${network}`);
   const limits = limitsFrom(p);
   const detach = bool(p, 'detach');
   if (detach && bool(p, 'interactive')) throw new UsageError('-d and -i cannot be used together (there is no attach)');
   try {
-    const store = await openStore(str(p, 'root'));
+    const store = await openStore(str(p, 'root'), 'run');
     const image = await store.images.get(ref);
     if (!image) throw new ContainerError(`Unable to find image '${ref}' in the store (${store.root})`);
     const doc = await store.withLock('containers', () => createContainer(store, {
@@ -124,6 +139,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       user: str(p, 'user'),
       volumes: list(p, 'volume'),
       network: network === 'bridge' ? 'default' : network,
+      ports,
       hostname: str(p, 'hostname'),
       tty: bool(p, 'tty'),
       interactive: bool(p, 'interactive'),

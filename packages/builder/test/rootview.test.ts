@@ -1,0 +1,50 @@
+// RootView over a stack of layer directories: a path absent from a layer is looked for lower down,
+// but a layer directory that is itself gone (removed while in use) is an error, never a silent
+// fall-through to the layer below (which would make COPY --from read, and cache, the wrong file).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rejects } from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LayerMissingError, RootView } from '../src/fs/rootview.js';
+
+function stack() {
+  const dir = mkdtempSync(join(tmpdir(), 'rootview-'));
+  const lower = join(dir, 'lower');
+  const upper = join(dir, 'upper');
+  mkdirSync(join(lower, 'etc'), { recursive: true });
+  mkdirSync(join(upper, 'etc'), { recursive: true });
+  writeFileSync(join(lower, 'etc', 'conf'), 'old\n');
+  writeFileSync(join(upper, 'etc', 'conf'), 'new\n');
+  writeFileSync(join(lower, 'etc', 'only-lower'), 'lower\n');
+  return { dir, lower, upper, view: new RootView([upper, lower], () => false) };
+}
+
+const reads: [string, (v: RootView) => Promise<unknown>][] = [
+  ['readFile', (v) => v.readFile('/etc/conf')],
+  ['lstat', (v) => v.lstat('/etc/conf')],
+  ['readdir', (v) => v.readdir('/etc')],
+  ['lstat of /', (v) => v.lstatCanonical('/')],
+];
+
+test('absent in the upper layer: found below', async () => {
+  const { dir, view } = stack();
+  assert.is((await view.readFile('/etc/conf'))?.toString(), 'new\n');
+  assert.is((await view.readFile('/etc/only-lower'))?.toString(), 'lower\n');
+  assert.equal(await view.readdir('/etc'), ['conf', 'only-lower']);
+  assert.is(await view.lstat('/nothing'), undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+for (const [name, read] of reads) {
+  test(`a vanished layer directory is an error (${name}), not the layer below`, async () => {
+    const { dir, upper, view } = stack();
+    rmSync(upper, { recursive: true });
+    const named = (e: unknown) => e instanceof LayerMissingError && e.message.includes(upper);
+    await rejects(() => read(view) as Promise<unknown>, named);
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+test.run();
