@@ -6,8 +6,9 @@ import * as assert from 'uvu/assert';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../src/store.js';
+import { check } from '../src/check.js';
 import type { Digest } from '../src/types.js';
-import { sha, tempStore } from './storekit.js';
+import { addLayer, sampleImage, sha, tempStore } from './storekit.js';
 
 /** Commit bytes through an ingest (no has/touch first: a layer a build has just written). */
 async function ingest(store: Store, bytes: string): Promise<Digest> {
@@ -108,6 +109,35 @@ test('a record written again while prune --all decides is not deleted under the 
     assert.equal((await store.cache.get(key))?.value, 'new', 'the record the writer wrote is there');
   } finally {
     writer.endLease();
+    await cleanup();
+  }
+});
+
+test('check --repair does not remove a tag that was pointed at a whole image while it was being checked', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    const good = await sampleImage(store);
+    const layer = await addLayer(store, [{ name: 'only-here', content: 'x' }]);
+    const config = { ...good.config, rootfs: { type: 'layers' as const, diff_ids: [layer.diffID] } };
+    const bad = await store.images.write({ config, layers: [layer] });
+    await store.images.tag('app:1', bad);
+    await fsp.unlink(store.blobs.path(bad.layers[0]!.digest));
+    const goodDesc = await store.images.descriptor(good);
+    // While check looks at the broken image, a build tags app:1 with a whole one.
+    const verify = store.images.verify.bind(store.images);
+    let retagged = false;
+    store.images.verify = async (desc) => {
+      const damage = await verify(desc);
+      if (!retagged && desc.digest === bad.manifestDigest) {
+        retagged = true;
+        await store.images.tagDescriptor('app:1', goodDesc);
+      }
+      return damage;
+    };
+    const rep = await check(store, { repair: true });
+    assert.ok(retagged);
+    assert.is((await store.tags.get('app:1'))?.digest, good.manifestDigest, rep.repaired.join('\n'));
+  } finally {
     await cleanup();
   }
 });
