@@ -65,7 +65,17 @@ export class Snapshots {
     const path = this.pathOf(chainID);
     if (!(await exists(path))) return undefined;
     if (this.writtenThisBoot(path)) return { chainID, path };
-    // Written before a reboot and never known to be on disk: drop it, the blob unpacks it again.
+    // Written before a reboot and never known to be on disk: dropped (the blob unpacks it again),
+    // under its lock and only if still stale there: another process may have unpacked it anew
+    // meanwhile and be using it.
+    return withLock(`${path}.lock`, () => this.getLocked(chainID));
+  }
+
+  /** get() for a caller that holds the snapshot's lock. */
+  private async getLocked(chainID: Digest): Promise<Snapshot | undefined> {
+    const path = this.pathOf(chainID);
+    if (!(await exists(path))) return undefined;
+    if (this.writtenThisBoot(path)) return { chainID, path };
     await this.remove(chainID);
     return undefined;
   }
@@ -97,7 +107,7 @@ export class Snapshots {
       const have = await this.get(id);
       if (have) { out.push(have); continue; }
       await withLock(this.pathOf(id) + '.lock', async () => {
-        if (await this.get(id)) return; // another process made it while we waited
+        if (await this.getLocked(id)) return; // another process made it while we waited
         await this.unpackInto(layers[i]!, id);
       });
       out.push({ chainID: id, path: this.pathOf(id) });
