@@ -1,7 +1,7 @@
 // The build cache index: one JSON file per key under cache/<hex>.json, written atomically.
 // A record's `blobs` and `snapshots` are roots for prune: they stay alive as long as the record
 // exists. With a lease (leases.ts), a record written or read goes into it with what it names.
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type CacheRecord, type Digest } from './types.js';
 import { checkDigest, hexOf, isDigest, writeFileAtomic } from './fsutil.js';
@@ -51,7 +51,7 @@ export class CacheIndex {
 
   async delete(key: Digest): Promise<boolean> {
     try {
-      await fsp.unlink(this.file(key));
+      unlinkSync(this.file(key)); // SmallFileIO (fsutil.ts): prune deletes with gc-sweep held
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;

@@ -19,7 +19,7 @@
 //  Writers put bytes in tmp/ first. Temp names carry the owner's pid and start time; prune and
 //  Store.open remove only temp entries whose owner is dead (or unnamed ones older than maxTempAgeMs).
 //  The grace period is a preference (keep recent garbage a while), not what keeps content in use.
-import { promises as fsp, readFileSync, statSync } from 'node:fs';
+import { closeSync, promises as fsp, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { CacheRecord, Digest } from './types.js';
@@ -117,9 +117,10 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
         if (marked.has(d)) continue;
         const p = store.blobs.path(d);
         try {
-          const st = await fsp.stat(p);
+          // SmallFileIO (fsutil.ts): synchronous, as every call here is made with gc-sweep held.
+          const st = statSync(p);
           if (!old(st.mtimeMs)) continue;
-          await fsp.unlink(p);
+          unlinkSync(p);
           report.blobs++;
           report.bytes += st.size;
         } catch (e) {
@@ -131,7 +132,7 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
       for (const s of snapshots) {
         if (chains.has(s.chainID)) continue;
         try {
-          if (!old((await fsp.stat(s.path)).mtimeMs)) continue;
+          if (!old(statSync(s.path).mtimeMs)) continue;
         } catch {
           continue; // gone already
         }
@@ -219,18 +220,18 @@ async function sniffJSON(store: Store, d: Digest): Promise<unknown> {
     return undefined;
   }
   if (size > JSON_SNIFF_LIMIT) return undefined;
-  let fh: fsp.FileHandle;
+  let fd: number;
   try {
-    fh = await fsp.open(store.blobs.path(d), 'r');
+    fd = openSync(store.blobs.path(d), 'r');
   } catch {
     return undefined; // removed by check --repair meanwhile
   }
   try {
     const first = Buffer.alloc(1);
-    await fh.read(first, 0, 1, 0);
+    readSync(fd, first, 0, 1, 0);
     if (first[0] !== 0x7b /* { */) return undefined;
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   try {
     return JSON.parse((await store.blobs.read(d)).toString('utf8'));

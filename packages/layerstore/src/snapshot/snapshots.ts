@@ -18,7 +18,7 @@
 // With a lease (leases.ts), every snapshot used or made goes into it before it is looked at or
 // renamed into place, so prune leaves it alone while this process runs.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
@@ -161,15 +161,16 @@ export class Snapshots {
    * recursive removal after); returns where it went, which the caller removes, or undefined if absent.
    */
   async moveAside(chainID: Digest): Promise<string | undefined> {
-    await mkdir(this.tmpDir, { recursive: true });
+    // Synchronous calls: prune makes one per snapshot with gc-sweep held (SmallFileIO, fsutil.ts).
+    mkdirSync(this.tmpDir, { recursive: true });
     const trash = join(this.tmpDir, `trash-${hexOf(chainID).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      await rename(this.pathOf(chainID), trash);
+      renameSync(this.pathOf(chainID), trash);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    await rm(`${this.pathOf(chainID)}.boot`, { force: true });
+    rmSync(`${this.pathOf(chainID)}.boot`, { force: true });
     return trash;
   }
 
