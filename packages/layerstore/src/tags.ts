@@ -103,7 +103,8 @@ export class Tags {
     let found = false;
     await this.update((idx) => {
       const before = idx.manifests.length;
-      idx.manifests = idx.manifests.filter((d) => nameOf(d) !== name || (ifDigest !== undefined && d.digest !== ifDigest));
+      const other = (d: Descriptor) => ifDigest !== undefined && d.digest !== ifDigest;
+      idx.manifests = idx.manifests.filter((d) => nameOf(d) !== name || other(d));
       found = idx.manifests.length !== before;
     });
     return found;

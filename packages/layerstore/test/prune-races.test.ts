@@ -31,7 +31,7 @@ function waitsForSweep(writer: Store): Promise<'waits'> {
   });
 }
 
-test('a record written after prune listed the records, by a writer gone before prune read the leases, keeps its content', async () => {
+test('a record written after the listing, by a writer gone before the leases are read, keeps its content', async () => {
   const { store, cleanup } = await tempStore();
   const writer = await Store.open(store.root);
   try {
@@ -61,7 +61,7 @@ test('a record written after prune listed the records, by a writer gone before p
   }
 });
 
-test('a blob committed again while prune decides (it listed the old copy) is not unlinked under the writer', async () => {
+test('a blob committed again while prune decides on its old copy is not unlinked under the writer', async () => {
   const { store, cleanup } = await tempStore();
   const writer = await Store.open(store.root);
   try {

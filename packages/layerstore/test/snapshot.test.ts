@@ -1,7 +1,9 @@
 // ChainIDs, and the snapshot life cycle: ensure (idempotent, concurrent), adopt, remove, list,
 // cleanup; a failed unpack leaves nothing behind.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -128,7 +130,7 @@ test('a snapshot written in another boot (or with no sidecar) is dropped and unp
   }
 });
 
-test('a stale snapshot is dropped only while still stale: not the one another process unpacked anew meanwhile', async () => {
+test('a stale snapshot is dropped only while still stale, not once another process unpacked it anew', async () => {
   const layers = [await fileLayer('fresh', 'whole')];
   const snaps = new Snapshots(p('s-race'), blobs, p('tmp-race'));
   const [snap] = await snaps.ensure(layers);
