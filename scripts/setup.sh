@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc and libc6-dev build the sandbox's launcher and the context walker (static, from C); slirp4netns
-# connects the private network of RUN steps and containers (the default network).
-runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns)
+# connects the private network of RUN steps and containers (the default network); ADD of a bzip2/xz
+# file runs bzip2/xz to see whether its content is a tar (and GNU tar to unpack it).
+runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils)
 # e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device.
 testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs)
 want=("${runtime[@]}")

@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec, type Result,
@@ -26,6 +26,9 @@ function hostTree(): string {
   writeFileSync(join(host, 'host-file'), 'original\n', { mode: 0o644 });
   mkdirSync(join(host, 'hostdir'), { mode: 0o755 });
   writeFileSync(join(host, 'hostdir', 'secret'), 'HOST-SECRET-4711\n', { mode: 0o600 });
+  // A directory whose owner and mode no image has: seeing them in a build means the host was read.
+  mkdirSync(join(host, 'hostdir', 'sub'), { mode: 0o711 });
+  chownSync(join(host, 'hostdir', 'sub'), 4321, 4321);
   return host;
 }
 
@@ -60,6 +63,16 @@ function tarOf(...parts: Record<string, FileSpec>[]): Buffer {
     if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
   }
   const b = readFileSync(out);
+  cleanup(dir);
+  return b;
+}
+
+/** A tar (made by GNU tar) of d/n, a character device 1:3, and d/f, a file. */
+function deviceTar(): Buffer {
+  const dir = tempDir('tar');
+  const r = spawnSync('sh', ['-c', 'mkdir d && mknod d/n c 1 3 && echo f > d/f && tar -cf a.tar d'], { cwd: dir });
+  if (r.status !== 0) throw new Error(`making the device tar: ${r.stderr}`);
+  const b = readFileSync(join(dir, 'a.tar'));
   cleanup(dir);
   return b;
 }
@@ -238,6 +251,70 @@ const rows: Row[] = [
       `sh -c 'cat /src/secret > /seen 2>&1; true'\n`,
     files: (h) => ({ out: { symlink: `${h}/hostdir` } }),
     check: (r, img) => { if (r.code === 0) assert.not.match(cat(img, '/seen'), /HOST-SECRET/); },
+  },
+  // The sandbox's init layer (the mountpoints of a RUN's mounts) looks the target up in the stage's
+  // layers. A lower layer's /a was a link to a host dir, a later layer made /a a real directory: the
+  // lookup of /a/sub in the lower layer went through that link and copied the host dir's owner,
+  // mode and times onto the mountpoint's parent, where the step saw them (a read of the host).
+  {
+    name: 'a RUN mount target below a directory that a lower layer had as a link to a host dir',
+    dockerfile: `FROM ${Base}\nRUN ln -s H/hostdir /a\nRUN rm /a && mkdir /a\n` +
+      `RUN --mount=type=tmpfs,target=/a/sub/x ls -lnd /a/sub > /seen\n`,
+    check: (r, img) => {
+      ok(r);
+      const seen = cat(img, '/seen');
+      assert.match(seen, /^drwxr-xr-x\s+\d+\s+0\s+0\s/, `the mountpoint's parent is a new dir: ${seen}`);
+    },
+  },
+  // Mountpoints inside /dev are made by the launcher in its fresh /dev tmpfs, which holds its own
+  // links: fd -> /proc/self/fd, stdin -> /proc/self/fd/0. Made by path before pivot_root, a target
+  // below one of them was looked up in the launcher's own fds on the host (a directory fd there
+  // would have taken the new dir). The launcher now refuses any link on the way.
+  {
+    name: 'a RUN mount target below /dev/fd (a link the launcher makes to its own /proc/self/fd)',
+    dockerfile: `FROM ${Base}\nRUN --mount=type=tmpfs,target=/dev/fd/0/x true\n`,
+    check: (r) => {
+      assert.is.not(r.code, 0, 'the target is refused');
+      assert.not.match(r.stderr, /Not a directory/, 'the lookup went through /dev/fd to the host\'s /proc/self/fd/0');
+      assert.match(r.stderr, /\/dev\/fd\/0\/x/, 'the error names the target');
+    },
+  },
+  // A COPY --from source that is a device node or a FIFO of the stage was opened by the builder on
+  // the host, where the store's filesystem honours devices: `b 8 0` would have copied the host's
+  // disk into the image (here c 1 3, whose "content" is empty), and a FIFO hung the build for good.
+  ...[
+    ['a device node', 'mknod /n c 1 3', '/n'],
+    ['a device node, through a link to it', 'mknod /n c 1 3 && ln -s n /l', '/l'],
+    ['a device node matched by a glob', 'mknod /n c 1 3', '/n*'],
+    ['a FIFO', 'mkfifo /n', '/n'],
+  ].map(([what, make, src]) => ({
+    name: `COPY --from of ${what} the stage made is refused, never opened`,
+    dockerfile: `FROM ${Base} AS s\nRUN ${make}\nFROM ${Base}\nCOPY --from=s ${src} /x\n`,
+    check: (r: Result) => {
+      assert.is.not(r.code, 0, 'the copy of a special file is refused');
+      assert.match(r.stderr, /Dockerfile:4:\d+: .*not a regular file, directory or symlink/);
+    },
+  })),
+  // The same for a RUN bind mount from a stage: a read-write one is a copy, which opened a device
+  // node (fs.cp copies a device's content), and a device bound read-only is inert anyway (nodev).
+  ...['', ',rw'].map((rw) => ({
+    name: `RUN --mount=type=bind,from=<stage>,source=<device node>${rw} is refused, never opened`,
+    dockerfile: `FROM ${Base} AS s\nRUN mknod /n c 1 3\nFROM ${Base}\n` +
+      `RUN --mount=type=bind,from=s,source=/n,target=/m${rw} sh -c 'ls -l /m; cat /m'\n`,
+    check: (r: Result) => {
+      assert.is.not(r.code, 0, 'a bind of a special file is refused');
+      assert.match(r.stderr, /Dockerfile:4:\d+: .*not a regular file, directory or symlink/);
+    },
+  })),
+  {
+    name: 'RUN --mount=type=bind,from=<one-layer stage>,rw of a dir holding a device node copies no device content',
+    dockerfile: `FROM scratch AS s\nADD dev.tar /\nFROM ${Base}\n` +
+      `RUN --mount=type=bind,from=s,source=/d,target=/m,rw sh -c 'ls -ln /m > /seen'\n`,
+    files: () => ({ 'dev.tar': deviceTar() }),
+    check: (r, img) => {
+      ok(r);
+      assert.not.match(cat(img, '/seen'), /^-.* n$/m, 'the device was read into a regular file');
+    },
   },
 ];
 

@@ -55,6 +55,30 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
   { name: 'mkdir -p through a linked dir', op: (b) => b.mkdir('l/a/b', 0o777, 1, 1, true), error: 'ELOOP' },
   { name: 'symlink through a linked dir', op: (b) => b.symlink('l/s', '/x', 1, 1, new Date(0)), error: 'ELOOP' },
   { name: 'hard link through a linked dir', op: (b) => b.link('l/h', join(base, 'src')), error: 'ELOOP' },
+  { name: 'linkWithin from a linked dir', op: (b) => b.linkWithin('d/h', 'l/file'), error: 'ELOOP' },
+  {
+    name: 'linkWithin into a linked dir',
+    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('l/h', 'd/x'); },
+    error: 'ELOOP',
+  },
+  {
+    name: 'linkWithin onto a link to a file',
+    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('f', 'd/x'); },
+    error: 'EEXIST',
+  },
+  {
+    name: 'linkWithin of a symlink links the symlink, never its host target',
+    op: (b) => b.linkWithin('d/h', 'f'),
+    after: (tree) => assert.ok(lstatSync(join(tree, 'd', 'h')).isSymbolicLink()),
+  },
+  {
+    name: 'linkWithin: one inode, two names',
+    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('h', 'd/x'); },
+    after: (tree) => {
+      assert.is(lstatSync(join(tree, 'h')).ino, lstatSync(join(tree, 'd', 'x')).ino);
+      assert.is(lstatSync(join(tree, 'h')).nlink, 2);
+    },
+  },
   { name: 'times of a linked dir', op: (b) => b.setDirTimes('l', new Date(0)), error: 'ELOOP|ENOTDIR' },
   { name: 'remove through a linked dir', op: (b) => b.remove('l/sub'), error: 'ELOOP' },
   {

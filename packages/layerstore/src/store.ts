@@ -1,6 +1,6 @@
 // The store: an OCI image layout at `root` (oci-layout, index.json, blobs/sha256/...) that tsbuild
 // uses directly, plus the directories the builder needs beside it. See README.md for the layout.
-import { mkdirSync, promises as fsp } from 'node:fs';
+import { chmodSync, mkdirSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { FileBlobStore } from './blobs.js';
 import { CacheIndex } from './cache.js';
@@ -14,6 +14,16 @@ import { Snapshots } from './snapshot/index.js';
 import { spreadSubdirs } from './sys/topdir.js';
 
 export const OciLayoutVersion = '1.0.0';
+
+function privateRoot(root: string): void {
+  try {
+    chmodSync(root, 0o700);
+  } catch (e) {
+    // Another user's store opened read-only (tsbuild images as a non-owner): its owner's next
+    // open tightens it; reading it at all needs that user's rights anyway.
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+  }
+}
 
 export class Store {
   readonly blobs: FileBlobStore;
@@ -46,6 +56,12 @@ export class Store {
   static async open(root: string): Promise<Store> {
     await initSelf();
     // SmallFileIO (fsutil.ts): six thread-pool round trips at every start otherwise.
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    // The store holds every image's files with their own modes (a 0644 secret, a setuid binary,
+    // a 0666 device node): no other host user may reach them (moby CVE-2021-41091). Everything
+    // lives beneath the root, so its mode alone closes the store; chmod every open, not only at
+    // creation, to tighten stores made before (mkdir's mode is also cut by the umask).
+    privateRoot(root);
     for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) mkdirSync(join(root, d), { recursive: true });
     const store = new Store(root);
     if (!(await exists(join(root, 'oci-layout'))) || !(await exists(store.tags.indexPath))) {

@@ -1,7 +1,9 @@
 // ChainIDs, and the snapshot life cycle: ensure (idempotent, concurrent), adopt, remove, list,
 // cleanup; a failed unpack leaves nothing behind.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -107,6 +109,53 @@ test('adopt moves a dir in; adopting again drops the new dir; remove; cleanup of
   assert.is(await snaps.cleanup(), 1, 'only the dead process\'s temp dir');
 });
 
+// A lock file left in snapshots/ by an earlier process. Its holder counts as alive only while its
+// pid runs with the recorded start time: a crashed holder's pid may since belong to someone else.
+const lockCases: { name: string; holder: (live: number) => object; broken: boolean }[] = [
+  { name: 'holder is dead', holder: () => ({ pid: 999_999_999, start: '1', created: 0 }), broken: true },
+  {
+    name: 'holder crashed, its pid now runs another process',
+    holder: (live) => ({ pid: live, start: '1', created: 0 }), broken: true,
+  },
+  { name: 'holder alive', holder: (live) => ({ pid: live, start: procStart(live), created: 0 }), broken: false },
+];
+
+function procStart(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+}
+
+lockCases.forEach((c, i) => {
+  test(`snapshot lock: ${c.name}`, async () => {
+    const layer = await fileLayer(`locked${i}`, 'l');
+    const snaps = new Snapshots(p(`s5-${i}`), blobs, p(`tmp5-${i}`));
+    mkdirSync(p(`s5-${i}`));
+    const lock = snaps.pathOf(chainIDs([layer.diffID])[0]!) + '.lock';
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' }); // a live process that is not the holder
+    try {
+      writeFileSync(lock, JSON.stringify(c.holder(other.pid!)));
+      const ensured = snaps.ensure([layer]);
+      if (!c.broken) {
+        // The waiter sees the live holder's lock many times over (it polls every few ms), then
+        // proceeds once the holder lets go.
+        const waiting = new Promise((r) => setTimeout(r, 500, 'waiting'));
+        const first = await Promise.race([ensured.then(() => 'done'), waiting]);
+        assert.is(first, 'waiting', 'a live holder\'s lock was broken');
+        assert.ok(existsSync(lock));
+        rmSync(lock);
+      }
+      // A hang here (a stale lock judged live) fails the test on uvu's side only after a long
+      // time: bound it, and say which it was.
+      const got = await Promise.race([ensured, new Promise((r) => setTimeout(r, 20_000, 'hung'))]);
+      assert.ok(got !== 'hung', 'ensure waited on a stale lock');
+      assert.is(snaps.stats.unpacked, 1);
+      assert.not.ok(existsSync(lock), 'lock released');
+    } finally {
+      other.kill();
+    }
+  });
+});
+
 test.after(() => { rmSync(work, { recursive: true, force: true }); });
 
 test('a snapshot written in another boot (or with no sidecar) is dropped and unpacked again from its blob', async () => {
@@ -126,6 +175,34 @@ test('a snapshot written in another boot (or with no sidecar) is dropped and unp
     await snaps.ensure(layers);
     assert.is(snaps.stats.unpacked, 2, `${name}: kept within the boot`);
   }
+});
+
+test('a stale snapshot is dropped only while still stale, not once another process unpacked it anew', async () => {
+  const layers = [await fileLayer('fresh', 'whole')];
+  const snaps = new Snapshots(p('s-race'), blobs, p('tmp-race'));
+  const [snap] = await snaps.ensure(layers);
+  const boot = readFileSync(`${snap!.path}.boot`, 'utf8');
+  writeFileSync(`${snap!.path}.boot`, 'some-other-boot-id');
+  // Right after this process has judged the snapshot stale, another one (which held its lock) drops
+  // it and unpacks it anew: what it leaves is a snapshot of this boot, in use by that process.
+  const judged = snaps as unknown as { writtenThisBoot(path: string): boolean };
+  const writtenThisBoot = judged.writtenThisBoot.bind(snaps);
+  let raced = false;
+  judged.writtenThisBoot = (path: string) => {
+    const fresh = writtenThisBoot(path);
+    if (!fresh && !raced) {
+      raced = true;
+      renameSync(path, p('tmp-race', 'dropped-by-the-other'));
+      mkdirSync(path);
+      writeFileSync(join(path, 'fresh'), 'whole');
+      writeFileSync(`${path}.boot`, boot);
+    }
+    return fresh;
+  };
+  const got = await snaps.get(snap!.chainID);
+  assert.ok(raced);
+  assert.ok(existsSync(join(snap!.path, 'fresh')), 'the snapshot the other process unpacked is still there');
+  assert.is(got?.path, snap!.path, 'and it is found');
 });
 
 test.run();

@@ -4,7 +4,9 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../src/store.js';
 import { StoreError, type Digest } from '../src/types.js';
-import { collect, sampleImage, sha, tempStore } from './storekit.js';
+import { spawnSync } from 'node:child_process';
+import { have, skip } from '@tsbuild/testkit';
+import { collect, sampleImage, sha, tempRoot, tempStore } from './storekit.js';
 
 const good = Buffer.from('hello blob\n');
 const goodDigest = sha(good);
@@ -135,6 +137,44 @@ test('Store.open creates an OCI layout and the working dirs; reopening keeps tag
     await cleanup();
   }
 });
+
+// The store holds every image's files with their modes: a 0644 file a RUN step wrote, a setuid
+// binary, a 0666 device node. Another host user must not reach any of them (moby CVE-2021-41091).
+const privacyCases: { name: string; before?: (root: string) => Promise<void> }[] = [
+  { name: 'a new store' },
+  {
+    name: 'an existing 0755 store (made before stores were private) is tightened on open',
+    before: (root) => fsp.chmod(root, 0o755),
+  },
+];
+for (const c of privacyCases) {
+  test(`store privacy: ${c.name}`, async () => {
+    if (process.getuid?.() !== 0) return skip('needs root to read as another user', { required: false });
+    if (!have('setpriv')) return skip('setpriv (util-linux) not installed');
+    const { dir, cleanup } = await tempRoot();
+    try {
+      await fsp.chmod(dir, 0o755); // mkdtemp's 0700 would hide the store whatever its own mode
+      const root = join(dir, 'store');
+      await Store.open(root);
+      const secret = join(root, 'snapshots', 'a'.repeat(64), 's');
+      await fsp.mkdir(join(secret, '..'), { mode: 0o755 });
+      await fsp.writeFile(secret, 'secret\n', { mode: 0o644 });
+      const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+      const asNobody = () => spawnSync('setpriv', [...nobody, 'cat', secret], { encoding: 'utf8' });
+      if (c.before) {
+        await c.before(root);
+        assert.is(asNobody().stdout, 'secret\n', 'the check can see an open store');
+        await Store.open(root);
+      }
+      assert.is(((await fsp.stat(root)).mode & 0o7777).toString(8), '700');
+      const r = asNobody();
+      assert.is(r.stdout, '');
+      assert.ok(r.status !== 0 && /Permission denied/.test(r.stderr), r.stderr);
+    } finally {
+      await cleanup();
+    }
+  });
+}
 
 const tagCases: { set: string; lookups: string[] }[] = [
   { set: 'app:1', lookups: ['app:1', 'docker.io/library/app:1', 'library/app:1', 'index.docker.io/library/app:1'] },

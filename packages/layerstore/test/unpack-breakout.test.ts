@@ -10,13 +10,16 @@ import * as assert from 'uvu/assert';
 import { unpackLayer, type UnpackOptions } from '../src/layer/index.js';
 import { StoreError, MediaType } from '../src/types.js';
 import { buildTar, type RawEntry } from './helpers/tar-build.js';
-import { describe } from './helpers/tree.js';
+import { describe, fingerprint } from './helpers/tree.js';
 
 const work = mkdtempSync(join(tmpdir(), 'breakout-'));
 
 interface Case {
   name: string;
-  /** Entries; the string OUT is replaced by the absolute path of the outside directory. */
+  /**
+   * Entries; the string OUT is replaced by the absolute path of the outside directory (in
+   * names, without its leading '/', so that `d/OUT/v` reaches outside/v once d is a link to /).
+   */
   entries: RawEntry[];
   /** Pre-existing content of the target (apply mode onto an existing tree). */
   pre?: (root: string, outside: string) => void;
@@ -29,6 +32,15 @@ const f = (name: string, content = 'pwned'): RawEntry => ({ name, content });
 const sym = (name: string, linkname: string): RawEntry => ({ name, type: 'symlink', linkname });
 const hard = (name: string, linkname: string): RawEntry => ({ name, type: 'hardlink', linkname });
 const dir = (name: string): RawEntry => ({ name, type: 'directory', mode: 0o755 });
+/** A directory whose metadata would show wherever applied: setuid 0777, uid 1234, an xattr, an old mtime. */
+const evilDir = (name: string): RawEntry => ({
+  name, type: 'directory', mode: 0o4777, uid: 1234, gid: 1234, mtime: 1000, xattrs: { 'user.pwned': Buffer.from('1') },
+});
+const wh = (name: string): RawEntry => f(name, '');
+/** Expect exactly these `path:type` records in the target. */
+const only = (...want: string[]) => (root: string) => {
+  assert.equal(describe(root).map((r) => `${r.path}:${r.type}`), want);
+};
 
 const cases: Case[] = [
   { name: 'dot-dot file', entries: [f('../victim')], expect: 'hostile' },
@@ -55,6 +67,7 @@ const cases: Case[] = [
   { name: 'hardlink to a directory', entries: [dir('d'), hard('h', 'd')], expect: 'hostile' },
   { name: 'hardlink to itself', entries: [f('h'), hard('h', 'h')], expect: 'hostile' },
   { name: 'hardlink to the root', entries: [hard('h', './')], expect: 'hostile' },
+  { name: 'hardlink into the dir it replaces', entries: [dir('d'), f('d/x'), hard('d', 'd/x')], expect: 'hostile' },
   {
     name: 'hardlink to a symlink pointing out links the symlink, then a file over it',
     entries: [sym('l', 'OUT/secret'), hard('h', 'l'), f('h')],
@@ -80,6 +93,54 @@ const cases: Case[] = [
   { name: 'symlink planted by an earlier layer, whiteout through it', pre: (root, out) => symlinkSync(out, join(root, 'lnk')), entries: [f('lnk/.wh.secret', '')], opts: { mode: 'apply' }, expect: 'hostile' },
   { name: 'symlink planted by an earlier layer, opaque through it', pre: (root, out) => symlinkSync(out, join(root, 'lnk')), entries: [f('lnk/.wh..wh..opq', '')], opts: { mode: 'apply' }, expect: 'hostile' },
   { name: 'whiteout of an earlier layer\'s symlink removes only the link', pre: (root, out) => symlinkSync(join(out, 'secret'), join(root, 'lnk')), entries: [f('.wh.lnk', '')], opts: { mode: 'apply' }, expect: (root) => assert.equal(describe(root), []) },
+  // Directory metadata is queued until the end; a queued entry below a directory that is later
+  // replaced must never be applied through whatever took the directory's place.
+  {
+    name: 'queued dir metadata: parent replaced by a symlink to /',
+    entries: [dir('d'), evilDir('d/OUT/v'), sym('d', '/')], expect: only('d:symlink'),
+  },
+  {
+    name: 'queued dir metadata: parent replaced by a relative symlink',
+    entries: [dir('d'), evilDir('d/v'), sym('d', '../outside')], expect: only('d:symlink'),
+  },
+  {
+    name: 'queued dir metadata onto a host file (xattr on a binary)',
+    entries: [dir('d'), evilDir('d/OUT/bin'), sym('d', '/')], expect: only('d:symlink'),
+  },
+  {
+    name: 'queued dir metadata: grandparent replaced by a symlink',
+    entries: [evilDir('d/OUT/v'), sym('d', '/')], expect: only('d:symlink'),
+  },
+  {
+    name: 'queued dir metadata: parent replaced by a file, then by a symlink',
+    entries: [evilDir('d/OUT/v'), f('d'), sym('d', '/')], expect: only('d:symlink'),
+  },
+  {
+    name: 'queued dir metadata: parent replaced by a file',
+    entries: [dir('d'), evilDir('d/x'), f('d', 'ok')], expect: only('d:file'),
+  },
+  {
+    name: 'queued dir metadata: parent whited out',
+    entries: [evilDir('d/x'), wh('.wh.d')], expect: only('d:char'),
+  },
+  {
+    name: 'queued dir metadata: parent whited out, then a symlink',
+    entries: [evilDir('d/OUT/v'), wh('.wh.d'), sym('d', '/')], expect: only('d:symlink'),
+  },
+  {
+    name: 'queued dir metadata: parent whited out, then a symlink (apply mode)',
+    entries: [evilDir('d/OUT/v'), wh('.wh.d'), sym('d', '/')], opts: { mode: 'apply' }, expect: only('d:symlink'),
+  },
+  {
+    name: 'queued dir metadata: opaque parent purged (apply mode), then a symlink',
+    pre: (root) => mkdirSync(join(root, 'p/d'), { recursive: true }),
+    entries: [evilDir('p/d/OUT/v'), wh('p/.wh..wh..opq'), sym('p/d', '/')], opts: { mode: 'apply' },
+    expect: only('p:dir', 'p/d:symlink'),
+  },
+  {
+    name: 'queued root metadata with a symlink at the top',
+    entries: [{ ...evilDir('./'), mode: 0o755 }, sym('d', '/')], expect: only('d:symlink'),
+  },
 ];
 
 function isolate(i: number) {
@@ -88,15 +149,19 @@ function isolate(i: number) {
   mkdirSync(root, { recursive: true });
   mkdirSync(outside);
   writeFileSync(join(outside, 'secret'), 'secret');
+  mkdirSync(join(outside, 'v'), { mode: 0o755 });
+  writeFileSync(join(outside, 'bin'), 'a host binary', { mode: 0o755 });
   return { base, root, outside };
 }
 
 cases.forEach((c, i) => {
   test(`breakout: ${c.name}`, async () => {
     const { base, root, outside } = isolate(i);
-    const before = describe(outside, { mtime: true, dirMtime: true });
+    const before = fingerprint(outside);
     c.pre?.(root, outside);
-    const entries = c.entries.map((e) => ({ ...e, linkname: e.linkname?.replace('OUT', outside) }));
+    const entries = c.entries.map((e) => ({
+      ...e, name: e.name.replace('OUT', outside.slice(1)), linkname: e.linkname?.replace('OUT', outside),
+    }));
     const tar = buildTar(entries);
     let err: unknown;
     try {
@@ -109,7 +174,7 @@ cases.forEach((c, i) => {
       assert.is(err, undefined, String(err));
       c.expect(root);
     }
-    assert.equal(describe(outside, { mtime: true, dirMtime: true }), before, 'outside changed');
+    assert.equal(fingerprint(outside), before, 'outside changed');
     assert.equal(readdirSync(base).sort(), ['outside', 'root'], 'something written beside the target');
   });
 });

@@ -336,6 +336,16 @@ static void mknod_dev(const char *name, int major, int minor) {
   if (mknod(p, S_IFCHR | 0666, makedev(major, minor)) < 0) die("mknod /dev/%s", name);
 }
 
+// Opens directory `rel` below dirfd ("" for dirfd itself) without following any symlink, magic
+// or not, and without leaving dirfd.
+static int open_beneath(int dirfd, const char *rel) {
+  struct open_how how = {
+    .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  return syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof how);
+}
+
 static void symlink_dev(const char *target, const char *name) {
   char p[PATH_MAX];
   snprintf(p, sizeof p, "%s/dev/%s", S.rootdir, name);
@@ -362,25 +372,41 @@ static void mount_dev(void) {
   symlink_dev("/proc/self/fd/2", "stderr");
   umask(022);
   // Bind targets inside /dev (e.g. /dev/pipes/NAME for RUN heredocs) must exist in the tmpfs before
-  // it turns read-only; the init layer's copy of them is hidden under it.
+  // it turns read-only; the init layer's copy of them is hidden under it. They are made beneath the
+  // tmpfs's fd, never through a link: the tmpfs holds our own (fd -> /proc/self/fd, stdin, ...),
+  // which resolve on the host here, before pivot_root, and a target below one would be made in
+  // whatever directory the link names there.
+  int devfd = open(in_root("dev"), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (devfd < 0) die("open /dev");
   for (int i = 0; i < S.nmounts; i++) {
     struct mnt *m = &S.mounts[i];
-    if (strncmp(m->tgt, "/dev/", 5) || strstr(m->tgt, "/../") || strstr(m->tgt, "/./")) continue;
-    char p[PATH_MAX];
-    if (snprintf(p, sizeof p, "%s%s", S.rootdir, m->tgt) >= (int)sizeof p) { errno = ENAMETOOLONG; die("%s", m->tgt); }
-    size_t base = strlen(S.rootdir) + 5;  // ".../dev/"
-    for (char *c = p + base; *c; c++) {
-      if (*c != '/') continue;
+    if (strncmp(m->tgt, "/dev/", 5)) continue;
+    char rel[PATH_MAX];
+    if (snprintf(rel, sizeof rel, "%s", m->tgt + 5) >= (int)sizeof rel) { errno = ENAMETOOLONG; die("%s", m->tgt); }
+    for (char *c = rel;; c++) {
+      if (*c && *c != '/') continue;
+      char end = *c;
       *c = 0;
-      if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", p + strlen(S.rootdir));
-      *c = '/';
+      char *slash = strrchr(rel, '/');
+      if (slash) *slash = 0;
+      int pfd = open_beneath(devfd, slash ? rel : "");
+      if (pfd < 0) die("mount target %s", m->tgt);
+      if (slash) *slash = '/';
+      const char *name = slash ? slash + 1 : rel;
+      if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) { errno = EINVAL; die("mount target %s", m->tgt); }
+      if (!end && m->file) {
+        int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0 && errno != EEXIST) die("create %s", m->tgt);
+        if (fd >= 0) close(fd);
+      } else if (mkdirat(pfd, name, 0755) < 0 && errno != EEXIST) {
+        die("mkdir %s", m->tgt);
+      }
+      close(pfd);
+      *c = end;
+      if (!end) break;
     }
-    if (m->file) {
-      int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-      if (fd < 0 && errno != EEXIST) die("create %s", m->tgt);
-      if (fd >= 0) close(fd);
-    } else if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", m->tgt);
   }
+  close(devfd);
   // Read-only, so that no new device node can appear where devices are honoured.
   if (mount(NULL, in_root("dev"), NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("read-only /dev");
 }

@@ -10,17 +10,29 @@ const MAX_SYMLINKS = 40;
 
 type Entry = { kind: 'missing' } | { kind: 'dir' | 'file'; st: Stats } | { kind: 'symlink'; link: string };
 
-/** What the merged view of `lowerdirs` (top first) holds at `rel`, reading the layers directly. */
+/**
+ * What the merged view of `lowerdirs` (top first) holds at `rel`, reading the layers directly. In
+ * each layer the parents of `rel` are looked at first, shallowest first: a layer may hold one of
+ * them as a symlink (to a host path) that a higher layer replaced by a directory, and an lstat of
+ * the full path in that layer would follow it onto the host. A parent that is not a directory, or
+ * a whiteout, hides `rel` in that layer and all below it, as overlayfs does.
+ */
 function lookup(lowerdirs: string[], rel: string): Entry {
+  const parts = rel.split('/');
   for (const layer of lowerdirs) {
-    let st: Stats;
-    try {
-      st = lstatSync(join(layer, rel));
-    } catch {
-      continue;
+    let st: Stats | undefined;
+    for (let i = 1; i <= parts.length; i++) {
+      try {
+        st = lstatSync(join(layer, ...parts.slice(0, i)));
+      } catch {
+        st = undefined;
+        break;
+      }
+      // A 0/0 character device is an overlay whiteout: the path was deleted in this layer.
+      if (st.isCharacterDevice() && st.rdev === 0) return { kind: 'missing' };
+      if (i < parts.length && !st.isDirectory()) return { kind: 'missing' };
     }
-    // A 0/0 character device is an overlay whiteout: the path was deleted in this layer.
-    if (st.isCharacterDevice() && st.rdev === 0) return { kind: 'missing' };
+    if (!st) continue;
     if (st.isSymbolicLink()) return { kind: 'symlink', link: readlinkSync(join(layer, rel)) };
     return { kind: st.isDirectory() ? 'dir' : 'file', st };
   }

@@ -101,7 +101,6 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
   const id = newId();
   const hostname = o.hostname ?? id.slice(0, 12);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env = [...env, `HOSTNAME=${hostname}`];
-  if (!env.some((e) => e.startsWith('HOME='))) env = [...env, `HOME=${who.uid === 0 ? '/root' : '/'}`];
   if (o.tty && !env.some((e) => e.startsWith('TERM='))) env = [...env, 'TERM=xterm'];
 
   const docs = await listDocs(store);
@@ -151,6 +150,7 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
       uid: who.uid,
       gid: who.gid,
       additionalGids: who.additionalGids ?? [],
+      home: who.home,
       hostname,
       network: o.network,
       ports: o.ports ?? [],

@@ -13,6 +13,7 @@ import { Filesystems } from '../build/filesystems.js';
 import { ContainerError, alive, findDoc, isRunning, processStart, readDoc, refresh, updateDoc, type ContainerDoc } from './state.js';
 import { getVolume } from './volumes.js';
 import { removeContainer } from './remove.js';
+import { withHome } from '../fs/users.js';
 
 export interface RunIO {
   stdin?: Readable | 'ignore' | 'inherit' | number;
@@ -74,7 +75,7 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     const exit = await sandboxRun({
       root: { lowerdirs, upperdir: doc.UpperDir, workdir: doc.WorkDir },
       argv: cfg.argv,
-      env: cfg.env,
+      env: cfg.home === undefined ? cfg.env : withHome(cfg.env, cfg.home),
       cwd: cfg.cwd,
       uid: cfg.uid,
       gid: cfg.gid,

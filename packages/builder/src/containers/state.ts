@@ -28,6 +28,12 @@ export interface ContainerConfig {
   uid: number;
   gid: number;
   additionalGids: number[];
+  /**
+   * The HOME its process gets when env has none (users.ts withHome), resolved with uid; added when
+   * the process starts, as runc does, so that `exec -u` gets its own user's. Older documents have
+   * HOME in env instead.
+   */
+  home?: string;
   hostname: string;
   network: string;
   /** Published ports (`-p`), forwarded into the container's private network; absent in older documents. */

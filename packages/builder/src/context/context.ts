@@ -2,8 +2,9 @@
 // It is listed once per build (walk.ts), started as soon as the build starts; COPY/ADD sources
 // resolve in that listing, symlinks followed only inside the context; a directory source is
 // digested through the stat cache (tree.ts) without per-file work when nothing changed.
-import { promises as fsp, readFileSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { promises as fsp, readFileSync, realpathSync } from 'node:fs';
+import { join, posix, resolve } from 'node:path';
+import { BuildError } from '../build/errors.js';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
 import { StatCache } from './statcache.js';
@@ -52,10 +53,11 @@ export class BuildContext {
     candidates.push(join(dir, '.dockerignore'));
     for (const c of candidates) {
       try {
-        text = readFileSync(c, 'utf8');
+        text = readControlFile(dir, c);
         break;
-      } catch {
-        // next
+      } catch (e) {
+        if (e instanceof BuildError) throw e;
+        // absent or unreadable: the next candidate
       }
     }
     const ignore = IgnoreMatcher.parse(text);
@@ -208,4 +210,24 @@ interface Resolved {
   off: number | undefined;
   /** Directory index when it is a directory, else None. */
   dir: number;
+}
+
+const inside = (dir: string, p: string) => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+/**
+ * Reads a control file of the build context (the Dockerfile, a .dockerignore). A checkout may hold
+ * one as a symlink to any host path, which would be printed in a parse error or used as ignore
+ * patterns: a file in the context must resolve inside it, or it is refused (a BuildError naming
+ * it). A file outside the context (a -f path the user chose) is read as given. Errors reading the
+ * file are thrown as they are (ENOENT for a missing one).
+ */
+export function readControlFile(contextDir: string, file: string): string {
+  const abs = resolve(file);
+  const ctx = realpathSync(contextDir);
+  if (!inside(resolve(contextDir), abs) && !inside(ctx, abs)) return readFileSync(abs, 'utf8');
+  const real = realpathSync(abs);
+  if (!inside(ctx, real)) {
+    throw new BuildError(`${file}: a symlink that leads out of the build context (to ${real}); tsbuild does not read it`, 2);
+  }
+  return readFileSync(real, 'utf8');
 }

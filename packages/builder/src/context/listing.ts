@@ -128,6 +128,10 @@ export class Listing {
     const at = off + EntryHead + this.nameLen(off);
     return this.buf.subarray(at, at + this.linkLen(off));
   }
+  /** The inode number (hard links to one file share it; the device is not listed). */
+  ino(off: number): bigint {
+    return this.buf.readBigUInt64LE(off + 8);
+  }
   /** The 40 bytes that vouch for a file's content: inode, size, mtime, ctime. */
   statAt(off: number): number {
     return off + 8;

@@ -56,6 +56,8 @@ export interface TreeFile {
   size: number;
   linkname?: string;
   hash?: string;
+  /** A file's inode number: files of the item that share one may be hard links (copy.ts). */
+  ino?: bigint;
 }
 
 const EMPTY = createHash('sha256').digest();
@@ -201,7 +203,10 @@ export class TreeHasher {
           const kind = L.kind(off) as TreeFile['kind'];
           const f: TreeFile = { rel: rel.slice(prefix), kind, host: this.hostOf(this.abs(visit, off, false), rel), mode: L.mode(off) & 0o7777, mtimeMs: L.mtimeMs(off), size: L.size(off) };
           if (kind === 'symlink') f.linkname = decodeName(L.link(off));
-          if (kind === 'file') f.hash = (this.fresh.get(off) ?? this.known(off, row) ?? this.hashNow(visit, off)).toString('hex');
+          if (kind === 'file') {
+            f.hash = (this.fresh.get(off) ?? this.known(off, row) ?? this.hashNow(visit, off)).toString('hex');
+            f.ino = L.ino(off);
+          }
           out.push(f);
         }
         if (sub) walk(sub);

@@ -210,6 +210,21 @@ export class Beneath {
     call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], [AT_FDCWD, cstr(host), p.fd, cstr(p.name), 0]);
   }
 
+  /** Makes `rel` another name of `existing`, a file beneath the root (neither path may hold a link on the way). */
+  linkWithin(rel: string, existing: string): void {
+    const i = existing.lastIndexOf('/');
+    // Its own fd: parent() below may drop the cached one.
+    const from = this.openDir(i < 0 ? '' : existing.slice(0, i));
+    try {
+      const p = this.parent(rel);
+      // Flags 0: a symlink at `existing` would be linked itself, never followed.
+      const args = [from, cstr(existing.slice(i + 1)), p.fd, cstr(p.name), 0];
+      call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], args);
+    } finally {
+      closeSync(from);
+    }
+  }
+
   /** Makes symlink `rel` → `target` with this owner and time, never following it. */
   symlink(rel: string, target: string, uid: number, gid: number, mtime: Date): void {
     const p = this.parent(rel);
@@ -291,10 +306,15 @@ function removeAt(dirfd: number, name: string, what: string): void {
 
 let copyBuf: Buffer | undefined;
 
-/** Copies host file `src` (opened without following a final link) into `fd`: a reflink where the filesystem can. */
+/**
+ * Copies host file `src` (opened without following a final link) into `fd`: a reflink where the
+ * filesystem can. Only a regular file: callers check the kind first, and this is the second fence
+ * (O_NONBLOCK so that a FIFO put in its place cannot block the open).
+ */
 function copyInto(fd: number, src: string): void {
-  const from = openSync(encodeName(src), fsc.O_RDONLY | fsc.O_NOFOLLOW | O_CLOEXEC);
+  const from = openSync(encodeName(src), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
   try {
+    if (!fstatSync(from).isFile()) throw new Error(`copy ${src}: not a regular file`);
     try {
       call('ioctl', src, ['I32', 'I64', 'I32'], [fd, FICLONE, from]);
       return;

@@ -122,13 +122,17 @@ export class RootView {
     const gone = new Set<string>();
     for (const layer of this.layers) {
       const host = join(layer, ...parts);
+      // The parents first: this layer may hold one as a symlink (to a host dir) that a higher layer
+      // replaced by a directory, and an lstat of the full path would list the host dir through it.
+      const parents = await this.parentsIn(layer, parts);
+      if (parents === 'hidden') break;
+      if (parents === 'absent') continue;
       let st: Stats;
       try {
         st = await fsp.lstat(host);
       } catch (e) {
         await this.absent(layer, e);
-        // Absent in this layer: look lower unless an ancestor hides it.
-        if (await this.ancestorHides(layer, parts)) break;
+        if (parents === 'opaque') break;
         continue;
       }
       if (isWhiteout(st) || !st.isDirectory()) break;
@@ -137,24 +141,32 @@ export class RootView {
         if (d.isCharacterDevice() && isWhiteout(await fsp.lstat(join(host, d.name)))) gone.add(d.name);
         else names.add(d.name);
       }
-      if (this.isOpaque(host)) break;
+      if (parents === 'opaque' || this.isOpaque(host)) break;
     }
     return [...names].sort();
   }
 
-  private async ancestorHides(layer: string, parts: string[]): Promise<boolean> {
-    for (let i = 0; i < parts.length; i++) {
-      const host = join(layer, ...parts.slice(0, i + 1));
+  /**
+   * Whether the parents of `parts` are directories in `layer`, looked at shallowest first (so no
+   * lstat goes through a link): 'absent' (one is missing; look lower), 'hidden' (a whiteout or a
+   * non-directory ends the path here and below), 'opaque' (all directories, one of them opaque: no
+   * layer below counts), or 'dirs'.
+   */
+  private async parentsIn(layer: string, parts: string[]): Promise<'absent' | 'hidden' | 'opaque' | 'dirs'> {
+    let opaque = false;
+    for (let i = 1; i < parts.length; i++) {
+      const host = join(layer, ...parts.slice(0, i));
+      let st: Stats;
       try {
-        const st = await fsp.lstat(host);
-        if (isWhiteout(st) || !st.isDirectory()) return true;
-        if (this.isOpaque(host)) return true;
+        st = await fsp.lstat(host);
       } catch (e) {
         await this.absent(layer, e);
-        return false;
+        return opaque ? 'hidden' : 'absent';
       }
+      if (isWhiteout(st) || !st.isDirectory()) return 'hidden';
+      if (this.isOpaque(host)) opaque = true;
     }
-    return false;
+    return opaque ? 'opaque' : 'dirs';
   }
 
   /** After a failed lstat below `layer`: absent is fine, unless the layer directory itself is gone. */

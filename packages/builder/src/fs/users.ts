@@ -6,9 +6,11 @@ export interface Identity {
   uid: number;
   gid: number;
   additionalGids: number[];
+  /** The HOME runc gives this uid: the home field of the first /etc/passwd entry with it, or "/". */
+  home: string;
 }
 
-interface PasswdRow { name: string; uid: number; gid: number }
+interface PasswdRow { name: string; uid: number; gid: number; home: string }
 interface GroupRow { name: string; gid: number; members: string[] }
 
 export class UserError extends Error {}
@@ -24,7 +26,9 @@ async function table(view: RootView, path: string): Promise<string[][]> {
 }
 
 async function passwd(view: RootView): Promise<PasswdRow[]> {
-  return (await table(view, '/etc/passwd')).filter((r) => r.length >= 4).map((r) => ({ name: r[0]!, uid: Number(r[2]), gid: Number(r[3]) }));
+  return (await table(view, '/etc/passwd'))
+    .filter((r) => r.length >= 4)
+    .map((r) => ({ name: r[0]!, uid: Number(r[2]), gid: Number(r[3]), home: r[5] ?? '' }));
 }
 
 async function groups(view: RootView): Promise<GroupRow[]> {
@@ -39,7 +43,7 @@ const numeric = (s: string) => /^\d+$/.test(s);
 export async function resolveUser(view: RootView, spec: string | undefined): Promise<Identity> {
   if (!spec) spec = '0';
   const [user, group] = splitOnce(spec);
-  const users = numeric(user) && group !== undefined && numeric(group) ? [] : await passwd(view);
+  const users = await passwd(view);
   let uid: number, gid: number, name: string | undefined;
   const row = users.find((u) => u.name === user) ?? (numeric(user) ? users.find((u) => u.uid === Number(user)) : undefined);
   if (row) {
@@ -55,7 +59,20 @@ export async function resolveUser(view: RootView, spec: string | undefined): Pro
   const gs = await groups(view);
   if (group !== undefined) gid = await groupId(gs, group);
   const additionalGids = name && group === undefined ? gs.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid) : [];
-  return { uid, gid, additionalGids };
+  // runc looks the process's uid up again (it is given numbers) for HOME: the first entry wins.
+  const home = users.find((u) => u.uid === uid)?.home ?? '/';
+  return { uid, gid, additionalGids, home };
+}
+
+/**
+ * The environment a container's or a RUN step's process starts with, as runc makes it: HOME
+ * added (or an empty one replaced) from `home` (Identity.home); one the image or the user set wins.
+ */
+export function withHome(env: string[], home: string): string[] {
+  const i = env.findIndex((e) => e.startsWith('HOME='));
+  if (i < 0) return [...env, `HOME=${home}`];
+  if (env[i] !== 'HOME=') return env;
+  return env.map((e, j) => (j === i ? `HOME=${home}` : e));
 }
 
 /** For COPY --chown: a user alone also names the group of the same number, as BuildKit does. */

@@ -3,5 +3,5 @@ export { entriesFromDirectory, fileEntry, compareEntryPaths, entryOrderKey, type
 export { unpackLayer, type UnpackOptions, type UnpackResult } from './unpack.js';
 export { tarStream } from './tar-writer.js';
 export { readTar, type TarEntry } from './tar-reader.js';
-export type { TarHeader, TarType } from './tar-header.js';
+export { startsTar, type TarHeader, type TarType } from './tar-header.js';
 export { decompress as decompressLayer, mediaTypeOf as layerMediaTypeFor, GZIP_CHUNK, GZIP_LEVEL } from './compress.js';

@@ -1,7 +1,7 @@
-// Path rules for untrusted layer entries, and a target directory that is only ever
-// written below: every parent component is lstat'ed (never followed) before use.
-import { lstat, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+// Path rules for untrusted layer entries, and a target directory that is only ever written
+// beneath: every directory is reached through an open fd of its parent, never through a symlink.
+import { closeSync, lstatSync, mkdirSync, openSync } from 'node:fs';
+import { at, DIR_FLAGS } from '../sys/beneath.js';
 import { StoreError } from '../types.js';
 
 export function hostile(entry: string, why: string): StoreError {
@@ -35,47 +35,74 @@ export function baseOf(rel: string): string {
 }
 
 /**
- * The directory being unpacked into. Single-threaded use only: between the lstat of a
- * component and its use nothing else writes here (we own the directory), so checking
- * each component once, and forgetting it when it is replaced, is not racy.
+ * Open directory fds of the target, by relative path ('' is the root, opened by the caller).
+ * Each is opened from its parent's fd with O_NOFOLLOW|O_DIRECTORY, so a symlink or a
+ * non-directory anywhere on the way is refused, however the tree changed since.
+ * Single-threaded use: an fd from get() stays valid until the next trim() or forget() of it
+ * or a parent; unpack trims once per entry, so one entry can hold several.
  */
-export class Target {
-  private readonly dirs = new Set<string>(['']);
-  constructor(readonly root: string) {}
+export class DirFds {
+  private readonly fds = new Map<string, number>();
+  /** Open fds kept for reuse (tar writers group entries by directory, so a few suffice). */
+  static readonly KEEP = 64;
 
-  abs(rel: string): string {
-    return rel === '' ? this.root : join(this.root, rel);
+  constructor(readonly rootFd: number) {
+    this.fds.set('', rootFd);
   }
 
-  /** Make sure every component of `rel` is a real directory (creating missing ones 0755). */
-  async ensureDir(rel: string, entry: string): Promise<void> {
-    if (this.dirs.has(rel)) return;
-    const parts = rel.split('/');
-    let cur = '';
-    for (const p of parts) {
-      cur = cur === '' ? p : cur + '/' + p;
-      if (this.dirs.has(cur)) continue;
-      const st = await lstat(this.abs(cur)).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return undefined; throw e; });
-      if (!st) await mkdir(this.abs(cur), { mode: 0o755 });
-      else if (st.isSymbolicLink()) throw hostile(entry, `path goes through the symlink ${JSON.stringify(cur)}`);
-      else if (!st.isDirectory()) throw hostile(entry, `path goes through ${JSON.stringify(cur)}, which is not a directory`);
-      this.dirs.add(cur);
+  /** The fd of directory rel, creating missing components (0755); undefined if missing and not create. */
+  get(rel: string, entry: string, create = true): number | undefined {
+    const have = this.fds.get(rel);
+    if (have !== undefined) {
+      if (rel !== '') { this.fds.delete(rel); this.fds.set(rel, have); } // most recently used last
+      return have;
+    }
+    const pfd = this.get(parentOf(rel), entry, create);
+    if (pfd === undefined) return undefined;
+    const name = baseOf(rel);
+    let fd: number;
+    try {
+      fd = openSync(at(pfd, name), DIR_FLAGS);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        if (!create) return undefined;
+        mkdirSync(at(pfd, name), 0o755);
+        fd = openSync(at(pfd, name), DIR_FLAGS);
+      } else if (code === 'ELOOP' || code === 'ENOTDIR') {
+        const link = lstatSync(at(pfd, name)).isSymbolicLink();
+        const what = link ? `the symlink ${JSON.stringify(rel)}` : `${JSON.stringify(rel)}, which is not a directory`;
+        throw hostile(entry, `path goes through ${what}`);
+      } else throw e;
+    }
+    this.fds.set(rel, fd);
+    return fd;
+  }
+
+  /** The parent directory of rel, created if missing. */
+  parent(rel: string, entry: string): number {
+    return this.get(parentOf(rel), entry)!;
+  }
+
+  /** rel was removed or replaced: close its fd and those below it. */
+  forget(rel: string): void {
+    const prefix = rel + '/';
+    for (const [d, fd] of this.fds) {
+      if (d !== '' && (d === rel || d.startsWith(prefix))) { closeSync(fd); this.fds.delete(d); }
     }
   }
 
-  /** The parent of rel is safe to create entries in. */
-  async parent(rel: string, entry: string): Promise<void> {
-    await this.ensureDir(parentOf(rel), entry);
+  /** Close the least recently used fds beyond KEEP. Invalidates fds handed out before. */
+  trim(): void {
+    for (const [d, fd] of this.fds) {
+      if (this.fds.size <= DirFds.KEEP) break;
+      if (d !== '') { closeSync(fd); this.fds.delete(d); }
+    }
   }
 
-  markDir(rel: string): void {
-    this.dirs.add(rel);
-  }
-
-  /** rel was removed or replaced by a non-directory: it and everything below must be checked again. */
-  forget(rel: string): void {
-    this.dirs.delete(rel);
-    const prefix = rel + '/';
-    for (const d of this.dirs) if (d.startsWith(prefix)) this.dirs.delete(d);
+  /** Close everything but the root. */
+  close(): void {
+    for (const [d, fd] of this.fds) if (d !== '') closeSync(fd);
+    this.fds.clear();
   }
 }

@@ -183,6 +183,22 @@ export function decodeBlock(b: Buffer): RawHeader {
   };
 }
 
+/**
+ * Whether `b` starts a tar archive as BuildKit's ADD decides it (Go's archive/tar reads a first
+ * header): a whole block, not all zero (an end marker), with a right checksum. No magic needed:
+ * v7 tars have none.
+ */
+export function startsTar(b: Buffer): boolean {
+  if (b.length < BLOCK || isZeroBlock(b)) return false;
+  try {
+    decodeBlock(b.subarray(0, BLOCK));
+    return true;
+  } catch (e) {
+    if (e instanceof TarFormatError) return false;
+    throw e;
+  }
+}
+
 export function typeOfFlag(flag: string): TarType | undefined {
   return TYPE_OF_FLAG[flag];
 }

@@ -10,20 +10,31 @@
 // Duplicate paths within a layer: the last one wins (as tar -x, containerd and BuildKit);
 // a directory over a directory merges, anything else replaces.
 //
+// Every file operation happens beneath a directory fd and never follows a symlink (see
+// sys/beneath.ts): entries are created in their parent's fd, and directory metadata, applied
+// at the end, goes through an fd opened beneath the root with RESOLVE_NO_SYMLINKS. When a
+// directory is replaced or removed, the metadata queued for it and for everything below it is
+// dropped: applied later, it would land on whatever took the directory's place.
+// Metadata and small writes are synchronous calls: each is a few microseconds, where a
+// thread-pool round trip costs more than the call (a layer is tens of thousands of them).
+//
 // On failure the target is left half-written: the caller unpacks into a temp dir and
 // removes it (Snapshots does).
 import { createHash } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { chmod, link, lchown, lstat, lutimes, mkdir, open, readdir, rm, symlink, unlink } from 'node:fs/promises';
+import {
+  closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  mkdirSync, openSync, readdirSync, symlinkSync, unlinkSync, writeSync, type Stats,
+} from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StoreError, type Digest } from '../types.js';
+import { at, chmodAt, DIR_FLAGS, openBeneath, removeTreeAt } from '../sys/beneath.js';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/mknod.js';
-import { setXattr } from '../sys/xattr.js';
+import { fsetXattr, setXattr } from '../sys/xattr.js';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
 import { TarFormatError, TarUnsupportedError } from './tar-header.js';
 import { readTar } from './tar-reader.js';
-import { baseOf, cleanPath, hostile, parentOf, Target } from './safe-path.js';
+import { baseOf, cleanPath, DirFds, hostile, parentOf } from './safe-path.js';
 
 export interface UnpackOptions {
   /** 'overlay' (lowerdir form, default) or 'apply' (onto an existing tree, whiteouts delete). */
@@ -53,7 +64,6 @@ function ignorableXattrError(e: unknown): boolean {
 export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, mediaType: string, dir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const mode = opts.mode ?? 'overlay';
   const sameOwner = opts.sameOwner ?? process.getuid?.() === 0;
-  const target = new Target(dir);
   const hash = createHash('sha256');
   async function* hashed(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const b of src) { hash.update(b); yield b; }
@@ -63,71 +73,93 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
   /** Directory metadata is applied last, deepest first, so writing children cannot disturb it. */
   const dirMeta = new Map<string, TarHeader>();
   let entries = 0;
+  // The target itself is the caller's: it may be reached through a symlink of theirs.
+  const rootFd = openSync(dir, DIR_FLAGS & ~fsc.O_NOFOLLOW);
+  const dirs = new DirFds(rootFd);
 
-  async function lstatOrUndefined(abs: string) {
-    return lstat(abs).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return undefined; throw e; });
+  function lstatAt(pfd: number, name: string): Stats | undefined {
+    return lstatSync(at(pfd, name), { throwIfNoEntry: false });
   }
 
-  /** Remove whatever is at rel (whole tree for a directory). */
-  async function removeAt(rel: string, isDir: boolean): Promise<void> {
-    if (isDir) { await rm(target.abs(rel), { recursive: true, force: true }); target.forget(rel); dirMeta.delete(rel); }
-    else await unlink(target.abs(rel));
+  /** Remove whatever is at rel (whole tree for a directory), in its parent pfd. */
+  function removeAt(pfd: number, rel: string, isDir: boolean): void {
+    if (!isDir) { unlinkSync(at(pfd, baseOf(rel))); return; }
+    dirs.forget(rel);
+    removeTreeAt(pfd, baseOf(rel));
+    // Metadata queued below rel must not be applied to whatever takes its place.
+    const prefix = rel + '/';
+    for (const d of dirMeta.keys()) if (d === rel || d.startsWith(prefix)) dirMeta.delete(d);
   }
 
-  /** Remove everything below rel that this layer did not write (opaque directory, apply mode). */
-  async function purgeLower(rel: string): Promise<void> {
-    for (const name of await readdir(target.abs(rel))) {
+  /** Remove everything below rel (open as fd) that this layer did not write (opaque directory, apply mode). */
+  function purgeLower(fd: number, rel: string): void {
+    for (const name of readdirSync(`/proc/self/fd/${fd}`)) {
       const child = rel === '' ? name : rel + '/' + name;
-      const st = await lstat(target.abs(child));
-      if (!written.has(child)) await removeAt(child, st.isDirectory());
-      else if (st.isDirectory()) await purgeLower(child);
+      const st = lstatSync(at(fd, name));
+      if (!written.has(child)) { removeAt(fd, child, st.isDirectory()); continue; }
+      if (!st.isDirectory()) continue;
+      const cfd = openSync(at(fd, name), DIR_FLAGS);
+      try { purgeLower(cfd, child); } finally { closeSync(cfd); }
     }
   }
 
-  async function applyMeta(rel: string, h: TarHeader, isSymlink: boolean): Promise<void> {
-    const abs = target.abs(rel);
-    // chown first: it clears setuid/setgid and security.capability, which come after.
-    if (sameOwner) await lchown(abs, h.uid, h.gid);
-    if (!isSymlink) await chmod(abs, h.mode & 0o7777);
+  function setXattrs(h: TarHeader, set: (k: string, v: Buffer) => void): void {
     for (const [k, v] of Object.entries(h.xattrs)) {
       // overlay's own attributes (redirect, metacopy, opaque...) from a tar could make the
       // kernel look elsewhere: only markers translated here may set them.
       if (k.startsWith('trusted.overlay.')) continue;
-      try { setXattr(abs, k, v); } catch (e) { if (!ignorableXattrError(e)) throw e; }
+      try { set(k, v); } catch (e) { if (!ignorableXattrError(e)) throw e; }
     }
-    await lutimes(abs, h.mtime, h.mtime);
   }
 
-  async function whiteout(rel: string, entry: string): Promise<void> {
+  /** Metadata of an open regular file or directory. chown first: it clears setuid/setgid and security.capability. */
+  function applyMetaFd(fd: number, h: TarHeader): void {
+    if (sameOwner) fchownSync(fd, h.uid, h.gid);
+    fchmodSync(fd, h.mode & 0o7777);
+    setXattrs(h, (k, v) => fsetXattr(fd, k, v));
+    futimesSync(fd, h.mtime, h.mtime);
+  }
+
+  /** Metadata of a symlink, fifo or device node `name` in pfd, without following it. */
+  function applyMetaAt(pfd: number, name: string, h: TarHeader, isSymlink: boolean): void {
+    const path = at(pfd, name);
+    if (sameOwner) lchownSync(path, h.uid, h.gid);
+    if (!isSymlink) chmodAt(pfd, name, h.mode & 0o7777);
+    setXattrs(h, (k, v) => setXattr(path, k, v));
+    lutimesSync(path, h.mtime, h.mtime);
+  }
+
+  function whiteout(rel: string, entry: string): void {
     if (written.has(rel)) return; // the same layer also has the entry: it wins
-    await target.parent(rel, entry);
-    const st = await lstatOrUndefined(target.abs(rel));
-    if (mode === 'apply') {
-      if (st) await removeAt(rel, st.isDirectory());
-      return;
-    }
-    if (st) await removeAt(rel, st.isDirectory());
-    mknod(target.abs(rel), S_IFCHR, 0, 0, 0);
-    if (sameOwner) await lchown(target.abs(rel), 0, 0);
+    const pfd = dirs.parent(rel, entry);
+    const name = baseOf(rel);
+    const st = lstatAt(pfd, name);
+    if (st) removeAt(pfd, rel, st.isDirectory());
+    if (mode === 'apply') return;
+    mknod(at(pfd, name), S_IFCHR, 0, 0, 0);
+    if (sameOwner) lchownSync(at(pfd, name), 0, 0);
   }
 
-  async function opaque(rel: string, entry: string): Promise<void> {
+  function opaque(rel: string, entry: string): void {
     if (rel === '') throw hostile(entry, 'opaque marker at the layer root');
-    await target.ensureDir(rel, entry);
-    if (mode === 'apply') { await purgeLower(rel); return; }
-    setXattr(target.abs(rel), OPAQUE_XATTR, Buffer.from('y'));
+    const fd = dirs.get(rel, entry)!;
+    if (mode === 'apply') { purgeLower(fd, rel); return; }
+    fsetXattr(fd, OPAQUE_XATTR, Buffer.from('y'));
   }
 
-  async function writeFile(rel: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
+  async function writeFile(pfd: number, name: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
     // O_EXCL|O_NOFOLLOW: the name was just cleared, so anything there now is not ours to follow.
-    const fh = await open(target.abs(rel), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    const fd = openSync(at(pfd, name), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
+      // Synchronous writes of the tar's chunks (tens of kB each, into the page cache): the
+      // event loop still turns between chunks, as the body is read asynchronously.
       for await (const b of body) {
         let off = 0;
-        while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+        while (off < b.length) off += writeSync(fd, b, off, b.length - off);
       }
+      applyMetaFd(fd, h);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
@@ -136,6 +168,7 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
     const rel = cleanPath(name);
     const base = baseOf(rel);
     for (const comp of parentOf(rel).split('/')) if (comp.startsWith(WH)) throw hostile(name, 'whiteout marker used as a directory');
+    dirs.trim(); // fds handed out for the previous entry are not used any more
 
     if (base.startsWith(WH)) {
       if (h.type !== 'file' && h.type !== 'hardlink') throw hostile(name, `whiteout marker of type ${h.type}`);
@@ -155,8 +188,6 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
     }
 
     if ((h.type === 'char' || h.type === 'block') && !opts.allowDevices) throw hostile(name, `${h.type} device entries are not allowed`);
-    await target.parent(rel, name);
-    const abs = target.abs(rel);
 
     // Hardlink source is resolved before anything at rel is removed (a link to itself is refused).
     let linkSource: string | undefined;
@@ -164,67 +195,93 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
       const src = cleanPath(h.linkname, name);
       if (src === '') throw hostile(name, 'hardlink to the root');
       if (src === rel) throw hostile(name, 'hardlink to itself');
+      // Replacing the directory rel would remove the source (and close the fd it is reached by).
+      if (src.startsWith(rel + '/')) throw hostile(name, 'hardlink into the directory it replaces');
       for (const comp of src.split('/')) if (comp.startsWith(WH)) throw hostile(name, 'hardlink to a whiteout marker');
-      await target.parent(src, name);
-      const st = await lstatOrUndefined(target.abs(src));
+      const sfd = dirs.get(parentOf(src), name, false);
+      const st = sfd === undefined ? undefined : lstatAt(sfd, baseOf(src));
       if (!st) throw hostile(name, `hardlink to ${JSON.stringify(h.linkname)}, which is not in the layer`);
       if (st.isDirectory()) throw hostile(name, 'hardlink to a directory');
       if (mode === 'overlay' && st.isCharacterDevice() && st.rdev === 0 && !written.has(src)) throw hostile(name, 'hardlink to a whiteout');
-      linkSource = target.abs(src);
+      linkSource = at(sfd!, baseOf(src));
     }
 
-    const existing = await lstatOrUndefined(abs);
+    const pfd = dirs.parent(rel, name);
+    const existing = lstatAt(pfd, base);
     if (existing) {
       if (existing.isDirectory() && h.type === 'directory') { /* merge: metadata below */ }
-      else await removeAt(rel, existing.isDirectory());
+      else removeAt(pfd, rel, existing.isDirectory());
     }
 
     switch (h.type) {
       case 'directory':
-        if (!existing || !existing.isDirectory()) await mkdir(abs, { mode: 0o700 });
-        target.markDir(rel);
+        if (!existing || !existing.isDirectory()) mkdirSync(at(pfd, base), 0o700);
         written.add(rel);
         dirMeta.set(rel, h);
         return;
       case 'file':
-        await writeFile(rel, h, body);
-        break;
+        written.add(rel);
+        return writeFile(pfd, base, h, body);
       case 'symlink':
         // The target text is not checked: a symlink is never followed by this code.
-        await symlink(h.linkname, abs);
+        symlinkSync(h.linkname, at(pfd, base));
         break;
       case 'hardlink':
         // link(2) does not follow a symlink source: it links the symlink itself.
-        await link(linkSource!, abs);
+        linkSync(linkSource!, at(pfd, base));
         written.add(rel);
         return; // shares the source's inode and metadata
       case 'fifo':
-        mknod(abs, S_IFIFO, 0o600);
+        mknod(at(pfd, base), S_IFIFO, 0o600);
         break;
       case 'char':
       case 'block':
-        mknod(abs, h.type === 'char' ? S_IFCHR : S_IFBLK, 0o600, h.devmajor, h.devminor);
+        mknod(at(pfd, base), h.type === 'char' ? S_IFCHR : S_IFBLK, 0o600, h.devmajor, h.devminor);
         break;
     }
     written.add(rel);
-    await applyMeta(rel, h, h.type === 'symlink');
+    applyMetaAt(pfd, base, h, h.type === 'symlink');
   }
 
   try {
-    for await (const { header, body } of readTar(hashed(decompress(stream as AsyncIterable<Buffer>, mediaType)))) {
-      entries++;
-      await entry(header, body);
+    try {
+      for await (const { header, body } of readTar(hashed(decompress(stream as AsyncIterable<Buffer>, mediaType)))) {
+        entries++;
+        await entry(header, body);
+      }
+    } catch (e) {
+      if (e instanceof TarUnsupportedError) throw hostile(e.entry, e.message);
+      if (e instanceof TarFormatError) throw new StoreError('corrupt', `layer tar: ${e.message}`);
+      const code = (e as { code?: string }).code;
+      if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') {
+        throw new StoreError('corrupt', `layer compression: ${(e as Error).message}`);
+      }
+      throw e;
     }
-  } catch (e) {
-    if (e instanceof TarUnsupportedError) throw hostile(e.entry, e.message);
-    if (e instanceof TarFormatError) throw new StoreError('corrupt', `layer tar: ${e.message}`);
-    if ((e as { code?: string }).code === 'Z_DATA_ERROR' || (e as { code?: string }).code === 'Z_BUF_ERROR') throw new StoreError('corrupt', `layer compression: ${(e as Error).message}`);
-    throw e;
-  }
+    dirs.close();
 
-  // Directories last, deepest first: their mtimes are not disturbed by children any more.
-  const dirs = [...dirMeta.keys()].sort((a, b) => b.length - a.length);
-  for (const rel of dirs) await applyMeta(rel, dirMeta.get(rel)!, false);
+    // Directories last, deepest first: their mtimes are not disturbed by children any more.
+    // Each is opened afresh beneath the root, refusing symlinks: what is there now is what
+    // gets the metadata, and a directory that was replaced had its queued metadata dropped.
+    const order = [...dirMeta.keys()].sort((a, b) => b.length - a.length);
+    for (const rel of order) {
+      let fd: number;
+      try {
+        fd = rel === '' ? rootFd : openBeneath(rootFd, rel, DIR_FLAGS);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENOENT' || code === 'EXDEV') {
+          const why = `directory ${JSON.stringify(rel)} is no longer a directory of the layer (${code})`;
+          throw hostile(dirMeta.get(rel)!.name, why);
+        }
+        throw e;
+      }
+      try { applyMetaFd(fd, dirMeta.get(rel)!); } finally { if (fd !== rootFd) closeSync(fd); }
+    }
+  } finally {
+    dirs.close();
+    closeSync(rootFd);
+  }
 
   const diffID = `sha256:${hash.digest('hex')}` as Digest;
   if (opts.diffID && opts.diffID !== diffID) throw new StoreError('corrupt', `layer diffID is ${diffID}, expected ${opts.diffID}`, opts.diffID);

@@ -1,31 +1,13 @@
-// A per-snapshot lock file between processes: created with O_EXCL, holding the owner's pid.
-// A lock whose pid is no longer alive is stale (the owner crashed) and is broken.
-import { open, readFile, unlink } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
+// A per-snapshot lock between processes: the store's lock (../lock.ts) on `<snapshots>/<hex>.lock`.
+// The holder is recorded as pid + process start time, so the lock of a crashed process is broken
+// even when its pid has since been reused by a live process; and breaking is serialised, so two
+// waiters never both break it and then remove each other's fresh lock.
+import { basename, dirname } from 'node:path';
+import { LockManager } from '../lock.js';
 
 export async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
-  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const owner = Number(await readFile(path, 'utf8').catch(() => ''));
-    // An empty file may be a lock being written right now: only a dead pid is stale.
-    if (owner && !alive(owner)) { await unlink(path).catch(() => {}); continue; }
-    await sleep(wait);
-  }
-  try {
-    return await fn();
-  } finally {
-    await unlink(path).catch(() => {});
-  }
+  const file = basename(path);
+  if (!file.endsWith('.lock')) throw new RangeError(`not a lock file name: ${path}`);
+  // No timeout: the holder may be unpacking a layer of gigabytes; a dead holder's lock is broken.
+  return new LockManager(dirname(path)).with(file.slice(0, -'.lock'.length), fn, { timeoutMs: Infinity });
 }

@@ -1,5 +1,6 @@
 // Extended attributes without following symlinks. Node has no xattr API; these are the
-// l* variants so a symlink's own attributes are read and a planted link is never followed.
+// l* variants so a symlink's own attributes are read and a planted link is never followed,
+// and fsetXattr for a file already open.
 import { call, DataType, SysError } from './libc.js';
 
 const XATTR_LIST_MAX = 65536; // Linux limit for the name list
@@ -53,6 +54,13 @@ export function setXattr(path: string, name: string, value: Buffer): void {
   // ffi-rs passes an empty buffer as a dangling pointer; give it one byte with size 0.
   const buf = value.length === 0 ? Buffer.alloc(1) : value;
   call('lsetxattr', path, [DataType.String, DataType.String, DataType.U8Array, DataType.I64, DataType.I32], [path, name, buf, value.length, 0]);
+}
+
+/** setXattr on an open file (a regular file or directory opened beneath a directory fd). */
+export function fsetXattr(fd: number, name: string, value: Buffer): void {
+  const buf = value.length === 0 ? Buffer.alloc(1) : value;
+  const types = [DataType.I32, DataType.String, DataType.U8Array, DataType.I64, DataType.I32];
+  call('fsetxattr', `fd ${fd}`, types, [fd, name, buf, value.length, 0]);
 }
 
 export function removeXattr(path: string, name: string): void {

@@ -16,6 +16,9 @@ export interface RawEntry {
   /** A GNU long-name ('L') header before this entry. */
   gnuLongName?: string;
   xattrs?: Record<string, Buffer>;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
 }
 
 function block(name: string, flag: string, size: number): Buffer {
@@ -55,7 +58,11 @@ export function buildTar(entries: RawEntry[]): Buffer {
       const body = Buffer.concat(recs);
       out.push(block('PaxHeaders.0/x', 'x', body.length), data(body));
     }
-    let h = encodeHeader({ name: e.name, type: e.type ?? 'file', mode: e.mode ?? 0o644, uid: 0, gid: 0, size: content.length, mtime: 1_600_000_000, linkname: e.linkname ?? '', devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0, xattrs: e.xattrs ?? {} });
+    let h = encodeHeader({
+      name: e.name, type: e.type ?? 'file', mode: e.mode ?? 0o644, uid: e.uid ?? 0, gid: e.gid ?? 0,
+      size: content.length, mtime: e.mtime ?? 1_600_000_000, linkname: e.linkname ?? '',
+      devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0, xattrs: e.xattrs ?? {},
+    });
     if (e.flag) h = setFlag(h, e.flag);
     out.push(h);
     if (content.length) out.push(data(content));

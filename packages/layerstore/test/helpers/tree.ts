@@ -30,6 +30,23 @@ function typeOf(st: Stats): string {
   return 'other';
 }
 
+/**
+ * Everything a hostile layer could change about a tree, root included: paths, types, modes,
+ * owners, contents, link targets, xattrs and mtimes (directories too). Equal fingerprints
+ * before and after an unpack mean the tree was not touched.
+ */
+export function fingerprint(root: string): Record_[] {
+  const st = lstatSync(root);
+  const x = readXattrs(root);
+  const self: Record_ = {
+    path: '.', type: typeOf(st), mode: (st.mode & 0o7777).toString(8), owner: `${st.uid}:${st.gid}`,
+    mtime: Math.floor(st.mtimeMs / 1000),
+  };
+  const keys = Object.keys(x).sort();
+  if (keys.length) self.xattrs = Object.fromEntries(keys.map((k) => [k, x[k]!.toString('hex')]));
+  return [self, ...describe(root, { mtime: true, dirMtime: true })];
+}
+
 /** Records of every entry below root, sorted by path. Hardlink groups show as a shared 'ino' label (first path of the group). */
 export function describe(root: string, opts: { mtime?: boolean; dirMtime?: boolean } = {}): Record_[] {
   const out: Record_[] = [];

@@ -1,11 +1,12 @@
-// ADD of a local archive: recognised by its first bytes (not its name), unpacked with GNU
-// tar, which refuses members that climb out with `..` or absolute paths and never writes
-// through a symlink extracted from the same archive. tar would follow a link that an earlier
-// source of the same ADD staged, so it unpacks into an empty directory of its own, whose
+// ADD of a local archive: recognised by its content (not its name: see archiveKind), unpacked
+// with GNU tar, which refuses members that climb out with `..` or absolute paths and never
+// writes through a symlink extracted from the same archive. tar would follow a link that an
+// earlier source of the same ADD staged, so it unpacks into an empty directory of its own, whose
 // entries are then moved into the staging tree beneath its fd (see mergeInto).
 import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { closeSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync } from 'node:fs';
+import { startsTar } from '@tsbuild/layerstore';
 import { BuildError, where } from '../errors.js';
 import { Beneath, namesIn } from '../../fs/beneath.js';
 import type { StepContext } from '../solver.js';
@@ -14,20 +15,72 @@ import { rel, type Staging } from './staging.js';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
+const BLOCK = 512;
+const decompressor: Record<Exclude<ArchiveKind, 'tar'>, string> = {
+  gzip: 'gzip', bzip2: 'bzip2', xz: 'xz', zstd: 'zstd',
+};
+
+/**
+ * What ADD does with local file `path`: unpack it as this kind of archive, or (undefined) copy it
+ * as it is. As BuildKit decides: the compression is recognised by the first bytes (never the
+ * name), and the file is an archive only when what decompresses from it starts with a tar header.
+ * A .gz of a text file, an empty file, a tar with no member are copied unchanged: unpacking them
+ * gave nothing at all (or a failed build) before.
+ */
 export async function archiveKind(path: string): Promise<ArchiveKind | undefined> {
-  const fh = await open(path, 'r');
+  const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  let head: Buffer;
   try {
-    const b = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(b, 0, 512, 0);
-    if (bytesRead >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
-    if (bytesRead >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
-    if (bytesRead >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-    if (bytesRead >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-    if (bytesRead >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar') return 'tar';
-    return undefined;
+    const b = Buffer.alloc(BLOCK);
+    head = b.subarray(0, (await fh.read(b, 0, BLOCK, 0)).bytesRead);
   } finally {
     await fh.close();
   }
+  const kind = compressionOf(head);
+  return startsTar(kind === 'tar' ? head : await decompressedHead(path, decompressor[kind])) ? kind : undefined;
+}
+
+function compressionOf(b: Buffer): ArchiveKind {
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
+  if (b.length >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (b.length >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (b.length >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'tar';
+}
+
+/**
+ * The first block of what `tool -dc` makes of `path`: fewer bytes when the stream ends (or breaks)
+ * before. The decompressor is stopped once it has given a block; a stream that is not what its
+ * first bytes say just gives less.
+ */
+function decompressedHead(path: string, tool: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(tool, ['-d', '-c'], { stdio: [fd, 'pipe', 'ignore'] });
+    } finally {
+      closeSync(fd);
+    }
+    const chunks: Buffer[] = [];
+    let got = 0;
+    let settled = false;
+    const done = (e?: Error) => {
+      if (settled) return;
+      settled = true;
+      child.stdout!.destroy();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (e) reject(e);
+      else resolve(Buffer.concat(chunks).subarray(0, BLOCK));
+    };
+    child.stdout!.on('data', (b: Buffer) => {
+      chunks.push(b);
+      got += b.length;
+      if (got >= BLOCK) done();
+    });
+    child.on('error', (e) => done(new Error(`cannot run ${tool} to look into ${path}: ${e.message}`)));
+    child.on('close', () => done());
+  });
 }
 
 const flags: Record<ArchiveKind, string[]> = { tar: [], gzip: ['-z'], bzip2: ['-j'], xz: ['-J'], zstd: ['--zstd'] };

@@ -12,7 +12,8 @@ import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
-import { fileEntry } from '@tsbuild/layerstore';
+import { entryOrderKey, fileEntry } from '@tsbuild/layerstore';
+import { lstatSync } from 'node:fs';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
@@ -89,7 +90,9 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       for (const item of items) {
         const top = item.files[0]!;
         if (step.kind === 'add' && !step.from && top.kind === 'file' && step.unpack !== false && !top.host.startsWith(ctx.opts.store.root)) {
-          const kind = await archiveKind(top.host);
+          const kind = await archiveKind(top.host).catch((e) => {
+            throw new BuildError(`${where(step)}: ${(e as Error).message}`);
+          });
           if (kind) {
             await staging.mkdirs(destCanonical, newDirs);
             await addArchive(ctx, top.host, kind, staging, destCanonical, step);
@@ -110,7 +113,10 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && alone);
         // cp writes by path: with other sources, it finishes before the next one changes the tree
         // (an archive may put a link where this item has a directory, which cp would follow).
-        if (!alone) await bulk.run();
+        if (!alone) {
+          await bulk.run();
+          staging.makeLinks();
+        }
       }
       for (const inline of step.inline) {
         const target = intoDir ? posix.join(destCanonical, inline.name) : destCanonical;
@@ -131,6 +137,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries: staged.entries() }, false, async () => {
         await copying;
         trace(`${ctx.state.label}: copied`);
+        staged.makeLinks();
         await staged.finish();
       });
     } finally {
@@ -154,10 +161,11 @@ async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean
  * were most of a node_modules COPY's time before cp could start. Only empty ones are made here.
  */
 async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined, bulk?: BulkCopy, cpMakesDirs = false): Promise<void> {
+  const leaders = hardLinks(item.files);
   const byCp = new Set<string>();
   if (bulk && cpMakesDirs) {
     for (const f of item.files) {
-      if (f.kind === 'dir') continue;
+      if (f.kind === 'dir' || leaders.has(f)) continue;
       for (let d = posix.dirname(f.rel); d !== '.' && !byCp.has(d); d = posix.dirname(d)) byCp.add(d);
     }
   }
@@ -168,6 +176,15 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
       continue;
     }
     const dest = f.rel === '' ? target : posix.join(target, f.rel);
+    const leader = leaders.get(f);
+    if (leader) {
+      // The leader's metadata, as it is written below (cp keeps mode and gives root's owner).
+      const uid = bulk ? 0 : owner?.uid ?? leader.uid;
+      const gid = bulk ? 0 : owner?.gid ?? leader.gid;
+      const meta = { mode: mode ?? leader.mode, uid, gid, mtime: seconds(leader.mtime) };
+      staging.addLink(dest, posix.join(target, leader.rel), meta);
+      continue;
+    }
     if (f.kind === 'dir' && byCp.has(f.rel)) {
       staging.recordDir(dest, { mode: f.mode, uid: f.uid, gid: f.gid }, f.mtime);
       continue;
@@ -182,6 +199,42 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
     }
     await writeFile(staging, f, dest, owner, mode);
   }
+}
+
+/**
+ * The files of one source that are hard links to another file of it, each with that file (the
+ * first of its inode in the layer's order, which the tar's hardlink entries name). As BuildKit:
+ * links within a source stay links, whether or not every link of the inode is copied; files of
+ * different sources are never linked. Candidates share an inode number; lstat confirms the
+ * device too (a context may hold mounts), and that the file is still the one listed.
+ */
+function hardLinks(files: SourceFile[]): Map<SourceFile, SourceFile> {
+  const out = new Map<SourceFile, SourceFile>();
+  const byIno = new Map<bigint, SourceFile[]>();
+  for (const f of files) {
+    if (f.kind !== 'file' || f.ino === undefined) continue;
+    const same = byIno.get(f.ino);
+    if (same) same.push(f);
+    else byIno.set(f.ino, [f]);
+  }
+  for (const candidates of byIno.values()) {
+    if (candidates.length < 2) continue;
+    const groups = new Map<string, SourceFile[]>();
+    for (const f of candidates) {
+      const st = lstatSync(f.host, { bigint: true, throwIfNoEntry: false });
+      if (!st?.isFile() || st.ino !== f.ino) continue;
+      const key = `${st.dev}:${st.ino}`;
+      const g = groups.get(key);
+      if (g) g.push(f);
+      else groups.set(key, [f]);
+    }
+    for (const g of groups.values()) {
+      if (g.length < 2) continue;
+      const keyed = g.map((f) => ({ f, key: entryOrderKey(f.rel) })).sort((a, b) => Buffer.compare(a.key, b.key));
+      for (const { f } of keyed.slice(1)) out.set(f, keyed[0]!.f);
+    }
+  }
+  return out;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { RunMount, RunStep } from '@tsbuild/parser';
 import { run as sandboxRun, type Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
-import { resolveUser } from '../../fs/users.js';
+import { resolveUser, withHome } from '../../fs/users.js';
 import { DefaultPath } from '../config.js';
 import { BuildError, where } from '../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
@@ -76,7 +76,7 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         // The upperdir is read into a layer and the workdir removed: no sync at unmount.
         root: { lowerdirs, upperdir: upper, workdir: work, volatile: true },
         argv: step.argv,
-        env: [...env, ...extraEnv],
+        env: withHome([...env, ...extraEnv], who.home),
         cwd: config.WorkingDir || '/',
         uid: who.uid,
         gid: who.gid,
@@ -156,7 +156,20 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
         const view = await ctx.fs.view(layers);
         const e = await view.stat(m.source || '/');
         if (!e) throw new BuildError(`${where(step)}: --mount source ${m.source} not found`);
+        // A device node, FIFO or socket: inert on a nodev bind, but a read-write bind is a copy,
+        // and copying one would open it on the host (the store's filesystem honours devices).
+        if (!e.stat.isFile() && !e.stat.isDirectory()) {
+          throw new BuildError(`${where(step)}: --mount source ${m.source || '/'} is not a regular file, directory or symlink`);
+        }
         source = e.host;
+        if (m.readwrite) {
+          // Writes to a rw bind mount are thrown away, as in BuildKit: give the step a copy, made
+          // from the layers as flatten does (regular files, dirs and links only; never fs.cp of a
+          // snapshot, which would read a device node's content).
+          const copy = join(tmp, `rw-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
+          await ctx.fs.flatten(layers, m.source || '/', copy);
+          return [{ type: 'bind', source: copy, target, readonly: false }];
+        }
         if (e.stat.isDirectory() && layers.length > 1) {
           // A directory spread over several layers must be merged before it can be bound.
           const merged = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
@@ -167,12 +180,6 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
         // Not the context directory itself: a tree of exactly what the key holds (below).
         const view = await contextView(ctx, step, m.source, m.readwrite, tmp, target);
         return [{ type: 'bind', source: view, target, readonly: !m.readwrite }];
-      }
-      if (m.readwrite) {
-        // Writes to a rw bind mount are thrown away, as in BuildKit: give the step a copy.
-        const copy = join(tmp, `rw-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
-        await fsp.cp(source, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-        source = copy;
       }
       return [{ type: 'bind', source, target, readonly: !m.readwrite }];
     }

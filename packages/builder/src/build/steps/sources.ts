@@ -28,6 +28,11 @@ export interface SourceFile {
   linkname?: string;
   /** Content digest (context sources only). */
   hash?: string;
+  /**
+   * For a file that may have other links in the same item: its inode number in the source. Files
+   * that share one are checked (lstat: device and inode) and copied as one inode (copy.ts).
+   */
+  ino?: bigint;
 }
 
 export interface SourceItem {
@@ -95,7 +100,10 @@ function contextFile(step: Located, rel: string, abs: string, e: ContextEntry): 
 
 function treeFile(step: Located, itemPath: string, t: TreeFile): SourceFile {
   if (t.host === undefined || (t.linkname !== undefined && isEscaped(t.linkname))) throw notUtf8(step, itemPath && t.rel ? `${itemPath}/${t.rel}` : itemPath || t.rel);
-  return { rel: t.rel, kind: t.kind, host: t.host, mode: t.mode, uid: 0, gid: 0, mtime: new Date(t.mtimeMs), size: t.size, linkname: t.linkname, hash: t.hash };
+  return {
+    rel: t.rel, kind: t.kind, host: t.host, mode: t.mode, uid: 0, gid: 0, mtime: new Date(t.mtimeMs), size: t.size,
+    linkname: t.linkname, hash: t.hash, ino: t.ino,
+  };
 }
 
 // The key and the listing take any bytes; the copy (staging, tar headers) speaks strings.
@@ -156,6 +164,11 @@ export async function fromView(view: RootView, source: string, step: Located, la
     const top = await view.lstatCanonical(p);
     if (!top) continue;
     if (skip(posix.basename(p))) continue;
+    // A device node, FIFO or socket is never opened: the snapshot is on a host filesystem that
+    // honours devices (a stage's `b 8 0` would read the host's disk), and a FIFO blocks for good.
+    if (!top.stat.isFile() && !top.stat.isDirectory() && !top.stat.isSymbolicLink()) {
+      throw new BuildError(`${where(step)}: ${displayName(p)} in ${label} is not a regular file, directory or symlink`);
+    }
     const isDir = top.stat.isDirectory();
     const files: SourceFile[] = [viewFile('', top.host, top.stat)];
     if (top.stat.isSymbolicLink()) files[0]!.linkname = await fsp.readlink(top.host);
@@ -168,7 +181,12 @@ export async function fromView(view: RootView, source: string, step: Located, la
 
 function viewFile(rel: string, host: string, st: import('node:fs').Stats): SourceFile {
   const kind = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
-  return { rel, kind, host, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, size: st.size };
+  const f: SourceFile = {
+    rel, kind, host, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, size: st.size,
+  };
+  // A snapshot holds only the image's own hard links (a layer's, made when it was unpacked or written).
+  if (kind === 'file' && st.nlink > 1) f.ino = BigInt(st.ino);
+  return f;
 }
 
 async function walkView(view: RootView, dir: string, rel: string, out: SourceFile[], skip: (rel: string) => boolean): Promise<void> {

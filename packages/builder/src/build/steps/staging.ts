@@ -26,6 +26,10 @@ export class Staging {
   private readonly placed = new Map<string, Entry>();
   /** Set when something landed that the list does not describe (an unpacked archive). */
   unlisted = false;
+  /** Hard links to make once the files they name are there: [new name, existing name], below the root. */
+  private links: [string, string][] = [];
+  /** Files that hardlink entries name (below the root). */
+  private readonly linked = new Set<string>();
 
   constructor(
     readonly dir: string,
@@ -103,8 +107,32 @@ export class Staging {
   /** Records an entry (path absolute in the image); replacing a path drops what was below it. */
   add(entry: Entry): void {
     const key = entry.path.replace(/^\/+/, '');
-    if (this.placed.has(key)) for (const k of [...this.placed.keys()]) if (k.startsWith(key + '/')) this.placed.delete(k);
+    if (this.placed.has(key)) {
+      for (const k of [...this.placed.keys()]) if (k.startsWith(key + '/')) this.placed.delete(k);
+      // A file other entries are hard links to is going: the list can no longer say what they
+      // are (the links keep the old file), the directory walk can.
+      for (const l of this.linked) if (l === key || l.startsWith(key + '/')) this.unlisted = true;
+    }
     this.placed.set(key, { ...entry, path: key });
+  }
+
+  /**
+   * Records `path` (absolute in the image) as a hard link to `leader`, placed by the same source
+   * and first in the layer's order; the link itself is made by makeLinks, once the leader is there.
+   */
+  addLink(path: string, leader: string, meta: { mode: number; uid: number; gid: number; mtime: number }): void {
+    this.add({ path, type: 'hardlink', linkname: rel(leader), ...meta });
+    this.links.push([rel(path), rel(leader)]);
+  }
+
+  /** Makes the hard links recorded so far (what an earlier source left at a name is replaced). */
+  makeLinks(): void {
+    for (const [name, existing] of this.links) {
+      this.fs.remove(name);
+      this.fs.linkWithin(name, existing);
+      this.linked.add(existing);
+    }
+    this.links = [];
   }
 
   /** The placed entries in the order a directory walk would give, or undefined if unknown. */

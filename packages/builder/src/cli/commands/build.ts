@@ -8,6 +8,7 @@ import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../outputs.js';
 import { parseReference } from '@tsbuild/layerstore';
 import { BuildError } from '../../build/errors.js';
+import { readControlFile } from '../../context/context.js';
 
 // Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most
 // rebuilds use none, and their modules (archives, layouts, the registry client) cost start-up.
@@ -107,8 +108,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   } else {
     dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
     try {
-      dockerfileText = readFileSync(dockerfilePath, 'utf8');
-    } catch {
+      dockerfileText = readControlFile(contextDir, dockerfilePath);
+    } catch (e) {
+      if (e instanceof BuildError) throw new UsageError(e.message);
       throw new UsageError(`cannot read Dockerfile ${dockerfilePath}${fileFlag ? ' (from -f)' : ''}`);
     }
   }

@@ -10,7 +10,7 @@ import { inspectCommand } from './images.js';
 import { exitStatus, ownError, withSignalsForwarded } from './run.js';
 import { RootView } from '../../fs/rootview.js';
 import { Filesystems, isOpaque } from '../../build/filesystems.js';
-import { resolveUser } from '../../fs/users.js';
+import { resolveUser, withHome } from '../../fs/users.js';
 import { setEnv } from '../../build/config.js';
 import { ContainerError, findDoc, isRunning, listDocs, refresh, tryFindDoc, type ContainerDoc } from '../../containers/state.js';
 import { runContainer, signalContainer, startDetached, stopContainer } from '../../containers/runner.js';
@@ -248,21 +248,21 @@ export async function execCommand(argv: string[]): Promise<number> {
       const eq = e.indexOf('=');
       if (eq < 0) { if (process.env[e] !== undefined) env = setEnv(env, e, process.env[e]!); } else env = setEnv(env, e.slice(0, eq), e.slice(eq + 1));
     }
-    let who = { uid: d.Config.uid, gid: d.Config.gid, additionalGids: d.Config.additionalGids };
+    let who = { uid: d.Config.uid, gid: d.Config.gid, additionalGids: d.Config.additionalGids, home: d.Config.home };
     const user = str(p, 'user');
     if (user !== undefined) {
       // Users the container itself added count: resolve in its own view (upper dir over the image).
       const image = await store.images.get(d.Image);
       const lowers = image ? await new Filesystems(store).lowerdirs(image.layers) : [];
       const r = await resolveUser(new RootView([d.UpperDir, ...lowers], isOpaque), user).catch((e) => { throw new ContainerError((e as Error).message); });
-      who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [] };
+      who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [], home: r.home };
     }
     const tty = bool(p, 'tty');
     let pid: number | undefined;
     const exit = await withSignalsForwarded(() => pid, () => sandboxExec({
       pid: d.State.Pid!,
       argv: cmd,
-      env,
+      env: who.home === undefined ? env : withHome(env, who.home),
       cwd: str(p, 'workdir') ?? d.Config.cwd,
       uid: who.uid,
       gid: who.gid,

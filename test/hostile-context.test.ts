@@ -1,0 +1,88 @@
+// Hostile build contexts whose control files are symlinks: a checkout may hold `Dockerfile` or
+// `.dockerignore` as a link to any host path. tsbuild read them through the link, so a host file
+// was printed in the parse error ("unknown instruction: <its first line>"), or used as ignore
+// patterns (an oracle: a context file named like a line of the host file was left out). A link
+// that resolves inside the context is followed; one that leads out of it is refused, naming the
+// file. A Dockerfile named with -f outside the context is the user's choice and read as given.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec } from './helpers/cli.js';
+
+const root = storeWithBase();
+const Secret = 'HOST-SECRET-4711';
+const copyAll = `FROM ${Base}\nCOPY . /x\nRUN ls /x\n`;
+
+interface Row {
+  name: string;
+  /** Context files; H in a symlink target is the scratch host dir. */
+  files: Record<string, FileSpec>;
+  /** Extra build arguments (before the context); C is the context dir. */
+  args?: string[];
+  /** The error the build fails with, or undefined when it must succeed. */
+  fails?: RegExp;
+  /** What a successful build's output must show. */
+  shows?: RegExp;
+}
+
+const rows: Row[] = [
+  {
+    name: 'a Dockerfile that links to a host file is refused, its content never shown',
+    files: { Dockerfile: { symlink: 'H/secret' } },
+    fails: /Dockerfile.*leads out of the build context/,
+  },
+  {
+    name: 'a .dockerignore that links to a host file is refused (its lines would pick what is copied)',
+    files: { Dockerfile: copyAll, '.dockerignore': { symlink: 'H/secret' }, [Secret]: 'ctx\n' },
+    fails: /\.dockerignore.*leads out of the build context/,
+  },
+  {
+    name: 'a <Dockerfile>.dockerignore that links to a host file is refused',
+    files: { 'sub/Dockerfile': copyAll, 'sub/Dockerfile.dockerignore': { symlink: 'H/secret' }, [Secret]: 'ctx\n' },
+    args: ['-f', 'C/sub/Dockerfile'],
+    fails: /Dockerfile\.dockerignore.*leads out of the build context/,
+  },
+  {
+    name: 'a Dockerfile and a .dockerignore that link inside the context are followed',
+    files: {
+      Dockerfile: { symlink: 'build/Dockerfile.real' }, 'build/Dockerfile.real': copyAll,
+      '.dockerignore': { symlink: 'build/ignore' }, 'build/ignore': 'left-out\n', 'left-out': 'x\n', kept: 'x\n',
+    },
+    shows: /kept/,
+  },
+];
+
+for (const row of rows) {
+  test(row.name, () => {
+    const host = tempDir('host');
+    writeFileSync(join(host, 'secret'), `${Secret}\n`, { mode: 0o600 });
+    const files = Object.fromEntries(Object.entries(row.files).map(([k, v]) =>
+      [k, typeof v === 'object' && 'symlink' in v ? { symlink: v.symlink.replace(/^H\//, `${host}/`) } : v]));
+    // context() makes symlinks as given; a Dockerfile link is written after its target's dir exists.
+    const ctx = context(Object.fromEntries(Object.entries(files).filter(([, v]) => !(typeof v === 'object' && 'symlink' in v))));
+    for (const [k, v] of Object.entries(files)) {
+      if (typeof v === 'object' && 'symlink' in v) {
+        mkdirSync(join(ctx, k, '..'), { recursive: true });
+        symlinkSync(v.symlink, join(ctx, k));
+      }
+    }
+    const args = (row.args ?? []).map((a) => a.replace(/^C\//, `${ctx}/`));
+    const r = tsbuild(['build', '--progress=plain', '--no-cache', ...args, ctx], { root });
+    const out = r.stdout + r.stderr;
+    assert.not.match(out, /\n\s+at .+:\d+:\d+\)?\n/, `a stack trace:\n${r.stderr}`);
+    if (row.fails) {
+      assert.is.not(r.code, 0, `the build must fail:\n${out.slice(-2000)}`);
+      assert.match(r.stderr, row.fails);
+      assert.not.match(out, new RegExp(Secret), 'the host file was read');
+    } else {
+      ok(r);
+      assert.match(out, row.shows!);
+      assert.not.match(out, /left-out/, 'the linked .dockerignore was applied');
+    }
+    cleanup(ctx, host);
+  });
+}
+
+test.after(() => cleanup(root));
+test.run();
