@@ -8,30 +8,31 @@
 //   - every stage a golden stage dependsOn was built, and finished before that stage's last step was
 //     reported; a stage FROM another stage reported its first step only after the other one finished.
 //     Vertex numbers (#N) are given in the order BuildKit reports vertices as started, and a step cannot
-//     start before the steps whose results it reads are done, so these orders are forced, not timing.
+//     start before the steps whose results it reads are done, so these orders are forced, not timing
+//     (the check is: the other stage's last step has a lower number than this stage's last, or first).
 // For an error case: BuildKit refuses it too, in its frontend, for the same reason (its message, below).
 //
 // What is rewritten, to check the plan and not the commands (the base images are all busybox):
-//   - every stage gets a first step `COPY .oracle/stage-<i> /.oracle/stage-<i>` so that each stage
-//     BuildKit builds shows in its output under its index, even a stage with no filesystem step;
-//   - every RUN command (ONBUILD triggers included) becomes `busybox true`, bind-mounted from the build
-//     context in exec form (a stage FROM scratch has no shell); its own flags (--mount ...) are kept;
+//   - every stage gets a first step `COPY --from=<oracle image> /etc/group /.oracle/stage-<i>` so that each
+//     stage BuildKit builds shows in its output under its index, even a stage with no filesystem step;
+//   - every RUN command becomes `busybox true`, bind-mounted from the oracle image in exec form (a stage
+//     FROM scratch has no shell), and `true` in an ONBUILD trigger; its own flags (--mount ...) are kept;
 //   - every component of every COPY/ADD source gets a trailing `*` (/out/app -> /out*/app*): BuildKit's
 //     COPY accepts a wildcard that matches nothing, so a file the original commands would have made is
 //     not needed.
-// The base images are busybox's rootfs (fixtures/busybox) imported into the daemon under every name the
-// case uses: BuildKit in dockerd resolves FROM from the daemon's image store, no registry is involved.
+// The base images (and the oracle image) are busybox's rootfs (fixtures/busybox) imported into the daemon
+// under every name the case uses: BuildKit in dockerd resolves FROM from the daemon's image store, with no
+// registry involved.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { skip, startDockerd, type Dockerd } from '@tsbuild/testkit';
 import { cleanup, repo, tempDir } from './helpers/cli.js';
 
 const fixtures = join(repo, 'packages', 'parser', 'test', 'fixtures');
 const rootfs = join(repo, 'fixtures', 'busybox', 'rootfs.tar');
-const oracleImage = 'tsbuild-oracle/busybox:1';
 
 interface Golden {
   baseImages?: string[];
@@ -49,7 +50,9 @@ interface Options {
 // Cases BuildKit 20.10's frontend (Dockerfile 1.2) cannot take, with the message that shows it (checked).
 const tooNew: Record<string, { reason: string; buildkit: RegExp }> = {
   heredocs: { reason: 'heredocs need Dockerfile 1.4', buildkit: /unknown instruction: ECHO/ },
-  healthcheck: { reason: 'HEALTHCHECK --start-interval needs Dockerfile 1.6', buildkit: /Unknown flag: start-interval/ },
+  healthcheck: {
+    reason: 'HEALTHCHECK --start-interval needs Dockerfile 1.6', buildkit: /Unknown flag: start-interval/,
+  },
   mounts: { reason: 'RUN --network needs Dockerfile 1.3 (--security: labs)', buildkit: /Unknown flag: network/ },
   'error-bad-network': { reason: 'RUN --network needs Dockerfile 1.3', buildkit: /Unknown flag: network/ },
   'error-mount-continuation': { reason: 'RUN --network needs Dockerfile 1.3', buildkit: /Unknown flag: network/ },
@@ -148,19 +151,25 @@ function logicalLines(text: string): string[] {
   return out;
 }
 
-const busyboxMount = '--mount=type=bind,source=.oracle/busybox,target=/.oracle/busybox';
+const oracleImage = 'tsbuild-oracle/busybox:1';
+const busyboxMount = `--mount=type=bind,from=${oracleImage},source=/bin/busybox,target=/.oracle/busybox`;
+/** The step that opens stage i in the copy: it names the stage in BuildKit's output. */
+const marker = (i: number) => `COPY --from=${oracleImage} /etc/group /.oracle/stage-${i}`;
 
 /** RUN/COPY/ADD (also as an ONBUILD trigger) rewritten; anything else as it was. */
-function rewriteInstruction(line: string): string {
+function rewriteInstruction(line: string, trigger = false): string {
   const m = /^(\s*)(\S+)\s*(.*)$/.exec(line);
   if (!m) return line;
   const [, lead, word, rest] = m as unknown as [string, string, string, string];
   const kw = word.toUpperCase();
-  if (kw === 'ONBUILD') return `${lead}${word} ${rewriteInstruction(rest)}`;
+  if (kw === 'ONBUILD') return `${lead}${word} ${rewriteInstruction(rest, true)}`;
   if (kw !== 'RUN' && kw !== 'COPY' && kw !== 'ADD') return line;
   const words = rest.trim().split(/\s+/);
   const flags: string[] = [];
   while (words[0]?.startsWith('--')) flags.push(words.shift()!);
+  // A trigger's RUN runs busybox's own shell: 20.10 resolves an image that a trigger mounts too late and
+  // mounts an empty tree (seen here), and every stage a fixture's trigger runs in has a busybox base.
+  if (kw === 'RUN' && trigger) return `${lead}RUN ${[...flags, 'true'].join(' ')}`;
   if (kw === 'RUN') return `${lead}RUN ${[...flags, busyboxMount].join(' ')} ["/.oracle/busybox", "true"]`;
   if (words[0]?.startsWith('[') || words.some((w) => w.startsWith('<<'))) throw new Error(`cannot rewrite: ${line}`);
   const dest = words.pop()!;
@@ -178,9 +187,9 @@ export function rewrite(text: string): { text: string; stages: number } {
   let stages = 0;
   for (const line of logicalLines(text)) {
     out.push(rewriteInstruction(line));
-    if (/^\s*FROM\s/i.test(line)) out.push(`COPY .oracle/stage-${stages} /.oracle/stage-${stages}`), stages++;
+    if (/^\s*FROM\s/i.test(line)) out.push(marker(stages++));
   }
-  return { text: out.join('\n') + '\n', stages };
+  return { text: out.join('\n').replace(/\n*$/, '\n'), stages };
 }
 
 // --- Reading BuildKit's plain progress ------------------------------------------------------------------
@@ -208,11 +217,13 @@ export function readProgress(out: string): Progress {
     if (meta) bases.add(normalizeRef(meta[1]!));
     const step = /^(?:\[(?:(\S+) )?\d+\/\d+\] )?(.*)$/.exec(v.name)!;
     const from = /^FROM (\S+)$/.exec(step[2]!);
-    if (from) bases.add(normalizeRef(from[1]!));
-    if (!v.name.startsWith('[') || v.name.startsWith('[internal]')) continue;
+    if (from && normalizeRef(from[1]!) !== normalizeRef(oracleImage)) bases.add(normalizeRef(from[1]!));
+    // A FROM (a source) is reported when BuildKit resolves it, possibly late when it is cached: only steps
+    // with inputs are reported as they start, so only they carry the order.
+    if (!v.name.startsWith('[') || v.name.startsWith('[internal]') || from) continue;
     const prefix = step[1] ?? '';
     byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), v.n]);
-    const mark = /^COPY \.oracle\/stage-(\d+) /.exec(step[2]!);
+    const mark = /^COPY --from=\S+ \/etc\/group \/\.oracle\/stage-(\d+)$/.exec(step[2]!);
     if (mark) markers.set(prefix, { index: Number(mark[1]), n: v.n });
   }
   const stages: Progress['stages'] = new Map();
@@ -222,6 +233,51 @@ export function readProgress(out: string): Progress {
   }
   return { bases, stages };
 }
+
+// --- The harness's own readers, on BuildKit output captured from this daemon -------------------------------
+
+test('rewrite: RUN becomes busybox true with its flags, COPY sources wildcards, a marker per stage', () => {
+  const got = rewrite('FROM alpine AS a\nRUN --mount=type=bind,from=b,target=/x \\\n  make all\n' +
+    'FROM scratch\nCOPY --from=a /out/app go.mod ./\nONBUILD RUN echo hi\n');
+  assert.is(got.stages, 2);
+  assert.is(got.text, [
+    'FROM alpine AS a',
+    marker(0),
+    `RUN --mount=type=bind,from=b,target=/x ${busyboxMount} ["/.oracle/busybox", "true"]`,
+    'FROM scratch',
+    marker(1),
+    'COPY --from=a /out*/app* go.mod* ./',
+    'ONBUILD RUN true',
+    '',
+  ].join('\n'));
+});
+
+test('readProgress: stages by marker, bases from metadata and FROM vertices, start order', () => {
+  const p = readProgress([
+    '#3 [internal] load metadata for docker.io/library/alpine:latest',
+    '#3 DONE 0.0s',
+    '#6 [base 1/3] FROM docker.io/library/alpine',
+    '#15 [dev 1/1] FROM docker.io/library/alpine',
+    '#10 FROM docker.io/library/busybox:latest',
+    '#4 FROM docker.io/tsbuild-oracle/busybox:1',
+    `#5 [stage-3 1/3] ${marker(3)}`,
+    `#7 [base 2/3] ${marker(0)}`,
+    '#7 DONE 0.0s',
+    '#8 [base 3/3] RUN true',
+    `#12 [dev 1/2] ${marker(1)}`,
+    '#9 [stage-3 2/3] COPY --from=base /etc/os-release* /',
+    '#13 [dev 2/2] RUN true',
+    '#14 [stage-3 3/3] RUN --mount=type=bind,from=dev,target=/dev-src true',
+  ].join('\n'));
+  assert.equal([...p.bases].sort(), ['docker.io/library/alpine:latest', 'docker.io/library/busybox:latest']);
+  assert.equal(Object.fromEntries(p.stages), {
+    0: { name: 'base', first: 7, last: 8, marker: 7 },
+    1: { name: 'dev', first: 12, last: 13, marker: 12 },
+    3: { name: 'stage-3', first: 5, last: 14, marker: 5 },
+  });
+  assert.is(normalizeRef('registry.example:5000/team/app'), 'registry.example:5000/team/app:latest');
+  assert.is(normalizeRef('team/app@sha256:ab'), 'docker.io/team/app@sha256:ab');
+});
 
 // --- The daemon, shared by every case -------------------------------------------------------------------
 
@@ -273,7 +329,7 @@ async function provideBases(refs: string[], configs: Options['baseConfigs'] = {}
       ...(c.Env ?? []).map((e) => `ENV ${e}`),
       ...(c.WorkingDir ? [`WORKDIR ${c.WorkingDir}`] : []),
       ...(c.User ? [`USER ${c.User}`] : []),
-      ...(c.OnBuild ?? []).map((t) => `ONBUILD ${rewriteInstruction(t)}`),
+      ...(c.OnBuild ?? []).map((t) => `ONBUILD ${rewriteInstruction(t, true)}`),
     ];
     await must(['import', ...changes.flatMap((ch) => ['--change', ch]), rootfs, ref]);
   }
@@ -288,20 +344,22 @@ function build(dir: string, dockerfile: string, o: Options) {
 }
 
 test.before(async () => {
-  daemon = await startDockerd(join(work, 'd'));
+  // The vfs storage driver: with overlay2, 20.10's BuildKit now and then found an image's or the context's
+  // tree empty when it mounted it for a COPY --from, a bind mount or a RUN (about 1 run in 4 here, a
+  // different case each time, sometimes for the rest of the run; none in the runs since with vfs). vfs
+  // copies layers instead of mounting them; the images here are 2 MB.
+  daemon = await startDockerd(join(work, 'd'), { args: ['--storage-driver', 'vfs'] });
   if (typeof daemon === 'string') return;
   await must(['import', rootfs, oracleImage]);
   // Image names the error cases use, so that BuildKit fails on the Dockerfile and not on a missing image.
   const names = new Set<string>();
   for (const c of readdirSync(fixtures).filter((c) => c.startsWith('error-'))) {
-    for (const m of readFileSync(join(fixtures, c, 'Dockerfile'), 'utf8').matchAll(/^FROM\s+(?:--\S+\s+)*([a-z0-9][^\s$]*)/gim)) {
+    const text = readFileSync(join(fixtures, c, 'Dockerfile'), 'utf8');
+    for (const m of text.matchAll(/^FROM\s+(?:--\S+\s+)*([a-z0-9][^\s$]*)/gim)) {
       if (m[1] !== 'scratch') names.add(m[1]!);
     }
   }
   await provideBases([...names]);
-  mkdirSync(join(work, 'oracle'));
-  const x = spawnSync('tar', ['-xf', rootfs, '-C', join(work, 'oracle'), './bin/busybox']);
-  assert.is(x.status, 0, `tar: ${x.stderr}`);
 });
 
 test.after(async () => {
@@ -315,14 +373,15 @@ for (const name of readdirSync(fixtures).sort()) {
     if (typeof daemon === 'string') return skip(`BuildKit cross-check of the parser goldens: ${daemon}`);
     score.cases++;
     const golden = JSON.parse(readFileSync(join(dir, 'graph.json'), 'utf8')) as Golden;
-    const o: Options = existsSync(join(dir, 'options.json')) ? JSON.parse(readFileSync(join(dir, 'options.json'), 'utf8')) : {};
+    const optionsFile = join(dir, 'options.json');
+    const o: Options = existsSync(optionsFile) ? JSON.parse(readFileSync(optionsFile, 'utf8')) : {};
     const why = inexpressible(o);
     if (why) {
       score.notExpressible.push(`${name}: ${why}`);
       return;
     }
     const ctx = join(work, name);
-    mkdirSync(join(ctx, '.oracle'), { recursive: true });
+    mkdirSync(ctx);
     const original = readFileSync(join(dir, 'Dockerfile'), 'utf8');
     const newer = tooNew[name];
     if (newer || golden.error) {
@@ -345,10 +404,8 @@ for (const name of readdirSync(fixtures).sort()) {
     }
     const g = golden.graph!;
     await provideBases(golden.baseImages!, o.baseConfigs);
-    const { text, stages } = rewrite(original);
+    const { text } = rewrite(original);
     writeFileSync(join(ctx, 'Dockerfile'), text);
-    spawnSync('cp', [join(work, 'oracle', 'bin', 'busybox'), join(ctx, '.oracle', 'busybox')]);
-    for (let i = 0; i < 64; i++) writeFileSync(join(ctx, '.oracle', `stage-${i}`), `${i}\n`);
     const r = await build(ctx, join(ctx, 'Dockerfile'), o);
     assert.is(r.code, 0, `${name}: BuildKit failed on\n${text}\n${r.stderr}`);
     const p = readProgress(r.stderr);
@@ -363,8 +420,9 @@ for (const name of readdirSync(fixtures).sort()) {
     assert.equal([...p.bases].sort(), golden.baseImages!.map(normalizeRef).sort(), `${name}: base images`);
     for (const s of g.stages) {
       const seen = p.stages.get(s.index)!;
-      // BuildKit prefixes a step with its stage's name, stage-<i> when it has none, nothing when it is alone.
-      assert.is(seen.name, s.name ?? (stages === 1 ? '' : `stage-${s.index}`), `${name}: stage ${s.index}'s name`);
+      // BuildKit prefixes a step with its stage's name, or stage-<i> (the marker's COPY --from makes every
+      // file hold more than one stage for BuildKit, so there is always a prefix).
+      assert.is(seen.name, s.name ?? `stage-${s.index}`, `${name}: stage ${s.index}'s name`);
       for (const dep of s.dependsOn) {
         const d = p.stages.get(dep);
         assert.ok(d, `${name}: stage ${s.index} depends on stage ${dep}, which BuildKit did not build`);

@@ -14,12 +14,15 @@ export interface Dockerd {
   stop(): Promise<void>;
 }
 
-/** Starts dockerd, or returns why it could not (the caller prints that and skips). */
-export async function startDockerd(dir: string): Promise<Dockerd | string> {
+/**
+ * Starts dockerd, or returns why it could not (the caller prints that and skips). `args`: more dockerd
+ * flags (e.g. `--storage-driver vfs`).
+ */
+export async function startDockerd(dir: string, opts: { args?: string[] } = {}): Promise<Dockerd | string> {
   if (spawnSync('sh', ['-c', 'command -v dockerd && command -v docker']).status !== 0) return 'dockerd/docker not installed';
   const sock = join(dir, 'docker.sock');
   const host = `unix://${sock}`;
-  const child = spawn('dockerd', ['--data-root', join(dir, 'data'), '--host', host, '--pidfile', join(dir, 'pid'), '--exec-root', join(dir, 'exec'), '--iptables=false', '--bridge=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('dockerd', ['--data-root', join(dir, 'data'), '--host', host, '--pidfile', join(dir, 'pid'), '--exec-root', join(dir, 'exec'), '--iptables=false', '--bridge=none', ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (b) => (log = (log + b).slice(-4000)));
   const docker = (args: string[], env: Record<string, string> = {}) => {
