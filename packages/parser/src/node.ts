@@ -127,7 +127,9 @@ export function nodeFromLine(line: string, escape: string, trigger = false): Ins
   }
   const keyword = cmd.toUpperCase();
   const split = splitters[keyword];
-  if (!split && !trigger) throw new LineError('unknown-instruction', `unknown instruction: ${cmd}`, { kind: 'keyword' }, cmd);
+  if (!split && !trigger) {
+    throw new LineError('unknown-instruction', `unknown instruction: ${cmd}`, { kind: 'keyword' }, cmd);
+  }
   let r: Args;
   try {
     r = split ? split(rest, escape) : none;

@@ -131,7 +131,9 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
         }
         // BuildKit accepts a name used twice (its linter warns) and reads the later stage under it, as
         // byName.set below does: checked against dockerd 20.10's BuildKit (test/parser-goldens-buildkit).
-        if (byName.has(name)) warnings.push({ message: `Duplicate stage name "${name}", stage names should be unique`, location: node.location });
+        if (byName.has(name)) {
+          warnings.push({ message: `Duplicate stage name "${name}", stage names should be unique`, location: node.location });
+        }
       } else if (args.length !== 1) {
         throw new DockerfileError('bad-from', 'FROM requires either one or three arguments (FROM image [AS name])', node.location,
           args.length > 1 ? arg(1) : ptr({ kind: 'keyword' }));
