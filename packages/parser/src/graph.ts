@@ -84,7 +84,7 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
     stages.push(stage);
   }
 
-  const warnings = df.warnings.slice();
+  const warnings = [...df.warnings, ...p.warnings];
   const unused = unusedArgsWarning(buildArgs, declared);
   if (unused) warnings.push(unused);
   return { stages, target: p.target, directives: { ...df.directives }, warnings };

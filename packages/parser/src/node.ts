@@ -80,7 +80,7 @@ const healthConfig: Splitter = (rest, escape) => {
 const subCommand: Splitter = (rest, escape) => {
   if (rest === '') return none;
   try {
-    return { args: [], json: false, sub: nodeFromLine(rest, escape) };
+    return { args: [], json: false, sub: nodeFromLine(rest, escape, true) };
   } catch (e) {
     // Errors of the trigger point inside it (ONBUILD's own keyword is checked by locate.ts).
     if (e instanceof LineError) throw new LineError(e.code, e.message, { kind: 'trigger', pointer: e.pointer(e.cmd ?? '') });
@@ -109,8 +109,12 @@ export const splitters: Record<string, Splitter> = {
   WORKDIR: oneString,
 };
 
-/** One logical line to an instruction (no location or heredocs yet). */
-export function nodeFromLine(line: string, escape: string): Instruction {
+/**
+ * One logical line to an instruction (no location or heredocs yet). `trigger`: the line is an ONBUILD
+ * trigger, where an unknown instruction is kept (BuildKit's parser ignores one; only its instruction level
+ * refuses it, and a trigger reaches that level when it is triggered, not when it is declared).
+ */
+export function nodeFromLine(line: string, escape: string, trigger = false): Instruction {
   const trimmed = trimSpace(line);
   const m = reWhitespace.exec(trimmed);
   const cmd = m ? trimmed.slice(0, m.index) : trimmed;
@@ -123,10 +127,12 @@ export function nodeFromLine(line: string, escape: string): Instruction {
   }
   const keyword = cmd.toUpperCase();
   const split = splitters[keyword];
-  if (!split) throw new LineError('unknown-instruction', `unknown instruction: ${cmd}`, { kind: 'keyword' }, cmd);
+  if (!split && !trigger) {
+    throw new LineError('unknown-instruction', `unknown instruction: ${cmd}`, { kind: 'keyword' }, cmd);
+  }
   let r: Args;
   try {
-    r = split(rest, escape);
+    r = split ? split(rest, escape) : none;
   } catch (e) {
     if (e instanceof LineError && e.cmd === undefined) throw new LineError(e.code, e.message, e.at, cmd);
     throw e;

@@ -38,6 +38,8 @@ export interface Plan {
   stages: PlannedStage[];
   target: number;
   needed: Set<number>;
+  /** What BuildKit only warns about (its linter): a stage name used twice. */
+  warnings: Warning[];
 }
 
 function platformParts(prefix: string, platform: string): [string, string][] {
@@ -105,6 +107,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   const metaArgs: Instruction[] = [];
   const stages: PlannedStage[] = [];
   const byName = new Map<string, number>();
+  const warnings: Warning[] = [];
   const expandMeta = (word: string, at: Location, pointer?: Pointer): string => {
     try {
       return expandWord(word, (n) => meta.get(n), { escape });
@@ -126,7 +129,11 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
         if (!validStageName.test(name)) {
           throw new DockerfileError('bad-from', `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, node.location, arg(2));
         }
-        if (byName.has(name)) throw new DockerfileError('duplicate-stage', `duplicate stage name "${name}": each stage needs its own name`, node.location, arg(2));
+        // BuildKit accepts a name used twice (its linter warns) and reads the later stage under it, as
+        // byName.set below does: checked against dockerd 20.10's BuildKit (test/parser-goldens-buildkit).
+        if (byName.has(name)) {
+          warnings.push({ message: `Duplicate stage name "${name}", stage names should be unique`, location: node.location });
+        }
       } else if (args.length !== 1) {
         throw new DockerfileError('bad-from', 'FROM requires either one or three arguments (FROM image [AS name])', node.location,
           args.length > 1 ? arg(1) : ptr({ kind: 'keyword' }));
@@ -273,7 +280,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   };
   visit(target);
 
-  return { escape, metaArgs, meta, declared, stages, target, needed };
+  return { escape, metaArgs, meta, declared, stages, target, needed, warnings };
 }
 
 /** BuildKit's warning for --build-arg values no ARG asked for. */

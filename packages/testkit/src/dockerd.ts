@@ -45,8 +45,11 @@ const isolate = [
 /**
  * Starts a private dockerd under `dir`. Returns why it cannot run here (not root, not installed):
  * the caller skips with that reason. Throws if it is there but does not come up, with its log.
+ * `args`: more dockerd flags (e.g. `--storage-driver vfs`).
  */
-export async function startDockerd(dir: string, opts: { timeoutMs?: number } = {}): Promise<Dockerd | string> {
+export async function startDockerd(
+  dir: string, opts: { timeoutMs?: number; args?: string[] } = {},
+): Promise<Dockerd | string> {
   if (process.getuid?.() !== 0) return 'a private dockerd needs root';
   for (const cmd of ['dockerd', dockerCli, 'ip', 'unshare', 'setpriv']) if (!have(cmd)) return `${cmd} not installed`;
   const timeoutMs = opts.timeoutMs ?? 120_000;
@@ -68,7 +71,7 @@ export async function startDockerd(dir: string, opts: { timeoutMs?: number } = {
       'dockerd', '--config-file', join(dir, 'daemon.json'), '--data-root', join(dir, 'data'),
       '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '--host', host,
       '--bridge', bridge.name, '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false',
-      '--cgroup-parent', cgroupParent,
+      '--cgroup-parent', cgroupParent, ...(opts.args ?? []),
     ], { stdio: ['ignore', log, log], detached: true });
   } catch (e) {
     bridge.remove();
