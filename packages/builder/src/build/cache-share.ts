@@ -11,7 +11,8 @@
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
 import { parseReference, remote, type Descriptor, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
-import { UsageError, parseCsv } from '../cli/args.js';
+import { UsageError } from '../errors.js';
+import { parseCsv } from '../options.js';
 import type { Reporter } from '../progress/index.js';
 import type { ImportedCache, StepRecord } from './solver.js';
 

@@ -5,7 +5,7 @@ import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuil
 import { chainID, type Digest, type Image, type ImageConfig, type Layer, type Store } from '@tsbuild/layerstore';
 import { applyStep, historyText, inheritConfig, scratchConfig } from './config.js';
 import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
-import { BuildError } from './errors.js';
+import { BuildError } from '../errors.js';
 import { isPending, type ExplainRow, type SettledState, type StageLayer, type StageState } from './state.js';
 import type { Reporter, StepHandle } from '../progress/index.js';
 import type { BuildContext } from '../context/context.js';
@@ -14,7 +14,7 @@ import { copyStep } from './steps/copy.js';
 import { workdirStep } from './steps/workdir.js';
 import { Filesystems } from './filesystems.js';
 import { LayerQueue } from './steps/commit.js';
-import { trace } from './trace.js';
+import { trace } from '../trace.js';
 import type { PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface SolveOptions {

@@ -11,7 +11,7 @@ import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
 import { resolveUser, withHome } from '../../fs/users.js';
 import { DefaultPath } from '../config.js';
-import { BuildError, where } from '../errors.js';
+import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { fromContext, hashContextTree } from './sources.js';
 import { Beneath } from '../../fs/beneath.js';

@@ -6,7 +6,7 @@ import type { Exec, StepContext } from '../solver.js';
 import { resolveUser } from '../../fs/users.js';
 import { Staging } from './staging.js';
 import { commitDiff, scratchDir } from './commit.js';
-import { BuildError } from '../errors.js';
+import { BuildError } from '../../errors.js';
 
 export async function workdirStep(ctx: StepContext, step: WorkdirStep, kb: KeyBuilder): Promise<Exec> {
   const user = ctx.state.config.image.config?.User ?? '';

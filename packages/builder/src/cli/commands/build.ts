@@ -1,13 +1,14 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { UsageError, bool, buildArgs, list, parseArgs, parseCsv, readStdin, str, type FlagSpec } from '../args.js';
+import { bool, buildArgs, list, parseArgs, readStdin, str, type FlagSpec } from '../args.js';
+import { parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
 import { build } from '../../build/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../outputs.js';
 import { parseReference } from '@tsbuild/layerstore';
-import { BuildError } from '../../build/errors.js';
+import { BuildError, UsageError } from '../../errors.js';
 import { readControlFile } from '../../context/context.js';
 
 // Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most

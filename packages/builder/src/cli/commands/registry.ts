@@ -4,11 +4,11 @@
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
 import { join } from 'node:path';
 import { formatReference, familiarName, parseReference, remote, type Image, type Reference, type Store } from '@tsbuild/layerstore';
-import { UsageError, bool, list, parseArgs, str, type FlagSpec } from '../args.js';
+import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
-import { BuildError } from '../../build/errors.js';
-import { trace } from '../../build/trace.js';
+import { BuildError, UsageError } from '../../errors.js';
+import { trace } from '../../trace.js';
 
 type TransferStats = remote.TransferStats;
 
