@@ -4,18 +4,18 @@ import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str, type FlagSpec } from '../args.js';
 import { parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
-import { build } from '../../build/build.js';
+import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
-import type { Output } from '../outputs.js';
+import type { Output } from '../../exporter/outputs.js';
 import { parseReference } from '@tsbuild/layerstore';
 import { BuildError, UsageError } from '../../errors.js';
 import { readControlFile } from '../../context/context.js';
 
 // Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most
 // rebuilds use none, and their modules (archives, layouts, the registry client) cost start-up.
-const outputsModule = () => import('../outputs.js');
+const outputsModule = () => import('../../exporter/outputs.js');
 const registryModule = () => import('./registry.js');
-const cacheShareModule = () => import('../../build/cache-share.js');
+const cacheShareModule = () => import('../../exporter/cache-share.js');
 const explainModule = () => import('../explain.js'); // and chalk, which probes the terminal as it loads
 
 export const buildFlags: FlagSpec[] = [

@@ -14,7 +14,7 @@ import { parseReference, remote, type Descriptor, type Digest, type Layer, type 
 import { UsageError } from '../errors.js';
 import { parseCsv } from '../options.js';
 import type { Reporter } from '../progress/index.js';
-import type { ImportedCache, StepRecord } from './solver.js';
+import type { ImportedCache, StepRecord } from '../solver/solver.js';
 
 export interface CacheRef {
   ref: string;

@@ -16,7 +16,7 @@ import { chainID, writeLayer, type Digest, type Entry, type Layer, type Store } 
 import type { StepContext } from '../solver.js';
 import type { Reporter } from '../../progress/index.js';
 import { BuildError } from '../../errors.js';
-import { isPending, type PendingLayer, type StageLayer } from '../state.js';
+import { isPending, type PendingLayer, type StageLayer } from '../../rootfs/layers.js';
 import { trace } from '../../trace.js';
 
 /**

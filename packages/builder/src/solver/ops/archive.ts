@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { startsTar } from '@tsbuild/layerstore';
 import { BuildError, where } from '../../errors.js';
-import { Beneath, namesIn } from '../../fs/beneath.js';
+import { Beneath, namesIn } from '../../rootfs/beneath.js';
 import type { StepContext } from '../solver.js';
 import { scratchDir } from './commit.js';
 import { rel, type Staging } from './staging.js';
