@@ -13,6 +13,7 @@ import type { BuildContext } from '../context/context.js';
 import { runStep } from './ops/run.js';
 import { copyStep } from './ops/copy.js';
 import { workdirStep } from './ops/workdir.js';
+import type { ImportedCache, StepRecord } from '../exporter/cache-share.js';
 import { Filesystems } from '../rootfs/filesystems.js';
 import { LayerQueue } from './ops/commit.js';
 import { trace } from '../trace.js';
@@ -46,18 +47,6 @@ export interface SolveOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
-}
-
-/** Records a registry cache holds, kept in memory for the build that asked for them (cache-share.ts). */
-export interface ImportedCache {
-  record(key: Digest): StepRecord | undefined;
-  fetchLayer(layer: Layer): Promise<boolean>;
-}
-
-/** What a cache record of a filesystem step holds. */
-export interface StepRecord {
-  layer: Layer | null;
-  created: string;
 }
 
 export class Solver {
