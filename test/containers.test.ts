@@ -173,6 +173,38 @@ test('commit: the new image is exactly the container view, without the hosts fil
   assert.not.ok(image.some((l) => l.startsWith('etc/app/c ')));  // opaque dir: the old content is gone
 });
 
+/** The freezer of the cgroup holding `pid` (v1 freezer.state, else v2 cgroup.freeze), as commit uses it. */
+function freezerOf(pid: number): { freeze: () => void; thaw: () => void; frozen: () => boolean } {
+  const text = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  const v1 = text.match(/^\d+:(?:[^:]*,)?freezer(?:,[^:]*)?:(\/.+)$/m)?.[1];
+  const v2 = text.match(/^0::(\/.+)$/m)?.[1];
+  const [file, on, off, state] = v1 && existsSync('/sys/fs/cgroup/freezer')
+    ? [`/sys/fs/cgroup/freezer${v1}/freezer.state`, 'FROZEN', 'THAWED', `/sys/fs/cgroup/freezer${v1}/freezer.state`]
+    : [`/sys/fs/cgroup${v2}/cgroup.freeze`, '1', '0', `/sys/fs/cgroup${v2}/cgroup.events`];
+  return {
+    freeze: () => writeFileSync(file, on),
+    thaw: () => { try { writeFileSync(file, off); } catch { /* gone */ } },
+    frozen: () => { try { return /^(FROZEN|frozen 1)$/m.test(readFileSync(state, 'utf8')); } catch { return false; } },
+  };
+}
+
+// A commit freezes the container while it reads it; SIGKILLed then, nothing of it thaws it again
+// (the freezer is left as below). rm -f must still end the container rather than leave frozen
+// processes (a frozen process acts on SIGKILL only when thawed, on cgroup v1).
+test('rm -f ends a container that a commit killed mid-way left frozen', async () => {
+  const id = detached(['--name', 'frozen1', Base, 'sleep', '300']);
+  const pid = inspect(id).State.Pid!;
+  const f = freezerOf(pid);
+  try {
+    f.freeze();
+    await until('the container frozen', () => f.frozen() || undefined);
+    ok(t(['rm', '-f', 'frozen1']));
+    await until(`container init ${pid} gone after rm -f`, () => gone(pid) || undefined, 20_000);
+  } finally {
+    f.thaw();
+  }
+});
+
 test('--cpu-quota 20000 --cpu-period 100000: a busy loop is throttled, and gets 20 ms a period, no more', async () => {
   // Judged by the container's cgroup counters (periods it ran in, periods it hit the quota, CPU
   // time), not by CPU time over wall time, which a loaded machine moves.

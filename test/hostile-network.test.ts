@@ -9,12 +9,14 @@ import * as assert from 'uvu/assert';
 import { createServer, connect, type Server } from 'node:net';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
-import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
-import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuildAsync, type Result } from './helpers/cli.js';
+import {
+  Base, cleanup, command, context, ok, repo, storeWithBase, tempDir, tsbuildAsync, type Result,
+} from './helpers/cli.js';
 
 const root = storeWithBase();
 const dirs: string[] = [root];
@@ -182,6 +184,98 @@ test('default network: outbound connections reach a server on a host address (no
   const r = await cli(['run', '--rm', Base, 'sh', '-c', sh]);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'OUTBOUND-OK\n');
+});
+
+/**
+ * The CLI in a mount namespace of its own where /etc/resolv.conf says `text`: the host's resolver
+ * as tsbuild and slirp4netns see it, without touching the machine's file.
+ */
+function cliWithResolvConf(text: string, args: string[]): Promise<Result> {
+  const file = join(tempDir('resolv'), 'resolv.conf');
+  dirs.push(join(file, '..'));
+  writeFileSync(file, text);
+  const env = { ...process.env, CI: 'true', TSBUILD_ROOT: root };
+  const sh = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"';
+  const c = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', sh, 'sh', file, command, ...args],
+    { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+    c.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+// slirp4netns sends whatever reaches the namespace's DNS address (x.x.x.3), TCP or UDP port 53,
+// to the first IPv4 nameserver of the host's resolv.conf, --disable-host-loopback or not. When
+// that is a resolver on the host's loopback (dnsmasq, unbound, systemd-resolved's 127.0.0.53),
+// a RUN step could talk to it although resolv.conf in the sandbox does not name it.
+test('a resolver on the host\'s loopback is not reachable through the DNS forwarder address', async () => {
+  if (!have('unshare')) return skip('unshare (util-linux) is needed to give the CLI its own resolv.conf');
+  const b = randomBytes(3);
+  const ip = `127.${b[0]! % 254 + 1}.${b[1]! % 254 + 1}.${b[2]! % 254 + 1}`;
+  const hits = { tcp: 0, udp: 0 };
+  const tcp = await listen(createServer((s) => { hits.tcp++; s.on('error', () => {}).end(`${Secret}\n`); }), 53, ip);
+  const udp = createSocket('udp4');
+  udp.on('message', () => { hits.udp++; });
+  await new Promise<void>((r) => udp.bind(53, ip, r));
+  servers.push(tcp, udp);
+  const sh = 'gw=$(ip route | awk \'/^default/{print $3}\'); dns=${gw%.*}.3; echo "dns=$dns"; ' +
+    'nc -w 3 $dns 53 </dev/null; echo "nc=$?"; timeout 3 nslookup example.org $dns; cat /etc/resolv.conf';
+  const r = await cliWithResolvConf(`nameserver ${ip}\n`, ['run', '--rm', Base, 'sh', '-c', sh]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^dns=\d+\.\d+\.\d+\.3$/m);
+  assert.equal(hits, { tcp: 0, udp: 0 }, `the host's loopback resolver was reached:\n${r.stdout}`);
+  assert.not.match(r.stdout, Secret);
+  // Nothing in the namespace can reach that resolver: resolv.conf names public ones, as Docker does.
+  assert.match(r.stdout, /^nameserver 8\.8\.8\.8$/m);
+  const warned = new RegExp(`WARNING: nameserver ${ip.replace(/\./g, '\\.')} .*loopback.*8\\.8\\.8\\.8`);
+  assert.match(r.stderr, warned);
+  // A build's RUN steps, the same; the warning comes once the build's network starts.
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN ${sh} > /out.txt\n` });
+  const out = tempDir('net-out');
+  dirs.push(ctx, out);
+  const args = ['build', '--no-cache', '-o', `type=local,dest=${out}`, ctx];
+  const built = await cliWithResolvConf(`nameserver ${ip}\n`, args);
+  assert.is(built.code, 0, built.stderr);
+  const text = readFileSync(join(out, 'out.txt'), 'utf8');
+  assert.equal(hits, { tcp: 0, udp: 0 }, `the host's loopback resolver was reached from a RUN step:\n${text}`);
+  assert.match(text, /^nameserver 8\.8\.8\.8$/m);
+  assert.match(built.stderr, warned);
+});
+
+// slirp4netns costs a process and its start: a build starts it for the first RUN step that runs in
+// the default network, never for a build without one, nor for RUN steps served from the cache.
+test('a build starts slirp4netns only for a RUN step that runs (not without RUN, not when cached)', async () => {
+  const real = spawnSync('sh', ['-c', 'command -v slirp4netns'], { encoding: 'utf8' }).stdout.trim();
+  if (!real) return skip('slirp4netns not installed');
+  const dir = tempDir('slirp-count');
+  dirs.push(dir);
+  // The launcher runs the helper with an empty environment: the wrapper names its log itself.
+  const log = join(dir, 'started');
+  const wrapper = join(dir, 'slirp4netns');
+  writeFileSync(wrapper, `#!/bin/sh\necho started >> '${log}'\nexec '${real}' "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  const starts = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0);
+  const build = (dockerfile: string) => new Promise<Result>((resolve) => {
+    const ctx = context({ Dockerfile: dockerfile, a: 'a\n' });
+    dirs.push(ctx);
+    const c = tsbuildAsync(['build', '-q', ctx], { root, env: { TSBUILD_SLIRP4NETNS: wrapper } });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (x: string) => { stdout += x; });
+    c.stderr.setEncoding('utf8').on('data', (x: string) => { stderr += x; });
+    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+  const tag = randomBytes(4).toString('hex');
+  ok(await build(`FROM ${Base}\nCOPY a /a-${tag}\nRUN --network=none echo ${tag} > /n\n`));
+  assert.is(starts(), 0, 'started for a build without a default-network RUN step');
+  const withRun = `FROM ${Base}\nRUN echo ${tag} > /x\n`;
+  ok(await build(withRun));
+  assert.is(starts(), 1, 'the RUN step did not get a network through the wrapper');
+  ok(await build(withRun));
+  assert.is(starts(), 1, 'started again for a cached RUN step');
 });
 
 test('--network none still has lo only and keeps working', async () => {

@@ -35,6 +35,22 @@ const cases: { name: string; make: (tree: string, host: string) => void }[] = [
     mkdirSync(join(t, 'empty'));
     symlinkSync('/nonexistent/x', join(t, 'dangling'));
   } },
+  // A container can mkdir and cd in a loop: deeper than the call stack (a recursive walk threw
+  // RangeError at 6000 levels) and than the directory fds the walk keeps open (1024).
+  { name: 'a tree 8000 directories deep, with a link to a host directory at the bottom', make: (t, h) => {
+    const cwd = process.cwd();
+    try {
+      process.chdir(t);
+      for (let i = 0; i < 8000; i++) {
+        mkdirSync('d');
+        process.chdir('d');
+      }
+      writeFileSync('f', 'x');
+      symlinkSync(h, 'link');
+    } finally {
+      process.chdir(cwd);
+    }
+  } },
 ];
 
 for (const c of cases) {

@@ -190,8 +190,10 @@ class FileIngest extends Writable implements Ingest {
       await fh.sync();
       await fh.close();
       // In the lease before it is visible (leases.ts). Renaming over an existing copy is fine (same
-      // bytes) and refreshes its mtime, which is what prune's grace period looks at.
-      this.blobs.held?.add('blob', digest);
+      // bytes) and refreshes its mtime, which is what prune's grace period looks at. But that copy
+      // may be one prune listed and is deciding on now, having read the leases before this entry:
+      // so wait for the sweep to end first, as for reused content, or prune unlinks the new file.
+      await this.blobs.held?.reuse('blob', digest);
       await fsp.rename(this.tmpPath, this.blobs.path(digest));
       await fsyncDir(this.blobs.dir);
       this.destroy();

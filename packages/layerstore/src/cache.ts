@@ -1,7 +1,7 @@
 // The build cache index: one JSON file per key under cache/<hex>.json, written atomically.
 // A record's `blobs` and `snapshots` are roots for prune: they stay alive as long as the record
 // exists. With a lease (leases.ts), a record written or read goes into it with what it names.
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type CacheRecord, type Digest } from './types.js';
 import { checkDigest, hexOf, isDigest, writeFileAtomic } from './fsutil.js';
@@ -43,13 +43,15 @@ export class CacheIndex {
     for (const s of record.snapshots ?? []) checkDigest(s, 'cache record snapshot');
     this.held?.add('blob', record.blobs);
     this.held?.add('snapshot', record.snapshots ?? []);
-    this.held?.add('cache', key);
+    // The key may name a record prune listed and is deciding on right now (a rewrite): wait for the
+    // sweep before renaming over it, as for reused content (leases.ts), or prune deletes the new one.
+    await this.held?.reuse('cache', key);
     await writeFileAtomic(this.file(key), JSON.stringify(record), this.tmpDir);
   }
 
   async delete(key: Digest): Promise<boolean> {
     try {
-      await fsp.unlink(this.file(key));
+      unlinkSync(this.file(key)); // SmallFileIO (fsutil.ts): prune deletes with gc-sweep held
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -57,8 +59,9 @@ export class CacheIndex {
     }
   }
 
-  async list(): Promise<{ key: Digest; record: CacheRecord; mtimeMs: number }[]> {
-    const out: { key: Digest; record: CacheRecord; mtimeMs: number }[] = [];
+  /** Every record, with its file's inode and mtime (prune tells a record written since apart by them). */
+  async list(): Promise<{ key: Digest; record: CacheRecord; mtimeMs: number; ino: number }[]> {
+    const out: { key: Digest; record: CacheRecord; mtimeMs: number; ino: number }[] = [];
     let names: string[];
     try {
       names = await fsp.readdir(this.dir);
@@ -72,7 +75,7 @@ export class CacheIndex {
       const key = `sha256:${m[1]}` as Digest;
       try {
         const [text, st] = await Promise.all([fsp.readFile(join(this.dir, n), 'utf8'), fsp.stat(join(this.dir, n))]);
-        out.push({ key, record: JSON.parse(text) as CacheRecord, mtimeMs: st.mtimeMs });
+        out.push({ key, record: JSON.parse(text) as CacheRecord, mtimeMs: st.mtimeMs, ino: st.ino });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted meanwhile
         if (e instanceof SyntaxError) continue;

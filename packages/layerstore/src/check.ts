@@ -70,7 +70,12 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
     const damage = await store.images.verify(t.descriptor);
     const what = [...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems];
     if (what.length === 0) continue;
-    const drop = () => store.tags.delete(t.name);
+    // Only that very image, still broken: a build or pull may have set the tag anew meanwhile.
+    const drop = async () => {
+      const again = await store.images.verify(t.descriptor);
+      if (again.missing.length === 0 && again.problems.length === 0) return false;
+      return store.tags.delete(t.name, t.descriptor.digest);
+    };
     await found(what.map((w) => `tag ${t.name}: ${w}`), drop, `removed tag ${t.name} (its image is incomplete)`);
   }
 

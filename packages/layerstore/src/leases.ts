@@ -12,7 +12,10 @@
 //  - New content (a blob, snapshot or cache record about to be renamed into place) is added to the
 //    lease BEFORE it becomes visible. Prune lists its candidates before it reads the leases, so a
 //    candidate was either leased before prune read the leases, or was visible before it was leased,
-//    which new content never is.
+//    which new content never is. Unless the same digest or key is already there (garbage prune may
+//    be deciding on): so the writer also waits for the sweep (reuse) before its rename.
+//  - A cache record may be written after prune listed the records and its writer end before prune
+//    reads the leases: prune reads records new or rewritten since its listing under the lock.
 //  - Existing content (a cache hit, a base layer, a snapshot to stack on) is added, then the
 //    process waits until no prune holds `gc-sweep`, and only then checks that the content exists.
 //    An entry written before prune read the leases is kept; one written after was written while

@@ -10,18 +10,19 @@
 //  2. It lists its candidates first: cache records, then blobs, then snapshots. A record is written
 //     only after its blobs, so the blobs of a listed record are listed too.
 //  3. Under the `gc-sweep` lock, and only for that: it reads the leases (removing those whose owner
-//     is dead), the tags and the listed records, marks, and decides: unlinks blobs and records,
-//     and renames snapshots aside. A writer adds content to its lease before the content becomes
+//     is dead), then the tags, the listed records and any record written since the listing (whose
+//     writer may have dropped its lease before the leases were read), marks, and decides: unlinks
+//     blobs and records, and renames snapshots aside. A writer adds content to its lease before the content becomes
 //     visible, and reused content before it checks that the content is still there, after waiting
 //     for `gc-sweep` to be free; so nothing a live lease names is ever removed.
 //  4. The slow part, removing renamed-aside snapshot trees, happens after the lock is released.
 //  Writers put bytes in tmp/ first. Temp names carry the owner's pid and start time; prune and
 //  Store.open remove only temp entries whose owner is dead (or unnamed ones older than maxTempAgeMs).
 //  The grace period is a preference (keep recent garbage a while), not what keeps content in use.
-import { promises as fsp, statSync } from 'node:fs';
+import { closeSync, promises as fsp, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import type { Digest } from './types.js';
+import type { CacheRecord, Digest } from './types.js';
 import { isDigest, parseOwner, pidAlive } from './fsutil.js';
 import { SweepLock } from './leases.js';
 import type { Store } from './store.js';
@@ -72,16 +73,25 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
       report.leases = leased.expired;
       const roots = new Set<Digest>(leased.blob);
       const chains = new Set<Digest>(leased.snapshot);
+      const keep = (record: CacheRecord) => {
+        for (const b of Array.isArray(record.blobs) ? record.blobs.filter(isDigest) : []) roots.add(b);
+        for (const c of Array.isArray(record.snapshots) ? record.snapshots.filter(isDigest) : []) chains.add(c);
+      };
       for (const t of await store.tags.list()) roots.add(t.descriptor.digest);
+      // Records written (or rewritten) since the listing: their writer may have ended, its lease
+      // gone, before the leases were read, so only the record keeps their content now. Roots, and
+      // not deleted this time.
+      const since = await recordsWrittenSince(store, records);
+      for (const record of since.values()) keep(record);
       for (const { key, record, mtimeMs } of records) {
         const blobs = Array.isArray(record.blobs) ? record.blobs.filter(isDigest) : [];
         const dangling = blobs.some((b) => !present.has(b));
+        if (since.has(key)) continue;
         if (!leased.cache.has(key) && (opts.allCache || dangling) && old(mtimeMs)) {
           if (await store.cache.delete(key)) report.cacheRecords++;
           continue;
         }
-        for (const b of blobs) roots.add(b);
-        for (const c of Array.isArray(record.snapshots) ? record.snapshots.filter(isDigest) : []) chains.add(c);
+        keep(record);
       }
 
       // Mark.
@@ -107,9 +117,10 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
         if (marked.has(d)) continue;
         const p = store.blobs.path(d);
         try {
-          const st = await fsp.stat(p);
+          // SmallFileIO (fsutil.ts): synchronous, as every call here is made with gc-sweep held.
+          const st = statSync(p);
           if (!old(st.mtimeMs)) continue;
-          await fsp.unlink(p);
+          unlinkSync(p);
           report.blobs++;
           report.bytes += st.size;
         } catch (e) {
@@ -121,7 +132,7 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
       for (const s of snapshots) {
         if (chains.has(s.chainID)) continue;
         try {
-          if (!old((await fsp.stat(s.path)).mtimeMs)) continue;
+          if (!old(statSync(s.path).mtimeMs)) continue;
         } catch {
           continue; // gone already
         }
@@ -137,6 +148,37 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
     report.temp += await store.snapshots.cleanup();
     return report;
   });
+}
+
+/**
+ * The records whose file is not the one listed (new, or renamed over since: a new inode or mtime),
+ * read again. One readdir and a stat per record, under the sweep lock; only changed ones are read.
+ */
+async function recordsWrittenSince(
+  store: Store,
+  listed: { key: Digest; mtimeMs: number; ino: number }[],
+): Promise<Map<Digest, CacheRecord>> {
+  const before = new Map(listed.map((r) => [r.key, r]));
+  const out = new Map<Digest, CacheRecord>();
+  let names: string[];
+  try {
+    names = await fsp.readdir(store.cache.dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const m = /^([a-f0-9]{64})\.json$/.exec(n);
+    if (!m) continue;
+    const key = `sha256:${m[1]}` as Digest;
+    const path = join(store.cache.dir, n);
+    try {
+      const st = statSync(path); // SmallFileIO (fsutil.ts)
+      const was = before.get(key);
+      if (was && was.ino === st.ino && was.mtimeMs === st.mtimeMs) continue;
+      out.set(key, JSON.parse(readFileSync(path, 'utf8')) as CacheRecord);
+    } catch { /* removed meanwhile, or not JSON (check reports it) */ }
+  }
+  return out;
 }
 
 /** Remove temp files/dirs whose owner process is dead, and ownerless ones older than maxAgeMs. */
@@ -178,18 +220,18 @@ async function sniffJSON(store: Store, d: Digest): Promise<unknown> {
     return undefined;
   }
   if (size > JSON_SNIFF_LIMIT) return undefined;
-  let fh: fsp.FileHandle;
+  let fd: number;
   try {
-    fh = await fsp.open(store.blobs.path(d), 'r');
+    fd = openSync(store.blobs.path(d), 'r');
   } catch {
     return undefined; // removed by check --repair meanwhile
   }
   try {
     const first = Buffer.alloc(1);
-    await fh.read(first, 0, 1, 0);
+    readSync(fd, first, 0, 1, 0);
     if (first[0] !== 0x7b /* { */) return undefined;
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   try {
     return JSON.parse((await store.blobs.read(d)).toString('utf8'));

@@ -94,13 +94,17 @@ export class Tags {
     return stored;
   }
 
-  /** Remove a tag; returns whether it existed. Blobs stay until the next prune. */
-  async delete(ref: string): Promise<boolean> {
+  /**
+   * Remove a tag; returns whether it existed. Blobs stay until the next prune. With `ifDigest`, only
+   * while the tag still points at that digest (check --repair: not a tag set anew meanwhile).
+   */
+  async delete(ref: string, ifDigest?: string): Promise<boolean> {
     const name = normalizeRef(ref);
     let found = false;
     await this.update((idx) => {
       const before = idx.manifests.length;
-      idx.manifests = idx.manifests.filter((d) => nameOf(d) !== name);
+      const other = (d: Descriptor) => ifDigest !== undefined && d.digest !== ifDigest;
+      idx.manifests = idx.manifests.filter((d) => nameOf(d) !== name || other(d));
       found = idx.manifests.length !== before;
     });
     return found;

@@ -1,7 +1,9 @@
 // ChainIDs, and the snapshot life cycle: ensure (idempotent, concurrent), adopt, remove, list,
 // cleanup; a failed unpack leaves nothing behind.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -173,6 +175,34 @@ test('a snapshot written in another boot (or with no sidecar) is dropped and unp
     await snaps.ensure(layers);
     assert.is(snaps.stats.unpacked, 2, `${name}: kept within the boot`);
   }
+});
+
+test('a stale snapshot is dropped only while still stale, not once another process unpacked it anew', async () => {
+  const layers = [await fileLayer('fresh', 'whole')];
+  const snaps = new Snapshots(p('s-race'), blobs, p('tmp-race'));
+  const [snap] = await snaps.ensure(layers);
+  const boot = readFileSync(`${snap!.path}.boot`, 'utf8');
+  writeFileSync(`${snap!.path}.boot`, 'some-other-boot-id');
+  // Right after this process has judged the snapshot stale, another one (which held its lock) drops
+  // it and unpacks it anew: what it leaves is a snapshot of this boot, in use by that process.
+  const judged = snaps as unknown as { writtenThisBoot(path: string): boolean };
+  const writtenThisBoot = judged.writtenThisBoot.bind(snaps);
+  let raced = false;
+  judged.writtenThisBoot = (path: string) => {
+    const fresh = writtenThisBoot(path);
+    if (!fresh && !raced) {
+      raced = true;
+      renameSync(path, p('tmp-race', 'dropped-by-the-other'));
+      mkdirSync(path);
+      writeFileSync(join(path, 'fresh'), 'whole');
+      writeFileSync(`${path}.boot`, boot);
+    }
+    return fresh;
+  };
+  const got = await snaps.get(snap!.chainID);
+  assert.ok(raced);
+  assert.ok(existsSync(join(snap!.path, 'fresh')), 'the snapshot the other process unpacked is still there');
+  assert.is(got?.path, snap!.path, 'and it is found');
 });
 
 test.run();

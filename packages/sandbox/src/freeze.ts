@@ -10,7 +10,7 @@ import { cgroupDriver } from './cgroup/index.js';
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
 
-interface Freezer { file: string; frozen: () => boolean; freeze: string; thaw: string }
+interface Freezer { dir: string; file: string; frozen: () => boolean; freeze: string; thaw: string }
 
 function freezerOf(pid: number): Freezer {
   const text = readText(`/proc/${pid}/cgroup`);
@@ -21,7 +21,7 @@ function freezerOf(pid: number): Freezer {
     if (path) {
       const dir = `${driver.root}${path}`;
       return {
-        file: `${dir}/cgroup.freeze`, freeze: '1', thaw: '0',
+        dir, file: `${dir}/cgroup.freeze`, freeze: '1', thaw: '0',
         frozen: () => /^frozen 1$/m.test(readText(`${dir}/cgroup.events`) ?? ''),
       };
     }
@@ -30,7 +30,7 @@ function freezerOf(pid: number): Freezer {
     if (path && driver) {
       const dir = `${driver.root}/freezer${path}`;
       return {
-        file: `${dir}/freezer.state`, freeze: 'FROZEN', thaw: 'THAWED',
+        dir, file: `${dir}/freezer.state`, freeze: 'FROZEN', thaw: 'THAWED',
         frozen: () => readText(`${dir}/freezer.state`)?.trim() === 'FROZEN',
       };
     }
@@ -66,4 +66,23 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
     await sleep(i < 20 ? 1 : 10);
   }
   return thaw;
+}
+
+/**
+ * SIGKILLs every process of the sandbox whose init has host pid `pid`, then thaws it. A frozen
+ * process acts on SIGKILL only once thawed (cgroup v1), and a commit killed with SIGKILL leaves its
+ * container frozen with nobody to thaw it: a plain kill of init would leave it there for good.
+ * Killed before the thaw, so that none of them runs its own code again (a thawed task with SIGKILL
+ * pending exits on its way back to user space), and none can fork in between (they are frozen).
+ */
+export function killSandbox(pid: number): void {
+  let f: Freezer | undefined;
+  try {
+    f = freezerOf(pid);
+  } catch { /* no freezer cgroup: it cannot be frozen either */ }
+  const procs = f ? (readText(`${f.dir}/cgroup.procs`) ?? '').split('\n').filter(Boolean).map(Number) : [];
+  for (const p of [pid, ...procs]) {
+    try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+  }
+  if (f) try { write(f.file, f.thaw); } catch { /* the cgroup went with its processes */ }
 }

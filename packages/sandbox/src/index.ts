@@ -3,9 +3,9 @@
 export * from './types.js';
 export { run, SandboxError } from './run.js';
 export { exec, cgroupProcsOf } from './exec.js';
-export { freezeSandbox, type Thaw } from './freeze.js';
-export { startNetwork, addressPlan, privateResolvConf, slirpPath } from './network.js';
-export type { PortMapping, PrivateNetwork, AddressPlan, NetworkOptions } from './network.js';
+export { freezeSandbox, killSandbox, type Thaw } from './freeze.js';
+export { startNetwork, addressPlan, dnsChoice, privateResolvConf, slirpPath } from './network.js';
+export type { PortMapping, PrivateNetwork, AddressPlan, DnsChoice, NetworkOptions } from './network.js';
 export { launcherPath } from './launcher.js';
 export { checkHost, type HostCheck } from './check.js';
 export { cleanupStale, defaultStateDir } from './state.js';

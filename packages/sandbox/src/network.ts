@@ -49,6 +49,8 @@ export interface PrivateNetwork {
   readonly plan: AddressPlan;
   /** /etc/resolv.conf for runs in this network. */
   readonly resolvConf: string;
+  /** Why lookups go to public nameservers, when the host's cannot be used (for the user to see). */
+  readonly dnsWarning?: string;
   /** Ends the network (the namespace goes when its last run has ended). Idempotent. */
   close(): Promise<void>;
 }
@@ -116,21 +118,48 @@ function hostNameservers(text: string): string[] {
   return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]!);
 }
 
+/** DNS in a private network, decided once from the host's resolv.conf. */
+export interface DnsChoice {
+  /** /etc/resolv.conf for runs in the network. */
+  resolvConf: string;
+  /** resolv.conf names the helper's forwarder; when it does not, the helper gets --disable-dns. */
+  forwarder: boolean;
+  /** Set when none of the host's nameservers can be used and public ones stand in. */
+  warning?: string;
+}
+
+/** 127.0.0.0/8, and 0.0.0.0, which a connect() also takes to the host itself. */
+const onHostLoopback = (a: string) => a.startsWith('127.') || a === '0.0.0.0';
+
 /**
- * resolv.conf inside a private network, with the host's search and options lines. Nameservers:
- * the helper's forwarder when the host's first nameserver is one the namespace can reach (the
- * forwarder asks that one); else the host's other IPv4 ones that are not loopback (systemd-resolved
- * or dnsmasq on 127.0.0.x cannot be reached from the namespace); else Google's public servers, as
- * Docker does.
+ * Nameservers: the helper's forwarder when the host's first nameserver is one the namespace can
+ * reach (the forwarder asks that one); else the host's other IPv4 ones that are not loopback
+ * (systemd-resolved or dnsmasq on 127.0.0.x cannot be reached from the namespace); else Google's
+ * public servers, as Docker does. The search and options lines are the host's.
+ * The forwarder is off unless resolv.conf names it: slirp4netns sends TCP and UDP to its address
+ * (port 53) to the first IPv4 nameserver of the host's resolv.conf, loopback or not, with
+ * --disable-host-loopback too, so a RUN step could otherwise talk to a resolver on the host's loopback.
  */
-export function privateResolvConf(plan: AddressPlan = addressPlan()): string {
-  const host = readOr('/etc/resolv.conf', '');
+export function dnsChoice(plan: AddressPlan = addressPlan(), host = readOr('/etc/resolv.conf', '')): DnsChoice {
   const keep = host.split('\n').filter((l) => /^\s*(search|domain|options)\s/.test(l));
   const servers = hostNameservers(host);
-  const reachable = servers.filter((a) => isIPv4(a) && !a.startsWith('127.'));
-  const ns = reachable[0] === servers[0] && reachable.length ? [plan.dns]
-    : reachable.length ? reachable.slice(0, 3) : ['8.8.8.8', '8.8.4.4'];
-  return [...ns.map((a) => `nameserver ${a}`), ...keep].join('\n') + '\n';
+  const reachable = servers.filter((a) => isIPv4(a) && !onHostLoopback(a));
+  const forwarder = reachable.length > 0 && reachable[0] === servers[0];
+  const ns = forwarder ? [plan.dns] : reachable.length ? reachable.slice(0, 3) : ['8.8.8.8', '8.8.4.4'];
+  const resolvConf = [...ns.map((a) => `nameserver ${a}`), ...keep].join('\n') + '\n';
+  if (reachable.length) return { resolvConf, forwarder };
+  const why = servers.length
+    ? `nameserver ${servers.join(', ')} (the host's resolv.conf) is on the host's loopback or IPv6 only, ` +
+      'which the private network cannot reach'
+    : 'the host\'s resolv.conf names no nameserver';
+  const warning = `${why}: RUN steps and containers use 8.8.8.8 and 8.8.4.4 instead, ` +
+    'and their name lookups fail where those cannot be reached';
+  return { resolvConf, forwarder, warning };
+}
+
+/** resolv.conf inside a private network (see dnsChoice). */
+export function privateResolvConf(plan: AddressPlan = addressPlan()): string {
+  return dnsChoice(plan).resolvConf;
 }
 
 /** slirp4netns's path: $TSBUILD_SLIRP4NETNS, else the first in PATH and the usual system directories. */
@@ -146,8 +175,11 @@ export function slirpPath(): string | undefined {
   return undefined;
 }
 
-/** slirp4netns's arguments; fds 5 (the namespace), 6 (ready) and 7 (quit) come from the launcher. */
-export function slirpArgs(path: string, plan: AddressPlan, apiSocket?: string): string[] {
+/**
+ * slirp4netns's arguments; fds 5 (the namespace), 6 (ready) and 7 (quit) come from the launcher.
+ * `dns`: whether its DNS forwarder stays on (only when resolv.conf names it, see dnsChoice).
+ */
+export function slirpArgs(path: string, plan: AddressPlan, apiSocket?: string, dns = false): string[] {
   return [
     path, '--configure', '--mtu=65520', `--cidr=${plan.gateway.replace(/\.\d+$/, '.0')}/24`,
     // The gateway (10.0.2.2) would otherwise be the host's 127.0.0.1.
@@ -155,6 +187,7 @@ export function slirpArgs(path: string, plan: AddressPlan, apiSocket?: string): 
     // Its own mount namespace with an empty root, every capability but NET_BIND_SERVICE dropped,
     // and a seccomp filter: it parses the namespace's (untrusted) packets.
     '--enable-sandbox', '--enable-seccomp',
+    ...(dns ? [] : ['--disable-dns']),
     '--ready-fd=6', '--exit-fd=7', ...(apiSocket ? [`--api-socket=${apiSocket}`] : []),
     '--netns-type=path', '/proc/self/fd/5', 'eth0',
   ];
@@ -163,6 +196,7 @@ export function slirpArgs(path: string, plan: AddressPlan, apiSocket?: string): 
 /** Starts a private network; resolves once its namespace is configured. */
 export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork> {
   const plan = addressPlan();
+  const dns = dnsChoice(plan);
   const ports = opts.ports ?? [];
   let helper: string[] = [];
   let dir: string | undefined;
@@ -175,12 +209,12 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
     }
     // Its API socket (port forwarding) lives in a state directory that cleanupStale() sweeps.
     if (ports.length) dir = makeRunDir(opts.stateDir ?? defaultStateDir(), `${newRunId()}-net`);
-    helper = slirpArgs(slirp, plan, dir && join(dir, 'api.sock'));
+    helper = slirpArgs(slirp, plan, dir && join(dir, 'api.sock'), dns.forwarder);
   } else if (ports.length) {
     return Promise.reject(new SandboxError('cannot publish ports: the host has no IPv4 default route'));
   }
   // Without a default route the host reaches nothing outside itself either: the namespace gets lo only.
-  const started = holder(helper, plan, opts.signal, dir);
+  const started = holder(helper, plan, dns, opts.signal, dir);
   if (!dir) return started;
   return started.then(async (net) => {
     try {
@@ -221,7 +255,9 @@ function publish(socket: string, p: PortMapping): Promise<void> {
   });
 }
 
-function holder(helper: string[], plan: AddressPlan, signal?: AbortSignal, dir?: string): Promise<PrivateNetwork> {
+function holder(
+  helper: string[], plan: AddressPlan, dns: DnsChoice, signal?: AbortSignal, dir?: string,
+): Promise<PrivateNetwork> {
   if (signal?.aborted) return Promise.reject(new SandboxError('network start aborted'));
   return new Promise((resolve, reject) => {
     // Its own session: a terminal's Ctrl-C must not reach the helper while a container runs on.
@@ -251,7 +287,7 @@ function holder(helper: string[], plan: AddressPlan, signal?: AbortSignal, dir?:
       // A network forgotten by its owner must not keep the process alive; when the process ends
       // the lifeline closes and the holder (and the helper with it) ends too.
       refs(child, 'unref');
-      resolve(network(child, Number(m[1]), plan, exited, () => closed, dir));
+      resolve(network(child, Number(m[1]), plan, dns, exited, () => closed, dir));
     });
     child.on('error', (e) => reject(new SandboxError(`cannot start the launcher ${launcherPath()}: ${e.message}`)));
     child.on('close', (code, sig) => {
@@ -275,13 +311,15 @@ function refs(child: ChildProcess, how: 'ref' | 'unref'): void {
 }
 
 function network(
-  child: ChildProcess, pid: number, plan: AddressPlan, exited: Promise<void>, closed: () => boolean, dir?: string,
+  child: ChildProcess, pid: number, plan: AddressPlan, dns: DnsChoice, exited: Promise<void>, closed: () => boolean,
+  dir?: string,
 ): PrivateNetwork {
   let closing: Promise<void> | undefined;
   return {
     pid,
     plan,
-    resolvConf: privateResolvConf(plan),
+    resolvConf: dns.resolvConf,
+    dnsWarning: dns.warning,
     close() {
       closing ??= (async () => {
         if (!closed()) {

@@ -121,6 +121,17 @@ test('io_uring is refused with EPERM, as Docker does', async () => {
   assert.is(r.out, 'io_uring_setup=EPERM io_uring_enter=EPERM io_uring_register=EPERM\n', r.err);
 });
 
+// The filter judges x86_64 numbers: a call through another ABI must not get past it (x32 calls
+// share the arch value and fail with EPERM; an ia32 call, int $0x80, kills the process: SIGSYS).
+test('seccomp: x32 calls fail with EPERM and an ia32 call kills the process (x86_64)', async () => {
+  const arch = process.arch;
+  if (arch !== 'x64') return skip(`x32/ia32 exist on x86_64 only (this is ${arch})`, { required: false });
+  const lower = probeLower();
+  if (!lower) return skip('no C compiler (cc) to build the probe');
+  const r = await sh('/probe x32; /probe ia32; echo "status=$?"', { root: freshRoot([lower, busyboxLower()]) });
+  assert.is(r.out, 'x32=EPERM\nstatus=159\n', r.err);
+});
+
 const runcDevices = [
   'c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm',
   'c 5:1 rwm', 'c 5:2 rwm', 'c 10:200 rwm', 'c 136:* rwm',

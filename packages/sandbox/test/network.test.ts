@@ -9,7 +9,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { have, skip } from '@tsbuild/testkit';
-import { startNetwork, type PrivateNetwork } from '../src/index.js';
+import { dnsChoice, startNetwork, type PrivateNetwork } from '../src/index.js';
 import { sh, stateDir, tmp } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,6 +48,28 @@ test('a run in a private network has lo and eth0 with a default route, and no CA
   assert.is(bnd & (1n << 13n), 0n, 'CAP_NET_RAW in the bounding set');
   assert.match(r.out, /^nameserver /m);
 });
+
+// resolv.conf from the host's; `forwarder` false means slirp4netns runs with --disable-dns (its
+// forwarder would lead to the host's first IPv4 nameserver even on the host's loopback).
+const plan = { address: '10.0.2.100', gateway: '10.0.2.2', dns: '10.0.2.3' };
+const dnsRows: { host: string; ns: string[]; forwarder: boolean; warns: boolean }[] = [
+  { host: 'nameserver 10.1.1.1\nnameserver 10.1.1.2\n', ns: ['10.0.2.3'], forwarder: true, warns: false },
+  { host: 'nameserver 127.0.0.53\noptions edns0\n', ns: ['8.8.8.8', '8.8.4.4'], forwarder: false, warns: true },
+  { host: 'nameserver 127.0.0.1\nnameserver 10.1.1.1\n', ns: ['10.1.1.1'], forwarder: false, warns: false },
+  // libslirp takes the first IPv4 line: the forwarder would lead to 127.0.0.1 here.
+  { host: 'nameserver fd00::1\nnameserver 127.0.0.1\n', ns: ['8.8.8.8', '8.8.4.4'], forwarder: false, warns: true },
+  { host: 'nameserver 0.0.0.0\n', ns: ['8.8.8.8', '8.8.4.4'], forwarder: false, warns: true },
+  { host: '# nothing\n', ns: ['8.8.8.8', '8.8.4.4'], forwarder: false, warns: true },
+];
+for (const row of dnsRows) {
+  test(`dns: ${JSON.stringify(row.host)} -> ${row.ns.join(' ')}, forwarder ${row.forwarder ? 'on' : 'off'}`, () => {
+    const d = dnsChoice(plan, row.host);
+    assert.equal([...d.resolvConf.matchAll(/^nameserver (\S+)$/gm)].map((m) => m[1]), row.ns);
+    assert.is(d.forwarder, row.forwarder);
+    assert.is(d.warning !== undefined, row.warns, d.warning);
+    if (row.host.includes('options')) assert.match(d.resolvConf, /^options edns0$/m);
+  });
+}
 
 test('network none keeps CAP_NET_RAW (nothing to reach), host does not', async () => {
   const none = await sh('grep CapBnd /proc/self/status', { network: 'none' });

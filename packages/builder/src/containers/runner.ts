@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { run as sandboxRun, type Exit, type Mount } from '@tsbuild/sandbox';
+import { killSandbox, run as sandboxRun, type Exit, type Mount } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
 import { Filesystems } from '../rootfs/filesystems.js';
 import { ContainerError, alive, findDoc, isRunning, processStart, readDoc, refresh, updateDoc, type ContainerDoc } from './state.js';
@@ -179,8 +179,9 @@ export async function stopContainer(store: Store, doc: ContainerDoc, timeoutS: n
   try { process.kill(d.State.Pid!, sig); } catch { /* gone */ }
   const deadline = Date.now() + timeoutS * 1000;
   while (Date.now() < deadline && alive(d.State.Pid, d.State.PidStart)) await new Promise((r) => setTimeout(r, 50));
-  // SIGKILL of init takes the whole pid namespace with it.
-  if (alive(d.State.Pid, d.State.PidStart)) try { process.kill(d.State.Pid!, 'SIGKILL'); } catch { /* gone */ }
+  // SIGKILL of init takes the whole pid namespace with it; killSandbox also ends a container that a
+  // commit killed mid-way left frozen.
+  if (alive(d.State.Pid, d.State.PidStart)) killSandbox(d.State.Pid!);
   for (let i = 0; i < 200 && alive(d.State.Pid, d.State.PidStart); i++) await new Promise((r) => setTimeout(r, 25));
   d = (await readDoc(store, d.Id)) ?? d;
   return refresh(store, d);

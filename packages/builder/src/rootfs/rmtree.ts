@@ -32,34 +32,99 @@ function openDir(path: string): number | undefined {
   }
 }
 
-function emptyDir(fd: number, shown: string): void {
-  const here = `/proc/self/fd/${fd}`;
-  for (let round = 0; ; round++) {
-    const names = readdirSync(here);
-    if (names.length === 0) return;
-    if (round >= MAX_ROUNDS) throw keepsChanging(shown);
-    for (const name of names) removeEntry(`${here}/${name}`, `${shown}/${name}`);
-  }
-}
+/**
+ * Directory fds kept open on the way down. A tree may be far deeper than the call stack or the fd
+ * limit allow (a container can mkdir and cd in a loop): the walk is a loop, and above its window it
+ * opens its way down again from the nearest directory it holds, one name at a time.
+ */
+const WINDOW = 1024;
 
-function removeEntry(p: string, shown: string): void {
+/**
+ * Empties the directory open as `top`. `names` is the path from it to the directory being emptied,
+ * `fds` the open fds of some of the directories on that path (by depth; 0 is `top`, the caller's).
+ * Every open and removal is of one name in a directory held open, never followed if a symlink.
+ */
+function emptyDir(top: number, shown: string): void {
+  const names: string[] = [];
+  const fds = new Map<number, number>([[0, top]]);
+  const drop = (d: number) => {
+    const fd = fds.get(d);
+    if (d > 0 && fd !== undefined) closeSync(fd);
+    fds.delete(d);
+  };
+  const hold = (d: number, fd: number) => {
+    fds.set(d, fd);
+    if (d - WINDOW > 0) drop(d - WINDOW);
+  };
+  /** The fd of the directory at depth d, opened from the deepest one held above it; undefined if it moved. */
+  const reach = (d: number): number | undefined => {
+    let k = d;
+    while (!fds.has(k)) k--;
+    for (let i = k + 1; i <= d; i++) {
+      const fd = openDir(`/proc/self/fd/${fds.get(i - 1)!}/${names[i - 1]}`);
+      if (fd === undefined) return undefined;
+      hold(i, fd);
+    }
+    return fds.get(d);
+  };
+  // pending[d]: the names of one listing of the directory at depth d not handled yet (a directory
+  // is listed again only once they are, so a wide one is not read once per subdirectory).
+  const pending: string[][] = [];
   try {
-    if (!lstatSync(p).isDirectory()) { unlinkSync(p); return; }
-  } catch (e) {
-    if (RACED.has(code(e) ?? '')) return;
-    throw e;
-  }
-  const sub = openDir(p);
-  if (sub === undefined) return;
-  try {
-    emptyDir(sub, shown);
+    for (let stuck = 0; ; stuck++) {
+      if (stuck > MAX_ROUNDS) throw keepsChanging(shown);
+      const depth = names.length;
+      const fd = reach(depth);
+      if (fd === undefined) {
+        // A directory on the way down was renamed or replaced: start again from the top.
+        for (const d of [...fds.keys()]) drop(d);
+        fds.set(0, top);
+        names.length = 0;
+        pending.length = 0;
+        continue;
+      }
+      const here = `/proc/self/fd/${fd}`;
+      if (!pending[depth]?.length) pending[depth] = readdirSync(here);
+      const todo = pending[depth]!;
+      if (todo.length === 0) {
+        if (depth === 0) return;
+        drop(depth);
+        pending.length = depth;
+        const name = names.pop()!;
+        const parent = reach(depth - 1);
+        if (parent === undefined) continue;
+        try {
+          rmdirSync(`/proc/self/fd/${parent}/${name}`);
+          stuck = -1;
+        } catch (e) {
+          if (!RACED.has(code(e) ?? '')) throw e;
+        }
+        continue;
+      }
+      while (todo.length) {
+        const name = todo.pop()!;
+        const p = `${here}/${name}`;
+        try {
+          if (!lstatSync(p).isDirectory()) {
+            unlinkSync(p);
+            stuck = -1;
+            continue;
+          }
+        } catch (e) {
+          if (RACED.has(code(e) ?? '')) continue;
+          throw e;
+        }
+        const sub = openDir(p);
+        if (sub === undefined) continue;
+        names.push(name);
+        hold(depth + 1, sub);
+        pending[depth + 1] = [];
+        stuck = -1;
+        break;
+      }
+    }
   } finally {
-    closeSync(sub);
-  }
-  try {
-    rmdirSync(p);
-  } catch (e) {
-    if (!RACED.has(code(e) ?? '')) throw e;
+    for (const d of fds.keys()) drop(d);
   }
 }
 

@@ -93,7 +93,10 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   // The default network of RUN steps: one private network namespace (and one pasta) for the whole
   // build, made when the first step needs it, ended with the build.
   let network: Promise<PrivateNetwork> | undefined;
-  const privateNetwork = () => (network ??= startNetwork({ signal: req.signal }));
+  const privateNetwork = () => (network ??= startNetwork({ signal: req.signal }).then((n) => {
+    if (n.dnsWarning) req.reporter.warn(n.dnsWarning);
+    return n;
+  }));
   const solver = new Solver({
     store: req.store,
     graph,

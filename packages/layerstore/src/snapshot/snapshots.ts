@@ -18,7 +18,7 @@
 // With a lease (leases.ts), every snapshot used or made goes into it before it is looked at or
 // renamed into place, so prune leaves it alone while this process runs.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
@@ -65,7 +65,17 @@ export class Snapshots {
     const path = this.pathOf(chainID);
     if (!(await exists(path))) return undefined;
     if (this.writtenThisBoot(path)) return { chainID, path };
-    // Written before a reboot and never known to be on disk: drop it, the blob unpacks it again.
+    // Written before a reboot and never known to be on disk: dropped (the blob unpacks it again),
+    // under its lock and only if still stale there: another process may have unpacked it anew
+    // meanwhile and be using it.
+    return withLock(`${path}.lock`, () => this.getLocked(chainID));
+  }
+
+  /** get() for a caller that holds the snapshot's lock. */
+  private async getLocked(chainID: Digest): Promise<Snapshot | undefined> {
+    const path = this.pathOf(chainID);
+    if (!(await exists(path))) return undefined;
+    if (this.writtenThisBoot(path)) return { chainID, path };
     await this.remove(chainID);
     return undefined;
   }
@@ -97,7 +107,7 @@ export class Snapshots {
       const have = await this.get(id);
       if (have) { out.push(have); continue; }
       await withLock(this.pathOf(id) + '.lock', async () => {
-        if (await this.get(id)) return; // another process made it while we waited
+        if (await this.getLocked(id)) return; // another process made it while we waited
         await this.unpackInto(layers[i]!, id);
       });
       out.push({ chainID: id, path: this.pathOf(id) });
@@ -151,15 +161,16 @@ export class Snapshots {
    * recursive removal after); returns where it went, which the caller removes, or undefined if absent.
    */
   async moveAside(chainID: Digest): Promise<string | undefined> {
-    await mkdir(this.tmpDir, { recursive: true });
+    // Synchronous calls: prune makes one per snapshot with gc-sweep held (SmallFileIO, fsutil.ts).
+    mkdirSync(this.tmpDir, { recursive: true });
     const trash = join(this.tmpDir, `trash-${hexOf(chainID).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      await rename(this.pathOf(chainID), trash);
+      renameSync(this.pathOf(chainID), trash);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    await rm(`${this.pathOf(chainID)}.boot`, { force: true });
+    rmSync(`${this.pathOf(chainID)}.boot`, { force: true });
     return trash;
   }
 

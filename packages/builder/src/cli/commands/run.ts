@@ -6,7 +6,7 @@ import { bool, list, parseArgs, str, type FlagSpec, type Parsed } from '../args.
 import { UsageError } from '../../errors.js';
 import { parseSize } from '../../options.js';
 import { openStore } from '../root.js';
-import type { Limits, PortMapping } from '@tsbuild/sandbox';
+import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { createContainer } from '../../containers/create.js';
 import { runContainer, startDetached } from '../../containers/runner.js';
 import { ContainerError } from '../../containers/state.js';
@@ -148,6 +148,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       limits,
       autoRemove: bool(p, 'rm'),
     }));
+    // Said here, where the user sees it: the network itself starts in the container's runner.
+    const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
+    if (dnsWarning) process.stderr.write(`WARNING: ${dnsWarning}\n`);
     if (detach) {
       const d = await startDetached(store, doc.Id);
       if (d.State.Status === 'exited' && d.State.Error && (d.State.ExitCode === 126 || d.State.ExitCode === 127)) {
