@@ -1,4 +1,4 @@
-// Layers are written in the background (builder/src/build/steps/commit.ts): the next step starts
+// Layers are written in the background (builder/src/solver/ops/commit.ts): the next step starts
 // on a finished step's diff while that step's layer is still being tarred, compressed and
 // fsynced. These tests drive the CLI through the states that makes possible: the order of
 // events, a layer that fails to be written, and SIGKILL at each new state.
@@ -16,7 +16,7 @@ const written = (stderr: string, step: string) => new RegExp(`\\[stage-0 ${step}
 
 /**
  * No layer of the build is written until the test opens this gate (TSBUILD_TEST_LAYER_GATE, see
- * builder/src/build/steps/commit.ts): the build stays in the state a test checks for as long as
+ * builder/src/solver/ops/commit.ts): the build stays in the state a test checks for as long as
  * it needs, however fast or loaded the machine.
  */
 const gates: string[] = [];

@@ -1,4 +1,4 @@
-// COPY of a large directory tree (builder/src/build/steps/copy.ts, bulkcopy.ts): the directories
+// COPY of a large directory tree (builder/src/solver/ops/copy.ts, bulkcopy.ts): the directories
 // that hold files are made by `cp --parents` (two cp processes for a large tree), empty ones by
 // the builder, and the layer is written from the context at the same time. The snapshot a later
 // RUN sees and the layer another store unpacks must both match the context exactly.

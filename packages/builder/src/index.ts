@@ -1,4 +1,4 @@
 export { main } from './cli/main.js';
-export { build, type BuildRequest, type BuildResult } from './build/build.js';
-export { BuildError } from './build/errors.js';
-export type { ExplainRow } from './build/state.js';
+export { build, type BuildRequest, type BuildResult } from './solver/build.js';
+export { BuildError } from './errors.js';
+export type { ExplainRow } from './solver/state.js';

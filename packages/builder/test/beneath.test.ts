@@ -1,4 +1,4 @@
-// Beneath (src/fs/beneath.ts): every operation on a tree that holds planted symlinks (to a
+// Beneath (src/rootfs/beneath.ts): every operation on a tree that holds planted symlinks (to a
 // scratch "host" dir outside it, as a hostile source would leave them) stays inside the tree:
 // it fails on a link on the way, or replaces a link in the last place without following it. The
 // host dir is fingerprinted before and after every row.
@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Beneath } from '../src/fs/beneath.js';
+import { Beneath } from '../src/rootfs/beneath.js';
 import { encodeName } from '../src/context/listing.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-beneath-'));

@@ -13,7 +13,7 @@ import { IgnoreMatcher } from '../src/context/ignore.js';
 import { decodeName, encodeName, Flag, Listing } from '../src/context/listing.js';
 import { StatCache } from '../src/context/statcache.js';
 import { listContext, nativeWalker, RacyNs, walkInJs } from '../src/context/walk.js';
-import { KeyBuilder } from '../src/build/cachekey.js';
+import { KeyBuilder } from '../src/solver/cachekey.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-context-'));
 let n = 0;

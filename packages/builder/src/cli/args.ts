@@ -1,12 +1,6 @@
 // A small, strict flag parser shaped like docker's: `-t x`, `--tag x`, `--tag=x`, `-tx`,
 // repeatable flags, booleans, `--` ends flags. Anything unknown is a usage error naming the flag.
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from '../errors.js';
 
 export interface FlagSpec {
   /** Long name without dashes. */
@@ -108,26 +102,6 @@ export function bool(p: Parsed, name: string): boolean {
 export function list(p: Parsed, name: string): string[] {
   const v = p.flags.get(name);
   return Array.isArray(v) ? v : [];
-}
-
-/** Parses `key=value,key2=value2` as buildx does for --output/--cache-to. */
-export function parseCsv(value: string, flag: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of value.split(',')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${flag}: "${part}" is not key=value`);
-    out.set(part.slice(0, eq).trim(), part.slice(eq + 1));
-  }
-  return out;
-}
-
-/** Sizes as docker takes them: 32m, 1g, 512k, plain bytes. */
-export function parseSize(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$/i.exec(value.trim());
-  if (!m) throw new UsageError(`${flag}: invalid size "${value}" (use e.g. 32m, 1g)`);
-  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
-  return Math.floor(Number(m[1]) * mult);
 }
 
 /**

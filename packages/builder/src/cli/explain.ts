@@ -1,6 +1,6 @@
 // --explain: after the build, one line per step: hit, miss and why, or metadata.
 import chalk, { Chalk } from 'chalk';
-import type { ExplainRow } from '../build/state.js';
+import type { ExplainRow } from '../solver/state.js';
 import { NpmTrees } from './npm.js';
 
 export async function printExplain(rows: ExplainRow[], color: boolean, contextDir: string): Promise<void> {

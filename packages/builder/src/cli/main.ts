@@ -1,9 +1,8 @@
 // The `tsbuild` command: dispatch, and the one place errors become messages and exit codes.
-import { UsageError } from './args.js';
 import { commandHelp } from './help.js';
-import { BuildError } from '../build/errors.js';
+import { BuildError, UsageError } from '../errors.js';
 import { takeDeferredCaCerts } from './deferred-ca.js';
-import { trace } from '../build/trace.js';
+import { trace } from '../trace.js';
 
 type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
 

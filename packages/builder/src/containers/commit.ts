@@ -4,7 +4,7 @@
 // /etc/hostname and every mount point (and what is under it).
 import { entriesFromDirectory, writeLayer, type Entry, type Layer, type Store, type Image } from '@tsbuild/layerstore';
 import { parse, buildGraph } from '@tsbuild/parser';
-import { applyStep, inheritConfig, type StageConfig } from '../build/config.js';
+import { applyStep, inheritConfig, type StageConfig } from '../image/config.js';
 import { freezeSandbox, type Thaw } from '@tsbuild/sandbox';
 import { ContainerError, alive, isRunning, refresh, type ContainerDoc } from './state.js';
 

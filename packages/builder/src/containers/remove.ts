@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import type { Store } from '@tsbuild/layerstore';
 import { ContainerError, containerDir, containerLease, docPath, isRunning, readDoc, refresh } from './state.js';
 import { removeVolume, volumesInUse } from './volumes.js';
-import { removeTreeBeneath } from '../fs/rmtree.js';
+import { removeTreeBeneath } from '../rootfs/rmtree.js';
 
 export async function removeContainer(store: Store, id: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
   let doc = await readDoc(store, id);

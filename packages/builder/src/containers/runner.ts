@@ -9,11 +9,11 @@ import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { killSandbox, run as sandboxRun, type Exit, type Mount } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
-import { Filesystems } from '../build/filesystems.js';
+import { Filesystems } from '../rootfs/filesystems.js';
 import { ContainerError, alive, findDoc, isRunning, processStart, readDoc, refresh, updateDoc, type ContainerDoc } from './state.js';
 import { getVolume } from './volumes.js';
 import { removeContainer } from './remove.js';
-import { withHome } from '../fs/users.js';
+import { withHome } from '../rootfs/users.js';
 
 export interface RunIO {
   stdin?: Readable | 'ignore' | 'inherit' | number;

@@ -7,9 +7,9 @@ import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Layer, Store } from '@tsbuild/layerstore';
-import { Filesystems, flattenInto } from '../build/filesystems.js';
+import { Filesystems, flattenInto } from '../rootfs/filesystems.js';
 import { ContainerError, listDocs } from './state.js';
-import { removeTreeBeneath } from '../fs/rmtree.js';
+import { removeTreeBeneath } from '../rootfs/rmtree.js';
 
 export interface VolumeInfo { Name: string; Anonymous: boolean; CreatedAt: string; Mountpoint: string }
 

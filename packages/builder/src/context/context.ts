@@ -4,7 +4,7 @@
 // digested through the stat cache (tree.ts) without per-file work when nothing changed.
 import { promises as fsp, readFileSync, realpathSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
-import { BuildError } from '../build/errors.js';
+import { BuildError } from '../errors.js';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
 import { StatCache } from './statcache.js';

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { BuildError } from '../build/errors.js';
+import { BuildError } from '../errors.js';
 import type { IgnoreMatcher } from './ignore.js';
 import { decodeName, displayName, encodeName, EntryHead, Flag, isEscaped, None, type Listing } from './listing.js';
 import type { StatCache } from './statcache.js';

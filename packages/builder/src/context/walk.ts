@@ -9,7 +9,7 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, type BigIntStats } fr
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EntryHead, Flag, Listing, Magic, None, TableRow } from './listing.js';
-import { trace } from '../build/trace.js';
+import { trace } from '../trace.js';
 
 /** Up to this many entries the JS walker is faster than starting tsbuild-walk. */
 const SmallContext = 150;

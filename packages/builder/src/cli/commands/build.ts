@@ -1,20 +1,22 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { UsageError, bool, buildArgs, list, parseArgs, parseCsv, readStdin, str, type FlagSpec } from '../args.js';
+import { bool, buildArgs, list, parseArgs, readStdin, str, type FlagSpec } from '../args.js';
+import { parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
-import { build } from '../../build/build.js';
+import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
-import type { Output } from '../outputs.js';
+import type { Output } from '../../exporter/outputs.js';
 import { parseReference } from '@tsbuild/layerstore';
-import { BuildError } from '../../build/errors.js';
+import { BuildError, UsageError } from '../../errors.js';
 import { readControlFile } from '../../context/context.js';
 
 // Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most
 // rebuilds use none, and their modules (archives, layouts, the registry client) cost start-up.
-const outputsModule = () => import('../outputs.js');
+const outputsModule = () => import('../../exporter/outputs.js');
 const registryModule = () => import('./registry.js');
-const cacheShareModule = () => import('../../build/cache-share.js');
+const pushModule = () => import('../../exporter/push.js');
+const cacheShareModule = () => import('../../exporter/cache-share.js');
 const explainModule = () => import('../explain.js'); // and chalk, which probes the terminal as it loads
 
 export const buildFlags: FlagSpec[] = [
@@ -86,7 +88,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     if (src) secrets.set(id, { file: resolve(src) });
     else secrets.set(id, { env: env ?? id.toUpperCase() });
   }
-  // Registries (registry.ts, cache-share.ts): --push, --cache-to/--cache-from, --insecure-registry.
+  // Registries (registry.ts, exporter/push.ts, exporter/cache-share.ts): --push, --cache-to/--cache-from,
+  // --insecure-registry.
   const cacheShare = list(p, 'cache-to').length || list(p, 'cache-from').length ? await cacheShareModule() : undefined;
   const cacheTo = list(p, 'cache-to').map((v) => cacheShare!.parseCacheOption(v, '--cache-to'));
   const cacheFrom = list(p, 'cache-from').map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
@@ -117,7 +120,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
 
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
-  const remoteOpts = async () => (await registryModule()).remoteOptions(store, insecure);
+  const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
   try {
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
@@ -149,7 +152,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       },
       cacheFrom: imported,
     });
-    for (const tag of bool(p, 'push') ? tags : []) await (await registryModule()).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+    for (const tag of bool(p, 'push') ? tags : []) await (await pushModule()).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
     if (cacheTo.length) await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
     for (const o of outputs) await exportImage!(store, result.image, tags, o);
     reporter.close();

@@ -1,9 +1,9 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
 import { archive, check, type Store } from '@tsbuild/layerstore';
-import { UsageError, bool, parseArgs, str } from '../args.js';
+import { bool, parseArgs, str } from '../args.js';
 import { openStore } from '../root.js';
-import { BuildError } from '../../build/errors.js';
+import { BuildError, UsageError } from '../../errors.js';
 
 const rootFlag = { name: 'root', kind: 'string' } as const;
 

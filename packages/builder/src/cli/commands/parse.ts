@@ -2,8 +2,8 @@
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildGraph, dumpBuildkit, parse, DockerfileError, formatError } from '@tsbuild/parser';
-import { UsageError, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
-import { BuildError } from '../../build/errors.js';
+import { buildArgs, list, parseArgs, readStdin, str } from '../args.js';
+import { BuildError, UsageError } from '../../errors.js';
 
 export async function parseCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [

@@ -1,33 +1,19 @@
-// Registry commands: pull, push, login, logout — and the pull/push helpers `build` uses for an
-// implicit FROM pull and for --push. Talks to registries through @tsbuild/layerstore's `remote`.
+// Registry commands: pull, push, login, logout — and the pull helper `build` uses for an
+// implicit FROM pull (push itself is exporter/push.ts). Talks to registries through @tsbuild/layerstore's `remote`.
 // Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
-import { join } from 'node:path';
-import { formatReference, familiarName, parseReference, remote, type Image, type Reference, type Store } from '@tsbuild/layerstore';
-import { UsageError, bool, list, parseArgs, str, type FlagSpec } from '../args.js';
+import { formatReference, familiarName, parseReference, remote, type Image, type Store } from '@tsbuild/layerstore';
+import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
-import { BuildError } from '../../build/errors.js';
-import { trace } from '../../build/trace.js';
+import { BuildError, UsageError } from '../../errors.js';
+import { parseRef, pushImage, remoteOptions } from '../../exporter/push.js';
 
 type TransferStats = remote.TransferStats;
 
 const rootFlag: FlagSpec = { name: 'root', kind: 'string' };
 const insecureFlag: FlagSpec = { name: 'insecure-registry', kind: 'list' };
 const progressFlags: FlagSpec[] = [{ name: 'progress', kind: 'string' }, { name: 'quiet', short: 'q', kind: 'bool' }];
-
-/** Options shared by every remote call of one command: plain-HTTP hosts, the store's blob locations (for mounts). */
-export async function remoteOptions(store: Store, insecure: string[]): Promise<remote.RemoteOptions> {
-  return { insecure, locations: await remote.BlobLocations.load(join(store.root, 'remote', 'locations.json')) };
-}
-
-export function parseRef(input: string, what: string): Reference {
-  try {
-    return parseReference(input);
-  } catch (e) {
-    throw new UsageError(`${what}: ${(e as Error).message}`);
-  }
-}
 
 const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 
@@ -57,37 +43,6 @@ export async function pullImage(store: Store, ref: string, o: { insecure: string
     handle.log(`digest: ${result.index?.digest ?? result.manifestDigest}`);
     handle.done();
     return { image, name, stats: result.stats, upToDate: before?.digest === desc.digest && result.stats.blobsDownloaded === 0 };
-  } catch (e) {
-    handle.fail((e as Error).message);
-    throw e;
-  }
-}
-
-/** Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of `dest ?? ref`. */
-export async function pushImage(store: Store, ref: string, o: { insecure: string[]; reporter: Reporter; manifestDigest?: string }): Promise<remote.PushResult> {
-  const parsed = parseRef(ref, 'push');
-  const name = formatReference(parsed);
-  let manifestDigest = o.manifestDigest;
-  if (!manifestDigest) {
-    // Push exactly what the tag points at (an index stays an index).
-    const desc = parsed.digest ? undefined : await store.tags.get(name);
-    // Everything the tag needs is leased (and must be there) before the first byte goes out.
-    const damage = desc ? await store.images.verify(desc) : undefined;
-    if (damage && (damage.missing.length || damage.problems.length)) {
-      const what = [...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems].join('; ');
-      throw new BuildError(`${familiarName(parsed)} is broken: ${what}; see 'tsbuild check'`);
-    }
-    manifestDigest = desc?.digest ?? (await store.images.get(ref))?.manifestDigest;
-    if (!manifestDigest) throw new BuildError(`An image does not exist locally with the tag: ${familiarName(parsed)}`);
-  }
-  const handle = o.reporter.step(`push ${familiarName(parsed)}`);
-  try {
-    trace(`push ${manifestDigest}`);
-    const result = await remote.push(store.blobs, { manifestDigest: manifestDigest as `sha256:${string}` }, parsed, await remoteOptions(store, o.insecure));
-    trace('pushed');
-    handle.log(`digest: ${result.descriptor.digest}`);
-    handle.done();
-    return result;
   } catch (e) {
     handle.fail((e as Error).message);
     throw e;

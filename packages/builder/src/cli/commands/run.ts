@@ -2,7 +2,9 @@
 // (this process is its runner, signals are forwarded to it, the exit status is the container's) or
 // detached (-d: a supervisor process runs it, output goes to its log). Errors of tsbuild itself
 // exit 125; a command that cannot run 126, one that is not found 127 (as docker run).
-import { UsageError, bool, list, parseArgs, parseSize, str, type FlagSpec, type Parsed } from '../args.js';
+import { bool, list, parseArgs, str, type FlagSpec, type Parsed } from '../args.js';
+import { UsageError } from '../../errors.js';
+import { parseSize } from '../../options.js';
 import { openStore } from '../root.js';
 import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { createContainer } from '../../containers/create.js';

@@ -7,13 +7,25 @@
 // Import: remote.pullCache fetches only the records; they are kept in memory for the build that
 // asked for them and never written into store.cache, where they would keep serving later builds
 // that did not trust that registry (the store's own record of a key wins). Layer blobs stay in the
-// registry until a step hits: then the solver's fetchLayer hook (see solver.ts) fetches exactly
+// registry until a step hits: then the solver's fetchLayer hook (see solver/solver.ts) fetches exactly
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
 import { parseReference, remote, type Descriptor, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
-import { UsageError, parseCsv } from '../cli/args.js';
+import { UsageError } from '../errors.js';
+import { parseCsv } from '../options.js';
 import type { Reporter } from '../progress/index.js';
-import type { ImportedCache, StepRecord } from './solver.js';
+
+/** Records a registry cache holds, kept in memory for the build that asked for them (importCache). */
+export interface ImportedCache {
+  record(key: Digest): StepRecord | undefined;
+  fetchLayer(layer: Layer): Promise<boolean>;
+}
+
+/** What a cache record of a filesystem step holds. */
+export interface StepRecord {
+  layer: Layer | null;
+  created: string;
+}
 
 export interface CacheRef {
   ref: string;

@@ -3,10 +3,10 @@
 import type { WorkdirStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
-import { resolveUser } from '../../fs/users.js';
+import { resolveUser } from '../../rootfs/users.js';
 import { Staging } from './staging.js';
 import { commitDiff, scratchDir } from './commit.js';
-import { BuildError } from '../errors.js';
+import { BuildError } from '../../errors.js';
 
 export async function workdirStep(ctx: StepContext, step: WorkdirStep, kb: KeyBuilder): Promise<Exec> {
   const user = ctx.state.config.image.config?.User ?? '';

@@ -3,8 +3,8 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { getXattr, type Store } from '@tsbuild/layerstore';
-import { isPending, type PendingLayer, type StageLayer } from './state.js';
-import { RootView } from '../fs/rootview.js';
+import { isPending, type PendingLayer, type StageLayer } from './layers.js';
+import { RootView } from './rootview.js';
 
 export function isOpaque(dir: string): boolean {
   return getXattr(dir, 'trusted.overlay.opaque')?.toString() === 'y';

@@ -3,18 +3,20 @@
 // snapshotted into exactly one layer. Independent stages run concurrently.
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
 import { chainID, type Digest, type Image, type ImageConfig, type Layer, type Store } from '@tsbuild/layerstore';
-import { applyStep, historyText, inheritConfig, scratchConfig } from './config.js';
+import { applyStep, historyText, inheritConfig, scratchConfig } from '../image/config.js';
 import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
-import { BuildError } from './errors.js';
-import { isPending, type ExplainRow, type SettledState, type StageLayer, type StageState } from './state.js';
+import { BuildError } from '../errors.js';
+import type { ExplainRow, SettledState, StageState } from './state.js';
+import { isPending, type StageLayer } from '../rootfs/layers.js';
 import type { Reporter, StepHandle } from '../progress/index.js';
 import type { BuildContext } from '../context/context.js';
-import { runStep } from './steps/run.js';
-import { copyStep } from './steps/copy.js';
-import { workdirStep } from './steps/workdir.js';
-import { Filesystems } from './filesystems.js';
-import { LayerQueue } from './steps/commit.js';
-import { trace } from './trace.js';
+import { runStep } from './ops/run.js';
+import { copyStep } from './ops/copy.js';
+import { workdirStep } from './ops/workdir.js';
+import type { ImportedCache, StepRecord } from '../exporter/cache-share.js';
+import { Filesystems } from '../rootfs/filesystems.js';
+import { LayerQueue } from './ops/commit.js';
+import { trace } from '../trace.js';
 import type { PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface SolveOptions {
@@ -45,18 +47,6 @@ export interface SolveOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
-}
-
-/** Records a registry cache holds, kept in memory for the build that asked for them (cache-share.ts). */
-export interface ImportedCache {
-  record(key: Digest): StepRecord | undefined;
-  fetchLayer(layer: Layer): Promise<boolean>;
-}
-
-/** What a cache record of a filesystem step holds. */
-export interface StepRecord {
-  layer: Layer | null;
-  created: string;
 }
 
 export class Solver {

@@ -6,9 +6,9 @@ import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
-import type { StageLayer } from '../state.js';
-import { resolveChown } from '../../fs/users.js';
-import { BuildError, where } from '../errors.js';
+import type { StageLayer } from '../../rootfs/layers.js';
+import { resolveChown } from '../../rootfs/users.js';
+import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
@@ -17,7 +17,7 @@ import { lstatSync } from 'node:fs';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
-import { trace } from '../trace.js';
+import { trace } from '../../trace.js';
 
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
   kb.add(

@@ -5,15 +5,15 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
 import type { StepContext } from '../solver.js';
-import type { RootView } from '../../fs/rootview.js';
-import { isWhiteout } from '../../fs/rootview.js';
+import type { RootView } from '../../rootfs/rootview.js';
+import { isWhiteout } from '../../rootfs/rootview.js';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from '../../context/ignore.js';
-import { BuildError, where } from '../errors.js';
+import { BuildError, where } from '../../errors.js';
 import { sha256, type Inputs, type KeyBuilder } from '../cachekey.js';
 import type { ContextEntry } from '../../context/context.js';
 import { displayName, isEscaped } from '../../context/listing.js';
 import type { TreeFile } from '../../context/tree.js';
-import { trace } from '../trace.js';
+import { trace } from '../../trace.js';
 
 export interface SourceFile {
   /** Path below the copied item ('' for the item itself). */

@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { chainID, writeLayer, type Digest, type Entry, type Layer, type Store } from '@tsbuild/layerstore';
 import type { StepContext } from '../solver.js';
 import type { Reporter } from '../../progress/index.js';
-import { BuildError } from '../errors.js';
-import { isPending, type PendingLayer, type StageLayer } from '../state.js';
-import { trace } from '../trace.js';
+import { BuildError } from '../../errors.js';
+import { isPending, type PendingLayer, type StageLayer } from '../../rootfs/layers.js';
+import { trace } from '../../trace.js';
 
 /**
  * Hands a step's finished diff over to the build's LayerQueue. Either a scratch dir itself (a

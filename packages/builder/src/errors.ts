@@ -15,3 +15,11 @@ export class BuildError extends Error {
 export function where(step: { location: { file: string; line: number; column: number } }): string {
   return `${step.location.file}:${step.location.line}:${step.location.column}`;
 }
+
+/** A bad flag or flag value: exit 2, with the usage message. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

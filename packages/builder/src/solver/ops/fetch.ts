@@ -15,9 +15,9 @@ import { pipeline } from 'node:stream/promises';
 import type { CopyStep } from '@tsbuild/parser';
 import { certificateProblem, clientSecureContext } from '@tsbuild/layerstore';
 import type { StepContext } from '../solver.js';
-import { parseSize } from '../../cli/args.js';
+import { parseSize } from '../../options.js';
 import type { SourceItem } from './sources.js';
-import { BuildError, where } from '../errors.js';
+import { BuildError, where } from '../../errors.js';
 
 export function isUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);

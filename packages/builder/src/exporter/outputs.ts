@@ -2,7 +2,8 @@
 import { resolve } from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { archive, exportRootfs, layout, type Image, type Store } from '@tsbuild/layerstore';
-import { UsageError, parseCsv } from './args.js';
+import { UsageError } from '../errors.js';
+import { parseCsv } from '../options.js';
 
 export interface Output {
   type: 'oci' | 'oci-archive' | 'docker' | 'local' | 'tar';

@@ -9,12 +9,12 @@ import type { RunMount, RunStep } from '@tsbuild/parser';
 import { run as sandboxRun, type Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from '../solver.js';
-import { resolveUser, withHome } from '../../fs/users.js';
-import { DefaultPath } from '../config.js';
-import { BuildError, where } from '../errors.js';
+import { resolveUser, withHome } from '../../rootfs/users.js';
+import { DefaultPath } from '../../image/config.js';
+import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { fromContext, hashContextTree } from './sources.js';
-import { Beneath } from '../../fs/beneath.js';
+import { Beneath } from '../../rootfs/beneath.js';
 import { acquireCacheMount } from './cachemounts.js';
 
 const TailLines = 20;

@@ -1,23 +1,7 @@
 // The state a stage carries from step to step.
 import type { Layer } from '@tsbuild/layerstore';
-import type { StageConfig } from './config.js';
-
-/**
- * A layer of a stage being built whose blob is still being written (in the background, see
- * steps/commit.ts): its diff is already usable, as a lowerdir, by the steps after it.
- */
-export interface PendingLayer {
-  /** The diff, in overlay lowerdir form; it becomes the layer's snapshot when the build ends. */
-  readonly dir: string;
-  /** Settles when the blob is in the store. */
-  readonly layer: Promise<Layer>;
-}
-
-export type StageLayer = Layer | PendingLayer;
-
-export function isPending(l: StageLayer): l is PendingLayer {
-  return 'dir' in l && 'layer' in l;
-}
+import type { StageConfig } from '../image/config.js';
+import type { StageLayer } from '../rootfs/layers.js';
 
 export interface StageState {
   config: StageConfig;

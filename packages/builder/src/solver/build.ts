@@ -5,11 +5,12 @@ import { baseImages, buildGraph, parse, DockerfileError, formatError, type Graph
 import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
-import { BuildError } from './errors.js';
-import { Solver, type ImportedCache } from './solver.js';
+import { BuildError } from '../errors.js';
+import { Solver } from './solver.js';
+import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
-import { trace } from './trace.js';
+import { trace } from '../trace.js';
 import { startNetwork, type PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface BuildRequest {

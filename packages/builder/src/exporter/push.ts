@@ -1,0 +1,53 @@
+// Registry push: what a tag (or an image id, with a destination) names in the store goes to a
+// registry through @tsbuild/layerstore's `remote`, for `tsbuild push` and `build --push`.
+// Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
+// Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
+import { join } from 'node:path';
+import { formatReference, familiarName, parseReference, remote, type Reference, type Store } from '@tsbuild/layerstore';
+import type { Reporter } from '../progress/index.js';
+import { BuildError, UsageError } from '../errors.js';
+import { trace } from '../trace.js';
+
+/** Options shared by every remote call of one command: plain-HTTP hosts, the store's blob locations (for mounts). */
+export async function remoteOptions(store: Store, insecure: string[]): Promise<remote.RemoteOptions> {
+  return { insecure, locations: await remote.BlobLocations.load(join(store.root, 'remote', 'locations.json')) };
+}
+
+export function parseRef(input: string, what: string): Reference {
+  try {
+    return parseReference(input);
+  } catch (e) {
+    throw new UsageError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+/** Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of `dest ?? ref`. */
+export async function pushImage(store: Store, ref: string, o: { insecure: string[]; reporter: Reporter; manifestDigest?: string }): Promise<remote.PushResult> {
+  const parsed = parseRef(ref, 'push');
+  const name = formatReference(parsed);
+  let manifestDigest = o.manifestDigest;
+  if (!manifestDigest) {
+    // Push exactly what the tag points at (an index stays an index).
+    const desc = parsed.digest ? undefined : await store.tags.get(name);
+    // Everything the tag needs is leased (and must be there) before the first byte goes out.
+    const damage = desc ? await store.images.verify(desc) : undefined;
+    if (damage && (damage.missing.length || damage.problems.length)) {
+      const what = [...damage.missing.map((d) => `blob ${d} is missing`), ...damage.problems].join('; ');
+      throw new BuildError(`${familiarName(parsed)} is broken: ${what}; see 'tsbuild check'`);
+    }
+    manifestDigest = desc?.digest ?? (await store.images.get(ref))?.manifestDigest;
+    if (!manifestDigest) throw new BuildError(`An image does not exist locally with the tag: ${familiarName(parsed)}`);
+  }
+  const handle = o.reporter.step(`push ${familiarName(parsed)}`);
+  try {
+    trace(`push ${manifestDigest}`);
+    const result = await remote.push(store.blobs, { manifestDigest: manifestDigest as `sha256:${string}` }, parsed, await remoteOptions(store, o.insecure));
+    trace('pushed');
+    handle.log(`digest: ${result.descriptor.digest}`);
+    handle.done();
+    return result;
+  } catch (e) {
+    handle.fail((e as Error).message);
+    throw e;
+  }
+}
