@@ -267,7 +267,9 @@ async function attempt(b, ctx, tag, args, what) {
     if (syncEach) { const s = await sh('sync', []); r.ms += s.ms; r.syncMs = s.ms; }
     return r;
   } catch (e) {
-    failures.push(`${b.name} ${what}: ${e.message.split('\n').slice(0, 12).join('\n')}`);
+    // The command line, then the end of its output, where a build's error is; paths relative to the repository.
+    const lines = e.message.replaceAll(`${repo}/`, '').split('\n');
+    failures.push(`${b.name} ${what}: ${[lines[0], '...', ...lines.slice(-14)].join('\n')}`);
     log(`FAILED ${b.name} ${what}: ${e.message.split('\n').slice(-3).join(' / ')}`);
     return { ms: NaN, rssKB: NaN, out: e.message };
   }

@@ -52,7 +52,7 @@ test('exec joins the namespaces of a running sandbox', async () => {
     if (e.code === 0 && /\n\s*\d+ sleep 60\n/.test(out.text)) break;
   }
   ac.abort();
-  assert.match(out.text, /^hi\nbox1\n/);
+  assert.match(out.text, /^hi\nbox1\n/, out.text);
   // The container's pid namespace: its init is 1 and the command one of the first few pids (which
   // one depends on what the init started before it).
   assert.match(out.text, /\n\s*1 .*tsbuild-init\n/, out.text);
