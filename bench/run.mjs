@@ -212,7 +212,10 @@ const started = new Date();
 const loadStart = os.loadavg();
 let stopping = false;
 async function teardownAll() { for (const b of builders) await b.teardown().catch((e) => log(`teardown ${b.name}: ${e.message}`)); }
-process.on('SIGINT', async () => { if (stopping) return; stopping = true; log('interrupted: stopping builders'); await teardownAll(); process.exit(130); });
+// SIGINT or SIGTERM: stop the daemons and remove the bridge the harness made, then exit.
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => { if (stopping) return; stopping = true; log(`${sig}: stopping builders`); await teardownAll(); process.exit(130); });
+}
 
 mkdirSync(work, { recursive: true });
 const versions = {};
