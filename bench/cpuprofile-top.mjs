@@ -14,7 +14,9 @@ const dt = new Map();
 for (let i = 0; i < p.samples.length; i++) dt.set(p.samples[i], (dt.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0));
 const short = (u) => u.replace('file://', '').replace(/.*\/(packages|node_modules)\//, '$1/');
 const name = (n) => `${n.callFrame.functionName || '(anon)'} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
-const self = new Map(), files = new Map(), incl = new Map();
+const self = new Map(),
+  files = new Map(),
+  incl = new Map();
 let total = 0;
 for (const [id, t] of dt) {
   const n = byId.get(id);
@@ -32,7 +34,11 @@ for (const [id, t] of dt) {
 }
 const show = (title, m, filter = () => true) => {
   console.log(`-- ${title}`);
-  for (const [k, t] of [...m].filter(([k]) => filter(k)).sort((a, b) => b[1] - a[1]).slice(0, N)) console.log(`${(t / 1000).toFixed(1).padStart(9)} ms  ${k}`);
+  for (const [k, t] of [...m]
+    .filter(([k]) => filter(k))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, N))
+    console.log(`${(t / 1000).toFixed(1).padStart(9)} ms  ${k}`);
 };
 console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled`);
 show('self time', self);

@@ -31,11 +31,13 @@ function mulberry32(seed) {
   };
 }
 
-const WORDS = ('function return const let var if else for while switch case break continue new this class extends ' +
+const WORDS = (
+  'function return const let var if else for while switch case break continue new this class extends ' +
   'import export default from async await yield try catch finally throw typeof instanceof null undefined true false ' +
   'module exports require prototype length push map filter reduce options callback resolve reject promise buffer stream ' +
   'value key index result error data config path file name type string number object array emit listener handler ' +
-  'parse format encode decode serialize request response headers status body cache token node util assert').split(' ');
+  'parse format encode decode serialize request response headers status body cache token node util assert'
+).split(' ');
 
 /** A pool of JS-like text to slice file contents from (fast, and as compressible as source code). */
 function textPool(rand, bytes) {
@@ -45,7 +47,8 @@ function textPool(rand, bytes) {
     const indent = '  '.repeat(Math.floor(rand() * 4));
     let line = indent;
     const w = 3 + Math.floor(rand() * 9);
-    for (let i = 0; i < w; i++) line += WORDS[Math.floor(rand() * WORDS.length)] + (rand() < 0.15 ? '(' : rand() < 0.1 ? ') {' : ' ');
+    for (let i = 0; i < w; i++)
+      line += WORDS[Math.floor(rand() * WORDS.length)] + (rand() < 0.15 ? '(' : rand() < 0.1 ? ') {' : ' ');
     line += rand() < 0.3 ? ';\n' : '\n';
     parts.push(line);
     n += line.length;
@@ -61,22 +64,28 @@ function plan(rand, files) {
   const addPackage = (base, name) => {
     const dir = base ? `${base}/${name}` : name;
     const n = 6 + Math.floor(rand() * 55);
-    list.push({ path: `${dir}/package.json`, kind: 'json', name }, { path: `${dir}/README.md`, kind: 'text' },
-      { path: `${dir}/LICENSE`, kind: 'text' }, { path: `${dir}/index.js`, kind: 'text' });
+    list.push(
+      { path: `${dir}/package.json`, kind: 'json', name },
+      { path: `${dir}/README.md`, kind: 'text' },
+      { path: `${dir}/LICENSE`, kind: 'text' },
+      { path: `${dir}/index.js`, kind: 'text' },
+    );
     for (let i = 4; i < n; i++) {
       const r = rand();
       const depth = Math.floor(rand() * 3);
-      const sub = ['lib', 'lib/internal', 'lib/util', 'src', 'dist'].slice(0, 2 + depth)[Math.floor(rand() * (2 + depth))];
+      const sub = ['lib', 'lib/internal', 'lib/util', 'src', 'dist'].slice(0, 2 + depth)[
+        Math.floor(rand() * (2 + depth))
+      ];
       if (r < 0.02) list.push({ path: `${dir}/build/Release/binding-${i}.node`, kind: 'bin' });
       else if (r < 0.03) list.push({ path: `${dir}/dist/module-${i}.wasm`, kind: 'bin' });
-      else if (r < 0.10) list.push({ path: `${dir}/dist/bundle-${i}.min.js`, kind: 'big' });
+      else if (r < 0.1) list.push({ path: `${dir}/dist/bundle-${i}.min.js`, kind: 'big' });
       else if (r < 0.25) list.push({ path: `${dir}/${sub}/types-${i}.d.ts`, kind: 'text' });
       else list.push({ path: `${dir}/${sub}/file-${i}.js`, kind: 'text' });
     }
   };
   while (list.length < files) {
     const name = pkgName(p++);
-    addPackage('', name);  // paths are relative to the node_modules directory itself
+    addPackage('', name); // paths are relative to the node_modules directory itself
     if (rand() < 0.25) {
       const k = 1 + Math.floor(rand() * 3);
       for (let j = 0; j < k && list.length < files; j++) addPackage(`${name}/node_modules`, `${name}-dep-${j}`);
@@ -107,11 +116,25 @@ export function generateManyFiles({ files, totalMB, seed = 42, out }) {
     const size = Math.max(64, Math.round((weight[i] / wsum) * total));
     const full = join(tmp, f.path);
     const d = dirname(full);
-    if (!dirs.has(d)) { mkdirSync(d, { recursive: true }); dirs.add(d); }
+    if (!dirs.has(d)) {
+      mkdirSync(d, { recursive: true });
+      dirs.add(d);
+    }
     let body;
     if (f.kind === 'json') {
-      body = Buffer.from(JSON.stringify({ name: f.name, version: `1.${i % 17}.${i % 5}`, main: 'index.js', license: 'MIT',
-        description: `generated package ${f.name}` }, null, 2) + '\n');
+      body = Buffer.from(
+        JSON.stringify(
+          {
+            name: f.name,
+            version: `1.${i % 17}.${i % 5}`,
+            main: 'index.js',
+            license: 'MIT',
+            description: `generated package ${f.name}`,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
     } else if (f.kind === 'bin') {
       body = Buffer.alloc(size);
       for (let j = 0; j + 4 <= size; j += 4) body.writeUInt32LE((rand() * 4294967296) >>> 0, j);
@@ -152,13 +175,16 @@ export function ensureManyFiles(quick, log = console.log) {
   const t = performance.now();
   const r = generateManyFiles({ files, totalMB, out: nm });
   writeFileSync(join(dir, 'DONE'), JSON.stringify(r) + '\n');
-  log(`gen-data: ${nm}: ${r.files} files, ${(r.bytes / 1048576).toFixed(1)} MiB, sha256 ${r.sha256.slice(0, 16)}… in ${((performance.now() - t) / 1000).toFixed(1)}s`);
+  log(
+    `gen-data: ${nm}: ${r.files} files, ${(r.bytes / 1048576).toFixed(1)} MiB, sha256 ${r.sha256.slice(0, 16)}… in ${((performance.now() - t) / 1000).toFixed(1)}s`,
+  );
   return nm;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = process.argv.includes('--quick');
   const nm = ensureManyFiles(quick);
-  const count = (p) => readdirSync(p, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? count(join(p, e.name)) : 1), 0);
+  const count = (p) =>
+    readdirSync(p, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? count(join(p, e.name)) : 1), 0);
   console.log(`${nm}: ${count(nm)} files, ${statSync(nm).isDirectory() ? 'ok' : 'missing'}`);
 }

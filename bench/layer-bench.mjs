@@ -17,12 +17,14 @@ const MiB = 1 << 20;
 
 /** Deterministic bytes: AES-128-CTR keystream under a fixed key. */
 function keystream(seed, n) {
-  const key = Buffer.alloc(16, seed & 0xff), iv = Buffer.alloc(16);
+  const key = Buffer.alloc(16, seed & 0xff),
+    iv = Buffer.alloc(16);
   iv.writeUInt32BE(seed >>> 0, 0);
   return createCipheriv('aes-128-ctr', key, iv).update(Buffer.alloc(n));
 }
 
-const WORDS = 'the layer store writes tar streams with sha256 digests and gzip members for every image build cache'.split(' ');
+const WORDS =
+  'the layer store writes tar streams with sha256 digests and gzip members for every image build cache'.split(' ');
 /** Mixed content: a third incompressible, a third hex text (~2:1), a third word text (very compressible). */
 function mixed(seed, n) {
   const kind = seed % 3;
@@ -30,13 +32,17 @@ function mixed(seed, n) {
   if (kind === 1) return Buffer.from(keystream(seed, Math.ceil(n / 2)).toString('hex')).subarray(0, n);
   const r = keystream(seed, n);
   const out = Buffer.alloc(n);
-  let o = 0, i = 0;
-  while (o < n) { o += out.write(WORDS[r[i++ % n] % WORDS.length] + (r[i % n] & 7 ? ' ' : '\n'), o); }
+  let o = 0,
+    i = 0;
+  while (o < n) {
+    o += out.write(WORDS[r[i++ % n] % WORDS.length] + (r[i % n] & 7 ? ' ' : '\n'), o);
+  }
   return out;
 }
 
 function generate() {
-  const tree = join(data, 'tree'), big = join(data, 'big');
+  const tree = join(data, 'tree'),
+    big = join(data, 'big');
   if (!existsSync(join(data, '.done-tree'))) {
     rmSync(tree, { recursive: true, force: true });
     // 20,000 files in 200 directories, sizes from a fixed pseudo-random sequence averaging ~7.5 KB = 150 MB.
@@ -61,8 +67,11 @@ function generate() {
     mkdirSync(halves, { recursive: true });
     const fd = openSync(join(halves, 'big.bin'), 'w');
     const text = Buffer.alloc(MiB);
-    for (let o = 0; o < MiB; ) o += text.write('compressible text 0123456789 abcdefghij\n', o);
-    for (let i = 0; i < 250; i++) { writeSync(fd, keystream(5000 + i, MiB)); writeSync(fd, text); }
+    for (let o = 0; o < MiB;) o += text.write('compressible text 0123456789 abcdefghij\n', o);
+    for (let i = 0; i < 250; i++) {
+      writeSync(fd, keystream(5000 + i, MiB));
+      writeSync(fd, text);
+    }
     closeSync(fd);
     writeFileSync(join(data, '.done-halves'), '');
   }
@@ -95,7 +104,10 @@ function shellTime(cmd) {
 }
 
 function ours(dir, compression) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dir, compression], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dir, compression], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (r.status !== 0) throw new Error('child failed');
   return JSON.parse(r.stdout);
 }
@@ -103,14 +115,36 @@ function ours(dir, compression) {
 const { tree, big, halves } = generate();
 execFileSync('sh', ['-c', `cat ${big}/blob.bin ${halves}/big.bin > /dev/null; tar -c -C ${tree} . > /dev/null`]); // warm the page cache
 const rows = [];
-for (const [name, dir, bytes] of [['20,000 files / 150 MB', tree, Number(execFileSync('du', ['-sb', tree]).toString().split('\t')[0])], ['one 500 MB file', big, 500 * MiB], ['500 MB, half random', halves, 500 * MiB]]) {
+for (const [name, dir, bytes] of [
+  ['20,000 files / 150 MB', tree, Number(execFileSync('du', ['-sb', tree]).toString().split('\t')[0])],
+  ['one 500 MB file', big, 500 * MiB],
+  ['500 MB, half random', halves, 500 * MiB],
+]) {
   const tarSha = shellTime(`tar -c -C ${dir} . | sha256sum > /dev/null`);
   const tarGzip = shellTime(`tar -c -C ${dir} . | gzip -1 > /dev/null`);
   const tarPigz = shellTime(`tar -c -C ${dir} . | pigz -1 > /dev/null`);
   for (const compression of ['none', 'gzip', 'zstd']) {
     const r = ours(dir, compression);
-    rows.push({ data: name, compression, seconds: r.seconds.toFixed(2), 'MB/s': (bytes / 1e6 / r.seconds).toFixed(0), 'vs tar|sha256sum': (r.seconds / tarSha).toFixed(2), 'vs tar|gzip -1': (r.seconds / tarGzip).toFixed(2), 'peak RSS MB': (r.rss / 1e6).toFixed(0), 'blob MB': (r.size / 1e6).toFixed(1) });
+    rows.push({
+      data: name,
+      compression,
+      seconds: r.seconds.toFixed(2),
+      'MB/s': (bytes / 1e6 / r.seconds).toFixed(0),
+      'vs tar|sha256sum': (r.seconds / tarSha).toFixed(2),
+      'vs tar|gzip -1': (r.seconds / tarGzip).toFixed(2),
+      'peak RSS MB': (r.rss / 1e6).toFixed(0),
+      'blob MB': (r.size / 1e6).toFixed(1),
+    });
   }
-  rows.push({ data: name, compression: 'baselines', seconds: `tar|sha256sum ${tarSha.toFixed(2)}`, 'MB/s': '', 'vs tar|sha256sum': '', 'vs tar|gzip -1': `tar|gzip -1 ${tarGzip.toFixed(2)}`, 'peak RSS MB': `tar|pigz -1 ${tarPigz.toFixed(2)}`, 'blob MB': '' });
+  rows.push({
+    data: name,
+    compression: 'baselines',
+    seconds: `tar|sha256sum ${tarSha.toFixed(2)}`,
+    'MB/s': '',
+    'vs tar|sha256sum': '',
+    'vs tar|gzip -1': `tar|gzip -1 ${tarGzip.toFixed(2)}`,
+    'peak RSS MB': `tar|pigz -1 ${tarPigz.toFixed(2)}`,
+    'blob MB': '',
+  });
 }
 console.table(rows);

@@ -45,5 +45,6 @@ const stat = (xs) => {
 };
 console.log(`${first.instructions} instructions`);
 console.log(`first run: parse ${first.parse.toFixed(1)} ms, buildGraph ${first.graph.toFixed(1)} ms`);
-const parseMs = stat(warm.map((w) => w.parse)), graphMs = stat(warm.map((w) => w.graph));
+const parseMs = stat(warm.map((w) => w.parse)),
+  graphMs = stat(warm.map((w) => w.graph));
 console.log(`warm (${runs} runs): parse ${parseMs}, buildGraph ${graphMs}`);

@@ -53,17 +53,30 @@ const log = (m) => process.stderr.write(`push-bench: ${m}\n`);
 function run(cmd, args, env = {}) {
   return new Promise((resolve, reject) => {
     const t = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', '@@time %U %S %M', cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', '@@time %U %S %M', cmd, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
-    child.stdout.on('data', (b) => { out += b; });
-    child.stderr.on('data', (b) => { err += b; });
+    child.stdout.on('data', (b) => {
+      out += b;
+    });
+    child.stderr.on('data', (b) => {
+      err += b;
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       const ms = performance.now() - t;
       const m = /@@time ([\d.]+) ([\d.]+) (\d+)\s*$/.exec(err);
       if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${err.slice(-3000)}`));
-      resolve({ ms, cpuMs: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN, rssKB: m ? Number(m[3]) : NaN, stdout: out, stderr: m ? err.slice(0, m.index) : err });
+      resolve({
+        ms,
+        cpuMs: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN,
+        rssKB: m ? Number(m[3]) : NaN,
+        stdout: out,
+        stderr: m ? err.slice(0, m.index) : err,
+      });
     });
   });
 }
@@ -87,15 +100,22 @@ const stopAll = async () => {
 try {
   mkdirSync(storeRoot);
   const { blobs: genBlobs, root: genRoot } = newBlobStore();
-  const gen = await makeImage(genBlobs, Array.from({ length: layers }, () => mib * 1024 * 1024), 7);
+  const gen = await makeImage(
+    genBlobs,
+    Array.from({ length: layers }, () => mib * 1024 * 1024),
+    7,
+  );
   // The generated blobs go into the bench store by rename (same filesystem: both under tmp).
   let store = await Store.open(storeRoot);
   const { renameSync, readdirSync } = await import('node:fs');
-  for (const f of readdirSync(path.join(genRoot, 'blobs', 'sha256'))) renameSync(path.join(genRoot, 'blobs', 'sha256', f), path.join(storeRoot, 'blobs', 'sha256', f));
+  for (const f of readdirSync(path.join(genRoot, 'blobs', 'sha256')))
+    renameSync(path.join(genRoot, 'blobs', 'sha256', f), path.join(storeRoot, 'blobs', 'sha256', f));
   rmSync(genRoot, { recursive: true, force: true });
   await store.images.tag('bench/small:1', await store.images.get(gen.manifestDigest));
 
-  const described = { small: `${layers} × ${mib} MiB (random, ${layers} layers, ${mibOf(gen.totalSize).toFixed(1)} MiB)` };
+  const described = {
+    small: `${layers} × ${mib} MiB (random, ${layers} layers, ${mibOf(gen.totalSize).toFixed(1)} MiB)`,
+  };
   const tsbuild = (args, env = {}) => run(cli, args, { TSBUILD_ROOT: storeRoot, ...env });
   const build = async (name, context, dockerfile) => {
     const df = path.join(work, `${name}.Dockerfile`);
@@ -112,8 +132,11 @@ try {
     // big-file's data, made by the same shell loop as its RUN (bench/workloads/big-file), SIZE_MB=500.
     const ctx = path.join(work, 'big-file');
     mkdirSync(ctx);
-    await run('bash', ['-c', `cd ${ctx} && i=0; while [ $i -lt 225 ]; do head -c 1048576 /dev/urandom; yes 'compressible text 0123456789 abcdefghij' | head -c 1048576; i=$((i+1)); done > big.bin && ` +
-      `mkdir parts && for p in 1 2 3 4 5; do head -c 5242880 /dev/urandom > parts/p$p.bin; yes "part $p" | head -c 5242880 >> parts/p$p.bin; done`]);
+    await run('bash', [
+      '-c',
+      `cd ${ctx} && i=0; while [ $i -lt 225 ]; do head -c 1048576 /dev/urandom; yes 'compressible text 0123456789 abcdefghij' | head -c 1048576; i=$((i+1)); done > big.bin && ` +
+        `mkdir parts && for p in 1 2 3 4 5; do head -c 5242880 /dev/urandom > parts/p$p.bin; yes "part $p" | head -c 5242880 >> parts/p$p.bin; done`,
+    ]);
     await build('big-file', ctx, 'FROM scratch\nCOPY . /data/\n');
     rmSync(ctx, { recursive: true, force: true });
   }
@@ -123,11 +146,20 @@ try {
     const img = await store.images.get(`bench/${name}:1`);
     const size = img.layers.reduce((a, l) => a + l.size, 0);
     image[name] = img;
-    if (name === 'many-files') described[name] = `many-files (20,000 files, 1 layer, ${mibOf(size).toFixed(1)} MiB gzip)`;
+    if (name === 'many-files')
+      described[name] = `many-files (20,000 files, 1 layer, ${mibOf(size).toFixed(1)} MiB gzip)`;
     if (name === 'big-file') described[name] = `big-file (500 MB of data, 1 layer, ${mibOf(size).toFixed(1)} MiB gzip)`;
   }
   const tagAs = async (name, ref) => store.images.tag(ref, image[name]);
-  const skopeo = (name, dest) => run('skopeo', ['--insecure-policy', 'copy', '-q', '--dest-tls-verify=false', `oci:${storeRoot}:docker.io/bench/${name}:1`, `docker://${dest}`]);
+  const skopeo = (name, dest) =>
+    run('skopeo', [
+      '--insecure-policy',
+      'copy',
+      '-q',
+      '--dest-tls-verify=false',
+      `oci:${storeRoot}:docker.io/bench/${name}:1`,
+      `docker://${dest}`,
+    ]);
   const pushed = (r) => {
     const m = /uploaded (\d+) blobs \((\d+) bytes\), mounted (\d+)/.exec(r.stderr);
     if (!m) throw new Error(`tsbuild push printed no summary:\n${r.stderr}`);
@@ -151,7 +183,11 @@ try {
     const regOurs = await fresh();
     const regTheirs = await fresh();
     const refOurs = `${regOurs.host}/bench/ours:1`;
-    const time = async (fn) => { const t = performance.now(); const v = await fn(); return { ms: performance.now() - t, v }; };
+    const time = async (fn) => {
+      const t = performance.now();
+      const v = await fn();
+      return { ms: performance.now() - t, v };
+    };
     const ours = () => time(() => remote.push(store.blobs, { manifestDigest: gen.manifestDigest }, refOurs, opts));
     const theirs = () => skopeo('small', `${regTheirs.host}/bench/skopeo:1`);
     if (r % 2 === 0) {
@@ -172,7 +208,9 @@ try {
   const phases = ['first', 'repeat', 'other repository'];
   const rows = {};
   for (const name of known.filter((n) => images.includes(n))) {
-    rows[name] = Object.fromEntries(phases.map((p) => [p, { ours: [], theirs: [], oursCpu: [], theirsCpu: [], oursRss: [] }]));
+    rows[name] = Object.fromEntries(
+      phases.map((p) => [p, { ours: [], theirs: [], oursCpu: [], theirsCpu: [], oursRss: [] }]),
+    );
     for (let r = 0; r < runs; r++) {
       const regOurs = await fresh();
       const regTheirs = await fresh();
@@ -183,17 +221,30 @@ try {
         const res = await tsbuild(['push', '--progress', 'plain', refs[phase] ?? refs.first]);
         const s = pushed(res);
         if (phase === 'repeat' && s.bytes !== 0) throw new Error(`repeated push of ${name} uploaded ${s.bytes} bytes`);
-        if (phase === 'other repository' && s.bytes !== 0) throw new Error(`push of ${name} to another repository uploaded ${s.bytes} bytes instead of mounting`);
+        if (phase === 'other repository' && s.bytes !== 0)
+          throw new Error(`push of ${name} to another repository uploaded ${s.bytes} bytes instead of mounting`);
         const row = rows[name][phase];
-        row.ours.push(res.ms); row.oursCpu.push(res.cpuMs); row.oursRss.push(res.rssKB);
+        row.ours.push(res.ms);
+        row.oursCpu.push(res.cpuMs);
+        row.oursRss.push(res.rssKB);
       };
       const theirs = async (phase) => {
-        const res = await skopeo(name, phase === 'other repository' ? `${regTheirs.host}/bench/other:1` : `${regTheirs.host}/bench/x:1`);
+        const res = await skopeo(
+          name,
+          phase === 'other repository' ? `${regTheirs.host}/bench/other:1` : `${regTheirs.host}/bench/x:1`,
+        );
         const row = rows[name][phase];
-        row.theirs.push(res.ms); row.theirsCpu.push(res.cpuMs);
+        row.theirs.push(res.ms);
+        row.theirsCpu.push(res.cpuMs);
       };
       for (const phase of phases) {
-        if (r % 2 === 0) { await ours(phase); await theirs(phase); } else { await theirs(phase); await ours(phase); }
+        if (r % 2 === 0) {
+          await ours(phase);
+          await theirs(phase);
+        } else {
+          await theirs(phase);
+          await ours(phase);
+        }
       }
       for (const ref of Object.values(refs)) await store.tags.delete(ref);
       await stopAll();
@@ -206,25 +257,35 @@ try {
   const secs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
   const spread = (xs) => (xs.length > 1 ? ` [${secs(Math.min(...xs))}–${secs(Math.max(...xs))}]` : '');
   const mb = mibOf(gen.totalSize);
-  console.log(`image: ${layers} layers x ${mib} MiB (random, gzip level 1), ${mb.toFixed(1)} MiB in all; ${runs} runs, medians`);
+  console.log(
+    `image: ${layers} layers x ${mib} MiB (random, gzip level 1), ${mb.toFixed(1)} MiB in all; ${runs} runs, medians`,
+  );
   console.log('In-process: the layerstore client (remote.push) vs the skopeo CLI; a fresh registry per run for each.');
   console.log('| push | tsbuild | skopeo copy | tsbuild / skopeo |');
   console.log('|---|---|---|---|');
   for (const k of ['first', 'repeat']) {
     const a = median(inproc[k].ours);
     const b = median(inproc[k].theirs);
-    console.log(`| ${k} | ${fmt(a)}${k === 'first' ? ` (${(mb / (a / 1000)).toFixed(0)} MiB/s)` : ''} | ${fmt(b)} | ${(a / b).toFixed(2)} |`);
+    console.log(
+      `| ${k} | ${fmt(a)}${k === 'first' ? ` (${(mb / (a / 1000)).toFixed(0)} MiB/s)` : ''} | ${fmt(b)} | ${(a / b).toFixed(2)} |`,
+    );
   }
   console.log('');
-  console.log(`\`tsbuild push --progress plain REF\` (process start included) vs \`skopeo copy oci:STORE:REF docker://…\`; ${runs} runs, medians [min–max]; CPU = user+sys of the process`);
-  console.log('| image | push | tsbuild push | skopeo copy | tsbuild / skopeo | CPU tsbuild / skopeo | tsbuild peak RSS |');
+  console.log(
+    `\`tsbuild push --progress plain REF\` (process start included) vs \`skopeo copy oci:STORE:REF docker://…\`; ${runs} runs, medians [min–max]; CPU = user+sys of the process`,
+  );
+  console.log(
+    '| image | push | tsbuild push | skopeo copy | tsbuild / skopeo | CPU tsbuild / skopeo | tsbuild peak RSS |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const name of Object.keys(rows)) {
     for (const phase of phases) {
       const x = rows[name][phase];
       const a = median(x.ours);
       const b = median(x.theirs);
-      console.log(`| ${phase === 'first' ? described[name] : ''} | ${phase} | ${secs(a)}${spread(x.ours)} | ${secs(b)}${spread(x.theirs)} | ${(a / b).toFixed(2)} | ${secs(median(x.oursCpu))} / ${secs(median(x.theirsCpu))} | ${(median(x.oursRss) / 1024).toFixed(0)} MB |`);
+      console.log(
+        `| ${phase === 'first' ? described[name] : ''} | ${phase} | ${secs(a)}${spread(x.ours)} | ${secs(b)}${spread(x.theirs)} | ${(a / b).toFixed(2)} | ${secs(median(x.oursCpu))} / ${secs(median(x.theirsCpu))} | ${(median(x.oursRss) / 1024).toFixed(0)} MB |`,
+      );
     }
   }
 } finally {

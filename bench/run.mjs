@@ -25,7 +25,10 @@ const work = join(here, 'work');
 
 // ---- options
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
 const quick = argv.includes('--quick');
 const runs = Number(opt('--runs', quick ? 1 : 5));
 const only = opt('--only', '') ? opt('--only').split(',') : null;
@@ -40,7 +43,10 @@ const outFile = opt('--out', join(here, quick ? 'RESULTS-quick.md' : 'RESULTS.md
 const bigMB = quick ? 60 : 500;
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 
-if (process.getuid() !== 0) { console.error('bench: run as root'); process.exit(2); }
+if (process.getuid() !== 0) {
+  console.error('bench: run as root');
+  process.exit(2);
+}
 // tsbuild under test: by default a snapshot of the committed HEAD (git archive → bench/work/src, pnpm install
 // --offline, pnpm run build), so that work in progress in the tree cannot change it mid-run; --live uses the tree.
 const head = (await sh('git', ['-C', repo, 'rev-parse', '--short', 'HEAD'])).stdout.trim();
@@ -53,13 +59,21 @@ if (!live) {
     rmSync(tsbuildSrc, { recursive: true, force: true });
     mkdirSync(tsbuildSrc, { recursive: true });
     await sh('sh', ['-c', `git -C ${repo} archive HEAD | tar -x -C ${tsbuildSrc}`]);
-    await sh('sh', ['-c', 'pnpm install --frozen-lockfile --offline --reporter=silent && pnpm run --silent build'], { cwd: tsbuildSrc });
+    await sh('sh', ['-c', 'pnpm install --frozen-lockfile --offline --reporter=silent && pnpm run --silent build'], {
+      cwd: tsbuildSrc,
+    });
     writeFileSync(stamp, head + '\n');
   }
 }
-if (!existsSync(join(tsbuildSrc, 'packages/builder/dist/src/cli/main.js'))) { console.error('bench: run `pnpm run build` first'); process.exit(2); }
+if (!existsSync(join(tsbuildSrc, 'packages/builder/dist/src/cli/main.js'))) {
+  console.error('bench: run `pnpm run build` first');
+  process.exit(2);
+}
 // /usr/bin/time measures peak RSS; Debian's `time` package provides it.
-if (!existsSync('/usr/bin/time')) await sh('sh', ['-c', 'apt-get install -y -qq time || (apt-get update -qq && apt-get install -y -qq time)'], { quiet: false });
+if (!existsSync('/usr/bin/time'))
+  await sh('sh', ['-c', 'apt-get install -y -qq time || (apt-get update -qq && apt-get install -y -qq time)'], {
+    quiet: false,
+  });
 
 // ---- workloads
 const W = {
@@ -85,7 +99,7 @@ function prepareContext(name) {
 // Same mtimes on every builder's view of the context (BuildKit and tsbuild look at metadata too).
 function touchAll(p) {
   for (const e of readdirSync(p, { withFileTypes: true })) {
-    if (e.name === 'node_modules') continue;  // generated with fixed mtimes already
+    if (e.name === 'node_modules') continue; // generated with fixed mtimes already
     const q = join(p, e.name);
     if (e.isDirectory()) touchAll(q);
     utimesSync(q, MTIME, MTIME);
@@ -101,7 +115,13 @@ function setChanged(ctx, rel, label) {
 // ---- bases: built by each builder from the same context, the same way
 async function prepareBases() {
   await sh('bash', [join(repo, 'fixtures/busybox/make-rootfs.sh')]);
-  const bases = [{ tag: 'bench/busybox:base', ctx: join(repo, 'fixtures/busybox'), dockerfile: join(repo, 'fixtures/busybox/Dockerfile') }];
+  const bases = [
+    {
+      tag: 'bench/busybox:base',
+      ctx: join(repo, 'fixtures/busybox'),
+      dockerfile: join(repo, 'fixtures/busybox/Dockerfile'),
+    },
+  ];
   if (names.includes('debian')) {
     await sh('bash', [join(here, 'gen-debian.sh')], { quiet: false });
     const ctx = join(work, 'ctx', 'debian-base');
@@ -120,7 +140,7 @@ async function limits() {
   const reps = quick ? 1 : 3;
   const measure = async (what, data, script) => {
     const xs = [];
-    await sh('bash', ['-o', 'pipefail', '-c', script]);  // warm-up: the page cache holds the data, as for the builders
+    await sh('bash', ['-o', 'pipefail', '-c', script]); // warm-up: the page cache holds the data, as for the builders
     for (let i = 0; i < reps; i++) {
       xs.push((await sh('bash', ['-o', 'pipefail', '-c', script])).ms);
     }
@@ -136,9 +156,15 @@ async function limits() {
     rmSync(d, { recursive: true, force: true });
     mkdirSync(d, { recursive: true });
     const n = (bigMB - 50) / 2;
-    const gen = `cd ${d} && i=0; while [ $i -lt ${n} ]; do head -c 1048576 /dev/urandom; yes 'compressible text 0123456789 abcdefghij' | head -c 1048576; i=$((i+1)); done > big.bin && ` +
+    const gen =
+      `cd ${d} && i=0; while [ $i -lt ${n} ]; do head -c 1048576 /dev/urandom; yes 'compressible text 0123456789 abcdefghij' | head -c 1048576; i=$((i+1)); done > big.bin && ` +
       `for p in 1 2 3 4 5; do head -c 5242880 /dev/urandom > p$p.bin; yes "part $p" | head -c 5242880 >> p$p.bin; done`;
-    rows.push({ what: 'generate the data with the same shell loop, on the host', data: `big-file (${bigMB} MB)`, median: (await sh('bash', ['-c', gen])).ms, min: NaN });
+    rows.push({
+      what: 'generate the data with the same shell loop, on the host',
+      data: `big-file (${bigMB} MB)`,
+      median: (await sh('bash', ['-c', gen])).ms,
+      min: NaN,
+    });
     sets.push({ data: `big-file data (${bigMB} MB)`, dir: d });
   }
   for (const s of sets) {
@@ -146,7 +172,11 @@ async function limits() {
     await measure('`tar -c | gzip -1`', s.data, `tar -C ${s.dir} -cf - . | gzip -1 >/dev/null`);
     await measure('`tar -c | pigz -1` (2 cores)', s.data, `tar -C ${s.dir} -cf - . | pigz -1 >/dev/null`);
     await measure('`tar -c | zstd -1`', s.data, `tar -C ${s.dir} -cf - . | zstd -q -1 >/dev/null`);
-    await measure('`cp -a` (same filesystem)', s.data, `rm -rf ${work}/limits-cp && cp -a ${s.dir} ${work}/limits-cp && sync -f ${work}/limits-cp; rm -rf ${work}/limits-cp`);
+    await measure(
+      '`cp -a` (same filesystem)',
+      s.data,
+      `rm -rf ${work}/limits-cp && cp -a ${s.dir} ${work}/limits-cp && sync -f ${work}/limits-cp; rm -rf ${work}/limits-cp`,
+    );
   }
   rmSync(join(work, 'limits-big'), { recursive: true, force: true });
   return rows;
@@ -161,7 +191,12 @@ async function subBenches() {
     const r = await sh('node', [sandbox, String(quick ? 10 : 30)], { ok: true });
     const m = /sandbox \/ runc\+overlay\s*=\s*([\d.]+)x/.exec(r.stdout);
     const ov = /ratio ([\d.]+)x\)/.exec(r.stdout);
-    out.sandbox = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr : '')).trim(), ratio: m ? Number(m[1]) : NaN, overheadRatio: ov ? Number(ov[1]) : NaN };
+    out.sandbox = {
+      ok: r.code === 0,
+      text: (r.stdout + (r.code ? r.stderr : '')).trim(),
+      ratio: m ? Number(m[1]) : NaN,
+      overheadRatio: ov ? Number(ov[1]) : NaN,
+    };
   } else out.sandbox = { ok: false, text: 'bench/sandbox-overhead.mjs is not there.' };
   const push = join(here, 'push-bench.mjs');
   const help = await sh('node', [join(repo, 'packages/builder/bin/tsbuild.js'), '--help'], { ok: true });
@@ -171,8 +206,10 @@ async function subBenches() {
     // `tsbuild push` will use, whether or not the CLI command is wired yet.
     log('sub-bench: push-bench.mjs');
     const r = await sh('node', [push, ...(quick ? ['--runs', '1'] : ['--runs', '5'])], { ok: true });
-    const row = (k) => new RegExp(`^\\| ${k} \\| ([\\d.]+) ms[^|]*\\| ([\\d.]+) ms \\| ([\\d.]+) \\|`, 'm').exec(r.stdout);
-    const first = row('first'), rep = row('repeat');
+    const row = (k) =>
+      new RegExp(`^\\| ${k} \\| ([\\d.]+) ms[^|]*\\| ([\\d.]+) ms \\| ([\\d.]+) \\|`, 'm').exec(r.stdout);
+    const first = row('first'),
+      rep = row('repeat');
     // The CLI table (process start included, as users push): `| image | phase | ours | skopeo | ratio | …`,
     // the image named on its 'first' row only.
     const cli = {};
@@ -181,17 +218,29 @@ async function subBenches() {
     for (const line of r.stdout.split('\n')) {
       const c = line.split('|').map((x) => x.trim());
       if (c.length < 7 || !['first', 'repeat', 'other repository'].includes(c[2])) continue;
-      if (c[1]) image = c[1].startsWith('many-files') ? 'many-files' : c[1].startsWith('big-file') ? 'big-file' : 'small';
+      if (c[1])
+        image = c[1].startsWith('many-files') ? 'many-files' : c[1].startsWith('big-file') ? 'big-file' : 'small';
       (cli[image] ??= {})[c[2]] = { ratio: Number(c[5]), s: secs(c[3].replace(/ \[.*$/, '')) };
     }
-    out.push = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr : '')).trim(), ratio: first ? Number(first[3]) : NaN, repeatS: rep ? Number(rep[1]) / 1000 : NaN, cli };
+    out.push = {
+      ok: r.code === 0,
+      text: (r.stdout + (r.code ? r.stderr : '')).trim(),
+      ratio: first ? Number(first[3]) : NaN,
+      repeatS: rep ? Number(rep[1]) / 1000 : NaN,
+      cli,
+    };
   } else out.push = { ok: false, text: 'not available: bench/push-bench.mjs is not there.' };
-  if (!out.pushWired) out.push.text += '\n\nNote: `tsbuild push` is not wired into the CLI yet (`tsbuild --help` lists no push command); the figures above are the layerstore registry client called directly.';
+  if (!out.pushWired)
+    out.push.text +=
+      '\n\nNote: `tsbuild push` is not wired into the CLI yet (`tsbuild --help` lists no push command); the figures above are the layerstore registry client called directly.';
   const layer = join(here, 'layer-bench.mjs');
   if (existsSync(layer) && !quick) {
     log('sub-bench: layer-bench.mjs');
     const r = await sh('node', [layer], { ok: true });
-    out.layer = { ok: r.code === 0, text: (r.stdout + (r.code ? r.stderr.split('\n').slice(-15).join('\n') : '')).trim() };
+    out.layer = {
+      ok: r.code === 0,
+      text: (r.stdout + (r.code ? r.stderr.split('\n').slice(-15).join('\n') : '')).trim(),
+    };
   } else out.layer = { ok: false, text: quick ? 'skipped in --quick mode' : 'bench/layer-bench.mjs is not there.' };
   return out;
 }
@@ -203,23 +252,34 @@ const makers = {
   buildkit: buildkitBuilder,
   buildah: buildahBuilder,
 };
-const builders = builderNames.map((n) => makers[n]({ repo: tsbuildSrc, work, head: live ? `${head}+working tree` : head }));
-const results = {};  // results[workload][builder][phase] = [{ms, rssKB}]
+const builders = builderNames.map((n) =>
+  makers[n]({ repo: tsbuildSrc, work, head: live ? `${head}+working tree` : head }),
+);
+const results = {}; // results[workload][builder][phase] = [{ms, rssKB}]
 const sizes = {};
 const failures = [];
 const commands = {};
 const started = new Date();
 const loadStart = os.loadavg();
 let stopping = false;
-async function teardownAll() { for (const b of builders) await b.teardown().catch((e) => log(`teardown ${b.name}: ${e.message}`)); }
+async function teardownAll() {
+  for (const b of builders) await b.teardown().catch((e) => log(`teardown ${b.name}: ${e.message}`));
+}
 // SIGINT or SIGTERM: stop the daemons and remove the bridge the harness made, then exit.
 for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => { if (stopping) return; stopping = true; log(`${sig}: stopping builders`); await teardownAll(); process.exit(130); });
+  process.on(sig, async () => {
+    if (stopping) return;
+    stopping = true;
+    log(`${sig}: stopping builders`);
+    await teardownAll();
+    process.exit(130);
+  });
 }
 
 mkdirSync(work, { recursive: true });
 const versions = {};
-let limitRows = [], sub = {};
+let limitRows = [],
+  sub = {};
 try {
   const bases = await prepareBases();
   for (const b of builders) {
@@ -235,29 +295,44 @@ try {
     const args = w.args ?? [];
     results[name] = {};
     sizes[name] = {};
-    commands[name] = Object.fromEntries(builders.map((b) => [b.name, b.command(ctx.replace(repo + '/', ''), tag, args)]));
+    commands[name] = Object.fromEntries(
+      builders.map((b) => [b.name, b.command(ctx.replace(repo + '/', ''), tag, args)]),
+    );
     for (let i = 0; i < runs; i++) {
       // Rotate the order every repetition (A B C, B C A, C A B, …): no builder always runs right after another.
       for (const b of builders.map((_, k) => builders[(k + i) % builders.length])) {
         const r = (results[name][b.name] ??= { cold: [], noop: [], change: [] });
         setChanged(ctx, w.change, null);
         await b.flush();
-        await sh('sync', []);  // the flush's own write-back is nobody's build time
+        await sh('sync', []); // the flush's own write-back is nobody's build time
         await sleep(200);
         const cold = await attempt(b, ctx, tag, args, `${name} cold`);
         const noop = await attempt(b, ctx, tag, args, `${name} no-op`);
         setChanged(ctx, w.change, `run ${i} ${b.name}`);
         const change = await attempt(b, ctx, tag, args, `${name} one-change`);
         setChanged(ctx, w.change, null);
-        r.cold.push(cold); r.noop.push(noop); r.change.push(change);
-        if (i === 0) { sizes[name][b.name] = await b.size(tag).catch(() => NaN); writeFileSync(join(work, `last-${name}-${b.name}.log`), cold.out + '\n----\n' + noop.out + '\n----\n' + change.out); }
-        log(`${name} run ${i + 1}/${runs} ${b.name.padEnd(8)} cold ${fmtS(cold.ms)}s  no-op ${fmtS(noop.ms)}s  one-change ${fmtS(change.ms)}s  peak RSS ${fmtMB(Math.max(cold.rssKB, noop.rssKB, change.rssKB))} MB`);
+        r.cold.push(cold);
+        r.noop.push(noop);
+        r.change.push(change);
+        if (i === 0) {
+          sizes[name][b.name] = await b.size(tag).catch(() => NaN);
+          writeFileSync(
+            join(work, `last-${name}-${b.name}.log`),
+            cold.out + '\n----\n' + noop.out + '\n----\n' + change.out,
+          );
+        }
+        log(
+          `${name} run ${i + 1}/${runs} ${b.name.padEnd(8)} cold ${fmtS(cold.ms)}s  no-op ${fmtS(noop.ms)}s  one-change ${fmtS(change.ms)}s  peak RSS ${fmtMB(Math.max(cold.rssKB, noop.rssKB, change.rssKB))} MB`,
+        );
       }
     }
     writeFileSync(join(work, 'results.json'), JSON.stringify({ results: strip(results), sizes }, null, 1));
   }
   await teardownAll();
-  if (doLimits) { log('machine limits'); limitRows = await limits(); }
+  if (doLimits) {
+    log('machine limits');
+    limitRows = await limits();
+  }
   if (doSub) sub = await subBenches();
 } catch (e) {
   await teardownAll();
@@ -267,7 +342,11 @@ try {
 async function attempt(b, ctx, tag, args, what) {
   try {
     const r = await b.build(ctx, tag, args);
-    if (syncEach) { const s = await sh('sync', []); r.ms += s.ms; r.syncMs = s.ms; }
+    if (syncEach) {
+      const s = await sh('sync', []);
+      r.ms += s.ms;
+      r.syncMs = s.ms;
+    }
     return r;
   } catch (e) {
     // The command line, then the end of its output, where a build's error is; paths relative to the repository.
@@ -278,12 +357,25 @@ async function attempt(b, ctx, tag, args, what) {
   }
 }
 function strip(r) {
-  return Object.fromEntries(Object.entries(r).map(([w, bs]) => [w, Object.fromEntries(Object.entries(bs).map(([b, ps]) =>
-    [b, Object.fromEntries(Object.entries(ps).map(([p, xs]) => [p, xs.map(({ ms, rssKB, daemonKB }) => ({ ms, rssKB, daemonKB }))]))]))]));
+  return Object.fromEntries(
+    Object.entries(r).map(([w, bs]) => [
+      w,
+      Object.fromEntries(
+        Object.entries(bs).map(([b, ps]) => [
+          b,
+          Object.fromEntries(
+            Object.entries(ps).map(([p, xs]) => [p, xs.map(({ ms, rssKB, daemonKB }) => ({ ms, rssKB, daemonKB }))]),
+          ),
+        ]),
+      ),
+    ]),
+  );
 }
 
 function tmpfsRunNote() {
-  const run = readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/run' && l.split(' ')[2] === 'tmpfs');
+  const run = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === '/run' && l.split(' ')[2] === 'tmpfs');
   return run ? '/run is a tmpfs here' : '/run is not a tmpfs here, so /dev/shm for both';
 }
 
@@ -305,77 +397,170 @@ const targets = [
   ['big-file peak RSS of tsbuild (MB)', () => peakRss('big-file', 'tsbuild') / 1024, 150, 'abs'],
   ['per-RUN overhead vs runc (sandbox / runc+overlay, `true`)', () => sub.sandbox?.ratio ?? NaN, 0.3],
   ['push vs `skopeo copy`, `tsbuild push` CLI, 4 × 8 MiB', () => sub.push?.cli?.small?.first?.ratio ?? NaN, 1.0],
-  ['push vs `skopeo copy`, `tsbuild push` CLI, many-files image', () => sub.push?.cli?.['many-files']?.first?.ratio ?? NaN, 1.0],
-  ['push vs `skopeo copy`, `tsbuild push` CLI, big-file image', () => sub.push?.cli?.['big-file']?.first?.ratio ?? NaN, 1.0],
+  [
+    'push vs `skopeo copy`, `tsbuild push` CLI, many-files image',
+    () => sub.push?.cli?.['many-files']?.first?.ratio ?? NaN,
+    1.0,
+  ],
+  [
+    'push vs `skopeo copy`, `tsbuild push` CLI, big-file image',
+    () => sub.push?.cli?.['big-file']?.first?.ratio ?? NaN,
+    1.0,
+  ],
   ['push vs `skopeo copy`, registry client in-process, 4 × 8 MiB', () => sub.push?.ratio ?? NaN, 1.0],
-  ['repeated push through the CLI, slowest image (s)', () => Math.max(...Object.values(sub.push?.cli ?? {}).map((x) => x.repeat?.s ?? NaN)), 0.3, 'abs'],
+  [
+    'repeated push through the CLI, slowest image (s)',
+    () => Math.max(...Object.values(sub.push?.cli ?? {}).map((x) => x.repeat?.s ?? NaN)),
+    0.3,
+    'abs',
+  ],
 ];
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 const bnames = builders.map((b) => b.name);
 const L = [];
 L.push('# tsbuild benchmark results', '');
-L.push(`Generated by \`node bench/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ` +
-  `${runs} run(s) per cell, in ${((Date.now() - started) / 60000).toFixed(1)} min.${quick ? ' **Quick mode: one run, small data — a smoke test, not a measurement.**' : ''}`, '');
+L.push(
+  `Generated by \`node bench/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ` +
+    `${runs} run(s) per cell, in ${((Date.now() - started) / 60000).toFixed(1)} min.${quick ? ' **Quick mode: one run, small data — a smoke test, not a measurement.**' : ''}`,
+  '',
+);
 L.push('## Machine', '');
 const mem = (os.totalmem() / 2 ** 30).toFixed(1);
 const kernel = (await sh('uname', ['-r'])).stdout.trim();
-L.push(`- ${os.cpus().length} cores (\`nproc\`: ${(await sh('nproc', [])).stdout.trim()}), ${os.cpus()[0]?.model ?? ''}; ${mem} GiB memory; kernel ${kernel}; store on ${(await sh('findmnt', ['-no', 'FSTYPE', '-T', work], { ok: true })).stdout.trim()}`);
-L.push(`- node ${process.version}; tsbuild ${versions.tsbuild ?? 'n/a'} (git); docker ${versions.buildkit ?? 'n/a'} (Debian docker.io, BuildKit via DOCKER_BUILDKIT=1); ${versions.buildah ?? 'buildah n/a'} (overlay storage, \`--layers\`)`);
-L.push(`- load average (1/5/15 min) at the start ${loadStart.map((x) => x.toFixed(1)).join(' / ')}, at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} — other work shares this 2-core machine; interleaving spreads its noise over all builders alike`);
+L.push(
+  `- ${os.cpus().length} cores (\`nproc\`: ${(await sh('nproc', [])).stdout.trim()}), ${os.cpus()[0]?.model ?? ''}; ${mem} GiB memory; kernel ${kernel}; store on ${(await sh('findmnt', ['-no', 'FSTYPE', '-T', work], { ok: true })).stdout.trim()}`,
+);
+L.push(
+  `- node ${process.version}; tsbuild ${versions.tsbuild ?? 'n/a'} (git); docker ${versions.buildkit ?? 'n/a'} (Debian docker.io, BuildKit via DOCKER_BUILDKIT=1); ${versions.buildah ?? 'buildah n/a'} (overlay storage, \`--layers\`)`,
+);
+L.push(
+  `- load average (1/5/15 min) at the start ${loadStart.map((x) => x.toFixed(1)).join(' / ')}, at the end ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' / ')} — other work shares this 2-core machine; interleaving spreads its noise over all builders alike`,
+);
 L.push('');
 L.push('## Targets (ratio tsbuild / BuildKit of the medians, unless noted)', '');
 L.push('| target | goal | measured | |', '|---|---|---|---|');
 for (const [what, fn, goal] of targets) {
   const v = fn();
-  L.push(`| ${what} | ≤ ${goal}${what.includes('RSS') ? ' (<)' : ''} | ${f2(v)} | ${Number.isFinite(v) ? (v <= goal ? 'met' : '**missed**') : 'not measured'} |`);
+  L.push(
+    `| ${what} | ≤ ${goal}${what.includes('RSS') ? ' (<)' : ''} | ${f2(v)} | ${Number.isFinite(v) ? (v <= goal ? 'met' : '**missed**') : 'not measured'} |`,
+  );
 }
 L.push('');
 L.push('## Build times', '', 'Seconds: median [min–max] of the runs. Ratios compare medians.', '');
 for (const name of names) {
   L.push(`### ${name}`, '');
   const nc = bnames.includes('tsbuild-nocomp');
-  L.push(`| phase | ${bnames.join(' | ')} | tsbuild / BuildKit |${nc ? ' tsbuild-nocomp / BuildKit |' : ''} tsbuild / Buildah |`, `|---|${bnames.map(() => '---|').join('')}---|${nc ? '---|' : ''}---|`);
-  for (const [p, label] of [['cold', 'cold'], ['noop', 'no-op'], ['change', `one-change (\`${W[name].change}\`)`]]) {
-    const cells = bnames.map((b) => { const xs = (results[name]?.[b]?.[p] ?? []).map((x) => x.ms); return xs.length ? `${fmtS(median(xs))} [${fmtS(min(xs))}–${fmtS(max(xs))}]` : 'n/a'; });
+  L.push(
+    `| phase | ${bnames.join(' | ')} | tsbuild / BuildKit |${nc ? ' tsbuild-nocomp / BuildKit |' : ''} tsbuild / Buildah |`,
+    `|---|${bnames.map(() => '---|').join('')}---|${nc ? '---|' : ''}---|`,
+  );
+  for (const [p, label] of [
+    ['cold', 'cold'],
+    ['noop', 'no-op'],
+    ['change', `one-change (\`${W[name].change}\`)`],
+  ]) {
+    const cells = bnames.map((b) => {
+      const xs = (results[name]?.[b]?.[p] ?? []).map((x) => x.ms);
+      return xs.length ? `${fmtS(median(xs))} [${fmtS(min(xs))}–${fmtS(max(xs))}]` : 'n/a';
+    });
     const ncr = nc ? ` ${f2(M(name, 'tsbuild-nocomp', p) / M(name, 'buildkit', p))} |` : '';
-    L.push(`| ${label} | ${cells.join(' | ')} | ${f2(ratio(name, p))} |${ncr} ${f2(M(name, 'tsbuild', p) / M(name, 'buildah', p))} |`);
+    L.push(
+      `| ${label} | ${cells.join(' | ')} | ${f2(ratio(name, p))} |${ncr} ${f2(M(name, 'tsbuild', p) / M(name, 'buildah', p))} |`,
+    );
   }
   const pad = nc ? ' | | |' : ' | |';
   L.push(`| peak RSS, MB | ${bnames.map((b) => fmtMB(peakRss(name, b))).join(' | ')} |${pad}`);
-  L.push(`| image size, MB | ${bnames.map((b) => (Number.isFinite(sizes[name]?.[b]) ? (sizes[name][b] / 1e6).toFixed(1) : 'n/a')).join(' | ')} |${pad}`);
+  L.push(
+    `| image size, MB | ${bnames.map((b) => (Number.isFinite(sizes[name]?.[b]) ? (sizes[name][b] / 1e6).toFixed(1) : 'n/a')).join(' | ')} |${pad}`,
+  );
   L.push('');
 }
-L.push('Peak RSS: the largest single process over the three phases — tsbuild and buildah: `/usr/bin/time -f %M` of the CLI (the max over its process tree); ' +
-  'BuildKit: the max of the docker client (`/usr/bin/time`) and the daemons (dockerd, which embeds BuildKit, and its containerd), read as VmHWM after resetting it with `/proc/PID/clear_refs` before each build.', '');
-L.push('Image size: ' + Object.entries(SIZE).map(([b, s]) => `${b}: ${s}`).join('; ') + '.', '');
+L.push(
+  'Peak RSS: the largest single process over the three phases — tsbuild and buildah: `/usr/bin/time -f %M` of the CLI (the max over its process tree); ' +
+    'BuildKit: the max of the docker client (`/usr/bin/time`) and the daemons (dockerd, which embeds BuildKit, and its containerd), read as VmHWM after resetting it with `/proc/PID/clear_refs` before each build.',
+  '',
+);
+L.push(
+  'Image size: ' +
+    Object.entries(SIZE)
+      .map(([b, s]) => `${b}: ${s}`)
+      .join('; ') +
+    '.',
+  '',
+);
 if (failures.length) {
   L.push('## Failed builds', '', 'Counted as missing in the medians above.', '', '```', ...failures, '```', '');
 }
 if (limitRows.length) {
-  L.push('## Limits of this machine on the same data', '', '| operation | data | median s | min s |', '|---|---|---|---|');
+  L.push(
+    '## Limits of this machine on the same data',
+    '',
+    '| operation | data | median s | min s |',
+    '|---|---|---|---|',
+  );
   for (const r of limitRows) L.push(`| ${r.what} | ${r.data} | ${fmtS(r.median)} | ${fmtS(r.min)} |`);
   L.push('');
 }
 if (doSub) {
-  L.push('## Sub-benches', '', '### Per-RUN sandbox overhead (`node bench/sandbox-overhead.mjs`)', '', '```', sub.sandbox?.text ?? 'not run', '```', '');
+  L.push(
+    '## Sub-benches',
+    '',
+    '### Per-RUN sandbox overhead (`node bench/sandbox-overhead.mjs`)',
+    '',
+    '```',
+    sub.sandbox?.text ?? 'not run',
+    '```',
+    '',
+  );
   L.push('### Push (`node bench/push-bench.mjs`)', '', '```', sub.push?.text ?? 'not run', '```', '');
   L.push('### Layer creation (`node bench/layer-bench.mjs`)', '', '```', sub.layer?.text ?? 'not run', '```', '');
 }
 L.push('## Method', '');
-L.push(`- Workloads: \`bench/workloads/<name>/Dockerfile\`; contexts are assembled in \`bench/work/ctx/<name>\` (workload files + generated data, hard-linked); every file has mtime ${MTIME}. ` +
-  `many-files data: \`node bench/gen-data.mjs${quick ? ' --quick' : ''}\` (seeded PRNG, offline); debian base: \`bash bench/gen-debian.sh\` (debootstrap minbase bookworm, cached in bench/data/). big-file: SIZE_MB=${bigMB}.`);
-L.push('- Bases: each builder builds `bench/busybox:base` from `fixtures/busybox` (FROM scratch + ADD rootfs.tar) and `bench/debian:base` from `workloads/debian/base.Dockerfile` + the cached rootfs tar, before any timing.');
-L.push('- Per workload, per run, builders in turn, the order rotated every run (A B C, B C A, C A B, …): flush the build cache (untimed) and `sync` (untimed), cold build, no-op rebuild, append a line to the one file read by a late step, one-change rebuild; then the file is restored.');
-L.push(syncEach
-  ? '- Every timed build ends with `sync`, timed as part of it, for every builder: each pays for writing back its own data (tsbuild mounts RUN overlays volatile and leaves its page cache dirty; BuildKit syncs at each overlay unmount), rather than leaving it to whichever builder runs next.'
-  : '- `--no-sync`: no build ends with a `sync`; dirty data left by one builder may be written back during the next one.');
-L.push('- Different work, stated: tsbuild compresses every new layer (gzip) during the build; BuildKit inside dockerd keeps layers uncompressed in the daemon\'s store and compresses at `docker push`; Buildah, likewise. `tsbuild-nocomp` is tsbuild with `--compression none`, the same work as BuildKit.');
-L.push('- Same help for both: tsbuild keeps per-run sandbox state on a tmpfs and marks its scratch dir with ext4\'s top-directory flag; dockerd\'s exec-root is on a tmpfs too (' + (tmpfsRunNote()) + ') and its `overlay2` dir gets `chattr +T`.');
-L.push('- Network: RUN steps of every builder run in a network namespace of their own (tsbuild: its default private network; BuildKit: dockerd\'s bridge network on a bridge of the harness\'s own; Buildah: its default).');
-L.push('- Flush: ' + Object.entries(FLUSH).map(([b, s]) => `${b}: ${s}`).join('; ') + '.');
-L.push('- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false --ip-masq=false --ip-forward=false`, `--bridge tsbbench<random>` — a bridge of its own, made and removed by the test kit\'s helper, so another dockerd on the machine cannot take docker0 away mid-run and this one never touches docker0) and stops at the end.');
+L.push(
+  `- Workloads: \`bench/workloads/<name>/Dockerfile\`; contexts are assembled in \`bench/work/ctx/<name>\` (workload files + generated data, hard-linked); every file has mtime ${MTIME}. ` +
+    `many-files data: \`node bench/gen-data.mjs${quick ? ' --quick' : ''}\` (seeded PRNG, offline); debian base: \`bash bench/gen-debian.sh\` (debootstrap minbase bookworm, cached in bench/data/). big-file: SIZE_MB=${bigMB}.`,
+);
+L.push(
+  '- Bases: each builder builds `bench/busybox:base` from `fixtures/busybox` (FROM scratch + ADD rootfs.tar) and `bench/debian:base` from `workloads/debian/base.Dockerfile` + the cached rootfs tar, before any timing.',
+);
+L.push(
+  '- Per workload, per run, builders in turn, the order rotated every run (A B C, B C A, C A B, …): flush the build cache (untimed) and `sync` (untimed), cold build, no-op rebuild, append a line to the one file read by a late step, one-change rebuild; then the file is restored.',
+);
+L.push(
+  syncEach
+    ? '- Every timed build ends with `sync`, timed as part of it, for every builder: each pays for writing back its own data (tsbuild mounts RUN overlays volatile and leaves its page cache dirty; BuildKit syncs at each overlay unmount), rather than leaving it to whichever builder runs next.'
+    : '- `--no-sync`: no build ends with a `sync`; dirty data left by one builder may be written back during the next one.',
+);
+L.push(
+  "- Different work, stated: tsbuild compresses every new layer (gzip) during the build; BuildKit inside dockerd keeps layers uncompressed in the daemon's store and compresses at `docker push`; Buildah, likewise. `tsbuild-nocomp` is tsbuild with `--compression none`, the same work as BuildKit.",
+);
+L.push(
+  "- Same help for both: tsbuild keeps per-run sandbox state on a tmpfs and marks its scratch dir with ext4's top-directory flag; dockerd's exec-root is on a tmpfs too (" +
+    tmpfsRunNote() +
+    ') and its `overlay2` dir gets `chattr +T`.',
+);
+L.push(
+  "- Network: RUN steps of every builder run in a network namespace of their own (tsbuild: its default private network; BuildKit: dockerd's bridge network on a bridge of the harness's own; Buildah: its default).",
+);
+L.push(
+  '- Flush: ' +
+    Object.entries(FLUSH)
+      .map(([b, s]) => `${b}: ${s}`)
+      .join('; ') +
+    '.',
+);
+L.push(
+  "- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false --ip-masq=false --ip-forward=false`, `--bridge tsbbench<random>` — a bridge of its own, made and removed by the test kit's helper, so another dockerd on the machine cannot take docker0 away mid-run and this one never touches docker0) and stops at the end.",
+);
 L.push('- Times are wall-clock from spawning the CLI to its exit (`docker build` waits for the daemon).', '');
-L.push('Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):', '', '```');
+L.push(
+  'Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):',
+  '',
+  '```',
+);
 for (const name of names) for (const b of bnames) L.push(commands[name][b]);
 L.push('```', '');
 // Keep the hand-written analysis.

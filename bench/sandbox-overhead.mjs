@@ -67,8 +67,15 @@ const networkStartMs = performance.now() - t0;
 async function sandbox(net) {
   const { d, upper, work } = freshDirs();
   // As a build's RUN step: a volatile overlay (no sync of the upper filesystem at unmount).
-  const exit = await run({ root: { lowerdirs: [lower], upperdir: upper, workdir: work, volatile: true }, argv: ['true'], env: ['PATH=/bin'],
-    cwd: '/', uid: 0, gid: 0, ...net });
+  const exit = await run({
+    root: { lowerdirs: [lower], upperdir: upper, workdir: work, volatile: true },
+    argv: ['true'],
+    env: ['PATH=/bin'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    ...net,
+  });
   if (exit.code !== 0) throw new Error(`sandbox: ${JSON.stringify(exit)}`);
   rmSync(d, { recursive: true });
 }
@@ -80,7 +87,14 @@ const variants = {
   'sandbox-host': () => sandbox({ network: 'host' }),
   'runc+overlay': async () => {
     const { d, upper, work } = freshDirs();
-    await exec('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs]);
+    await exec('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+      rootfs,
+    ]);
     try {
       await exec('runc', ['--root', runcRoot, 'run', '--bundle', bundle, `bench-${k}`]);
     } finally {
@@ -95,12 +109,19 @@ const pre = freshDirs();
 const preRoot = join(tmp, 'bundle-pre');
 mkdirSync(join(preRoot, 'rootfs'), { recursive: true });
 writeFileSync(join(preRoot, 'config.json'), JSON.stringify(config));
-spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${pre.upper},workdir=${pre.work}`, join(preRoot, 'rootfs')]);
+spawnSync('mount', [
+  '-t',
+  'overlay',
+  'overlay',
+  '-o',
+  `lowerdir=${lower},upperdir=${pre.upper},workdir=${pre.work}`,
+  join(preRoot, 'rootfs'),
+]);
 variants.runc = () => exec('runc', ['--root', runcRoot, 'run', '--bundle', preRoot, `bench-pre-${++k}`]);
 
 const samples = Object.fromEntries(Object.keys(variants).map((v) => [v, []]));
 try {
-  for (const v of Object.keys(variants)) await variants[v]();  // warm up
+  for (const v of Object.keys(variants)) await variants[v](); // warm up
   for (let i = 0; i < N; i++) for (const v of Object.keys(variants)) samples[v].push(await time(variants[v]));
 } finally {
   await network.close();
@@ -108,13 +129,20 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const m = Object.fromEntries(Object.entries(samples).map(([v, xs]) => [v, median(xs)]));
 console.log(`median of ${N} runs of \`true\` (ms):`);
 for (const [v, ms] of Object.entries(m)) console.log(`  ${v.padEnd(14)} ${ms.toFixed(1)}`);
 console.log(`private network start (once per build) ${networkStartMs.toFixed(1)} ms`);
-console.log(`sandbox / runc+overlay       = ${(m.sandbox / m['runc+overlay']).toFixed(2)}x` +
-  ` (network none: ${(m['sandbox-none'] / m['runc+overlay']).toFixed(2)}x, host: ${(m['sandbox-host'] / m['runc+overlay']).toFixed(2)}x)`);
+console.log(
+  `sandbox / runc+overlay       = ${(m.sandbox / m['runc+overlay']).toFixed(2)}x` +
+    ` (network none: ${(m['sandbox-none'] / m['runc+overlay']).toFixed(2)}x, host: ${(m['sandbox-host'] / m['runc+overlay']).toFixed(2)}x)`,
+);
 console.log(`sandbox / runc (pre-mounted) = ${(m.sandbox / m.runc).toFixed(2)}x`);
-console.log(`overhead over a bare spawn: sandbox ${(m.sandbox - m.spawn).toFixed(1)} ms, runc+overlay ${(m['runc+overlay'] - m.spawn).toFixed(1)} ms ` +
-  `(ratio ${((m.sandbox - m.spawn) / (m['runc+overlay'] - m.spawn)).toFixed(2)}x)`);
+console.log(
+  `overhead over a bare spawn: sandbox ${(m.sandbox - m.spawn).toFixed(1)} ms, runc+overlay ${(m['runc+overlay'] - m.spawn).toFixed(1)} ms ` +
+    `(ratio ${((m.sandbox - m.spawn) / (m['runc+overlay'] - m.spawn)).toFixed(2)}x)`,
+);

@@ -29,12 +29,27 @@ function* entries() {
   for (let d = 0; d < 200; d++) {
     const top = `d${String(d).padStart(3, '0')}`;
     yield { path: top, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 1_600_000_000 };
-    for (let s = 0; s < 7; s++) yield { path: `${top}/s${s}`, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 1_600_000_000 };
+    for (let s = 0; s < 7; s++)
+      yield { path: `${top}/s${s}`, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 1_600_000_000 };
   }
   for (let i = 0; i < 20000; i++) {
-    const content = createHash('sha256').update(String(i)).digest().toString('hex').repeat(64).slice(0, (i * 7919) % 4096);
+    const content = createHash('sha256')
+      .update(String(i))
+      .digest()
+      .toString('hex')
+      .repeat(64)
+      .slice(0, (i * 7919) % 4096);
     const path = `d${String(i % 200).padStart(3, '0')}/s${i % 7}/f${i}.dat`;
-    yield { path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1_600_000_000, size: content.length, open: () => Readable.from([Buffer.from(content)]) };
+    yield {
+      path,
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 1_600_000_000,
+      size: content.length,
+      open: () => Readable.from([Buffer.from(content)]),
+    };
   }
 }
 
@@ -47,11 +62,14 @@ const tarFile = join(work, 'layer.tar');
 execFileSync('sh', ['-c', `cat > ${tarFile}`], { input: tar });
 
 const median = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1];
-const ours = [], gnu = [], cpu = [];
+const ours = [],
+  gnu = [],
+  cpu = [];
 for (let r = 0; r < runs; r++) {
   const dir = join(work, `u${r}`);
   mkdirSync(dir);
-  const t0 = performance.now(), c0 = process.cpuUsage();
+  const t0 = performance.now(),
+    c0 = process.cpuUsage();
   await unpackLayer(Readable.from([tar]), 'application/vnd.oci.image.layer.v1.tar', dir);
   ours.push((performance.now() - t0) / 1000);
   const c = process.cpuUsage(c0);
@@ -63,4 +81,14 @@ for (let r = 0; r < runs; r++) {
   gnu.push((performance.now() - t1) / 1000);
 }
 rmSync(work, { recursive: true, force: true });
-console.log(JSON.stringify({ files: 20000, dirs: 1600, tarMB: +(tar.length / 1e6).toFixed(1), unpackSeconds: ours.map((s) => +s.toFixed(2)), median: +median(ours).toFixed(2), cpuSeconds: +median(cpu).toFixed(2), tarX: +median(gnu).toFixed(2) }));
+console.log(
+  JSON.stringify({
+    files: 20000,
+    dirs: 1600,
+    tarMB: +(tar.length / 1e6).toFixed(1),
+    unpackSeconds: ours.map((s) => +s.toFixed(2)),
+    median: +median(ours).toFixed(2),
+    cpuSeconds: +median(cpu).toFixed(2),
+    tarX: +median(gnu).toFixed(2),
+  }),
+);

@@ -30,7 +30,9 @@ const CG = '/sys/fs/cgroup';
 const SHM = '/dev/shm';
 const STATE_DIRS = () => [
   '/run/tsbuild-sandbox',
-  ...list(SHM).filter((n) => /^tsbuild-sandbox-\d+$/.test(n)).map((n) => join(SHM, n)),
+  ...list(SHM)
+    .filter((n) => /^tsbuild-sandbox-\d+$/.test(n))
+    .map((n) => join(SHM, n)),
 ];
 
 /** This run's id (5 characters, so testkit can put it in a 15-character interface name) and temp dir. */
@@ -75,22 +77,28 @@ function links() {
 const unescape = (s) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
 
 function mounts() {
-  return (read('/proc/self/mountinfo') ?? '').split('\n').filter(Boolean).map((line) => {
-    const f = line.split(' ');
-    const dash = f.indexOf('-');
-    return { id: f[0], point: unescape(f[4]), fstype: f[dash + 1], source: unescape(f[dash + 2] ?? '') };
-  });
+  return (read('/proc/self/mountinfo') ?? '')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(' ');
+      const dash = f.indexOf('-');
+      return { id: f[0], point: unescape(f[4]), fstype: f[dash + 1], source: unescape(f[dash + 2] ?? '') };
+    });
 }
 
 /** Hierarchies: the v2 tree at /sys/fs/cgroup, or one per v1 controller (and v2's at unified/). */
 function cgroupRoots() {
   if (existsSync(`${CG}/cgroup.controllers`)) return [CG];
-  return list(CG).map((c) => join(CG, c)).filter((d) => existsSync(join(d, 'cgroup.procs')));
+  return list(CG)
+    .map((c) => join(CG, c))
+    .filter((d) => existsSync(join(d, 'cgroup.procs')));
 }
 
 /** tsbuild run cgroups (<root>/tsbuild/<id>) and top-level cgroups (test daemons' parents are there). */
 function cgroups() {
-  const runs = [], top = [];
+  const runs = [],
+    top = [];
   for (const root of cgroupRoots()) {
     for (const id of list(join(root, 'tsbuild'))) {
       if (isDir(join(root, 'tsbuild', id))) runs.push(join(root, 'tsbuild', id));
@@ -141,7 +149,8 @@ function ownedByOthers(name, after) {
 }
 
 export function compare(before, after) {
-  const problems = [], notes = [];
+  const problems = [],
+    notes = [];
   const { id, tmp } = after.run;
   const ours = (name) => id !== '' && name.startsWith(`tsb${id}`);
 
@@ -170,8 +179,8 @@ export function compare(before, after) {
   const stateDirs = STATE_DIRS();
   for (const m of after.mounts) {
     if (old.has(key(m))) continue;
-    const mine = (tmp && under(m.point, tmp)) || stateDirs.some((d) => under(m.point, d))
-      || m.point.startsWith(`${SHM}/tsbuild-`);
+    const mine =
+      (tmp && under(m.point, tmp)) || stateDirs.some((d) => under(m.point, d)) || m.point.startsWith(`${SHM}/tsbuild-`);
     if (mine) problems.push(`mount ${m.point} (${m.fstype} ${m.source}): left by this run`);
     else notes.push(`mount ${m.point} (${m.fstype}): new (outside this run's directories)`);
   }
@@ -213,8 +222,9 @@ export function compare(before, after) {
 
   // Temp files are not counted (finish() removes the run dir), but say who leaves them.
   // The end-to-end helpers put every temp dir under tsbuild-test/: name those, not their parent.
-  const left = (tmp ? list(tmp) : [])
-    .flatMap((n) => (n === 'tsbuild-test' ? list(join(tmp, n)).map((c) => `${n}/${c}`) : [n]));
+  const left = (tmp ? list(tmp) : []).flatMap((n) =>
+    n === 'tsbuild-test' ? list(join(tmp, n)).map((c) => `${n}/${c}`) : [n],
+  );
   if (left.length) {
     const some = left.slice(0, 8).join(', ');
     notes.push(`${left.length} entries left in the run's temp dir (removed at the end): ${some}`);
@@ -235,8 +245,9 @@ export function finish(run) {
 /** The summary lines the runner prints. */
 export function report({ problems, notes }, before) {
   const lines = [];
-  const counts = `${Object.keys(before.links).length} interfaces, ${before.mounts.length} mounts, `
-    + `${before.cgroups.runs.length + before.cgroups.top.length} cgroups, ${before.processes.length} processes`;
+  const counts =
+    `${Object.keys(before.links).length} interfaces, ${before.mounts.length} mounts, ` +
+    `${before.cgroups.runs.length + before.cgroups.top.length} cgroups, ${before.processes.length} processes`;
   for (const n of notes) lines.push(`  note: ${n}`);
   if (problems.length === 0) lines.push(`host guard: nothing left or changed on the host (before: ${counts})`);
   else lines.push(`host guard: FAILED, ${problems.length} change(s) to the host:`, ...problems.map((p) => `  ${p}`));

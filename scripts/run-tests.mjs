@@ -26,7 +26,12 @@ const SKIP_MARKER = 'TSBUILD-SKIP:'; // packages/testkit/src/skip.ts
 const KILL_GRACE_MS = 5000;
 const SETTLE_MS = 2000;
 
-const listTests = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => /\.test\.[jt]s$/.test(f)).sort() : []);
+const listTests = (dir) =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /\.test\.[jt]s$/.test(f))
+        .sort()
+    : [];
 
 /**
  * The test folders to run and what is wrong with them. A package (or the end-to-end suite) whose
@@ -39,14 +44,17 @@ export function discover(base = root, env = process.env) {
     return { dirs, problems: dirs.filter((d) => !existsSync(join(base, d))).map((d) => `${d}: no such folder`) };
   }
   const projects = [
-    ...readdirSync(join(base, 'packages')).sort()
+    ...readdirSync(join(base, 'packages'))
+      .sort()
       .map((p) => ({ src: join('packages', p, 'test'), dist: join('packages', p, 'dist', 'test') })),
     { src: 'test', dist: join('test', 'dist') },
   ];
   const dirs = [];
   const problems = [];
   for (const { src, dist } of projects) {
-    const sources = listTests(join(base, src)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '.js'));
+    const sources = listTests(join(base, src))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => f.replace(/\.ts$/, '.js'));
     const compiled = listTests(join(base, dist)).filter((f) => f.endsWith('.js'));
     if (sources.length === 0 && compiled.length === 0) continue;
     if (!existsSync(join(base, dist))) {
@@ -88,7 +96,12 @@ const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 export function staleness(base = root) {
   const problems = [];
   const isTs = (n) => n.endsWith('.ts') && !n.endsWith('.d.ts');
-  const projects = [...readdirSync(join(base, 'packages')).sort().map((p) => join('packages', p)), 'test'];
+  const projects = [
+    ...readdirSync(join(base, 'packages'))
+      .sort()
+      .map((p) => join('packages', p)),
+    'test',
+  ];
   const built = {};
   for (const p of projects) {
     if (!existsSync(join(base, p, 'tsconfig.json'))) continue;
@@ -134,10 +147,13 @@ export function summarize(output, code, { timedOut = false } = {}) {
   const skips = [...out.matchAll(new RegExp(`${SKIP_MARKER} (.*)$`, 'gm'))].map((m) => m[1].trim());
   // The last such line is uvu's summary (a test could print one of its own before it).
   const num = (label) => Number([...out.matchAll(new RegExp(`^\\s*${label}:\\s+(\\d+)\\s*$`, 'gm'))].pop()?.[1] ?? NaN);
-  const total = num('Total'), passed = num('Passed'), notRun = num('Skipped');
+  const total = num('Total'),
+    passed = num('Passed'),
+    notRun = num('Skipped');
   if (timedOut || Number.isNaN(total) || Number.isNaN(passed)) {
     // uvu writes '• ' for a passed test and '✘ ' for a failed one as each ends.
-    const dots = (out.match(/• /g) ?? []).length, crosses = (out.match(/✘ /g) ?? []).length;
+    const dots = (out.match(/• /g) ?? []).length,
+      crosses = (out.match(/✘ /g) ?? []).length;
     const why = timedOut ? 'timed out' : `crashed before its totals (exit ${code})`;
     return { passed: Math.max(0, dots - skips.length), failed: crosses + 1, skips, problem: why };
   }
@@ -194,9 +210,14 @@ async function reap(child, file) {
 /** Runs one compiled test file in a process group of its own, with a time limit. */
 export function runFile(file, { timeoutMs, cwd = root, echo = true } = {}) {
   return new Promise((resolve) => {
-    const name = file.split('/').pop().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const name = file
+      .split('/')
+      .pop()
+      .replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const child = spawn(process.execPath, [uvu, dirname(file), `^${name}$`], {
-      cwd, stdio: ['ignore', 'pipe', 'inherit'], detached: true,
+      cwd,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
     });
     current = child;
     let out = '';
@@ -221,8 +242,14 @@ export function runFile(file, { timeoutMs, cwd = root, echo = true } = {}) {
       // A process that outlived the file may still hold its stdout open: read what is there, then stop.
       if (child.stdout.readableEnded) finish();
       else {
-        const t = setTimeout(() => { child.stdout.destroy(); finish(); }, 2000);
-        child.stdout.once('close', () => { clearTimeout(t); finish(); });
+        const t = setTimeout(() => {
+          child.stdout.destroy();
+          finish();
+        }, 2000);
+        child.stdout.once('close', () => {
+          clearTimeout(t);
+          finish();
+        });
       }
     });
   });
@@ -248,7 +275,12 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
   const found = dirs.flatMap((dir) => compiled(dir).map((f) => join(dir, f)));
   const selected = found.filter((file) => argv.length === 0 || argv.some((o) => file.includes(o)));
   console.log(`test files found: ${found.length}`);
-  for (const dir of dirs) console.log(`  ${dir}: ${compiled(dir).map((f) => f.replace(/\.test\.js$/, '')).join(' ')}`);
+  for (const dir of dirs)
+    console.log(
+      `  ${dir}: ${compiled(dir)
+        .map((f) => f.replace(/\.test\.js$/, ''))
+        .join(' ')}`,
+    );
   const matching = argv.length ? ` (matching ${argv.join(', ')})` : '';
   console.log(`running ${selected.length}${matching}, at most ${limit / 1000} s each`);
   if (problems.length) {

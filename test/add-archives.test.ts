@@ -37,7 +37,7 @@ test('compressed non-tars, empty files and an empty tar are copied as they are; 
   const short = Buffer.from('hello, plain text\n');
   const long = Buffer.from(randomBytes(6000).toString('base64'));
   const copied: Record<string, Buffer> = {
-    'empty': Buffer.alloc(0),
+    empty: Buffer.alloc(0),
     'empty.gz': compress('gzip', Buffer.alloc(0)),
     // 10 KiB of zero blocks: a tar with no member. BuildKit's first tar header read ends at once.
     'nothing.tar': Buffer.alloc(10240),
@@ -68,7 +68,9 @@ test('compressed non-tars, empty files and an empty tar are copied as they are; 
   const out = ok(t(['run', '--rm', 'add/kinds:1', 'sh', '-c', list])).stdout.split('\n');
   const [sums, found] = [out.filter((l) => / {2}/.test(l)), out.filter((l) => l.startsWith('.'))];
   const byName = (a: string, b: string) => (a.slice(66) < b.slice(66) ? -1 : 1);
-  const want = Object.entries(copied).map(([name, data]) => `${sha(data)}  ${name}`).sort(byName);
+  const want = Object.entries(copied)
+    .map(([name, data]) => `${sha(data)}  ${name}`)
+    .sort(byName);
   assert.equal(sums, want, 'every non-archive arrives byte for byte');
   const members = ['plain', 'v7', 'gnu', ...Object.values(kinds)].map((m) => `./d/${m}`);
   assert.equal(found, ['.', './d', ...members.sort()], 'every tar unpacked, nothing else there');
@@ -80,7 +82,10 @@ test('compressed non-tars, empty files and an empty tar are copied as they are; 
 test('a tar cut short fails the build with a clear error and tags nothing (plain and gzip)', () => {
   const whole = tarOf('ustar', 'big', randomBytes(8000));
   const cut = whole.subarray(0, 3000);
-  for (const [name, data] of [['cut.tar', cut], ['cut.tar.gz', compress('gzip', cut)]] as const) {
+  for (const [name, data] of [
+    ['cut.tar', cut],
+    ['cut.tar.gz', compress('gzip', cut)],
+  ] as const) {
     const ctx = context({ Dockerfile: `FROM ${Base}\nADD ${name} /x/\n` });
     writeFileSync(join(ctx, name), data);
     const r = t(['build', '-t', 'add/cut:1', ctx]);

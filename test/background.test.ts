@@ -22,8 +22,12 @@ const written = (stderr: string, step: string) => new RegExp(`\\[stage-0 ${step}
 const gates: string[] = [];
 class Gate {
   readonly path = join(gates[gates.push(tempDir('layer-gate')) - 1]!, 'open');
-  open(): void { writeFileSync(this.path, ''); }
-  get opened(): boolean { return existsSync(this.path); }
+  open(): void {
+    writeFileSync(this.path, '');
+  }
+  get opened(): boolean {
+    return existsSync(this.path);
+  }
 }
 
 /**
@@ -37,9 +41,15 @@ async function traced(args: string[], gate: Gate, at: At, deadlineMs = 120_000) 
   const child = tsbuildAsync(['build', '--progress=plain', ...args], { root, env });
   let stderr = '';
   let forced = false;
-  const timer = setTimeout(() => { forced = !gate.opened; gate.open(); }, deadlineMs);
+  const timer = setTimeout(() => {
+    forced = !gate.opened;
+    gate.open();
+  }, deadlineMs);
   child.stdout!.resume();
-  child.stderr!.on('data', (b) => { stderr += b; at(stderr, child); });
+  child.stderr!.on('data', (b) => {
+    stderr += b;
+    at(stderr, child);
+  });
   const code = await new Promise<number | null>((r) => child.on('close', r));
   clearTimeout(timer);
   return { code, stderr, forced };
@@ -60,7 +70,9 @@ test('the next step runs while the layer before it is written; the image has eve
   assert.ok(written(r.stderr, '2/3'), r.stderr);
   const image = JSON.parse(ok(tsbuild(['inspect', 'bg:order'], { root })).stdout);
   assert.is(image.Layers.length, image.Config.rootfs.diff_ids.length);
-  const out = ok(tsbuild(['run', '--rm', 'bg:order', 'sh', '-c', 'cat /size; wc -c < /b64'], { root })).stdout.trim().split(/\s+/);
+  const out = ok(tsbuild(['run', '--rm', 'bg:order', 'sh', '-c', 'cat /size; wc -c < /b64'], { root }))
+    .stdout.trim()
+    .split(/\s+/);
   assert.is(out[0], out[1], 'the second RUN saw the whole file');
   assert.equal(readdirSync(join(root, 'tmp')), [], 'no diff is left in tmp/');
   cleanup(ctx);
@@ -85,7 +97,10 @@ test('a layer that fails to be written fails the build, naming its step', async 
   });
   assert.ok(copyLayerWaiting && !r.forced, r.stderr);
   assert.is(r.code, 1, r.stderr);
-  assert.match(r.stderr, /ERROR: \[stage-0 3\/4\] COPY data\/ \/data\/: writing its layer failed: data\/f: file shrank while being read/);
+  assert.match(
+    r.stderr,
+    /ERROR: \[stage-0 3\/4\] COPY data\/ \/data\/: writing its layer failed: data\/f: file shrank while being read/,
+  );
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
   assert.is(tsbuild(['inspect', 'bg:fail'], { root }).code, 1, 'nothing tagged');
   // The store is fine: with the file restored, the build succeeds, reusing the first RUN's layer.
@@ -97,8 +112,8 @@ test('a layer that fails to be written fails the build, naming its step', async 
 
 test('SIGKILL while a later step runs on a layer being written, or while the build waits for its layers', async () => {
   const ctx = context({
-    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && echo x > /x\n` +
-      `RUN ${BigFile('/b64b')}\n`,
+    Dockerfile:
+      `FROM ${Base}\nRUN ${BigFile('/b64')}\nRUN echo second-started && echo x > /x\n` + `RUN ${BigFile('/b64b')}\n`,
   });
   const points: { name: string; reached: (err: string) => boolean }[] = [
     { name: 'a later step runs, the layer below it not yet written', reached: (err) => err.includes('second-started') },
@@ -109,7 +124,10 @@ test('SIGKILL while a later step runs on a layer being written, or while the bui
     const gate = new Gate();
     let killed = false;
     const r = await traced(['--no-cache', '-t', 'bg:killed', ctx], gate, (err, child) => {
-      if (!killed && p.reached(err)) { killed = true; child.kill('SIGKILL'); }
+      if (!killed && p.reached(err)) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
     });
     assert.ok(killed && !r.forced, `reached "${p.name}":\n${r.stderr}`);
     assert.not.ok(written(r.stderr, '\\d/4'), 'no layer was written before the kill');
@@ -117,7 +135,9 @@ test('SIGKILL while a later step runs on a layer being written, or while the bui
     // The next build uses whatever the killed one left (cache records whose snapshots were
     // never adopted are unpacked from their blobs), and its image is whole.
     ok(tsbuild(['build', '-t', 'bg:after', ctx], { root }));
-    const out = ok(tsbuild(['run', '--rm', 'bg:after', 'sh', '-c', 'cat /x; test -s /b64 && test -s /b64b && echo both'], { root })).stdout;
+    const out = ok(
+      tsbuild(['run', '--rm', 'bg:after', 'sh', '-c', 'cat /x; test -s /b64 && test -s /b64b && echo both'], { root }),
+    ).stdout;
     assert.is(out.trim().split('\n').join(' '), 'x both', p.name);
     assert.equal(readdirSync(join(root, 'tmp')), [], 'tmp/ is clean once a later command opened the store');
     ok(tsbuild(['prune', '--grace', '0'], { root }));

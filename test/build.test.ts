@@ -85,13 +85,23 @@ const cases: Case[] = [
     name: 'WORKDIR is created, owned by USER; relative WORKDIR resolves',
     dockerfile: `FROM ${Base}\nUSER app\nWORKDIR /srv/app\nWORKDIR sub\nRUN pwd > /tmp/pwd && id -u >> /tmp/pwd\n`,
     config: { WorkingDir: '/srv/app/sub', User: 'app' },
-    expect: { 'srv/app/sub': { dir: true, uid: 1000, gid: 1000 }, 'srv/app': { dir: true, uid: 1000 }, 'tmp/pwd': { content: '/srv/app/sub\n1000\n' } },
+    expect: {
+      'srv/app/sub': { dir: true, uid: 1000, gid: 1000 },
+      'srv/app': { dir: true, uid: 1000 },
+      'tmp/pwd': { content: '/srv/app/sub\n1000\n' },
+    },
   },
   {
     name: 'COPY a directory copies its contents; trailing slash; relative dest under WORKDIR',
     files: { 'src/a.txt': 'a', 'src/sub/b.txt': 'b', 'one.txt': '1' },
     dockerfile: `FROM ${Base}\nWORKDIR /app\nCOPY src ./code/\nCOPY one.txt ./\nCOPY one.txt /renamed\n`,
-    expect: { 'app/code/a.txt': { content: 'a', uid: 0 }, 'app/code/sub/b.txt': { content: 'b' }, 'app/one.txt': { content: '1' }, renamed: { content: '1' }, 'app/code/src': { absent: true } },
+    expect: {
+      'app/code/a.txt': { content: 'a', uid: 0 },
+      'app/code/sub/b.txt': { content: 'b' },
+      'app/one.txt': { content: '1' },
+      renamed: { content: '1' },
+      'app/code/src': { absent: true },
+    },
   },
   {
     name: 'COPY wildcards into a directory',
@@ -107,21 +117,43 @@ const cases: Case[] = [
   },
   {
     name: '.dockerignore with ** and ! exceptions',
-    files: { '.dockerignore': '**/*.log\nsecret/\n!keep.log\n', 'a.log': 'x', 'keep.log': 'k', 'deep/b.log': 'x', 'secret/s': 's', 'ok.txt': 'ok' },
+    files: {
+      '.dockerignore': '**/*.log\nsecret/\n!keep.log\n',
+      'a.log': 'x',
+      'keep.log': 'k',
+      'deep/b.log': 'x',
+      'secret/s': 's',
+      'ok.txt': 'ok',
+    },
     dockerfile: `FROM ${Base}\nCOPY . /ctx/\n`,
-    expect: { 'ctx/ok.txt': { content: 'ok' }, 'ctx/keep.log': { content: 'k' }, 'ctx/a.log': { absent: true }, 'ctx/deep/b.log': { absent: true }, 'ctx/secret': { absent: true } },
+    expect: {
+      'ctx/ok.txt': { content: 'ok' },
+      'ctx/keep.log': { content: 'k' },
+      'ctx/a.log': { absent: true },
+      'ctx/deep/b.log': { absent: true },
+      'ctx/secret': { absent: true },
+    },
   },
   {
     name: 'symlinks in the context are copied as symlinks, never followed out',
     files: { 'dir/real.txt': 'real', 'dir/link': { symlink: 'real.txt' }, 'dir/escape': { symlink: '/etc/passwd' } },
     dockerfile: `FROM ${Base}\nCOPY dir /d/\n`,
-    expect: { 'd/link': { symlink: 'real.txt' }, 'd/escape': { symlink: '/etc/passwd' }, 'd/real.txt': { content: 'real' } },
+    expect: {
+      'd/link': { symlink: 'real.txt' },
+      'd/escape': { symlink: '/etc/passwd' },
+      'd/real.txt': { content: 'real' },
+    },
   },
   {
     name: 'COPY --exclude and --parents',
     files: { 'a/x.txt': 'x', 'a/y.tmp': 'y', 'b/z.txt': 'z' },
     dockerfile: `# syntax=docker/dockerfile:1.7-labs\nFROM ${Base}\nCOPY --exclude=*.tmp a /ex/\nCOPY --parents a/x.txt b/z.txt /par/\n`,
-    expect: { 'ex/x.txt': { content: 'x' }, 'ex/y.tmp': { absent: true }, 'par/a/x.txt': { content: 'x' }, 'par/b/z.txt': { content: 'z' } },
+    expect: {
+      'ex/x.txt': { content: 'x' },
+      'ex/y.tmp': { absent: true },
+      'par/a/x.txt': { content: 'x' },
+      'par/b/z.txt': { content: 'z' },
+    },
   },
   {
     name: 'COPY heredoc',
@@ -143,7 +175,13 @@ const cases: Case[] = [
     name: 'RUN --mount bind (context, read-only), tmpfs and cache',
     files: { 'data/in.txt': 'input' },
     dockerfile: `FROM ${Base}\nRUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in.txt > /copied && (touch /mnt/data/x 2>/dev/null && echo writable || echo readonly) >> /copied\nRUN --mount=type=tmpfs,target=/scratch touch /scratch/t && ls /scratch > /tmpfs.txt\nRUN --mount=type=cache,target=/cache echo v >> /cache/log && wc -l < /cache/log > /cache-count\n`,
-    expect: { copied: { content: 'inputreadonly\n' }, 'tmpfs.txt': { content: 't\n' }, 'mnt/data': { absent: true }, scratch: { absent: true }, cache: { absent: true } },
+    expect: {
+      copied: { content: 'inputreadonly\n' },
+      'tmpfs.txt': { content: 't\n' },
+      'mnt/data': { absent: true },
+      scratch: { absent: true },
+      cache: { absent: true },
+    },
   },
   {
     name: 'RUN --network=none sees only lo',
@@ -177,13 +215,19 @@ const cases: Case[] = [
 
 const root = storeWithBase();
 // A parent image with ONBUILD for the trigger case, and the rootfs tar for the ADD case.
-ok(tsbuild(['build', '-q', '-t', 'onbuild-parent:1', context({ Dockerfile: `FROM ${Base}\nONBUILD RUN touch /triggered\n` })], { root }));
+ok(
+  tsbuild(
+    ['build', '-q', '-t', 'onbuild-parent:1', context({ Dockerfile: `FROM ${Base}\nONBUILD RUN touch /triggered\n` })],
+    { root },
+  ),
+);
 
 for (const c of cases) {
   test(c.name, () => {
     const files = { ...(c.files ?? {}), Dockerfile: c.dockerfile };
     const ctx = context(files);
-    if (c.dockerfile.includes('rootfs.tar')) copyFileSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'), join(ctx, 'rootfs.tar'));
+    if (c.dockerfile.includes('rootfs.tar'))
+      copyFileSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'), join(ctx, 'rootfs.tar'));
     const out = tempDir('layout');
     const tag = 'case:1';
     ok(tsbuild(['build', '-t', tag, '-o', `type=oci,dest=${out}`, ...(c.args ?? []), ctx], { root }));

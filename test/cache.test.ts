@@ -3,7 +3,17 @@
 // SOURCE_DATE_EPOCH builds reproduce across stores.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cli.js';
 import { steps } from './helpers/progress.js';
@@ -18,14 +28,21 @@ ENV LATE=1
 RUN echo done > /done
 `;
 
-
 const root = storeWithBase();
 const ctx = context({ Dockerfile: dockerfile, 'deps.txt': 'dep-v1\n', 'src/a.js': 'a1\n', 'src/b.js': 'b1\n' });
-const build = (...extra: string[]) => ok(tsbuild(['build', '--progress=plain', '-t', 'cached:1', ...extra, ctx], { root }));
+const build = (...extra: string[]) =>
+  ok(tsbuild(['build', '--progress=plain', '-t', 'cached:1', ...extra, ctx], { root }));
 
 test('first build runs every filesystem step', () => {
   const r = build();
-  assert.equal(steps(r.stderr).ran, ['WORKDIR /app', 'COPY deps.txt ./', 'RUN cat deps.txt > /deps-copy', 'COPY src/ ./src/', 'RUN cat src/* > /all-src', 'RUN echo done > /done']);
+  assert.equal(steps(r.stderr).ran, [
+    'WORKDIR /app',
+    'COPY deps.txt ./',
+    'RUN cat deps.txt > /deps-copy',
+    'COPY src/ ./src/',
+    'RUN cat src/* > /all-src',
+    'RUN echo done > /done',
+  ]);
 });
 
 test('a second build of an unchanged context runs no step and gives the same image', () => {
@@ -34,7 +51,10 @@ test('a second build of an unchanged context runs no step and gives the same ima
   const s = steps(r.stderr);
   assert.equal(s.ran, []);
   assert.is(s.cached.length, 6);
-  assert.is(JSON.parse(ok(tsbuild(['inspect', 'cached:1'], { root })).stdout).ManifestDigest, JSON.parse(before).ManifestDigest);
+  assert.is(
+    JSON.parse(ok(tsbuild(['inspect', 'cached:1'], { root })).stdout).ManifestDigest,
+    JSON.parse(before).ManifestDigest,
+  );
 });
 
 test('touching a file without changing it is still a hit (content, not mtime)', () => {
@@ -73,7 +93,17 @@ test('a changed ENV re-runs the RUN steps after it and --explain says which', ()
 });
 
 test('--explain names the npm package of a changed file under node_modules (from the lockfile)', () => {
-  const lock = { name: 'app', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'app', version: '1.0.0', dependencies: { 'left-pad': '1.3.0' } }, 'node_modules/left-pad': { version: '1.3.0', license: 'WTFPL' }, 'node_modules/@scope/util': { version: '2.1.0' } } };
+  const lock = {
+    name: 'app',
+    version: '1.0.0',
+    lockfileVersion: 3,
+    requires: true,
+    packages: {
+      '': { name: 'app', version: '1.0.0', dependencies: { 'left-pad': '1.3.0' } },
+      'node_modules/left-pad': { version: '1.3.0', license: 'WTFPL' },
+      'node_modules/@scope/util': { version: '2.1.0' },
+    },
+  };
   const app = context({
     Dockerfile: `FROM ${Base}\nCOPY . /app/\n`,
     'package.json': JSON.stringify({ name: 'app', version: '1.0.0', dependencies: { 'left-pad': '1.3.0' } }),
@@ -84,9 +114,15 @@ test('--explain names the npm package of a changed file under node_modules (from
   ok(tsbuild(['build', '--progress=plain', app], { root }));
   writeFileSync(join(app, 'node_modules', 'left-pad', 'index.js'), 'module.exports = 2;\n');
   const r = ok(tsbuild(['build', '--progress=plain', '--explain', app], { root }));
-  assert.match(r.stderr, /miss: file node_modules\/left-pad\/index\.js changed \(npm package left-pad@1\.3\.0, needed by app\)/);
+  assert.match(
+    r.stderr,
+    /miss: file node_modules\/left-pad\/index\.js changed \(npm package left-pad@1\.3\.0, needed by app\)/,
+  );
   writeFileSync(join(app, 'node_modules', '@scope', 'util', 'lib', 'u.js'), 'v\n');
-  assert.match(ok(tsbuild(['build', '--progress=plain', '--explain', app], { root })).stderr, /\(npm package @scope\/util@2\.1\.0/);
+  assert.match(
+    ok(tsbuild(['build', '--progress=plain', '--explain', app], { root })).stderr,
+    /\(npm package @scope\/util@2\.1\.0/,
+  );
   cleanup(app);
 });
 
@@ -133,18 +169,44 @@ const changes: [string, () => void, RegExp | 'hit'][] = [
   ['content, same size and mtime', () => sneaky(T('a.txt'), 'a2'), /miss: file tree\/a\.txt changed/],
   ['mtime only', () => utimesSync(T('a.txt'), new Date(), new Date(Date.now() + 9000)), 'hit'],
   ['mode', () => chmodSync(T('a.txt'), 0o600), /miss: file tree\/a\.txt changed/],
-  ['symlink target', () => { unlinkSync(T('link')); symlinkSync('b.txt', T('link')); }, /miss: file tree\/link changed/],
+  [
+    'symlink target',
+    () => {
+      unlinkSync(T('link'));
+      symlinkSync('b.txt', T('link'));
+    },
+    /miss: file tree\/link changed/,
+  ],
   ['a file added', () => writeFileSync(T('c.txt'), 'c'), /miss: file tree\/c\.txt is new/],
   ['a file removed', () => unlinkSync(T('gone.txt')), /miss: file tree\/gone\.txt was removed/],
   ['a file renamed', () => renameSync(T('b.txt'), T('z.txt')), /miss: file tree\/z\.txt is new/],
   ['an empty directory added', () => mkdirSync(T('empty')), /miss: file tree\/empty is new/],
-  ['a file became a directory', () => { unlinkSync(T('z.txt')); mkdirSync(T('z.txt')); }, /miss: file tree\/z\.txt changed/],
+  [
+    'a file became a directory',
+    () => {
+      unlinkSync(T('z.txt'));
+      mkdirSync(T('z.txt'));
+    },
+    /miss: file tree\/z\.txt changed/,
+  ],
   ['one of 200 fillers', () => sneaky(T('fill/f150'), 'FILLER 150'), /miss: file tree\/fill\/f150 changed/],
   ['deep below', () => sneaky(T('deep/er/x.txt'), 'DEEP'), /miss: file tree\/deep\/er\/x\.txt changed/],
   ['a name with a space', () => sneaky(T('sp ace.txt'), 'SPACES'), /miss: file tree\/sp ace\.txt changed/],
-  ['a name with a newline (shown escaped)', () => sneaky(T('new\nline.txt'), 'NEWLINE'), /miss: file tree\/new\\x0aline\.txt changed/],
-  ['.dockerignore leaves a file out', () => writeFileSync(join(bigCtx, '.dockerignore'), 'tree/fill/f1*\n'), /miss: file tree\/fill\/f1 was removed/],
-  ['.dockerignore reworded, same files', () => writeFileSync(join(bigCtx, '.dockerignore'), '# the same\ntree/fill/f1*\n'), 'hit'],
+  [
+    'a name with a newline (shown escaped)',
+    () => sneaky(T('new\nline.txt'), 'NEWLINE'),
+    /miss: file tree\/new\\x0aline\.txt changed/,
+  ],
+  [
+    '.dockerignore leaves a file out',
+    () => writeFileSync(join(bigCtx, '.dockerignore'), 'tree/fill/f1*\n'),
+    /miss: file tree\/fill\/f1 was removed/,
+  ],
+  [
+    '.dockerignore reworded, same files',
+    () => writeFileSync(join(bigCtx, '.dockerignore'), '# the same\ntree/fill/f1*\n'),
+    'hit',
+  ],
   ['nothing', () => {}, 'hit'],
 ];
 
@@ -170,7 +232,10 @@ test('a name that is not UTF-8: COPY says so and fails; left out, or read throug
   writeFileSync(bad, 'v1');
   const r = tsbuild(['build', '--progress=plain', c], { root });
   assert.is(r.code, 1, r.stderr);
-  assert.match(r.stderr, /cannot copy "d\/b\\xff" from the build context: its name \(or its link target\) is not valid UTF-8/);
+  assert.match(
+    r.stderr,
+    /cannot copy "d\/b\\xff" from the build context: its name \(or its link target\) is not valid UTF-8/,
+  );
   assert.not.match(r.stderr, /\n\s+at /);
   writeFileSync(join(c, '.dockerignore'), 'd/b*\n');
   ok(tsbuild(['build', '--progress=plain', c], { root }));
@@ -179,7 +244,9 @@ test('a name that is not UTF-8: COPY says so and fails; left out, or read throug
   ok(tsbuild(['build', '--progress=plain', c], { root }));
   assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, []);
   writeFileSync(bad, 'v2');
-  assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, ['RUN --mount=type=bind,source=d,target=/d cat /d/* > /all']);
+  assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, [
+    'RUN --mount=type=bind,source=d,target=/d cat /d/* > /all',
+  ]);
   cleanup(c);
 });
 
@@ -196,7 +263,11 @@ test('a source path through a symlink stays in the context', () => {
 });
 
 test('a directory .dockerignore leaves out whole is not even listed', () => {
-  const files: Record<string, string> = { Dockerfile: `FROM ${Base}\nCOPY . /app/\nRUN test ! -e /app/vcs && test -f /app/vcs-keep/k\n`, '.dockerignore': 'vcs\n', 'vcs-keep/k': 'k' };
+  const files: Record<string, string> = {
+    Dockerfile: `FROM ${Base}\nCOPY . /app/\nRUN test ! -e /app/vcs && test -f /app/vcs-keep/k\n`,
+    '.dockerignore': 'vcs\n',
+    'vcs-keep/k': 'k',
+  };
   for (let i = 0; i < 300; i++) files[`vcs/objects/o${i}`] = `object ${i}`;
   const c = context(files);
   const r = ok(tsbuild(['build', '--progress=plain', c], { root, env: { TSBUILD_TRACE: '1' } }));
@@ -204,7 +275,10 @@ test('a directory .dockerignore leaves out whole is not even listed', () => {
   assert.ok(listed > 0 && listed < 20, `${listed} entries listed`);
   // A rule that could bring something back below it makes the walk look inside again.
   writeFileSync(join(c, '.dockerignore'), 'vcs\n!vcs/objects/o7\n');
-  writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nCOPY . /app/\nRUN test -f /app/vcs/objects/o7 && test ! -e /app/vcs/objects/o8\n`);
+  writeFileSync(
+    join(c, 'Dockerfile'),
+    `FROM ${Base}\nCOPY . /app/\nRUN test -f /app/vcs/objects/o7 && test ! -e /app/vcs/objects/o8\n`,
+  );
   const r2 = ok(tsbuild(['build', '--progress=plain', c], { root, env: { TSBUILD_TRACE: '1' } }));
   assert.ok(Number(/context listed \([^)]*\): \d+ directories, (\d+) entries/.exec(r2.stderr)?.[1]) > 300);
   cleanup(c);
@@ -223,7 +297,8 @@ for (const c of sharingCases) {
     const id = `t${process.pid}-${c.sharing}`;
     // Waits for the other stage's mark (a bound wait, so that a solver running one stage at a
     // time fails the step instead of hanging).
-    const wait = (f: string) => `i=0; until [ -e /rv/${f} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done`;
+    const wait = (f: string) =>
+      `i=0; until [ -e /rv/${f} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done`;
     const script = (me: string, other: string) =>
       `touch /rv/${me}-in; ${wait(`${other}-in`)}; touch /c/from-${me}; ` +
       `touch /rv/${me}-wrote; ${wait(`${other}-wrote`)}; echo $(ls /c) > /seen`;

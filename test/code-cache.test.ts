@@ -4,7 +4,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { cleanup, repo, tempDir } from './helpers/cli.js';
@@ -41,12 +51,45 @@ function freshCache(): Buffer {
 const cases: { name: string; prepare: () => void; flags?: string[]; rewritten: boolean }[] = [
   { name: 'missing', prepare: () => cleanup(cacheFile), rewritten: true },
   { name: 'empty', prepare: () => writeFileSync(cacheFile, ''), rewritten: true },
-  { name: 'for another bundle (other digest)', prepare: () => { const c = freshCache(); c[0] ^= 0xff; writeFileSync(cacheFile, c); }, rewritten: true },
-  { name: 'right digest, damaged payload', prepare: () => { const c = freshCache(); c.fill(0x5a, 40); writeFileSync(cacheFile, c); }, rewritten: true },
-  { name: 'right digest, payload cut short', prepare: () => writeFileSync(cacheFile, freshCache().subarray(0, 200)), rewritten: true },
+  {
+    name: 'for another bundle (other digest)',
+    prepare: () => {
+      const c = freshCache();
+      c[0] ^= 0xff;
+      writeFileSync(cacheFile, c);
+    },
+    rewritten: true,
+  },
+  {
+    name: 'right digest, damaged payload',
+    prepare: () => {
+      const c = freshCache();
+      c.fill(0x5a, 40);
+      writeFileSync(cacheFile, c);
+    },
+    rewritten: true,
+  },
+  {
+    name: 'right digest, payload cut short',
+    prepare: () => writeFileSync(cacheFile, freshCache().subarray(0, 200)),
+    rewritten: true,
+  },
   // V8 refuses a cache made with other flags (as it does one from another Node version).
-  { name: 'made with other V8 flags', prepare: () => { freshCache(); }, flags: ['--no-opt'], rewritten: true },
-  { name: 'valid', prepare: () => { freshCache(); }, rewritten: false },
+  {
+    name: 'made with other V8 flags',
+    prepare: () => {
+      freshCache();
+    },
+    flags: ['--no-opt'],
+    rewritten: true,
+  },
+  {
+    name: 'valid',
+    prepare: () => {
+      freshCache();
+    },
+    rewritten: false,
+  },
 ];
 
 for (const c of cases) {
@@ -71,7 +114,10 @@ test('a cache another command made is made again by the first build, and then ke
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nENV A=1\n');
   const root = tempDir('code-cache-store');
   const build = () => {
-    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'build', '--progress=plain', '-q', ctx], { env: { ...process.env, TSBUILD_ROOT: root, CI: 'true' }, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'build', '--progress=plain', '-q', ctx], {
+      env: { ...process.env, TSBUILD_ROOT: root, CI: 'true' },
+      encoding: 'utf8',
+    });
     assert.is(r.status, 0, r.stderr);
   };
   const made = () => ({ byBuild: readFileSync(cacheFile)[32], mtime: statSync(cacheFile).mtimeMs });

@@ -45,7 +45,8 @@ const PAIRS = 8;
  */
 async function swapper(name: string, base: string, scratch: string, extra: string[] = []): Promise<void> {
   const pairs = Array.from({ length: PAIRS }, (_, n) => `${base}/d${n} ${base}/l${n}`).join(' ');
-  const script = `for n in $(seq 0 ${PAIRS - 1}); do mkdir -p ${base}/d$n && ln -s ${scratch} ${base}/l$n && ` +
+  const script =
+    `for n in $(seq 0 ${PAIRS - 1}); do mkdir -p ${base}/d$n && ln -s ${scratch} ${base}/l$n && ` +
     `for i in $(seq 1 ${FILES}); do echo in > ${base}/d$n/f$i; done; done && exec /x/exchange /ready ${pairs}`;
   ok(t(['run', '-d', '--name', name, '-v', `${tools}:/x:ro`, ...extra, Base, 'sh', '-c', script]));
   started.push(name);
@@ -71,7 +72,7 @@ test('commit of a container that swaps a directory with a symlink to the host ne
     // Everything the new image holds under the two names, by name and by content.
     const r = ok(t(['run', '--rm', tag, 'sh', '-c', 'find /w -xdev; cat /w/d*/* 2>/dev/null; true']));
     assert.not.match(r.stdout, /secret-|HOST-SECRET/, `commit ${i} took host files: ${r.stdout.slice(0, 400)}`);
-    assert.match(r.stdout, /^\/w\/[dl]0\/f1$/m, 'the container\'s own files are in the image');
+    assert.match(r.stdout, /^\/w\/[dl]0\/f1$/m, "the container's own files are in the image");
   }
   // The commit thawed the container: it still runs and answers.
   assert.is(t(['exec', 'race-commit', 'true']).code, 0);
@@ -91,8 +92,6 @@ test('volume rm -f of a volume a container swaps a directory in leaves the host 
     t(['rm', '-f', `race-vol-${round}`]);
   }
 });
-
-
 
 test('exec: the launcher entering the container is closed to it while it waits in execve (CVE-2019-5736)', async () => {
   if (!exchangeTool()) return skip('no C compiler (cc) to build the probe');

@@ -24,7 +24,9 @@ function detached(args: string[]): string {
   return id;
 }
 
-function inspect(c: string): { State: { Status: string; ExitCode: number | null; Pid?: number; Runner?: number; OOMKilled?: boolean } } {
+function inspect(c: string): {
+  State: { Status: string; ExitCode: number | null; Pid?: number; Runner?: number; OOMKilled?: boolean };
+} {
   return JSON.parse(ok(t(['inspect', c])).stdout);
 }
 
@@ -53,7 +55,9 @@ function gone(pid: number): boolean {
 
 const img = 'ctr/vol:1';
 test.before(() => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\nVOLUME /data\nCMD ["sh"]\n` });
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\nVOLUME /data\nCMD ["sh"]\n`,
+  });
   dirs.push(ctx);
   ok(t(['build', '-q', '-t', img, ctx]));
 });
@@ -94,7 +98,9 @@ test('anonymous volume: seeded from the image, kept across a restart, removed wi
   assert.is(r.stdout, 'seed\nrun\n');
   const again = ok(t(['start', '-a', 'vol1']));
   assert.is(again.stdout, 'seed\nrun\nrun\n');
-  const vols = ok(t(['volume', 'ls', '-q'])).stdout.trim().split('\n');
+  const vols = ok(t(['volume', 'ls', '-q']))
+    .stdout.trim()
+    .split('\n');
   const doc = JSON.parse(ok(t(['inspect', 'vol1'])).stdout);
   const name = doc.Config.mounts[0].name as string;
   assert.ok(vols.includes(name));
@@ -112,15 +118,27 @@ test('named volume: shared between runs, seeded once, volume rm', () => {
 });
 
 test('-d, logs, exec sees the same processes, hostname and files; stop', async () => {
-  const id = detached(['--name', 'ex1', '--hostname', 'box1', Base, 'sh', '-c', 'echo hello; echo hi > /tmp/m; exec sleep 300']);
+  const id = detached([
+    '--name',
+    'ex1',
+    '--hostname',
+    'box1',
+    Base,
+    'sh',
+    '-c',
+    'echo hello; echo hi > /tmp/m; exec sleep 300',
+  ]);
   assert.match(ok(t(['ps'])).stdout, /Up .*ex1/);
   // Until its command has written /tmp/m and exec'd sleep (no fixed number of tries).
   let last = '';
-  const out = await until(() => `ex1 to settle (last exec: ${last})`, () => {
-    const r = t(['exec', 'ex1', 'sh', '-c', 'cat /tmp/m && hostname && ps -o pid,args']);
-    last = r.stdout + r.stderr;
-    return r.code === 0 && /\n\s*2 sleep 300\n/.test(r.stdout) ? r.stdout : undefined;
-  });
+  const out = await until(
+    () => `ex1 to settle (last exec: ${last})`,
+    () => {
+      const r = t(['exec', 'ex1', 'sh', '-c', 'cat /tmp/m && hostname && ps -o pid,args']);
+      last = r.stdout + r.stderr;
+      return r.code === 0 && /\n\s*2 sleep 300\n/.test(r.stdout) ? r.stdout : undefined;
+    },
+  );
   assert.match(out, /^hi\nbox1\n/);
   assert.match(out, /\n\s*2 sleep 300\n/);
   assert.is(t(['exec', 'ex1', 'sh', '-c', 'exit 9']).code, 9);
@@ -137,17 +155,29 @@ function tree(dir: string, rel = ''): string[] {
     const r = rel ? `${rel}/${n}` : n;
     if (['dev', 'proc', 'sys'].includes(r)) continue;
     const st = lstatSync(join(dir, r));
-    if (st.isDirectory()) { out.push(`${r}/`); out.push(...tree(dir, r)); }
-    else if (st.isSymbolicLink()) out.push(`${r} -> ${readlinkSync(join(dir, r))}`);
-    else out.push(`${r} ${createHash('md5').update(readFileSync(join(dir, r))).digest('hex')}`);
+    if (st.isDirectory()) {
+      out.push(`${r}/`);
+      out.push(...tree(dir, r));
+    } else if (st.isSymbolicLink()) out.push(`${r} -> ${readlinkSync(join(dir, r))}`);
+    else
+      out.push(
+        `${r} ${createHash('md5')
+          .update(readFileSync(join(dir, r)))
+          .digest('hex')}`,
+      );
   }
   return out;
 }
 
 test('commit: the new image is exactly the container view, without the hosts files', () => {
   const script = [
-    'echo new > /new', 'echo changed >> /etc/app/c', 'rm /data/s', 'rm -r /etc/app && mkdir /etc/app && echo again > /etc/app/d',
-    'rm /etc/passwd', 'echo x >> /etc/hosts', 'mkdir -p /d/e && echo f > /d/e/f',
+    'echo new > /new',
+    'echo changed >> /etc/app/c',
+    'rm /data/s',
+    'rm -r /etc/app && mkdir /etc/app && echo again > /etc/app/d',
+    'rm /etc/passwd',
+    'echo x >> /etc/hosts',
+    'mkdir -p /d/e && echo f > /d/e/f',
     // The container's own view, as paths and md5 sums, in the same format as tree() below.
     'cd / && find . -xdev \\( -path ./dev -o -path ./proc -o -path ./sys \\) -prune -o -print | sed "s|^\\./||" | grep -v "^\\.$" | sort | while read p; do if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"; elif [ -d "$p" ]; then echo "$p/"; else echo "$p $(md5sum < "$p" | cut -d" " -f1)"; fi; done',
   ].join(' && ');
@@ -166,11 +196,16 @@ test('commit: the new image is exactly the container view, without the hosts fil
   assert.ok(all.includes(`data/s ${createHash('md5').update('seed\n').digest('hex')}`));
   const image = all.filter((l) => !/^data\/./.test(l));
   // What the container saw, minus what belongs to the container only.
-  const seen = r.stdout.trim().split('\n').filter((l) => !/^etc\/(hosts|resolv\.conf|hostname) /.test(l) && !/^data\/./.test(l));
+  const seen = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => !/^etc\/(hosts|resolv\.conf|hostname) /.test(l) && !/^data\/./.test(l));
   assert.equal(image, seen);
-  assert.ok(!image.some((l) => l.startsWith('etc/hosts ') || l.startsWith('etc/hostname ') || l.startsWith('etc/resolv.conf ')));
+  assert.ok(
+    !image.some((l) => l.startsWith('etc/hosts ') || l.startsWith('etc/hostname ') || l.startsWith('etc/resolv.conf ')),
+  );
   assert.ok(image.includes('etc/app/'));
-  assert.not.ok(image.some((l) => l.startsWith('etc/app/c ')));  // opaque dir: the old content is gone
+  assert.not.ok(image.some((l) => l.startsWith('etc/app/c '))); // opaque dir: the old content is gone
 });
 
 /** The freezer of the cgroup holding `pid` (v1 freezer.state, else v2 cgroup.freeze), as commit uses it. */
@@ -178,13 +213,26 @@ function freezerOf(pid: number): { freeze: () => void; thaw: () => void; frozen:
   const text = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
   const v1 = text.match(/^\d+:(?:[^:]*,)?freezer(?:,[^:]*)?:(\/.+)$/m)?.[1];
   const v2 = text.match(/^0::(\/.+)$/m)?.[1];
-  const [file, on, off, state] = v1 && existsSync('/sys/fs/cgroup/freezer')
-    ? [`/sys/fs/cgroup/freezer${v1}/freezer.state`, 'FROZEN', 'THAWED', `/sys/fs/cgroup/freezer${v1}/freezer.state`]
-    : [`/sys/fs/cgroup${v2}/cgroup.freeze`, '1', '0', `/sys/fs/cgroup${v2}/cgroup.events`];
+  const [file, on, off, state] =
+    v1 && existsSync('/sys/fs/cgroup/freezer')
+      ? [`/sys/fs/cgroup/freezer${v1}/freezer.state`, 'FROZEN', 'THAWED', `/sys/fs/cgroup/freezer${v1}/freezer.state`]
+      : [`/sys/fs/cgroup${v2}/cgroup.freeze`, '1', '0', `/sys/fs/cgroup${v2}/cgroup.events`];
   return {
     freeze: () => writeFileSync(file, on),
-    thaw: () => { try { writeFileSync(file, off); } catch { /* gone */ } },
-    frozen: () => { try { return /^(FROZEN|frozen 1)$/m.test(readFileSync(state, 'utf8')); } catch { return false; } },
+    thaw: () => {
+      try {
+        writeFileSync(file, off);
+      } catch {
+        /* gone */
+      }
+    },
+    frozen: () => {
+      try {
+        return /^(FROZEN|frozen 1)$/m.test(readFileSync(state, 'utf8'));
+      } catch {
+        return false;
+      }
+    },
   };
 }
 
@@ -223,7 +271,19 @@ test('--cpu-quota 20000 --cpu-period 100000: a busy loop is throttled, and gets 
 });
 
 test('--memory 32m: an OOM kill is reported as 137', () => {
-  const r = t(['run', '--name', 'oom1', '--memory', '32m', Base, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1']);
+  const r = t([
+    'run',
+    '--name',
+    'oom1',
+    '--memory',
+    '32m',
+    Base,
+    'dd',
+    'if=/dev/zero',
+    'of=/dev/null',
+    'bs=100M',
+    'count=1',
+  ]);
   started.push('oom1');
   assert.is(r.code, 137, r.stderr);
   assert.is(inspect('oom1').State.OOMKilled, true);
@@ -232,7 +292,13 @@ test('--memory 32m: an OOM kill is reported as 137', () => {
 test('--network none has only lo; host sees the host interfaces; container:NAME shares one', () => {
   assert.is(ok(t(['run', '--rm', '--network', 'none', Base, 'ls', '/sys/class/net'])).stdout, 'lo\n');
   const host = readdirSync('/sys/class/net').sort();
-  assert.equal(ok(t(['run', '--rm', '--network', 'host', Base, 'ls', '/sys/class/net'])).stdout.trim().split(/\s+/).sort(), host);
+  assert.equal(
+    ok(t(['run', '--rm', '--network', 'host', Base, 'ls', '/sys/class/net']))
+      .stdout.trim()
+      .split(/\s+/)
+      .sort(),
+    host,
+  );
   detached(['--name', 'net1', '--network', 'none', Base, 'sleep', '300']);
   const r = ok(t(['run', '--rm', '--network', 'container:net1', Base, 'ls', '/sys/class/net']));
   assert.is(r.stdout, 'lo\n');
@@ -286,7 +352,11 @@ test('a container keeps its image through prune --all --grace 0s (its lease), un
 test('run -it: Ctrl-C reaches the container through its terminal, as with docker run -it', () => {
   // script(1) gives tsbuild a terminal; the Ctrl-C byte goes through the raw terminal to the pty.
   const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repoRoot(), 'packages/builder/bin/tsbuild.js'))} run --rm -it ${Base} sh -c 'trap "echo got-int; exit 5" INT; tty; echo ready; sleep 20 & wait'; echo rc=$?`;
-  const r = spawnSync('sh', ['-c', `(sleep 3; printf '\\003'; sleep 10) | script -qfc "$0" /dev/null`, cmd], { encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: root }, timeout: 30000 });
+  const r = spawnSync('sh', ['-c', `(sleep 3; printf '\\003'; sleep 10) | script -qfc "$0" /dev/null`, cmd], {
+    encoding: 'utf8',
+    env: { ...process.env, TSBUILD_ROOT: root },
+    timeout: 30000,
+  });
   assert.match(r.stdout, /\/dev\/pts\/0/);
   assert.match(r.stdout, /got-int/);
   assert.match(r.stdout, /rc=5/);

@@ -18,7 +18,8 @@ test('a 2,400-file tree: what a RUN sees and what another store unpacks equal th
     for (let d = 0; d < 10; d++) {
       const dir = join(tree, `pkg-${p}`, `lib-${d}`);
       mkdirSync(dir, { recursive: true });
-      for (let f = 0; f < 20; f++) writeFileSync(join(dir, `f${f}.js`), `module.exports = ${p * 1000 + d * 20 + f};\n`.repeat(f + 1));
+      for (let f = 0; f < 20; f++)
+        writeFileSync(join(dir, `f${f}.js`), `module.exports = ${p * 1000 + d * 20 + f};\n`.repeat(f + 1));
     }
   }
   mkdirSync(join(tree, 'pkg-3', 'empty'));
@@ -30,7 +31,9 @@ test('a 2,400-file tree: what a RUN sees and what another store unpacks equal th
   ok(tsbuild(['build', '-t', 'tree:1', ctx], { root }));
   const seen = ok(tsbuild(['run', '--rm', 'tree:1', 'cat', '/listing'], { root })).stdout;
   // The same listing of the context itself (owners become 0:0, as COPY does).
-  const fromContext = ok(tsbuild(['run', '--rm', '-v', `${tree}:/app:ro`, 'tree:1', 'sh', '-c', LIST], { root })).stdout.replace(/ \d+:\d+ /g, ' 0:0 ');
+  const fromContext = ok(
+    tsbuild(['run', '--rm', '-v', `${tree}:/app:ro`, 'tree:1', 'sh', '-c', LIST], { root }),
+  ).stdout.replace(/ \d+:\d+ /g, ' 0:0 ');
   assert.is(seen.split('\n').length, 12 * 10 * 21 + 12 + 2, 'every file and directory');
   assert.is(seen, fromContext, 'the snapshot the RUN saw');
   // Another store has only the blobs: it unpacks the layers, which must hold the same.

@@ -13,17 +13,40 @@ const cases: { name: string; args?: string[]; dockerfile?: string; code: number;
   { name: 'bad tag', args: ['build', '-t', 'UPPER:1', '.'], code: 2, stderr: /-t UPPER:1/ },
   { name: 'unknown instruction, located', dockerfile: `FROM ${Base}\nFOO bar\n`, code: 2, stderr: /Dockerfile:2:1/ },
   { name: 'empty Dockerfile', dockerfile: `# nothing\n`, code: 2, stderr: /Dockerfile:\d+:\d+.*no instructions/i },
-  { name: 'failing RUN reports command, exit code and output tail', dockerfile: `FROM ${Base}\nRUN echo about to fail && echo oops >&2 && exit 3\n`, code: 1, stderr: /process "\/bin\/sh -c echo about to fail && echo oops >&2 && exit 3" did not complete successfully: exit code: 3[\s\S]*> oops/ },
-  { name: 'command not found', dockerfile: `FROM ${Base}\nRUN ["/no/such/binary"]\n`, code: 1, stderr: /no\/such\/binary/ },
-  { name: 'missing COPY source', dockerfile: `FROM ${Base}\nCOPY nothere /x\n`, code: 1, stderr: /Dockerfile:2:\d+: "nothere" not found in the build context/ },
-  { name: 'base image not in the store', dockerfile: `FROM localhost:1/nope:1\n`, code: 1, stderr: /base image "localhost:1\/nope:1"/ },
+  {
+    name: 'failing RUN reports command, exit code and output tail',
+    dockerfile: `FROM ${Base}\nRUN echo about to fail && echo oops >&2 && exit 3\n`,
+    code: 1,
+    stderr:
+      /process "\/bin\/sh -c echo about to fail && echo oops >&2 && exit 3" did not complete successfully: exit code: 3[\s\S]*> oops/,
+  },
+  {
+    name: 'command not found',
+    dockerfile: `FROM ${Base}\nRUN ["/no/such/binary"]\n`,
+    code: 1,
+    stderr: /no\/such\/binary/,
+  },
+  {
+    name: 'missing COPY source',
+    dockerfile: `FROM ${Base}\nCOPY nothere /x\n`,
+    code: 1,
+    stderr: /Dockerfile:2:\d+: "nothere" not found in the build context/,
+  },
+  {
+    name: 'base image not in the store',
+    dockerfile: `FROM localhost:1/nope:1\n`,
+    code: 1,
+    stderr: /base image "localhost:1\/nope:1"/,
+  },
   { name: 'unknown --target', dockerfile: `FROM ${Base} AS a\n`, args: ['--target', 'zzz'], code: 2, stderr: /zzz/ },
 ];
 
 for (const c of cases) {
   test(c.name, () => {
     const ctx = c.dockerfile ? context({ Dockerfile: c.dockerfile }) : undefined;
-    const args = c.dockerfile ? ['build', '--progress=plain', '-t', 'should-not-exist:1', ...(c.args ?? []), ctx!] : c.args!;
+    const args = c.dockerfile
+      ? ['build', '--progress=plain', '-t', 'should-not-exist:1', ...(c.args ?? []), ctx!]
+      : c.args!;
     const r = tsbuild(args, { root });
     assert.is(r.code, c.code, `exit code (stderr: ${r.stderr})`);
     assert.match(r.stderr, c.stderr);

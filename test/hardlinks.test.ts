@@ -33,23 +33,42 @@ COPY big/ /big/
 
 // path → the group it is in ('' for a file of its own), as BuildKit made them.
 const groups: Record<string, string> = {
-  'ctx/a': 'ctx-a', 'ctx/b': 'ctx-a', 'ctx/sub/c': 'ctx-a', 'ctx/p': 'ctx-p', 'ctx/sub/q': 'ctx-p', 'ctx/solo': '',
-  'two/a': '', 'two/b': '', // two sources
-  'sub/c': '', 'sub/q': '', // the other links are outside the copied directory
-  'w/l1': '', 'w/l2': '', // one wildcard, two matches: two sources
-  'big/1': 'big', 'big/2': 'big', 'big/3': 'big',
+  'ctx/a': 'ctx-a',
+  'ctx/b': 'ctx-a',
+  'ctx/sub/c': 'ctx-a',
+  'ctx/p': 'ctx-p',
+  'ctx/sub/q': 'ctx-p',
+  'ctx/solo': '',
+  'two/a': '',
+  'two/b': '', // two sources
+  'sub/c': '',
+  'sub/q': '', // the other links are outside the copied directory
+  'w/l1': '',
+  'w/l2': '', // one wildcard, two matches: two sources
+  'big/1': 'big',
+  'big/2': 'big',
+  'big/3': 'big',
 };
 for (const d of ['usr/local', 'own', 'mod']) {
   Object.assign(groups, {
-    [`${d}/bin/x`]: `${d}-x`, [`${d}/bin/x2`]: `${d}-x`, [`${d}/x3`]: `${d}-x`,
-    [`${d}/y`]: `${d}-y`, [`${d}/y2`]: `${d}-y`, // /other/y is not copied: the two copied links stay one
+    [`${d}/bin/x`]: `${d}-x`,
+    [`${d}/bin/x2`]: `${d}-x`,
+    [`${d}/x3`]: `${d}-x`,
+    [`${d}/y`]: `${d}-y`,
+    [`${d}/y2`]: `${d}-y`, // /other/y is not copied: the two copied links stay one
     [`${d}/z`]: '', // its only other link is not copied
-    [`${d}/w`]: `${d}-w`, [`${d}/w2`]: `${d}-w`,
+    [`${d}/w`]: `${d}-w`,
+    [`${d}/w2`]: `${d}-w`,
   });
 }
 const dirsChecked = ['ctx', 'two', 'sub', 'w', 'usr/local', 'own', 'mod', 'big'];
 
-interface Seen { nlink: number; ino: string; mode: string; uid: number }
+interface Seen {
+  nlink: number;
+  ino: string;
+  mode: string;
+  uid: number;
+}
 
 /** Checks a path → (link count, inode) listing against the expected groups. */
 function checkGroups(seen: Record<string, Seen>, where: string): void {
@@ -96,12 +115,20 @@ test('what a container sees: link counts and inodes per group, --chown and --chm
 
 test('the layers carry hardlink entries, each after the file it names; the content is stored once', () => {
   const img = inspect(root, 'hl:1');
-  const blobs = img.Manifest.layers.map((l: { digest: string; size: number }) =>
-    ({ file: join(layout, 'blobs', 'sha256', l.digest.slice(7)), size: l.size }));
+  const blobs = img.Manifest.layers.map((l: { digest: string; size: number }) => ({
+    file: join(layout, 'blobs', 'sha256', l.digest.slice(7)),
+    size: l.size,
+  }));
   const all = blobs.map((b: { file: string }) => sh('tar', ['-tvzf', b.file])).join('');
   const links = [
-    ['ctx/b', 'ctx/a'], ['ctx/sub/c', 'ctx/a'], ['ctx/sub/q', 'ctx/p'], ['usr/local/bin/x2', 'usr/local/bin/x'],
-    ['usr/local/x3', 'usr/local/bin/x'], ['usr/local/y2', 'usr/local/y'], ['own/w2', 'own/w'], ['mod/y2', 'mod/y'],
+    ['ctx/b', 'ctx/a'],
+    ['ctx/sub/c', 'ctx/a'],
+    ['ctx/sub/q', 'ctx/p'],
+    ['usr/local/bin/x2', 'usr/local/bin/x'],
+    ['usr/local/x3', 'usr/local/bin/x'],
+    ['usr/local/y2', 'usr/local/y'],
+    ['own/w2', 'own/w'],
+    ['mod/y2', 'mod/y'],
     ['big/2', 'big/1'],
   ];
   for (const [link, target] of links) {

@@ -19,8 +19,11 @@ const rows: [string, string, string][] = [
   ['USER nobody', 'nobody', '/home'],
   ['USER 4242', 'uid without an entry', '/'],
   ['USER 1000:100', 'uid:gid', '/home/app'],
-  ['USER root\nRUN echo "dup:x:1000:1000:dup:/home/dup:/bin/sh" >> /etc/passwd\nUSER dup', 'second name of uid 1000',
-    '/home/app'],
+  [
+    'USER root\nRUN echo "dup:x:1000:1000:dup:/home/dup:/bin/sh" >> /etc/passwd\nUSER dup',
+    'second name of uid 1000',
+    '/home/app',
+  ],
   ['USER root\nRUN echo "nohome:x:1500:1500:nohome::/bin/sh" >> /etc/passwd\nUSER 1500', 'empty home field', ''],
   ['USER root\nENV HOME=""', 'empty ENV HOME', '/root'],
   ['ENV HOME=/custom', 'ENV HOME', '/custom'],
@@ -44,7 +47,7 @@ test('RUN: HOME from the user\'s /etc/passwd entry, "/" without one, ENV HOME wi
   cleanup(ctx);
 });
 
-test('run and exec: HOME of the process\'s own user, not stored with the container', async () => {
+test("run and exec: HOME of the process's own user, not stored with the container", async () => {
   const ctx = context({ Dockerfile: `FROM ${Base}\nUSER app\n` });
   ok(t(['build', '-q', '-t', 'home/app:1', ctx]));
   const ctx2 = context({ Dockerfile: `FROM ${Base}\nENV HOME=/custom\n` });
@@ -80,7 +83,10 @@ test('run and exec: HOME of the process\'s own user, not stored with the contain
   // Docker's container config has no HOME either: runc adds it to the process, not the container.
   const doc = JSON.parse(ok(t(['inspect', asRoot])).stdout);
   const env = (doc.Config.env ?? doc.Config.Env) as string[];
-  assert.not.ok(env.some((e) => e.startsWith('HOME=')), env.join(' '));
+  assert.not.ok(
+    env.some((e) => e.startsWith('HOME=')),
+    env.join(' '),
+  );
   cleanup(ctx, ctx2);
 });
 

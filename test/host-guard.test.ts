@@ -10,7 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { have, skip } from '@tsbuild/testkit';
 import { repo } from './helpers/cli.js';
 
-interface Run { id: string; tmp: string; env: Record<string, string> }
+interface Run {
+  id: string;
+  tmp: string;
+  env: Record<string, string>;
+}
 interface Guard {
   prepare(): Run;
   snapshot(run: Run): unknown;
@@ -31,7 +35,7 @@ const rand = () => randomBytes(3).toString('hex');
 
 /** A tsbuild run cgroup's parent: <v1 pids hierarchy or the v2 root>/tsbuild. */
 const cgroupParent = () =>
-  (existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup/tsbuild' : '/sys/fs/cgroup/pids/tsbuild');
+  existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup/tsbuild' : '/sys/fs/cgroup/pids/tsbuild';
 
 interface Case {
   name: string;
@@ -125,7 +129,10 @@ for (const c of cases) {
       const { problems } = g.compare(before, g.snapshot(run));
       if (c.problem === null) assert.equal(problems, []);
       else {
-        assert.ok(problems.some((p) => c.problem!.test(p)), `reported: ${problems.join('; ') || 'nothing'}`);
+        assert.ok(
+          problems.some((p) => c.problem!.test(p)),
+          `reported: ${problems.join('; ') || 'nothing'}`,
+        );
         for (const p of problems) assert.ok(c.problem.test(p) || c.also?.test(p), `unexpected: ${p}`);
       }
     } finally {

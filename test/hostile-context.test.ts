@@ -46,8 +46,12 @@ const rows: Row[] = [
   {
     name: 'a Dockerfile and a .dockerignore that link inside the context are followed',
     files: {
-      Dockerfile: { symlink: 'build/Dockerfile.real' }, 'build/Dockerfile.real': copyAll,
-      '.dockerignore': { symlink: 'build/ignore' }, 'build/ignore': 'left-out\n', 'left-out': 'x\n', kept: 'x\n',
+      Dockerfile: { symlink: 'build/Dockerfile.real' },
+      'build/Dockerfile.real': copyAll,
+      '.dockerignore': { symlink: 'build/ignore' },
+      'build/ignore': 'left-out\n',
+      'left-out': 'x\n',
+      kept: 'x\n',
     },
     shows: /kept/,
   },
@@ -57,10 +61,16 @@ for (const row of rows) {
   test(row.name, () => {
     const host = tempDir('host');
     writeFileSync(join(host, 'secret'), `${Secret}\n`, { mode: 0o600 });
-    const files = Object.fromEntries(Object.entries(row.files).map(([k, v]) =>
-      [k, typeof v === 'object' && 'symlink' in v ? { symlink: v.symlink.replace(/^H\//, `${host}/`) } : v]));
+    const files = Object.fromEntries(
+      Object.entries(row.files).map(([k, v]) => [
+        k,
+        typeof v === 'object' && 'symlink' in v ? { symlink: v.symlink.replace(/^H\//, `${host}/`) } : v,
+      ]),
+    );
     // context() makes symlinks as given; a Dockerfile link is written after its target's dir exists.
-    const ctx = context(Object.fromEntries(Object.entries(files).filter(([, v]) => !(typeof v === 'object' && 'symlink' in v))));
+    const ctx = context(
+      Object.fromEntries(Object.entries(files).filter(([, v]) => !(typeof v === 'object' && 'symlink' in v))),
+    );
     for (const [k, v] of Object.entries(files)) {
       if (typeof v === 'object' && 'symlink' in v) {
         mkdirSync(join(ctx, k, '..'), { recursive: true });

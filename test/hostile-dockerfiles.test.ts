@@ -14,7 +14,15 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec, type Result,
+  Base,
+  cleanup,
+  context,
+  ok,
+  storeWithBase,
+  tempDir,
+  tsbuild,
+  type FileSpec,
+  type Result,
 } from './helpers/cli.js';
 
 const root = storeWithBase();
@@ -39,9 +47,13 @@ function fingerprint(dir: string, rel = ''): string[] {
     const r = rel ? `${rel}/${name}` : name;
     const abs = join(dir, r);
     const st = lstatSync(abs);
-    const what = st.isSymbolicLink() ? `-> ${readlinkSync(abs)}`
-      : st.isFile() ? JSON.stringify(readFileSync(abs, 'utf8'))
-      : st.isDirectory() ? 'dir' : 'other';
+    const what = st.isSymbolicLink()
+      ? `-> ${readlinkSync(abs)}`
+      : st.isFile()
+        ? JSON.stringify(readFileSync(abs, 'utf8'))
+        : st.isDirectory()
+          ? 'dir'
+          : 'other';
     out.push(`${r} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${what}`);
     if (st.isDirectory()) out.push(...fingerprint(dir, r));
   }
@@ -119,11 +131,14 @@ const rows: Row[] = [
   {
     name: 'COPY --from a stage whose symlink names a host file, then a heredoc of the same name',
     dockerfile: `${stageLink('host-file')}FROM ${Base}\nCOPY --from=s /d/ <<x /dst/\nowned\nx\n`,
-    check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n', 'the heredoc replaced the link'); },
+    check: (r, img) => {
+      if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n', 'the heredoc replaced the link');
+    },
   },
   {
     name: 'the same with --chown and --chmod (owner and mode must not land on the host file)',
-    dockerfile: `${stageLink('host-file')}FROM ${Base}\n` +
+    dockerfile:
+      `${stageLink('host-file')}FROM ${Base}\n` +
       `COPY --chown=1234:1234 --chmod=4777 --from=s /d/ <<x /dst/\nowned\nx\n`,
   },
   {
@@ -136,15 +151,20 @@ const rows: Row[] = [
   },
   {
     name: 'COPY --from: an earlier source stages a link to a host dir, a later one writes x/file through it',
-    dockerfile: `${stageLink('hostdir')}RUN mkdir -p /e/x && echo owned > /e/x/file && echo owned > /e/x/secret\n` +
+    dockerfile:
+      `${stageLink('hostdir')}RUN mkdir -p /e/x && echo owned > /e/x/file && echo owned > /e/x/secret\n` +
       `FROM ${Base}\nCOPY --from=s /d/ /e/ /dst/\n`,
-    check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x/file'), 'owned\n'); },
+    check: (r, img) => {
+      if (r.code === 0) assert.is(cat(img, '/dst/x/file'), 'owned\n');
+    },
   },
   // BuildKit gives /dst/f as a regular file with the later source's content, as tsbuild does.
   {
     name: 'COPY --from: an earlier source stages a link to a host file, a later single file has its name',
     dockerfile: `${stageLink('host-file', '/d/f')}RUN echo owned > /f\nFROM ${Base}\nCOPY --from=s /d/ /f /dst/\n`,
-    check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/f'), 'owned\n'); },
+    check: (r, img) => {
+      if (r.code === 0) assert.is(cat(img, '/dst/f'), 'owned\n');
+    },
   },
   // BuildKit (docker 20.10 here) fails this step ("Error processing tar file: open /x/file"); tsbuild
   // lets the archive's directory replace the link, as a later source replaces an earlier one.
@@ -152,7 +172,10 @@ const rows: Row[] = [
     name: 'ADD links/ evil.tar: a context link to a host dir, then an archive holding x/file',
     dockerfile: `FROM ${Base}\nADD links/ evil.tar /dst/\n`,
     files: (h) => ({ 'links/x': { symlink: `${h}/hostdir` }, 'evil.tar': tarOf(xFiles) }),
-    check: (r, img) => { ok(r); assert.is(cat(img, '/dst/x/file'), 'owned\n'); },
+    check: (r, img) => {
+      ok(r);
+      assert.is(cat(img, '/dst/x/file'), 'owned\n');
+    },
   },
   {
     name: 'ADD --chown links/ evil.tar: the same, the link staged by the builder itself',
@@ -178,13 +201,17 @@ const rows: Row[] = [
     name: 'ADD of an archive holding a link to a host file, then a context dir with a file of that name (cp)',
     dockerfile: `FROM ${Base}\nADD evil.tar dir/ /dst/\n`,
     files: (h) => ({ 'evil.tar': tarOf({ x: { symlink: `${h}/host-file` } }), 'dir/x': 'owned\n' }),
-    check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n'); },
+    check: (r, img) => {
+      if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n');
+    },
   },
   {
     name: 'ADD dir/ evil.tar: cp copies dir/x/file after the archive replaced x by a link to a host dir',
     dockerfile: `FROM ${Base}\nADD dir/ evil.tar /dst/\n`,
     files: (h) => ({
-      'dir/x/file': 'owned\n', 'dir/x/secret': 'owned\n', 'evil.tar': tarOf({ x: { symlink: `${h}/hostdir` } }),
+      'dir/x/file': 'owned\n',
+      'dir/x/secret': 'owned\n',
+      'evil.tar': tarOf({ x: { symlink: `${h}/hostdir` } }),
     }),
   },
   {
@@ -196,10 +223,14 @@ const rows: Row[] = [
     name: 'COPY of two context dirs (both by cp): a link to a host file, then a file of that name',
     dockerfile: `FROM ${Base}\nCOPY links/ dir/ /dst/\n`,
     files: (h) => ({
-      'links/x': { symlink: `${h}/host-file` }, 'links/n': { symlink: `${h}/new-file` },
-      'dir/x': 'owned\n', 'dir/n': 'owned\n',
+      'links/x': { symlink: `${h}/host-file` },
+      'links/n': { symlink: `${h}/new-file` },
+      'dir/x': 'owned\n',
+      'dir/n': 'owned\n',
     }),
-    check: (r, img) => { if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n'); },
+    check: (r, img) => {
+      if (r.code === 0) assert.is(cat(img, '/dst/x'), 'owned\n');
+    },
   },
   {
     name: 'COPY --chmod of two context dirs (the builder writes each file itself)',
@@ -213,9 +244,10 @@ const rows: Row[] = [
   },
   {
     name: 'a symlinked parent directory in the destination path inside the image',
-    dockerfile: `FROM ${Base}\nRUN ln -s H/hostdir /lnk && ln -s H/host-file /lf\n` +
+    dockerfile:
+      `FROM ${Base}\nRUN ln -s H/hostdir /lnk && ln -s H/host-file /lf\n` +
       `COPY f /lnk/file\nCOPY f /lnk/sub/\nADD evil.tar /lnk/\nCOPY <<x /lf\nowned\nx\nWORKDIR /lnk/wd\n`,
-    files: () => ({ f: 'owned\n', 'evil.tar': tarOf({ 'tarred': 'owned\n' }) }),
+    files: () => ({ f: 'owned\n', 'evil.tar': tarOf({ tarred: 'owned\n' }) }),
     check: (r, img, h) => {
       ok(r);
       // Links inside the image resolve inside the image: the files are there, under the link's target.
@@ -226,11 +258,15 @@ const rows: Row[] = [
   // Item 4: a bind mount of the context shows the context as the build sees it.
   {
     name: 'RUN --mount=type=bind of the context does not show what .dockerignore leaves out',
-    dockerfile: `FROM ${Base}\nRUN --mount=type=bind,target=/src ` +
+    dockerfile:
+      `FROM ${Base}\nRUN --mount=type=bind,target=/src ` +
       `sh -c 'cat /src/.env /src/sub/.env > /seen 2>&1; ls -a /src /src/sub >> /seen; true'\n`,
     files: () => ({
-      '.dockerignore': '.env\n**/.env\n', '.env': 'CTX-SECRET-1\n', 'sub/.env': 'CTX-SECRET-2\n',
-      'sub/kept': 'kept\n', kept: 'kept\n',
+      '.dockerignore': '.env\n**/.env\n',
+      '.env': 'CTX-SECRET-1\n',
+      'sub/.env': 'CTX-SECRET-2\n',
+      'sub/kept': 'kept\n',
+      kept: 'kept\n',
     }),
     check: (r, img) => {
       ok(r);
@@ -243,14 +279,18 @@ const rows: Row[] = [
     name: 'RUN --mount=type=bind,source=<ignored dir> is refused or empty',
     dockerfile: `FROM ${Base}\nRUN --mount=type=bind,source=priv,target=/src sh -c 'cat /src/key > /seen 2>&1; true'\n`,
     files: () => ({ '.dockerignore': 'priv\n', 'priv/key': 'CTX-SECRET-3\n' }),
-    check: (r, img) => { if (r.code === 0) assert.not.match(cat(img, '/seen'), /CTX-SECRET/); },
+    check: (r, img) => {
+      if (r.code === 0) assert.not.match(cat(img, '/seen'), /CTX-SECRET/);
+    },
   },
   {
     name: 'RUN --mount=type=bind,source=<link out of the context> does not reach the host',
-    dockerfile: `FROM ${Base}\nRUN --mount=type=bind,source=out,target=/src ` +
-      `sh -c 'cat /src/secret > /seen 2>&1; true'\n`,
+    dockerfile:
+      `FROM ${Base}\nRUN --mount=type=bind,source=out,target=/src ` + `sh -c 'cat /src/secret > /seen 2>&1; true'\n`,
     files: (h) => ({ out: { symlink: `${h}/hostdir` } }),
-    check: (r, img) => { if (r.code === 0) assert.not.match(cat(img, '/seen'), /HOST-SECRET/); },
+    check: (r, img) => {
+      if (r.code === 0) assert.not.match(cat(img, '/seen'), /HOST-SECRET/);
+    },
   },
   // The sandbox's init layer (the mountpoints of a RUN's mounts) looks the target up in the stage's
   // layers. A lower layer's /a was a link to a host dir, a later layer made /a a real directory: the
@@ -258,7 +298,8 @@ const rows: Row[] = [
   // mode and times onto the mountpoint's parent, where the step saw them (a read of the host).
   {
     name: 'a RUN mount target below a directory that a lower layer had as a link to a host dir',
-    dockerfile: `FROM ${Base}\nRUN ln -s H/hostdir /a\nRUN rm /a && mkdir /a\n` +
+    dockerfile:
+      `FROM ${Base}\nRUN ln -s H/hostdir /a\nRUN rm /a && mkdir /a\n` +
       `RUN --mount=type=tmpfs,target=/a/sub/x ls -lnd /a/sub > /seen\n`,
     check: (r, img) => {
       ok(r);
@@ -275,7 +316,7 @@ const rows: Row[] = [
     dockerfile: `FROM ${Base}\nRUN --mount=type=tmpfs,target=/dev/fd/0/x true\n`,
     check: (r) => {
       assert.is.not(r.code, 0, 'the target is refused');
-      assert.not.match(r.stderr, /Not a directory/, 'the lookup went through /dev/fd to the host\'s /proc/self/fd/0');
+      assert.not.match(r.stderr, /Not a directory/, "the lookup went through /dev/fd to the host's /proc/self/fd/0");
       assert.match(r.stderr, /\/dev\/fd\/0\/x/, 'the error names the target');
     },
   },
@@ -299,7 +340,8 @@ const rows: Row[] = [
   // node (fs.cp copies a device's content), and a device bound read-only is inert anyway (nodev).
   ...['', ',rw'].map((rw) => ({
     name: `RUN --mount=type=bind,from=<stage>,source=<device node>${rw} is refused, never opened`,
-    dockerfile: `FROM ${Base} AS s\nRUN mknod /n c 1 3\nFROM ${Base}\n` +
+    dockerfile:
+      `FROM ${Base} AS s\nRUN mknod /n c 1 3\nFROM ${Base}\n` +
       `RUN --mount=type=bind,from=s,source=/n,target=/m${rw} sh -c 'ls -l /m; cat /m'\n`,
     check: (r: Result) => {
       assert.is.not(r.code, 0, 'a bind of a special file is refused');
@@ -308,7 +350,8 @@ const rows: Row[] = [
   })),
   {
     name: 'RUN --mount=type=bind,from=<one-layer stage>,rw of a dir holding a device node copies no device content',
-    dockerfile: `FROM scratch AS s\nADD dev.tar /\nFROM ${Base}\n` +
+    dockerfile:
+      `FROM scratch AS s\nADD dev.tar /\nFROM ${Base}\n` +
       `RUN --mount=type=bind,from=s,source=/d,target=/m,rw sh -c 'ls -ln /m > /seen'\n`,
     files: () => ({ 'dev.tar': deviceTar() }),
     check: (r, img) => {

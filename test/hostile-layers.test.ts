@@ -6,7 +6,14 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
@@ -19,14 +26,25 @@ const root = storeWithBase();
 type Part = (stage: string, host: string) => { args: string[]; names: string[] };
 
 /** Directories d/<host>/v with metadata that would show on the host: setuid 0777, uid 1234, mtime 1000. */
-const queued = (withParent: boolean): Part => (stage, host) => {
-  mkdirSync(join(stage, 'd', host, 'v'), { recursive: true });
-  const names = [...(withParent ? ['d'] : []), join('d', host, 'v')];
-  return { args: ['--owner=1234', '--group=1234', '--mode=4777', '--mtime=@1000'], names };
+const queued =
+  (withParent: boolean): Part =>
+  (stage, host) => {
+    mkdirSync(join(stage, 'd', host, 'v'), { recursive: true });
+    const names = [...(withParent ? ['d'] : []), join('d', host, 'v')];
+    return { args: ['--owner=1234', '--group=1234', '--mode=4777', '--mtime=@1000'], names };
+  };
+const linkToRoot: Part = (stage) => {
+  symlinkSync('/', join(stage, 'd'));
+  return { args: [], names: ['d'] };
 };
-const linkToRoot: Part = (stage) => { symlinkSync('/', join(stage, 'd')); return { args: [], names: ['d'] }; };
-const fileD: Part = (stage) => { writeFileSync(join(stage, 'd'), 'f'); return { args: [], names: ['d'] }; };
-const whiteoutD: Part = (stage) => { writeFileSync(join(stage, '.wh.d'), ''); return { args: [], names: ['.wh.d'] }; };
+const fileD: Part = (stage) => {
+  writeFileSync(join(stage, 'd'), 'f');
+  return { args: [], names: ['d'] };
+};
+const whiteoutD: Part = (stage) => {
+  writeFileSync(join(stage, '.wh.d'), '');
+  return { args: [], names: ['.wh.d'] };
+};
 
 const cases: { name: string; parts: Part[] }[] = [
   {
@@ -43,7 +61,12 @@ function fingerprint(dir: string): string[] {
     const s = lstatSync(p);
     return `${p} ${s.mode.toString(8)} ${s.uid}:${s.gid} ${s.mtimeMs}`;
   };
-  return [one(dir), ...readdirSync(dir).sort().map((n) => one(join(dir, n)))];
+  return [
+    one(dir),
+    ...readdirSync(dir)
+      .sort()
+      .map((n) => one(join(dir, n))),
+  ];
 }
 
 /** A docker-save archive of the busybox base plus one layer made of parts, tagged tag. */
@@ -108,7 +131,9 @@ test('a 0644 file a RUN step wrote is unreadable to other host users in the stor
   assert.is(asNobody(probe).stdout, 'probe\n', 'the check can see into an open store');
   const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo secret > /s && chmod 644 /s\n` });
   ok(tsbuild(['build', '--no-cache', ctx], { root }));
-  const found = sh('find', [join(root, 'snapshots'), '-name', 's', '-type', 'f']).split('\n').filter(Boolean);
+  const found = sh('find', [join(root, 'snapshots'), '-name', 's', '-type', 'f'])
+    .split('\n')
+    .filter(Boolean);
   assert.ok(found.length > 0, 'the file is in a snapshot');
   for (const f of found) {
     assert.is(readFileSync(f, 'utf8'), 'secret\n');

@@ -15,7 +15,16 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
 import {
-  Base, cleanup, command, context, ok, repo, storeWithBase, tempDir, tsbuildAsync, type Result,
+  Base,
+  cleanup,
+  command,
+  context,
+  ok,
+  repo,
+  storeWithBase,
+  tempDir,
+  tsbuildAsync,
+  type Result,
 } from './helpers/cli.js';
 
 const root = storeWithBase();
@@ -36,8 +45,12 @@ function cli(args: string[]): Promise<Result> {
     const c = tsbuildAsync(args, { root });
     let stdout = '';
     let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    c.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    c.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    c.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
     c.on('close', (code, sig) => resolve({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout, stderr }));
   });
 }
@@ -58,20 +71,33 @@ function hostAddress(): string | undefined {
 test.before(async () => {
   const secret = (s: import('node:net').Socket) => {
     reached.tcp++;
-    s.on('error', () => { /* a half-made connection (an injected SYN) is reset */ });
+    s.on('error', () => {
+      /* a half-made connection (an injected SYN) is reset */
+    });
     s.end(`${Secret}\n`);
   };
   const tcp = await listen(createServer(secret), 0, '127.0.0.1');
   servers.push(tcp);
   port = (tcp.address() as { port: number }).port;
   const udp = createSocket('udp4');
-  udp.on('message', () => { reached.udp++; });
+  udp.on('message', () => {
+    reached.udp++;
+  });
   await new Promise<void>((r) => udp.bind(port, '127.0.0.1', r));
   servers.push(udp);
-  servers.push(await listen(createServer((s) => s.on('error', () => {}).end(`${Secret}\n`)), `\0${Abstract}`));
+  servers.push(
+    await listen(
+      createServer((s) => s.on('error', () => {}).end(`${Secret}\n`)),
+      `\0${Abstract}`,
+    ),
+  );
   const ip = hostAddress();
   if (ip) {
-    const out = await listen(createServer((s) => s.end('OUTBOUND-OK\n')), 0, ip);
+    const out = await listen(
+      createServer((s) => s.end('OUTBOUND-OK\n')),
+      0,
+      ip,
+    );
     servers.push(out);
     outbound = { ip, port: (out.address() as { port: number }).port };
   }
@@ -92,32 +118,70 @@ test.after(() => {
 
 // One probe per row: a shell command (stdout is the evidence) and what must (not) be in it.
 // `default` rows run in the default network; `host` rows with --network host (allowed).
-interface Row { name: string; sh: string; expect: (out: string) => void; modes: ('default' | 'host')[] }
+interface Row {
+  name: string;
+  sh: string;
+  expect: (out: string) => void;
+  modes: ('default' | 'host')[];
+}
 const capNetRaw = (out: string) => {
   const m = out.match(/CapEff:\s*([0-9a-f]+)/);
   assert.ok(m, out);
   assert.is(BigInt(`0x${m![1]}`) & (1n << 13n), 0n, `CAP_NET_RAW is in the effective set: ${out}`);
 };
 const rows = (): Row[] => [
-  { name: 'host loopback (TCP) is unreachable', modes: ['default'],
-    sh: `nc -w 3 127.0.0.1 ${port} </dev/null; echo "nc=$?"`, expect: (o) => assert.not.match(o, Secret) },
-  { name: 'the gateway does not lead to the host loopback', modes: ['default'],
+  {
+    name: 'host loopback (TCP) is unreachable',
+    modes: ['default'],
+    sh: `nc -w 3 127.0.0.1 ${port} </dev/null; echo "nc=$?"`,
+    expect: (o) => assert.not.match(o, Secret),
+  },
+  {
+    name: 'the gateway does not lead to the host loopback',
+    modes: ['default'],
     sh: `nc -w 3 $(ip route | awk '/^default/{print $3}') ${port} </dev/null; echo "nc=$?"`,
-    expect: (o) => assert.not.match(o, Secret) },
-  { name: 'the host\'s abstract unix sockets are unreachable', modes: ['default'],
-    sh: `/probe unix ${Abstract}`, expect: (o) => { assert.not.match(o, Secret); assert.match(o, /^fail connect/); } },
-  { name: 'no packet socket (CAP_NET_RAW is gone)', modes: ['default', 'host'],
-    sh: '/probe packet', expect: (o) => assert.match(o, /^fail packet socket: Operation not permitted/) },
-  { name: 'frames hand-made for 127.0.0.1 cannot be sent', modes: ['default'],
-    sh: `/probe inject eth0 ${port}`, expect: (o) => assert.match(o, /^fail packet socket/) },
-  { name: 'CAP_NET_RAW is not in the capability set', modes: ['default', 'host'],
-    sh: 'grep CapEff /proc/self/status', expect: capNetRaw },
-  { name: 'resolv.conf points at the network\'s DNS forwarder', modes: ['default'],
-    sh: 'cat /etc/resolv.conf', expect: (o) => assert.match(o, /^nameserver \d+\.\d+\.\d+\.3$/m) },
+    expect: (o) => assert.not.match(o, Secret),
+  },
+  {
+    name: "the host's abstract unix sockets are unreachable",
+    modes: ['default'],
+    sh: `/probe unix ${Abstract}`,
+    expect: (o) => {
+      assert.not.match(o, Secret);
+      assert.match(o, /^fail connect/);
+    },
+  },
+  {
+    name: 'no packet socket (CAP_NET_RAW is gone)',
+    modes: ['default', 'host'],
+    sh: '/probe packet',
+    expect: (o) => assert.match(o, /^fail packet socket: Operation not permitted/),
+  },
+  {
+    name: 'frames hand-made for 127.0.0.1 cannot be sent',
+    modes: ['default'],
+    sh: `/probe inject eth0 ${port}`,
+    expect: (o) => assert.match(o, /^fail packet socket/),
+  },
+  {
+    name: 'CAP_NET_RAW is not in the capability set',
+    modes: ['default', 'host'],
+    sh: 'grep CapEff /proc/self/status',
+    expect: capNetRaw,
+  },
+  {
+    name: "resolv.conf points at the network's DNS forwarder",
+    modes: ['default'],
+    sh: 'cat /etc/resolv.conf',
+    expect: (o) => assert.match(o, /^nameserver \d+\.\d+\.\d+\.3$/m),
+  },
 ];
 
 function script(mode: 'default' | 'host'): string {
-  return rows().filter((r) => r.modes.includes(mode)).map((r, i) => `echo "== ${i}"; ${r.sh} 2>&1`).join('; ');
+  return rows()
+    .filter((r) => r.modes.includes(mode))
+    .map((r, i) => `echo "== ${i}"; ${r.sh} 2>&1`)
+    .join('; ');
 }
 
 function check(mode: 'default' | 'host', out: string): void {
@@ -196,13 +260,20 @@ function cliWithResolvConf(text: string, args: string[]): Promise<Result> {
   writeFileSync(file, text);
   const env = { ...process.env, CI: 'true', TSBUILD_ROOT: root };
   const sh = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"';
-  const c = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', sh, 'sh', file, command, ...args],
-    { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', sh, 'sh', file, command, ...args], {
+    cwd: repo,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    c.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    c.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    c.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
     c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 }
@@ -211,17 +282,27 @@ function cliWithResolvConf(text: string, args: string[]): Promise<Result> {
 // to the first IPv4 nameserver of the host's resolv.conf, --disable-host-loopback or not. When
 // that is a resolver on the host's loopback (dnsmasq, unbound, systemd-resolved's 127.0.0.53),
 // a RUN step could talk to it although resolv.conf in the sandbox does not name it.
-test('a resolver on the host\'s loopback is not reachable through the DNS forwarder address', async () => {
+test("a resolver on the host's loopback is not reachable through the DNS forwarder address", async () => {
   if (!have('unshare')) return skip('unshare (util-linux) is needed to give the CLI its own resolv.conf');
   const b = randomBytes(3);
-  const ip = `127.${b[0]! % 254 + 1}.${b[1]! % 254 + 1}.${b[2]! % 254 + 1}`;
+  const ip = `127.${(b[0]! % 254) + 1}.${(b[1]! % 254) + 1}.${(b[2]! % 254) + 1}`;
   const hits = { tcp: 0, udp: 0 };
-  const tcp = await listen(createServer((s) => { hits.tcp++; s.on('error', () => {}).end(`${Secret}\n`); }), 53, ip);
+  const tcp = await listen(
+    createServer((s) => {
+      hits.tcp++;
+      s.on('error', () => {}).end(`${Secret}\n`);
+    }),
+    53,
+    ip,
+  );
   const udp = createSocket('udp4');
-  udp.on('message', () => { hits.udp++; });
+  udp.on('message', () => {
+    hits.udp++;
+  });
   await new Promise<void>((r) => udp.bind(53, ip, r));
   servers.push(tcp, udp);
-  const sh = 'gw=$(ip route | awk \'/^default/{print $3}\'); dns=${gw%.*}.3; echo "dns=$dns"; ' +
+  const sh =
+    'gw=$(ip route | awk \'/^default/{print $3}\'); dns=${gw%.*}.3; echo "dns=$dns"; ' +
     'nc -w 3 $dns 53 </dev/null; echo "nc=$?"; timeout 3 nslookup example.org $dns; cat /etc/resolv.conf';
   const r = await cliWithResolvConf(`nameserver ${ip}\n`, ['run', '--rm', Base, 'sh', '-c', sh]);
   assert.is(r.code, 0, r.stderr);
@@ -258,16 +339,21 @@ test('a build starts slirp4netns only for a RUN step that runs (not without RUN,
   writeFileSync(wrapper, `#!/bin/sh\necho started >> '${log}'\nexec '${real}' "$@"\n`);
   chmodSync(wrapper, 0o755);
   const starts = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0);
-  const build = (dockerfile: string) => new Promise<Result>((resolve) => {
-    const ctx = context({ Dockerfile: dockerfile, a: 'a\n' });
-    dirs.push(ctx);
-    const c = tsbuildAsync(['build', '-q', ctx], { root, env: { TSBUILD_SLIRP4NETNS: wrapper } });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (x: string) => { stdout += x; });
-    c.stderr.setEncoding('utf8').on('data', (x: string) => { stderr += x; });
-    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+  const build = (dockerfile: string) =>
+    new Promise<Result>((resolve) => {
+      const ctx = context({ Dockerfile: dockerfile, a: 'a\n' });
+      dirs.push(ctx);
+      const c = tsbuildAsync(['build', '-q', ctx], { root, env: { TSBUILD_SLIRP4NETNS: wrapper } });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.setEncoding('utf8').on('data', (x: string) => {
+        stdout += x;
+      });
+      c.stderr.setEncoding('utf8').on('data', (x: string) => {
+        stderr += x;
+      });
+      c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
   const tag = randomBytes(4).toString('hex');
   ok(await build(`FROM ${Base}\nCOPY a /a-${tag}\nRUN --network=none echo ${tag} > /n\n`));
   assert.is(starts(), 0, 'started for a build without a default-network RUN step');
@@ -286,13 +372,24 @@ test('--network none still has lo only and keeps working', async () => {
 
 // The host network is an entitlement of the build, as in buildx.
 const refusals: { name: string; dockerfile: string; args: string[]; stderr: RegExp }[] = [
-  { name: 'RUN --network=host without --allow', args: [],
+  {
+    name: 'RUN --network=host without --allow',
+    args: [],
     dockerfile: `FROM ${Base}\nRUN true\nRUN --network=host echo hi\n`,
-    stderr: /Dockerfile:3:1: RUN --network=host needs the network.host entitlement: build with --allow network.host/ },
-  { name: '--network host without --allow', dockerfile: `FROM ${Base}\nRUN echo hi\n`, args: ['--network', 'host'],
-    stderr: /--network host: the host network must be allowed explicitly with --allow network.host/ },
-  { name: 'an unknown entitlement', dockerfile: `FROM ${Base}\nRUN echo hi\n`, args: ['--allow', 'network.hots'],
-    stderr: /--allow: unknown entitlement "network.hots"/ },
+    stderr: /Dockerfile:3:1: RUN --network=host needs the network.host entitlement: build with --allow network.host/,
+  },
+  {
+    name: '--network host without --allow',
+    dockerfile: `FROM ${Base}\nRUN echo hi\n`,
+    args: ['--network', 'host'],
+    stderr: /--network host: the host network must be allowed explicitly with --allow network.host/,
+  },
+  {
+    name: 'an unknown entitlement',
+    dockerfile: `FROM ${Base}\nRUN echo hi\n`,
+    args: ['--allow', 'network.hots'],
+    stderr: /--allow: unknown entitlement "network.hots"/,
+  },
 ];
 for (const row of refusals) {
   test(`refused: ${row.name} (exit 2, says which flag)`, async () => {
@@ -305,8 +402,9 @@ for (const row of refusals) {
   });
 }
 
-test('RUN --network=host with --allow network.host is in the host\'s network namespace', async () => {
-  const dockerfile = `FROM ${Base}\nRUN --network=host readlink /proc/self/ns/net > /netns\n` +
+test("RUN --network=host with --allow network.host is in the host's network namespace", async () => {
+  const dockerfile =
+    `FROM ${Base}\nRUN --network=host readlink /proc/self/ns/net > /netns\n` +
     'RUN readlink /proc/self/ns/net > /default\n';
   const ctx = context({ Dockerfile: dockerfile });
   const out = tempDir('net-out');
@@ -322,9 +420,15 @@ function childrenOf(pid: number): { pid: number; argv0: string }[] {
   const out: { pid: number; argv0: string }[] = [];
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
-      const ppid = Number(readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
+      const ppid = Number(
+        readFileSync(`/proc/${p}/stat`, 'utf8')
+          .replace(/^.*\) /, '')
+          .split(' ')[1],
+      );
       if (ppid === pid) out.push({ pid: Number(p), argv0: readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0]! });
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -347,14 +451,19 @@ for (const sig of ['SIGINT', 'SIGKILL'] as const) {
     dirs.push(ctx);
     const child = tsbuildAsync(['build', '--progress=plain', '--no-cache', ctx], { root });
     let err = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      err += s;
+    });
     const closed = new Promise((r) => child.on('close', r));
     for (const end = Date.now() + 30000; !err.includes('in-run') && Date.now() < end;) await sleep(50);
     assert.ok(err.includes('in-run'), err);
     const holder = childrenOf(child.pid!).find((c) => c.argv0 === 'tsbuild-netns');
     assert.ok(holder, 'no network holder under tsbuild');
     const helpers = childrenOf(holder!.pid);
-    assert.equal(helpers.map((h) => h.argv0.split('/').pop()), ['slirp4netns']);
+    assert.equal(
+      helpers.map((h) => h.argv0.split('/').pop()),
+      ['slirp4netns'],
+    );
     child.kill(sig);
     await closed;
     const left = () => [holder!.pid, helpers[0]!.pid].filter(alive);
@@ -370,7 +479,9 @@ async function fetchBody(host: string, p: number, deadlineMs = 20000): Promise<s
     const body = await new Promise<string>((resolve) => {
       const s = connect(p, host);
       let data = '';
-      s.setEncoding('utf8').on('data', (d: string) => { data += d; });
+      s.setEncoding('utf8').on('data', (d: string) => {
+        data += d;
+      });
       s.on('connect', () => s.write('GET / HTTP/1.0\r\n\r\n'));
       s.on('error', () => resolve(''));
       s.on('close', () => resolve(data));
@@ -397,7 +508,7 @@ test('-p publishes a container port on the host (IP:HOST:CTR and HOST:CTR)', asy
   try {
     const b1 = await fetchBody('127.0.0.1', p1);
     assert.match(b1, /200 OK[\s\S]*PUBLISHED/, b1);
-    const b2 = outbound && await fetchBody(outbound.ip, p2);
+    const b2 = outbound && (await fetchBody(outbound.ip, p2));
     if (b2 !== undefined) assert.match(b2, /200 OK[\s\S]*PUBLISHED/, b2);
   } finally {
     await cli(['rm', '-f', name]);
@@ -410,10 +521,14 @@ test('-p HOST:CTR/udp forwards datagrams into the container', async () => {
   const args = ['run', '--rm', '-p', `127.0.0.1:${hp}:5000/udp`, Image, '/probe', 'udprecv', '5000'];
   const c = tsbuildAsync(args, { root });
   let out = '';
-  c.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+  c.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
   const done = new Promise<number | null>((r) => c.on('close', r));
   let ended = false;
-  void done.then(() => { ended = true; });
+  void done.then(() => {
+    ended = true;
+  });
   const udp = createSocket('udp4');
   try {
     // Until the receiver has one (it may not be bound yet when the first datagrams arrive).

@@ -44,14 +44,19 @@ test('save and load round trip into a fresh store', () => {
   ok(tsbuild(['save', '-o', file, 'img:3'], { root }));
   const other = tempDir('store2');
   assert.match(ok(tsbuild(['load', '-i', file], { root: other })).stdout, /Loaded image: .*img:3/);
-  assert.is(JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root: other })).stdout).Id, JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root })).stdout).Id);
+  assert.is(
+    JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root: other })).stdout).Id,
+    JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root })).stdout).Id,
+  );
   cleanup(other);
 });
 
 test('check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair drops them', () => {
   ok(tsbuild(['build', '-t', 'img:4', ctx], { root }));
   assert.match(ok(tsbuild(['check'], { root })).stdout, /: no problems$/m);
-  const layers = (JSON.parse(ok(tsbuild(['inspect', 'img:4'], { root })).stdout).Layers as { digest: string }[]).map((l) => l.digest);
+  const layers = (JSON.parse(ok(tsbuild(['inspect', 'img:4'], { root })).stdout).Layers as { digest: string }[]).map(
+    (l) => l.digest,
+  );
   const top = layers[layers.length - 1]!;
   const blob = (d: string) => join(root, 'blobs', 'sha256', d.slice(7));
   rmSync(blob(top));

@@ -31,7 +31,10 @@ test('SIGINT stops the build cleanly', async () => {
 test('two builds at once on one store both succeed and both tags are there', async () => {
   const a = context({ Dockerfile: `FROM ${Base}\nRUN echo a > /a && sleep 0.3\nCOPY Dockerfile /df\n` });
   const b = context({ Dockerfile: `FROM ${Base}\nRUN echo b > /b && sleep 0.3\nCOPY Dockerfile /df\n` });
-  const [ra, rb] = await Promise.all([tsbuildP(['build', '-t', 'conc:a', a], { root }), tsbuildP(['build', '-t', 'conc:b', b], { root })]);
+  const [ra, rb] = await Promise.all([
+    tsbuildP(['build', '-t', 'conc:a', a], { root }),
+    tsbuildP(['build', '-t', 'conc:b', b], { root }),
+  ]);
   assert.is(ra.code, 0, ra.stderr);
   assert.is(rb.code, 0, rb.stderr);
   const list = ok(tsbuild(['images'], { root })).stdout;
@@ -41,7 +44,10 @@ test('two builds at once on one store both succeed and both tags are there', asy
 });
 
 test('SIGKILL at random points of a build leaves a store the next build uses', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN head -c 3000000 /dev/urandom > /r && echo done\nCOPY Dockerfile /df\nRUN cat /df > /copy\n`, 'pad.txt': 'x'.repeat(100000) });
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN head -c 3000000 /dev/urandom > /r && echo done\nCOPY Dockerfile /df\nRUN cat /df > /copy\n`,
+    'pad.txt': 'x'.repeat(100000),
+  });
   // A deterministic spread of kill points over the build's life (startup, RUN, layer write, COPY, tag).
   for (const delay of [80, 200, 350, 500, 700, 900, 1200, 1600]) {
     const child = tsbuildAsync(['build', '--no-cache', '-t', 'killed:1', ctx], { root });

@@ -38,7 +38,9 @@ function readableHostDevice(): string | undefined {
       const read = `timeout 2 head -c 16 ${node} 2>/dev/null | wc -c`;
       const n = execFileSync('sh', ['-c', read], { encoding: 'utf8' }).trim();
       if (n === '16') return dev;
-    } catch { /* not this one */ } finally {
+    } catch {
+      /* not this one */
+    } finally {
       rmSync(node, { force: true });
     }
   }
@@ -80,7 +82,7 @@ test('tsbuild run -u 1000 -v HOSTDIR: a setuid-root binary there runs as 1000', 
   if (!have('cc')) return skip('no C compiler (cc) to build the probe');
   const host = tempDir('suid');
   dirs.push(host);
-  chmodSync(host, 0o755);  // uid 1000 must reach the file
+  chmodSync(host, 0o755); // uid 1000 must reach the file
   const probe = join(repo, 'packages', 'sandbox', 'test', 'fixtures', 'probe.c');
   execFileSync('cc', ['-O2', '-static', '-o', join(host, 'probe'), probe]);
   chmodSync(join(host, 'probe'), 0o4755);

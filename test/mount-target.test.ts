@@ -16,7 +16,8 @@ const rows: { name: string; dockerfile: string; files?: Record<string, string>; 
   },
   {
     name: 'relative targets join WORKDIR (bind dst=, cache target=)',
-    dockerfile: `FROM ${Base}\nWORKDIR /w\nRUN --mount=type=bind,src=sub,dst=in --mount=type=cache,target=.cache ` +
+    dockerfile:
+      `FROM ${Base}\nWORKDIR /w\nRUN --mount=type=bind,src=sub,dst=in --mount=type=cache,target=.cache ` +
       `sh -c 'cat /w/in/f.txt; echo cached > /w/.cache/x; cat /w/.cache/x'\n`,
     files: { 'sub/f.txt': 'sub file\n' },
     out: /sub file[\s\S]*cached/,

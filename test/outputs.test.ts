@@ -42,7 +42,10 @@ const cases: { name: string; output: string; check: (dest: string) => void }[] =
       const x = tempDir('dockertar');
       sh('tar', ['-xf', dest, '-C', x]);
       const manifest = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8'));
-      assert.equal(manifest[0].RepoTags, ['docker.io/library/out:1'].map((t) => t.replace('docker.io/library/', '')));
+      assert.equal(
+        manifest[0].RepoTags,
+        ['docker.io/library/out:1'].map((t) => t.replace('docker.io/library/', '')),
+      );
       cleanup(x);
     },
   },
@@ -71,18 +74,35 @@ test('--iidfile holds the image id (config digest), as docker writes it', () => 
 });
 
 test('-f - reads the Dockerfile from stdin; --target picks a stage', () => {
-  const r = ok(tsbuild(['build', '-q', '-f', '-', '--target', 'one', '-t', 'stdin:1', ctx], { root, input: `FROM ${Base} AS one\nRUN echo one > /one\nFROM ${Base}\nRUN exit 9\n` }));
+  const r = ok(
+    tsbuild(['build', '-q', '-f', '-', '--target', 'one', '-t', 'stdin:1', ctx], {
+      root,
+      input: `FROM ${Base} AS one\nRUN echo one > /one\nFROM ${Base}\nRUN exit 9\n`,
+    }),
+  );
   assert.match(r.stdout, /^sha256:[0-9a-f]{64}\n$/);
   const dest = join(out, 'stdin-local');
-  ok(tsbuild(['build', '-f', '-', '--target', 'one', '-o', `type=local,dest=${dest}`, ctx], { root, input: `FROM ${Base} AS one\nRUN echo one > /one\nFROM ${Base}\nRUN exit 9\n` }));
+  ok(
+    tsbuild(['build', '-f', '-', '--target', 'one', '-o', `type=local,dest=${dest}`, ctx], {
+      root,
+      input: `FROM ${Base} AS one\nRUN echo one > /one\nFROM ${Base}\nRUN exit 9\n`,
+    }),
+  );
   assert.is(readFileSync(join(dest, 'one'), 'utf8'), 'one\n');
 });
 
 test('--compression zstd|none stores new layers that way, and they unpack', () => {
-  for (const [compression, suffix] of [['zstd', '+zstd'], ['none', '.tar']] as const) {
+  for (const [compression, suffix] of [
+    ['zstd', '+zstd'],
+    ['none', '.tar'],
+  ] as const) {
     const c = context({ Dockerfile: `FROM ${Base}\nRUN echo ${compression} > /made-with\n` });
     const dest = join(out, `compression-${compression}`);
-    ok(tsbuild(['build', '--compression', compression, '-t', `comp:${compression}`, '-o', `type=oci,dest=${dest}`, c], { root }));
+    ok(
+      tsbuild(['build', '--compression', compression, '-t', `comp:${compression}`, '-o', `type=oci,dest=${dest}`, c], {
+        root,
+      }),
+    );
     const last = inspect(root, `comp:${compression}`).Manifest.layers.at(-1);
     assert.ok(last.mediaType.endsWith(suffix), last.mediaType);
     const blob = join(dest, 'blobs', 'sha256', last.digest.slice(7));
@@ -120,7 +140,8 @@ test('independent stages run at the same time (each waits for the other to have 
     `RUN --mount=type=cache,id=${id},target=/sync,sharing=shared echo start-${me} && touch /sync/${me} && ` +
     `i=0; while [ ! -e /sync/${other} ]; do i=$((i+1)); [ $i -le 1200 ] || exit 1; sleep 0.1; done; echo end-${me}`;
   const par = context({
-    Dockerfile: `FROM ${Base} AS a\n${step('a', 'b')}\nFROM ${Base} AS b\n${step('b', 'a')}\n` +
+    Dockerfile:
+      `FROM ${Base} AS a\n${step('a', 'b')}\nFROM ${Base} AS b\n${step('b', 'a')}\n` +
       `FROM ${Base}\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n`,
   });
   const r = ok(tsbuild(['build', '--progress=plain', '--no-cache', par], { root }));
@@ -134,7 +155,9 @@ test('RUN --mount=type=secret: the file is there for the step, never in the imag
   const secretFile = join(out, 'token');
   mkdirSync(out, { recursive: true });
   spawnSync('sh', ['-c', `printf s3cr3t > ${secretFile}`]);
-  const c = context({ Dockerfile: `FROM ${Base}\nRUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len && ls /run/secrets > /listing || true\n` });
+  const c = context({
+    Dockerfile: `FROM ${Base}\nRUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len && ls /run/secrets > /listing || true\n`,
+  });
   const dest = join(out, 'secret-local');
   ok(tsbuild(['build', '--secret', `id=tok,src=${secretFile}`, '-o', `type=local,dest=${dest}`, c], { root }));
   assert.is(readFileSync(join(dest, 'len'), 'utf8').trim(), '6');
@@ -144,7 +167,9 @@ test('RUN --mount=type=secret: the file is there for the step, never in the imag
   const again = ok(tsbuild(['build', '--progress=plain', '--secret', `id=tok,src=${secretFile}`, c], { root }));
   assert.match(again.stderr, /CACHED/);
   // BuildKit's default is required=false (the step runs without it); required=true fails clearly.
-  const strict = context({ Dockerfile: `FROM ${Base}\nRUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok\n` });
+  const strict = context({
+    Dockerfile: `FROM ${Base}\nRUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok\n`,
+  });
   const missing = tsbuild(['build', strict], { root });
   assert.is(missing.code, 1);
   assert.match(missing.stderr, /secret "tok" is required/);

@@ -51,7 +51,8 @@ interface Options {
 const tooNew: Record<string, { reason: string; buildkit: RegExp }> = {
   heredocs: { reason: 'heredocs need Dockerfile 1.4', buildkit: /unknown instruction: ECHO/ },
   healthcheck: {
-    reason: 'HEALTHCHECK --start-interval needs Dockerfile 1.6', buildkit: /Unknown flag: start-interval/,
+    reason: 'HEALTHCHECK --start-interval needs Dockerfile 1.6',
+    buildkit: /Unknown flag: start-interval/,
   },
   mounts: { reason: 'RUN --network needs Dockerfile 1.3 (--security: labs)', buildkit: /Unknown flag: network/ },
   'error-bad-network': { reason: 'RUN --network needs Dockerfile 1.3', buildkit: /Unknown flag: network/ },
@@ -64,8 +65,9 @@ const tooNew: Record<string, { reason: string; buildkit: RegExp }> = {
 // behaviour. The check asserts what 20.10 does (so the note stays true) and does not count the case.
 const olderBehaviour: Record<string, { reason: string; stages: number[] }> = {
   onbuild: {
-    reason: '20.10 runs a stage\'s ONBUILD COPY --from=assets in the stage FROM it but never builds assets ' +
-      '(it copies from assets\' base image; dependencies are found before triggers are read)',
+    reason:
+      "20.10 runs a stage's ONBUILD COPY --from=assets in the stage FROM it but never builds assets " +
+      "(it copies from assets' base image; dependencies are found before triggers are read)",
     stages: [0, 2],
   },
 };
@@ -178,7 +180,10 @@ function rewriteInstruction(line: string, trigger = false): string {
 
 // /out/app becomes "/out*/app*": a wildcard ends every component, so a missing directory matches nothing.
 function anyOrNone(path: string): string {
-  return path.split('/').map((c) => (c === '' || c === '.' || c === '..' ? c : `${c}*`)).join('/');
+  return path
+    .split('/')
+    .map((c) => (c === '' || c === '.' || c === '..' ? c : `${c}*`))
+    .join('/');
 }
 
 /** The fixture's Dockerfile as built here, and how many stages it has. */
@@ -194,7 +199,10 @@ export function rewrite(text: string): { text: string; stages: number } {
 
 // --- Reading BuildKit's plain progress ------------------------------------------------------------------
 
-interface Vertex { n: number; name: string }
+interface Vertex {
+  n: number;
+  name: string;
+}
 export interface Progress {
   /** Image refs BuildKit loaded (metadata for a stage base, or a FROM vertex for COPY --from / mounts). */
   bases: Set<string>;
@@ -237,38 +245,45 @@ export function readProgress(out: string): Progress {
 // --- The harness's own readers, on BuildKit output captured from this daemon -------------------------------
 
 test('rewrite: RUN becomes busybox true with its flags, COPY sources wildcards, a marker per stage', () => {
-  const got = rewrite('FROM alpine AS a\nRUN --mount=type=bind,from=b,target=/x \\\n  make all\n' +
-    'FROM scratch\nCOPY --from=a /out/app go.mod ./\nONBUILD RUN echo hi\n');
+  const got = rewrite(
+    'FROM alpine AS a\nRUN --mount=type=bind,from=b,target=/x \\\n  make all\n' +
+      'FROM scratch\nCOPY --from=a /out/app go.mod ./\nONBUILD RUN echo hi\n',
+  );
   assert.is(got.stages, 2);
-  assert.is(got.text, [
-    'FROM alpine AS a',
-    marker(0),
-    `RUN --mount=type=bind,from=b,target=/x ${busyboxMount} ["/.oracle/busybox", "true"]`,
-    'FROM scratch',
-    marker(1),
-    'COPY --from=a /out*/app* go.mod* ./',
-    'ONBUILD RUN true',
-    '',
-  ].join('\n'));
+  assert.is(
+    got.text,
+    [
+      'FROM alpine AS a',
+      marker(0),
+      `RUN --mount=type=bind,from=b,target=/x ${busyboxMount} ["/.oracle/busybox", "true"]`,
+      'FROM scratch',
+      marker(1),
+      'COPY --from=a /out*/app* go.mod* ./',
+      'ONBUILD RUN true',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('readProgress: stages by marker, bases from metadata and FROM vertices, start order', () => {
-  const p = readProgress([
-    '#3 [internal] load metadata for docker.io/library/alpine:latest',
-    '#3 DONE 0.0s',
-    '#6 [base 1/3] FROM docker.io/library/alpine',
-    '#15 [dev 1/1] FROM docker.io/library/alpine',
-    '#10 FROM docker.io/library/busybox:latest',
-    '#4 FROM docker.io/tsbuild-oracle/busybox:1',
-    `#5 [stage-3 1/3] ${marker(3)}`,
-    `#7 [base 2/3] ${marker(0)}`,
-    '#7 DONE 0.0s',
-    '#8 [base 3/3] RUN true',
-    `#12 [dev 1/2] ${marker(1)}`,
-    '#9 [stage-3 2/3] COPY --from=base /etc/os-release* /',
-    '#13 [dev 2/2] RUN true',
-    '#14 [stage-3 3/3] RUN --mount=type=bind,from=dev,target=/dev-src true',
-  ].join('\n'));
+  const p = readProgress(
+    [
+      '#3 [internal] load metadata for docker.io/library/alpine:latest',
+      '#3 DONE 0.0s',
+      '#6 [base 1/3] FROM docker.io/library/alpine',
+      '#15 [dev 1/1] FROM docker.io/library/alpine',
+      '#10 FROM docker.io/library/busybox:latest',
+      '#4 FROM docker.io/tsbuild-oracle/busybox:1',
+      `#5 [stage-3 1/3] ${marker(3)}`,
+      `#7 [base 2/3] ${marker(0)}`,
+      '#7 DONE 0.0s',
+      '#8 [base 3/3] RUN true',
+      `#12 [dev 1/2] ${marker(1)}`,
+      '#9 [stage-3 2/3] COPY --from=base /etc/os-release* /',
+      '#13 [dev 2/2] RUN true',
+      '#14 [stage-3 3/3] RUN --mount=type=bind,from=dev,target=/dev-src true',
+    ].join('\n'),
+  );
   assert.equal([...p.bases].sort(), ['docker.io/library/alpine:latest', 'docker.io/library/busybox:latest']);
   assert.equal(Object.fromEntries(p.stages), {
     0: { name: 'base', first: 7, last: 8, marker: 7 },
@@ -294,7 +309,8 @@ const dockerCli = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 function docker(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(dockerCli, ['-H', (daemon as Dockerd).host, ...args], {
-      env: { ...process.env, DOCKER_BUILDKIT: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DOCKER_BUILDKIT: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -411,12 +427,20 @@ for (const name of readdirSync(fixtures).sort()) {
     const p = readProgress(r.stderr);
     const older = olderBehaviour[name];
     if (older) {
-      assert.equal([...p.stages.keys()].sort((a, b) => a - b), older.stages, `${name}: 20.10's stages`);
+      assert.equal(
+        [...p.stages.keys()].sort((a, b) => a - b),
+        older.stages,
+        `${name}: 20.10's stages`,
+      );
       score.notExpressible.push(`${name}: ${older.reason}`);
       return;
     }
     const built = [...p.stages.keys()].sort((a, b) => a - b);
-    assert.equal(built, g.stages.map((s) => s.index).sort((a, b) => a - b), `${name}: stages built`);
+    assert.equal(
+      built,
+      g.stages.map((s) => s.index).sort((a, b) => a - b),
+      `${name}: stages built`,
+    );
     assert.equal([...p.bases].sort(), golden.baseImages!.map(normalizeRef).sort(), `${name}: base images`);
     for (const s of g.stages) {
       const seen = p.stages.get(s.index)!;
@@ -440,8 +464,10 @@ for (const name of readdirSync(fixtures).sort()) {
 test('score', () => {
   if (typeof daemon === 'string') return skip(`BuildKit cross-check of the parser goldens: ${daemon}`);
   const z = score.notExpressible.length;
-  console.log(`goldens cross-checked with BuildKit: ${score.checked}/${score.cases} (${z} not expressible: ` +
-    `${score.notExpressible.join('; ')})`);
+  console.log(
+    `goldens cross-checked with BuildKit: ${score.checked}/${score.cases} (${z} not expressible: ` +
+      `${score.notExpressible.join('; ')})`,
+  );
   assert.is(score.checked + z, score.cases, 'every case is cross-checked or says why not');
 });
 

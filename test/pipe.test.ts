@@ -7,7 +7,9 @@ import * as assert from 'uvu/assert';
 import { Base, cleanup, command, context, repo, storeWithBase } from './helpers/cli.js';
 
 const root = storeWithBase();
-const ctx = context({ Dockerfile: `FROM ${Base}\n${Array.from({ length: 200 }, (_, i) => `ENV V${i}=${i}`).join('\n')}\n` });
+const ctx = context({
+  Dockerfile: `FROM ${Base}\n${Array.from({ length: 200 }, (_, i) => `ENV V${i}=${i}`).join('\n')}\n`,
+});
 
 const cases: { name: string; args: string[]; code: number; closed: 'stdout' | 'stderr' | 'both' }[] = [
   { name: 'usage, stdout closed', args: ['--help'], code: 0, closed: 'stdout' },
@@ -18,9 +20,16 @@ const cases: { name: string; args: string[]; code: number; closed: 'stdout' | 's
   { name: 'a build, both closed', args: ['build', '--progress=plain', ctx], code: 0, closed: 'both' },
 ];
 
-function run(args: string[], closed: 'stdout' | 'stderr' | 'both'): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+function run(
+  args: string[],
+  closed: 'stdout' | 'stderr' | 'both',
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: repo, env: { ...process.env, CI: 'true', TSBUILD_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: repo,
+      env: { ...process.env, CI: 'true', TSBUILD_ROOT: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     if (closed !== 'stderr') child.stdout.destroy();
     if (closed !== 'stdout') child.stderr.destroy();

@@ -12,12 +12,23 @@ const root = storeWithBase();
 const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo first line && echo second line\nCOPY Dockerfile /df\n` });
 
 /** Runs tsbuild on a pty of the given width; returns what the terminal received, escapes removed. */
-function onTerminal(cols: number, env: Record<string, string | undefined> = {}): { code: number; screen: string; bytes: number } {
+function onTerminal(
+  cols: number,
+  env: Record<string, string | undefined> = {},
+): { code: number; screen: string; bytes: number } {
   const log = join(tempDir('tty'), 'typescript');
   const cmd = `${cols ? `stty cols ${cols} rows 30; ` : ''}TSBUILD_ROOT=${root} ${process.execPath} ${bin} build -t tty:1 ${ctx}`;
-  const r = spawnSync('script', ['-qec', cmd, log], { env: { ...process.env, CI: undefined, ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
+  const r = spawnSync('script', ['-qec', cmd, log], {
+    env: { ...process.env, CI: undefined, ...env } as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 60_000,
+  });
   const raw = readFileSync(log, 'utf8');
-  return { code: r.status ?? -1, bytes: raw.length, screen: raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '\n') };
+  return {
+    code: r.status ?? -1,
+    bytes: raw.length,
+    screen: raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '\n'),
+  };
 }
 
 test('a terminal gets spinners, marks and durations, then CACHED on a rebuild', () => {

@@ -37,9 +37,9 @@ test.after(async () => {
   cleanup(...dirs);
 });
 
-const skopeoDigest = (ref: string) => JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
+const skopeoDigest = (ref: string) =>
+  JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
 const uploadedBytes = (r: Result) => Number(/uploaded \d+ blobs \((\d+) bytes\)/.exec(r.stderr)?.[1] ?? NaN);
-
 
 test('push: what skopeo sees is what the store has; a second push sends no blob bytes', () => {
   assert.is(skopeoDigest(`${reg.host}/base:1`), baseDigest);
@@ -71,7 +71,9 @@ test('build --push pushes every -t tag; skopeo copies it back out', () => {
   const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo pushed > /pushed\n` });
   dirs.push(ctx);
   const tags = [`${reg.host}/app:1`, `${reg.host}/team/app:2`];
-  const r = ok(tsbuild(['build', '--progress=plain', '--push', ...tags.flatMap((t) => ['-t', t]), ctx], { root: storeA }));
+  const r = ok(
+    tsbuild(['build', '--progress=plain', '--push', ...tags.flatMap((t) => ['-t', t]), ctx], { root: storeA }),
+  );
   const digest = inspect(storeA, tags[0]!).ManifestDigest;
   for (const t of tags) assert.is(skopeoDigest(t), digest, t);
   const out = temp('skopeo-oci');
@@ -108,15 +110,27 @@ test('pull: an image pushed by skopeo, by tag and by digest', () => {
 test('pull / push failures: exit 1 naming what failed, exit 2 for bad usage', () => {
   const root = temp('store-err');
   const cases: { args: string[]; code: number; stderr: RegExp }[] = [
-    { args: ['pull', `${reg.host}/nope:1`], code: 1, stderr: /fetching manifest 127\.0\.0\.1:\d+\/nope:1: .*404 MANIFEST_UNKNOWN/ },
-    { args: ['push', `${reg.host}/not-here:1`], code: 1, stderr: /does not exist locally with the tag: 127\.0\.0\.1:\d+\/not-here:1/ },
+    {
+      args: ['pull', `${reg.host}/nope:1`],
+      code: 1,
+      stderr: /fetching manifest 127\.0\.0\.1:\d+\/nope:1: .*404 MANIFEST_UNKNOWN/,
+    },
+    {
+      args: ['push', `${reg.host}/not-here:1`],
+      code: 1,
+      stderr: /does not exist locally with the tag: 127\.0\.0\.1:\d+\/not-here:1/,
+    },
     { args: ['pull'], code: 2, stderr: /requires exactly 1 argument/ },
     { args: ['pull', 'Bad Ref'], code: 2, stderr: /invalid reference/ },
     { args: ['pull', '--platform', 'linux', `${reg.host}/base:1`], code: 2, stderr: /--platform linux/ },
     { args: ['push', '--bogus', 'x:1'], code: 2, stderr: /unknown flag: --bogus/ },
     { args: ['build', '--push', '.'], code: 2, stderr: /--push needs at least one -t/ },
     { args: ['build', '--cache-to', 'type=local,dest=/tmp/x', '.'], code: 2, stderr: /type=local is not supported/ },
-    { args: ['build', '--cache-to', `type=registry,ref=${reg.host}/c:1,mode=all`, '.'], code: 2, stderr: /mode=all is not one of min, max/ },
+    {
+      args: ['build', '--cache-to', `type=registry,ref=${reg.host}/c:1,mode=all`, '.'],
+      code: 2,
+      stderr: /mode=all is not one of min, max/,
+    },
   ];
   for (const c of cases) {
     const r = tsbuild(c.args, { root });
@@ -152,26 +166,74 @@ RUN echo "last $LAST" > /last && cat /copy >> /last
   const ctx = context({ Dockerfile: dockerfile, 'a.txt': 'shared\n' });
   dirs.push(ctx);
   const cacheRef = `${reg.host}/app:buildcache`;
-  const a = ok(tsbuild(['build', '--progress=plain', '-t', 'shared:1', '--cache-to', `type=registry,ref=${cacheRef},mode=max`, ctx], { root: storeA }));
-  assert.equal(steps(a.stderr).ran, ['WORKDIR /app', 'COPY a.txt ./', 'RUN cat a.txt > /copy', 'RUN echo "last $LAST" > /last && cat /copy >> /last']);
-  assert.is(JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${cacheRef}`])).artifactType, 'application/vnd.tsbuild.cache.v1');
+  const a = ok(
+    tsbuild(
+      ['build', '--progress=plain', '-t', 'shared:1', '--cache-to', `type=registry,ref=${cacheRef},mode=max`, ctx],
+      { root: storeA },
+    ),
+  );
+  assert.equal(steps(a.stderr).ran, [
+    'WORKDIR /app',
+    'COPY a.txt ./',
+    'RUN cat a.txt > /copy',
+    'RUN echo "last $LAST" > /last && cat /copy >> /last',
+  ]);
+  assert.is(
+    JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${cacheRef}`])).artifactType,
+    'application/vnd.tsbuild.cache.v1',
+  );
 
   const storeB = temp('store-b-cache');
   const again = `${reg.host}/app:buildcache-again`;
-  const b = ok(tsbuild(['build', '--progress=plain', '-t', 'shared:1', '--cache-from', `type=registry,ref=${cacheRef}`, '--cache-to', `type=registry,ref=${again},mode=max`, ctx], { root: storeB }));
+  const b = ok(
+    tsbuild(
+      [
+        'build',
+        '--progress=plain',
+        '-t',
+        'shared:1',
+        '--cache-from',
+        `type=registry,ref=${cacheRef}`,
+        '--cache-to',
+        `type=registry,ref=${again},mode=max`,
+        ctx,
+      ],
+      { root: storeB },
+    ),
+  );
   const sb = steps(b.stderr);
   assert.equal(sb.ran, [], b.stderr);
   assert.is(sb.cached.length, 4);
   assert.is(inspect(storeB, 'shared:1').ManifestDigest, inspect(storeA, 'shared:1').ManifestDigest);
   // The same records exported again (all cache hits this time, in another order) make the same artifact.
   // (All but the export time the artifact carries as its created annotation.)
-  const content = (ref: string) => ({ ...JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])), annotations: undefined });
+  const content = (ref: string) => ({
+    ...JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])),
+    annotations: undefined,
+  });
   assert.equal(content(again), content(cacheRef));
 
   // A changed build arg on yet another empty store: the last RUN runs over layers that were only
   // fetched as blobs (their snapshots get unpacked for it), and reads what a cached step wrote.
   const storeC = temp('store-c-cache');
-  const c = ok(tsbuild(['build', '--progress=plain', '-t', 'shared:2', '--build-arg', 'LAST=2', '--cache-from', cacheRef, '-o', `type=local,dest=${join(storeC, 'out')}`, ctx], { root: storeC }));
+  const c = ok(
+    tsbuild(
+      [
+        'build',
+        '--progress=plain',
+        '-t',
+        'shared:2',
+        '--build-arg',
+        'LAST=2',
+        '--cache-from',
+        cacheRef,
+        '-o',
+        `type=local,dest=${join(storeC, 'out')}`,
+        ctx,
+      ],
+      { root: storeC },
+    ),
+  );
   assert.equal(steps(c.stderr).ran, ['RUN echo "last $LAST" > /last && cat /copy >> /last']);
   assert.is(readFileSync(join(storeC, 'out', 'last'), 'utf8'), 'last 2\nshared\n');
 
@@ -192,10 +254,30 @@ test('login --password-stdin writes $DOCKER_CONFIG/config.json; pushes then auth
   assert.match(anonymous.stderr, /401|unauthorized|credentials/i);
 
   const cases: { args: string[]; input?: string; code: number; stderr?: RegExp; stdout?: RegExp }[] = [
-    { args: ['login', '-u', 'alice', '--password-stdin', authReg.host], input: 'wrong-pw\n', code: 1, stderr: /401|unauthorized|rejected/i },
-    { args: ['login', '--password-stdin', authReg.host], input: 's3cret-pw\n', code: 2, stderr: /--password-stdin needs --username/ },
-    { args: ['login', '-u', 'alice', '-p', 'x', '--password-stdin', authReg.host], input: '', code: 2, stderr: /mutually exclusive/ },
-    { args: ['login', '-u', 'alice', '--password-stdin', authReg.host], input: 's3cret-pw\n', code: 0, stdout: /Login Succeeded/ },
+    {
+      args: ['login', '-u', 'alice', '--password-stdin', authReg.host],
+      input: 'wrong-pw\n',
+      code: 1,
+      stderr: /401|unauthorized|rejected/i,
+    },
+    {
+      args: ['login', '--password-stdin', authReg.host],
+      input: 's3cret-pw\n',
+      code: 2,
+      stderr: /--password-stdin needs --username/,
+    },
+    {
+      args: ['login', '-u', 'alice', '-p', 'x', '--password-stdin', authReg.host],
+      input: '',
+      code: 2,
+      stderr: /mutually exclusive/,
+    },
+    {
+      args: ['login', '-u', 'alice', '--password-stdin', authReg.host],
+      input: 's3cret-pw\n',
+      code: 0,
+      stdout: /Login Succeeded/,
+    },
   ];
   for (const c of cases) {
     const r = tsbuild(c.args, { root: storeA, env, input: c.input });
@@ -209,7 +291,11 @@ test('login --password-stdin writes $DOCKER_CONFIG/config.json; pushes then auth
   assert.is(Buffer.from(config.auths[authReg.host].auth, 'base64').toString(), 'alice:s3cret-pw');
 
   ok(tsbuild(['push', target], { root: storeA, env }));
-  assert.is(JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:s3cret-pw', `docker://${target}`])).Digest, baseDigest);
+  assert.is(
+    JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:s3cret-pw', `docker://${target}`]))
+      .Digest,
+    baseDigest,
+  );
   // An implicit FROM pull uses the same credentials.
   const ctx = context({ Dockerfile: `FROM ${target}\nRUN true\n` });
   dirs.push(ctx);

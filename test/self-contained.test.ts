@@ -67,24 +67,48 @@ export function offences(path: string, text: string): string[] {
 const q = (s: string) => `'${s}'`;
 const up = (n: number) => Array(n).fill(q(DOTDOT)).join(', ');
 const samples: { name: string; path: string; text: string; bad: boolean }[] = [
-  { name: 'a folder beside the clone', bad: true,
-    path: 'test/a.test.ts', text: `const d = join(here, ${q(`${DOTDOT}/${DOTDOT}/${SHARED}`)});` },
+  {
+    name: 'a folder beside the clone',
+    bad: true,
+    path: 'test/a.test.ts',
+    text: `const d = join(here, ${q(`${DOTDOT}/${DOTDOT}/${SHARED}`)});`,
+  },
   { name: 'the same, in prose', bad: true, path: 'packages/p/README.md', text: `data from <repo>/${SHARED}/x` },
   { name: 'the root, then up', bad: true, path: 'test/parse.test.ts', text: `join(repo, ${q(DOTDOT)}, 'shared', 'x')` },
   { name: 'too many ..', bad: true, path: 'packages/p/test/paths.ts', text: `join(here, ${up(5)})` },
-  { name: 'too many .. in one string', bad: true,
-    path: 'scripts/x.mjs', text: `new URL(${q('../../')}, import.meta.url)` },
-  { name: 'a script leaving the root', bad: true,
-    path: 'scripts/x.sh', text: `cd "$(dirname "$0")/${DOTDOT}/${DOTDOT}"` },
+  {
+    name: 'too many .. in one string',
+    bad: true,
+    path: 'scripts/x.mjs',
+    text: `new URL(${q('../../')}, import.meta.url)`,
+  },
+  {
+    name: 'a script leaving the root',
+    bad: true,
+    path: 'scripts/x.sh',
+    text: `cd "$(dirname "$0")/${DOTDOT}/${DOTDOT}"`,
+  },
   { name: 'a machine path', bad: true, path: 'bench/run.mjs', text: `const src = '${MACHINE}main/x';` },
   { name: 'the compiled depth is allowed', bad: false, path: 'packages/p/test/h.ts', text: `join(here, ${up(4)})` },
   { name: 'up to the root from a script', bad: false, path: 'scripts/x.sh', text: `cd "$(dirname "$0")/${DOTDOT}"` },
-  { name: 'hostile archive members are data', bad: false,
-    path: 'packages/l/test/a.test.ts', text: `'a/b/c/../../../../victim'` },
-  { name: 'a folder named work inside the repo', bad: false,
-    path: 'bench/README.md', text: 'contexts in bench/work/ctx' },
-  { name: 'an image path in a parser fixture', bad: false,
-    path: 'packages/parser/test/fixtures/m/Dockerfile', text: `WORKDIR ${MACHINE}lib` },
+  {
+    name: 'hostile archive members are data',
+    bad: false,
+    path: 'packages/l/test/a.test.ts',
+    text: `'a/b/c/../../../../victim'`,
+  },
+  {
+    name: 'a folder named work inside the repo',
+    bad: false,
+    path: 'bench/README.md',
+    text: 'contexts in bench/work/ctx',
+  },
+  {
+    name: 'an image path in a parser fixture',
+    bad: false,
+    path: 'packages/parser/test/fixtures/m/Dockerfile',
+    text: `WORKDIR ${MACHINE}lib`,
+  },
 ];
 
 for (const s of samples) {

@@ -19,16 +19,63 @@ import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 
 const certs = tempDir('tls-certs');
 const pem = (name: string) => join(certs, `${name}.pem`);
-const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: certs, stdio: ['ignore', 'ignore', 'pipe'] });
+const openssl = (...args: string[]) =>
+  execFileSync('openssl', args, { cwd: certs, stdio: ['ignore', 'ignore', 'pipe'] });
 /** A CA, and a server certificate from it for 127.0.0.1 and 127.0.0.2. */
 function makeCa(name: string): { key: Buffer; cert: Buffer } {
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2',
-    '-subj', `/CN=tsbuild test ${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-server.key`, '-out', `${name}-server.csr`, '-subj', '/CN=127.0.0.1');
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=tsbuild test ${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    `${name}-server.key`,
+    '-out',
+    `${name}-server.csr`,
+    '-subj',
+    '/CN=127.0.0.1',
+  );
   writeFileSync(join(certs, 'san.ext'), 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2\n');
-  openssl('x509', '-req', '-in', `${name}-server.csr`, '-CA', `${name}.pem`, '-CAkey', `${name}.key`, '-CAcreateserial',
-    '-out', `${name}-server.pem`, '-days', '2', '-extfile', 'san.ext');
-  return { key: readFileSync(join(certs, `${name}-server.key`)), cert: readFileSync(join(certs, `${name}-server.pem`)) };
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}-server.csr`,
+    '-CA',
+    `${name}.pem`,
+    '-CAkey',
+    `${name}.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}-server.pem`,
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+  );
+  return {
+    key: readFileSync(join(certs, `${name}-server.key`)),
+    cert: readFileSync(join(certs, `${name}-server.pem`)),
+  };
 }
 
 const body = 'served over TLS\n';
@@ -50,7 +97,8 @@ let registryHost = '';
 let pushedDigest = '';
 const dirs: string[] = [certs];
 
-const listen = (s: net.Server, host: string) => new Promise<number>((r) => s.listen(0, host, () => r((s.address() as AddressInfo).port)));
+const listen = (s: net.Server, host: string) =>
+  new Promise<number>((r) => s.listen(0, host, () => r((s.address() as AddressInfo).port)));
 
 test.before(async () => {
   const priv = makeCa('private');
@@ -104,21 +152,72 @@ const addBuild = async (exe: string, url: string, env: Record<string, string | u
   const root = tempDir('tls-store');
   const dest = tempDir('tls-out');
   dirs.push(ctx, root, dest);
-  const r = await run(exe, ['build', '--progress=plain', '-o', `type=local,dest=${dest}`, ctx], { TSBUILD_ROOT: root, ...env });
+  const r = await run(exe, ['build', '--progress=plain', '-o', `type=local,dest=${dest}`, ctx], {
+    TSBUILD_ROOT: root,
+    ...env,
+  });
   return { r, dest };
 };
 
 const shim = join(repo, 'node_modules', '.bin', 'tsbuild');
-const cases: { name: string; exe: string; url: () => string; env: () => Record<string, string | undefined>; ok: boolean }[] = [
-  { name: 'private CA named by NODE_EXTRA_CA_CERTS', exe: command, url: () => privateURL, env: () => ({ NODE_EXTRA_CA_CERTS: pem('private') }), ok: true },
-  { name: 'the same through pnpm\'s node_modules/.bin shim', exe: shim, url: () => privateURL, env: () => ({ NODE_EXTRA_CA_CERTS: pem('private') }), ok: true },
-  { name: 'private CA without NODE_EXTRA_CA_CERTS', exe: command, url: () => privateURL, env: () => ({ NODE_EXTRA_CA_CERTS: undefined }), ok: false },
-  { name: 'NODE_EXTRA_CA_CERTS naming another CA', exe: command, url: () => privateURL, env: () => ({ NODE_EXTRA_CA_CERTS: pem('system') }), ok: false },
+const cases: {
+  name: string;
+  exe: string;
+  url: () => string;
+  env: () => Record<string, string | undefined>;
+  ok: boolean;
+}[] = [
+  {
+    name: 'private CA named by NODE_EXTRA_CA_CERTS',
+    exe: command,
+    url: () => privateURL,
+    env: () => ({ NODE_EXTRA_CA_CERTS: pem('private') }),
+    ok: true,
+  },
+  {
+    name: "the same through pnpm's node_modules/.bin shim",
+    exe: shim,
+    url: () => privateURL,
+    env: () => ({ NODE_EXTRA_CA_CERTS: pem('private') }),
+    ok: true,
+  },
+  {
+    name: 'private CA without NODE_EXTRA_CA_CERTS',
+    exe: command,
+    url: () => privateURL,
+    env: () => ({ NODE_EXTRA_CA_CERTS: undefined }),
+    ok: false,
+  },
+  {
+    name: 'NODE_EXTRA_CA_CERTS naming another CA',
+    exe: command,
+    url: () => privateURL,
+    env: () => ({ NODE_EXTRA_CA_CERTS: pem('system') }),
+    ok: false,
+  },
   // The extra CAs are added to the default roots, not put in their place.
-  { name: 'a default root, with an extra CA set', exe: command, url: () => systemURL,
-    env: () => ({ NODE_OPTIONS: '--use-openssl-ca', SSL_CERT_FILE: pem('system'), NODE_EXTRA_CA_CERTS: pem('private') }), ok: true },
-  { name: 'the extra CA, with that default root set', exe: command, url: () => privateURL,
-    env: () => ({ NODE_OPTIONS: '--use-openssl-ca', SSL_CERT_FILE: pem('system'), NODE_EXTRA_CA_CERTS: pem('private') }), ok: true },
+  {
+    name: 'a default root, with an extra CA set',
+    exe: command,
+    url: () => systemURL,
+    env: () => ({
+      NODE_OPTIONS: '--use-openssl-ca',
+      SSL_CERT_FILE: pem('system'),
+      NODE_EXTRA_CA_CERTS: pem('private'),
+    }),
+    ok: true,
+  },
+  {
+    name: 'the extra CA, with that default root set',
+    exe: command,
+    url: () => privateURL,
+    env: () => ({
+      NODE_OPTIONS: '--use-openssl-ca',
+      SSL_CERT_FILE: pem('system'),
+      NODE_EXTRA_CA_CERTS: pem('private'),
+    }),
+    ok: true,
+  },
 ];
 
 for (const c of cases) {
@@ -129,7 +228,10 @@ for (const c of cases) {
       assert.is(readFileSync(join(dest, 'opt', 'tool.txt'), 'utf8'), body);
     } else {
       assert.is(r.code, 1, r.stderr);
-      assert.match(r.stderr, /ADD https:\/\/127\.0\.0\.1:\d+\/tool\.txt: TLS certificate rejected: .*\(for a private CA, point NODE_EXTRA_CA_CERTS at its certificate\)/);
+      assert.match(
+        r.stderr,
+        /ADD https:\/\/127\.0\.0\.1:\d+\/tool\.txt: TLS certificate rejected: .*\(for a private CA, point NODE_EXTRA_CA_CERTS at its certificate\)/,
+      );
       assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
     }
   });
@@ -141,7 +243,10 @@ test('ADD https: a redirect to plain http is refused, and the error says so', as
   dirs.push(ctx, root);
   const r = await run(command, ['build', ctx], { TSBUILD_ROOT: root, NODE_EXTRA_CA_CERTS: pem('private') });
   assert.is(r.code, 1, r.stderr);
-  assert.match(r.stderr, /ADD https:\/\/127\.0\.0\.1:\d+\/to-http: refusing the redirect from https:\/\/127\.0\.0\.1:\d+\/to-http /);
+  assert.match(
+    r.stderr,
+    /ADD https:\/\/127\.0\.0\.1:\d+\/to-http: refusing the redirect from https:\/\/127\.0\.0\.1:\d+\/to-http /,
+  );
   assert.match(r.stderr, /to http:\/\/127\.0\.0\.1:9\/tool\.txt: an https URL may not redirect to plain http/);
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
 });
@@ -149,11 +254,17 @@ test('ADD https: a redirect to plain http is refused, and the error says so', as
 test('pull over HTTPS from a registry with a private CA: trusted through NODE_EXTRA_CA_CERTS, refused without', async () => {
   const root = tempDir('tls-pull');
   dirs.push(root);
-  const refused = await run(command, ['pull', `${registryHost}/tls/app:1`], { TSBUILD_ROOT: root, NODE_EXTRA_CA_CERTS: undefined });
+  const refused = await run(command, ['pull', `${registryHost}/tls/app:1`], {
+    TSBUILD_ROOT: root,
+    NODE_EXTRA_CA_CERTS: undefined,
+  });
   assert.is(refused.code, 1, refused.stderr);
   assert.match(refused.stderr, /TLS certificate rejected: .*NODE_EXTRA_CA_CERTS/);
   assert.not.match(refused.stderr, /\n\s+at /, 'no stack trace');
-  const pulled = await run(command, ['pull', `${registryHost}/tls/app:1`], { TSBUILD_ROOT: root, NODE_EXTRA_CA_CERTS: pem('private') });
+  const pulled = await run(command, ['pull', `${registryHost}/tls/app:1`], {
+    TSBUILD_ROOT: root,
+    NODE_EXTRA_CA_CERTS: pem('private'),
+  });
   assert.is(pulled.code, 0, pulled.stderr);
   assert.is(inspect(root, `${registryHost}/tls/app:1`).ManifestDigest, pushedDigest);
 });
@@ -161,7 +272,9 @@ test('pull over HTTPS from a registry with a private CA: trusted through NODE_EX
 test('Node does not read NODE_EXTRA_CA_CERTS at start-up; TLS reads it, and warns as Node does when it cannot', async () => {
   const missing = join(certs, 'missing.pem');
   // `node bin/tsbuild.js` (no launcher) shows what Node does at every start.
-  const direct = await run(process.execPath, [join(repo, 'packages', 'builder', 'bin', 'tsbuild.js'), '--version'], { NODE_EXTRA_CA_CERTS: missing });
+  const direct = await run(process.execPath, [join(repo, 'packages', 'builder', 'bin', 'tsbuild.js'), '--version'], {
+    NODE_EXTRA_CA_CERTS: missing,
+  });
   assert.match(direct.stderr, /Ignoring extra certs from/);
   for (const exe of [command, shim]) {
     const r = await run(exe, ['--version'], { NODE_EXTRA_CA_CERTS: missing });
@@ -170,7 +283,10 @@ test('Node does not read NODE_EXTRA_CA_CERTS at start-up; TLS reads it, and warn
   }
   const { r } = await addBuild(command, privateURL, { NODE_EXTRA_CA_CERTS: missing });
   assert.is(r.code, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`Ignoring extra certs from \`${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`, load failed`));
+  assert.match(
+    r.stderr,
+    new RegExp(`Ignoring extra certs from \`${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`, load failed`),
+  );
   assert.match(r.stderr, /TLS certificate rejected/);
 });
 
@@ -178,7 +294,10 @@ test('builds see NODE_EXTRA_CA_CERTS as the user set it (--build-arg taken from 
   const ctx = context({ Dockerfile: 'FROM scratch\nARG NODE_EXTRA_CA_CERTS\nLABEL ca=$NODE_EXTRA_CA_CERTS\n' });
   const root = tempDir('tls-arg');
   dirs.push(ctx, root);
-  const r = await run(command, ['build', '-q', '-t', 'ca:1', '--build-arg', 'NODE_EXTRA_CA_CERTS', ctx], { TSBUILD_ROOT: root, NODE_EXTRA_CA_CERTS: pem('private') });
+  const r = await run(command, ['build', '-q', '-t', 'ca:1', '--build-arg', 'NODE_EXTRA_CA_CERTS', ctx], {
+    TSBUILD_ROOT: root,
+    NODE_EXTRA_CA_CERTS: pem('private'),
+  });
   assert.is(r.code, 0, r.stderr);
   assert.is(inspect(root, 'ca:1').Config.config.Labels.ca, pem('private'));
 });

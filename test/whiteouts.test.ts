@@ -42,7 +42,9 @@ const dataOnly = (rel: string) => !(rel === 'data' || rel.startsWith('data/'));
 test('the flattened image is what the Dockerfile says', () => {
   const t = tree(ours, dataOnly);
   assert.equal(Object.keys(t).sort(), Object.keys(expected).sort());
-  for (const [path, want] of Object.entries(expected)) for (const [k, v] of Object.entries(want)) assert.equal((t[path] as unknown as Record<string, unknown>)[k], v, `${path} ${k}`);
+  for (const [path, want] of Object.entries(expected))
+    for (const [k, v] of Object.entries(want))
+      assert.equal((t[path] as unknown as Record<string, unknown>)[k], v, `${path} ${k}`);
 });
 
 test('the delete layer carries whiteouts and an opaque marker; hardlinks stay links', () => {
@@ -50,7 +52,8 @@ test('the delete layer carries whiteouts and an opaque marker; hardlinks stay li
   const layers = img.Manifest.layers.map((l: { digest: string }) => join(layout, 'blobs', 'sha256', l.digest.slice(7)));
   const list = (i: number) => sh('tar', ['-tvzf', layers[layers.length - 3 + i]!]);
   const del = list(1);
-  for (const name of ['data/.wh.gone', 'data/.wh.deleted', 'data/.wh.hl', 'data/redo/.wh..wh..opq']) assert.match(del, name);
+  for (const name of ['data/.wh.gone', 'data/.wh.deleted', 'data/.wh.hl', 'data/redo/.wh..wh..opq'])
+    assert.match(del, name);
   assert.not.match(del, 'data/gone/b');
   const recreate = list(2);
   assert.match(recreate, /data\/hl3 link to data\/hl2|data\/hl2 link to data\/hl3/);
@@ -84,7 +87,8 @@ test('BuildKit builds the same tree from the same Dockerfile (flattened by docke
     assert.is(d.docker(['export', '-o', exported, created.stdout.trim()]).code, 0, 'docker export');
     const theirs = tempDir('bk-rootfs');
     sh('tar', ['-x', '--numeric-owner', '--same-owner', '--same-permissions', '-f', exported, '-C', theirs]);
-    const strip = (t: ReturnType<typeof tree>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { ...v, mode: k === 'data' ? '' : v.mode }]));
+    const strip = (t: ReturnType<typeof tree>) =>
+      Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { ...v, mode: k === 'data' ? '' : v.mode }]));
     assert.equal(strip(tree(ours, dataOnly)), strip(tree(theirs, dataOnly)));
     cleanup(theirs);
   } finally {

@@ -9,9 +9,12 @@ import { existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { sh, timed, resetPeak, peakKB, childrenOf, sleep } from './util.mjs';
 
 export const FLUSH = {
-  tsbuild: 'a fresh store: `rm -rf $ROOT && cp -a $TEMPLATE $ROOT`, where $TEMPLATE is a store in which only the base images were built',
-  buildkit: '`docker rmi -f` of every image but the bases, then `docker builder prune -af` (BuildKit cache incl. context snapshots)',
-  buildah: '`buildah rm --all`, `buildah rmi -f` of every tagged image but the bases, then `buildah rmi --prune` (removes the untagged intermediate images that `--layers` uses as its cache)',
+  tsbuild:
+    'a fresh store: `rm -rf $ROOT && cp -a $TEMPLATE $ROOT`, where $TEMPLATE is a store in which only the base images were built',
+  buildkit:
+    '`docker rmi -f` of every image but the bases, then `docker builder prune -af` (BuildKit cache incl. context snapshots)',
+  buildah:
+    '`buildah rm --all`, `buildah rmi -f` of every tagged image but the bases, then `buildah rmi --prune` (removes the untagged intermediate images that `--layers` uses as its cache)',
 };
 export const SIZE = {
   tsbuild: 'manifest: config + layers as stored (gzip-compressed)',
@@ -30,19 +33,29 @@ export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] 
   const cli = (args, o = {}) => sh(bin, args, { env, ...o });
   return {
     name,
-    command: (ctx, tag, args) => `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')} -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
-    async version() { return head; },
+    command: (ctx, tag, args) =>
+      `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')} -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    async version() {
+      return head;
+    },
     async setup(bases) {
       rmSync(join(work, name), { recursive: true, force: true });
       mkdirSync(template, { recursive: true });
-      for (const b of bases) await sh(bin, ['build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx], { env: { TSBUILD_ROOT: template } });
+      for (const b of bases)
+        await sh(bin, ['build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx], {
+          env: { TSBUILD_ROOT: template },
+        });
     },
     async flush() {
       rmSync(root, { recursive: true, force: true });
       await sh('cp', ['-a', template, root]);
     },
     async build(ctx, tag, buildArgs = []) {
-      const r = await timed(bin, ['build', '--progress=plain', ...extra, '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
+      const r = await timed(
+        bin,
+        ['build', '--progress=plain', ...extra, '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx],
+        { env },
+      );
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
     },
     async size(tag) {
@@ -65,7 +78,17 @@ async function createBridge() {
 
 // The same help tsbuild gets: its per-run sandbox state lives on a tmpfs (/run if it is one, else /dev/shm), so
 // dockerd's exec-root (containerd's shim and runc state for every RUN step) goes on the same kind of tmpfs.
-const tmpfsRun = (() => { try { return /\stmpfs\s/.test(readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === '/run') ?? ''); } catch { return false; } })();
+const tmpfsRun = (() => {
+  try {
+    return /\stmpfs\s/.test(
+      readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .find((l) => l.split(' ')[1] === '/run') ?? '',
+    );
+  } catch {
+    return false;
+  }
+})();
 
 export function buildkitBuilder({ work }) {
   const dir = join(work, 'docker');
@@ -73,13 +96,18 @@ export function buildkitBuilder({ work }) {
   const execRoot = tmpfsRun ? '/run/tsb-bench-docker' : '/dev/shm/tsb-bench-docker';
   const env = { DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
   const docker = (args, o = {}) => sh('/usr/bin/docker', args, { env, ...o });
-  let daemon = null, bases = [], bridge = null;
-  const daemonPids = () => (daemon ? [daemon.pid, ...childrenOf(daemon.pid)] : []);  // dockerd + its containerd
+  let daemon = null,
+    bases = [],
+    bridge = null;
+  const daemonPids = () => (daemon ? [daemon.pid, ...childrenOf(daemon.pid)] : []); // dockerd + its containerd
   return {
     name: 'buildkit',
-    command: (ctx, tag, args) => `DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$SOCK /usr/bin/docker build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    command: (ctx, tag, args) =>
+      `DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$SOCK /usr/bin/docker build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() {
-      return (await docker(['version', '-f', 'client {{.Client.Version}}, daemon {{.Server.Version}}'], { ok: true })).stdout.trim();
+      return (
+        await docker(['version', '-f', 'client {{.Client.Version}}, daemon {{.Server.Version}}'], { ok: true })
+      ).stdout.trim();
     },
     async setup(bs) {
       bases = bs.map((b) => b.tag);
@@ -95,19 +123,38 @@ export function buildkitBuilder({ work }) {
       // machine creating or deleting docker0 cannot break our builds, and ours never touches docker0.
       // No traffic is sent over it.
       bridge = await createBridge();
-      daemon = spawn('dockerd', ['--data-root', join(dir, 'data'), '--exec-root', execRoot, '-H', `unix://${sock}`,
-        '--pidfile', join(dir, 'dockerd.pid'), '--iptables=false', '--ip-masq=false', '--ip-forward=false',
-        '--bridge', bridge.name], { stdio: ['ignore', log, log] });
+      daemon = spawn(
+        'dockerd',
+        [
+          '--data-root',
+          join(dir, 'data'),
+          '--exec-root',
+          execRoot,
+          '-H',
+          `unix://${sock}`,
+          '--pidfile',
+          join(dir, 'dockerd.pid'),
+          '--iptables=false',
+          '--ip-masq=false',
+          '--ip-forward=false',
+          '--bridge',
+          bridge.name,
+        ],
+        { stdio: ['ignore', log, log] },
+      );
       for (let i = 0; ; i++) {
         if ((await docker(['version'], { ok: true })).code === 0) break;
-        if (i > 150 || daemon.exitCode !== null) throw new Error(`dockerd did not start; see ${join(dir, 'dockerd.log')}`);
+        if (i > 150 || daemon.exitCode !== null)
+          throw new Error(`dockerd did not start; see ${join(dir, 'dockerd.log')}`);
         await sleep(200);
       }
       for (const b of bs) await docker(['build', '--progress=plain', '-t', b.tag, '-f', b.dockerfile, b.ctx]);
     },
     async flush() {
       await docker(['container', 'prune', '-f'], { ok: true });
-      const imgs = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter(Boolean);
+      const imgs = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout
+        .split('\n')
+        .filter(Boolean);
       const drop = imgs.filter((i) => !bases.includes(i) && !bases.includes(i.replace(/^docker\.io\//, '')));
       if (drop.length) await docker(['rmi', '-f', ...drop], { ok: true });
       await docker(['image', 'prune', '-f'], { ok: true });
@@ -116,11 +163,17 @@ export function buildkitBuilder({ work }) {
     async build(ctx, tag, buildArgs = []) {
       const pids = daemonPids();
       pids.forEach(resetPeak);
-      const r = await timed('/usr/bin/docker', ['build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx], { env });
+      const r = await timed(
+        '/usr/bin/docker',
+        ['build', '--progress=plain', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx],
+        { env },
+      );
       const daemonKB = Math.max(...pids.map(peakKB));
       return { ms: r.ms, rssKB: Math.max(r.rssKB, daemonKB), daemonKB, clientKB: r.rssKB, out: r.stderr + r.stdout };
     },
-    async size(tag) { return Number((await docker(['image', 'inspect', '-f', '{{.Size}}', tag])).stdout.trim()); },
+    async size(tag) {
+      return Number((await docker(['image', 'inspect', '-f', '{{.Size}}', tag])).stdout.trim());
+    },
     async teardown() {
       if (daemon && daemon.exitCode === null) {
         daemon.kill('SIGTERM');
@@ -142,13 +195,18 @@ export function buildahBuilder({ work }) {
   const norm = (t) => t.replace(/^localhost\//, '');
   return {
     name: 'buildah',
-    command: (ctx, tag, args) => `buildah --root $BROOT --runroot /run/tsb-bench-buildah --storage-driver overlay bud --layers --pull=never -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
-    async version() { return (await sh('buildah', ['--version'])).stdout.trim(); },
+    command: (ctx, tag, args) =>
+      `buildah --root $BROOT --runroot /run/tsb-bench-buildah --storage-driver overlay bud --layers --pull=never -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    async version() {
+      return (await sh('buildah', ['--version'])).stdout.trim();
+    },
     async setup(bs) {
       bases = bs.map((b) => b.tag);
       // An earlier interrupted run may have left overlay mounts under the storage: unmount them first.
       await buildah(['rm', '--all'], { ok: true });
-      await sh('sh', ['-c', `grep -o '${join(dir, 'storage')}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`], { ok: true });
+      await sh('sh', ['-c', `grep -o '${join(dir, 'storage')}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`], {
+        ok: true,
+      });
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
       for (const b of bs) await buildah(['bud', '--layers', '-t', b.tag, '-f', b.dockerfile, b.ctx]);
@@ -161,7 +219,16 @@ export function buildahBuilder({ work }) {
       await buildah(['rmi', '--prune'], { ok: true });
     },
     async build(ctx, tag, buildArgs = []) {
-      const r = await timed('buildah', [...g, 'bud', '--layers', '--pull=never', '-t', tag, ...buildArgs.flatMap((a) => ['--build-arg', a]), ctx]);
+      const r = await timed('buildah', [
+        ...g,
+        'bud',
+        '--layers',
+        '--pull=never',
+        '-t',
+        tag,
+        ...buildArgs.flatMap((a) => ['--build-arg', a]),
+        ctx,
+      ]);
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
     },
     async size(tag) {
@@ -172,7 +239,9 @@ export function buildahBuilder({ work }) {
     },
     async teardown() {
       await buildah(['rm', '--all'], { ok: true });
-      await sh('sh', ['-c', `grep -o '${join(dir, 'storage')}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`], { ok: true });
+      await sh('sh', ['-c', `grep -o '${join(dir, 'storage')}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`], {
+        ok: true,
+      });
     },
   };
 }

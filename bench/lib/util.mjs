@@ -6,14 +6,32 @@ import { readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node
 export function sh(cmd, args, { env, cwd, ok = false, input, quiet = true } = {}) {
   return new Promise((resolve, reject) => {
     const t = performance.now();
-    const c = spawn(cmd, args, { env: env ? { ...process.env, ...env } : process.env, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out = [], err = [];
-    c.stdout.on('data', (d) => { out.push(d); if (!quiet) process.stdout.write(d); });
-    c.stderr.on('data', (d) => { err.push(d); if (!quiet) process.stderr.write(d); });
+    const c = spawn(cmd, args, {
+      env: env ? { ...process.env, ...env } : process.env,
+      cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out = [],
+      err = [];
+    c.stdout.on('data', (d) => {
+      out.push(d);
+      if (!quiet) process.stdout.write(d);
+    });
+    c.stderr.on('data', (d) => {
+      err.push(d);
+      if (!quiet) process.stderr.write(d);
+    });
     c.on('error', reject);
-    if (input !== undefined) c.stdin.end(input); else c.stdin.end();
+    if (input !== undefined) c.stdin.end(input);
+    else c.stdin.end();
     c.on('close', (code, signal) => {
-      const r = { code: code ?? 128, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), ms: performance.now() - t };
+      const r = {
+        code: code ?? 128,
+        signal,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+        ms: performance.now() - t,
+      };
       if (r.code !== 0 && !ok) {
         const tail = (r.stderr + r.stdout).trim().split('\n').slice(-25).join('\n');
         reject(new Error(`${cmd} ${args.join(' ')}: exit ${r.code}${signal ? ` (${signal})` : ''}\n${tail}`));
@@ -28,7 +46,9 @@ export async function timed(cmd, args, opts = {}) {
   rmSync(f, { force: true });
   const r = await sh('/usr/bin/time', ['-f', '%M', '-o', f, cmd, ...args], opts);
   let rssKB = NaN;
-  try { rssKB = Number(readFileSync(f, 'utf8').trim().split('\n').pop()); } catch {}
+  try {
+    rssKB = Number(readFileSync(f, 'utf8').trim().split('\n').pop());
+  } catch {}
   return { ...r, rssKB };
 }
 
@@ -41,17 +61,37 @@ export const min = (xs) => Math.min(...xs.filter(Number.isFinite));
 export const max = (xs) => Math.max(...xs.filter(Number.isFinite));
 
 /** Resets a process's peak-RSS counter (VmHWM) — Linux clear_refs "5". */
-export function resetPeak(pid) { try { writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch {} }
+export function resetPeak(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {}
+}
 /** Peak RSS (VmHWM) of a live process, in KB. */
 export function peakKB(pid) {
-  try { return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); } catch { return NaN; }
+  try {
+    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+  } catch {
+    return NaN;
+  }
 }
 export function childrenOf(pid) {
-  try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-export function fresh(dir) { rmSync(dir, { recursive: true, force: true }); mkdirSync(dir, { recursive: true }); return dir; }
-export function which(cmd) { return ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].map((d) => `${d}/${cmd}`).find((p) => existsSync(p)); }
+export function fresh(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+export function which(cmd) {
+  return ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin']
+    .map((d) => `${d}/${cmd}`)
+    .find((p) => existsSync(p));
+}
 export const fmtS = (ms) => (Number.isFinite(ms) ? (ms / 1000).toFixed(ms < 10000 ? 2 : 1) : '–');
 export const fmtMB = (kb) => (Number.isFinite(kb) ? (kb / 1024).toFixed(0) : '–');

@@ -17,10 +17,19 @@ export interface Result {
   stderr: string;
 }
 
-export function tsbuild(args: string[], opts: { root?: string; cwd?: string; input?: string; env?: Record<string, string | undefined> } = {}): Result {
+export function tsbuild(
+  args: string[],
+  opts: { root?: string; cwd?: string; input?: string; env?: Record<string, string | undefined> } = {},
+): Result {
   const env: Record<string, string | undefined> = { ...process.env, CI: 'true', ...opts.env };
   if (opts.root) env.TSBUILD_ROOT = opts.root;
-  const r = spawnSync(command, args, { cwd: opts.cwd ?? repo, env: env as NodeJS.ProcessEnv, input: opts.input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(command, args, {
+    cwd: opts.cwd ?? repo,
+    env: env as NodeJS.ProcessEnv,
+    input: opts.input,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
   return { code: r.status ?? 128 + 9, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -78,7 +87,13 @@ export function storeWithBase(root = tempDir('store')): string {
       rootfsMade = true;
     }
     // A fixed SOURCE_DATE_EPOCH makes the base the same image in every store, as a pulled base would be.
-    ok(tsbuild(['build', '-q', '-t', Base, join(repo, 'fixtures', 'busybox')], { root, env: { SOURCE_DATE_EPOCH: '1700000000' } }), 'building the busybox base');
+    ok(
+      tsbuild(['build', '-q', '-t', Base, join(repo, 'fixtures', 'busybox')], {
+        root,
+        env: { SOURCE_DATE_EPOCH: '1700000000' },
+      }),
+      'building the busybox base',
+    );
     baseBuilt.add(root);
   }
   return root;

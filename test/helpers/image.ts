@@ -19,7 +19,10 @@ export function umociRootfs(layoutDir: string, tag: string): string {
   return join(out, 'bundle', 'rootfs');
 }
 
-export function inspect(root: string, ref: string): { Id: string; ManifestDigest: string; Config: any; Manifest: any; Layers: any[] } {
+export function inspect(
+  root: string,
+  ref: string,
+): { Id: string; ManifestDigest: string; Config: any; Manifest: any; Layers: any[] } {
   return JSON.parse(ok(tsbuild(['inspect', ref], { root })).stdout);
 }
 
@@ -40,7 +43,12 @@ export function tree(dir: string, skip: (rel: string) => boolean = () => false):
       const r = rel ? `${rel}/${name}` : name;
       if (skip(r)) continue;
       const st = lstatSync(join(dir, r));
-      const e: TreeEntry = { type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other', mode: (st.mode & 0o7777).toString(8), uid: st.uid, gid: st.gid };
+      const e: TreeEntry = {
+        type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
+        mode: (st.mode & 0o7777).toString(8),
+        uid: st.uid,
+        gid: st.gid,
+      };
       if (st.isFile()) e.content = readFileSync(join(dir, r), 'utf8');
       if (st.isSymbolicLink()) e.target = readlinkSync(join(dir, r));
       out[r] = e;

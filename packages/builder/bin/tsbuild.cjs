@@ -19,7 +19,9 @@ let bytes;
 try {
   bytes = readFileSync(bundle);
 } catch (e) {
-  process.stderr.write(`ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ${join(__dirname, '..', '..', '..')}\n`);
+  process.stderr.write(
+    `ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ${join(__dirname, '..', '..', '..')}\n`,
+  );
   process.exit(1);
 }
 const digest = createHash('sha256').update(bytes).digest();
@@ -46,15 +48,18 @@ const argv = process.argv.slice(2);
 const build = mod.exports.isBuild(argv);
 const stale = cachedData === undefined || script.cachedDataRejected === true || (build && !madeByBuild);
 
-mod.exports.main(argv).then((code) => {
-  process.exitCode = code;
-  // After the command, so that the cache holds the functions it compiled on the way.
-  if (stale) writeCache();
-}, (e) => {
-  // main() turns every error into a message; this is for one that escapes it, still without a stack trace.
-  process.stderr.write(`ERROR: ${e && e.message ? e.message : e}\n`);
-  process.exitCode = 1;
-});
+mod.exports.main(argv).then(
+  (code) => {
+    process.exitCode = code;
+    // After the command, so that the cache holds the functions it compiled on the way.
+    if (stale) writeCache();
+  },
+  (e) => {
+    // main() turns every error into a message; this is for one that escapes it, still without a stack trace.
+    process.stderr.write(`ERROR: ${e && e.message ? e.message : e}\n`);
+    process.exitCode = 1;
+  },
+);
 
 function writeCache() {
   const tmp = `${cacheFile}.${process.pid}.tmp`;
@@ -71,6 +76,8 @@ function writeCache() {
     renameSync(tmp, cacheFile);
   } catch {
     // A read-only install keeps compiling from source; that is all it costs.
-    try { unlinkSync(tmp); } catch {}
+    try {
+      unlinkSync(tmp);
+    } catch {}
   }
 }

@@ -14,11 +14,19 @@ const lazyBuiltinsPlugin = {
   name: 'lazy-builtins',
   setup(b) {
     const filter = new RegExp(`^(${lazyBuiltins.join('|')})$`);
-    b.onResolve({ filter }, (a) => (a.namespace === 'lazy-builtin' ? { path: a.path, external: true } : { path: a.path, namespace: 'lazy-builtin' }));
+    b.onResolve({ filter }, (a) =>
+      a.namespace === 'lazy-builtin' ? { path: a.path, external: true } : { path: a.path, namespace: 'lazy-builtin' },
+    );
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (a) => {
       const names = Object.keys(createRequire(import.meta.url)(a.path));
-      const get = names.map((n) => `Object.defineProperty(exports, ${JSON.stringify(n)}, { enumerable: true, get: () => load()[${JSON.stringify(n)}] });`);
-      return { loader: 'js', contents: `let real;\nconst load = () => (real ??= require(${JSON.stringify(a.path)}));\n${get.join('\n')}\n` };
+      const get = names.map(
+        (n) =>
+          `Object.defineProperty(exports, ${JSON.stringify(n)}, { enumerable: true, get: () => load()[${JSON.stringify(n)}] });`,
+      );
+      return {
+        loader: 'js',
+        contents: `let real;\nconst load = () => (real ??= require(${JSON.stringify(a.path)}));\n${get.join('\n')}\n`,
+      };
     });
   },
 };
@@ -52,13 +60,19 @@ await build({
 // non-ASCII text would make V8 hold all 600 kB as UTF-16). charset 'ascii' escapes strings, regexps
 // and names; what is left can only be comments, whose characters are spelled out here.
 const text = readFileSync('dist/tsbuild.cjs', 'utf8');
-if (/[^\x00-\x7f]/.test(text)) writeFileSync('dist/tsbuild.cjs', text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`));
+if (/[^\x00-\x7f]/.test(text))
+  writeFileSync(
+    'dist/tsbuild.cjs',
+    text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
+  );
 const out = readFileSync('dist/tsbuild.cjs');
 // A script compiled by vm.Script has no module loader behind import() on Node 20 ("A dynamic
 // import callback was not specified"), so an import() left in the bundle would fail at run time.
 const left = out.toString('latin1').match(/.{0,60}\bimport\(["'`].{0,60}/g);
 if (left) {
-  console.error(`bundle: dist/tsbuild.cjs keeps a dynamic import(), which fails under bin/tsbuild.cjs:\n${left.join('\n')}\nimport what it loads statically, bundle it, or require() it.`);
+  console.error(
+    `bundle: dist/tsbuild.cjs keeps a dynamic import(), which fails under bin/tsbuild.cjs:\n${left.join('\n')}\nimport what it loads statically, bundle it, or require() it.`,
+  );
   process.exit(1);
 }
 if (out.some((b) => b > 0x7f)) {

@@ -23,10 +23,18 @@ const files = {
   'Dockerfile.base': 'FROM scratch\nCOPY hello.txt /etc/\n',
   // The instructions of a typical cached rebuild. No RUN: its first build would need the sandbox
   // (root, the C launcher) at build time; a RUN's key code is compiled on first use instead.
-  'Dockerfile': [
-    'ARG BASE=tsbuild-code-cache/base', 'FROM ${BASE}', 'WORKDIR /app', 'ENV MODE=train GREETING="hi there"',
-    'ADD hello.txt /app/', 'COPY lib/ ./lib/', 'LABEL purpose=training', 'EXPOSE 8080',
-    'ENTRYPOINT ["/bin/sh", "-c"]', 'CMD ["cat /app/hello.txt"]', '',
+  Dockerfile: [
+    'ARG BASE=tsbuild-code-cache/base',
+    'FROM ${BASE}',
+    'WORKDIR /app',
+    'ENV MODE=train GREETING="hi there"',
+    'ADD hello.txt /app/',
+    'COPY lib/ ./lib/',
+    'LABEL purpose=training',
+    'EXPOSE 8080',
+    'ENTRYPOINT ["/bin/sh", "-c"]',
+    'CMD ["cat /app/hello.txt"]',
+    '',
   ].join('\n'),
 };
 for (const [rel, text] of Object.entries(files)) {
@@ -44,7 +52,10 @@ try {
   let failed;
   for (const args of steps) {
     const r = run(args);
-    if (r.status !== 0) { failed = r.stderr.trim().split('\n').pop(); break; }
+    if (r.status !== 0) {
+      failed = r.stderr.trim().split('\n').pop();
+      break;
+    }
   }
   rmSync(cacheFile, { force: true });
   // Without a cache, the CLI writes one as it exits: here after the no-op rebuild.

@@ -5,7 +5,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,12 +66,18 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
   { name: 'linkWithin from a linked dir', op: (b) => b.linkWithin('d/h', 'l/file'), error: 'ELOOP' },
   {
     name: 'linkWithin into a linked dir',
-    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('l/h', 'd/x'); },
+    op: (b) => {
+      b.writeFile('d/x', owned, meta);
+      b.linkWithin('l/h', 'd/x');
+    },
     error: 'ELOOP',
   },
   {
     name: 'linkWithin onto a link to a file',
-    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('f', 'd/x'); },
+    op: (b) => {
+      b.writeFile('d/x', owned, meta);
+      b.linkWithin('f', 'd/x');
+    },
     error: 'EEXIST',
   },
   {
@@ -73,7 +87,10 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
   },
   {
     name: 'linkWithin: one inode, two names',
-    op: (b) => { b.writeFile('d/x', owned, meta); b.linkWithin('h', 'd/x'); },
+    op: (b) => {
+      b.writeFile('d/x', owned, meta);
+      b.linkWithin('h', 'd/x');
+    },
     after: (tree) => {
       assert.is(lstatSync(join(tree, 'h')).ino, lstatSync(join(tree, 'd', 'x')).ino);
       assert.is(lstatSync(join(tree, 'h')).nlink, 2);
@@ -83,12 +100,19 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
   { name: 'remove through a linked dir', op: (b) => b.remove('l/sub'), error: 'ELOOP' },
   {
     name: 'remove of a link removes the link only',
-    op: (b) => { b.remove('l'); b.remove('f'); b.remove('d'); },
+    op: (b) => {
+      b.remove('l');
+      b.remove('f');
+      b.remove('d');
+    },
     after: (tree) => assert.equal(readdirSync(tree), ['n']),
   },
   {
     name: 'remove, then writeFile, replaces a link to a file by a file',
-    op: (b) => { b.remove('f'); b.writeFile('f', owned, meta); },
+    op: (b) => {
+      b.remove('f');
+      b.writeFile('f', owned, meta);
+    },
     after: (tree) => {
       assert.is(readFileSync(join(tree, 'f'), 'utf8'), 'owned');
       assert.is(lstatSync(join(tree, 'f')).mode & 0o7777, 0o4777);

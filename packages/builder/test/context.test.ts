@@ -4,7 +4,23 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -48,7 +64,11 @@ async function settled(...dirs: string[]): Promise<void> {
   for (const d of dirs) visit(d);
   for (let left = until - nowNs(); left > 0n; left = until - nowNs()) await sleep(Number(left / 1_000_000n) + 1);
 }
-const bytes = (dir: string, ...parts: (string | Buffer)[]) => Buffer.concat([Buffer.from(dir), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.isBuffer(p) ? p : Buffer.from(p)])]);
+const bytes = (dir: string, ...parts: (string | Buffer)[]) =>
+  Buffer.concat([
+    Buffer.from(dir),
+    ...parts.flatMap((p) => [Buffer.from('/'), Buffer.isBuffer(p) ? p : Buffer.from(p)]),
+  ]);
 
 const BadName = Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2e, 0x74, 0x78, 0x74]); // "bad\xff.txt"
 
@@ -56,7 +76,8 @@ const BadName = Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2e, 0x74, 0x78, 0x74]); /
 function fixture(): string {
   const ctx = fresh('ctx');
   const app = join(ctx, 'app');
-  for (const d of ['empty', 'sub/deep/er', 'filler', 'skip/inner', 'keep']) mkdirSync(join(app, d), { recursive: true });
+  for (const d of ['empty', 'sub/deep/er', 'filler', 'skip/inner', 'keep'])
+    mkdirSync(join(app, d), { recursive: true });
   writeFileSync(join(app, 'a.txt'), 'a1');
   writeFileSync(join(app, 'b.txt'), 'bb');
   writeFileSync(join(app, 'space name.txt'), 'spaces');
@@ -122,12 +143,34 @@ interface Case {
 const cases: Case[] = [
   { name: 'content changed, same size and mtime', change: (app) => rewriteSameSize(join(app, 'a.txt'), 'a2') },
   { name: 'content changed, other size', change: (app) => writeFileSync(join(app, 'b.txt'), 'bbb') },
-  { name: 'mtime only (touch)', change: (app) => utimesSync(join(app, 'a.txt'), new Date(), new Date(Date.now() + 5000)), same: true },
+  {
+    name: 'mtime only (touch)',
+    change: (app) => utimesSync(join(app, 'a.txt'), new Date(), new Date(Date.now() + 5000)),
+    same: true,
+  },
   { name: 'mode', change: (app) => chmodSync(join(app, 'a.txt'), 0o755) },
   { name: 'mode of a directory', change: (app) => chmodSync(join(app, 'empty'), 0o700) },
-  { name: 'file became a symlink', change: (app) => { unlinkSync(join(app, 'b.txt')); symlinkSync('a.txt', join(app, 'b.txt')); } },
-  { name: 'file became a directory', change: (app) => { unlinkSync(join(app, 'b.txt')); mkdirSync(join(app, 'b.txt')); } },
-  { name: 'symlink retargeted', change: (app) => { unlinkSync(join(app, 'link')); symlinkSync('b.txt', join(app, 'link')); } },
+  {
+    name: 'file became a symlink',
+    change: (app) => {
+      unlinkSync(join(app, 'b.txt'));
+      symlinkSync('a.txt', join(app, 'b.txt'));
+    },
+  },
+  {
+    name: 'file became a directory',
+    change: (app) => {
+      unlinkSync(join(app, 'b.txt'));
+      mkdirSync(join(app, 'b.txt'));
+    },
+  },
+  {
+    name: 'symlink retargeted',
+    change: (app) => {
+      unlinkSync(join(app, 'link'));
+      symlinkSync('b.txt', join(app, 'link'));
+    },
+  },
   { name: 'file added', change: (app) => writeFileSync(join(app, 'c.txt'), 'c') },
   { name: 'file removed', change: (app) => unlinkSync(join(app, 'b.txt')) },
   { name: 'file renamed', change: (app) => renameSync(join(app, 'b.txt'), join(app, 'b2.txt')) },
@@ -135,32 +178,88 @@ const cases: Case[] = [
   { name: 'empty directory removed', change: (app) => rmSync(join(app, 'empty'), { recursive: true }) },
   { name: 'deep file changed', change: (app) => rewriteSameSize(join(app, 'sub/deep/er/x.txt'), 'DEEP') },
   { name: 'one filler of 200 changed', change: (app) => rewriteSameSize(join(app, 'filler/f123'), 'FILLER 123') },
-  { name: 'replaced by another inode, same size and mtime, other content', change: (app) => {
+  {
+    name: 'replaced by another inode, same size and mtime, other content',
+    change: (app) => {
       writeFileSync(join(app, 'a.new'), 'a9');
       utimesSync(join(app, 'a.new'), Stamp, Stamp);
       renameSync(join(app, 'a.new'), join(app, 'a.txt'));
-    } },
-  { name: 'replaced by another inode with the same content', change: (app) => {
+    },
+  },
+  {
+    name: 'replaced by another inode with the same content',
+    change: (app) => {
       writeFileSync(join(app, 'a.new'), 'a1');
       renameSync(join(app, 'a.new'), join(app, 'a.txt'));
-    }, same: true },
-  { name: 'a hard link made elsewhere (ctime only)', change: (app, ctx) => linkSync(join(app, 'a.txt'), join(ctx, 'a-link')), same: true },
+    },
+    same: true,
+  },
+  {
+    name: 'a hard link made elsewhere (ctime only)',
+    change: (app, ctx) => linkSync(join(app, 'a.txt'), join(ctx, 'a-link')),
+    same: true,
+  },
   { name: 'name with a space changed', change: (app) => rewriteSameSize(join(app, 'space name.txt'), 'SPACES') },
   { name: 'name with a newline changed', change: (app) => rewriteSameSize(join(app, 'new\nline.txt'), 'NEWLINE') },
   { name: 'non-UTF-8 name changed', change: (app) => rewriteSameSize(bytes(app, BadName), 'NOT UTF-8') },
   { name: 'non-UTF-8 name added', change: (app) => writeFileSync(bytes(app, Buffer.from([0xc3, 0x28])), 'x') },
   { name: 'fifo added (never copied)', change: (app) => execFileSync('mkfifo', [join(app, 'fifo')]), same: true },
-  { name: 'file outside the copied directory changed', change: (_app, ctx) => writeFileSync(join(ctx, 'outside.txt'), 'changed'), same: true },
-  { name: '.dockerignore now excludes a file', change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/b.txt\n') },
-  { name: '.dockerignore now excludes a directory', change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/skip\n') },
-  { name: 'change inside a directory .dockerignore excludes', ignore: 'app/skip\n', change: (app) => rewriteSameSize(join(app, 'skip/inner/y.txt'), 'SKIPPED'), same: true },
-  { name: '.dockerignore re-includes with !', ignore: 'app/skip\n', change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/skip\n!app/skip/inner/y.txt\n') },
-  { name: 'change of a re-included file', ignore: 'app/skip\n!app/skip/inner/y.txt\n', change: (app) => rewriteSameSize(join(app, 'skip/inner/y.txt'), 'SKIPPED') },
-  { name: 'change of an excluded sibling of a re-included file', ignore: 'app/skip\n!app/skip/inner/y.txt\n', change: (app) => writeFileSync(join(app, 'skip/inner/z.txt'), 'z'), same: true },
-  { name: '.dockerignore wildcard', change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/filler/f1*\n') },
-  { name: '.dockerignore rewritten to the same rules', ignore: 'app/skip\n', change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), '# same\napp/skip/\n'), same: true },
-  { name: 'change in a file --exclude leaves out', exclude: ['*.txt'], change: (app) => rewriteSameSize(join(app, 'a.txt'), 'a2'), same: true },
-  { name: 'change in a file --exclude keeps', exclude: ['*.txt'], change: (app) => rewriteSameSize(join(app, 'filler/f001'), 'FILLER 001') },
+  {
+    name: 'file outside the copied directory changed',
+    change: (_app, ctx) => writeFileSync(join(ctx, 'outside.txt'), 'changed'),
+    same: true,
+  },
+  {
+    name: '.dockerignore now excludes a file',
+    change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/b.txt\n'),
+  },
+  {
+    name: '.dockerignore now excludes a directory',
+    change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/skip\n'),
+  },
+  {
+    name: 'change inside a directory .dockerignore excludes',
+    ignore: 'app/skip\n',
+    change: (app) => rewriteSameSize(join(app, 'skip/inner/y.txt'), 'SKIPPED'),
+    same: true,
+  },
+  {
+    name: '.dockerignore re-includes with !',
+    ignore: 'app/skip\n',
+    change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/skip\n!app/skip/inner/y.txt\n'),
+  },
+  {
+    name: 'change of a re-included file',
+    ignore: 'app/skip\n!app/skip/inner/y.txt\n',
+    change: (app) => rewriteSameSize(join(app, 'skip/inner/y.txt'), 'SKIPPED'),
+  },
+  {
+    name: 'change of an excluded sibling of a re-included file',
+    ignore: 'app/skip\n!app/skip/inner/y.txt\n',
+    change: (app) => writeFileSync(join(app, 'skip/inner/z.txt'), 'z'),
+    same: true,
+  },
+  {
+    name: '.dockerignore wildcard',
+    change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), 'app/filler/f1*\n'),
+  },
+  {
+    name: '.dockerignore rewritten to the same rules',
+    ignore: 'app/skip\n',
+    change: (_app, ctx) => writeFileSync(join(ctx, '.dockerignore'), '# same\napp/skip/\n'),
+    same: true,
+  },
+  {
+    name: 'change in a file --exclude leaves out',
+    exclude: ['*.txt'],
+    change: (app) => rewriteSameSize(join(app, 'a.txt'), 'a2'),
+    same: true,
+  },
+  {
+    name: 'change in a file --exclude keeps',
+    exclude: ['*.txt'],
+    change: (app) => rewriteSameSize(join(app, 'filler/f001'), 'FILLER 001'),
+  },
 ];
 
 // Contexts are made first, then left alone until settled: a file changed within 100 ms of a walk
@@ -250,7 +349,14 @@ test('a damaged stat cache reads as empty rows, never as wrong digests', async (
   const damage: [string, (file: string) => void][] = [
     ['truncated', (f) => truncateSync(f, Math.floor(readFileSync(f).length / 2))],
     ['emptied', (f) => truncateSync(f, 0)],
-    ['one byte flipped in every 97', (f) => { const b = readFileSync(f); for (let i = 20; i < b.length; i += 97) b[i]! ^= 0x5a; writeFileSync(f, b); }],
+    [
+      'one byte flipped in every 97',
+      (f) => {
+        const b = readFileSync(f);
+        for (let i = 20; i < b.length; i += 97) b[i]! ^= 0x5a;
+        writeFileSync(f, b);
+      },
+    ],
     ['garbage', (f) => writeFileSync(f, Buffer.alloc(4096, 0x41))],
   ];
   for (const [what, hurt] of damage) {
@@ -292,7 +398,9 @@ test('the native and the JS walker list the same entries, signatures and flags',
   assert.is(c.link(rootLink).toString(), '/');
   // Directories .dockerignore leaves out whole are listed but not looked into, by both.
   const prune = ['app/filler', 'odd/l0'];
-  const cp = Listing.parse(execFileSync(walker!, [ctx, ...prune.flatMap((p) => ['--prune', p])], { maxBuffer: 1 << 28 }));
+  const cp = Listing.parse(
+    execFileSync(walker!, [ctx, ...prune.flatMap((p) => ['--prune', p])], { maxBuffer: 1 << 28 }),
+  );
   const jp = walkInJs(ctx, Infinity, prune);
   assert.ok(sameListing(cp, jp) < 100);
   const filler = cp.find(cp.child(cp.find(0, Buffer.from('app'))!), Buffer.from('filler'))!;
@@ -356,13 +464,27 @@ test('sources resolve inside the context: symlinks in any component never leave 
     ['applink/a.txt', ['app/a.txt:file']],
     ['applink/escape', ['outside.txt:file']],
     ['../../outside.txt', ['outside.txt:file']],
-    ['app/*.txt', ['app/a.txt:file', 'app/b.txt:file', 'app/bad\udcff.txt:file', 'app/new\nline.txt:file', 'app/space name.txt:file']],
+    [
+      'app/*.txt',
+      [
+        'app/a.txt:file',
+        'app/b.txt:file',
+        'app/bad\udcff.txt:file',
+        'app/new\nline.txt:file',
+        'app/space name.txt:file',
+      ],
+    ],
     ['applink/sub/*/er', ['app/sub/deep/er:dir']],
     ['nothing', []],
   ];
   for (const [source, want] of table) assert.equal(await rels(source), want, source);
   const [passwd] = await c.match('abs/passwd');
-  assert.is(passwd!.hash, execFileSync('sha256sum', [join(ctx, 'etc/passwd')]).toString().slice(0, 64));
+  assert.is(
+    passwd!.hash,
+    execFileSync('sha256sum', [join(ctx, 'etc/passwd')])
+      .toString()
+      .slice(0, 64),
+  );
 });
 
 test('a name that is not UTF-8 is kept as its bytes, and has no host path string', async () => {
@@ -373,7 +495,12 @@ test('a name that is not UTF-8 is kept as its bytes, and has no host path string
   const f = c.treeFiles(e!, undefined).find((x) => encodeName(x.rel).equals(BadName))!;
   assert.ok(f, 'listed');
   assert.is(f.host, undefined);
-  assert.is(f.hash, createHash('sha256').update(readFileSync(bytes(join(ctx, 'app'), BadName))).digest('hex'));
+  assert.is(
+    f.hash,
+    createHash('sha256')
+      .update(readFileSync(bytes(join(ctx, 'app'), BadName)))
+      .digest('hex'),
+  );
 });
 
 test('decodeName: invalid UTF-8 round-trips through lone surrogates; valid UTF-8 is as is', () => {
@@ -399,15 +526,23 @@ test('decodeName: invalid UTF-8 round-trips through lone surrogates; valid UTF-8
 
 test('a copied tree enters the key as one digest, spelled out per file only when asked', () => {
   let expanded = 0;
-  const make = (digest: string) => new KeyBuilder().addDigest('parent', 'p').addGroup('tree:app', digest, () => {
-    expanded++;
-    return [['file:app', 'dir:755:'], ['file:app/a', 'file:644:h']];
-  });
+  const make = (digest: string) =>
+    new KeyBuilder().addDigest('parent', 'p').addGroup('tree:app', digest, () => {
+      expanded++;
+      return [
+        ['file:app', 'dir:755:'],
+        ['file:app/a', 'file:644:h'],
+      ];
+    });
   const a = make('d1');
   const key = a.key();
   assert.is(expanded, 0);
   assert.is.not(make('d2').key(), key);
-  assert.equal(a.inputs, [['parent', 'p'], ['file:app', 'dir:755:'], ['file:app/a', 'file:644:h']]);
+  assert.equal(a.inputs, [
+    ['parent', 'p'],
+    ['file:app', 'dir:755:'],
+    ['file:app/a', 'file:644:h'],
+  ]);
   assert.equal(a.inputs.length, 3);
   assert.is(expanded, 1);
 });

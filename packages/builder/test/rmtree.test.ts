@@ -20,37 +20,49 @@ function outside(): string {
 }
 
 const cases: { name: string; make: (tree: string, host: string) => void }[] = [
-  { name: 'plain files and nested directories', make: (t) => {
-    mkdirSync(join(t, 'a/b/c'), { recursive: true });
-    writeFileSync(join(t, 'a/b/c/f'), 'x');
-    writeFileSync(join(t, 'top'), 'x');
-  } },
-  { name: 'a symlink to a host directory, at the top and deep down', make: (t, h) => {
-    mkdirSync(join(t, 'a/b'), { recursive: true });
-    symlinkSync(h, join(t, 'link'));
-    symlinkSync(h, join(t, 'a/b/link'));
-    symlinkSync(join(h, 'keep'), join(t, 'a/file-link'));
-  } },
-  { name: 'an empty directory and a dangling link', make: (t) => {
-    mkdirSync(join(t, 'empty'));
-    symlinkSync('/nonexistent/x', join(t, 'dangling'));
-  } },
+  {
+    name: 'plain files and nested directories',
+    make: (t) => {
+      mkdirSync(join(t, 'a/b/c'), { recursive: true });
+      writeFileSync(join(t, 'a/b/c/f'), 'x');
+      writeFileSync(join(t, 'top'), 'x');
+    },
+  },
+  {
+    name: 'a symlink to a host directory, at the top and deep down',
+    make: (t, h) => {
+      mkdirSync(join(t, 'a/b'), { recursive: true });
+      symlinkSync(h, join(t, 'link'));
+      symlinkSync(h, join(t, 'a/b/link'));
+      symlinkSync(join(h, 'keep'), join(t, 'a/file-link'));
+    },
+  },
+  {
+    name: 'an empty directory and a dangling link',
+    make: (t) => {
+      mkdirSync(join(t, 'empty'));
+      symlinkSync('/nonexistent/x', join(t, 'dangling'));
+    },
+  },
   // A container can mkdir and cd in a loop: deeper than the call stack (a recursive walk threw
   // RangeError at 6000 levels) and than the directory fds the walk keeps open (1024).
-  { name: 'a tree 8000 directories deep, with a link to a host directory at the bottom', make: (t, h) => {
-    const cwd = process.cwd();
-    try {
-      process.chdir(t);
-      for (let i = 0; i < 8000; i++) {
-        mkdirSync('d');
-        process.chdir('d');
+  {
+    name: 'a tree 8000 directories deep, with a link to a host directory at the bottom',
+    make: (t, h) => {
+      const cwd = process.cwd();
+      try {
+        process.chdir(t);
+        for (let i = 0; i < 8000; i++) {
+          mkdirSync('d');
+          process.chdir('d');
+        }
+        writeFileSync('f', 'x');
+        symlinkSync(h, 'link');
+      } finally {
+        process.chdir(cwd);
       }
-      writeFileSync('f', 'x');
-      symlinkSync(h, 'link');
-    } finally {
-      process.chdir(cwd);
-    }
-  } },
+    },
+  },
 ];
 
 for (const c of cases) {

@@ -30,13 +30,22 @@ function stack(): { view: RootView; host: string } {
 
 const rows: { name: string; run: (v: RootView) => Promise<unknown>; want: unknown }[] = [
   { name: 'readdir of a dir below the link lists only the image', run: (v) => v.readdir('/a/sub'), want: ['mine'] },
-  { name: 'lstat of a host-only name below the link is absent', run: async (v) => (await v.lstat('/a/sub/leak'))?.host,
-    want: undefined },
-  { name: 'stat of a host-only dir below the link is absent', run: async (v) => (await v.stat('/a/sub/deeper'))?.host,
-    want: undefined },
+  {
+    name: 'lstat of a host-only name below the link is absent',
+    run: async (v) => (await v.lstat('/a/sub/leak'))?.host,
+    want: undefined,
+  },
+  {
+    name: 'stat of a host-only dir below the link is absent',
+    run: async (v) => (await v.stat('/a/sub/deeper'))?.host,
+    want: undefined,
+  },
   { name: 'readdir of a host-only dir below the link is empty', run: (v) => v.readdir('/a/sub/deeper'), want: [] },
-  { name: 'readFile of a host-only file below the link is absent', run: (v) => v.readFile('/a/sub/leak'),
-    want: undefined },
+  {
+    name: 'readFile of a host-only file below the link is absent',
+    run: (v) => v.readFile('/a/sub/leak'),
+    want: undefined,
+  },
 ];
 
 for (const r of rows) {

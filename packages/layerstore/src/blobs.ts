@@ -20,7 +20,11 @@ import { checkDigest, fsyncDir, hexOf, randomId } from './fsutil.js';
 export class FileBlobStore implements BlobStore {
   readonly dir: string;
   /** @param held the lease new and reused blobs go into (leases.ts), if the caller has one */
-  constructor(readonly root: string, readonly tmpDir: string, readonly held?: LeaseHolder) {
+  constructor(
+    readonly root: string,
+    readonly tmpDir: string,
+    readonly held?: LeaseHolder,
+  ) {
     this.dir = join(root, 'blobs', 'sha256');
   }
 
@@ -82,7 +86,13 @@ export class FileBlobStore implements BlobStore {
       out.destroy(e.code === 'ENOENT' ? new StoreError('not-found', `blob ${digest} not found`, digest) : e);
     });
     checker.on('error', (e: Error & { code?: string }) => {
-      out.destroy(new StoreError('corrupt', `blob ${digest} is corrupt (${e.code ?? e.message}): ${path} does not match its digest; remove it and pull/rebuild`, digest));
+      out.destroy(
+        new StoreError(
+          'corrupt',
+          `blob ${digest} is corrupt (${e.code ?? e.message}): ${path} does not match its digest; remove it and pull/rebuild`,
+          digest,
+        ),
+      );
     });
     out.on('close', () => file.destroy());
     file.pipe(checker as unknown as NodeJS.WritableStream);
@@ -113,11 +123,13 @@ export class FileBlobStore implements BlobStore {
     try {
       data = readFileSync(this.path(digest)); // SmallFileIO (fsutil.ts): only small blobs are read whole
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${digest} not found`, digest);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new StoreError('not-found', `blob ${digest} not found`, digest);
       throw e;
     }
     const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-    if (actual !== digest) throw new StoreError('corrupt', `blob ${digest} is corrupt: its content hashes to ${actual}`, digest);
+    if (actual !== digest)
+      throw new StoreError('corrupt', `blob ${digest} is corrupt: its content hashes to ${actual}`, digest);
     return data;
   }
 
@@ -146,7 +158,10 @@ class FileIngest extends Writable implements Ingest {
   }
 
   override _construct(cb: (e?: Error | null) => void): void {
-    fsp.open(this.tmpPath, 'wx', 0o444).then((fh) => { this.fh = fh; cb(); }, cb);
+    fsp.open(this.tmpPath, 'wx', 0o444).then((fh) => {
+      this.fh = fh;
+      cb();
+    }, cb);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
@@ -158,7 +173,10 @@ class FileIngest extends Writable implements Ingest {
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     const fh = this.fh;
     this.fh = undefined;
-    (fh ? fh.close() : Promise.resolve()).then(() => cb(err), () => cb(err));
+    (fh ? fh.close() : Promise.resolve()).then(
+      () => cb(err),
+      () => cb(err),
+    );
   }
 
   commit(expected: { digest?: Digest; size?: number } = {}): Promise<{ digest: Digest; size: number }> {
@@ -180,10 +198,18 @@ class FileIngest extends Writable implements Ingest {
       const digest = `sha256:${this.hash.digest('hex')}` as Digest;
       const size = this.count;
       if (expected.size !== undefined && expected.size !== size) {
-        throw new StoreError('invalid', `size mismatch for ${expected.digest ?? 'blob'}: expected ${expected.size} bytes, got ${size}`, expected.digest);
+        throw new StoreError(
+          'invalid',
+          `size mismatch for ${expected.digest ?? 'blob'}: expected ${expected.size} bytes, got ${size}`,
+          expected.digest,
+        );
       }
       if (expected.digest !== undefined && expected.digest !== digest) {
-        throw new StoreError('invalid', `digest mismatch: expected ${expected.digest}, got ${digest} (${size} bytes)`, expected.digest);
+        throw new StoreError(
+          'invalid',
+          `digest mismatch: expected ${expected.digest}, got ${digest} (${size} bytes)`,
+          expected.digest,
+        );
       }
       const fh = this.fh!;
       this.fh = undefined;

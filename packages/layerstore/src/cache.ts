@@ -8,7 +8,11 @@ import { checkDigest, hexOf, isDigest, writeFileAtomic } from './fsutil.js';
 import type { LeaseHolder } from './leases.js';
 
 export class CacheIndex {
-  constructor(readonly dir: string, private readonly tmpDir: string, private readonly held?: LeaseHolder) {}
+  constructor(
+    readonly dir: string,
+    private readonly tmpDir: string,
+    private readonly held?: LeaseHolder,
+  ) {}
 
   private file(key: Digest): string {
     return join(this.dir, `${hexOf(checkDigest(key, 'cache key'))}.json`);

@@ -76,7 +76,11 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
       if (again.missing.length === 0 && again.problems.length === 0) return false;
       return store.tags.delete(t.name, t.descriptor.digest);
     };
-    await found(what.map((w) => `tag ${t.name}: ${w}`), drop, `removed tag ${t.name} (its image is incomplete)`);
+    await found(
+      what.map((w) => `tag ${t.name}: ${w}`),
+      drop,
+      `removed tag ${t.name} (its image is incomplete)`,
+    );
   }
 
   // Cache records.
@@ -104,7 +108,7 @@ export async function check(store: Store, opts: CheckOptions = {}): Promise<Chec
     }
     const blobs = (JSON.parse(text) as { blobs: Digest[] }).blobs;
     for (const b of blobs) {
-      if (await store.blobs.size(b) === undefined) {
+      if ((await store.blobs.size(b)) === undefined) {
         dangling++;
         break;
       }

@@ -12,7 +12,8 @@ export function isDigest(s: unknown): s is Digest {
 
 /** Only `sha256:<64 lowercase hex>` is accepted: a digest string is used to build file paths. */
 export function checkDigest(s: unknown, what = 'digest'): Digest {
-  if (!isDigest(s)) throw new StoreError('invalid', `${what} ${JSON.stringify(s)} is not sha256:<64 hex digits>`, String(s));
+  if (!isDigest(s))
+    throw new StoreError('invalid', `${what} ${JSON.stringify(s)} is not sha256:<64 hex digits>`, String(s));
   return s;
 }
 

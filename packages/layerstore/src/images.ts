@@ -1,6 +1,16 @@
 // Images in the store: a manifest blob, a config blob and layer blobs. Tags (tags.ts) name manifests.
 import { familiarName, parseReference, formatReference } from './reference.js';
-import { MediaType, StoreError, type BlobStore, type Descriptor, type Digest, type Image, type ImageConfig, type Layer, type Manifest } from './types.js';
+import {
+  MediaType,
+  StoreError,
+  type BlobStore,
+  type Descriptor,
+  type Digest,
+  type Image,
+  type ImageConfig,
+  type Layer,
+  type Manifest,
+} from './types.js';
 import { isDigest } from './fsutil.js';
 import type { Tags, OciIndex } from './tags.js';
 
@@ -63,7 +73,15 @@ export function isIndexMediaType(mt: string | undefined): boolean {
 }
 
 export function hostPlatform(): { os: string; architecture: string } {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  const arch: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ia32: '386',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+  };
   return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
 }
 
@@ -83,9 +101,18 @@ async function readJSON<T>(src: BlobSource, d: Digest): Promise<T> {
 export async function readImage(src: BlobSource, desc: Descriptor, platform = hostPlatform()): Promise<Image> {
   if (isIndexMediaType(desc.mediaType)) {
     const idx = await readJSON<OciIndex>(src, desc.digest);
-    const manifests = idx.manifests.filter((m) => !isIndexMediaType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest');
-    const pick = manifests.find((m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture) ?? (manifests.length === 1 ? manifests[0] : undefined);
-    if (!pick) throw new StoreError('not-found', `index ${desc.digest} has no manifest for ${platform.os}/${platform.architecture}`, desc.digest);
+    const manifests = idx.manifests.filter(
+      (m) => !isIndexMediaType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
+    );
+    const pick =
+      manifests.find((m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture) ??
+      (manifests.length === 1 ? manifests[0] : undefined);
+    if (!pick)
+      throw new StoreError(
+        'not-found',
+        `index ${desc.digest} has no manifest for ${platform.os}/${platform.architecture}`,
+        desc.digest,
+      );
     return readImage(src, pick, platform);
   }
   const manifest = await readJSON<Manifest>(src, desc.digest);
@@ -95,9 +122,18 @@ export async function readImage(src: BlobSource, desc: Descriptor, platform = ho
   const config = await readJSON<ImageConfig>(src, manifest.config.digest);
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== manifest.layers.length) {
-    throw new StoreError('invalid', `image ${desc.digest}: config lists ${diffIDs.length} diff_ids but the manifest has ${manifest.layers.length} layers`, desc.digest);
+    throw new StoreError(
+      'invalid',
+      `image ${desc.digest}: config lists ${diffIDs.length} diff_ids but the manifest has ${manifest.layers.length} layers`,
+      desc.digest,
+    );
   }
-  const layers: Layer[] = manifest.layers.map((l, i) => ({ digest: l.digest, diffID: diffIDs[i], size: l.size, mediaType: l.mediaType }));
+  const layers: Layer[] = manifest.layers.map((l, i) => ({
+    digest: l.digest,
+    diffID: diffIDs[i],
+    size: l.size,
+    mediaType: l.mediaType,
+  }));
   return { manifestDigest: desc.digest, manifest, configDigest: manifest.config.digest, config, layers };
 }
 
@@ -107,12 +143,19 @@ export function manifestDescriptor(image: Image, manifestSize: number): Descript
     mediaType: image.manifest.mediaType ?? MediaType.OciManifest,
     digest: image.manifestDigest,
     size: manifestSize,
-    platform: { architecture: image.config.architecture, os: image.config.os, ...(image.config.variant ? { variant: image.config.variant } : {}) },
+    platform: {
+      architecture: image.config.architecture,
+      os: image.config.os,
+      ...(image.config.variant ? { variant: image.config.variant } : {}),
+    },
   };
 }
 
 export class Images {
-  constructor(private readonly blobs: BlobStore, private readonly tags: Tags) {}
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly tags: Tags,
+  ) {}
 
   /** Write config and manifest blobs for layers already in the store. */
   async write(opts: WriteImageOptions): Promise<Image> {
@@ -120,7 +163,10 @@ export class Images {
     const diffIDs = opts.layers.map((l) => l.diffID);
     const given = opts.config.rootfs?.diff_ids;
     if (given && (given.length !== diffIDs.length || given.some((d, i) => d !== diffIDs[i]))) {
-      throw new StoreError('invalid', `config rootfs.diff_ids (${given.length}) do not match the layers' diffIDs (${diffIDs.length})`);
+      throw new StoreError(
+        'invalid',
+        `config rootfs.diff_ids (${given.length}) do not match the layers' diffIDs (${diffIDs.length})`,
+      );
     }
     for (const l of opts.layers) {
       // Touch before checking: a concurrent prune then sees the layer as fresh (protocol in prune.ts).
@@ -128,15 +174,24 @@ export class Images {
       if (touch) await touch.call(this.blobs, l.digest);
       const size = await this.blobs.size(l.digest);
       if (size === undefined) throw new StoreError('not-found', `layer blob ${l.digest} is not in the store`, l.digest);
-      if (size !== l.size) throw new StoreError('invalid', `layer ${l.digest} is ${size} bytes in the store, not ${l.size}`, l.digest);
+      if (size !== l.size)
+        throw new StoreError('invalid', `layer ${l.digest} is ${size} bytes in the store, not ${l.size}`, l.digest);
     }
     const config: ImageConfig = { ...opts.config, rootfs: { type: 'layers', diff_ids: diffIDs } };
     const configBlob = await this.blobs.put(JSON.stringify(config));
     const manifest: Manifest = {
       schemaVersion: 2,
       mediaType: format === 'docker' ? MediaType.DockerManifest : MediaType.OciManifest,
-      config: { mediaType: format === 'docker' ? MediaType.DockerConfig : MediaType.OciConfig, digest: configBlob.digest, size: configBlob.size },
-      layers: opts.layers.map((l) => ({ mediaType: layerMediaType(l.mediaType, format), digest: l.digest, size: l.size })),
+      config: {
+        mediaType: format === 'docker' ? MediaType.DockerConfig : MediaType.OciConfig,
+        digest: configBlob.digest,
+        size: configBlob.size,
+      },
+      layers: opts.layers.map((l) => ({
+        mediaType: layerMediaType(l.mediaType, format),
+        digest: l.digest,
+        size: l.size,
+      })),
       ...(opts.annotations && Object.keys(opts.annotations).length ? { annotations: opts.annotations } : {}),
     };
     const manifestBlob = await this.blobs.put(JSON.stringify(manifest));
@@ -217,7 +272,8 @@ export class Images {
   /** The manifest descriptor to tag an image with. */
   async descriptor(image: Image): Promise<Descriptor> {
     const size = await this.blobs.size(image.manifestDigest);
-    if (size === undefined) throw new StoreError('not-found', `manifest ${image.manifestDigest} is not in the store`, image.manifestDigest);
+    if (size === undefined)
+      throw new StoreError('not-found', `manifest ${image.manifestDigest} is not in the store`, image.manifestDigest);
     return manifestDescriptor(image, size);
   }
 
@@ -262,7 +318,9 @@ export class Images {
     let parsed: ReturnType<typeof parseReference> | undefined;
     try {
       parsed = parseReference(s);
-    } catch { /* not a reference: maybe an id prefix */ }
+    } catch {
+      /* not a reference: maybe an id prefix */
+    }
     if (parsed) {
       if (parsed.digest && isDigest(parsed.digest)) {
         const img = await this.byManifestDigest(parsed.digest);
@@ -286,8 +344,10 @@ export class Images {
       if (e instanceof StoreError && e.code === 'invalid') return undefined; // a layer, not a manifest
       throw e;
     }
-    if (Array.isArray(parsed.manifests)) return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciIndex, digest: d, size: 0 });
-    if (Array.isArray(parsed.layers) && isDigest(parsed.config?.digest)) return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciManifest, digest: d, size: 0 });
+    if (Array.isArray(parsed.manifests))
+      return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciIndex, digest: d, size: 0 });
+    if (Array.isArray(parsed.layers) && isDigest(parsed.config?.digest))
+      return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciManifest, digest: d, size: 0 });
     return undefined;
   }
 
@@ -300,9 +360,15 @@ export class Images {
       } catch {
         continue;
       }
-      if (img.configDigest.slice(7).startsWith(hexPrefix) || img.manifestDigest.slice(7).startsWith(hexPrefix)) found.set(img.configDigest, img);
+      if (img.configDigest.slice(7).startsWith(hexPrefix) || img.manifestDigest.slice(7).startsWith(hexPrefix))
+        found.set(img.configDigest, img);
     }
-    if (found.size > 1) throw new StoreError('invalid', `image id prefix "${hexPrefix}" is ambiguous: it matches ${[...found.keys()].join(', ')}`, hexPrefix);
+    if (found.size > 1)
+      throw new StoreError(
+        'invalid',
+        `image id prefix "${hexPrefix}" is ambiguous: it matches ${[...found.keys()].join(', ')}`,
+        hexPrefix,
+      );
     return found.values().next().value;
   }
 

@@ -2,7 +2,14 @@ export * from './types.js';
 export * from './reference.js';
 export { Store, OciLayoutVersion } from './store.js';
 export { FileBlobStore } from './blobs.js';
-export { Tags, normalizeRef, RefNameAnnotation, ContainerdNameAnnotation, type TagEntry, type OciIndex } from './tags.js';
+export {
+  Tags,
+  normalizeRef,
+  RefNameAnnotation,
+  ContainerdNameAnnotation,
+  type TagEntry,
+  type OciIndex,
+} from './tags.js';
 export { CacheIndex } from './cache.js';
 export { Images, readImage, manifestDescriptor, layerMediaType, hostPlatform } from './images.js';
 export type { BlobSource, WriteImageOptions, ImageSummary, ImageDamage } from './images.js';

@@ -21,7 +21,16 @@
 //    An entry written before prune read the leases is kept; one written after was written while
 //    prune held the lock, so the check runs after prune finished deleting and tells the truth.
 //  - Readers ignore a torn last line: its writer has not returned yet, as if it had not written.
-import { closeSync, constants as fsc, mkdirSync, openSync, promises as fsp, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsc,
+  mkdirSync,
+  openSync,
+  promises as fsp,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type Digest } from './types.js';
 import { checkDigest, isDigest, pidAlive, procStartTime, randomId } from './fsutil.js';
@@ -142,7 +151,10 @@ export class Leases {
   private readonly atExit = new Set<Lease>();
   private exitHook = false;
 
-  constructor(readonly storeRoot: string, private readonly locks: LockManager) {
+  constructor(
+    readonly storeRoot: string,
+    private readonly locks: LockManager,
+  ) {
     this.dir = join(storeRoot, 'leases');
   }
 
@@ -222,7 +234,9 @@ export class Leases {
       for (const l of this.atExit) {
         try {
           l.drop();
-        } catch { /* exiting anyway; the lease expires */ }
+        } catch {
+          /* exiting anyway; the lease expires */
+        }
       }
     });
   }
@@ -271,7 +285,9 @@ function parseHeader(line: string | undefined): { purpose: string; owner: LeaseO
       return { purpose, created, owner: { pid: h.pid, ...(typeof h.start === 'string' ? { start: h.start } : {}) } };
     }
     if (typeof h.path === 'string') return { purpose, created, owner: { path: h.path } };
-  } catch { /* not a header */ }
+  } catch {
+    /* not a header */
+  }
   return undefined;
 }
 
@@ -279,7 +295,10 @@ function parseHeader(line: string | undefined): { purpose: string; owner: LeaseO
 export async function ownerAlive(storeRoot: string, owner: LeaseOwner): Promise<boolean> {
   if ('pid' in owner) return pidAlive(owner.pid, owner.start);
   if (owner.path.startsWith('/') || owner.path.split('/').includes('..')) return false;
-  return fsp.lstat(join(storeRoot, owner.path)).then(() => true, () => false);
+  return fsp.lstat(join(storeRoot, owner.path)).then(
+    () => true,
+    () => false,
+  );
 }
 
 function safeName(s: string): string {

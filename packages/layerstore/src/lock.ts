@@ -16,7 +16,11 @@ const BREAK_STALE_MS = 10_000;
 /** A lock file that cannot be parsed (holder crashed between create and write) is stale after this. */
 const EMPTY_STALE_MS = 2_000;
 
-interface Holder { pid: number; start?: string; created: number }
+interface Holder {
+  pid: number;
+  start?: string;
+  created: number;
+}
 
 let selfStart: Promise<string | undefined> | undefined;
 
@@ -109,14 +113,17 @@ export class LockManager {
       try {
         const st = await fsp.stat(breaker);
         if (Date.now() - st.mtimeMs > BREAK_STALE_MS) await fsp.rm(breaker, { force: true });
-      } catch { /* gone already */ }
+      } catch {
+        /* gone already */
+      }
       return;
     }
     await fh.close();
     try {
       // Re-read under the break lock: only remove the very holder we judged stale.
       const again = await readHolder(file);
-      if (again !== 'absent' && sameHolder(before, again) && (await isStale(file, again))) await fsp.rm(file, { force: true });
+      if (again !== 'absent' && sameHolder(before, again) && (await isStale(file, again)))
+        await fsp.rm(file, { force: true });
     } finally {
       await fsp.rm(breaker, { force: true });
     }

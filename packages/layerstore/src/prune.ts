@@ -51,7 +51,13 @@ const JSON_SNIFF_LIMIT = 4 << 20;
 export function chainIDs(diffIDs: Digest[]): Digest[] {
   const out: Digest[] = [];
   for (const d of diffIDs) {
-    out.push(out.length === 0 ? d : (`sha256:${createHash('sha256').update(`${out[out.length - 1]} ${d}`).digest('hex')}` as Digest));
+    out.push(
+      out.length === 0
+        ? d
+        : (`sha256:${createHash('sha256')
+            .update(`${out[out.length - 1]} ${d}`)
+            .digest('hex')}` as Digest),
+    );
   }
   return out;
 }
@@ -176,7 +182,9 @@ async function recordsWrittenSince(
       const was = before.get(key);
       if (was && was.ino === st.ino && was.mtimeMs === st.mtimeMs) continue;
       out.set(key, JSON.parse(readFileSync(path, 'utf8')) as CacheRecord);
-    } catch { /* removed meanwhile, or not JSON (check reports it) */ }
+    } catch {
+      /* removed meanwhile, or not JSON (check reports it) */
+    }
   }
   return out;
 }

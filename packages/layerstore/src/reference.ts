@@ -11,7 +11,10 @@ export interface Reference {
 }
 
 export class ReferenceError extends Error {
-  constructor(public readonly input: string, reason: string) {
+  constructor(
+    public readonly input: string,
+    reason: string,
+  ) {
     super(`invalid reference "${input}": ${reason}`);
     this.name = 'ReferenceError';
   }
@@ -20,7 +23,8 @@ export class ReferenceError extends Error {
 const pathComponent = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const digestPattern = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const hostPattern = /^(?:\[[0-9a-fA-F:]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]+)?$/;
+const hostPattern =
+  /^(?:\[[0-9a-fA-F:]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]+)?$/;
 
 export const DockerHub = 'docker.io';
 
@@ -34,7 +38,8 @@ export function parseReference(input: string): Reference {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!digestPattern.test(digest)) throw new ReferenceError(input, `bad digest "${digest}"`);
-    if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest)) throw new ReferenceError(input, 'sha256 digest must be 64 lowercase hex digits');
+    if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest))
+      throw new ReferenceError(input, 'sha256 digest must be 64 lowercase hex digits');
   }
   let tag: string | undefined;
   const colon = rest.lastIndexOf(':');
@@ -47,7 +52,13 @@ export function parseReference(input: string): Reference {
   const slash = rest.indexOf('/');
   if (slash >= 0) {
     const first = rest.slice(0, slash);
-    if (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[') || /[A-Z]/.test(first)) {
+    if (
+      first.includes('.') ||
+      first.includes(':') ||
+      first === 'localhost' ||
+      first.startsWith('[') ||
+      /[A-Z]/.test(first)
+    ) {
       if (!hostPattern.test(first)) throw new ReferenceError(input, `bad registry host "${first}"`);
       registry = first;
       rest = rest.slice(slash + 1);
@@ -56,7 +67,11 @@ export function parseReference(input: string): Reference {
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DockerHub;
   if (rest.length === 0) throw new ReferenceError(input, 'missing repository name');
   for (const part of rest.split('/')) {
-    if (!pathComponent.test(part)) throw new ReferenceError(input, `bad repository name component "${part}" (lowercase letters, digits and separators only)`);
+    if (!pathComponent.test(part))
+      throw new ReferenceError(
+        input,
+        `bad repository name component "${part}" (lowercase letters, digits and separators only)`,
+      );
   }
   if (registry === DockerHub && !rest.includes('/')) rest = `library/${rest}`;
   return { registry, repository: rest, tag: tag ?? (digest ? undefined : 'latest'), digest };
@@ -72,7 +87,8 @@ export function formatReference(ref: Reference): string {
 
 /** The short form a person types: alpine:latest, localhost:5000/app:1. */
 export function familiarName(ref: Reference): string {
-  let name = ref.registry === DockerHub ? ref.repository.replace(/^library\//, '') : `${ref.registry}/${ref.repository}`;
+  let name =
+    ref.registry === DockerHub ? ref.repository.replace(/^library\//, '') : `${ref.registry}/${ref.repository}`;
   if (ref.tag) name += `:${ref.tag}`;
   if (ref.digest) name += `@${ref.digest}`;
   return name;

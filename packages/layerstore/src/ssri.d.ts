@@ -21,7 +21,11 @@ declare module 'ssri' {
   }
   export function fromHex(hex: string, algorithm: string, opts?: IntegrityOptions): Integrity;
   export function integrityStream(opts?: IntegrityOptions): IntegrityStream;
-  export function checkData(data: Buffer | string, sri: Integrity | string, opts?: IntegrityOptions & { error?: boolean }): false | unknown;
+  export function checkData(
+    data: Buffer | string,
+    sri: Integrity | string,
+    opts?: IntegrityOptions & { error?: boolean },
+  ): false | unknown;
   const ssri: {
     fromHex: typeof fromHex;
     integrityStream: typeof integrityStream;

@@ -62,12 +62,17 @@ export class Store {
     // lives beneath the root, so its mode alone closes the store; chmod every open, not only at
     // creation, to tighten stores made before (mkdir's mode is also cut by the umask).
     privateRoot(root);
-    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) mkdirSync(join(root, d), { recursive: true });
+    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers'])
+      mkdirSync(join(root, d), { recursive: true });
     const store = new Store(root);
     if (!(await exists(join(root, 'oci-layout'))) || !(await exists(store.tags.indexPath))) {
       await store.locks.with('index', async () => {
         if (!(await exists(join(root, 'oci-layout')))) {
-          await writeFileAtomic(join(root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: OciLayoutVersion }), store.tmpDir);
+          await writeFileAtomic(
+            join(root, 'oci-layout'),
+            JSON.stringify({ imageLayoutVersion: OciLayoutVersion }),
+            store.tmpDir,
+          );
         }
         // Under the index lock so that a tag set by another process is never overwritten by an empty index.
         if (!(await exists(store.tags.indexPath))) {

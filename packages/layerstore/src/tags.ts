@@ -37,7 +37,11 @@ export function emptyIndex(): OciIndex {
 
 export class Tags {
   readonly indexPath: string;
-  constructor(readonly root: string, private readonly locks: LockManager, private readonly tmpDir: string) {
+  constructor(
+    readonly root: string,
+    private readonly locks: LockManager,
+    private readonly tmpDir: string,
+  ) {
     this.indexPath = join(root, 'index.json');
   }
 
@@ -54,7 +58,11 @@ export class Tags {
       if (!Array.isArray(idx.manifests)) throw new Error('no manifests array');
       return idx;
     } catch (e) {
-      throw new StoreError('corrupt', `${this.indexPath} is not a valid OCI index: ${(e as Error).message}`, this.indexPath);
+      throw new StoreError(
+        'corrupt',
+        `${this.indexPath} is not a valid OCI index: ${(e as Error).message}`,
+        this.indexPath,
+      );
     }
   }
 

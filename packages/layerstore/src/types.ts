@@ -50,7 +50,14 @@ export interface ContainerConfig {
   StopSignal?: string;
   OnBuild?: string[] | null;
   Shell?: string[];
-  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number };
+  Healthcheck?: {
+    Test?: string[];
+    Interval?: number;
+    Timeout?: number;
+    StartPeriod?: number;
+    StartInterval?: number;
+    Retries?: number;
+  };
   ArgsEscaped?: boolean;
 }
 
@@ -128,7 +135,11 @@ export interface CacheRecord {
 }
 
 export class StoreError extends Error {
-  constructor(public readonly code: 'corrupt' | 'not-found' | 'hostile-layer' | 'invalid' | 'io', message: string, public readonly subject?: string) {
+  constructor(
+    public readonly code: 'corrupt' | 'not-found' | 'hostile-layer' | 'invalid' | 'io',
+    message: string,
+    public readonly subject?: string,
+  ) {
     super(message);
     this.name = 'StoreError';
   }

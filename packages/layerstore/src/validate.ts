@@ -13,11 +13,25 @@ export interface ValidateSource {
   open(digest: Digest): Readable;
 }
 
-const ociLayers = new Set<string>([MediaType.OciLayer, MediaType.OciLayerGzip, MediaType.OciLayerZstd, 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip']);
-const dockerLayers = new Set<string>([MediaType.DockerLayerGzip, 'application/vnd.docker.image.rootfs.diff.tar', MediaType.OciLayerZstd, 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip']);
+const ociLayers = new Set<string>([
+  MediaType.OciLayer,
+  MediaType.OciLayerGzip,
+  MediaType.OciLayerZstd,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+]);
+const dockerLayers = new Set<string>([
+  MediaType.DockerLayerGzip,
+  'application/vnd.docker.image.rootfs.diff.tar',
+  MediaType.OciLayerZstd,
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+]);
 
 /** Every problem found (empty when the image is valid). */
-export async function validateProblems(image: Image, src: ValidateSource, opts: { checkDiffIDs?: boolean } = {}): Promise<string[]> {
+export async function validateProblems(
+  image: Image,
+  src: ValidateSource,
+  opts: { checkDiffIDs?: boolean } = {},
+): Promise<string[]> {
   const problems: string[] = [];
   const p = (s: string) => problems.push(s);
   const hashOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -33,11 +47,14 @@ export async function validateProblems(image: Image, src: ValidateSource, opts: 
   const m = JSON.parse(rawManifest.toString('utf8'));
   if (m.schemaVersion !== 2) p(`manifest schemaVersion is ${m.schemaVersion}, not 2`);
   const docker = m.mediaType === MediaType.DockerManifest;
-  if (!docker && m.mediaType !== undefined && m.mediaType !== MediaType.OciManifest) p(`unknown manifest mediaType ${m.mediaType}`);
+  if (!docker && m.mediaType !== undefined && m.mediaType !== MediaType.OciManifest)
+    p(`unknown manifest mediaType ${m.mediaType}`);
   const wantConfigType = docker ? MediaType.DockerConfig : MediaType.OciConfig;
-  if (m.config?.mediaType !== wantConfigType) p(`config mediaType ${m.config?.mediaType} in a ${docker ? 'docker' : 'oci'} manifest (want ${wantConfigType})`);
+  if (m.config?.mediaType !== wantConfigType)
+    p(`config mediaType ${m.config?.mediaType} in a ${docker ? 'docker' : 'oci'} manifest (want ${wantConfigType})`);
   if (!isDigest(m.config?.digest)) return [...problems, `config digest ${m.config?.digest} is malformed`];
-  if (m.config.digest !== image.configDigest) p(`image.configDigest ${image.configDigest} != manifest config ${m.config.digest}`);
+  if (m.config.digest !== image.configDigest)
+    p(`image.configDigest ${image.configDigest} != manifest config ${m.config.digest}`);
 
   // Config.
   let rawConfig: Buffer | undefined;
@@ -54,18 +71,24 @@ export async function validateProblems(image: Image, src: ValidateSource, opts: 
     if (!c.architecture || !c.os) p('config lacks architecture/os');
     if (c.rootfs?.type !== 'layers') p(`config rootfs.type is ${c.rootfs?.type}`);
     diffIDs = Array.isArray(c.rootfs?.diff_ids) ? c.rootfs.diff_ids : [];
-    if (diffIDs.length !== m.layers?.length) p(`config has ${diffIDs.length} diff_ids, manifest has ${m.layers?.length} layers`);
+    if (diffIDs.length !== m.layers?.length)
+      p(`config has ${diffIDs.length} diff_ids, manifest has ${m.layers?.length} layers`);
     if (Array.isArray(c.history)) {
       const nonEmpty = c.history.filter((h: { empty_layer?: boolean }) => !h.empty_layer).length;
-      if (c.history.length > 0 && nonEmpty !== diffIDs.length) p(`history has ${nonEmpty} non-empty entries for ${diffIDs.length} layers`);
+      if (c.history.length > 0 && nonEmpty !== diffIDs.length)
+        p(`history has ${nonEmpty} non-empty entries for ${diffIDs.length} layers`);
     }
   }
 
   // Layers.
   const allowed = docker ? dockerLayers : ociLayers;
   for (const [i, l] of (m.layers ?? []).entries()) {
-    if (!allowed.has(l.mediaType)) p(`layer ${i} mediaType ${l.mediaType} is not valid in a ${docker ? 'docker' : 'oci'} manifest`);
-    if (!isDigest(l.digest)) { p(`layer ${i} digest ${l.digest} is malformed`); continue; }
+    if (!allowed.has(l.mediaType))
+      p(`layer ${i} mediaType ${l.mediaType} is not valid in a ${docker ? 'docker' : 'oci'} manifest`);
+    if (!isDigest(l.digest)) {
+      p(`layer ${i} digest ${l.digest} is malformed`);
+      continue;
+    }
     const hash = createHash('sha256');
     const diff = createHash('sha256');
     let size = 0;
@@ -73,22 +96,33 @@ export async function validateProblems(image: Image, src: ValidateSource, opts: 
     const wantDiff = opts.checkDiffIDs !== false && compression !== 'zstd' ? diffIDs[i] : undefined;
     try {
       const rs = src.open(l.digest);
-      const counter = new Writable({ write(c: Buffer, _e, cb) { size += c.length; hash.update(c); cb(); } });
+      const counter = new Writable({
+        write(c: Buffer, _e, cb) {
+          size += c.length;
+          hash.update(c);
+          cb();
+        },
+      });
       if (wantDiff && compression === 'gzip') {
         const gunzip = createGunzip();
         gunzip.on('data', (c: Buffer) => diff.update(c));
         rs.on('data', (c: Buffer) => gunzip.write(c));
         // Settles to an error value rather than rejecting, so that it is never an unhandled rejection.
-        const gzDone = new Promise<Error | undefined>((res) => { gunzip.on('end', () => res(undefined)); gunzip.on('error', res); });
+        const gzDone = new Promise<Error | undefined>((res) => {
+          gunzip.on('end', () => res(undefined));
+          gunzip.on('error', res);
+        });
         await pipeline(rs, counter);
         gunzip.end();
         const gzErr = await gzDone;
         if (gzErr) p(`layer ${i}: cannot gunzip: ${gzErr.message}`);
-        else if (`sha256:${diff.digest('hex')}` !== wantDiff) p(`layer ${i}: uncompressed content does not hash to diff_id ${wantDiff}`);
+        else if (`sha256:${diff.digest('hex')}` !== wantDiff)
+          p(`layer ${i}: uncompressed content does not hash to diff_id ${wantDiff}`);
       } else {
         await pipeline(rs, counter);
         const d = `sha256:${hash.copy().digest('hex')}`;
-        if (wantDiff && compression === 'tar' && d !== wantDiff) p(`layer ${i}: uncompressed layer digest ${d} != diff_id ${wantDiff}`);
+        if (wantDiff && compression === 'tar' && d !== wantDiff)
+          p(`layer ${i}: uncompressed layer digest ${d} != diff_id ${wantDiff}`);
       }
     } catch (e) {
       p(`layer ${i} ${l.digest}: ${(e as Error).message}`);
@@ -104,5 +138,10 @@ export async function validateProblems(image: Image, src: ValidateSource, opts: 
 /** Throw StoreError('invalid') listing every problem, or return quietly. */
 export async function validate(image: Image, src: ValidateSource, opts?: { checkDiffIDs?: boolean }): Promise<void> {
   const problems = await validateProblems(image, src, opts);
-  if (problems.length) throw new StoreError('invalid', `image ${image.manifestDigest} is invalid:\n  ${problems.join('\n  ')}`, image.manifestDigest);
+  if (problems.length)
+    throw new StoreError(
+      'invalid',
+      `image ${image.manifestDigest} is invalid:\n  ${problems.join('\n  ')}`,
+      image.manifestDigest,
+    );
 }

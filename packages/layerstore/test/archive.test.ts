@@ -15,7 +15,15 @@ import { StoreError } from '../src/types.js';
 import { baseConfig, makeTar, sampleImage, sha, tempRoot, tempStore } from './storekit.js';
 import { have, skip, startDockerd } from '@tsbuild/testkit';
 
-async function writeTar(file: string, entries: { name: string; body?: Buffer | string; type?: 'file' | 'symlink' | 'directory' | 'link'; linkname?: string }[]): Promise<void> {
+async function writeTar(
+  file: string,
+  entries: {
+    name: string;
+    body?: Buffer | string;
+    type?: 'file' | 'symlink' | 'directory' | 'link';
+    linkname?: string;
+  }[],
+): Promise<void> {
   const pack = tar.pack();
   const done = pipeline(pack as unknown as Readable, createWriteStream(file));
   for (const e of entries) {
@@ -29,7 +37,12 @@ async function writeTar(file: string, entries: { name: string; body?: Buffer | s
 async function listTar(file: string): Promise<string[]> {
   const names: string[] = [];
   const ex = tar.extract();
-  const reading = (async () => { for await (const e of ex) { names.push(e.header.name); e.resume(); } })();
+  const reading = (async () => {
+    for await (const e of ex) {
+      names.push(e.header.name);
+      e.resume();
+    }
+  })();
   await pipeline((await import('node:fs')).createReadStream(file), ex as unknown as NodeJS.WritableStream);
   await reading;
   return names;
@@ -41,9 +54,23 @@ for (const format of ['oci', 'docker'] as const) {
     try {
       const img = await sampleImage(store);
       const file = join(dir, `${format}.tar`);
-      await archive.write(store, [{ image: img, name: 'app:1' }, { image: img, name: 'localhost:5000/app:2' }], file, { format });
+      await archive.write(
+        store,
+        [
+          { image: img, name: 'app:1' },
+          { image: img, name: 'localhost:5000/app:2' },
+        ],
+        file,
+        { format },
+      );
       const names = await listTar(file);
-      for (const n of ['oci-layout', 'index.json', `blobs/sha256/${img.manifestDigest.slice(7)}`, `blobs/sha256/${img.configDigest.slice(7)}`]) assert.ok(names.includes(n), n);
+      for (const n of [
+        'oci-layout',
+        'index.json',
+        `blobs/sha256/${img.manifestDigest.slice(7)}`,
+        `blobs/sha256/${img.configDigest.slice(7)}`,
+      ])
+        assert.ok(names.includes(n), n);
       assert.is(names.includes('manifest.json'), format === 'docker');
       assert.is(names.includes('repositories'), format === 'docker');
       const other = await Store.open(join(dir, 'other'));
@@ -69,9 +96,13 @@ test('archive.load: an old-format docker save archive (v1.2: <id>/layer.tar, <id
   try {
     const l1 = await makeTar([{ name: 'a.txt', content: 'A\n' }]);
     const l2 = await makeTar([{ name: 'b.txt', content: 'B\n' }]);
-    const cfg = Buffer.from(JSON.stringify(baseConfig({ rootfs: { type: 'layers', diff_ids: [sha(l1), sha(l2), sha(l1)] } })));
+    const cfg = Buffer.from(
+      JSON.stringify(baseConfig({ rootfs: { type: 'layers', diff_ids: [sha(l1), sha(l2), sha(l1)] } })),
+    );
     const cfgHex = sha(cfg).slice(7);
-    const id1 = 'a'.repeat(64), id2 = 'b'.repeat(64), id3 = 'c'.repeat(64);
+    const id1 = 'a'.repeat(64),
+      id2 = 'b'.repeat(64),
+      id3 = 'c'.repeat(64);
     const file = join(dir, 'old.tar');
     await writeTar(file, [
       { name: `${id1}/`, type: 'directory' },
@@ -81,14 +112,26 @@ test('archive.load: an old-format docker save archive (v1.2: <id>/layer.tar, <id
       { name: `${id2}/layer.tar`, body: l2 },
       { name: `${id3}/layer.tar`, type: 'symlink', linkname: `../${id1}/layer.tar` },
       { name: `${cfgHex}.json`, body: cfg },
-      { name: 'manifest.json', body: JSON.stringify([{ Config: `${cfgHex}.json`, RepoTags: ['old:v1'], Layers: [`${id1}/layer.tar`, `${id2}/layer.tar`, `${id3}/layer.tar`] }]) },
+      {
+        name: 'manifest.json',
+        body: JSON.stringify([
+          {
+            Config: `${cfgHex}.json`,
+            RepoTags: ['old:v1'],
+            Layers: [`${id1}/layer.tar`, `${id2}/layer.tar`, `${id3}/layer.tar`],
+          },
+        ]),
+      },
       { name: 'repositories', body: JSON.stringify({ old: { v1: id3 } }) },
     ]);
     const loaded = await archive.load(store, file);
     assert.equal(loaded[0].names, ['docker.io/library/old:v1']);
     const img = (await store.images.get('old:v1'))!;
     assert.is(img.configDigest, `sha256:${cfgHex}`);
-    assert.equal(img.layers.map((l) => l.digest), [sha(l1), sha(l2), sha(l1)]);
+    assert.equal(
+      img.layers.map((l) => l.digest),
+      [sha(l1), sha(l2), sha(l1)],
+    );
     assert.is(img.manifest.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar');
     await validate(img, store.blobs);
   } finally {
@@ -99,11 +142,27 @@ test('archive.load: an old-format docker save archive (v1.2: <id>/layer.tar, <id
 const hostileCases: { name: string; entries: Parameters<typeof writeTar>[1]; error: RegExp }[] = [
   { name: 'dot-dot member', entries: [{ name: '../evil', body: 'x' }], error: /hostile archive member/ },
   { name: 'absolute member', entries: [{ name: '/etc/evil', body: 'x' }], error: /hostile archive member/ },
-  { name: 'dot-dot inside blobs', entries: [{ name: 'blobs/sha256/../../../evil', body: 'x' }], error: /hostile archive member/ },
-  { name: 'symlink out of the archive', entries: [{ name: 'x/layer.tar', type: 'symlink', linkname: '/etc/passwd' }], error: /links outside/ },
-  { name: 'relative symlink escaping', entries: [{ name: 'x/layer.tar', type: 'symlink', linkname: '../../etc/passwd' }], error: /links outside/ },
+  {
+    name: 'dot-dot inside blobs',
+    entries: [{ name: 'blobs/sha256/../../../evil', body: 'x' }],
+    error: /hostile archive member/,
+  },
+  {
+    name: 'symlink out of the archive',
+    entries: [{ name: 'x/layer.tar', type: 'symlink', linkname: '/etc/passwd' }],
+    error: /links outside/,
+  },
+  {
+    name: 'relative symlink escaping',
+    entries: [{ name: 'x/layer.tar', type: 'symlink', linkname: '../../etc/passwd' }],
+    error: /links outside/,
+  },
   { name: 'bad blob name', entries: [{ name: 'blobs/sha256/zz', body: 'x' }], error: /blobs\/sha256\/<64 hex>/ },
-  { name: 'blob not matching its name', entries: [{ name: `blobs/sha256/${sha('good').slice(7)}`, body: 'evil' }], error: /digest mismatch/ },
+  {
+    name: 'blob not matching its name',
+    entries: [{ name: `blobs/sha256/${sha('good').slice(7)}`, body: 'evil' }],
+    error: /digest mismatch/,
+  },
   { name: 'no index.json nor manifest.json', entries: [{ name: 'hello', body: 'x' }], error: /neither an OCI archive/ },
 ];
 for (const c of hostileCases) {
@@ -112,10 +171,13 @@ for (const c of hostileCases) {
     try {
       const file = join(dir, 'bad.tar');
       await writeTar(file, c.entries);
-      await archive.load(store, file).then(() => assert.unreachable('load should fail'), (e: Error) => {
-        assert.instance(e, StoreError);
-        assert.match(e.message, c.error);
-      });
+      await archive.load(store, file).then(
+        () => assert.unreachable('load should fail'),
+        (e: Error) => {
+          assert.instance(e, StoreError);
+          assert.match(e.message, c.error);
+        },
+      );
       assert.equal(await store.blobs.list(), [], 'nothing unverified became visible');
       assert.equal(await store.tags.list(), []);
     } finally {
@@ -145,7 +207,9 @@ test('docker: `docker load` accepts --format docker (gzip layers); `docker save`
     await archive.write(store, [{ image: img, name: 'tsbuild-test/app:1' }], file, { format: 'docker' });
     const out = execFileSync('docker', ['-H', d.host, 'load', '-i', file], { encoding: 'utf8' });
     assert.match(out, /Loaded image: tsbuild-test\/app:1/);
-    const [inspect] = JSON.parse(execFileSync('docker', ['-H', d.host, 'image', 'inspect', 'tsbuild-test/app:1'], { encoding: 'utf8' }));
+    const [inspect] = JSON.parse(
+      execFileSync('docker', ['-H', d.host, 'image', 'inspect', 'tsbuild-test/app:1'], { encoding: 'utf8' }),
+    );
     assert.is(inspect.Id, img.configDigest, 'docker image id = our config digest');
     assert.equal(inspect.Config.Cmd, ['/bin/sh']);
     assert.equal(inspect.Config.Healthcheck.Test, ['CMD', 'true']);
@@ -162,8 +226,12 @@ test('docker: `docker load` accepts --format docker (gzip layers); `docker save`
     const back = (await other.images.get('tsbuild-test/app:1'))!;
     assert.is(back.configDigest, img.configDigest, 'same image id after docker round trip');
     await validate(back, other.blobs);
-    const ver = execFileSync('docker', ['-H', d.host, 'version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).trim();
-    console.log(`  docker ${ver}: load of our archive ok, docker save (${(await listTar(saved)).some((n) => n.endsWith('/layer.tar')) ? 'old <id>/layer.tar' : 'new blobs/'} format) loaded back`);
+    const ver = execFileSync('docker', ['-H', d.host, 'version', '--format', '{{.Server.Version}}'], {
+      encoding: 'utf8',
+    }).trim();
+    console.log(
+      `  docker ${ver}: load of our archive ok, docker save (${(await listTar(saved)).some((n) => n.endsWith('/layer.tar')) ? 'old <id>/layer.tar' : 'new blobs/'} format) loaded back`,
+    );
   } finally {
     await d.stop();
     await cleanup();

@@ -59,7 +59,9 @@ test(`crash safety: SIGKILL a writer ${ITERATIONS} times at random points`, asyn
     }
     const leftovers = await fsp.readdir(join(root, 'tmp'));
     assert.equal(leftovers, [], 'temp files of dead writers are cleaned on open');
-    console.log(`  crash: ${ITERATIONS} kills in ${Date.now() - started} ms; store holds ${last.blobs} blobs, ${last.tags} tags`);
+    console.log(
+      `  crash: ${ITERATIONS} kills in ${Date.now() - started} ms; store holds ${last.blobs} blobs, ${last.tags} tags`,
+    );
   } finally {
     await cleanup();
   }
@@ -76,7 +78,8 @@ test('two processes each set 50 tags at once: all 100 present', async () => {
     const store = await Store.open(root);
     const names = (await store.tags.list()).map((t) => t.name);
     assert.is(names.length, 100);
-    for (const p of ['one', 'two']) for (let i = 0; i < 50; i++) assert.ok(names.includes(`docker.io/${p}/app:${i}`), `${p}/app:${i}`);
+    for (const p of ['one', 'two'])
+      for (let i = 0; i < 50; i++) assert.ok(names.includes(`docker.io/${p}/app:${i}`), `${p}/app:${i}`);
     console.log(`  concurrency: 2 x 50 tags in ${Date.now() - t0} ms`);
   } finally {
     await cleanup();

@@ -42,8 +42,10 @@ test(`${sizeMiB} MiB file: layer → unpack is identical, peak RSS stays flat`, 
     const unpackS = (performance.now() - t) / 1000;
     const afterUnpack = vmhwm();
     const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
-    console.log(`\n  ${sizeMiB} MiB: write ${writeS.toFixed(1)} s, unpack ${unpackS.toFixed(1)} s; ` +
-      `VmHWM before ${mb(before)}, after write ${mb(afterWrite)}, after unpack ${mb(afterUnpack)}`);
+    console.log(
+      `\n  ${sizeMiB} MiB: write ${writeS.toFixed(1)} s, unpack ${unpackS.toFixed(1)} s; ` +
+        `VmHWM before ${mb(before)}, after write ${mb(afterWrite)}, after unpack ${mb(afterUnpack)}`,
+    );
     assert.equal(describe(join(work, 'out')), describe(join(work, 'src')));
     assert.ok(layer.size > 2 * rssBound, `the blob (${layer.size} bytes) is bigger than the bound by far`);
     assert.ok(afterUnpack - before < rssBound, `peak RSS grew by ${((afterUnpack - before) / MiB).toFixed(0)} MiB`);

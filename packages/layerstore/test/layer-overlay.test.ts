@@ -20,7 +20,14 @@ const opts = 'redirect_dir=off,metacopy=off,index=off';
 
 function mountOverlay(lower: string, upper: string, workdir: string, at: string) {
   for (const d of [upper, workdir, at]) mkdirSync(d, { recursive: true });
-  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${workdir},${opts}`, at]);
+  execFileSync('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${lower},upperdir=${upper},workdir=${workdir},${opts}`,
+    at,
+  ]);
 }
 
 // lower: a/{keep,gone}, dir/{old,sub/deep}, top
@@ -50,7 +57,10 @@ test('overlay upperdir → layer with .wh. entries, in path order, without trust
   const names: string[] = [];
   for await (const { header } of readTar(decompressLayer(blobs.open(layer.digest), layer.mediaType))) {
     names.push(header.name);
-    assert.not.ok(Object.keys(header.xattrs).some((k) => k.startsWith('trusted.overlay.')), header.name);
+    assert.not.ok(
+      Object.keys(header.xattrs).some((k) => k.startsWith('trusted.overlay.')),
+      header.name,
+    );
   }
   assert.equal(names, ['a/', 'a/.wh.gone', 'added', 'dir/', 'dir/.wh..wh..opq', 'dir/new']);
 });
@@ -63,7 +73,10 @@ test('layer → snapshot gives the 0/0 device and opaque xattr back; the kernel 
   const wh = lstatSync(join(s1!.path, 'a/gone'));
   assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is a 0/0 char device');
   assert.is(getXattr(join(s1!.path, 'dir'), 'trusted.overlay.opaque')?.toString(), 'y');
-  assert.not.ok(listXattrs(join(s1!.path, 'a')).some((k) => k.startsWith('trusted.overlay.') ), 'no leftover overlay bookkeeping');
+  assert.not.ok(
+    listXattrs(join(s1!.path, 'a')).some((k) => k.startsWith('trusted.overlay.')),
+    'no leftover overlay bookkeeping',
+  );
 
   // Mount the two snapshots as lowerdirs: same view as the container had.
   mkdirSync(p('view'));
@@ -71,7 +84,10 @@ test('layer → snapshot gives the 0/0 device and opaque xattr back; the kernel 
   let mounted: ReturnType<typeof describe>;
   try {
     mounted = describe(p('view'));
-    assert.equal(mounted.map((r) => r.path), view.map((r) => r.path));
+    assert.equal(
+      mounted.map((r) => r.path),
+      view.map((r) => r.path),
+    );
   } finally {
     execFileSync('umount', [p('view')]);
   }
@@ -80,5 +96,7 @@ test('layer → snapshot gives the 0/0 device and opaque xattr back; the kernel 
   assert.equal(describe(p('rootfs')), mounted);
 });
 
-test.after(() => { rmSync(work, { recursive: true, force: true }); });
+test.after(() => {
+  rmSync(work, { recursive: true, force: true });
+});
 test.run();

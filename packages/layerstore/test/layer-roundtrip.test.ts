@@ -32,7 +32,10 @@ for (const c of cases) {
     if (c.magic) assert.is(blob.subarray(0, c.magic.length / 2).toString('hex'), c.magic);
     const dest = join(work, `out-${c.compression}`);
     execFileSync('mkdir', [dest]);
-    const r = await unpackLayer(blobs.open(layer.digest), layer.mediaType, dest, { allowDevices: true, diffID: layer.diffID });
+    const r = await unpackLayer(blobs.open(layer.digest), layer.mediaType, dest, {
+      allowDevices: true,
+      diffID: layer.diffID,
+    });
     assert.is(r.diffID, layer.diffID);
     assert.equal(describe(dest, { mtime: true, dirMtime: true }), expected);
   });
@@ -42,7 +45,9 @@ test('independent consumers: gzip -t accepts the blob, gunzip|sha256 is the diff
   const layer = await writeLayer(blobs, src, { compression: 'gzip' });
   const path = blobs.path(layer.digest);
   execFileSync('gzip', ['-t', path]);
-  const sha = execFileSync('sh', ['-c', `gunzip -c '${path}' | sha256sum`]).toString().split(' ')[0];
+  const sha = execFileSync('sh', ['-c', `gunzip -c '${path}' | sha256sum`])
+    .toString()
+    .split(' ')[0];
   assert.is(`sha256:${sha}`, layer.diffID);
   const listing = execFileSync('tar', ['-tzf', path]).toString().split('\n').filter(Boolean);
   assert.equal(listing.map((l) => l.replace(/\/$/, '')).sort(), expected.map((e) => e.path).sort());
@@ -59,5 +64,7 @@ test('every compression has the same diffID', async () => {
   assert.is(ids.size, 1);
 });
 
-test.after(() => { rmSync(work, { recursive: true, force: true }); });
+test.after(() => {
+  rmSync(work, { recursive: true, force: true });
+});
 test.run();

@@ -15,12 +15,22 @@ test('layout.write: index.json names, blobs, validator passes on read-back (oci 
     const oci = await sampleImage(store, 'oci');
     const docker = await sampleImage(store, 'docker');
     const out = join(dir, 'layout');
-    await layout.write(store, [{ image: oci, name: 'app:1' }, { image: docker, name: 'localhost:5000/team/app:dock' }], out);
+    await layout.write(
+      store,
+      [
+        { image: oci, name: 'app:1' },
+        { image: docker, name: 'localhost:5000/team/app:dock' },
+      ],
+      out,
+    );
     const index = JSON.parse(await fsp.readFile(join(out, 'index.json'), 'utf8'));
-    assert.equal(index.manifests.map((m: { annotations: Record<string, string> }) => m.annotations), [
-      { 'io.containerd.image.name': 'docker.io/library/app:1', 'org.opencontainers.image.ref.name': '1' },
-      { 'io.containerd.image.name': 'localhost:5000/team/app:dock', 'org.opencontainers.image.ref.name': 'dock' },
-    ]);
+    assert.equal(
+      index.manifests.map((m: { annotations: Record<string, string> }) => m.annotations),
+      [
+        { 'io.containerd.image.name': 'docker.io/library/app:1', 'org.opencontainers.image.ref.name': '1' },
+        { 'io.containerd.image.name': 'localhost:5000/team/app:dock', 'org.opencontainers.image.ref.name': 'dock' },
+      ],
+    );
     assert.equal(JSON.parse(await fsp.readFile(join(out, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
     const back = await layout.read(out);
     assert.is(back.images.length, 2);
@@ -53,9 +63,16 @@ test('layout.write to another filesystem copies verified blobs; a corrupt one fa
     b[b.length >> 1] ^= 1;
     await fsp.writeFile(p, b);
     const bad = join(outer, 'bad');
-    await layout.write(store, [{ image: img, name: 'app:1' }], bad).then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /corrupt|integrity/i));
+    await layout.write(store, [{ image: img, name: 'app:1' }], bad).then(
+      () => assert.unreachable(),
+      (e: Error) => assert.match(e.message, /corrupt|integrity/i),
+    );
     const left = await fsp.readdir(join(bad, 'blobs', 'sha256'));
-    assert.equal(left.filter((n) => n.includes('.tmp-')), [], 'no temp file');
+    assert.equal(
+      left.filter((n) => n.includes('.tmp-')),
+      [],
+      'no temp file',
+    );
     assert.not.ok(left.includes(img.layers[0].digest.slice(7)), 'no corrupt blob under its digest');
   } finally {
     await fsp.rm(outer, { recursive: true, force: true });
@@ -67,18 +84,30 @@ test('validate catches a wrong diff_id count, a bad layer size and a corrupt lay
   const { store, cleanup } = await tempStore();
   try {
     const img = await sampleImage(store);
-    const badManifest = { ...img.manifest, layers: img.manifest.layers.map((l, i) => (i === 0 ? { ...l, size: l.size + 1 } : l)) };
+    const badManifest = {
+      ...img.manifest,
+      layers: img.manifest.layers.map((l, i) => (i === 0 ? { ...l, size: l.size + 1 } : l)),
+    };
     const put = await store.blobs.put(JSON.stringify(badManifest));
-    await validate({ ...img, manifestDigest: put.digest, manifest: badManifest }, store.blobs).then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /descriptor says/));
+    await validate({ ...img, manifestDigest: put.digest, manifest: badManifest }, store.blobs).then(
+      () => assert.unreachable(),
+      (e: Error) => assert.match(e.message, /descriptor says/),
+    );
     const short = { ...img.manifest, layers: img.manifest.layers.slice(1) };
     const put2 = await store.blobs.put(JSON.stringify(short));
-    await validate({ ...img, manifestDigest: put2.digest, manifest: short }, store.blobs).then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /diff_ids/));
+    await validate({ ...img, manifestDigest: put2.digest, manifest: short }, store.blobs).then(
+      () => assert.unreachable(),
+      (e: Error) => assert.match(e.message, /diff_ids/),
+    );
     const p = store.blobs.path(img.layers[1].digest);
     await fsp.chmod(p, 0o644);
     const b = await fsp.readFile(p);
     b[20] ^= 1;
     await fsp.writeFile(p, b);
-    await validate(img, store.blobs).then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /corrupt/));
+    await validate(img, store.blobs).then(
+      () => assert.unreachable(),
+      (e: Error) => assert.match(e.message, /corrupt/),
+    );
   } finally {
     await cleanup();
   }
@@ -95,7 +124,9 @@ test('skopeo inspect/copy accept the layout (oci:DIR:REF, dir:, oci-archive:)', 
     assert.is(inspect.Digest, img.manifestDigest);
     assert.is(inspect.Layers.length, 2);
     assert.is(inspect.Architecture, 'amd64');
-    const cfg = JSON.parse(execFileSync('skopeo', ['inspect', '--config', '--raw', `oci:${out}:1`], { encoding: 'utf8' }));
+    const cfg = JSON.parse(
+      execFileSync('skopeo', ['inspect', '--config', '--raw', `oci:${out}:1`], { encoding: 'utf8' }),
+    );
     assert.equal(cfg.config.Healthcheck.Test, ['CMD', 'true']);
     execFileSync('skopeo', ['copy', '--quiet', `oci:${out}:1`, `dir:${join(dir, 'copied')}`]);
     const files = await fsp.readdir(join(dir, 'copied'));
@@ -117,7 +148,10 @@ test('umoci unpack gives the expected tree (whiteout applied)', async () => {
     execFileSync('umoci', ['unpack', '--image', `${out}:1`, join(dir, 'bundle')], { stdio: 'pipe' });
     const rootfs = join(dir, 'bundle', 'rootfs');
     assert.is(await fsp.readFile(join(rootfs, 'etc/kept'), 'utf8'), 'kept\n');
-    await fsp.stat(join(rootfs, 'etc/removed')).then(() => assert.unreachable('whiteout not applied'), () => {});
+    await fsp.stat(join(rootfs, 'etc/removed')).then(
+      () => assert.unreachable('whiteout not applied'),
+      () => {},
+    );
     assert.is(await fsp.readFile(join(rootfs, 'app/hello'), 'utf8'), 'hello world\n');
     assert.is((await fsp.stat(join(rootfs, 'app/hello'))).mode & 0o777, 0o755);
     assert.is(await fsp.readlink(join(rootfs, 'app/link')), 'hello');

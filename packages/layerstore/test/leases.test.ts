@@ -75,7 +75,10 @@ test('a cache hit leases the record, its blob and its snapshot; an image in use 
     assert.ok(await store.blobs.has(img.layers[0]!.digest));
     assert.ok(await store.snapshots.get(chain));
     for (const s of snaps) assert.ok(await store.snapshots.get(s.chainID), 'snapshots of a running build stay');
-    assert.equal(snaps.map((s) => s.chainID), orphan);
+    assert.equal(
+      snaps.map((s) => s.chainID),
+      orphan,
+    );
     store.endLease();
     await pruneAll(store);
     assert.equal(await store.snapshots.list(), []);
@@ -144,7 +147,13 @@ test('a lease naming a live pid with another start time (the pid was reused) has
     writeFileSync(join(store.leases.dir, 'reused.lease'), `${header(earlier)}\nblob ${blob.digest}\n`);
     writeFileSync(join(store.leases.dir, 'same.lease'), `${header(start!)}\nblob ${blob.digest}\n`);
     const byName = new Map((await store.leases.list()).map((l) => [l.name, l.live]));
-    assert.equal([...byName], [['reused.lease', false], ['same.lease', true]]);
+    assert.equal(
+      [...byName],
+      [
+        ['reused.lease', false],
+        ['same.lease', true],
+      ],
+    );
     let r = await pruneAll(store);
     assert.equal([r.leases, r.blobs], [1, 0], 'the same pid and start time still holds the blob');
     await fsp.rm(join(store.leases.dir, 'same.lease'));

@@ -34,7 +34,14 @@ test('prune removes only what nothing reaches; respects the grace period; cleans
     r = await store.prune({ gracePeriodMs: 0 });
     assert.not.ok(await store.blobs.has(garbage.digest));
     assert.not.ok(await store.blobs.has(removedTag.manifestDigest));
-    for (const d of [tagged.manifestDigest, tagged.configDigest, ...tagged.layers.map((l) => l.digest), cached.digest, inContainer.digest]) assert.ok(await store.blobs.has(d), d);
+    for (const d of [
+      tagged.manifestDigest,
+      tagged.configDigest,
+      ...tagged.layers.map((l) => l.digest),
+      cached.digest,
+      inContainer.digest,
+    ])
+      assert.ok(await store.blobs.has(d), d);
     // The docker variant shares layers and config with the tagged image: only its manifest goes.
     assert.is(r.blobs, 2);
     // A cache record whose blob is gone is dangling and is dropped.

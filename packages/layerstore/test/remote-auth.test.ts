@@ -56,7 +56,10 @@ esac
 });
 test.after(async () => {
   process.env.PATH = originalPath;
-  for (const s of servers) { s.closeAllConnections(); s.close(); }
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
   await reg?.stop();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -70,7 +73,10 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 const goodConfigs: Array<[string, () => object]> = [
   ['auths[host].auth', () => ({ auths: { [reg.host]: { auth: b64(`${user}:${pass}`) } } })],
-  ['auths["http://host"] username/password', () => ({ auths: { [`http://${reg.host}`]: { username: user, password: pass } } })],
+  [
+    'auths["http://host"] username/password',
+    () => ({ auths: { [`http://${reg.host}`]: { username: user, password: pass } } }),
+  ],
   ['credHelpers[host]', () => ({ credHelpers: { [reg.host]: 'tstest' } })],
   ['credsStore', () => ({ credsStore: 'tstest', auths: {} })],
 ];
@@ -82,7 +88,14 @@ for (const [name, config] of goodConfigs) {
     const credentials = new remote.DockerConfigCredentials(configFile(config()));
     const ref = `${reg.host}/auth/app:${name.replace(/[^a-z]/gi, '').slice(0, 20)}`;
     await remote.push(blobs, { manifestDigest: img.manifestDigest }, ref, { credentials, retry });
-    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', `${user}:${pass}`, `docker://${ref}`]);
+    const raw = await skopeo([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      '--creds',
+      `${user}:${pass}`,
+      `docker://${ref}`,
+    ]);
     assert.is(sha256(raw), img.manifestDigest);
     const dst = store();
     const pulled = await remote.pull(dst.blobs, ref, { credentials, retry });
@@ -98,25 +111,44 @@ test('DOCKER_CONFIG picks the config file', async () => {
     assert.is(remote.dockerConfigPath(), f);
     await new remote.RegistryClient(reg.host, { retry }).ping();
   } finally {
-    if (saved === undefined) delete process.env.DOCKER_CONFIG; else process.env.DOCKER_CONFIG = saved;
+    if (saved === undefined) delete process.env.DOCKER_CONFIG;
+    else process.env.DOCKER_CONFIG = saved;
   }
 });
 
 const badCases: Array<[string, () => object, RegExp]> = [
-  ['wrong password', () => ({ auths: { [reg.host]: { auth: b64(`${user}:wrong`) } } }), /answered HTTP 401 UNAUTHORIZED.*\(credentials for "127\.0\.0\.1:\d+" were rejected\)/],
-  ['no credentials', () => ({ auths: {} }), /requires authentication and there are no credentials for "127\.0\.0\.1:\d+"/],
-  ['a missing helper', () => ({ credHelpers: { [reg.host]: 'nonexistent' } }), /docker-credential-nonexistent: not found on PATH/],
+  [
+    'wrong password',
+    () => ({ auths: { [reg.host]: { auth: b64(`${user}:wrong`) } } }),
+    /answered HTTP 401 UNAUTHORIZED.*\(credentials for "127\.0\.0\.1:\d+" were rejected\)/,
+  ],
+  [
+    'no credentials',
+    () => ({ auths: {} }),
+    /requires authentication and there are no credentials for "127\.0\.0\.1:\d+"/,
+  ],
+  [
+    'a missing helper',
+    () => ({ credHelpers: { [reg.host]: 'nonexistent' } }),
+    /docker-credential-nonexistent: not found on PATH/,
+  ],
 ];
 for (const [name, config, re] of badCases) {
   test(`a clear error for ${name}`, async () => {
     try {
-      await remote.pull(store().blobs, `${reg.host}/auth/app:x`, { credentials: new remote.DockerConfigCredentials(configFile(config())), retry });
+      await remote.pull(store().blobs, `${reg.host}/auth/app:x`, {
+        credentials: new remote.DockerConfigCredentials(configFile(config())),
+        retry,
+      });
       assert.unreachable();
     } catch (err) {
       assert.instance(err, remote.RegistryError);
       assert.match((err as Error).message, re);
       assert.match((err as Error).message, /manifest 127\.0\.0\.1:\d+\/auth\/app:x/);
-      assert.not.ok((err as Error).message.includes('wrong') || (err as Error).message.includes(pass), 'no secrets in the message');
+      assert.not.ok(
+        (err as Error).message.includes('wrong') || (err as Error).message.includes(pass),
+        'no secrets in the message',
+      );
     }
   });
 }
@@ -136,7 +168,10 @@ test('login verifies against /v2/ and writes auths[host].auth; logout removes it
   assert.is(written.auths[reg.host].auth, b64(`${user}:${pass}`));
   assert.is(written.psFormat, 'table', 'other settings kept');
   assert.ok(written.auths['other.example']);
-  await remote.pull(store().blobs, `${reg.host}/auth/app:authshostauth`, { credentials: new remote.DockerConfigCredentials(f), retry });
+  await remote.pull(store().blobs, `${reg.host}/auth/app:authshostauth`, {
+    credentials: new remote.DockerConfigCredentials(f),
+    retry,
+  });
   await remote.logout(reg.host, { configFile: f });
   const after = JSON.parse(readFileSync(f, 'utf8'));
   assert.not.ok(after.auths[reg.host]);
@@ -151,7 +186,11 @@ test('login through a credential helper stores there', async () => {
   const f = configFile({ credHelpers: { [reg.host]: 'tstest' } });
   await remote.login(reg.host, user, pass, { configFile: f, retry });
   const bin = process.env.PATH!.split(':')[0]!;
-  assert.equal(JSON.parse(readFileSync(path.join(bin, 'stored'), 'utf8')), { ServerURL: reg.host, Username: user, Secret: pass });
+  assert.equal(JSON.parse(readFileSync(path.join(bin, 'stored'), 'utf8')), {
+    ServerURL: reg.host,
+    Username: user,
+    Secret: pass,
+  });
   await remote.logout(reg.host, { configFile: f });
   assert.ok(existsSync(path.join(bin, 'erased')));
 });
@@ -169,24 +208,42 @@ test('bearer tokens: scopes, basic creds at the realm, access_token, refresh aft
   const { blobs } = store();
   const img = await makeImage(blobs, [30_000, 30_000, 30_000], 210);
   const content = new Map<string, Buffer>();
-  for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)]) content.set(d, await blobs.read(d as Digest));
+  for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)])
+    content.set(d, await blobs.read(d as Digest));
   let current = 0;
   let served = 0;
   const tokenRequests: Array<{ method: string; scope: string[]; auth?: string; body?: string }> = [];
   const tokenPort = await listen((req, res) => {
     let body = '';
-    req.on('data', (c) => { body += c; });
+    req.on('data', (c) => {
+      body += c;
+    });
     req.on('end', () => {
       const u = new URL(req.url!, 'http://x');
       const form = new URLSearchParams(body);
-      tokenRequests.push({ method: req.method!, scope: req.method === 'POST' ? (form.get('scope') ?? '').split(' ') : u.searchParams.getAll('scope'), auth: req.headers.authorization, body });
+      tokenRequests.push({
+        method: req.method!,
+        scope: req.method === 'POST' ? (form.get('scope') ?? '').split(' ') : u.searchParams.getAll('scope'),
+        auth: req.headers.authorization,
+        body,
+      });
       const basicOK = req.headers.authorization === `Basic ${b64(`${user}:${pass}`)}`;
       const refreshOK = form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === 'refresh-me';
-      if (!basicOK && !refreshOK) { res.writeHead(401); res.end('{"errors":[{"code":"UNAUTHORIZED","message":"bad creds"}]}'); return; }
+      if (!basicOK && !refreshOK) {
+        res.writeHead(401);
+        res.end('{"errors":[{"code":"UNAUTHORIZED","message":"bad creds"}]}');
+        return;
+      }
       current++;
       res.writeHead(200, { 'content-type': 'application/json' });
       // Alternate the field name: both are in use.
-      res.end(JSON.stringify(current % 2 ? { token: `tok-${current}`, expires_in: 300 } : { access_token: `tok-${current}`, expires_in: 300 }));
+      res.end(
+        JSON.stringify(
+          current % 2
+            ? { token: `tok-${current}`, expires_in: 300 }
+            : { access_token: `tok-${current}`, expires_in: 300 },
+        ),
+      );
     });
   });
   const regPort = await listen((req, res) => {
@@ -204,25 +261,46 @@ test('bearer tokens: scopes, basic creds at the realm, access_token, refresh aft
     } else if (m && content.has(m[2]!)) {
       res.writeHead(200, { 'content-length': content.get(m[2]!)!.length });
       res.end(content.get(m[2]!));
-    } else { res.writeHead(404); res.end(); }
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
   });
   const ref = `127.0.0.1:${regPort}/app:1`;
-  const cases: Array<[string, remote.Credential]> = [['password', { username: user, password: pass }], ['identity token', { identityToken: 'refresh-me' }]];
+  const cases: Array<[string, remote.Credential]> = [
+    ['password', { username: user, password: pass }],
+    ['identity token', { identityToken: 'refresh-me' }],
+  ];
   for (const [name, cred] of cases) {
     tokenRequests.length = 0;
     const credentials = new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: cred });
     const pulled = await remote.pull(store().blobs, ref, { credentials, retry, concurrency: 1 });
     assert.is(pulled.manifestDigest, img.manifestDigest, name);
-    assert.ok(tokenRequests.length >= 2, `${name}: re-authenticated after the token was revoked (${tokenRequests.length} token requests)`);
-    assert.ok(tokenRequests.every((t) => t.scope.includes('repository:app:pull')), `${name}: asked for the pull scope`);
-    if (cred.identityToken) assert.ok(tokenRequests.every((t) => t.method === 'POST' && t.body!.includes('grant_type=refresh_token')));
+    assert.ok(
+      tokenRequests.length >= 2,
+      `${name}: re-authenticated after the token was revoked (${tokenRequests.length} token requests)`,
+    );
+    assert.ok(
+      tokenRequests.every((t) => t.scope.includes('repository:app:pull')),
+      `${name}: asked for the pull scope`,
+    );
+    if (cred.identityToken)
+      assert.ok(tokenRequests.every((t) => t.method === 'POST' && t.body!.includes('grant_type=refresh_token')));
     else assert.ok(tokenRequests.every((t) => t.method === 'GET' && t.auth?.startsWith('Basic ')));
   }
   try {
-    await remote.pull(store().blobs, ref, { credentials: new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: { username: user, password: 'bad' } }), retry });
+    await remote.pull(store().blobs, ref, {
+      credentials: new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: { username: user, password: 'bad' } }),
+      retry,
+    });
     assert.unreachable();
   } catch (err) {
-    assert.match((err as Error).message, new RegExp(`token service 127\\.0\\.0\\.1:${tokenPort} for 127\\.0\\.0\\.1:${regPort} answered HTTP 401: UNAUTHORIZED: bad creds`));
+    assert.match(
+      (err as Error).message,
+      new RegExp(
+        `token service 127\\.0\\.0\\.1:${tokenPort} for 127\\.0\\.0\\.1:${regPort} answered HTTP 401: UNAUTHORIZED: bad creds`,
+      ),
+    );
   }
 });
 
@@ -252,17 +330,33 @@ test('credentials are never sent to another host on a redirect (but are to the s
     res.end();
   });
   const { blobs } = store();
-  const stats = await remote.fetchBlobs(blobs, `127.0.0.1:${regPort}/app`, [{ mediaType: 'application/octet-stream', digest, size: payload.length }], {
-    credentials: new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: { username: user, password: pass } }), retry,
-  });
+  const stats = await remote.fetchBlobs(
+    blobs,
+    `127.0.0.1:${regPort}/app`,
+    [{ mediaType: 'application/octet-stream', digest, size: payload.length }],
+    {
+      credentials: new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: { username: user, password: pass } }),
+      retry,
+    },
+  );
   assert.is(stats.blobsDownloaded, 1);
   assert.equal(seenByStorage, [undefined], 'the storage host got no Authorization');
-  assert.ok(seenByRegistry.some(([u, a]) => u.startsWith('/storage/') && a?.startsWith('Basic ')), 'same-host redirect kept credentials');
+  assert.ok(
+    seenByRegistry.some(([u, a]) => u.startsWith('/storage/') && a?.startsWith('Basic ')),
+    'same-host redirect kept credentials',
+  );
   assert.equal((await blobs.read(digest)).toString(), payload.toString());
 });
 
 test('untrusted answers: a manifest whose digest does not match is refused', async () => {
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'a'.repeat(64)}`, size: 2 }, layers: [] }));
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'a'.repeat(64)}`, size: 2 },
+      layers: [],
+    }),
+  );
   const cases: Array<[string, Record<string, string>, RegExp]> = [
     [`@sha256:${'b'.repeat(64)}`, {}, /content has digest sha256:/],
     [':1', { 'docker-content-digest': `sha256:${'c'.repeat(64)}` }, /Docker-Content-Digest sha256:c+ does not match/],

@@ -55,16 +55,33 @@ for (const [i, c] of pushSchedules.entries()) {
     const img = await makeImage(blobs, [700_000, 150_000, 20_000], 100 + i);
     env.proxy.resetCounters();
     env.proxy.setRules(c.rules);
-    const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/faults/push${i}:1`, { ...opts, concurrency: c.concurrency });
+    const res = await remote.push(
+      blobs,
+      { manifestDigest: img.manifestDigest },
+      `${env.proxy.host}/faults/push${i}:1`,
+      { ...opts, concurrency: c.concurrency },
+    );
     assert.is(res.descriptor.digest, img.manifestDigest);
     assert.is(env.proxy.fired.length, c.rules.length, `every fault fired: ${env.proxy.fired.join(', ')}`);
-    if (process.env.REMOTE_VERBOSE) console.log(`push ${i}: sent ${env.proxy.bytesUp} for ${img.totalSize} (${(env.proxy.bytesUp / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`);
-    assert.ok(env.proxy.bytesUp <= 3 * img.totalSize, `sent ${env.proxy.bytesUp} bytes for an image of ${img.totalSize}`);
+    if (process.env.REMOTE_VERBOSE)
+      console.log(
+        `push ${i}: sent ${env.proxy.bytesUp} for ${img.totalSize} (${(env.proxy.bytesUp / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`,
+      );
+    assert.ok(
+      env.proxy.bytesUp <= 3 * img.totalSize,
+      `sent ${env.proxy.bytesUp} bytes for an image of ${img.totalSize}`,
+    );
     env.proxy.setRules([]);
     const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${env.reg.host}/faults/push${i}:1`]);
     assert.is(sha256(raw), img.manifestDigest);
     const dir = tmp('tsbuild-oci-');
-    await skopeo(['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${env.reg.host}/faults/push${i}:1`, `oci:${dir}:x`]);
+    await skopeo([
+      '--insecure-policy',
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${env.reg.host}/faults/push${i}:1`,
+      `oci:${dir}:x`,
+    ]);
   });
 }
 
@@ -73,9 +90,17 @@ test('a broken chunk with nothing received resumes at the registry offset instea
   const img = await makeImage(blobs, [900_000], 120);
   env.proxy.resetCounters();
   env.proxy.setRules([{ method: 'PATCH', path: uploads, nth: 3, fault: { kind: 'reset-early' } }]);
-  const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/faults/resume:1`, opts);
+  const res = await remote.push(
+    blobs,
+    { manifestDigest: img.manifestDigest },
+    `${env.proxy.host}/faults/resume:1`,
+    opts,
+  );
   assert.is(res.stats.resumes, 1);
-  assert.ok(env.proxy.requests.some((r) => r.method === 'GET' && uploads.test(r.path) && r.status === 204), 'asked for the upload status');
+  assert.ok(
+    env.proxy.requests.some((r) => r.method === 'GET' && uploads.test(r.path) && r.status === 204),
+    'asked for the upload status',
+  );
   assert.is(env.proxy.bytesUp, img.totalSize, 'not a byte sent twice');
 });
 
@@ -106,8 +131,14 @@ for (const c of pullSchedules) {
     assert.is(res.manifestDigest, img.manifestDigest);
     assert.ok(env.proxy.fired.length >= 5, env.proxy.fired.join(', '));
     assert.ok(res.stats.resumes >= 2, `resumed ${res.stats.resumes} downloads with Range`);
-    if (process.env.REMOTE_VERBOSE) console.log(`pull: received ${env.proxy.bytesDown} for ${img.totalSize} (${(env.proxy.bytesDown / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`);
-    assert.ok(env.proxy.bytesDown <= 3 * img.totalSize, `received ${env.proxy.bytesDown} bytes for an image of ${img.totalSize}`);
+    if (process.env.REMOTE_VERBOSE)
+      console.log(
+        `pull: received ${env.proxy.bytesDown} for ${img.totalSize} (${(env.proxy.bytesDown / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`,
+      );
+    assert.ok(
+      env.proxy.bytesDown <= 3 * img.totalSize,
+      `received ${env.proxy.bytesDown} bytes for an image of ${img.totalSize}`,
+    );
     for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)]) {
       assert.is(sha256(await dst.blobs.read(d as Digest)), d);
     }
@@ -117,15 +148,31 @@ for (const c of pullSchedules) {
 test('when retries run out the error names the blob, the host, the status and the registry message', async () => {
   const { blobs } = store();
   const img = await makeImage(blobs, [5_000], 140);
-  env.proxy.setRules(Array.from({ length: 10 }, (_, n) => ({ method: 'POST', path: uploads, nth: n + 1, fault: { kind: 'status' as const, status: 500 } })));
+  env.proxy.setRules(
+    Array.from({ length: 10 }, (_, n) => ({
+      method: 'POST',
+      path: uploads,
+      nth: n + 1,
+      fault: { kind: 'status' as const, status: 500 },
+    })),
+  );
   try {
-    await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/faults/giveup:1`, { ...opts, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 }, concurrency: 1 });
+    await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/faults/giveup:1`, {
+      ...opts,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      concurrency: 1,
+    });
     assert.unreachable();
   } catch (err) {
     assert.instance(err, remote.RegistryError);
     const e = err as remote.RegistryError;
     assert.is(e.status, 500);
-    assert.match(e.message, new RegExp(`pushing blob ${img.layers[0]!.digest} to ${env.proxy.host.replace(/\./g, '\\.')}/faults/giveup: ${env.proxy.host.replace(/\./g, '\\.')} answered HTTP 500 UNAVAILABLE: injected fault`));
+    assert.match(
+      e.message,
+      new RegExp(
+        `pushing blob ${img.layers[0]!.digest} to ${env.proxy.host.replace(/\./g, '\\.')}/faults/giveup: ${env.proxy.host.replace(/\./g, '\\.')} answered HTTP 500 UNAVAILABLE: injected fault`,
+      ),
+    );
   } finally {
     env.proxy.setRules([]);
   }

@@ -18,7 +18,11 @@ import { withRegistry } from './helpers/registry-suite.js';
 const test = suite('remote: blobs verified on the way out');
 const env = withRegistry(test);
 const { store } = env;
-const opts = { credentials: remote.noCredentials, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 }, concurrency: 1 };
+const opts = {
+  credentials: remote.noCredentials,
+  retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
+  concurrency: 1,
+};
 
 /** Flip one byte of a blob's file in place (same size, so only the hash can tell). */
 function corrupt(blobs: FileBlobStore, digest: Digest, at: number): void {
@@ -36,7 +40,15 @@ function corrupt(blobs: FileBlobStore, digest: Digest, at: number): void {
 
 /** The same store without path(): UploadSource reads it through the verifying open() stream. */
 function streamOnly(b: FileBlobStore): BlobStore {
-  return { has: (d) => b.has(d), size: (d) => b.size(d), open: (d) => b.open(d), ingest: () => b.ingest(), put: (x) => b.put(x), read: (d) => b.read(d), readJSON: (d) => b.readJSON(d) };
+  return {
+    has: (d) => b.has(d),
+    size: (d) => b.size(d),
+    open: (d) => b.open(d),
+    ingest: () => b.ingest(),
+    put: (x) => b.put(x),
+    read: (d) => b.read(d),
+    readJSON: (d) => b.readJSON(d),
+  };
 }
 
 async function readAll(source: UploadSource, max: number): Promise<Buffer> {
@@ -91,7 +103,8 @@ for (const c of reads) {
     if (c.checkpointAt !== undefined) {
       const first = await UploadSource.open(b, desc, 0);
       const head: Buffer[] = [];
-      while (first.position < c.checkpointAt) head.push(Buffer.from((await first.take(c.checkpointAt - first.position))!));
+      while (first.position < c.checkpointAt)
+        head.push(Buffer.from((await first.take(c.checkpointAt - first.position))!));
       assert.ok(Buffer.concat(head).equals(data.subarray(0, c.checkpointAt)));
       from = first.checkpoint();
       await first.close();
@@ -106,7 +119,10 @@ for (const c of reads) {
     }
     await source.close();
     assert.ok(Buffer.concat(got).equals(data.subarray(c.start)), 'the bytes from start on');
-    assert.ok(parts.every((n) => n > 0 && n <= c.max), `pieces ${parts.join(',')}`);
+    assert.ok(
+      parts.every((n) => n > 0 && n <= c.max),
+      `pieces ${parts.join(',')}`,
+    );
     assert.is(source.checkpoint(), undefined, 'nothing left to continue from');
   });
 }
@@ -168,7 +184,11 @@ const pushes: Array<{ name: string; at: number; stream?: boolean; chunked?: bool
   { name: 'chunks of 1 MB, the last byte', at: -1, chunked: true },
   { name: 'a store read through open()', at: 2_000_000, stream: true },
   // The proxy answers 201 at once and swallows the body: a registry vouching for bytes it never checked.
-  { name: 'the registry answers 201 before the body is in', at: -1, rules: [{ method: 'PUT', path: uploads, fault: { kind: 'status', status: 201 } }] },
+  {
+    name: 'the registry answers 201 before the body is in',
+    at: -1,
+    rules: [{ method: 'PUT', path: uploads, fault: { kind: 'status', status: 201 } }],
+  },
 ];
 
 for (const [i, c] of pushes.entries()) {
@@ -182,17 +202,30 @@ for (const [i, c] of pushes.entries()) {
     const repo = `verify/case${i}`;
     try {
       await rejectsCorrupt(
-        remote.push(c.stream ? streamOnly(blobs) : blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/${repo}:1`, {
-          ...opts, ...(c.chunked ? { chunkThreshold: 1_000_000, chunkSize: 1_000_000 } : {}),
-        }),
+        remote.push(
+          c.stream ? streamOnly(blobs) : blobs,
+          { manifestDigest: img.manifestDigest },
+          `${env.proxy.host}/${repo}:1`,
+          {
+            ...opts,
+            ...(c.chunked ? { chunkThreshold: 1_000_000, chunkSize: 1_000_000 } : {}),
+          },
+        ),
         layer.digest,
       );
     } finally {
       env.proxy.setRules([]);
     }
-    assert.is(env.proxy.requests.filter((r) => r.method === 'POST' && uploads.test(r.path)).length, 1, 'one upload started, none retried');
+    assert.is(
+      env.proxy.requests.filter((r) => r.method === 'POST' && uploads.test(r.path)).length,
+      1,
+      'one upload started, none retried',
+    );
     assert.ok(env.proxy.bytesUp < layer.size, `${env.proxy.bytesUp} of ${layer.size} bytes went up`);
-    assert.not.ok(env.proxy.requests.some((r) => r.path.includes('/manifests/')), 'no manifest pushed');
+    assert.not.ok(
+      env.proxy.requests.some((r) => r.path.includes('/manifests/')),
+      'no manifest pushed',
+    );
     assert.not.ok(await registryHas(repo, layer.digest), 'the registry does not have the blob');
   });
 }
@@ -209,15 +242,21 @@ test('a registry that refuses a PUT at its headers: the rest of the blob is not 
   // What nginx in front of a registry does with client_max_body_size: 413 as soon as the headers are in.
   const server = createServer((req, res) => {
     if (req.method === 'HEAD') return void res.writeHead(404).end();
-    if (req.method === 'POST') return void res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'docker-upload-uuid': 'u1' }).end();
+    if (req.method === 'POST')
+      return void res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'docker-upload-uuid': 'u1' }).end();
     req.on('data', (b: Buffer) => (received += b.length)); // keeps reading, as a proxy does
     req.socket.once('close', () => putClosed());
-    res.writeHead(413, { 'content-type': 'application/json' }).end('{"errors":[{"code":"SIZE_INVALID","message":"blob too large for this proxy"}]}');
+    res
+      .writeHead(413, { 'content-type': 'application/json' })
+      .end('{"errors":[{"code":"SIZE_INVALID","message":"blob too large for this proxy"}]}');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {
-    const err = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${host}/r:1`, opts).then(() => undefined, (e: Error) => e);
+    const err = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${host}/r:1`, opts).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     assert.ok(err, 'the push failed');
     assert.is.not((err as remote.RegistryError).code, 'network', String(err));
     assert.is((err as remote.RegistryError).info.status, 413, String(err));

@@ -19,9 +19,18 @@ async function verifyWithSkopeo(host: string, repo: string, tag: string, img: Te
   const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${host}/${repo}:${tag}`]);
   assert.is(sha256(raw), img.manifestDigest, 'skopeo sees our manifest bytes');
   const info = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${host}/${repo}:${tag}`]));
-  assert.equal(info.Layers, img.layers.map((l) => l.digest));
+  assert.equal(
+    info.Layers,
+    img.layers.map((l) => l.digest),
+  );
   const dir = tmp('tsbuild-oci-');
-  await skopeo(['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${host}/${repo}:${tag}`, `oci:${dir}:${tag}`]);
+  await skopeo([
+    '--insecure-policy',
+    'copy',
+    '--src-tls-verify=false',
+    `docker://${host}/${repo}:${tag}`,
+    `oci:${dir}:${tag}`,
+  ]);
   for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)]) {
     const file = path.join(dir, 'blobs', 'sha256', d.slice(7));
     assert.ok(existsSync(file), `skopeo copied ${d}`);
@@ -42,7 +51,8 @@ for (const [i, c] of pushCases.entries()) {
     const img = await makeImage(blobs, c.sizes, 10 + i, c.docker);
     const repo = `push/case${i}`;
     const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.reg.host}/${repo}:v1`, {
-      ...quiet, ...(c.chunk ? { chunkThreshold: 256 * 1024, chunkSize: 200 * 1024 } : {}),
+      ...quiet,
+      ...(c.chunk ? { chunkThreshold: 256 * 1024, chunkSize: 200 * 1024 } : {}),
     });
     assert.is(res.descriptor.digest, img.manifestDigest);
     assert.is(res.descriptor.mediaType, c.docker ? MediaType.DockerManifest : MediaType.OciManifest);
@@ -62,16 +72,46 @@ test('an image pushed by skopeo copy is pulled and every blob verified', async (
     copyFileSync(src.blobs.path(d), path.join(layout, 'blobs', 'sha256', d.slice(7)));
   }
   writeFileSync(path.join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.OciManifest, digest: img.manifestDigest, size: img.manifestBytes.length, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }));
-  await skopeo(['--insecure-policy', 'copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${env.reg.host}/from-skopeo/app:v1`]);
+  writeFileSync(
+    path.join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: MediaType.OciManifest,
+          digest: img.manifestDigest,
+          size: img.manifestBytes.length,
+          annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+        },
+      ],
+    }),
+  );
+  await skopeo([
+    '--insecure-policy',
+    'copy',
+    '--dest-tls-verify=false',
+    `oci:${layout}:v1`,
+    `docker://${env.reg.host}/from-skopeo/app:v1`,
+  ]);
 
   const dst = store();
   const seen: number[] = [];
-  const pulled = await remote.pull(dst.blobs, `${env.reg.host}/from-skopeo/app:v1`, { ...quiet, onLayer: (_l, i) => { seen.push(i); } });
+  const pulled = await remote.pull(dst.blobs, `${env.reg.host}/from-skopeo/app:v1`, {
+    ...quiet,
+    onLayer: (_l, i) => {
+      seen.push(i);
+    },
+  });
   assert.is(pulled.manifestDigest, img.manifestDigest);
   assert.is(pulled.configDigest, img.config.digest);
-  assert.equal(pulled.layers.map((l) => l.digest), img.layers.map((l) => l.digest));
-  assert.equal(pulled.layers.map((l) => l.diffID), pulled.config.rootfs.diff_ids);
+  assert.equal(
+    pulled.layers.map((l) => l.digest),
+    img.layers.map((l) => l.digest),
+  );
+  assert.equal(
+    pulled.layers.map((l) => l.diffID),
+    pulled.config.rootfs.diff_ids,
+  );
   assert.equal([...seen].sort(), [0, 1, 2]);
   for (const d of [img.manifestDigest, img.config.digest, ...img.layers.map((l) => l.digest)]) {
     assert.is(sha256(await dst.blobs.read(d as Digest)), d, `blob ${d} verified`);
@@ -96,22 +136,33 @@ test('a second push of the same image sends no layer bytes', async () => {
   assert.is(second.stats.blobsSkipped, 3);
   assert.is(second.stats.bytesUploaded, 0);
   assert.is(env.proxy.bytesUp, img.manifestBytes.length, 'only the manifest went up');
-  assert.not.ok(env.proxy.requests.some((r) => r.method === 'PATCH' || (r.method === 'PUT' && r.path.includes('/blobs/'))));
+  assert.not.ok(
+    env.proxy.requests.some((r) => r.method === 'PATCH' || (r.method === 'PUT' && r.path.includes('/blobs/'))),
+  );
 });
 
 test('a push to a second repository mounts the blobs instead of uploading', async () => {
   const { blobs, root } = store();
   const img = await makeImage(blobs, [150_000, 60_000], 8);
   const locations = await remote.BlobLocations.load(path.join(root, 'remote', 'locations.json'));
-  await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/mount/first:1`, { ...quiet, locations });
+  await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/mount/first:1`, {
+    ...quiet,
+    locations,
+  });
   env.proxy.resetCounters();
   // A fresh load from disk: the record persists across processes.
   const again = await remote.BlobLocations.load(path.join(root, 'remote', 'locations.json'));
-  const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/mount/second:1`, { ...quiet, locations: again });
+  const res = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${env.proxy.host}/mount/second:1`, {
+    ...quiet,
+    locations: again,
+  });
   assert.is(res.stats.blobsMounted, 3);
   assert.is(res.stats.bytesUploaded, 0);
   assert.is(env.proxy.bytesUp, img.manifestBytes.length);
-  assert.ok(env.proxy.requests.some((r) => r.method === 'POST' && r.status === 201), 'mount answered 201');
+  assert.ok(
+    env.proxy.requests.some((r) => r.method === 'POST' && r.status === 201),
+    'mount answered 201',
+  );
   await verifyWithSkopeo(env.proxy.host, 'mount/second', '1', img);
 });
 
@@ -119,17 +170,33 @@ test('resolve picks the platform from an index', async () => {
   const { blobs } = store();
   const amd = await makeImage(blobs, [10_000], 21);
   const arm = await makeImage(blobs, [11_000], 22);
-  const index = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: MediaType.OciIndex,
-    manifests: [
-      { mediaType: MediaType.OciManifest, digest: amd.manifestDigest, size: amd.manifestBytes.length, platform: { os: 'linux', architecture: 'amd64' } },
-      { mediaType: MediaType.OciManifest, digest: arm.manifestDigest, size: arm.manifestBytes.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-    ],
-  }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: [
+        {
+          mediaType: MediaType.OciManifest,
+          digest: amd.manifestDigest,
+          size: amd.manifestBytes.length,
+          platform: { os: 'linux', architecture: 'amd64' },
+        },
+        {
+          mediaType: MediaType.OciManifest,
+          digest: arm.manifestDigest,
+          size: arm.manifestBytes.length,
+          platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        },
+      ],
+    }),
+  );
   const put = await blobs.put(index);
   await remote.push(blobs, { manifestDigest: put.digest }, `${env.reg.host}/multi/app:1`, quiet);
   const cases: Array<[string | undefined, Digest | undefined]> = [
-    [undefined, amd.manifestDigest], ['linux/arm64', arm.manifestDigest], ['linux/arm64/v8', arm.manifestDigest], ['linux/s390x', undefined],
+    [undefined, amd.manifestDigest],
+    ['linux/arm64', arm.manifestDigest],
+    ['linux/arm64/v8', arm.manifestDigest],
+    ['linux/s390x', undefined],
   ];
   for (const [platform, want] of cases) {
     if (want) {
@@ -152,7 +219,10 @@ test('resolve picks the platform from an index', async () => {
 
 test('errors name the manifest, the host and what the registry said', async () => {
   const cases: Array<[string, RegExp]> = [
-    [`${env.reg.host}/nothing/here:1`, /fetching manifest 127\.0\.0\.1:\d+\/nothing\/here:1: 127\.0\.0\.1:\d+ answered HTTP 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)/],
+    [
+      `${env.reg.host}/nothing/here:1`,
+      /fetching manifest 127\.0\.0\.1:\d+\/nothing\/here:1: 127\.0\.0\.1:\d+ answered HTTP 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)/,
+    ],
     [`${env.reg.host}/nothing/here@sha256:${'0'.repeat(64)}`, /nothing\/here@sha256:0{64}.*HTTP 404/],
   ];
   for (const [ref, re] of cases) {
@@ -178,8 +248,15 @@ test('cache artifact: push records and layers, pull the records back', async () 
   const { blobs } = store();
   const img = await makeImage(blobs, [30_000, 40_000], 31);
   const records = { version: 'x', steps: [{ key: 'sha256:abc', layer: img.layers[0]!.digest }] };
-  const pushed = await remote.pushCache(blobs, `${env.reg.host}/cache/app:buildcache`, { records, layers: img.layers }, quiet);
-  const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${env.reg.host}/cache/app:buildcache`]));
+  const pushed = await remote.pushCache(
+    blobs,
+    `${env.reg.host}/cache/app:buildcache`,
+    { records, layers: img.layers },
+    quiet,
+  );
+  const raw = JSON.parse(
+    await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${env.reg.host}/cache/app:buildcache`]),
+  );
   assert.is(raw.artifactType, remote.CacheMediaType.Artifact);
   assert.is(raw.config.mediaType, remote.CacheMediaType.Config);
   const dst = store();
@@ -187,7 +264,10 @@ test('cache artifact: push records and layers, pull the records back', async () 
   assert.ok(got);
   assert.equal(got!.records, records);
   assert.is(got!.manifestDigest, pushed.descriptor.digest);
-  assert.equal(got!.layers.map((l) => l.digest), img.layers.map((l) => l.digest));
+  assert.equal(
+    got!.layers.map((l) => l.digest),
+    img.layers.map((l) => l.digest),
+  );
   const stats = await remote.fetchBlobs(dst.blobs, `${env.reg.host}/cache/app`, got!.layers, quiet);
   assert.is(stats.blobsDownloaded, 2);
   assert.is(await remote.pullCache(dst.blobs, `${env.reg.host}/cache/none:x`, quiet), undefined);

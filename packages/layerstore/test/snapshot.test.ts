@@ -2,7 +2,14 @@
 // cleanup; a failed unpack leaves nothing behind.
 import { execFileSync, spawn } from 'node:child_process';
 import {
-  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +27,12 @@ const p = (...s: string[]) => join(work, ...s);
 const blobs = new TempBlobs(p('blobs'));
 
 const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
-const shell = (s: string) => `sha256:${execFileSync('sh', ['-c', `printf '%s' '${s}' | sha256sum`]).toString().split(' ')[0]}` as Digest;
+const shell = (s: string) =>
+  `sha256:${
+    execFileSync('sh', ['-c', `printf '%s' '${s}' | sha256sum`])
+      .toString()
+      .split(' ')[0]
+  }` as Digest;
 
 test('chainID: L0 is its diffID; Ln = sha256(ChainID(Ln-1) + " " + DiffID(Ln)) (checked with sha256sum)', () => {
   assert.is(chainID([d('a')]), d('a'));
@@ -31,7 +43,18 @@ test('chainID: L0 is its diffID; Ln = sha256(ChainID(Ln-1) + " " + DiffID(Ln)) (
 });
 
 function fileLayer(name: string, content: string): Promise<Layer> {
-  const e: Entry[] = [{ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: content.length, open: () => Readable.from([Buffer.from(content)]) }];
+  const e: Entry[] = [
+    {
+      path: name,
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      size: content.length,
+      open: () => Readable.from([Buffer.from(content)]),
+    },
+  ];
   return writeLayer(blobs, e, {});
 }
 
@@ -39,7 +62,10 @@ test('ensure: one snapshot per layer, bottom first, per-layer (not flattened); s
   const layers = [await fileLayer('one', '1'), await fileLayer('two', '2')];
   const snaps = new Snapshots(p('s1'), blobs, p('tmp1'));
   const got = await snaps.ensure(layers);
-  assert.equal(got.map((s) => s.chainID), chainIDs(layers.map((l) => l.diffID)));
+  assert.equal(
+    got.map((s) => s.chainID),
+    chainIDs(layers.map((l) => l.diffID)),
+  );
   assert.equal(readdirSync(got[0]!.path), ['one']);
   assert.equal(readdirSync(got[1]!.path), ['two']);
   assert.is(snaps.stats.unpacked, 2);
@@ -53,11 +79,22 @@ test('ensure: a corrupt or hostile layer leaves neither a snapshot nor a temp di
   const good = await fileLayer('x', 'x');
   const cases: { name: string; layer: Layer; code: string }[] = [
     { name: 'wrong diffID', layer: { ...good, diffID: d('e') }, code: 'corrupt' },
-    { name: 'hostile', layer: await writeLayer(blobs, [{ path: 'a', type: 'char', mode: 0o600, uid: 0, gid: 0, mtime: 0, devmajor: 1, devminor: 1 }], {}), code: 'hostile-layer' },
+    {
+      name: 'hostile',
+      layer: await writeLayer(
+        blobs,
+        [{ path: 'a', type: 'char', mode: 0o600, uid: 0, gid: 0, mtime: 0, devmajor: 1, devminor: 1 }],
+        {},
+      ),
+      code: 'hostile-layer',
+    },
   ];
   for (const c of cases) {
     const snaps = new Snapshots(p('s2'), blobs, p('tmp2'));
-    try { await snaps.ensure([c.layer]); assert.unreachable(c.name); } catch (e) {
+    try {
+      await snaps.ensure([c.layer]);
+      assert.unreachable(c.name);
+    } catch (e) {
       assert.ok(e instanceof StoreError, c.name);
       assert.is((e as StoreError).code, c.code, c.name);
     }
@@ -70,22 +107,34 @@ test('ensure from two processes at once: both succeed, each layer unpacked once'
   const layers = [await fileLayer('big', 'y'.repeat(8 << 20)), await fileLayer('small', 's')];
   const script = p('child.mjs');
   const dist = join(fileURLToPath(import.meta.url), '..');
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { Snapshots } from '${join(dist, '../src/snapshot/index.js')}';
     import { TempBlobs } from '${join(dist, 'helpers/temp-blobs.js')}';
     const snaps = new Snapshots(${JSON.stringify(p('s3'))}, new TempBlobs(${JSON.stringify(p('blobs'))}), ${JSON.stringify(p('tmp3'))});
     const got = await snaps.ensure(${JSON.stringify(layers)});
     console.log(JSON.stringify({ unpacked: snaps.stats.unpacked, n: got.length }));
-  `);
-  const run = () => new Promise<{ unpacked: number; n: number }>((resolve, reject) => {
-    const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (b) => { out += b; });
-    c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child exited ${code}`))));
-  });
+  `,
+  );
+  const run = () =>
+    new Promise<{ unpacked: number; n: number }>((resolve, reject) => {
+      const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (b) => {
+        out += b;
+      });
+      c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child exited ${code}`))));
+    });
   const rs = await Promise.all([run(), run(), run()]);
-  assert.equal(rs.map((r) => r.n), [2, 2, 2]);
-  assert.is(rs.reduce((a, r) => a + r.unpacked, 0), 2);
+  assert.equal(
+    rs.map((r) => r.n),
+    [2, 2, 2],
+  );
+  assert.is(
+    rs.reduce((a, r) => a + r.unpacked, 0),
+    2,
+  );
   assert.equal(readdirSync(p('s3')).filter((n) => !n.endsWith('.boot')).length, 2, 'two snapshots, no lock files left');
   assert.equal(readdirSync(p('s3')).filter((n) => n.endsWith('.boot')).length, 2, 'each with its boot sidecar');
 });
@@ -93,7 +142,10 @@ test('ensure from two processes at once: both succeed, each layer unpacked once'
 test('adopt moves a dir in; adopting again drops the new dir; remove; cleanup of dead temp dirs', async () => {
   const snaps = new Snapshots(p('s4'), blobs, p('tmp4'));
   const id = d('c');
-  for (const n of ['u1', 'u2']) { mkdirSync(p(n)); writeFileSync(p(n, 'f'), n); }
+  for (const n of ['u1', 'u2']) {
+    mkdirSync(p(n));
+    writeFileSync(p(n, 'f'), n);
+  }
   const s = await snaps.adopt(id, p('u1'));
   assert.equal(readdirSync(s.path), ['f']);
   assert.not.ok(existsSync(p('u1')));
@@ -106,7 +158,7 @@ test('adopt moves a dir in; adopting again drops the new dir; remove; cleanup of
 
   mkdirSync(p('tmp4', 'unpack-abcdef0123456789-999999999-00000000'), { recursive: true });
   mkdirSync(p('tmp4', `unpack-abcdef0123456789-${process.pid}-00000000`), { recursive: true });
-  assert.is(await snaps.cleanup(), 1, 'only the dead process\'s temp dir');
+  assert.is(await snaps.cleanup(), 1, "only the dead process's temp dir");
 });
 
 // A lock file left in snapshots/ by an earlier process. Its holder counts as alive only while its
@@ -115,7 +167,8 @@ const lockCases: { name: string; holder: (live: number) => object; broken: boole
   { name: 'holder is dead', holder: () => ({ pid: 999_999_999, start: '1', created: 0 }), broken: true },
   {
     name: 'holder crashed, its pid now runs another process',
-    holder: (live) => ({ pid: live, start: '1', created: 0 }), broken: true,
+    holder: (live) => ({ pid: live, start: '1', created: 0 }),
+    broken: true,
   },
   { name: 'holder alive', holder: (live) => ({ pid: live, start: procStart(live), created: 0 }), broken: false },
 ];
@@ -140,7 +193,7 @@ lockCases.forEach((c, i) => {
         // proceeds once the holder lets go.
         const waiting = new Promise((r) => setTimeout(r, 500, 'waiting'));
         const first = await Promise.race([ensured.then(() => 'done'), waiting]);
-        assert.is(first, 'waiting', 'a live holder\'s lock was broken');
+        assert.is(first, 'waiting', "a live holder's lock was broken");
         assert.ok(existsSync(lock));
         rmSync(lock);
       }
@@ -156,11 +209,17 @@ lockCases.forEach((c, i) => {
   });
 });
 
-test.after(() => { rmSync(work, { recursive: true, force: true }); });
+test.after(() => {
+  rmSync(work, { recursive: true, force: true });
+});
 
 test('a snapshot written in another boot (or with no sidecar) is dropped and unpacked again from its blob', async () => {
   const layers = [await fileLayer('again', 'content of the layer')];
-  for (const [name, sidecar] of [['old-boot', 'some-other-boot-id'], ['no-sidecar', null], ['torn-sidecar', '']] as const) {
+  for (const [name, sidecar] of [
+    ['old-boot', 'some-other-boot-id'],
+    ['no-sidecar', null],
+    ['torn-sidecar', ''],
+  ] as const) {
     const snaps = new Snapshots(p(`s-${name}`), blobs, p(`tmp-${name}`));
     const [first] = await snaps.ensure(layers);
     assert.is(snaps.stats.unpacked, 1);

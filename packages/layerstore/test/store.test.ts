@@ -23,7 +23,12 @@ const ingestCases: IngestCase[] = [
   { name: 'empty blob', bytes: Buffer.alloc(0), expected: { digest: sha(''), size: 0 } },
   { name: 'wrong digest', bytes: good, expected: { digest: sha('other') }, error: /digest mismatch/ },
   { name: 'wrong size', bytes: good, expected: { size: good.length + 1 }, error: /size mismatch/ },
-  { name: 'malformed expected digest', bytes: good, expected: { digest: 'sha256:../../etc/passwd' as Digest }, error: /not sha256:<64 hex/ },
+  {
+    name: 'malformed expected digest',
+    bytes: good,
+    expected: { digest: 'sha256:../../etc/passwd' as Digest },
+    error: /not sha256:<64 hex/,
+  },
 ];
 
 for (const c of ingestCases) {
@@ -35,7 +40,10 @@ for (const c of ingestCases) {
       w.write(c.bytes.subarray(3));
       const p = w.commit(c.expected);
       if (c.error) {
-        await p.then(() => assert.unreachable('commit should fail'), (e: Error) => assert.match(e.message, c.error!));
+        await p.then(
+          () => assert.unreachable('commit should fail'),
+          (e: Error) => assert.match(e.message, c.error!),
+        );
         assert.equal((await store.blobs.list()).length, 0, 'nothing unverified is visible');
       } else {
         const r = await p;
@@ -81,13 +89,26 @@ test('corrupt on disk: a flipped byte is detected by open(), read() and readJSON
     }
     await collect(store.blobs.open(digest)).then(
       () => assert.unreachable('open should fail'),
-      (e: StoreError) => { assert.instance(e, StoreError); assert.is(e.code, 'corrupt'); assert.match(e.message, `blob ${digest} is corrupt`); },
+      (e: StoreError) => {
+        assert.instance(e, StoreError);
+        assert.is(e.code, 'corrupt');
+        assert.match(e.message, `blob ${digest} is corrupt`);
+      },
     );
-    await store.blobs.read(digest).then(() => assert.unreachable(), (e: StoreError) => assert.is(e.code, 'corrupt'));
-    await store.blobs.readJSON(jd).then(() => assert.unreachable(), (e: StoreError) => assert.is(e.code, 'corrupt'));
+    await store.blobs.read(digest).then(
+      () => assert.unreachable(),
+      (e: StoreError) => assert.is(e.code, 'corrupt'),
+    );
+    await store.blobs.readJSON(jd).then(
+      () => assert.unreachable(),
+      (e: StoreError) => assert.is(e.code, 'corrupt'),
+    );
     // Truncation too.
     await fsp.truncate(store.blobs.path(digest), 10);
-    await collect(store.blobs.open(digest)).then(() => assert.unreachable(), (e: StoreError) => assert.is(e.code, 'corrupt'));
+    await collect(store.blobs.open(digest)).then(
+      () => assert.unreachable(),
+      (e: StoreError) => assert.is(e.code, 'corrupt'),
+    );
   } finally {
     await cleanup();
   }
@@ -96,10 +117,24 @@ test('corrupt on disk: a flipped byte is detected by open(), read() and readJSON
 test('open of a missing blob fails with not-found; hostile digests are rejected', async () => {
   const { store, cleanup } = await tempStore();
   try {
-    await collect(store.blobs.open(sha('nope'))).then(() => assert.unreachable(), (e: StoreError) => assert.is(e.code, 'not-found'));
-    for (const bad of ['sha256:../../../etc/passwd', 'sha512:' + 'a'.repeat(128), 'sha256:' + 'A'.repeat(64), 'sha256:abc']) {
-      await store.blobs.has(bad as Digest).then(() => assert.unreachable(bad), (e: StoreError) => assert.is(e.code, 'invalid'));
-      await collect(store.blobs.open(bad as Digest)).then(() => assert.unreachable(bad), (e: StoreError) => assert.is(e.code, 'invalid'));
+    await collect(store.blobs.open(sha('nope'))).then(
+      () => assert.unreachable(),
+      (e: StoreError) => assert.is(e.code, 'not-found'),
+    );
+    for (const bad of [
+      'sha256:../../../etc/passwd',
+      'sha512:' + 'a'.repeat(128),
+      'sha256:' + 'A'.repeat(64),
+      'sha256:abc',
+    ]) {
+      await store.blobs.has(bad as Digest).then(
+        () => assert.unreachable(bad),
+        (e: StoreError) => assert.is(e.code, 'invalid'),
+      );
+      await collect(store.blobs.open(bad as Digest)).then(
+        () => assert.unreachable(bad),
+        (e: StoreError) => assert.is(e.code, 'invalid'),
+      );
     }
   } finally {
     await cleanup();
@@ -111,7 +146,8 @@ test('concurrent ingest of the same blob: both commit, one blob, correct bytes',
   try {
     const data = Buffer.alloc(1 << 20, 'x');
     const writers = Array.from({ length: 8 }, () => store.blobs.ingest());
-    for (let off = 0; off < data.length; off += 65536) for (const w of writers) w.write(data.subarray(off, off + 65536));
+    for (let off = 0; off < data.length; off += 65536)
+      for (const w of writers) w.write(data.subarray(off, off + 65536));
     const results = await Promise.all(writers.map((w) => w.commit({ digest: sha(data), size: data.length })));
     for (const r of results) assert.is(r.digest, sha(data));
     assert.equal(await store.blobs.list(), [sha(data)]);
@@ -128,7 +164,9 @@ test('Store.open creates an OCI layout and the working dirs; reopening keeps tag
     for (const d of ['oci-layout', 'index.json', 'blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) {
       await fsp.stat(join(store.root, d));
     }
-    assert.equal(JSON.parse(await fsp.readFile(join(store.root, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
+    assert.equal(JSON.parse(await fsp.readFile(join(store.root, 'oci-layout'), 'utf8')), {
+      imageLayoutVersion: '1.0.0',
+    });
     const img = await sampleImage(store);
     await store.images.tag('app:1', img);
     const again = await Store.open(join(dir, 'store'));
@@ -192,9 +230,17 @@ test('tags: set/get/list/delete with normalised names, annotations in index.json
       for (const l of c.lookups) assert.is((await store.tags.get(l))?.digest, img.manifestDigest, l);
     }
     const index = JSON.parse(await fsp.readFile(join(store.root, 'index.json'), 'utf8'));
-    const names = index.manifests.map((m: { annotations: Record<string, string> }) => m.annotations['org.opencontainers.image.ref.name']).sort();
-    assert.equal(names, ['docker.io/library/app:1', 'docker.io/library/app:latest', 'docker.io/user/tool:1.0', 'localhost:5000/team/app:v2']);
-    for (const m of index.manifests) assert.is(m.annotations['io.containerd.image.name'], m.annotations['org.opencontainers.image.ref.name']);
+    const names = index.manifests
+      .map((m: { annotations: Record<string, string> }) => m.annotations['org.opencontainers.image.ref.name'])
+      .sort();
+    assert.equal(names, [
+      'docker.io/library/app:1',
+      'docker.io/library/app:latest',
+      'docker.io/user/tool:1.0',
+      'localhost:5000/team/app:v2',
+    ]);
+    for (const m of index.manifests)
+      assert.is(m.annotations['io.containerd.image.name'], m.annotations['org.opencontainers.image.ref.name']);
     assert.is((await store.tags.list()).length, 4);
     assert.ok(await store.tags.delete('app:1'));
     assert.not.ok(await store.tags.delete('app:1'));
@@ -211,11 +257,29 @@ test('images: write (oci and docker) and get by tag, manifest digest, image id a
     for (const format of ['oci', 'docker'] as const) {
       const img = await sampleImage(store, format);
       await store.images.tag(`img:${format}`, img);
-      const mt = format === 'oci' ? 'application/vnd.oci.image.manifest.v1+json' : 'application/vnd.docker.distribution.manifest.v2+json';
+      const mt =
+        format === 'oci'
+          ? 'application/vnd.oci.image.manifest.v1+json'
+          : 'application/vnd.docker.distribution.manifest.v2+json';
       assert.is(img.manifest.mediaType, mt);
-      assert.is(img.manifest.config.mediaType, format === 'oci' ? 'application/vnd.oci.image.config.v1+json' : 'application/vnd.docker.container.image.v1+json');
-      assert.is(img.manifest.layers[0].mediaType, format === 'oci' ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.docker.image.rootfs.diff.tar.gzip');
-      for (const key of [`img:${format}`, `docker.io/library/img:${format}`, img.manifestDigest, `img@${img.manifestDigest}`]) {
+      assert.is(
+        img.manifest.config.mediaType,
+        format === 'oci'
+          ? 'application/vnd.oci.image.config.v1+json'
+          : 'application/vnd.docker.container.image.v1+json',
+      );
+      assert.is(
+        img.manifest.layers[0].mediaType,
+        format === 'oci'
+          ? 'application/vnd.oci.image.layer.v1.tar+gzip'
+          : 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+      );
+      for (const key of [
+        `img:${format}`,
+        `docker.io/library/img:${format}`,
+        img.manifestDigest,
+        `img@${img.manifestDigest}`,
+      ]) {
         const got = await store.images.get(key);
         assert.ok(got, key);
         assert.is(got!.manifestDigest, img.manifestDigest, key);
@@ -233,7 +297,10 @@ test('images: write (oci and docker) and get by tag, manifest digest, image id a
     assert.is(await store.images.get('nothere:1'), undefined);
     assert.is(await store.images.get('sha256:' + 'f'.repeat(64)), undefined);
     const list = await store.images.list();
-    assert.equal(list.map((r) => [r.repository, r.tag]).sort(), [['img', 'docker'], ['img', 'oci']]);
+    assert.equal(list.map((r) => [r.repository, r.tag]).sort(), [
+      ['img', 'docker'],
+      ['img', 'oci'],
+    ]);
     for (const r of list) {
       assert.ok(r.size > 0);
       assert.is(r.created, '2024-01-02T03:04:05Z');
@@ -249,8 +316,14 @@ test('images.write rejects missing layers and mismatched diff_ids', async () => 
   try {
     const img = await sampleImage(store);
     const bad = { ...img.layers[0], digest: sha('missing') };
-    await store.images.write({ config: img.config, layers: [bad, img.layers[1]] }).then(() => assert.unreachable(), (e: StoreError) => assert.is(e.code, 'not-found'));
-    await store.images.write({ config: img.config, layers: [img.layers[0]] }).then(() => assert.unreachable(), (e: StoreError) => assert.is(e.code, 'invalid'));
+    await store.images.write({ config: img.config, layers: [bad, img.layers[1]] }).then(
+      () => assert.unreachable(),
+      (e: StoreError) => assert.is(e.code, 'not-found'),
+    );
+    await store.images.write({ config: img.config, layers: [img.layers[0]] }).then(
+      () => assert.unreachable(),
+      (e: StoreError) => assert.is(e.code, 'invalid'),
+    );
   } finally {
     await cleanup();
   }
@@ -264,10 +337,16 @@ test('cache: put/get/list/delete; bad keys rejected', async () => {
     const { digest } = await store.blobs.put('layer');
     await store.cache.put(key, { value: { layer: digest, n: 1 }, blobs: [digest] });
     assert.equal(await store.cache.get(key), { value: { layer: digest, n: 1 }, blobs: [digest] });
-    assert.equal((await store.cache.list()).map((e) => e.key), [key]);
+    assert.equal(
+      (await store.cache.list()).map((e) => e.key),
+      [key],
+    );
     assert.ok(await store.cache.delete(key));
     assert.is(await store.cache.get(key), undefined);
-    await store.cache.get('sha256:../x' as Digest).then(() => assert.unreachable(), (e: StoreError) => assert.is(e.code, 'invalid'));
+    await store.cache.get('sha256:../x' as Digest).then(
+      () => assert.unreachable(),
+      (e: StoreError) => assert.is(e.code, 'invalid'),
+    );
   } finally {
     await cleanup();
   }

@@ -30,7 +30,13 @@ export async function collect(r: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export interface TarEntry { name: string; type?: 'file' | 'directory' | 'symlink'; content?: string; mode?: number; linkname?: string }
+export interface TarEntry {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink';
+  content?: string;
+  mode?: number;
+  linkname?: string;
+}
 
 /** An uncompressed layer tar from a list of entries (deterministic: mtime 0). */
 export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
@@ -38,7 +44,15 @@ export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
   const out = collect(pack as unknown as NodeJS.ReadableStream);
   for (const e of entries) {
     const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(0), uid: 0, gid: 0, linkname: e.linkname };
+    const header = {
+      name: e.name,
+      type,
+      mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+      mtime: new Date(0),
+      uid: 0,
+      gid: 0,
+      linkname: e.linkname,
+    };
     if (type === 'file') pack.entry(header, e.content ?? '');
     else pack.entry(header);
   }
@@ -48,7 +62,16 @@ export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
 
 export async function gzip(buf: Buffer): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  await pipeline(Readable.from([buf]), createGzip(), new Writable({ write(c, _e, cb) { chunks.push(c); cb(); } }));
+  await pipeline(
+    Readable.from([buf]),
+    createGzip(),
+    new Writable({
+      write(c, _e, cb) {
+        chunks.push(c);
+        cb();
+      },
+    }),
+  );
   return Buffer.concat(chunks);
 }
 
@@ -95,6 +118,9 @@ export async function sampleImage(store: Store, format: 'oci' | 'docker' = 'oci'
     { name: 'app/hello', content: 'hello world\n', mode: 0o755 },
     { name: 'app/link', type: 'symlink', linkname: 'hello' },
   ]);
-  const cfg = baseConfig({ rootfs: { type: 'layers', diff_ids: [l1.diffID, l2.diffID] }, history: [{ created_by: 'layer 1' }, { created_by: 'layer 2' }] });
+  const cfg = baseConfig({
+    rootfs: { type: 'layers', diff_ids: [l1.diffID, l2.diffID] },
+    history: [{ created_by: 'layer 1' }, { created_by: 'layer 2' }],
+  });
   return store.images.write({ config: cfg, layers: [l1, l2], format });
 }

@@ -2,7 +2,15 @@
 // O_NOFOLLOW component at a time, for kernels without openat2) must agree: open what is a real
 // directory below the fd, refuse every symlink on the way or at the end, never leave the tree.
 import {
-  closeSync, constants as fsc, fstatSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, symlinkSync,
+  closeSync,
+  constants as fsc,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +46,10 @@ const cases: { path: string; want: string }[] = [
 
 const rootFd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
 const walk = (fd: number, p: string, f: number) => walkBeneath(fd, p, f, 0);
-for (const [name, open] of [['openBeneath', openBeneath], ['walkBeneath', walk]] as const) {
+for (const [name, open] of [
+  ['openBeneath', openBeneath],
+  ['walkBeneath', walk],
+] as const) {
   for (const c of cases) {
     test(`${name} ${c.path} → ${c.want}`, () => {
       let got: string;
@@ -56,5 +67,8 @@ for (const [name, open] of [['openBeneath', openBeneath], ['walkBeneath', walk]]
   }
 }
 
-test.after(() => { closeSync(rootFd); rmSync(work, { recursive: true, force: true }); });
+test.after(() => {
+  closeSync(rootFd);
+  rmSync(work, { recursive: true, force: true });
+});
 test.run();

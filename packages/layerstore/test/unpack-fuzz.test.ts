@@ -46,10 +46,30 @@ type Rng = ReturnType<typeof rng>;
 // replaced by absolute paths. Names reach outside through a symlink to BASE: `d/outside/v`.
 const COMPONENTS = ['a', 'b', 'd', 'outside', 'v', 'bin', 'secret', 'x'];
 const TARGETS = [
-  'BASE', 'OUT', 'OUT/v', 'OUT/secret', 'OUT/bin', '../outside', '..', '.', 'a', 'b', 'd', 'a/b', 'd/outside',
+  'BASE',
+  'OUT',
+  'OUT/v',
+  'OUT/secret',
+  'OUT/bin',
+  '../outside',
+  '..',
+  '.',
+  'a',
+  'b',
+  'd',
+  'a/b',
+  'd/outside',
 ];
 const HARD_TARGETS = [
-  'OUT/secret', '../outside/secret', 'd/outside/secret', 'a/outside/secret', 'a', 'b', 'a/b', 'x', 'nothing',
+  'OUT/secret',
+  '../outside/secret',
+  'd/outside/secret',
+  'a/outside/secret',
+  'a',
+  'b',
+  'a/b',
+  'x',
+  'nothing',
 ];
 
 function evil(e: RawEntry): RawEntry {
@@ -67,9 +87,13 @@ function validLayer(r: Rng): RawEntry[] {
     const parent = dirs.length && r.chance(0.6) ? r.pick(dirs) + '/' : '';
     const name = parent + r.pick(COMPONENTS) + (r.chance(0.3) ? String(i) : '');
     const kind = r.int(10);
-    if (kind < 4) { out.push({ name, type: 'directory', mode: 0o755 }); dirs.push(name); }
-    else if (kind < 8) { out.push({ name, content: `content ${i}` }); files.push(name); }
-    else if (kind < 9) out.push({ name, type: 'symlink', linkname: r.pick(['a', 'b', '../x', 'v']) });
+    if (kind < 4) {
+      out.push({ name, type: 'directory', mode: 0o755 });
+      dirs.push(name);
+    } else if (kind < 8) {
+      out.push({ name, content: `content ${i}` });
+      files.push(name);
+    } else if (kind < 9) out.push({ name, type: 'symlink', linkname: r.pick(['a', 'b', '../x', 'v']) });
     else if (files.length) out.push({ name, type: 'hardlink', linkname: r.pick(files) });
     else out.push({ name, type: 'fifo' });
   }
@@ -81,8 +105,15 @@ const at = <T>(xs: T[], r: Rng) => r.int(xs.length);
 /** One mutation of the entry list, in place. */
 const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
   // entry order
-  (es, r) => { const i = at(es, r), j = at(es, r); [es[i], es[j]] = [es[j]!, es[i]!]; },
-  (es, r) => { es.reverse(); if (r.chance(0.5)) es.push(es[at(es, r)]!); },
+  (es, r) => {
+    const i = at(es, r),
+      j = at(es, r);
+    [es[i], es[j]] = [es[j]!, es[i]!];
+  },
+  (es, r) => {
+    es.reverse();
+    if (r.chance(0.5)) es.push(es[at(es, r)]!);
+  },
   // types
   (es, r) => {
     const i = at(es, r);
@@ -120,7 +151,12 @@ const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
     const i = at(es, r);
     const name = es[i]!.name;
     const names = [
-      `../${name}`, `${name}/../../outside/secret`, `/${name}`, `./${name}`, `${name}//x`, `a/./../${name}`,
+      `../${name}`,
+      `${name}/../../outside/secret`,
+      `/${name}`,
+      `./${name}`,
+      `${name}//x`,
+      `a/./../${name}`,
       `d/outside/${name}`,
     ];
     es[i] = { ...es[i]!, name: r.pick(names) };
@@ -135,10 +171,18 @@ const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
     es.splice(r.int(es.length + 1), 0, { name: dir ? `${dir}/${marker}` : marker, content: '' });
   },
   // evil metadata on an existing directory entry
-  (es, r) => { const i = at(es, r); if (es[i]!.type === 'directory') es[i] = evil(es[i]!); },
+  (es, r) => {
+    const i = at(es, r);
+    if (es[i]!.type === 'directory') es[i] = evil(es[i]!);
+  },
 ];
 
-interface Case { entries: RawEntry[]; mode: NonNullable<UnpackOptions['mode']>; lower: boolean; corrupt?: number }
+interface Case {
+  entries: RawEntry[];
+  mode: NonNullable<UnpackOptions['mode']>;
+  lower: boolean;
+  corrupt?: number;
+}
 
 function makeCase(r: Rng): Case {
   const entries = validLayer(r);
@@ -151,7 +195,8 @@ function makeCase(r: Rng): Case {
 
 function setup(i: number, c: Case) {
   const base = join(work, String(i));
-  const root = join(base, 'root'), outside = join(base, 'outside');
+  const root = join(base, 'root'),
+    outside = join(base, 'outside');
   mkdirSync(root, { recursive: true });
   mkdirSync(join(outside, 'v'), { recursive: true });
   writeFileSync(join(outside, 'secret'), 'secret');
@@ -177,7 +222,7 @@ function tarOf(c: Case, base: string, outside: string): Buffer {
   const tar = buildTar(c.entries.map((e) => ({ ...e, linkname: e.linkname && sub(e.linkname) })));
   if (c.corrupt !== undefined) {
     const headers = Math.max(1, Math.floor((tar.length - 1024) / 512));
-    const off = (c.corrupt % headers) * 512 + (c.corrupt >>> 12) % 512;
+    const off = (c.corrupt % headers) * 512 + ((c.corrupt >>> 12) % 512);
     tar[off] = (tar[off]! + 1 + (c.corrupt % 255)) & 0xff;
   }
   return tar;
@@ -190,17 +235,19 @@ test(`unpack fuzz: ${CASES} mutated layers from seed ${SEED} never touch outside
     const c = makeCase(r);
     const { base, root, outside } = setup(i, c);
     const before = scratch(base);
-    const what = () => `case ${i} (FUZZ_SEED=${SEED}), ${c.mode}${c.lower ? ' onto a lower tree' : ''}` +
+    const what = () =>
+      `case ${i} (FUZZ_SEED=${SEED}), ${c.mode}${c.lower ? ' onto a lower tree' : ''}` +
       `${c.corrupt === undefined ? '' : `, corrupt ${c.corrupt}`}:\n${JSON.stringify(c.entries)}`;
     let err: unknown;
     try {
       await unpackLayer(Readable.from([tarOf(c, base, outside)]), MediaType.OciLayer, root, { mode: c.mode });
-    } catch (e) { err = e; }
+    } catch (e) {
+      err = e;
+    }
     if (err === undefined) outcomes.ok++;
     else if (err instanceof StoreError && (err.code === 'hostile-layer' || err.code === 'corrupt')) {
       outcomes[err.code]++;
-    }
-    else assert.unreachable(`unexpected error ${(err as Error).stack ?? String(err)}\n${what()}`);
+    } else assert.unreachable(`unexpected error ${(err as Error).stack ?? String(err)}\n${what()}`);
     assert.equal(scratch(base), before, `outside the target changed: ${what()}`);
     rmSync(base, { recursive: true, force: true });
   }
@@ -210,5 +257,7 @@ test(`unpack fuzz: ${CASES} mutated layers from seed ${SEED} never touch outside
   console.log(`  unpack fuzz outcomes: ${JSON.stringify(outcomes)}`);
 });
 
-test.after(() => { rmSync(work, { recursive: true, force: true }); });
+test.after(() => {
+  rmSync(work, { recursive: true, force: true });
+});
 test.run();

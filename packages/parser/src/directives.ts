@@ -27,14 +27,18 @@ export class DirectiveParser {
     const value = m[2]!;
     const valueColumn = text.lastIndexOf(value) + 1;
     if (this.seen.has(name)) {
-      throw new DockerfileError('duplicate-directive', `only one ${name} parser directive can be used`,
-        { ...loc(this.file, lineNo, column), endColumn: column + m[1]!.length });
+      throw new DockerfileError('duplicate-directive', `only one ${name} parser directive can be used`, {
+        ...loc(this.file, lineNo, column),
+        endColumn: column + m[1]!.length,
+      });
     }
     this.seen.add(name);
     if (name === 'escape') {
       if (value !== '`' && value !== '\\') {
-        throw new DockerfileError('invalid-directive', `invalid escape token '${value}' does not match \` or \\`,
-          { ...loc(this.file, lineNo, valueColumn), endColumn: valueColumn + value.length });
+        throw new DockerfileError('invalid-directive', `invalid escape token '${value}' does not match \` or \\`, {
+          ...loc(this.file, lineNo, valueColumn),
+          endColumn: valueColumn + value.length,
+        });
       }
       this.directives.escape = value;
     } else if (name === 'syntax') {

@@ -1,7 +1,14 @@
 // Go's time.ParseDuration, because HEALTHCHECK durations are Go durations
 // ("1m30s", "1.5h", "300ms") and the image config stores nanoseconds.
 const units: Record<string, number> = {
-  ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9,
+  ns: 1,
+  us: 1e3,
+  µs: 1e3,
+  μs: 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
 };
 
 export function parseDuration(s: string): number | undefined {

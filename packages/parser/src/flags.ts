@@ -9,8 +9,22 @@ const accepted: Record<string, Record<string, Kind>> = {
   FROM: { platform: 'string' },
   RUN: { mount: 'strings', network: 'string', security: 'string' },
   COPY: { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' },
-  ADD: { chown: 'string', chmod: 'string', link: 'bool', 'keep-git-dir': 'bool', checksum: 'string', exclude: 'strings', unpack: 'bool' },
-  HEALTHCHECK: { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' },
+  ADD: {
+    chown: 'string',
+    chmod: 'string',
+    link: 'bool',
+    'keep-git-dir': 'bool',
+    checksum: 'string',
+    exclude: 'strings',
+    unpack: 'bool',
+  },
+  HEALTHCHECK: {
+    interval: 'string',
+    timeout: 'string',
+    'start-period': 'string',
+    'start-interval': 'string',
+    retries: 'string',
+  },
 };
 
 /**
@@ -19,7 +33,8 @@ const accepted: Record<string, Record<string, Kind>> = {
  */
 const unsupported: Record<string, Record<string, string>> = {
   RUN: {
-    device: 'RUN --device is not supported: it needs the docker/dockerfile:1-labs frontend and a device entitlement, neither of which tsbuild provides',
+    device:
+      'RUN --device is not supported: it needs the docker/dockerfile:1-labs frontend and a device entitlement, neither of which tsbuild provides',
   },
 };
 
@@ -52,13 +67,17 @@ export function parseFlags(node: Instruction): Flags {
       const why = unsupported[node.keyword]?.[name];
       if (why) fail('unsupported-flag', why);
       const names = Object.keys(kinds).map((k) => '--' + k);
-      fail('unknown-flag', `unknown flag: --${name} (${node.keyword} ${names.length ? 'takes ' + names.join(', ') : 'takes no flags'})`);
+      fail(
+        'unknown-flag',
+        `unknown flag: --${name} (${node.keyword} ${names.length ? 'takes ' + names.join(', ') : 'takes no flags'})`,
+      );
     }
     if (values.has(name) && kind !== 'strings') fail('duplicate-flag', `duplicate flag specified: --${name}`);
     if (kind === 'bool') {
       if (value === '') fail('bad-flag', `missing a value on flag: --${name}`);
       const v = (value ?? 'true').toLowerCase();
-      if (v !== 'true' && v !== 'false') fail('bad-flag', `expecting boolean value for flag --${name}, not: ${value}`, { ...at, value: true });
+      if (v !== 'true' && v !== 'false')
+        fail('bad-flag', `expecting boolean value for flag --${name}, not: ${value}`, { ...at, value: true });
       values.set(name, v === 'true');
     } else {
       if (value === undefined) fail('bad-flag', `missing a value on flag: --${name}`);

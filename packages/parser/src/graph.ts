@@ -34,7 +34,8 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
     if (/^\d+$/.test(name)) return { type: 'stage', stage: Number(name) };
     const i = byName.get(name.toLowerCase());
     if (i !== undefined) return { type: 'stage', stage: i };
-    if (name === '') throw new DockerfileError('bad-from', '--from needs a stage name, index or image', location, pointer);
+    if (name === '')
+      throw new DockerfileError('bad-from', '--from needs a stage name, index or image', location, pointer);
     return { type: 'image', ref: name };
   };
 
@@ -65,9 +66,16 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
         if (node.keyword === 'ARG') {
           for (const w of node.args) declared.add(w.split('=')[0]!);
         }
-        steps.push(convertStep(node, scope, {
-          escape: p.escape, meta: p.meta, buildArgs, resolveFrom, onbuild, location: node.location,
-        }));
+        steps.push(
+          convertStep(node, scope, {
+            escape: p.escape,
+            meta: p.meta,
+            buildArgs,
+            resolveFrom,
+            onbuild,
+            location: node.location,
+          }),
+        );
       }
     };
     walk(ps.triggers, true);
@@ -76,7 +84,10 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
     finals.set(ps.index, scope);
 
     const stage: Stage = {
-      index: ps.index, from: ps.from, location: ps.location, steps,
+      index: ps.index,
+      from: ps.from,
+      location: ps.location,
+      steps,
       dependsOn: [...ps.dependsOn].sort((a, b) => a - b),
     };
     if (ps.name) stage.name = ps.name;

@@ -80,7 +80,13 @@ function textOf(s: Snippet, r: Range): string | undefined {
 }
 
 function span(file: string, s: Snippet, r: Range): Location {
-  return { file, line: r.start.line + s.shift, column: r.start.character + 1, endLine: r.end.line + s.shift, endColumn: r.end.character + 1 };
+  return {
+    file,
+    line: r.start.line + s.shift,
+    column: r.start.character + 1,
+    endLine: r.end.line + s.shift,
+    endColumn: r.end.character + 1,
+  };
 }
 
 interface FlagRanges {
@@ -102,7 +108,9 @@ function hasFlags(ins: AST.Instruction): ins is AST.ModifiableInstruction {
 function flagsOf(ins: AST.Instruction): FlagRanges[] {
   const out: FlagRanges[] = hasFlags(ins)
     ? ins.getFlags().map((f) => ({
-        name: f.getName(), all: f.getRange(), value: f.getValueRange(),
+        name: f.getName(),
+        all: f.getRange(),
+        value: f.getValueRange(),
         options: f.getOptions().map((o) => ({ name: o.getName(), range: o.getRange() })),
       }))
     : [];
@@ -113,7 +121,8 @@ function flagsOf(ins: AST.Instruction): FlagRanges[] {
     const r = a.getRange();
     const eq = v.indexOf('=');
     const single = r.start.line === r.end.line && r.end.character - r.start.character === v.length;
-    const value = eq >= 0 && single ? { start: { line: r.start.line, character: r.start.character + eq + 1 }, end: r.end } : null;
+    const value =
+      eq >= 0 && single ? { start: { line: r.start.line, character: r.start.character + eq + 1 }, end: r.end } : null;
     out.push({ name: eq < 0 ? v.slice(2) : v.slice(2, eq), all: r, value, options: [] });
   }
   return out;
@@ -140,7 +149,11 @@ function resolve(s: Snippet, at: At, file: string): Location | undefined {
         const o = f.options.find((x) => x.name.toLowerCase() === at.option);
         if (o) return span(file, s, o.range);
       }
-      if (at.value && f.value && (f.value.start.line !== f.value.end.line || f.value.start.character < f.value.end.character)) {
+      if (
+        at.value &&
+        f.value &&
+        (f.value.start.line !== f.value.end.line || f.value.start.character < f.value.end.character)
+      ) {
         return span(file, s, f.value);
       }
       return span(file, s, f.all);

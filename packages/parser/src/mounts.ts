@@ -4,7 +4,10 @@ import type { RunMount } from './types.js';
 /** `--mount` value errors; the caller adds the location. */
 export class MountError extends Error {
   /** The `key=` field at fault, when there is one (for the error location). */
-  constructor(message: string, readonly key?: string) {
+  constructor(
+    message: string,
+    readonly key?: string,
+  ) {
     super(message);
   }
 }
@@ -20,13 +23,18 @@ function csvFields(s: string): string[] {
       for (;;) {
         if (i >= s.length) throw new MountError(`failed to parse csv mounts: extraneous or missing " in quoted-field`);
         if (s[i] === '"') {
-          if (s[i + 1] === '"') { field += '"'; i += 2; continue; }
+          if (s[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
           i++;
           break;
         }
         field += s[i++];
       }
-      if (i < s.length && s[i] !== ',') throw new MountError(`failed to parse csv mounts: extraneous or missing " in quoted-field`);
+      if (i < s.length && s[i] !== ',')
+        throw new MountError(`failed to parse csv mounts: extraneous or missing " in quoted-field`);
     } else {
       while (i < s.length && s[i] !== ',') {
         if (s[i] === '"') throw new MountError(`failed to parse csv mounts: bare " in non-quoted-field`);
@@ -73,13 +81,18 @@ function ramInBytes(v: string): number {
  * checks. `expand` expands each value; `workdir` resolves relative targets.
  */
 export function parseMount(
-  value: string, expand: (w: string) => string, workdir: string, sshIndex: number, workdirKnown = true,
+  value: string,
+  expand: (w: string) => string,
+  workdir: string,
+  sshIndex: number,
+  workdirKnown = true,
 ): ParsedMount {
   let type = 'bind';
   let from: string | undefined, source: string | undefined, target: string | undefined, id: string | undefined;
   let sharing: string | undefined, env: string | undefined;
   let mode: number | undefined, uid: number | undefined, gid: number | undefined, size: number | undefined;
-  let readonly: boolean | undefined, required = false;
+  let readonly: boolean | undefined,
+    required = false;
   const written = new Map<string, string>(); // canonical key -> key as written (src, dst, ...), for error locations
 
   for (const field of csvFields(value)) {
@@ -87,10 +100,19 @@ export function parseMount(
     const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
     if (eq < 0) {
       switch (key) {
-        case 'readonly': case 'ro': readonly = true; continue;
-        case 'readwrite': case 'rw': readonly = false; continue;
+        case 'readonly':
+        case 'ro':
+          readonly = true;
+          continue;
+        case 'readwrite':
+        case 'rw':
+          readonly = false;
+          continue;
         case 'required':
-          if (type === 'secret' || type === 'ssh') { required = true; continue; }
+          if (type === 'secret' || type === 'ssh') {
+            required = true;
+            continue;
+          }
           throw new MountError(`unexpected key '${key}' for mount type '${type}'`, key);
         default:
           throw new MountError(`invalid field '${field}' must be a key=value pair`, key);
@@ -100,42 +122,76 @@ export function parseMount(
     const v = expand(field.slice(eq + 1));
     switch (key) {
       case 'type':
-        if (!types.includes(v.toLowerCase())) throw new MountError(`unsupported mount type "${v}" (use one of ${types.join(', ')})`, key);
+        if (!types.includes(v.toLowerCase()))
+          throw new MountError(`unsupported mount type "${v}" (use one of ${types.join(', ')})`, key);
         type = v.toLowerCase();
         break;
-      case 'from': from = v; break;
-      case 'source': case 'src': source = v; written.set('source', key); break;
-      case 'target': case 'dst': case 'destination': target = v; written.set('target', key); break;
-      case 'readonly': case 'ro': readonly = parseBool(key, v); break;
-      case 'readwrite': case 'rw': readonly = !parseBool(key, v); break;
+      case 'from':
+        from = v;
+        break;
+      case 'source':
+      case 'src':
+        source = v;
+        written.set('source', key);
+        break;
+      case 'target':
+      case 'dst':
+      case 'destination':
+        target = v;
+        written.set('target', key);
+        break;
+      case 'readonly':
+      case 'ro':
+        readonly = parseBool(key, v);
+        break;
+      case 'readwrite':
+      case 'rw':
+        readonly = !parseBool(key, v);
+        break;
       case 'required':
-        if (type !== 'secret' && type !== 'ssh') throw new MountError(`unexpected key '${key}' for mount type '${type}'`, key);
+        if (type !== 'secret' && type !== 'ssh')
+          throw new MountError(`unexpected key '${key}' for mount type '${type}'`, key);
         required = parseBool(key, v);
         break;
       case 'size':
         if (type !== 'tmpfs') throw new MountError(`unexpected key '${key}' for mount type '${type}'`, key);
         size = ramInBytes(v);
         break;
-      case 'id': id = v; break;
+      case 'id':
+        id = v;
+        break;
       case 'sharing':
         if (type !== 'cache') throw new MountError(`invalid cache sharing set for ${type} mount`, key);
         sharing = v.toLowerCase();
         break;
-      case 'mode': mode = parseUint('mode', v, 8); break;
-      case 'uid': uid = parseUint('uid', v, 10); break;
-      case 'gid': gid = parseUint('gid', v, 10); break;
-      case 'env': env = v; break;
+      case 'mode':
+        mode = parseUint('mode', v, 8);
+        break;
+      case 'uid':
+        uid = parseUint('uid', v, 10);
+        break;
+      case 'gid':
+        gid = parseUint('gid', v, 10);
+        break;
+      case 'env':
+        env = v;
+        break;
       default:
         throw new MountError(`unexpected key '${key}' in '${field}'`, key);
     }
   }
 
   if (!['secret', 'ssh', 'cache'].includes(type)) {
-    for (const [k, v] of [['mode', mode], ['uid', uid], ['gid', gid]] as const) {
+    for (const [k, v] of [
+      ['mode', mode],
+      ['uid', uid],
+      ['gid', gid],
+    ] as const) {
       if (v !== undefined) throw new MountError(`${k} not allowed for "${type}" type mounts`, k);
     }
   }
-  if (sharing !== undefined && !sharings.includes(sharing)) throw new MountError(`unsupported sharing value "${sharing}"`, 'sharing');
+  if (sharing !== undefined && !sharings.includes(sharing))
+    throw new MountError(`unsupported sharing value "${sharing}"`, 'sharing');
   // BuildKit (dockerfile2llb's dispatchRunMounts): a relative or missing target is joined to the step's working
   // directory; only a resolved target of "/" is refused.
   // A relative target against a working directory that is not known yet (a base image's, when planning without
@@ -157,8 +213,16 @@ export function parseMount(
       const t = needTarget();
       return {
         // The default id is the target as written, cleaned (BuildKit: path.Clean(mount.Target)), not resolved.
-        type: 'cache', target: t, id: id || clean(target ?? ''), sharing: (sharing ?? 'shared') as 'shared', source: source ?? '',
-        readonly: readonly === true, mode: mode ?? 0o755, uid: uid ?? 0, gid: gid ?? 0, ...fromName,
+        type: 'cache',
+        target: t,
+        id: id || clean(target ?? ''),
+        sharing: (sharing ?? 'shared') as 'shared',
+        source: source ?? '',
+        readonly: readonly === true,
+        mode: mode ?? 0o755,
+        uid: uid ?? 0,
+        gid: gid ?? 0,
+        ...fromName,
       };
     }
     case 'tmpfs': {
@@ -171,10 +235,16 @@ export function parseMount(
       if (source === undefined && target === undefined && id === undefined && env === undefined) {
         throw new MountError('invalid secret mount: one of id, source, target is required');
       }
-      if (source !== undefined && id !== undefined) throw new MountError("both source and id can't be set", written.get('source'));
-      const sid = id ?? source ?? (target ? target.slice(target.lastIndexOf('/') + 1) : env ?? '');
+      if (source !== undefined && id !== undefined)
+        throw new MountError("both source and id can't be set", written.get('source'));
+      const sid = id ?? source ?? (target ? target.slice(target.lastIndexOf('/') + 1) : (env ?? ''));
       const m: RunMount = {
-        type: 'secret', id: sid, required, mode: mode ?? 0o400, uid: uid ?? 0, gid: gid ?? 0,
+        type: 'secret',
+        id: sid,
+        required,
+        mode: mode ?? 0o400,
+        uid: uid ?? 0,
+        gid: gid ?? 0,
         target: target ? abs(target) : env !== undefined ? '' : `/run/secrets/${sid}`,
       };
       if (env !== undefined) m.env = env;
@@ -183,7 +253,12 @@ export function parseMount(
     default: {
       if (from !== undefined) throw new MountError('ssh mount should not have a from', 'from');
       return {
-        type: 'ssh', id: id || 'default', required, mode: mode ?? 0o600, uid: uid ?? 0, gid: gid ?? 0,
+        type: 'ssh',
+        id: id || 'default',
+        required,
+        mode: mode ?? 0o600,
+        uid: uid ?? 0,
+        gid: gid ?? 0,
         target: target ? abs(target) : `/run/buildkit/ssh_agent.${sshIndex}`,
       };
     }

@@ -1,11 +1,24 @@
 import type { Instruction } from './ast.js';
 import type { At, Pointer } from './errors.js';
 import { isSpace } from './shell/chars.js';
-import { NotStringArray, extractFlags, parseJSONArray, parseWords, reWhitespace, splitWhitespace, trimSpace } from './words.js';
+import {
+  NotStringArray,
+  extractFlags,
+  parseJSONArray,
+  parseWords,
+  reWhitespace,
+  splitWhitespace,
+  trimSpace,
+} from './words.js';
 
 /** A syntax error of one logical line; parse() adds the location. */
 export class LineError extends Error {
-  constructor(readonly code: string, message: string, readonly at: At = { kind: 'keyword' }, readonly cmd?: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly at: At = { kind: 'keyword' },
+    readonly cmd?: string,
+  ) {
     super(message);
   }
   /** Where in the instruction, for locate.ts. */
@@ -40,7 +53,12 @@ function json(rest: string): string[] | undefined {
   try {
     return parseJSONArray(rest);
   } catch (e) {
-    if (e instanceof NotStringArray) throw new LineError('json-not-strings', 'the JSON array must hold only strings (exec form takes ["executable", "arg", ...])', { kind: 'args' });
+    if (e instanceof NotStringArray)
+      throw new LineError(
+        'json-not-strings',
+        'the JSON array must hold only strings (exec form takes ["executable", "arg", ...])',
+        { kind: 'args' },
+      );
     throw e;
   }
 }
@@ -53,13 +71,23 @@ function nameVal(keyword: string): Splitter {
     if (words.length === 0) return none;
     if (!words[0]!.includes('=')) {
       const m = reWhitespace.exec(rest);
-      if (!m) throw new LineError(keyword === 'ENV' ? 'env-no-value' : 'missing-value', `${keyword} must have two arguments`, { kind: 'args' });
+      if (!m)
+        throw new LineError(
+          keyword === 'ENV' ? 'env-no-value' : 'missing-value',
+          `${keyword} must have two arguments`,
+          { kind: 'args' },
+        );
       return { args: [rest.slice(0, m.index), rest.slice(m.index + m[0].length), ''], json: false };
     }
     const args: string[] = [];
     for (const word of words) {
       const eq = word.indexOf('=');
-      if (eq < 0) throw new LineError('missing-equals', `Syntax error - can't find = in ${JSON.stringify(word)}. Must be of the form: name=value`, { kind: 'text', texts: [word] });
+      if (eq < 0)
+        throw new LineError(
+          'missing-equals',
+          `Syntax error - can't find = in ${JSON.stringify(word)}. Must be of the form: name=value`,
+          { kind: 'text', texts: [word] },
+        );
       args.push(word.slice(0, eq), word.slice(eq + 1), '=');
     }
     return { args, json: false };
@@ -83,7 +111,8 @@ const subCommand: Splitter = (rest, escape) => {
     return { args: [], json: false, sub: nodeFromLine(rest, escape, true) };
   } catch (e) {
     // Errors of the trigger point inside it (ONBUILD's own keyword is checked by locate.ts).
-    if (e instanceof LineError) throw new LineError(e.code, e.message, { kind: 'trigger', pointer: e.pointer(e.cmd ?? '') });
+    if (e instanceof LineError)
+      throw new LineError(e.code, e.message, { kind: 'trigger', pointer: e.pointer(e.cmd ?? '') });
     throw e;
   }
 };
@@ -139,7 +168,14 @@ export function nodeFromLine(line: string, escape: string, trigger = false): Ins
   }
   const { args, json, sub } = r;
   const node: Instruction = {
-    keyword, cmd, flags, args, json, rest, heredocs: [], original: line,
+    keyword,
+    cmd,
+    flags,
+    args,
+    json,
+    rest,
+    heredocs: [],
+    original: line,
     location: { file: '', line: 0, column: 0, endLine: 0 },
   };
   if (sub) node.sub = sub;

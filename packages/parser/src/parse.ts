@@ -96,7 +96,10 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
       end = isEnd;
     }
     if (emptyContinuation) {
-      warnings.push({ message: 'Empty continuation line found in: ' + line, location: loc(file, startLine, column, i) });
+      warnings.push({
+        message: 'Empty continuation line found in: ' + line,
+        location: loc(file, startLine, column, i),
+      });
     }
 
     let node: Instruction;
@@ -128,8 +131,12 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
         if (!terminated) {
           const n = h.name;
           const openers = [`<<${n}`, `<<-${n}`, `<<"${n}"`, `<<-"${n}"`, `<<'${n}'`, `<<-'${n}'`];
-          const err = new DockerfileError('unterminated-heredoc', `unterminated heredoc: no line "${n}" ends the heredoc started here`,
-            loc(file, startLine, column, i), { cmd: node.cmd, at: { kind: 'text', texts: openers } });
+          const err = new DockerfileError(
+            'unterminated-heredoc',
+            `unterminated heredoc: no line "${n}" ends the heredoc started here`,
+            loc(file, startLine, column, i),
+            { cmd: node.cmd, at: { kind: 'text', texts: openers } },
+          );
           throw located(err, source());
         }
         target.heredocs.push({ ...h, content });

@@ -12,7 +12,18 @@ import type { FromRef, GraphOptions, Location, Warning } from './types.js';
 // stages the target needs. No base image config is needed except for ONBUILD.
 
 const validStageName = /^[a-z][a-z0-9-_.]*$/;
-const proxyArgs = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+const proxyArgs = [
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+];
 export const PROXY_ARGS: ReadonlySet<string> = new Set(proxyArgs);
 
 export interface PlannedStage {
@@ -44,7 +55,12 @@ export interface Plan {
 
 function platformParts(prefix: string, platform: string): [string, string][] {
   const [os = 'linux', arch = 'amd64', variant = ''] = platform.split('/');
-  return [[`${prefix}PLATFORM`, platform], [`${prefix}OS`, os], [`${prefix}ARCH`, arch], [`${prefix}VARIANT`, variant]];
+  return [
+    [`${prefix}PLATFORM`, platform],
+    [`${prefix}OS`, os],
+    [`${prefix}ARCH`, arch],
+    [`${prefix}VARIANT`, variant],
+  ];
 }
 
 /** True when BuildKit's lexer, with no variables set, would change the word (so it uses variables). */
@@ -56,8 +72,39 @@ function fromExpands(word: string, escape: string): boolean {
   }
 }
 
-const knownOS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'illumos', 'ios', 'js', 'linux', 'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows']);
-const knownArch = new Set(['386', 'amd64', 'arm', 'arm64', 'loong64', 'mips', 'mips64', 'mips64le', 'mipsle', 'ppc64', 'ppc64le', 'riscv64', 's390x', 'wasm']);
+const knownOS = new Set([
+  'aix',
+  'android',
+  'darwin',
+  'dragonfly',
+  'freebsd',
+  'illumos',
+  'ios',
+  'js',
+  'linux',
+  'netbsd',
+  'openbsd',
+  'plan9',
+  'solaris',
+  'wasip1',
+  'windows',
+]);
+const knownArch = new Set([
+  '386',
+  'amd64',
+  'arm',
+  'arm64',
+  'loong64',
+  'mips',
+  'mips64',
+  'mips64le',
+  'mipsle',
+  'ppc64',
+  'ppc64le',
+  'riscv64',
+  's390x',
+  'wasm',
+]);
 
 /**
  * containerd's platforms.Parse + Normalize, as BuildKit applies them to
@@ -78,11 +125,32 @@ export function normalizePlatform(text: string, buildPlatform: string): string |
   }
   if (os === 'macos') os = 'darwin';
   switch (arch) {
-    case 'i386': case 'i486': case 'i586': case 'i686': arch = '386'; variant = ''; break;
-    case 'x86_64': case 'x86-64': case 'amd64': arch = 'amd64'; if (variant === 'v1') variant = ''; break;
-    case 'aarch64': case 'arm64': arch = 'arm64'; if (['8', 'v8', 'v8.0'].includes(variant)) variant = ''; break;
-    case 'armhf': arch = 'arm'; variant = 'v7'; break;
-    case 'armel': arch = 'arm'; variant = 'v6'; break;
+    case 'i386':
+    case 'i486':
+    case 'i586':
+    case 'i686':
+      arch = '386';
+      variant = '';
+      break;
+    case 'x86_64':
+    case 'x86-64':
+    case 'amd64':
+      arch = 'amd64';
+      if (variant === 'v1') variant = '';
+      break;
+    case 'aarch64':
+    case 'arm64':
+      arch = 'arm64';
+      if (['8', 'v8', 'v8.0'].includes(variant)) variant = '';
+      break;
+    case 'armhf':
+      arch = 'arm';
+      variant = 'v7';
+      break;
+    case 'armel':
+      arch = 'arm';
+      variant = 'v6';
+      break;
     case 'arm':
       if (variant === '' || variant === '7') variant = 'v7';
       else if (['5', '6', '8'].includes(variant)) variant = 'v' + variant;
@@ -127,27 +195,45 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
       if (args.length === 3 && args[1]!.toLowerCase() === 'as') {
         name = args[2]!.toLowerCase();
         if (!validStageName.test(name)) {
-          throw new DockerfileError('bad-from', `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, node.location, arg(2));
+          throw new DockerfileError(
+            'bad-from',
+            `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`,
+            node.location,
+            arg(2),
+          );
         }
         // BuildKit accepts a name used twice (its linter warns) and reads the later stage under it, as
         // byName.set below does: checked against dockerd 20.10's BuildKit (test/parser-goldens-buildkit).
         if (byName.has(name)) {
-          warnings.push({ message: `Duplicate stage name "${name}", stage names should be unique`, location: node.location });
+          warnings.push({
+            message: `Duplicate stage name "${name}", stage names should be unique`,
+            location: node.location,
+          });
         }
       } else if (args.length !== 1) {
-        throw new DockerfileError('bad-from', 'FROM requires either one or three arguments (FROM image [AS name])', node.location,
-          args.length > 1 ? arg(1) : ptr({ kind: 'keyword' }));
+        throw new DockerfileError(
+          'bad-from',
+          'FROM requires either one or three arguments (FROM image [AS name])',
+          node.location,
+          args.length > 1 ? arg(1) : ptr({ kind: 'keyword' }),
+        );
       }
       const baseName = expandMeta(args[0]!, node.location, arg(0));
-      if (baseName === '') throw new DockerfileError('bad-from', `base name (${args[0]}) should not be blank`, node.location, arg(0));
+      if (baseName === '')
+        throw new DockerfileError('bad-from', `base name (${args[0]}) should not be blank`, node.location, arg(0));
       let from: FromRef;
       const parent = byName.get(baseName.toLowerCase());
       if (parent !== undefined) from = { type: 'stage', stage: parent };
       else if (baseName === 'scratch') from = { type: 'scratch' };
       else from = { type: 'image', ref: baseName };
       const stage: PlannedStage = {
-        index: stages.length, from, location: node.location, nodes: [], triggers: [],
-        dependsOn: from.type === 'stage' ? [from.stage] : [], imageRefs: [],
+        index: stages.length,
+        from,
+        location: node.location,
+        nodes: [],
+        triggers: [],
+        dependsOn: from.type === 'stage' ? [from.stage] : [],
+        imageRefs: [],
       };
       if (name) {
         stage.name = name;
@@ -157,10 +243,21 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
       if (platform !== undefined) {
         const at = ptr({ kind: 'flag', name: 'platform', nth: 0, value: true });
         stage.platform = expandMeta(platform, node.location, at);
-        if (stage.platform === '') throw new DockerfileError('bad-platform', `empty platform value from expression ${platform}`, node.location, at);
+        if (stage.platform === '')
+          throw new DockerfileError(
+            'bad-platform',
+            `empty platform value from expression ${platform}`,
+            node.location,
+            at,
+          );
         const normal = normalizePlatform(stage.platform, opts.buildPlatform ?? 'linux/amd64');
         if (normal === undefined) {
-          throw new DockerfileError('bad-platform', `failed to parse platform ${platform}: "${stage.platform}" is not os[/arch[/variant]]`, node.location, at);
+          throw new DockerfileError(
+            'bad-platform',
+            `failed to parse platform ${platform}: "${stage.platform}" is not os[/arch[/variant]]`,
+            node.location,
+            at,
+          );
         }
         stage.platform = normal;
       }
@@ -170,7 +267,12 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
     const stage = stages[stages.length - 1];
     if (!stage) {
       if (node.keyword !== 'ARG') {
-        throw new DockerfileError('before-from', `${node.keyword} cannot come before the first FROM (only ARG can)`, node.location, ptr({ kind: 'keyword' }));
+        throw new DockerfileError(
+          'before-from',
+          `${node.keyword} cannot come before the first FROM (only ARG can)`,
+          node.location,
+          ptr({ kind: 'keyword' }),
+        );
       }
       // Global ARG: visible to FROM lines, and to stages that re-declare it.
       metaArgs.push(node);
@@ -179,7 +281,11 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
         const name = eq < 0 ? word : word.slice(0, eq);
         declared.add(name);
         if (Object.prototype.hasOwnProperty.call(buildArgs, name)) meta.set(name, buildArgs[name]!);
-        else if (eq >= 0) meta.set(name, expandMeta(word.slice(eq + 1), node.location, ptr({ kind: 'text', texts: [word, word.slice(eq + 1)] })));
+        else if (eq >= 0)
+          meta.set(
+            name,
+            expandMeta(word.slice(eq + 1), node.location, ptr({ kind: 'text', texts: [word, word.slice(eq + 1)] })),
+          );
       }
       continue;
     }
@@ -187,7 +293,11 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   }
   if (stages.length === 0) {
     const last = df.instructions[df.instructions.length - 1]!;
-    throw new DockerfileError('no-stage', 'the Dockerfile has no FROM: at least one build stage is needed', last.location);
+    throw new DockerfileError(
+      'no-stage',
+      'the Dockerfile has no FROM: at least one build stage is needed',
+      last.location,
+    );
   }
 
   // ONBUILD triggers: a base image's (from its config) or a parent stage's own.
@@ -196,17 +306,21 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
       let triggers: string[] = [];
       if (stage.from.type === 'image') triggers = opts.baseConfig?.(stage.from.ref)?.OnBuild ?? [];
       else if (stage.from.type === 'stage') {
-        triggers = stages[stage.from.stage]!.nodes.filter((n) => n.keyword === 'ONBUILD' && n.sub).map((n) => n.original.replace(/^\s*ONBUILD\s*/i, '') + n.heredocs.map((h) => '\n' + h.content + h.name).join(''));
+        triggers = stages[stage.from.stage]!.nodes.filter((n) => n.keyword === 'ONBUILD' && n.sub).map(
+          (n) => n.original.replace(/^\s*ONBUILD\s*/i, '') + n.heredocs.map((h) => '\n' + h.content + h.name).join(''),
+        );
       }
       for (const t of triggers) {
         let tdf: Dockerfile;
         try {
           tdf = parse(t, { file: df.file });
         } catch (e) {
-          if (e instanceof DockerfileError) throw new DockerfileError(e.code, `ONBUILD trigger "${t}": ${e.message}`, stage.location);
+          if (e instanceof DockerfileError)
+            throw new DockerfileError(e.code, `ONBUILD trigger "${t}": ${e.message}`, stage.location);
           throw e;
         }
-        if (tdf.instructions.length !== 1) throw new DockerfileError('onbuild', 'onbuild trigger should be a single expression', stage.location);
+        if (tdf.instructions.length !== 1)
+          throw new DockerfileError('onbuild', 'onbuild trigger should be a single expression', stage.location);
         const node = tdf.instructions[0]!;
         if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(node.keyword)) {
           throw new DockerfileError('onbuild', `${node.keyword} isn't allowed as an ONBUILD trigger`, stage.location);
@@ -220,12 +334,20 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   const resolveName = (name: string, self: number, at: Location, pointer: Pointer): number | undefined => {
     if (/^\d+$/.test(name)) {
       const i = Number(name);
-      if (i >= stages.length) throw new DockerfileError('bad-from', `invalid stage index ${name}: the Dockerfile has ${stages.length} stages`, at, pointer);
-      if (i === self) throw new DockerfileError('circular', `circular dependency: stage ${i} reads from itself`, at, pointer);
+      if (i >= stages.length)
+        throw new DockerfileError(
+          'bad-from',
+          `invalid stage index ${name}: the Dockerfile has ${stages.length} stages`,
+          at,
+          pointer,
+        );
+      if (i === self)
+        throw new DockerfileError('circular', `circular dependency: stage ${i} reads from itself`, at, pointer);
       return i;
     }
     const i = byName.get(name.toLowerCase());
-    if (i === self) throw new DockerfileError('circular', `circular dependency: stage "${name}" reads from itself`, at, pointer);
+    if (i === self)
+      throw new DockerfileError('circular', `circular dependency: stage "${name}" reads from itself`, at, pointer);
     return i;
   };
   for (const stage of stages) {
@@ -237,15 +359,23 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
           const at: Pointer = { cmd: node.cmd, at: { kind: 'flag', name: 'from', nth: 0, value: true } };
           // BuildKit: "--from" is never expanded, and a value that would expand is an error.
           if (fromExpands(f, escape)) {
-            throw new DockerfileError('bad-from', 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', node.location, at);
+            throw new DockerfileError(
+              'bad-from',
+              'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround',
+              node.location,
+              at,
+            );
           }
           froms.push([f, at]);
         }
       } else if (node.keyword === 'RUN') {
-        parseFlags(node).strings('mount').forEach((m, nth) => {
-          const f = mountFrom(m);
-          if (f !== undefined) froms.push([f, { cmd: node.cmd, at: { kind: 'flag', name: 'mount', nth, value: true, option: 'from' } }]);
-        });
+        parseFlags(node)
+          .strings('mount')
+          .forEach((m, nth) => {
+            const f = mountFrom(m);
+            if (f !== undefined)
+              froms.push([f, { cmd: node.cmd, at: { kind: 'flag', name: 'mount', nth, value: true, option: 'from' } }]);
+          });
       } else {
         parseFlags(node); // unknown flags are errors in every stage, needed or not
       }
@@ -262,7 +392,11 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
     const t = byName.get(opts.target.toLowerCase());
     if (t === undefined) {
       const names = [...byName.keys()];
-      throw new DockerfileError('unknown-target', `target stage "${opts.target}" could not be found${names.length ? ` (stages: ${names.join(', ')})` : ''}`, stages[stages.length - 1]!.location);
+      throw new DockerfileError(
+        'unknown-target',
+        `target stage "${opts.target}" could not be found${names.length ? ` (stages: ${names.join(', ')})` : ''}`,
+        stages[stages.length - 1]!.location,
+      );
     }
     target = t;
   }
@@ -272,7 +406,12 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   const visiting = new Set<number>();
   const visit = (i: number): void => {
     if (needed.has(i)) return;
-    if (visiting.has(i)) throw new DockerfileError('circular', `circular dependency detected on stage ${stages[i]!.name ?? i}`, stages[i]!.location);
+    if (visiting.has(i))
+      throw new DockerfileError(
+        'circular',
+        `circular dependency detected on stage ${stages[i]!.name ?? i}`,
+        stages[i]!.location,
+      );
     visiting.add(i);
     for (const d of stages[i]!.dependsOn) visit(d);
     visiting.delete(i);
@@ -285,7 +424,9 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
 
 /** BuildKit's warning for --build-arg values no ARG asked for. */
 export function unusedArgsWarning(buildArgs: Record<string, string>, declared: Set<string>): Warning | undefined {
-  const unused = Object.keys(buildArgs).filter((k) => !declared.has(k) && !PROXY_ARGS.has(k) && !/^(BUILD|TARGET)(PLATFORM|OS|ARCH|VARIANT)$/.test(k)).sort();
+  const unused = Object.keys(buildArgs)
+    .filter((k) => !declared.has(k) && !PROXY_ARGS.has(k) && !/^(BUILD|TARGET)(PLATFORM|OS|ARCH|VARIANT)$/.test(k))
+    .sort();
   if (unused.length === 0) return undefined;
   return { message: `[Warning] One or more build-args [${unused.join(' ')}] were not consumed` };
 }

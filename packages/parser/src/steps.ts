@@ -33,7 +33,13 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
   };
   const text = (...texts: string[]): At => ({ kind: 'text', texts });
   const arg = (index: number): At => ({ kind: 'arg', index, text: node.args[index] ?? '' });
-  const flagValue = (name: string, nth = 0, option?: string): At => ({ kind: 'flag', name, nth, value: true, ...(option ? { option } : {}) });
+  const flagValue = (name: string, nth = 0, option?: string): At => ({
+    kind: 'flag',
+    name,
+    nth,
+    value: true,
+    ...(option ? { option } : {}),
+  });
   const x = (word: string): string => {
     try {
       return expandWord(word, scope.lookup, { escape: ctx.escape });
@@ -57,7 +63,12 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
     ...(ctx.onbuild ? { onbuild: true } : {}),
   };
   const exactlyOne = () => {
-    if (node.args.length !== 1) fail('arguments', `${node.keyword} requires exactly one argument`, node.args.length > 1 ? { kind: 'args' } : { kind: 'keyword' });
+    if (node.args.length !== 1)
+      fail(
+        'arguments',
+        `${node.keyword} requires exactly one argument`,
+        node.args.length > 1 ? { kind: 'args' } : { kind: 'keyword' },
+      );
     return node.args[0]!;
   };
   const shellForm = (args: string[]) => (node.json ? args : [...scope.shell, args.join(' ')]);
@@ -96,28 +107,37 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
           }
           mounts.push(mount as RunMount);
         } catch (e) {
-          if (e instanceof MountError) fail('bad-mount', `--mount=${value}: ${e.message}`, flagValue('mount', nth, e.key));
+          if (e instanceof MountError)
+            fail('bad-mount', `--mount=${value}: ${e.message}`, flagValue('mount', nth, e.key));
           throw e;
         }
       });
       const step: Step = { ...base, kind: 'run', argv: shellForm(argv), shellForm: !node.json, files, mounts };
       const network = flags.string('network');
       if (network !== undefined) {
-        if (!['default', 'none', 'host'].includes(network)) fail('bad-flag', `unsupported network mode "${network}" (use default, none or host)`, flagValue('network'));
+        if (!['default', 'none', 'host'].includes(network))
+          fail('bad-flag', `unsupported network mode "${network}" (use default, none or host)`, flagValue('network'));
         step.network = network as 'default';
       }
       const security = flags.string('security');
       if (security !== undefined) {
-        if (!['sandbox', 'insecure'].includes(security)) fail('bad-flag', `unsupported security mode "${security}" (use sandbox or insecure)`, flagValue('security'));
+        if (!['sandbox', 'insecure'].includes(security))
+          fail('bad-flag', `unsupported security mode "${security}" (use sandbox or insecure)`, flagValue('security'));
         step.security = security as 'sandbox';
       }
       return step;
     }
-    case 'COPY': case 'ADD': {
-      if (node.args.length < 2) fail('arguments', `${node.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`);
+    case 'COPY':
+    case 'ADD': {
+      if (node.args.length < 2)
+        fail(
+          'arguments',
+          `${node.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`,
+        );
       const srcs = node.args.slice(0, -1);
       const destRaw = node.args[node.args.length - 1]!;
-      if (parseHeredoc(destRaw)) fail('heredoc', `${node.keyword} cannot take a heredoc as a destination`, text(destRaw));
+      if (parseHeredoc(destRaw))
+        fail('heredoc', `${node.keyword} cannot take a heredoc as a destination`, text(destRaw));
       const docs = new Map(node.heredocs.map((h) => [h.name, h]));
       const sources: string[] = [];
       const inline: { name: string; content: string }[] = [];
@@ -141,7 +161,10 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
         }
       }
       const step: Step = {
-        ...base, kind: node.keyword === 'ADD' ? 'add' : 'copy', sources, inline,
+        ...base,
+        kind: node.keyword === 'ADD' ? 'add' : 'copy',
+        sources,
+        inline,
         dest: resolveKeepSlash(scope.workdir, x(destRaw)),
         link: flags.bool('link') ?? false,
         exclude: flags.strings('exclude').map(x),
@@ -160,12 +183,14 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       if (unpack !== undefined) step.unpack = unpack;
       return step;
     }
-    case 'ENV': case 'LABEL': {
+    case 'ENV':
+    case 'LABEL': {
       if (node.args.length === 0) fail('arguments', `${node.keyword} requires at least one argument`);
       const pairs: [string, string][] = [];
       for (let i = 0; i + 2 < node.args.length + 1; i += 3) {
         const key = x(node.args[i]!);
-        if (key === '') fail('arguments', `${node.keyword} names can not be blank`, text('=' + node.args[i + 1]!, node.args[i + 1]!));
+        if (key === '')
+          fail('arguments', `${node.keyword} names can not be blank`, text('=' + node.args[i + 1]!, node.args[i + 1]!));
         pairs.push([key, x(node.args[i + 1]!)]);
         // All pairs are expanded before any is set: `ENV A=1 B=$A` gives B the old A, as in BuildKit.
       }
@@ -196,12 +221,21 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       }
       return { ...base, kind: 'arg', declared };
     }
-    case 'CMD': case 'ENTRYPOINT': {
+    case 'CMD':
+    case 'ENTRYPOINT': {
       const argv = shellForm(node.args);
-      return { ...base, kind: node.keyword === 'CMD' ? 'cmd' : 'entrypoint', argv: node.args.length === 0 && !node.json ? [] : argv, shellForm: !node.json };
+      return {
+        ...base,
+        kind: node.keyword === 'CMD' ? 'cmd' : 'entrypoint',
+        argv: node.args.length === 0 && !node.json ? [] : argv,
+        shellForm: !node.json,
+      };
     }
     case 'SHELL': {
-      if (!node.json) fail('shell-not-json', 'SHELL requires the arguments to be in JSON form, e.g. SHELL ["/bin/bash", "-c"]', { kind: 'args' });
+      if (!node.json)
+        fail('shell-not-json', 'SHELL requires the arguments to be in JSON form, e.g. SHELL ["/bin/bash", "-c"]', {
+          kind: 'args',
+        });
       if (node.args.length === 0) fail('arguments', 'SHELL requires at least one argument', { kind: 'args' });
       scope.shell = [...node.args];
       return { ...base, kind: 'shell', argv: [...node.args] };
@@ -235,7 +269,8 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
     case 'VOLUME': {
       if (node.args.length === 0) fail('arguments', 'VOLUME requires at least one argument');
       const paths = node.args.map(x);
-      if (paths.some((p) => p.trim() === '')) fail('arguments', 'VOLUME specified can not be an empty string', { kind: 'args' });
+      if (paths.some((p) => p.trim() === ''))
+        fail('arguments', 'VOLUME specified can not be an empty string', { kind: 'args' });
       return { ...base, kind: 'volume', paths };
     }
     case 'HEALTHCHECK':
@@ -244,10 +279,12 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       const sub = node.sub;
       if (!sub) fail('arguments', 'ONBUILD requires at least one argument');
       const trig: At = { kind: 'trigger', pointer: { cmd: sub!.cmd, at: { kind: 'keyword' } } };
-      if (sub!.keyword === 'ONBUILD') fail('onbuild', 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed', trig);
-      if (sub!.keyword === 'FROM' || sub!.keyword === 'MAINTAINER') fail('onbuild', `${sub!.keyword} isn't allowed as an ONBUILD trigger`, trig);
+      if (sub!.keyword === 'ONBUILD') fail('onbuild', "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", trig);
+      if (sub!.keyword === 'FROM' || sub!.keyword === 'MAINTAINER')
+        fail('onbuild', `${sub!.keyword} isn't allowed as an ONBUILD trigger`, trig);
       // The trigger is stored as written, heredoc bodies included, for the image config.
-      const trigger = node.original.replace(/^\s*ONBUILD\s*/i, '') + node.heredocs.map((h) => '\n' + h.content + h.name).join('');
+      const trigger =
+        node.original.replace(/^\s*ONBUILD\s*/i, '') + node.heredocs.map((h) => '\n' + h.content + h.name).join('');
       scope.onbuild.push(trigger);
       return { ...base, kind: 'onbuild', trigger };
     }
@@ -275,7 +312,12 @@ function healthcheck(
   if (args.length === 0) fail('arguments', 'Missing command after HEALTHCHECK CMD', arg(0));
   const test = node.json ? ['CMD', ...args] : ['CMD-SHELL', args.join(' ')];
   const step: Step = { ...base, kind: 'healthcheck', test };
-  const durations = [['interval', 'interval'], ['timeout', 'timeout'], ['start-period', 'startPeriod'], ['start-interval', 'startInterval']] as const;
+  const durations = [
+    ['interval', 'interval'],
+    ['timeout', 'timeout'],
+    ['start-period', 'startPeriod'],
+    ['start-interval', 'startInterval'],
+  ] as const;
   for (const [flag, field] of durations) {
     const v = flags.string(flag);
     if (v === undefined || v === '') continue;
@@ -287,7 +329,8 @@ function healthcheck(
   }
   const retries = flags.string('retries');
   if (retries !== undefined && retries !== '') {
-    if (!/^[+-]?\d+$/.test(retries)) fail('bad-flag', `invalid --retries value "${retries}": not a number`, flagValue('retries'));
+    if (!/^[+-]?\d+$/.test(retries))
+      fail('bad-flag', `invalid --retries value "${retries}": not a number`, flagValue('retries'));
     const n = Number(retries);
     if (n < 0) fail('bad-flag', `--retries cannot be negative (${n})`, flagValue('retries'));
     step.retries = n;

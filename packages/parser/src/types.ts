@@ -28,10 +28,7 @@ export interface BaseConfig {
   WorkingDir?: string;
 }
 
-export type FromRef =
-  | { type: 'scratch' }
-  | { type: 'stage'; stage: number }
-  | { type: 'image'; ref: string };
+export type FromRef = { type: 'scratch' } | { type: 'stage'; stage: number } | { type: 'image'; ref: string };
 
 export interface Stage {
   index: number;
@@ -69,9 +66,29 @@ interface StepBase {
 
 export type RunMount =
   | { type: 'bind'; target: string; source: string; from?: FromSource; readwrite: boolean }
-  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; from?: FromSource; source: string; readonly: boolean; mode: number; uid: number; gid: number }
+  | {
+      type: 'cache';
+      target: string;
+      id: string;
+      sharing: 'shared' | 'private' | 'locked';
+      from?: FromSource;
+      source: string;
+      readonly: boolean;
+      mode: number;
+      uid: number;
+      gid: number;
+    }
   | { type: 'tmpfs'; target: string; size?: number }
-  | { type: 'secret'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number; env?: string }
+  | {
+      type: 'secret';
+      target: string;
+      id: string;
+      required: boolean;
+      mode: number;
+      uid: number;
+      gid: number;
+      env?: string;
+    }
   | { type: 'ssh'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
 
 /** Where `--from` points: an earlier stage, or an image reference. */
@@ -108,18 +125,50 @@ export interface CopyStep extends StepBase {
   unpack?: boolean;
 }
 
-export interface EnvStep extends StepBase { kind: 'env'; pairs: [string, string][] }
-export interface ArgStep extends StepBase { kind: 'arg'; declared: { name: string; value?: string }[] }
-export interface LabelStep extends StepBase { kind: 'label'; pairs: [string, string][] }
-export interface ExposeStep extends StepBase { kind: 'expose'; ports: string[] }
-export interface VolumeStep extends StepBase { kind: 'volume'; paths: string[] }
-export interface UserStep extends StepBase { kind: 'user'; user: string }
+export interface EnvStep extends StepBase {
+  kind: 'env';
+  pairs: [string, string][];
+}
+export interface ArgStep extends StepBase {
+  kind: 'arg';
+  declared: { name: string; value?: string }[];
+}
+export interface LabelStep extends StepBase {
+  kind: 'label';
+  pairs: [string, string][];
+}
+export interface ExposeStep extends StepBase {
+  kind: 'expose';
+  ports: string[];
+}
+export interface VolumeStep extends StepBase {
+  kind: 'volume';
+  paths: string[];
+}
+export interface UserStep extends StepBase {
+  kind: 'user';
+  user: string;
+}
 /** `path` is absolute: relative WORKDIRs are resolved against the previous one. */
-export interface WorkdirStep extends StepBase { kind: 'workdir'; path: string }
+export interface WorkdirStep extends StepBase {
+  kind: 'workdir';
+  path: string;
+}
 /** argv is final: shell form already wrapped in the stage's SHELL. */
-export interface EntrypointStep extends StepBase { kind: 'entrypoint'; argv: string[]; shellForm: boolean }
-export interface CmdStep extends StepBase { kind: 'cmd'; argv: string[]; shellForm: boolean }
-export interface ShellStep extends StepBase { kind: 'shell'; argv: string[] }
+export interface EntrypointStep extends StepBase {
+  kind: 'entrypoint';
+  argv: string[];
+  shellForm: boolean;
+}
+export interface CmdStep extends StepBase {
+  kind: 'cmd';
+  argv: string[];
+  shellForm: boolean;
+}
+export interface ShellStep extends StepBase {
+  kind: 'shell';
+  argv: string[];
+}
 export interface HealthcheckStep extends StepBase {
   kind: 'healthcheck';
   /** ["NONE"], ["CMD", ...argv] or ["CMD-SHELL", script], as Docker stores it. */
@@ -131,15 +180,37 @@ export interface HealthcheckStep extends StepBase {
   startInterval?: number;
   retries?: number;
 }
-export interface StopsignalStep extends StepBase { kind: 'stopsignal'; signal: string }
+export interface StopsignalStep extends StepBase {
+  kind: 'stopsignal';
+  signal: string;
+}
 /** `trigger` is the nested instruction as written, as stored in the config's OnBuild. */
-export interface OnbuildStep extends StepBase { kind: 'onbuild'; trigger: string }
-export interface MaintainerStep extends StepBase { kind: 'maintainer'; name: string }
+export interface OnbuildStep extends StepBase {
+  kind: 'onbuild';
+  trigger: string;
+}
+export interface MaintainerStep extends StepBase {
+  kind: 'maintainer';
+  name: string;
+}
 
 export type Step =
-  | RunStep | CopyStep | EnvStep | ArgStep | LabelStep | ExposeStep | VolumeStep | UserStep
-  | WorkdirStep | EntrypointStep | CmdStep | ShellStep | HealthcheckStep | StopsignalStep
-  | OnbuildStep | MaintainerStep;
+  | RunStep
+  | CopyStep
+  | EnvStep
+  | ArgStep
+  | LabelStep
+  | ExposeStep
+  | VolumeStep
+  | UserStep
+  | WorkdirStep
+  | EntrypointStep
+  | CmdStep
+  | ShellStep
+  | HealthcheckStep
+  | StopsignalStep
+  | OnbuildStep
+  | MaintainerStep;
 
 export interface GraphOptions {
   file?: string;

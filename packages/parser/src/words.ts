@@ -12,7 +12,8 @@ export function splitWhitespace(rest: string): string[] {
 
 /** Like strings.TrimSpace with unicode.IsSpace. */
 export function trimSpace(s: string): string {
-  let a = 0, b = s.length;
+  let a = 0,
+    b = s.length;
   while (a < b && isSpace(s[a]!)) a++;
   while (b > a && isSpace(s[b - 1]!)) b--;
   return s.slice(a, b);
@@ -31,7 +32,11 @@ export function trimLeftSpace(s: string): string {
 export function parseWords(rest: string, escape: string): string[] {
   const chars = Array.from(rest);
   const words: string[] = [];
-  let inWord = false, inQuote = false, quote = '', word = '', blankOK = false;
+  let inWord = false,
+    inQuote = false,
+    quote = '',
+    word = '',
+    blankOK = false;
   for (let i = 0; i <= chars.length; i++) {
     const end = i === chars.length;
     let ch = end ? '' : chars[i]!;
@@ -92,7 +97,9 @@ export function parseWords(rest: string, escape: string): string[] {
 export function extractFlags(line: string): { rest: string; flags: string[] } {
   const flags: string[] = [];
   let phase: 'spaces' | 'word' | 'quote' = 'spaces';
-  let word = '', quote = '', blankOK = false;
+  let word = '',
+    quote = '',
+    blankOK = false;
   for (let pos = 0; pos <= line.length; pos++) {
     const end = pos === line.length;
     let ch = end ? '' : line[pos]!;

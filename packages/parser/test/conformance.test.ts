@@ -8,8 +8,10 @@ import { conformance } from './paths.js';
 const root = join(conformance, 'buildkit-parser');
 // The score this parser reaches on the copied BuildKit revision: every case. A refresh of the data
 // that adds cases changes these on purpose (see the data's README).
-const POSITIVE = 33, NEGATIVE = 4;
-let positive = 0, negative = 0;
+const POSITIVE = 33,
+  NEGATIVE = 4;
+let positive = 0,
+  negative = 0;
 const positives = readdirSync(join(root, 'testfiles')).sort();
 const negatives = readdirSync(join(root, 'testfiles-negative')).sort();
 
@@ -42,7 +44,11 @@ for (const name of negatives) {
 test('testfile-line spans', () => {
   const df = parse(readFileSync(join(root, 'testfile-line', 'Dockerfile'), 'utf8'));
   const spans = df.instructions.map((n) => [n.location.line, n.location.endLine]);
-  assert.equal(spans, [[5, 5], [11, 12], [17, 31]]);
+  assert.equal(spans, [
+    [5, 5],
+    [11, 12],
+    [17, 31],
+  ]);
 });
 
 // Runs last: every case above must have passed, and the data must hold the cases it held when copied.

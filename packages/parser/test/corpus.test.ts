@@ -17,8 +17,14 @@ const expected = JSON.parse(readFileSync(join(corpusDir, 'expected.json'), 'utf8
 const files = Object.keys(expected);
 const platform = 'linux/amd64';
 const builtins: Record<string, string> = {
-  TARGETPLATFORM: platform, TARGETOS: 'linux', TARGETARCH: 'amd64', TARGETVARIANT: '',
-  BUILDPLATFORM: platform, BUILDOS: 'linux', BUILDARCH: 'amd64', BUILDVARIANT: '',
+  TARGETPLATFORM: platform,
+  TARGETOS: 'linux',
+  TARGETARCH: 'amd64',
+  TARGETVARIANT: '',
+  BUILDPLATFORM: platform,
+  BUILDOS: 'linux',
+  BUILDARCH: 'amd64',
+  BUILDVARIANT: '',
 };
 
 /**
@@ -28,15 +34,20 @@ const builtins: Record<string, string> = {
 function expandSimple(word: string, vars: Map<string, string | undefined>): string | undefined {
   if (/["'\\]/.test(word)) return undefined;
   let unsure = false;
-  const out = word.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^${}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\{[^}]*\}?/g,
+  const out = word.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^${}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\{[^}]*\}?/g,
     (m, a, op, d, b) => {
       const name = (a ?? b) as string | undefined;
-      if (name === undefined || (vars.has(name) && vars.get(name) === undefined)) { unsure = true; return m; }
+      if (name === undefined || (vars.has(name) && vars.get(name) === undefined)) {
+        unsure = true;
+        return m;
+      }
       const v = vars.get(name);
       if (op === ':-') return v ? v : d;
       if (op === '-') return v ?? d;
       return v ?? '';
-    });
+    },
+  );
   return unsure ? undefined : out;
 }
 
@@ -89,8 +100,10 @@ for (const file of files) {
 test('corpus: the count', () => {
   assert.ok(files.length >= 300, `${files.length} files`);
   assert.is(totals.planned, files.length, 'every file planned');
-  console.log(`corpus: ${totals.planned}/${totals.files} files planned; ${totals.reached}/${totals.stages} stages reached ` +
-    `by a target, ${totals.compared} bases compared with what the file says`);
+  console.log(
+    `corpus: ${totals.planned}/${totals.files} files planned; ${totals.reached}/${totals.stages} stages reached ` +
+      `by a target, ${totals.compared} bases compared with what the file says`,
+  );
 });
 
 test.run();

@@ -26,7 +26,40 @@ function rng(seed: number): () => number {
   };
 }
 
-const tokens = ['\\', '\n', '`', '"', "'", '$', '${', '}', '<<EOF', '\nEOF\n', '<<-', '[', ']', ',', '=', '--', '--mount=', ' ', '#', '# escape=`\n', 'FROM ', 'ARG ', 'ONBUILD ', 'RUN ', 'COPY ', '\r\n', '\t', '\ufeff', '${X:?m}', 'AS ', '3<<', '\\\n'];
+const tokens = [
+  '\\',
+  '\n',
+  '`',
+  '"',
+  "'",
+  '$',
+  '${',
+  '}',
+  '<<EOF',
+  '\nEOF\n',
+  '<<-',
+  '[',
+  ']',
+  ',',
+  '=',
+  '--',
+  '--mount=',
+  ' ',
+  '#',
+  '# escape=`\n',
+  'FROM ',
+  'ARG ',
+  'ONBUILD ',
+  'RUN ',
+  'COPY ',
+  '\r\n',
+  '\t',
+  '\ufeff',
+  '${X:?m}',
+  'AS ',
+  '3<<',
+  '\\\n',
+];
 
 function mutate(text: string, r: () => number): string {
   let s = text;
@@ -36,8 +69,10 @@ function mutate(text: string, r: () => number): string {
     const op = r();
     if (op < 0.4) s = s.slice(0, at) + tokens[Math.floor(r() * tokens.length)] + s.slice(at);
     else if (op < 0.7) s = s.slice(0, at) + s.slice(at + 1 + Math.floor(r() * 8));
-    else if (op < 0.85) { const b = Math.floor(r() * s.length); s = s.slice(0, at) + s.slice(b, b + 20) + s.slice(at); }
-    else s = s.slice(0, at) + String.fromCharCode(Math.floor(r() * 0x80)) + s.slice(at);
+    else if (op < 0.85) {
+      const b = Math.floor(r() * s.length);
+      s = s.slice(0, at) + s.slice(b, b + 20) + s.slice(at);
+    } else s = s.slice(0, at) + String.fromCharCode(Math.floor(r() * 0x80)) + s.slice(at);
   }
   return s;
 }
@@ -46,7 +81,8 @@ test('fuzz: mutations never crash', () => {
   const texts = corpus();
   assert.ok(texts.length >= 33 + 4, `corpus of ${texts.length} Dockerfiles`);
   const r = rng(20240601);
-  let parsed = 0, rejected = 0;
+  let parsed = 0,
+    rejected = 0;
   const N = 4000;
   for (let i = 0; i < N; i++) {
     const text = mutate(texts[i % texts.length]!, r);

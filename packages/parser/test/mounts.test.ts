@@ -10,8 +10,16 @@ const id = (w: string) => w;
 const rows: { value: string; workdir: string; want: Partial<RunMount> | { error: RegExp } }[] = [
   { value: 'type=bind', workdir: '/src', want: { type: 'bind', target: '/src', source: '' } },
   { value: 'type=bind,src=a,dst=b', workdir: '/w', want: { type: 'bind', target: '/w/b', source: 'a' } },
-  { value: 'type=bind,source=a,destination=../b', workdir: '/w/x', want: { type: 'bind', target: '/w/b', source: 'a' } },
-  { value: 'target=/root/.cache,type=cache', workdir: '/go', want: { type: 'cache', target: '/root/.cache', id: '/root/.cache' } },
+  {
+    value: 'type=bind,source=a,destination=../b',
+    workdir: '/w/x',
+    want: { type: 'bind', target: '/w/b', source: 'a' },
+  },
+  {
+    value: 'target=/root/.cache,type=cache',
+    workdir: '/go',
+    want: { type: 'cache', target: '/root/.cache', id: '/root/.cache' },
+  },
   { value: 'type=cache,target=.cache', workdir: '/app', want: { type: 'cache', target: '/app/.cache', id: '.cache' } },
   { value: 'type=cache,target=./a//b/', workdir: '/app', want: { type: 'cache', target: '/app/a/b', id: 'a/b' } },
   { value: 'type=cache', workdir: '/app', want: { type: 'cache', target: '/app', id: '.' } },
@@ -29,7 +37,10 @@ for (const r of rows) {
   test(`--mount=${r.value} in WORKDIR ${r.workdir}`, () => {
     if ('error' in r.want) {
       const re = r.want.error;
-      assert.throws(() => parseMount(r.value, id, r.workdir, 0), (e: Error) => e.constructor.name === 'MountError' && re.test(e.message));
+      assert.throws(
+        () => parseMount(r.value, id, r.workdir, 0),
+        (e: Error) => e.constructor.name === 'MountError' && re.test(e.message),
+      );
       return;
     }
     const got = parseMount(r.value, id, r.workdir, 0) as unknown as Record<string, unknown>;
@@ -52,14 +63,26 @@ RUN --mount=target=/root/.cache,type=cache \\
     --mount=type=bind xx-go build .
 `;
 
-test('a bind mount with no target lands on the base image\'s working directory', () => {
+test("a bind mount with no target lands on the base image's working directory", () => {
   const m = runMounts(golang, { golang: { WorkingDir: '/go' } });
-  assert.equal(m.map((x) => [x.type, x.target]), [['cache', '/root/.cache'], ['bind', '/go']]);
+  assert.equal(
+    m.map((x) => [x.type, x.target]),
+    [
+      ['cache', '/root/.cache'],
+      ['bind', '/go'],
+    ],
+  );
 });
 
-test('planned without the base image (tsbuild parse): the target waits for the base\'s working directory', () => {
+test("planned without the base image (tsbuild parse): the target waits for the base's working directory", () => {
   const m = runMounts(golang);
-  assert.equal(m.map((x) => [x.type, x.target]), [['cache', '/root/.cache'], ['bind', '/']]);
+  assert.equal(
+    m.map((x) => [x.type, x.target]),
+    [
+      ['cache', '/root/.cache'],
+      ['bind', '/'],
+    ],
+  );
 });
 
 test('with the base image known to have no working directory, the same mount is refused with its place', () => {
@@ -76,8 +99,14 @@ test('with the base image known to have no working directory, the same mount is 
 
 test('an absolute WORKDIR makes the working directory known again, even without the base image', () => {
   assert.throws(() => runMounts('FROM golang\nWORKDIR /\nRUN --mount=type=bind true\n'), /invalid mount target/);
-  assert.equal(runMounts('FROM golang\nWORKDIR /src\nRUN --mount=type=bind true\n').map((x) => x.target), ['/src']);
-  assert.equal(runMounts('FROM scratch\nRUN --mount=type=bind,target=w true\n').map((x) => x.target), ['/w']);
+  assert.equal(
+    runMounts('FROM golang\nWORKDIR /src\nRUN --mount=type=bind true\n').map((x) => x.target),
+    ['/src'],
+  );
+  assert.equal(
+    runMounts('FROM scratch\nRUN --mount=type=bind,target=w true\n').map((x) => x.target),
+    ['/w'],
+  );
 });
 
 test.run();

@@ -8,7 +8,8 @@ import { conformance } from './paths.js';
 
 const dir = join(conformance, 'buildkit-shell');
 // Every case of the copied tables (see the data's README): 228 non-Windows lines of envVarTest, 24 of wordsTest.
-const ENV_VAR_CASES = 228, WORDS_CASES = 24;
+const ENV_VAR_CASES = 228,
+  WORDS_CASES = 24;
 
 /**
  * The result of one expansion as the tables write it: the output, or 'error' when the lexer rejected the
@@ -25,13 +26,31 @@ function outcome(run: () => string): string {
 }
 
 test('only an ExpansionError reads as an expected error', () => {
-  assert.is(outcome(() => expandWord('${V:=x}', new Map())), 'error');
-  assert.is(outcome(() => { throw new TypeError('x is undefined'); }), 'crash: TypeError: x is undefined');
-  assert.is(outcome(() => { throw new Error('other'); }), 'crash: Error: other');
+  assert.is(
+    outcome(() => expandWord('${V:=x}', new Map())),
+    'error',
+  );
+  assert.is(
+    outcome(() => {
+      throw new TypeError('x is undefined');
+    }),
+    'crash: TypeError: x is undefined',
+  );
+  assert.is(
+    outcome(() => {
+      throw new Error('other');
+    }),
+    'crash: Error: other',
+  );
 });
 
 test('buildkit envVarTest (all non-Windows lines)', () => {
-  const env = new Map([['PWD', '/home'], ['SHELL', 'bash'], ['KOREAN', '한국어'], ['NULL', '']]);
+  const env = new Map([
+    ['PWD', '/home'],
+    ['SHELL', 'bash'],
+    ['KOREAN', '한국어'],
+    ['NULL', ''],
+  ]);
   const failures: string[] = [];
   let total = 0;
   for (const line of readFileSync(join(dir, 'envVarTest'), 'utf8').split('\n')) {
@@ -72,7 +91,11 @@ test('buildkit wordsTest', () => {
 
 // The forms the upstream tables lack. Expected values follow POSIX sh / BuildKit; 'error: M' means the
 // lexer rejects the input with an ExpansionError whose message is M.
-const env = new Map([['V', 'foo/bar/baz.tar.gz'], ['E', ''], ['S', 'a b']]);
+const env = new Map([
+  ['V', 'foo/bar/baz.tar.gz'],
+  ['E', ''],
+  ['S', 'a b'],
+]);
 const cases: [string, string][] = [
   ['${U-def}', 'def'],
   ['${E-def}', ''],

@@ -13,9 +13,14 @@ export interface HostCheck {
 export function checkHost(): HostCheck {
   const problems: string[] = [];
   if (process.platform !== 'linux') problems.push('the sandbox needs Linux (namespaces, overlayfs)');
-  if (process.getuid?.() !== 0) problems.push('the sandbox needs root (mounting overlayfs and creating namespaces); run tsbuild as root');
+  if (process.getuid?.() !== 0)
+    problems.push('the sandbox needs root (mounting overlayfs and creating namespaces); run tsbuild as root');
   let fss = '';
-  try { fss = readFileSync('/proc/filesystems', 'utf8'); } catch { /* reported below */ }
+  try {
+    fss = readFileSync('/proc/filesystems', 'utf8');
+  } catch {
+    /* reported below */
+  }
   if (!/\toverlay$/m.test(fss)) problems.push('overlayfs is not available: load it with `modprobe overlay`');
   for (const ns of ['mnt', 'pid', 'uts', 'ipc', 'net', 'cgroup'])
     if (!existsSync(`/proc/self/ns/${ns}`)) problems.push(`the kernel lacks ${ns} namespaces`);
@@ -23,8 +28,10 @@ export function checkHost(): HostCheck {
   const cg = cgroupDriver();
   if (!cg) problems.push('no usable cgroup filesystem at /sys/fs/cgroup: resource limits will not work');
   if (cg?.version === 1 && !existsSync(`${cg.root}/devices/devices.allow`)) {
-    problems.push(`the cgroup v1 devices controller is not mounted at ${cg.root}/devices: runs are refused without ` +
-      'the device allowlist (mount it, as systemd does)');
+    problems.push(
+      `the cgroup v1 devices controller is not mounted at ${cg.root}/devices: runs are refused without ` +
+        'the device allowlist (mount it, as systemd does)',
+    );
   }
   return { ok: problems.length === 0, problems, cgroupVersion: cg?.version };
 }

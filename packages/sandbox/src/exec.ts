@@ -29,10 +29,14 @@ export function cgroupProcsOf(pid: number): string[] {
     else {
       const names = ctrls.split(',').map((c) => c.replace(/^name=/, ''));
       for (const cand of [names.join(','), ...names]) {
-        if (existsSync(`/sys/fs/cgroup/${cand}${m[2]}/cgroup.procs`)) { dir = `/sys/fs/cgroup/${cand}${m[2]}`; break; }
+        if (existsSync(`/sys/fs/cgroup/${cand}${m[2]}/cgroup.procs`)) {
+          dir = `/sys/fs/cgroup/${cand}${m[2]}`;
+          break;
+        }
       }
     }
-    if (dir && existsSync(`${dir}/cgroup.procs`) && !out.includes(`${dir}/cgroup.procs`)) out.push(`${dir}/cgroup.procs`);
+    if (dir && existsSync(`${dir}/cgroup.procs`) && !out.includes(`${dir}/cgroup.procs`))
+      out.push(`${dir}/cgroup.procs`);
   }
   return out;
 }
@@ -42,25 +46,33 @@ export async function exec(spec: ExecSpec): Promise<Exit> {
   if (!spec.cwd.startsWith('/')) throw new SandboxError(`cwd must be absolute: ${spec.cwd}`);
   if (spec.signal?.aborted) throw abortError(spec.signal);
   const started = performance.now();
-  const { outcome, aborted } = await launch(spec, encodeExecSpec({
-    pid: spec.pid,
-    argv: spec.argv,
-    env: spec.env,
-    cwd: spec.cwd,
-    uid: spec.uid,
-    gid: spec.gid,
-    groups: spec.additionalGids ?? [],
-    cgroupProcs: cgroupProcsOf(spec.pid),
-    tty: spec.tty,
-    noNetRaw: !spec.keepNetRaw,
-  }));
+  const { outcome, aborted } = await launch(
+    spec,
+    encodeExecSpec({
+      pid: spec.pid,
+      argv: spec.argv,
+      env: spec.env,
+      cwd: spec.cwd,
+      uid: spec.uid,
+      gid: spec.gid,
+      groups: spec.additionalGids ?? [],
+      cgroupProcs: cgroupProcsOf(spec.pid),
+      tty: spec.tty,
+      noNetRaw: !spec.keepNetRaw,
+    }),
+  );
   const usage = { wallMs: performance.now() - started };
   if (aborted) throw abortError(spec.signal!);
   switch (outcome.kind) {
     case 'exit':
       return { code: outcome.code, oomKilled: false, usage };
     case 'signal':
-      return { code: 128 + outcome.signal, signal: signalNames.get(outcome.signal) ?? `SIG${outcome.signal}`, oomKilled: false, usage };
+      return {
+        code: 128 + outcome.signal,
+        signal: signalNames.get(outcome.signal) ?? `SIG${outcome.signal}`,
+        oomKilled: false,
+        usage,
+      };
     case 'error':
       return { code: outcome.code, oomKilled: false, startError: outcome.message, usage };
     case 'setup':

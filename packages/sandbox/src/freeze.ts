@@ -10,7 +10,13 @@ import { cgroupDriver } from './cgroup/index.js';
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
 
-interface Freezer { dir: string; file: string; frozen: () => boolean; freeze: string; thaw: string }
+interface Freezer {
+  dir: string;
+  file: string;
+  frozen: () => boolean;
+  freeze: string;
+  thaw: string;
+}
 
 function freezerOf(pid: number): Freezer {
   const text = readText(`/proc/${pid}/cgroup`);
@@ -21,7 +27,10 @@ function freezerOf(pid: number): Freezer {
     if (path) {
       const dir = `${driver.root}${path}`;
       return {
-        dir, file: `${dir}/cgroup.freeze`, freeze: '1', thaw: '0',
+        dir,
+        file: `${dir}/cgroup.freeze`,
+        freeze: '1',
+        thaw: '0',
         frozen: () => /^frozen 1$/m.test(readText(`${dir}/cgroup.events`) ?? ''),
       };
     }
@@ -30,7 +39,10 @@ function freezerOf(pid: number): Freezer {
     if (path && driver) {
       const dir = `${driver.root}/freezer${path}`;
       return {
-        dir, file: `${dir}/freezer.state`, freeze: 'FROZEN', thaw: 'THAWED',
+        dir,
+        file: `${dir}/freezer.state`,
+        freeze: 'FROZEN',
+        thaw: 'THAWED',
         frozen: () => readText(`${dir}/freezer.state`)?.trim() === 'FROZEN',
       };
     }
@@ -50,7 +62,11 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
     if (thawed) return;
     thawed = true;
     process.off('exit', thaw);
-    try { write(f.file, f.thaw); } catch { /* the cgroup is gone with the sandbox: nothing is frozen */ }
+    try {
+      write(f.file, f.thaw);
+    } catch {
+      /* the cgroup is gone with the sandbox: nothing is frozen */
+    }
   };
   // A caller that exits on a second Ctrl-C (process.exit) still thaws; only SIGKILL leaves it frozen.
   process.once('exit', thaw);
@@ -79,10 +95,21 @@ export function killSandbox(pid: number): void {
   let f: Freezer | undefined;
   try {
     f = freezerOf(pid);
-  } catch { /* no freezer cgroup: it cannot be frozen either */ }
+  } catch {
+    /* no freezer cgroup: it cannot be frozen either */
+  }
   const procs = f ? (readText(`${f.dir}/cgroup.procs`) ?? '').split('\n').filter(Boolean).map(Number) : [];
   for (const p of [pid, ...procs]) {
-    try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
-  if (f) try { write(f.file, f.thaw); } catch { /* the cgroup went with its processes */ }
+  if (f)
+    try {
+      write(f.file, f.thaw);
+    } catch {
+      /* the cgroup went with its processes */
+    }
 }

@@ -23,7 +23,11 @@ export function defaultResolvConf(): string {
   return readOr('/etc/resolv.conf', '');
 }
 
-export interface HostFiles { hosts: string; resolv: string; hostname: string }
+export interface HostFiles {
+  hosts: string;
+  resolv: string;
+  hostname: string;
+}
 
 export function writeHostFiles(dir: string, hosts: string, resolv: string, hostname: string): HostFiles {
   const f = { hosts: join(dir, 'hosts'), resolv: join(dir, 'resolv.conf'), hostname: join(dir, 'hostname') };

@@ -2,7 +2,16 @@
 // path the sandbox mounts something on (etc/hosts, etc/resolv.conf, etc/hostname, dev, proc, sys and
 // each extra mount's target), so that mountpoints never have to be created in the upperdir and a
 // `RUN true` leaves it empty — as Docker's "-init" layer does.
-import { lstatSync, mkdirSync, readlinkSync, writeFileSync, chmodSync, chownSync, utimesSync, type Stats } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  writeFileSync,
+  chmodSync,
+  chownSync,
+  utimesSync,
+  type Stats,
+} from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Mount } from './types.js';
 
@@ -60,13 +69,20 @@ export function resolveInRoot(lowerdirs: string[], target: string): Resolved {
   while (todo.length > 0) {
     const c = todo.shift()!;
     if (c === '.') continue;
-    if (c === '..') { done.pop(); parents = parents.slice(0, done.length); continue; }
+    if (c === '..') {
+      done.pop();
+      parents = parents.slice(0, done.length);
+      continue;
+    }
     const rel = [...done, c].join('/');
     entry = lookup(lowerdirs, rel);
     if (entry.kind === 'symlink') {
       if (++links > MAX_SYMLINKS) throw new Error(`sandbox: too many symlinks resolving mount target ${target}`);
       const link = entry.link;
-      if (link.startsWith('/')) { done.length = 0; parents = []; }
+      if (link.startsWith('/')) {
+        done.length = 0;
+        parents = [];
+      }
       todo.unshift(...link.split('/').filter((x) => x !== '' && x !== '.'));
       continue;
     }
@@ -121,12 +137,21 @@ function place(initDir: string, r: Resolved, kind: 'dir' | 'file', known: Set<st
  * Builds the init layer in `initDir` (an empty directory) and returns the mounts with their targets
  * resolved inside the root. `targetKinds` says whether each mount needs a directory or a file.
  */
-export function buildInitLayer(initDir: string, lowerdirs: string[], mounts: { mount: Mount; kind: 'dir' | 'file' }[]): Mount[] {
+export function buildInitLayer(
+  initDir: string,
+  lowerdirs: string[],
+  mounts: { mount: Mount; kind: 'dir' | 'file' }[],
+): Mount[] {
   const known = new Set<string>();
   const pending: Pending = [];
   // The fixed mountpoints are always created in the init layer, even if the image has them, so that
   // an image's symlinked /etc/resolv.conf (or a /proc that is a file) cannot redirect our mounts.
-  for (const [rel, kind] of [['etc', 'dir'], ['dev', 'dir'], ['proc', 'dir'], ['sys', 'dir']] as const) {
+  for (const [rel, kind] of [
+    ['etc', 'dir'],
+    ['dev', 'dir'],
+    ['proc', 'dir'],
+    ['sys', 'dir'],
+  ] as const) {
     const e = lookup(lowerdirs, rel);
     const p = join(initDir, rel);
     mkdirSync(p, { mode: 0o755 });

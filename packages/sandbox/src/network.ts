@@ -76,10 +76,14 @@ function hostRoutes(): { dest: number; mask: number }[] {
   // Columns: Iface Destination Gateway Flags RefCnt Use Metric Mask ...; each address is the
   // network-order word printed as a little-endian number: "0100A8C0" is 192.168.0.1.
   const addr = (h: string) => Buffer.from(h, 'hex').readUInt32LE(0);
-  return text.split('\n').slice(1).filter((l) => l.trim()).map((l) => {
-    const f = l.trim().split(/\s+/);
-    return { dest: addr(f[1]!), mask: addr(f[7]!) };
-  });
+  return text
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim())
+    .map((l) => {
+      const f = l.trim().split(/\s+/);
+      return { dest: addr(f[1]!), mask: addr(f[7]!) };
+    });
 }
 
 function ip4(s: string): number {
@@ -94,14 +98,15 @@ function hasDefaultRoute(): boolean {
 /** The address plan: the first candidate /24 that no host route overlaps (a default route does not count). */
 export function addressPlan(): AddressPlan {
   const routes = hostRoutes().filter((r) => r.mask !== 0);
-  const free = Subnets.find((s) => {
-    const net = ip4(`${s}.0`);
-    const mask = 0xffffff00;
-    return !routes.some((r) => {
-      const m = (r.mask & mask) >>> 0;
-      return ((r.dest & m) >>> 0) === ((net & m) >>> 0);
-    });
-  }) ?? Subnets[0]!;
+  const free =
+    Subnets.find((s) => {
+      const net = ip4(`${s}.0`);
+      const mask = 0xffffff00;
+      return !routes.some((r) => {
+        const m = (r.mask & mask) >>> 0;
+        return (r.dest & m) >>> 0 === (net & m) >>> 0;
+      });
+    }) ?? Subnets[0]!;
   return { address: `${free}.100`, gateway: `${free}.2`, dns: `${free}.3` };
 }
 
@@ -151,8 +156,9 @@ export function dnsChoice(plan: AddressPlan = addressPlan(), host = readOr('/etc
   const why = servers.length
     ? `nameserver ${servers.join(', ')} (the host's resolv.conf) is on the host's loopback or IPv6 only, ` +
       'which the private network cannot reach'
-    : 'the host\'s resolv.conf names no nameserver';
-  const warning = `${why}: RUN steps and containers use 8.8.8.8 and 8.8.4.4 instead, ` +
+    : "the host's resolv.conf names no nameserver";
+  const warning =
+    `${why}: RUN steps and containers use 8.8.8.8 and 8.8.4.4 instead, ` +
     'and their name lookups fail where those cannot be reached';
   return { resolvConf, forwarder, warning };
 }
@@ -170,7 +176,9 @@ export function slirpPath(): string | undefined {
     try {
       accessSync(join(d, 'slirp4netns'), constants.X_OK);
       return join(d, 'slirp4netns');
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return undefined;
 }
@@ -181,15 +189,23 @@ export function slirpPath(): string | undefined {
  */
 export function slirpArgs(path: string, plan: AddressPlan, apiSocket?: string, dns = false): string[] {
   return [
-    path, '--configure', '--mtu=65520', `--cidr=${plan.gateway.replace(/\.\d+$/, '.0')}/24`,
+    path,
+    '--configure',
+    '--mtu=65520',
+    `--cidr=${plan.gateway.replace(/\.\d+$/, '.0')}/24`,
     // The gateway (10.0.2.2) would otherwise be the host's 127.0.0.1.
     '--disable-host-loopback',
     // Its own mount namespace with an empty root, every capability but NET_BIND_SERVICE dropped,
     // and a seccomp filter: it parses the namespace's (untrusted) packets.
-    '--enable-sandbox', '--enable-seccomp',
+    '--enable-sandbox',
+    '--enable-seccomp',
     ...(dns ? [] : ['--disable-dns']),
-    '--ready-fd=6', '--exit-fd=7', ...(apiSocket ? [`--api-socket=${apiSocket}`] : []),
-    '--netns-type=path', '/proc/self/fd/5', 'eth0',
+    '--ready-fd=6',
+    '--exit-fd=7',
+    ...(apiSocket ? [`--api-socket=${apiSocket}`] : []),
+    '--netns-type=path',
+    '/proc/self/fd/5',
+    'eth0',
   ];
 }
 
@@ -203,9 +219,13 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
   if (hasDefaultRoute()) {
     const slirp = slirpPath();
     if (!slirp) {
-      return Promise.reject(new SandboxError('the default (private) network needs slirp4netns, from the ' +
-        'Debian/Ubuntu package "slirp4netns" (apt-get install slirp4netns); or use --network none, or the ' +
-        'host\'s network (--network host; a build also needs --allow network.host)'));
+      return Promise.reject(
+        new SandboxError(
+          'the default (private) network needs slirp4netns, from the ' +
+            'Debian/Ubuntu package "slirp4netns" (apt-get install slirp4netns); or use --network none, or the ' +
+            "host's network (--network host; a build also needs --allow network.host)",
+        ),
+      );
     }
     // Its API socket (port forwarding) lives in a state directory that cleanupStale() sweeps.
     if (ports.length) dir = makeRunDir(opts.stateDir ?? defaultStateDir(), `${newRunId()}-net`);
@@ -216,18 +236,21 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
   // Without a default route the host reaches nothing outside itself either: the namespace gets lo only.
   const started = holder(helper, plan, dns, opts.signal, dir);
   if (!dir) return started;
-  return started.then(async (net) => {
-    try {
-      for (const p of ports) await publish(join(dir!, 'api.sock'), p);
-      return net;
-    } catch (e) {
-      await net.close();
+  return started.then(
+    async (net) => {
+      try {
+        for (const p of ports) await publish(join(dir!, 'api.sock'), p);
+        return net;
+      } catch (e) {
+        await net.close();
+        throw e;
+      }
+    },
+    (e) => {
+      removeRunDir(dir!);
       throw e;
-    }
-  }, (e) => {
-    removeRunDir(dir!);
-    throw e;
-  });
+    },
+  );
 }
 
 /** Forwards a host port into the namespace through slirp4netns's API socket (one request a connection). */
@@ -236,18 +259,27 @@ function publish(socket: string, p: PortMapping): Promise<void> {
   const request = {
     execute: 'add_hostfwd',
     arguments: {
-      proto: p.protocol, host_addr: p.hostIp ?? '0.0.0.0', host_port: p.hostPort, guest_port: p.containerPort,
+      proto: p.protocol,
+      host_addr: p.hostIp ?? '0.0.0.0',
+      host_port: p.hostPort,
+      guest_port: p.containerPort,
     },
   };
   return new Promise((resolve, reject) => {
     const c = connect(socket);
     let reply = '';
-    c.setEncoding('utf8').on('data', (d: string) => { reply += d; });
+    c.setEncoding('utf8').on('data', (d: string) => {
+      reply += d;
+    });
     c.on('connect', () => c.write(JSON.stringify(request)));
     c.on('error', (e) => reject(new SandboxError(`cannot publish ${what}: ${e.message}`)));
     c.on('close', () => {
       let r: { return?: unknown; error?: { desc?: string } } = {};
-      try { r = JSON.parse(reply); } catch { /* below */ }
+      try {
+        r = JSON.parse(reply);
+      } catch {
+        /* below */
+      }
       if (r.return !== undefined) return resolve();
       const why = r.error?.desc ?? (reply || 'no answer');
       reject(new SandboxError(`cannot publish ${what}: ${why} (is the port in use, or the address not the host's?)`));
@@ -256,28 +288,44 @@ function publish(socket: string, p: PortMapping): Promise<void> {
 }
 
 function holder(
-  helper: string[], plan: AddressPlan, dns: DnsChoice, signal?: AbortSignal, dir?: string,
+  helper: string[],
+  plan: AddressPlan,
+  dns: DnsChoice,
+  signal?: AbortSignal,
+  dir?: string,
 ): Promise<PrivateNetwork> {
   if (signal?.aborted) return Promise.reject(new SandboxError('network start aborted'));
   return new Promise((resolve, reject) => {
     // Its own session: a terminal's Ctrl-C must not reach the helper while a container runs on.
     const child = spawn(launcherPath(), [], {
-      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'], env: {}, detached: true, argv0: 'tsbuild-netns',
+      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
+      env: {},
+      detached: true,
+      argv0: 'tsbuild-netns',
     });
     let status = '';
     let stderr = '';
     let ready = false;
     let closed = false;
-    const exited = new Promise<void>((r) => child.once('close', () => { closed = true; r(); }));
+    const exited = new Promise<void>((r) =>
+      child.once('close', () => {
+        closed = true;
+        r();
+      }),
+    );
     const onAbort = () => child.kill('SIGKILL');
     signal?.addEventListener('abort', onAbort, { once: true });
     (child.stdio[2] as Readable).setEncoding('utf8').on('data', (s: string) => {
       if (stderr.length < 4096) stderr += s;
     });
     const spec = child.stdio[3] as Writable;
-    spec.on('error', () => { /* the launcher died early; its status says why */ });
+    spec.on('error', () => {
+      /* the launcher died early; its status says why */
+    });
     spec.end(encodeHolderSpec(helper));
-    (child.stdin as Writable).on('error', () => { /* gone: it has ended */ });
+    (child.stdin as Writable).on('error', () => {
+      /* gone: it has ended */
+    });
     (child.stdio[4] as Readable).setEncoding('utf8').on('data', (s: string) => {
       status += s;
       const m = !ready && status.match(/^pid (\d+)$/m);
@@ -297,7 +345,10 @@ function holder(
       const o = parseOutcome(status);
       const why = o?.kind === 'setup' ? o.message : `the launcher ended without a report (${sig ?? `exit ${code}`})`;
       // slirp4netns chats on stdout ("sent tapfd=5 for eth0"): keep only what looks like a reason.
-      const said = stderr.split('\n').filter((l) => /error|fail|cannot|can't|denied|not /i.test(l)).join('; ');
+      const said = stderr
+        .split('\n')
+        .filter((l) => /error|fail|cannot|can't|denied|not /i.test(l))
+        .join('; ');
       reject(new SandboxError(`cannot start the private network: ${why}${said ? `: ${said}` : ''}`));
     });
   });
@@ -311,7 +362,12 @@ function refs(child: ChildProcess, how: 'ref' | 'unref'): void {
 }
 
 function network(
-  child: ChildProcess, pid: number, plan: AddressPlan, dns: DnsChoice, exited: Promise<void>, closed: () => boolean,
+  child: ChildProcess,
+  pid: number,
+  plan: AddressPlan,
+  dns: DnsChoice,
+  exited: Promise<void>,
+  closed: () => boolean,
   dir?: string,
 ): PrivateNetwork {
   let closing: Promise<void> | undefined;

@@ -44,7 +44,7 @@ function validate(spec: SandboxSpec): void {
   for (const p of [spec.root.upperdir, spec.root.workdir, ...spec.root.lowerdirs])
     if (!p.startsWith('/')) throw new SandboxError(`root paths must be absolute: ${p}`);
   if (spec.ports?.length && (spec.network !== 'private' || spec.netns || spec.netnsPid))
-    throw new SandboxError('ports can only be published from a private network of the run\'s own');
+    throw new SandboxError("ports can only be published from a private network of the run's own");
 }
 
 function mountKinds(mounts: Mount[]): { mount: Mount; kind: 'dir' | 'file' }[] {
@@ -78,7 +78,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
   // A private network of the run's own (a container's, with its ports), unless it joins one.
   let own: PrivateNetwork | undefined;
   try {
-    if (spec.network === 'private' && !spec.netns && !spec.netnsPid) own = await startNetwork({ ports: spec.ports, signal: spec.signal, stateDir });
+    if (spec.network === 'private' && !spec.netns && !spec.netnsPid)
+      own = await startNetwork({ ports: spec.ports, signal: spec.signal, stateDir });
     const net = spec.netns ?? own;
     const netnsPid = net?.pid ?? spec.netnsPid;
     const initDir = join(dir, 'init');
@@ -88,7 +89,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const kinds = mountKinds(spec.mounts ?? []);
     const mounts = buildInitLayer(initDir, spec.root.lowerdirs, kinds);
     const hostname = spec.hostname ?? 'tsbuild';
-    const resolv = spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : net?.resolvConf ?? privateResolvConf());
+    const resolv =
+      spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : (net?.resolvConf ?? privateResolvConf()));
     const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
 
     const limits = spec.limits ?? {};
@@ -98,32 +100,35 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     cg = driver?.create(id, limits, { freezable: spec.freezable });
 
     const started = performance.now();
-    const { outcome, aborted } = await launch(spec, encodeSpec({
-      lowerdirs: [initDir, ...spec.root.lowerdirs],
-      upperdir: spec.root.upperdir,
-      workdir: spec.root.workdir,
-      volatile: spec.root.volatile,
-      rootdir,
-      argv: spec.argv,
-      env: spec.env,
-      cwd: spec.cwd,
-      uid: spec.uid,
-      gid: spec.gid,
-      groups: spec.additionalGids ?? [],
-      hostname,
-      network: spec.network,
-      hostsFile: files.hosts,
-      resolvFile: files.resolv,
-      hostnameFile: files.hostname,
-      mounts,
-      mountKinds: kinds.map((k) => k.kind),
-      cgroupProcs: cg?.procsFiles ?? [],
-      deviceCgroup: cg?.deviceCgroup,
-      deviceRules: allowedDevices,
-      tty: spec.tty,
-      netnsPid,
-      noNetRaw: spec.network !== 'none',
-    }));
+    const { outcome, aborted } = await launch(
+      spec,
+      encodeSpec({
+        lowerdirs: [initDir, ...spec.root.lowerdirs],
+        upperdir: spec.root.upperdir,
+        workdir: spec.root.workdir,
+        volatile: spec.root.volatile,
+        rootdir,
+        argv: spec.argv,
+        env: spec.env,
+        cwd: spec.cwd,
+        uid: spec.uid,
+        gid: spec.gid,
+        groups: spec.additionalGids ?? [],
+        hostname,
+        network: spec.network,
+        hostsFile: files.hosts,
+        resolvFile: files.resolv,
+        hostnameFile: files.hostname,
+        mounts,
+        mountKinds: kinds.map((k) => k.kind),
+        cgroupProcs: cg?.procsFiles ?? [],
+        deviceCgroup: cg?.deviceCgroup,
+        deviceRules: allowedDevices,
+        tty: spec.tty,
+        netnsPid,
+        noNetRaw: spec.network !== 'none',
+      }),
+    );
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };
     if (aborted) throw abortError(spec.signal!);
     const oomKilled = cg?.oomKilled() ?? false;
@@ -131,7 +136,12 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       case 'exit':
         return { code: outcome.code, oomKilled, usage };
       case 'signal':
-        return { code: 128 + outcome.signal, signal: signalNames.get(outcome.signal) ?? `SIG${outcome.signal}`, oomKilled, usage };
+        return {
+          code: 128 + outcome.signal,
+          signal: signalNames.get(outcome.signal) ?? `SIG${outcome.signal}`,
+          oomKilled,
+          usage,
+        };
       case 'error':
         return { code: outcome.code, oomKilled, startError: outcome.message, usage };
       case 'setup':
@@ -164,7 +174,12 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: Laun
   // Without a consumer the command writes straight to /dev/null: no copying through Node.
   const stdio: StdioOptions = [stdioFor(spec.stdin), stdioFor(spec.stdout), stdioFor(spec.stderr), 'pipe', 'pipe'];
   return new Promise((resolve, reject) => {
-    const child = spawn(launcherPath(), [], { stdio, env: {}, detached: spec.newSession ?? false, argv0: 'tsbuild-init' });
+    const child = spawn(launcherPath(), [], {
+      stdio,
+      env: {},
+      detached: spec.newSession ?? false,
+      argv0: 'tsbuild-init',
+    });
     let aborted = false;
     const onAbort = () => {
       aborted = true;
@@ -187,10 +202,14 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: Laun
       }
     });
     const specStream = child.stdio[3] as Writable;
-    specStream.on('error', () => { /* the launcher died early; its status says why */ });
+    specStream.on('error', () => {
+      /* the launcher died early; its status says why */
+    });
     specStream.end(encoded);
     if (stdin && child.stdin) {
-      child.stdin.on('error', () => { /* the command stopped reading */ });
+      child.stdin.on('error', () => {
+        /* the command stopped reading */
+      });
       stdin.pipe(child.stdin);
     }
     if (stdout && child.stdout) child.stdout.pipe(stdout, { end: false });
@@ -205,7 +224,12 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: Laun
       const outcome = parseOutcome(status);
       if (outcome) resolve({ outcome, aborted });
       else if (aborted) resolve({ outcome: { kind: 'signal', signal: 9 }, aborted });
-      else reject(new SandboxError(`the launcher ended without a report (${sig ?? `exit ${code}`})${status ? ': ' + status.trim() : ''}`));
+      else
+        reject(
+          new SandboxError(
+            `the launcher ended without a report (${sig ?? `exit ${code}`})${status ? ': ' + status.trim() : ''}`,
+          ),
+        );
     });
   });
 }

@@ -155,7 +155,10 @@ export { isTmpfs };
 export function makeRunDir(stateDir: string, id: string): string {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   // Checked after mkdir too: someone else may have made it between the choice and now.
-  if (!ownDir(stateDir)) throw new Error(`sandbox: the state directory ${stateDir} is not a directory of this user that only it can write to`);
+  if (!ownDir(stateDir))
+    throw new Error(
+      `sandbox: the state directory ${stateDir} is not a directory of this user that only it can write to`,
+    );
   const dir = join(stateDir, id);
   mkdirSync(dir, { mode: 0o700 });
   return dir;

@@ -25,10 +25,10 @@ function inCgroupOf(pid: number, script: string): string {
   return execFileSync('sh', ['-c', `echo $$ > ${v2root}${path}/cgroup.procs && ${script}`], { encoding: 'utf8' });
 }
 
-const shm = '/dev/shm';  // a tmpfs without nodev on the host
+const shm = '/dev/shm'; // a tmpfs without nodev on the host
 const node = `${shm}/tsbuild-devices-v2-${process.pid}`;
 
-test('cgroup v2: the device program allows runc\'s list and nothing else', async () => {
+test("cgroup v2: the device program allows runc's list and nothing else", async () => {
   if (!pureV2 && !hybrid) return skip('no cgroup2 hierarchy on this host', { required: false });
   // The row proves something only where the host itself reads the node (the console screen).
   execFileSync('mknod', [node, 'c', '7', '0']);
@@ -39,15 +39,28 @@ test('cgroup v2: the device program allows runc\'s list and nothing else', async
     let pid = 0;
     await new Promise<void>((resolve) => {
       void run({
-        root: freshRoot(), argv: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
-        network: 'none', stateDir,
-        signal: ac.signal, onStart: (p) => { pid = p; resolve(); },
+        root: freshRoot(),
+        argv: ['sleep', '60'],
+        env: ['PATH=/bin'],
+        cwd: '/',
+        uid: 0,
+        gid: 0,
+        network: 'none',
+        stateDir,
+        signal: ac.signal,
+        onStart: (p) => {
+          pid = p;
+          resolve();
+        },
       }).catch(() => {});
     });
     let out: string;
     try {
-      out = inCgroupOf(pid, `head -c 16 ${node} 2>/dev/null | wc -c; head -c 16 /dev/zero | wc -c; ` +
-        `echo x > /dev/null && echo null-ok; mknod ${node}-b b 1 0 && echo mknod-ok; rm -f ${node}-b`);
+      out = inCgroupOf(
+        pid,
+        `head -c 16 ${node} 2>/dev/null | wc -c; head -c 16 /dev/zero | wc -c; ` +
+          `echo x > /dev/null && echo null-ok; mknod ${node}-b b 1 0 && echo mknod-ok; rm -f ${node}-b`,
+      );
     } finally {
       ac.abort();
     }
@@ -59,8 +72,10 @@ test('cgroup v2: the device program allows runc\'s list and nothing else', async
 
 test('cgroup v2: the standard nodes still work inside the sandbox', async () => {
   if (!pureV2 && !hybrid) return skip('no cgroup2 hierarchy on this host', { required: false });
-  const r = await sh('head -c 4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; [ -t 0 ] || true; ' +
-    'mknod /tmp/n c 7 0 && echo mknod-ok');
+  const r = await sh(
+    'head -c 4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; [ -t 0 ] || true; ' +
+      'mknod /tmp/n c 7 0 && echo mknod-ok',
+  );
   assert.is(r.out, '4\nnull-ok\nmknod-ok\n', r.err);
 });
 

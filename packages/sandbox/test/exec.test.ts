@@ -22,7 +22,7 @@ test('tty: the command gets a terminal from the container devpts', async () => {
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /^\/dev\/pts\/0\r?\n/);
   assert.match(r.out, /is-a-tty/);
-  assert.match(r.out, /err/);  // stderr goes to the terminal too
+  assert.match(r.out, /err/); // stderr goes to the terminal too
 });
 
 test('tty: exit codes and signals are reported as without one', async () => {
@@ -37,9 +37,20 @@ test('exec joins the namespaces of a running sandbox', async () => {
   let ended!: Promise<unknown>;
   const started = new Promise<void>((res) => {
     ended = run({
-      root: freshRoot(), argv: ['sh', '-c', 'echo hi > /tmp/marker; exec sleep 60'], env: ['PATH=/bin:/usr/bin'],
-      cwd: '/', uid: 0, gid: 0, network: 'none', hostname: 'box1', stateDir, signal: ac.signal,
-      onStart: (p) => { pid = p; res(); },
+      root: freshRoot(),
+      argv: ['sh', '-c', 'echo hi > /tmp/marker; exec sleep 60'],
+      env: ['PATH=/bin:/usr/bin'],
+      cwd: '/',
+      uid: 0,
+      gid: 0,
+      network: 'none',
+      hostname: 'box1',
+      stateDir,
+      signal: ac.signal,
+      onStart: (p) => {
+        pid = p;
+        res();
+      },
     }).catch(() => {});
   });
   await started;
@@ -48,7 +59,16 @@ test('exec joins the namespaces of a running sandbox', async () => {
   let out = new Collect();
   for (const end = Date.now() + 60_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
     out = new Collect();
-    const e = await exec({ pid, argv: ['sh', '-c', 'cat /tmp/marker && hostname && ps -o pid,args && ip link 2>/dev/null | grep -c "^[0-9]"'], env: ['PATH=/bin:/usr/bin'], cwd: '/', uid: 0, gid: 0, stdout: out, stderr: out });
+    const e = await exec({
+      pid,
+      argv: ['sh', '-c', 'cat /tmp/marker && hostname && ps -o pid,args && ip link 2>/dev/null | grep -c "^[0-9]"'],
+      env: ['PATH=/bin:/usr/bin'],
+      cwd: '/',
+      uid: 0,
+      gid: 0,
+      stdout: out,
+      stderr: out,
+    });
     if (e.code === 0 && /\n\s*\d+ sleep 60\n/.test(out.text)) break;
   }
   ac.abort();

@@ -14,23 +14,39 @@ test('freezeSandbox stops every process of a freezable run until thawed', async 
 });
 
 test('freezeSandbox refuses a pid that is not running, and (v1) a run that is not freezable', async () => {
-  await freezeSandbox(2 ** 22 + 7).then(() => assert.unreachable('froze a pid that does not exist'), (e: Error) => {
-    assert.match(e.message, /not running/);
-  });
-  if (cgroupDriver()?.version !== 1) return;  // v2: every run can be frozen
+  await freezeSandbox(2 ** 22 + 7).then(
+    () => assert.unreachable('froze a pid that does not exist'),
+    (e: Error) => {
+      assert.match(e.message, /not running/);
+    },
+  );
+  if (cgroupDriver()?.version !== 1) return; // v2: every run can be frozen
   const ac = new AbortController();
   let pid = 0;
   await new Promise<void>((resolve) => {
     void run({
-      root: freshRoot(), argv: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
-      network: 'none', stateDir,
-      signal: ac.signal, onStart: (p) => { pid = p; resolve(); },
+      root: freshRoot(),
+      argv: ['sleep', '60'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      uid: 0,
+      gid: 0,
+      network: 'none',
+      stateDir,
+      signal: ac.signal,
+      onStart: (p) => {
+        pid = p;
+        resolve();
+      },
     }).catch(() => {});
   });
   try {
-    await freezeSandbox(pid).then(() => assert.unreachable('froze a run without a freezer cgroup'), (e: Error) => {
-      assert.match(e.message, /no freezer cgroup/);
-    });
+    await freezeSandbox(pid).then(
+      () => assert.unreachable('froze a run without a freezer cgroup'),
+      (e: Error) => {
+        assert.match(e.message, /no freezer cgroup/);
+      },
+    );
   } finally {
     ac.abort();
   }

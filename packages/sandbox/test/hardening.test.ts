@@ -5,7 +5,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync,
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +38,7 @@ function probeLower(): string | undefined {
 
 /** The major:minor of the block device the host's / is on (what an attacker would open). */
 function rootDisk(): { major: number; minor: number } {
-  const dev = statSync('/', { bigint: true }).dev;  // glibc's dev_t encoding
+  const dev = statSync('/', { bigint: true }).dev; // glibc's dev_t encoding
   const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
   const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
   return { major: Number(major), minor: Number(minor) };
@@ -84,8 +92,10 @@ test('a node for a host device made on a bind mount cannot be read', async () =>
     assert.not.match(r.out, /^16$/m, `${d.name}: read through a node on a bind mount: ${r.out}${r.err}`);
     checked.push(d.name);
   }
-  console.log(`  device nodes on a bind: checked ${checked.join(', ')}` +
-    (unreadable.length ? `; not readable by the host itself here: ${unreadable.join(', ')}` : ''));
+  console.log(
+    `  device nodes on a bind: checked ${checked.join(', ')}` +
+      (unreadable.length ? `; not readable by the host itself here: ${unreadable.join(', ')}` : ''),
+  );
   assert.ok(checked.length > 0, `no host device readable through a node here, so nothing was proved: ${unreadable}`);
 });
 
@@ -133,8 +143,18 @@ test('seccomp: x32 calls fail with EPERM and an ia32 call kills the process (x86
 });
 
 const runcDevices = [
-  'c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm',
-  'c 5:1 rwm', 'c 5:2 rwm', 'c 10:200 rwm', 'c 136:* rwm',
+  'c *:* m',
+  'b *:* m',
+  'c 1:3 rwm',
+  'c 1:5 rwm',
+  'c 1:7 rwm',
+  'c 1:8 rwm',
+  'c 1:9 rwm',
+  'c 5:0 rwm',
+  'c 5:1 rwm',
+  'c 5:2 rwm',
+  'c 10:200 rwm',
+  'c 136:* rwm',
 ];
 
 test("the devices cgroup allows runc's default list only", async () => {
@@ -146,11 +166,19 @@ test("the devices cgroup allows runc's default list only", async () => {
   let list = '';
   await new Promise<void>((resolve) => {
     void run({
-      root: freshRoot(), argv: ['sleep', '60'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
-      network: 'none', stateDir,
+      root: freshRoot(),
+      argv: ['sleep', '60'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      uid: 0,
+      gid: 0,
+      network: 'none',
+      stateDir,
       signal: ac.signal,
       onStart: (pid) => {
-        const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:devices:/.test(l));
+        const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => /^\d+:devices:/.test(l));
         const path = line?.split(':')[2] ?? '';
         list = readFileSync(`/sys/fs/cgroup/devices${path}/devices.list`, 'utf8');
         resolve();
@@ -170,9 +198,18 @@ test("the sandbox's init (the launcher) is a sealed in-memory copy, not open to 
   const ac = new AbortController();
   let exe = '';
   const done = run({
-    root: freshRoot([lower, busyboxLower()]), argv: ['/probe', 'proc', '1'], env: ['PATH=/bin'], cwd: '/',
-    uid: 0, gid: 0, network: 'none', stateDir, signal: ac.signal,
-    onStart: (pid) => { exe = readlinkSync(`/proc/${pid}/exe`); },
+    root: freshRoot([lower, busyboxLower()]),
+    argv: ['/probe', 'proc', '1'],
+    env: ['PATH=/bin'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    network: 'none',
+    stateDir,
+    signal: ac.signal,
+    onStart: (pid) => {
+      exe = readlinkSync(`/proc/${pid}/exe`);
+    },
   });
   await done;
   assert.match(exe, /^\/memfd:tsbuild-launcher/, exe);
@@ -191,10 +228,20 @@ test('exec: the launcher process entering the sandbox is not open to the sandbox
   let pid = 0;
   await new Promise<void>((resolve) => {
     void run({
-      root: freshRoot([lower, busyboxLower()]), argv: ['sh', '-c', '/probe lease /w/target /w; exec sleep 60'],
-      env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, network: 'none', stateDir, signal: ac.signal,
+      root: freshRoot([lower, busyboxLower()]),
+      argv: ['sh', '-c', '/probe lease /w/target /w; exec sleep 60'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      uid: 0,
+      gid: 0,
+      network: 'none',
+      stateDir,
+      signal: ac.signal,
       mounts: [{ type: 'bind', source: w, target: '/w' }],
-      onStart: (p) => { pid = p; resolve(); },
+      onStart: (p) => {
+        pid = p;
+        resolve();
+      },
     }).catch(() => {});
   });
   for (let i = 0; i < 2000 && !existsSync(join(w, 'leased')); i++) await new Promise((r) => setTimeout(r, 10));

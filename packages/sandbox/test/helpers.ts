@@ -40,11 +40,19 @@ export class Collect extends Writable {
     this.chunks.push(chunk);
     cb();
   }
-  get buf(): Buffer { return Buffer.concat(this.chunks); }
-  get text(): string { return this.buf.toString('utf8'); }
+  get buf(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+  get text(): string {
+    return this.buf.toString('utf8');
+  }
 }
 
-export interface Result extends Exit { out: string; err: string; root: SandboxSpec['root'] }
+export interface Result extends Exit {
+  out: string;
+  err: string;
+  root: SandboxSpec['root'];
+}
 
 /** Runs argv in a fresh busybox root and collects its output. */
 export async function sh(argv: string[] | string, extra: Partial<SandboxSpec> = {}): Promise<Result> {
@@ -90,7 +98,9 @@ export function processesWith(marker: string): number[] {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     try {
       if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker)) pids.push(Number(p));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return pids;
 }
@@ -120,16 +130,28 @@ export async function checkFreeze(
   let pid = 0;
   await new Promise<void>((resolve) => {
     void run({
-      root: freshRoot(), argv: ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /w/c.new; mv /w/c.new /w/c; done'],
-      env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, network: 'none', stateDir, signal: ac.signal, freezable: true,
-      mounts: [{ type: 'bind', source: w, target: '/w' }], onStart: (p) => { pid = p; resolve(); },
+      root: freshRoot(),
+      argv: ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /w/c.new; mv /w/c.new /w/c; done'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      uid: 0,
+      gid: 0,
+      network: 'none',
+      stateDir,
+      signal: ac.signal,
+      freezable: true,
+      mounts: [{ type: 'bind', source: w, target: '/w' }],
+      onStart: (p) => {
+        pid = p;
+        resolve();
+      },
     }).catch(() => {});
   });
   const count = () => (existsSync(join(w, 'c')) ? readFileSync(join(w, 'c'), 'utf8') : '');
   for (let i = 0; i < 1000 && count() === ''; i++) await new Promise((r) => setTimeout(r, 5));
   const thaw = await freeze(pid);
   const a = count();
-  await new Promise((r) => setTimeout(r, 300));  // a running loop would count thousands meanwhile
+  await new Promise((r) => setTimeout(r, 300)); // a running loop would count thousands meanwhile
   const b = count();
   thaw();
   let moved = false;

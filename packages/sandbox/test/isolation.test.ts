@@ -54,7 +54,10 @@ const attempts: Attempt[] = [
   },
   {
     name: 'reach the host root through /proc/self/fd and /proc/1/fd',
-    cmd: 'for f in /proc/self/fd/* /proc/1/fd/* /proc/1/cwd /proc/1/root; do (cd $f 2>/dev/null && ls -d "$f/" && cat ./' + secret + '); done; ls -l /proc/self/fd/ /proc/1/fd/ 2>&1',
+    cmd:
+      'for f in /proc/self/fd/* /proc/1/fd/* /proc/1/cwd /proc/1/root; do (cd $f 2>/dev/null && ls -d "$f/" && cat ./' +
+      secret +
+      '); done; ls -l /proc/self/fd/ /proc/1/fd/ 2>&1',
     check: (r) => {
       assert.not.match(r.out, /TOP-SECRET/);
       // Only stdio may be open in the command: no descriptor of the launcher leaks in.

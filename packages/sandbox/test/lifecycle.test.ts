@@ -9,7 +9,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import { run } from '../src/index.js';
 import {
-  freshRoot, stateDir, tmp, hostMountsMention, processesWith, runCgroupsNamedFor, runCgroupsOf, sh, listTree,
+  freshRoot,
+  stateDir,
+  tmp,
+  hostMountsMention,
+  processesWith,
+  runCgroupsNamedFor,
+  runCgroupsOf,
+  sh,
+  listTree,
 } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,11 +47,25 @@ test('abort kills everything, unmounts and removes the cgroup', async () => {
     },
   });
   const p = run({
-    root, argv: ['sh', '-c', `sleep 1000 & echo started; sleep 1000; : ${marker}`], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
-    network: 'none', stdout: out, signal: ac.signal, stateDir, limits: { pidsLimit: 100 },
-    onStart: (pid) => { init = pid; },
+    root,
+    argv: ['sh', '-c', `sleep 1000 & echo started; sleep 1000; : ${marker}`],
+    env: ['PATH=/bin'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    network: 'none',
+    stdout: out,
+    signal: ac.signal,
+    stateDir,
+    limits: { pidsLimit: 100 },
+    onStart: (pid) => {
+      init = pid;
+    },
   });
-  const err = await p.then(() => undefined, (e: Error) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.is(err?.name, 'AbortError');
   assert.equal(processesWith(marker), []);
   assert.not.ok(hostMountsMention(root.upperdir));
@@ -53,7 +75,10 @@ test('abort kills everything, unmounts and removes the cgroup', async () => {
 });
 
 test('an already aborted signal never starts the run', async () => {
-  const err = await sh(['true'], { signal: AbortSignal.abort() }).then(() => undefined, (e: Error) => e);
+  const err = await sh(['true'], { signal: AbortSignal.abort() }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.is(err?.name, 'AbortError');
 });
 
@@ -61,15 +86,20 @@ test('SIGKILL of the Node process leaves no process, no mount; the next run work
   const marker = `sigkill-marker-${process.pid}`;
   const root = freshRoot();
   const script = join(tmp, 'victim.mjs');
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { run } from ${JSON.stringify(join(here, '..', 'src', 'index.js'))};
     await run({ root: ${JSON.stringify(root)}, argv: ['sh', '-c', 'echo started; sleep 1000; : ${marker}'],
       env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, network: 'none', stdout: process.stdout,
       stateDir: ${JSON.stringify(stateDir)}, limits: { pidsLimit: 50 } });
-  `);
+  `,
+  );
   const victim = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  victim.stdout.on('data', (b) => { out += b; });
+  victim.stdout.on('data', (b) => {
+    out += b;
+  });
   assert.ok(await until(() => out.includes('started'), 20000), 'the victim never started');
   const [victimInit] = processesWith(marker);
   assert.ok(victimInit);

@@ -13,7 +13,7 @@ const cgroupVersion = checkHost().cgroupVersion;
 test('a fork bomb stops at the pids limit', async () => {
   // The inner shell forks until it fails (ash gives up at the first failed fork); the outer one
   // counts with a glob, a builtin, because at the limit not even `ls` could fork.
-  const r = await sh('sh -c \'while :; do sleep 30 & done\'; set -- /proc/[0-9]*; echo $#', {
+  const r = await sh("sh -c 'while :; do sleep 30 & done'; set -- /proc/[0-9]*; echo $#", {
     limits: { pidsLimit: 20 },
   });
   const procs = Number(r.out.trim());
@@ -23,14 +23,18 @@ test('a fork bomb stops at the pids limit', async () => {
 });
 
 test('a memory hog is killed and reported as OOM', async () => {
-  const r = await sh(['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1'], { limits: { memoryBytes: 32 * 1024 * 1024 } });
+  const r = await sh(['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1'], {
+    limits: { memoryBytes: 32 * 1024 * 1024 },
+  });
   assert.is(r.oomKilled, true);
   assert.is(r.code, 137);
   assert.is(r.signal, 'SIGKILL');
 });
 
 test('a run within its memory limit is not reported as OOM', async () => {
-  const r = await sh(['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=1M', 'count=1'], { limits: { memoryBytes: 64 * 1024 * 1024 } });
+  const r = await sh(['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=1M', 'count=1'], {
+    limits: { memoryBytes: 64 * 1024 * 1024 },
+  });
   assert.is(r.oomKilled, false);
   assert.is(r.code, 0);
 });
@@ -52,12 +56,21 @@ async function whileRunning<T>(
     write(c, _e, cb) {
       out += c;
       if (!seen && out.includes('up')) {
-        seen = Promise.resolve().then(() => during(runCgroupsOf(pid))).finally(() => stdin.end());
+        seen = Promise.resolve()
+          .then(() => during(runCgroupsOf(pid)))
+          .finally(() => stdin.end());
       }
       cb();
     },
   });
-  const r = await sh(script, { limits, stdin, stdout, onStart: (p) => { pid = p; } });
+  const r = await sh(script, {
+    limits,
+    stdin,
+    stdout,
+    onStart: (p) => {
+      pid = p;
+    },
+  });
   assert.ok(seen, `the run never said it was up: ${r.err}`);
   return { r, seen: await seen! };
 }
@@ -83,7 +96,11 @@ test('the cgroups of a run exist while it runs, and are gone after it', async ()
   assert.is(r.code, 0, r.err);
   // v2: one; v1: one per hierarchy, at least those the limits need.
   const want = (cgroupVersion === 2 ? [''] : ['pids/', 'cpu/', 'memory/']).map((c) => `/sys/fs/cgroup/${c}tsbuild/`);
-  for (const w of want) assert.ok(during.some((d) => d.startsWith(w)), `a cgroup under ${w} while it ran: ${during}`);
+  for (const w of want)
+    assert.ok(
+      during.some((d) => d.startsWith(w)),
+      `a cgroup under ${w} while it ran: ${during}`,
+    );
   for (const d of during) assert.not.ok(existsSync(d), `${d} is left behind`);
 });
 

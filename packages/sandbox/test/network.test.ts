@@ -64,7 +64,10 @@ const dnsRows: { host: string; ns: string[]; forwarder: boolean; warns: boolean 
 for (const row of dnsRows) {
   test(`dns: ${JSON.stringify(row.host)} -> ${row.ns.join(' ')}, forwarder ${row.forwarder ? 'on' : 'off'}`, () => {
     const d = dnsChoice(plan, row.host);
-    assert.equal([...d.resolvConf.matchAll(/^nameserver (\S+)$/gm)].map((m) => m[1]), row.ns);
+    assert.equal(
+      [...d.resolvConf.matchAll(/^nameserver (\S+)$/gm)].map((m) => m[1]),
+      row.ns,
+    );
     assert.is(d.forwarder, row.forwarder);
     assert.is(d.warning !== undefined, row.warns, d.warning);
     if (row.host.includes('options')) assert.match(d.resolvConf, /^options edns0$/m);
@@ -79,7 +82,7 @@ test('network none keeps CAP_NET_RAW (nothing to reach), host does not', async (
   assert.is(bit(host.out), 0n);
 });
 
-test('one network serves several runs: the same namespace, not the host\'s', async () => {
+test("one network serves several runs: the same namespace, not the host's", async () => {
   if (!have('slirp4netns')) return skip('slirp4netns not installed');
   const net = await startNetwork({ stateDir });
   try {
@@ -107,17 +110,22 @@ test('close() ends the holder and slirp4netns', async () => {
 test('SIGKILL of the owning Node process ends the holder and slirp4netns', async () => {
   if (!have('slirp4netns')) return skip('slirp4netns not installed');
   const script = join(tmp, 'net-victim.mjs');
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { startNetwork } from ${JSON.stringify(join(here, '..', 'src', 'index.js'))};
     import { readFileSync } from 'node:fs';
     const net = await startNetwork({ stateDir: ${JSON.stringify(stateDir)} });
     const kids = readFileSync('/proc/' + net.pid + '/task/' + net.pid + '/children', 'utf8').trim();
     console.log(net.pid + ' ' + kids);
     setInterval(() => {}, 1000);
-  `);
+  `,
+  );
   const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
   assert.ok(await until(() => out.includes('\n')), 'the victim never reported');
   const pids = out.trim().split(/\s+/).map(Number);
   assert.is(pids.length, 2, out);
@@ -132,8 +140,10 @@ test('ports: a published port reaches a server in the run; a port in use is a cl
   const taken = (busy.address() as { port: number }).port;
   try {
     const ports = [{ hostIp: '127.0.0.1', hostPort: taken, containerPort: 80, protocol: 'tcp' as const }];
-    const err = await startNetwork({ stateDir, ports })
-      .then((n: PrivateNetwork) => n.close().then(() => undefined), (e: Error) => e);
+    const err = await startNetwork({ stateDir, ports }).then(
+      (n: PrivateNetwork) => n.close().then(() => undefined),
+      (e: Error) => e,
+    );
     assert.ok(err, 'publishing a port in use succeeded');
     assert.match(err!.message, new RegExp(`cannot publish 127\\.0\\.0\\.1:${taken} -> 80/tcp`));
   } finally {
@@ -152,7 +162,9 @@ test('ports: a published port reaches a server in the run; a port in use is a cl
       got = await new Promise<string>((resolve) => {
         const c = connect(port, '127.0.0.1');
         let d = '';
-        c.setEncoding('utf8').on('data', (s: string) => { d += s; });
+        c.setEncoding('utf8').on('data', (s: string) => {
+          d += s;
+        });
         c.on('error', () => resolve(''));
         c.on('close', () => resolve(d));
         c.on('connect', () => c.end());

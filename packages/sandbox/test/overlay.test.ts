@@ -12,9 +12,12 @@ test('RUN true leaves an empty upperdir', async () => {
 });
 
 test('reading everything and using the hosts files leaves an empty upperdir', async () => {
-  const r = await sh('cat /etc/hosts /etc/resolv.conf /etc/hostname >/dev/null; ls -R / >/dev/null 2>&1; echo x >> /etc/hosts', {
-    mounts: [{ type: 'tmpfs', target: '/cache/deep/dir' }],
-  });
+  const r = await sh(
+    'cat /etc/hosts /etc/resolv.conf /etc/hostname >/dev/null; ls -R / >/dev/null 2>&1; echo x >> /etc/hosts',
+    {
+      mounts: [{ type: 'tmpfs', target: '/cache/deep/dir' }],
+    },
+  );
   assert.is(r.code, 0, r.err);
   assert.equal(listTree(r.root.upperdir), []);
 });
@@ -109,9 +112,12 @@ for (const c of mountCases) {
 }
 
 test('mounts: tmpfs with a size limit', async () => {
-  const r = await sh('dd if=/dev/zero of=/scratch/big bs=1048576 count=4 2>/dev/null; echo $?; df -k /scratch | tail -1', {
-    mounts: [{ type: 'tmpfs', target: '/scratch', size: 1024 * 1024 }],
-  });
+  const r = await sh(
+    'dd if=/dev/zero of=/scratch/big bs=1048576 count=4 2>/dev/null; echo $?; df -k /scratch | tail -1',
+    {
+      mounts: [{ type: 'tmpfs', target: '/scratch', size: 1024 * 1024 }],
+    },
+  );
   assert.match(r.out, /^1\n/);
 });
 
@@ -126,7 +132,10 @@ test('mounts: a target under a symlinked parent resolves inside the root, never 
   symlinkSync(hostDir, join(layer, 'escape'));
   const r = await sh('ls -ld /var/run; ls -d /run/m1; ls -d ' + hostDir + '/m2; echo ok', {
     root: freshRoot([layer, busyboxLower()]),
-    mounts: [{ type: 'tmpfs', target: '/var/run/m1' }, { type: 'tmpfs', target: '/escape/m2' }],
+    mounts: [
+      { type: 'tmpfs', target: '/var/run/m1' },
+      { type: 'tmpfs', target: '/escape/m2' },
+    ],
   });
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /\/var\/run -> \.\.\/run/);

@@ -13,7 +13,12 @@ const endings: { name: string; argv: string[] | string; code: number; signal?: s
   { name: 'SIGTERM death is 143', argv: 'kill -TERM $$', code: 143, signal: 'SIGTERM' },
   { name: 'SIGSEGV death is 139', argv: 'kill -SEGV $$', code: 139, signal: 'SIGSEGV' },
   { name: 'exit 137 by choice is not a signal', argv: 'exit 137', code: 137 },
-  { name: 'command not in PATH', argv: ['no-such-command'], code: 127, startError: /no-such-command: command not found/ },
+  {
+    name: 'command not in PATH',
+    argv: ['no-such-command'],
+    code: 127,
+    startError: /no-such-command: command not found/,
+  },
   { name: 'absolute path missing', argv: ['/no/such'], code: 127, startError: /\/no\/such: command not found/ },
   { name: 'not executable', argv: ['/etc/passwd'], code: 126, startError: /cannot execute: Permission denied/ },
   { name: 'a directory', argv: ['/etc'], code: 126, startError: /cannot execute/ },
@@ -38,7 +43,12 @@ test('a missing cwd is a start error', async () => {
 
 test('argv, env, cwd, uid, gid, groups and hostname reach the command', async () => {
   const r = await sh(['sh', '-c', 'echo "$1|$FOO|$(pwd)|$(id -u):$(id -g)|$(id -G)|$(hostname)"', 'x', 'a b'], {
-    env: ['PATH=/bin', 'FOO=bar=baz'], cwd: '/etc', uid: 1000, gid: 1000, additionalGids: [100], hostname: 'box',
+    env: ['PATH=/bin', 'FOO=bar=baz'],
+    cwd: '/etc',
+    uid: 1000,
+    gid: 1000,
+    additionalGids: [100],
+    hostname: 'box',
   });
   assert.is(r.out, 'a b|bar=baz|/etc|1000:1000|1000 100|box\n');
   assert.is(r.code, 0);
@@ -61,8 +71,15 @@ test('stdout and stderr are complete and in order', async () => {
 test('50 MB of output arrives whole', async () => {
   const out = new Collect();
   const exit = await run({
-    root: freshRoot(), argv: ['dd', 'if=/dev/zero', 'bs=1048576', 'count=50'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0,
-    network: 'none', stdout: out, stateDir,
+    root: freshRoot(),
+    argv: ['dd', 'if=/dev/zero', 'bs=1048576', 'count=50'],
+    env: ['PATH=/bin'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    network: 'none',
+    stdout: out,
+    stateDir,
   });
   assert.is(exit.code, 0);
   assert.is(out.buf.length, 50 * 1024 * 1024);
@@ -75,20 +92,30 @@ test('stdin is delivered', async () => {
 
 test('hosts, resolv.conf and hostname are per-run files', async () => {
   const r = await sh('cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname', {
-    hosts: '10.0.0.1 db\n', resolvConf: 'nameserver 10.0.0.53\n', hostname: 'h1',
+    hosts: '10.0.0.1 db\n',
+    resolvConf: 'nameserver 10.0.0.53\n',
+    hostname: 'h1',
   });
   assert.is(r.out, '10.0.0.1 db\n---\nnameserver 10.0.0.53\n---\nh1\n');
 });
 
 test('the dev nodes exist and are usable', async () => {
-  const r = await sh('echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c && ls /dev/pts/ptmx /dev/shm && stat -c %a /dev/null');
+  const r = await sh(
+    'echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c && ls /dev/pts/ptmx /dev/shm && stat -c %a /dev/null',
+  );
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /666\n$/);
 });
 
 test("network 'host' shares the host's interfaces", async () => {
   const { readFileSync } = await import('node:fs');
-  const names = (text: string) => text.split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter(Boolean).sort();
+  const names = (text: string) =>
+    text
+      .split('\n')
+      .slice(2)
+      .map((l) => l.split(':')[0].trim())
+      .filter(Boolean)
+      .sort();
   const r = await sh('cat /proc/net/dev', { network: 'host' });
   assert.equal(names(r.out), names(readFileSync('/proc/net/dev', 'utf8')));
 });

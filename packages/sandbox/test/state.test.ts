@@ -3,12 +3,25 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  chooseStateDir, cleanupStale, isTmpfs, makeRunDir, stateDirCandidates, type StateCandidate,
+  chooseStateDir,
+  cleanupStale,
+  isTmpfs,
+  makeRunDir,
+  stateDirCandidates,
+  type StateCandidate,
 } from '../src/state.js';
 
 // The choice is checked against filesystems the test mounts, not the host's /run and /dev/shm
@@ -45,11 +58,17 @@ const Fallback = '/fallback';
 let n = 0;
 // One candidate each (and the fallback): whether it is taken, and what is left on disk.
 type Case = { name: string; cand: () => StateCandidate; taken: boolean };
-const own = (p: string, mode: number) => { mkdirSync(p); chmodSync(p, mode); };
+const own = (p: string, mode: number) => {
+  mkdirSync(p);
+  chmodSync(p, mode);
+};
 const cases: Case[] = [
   { name: 'on a tmpfs, tmpfs wanted', cand: () => ({ dir: join(tmpfs, `sb-${n++}`), tmpfs: true }), taken: true },
-  { name: 'not on a tmpfs, tmpfs wanted (a disk-backed /run)', cand: () => ({ dir: join(ramfs, 'sb'), tmpfs: true }),
-    taken: false },
+  {
+    name: 'not on a tmpfs, tmpfs wanted (a disk-backed /run)',
+    cand: () => ({ dir: join(ramfs, 'sb'), tmpfs: true }),
+    taken: false,
+  },
   { name: 'not on a tmpfs, any filesystem will do', cand: () => ({ dir: join(ramfs, 'sb') }), taken: true },
   { name: 'parent not writable (read-only)', cand: () => ({ dir: join(roTmpfs, 'sb'), tmpfs: true }), taken: false },
   { name: 'parent missing', cand: () => ({ dir: join(base, 'missing', 'sb') }), taken: false },
@@ -58,13 +77,30 @@ const cases: Case[] = [
   { name: 'shared parent: ours, others can read', cand: () => claim((p) => own(p, 0o755)), taken: true },
   { name: 'shared parent: others can write to it', cand: () => claim((p) => own(p, 0o777)), taken: false },
   { name: 'shared parent: group can write to it', cand: () => claim((p) => own(p, 0o770)), taken: false },
-  { name: 'shared parent: owned by another user',
-    cand: () => claim((p) => { own(p, 0o700); chownSync(p, 65534, 65534); }), taken: false },
-  { name: 'shared parent: a symlink to a private directory',
-    cand: () => claim((p) => { own(`${p}-target`, 0o700); symlinkSync(`${p}-target`, p); }), taken: false },
+  {
+    name: 'shared parent: owned by another user',
+    cand: () =>
+      claim((p) => {
+        own(p, 0o700);
+        chownSync(p, 65534, 65534);
+      }),
+    taken: false,
+  },
+  {
+    name: 'shared parent: a symlink to a private directory',
+    cand: () =>
+      claim((p) => {
+        own(`${p}-target`, 0o700);
+        symlinkSync(`${p}-target`, p);
+      }),
+    taken: false,
+  },
   { name: 'shared parent: a file', cand: () => claim((p) => writeFileSync(p, '')), taken: false },
-  { name: 'shared parent on a non-tmpfs, tmpfs wanted',
-    cand: () => ({ dir: join(ramfs, `claimed-${n++}`), tmpfs: true, claim: true }), taken: false },
+  {
+    name: 'shared parent on a non-tmpfs, tmpfs wanted',
+    cand: () => ({ dir: join(ramfs, `claimed-${n++}`), tmpfs: true, claim: true }),
+    taken: false,
+  },
 ];
 function claim(make: (p: string) => void): StateCandidate {
   const dir = join(shm, `sb-${n++}`);
@@ -115,7 +151,15 @@ test('makeRunDir refuses a state directory others can write to', () => {
 test('cleanupStale never removes through a state directory that is a link or writable by others', async () => {
   for (const [name, make] of [
     ['link', (p: string, target: string) => symlinkSync(target, p)],
-    ['open', (p: string, target: string) => { rmSync(target, { recursive: true }); mkdirSync(p); chmodSync(p, 0o777); mkdirSync(join(p, '999999999-1-aaaaaa')); }],
+    [
+      'open',
+      (p: string, target: string) => {
+        rmSync(target, { recursive: true });
+        mkdirSync(p);
+        chmodSync(p, 0o777);
+        mkdirSync(join(p, '999999999-1-aaaaaa'));
+      },
+    ],
   ] as const) {
     const target = join(base, `victim-${name}`);
     mkdirSync(join(target, '999999999-1-aaaaaa'), { recursive: true }); // looks like a dead run's dir

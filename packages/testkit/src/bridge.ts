@@ -48,7 +48,7 @@ function overlaps(a: number, abits: number, b: number, bbits: number): boolean {
   const bits = Math.min(abits, bbits);
   if (bits === 0) return false; // 0.0.0.0/0 is the default route, not an address in use
   const mask = bits === 32 ? 0xffffffff : ~(0xffffffff >>> bits) >>> 0;
-  return ((a & mask) >>> 0) === ((b & mask) >>> 0);
+  return (a & mask) >>> 0 === (b & mask) >>> 0;
 }
 
 /** Other interfaces holding an address in 172.29.<third>.0/24 (another process chose the same one). */

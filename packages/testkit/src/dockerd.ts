@@ -12,7 +12,14 @@
 // dies without stop() takes the daemon with it (parent-death signal); the host guard reports the rest.
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, writeFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmdirSync,
+  writeFileSync,
 } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -48,7 +55,8 @@ const isolate = [
  * `args`: more dockerd flags (e.g. `--storage-driver vfs`).
  */
 export async function startDockerd(
-  dir: string, opts: { timeoutMs?: number; args?: string[] } = {},
+  dir: string,
+  opts: { timeoutMs?: number; args?: string[] } = {},
 ): Promise<Dockerd | string> {
   if (process.getuid?.() !== 0) return 'a private dockerd needs root';
   for (const cmd of ['dockerd', dockerCli, 'ip', 'unshare', 'setpriv']) if (!have(cmd)) return `${cmd} not installed`;
@@ -65,14 +73,44 @@ export async function startDockerd(
   const log = openSync(logFile, 'a');
   let child: ReturnType<typeof spawn>;
   try {
-    child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', isolate, 'sh', dir,
-      // If the test process dies without stop(), dockerd is told to shut down rather than left running.
-      'setpriv', '--pdeathsig', 'TERM',
-      'dockerd', '--config-file', join(dir, 'daemon.json'), '--data-root', join(dir, 'data'),
-      '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '--host', host,
-      '--bridge', bridge.name, '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false',
-      '--cgroup-parent', cgroupParent, ...(opts.args ?? []),
-    ], { stdio: ['ignore', log, log], detached: true });
+    child = spawn(
+      'unshare',
+      [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        isolate,
+        'sh',
+        dir,
+        // If the test process dies without stop(), dockerd is told to shut down rather than left running.
+        'setpriv',
+        '--pdeathsig',
+        'TERM',
+        'dockerd',
+        '--config-file',
+        join(dir, 'daemon.json'),
+        '--data-root',
+        join(dir, 'data'),
+        '--exec-root',
+        join(dir, 'exec'),
+        '--pidfile',
+        join(dir, 'pid'),
+        '--host',
+        host,
+        '--bridge',
+        bridge.name,
+        '--iptables=false',
+        '--ip6tables=false',
+        '--ip-masq=false',
+        '--ip-forward=false',
+        '--cgroup-parent',
+        cgroupParent,
+        ...(opts.args ?? []),
+      ],
+      { stdio: ['ignore', log, log], detached: true },
+    );
   } catch (e) {
     bridge.remove();
     throw e;
@@ -91,8 +129,11 @@ export async function startDockerd(
   const running = () => !failedToSpawn && child.exitCode === null && child.signalCode === null;
 
   const docker = (args: string[], env: Record<string, string> = {}) => {
-    const r = spawnSync(dockerCli, ['-H', host, ...args],
-      { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+    const r = spawnSync(dockerCli, ['-H', host, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      maxBuffer: 64 << 20,
+    });
     return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
   };
   let stopped = false;
@@ -121,9 +162,11 @@ export async function startDockerd(
     if (!up) await Promise.race([exited, new Promise((r) => setTimeout(r, 250))]);
   }
   if (up) return { host, bridge: bridge.name, docker, stop };
-  const how = failedToSpawn ? `could not be started (${failedToSpawn})`
-    : !running() ? `exited (${child.exitCode ?? child.signalCode})`
-    : `did not answer on ${sock} within ${timeoutMs / 1000} s`;
+  const how = failedToSpawn
+    ? `could not be started (${failedToSpawn})`
+    : !running()
+      ? `exited (${child.exitCode ?? child.signalCode})`
+      : `did not answer on ${sock} within ${timeoutMs / 1000} s`;
   await stop();
   throw new Error(`private dockerd ${how}; the end of ${logFile}:\n${tail(logFile)}`);
 }

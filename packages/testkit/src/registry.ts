@@ -79,9 +79,14 @@ ${authYaml}`;
     const child = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(child);
     let log = '';
-    child.stderr!.on('data', (b) => { if (log.length < 200_000) log += b; });
+    child.stderr!.on('data', (b) => {
+      if (log.length < 200_000) log += b;
+    });
     let exited = false;
-    child.on('exit', () => { exited = true; live.delete(child); });
+    child.on('exit', () => {
+      exited = true;
+      live.delete(child);
+    });
     const deadline = Date.now() + 10_000;
     let status = 0;
     while (Date.now() < deadline && !exited) {
@@ -91,7 +96,10 @@ ${authYaml}`;
     }
     if (status === 200 || status === 401) {
       return {
-        host: `127.0.0.1:${port}`, port, dir, auth: opts.auth,
+        host: `127.0.0.1:${port}`,
+        port,
+        dir,
+        auth: opts.auth,
         logs: () => log,
         stop: async () => {
           if (!exited) {

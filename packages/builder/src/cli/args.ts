@@ -37,7 +37,8 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
       list.push(String(value));
       flags.set(spec.name, list);
     } else if (spec.kind === 'bool') {
-      if (typeof value === 'string' && !['true', 'false', '1', '0'].includes(value)) throw new UsageError(`flag ${shown} takes true or false, not "${value}"`);
+      if (typeof value === 'string' && !['true', 'false', '1', '0'].includes(value))
+        throw new UsageError(`flag ${shown} takes true or false, not "${value}"`);
       flags.set(spec.name, value === true || value === 'true' || value === '1');
     } else {
       flags.set(spec.name, String(value));

@@ -17,7 +17,10 @@ export async function printExplain(rows: ExplainRow[], color: boolean, contextDi
         status = `${c.yellow('miss')}: ${r.reason}`;
         const file = /^file (.+) (?:changed|is new|was removed)$/.exec(r.reason ?? '')?.[1];
         const pkg = file ? await npm.lookup(file) : undefined;
-        if (pkg) status += c.dim(` (npm package ${pkg.name}@${pkg.version}${pkg.dependents.length ? `, needed by ${pkg.dependents.join(', ')}` : ''})`);
+        if (pkg)
+          status += c.dim(
+            ` (npm package ${pkg.name}@${pkg.version}${pkg.dependents.length ? `, needed by ${pkg.dependents.join(', ')}` : ''})`,
+          );
         break;
       }
       case 'no-cache':

@@ -13,7 +13,10 @@ const build = () => import('./commands/build.js');
 const images = () => import('./commands/images.js');
 const ctr = () => import('./commands/containers.js');
 const registry = () => import('./commands/registry.js');
-const from = <M extends Record<K, Command>, K extends keyof M>(load: () => Promise<M>, key: K) => async (): Promise<Command> => (await load())[key];
+const from =
+  <M extends Record<K, Command>, K extends keyof M>(load: () => Promise<M>, key: K) =>
+  async (): Promise<Command> =>
+    (await load())[key];
 const commands: Record<string, () => Promise<Command>> = {
   build: from(build, 'buildCommand'),
   parse: from(() => import('./commands/parse.js'), 'parseCommand'),
@@ -114,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     if (rest.includes('--help') || (rest.includes('-h') && name !== 'run' && name !== 'exec')) {
-      process.stdout.write(load ? commandHelp(name) ?? usage : commandHelp('build')!);
+      process.stdout.write(load ? (commandHelp(name) ?? usage) : commandHelp('build')!);
       return 0;
     }
     const command = await (load ?? commands.build!)();
@@ -145,7 +148,11 @@ async function report(e: unknown, command: string): Promise<number> {
     return e.exitCode;
   }
   const err = e as Error & { code?: string; subject?: string };
-  const known = err?.name === 'StoreError' || err?.name === 'ReferenceError' || err?.name === 'SandboxError' || err?.name === 'RegistryError';
+  const known =
+    err?.name === 'StoreError' ||
+    err?.name === 'ReferenceError' ||
+    err?.name === 'SandboxError' ||
+    err?.name === 'RegistryError';
   process.stderr.write(`${red('ERROR:')} ${known ? '' : `${command}: `}${err?.message ?? String(e)}\n`);
   if (process.env.TSBUILD_DEBUG && err?.stack) process.stderr.write(err.stack + '\n');
   return err?.name === 'ReferenceError' ? 2 : 1;

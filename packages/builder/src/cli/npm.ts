@@ -12,7 +12,12 @@ export interface NpmPackage {
   dependents: string[];
 }
 
-type Tree = { inventory: Map<string, { name: string; version: string; edgesIn: Set<{ from: { name: string; packageName?: string } }> }> };
+type Tree = {
+  inventory: Map<
+    string,
+    { name: string; version: string; edgesIn: Set<{ from: { name: string; packageName?: string } }> }
+  >;
+};
 
 /** The package directory of a node_modules path: its root (the project) and its location in the tree. */
 export function packageLocation(path: string): { project: string; location: string } | undefined {
@@ -42,7 +47,11 @@ export class NpmTrees {
     }
     const node = (await tree)?.inventory.get(where.location);
     if (!node) return undefined;
-    return { name: node.name, version: node.version, dependents: [...node.edgesIn].map((e) => e.from.packageName ?? e.from.name).sort() };
+    return {
+      name: node.name,
+      version: node.version,
+      dependents: [...node.edgesIn].map((e) => e.from.packageName ?? e.from.name).sort(),
+    };
   }
 
   /** The lockfile's view (package-lock.json, npm-shrinkwrap.json or node_modules/.package-lock.json); none, none. */

@@ -21,7 +21,20 @@ async function* filtered(src: AsyncIterable<Entry>, excluded: string[]): AsyncGe
 /** Applies Dockerfile-like changes (`CMD ["sh"]`, `ENV A=1`, ...) to a config. */
 export function applyChanges(state: StageConfig, changes: string[]): void {
   if (changes.length === 0) return;
-  const allowed = new Set(['cmd', 'entrypoint', 'env', 'expose', 'label', 'user', 'workdir', 'volume', 'stopsignal', 'onbuild', 'shell', 'healthcheck']);
+  const allowed = new Set([
+    'cmd',
+    'entrypoint',
+    'env',
+    'expose',
+    'label',
+    'user',
+    'workdir',
+    'volume',
+    'stopsignal',
+    'onbuild',
+    'shell',
+    'healthcheck',
+  ]);
   let graph;
   try {
     graph = buildGraph(parse(`FROM scratch\n${changes.join('\n')}\n`, { file: '--change' }), { file: '--change' });
@@ -29,7 +42,10 @@ export function applyChanges(state: StageConfig, changes: string[]): void {
     throw new ContainerError(`--change: ${(e as Error).message}`);
   }
   for (const step of graph.stages[0]!.steps as { kind: string }[]) {
-    if (!allowed.has(step.kind)) throw new ContainerError(`--change: ${step.kind.toUpperCase()} is not allowed (only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL, ONBUILD, SHELL, HEALTHCHECK)`);
+    if (!allowed.has(step.kind))
+      throw new ContainerError(
+        `--change: ${step.kind.toUpperCase()} is not allowed (only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL, ONBUILD, SHELL, HEALTHCHECK)`,
+      );
     applyStep(state, step as Parameters<typeof applyStep>[1]);
   }
 }
@@ -56,7 +72,11 @@ async function freezeIfRunning(store: Store, doc: ContainerDoc): Promise<Thaw> {
   return () => {};
 }
 
-export async function commitContainer(store: Store, doc: ContainerDoc, opts: { changes: string[]; message?: string; author?: string }): Promise<Image> {
+export async function commitContainer(
+  store: Store,
+  doc: ContainerDoc,
+  opts: { changes: string[]; message?: string; author?: string },
+): Promise<Image> {
   const image = await store.images.get(doc.Image);
   if (!image) throw new ContainerError(`the image of container ${doc.Name} (${doc.Image}) is no longer in the store`);
   const excluded = [...containerOnly, ...doc.Config.mounts.map((m) => m.target.replace(/^\/+/, ''))];
@@ -75,10 +95,13 @@ export async function commitContainer(store: Store, doc: ContainerDoc, opts: { c
   config.created = now;
   if (opts.author) config.author = opts.author;
   config.rootfs = { type: 'layers', diff_ids: [...image.layers.map((l) => l.diffID), layer.diffID] };
-  config.history = [...(config.history ?? []), {
-    created: now,
-    created_by: `tsbuild commit ${doc.Name}${opts.changes.length ? ` --change ${JSON.stringify(opts.changes)}` : ''}`,
-    ...(opts.message ? { comment: opts.message } : {}),
-  }];
+  config.history = [
+    ...(config.history ?? []),
+    {
+      created: now,
+      created_by: `tsbuild commit ${doc.Name}${opts.changes.length ? ` --change ${JSON.stringify(opts.changes)}` : ''}`,
+      ...(opts.message ? { comment: opts.message } : {}),
+    },
+  ];
   return store.images.write({ config, layers: [...image.layers, layer] });
 }

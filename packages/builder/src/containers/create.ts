@@ -51,11 +51,18 @@ export function readEnvFile(path: string): string[] {
   } catch (e) {
     throw new ContainerError(`--env-file ${path}: ${(e as Error).message}`);
   }
-  return text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l !== '' && !l.startsWith('#'));
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/^\s+/, ''))
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** -v HOST:CTR[:ro|rw], -v NAME:CTR[:ro|rw], -v CTR */
-export function parseVolume(spec: string): { kind: 'bind'; source: string; target: string; readonly: boolean } | { kind: 'volume'; name?: string; target: string; readonly: boolean } {
+export function parseVolume(
+  spec: string,
+):
+  | { kind: 'bind'; source: string; target: string; readonly: boolean }
+  | { kind: 'volume'; name?: string; target: string; readonly: boolean } {
   const parts = spec.split(':');
   let mode: string | undefined;
   if (parts.length >= 2 && /^(ro|rw|z|Z|ro,.*|rw,.*)$/.test(parts[parts.length - 1]!)) mode = parts.pop();
@@ -64,7 +71,8 @@ export function parseVolume(spec: string): { kind: 'bind'; source: string; targe
     if (!parts[0]!.startsWith('/')) throw new ContainerError(`-v ${spec}: a container path must be absolute`);
     return { kind: 'volume', target: posix.resolve(parts[0]!), readonly };
   }
-  if (parts.length !== 2) throw new ContainerError(`-v ${spec}: expected HOST:CONTAINER[:ro], NAME:CONTAINER[:ro] or CONTAINER`);
+  if (parts.length !== 2)
+    throw new ContainerError(`-v ${spec}: expected HOST:CONTAINER[:ro], NAME:CONTAINER[:ro] or CONTAINER`);
   const [src, tgt] = parts as [string, string];
   if (!tgt.startsWith('/')) throw new ContainerError(`-v ${spec}: the container path must be absolute`);
   if (src.startsWith('/') || src.startsWith('.') || src.startsWith('~')) {
@@ -82,8 +90,8 @@ export function parseVolume(spec: string): { kind: 'bind'; source: string; targe
 
 export async function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
   const cfg = o.image.config.config ?? {};
-  const entrypoint = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : cfg.Entrypoint ?? [];
-  const args = o.cmd.length ? o.cmd : o.entrypoint !== undefined ? [] : cfg.Cmd ?? [];
+  const entrypoint = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : (cfg.Entrypoint ?? []);
+  const args = o.cmd.length ? o.cmd : o.entrypoint !== undefined ? [] : (cfg.Cmd ?? []);
   const argv = [...entrypoint, ...args];
   if (argv.length === 0) throw new ContainerError('No command specified');
 
@@ -165,7 +173,10 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
     UpperDir: join(dir, 'upper'),
     WorkDir: join(dir, 'work'),
   };
-  await fsp.writeFile(join(dir, 'config.json'), JSON.stringify({ Id: id, Name: name, Image: doc.Image, ImageID: doc.ImageID, Config: doc.Config }, null, 2) + '\n');
+  await fsp.writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({ Id: id, Name: name, Image: doc.Image, ImageID: doc.ImageID, Config: doc.Config }, null, 2) + '\n',
+  );
   await writeDoc(store, doc);
   return doc;
 }

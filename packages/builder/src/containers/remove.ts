@@ -6,7 +6,11 @@ import { ContainerError, containerDir, containerLease, docPath, isRunning, readD
 import { removeVolume, volumesInUse } from './volumes.js';
 import { removeTreeBeneath } from '../rootfs/rmtree.js';
 
-export async function removeContainer(store: Store, id: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+export async function removeContainer(
+  store: Store,
+  id: string,
+  opts: { force?: boolean; volumes?: boolean } = {},
+): Promise<void> {
   let doc = await readDoc(store, id);
   if (!doc) return;
   doc = await refresh(store, doc);
@@ -23,7 +27,8 @@ export async function removeContainer(store: Store, id: string, opts: { force?: 
   if (opts.volumes) {
     const used = await volumesInUse(store);
     for (const m of doc.Config.mounts) {
-      if (m.type === 'volume' && m.anonymous && !used.has(m.name)) await removeVolume(store, m.name, true).catch(() => {});
+      if (m.type === 'volume' && m.anonymous && !used.has(m.name))
+        await removeVolume(store, m.name, true).catch(() => {});
     }
   }
 }

@@ -10,7 +10,17 @@ import type { Readable, Writable } from 'node:stream';
 import { killSandbox, run as sandboxRun, type Exit, type Mount } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
 import { Filesystems } from '../rootfs/filesystems.js';
-import { ContainerError, alive, findDoc, isRunning, processStart, readDoc, refresh, updateDoc, type ContainerDoc } from './state.js';
+import {
+  ContainerError,
+  alive,
+  findDoc,
+  isRunning,
+  processStart,
+  readDoc,
+  refresh,
+  updateDoc,
+  type ContainerDoc,
+} from './state.js';
 import { getVolume } from './volumes.js';
 import { removeContainer } from './remove.js';
 import { withHome } from '../rootfs/users.js';
@@ -51,7 +61,8 @@ function modeOf(network: string): NetworkMode {
 async function networkOf(store: Store, network: string): Promise<{ network: NetworkMode; netnsPid?: number }> {
   if (network.startsWith('container:')) {
     const other = await refresh(store, await findDoc(store, network.slice('container:'.length)));
-    if (!isRunning(other)) throw new ContainerError(`cannot join the network of container ${other.Name}: it is not running`);
+    if (!isRunning(other))
+      throw new ContainerError(`cannot join the network of container ${other.Name}: it is not running`);
     return { network: modeOf(other.Config.network), netnsPid: other.State.Pid };
   }
   return { network: modeOf(network) };
@@ -65,7 +76,10 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
   const runnerStart = processStart(process.pid);
   try {
     const image = await store.images.get(doc.Image);
-    if (!image) throw new ContainerError(`the image ${cfg.image.ref} (${doc.Image}) of container ${doc.Name} is no longer in the store`);
+    if (!image)
+      throw new ContainerError(
+        `the image ${cfg.image.ref} (${doc.Image}) of container ${doc.Name} is no longer in the store`,
+      );
     const lowerdirs = await new Filesystems(store).lowerdirs(image.layers);
     const mounts = await sandboxMounts(store, doc);
     const net = await networkOf(store, cfg.network);
@@ -143,13 +157,20 @@ export async function startDetached(store: Store, id: string): Promise<Container
   await fsp.appendFile(doc.LogPath, '');
   const log = openSync(doc.LogPath, 'a');
   // Mark who starts it, so that a waiting reader never sees a stale "exited" from an earlier run.
-  await updateDoc(store, id, (d) => { d.State = { Status: 'created', Detached: true }; });
-  const child = spawn(process.execPath, [supervisorPath(), store.root, id], { detached: true, stdio: ['ignore', log, log] });
+  await updateDoc(store, id, (d) => {
+    d.State = { Status: 'created', Detached: true };
+  });
+  const child = spawn(process.execPath, [supervisorPath(), store.root, id], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
   closeSync(log);
   const supervisorPid = child.pid;
   child.unref();
   let exited = false;
-  child.on('exit', () => { exited = true; });
+  child.on('exit', () => {
+    exited = true;
+  });
   for (let i = 0; i < 600; i++) {
     const d = await readDoc(store, id);
     if (!d) throw new ContainerError(`container ${id} vanished while starting`);
@@ -173,10 +194,19 @@ export function signalContainer(doc: ContainerDoc, sig: NodeJS.Signals | number)
 }
 
 /** SIGTERM (or the image's StopSignal), then SIGKILL after `timeoutS`; waits for the recorded exit. */
-export async function stopContainer(store: Store, doc: ContainerDoc, timeoutS: number, sig: NodeJS.Signals | number = 'SIGTERM'): Promise<ContainerDoc> {
+export async function stopContainer(
+  store: Store,
+  doc: ContainerDoc,
+  timeoutS: number,
+  sig: NodeJS.Signals | number = 'SIGTERM',
+): Promise<ContainerDoc> {
   let d = await refresh(store, doc);
   if (!isRunning(d)) return d;
-  try { process.kill(d.State.Pid!, sig); } catch { /* gone */ }
+  try {
+    process.kill(d.State.Pid!, sig);
+  } catch {
+    /* gone */
+  }
   const deadline = Date.now() + timeoutS * 1000;
   while (Date.now() < deadline && alive(d.State.Pid, d.State.PidStart)) await new Promise((r) => setTimeout(r, 50));
   // SIGKILL of init takes the whole pid namespace with it; killSandbox also ends a container that a

@@ -94,8 +94,42 @@ export function newId(): string {
   return randomBytes(32).toString('hex');
 }
 
-const adjectives = ['brave', 'calm', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'keen', 'lucid', 'merry', 'nifty', 'proud', 'quiet', 'sharp', 'tidy', 'witty'];
-const nouns = ['archimedes', 'babbage', 'curie', 'darwin', 'euler', 'fermat', 'gauss', 'hopper', 'knuth', 'lovelace', 'noether', 'pascal', 'ritchie', 'shannon', 'turing', 'wozniak'];
+const adjectives = [
+  'brave',
+  'calm',
+  'eager',
+  'fancy',
+  'gentle',
+  'happy',
+  'jolly',
+  'keen',
+  'lucid',
+  'merry',
+  'nifty',
+  'proud',
+  'quiet',
+  'sharp',
+  'tidy',
+  'witty',
+];
+const nouns = [
+  'archimedes',
+  'babbage',
+  'curie',
+  'darwin',
+  'euler',
+  'fermat',
+  'gauss',
+  'hopper',
+  'knuth',
+  'lovelace',
+  'noether',
+  'pascal',
+  'ritchie',
+  'shannon',
+  'turing',
+  'wozniak',
+];
 export function randomName(): string {
   const b = randomBytes(3);
   return `${adjectives[b[0]! % adjectives.length]}_${nouns[b[1]! % nouns.length]}_${b[2]! % 100}`;
@@ -117,7 +151,11 @@ export async function readDoc(store: Store, id: string): Promise<ContainerDoc | 
 }
 
 /** Updates a document in place (read, change, atomic replace). Returns undefined if it is gone. */
-export async function updateDoc(store: Store, id: string, change: (d: ContainerDoc) => void): Promise<ContainerDoc | undefined> {
+export async function updateDoc(
+  store: Store,
+  id: string,
+  change: (d: ContainerDoc) => void,
+): Promise<ContainerDoc | undefined> {
   const d = await readDoc(store, id);
   if (!d) return undefined;
   change(d);
@@ -204,13 +242,15 @@ export async function refresh(store: Store, doc: ContainerDoc): Promise<Containe
     d = (await readDoc(store, d.Id)) ?? d;
   }
   if (d.State.Status !== 'running' || alive(d.State.Pid, d.State.PidStart)) return d;
-  return (await updateDoc(store, d.Id, (x) => {
-    if (x.State.Status !== 'running') return;
-    x.State.Status = 'exited';
-    x.State.ExitCode = null;
-    x.State.FinishedAt = new Date().toISOString();
-    x.State.Error = x.State.Error ?? 'the container and the process watching it ended unobserved; exit code unknown';
-  })) ?? d;
+  return (
+    (await updateDoc(store, d.Id, (x) => {
+      if (x.State.Status !== 'running') return;
+      x.State.Status = 'exited';
+      x.State.ExitCode = null;
+      x.State.FinishedAt = new Date().toISOString();
+      x.State.Error = x.State.Error ?? 'the container and the process watching it ended unobserved; exit code unknown';
+    })) ?? d
+  );
 }
 
 export function isRunning(d: ContainerDoc): boolean {

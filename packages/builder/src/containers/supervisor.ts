@@ -20,10 +20,25 @@ async function main(): Promise<number> {
   // Forward stop signals to the container rather than dying (a dying supervisor would take it along).
   let pid = 0;
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
-    process.on(s, () => { if (pid) try { process.kill(pid, s); } catch { /* gone */ } });
+    process.on(s, () => {
+      if (pid)
+        try {
+          process.kill(pid, s);
+        } catch {
+          /* gone */
+        }
+    });
   }
   try {
-    await runContainer(store, id, { stdin: 'ignore', stdout: log, stderr: log, detached: true, onStart: (p) => { pid = p; } });
+    await runContainer(store, id, {
+      stdin: 'ignore',
+      stdout: log,
+      stderr: log,
+      detached: true,
+      onStart: (p) => {
+        pid = p;
+      },
+    });
     return 0;
   } catch (e) {
     process.stderr.write(`tsbuild supervisor: ${(e as Error).message}\n`);
@@ -31,7 +46,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((c) => process.exit(c), (e) => {
-  process.stderr.write(`tsbuild supervisor: ${(e as Error).stack ?? e}\n`);
-  process.exit(125);
-});
+main().then(
+  (c) => process.exit(c),
+  (e) => {
+    process.stderr.write(`tsbuild supervisor: ${(e as Error).stack ?? e}\n`);
+    process.exit(125);
+  },
+);

@@ -11,7 +11,12 @@ import { Filesystems, flattenInto } from '../rootfs/filesystems.js';
 import { ContainerError, listDocs } from './state.js';
 import { removeTreeBeneath } from '../rootfs/rmtree.js';
 
-export interface VolumeInfo { Name: string; Anonymous: boolean; CreatedAt: string; Mountpoint: string }
+export interface VolumeInfo {
+  Name: string;
+  Anonymous: boolean;
+  CreatedAt: string;
+  Mountpoint: string;
+}
 
 export function volumesDir(store: Store): string {
   return join(store.root, 'volumes');
@@ -25,7 +30,10 @@ export function isVolumeName(s: string): boolean {
 
 export async function getVolume(store: Store, name: string): Promise<VolumeInfo | undefined> {
   try {
-    const meta = JSON.parse(await fsp.readFile(join(volumesDir(store), name, 'volume.json'), 'utf8')) as Omit<VolumeInfo, 'Mountpoint'>;
+    const meta = JSON.parse(await fsp.readFile(join(volumesDir(store), name, 'volume.json'), 'utf8')) as Omit<
+      VolumeInfo,
+      'Mountpoint'
+    >;
     return { ...meta, Mountpoint: join(volumesDir(store), name, '_data') };
   } catch {
     return undefined;
@@ -36,10 +44,15 @@ export async function getVolume(store: Store, name: string): Promise<VolumeInfo 
  * The volume `name` (a new anonymous one when name is undefined), created if missing and then
  * seeded with what the image holds at `target`. Returns its info.
  */
-export async function ensureVolume(store: Store, name: string | undefined, seed?: { layers: Layer[]; target: string }): Promise<VolumeInfo> {
+export async function ensureVolume(
+  store: Store,
+  name: string | undefined,
+  seed?: { layers: Layer[]; target: string },
+): Promise<VolumeInfo> {
   const anonymous = name === undefined;
   const n = name ?? randomBytes(32).toString('hex');
-  if (!isVolumeName(n)) throw new ContainerError(`invalid volume name "${n}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  if (!isVolumeName(n))
+    throw new ContainerError(`invalid volume name "${n}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
   const existing = await getVolume(store, n);
   if (existing) return existing;
   const dir = join(volumesDir(store), n);
@@ -61,7 +74,7 @@ export async function ensureVolume(store: Store, name: string | undefined, seed?
     await fsp.rename(tmp, dir);
   } catch (e) {
     await fsp.rm(tmp, { recursive: true, force: true });
-    const other = await getVolume(store, n);  // created concurrently by another process
+    const other = await getVolume(store, n); // created concurrently by another process
     if (other) return other;
     throw e;
   }

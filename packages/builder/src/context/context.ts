@@ -45,7 +45,11 @@ export class BuildContext {
     listing.catch(() => {});
   }
 
-  static async open(dir: string, dockerfile: string | undefined, statCacheDir: string | undefined): Promise<BuildContext> {
+  static async open(
+    dir: string,
+    dockerfile: string | undefined,
+    statCacheDir: string | undefined,
+  ): Promise<BuildContext> {
     // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
     // Read first (one small file): the walk need not look into what it leaves out whole.
     let text = '';
@@ -65,7 +69,10 @@ export class BuildContext {
     const listing = listContext(dir, StatCache.sizeHint(statCacheDir, dir), prunable(ignore));
     listing.catch(() => {});
     const root = await fsp.stat(dir);
-    return new BuildContext(dir, ignore, StatCache.load(statCacheDir, dir), listing, { mode: root.mode, mtimeMs: root.mtimeMs });
+    return new BuildContext(dir, ignore, StatCache.load(statCacheDir, dir), listing, {
+      mode: root.mode,
+      mtimeMs: root.mtimeMs,
+    });
   }
 
   private hasher(): Promise<TreeHasher> {
@@ -156,12 +163,29 @@ export class BuildContext {
 
   private entry(L: Listing, at: Resolved): ContextEntry {
     if (at.off === undefined) {
-      return { rel: '', abs: this.dir, kind: 'dir', mode: this.rootStat.mode & 0o7777, size: 0, mtimeMs: this.rootStat.mtimeMs, tree: { rel: '', relBytes: Buffer.alloc(0), dir: 0, mode: this.rootStat.mode, mtimeMs: this.rootStat.mtimeMs } };
+      return {
+        rel: '',
+        abs: this.dir,
+        kind: 'dir',
+        mode: this.rootStat.mode & 0o7777,
+        size: 0,
+        mtimeMs: this.rootStat.mtimeMs,
+        tree: { rel: '', relBytes: Buffer.alloc(0), dir: 0, mode: this.rootStat.mode, mtimeMs: this.rootStat.mtimeMs },
+      };
     }
     const kind = L.kind(at.off);
-    const e: ContextEntry = { rel: at.rel, abs: this.abs(at.rel), kind, mode: L.mode(at.off) & 0o7777, size: L.size(at.off), mtimeMs: L.mtimeMs(at.off), at: at.off };
+    const e: ContextEntry = {
+      rel: at.rel,
+      abs: this.abs(at.rel),
+      kind,
+      mode: L.mode(at.off) & 0o7777,
+      size: L.size(at.off),
+      mtimeMs: L.mtimeMs(at.off),
+      at: at.off,
+    };
     if (kind === 'symlink') e.linkname = decodeName(L.link(at.off));
-    if (kind === 'dir') e.tree = { rel: at.rel, relBytes: encodeName(at.rel), dir: at.dir, mode: L.mode(at.off), mtimeMs: e.mtimeMs };
+    if (kind === 'dir')
+      e.tree = { rel: at.rel, relBytes: encodeName(at.rel), dir: at.dir, mode: L.mode(at.off), mtimeMs: e.mtimeMs };
     return e;
   }
 
@@ -201,7 +225,9 @@ export class BuildContext {
  * no COPY, bind mount or source path ever reads below them, so the walk does not look.
  */
 function prunable(ignore: IgnoreMatcher): string[] {
-  return ignore.patterns.filter((p) => !p.exclusion && !/[*?[\\]/.test(p.source) && ignore.skipsDir(p.source)).map((p) => p.source);
+  return ignore.patterns
+    .filter((p) => !p.exclusion && !/[*?[\\]/.test(p.source) && ignore.skipsDir(p.source))
+    .map((p) => p.source);
 }
 
 interface Resolved {
@@ -227,7 +253,10 @@ export function readControlFile(contextDir: string, file: string): string {
   if (!inside(resolve(contextDir), abs) && !inside(ctx, abs)) return readFileSync(abs, 'utf8');
   const real = realpathSync(abs);
   if (!inside(ctx, real)) {
-    throw new BuildError(`${file}: a symlink that leads out of the build context (to ${real}); tsbuild does not read it`, 2);
+    throw new BuildError(
+      `${file}: a symlink that leads out of the build context (to ${real}); tsbuild does not read it`,
+      2,
+    );
   }
   return readFileSync(real, 'utf8');
 }

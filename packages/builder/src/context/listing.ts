@@ -33,7 +33,8 @@ export class Listing {
 
   static parse(buf: Buffer): Listing {
     const bad = (why: string) => new Error(`context listing is malformed (${why})`);
-    if (buf.length < 24 || buf.toString('latin1', 0, 8) !== Magic || buf.toString('latin1', buf.length - 4) !== 'TSBW') throw bad('magic');
+    if (buf.length < 24 || buf.toString('latin1', 0, 8) !== Magic || buf.toString('latin1', buf.length - 4) !== 'TSBW')
+      throw bad('magic');
     const tableAt = Number(buf.readBigUInt64LE(buf.length - 16));
     const dirs = buf.readUInt32LE(buf.length - 8);
     if (dirs < 1 || tableAt + dirs * TableRow !== buf.length - 16) throw bad('table');

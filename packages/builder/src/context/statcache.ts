@@ -47,7 +47,9 @@ export class DirRow {
     const at = this.offsets().get(nameKey);
     if (at === undefined) return undefined;
     const s = at + 1 + this.files[at]!;
-    return stat.compare(this.files, s, s + 40, statAt, statAt + 40) === 0 ? this.files.subarray(s + 40, s + 72) : undefined;
+    return stat.compare(this.files, s, s + 40, statAt, statAt + 40) === 0
+      ? this.files.subarray(s + 40, s + 72)
+      : undefined;
   }
 
   memo(sig: Buffer, rules: Buffer): Buffer | undefined {
@@ -59,7 +61,8 @@ export class DirRow {
   offsets(): Map<string, number> {
     if (this.index) return this.index;
     const m = new Map<string, number>();
-    for (let at = 0; at < this.files.length; at += 1 + this.files[at]! + 72) m.set(this.files.toString('latin1', at + 1, at + 1 + this.files[at]!), at);
+    for (let at = 0; at < this.files.length; at += 1 + this.files[at]! + 72)
+      m.set(this.files.toString('latin1', at + 1, at + 1 + this.files[at]!), at);
     return (this.index = m);
   }
 }
@@ -143,7 +146,11 @@ export class StatCache {
     const old = this.row(dirKey);
     const s = sig ?? Buffer.alloc(32);
     let memos: Memo[] = [];
-    if (sig && memo) memos = [memo, ...(old && old.sig.equals(sig) ? old.memos.filter((m) => !m.rules.equals(memo.rules)) : [])].slice(0, MemosPerDir);
+    if (sig && memo)
+      memos = [memo, ...(old && old.sig.equals(sig) ? old.memos.filter((m) => !m.rules.equals(memo.rules)) : [])].slice(
+        0,
+        MemosPerDir,
+      );
     if (old && old.sig.equals(s) && sameMemos(old.memos, memos) && old.files.equals(files)) return;
     this.set(dirKey, new DirRow(s, memos, files));
   }
@@ -157,7 +164,12 @@ export class StatCache {
       for (let at = 0; at < old.files.length; at += 1 + old.files[at]! + 72) {
         if (at === skip) continue;
         const n = 1 + old.files[at]!;
-        records.add(old.files.subarray(at + 1, at + n), old.files, at + n, old.files.subarray(at + n + 40, at + n + 72));
+        records.add(
+          old.files.subarray(at + 1, at + n),
+          old.files,
+          at + n,
+          old.files.subarray(at + n + 40, at + n + 72),
+        );
       }
     }
     records.add(name, stat, statAt, hash);
@@ -181,7 +193,8 @@ export class StatCache {
       const at = this.rowAt(i);
       if (at === undefined) continue;
       const key = this.keyAt(at);
-      if (!this.changed.has(key)) bodies.set(key, this.loaded.subarray(at, at + 36 + this.loaded.readUInt32LE(at + 32)));
+      if (!this.changed.has(key))
+        bodies.set(key, this.loaded.subarray(at, at + 36 + this.loaded.readUInt32LE(at + 32)));
     }
     for (const key of this.changed) {
       const row = this.rows.get(key);
@@ -237,7 +250,12 @@ export class StatCache {
       const c = this.loaded.compare(want, 0, want.length, at + 40, at + 40 + relLen);
       if (c === 0) {
         const body = this.loaded.subarray(at + 36, at + 36 + this.loaded.readUInt32LE(at + 32));
-        return createHash('sha256').update(body).digest().equals(this.loaded.subarray(at, at + 32)) ? body : undefined;
+        return createHash('sha256')
+          .update(body)
+          .digest()
+          .equals(this.loaded.subarray(at, at + 32))
+          ? body
+          : undefined;
       }
       if (c < 0) lo = mid + 1;
       else hi = mid;
@@ -252,7 +270,8 @@ function parseRow(body: Buffer): DirRow | null {
   const sig = body.subarray(at, at + 32);
   at += 32;
   const memos: Memo[] = [];
-  for (let n = body[at++]!; n > 0; n--, at += 64) memos.push({ rules: body.subarray(at, at + 32), digest: body.subarray(at + 32, at + 64) });
+  for (let n = body[at++]!; n > 0; n--, at += 64)
+    memos.push({ rules: body.subarray(at, at + 32), digest: body.subarray(at + 32, at + 64) });
   return at <= body.length ? new DirRow(sig, memos, body.subarray(at)) : null;
 }
 

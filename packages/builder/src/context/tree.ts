@@ -101,7 +101,13 @@ export class TreeHasher {
     const content = await this.content(item, rules);
     const mode = Buffer.alloc(2);
     mode.writeUInt16LE(item.mode & 0o7777);
-    return createHash('sha256').update('tsbuild-tree-1\0').update(item.relBytes).update('\0').update(mode).update(content).digest('hex');
+    return createHash('sha256')
+      .update('tsbuild-tree-1\0')
+      .update(item.relBytes)
+      .update('\0')
+      .update(mode)
+      .update(content)
+      .digest('hex');
   }
 
   private async content(item: TreeItem, rules: Rules): Promise<Buffer> {
@@ -126,7 +132,8 @@ export class TreeHasher {
           return;
         }
         p.kids.push({ off, included });
-        if (included && L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined) pending.push({ off, visit });
+        if (included && L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined)
+          pending.push({ off, visit });
       });
       recomputed.push(p); // children first: plan() recursed before this push
       return p;
@@ -150,8 +157,10 @@ export class TreeHasher {
         if (k.sub) {
           tail = digestOf(k.sub);
           if (!tail) throw new Error('internal: tree digest out of order');
-          if (k.included) type = 0x64; // 'd'
-          else if (!tail.equals(EMPTY)) type = 0x68; // 'h'
+          if (k.included)
+            type = 0x64; // 'd'
+          else if (!tail.equals(EMPTY))
+            type = 0x68; // 'h'
           else continue;
         } else {
           if (!k.included) continue;
@@ -192,7 +201,16 @@ export class TreeHasher {
    */
   files(item: TreeItem, rules: Rules): TreeFile[] {
     const L = this.listing;
-    const out: TreeFile[] = [{ rel: '', kind: 'dir', host: this.hostOf(item.relBytes, item.rel), mode: item.mode & 0o7777, mtimeMs: item.mtimeMs, size: 0 }];
+    const out: TreeFile[] = [
+      {
+        rel: '',
+        kind: 'dir',
+        host: this.hostOf(item.relBytes, item.rel),
+        mode: item.mode & 0o7777,
+        mtimeMs: item.mtimeMs,
+        size: 0,
+      },
+    ];
     const prefix = item.rel === '' ? 0 : item.rel.length + 1;
     const walk = (visit: Visit) => {
       this.mustRead(visit);
@@ -201,7 +219,14 @@ export class TreeHasher {
         if (included) {
           const rel = this.relOf(visit, off);
           const kind = L.kind(off) as TreeFile['kind'];
-          const f: TreeFile = { rel: rel.slice(prefix), kind, host: this.hostOf(this.abs(visit, off, false), rel), mode: L.mode(off) & 0o7777, mtimeMs: L.mtimeMs(off), size: L.size(off) };
+          const f: TreeFile = {
+            rel: rel.slice(prefix),
+            kind,
+            host: this.hostOf(this.abs(visit, off, false), rel),
+            mode: L.mode(off) & 0o7777,
+            mtimeMs: L.mtimeMs(off),
+            size: L.size(off),
+          };
           if (kind === 'symlink') f.linkname = decodeName(L.link(off));
           if (kind === 'file') {
             f.hash = (this.fresh.get(off) ?? this.known(off, row) ?? this.hashNow(visit, off)).toString('hex');
@@ -225,7 +250,13 @@ export class TreeHasher {
    * re-included below is skipped whole; other excluded entries are left out one by one;
    * sockets, fifos and devices are not copied.
    */
-  private visitChildren(item: TreeItem, visit: Visit, rules: Rules, needNames: boolean, fn: (off: number, included: boolean, sub?: Visit) => void): void {
+  private visitChildren(
+    item: TreeItem,
+    visit: Visit,
+    rules: Rules,
+    needNames: boolean,
+    fn: (off: number, included: boolean, sub?: Visit) => void,
+  ): void {
     const L = this.listing;
     const prefix = item.rel === '' ? 0 : item.rel.length + 1;
     for (const off of L.entries(visit.dir)) {
@@ -242,7 +273,12 @@ export class TreeHasher {
         const child = L.child(off);
         const name = L.name(off);
         const bytes = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
-        fn(off, included, { dir: child, key: visit.key === '' ? L.nameKey(off) : `${visit.key}/${L.nameKey(off)}`, bytes, rel });
+        fn(off, included, {
+          dir: child,
+          key: visit.key === '' ? L.nameKey(off) : `${visit.key}/${L.nameKey(off)}`,
+          bytes,
+          rel,
+        });
       } else if (kind !== 'other') fn(off, included);
     }
   }
@@ -270,9 +306,12 @@ export class TreeHasher {
   /** A directory the walker could not read fails the COPY that needs it, and only that one. */
   private mustRead(visit: Visit): void {
     // Not listed (pruned): only directories .dockerignore leaves out whole are, and those are never visited.
-    if (visit.dir === None) throw new BuildError(`${displayName(visit.rel ?? decodeName(visit.bytes))} is excluded by .dockerignore`);
+    if (visit.dir === None)
+      throw new BuildError(`${displayName(visit.rel ?? decodeName(visit.bytes))} is excluded by .dockerignore`);
     if (this.listing.dirFlags(visit.dir) & Flag.Unreadable) {
-      throw new BuildError(`cannot read ${displayName(visit.rel ?? decodeName(visit.bytes))} in the build context (${this.contextDir}): permission denied, or it changed during the build`);
+      throw new BuildError(
+        `cannot read ${displayName(visit.rel ?? decodeName(visit.bytes))} in the build context (${this.contextDir}): permission denied, or it changed during the build`,
+      );
     }
   }
 
@@ -316,9 +355,12 @@ export class TreeHasher {
   /** A file listed a moment ago that cannot be read now: say why, from its errno (a code, or the walker's number). */
   private unreadable(rel: string, cause: unknown): BuildError {
     const code = typeof cause === 'number' ? errnoNames.get(cause) : (cause as NodeJS.ErrnoException | undefined)?.code;
-    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-      : code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' ? 'it changed during the build'
-      : code ?? (cause instanceof Error ? cause.message : 'unknown error');
+    const why =
+      code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP'
+          ? 'it changed during the build'
+          : (code ?? (cause instanceof Error ? cause.message : 'unknown error'));
     return new BuildError(`${displayName(rel)} in the build context (${this.contextDir}) could not be read: ${why}`);
   }
 
@@ -330,10 +372,13 @@ export class TreeHasher {
   private async hashAll(files: { off: number; visit: Visit }[]): Promise<void> {
     this.filesRead += files.length;
     const walker = nativeWalker();
-    const sums = files.length >= 64 && walker ? await sha256Native(walker, this.pathList(files)).catch((e) => {
-      if (e instanceof WalkerUnavailable) return undefined; // hashed here instead
-      throw e;
-    }) : undefined;
+    const sums =
+      files.length >= 64 && walker
+        ? await sha256Native(walker, this.pathList(files)).catch((e) => {
+            if (e instanceof WalkerUnavailable) return undefined; // hashed here instead
+            throw e;
+          })
+        : undefined;
     if (sums) {
       files.forEach((f, i) => {
         const s = sums[i]!;
@@ -405,7 +450,7 @@ export function hashFileSync(path: Buffer | string): Buffer {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   try {
-    for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0; ) h.update(piece.subarray(0, n));
+    for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0;) h.update(piece.subarray(0, n));
   } finally {
     closeSync(fd);
   }
@@ -434,7 +479,8 @@ export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer
 async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | number)[]> {
   const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
   const all = await runWalker(walker, ['--sha256'], paths);
-  if (all.length !== count * 33) throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
+  if (all.length !== count * 33)
+    throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
   const sums: (Buffer | number)[] = [];
   for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : all[i * 33]!);
   return sums;

@@ -24,7 +24,12 @@ class TooBig extends Error {}
  * listing of this context (the stat cache keeps it): a large context goes to the native walker
  * straight away, a small or unknown one is tried in JS first.
  */
-export async function listContext(dir: string, sizeHint = 0, prune: string[] = [], walker: string | undefined = nativeWalker()): Promise<Listing> {
+export async function listContext(
+  dir: string,
+  sizeHint = 0,
+  prune: string[] = [],
+  walker: string | undefined = nativeWalker(),
+): Promise<Listing> {
   if (!walker) return traced(walkInJs(dir, Infinity, prune), 'js');
   if (sizeHint <= SmallContext) {
     try {
@@ -78,7 +83,13 @@ export function runWalker(walker: string, args: string[], stdin?: Buffer): Promi
       reject(new WalkerUnavailable(`cannot run ${walker}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
     });
     child.on('close', (code, signal) => {
-      if (code !== 0) return reject(new Error(err.trim().replace(/^tsbuild-walk: /, '') || `tsbuild-walk ${args[0]} ${signal ? `was killed by ${signal}` : `exited ${code}`}`));
+      if (code !== 0)
+        return reject(
+          new Error(
+            err.trim().replace(/^tsbuild-walk: /, '') ||
+              `tsbuild-walk ${args[0]} ${signal ? `was killed by ${signal}` : `exited ${code}`}`,
+          ),
+        );
       resolve(Buffer.concat(chunks));
     });
     if (stdin) {
@@ -158,7 +169,11 @@ export function walkInJs(dir: string, limit: number, prune: string[] = []): List
       let flags = 0;
       if (k.st.isFile()) {
         const ctimeSubNs = k.st.ctimeNs % 1_000_000_000n;
-        if (k.st.ctimeNs >= start - RacyNs || (ctimeSubNs === 0n && k.st.ctimeNs / 1_000_000_000n >= start / 1_000_000_000n - 1n)) flags |= Flag.Racy;
+        if (
+          k.st.ctimeNs >= start - RacyNs ||
+          (ctimeSubNs === 0n && k.st.ctimeNs / 1_000_000_000n >= start / 1_000_000_000n - 1n)
+        )
+          flags |= Flag.Racy;
       }
       e.writeUInt32LE(Number(k.st.mode), 0);
       e.writeUInt32LE(flags, 4);

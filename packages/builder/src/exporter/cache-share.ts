@@ -41,7 +41,12 @@ export interface SharedRecord {
 
 /** `type=registry,ref=R[,mode=min|max]`, or a bare `R` (as buildx takes it for --cache-from). */
 export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-from'): CacheRef {
-  const kv = value.includes('=') ? parseCsv(value, flag) : new Map([['type', 'registry'], ['ref', value]]);
+  const kv = value.includes('=')
+    ? parseCsv(value, flag)
+    : new Map([
+        ['type', 'registry'],
+        ['ref', value],
+      ]);
   const type = kv.get('type') ?? 'registry';
   if (type !== 'registry') throw new UsageError(`${flag} ${value}: type=${type} is not supported (only type=registry)`);
   const ref = kv.get('ref');
@@ -53,8 +58,10 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
   }
   const mode = kv.get('mode') ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
-  if (flag === '--cache-from' && kv.has('mode')) throw new UsageError(`${flag} ${value}: mode= only applies to --cache-to`);
-  for (const k of kv.keys()) if (!['type', 'ref', 'mode'].includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
+  if (flag === '--cache-from' && kv.has('mode'))
+    throw new UsageError(`${flag} ${value}: mode= only applies to --cache-to`);
+  for (const k of kv.keys())
+    if (!['type', 'ref', 'mode'].includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
   return { ref, mode };
 }
 
@@ -68,7 +75,15 @@ function validRecord(r: unknown): r is SharedRecord {
   if (!isDigest(x.key) || typeof x.created !== 'string' || Number.isNaN(Date.parse(x.created))) return false;
   if (x.layer === null) return true;
   const l = x.layer as Partial<Layer> | undefined;
-  return !!l && isDigest(l.digest) && isDigest(l.diffID) && Number.isSafeInteger(l.size) && (l.size as number) >= 0 && typeof l.mediaType === 'string' && l.mediaType.length < 256;
+  return (
+    !!l &&
+    isDigest(l.digest) &&
+    isDigest(l.diffID) &&
+    Number.isSafeInteger(l.size) &&
+    (l.size as number) >= 0 &&
+    typeof l.mediaType === 'string' &&
+    l.mediaType.length < 256
+  );
 }
 
 /**
@@ -78,7 +93,9 @@ function validRecord(r: unknown): r is SharedRecord {
  * just runs the steps).
  */
 export async function importCache(
-  store: Store, refs: CacheRef[], o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+  store: Store,
+  refs: CacheRef[],
+  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
 ): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
@@ -103,29 +120,41 @@ export async function importCache(
       if (r.layer && !inArtifact.has(r.layer.digest) && !(await store.blobs.has(r.layer.digest))) continue;
       if (r.layer) {
         const list = sources.get(r.layer.digest) ?? [];
-        list.push({ ref, desc: inArtifact.get(r.layer.digest) ?? { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size } });
+        list.push({
+          ref,
+          desc: inArtifact.get(r.layer.digest) ?? {
+            mediaType: r.layer.mediaType,
+            digest: r.layer.digest,
+            size: r.layer.size,
+          },
+        });
         sources.set(r.layer.digest, list);
       }
       if (byKey.has(r.key) || (await store.cache.get(r.key))) continue; // this store's own record wins
       byKey.set(r.key, { layer: r.layer, created: r.created });
       imported++;
     }
-    o.reporter.info(`importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers available`);
+    o.reporter.info(
+      `importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers available`,
+    );
   }
 
   const record = (key: Digest) => byKey.get(key);
-  return { record, fetchLayer: async (layer) => {
-    for (const { ref, desc } of sources.get(layer.digest) ?? []) {
-      try {
-        const stats = await remote.fetchBlobs(store.blobs, ref, [desc], await o.opts(ref));
-        o.reporter.info(`fetched cached layer ${layer.digest} from ${ref} (${stats.bytesDownloaded} bytes)`);
-        if (await store.blobs.has(layer.digest)) return true;
-      } catch (e) {
-        o.reporter.warn(`fetching cached layer ${layer.digest} from ${ref}: ${(e as Error).message}`);
+  return {
+    record,
+    fetchLayer: async (layer) => {
+      for (const { ref, desc } of sources.get(layer.digest) ?? []) {
+        try {
+          const stats = await remote.fetchBlobs(store.blobs, ref, [desc], await o.opts(ref));
+          o.reporter.info(`fetched cached layer ${layer.digest} from ${ref} (${stats.bytesDownloaded} bytes)`);
+          if (await store.blobs.has(layer.digest)) return true;
+        } catch (e) {
+          o.reporter.warn(`fetching cached layer ${layer.digest} from ${ref}: ${(e as Error).message}`);
+        }
       }
-    }
-    return false;
-  } };
+      return false;
+    },
+  };
 }
 
 /** Pushes the records (and their layers) as a cache artifact to every --cache-to ref. */
@@ -151,8 +180,15 @@ export async function exportCache(
       // In digest order: stages run at once and layers are written in the background, so the order
       // records arrive in varies from build to build, and the artifact must not.
       const byDigest = <T>(m: Map<Digest, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-      const result = await remote.pushCache(store.blobs, t.ref, { records: byDigest(chosen), layers: byDigest(layers) }, await o.opts(t.ref));
-      handle.log(`${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`);
+      const result = await remote.pushCache(
+        store.blobs,
+        t.ref,
+        { records: byDigest(chosen), layers: byDigest(layers) },
+        await o.opts(t.ref),
+      );
+      handle.log(
+        `${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
+      );
       handle.done();
     } catch (e) {
       handle.fail((e as Error).message);

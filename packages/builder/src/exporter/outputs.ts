@@ -17,9 +17,11 @@ export function parseOutput(spec: string): Output {
   const type = kv.get('type');
   const dest = kv.get('dest');
   if (!type) throw new UsageError(`--output ${spec}: type= is required (oci, oci-archive, docker, local)`);
-  if (!['oci', 'oci-archive', 'docker', 'local'].includes(type)) throw new UsageError(`--output ${spec}: unknown type "${type}" (oci, oci-archive, docker, local)`);
+  if (!['oci', 'oci-archive', 'docker', 'local'].includes(type))
+    throw new UsageError(`--output ${spec}: unknown type "${type}" (oci, oci-archive, docker, local)`);
   if (!dest) throw new UsageError(`--output ${spec}: dest= is required`);
-  for (const k of kv.keys()) if (!['type', 'dest', 'name', 'tar'].includes(k)) throw new UsageError(`--output ${spec}: unknown key "${k}"`);
+  for (const k of kv.keys())
+    if (!['type', 'dest', 'name', 'tar'].includes(k)) throw new UsageError(`--output ${spec}: unknown key "${k}"`);
   // buildx's type=oci,tar=false writes a directory; tsbuild's type=oci is a directory already.
   return { type: type as Output['type'], dest: resolve(dest) };
 }

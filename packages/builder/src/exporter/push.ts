@@ -22,7 +22,11 @@ export function parseRef(input: string, what: string): Reference {
 }
 
 /** Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of `dest ?? ref`. */
-export async function pushImage(store: Store, ref: string, o: { insecure: string[]; reporter: Reporter; manifestDigest?: string }): Promise<remote.PushResult> {
+export async function pushImage(
+  store: Store,
+  ref: string,
+  o: { insecure: string[]; reporter: Reporter; manifestDigest?: string },
+): Promise<remote.PushResult> {
   const parsed = parseRef(ref, 'push');
   const name = formatReference(parsed);
   let manifestDigest = o.manifestDigest;
@@ -41,7 +45,12 @@ export async function pushImage(store: Store, ref: string, o: { insecure: string
   const handle = o.reporter.step(`push ${familiarName(parsed)}`);
   try {
     trace(`push ${manifestDigest}`);
-    const result = await remote.push(store.blobs, { manifestDigest: manifestDigest as `sha256:${string}` }, parsed, await remoteOptions(store, o.insecure));
+    const result = await remote.push(
+      store.blobs,
+      { manifestDigest: manifestDigest as `sha256:${string}` },
+      parsed,
+      await remoteOptions(store, o.insecure),
+    );
     trace('pushed');
     handle.log(`digest: ${result.descriptor.digest}`);
     handle.done();

@@ -19,7 +19,10 @@ export interface Reporter {
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
 
-export function resolveMode(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): 'tty' | 'plain' | 'quiet' {
+export function resolveMode(
+  mode: ProgressMode,
+  stream: NodeJS.WriteStream = process.stderr,
+): 'tty' | 'plain' | 'quiet' {
   if (mode !== 'auto') return mode;
   if (process.env.CI && process.env.CI !== 'false') return 'plain';
   // A pty without a size (some CI runners, `script` without a terminal) cannot be redrawn.

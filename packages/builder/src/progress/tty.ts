@@ -22,7 +22,10 @@ export class TtyReporter implements Reporter {
   private timer: NodeJS.Timeout | undefined;
 
   /** `ora` is passed in (imported on demand) so that non-terminal runs never load it. */
-  constructor(ora: typeof OraFactory, private readonly out: NodeJS.WriteStream = process.stderr) {
+  constructor(
+    ora: typeof OraFactory,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {
     this.spinner = ora({ stream: out, discardStdin: false, text: '' });
   }
 
@@ -80,7 +83,10 @@ export class TtyReporter implements Reporter {
       return;
     }
     this.spinner.text = [...this.running.values()]
-      .map((r) => `${this.title(r)} ${chalk.dim(elapsed(r.start))}` + (r.last ? `\n    ${chalk.dim(this.fit(r.last, 8))}` : ''))
+      .map(
+        (r) =>
+          `${this.title(r)} ${chalk.dim(elapsed(r.start))}` + (r.last ? `\n    ${chalk.dim(this.fit(r.last, 8))}` : ''),
+      )
       .join('\n');
     if (!this.spinner.isSpinning) this.spinner.start();
     else this.spinner.render();

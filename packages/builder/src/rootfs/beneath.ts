@@ -11,7 +11,16 @@
 // same number on every Linux architecture (it is past the point where the tables were unified).
 import type * as Ffi from 'ffi-rs';
 import {
-  closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, readSync, readdirSync, writeSync,
+  closeSync,
+  constants as fsc,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  futimesSync,
+  openSync,
+  readSync,
+  readdirSync,
+  writeSync,
   type Stats,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,7 +44,11 @@ const errnoNames = new Map<number, string>(Object.entries(os.errno).map(([name, 
 /** A failed call, with err.code as node:fs gives it, so callers test codes the same way. */
 export class BeneathError extends Error {
   readonly code: string;
-  constructor(readonly syscall: string, readonly errno: number, readonly path: string) {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+    readonly path: string,
+  ) {
     const code = errnoNames.get(errno) ?? `E${errno}`;
     super(`${syscall} ${path}: ${code}`);
     this.code = code;
@@ -50,8 +63,10 @@ function call(funcName: string, path: string, types: (keyof typeof Ffi.DataType)
   const f = lib();
   const retType = funcName === 'syscall' ? f.DataType.I64 : f.DataType.I32;
   const paramsType = types.map((t) => f.DataType[t]);
-  const r = f.load({ library: LIB, funcName, retType, paramsType, paramsValue: values, errno: true }) as unknown as
-    { value: number; errnoCode: number };
+  const r = f.load({ library: LIB, funcName, retType, paramsType, paramsValue: values, errno: true }) as unknown as {
+    value: number;
+    errnoCode: number;
+  };
   if (r.value === -1) throw new BeneathError(funcName === 'syscall' ? 'openat2' : funcName, r.errnoCode, path);
   return r.value;
 }
@@ -192,7 +207,7 @@ export class Beneath {
     const fd = this.create(rel);
     try {
       if (Buffer.isBuffer(content)) {
-        for (let off = 0; off < content.length; ) off += writeSync(fd, content, off);
+        for (let off = 0; off < content.length;) off += writeSync(fd, content, off);
       } else {
         copyInto(fd, content.copyOf);
       }
@@ -233,7 +248,10 @@ export class Beneath {
     const ts = Buffer.alloc(32);
     const sec = BigInt(Math.floor(mtime.getTime() / 1000));
     const nsec = BigInt((mtime.getTime() % 1000) * 1e6);
-    ts.writeBigInt64LE(sec, 0), ts.writeBigInt64LE(nsec, 8), ts.writeBigInt64LE(sec, 16), ts.writeBigInt64LE(nsec, 24);
+    (ts.writeBigInt64LE(sec, 0),
+      ts.writeBigInt64LE(nsec, 8),
+      ts.writeBigInt64LE(sec, 16),
+      ts.writeBigInt64LE(nsec, 24));
     call('utimensat', rel, ['I32', 'U8Array', 'U8Array', 'I32'], [p.fd, cstr(p.name), ts, AT_SYMLINK_NOFOLLOW]);
   }
 
@@ -325,7 +343,7 @@ function copyInto(fd: number, src: string): void {
     for (;;) {
       const n = readSync(from, buf, 0, buf.length, null);
       if (n === 0) break;
-      for (let off = 0; off < n; ) off += writeSync(fd, buf, off, n - off);
+      for (let off = 0; off < n;) off += writeSync(fd, buf, off, n - off);
     }
   } finally {
     closeSync(from);

@@ -10,8 +10,17 @@ export interface Identity {
   home: string;
 }
 
-interface PasswdRow { name: string; uid: number; gid: number; home: string }
-interface GroupRow { name: string; gid: number; members: string[] }
+interface PasswdRow {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+interface GroupRow {
+  name: string;
+  gid: number;
+  members: string[];
+}
 
 export class UserError extends Error {}
 
@@ -45,7 +54,8 @@ export async function resolveUser(view: RootView, spec: string | undefined): Pro
   const [user, group] = splitOnce(spec);
   const users = await passwd(view);
   let uid: number, gid: number, name: string | undefined;
-  const row = users.find((u) => u.name === user) ?? (numeric(user) ? users.find((u) => u.uid === Number(user)) : undefined);
+  const row =
+    users.find((u) => u.name === user) ?? (numeric(user) ? users.find((u) => u.uid === Number(user)) : undefined);
   if (row) {
     uid = row.uid;
     gid = row.gid;
@@ -58,7 +68,8 @@ export async function resolveUser(view: RootView, spec: string | undefined): Pro
   }
   const gs = await groups(view);
   if (group !== undefined) gid = await groupId(gs, group);
-  const additionalGids = name && group === undefined ? gs.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid) : [];
+  const additionalGids =
+    name && group === undefined ? gs.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid) : [];
   // runc looks the process's uid up again (it is given numbers) for HOME: the first entry wins.
   const home = users.find((u) => u.uid === uid)?.home ?? '/';
   return { uid, gid, additionalGids, home };
@@ -84,7 +95,10 @@ export async function resolveChown(view: RootView, spec: string): Promise<{ uid:
     gid = uid;
   } else {
     const row = (await passwd(view)).find((u) => u.name === user);
-    if (!row) throw new UserError(`unable to convert uid/gid chown string to host mapping: can't find uid for user ${user}: no such user: ${user}`);
+    if (!row)
+      throw new UserError(
+        `unable to convert uid/gid chown string to host mapping: can't find uid for user ${user}: no such user: ${user}`,
+      );
     uid = row.uid;
     gid = row.gid;
   }

@@ -49,7 +49,11 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   const platform = hostPlatform();
   const platformString = `${platform.os}/${platform.architecture}`;
   // List the context while the Dockerfile is parsed and base images are resolved.
-  const contextPromise = BuildContext.open(req.contextDir, req.dockerfileIsFile ? req.dockerfilePath : undefined, join(req.store.root, 'builder', 'statcache'));
+  const contextPromise = BuildContext.open(
+    req.contextDir,
+    req.dockerfileIsFile ? req.dockerfilePath : undefined,
+    join(req.store.root, 'builder', 'statcache'),
+  );
   contextPromise.catch(() => {});
   trace('build start');
   let df;
@@ -59,7 +63,13 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
-  const gopts: GraphOptions = { file: req.dockerfilePath, buildArgs: req.buildArgs, target: req.target, buildPlatform: platformString, targetPlatform: platformString };
+  const gopts: GraphOptions = {
+    file: req.dockerfilePath,
+    buildArgs: req.buildArgs,
+    target: req.target,
+    buildPlatform: platformString,
+    targetPlatform: platformString,
+  };
 
   const bases = new Map<string, Image>();
   let refs: string[];
@@ -73,7 +83,10 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (bases.has(ref)) continue;
     let image = await req.store.images.get(ref).catch(() => undefined);
     if (!image && req.fetchBase) image = await req.fetchBase(ref);
-    if (!image) throw new BuildError(`base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`);
+    if (!image)
+      throw new BuildError(
+        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`,
+      );
     bases.set(ref, image);
   }
 
@@ -85,7 +98,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
-  for (const w of graph.warnings) req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
+  for (const w of graph.warnings)
+    req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
 
   trace('graph built');
   const context = await contextPromise;
@@ -93,10 +107,11 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   // The default network of RUN steps: one private network namespace (and one pasta) for the whole
   // build, made when the first step needs it, ended with the build.
   let network: Promise<PrivateNetwork> | undefined;
-  const privateNetwork = () => (network ??= startNetwork({ signal: req.signal }).then((n) => {
-    if (n.dnsWarning) req.reporter.warn(n.dnsWarning);
-    return n;
-  }));
+  const privateNetwork = () =>
+    (network ??= startNetwork({ signal: req.signal }).then((n) => {
+      if (n.dnsWarning) req.reporter.warn(n.dnsWarning);
+      return n;
+    }));
   const solver = new Solver({
     store: req.store,
     graph,
@@ -111,7 +126,9 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     sourceDateEpoch: req.sourceDateEpoch,
     compression: req.compression ?? 'gzip',
     platform,
-    identity: createHash('sha256').update(`${resolve(req.contextDir)}\0${resolve(req.dockerfilePath)}`).digest('hex'),
+    identity: createHash('sha256')
+      .update(`${resolve(req.contextDir)}\0${resolve(req.dockerfilePath)}`)
+      .digest('hex'),
     signal: req.signal,
     cacheFrom: req.cacheFrom,
   });
@@ -123,15 +140,23 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     trace('image written and tagged');
     // The stages whose layers make up the image: the target and the chain of stages it is FROM.
     const inImage = new Set<number>();
-    for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index); ) {
+    for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
       inImage.add(s.index);
       const from = s.from;
       s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
     }
-    const cacheRecords = solver.records.map((r) => ({ key: r.key, layer: r.value.layer, created: r.value.created, inImage: inImage.has(r.stage) }));
+    const cacheRecords = solver.records.map((r) => ({
+      key: r.key,
+      layer: r.value.layer,
+      created: r.value.created,
+      inImage: inImage.has(r.stage),
+    }));
     return { image, explain: solver.explain, cacheRecords };
   } finally {
-    await network?.then((n) => n.close(), () => {});
+    await network?.then(
+      (n) => n.close(),
+      () => {},
+    );
     await context.save().catch(() => {});
   }
 }

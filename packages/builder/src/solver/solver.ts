@@ -134,13 +134,25 @@ export class Solver {
     if (from.type === 'scratch') {
       this.explain.push({ stage: this.stageName(stage), label, status: 'base', reason: 'scratch' });
       const image = scratchConfig(this.o.platform);
-      return { config: { image, cmdSet: false }, layers: [], key: new KeyBuilder().add('base', 'scratch').add('platform', platformString(this.o.platform)).key(), label, keyLabel: label, created: epochOr(this.o.sourceDateEpoch, new Date(0).toISOString()) };
+      return {
+        config: { image, cmdSet: false },
+        layers: [],
+        key: new KeyBuilder().add('base', 'scratch').add('platform', platformString(this.o.platform)).key(),
+        label,
+        keyLabel: label,
+        created: epochOr(this.o.sourceDateEpoch, new Date(0).toISOString()),
+      };
     }
     const image = this.o.bases.get(from.ref);
     if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
     const step = this.o.reporter.step(label);
     step.done();
-    this.explain.push({ stage: this.stageName(stage), label, status: 'base', reason: `${from.ref} = ${image.manifestDigest}` });
+    this.explain.push({
+      stage: this.stageName(stage),
+      label,
+      status: 'base',
+      reason: `${from.ref} = ${image.manifestDigest}`,
+    });
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],
@@ -152,13 +164,23 @@ export class Solver {
   }
 
   private async runOne(stage: Stage, index: number, step: Step, state: StageState, label: string): Promise<StageState> {
-    const next: StageState = { ...state, config: { image: structuredClone(state.config.image), cmdSet: state.config.cmdSet }, layers: [...state.layers], label };
+    const next: StageState = {
+      ...state,
+      config: { image: structuredClone(state.config.image), cmdSet: state.config.cmdSet },
+      layers: [...state.layers],
+      label,
+    };
     const history = next.config.image.history ?? (next.config.image.history = []);
     if (!isFilesystemStep(step)) {
       applyStep(next.config, step);
       // As in BuildKit, metadata steps do not touch the key chain: a changed LABEL re-runs nothing.
       // Filesystem steps name what they read of the config (env, user, workdir, shell) themselves.
-      history.push({ created: next.created, created_by: historyText(step), comment: 'buildkit.dockerfile.v0', empty_layer: true });
+      history.push({
+        created: next.created,
+        created_by: historyText(step),
+        comment: 'buildkit.dockerfile.v0',
+        empty_layer: true,
+      });
       this.explain.push({ stage: this.stageName(stage), label, status: 'metadata' });
       return next;
     }
@@ -191,9 +213,17 @@ export class Solver {
         handle.cached();
         this.explain.push({ stage: this.stageName(stage), label, status: 'hit' });
       } else {
-        const previous = this.o.noCache || !pointer ? undefined : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
+        const previous =
+          this.o.noCache || !pointer
+            ? undefined
+            : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
         const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
-        this.explain.push({ stage: this.stageName(stage), label, status: this.o.noCache ? 'no-cache' : 'miss', reason });
+        this.explain.push({
+          stage: this.stageName(stage),
+          label,
+          status: this.o.noCache ? 'no-cache' : 'miss',
+          reason,
+        });
         made = await exec(handle);
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
@@ -203,14 +233,16 @@ export class Solver {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
           const below = [...state.layers];
-          this.layers.track(pending.layer.then(async (layer) => {
-            const value: StepRecord = { layer, created };
-            // The record keeps the layer's snapshot too (its ChainID names the layers under it).
-            const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : l)));
-            const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
-            await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest], snapshots });
-            this.records.push({ stage: stage.index, key: key as Digest, value });
-          }));
+          this.layers.track(
+            pending.layer.then(async (layer) => {
+              const value: StepRecord = { layer, created };
+              // The record keeps the layer's snapshot too (its ChainID names the layers under it).
+              const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : l)));
+              const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
+              await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest], snapshots });
+              this.records.push({ stage: stage.index, key: key as Digest, value });
+            }),
+          );
           record = { layer: null, created };
         } else {
           record = { layer: made, created };
@@ -226,7 +258,12 @@ export class Solver {
       next.created = record.created;
       const layer = made ?? record.layer;
       if (layer) next.layers.push(layer);
-      history.push({ created: record.created, created_by: historyText(step), comment: 'buildkit.dockerfile.v0', ...(layer ? {} : { empty_layer: true }) });
+      history.push({
+        created: record.created,
+        created_by: historyText(step),
+        comment: 'buildkit.dockerfile.v0',
+        ...(layer ? {} : { empty_layer: true }),
+      });
       return next;
     } catch (e) {
       handle.fail(e instanceof BuildError ? e.message.split('\n')[0]! : String((e as Error).message ?? e));
@@ -266,7 +303,10 @@ function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep 
 }
 
 function oneLine(s: string): string {
-  const line = s.replace(/\\\r?\n/g, ' ').replace(/\s+/g, ' ').trim();
+  const line = s
+    .replace(/\\\r?\n/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return line.length > 120 ? line.slice(0, 117) + '...' : line;
 }
 

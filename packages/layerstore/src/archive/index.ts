@@ -44,7 +44,12 @@ const blobPath = (d: Digest) => `blobs/sha256/${hexOf(d)}`;
  * Write images to a tar at file (atomically: a temp file renamed into place). Several names may point
  * at one image; blobs are written once.
  */
-export async function write(store: Store, images: NamedImage[], file: string, opts: { format?: ArchiveFormat } = {}): Promise<void> {
+export async function write(
+  store: Store,
+  images: NamedImage[],
+  file: string,
+  opts: { format?: ArchiveFormat } = {},
+): Promise<void> {
   const format = opts.format ?? 'oci';
   const index: OciIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
   const manifestJSON: DockerManifestEntry[] = [];
@@ -52,24 +57,36 @@ export async function write(store: Store, images: NamedImage[], file: string, op
   const blobs = new Map<Digest, number>();
   for (const { image, name } of images) {
     const size = await store.blobs.size(image.manifestDigest);
-    if (size === undefined) throw new StoreError('not-found', `manifest ${image.manifestDigest} is not in the store`, image.manifestDigest);
+    if (size === undefined)
+      throw new StoreError('not-found', `manifest ${image.manifestDigest} is not in the store`, image.manifestDigest);
     for (const d of imageBlobs(image)) {
       const s = await store.blobs.size(d);
-      if (s === undefined) throw new StoreError('not-found', `blob ${d} of image ${image.manifestDigest} is not in the store`, d);
+      if (s === undefined)
+        throw new StoreError('not-found', `blob ${d} of image ${image.manifestDigest} is not in the store`, d);
       blobs.set(d, s);
     }
-    index.manifests.push({ ...manifestDescriptor(image, size), ...(name ? { annotations: nameAnnotations(name) } : {}) });
+    index.manifests.push({
+      ...manifestDescriptor(image, size),
+      ...(name ? { annotations: nameAnnotations(name) } : {}),
+    });
     if (format === 'docker') {
       const familiar = name ? familiarName(parseReference(name)) : undefined;
       const entry = manifestJSON.find((e) => e.Config === blobPath(image.configDigest));
       if (entry) {
         if (familiar) (entry.RepoTags ??= []).push(familiar);
       } else {
-        manifestJSON.push({ Config: blobPath(image.configDigest), RepoTags: familiar ? [familiar] : null, Layers: image.layers.map((l) => blobPath(l.digest)) });
+        manifestJSON.push({
+          Config: blobPath(image.configDigest),
+          RepoTags: familiar ? [familiar] : null,
+          Layers: image.layers.map((l) => blobPath(l.digest)),
+        });
       }
       if (name && image.layers.length) {
         const ref = parseReference(name);
-        if (ref.tag) (repositories[familiarName({ ...ref, tag: undefined })] ??= {})[ref.tag] = hexOf(image.layers[image.layers.length - 1].digest);
+        if (ref.tag)
+          (repositories[familiarName({ ...ref, tag: undefined })] ??= {})[ref.tag] = hexOf(
+            image.layers[image.layers.length - 1].digest,
+          );
       }
     }
   }
@@ -79,15 +96,26 @@ export async function write(store: Store, images: NamedImage[], file: string, op
   const out = createWriteStream(tmp, { flags: 'wx' });
   const done = pipeline(pack as unknown as Readable, out);
   try {
-    const small = (name: string, body: string) => new Promise<void>((res, rej) => pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())));
-    const dir = (name: string) => new Promise<void>((res, rej) => pack.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (e) => (e ? rej(e) : res())));
+    const small = (name: string, body: string) =>
+      new Promise<void>((res, rej) =>
+        pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())),
+      );
+    const dir = (name: string) =>
+      new Promise<void>((res, rej) =>
+        pack.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (e) => (e ? rej(e) : res())),
+      );
     await dir('blobs');
     await dir('blobs/sha256');
     for (const [d, size] of blobs) {
       await new Promise<void>((res, rej) => {
-        const sink = pack.entry({ name: blobPath(d), size, mode: 0o444, mtime: new Date(0) }, (e) => (e ? rej(e) : res()));
+        const sink = pack.entry({ name: blobPath(d), size, mode: 0o444, mtime: new Date(0) }, (e) =>
+          e ? rej(e) : res(),
+        );
         const src = store.blobs.open(d);
-        src.on('error', (e) => { sink.destroy(e); rej(e); });
+        src.on('error', (e) => {
+          sink.destroy(e);
+          rej(e);
+        });
         src.pipe(sink as unknown as NodeJS.WritableStream);
       });
     }
@@ -144,17 +172,24 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
     for await (const entry of extract) {
       const h = entry.header;
       const name = memberName(h.name);
-      if (h.type === 'directory' || name === '') { entry.resume(); continue; }
+      if (h.type === 'directory' || name === '') {
+        entry.resume();
+        continue;
+      }
       if (h.type === 'symlink' || h.type === 'link') {
         const target = h.type === 'symlink' ? posix.join(posix.dirname(name), h.linkname) : h.linkname;
-        if (posix.isAbsolute(h.linkname) || target.startsWith('..')) throw hostile(h.name, `links outside the archive (${h.linkname})`);
+        if (posix.isAbsolute(h.linkname) || target.startsWith('..'))
+          throw hostile(h.name, `links outside the archive (${h.linkname})`);
         links.set(name, memberName(target));
         entry.resume();
         continue;
       }
       if (h.type !== 'file' && h.type !== 'contiguous-file') throw hostile(h.name, `unexpected ${h.type} entry`);
       const blob = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
-      const isMeta = !blob && (h.size ?? 0) <= METADATA_LIMIT && (name.endsWith('.json') || /(^|\/)(json|VERSION|repositories|oci-layout)$/.test(name));
+      const isMeta =
+        !blob &&
+        (h.size ?? 0) <= METADATA_LIMIT &&
+        (name.endsWith('.json') || /(^|\/)(json|VERSION|repositories|oci-layout)$/.test(name));
       if (isMeta) {
         const chunks: Buffer[] = [];
         for await (const c of entry) chunks.push(c as Buffer);
@@ -162,7 +197,10 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
         continue;
       }
       if (/^blobs\//.test(name) && !blob) throw hostile(h.name, 'is not blobs/sha256/<64 hex>');
-      if (!blob && !/(^|\/)layer\.tar$/.test(name)) { entry.resume(); continue; } // nothing an image needs
+      if (!blob && !/(^|\/)layer\.tar$/.test(name)) {
+        entry.resume();
+        continue;
+      } // nothing an image needs
       const ingest = store.blobs.ingest();
       try {
         await pipeline(entry as unknown as Readable, ingest as unknown as NodeJS.WritableStream);
@@ -223,7 +261,8 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
     const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
     if (!m) continue;
     const got = await store.blobs.put(bytes);
-    if (got.digest !== `sha256:${m[1]}`) throw new StoreError('corrupt', `${file}: member ${name} does not match its digest (got ${got.digest})`, name);
+    if (got.digest !== `sha256:${m[1]}`)
+      throw new StoreError('corrupt', `${file}: member ${name} does not match its digest (got ${got.digest})`, name);
     files.set(name, got);
   }
 
@@ -235,7 +274,8 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
     // One image may be listed once per name: group the names by manifest digest.
     const byDigest = new Map<Digest, { desc: Descriptor; names: Set<string> }>();
     for (const desc of index.manifests) {
-      if (!isDigest(desc.digest)) throw new StoreError('invalid', `${file}: index.json has a bad digest ${desc.digest}`);
+      if (!isDigest(desc.digest))
+        throw new StoreError('invalid', `${file}: index.json has a bad digest ${desc.digest}`);
       const g = byDigest.get(desc.digest) ?? { desc, names: new Set<string>() };
       byDigest.set(desc.digest, g);
       const full = desc.annotations?.[ContainerdNameAnnotation];
@@ -253,7 +293,11 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
       // Names as given and as normalised collapse to one tag.
       const unique = new Map<string, string>();
       for (const n of names) {
-        try { unique.set(normalizeKey(n), n); } catch { /* unparsable: skipped */ }
+        try {
+          unique.set(normalizeKey(n), n);
+        } catch {
+          /* unparsable: skipped */
+        }
       }
       loaded.push(await tagAll(store, image, desc, [...unique.values()]));
     }
@@ -263,18 +307,30 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
   if (dockerManifest && Array.isArray(dockerManifest)) {
     for (const e of dockerManifest) {
       const cfg = await blobOf(e.Config);
-      if (!cfg) throw new StoreError('invalid', `${file}: manifest.json names config ${e.Config}, which is not in the archive`);
+      if (!cfg)
+        throw new StoreError('invalid', `${file}: manifest.json names config ${e.Config}, which is not in the archive`);
       const m = /^([a-f0-9]{64})\.json$/.exec(resolve(e.Config));
-      if (m && cfg.digest !== `sha256:${m[1]}`) throw new StoreError('corrupt', `${file}: config ${e.Config} does not match its name (got ${cfg.digest})`);
+      if (m && cfg.digest !== `sha256:${m[1]}`)
+        throw new StoreError('corrupt', `${file}: config ${e.Config} does not match its name (got ${cfg.digest})`);
       const layers: Descriptor[] = [];
       for (const l of e.Layers ?? []) {
         const b = await blobOf(l);
         if (!b) throw new StoreError('invalid', `${file}: manifest.json names layer ${l}, which is not in the archive`);
         const magic = await peekBlob(store, b.digest);
-        const mediaType = magic[0] === 0x1f && magic[1] === 0x8b ? MediaType.DockerLayerGzip : magic[0] === 0x28 && magic[1] === 0xb5 ? MediaType.OciLayerZstd : 'application/vnd.docker.image.rootfs.diff.tar';
+        const mediaType =
+          magic[0] === 0x1f && magic[1] === 0x8b
+            ? MediaType.DockerLayerGzip
+            : magic[0] === 0x28 && magic[1] === 0xb5
+              ? MediaType.OciLayerZstd
+              : 'application/vnd.docker.image.rootfs.diff.tar';
         layers.push({ mediaType, digest: b.digest, size: b.size });
       }
-      const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: { mediaType: MediaType.DockerConfig, digest: cfg.digest, size: cfg.size }, layers };
+      const manifest: Manifest = {
+        schemaVersion: 2,
+        mediaType: MediaType.DockerManifest,
+        config: { mediaType: MediaType.DockerConfig, digest: cfg.digest, size: cfg.size },
+        layers,
+      };
       const put = await store.blobs.put(JSON.stringify(manifest));
       const desc: Descriptor = { mediaType: MediaType.DockerManifest, digest: put.digest, size: put.size };
       const image = await readImage(store.blobs, desc);
@@ -283,7 +339,11 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
     }
     return loaded;
   }
-  throw new StoreError('invalid', `${file} is neither an OCI archive (index.json) nor a docker archive (manifest.json)`, file);
+  throw new StoreError(
+    'invalid',
+    `${file} is neither an OCI archive (index.json) nor a docker archive (manifest.json)`,
+    file,
+  );
 }
 
 function normalizeKey(n: string): string {

@@ -15,7 +15,9 @@ export function mediaTypeOf(c: Compression): string {
 export async function* throughProcess(src: AsyncIterable<Buffer>, cmd: string, args: string[]): AsyncGenerator<Buffer> {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => {
+    if (stderr.length < 4096) stderr += b.toString();
+  });
   const exited = new Promise<number>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
@@ -64,8 +66,16 @@ export function chunkSizeOf(c: Compression): number {
 }
 
 /** `recycle` takes back input chunks that are done with (gzip only: the others pass them on). */
-export function compress(src: AsyncIterable<Buffer>, c: Compression, recycle?: (chunk: Buffer) => void): AsyncIterable<Buffer> {
-  return c === 'gzip' ? gzipChunks(src, { recycle }) : c === 'zstd' ? zstdCompress(rechunk(src, COALESCE)) : rechunk(src, COALESCE);
+export function compress(
+  src: AsyncIterable<Buffer>,
+  c: Compression,
+  recycle?: (chunk: Buffer) => void,
+): AsyncIterable<Buffer> {
+  return c === 'gzip'
+    ? gzipChunks(src, { recycle })
+    : c === 'zstd'
+      ? zstdCompress(rechunk(src, COALESCE))
+      : rechunk(src, COALESCE);
 }
 
 /** Which compression a blob uses: the media type says, the magic bytes decide when it does not. */
@@ -90,11 +100,21 @@ export async function* decompress(src: AsyncIterable<Buffer>, mediaType: string)
   }
   async function* replay(): AsyncGenerator<Buffer> {
     yield* first;
-    for (;;) { const r = await it.next(); if (r.done) return; yield r.value; }
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
   }
   const c = compressionOf(mediaType, head);
-  if (c === 'none') { yield* replay(); return; }
-  if (c === 'zstd') { yield* zstdDecompress(replay()); return; }
+  if (c === 'none') {
+    yield* replay();
+    return;
+  }
+  if (c === 'zstd') {
+    yield* zstdDecompress(replay());
+    return;
+  }
   const gunzip = zlib.createGunzip();
   const feed = (async () => {
     for await (const b of replay()) if (!gunzip.write(b)) await new Promise((r) => gunzip.once('drain', r));

@@ -4,7 +4,16 @@
 // have IN THE TAR (so a whiteout for `b` sorts as `.wh.b`), a directory before its
 // children, and an opaque marker immediately after its directory. Creation order, inode
 // numbers and readdir order therefore never reach the output.
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, constants as fsc, type BigIntStats } from 'node:fs';
+import {
+  closeSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  constants as fsc,
+  type BigIntStats,
+} from 'node:fs';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { Entry } from '../types.js';
@@ -83,12 +92,16 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
       let mtime = Number(st.mtimeMs / 1000n);
       if (sde !== undefined && mtime > sde) mtime = sde;
       const base = { path, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtime };
-      if (whiteout) { yield { ...base, type: 'whiteout' }; continue; }
+      if (whiteout) {
+        yield { ...base, type: 'whiteout' };
+        continue;
+      }
       if (st.isSocket()) continue; // sockets cannot be carried in a tar
       const xattrs = xattrsOf(full);
       if (st.isDirectory()) {
         yield { ...base, type: 'directory', xattrs };
-        if (overlay && getXattr(full, 'trusted.overlay.opaque')?.toString() === 'y') yield { ...base, type: 'opaque', xattrs: undefined };
+        if (overlay && getXattr(full, 'trusted.overlay.opaque')?.toString() === 'y')
+          yield { ...base, type: 'opaque', xattrs: undefined };
         yield* walk(path);
       } else if (st.isSymbolicLink()) {
         yield { ...base, type: 'symlink', linkname: readlinkSync(full), xattrs };
@@ -96,15 +109,31 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
         if (st.nlink > 1n) {
           const key = `${st.dev}:${st.ino}`;
           const first = inodes.get(key);
-          if (first !== undefined) { yield { ...base, type: 'hardlink', linkname: first, xattrs }; continue; }
+          if (first !== undefined) {
+            yield { ...base, type: 'hardlink', linkname: first, xattrs };
+            continue;
+          }
           inodes.set(key, path);
         }
         const size = Number(st.size);
-        yield { ...base, type: 'file', size, xattrs, open: () => Readable.from(readChunks(full, size), { objectMode: false }), [HOST_FILE]: full } as Entry;
+        yield {
+          ...base,
+          type: 'file',
+          size,
+          xattrs,
+          open: () => Readable.from(readChunks(full, size), { objectMode: false }),
+          [HOST_FILE]: full,
+        } as Entry;
       } else if (st.isFIFO()) {
         yield { ...base, type: 'fifo', xattrs };
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        yield { ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: major(Number(st.rdev)), devminor: minor(Number(st.rdev)), xattrs };
+        yield {
+          ...base,
+          type: st.isCharacterDevice() ? 'char' : 'block',
+          devmajor: major(Number(st.rdev)),
+          devminor: minor(Number(st.rdev)),
+          xattrs,
+        };
       }
     }
   }
@@ -118,7 +147,13 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
  * itself) and so need no lstat or xattr call per file.
  */
 export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname'>, host: string, size: number): Entry {
-  return { ...meta, type: 'file', size, open: () => Readable.from(readChunks(host, size), { objectMode: false }), [HOST_FILE]: host } as Entry;
+  return {
+    ...meta,
+    type: 'file',
+    size,
+    open: () => Readable.from(readChunks(host, size), { objectMode: false }),
+    [HOST_FILE]: host,
+  } as Entry;
 }
 
 /**

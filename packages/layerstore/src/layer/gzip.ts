@@ -45,10 +45,14 @@ export async function* rechunk(src: AsyncIterable<Buffer>, size: number): AsyncG
       const take = size - have;
       parts.push(b.subarray(0, take));
       yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-      parts = []; have = 0;
+      parts = [];
+      have = 0;
       b = b.subarray(take);
     }
-    if (b.length) { parts.push(b); have += b.length; }
+    if (b.length) {
+      parts.push(b);
+      have += b.length;
+    }
   }
   if (have) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
 }
@@ -127,7 +131,11 @@ export async function* gzipChunks(src: AsyncIterable<Buffer>, opts: GzipOptions 
   try {
     for await (const chunk of rechunk(src, opts.chunk ?? GZIP_CHUNK)) {
       const p = member(chunk, level, adaptive);
-      if (opts.recycle) void p.then(() => opts.recycle!(chunk), () => {});
+      if (opts.recycle)
+        void p.then(
+          () => opts.recycle!(chunk),
+          () => {},
+        );
       p.catch(() => {}); // observed when awaited; avoid an unhandled rejection while queued
       inFlight.push(p);
       if (inFlight.length >= depth) yield await inFlight.shift()!;

@@ -54,7 +54,10 @@ export class DirFds {
   get(rel: string, entry: string, create = true): number | undefined {
     const have = this.fds.get(rel);
     if (have !== undefined) {
-      if (rel !== '') { this.fds.delete(rel); this.fds.set(rel, have); } // most recently used last
+      if (rel !== '') {
+        this.fds.delete(rel);
+        this.fds.set(rel, have);
+      } // most recently used last
       return have;
     }
     const pfd = this.get(parentOf(rel), entry, create);
@@ -88,7 +91,10 @@ export class DirFds {
   forget(rel: string): void {
     const prefix = rel + '/';
     for (const [d, fd] of this.fds) {
-      if (d !== '' && (d === rel || d.startsWith(prefix))) { closeSync(fd); this.fds.delete(d); }
+      if (d !== '' && (d === rel || d.startsWith(prefix))) {
+        closeSync(fd);
+        this.fds.delete(d);
+      }
     }
   }
 
@@ -96,7 +102,10 @@ export class DirFds {
   trim(): void {
     for (const [d, fd] of this.fds) {
       if (this.fds.size <= DirFds.KEEP) break;
-      if (d !== '') { closeSync(fd); this.fds.delete(d); }
+      if (d !== '') {
+        closeSync(fd);
+        this.fds.delete(d);
+      }
     }
   }
 

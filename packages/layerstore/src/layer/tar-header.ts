@@ -22,8 +22,26 @@ export interface TarHeader {
 
 export const BLOCK = 512;
 
-const FLAG: Record<TarType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', directory: '5', fifo: '6' };
-const TYPE_OF_FLAG: Record<string, TarType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'directory', '6': 'fifo' };
+const FLAG: Record<TarType, string> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  char: '3',
+  block: '4',
+  directory: '5',
+  fifo: '6',
+};
+const TYPE_OF_FLAG: Record<string, TarType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'directory',
+  '6': 'fifo',
+};
 
 const OCTAL_MAX_8 = 0o7777777; // 7 digits + NUL
 const OCTAL_MAX_12 = 0o77777777777; // 11 digits + NUL
@@ -39,7 +57,8 @@ function splitUstar(name: string): [string, string] | undefined {
   if (name.length <= 100) return ['', name];
   for (let i = name.length - 1; i > 0; i--) {
     if (name[i] !== '/') continue;
-    const prefix = name.slice(0, i), rest = name.slice(i + 1);
+    const prefix = name.slice(0, i),
+      rest = name.slice(i + 1);
     if (rest.length === 0 || rest.length > 100) return undefined;
     if (prefix.length <= 155) return [prefix, rest];
   }
@@ -59,7 +78,19 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len), 'ascii'), body]);
 }
 
-function ustarBlock(h: { name: string; prefix: string; flag: string; mode: number; uid: number; gid: number; size: number; mtime: number; linkname: string; devmajor: number; devminor: number }): Buffer {
+function ustarBlock(h: {
+  name: string;
+  prefix: string;
+  flag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+}): Buffer {
   const b = Buffer.alloc(BLOCK);
   b.write(h.name, 0, 100, 'utf8');
   writeOctal(b, 100, 8, h.mode & 0o7777);
@@ -90,23 +121,66 @@ export function encodeHeader(h: TarHeader): Buffer {
   const name = h.type === 'directory' && !h.name.endsWith('/') ? h.name + '/' : h.name;
   const pax: Buffer[] = [];
   let split = splitUstar(name);
-  if (!split) { pax.push(paxRecord('path', Buffer.from(name, 'utf8'))); split = ['', name.replace(/[^\x20-\x7e]/g, '_').slice(0, 100)]; }
+  if (!split) {
+    pax.push(paxRecord('path', Buffer.from(name, 'utf8')));
+    split = ['', name.replace(/[^\x20-\x7e]/g, '_').slice(0, 100)];
+  }
   let linkname = h.linkname;
-  if (linkname.length > 100 || !isAscii(linkname)) { pax.push(paxRecord('linkpath', Buffer.from(linkname, 'utf8'))); linkname = ''; }
+  if (linkname.length > 100 || !isAscii(linkname)) {
+    pax.push(paxRecord('linkpath', Buffer.from(linkname, 'utf8')));
+    linkname = '';
+  }
   let { uid, gid, size, mtime } = h;
-  if (uid > OCTAL_MAX_8) { pax.push(paxRecord('uid', Buffer.from(String(uid)))); uid = 0; }
-  if (gid > OCTAL_MAX_8) { pax.push(paxRecord('gid', Buffer.from(String(gid)))); gid = 0; }
-  if (size > OCTAL_MAX_12) { pax.push(paxRecord('size', Buffer.from(String(size)))); size = 0; }
-  if (mtime < 0 || mtime > OCTAL_MAX_12) { pax.push(paxRecord('mtime', Buffer.from(String(mtime)))); mtime = 0; }
-  if (h.devmajor > OCTAL_MAX_8 || h.devminor > OCTAL_MAX_8) throw new RangeError(`${h.name}: device number too large for a tar header`);
+  if (uid > OCTAL_MAX_8) {
+    pax.push(paxRecord('uid', Buffer.from(String(uid))));
+    uid = 0;
+  }
+  if (gid > OCTAL_MAX_8) {
+    pax.push(paxRecord('gid', Buffer.from(String(gid))));
+    gid = 0;
+  }
+  if (size > OCTAL_MAX_12) {
+    pax.push(paxRecord('size', Buffer.from(String(size))));
+    size = 0;
+  }
+  if (mtime < 0 || mtime > OCTAL_MAX_12) {
+    pax.push(paxRecord('mtime', Buffer.from(String(mtime))));
+    mtime = 0;
+  }
+  if (h.devmajor > OCTAL_MAX_8 || h.devminor > OCTAL_MAX_8)
+    throw new RangeError(`${h.name}: device number too large for a tar header`);
   for (const key of Object.keys(h.xattrs).sort()) pax.push(paxRecord(`SCHILY.xattr.${key}`, h.xattrs[key]!));
 
-  const main = ustarBlock({ name: split[1], prefix: split[0], flag: FLAG[h.type], mode: h.mode, uid, gid, size, mtime, linkname, devmajor: h.devmajor, devminor: h.devminor });
+  const main = ustarBlock({
+    name: split[1],
+    prefix: split[0],
+    flag: FLAG[h.type],
+    mode: h.mode,
+    uid,
+    gid,
+    size,
+    mtime,
+    linkname,
+    devmajor: h.devmajor,
+    devminor: h.devminor,
+  });
   if (pax.length === 0) return main;
   const body = Buffer.concat(pax);
   // A fixed name (as Go's archive/tar does) keeps the output independent of pid and time.
   const paxName = ('PaxHeaders.0/' + split[1]).slice(0, 100);
-  const paxHead = ustarBlock({ name: paxName, prefix: '', flag: 'x', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0, linkname: '', devmajor: 0, devminor: 0 });
+  const paxHead = ustarBlock({
+    name: paxName,
+    prefix: '',
+    flag: 'x',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: body.length,
+    mtime: 0,
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
+  });
   return Buffer.concat([paxHead, body, Buffer.alloc(padding(body.length)), main]);
 }
 
@@ -117,7 +191,12 @@ export { padding };
 export class TarFormatError extends Error {}
 /** Well-formed, but something a layer must not contain (sparse files, tape volumes...). */
 export class TarUnsupportedError extends Error {
-  constructor(readonly entry: string, message: string) { super(message); }
+  constructor(
+    readonly entry: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 function readString(b: Buffer, off: number, len: number): string {
@@ -133,7 +212,10 @@ function readNumber(b: Buffer, off: number, len: number): number {
     for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
     return v;
   }
-  const s = b.toString('ascii', off, off + len).replace(/\0.*$/s, '').trim();
+  const s = b
+    .toString('ascii', off, off + len)
+    .replace(/\0.*$/s, '')
+    .trim();
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`bad octal field ${JSON.stringify(s)}`);
   return parseInt(s, 8);
@@ -158,14 +240,16 @@ export interface RawHeader {
 }
 
 export function decodeBlock(b: Buffer): RawHeader {
-  let unsigned = 0, signed = 0;
+  let unsigned = 0,
+    signed = 0;
   for (let i = 0; i < BLOCK; i++) {
     const c = i >= 148 && i < 156 ? 0x20 : b[i]!;
     unsigned += c;
     signed += c > 127 ? c - 256 : c;
   }
   const stored = readNumber(b, 148, 8);
-  if (stored !== unsigned && stored !== signed) throw new TarFormatError('bad header checksum (not a tar, or corrupted)');
+  if (stored !== unsigned && stored !== signed)
+    throw new TarFormatError('bad header checksum (not a tar, or corrupted)');
   let name = readString(b, 0, 100);
   const magic = b.toString('latin1', 257, 263);
   if (magic === 'ustar\0' && b[345] !== 0) name = readString(b, 345, 155) + '/' + name;
@@ -212,7 +296,8 @@ export function decodePax(body: Buffer): Map<string, Buffer> {
     const sp = body.indexOf(0x20, off);
     if (sp === -1) throw new TarFormatError('bad PAX record');
     const len = Number(body.toString('ascii', off, sp));
-    if (!Number.isInteger(len) || len <= 0 || off + len > body.length) throw new TarFormatError('bad PAX record length');
+    if (!Number.isInteger(len) || len <= 0 || off + len > body.length)
+      throw new TarFormatError('bad PAX record length');
     const rec = body.subarray(sp + 1, off + len);
     const eq = rec.indexOf(0x3d);
     if (eq === -1 || rec[rec.length - 1] !== 0x0a) throw new TarFormatError('bad PAX record');

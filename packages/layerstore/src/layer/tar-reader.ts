@@ -1,7 +1,16 @@
 // A streaming tar reader for untrusted layers. It yields one entry at a time with its body
 // as an async iterable; unread body bytes are skipped before the next header. PAX values
 // stay bytes (binary xattrs survive). Anything it does not understand is an error, not a guess.
-import { BLOCK, decodeBlock, decodePax, isZeroBlock, typeOfFlag, TarFormatError, TarUnsupportedError, type TarHeader } from './tar-header.js';
+import {
+  BLOCK,
+  decodeBlock,
+  decodePax,
+  isZeroBlock,
+  typeOfFlag,
+  TarFormatError,
+  TarUnsupportedError,
+  type TarHeader,
+} from './tar-header.js';
 
 /** Pulls exact byte counts out of a stream of arbitrary chunks. */
 class ByteQueue {
@@ -13,9 +22,15 @@ class ByteQueue {
   private async fill(n: number): Promise<boolean> {
     while (this.length < n && !this.done) {
       const r = await this.it.next();
-      if (r.done) { this.done = true; break; }
+      if (r.done) {
+        this.done = true;
+        break;
+      }
       const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-      if (b.length) { this.chunks.push(b); this.length += b.length; }
+      if (b.length) {
+        this.chunks.push(b);
+        this.length += b.length;
+      }
     }
     return this.length >= n;
   }
@@ -24,7 +39,11 @@ class ByteQueue {
   async some(max: number): Promise<Buffer> {
     if (this.length === 0 && !(await this.fill(1))) return Buffer.alloc(0);
     const head = this.chunks[0]!;
-    if (head.length <= max) { this.chunks.shift(); this.length -= head.length; return head; }
+    if (head.length <= max) {
+      this.chunks.shift();
+      this.length -= head.length;
+      return head;
+    }
     this.chunks[0] = head.subarray(max);
     this.length -= max;
     return head.subarray(0, max);
@@ -34,7 +53,11 @@ class ByteQueue {
     if (!(await this.fill(n))) return undefined;
     const parts: Buffer[] = [];
     let need = n;
-    while (need > 0) { const b = await this.some(need); parts.push(b); need -= b.length; }
+    while (need > 0) {
+      const b = await this.some(need);
+      parts.push(b);
+      need -= b.length;
+    }
     return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
@@ -47,7 +70,9 @@ class ByteQueue {
   }
 
   async drainRest(): Promise<void> {
-    while ((await this.some(1 << 20)).length > 0) { /* trailing bytes after the end marker */ }
+    while ((await this.some(1 << 20)).length > 0) {
+      /* trailing bytes after the end marker */
+    }
   }
 }
 
@@ -62,7 +87,8 @@ function xattrsFromPax(pax: Map<string, Buffer>): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
   for (const [k, v] of pax) {
     if (k.startsWith('SCHILY.xattr.')) out[k.slice('SCHILY.xattr.'.length)] = v;
-    else if (k.startsWith('LIBARCHIVE.xattr.')) out[decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length))] = Buffer.from(v.toString('ascii'), 'base64');
+    else if (k.startsWith('LIBARCHIVE.xattr.'))
+      out[decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length))] = Buffer.from(v.toString('ascii'), 'base64');
   }
   return out;
 }
@@ -71,7 +97,7 @@ function paxNumber(pax: Map<string, Buffer>, key: string, fallback: number): num
   const v = pax.get(key);
   if (v === undefined) return fallback;
   const n = Number(v.toString('ascii'));
-  if (!Number.isFinite(n) || n < 0 && key !== 'mtime') throw new TarFormatError(`bad PAX ${key}`);
+  if (!Number.isFinite(n) || (n < 0 && key !== 'mtime')) throw new TarFormatError(`bad PAX ${key}`);
   return key === 'mtime' ? Math.floor(n) : n;
 }
 
@@ -87,7 +113,10 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
   for (;;) {
     const block = await q.exact(BLOCK);
     if (!block) throw new TarFormatError('unexpected end of archive (no end marker)');
-    if (isZeroBlock(block)) { await q.drainRest(); return; }
+    if (isZeroBlock(block)) {
+      await q.drainRest();
+      return;
+    }
     const raw = decodeBlock(block);
     const padded = raw.size + ((BLOCK - (raw.size % BLOCK)) % BLOCK);
     if (raw.flag === 'x' || raw.flag === 'g' || raw.flag === 'L' || raw.flag === 'K') {
@@ -104,7 +133,8 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
     const name = pax?.get('path')?.toString('utf8') ?? longName ?? raw.name;
     const type = typeOfFlag(raw.flag);
     if (!type) throw new TarUnsupportedError(name, `unsupported tar entry type ${JSON.stringify(raw.flag)}`);
-    if (pax && [...pax.keys()].some((k) => k.startsWith('GNU.sparse.'))) throw new TarUnsupportedError(name, 'sparse files are not supported');
+    if (pax && [...pax.keys()].some((k) => k.startsWith('GNU.sparse.')))
+      throw new TarUnsupportedError(name, 'sparse files are not supported');
     const header: TarHeader = {
       name,
       type,
@@ -118,7 +148,9 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       devminor: raw.devminor,
       xattrs: pax ? xattrsFromPax(pax) : {},
     };
-    pax = undefined; longName = undefined; longLink = undefined;
+    pax = undefined;
+    longName = undefined;
+    longLink = undefined;
     // Only regular files carry data; a size on anything else is ignored as GNU tar does.
     const dataSize = type === 'file' ? header.size : 0;
     if (type !== 'file') header.size = 0;

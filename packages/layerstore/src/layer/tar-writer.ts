@@ -28,9 +28,30 @@ function basename(p: string): string {
 
 const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
 
-function header(name: string, type: TarHeader['type'], e: Entry, xattrs: Record<string, Buffer>, size = 0, linkname = '', devmajor = 0, devminor = 0): TarHeader {
+function header(
+  name: string,
+  type: TarHeader['type'],
+  e: Entry,
+  xattrs: Record<string, Buffer>,
+  size = 0,
+  linkname = '',
+  devmajor = 0,
+  devminor = 0,
+): TarHeader {
   // One object shape for every entry (no spreads): this runs once per file of a layer.
-  return { name, type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size, mtime: Math.floor(e.mtime), linkname, devmajor, devminor, xattrs };
+  return {
+    name,
+    type,
+    mode: e.mode & 0o7777,
+    uid: e.uid,
+    gid: e.gid,
+    size,
+    mtime: Math.floor(e.mtime),
+    linkname,
+    devmajor,
+    devminor,
+    xattrs,
+  };
 }
 
 /** How one Entry is spelled in a tar: whiteouts and opaque markers become OCI `.wh.` files. */
@@ -64,7 +85,10 @@ export function headerOf(e: Entry): TarHeader {
  */
 export class ChunkPool {
   private readonly free: Buffer[] = [];
-  constructor(readonly size: number, private readonly max = 8) {}
+  constructor(
+    readonly size: number,
+    private readonly max = 8,
+  ) {}
 
   take(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafe(this.size);
@@ -72,7 +96,13 @@ export class ChunkPool {
 
   /** Only whole chunks of this pool's size, which nothing else refers to any more. */
   give(b: Buffer): void {
-    if (b.length === this.size && b.byteOffset === 0 && b.buffer.byteLength === this.size && this.free.length < this.max) this.free.push(b);
+    if (
+      b.length === this.size &&
+      b.byteOffset === 0 &&
+      b.buffer.byteLength === this.size &&
+      this.free.length < this.max
+    )
+      this.free.push(b);
   }
 }
 
@@ -83,18 +113,25 @@ export class ChunkPool {
  * with a chunk (and anything that reads it) before giving it back. A file whose content differs
  * in length from its size fails.
  */
-export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>, opts: { chunk?: number; pool?: ChunkPool } = {}): AsyncGenerator<Buffer> {
+export async function* tarStream(
+  entries: AsyncIterable<Entry> | Iterable<Entry>,
+  opts: { chunk?: number; pool?: ChunkPool } = {},
+): AsyncGenerator<Buffer> {
   const pool = opts.pool ?? new ChunkPool(opts.chunk ?? TAR_CHUNK, 0);
   const size = pool.size;
   let cur = pool.take();
   let off = 0;
   const probe = Buffer.allocUnsafe(1);
   function* put(b: Buffer): Generator<Buffer> {
-    for (let at = 0; at < b.length; ) {
+    for (let at = 0; at < b.length;) {
       const n = b.copy(cur, off, at);
       at += n;
       off += n;
-      if (off === size) { yield cur; cur = pool.take(); off = 0; }
+      if (off === size) {
+        yield cur;
+        cur = pool.take();
+        off = 0;
+      }
     }
   }
   function* zeros(n: number): Generator<Buffer> {
@@ -103,7 +140,11 @@ export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>
       cur.fill(0, off, off + k);
       off += k;
       n -= k;
-      if (off === size) { yield cur; cur = pool.take(); off = 0; }
+      if (off === size) {
+        yield cur;
+        cur = pool.take();
+        off = 0;
+      }
     }
   }
 
@@ -118,16 +159,21 @@ export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>
         // Each read asks for one byte more than is left when the chunk has room for it: reading
         // past the size means the file grew, and a short last read saves a probe read at EOF.
         let atEnd = false;
-        for (let left = h.size; left > 0; ) {
+        for (let left = h.size; left > 0;) {
           const n = readSync(fd, cur, off, Math.min(left + 1, size - off), null);
           if (n === 0) throw new Error(`${e.path}: file shrank while being read (${h.size - left} of ${h.size} bytes)`);
           if (n > left) throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
           atEnd = n === left && n < size - off;
           left -= n;
           off += n;
-          if (off === size) { yield cur; cur = pool.take(); off = 0; }
+          if (off === size) {
+            yield cur;
+            cur = pool.take();
+            off = 0;
+          }
         }
-        if (!atEnd && readSync(fd, probe, 0, 1, null) > 0) throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
+        if (!atEnd && readSync(fd, probe, 0, 1, null) > 0)
+          throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
       } finally {
         closeSync(fd);
       }
@@ -137,10 +183,14 @@ export async function* tarStream(entries: AsyncIterable<Entry> | Iterable<Entry>
       const body: Readable = e.open();
       for await (const piece of body as AsyncIterable<Buffer>) {
         written += piece.length;
-        if (written > h.size) { body.destroy(); throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`); }
+        if (written > h.size) {
+          body.destroy();
+          throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
+        }
         yield* put(piece);
       }
-      if (written !== h.size) throw new Error(`${e.path}: file shrank while being read (${written} of ${h.size} bytes)`);
+      if (written !== h.size)
+        throw new Error(`${e.path}: file shrank while being read (${written} of ${h.size} bytes)`);
     }
     yield* zeros(padding(h.size));
   }

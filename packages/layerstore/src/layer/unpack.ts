@@ -22,8 +22,22 @@
 // removes it (Snapshots does).
 import { createHash } from 'node:crypto';
 import {
-  closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, readdirSync, symlinkSync, unlinkSync, writeSync, type Stats,
+  closeSync,
+  constants as fsc,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
 } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StoreError, type Digest } from '../types.js';
@@ -61,12 +75,20 @@ function ignorableXattrError(e: unknown): boolean {
   return code === 'ENOTSUP' || code === 'EOPNOTSUPP';
 }
 
-export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, mediaType: string, dir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+export async function unpackLayer(
+  stream: Readable | AsyncIterable<Buffer>,
+  mediaType: string,
+  dir: string,
+  opts: UnpackOptions = {},
+): Promise<UnpackResult> {
   const mode = opts.mode ?? 'overlay';
   const sameOwner = opts.sameOwner ?? process.getuid?.() === 0;
   const hash = createHash('sha256');
   async function* hashed(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const b of src) { hash.update(b); yield b; }
+    for await (const b of src) {
+      hash.update(b);
+      yield b;
+    }
   }
   /** Paths this layer put in place (not whiteouts): whiteouts never hide them. */
   const written = new Set<string>();
@@ -83,7 +105,10 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
 
   /** Remove whatever is at rel (whole tree for a directory), in its parent pfd. */
   function removeAt(pfd: number, rel: string, isDir: boolean): void {
-    if (!isDir) { unlinkSync(at(pfd, baseOf(rel))); return; }
+    if (!isDir) {
+      unlinkSync(at(pfd, baseOf(rel)));
+      return;
+    }
     dirs.forget(rel);
     removeTreeAt(pfd, baseOf(rel));
     // Metadata queued below rel must not be applied to whatever takes its place.
@@ -96,10 +121,17 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
     for (const name of readdirSync(`/proc/self/fd/${fd}`)) {
       const child = rel === '' ? name : rel + '/' + name;
       const st = lstatSync(at(fd, name));
-      if (!written.has(child)) { removeAt(fd, child, st.isDirectory()); continue; }
+      if (!written.has(child)) {
+        removeAt(fd, child, st.isDirectory());
+        continue;
+      }
       if (!st.isDirectory()) continue;
       const cfd = openSync(at(fd, name), DIR_FLAGS);
-      try { purgeLower(cfd, child); } finally { closeSync(cfd); }
+      try {
+        purgeLower(cfd, child);
+      } finally {
+        closeSync(cfd);
+      }
     }
   }
 
@@ -108,7 +140,11 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
       // overlay's own attributes (redirect, metacopy, opaque...) from a tar could make the
       // kernel look elsewhere: only markers translated here may set them.
       if (k.startsWith('trusted.overlay.')) continue;
-      try { set(k, v); } catch (e) { if (!ignorableXattrError(e)) throw e; }
+      try {
+        set(k, v);
+      } catch (e) {
+        if (!ignorableXattrError(e)) throw e;
+      }
     }
   }
 
@@ -143,7 +179,10 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
   function opaque(rel: string, entry: string): void {
     if (rel === '') throw hostile(entry, 'opaque marker at the layer root');
     const fd = dirs.get(rel, entry)!;
-    if (mode === 'apply') { purgeLower(fd, rel); return; }
+    if (mode === 'apply') {
+      purgeLower(fd, rel);
+      return;
+    }
     fsetXattr(fd, OPAQUE_XATTR, Buffer.from('y'));
   }
 
@@ -167,7 +206,8 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
     const name = h.name;
     const rel = cleanPath(name);
     const base = baseOf(rel);
-    for (const comp of parentOf(rel).split('/')) if (comp.startsWith(WH)) throw hostile(name, 'whiteout marker used as a directory');
+    for (const comp of parentOf(rel).split('/'))
+      if (comp.startsWith(WH)) throw hostile(name, 'whiteout marker used as a directory');
     dirs.trim(); // fds handed out for the previous entry are not used any more
 
     if (base.startsWith(WH)) {
@@ -187,7 +227,8 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
       return;
     }
 
-    if ((h.type === 'char' || h.type === 'block') && !opts.allowDevices) throw hostile(name, `${h.type} device entries are not allowed`);
+    if ((h.type === 'char' || h.type === 'block') && !opts.allowDevices)
+      throw hostile(name, `${h.type} device entries are not allowed`);
 
     // Hardlink source is resolved before anything at rel is removed (a link to itself is refused).
     let linkSource: string | undefined;
@@ -202,15 +243,17 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
       const st = sfd === undefined ? undefined : lstatAt(sfd, baseOf(src));
       if (!st) throw hostile(name, `hardlink to ${JSON.stringify(h.linkname)}, which is not in the layer`);
       if (st.isDirectory()) throw hostile(name, 'hardlink to a directory');
-      if (mode === 'overlay' && st.isCharacterDevice() && st.rdev === 0 && !written.has(src)) throw hostile(name, 'hardlink to a whiteout');
+      if (mode === 'overlay' && st.isCharacterDevice() && st.rdev === 0 && !written.has(src))
+        throw hostile(name, 'hardlink to a whiteout');
       linkSource = at(sfd!, baseOf(src));
     }
 
     const pfd = dirs.parent(rel, name);
     const existing = lstatAt(pfd, base);
     if (existing) {
-      if (existing.isDirectory() && h.type === 'directory') { /* merge: metadata below */ }
-      else removeAt(pfd, rel, existing.isDirectory());
+      if (existing.isDirectory() && h.type === 'directory') {
+        /* merge: metadata below */
+      } else removeAt(pfd, rel, existing.isDirectory());
     }
 
     switch (h.type) {
@@ -276,7 +319,11 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
         }
         throw e;
       }
-      try { applyMetaFd(fd, dirMeta.get(rel)!); } finally { if (fd !== rootFd) closeSync(fd); }
+      try {
+        applyMetaFd(fd, dirMeta.get(rel)!);
+      } finally {
+        if (fd !== rootFd) closeSync(fd);
+      }
     }
   } finally {
     dirs.close();
@@ -284,6 +331,7 @@ export async function unpackLayer(stream: Readable | AsyncIterable<Buffer>, medi
   }
 
   const diffID = `sha256:${hash.digest('hex')}` as Digest;
-  if (opts.diffID && opts.diffID !== diffID) throw new StoreError('corrupt', `layer diffID is ${diffID}, expected ${opts.diffID}`, opts.diffID);
+  if (opts.diffID && opts.diffID !== diffID)
+    throw new StoreError('corrupt', `layer diffID is ${diffID}, expected ${opts.diffID}`, opts.diffID);
   return { diffID, entries };
 }

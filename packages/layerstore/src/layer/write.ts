@@ -16,21 +16,38 @@ async function* clampMtimes(entries: AsyncIterable<Entry> | Iterable<Entry>, sde
   for await (const e of entries) yield e.mtime > sde ? { ...e, mtime: sde } : e;
 }
 
-export async function writeLayer(blobs: BlobStore, source: AsyncIterable<Entry> | Iterable<Entry> | string, opts: WriteLayerOptions = {}): Promise<Layer> {
+export async function writeLayer(
+  blobs: BlobStore,
+  source: AsyncIterable<Entry> | Iterable<Entry> | string,
+  opts: WriteLayerOptions = {},
+): Promise<Layer> {
   const compression = opts.compression ?? 'gzip';
-  let entries: AsyncIterable<Entry> | Iterable<Entry> = typeof source === 'string' ? entriesFromDirectory(source, { overlay: opts.overlay, sourceDateEpoch: opts.sourceDateEpoch }) : source;
-  if (typeof source !== 'string' && opts.sourceDateEpoch !== undefined) entries = clampMtimes(entries, opts.sourceDateEpoch);
+  let entries: AsyncIterable<Entry> | Iterable<Entry> =
+    typeof source === 'string'
+      ? entriesFromDirectory(source, { overlay: opts.overlay, sourceDateEpoch: opts.sourceDateEpoch })
+      : source;
+  if (typeof source !== 'string' && opts.sourceDateEpoch !== undefined)
+    entries = clampMtimes(entries, opts.sourceDateEpoch);
 
   const hash = createHash('sha256');
   async function* hashed(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const b of src) { hash.update(b); yield b; }
+    for await (const b of src) {
+      hash.update(b);
+      yield b;
+    }
   }
 
   const ingest = blobs.ingest();
   try {
     const pool = new ChunkPool(chunkSizeOf(compression));
     const tar = tarStream(entries, { pool });
-    await pipeline(Readable.from(compress(hashed(tar), compression, (c) => pool.give(c)), { objectMode: false, highWaterMark: 4 }), ingest);
+    await pipeline(
+      Readable.from(
+        compress(hashed(tar), compression, (c) => pool.give(c)),
+        { objectMode: false, highWaterMark: 4 },
+      ),
+      ingest,
+    );
     const { digest, size } = await ingest.commit();
     return { digest, diffID: `sha256:${hash.digest('hex')}` as Digest, size, mediaType: mediaTypeOf(compression) };
   } catch (e) {

@@ -51,13 +51,22 @@ export async function write(store: Store, images: NamedImage[], dir: string): Pr
   if (await exists(join(dir, 'index.json'))) {
     try {
       index = JSON.parse(await fsp.readFile(join(dir, 'index.json'), 'utf8'));
-    } catch { /* replace a broken index */ }
+    } catch {
+      /* replace a broken index */
+    }
   }
   for (const { image, name } of images) {
     const size = (await store.blobs.size(image.manifestDigest))!;
     const annotations = nameAnnotations(name);
     const desc: Descriptor = { ...manifestDescriptor(image, size), ...(name ? { annotations } : {}) };
-    index.manifests = index.manifests.filter((m) => !(name && m.annotations?.[RefNameAnnotation] === annotations[RefNameAnnotation] && m.annotations?.[ContainerdNameAnnotation] === annotations[ContainerdNameAnnotation]));
+    index.manifests = index.manifests.filter(
+      (m) =>
+        !(
+          name &&
+          m.annotations?.[RefNameAnnotation] === annotations[RefNameAnnotation] &&
+          m.annotations?.[ContainerdNameAnnotation] === annotations[ContainerdNameAnnotation]
+        ),
+    );
     if (!name) index.manifests = index.manifests.filter((m) => m.digest !== image.manifestDigest || m.annotations);
     index.manifests.push(desc);
   }
@@ -98,7 +107,8 @@ export class LayoutBlobs implements BlobSource {
     const buf = await fsp.readFile(this.path(d)).catch((e: NodeJS.ErrnoException) => {
       throw e.code === 'ENOENT' ? new StoreError('not-found', `blob ${d} missing from layout ${this.dir}`, d) : e;
     });
-    if (`sha256:${createHash('sha256').update(buf).digest('hex')}` !== d) throw new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d);
+    if (`sha256:${createHash('sha256').update(buf).digest('hex')}` !== d)
+      throw new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d);
     return buf;
   }
   open(d: Digest): Readable {
@@ -108,7 +118,8 @@ export class LayoutBlobs implements BlobSource {
     rs.on('data', (c) => hash.update(c));
     rs.on('error', (e) => out.destroy(e));
     rs.on('end', () => {
-      if (`sha256:${hash.digest('hex')}` !== d) out.destroy(new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d));
+      if (`sha256:${hash.digest('hex')}` !== d)
+        out.destroy(new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d));
       else out.end();
     });
     rs.pipe(out, { end: false });

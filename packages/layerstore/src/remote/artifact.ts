@@ -27,21 +27,38 @@ export interface CacheArtifact<R = unknown> {
   layers: Descriptor[];
 }
 
-export function cacheManifest(configDesc: Descriptor, layers: Descriptor[], created = new Date().toISOString()): Manifest & { artifactType: string } {
+export function cacheManifest(
+  configDesc: Descriptor,
+  layers: Descriptor[],
+  created = new Date().toISOString(),
+): Manifest & { artifactType: string } {
   return {
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     artifactType: CacheMediaType.Artifact,
     config: configDesc,
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })),
+    layers: layers.map((l) => ({
+      mediaType: l.mediaType,
+      digest: l.digest,
+      size: l.size,
+      ...(l.annotations ? { annotations: l.annotations } : {}),
+    })),
     annotations: { 'org.opencontainers.image.created': created },
   };
 }
 
 /** Write the cache records as a blob, build the artifact manifest, push both and the layers. */
-export async function pushCache<R>(blobs: BlobStore, reference: string | Reference, artifact: CacheArtifact<R>, opts: PushOptions = {}): Promise<PushResult> {
+export async function pushCache<R>(
+  blobs: BlobStore,
+  reference: string | Reference,
+  artifact: CacheArtifact<R>,
+  opts: PushOptions = {},
+): Promise<PushResult> {
   const config = await blobs.put(JSON.stringify({ version: 1, records: artifact.records }));
-  const manifest = cacheManifest({ mediaType: CacheMediaType.Config, digest: config.digest, size: config.size }, artifact.layers);
+  const manifest = cacheManifest(
+    { mediaType: CacheMediaType.Config, digest: config.digest, size: config.size },
+    artifact.layers,
+  );
   const bytes = Buffer.from(JSON.stringify(manifest));
   await blobs.put(bytes);
   return push(blobs, { manifestBytes: bytes, mediaType: MediaType.OciManifest }, reference, opts);
@@ -51,7 +68,11 @@ export async function pushCache<R>(blobs: BlobStore, reference: string | Referen
  * Fetch the cache artifact's records (not its layers: fetch those on a hit with fetchBlobs).
  * Returns undefined when the reference does not exist.
  */
-export async function pullCache<R = unknown>(blobs: BlobStore, reference: string | Reference, opts: RemoteOptions = {}): Promise<(CacheArtifact<R> & { manifestDigest: Digest }) | undefined> {
+export async function pullCache<R = unknown>(
+  blobs: BlobStore,
+  reference: string | Reference,
+  opts: RemoteOptions = {},
+): Promise<(CacheArtifact<R> & { manifestDigest: Digest }) | undefined> {
   const ref = typeof reference === 'string' ? parseReference(reference) : reference;
   const client = clientFor(ref, opts);
   let fetched;
@@ -64,12 +85,20 @@ export async function pullCache<R = unknown>(blobs: BlobStore, reference: string
   const where = `${ref.registry}/${ref.repository}`;
   const m = fetched.manifest;
   if (!m || m.config.mediaType !== CacheMediaType.Config) {
-    throw new RegistryError('invalid', `${where}: not a tsbuild cache (config media type ${m?.config.mediaType ?? fetched.mediaType})`, { host: client.host, subject: fetched.digest });
+    throw new RegistryError(
+      'invalid',
+      `${where}: not a tsbuild cache (config media type ${m?.config.mediaType ?? fetched.mediaType})`,
+      { host: client.host, subject: fetched.digest },
+    );
   }
-  if (m.config.size > 64 * 1024 * 1024) throw new RegistryError('too-large', `${where}: cache config of ${m.config.size} bytes`, { host: client.host });
+  if (m.config.size > 64 * 1024 * 1024)
+    throw new RegistryError('too-large', `${where}: cache config of ${m.config.size} bytes`, { host: client.host });
   if (!(await blobs.has(m.config.digest))) await fetchBlob(client, ref.repository, m.config, blobs, newStats());
   const body = await blobs.readJSON<{ version?: unknown; records?: R }>(m.config.digest);
-  if (!body || body.version !== 1) throw new RegistryError('invalid', `${where}: unknown cache format version ${String(body?.version)}`, { host: client.host });
+  if (!body || body.version !== 1)
+    throw new RegistryError('invalid', `${where}: unknown cache format version ${String(body?.version)}`, {
+      host: client.host,
+    });
   if (opts.locations) {
     for (const l of m.layers) opts.locations.add(ref.registry, ref.repository, l.digest);
     await opts.locations.save();

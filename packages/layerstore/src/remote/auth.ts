@@ -54,16 +54,30 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
     throw new RegistryError('invalid', `${host} sent a bad token realm`, { host });
   }
   if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && isInsecureHost(realm.host, req.insecure))) {
-    throw new RegistryError('unauthorized', `${host}: refusing token realm ${realm.protocol}//${realm.host} (plain HTTP to a host not marked insecure)`, { host });
+    throw new RegistryError(
+      'unauthorized',
+      `${host}: refusing token realm ${realm.protocol}//${realm.host} (plain HTTP to a host not marked insecure)`,
+      { host },
+    );
   }
   const service = challenge.params.service;
   const allScopes = [...new Set([...scopes, ...(challenge.params.scope ? challenge.params.scope.split(' ') : [])])];
   let res;
   if (credential?.identityToken) {
-    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: credential.identityToken, client_id: 'tsbuild' });
+    const form = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: credential.identityToken,
+      client_id: 'tsbuild',
+    });
     if (service) form.set('service', service);
     if (allScopes.length) form.set('scope', allScopes.join(' '));
-    res = await send({ method: 'POST', url: realm, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: req.timeoutMs });
+    res = await send({
+      method: 'POST',
+      url: realm,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: Buffer.from(form.toString()),
+      timeoutMs: req.timeoutMs,
+    });
   } else {
     const url = new URL(realm);
     if (service) url.searchParams.set('service', service);
@@ -77,9 +91,11 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
   const body = await readBody(res, 1 << 20, `token from ${realm.host}`);
   if (res.status !== 200) {
     const { summary } = parseErrorBody(body.toString('utf8'));
-    throw new RegistryError(res.status === 401 || res.status === 403 ? 'unauthorized' : 'http',
+    throw new RegistryError(
+      res.status === 401 || res.status === 403 ? 'unauthorized' : 'http',
       `token service ${realm.host} for ${host} answered HTTP ${res.status}${summary ? `: ${summary}` : ''}${credential ? ' (credentials rejected?)' : ''}`,
-      { host, status: res.status, retryable: res.status === 429 || res.status >= 500 });
+      { host, status: res.status, retryable: res.status === 429 || res.status >= 500 },
+    );
   }
   let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
   try {
@@ -87,8 +103,14 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
   } catch {
     throw new RegistryError('invalid', `token service ${realm.host} sent something that is not JSON`, { host });
   }
-  const token = typeof parsed.token === 'string' && parsed.token ? parsed.token : typeof parsed.access_token === 'string' ? parsed.access_token : '';
-  if (!token || /[\r\n]/.test(token)) throw new RegistryError('invalid', `token service ${realm.host} sent no usable token`, { host });
+  const token =
+    typeof parsed.token === 'string' && parsed.token
+      ? parsed.token
+      : typeof parsed.access_token === 'string'
+        ? parsed.access_token
+        : '';
+  if (!token || /[\r\n]/.test(token))
+    throw new RegistryError('invalid', `token service ${realm.host} sent no usable token`, { host });
   const expiresIn = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;
   const issued = typeof parsed.issued_at === 'string' ? Date.parse(parsed.issued_at) : NaN;
   const start = Number.isNaN(issued) || issued > Date.now() ? Date.now() : issued;

@@ -26,7 +26,15 @@ export interface TransferStats {
   resumes: number;
 }
 
-export const newStats = (): TransferStats => ({ bytesDownloaded: 0, bytesUploaded: 0, blobsDownloaded: 0, blobsUploaded: 0, blobsMounted: 0, blobsSkipped: 0, resumes: 0 });
+export const newStats = (): TransferStats => ({
+  bytesDownloaded: 0,
+  bytesUploaded: 0,
+  blobsDownloaded: 0,
+  blobsUploaded: 0,
+  blobsMounted: 0,
+  blobsSkipped: 0,
+  resumes: 0,
+});
 
 const short = (d: string) => d.slice(0, 19);
 
@@ -34,7 +42,15 @@ const short = (d: string) => d.slice(0, 19);
 export async function blobExists(client: RegistryClient, repository: string, desc: Descriptor): Promise<boolean> {
   const what = `checking blob ${desc.digest} in ${client.registry}/${repository}`;
   return client.retry(what, async () => {
-    const res = await client.request({ method: 'HEAD', url: `/v2/${repository}/blobs/${desc.digest}`, scopes: [`repository:${repository}:pull`], redirects: true }, what);
+    const res = await client.request(
+      {
+        method: 'HEAD',
+        url: `/v2/${repository}/blobs/${desc.digest}`,
+        scopes: [`repository:${repository}:pull`],
+        redirects: true,
+      },
+      what,
+    );
     discard(res);
     if (res.status === 404) return false;
     await client.check(res, [200], what, desc.digest);
@@ -51,18 +67,35 @@ async function writeTo(ingest: Ingest, chunk: Buffer): Promise<void> {
  * Download a blob into the store, verified against desc.digest and desc.size.
  * Resumes with `Range: bytes=N-` after a broken connection.
  */
-export async function fetchBlob(client: RegistryClient, repository: string, desc: Descriptor, blobs: BlobStore, stats: TransferStats): Promise<void> {
+export async function fetchBlob(
+  client: RegistryClient,
+  repository: string,
+  desc: Descriptor,
+  blobs: BlobStore,
+  stats: TransferStats,
+): Promise<void> {
   const what = `pulling blob ${desc.digest} from ${client.registry}/${repository}`;
   const ingest = blobs.ingest();
   let ingestError: Error | undefined;
-  (ingest as unknown as NodeJS.EventEmitter).on('error', (err: Error) => { ingestError = err; });
+  (ingest as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+    ingestError = err;
+  });
   const hash: Hash = createHash('sha256');
   let received = 0;
   try {
     await client.retry(what, async () => {
       const headers: Record<string, string> = {};
       if (received > 0) headers.range = `bytes=${received}-`;
-      const res = await client.request({ method: 'GET', url: `/v2/${repository}/blobs/${desc.digest}`, headers, scopes: [`repository:${repository}:pull`], redirects: true }, what);
+      const res = await client.request(
+        {
+          method: 'GET',
+          url: `/v2/${repository}/blobs/${desc.digest}`,
+          headers,
+          scopes: [`repository:${repository}:pull`],
+          redirects: true,
+        },
+        what,
+      );
       await client.check(res, received > 0 ? [200, 206] : [200], what, desc.digest);
       let skip = 0;
       if (received > 0) {
@@ -70,7 +103,11 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
           const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
           if (!m || Number(m[1]) !== received) {
             res.body.destroy();
-            throw new RegistryError('invalid', `${what}: asked for bytes from ${received}, got Content-Range "${res.headers['content-range'] ?? ''}"`, { host: res.url.host, subject: desc.digest });
+            throw new RegistryError(
+              'invalid',
+              `${what}: asked for bytes from ${received}, got Content-Range "${res.headers['content-range'] ?? ''}"`,
+              { host: res.url.host, subject: desc.digest },
+            );
           }
           stats.resumes++;
         } else {
@@ -80,7 +117,10 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
       const declared = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
       if (declared !== undefined && declared + (res.status === 206 ? received : 0) !== desc.size) {
         res.body.destroy();
-        throw new RegistryError('invalid', `${what}: the registry says ${declared} bytes, the manifest ${desc.size}`, { host: res.url.host, subject: desc.digest });
+        throw new RegistryError('invalid', `${what}: the registry says ${declared} bytes, the manifest ${desc.size}`, {
+          host: res.url.host,
+          subject: desc.digest,
+        });
       }
       try {
         for await (const c of res.body as AsyncIterable<Buffer>) {
@@ -94,7 +134,10 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
           }
           if (received + chunk.length > desc.size) {
             res.body.destroy();
-            throw new RegistryError('invalid', `${what}: more bytes than the ${desc.size} the manifest says`, { host: res.url.host, subject: desc.digest });
+            throw new RegistryError('invalid', `${what}: more bytes than the ${desc.size} the manifest says`, {
+              host: res.url.host,
+              subject: desc.digest,
+            });
           }
           hash.update(chunk);
           received += chunk.length;
@@ -103,15 +146,26 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
         }
       } catch (err) {
         if (err instanceof RegistryError || ingestError) throw err;
-        throw new RegistryError('network', `${what}: connection broke after ${received} of ${desc.size} bytes (${(err as Error).message})`, { host: res.url.host, subject: desc.digest, retryable: true });
+        throw new RegistryError(
+          'network',
+          `${what}: connection broke after ${received} of ${desc.size} bytes (${(err as Error).message})`,
+          { host: res.url.host, subject: desc.digest, retryable: true },
+        );
       }
       if (received < desc.size) {
-        throw new RegistryError('network', `${what}: connection ended after ${received} of ${desc.size} bytes`, { host: res.url.host, subject: desc.digest, retryable: true });
+        throw new RegistryError('network', `${what}: connection ended after ${received} of ${desc.size} bytes`, {
+          host: res.url.host,
+          subject: desc.digest,
+          retryable: true,
+        });
       }
     });
     const got = `sha256:${hash.digest('hex')}` as Digest;
     if (got !== desc.digest) {
-      throw new RegistryError('invalid', `${what}: content has digest ${got}`, { host: client.host, subject: desc.digest });
+      throw new RegistryError('invalid', `${what}: content has digest ${got}`, {
+        host: client.host,
+        subject: desc.digest,
+      });
     }
     await ingest.commit({ digest: desc.digest, size: desc.size });
     stats.blobsDownloaded++;
@@ -127,13 +181,21 @@ export async function fetchBlob(client: RegistryClient, repository: string, desc
  * are on their way to the kernel at once; each is counted once it is there. `done` hears where
  * the source got, so the next chunk carries on without hashing again.
  */
-function blobBody(blobs: BlobStore, desc: Descriptor, start: number, n: number, from: Checkpoint | undefined, count: (bytes: number) => void, done?: (at: Checkpoint | undefined) => void): BodyWriter {
+function blobBody(
+  blobs: BlobStore,
+  desc: Descriptor,
+  start: number,
+  n: number,
+  from: Checkpoint | undefined,
+  count: (bytes: number) => void,
+  done?: (at: Checkpoint | undefined) => void,
+): BodyWriter {
   return {
     async writeTo(write) {
       const source = await UploadSource.open(blobs, desc, start, from);
       const inflight: Array<Promise<void>> = [];
       try {
-        for (let left = n; left > 0; ) {
+        for (let left = n; left > 0;) {
           if (inflight.length >= sourceWindow) await inflight.shift();
           const piece = await source.take(left);
           if (!piece) throw new Error(`upload of ${desc.digest} asked for bytes past its end`);
@@ -163,7 +225,14 @@ export interface UploadOptions {
 export type UploadOutcome = 'exists' | 'mounted' | 'uploaded';
 
 /** Push one blob from the store unless the registry has it. */
-export async function uploadBlob(client: RegistryClient, repository: string, desc: Descriptor, blobs: BlobStore, stats: TransferStats, opts: UploadOptions = {}): Promise<UploadOutcome> {
+export async function uploadBlob(
+  client: RegistryClient,
+  repository: string,
+  desc: Descriptor,
+  blobs: BlobStore,
+  stats: TransferStats,
+  opts: UploadOptions = {},
+): Promise<UploadOutcome> {
   const what = `pushing blob ${desc.digest} to ${client.registry}/${repository}`;
   // One PUT per blob, as containerd does (docker sends one PATCH): every chunk costs the registry a
   // round trip and a restored hash state, and distribution cannot resume a chunk that broke midway,
@@ -188,7 +257,15 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
     // Try mounting (first attempt only); a registry that cannot mount starts an upload (202).
     for (const source of first ? from : []) {
       const q = new URLSearchParams({ mount: desc.digest, from: source });
-      const res = await client.request({ method: 'POST', url: `/v2/${repository}/blobs/uploads/?${q}`, headers: { 'content-length': '0' }, scopes: [pushScope, `repository:${source}:pull`] }, what);
+      const res = await client.request(
+        {
+          method: 'POST',
+          url: `/v2/${repository}/blobs/uploads/?${q}`,
+          headers: { 'content-length': '0' },
+          scopes: [pushScope, `repository:${source}:pull`],
+        },
+        what,
+      );
       if (res.status === 201) {
         discard(res);
         stats.blobsMounted++;
@@ -202,20 +279,36 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
     }
     first = false;
     if (!location) {
-      const res = await client.request({ method: 'POST', url: `/v2/${repository}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: [pushScope] }, what);
+      const res = await client.request(
+        {
+          method: 'POST',
+          url: `/v2/${repository}/blobs/uploads/`,
+          headers: { 'content-length': '0' },
+          scopes: [pushScope],
+        },
+        what,
+      );
       await client.check(res, [202], what, desc.digest);
       discard(res);
       location = client.followLocation(res.url, res.headers.location, what);
     }
-    const count = (n: number) => { stats.bytesUploaded += n; };
+    const count = (n: number) => {
+      stats.bytesUploaded += n;
+    };
 
     if (desc.size <= threshold) {
       const put = new URL(location);
       put.searchParams.set('digest', desc.digest);
-      const res = await client.request({
-        method: 'PUT', url: put, headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-        body: blobBody(blobs, desc, 0, desc.size, undefined, count), scopes: [pushScope],
-      }, what);
+      const res = await client.request(
+        {
+          method: 'PUT',
+          url: put,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+          body: blobBody(blobs, desc, 0, desc.size, undefined, count),
+          scopes: [pushScope],
+        },
+        what,
+      );
       await client.check(res, [201, 204], what, desc.digest);
       discard(res);
       stats.blobsUploaded++;
@@ -232,17 +325,32 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
       const end = offset + n - 1;
       let reached: Checkpoint | undefined;
       try {
-        const res = await client.request({
-          method: 'PATCH', url: location,
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(n), 'content-range': `${offset}-${end}` },
-          body: blobBody(blobs, desc, offset, n, checkpoint, count, (at) => { reached = at; }), scopes: [pushScope],
-        }, what);
+        const res = await client.request(
+          {
+            method: 'PATCH',
+            url: location,
+            headers: {
+              'content-type': 'application/octet-stream',
+              'content-length': String(n),
+              'content-range': `${offset}-${end}`,
+            },
+            body: blobBody(blobs, desc, offset, n, checkpoint, count, (at) => {
+              reached = at;
+            }),
+            scopes: [pushScope],
+          },
+          what,
+        );
         await client.check(res, [202, 204], what, desc.digest);
         discard(res);
         location = client.followLocation(res.url, res.headers.location ?? location.href, what);
         const range = parseRange(res.headers.range);
         if (range !== undefined && range !== end) {
-          throw new RegistryError('invalid', `${what}: after bytes ${offset}-${end} the registry reports Range 0-${range}`, { host: client.host, subject: desc.digest, retryable: true });
+          throw new RegistryError(
+            'invalid',
+            `${what}: after bytes ${offset}-${end} the registry reports Range 0-${range}`,
+            { host: client.host, subject: desc.digest, retryable: true },
+          );
         }
         offset = end + 1;
         checkpoint = reached;
@@ -257,10 +365,18 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
         if (have === undefined && !(status.status === 204 && status.headers.range === undefined)) {
           // The session is gone or cannot be resumed (distribution refuses a session whose
           // state no longer matches): start a new upload.
-          throw new RegistryError('http', `${what}: upload could not be resumed after "${err.message}" (status check answered ${status.status})`, { host: client.host, status: status.status, subject: desc.digest, retryable: true });
+          throw new RegistryError(
+            'http',
+            `${what}: upload could not be resumed after "${err.message}" (status check answered ${status.status})`,
+            { host: client.host, status: status.status, subject: desc.digest, retryable: true },
+          );
         }
         if (have !== undefined && have >= desc.size) {
-          throw new RegistryError('invalid', `${what}: the registry reports Range 0-${have} of a ${desc.size}-byte blob`, { host: client.host, subject: desc.digest });
+          throw new RegistryError(
+            'invalid',
+            `${what}: the registry reports Range 0-${have} of a ${desc.size}-byte blob`,
+            { host: client.host, subject: desc.digest },
+          );
         }
         location = client.followLocation(status.url, status.headers.location ?? location.href, what);
         offset = have === undefined || have === 0 ? 0 : have + 1;
@@ -272,7 +388,10 @@ export async function uploadBlob(client: RegistryClient, repository: string, des
     if (!verified) await (await UploadSource.open(blobs, desc, desc.size)).close();
     const put = new URL(location);
     put.searchParams.set('digest', desc.digest);
-    const res = await client.request({ method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [pushScope] }, what);
+    const res = await client.request(
+      { method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [pushScope] },
+      what,
+    );
     await client.check(res, [201, 204], what, desc.digest);
     discard(res);
     stats.blobsUploaded++;

@@ -6,8 +6,17 @@ import { basicHeader, fetchToken, parseChallenge, type Challenge, type Token } f
 import { DockerConfigCredentials, type Credential, type CredentialSource } from './credentials.js';
 import { RegistryError, parseErrorBody, redactURL } from './errors.js';
 import {
-  baseURL, defaultRetryPolicy, discard, isInsecureHost, parseRetryAfter, readBody, send, withRetry,
-  type Body, type HttpResponse, type RetryPolicy,
+  baseURL,
+  defaultRetryPolicy,
+  discard,
+  isInsecureHost,
+  parseRetryAfter,
+  readBody,
+  send,
+  withRetry,
+  type Body,
+  type HttpResponse,
+  type RetryPolicy,
 } from './transport.js';
 
 export interface ClientOptions {
@@ -95,8 +104,12 @@ export class RegistryClient {
       if (cached && !force && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
       this.stats.tokenFetches++;
       const token = await fetchToken({
-        challenge, scopes, credential: await this.getCredential(), insecure: this.options.insecure ?? [],
-        timeoutMs: this.options.timeoutMs ?? 60_000, host: this.host,
+        challenge,
+        scopes,
+        credential: await this.getCredential(),
+        insecure: this.options.insecure ?? [],
+        timeoutMs: this.options.timeoutMs ?? 60_000,
+        host: this.host,
       });
       this.tokens.set(key, token);
       return `Bearer ${token.token}`;
@@ -113,7 +126,7 @@ export class RegistryClient {
     let url = this.resolveURL(spec.url);
     let reauthenticated = false;
     let forceToken = false;
-    for (let hops = 0; ; ) {
+    for (let hops = 0; ;) {
       const headers: Record<string, string> = { ...spec.headers };
       let auth: string | undefined;
       try {
@@ -129,14 +142,22 @@ export class RegistryClient {
         const challenge = parseChallenge(res.headers['www-authenticate']);
         discard(res);
         if (!challenge || (challenge.scheme !== 'basic' && challenge.scheme !== 'bearer')) {
-          throw new RegistryError('unauthorized', `${what}: ${this.host} answered 401 without a usable WWW-Authenticate challenge`, { host: this.host, status: 401 });
+          throw new RegistryError(
+            'unauthorized',
+            `${what}: ${this.host} answered 401 without a usable WWW-Authenticate challenge`,
+            { host: this.host, status: 401 },
+          );
         }
         this.challenges.set(url.host, challenge);
         const cred = await this.getCredential().catch((err: unknown) => {
           throw err instanceof RegistryError ? new RegistryError(err.code, `${what}: ${err.message}`, err.info) : err;
         });
         if (challenge.scheme === 'basic' && !cred) {
-          throw new RegistryError('unauthorized', `${what}: ${this.host} requires authentication and there are no credentials for "${this.registry}" (docker config: auths, credHelpers, credsStore)`, { host: this.host, status: 401 });
+          throw new RegistryError(
+            'unauthorized',
+            `${what}: ${this.host} requires authentication and there are no credentials for "${this.registry}" (docker config: auths, credHelpers, credsStore)`,
+            { host: this.host, status: 401 },
+          );
         }
         reauthenticated = true;
         forceToken = true;
@@ -146,7 +167,11 @@ export class RegistryClient {
       if (spec.redirects && [301, 302, 303, 307, 308].includes(res.status)) {
         const location = res.headers.location;
         discard(res);
-        if (++hops > maxRedirects) throw new RegistryError('http', `${what}: more than ${maxRedirects} redirects`, { host: this.host, status: res.status });
+        if (++hops > maxRedirects)
+          throw new RegistryError('http', `${what}: more than ${maxRedirects} redirects`, {
+            host: this.host,
+            status: res.status,
+          });
         url = this.followLocation(url, location, what);
         continue;
       }
@@ -156,18 +181,27 @@ export class RegistryClient {
 
   /** Resolve a Location header relative to the URL it came from; refuse odd schemes and downgrades. */
   followLocation(from: URL, location: string | undefined, what: string): URL {
-    if (!location) throw new RegistryError('invalid', `${what}: ${from.host} sent a redirect or upload response without Location`, { host: from.host });
+    if (!location)
+      throw new RegistryError('invalid', `${what}: ${from.host} sent a redirect or upload response without Location`, {
+        host: from.host,
+      });
     let next: URL;
     try {
       next = new URL(location, from);
     } catch {
       throw new RegistryError('invalid', `${what}: ${from.host} sent a bad Location`, { host: from.host });
     }
-    if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new RegistryError('invalid', `${what}: ${from.host} sent a Location with scheme ${next.protocol}`, { host: from.host });
+    if (next.protocol !== 'https:' && next.protocol !== 'http:')
+      throw new RegistryError('invalid', `${what}: ${from.host} sent a Location with scheme ${next.protocol}`, {
+        host: from.host,
+      });
     if (next.protocol === 'http:' && from.protocol === 'https:' && !isInsecureHost(next.host, this.options.insecure)) {
-      throw new RegistryError('invalid', `${what}: refusing a redirect from HTTPS to plain HTTP (${next.host})`, { host: from.host });
+      throw new RegistryError('invalid', `${what}: refusing a redirect from HTTPS to plain HTTP (${next.host})`, {
+        host: from.host,
+      });
     }
-    if (next.username || next.password) throw new RegistryError('invalid', `${what}: ${from.host} sent a Location with userinfo`, { host: from.host });
+    if (next.username || next.password)
+      throw new RegistryError('invalid', `${what}: ${from.host} sent a Location with userinfo`, { host: from.host });
     return next;
   }
 
@@ -188,11 +222,22 @@ export class RegistryClient {
     const retryable = status === 408 || status === 429 || status >= 500;
     const code = status === 401 ? 'unauthorized' : status === 403 ? 'denied' : status === 404 ? 'not-found' : 'http';
     let hint = '';
-    if (status === 401) hint = (await this.getCredential().catch(() => undefined)) ? ` (credentials for "${this.registry}" were rejected)` : ` (no credentials for "${this.registry}")`;
-    throw new RegistryError(code, `${what}: ${res.url.host} answered HTTP ${status}${summary ? ` ${summary}` : ''}${hint}`, {
-      host: res.url.host, status, registryCodes: codes, subject, retryable,
-      retryAfterMs: status === 429 || status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined,
-    });
+    if (status === 401)
+      hint = (await this.getCredential().catch(() => undefined))
+        ? ` (credentials for "${this.registry}" were rejected)`
+        : ` (no credentials for "${this.registry}")`;
+    throw new RegistryError(
+      code,
+      `${what}: ${res.url.host} answered HTTP ${status}${summary ? ` ${summary}` : ''}${hint}`,
+      {
+        host: res.url.host,
+        status,
+        registryCodes: codes,
+        subject,
+        retryable,
+        retryAfterMs: status === 429 || status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined,
+      },
+    );
   }
 
   /** Run `fn` under this client's retry policy, logging each retry. */
@@ -206,7 +251,10 @@ export class RegistryClient {
   /** GET /v2/ (with credentials) to check that the registry answers and accepts us. */
   async ping(): Promise<void> {
     await this.retry(`ping ${this.host}`, async () => {
-      const res = await this.request({ method: 'GET', url: '/v2/', scopes: [] }, `GET ${redactURL(new URL('/v2/', this.base))}`);
+      const res = await this.request(
+        { method: 'GET', url: '/v2/', scopes: [] },
+        `GET ${redactURL(new URL('/v2/', this.base))}`,
+      );
       await this.check(res, [200], `checking ${this.host}/v2/`);
       discard(res);
     });

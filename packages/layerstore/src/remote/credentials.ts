@@ -17,7 +17,10 @@ export interface Credential {
 }
 
 export interface DockerConfigFile {
-  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; email?: string }>;
+  auths?: Record<
+    string,
+    { auth?: string; username?: string; password?: string; identitytoken?: string; email?: string }
+  >;
   credHelpers?: Record<string, string>;
   credsStore?: string;
   [key: string]: unknown;
@@ -41,8 +44,24 @@ export function authKey(registry: string): string {
 }
 
 function candidateKeys(registry: string): string[] {
-  if (registry === DockerHub) return [DockerHubAuthKey, 'index.docker.io', 'docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1', 'https://registry-1.docker.io'];
-  return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`, `http://${registry}/v1/`, `http://${registry}/v2/`];
+  if (registry === DockerHub)
+    return [
+      DockerHubAuthKey,
+      'index.docker.io',
+      'docker.io',
+      'registry-1.docker.io',
+      'https://index.docker.io/v1',
+      'https://registry-1.docker.io',
+    ];
+  return [
+    registry,
+    `https://${registry}`,
+    `http://${registry}`,
+    `https://${registry}/v1/`,
+    `https://${registry}/v2/`,
+    `http://${registry}/v1/`,
+    `http://${registry}/v2/`,
+  ];
 }
 
 async function readConfig(file: string): Promise<DockerConfigFile> {
@@ -64,18 +83,28 @@ async function readConfig(file: string): Promise<DockerConfigFile> {
 
 /** Run a docker credential helper. */
 export function runCredentialHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
-  if (!/^[A-Za-z0-9._-]+$/.test(helper)) return Promise.reject(new RegistryError('credentials', `bad credential helper name "${helper}"`));
+  if (!/^[A-Za-z0-9._-]+$/.test(helper))
+    return Promise.reject(new RegistryError('credentials', `bad credential helper name "${helper}"`));
   const bin = `docker-credential-${helper}`;
   return new Promise((resolve, reject) => {
     const child = spawn(bin, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let errText = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stdout.on('data', (b) => { if (out.length < 1 << 20) out += b; });
-    child.stderr.on('data', (b) => { if (errText.length < 4096) errText += b; });
+    child.stdout.on('data', (b) => {
+      if (out.length < 1 << 20) out += b;
+    });
+    child.stderr.on('data', (b) => {
+      if (errText.length < 4096) errText += b;
+    });
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new RegistryError('credentials', `credential helper ${bin}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : err.message}`));
+      reject(
+        new RegistryError(
+          'credentials',
+          `credential helper ${bin}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : err.message}`,
+        ),
+      );
     });
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -83,7 +112,12 @@ export function runCredentialHelper(helper: string, action: 'get' | 'store' | 'e
       else {
         // Helpers print "credentials not found in native keychain" on a miss.
         const msg = (out || errText).trim().slice(0, 300);
-        reject(Object.assign(new RegistryError('credentials', `credential helper ${bin} ${action} exited with ${code}: ${msg}`), { notFound: /not found/i.test(msg) }));
+        reject(
+          Object.assign(
+            new RegistryError('credentials', `credential helper ${bin} ${action} exited with ${code}: ${msg}`),
+            { notFound: /not found/i.test(msg) },
+          ),
+        );
       }
     });
     child.stdin.on('error', () => {});
@@ -104,7 +138,10 @@ async function fromHelper(helper: string, registry: string): Promise<Credential 
     try {
       parsed = JSON.parse(out);
     } catch {
-      throw new RegistryError('credentials', `credential helper docker-credential-${helper} printed something that is not JSON`);
+      throw new RegistryError(
+        'credentials',
+        `credential helper docker-credential-${helper} printed something that is not JSON`,
+      );
     }
     if (typeof parsed.Secret !== 'string' || parsed.Secret === '') continue;
     if (parsed.Username === '<token>') return { identityToken: parsed.Secret };
@@ -121,7 +158,8 @@ export class DockerConfigCredentials implements CredentialSource {
   }
   async get(registry: string): Promise<Credential | undefined> {
     const config = await readConfig(this.file);
-    const helper = config.credHelpers?.[registry] ?? (registry === DockerHub ? config.credHelpers?.[DockerHubAuthKey] : undefined);
+    const helper =
+      config.credHelpers?.[registry] ?? (registry === DockerHub ? config.credHelpers?.[DockerHubAuthKey] : undefined);
     if (helper) return fromHelper(helper, registry);
     if (config.credsStore) {
       const c = await fromHelper(config.credsStore, registry);
@@ -135,10 +173,12 @@ export class DockerConfigCredentials implements CredentialSource {
       if (typeof entry.auth === 'string' && entry.auth) {
         const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
         const colon = decoded.indexOf(':');
-        if (colon < 0) throw new RegistryError('credentials', `${this.file}: auths["${key}"].auth is not base64 of user:password`);
+        if (colon < 0)
+          throw new RegistryError('credentials', `${this.file}: auths["${key}"].auth is not base64 of user:password`);
         return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
       }
-      if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
+      if (typeof entry.username === 'string' && typeof entry.password === 'string')
+        return { username: entry.username, password: entry.password };
     }
     return undefined;
   }
@@ -155,12 +195,21 @@ export class StaticCredentials implements CredentialSource {
 export const noCredentials: CredentialSource = { get: async () => undefined };
 
 /** Write (or erase) a registry's credentials where docker would: its helper, else auths[key].auth. */
-export async function storeCredentials(registry: string, cred: { username: string; password: string } | undefined, file = dockerConfigPath()): Promise<void> {
+export async function storeCredentials(
+  registry: string,
+  cred: { username: string; password: string } | undefined,
+  file = dockerConfigPath(),
+): Promise<void> {
   const config = await readConfig(file);
   const helper = config.credHelpers?.[registry] ?? config.credsStore;
   const server = authKey(registry);
   if (helper) {
-    if (cred) await runCredentialHelper(helper, 'store', JSON.stringify({ ServerURL: server, Username: cred.username, Secret: cred.password }));
+    if (cred)
+      await runCredentialHelper(
+        helper,
+        'store',
+        JSON.stringify({ ServerURL: server, Username: cred.username, Secret: cred.password }),
+      );
     else {
       try {
         await runCredentialHelper(helper, 'erase', server);

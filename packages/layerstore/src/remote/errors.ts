@@ -58,10 +58,18 @@ export function parseErrorBody(text: string): { codes: string[]; summary: string
       const parts = body.errors.slice(0, 5).map((e) => {
         const code = typeof e.code === 'string' ? e.code : 'UNKNOWN';
         const msg = typeof e.message === 'string' ? e.message : '';
-        const detail = e.detail === undefined || e.detail === null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
+        const detail =
+          e.detail === undefined || e.detail === null
+            ? ''
+            : typeof e.detail === 'string'
+              ? e.detail
+              : JSON.stringify(e.detail);
         return `${code}: ${msg}${detail ? ` (${detail.slice(0, 200)})` : ''}`;
       });
-      return { codes: body.errors.map((e) => (typeof e.code === 'string' ? e.code : 'UNKNOWN')), summary: parts.join('; ') };
+      return {
+        codes: body.errors.map((e) => (typeof e.code === 'string' ? e.code : 'UNKNOWN')),
+        summary: parts.join('; '),
+      };
     }
   } catch {
     // not JSON

@@ -36,7 +36,9 @@ export class BlobLocations {
   /** Other repositories of the same registry known to hold `digest`. */
   sources(registry: string, repository: string, digest: Digest): string[] {
     const prefix = `${registry}/`;
-    return (this.blobs.get(digest) ?? []).filter((r) => r.startsWith(prefix) && r !== `${registry}/${repository}`).map((r) => r.slice(prefix.length));
+    return (this.blobs.get(digest) ?? [])
+      .filter((r) => r.startsWith(prefix) && r !== `${registry}/${repository}`)
+      .map((r) => r.slice(prefix.length));
   }
 
   private merge(other: Map<string, string[]>): void {
@@ -67,7 +69,8 @@ async function readFile(file: string): Promise<Map<string, string[]>> {
     const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as { blobs?: Record<string, unknown> };
     const m = new Map<string, string[]>();
     for (const [d, v] of Object.entries(parsed.blobs ?? {})) {
-      if (/^sha256:[a-f0-9]{64}$/.test(d) && Array.isArray(v)) m.set(d, v.filter((x): x is string => typeof x === 'string').slice(0, perBlob));
+      if (/^sha256:[a-f0-9]{64}$/.test(d) && Array.isArray(v))
+        m.set(d, v.filter((x): x is string => typeof x === 'string').slice(0, perBlob));
     }
     return m;
   } catch {

@@ -11,9 +11,17 @@ function registryName(input: string): string {
   return parseReference(`${s}/x`).registry;
 }
 
-export async function login(registry: string, username: string, password: string, opts: Omit<ClientOptions, 'credentials'> & { configFile?: string } = {}): Promise<void> {
+export async function login(
+  registry: string,
+  username: string,
+  password: string,
+  opts: Omit<ClientOptions, 'credentials'> & { configFile?: string } = {},
+): Promise<void> {
   const name = registryName(registry);
-  const client = new RegistryClient(name, { ...opts, credentials: new StaticCredentials({ [name]: { username, password } }) });
+  const client = new RegistryClient(name, {
+    ...opts,
+    credentials: new StaticCredentials({ [name]: { username, password } }),
+  });
   await client.ping();
   await storeCredentials(name, { username, password }, opts.configFile ?? dockerConfigPath());
 }

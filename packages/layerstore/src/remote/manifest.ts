@@ -62,7 +62,10 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
 }
 
 /** Check the shape of manifest or index bytes; `contentType` is what the registry said. */
-export function parseManifestBytes(bytes: Buffer, contentType: string | undefined): { mediaType: string; manifest?: Manifest; index?: Index } {
+export function parseManifestBytes(
+  bytes: Buffer,
+  contentType: string | undefined,
+): { mediaType: string; manifest?: Manifest; index?: Index } {
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(bytes.toString('utf8'));
@@ -89,21 +92,35 @@ export function parseManifestBytes(bytes: Buffer, contentType: string | undefine
 }
 
 /** GET a manifest or index by tag or digest and validate it. */
-export async function getManifest(client: RegistryClient, repository: string, reference: string, expected?: Descriptor): Promise<FetchedManifest> {
+export async function getManifest(
+  client: RegistryClient,
+  repository: string,
+  reference: string,
+  expected?: Descriptor,
+): Promise<FetchedManifest> {
   const what = `fetching manifest ${client.registry}/${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
   return client.retry(what, async () => {
-    const res = await client.request({
-      method: 'GET', url: `/v2/${repository}/manifests/${reference}`, headers: { accept: acceptManifests },
-      scopes: [`repository:${repository}:pull`], redirects: true,
-    }, what);
+    const res = await client.request(
+      {
+        method: 'GET',
+        url: `/v2/${repository}/manifests/${reference}`,
+        headers: { accept: acceptManifests },
+        scopes: [`repository:${repository}:pull`],
+        redirects: true,
+      },
+      what,
+    );
     await client.check(res, [200], what, reference);
     const bytes = await readBody(res, maxManifestSize, what);
     const digest = sha256(bytes);
-    const fail = (msg: string) => new RegistryError('invalid', `${what}: ${msg}`, { host: client.host, subject: reference });
+    const fail = (msg: string) =>
+      new RegistryError('invalid', `${what}: ${msg}`, { host: client.host, subject: reference });
     if (reference.startsWith('sha256:') && digest !== reference) throw fail(`content has digest ${digest}`);
-    if (expected && (digest !== expected.digest || bytes.length !== expected.size)) throw fail(`content (${digest}, ${bytes.length} bytes) does not match its descriptor`);
+    if (expected && (digest !== expected.digest || bytes.length !== expected.size))
+      throw fail(`content (${digest}, ${bytes.length} bytes) does not match its descriptor`);
     const header = res.headers['docker-content-digest'];
-    if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) throw fail(`Docker-Content-Digest ${header} does not match the content (${digest})`);
+    if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest)
+      throw fail(`Docker-Content-Digest ${header} does not match the content (${digest})`);
     let parsed;
     try {
       parsed = parseManifestBytes(bytes, res.headers['content-type']);
@@ -116,20 +133,37 @@ export async function getManifest(client: RegistryClient, repository: string, re
 
 /** Pick the entry for a platform from an index; attestation entries (unknown/unknown) never match. */
 export function choosePlatform(index: Index, platform: Platform): Descriptor | undefined {
-  const candidates = index.manifests.filter((m) => manifestMediaTypes.includes(m.mediaType) || indexMediaTypes.includes(m.mediaType));
+  const candidates = index.manifests.filter(
+    (m) => manifestMediaTypes.includes(m.mediaType) || indexMediaTypes.includes(m.mediaType),
+  );
   const norm = (v: string | undefined, arch: string) => v ?? (arch === 'arm64' ? 'v8' : undefined);
-  return candidates.find((m) => m.platform?.os === platform.os && m.platform.architecture === platform.architecture &&
-    (platform.variant === undefined || norm(m.platform.variant, m.platform.architecture) === norm(platform.variant, platform.architecture)));
+  return candidates.find(
+    (m) =>
+      m.platform?.os === platform.os &&
+      m.platform.architecture === platform.architecture &&
+      (platform.variant === undefined ||
+        norm(m.platform.variant, m.platform.architecture) === norm(platform.variant, platform.architecture)),
+  );
 }
 
 /** Does the registry have this manifest? HEAD by tag or digest; returns its descriptor or undefined. */
-export async function headManifest(client: RegistryClient, repository: string, reference: string): Promise<Descriptor | undefined> {
+export async function headManifest(
+  client: RegistryClient,
+  repository: string,
+  reference: string,
+): Promise<Descriptor | undefined> {
   const what = `checking manifest ${client.registry}/${repository}:${reference}`;
   return client.retry(what, async () => {
-    const res = await client.request({
-      method: 'HEAD', url: `/v2/${repository}/manifests/${reference}`, headers: { accept: acceptManifests },
-      scopes: [`repository:${repository}:pull`], redirects: true,
-    }, what);
+    const res = await client.request(
+      {
+        method: 'HEAD',
+        url: `/v2/${repository}/manifests/${reference}`,
+        headers: { accept: acceptManifests },
+        scopes: [`repository:${repository}:pull`],
+        redirects: true,
+      },
+      what,
+    );
     discard(res);
     if (res.status === 404) return undefined;
     await client.check(res, [200], what, reference);
@@ -141,19 +175,34 @@ export async function headManifest(client: RegistryClient, repository: string, r
 }
 
 /** PUT a manifest or index under a tag (or its digest). */
-export async function putManifest(client: RegistryClient, repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<Digest> {
+export async function putManifest(
+  client: RegistryClient,
+  repository: string,
+  reference: string,
+  bytes: Buffer,
+  mediaType: string,
+): Promise<Digest> {
   const digest = sha256(bytes);
   const what = `pushing manifest ${digest} to ${client.registry}/${repository}:${reference}`;
   return client.retry(what, async () => {
-    const res = await client.request({
-      method: 'PUT', url: `/v2/${repository}/manifests/${reference}`, headers: { 'content-type': mediaType }, body: bytes,
-      scopes: [`repository:${repository}:pull,push`],
-    }, what);
+    const res = await client.request(
+      {
+        method: 'PUT',
+        url: `/v2/${repository}/manifests/${reference}`,
+        headers: { 'content-type': mediaType },
+        body: bytes,
+        scopes: [`repository:${repository}:pull,push`],
+      },
+      what,
+    );
     await client.check(res, [200, 201], what, digest);
     discard(res);
     const header = res.headers['docker-content-digest'];
     if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
-      throw new RegistryError('invalid', `${what}: the registry stored it as ${header}`, { host: client.host, subject: digest });
+      throw new RegistryError('invalid', `${what}: the registry stored it as ${header}`, {
+        host: client.host,
+        subject: digest,
+      });
     }
     return digest;
   });

@@ -32,7 +32,8 @@ export interface Resolved {
 
 export function clientFor(ref: Reference, opts: RemoteOptions): RegistryClient {
   if (opts.client) {
-    if (opts.client.registry !== ref.registry) throw new RegistryError('invalid', `client for ${opts.client.registry} used for ${ref.registry}`);
+    if (opts.client.registry !== ref.registry)
+      throw new RegistryError('invalid', `client for ${opts.client.registry} used for ${ref.registry}`);
     return opts.client;
   }
   return new RegistryClient(ref.registry, opts);
@@ -45,15 +46,31 @@ export async function resolve(reference: string | Reference, opts: ResolveOption
   const ref = toRef(reference);
   const client = clientFor(ref, opts);
   const top = await getManifest(client, ref.repository, ref.digest ?? ref.tag ?? 'latest');
-  if (top.manifest) return { ref, descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, manifest: top };
+  if (top.manifest)
+    return { ref, descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, manifest: top };
   const platform = parsePlatform(opts.platform);
   const chosen = choosePlatform(top.index!, platform);
   if (!chosen) {
-    const have = top.index!.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?')).join(', ');
-    throw new RegistryError('not-found', `${ref.registry}/${ref.repository}: no manifest for ${platform.os}/${platform.architecture} in the index (has: ${have || 'nothing'})`, { host: client.host, subject: top.digest });
+    const have = top
+      .index!.manifests.map((m) =>
+        m.platform
+          ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`
+          : '?',
+      )
+      .join(', ');
+    throw new RegistryError(
+      'not-found',
+      `${ref.registry}/${ref.repository}: no manifest for ${platform.os}/${platform.architecture} in the index (has: ${have || 'nothing'})`,
+      { host: client.host, subject: top.digest },
+    );
   }
   const child = await getManifest(client, ref.repository, chosen.digest, chosen);
-  if (!child.manifest) throw new RegistryError('invalid', `${ref.registry}/${ref.repository}: index entry ${chosen.digest} is itself an index`, { host: client.host, subject: chosen.digest });
+  if (!child.manifest)
+    throw new RegistryError(
+      'invalid',
+      `${ref.registry}/${ref.repository}: index entry ${chosen.digest} is itself an index`,
+      { host: client.host, subject: chosen.digest },
+    );
   return { ref, descriptor: { ...chosen, mediaType: child.mediaType }, manifest: child, index: top };
 }
 
@@ -79,7 +96,11 @@ const configTypes = ['application/vnd.oci.image.config.v1+json', 'application/vn
  * Fetch an image into `blobs`: config, layers, manifest (and index) bytes. Tagging is the
  * caller's business (store.tags), as is unpacking (onLayer lets it start early).
  */
-export async function pull(blobs: BlobStore, reference: string | Reference, opts: PullOptions = {}): Promise<PullResult> {
+export async function pull(
+  blobs: BlobStore,
+  reference: string | Reference,
+  opts: PullOptions = {},
+): Promise<PullResult> {
   const ref = toRef(reference);
   const client = clientFor(ref, opts);
   const resolved = await resolve(ref, { ...opts, client });
@@ -87,9 +108,16 @@ export async function pull(blobs: BlobStore, reference: string | Reference, opts
   const stats = newStats();
   const where = `${ref.registry}/${ref.repository}`;
   if (!configTypes.includes(manifest.config.mediaType)) {
-    throw new RegistryError('invalid', `${where}: ${resolved.descriptor.digest} is not an image (config media type ${manifest.config.mediaType})`, { host: client.host });
+    throw new RegistryError(
+      'invalid',
+      `${where}: ${resolved.descriptor.digest} is not an image (config media type ${manifest.config.mediaType})`,
+      { host: client.host },
+    );
   }
-  if (manifest.config.size > 8 * 1024 * 1024) throw new RegistryError('too-large', `${where}: image config of ${manifest.config.size} bytes`, { host: client.host });
+  if (manifest.config.size > 8 * 1024 * 1024)
+    throw new RegistryError('too-large', `${where}: image config of ${manifest.config.size} bytes`, {
+      host: client.host,
+    });
   const get = async (desc: Descriptor) => {
     if (await blobs.has(desc.digest)) {
       stats.blobsSkipped++;
@@ -101,15 +129,27 @@ export async function pull(blobs: BlobStore, reference: string | Reference, opts
   const config = await blobs.readJSON<ImageConfig>(manifest.config.digest);
   const diffIDs = config?.rootfs?.diff_ids;
   if (!Array.isArray(diffIDs) || diffIDs.length !== manifest.layers.length) {
-    throw new RegistryError('invalid', `${where}: the config lists ${Array.isArray(diffIDs) ? diffIDs.length : 'no'} diff_ids for ${manifest.layers.length} layers`, { host: client.host, subject: manifest.config.digest });
+    throw new RegistryError(
+      'invalid',
+      `${where}: the config lists ${Array.isArray(diffIDs) ? diffIDs.length : 'no'} diff_ids for ${manifest.layers.length} layers`,
+      { host: client.host, subject: manifest.config.digest },
+    );
   }
-  const layers: Layer[] = manifest.layers.map((l, i) => ({ digest: l.digest, diffID: diffIDs[i]!, size: l.size, mediaType: l.mediaType }));
+  const layers: Layer[] = manifest.layers.map((l, i) => ({
+    digest: l.digest,
+    diffID: diffIDs[i]!,
+    size: l.size,
+    mediaType: l.mediaType,
+  }));
   await mapLimit(manifest.layers, opts.concurrency ?? 3, async (desc, i) => {
     await get(desc);
     await opts.onLayer?.(layers[i]!, i);
   });
   const put = await blobs.put(resolved.manifest.bytes);
-  if (put.digest !== resolved.descriptor.digest) throw new RegistryError('invalid', `${where}: manifest stored as ${put.digest}`, { subject: resolved.descriptor.digest });
+  if (put.digest !== resolved.descriptor.digest)
+    throw new RegistryError('invalid', `${where}: manifest stored as ${put.digest}`, {
+      subject: resolved.descriptor.digest,
+    });
   if (resolved.index) await blobs.put(resolved.index.bytes);
   if (opts.locations) {
     for (const d of [manifest.config, ...manifest.layers]) opts.locations.add(ref.registry, ref.repository, d.digest);
@@ -130,7 +170,12 @@ export async function pull(blobs: BlobStore, reference: string | Reference, opts
 }
 
 /** Fetch particular blobs of a repository (e.g. cache layers) into the store. */
-export async function fetchBlobs(blobs: BlobStore, reference: string | Reference, descriptors: Descriptor[], opts: RemoteOptions & { concurrency?: number } = {}): Promise<TransferStats> {
+export async function fetchBlobs(
+  blobs: BlobStore,
+  reference: string | Reference,
+  descriptors: Descriptor[],
+  opts: RemoteOptions & { concurrency?: number } = {},
+): Promise<TransferStats> {
   const ref = toRef(reference);
   const client = clientFor(ref, opts);
   const stats = newStats();

@@ -31,22 +31,48 @@ export interface PushResult {
 const toRef = (r: string | Reference) => (typeof r === 'string' ? parseReference(r) : r);
 
 /** Push an image (manifest or index) from the store to `reference` (its tag, or its digest if none). */
-export async function push(blobs: BlobStore, source: PushSource, reference: string | Reference, opts: PushOptions = {}): Promise<PushResult> {
+export async function push(
+  blobs: BlobStore,
+  source: PushSource,
+  reference: string | Reference,
+  opts: PushOptions = {},
+): Promise<PushResult> {
   const ref = toRef(reference);
   const client = clientFor(ref, opts);
   const stats = newStats();
   const bytes = 'manifestDigest' in source ? await blobs.read(source.manifestDigest) : source.manifestBytes;
-  const descriptor = await pushManifestTree(client, blobs, ref, bytes, 'mediaType' in source ? source.mediaType : undefined, stats, opts, true);
+  const descriptor = await pushManifestTree(
+    client,
+    blobs,
+    ref,
+    bytes,
+    'mediaType' in source ? source.mediaType : undefined,
+    stats,
+    opts,
+    true,
+  );
   if (opts.locations) await opts.locations.save();
   return { ref, descriptor, stats };
 }
 
-async function pushManifestTree(client: RegistryClient, blobs: BlobStore, ref: Reference, bytes: Buffer, mediaTypeHint: string | undefined, stats: TransferStats, opts: PushOptions, top: boolean): Promise<Descriptor> {
+async function pushManifestTree(
+  client: RegistryClient,
+  blobs: BlobStore,
+  ref: Reference,
+  bytes: Buffer,
+  mediaTypeHint: string | undefined,
+  stats: TransferStats,
+  opts: PushOptions,
+  top: boolean,
+): Promise<Descriptor> {
   let parsed;
   try {
     parsed = parseManifestBytes(bytes, mediaTypeHint);
   } catch (err) {
-    throw new RegistryError('invalid', `cannot push to ${ref.registry}/${ref.repository}: the manifest in the store is invalid (${(err as Error).message})`);
+    throw new RegistryError(
+      'invalid',
+      `cannot push to ${ref.registry}/${ref.repository}: the manifest in the store is invalid (${(err as Error).message})`,
+    );
   }
   const digest = sha256(bytes);
   // An artifact manifest may carry a mediaType field the parser normalised; keep an explicit hint.
@@ -63,25 +89,43 @@ async function pushManifestTree(client: RegistryClient, blobs: BlobStore, ref: R
     await pushBlobs(client, blobs, ref, [...manifest.layers, manifest.config], stats, opts);
   }
   const tag = top && ref.tag ? ref.tag : digest;
-  if (top && ref.digest && ref.digest !== digest) throw new RegistryError('invalid', `cannot push ${digest} as ${ref.digest}`);
+  if (top && ref.digest && ref.digest !== digest)
+    throw new RegistryError('invalid', `cannot push ${digest} as ${ref.digest}`);
   await putManifest(client, ref.repository, tag, bytes, mediaType);
   return { mediaType, digest, size: bytes.length };
 }
 
 /** Push blobs from the store into a repository (no manifest). */
-export async function pushBlobs(client: RegistryClient, blobs: BlobStore, ref: Reference, descriptors: Descriptor[], stats: TransferStats, opts: PushOptions = {}): Promise<void> {
+export async function pushBlobs(
+  client: RegistryClient,
+  blobs: BlobStore,
+  ref: Reference,
+  descriptors: Descriptor[],
+  stats: TransferStats,
+  opts: PushOptions = {},
+): Promise<void> {
   // Largest first: the longest upload bounds the push, so its HEAD, POST and PUT go out before the
   // small blobs' and it never waits for a free slot.
   const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()].sort((a, b) => b.size - a.size);
   await mapLimit(unique, opts.concurrency ?? 4, async (d) => {
     const size = await blobs.size(d.digest);
-    if (size === undefined) throw new RegistryError('not-found', `cannot push ${d.digest} to ${ref.registry}/${ref.repository}: not in the local store`, { subject: d.digest });
-    if (size !== d.size) throw new RegistryError('invalid', `cannot push ${d.digest}: ${size} bytes in the store, ${d.size} in the manifest`, { subject: d.digest });
+    if (size === undefined)
+      throw new RegistryError(
+        'not-found',
+        `cannot push ${d.digest} to ${ref.registry}/${ref.repository}: not in the local store`,
+        { subject: d.digest },
+      );
+    if (size !== d.size)
+      throw new RegistryError(
+        'invalid',
+        `cannot push ${d.digest}: ${size} bytes in the store, ${d.size} in the manifest`,
+        { subject: d.digest },
+      );
     await uploadBlob(client, ref.repository, d, blobs, stats, {
-      chunkThreshold: opts.chunkThreshold, chunkSize: opts.chunkSize,
+      chunkThreshold: opts.chunkThreshold,
+      chunkSize: opts.chunkSize,
       mountFrom: opts.locations?.sources(ref.registry, ref.repository, d.digest),
     });
     opts.locations?.add(ref.registry, ref.repository, d.digest);
   });
 }
-

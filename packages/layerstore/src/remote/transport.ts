@@ -60,7 +60,8 @@ export interface RawRequest {
 /** Hosts reached over plain HTTP: loopback always, plus the ones given as insecure. */
 export function isInsecureHost(host: string, insecure: readonly string[] = []): boolean {
   const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
-  if (hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname.endsWith('.localhost')) return true;
+  if (hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname.endsWith('.localhost'))
+    return true;
   return insecure.includes(host) || insecure.includes(hostname);
 }
 
@@ -81,7 +82,12 @@ export function send(req: RawRequest): Promise<HttpResponse> {
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     let settled = false;
     const networkError = (err: Error) =>
-      err instanceof RegistryError ? err : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, { host: url.host, retryable: certificateProblem(err) === undefined });
+      err instanceof RegistryError
+        ? err
+        : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, {
+            host: url.host,
+            retryable: certificateProblem(err) === undefined,
+          });
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
@@ -93,28 +99,26 @@ export function send(req: RawRequest): Promise<HttpResponse> {
     // registry wrote is what the caller sees (not a connection cut while it was being read).
     let refused = false;
     const stopped = new Error('the registry answered before the body was sent');
-    const r = lib.request(
-      url,
-      { method: req.method, headers, agent, signal: req.signal },
-      (res) => {
-        res.on('error', () => {}); // consumers see errors through their own reads
-        const response = { status: res.statusCode ?? 0, headers: res.headers, body: res, url };
-        const ok = response.status >= 200 && response.status < 300;
-        if (!ok && bodySent) {
-          refused = true;
-          res.once('close', () => r.destroy());
-        }
-        (bodySent && ok ? bodySent : Promise.resolve()).then(
-          () => {
-            if (settled) return;
-            settled = true;
-            resolve(response);
-          },
-          () => res.destroy(), // the body's failure has rejected already
-        );
-      },
+    const r = lib.request(url, { method: req.method, headers, agent, signal: req.signal }, (res) => {
+      res.on('error', () => {}); // consumers see errors through their own reads
+      const response = { status: res.statusCode ?? 0, headers: res.headers, body: res, url };
+      const ok = response.status >= 200 && response.status < 300;
+      if (!ok && bodySent) {
+        refused = true;
+        res.once('close', () => r.destroy());
+      }
+      (bodySent && ok ? bodySent : Promise.resolve()).then(
+        () => {
+          if (settled) return;
+          settled = true;
+          resolve(response);
+        },
+        () => res.destroy(), // the body's failure has rejected already
+      );
+    });
+    r.setTimeout(req.timeoutMs ?? 60_000, () =>
+      r.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
     );
-    r.setTimeout(req.timeoutMs ?? 60_000, () => r.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     r.on('error', (err) => fail(networkError(err)));
     if (req.body === undefined) r.end();
     else if (Buffer.isBuffer(req.body)) r.end(req.body);
@@ -125,17 +129,20 @@ export function send(req: RawRequest): Promise<HttpResponse> {
         for (const rejectWrite of pending) rejectWrite(closed());
         pending.clear();
       });
-      const write = (chunk: Buffer) => new Promise<void>((done, failWrite) => {
-        if (refused) return failWrite(stopped);
-        if (r.destroyed) return failWrite(closed());
-        pending.add(failWrite);
-        r.write(chunk, (err) => {
-          pending.delete(failWrite);
-          if (err) failWrite(networkError(err));
-          else done();
+      const write = (chunk: Buffer) =>
+        new Promise<void>((done, failWrite) => {
+          if (refused) return failWrite(stopped);
+          if (r.destroyed) return failWrite(closed());
+          pending.add(failWrite);
+          r.write(chunk, (err) => {
+            pending.delete(failWrite);
+            if (err) failWrite(networkError(err));
+            else done();
+          });
         });
+      bodySent = req.body.writeTo(write).then(() => {
+        r.end();
       });
-      bodySent = req.body.writeTo(write).then(() => { r.end(); });
       bodySent.catch((err: Error) => {
         if (refused) return; // the answer is the caller's; the request goes once it has been read
         fail(err);
@@ -149,12 +156,18 @@ function describeNetworkError(err: Error & { code?: string }): string {
   const tls = certificateProblem(err);
   if (tls) return tls;
   switch (err.code) {
-    case 'ECONNREFUSED': return 'connection refused';
-    case 'ECONNRESET': return 'connection reset';
-    case 'EPIPE': return 'connection closed while sending';
-    case 'ETIMEDOUT': return 'timed out';
-    case 'ENOTFOUND': return 'host not found';
-    default: return err.message || String(err);
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'EPIPE':
+      return 'connection closed while sending';
+    case 'ETIMEDOUT':
+      return 'timed out';
+    case 'ENOTFOUND':
+      return 'host not found';
+    default:
+      return err.message || String(err);
   }
 }
 
@@ -163,7 +176,9 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     res.body.destroy();
-    throw new RegistryError('too-large', `${what}: ${declared} bytes is more than the limit of ${limit}`, { host: res.url.host });
+    throw new RegistryError('too-large', `${what}: ${declared} bytes is more than the limit of ${limit}`, {
+      host: res.url.host,
+    });
   }
   const chunks: Buffer[] = [];
   let n = 0;
@@ -178,7 +193,10 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
     }
   } catch (err) {
     if (err instanceof RegistryError) throw err;
-    throw new RegistryError('network', `${what}: ${describeNetworkError(err as Error)} while reading the response`, { host: res.url.host, retryable: true });
+    throw new RegistryError('network', `${what}: ${describeNetworkError(err as Error)} while reading the response`, {
+      host: res.url.host,
+      retryable: true,
+    });
   }
   return Buffer.concat(chunks);
 }
@@ -197,7 +215,12 @@ export interface RetryPolicy {
   maxRetryAfterMs: number;
 }
 
-export const defaultRetryPolicy: RetryPolicy = { attempts: 6, baseDelayMs: 200, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 };
+export const defaultRetryPolicy: RetryPolicy = {
+  attempts: 6,
+  baseDelayMs: 200,
+  maxDelayMs: 10_000,
+  maxRetryAfterMs: 60_000,
+};
 
 export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
@@ -224,7 +247,8 @@ export async function withRetry<T>(
     } catch (err) {
       if (!(err instanceof RegistryError) || !err.retryable || attempt >= policy.attempts) throw err;
       const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      const delay = err.info.retryAfterMs !== undefined ? Math.min(err.info.retryAfterMs, policy.maxRetryAfterMs) : backoff;
+      const delay =
+        err.info.retryAfterMs !== undefined ? Math.min(err.info.retryAfterMs, policy.maxRetryAfterMs) : backoff;
       onRetry?.(err, attempt, delay);
       await sleep(delay);
     }

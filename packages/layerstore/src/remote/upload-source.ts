@@ -44,7 +44,10 @@ class FileReader implements Reader {
   private readonly ring: Buffer[] = [];
   private next = 0;
   private pos = 0;
-  constructor(private readonly fh: fsp.FileHandle, size: number) {
+  constructor(
+    private readonly fh: fsp.FileHandle,
+    size: number,
+  ) {
     const n = Math.max(1, Math.min(pieceSize, size));
     for (let i = 0; i <= sourceWindow; i++) this.ring.push(Buffer.allocUnsafeSlow(n));
   }
@@ -102,7 +105,14 @@ export class UploadSource {
   /** The next byte handed out. */
   position: number;
 
-  private constructor(private readonly reader: Reader, private readonly desc: Descriptor, private readonly file: string | undefined, start: number, private readonly hash: Hash, hashed: number) {
+  private constructor(
+    private readonly reader: Reader,
+    private readonly desc: Descriptor,
+    private readonly file: string | undefined,
+    start: number,
+    private readonly hash: Hash,
+    hashed: number,
+  ) {
     this.position = start;
     this.hashed = hashed;
   }
@@ -120,7 +130,8 @@ export class UploadSource {
       try {
         fh = await fsp.open(file, 'r');
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${desc.digest} not found`, desc.digest);
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new StoreError('not-found', `blob ${desc.digest} not found`, desc.digest);
         throw e;
       }
       reader = new FileReader(fh, desc.size);
@@ -128,7 +139,14 @@ export class UploadSource {
       reader = new StreamReader(blobs.open(desc.digest));
     }
     const resume = from && from.position === start && start > 0 ? from : undefined;
-    const source = new UploadSource(reader, desc, file, start, resume ? resume.hash.copy() : createHash('sha256'), resume ? start : 0);
+    const source = new UploadSource(
+      reader,
+      desc,
+      file,
+      start,
+      resume ? resume.hash.copy() : createHash('sha256'),
+      resume ? start : 0,
+    );
     try {
       if (resume) await reader.skip(start);
       if (desc.size === 0) source.verify();
@@ -142,7 +160,11 @@ export class UploadSource {
 
   private corrupt(why: string): StoreError {
     const which = this.file ? `${this.file} does not match its digest; remove it` : 'remove it';
-    return new StoreError('corrupt', `blob ${this.desc.digest} is corrupt (${why}): ${which} and pull/rebuild`, this.desc.digest);
+    return new StoreError(
+      'corrupt',
+      `blob ${this.desc.digest} is corrupt (${why}): ${which} and pull/rebuild`,
+      this.desc.digest,
+    );
   }
 
   private async pull(max: number): Promise<Buffer> {

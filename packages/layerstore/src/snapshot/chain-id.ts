@@ -6,7 +6,8 @@ import type { Digest } from '../types.js';
 export function chainID(diffIDs: readonly Digest[]): Digest {
   if (diffIDs.length === 0) throw new RangeError('chainID of no layers');
   let id = diffIDs[0]!;
-  for (let i = 1; i < diffIDs.length; i++) id = `sha256:${createHash('sha256').update(`${id} ${diffIDs[i]}`).digest('hex')}`;
+  for (let i = 1; i < diffIDs.length; i++)
+    id = `sha256:${createHash('sha256').update(`${id} ${diffIDs[i]}`).digest('hex')}`;
   return id;
 }
 
@@ -14,7 +15,13 @@ export function chainID(diffIDs: readonly Digest[]): Digest {
 export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
   const out: Digest[] = [];
   for (let i = 0; i < diffIDs.length; i++) {
-    out.push(i === 0 ? diffIDs[0]! : (`sha256:${createHash('sha256').update(`${out[i - 1]} ${diffIDs[i]}`).digest('hex')}` as Digest));
+    out.push(
+      i === 0
+        ? diffIDs[0]!
+        : (`sha256:${createHash('sha256')
+            .update(`${out[i - 1]} ${diffIDs[i]}`)
+            .digest('hex')}` as Digest),
+    );
   }
   return out;
 }

@@ -37,7 +37,10 @@ function hexOf(d: Digest): string {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 let boot: string | undefined;
@@ -100,12 +103,18 @@ export class Snapshots {
     const ids = chainIDs(layers.map((l) => l.diffID));
     // Leased before looking: a snapshot found here stays; a blob to unpack from stays.
     await this.held?.reuse('snapshot', ids);
-    await this.held?.reuse('blob', layers.map((l) => l.digest));
+    await this.held?.reuse(
+      'blob',
+      layers.map((l) => l.digest),
+    );
     const out: Snapshot[] = [];
     for (let i = 0; i < layers.length; i++) {
       const id = ids[i]!;
       const have = await this.get(id);
-      if (have) { out.push(have); continue; }
+      if (have) {
+        out.push(have);
+        continue;
+      }
       await withLock(this.pathOf(id) + '.lock', async () => {
         if (await this.getLocked(id)) return; // another process made it while we waited
         await this.unpackInto(layers[i]!, id);
@@ -120,7 +129,11 @@ export class Snapshots {
     spreadSubdirs(this.tmpDir);
     await mkdir(tmp, { mode: 0o755 });
     try {
-      await unpackLayer(this.blobs.open(layer.digest), layer.mediaType, tmp, { ...this.unpackOptions, diffID: layer.diffID, mode: 'overlay' });
+      await unpackLayer(this.blobs.open(layer.digest), layer.mediaType, tmp, {
+        ...this.unpackOptions,
+        diffID: layer.diffID,
+        mode: 'overlay',
+      });
       await this.renameIn(tmp, id);
       this.stats.unpacked++;
     } catch (e) {
@@ -163,7 +176,10 @@ export class Snapshots {
   async moveAside(chainID: Digest): Promise<string | undefined> {
     // Synchronous calls: prune makes one per snapshot with gc-sweep held (SmallFileIO, fsutil.ts).
     mkdirSync(this.tmpDir, { recursive: true });
-    const trash = join(this.tmpDir, `trash-${hexOf(chainID).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const trash = join(
+      this.tmpDir,
+      `trash-${hexOf(chainID).slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`,
+    );
     try {
       renameSync(this.pathOf(chainID), trash);
     } catch (e) {
@@ -175,8 +191,14 @@ export class Snapshots {
   }
 
   async list(): Promise<Snapshot[]> {
-    const names = await readdir(this.root).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return [] as string[]; throw e; });
-    return names.filter((n) => HEX.test(n)).sort().map((n) => ({ chainID: `sha256:${n}` as Digest, path: join(this.root, n) }));
+    const names = await readdir(this.root).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return [] as string[];
+      throw e;
+    });
+    return names
+      .filter((n) => HEX.test(n))
+      .sort()
+      .map((n) => ({ chainID: `sha256:${n}` as Digest, path: join(this.root, n) }));
   }
 
   /** Remove temp dirs left by crashed processes (their pid is gone). */
@@ -188,7 +210,12 @@ export class Snapshots {
       if (!m) continue;
       const pid = Number(m[1]);
       let alive = false;
-      try { process.kill(pid, 0); alive = true; } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+      }
       if (alive && pid !== process.pid) continue;
       if (pid === process.pid) continue;
       await rm(join(this.tmpDir, n), { recursive: true, force: true });

@@ -14,7 +14,16 @@
 //    open with O_NOFOLLOW or O_CREAT|O_EXCL) it is the *at() call with AT_SYMLINK_NOFOLLOW, made
 //    through Node's own bindings: ~2 µs a call where ffi-rs costs ~10 µs, which adds up over a
 //    20,000-file layer. NAME must be one component: at() refuses '/', '.', '..' and ''.
-import { chmodSync, closeSync, constants as fsc, fstatSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants as fsc,
+  fstatSync,
+  openSync,
+  readdirSync,
+  rmdirSync,
+  unlinkSync,
+} from 'node:fs';
 import { call, DataType } from './libc.js';
 
 /** O_PATH (the same value on every Linux architecture Node runs on); node:fs does not export it. */
@@ -56,7 +65,12 @@ export function openBeneath(dirfd: number, rel: string, flags: number, mode = 0)
     how.writeBigUInt64LE(BigInt(mode), 8);
     how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
     try {
-      return call('syscall', rel, [DataType.I64, DataType.I64, DataType.String, DataType.U8Array, DataType.I64], [SYS_openat2, dirfd, rel, how, how.length]);
+      return call(
+        'syscall',
+        rel,
+        [DataType.I64, DataType.I64, DataType.String, DataType.U8Array, DataType.I64],
+        [SYS_openat2, dirfd, rel, how, how.length],
+      );
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code !== 'ENOSYS' && code !== 'EPERM') throw e;
@@ -91,7 +105,8 @@ export function walkBeneath(dirfd: number, rel: string, flags: number, mode: num
 export function chmodAt(dirfd: number, name: string, mode: number): void {
   const fd = openSync(at(dirfd, name), O_PATH | fsc.O_NOFOLLOW);
   try {
-    if (fstatSync(fd).isSymbolicLink()) throw Object.assign(new Error(`chmod of a symlink: ${name}`), { code: 'ELOOP' });
+    if (fstatSync(fd).isSymbolicLink())
+      throw Object.assign(new Error(`chmod of a symlink: ${name}`), { code: 'ELOOP' });
     chmodSync(self(fd), mode);
   } finally {
     closeSync(fd);
@@ -103,7 +118,10 @@ export function removeTreeAt(dirfd: number, name: string): void {
   const fd = openSync(at(dirfd, name), DIR_FLAGS);
   try {
     for (const child of readdirSync(self(fd), { withFileTypes: true })) {
-      if (child.isDirectory()) { removeTreeAt(fd, child.name); continue; }
+      if (child.isDirectory()) {
+        removeTreeAt(fd, child.name);
+        continue;
+      }
       try {
         unlinkSync(at(fd, child.name));
       } catch (e) {

@@ -8,7 +8,8 @@ export const S_IFBLK = 0o060000;
 
 /** glibc's gnu_dev_makedev: the 64-bit dev_t layout. BigInt because the high bits exceed 2^53 for big majors. */
 export function makedev(major: number, minor: number): bigint {
-  const ma = BigInt(major), mi = BigInt(minor);
+  const ma = BigInt(major),
+    mi = BigInt(minor);
   return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
 }
 
@@ -27,5 +28,10 @@ export function minor(dev: number): number {
  * changing the umask of a multi-threaded Node process would race with other file creation.
  */
 export function mknod(path: string, type: number, perm: number, maj = 0, min = 0): void {
-  call('mknod', path, [DataType.String, DataType.U32, DataType.BigInt], [path, (type & S_IFMT) | (perm & 0o7777), makedev(maj, min)]);
+  call(
+    'mknod',
+    path,
+    [DataType.String, DataType.U32, DataType.BigInt],
+    [path, (type & S_IFMT) | (perm & 0o7777), makedev(maj, min)],
+  );
 }

@@ -29,7 +29,15 @@ export function markTopDir(dir: string): boolean {
       return true;
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code === 'ENOTTY' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EINVAL' || code === 'EPERM' || code === 'EACCES') return false;
+      if (
+        code === 'ENOTTY' ||
+        code === 'ENOTSUP' ||
+        code === 'EOPNOTSUPP' ||
+        code === 'EINVAL' ||
+        code === 'EPERM' ||
+        code === 'EACCES'
+      )
+        return false;
       throw e;
     }
   } finally {
@@ -46,5 +54,9 @@ const marked = new Set<string>();
 export function spreadSubdirs(dir: string): void {
   if (marked.has(dir)) return;
   marked.add(dir);
-  try { markTopDir(dir); } catch { /* speed only */ }
+  try {
+    markTopDir(dir);
+  } catch {
+    /* speed only */
+  }
 }

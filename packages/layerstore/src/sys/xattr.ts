@@ -21,7 +21,10 @@ export function listXattrs(path: string): string[] {
   const buf = Buffer.allocUnsafe(Math.min(Math.max(n, 256) * 2, XATTR_LIST_MAX));
   n = call('llistxattr', path, [DataType.String, DataType.U8Array, DataType.I64], [path, buf, buf.length]);
   if (n <= 0) return [];
-  return buf.subarray(0, n - 1).toString('utf8').split('\0');
+  return buf
+    .subarray(0, n - 1)
+    .toString('utf8')
+    .split('\0');
 }
 
 /** Value of one attribute, or undefined when it is absent. */
@@ -29,12 +32,20 @@ export function getXattr(path: string, name: string): Buffer | undefined {
   let buf = Buffer.allocUnsafe(256);
   for (;;) {
     try {
-      const n = call('lgetxattr', path, [DataType.String, DataType.String, DataType.U8Array, DataType.I64], [path, name, buf, buf.length]);
+      const n = call(
+        'lgetxattr',
+        path,
+        [DataType.String, DataType.String, DataType.U8Array, DataType.I64],
+        [path, name, buf, buf.length],
+      );
       return Buffer.from(buf.subarray(0, n));
     } catch (e) {
       if (!(e instanceof SysError)) throw e;
       if (e.code === 'ENODATA') return undefined;
-      if (e.code === 'ERANGE' && buf.length < XATTR_SIZE_MAX) { buf = Buffer.allocUnsafe(XATTR_SIZE_MAX); continue; }
+      if (e.code === 'ERANGE' && buf.length < XATTR_SIZE_MAX) {
+        buf = Buffer.allocUnsafe(XATTR_SIZE_MAX);
+        continue;
+      }
       throw e;
     }
   }
@@ -53,7 +64,12 @@ export function readXattrs(path: string): Record<string, Buffer> {
 export function setXattr(path: string, name: string, value: Buffer): void {
   // ffi-rs passes an empty buffer as a dangling pointer; give it one byte with size 0.
   const buf = value.length === 0 ? Buffer.alloc(1) : value;
-  call('lsetxattr', path, [DataType.String, DataType.String, DataType.U8Array, DataType.I64, DataType.I32], [path, name, buf, value.length, 0]);
+  call(
+    'lsetxattr',
+    path,
+    [DataType.String, DataType.String, DataType.U8Array, DataType.I64, DataType.I32],
+    [path, name, buf, value.length, 0],
+  );
 }
 
 /** setXattr on an open file (a regular file or directory opened beneath a directory fd). */

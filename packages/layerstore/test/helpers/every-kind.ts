@@ -1,19 +1,41 @@
 // A tree with every kind of entry a layer can carry, for round-trip tests.
-import { chmodSync, lchownSync, linkSync, mkdirSync, symlinkSync, utimesSync, lutimesSync, writeFileSync, chownSync } from 'node:fs';
+import {
+  chmodSync,
+  lchownSync,
+  linkSync,
+  mkdirSync,
+  symlinkSync,
+  utimesSync,
+  lutimesSync,
+  writeFileSync,
+  chownSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../../src/sys/mknod.js';
 import { setXattr } from '../../src/sys/xattr.js';
 
 /** security.capability v2, effective, permitted = cap_setuid (bit 7: byte 0x80, not UTF-8) + cap_net_bind_service. */
-export const CAP_BLOB = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x80, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+export const CAP_BLOB = Buffer.from([
+  0x01, 0x00, 0x00, 0x02, 0x80, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+]);
 
 const T = 1_600_000_000;
 
 export function makeEveryKind(root: string, opts: { order?: 'forward' | 'reverse' } = {}): void {
   const steps: (() => void)[] = [];
   const p = (rel: string) => join(root, rel);
-  const dir = (rel: string, mode = 0o755, uid = 0, gid = 0) => steps.push(() => { mkdirSync(p(rel), { recursive: true }); chownSync(p(rel), uid, gid); chmodSync(p(rel), mode); });
-  const file = (rel: string, content: string | Buffer, mode = 0o644, uid = 0, gid = 0) => steps.push(() => { writeFileSync(p(rel), content); chownSync(p(rel), uid, gid); chmodSync(p(rel), mode); });
+  const dir = (rel: string, mode = 0o755, uid = 0, gid = 0) =>
+    steps.push(() => {
+      mkdirSync(p(rel), { recursive: true });
+      chownSync(p(rel), uid, gid);
+      chmodSync(p(rel), mode);
+    });
+  const file = (rel: string, content: string | Buffer, mode = 0o644, uid = 0, gid = 0) =>
+    steps.push(() => {
+      writeFileSync(p(rel), content);
+      chownSync(p(rel), uid, gid);
+      chmodSync(p(rel), mode);
+    });
 
   dir('bin');
   dir('etc');
@@ -43,20 +65,55 @@ export function makeEveryKind(root: string, opts: { order?: 'forward' | 'reverse
   steps.push(() => lchownSync(p('etc/rel-link'), 7, 8));
   steps.push(() => linkSync(p('bin/su'), p('bin/su-hardlink')));
   steps.push(() => linkSync(p('bin/su'), p('srv/su-hardlink2')));
-  steps.push(() => { mknod(p('fifo'), S_IFIFO, 0); chmodSync(p('fifo'), 0o620); });
-  steps.push(() => { mknod(p('null-ish'), S_IFCHR, 0, 1, 3); chmodSync(p('null-ish'), 0o666); });
-  steps.push(() => { mknod(p('blockdev'), S_IFBLK, 0, 7, 0); chmodSync(p('blockdev'), 0o660); chownSync(p('blockdev'), 0, 6); });
+  steps.push(() => {
+    mknod(p('fifo'), S_IFIFO, 0);
+    chmodSync(p('fifo'), 0o620);
+  });
+  steps.push(() => {
+    mknod(p('null-ish'), S_IFCHR, 0, 1, 3);
+    chmodSync(p('null-ish'), 0o666);
+  });
+  steps.push(() => {
+    mknod(p('blockdev'), S_IFBLK, 0, 7, 0);
+    chmodSync(p('blockdev'), 0o660);
+    chownSync(p('blockdev'), 0, 6);
+  });
   // mtimes last so that creating children does not move them.
   steps.push(() => {
-    for (const rel of ['bin/su', 'etc/big', 'etc/empty', 'srv/xattrs', 'fifo', 'ünïcödé-名前']) utimesSync(p(rel), T, T);
+    for (const rel of ['bin/su', 'etc/big', 'etc/empty', 'srv/xattrs', 'fifo', 'ünïcödé-名前'])
+      utimesSync(p(rel), T, T);
     lutimesSync(p('abs-link'), T + 1, T + 1);
-    for (const rel of ['srv/deep/er/still', 'srv/deep/er', 'srv/deep', 'srv', 'bin', 'etc', 'empty-dir', 'tmp', 'setgid-dir']) utimesSync(p(rel), T + 2, T + 2);
+    for (const rel of [
+      'srv/deep/er/still',
+      'srv/deep/er',
+      'srv/deep',
+      'srv',
+      'bin',
+      'etc',
+      'empty-dir',
+      'tmp',
+      'setgid-dir',
+    ])
+      utimesSync(p(rel), T + 2, T + 2);
   });
-  const dirSteps = steps.slice(0, 6), rest = steps.slice(6, -1), last = steps[steps.length - 1]!;
+  const dirSteps = steps.slice(0, 6),
+    rest = steps.slice(6, -1),
+    last = steps[steps.length - 1]!;
   for (const s of dirSteps) s();
   for (const s of opts.order === 'reverse' ? [...rest].reverse().filter((_, i, a) => a) : rest) {
-    try { s(); } catch (e) { if (opts.order !== 'reverse') throw e; }
+    try {
+      s();
+    } catch (e) {
+      if (opts.order !== 'reverse') throw e;
+    }
   }
-  if (opts.order === 'reverse') for (const s of rest) { try { s(); } catch { /* already made */ } }
+  if (opts.order === 'reverse')
+    for (const s of rest) {
+      try {
+        s();
+      } catch {
+        /* already made */
+      }
+    }
   last();
 }

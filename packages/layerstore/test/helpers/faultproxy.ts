@@ -42,13 +42,26 @@ export async function startFaultProxy(upstreamPort: number, rules: FaultRule[] =
   let schedule = rules.map((r) => ({ ...r, seen: 0, done: false }));
   const sockets = new Set<net.Socket>();
   const state: FaultProxy = {
-    host: '', port: 0, bytesUp: 0, bytesDown: 0, fired: [], requests: [],
-    setRules(r) { schedule = r.map((x) => ({ ...x, seen: 0, done: false })); },
-    resetCounters() { state.bytesUp = 0; state.bytesDown = 0; state.fired = []; state.requests = []; },
-    stop: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    host: '',
+    port: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    fired: [],
+    requests: [],
+    setRules(r) {
+      schedule = r.map((x) => ({ ...x, seen: 0, done: false }));
+    },
+    resetCounters() {
+      state.bytesUp = 0;
+      state.bytesDown = 0;
+      state.fired = [];
+      state.requests = [];
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
   const pick = (method: string, path: string): Fault | undefined => {
     let chosen: Fault | undefined;
@@ -67,7 +80,8 @@ export async function startFaultProxy(upstreamPort: number, rules: FaultRule[] =
     const entry: { method: string; path: string; status?: number } = { method: req.method!, path };
     state.requests.push(entry);
     const fault = pick(req.method!, path);
-    if (fault) state.fired.push(`${req.method} ${path} ${fault.kind}${fault.kind === 'status' ? ` ${fault.status}` : ''}`);
+    if (fault)
+      state.fired.push(`${req.method} ${path} ${fault.kind}${fault.kind === 'status' ? ` ${fault.status}` : ''}`);
     if (fault?.kind === 'status') {
       req.resume();
       const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -81,27 +95,35 @@ export async function startFaultProxy(upstreamPort: number, rules: FaultRule[] =
       req.socket.destroy();
       return;
     }
-    const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent: false }, (upRes) => {
-      entry.status = upRes.statusCode;
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      let relayed = 0;
-      upRes.on('data', (chunk: Buffer) => {
-        if (fault?.kind === 'reset-download' && relayed + chunk.length > fault.afterBytes) {
-          const part = chunk.subarray(0, Math.max(0, fault.afterBytes - relayed));
-          state.bytesDown += part.length;
-          res.write(part, () => { req.socket.destroy(); upRes.destroy(); });
-          upRes.pause();
-          relayed = Infinity;
-          return;
-        }
-        if (relayed === Infinity) return;
-        relayed += chunk.length;
-        state.bytesDown += chunk.length;
-        res.write(chunk);
-      });
-      upRes.on('end', () => { if (relayed !== Infinity) res.end(); });
-      upRes.on('error', () => req.socket.destroy());
-    });
+    const up = http.request(
+      { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent: false },
+      (upRes) => {
+        entry.status = upRes.statusCode;
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        let relayed = 0;
+        upRes.on('data', (chunk: Buffer) => {
+          if (fault?.kind === 'reset-download' && relayed + chunk.length > fault.afterBytes) {
+            const part = chunk.subarray(0, Math.max(0, fault.afterBytes - relayed));
+            state.bytesDown += part.length;
+            res.write(part, () => {
+              req.socket.destroy();
+              upRes.destroy();
+            });
+            upRes.pause();
+            relayed = Infinity;
+            return;
+          }
+          if (relayed === Infinity) return;
+          relayed += chunk.length;
+          state.bytesDown += chunk.length;
+          res.write(chunk);
+        });
+        upRes.on('end', () => {
+          if (relayed !== Infinity) res.end();
+        });
+        upRes.on('error', () => req.socket.destroy());
+      },
+    );
     up.on('error', () => req.socket.destroy());
     let sent = 0;
     req.on('data', (chunk: Buffer) => {
@@ -109,7 +131,10 @@ export async function startFaultProxy(upstreamPort: number, rules: FaultRule[] =
         const part = chunk.subarray(0, Math.max(0, fault.afterBytes - sent));
         state.bytesUp += part.length;
         sent = Infinity;
-        up.write(part, () => { up.destroy(); req.socket.destroy(); });
+        up.write(part, () => {
+          up.destroy();
+          req.socket.destroy();
+        });
         return;
       }
       if (sent === Infinity) return;
@@ -120,10 +145,15 @@ export async function startFaultProxy(upstreamPort: number, rules: FaultRule[] =
         up.once('drain', () => req.resume());
       }
     });
-    req.on('end', () => { if (sent !== Infinity) up.end(); });
+    req.on('end', () => {
+      if (sent !== Infinity) up.end();
+    });
     req.on('error', () => up.destroy());
   });
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   state.port = (server.address() as net.AddressInfo).port;
   state.host = `127.0.0.1:${state.port}`;

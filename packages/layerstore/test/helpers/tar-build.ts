@@ -22,7 +22,19 @@ export interface RawEntry {
 }
 
 function block(name: string, flag: string, size: number): Buffer {
-  const h = encodeHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: {} });
+  const h = encodeHeader({
+    name,
+    type: 'file',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size,
+    mtime: 0,
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
+    xattrs: {},
+  });
   return setFlag(h, flag);
 }
 
@@ -59,9 +71,17 @@ export function buildTar(entries: RawEntry[]): Buffer {
       out.push(block('PaxHeaders.0/x', 'x', body.length), data(body));
     }
     let h = encodeHeader({
-      name: e.name, type: e.type ?? 'file', mode: e.mode ?? 0o644, uid: e.uid ?? 0, gid: e.gid ?? 0,
-      size: content.length, mtime: e.mtime ?? 1_600_000_000, linkname: e.linkname ?? '',
-      devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0, xattrs: e.xattrs ?? {},
+      name: e.name,
+      type: e.type ?? 'file',
+      mode: e.mode ?? 0o644,
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      size: content.length,
+      mtime: e.mtime ?? 1_600_000_000,
+      linkname: e.linkname ?? '',
+      devmajor: e.devmajor ?? 0,
+      devminor: e.devminor ?? 0,
+      xattrs: e.xattrs ?? {},
     });
     if (e.flag) h = setFlag(h, e.flag);
     out.push(h);

@@ -15,14 +15,32 @@ export class TempBlobs implements BlobStore {
     mkdirSync(join(dir, 'sha256'), { recursive: true });
     mkdirSync(join(dir, 'tmp'), { recursive: true });
   }
-  path(d: Digest): string { return join(this.dir, 'sha256', d.slice(7)); }
-  async has(d: Digest) { return stat(this.path(d)).then(() => true, () => false); }
-  async size(d: Digest) { return stat(this.path(d)).then((s) => s.size, () => undefined); }
+  path(d: Digest): string {
+    return join(this.dir, 'sha256', d.slice(7));
+  }
+  async has(d: Digest) {
+    return stat(this.path(d)).then(
+      () => true,
+      () => false,
+    );
+  }
+  async size(d: Digest) {
+    return stat(this.path(d)).then(
+      (s) => s.size,
+      () => undefined,
+    );
+  }
   open(d: Digest): Readable {
     const hash = createHash('sha256');
     const check = new Transform({
-      transform(chunk, _e, cb) { hash.update(chunk); cb(null, chunk); },
-      flush(cb) { const got = `sha256:${hash.digest('hex')}`; cb(got === d ? null : new StoreError('corrupt', `blob ${d} hashes to ${got}`, d)); },
+      transform(chunk, _e, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+      flush(cb) {
+        const got = `sha256:${hash.digest('hex')}`;
+        cb(got === d ? null : new StoreError('corrupt', `blob ${d} hashes to ${got}`, d));
+      },
     });
     const src = createReadStream(this.path(d));
     src.on('error', (e) => check.destroy(e));
@@ -33,9 +51,18 @@ export class TempBlobs implements BlobStore {
     const hash = createHash('sha256');
     let size = 0;
     const ws = createWriteStream(tmp);
-    const t = new Transform({ transform(chunk: Buffer, _e, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk); } });
+    const t = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
     t.pipe(ws);
-    const finished = new Promise<void>((res, rej) => { ws.on('finish', res); ws.on('error', rej); });
+    const finished = new Promise<void>((res, rej) => {
+      ws.on('finish', res);
+      ws.on('error', rej);
+    });
     const self = this;
     return Object.assign(t, {
       async commit(expected?: { digest?: Digest; size?: number }) {
@@ -45,7 +72,10 @@ export class TempBlobs implements BlobStore {
         await rename(tmp, self.path(digest));
         return { digest, size };
       },
-      async abort() { t.destroy(); await rm(tmp, { force: true }); },
+      async abort() {
+        t.destroy();
+        await rm(tmp, { force: true });
+      },
     }) as unknown as Ingest;
   }
   async put(bytes: Buffer | string) {
@@ -55,7 +85,13 @@ export class TempBlobs implements BlobStore {
     await writeFile(this.path(digest), b);
     return { digest, size: b.length };
   }
-  async read(d: Digest) { return readFile(this.path(d)); }
-  async readJSON<T>(d: Digest): Promise<T> { return JSON.parse((await this.read(d)).toString()) as T; }
-  async cleanup() { await rm(this.dir, { recursive: true, force: true }); }
+  async read(d: Digest) {
+    return readFile(this.path(d));
+  }
+  async readJSON<T>(d: Digest): Promise<T> {
+    return JSON.parse((await this.read(d)).toString()) as T;
+  }
+  async cleanup() {
+    await rm(this.dir, { recursive: true, force: true });
+  }
 }

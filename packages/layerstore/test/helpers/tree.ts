@@ -39,7 +39,10 @@ export function fingerprint(root: string): Record_[] {
   const st = lstatSync(root);
   const x = readXattrs(root);
   const self: Record_ = {
-    path: '.', type: typeOf(st), mode: (st.mode & 0o7777).toString(8), owner: `${st.uid}:${st.gid}`,
+    path: '.',
+    type: typeOf(st),
+    mode: (st.mode & 0o7777).toString(8),
+    owner: `${st.uid}:${st.gid}`,
     mtime: Math.floor(st.mtimeMs / 1000),
   };
   const keys = Object.keys(x).sort();
@@ -57,14 +60,20 @@ export function describe(root: string, opts: { mtime?: boolean; dirMtime?: boole
       const abs = join(root, path);
       const st = lstatSync(abs);
       const r: Record_ = { path, type: typeOf(st), mode: (st.mode & 0o7777).toString(8), owner: `${st.uid}:${st.gid}` };
-      if (st.isFile()) { r.size = st.size; r.sha = createHash('sha256').update(readFileSync(abs)).digest('hex').slice(0, 16); }
+      if (st.isFile()) {
+        r.size = st.size;
+        r.sha = createHash('sha256').update(readFileSync(abs)).digest('hex').slice(0, 16);
+      }
       if (st.isSymbolicLink()) r.link = readlinkSync(abs);
       if (st.isCharacterDevice() || st.isBlockDevice()) r.dev = `${major(st.rdev)}:${minor(st.rdev)}`;
       const x = readXattrs(abs);
       const keys = Object.keys(x).sort();
       if (keys.length) r.xattrs = Object.fromEntries(keys.map((k) => [k, x[k]!.toString('hex')]));
       if (opts.mtime && (!st.isDirectory() || opts.dirMtime)) r.mtime = Math.floor(st.mtimeMs / 1000);
-      if (st.isFile() && st.nlink > 1) { if (!inodes.has(st.ino)) inodes.set(st.ino, path); r.ino = inodes.get(st.ino)!; }
+      if (st.isFile() && st.nlink > 1) {
+        if (!inodes.has(st.ino)) inodes.set(st.ino, path);
+        r.ino = inodes.get(st.ino)!;
+      }
       out.push(r);
       if (st.isDirectory()) walk(path);
     }

@@ -15,11 +15,19 @@ if (mode === 'loop') {
     const chunks = 1 + (i % 7);
     for (let c = 0; c < chunks; c++) w.write(randomBytes(1 + Math.floor(Math.random() * 60_000)));
     const { digest, size } = await w.commit();
-    await store.tags.set(`crash/app:${process.pid}-${i % 20}`, { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size });
+    await store.tags.set(`crash/app:${process.pid}-${i % 20}`, {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest,
+      size,
+    });
     await store.cache.put(digest, { value: { i }, blobs: [digest] });
   }
 } else if (mode === 'tags') {
   for (let i = 0; i < Number(n); i++) {
-    await store.tags.set(`${prefix}:${i}`, { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: first.digest, size: first.size });
+    await store.tags.set(`${prefix}:${i}`, {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: first.digest,
+      size: first.size,
+    });
   }
 }

@@ -47,10 +47,19 @@ class Fields {
       this.addRaw(ch);
     }
   }
-  addRaw(s: string): void { this.word += s; this.inWord = true; }
-  addString(s: string): void { for (const ch of s) this.addChar(ch); }
+  addRaw(s: string): void {
+    this.word += s;
+    this.inWord = true;
+  }
+  addString(s: string): void {
+    for (const ch of s) this.addChar(ch);
+  }
   done(): string[] {
-    if (this.word.length > 0) { this.words.push(this.word); this.word = ''; this.inWord = false; }
+    if (this.word.length > 0) {
+      this.words.push(this.word);
+      this.word = '';
+      this.inWord = false;
+    }
     return this.words;
   }
 }
@@ -68,14 +77,22 @@ class Lexer {
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
 
-  constructor(input: string, private readonly env: Env, private readonly opts: LexOptions) {
+  constructor(
+    input: string,
+    private readonly env: Env,
+    private readonly opts: LexOptions,
+  ) {
     this.chars = Array.from(input);
     this.escape = opts.escape ?? '\\';
     this.rawEscapes = opts.rawEscapes ?? false;
   }
 
-  private peek(): string { return this.chars[this.pos] ?? EOF; }
-  private next(): string { return this.chars[this.pos++] ?? EOF; }
+  private peek(): string {
+    return this.chars[this.pos] ?? EOF;
+  }
+  private next(): string {
+    return this.chars[this.pos++] ?? EOF;
+  }
 
   private lookup(name: string): string | undefined {
     const v = typeof this.env === 'function' ? this.env(name) : this.env.get(name);
@@ -110,7 +127,10 @@ class Lexer {
         } else {
           let c = this.next();
           if (c === this.escape) {
-            if (this.rawEscapes) { fields.addRaw(c); result += c; }
+            if (this.rawEscapes) {
+              fields.addRaw(c);
+              result += c;
+            }
             c = this.next();
             if (c === EOF) break; // an escape at the very end is dropped
             fields.addRaw(c);
@@ -192,7 +212,12 @@ class Lexer {
         if (value === undefined && this.opts.skipUnsetEnv) return '${' + name + '}';
         return value ?? '';
       }
-      case ':': case '+': case '-': case '?': case '#': case '%': {
+      case ':':
+      case '+':
+      case '-':
+      case '?':
+      case '#':
+      case '%': {
         let nullIsUnset = false;
         if (ch === ':') {
           nullIsUnset = true;
@@ -212,15 +237,22 @@ class Lexer {
         if (this.opts.skipUnsetEnv && value === undefined) return '${' + name + chs + word + '}';
         const empty = value === undefined || (nullIsUnset && value === '');
         switch (ch) {
-          case '-': return empty ? word : value!;
-          case '+': return empty ? '' : word;
+          case '-':
+            return empty ? word : value!;
+          case '+':
+            return empty ? '' : word;
           case '?':
             if (value === undefined) throw new ExpansionError(`${name}: ${word || 'is not allowed to be unset'}`);
-            if (nullIsUnset && value === '') throw new ExpansionError(`${name}: ${word || 'is not allowed to be empty'}`);
+            if (nullIsUnset && value === '')
+              throw new ExpansionError(`${name}: ${word || 'is not allowed to be empty'}`);
             return value;
-          case '#': case '%': {
+          case '#':
+          case '%': {
             let greedy = false;
-            if (word.startsWith(ch)) { greedy = true; word = word.slice(1); }
+            if (word.startsWith(ch)) {
+              greedy = true;
+              word = word.slice(1);
+            }
             const v = value ?? '';
             return ch === '%' ? trimSuffix(word, v, greedy) : trimPrefix(word, v, greedy);
           }

@@ -9,8 +9,14 @@ export function patternToRegex(pattern: string, greedy: boolean, anchored: boole
   const star = greedy ? '.*' : '.*?';
   for (let i = 0; i < chars.length; i++) {
     const ch = chars[i]!;
-    if (ch === '*') { out += star; continue; }
-    if (ch === '?') { out += '.'; continue; }
+    if (ch === '*') {
+      out += star;
+      continue;
+    }
+    if (ch === '?') {
+      out += '.';
+      continue;
+    }
     if (ch === '\\') {
       // `\}` inside ${} only protects the brace; it is not part of the pattern.
       if (chars[i + 1] === '}') continue;
@@ -63,7 +69,10 @@ export function replace(pattern: string, replacement: string, value: string, all
   if (all) {
     // Go's ReplaceAll skips an empty match that abuts the previous match; JS does not.
     const g = new RegExp(re.source, 'gu');
-    let out = '', copied = 0, lastEnd = -1, pos = 0;
+    let out = '',
+      copied = 0,
+      lastEnd = -1,
+      pos = 0;
     while (pos <= value.length) {
       g.lastIndex = pos;
       const m = g.exec(value);

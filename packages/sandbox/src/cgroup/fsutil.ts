@@ -44,10 +44,18 @@ export async function killAndRemove(dir: string, useCgroupKill = false): Promise
         if (code !== 'EBUSY') throw e;
       }
     } else if (useCgroupKill && existsSync(`${dir}/cgroup.kill`)) {
-      try { writeFileSync(`${dir}/cgroup.kill`, '1'); } catch { /* raced with exit */ }
+      try {
+        writeFileSync(`${dir}/cgroup.kill`, '1');
+      } catch {
+        /* raced with exit */
+      }
     } else {
       for (const p of left) {
-        try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ }
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
     }
     await sleep(i < 20 ? 2 : 20);

@@ -17,7 +17,8 @@ export function cgroupDriver(): CgroupDriver | null {
   const v2root = process.env.TSBUILD_CGROUP2_ROOT;
   if (v2root) driver = v2Driver(v2root);
   else if (existsSync('/sys/fs/cgroup/cgroup.controllers')) driver = v2Driver();
-  else if (existsSync('/sys/fs/cgroup/pids/cgroup.procs') || existsSync('/sys/fs/cgroup/memory/cgroup.procs')) driver = v1Driver();
+  else if (existsSync('/sys/fs/cgroup/pids/cgroup.procs') || existsSync('/sys/fs/cgroup/memory/cgroup.procs'))
+    driver = v1Driver();
   else driver = null;
   return driver;
 }

@@ -26,7 +26,8 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
           const v = readText(`${dir('cpuacct', id)}/cpuacct.usage`);
           return v === undefined ? undefined : Number(v.trim());
         },
-        oomKilled: () => ctrls.includes('memory') && (readKeyed(`${dir('memory', id)}/memory.oom_control`, 'oom_kill') ?? 0) > 0,
+        oomKilled: () =>
+          ctrls.includes('memory') && (readKeyed(`${dir('memory', id)}/memory.oom_control`, 'oom_kill') ?? 0) > 0,
         destroy: async () => {
           // pids first: killing there empties the others too.
           for (const d of made) await killAndRemove(d);
@@ -35,10 +36,12 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
       try {
         for (const c of ctrls) {
           if (!existsSync(`${root}/${c}`)) {
-            if (c === 'pids' || c === 'cpuacct') continue;  // tracking only: optional
+            if (c === 'pids' || c === 'cpuacct') continue; // tracking only: optional
             if (c === 'devices') {
-              throw new Error(`sandbox: the cgroup v1 devices controller is not mounted at ${root}/devices: ` +
-                'without it nothing limits which device nodes a sandbox opens');
+              throw new Error(
+                `sandbox: the cgroup v1 devices controller is not mounted at ${root}/devices: ` +
+                  'without it nothing limits which device nodes a sandbox opens',
+              );
             }
             throw new Error(`sandbox: the cgroup v1 controller '${c}' is not mounted at ${root}/${c}`);
           }
@@ -50,7 +53,8 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
         // Deny everything, then allow the list: the new cgroup starts with its parent's "a *:* rwm".
         write(`${dir('devices', id)}/devices.deny`, 'a');
         for (const rule of allowedDevices) write(`${dir('devices', id)}/devices.allow`, rule);
-        if (limits.pidsLimit !== undefined && made.includes(dir('pids', id))) write(`${dir('pids', id)}/pids.max`, limits.pidsLimit);
+        if (limits.pidsLimit !== undefined && made.includes(dir('pids', id)))
+          write(`${dir('pids', id)}/pids.max`, limits.pidsLimit);
         if (ctrls.includes('cpu')) {
           write(`${dir('cpu', id)}/cpu.cfs_period_us`, limits.cpuPeriod ?? 100000);
           if (limits.cpuQuota !== undefined) write(`${dir('cpu', id)}/cpu.cfs_quota_us`, limits.cpuQuota);
@@ -59,7 +63,8 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
           const m = dir('memory', id);
           write(`${m}/memory.limit_in_bytes`, limits.memoryBytes!);
           // No swap either, or a hog swaps instead of being killed (must follow limit_in_bytes).
-          if (existsSync(`${m}/memory.memsw.limit_in_bytes`)) write(`${m}/memory.memsw.limit_in_bytes`, limits.memoryBytes!);
+          if (existsSync(`${m}/memory.memsw.limit_in_bytes`))
+            write(`${m}/memory.memsw.limit_in_bytes`, limits.memoryBytes!);
         }
       } catch (e) {
         void cg.destroy();
@@ -70,7 +75,11 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
     async cleanupStale(isStale) {
       for (const c of ['pids', 'cpuacct', 'devices', 'freezer', 'cpu', 'memory']) {
         let ids: string[] = [];
-        try { ids = readdirSync(dir(c)); } catch { continue; }
+        try {
+          ids = readdirSync(dir(c));
+        } catch {
+          continue;
+        }
         for (const id of ids) {
           if (!existsSync(`${dir(c, id)}/cgroup.procs`) || !isStale(id)) continue;
           await killAndRemove(dir(c, id)).catch(() => {});

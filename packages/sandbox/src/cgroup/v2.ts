@@ -55,7 +55,11 @@ export function v2Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
     },
     async cleanupStale(isStale) {
       let ids: string[] = [];
-      try { ids = readdirSync(base); } catch { return; }
+      try {
+        ids = readdirSync(base);
+      } catch {
+        return;
+      }
       for (const id of ids) {
         if (!existsSync(`${base}/${id}/cgroup.procs`) || !isStale(id)) continue;
         await killAndRemove(`${base}/${id}`, true).catch(() => {});

@@ -44,7 +44,10 @@ export const buildFlags: FlagSpec[] = [
 
 export async function buildCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, buildFlags);
-  if (p.positionals.length !== 1) throw new UsageError(`"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\nUsage: tsbuild build [OPTIONS] PATH`);
+  if (p.positionals.length !== 1)
+    throw new UsageError(
+      `"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\nUsage: tsbuild build [OPTIONS] PATH`,
+    );
   const contextDir = resolve(p.positionals[0]!);
   // Sync, like the store's small reads (SmallFileIO in layerstore's fsutil.ts): a thread-pool round trip costs more.
   const st = statOrUndefined(contextDir);
@@ -60,23 +63,37 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
   const network = str(p, 'network') ?? 'default';
-  if (!['default', 'none', 'host'].includes(network)) throw new UsageError(`--network: "${network}" is not one of default, none, host`);
+  if (!['default', 'none', 'host'].includes(network))
+    throw new UsageError(`--network: "${network}" is not one of default, none, host`);
   // Entitlements, as buildx takes them: the host's network is never given to a Dockerfile unasked.
-  const allow = new Set(list(p, 'allow').flatMap((a) => a.split(',')).map((a) => a.trim()).filter(Boolean));
+  const allow = new Set(
+    list(p, 'allow')
+      .flatMap((a) => a.split(','))
+      .map((a) => a.trim())
+      .filter(Boolean),
+  );
   for (const a of allow) {
-    if (a === 'security.insecure') throw new UsageError('--allow security.insecure: not supported (tsbuild never grants full privileges to a build step)');
+    if (a === 'security.insecure')
+      throw new UsageError(
+        '--allow security.insecure: not supported (tsbuild never grants full privileges to a build step)',
+      );
     if (a !== 'network.host') throw new UsageError(`--allow: unknown entitlement "${a}" (only network.host)`);
   }
   if (network === 'host' && !allow.has('network.host'))
     throw new UsageError('--network host: the host network must be allowed explicitly with --allow network.host');
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
-  if (!['auto', 'tty', 'plain', 'quiet'].includes(progress)) throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
+  if (!['auto', 'tty', 'plain', 'quiet'].includes(progress))
+    throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
   const compression = str(p, 'compression') ?? 'gzip';
-  if (!['gzip', 'zstd', 'none'].includes(compression)) throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
+  if (!['gzip', 'zstd', 'none'].includes(compression))
+    throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
   const platform = str(p, 'platform');
-  if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64') throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
+  if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64')
+    throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
   const outputFlags = list(p, 'output');
-  const { parseOutput, exportImage } = outputFlags.length ? await outputsModule() : { parseOutput: undefined, exportImage: undefined };
+  const { parseOutput, exportImage } = outputFlags.length
+    ? await outputsModule()
+    : { parseOutput: undefined, exportImage: undefined };
   const outputs: Output[] = outputFlags.map((o) => parseOutput!(o));
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const s of list(p, 'secret')) {
@@ -124,7 +141,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   try {
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
-    const imported = useCache ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter }) : undefined;
+    const imported = useCache
+      ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter })
+      : undefined;
     const result = await build({
       store,
       contextDir,
@@ -145,21 +164,34 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
       fetchBase: async (ref) => {
         try {
-          return (await (await registryModule()).pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })).image;
+          return (
+            await (
+              await registryModule()
+            ).pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })
+          ).image;
         } catch (e) {
-          throw new BuildError(`base image "${ref}" is not in the store (${store.root}) and could not be pulled: ${(e as Error).message}`);
+          throw new BuildError(
+            `base image "${ref}" is not in the store (${store.root}) and could not be pulled: ${(e as Error).message}`,
+          );
         }
       },
       cacheFrom: imported,
     });
-    for (const tag of bool(p, 'push') ? tags : []) await (await pushModule()).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
-    if (cacheTo.length) await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
+    for (const tag of bool(p, 'push') ? tags : [])
+      await (
+        await pushModule()
+      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+    if (cacheTo.length)
+      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
     for (const o of outputs) await exportImage!(store, result.image, tags, o);
     reporter.close();
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
     if (iid) writeFileSync(iid, id);
-    if (bool(p, 'explain')) await (await explainModule()).printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
+    if (bool(p, 'explain'))
+      await (
+        await explainModule()
+      ).printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
     if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;

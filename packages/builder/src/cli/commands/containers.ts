@@ -13,7 +13,15 @@ import { RootView } from '../../rootfs/rootview.js';
 import { Filesystems, isOpaque } from '../../rootfs/filesystems.js';
 import { resolveUser, withHome } from '../../rootfs/users.js';
 import { setEnv } from '../../image/config.js';
-import { ContainerError, findDoc, isRunning, listDocs, refresh, tryFindDoc, type ContainerDoc } from '../../containers/state.js';
+import {
+  ContainerError,
+  findDoc,
+  isRunning,
+  listDocs,
+  refresh,
+  tryFindDoc,
+  type ContainerDoc,
+} from '../../containers/state.js';
 import { runContainer, signalContainer, startDetached, stopContainer } from '../../containers/runner.js';
 import { removeContainer } from '../../containers/remove.js';
 import { commitContainer } from '../../containers/commit.js';
@@ -54,11 +62,26 @@ export function statusText(d: ContainerDoc): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export async function psCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'all', short: 'a', kind: 'bool' }, { name: 'quiet', short: 'q', kind: 'bool' }, { name: 'no-trunc', kind: 'bool' }, { name: 'format', kind: 'string' }]);
+  const p = parseArgs(argv, [
+    rootFlag,
+    { name: 'all', short: 'a', kind: 'bool' },
+    { name: 'quiet', short: 'q', kind: 'bool' },
+    { name: 'no-trunc', kind: 'bool' },
+    { name: 'format', kind: 'string' },
+  ]);
   const store = await openStore(str(p, 'root'));
   const docs: ContainerDoc[] = [];
   for (const d of await listDocs(store)) {
@@ -70,14 +93,32 @@ export async function psCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (str(p, 'format') === 'json') {
-    for (const d of docs) process.stdout.write(JSON.stringify({ ID: d.Id, Names: d.Name, Image: d.Config.image.ref, Command: d.Config.argv, State: d.State.Status, ExitCode: d.State.ExitCode, Status: statusText(d) }) + '\n');
+    for (const d of docs)
+      process.stdout.write(
+        JSON.stringify({
+          ID: d.Id,
+          Names: d.Name,
+          Image: d.Config.image.ref,
+          Command: d.Config.argv,
+          State: d.State.Status,
+          ExitCode: d.State.ExitCode,
+          Status: statusText(d),
+        }) + '\n',
+      );
     return 0;
   }
   const rows = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES']];
   for (const d of docs) {
     let cmd = d.Config.argv.join(' ');
     if (!bool(p, 'no-trunc') && cmd.length > 20) cmd = cmd.slice(0, 19) + '…';
-    rows.push([bool(p, 'no-trunc') ? d.Id : d.Id.slice(0, 12), d.Config.image.ref, `"${cmd}"`, `${ago(d.Created)} ago`, statusText(d), d.Name]);
+    rows.push([
+      bool(p, 'no-trunc') ? d.Id : d.Id.slice(0, 12),
+      d.Config.image.ref,
+      `"${cmd}"`,
+      `${ago(d.Created)} ago`,
+      statusText(d),
+      d.Name,
+    ]);
   }
   process.stdout.write(table(rows));
   return 0;
@@ -103,13 +144,19 @@ async function forEach(store: Store, refs: string[], fn: (d: ContainerDoc) => Pr
 }
 
 export async function stopCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'time', short: 't', kind: 'string' }, { name: 'signal', short: 's', kind: 'string' }]);
+  const p = parseArgs(argv, [
+    rootFlag,
+    { name: 'time', short: 't', kind: 'string' },
+    { name: 'signal', short: 's', kind: 'string' },
+  ]);
   needOne(p, 'stop');
   const t = str(p, 'time') ?? '10';
   if (!/^\d+$/.test(t)) throw new UsageError(`--time: "${t}" is not a number of seconds`);
   const sig = parseSignal(str(p, 'signal') ?? 'SIGTERM');
   const store = await openStore(str(p, 'root'));
-  return forEach(store, p.positionals, async (d) => { await stopContainer(store, d, Number(t), sig); });
+  return forEach(store, p.positionals, async (d) => {
+    await stopContainer(store, d, Number(t), sig);
+  });
 }
 
 function parseSignal(s: string): NodeJS.Signals | number {
@@ -133,10 +180,16 @@ export async function killCommand(argv: string[]): Promise<number> {
 }
 
 export async function rmCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }, { name: 'volumes', short: 'v', kind: 'bool' }]);
+  const p = parseArgs(argv, [
+    rootFlag,
+    { name: 'force', short: 'f', kind: 'bool' },
+    { name: 'volumes', short: 'v', kind: 'bool' },
+  ]);
   needOne(p, 'rm');
   const store = await openStore(str(p, 'root'));
-  return forEach(store, p.positionals, (d) => removeContainer(store, d.Id, { force: bool(p, 'force'), volumes: bool(p, 'volumes') }));
+  return forEach(store, p.positionals, (d) =>
+    removeContainer(store, d.Id, { force: bool(p, 'force'), volumes: bool(p, 'volumes') }),
+  );
 }
 
 export async function startCommand(argv: string[]): Promise<number> {
@@ -149,9 +202,19 @@ export async function startCommand(argv: string[]): Promise<number> {
       const d = await refresh(store, await findDoc(store, p.positionals[0]!));
       if (isRunning(d)) throw new ContainerError(`container ${d.Name} is already running`);
       let pid: number | undefined;
-      const exit = await withSignalsForwarded(() => pid, () => runContainer(store, d.Id, {
-        stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', newSession: !d.Config.tty, onStart: (x) => { pid = x; },
-      }));
+      const exit = await withSignalsForwarded(
+        () => pid,
+        () =>
+          runContainer(store, d.Id, {
+            stdin: 'ignore',
+            stdout: 'inherit',
+            stderr: 'inherit',
+            newSession: !d.Config.tty,
+            onStart: (x) => {
+              pid = x;
+            },
+          }),
+      );
       return exitStatus(exit);
     });
   }
@@ -172,7 +235,11 @@ export async function logsCommand(argv: string[]): Promise<number> {
     let pos = 0;
     const dump = async () => {
       let size = 0;
-      try { size = (await fsp.stat(d.LogPath)).size; } catch { return; }
+      try {
+        size = (await fsp.stat(d.LogPath)).size;
+      } catch {
+        return;
+      }
       if (size <= pos) return;
       await new Promise<void>((res, rej) => {
         const s = createReadStream(d.LogPath, { start: pos, end: size - 1 });
@@ -185,7 +252,7 @@ export async function logsCommand(argv: string[]): Promise<number> {
     await dump();
     if (bool(p, 'follow')) {
       for (;;) {
-        const r = await refresh(store, (await findDoc(store, d.Id)));
+        const r = await refresh(store, await findDoc(store, d.Id));
         await dump();
         if (!isRunning(r)) break;
         await new Promise((res) => setTimeout(res, 200));
@@ -197,12 +264,16 @@ export async function logsCommand(argv: string[]): Promise<number> {
 }
 
 function containerJSON(d: ContainerDoc): unknown {
-  return { ...d, State: { ...d.State, Running: isRunning(d), ExitCode: d.State.ExitCode === undefined ? null : d.State.ExitCode } };
+  return {
+    ...d,
+    State: { ...d.State, Running: isRunning(d), ExitCode: d.State.ExitCode === undefined ? null : d.State.ExitCode },
+  };
 }
 
 export async function containerInspectCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [rootFlag]);
-  if (p.positionals.length === 0) throw new UsageError('"tsbuild container inspect" requires at least 1 argument: CONTAINER');
+  if (p.positionals.length === 0)
+    throw new UsageError('"tsbuild container inspect" requires at least 1 argument: CONTAINER');
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
     const out = [];
@@ -230,16 +301,21 @@ export async function inspectAnyCommand(argv: string[], signal: AbortSignal): Pr
 }
 
 export async function execCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'env', short: 'e', kind: 'list' },
-    { name: 'workdir', short: 'w', kind: 'string' },
-    { name: 'user', short: 'u', kind: 'string' },
-    { name: 'interactive', short: 'i', kind: 'bool' },
-    { name: 'tty', short: 't', kind: 'bool' },
-  ], { stopAtFirstPositional: true });
+  const p = parseArgs(
+    argv,
+    [
+      rootFlag,
+      { name: 'env', short: 'e', kind: 'list' },
+      { name: 'workdir', short: 'w', kind: 'string' },
+      { name: 'user', short: 'u', kind: 'string' },
+      { name: 'interactive', short: 'i', kind: 'bool' },
+      { name: 'tty', short: 't', kind: 'bool' },
+    ],
+    { stopAtFirstPositional: true },
+  );
   const [ref, ...cmd] = p.positionals;
-  if (!ref || cmd.length === 0) throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');
+  if (!ref || cmd.length === 0)
+    throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');
   const store = await openStore(str(p, 'root'));
   try {
     const d = await refresh(store, await findDoc(store, ref));
@@ -247,7 +323,9 @@ export async function execCommand(argv: string[]): Promise<number> {
     let env = d.Config.env;
     for (const e of list(p, 'env')) {
       const eq = e.indexOf('=');
-      if (eq < 0) { if (process.env[e] !== undefined) env = setEnv(env, e, process.env[e]!); } else env = setEnv(env, e.slice(0, eq), e.slice(eq + 1));
+      if (eq < 0) {
+        if (process.env[e] !== undefined) env = setEnv(env, e, process.env[e]!);
+      } else env = setEnv(env, e.slice(0, eq), e.slice(eq + 1));
     }
     let who = { uid: d.Config.uid, gid: d.Config.gid, additionalGids: d.Config.additionalGids, home: d.Config.home };
     const user = str(p, 'user');
@@ -255,27 +333,35 @@ export async function execCommand(argv: string[]): Promise<number> {
       // Users the container itself added count: resolve in its own view (upper dir over the image).
       const image = await store.images.get(d.Image);
       const lowers = image ? await new Filesystems(store).lowerdirs(image.layers) : [];
-      const r = await resolveUser(new RootView([d.UpperDir, ...lowers], isOpaque), user).catch((e) => { throw new ContainerError((e as Error).message); });
+      const r = await resolveUser(new RootView([d.UpperDir, ...lowers], isOpaque), user).catch((e) => {
+        throw new ContainerError((e as Error).message);
+      });
       who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [], home: r.home };
     }
     const tty = bool(p, 'tty');
     let pid: number | undefined;
-    const exit = await withSignalsForwarded(() => pid, () => sandboxExec({
-      pid: d.State.Pid!,
-      argv: cmd,
-      env: who.home === undefined ? env : withHome(env, who.home),
-      cwd: str(p, 'workdir') ?? d.Config.cwd,
-      uid: who.uid,
-      gid: who.gid,
-      additionalGids: who.additionalGids,
-      keepNetRaw: d.Config.network === 'none',
-      tty,
-      stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
-      stdout: 'inherit',
-      stderr: 'inherit',
-      newSession: !tty,
-      onStart: (x) => { pid = x; },
-    }));
+    const exit = await withSignalsForwarded(
+      () => pid,
+      () =>
+        sandboxExec({
+          pid: d.State.Pid!,
+          argv: cmd,
+          env: who.home === undefined ? env : withHome(env, who.home),
+          cwd: str(p, 'workdir') ?? d.Config.cwd,
+          uid: who.uid,
+          gid: who.gid,
+          additionalGids: who.additionalGids,
+          keepNetRaw: d.Config.network === 'none',
+          tty,
+          stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
+          stdout: 'inherit',
+          stderr: 'inherit',
+          newSession: !tty,
+          onStart: (x) => {
+            pid = x;
+          },
+        }),
+    );
     return exitStatus(exit);
   } catch (e) {
     return ownError(e);
@@ -289,13 +375,21 @@ export async function commitCommand(argv: string[]): Promise<number> {
     { name: 'message', short: 'm', kind: 'string' },
     { name: 'author', short: 'a', kind: 'string' },
   ]);
-  if (p.positionals.length < 1 || p.positionals.length > 2) throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
+  if (p.positionals.length < 1 || p.positionals.length > 2)
+    throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
   const store = await openStore(str(p, 'root'), 'commit');
   return guarded(async () => {
     const d = await findDoc(store, p.positionals[0]!);
-    const image = await commitContainer(store, d, { changes: list(p, 'change'), message: str(p, 'message'), author: str(p, 'author') });
+    const image = await commitContainer(store, d, {
+      changes: list(p, 'change'),
+      message: str(p, 'message'),
+      author: str(p, 'author'),
+    });
     const tag = p.positionals[1];
-    if (tag) await store.images.tag(tag, image).catch((e: Error) => { throw new UsageError(`${tag}: ${e.message}`); });
+    if (tag)
+      await store.images.tag(tag, image).catch((e: Error) => {
+        throw new UsageError(`${tag}: ${e.message}`);
+      });
     process.stdout.write(image.configDigest + '\n');
     return 0;
   });
@@ -309,7 +403,10 @@ export async function volumeCommand(argv: string[]): Promise<number> {
     case 'list': {
       const p = parseArgs(rest, [rootFlag, { name: 'quiet', short: 'q', kind: 'bool' }]);
       const vols = await listVolumes(await store(p));
-      if (bool(p, 'quiet')) { for (const v of vols) process.stdout.write(v.Name + '\n'); return 0; }
+      if (bool(p, 'quiet')) {
+        for (const v of vols) process.stdout.write(v.Name + '\n');
+        return 0;
+      }
       process.stdout.write(table([['DRIVER', 'VOLUME NAME'], ...vols.map((v) => ['local', v.Name])]));
       return 0;
     }
@@ -326,14 +423,18 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       const s = await store(p);
       const all = await listVolumes(s);
       const out = p.positionals.map((n) => all.find((v) => v.Name === n));
-      if (out.some((v) => !v)) { process.stderr.write(`Error: No such volume: ${p.positionals[out.findIndex((v) => !v)]}\n`); return 1; }
+      if (out.some((v) => !v)) {
+        process.stderr.write(`Error: No such volume: ${p.positionals[out.findIndex((v) => !v)]}\n`);
+        return 1;
+      }
       process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
       return 0;
     }
     case 'rm':
     case 'remove': {
       const p = parseArgs(rest, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }]);
-      if (p.positionals.length === 0) throw new UsageError('"tsbuild volume rm" requires at least 1 argument: VOLUME...');
+      if (p.positionals.length === 0)
+        throw new UsageError('"tsbuild volume rm" requires at least 1 argument: VOLUME...');
       const s = await store(p);
       let failed = 0;
       for (const n of p.positionals) {
@@ -348,7 +449,11 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       return failed ? 1 : 0;
     }
     case 'prune': {
-      const p = parseArgs(rest, [rootFlag, { name: 'all', short: 'a', kind: 'bool' }, { name: 'force', short: 'f', kind: 'bool' }]);
+      const p = parseArgs(rest, [
+        rootFlag,
+        { name: 'all', short: 'a', kind: 'bool' },
+        { name: 'force', short: 'f', kind: 'bool' },
+      ]);
       const s = await store(p);
       const used = await volumesInUse(s);
       for (const v of await listVolumes(s)) {
@@ -368,8 +473,19 @@ export async function containerCommand(argv: string[], signal: AbortSignal): Pro
   const [sub, ...rest] = argv;
   const { runCommand } = await import('./run.js');
   const subs: Record<string, (a: string[], s: AbortSignal) => Promise<number>> = {
-    ls: psCommand, ps: psCommand, list: psCommand, run: runCommand, start: startCommand, stop: stopCommand, kill: killCommand,
-    rm: rmCommand, remove: rmCommand, logs: logsCommand, inspect: containerInspectCommand, exec: execCommand, commit: commitCommand,
+    ls: psCommand,
+    ps: psCommand,
+    list: psCommand,
+    run: runCommand,
+    start: startCommand,
+    stop: stopCommand,
+    kill: killCommand,
+    rm: rmCommand,
+    remove: rmCommand,
+    logs: logsCommand,
+    inspect: containerInspectCommand,
+    exec: execCommand,
+    commit: commitCommand,
   };
   const f = sub ? subs[sub] : undefined;
   if (!f) throw new UsageError(`"tsbuild container" needs a subcommand: ${Object.keys(subs).join(', ')}`);

@@ -16,7 +16,12 @@ async function image(store: Store, ref: string) {
 }
 
 export async function imagesCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'quiet', short: 'q', kind: 'bool' }, { name: 'no-trunc', kind: 'bool' }, { name: 'format', kind: 'string' }]);
+  const p = parseArgs(argv, [
+    rootFlag,
+    { name: 'quiet', short: 'q', kind: 'bool' },
+    { name: 'no-trunc', kind: 'bool' },
+    { name: 'format', kind: 'string' },
+  ]);
   const store = await openStore(str(p, 'root'));
   const rows = await store.images.list();
   if (str(p, 'format') === 'json') {
@@ -38,7 +43,12 @@ export async function imagesCommand(argv: string[]): Promise<number> {
   const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((cells) => cells[i]!.length)));
   for (const cells of table) {
-    process.stdout.write(cells.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd() + '\n');
+    process.stdout.write(
+      cells
+        .map((c, i) => c.padEnd(widths[i]! + 3))
+        .join('')
+        .trimEnd() + '\n',
+    );
   }
   return 0;
 }
@@ -50,7 +60,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const out = [];
   for (const ref of p.positionals) {
     const img = await image(store, ref);
-    out.push({ Id: img.configDigest, ManifestDigest: img.manifestDigest, Manifest: img.manifest, Config: img.config, Layers: img.layers });
+    out.push({
+      Id: img.configDigest,
+      ManifestDigest: img.manifestDigest,
+      Manifest: img.manifest,
+      Config: img.config,
+      Layers: img.layers,
+    });
   }
   process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
   return 0;
@@ -83,7 +99,12 @@ export async function rmiCommand(argv: string[]): Promise<number> {
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'all', short: 'a', kind: 'bool' }, { name: 'force', short: 'f', kind: 'bool' }, { name: 'grace', kind: 'string' }]);
+  const p = parseArgs(argv, [
+    rootFlag,
+    { name: 'all', short: 'a', kind: 'bool' },
+    { name: 'force', short: 'f', kind: 'bool' },
+    { name: 'grace', kind: 'string' },
+  ]);
   const grace = str(p, 'grace');
   const gracePeriodMs = grace === undefined ? undefined : parseDuration(grace, '--grace');
   const store = await openStore(str(p, 'root'));
@@ -115,7 +136,11 @@ export async function checkCommand(argv: string[]): Promise<number> {
 }
 
 export async function saveCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'output', short: 'o', kind: 'string' }, { name: 'format', kind: 'string' }]);
+  const p = parseArgs(argv, [
+    rootFlag,
+    { name: 'output', short: 'o', kind: 'string' },
+    { name: 'format', kind: 'string' },
+  ]);
   if (p.positionals.length === 0) throw new UsageError('"tsbuild save" requires at least 1 argument: REF');
   const out = str(p, 'output');
   if (!out) throw new UsageError('"tsbuild save" needs -o FILE (tsbuild does not write archives to a terminal)');
@@ -123,13 +148,18 @@ export async function saveCommand(argv: string[]): Promise<number> {
   if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format: "${format}" is not docker or oci`);
   const store = await openStore(str(p, 'root'), 'save');
   const named = [];
-  for (const ref of p.positionals) named.push({ image: await image(store, ref), name: /^sha256:|^[0-9a-f]{12,64}$/.test(ref) ? undefined : ref });
+  for (const ref of p.positionals)
+    named.push({ image: await image(store, ref), name: /^sha256:|^[0-9a-f]{12,64}$/.test(ref) ? undefined : ref });
   await archive.write(store, named, resolve(out), { format });
   return 0;
 }
 
 export async function loadCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'input', short: 'i', kind: 'string' }, { name: 'quiet', short: 'q', kind: 'bool' }]);
+  const p = parseArgs(argv, [
+    rootFlag,
+    { name: 'input', short: 'i', kind: 'string' },
+    { name: 'quiet', short: 'q', kind: 'bool' },
+  ]);
   const input = str(p, 'input');
   if (!input) throw new UsageError('"tsbuild load" needs -i FILE');
   const store = await openStore(str(p, 'root'), 'load');
@@ -153,7 +183,15 @@ export function ago(created: string | undefined): string {
   const t = created ? Date.parse(created) : NaN;
   if (Number.isNaN(t)) return '';
   const s = Math.max(0, (Date.now() - t) / 1000);
-  const units: [number, string][] = [[31536000, 'year'], [2592000, 'month'], [604800, 'week'], [86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  const units: [number, string][] = [
+    [31536000, 'year'],
+    [2592000, 'month'],
+    [604800, 'week'],
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+    [1, 'second'],
+  ];
   for (const [size, name] of units) {
     if (s >= size) {
       const n = Math.floor(s / size);

@@ -14,7 +14,8 @@ export async function parseCommand(argv: string[]): Promise<number> {
   ]);
   const format = str(p, 'format') ?? 'json';
   if (format !== 'json' && format !== 'buildkit') throw new UsageError(`--format: "${format}" is not json or buildkit`);
-  if (p.positionals.length > 1) throw new UsageError('"tsbuild parse" takes at most one argument (a context directory)');
+  if (p.positionals.length > 1)
+    throw new UsageError('"tsbuild parse" takes at most one argument (a context directory)');
   const file = str(p, 'file') ?? (p.positionals[0] ? resolve(p.positionals[0], 'Dockerfile') : 'Dockerfile');
   let text: string;
   try {
@@ -37,4 +38,3 @@ export async function parseCommand(argv: string[]): Promise<number> {
     throw e;
   }
 }
-

@@ -13,7 +13,10 @@ type TransferStats = remote.TransferStats;
 
 const rootFlag: FlagSpec = { name: 'root', kind: 'string' };
 const insecureFlag: FlagSpec = { name: 'insecure-registry', kind: 'list' };
-const progressFlags: FlagSpec[] = [{ name: 'progress', kind: 'string' }, { name: 'quiet', short: 'q', kind: 'bool' }];
+const progressFlags: FlagSpec[] = [
+  { name: 'progress', kind: 'string' },
+  { name: 'quiet', short: 'q', kind: 'bool' },
+];
 
 const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 
@@ -27,7 +30,11 @@ export function describeStats(s: TransferStats, direction: 'pull' | 'push'): str
  * Pulls `ref` (tag or digest) into the store and tags it there under its full name.
  * Progress goes to the reporter as one step; a failure is thrown as the RegistryError.
  */
-export async function pullImage(store: Store, ref: string, o: { insecure: string[]; platform?: string; reporter: Reporter; label?: string }): Promise<{ image: Image; name: string; stats: TransferStats; upToDate: boolean }> {
+export async function pullImage(
+  store: Store,
+  ref: string,
+  o: { insecure: string[]; platform?: string; reporter: Reporter; label?: string },
+): Promise<{ image: Image; name: string; stats: TransferStats; upToDate: boolean }> {
   const parsed = parseReference(ref);
   const name = formatReference(parsed);
   const handle = o.reporter.step(o.label ?? `pull ${familiarName(parsed)}`);
@@ -38,11 +45,22 @@ export async function pullImage(store: Store, ref: string, o: { insecure: string
       platform: o.platform,
       onLayer: (layer, i) => handle.log(`layer ${i + 1} ${short(layer.digest)} (${layer.size} bytes) in the store`),
     });
-    const image: Image = { manifestDigest: result.manifestDigest, manifest: result.manifest, configDigest: result.configDigest, config: result.config, layers: result.layers };
+    const image: Image = {
+      manifestDigest: result.manifestDigest,
+      manifest: result.manifest,
+      configDigest: result.configDigest,
+      config: result.config,
+      layers: result.layers,
+    };
     const desc = await store.images.tag(name, image);
     handle.log(`digest: ${result.index?.digest ?? result.manifestDigest}`);
     handle.done();
-    return { image, name, stats: result.stats, upToDate: before?.digest === desc.digest && result.stats.blobsDownloaded === 0 };
+    return {
+      image,
+      name,
+      stats: result.stats,
+      upToDate: before?.digest === desc.digest && result.stats.blobsDownloaded === 0,
+    };
   } catch (e) {
     handle.fail((e as Error).message);
     throw e;
@@ -51,13 +69,17 @@ export async function pullImage(store: Store, ref: string, o: { insecure: string
 
 function reporterFor(p: ReturnType<typeof parseArgs>) {
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
-  if (!['auto', 'tty', 'plain', 'quiet'].includes(progress)) throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
+  if (!['auto', 'tty', 'plain', 'quiet'].includes(progress))
+    throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
   return createReporter(bool(p, 'quiet') ? 'quiet' : progress);
 }
 
 export async function pullCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [rootFlag, insecureFlag, { name: 'platform', kind: 'string' }, ...progressFlags]);
-  if (p.positionals.length !== 1) throw new UsageError('"tsbuild pull" requires exactly 1 argument\nUsage: tsbuild pull [--platform os/arch] [--insecure-registry HOST] NAME[:TAG|@DIGEST]');
+  if (p.positionals.length !== 1)
+    throw new UsageError(
+      '"tsbuild pull" requires exactly 1 argument\nUsage: tsbuild pull [--platform os/arch] [--insecure-registry HOST] NAME[:TAG|@DIGEST]',
+    );
   const ref = p.positionals[0]!;
   parseRef(ref, 'pull');
   const platform = str(p, 'platform');
@@ -75,7 +97,9 @@ export async function pullCommand(argv: string[]): Promise<number> {
     reporter.close();
     const shown = familiarName(parseReference(ref));
     reporter.info(describeStats(r.stats, 'pull'));
-    process.stdout.write(`Digest: ${r.image.manifestDigest}\nStatus: ${r.upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${shown}\n${shown}\n`);
+    process.stdout.write(
+      `Digest: ${r.image.manifestDigest}\nStatus: ${r.upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${shown}\n${shown}\n`,
+    );
     return 0;
   } finally {
     reporter.close();
@@ -84,7 +108,10 @@ export async function pullCommand(argv: string[]): Promise<number> {
 
 export async function pushCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [rootFlag, insecureFlag, ...progressFlags]);
-  if (p.positionals.length !== 1) throw new UsageError('"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]');
+  if (p.positionals.length !== 1)
+    throw new UsageError(
+      '"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]',
+    );
   const ref = p.positionals[0]!;
   const parsed = parseRef(ref, 'push');
   const store = await openStore(str(p, 'root'), 'push');
@@ -107,18 +134,23 @@ export async function loginCommand(argv: string[]): Promise<number> {
     { name: 'password-stdin', kind: 'bool' },
     insecureFlag,
   ]);
-  if (p.positionals.length !== 1) throw new UsageError('"tsbuild login" requires exactly 1 argument\nUsage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY');
+  if (p.positionals.length !== 1)
+    throw new UsageError(
+      '"tsbuild login" requires exactly 1 argument\nUsage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY',
+    );
   const registry = p.positionals[0]!;
   const username = str(p, 'username');
   let password = str(p, 'password');
-  if (password !== undefined && bool(p, 'password-stdin')) throw new UsageError('--password and --password-stdin are mutually exclusive');
+  if (password !== undefined && bool(p, 'password-stdin'))
+    throw new UsageError('--password and --password-stdin are mutually exclusive');
   if (bool(p, 'password-stdin')) {
     if (!username) throw new UsageError('--password-stdin needs --username (-u)');
     password = (await readAll(process.stdin)).replace(/\r?\n$/, '');
   } else if (password !== undefined) {
     process.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
   }
-  if (!username || password === undefined) throw new UsageError('"tsbuild login" needs -u USER and -p PASS or --password-stdin (no interactive prompt)');
+  if (!username || password === undefined)
+    throw new UsageError('"tsbuild login" needs -u USER and -p PASS or --password-stdin (no interactive prompt)');
   if (password === '') throw new UsageError('the password is empty');
   await remote.login(registry, username, password, { insecure: list(p, 'insecure-registry') }).catch((e: Error) => {
     throw new BuildError(`login to ${registry} failed: ${e.message}`);
@@ -129,7 +161,8 @@ export async function loginCommand(argv: string[]): Promise<number> {
 
 export async function logoutCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, []);
-  if (p.positionals.length !== 1) throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
+  if (p.positionals.length !== 1)
+    throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
   await remote.logout(p.positionals[0]!);
   process.stdout.write(`Removing login credentials for ${p.positionals[0]}\n`);
   return 0;

@@ -47,7 +47,8 @@ export function limitsFrom(p: Parsed): Limits {
   const quota = int(p, 'cpu-quota', 1000);
   const cpus = str(p, 'cpus');
   if (cpus !== undefined) {
-    if (!/^\d+(\.\d+)?$/.test(cpus) || Number(cpus) <= 0) throw new UsageError(`--cpus: "${cpus}" is not a positive number`);
+    if (!/^\d+(\.\d+)?$/.test(cpus) || Number(cpus) <= 0)
+      throw new UsageError(`--cpus: "${cpus}" is not a positive number`);
     if (quota !== undefined) throw new UsageError('--cpus and --cpu-quota cannot be used together');
     limits.cpuPeriod = period ?? 100000;
     limits.cpuQuota = Math.round(Number(cpus) * limits.cpuPeriod);
@@ -73,7 +74,12 @@ export function parsePublish(spec: string): PortMapping {
   const [, ip, host, ctr, proto] = m;
   if (ip && ip.split('.').some((o) => Number(o) > 255)) throw bad(`"${ip}" is not an IPv4 address`);
   for (const p of [host!, ctr!]) if (Number(p) < 1 || Number(p) > 65535) throw bad(`port ${p} is not in 1-65535`);
-  return { hostIp: ip, hostPort: Number(host), containerPort: Number(ctr), protocol: (proto ?? 'tcp') as 'tcp' | 'udp' };
+  return {
+    hostIp: ip,
+    hostPort: Number(host),
+    containerPort: Number(ctr),
+    protocol: (proto ?? 'tcp') as 'tcp' | 'udp',
+  };
 }
 
 const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
@@ -101,7 +107,12 @@ export async function withSignalsForwarded<T>(pid: () => number | undefined, fn:
   for (const s of forwarded) process.removeAllListeners(s);
   const handler = (s: NodeJS.Signals) => {
     const p = pid();
-    if (p) try { process.kill(p, s); } catch { /* gone */ }
+    if (p)
+      try {
+        process.kill(p, s);
+      } catch {
+        /* gone */
+      }
   };
   for (const s of forwarded) process.on(s, handler);
   try {
@@ -131,23 +142,27 @@ export async function runCommand(argv: string[]): Promise<number> {
     const store = await openStore(str(p, 'root'), 'run');
     const image = await store.images.get(ref);
     if (!image) throw new ContainerError(`Unable to find image '${ref}' in the store (${store.root})`);
-    const doc = await store.withLock('containers', () => createContainer(store, {
-      ref, image, cmd,
-      entrypoint: str(p, 'entrypoint'),
-      name: str(p, 'name'),
-      env: list(p, 'env'),
-      envFiles: list(p, 'env-file'),
-      workdir: str(p, 'workdir'),
-      user: str(p, 'user'),
-      volumes: list(p, 'volume'),
-      network: network === 'bridge' ? 'default' : network,
-      ports,
-      hostname: str(p, 'hostname'),
-      tty: bool(p, 'tty'),
-      interactive: bool(p, 'interactive'),
-      limits,
-      autoRemove: bool(p, 'rm'),
-    }));
+    const doc = await store.withLock('containers', () =>
+      createContainer(store, {
+        ref,
+        image,
+        cmd,
+        entrypoint: str(p, 'entrypoint'),
+        name: str(p, 'name'),
+        env: list(p, 'env'),
+        envFiles: list(p, 'env-file'),
+        workdir: str(p, 'workdir'),
+        user: str(p, 'user'),
+        volumes: list(p, 'volume'),
+        network: network === 'bridge' ? 'default' : network,
+        ports,
+        hostname: str(p, 'hostname'),
+        tty: bool(p, 'tty'),
+        interactive: bool(p, 'interactive'),
+        limits,
+        autoRemove: bool(p, 'rm'),
+      }),
+    );
     // Said here, where the user sees it: the network itself starts in the container's runner.
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
     if (dnsWarning) process.stderr.write(`WARNING: ${dnsWarning}\n`);
@@ -162,14 +177,20 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     const tty = bool(p, 'tty');
     let pid: number | undefined;
-    const exit = await withSignalsForwarded(() => pid, () => runContainer(store, doc.Id, {
-      stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
-      stdout: 'inherit',
-      stderr: 'inherit',
-      // Without a tty, a terminal's Ctrl-C reaches the container once: through us.
-      newSession: !tty,
-      onStart: (x) => { pid = x; },
-    }));
+    const exit = await withSignalsForwarded(
+      () => pid,
+      () =>
+        runContainer(store, doc.Id, {
+          stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
+          stdout: 'inherit',
+          stderr: 'inherit',
+          // Without a tty, a terminal's Ctrl-C reaches the container once: through us.
+          newSession: !tty,
+          onStart: (x) => {
+            pid = x;
+          },
+        }),
+    );
     return exitStatus(exit);
   } catch (e) {
     return ownError(e);

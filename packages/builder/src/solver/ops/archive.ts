@@ -17,7 +17,10 @@ export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
 const BLOCK = 512;
 const decompressor: Record<Exclude<ArchiveKind, 'tar'>, string> = {
-  gzip: 'gzip', bzip2: 'bzip2', xz: 'xz', zstd: 'zstd',
+  gzip: 'gzip',
+  bzip2: 'bzip2',
+  xz: 'xz',
+  zstd: 'zstd',
 };
 
 /**
@@ -89,7 +92,12 @@ type Located = { location: { file: string; line: number; column: number } };
 
 /** Unpacks `file` into the staging tree at `dest` (a directory there, absolute in the image). */
 export async function addArchive(
-  ctx: StepContext, file: string, kind: ArchiveKind, staging: Staging, dest: string, step: Located,
+  ctx: StepContext,
+  file: string,
+  kind: ArchiveKind,
+  staging: Staging,
+  dest: string,
+  step: Located,
 ): Promise<void> {
   const scratch = await scratchDir(ctx, 'unpack-');
   try {
@@ -137,14 +145,32 @@ function mergeInto(from: Beneath, at: string, into: Beneath, to: string): void {
 
 function extractArchive(file: string, kind: ArchiveKind, dest: string, step: Located): Promise<void> {
   return new Promise((resolve, reject) => {
-    const args = ['-x', ...flags[kind], '-f', file, '-C', dest, '--same-owner', '--numeric-owner', '--same-permissions', '--no-overwrite-dir', '--xattrs', '--xattrs-include=*'];
+    const args = [
+      '-x',
+      ...flags[kind],
+      '-f',
+      file,
+      '-C',
+      dest,
+      '--same-owner',
+      '--numeric-owner',
+      '--same-permissions',
+      '--no-overwrite-dir',
+      '--xattrs',
+      '--xattrs-include=*',
+    ];
     const child = spawn('tar', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b) => (err += b));
     child.on('error', (e) => reject(new BuildError(`${where(step)}: cannot run tar: ${e.message}`)));
     child.on('close', (code) => {
       if (code === 0) resolve();
-      else reject(new BuildError(`${where(step)}: ADD could not unpack ${file}: ${err.trim().split('\n').slice(-3).join('; ')}`));
+      else
+        reject(
+          new BuildError(
+            `${where(step)}: ADD could not unpack ${file}: ${err.trim().split('\n').slice(-3).join('; ')}`,
+          ),
+        );
     });
   });
 }

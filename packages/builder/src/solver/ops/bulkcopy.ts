@@ -47,11 +47,17 @@ const SPLIT_AT = 2000;
 
 function split(job: Job): Job[] {
   if (job.rels.length < SPLIT_AT) return [job];
-  const top = (rel: string) => { const i = rel.indexOf('/'); return i === -1 ? rel : rel.slice(0, i); };
+  const top = (rel: string) => {
+    const i = rel.indexOf('/');
+    return i === -1 ? rel : rel.slice(0, i);
+  };
   let cut = job.rels.length >> 1;
   while (cut < job.rels.length && top(job.rels[cut]!) === top(job.rels[cut - 1]!)) cut++;
   if (cut === job.rels.length) return [job];
-  return [{ ...job, rels: job.rels.slice(0, cut) }, { ...job, rels: job.rels.slice(cut) }];
+  return [
+    { ...job, rels: job.rels.slice(0, cut) },
+    { ...job, rels: job.rels.slice(cut) },
+  ];
 }
 
 function copyJob(job: Job): Promise<void> {
@@ -67,7 +73,11 @@ function copyJob(job: Job): Promise<void> {
     let err = '';
     child.stderr.on('data', (b) => (err = (err + b).slice(-2000)));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`copying from the build context failed: ${err.trim() || `cp exited ${code}`}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`copying from the build context failed: ${err.trim() || `cp exited ${code}`}`)),
+    );
     child.stdin.on('error', () => {});
     child.stdin.end(job.rels.map((r) => `./${r}\0`).join(''));
   });

@@ -25,7 +25,12 @@ import { trace } from '../../trace.js';
  * describe it when the step knows them; or a dir inside the step's scratch dir (a RUN's
  * upperdir), which is moved out of it first and read back from disk.
  */
-export async function commitDiff(ctx: StepContext, diff: { dir: string; scratch: Scratch; entries?: Entry[] } | { dir: string; scratch?: undefined }, overlay: boolean, settle?: () => Promise<void>): Promise<StageLayer | null> {
+export async function commitDiff(
+  ctx: StepContext,
+  diff: { dir: string; scratch: Scratch; entries?: Entry[] } | { dir: string; scratch?: undefined },
+  overlay: boolean,
+  settle?: () => Promise<void>,
+): Promise<StageLayer | null> {
   // `settle` finishes dir before it is handed over.
   const entries = diff.scratch ? diff.entries : undefined;
   if (entries ? entries.length === 0 : (await fsp.readdir(diff.dir)).length === 0) {
@@ -34,7 +39,8 @@ export async function commitDiff(ctx: StepContext, diff: { dir: string; scratch:
   }
   const { store, sourceDateEpoch, compression } = ctx.opts;
   const layers = ctx.solver.layers;
-  const write = (source: Entry[] | string) => () => writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch });
+  const write = (source: Entry[] | string) => () =>
+    writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch });
   const below = [...ctx.state.layers];
   if (diff.scratch) {
     // The entries name the files their content comes from (context files, or files in dir) in the
@@ -91,21 +97,27 @@ export class LayerQueue {
   private writing = 0;
   private failure: Error | undefined;
 
-  constructor(private readonly store: Store, private readonly reporter: Reporter, private readonly signal?: AbortSignal) {}
+  constructor(
+    private readonly store: Store,
+    private readonly reporter: Reporter,
+    private readonly signal?: AbortSignal,
+  ) {}
 
   /** Queue a layer write; a failure fails the build (at the next step, or in finish()). */
   write(label: string, make: () => Promise<Layer>): Promise<Layer> {
     this.writing++;
-    const p = this.tail.then(async () => {
-      // An interrupted build writes no more layers: the one being written ends (its blob lands
-      // whole or not at all), the queued ones are dropped, and the process exits at once.
-      this.signal?.throwIfAborted();
-      trace(`${label}: writing its layer`);
-      await layerGate(this.signal);
-      const layer = await make();
-      trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
-      return layer;
-    }).finally(() => this.writing--);
+    const p = this.tail
+      .then(async () => {
+        // An interrupted build writes no more layers: the one being written ends (its blob lands
+        // whole or not at all), the queued ones are dropped, and the process exits at once.
+        this.signal?.throwIfAborted();
+        trace(`${label}: writing its layer`);
+        await layerGate(this.signal);
+        const layer = await make();
+        trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
+        return layer;
+      })
+      .finally(() => this.writing--);
     this.tail = p.catch(() => {});
     const failed = p.catch((e: unknown) => {
       throw new BuildError(`${label}: writing its layer failed: ${(e as Error).message ?? e}`);
@@ -174,6 +186,11 @@ export interface Scratch {
 /** A fresh directory in the store's temp area. */
 export async function scratchDir(ctx: StepContext, prefix: string): Promise<Scratch> {
   const path = await ctx.opts.store.tempDir(prefix);
-  const s: Scratch = { path, cleanup: async () => { if (!s.kept) await fsp.rm(path, { recursive: true, force: true }); } };
+  const s: Scratch = {
+    path,
+    cleanup: async () => {
+      if (!s.kept) await fsp.rm(path, { recursive: true, force: true });
+    },
+  };
   return s;
 }

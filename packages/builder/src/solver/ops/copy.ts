@@ -22,7 +22,19 @@ import { trace } from '../../trace.js';
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
   kb.add(
     'instruction',
-    JSON.stringify({ kind: step.kind, sources: step.sources, dest: step.dest, chown: step.chown, chmod: step.chmod, parents: step.parents, exclude: step.exclude, link: step.link, checksum: step.checksum, inline: step.inline, unpack: step.unpack }),
+    JSON.stringify({
+      kind: step.kind,
+      sources: step.sources,
+      dest: step.dest,
+      chown: step.chown,
+      chmod: step.chmod,
+      parents: step.parents,
+      exclude: step.exclude,
+      link: step.link,
+      checksum: step.checksum,
+      inline: step.inline,
+      unpack: step.unpack,
+    }),
   );
   const mode = parseChmod(step);
   const cleanups: (() => Promise<void>)[] = [];
@@ -58,7 +70,10 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         items.push(...(await fromContext(ctx, s, step, step.exclude)));
       }
     }
-    addFileInputs(kb, items.filter((i) => i.tree || !i.files[0]!.host.startsWith(ctx.opts.store.root)));
+    addFileInputs(
+      kb,
+      items.filter((i) => i.tree || !i.files[0]!.host.startsWith(ctx.opts.store.root)),
+    );
   }
   kb.add('chown-user', step.chown ?? '');
 
@@ -66,7 +81,10 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   const total = items.length + inlineCount;
   if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
     if (step.sources.length + inlineCount > 1) {
-      throw new BuildError(`${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination must be a directory and end with a /`, 1);
+      throw new BuildError(
+        `${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination must be a directory and end with a /`,
+        1,
+      );
     }
   }
 
@@ -76,7 +94,11 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
     let staging: Staging | undefined;
     try {
       const view = await ctx.fs.view(ctx.state.layers);
-      const owner = step.chown ? await resolveChown(view, step.chown).catch((e) => { throw new BuildError(`${where(step)}: ${(e as Error).message}`); }) : undefined;
+      const owner = step.chown
+        ? await resolveChown(view, step.chown).catch((e) => {
+            throw new BuildError(`${where(step)}: ${(e as Error).message}`);
+          })
+        : undefined;
       const mtime = ctx.opts.sourceDateEpoch !== undefined ? new Date(ctx.opts.sourceDateEpoch * 1000) : new Date();
       staging = new Staging(dir.path, view, mtime);
       const bulk = new BulkCopy();
@@ -89,7 +111,13 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
 
       for (const item of items) {
         const top = item.files[0]!;
-        if (step.kind === 'add' && !step.from && top.kind === 'file' && step.unpack !== false && !top.host.startsWith(ctx.opts.store.root)) {
+        if (
+          step.kind === 'add' &&
+          !step.from &&
+          top.kind === 'file' &&
+          step.unpack !== false &&
+          !top.host.startsWith(ctx.opts.store.root)
+        ) {
           const kind = await archiveKind(top.host).catch((e) => {
             throw new BuildError(`${where(step)}: ${(e as Error).message}`);
           });
@@ -160,7 +188,15 @@ async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean
  * source's mode and times: thousands of mkdir/chown/chmod calls off the main thread, where they
  * were most of a node_modules COPY's time before cp could start. Only empty ones are made here.
  */
-async function place(staging: Staging, item: SourceItem, target: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined, bulk?: BulkCopy, cpMakesDirs = false): Promise<void> {
+async function place(
+  staging: Staging,
+  item: SourceItem,
+  target: string,
+  owner: { uid: number; gid: number } | undefined,
+  mode: number | undefined,
+  bulk?: BulkCopy,
+  cpMakesDirs = false,
+): Promise<void> {
   const leaders = hardLinks(item.files);
   const byCp = new Set<string>();
   if (bulk && cpMakesDirs) {
@@ -179,8 +215,8 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
     const leader = leaders.get(f);
     if (leader) {
       // The leader's metadata, as it is written below (cp keeps mode and gives root's owner).
-      const uid = bulk ? 0 : owner?.uid ?? leader.uid;
-      const gid = bulk ? 0 : owner?.gid ?? leader.gid;
+      const uid = bulk ? 0 : (owner?.uid ?? leader.uid);
+      const gid = bulk ? 0 : (owner?.gid ?? leader.gid);
       const meta = { mode: mode ?? leader.mode, uid, gid, mtime: seconds(leader.mtime) };
       staging.addLink(dest, posix.join(target, leader.rel), meta);
       continue;
@@ -194,7 +230,11 @@ async function place(staging: Staging, item: SourceItem, target: string, owner: 
       if (staging.mayHold(dest)) staging.fs.remove(rel(dest));
       bulk.add(item.files[0]!.host, staging.host(target), f.rel);
       const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
-      staging.add(f.kind === 'symlink' ? { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 } : fileEntry(meta, f.host, f.size));
+      staging.add(
+        f.kind === 'symlink'
+          ? { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 }
+          : fileEntry(meta, f.host, f.size),
+      );
       continue;
     }
     await writeFile(staging, f, dest, owner, mode);
@@ -241,7 +281,13 @@ function hardLinks(files: SourceFile[]): Map<SourceFile, SourceFile> {
  * Writes one file of a source into the staging dir. Synchronous on purpose: for a tree of
  * 20,000 small files, four awaited syscalls per file cost more than the copying itself.
  */
-async function writeFile(staging: Staging, f: SourceFile, path: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
+async function writeFile(
+  staging: Staging,
+  f: SourceFile,
+  path: string,
+  owner: { uid: number; gid: number } | undefined,
+  mode: number | undefined,
+): Promise<void> {
   const uid = owner?.uid ?? f.uid;
   const gid = owner?.gid ?? f.gid;
   const r = rel(path);
@@ -267,7 +313,7 @@ async function writeFile(staging: Staging, f: SourceFile, path: string, owner: {
 
 function parseChmod(step: CopyStep): number | undefined {
   if (!step.chmod) return undefined;
-  if (!/^[0-7]{3,4}$/.test(step.chmod)) throw new BuildError(`${where(step)}: --chmod=${step.chmod}: only octal modes like 755 or 0644 are supported`, 2);
+  if (!/^[0-7]{3,4}$/.test(step.chmod))
+    throw new BuildError(`${where(step)}: --chmod=${step.chmod}: only octal modes like 755 or 0644 are supported`, 2);
   return parseInt(step.chmod, 8);
 }
-

@@ -23,7 +23,11 @@ export function isUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
 }
 
-export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): Promise<{ item: SourceItem; cleanup: () => Promise<void> }> {
+export async function fetchUrl(
+  ctx: StepContext,
+  url: string,
+  step: CopyStep,
+): Promise<{ item: SourceItem; cleanup: () => Promise<void> }> {
   const dir = await ctx.opts.store.tempDir('add-');
   const cleanup = () => fsp.rm(dir, { recursive: true, force: true });
   try {
@@ -36,10 +40,11 @@ export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): P
     const name = posix.basename(finalUrl.pathname) || 'download';
     const file = join(dir, 'content');
     const max = maxBytes();
-    const tooBig = () => new BuildError(
-      `${where(step)}: ADD ${url}: the download is larger than ${max} bytes, the limit for ADD of a URL ` +
-        `(raise it with ${maxSizeVar}=SIZE, e.g. ${maxSizeVar}=8g)`,
-    );
+    const tooBig = () =>
+      new BuildError(
+        `${where(step)}: ADD ${url}: the download is larger than ${max} bytes, the limit for ADD of a URL ` +
+          `(raise it with ${maxSizeVar}=SIZE, e.g. ${maxSizeVar}=8g)`,
+      );
     const length = Number(res.headers['content-length']);
     if (Number.isSafeInteger(length) && length > max) {
       res.destroy();
@@ -64,13 +69,19 @@ export async function fetchUrl(ctx: StepContext, url: string, step: CopyStep): P
     }
     const digest = h.digest('hex');
     if (step.checksum && step.checksum !== `sha256:${digest}`) {
-      throw new BuildError(`${where(step)}: ADD ${url}: checksum mismatch: expected ${step.checksum}, got sha256:${digest}`);
+      throw new BuildError(
+        `${where(step)}: ADD ${url}: checksum mismatch: expected ${step.checksum}, got sha256:${digest}`,
+      );
     }
     const lm = res.headers['last-modified'];
     const mtime = lm && !Number.isNaN(Date.parse(lm)) ? new Date(lm) : new Date(0);
     const st = await fsp.stat(file);
     return {
-      item: { path: name, isDir: false, files: [{ rel: '', kind: 'file', host: file, mode: 0o600, uid: 0, gid: 0, mtime, size: st.size, hash: digest }] },
+      item: {
+        path: name,
+        isDir: false,
+        files: [{ rel: '', kind: 'file', host: file, mode: 0o600, uid: 0, gid: 0, mtime, size: st.size, hash: digest }],
+      },
       cleanup,
     };
   } catch (e) {
@@ -100,14 +111,17 @@ const idleTimeoutMs = 300_000;
 /** GET url, following redirects; resolves with the final response's headers. */
 async function get(url: URL, signal: AbortSignal): Promise<{ res: IncomingMessage; url: URL }> {
   for (let hops = 0; ; hops++) {
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme ${url.protocol}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`unsupported URL scheme ${url.protocol}`);
     const lib = requireBuiltin(url.protocol === 'https:' ? 'node:https' : 'node:http') as typeof import('node:https');
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const secureContext = url.protocol === 'https:' ? clientSecureContext() : undefined;
       const req = lib.get(url, { signal, ...(secureContext ? { secureContext } : {}) }, resolve).on('error', reject);
       // A server that stops sending (before the headers or in the body) fails the step instead of
       // hanging the build: 300 s without a byte, as fetch() allowed.
-      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`no data from ${url.host} for ${idleTimeoutMs / 1000} s`)));
+      req.setTimeout(idleTimeoutMs, () =>
+        req.destroy(new Error(`no data from ${url.host} for ${idleTimeoutMs / 1000} s`)),
+      );
     });
     const location = res.headers.location;
     if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || !location) return { res, url };

@@ -24,8 +24,14 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
   const network = step.network ?? ctx.opts.network;
   // Refused before the cache is asked: a cached step must not hide a Dockerfile that asks for it.
   if (network === 'host' && !ctx.opts.allowNetworkHost)
-    throw new BuildError(`${where(step)}: RUN --network=host needs the network.host entitlement: build with --allow network.host`, 2);
-  kb.add('instruction', JSON.stringify({ argv: step.argv, files: step.files, network, security: step.security ?? 'sandbox' }));
+    throw new BuildError(
+      `${where(step)}: RUN --network=host needs the network.host entitlement: build with --allow network.host`,
+      2,
+    );
+  kb.add(
+    'instruction',
+    JSON.stringify({ argv: step.argv, files: step.files, network, security: step.security ?? 'sandbox' }),
+  );
   const env = runEnv(step, config.Env ?? step.env);
   // Name each variable for what it is, so --explain can say "build arg V" or "ENV V".
   const fromImage = new Set((config.Env ?? step.env).map((e) => e.slice(0, e.indexOf('='))));
@@ -38,10 +44,16 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
   for (const m of step.mounts) await keyMount(ctx, step, m, kb);
 
   return async (handle) => {
-    if (step.security === 'insecure') throw new BuildError(`${where(step)}: RUN --security=insecure is not allowed (tsbuild never grants full privileges to a build step)`, 2);
+    if (step.security === 'insecure')
+      throw new BuildError(
+        `${where(step)}: RUN --security=insecure is not allowed (tsbuild never grants full privileges to a build step)`,
+        2,
+      );
     // Started now, awaited at the sandbox: the build's first RUN makes it while the step's layers are readied.
     const netnsReady = network === 'default' ? ctx.opts.privateNetwork() : undefined;
-    netnsReady?.catch(() => { /* awaited below */ });
+    netnsReady?.catch(() => {
+      /* awaited below */
+    });
     const lowerdirs = await ctx.fs.lowerdirs(ctx.state.layers);
     const view = await ctx.fs.view(ctx.state.layers);
     const who = await resolveUser(view, config.User).catch((e) => {
@@ -95,7 +107,13 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
       if (ctx.opts.signal.aborted) throw ctx.opts.signal.reason ?? new Error('aborted');
       if (exit.code !== 0 || exit.startError) {
         const cmd = step.argv.join(' ');
-        const why = exit.startError ? exit.startError : exit.oomKilled ? 'out of memory (killed)' : exit.signal ? `killed by ${exit.signal}` : `exit code: ${exit.code}`;
+        const why = exit.startError
+          ? exit.startError
+          : exit.oomKilled
+            ? 'out of memory (killed)'
+            : exit.signal
+              ? `killed by ${exit.signal}`
+              : `exit code: ${exit.code}`;
         throw new BuildError(`${where(step)}: process "${cmd}" did not complete successfully: ${why}`, 1, tail);
       }
       await fsp.rm(work, { recursive: true, force: true });
@@ -121,45 +139,78 @@ function runEnv(step: RunStep, imageEnv: string[]): string[] {
 async function keyMount(ctx: StepContext, step: RunStep, m: RunMount, kb: KeyBuilder): Promise<void> {
   switch (m.type) {
     case 'bind':
-      if (m.from) kb.add(`mount:${m.target}`, JSON.stringify({ from: m.from, source: m.source, rw: m.readwrite, key: await fromKey(ctx, m.from) }));
+      if (m.from)
+        kb.add(
+          `mount:${m.target}`,
+          JSON.stringify({ from: m.from, source: m.source, rw: m.readwrite, key: await fromKey(ctx, m.from) }),
+        );
       else kb.addDigest(`mount:${m.target}`, await hashContextTree(ctx, m.source, step));
       return;
     case 'cache':
-      kb.add(`mount:${m.target}`, JSON.stringify({ type: 'cache', id: m.id, sharing: m.sharing, mode: m.mode, uid: m.uid, gid: m.gid, ro: m.readonly }));
+      kb.add(
+        `mount:${m.target}`,
+        JSON.stringify({
+          type: 'cache',
+          id: m.id,
+          sharing: m.sharing,
+          mode: m.mode,
+          uid: m.uid,
+          gid: m.gid,
+          ro: m.readonly,
+        }),
+      );
       return;
     case 'tmpfs':
       kb.add(`mount:${m.target}`, JSON.stringify({ type: 'tmpfs', size: m.size }));
       return;
     case 'secret':
       // Only the id and place: the secret's value must never shape the key.
-      kb.add(`mount:${m.target}`, JSON.stringify({ type: 'secret', id: m.id, env: m.env, mode: m.mode, uid: m.uid, gid: m.gid }));
+      kb.add(
+        `mount:${m.target}`,
+        JSON.stringify({ type: 'secret', id: m.id, env: m.env, mode: m.mode, uid: m.uid, gid: m.gid }),
+      );
       return;
     case 'ssh':
       throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
   }
 }
 
-async function fromKey(ctx: StepContext, from: NonNullable<Extract<RunMount, { type: 'bind' }>['from']>): Promise<string> {
+async function fromKey(
+  ctx: StepContext,
+  from: NonNullable<Extract<RunMount, { type: 'bind' }>['from']>,
+): Promise<string> {
   if (from.type === 'stage') return (await ctx.solver.stage(from.stage)).key;
   const image = ctx.opts.bases.get(from.ref);
   if (!image) throw new BuildError(`image ${from.ref} was not resolved`);
   return image.manifestDigest;
 }
 
-async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: string, releases: (() => Promise<void>)[], env: string[]): Promise<Mount[]> {
+async function prepareMount(
+  ctx: StepContext,
+  step: RunStep,
+  m: RunMount,
+  tmp: string,
+  releases: (() => Promise<void>)[],
+  env: string[],
+): Promise<Mount[]> {
   const target = posix.resolve(ctx.state.config.image.config?.WorkingDir || '/', m.target);
   switch (m.type) {
     case 'bind': {
       let source: string;
       if (m.from) {
-        const layers = m.from.type === 'stage' ? (await ctx.solver.stage(m.from.stage)).layers : ctx.opts.bases.get(m.from.ref)!.layers;
+        const layers =
+          m.from.type === 'stage'
+            ? (await ctx.solver.stage(m.from.stage)).layers
+            : ctx.opts.bases.get(m.from.ref)!.layers;
         const view = await ctx.fs.view(layers);
         const e = await view.stat(m.source || '/');
         if (!e) throw new BuildError(`${where(step)}: --mount source ${m.source} not found`);
         // A device node, FIFO or socket: inert on a nodev bind, but a read-write bind is a copy,
         // and copying one would open it on the host (the store's filesystem honours devices).
         if (!e.stat.isFile() && !e.stat.isDirectory()) {
-          throw new BuildError(`${where(step)}: --mount source ${m.source || '/'} is not a regular file, directory or symlink`);
+          throw new BuildError(
+            `${where(step)}: --mount source ${m.source || '/'} is not a regular file, directory or symlink`,
+          );
         }
         source = e.host;
         if (m.readwrite) {
@@ -194,9 +245,13 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
       const secret = ctx.opts.secrets.get(m.id);
       let value: Buffer | undefined;
       if (secret?.file) value = await fsp.readFile(secret.file).catch(() => undefined);
-      else if (secret?.env !== undefined) value = process.env[secret.env] !== undefined ? Buffer.from(process.env[secret.env]!) : undefined;
+      else if (secret?.env !== undefined)
+        value = process.env[secret.env] !== undefined ? Buffer.from(process.env[secret.env]!) : undefined;
       if (value === undefined) {
-        if (m.required) throw new BuildError(`${where(step)}: secret "${m.id}" is required but was not given (--secret id=${m.id},src=FILE)`);
+        if (m.required)
+          throw new BuildError(
+            `${where(step)}: secret "${m.id}" is required but was not given (--secret id=${m.id},src=FILE)`,
+          );
         return [];
       }
       if (m.env) env.push(`${m.env}=${value.toString()}`);
@@ -205,7 +260,9 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
       await fsp.writeFile(host, value, { mode: 0o600 });
       await fsp.chown(host, m.uid, m.gid);
       await fsp.chmod(host, m.mode);
-      return [{ type: 'bind', source: host, target: posix.resolve('/', m.target || `/run/secrets/${m.id}`), readonly: true }];
+      return [
+        { type: 'bind', source: host, target: posix.resolve('/', m.target || `/run/secrets/${m.id}`), readonly: true },
+      ];
     }
     case 'ssh':
       throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
@@ -220,15 +277,22 @@ async function prepareMount(ctx: StepContext, step: RunStep, m: RunMount, tmp: s
  * are thrown away.
  */
 async function contextView(
-  ctx: StepContext, step: RunStep, source: string, readwrite: boolean, tmp: string, target: string,
+  ctx: StepContext,
+  step: RunStep,
+  source: string,
+  readwrite: boolean,
+  tmp: string,
+  target: string,
 ): Promise<string> {
   const match = (await ctx.opts.context.match(source || '.'))[0];
   if (!match) throw new BuildError(`${where(step)}: --mount source "${source}" not found in the build context`);
   // A directory's files as the key lists them (names that are not UTF-8 included, surrogate-escaped).
-  const files = match.kind === 'dir'
-    ? ctx.opts.context.treeFiles(match, undefined)
-      .map((t) => ({ ...t, host: t.rel ? `${match.abs}/${t.rel}` : match.abs, mtime: new Date(t.mtimeMs) }))
-    : (await fromContext(ctx, source || '.', step))[0]!.files;
+  const files =
+    match.kind === 'dir'
+      ? ctx.opts.context
+          .treeFiles(match, undefined)
+          .map((t) => ({ ...t, host: t.rel ? `${match.abs}/${t.rel}` : match.abs, mtime: new Date(t.mtimeMs) }))
+      : (await fromContext(ctx, source || '.', step))[0]!.files;
   const dir = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
   await fsp.mkdir(dir, { mode: 0o700 });
   const tree = new Beneath(dir);

@@ -57,16 +57,27 @@ function excluder(patterns: string[]): (rel: string) => boolean {
 }
 
 /** Sources from the build context, hashed. */
-export async function fromContext(ctx: StepContext, source: string, step: Located, exclude: string[] = []): Promise<SourceItem[]> {
+export async function fromContext(
+  ctx: StepContext,
+  source: string,
+  step: Located,
+  exclude: string[] = [],
+): Promise<SourceItem[]> {
   const { context } = ctx.opts;
   const matches = await context.match(source);
-  if (matches.length === 0) throw new BuildError(`${where(step)}: "${source}" not found in the build context (${context.dir})${context.ignored(cleanPath(source)) ? ', it is excluded by .dockerignore' : ''}`);
+  if (matches.length === 0)
+    throw new BuildError(
+      `${where(step)}: "${source}" not found in the build context (${context.dir})${context.ignored(cleanPath(source)) ? ', it is excluded by .dockerignore' : ''}`,
+    );
   const skip = excluder(exclude);
   const rules = exclude.length > 0 ? new IgnoreMatcher(exclude) : undefined;
   const items: SourceItem[] = [];
   for (const m of matches) {
     if (skip(posix.basename(m.rel))) continue;
-    if (m.kind === 'other') throw new BuildError(`${where(step)}: ${displayName(m.rel)} in the build context is not a regular file, directory or symlink`);
+    if (m.kind === 'other')
+      throw new BuildError(
+        `${where(step)}: ${displayName(m.rel)} in the build context is not a regular file, directory or symlink`,
+      );
     if (m.kind !== 'dir') {
       items.push({ path: m.rel, isDir: false, files: [contextFile(step, '', m.abs, m)] });
       continue;
@@ -92,30 +103,53 @@ export async function fromContext(ctx: StepContext, source: string, step: Locate
 
 function contextFile(step: Located, rel: string, abs: string, e: ContextEntry): SourceFile {
   const kind = e.kind === 'symlink' ? 'symlink' : 'file';
-  const f: SourceFile = { rel, kind, host: abs, mode: e.mode, uid: 0, gid: 0, mtime: new Date(e.mtimeMs), size: e.size, hash: e.hash };
+  const f: SourceFile = {
+    rel,
+    kind,
+    host: abs,
+    mode: e.mode,
+    uid: 0,
+    gid: 0,
+    mtime: new Date(e.mtimeMs),
+    size: e.size,
+    hash: e.hash,
+  };
   if (kind === 'symlink') f.linkname = e.linkname;
   if (isEscaped(e.rel) || (f.linkname !== undefined && isEscaped(f.linkname))) throw notUtf8(step, e.rel);
   return f;
 }
 
 function treeFile(step: Located, itemPath: string, t: TreeFile): SourceFile {
-  if (t.host === undefined || (t.linkname !== undefined && isEscaped(t.linkname))) throw notUtf8(step, itemPath && t.rel ? `${itemPath}/${t.rel}` : itemPath || t.rel);
+  if (t.host === undefined || (t.linkname !== undefined && isEscaped(t.linkname)))
+    throw notUtf8(step, itemPath && t.rel ? `${itemPath}/${t.rel}` : itemPath || t.rel);
   return {
-    rel: t.rel, kind: t.kind, host: t.host, mode: t.mode, uid: 0, gid: 0, mtime: new Date(t.mtimeMs), size: t.size,
-    linkname: t.linkname, hash: t.hash, ino: t.ino,
+    rel: t.rel,
+    kind: t.kind,
+    host: t.host,
+    mode: t.mode,
+    uid: 0,
+    gid: 0,
+    mtime: new Date(t.mtimeMs),
+    size: t.size,
+    linkname: t.linkname,
+    hash: t.hash,
+    ino: t.ino,
   };
 }
 
 // The key and the listing take any bytes; the copy (staging, tar headers) speaks strings.
 function notUtf8(step: Located, rel: string): BuildError {
-  return new BuildError(`${where(step)}: cannot copy "${displayName(rel)}" from the build context: its name (or its link target) is not valid UTF-8, which tsbuild cannot copy yet; exclude it in .dockerignore or with --exclude`);
+  return new BuildError(
+    `${where(step)}: cannot copy "${displayName(rel)}" from the build context: its name (or its link target) is not valid UTF-8, which tsbuild cannot copy yet; exclude it in .dockerignore or with --exclude`,
+  );
 }
 
 /** The digest of a context item for a RUN --mount key: names, types, modes, link targets, contents. */
 export function itemDigest(item: SourceItem): string {
   if (item.tree) return item.tree.digest;
   const h = createHash('sha256');
-  for (const f of item.files) h.update(`${f.rel}\0${f.kind}\0${f.mode.toString(8)}\0${f.linkname ?? ''}\0${f.hash ?? ''}\n`);
+  for (const f of item.files)
+    h.update(`${f.rel}\0${f.kind}\0${f.mode.toString(8)}\0${f.linkname ?? ''}\0${f.hash ?? ''}\n`);
   return h.digest('hex');
 }
 
@@ -126,7 +160,14 @@ function fileInputs(itemPath: string, files: TreeFile[]): Inputs {
   return out;
 }
 
-function fileInput(itemPath: string, rel: string, kind: SourceFile['kind'], mode: number, linkname: string | undefined, hash: string | undefined): [string, string] {
+function fileInput(
+  itemPath: string,
+  rel: string,
+  kind: SourceFile['kind'],
+  mode: number,
+  linkname: string | undefined,
+  hash: string | undefined,
+): [string, string] {
   const path = itemPath === '' ? rel || '.' : rel ? `${itemPath}/${rel}` : itemPath;
   // Link targets are free text, hashed; files and dirs are named by type, mode and content digest as is.
   if (kind === 'symlink') return [`file:${path}`, sha256(`symlink\0${mode.toString(8)}\0${linkname}`)];
@@ -156,7 +197,13 @@ export async function hashContextTree(ctx: StepContext, source: string, step: Lo
 }
 
 /** Sources from another stage or image, read through its root view. */
-export async function fromView(view: RootView, source: string, step: Located, label: string, exclude: string[] = []): Promise<SourceItem[]> {
+export async function fromView(
+  view: RootView,
+  source: string,
+  step: Located,
+  label: string,
+  exclude: string[] = [],
+): Promise<SourceItem[]> {
   const skip = excluder(exclude);
   const paths = hasGlob(source) ? await globView(view, source) : [await view.resolve(source, true)];
   const items: SourceItem[] = [];
@@ -182,14 +229,27 @@ export async function fromView(view: RootView, source: string, step: Located, la
 function viewFile(rel: string, host: string, st: import('node:fs').Stats): SourceFile {
   const kind = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
   const f: SourceFile = {
-    rel, kind, host, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, size: st.size,
+    rel,
+    kind,
+    host,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    mtime: st.mtime,
+    size: st.size,
   };
   // A snapshot holds only the image's own hard links (a layer's, made when it was unpacked or written).
   if (kind === 'file' && st.nlink > 1) f.ino = BigInt(st.ino);
   return f;
 }
 
-async function walkView(view: RootView, dir: string, rel: string, out: SourceFile[], skip: (rel: string) => boolean): Promise<void> {
+async function walkView(
+  view: RootView,
+  dir: string,
+  rel: string,
+  out: SourceFile[],
+  skip: (rel: string) => boolean,
+): Promise<void> {
   for (const name of await view.readdir(dir)) {
     const path = posix.join(dir, name);
     const r = rel ? `${rel}/${name}` : name;

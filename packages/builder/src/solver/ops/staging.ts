@@ -70,7 +70,11 @@ export class Staging {
       const below = await this.view.lstatCanonical(p);
       if (below && below.stat.isDirectory()) {
         this.fs.mkdir(rel(p), below.stat.mode & 0o7777, below.stat.uid, below.stat.gid);
-        this.recordDir(p, { mode: below.stat.mode & 0o7777, uid: below.stat.uid, gid: below.stat.gid }, below.stat.mtime);
+        this.recordDir(
+          p,
+          { mode: below.stat.mode & 0o7777, uid: below.stat.uid, gid: below.stat.gid },
+          below.stat.mtime,
+        );
       } else {
         if (below && i < parts.length) throw new Error(`cannot copy to ${path}: ${p} is not a directory in the image`);
         existed = false;
