@@ -8,6 +8,7 @@
 //   teardown()
 // missing(name) says which program a builder needs that is not installed (null when all are there).
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { sh, timed, resetPeak, peakKB, childrenOf, sleep, which } from './util.mjs';
 
@@ -108,6 +109,15 @@ export async function createBridge(tag = 'bench') {
   return create(tag);
 }
 
+/**
+ * A short tag of the bench's work directory, for the run-state directories outside it (dockerd's exec-root, the
+ * buildah and podman run roots): two checkouts running the bench at once must not share one. dockerd reuses a live
+ * containerd it finds in its exec-root, so a shared one would tie two daemons' builds and teardowns together.
+ */
+export function runTag(work) {
+  return createHash('sha256').update(work).digest('hex').slice(0, 8);
+}
+
 // The same help tsbuild gets: its per-run sandbox state lives on a tmpfs (/run if it is one, else /dev/shm), so
 // dockerd's exec-root (containerd's shim and runc state for every RUN step) goes on the same kind of tmpfs.
 const tmpfsRun = (() => {
@@ -125,7 +135,7 @@ const tmpfsRun = (() => {
 export function buildkitBuilder({ work }) {
   const dir = join(work, 'docker');
   const sock = join(dir, 'docker.sock');
-  const execRoot = tmpfsRun ? '/run/tsb-bench-docker' : '/dev/shm/tsb-bench-docker';
+  const execRoot = `${tmpfsRun ? '/run' : '/dev/shm'}/tsb-bench-docker-${runTag(work)}`;
   const env = { DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
   const docker = (args, o = {}) => sh('/usr/bin/docker', args, { env, ...o });
   let daemon = null,
@@ -238,14 +248,15 @@ export function buildkitBuilder({ work }) {
 
 export function buildahBuilder({ work }) {
   const dir = join(work, 'buildah');
-  const g = ['--root', join(dir, 'storage'), '--runroot', '/run/tsb-bench-buildah', '--storage-driver', 'overlay'];
+  const runroot = `/run/tsb-bench-buildah-${runTag(work)}`;
+  const g = ['--root', join(dir, 'storage'), '--runroot', runroot, '--storage-driver', 'overlay'];
   const buildah = (args, o = {}) => sh('buildah', [...g, ...args], o);
   let bases = [];
   const norm = (t) => t.replace(/^localhost\//, '');
   return {
     name: 'buildah',
     command: (ctx, tag, args) =>
-      `buildah --root $BROOT --runroot /run/tsb-bench-buildah --storage-driver overlay bud --layers --pull=never -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+      `buildah --root $BROOT --runroot $BRUN --storage-driver overlay bud --layers --pull=never -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() {
       return (await sh('buildah', ['--version'])).stdout.trim();
     },
@@ -281,7 +292,7 @@ export function buildahBuilder({ work }) {
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
     },
     pushCommand: (ctx, ref, args) =>
-      'buildah --root $BROOT --runroot /run/tsb-bench-buildah --storage-driver overlay bud --layers --pull=never ' +
+      'buildah --root $BROOT --runroot $BRUN --storage-driver overlay bud --layers --pull=never ' +
       `-t ${ref}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx} && ` +
       `buildah --root $BROOT … push --tls-verify=false ${ref}`,
     async buildPush(ctx, ref, buildArgs = []) {

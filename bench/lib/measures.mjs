@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import { sh, timed, median, min, max, fmtS, fmtMB, sleep, resetPeak, peakKB } from './util.mjs';
-import { createBridge, missing as missingTool } from './builders.mjs';
+import { createBridge, missing as missingTool, runTag } from './builders.mjs';
 import { SCALE, makeScaleContext, makeLayersBaseContext } from './scale.mjs';
 import { lineChart } from './svg.mjs';
 
@@ -460,7 +460,7 @@ function podmanPeer(work, repo) {
       .split('\n')
       .find((l) => l.split(' ')[1] === '/run') ?? '',
   );
-  const runroot = tmpfsRun ? '/run/tsb-bench-podman' : '/dev/shm/tsb-bench-podman';
+  const runroot = `${tmpfsRun ? '/run' : '/dev/shm'}/tsb-bench-podman-${runTag(work)}`;
   const g = [
     '--root',
     join(dir, 'storage'),
