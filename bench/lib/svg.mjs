@@ -15,8 +15,8 @@ const M = { left: 70, right: 210, top: 44, bottom: 56 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const num = (v) =>
-  Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : Number(v.toPrecision(3)).toString();
+// Tick labels: integers as such, other values to three significant digits (0.25, 1.5, 12.5).
+const num = (v) => (Number.isInteger(v) ? String(v) : Number(v.toPrecision(3)).toString());
 
 /** Tick step for [0, max]: 1, 2 or 5 × 10^k, giving about five ticks. */
 export function niceStep(max) {
