@@ -666,8 +666,9 @@ if (extra.ciPush) {
 }
 L.push('');
 L.push(
-  'Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, $SOCK = bench/work/docker/docker.sock, ' +
-    '$BROOT = bench/work/buildah/storage, $BRUN = /run/tsb-bench-buildah-<tag of bench/work>):',
+  'Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, ' +
+    '$SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage, ' +
+    '$BRUN = /run/tsb-bench-buildah-<tag of bench/work>):',
   '',
   '```',
 );

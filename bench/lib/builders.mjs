@@ -256,7 +256,8 @@ export function buildahBuilder({ work }) {
   return {
     name: 'buildah',
     command: (ctx, tag, args) =>
-      `buildah --root $BROOT --runroot $BRUN --storage-driver overlay bud --layers --pull=never -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+      'buildah --root $BROOT --runroot $BRUN --storage-driver overlay bud --layers --pull=never ' +
+      `-t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() {
       return (await sh('buildah', ['--version'])).stdout.trim();
     },
