@@ -591,10 +591,13 @@ export async function runStart(env) {
   const samples = runs * (quick ? 3 : 5); // a start-up is short: several samples per run
   const out = { nets: {}, peers: names, samples, commands: {} };
   try {
-    if (pod) await pod.setup();
+    // A podman that fails to set up is listed under the failures; its samples then fail and count as missing.
+    if (pod) await attemptWith('podman', 'setup (its store and the busybox base)', () => pod.setup().then(() => ({})));
     for (const [net, x] of Object.entries(nets)) {
       out.commands[net] = names.map((p) => peers[p].command(x));
-      for (const p of names) await peers[p].run(x); // warm-up, untimed
+      // Warm-up, untimed: a failure here is logged, and the timed samples record that peer's failures as usual.
+      for (const p of names)
+        await peers[p].run(x).catch((e) => log(`run: warm-up of ${p} failed: ${e.message.split('\n')[1]}`));
       const res = (out.nets[net] = Object.fromEntries(names.map((p) => [p, []])));
       for (let i = 0; i < samples; i++) {
         for (const p of rotate(names, i))
