@@ -7,9 +7,7 @@ import { UsageError } from '../../errors.js';
 import { parseSize } from '../../options.js';
 import { openStore } from '../root.js';
 import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
-import { createContainer } from '../../containers/create.js';
-import { runContainer, startDetached } from '../../containers/runner.js';
-import { ContainerError } from '../../containers/state.js';
+import { ContainerError, createContainer, runContainer, startDetached } from '@tsbuild/containers';
 
 export const runFlags: FlagSpec[] = [
   { name: 'root', kind: 'string' },
