@@ -74,7 +74,12 @@ export function parseVolume(
   return { kind: 'volume', name: src, target: posix.resolve(tgt), readonly };
 }
 
-export async function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
+/** Creates the container `o` describes (state: created), under the store's `containers` lock: names are unique. */
+export function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
+  return store.withLock('containers', () => create(store, o));
+}
+
+async function create(store: Store, o: CreateOptions): Promise<ContainerDoc> {
   const cfg = o.image.config.config ?? {};
   const entrypoint = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : (cfg.Entrypoint ?? []);
   const args = o.cmd.length ? o.cmd : o.entrypoint !== undefined ? [] : (cfg.Cmd ?? []);
