@@ -1,5 +1,5 @@
 // `tsbuild exec CONTAINER COMMAND...`: flags parsed here, the process run by @tsbuild/containers.
-import { ContainerError, execInContainer, findDoc } from '@tsbuild/containers';
+import { execInContainer, findDoc } from '@tsbuild/containers';
 import { bool, list, parseArgs, str } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
