@@ -51,11 +51,11 @@ export function parseVolume(
   | { kind: 'volume'; name?: string; target: string; readonly: boolean } {
   const parts = spec.split(':');
   let mode: string | undefined;
-  if (parts.length >= 2 && /^(ro|rw|z|Z|ro,.*|rw,.*)$/.test(parts[parts.length - 1]!)) mode = parts.pop();
+  if (parts.length >= 2 && /^(ro|rw|z|Z|ro,.*|rw,.*)$/.test(parts[parts.length - 1])) mode = parts.pop();
   const readonly = mode?.split(',').includes('ro') ?? false;
   if (parts.length === 1) {
-    if (!parts[0]!.startsWith('/')) throw new ContainerError(`-v ${spec}: a container path must be absolute`);
-    return { kind: 'volume', target: posix.resolve(parts[0]!), readonly };
+    if (!parts[0].startsWith('/')) throw new ContainerError(`-v ${spec}: a container path must be absolute`);
+    return { kind: 'volume', target: posix.resolve(parts[0]), readonly };
   }
   if (parts.length !== 2)
     throw new ContainerError(`-v ${spec}: expected HOST:CONTAINER[:ro], NAME:CONTAINER[:ro] or CONTAINER`);

@@ -7,7 +7,7 @@ export function applyEnv(env: string[], items: string[]): string[] {
   for (const e of items) {
     const eq = e.indexOf('=');
     if (eq < 0) {
-      if (process.env[e] !== undefined) out = setEnv(out, e, process.env[e]!);
+      if (process.env[e] !== undefined) out = setEnv(out, e, process.env[e]);
     } else out = setEnv(out, e.slice(0, eq), e.slice(eq + 1));
   }
   return out;

@@ -138,7 +138,7 @@ const nouns = [
 ];
 export function randomName(): string {
   const b = randomBytes(3);
-  return `${adjectives[b[0]! % adjectives.length]}_${nouns[b[1]! % nouns.length]}_${b[2]! % 100}`;
+  return `${adjectives[b[0] % adjectives.length]}_${nouns[b[1] % nouns.length]}_${b[2] % 100}`;
 }
 
 export async function writeDoc(store: Store, doc: ContainerDoc): Promise<void> {
@@ -180,7 +180,7 @@ export async function listDocs(store: Store): Promise<ContainerDoc[]> {
   for (const n of names) {
     const m = n.match(/^([0-9a-f]{64})\.json$/);
     if (!m) continue;
-    const d = await readDoc(store, m[1]!);
+    const d = await readDoc(store, m[1]);
     if (d) out.push(d);
   }
   return out.sort((a, b) => b.Created.localeCompare(a.Created));
@@ -200,7 +200,7 @@ export async function findDoc(store: Store, ref: string): Promise<ContainerDoc> 
   const exact = all.find((d) => d.Id === r || d.Name === r);
   if (exact) return exact;
   const pre = r.length >= 1 && /^[0-9a-f]+$/.test(r) ? all.filter((d) => d.Id.startsWith(r)) : [];
-  if (pre.length === 1) return pre[0]!;
+  if (pre.length === 1) return pre[0];
   if (pre.length > 1) throw new ContainerError(`multiple containers match "${ref}"`);
   throw new ContainerError(`No such container: ${ref}`);
 }

@@ -53,7 +53,7 @@ test('view: the snapshots of a layer stack, top first, unpacked on demand and na
         .reverse(),
     );
     assert.is(upperdir, undefined);
-    assert.is(readFileSync(join(lowerdirs[0]!, 'b'), 'utf8'), 'b');
+    assert.is(readFileSync(join(lowerdirs[0], 'b'), 'utf8'), 'b');
     assert.equal(await store.snapshotter.view([]), { lowerdirs: [] });
   });
 });
@@ -98,7 +98,7 @@ test('mounts: an active snapshot prepared before keeps its upperdir; a removed o
   });
 });
 
-test('commit: the overlay diff as a layer, byte for byte what a RUN step wrote before; exclusions drop subtrees', async () => {
+test('commit: the overlay diff as a layer, the bytes a RUN step wrote before; exclusions drop subtrees', async () => {
   await withStore(async (store, dir) => {
     const active = await store.snapshotter.prepare(join(dir, 'k'), []);
     fillUpper(active.upperdir);

@@ -4,12 +4,12 @@
 /** Columns padded to the widest cell plus three spaces, as docker's tabwriter does; no trailing blanks. */
 export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows
     .map(
       (r) =>
         r
-          .map((c, i) => c.padEnd(widths[i]! + 3))
+          .map((c, i) => c.padEnd(widths[i] + 3))
           .join('')
           .trimEnd() + '\n',
     )

@@ -35,7 +35,7 @@ export function applyChanges(base: ImageConfig, changes: string[]): ImageConfig 
   } catch (e) {
     throw new ContainerError(`--change: ${(e as Error).message}`);
   }
-  for (const step of graph.stages[0]!.steps as { kind: string }[]) {
+  for (const step of graph.stages[0].steps as { kind: string }[]) {
     if (!allowed.has(step.kind))
       throw new ContainerError(
         `--change: ${step.kind.toUpperCase()} is not allowed (only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, ` +
@@ -57,7 +57,7 @@ export async function commitCommand(argv: string[]): Promise<number> {
     throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
   const store = await openStore(str(p, 'root'), 'commit');
   return guarded(async () => {
-    const d = await findDoc(store, p.positionals[0]!);
+    const d = await findDoc(store, p.positionals[0]);
     const changes = list(p, 'change');
     const image = await commitContainer(store, d, {
       configure: (base) => applyChanges(base, changes),

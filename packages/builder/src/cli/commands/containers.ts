@@ -157,7 +157,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   if (bool(p, 'attach')) {
     if (p.positionals.length !== 1) throw new UsageError('"tsbuild start -a" takes exactly one container');
     return guarded(async () => {
-      const d = await refresh(store, await findDoc(store, p.positionals[0]!));
+      const d = await refresh(store, await findDoc(store, p.positionals[0]));
       if (isRunning(d)) throw new ContainerError(`container ${d.Name} is already running`);
       let pid: number | undefined;
       const exit = await withSignalsForwarded(
@@ -189,7 +189,7 @@ export async function logsCommand(argv: string[]): Promise<number> {
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild logs" requires exactly 1 argument: CONTAINER');
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
-    const d = await findDoc(store, p.positionals[0]!);
+    const d = await findDoc(store, p.positionals[0]);
     await copyLogs(store, d, process.stdout, bool(p, 'follow'));
     return 0;
   });
@@ -224,7 +224,7 @@ export async function inspectAnyCommand(argv: string[], signal: AbortSignal): Pr
   if (type === 'container') return containerInspectCommand(rest);
   if (p.positionals.length > 0) {
     const store = await openStore(str(p, 'root'));
-    const first = p.positionals[0]!;
+    const first = p.positionals[0];
     const isImage = await store.images.get(first).catch(() => undefined);
     if (!isImage && (await tryFindDoc(store, first))) return containerInspectCommand(rest);
   }
