@@ -2,6 +2,7 @@
 // keeps what it wrote: RUN steps and containers.
 //
 //   view(parent)           the committed snapshots of `parent` (a layer stack), as overlay lowerdirs
+//                          (no key: a view here is only the committed snapshots, nothing to name or remove)
 //   prepare(key, parent)   an active snapshot: the parent's lowerdirs plus a fresh upperdir and workdir
 //   mounts(key, parent)    the mounts of an active snapshot prepared before (a container started again)
 //   commit(active)         the upperdir's diff as one OCI layer in the blob store (overlay whiteouts and
@@ -15,8 +16,7 @@
 // with their .boot sidecars and leases); view() unpacks the missing ones.
 import { lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StoreError, type BlobStore, type Layer } from '../types.js';
-import type { Entry } from '../types.js';
+import { StoreError, type BlobStore, type Entry, type Layer } from '../types.js';
 import { entriesFromDirectory } from '../layer/entries.js';
 import { writeLayer, type WriteLayerOptions } from '../layer/write.js';
 import { removeTreeBeneath } from '../sys/rmtree.js';
