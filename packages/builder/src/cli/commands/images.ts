@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { archive, check, type Store } from '@tsbuild/layerstore';
 import { bool, parseArgs, str } from '../args.js';
 import { openStore } from '../root.js';
+import { ago, humanSize, table } from '../table.js';
 import { BuildError, UsageError } from '../../errors.js';
 
 const rootFlag = { name: 'root', kind: 'string' } as const;
@@ -40,16 +41,7 @@ export async function imagesCommand(argv: string[]): Promise<number> {
   }
   const size = (r: (typeof rows)[number]) => (r.broken ? 'BROKEN' : humanSize(r.size));
   const row = (r: (typeof rows)[number]) => [r.repository, r.tag, short(r.id), ago(r.created), size(r)];
-  const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((cells) => cells[i]!.length)));
-  for (const cells of table) {
-    process.stdout.write(
-      cells
-        .map((c, i) => c.padEnd(widths[i]! + 3))
-        .join('')
-        .trimEnd() + '\n',
-    );
-  }
+  process.stdout.write(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)]));
   return 0;
 }
 
@@ -176,37 +168,4 @@ function parseDuration(text: string, flag: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
   if (!m) throw new UsageError(`${flag}: "${text}" is not a duration (e.g. 0, 30s, 15m, 2h)`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-}
-
-/** "3 minutes ago", as docker shows it; a reproducible build's epoch date stays a date. */
-export function ago(created: string | undefined): string {
-  const t = created ? Date.parse(created) : NaN;
-  if (Number.isNaN(t)) return '';
-  const s = Math.max(0, (Date.now() - t) / 1000);
-  const units: [number, string][] = [
-    [31536000, 'year'],
-    [2592000, 'month'],
-    [604800, 'week'],
-    [86400, 'day'],
-    [3600, 'hour'],
-    [60, 'minute'],
-    [1, 'second'],
-  ];
-  for (const [size, name] of units) {
-    if (s >= size) {
-      const n = Math.floor(s / size);
-      return `${n} ${name}${n === 1 ? '' : 's'} ago`;
-    }
-  }
-  return 'less than a second ago';
-}
-
-export function humanSize(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n < 10 && i > 0 ? n.toFixed(2) : n < 100 && i > 0 ? n.toFixed(1) : Math.round(n)}${units[i]}`;
 }

@@ -7,9 +7,7 @@ import { UsageError } from '../../errors.js';
 import { parseSize } from '../../options.js';
 import { openStore } from '../root.js';
 import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
-import { createContainer } from '../../containers/create.js';
-import { runContainer, startDetached } from '../../containers/runner.js';
-import { ContainerError } from '../../containers/state.js';
+import { ContainerError, createContainer, runContainer, startDetached } from '@tsbuild/containers';
 
 export const runFlags: FlagSpec[] = [
   { name: 'root', kind: 'string' },
@@ -142,27 +140,25 @@ export async function runCommand(argv: string[]): Promise<number> {
     const store = await openStore(str(p, 'root'), 'run');
     const image = await store.images.get(ref);
     if (!image) throw new ContainerError(`Unable to find image '${ref}' in the store (${store.root})`);
-    const doc = await store.withLock('containers', () =>
-      createContainer(store, {
-        ref,
-        image,
-        cmd,
-        entrypoint: str(p, 'entrypoint'),
-        name: str(p, 'name'),
-        env: list(p, 'env'),
-        envFiles: list(p, 'env-file'),
-        workdir: str(p, 'workdir'),
-        user: str(p, 'user'),
-        volumes: list(p, 'volume'),
-        network: network === 'bridge' ? 'default' : network,
-        ports,
-        hostname: str(p, 'hostname'),
-        tty: bool(p, 'tty'),
-        interactive: bool(p, 'interactive'),
-        limits,
-        autoRemove: bool(p, 'rm'),
-      }),
-    );
+    const doc = await createContainer(store, {
+      ref,
+      image,
+      cmd,
+      entrypoint: str(p, 'entrypoint'),
+      name: str(p, 'name'),
+      env: list(p, 'env'),
+      envFiles: list(p, 'env-file'),
+      workdir: str(p, 'workdir'),
+      user: str(p, 'user'),
+      volumes: list(p, 'volume'),
+      network: network === 'bridge' ? 'default' : network,
+      ports,
+      hostname: str(p, 'hostname'),
+      tty: bool(p, 'tty'),
+      interactive: bool(p, 'interactive'),
+      limits,
+      autoRemove: bool(p, 'rm'),
+    });
     // Said here, where the user sees it: the network itself starts in the container's runner.
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
     if (dnsWarning) process.stderr.write(`WARNING: ${dnsWarning}\n`);
