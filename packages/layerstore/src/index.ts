@@ -28,3 +28,13 @@ export * as layout from './layout/index.js';
 export { getXattr, readXattrs, setXattr, removeTreeBeneath } from './sys/index.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource } from './validate.js';
+// Deferred compression: layers are stored uncompressed and compressed when an image leaves the store.
+export {
+  compressedImage,
+  materialiseLayer,
+  knownCompressed,
+  needsCompression,
+  layerCodec,
+  manifestWithLayers,
+  type CompressedStream,
+} from './compressed.js';

@@ -24,7 +24,7 @@ export {
   type PullResult,
   type RemoteOptions,
 } from './pull.js';
-export { push, type PushOptions, type PushResult, type PushSource } from './push.js';
+export { push, type PushOptions, type PushResult, type PushSource, type LayerCodec } from './push.js';
 export { pushCache, pullCache, cacheManifest, CacheMediaType, type CacheArtifact } from './artifact.js';
 export {
   headManifest,
