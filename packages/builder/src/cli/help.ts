@@ -14,7 +14,8 @@ Build an image from a Dockerfile and the build context at PATH.
       --secret id=ID,src=FILE     a secret for RUN --mount=type=secret (or id=ID,env=VAR)
       --progress auto|tty|plain|quiet
   -o, --output type=oci|oci-archive|docker|local,dest=PATH
-      --compression gzip|zstd|none how new layers are stored (default gzip)
+      --compression gzip|zstd|none how layers are compressed for --push, --output and --cache-to
+                                  (default gzip; the store keeps them uncompressed)
       --iidfile FILE              write the image ID
       --explain                   after the build: hit or miss per step, and why
       --push                      push every -t tag
@@ -54,11 +55,11 @@ leases (of processes that are gone) are removed. Prints what is wrong; exits 1 i
   --repair  drop what cannot be fixed: corrupt blobs, tags whose image is incomplete, unreadable
             cache records, stray snapshot entries (exits 0 when everything found was dropped)
 `,
-  save: 'Usage: tsbuild save REF... -o FILE [--format docker|oci]\n',
+  save: 'Usage: tsbuild save REF... -o FILE [--format docker|oci] [--compression gzip|zstd|none]\n',
   load: 'Usage: tsbuild load -i FILE\n',
   parse: 'Usage: tsbuild parse [-f FILE] [--format json|buildkit] [--build-arg K=V] [--target STAGE] [PATH]\n',
   pull: 'Usage: tsbuild pull [--platform OS/ARCH] [--insecure-registry HOST] NAME[:TAG|@DIGEST]\n',
-  push: 'Usage: tsbuild push [--insecure-registry HOST] NAME[:TAG]\n',
+  push: 'Usage: tsbuild push [--insecure-registry HOST] [--compression gzip|zstd|none] NAME[:TAG]\n',
   login: 'Usage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY\n',
   logout: 'Usage: tsbuild logout REGISTRY\n',
 };

@@ -151,12 +151,15 @@ export class Solver {
       stage: this.stageName(stage),
       label,
       status: 'base',
-      reason: `${from.ref} = ${image.manifestDigest}`,
+      reason: `${from.ref} = ${image.configDigest}`,
     });
+    // Keyed by the image id (config digest: the diffIDs and the config), not the manifest: the same
+    // image stored with plain layers here and pulled compressed elsewhere must hit the same cache (as
+    // BuildKit keys an image source by its config).
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],
-      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key(),
+      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key(),
       label,
       keyLabel: label,
       created: image.config.created ?? new Date(0).toISOString(),

@@ -2,7 +2,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str, type FlagSpec } from '../args.js';
-import { parseCsv } from '../../options.js';
+import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
 import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
@@ -84,9 +84,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
   if (!['auto', 'tty', 'plain', 'quiet'].includes(progress))
     throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
-  const compression = str(p, 'compression') ?? 'gzip';
-  if (!['gzip', 'zstd', 'none'].includes(compression))
-    throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
+  const compression = parseCompression(str(p, 'compression'));
   const platform = str(p, 'platform');
   if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64')
     throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
@@ -95,6 +93,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     ? await outputsModule()
     : { parseOutput: undefined, exportImage: undefined };
   const outputs: Output[] = outputFlags.map((o) => parseOutput!(o));
+  for (const o of outputs) if (o.type === 'docker') checkDockerArchiveCompression(compression, `--output ${o.dest}`);
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const s of list(p, 'secret')) {
     const kv = parseCsv(s, '--secret');
@@ -158,7 +157,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       allowNetworkHost: allow.has('network.host'),
       secrets,
       sourceDateEpoch,
-      compression: compression as 'gzip' | 'zstd' | 'none',
+      compression,
       reporter,
       signal,
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
@@ -180,10 +179,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     for (const tag of bool(p, 'push') ? tags : [])
       await (
         await pushModule()
-      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
     if (cacheTo.length)
-      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
-    for (const o of outputs) await exportImage!(store, result.image, tags, o);
+      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter, compression });
+    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
     reporter.close();
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');

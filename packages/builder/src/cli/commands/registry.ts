@@ -7,6 +7,7 @@ import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
 import { BuildError, UsageError } from '../../errors.js';
+import { parseCompression } from '../../options.js';
 import { parseRef, pushImage, remoteOptions } from '../../exporter/push.js';
 
 type TransferStats = remote.TransferStats;
@@ -23,7 +24,7 @@ const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 export function describeStats(s: TransferStats, direction: 'pull' | 'push'): string {
   return direction === 'pull'
     ? `downloaded ${s.blobsDownloaded} blobs (${s.bytesDownloaded} bytes), ${s.blobsSkipped} already in the store${s.resumes ? `, ${s.resumes} resumed` : ''}`
-    : `uploaded ${s.blobsUploaded} blobs (${s.bytesUploaded} bytes), mounted ${s.blobsMounted}, ${s.blobsSkipped} already in the registry${s.resumes ? `, ${s.resumes} resumed` : ''}`;
+    : `uploaded ${s.blobsUploaded} blobs (${s.bytesUploaded} bytes), mounted ${s.blobsMounted}, ${s.blobsSkipped} already in the registry${s.resumes ? `, ${s.resumes} resumed` : ''}, ${s.layersCompressed} layers compressed`;
 }
 
 /**
@@ -107,17 +108,18 @@ export async function pullCommand(argv: string[]): Promise<number> {
 }
 
 export async function pushCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, insecureFlag, ...progressFlags]);
+  const p = parseArgs(argv, [rootFlag, insecureFlag, ...progressFlags, { name: 'compression', kind: 'string' }]);
   if (p.positionals.length !== 1)
     throw new UsageError(
-      '"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]',
+      '"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] [--compression gzip|zstd|none] NAME[:TAG]',
     );
+  const compression = parseCompression(str(p, 'compression'));
   const ref = p.positionals[0]!;
   const parsed = parseRef(ref, 'push');
   const store = await openStore(str(p, 'root'), 'push');
   const reporter = await reporterFor(p);
   try {
-    const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter });
+    const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter, compression });
     reporter.close();
     reporter.info(describeStats(r.stats, 'push'));
     process.stdout.write(`${parsed.tag ?? parsed.digest}: digest: ${r.descriptor.digest} size: ${r.descriptor.size}\n`);
