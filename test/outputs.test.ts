@@ -6,7 +6,7 @@ import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
-import { inspect, sh } from './helpers/image.js';
+import { inspect, layoutManifest, sh } from './helpers/image.js';
 
 const root = storeWithBase();
 const ctx = context({
@@ -105,11 +105,7 @@ test('--compression zstd|none: the output has new layers so (the store keeps the
     );
     const stored = inspect(root, `comp:${compression}`).Manifest.layers.at(-1);
     assert.is(stored.mediaType, 'application/vnd.oci.image.layer.v1.tar');
-    const index = JSON.parse(readFileSync(join(dest, 'index.json'), 'utf8'));
-    const manifest = JSON.parse(
-      readFileSync(join(dest, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'),
-    );
-    const last = manifest.layers.at(-1);
+    const last = layoutManifest(dest).layers.at(-1)!;
     assert.ok(last.mediaType.endsWith(suffix), last.mediaType);
     const blob = join(dest, 'blobs', 'sha256', last.digest.slice(7));
     if (compression === 'zstd') {
