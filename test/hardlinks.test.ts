@@ -10,7 +10,7 @@ import { linkSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
-import { inspect, layoutManifest, sh, umociRootfs } from './helpers/image.js';
+import { layoutManifest, sh, umociRootfs } from './helpers/image.js';
 
 const root = storeWithBase();
 const t = (args: string[]) => tsbuild(args, { root });
