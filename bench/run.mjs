@@ -640,7 +640,7 @@ L.push(
 );
 L.push(
   '- Same work: tsbuild stores new layers uncompressed and compresses them when the image leaves the store ' +
-    "(push, outputs, save), as BuildKit inside dockerd keeps them uncompressed and compresses at `docker push`, and " +
+    '(push, outputs, save), as BuildKit inside dockerd keeps them uncompressed and compresses at `docker push`, and ' +
     'Buildah likewise. `tsbuild-nocomp` (`--compression none`) differs only in what a push or an output sends.',
 );
 L.push(
