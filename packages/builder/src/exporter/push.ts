@@ -9,7 +9,6 @@ import {
   layerCodec,
   needsCompression,
   parseReference,
-  readImage,
   remote,
   type Compression,
   type Digest,
@@ -87,6 +86,6 @@ async function deferredImage(store: Store, manifestDigest: Digest, c: Compressio
   const bytes = await store.blobs.read(manifestDigest);
   const doc = JSON.parse(bytes.toString('utf8')) as { layers?: unknown; manifests?: unknown };
   if (!Array.isArray(doc.layers)) return undefined;
-  const image = await readImage(store.blobs, { mediaType: '', digest: manifestDigest, size: bytes.length });
-  return image.layers.some((l) => needsCompression(l, c)) ? image : undefined;
+  const image = await store.images.get(manifestDigest);
+  return image && image.layers.some((l) => needsCompression(l, c)) ? image : undefined;
 }
