@@ -1,6 +1,8 @@
-// The `tsbuild` command: dispatch, and the one place errors become messages and exit codes.
+// The `tsbuild` command: dispatch; an error that ends a command goes to report.ts, the one place errors
+// become messages and exit codes.
 import { commandHelp } from './help.js';
-import { BuildError, UsageError } from '../errors.js';
+import { BuildError } from '../errors.js';
+import { report } from './report.js';
 import { takeDeferredCaCerts } from './deferred-ca.js';
 import { trace } from '../trace.js';
 
@@ -133,27 +135,4 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-}
-
-async function report(e: unknown, command: string): Promise<number> {
-  // chalk only for a terminal, and only when there is an error to colour: it probes the terminal as it loads.
-  const red = process.stderr.isTTY ? (await import('chalk')).default.red : (s: string) => s;
-  if (e instanceof UsageError) {
-    process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
-    return 2;
-  }
-  if (e instanceof BuildError) {
-    process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
-    if (e.details.length) process.stderr.write(e.details.map((l) => `  > ${l}`).join('\n') + '\n');
-    return e.exitCode;
-  }
-  const err = e as Error & { code?: string; subject?: string };
-  const known =
-    err?.name === 'StoreError' ||
-    err?.name === 'ReferenceError' ||
-    err?.name === 'SandboxError' ||
-    err?.name === 'RegistryError';
-  process.stderr.write(`${red('ERROR:')} ${known ? '' : `${command}: `}${err?.message ?? String(e)}\n`);
-  if (process.env.TSBUILD_DEBUG && err?.stack) process.stderr.write(err.stack + '\n');
-  return err?.name === 'ReferenceError' ? 2 : 1;
 }

@@ -7,6 +7,7 @@ import type { Store } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
+import { describeError, errorLine } from '../report.js';
 import { inspectCommand } from './images.js';
 import { exitStatus, ownError, withSignalsForwarded } from './run.js';
 import { RootView } from '../../rootfs/rootview.js';
@@ -29,18 +30,9 @@ import { ensureVolume, listVolumes, removeVolume, volumesInUse } from '../../con
 
 const rootFlag: FlagSpec = { name: 'root', kind: 'string' };
 
-/** Container commands fail with 1 and a one-line message (ContainerError is an expected failure). */
-async function guarded(fn: () => Promise<number>): Promise<number> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    if (e instanceof ContainerError || (e as Error).name === 'SandboxError') {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
-  }
+/** A container command's failure goes to the CLI's one mapping (report.ts): `ERROR: message`, exit 1. */
+function guarded(fn: () => Promise<number>): Promise<number> {
+  return fn();
 }
 
 function ago(iso: string | undefined): string {
@@ -136,7 +128,7 @@ async function forEach(store: Store, refs: string[], fn: (d: ContainerDoc) => Pr
       process.stdout.write(ref + '\n');
     } catch (e) {
       if (!(e instanceof ContainerError)) throw e;
-      process.stderr.write(`Error: ${e.message}\n`);
+      process.stderr.write(describeError(e, 'container').lines.join('\n') + '\n');
       failed++;
     }
   }
@@ -364,7 +356,7 @@ export async function execCommand(argv: string[]): Promise<number> {
     );
     return exitStatus(exit);
   } catch (e) {
-    return ownError(e);
+    return ownError(e, 'exec');
   }
 }
 
@@ -424,7 +416,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       const all = await listVolumes(s);
       const out = p.positionals.map((n) => all.find((v) => v.Name === n));
       if (out.some((v) => !v)) {
-        process.stderr.write(`Error: No such volume: ${p.positionals[out.findIndex((v) => !v)]}\n`);
+        process.stderr.write(errorLine(`No such volume: ${p.positionals[out.findIndex((v) => !v)]}`));
         return 1;
       }
       process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
@@ -442,7 +434,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
           await removeVolume(s, n, bool(p, 'force'));
           process.stdout.write(n + '\n');
         } catch (e) {
-          process.stderr.write(`Error: ${(e as Error).message}\n`);
+          process.stderr.write(describeError(e, 'volume rm').lines.join('\n') + '\n');
           failed++;
         }
       }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { archive, check, type Store } from '@tsbuild/layerstore';
 import { bool, parseArgs, str } from '../args.js';
 import { openStore } from '../root.js';
+import { errorLine } from '../report.js';
 import { BuildError, UsageError } from '../../errors.js';
 
 const rootFlag = { name: 'root', kind: 'string' } as const;
@@ -91,7 +92,7 @@ export async function rmiCommand(argv: string[]): Promise<number> {
   for (const ref of p.positionals) {
     if (await store.tags.delete(ref).catch(() => false)) process.stdout.write(`Untagged: ${ref}\n`);
     else {
-      process.stderr.write(`Error: No such image: ${ref}\n`);
+      process.stderr.write(errorLine(`No such image: ${ref}`));
       failed++;
     }
   }

@@ -10,6 +10,7 @@ import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { createContainer } from '../../containers/create.js';
 import { runContainer, startDetached } from '../../containers/runner.js';
 import { ContainerError } from '../../containers/state.js';
+import { errorLine, report } from '../report.js';
 
 export const runFlags: FlagSpec[] = [
   { name: 'root', kind: 'string' },
@@ -90,16 +91,13 @@ const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2
  */
 /** The container's exit status is ours; a command that could not start says why first. */
 export function exitStatus(exit: { code: number; startError?: string }): number {
-  if (exit.startError) process.stderr.write(`tsbuild: ${exit.startError}\n`);
+  if (exit.startError) process.stderr.write(errorLine(exit.startError));
   return exit.code;
 }
 
-/** tsbuild's own failure around a container: docker's 125 (usage errors keep their 2). */
-export function ownError(e: unknown): number {
-  if (e instanceof UsageError) throw e;
-  process.stderr.write(`tsbuild: ${(e as Error).message}\n`);
-  if (process.env.TSBUILD_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-  return 125;
+/** tsbuild's own failure around a container: docker's 125 (report.ts's `container` contract). */
+export function ownError(e: unknown, command = 'run'): Promise<number> {
+  return report(e, command, 'container');
 }
 
 export async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => Promise<T>): Promise<T> {
@@ -169,7 +167,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (detach) {
       const d = await startDetached(store, doc.Id);
       if (d.State.Status === 'exited' && d.State.Error && (d.State.ExitCode === 126 || d.State.ExitCode === 127)) {
-        process.stderr.write(`tsbuild: ${d.State.Error}\n`);
+        process.stderr.write(errorLine(d.State.Error));
         return d.State.ExitCode;
       }
       process.stdout.write(doc.Id + '\n');
