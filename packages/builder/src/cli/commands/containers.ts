@@ -4,7 +4,8 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import { constants } from 'node:os';
 import { exec as sandboxExec } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
-import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
+import { bool, list, parseArgs, str } from '../args.js';
+import { flagsOf, rootFlag } from '../flags.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
 import { describeError, errorLine } from '../report.js';
@@ -27,8 +28,6 @@ import { runContainer, signalContainer, startDetached, stopContainer } from '../
 import { removeContainer } from '../../containers/remove.js';
 import { commitContainer } from '../../containers/commit.js';
 import { ensureVolume, listVolumes, removeVolume, volumesInUse } from '../../containers/volumes.js';
-
-const rootFlag: FlagSpec = { name: 'root', kind: 'string' };
 
 /** A container command's failure goes to the CLI's one mapping (report.ts): `ERROR: message`, exit 1. */
 function guarded(fn: () => Promise<number>): Promise<number> {
@@ -67,13 +66,7 @@ function table(rows: string[][]): string {
 }
 
 export async function psCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'all', short: 'a', kind: 'bool' },
-    { name: 'quiet', short: 'q', kind: 'bool' },
-    { name: 'no-trunc', kind: 'bool' },
-    { name: 'format', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('ps'));
   const store = await openStore(str(p, 'root'));
   const docs: ContainerDoc[] = [];
   for (const d of await listDocs(store)) {
@@ -136,11 +129,7 @@ async function forEach(store: Store, refs: string[], fn: (d: ContainerDoc) => Pr
 }
 
 export async function stopCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'time', short: 't', kind: 'string' },
-    { name: 'signal', short: 's', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('stop'));
   needOne(p, 'stop');
   const t = str(p, 'time') ?? '10';
   if (!/^\d+$/.test(t)) throw new UsageError(`--time: "${t}" is not a number of seconds`);
@@ -159,7 +148,7 @@ function parseSignal(s: string): NodeJS.Signals | number {
 }
 
 export async function killCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'signal', short: 's', kind: 'string' }]);
+  const p = parseArgs(argv, flagsOf('kill'));
   needOne(p, 'kill');
   const sig = parseSignal(str(p, 'signal') ?? 'SIGKILL');
   const store = await openStore(str(p, 'root'));
@@ -172,11 +161,7 @@ export async function killCommand(argv: string[]): Promise<number> {
 }
 
 export async function rmCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'force', short: 'f', kind: 'bool' },
-    { name: 'volumes', short: 'v', kind: 'bool' },
-  ]);
+  const p = parseArgs(argv, flagsOf('rm'));
   needOne(p, 'rm');
   const store = await openStore(str(p, 'root'));
   return forEach(store, p.positionals, (d) =>
@@ -185,7 +170,7 @@ export async function rmCommand(argv: string[]): Promise<number> {
 }
 
 export async function startCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'attach', short: 'a', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('start'));
   needOne(p, 'start');
   const store = await openStore(str(p, 'root'), 'start');
   if (bool(p, 'attach')) {
@@ -219,7 +204,7 @@ export async function startCommand(argv: string[]): Promise<number> {
 }
 
 export async function logsCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'follow', short: 'f', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('logs'));
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild logs" requires exactly 1 argument: CONTAINER');
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
@@ -277,7 +262,7 @@ export async function containerInspectCommand(argv: string[]): Promise<number> {
 
 /** `tsbuild inspect REF`: an image when REF names one, else a container. */
 export async function inspectAnyCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'type', kind: 'string' }]);
+  const p = parseArgs(argv, flagsOf('inspect'));
   const type = str(p, 'type');
   const rest = argv.filter((a, i) => !(a === '--type' || a.startsWith('--type=') || argv[i - 1] === '--type'));
   if (type === 'image') return inspectCommand(rest);
@@ -293,18 +278,7 @@ export async function inspectAnyCommand(argv: string[], signal: AbortSignal): Pr
 }
 
 export async function execCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(
-    argv,
-    [
-      rootFlag,
-      { name: 'env', short: 'e', kind: 'list' },
-      { name: 'workdir', short: 'w', kind: 'string' },
-      { name: 'user', short: 'u', kind: 'string' },
-      { name: 'interactive', short: 'i', kind: 'bool' },
-      { name: 'tty', short: 't', kind: 'bool' },
-    ],
-    { stopAtFirstPositional: true },
-  );
+  const p = parseArgs(argv, flagsOf('exec'), { stopAtFirstPositional: true });
   const [ref, ...cmd] = p.positionals;
   if (!ref || cmd.length === 0)
     throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');
@@ -361,12 +335,7 @@ export async function execCommand(argv: string[]): Promise<number> {
 }
 
 export async function commitCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'change', short: 'c', kind: 'list' },
-    { name: 'message', short: 'm', kind: 'string' },
-    { name: 'author', short: 'a', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('commit'));
   if (p.positionals.length < 1 || p.positionals.length > 2)
     throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
   const store = await openStore(str(p, 'root'), 'commit');
@@ -393,7 +362,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
   switch (sub) {
     case 'ls':
     case 'list': {
-      const p = parseArgs(rest, [rootFlag, { name: 'quiet', short: 'q', kind: 'bool' }]);
+      const p = parseArgs(rest, flagsOf('volume', 'ls'));
       const vols = await listVolumes(await store(p));
       if (bool(p, 'quiet')) {
         for (const v of vols) process.stdout.write(v.Name + '\n');
@@ -403,7 +372,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'create': {
-      const p = parseArgs(rest, [rootFlag]);
+      const p = parseArgs(rest, flagsOf('volume', 'create'));
       return guarded(async () => {
         const v = await ensureVolume(await store(p), p.positionals[0]);
         process.stdout.write(v.Name + '\n');
@@ -411,7 +380,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       });
     }
     case 'inspect': {
-      const p = parseArgs(rest, [rootFlag]);
+      const p = parseArgs(rest, flagsOf('volume', 'inspect'));
       const s = await store(p);
       const all = await listVolumes(s);
       const out = p.positionals.map((n) => all.find((v) => v.Name === n));
@@ -424,7 +393,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
     }
     case 'rm':
     case 'remove': {
-      const p = parseArgs(rest, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }]);
+      const p = parseArgs(rest, flagsOf('volume', 'rm'));
       if (p.positionals.length === 0)
         throw new UsageError('"tsbuild volume rm" requires at least 1 argument: VOLUME...');
       const s = await store(p);
@@ -441,11 +410,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       return failed ? 1 : 0;
     }
     case 'prune': {
-      const p = parseArgs(rest, [
-        rootFlag,
-        { name: 'all', short: 'a', kind: 'bool' },
-        { name: 'force', short: 'f', kind: 'bool' },
-      ]);
+      const p = parseArgs(rest, flagsOf('volume', 'prune'));
       const s = await store(p);
       const used = await volumesInUse(s);
       for (const v of await listVolumes(s)) {

@@ -2,7 +2,8 @@
 // (this process is its runner, signals are forwarded to it, the exit status is the container's) or
 // detached (-d: a supervisor process runs it, output goes to its log). Errors of tsbuild itself
 // exit 125; a command that cannot run 126, one that is not found 127 (as docker run).
-import { bool, list, parseArgs, str, type FlagSpec, type Parsed } from '../args.js';
+import { bool, list, parseArgs, str, type Parsed } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { UsageError } from '../../errors.js';
 import { parseSize } from '../../options.js';
 import { openStore } from '../root.js';
@@ -12,28 +13,7 @@ import { runContainer, startDetached } from '../../containers/runner.js';
 import { ContainerError } from '../../containers/state.js';
 import { errorLine, report } from '../report.js';
 
-export const runFlags: FlagSpec[] = [
-  { name: 'root', kind: 'string' },
-  { name: 'rm', kind: 'bool' },
-  { name: 'detach', short: 'd', kind: 'bool' },
-  { name: 'name', kind: 'string' },
-  { name: 'interactive', short: 'i', kind: 'bool' },
-  { name: 'tty', short: 't', kind: 'bool' },
-  { name: 'env', short: 'e', kind: 'list' },
-  { name: 'env-file', kind: 'list' },
-  { name: 'workdir', short: 'w', kind: 'string' },
-  { name: 'user', short: 'u', kind: 'string' },
-  { name: 'volume', short: 'v', kind: 'list' },
-  { name: 'network', kind: 'string', aliases: ['net'] },
-  { name: 'publish', short: 'p', kind: 'list' },
-  { name: 'hostname', kind: 'string' },
-  { name: 'cpu-period', kind: 'string' },
-  { name: 'cpu-quota', kind: 'string' },
-  { name: 'cpus', kind: 'string' },
-  { name: 'memory', short: 'm', kind: 'string' },
-  { name: 'pids-limit', kind: 'string' },
-  { name: 'entrypoint', kind: 'string' },
-];
+export const runFlags = flagsOf('run');
 
 function int(p: Parsed, name: string, min: number): number | undefined {
   const v = str(p, name);
