@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { repo, tsbuild } from './helpers/cli.js';
 
 const top = tsbuild(['--help']);
-const listed = [...top.stdout.matchAll(/^ {2}([a-z]+) {2,}\S/gm)].map((m) => m[1]!);
+const listed = [...top.stdout.matchAll(/^ {2}([a-z]+) {2,}\S/gm)].map((m) => m[1]);
 
 test('tsbuild --help lists the commands and exits 0', () => {
   assert.is(top.code, 0, top.stderr);
@@ -37,9 +37,9 @@ function documentedFlags(doc: string, heading: RegExp): string[] {
   const text = readFileSync(join(repo, 'docs', doc), 'utf8');
   const start = text.search(heading);
   assert.ok(start >= 0, `${heading} in docs/${doc}`);
-  const section = text.slice(start).split(/\n#{2,3} /)[0]!;
+  const section = text.slice(start).split(/\n#{2,3} /)[0];
   const rows = section.split('\n').filter((l) => l.startsWith('| `'));
-  return [...new Set(rows.flatMap((r) => [...r.split('|')[1]!.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1]!)))];
+  return [...new Set(rows.flatMap((r) => [...r.split('|')[1].matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1])))];
 }
 
 const documented: [string, string, RegExp][] = [

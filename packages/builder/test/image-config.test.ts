@@ -21,7 +21,7 @@ const amd64 = { os: 'linux', architecture: 'amd64' };
 /** The config of the last stage after its steps, starting from `base` (scratch's by default). */
 function configOf(dockerfile: string, base: ImageConfig = scratchConfig(amd64)): StageConfig {
   const g = buildGraph(parse(dockerfile, { file: 'Dockerfile' }));
-  const stage = g.stages[g.stages.length - 1]!;
+  const stage = g.stages[g.stages.length - 1];
   const state: StageConfig = { image: inheritConfig(base), cmdSet: false };
   for (const step of stage.steps) applyStep(state, step);
   return state;
@@ -182,7 +182,7 @@ const history: [string, string][] = [
 for (const [line, want] of history)
   test(`historyText: ${JSON.stringify(line)}`, () => {
     const g = buildGraph(parse(`FROM scratch\n${line}\n`, { file: 'Dockerfile' }));
-    assert.is(historyText(g.stages[0]!.steps[0]!), want);
+    assert.is(historyText(g.stages[0].steps[0]), want);
   });
 
 test.run();
