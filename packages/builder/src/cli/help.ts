@@ -30,7 +30,7 @@ Build an image from a Dockerfile and the build context at PATH.
   -v HOST:CTR[:ro] | -v NAME:CTR | -v CTR, --network default|none|host|container:NAME,
   -p [IP:]HOST:CTR[/tcp|/udp] (publish a port; default network only),
   --hostname H, --cpu-period N, --cpu-quota N, --cpus X, -m/--memory SIZE, --pids-limit N,
-  --entrypoint CMD                (see docs/containers.md)
+  --entrypoint CMD, --init        (see docs/containers.md)
 `,
   images: 'Usage: tsbuild images [-q] [--no-trunc] [--format json]\n',
   inspect: 'Usage: tsbuild inspect [--type image|container] REF...\n',

@@ -30,6 +30,7 @@ export interface CreateOptions {
   interactive: boolean;
   limits: Limits;
   autoRemove: boolean;
+  init?: boolean;
 }
 
 /** "K=V" sets, "K" takes K from tsbuild's environment (skipped if unset), as docker does. */
@@ -167,6 +168,7 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
       limits: o.limits,
       mounts,
       autoRemove: o.autoRemove,
+      ...(o.init ? { init: true } : {}),
     },
     State: { Status: 'created' },
     LogPath: join(dir, 'container.log'),

@@ -103,6 +103,7 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       // `tsbuild commit` freezes a running container while it reads the upperdir.
       freezable: true,
       tty: cfg.tty,
+      init: cfg.init,
       stdin: io.stdin ?? 'ignore',
       stdout: io.stdout,
       stderr: io.stderr,
@@ -187,7 +188,10 @@ export async function startDetached(store: Store, id: string): Promise<Container
   throw new ContainerError(`container ${doc.Name} did not start within 15 s`);
 }
 
-/** Signals the container's main process (through its init, which forwards the signal). */
+/**
+ * Signals the container's PID 1: the application itself, which (as in docker) gets only the signals
+ * it handles, or with --init the init, which forwards the signal to the application.
+ */
 export function signalContainer(doc: ContainerDoc, sig: NodeJS.Signals | number): void {
   if (!alive(doc.State.Pid, doc.State.PidStart)) throw new ContainerError(`container ${doc.Name} is not running`);
   process.kill(doc.State.Pid!, sig);

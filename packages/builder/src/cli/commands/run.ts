@@ -32,6 +32,7 @@ export const runFlags: FlagSpec[] = [
   { name: 'memory', short: 'm', kind: 'string' },
   { name: 'pids-limit', kind: 'string' },
   { name: 'entrypoint', kind: 'string' },
+  { name: 'init', kind: 'bool' },
 ];
 
 function int(p: Parsed, name: string, min: number): number | undefined {
@@ -161,6 +162,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         interactive: bool(p, 'interactive'),
         limits,
         autoRemove: bool(p, 'rm'),
+        init: bool(p, 'init'),
       }),
     );
     // Said here, where the user sees it: the network itself starts in the container's runner.
