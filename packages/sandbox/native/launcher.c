@@ -9,11 +9,11 @@
 //   "error CODE MESSAGE"          the command could not start (CODE 126/127)
 //   "setup MESSAGE"               the sandbox could not be built (an infrastructure failure)
 // The first line written wins; later lines (e.g. from the launcher when init was killed) are fallbacks.
-// Before that, the launcher writes "pid N" (the host pid of init, or of the command in exec mode) as
+// Before that, the launcher writes "pid N" (the host pid of PID 1, or of the command in exec mode) as
 // soon as it exists; readers skip "pid" lines when looking for the outcome.
 //
 // Modes: run (default) builds a new container as below. exec (spec key exec=PID) joins the namespaces
-// of the running container whose init has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
+// of the running container whose PID 1 has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
 // the command there, with the same credentials, capabilities and seccomp filter as in run mode.
 // tty=1 gives the command a pseudo-terminal from the container's own devpts; the launcher relays it
 // to its fds 0/1 (raw mode and window size follow fd 0 when that is a terminal).
@@ -885,6 +885,7 @@ __attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int pt
   if (poll(&pf, 1, 0) > 0 && (pf.revents & POLLHUP)) _exit(125);
   close(alive);
   // Not dumpable: the command (same uid 0) cannot open /proc/1/fd/*, /proc/1/root or ptrace init.
+  // (Without S.init this process becomes the command, and its execve makes it dumpable as usual.)
   // execve of the command resets this for the command itself.
   prctl(PR_SET_DUMPABLE, 0);
   build_root();
@@ -936,7 +937,7 @@ static void report_wait(int st, int failed, struct child_err ce) {
   _exit(WEXITSTATUS(st));
 }
 
-// exec mode: the command joins a running container (its init has host pid S.execpid).
+// exec mode: the command joins a running container (its PID 1 has host pid S.execpid).
 __attribute__((noreturn)) static void exec_main(void) {
   static const char *names[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt" };
   int fds[6];
@@ -1225,7 +1226,7 @@ int main(int argc, char **argv, char **envp) {
   // Whatever else our parent let us inherit has no business in the sandbox.
   syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
   pid_t parent = getppid();
-  // Die with tsbuild: the signal reaches init through its own PDEATHSIG, and the namespaces with it.
+  // Die with tsbuild: the signal reaches PID 1 through its own PDEATHSIG, and the namespaces with it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(125);
   parse_spec();
@@ -1297,7 +1298,7 @@ int main(int argc, char **argv, char **envp) {
   }
   int st = relay_and_wait(init, master, &set);
   if (WIFSIGNALED(st)) {
-    // init itself was killed (e.g. by the OOM killer): nothing else has reported.
+    // init itself was killed (e.g. by the OOM killer or `stop`'s SIGKILL): nothing else has reported.
     status("signal %d", WTERMSIG(st));
     _exit(128 + WTERMSIG(st));
   }

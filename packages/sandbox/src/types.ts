@@ -80,7 +80,7 @@ export interface SandboxSpec extends ProcessSpec {
   /** With 'private' and no `netns`: ports of the host forwarded into the run's own network. */
   ports?: PortMapping[];
   /**
-   * Join the network namespace of this host pid (another sandbox's init) instead; `network` then
+   * Join the network namespace of this host pid (another sandbox's PID 1) instead; `network` then
    * only picks the default hosts and resolv.conf files and whether CAP_NET_RAW is kept.
    */
   netnsPid?: number;
@@ -123,7 +123,7 @@ export interface Usage {
 
 /** A command to run inside a running sandbox (see `exec()`). */
 export interface ExecSpec extends ProcessSpec {
-  /** Host pid of the running sandbox's init (what `onStart` reported). */
+  /** Host pid of the running sandbox's PID 1 (what `onStart` reported). */
   pid: number;
   /** Keep CAP_NET_RAW: only for a sandbox whose network is 'none' (see SandboxSpec.network). */
   keepNetRaw?: boolean;
