@@ -48,7 +48,7 @@ test('run: the application is PID 1; with --init it is not, and PID 1 is our ini
   const r = ok(t(['run', '--rm', '--init', Base, 'sh', '-c', 'echo $$; tr "\\0" " " < /proc/1/cmdline']));
   const [pid, init] = r.stdout.split('\n');
   assert.ok(Number(pid) > 1, `with --init the application is not PID 1 (got ${pid})`);
-  assert.match(init!, /init/, 'PID 1 is the init');
+  assert.match(init, /init/, 'PID 1 is the init');
 });
 
 test('run: exit status, a command that is not found or cannot start, as PID 1 and under --init', () => {
@@ -80,7 +80,7 @@ test('exec joins a container whose PID 1 is the application', async () => {
   assert.is(one, 'sleep 300 ');
 });
 
-test('stop: a PID-1 application without a TERM handler is SIGKILLed after the timeout (137), as in docker', async () => {
+test('stop: a PID-1 app without a TERM handler is SIGKILLed after the timeout (137) as in docker', async () => {
   const plain = detached([Base, 'sleep', '300']);
   const trapped = detached([Base, 'sh', '-c', 'trap "exit 7" TERM; while :; do sleep 0.1; done']);
   const withInit = detached(['--init', Base, 'sleep', '300']);
@@ -157,8 +157,8 @@ test('RUN: the step sees its own cgroup read-only, and cannot raise its pids lim
   ok(t(['build', '-q', '-t', 'pm/cg:1', ctx]));
   const r = ok(t(['run', '--rm', 'pm/cg:1', 'sh', '-c', 'cat /pids; cat /err; cat /cg']));
   const lines = r.stdout.trim().split('\n');
-  assert.match(lines[0]!, /^(max|\d+)$/, 'the pids limit is readable');
-  assert.match(lines[1]!, /Read-only file system/);
+  assert.match(lines[0], /^(max|\d+)$/, 'the pids limit is readable');
+  assert.match(lines[1], /Read-only file system/);
   for (const l of lines.slice(2)) assert.match(l, /:\/$/, l);
 });
 
