@@ -82,9 +82,12 @@ test('exec joins a container whose PID 1 is the application', async () => {
 
 test('stop: a PID-1 app without a TERM handler is SIGKILLed after the timeout (137) as in docker', async () => {
   const plain = detached([Base, 'sleep', '300']);
-  const trapped = detached([Base, 'sh', '-c', 'trap "exit 7" TERM; while :; do sleep 0.1; done']);
+  const trapped = detached([Base, 'sh', '-c', 'trap "exit 7" TERM; touch /tmp/trapped; while :; do sleep 0.1; done']);
   const withInit = detached(['--init', Base, 'sleep', '300']);
   for (const id of [plain, trapped, withInit]) await running(id);
+  // A SIGTERM that came before the trap was set would be ignored (PID 1 without a handler).
+  for (const end = Date.now() + 60_000; t(['exec', trapped, 'test', '-f', '/tmp/trapped']).code !== 0; await sleep(50))
+    if (Date.now() > end) throw new Error('the trap was never set');
   ok(t(['stop', '-t', '2', plain]));
   ok(t(['stop', '-t', '60', trapped]));
   ok(t(['stop', '-t', '60', withInit]));
