@@ -20,7 +20,8 @@ try {
   bytes = readFileSync(bundle);
 } catch (e) {
   process.stderr.write(
-    `ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ${join(__dirname, '..', '..', '..')}\n`,
+    `ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ` +
+      `${join(__dirname, '..', '..', '..')}\n`,
   );
   process.exit(1);
 }
