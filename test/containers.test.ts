@@ -57,8 +57,8 @@ const img = 'ctr/vol:1';
 test.before(() => {
   const ctx = context({
     Dockerfile:
-      `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > ` +
-      `/etc/app/c\nVOLUME /data\nCMD ["sh"]\n`,
+      `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\n` +
+      `VOLUME /data\nCMD ["sh"]\n`,
   });
   dirs.push(ctx);
   ok(t(['build', '-q', '-t', img, ctx]));

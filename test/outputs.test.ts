@@ -11,8 +11,8 @@ import { inspect, sh } from './helpers/image.js';
 const root = storeWithBase();
 const ctx = context({
   Dockerfile:
-    `FROM ${Base} AS build\nRUN echo artifact > /artifact\nFROM ${Base}\nCOPY --from=build /artifact ` +
-    `/app/artifact\nCMD ["cat", "/app/artifact"]\n`,
+    `FROM ${Base} AS build\nRUN echo artifact > /artifact\nFROM ${Base}\n` +
+    `COPY --from=build /artifact /app/artifact\nCMD ["cat", "/app/artifact"]\n`,
 });
 const out = tempDir('out');
 
