@@ -10,3 +10,4 @@ export { launcherPath } from './launcher.js';
 export { checkHost, type HostCheck } from './check.js';
 export { cleanupStale, defaultStateDir } from './state.js';
 export { resolveInRoot } from './initlayer.js';
+export { userNamespace, rootless, hostUid, toHost, warnOnce, type UserNamespace, type IdMapping } from './userns.js';

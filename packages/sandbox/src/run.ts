@@ -19,6 +19,7 @@ import { privateResolvConf, startNetwork, type PrivateNetwork } from './network.
 import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
 import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
+import { rootless, warnOnce } from './userns.js';
 
 /** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
 export class SandboxError extends Error {
@@ -93,8 +94,13 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : (net?.resolvConf ?? privateResolvConf()));
     const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
 
-    const limits = spec.limits ?? {};
+    let limits = spec.limits ?? {};
     const driver = cgroupDriver();
+    if (!driver && rootless() && Object.values(limits).some((v) => v !== undefined)) {
+      // No cgroup this user may write (see cgroupDriver): the run goes on, as the issue asks.
+      warnOnce('limits', 'rootless: no delegated cgroup here, so --cpus, --memory and --pids-limit are not applied');
+      limits = {};
+    }
     if (!driver && Object.values(limits).some((v) => v !== undefined))
       throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
     cg = driver?.create(id, limits, { freezable: spec.freezable });
@@ -127,6 +133,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         tty: spec.tty,
         netnsPid,
         noNetRaw: spec.network !== 'none',
+        rootless: rootless(),
       }),
     );
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };

@@ -2,12 +2,12 @@
 // read-only view for reading files, both backed by the store's snapshots.
 import { promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
-import { getXattr, type Store } from '@tsbuild/layerstore';
+import { getXattr, overlayXattrPrefix, type Store } from '@tsbuild/layerstore';
 import { isPending, type PendingLayer, type StageLayer } from './layers.js';
 import { RootView } from './rootview.js';
 
 export function isOpaque(dir: string): boolean {
-  return getXattr(dir, 'trusted.overlay.opaque')?.toString() === 'y';
+  return getXattr(dir, overlayXattrPrefix() + 'opaque')?.toString() === 'y';
 }
 
 export class Filesystems {
