@@ -11,3 +11,4 @@ export { checkHost, type HostCheck } from './check.js';
 export { cleanupStale, defaultStateDir } from './state.js';
 export { resolveInRoot } from './initlayer.js';
 export { userNamespace, rootless, hostUid, toHost, warnOnce, type UserNamespace, type IdMapping } from './userns.js';
+export { sandboxInfo, type SandboxInfo } from './info.js';

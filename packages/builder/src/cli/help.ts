@@ -33,6 +33,7 @@ Build an image from a Dockerfile and the build context at PATH.
   --entrypoint CMD                (see docs/containers.md)
 `,
   images: 'Usage: tsbuild images [-q] [--no-trunc] [--format json]\n',
+  info: 'Usage: tsbuild info [--format json] [--root DIR]\n',
   inspect: 'Usage: tsbuild inspect [--type image|container] REF...\n',
   tag: 'Usage: tsbuild tag SOURCE TARGET\n',
   rmi: 'Usage: tsbuild rmi REF...\n',

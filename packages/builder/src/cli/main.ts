@@ -43,6 +43,7 @@ const commands: Record<string, () => Promise<Command>> = {
   commit: from(ctr, 'commitCommand'),
   volume: from(ctr, 'volumeCommand'),
   container: from(ctr, 'containerCommand'),
+  info: from(() => import('./commands/info.js'), 'infoCommand'),
 };
 
 const usage = `Usage: tsbuild [OPTIONS] PATH          build an image (same as tsbuild build)
@@ -68,6 +69,7 @@ Commands:
   login     Log in to a registry
   logout    Log out from a registry
   parse     Print a Dockerfile's instruction graph
+  info      Show how tsbuild runs here (rootless, id mappings, store, overlay, network, limits)
 
 Run 'tsbuild COMMAND --help' for more information on a command.
 `;
