@@ -1,0 +1,195 @@
+// Rootless: the real CLI run by an ordinary user (made here with useradd and subordinate ranges),
+// against the same CLI run by root. The central proof: a multi-stage build whose files belong to
+// other users (a user added as adduser does, chown 1000:1000, a setuid/setgid file, whiteouts and
+// an opaque directory) gives the SAME image digest rootless and as root, under SOURCE_DATE_EPOCH.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, lstatSync, mkdirSync, readFileSync, chownSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRegistry, skip, have, type TestRegistry } from '@tsbuild/testkit';
+import { Base, cleanup, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
+import { createUser, removeUser, tsbuildAs, userContext, type TestUser } from './helpers/user.js';
+
+const SDE = { SOURCE_DATE_EPOCH: '1700000000' };
+
+// Debian's static busybox has no adduser applet: the first RUN adds the user as adduser does.
+const multiStage = `FROM ${Base} AS base
+RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group \\
+ && mkdir -p /home/app && chown 1000:1000 /home/app
+RUN mkdir /data && echo hi > /data/f && chown 1000:1000 /data /data/f \\
+ && cp /bin/busybox /usr/bin/suid && chown 0:1234 /usr/bin/suid && chmod 6755 /usr/bin/suid \\
+ && mkdir -p /deep/er && chown 65000:65001 /deep/er
+RUN rm -rf /var/tmp && rm -rf /home && mkdir /home && echo x > /home/new
+FROM ${Base}
+COPY --from=base /etc/passwd /etc/group /etc/
+COPY --from=base /data /data
+COPY --from=base --chown=2000:3000 /deep /deep
+COPY --from=base /usr/bin/suid /usr/bin/suid
+RUN rm -rf /var/tmp && mkdir -p /home/app && chown app:app /home/app
+USER app
+RUN id -u > /home/app/id && echo made > /home/app/by-app
+`;
+
+let user: TestUser | undefined;
+let rootStore: string;
+const dirs: string[] = [];
+
+function q(r: Result): string {
+  return ok(r).stdout.trim().split('\n').pop()!;
+}
+
+test.before(() => {
+  if (!have('newuidmap') || !have('setpriv') || !have('useradd')) return;
+  user = createUser({ ranges: true });
+  ok(tsbuildAs(user, ['build', '-q', '-t', Base, join(user.checkout, 'fixtures', 'busybox')], { env: SDE }), 'base');
+  rootStore = storeWithBase();
+  dirs.push(rootStore);
+});
+
+test.after(() => {
+  removeUser(user);
+  cleanup(...dirs);
+});
+
+test('tsbuild info as an ordinary user: rootless, its subordinate ranges mapped, the store in its home, no limits', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const info = JSON.parse(ok(tsbuildAs(user, ['info', '--format', 'json'])).stdout);
+  assert.is(info.rootless, true);
+  assert.is(info.hostUid, user.uid);
+  assert.is(info.idMapping, 'ranges');
+  assert.equal(info.uidMap, [
+    { inside: 0, outside: user.uid, count: 1 },
+    { inside: 1, outside: 300000, count: 65536 },
+  ]);
+  assert.equal(info.gidMap[0], { inside: 0, outside: user.gid, count: 1 });
+  assert.is(info.store, join(user.home, '.local', 'share', 'tsbuild'));
+  assert.is(info.overlay.mode, 'native-userxattr');
+  assert.is(info.limits.cgroup, 'none');
+  const text = ok(tsbuildAs(user, ['info'])).stdout;
+  assert.match(text, /^Rootless: +yes/m);
+  assert.match(text, /1-65536 -> 300000-365535/);
+  // And root is not rootless.
+  assert.match(ok(tsbuild(['info'], { root: rootStore })).stdout, /^Rootless: +no/m);
+  // The store belongs to the user on the host.
+  assert.is(lstatSync(info.store).uid, user.uid);
+});
+
+test('multi-stage build with other users, chown 1000:1000 and a setuid file: the same digest rootless as root', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const ctx = userContext(user, 'multi', { Dockerfile: multiStage });
+  const mine = q(tsbuildAs(user, ['build', '-q', '-t', 'rl:1', ctx], { env: SDE }));
+  const roots = q(tsbuild(['build', '-q', '-t', 'rl:1', ctx], { root: rootStore, env: SDE }));
+  assert.match(mine, /^sha256:[0-9a-f]{64}$/);
+  assert.is(mine, roots, 'image id (config digest)');
+  const manifest = (r: Result) => JSON.parse(ok(r).stdout).ManifestDigest as string;
+  assert.is(
+    manifest(tsbuildAs(user, ['inspect', 'rl:1'])),
+    manifest(tsbuild(['inspect', 'rl:1'], { root: rootStore })),
+  );
+  // Not the same by being wrong the same way: the image holds the owners and modes asked for.
+  const probe = [
+    'run',
+    '--rm',
+    'rl:1',
+    'stat',
+    '-c',
+    '%n %u:%g %a',
+    '/data/f',
+    '/usr/bin/suid',
+    '/deep/er',
+    '/home/app/by-app',
+  ];
+  const want =
+    '/data/f 1000:1000 644\n/usr/bin/suid 0:1234 6755\n/deep/er 2000:3000 755\n/home/app/by-app 1000:1000 644\n';
+  assert.is(ok(tsbuildAs(user, probe)).stdout, want);
+  assert.is(ok(tsbuild(probe, { root: rootStore })).stdout, want);
+  assert.is(ok(tsbuildAs(user, ['run', '--rm', 'rl:1', 'cat', '/home/app/id'])).stdout, '1000\n');
+  // The removed /var/tmp and the opaque /home of the first stage stay removed/replaced.
+  const ls = ok(tsbuildAs(user, ['run', '--rm', '--user', '0', 'rl:1', 'sh', '-c', 'ls /var; ls /home'])).stdout;
+  assert.not.match(ls, /\btmp\b/);
+  // In the user's store on the host, files of uid 1000 belong to the user's subordinate uid 300999.
+  const snaps = join(user.home, '.local', 'share', 'tsbuild', 'snapshots');
+  assert.ok(existsSync(snaps));
+});
+
+test('run with a bind volume and a named volume: files written as root inside belong to the user outside', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const host = join(user.dir, 'vol');
+  mkdirSync(host);
+  chownSync(host, user.uid, user.gid);
+  const r = ok(
+    tsbuildAs(user, [
+      'run',
+      '--rm',
+      '--memory',
+      '64m',
+      '-v',
+      `${host}:/out`,
+      '-v',
+      'named:/named',
+      Base,
+      'sh',
+      '-c',
+      'echo hi > /out/f && echo kept > /named/g && id -u',
+    ]),
+  );
+  assert.is(r.stdout, '0\n');
+  assert.is(readFileSync(join(host, 'f'), 'utf8'), 'hi\n');
+  assert.is(lstatSync(join(host, 'f')).uid, user.uid, 'root inside is the user outside');
+  // The limit cannot be applied here (no delegated cgroup): said once, and the run went on.
+  assert.is(r.stderr.match(/--memory/g)?.length ?? 0, 1, r.stderr);
+  const again = ok(tsbuildAs(user, ['run', '--rm', '-v', 'named:/named', Base, 'cat', '/named/g']));
+  assert.is(again.stdout, 'kept\n');
+});
+
+test('push and pull as the user, with credentials from ~/.docker/config.json: the digest root pulls is the same', async () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  if (!existsSync('/usr/bin/docker-registry')) return skip('docker-registry is not installed');
+  let reg: TestRegistry | undefined;
+  try {
+    reg = await startRegistry({ auth: { user: 'bob', pass: 'pw-rootless' } });
+    const ref = `${reg.host}/rootless/busybox:1`;
+    ok(tsbuildAs(user, ['login', '-u', 'bob', '--password-stdin', reg.host], { input: 'pw-rootless\n' }));
+    assert.ok(existsSync(join(user.home, '.docker', 'config.json')));
+    ok(tsbuildAs(user, ['tag', Base, ref]));
+    ok(tsbuildAs(user, ['push', ref]));
+    const pushed = JSON.parse(ok(tsbuildAs(user, ['inspect', ref])).stdout).ManifestDigest as string;
+    ok(tsbuildAs(user, ['rmi', ref]));
+    ok(tsbuildAs(user, ['pull', ref]));
+    assert.is(JSON.parse(ok(tsbuildAs(user, ['inspect', ref])).stdout).ManifestDigest, pushed);
+    // Root pulls into an empty store with the same credentials (DOCKER_CONFIG) and gets the same image.
+    const empty = tempDir('rl-root-pull');
+    dirs.push(empty);
+    ok(tsbuild(['pull', ref], { root: empty, env: { DOCKER_CONFIG: join(user.home, '.docker') } }));
+    assert.is(JSON.parse(ok(tsbuild(['inspect', ref], { root: empty })).stdout).ManifestDigest, pushed);
+  } finally {
+    await reg?.stop();
+  }
+});
+
+test('without subordinate ranges: one warning saying what fails; own-id builds work, chown 1000 fails clearly', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const lone = createUser({ ranges: false });
+  try {
+    const info = JSON.parse(ok(tsbuildAs(lone, ['info', '--format', 'json'])).stdout);
+    assert.is(info.idMapping, 'single');
+    const base = tsbuildAs(lone, ['build', '-q', '-t', Base, join(lone.checkout, 'fixtures', 'busybox')], {
+      env: SDE,
+    });
+    ok(base);
+    assert.is(base.stderr.match(/single id mapping/g)?.length ?? 0, 1, base.stderr);
+    assert.match(base.stderr, `${lone.name}:100000:65536`);
+    const good = userContext(lone, 'own', { Dockerfile: `FROM ${Base}\nRUN echo hi > /f\n` });
+    ok(tsbuildAs(lone, ['build', '-q', good], { env: SDE }));
+    const bad = userContext(lone, 'chown', { Dockerfile: `FROM ${Base}\nRUN echo hi > /f && chown 1000 /f\n` });
+    const r = tsbuildAs(lone, ['build', bad]);
+    assert.is.not(r.code, 0);
+    assert.match(r.stderr, /Dockerfile:2/);
+    assert.match(r.stderr, /chown/);
+    assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    removeUser(lone);
+  }
+});
+
+test.run();
