@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, chownSync } from 'node:
 import { join } from 'node:path';
 import { startRegistry, skip, have, type TestRegistry } from '@tsbuild/testkit';
 import { Base, cleanup, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
-import { createUser, removeUser, tsbuildAs, userContext, type TestUser } from './helpers/user.js';
+import { createUser, removeUser, runAs, tsbuildAs, userContext, type TestUser } from './helpers/user.js';
 
 const SDE = { SOURCE_DATE_EPOCH: '1700000000' };
 
@@ -190,6 +190,24 @@ test('without subordinate ranges: one warning saying what fails; own-id builds w
   } finally {
     removeUser(lone);
   }
+});
+
+test('the sandbox isolation table (packages/sandbox/test/isolation.test.ts) passes rootless, run as the user', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const launcher = join(user.checkout, 'packages', 'sandbox', 'native', 'build', 'tsbuild-launcher');
+  const uvu = join(user.checkout, 'node_modules', 'uvu', 'bin.js');
+  const tests = join(user.checkout, 'packages', 'sandbox', 'dist', 'test');
+  // The same way bin/tsbuild enters the user namespace; the table's rows then run in sandboxes made there.
+  const probe = ok(runAs(user, [launcher, 'userns', 'cat', '/proc/self/uid_map']));
+  assert.match(probe.stdout, new RegExp(`^\\s*0\\s+${user.uid}\\s+1$`, 'm'));
+  const r = runAs(user, [launcher, 'userns', 'node', uvu, tests, '^isolation\\.test\\.js$'], {
+    env: { NO_COLOR: '1', FORCE_COLOR: '0' },
+  });
+  const total = Number(/Total:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const passed = Number(/Passed:\s+(\d+)/.exec(r.stdout)?.[1] ?? -1);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.ok(total >= 15, `ran ${total} rows\n${r.stdout}`);
+  assert.is(passed, total, r.stdout);
 });
 
 test.run();

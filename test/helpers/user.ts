@@ -97,6 +97,15 @@ export function tsbuildAs(
   args: string[],
   opts: { env?: Record<string, string>; input?: string; cwd?: string } = {},
 ): Result {
+  return runAs(u, [join(u.checkout, 'packages', 'builder', 'bin', 'tsbuild'), ...args], opts);
+}
+
+/** Runs argv as the user (argv[0] a path, usually below u.checkout), as tsbuildAs does. */
+export function runAs(
+  u: TestUser,
+  argv: string[],
+  opts: { env?: Record<string, string>; input?: string; cwd?: string } = {},
+): Result {
   const env: Record<string, string> = {
     PATH: '/usr/local/bin:/usr/bin:/bin',
     HOME: u.home,
@@ -109,7 +118,6 @@ export function tsbuildAs(
   };
   const script = 'mount --bind "$1" "$2" && shift 2 && cd "$1" && shift && exec setpriv "$@"';
   const setpriv = [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--init-groups', '--'];
-  const bin = join(u.checkout, 'packages', 'builder', 'bin', 'tsbuild');
   const r = spawnSync(
     'unshare',
     [
@@ -125,8 +133,7 @@ export function tsbuildAs(
       u.checkout,
       opts.cwd ?? u.dir,
       ...setpriv,
-      bin,
-      ...args,
+      ...argv,
     ],
     { env, input: opts.input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
