@@ -142,6 +142,25 @@ test('run with a bind volume and a named volume: files written as root inside be
   assert.is(again.stdout, 'kept\n');
 });
 
+test('a detached container: exec from another command enters it (one user namespace for all), stop and rm', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const id = ok(
+    tsbuildAs(user, ['run', '-d', '--name', 'bg', Base, 'sh', '-c', 'echo up > /tmp/state; sleep 300']),
+  ).stdout.trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  try {
+    // Each command is a new process; exec can only setns into namespaces of the user namespace it is in.
+    const r = ok(tsbuildAs(user, ['exec', 'bg', 'sh', '-c', 'cat /tmp/state; echo $$ > /dev/null; id -u']));
+    assert.is(r.stdout, 'up\n0\n');
+    const commit = tsbuildAs(user, ['commit', 'bg', 'bg:1']);
+    assert.is.not(commit.code, 0);
+    assert.match(commit.stderr, /stop it first/);
+  } finally {
+    ok(tsbuildAs(user, ['rm', '-f', 'bg']));
+  }
+  assert.not.match(ok(tsbuildAs(user, ['ps', '-a'])).stdout, /\bbg\b/);
+});
+
 test('push and pull as the user, with credentials from ~/.docker/config.json: the digest root pulls is the same', async () => {
   if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
   if (!existsSync('/usr/bin/docker-registry')) return skip('docker-registry is not installed');

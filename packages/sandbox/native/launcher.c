@@ -22,6 +22,7 @@
 //                 └─ init (PID 1 of the new pid ns: builds the root, reaps, forwards signals)
 //                      └─ command
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1316,6 +1317,52 @@ __attribute__((noreturn)) static void userns_fail(const char *what) {
   _exit(125);
 }
 
+// Whether /proc/PID/KIND_map holds exactly "0 ID 1" and, with r.count, "1 r.start r.count".
+static int map_is(pid_t pid, const char *kind, unsigned long id, struct idrange r) {
+  char path[64], b[512];
+  snprintf(path, sizeof path, "/proc/%d/%s_map", (int)pid, kind);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, b, sizeof b - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  b[n] = 0;
+  unsigned long a[6];
+  int got = sscanf(b, "%lu %lu %lu %lu %lu %lu", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5]);
+  if (got < 3 || a[0] != 0 || a[1] != id || a[2] != 1) return 0;
+  return r.count ? got == 6 && a[3] == 1 && a[4] == r.start && a[5] == r.count : got == 3;
+}
+
+// Joins the user namespace of a live process of ours that maps exactly what we would map (another
+// tsbuild command's, kept alive by a container's supervisor, say), so that every command sees the
+// same namespace: `exec` and `--network container:` can only enter namespaces owned by the user
+// namespace they run in. Returns 0 when there is none, and a new one must be made.
+static int join_existing_userns(uid_t uid, gid_t gid, struct idrange ur, struct idrange gr) {
+  struct stat self;
+  if (stat("/proc/self/ns/user", &self) < 0) return 0;
+  DIR *d = opendir("/proc");
+  if (!d) return 0;
+  struct dirent *e;
+  int joined = 0;
+  while (!joined && (e = readdir(d))) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    struct stat st;
+    char path[64];
+    if (*end || pid <= 0) continue;
+    snprintf(path, sizeof path, "/proc/%ld", pid);
+    if (stat(path, &st) < 0 || st.st_uid != uid) continue;
+    if (!map_is(pid, "uid", uid, ur) || !map_is(pid, "gid", gid, gr)) continue;
+    snprintf(path, sizeof path, "/proc/%ld/ns/user", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (fstat(fd, &st) == 0 && st.st_ino != self.st_ino && setns(fd, CLONE_NEWUSER) == 0) joined = 1;
+    close(fd);
+  }
+  closedir(d);
+  return joined;
+}
+
 __attribute__((noreturn)) static void userns_main(char **argv) {
   if (!argv[0]) { errno = EINVAL; userns_fail("usage: tsbuild-launcher userns PROGRAM ARGS..."); }
   uid_t uid = geteuid();
@@ -1327,6 +1374,17 @@ __attribute__((noreturn)) static void userns_main(char **argv) {
     int have_ranges = subid_range("/etc/subuid", user, uid, &ur) && subid_range("/etc/subgid", user, uid, &gr);
     int have_tools = find_tool("newuidmap", newuidmap, sizeof newuidmap) && find_tool("newgidmap", newgidmap, sizeof newgidmap);
     int ranges = have_ranges && have_tools;
+    if (!ranges) {
+      fprintf(stderr,
+              "tsbuild: warning: rootless with a single id mapping (%s): only your own uid and gid exist, as root.\n"
+              "  Files owned by any other user cannot be made: base images with such files, RUN useradd/adduser,\n"
+              "  chown, USER <other>, COPY --chown fail. Add '%s:100000:65536' to /etc/subuid and /etc/subgid%s.\n",
+              !have_ranges ? "no subordinate ranges for this user in /etc/subuid and /etc/subgid"
+                           : "newuidmap/newgidmap not found",
+              user, have_tools ? "" : " and install newuidmap/newgidmap (Debian: apt-get install uidmap)");
+    }
+    struct idrange none = {0, 0};
+    if (join_existing_userns(uid, gid, ranges ? ur : none, ranges ? gr : none)) goto inside;
     // The helpers write our maps from outside: a child that waits until we have unshared.
     int go[2];
     if (pipe2(go, O_CLOEXEC) < 0) userns_fail("pipe");
@@ -1357,13 +1415,6 @@ __attribute__((noreturn)) static void userns_main(char **argv) {
       }
     } else {
       char map[64];
-      fprintf(stderr,
-              "tsbuild: warning: rootless with a single id mapping (%s): only your own uid and gid exist, as root.\n"
-              "  Files owned by any other user cannot be made: base images with such files, RUN useradd/adduser,\n"
-              "  chown, USER <other>, COPY --chown fail. Add '%s:100000:65536' to /etc/subuid and /etc/subgid%s.\n",
-              !have_ranges ? "no subordinate ranges for this user in /etc/subuid and /etc/subgid"
-                           : "newuidmap/newgidmap not found",
-              user, have_tools ? "" : " and install newuidmap/newgidmap (Debian: apt-get install uidmap)");
       // Unprivileged, a process may map only its own ids, and its gid only once setgroups is off.
       snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
       if (write_file("/proc/self/uid_map", map) < 0) userns_fail("write uid_map");
@@ -1371,6 +1422,7 @@ __attribute__((noreturn)) static void userns_main(char **argv) {
       snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
       if (write_file("/proc/self/gid_map", map) < 0) userns_fail("write gid_map");
     }
+  inside:
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) userns_fail("become root in the user namespace");
     // The host's supplementary groups (unmapped, shown as nobody) are of no use inside; where
     // setgroups is denied (single mapping) they stay.
