@@ -51,7 +51,7 @@ test.after(() => {
   cleanup(...dirs);
 });
 
-test('tsbuild info as an ordinary user: rootless, its subordinate ranges mapped, the store in its home, no limits', () => {
+test('info as an ordinary user: rootless, its subordinate ranges mapped, the store in its home, no limits', () => {
   if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
   const info = JSON.parse(ok(tsbuildAs(user, ['info', '--format', 'json'])).stdout);
   assert.is(info.rootless, true);
@@ -161,7 +161,7 @@ test('a detached container: exec from another command enters it (one user namesp
   assert.not.match(ok(tsbuildAs(user, ['ps', '-a'])).stdout, /\bbg\b/);
 });
 
-test('push and pull as the user, with credentials from ~/.docker/config.json: the digest root pulls is the same', async () => {
+test('push and pull as the user, credentials from ~/.docker/config.json: root pulls the same digest', async () => {
   if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
   if (!existsSync('/usr/bin/docker-registry')) return skip('docker-registry is not installed');
   let reg: TestRegistry | undefined;

@@ -42,7 +42,8 @@ export async function infoCommand(argv: string[]): Promise<number> {
     ['Overlay', `${info.overlay.mode}${info.overlay.note ? ` (${info.overlay.note})` : ''}`],
     [
       'Network',
-      `default: private, via ${info.network.helper ?? 'no helper'}${info.network.note ? ` (${info.network.note})` : ''}`,
+      `default: private, via ${info.network.helper ?? 'no helper'}` +
+        (info.network.note ? ` (${info.network.note})` : ''),
     ],
     [
       'Limits',
