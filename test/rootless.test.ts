@@ -112,6 +112,20 @@ test('multi-stage build with other users, chown 1000:1000 and a setuid file: the
   assert.ok(existsSync(snaps));
 });
 
+test('-o type=local as the user: the files belong to the user, who can remove them', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const ctx = userContext(user, 'local', { Dockerfile: multiStage });
+  const out = join(user.dir, 'tmp', 'local-out');
+  ok(tsbuildAs(user, ['build', '-q', '-o', `type=local,dest=${out}`, ctx], { env: SDE }));
+  assert.is(readFileSync(join(out, 'data', 'f'), 'utf8'), 'hi\n');
+  // uid 1000 in the image would be the user's subordinate uid 300999 here, which it cannot remove
+  // outside its namespace: like BuildKit rootless and tar run by a user, the export is the user's.
+  for (const f of ['data/f', 'usr/bin/suid', 'deep/er', 'home/app'])
+    assert.is(lstatSync(join(out, f)).uid, user.uid, f);
+  ok(runAs(user, ['/bin/rm', '-rf', out]), 'rm -rf of the export, as the user');
+  assert.not.ok(existsSync(out));
+});
+
 test('run with a bind volume and a named volume: files written as root inside belong to the user outside', () => {
   if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
   const host = join(user.dir, 'vol');

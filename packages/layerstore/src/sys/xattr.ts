@@ -84,16 +84,14 @@ export function removeXattr(path: string, name: string): void {
   call('lremovexattr', path, [DataType.String, DataType.String], [path, name]);
 }
 
-let overlayPrefix: string | undefined;
+let userns: boolean | undefined;
 
 /**
- * The namespace of overlayfs's own attributes (opaque, redirect, origin, ...) in this process's
- * snapshots and upper dirs: `trusted.overlay.` as the host's root; `user.overlay.` in a user
- * namespace (rootless tsbuild, whose sandbox mounts overlay with `userxattr`: trusted.* needs
- * CAP_SYS_ADMIN in the host's namespace). The same test as the sandbox's userNamespace().
+ * Whether this process runs in a user namespace (rootless tsbuild): its uid_map is not the host's
+ * identity map. The same test as the sandbox's userNamespace().
  */
-export function overlayXattrPrefix(): string {
-  if (overlayPrefix === undefined) {
+export function inUserNamespace(): boolean {
+  if (userns === undefined) {
     let initial = true;
     try {
       const f = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/);
@@ -101,7 +99,17 @@ export function overlayXattrPrefix(): string {
     } catch {
       /* no /proc: the host's namespace */
     }
-    overlayPrefix = initial ? 'trusted.overlay.' : 'user.overlay.';
+    userns = !initial;
   }
-  return overlayPrefix;
+  return userns;
+}
+
+/**
+ * The namespace of overlayfs's own attributes (opaque, redirect, origin, ...) in this process's
+ * snapshots and upper dirs: `trusted.overlay.` as the host's root; `user.overlay.` in a user
+ * namespace (rootless tsbuild, whose sandbox mounts overlay with `userxattr`: trusted.* needs
+ * CAP_SYS_ADMIN in the host's namespace).
+ */
+export function overlayXattrPrefix(): string {
+  return inUserNamespace() ? 'user.overlay.' : 'trusted.overlay.';
 }
