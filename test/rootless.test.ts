@@ -72,6 +72,12 @@ test('info as an ordinary user: rootless, its subordinate ranges mapped, the sto
   assert.match(ok(tsbuild(['info'], { root: rootStore })).stdout, /^Rootless: +no/m);
   // The store belongs to the user on the host.
   assert.is(lstatSync(info.store).uid, user.uid);
+  // `node bin/tsbuild.js` (not the tsbuild command) runs rootless too.
+  const js = join(user.checkout, 'packages', 'builder', 'bin', 'tsbuild.js');
+  assert.is(
+    JSON.parse(ok(runAs(user, ['/usr/bin/env', 'node', js, 'info', '--format', 'json'])).stdout).rootless,
+    true,
+  );
 });
 
 test('multi-stage build with other users, chown 1000:1000 and a setuid file: the same digest rootless as root', () => {
