@@ -4,7 +4,20 @@
 // an opaque directory) gives the SAME image digest rootless and as root, under SOURCE_DATE_EPOCH.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, lstatSync, mkdirSync, readFileSync, chownSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { setXattr } from '@tsbuild/layerstore';
 import { join } from 'node:path';
 import { startRegistry, skip, have, type TestRegistry } from '@tsbuild/testkit';
 import { Base, cleanup, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
@@ -33,6 +46,11 @@ RUN id -u > /home/app/id && echo made > /home/app/by-app
 let user: TestUser | undefined;
 let rootStore: string;
 const dirs: string[] = [];
+
+function runRoot(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+}
 
 function q(r: Result): string {
   return ok(r).stdout.trim().split('\n').pop()!;
@@ -130,6 +148,60 @@ test('-o type=local as the user: the files belong to the user, who can remove th
     assert.is(lstatSync(join(out, f)).uid, user.uid, f);
   ok(runAs(user, ['/bin/rm', '-rf', out]), 'rm -rf of the export, as the user');
   assert.not.ok(existsSync(out));
+});
+
+/** A docker-save archive of the base plus a layer with etc/ marked user.overlay.opaque and etc/evil, for `load`. */
+function opaqueMarkedImage(dir: string, tag: string): string {
+  const x = join(dir, 'x');
+  const stage = join(dir, 'stage');
+  mkdirSync(join(stage, 'etc'), { recursive: true });
+  writeFileSync(join(stage, 'etc', 'evil'), 'evil\n');
+  // overlayfs's own attribute when it runs in a user namespace (userxattr): a layer must not set it.
+  setXattr(join(stage, 'etc'), 'user.overlay.opaque', Buffer.from('y'));
+  mkdirSync(x);
+  ok(tsbuild(['save', '--format', 'docker', '-o', join(dir, 'base.tar'), Base], { root: rootStore }));
+  runRoot('tar', ['-xf', join(dir, 'base.tar'), '-C', x]);
+  mkdirSync(join(x, 'evil'));
+  const layer = join(x, 'evil', 'layer.tar');
+  const tarArgs = [
+    '--xattrs',
+    '--xattrs-include=user.*',
+    '--numeric-owner',
+    '--owner=0',
+    '--group=0',
+    '--no-recursion',
+  ];
+  runRoot('tar', ['-cf', layer, ...tarArgs, '-C', stage, 'etc', 'etc/evil']);
+  const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+  const [m] = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8'));
+  const config = JSON.parse(readFileSync(join(x, m.Config), 'utf8'));
+  config.rootfs.diff_ids.push(`sha256:${sha(readFileSync(layer))}`);
+  config.history.push({ created_by: 'a layer with overlay attributes' });
+  const json = JSON.stringify(config);
+  rmSync(join(x, m.Config));
+  writeFileSync(join(x, `${sha(json)}.json`), json);
+  const manifest = [{ Config: `${sha(json)}.json`, RepoTags: [tag], Layers: [...m.Layers, 'evil/layer.tar'] }];
+  writeFileSync(join(x, 'manifest.json'), JSON.stringify(manifest));
+  rmSync(join(x, 'index.json'), { force: true });
+  rmSync(join(x, 'oci-layout'), { force: true });
+  const out = join(dir, 'marked.tar');
+  runRoot('tar', ['-cf', out, '-C', x, ...readdirSync(x)]);
+  chmodSync(out, 0o644);
+  return out;
+}
+
+test("a layer carrying user.overlay.opaque (overlay's own mark rootless) shows the same files rootless as root", () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const work = join(user.dir, 'marked');
+  mkdirSync(work);
+  const archive = opaqueMarkedImage(work, 'marked:1');
+  ok(tsbuildAs(user, ['load', '-i', archive]));
+  ok(tsbuild(['load', '-i', archive], { root: rootStore }));
+  const ls = ['run', '--rm', 'marked:1', 'ls', '/etc'];
+  const mine = ok(tsbuildAs(user, ls)).stdout;
+  assert.match(mine, /\bevil\b/);
+  assert.match(mine, /\bpasswd\b/, 'the base /etc was hidden: the overlay attribute of the layer was applied');
+  assert.is(mine, ok(tsbuild(ls, { root: rootStore })).stdout);
 });
 
 test('run with a bind volume and a named volume: files written as root inside belong to the user outside', () => {
