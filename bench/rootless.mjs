@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Rootless vs root: the tiny and ten-steps workloads built by root and by an ordinary user (made
-// here with useradd and a subordinate range, removed at the end), interleaved, N runs each.
+// here with useradd and a subordinate range, removed at the end), and by `buildah bud --layers` as
+// that user (rootless, native overlay), interleaved, N runs each.
 //
 //   node bench/rootless.mjs [N]      as root, after `pnpm run build`; prints a markdown table
 //
@@ -49,9 +50,26 @@ function tsbuild(mode, args) {
   return must(cmd, `${mode}: tsbuild ${args.join(' ')}`);
 }
 
+// buildah as the user, with its storage in the user's home (rootless: its own user namespace).
+function buildah(args) {
+  const g = ['--root', join(home, 'bstore'), '--runroot', join(home, 'brun'), '--storage-driver', 'overlay'];
+  const run = join(home, 'run');
+  const cmd = ['-u', user, '--', 'env', `HOME=${home}`, `XDG_RUNTIME_DIR=${run}`, 'buildah', ...g, ...args];
+  return must(spawnSync('runuser', cmd, { encoding: 'utf8', env, cwd: dir }), `buildah ${args.join(' ')}`);
+}
+
+function buildahFlush() {
+  buildah(['rm', '--all']);
+  const imgs = JSON.parse(buildah(['images', '--json']) || '[]');
+  const drop = imgs.flatMap((i) => i.names || []).filter((n) => !n.endsWith('bench/busybox:base'));
+  if (drop.length) buildah(['rmi', '-f', ...drop]);
+  buildah(['rmi', '--prune']);
+}
+
 function timed(mode, args) {
   const t = process.hrtime.bigint();
-  tsbuild(mode, args);
+  if (mode === 'buildah') buildah(args);
+  else tsbuild(mode, args);
   spawnSync('sync');
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
@@ -61,24 +79,34 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 try {
   for (const mode of ['root', 'rootless'])
     tsbuild(mode, ['build', '-q', '-t', 'bench/busybox:base', join(repo, 'fixtures', 'busybox')]);
+  must(spawnSync('runuser', ['-u', user, '--', 'mkdir', '-p', join(home, 'run')], { encoding: 'utf8' }), 'mkdir');
+  buildah(['bud', '--layers', '-t', 'bench/busybox:base', join(repo, 'fixtures', 'busybox')]);
+  const modes = ['root', 'rootless', 'buildah'];
   const times = {};
   for (let i = 0; i < runs; i++)
     for (const w of workloads)
-      for (const mode of i % 2 ? ['rootless', 'root'] : ['root', 'rootless']) {
+      for (const mode of [...modes.slice(i % 3), ...modes.slice(0, i % 3)]) {
         const ctx = join(repo, 'bench', 'workloads', w);
-        tsbuild(mode, ['prune', '--all', '--grace', '0']);
-        const cold = timed(mode, ['build', '-q', '-t', `b/${w}`, ctx]);
-        const noop = timed(mode, ['build', '-q', '-t', `b/${w}`, ctx]);
+        const args =
+          mode === 'buildah'
+            ? ['bud', '--layers', '--pull=never', '-t', `b/${w}`, ctx]
+            : ['build', '-q', '-t', `b/${w}`, ctx];
+        if (mode === 'buildah') buildahFlush();
+        else tsbuild(mode, ['prune', '--all', '--grace', '0']);
+        const cold = timed(mode, args);
+        const noop = timed(mode, args);
         ((times[`${w} ${mode}`] ??= { cold: [], noop: [] }).cold.push(cold), times[`${w} ${mode}`].noop.push(noop));
       }
   const ms = (x) => `${Math.round(x)} ms`;
-  console.log(`| workload | phase | root | rootless | rootless / root |  (median of ${runs})`);
-  console.log('|---|---|---|---|---|');
+  console.log(`(median of ${runs})\n`);
+  console.log('| workload | phase | root | rootless | buildah rootless | rootless / root | rootless / buildah |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const w of workloads)
     for (const phase of ['cold', 'noop']) {
-      const r = median(times[`${w} root`][phase]);
-      const u = median(times[`${w} rootless`][phase]);
-      console.log(`| ${w} | ${phase} | ${ms(r)} | ${ms(u)} | ${(u / r).toFixed(2)}x |`);
+      const [r, u, b] = modes.map((m) => median(times[`${w} ${m}`][phase]));
+      console.log(
+        `| ${w} | ${phase} | ${ms(r)} | ${ms(u)} | ${ms(b)} | ${(u / r).toFixed(2)}x | ${(u / b).toFixed(2)}x |`,
+      );
     }
 } finally {
   spawnSync('userdel', [user]);
