@@ -204,6 +204,41 @@ test("a layer carrying user.overlay.opaque (overlay's own mark rootless) shows t
   assert.is(mine, ok(tsbuild(ls, { root: rootStore })).stdout);
 });
 
+test('hostile RUN steps rootless: the host device nodes bound into /dev stay as they are', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  // Rootless, /dev/null and the rest are binds of the host's own nodes, not nodes of the sandbox's.
+  const nodes = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
+  const stat = () => nodes.map((n) => `${n} ${lstatSync(n).mode.toString(8)} ${lstatSync(n).uid}:${lstatSync(n).gid}`);
+  const before = stat();
+  const ctx = userContext(user, 'devs', {
+    Dockerfile:
+      `FROM ${Base}\nRUN for n in ${nodes.join(' ')}; do chmod 600 $n; chown 1:1 $n; rm -f $n; ` +
+      'mount --bind /tmp $n; done; echo evil > /dev/null; ls -l /dev > /devs.txt; true\n',
+  });
+  ok(tsbuildAs(user, ['build', '-q', ctx]));
+  assert.equal(stat(), before);
+});
+
+test('a setuid-root file a RUN step makes belongs, in the store on the host, to the user', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const marker = `suid-${process.pid}`;
+  const ctx = userContext(user, 'suid', {
+    Dockerfile: `FROM ${Base}\nRUN cp /bin/busybox /${marker} && chmod 4755 /${marker}\n`,
+  });
+  ok(tsbuildAs(user, ['build', '-q', ctx]));
+  const snaps = join(user.home, '.local', 'share', 'tsbuild', 'snapshots');
+  const found = readdirSync(snaps)
+    .map((d) => join(snaps, d, marker))
+    .filter((f) => existsSync(f));
+  assert.ok(found.length > 0, 'the layer with the file is in the store');
+  for (const f of found) {
+    const st = lstatSync(f);
+    assert.is(st.mode & 0o7777, 0o4755);
+    // Root inside is the user outside: a setuid "root" binary from an untrusted RUN step runs as the user.
+    assert.is(st.uid, user.uid);
+  }
+});
+
 test('run with a bind volume and a named volume: files written as root inside belong to the user outside', () => {
   if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
   const host = join(user.dir, 'vol');
