@@ -4,7 +4,8 @@
 // an opaque directory) gives the SAME image digest rootless and as root, under SOURCE_DATE_EPOCH.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -236,6 +237,37 @@ test('a setuid-root file a RUN step makes belongs, in the store on the host, to 
     assert.is(st.mode & 0o7777, 0o4755);
     // Root inside is the user outside: a setuid "root" binary from an untrusted RUN step runs as the user.
     assert.is(st.uid, user.uid);
+  }
+});
+
+test('user-mode networking rootless: RUN and run reach a server on the host address, not the host loopback', async () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const ip = Object.values(networkInterfaces())
+    .flatMap((l) => l ?? [])
+    .find((a) => a.family === 'IPv4' && !a.internal)?.address;
+  if (!ip) return skip('the host has no non-loopback IPv4 address');
+  // Servers in a child process: the CLI runs synchronously below.
+  const script =
+    "const h=require('http');const a=h.createServer((q,r)=>r.end('outside')).listen(0,process.argv[1],()=>" +
+    "{const b=h.createServer((q,r)=>r.end('LOOPBACK')).listen(0,'127.0.0.1',()=>" +
+    "console.log(a.address().port+' '+b.address().port))});";
+  const servers = spawn(process.execPath, ['-e', script, ip], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [port, loop] = await new Promise<string[]>((resolve) =>
+      servers.stdout.once('data', (d: Buffer) => resolve(d.toString().trim().split(' '))),
+    );
+    // busybox's static wget crashes here (as root too): nc speaks the HTTP.
+    const get = (host: string, p: string) =>
+      `{ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${p} | tail -n 1; echo; }`;
+    const ctx = userContext(user, 'net', { Dockerfile: `FROM ${Base}\nRUN ${get(ip, port!)} > /got\n` });
+    ok(tsbuildAs(user, ['build', '-q', '-t', 'net:1', ctx]));
+    assert.is(ok(tsbuildAs(user, ['run', '--rm', 'net:1', 'cat', '/got'])).stdout, 'outside\n');
+    const gw = "$(ip route | awk '/^default/ {print $3}')";
+    const r = ok(tsbuildAs(user, ['run', '--rm', Base, 'sh', '-c', `${get(gw, loop!)}; ${get('127.0.0.1', loop!)}`]));
+    assert.not.match(r.stdout, /LOOPBACK/);
+    assert.is(r.stdout, '\n\n', r.stderr);
+  } finally {
+    servers.kill('SIGKILL');
   }
 });
 
