@@ -31,6 +31,7 @@
 #include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/nsfs.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <linux/openat2.h>
@@ -1356,7 +1357,13 @@ static int join_existing_userns(uid_t uid, gid_t gid, struct idrange ur, struct 
     snprintf(path, sizeof path, "/proc/%ld/ns/user", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
-    if (fstat(fd, &st) == 0 && st.st_ino != self.st_ino && setns(fd, CLONE_NEWUSER) == 0) joined = 1;
+    // Only a child of our own namespace (as tsbuild makes them): a user process's nested namespace
+    // could show the same map from here.
+    int parent = ioctl(fd, NS_GET_PARENT);
+    struct stat pst;
+    int child = parent >= 0 && fstat(parent, &pst) == 0 && pst.st_ino == self.st_ino && pst.st_dev == self.st_dev;
+    if (parent >= 0) close(parent);
+    if (child && fstat(fd, &st) == 0 && st.st_ino != self.st_ino && setns(fd, CLONE_NEWUSER) == 0) joined = 1;
     close(fd);
   }
   closedir(d);
