@@ -346,13 +346,13 @@ lowers_done:;
   for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
     if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, kv[i][0], kv[i][1], 0) < 0)
       die("overlay %s=%s", kv[i][0], kv[i][1]);
+  rootless_overlay_options(fs);
   // Unmounting a non-volatile overlay syncs the WHOLE upper filesystem (ovl_sync_fs), so a
   // build step's exit waited for every dirty page on the disk, the build's own background layer
   // writes included: 300 ms after a tiny RUN, seconds after a big one. A build step's upperdir
   // needs no sync: it is read back from the page cache into a layer blob that is fsynced on its
   // own (a SIGKILL keeps the page cache), and its work dir is thrown away, so the kernel's
   // "volatile" marker in it never blocks a later mount. Kernels before 5.10 lack the flag.
-  rootless_overlay_options(fs);
   if (S.volatile_upper && syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0 && errno != EINVAL)
     die("overlay volatile");
   if (syscall(SYS_fsconfig, fs, X_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
