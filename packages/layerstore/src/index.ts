@@ -1,4 +1,5 @@
 export * from './types.js';
+export { DEFAULT_PATH, setEnv } from './imageconfig.js';
 export * from './reference.js';
 export { Store, OciLayoutVersion } from './store.js';
 export { FileBlobStore } from './blobs.js';
@@ -24,6 +25,6 @@ export { trustDeferredExtraCaCerts, clientSecureContext, certificateProblem } fr
 export * from './layer/index.js';
 export * from './snapshot/index.js';
 export * as layout from './layout/index.js';
-export { getXattr, readXattrs, setXattr, overlayXattrPrefix } from './sys/index.js';
+export { getXattr, readXattrs, setXattr, removeTreeBeneath, overlayXattrPrefix } from './sys/index.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource } from './validate.js';

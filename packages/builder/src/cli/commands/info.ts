@@ -2,6 +2,7 @@
 // runs here: rootless or not, the id mappings, the store, overlay, network and limits.
 import { sandboxInfo, type IdMapping } from '@tsbuild/sandbox';
 import { parseArgs, str } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { UsageError } from '../../errors.js';
 import { storeRoot } from '../root.js';
 
@@ -10,10 +11,7 @@ function maps(m: IdMapping[]): string {
 }
 
 export async function infoCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    { name: 'format', kind: 'string' },
-    { name: 'root', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('info'));
   const format = str(p, 'format');
   if (format !== undefined && format !== 'json') throw new UsageError(`--format: "${format}" is not json`);
   if (p.positionals.length) throw new UsageError('"tsbuild info" takes no arguments');
