@@ -240,7 +240,7 @@ test('a setuid-root file a RUN step makes belongs, in the store on the host, to 
   }
 });
 
-test('user-mode networking rootless: RUN and run reach a server on the host address, not the host loopback', async () => {
+test('user-mode networking rootless: RUN and run reach a server on the host address, not its loopback', async () => {
   if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
   const ip = Object.values(networkInterfaces())
     .flatMap((l) => l ?? [])

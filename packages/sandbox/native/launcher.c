@@ -283,8 +283,9 @@ static void rootless_bind_dev(const char *name) {
 
 // devpts's gid=5 (tty) is an error where gid 5 is not mapped (a single id mapping).
 static int rootless_devpts_without_tty_gid(void) {
-  return S.rootless && errno == EINVAL &&
-         mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") == 0;
+  if (!S.rootless || errno != EINVAL) return 0;
+  const char *opts = "newinstance,ptmxmode=0666,mode=0620";
+  return mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, opts) == 0;
 }
 
 // With a single id mapping setgroups is denied in the namespace (the kernel's rule for unprivileged
@@ -416,7 +417,8 @@ static void mount_dev(void) {
   mknod_dev("tty", 5, 0);
   if (mkdir(in_root("dev/pts"), 0755) < 0) die("mkdir /dev/pts");
   if (mkdir(in_root("dev/shm"), 01777) < 0) die("mkdir /dev/shm");
-  if (mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0 &&
+  const char *pts = "newinstance,ptmxmode=0666,mode=0620,gid=5";
+  if (mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, pts) < 0 &&
       !rootless_devpts_without_tty_gid())
     die("mount /dev/pts");
   if (mount("shm", in_root("dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0) die("mount /dev/shm");
@@ -1443,7 +1445,8 @@ __attribute__((noreturn)) static void userns_main(char **argv) {
     user_name(uid, user, sizeof user);
     struct idrange ur = {0, 0}, gr = {0, 0};
     int have_ranges = subid_range("/etc/subuid", user, uid, &ur) && subid_range("/etc/subgid", user, uid, &gr);
-    int have_tools = find_tool("newuidmap", newuidmap, sizeof newuidmap) && find_tool("newgidmap", newgidmap, sizeof newgidmap);
+    int have_tools =
+        find_tool("newuidmap", newuidmap, sizeof newuidmap) && find_tool("newgidmap", newgidmap, sizeof newgidmap);
     int ranges = have_ranges && have_tools;
     if (!ranges) {
       fprintf(stderr,
