@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
+import { CacheMediaType } from '../src/remote/artifact.js';
 import { MediaType, type Digest } from '../src/types.js';
 import { makeImage, sha256, skopeo, type TestImage } from './helpers/registry-image.js';
 import { withRegistry } from './helpers/registry-suite.js';
@@ -257,8 +258,8 @@ test('cache artifact: push records and layers, pull the records back', async () 
   const raw = JSON.parse(
     await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${env.reg.host}/cache/app:buildcache`]),
   );
-  assert.is(raw.artifactType, remote.CacheMediaType.Artifact);
-  assert.is(raw.config.mediaType, remote.CacheMediaType.Config);
+  assert.is(raw.artifactType, CacheMediaType.Artifact);
+  assert.is(raw.config.mediaType, CacheMediaType.Config);
   const dst = store();
   const got = await remote.pullCache(dst.blobs, `${env.reg.host}/cache/app:buildcache`, quiet);
   assert.ok(got);

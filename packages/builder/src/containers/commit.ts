@@ -2,7 +2,8 @@
 // exactly as a build step's diff is (overlay whiteouts and opaque dirs → OCI whiteouts). What
 // belongs to the container and not to the image is left out: /etc/hosts, /etc/resolv.conf,
 // /etc/hostname and every mount point (and what is under it).
-import { entriesFromDirectory, writeLayer, type Entry, type Layer, type Store, type Image } from '@tsbuild/layerstore';
+import type { Layer, Store, Image } from '@tsbuild/layerstore';
+import { entriesFromDirectory, writeLayer, type Entry } from '@tsbuild/layerstore/layer';
 import { parse, buildGraph } from '@tsbuild/parser';
 import { applyStep, inheritConfig, type StageConfig } from '../image/config.js';
 import { freezeSandbox, type Thaw } from '@tsbuild/sandbox';

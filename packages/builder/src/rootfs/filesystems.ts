@@ -2,7 +2,8 @@
 // read-only view for reading files, both backed by the store's snapshots.
 import { promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
-import { getXattr, type Store } from '@tsbuild/layerstore';
+import type { Store } from '@tsbuild/layerstore';
+import { getXattr } from '@tsbuild/layerstore/layer';
 import { isPending, type PendingLayer, type StageLayer } from './layers.js';
 import { RootView } from './rootview.js';
 

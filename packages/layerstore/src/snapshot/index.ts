@@ -1,3 +1,2 @@
 export { chainID, chainIDs } from './chain-id.js';
 export { Snapshots } from './snapshots.js';
-export { exportRootfs } from './export-rootfs.js';

@@ -6,7 +6,7 @@
 import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
-import { startsTar } from '@tsbuild/layerstore';
+import { startsTar } from '@tsbuild/layerstore/layer';
 import { BuildError, where } from '../../errors.js';
 import { Beneath, namesIn } from '../../rootfs/beneath.js';
 import type { StepContext } from '../solver.js';

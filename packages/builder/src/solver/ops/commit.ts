@@ -12,7 +12,8 @@
 // Store.open removes; a record whose snapshot is missing is unpacked from its blob when used.
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { chainID, writeLayer, type Digest, type Entry, type Layer, type Store } from '@tsbuild/layerstore';
+import { chainID, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
+import { writeLayer, type Entry } from '@tsbuild/layerstore/layer';
 import type { StepContext } from '../solver.js';
 import type { Reporter } from '../../progress/index.js';
 import { BuildError } from '../../errors.js';

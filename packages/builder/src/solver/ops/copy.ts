@@ -12,7 +12,7 @@ import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
-import { entryOrderKey, fileEntry } from '@tsbuild/layerstore';
+import { entryOrderKey, fileEntry } from '@tsbuild/layerstore/layer';
 import { lstatSync } from 'node:fs';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
