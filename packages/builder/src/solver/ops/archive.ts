@@ -9,7 +9,7 @@ import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { startsTar } from '@tsbuild/layerstore/layer';
 import { BuildError, where } from '../../errors.js';
 import { Beneath, namesIn } from '../../rootfs/beneath.js';
-import type { StepContext } from '../solver.js';
+import type { StepContext } from './context.js';
 import { scratchDir } from './commit.js';
 import { rel, type Staging } from './staging.js';
 

@@ -14,7 +14,7 @@ import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CopyStep } from '@tsbuild/parser';
 import { remote } from '@tsbuild/layerstore';
-import type { StepContext } from '../solver.js';
+import type { StepContext } from './context.js';
 import { parseSize } from '../../options.js';
 import type { SourceItem } from './sources.js';
 import { BuildError, where } from '../../errors.js';
