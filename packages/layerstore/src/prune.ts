@@ -206,7 +206,7 @@ export async function cleanTemp(tmpDir: string, opts: { maxAgeMs: number }): Pro
     const owner = parseOwner(n);
     let stale: boolean;
     if (owner) {
-      stale = !(await pidAlive(owner.pid, owner.start === '0' ? undefined : owner.start));
+      stale = !pidAlive(owner.pid, owner.start === '0' ? undefined : owner.start);
     } else {
       try {
         stale = Date.now() - (await fsp.lstat(p)).mtimeMs > opts.maxAgeMs;

@@ -7,6 +7,7 @@
 // (the registry then starts a normal upload), never correctness.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '@tsbuild/sys';
 import type { Digest } from '../types.js';
 
 const perBlob = 8;
@@ -57,9 +58,8 @@ export class BlobLocations {
     // Keep the newest entries (Map order is insertion order; ours were added last).
     const entries = [...this.blobs].slice(-maxBlobs);
     await fs.mkdir(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await fs.writeFile(tmp, JSON.stringify({ version: 1, blobs: Object.fromEntries(entries) }));
-    await fs.rename(tmp, this.file);
+    // A cache of hints: not durable (a crash may lose the latest, never tear it).
+    await writeFileAtomic(this.file, JSON.stringify({ version: 1, blobs: Object.fromEntries(entries) }));
     this.dirty = false;
   }
 }

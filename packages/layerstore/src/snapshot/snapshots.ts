@@ -25,6 +25,7 @@ import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
 import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
 import { chainIDs } from './chain-id.js';
 import { withLock } from './lock.js';
+import { pidAlive } from '@tsbuild/sys';
 import { spreadSubdirs } from '../sys/topdir.js';
 import type { LeaseHolder } from '../leases.js';
 
@@ -209,15 +210,8 @@ export class Snapshots {
       const m = /^(?:unpack|trash)-[0-9a-f]+-(\d+)-[0-9a-f]+$/.exec(n);
       if (!m) continue;
       const pid = Number(m[1]);
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (e) {
-        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (alive && pid !== process.pid) continue;
-      if (pid === process.pid) continue;
+      // These names carry no start time: a reused pid keeps them until the next cleanup.
+      if (pid === process.pid || pidAlive(pid)) continue;
       await rm(join(this.tmpDir, n), { recursive: true, force: true });
       removed++;
     }
