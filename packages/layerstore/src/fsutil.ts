@@ -1,31 +1,9 @@
-// Small filesystem helpers of the store: digests, and the store's use of @tsbuild/sys (atomic writes, owners).
+// Small filesystem helpers of the store, and its use of @tsbuild/sys (atomic writes, owners); digests from digest.ts.
 import { lstatSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { ownedId, writeFileAtomic as atomic } from '@tsbuild/sys';
 export { fsyncDir, parseOwner, pidAlive, processStart } from '@tsbuild/sys';
-import { StoreError, type Digest } from './types.js';
-
-const digestRe = /^sha256:[a-f0-9]{64}$/;
-
-export function isDigest(s: unknown): s is Digest {
-  return typeof s === 'string' && digestRe.test(s);
-}
-
-/** Only `sha256:<64 lowercase hex>` is accepted: a digest string is used to build file paths. */
-export function checkDigest(s: unknown, what = 'digest'): Digest {
-  if (!isDigest(s))
-    throw new StoreError('invalid', `${what} ${JSON.stringify(s)} is not sha256:<64 hex digits>`, String(s));
-  return s;
-}
-
-export function hexOf(d: Digest): string {
-  return checkDigest(d).slice(7);
-}
-
-export function sha256(bytes: Buffer | string): Digest {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
+export { isDigest, checkDigest, hexOf, sha256 } from './digest.js';
 
 // SmallFileIO: the store's small metadata reads (cache records, index.json, tag lookups, blob
 // stats and JSON blobs) use synchronous calls inside their async functions. Each fs.promises call

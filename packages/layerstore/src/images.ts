@@ -12,6 +12,7 @@ import {
   type Manifest,
 } from './types.js';
 import { isDigest } from './fsutil.js';
+import { choosePlatform, hostPlatform } from './platform.js';
 import type { Tags, OciIndex } from './tags.js';
 
 /** What reading an image needs from wherever blobs live (store, OCI layout, archive). */
@@ -72,19 +73,6 @@ export function isIndexMediaType(mt: string | undefined): boolean {
   return mt === MediaType.OciIndex || mt === MediaType.DockerManifestList;
 }
 
-export function hostPlatform(): { os: string; architecture: string } {
-  const arch: Record<string, string> = {
-    x64: 'amd64',
-    arm64: 'arm64',
-    arm: 'arm',
-    ia32: '386',
-    ppc64: 'ppc64le',
-    s390x: 's390x',
-    riscv64: 'riscv64',
-  };
-  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
-}
-
 async function readJSON<T>(src: BlobSource, d: Digest): Promise<T> {
   const buf = await src.read(d);
   try {
@@ -95,8 +83,8 @@ async function readJSON<T>(src: BlobSource, d: Digest): Promise<T> {
 }
 
 /**
- * Read the image a descriptor points at. An index (multi-platform) resolves to the host's platform,
- * or the only manifest it lists.
+ * Read the image a descriptor points at. An index (multi-platform) resolves to the entry for `platform`
+ * (the host's by default; see platform.ts for the matching rule).
  */
 export async function readImage(src: BlobSource, desc: Descriptor, platform = hostPlatform()): Promise<Image> {
   if (isIndexMediaType(desc.mediaType)) {
@@ -104,9 +92,7 @@ export async function readImage(src: BlobSource, desc: Descriptor, platform = ho
     const manifests = idx.manifests.filter(
       (m) => !isIndexMediaType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
     );
-    const pick =
-      manifests.find((m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture) ??
-      (manifests.length === 1 ? manifests[0] : undefined);
+    const pick = choosePlatform(manifests, platform);
     if (!pick)
       throw new StoreError(
         'not-found',

@@ -14,12 +14,13 @@ export {
   type Layer,
 } from './types.js';
 export * from './reference.js';
+export { isDigest } from './digest.js';
 export { Store } from './store.js';
 export type { LockOptions, Release } from './lock.js';
 export type { PruneOptions, PruneReport } from './prune.js';
 export { Lease, Leases, type LeaseInfo, type LeaseKind, type LeaseOwner } from './leases.js';
 export { chainID, chainIDs } from './snapshot/index.js';
-export { hostPlatform } from './images.js';
+export { hostPlatform, type Platform } from './platform.js';
 export { check, type CheckOptions, type CheckReport } from './check.js';
 // Adapters.
 export * as remote from './remote/index.js';

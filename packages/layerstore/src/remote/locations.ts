@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '@tsbuild/sys';
 import type { Digest } from '../types.js';
+import { isDigest } from '../digest.js';
 
 const perBlob = 8;
 const maxBlobs = 50_000;
@@ -69,7 +70,7 @@ async function readFile(file: string): Promise<Map<string, string[]>> {
     const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as { blobs?: Record<string, unknown> };
     const m = new Map<string, string[]>();
     for (const [d, v] of Object.entries(parsed.blobs ?? {})) {
-      if (/^sha256:[a-f0-9]{64}$/.test(d) && Array.isArray(v))
+      if (isDigest(d) && Array.isArray(v))
         m.set(d, v.filter((x): x is string => typeof x === 'string').slice(0, perBlob));
     }
     return m;

@@ -24,17 +24,15 @@ import { join } from 'node:path';
 import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
 import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
 import { chainIDs } from './chain-id.js';
+import { isDigest } from '../digest.js';
 import { withLock } from './lock.js';
 import { pidAlive } from '@tsbuild/sys';
 import { spreadSubdirs } from '../sys/topdir.js';
 import type { LeaseHolder } from '../leases.js';
 
-const HEX = /^[0-9a-f]{64}$/;
-
 function hexOf(d: Digest): string {
-  const hex = d.slice('sha256:'.length);
-  if (!d.startsWith('sha256:') || !HEX.test(hex)) throw new RangeError(`not a sha256 digest: ${d}`);
-  return hex;
+  if (!isDigest(d)) throw new RangeError(`not a sha256 digest: ${d}`);
+  return d.slice('sha256:'.length);
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -197,7 +195,7 @@ export class Snapshots {
       throw e;
     });
     return names
-      .filter((n) => HEX.test(n))
+      .filter((n) => isDigest(`sha256:${n}`))
       .sort()
       .map((n) => ({ chainID: `sha256:${n}` as Digest, path: join(this.root, n) }));
   }
