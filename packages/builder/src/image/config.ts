@@ -1,8 +1,9 @@
 // How each metadata instruction changes the image config, exactly as Docker/BuildKit do.
-import type { Step } from '@tsbuild/parser';
+import { DEFAULT_PATH, type Step } from '@tsbuild/parser';
 import type { ContainerConfig, ImageConfig } from '@tsbuild/layerstore';
 
-export const DefaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The default PATH is the parser's DEFAULT_PATH (defined once); this name stays for containers/create.ts. */
+export const DefaultPath = DEFAULT_PATH;
 
 export interface StageConfig {
   image: ImageConfig;
@@ -15,7 +16,7 @@ export function scratchConfig(platform: { os: string; architecture: string; vari
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    config: { Env: [`PATH=${DefaultPath}`] },
+    config: { Env: [`PATH=${DEFAULT_PATH}`] },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   };

@@ -5,12 +5,11 @@ import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
 import { Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import type { RunMount, RunStep } from '@tsbuild/parser';
+import { DEFAULT_PATH, type RunMount, type RunStep } from '@tsbuild/parser';
 import { run as sandboxRun, type Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from './context.js';
 import { resolveUser, withHome } from '../../rootfs/users.js';
-import { DefaultPath } from '../../image/config.js';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { fromContext, hashContextTree } from './sources.js';
@@ -132,7 +131,7 @@ function runEnv(step: RunStep, imageEnv: string[]): string[] {
     const eq = e.indexOf('=');
     if (eq > 0) map.set(e.slice(0, eq), e.slice(eq + 1));
   }
-  if (!map.has('PATH')) map.set('PATH', DefaultPath);
+  if (!map.has('PATH')) map.set('PATH', DEFAULT_PATH);
   return [...map].map(([k, v]) => `${k}=${v}`);
 }
 
