@@ -26,4 +26,4 @@ export { check, type CheckOptions, type CheckReport } from './check.js';
 export * as remote from './remote/index.js';
 export * as layout from './layout/index.js';
 export * as archive from './archive/index.js';
-export { validate, validateProblems, type ValidateSource } from './validate.js';
+export { validate, validateProblems, type ValidateSource, type ValidateOptions } from './validate.js';
