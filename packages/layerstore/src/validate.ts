@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
 import { MediaType, StoreError, type Digest, type Image } from './types.js';
 import { isDigest } from './fsutil.js';
-import { layerCompression } from './images.js';
+import { layerCompression } from './image-read.js';
 
 export interface ValidateSource {
   read(digest: Digest): Promise<Buffer>;
