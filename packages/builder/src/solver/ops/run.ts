@@ -13,7 +13,7 @@ import { resolveUser, withHome } from '../../rootfs/users.js';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { fromContext, hashContextTree } from './sources.js';
-import { Beneath } from '../../rootfs/beneath.js';
+import { Beneath } from '../../rootfs/beneath-tree.js';
 import { acquireCacheMount } from './cachemounts.js';
 
 const TailLines = 20;

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { entryOrderKey, type Entry } from '@tsbuild/layerstore/layer';
 import type { RootView } from '../../rootfs/rootview.js';
-import { Beneath } from '../../rootfs/beneath.js';
+import { Beneath } from '../../rootfs/beneath-tree.js';
 
 export interface NewDirOwner {
   uid: number;
