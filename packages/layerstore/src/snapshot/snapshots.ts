@@ -25,7 +25,7 @@ import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
 import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
 import { chainIDs } from './chain-id.js';
 import { isDigest } from '../digest.js';
-import { withLock } from './lock.js';
+import { LockManager } from '../lock.js';
 import { pidAlive } from '@tsbuild/sys';
 import { spreadSubdirs } from '../sys/topdir.js';
 import type { LeaseHolder } from '../leases.js';
@@ -59,6 +59,17 @@ export class Snapshots {
     private readonly held?: LeaseHolder,
   ) {}
 
+  private lockManager: LockManager | undefined;
+  /**
+   * Under the snapshot's lock, `<root>/<hex>.lock`: the store's lock (pid + start time, so a crashed
+   * holder's lock is broken even when its pid was reused; breaking serialised). No timeout: the holder
+   * may be unpacking a layer of gigabytes; a dead holder's lock is broken.
+   */
+  private withLock<T>(chainID: Digest, fn: () => Promise<T>): Promise<T> {
+    this.lockManager ??= new LockManager(this.root);
+    return this.lockManager.with(hexOf(chainID), fn, { timeoutMs: Infinity });
+  }
+
   pathOf(chainID: Digest): string {
     return join(this.root, hexOf(chainID));
   }
@@ -70,7 +81,7 @@ export class Snapshots {
     // Written before a reboot and never known to be on disk: dropped (the blob unpacks it again),
     // under its lock and only if still stale there: another process may have unpacked it anew
     // meanwhile and be using it.
-    return withLock(`${path}.lock`, () => this.getLocked(chainID));
+    return this.withLock(chainID, () => this.getLocked(chainID));
   }
 
   /** get() for a caller that holds the snapshot's lock. */
@@ -114,7 +125,7 @@ export class Snapshots {
         out.push(have);
         continue;
       }
-      await withLock(this.pathOf(id) + '.lock', async () => {
+      await this.withLock(id, async () => {
         if (await this.getLocked(id)) return; // another process made it while we waited
         await this.unpackInto(layers[i]!, id);
       });
@@ -158,7 +169,7 @@ export class Snapshots {
     await mkdir(this.root, { recursive: true });
     await this.held?.reuse('snapshot', chainID);
     if (await this.get(chainID)) await rm(dir, { recursive: true, force: true });
-    else await withLock(this.pathOf(chainID) + '.lock', () => this.renameIn(dir, chainID));
+    else await this.withLock(chainID, () => this.renameIn(dir, chainID));
     return { chainID, path: this.pathOf(chainID) };
   }
 
