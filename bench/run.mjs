@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The benchmark harness: tsbuild against BuildKit (Debian's docker.io) and Buildah on the same workloads.
 //
-//   node bench/run.mjs [--quick] [--runs N] [--only tiny,many-files] [--builders tsbuild,buildkit,buildah]
-//                      [--no-sub] [--no-limits] [--out FILE]
+//   node bench/run.mjs [--quick] [--runs N] [--only tiny,many-files,ci-push,scale,pull,run]
+//                      [--builders tsbuild,buildkit,buildah] [--no-sub] [--no-limits] [--out FILE]
+//                      [--scale-values 'context=2000,20000;layers=120']
 //
 // Root, after `pnpm run build`. Writes bench/RESULTS.md (keeping its hand-written "Where the time goes"
 // section) and the raw samples to bench/work/results.json. tsbuild under test is a build of the committed HEAD in
@@ -10,12 +11,18 @@
 //
 // For every workload, every run, every builder in turn (A B C A B C…, to spread drift over all of them):
 //   flush (untimed) → cold build → no-op rebuild → edit one file read by a late step → one-change rebuild.
+// Then the measurements of bench/lib/measures.mjs, in the same style (--only selects them by name too):
+//   ci-push (build + first push), scale-context, scale-steps, scale-stages, scale-layers (or `scale` for the four),
+//   pull (tsbuild pull vs skopeo), run (run --rm true: tsbuild vs podman vs docker).
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, readdirSync, cpSync } from 'node:fs';
 import os from 'node:os';
 import { sh, median, min, max, fmtS, fmtMB, sleep } from './lib/util.mjs';
-import { tsbuildBuilder, buildkitBuilder, buildahBuilder, FLUSH, SIZE } from './lib/builders.mjs';
+import { tsbuildBuilder, buildkitBuilder, buildahBuilder, FLUSH, SIZE, PUSH } from './lib/builders.mjs';
+import { missing as missingTool } from './lib/builders.mjs';
+import { NEW_MEASURES, ciPush, scale, pull, runStart } from './lib/measures.mjs';
+import { reportCiPush, reportScale, reportPull, reportRun } from './lib/measures.mjs';
 import { ensureManyFiles, MTIME } from './gen-data.mjs';
 import { utimesSync } from 'node:fs';
 
@@ -83,7 +90,44 @@ const W = {
   'big-file': { change: 'note.txt', args: [`SIZE_MB=${bigMB}`] },
   debian: { change: 'app.conf', base: 'debian' },
 };
+// --only takes workload names and measurement names (`scale` = the four scale-* ones); no --only: everything.
+if (only) {
+  const known = [...Object.keys(W), ...NEW_MEASURES, 'scale'];
+  const bad = only.filter((n) => !known.includes(n));
+  if (bad.length) {
+    console.error(`bench: --only: unknown ${bad.join(', ')} (known: ${known.join(', ')})`);
+    process.exit(2);
+  }
+}
 const names = Object.keys(W).filter((n) => !only || only.includes(n));
+// --scale-values DIM=a,b,c[;DIM=…] replaces the sizes of a scale dimension (e.g. one size of the full run, checked
+// on its own): context, steps, stages, layers.
+const scaleValues = Object.fromEntries(
+  (opt('--scale-values', '') || '')
+    .split(';')
+    .filter(Boolean)
+    .map((kv) => {
+      const [k, v] = kv.split('=');
+      const xs = (v ?? '').split(',').map(Number);
+      if (!['context', 'steps', 'stages', 'layers'].includes(k) || xs.some((x) => !(Number.isInteger(x) && x > 0))) {
+        console.error(`bench: --scale-values: "${kv}" is not DIM=N,N,… (DIM: context, steps, stages, layers)`);
+        process.exit(2);
+      }
+      return [k, xs];
+    }),
+);
+const measures = NEW_MEASURES.filter(
+  (m) => !only || only.includes(m) || (m.startsWith('scale-') && only.includes('scale')),
+);
+// A peer that is not installed is reported as such, never a crash: builders and tools checked here.
+const missing = Object.fromEntries(
+  ['buildkit', 'buildah', 'podman', 'skopeo'].map((t) => [t, missingTool(t)]).filter(([, m]) => m),
+);
+for (const [t, m] of Object.entries(missing)) log(`${t}: not installed (no ${m}); reported as "not installed"`);
+if (measures.length && !builderNames.includes('tsbuild')) {
+  console.error(`bench: ${measures.join(', ')} need tsbuild in --builders`);
+  process.exit(2);
+}
 
 // Contexts live in bench/work/ctx/<name>: the committed workload files plus generated data (hard links).
 function prepareContext(name) {
@@ -252,9 +296,9 @@ const makers = {
   buildkit: buildkitBuilder,
   buildah: buildahBuilder,
 };
-const builders = builderNames.map((n) =>
-  makers[n]({ repo: tsbuildSrc, work, head: live ? `${head}+working tree` : head }),
-);
+const builders = builderNames
+  .filter((n) => !missing[n])
+  .map((n) => makers[n]({ repo: tsbuildSrc, work, head: live ? `${head}+working tree` : head }));
 const results = {}; // results[workload][builder][phase] = [{ms, rssKB}]
 const sizes = {};
 const failures = [];
@@ -280,6 +324,7 @@ mkdirSync(work, { recursive: true });
 const versions = {};
 let limitRows = [],
   sub = {};
+const extra = {}; // results of the measurements of bench/lib/measures.mjs
 try {
   const bases = await prepareBases();
   for (const b of builders) {
@@ -328,6 +373,29 @@ try {
     }
     writeFileSync(join(work, 'results.json'), JSON.stringify({ results: strip(results), sizes }, null, 1));
   }
+  const menv = { builders, runs, quick, work, repo, here, log, attemptWith, missing, scaleValues };
+  Object.assign(menv, { prepareContext: prepareTouched, bigArgs: W['big-file'].args });
+  if (measures.includes('ci-push')) {
+    log('measurement: ci-push');
+    extra.ciPush = await ciPush(menv);
+  }
+  const dims = measures.filter((m) => m.startsWith('scale-')).map((m) => m.slice(6));
+  if (dims.length) {
+    log(`measurement: scale (${dims.join(', ')})`);
+    extra.scale = await scale(menv, dims);
+  }
+  if (measures.includes('pull')) {
+    log('measurement: pull');
+    extra.pull = await pull(menv);
+  }
+  if (measures.includes('run')) {
+    log('measurement: run');
+    extra.run = await runStart(menv);
+  }
+  writeFileSync(
+    join(work, 'results-extra.json'),
+    JSON.stringify(extra, (k, v) => (k === 'out' ? undefined : v), 1),
+  );
   await teardownAll();
   if (doLimits) {
     log('machine limits');
@@ -339,9 +407,12 @@ try {
   throw e;
 }
 // A failed build is logged and counted as missing (NaN), never silently retried into the figures.
-async function attempt(b, ctx, tag, args, what) {
+function attempt(b, ctx, tag, args, what) {
+  return attemptWith(b.name, what, () => b.build(ctx, tag, args));
+}
+async function attemptWith(name, what, fn) {
   try {
-    const r = await b.build(ctx, tag, args);
+    const r = await fn();
     if (syncEach) {
       const s = await sh('sync', []);
       r.ms += s.ms;
@@ -351,10 +422,16 @@ async function attempt(b, ctx, tag, args, what) {
   } catch (e) {
     // The command line, then the end of its output, where a build's error is; paths relative to the repository.
     const lines = e.message.replaceAll(`${repo}/`, '').split('\n');
-    failures.push(`${b.name} ${what}: ${[lines[0], '...', ...lines.slice(-14)].join('\n')}`);
-    log(`FAILED ${b.name} ${what}: ${e.message.split('\n').slice(-3).join(' / ')}`);
+    failures.push(`${name} ${what}: ${[lines[0], '...', ...lines.slice(-14)].join('\n')}`);
+    log(`FAILED ${name} ${what}: ${e.message.split('\n').slice(-3).join(' / ')}`);
     return { ms: NaN, rssKB: NaN, out: e.message };
   }
+}
+// A workload's context for the measurements (the same files and mtimes as the build workloads use).
+async function prepareTouched(name) {
+  const ctx = await prepareContext(name);
+  touchAll(ctx);
+  return ctx;
 }
 function strip(r) {
   return Object.fromEntries(
@@ -383,6 +460,13 @@ function tmpfsRunNote() {
 const M = (w, b, p) => median((results[w]?.[b]?.[p] ?? []).map((x) => x.ms));
 const ratio = (w, p) => M(w, 'tsbuild', p) / M(w, 'buildkit', p);
 const peakRss = (w, b) => max((results[w]?.[b] ? Object.values(results[w][b]).flat() : []).map((x) => x.rssKB));
+const medMs = (xs) => median((xs ?? []).map((x) => x.ms));
+const ciRatio = (img) => medMs(extra.ciPush?.images[img]?.tsbuild) / medMs(extra.ciPush?.images[img]?.buildkit);
+const pullRatio = (img) => {
+  const r = extra.pull?.images[img];
+  return medMs(r?.tsbuild?.first) / medMs(r?.skopeo?.first);
+};
+const runRatio = (net) => medMs(extra.run?.nets[net]?.tsbuild) / medMs(extra.run?.nets[net]?.podman);
 const targets = [
   ['tiny no-op', () => ratio('tiny', 'noop'), 0.8],
   ['ten-steps no-op', () => ratio('ten-steps', 'noop'), 0.8],
@@ -408,6 +492,11 @@ const targets = [
     1.0,
   ],
   ['push vs `skopeo copy`, registry client in-process, 4 × 8 MiB', () => sub.push?.ratio ?? NaN, 1.0],
+  ['build + push for CI, many-files (tsbuild / BuildKit + docker push)', () => ciRatio('many-files'), 0.4],
+  ['build + push for CI, big-file (tsbuild / BuildKit + docker push)', () => ciRatio('big-file'), 0.4],
+  ['pull, many-files, first (tsbuild / skopeo copy)', () => pullRatio('many-files'), 1.0],
+  ['pull, big-file, first (tsbuild / skopeo copy)', () => pullRatio('big-file'), 1.0],
+  ['`run --rm IMG true`, default network (tsbuild / podman)', () => runRatio('default'), 0.5],
   [
     'repeated push through the CLI, slowest image (s)',
     () => Math.max(...Object.values(sub.push?.cli ?? {}).map((x) => x.repeat?.s ?? NaN)),
@@ -491,6 +580,21 @@ L.push(
     '.',
   '',
 );
+if (Object.keys(extra).length) {
+  L.push('## Build + push, how cost grows, pull and run', '');
+  if (extra.ciPush) L.push(...reportCiPush(extra.ciPush, missing));
+  // The charts beside the report, linked relatively: charts/ for RESULTS.md, <name>-charts/ for any other file.
+  const base = outFile.split('/').pop().replace(/\.md$/, '');
+  const chartsRel = base === 'RESULTS' ? 'charts' : `${base}-charts`;
+  const chartsDir = join(dirname(outFile), chartsRel);
+  if (extra.scale) L.push(...reportScale(extra.scale, { chartsDir, chartsRel, missing }));
+  if (extra.pull) L.push(...reportPull(extra.pull, missing));
+  if (extra.run) L.push(...reportRun(extra.run, missing));
+}
+if (Object.keys(missing).length) {
+  const what = Object.entries(missing).map(([t, m]) => `${t} (no \`${m}\`)`);
+  L.push(`Not installed here (reported as such): ${what.join(', ')}.`, '');
+}
 if (failures.length) {
   L.push('## Failed builds', '', 'Counted as missing in the medians above.', '', '```', ...failures, '```', '');
 }
@@ -555,9 +659,16 @@ L.push(
 L.push(
   "- BuildKit runs in a dockerd the harness starts itself (`--data-root bench/work/docker/data`, a private socket and exec-root, `--iptables=false --ip-masq=false --ip-forward=false`, `--bridge tsbbench<random>` — a bridge of its own, made and removed by the test kit's helper, so another dockerd on the machine cannot take docker0 away mid-run and this one never touches docker0) and stops at the end.",
 );
-L.push('- Times are wall-clock from spawning the CLI to its exit (`docker build` waits for the daemon).', '');
+L.push('- Times are wall-clock from spawning the CLI to its exit (`docker build` waits for the daemon).');
+if (extra.ciPush) {
+  const how = Object.entries(PUSH).map(([b, s]) => `${b}: ${s}`);
+  L.push(`- Build + push: ${how.join('; ')}. tsbuild-nocomp is left out: CI pushes compressed layers.`);
+}
+L.push('');
 L.push(
-  'Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, $SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage):',
+  'Exact build commands ($ROOT = bench/work/<builder>/root for tsbuild and tsbuild-nocomp, ' +
+    '$SOCK = bench/work/docker/docker.sock, $BROOT = bench/work/buildah/storage, ' +
+    '$BRUN = /run/tsb-bench-buildah-<tag of bench/work>):',
   '',
   '```',
 );

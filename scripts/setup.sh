@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # connects the private network of RUN steps and containers (the default network); ADD of a bzip2/xz
 # file runs bzip2/xz to see whether its content is a tar (and GNU tar to unpack it).
 runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils)
-# e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device.
-testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs)
+# e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device. buildah and podman: the
+# benchmark's peers (bench/run.mjs: build + push, run --rm), which reports them "not installed" when missing.
+testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs buildah podman)
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
 

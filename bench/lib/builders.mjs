@@ -3,10 +3,14 @@
 //   flush()       empty the build cache, keep the base images (untimed; see FLUSH below)
 //   build(ctx, tag, buildArgs) → { ms, rssKB, out }   one timed build
 //   size(tag)     final image size in bytes (each builder's own notion; see SIZE)
+//   buildPush(ctx, ref, buildArgs) → { ms, rssKB, pushMs?, out }   a build, then its push to ref (a registry on
+//                 127.0.0.1, plain HTTP), the way a CI job does it with that tool (see PUSH)
 //   teardown()
+// missing(name) says which program a builder needs that is not installed (null when all are there).
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
-import { sh, timed, resetPeak, peakKB, childrenOf, sleep } from './util.mjs';
+import { sh, timed, resetPeak, peakKB, childrenOf, sleep, which } from './util.mjs';
 
 export const FLUSH = {
   tsbuild:
@@ -22,6 +26,24 @@ export const SIZE = {
   buildah: '`buildah images --json` size (uncompressed, as printed: 3 significant digits)',
 };
 
+export const PUSH = {
+  tsbuild:
+    '`tsbuild build --push -t REF CTX`: one command, as CI runs it (the push starts when the build has finished)',
+  buildkit: '`docker build -t REF CTX` then `docker push REF` (BuildKit in dockerd; the layers are compressed at push)',
+  buildah: '`buildah bud --layers -t REF CTX` then `buildah push --tls-verify=false REF`',
+};
+
+/**
+ * The first program a builder or peer needs that is not on this machine, or null. BENCH_WITHOUT=podman,skopeo
+ * treats those as not installed, to see the report a machine without them gets.
+ */
+export function missing(name) {
+  const needs = { buildkit: ['dockerd', 'docker'], buildah: ['buildah'], podman: ['podman'], skopeo: ['skopeo'] };
+  const need = needs[name] ?? [];
+  if ((process.env.BENCH_WITHOUT ?? '').split(',').includes(name)) return need[0] ?? name;
+  return need.find((c) => !which(c)) ?? null;
+}
+
 // tsbuild compresses every new layer during the build; BuildKit in dockerd's image store does not (it compresses
 // at push). `tsbuild-nocomp` (`--compression none`) is tsbuild doing the same work as BuildKit, reported beside it.
 export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] }) {
@@ -33,6 +55,9 @@ export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] 
   const cli = (args, o = {}) => sh(bin, args, { env, ...o });
   return {
     name,
+    bin,
+    /** A store holding only the base images (made by setup), for measurements that need their own copy. */
+    template,
     command: (ctx, tag, args) =>
       `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')} -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() {
@@ -58,6 +83,14 @@ export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] 
       );
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
     },
+    pushCommand: (ctx, ref, args) =>
+      `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')}` +
+      ` --push -t ${ref}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+    async buildPush(ctx, ref, buildArgs = []) {
+      const bargs = buildArgs.flatMap((a) => ['--build-arg', a]);
+      const r = await timed(bin, ['build', '--progress=plain', ...extra, '--push', '-t', ref, ...bargs, ctx], { env });
+      return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
+    },
     async size(tag) {
       const j = JSON.parse((await cli(['inspect', tag])).stdout);
       return j.Manifest.config.size + j.Manifest.layers.reduce((a, l) => a + l.size, 0);
@@ -68,12 +101,21 @@ export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] 
 
 // The bridge helper the test suite's private dockerd uses too (one way to make and remove it), from the
 // compiled testkit: the harness runs after `pnpm run build`.
-async function createBridge() {
+export async function createBridge(tag = 'bench') {
   const mod = new URL('../../packages/testkit/dist/src/bridge.js', import.meta.url);
   const { createBridge: create } = await import(mod.href).catch((e) => {
     throw new Error(`bench: ${mod.pathname} is missing (run \`pnpm run build\` first): ${e.message}`);
   });
-  return create('bench');
+  return create(tag);
+}
+
+/**
+ * A short tag of the bench's work directory, for the run-state directories outside it (dockerd's exec-root, the
+ * buildah and podman run roots): two checkouts running the bench at once must not share one. dockerd reuses a live
+ * containerd it finds in its exec-root, so a shared one would tie two daemons' builds and teardowns together.
+ */
+export function runTag(work) {
+  return createHash('sha256').update(work).digest('hex').slice(0, 8);
 }
 
 // The same help tsbuild gets: its per-run sandbox state lives on a tmpfs (/run if it is one, else /dev/shm), so
@@ -93,7 +135,7 @@ const tmpfsRun = (() => {
 export function buildkitBuilder({ work }) {
   const dir = join(work, 'docker');
   const sock = join(dir, 'docker.sock');
-  const execRoot = tmpfsRun ? '/run/tsb-bench-docker' : '/dev/shm/tsb-bench-docker';
+  const execRoot = `${tmpfsRun ? '/run' : '/dev/shm'}/tsb-bench-docker-${runTag(work)}`;
   const env = { DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
   const docker = (args, o = {}) => sh('/usr/bin/docker', args, { env, ...o });
   let daemon = null,
@@ -171,6 +213,23 @@ export function buildkitBuilder({ work }) {
       const daemonKB = Math.max(...pids.map(peakKB));
       return { ms: r.ms, rssKB: Math.max(r.rssKB, daemonKB), daemonKB, clientKB: r.rssKB, out: r.stderr + r.stdout };
     },
+    pushCommand: (ctx, ref, args) =>
+      `DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$SOCK /usr/bin/docker build --progress=plain -t ${ref}` +
+      `${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx} && DOCKER_HOST=unix://$SOCK /usr/bin/docker push ${ref}`,
+    async buildPush(ctx, ref, buildArgs = []) {
+      // dockerd treats 127.0.0.0/8 as an insecure (plain HTTP) registry by default.
+      const pids = daemonPids();
+      pids.forEach(resetPeak);
+      const bargs = buildArgs.flatMap((a) => ['--build-arg', a]);
+      const b = await timed('/usr/bin/docker', ['build', '--progress=plain', '-t', ref, ...bargs, ctx], { env });
+      const p = await timed('/usr/bin/docker', ['push', ref], { env });
+      const daemonKB = Math.max(...pids.map(peakKB));
+      const out = b.stderr + b.stdout + p.stderr + p.stdout;
+      return { ms: b.ms + p.ms, pushMs: p.ms, rssKB: Math.max(b.rssKB, p.rssKB, daemonKB), daemonKB, out };
+    },
+    /** The daemons' pids (dockerd and its containerd), for peak-RSS readings by other measurements. */
+    daemonPids,
+    docker,
     async size(tag) {
       return Number((await docker(['image', 'inspect', '-f', '{{.Size}}', tag])).stdout.trim());
     },
@@ -189,14 +248,16 @@ export function buildkitBuilder({ work }) {
 
 export function buildahBuilder({ work }) {
   const dir = join(work, 'buildah');
-  const g = ['--root', join(dir, 'storage'), '--runroot', '/run/tsb-bench-buildah', '--storage-driver', 'overlay'];
+  const runroot = `/run/tsb-bench-buildah-${runTag(work)}`;
+  const g = ['--root', join(dir, 'storage'), '--runroot', runroot, '--storage-driver', 'overlay'];
   const buildah = (args, o = {}) => sh('buildah', [...g, ...args], o);
   let bases = [];
   const norm = (t) => t.replace(/^localhost\//, '');
   return {
     name: 'buildah',
     command: (ctx, tag, args) =>
-      `buildah --root $BROOT --runroot /run/tsb-bench-buildah --storage-driver overlay bud --layers --pull=never -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+      'buildah --root $BROOT --runroot $BRUN --storage-driver overlay bud --layers --pull=never ' +
+      `-t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() {
       return (await sh('buildah', ['--version'])).stdout.trim();
     },
@@ -230,6 +291,17 @@ export function buildahBuilder({ work }) {
         ctx,
       ]);
       return { ms: r.ms, rssKB: r.rssKB, out: r.stderr + r.stdout };
+    },
+    pushCommand: (ctx, ref, args) =>
+      'buildah --root $BROOT --runroot $BRUN --storage-driver overlay bud --layers --pull=never ' +
+      `-t ${ref}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx} && ` +
+      `buildah --root $BROOT … push --tls-verify=false ${ref}`,
+    async buildPush(ctx, ref, buildArgs = []) {
+      const bargs = buildArgs.flatMap((a) => ['--build-arg', a]);
+      const b = await timed('buildah', [...g, 'bud', '--layers', '--pull=never', '-t', ref, ...bargs, ctx]);
+      const p = await timed('buildah', [...g, 'push', '--tls-verify=false', ref]);
+      const out = b.stderr + b.stdout + p.stderr + p.stdout;
+      return { ms: b.ms + p.ms, pushMs: p.ms, rssKB: Math.max(b.rssKB, p.rssKB), out };
     },
     async size(tag) {
       const imgs = JSON.parse((await buildah(['images', '--json'])).stdout || '[]');

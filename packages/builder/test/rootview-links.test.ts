@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RootView } from '../src/rootfs/rootview.js';
-import { isOpaque } from '../src/rootfs/filesystems.js';
+import { RootView } from '@tsbuild/sandbox';
+import { isOpaque } from '@tsbuild/layerstore';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-rootview-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));

@@ -13,6 +13,7 @@ export {
   type Image,
   type Layer,
 } from './types.js';
+export { DEFAULT_PATH, setEnv } from './imageconfig.js';
 export * from './reference.js';
 export { isDigest } from './digest.js';
 export { Store } from './store.js';
@@ -20,6 +21,11 @@ export type { LockOptions, Release } from './lock.js';
 export type { PruneOptions, PruneReport } from './prune.js';
 export { Lease, Leases, type LeaseInfo, type LeaseKind, type LeaseOwner } from './leases.js';
 export { chainID, chainIDs } from './snapshot/index.js';
+// The one snapshotter (RUN steps and containers): prepare(parent) → active, view, commit(active) → layer, remove.
+export { Snapshotter, isOpaque } from './snapshot/index.js';
+export type { ActiveSnapshot, SnapshotMounts, CommitOptions } from './snapshot/index.js';
+// Removing a tree a running container may still change (volumes); belongs with the beneath-fd operations.
+export { removeTreeBeneath } from './sys/index.js';
 export { hostPlatform, type Platform } from './platform.js';
 export { check, type CheckOptions, type CheckReport } from './check.js';
 // Adapters.

@@ -10,7 +10,7 @@ import { LeaseHolder, Leases, type Lease } from './leases.js';
 import { Tags, emptyIndex } from './tags.js';
 import { exists, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
-import { Snapshots } from './snapshot/index.js';
+import { Snapshots, Snapshotter } from './snapshot/index.js';
 import { spreadSubdirs } from './sys/topdir.js';
 
 export const OciLayoutVersion = '1.0.0';
@@ -32,9 +32,10 @@ export class Store {
   readonly images: Images;
   readonly locks: LockManager;
   readonly snapshots: Snapshots;
+  /** prepare/view/commit/remove over `snapshots`: what RUN steps and containers run on. */
+  readonly snapshotter: Snapshotter;
   readonly tmpDir: string;
   readonly snapshotsDir: string;
-  readonly containersDir: string;
   readonly leases: Leases;
   /** The lease the store's parts add to (see beginLease). */
   readonly held = new LeaseHolder();
@@ -42,7 +43,6 @@ export class Store {
   private constructor(readonly root: string) {
     this.tmpDir = join(root, 'tmp');
     this.snapshotsDir = join(root, 'snapshots');
-    this.containersDir = join(root, 'containers');
     this.locks = new LockManager(join(root, 'locks'));
     this.leases = new Leases(root, this.locks);
     this.blobs = new FileBlobStore(root, this.tmpDir, this.held);
@@ -50,6 +50,7 @@ export class Store {
     this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir, this.held);
     this.images = new Images(this.blobs, this.tags);
     this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir, {}, this.held);
+    this.snapshotter = new Snapshotter(this.snapshots, this.blobs);
   }
 
   /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
@@ -61,7 +62,7 @@ export class Store {
     // lives beneath the root, so its mode alone closes the store; chmod every open, not only at
     // creation, to tighten stores made before (mkdir's mode is also cut by the umask).
     privateRoot(root);
-    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers'])
+    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks'])
       mkdirSync(join(root, d), { recursive: true });
     const store = new Store(root);
     if (!(await exists(join(root, 'oci-layout'))) || !(await exists(store.tags.indexPath))) {

@@ -14,8 +14,8 @@ test('prune removes only what nothing reaches; respects the grace period; cleans
     await store.cache.put(cached.digest, { value: 1, blobs: [cached.digest] });
     // A container's lease lives as long as its directory.
     const inContainer = await store.blobs.put('{"container image":1}');
-    await fsp.mkdir(join(store.root, 'containers', 'c1'));
-    await store.leases.forPath('container-c1', 'containers/c1', 'container').reuse('blob', inContainer.digest);
+    await fsp.mkdir(join(store.root, 'owners', 'c1'), { recursive: true });
+    await store.leases.forPath('container-c1', 'owners/c1', 'container').reuse('blob', inContainer.digest);
     const garbage = await store.blobs.put('garbage');
     const removedTag = await sampleImage(store, 'docker');
     await store.images.tag('gone:1', removedTag);
@@ -51,7 +51,7 @@ test('prune removes only what nothing reaches; respects the grace period; cleans
     assert.is((await store.cache.list()).length, 1);
     assert.is((await store.images.get('keep:1'))?.manifestDigest, tagged.manifestDigest);
     // Without its directory the container's lease has expired: its blob goes, and the lease file too.
-    await fsp.rm(join(store.root, 'containers', 'c1'), { recursive: true });
+    await fsp.rm(join(store.root, 'owners', 'c1'), { recursive: true });
     r = await store.prune({ gracePeriodMs: 0 });
     assert.is(r.leases, 1);
     assert.not.ok(await store.blobs.has(inContainer.digest));

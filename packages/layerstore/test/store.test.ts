@@ -161,7 +161,7 @@ test('concurrent ingest of the same blob: both commit, one blob, correct bytes',
 test('Store.open creates an OCI layout and the working dirs; reopening keeps tags', async () => {
   const { store, dir, cleanup } = await tempStore();
   try {
-    for (const d of ['oci-layout', 'index.json', 'blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks', 'containers']) {
+    for (const d of ['oci-layout', 'index.json', 'blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks']) {
       await fsp.stat(join(store.root, d));
     }
     assert.equal(JSON.parse(await fsp.readFile(join(store.root, 'oci-layout'), 'utf8')), {

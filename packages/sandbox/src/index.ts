@@ -11,3 +11,7 @@ export { launcherPath } from './launcher.js';
 export { checkHost, type HostCheck } from './check.js';
 export { cleanupStale, defaultStateDir } from './state.js';
 export { resolveInRoot } from './initlayer.js';
+// A root filesystem read from its overlay stack without mounting it, and the process's identity in it.
+export { RootView, LayerMissingError, isWhiteout, type ViewEntry, type OpaqueCheck } from './rootfs/rootview.js';
+export { flattenInto } from './rootfs/flatten.js';
+export { resolveUser, resolveChown, withHome, UserError, type Identity } from './rootfs/users.js';

@@ -1,8 +1,9 @@
 // How each metadata instruction changes the image config, exactly as Docker/BuildKit do.
-import { DEFAULT_PATH, type Step } from '@tsbuild/parser';
-import type { ContainerConfig, ImageConfig } from '@tsbuild/layerstore';
+import type { Step } from '@tsbuild/parser';
+import { DEFAULT_PATH, setEnv, type ContainerConfig, type ImageConfig } from '@tsbuild/layerstore';
 
-/** The default PATH is the parser's DEFAULT_PATH (defined once); this name stays for containers/create.ts. */
+// The env rules a container applies too live with the image config types (layerstore).
+export { setEnv };
 export const DefaultPath = DEFAULT_PATH;
 
 export interface StageConfig {
@@ -29,15 +30,6 @@ export function inheritConfig(base: ImageConfig): ImageConfig {
   delete copy.config.OnBuild;
   copy.history = copy.history ?? [];
   return copy;
-}
-
-export function setEnv(env: string[] | undefined, key: string, value: string): string[] {
-  // An existing key keeps its position, as Docker does.
-  const list = [...(env ?? [])];
-  const idx = list.findIndex((e) => e.split('=', 1)[0] === key);
-  if (idx >= 0) list[idx] = `${key}=${value}`;
-  else list.push(`${key}=${value}`);
-  return list;
 }
 
 /** Applies a step's effect on the config. Filesystem steps change nothing here but WorkingDir. */

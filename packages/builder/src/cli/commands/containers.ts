@@ -1,93 +1,52 @@
 // Container commands besides run: ps, start, stop, kill, rm, logs, inspect (containers, and images
-// through the images command), exec, commit, volume, and `container SUBCOMMAND` for all of them.
-import { createReadStream, promises as fsp } from 'node:fs';
+// through the images command), and `container SUBCOMMAND` for all of them; exec, commit and volume
+// are in their own files. They parse arguments and print; @tsbuild/containers does the work.
 import { constants } from 'node:os';
-import { exec as sandboxExec } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
-import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
-import { UsageError } from '../../errors.js';
-import { openStore } from '../root.js';
-import { inspectCommand } from './images.js';
-import { exitStatus, ownError, withSignalsForwarded } from './run.js';
-import { RootView } from '../../rootfs/rootview.js';
-import { Filesystems, isOpaque } from '../../rootfs/filesystems.js';
-import { resolveUser, withHome } from '../../rootfs/users.js';
-import { setEnv } from '../../image/config.js';
 import {
   ContainerError,
   findDoc,
   isRunning,
-  listDocs,
+  killContainer,
+  listContainers,
   refresh,
+  removeContainer,
+  runContainer,
+  startDetached,
+  stopContainer,
   tryFindDoc,
+  copyLogs,
   type ContainerDoc,
-} from '../../containers/state.js';
-import { runContainer, signalContainer, startDetached, stopContainer } from '../../containers/runner.js';
-import { removeContainer } from '../../containers/remove.js';
-import { commitContainer } from '../../containers/commit.js';
-import { ensureVolume, listVolumes, removeVolume, volumesInUse } from '../../containers/volumes.js';
+} from '@tsbuild/containers';
+import { bool, parseArgs, str } from '../args.js';
+import { UsageError } from '../../errors.js';
+import { openStore } from '../root.js';
+import { ago, since, table } from '../table.js';
+import { inspectCommand } from './images.js';
+import { exitStatus, withSignalsForwarded } from './run.js';
+import { guarded } from './guarded.js';
+import { flagsOf, rootFlag } from '../flags.js';
+import { describeError } from '../report.js';
 
-const rootFlag: FlagSpec = { name: 'root', kind: 'string' };
+import { execCommand } from './exec.js';
+import { commitCommand } from './commit.js';
 
-/** Container commands fail with 1 and a one-line message (ContainerError is an expected failure). */
-async function guarded(fn: () => Promise<number>): Promise<number> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    if (e instanceof ContainerError || (e as Error).name === 'SandboxError') {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
-  }
-}
-
-function ago(iso: string | undefined): string {
-  if (!iso) return '';
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
-  if (s < 3600) return `${Math.round(s / 60)} minutes`;
-  if (s < 86400) return `${Math.round(s / 3600)} hours`;
-  return `${Math.round(s / 86400)} days`;
-}
+// main.ts loads every container command from here.
+export { execCommand, commitCommand };
+export { volumeCommand } from './volume.js';
 
 export function statusText(d: ContainerDoc): string {
   const st = d.State;
-  if (st.Status === 'running') return `Up ${ago(st.StartedAt)}`;
+  if (st.Status === 'running') return `Up ${since(st.StartedAt)}`;
   if (st.Status === 'created') return 'Created';
   const code = st.ExitCode === null || st.ExitCode === undefined ? 'unknown' : String(st.ExitCode);
-  return `Exited (${code}) ${ago(st.FinishedAt)} ago`;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return (
-    rows
-      .map((r) =>
-        r
-          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3)))
-          .join('')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
-  );
+  return `Exited (${code}) ${ago(st.FinishedAt)}`;
 }
 
 export async function psCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'all', short: 'a', kind: 'bool' },
-    { name: 'quiet', short: 'q', kind: 'bool' },
-    { name: 'no-trunc', kind: 'bool' },
-    { name: 'format', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('ps'));
   const store = await openStore(str(p, 'root'));
-  const docs: ContainerDoc[] = [];
-  for (const d of await listDocs(store)) {
-    const r = await refresh(store, d);
-    if (bool(p, 'all') || r.State.Status === 'running') docs.push(r);
-  }
+  const docs = await listContainers(store, { all: bool(p, 'all') });
   if (bool(p, 'quiet')) {
     for (const d of docs) process.stdout.write((bool(p, 'no-trunc') ? d.Id : d.Id.slice(0, 12)) + '\n');
     return 0;
@@ -115,7 +74,7 @@ export async function psCommand(argv: string[]): Promise<number> {
       bool(p, 'no-trunc') ? d.Id : d.Id.slice(0, 12),
       d.Config.image.ref,
       `"${cmd}"`,
-      `${ago(d.Created)} ago`,
+      ago(d.Created),
       statusText(d),
       d.Name,
     ]);
@@ -136,7 +95,7 @@ async function forEach(store: Store, refs: string[], fn: (d: ContainerDoc) => Pr
       process.stdout.write(ref + '\n');
     } catch (e) {
       if (!(e instanceof ContainerError)) throw e;
-      process.stderr.write(`Error: ${e.message}\n`);
+      process.stderr.write(describeError(e, 'container').lines.join('\n') + '\n');
       failed++;
     }
   }
@@ -144,11 +103,7 @@ async function forEach(store: Store, refs: string[], fn: (d: ContainerDoc) => Pr
 }
 
 export async function stopCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'time', short: 't', kind: 'string' },
-    { name: 'signal', short: 's', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('stop'));
   needOne(p, 'stop');
   const t = str(p, 'time') ?? '10';
   if (!/^\d+$/.test(t)) throw new UsageError(`--time: "${t}" is not a number of seconds`);
@@ -167,24 +122,15 @@ function parseSignal(s: string): NodeJS.Signals | number {
 }
 
 export async function killCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'signal', short: 's', kind: 'string' }]);
+  const p = parseArgs(argv, flagsOf('kill'));
   needOne(p, 'kill');
   const sig = parseSignal(str(p, 'signal') ?? 'SIGKILL');
   const store = await openStore(str(p, 'root'));
-  return forEach(store, p.positionals, async (d) => {
-    const r = await refresh(store, d);
-    if (!isRunning(r)) throw new ContainerError(`container ${r.Name} is not running`);
-    signalContainer(r, sig);
-    if (sig === 'SIGKILL' || sig === 9) await stopContainer(store, r, 5, 'SIGKILL');
-  });
+  return forEach(store, p.positionals, (d) => killContainer(store, d, sig));
 }
 
 export async function rmCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'force', short: 'f', kind: 'bool' },
-    { name: 'volumes', short: 'v', kind: 'bool' },
-  ]);
+  const p = parseArgs(argv, flagsOf('rm'));
   needOne(p, 'rm');
   const store = await openStore(str(p, 'root'));
   return forEach(store, p.positionals, (d) =>
@@ -193,13 +139,13 @@ export async function rmCommand(argv: string[]): Promise<number> {
 }
 
 export async function startCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'attach', short: 'a', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('start'));
   needOne(p, 'start');
   const store = await openStore(str(p, 'root'), 'start');
   if (bool(p, 'attach')) {
     if (p.positionals.length !== 1) throw new UsageError('"tsbuild start -a" takes exactly one container');
     return guarded(async () => {
-      const d = await refresh(store, await findDoc(store, p.positionals[0]!));
+      const d = await refresh(store, await findDoc(store, p.positionals[0]));
       if (isRunning(d)) throw new ContainerError(`container ${d.Name} is already running`);
       let pid: number | undefined;
       const exit = await withSignalsForwarded(
@@ -227,38 +173,12 @@ export async function startCommand(argv: string[]): Promise<number> {
 }
 
 export async function logsCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'follow', short: 'f', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('logs'));
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild logs" requires exactly 1 argument: CONTAINER');
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
-    const d = await findDoc(store, p.positionals[0]!);
-    let pos = 0;
-    const dump = async () => {
-      let size = 0;
-      try {
-        size = (await fsp.stat(d.LogPath)).size;
-      } catch {
-        return;
-      }
-      if (size <= pos) return;
-      await new Promise<void>((res, rej) => {
-        const s = createReadStream(d.LogPath, { start: pos, end: size - 1 });
-        s.on('error', rej);
-        s.on('end', () => res());
-        s.pipe(process.stdout, { end: false });
-      });
-      pos = size;
-    };
-    await dump();
-    if (bool(p, 'follow')) {
-      for (;;) {
-        const r = await refresh(store, await findDoc(store, d.Id));
-        await dump();
-        if (!isRunning(r)) break;
-        await new Promise((res) => setTimeout(res, 200));
-      }
-      await dump();
-    }
+    const d = await findDoc(store, p.positionals[0]);
+    await copyLogs(store, d, process.stdout, bool(p, 'follow'));
     return 0;
   });
 }
@@ -285,187 +205,19 @@ export async function containerInspectCommand(argv: string[]): Promise<number> {
 
 /** `tsbuild inspect REF`: an image when REF names one, else a container. */
 export async function inspectAnyCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'type', kind: 'string' }]);
+  const p = parseArgs(argv, flagsOf('inspect'));
   const type = str(p, 'type');
   const rest = argv.filter((a, i) => !(a === '--type' || a.startsWith('--type=') || argv[i - 1] === '--type'));
   if (type === 'image') return inspectCommand(rest);
   if (type === 'container') return containerInspectCommand(rest);
   if (p.positionals.length > 0) {
     const store = await openStore(str(p, 'root'));
-    const first = p.positionals[0]!;
+    const first = p.positionals[0];
     const isImage = await store.images.get(first).catch(() => undefined);
     if (!isImage && (await tryFindDoc(store, first))) return containerInspectCommand(rest);
   }
   void signal;
   return inspectCommand(rest);
-}
-
-export async function execCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(
-    argv,
-    [
-      rootFlag,
-      { name: 'env', short: 'e', kind: 'list' },
-      { name: 'workdir', short: 'w', kind: 'string' },
-      { name: 'user', short: 'u', kind: 'string' },
-      { name: 'interactive', short: 'i', kind: 'bool' },
-      { name: 'tty', short: 't', kind: 'bool' },
-    ],
-    { stopAtFirstPositional: true },
-  );
-  const [ref, ...cmd] = p.positionals;
-  if (!ref || cmd.length === 0)
-    throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');
-  const store = await openStore(str(p, 'root'));
-  try {
-    const d = await refresh(store, await findDoc(store, ref));
-    if (!isRunning(d)) throw new ContainerError(`container ${d.Name} is not running`);
-    let env = d.Config.env;
-    for (const e of list(p, 'env')) {
-      const eq = e.indexOf('=');
-      if (eq < 0) {
-        if (process.env[e] !== undefined) env = setEnv(env, e, process.env[e]!);
-      } else env = setEnv(env, e.slice(0, eq), e.slice(eq + 1));
-    }
-    let who = { uid: d.Config.uid, gid: d.Config.gid, additionalGids: d.Config.additionalGids, home: d.Config.home };
-    const user = str(p, 'user');
-    if (user !== undefined) {
-      // Users the container itself added count: resolve in its own view (upper dir over the image).
-      const image = await store.images.get(d.Image);
-      const lowers = image ? await new Filesystems(store).lowerdirs(image.layers) : [];
-      const r = await resolveUser(new RootView([d.UpperDir, ...lowers], isOpaque), user).catch((e) => {
-        throw new ContainerError((e as Error).message);
-      });
-      who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [], home: r.home };
-    }
-    const tty = bool(p, 'tty');
-    let pid: number | undefined;
-    const exit = await withSignalsForwarded(
-      () => pid,
-      () =>
-        sandboxExec({
-          pid: d.State.Pid!,
-          argv: cmd,
-          env: who.home === undefined ? env : withHome(env, who.home),
-          cwd: str(p, 'workdir') ?? d.Config.cwd,
-          uid: who.uid,
-          gid: who.gid,
-          additionalGids: who.additionalGids,
-          keepNetRaw: d.Config.network === 'none',
-          tty,
-          stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
-          stdout: 'inherit',
-          stderr: 'inherit',
-          newSession: !tty,
-          onStart: (x) => {
-            pid = x;
-          },
-        }),
-    );
-    return exitStatus(exit);
-  } catch (e) {
-    return ownError(e);
-  }
-}
-
-export async function commitCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'change', short: 'c', kind: 'list' },
-    { name: 'message', short: 'm', kind: 'string' },
-    { name: 'author', short: 'a', kind: 'string' },
-  ]);
-  if (p.positionals.length < 1 || p.positionals.length > 2)
-    throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
-  const store = await openStore(str(p, 'root'), 'commit');
-  return guarded(async () => {
-    const d = await findDoc(store, p.positionals[0]!);
-    const image = await commitContainer(store, d, {
-      changes: list(p, 'change'),
-      message: str(p, 'message'),
-      author: str(p, 'author'),
-    });
-    const tag = p.positionals[1];
-    if (tag)
-      await store.images.tag(tag, image).catch((e: Error) => {
-        throw new UsageError(`${tag}: ${e.message}`);
-      });
-    process.stdout.write(image.configDigest + '\n');
-    return 0;
-  });
-}
-
-export async function volumeCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  const store = async (p: { flags: Map<string, unknown> }) => openStore(p.flags.get('root') as string | undefined);
-  switch (sub) {
-    case 'ls':
-    case 'list': {
-      const p = parseArgs(rest, [rootFlag, { name: 'quiet', short: 'q', kind: 'bool' }]);
-      const vols = await listVolumes(await store(p));
-      if (bool(p, 'quiet')) {
-        for (const v of vols) process.stdout.write(v.Name + '\n');
-        return 0;
-      }
-      process.stdout.write(table([['DRIVER', 'VOLUME NAME'], ...vols.map((v) => ['local', v.Name])]));
-      return 0;
-    }
-    case 'create': {
-      const p = parseArgs(rest, [rootFlag]);
-      return guarded(async () => {
-        const v = await ensureVolume(await store(p), p.positionals[0]);
-        process.stdout.write(v.Name + '\n');
-        return 0;
-      });
-    }
-    case 'inspect': {
-      const p = parseArgs(rest, [rootFlag]);
-      const s = await store(p);
-      const all = await listVolumes(s);
-      const out = p.positionals.map((n) => all.find((v) => v.Name === n));
-      if (out.some((v) => !v)) {
-        process.stderr.write(`Error: No such volume: ${p.positionals[out.findIndex((v) => !v)]}\n`);
-        return 1;
-      }
-      process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
-      return 0;
-    }
-    case 'rm':
-    case 'remove': {
-      const p = parseArgs(rest, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }]);
-      if (p.positionals.length === 0)
-        throw new UsageError('"tsbuild volume rm" requires at least 1 argument: VOLUME...');
-      const s = await store(p);
-      let failed = 0;
-      for (const n of p.positionals) {
-        try {
-          await removeVolume(s, n, bool(p, 'force'));
-          process.stdout.write(n + '\n');
-        } catch (e) {
-          process.stderr.write(`Error: ${(e as Error).message}\n`);
-          failed++;
-        }
-      }
-      return failed ? 1 : 0;
-    }
-    case 'prune': {
-      const p = parseArgs(rest, [
-        rootFlag,
-        { name: 'all', short: 'a', kind: 'bool' },
-        { name: 'force', short: 'f', kind: 'bool' },
-      ]);
-      const s = await store(p);
-      const used = await volumesInUse(s);
-      for (const v of await listVolumes(s)) {
-        if (used.has(v.Name) || (!v.Anonymous && !bool(p, 'all'))) continue;
-        await removeVolume(s, v.Name, true);
-        process.stdout.write(`Deleted: ${v.Name}\n`);
-      }
-      return 0;
-    }
-    default:
-      throw new UsageError(`"tsbuild volume" needs a subcommand: ls, create, inspect, rm, prune`);
-  }
 }
 
 /** `tsbuild container SUBCOMMAND`: the same commands under docker's management-command names. */

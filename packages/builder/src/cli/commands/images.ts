@@ -2,10 +2,11 @@
 import { resolve } from 'node:path';
 import { archive, check, type Store } from '@tsbuild/layerstore';
 import { bool, parseArgs, str } from '../args.js';
+import { flagsOf, rootFlag } from '../flags.js';
 import { openStore } from '../root.js';
+import { errorLine } from '../report.js';
+import { ago, humanSize, table } from '../table.js';
 import { BuildError, UsageError } from '../../errors.js';
-
-const rootFlag = { name: 'root', kind: 'string' } as const;
 
 async function image(store: Store, ref: string) {
   const img = await store.images.get(ref).catch((e: Error) => {
@@ -16,12 +17,7 @@ async function image(store: Store, ref: string) {
 }
 
 export async function imagesCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'quiet', short: 'q', kind: 'bool' },
-    { name: 'no-trunc', kind: 'bool' },
-    { name: 'format', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('images'));
   const store = await openStore(str(p, 'root'));
   const rows = await store.images.list();
   if (str(p, 'format') === 'json') {
@@ -40,16 +36,7 @@ export async function imagesCommand(argv: string[]): Promise<number> {
   }
   const size = (r: (typeof rows)[number]) => (r.broken ? 'BROKEN' : humanSize(r.size));
   const row = (r: (typeof rows)[number]) => [r.repository, r.tag, short(r.id), ago(r.created), size(r)];
-  const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((cells) => cells[i]!.length)));
-  for (const cells of table) {
-    process.stdout.write(
-      cells
-        .map((c, i) => c.padEnd(widths[i]! + 3))
-        .join('')
-        .trimEnd() + '\n',
-    );
-  }
+  process.stdout.write(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)]));
   return 0;
 }
 
@@ -73,7 +60,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
 }
 
 export async function tagCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag]);
+  const p = parseArgs(argv, flagsOf('tag'));
   if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
   const store = await openStore(str(p, 'root'), 'tag');
   const img = await image(store, p.positionals[0]!);
@@ -84,14 +71,14 @@ export async function tagCommand(argv: string[]): Promise<number> {
 }
 
 export async function rmiCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('rmi'));
   if (p.positionals.length === 0) throw new UsageError('"tsbuild rmi" requires at least 1 argument');
   const store = await openStore(str(p, 'root'));
   let failed = 0;
   for (const ref of p.positionals) {
     if (await store.tags.delete(ref).catch(() => false)) process.stdout.write(`Untagged: ${ref}\n`);
     else {
-      process.stderr.write(`Error: No such image: ${ref}\n`);
+      process.stderr.write(errorLine(`No such image: ${ref}`));
       failed++;
     }
   }
@@ -99,12 +86,7 @@ export async function rmiCommand(argv: string[]): Promise<number> {
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'all', short: 'a', kind: 'bool' },
-    { name: 'force', short: 'f', kind: 'bool' },
-    { name: 'grace', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('prune'));
   const grace = str(p, 'grace');
   const gracePeriodMs = grace === undefined ? undefined : parseDuration(grace, '--grace');
   const store = await openStore(str(p, 'root'));
@@ -118,7 +100,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'repair', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('check'));
   if (p.positionals.length) throw new UsageError('"tsbuild check" takes no arguments\nUsage: tsbuild check [--repair]');
   const store = await openStore(str(p, 'root'));
   const repair = bool(p, 'repair');
@@ -136,11 +118,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
 }
 
 export async function saveCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'output', short: 'o', kind: 'string' },
-    { name: 'format', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('save'));
   if (p.positionals.length === 0) throw new UsageError('"tsbuild save" requires at least 1 argument: REF');
   const out = str(p, 'output');
   if (!out) throw new UsageError('"tsbuild save" needs -o FILE (tsbuild does not write archives to a terminal)');
@@ -155,11 +133,7 @@ export async function saveCommand(argv: string[]): Promise<number> {
 }
 
 export async function loadCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'input', short: 'i', kind: 'string' },
-    { name: 'quiet', short: 'q', kind: 'bool' },
-  ]);
+  const p = parseArgs(argv, flagsOf('load'));
   const input = str(p, 'input');
   if (!input) throw new UsageError('"tsbuild load" needs -i FILE');
   const store = await openStore(str(p, 'root'), 'load');
@@ -176,37 +150,4 @@ function parseDuration(text: string, flag: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
   if (!m) throw new UsageError(`${flag}: "${text}" is not a duration (e.g. 0, 30s, 15m, 2h)`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-}
-
-/** "3 minutes ago", as docker shows it; a reproducible build's epoch date stays a date. */
-export function ago(created: string | undefined): string {
-  const t = created ? Date.parse(created) : NaN;
-  if (Number.isNaN(t)) return '';
-  const s = Math.max(0, (Date.now() - t) / 1000);
-  const units: [number, string][] = [
-    [31536000, 'year'],
-    [2592000, 'month'],
-    [604800, 'week'],
-    [86400, 'day'],
-    [3600, 'hour'],
-    [60, 'minute'],
-    [1, 'second'],
-  ];
-  for (const [size, name] of units) {
-    if (s >= size) {
-      const n = Math.floor(s / size);
-      return `${n} ${name}${n === 1 ? '' : 's'} ago`;
-    }
-  }
-  return 'less than a second ago';
-}
-
-export function humanSize(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n < 10 && i > 0 ? n.toFixed(2) : n < 100 && i > 0 ? n.toFixed(1) : Math.round(n)}${units[i]}`;
 }

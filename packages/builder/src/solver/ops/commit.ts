@@ -37,8 +37,12 @@ export async function commitDiff(
   }
   const { store, sourceDateEpoch, compression } = ctx.opts;
   const layers = ctx.stages.layers;
+  // An overlay upperdir (RUN) is committed by the snapshotter, as a container's is; a staged diff
+  // (COPY, WORKDIR) is plain files, or the entries that name them.
   const write = (source: Entry[] | string) => () =>
-    writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch });
+    overlay && typeof source === 'string'
+      ? store.snapshotter.commit({ upperdir: source }, { compression, sourceDateEpoch })
+      : writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch });
   const below = [...ctx.state.layers];
   if (diff.scratch) {
     // The entries name the files their content comes from (context files, or files in dir) in the

@@ -7,7 +7,7 @@ import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from './context.js';
 import type { StageLayer } from '../../rootfs/layers.js';
-import { resolveChown } from '../../rootfs/users.js';
+import { resolveChown } from '@tsbuild/sandbox';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';

@@ -5,11 +5,11 @@ import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
 import { Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { DEFAULT_PATH, type RunMount, type RunStep } from '@tsbuild/parser';
-import { run as sandboxRun, type Mount } from '@tsbuild/sandbox';
+import type { RunMount, RunStep } from '@tsbuild/parser';
+import { resolveUser, run as sandboxRun, withHome, type Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from './context.js';
-import { resolveUser, withHome } from '../../rootfs/users.js';
+import { DefaultPath } from '../../image/config.js';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { fromContext, hashContextTree } from './sources.js';
@@ -59,10 +59,8 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
       throw new BuildError(`${where(step)}: ${(e as Error).message}`);
     });
     const tmp = await scratchDir(ctx, 'run-');
-    const upper = join(tmp.path, 'upper');
-    const work = join(tmp.path, 'work');
-    await fsp.mkdir(upper);
-    await fsp.mkdir(work);
+    // The step's active snapshot: the stage's layers (some maybe still being written) and a fresh upperdir.
+    const active = await ctx.opts.store.snapshotter.prepare(tmp.path, { lowerdirs });
     const releases: (() => Promise<void>)[] = [];
     try {
       const mounts: Mount[] = [];
@@ -85,7 +83,7 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
       });
       const exit = await sandboxRun({
         // The upperdir is read into a layer and the workdir removed: no sync at unmount.
-        root: { lowerdirs, upperdir: upper, workdir: work, volatile: true },
+        root: { lowerdirs: active.lowerdirs, upperdir: active.upperdir, workdir: active.workdir, volatile: true },
         argv: step.argv,
         env: withHome([...env, ...extraEnv], who.home),
         cwd: config.WorkingDir || '/',
@@ -115,8 +113,8 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
               : `exit code: ${exit.code}`;
         throw new BuildError(`${where(step)}: process "${cmd}" did not complete successfully: ${why}`, 1, tail);
       }
-      await fsp.rm(work, { recursive: true, force: true });
-      return await commitDiff(ctx, { dir: upper }, true);
+      await fsp.rm(active.workdir, { recursive: true, force: true });
+      return await commitDiff(ctx, { dir: active.upperdir }, true);
     } finally {
       for (const r of releases.reverse()) await r().catch(() => {});
       await tmp.cleanup();
@@ -131,7 +129,7 @@ function runEnv(step: RunStep, imageEnv: string[]): string[] {
     const eq = e.indexOf('=');
     if (eq > 0) map.set(e.slice(0, eq), e.slice(eq + 1));
   }
-  if (!map.has('PATH')) map.set('PATH', DEFAULT_PATH);
+  if (!map.has('PATH')) map.set('PATH', DefaultPath);
   return [...map].map(([k, v]) => `${k}=${v}`);
 }
 

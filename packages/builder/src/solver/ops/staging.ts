@@ -5,7 +5,7 @@
 // a source may stage a link to anywhere, and a later write by path would follow it.
 import { join } from 'node:path';
 import { entryOrderKey, type Entry } from '@tsbuild/layerstore/layer';
-import type { RootView } from '../../rootfs/rootview.js';
+import type { RootView } from '@tsbuild/sandbox';
 import { Beneath } from '../../rootfs/beneath-tree.js';
 
 export interface NewDirOwner {

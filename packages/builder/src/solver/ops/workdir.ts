@@ -3,7 +3,7 @@
 import type { WorkdirStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from './context.js';
-import { resolveUser } from '../../rootfs/users.js';
+import { resolveUser } from '@tsbuild/sandbox';
 import { Staging } from './staging.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { BuildError } from '../../errors.js';

@@ -7,12 +7,11 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { killSandbox, run as sandboxRun, type Exit, type Mount } from '@tsbuild/sandbox';
+import { run as sandboxRun, withHome, type Exit, type Mount } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
-import { Filesystems } from '../rootfs/filesystems.js';
 import {
   ContainerError,
-  alive,
+  containerDir,
   findDoc,
   isRunning,
   processStart,
@@ -23,7 +22,6 @@ import {
 } from './state.js';
 import { getVolume } from './volumes.js';
 import { removeContainer } from './remove.js';
-import { withHome } from '../rootfs/users.js';
 
 export interface RunIO {
   stdin?: Readable | 'ignore' | 'inherit' | number;
@@ -80,14 +78,17 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       throw new ContainerError(
         `the image ${cfg.image.ref} (${doc.Image}) of container ${doc.Name} is no longer in the store`,
       );
-    const lowerdirs = await new Filesystems(store).lowerdirs(image.layers);
+    // Its active snapshot: the image's layers under the upperdir it has kept since it was created.
+    const root = await store.snapshotter.mounts(containerDir(store, id), image.layers).catch((e: Error) => {
+      throw new ContainerError(`container ${doc.Name} cannot start: ${e.message}`);
+    });
     const mounts = await sandboxMounts(store, doc);
     const net = await networkOf(store, cfg.network);
     await updateDoc(store, id, (d) => {
       d.State = { Status: 'created', Runner: process.pid, RunnerStart: runnerStart, Detached: io.detached ?? false };
     });
     const exit = await sandboxRun({
-      root: { lowerdirs, upperdir: doc.UpperDir, workdir: doc.WorkDir },
+      root: { lowerdirs: root.lowerdirs, upperdir: root.upperdir, workdir: root.workdir },
       argv: cfg.argv,
       env: cfg.home === undefined ? cfg.env : withHome(cfg.env, cfg.home),
       cwd: cfg.cwd,
@@ -143,8 +144,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
 
 /** The supervisor script, found through the package (the CLI itself may run from a bundle). */
 export function supervisorPath(): string {
-  const root = dirname(createRequire(import.meta.url).resolve('@tsbuild/builder/package.json'));
-  return join(root, 'dist', 'src', 'containers', 'supervisor.js');
+  const root = dirname(createRequire(import.meta.url).resolve('@tsbuild/containers/package.json'));
+  return join(root, 'dist', 'src', 'supervisor.js');
 }
 
 /**
@@ -185,34 +186,4 @@ export async function startDetached(store: Store, id: string): Promise<Container
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new ContainerError(`container ${doc.Name} did not start within 15 s`);
-}
-
-/** Signals the container's main process (through its init, which forwards the signal). */
-export function signalContainer(doc: ContainerDoc, sig: NodeJS.Signals | number): void {
-  if (!alive(doc.State.Pid, doc.State.PidStart)) throw new ContainerError(`container ${doc.Name} is not running`);
-  process.kill(doc.State.Pid!, sig);
-}
-
-/** SIGTERM (or the image's StopSignal), then SIGKILL after `timeoutS`; waits for the recorded exit. */
-export async function stopContainer(
-  store: Store,
-  doc: ContainerDoc,
-  timeoutS: number,
-  sig: NodeJS.Signals | number = 'SIGTERM',
-): Promise<ContainerDoc> {
-  let d = await refresh(store, doc);
-  if (!isRunning(d)) return d;
-  try {
-    process.kill(d.State.Pid!, sig);
-  } catch {
-    /* gone */
-  }
-  const deadline = Date.now() + timeoutS * 1000;
-  while (Date.now() < deadline && alive(d.State.Pid, d.State.PidStart)) await new Promise((r) => setTimeout(r, 50));
-  // SIGKILL of init takes the whole pid namespace with it; killSandbox also ends a container that a
-  // commit killed mid-way left frozen.
-  if (alive(d.State.Pid, d.State.PidStart)) killSandbox(d.State.Pid!);
-  for (let i = 0; i < 200 && alive(d.State.Pid, d.State.PidStart); i++) await new Promise((r) => setTimeout(r, 25));
-  d = (await readDoc(store, d.Id)) ?? d;
-  return refresh(store, d);
 }

@@ -1,8 +1,9 @@
 // Container state on disk, shared by every tsbuild process (there is no daemon):
 //
-//   <store>/containers/<id>.json        the container document (config + status), replaced atomically;
-//                                       prune keeps every digest named in it (the image).
-//   <store>/containers/<id>/upper, work the writable layer (overlay upperdir/workdir)
+//   <store>/containers/<id>.json        the container document (config + status), replaced atomically
+//   <store>/containers/<id>/upper, work its active snapshot (the store's snapshotter; overlay upperdir/workdir)
+//   <store>/leases/container-<id>.lease what keeps its image's blobs and snapshots from prune: a lease
+//                                       that lives as long as <store>/containers/<id> does
 //   <store>/containers/<id>/config.json what was asked at create time (never changes)
 //   <store>/containers/<id>/container.log output of detached runs
 //
@@ -14,12 +15,17 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
 import type { Limits, PortMapping } from '@tsbuild/sandbox';
+import type { Code, Coded } from '@tsbuild/errdefs';
 
 export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
   | { type: 'volume'; name: string; target: string; readonly: boolean; anonymous: boolean };
 
-export interface ContainerConfig {
+/**
+ * What a container runs, resolved once at create time (the image's config merged with the flags).
+ * Not the image config's `config` (layerstore's ContainerConfig): this one has the numbers.
+ */
+export interface ContainerSpec {
   image: { ref: string; manifestDigest: string; configDigest: string };
   argv: string[];
   env: string[];
@@ -53,7 +59,7 @@ export interface ContainerDoc {
   Created: string;
   Image: string;
   ImageID: string;
-  Config: ContainerConfig;
+  Config: ContainerSpec;
   State: {
     Status: Status;
     /** Host pid of the container's init (PID 1 inside) and its start time from /proc/PID/stat. */
@@ -75,11 +81,12 @@ export interface ContainerDoc {
   WorkDir: string;
 }
 
+/** The containers' own directory in the store: layerstore knows nothing of it (GC roots are leases). */
 export function containersDir(store: Store): string {
-  return store.containersDir;
+  return join(store.root, 'containers');
 }
 export function docPath(store: Store, id: string): string {
-  return join(store.containersDir, `${id}.json`);
+  return join(containersDir(store), `${id}.json`);
 }
 /** The name of a container's lease (layerstore's leases.ts): it lives as long as containerDir. */
 export function containerLease(id: string): string {
@@ -87,7 +94,7 @@ export function containerLease(id: string): string {
 }
 
 export function containerDir(store: Store, id: string): string {
-  return join(store.containersDir, id);
+  return join(containersDir(store), id);
 }
 
 export function newId(): string {
@@ -132,7 +139,7 @@ const nouns = [
 ];
 export function randomName(): string {
   const b = randomBytes(3);
-  return `${adjectives[b[0]! % adjectives.length]}_${nouns[b[1]! % nouns.length]}_${b[2]! % 100}`;
+  return `${adjectives[b[0] % adjectives.length]}_${nouns[b[1] % nouns.length]}_${b[2] % 100}`;
 }
 
 export async function writeDoc(store: Store, doc: ContainerDoc): Promise<void> {
@@ -166,7 +173,7 @@ export async function updateDoc(
 export async function listDocs(store: Store): Promise<ContainerDoc[]> {
   let names: string[] = [];
   try {
-    names = await fsp.readdir(store.containersDir);
+    names = await fsp.readdir(containersDir(store));
   } catch {
     return [];
   }
@@ -174,14 +181,18 @@ export async function listDocs(store: Store): Promise<ContainerDoc[]> {
   for (const n of names) {
     const m = n.match(/^([0-9a-f]{64})\.json$/);
     if (!m) continue;
-    const d = await readDoc(store, m[1]!);
+    const d = await readDoc(store, m[1]);
     if (d) out.push(d);
   }
   return out.sort((a, b) => b.Created.localeCompare(a.Created));
 }
 
-export class ContainerError extends Error {
-  constructor(message: string) {
+/** An expected failure of a container operation; `failed` unless the site says better. */
+export class ContainerError extends Error implements Coded {
+  constructor(
+    message: string,
+    readonly errdef: Code = 'failed',
+  ) {
     super(message);
     this.name = 'ContainerError';
   }
@@ -194,7 +205,7 @@ export async function findDoc(store: Store, ref: string): Promise<ContainerDoc> 
   const exact = all.find((d) => d.Id === r || d.Name === r);
   if (exact) return exact;
   const pre = r.length >= 1 && /^[0-9a-f]+$/.test(r) ? all.filter((d) => d.Id.startsWith(r)) : [];
-  if (pre.length === 1) return pre[0]!;
+  if (pre.length === 1) return pre[0];
   if (pre.length > 1) throw new ContainerError(`multiple containers match "${ref}"`);
   throw new ContainerError(`No such container: ${ref}`);
 }
@@ -255,4 +266,14 @@ export async function refresh(store: Store, doc: ContainerDoc): Promise<Containe
 
 export function isRunning(d: ContainerDoc): boolean {
   return d.State.Status === 'running' && alive(d.State.Pid, d.State.PidStart);
+}
+
+/** Every container as it really is (refreshed), newest first; only the running ones unless `all`. */
+export async function listContainers(store: Store, opts: { all?: boolean } = {}): Promise<ContainerDoc[]> {
+  const out: ContainerDoc[] = [];
+  for (const d of await listDocs(store)) {
+    const r = await refresh(store, d);
+    if (opts.all || r.State.Status === 'running') out.push(r);
+  }
+  return out;
 }

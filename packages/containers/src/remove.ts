@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import type { Store } from '@tsbuild/layerstore';
 import { ContainerError, containerDir, containerLease, docPath, isRunning, readDoc, refresh } from './state.js';
 import { removeVolume, volumesInUse } from './volumes.js';
-import { removeTreeBeneath } from '../rootfs/rmtree.js';
+import { stopContainer } from './signal.js';
 
 export async function removeContainer(
   store: Store,
@@ -16,12 +16,12 @@ export async function removeContainer(
   doc = await refresh(store, doc);
   if (isRunning(doc)) {
     if (!opts.force) throw new ContainerError(`cannot remove running container ${doc.Name}: stop it first or use -f`);
-    const { stopContainer } = await import('./runner.js');
     doc = await stopContainer(store, doc, 0, 'SIGKILL');
   }
   await fsp.rm(docPath(store, id), { force: true });
-  // Its processes are gone, but it is the container's tree all the same: never follow a link in it.
-  removeTreeBeneath(containerDir(store, id));
+  // Its processes are gone, but it is the container's tree all the same: the snapshotter removes its
+  // active snapshot (the whole directory) beneath directory fds, never following a link in it.
+  store.snapshotter.remove(containerDir(store, id));
   // Expired already (its directory is gone); removed so that it does not wait for the next prune.
   await store.leases.remove(containerLease(id));
   if (opts.volumes) {

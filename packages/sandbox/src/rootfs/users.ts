@@ -37,13 +37,13 @@ async function table(view: RootView, path: string): Promise<string[][]> {
 async function passwd(view: RootView): Promise<PasswdRow[]> {
   return (await table(view, '/etc/passwd'))
     .filter((r) => r.length >= 4)
-    .map((r) => ({ name: r[0]!, uid: Number(r[2]), gid: Number(r[3]), home: r[5] ?? '' }));
+    .map((r) => ({ name: r[0], uid: Number(r[2]), gid: Number(r[3]), home: r[5] ?? '' }));
 }
 
 async function groups(view: RootView): Promise<GroupRow[]> {
   return (await table(view, '/etc/group'))
     .filter((r) => r.length >= 3)
-    .map((r) => ({ name: r[0]!, gid: Number(r[2]), members: (r[3] ?? '').split(',').filter(Boolean) }));
+    .map((r) => ({ name: r[0], gid: Number(r[2]), members: (r[3] ?? '').split(',').filter(Boolean) }));
 }
 
 const numeric = (s: string) => /^\d+$/.test(s);
@@ -69,7 +69,7 @@ export async function resolveUser(view: RootView, spec: string | undefined): Pro
   const gs = await groups(view);
   if (group !== undefined) gid = await groupId(gs, group);
   const additionalGids =
-    name && group === undefined ? gs.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid) : [];
+    name && group === undefined ? gs.filter((g) => g.members.includes(name) && g.gid !== gid).map((g) => g.gid) : [];
   // runc looks the process's uid up again (it is given numbers) for HOME: the first entry wins.
   const home = users.find((u) => u.uid === uid)?.home ?? '/';
   return { uid, gid, additionalGids, home };
@@ -97,7 +97,8 @@ export async function resolveChown(view: RootView, spec: string): Promise<{ uid:
     const row = (await passwd(view)).find((u) => u.name === user);
     if (!row)
       throw new UserError(
-        `unable to convert uid/gid chown string to host mapping: can't find uid for user ${user}: no such user: ${user}`,
+        'unable to convert uid/gid chown string to host mapping: ' +
+          `can't find uid for user ${user}: no such user: ${user}`,
       );
     uid = row.uid;
     gid = row.gid;

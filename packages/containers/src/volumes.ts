@@ -6,10 +6,9 @@
 import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Layer, Store } from '@tsbuild/layerstore';
-import { Filesystems, flattenInto } from '../rootfs/filesystems.js';
+import { isOpaque, removeTreeBeneath, type Layer, type Store } from '@tsbuild/layerstore';
+import { flattenInto, RootView } from '@tsbuild/sandbox';
 import { ContainerError, listDocs } from './state.js';
-import { removeTreeBeneath } from '../rootfs/rmtree.js';
 
 export interface VolumeInfo {
   Name: string;
@@ -63,7 +62,7 @@ export async function ensureVolume(
   await fsp.mkdir(tmp);
   const data = join(tmp, '_data');
   if (seed && seed.layers.length > 0) {
-    const view = await new Filesystems(store).view(seed.layers);
+    const view = new RootView((await store.snapshotter.view(seed.layers)).lowerdirs, isOpaque);
     const st = await view.stat(posix.resolve('/', seed.target)).catch(() => undefined);
     if (st && st.stat.isDirectory()) await flattenInto(view, posix.resolve('/', seed.target), data);
   }
@@ -115,4 +114,16 @@ export async function removeVolume(store: Store, name: string, force = false): P
   // A running container may still change the volume (`-f`): remove beneath directory fds, never
   // following a symlink it swaps in (fs.rm would empty a host directory it points to).
   removeTreeBeneath(join(volumesDir(store), name));
+}
+
+/** Removes the volumes no container refers to: anonymous ones, or all with `all`. Returns their names. */
+export async function pruneVolumes(store: Store, opts: { all?: boolean } = {}): Promise<string[]> {
+  const used = await volumesInUse(store);
+  const removed: string[] = [];
+  for (const v of await listVolumes(store)) {
+    if (used.has(v.Name) || (!v.Anonymous && !opts.all)) continue;
+    await removeVolume(store, v.Name, true);
+    removed.push(v.Name);
+  }
+  return removed;
 }

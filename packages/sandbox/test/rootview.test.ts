@@ -7,7 +7,7 @@ import { rejects } from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LayerMissingError, RootView } from '../src/rootfs/rootview.js';
+import { LayerMissingError, RootView } from '../src/index.js';
 
 function stack() {
   const dir = mkdtempSync(join(tmpdir(), 'rootview-'));

@@ -3,11 +3,9 @@
 // seeded), and written with the container's directories.
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
-import { chainIDs, type Image, type Store } from '@tsbuild/layerstore';
-import type { Limits, PortMapping } from '@tsbuild/sandbox';
-import { Filesystems } from '../rootfs/filesystems.js';
-import { resolveUser } from '../rootfs/users.js';
-import { DefaultPath, setEnv } from '../image/config.js';
+import { chainIDs, DEFAULT_PATH, isOpaque, type Image, type Store } from '@tsbuild/layerstore';
+import { resolveUser, RootView, type Limits, type PortMapping } from '@tsbuild/sandbox';
+import { applyEnv } from './env.js';
 import { ContainerError, containerDir, containerLease, listDocs, newId, randomName, writeDoc } from './state.js';
 import type { ContainerDoc, MountSpec } from './state.js';
 import { ensureVolume, isVolumeName } from './volumes.js';
@@ -32,18 +30,6 @@ export interface CreateOptions {
   autoRemove: boolean;
 }
 
-/** "K=V" sets, "K" takes K from tsbuild's environment (skipped if unset), as docker does. */
-function applyEnv(env: string[], items: string[]): string[] {
-  let out = env;
-  for (const e of items) {
-    const eq = e.indexOf('=');
-    if (eq < 0) {
-      if (process.env[e] !== undefined) out = setEnv(out, e, process.env[e]!);
-    } else out = setEnv(out, e.slice(0, eq), e.slice(eq + 1));
-  }
-  return out;
-}
-
 export function readEnvFile(path: string): string[] {
   let text: string;
   try {
@@ -65,11 +51,11 @@ export function parseVolume(
   | { kind: 'volume'; name?: string; target: string; readonly: boolean } {
   const parts = spec.split(':');
   let mode: string | undefined;
-  if (parts.length >= 2 && /^(ro|rw|z|Z|ro,.*|rw,.*)$/.test(parts[parts.length - 1]!)) mode = parts.pop();
+  if (parts.length >= 2 && /^(ro|rw|z|Z|ro,.*|rw,.*)$/.test(parts[parts.length - 1])) mode = parts.pop();
   const readonly = mode?.split(',').includes('ro') ?? false;
   if (parts.length === 1) {
-    if (!parts[0]!.startsWith('/')) throw new ContainerError(`-v ${spec}: a container path must be absolute`);
-    return { kind: 'volume', target: posix.resolve(parts[0]!), readonly };
+    if (!parts[0].startsWith('/')) throw new ContainerError(`-v ${spec}: a container path must be absolute`);
+    return { kind: 'volume', target: posix.resolve(parts[0]), readonly };
   }
   if (parts.length !== 2)
     throw new ContainerError(`-v ${spec}: expected HOST:CONTAINER[:ro], NAME:CONTAINER[:ro] or CONTAINER`);
@@ -88,20 +74,25 @@ export function parseVolume(
   return { kind: 'volume', name: src, target: posix.resolve(tgt), readonly };
 }
 
-export async function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
+/** Creates the container `o` describes (state: created), under the store's `containers` lock: names are unique. */
+export function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
+  return store.withLock('containers', () => create(store, o));
+}
+
+async function create(store: Store, o: CreateOptions): Promise<ContainerDoc> {
   const cfg = o.image.config.config ?? {};
   const entrypoint = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : (cfg.Entrypoint ?? []);
   const args = o.cmd.length ? o.cmd : o.entrypoint !== undefined ? [] : (cfg.Cmd ?? []);
   const argv = [...entrypoint, ...args];
   if (argv.length === 0) throw new ContainerError('No command specified');
 
-  let env = cfg.Env ?? [`PATH=${DefaultPath}`];
-  if (!env.some((e) => e.startsWith('PATH='))) env = [`PATH=${DefaultPath}`, ...env];
+  let env = cfg.Env ?? [`PATH=${DEFAULT_PATH}`];
+  if (!env.some((e) => e.startsWith('PATH='))) env = [`PATH=${DEFAULT_PATH}`, ...env];
   for (const f of o.envFiles) env = applyEnv(env, readEnvFile(f));
   env = applyEnv(env, o.env);
 
-  const fs = new Filesystems(store);
-  const view = await fs.view(o.image.layers);
+  const image = await store.snapshotter.view(o.image.layers);
+  const view = new RootView(image.lowerdirs, isOpaque);
   const userSpec = o.user ?? cfg.User ?? '';
   const who = await resolveUser(view, userSpec || undefined).catch((e) => {
     throw new ContainerError((e as Error).message);
@@ -135,9 +126,9 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
     mounts.push({ type: 'volume', name: vol.Name, target, readonly: false, anonymous: true });
   }
 
+  // Its writable layer: an active snapshot of the store's snapshotter, in the container's directory.
   const dir = containerDir(store, id);
-  await fsp.mkdir(join(dir, 'upper'), { recursive: true });
-  await fsp.mkdir(join(dir, 'work'));
+  const active = await store.snapshotter.prepare(dir, image);
   // The container keeps its image while it exists, even untagged: a lease that lives as long as its
   // directory (made above) does. This command's own lease holds the image until then.
   const lease = store.leases.forPath(containerLease(id), relative(store.root, dir), 'container');
@@ -170,8 +161,8 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
     },
     State: { Status: 'created' },
     LogPath: join(dir, 'container.log'),
-    UpperDir: join(dir, 'upper'),
-    WorkDir: join(dir, 'work'),
+    UpperDir: active.upperdir,
+    WorkDir: active.workdir,
   };
   await fsp.writeFile(
     join(dir, 'config.json'),

@@ -1,0 +1,42 @@
+// `tsbuild exec CONTAINER COMMAND...`: flags parsed here, the process run by @tsbuild/containers.
+import { execInContainer, findDoc } from '@tsbuild/containers';
+import { bool, list, parseArgs, str } from '../args.js';
+import { UsageError } from '../../errors.js';
+import { openStore } from '../root.js';
+import { exitStatus, ownError, withSignalsForwarded } from './run.js';
+import { flagsOf } from '../flags.js';
+
+export async function execCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, flagsOf('exec'),
+    { stopAtFirstPositional: true });
+  const [ref, ...cmd] = p.positionals;
+  if (!ref || cmd.length === 0)
+    throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');
+  const store = await openStore(str(p, 'root'));
+  try {
+    const d = await findDoc(store, ref);
+    const tty = bool(p, 'tty');
+    let pid: number | undefined;
+    const exit = await withSignalsForwarded(
+      () => pid,
+      () =>
+        execInContainer(store, d, {
+          argv: cmd,
+          env: list(p, 'env'),
+          user: str(p, 'user'),
+          workdir: str(p, 'workdir'),
+          tty,
+          stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
+          stdout: 'inherit',
+          stderr: 'inherit',
+          newSession: !tty,
+          onStart: (x) => {
+            pid = x;
+          },
+        }),
+    );
+    return exitStatus(exit);
+  } catch (e) {
+    return ownError(e, 'exec');
+  }
+}

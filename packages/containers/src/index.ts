@@ -1,0 +1,33 @@
+// @tsbuild/containers: docker-style containers without a daemon (run, ps, start, stop, kill, rm,
+// logs, exec, commit, volume) on top of the sandbox (processes) and layerstore (images, the
+// snapshotter, leases). State lives in the store's containers/ and volumes/ directories.
+export {
+  ContainerError,
+  findDoc,
+  tryFindDoc,
+  listDocs,
+  listContainers,
+  refresh,
+  isRunning,
+  containerLease,
+  type ContainerDoc,
+  type ContainerSpec,
+  type MountSpec,
+  type Status,
+} from './state.js';
+export { createContainer, parseVolume, readEnvFile, type CreateOptions } from './create.js';
+export { runContainer, startDetached, type RunIO } from './runner.js';
+export { stopContainer, signalContainer, killContainer } from './signal.js';
+export { removeContainer } from './remove.js';
+export { execInContainer, type ExecOptions } from './exec.js';
+export { commitContainer, containerOnly, type CommitContainerOptions } from './commit.js';
+export { copyLogs } from './logs.js';
+export {
+  ensureVolume,
+  getVolume,
+  listVolumes,
+  removeVolume,
+  pruneVolumes,
+  volumesInUse,
+  type VolumeInfo,
+} from './volumes.js';
