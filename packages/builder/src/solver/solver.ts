@@ -2,7 +2,7 @@
 // or executed (RUN in the sandbox, COPY/ADD/WORKDIR by staging a diff), each filesystem step
 // snapshotted into exactly one layer. Independent stages run concurrently.
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
-import { chainID, type Digest, type ImageConfig, type Layer } from '@tsbuild/layerstore';
+import { chainID, type Digest, type ImageConfig } from '@tsbuild/layerstore';
 import { applyStep, historyText, inheritConfig, scratchConfig } from '../image/config.js';
 import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
 import { BuildError } from '../errors.js';

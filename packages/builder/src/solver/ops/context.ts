@@ -44,5 +44,5 @@ export interface StepContext {
   fs: Filesystems;
 }
 
-/** What a filesystem step does on a cache miss: make its layer (usually still being written), or none for an empty diff. */
+/** What a filesystem step does on a cache miss: make its layer (usually still being written), or none (empty diff). */
 export type Exec = (handle: StepHandle) => Promise<StageLayer | null>;
