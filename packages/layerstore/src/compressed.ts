@@ -29,10 +29,10 @@ import {
   type Layer,
   type Manifest,
 } from './types.js';
-import { layerCompression, layerMediaType } from './images.js';
+import { layerCompression, layerMediaType } from './image-read.js';
 import { compress, mediaTypeOf } from './layer/compress.js';
 import { GZIP_CHUNK, GZIP_LEVEL } from './layer/gzip.js';
-import { isDigest, sha256 } from './fsutil.js';
+import { isDigest, sha256 } from './digest.js';
 import type { Store } from './store.js';
 import type { LayerCodec } from './remote/push.js';
 

@@ -11,6 +11,7 @@
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
 import {
+  isDigest,
   materialiseLayer,
   parseReference,
   remote,
@@ -73,9 +74,6 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
     if (!['type', 'ref', 'mode'].includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
   return { ref, mode };
 }
-
-const digestRe = /^sha256:[a-f0-9]{64}$/;
-const isDigest = (d: unknown): d is Digest => typeof d === 'string' && digestRe.test(d);
 
 /** A record from a registry is untrusted input: keep only well-formed ones. */
 function validRecord(r: unknown): r is SharedRecord {

@@ -1,15 +1,8 @@
 // Build outputs (-o): an OCI layout, an OCI or docker archive, or the root filesystem as files.
 import { resolve } from 'node:path';
 import { promises as fsp } from 'node:fs';
-import {
-  archive,
-  compressedImage,
-  exportRootfs,
-  layout,
-  type Compression,
-  type Image,
-  type Store,
-} from '@tsbuild/layerstore';
+import { archive, compressedImage, layout, type Compression, type Image, type Store } from '@tsbuild/layerstore';
+import { exportRootfs } from '@tsbuild/layerstore/layer';
 import type { Reporter } from '../progress/index.js';
 import { trace } from '../trace.js';
 import { UsageError } from '../errors.js';
