@@ -37,12 +37,4 @@ export { overlayXattrPrefix, inUserNamespace } from './sys/xattr.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource, type ValidateOptions } from './validate.js';
 // Deferred compression: layers are stored uncompressed and compressed when an image leaves the store.
-export {
-  compressedImage,
-  materialiseLayer,
-  knownCompressed,
-  needsCompression,
-  layerCodec,
-  manifestWithLayers,
-  type CompressedStream,
-} from './compressed.js';
+export { compressedImage, materialiseLayer, needsCompression, layerCodec } from './compressed.js';
