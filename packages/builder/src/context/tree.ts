@@ -184,7 +184,7 @@ export class TreeHasher extends TreeView {
     walk({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel });
     const [first, ...rest] = out;
     rest.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-    return [first!, ...rest];
+    return [first, ...rest];
   }
 
   /** The content hash of a single regular file named by a COPY source. */
@@ -236,7 +236,7 @@ export class TreeHasher extends TreeView {
         : undefined;
     if (sums) {
       files.forEach((f, i) => {
-        const s = sums[i]!;
+        const s = sums[i];
         if (typeof s === 'number') throw this.unreadable(this.relOf(f.visit, f.off), s);
         this.fresh.set(f.off, s);
       });

@@ -67,7 +67,8 @@ export async function fromContext(
   const matches = await context.match(source);
   if (matches.length === 0)
     throw new BuildError(
-      `${where(step)}: "${source}" not found in the build context (${context.dir})${context.ignored(cleanPath(source)) ? ', it is excluded by .dockerignore' : ''}`,
+      `${where(step)}: "${source}" not found in the build context ` +
+        `(${context.dir})${context.ignored(cleanPath(source)) ? ', it is excluded by .dockerignore' : ''}`,
     );
   const skip = excluder(exclude);
   const rules = exclude.length > 0 ? new IgnoreMatcher(exclude) : undefined;
@@ -140,7 +141,8 @@ function treeFile(step: Located, itemPath: string, t: TreeFile): SourceFile {
 // The key and the listing take any bytes; the copy (staging, tar headers) speaks strings.
 function notUtf8(step: Located, rel: string): BuildError {
   return new BuildError(
-    `${where(step)}: cannot copy "${displayName(rel)}" from the build context: its name (or its link target) is not valid UTF-8, which tsbuild cannot copy yet; exclude it in .dockerignore or with --exclude`,
+    `${where(step)}: cannot copy "${displayName(rel)}" from the build context: its name (or its link target) is ` +
+      `not valid UTF-8, which tsbuild cannot copy yet; exclude it in .dockerignore or with --exclude`,
   );
 }
 
@@ -218,7 +220,7 @@ export async function fromView(
     }
     const isDir = top.stat.isDirectory();
     const files: SourceFile[] = [viewFile('', top.host, top.stat)];
-    if (top.stat.isSymbolicLink()) files[0]!.linkname = await fsp.readlink(top.host);
+    if (top.stat.isSymbolicLink()) files[0].linkname = await fsp.readlink(top.host);
     if (isDir) await walkView(view, p, '', files, skip);
     items.push({ path: p.replace(/^\//, ''), isDir, files });
   }
