@@ -7,9 +7,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { cleanup, command, repo, storeWithBase, tempDir } from './helpers/cli.js';
+import { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
 import {
+  Tree,
+  cachedSteps,
   baseTree,
   diffRecords,
   listCases,
@@ -19,6 +24,7 @@ import {
   type Record_,
 } from './helpers/differential.js';
 
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const casesDir = join(repo, 'test', 'differential', 'cases');
 const cases = listCases(casesDir);
 const work = tempDir('differential');
@@ -58,6 +64,87 @@ const start = (() => {
     running.push(worker(), worker());
   };
 })();
+
+// --- The oracle itself, on layers written here ---------------------------------------------------------
+
+type E = Partial<tar.Header> & { name: string; data?: string };
+function layer(entries: E[]): Readable {
+  const p = tar.pack();
+  for (const { data, ...h } of entries) p.entry({ mode: 0o644, ...h }, data ?? '');
+  p.finalize();
+  return p as unknown as Readable;
+}
+
+test('flattener: whiteouts, opaque dirs (entries of the same layer kept), hard links, capabilities', async () => {
+  const t = new Tree();
+  const cap = String.fromCharCode(1, 0, 0, 2, 0, 32, 0, 0);
+  await t.apply(
+    layer([
+      { name: 'd/', type: 'directory', mode: 0o755 },
+      { name: 'd/a', data: 'a' },
+      { name: 'd/sub/b', data: 'b', uid: 7, gid: 8 },
+      { name: 'e/x', data: 'x' },
+      { name: 'f', type: 'link', linkname: 'd/a' },
+      { name: 's', type: 'symlink', linkname: '../d/a', mode: 0o777 },
+      { name: 'c', data: 'c', mode: 0o4755, pax: { 'SCHILY.xattr.security.capability': cap } },
+    ]),
+    0,
+  );
+  assert.equal(t.hardlinks(), [['/d/a', '/f']]);
+  await t.apply(
+    layer([
+      { name: 'd/new', data: 'n' },
+      { name: 'd/.wh..wh..opq' },
+      { name: '.wh.e' },
+      { name: 'g1', data: 'g' },
+      { name: 'g2', type: 'link', linkname: 'g1' },
+      { name: 'd/', type: 'directory', mode: 0o700 },
+    ]),
+    1,
+  );
+  assert.equal(Object.fromEntries(t.lines()), {
+    '/c': `file 4755 0:0 1 ${sha('c')} cap=0100000200200000 "c"`,
+    '/d': 'dir 0700 0:0',
+    '/d/new': `file 0644 0:0 1 ${sha('n')} "n"`,
+    '/f': `file 0644 0:0 1 ${sha('a')} "a"`,
+    '/g1': `file 0644 0:0 1 ${sha('g')} "g"`,
+    '/g2': `file 0644 0:0 1 ${sha('g')} "g"`,
+    '/s': 'symlink 0:0 -> ../d/a',
+  });
+  // /d/a and /d/sub went with the opaque directory, /e with its whiteout: /f is alone now.
+  assert.equal(t.hardlinks(), [['/g1', '/g2']]);
+});
+
+test('flattener: a directory no layer has an entry for is marked', async () => {
+  const t = new Tree();
+  await t.apply(layer([{ name: 'x/y/z', data: 'z' }]), 0);
+  assert.is(t.lines().get('/x/y'), 'dir 0755 0:0 (implied: no entry in any layer)');
+});
+
+test("cache hits read alike from both builders' plain progress", () => {
+  const buildkit = [
+    '#5 [2/4] COPY a /a',
+    '#5 CACHED',
+    '#6 [3/4] RUN echo 2 > /v',
+    '#6 CACHED',
+    '#7 [4/4] RUN echo 3 > /w',
+    '#7 DONE 0.3s',
+  ].join('\n');
+  const tsbuild = [
+    '#1 [stage-0 1/6] FROM tsbuild/busybox:1',
+    '#2 [stage-0 2/6] COPY a /a',
+    '#2 CACHED',
+    '#3 [stage-0 4/6] RUN echo $V > /v',
+    '#3 CACHED',
+    '#4 [stage-0 6/6] RUN echo $W > /w',
+    '#4 DONE 0.1s',
+  ].join('\n');
+  const want = { 'stage-0 #1 COPY': true, 'stage-0 #2 RUN': true, 'stage-0 #3 RUN': false };
+  assert.equal(cachedSteps(buildkit), want);
+  assert.equal(cachedSteps(tsbuild), want);
+});
+
+// --- The cases ------------------------------------------------------------------------------------------
 
 const score = { identical: 0, deliberate: [] as string[], known: [] as string[], cases: 0 };
 

@@ -40,6 +40,8 @@ export interface CaseSpec {
   target?: string;
   /** Secrets for `--secret id=ID,src=FILE`: id -> file in the case folder. */
   secrets?: Record<string, string>;
+  /** Image archives (docker save format) in the case folder, loaded into the builder before the build. */
+  load?: string[];
   /** Run the image with this command (an empty array: its own Entrypoint/Cmd) and record what it prints. */
   run?: string[];
   /** The build must fail: both builders fail, with the same failing RUN exit code, and tag nothing. */
@@ -58,7 +60,7 @@ export interface CaseSpec {
 
 /** What a deliberate difference leaves out of the comparison, and nothing else. */
 export interface Mask {
-  /** These paths' lines are dropped from both records (exact paths, no patterns). */
+  /** These paths' lines, and those of everything below them, are dropped from both records (no patterns). */
   paths?: string[];
   /** These config fields are dropped from both records. */
   config?: string[];
@@ -68,7 +70,8 @@ export interface Mask {
 
 /** A builder's result for one case: what buildkit.json holds, and what tsbuild's build is turned into. */
 export interface Record_ {
-  build: { ok: boolean; exit: number; tagged: boolean; runExit?: number };
+  /** `loadFailed`: the case's image archive the builder would not load (nothing was built). */
+  build: { ok: boolean; exit: number; tagged: boolean; runExit?: number; loadFailed?: string };
   /** Paths that differ from the base image (fixtures/busybox/rootfs.tar), one line each; removed ones say so. */
   files?: Record<string, string>;
   /** Groups of two or more paths that are one inode, each sorted, the groups sorted. */
@@ -352,14 +355,19 @@ export async function baseTree(rootfsTar: string): Promise<Map<string, string>> 
   return t.lines();
 }
 
-/** What differs from the base: changed and added paths with their line, removed ones as `(removed)`. */
+/**
+ * What differs from the base: changed and added paths with their line, removed ones as `(removed)` (the
+ * top of a removed tree only).
+ */
 export function filesRecord(tree: Tree, base: Map<string, string>): Record<string, string> {
   const now = tree.lines();
   const out: Record<string, string> = {};
   for (const p of [...new Set([...now.keys(), ...base.keys()])].sort()) {
     const a = now.get(p);
-    if (a === undefined) out[p] = '(removed)';
-    else if (a !== base.get(p)) out[p] = a;
+    // Below a removed directory everything is gone too: only the top is listed.
+    if (a === undefined) {
+      if (parentOf(p) === '/' || now.has(parentOf(p))) out[p] = '(removed)';
+    } else if (a !== base.get(p)) out[p] = a;
   }
   return out;
 }
@@ -368,10 +376,9 @@ export function filesRecord(tree: Tree, base: Map<string, string>): Record<strin
 export function masked(r: Record_, mask: Mask | undefined): Record_ {
   if (!mask) return r;
   const c: Record_ = JSON.parse(JSON.stringify(r));
-  for (const p of mask.paths ?? []) {
-    if (c.files) delete c.files[p];
-    if (c.hardlinks) c.hardlinks = c.hardlinks.filter((g) => !g.includes(p));
-  }
+  const hit = (q: string) => (mask.paths ?? []).some((p) => q === p || q.startsWith(`${p}/`));
+  if (c.files) c.files = Object.fromEntries(Object.entries(c.files).filter(([q]) => !hit(q)));
+  if (c.hardlinks) c.hardlinks = c.hardlinks.filter((g) => !g.some(hit));
   for (const f of mask.config ?? []) if (c.config) delete c.config[f];
   if (mask.exitStatus) c.build.exit = c.build.ok ? 0 : -1;
   return c;
@@ -479,6 +486,8 @@ export interface Builder {
   /** Builds `ctx` as `tag` with plain progress; on success also writes the image as a docker archive. */
   build(ctx: string, spec: CaseSpec, caseDir: string, tag: string, archive: string): Promise<Run>;
   tagged(tag: string): Promise<boolean>;
+  /** Loads an image archive (`docker load` / `tsbuild load`). */
+  load(archive: string): Promise<Run>;
   run(tag: string, cmd: string[]): Promise<Run>;
 }
 
@@ -506,6 +515,7 @@ export function dockerBuilder(host: string): Builder {
       return (await docker(['image', 'inspect', tag])).code === 0;
     },
     run: (tag, cmd) => docker(['run', '--rm', tag, ...cmd]),
+    load: (archive) => docker(['load', '-i', archive]),
   };
 }
 
@@ -535,6 +545,7 @@ export function tsbuildBuilder(command: string, root: string): Builder {
       return (await exec(command, ['inspect', tag], env)).code === 0;
     },
     run: (tag, cmd) => exec(command, ['run', '--rm', tag, ...cmd], env),
+    load: (archive) => exec(command, ['load', '-i', archive], env),
   };
 }
 
@@ -591,6 +602,11 @@ export async function recordCase(
   const tag = `differential/${c.name}:latest`;
   prepareContext(c.dir, ctx);
   prepareExtras(c.dir, ctx);
+  for (const f of c.spec.load ?? []) {
+    const l = await b.load(join(c.dir, f));
+    if (l.code !== 0)
+      return { record: { build: { ok: false, exit: l.code, tagged: false, loadFailed: f } }, log: l.stderr };
+  }
   let r = await b.build(ctx, c.spec, c.dir, tag, archive);
   let log = r.stderr;
   const record: Record_ = { build: { ok: r.code === 0, exit: r.code, tagged: await b.tagged(tag) } };
