@@ -72,10 +72,10 @@ try {
     writeFileSync(join(w, 'buildkit.log'), result.log);
     if (live) {
       const old = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
-      const d = diffRecords(old, result.record);
+      const d = diffRecords(old, result.record, ['recorded', 'now']);
       if (d.length) {
         stale++;
-        console.log(`${c.name}: STALE (recorded = "BuildKit", live = "tsbuild" below)\n${d.join('\n')}`);
+        console.log(`${c.name}: STALE\n${d.join('\n')}`);
       } else console.log(`${c.name}: recording current`);
     } else {
       writeFileSync(file, text);

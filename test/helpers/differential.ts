@@ -385,18 +385,22 @@ export function masked(r: Record_, mask: Mask | undefined): Record_ {
 }
 
 /** The differences between two records, one line each (empty: identical). */
-export function diffRecords(want: Record_, got: Record_): string[] {
+export function diffRecords(
+  want: Record_,
+  got: Record_,
+  [wn, gn]: [string, string] = ['BuildKit', 'tsbuild'],
+): string[] {
   const out: string[] = [];
   const cmp = (what: string, a: unknown, b: unknown) => {
     if (JSON.stringify(a) !== JSON.stringify(b))
-      out.push(`${what}: BuildKit ${JSON.stringify(a)}, tsbuild ${JSON.stringify(b)}`);
+      out.push(`${what}: ${wn} ${JSON.stringify(a)}, ${gn} ${JSON.stringify(b)}`);
   };
   cmp('build', want.build, got.build);
   const base = '(as in the base image)';
   const wf = want.files ?? {};
   const gf = got.files ?? {};
   for (const p of [...new Set([...Object.keys(wf), ...Object.keys(gf)])].sort()) {
-    if (wf[p] !== gf[p]) out.push(`  ${p}\n    BuildKit: ${wf[p] ?? base}\n    tsbuild:  ${gf[p] ?? base}`);
+    if (wf[p] !== gf[p]) out.push(`  ${p}\n    ${wn}: ${wf[p] ?? base}\n    ${gn}: ${gf[p] ?? base}`);
   }
   cmp('hard links', want.hardlinks ?? [], got.hardlinks ?? []);
   const wc = want.config ?? {};
