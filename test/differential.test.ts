@@ -186,6 +186,22 @@ for (const c of cases) {
     }
     if (spec.deliberate) {
       assert.ok(raw.length > 0, `${c.name} is marked deliberate but is identical without its mask: remove the marker`);
+      const { outcome } = spec.deliberate.mask;
+      if (outcome) {
+        const stated = outcome === 'tsbuild-refuses' ? [true, false] : [false, true];
+        assert.equal(
+          [want.build.ok, got.build.ok],
+          stated,
+          `${c.name}: not the stated outcome ${outcome}\n${show(raw)}`,
+        );
+        assert.is(
+          got.build.tagged,
+          got.build.ok,
+          `${c.name}: tsbuild tagged ${got.build.ok ? 'nothing' : 'a failed build'}`,
+        );
+        score.deliberate.push(`${c.name} (${spec.deliberate.why})`);
+        return;
+      }
       const d = diffRecords(masked(want, spec.deliberate.mask), masked(got, spec.deliberate.mask));
       if (d.length)
         assert.unreachable(`differs beyond its deliberate mask ${JSON.stringify(spec.deliberate.mask)}:\n${show(d)}`);

@@ -66,6 +66,11 @@ export interface Mask {
   config?: string[];
   /** The build's exit status is not compared (only that both failed). */
   exitStatus?: boolean;
+  /**
+   * One builder accepts what the other refuses: only that is compared (BuildKit's build succeeded and
+   * tsbuild's failed, `tsbuild-refuses`, or the other way round, `tsbuild-accepts`); nothing else can be.
+   */
+  outcome?: 'tsbuild-refuses' | 'tsbuild-accepts';
 }
 
 /** A builder's result for one case: what buildkit.json holds, and what tsbuild's build is turned into. */
