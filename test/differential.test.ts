@@ -31,7 +31,8 @@ const work = tempDir('differential');
 const store = storeWithBase(join(work, 'store'));
 const tsb = tsbuildBuilder(command, store);
 
-// Two builds at a time: the machine's two cores, and the builds of different cases share nothing.
+// Two builds at a time (the machine's two cores), in one store, which concurrent builds may share. Each case's
+// test waits for its own result, so the cases report in order while later ones build.
 const results = new Map<string, Promise<{ record: Record_; log: string }>>();
 const start = (() => {
   let base: Promise<Map<string, string>> | undefined;
