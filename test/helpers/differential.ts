@@ -401,6 +401,8 @@ export function diffRecords(
       out.push(`${what}: ${wn} ${JSON.stringify(a)}, ${gn} ${JSON.stringify(b)}`);
   };
   cmp('build', want.build, got.build);
+  // One built and the other did not: there is no second image to compare the first with.
+  if (want.build.ok !== got.build.ok) return out;
   const base = '(as in the base image)';
   const wf = want.files ?? {};
   const gf = got.files ?? {};
