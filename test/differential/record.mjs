@@ -41,8 +41,9 @@ try {
   const version = daemon.docker(['version', '--format', '{{.Server.Version}}']).stdout.trim();
   console.log(`dockerd ${version}`);
   // The base image, built by BuildKit from the same Dockerfile and rootfs.tar tsbuild's tests build it from.
+  // Debian's 20.10 client (BuildKit built in), as the testkit uses, before a newer one on PATH.
   const bb = await exec(
-    '/usr/bin/docker',
+    existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker',
     ['-H', daemon.host, 'build', '-q', '-t', 'tsbuild/busybox:1', join(repo, 'fixtures', 'busybox')],
     { DOCKER_BUILDKIT: '1' },
   );
