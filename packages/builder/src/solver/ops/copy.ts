@@ -57,7 +57,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       kb.addDigest(`from:${fromLabel}`, image.manifestDigest.replace(/^sha256:/, ''));
     }
     const view = await ctx.fs.view(fromLayers);
-    for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude)));
+    for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
   } else {
     for (const s of step.sources) {
       if (isUrl(s)) {
@@ -67,7 +67,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         items.push(fetched.item);
         kb.add(`source:${s}`, fetched.item.files[0].hash!);
       } else {
-        items.push(...(await fromContext(ctx, s, step, step.exclude)));
+        items.push(...(await fromContext(ctx, s, step, step.exclude, true)));
       }
     }
     addFileInputs(

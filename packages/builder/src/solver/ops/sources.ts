@@ -56,15 +56,20 @@ function excluder(patterns: string[]): (rel: string) => boolean {
   return (rel) => rel !== '' && m.ignores(rel);
 }
 
-/** Sources from the build context, hashed. */
+/**
+ * Sources from the build context, hashed. `emptyWildcard`: a wildcard that matches nothing gives no
+ * items instead of an error (COPY and ADD, as BuildKit's AllowEmptyWildcard).
+ */
 export async function fromContext(
   ctx: StepContext,
   source: string,
   step: Located,
   exclude: string[] = [],
+  emptyWildcard = false,
 ): Promise<SourceItem[]> {
   const { context } = ctx.opts;
   const matches = await context.match(source);
+  if (matches.length === 0 && emptyWildcard && hasGlob(source)) return [];
   if (matches.length === 0)
     throw new BuildError(
       `${where(step)}: "${source}" not found in the build context ` +
@@ -198,13 +203,14 @@ export async function hashContextTree(ctx: StepContext, source: string, step: Lo
   return createHash('sha256').update(items.map(itemDigest).join('\n')).digest('hex');
 }
 
-/** Sources from another stage or image, read through its root view. */
+/** Sources from another stage or image, read through its root view (`emptyWildcard`: as fromContext). */
 export async function fromView(
   view: RootView,
   source: string,
   step: Located,
   label: string,
   exclude: string[] = [],
+  emptyWildcard = false,
 ): Promise<SourceItem[]> {
   const skip = excluder(exclude);
   const paths = hasGlob(source) ? await globView(view, source) : [await view.resolve(source, true)];
@@ -224,7 +230,9 @@ export async function fromView(
     if (isDir) await walkView(view, p, '', files, skip);
     items.push({ path: p.replace(/^\//, ''), isDir, files });
   }
-  if (items.length === 0) throw new BuildError(`${where(step)}: "${source}" not found in ${label}`);
+  if (items.length === 0 && !(emptyWildcard && hasGlob(source) && paths.length === 0)) {
+    throw new BuildError(`${where(step)}: "${source}" not found in ${label}`);
+  }
   return items;
 }
 
