@@ -163,7 +163,7 @@ export async function fetchBlob(
         });
       }
     });
-    const got = `sha256:${hash.digest('hex')}` as Digest;
+    const got = `sha256:${hash.digest('hex')}`;
     if (got !== desc.digest) {
       throw new RegistryError('invalid', `${what}: content has digest ${got}`, {
         host: client.host,
