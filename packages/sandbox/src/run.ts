@@ -93,7 +93,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const hostname = spec.hostname ?? 'tsbuild';
     const resolv =
       spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : (net?.resolvConf ?? privateResolvConf()));
-    const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
+    const extra = (spec.extraHosts ?? []).map((e) => `${e.ip}\t${e.host}\n`).join('');
+    const files = writeHostFiles(dir, (spec.hosts ?? defaultHosts(spec.network, hostname)) + extra, resolv, hostname);
 
     const limits = spec.limits ?? {};
     const driver = cgroupDriver();
@@ -129,6 +130,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         tty: spec.tty,
         netnsPid,
         noNetRaw: spec.network !== 'none',
+        shmSize: spec.shmSize,
+        rlimits: spec.rlimits,
       }),
     );
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };

@@ -1,6 +1,6 @@
 // Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
 // parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
-import type { Mount } from './types.js';
+import type { Mount, Rlimit } from './types.js';
 
 export interface LauncherSpec {
   lowerdirs: string[];
@@ -36,6 +36,9 @@ export interface LauncherSpec {
   tty?: boolean;
   /** Join the network namespace of this host pid instead of `network`. */
   netnsPid?: number;
+  /** /dev/shm size in bytes (launcher default: 64 MiB). */
+  shmSize?: number;
+  rlimits?: Rlimit[];
 }
 
 /** exec mode: run a command inside the running container whose init has host pid `pid`. */
@@ -94,6 +97,10 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   if (s.tty) t.push(token('tty', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
   if (s.noNetRaw) t.push(token('netraw', 0));
+  if (s.shmSize !== undefined) t.push(token('shmsize', Math.floor(s.shmSize)));
+  // "RESOURCE:SOFT:HARD"; -1 (unlimited) is sent as "inf", the launcher's numbers being unsigned.
+  const lim = (v: number) => (v < 0 ? 'inf' : String(Math.floor(v)));
+  for (const r of s.rlimits ?? []) t.push(token('rlimit', `${r.resource}:${lim(r.soft)}:${lim(r.hard)}`));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));
