@@ -28,3 +28,4 @@ export * as layout from './layout/index.js';
 export { getXattr, readXattrs, setXattr, removeTreeBeneath } from './sys/index.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource } from './validate.js';
+export { writeFileAtomic } from './fsutil.js';

@@ -6,7 +6,7 @@ import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
-import { Solver } from './solver.js';
+import { Solver, type RunSettings } from './solver.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
@@ -36,6 +36,14 @@ export interface BuildRequest {
   fetchBase?: (ref: string) => Promise<Image | undefined>;
   /** The registry cache's records for this build (--cache-from); see SolveOptions.cacheFrom. */
   cacheFrom?: ImportedCache;
+  /** `--pull`: resolve every base tag with fetchBase, even one the store has. */
+  pull?: boolean;
+  /** `--label`: over the final stage's labels. */
+  labels?: Record<string, string>;
+  /** `--annotation`: the manifest's annotations. */
+  annotations?: Record<string, string>;
+  /** `--add-host`, `--ulimit`, `--shm-size`. */
+  run?: RunSettings;
 }
 
 export interface BuildResult {
@@ -79,9 +87,16 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
+  const movedBases = new Map<string, string>();
   for (const ref of refs) {
     if (bases.has(ref)) continue;
     let image = await req.store.images.get(ref).catch(() => undefined);
+    // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
+    if (req.pull && req.fetchBase && !/@sha256:[0-9a-f]{64}$/.test(ref)) {
+      const before = image?.manifestDigest;
+      image = await req.fetchBase(ref);
+      if (before && image && image.manifestDigest !== before) movedBases.set(ref, before);
+    }
     if (!image && req.fetchBase) image = await req.fetchBase(ref);
     if (!image)
       throw new BuildError(
@@ -131,11 +146,17 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       .digest('hex'),
     signal: req.signal,
     cacheFrom: req.cacheFrom,
+    run: req.run,
+    movedBases,
   });
   try {
     const state = await solver.solve();
     trace('stages solved');
-    const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
+    const config = solver.finalConfig(state);
+    if (req.labels && Object.keys(req.labels).length)
+      config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
+    const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
+    const image = await req.store.images.write({ config, layers: state.layers, annotations });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     // The stages whose layers make up the image: the target and the chain of stages it is FROM.

@@ -17,7 +17,7 @@ import type { ImportedCache, StepRecord } from '../exporter/cache-share.js';
 import { Filesystems } from '../rootfs/filesystems.js';
 import { LayerQueue } from './ops/commit.js';
 import { trace } from '../trace.js';
-import type { PrivateNetwork } from '@tsbuild/sandbox';
+import type { PrivateNetwork, Rlimit } from '@tsbuild/sandbox';
 
 export interface SolveOptions {
   store: Store;
@@ -47,6 +47,16 @@ export interface SolveOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
+  /** `--add-host`, `--ulimit`, `--shm-size`: for every RUN step (part of its cache key when set). */
+  run?: RunSettings;
+  /** Base refs whose tag `--pull` moved, with the digest the store had before (for --explain). */
+  movedBases?: Map<string, string>;
+}
+
+export interface RunSettings {
+  extraHosts: { host: string; ip: string }[];
+  rlimits: Rlimit[];
+  shmSize?: number;
 }
 
 export class Solver {
@@ -147,11 +157,14 @@ export class Solver {
     if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
     const step = this.o.reporter.step(label);
     step.done();
+    const before = this.o.movedBases?.get(from.ref);
     this.explain.push({
       stage: this.stageName(stage),
       label,
       status: 'base',
-      reason: `${from.ref} = ${image.manifestDigest}`,
+      reason: before
+        ? `base image moved: ${before} → ${image.manifestDigest}`
+        : `${from.ref} = ${image.manifestDigest}`,
     });
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
