@@ -3,9 +3,9 @@
 // buildx flag tsbuild does not implement refused by name with exit 2, never a usage dump.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, statSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 import { inspect } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
 
@@ -170,6 +170,92 @@ test('--metadata-file: buildx’s keys, the digests of the image in the store', 
   const bad = tsbuild(['build', '--metadata-file', join(temp('meta'), 'no', 'such', 'dir', 'm.json'), ctx], { root });
   assert.is(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /^ERROR: --metadata-file .*m\.json: /m);
+});
+
+test('--build-context NAME=docker-image://REF: FROM NAME is that image', () => {
+  const ctx = context({ Dockerfile: 'FROM base\nRUN echo ok > /ok\n' });
+  dirs.push(ctx);
+  ok(tsbuild(['build', '-q', '-t', 'named-image:1', '--build-context', `base=docker-image://${Base}`, ctx], { root }));
+  const base = inspect(root, Base).Manifest.layers.map((l: { digest: string }) => l.digest);
+  const built = inspect(root, 'named-image:1').Manifest.layers.map((l: { digest: string }) => l.digest);
+  assert.equal(built.slice(0, base.length), base);
+  assert.is(built.length, base.length + 1);
+});
+
+test('--build-context NAME=oci-layout://PATH[:TAG|@DIGEST]: into an empty store, each blob verified', () => {
+  const lay = join(temp('layout'), 'oci');
+  ok(
+    tsbuild(
+      ['build', '-q', '-t', 'example.com/base:v2', '-o', `type=oci,dest=${lay}`, join(repo, 'fixtures', 'busybox')],
+      { root },
+    ),
+  );
+  const digest = JSON.parse(readFileSync(join(lay, 'index.json'), 'utf8')).manifests[0].digest as string;
+  const ctx = context({ Dockerfile: 'FROM base\nRUN echo from-layout > /l\nCOPY --from=base /bin/busybox /copied\n' });
+  dirs.push(ctx);
+  for (const spec of [`${lay}:v2`, lay, `${lay}@${digest}`]) {
+    const empty = temp('store-empty');
+    const out = temp('out');
+    ok(
+      tsbuild(['build', '--build-context', `base=oci-layout://${spec}`, '-o', `type=local,dest=${out}`, ctx], {
+        root: empty,
+      }),
+    );
+    assert.is(readFileSync(join(out, 'l'), 'utf8'), 'from-layout\n', spec);
+    assert.ok(statSync(join(out, 'copied')).size > 100_000, spec);
+  }
+  const missing = tsbuild(['build', '--build-context', `base=oci-layout://${lay}:nope`, ctx], { root: temp('s') });
+  assert.is(missing.code, 1, missing.stderr);
+  assert.match(missing.stderr, `--build-context base=oci-layout://${lay}: no image tagged "nope"`);
+  // A layer blob that does not match its digest: refused, and the store never holds it.
+  const bad = join(temp('layout'), 'oci');
+  cpSync(lay, bad, { recursive: true });
+  const blobs = join(bad, 'blobs', 'sha256');
+  const biggest = readdirSync(blobs).sort((a, b) => statSync(join(blobs, b)).size - statSync(join(blobs, a)).size)[0]!;
+  const bytes = readFileSync(join(blobs, biggest));
+  bytes[bytes.length - 100] ^= 0xff;
+  writeFileSync(join(blobs, biggest), bytes);
+  const store = temp('store-corrupt');
+  const corrupt = tsbuild(['build', '--build-context', `base=oci-layout://${bad}`, ctx], { root: store });
+  assert.is(corrupt.code, 2, corrupt.stderr);
+  assert.match(corrupt.stderr, `blob sha256:${biggest}`);
+  assert.not.ok(readdirSync(join(store, 'blobs', 'sha256')).includes(biggest));
+});
+
+test('--build-context NAME=DIR: FROM NAME, COPY --from=NAME and RUN --mount=from=NAME read the directory', () => {
+  const extra = context({
+    'sub/f': 'hello from the named context\n',
+    'secret.txt': 'not for the image',
+    '.dockerignore': 'secret.txt\n',
+    link: { symlink: '/etc/hostname' },
+  });
+  dirs.push(extra);
+  const ctx = context({
+    Dockerfile:
+      'FROM extra AS files\n' +
+      `FROM ${Base}\n` +
+      'COPY --from=extra /sub/f /copied\n' +
+      'COPY --from=files /sub /files\n' +
+      'RUN --mount=from=extra,target=/m ls -A /m > /listing && readlink /m/link > /link-target\n',
+  });
+  dirs.push(ctx);
+  const out = temp('out');
+  ok(tsbuild(['build', '--build-context', `extra=${extra}`, '-o', `type=local,dest=${out}`, ctx], { root }));
+  assert.is(readFileSync(join(out, 'copied'), 'utf8'), 'hello from the named context\n');
+  assert.is(readFileSync(join(out, 'files', 'f'), 'utf8'), 'hello from the named context\n');
+  // .dockerignore applies, and a symlink stays a link (never the host file it names).
+  assert.is(readFileSync(join(out, 'listing'), 'utf8'), '.dockerignore\nlink\nsub\n');
+  assert.is(readFileSync(join(out, 'link-target'), 'utf8'), '/etc/hostname\n');
+  for (const [value, why] of [
+    ['extra=/nonexistent-tsbuild-dir', 'is not a directory'],
+    ['extra=https://example.com/ctx.git', 'remote contexts (URLs, git) are not supported'],
+    ['extra', 'expected NAME=VALUE'],
+    ['x=docker-image://no space', '--build-context x=docker-image://no space: '],
+  ]) {
+    const r = tsbuild(['build', '--build-context', value!, ctx], { root });
+    assert.is(r.code, 2, `${value}: ${r.stderr}`);
+    assert.match(r.stderr, why!);
+  }
 });
 
 test.run();

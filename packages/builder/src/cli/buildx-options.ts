@@ -1,10 +1,14 @@
 // The values of the build flags that CI wrappers pass to `docker buildx build`, parsed as buildx and
 // docker parse them: --label, --annotation, --add-host, --ulimit, --shm-size. Each bad value is a
-// usage error naming the flag.
+// usage error naming the flag. Also --build-context's values.
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { rlimitNumbers, type Rlimit } from '@tsbuild/sandbox';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseReference } from '@tsbuild/layerstore';
 import { UsageError } from '../errors.js';
+import type { NamedContext } from '../solver/named-contexts.js';
 
 /** `--label K=V` (K alone: an empty value, as buildx). Later ones win. */
 export function parseLabels(values: string[]): Record<string, string> {
@@ -111,4 +115,48 @@ export function parseShmSize(v: string): number {
   const bytes = Math.floor(Number(m[1]) * 1024 ** 'bkmgtp'.indexOf((m[2] || 'b').toLowerCase()));
   if (bytes <= 0) throw new UsageError(`--shm-size "${v}": must be more than 0`);
   return bytes;
+}
+
+/** `--build-context NAME=VALUE`: a directory, `docker-image://REF` or `oci-layout://PATH[:TAG|@DIGEST]`. */
+export function parseBuildContexts(values: string[]): NamedContext[] {
+  const out = new Map<string, NamedContext>();
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const name = eq < 0 ? '' : v.slice(0, eq);
+    const value = eq < 0 ? '' : v.slice(eq + 1);
+    if (!name || !value) throw new UsageError(`--build-context "${v}": expected NAME=VALUE`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/.test(name))
+      throw new UsageError(`--build-context "${v}": "${name}" is not a valid name`);
+    if (value.startsWith('docker-image://')) {
+      const ref = value.slice('docker-image://'.length);
+      try {
+        parseReference(ref);
+      } catch (e) {
+        throw new UsageError(`--build-context ${v}: ${(e as Error).message}`);
+      }
+      out.set(name, { name, type: 'image', ref });
+    } else if (value.startsWith('oci-layout://')) {
+      const rest = value.slice('oci-layout://'.length);
+      const at = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(rest);
+      const colon = rest.lastIndexOf(':');
+      const tagged = !at && colon > rest.lastIndexOf('/') ? colon : -1;
+      const dir = at ? at[1]! : tagged >= 0 ? rest.slice(0, tagged) : rest;
+      if (!dir) throw new UsageError(`--build-context ${v}: no layout path`);
+      if (!statSync(resolve(dir), { throwIfNoEntry: false })?.isDirectory())
+        throw new UsageError(`--build-context ${v}: ${dir} is not a directory (an OCI layout)`);
+      out.set(name, {
+        name,
+        type: 'oci-layout',
+        dir: resolve(dir),
+        ...(at ? { digest: at[2] as `sha256:${string}` } : tagged >= 0 ? { tag: rest.slice(tagged + 1) } : {}),
+      });
+    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || /^git@/.test(value)) {
+      throw new UsageError(`--build-context ${v}: remote contexts (URLs, git) are not supported`);
+    } else {
+      if (!statSync(resolve(value), { throwIfNoEntry: false })?.isDirectory())
+        throw new UsageError(`--build-context ${v}: ${value} is not a directory`);
+      out.set(name, { name, type: 'dir', dir: resolve(value) });
+    }
+  }
+  return [...out.values()];
 }

@@ -7,6 +7,7 @@ import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
 import { Solver, type RunSettings } from './solver.js';
+import { contextFor, directoryDockerfile, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
@@ -44,6 +45,8 @@ export interface BuildRequest {
   annotations?: Record<string, string>;
   /** `--add-host`, `--ulimit`, `--shm-size`. */
   run?: RunSettings;
+  /** `--build-context`: what FROM NAME and --from=NAME read instead of the image NAME. */
+  namedContexts?: NamedContext[];
 }
 
 export interface BuildResult {
@@ -90,17 +93,28 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   const movedBases = new Map<string, string>();
   for (const ref of refs) {
     if (bases.has(ref)) continue;
-    let image = await req.store.images.get(ref).catch(() => undefined);
+    const named = contextFor(req.namedContexts ?? [], ref);
+    if (named?.type === 'dir') {
+      bases.set(ref, await directoryImage(req, named.dir));
+      continue;
+    }
+    if (named?.type === 'oci-layout') {
+      bases.set(ref, await importLayout(req.store, named));
+      continue;
+    }
+    // docker-image://REF: that image, resolved as a base image is.
+    const imageRef = named?.type === 'image' ? named.ref : ref;
+    let image = await req.store.images.get(imageRef).catch(() => undefined);
     // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
-    if (req.pull && req.fetchBase && !/@sha256:[0-9a-f]{64}$/.test(ref)) {
+    if (req.pull && req.fetchBase && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
       const before = image?.manifestDigest;
-      image = await req.fetchBase(ref);
+      image = await req.fetchBase(imageRef);
       if (before && image && image.manifestDigest !== before) movedBases.set(ref, before);
     }
-    if (!image && req.fetchBase) image = await req.fetchBase(ref);
+    if (!image && req.fetchBase) image = await req.fetchBase(imageRef);
     if (!image)
       throw new BuildError(
-        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`,
+        `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`,
       );
     bases.set(ref, image);
   }
@@ -180,4 +194,28 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     );
     await context.save().catch(() => {});
   }
+}
+
+/**
+ * A directory given as a named context: its files as one layer over scratch, made by an inner build
+ * of `COPY . /` with the directory as its context (read beneath its fd, .dockerignore applied, cached).
+ */
+async function directoryImage(req: BuildRequest, dir: string): Promise<Image> {
+  const result = await build({
+    store: req.store,
+    contextDir: dir,
+    dockerfilePath: join(dir, '(--build-context)'),
+    dockerfileIsFile: false,
+    dockerfileText: directoryDockerfile,
+    tags: [],
+    buildArgs: {},
+    noCache: req.noCache,
+    network: 'none',
+    secrets: new Map(),
+    sourceDateEpoch: req.sourceDateEpoch,
+    compression: req.compression,
+    reporter: req.reporter,
+    signal: req.signal,
+  });
+  return result.image;
 }

@@ -9,7 +9,14 @@ import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
 import { formatReference, parseReference, writeFileAtomic, type Image } from '@tsbuild/layerstore';
-import { parseAddHosts, parseAnnotations, parseLabels, parseShmSize, parseUlimits } from '../buildx-options.js';
+import {
+  parseAddHosts,
+  parseAnnotations,
+  parseBuildContexts,
+  parseLabels,
+  parseShmSize,
+  parseUlimits,
+} from '../buildx-options.js';
 import { BuildError, UsageError } from '../../errors.js';
 import { readControlFile } from '../../context/context.js';
 
@@ -81,6 +88,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   };
   const metadataFile = str(p, 'metadata-file');
   const pull = bool(p, 'pull');
+  const namedContexts = parseBuildContexts(list(p, 'build-context'));
   const outputFlags = list(p, 'output');
   const { parseOutput, exportImage } = outputFlags.length
     ? await outputsModule()
@@ -172,6 +180,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       labels,
       annotations,
       run,
+      namedContexts,
     });
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
     if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
