@@ -9,18 +9,24 @@
 //   "error CODE MESSAGE"          the command could not start (CODE 126/127)
 //   "setup MESSAGE"               the sandbox could not be built (an infrastructure failure)
 // The first line written wins; later lines (e.g. from the launcher when init was killed) are fallbacks.
-// Before that, the launcher writes "pid N" (the host pid of init, or of the command in exec mode) as
+// Before that, the launcher writes "pid N" (the host pid of PID 1, or of the command in exec mode) as
 // soon as it exists; readers skip "pid" lines when looking for the outcome.
 //
 // Modes: run (default) builds a new container as below. exec (spec key exec=PID) joins the namespaces
-// of the running container whose init has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
+// of the running container whose PID 1 has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
 // the command there, with the same credentials, capabilities and seccomp filter as in run mode.
 // tty=1 gives the command a pseudo-terminal from the container's own devpts; the launcher relays it
 // to its fds 0/1 (raw mode and window size follow fd 0 when that is a terminal).
 //
-// Process tree: launcher (host pid ns, new mount/uts/ipc/net ns)
-//                 └─ init (PID 1 of the new pid ns: builds the root, reaps, forwards signals)
-//                      └─ command
+// Process tree, as Docker's: the command is PID 1 of the new pid namespace (it gets only the signals
+// it has a handler for, and reaps only what it waits for), unless init=1 (`run --init`) puts a
+// minimal init in front of it, as docker-init/tini do:
+//   launcher (host pid ns)  ─ the child below builds the root (overlay, /proc, /dev, /sys, binds,
+//     │                       pivot_root) and then either
+//     └─ command (PID 1)      execs the command: the launcher forwards signals to it and reports
+//                             how it ended;
+//     └─ init (PID 1)         or, with init=1, stays as init: reaps every orphan, forwards signals
+//          └─ command         to the command, exits with the command's status.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -88,6 +94,7 @@
 #define X_MOUNT_ATTR_RDONLY 0x1
 #define X_MOUNT_ATTR_NOSUID 0x2
 #define X_MOUNT_ATTR_NODEV 0x4
+#define X_MOUNT_ATTR_NOEXEC 0x8
 struct x_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 
 struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; int file; };
@@ -104,9 +111,11 @@ struct spec {
   char *hosts, *resolv, *hostnamefile;
   struct mnt *mounts; int nmounts;
   char **cgprocs; int ncg;
+  char **cgmounts; int ncgm;  // "NAME:DIR": the run's cgroup DIR shown at /sys/fs/cgroup/NAME ("" = itself)
   char *devcgroup; char **devallow; int ndevallow;
   pid_t execpid, netnspid;
   int tty;
+  int init;  // run a reaping, forwarding init as PID 1 in front of the command (`run --init`)
   // netholder mode (see holder_main); netraw=0 drops CAP_NET_RAW from the command's set.
   int netholder, nonetraw;
   char **helper; int nhelper;
@@ -226,6 +235,7 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "resolv")) S.resolv = v;
     else if (!strcmp(tok, "hostnamefile")) S.hostnamefile = v;
     else if (!strcmp(tok, "cgroup")) push(&S.cgprocs, &S.ncg, v);
+    else if (!strcmp(tok, "cgmount")) push(&S.cgmounts, &S.ncgm, v);
     else if (!strcmp(tok, "devcgroup")) S.devcgroup = v;
     else if (!strcmp(tok, "devallow")) push(&S.devallow, &S.ndevallow, v);
     else if (!strcmp(tok, "mount")) {
@@ -248,6 +258,7 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "tty")) S.tty = !strcmp(v, "1");
     else if (!strcmp(tok, "shmsize")) snprintf(S.shmsize, sizeof S.shmsize, "%ld", num(v));
     else if (!strcmp(tok, "rlimit")) parse_rlimit(v);
+    else if (!strcmp(tok, "init")) S.init = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
   }
   if (S.execpid) {
@@ -521,6 +532,47 @@ static void extra_mounts(void) {
   close(rootfd);
 }
 
+// The run's own cgroup, read-only, at /sys/fs/cgroup, as Docker shows it: a tmpfs with one directory
+// per v1 controller the run has a cgroup of its own in, each a bind of that cgroup's directory (on v2
+// the run's directory itself). Runtimes that size themselves from it (the JVM, Node, Go) see the
+// run's limits. Only the run's own directories: a controller it has no cgroup in would show the
+// hierarchy tsbuild runs in, other runs included. Read-only, and without CAP_SYS_ADMIN the command
+// cannot remount it: it can neither change its limits nor leave its cgroup. The tmpfs also hides the
+// host's cgroups when /sys is a bind of the host's (see build_root). With the cgroup namespace the
+// launcher made after joining, /proc/self/cgroup and mountinfo show these as "/".
+static void mount_cgroups(void) {
+  const char *top = "sys/fs/cgroup";
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s", in_root(top));
+  const unsigned long fl = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (mount("tmpfs", path, "tmpfs", fl, "mode=755,size=64k") < 0) die("mount /%s", top);
+  for (int i = 0; i < S.ncgm; i++) {
+    char *name = S.cgmounts[i], *colon = strchr(name, ':');
+    if (!colon || memchr(name, '/', colon - name) || colon[1] != '/') { errno = EINVAL; die("bad cgroup mount '%s'", name); }
+    if (colon != name) {
+      *colon = 0;
+      char sub[PATH_MAX];
+      if (snprintf(sub, sizeof sub, "%s/%s", path, name) >= (int)sizeof sub) { errno = ENAMETOOLONG; die("%s", name); }
+      if (mkdir(sub, 0755) < 0) die("mkdir /%s/%s", top, name);
+      *colon = ':';
+    }
+  }
+  if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | fl, "mode=755,size=64k") < 0) die("read-only /%s", top);
+  for (int i = 0; i < S.ncgm; i++) {
+    char *name = S.cgmounts[i], *colon = strchr(name, ':');
+    int mfd = syscall(SYS_open_tree, AT_FDCWD, colon + 1, X_OPEN_TREE_CLONE | X_OPEN_TREE_CLOEXEC);
+    if (mfd < 0) die("open cgroup %s", colon + 1);
+    struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY | X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV | X_MOUNT_ATTR_NOEXEC };
+    if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH, &a, sizeof a) < 0) die("read-only cgroup %s", colon + 1);
+    char tgt[PATH_MAX];
+    *colon = 0;
+    snprintf(tgt, sizeof tgt, "%s%s%s", path, *name ? "/" : "", name);
+    *colon = ':';
+    if (syscall(SYS_move_mount, mfd, "", AT_FDCWD, tgt, X_MOVE_MOUNT_F_EMPTY_PATH) < 0) die("mount cgroup on %s", tgt);
+    close(mfd);
+  }
+}
+
 static void build_root(void) {
   mount_overlay();
   if (mount("proc", in_root("proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount /proc");
@@ -531,6 +583,7 @@ static void build_root(void) {
     struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY | X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV };
     if (syscall(SYS_mount_setattr, AT_FDCWD, in_root("sys"), X_AT_RECURSIVE, &a, sizeof a) < 0) die("read-only /sys");
   }
+  mount_cgroups();
   mask_paths();
   bind_file(S.hosts, "etc/hosts");
   bind_file(S.resolv, "etc/resolv.conf");
@@ -702,6 +755,13 @@ __attribute__((noreturn)) static void command_main(int errw) {
     if (setrlimit(S.rlimits[i].res, &S.rlimits[i].lim) < 0) { ce = (struct child_err){STAGE_RLIMIT, errno}; goto fail; }
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
+  // A change of uid clears the parent-death signal: armed again, or a non-root command would outlive
+  // the launcher (with no init above it, nothing else ends the pid namespace). Then, in case the
+  // parent died before that: the reader of errw is the parent, so a write end with no reader left
+  // (POLLERR) means it is gone.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  struct pollfd gone = { .fd = errw, .events = 0 };
+  if (poll(&gone, 1, 0) > 0 && (gone.revents & POLLERR)) _exit(125);
   if (chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   char wd[PATH_MAX];
   // After pivot_root a cwd outside the root reads back as "(unreachable)/...": refuse it.
@@ -849,13 +909,16 @@ static int relay_and_wait(pid_t child, int master, sigset_t *set) {
   return st;
 }
 
-__attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int ptysock) {
+// The child of the launcher in run mode: PID 1 of the new pid namespace. Builds the root, then
+// becomes the command (errw: the launcher's error pipe), or with S.init stays as its init.
+__attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int ptysock, int errw) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   // If the launcher died before PDEATHSIG was armed, its end of `alive` is already closed.
   struct pollfd pf = { .fd = alive, .events = 0 };
   if (poll(&pf, 1, 0) > 0 && (pf.revents & POLLHUP)) _exit(125);
   close(alive);
   // Not dumpable: the command (same uid 0) cannot open /proc/1/fd/*, /proc/1/root or ptrace init.
+  // (Without S.init this process becomes the command, and its execve makes it dumpable as usual.)
   // execve of the command resets this for the command itself.
   prctl(PR_SET_DUMPABLE, 0);
   build_root();
@@ -867,6 +930,7 @@ __attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int pt
     close(m);
   }
   if (ptysock >= 0) close(ptysock);
+  if (!S.init) command_main(errw);
 
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) < 0) die("pipe");
@@ -906,7 +970,7 @@ static void report_wait(int st, int failed, struct child_err ce) {
   _exit(WEXITSTATUS(st));
 }
 
-// exec mode: the command joins a running container (its init has host pid S.execpid).
+// exec mode: the command joins a running container (its PID 1 has host pid S.execpid).
 __attribute__((noreturn)) static void exec_main(void) {
   static const char *names[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt" };
   int fds[6];
@@ -1195,7 +1259,7 @@ int main(int argc, char **argv, char **envp) {
   // Whatever else our parent let us inherit has no business in the sandbox.
   syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
   pid_t parent = getppid();
-  // Die with tsbuild: the signal reaches init through its own PDEATHSIG, and the namespaces with it.
+  // Die with tsbuild: the signal reaches PID 1 through its own PDEATHSIG, and the namespaces with it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(125);
   parse_spec();
@@ -1236,10 +1300,18 @@ int main(int argc, char **argv, char **envp) {
   if (pipe2(alive, O_CLOEXEC) < 0) die("pipe");
   int ptys[2] = { -1, -1 };  // init passes the pty master it opened in the container's devpts
   if (S.tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) die("socketpair");
+  int ep[2] = { -1, -1 };  // without an init: how the command says it could not start (see command_main)
+  if (!S.init && pipe2(ep, O_CLOEXEC) < 0) die("pipe");
   pid_t init = fork();
   if (init < 0) die("fork init");
-  if (init == 0) { close(alive[1]); if (ptys[0] >= 0) close(ptys[0]); init_main(&set, alive[0], ptys[1]); }
+  if (init == 0) {
+    close(alive[1]);
+    if (ptys[0] >= 0) close(ptys[0]);
+    if (ep[0] >= 0) close(ep[0]);
+    init_main(&set, alive[0], ptys[1], ep[1]);
+  }
   close(alive[0]);
+  if (ep[1] >= 0) close(ep[1]);
   status("pid %d", (int)init);
   int master = -1;
   if (S.tty) {
@@ -1247,9 +1319,19 @@ int main(int argc, char **argv, char **envp) {
     master = recv_fd(ptys[0]);
     close(ptys[0]);
   }
+  if (!S.init) {
+    // The command is our child: EOF on the pipe once it has exec'd (or died building the root, which
+    // reported "setup" itself), a child_err if it could not start.
+    struct child_err ce = {0, 0};
+    ssize_t n;
+    do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
+    close(ep[0]);
+    int st = relay_and_wait(init, master, &set);
+    report_wait(st, n == (ssize_t)sizeof ce, ce);
+  }
   int st = relay_and_wait(init, master, &set);
   if (WIFSIGNALED(st)) {
-    // init itself was killed (e.g. by the OOM killer): nothing else has reported.
+    // init itself was killed (e.g. by the OOM killer or `stop`'s SIGKILL): nothing else has reported.
     status("signal %d", WTERMSIG(st));
     _exit(128 + WTERMSIG(st));
   }

@@ -90,6 +90,8 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
  * container frozen with nobody to thaw it: a plain kill of init would leave it there for good.
  * Killed before the thaw, so that none of them runs its own code again (a thawed task with SIGKILL
  * pending exits on its way back to user space), and none can fork in between (they are frozen).
+ * The launcher (pid's parent) is in the cgroup too, but spared: it is outside the sandbox, and once
+ * thawed it reports how PID 1 ended (SIGKILL: 137, as `docker stop` and `docker kill` do).
  */
 export function killSandbox(pid: number): void {
   let f: Freezer | undefined;
@@ -98,8 +100,9 @@ export function killSandbox(pid: number): void {
   } catch {
     /* no freezer cgroup: it cannot be frozen either */
   }
+  const launcher = Number(readText(`/proc/${pid}/status`)?.match(/^PPid:\s*(\d+)$/m)?.[1] ?? 0);
   const procs = f ? (readText(`${f.dir}/cgroup.procs`) ?? '').split('\n').filter(Boolean).map(Number) : [];
-  for (const p of [pid, ...procs]) {
+  for (const p of [pid, ...procs.filter((p) => p !== launcher)]) {
     try {
       process.kill(p, 'SIGKILL');
     } catch {

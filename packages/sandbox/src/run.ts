@@ -1,8 +1,9 @@
 // run(): one command in a sandbox, from an empty per-run state directory to a torn-down one.
 //
 //   Node (this file)                launcher (C, native/launcher.c)
-//   state dir, init layer, hosts ─► joins cgroup, unshares, forks init (PID 1)
-//   cgroup with limits               init: overlay, /proc, /dev, /sys, binds, pivot_root
+//   state dir, init layer, hosts ─► joins cgroup, unshares, forks PID 1
+//   cgroup with limits               PID 1: overlay, /proc, /dev, /sys, binds, pivot_root, then the
+//                                    command itself (or, with `init`, its init)
 //   pipes stdio, waits          ◄── "exit N" | "signal N" | "error ..." | "setup ..." on fd 4
 //   OOM check, cgroup + state removed
 import { spawn, type StdioOptions } from 'node:child_process';
@@ -125,9 +126,11 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         mounts,
         mountKinds: kinds.map((k) => k.kind),
         cgroupProcs: cg?.procsFiles ?? [],
+        cgroupMounts: cg?.mounts,
         deviceCgroup: cg?.deviceCgroup,
         deviceRules: allowedDevices,
         tty: spec.tty,
+        init: spec.init,
         netnsPid,
         noNetRaw: spec.network !== 'none',
         shmSize: spec.shmSize,
@@ -188,7 +191,7 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: Laun
     let aborted = false;
     const onAbort = () => {
       aborted = true;
-      // The launcher's death takes init (PDEATHSIG) and with it the whole pid namespace.
+      // The launcher's death takes PID 1 (PDEATHSIG) and with it the whole pid namespace.
       child.kill('SIGKILL');
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });

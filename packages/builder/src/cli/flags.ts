@@ -217,6 +217,7 @@ const runFlags: FlagSpec[] = [
   { name: 'memory', short: 'm', kind: 'string', value: 'SIZE', help: 'memory limit (32m, 1g; minimum 6m)' },
   { name: 'pids-limit', kind: 'string', value: 'N', help: 'at most N processes (0 or -1: no limit)' },
   { name: 'entrypoint', kind: 'string', value: 'CMD', help: "replace the image's Entrypoint ('' clears it)" },
+  { name: 'init', kind: 'bool', help: 'a minimal init as PID 1 that forwards signals and reaps zombies' },
 ];
 
 const execFlags: FlagSpec[] = [

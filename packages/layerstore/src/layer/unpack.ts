@@ -53,7 +53,10 @@ import { baseOf, cleanPath, DirFds, hostile, parentOf } from './safe-path.js';
 export interface UnpackOptions {
   /** 'overlay' (lowerdir form, default) or 'apply' (onto an existing tree, whiteouts delete). */
   mode?: 'overlay' | 'apply';
-  /** Allow char/block device entries (default false). */
+  /**
+   * Allow char/block device entries (default false; the store allows them, as Docker does: its
+   * snapshots are only ever mounted nodev). A 0/0 char device is refused in overlay mode either way.
+   */
   allowDevices?: boolean;
   /** Fail with StoreError('corrupt') if the uncompressed tar does not hash to this. */
   diffID?: Digest;
@@ -229,6 +232,10 @@ export async function unpackLayer(
 
     if ((h.type === 'char' || h.type === 'block') && !opts.allowDevices)
       throw hostile(name, `${h.type} device entries are not allowed`);
+    // In a lowerdir a 0/0 character device IS overlayfs's whiteout: it would silently delete what
+    // lower layers hold at that path. Layers say that with .wh. entries.
+    if (mode === 'overlay' && h.type === 'char' && h.devmajor === 0 && h.devminor === 0)
+      throw hostile(name, 'a 0/0 character device is an overlay whiteout, not a device (use a .wh. entry)');
 
     // Hardlink source is resolved before anything at rel is removed (a link to itself is refused).
     let linkSource: string | undefined;
