@@ -4,6 +4,7 @@
 //                                    archive (manifest.json with Config/RepoTags/Layers pointing at
 //                                    blobs/sha256/<hex>, plus `repositories`), so both `docker load`
 //                                    and OCI tools accept it
+//   stream(store, images, opts)      either, as a stream (docker's image-load endpoint)
 //   load(store, file)                imports any of those, old `docker save` archives (v1.2:
 //                                    <id>/layer.tar, <id>/json, <config>.json), and gzipped archives
 // Tars are streamed with tar-stream; layer bytes never sit in memory. Every blob that comes in is
@@ -40,17 +41,17 @@ export interface DockerManifestEntry {
 
 const blobPath = (d: Digest) => `blobs/sha256/${hexOf(d)}`;
 
-/**
- * Write images to a tar at file (atomically: a temp file renamed into place). Several names may point
- * at one image; blobs are written once.
- */
-export async function write(
-  store: Store,
-  images: NamedImage[],
-  file: string,
-  opts: { format?: ArchiveFormat } = {},
-): Promise<void> {
-  const format = opts.format ?? 'oci';
+interface ArchivePlan {
+  format: ArchiveFormat;
+  index: OciIndex;
+  manifestJSON: DockerManifestEntry[];
+  repositories: Record<string, Record<string, string>>;
+  /** Every blob the archive holds, with its size (tar headers come before the bytes). */
+  blobs: Map<Digest, number>;
+}
+
+/** What goes into the archive, every blob checked to be in the store before a byte is written. */
+async function plan(store: Store, images: NamedImage[], format: ArchiveFormat): Promise<ArchivePlan> {
   const index: OciIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
   const manifestJSON: DockerManifestEntry[] = [];
   const repositories: Record<string, Record<string, string>> = {};
@@ -90,42 +91,65 @@ export async function write(
       }
     }
   }
+  return { format, index, manifestJSON, repositories, blobs };
+}
 
+/** Writes the plan's entries into pack (blobs streamed from the store) and finalizes it. */
+async function packEntries(store: Store, p: ArchivePlan, pack: TarStream.Pack): Promise<void> {
+  const small = (name: string, body: string) =>
+    new Promise<void>((res, rej) =>
+      pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())),
+    );
+  const dir = (name: string) =>
+    new Promise<void>((res, rej) =>
+      pack.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (e) => (e ? rej(e) : res())),
+    );
+  await dir('blobs');
+  await dir('blobs/sha256');
+  for (const [d, size] of p.blobs) {
+    await new Promise<void>((res, rej) => {
+      const sink = pack.entry({ name: blobPath(d), size, mode: 0o444, mtime: new Date(0) }, (e) =>
+        e ? rej(e) : res(),
+      );
+      const src = store.blobs.open(d);
+      src.on('error', (e) => {
+        sink.destroy(e);
+        rej(e);
+      });
+      // The pack destroyed under it (a consumer that went away): the entry fails, the blob stops.
+      sink.on('error', (e: Error) => {
+        src.destroy();
+        rej(e);
+      });
+      src.pipe(sink as unknown as NodeJS.WritableStream);
+    });
+  }
+  await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await small('index.json', JSON.stringify(p.index));
+  if (p.format === 'docker') {
+    await small('manifest.json', JSON.stringify(p.manifestJSON));
+    await small('repositories', JSON.stringify(p.repositories));
+  }
+  pack.finalize();
+}
+
+/**
+ * Write images to a tar at file (atomically: a temp file renamed into place). Several names may point
+ * at one image; blobs are written once.
+ */
+export async function write(
+  store: Store,
+  images: NamedImage[],
+  file: string,
+  opts: { format?: ArchiveFormat } = {},
+): Promise<void> {
+  const p = await plan(store, images, opts.format ?? 'oci');
   const tmp = `${file}.tmp-${randomId()}`;
   const pack = tarLib().pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
   const done = pipeline(pack as unknown as Readable, out);
   try {
-    const small = (name: string, body: string) =>
-      new Promise<void>((res, rej) =>
-        pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())),
-      );
-    const dir = (name: string) =>
-      new Promise<void>((res, rej) =>
-        pack.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (e) => (e ? rej(e) : res())),
-      );
-    await dir('blobs');
-    await dir('blobs/sha256');
-    for (const [d, size] of blobs) {
-      await new Promise<void>((res, rej) => {
-        const sink = pack.entry({ name: blobPath(d), size, mode: 0o444, mtime: new Date(0) }, (e) =>
-          e ? rej(e) : res(),
-        );
-        const src = store.blobs.open(d);
-        src.on('error', (e) => {
-          sink.destroy(e);
-          rej(e);
-        });
-        src.pipe(sink as unknown as NodeJS.WritableStream);
-      });
-    }
-    await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    await small('index.json', JSON.stringify(index));
-    if (format === 'docker') {
-      await small('manifest.json', JSON.stringify(manifestJSON));
-      await small('repositories', JSON.stringify(repositories));
-    }
-    pack.finalize();
+    await packEntries(store, p, pack);
     await done;
     const fh = await fsp.open(tmp, 'r');
     await fh.sync();
@@ -138,6 +162,22 @@ export async function write(
     await fsp.rm(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * The same archive as a stream, for a consumer that reads one (Docker's image-load endpoint): blobs
+ * are read from the store as the stream is consumed, so memory stays flat. A failure destroys the
+ * stream with the error.
+ */
+export async function stream(
+  store: Store,
+  images: NamedImage[],
+  opts: { format?: ArchiveFormat } = {},
+): Promise<Readable> {
+  const p = await plan(store, images, opts.format ?? 'oci');
+  const pack = tarLib().pack();
+  packEntries(store, p, pack).catch((e: Error) => pack.destroy(e));
+  return pack as unknown as Readable;
 }
 
 export interface LoadedImage {

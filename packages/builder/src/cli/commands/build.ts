@@ -26,6 +26,7 @@ const outputsModule = () => import('../../exporter/outputs.js');
 const registryModule = () => import('./registry.js');
 const pushModule = () => import('../../exporter/push.js');
 const cacheShareModule = () => import('../../exporter/cache-share.js');
+const loadModule = () => import('../../exporter/load.js');
 const explainModule = () => import('../explain.js'); // and chalk, which probes the terminal as it loads
 
 export const buildFlags = flagsOf('build');
@@ -89,6 +90,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const metadataFile = str(p, 'metadata-file');
   const pull = bool(p, 'pull');
   const namedContexts = parseBuildContexts(list(p, 'build-context'));
+  // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
+  const load = bool(p, 'load') ? await loadModule() : undefined;
+  await load?.pingDocker(signal);
   const outputFlags = list(p, 'output');
   const { parseOutput, exportImage } = outputFlags.length
     ? await outputsModule()
@@ -193,6 +197,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     if (cacheTo.length)
       await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
     for (const o of outputs) await exportImage!(store, result.image, tags, o);
+    await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
