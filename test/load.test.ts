@@ -2,9 +2,11 @@
 // dockerd (testkit's dockerd.ts): the daemon lists the image by its tag and id and runs it. Against
 // small fake daemons on a unix socket: a refusal in the daemon's message stream and a daemon that
 // hangs up mid-stream are one-line errors, exit 1; no daemon at all is said before anything is built.
+// The same dockerd's BuildKit is the reference for --add-host's /etc/hosts lines and --label's merge.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip, startDockerd, type Dockerd } from '@tsbuild/testkit';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildP } from './helpers/cli.js';
@@ -113,6 +115,41 @@ test('--load with no daemon: said before the build, which does not run', () => {
   const bad = tsbuild(['build', '--load', ctx], { root, env: { DOCKER_HOST: 'ssh://user@host' } });
   assert.is(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, 'ERROR: --load: DOCKER_HOST=ssh://user@host is not unix:///PATH or tcp://HOST:PORT');
+});
+
+test('--add-host and --label as dockerd’s BuildKit applies them (same hosts lines, same labels)', async () => {
+  if (typeof daemon === 'string') return skip(daemon);
+  const d = daemon;
+  const baseTar = join(temp('base'), 'base.tar');
+  ok(tsbuild(['save', Base, '-o', baseTar], { root }));
+  assert.is(d.docker(['load', '-i', baseTar]).code, 0, 'docker load of the base');
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nLABEL a=dockerfile b=kept\nRUN cat /etc/hosts > /hosts\n`,
+  });
+  dirs.push(ctx);
+  const flags = [
+    '--add-host',
+    'db.internal:10.1.2.3',
+    '--add-host',
+    'v6:fd00::1',
+    '--label',
+    'a=flag',
+    '--label',
+    'c=3',
+  ];
+  const bk = d.docker(['build', '-q', ...flags, '-t', 'compare:bk', ctx], { DOCKER_BUILDKIT: '1' });
+  assert.is(bk.code, 0, bk.stderr);
+  const bkHosts = d.docker(['run', '--rm', 'compare:bk', 'cat', '/hosts']).stdout.trim().split('\n');
+  const bkLabels = JSON.parse(
+    d.docker(['image', 'inspect', '--format', '{{json .Config.Labels}}', 'compare:bk']).stdout,
+  );
+  const out = temp('out');
+  ok(tsbuild(['build', ...flags, '-t', 'compare:ts', '-o', `type=local,dest=${out}`, ctx], { root }));
+  const tsHosts = readFileSync(join(out, 'hosts'), 'utf8').trim().split('\n');
+  // The entries --add-host adds: the same lines, at the end, in the same order.
+  assert.equal(tsHosts.slice(-2), bkHosts.slice(-2));
+  assert.equal(bkHosts.slice(-2), ['10.1.2.3\tdb.internal', 'fd00::1\tv6']);
+  assert.equal(JSON.parse(ok(tsbuild(['inspect', 'compare:ts'], { root })).stdout).Config.config.Labels, bkLabels);
 });
 
 test.run();
