@@ -178,15 +178,16 @@ static rlim_t rlim_value(const char *s) {
 static void parse_rlimit(char *v) {
   char *soft = strchr(v, ':');
   char *hard = soft ? strchr(soft + 1, ':') : NULL;
-  if (!hard || S.nrlimits >= (int)(sizeof S.rlimits / sizeof S.rlimits[0])) { errno = EINVAL; die("bad rlimit '%s'", v); }
+  int full = S.nrlimits >= (int)(sizeof S.rlimits / sizeof S.rlimits[0]);
+  if (!hard || full) { errno = EINVAL; die("bad rlimit '%s'", v); }
   *soft++ = 0;
   *hard++ = 0;
   long res = num(v);
   if (res >= RLIM_NLIMITS) { errno = EINVAL; die("bad rlimit resource %ld", res); }
+  struct rlimit lim = { .rlim_cur = rlim_value(soft), .rlim_max = rlim_value(hard) };
+  if (lim.rlim_cur > lim.rlim_max) { errno = EINVAL; die("rlimit soft above hard"); }
   S.rlimits[S.nrlimits].res = (int)res;
-  S.rlimits[S.nrlimits].lim.rlim_cur = rlim_value(soft);
-  S.rlimits[S.nrlimits].lim.rlim_max = rlim_value(hard);
-  if (S.rlimits[S.nrlimits].lim.rlim_cur > S.rlimits[S.nrlimits].lim.rlim_max) { errno = EINVAL; die("rlimit soft above hard"); }
+  S.rlimits[S.nrlimits].lim = lim;
   S.nrlimits++;
 }
 

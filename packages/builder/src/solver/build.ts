@@ -114,7 +114,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (!image && req.fetchBase) image = await req.fetchBase(imageRef);
     if (!image)
       throw new BuildError(
-        `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`,
+        `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
+          "build it, or bring it with 'tsbuild load' or 'tsbuild pull'",
       );
     bases.set(ref, image);
   }
