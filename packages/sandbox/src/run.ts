@@ -21,6 +21,7 @@ import { privateResolvConf, startNetwork, type PrivateNetwork } from './network.
 import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
 import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
+import { rootless, warnOnce } from './userns.js';
 
 /** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
 export class SandboxError extends Error implements Coded {
@@ -97,8 +98,13 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const extra = (spec.extraHosts ?? []).map((e) => `${e.ip}\t${e.host}\n`).join('');
     const files = writeHostFiles(dir, (spec.hosts ?? defaultHosts(spec.network, hostname)) + extra, resolv, hostname);
 
-    const limits = spec.limits ?? {};
+    let limits = spec.limits ?? {};
     const driver = cgroupDriver();
+    if (!driver && rootless() && Object.values(limits).some((v) => v !== undefined)) {
+      // No cgroup this user may write (see cgroupDriver): the run goes on, as the issue asks.
+      warnOnce('limits', 'rootless: no delegated cgroup here, so --cpus, --memory and --pids-limit are not applied');
+      limits = {};
+    }
     if (!driver && Object.values(limits).some((v) => v !== undefined))
       throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
     cg = driver?.create(id, limits, { freezable: spec.freezable });
@@ -135,6 +141,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         noNetRaw: spec.network !== 'none',
         shmSize: spec.shmSize,
         rlimits: spec.rlimits,
+        rootless: rootless(),
       }),
     );
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };

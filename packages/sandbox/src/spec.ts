@@ -43,6 +43,8 @@ export interface LauncherSpec {
   /** /dev/shm size in bytes (launcher default: 64 MiB). */
   shmSize?: number;
   rlimits?: Rlimit[];
+  /** The caller runs in a user namespace (see userns.ts): overlay userxattr, bound device nodes. */
+  rootless?: boolean;
 }
 
 /** exec mode: run a command inside the running container whose init has host pid `pid`. */
@@ -72,8 +74,10 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
 }
 
 /** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
-export function encodeHolderSpec(helper: string[]): Buffer {
-  return Buffer.from([token('netholder', 1), ...helper.map((a) => token('helper', a))].join(''));
+export function encodeHolderSpec(helper: string[], rootless = false): Buffer {
+  const t = [token('netholder', 1), ...helper.map((a) => token('helper', a))];
+  if (rootless) t.push(token('rootless', 1));
+  return Buffer.from(t.join(''));
 }
 
 function token(key: string, value: string | number): string {
@@ -107,6 +111,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   // "RESOURCE:SOFT:HARD"; -1 (unlimited) is sent as "inf", the launcher's numbers being unsigned.
   const lim = (v: number) => (v < 0 ? 'inf' : String(Math.floor(v)));
   for (const r of s.rlimits ?? []) t.push(token('rlimit', `${r.resource}:${lim(r.soft)}:${lim(r.hard)}`));
+  if (s.rootless) t.push(token('rootless', 1));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));
