@@ -3,7 +3,7 @@
 // buildx flag tsbuild does not implement refused by name with exit 2, never a usage dump.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cpSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 import { inspect } from './helpers/image.js';
@@ -255,6 +255,33 @@ test('--build-context NAME=DIR: FROM NAME, COPY --from=NAME and RUN --mount=from
     const r = tsbuild(['build', '--build-context', value!, ctx], { root });
     assert.is(r.code, 2, `${value}: ${r.stderr}`);
     assert.match(r.stderr, why!);
+  }
+});
+
+test('--build-context oci-layout://: index.json, a manifest or a layer that is a device or a link: refused', () => {
+  const lay = join(temp('layout'), 'oci');
+  ok(tsbuild(['build', '-q', '-o', `type=oci,dest=${lay}`, join(repo, 'fixtures', 'busybox')], { root }));
+  const index = JSON.parse(readFileSync(join(lay, 'index.json'), 'utf8'));
+  const manifestHex = (index.manifests[0].digest as string).slice(7);
+  const manifest = JSON.parse(readFileSync(join(lay, 'blobs', 'sha256', manifestHex), 'utf8'));
+  const layerHex = (manifest.layers[0].digest as string).slice(7);
+  const ctx = context({ Dockerfile: 'FROM base\n' });
+  dirs.push(ctx);
+  // Each would be read without end (or read a host file): /dev/zero in place of index.json, of the
+  // manifest, of the layer; and a link to a regular host file in place of the layer.
+  for (const [member, target] of [
+    ['index.json', '/dev/zero'],
+    [`blobs/sha256/${manifestHex}`, '/dev/zero'],
+    [`blobs/sha256/${layerHex}`, '/dev/zero'],
+    [`blobs/sha256/${layerHex}`, '/etc/hostname'],
+  ] as const) {
+    const bad = join(temp('layout'), 'oci');
+    cpSync(lay, bad, { recursive: true });
+    rmSync(join(bad, member));
+    symlinkSync(target, join(bad, member));
+    const r = tsbuild(['build', '--build-context', `base=oci-layout://${bad}`, ctx], { root: temp('store-hostile') });
+    assert.is(r.code, 2, `${member} -> ${target}: ${r.stderr}`);
+    assert.match(r.stderr, /is not a regular file/, `${member} -> ${target}: ${r.stderr}`);
   }
 });
 
