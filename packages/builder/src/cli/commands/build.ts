@@ -8,7 +8,7 @@ import { openStore } from '../root.js';
 import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
-import { formatReference, parseReference, writeFileAtomic, type Image } from '@tsbuild/layerstore';
+import { formatReference, hostPlatform, parseReference, writeFileAtomic, type Image } from '@tsbuild/layerstore';
 import {
   parseAddHosts,
   parseAnnotations,
@@ -80,7 +80,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64')
     throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
   const labels = parseLabels(list(p, 'label'));
-  const annotations = parseAnnotations(list(p, 'annotation'), 'linux/amd64');
+  const host = hostPlatform();
+  const annotations = parseAnnotations(list(p, 'annotation'), `${host.os}/${host.architecture}`);
   const shm = str(p, 'shm-size');
   const run = {
     extraHosts: parseAddHosts(list(p, 'add-host')),
