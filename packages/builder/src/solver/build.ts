@@ -2,11 +2,12 @@
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
-import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
+import { hostPlatform, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
-import { Solver, type RunSettings } from './solver.js';
+import { Solver } from './solver.js';
+import type { RunSettings } from './ops/context.js';
 import { contextFor, directoryDockerfile, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
@@ -172,6 +173,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
     const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
+    // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
+    await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     // The stages whose layers make up the image: the target and the chain of stages it is FROM.

@@ -11,7 +11,6 @@ import {
   formatReference,
   layout,
   parseReference,
-  readImage,
   validate,
   type Digest,
   type Image,
@@ -77,7 +76,8 @@ export async function importLayout(store: Store, c: Extract<NamedContext, { type
       throw new BuildError(`${what}: blob ${digest}: ${(e as Error).message}`, 'invalid');
     }
   }
-  const stored = await readImage(store.blobs, { ...entry.descriptor, digest: image.manifestDigest });
+  const stored = await store.images.get(image.manifestDigest);
+  if (!stored) throw new BuildError(`${what}: manifest ${image.manifestDigest} did not reach the store`);
   try {
     await validate(stored, store.blobs);
   } catch (e) {

@@ -8,7 +8,8 @@ import { openStore } from '../root.js';
 import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
-import { formatReference, hostPlatform, parseReference, writeFileAtomic, type Image } from '@tsbuild/layerstore';
+import { formatReference, hostPlatform, parseReference, type Image } from '@tsbuild/layerstore';
+import { writeFileAtomic } from '@tsbuild/sys';
 import {
   parseAddHosts,
   parseAnnotations,
@@ -241,7 +242,7 @@ async function writeMetadata(
   // Fully qualified, as buildx writes them (docker.io/library/app:latest).
   if (tags.length) metadata['image.name'] = tags.map((t) => formatReference(parseReference(t))).join(',');
   try {
-    await writeFileAtomic(resolve(file), JSON.stringify(metadata, null, 2) + '\n');
+    await writeFileAtomic(resolve(file), JSON.stringify(metadata, null, 2) + '\n', { durable: true });
   } catch (e) {
     throw new UsageError(`--metadata-file ${file}: ${(e as Error).message}`);
   }
