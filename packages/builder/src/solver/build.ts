@@ -8,7 +8,7 @@ import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
 import { Solver } from './solver.js';
 import type { RunSettings } from './ops/context.js';
-import { contextFor, directoryDockerfile, importLayout, type NamedContext } from './named-contexts.js';
+import { contextFor, directoryImage, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
@@ -96,7 +96,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (bases.has(ref)) continue;
     const named = contextFor(req.namedContexts ?? [], ref);
     if (named?.type === 'dir') {
-      bases.set(ref, await directoryImage(req, named.dir));
+      bases.set(ref, await directoryImage(build, req, named.dir));
       continue;
     }
     if (named?.type === 'oci-layout') {
@@ -198,28 +198,4 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     );
     await context.save().catch(() => {});
   }
-}
-
-/**
- * A directory given as a named context: its files as one layer over scratch, made by an inner build
- * of `COPY . /` with the directory as its context (read beneath its fd, .dockerignore applied, cached).
- */
-async function directoryImage(req: BuildRequest, dir: string): Promise<Image> {
-  const result = await build({
-    store: req.store,
-    contextDir: dir,
-    dockerfilePath: join(dir, '(--build-context)'),
-    dockerfileIsFile: false,
-    dockerfileText: directoryDockerfile,
-    tags: [],
-    buildArgs: {},
-    noCache: req.noCache,
-    network: 'none',
-    secrets: new Map(),
-    sourceDateEpoch: req.sourceDateEpoch,
-    compression: req.compression,
-    reporter: req.reporter,
-    signal: req.signal,
-  });
-  return result.image;
 }

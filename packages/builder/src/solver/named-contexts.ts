@@ -16,7 +16,9 @@ import {
   type Image,
   type Store,
 } from '@tsbuild/layerstore';
+import { join } from 'node:path';
 import { BuildError } from '../errors.js';
+import type { BuildRequest, BuildResult } from './build.js';
 
 export type NamedContext =
   | { name: string; type: 'image'; ref: string }
@@ -86,5 +88,32 @@ export async function importLayout(store: Store, c: Extract<NamedContext, { type
   return stored;
 }
 
-/** The Dockerfile of a directory context's inner build; its stage name labels the progress lines. */
-export const directoryDockerfile = 'FROM scratch AS context\nCOPY . /\n';
+/**
+ * A directory given as a named context: its files as one layer over scratch, made by an inner build
+ * of `COPY . /` with the directory as its context (read beneath its fd, .dockerignore applied, cached).
+ * `run` is build() itself, passed in so that this module does not import build.ts.
+ */
+export async function directoryImage(
+  run: (req: BuildRequest) => Promise<BuildResult>,
+  req: BuildRequest,
+  dir: string,
+): Promise<Image> {
+  const result = await run({
+    store: req.store,
+    contextDir: dir,
+    dockerfilePath: join(dir, '(--build-context)'),
+    dockerfileIsFile: false,
+    // The stage name labels the inner build's progress lines: [context 2/2] COPY . /
+    dockerfileText: 'FROM scratch AS context\nCOPY . /\n',
+    tags: [],
+    buildArgs: {},
+    noCache: req.noCache,
+    network: 'none',
+    secrets: new Map(),
+    sourceDateEpoch: req.sourceDateEpoch,
+    compression: req.compression,
+    reporter: req.reporter,
+    signal: req.signal,
+  });
+  return result.image;
+}
