@@ -54,7 +54,7 @@ test('every buildx flag tsbuild does not implement: exit 2, the flag named as no
     assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     const lines = r.stderr.trim().split('\n');
     assert.is(lines.length, 1, `${args.join(' ')}: one line, no usage dump:\n${r.stderr}`);
-    assert.ok(lines[0]!.startsWith(`ERROR: ${shown}: not supported by tsbuild (`), `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(lines[0].startsWith(`ERROR: ${shown}: not supported by tsbuild (`), `${args.join(' ')}: ${r.stderr}`);
   }
   // The same through bare `tsbuild [OPTIONS] PATH`, and listed by --help.
   const bare = tsbuild(['--squash', ctx], { root });
@@ -103,7 +103,7 @@ test('--add-host HOST:IP (repeatable): appended to /etc/hosts of RUN steps, as B
   const { out } = runOut(probe, ['--add-host', 'db.internal:10.1.2.3', '--add-host', 'v6host=fd00::1']);
   const lines = read(out, 'hosts').trim().split('\n');
   assert.equal(lines.slice(-2), ['10.1.2.3\tdb.internal', 'fd00::1\tv6host']);
-  assert.ok(lines[0]!.startsWith('127.0.0.1\tlocalhost'), lines.join('\n'));
+  assert.ok(lines[0].startsWith('127.0.0.1\tlocalhost'), lines.join('\n'));
   // host-gateway: an address of this host, which the step can reach.
   const gw = runOut(probe, ['--add-host', 'host.docker.internal:host-gateway']).out;
   const entry = read(gw, 'hosts').trim().split('\n').at(-1)!;
@@ -131,9 +131,9 @@ test('--ulimit TYPE=SOFT[:HARD] and --shm-size: applied to RUN steps; defaults o
     ['--shm-size', 'lots', 'expected a size'],
     ['--shm-size', '0', 'must be more than 0'],
   ]) {
-    const r = tsbuild(['build', flag!, bad!, probe], { root });
+    const r = tsbuild(['build', flag, bad, probe], { root });
     assert.is(r.code, 2, `${flag} ${bad}: ${r.stderr}`);
-    assert.match(r.stderr, why!);
+    assert.match(r.stderr, why);
   }
 });
 
@@ -211,7 +211,7 @@ test('--build-context NAME=oci-layout://PATH[:TAG|@DIGEST]: into an empty store,
   const bad = join(temp('layout'), 'oci');
   cpSync(lay, bad, { recursive: true });
   const blobs = join(bad, 'blobs', 'sha256');
-  const biggest = readdirSync(blobs).sort((a, b) => statSync(join(blobs, b)).size - statSync(join(blobs, a)).size)[0]!;
+  const biggest = readdirSync(blobs).sort((a, b) => statSync(join(blobs, b)).size - statSync(join(blobs, a)).size)[0];
   const bytes = readFileSync(join(blobs, biggest));
   bytes[bytes.length - 100] ^= 0xff;
   writeFileSync(join(blobs, biggest), bytes);
@@ -252,9 +252,9 @@ test('--build-context NAME=DIR: FROM NAME, COPY --from=NAME and RUN --mount=from
     ['extra', 'expected NAME=VALUE'],
     ['x=docker-image://no space', '--build-context x=docker-image://no space: '],
   ]) {
-    const r = tsbuild(['build', '--build-context', value!, ctx], { root });
+    const r = tsbuild(['build', '--build-context', value, ctx], { root });
     assert.is(r.code, 2, `${value}: ${r.stderr}`);
-    assert.match(r.stderr, why!);
+    assert.match(r.stderr, why);
   }
 });
 

@@ -96,7 +96,7 @@ test('--load: a daemon that refuses the image, or hangs up mid-stream: exit 1, o
       assert.is(r.code, 1, r.stderr);
       const lines = r.stderr.trim().split('\n');
       assert.is(lines.length, 1, r.stderr);
-      assert.ok(lines[0]!.startsWith(`ERROR: ${why}`), r.stderr);
+      assert.ok(lines[0].startsWith(`ERROR: ${why}`), r.stderr);
     }
   } finally {
     await refusing.close();

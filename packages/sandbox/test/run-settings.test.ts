@@ -14,7 +14,7 @@ test('extraHosts: appended to /etc/hosts after the defaults, in order', async ()
   });
   assert.is(r.code, 0, r.err);
   const lines = r.out.trim().split('\n');
-  assert.ok(lines[0]!.startsWith('127.0.0.1\tlocalhost'), r.out);
+  assert.ok(lines[0].startsWith('127.0.0.1\tlocalhost'), r.out);
   assert.equal(lines.slice(-2), ['10.0.0.5\tdb', 'fd00::1\tv6']);
 });
 
@@ -27,8 +27,8 @@ test('shmSize: the size of /dev/shm (64 MiB without it)', async () => {
 test('rlimits: soft and hard as given, -1 unlimited', async () => {
   const r = await sh('ulimit -Sn; ulimit -Hn; ulimit -Sc; ulimit -Hc', {
     rlimits: [
-      { resource: rlimitNumbers.nofile!, soft: 100, hard: 200 },
-      { resource: rlimitNumbers.core!, soft: -1, hard: -1 },
+      { resource: rlimitNumbers.nofile, soft: 100, hard: 200 },
+      { resource: rlimitNumbers.core, soft: -1, hard: -1 },
     ],
   });
   assert.is(r.code, 0, r.err);
@@ -37,7 +37,7 @@ test('rlimits: soft and hard as given, -1 unlimited', async () => {
 
 test('a limit the kernel refuses is a start error naming --ulimit', async () => {
   // nofile above fs.nr_open (1048576 by default, at most 2^30) cannot be set, even with CAP_SYS_RESOURCE.
-  const r = await sh('true', { rlimits: [{ resource: rlimitNumbers.nofile!, soft: 1 << 31, hard: 1 << 31 }] });
+  const r = await sh('true', { rlimits: [{ resource: rlimitNumbers.nofile, soft: 1 << 31, hard: 1 << 31 }] });
   assert.is(r.code, 126, r.err);
   assert.match(r.startError ?? '', /cannot set a resource limit \(--ulimit\)/);
 });

@@ -46,7 +46,7 @@ export function parseAnnotations(values: string[], platform: string): Record<str
       throw new UsageError(`--annotation ${v}: unknown type "${t}" (manifest, index, manifest-descriptor, ...)`);
     }
     if (m[2] && normalPlatform(m[2]) !== platform) continue;
-    out[m[3]!] = v.slice(eq + 1);
+    out[m[3]] = v.slice(eq + 1);
   }
   return out;
 }
@@ -86,7 +86,7 @@ export function parseUlimits(values: string[]): Rlimit[] {
   for (const v of values) {
     const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(v);
     if (!m) throw new UsageError(`--ulimit "${v}": expected TYPE=SOFT[:HARD], e.g. nofile=1024:2048`);
-    const resource = Object.hasOwn(rlimitNumbers, m[1]!) && m[1] !== 'as' ? rlimitNumbers[m[1]!] : undefined;
+    const resource = Object.hasOwn(rlimitNumbers, m[1]) && m[1] !== 'as' ? rlimitNumbers[m[1]] : undefined;
     if (resource === undefined)
       throw new UsageError(
         `--ulimit ${v}: unknown type "${m[1]}" (${Object.keys(rlimitNumbers)
@@ -98,12 +98,12 @@ export function parseUlimits(values: string[]): Rlimit[] {
       if (n < -1 || !Number.isSafeInteger(n)) throw new UsageError(`--ulimit ${v}: "${s}" is not a limit (-1: none)`);
       return n;
     };
-    const soft = value(m[2]!);
+    const soft = value(m[2]);
     const hard = m[3] === undefined ? soft : value(m[3]);
     // -1 is RLIM_INFINITY, the largest value there is.
     if (hard !== -1 && (soft === -1 || soft > hard))
       throw new UsageError(`--ulimit ${v}: the soft limit must not be above the hard limit`);
-    byType.set(m[1]!, { resource, soft, hard });
+    byType.set(m[1], { resource, soft, hard });
   }
   return [...byType.values()];
 }
@@ -140,7 +140,7 @@ export function parseBuildContexts(values: string[]): NamedContext[] {
       const at = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(rest);
       const colon = rest.lastIndexOf(':');
       const tagged = !at && colon > rest.lastIndexOf('/') ? colon : -1;
-      const dir = at ? at[1]! : tagged >= 0 ? rest.slice(0, tagged) : rest;
+      const dir = at ? at[1] : tagged >= 0 ? rest.slice(0, tagged) : rest;
       if (!dir) throw new UsageError(`--build-context ${v}: no layout path`);
       if (!statSync(resolve(dir), { throwIfNoEntry: false })?.isDirectory())
         throw new UsageError(`--build-context ${v}: ${dir} is not a directory (an OCI layout)`);

@@ -18,7 +18,7 @@ export function dockerEndpoint(env: NodeJS.ProcessEnv = process.env): Endpoint {
   if (tcp) {
     if (env.DOCKER_TLS_VERIFY || env.DOCKER_CERT_PATH)
       throw new UsageError(`--load: DOCKER_HOST=${host} with TLS (DOCKER_TLS_VERIFY) is not supported`);
-    return { host: tcp[1]!.replace(/^\[|\]$/g, ''), port: Number(tcp[2]), shown: host };
+    return { host: tcp[1].replace(/^\[|\]$/g, ''), port: Number(tcp[2]), shown: host };
   }
   throw new UsageError(`--load: DOCKER_HOST=${host} is not unix:///PATH or tcp://HOST:PORT`);
 }

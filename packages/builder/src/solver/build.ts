@@ -8,7 +8,7 @@ import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
 import { Solver } from './solver.js';
 import type { RunSettings } from './ops/context.js';
-import { contextFor, directoryImage, importLayout, type NamedContext } from './named-contexts.js';
+import { contextFor, directoryBuild, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
@@ -96,7 +96,9 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (bases.has(ref)) continue;
     const named = contextFor(req.namedContexts ?? [], ref);
     if (named?.type === 'dir') {
-      bases.set(ref, await directoryImage(build, req, named.dir));
+      const { store, noCache, sourceDateEpoch, compression, reporter, signal } = req;
+      const inner = { store, noCache, sourceDateEpoch, compression, reporter, signal, ...directoryBuild(named.dir) };
+      bases.set(ref, (await build(inner)).image);
       continue;
     }
     if (named?.type === 'oci-layout') {

@@ -18,7 +18,6 @@ import {
 } from '@tsbuild/layerstore';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
-import type { BuildRequest, BuildResult } from './build.js';
 
 export type NamedContext =
   | { name: string; type: 'image'; ref: string }
@@ -91,15 +90,10 @@ export async function importLayout(store: Store, c: Extract<NamedContext, { type
 /**
  * A directory given as a named context: its files as one layer over scratch, made by an inner build
  * of `COPY . /` with the directory as its context (read beneath its fd, .dockerignore applied, cached).
- * `run` is build() itself, passed in so that this module does not import build.ts.
+ * These are that build's own fields; the caller adds the store, reporter and the rest of its own.
  */
-export async function directoryImage(
-  run: (req: BuildRequest) => Promise<BuildResult>,
-  req: BuildRequest,
-  dir: string,
-): Promise<Image> {
-  const result = await run({
-    store: req.store,
+export function directoryBuild(dir: string) {
+  return {
     contextDir: dir,
     dockerfilePath: join(dir, '(--build-context)'),
     dockerfileIsFile: false,
@@ -107,13 +101,7 @@ export async function directoryImage(
     dockerfileText: 'FROM scratch AS context\nCOPY . /\n',
     tags: [],
     buildArgs: {},
-    noCache: req.noCache,
-    network: 'none',
-    secrets: new Map(),
-    sourceDateEpoch: req.sourceDateEpoch,
-    compression: req.compression,
-    reporter: req.reporter,
-    signal: req.signal,
-  });
-  return result.image;
+    network: 'none' as const,
+    secrets: new Map<string, { file?: string; env?: string }>(),
+  };
 }
