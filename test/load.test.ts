@@ -58,6 +58,18 @@ test('--load -t NAME: the daemon lists the image under its tag and id, and runs 
   assert.is(byId.stdout, 'untagged\n', byId.stderr);
 });
 
+test('-o type=docker without dest= is --load, as in buildx', async () => {
+  if (typeof daemon === 'string') return skip(daemon);
+  const d = daemon;
+  const r = await tsbuildP(['build', '-q', '-o', 'type=docker', '-t', 'loaded/output:2', app], {
+    root,
+    env: { DOCKER_HOST: d.host },
+  });
+  assert.is(r.code, 0, r.stderr);
+  const run = d.docker(['run', '--rm', 'loaded/output:2']);
+  assert.is(run.stdout, 'hello from a loaded image\n', run.stderr);
+});
+
 /** A fake Docker daemon on a unix socket: /_ping answers, /images/load does what `load` says. */
 async function fakeDaemon(
   load: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void,

@@ -92,14 +92,16 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const metadataFile = str(p, 'metadata-file');
   const pull = bool(p, 'pull');
   const namedContexts = parseBuildContexts(list(p, 'build-context'));
-  // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
-  const load = bool(p, 'load') ? await loadModule() : undefined;
-  await load?.pingDocker(signal);
   const outputFlags = list(p, 'output');
   const { parseOutput, exportImage } = outputFlags.length
     ? await outputsModule()
     : { parseOutput: undefined, exportImage: undefined };
-  const outputs: Output[] = outputFlags.map((o) => parseOutput!(o));
+  const parsedOutputs: Output[] = outputFlags.map((o) => parseOutput!(o));
+  // -o type=docker without dest= is --load, as in buildx.
+  const outputs = parsedOutputs.filter((o) => o.type !== 'docker' || o.dest);
+  // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
+  const load = bool(p, 'load') || outputs.length < parsedOutputs.length ? await loadModule() : undefined;
+  await load?.pingDocker(signal);
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const s of list(p, 'secret')) {
     const kv = parseCsv(s, '--secret');
