@@ -53,7 +53,9 @@ export interface BuildRequest {
 export interface BuildResult {
   image: Image;
   explain: ExplainRow[];
-  /** Cache records of the filesystem steps (for --cache-to); inImage: the step's stage is the target or one it is FROM. */
+  /**
+   * Cache records of the filesystem steps (for --cache-to); inImage: the step's stage is the target or one it is FROM.
+   */
   cacheRecords: { key: Digest; layer: Layer | null; created: string; inImage: boolean }[];
 }
 

@@ -93,7 +93,7 @@ async function packEntries(store: Store, p: ArchivePlan, pack: TarStream.Pack): 
         src.destroy();
         rej(e);
       });
-      src.pipe(sink as unknown as NodeJS.WritableStream);
+      src.pipe(sink);
     });
   }
   await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
