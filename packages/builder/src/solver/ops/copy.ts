@@ -17,6 +17,7 @@ import { lstatSync } from 'node:fs';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
+import { copiedContent } from './copied.js';
 import { trace } from '../../trace.js';
 
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
@@ -45,10 +46,13 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   let fromLayers = null as null | readonly StageLayer[];
   if (step.from) {
     if (step.from.type === 'stage') {
+      // The copy is keyed on what it copies (copied.ts), so its key needs the stage built: as
+      // before (when the stage's key was an input), the step waits for the whole stage. Stages
+      // still run in parallel up to here; what is new is the hashing of the copied files on the
+      // way, which a stage whose layers are all cached skips.
       const st = await ctx.solver.stage(step.from.stage);
       fromLayers = st.layers;
       fromLabel = `stage ${ctx.solver.stageNameOf(step.from.stage)}`;
-      kb.addDigest(`from:${fromLabel}`, st.key.replace(/^sha256:/, ''));
     } else {
       const image = ctx.opts.bases.get(step.from.ref);
       if (!image) throw new BuildError(`${where(step)}: image ${step.from.ref} was not resolved`);
@@ -58,6 +62,12 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
     }
     const view = await ctx.fs.view(fromLayers);
     for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude)));
+    if (step.from.type === 'stage') {
+      const copied = await copiedContent(ctx, step, fromLayers, items);
+      kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
+      // A hit although the stage re-ran: --explain says why.
+      if (ctx.solver.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
+    }
   } else {
     for (const s of step.sources) {
       if (isUrl(s)) {
@@ -248,7 +258,7 @@ async function place(
  * different sources are never linked. Candidates share an inode number; lstat confirms the
  * device too (a context may hold mounts), and that the file is still the one listed.
  */
-function hardLinks(files: SourceFile[]): Map<SourceFile, SourceFile> {
+export function hardLinks(files: SourceFile[]): Map<SourceFile, SourceFile> {
   const out = new Map<SourceFile, SourceFile>();
   const byIno = new Map<bigint, SourceFile[]>();
   for (const f of files) {
