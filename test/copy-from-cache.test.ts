@@ -14,11 +14,12 @@ import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cl
 import { steps } from './helpers/progress.js';
 
 const builderRun =
-  'RUN mkdir -p /out/sub && echo same > /out/a && echo two > /out/sub/b && eval "$EXTRA" && echo "$V" > /v';
+  'RUN mkdir -p /out/sub && echo same >/out/a && echo 2 >/out/sub/b && head -c 2100000 /dev/zero >/out/big && eval "$EXTRA"';
 const dockerfile = `FROM ${Base} AS builder
 ARG V
 ARG EXTRA=:
 ${builderRun}
+RUN echo "$V" > /v
 FROM ${Base}
 ARG W=0
 RUN echo "$W" > /w
@@ -34,6 +35,7 @@ const rows: { name: string; extra: string; hit: boolean; why?: RegExp }[] = [
   { name: 'mtime only', extra: 'touch -d @1000000 /out/a', hit: true },
   { name: 'content changed', extra: 'echo changed > /out/a', hit: false, why: /miss: copied file \/out\/a changed/ },
   { name: 'content back to what an earlier build copied', extra: ':', hit: true },
+  { name: 'a file over 1 MiB changed', extra: 'echo x >> /out/big', hit: false },
   { name: 'mode changed', extra: 'chmod 600 /out/a', hit: false },
   { name: 'owner changed', extra: 'chown 1:1 /out/a', hit: false },
   { name: 'directory mode changed', extra: 'chmod 700 /out/sub', hit: false },
@@ -54,7 +56,7 @@ for (const [i, row] of rows.entries()) {
     args.push('--build-arg', `V=${i}`, '--build-arg', `EXTRA=${row.extra}`, ctx);
     const r = ok(tsbuild(args, { root, env: { TSBUILD_TRACE: '1' } }));
     const s = steps(r.stderr);
-    assert.ok(s.ran.includes(builderRun), `the builder stage re-ran\n${r.stderr}`);
+    assert.ok(s.ran.includes(builderRun) && s.ran.includes('RUN echo "$V" > /v'), `the builder re-ran\n${r.stderr}`);
     // Its new layer is not in the store yet: the copied files are read and hashed.
     assert.match(r.stderr, /COPY --from=builder \/out\/ \/app\/: copied content hashed \(\d+ files\)/);
     if (row.hit) {
@@ -94,7 +96,7 @@ test('the step before the copy changed: the copy misses for that reason, the nex
 test('a hit gives the files the copy made when it last ran', () => {
   // The last row hit on the row before it: the image holds what that build copied.
   const r = ok(tsbuild(['run', '--rm', 'copyfrom:1', 'sh', '-c', 'cat /app/a; ls -d /app/*'], { root }));
-  assert.is(r.stdout, 'same\n/app/a\n/app/empty\n/app/sub\n');
+  assert.is(r.stdout, 'same\n/app/a\n/app/big\n/app/empty\n/app/sub\n');
 });
 
 test.after(() => cleanup(root, ctx));

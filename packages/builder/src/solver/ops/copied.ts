@@ -23,7 +23,8 @@ import { chainID, type Digest, type Layer } from '@tsbuild/layerstore';
 import { sha256, type Inputs } from '../cachekey.js';
 import type { StepContext } from '../solver.js';
 import { isPending, type StageLayer } from '../../rootfs/layers.js';
-import { hashFile, hashFileSync } from '../../context/tree.js';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { SourceFile, SourceItem } from './sources.js';
 import { hardLinks } from './copy.js';
 import { trace } from '../../trace.js';
@@ -44,7 +45,7 @@ export async function copiedContent(
   const links = items.map((i) => hardLinks(i.files));
   const entries = (hash: (f: SourceFile) => string): Inputs =>
     items.flatMap((item, i) => item.files.map((f) => entryInput(item, f, links[i]!.get(f), hash)));
-  const inputs = () => entries((f) => hashes.get(f) ?? (f.kind === 'file' ? hashFileSync(f.host).toString('hex') : ''));
+  const inputs = () => entries((f) => hashes.get(f) ?? (f.kind === 'file' ? hashSync(f.host) : ''));
   const digestOf = (list: Inputs) => sha256(list.map(([n, d]) => `${n}\0${d}\n`).join(''));
 
   // Remembered by the ChainID of the source's layers (see above); read only when they are all in
@@ -63,7 +64,8 @@ export async function copiedContent(
   }
   for (const item of items)
     for (const f of item.files)
-      if (f.kind === 'file' && !hashes.has(f)) hashes.set(f, (await hashFile(f.host, f.size)).toString('hex'));
+      if (f.kind === 'file' && !hashes.has(f))
+        hashes.set(f, f.size <= Piece ? hashSync(f.host) : await hashBig(f.host));
   trace(`${ctx.state.label}: copied content hashed (${hashes.size} files)`);
   const digest = digestOf(entries((f) => hashes.get(f)!));
   const remember = (id: Digest) => ctx.opts.store.cache.put(id, { value: { digest }, blobs: [] });
@@ -90,4 +92,41 @@ function entryInput(
   // An item that is a single file lands at a name of its own, a directory's content lands in dest.
   const top = f.rel === '' ? `\0item:${item.isDir ? 'dir' : 'file'}` : '';
   return [`copied:${path}`, createHash('sha256').update(`${meta}\0${what}${top}`).digest('hex')];
+}
+
+// The files are read as copy.ts copies them (Beneath's second fence): never through a symlink, never
+// blocking on a FIFO, and only if what was opened is a regular file. A snapshot does not change once
+// its stage is done, so this only guards against a path that is not what it was listed as.
+const Flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const Piece = 1 << 20;
+const piece = Buffer.allocUnsafe(Piece);
+
+function notFile(path: string): Error {
+  return new Error(`${path}: not a regular file any more`);
+}
+
+/** Small files are read whole and synchronously: a stream per file costs more than the file. */
+function hashSync(path: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, Flags);
+  try {
+    if (!fstatSync(fd).isFile()) throw notFile(path);
+    for (let n; (n = readSync(fd, piece, 0, Piece, null)) > 0;) h.update(piece.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+async function hashBig(path: string): Promise<string> {
+  const h = createHash('sha256');
+  const fh = await open(path, Flags);
+  try {
+    if (!(await fh.stat()).isFile()) throw notFile(path);
+    const buf = Buffer.allocUnsafe(Piece);
+    for (let n; (n = (await fh.read(buf, 0, Piece, null)).bytesRead) > 0;) h.update(buf.subarray(0, n));
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
 }
