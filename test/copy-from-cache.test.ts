@@ -14,7 +14,8 @@ import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cl
 import { steps } from './helpers/progress.js';
 
 const builderRun =
-  'RUN mkdir -p /out/sub && echo same >/out/a && echo 2 >/out/sub/b && head -c 2100000 /dev/zero >/out/big && eval "$EXTRA"';
+  'RUN mkdir -p /out/sub && echo same >/out/a && echo 2 >/out/sub/b && ' +
+  'head -c 2100000 /dev/zero >/out/big && eval "$EXTRA"';
 const dockerfile = `FROM ${Base} AS builder
 ARG V
 ARG EXTRA=:

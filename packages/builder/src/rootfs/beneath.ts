@@ -97,6 +97,9 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_REMOVEDIR = 0x200;
 const FICLONE = 0x40049409;
 
+/** A device node (its numbers) or a FIFO. */
+export type SpecialNode = { type: 'char' | 'block'; major: number; minor: number } | { type: 'fifo' };
+
 export interface FileMeta {
   mode: number;
   uid: number;
@@ -255,6 +258,37 @@ export class Beneath {
     call('utimensat', rel, ['I32', 'U8Array', 'U8Array', 'I32'], [p.fd, cstr(p.name), ts, AT_SYMLINK_NOFOLLOW]);
   }
 
+  /**
+   * Makes a device node or FIFO at `rel` with this mode, owner and time; it is never opened (it is
+   * only ever used below a nodev mount). The mode is set after mknodat, which the umask trims.
+   */
+  mknod(rel: string, node: SpecialNode, meta: Required<FileMeta>): void {
+    const p = this.parent(rel);
+    const type = node.type === 'fifo' ? fsc.S_IFIFO : node.type === 'char' ? fsc.S_IFCHR : fsc.S_IFBLK;
+    const dev = node.type === 'fifo' ? 0 : makedev(node.major, node.minor);
+    call('mknodat', rel, ['I32', 'U8Array', 'U32', 'I64'], [p.fd, cstr(p.name), type | (meta.mode & 0o777), dev]);
+    this.setMetaAt(p, rel, meta);
+  }
+
+  /** Owner, mode and times of `name` in `p.fd`, never following a link there (fchmodat's is glibc's). */
+  private setMetaAt(p: { fd: number; name: string }, rel: string, meta: Required<FileMeta>): void {
+    const name = cstr(p.name);
+    call(
+      'fchownat',
+      rel,
+      ['I32', 'U8Array', 'I32', 'I32', 'I32'],
+      [p.fd, name, meta.uid, meta.gid, AT_SYMLINK_NOFOLLOW],
+    );
+    // After the chown, which clears setuid/setgid.
+    call('fchmodat', rel, ['I32', 'U8Array', 'U32', 'I32'], [p.fd, name, meta.mode & 0o7777, AT_SYMLINK_NOFOLLOW]);
+    call(
+      'utimensat',
+      rel,
+      ['I32', 'U8Array', 'U8Array', 'I32'],
+      [p.fd, name, timespecs(meta.mtime), AT_SYMLINK_NOFOLLOW],
+    );
+  }
+
   /** Sets the times of directory `rel`. */
   setDirTimes(rel: string, mtime: Date): void {
     const fd = this.open(this.root, rel, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
@@ -320,6 +354,25 @@ function removeAt(dirfd: number, name: string, what: string): void {
     closeSync(fd);
   }
   call('unlinkat', what, ['I32', 'U8Array', 'I32'], [dirfd, cstr(name), AT_REMOVEDIR]);
+}
+
+/** utimensat's two timespecs (atime, mtime), both `t`. */
+function timespecs(t: Date): Buffer {
+  const ts = Buffer.alloc(32);
+  const sec = BigInt(Math.floor(t.getTime() / 1000));
+  const nsec = BigInt((((t.getTime() % 1000) + 1000) % 1000) * 1e6);
+  ts.writeBigInt64LE(sec, 0);
+  ts.writeBigInt64LE(nsec, 8);
+  ts.writeBigInt64LE(sec, 16);
+  ts.writeBigInt64LE(nsec, 24);
+  return ts;
+}
+
+/** glibc's gnu_dev_makedev (a number: majors and minors of real devices stay far below 2^53). */
+function makedev(major: number, minor: number): number {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return Number(((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n));
 }
 
 let copyBuf: Buffer | undefined;

@@ -5,10 +5,10 @@
 // manifest digest already pins every byte it can copy.
 //
 // What the copy carries enters the key, per file: its path, type, mode (setuid/setgid/sticky
-// too), uid/gid, symlink target, content digest, and which earlier file of its source it is a
-// hard link to (copy.ts keeps those groups). Not its mtime: BuildKit's hash leaves it out, and a
-// RUN that re-makes the same files gives them new times, which would defeat the pattern; so a
-// hit carries the times of the build that made the record, as in BuildKit. --chown/--chmod are
+// too), uid/gid, symlink target, device numbers, content digest, and which earlier file of its
+// source it is a hard link to (copy.ts keeps those groups). Not its mtime: BuildKit's hash leaves
+// it out, and a RUN that re-makes the same files gives them new times, which would defeat the
+// pattern; so a hit carries the times of the build that made the record, as in BuildKit. --chown/--chmod are
 // in the instruction's input; the source's owner and mode stay in too (an extra miss at worst).
 //
 // Cost: the files are read once to hash them. When every layer of the source stage is already in
@@ -67,7 +67,7 @@ export async function copiedContent(
       if (f.kind === 'file' && !hashes.has(f))
         hashes.set(f, f.size <= Piece ? hashSync(f.host) : await hashBig(f.host));
   trace(`${ctx.state.label}: copied content hashed (${hashes.size} files)`);
-  const digest = digestOf(entries((f) => hashes.get(f)!));
+  const digest = digestOf(entries((f) => hashes.get(f) ?? ''));
   const remember = (id: Digest) => ctx.opts.store.cache.put(id, { value: { digest }, blobs: [] });
   if (memo) await remember(memo);
   else if (layers.length > 0) {
@@ -88,7 +88,13 @@ function entryInput(
   const path = '/' + [item.path, f.rel].filter(Boolean).join('/');
   const meta = `${f.kind}\0${f.mode.toString(8)}\0${f.uid}:${f.gid}`;
   // A hard link is named by its leader (the file the layer's link entry points at), not its content.
-  const what = leader ? `link\0${leader.rel}` : f.kind === 'symlink' ? `->\0${f.linkname}` : hash(f);
+  const what = leader
+    ? `link\0${leader.rel}`
+    : f.kind === 'symlink'
+      ? `->\0${f.linkname}`
+      : f.rdev
+        ? `dev\0${f.rdev.major},${f.rdev.minor}`
+        : hash(f);
   // An item that is a single file lands at a name of its own, a directory's content lands in dest.
   const top = f.rel === '' ? `\0item:${item.isDir ? 'dir' : 'file'}` : '';
   return [`copied:${path}`, createHash('sha256').update(`${meta}\0${what}${top}`).digest('hex')];

@@ -318,6 +318,13 @@ async function writeFile(
       const meta = { path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) };
       staging.add(fileEntry(meta, staging.host(path), f.size));
       return;
+    default: {
+      // A device node or FIFO below a copied directory of a stage: made as a node, never opened.
+      const node = f.kind === 'fifo' ? { type: f.kind } : { type: f.kind, ...f.rdev! };
+      staging.fs.mknod(r, node, { mode: mode ?? f.mode, uid, gid, mtime: f.mtime });
+      const devs = f.kind === 'fifo' ? {} : { devmajor: f.rdev!.major, devminor: f.rdev!.minor };
+      staging.add({ path, type: f.kind, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime), ...devs });
+    }
   }
 }
 
