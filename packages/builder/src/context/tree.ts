@@ -476,7 +476,7 @@ export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer
 }
 
 /** sha256 of each NUL-ended path, in order, by `tsbuild-walk --sha256`; the errno where a file could not be read. */
-async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | number)[]> {
+export async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | number)[]> {
   const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
   const all = await runWalker(walker, ['--sha256'], paths);
   if (all.length !== count * 33)

@@ -11,10 +11,10 @@
 // pattern; so a hit carries the times of the build that made the record, as in BuildKit. --chown/--chmod are
 // in the instruction's input; the source's owner and mode stay in too (an extra miss at worst).
 //
-// Cost: the files are read once to hash them. When every layer of the source stage is already in
-// the store (the stage was a cache hit, or is an image), its layers' ChainID names its filesystem
-// exactly, so the digest is remembered in the cache index under that ChainID and the sources, and
-// a cached rebuild reads no file. A stage that just ran has new diffs (no diffID yet: the blobs are
+// Cost: the files are read once to hash them (many: by tsbuild-walk, on every core). When every
+// layer of the source stage is already in the store (the stage was a cache hit, or is an image),
+// its layers' ChainID names its filesystem exactly, so the digest is remembered in the cache index
+// under that ChainID and the sources, and a cached rebuild reads no file. A stage that just ran has new diffs (no diffID yet: the blobs are
 // still being written), and those are read: they are what changed. On a miss the per-file inputs
 // (for --explain) reuse the hashes made here, and are hashed only if the digest was remembered.
 import { createHash } from 'node:crypto';
@@ -28,6 +28,8 @@ import { open } from 'node:fs/promises';
 import type { SourceFile, SourceItem } from './sources.js';
 import { hardLinks } from './copy.js';
 import { trace } from '../../trace.js';
+import { sha256Native } from '../../context/tree.js';
+import { nativeWalker, WalkerUnavailable } from '../../context/walk.js';
 
 export interface CopiedContent {
   digest: string;
@@ -62,11 +64,10 @@ export async function copiedContent(
       return { digest: known.digest, inputs };
     }
   }
-  for (const item of items)
-    for (const f of item.files)
-      if (f.kind === 'file' && !hashes.has(f))
-        hashes.set(f, f.size <= Piece ? hashSync(f.host) : await hashBig(f.host));
-  trace(`${ctx.state.label}: copied content hashed (${hashes.size} files)`);
+  // Hard links are named by their leader, not hashed again.
+  const todo = items.flatMap((item, i) => item.files.filter((f) => f.kind === 'file' && !links[i]!.has(f)));
+  const by = (await hashAll(todo, hashes)) ? ', by tsbuild-walk' : '';
+  trace(`${ctx.state.label}: copied content hashed (${hashes.size} files${by})`);
   const digest = digestOf(entries((f) => hashes.get(f) ?? ''));
   const remember = (id: Digest) => ctx.opts.store.cache.put(id, { value: { digest }, blobs: [] });
   if (memo) await remember(memo);
@@ -98,6 +99,29 @@ function entryInput(
   // An item that is a single file lands at a name of its own, a directory's content lands in dest.
   const top = f.rel === '' ? `\0item:${item.isDir ? 'dir' : 'file'}` : '';
   return [`copied:${path}`, createHash('sha256').update(`${meta}\0${what}${top}`).digest('hex')];
+}
+
+/**
+ * Hashes files into `out`: many at once by tsbuild-walk --sha256 on every core (as the context's
+ * files are: tree.ts), a few, or all without the walker, here. True when the walker did.
+ */
+async function hashAll(files: SourceFile[], out: Map<SourceFile, string>): Promise<boolean> {
+  const walker = nativeWalker();
+  const paths = () => Buffer.concat(files.map((f) => Buffer.from(`${f.host}\0`)));
+  const sums =
+    files.length >= 64 && walker
+      ? await sha256Native(walker, paths()).catch((e) => {
+          if (e instanceof WalkerUnavailable) return undefined;
+          throw e;
+        })
+      : undefined;
+  files.forEach((f, i) => {
+    const s = sums?.[i];
+    if (typeof s === 'number') throw new Error(`${f.host}: cannot be read (tsbuild-walk error ${s})`);
+    if (s) out.set(f, s.toString('hex'));
+  });
+  for (const f of files) if (!out.has(f)) out.set(f, f.size <= Piece ? hashSync(f.host) : await hashBig(f.host));
+  return sums !== undefined;
 }
 
 // The files are read as copy.ts copies them (Beneath's second fence): never through a symlink, never
