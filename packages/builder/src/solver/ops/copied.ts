@@ -14,9 +14,10 @@
 // Cost: the files are read once to hash them (many: by tsbuild-walk, on every core). When every
 // layer of the source stage is already in the store (the stage was a cache hit, or is an image),
 // its layers' ChainID names its filesystem exactly, so the digest is remembered in the cache index
-// under that ChainID and the sources, and a cached rebuild reads no file. A stage that just ran has new diffs (no diffID yet: the blobs are
-// still being written), and those are read: they are what changed. On a miss the per-file inputs
-// (for --explain) reuse the hashes made here, and are hashed only if the digest was remembered.
+// under that ChainID and the sources, and a cached rebuild reads no file. A stage that just ran
+// has new diffs (no diffID yet: the blobs are still being written), and those are read: they are
+// what changed. On a miss the per-file inputs (for --explain) reuse the hashes made here, and are
+// hashed only if the digest was remembered.
 import { createHash } from 'node:crypto';
 import type { CopyStep } from '@tsbuild/parser';
 import { chainID, type Digest, type Layer } from '@tsbuild/layerstore';
