@@ -56,7 +56,9 @@ function gone(pid: number): boolean {
 const img = 'ctr/vol:1';
 test.before(() => {
   const ctx = context({
-    Dockerfile: `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\nVOLUME /data\nCMD ["sh"]\n`,
+    Dockerfile:
+      `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\n` +
+      `VOLUME /data\nCMD ["sh"]\n`,
   });
   dirs.push(ctx);
   ok(t(['build', '-q', '-t', img, ctx]));
@@ -181,7 +183,9 @@ test('commit: the new image is exactly the container view, without the hosts fil
     'echo x >> /etc/hosts',
     'mkdir -p /d/e && echo f > /d/e/f',
     // The container's own view, as paths and md5 sums, in the same format as tree() below.
-    'cd / && find . -xdev \\( -path ./dev -o -path ./proc -o -path ./sys \\) -prune -o -print | sed "s|^\\./||" | grep -v "^\\.$" | sort | while read p; do if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"; elif [ -d "$p" ]; then echo "$p/"; else echo "$p $(md5sum < "$p" | cut -d" " -f1)"; fi; done',
+    'cd / && find . -xdev \\( -path ./dev -o -path ./proc -o -path ./sys \\) -prune -o -print | sed "s|^\\./||" | ' +
+      'grep -v "^\\.$" | sort | while read p; do if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"; elif [ -d ' +
+      '"$p" ]; then echo "$p/"; else echo "$p $(md5sum < "$p" | cut -d" " -f1)"; fi; done',
   ].join(' && ');
   const r = ok(t(['run', '--name', 'com1', '-v', '/data', img, 'sh', '-c', script]));
   started.push('com1');
@@ -354,7 +358,10 @@ test('a container keeps its image through prune --all --grace 0s (its lease), un
 
 test('run -it: Ctrl-C reaches the container through its terminal, as with docker run -it', () => {
   // script(1) gives tsbuild a terminal; the Ctrl-C byte goes through the raw terminal to the pty.
-  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repoRoot(), 'packages/builder/bin/tsbuild.js'))} run --rm -it ${Base} sh -c 'trap "echo got-int; exit 5" INT; tty; echo ready; sleep 20 & wait'; echo rc=$?`;
+  const cmd =
+    `${JSON.stringify(process.execPath)} ` +
+    `${JSON.stringify(join(repoRoot(), 'packages/builder/bin/tsbuild.js'))} run --rm -it ${Base} sh -c 'trap "echo ` +
+    `got-int; exit 5" INT; tty; echo ready; sleep 20 & wait'; echo rc=$?`;
   const r = spawnSync('sh', ['-c', `(sleep 3; printf '\\003'; sleep 10) | script -qfc "$0" /dev/null`, cmd], {
     encoding: 'utf8',
     env: { ...process.env, TSBUILD_ROOT: root },

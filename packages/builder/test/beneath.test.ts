@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Beneath } from '../src/rootfs/beneath.js';
+import { Beneath } from '../src/rootfs/beneath-tree.js';
 import { encodeName } from '../src/context/listing.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-beneath-'));
@@ -36,7 +36,10 @@ function fingerprint(dir: string, rel = ''): string[] {
   return out;
 }
 
-/** A tree: `l` → the host dir, `f` → a host file, `n` → a host name not there, a real dir `d`, d/up → ../../host. */
+/**
+ * A tree: `l` → the host dir, `f` → a host file, `n` → a host name not there, a real dir `d`,
+ * d/up → ../../host.
+ */
 function setup(): { tree: string; host: string } {
   const root = join(base, String(n++));
   const tree = join(root, 'tree');

@@ -3,9 +3,10 @@
 // a walk of a live upperdir by path can be led onto the host by a process that swaps a directory
 // for a symlink between two steps of the walk (renameat2 RENAME_EXCHANGE).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SandboxError } from './run.js';
+import { SandboxError } from './errors.js';
 import { readText, write } from './cgroup/fsutil.js';
 import { cgroupDriver } from './cgroup/index.js';
+import { rootless } from './userns.js';
 
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
@@ -47,6 +48,8 @@ function freezerOf(pid: number): Freezer {
       };
     }
   }
+  if (rootless())
+    throw new SandboxError('rootless: no cgroup is delegated here, so a running sandbox cannot be frozen');
   throw new SandboxError(`the sandbox of pid ${pid} has no freezer cgroup (it must be started with freezable: true)`);
 }
 

@@ -11,31 +11,18 @@ import { statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import type { Coded } from '@tsbuild/errdefs';
-import type { Exit, Mount, ProcessSpec, SandboxSpec } from './types.js';
+import type { Exit, Mount, PrivateNetwork, ProcessSpec, SandboxSpec } from './types.js';
 import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
-import { privateResolvConf, startNetwork, type PrivateNetwork } from './network.js';
+import { startNetwork } from './network.js';
+import { privateResolvConf } from './addresses.js';
 import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
 import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
-
-/** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
-export class SandboxError extends Error implements Coded {
-  readonly errdef = 'unavailable';
-  constructor(message: string) {
-    super(`sandbox: ${message}`);
-    this.name = 'SandboxError';
-  }
-}
-
-export function abortError(signal: AbortSignal): Error {
-  const e = new Error('sandbox: run aborted', { cause: signal.reason });
-  e.name = 'AbortError';
-  return e;
-}
+import { rootless, warnOnce } from './userns.js';
+import { SandboxError, abortError } from './errors.js';
 
 export const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 
@@ -96,8 +83,13 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : (net?.resolvConf ?? privateResolvConf()));
     const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
 
-    const limits = spec.limits ?? {};
+    let limits = spec.limits ?? {};
     const driver = cgroupDriver();
+    if (!driver && rootless() && Object.values(limits).some((v) => v !== undefined)) {
+      // No cgroup this user may write (see cgroupDriver): the run goes on, as the issue asks.
+      warnOnce('limits', 'rootless: no delegated cgroup here, so --cpus, --memory and --pids-limit are not applied');
+      limits = {};
+    }
     if (!driver && Object.values(limits).some((v) => v !== undefined))
       throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
     cg = driver?.create(id, limits, { freezable: spec.freezable });
@@ -132,6 +124,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         init: spec.init,
         netnsPid,
         noNetRaw: spec.network !== 'none',
+        rootless: rootless(),
       }),
     );
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };

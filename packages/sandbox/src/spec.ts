@@ -40,6 +40,8 @@ export interface LauncherSpec {
   init?: boolean;
   /** Join the network namespace of this host pid instead of `network`. */
   netnsPid?: number;
+  /** The caller runs in a user namespace (see userns.ts): overlay userxattr, bound device nodes. */
+  rootless?: boolean;
 }
 
 /** exec mode: run a command inside the running container whose init has host pid `pid`. */
@@ -69,8 +71,10 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
 }
 
 /** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
-export function encodeHolderSpec(helper: string[]): Buffer {
-  return Buffer.from([token('netholder', 1), ...helper.map((a) => token('helper', a))].join(''));
+export function encodeHolderSpec(helper: string[], rootless = false): Buffer {
+  const t = [token('netholder', 1), ...helper.map((a) => token('helper', a))];
+  if (rootless) t.push(token('rootless', 1));
+  return Buffer.from(t.join(''));
 }
 
 function token(key: string, value: string | number): string {
@@ -100,6 +104,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   if (s.init) t.push(token('init', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
   if (s.noNetRaw) t.push(token('netraw', 0));
+  if (s.rootless) t.push(token('rootless', 1));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));

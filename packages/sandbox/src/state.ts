@@ -5,7 +5,9 @@ import { accessSync, constants, lstatSync, mkdirSync, readdirSync, rmSync, rmdir
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { pidAlive } from '@tsbuild/sys';
 import { cgroupDriver } from './cgroup/index.js';
+import { hostUid } from './userns.js';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -72,7 +74,7 @@ export interface StateCandidate {
  * one and our directory there is safe from other users (the directory is world-writable), else
  * /run, else the temp dir.
  */
-export function stateDirCandidates(uid = process.getuid?.() ?? 0): StateCandidate[] {
+export function stateDirCandidates(uid = hostUid()): StateCandidate[] {
   return [
     { dir: '/run/tsbuild-sandbox', tmpfs: true },
     { dir: `/dev/shm/tsbuild-sandbox-${uid}`, tmpfs: true, claim: true },
@@ -111,13 +113,7 @@ export function newRunId(): string {
 function ownerAlive(id: string): boolean {
   const pid = Number(id.split('-')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pid === process.pid || pidAlive(pid);
 }
 
 export function removeRunDir(dir: string): void {

@@ -375,6 +375,11 @@ export const commands: Record<string, CommandSpec> = {
     ],
   },
   logout: { summary: 'Log out from a registry', usage: 'REGISTRY', flags: [] },
+  info: {
+    summary: 'Show how tsbuild runs here (rootless, id mappings, store, overlay, network, limits)',
+    usage: '[OPTIONS]',
+    flags: [{ name: 'format', kind: 'string', value: 'json', help: 'everything as one JSON object' }, rootFlag],
+  },
   parse: {
     summary: "Print a Dockerfile's instruction graph",
     usage: '[OPTIONS] [PATH]',

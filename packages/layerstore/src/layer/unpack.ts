@@ -43,7 +43,7 @@ import type { Readable } from 'node:stream';
 import { StoreError, type Digest } from '../types.js';
 import { at, chmodAt, DIR_FLAGS, openBeneath, removeTreeAt } from '../sys/beneath.js';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/mknod.js';
-import { fsetXattr, setXattr } from '../sys/xattr.js';
+import { fsetXattr, overlayXattrPrefix, setXattr } from '../sys/xattr.js';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
 import { TarFormatError, TarUnsupportedError } from './tar-header.js';
@@ -71,7 +71,6 @@ export interface UnpackResult {
 
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 function ignorableXattrError(e: unknown): boolean {
   const code = (e as { code?: string }).code;
@@ -142,7 +141,7 @@ export async function unpackLayer(
     for (const [k, v] of Object.entries(h.xattrs)) {
       // overlay's own attributes (redirect, metacopy, opaque...) from a tar could make the
       // kernel look elsewhere: only markers translated here may set them.
-      if (k.startsWith('trusted.overlay.')) continue;
+      if (k.startsWith('trusted.overlay.') || k.startsWith(overlayXattrPrefix())) continue;
       try {
         set(k, v);
       } catch (e) {
@@ -186,7 +185,7 @@ export async function unpackLayer(
       purgeLower(fd, rel);
       return;
     }
-    fsetXattr(fd, OPAQUE_XATTR, Buffer.from('y'));
+    fsetXattr(fd, overlayXattrPrefix() + 'opaque', Buffer.from('y'));
   }
 
   async function writeFile(pfd: number, name: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {

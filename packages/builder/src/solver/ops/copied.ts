@@ -22,14 +22,14 @@ import { createHash } from 'node:crypto';
 import type { CopyStep } from '@tsbuild/parser';
 import { chainID, type Digest, type Layer } from '@tsbuild/layerstore';
 import { sha256, type Inputs } from '../cachekey.js';
-import type { StepContext } from '../solver.js';
+import type { StepContext } from './context.js';
 import { isPending, type StageLayer } from '../../rootfs/layers.js';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { SourceFile, SourceItem } from './sources.js';
 import { hardLinks } from './copy.js';
 import { trace } from '../../trace.js';
-import { sha256Native } from '../../context/tree.js';
+import { sha256Native } from '../../context/filehash.js';
 import { nativeWalker, WalkerUnavailable } from '../../context/walk.js';
 
 export interface CopiedContent {
@@ -52,13 +52,13 @@ export async function copiedContent(
   const digestOf = (list: Inputs) => sha256(list.map(([n, d]) => `${n}\0${d}\n`).join(''));
 
   // Remembered by the ChainID of the source's layers (see above); read only when they are all in
-  // the store, and not under --no-cache.
+  // the store. Even under --no-cache: the ChainID pins every byte the digest was made from.
   const what = JSON.stringify([step.sources, step.exclude]);
   const memoOf = (stored: Layer[]): Digest =>
     `sha256:${sha256(`copied-content\0${chainID(stored.map((l) => l.diffID))}\0${what}`)}`;
   const settled = layers.every((l) => !isPending(l));
   const memo = settled && layers.length > 0 ? memoOf(layers as Layer[]) : undefined;
-  if (memo && !ctx.opts.noCache) {
+  if (memo) {
     const known = (await ctx.opts.store.cache.get(memo))?.value as { digest?: unknown } | undefined;
     if (typeof known?.digest === 'string') {
       trace(`${ctx.state.label}: copied content remembered`);
@@ -76,7 +76,7 @@ export async function copiedContent(
     // The stage just ran: its new layers get their diffIDs once written, in the background; the
     // next build, with the stage cached, finds the digest then. Only a memo: a failure costs a re-hash.
     const written = Promise.all(layers.map((l) => (isPending(l) ? l.layer : l)));
-    ctx.solver.layers.track(written.then((ls) => remember(memoOf(ls))).catch(() => {}));
+    ctx.stages.layers.track(written.then((ls) => remember(memoOf(ls))).catch(() => {}));
   }
   return { digest, inputs };
 }

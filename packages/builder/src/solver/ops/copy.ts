@@ -5,14 +5,14 @@
 import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
-import type { Exec, StepContext } from '../solver.js';
+import type { Exec, StepContext } from './context.js';
 import type { StageLayer } from '../../rootfs/layers.js';
 import { resolveChown } from '@tsbuild/sandbox';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
-import { entryOrderKey, fileEntry } from '@tsbuild/layerstore';
+import { entryOrderKey, fileEntry } from '@tsbuild/layerstore/layer';
 import { lstatSync } from 'node:fs';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
@@ -50,9 +50,9 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       // before (when the stage's key was an input), the step waits for the whole stage. Stages
       // still run in parallel up to here; what is new is the hashing of the copied files on the
       // way, which a stage whose layers are all cached skips.
-      const st = await ctx.solver.stage(step.from.stage);
+      const st = await ctx.stages.stage(step.from.stage);
       fromLayers = st.layers;
-      fromLabel = `stage ${ctx.solver.stageNameOf(step.from.stage)}`;
+      fromLabel = `stage ${ctx.stages.stageNameOf(step.from.stage)}`;
     } else {
       const image = ctx.opts.bases.get(step.from.ref);
       if (!image) throw new BuildError(`${where(step)}: image ${step.from.ref} was not resolved`);
@@ -66,7 +66,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       const copied = await copiedContent(ctx, step, fromLayers, items);
       kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
       // A hit although the stage re-ran: --explain says why.
-      if (ctx.solver.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
+      if (ctx.stages.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
     }
   } else {
     for (const s of step.sources) {
