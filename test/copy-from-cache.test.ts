@@ -78,7 +78,7 @@ for (const [i, row] of rows.entries()) {
 const last = rows.length - 1;
 const again = (...extra: string[]) => {
   const args = ['build', '--progress=plain', '--explain', '-t', 'copyfrom:1', '--build-arg', `V=${last}`];
-  args.push('--build-arg', `EXTRA=${rows[last]!.extra}`, ...extra, ctx);
+  args.push('--build-arg', `EXTRA=${rows[last].extra}`, ...extra, ctx);
   return ok(tsbuild(args, { root, env: { TSBUILD_TRACE: '1' } }));
 };
 

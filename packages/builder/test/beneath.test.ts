@@ -145,15 +145,15 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
     },
     after: (tree) => {
       const [c, blk, p] = ['c', 'b', 'p'].map((n) => lstatSync(join(tree, 'd', n)));
-      assert.ok(c!.isCharacterDevice() && blk!.isBlockDevice() && p!.isFIFO());
+      assert.ok(c.isCharacterDevice() && blk.isBlockDevice() && p.isFIFO());
       // glibc's makedev: 1,3 is 0x103; 7,300 puts the minor's high bits above the major's.
-      assert.is(c!.rdev, 0x103);
-      assert.is(blk!.rdev, (7 << 8) | (300 & 0xff) | ((300 & ~0xff) << 12));
+      assert.is(c.rdev, 0x103);
+      assert.is(blk.rdev, (7 << 8) | (300 & 0xff) | ((300 & ~0xff) << 12));
       assert.equal(
-        [c, blk, p].map((st) => st!.mode & 0o7777),
+        [c, blk, p].map((st) => st.mode & 0o7777),
         [0o666, 0o640, 0o622],
       );
-      assert.equal([c!.uid, c!.gid, c!.mtimeMs], [1234, 1234, 0]);
+      assert.equal([c.uid, c.gid, c.mtimeMs], [1234, 1234, 0]);
     },
   },
   {

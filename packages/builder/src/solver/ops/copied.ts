@@ -6,7 +6,7 @@
 //
 // What the copy carries enters the key, per file: its path, type, mode (setuid/setgid/sticky
 // too), uid/gid, symlink target, device numbers, content digest, and which earlier file of its
-// source it is a hard link to (copy.ts keeps those groups). Not its mtime: BuildKit's hash leaves
+// source it is a hard link to (hardlinks.ts; copy.ts keeps those groups). Not its mtime: BuildKit's hash leaves
 // it out, and a RUN that re-makes the same files gives them new times, which would defeat the
 // pattern; so a hit carries the times of the build that made the record, as in BuildKit. --chown/--chmod are
 // in the instruction's input; the source's owner and mode stay in too (an extra miss at worst).
@@ -27,7 +27,7 @@ import { isPending, type StageLayer } from '../../rootfs/layers.js';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { SourceFile, SourceItem } from './sources.js';
-import { hardLinks } from './copy.js';
+import { hardLinks } from './hardlinks.js';
 import { trace } from '../../trace.js';
 import { sha256Native } from '../../context/filehash.js';
 import { nativeWalker, WalkerUnavailable } from '../../context/walk.js';
@@ -47,7 +47,7 @@ export async function copiedContent(
   const hashes = new Map<SourceFile, string>();
   const links = items.map((i) => hardLinks(i.files));
   const entries = (hash: (f: SourceFile) => string): Inputs =>
-    items.flatMap((item, i) => item.files.map((f) => entryInput(item, f, links[i]!.get(f), hash)));
+    items.flatMap((item, i) => item.files.map((f) => entryInput(item, f, links[i].get(f), hash)));
   const inputs = () => entries((f) => hashes.get(f) ?? (f.kind === 'file' ? hashSync(f.host) : ''));
   const digestOf = (list: Inputs) => sha256(list.map(([n, d]) => `${n}\0${d}\n`).join(''));
 
@@ -66,7 +66,7 @@ export async function copiedContent(
     }
   }
   // Hard links are named by their leader, not hashed again.
-  const todo = items.flatMap((item, i) => item.files.filter((f) => f.kind === 'file' && !links[i]!.has(f)));
+  const todo = items.flatMap((item, i) => item.files.filter((f) => f.kind === 'file' && !links[i].has(f)));
   const by = (await hashAll(todo, hashes)) ? ', by tsbuild-walk' : '';
   trace(`${ctx.state.label}: copied content hashed (${hashes.size} files${by})`);
   const digest = digestOf(entries((f) => hashes.get(f) ?? ''));
@@ -75,7 +75,7 @@ export async function copiedContent(
   else if (layers.length > 0) {
     // The stage just ran: its new layers get their diffIDs once written, in the background; the
     // next build, with the stage cached, finds the digest then. Only a memo: a failure costs a re-hash.
-    const written = Promise.all(layers.map((l) => (isPending(l) ? l.layer : l)));
+    const written = Promise.all(layers.map((l) => (isPending(l) ? l.layer : Promise.resolve(l))));
     ctx.stages.layers.track(written.then((ls) => remember(memoOf(ls))).catch(() => {}));
   }
   return { digest, inputs };
