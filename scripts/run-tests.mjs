@@ -134,7 +134,6 @@ export function staleness(base = root) {
   return problems;
 }
 
- 
 const plain = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /**
