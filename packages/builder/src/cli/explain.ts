@@ -24,7 +24,7 @@ export async function printExplain(rows: ExplainRow[], color: boolean, contextDi
         break;
       }
       case 'no-cache':
-        status = `${c.yellow('miss')}: --no-cache`;
+        status = `${c.yellow('miss')}: ${r.reason ?? '--no-cache'}`;
         break;
       case 'base':
         status = c.dim(`base ${r.reason ?? ''}`);

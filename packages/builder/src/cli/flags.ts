@@ -56,6 +56,12 @@ const buildFlags: FlagSpec[] = [
   { name: 'target', kind: 'string', value: 'STAGE', help: 'build up to that stage' },
   { name: 'no-cache', kind: 'bool', help: 'ignore the build cache' },
   {
+    name: 'no-cache-filter',
+    kind: 'list',
+    value: 'STAGE',
+    help: "rebuild that stage's steps without the cache; other stages may still hit (repeatable)",
+  },
+  {
     name: 'network',
     kind: 'string',
     value: 'default|none|host',

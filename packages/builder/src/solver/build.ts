@@ -24,6 +24,8 @@ export interface BuildRequest {
   buildArgs: Record<string, string>;
   target?: string;
   noCache: boolean;
+  /** `--no-cache-filter STAGE`: these stages' steps ignore the cache; other stages' steps may hit. */
+  noCacheFilter?: string[];
   network: 'default' | 'none' | 'host';
   /** `--allow network.host`: RUN steps may use the host's network namespace. */
   allowNetworkHost?: boolean;
@@ -100,6 +102,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   }
   for (const w of graph.warnings)
     req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
+  const noCacheStages = noCacheFilterStages(df, graph, req.noCacheFilter ?? [], req.reporter);
 
   trace('graph built');
   const context = await contextPromise;
@@ -119,6 +122,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     bases,
     reporter: req.reporter,
     noCache: req.noCache,
+    noCacheStages,
     network: req.network,
     allowNetworkHost: req.allowNetworkHost ?? false,
     privateNetwork,
@@ -159,4 +163,41 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     );
     await context.save().catch(() => {});
   }
+}
+
+/**
+ * `--no-cache-filter` names to the stages that ignore the cache: the named ones (lowercased, as BuildKit
+ * names stages) and every stage built from them (FROM, COPY --from, RUN --mount from=). A stage that
+ * reads a rebuilt one must be rebuilt too: its cache records hold what it made from the old result, and
+ * reusing them would put the old files in the image (and, rewritten under the same keys, in later
+ * builds). A name no stage has is warned about (buildx ignores it silently, hiding a typo).
+ */
+function noCacheFilterStages(
+  df: ReturnType<typeof parse>,
+  graph: { stages: { index: number; name?: string; dependsOn: number[] }[] },
+  names: string[],
+  reporter: Reporter,
+): Set<number> {
+  const out = new Set<number>();
+  const declared = new Set(
+    df.instructions.filter((i) => i.keyword === 'FROM' && i.args.length === 3).map((i) => i.args[2].toLowerCase()),
+  );
+  for (const raw of names) {
+    const name = raw.trim().toLowerCase();
+    if (!declared.has(name)) {
+      reporter.warn(`--no-cache-filter ${raw}: the Dockerfile has no stage named "${name}"`);
+      continue;
+    }
+    for (const s of graph.stages) if (s.name === name) out.add(s.index);
+  }
+  for (let grew = out.size > 0; grew;) {
+    grew = false;
+    for (const s of graph.stages) {
+      if (!out.has(s.index) && s.dependsOn.some((d) => out.has(d))) {
+        out.add(s.index);
+        grew = true;
+      }
+    }
+  }
+  return out;
 }

@@ -134,6 +134,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       buildArgs: args,
       target: str(p, 'target'),
       noCache: bool(p, 'no-cache'),
+      noCacheFilter: list(p, 'no-cache-filter'),
       network: network as 'default' | 'none' | 'host',
       allowNetworkHost: allow.has('network.host'),
       secrets,
