@@ -116,10 +116,10 @@ function distance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
-  return prev[b.length]!;
+  return prev[b.length];
 }
 function suggest(name: string, options: Iterable<string>): string | undefined {
   let best: string | undefined;
@@ -138,7 +138,7 @@ function suggest(name: string, options: Iterable<string>): string | undefined {
 /** Variables a word reads with a default or alternative (`${X:-d}`, `${X-d}`, `${X:+a}`, ...): not undefined. */
 function defaultedRefs(word: string): Set<string> {
   const withDefault = new Set<string>();
-  for (const m of word.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-+?=])/g)) withDefault.add(m[1]!);
+  for (const m of word.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-+?=])/g)) withDefault.add(m[1]);
   return withDefault;
 }
 
@@ -260,14 +260,14 @@ export function lint(df: Dockerfile, opts: LintOptions = {}): { warnings: LintWa
           );
         const words: string[] = [];
         for (let i = 0; i + 1 < ins.args.length; i += 3) {
-          if (kw === 'LABEL') words.push(ins.args[i]!);
-          words.push(ins.args[i + 1]!);
+          if (kw === 'LABEL') words.push(ins.args[i]);
+          words.push(ins.args[i + 1]);
         }
         undefinedVars(words);
         if (kw === 'ENV')
           for (let i = 0; i < ins.args.length; i += 3) {
-            secrets('ENV', ins.args[i]!, ins);
-            s.env.add(ins.args[i]!);
+            secrets('ENV', ins.args[i], ins);
+            s.env.add(ins.args[i]);
           }
         break;
       }
@@ -386,7 +386,7 @@ export function lint(df: Dockerfile, opts: LintOptions = {}): { warnings: LintWa
       const env = ref.toLowerCase() === 'scratch' ? [] : opts.baseEnv?.(ref);
       if (env) {
         info.envKnown = true;
-        for (const e of env) info.env.add(e.split('=', 1)[0]!);
+        for (const e of env) info.env.add(e.split('=', 1)[0]);
       }
     }
     if (info.name) names.add(info.name);
