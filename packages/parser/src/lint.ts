@@ -38,6 +38,8 @@ export interface LintOptions {
   baseEnv?: (ref: string) => string[] | undefined;
   /** Overrides the `# check=` directive (BuildKit's BUILDKIT_DOCKERFILE_CHECK build arg). */
   check?: string;
+  /** --build-arg values: a FROM's reference is expanded with them to find its base's Env. */
+  buildArgs?: Record<string, string>;
 }
 
 const rules = {
@@ -382,7 +384,8 @@ export function lint(df: Dockerfile, opts: LintOptions = {}): { warnings: LintWa
       singles: new Map(),
     };
     if (!base) {
-      const ref = expand(image, defaults()) ?? image;
+      const given = Object.entries(opts.buildArgs ?? {}).filter(([k]) => globals.has(k));
+      const ref = expand(image, new Map([...defaults(), ...given])) ?? image;
       const env = ref.toLowerCase() === 'scratch' ? [] : opts.baseEnv?.(ref);
       if (env) {
         info.envKnown = true;

@@ -56,6 +56,11 @@ const buildFlags: FlagSpec[] = [
   { name: 'target', kind: 'string', value: 'STAGE', help: 'build up to that stage' },
   { name: 'no-cache', kind: 'bool', help: 'ignore the build cache' },
   {
+    name: 'check',
+    kind: 'bool',
+    help: "run the build checks (BuildKit's rules) without building; exit 1 if any fires",
+  },
+  {
     name: 'no-cache-filter',
     kind: 'list',
     value: 'STAGE',

@@ -1,7 +1,17 @@
 // One build: Dockerfile → graph → solved stages → image in the store, tagged.
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
-import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
+import {
+  baseImages,
+  buildGraph,
+  parse,
+  lint,
+  DockerfileError,
+  formatError,
+  formatLintWarning,
+  type GraphOptions,
+  type LintWarning,
+} from '@tsbuild/parser';
 import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
@@ -100,8 +110,19 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
-  for (const w of graph.warnings)
+  // The build checks, as BuildKit runs them with every build: warnings, or with `# check=error=true` a
+  // failure before any step runs.
+  const findings = runChecks(df, req.buildArgs, (ref) => bases.get(ref)?.config.config?.Env);
+  for (const w of findings.warnings) req.reporter.warn(formatLintWarning(w));
+  for (const w of graph.warnings) {
+    // The graph's duplicate-stage-name warning is also DuplicateStageName's finding: said once.
+    if (findings.warnings.some((f) => f.message === w.message && f.location.line === w.location?.line)) continue;
     req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
+  }
+  if (findings.error && findings.warnings.length)
+    throw new BuildError(
+      `lint violation found for rules: ${[...new Set(findings.warnings.map((w) => w.rule))].sort().join(', ')}`,
+    );
   const noCacheStages = noCacheFilterStages(df, graph, req.noCacheFilter ?? [], req.reporter);
 
   trace('graph built');
@@ -200,4 +221,23 @@ function noCacheFilterStages(
     }
   }
   return out;
+}
+
+/**
+ * The build checks for a parsed Dockerfile (parser's lint): `# check=` or the BUILDKIT_DOCKERFILE_CHECK
+ * build arg says which to skip and whether they fail the build. A bad check option is a Dockerfile error.
+ */
+export function runChecks(
+  df: ReturnType<typeof parse>,
+  buildArgs: Record<string, string>,
+  baseEnv: (ref: string) => string[] | undefined,
+): { warnings: LintWarning[]; error: boolean } {
+  try {
+    const r = lint(df, { baseEnv, buildArgs, check: buildArgs['BUILDKIT_DOCKERFILE_CHECK'] });
+    const warnings = r.warnings.sort((a, b) => a.location.line - b.location.line);
+    return { warnings, error: r.config.error };
+  } catch (e) {
+    if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
+    throw e;
+  }
 }

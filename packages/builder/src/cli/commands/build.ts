@@ -115,6 +115,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
+  if (bool(p, 'check'))
+    return (await import('../checks.js')).checkDockerfile({
+      root: str(p, 'root'),
+      dockerfilePath,
+      dockerfileText,
+      buildArgs: args,
+    });
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
