@@ -31,8 +31,10 @@ test('--check: every finding as FILE:LINE:COL: Rule: message, exit 1, nothing bu
     `${file}:1:1: StageNameCasing: Stage name 'Build' should be lowercase`,
     `${file}:2:1: UndefinedVar: Usage of undefined variable '$PAHT' (did you mean $PATH?)`,
     `${file}:3:1: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label`,
-    `${file}:4:1: ConsistentInstructionCasing: Command 'copy' should match the case of the command majority (uppercase)`,
-    `${file}:5:1: JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals`,
+    `${file}:4:1: ConsistentInstructionCasing: Command 'copy' should match the case of the command majority ` +
+      '(uppercase)',
+    `${file}:5:1: JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior ` +
+      'related to OS signals',
   ];
   assert.equal(
     lines.map((l) => l.replace(/ \(https:\/\/docs\.docker\.com\/go\/dockerfile\/rule\/[a-z-]+\/\)$/, '')).sort(),
@@ -59,10 +61,8 @@ test('# check=error=true fails the build before any step; skip= and BUILDKIT_DOC
   const strict = context({ Dockerfile: `# check=error=true\n${dirty}`, a: 'a' });
   const r = t(['build', '--progress=plain', '-t', 'chk:3', strict]);
   assert.is(r.code, 1);
-  assert.match(
-    r.stderr,
-    /ERROR: lint violation found for rules: ConsistentInstructionCasing, FromAsCasing, JSONArgsRecommended, MaintainerDeprecated, StageNameCasing, UndefinedVar\n/,
-  );
+  const all = 'ConsistentInstructionCasing, FromAsCasing, JSONArgsRecommended, MaintainerDeprecated, StageNameCasing';
+  assert.ok(r.stderr.includes(`ERROR: lint violation found for rules: ${all}, UndefinedVar\n`), r.stderr);
   assert.not.match(r.stderr, /#\d+ \[build 2\//, 'no step ran');
   const rules = 'ConsistentInstructionCasing,FromAsCasing,JSONArgsRecommended,MaintainerDeprecated,StageNameCasing';
   const skipped = context({ Dockerfile: `# check=skip=${rules},UndefinedVar;error=true\n${dirty}`, a: 'a' });
