@@ -80,6 +80,14 @@ test('a bad # check= directive is a Dockerfile error naming its line, exit 2', (
   cleanup(bad);
 });
 
+test('a build warns only about the stages it builds; --check about every stage', () => {
+  const two = context({ Dockerfile: `FROM ${Base} AS unused\nMAINTAINER me\nFROM ${Base} AS used\nRUN true\n` });
+  const r = ok(t(['build', '--progress=plain', '--target', 'used', two]));
+  assert.not.match(r.stderr, /MaintainerDeprecated/);
+  assert.match(t(['build', '--check', '--target', 'used', two]).stdout, /Dockerfile:2:1: MaintainerDeprecated: /);
+  cleanup(two);
+});
+
 test('a duplicate stage name is reported once, as DuplicateStageName', () => {
   const dup = context({ Dockerfile: `FROM ${Base} AS b\nFROM ${Base} AS b\nRUN true\n` });
   const r = ok(t(['build', '--progress=plain', dup]));

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Image, ImageSummary } from '@tsbuild/layerstore';
-import { goString, parseTemplate, render } from '../src/cli/template.js';
+import { goString, nilList, nilMap, parseTemplate, render } from '../src/cli/template.js';
 import {
   ellipsis,
   globMatch,
@@ -104,6 +104,8 @@ const goCases: [string, unknown, string][] = [
   ['{{and 1 0}} {{or 0 "x"}} {{not true}}', {}, '0 x false'],
   ['{{`raw {{x}}`}}', {}, 'raw {{x}}'],
   ['{{$.a}}{{range .b}}{{$.a}}{{.}}{{end}}', { a: '-', b: [1, 2] }, '--1-2'],
+  ['{{index .m "k"}}|', { m: nilMap }, '|'],
+  ['{{.l}} {{.m}} {{json .l}}', { l: nilList, m: nilMap }, '[] map[] null'],
 ];
 for (const [t, data, want] of goCases) {
   test(`template ${t} on ${JSON.stringify(data)}`, () => assert.is(render(parseTemplate(t), data), want));

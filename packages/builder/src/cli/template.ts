@@ -387,7 +387,10 @@ const funcs: Record<string, Fn> = {
   },
   index: ([v, ...keys], ctx) => {
     for (const k of keys) {
-      if (v instanceof Nil || v === null || v === undefined) return undefined;
+      // A nil map gives its zero value, as Go's index does (docker's maps hold strings); a nil slice has no items.
+      if (v === nilMap) return '';
+      if (v === nilList) return ctx.fail(`index out of range: ${String(k)}`);
+      if (v instanceof Nil || v === null || v === undefined) return ctx.fail('index of untyped nil');
       if (Array.isArray(v)) {
         if (typeof k !== 'number' || k < 0 || k >= v.length) return ctx.fail(`index out of range: ${String(k)}`);
         v = v[k];

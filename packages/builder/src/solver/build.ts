@@ -112,7 +112,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   }
   // The build checks, as BuildKit runs them with every build: warnings, or with `# check=error=true` a
   // failure before any step runs.
-  const findings = runChecks(df, req.buildArgs, (ref) => bases.get(ref)?.config.config?.Env);
+  const reachable = new Set(graph.stages.map((st) => st.index));
+  const findings = runChecks(df, req.buildArgs, (ref) => bases.get(ref)?.config.config?.Env, reachable);
   for (const w of findings.warnings) req.reporter.warn(formatLintWarning(w));
   for (const w of graph.warnings) {
     // The graph's duplicate-stage-name warning is also DuplicateStageName's finding: said once.
@@ -226,18 +227,28 @@ function noCacheFilterStages(
 /**
  * The build checks for a parsed Dockerfile (parser's lint): `# check=` or the BUILDKIT_DOCKERFILE_CHECK
  * build arg says which to skip and whether they fail the build. A bad check option is a Dockerfile error.
+ * With `reachable` (a build), a finding inside a stage the target does not need is left out, as BuildKit
+ * leaves it out of a build's warnings (--check reports every stage).
  */
 export function runChecks(
   df: ReturnType<typeof parse>,
   buildArgs: Record<string, string>,
   baseEnv: (ref: string) => string[] | undefined,
+  reachable?: Set<number>,
 ): { warnings: LintWarning[]; error: boolean } {
+  let r;
   try {
-    const r = lint(df, { baseEnv, buildArgs, check: buildArgs['BUILDKIT_DOCKERFILE_CHECK'] });
-    const warnings = r.warnings.sort((a, b) => a.location.line - b.location.line);
-    return { warnings, error: r.config.error };
+    r = lint(df, { baseEnv, buildArgs, check: buildArgs['BUILDKIT_DOCKERFILE_CHECK'] });
   } catch (e) {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
+  const froms = df.instructions.filter((i) => i.keyword === 'FROM').map((i) => i.location.line);
+  const stageOf = (line: number) => froms.findLastIndex((l) => l <= line);
+  const shown = (w: LintWarning) =>
+    !reachable || w.rule === 'ConsistentInstructionCasing' || stageOf(w.location.line) < 0
+      ? true
+      : reachable.has(stageOf(w.location.line));
+  const warnings = r.warnings.filter(shown).sort((a, b) => a.location.line - b.location.line);
+  return { warnings, error: r.config.error };
 }
