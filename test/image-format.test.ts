@@ -51,6 +51,8 @@ test('history --format json: one object per line with docker keys; templates and
   const table = ok(t(['history', '--format', 'table {{.ID}}\t{{.CreatedBy}}', 'demo:1'])).stdout;
   assert.match(table, /^IMAGE\s+CREATED BY\n[0-9a-f]{12}\s+CMD/);
   assert.match(ok(t(['history', '-q', 'demo:1'])).stdout, /^[0-9a-f]{12}\n<missing>\n/);
+  const raw = ok(t(['history', '--human=false', '--format', '{{.CreatedSince}} {{.Size}}', 'demo:1'])).stdout;
+  assert.match(raw.split('\n').at(-2)!, /^\d{4}-\d\d-\d\dT[\d:.]+Z \d+$/, 'RFC 3339 dates and sizes in bytes');
 });
 
 test('inspect --format: fields, index, json, range, maps and slices as docker prints them', () => {

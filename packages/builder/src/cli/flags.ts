@@ -64,7 +64,7 @@ const buildFlags: FlagSpec[] = [
     name: 'no-cache-filter',
     kind: 'list',
     value: 'STAGE',
-    help: "rebuild that stage's steps without the cache; other stages may still hit (repeatable)",
+    help: 'rebuild that stage, and the stages built from it, without the cache (repeatable)',
   },
   {
     name: 'network',
