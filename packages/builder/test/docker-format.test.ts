@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Image, ImageSummary } from '@tsbuild/layerstore';
+import type { Image } from '@tsbuild/layerstore';
 import { goString, nilList, nilMap, parseTemplate, render } from '../src/cli/template.js';
 import {
   ellipsis,
@@ -16,6 +16,7 @@ import {
   inspectDocument,
   matchesFilter,
   parseImageFilters,
+  type ImageSummary,
 } from '../src/cli/imageviews.js';
 
 // Compiled to dist/test/: the fixtures stay in the source tree.

@@ -1,9 +1,12 @@
 // What the image commands show, shaped as docker shows it: `inspect`'s document, `history`'s rows and the
 // rows `images --format` templates see. Data only; the commands print it (commands/images.ts).
-import type { Image, ImageConfig, ImageSummary } from '@tsbuild/layerstore';
+import type { Image, ImageConfig, Store } from '@tsbuild/layerstore';
 import { asStruct, emptyStruct, goString, nilList, nilMap, Nil } from './template.js';
 import { ago, humanSize } from './table.js';
 import { UsageError } from '../errors.js';
+
+/** One row of the store's image list (a tag and the image it names), as `tsbuild images` lists it. */
+export type ImageSummary = Awaited<ReturnType<Store['images']['list']>>[number];
 
 /** Go's RFC3339Nano as docker prints a time: trailing zeros of the fraction dropped (`…:00Z`, `….5Z`). */
 export function goTime(iso: string | undefined): string {
@@ -242,7 +245,7 @@ export function matchesFilter(r: ImageSummary, f: ImageFilter): boolean {
     const full = `${r.repository}:${r.tag}`;
     if (!f.reference.some((p) => globMatch(p, full) || globMatch(p, r.repository))) return false;
   }
-  const labels = (r as ImageSummary & { image?: Image }).image?.config.config?.Labels ?? {};
+  const labels = r.image?.config.config?.Labels ?? {};
   for (const l of f.label) {
     const eq = l.indexOf('=');
     const [k, v] = eq < 0 ? [l, undefined] : [l.slice(0, eq), l.slice(eq + 1)];

@@ -10,7 +10,15 @@
 // registry until a step hits: then the solver's fetchLayer hook (see solver/solver.ts) fetches exactly
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
-import { parseReference, remote, type Descriptor, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
+import {
+  isDigest,
+  parseReference,
+  remote,
+  type Descriptor,
+  type Digest,
+  type Layer,
+  type Store,
+} from '@tsbuild/layerstore';
 import { UsageError } from '../errors.js';
 import { parseCsv } from '../options.js';
 import type { Reporter } from '../progress/index.js';
@@ -64,9 +72,6 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
     if (!['type', 'ref', 'mode'].includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
   return { ref, mode };
 }
-
-const digestRe = /^sha256:[a-f0-9]{64}$/;
-const isDigest = (d: unknown): d is Digest => typeof d === 'string' && digestRe.test(d);
 
 /** A record from a registry is untrusted input: keep only well-formed ones. */
 function validRecord(r: unknown): r is SharedRecord {

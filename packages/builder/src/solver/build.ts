@@ -12,7 +12,7 @@ import {
   type GraphOptions,
   type LintWarning,
 } from '@tsbuild/parser';
-import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
+import { hostPlatform, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
@@ -162,6 +162,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     const state = await solver.solve();
     trace('stages solved');
     const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
+    // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
+    await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     // The stages whose layers make up the image: the target and the chain of stages it is FROM.

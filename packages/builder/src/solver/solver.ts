@@ -2,46 +2,31 @@
 // or executed (RUN in the sandbox, COPY/ADD/WORKDIR by staging a diff), each filesystem step
 // snapshotted into exactly one layer. Independent stages run concurrently.
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
-import { chainID, type Digest, type Image, type ImageConfig, type Layer, type Store } from '@tsbuild/layerstore';
+import { chainID, type Digest, type ImageConfig } from '@tsbuild/layerstore';
 import { applyStep, historyText, inheritConfig, scratchConfig } from '../image/config.js';
 import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
 import { BuildError } from '../errors.js';
 import type { ExplainRow, SettledState, StageState } from './state.js';
 import { isPending, type StageLayer } from '../rootfs/layers.js';
-import type { Reporter, StepHandle } from '../progress/index.js';
-import type { BuildContext } from '../context/context.js';
+import type { Reporter } from '../progress/index.js';
 import { runStep } from './ops/run.js';
 import { copyStep } from './ops/copy.js';
 import { workdirStep } from './ops/workdir.js';
 import type { ImportedCache, StepRecord } from '../exporter/cache-share.js';
 import { Filesystems } from '../rootfs/filesystems.js';
-import { LayerQueue } from './ops/commit.js';
+import { LayerQueue } from './ops/layer-queue.js';
+import type { Exec, StepContext, StepOptions } from './ops/context.js';
 import { trace } from '../trace.js';
-import type { PrivateNetwork } from '@tsbuild/sandbox';
 
-export interface SolveOptions {
-  store: Store;
+export interface SolveOptions extends StepOptions {
   graph: Graph;
-  context: BuildContext;
-  /** Base images resolved before the graph was built, by the ref as written in FROM. */
-  bases: Map<string, Image>;
   reporter: Reporter;
   noCache: boolean;
   /** `--no-cache-filter`: the indexes of the stages whose steps ignore the cache (the others may hit). */
   noCacheStages?: Set<number>;
-  network: 'default' | 'none' | 'host';
-  /** RUN steps may use the host's network (`--allow network.host`). */
-  allowNetworkHost: boolean;
-  /** The build's private network (the default for RUN steps), made on first use. */
-  privateNetwork: () => Promise<PrivateNetwork>;
-  secrets: Map<string, { file?: string; env?: string }>;
-  sourceDateEpoch?: number;
-  /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
-  compression: 'gzip' | 'zstd' | 'none';
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
-  signal: AbortSignal;
   /**
    * Registry cache (--cache-from): records imported for this build only (the store's own record
    * wins), and a hook that fetches a hit's missing layer blob (true when it is now in the store)
@@ -280,7 +265,7 @@ export class Solver {
 
   /** Adds the step's inputs to the key and returns how to execute it on a miss. */
   private async prepare(step: RunStep | CopyStep | WorkdirStep, state: StageState, kb: KeyBuilder): Promise<Exec> {
-    const ctx = { solver: this, opts: this.o, state, fs: this.fs };
+    const ctx: StepContext = { stages: this, opts: this.o, state, fs: this.fs };
     switch (step.kind) {
       case 'run':
         return runStep(ctx, step, kb);
@@ -299,11 +284,6 @@ export class Solver {
     return image;
   }
 }
-
-export type StepContext = { solver: Solver; opts: SolveOptions; state: StageState; fs: Filesystems };
-
-/** What a filesystem step does on a cache miss: make its layer (usually still being written), or none for an empty diff. */
-export type Exec = (handle: StepHandle) => Promise<StageLayer | null>;
 
 function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {
   return step.kind === 'run' || step.kind === 'copy' || step.kind === 'add' || step.kind === 'workdir';
@@ -324,5 +304,3 @@ function epochOr(epoch: number | undefined, fallback: string): string {
 function platformString(p: { os: string; architecture: string; variant?: string }): string {
   return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
 }
-
-export { chainID };
