@@ -1,9 +1,12 @@
 // The image commands as scripts call them, through the CLI: history (docker's columns, --no-trunc,
-// --format json), inspect --format and its docker-shaped JSON, images --filter and --format. What docker
-// prints for the same image is checked in packages/builder/test/docker-format.test.ts.
+// --format json), inspect --format and its docker-shaped JSON, images --filter and --format. The last test
+// loads the same images into a private dockerd and compares docker's answers with tsbuild's; docker's
+// recorded answers for more templates are in packages/builder/test/docker-format.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cli.js';
+import { join } from 'node:path';
+import { skip, startDockerd } from '@tsbuild/testkit';
+import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 
 const root = storeWithBase();
 const long = 'a-very-long-command-line-that-docker-truncates-in-its-history-listing-by-default';
@@ -134,6 +137,66 @@ test('images --filter: an unknown key or a bad value names the flag, exit 2', ()
     const r = t(['images', '--filter', f]);
     assert.is(r.code, 2, f);
     assert.match(r.stderr, re, f);
+  }
+});
+
+test('docker answers the same for the same images (a private dockerd, docker load)', async () => {
+  const dir = tempDir('dockerd');
+  const d = await startDockerd(dir).catch((e: Error) => {
+    cleanup(dir);
+    throw e;
+  });
+  if (typeof d === 'string') {
+    cleanup(dir);
+    return skip(`no private dockerd to compare with: ${d}`);
+  }
+  try {
+    const tar = join(dir, 'images.tar');
+    ok(t(['save', '-o', tar, 'demo:1', 'localhost:5000/team/demo:2', 'web:1', Base]));
+    const loaded = d.docker(['load', '-i', tar]);
+    assert.is(loaded.code, 0, loaded.stderr);
+    const same = (args: string[], what: string) => {
+      const theirs = d.docker(args);
+      assert.is(theirs.code, 0, `docker ${args.join(' ')}: ${theirs.stderr}`);
+      assert.is(ok(t(args)).stdout, theirs.stdout, what);
+    };
+    // Templates whose answer does not depend on sizes or on the docker client's version.
+    for (const f of [
+      '{{.Id}}',
+      '{{.Config.Env}}',
+      '{{index .Config.Labels "team"}}',
+      '{{json .Config.Labels}}',
+      '{{.Config.Labels}}',
+      '{{range .Config.Env}}{{.}};{{end}}',
+      '{{.Os}}/{{.Architecture}}',
+      '{{.Config.Cmd}} {{.Config.Entrypoint}} {{json .Config.Entrypoint}} {{.Config.WorkingDir}}',
+      '{{json .RootFS}} {{len .RootFS.Layers}}',
+      '{{.Created}} {{.Comment}} {{.Author}}',
+      '{{if .Config.Entrypoint}}e{{else}}no e{{end}} {{range $k, $v := .Config.Labels}}{{$k}}={{$v}},{{end}}',
+    ])
+      same(['inspect', '--format', f, 'demo:1'], `inspect --format ${f}`);
+    same(['history', '--no-trunc', '--format', '{{.ID}}|{{.CreatedBy}}|{{.Comment}}', 'demo:1'], 'history rows');
+    same(['history', '--format', '{{.CreatedBy}}', 'demo:1'], 'history: CREATED BY cut as docker cuts it');
+    for (const filters of [
+      ['reference=demo'],
+      ['reference=*/team/*'],
+      ['label=team'],
+      ['reference=web', 'label=team=web'],
+    ]) {
+      const args = [
+        'images',
+        ...filters.flatMap((f) => ['--filter', f]),
+        '--format',
+        '{{.Repository}}:{{.Tag}} {{.ID}}',
+      ];
+      const sorted = (out: string) => out.split('\n').filter(Boolean).sort();
+      const theirs = d.docker(args);
+      assert.is(theirs.code, 0, theirs.stderr);
+      assert.equal(sorted(ok(t(args)).stdout), sorted(theirs.stdout), filters.join(' '));
+    }
+  } finally {
+    await d.stop();
+    cleanup(dir);
   }
 });
 
