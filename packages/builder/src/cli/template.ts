@@ -5,8 +5,8 @@
 // (%s %d %v %q only), eq, ne, lt, le, gt, ge, and, or, not. Values print as Go prints them: slices
 // `[a b]`, maps `map[k:v]` with sorted keys, nil `<nil>`.
 //
-// Written here rather than taken from npm: the JavaScript ports of Go templates found there are
-// unmaintained or print values the JavaScript way; docker's output is Go's %v, which is what matters.
+// Written here rather than taken from npm: the ports there cover fields, if, range and index only, or
+// compile a template to JavaScript for eval (see the README); docker's output is Go's %v, which matters.
 //
 // Go's typed structs print nil slices as `[]` and nil maps as `map[]`, while their JSON omits them or
 // says null: `nilList`/`nilMap` stand for such fields (see inspect's data), `emptyStruct` for `{}`.
