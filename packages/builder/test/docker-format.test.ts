@@ -119,6 +119,13 @@ const badTemplates: [string, RegExp][] = [
   ['{{nosuch .a}}', /function "nosuch" not defined/],
   ['{{template "x"}}', /not supported/],
 ];
+for (const [t, data, re] of [
+  ['{{range .}}x{{end}}', 1e12, /range can't iterate over 1000000000000/],
+  ['{{.a.b}}', { a: 'text' }, /can't evaluate field b in type string/],
+  ['{{index . 5}}', [1], /index out of range: 5/],
+] as [string, unknown, RegExp][]) {
+  test(`template ${t} fails when run, naming why`, () => assert.throws(() => render(parseTemplate(t), data), re));
+}
 for (const [t, re] of badTemplates) {
   test(`template ${t} is refused when parsed`, () => assert.throws(() => parseTemplate(t), re));
 }

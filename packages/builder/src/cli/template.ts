@@ -462,9 +462,7 @@ export function render(t: Template, data: Value): string {
                 ? Object.keys(v)
                     .sort()
                     .map((k) => [k, (v as Record<string, Value>)[k]])
-                : typeof v === 'number'
-                  ? Array.from({ length: v }, (_, i) => [i, i])
-                  : fail(n.pipe.pos, 'range', `range can't iterate over ${goString(v)}`);
+                : fail(n.pipe.pos, 'range', `range can't iterate over ${goString(v)}`);
         if (entries.length === 0) exec(n.else, dot, scope);
         for (const [k, x] of entries) {
           const d = n.pipe.decl;
