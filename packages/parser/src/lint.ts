@@ -389,6 +389,8 @@ export function lint(df: Dockerfile, opts: LintOptions = {}): { warnings: LintWa
       const env = ref.toLowerCase() === 'scratch' ? [] : opts.baseEnv?.(ref);
       if (env) {
         info.envKnown = true;
+        // A base without PATH (scratch too) gets the default one, as BuildKit gives it.
+        info.env.add('PATH');
         for (const e of env) info.env.add(e.split('=', 1)[0]);
       }
     }

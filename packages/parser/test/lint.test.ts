@@ -66,6 +66,7 @@ const cases: [string, string, Finding[]][] = [
     [],
   ],
   ['UndefinedVar quiet when the base is unknown', 'FROM unknown:1\nENV A=$FROM_BASE\n', []],
+  ['UndefinedVar quiet: scratch has the default PATH', 'FROM scratch\nENV PATH=$PATH:/opt/bin\n', []],
   // UndefinedArgInFrom
   [
     'UndefinedArgInFrom fires',
