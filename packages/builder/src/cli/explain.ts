@@ -19,7 +19,8 @@ export async function printExplain(rows: ExplainRow[], color: boolean, contextDi
         const pkg = file ? await npm.lookup(file) : undefined;
         if (pkg)
           status += c.dim(
-            ` (npm package ${pkg.name}@${pkg.version}${pkg.dependents.length ? `, needed by ${pkg.dependents.join(', ')}` : ''})`,
+            ` (npm package ` +
+              `${pkg.name}@${pkg.version}${pkg.dependents.length ? `, needed by ${pkg.dependents.join(', ')}` : ''})`,
           );
         break;
       }

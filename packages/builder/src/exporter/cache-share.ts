@@ -140,7 +140,8 @@ export async function importCache(
       imported++;
     }
     o.reporter.info(
-      `importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers available`,
+      `importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers ` +
+        `available`,
     );
   }
 
@@ -192,7 +193,9 @@ export async function exportCache(
         await o.opts(t.ref),
       );
       handle.log(
-        `${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
+        `${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs ` +
+          `(${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ` +
+          `${result.stats.blobsSkipped} already in the registry`,
       );
       handle.done();
     } catch (e) {

@@ -53,7 +53,9 @@ export interface BuildRequest {
 export interface BuildResult {
   image: Image;
   explain: ExplainRow[];
-  /** Cache records of the filesystem steps (for --cache-to); inImage: the step's stage is the target or one it is FROM. */
+  /**
+   * Cache records of the filesystem steps (for --cache-to); inImage: the step's stage is the target or one it is FROM.
+   */
   cacheRecords: { key: Digest; layer: Layer | null; created: string; inImage: boolean }[];
 }
 
@@ -97,7 +99,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (!image && req.fetchBase) image = await req.fetchBase(ref);
     if (!image)
       throw new BuildError(
-        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`,
+        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring ` +
+          `it with 'tsbuild load' or 'tsbuild pull'`,
       );
     bases.set(ref, image);
   }
