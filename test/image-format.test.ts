@@ -79,6 +79,11 @@ test('inspect --format: fields, index, json, range, maps and slices as docker pr
   }
   // One line per reference.
   assert.match(ok(t(['inspect', '-f', '{{.Os}}', 'demo:1', 'web:1'])).stdout, /^linux\nlinux\n$/);
+  // A reference that names nothing is reported; the others are still shown; exit 1.
+  const partial = t(['inspect', '-f', '{{.Os}}', 'demo:1', 'nosuch:1', 'web:1']);
+  assert.is(partial.code, 1);
+  assert.is(partial.stdout, 'linux\nlinux\n');
+  assert.is(partial.stderr, 'ERROR: No such image: nosuch:1\n');
 });
 
 test('inspect: docker-shaped JSON, and what tsbuild printed before', () => {

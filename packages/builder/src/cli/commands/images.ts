@@ -115,11 +115,24 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const template = format === undefined || format === 'json' ? undefined : parseTemplate(format);
   const store = await openStore(str(p, 'root'));
   const tags = await store.images.list();
+  // As docker: a reference that names nothing is reported and the others are still shown; exit 1.
+  if (p.positionals.length === 1) {
+    const doc = inspectDocument(await image(store, p.positionals[0]!), tags);
+    process.stdout.write(template ? render(template, doc) + '\n' : JSON.stringify(doc, null, 2) + '\n');
+    return 0;
+  }
   const out = [];
-  for (const ref of p.positionals) out.push(inspectDocument(await image(store, ref), tags));
+  const missing: string[] = [];
+  for (const ref of p.positionals) {
+    const img = await store.images.get(ref).catch((e: Error) => e);
+    if (img instanceof Error) missing.push(`${ref}: ${img.message}`);
+    else if (img) out.push(inspectDocument(img, tags));
+    else missing.push(`No such image: ${ref}`);
+  }
   if (template) process.stdout.write(out.map((doc) => render(template, doc) + '\n').join(''));
-  else process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
-  return 0;
+  else process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  for (const why of missing) process.stderr.write(errorLine(why));
+  return missing.length ? 1 : 0;
 }
 
 export async function tagCommand(argv: string[]): Promise<number> {
