@@ -17,6 +17,8 @@ import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
 import { Solver } from './solver.js';
+import type { RunSettings } from './ops/context.js';
+import { contextFor, directoryBuild, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
@@ -48,6 +50,16 @@ export interface BuildRequest {
   fetchBase?: (ref: string) => Promise<Image | undefined>;
   /** The registry cache's records for this build (--cache-from); see SolveOptions.cacheFrom. */
   cacheFrom?: ImportedCache;
+  /** `--pull`: resolve every base tag with fetchBase, even one the store has. */
+  pull?: boolean;
+  /** `--label`: over the final stage's labels. */
+  labels?: Record<string, string>;
+  /** `--annotation`: the manifest's annotations. */
+  annotations?: Record<string, string>;
+  /** `--add-host`, `--ulimit`, `--shm-size`. */
+  run?: RunSettings;
+  /** `--build-context`: what FROM NAME and --from=NAME read instead of the image NAME. */
+  namedContexts?: NamedContext[];
 }
 
 export interface BuildResult {
@@ -93,14 +105,34 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
+  const movedBases = new Map<string, string>();
   for (const ref of refs) {
     if (bases.has(ref)) continue;
-    let image = await req.store.images.get(ref).catch(() => undefined);
-    if (!image && req.fetchBase) image = await req.fetchBase(ref);
+    const named = contextFor(req.namedContexts ?? [], ref);
+    if (named?.type === 'dir') {
+      const { store, noCache, sourceDateEpoch, compression, reporter, signal } = req;
+      const inner = { store, noCache, sourceDateEpoch, compression, reporter, signal, ...directoryBuild(named.dir) };
+      bases.set(ref, (await build(inner)).image);
+      continue;
+    }
+    if (named?.type === 'oci-layout') {
+      bases.set(ref, await importLayout(req.store, named));
+      continue;
+    }
+    // docker-image://REF: that image, resolved as a base image is.
+    const imageRef = named?.type === 'image' ? named.ref : ref;
+    let image = await req.store.images.get(imageRef).catch(() => undefined);
+    // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
+    if (req.pull && req.fetchBase && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
+      const before = image?.manifestDigest;
+      image = await req.fetchBase(imageRef);
+      if (before && image && image.manifestDigest !== before) movedBases.set(ref, before);
+    }
+    if (!image && req.fetchBase) image = await req.fetchBase(imageRef);
     if (!image)
       throw new BuildError(
-        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring ` +
-          `it with 'tsbuild load' or 'tsbuild pull'`,
+        `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
+          "build it, or bring it with 'tsbuild load' or 'tsbuild pull'",
       );
     bases.set(ref, image);
   }
@@ -160,11 +192,17 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       .digest('hex'),
     signal: req.signal,
     cacheFrom: req.cacheFrom,
+    run: req.run,
+    movedBases,
   });
   try {
     const state = await solver.solve();
     trace('stages solved');
-    const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
+    const config = solver.finalConfig(state);
+    if (req.labels && Object.keys(req.labels).length)
+      config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
+    const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
+    const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);

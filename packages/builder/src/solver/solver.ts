@@ -34,6 +34,8 @@ export interface SolveOptions extends StepOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
+  /** Base refs whose tag `--pull` moved, with the digest the store had before (for --explain). */
+  movedBases?: Map<string, string>;
 }
 
 export class Solver {
@@ -139,11 +141,14 @@ export class Solver {
     if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
     const step = this.o.reporter.step(label);
     step.done();
+    const before = this.o.movedBases?.get(from.ref);
     this.explain.push({
       stage: this.stageName(stage),
       label,
       status: 'base',
-      reason: `${from.ref} = ${image.manifestDigest}`,
+      reason: before
+        ? `base image moved: ${before} → ${image.manifestDigest}`
+        : `${from.ref} = ${image.manifestDigest}`,
     });
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
