@@ -166,8 +166,6 @@ const buildxUnsupported: FlagSpec[] = [
   unsupported('sbom', 'SBOM attestations are not produced'),
   unsupported('builder', 'there are no builder instances: tsbuild builds in its own process'),
   unsupported('call', 'only the build itself; no check, outline or targets method'),
-  unsupported('check', 'the build checks are not implemented'),
-  unsupported('no-cache-filter', 'per-stage cache control is not implemented'),
   unsupported('ssh', 'ssh agent forwarding is not implemented'),
   unsupported('cgroup-parent', 'RUN steps run in cgroups of their own, under tsbuild'),
   unsupported('detach', 'there is no buildx server to detach'),
