@@ -107,6 +107,18 @@ export class Solver {
     return state;
   }
 
+  /**
+   * Whether a stage (already built) ran any step in this build, or stands on a stage that did:
+   * its content may differ from the last build's even where its keys below are the same.
+   */
+  rebuilt(index: number): boolean {
+    const stage = this.o.graph.stages.find((s) => s.index === index);
+    if (!stage) return false;
+    const name = this.stageName(stage);
+    if (this.explain.some((r) => r.stage === name && (r.status === 'miss' || r.status === 'no-cache'))) return true;
+    return stage.from.type === 'stage' && this.rebuilt(stage.from.stage);
+  }
+
   stageNameOf(index: number): string {
     const s = this.o.graph.stages.find((x) => x.index === index);
     return s ? this.stageName(s) : `stage-${index}`;
@@ -209,7 +221,12 @@ export class Solver {
       }
       if (record) {
         handle.cached();
-        this.explain.push({ stage: this.stageName(stage), label, status: 'hit' });
+        this.explain.push({
+          stage: this.stageName(stage),
+          label,
+          status: 'hit',
+          ...(kb.hitNote && { reason: kb.hitNote }),
+        });
       } else {
         const previous =
           noCache || !pointer
