@@ -1,6 +1,7 @@
-// --no-cache-filter STAGE: the named stages' steps run again, and so do the stages built from them (their
-// records hold what they made from the old result); every other stage's steps hit the cache. Each RUN
-// writes a fresh random id: a step that ran again has a new one, a cached step the old one.
+// --no-cache-filter STAGE: the named stages' steps run again, and so do the stages built FROM them (their
+// records hold what they made from the old result); a COPY --from misses when what it copies changed;
+// every other stage's steps hit the cache. Each RUN writes a fresh random id: a step that ran again has a
+// new one, a cached step the old one.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -8,6 +9,16 @@ import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 
 const root = storeWithBase();
+const same = context({
+  Dockerfile: [
+    `FROM ${Base} AS gen`,
+    'RUN echo fixed > /fixed && cat /proc/sys/kernel/random/uuid > /gen-id',
+    `FROM ${Base} AS use`,
+    'COPY --from=gen /fixed /fixed',
+    'RUN cat /proc/sys/kernel/random/uuid > /use-id',
+    '',
+  ].join('\n'),
+});
 const ctx = context({
   Dockerfile: [
     `FROM ${Base} AS deps`,
@@ -30,7 +41,7 @@ function build(n: number, ...flags: string[]) {
   return { deps: id('deps-id'), tools: id('tools-id'), app: id('app-id'), stderr: r.stderr };
 }
 
-test.after(() => cleanup(root, ctx, out));
+test.after(() => cleanup(root, ctx, same, out));
 
 test("--no-cache-filter app: app's RUN runs again, deps and tools hit", () => {
   const first = build(1);
@@ -58,7 +69,21 @@ test('--no-cache-filter is repeatable, matches names case-insensitively, and war
   const r = build(8, '--no-cache-filter', 'TOOLS', '--no-cache-filter', 'deps', '--no-cache-filter', 'nosuch');
   assert.is.not(r.deps, before.deps);
   assert.is.not(r.tools, before.tools);
+  assert.is.not(r.app, before.app, 'app is FROM deps: rebuilt on the new result');
   assert.match(r.stderr, /--no-cache-filter nosuch: the Dockerfile has no stage named "nosuch"/);
+});
+
+test('--no-cache-filter gen: a COPY --from whose content did not change still hits', () => {
+  const ids = (n: number, ...flags: string[]) => {
+    const dest = join(out, `same-${n}`);
+    ok(tsbuild(['build', '--progress=plain', ...flags, '-o', `type=local,dest=${dest}`, same], { root }));
+    return { use: readFileSync(join(dest, 'use-id'), 'utf8') };
+  };
+  const first = ids(1);
+  const r = ok(tsbuild(['build', '--progress=plain', '--explain', '--no-cache-filter', 'gen', same], { root }));
+  assert.match(r.stderr, /\[gen 2\/2\] RUN .* miss: --no-cache-filter/);
+  assert.match(r.stderr, /\[use 2\/3\] COPY .* hit/);
+  assert.equal(ids(2), first, "use's RUN hit: what it copies is the same");
 });
 
 test('--no-cache-filter: --explain says why the step missed', () => {

@@ -66,7 +66,7 @@ const buildFlags: FlagSpec[] = [
     name: 'no-cache-filter',
     kind: 'list',
     value: 'STAGE',
-    help: 'rebuild that stage, and the stages built from it, without the cache (repeatable)',
+    help: 'rebuild that stage, and the stages built FROM it, without the cache (repeatable)',
   },
   {
     name: 'network',

@@ -9,8 +9,10 @@ import {
   DockerfileError,
   formatError,
   formatLintWarning,
+  type FromSource,
   type GraphOptions,
   type LintWarning,
+  type Stage,
 } from '@tsbuild/parser';
 import { hostPlatform, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
@@ -232,14 +234,15 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
 
 /**
  * `--no-cache-filter` names to the stages that ignore the cache: the named ones (lowercased, as BuildKit
- * names stages) and every stage built from them (FROM, COPY --from, RUN --mount from=). A stage that
- * reads a rebuilt one must be rebuilt too: its cache records hold what it made from the old result, and
- * reusing them would put the old files in the image (and, rewritten under the same keys, in later
- * builds). A name no stage has is warned about (buildx ignores it silently, hiding a typo).
+ * names stages) and every stage that stands on one (FROM) or mounts one (RUN --mount from=): their steps'
+ * keys name the stage by its key, not its content, so their records hold what they made from the old
+ * result, and reusing them would put the old files in the image (and, rewritten under the same keys, in
+ * later builds). A COPY --from is keyed by the content it copies: it misses by itself when that changed.
+ * A name no stage has is warned about (buildx ignores it silently, hiding a typo).
  */
 function noCacheFilterStages(
   df: ReturnType<typeof parse>,
-  graph: { stages: { index: number; name?: string; dependsOn: number[] }[] },
+  graph: { stages: Stage[] },
   names: string[],
   reporter: Reporter,
 ): Set<number> {
@@ -258,7 +261,12 @@ function noCacheFilterStages(
   for (let grew = out.size > 0; grew;) {
     grew = false;
     for (const s of graph.stages) {
-      if (!out.has(s.index) && s.dependsOn.some((d) => out.has(d))) {
+      const mounts = s.steps.flatMap((st) => (st.kind === 'run' ? st.mounts : []));
+      const reads = (f: FromSource | undefined) => f?.type === 'stage' && out.has(f.stage);
+      if (
+        !out.has(s.index) &&
+        (reads(s.from.type === 'stage' ? s.from : undefined) || mounts.some((m) => 'from' in m && reads(m.from)))
+      ) {
         out.add(s.index);
         grew = true;
       }
