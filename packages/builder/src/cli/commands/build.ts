@@ -142,6 +142,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
+  if (bool(p, 'check'))
+    return (await import('../checks.js')).checkDockerfile({
+      root: str(p, 'root'),
+      dockerfilePath,
+      dockerfileText,
+      buildArgs: args,
+    });
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
@@ -161,6 +168,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       buildArgs: args,
       target: str(p, 'target'),
       noCache: bool(p, 'no-cache'),
+      noCacheFilter: list(p, 'no-cache-filter'),
       network: network as 'default' | 'none' | 'host',
       allowNetworkHost: allow.has('network.host'),
       secrets,
