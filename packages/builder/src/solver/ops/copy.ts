@@ -194,20 +194,25 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
  * BuildKit's copier refuses to put a non-directory where the image has a directory ("cannot replace to
  * directory ... with file") and a directory where it has anything else, a symlink included ("cannot copy
  * to non-directory: ..."), both by lstat of each path it writes; tsbuild would replace the image's entry
- * (and a directory's whole content) silently. Only paths whose parent is a directory in the image are looked
- * up: `entries` is in walk order, so a path below one the image lacks is skipped without a lookup. Without
- * a list (an archive was unpacked), nothing is checked: BuildKit's untar replaces too.
+ * (and a directory's whole content) silently. Only paths the image has are looked up: `entries` is in walk
+ * order, so a path below one the image lacks is skipped, and each directory the image has is listed once
+ * (a new file in it costs no lookup). Without a list (an archive was unpacked), nothing is checked:
+ * BuildKit's untar replaces too.
  */
 async function refuseTypeChanges(view: RootView, entries: Entry[] | undefined, step: CopyStep): Promise<void> {
   if (!entries) return;
   const notDirInImage = new Set<string>();
+  const listings = new Map<string, Set<string>>();
   for (const e of entries) {
     const path = '/' + e.path;
-    if (notDirInImage.has(posix.dirname(path))) {
+    const parent = posix.dirname(path);
+    if (notDirInImage.has(parent)) {
       notDirInImage.add(path);
       continue;
     }
-    const below = await view.lstatCanonical(path);
+    let names = listings.get(parent);
+    if (!names) listings.set(parent, (names = new Set(await view.readdir(parent))));
+    const below = names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
     const isDir = below?.stat.isDirectory() ?? false;
     if (!isDir) notDirInImage.add(path);
     if (!below) continue;
