@@ -7,7 +7,7 @@ import { MediaType, type Snapshot } from '../types.js';
 import { entriesFromDirectory } from './entries.js';
 import { tarStream } from './tar-writer.js';
 import { unpackLayer } from './unpack.js';
-import { inUserNamespace } from '../sys/xattr.js';
+import { inUserNamespace } from '@tsbuild/sys';
 
 export async function exportRootfs(snapshots: readonly Snapshot[], dest: string): Promise<void> {
   await mkdir(dest, { recursive: true });

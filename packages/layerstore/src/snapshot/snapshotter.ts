@@ -19,8 +19,7 @@ import { join } from 'node:path';
 import { StoreError, type BlobStore, type Entry, type Layer } from '../types.js';
 import { entriesFromDirectory } from '../layer/entries.js';
 import { writeLayer, type WriteLayerOptions } from '../layer/write.js';
-import { removeTreeBeneath } from '../sys/rmtree.js';
-import { getXattr, overlayXattrPrefix } from '../sys/xattr.js';
+import { removeTreeBeneath, getXattr, overlayXattrPrefix } from '@tsbuild/sys';
 import type { Snapshots } from './snapshots.js';
 
 /** What to mount for a process's root: lowerdirs top first; upperdir and workdir for an active snapshot. */
