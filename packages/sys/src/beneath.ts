@@ -129,25 +129,41 @@ export function chmodAt(dirfd: number, name: string, mode: number): void {
   }
 }
 
-/** rm -r of name in dirfd, beneath fds all the way down; never follows a symlink. */
-export function removeTreeAt(dirfd: number, name: string): void {
-  const fd = openSync(at(dirfd, name), DIR_FLAGS);
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+
+/** at() for a name as its bytes (one a directory listing gave, which need not be UTF-8). */
+function atBytes(dirfd: number, name: Buffer): Buffer {
+  if (name.length === 0 || name.equals(DOT) || name.equals(DOTDOT) || name.includes(0x2f) || name.includes(0)) {
+    throw new RangeError(`not a single path component: ${JSON.stringify(name.toString('latin1'))}`);
+  }
+  return Buffer.concat([Buffer.from(`/proc/self/fd/${dirfd}/`), name]);
+}
+
+/**
+ * rm -r of directory `name` in dirfd, beneath fds all the way down; never follows a symlink. Names
+ * below are handled as bytes, so a name that is not UTF-8 is removed too. `name` as text or bytes.
+ */
+export function removeTreeAt(dirfd: number, name: string | Buffer): void {
+  const path = typeof name === 'string' ? at(dirfd, name) : atBytes(dirfd, name);
+  const fd = openSync(path, DIR_FLAGS);
   try {
-    for (const child of readdirSync(self(fd), { withFileTypes: true })) {
+    for (const child of readdirSync(self(fd), { withFileTypes: true, encoding: 'buffer' })) {
+      const childName = child.name as unknown as Buffer;
       if (child.isDirectory()) {
-        removeTreeAt(fd, child.name);
+        removeTreeAt(fd, childName);
         continue;
       }
       try {
-        unlinkSync(at(fd, child.name));
+        unlinkSync(atBytes(fd, childName));
       } catch (e) {
         // d_type was unknown (some file systems): unlink(2) says EISDIR for a directory.
         if ((e as { code?: string }).code !== 'EISDIR') throw e;
-        removeTreeAt(fd, child.name);
+        removeTreeAt(fd, childName);
       }
     }
   } finally {
     closeSync(fd);
   }
-  rmdirSync(at(dirfd, name));
+  rmdirSync(path);
 }

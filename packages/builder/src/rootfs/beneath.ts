@@ -11,7 +11,7 @@
 // The syscalls themselves (libc through ffi-rs, openat2, errno as err.code in SysError) are
 // @tsbuild/sys's, the one beneath-fd mechanism layerstore's unpack and snapshots use too; what is
 // the builder's own here is its byte-exact names (listing.ts) and the staging tree's helpers.
-import { call, DataType, openat2 as sysOpenat2, O_CLOEXEC, type SysError } from '@tsbuild/sys';
+import { call, DataType, openat2 as sysOpenat2, O_CLOEXEC, removeTreeAt, type SysError } from '@tsbuild/sys';
 import { closeSync, constants as fsc, fstatSync, openSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { decodeName, encodeName } from '../context/listing.js';
 
@@ -34,7 +34,6 @@ export function namesIn(fd: number): string[] {
 export const MAX_CACHED = 64;
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
-export const AT_REMOVEDIR = 0x200;
 export const FICLONE = 0x40049409;
 
 /**
@@ -45,7 +44,7 @@ export function openat2(dirfd: number, path: string, flags: number, mode: number
   return sysOpenat2(dirfd, encodeName(path), flags, mode, what);
 }
 
-/** unlinkat, and for a directory its contents first, each beneath the directory's own fd. */
+/** unlinkat, and for a directory @tsbuild/sys's removeTreeAt (beneath the directory's own fds); missing is fine. */
 export function removeAt(dirfd: number, name: string, what: string): void {
   try {
     call('unlinkat', what, [DataType.I32, DataType.U8Array, DataType.I32], [dirfd, cstr(name), 0]);
@@ -55,13 +54,7 @@ export function removeAt(dirfd: number, name: string, what: string): void {
     if (code === 'ENOENT') return;
     if (code !== 'EISDIR' && code !== 'EPERM') throw e;
   }
-  const fd = openat2(dirfd, name, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW, 0, what);
-  try {
-    for (const child of namesIn(fd)) removeAt(fd, child, `${what}/${child}`);
-  } finally {
-    closeSync(fd);
-  }
-  call('unlinkat', what, [DataType.I32, DataType.U8Array, DataType.I32], [dirfd, cstr(name), AT_REMOVEDIR]);
+  removeTreeAt(dirfd, encodeName(name));
 }
 
 let copyBuf: Buffer | undefined;
