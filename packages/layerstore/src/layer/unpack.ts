@@ -46,7 +46,7 @@ import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/mknod.js';
 import { fsetXattr, overlayXattrPrefix, setXattr } from '../sys/xattr.js';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
-import { TarFormatError, TarUnsupportedError } from './tar-header.js';
+import { TarFormatError, TarUnsupportedError } from './tar-decode.js';
 import { readTar } from './tar-reader.js';
 import { baseOf, cleanPath, DirFds, hostile, parentOf } from './safe-path.js';
 
