@@ -37,6 +37,15 @@ const progressFlag: FlagSpec = {
 };
 const quietFlag: FlagSpec = { name: 'quiet', short: 'q', kind: 'bool', help: 'no progress' };
 const formatJson: FlagSpec = { name: 'format', kind: 'string', value: 'json', help: 'one JSON object per line' };
+/** --compression: layers are stored uncompressed and compressed when the image leaves the store (deferred). */
+function compressionFlag(where: string): FlagSpec {
+  return {
+    name: 'compression',
+    kind: 'string',
+    value: 'gzip|zstd|none',
+    help: `how layers are compressed for ${where} (default gzip; the store keeps them uncompressed)`,
+  };
+}
 const noTrunc: FlagSpec = { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' };
 
 const buildFlags: FlagSpec[] = [
@@ -57,6 +66,17 @@ const buildFlags: FlagSpec[] = [
   { name: 'build-arg', kind: 'list', value: 'K=V|K', help: 'set a build arg (K alone: from the environment)' },
   { name: 'target', kind: 'string', value: 'STAGE', help: 'build up to that stage' },
   { name: 'no-cache', kind: 'bool', help: 'ignore the build cache' },
+  {
+    name: 'check',
+    kind: 'bool',
+    help: "run the build checks (BuildKit's rules) without building; exit 1 if any fires",
+  },
+  {
+    name: 'no-cache-filter',
+    kind: 'list',
+    value: 'STAGE',
+    help: 'rebuild that stage, and the stages built FROM it, without the cache (repeatable)',
+  },
   {
     name: 'network',
     kind: 'string',
@@ -134,12 +154,7 @@ const buildFlags: FlagSpec[] = [
   rootFlag,
   { name: 'quiet', short: 'q', kind: 'bool', help: 'print only the image ID' },
   insecureFlag,
-  {
-    name: 'compression',
-    kind: 'string',
-    value: 'gzip|zstd|none',
-    help: 'how new layers are stored (default gzip)',
-  },
+  compressionFlag('--push, --output and --cache-to'),
 ];
 
 /** A flag `docker buildx build` accepts that tsbuild does not implement; `why` is its help line and error. */
@@ -155,8 +170,6 @@ const buildxUnsupported: FlagSpec[] = [
   unsupported('sbom', 'SBOM attestations are not produced'),
   unsupported('builder', 'there are no builder instances: tsbuild builds in its own process'),
   unsupported('call', 'only the build itself; no check, outline or targets method'),
-  unsupported('check', 'the build checks are not implemented'),
-  unsupported('no-cache-filter', 'per-stage cache control is not implemented'),
   unsupported('ssh', 'ssh agent forwarding is not implemented'),
   unsupported('cgroup-parent', 'RUN steps run in cgroups of their own, under tsbuild'),
   unsupported('detach', 'there is no buildx server to detach'),
@@ -347,12 +360,54 @@ export const commands: Record<string, CommandSpec> = {
   images: {
     summary: 'List images',
     usage: '[OPTIONS]',
-    flags: [rootFlag, { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' }, noTrunc, formatJson],
+    flags: [
+      rootFlag,
+      { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      noTrunc,
+      {
+        name: 'format',
+        kind: 'string',
+        value: 'json|TEMPLATE',
+        help: "json: a JSON array; else a Go template per image ('table ...' adds a header)",
+      },
+      {
+        name: 'filter',
+        kind: 'list',
+        value: 'reference=PATTERN|dangling=BOOL|label=K[=V]',
+        help: 'only matching images (repeatable: references ORed, the rest ANDed)',
+      },
+    ],
+  },
+  history: {
+    summary: "Show an image's history: a row per Dockerfile step, newest first",
+    usage: '[OPTIONS] IMAGE',
+    flags: [
+      rootFlag,
+      { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' },
+      { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      { name: 'human', short: 'H', kind: 'bool', help: 'sizes and dates for people (default true)' },
+      {
+        name: 'format',
+        kind: 'string',
+        value: 'json|TEMPLATE',
+        help: "json: one object per line; else a Go template per row ('table ...' adds a header)",
+      },
+    ],
   },
   inspect: {
     summary: "Show an image's manifest, config and layers (or a container's state)",
-    usage: '[--type image|container] REF...',
-    flags: [rootFlag, { name: 'type', kind: 'string', value: 'image|container', help: 'what REF names' }],
+    usage: '[--type image|container] [--format TEMPLATE] REF...',
+    flags: [
+      rootFlag,
+      { name: 'type', kind: 'string', value: 'image|container', help: 'what REF names' },
+      {
+        name: 'format',
+        short: 'f',
+        kind: 'string',
+        value: 'TEMPLATE',
+        help: "a Go template per REF, as docker's (e.g. '{{.Id}}', '{{json .Config}}')",
+      },
+    ],
   },
   tag: { summary: 'Add a tag to an image', usage: 'SOURCE TARGET', flags: [rootFlag] },
   rmi: {
@@ -402,11 +457,12 @@ export const commands: Record<string, CommandSpec> = {
   },
   save: {
     summary: 'Write images to an archive (docker load-able, or OCI)',
-    usage: 'REF... -o FILE [--format docker|oci]',
+    usage: 'REF... -o FILE [--format docker|oci] [--compression gzip|zstd|none]',
     flags: [
       rootFlag,
       { name: 'output', short: 'o', kind: 'string', value: 'FILE', help: 'the archive to write' },
       { name: 'format', kind: 'string', value: 'docker|oci', help: 'the archive layout (default docker)' },
+      compressionFlag('the archive (zstd: --format oci only)'),
     ],
   },
   load: {
@@ -432,7 +488,7 @@ export const commands: Record<string, CommandSpec> = {
   push: {
     summary: 'Push an image to a registry',
     usage: '[OPTIONS] NAME[:TAG]',
-    flags: [rootFlag, insecureFlag, progressFlag, quietFlag],
+    flags: [rootFlag, insecureFlag, progressFlag, quietFlag, compressionFlag('the push')],
   },
   login: {
     summary: 'Log in to a registry',

@@ -22,6 +22,8 @@ export interface SolveOptions extends StepOptions {
   graph: Graph;
   reporter: Reporter;
   noCache: boolean;
+  /** `--no-cache-filter`: the indexes of the stages whose steps ignore the cache (the others may hit). */
+  noCacheStages?: Set<number>;
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
@@ -156,14 +158,15 @@ export class Solver {
       stage: this.stageName(stage),
       label,
       status: 'base',
-      reason: before
-        ? `base image moved: ${before} → ${image.manifestDigest}`
-        : `${from.ref} = ${image.manifestDigest}`,
+      reason: before ? `base image moved: ${before} → ${image.manifestDigest}` : `${from.ref} = ${image.configDigest}`,
     });
+    // Keyed by the image id (config digest: the diffIDs and the config), not the manifest: the same
+    // image stored with plain layers here and pulled compressed elsewhere must hit the same cache (as
+    // BuildKit keys an image source by its config).
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],
-      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key(),
+      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key(),
       label,
       keyLabel: label,
       created: image.config.created ?? new Date(0).toISOString(),
@@ -207,7 +210,8 @@ export class Solver {
 
       let record: StepRecord | undefined;
       let made: StageLayer | null = null;
-      if (!this.o.noCache) {
+      const noCache = this.o.noCache || (this.o.noCacheStages?.has(stage.index) ?? false);
+      if (!noCache) {
         const hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key);
@@ -226,14 +230,18 @@ export class Solver {
         });
       } else {
         const previous =
-          this.o.noCache || !pointer
+          noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
-        const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
+        const reason = this.o.noCache
+          ? '--no-cache'
+          : noCache
+            ? '--no-cache-filter'
+            : firstChange(previous?.inputs, kb.inputs);
         this.explain.push({
           stage: this.stageName(stage),
           label,
-          status: this.o.noCache ? 'no-cache' : 'miss',
+          status: noCache ? 'no-cache' : 'miss',
           reason,
         });
         made = await exec(handle);

@@ -58,7 +58,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       if (!image) throw new BuildError(`${where(step)}: image ${step.from.ref} was not resolved`);
       fromLayers = image.layers;
       fromLabel = `image ${step.from.ref}`;
-      kb.addDigest(`from:${fromLabel}`, image.manifestDigest.replace(/^sha256:/, ''));
+      kb.addDigest(`from:${fromLabel}`, image.configDigest.replace(/^sha256:/, '')); // the image id, as FROM's key
     }
     const view = await ctx.fs.view(fromLayers);
     for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
