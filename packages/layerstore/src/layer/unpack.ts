@@ -57,7 +57,7 @@ import {
 } from '@tsbuild/sys';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
-import { TarFormatError, TarUnsupportedError } from './tar-header.js';
+import { TarFormatError, TarUnsupportedError } from './tar-decode.js';
 import { readTar } from './tar-reader.js';
 import { baseOf, cleanPath, DirFds, hostile, parentOf } from './safe-path.js';
 
