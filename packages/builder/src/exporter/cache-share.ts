@@ -10,7 +10,15 @@
 // registry until a step hits: then the solver's fetchLayer hook (see solver/solver.ts) fetches exactly
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
-import { parseReference, remote, type Descriptor, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
+import {
+  parseReference,
+  remote,
+  type BlobStore,
+  type Descriptor,
+  type Digest,
+  type Layer,
+  type Store,
+} from '@tsbuild/layerstore';
 import { UsageError } from '../errors.js';
 import { parseCsv } from '../options.js';
 import type { Reporter } from '../progress/index.js';
@@ -19,6 +27,8 @@ import type { Reporter } from '../progress/index.js';
 export interface ImportedCache {
   record(key: Digest): StepRecord | undefined;
   fetchLayer(layer: Layer): Promise<boolean>;
+  /** Whether an imported artifact lists this layer (a dry run counts it as a hit without fetching it). */
+  canFetch(digest: Digest): boolean;
 }
 
 /** What a cache record of a filesystem step holds. */
@@ -95,7 +105,12 @@ function validRecord(r: unknown): r is SharedRecord {
 export async function importCache(
   store: Store,
   refs: CacheRef[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+  o: {
+    opts: (ref: string) => Promise<remote.RemoteOptions>;
+    reporter: Reporter;
+    /** Where the artifacts' record blobs go (a dry run's scratch store: it writes nothing to `store`). */
+    blobs?: BlobStore;
+  },
 ): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
@@ -103,7 +118,7 @@ export async function importCache(
   for (const { ref } of refs) {
     let artifact;
     try {
-      artifact = await remote.pullCache<unknown>(store.blobs, ref, await o.opts(ref));
+      artifact = await remote.pullCache<unknown>(o.blobs ?? store.blobs, ref, await o.opts(ref));
     } catch (e) {
       o.reporter.warn(`--cache-from ${ref}: ${(e as Error).message}; building without it`);
       continue;
@@ -142,6 +157,7 @@ export async function importCache(
   const record = (key: Digest) => byKey.get(key);
   return {
     record,
+    canFetch: (digest) => sources.has(digest),
     fetchLayer: async (layer) => {
       for (const { ref, desc } of sources.get(layer.digest) ?? []) {
         try {

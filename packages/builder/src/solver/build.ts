@@ -46,6 +46,20 @@ export interface BuildResult {
 }
 
 export async function build(req: BuildRequest): Promise<BuildResult> {
+  return (await solveRequest(req, false)) as BuildResult;
+}
+
+/**
+ * --dry-run: every step's key computed and looked up as build() would (the context through the stat
+ * cache, base images from the store, --cache-from records), and nothing run or written: no layer,
+ * snapshot, cache record, tag, --explain pointer, nor the context's stat cache. A base image that is
+ * not in the store is an error (a dry run does not pull).
+ */
+export async function dryRun(req: Omit<BuildRequest, 'tags' | 'fetchBase'>): Promise<{ explain: ExplainRow[] }> {
+  return solveRequest({ ...req, tags: [] }, true);
+}
+
+async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResult | { explain: ExplainRow[] }> {
   const platform = hostPlatform();
   const platformString = `${platform.os}/${platform.architecture}`;
   // List the context while the Dockerfile is parsed and base images are resolved.
@@ -82,7 +96,12 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   for (const ref of refs) {
     if (bases.has(ref)) continue;
     let image = await req.store.images.get(ref).catch(() => undefined);
-    if (!image && req.fetchBase) image = await req.fetchBase(ref);
+    if (!image && req.fetchBase && !dry) image = await req.fetchBase(ref);
+    if (!image && dry)
+      throw new BuildError(
+        `base image "${ref}" is not in the store (${req.store.root}); ` +
+          `a dry run does not pull: run 'tsbuild pull ${ref}' first`,
+      );
     if (!image)
       throw new BuildError(
         `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`,
@@ -131,10 +150,12 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       .digest('hex'),
     signal: req.signal,
     cacheFrom: req.cacheFrom,
+    dryRun: dry,
   });
   try {
     const state = await solver.solve();
     trace('stages solved');
+    if (dry) return { explain: solver.explain };
     const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
@@ -157,6 +178,6 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       (n) => n.close(),
       () => {},
     );
-    await context.save().catch(() => {});
+    if (!dry) await context.save().catch(() => {});
   }
 }

@@ -4,7 +4,7 @@
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
 import { chainID, type Digest, type Image, type ImageConfig, type Layer, type Store } from '@tsbuild/layerstore';
 import { applyStep, historyText, inheritConfig, scratchConfig } from '../image/config.js';
-import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
+import { KeyBuilder, findChange, sha256, type Change, type Inputs } from './cachekey.js';
 import { BuildError } from '../errors.js';
 import type { ExplainRow, SettledState, StageState } from './state.js';
 import { isPending, type StageLayer } from '../rootfs/layers.js';
@@ -47,6 +47,11 @@ export interface SolveOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
+  /**
+   * --dry-run: compute every key and look each up as a build would, and run and write nothing (no
+   * layer, snapshot, cache record or --explain pointer). A miss's state carries its key only.
+   */
+  dryRun?: boolean;
 }
 
 export class Solver {
@@ -129,10 +134,16 @@ export class Solver {
         label,
         keyLabel: label,
         created: parent.created,
+        missed: parent.missed,
       };
     }
     if (from.type === 'scratch') {
-      this.explain.push({ stage: this.stageName(stage), label, status: 'base', reason: 'scratch' });
+      this.explain.push({
+        ...this.row(stage, 0, label, 'FROM scratch'),
+        status: 'base',
+        reason: 'scratch',
+        base: { ref: 'scratch', digest: null },
+      });
       const image = scratchConfig(this.o.platform);
       return {
         config: { image, cmdSet: false },
@@ -148,10 +159,10 @@ export class Solver {
     const step = this.o.reporter.step(label);
     step.done();
     this.explain.push({
-      stage: this.stageName(stage),
-      label,
+      ...this.row(stage, 0, label, `FROM ${from.ref}`),
       status: 'base',
       reason: `${from.ref} = ${image.manifestDigest}`,
+      base: { ref: from.ref, digest: image.manifestDigest },
     });
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
@@ -181,7 +192,7 @@ export class Solver {
         comment: 'buildkit.dockerfile.v0',
         empty_layer: true,
       });
-      this.explain.push({ stage: this.stageName(stage), label, status: 'metadata' });
+      this.explain.push({ ...this.row(stage, index + 1, label, oneLine(step.source)), status: 'metadata' });
       return next;
     }
 
@@ -200,31 +211,39 @@ export class Solver {
 
       let record: StepRecord | undefined;
       let made: StageLayer | null = null;
+      let ran = false;
       if (!this.o.noCache) {
         const hit = await this.o.store.cache.get(key as Digest);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key as Digest);
         if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) {
           // A record imported from a registry cache comes without its layer: fetch it (--cache-from).
-          if (!(await this.o.cacheFrom?.fetchLayer(record.layer))) record = undefined;
+          // A dry run fetches nothing: the layer counts when the registry cache lists it.
+          const layer = record.layer;
+          const found = this.o.dryRun
+            ? (this.o.cacheFrom?.canFetch(layer.digest) ?? false)
+            : await this.o.cacheFrom?.fetchLayer(layer);
+          if (!found) record = undefined;
         }
       }
+      const row = { ...this.row(stage, index + 1, label, oneLine(step.source)), key };
       if (record) {
         handle.cached();
-        this.explain.push({ stage: this.stageName(stage), label, status: 'hit' });
+        this.explain.push({ ...row, status: 'hit' });
       } else {
         const previous =
           this.o.noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
-        const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
-        this.explain.push({
-          stage: this.stageName(stage),
-          label,
-          status: this.o.noCache ? 'no-cache' : 'miss',
-          reason,
-        });
+        const change = this.o.noCache ? noCache : missReason(previous?.inputs, kb.inputs, state);
+        this.explain.push({ ...row, status: this.o.noCache ? 'no-cache' : 'miss', reason: change.text, change });
+        if (this.o.dryRun) {
+          handle.done();
+          if (step.kind === 'workdir') applyStep(next.config, step);
+          return { ...next, key, keyLabel: label, missed: true };
+        }
         made = await exec(handle);
+        ran = true;
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
         // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
@@ -250,11 +269,18 @@ export class Solver {
         }
         handle.done();
       }
+      if (this.o.dryRun) {
+        // A hit: the state a build would go on from, nothing written (not even the --explain pointer).
+        if (record.layer) next.layers.push(record.layer);
+        if (step.kind === 'workdir') applyStep(next.config, step);
+        return { ...next, key, keyLabel: label, created: record.created };
+      }
       if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerId, { value: { key }, blobs: [] }));
       if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key as Digest, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;
       next.keyLabel = label;
+      if (ran) next.missed = true;
       next.created = record.created;
       const layer = made ?? record.layer;
       if (layer) next.layers.push(layer);
@@ -269,6 +295,11 @@ export class Solver {
       handle.fail(e instanceof BuildError ? e.message.split('\n')[0]! : String((e as Error).message ?? e));
       throw e;
     }
+  }
+
+  /** The parts of a report row every step has; `index` counts from 0 for FROM. */
+  private row(stage: Stage, index: number, label: string, instruction: string) {
+    return { stage: this.stageName(stage), index: index + 1, instruction, label };
   }
 
   /** Adds the step's inputs to the key and returns how to execute it on a miss. */
@@ -297,6 +328,27 @@ export type StepContext = { solver: Solver; opts: SolveOptions; state: StageStat
 
 /** What a filesystem step does on a cache miss: make its layer (usually still being written), or none for an empty diff. */
 export type Exec = (handle: StepHandle) => Promise<StageLayer | null>;
+
+const noCache: Change = { kind: 'no-cache', input: null, before: null, after: null, text: '--no-cache' };
+
+/**
+ * Why a step misses. Below a step that missed in this build, the step's own inputs are compared
+ * first (the parent key differs anyway): a changed input of its own is named; otherwise it is
+ * "below a miss", which a dry run reports for steps that would run only because a step above does.
+ */
+function missReason(previous: Inputs | undefined, now: Inputs, parent: StageState): Change {
+  if (!parent.missed || !previous) return findChange(previous, now);
+  const own = (inputs: Inputs) => inputs.filter(([name]) => !name.startsWith('parent:'));
+  const change = findChange(own(previous), own(now));
+  if (change.kind !== 'record-missing') return change;
+  return {
+    kind: 'parent',
+    input: parent.keyLabel,
+    before: null,
+    after: parent.key,
+    text: `below a miss: the step before it changed (${parent.keyLabel})`,
+  };
+}
 
 function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {
   return step.kind === 'run' || step.kind === 'copy' || step.kind === 'add' || step.kind === 'workdir';

@@ -1,13 +1,14 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str, type FlagSpec } from '../args.js';
 import { parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
-import { build } from '../../solver/build.js';
+import { build, dryRun } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
-import { parseReference } from '@tsbuild/layerstore';
+import { parseReference, Store } from '@tsbuild/layerstore';
 import { BuildError, UsageError } from '../../errors.js';
 import { readControlFile } from '../../context/context.js';
 
@@ -31,7 +32,9 @@ export const buildFlags: FlagSpec[] = [
   { name: 'output', short: 'o', kind: 'list' },
   { name: 'iidfile', kind: 'string' },
   { name: 'push', kind: 'bool' },
-  { name: 'explain', kind: 'bool' },
+  { name: 'explain', kind: 'optional', implied: 'text' },
+  { name: 'explain-file', kind: 'string' },
+  { name: 'dry-run', kind: 'bool' },
   { name: 'cache-to', kind: 'list' },
   { name: 'cache-from', kind: 'list' },
   { name: 'secret', kind: 'list' },
@@ -112,6 +115,14 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const cacheFrom = list(p, 'cache-from').map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
   const insecure = list(p, 'insecure-registry');
   if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
+  // --explain[=text|json] [--explain-file FILE]: the report of every step (cli/explain.ts, docs/explain.md).
+  const explainFile = str(p, 'explain-file');
+  const explain = str(p, 'explain') ?? (explainFile ? 'json' : undefined);
+  if (explain !== undefined && explain !== 'text' && explain !== 'json')
+    throw new UsageError(`--explain=${explain}: not one of text, json`);
+  if (explain === 'json' && !explainFile && bool(p, 'quiet'))
+    throw new UsageError('-q and --explain=json both print on stdout: give the JSON a file with --explain-file FILE');
+  const dry = bool(p, 'dry-run');
   const epochText = process.env.SOURCE_DATE_EPOCH;
   let sourceDateEpoch: number | undefined;
   if (epochText !== undefined && epochText !== '') {
@@ -135,6 +146,25 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
+  if (dry)
+    return dryRunCommand({
+      p,
+      contextDir,
+      dockerfilePath,
+      dockerfileIsFile: fileFlag !== '-',
+      dockerfileText,
+      args,
+      network: network as 'default' | 'none' | 'host',
+      allowNetworkHost: allow.has('network.host'),
+      secrets,
+      sourceDateEpoch,
+      cacheFrom: bool(p, 'no-cache') ? [] : cacheFrom,
+      cacheShare,
+      insecure,
+      explain: explain ?? 'text',
+      explainFile,
+      signal,
+    });
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
@@ -188,10 +218,18 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
     if (iid) writeFileSync(iid, id);
-    if (bool(p, 'explain'))
+    if (explain)
       await (
         await explainModule()
-      ).printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
+      ).writeExplain(result.explain, {
+        format: explain,
+        file: explainFile,
+        dryRun: false,
+        image: { id, manifestDigest: result.image.manifestDigest, tags },
+        color: !explainFile && process.stderr.isTTY === true && !process.env.CI,
+        contextDir,
+        store,
+      });
     if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
@@ -205,5 +243,79 @@ function statOrUndefined(path: string) {
     return statSync(path);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * `build --dry-run`: the build's every key and cache lookup, nothing run or written (solver/build.ts
+ * dryRun). The store is opened without a lease (nothing is used); --cache-from's records go to a
+ * scratch store that is removed after. The report is the result: text or JSON on stdout (or
+ * --explain-file). Flags that write (-t, --push, -o, --cache-to, --iidfile) have no effect.
+ */
+async function dryRunCommand(o: {
+  p: ReturnType<typeof parseArgs>;
+  contextDir: string;
+  dockerfilePath: string;
+  dockerfileIsFile: boolean;
+  dockerfileText: string;
+  args: Record<string, string>;
+  network: 'default' | 'none' | 'host';
+  allowNetworkHost: boolean;
+  secrets: Map<string, { file?: string; env?: string }>;
+  sourceDateEpoch: number | undefined;
+  cacheFrom: { ref: string; mode: 'min' | 'max' }[];
+  cacheShare: Awaited<ReturnType<typeof cacheShareModule>> | undefined;
+  insecure: string[];
+  explain: string;
+  explainFile: string | undefined;
+  signal: AbortSignal;
+}): Promise<number> {
+  const { p } = o;
+  const store = await openStore(str(p, 'root'));
+  const reporter = await createReporter('quiet');
+  let scratch: string | undefined;
+  try {
+    let imported;
+    if (o.cacheFrom.length) {
+      scratch = mkdtempSync(join(tmpdir(), 'tsbuild-dry-run-'));
+      const blobs = (await Store.open(scratch)).blobs;
+      imported = await o.cacheShare!.importCache(store, o.cacheFrom, {
+        opts: async () => ({ insecure: o.insecure }),
+        reporter,
+        blobs,
+      });
+    }
+    const result = await dryRun({
+      store,
+      contextDir: o.contextDir,
+      dockerfilePath: o.dockerfilePath,
+      dockerfileIsFile: o.dockerfileIsFile,
+      dockerfileText: o.dockerfileText,
+      buildArgs: o.args,
+      target: str(p, 'target'),
+      noCache: bool(p, 'no-cache'),
+      network: o.network,
+      allowNetworkHost: o.allowNetworkHost,
+      secrets: o.secrets,
+      sourceDateEpoch: o.sourceDateEpoch,
+      reporter,
+      signal: o.signal,
+      cacheFrom: imported,
+    });
+    await (
+      await explainModule()
+    ).writeExplain(result.explain, {
+      format: o.explain === 'json' ? 'json' : 'text',
+      file: o.explainFile,
+      dryRun: true,
+      image: null,
+      color: false,
+      contextDir: o.contextDir,
+      store,
+    });
+    return 0;
+  } finally {
+    reporter.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -56,12 +56,22 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       fromLabel = `image ${step.from.ref}`;
       kb.addDigest(`from:${fromLabel}`, image.manifestDigest.replace(/^sha256:/, ''));
     }
-    const view = await ctx.fs.view(fromLayers);
-    for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude)));
+    // The key names the stage or image, not the files: a dry run (whose stages may not exist) needs no view.
+    if (!ctx.opts.dryRun) {
+      const view = await ctx.fs.view(fromLayers);
+      for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude)));
+    }
   } else {
     for (const s of step.sources) {
       if (isUrl(s)) {
         if (step.kind !== 'add') throw new BuildError(`${where(step)}: COPY does not take URLs; use ADD`, 2);
+        if (ctx.opts.dryRun) {
+          // A dry run downloads nothing: --checksum is what the content must be; without it the
+          // content, and so the key, is unknown (docs/explain.md: not-computed).
+          if (step.checksum) kb.add(`source:${s}`, step.checksum.replace(/^sha256:/, ''));
+          else kb.add(`unknown:${s}`, 'unknown');
+          continue;
+        }
         const fetched = await fetchUrl(ctx, s, step);
         cleanups.push(fetched.cleanup);
         items.push(fetched.item);
@@ -79,6 +89,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
 
   const inlineCount = step.inline.length;
   const total = items.length + inlineCount;
+  if (ctx.opts.dryRun) return dryRunExec;
   if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
     if (step.sources.length + inlineCount > 1) {
       throw new BuildError(
@@ -317,3 +328,6 @@ function parseChmod(step: CopyStep): number | undefined {
     throw new BuildError(`${where(step)}: --chmod=${step.chmod}: only octal modes like 755 or 0644 are supported`, 2);
   return parseInt(step.chmod, 8);
 }
+
+/** The exec of a dry run's step: never called (the solver runs nothing in a dry run). */
+const dryRunExec: Exec = () => Promise.reject(new BuildError('internal: a dry run executed a step'));
