@@ -54,6 +54,19 @@ leases (of processes that are gone) are removed. Prints what is wrong; exits 1 i
   --repair  drop what cannot be fixed: corrupt blobs, tags whose image is incomplete, unreadable
             cache records, stray snapshot entries (exits 0 when everything found was dropped)
 `,
+  cache: `Usage: tsbuild cache ls [--format table|json] [--no-trunc]
+       tsbuild cache du [--format table|json]
+       tsbuild cache prune [--filter until=DURATION] [--keep-storage SIZE] [--all]
+
+The build cache: one record per filesystem step (its layer under the step's cache key).
+
+  ls       every record: id, layer size, last use (a build's hit counts), in a tagged image, the step that made it
+  du       the records' layer bytes, and how much of it no tagged image uses (reclaimable)
+  prune    delete records (by default those whose layer no tagged image has), then what nothing reaches
+    --all                   every record
+    --filter until=DURATION only records not used for DURATION (30m, 24h)
+    --keep-storage SIZE     least recently used first, only until the cache fits in SIZE (512m, 2g)
+`,
   save: 'Usage: tsbuild save REF... -o FILE [--format docker|oci]\n',
   load: 'Usage: tsbuild load -i FILE\n',
   parse: 'Usage: tsbuild parse [-f FILE] [--format json|buildkit] [--build-arg K=V] [--target STAGE] [PATH]\n',

@@ -26,6 +26,7 @@ const commands: Record<string, () => Promise<Command>> = {
   rmi: from(images, 'rmiCommand'),
   prune: from(images, 'pruneCommand'),
   check: from(images, 'checkCommand'),
+  cache: from(() => import('./commands/cache.js'), 'cacheCommand'),
   save: from(images, 'saveCommand'),
   load: from(images, 'loadCommand'),
   pull: from(registry, 'pullCommand'),
@@ -61,6 +62,7 @@ Commands:
   rmi       Remove tags
   prune     Remove unreferenced blobs, snapshots and cache entries (never what is in use)
   check     Verify every blob, tag, cache record and snapshot (--repair drops what is broken)
+  cache     The build cache: ls, du, prune [--filter until=DURATION] [--keep-storage SIZE] [--all]
   save      Write images to an archive (docker load-able, or OCI)
   load      Import an archive
   pull      Fetch an image from a registry

@@ -35,6 +35,8 @@ export interface ImportedCache {
 export interface StepRecord {
   layer: Layer | null;
   created: string;
+  /** The step that made it ("[app 3/5] RUN npm ci"), for `tsbuild cache ls`; not shared through a registry. */
+  step?: string;
 }
 
 export interface CacheRef {

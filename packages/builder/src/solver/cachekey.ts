@@ -131,7 +131,10 @@ function change(name: string, before: string | null, after: string | null, what:
   const [kind, ...rest] = name.split(':');
   const subject = rest.join(':');
   const k = kinds[kind!] ?? 'input';
-  const digest = (d: string | null) => (d === null || d.startsWith('sha256:') ? d : `sha256:${d}`);
+  // A digest that changes exactly when the input does: the input's own when it is one (a parent key,
+  // an image), else the digest of what the key holds for it (a file's `kind:mode:content digest`).
+  const digest = (d: string | null) =>
+    d === null ? null : /^[a-f0-9]{64}$/.test(d) ? `sha256:${d}` : d.startsWith('sha256:') ? d : `sha256:${sha256(d)}`;
   return {
     kind: k,
     input: k === 'input' ? name : k === 'file' ? displayName(subject) : subject || null,

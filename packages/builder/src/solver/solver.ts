@@ -210,10 +210,11 @@ export class Solver {
       const pointer = (await this.o.store.cache.get(pointerId))?.value as { key: string } | undefined;
 
       let record: StepRecord | undefined;
+      let hit: { value: unknown } | undefined;
       let made: StageLayer | null = null;
       let ran = false;
       if (!this.o.noCache) {
-        const hit = await this.o.store.cache.get(key as Digest);
+        hit = await this.o.store.cache.get(key as Digest);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key as Digest);
         if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) {
@@ -228,6 +229,8 @@ export class Solver {
       }
       const row = { ...this.row(stage, index + 1, label, oneLine(step.source)), key };
       if (record) {
+        // The record's last use, for `tsbuild cache prune --filter until=` (a dry run uses nothing).
+        if (hit && !this.o.dryRun) this.o.store.cache.touch(key as Digest);
         handle.cached();
         this.explain.push({ ...row, status: 'hit' });
       } else {
@@ -254,7 +257,7 @@ export class Solver {
           const below = [...state.layers];
           this.layers.track(
             pending.layer.then(async (layer) => {
-              const value: StepRecord = { layer, created };
+              const value: StepRecord = { layer, created, step: label };
               // The record keeps the layer's snapshot too (its ChainID names the layers under it).
               const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : l)));
               const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
@@ -264,7 +267,7 @@ export class Solver {
           );
           record = { layer: null, created };
         } else {
-          record = { layer: made, created };
+          record = { layer: made, created, step: label };
           await this.o.store.cache.put(key as Digest, { value: record, blobs: made ? [made.digest] : [] });
         }
         handle.done();
