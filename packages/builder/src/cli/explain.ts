@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import chalk, { Chalk } from 'chalk';
 import type { Store } from '@tsbuild/layerstore';
 import type { ExplainRow } from '../solver/state.js';
-import { NpmTrees, type NpmPackage } from './npm.js';
+import { NpmTrees, describeNpmChange, type NpmChange, type NpmPackage } from './npm.js';
 
 /** The version of the JSON document; a change that can break a reader bumps it (docs/explain.md). */
 export const ExplainSchemaVersion = 1;
@@ -22,13 +22,23 @@ export interface ExplainOptions {
   store: Store;
 }
 
+/** What --explain says of a miss in npm's terms (cli/npm.ts): the package a file is in, what the lockfile changed. */
+interface NpmNote {
+  pkg?: NpmPackage;
+  changes: NpmChange[];
+}
+
+/** The most lockfile changes the text report lists for one step (the JSON has them all). */
+const textChanges = 5;
+
 export async function writeExplain(rows: ExplainRow[], o: ExplainOptions): Promise<void> {
   const npm = new NpmTrees(o.contextDir);
-  const packages = new Map<ExplainRow, NpmPackage>();
+  const packages = new Map<ExplainRow, NpmNote>();
   for (const r of rows) {
     if (r.change?.kind !== 'file' || !r.change.input) continue;
     const pkg = await npm.lookup(r.change.input);
-    if (pkg) packages.set(r, pkg);
+    const changes = r.npm ? await npm.lockfileChanges(r.change.input, r.npm, o.store) : undefined;
+    if (pkg || changes) packages.set(r, { pkg, changes: changes ?? [] });
   }
   const text =
     o.format === 'json'
@@ -43,11 +53,12 @@ export async function writeExplain(rows: ExplainRow[], o: ExplainOptions): Promi
 export function explainDocument(
   rows: ExplainRow[],
   o: Pick<ExplainOptions, 'dryRun' | 'image'>,
-  packages: Map<ExplainRow, NpmPackage>,
+  packages: Map<ExplainRow, NpmNote>,
 ) {
   const steps = rows.map((r) => {
     const cached = r.status !== 'miss' && r.status !== 'no-cache';
-    const pkg = packages.get(r);
+    const note = packages.get(r);
+    const pkg = note?.pkg;
     return {
       stage: r.stage,
       index: r.index,
@@ -64,7 +75,14 @@ export function explainDocument(
             before: r.change.before,
             after: r.change.after,
             text: r.change.text,
-            ...(pkg ? { npm: { package: pkg.name, version: pkg.version, dependents: pkg.dependents } } : {}),
+            ...(note
+              ? {
+                  npm: {
+                    ...(pkg ? { package: pkg.name, version: pkg.version, dependents: pkg.dependents } : {}),
+                    changes: note.changes,
+                  },
+                }
+              : {}),
           }
         : null,
     };
@@ -78,7 +96,7 @@ export function explainDocument(
   };
 }
 
-function explainText(rows: ExplainRow[], color: boolean, packages: Map<ExplainRow, NpmPackage>, dry: boolean): string {
+function explainText(rows: ExplainRow[], color: boolean, packages: Map<ExplainRow, NpmNote>, dry: boolean): string {
   const c = color ? chalk : new Chalk({ level: 0 });
   const out: string[] = dry ? ['Dry run (nothing was run or written):'] : ['', 'Cache report:'];
   for (const r of rows) {
@@ -89,7 +107,13 @@ function explainText(rows: ExplainRow[], color: boolean, packages: Map<ExplainRo
         break;
       case 'miss': {
         status = `${c.yellow('miss')}: ${r.reason}`;
-        const pkg = packages.get(r);
+        const note = packages.get(r);
+        const pkg = note?.pkg;
+        if (note?.changes.length) {
+          const shown = note.changes.slice(0, textChanges).map(describeNpmChange);
+          const more = note.changes.length - shown.length;
+          status += `: ${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`;
+        }
         if (pkg) {
           const by = pkg.dependents.length ? `, needed by ${pkg.dependents.join(', ')}` : '';
           status += c.dim(` (npm package ${pkg.name}@${pkg.version}${by})`);

@@ -17,6 +17,7 @@ import type { ImportedCache, StepRecord } from '../exporter/cache-share.js';
 import { Filesystems } from '../rootfs/filesystems.js';
 import { LayerQueue } from './ops/commit.js';
 import { trace } from '../trace.js';
+import { keepManifests, npmManifests } from './npm-inputs.js';
 import type { PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface SolveOptions {
@@ -239,7 +240,13 @@ export class Solver {
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
         const change = this.o.noCache ? noCache : missReason(previous?.inputs, kb.inputs, state);
-        this.explain.push({ ...row, status: this.o.noCache ? 'no-cache' : 'miss', reason: change.text, change });
+        this.explain.push({
+          ...row,
+          status: this.o.noCache ? 'no-cache' : 'miss',
+          reason: change.text,
+          change,
+          ...(change.kind === 'file' ? { npm: npmPairs(previous?.inputs, kb.inputs) } : {}),
+        });
         if (this.o.dryRun) {
           handle.done();
           if (step.kind === 'workdir') applyStep(next.config, step);
@@ -250,7 +257,12 @@ export class Solver {
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
         // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
-        this.layers.track(this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs: [] }));
+        const manifests = npmManifests(kb.inputs);
+        this.layers.track(
+          (manifests.size ? keepManifests(this.o.store, this.o.context.dir, manifests) : Promise.resolve([])).then(
+            (blobs) => this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs }),
+          ),
+        );
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
@@ -351,6 +363,15 @@ function missReason(previous: Inputs | undefined, now: Inputs, parent: StageStat
     after: parent.key,
     text: `below a miss: the step before it changed (${parent.keyLabel})`,
   };
+}
+
+/** The npm manifests a missed step read, then and now (cli/npm.ts diffs their trees); none: undefined. */
+function npmPairs(previous: Inputs | undefined, now: Inputs): ExplainRow['npm'] {
+  const before = previous ? npmManifests(previous) : new Map<string, string>();
+  const after = npmManifests(now);
+  if (!before.size && !after.size) return undefined;
+  const paths = [...new Set([...before.keys(), ...after.keys()])].sort();
+  return paths.map((path) => ({ path, before: before.get(path) ?? null, after: after.get(path) ?? null }));
 }
 
 function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {

@@ -36,6 +36,8 @@ export interface ExplainRow {
   key?: string;
   /** A miss: the first input that changed (see cachekey.ts findChange). */
   change?: Change;
+  /** A miss on a file: the npm manifests (package.json, lockfiles) the step read, as content digests (hex). */
+  npm?: { path: string; before: string | null; after: string | null }[];
   /** A base image: the reference as written and the manifest digest it resolved to (none for scratch). */
   base?: { ref: string; digest: string | null };
 }
