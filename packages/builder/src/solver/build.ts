@@ -36,6 +36,8 @@ export interface BuildRequest {
   fetchBase?: (ref: string) => Promise<Image | undefined>;
   /** The registry cache's records for this build (--cache-from); see SolveOptions.cacheFrom. */
   cacheFrom?: ImportedCache;
+  /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
+  onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
 }
 
 export interface BuildResult {
@@ -152,27 +154,36 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     cacheFrom: req.cacheFrom,
     dryRun: dry,
   });
-  try {
-    const state = await solver.solve();
-    trace('stages solved');
-    if (dry) return { explain: solver.explain };
-    const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
-    for (const tag of req.tags) await req.store.images.tag(tag, image);
-    trace('image written and tagged');
-    // The stages whose layers make up the image: the target and the chain of stages it is FROM.
-    const inImage = new Set<number>();
-    for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
-      inImage.add(s.index);
-      const from = s.from;
-      s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
-    }
-    const cacheRecords = solver.records.map((r) => ({
+  // The stages whose layers make up the image: the target and the chain of stages it is FROM.
+  const inImage = new Set<number>();
+  for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
+    inImage.add(s.index);
+    const from = s.from;
+    s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
+  }
+  const cacheRecords = () =>
+    solver.records.map((r) => ({
       key: r.key,
       layer: r.value.layer,
       created: r.value.created,
       inImage: inImage.has(r.stage),
     }));
-    return { image, explain: solver.explain, cacheRecords };
+  try {
+    let state;
+    try {
+      state = await solver.solve();
+    } catch (e) {
+      // A failed build keeps its work: the steps that finished are cached in the store (solve waits
+      // for their layers), and --cache-to shares them too, so the next run resumes at the failure.
+      if (!dry && !req.signal.aborted && req.onFailure) await req.onFailure(cacheRecords());
+      throw e;
+    }
+    trace('stages solved');
+    if (dry) return { explain: solver.explain };
+    const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
+    for (const tag of req.tags) await req.store.images.tag(tag, image);
+    trace('image written and tagged');
+    return { image, explain: solver.explain, cacheRecords: cacheRecords() };
   } finally {
     await network?.then(
       (n) => n.close(),

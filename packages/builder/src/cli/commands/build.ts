@@ -206,6 +206,15 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         }
       },
       cacheFrom: imported,
+      // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
+      onFailure: cacheTo.length
+        ? async (records) => {
+            reporter.info(`build failed: exporting the cache of the ${records.length} steps that finished`);
+            await cacheShare!.exportCache(store, cacheTo, records, { opts: remoteOpts, reporter }).catch((e) => {
+              reporter.warn(`--cache-to: ${(e as Error).message}`);
+            });
+          }
+        : undefined,
     });
     for (const tag of bool(p, 'push') ? tags : [])
       await (
