@@ -165,12 +165,14 @@ export class Solver {
       reason: `${from.ref} = ${image.manifestDigest}`,
       base: { ref: from.ref, digest: image.manifestDigest },
     });
+    const key = new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key();
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],
-      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key(),
+      key,
       label,
       keyLabel: label,
+      base: { ref: from.ref, key },
       created: image.config.created ?? new Date(0).toISOString(),
     };
   }
@@ -352,7 +354,13 @@ const noCache: Change = { kind: 'no-cache', input: null, before: null, after: nu
  * "below a miss", which a dry run reports for steps that would run only because a step above does.
  */
 function missReason(previous: Inputs | undefined, now: Inputs, parent: StageState): Change {
-  if (!parent.missed || !previous) return findChange(previous, now);
+  if (!parent.missed || !previous) {
+    const change = findChange(previous, now);
+    // The step right after FROM: its parent key is the base image's, so the base moved.
+    if (change.kind === 'parent' && parent.base?.key === parent.key)
+      return { ...change, kind: 'base', input: parent.base.ref, text: `base image ${parent.base.ref} now has another digest` };
+    return change;
+  }
   const own = (inputs: Inputs) => inputs.filter(([name]) => !name.startsWith('parent:'));
   const change = findChange(own(previous), own(now));
   if (change.kind !== 'record-missing') return change;

@@ -15,6 +15,8 @@ export interface StageState {
   keyLabel: string;
   /** When the content of the last filesystem step was made: keeps cached rebuilds byte-identical. */
   created: string;
+  /** An image stage's base: its ref and the key it gives (while `key` is that key, the step above is FROM). */
+  base?: { ref: string; key: string };
   /** A step of this stage (or of the stages it is FROM) missed in this build: what follows runs too. */
   missed?: boolean;
 }
