@@ -56,5 +56,30 @@ for (const c of cases) {
   });
 }
 
+// Every command's error line starts with ERROR: (report.ts); run and exec keep docker's statuses:
+// 125 for tsbuild's own failure, 126 when the command cannot run, 127 when it is not found.
+const commands: { args: string[]; code: number; stderr: RegExp }[] = [
+  { args: ['run', '--rm', Base, '/no/such/binary'], code: 127, stderr: /^ERROR: .*\/no\/such\/binary/m },
+  { args: ['run', '--rm', Base, '/etc/passwd'], code: 126, stderr: /^ERROR: .*\/etc\/passwd/m },
+  { args: ['run', '--rm', 'no/such:image'], code: 125, stderr: /^ERROR: Unable to find image 'no\/such:image'/m },
+  { args: ['run', '--rm', 'Bad Ref'], code: 125, stderr: /^ERROR: .*Bad Ref/m },
+  { args: ['run', '--cpus', 'x', Base], code: 2, stderr: /^ERROR: --cpus: "x" is not a positive number$/m },
+  { args: ['exec', 'no-such-container', 'true'], code: 125, stderr: /^ERROR: No such container: no-such-container$/m },
+  { args: ['rm', 'no-such-container'], code: 1, stderr: /^ERROR: No such container: no-such-container$/m },
+  { args: ['start', 'no-such-container'], code: 1, stderr: /^ERROR: No such container: no-such-container$/m },
+  { args: ['volume', 'inspect', 'no-such-volume'], code: 1, stderr: /^ERROR: No such volume: no-such-volume$/m },
+  { args: ['volume', 'rm', 'no-such-volume'], code: 1, stderr: /^ERROR: No such volume: no-such-volume$/m },
+  { args: ['rmi', 'no-such-image:1'], code: 1, stderr: /^ERROR: No such image: no-such-image:1$/m },
+  { args: ['inspect', 'no-such-image:1'], code: 1, stderr: /^ERROR: / },
+];
+for (const c of commands)
+  test(`tsbuild ${c.args.join(' ')}: exit ${c.code}, ERROR: line`, () => {
+    const r = tsbuild(c.args, { root });
+    assert.is(r.code, c.code, `exit code (stderr: ${r.stderr})`);
+    assert.match(r.stderr, c.stderr);
+    assert.not.match(r.stderr, /^(Error|tsbuild): /m, 'the one prefix');
+    assert.not.match(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
+  });
+
 test.after(() => cleanup(root));
 test.run();

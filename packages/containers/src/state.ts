@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
 import type { Limits, PortMapping } from '@tsbuild/sandbox';
+import type { Code, Coded } from '@tsbuild/errdefs';
 
 export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
@@ -186,8 +187,12 @@ export async function listDocs(store: Store): Promise<ContainerDoc[]> {
   return out.sort((a, b) => b.Created.localeCompare(a.Created));
 }
 
-export class ContainerError extends Error {
-  constructor(message: string) {
+/** An expected failure of a container operation; `failed` unless the site says better. */
+export class ContainerError extends Error implements Coded {
+  constructor(
+    message: string,
+    readonly errdef: Code = 'failed',
+  ) {
     super(message);
     this.name = 'ContainerError';
   }

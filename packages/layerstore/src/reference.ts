@@ -1,5 +1,6 @@
 // Image references as Docker spells them: [host[:port]/]path[:tag][@sha256:hex].
 // A name without a host means Docker Hub, and a one-part Hub name lives under library/.
+import type { Coded } from '@tsbuild/errdefs';
 
 export interface Reference {
   /** Registry host as written (docker.io for Hub). */
@@ -10,13 +11,15 @@ export interface Reference {
   digest?: string;
 }
 
-export class ReferenceError extends Error {
+/** Not `ReferenceError`: that name is JavaScript's own, and shadowing it hid real bugs. */
+export class InvalidReferenceError extends Error implements Coded {
+  readonly errdef = 'invalid';
   constructor(
     public readonly input: string,
     reason: string,
   ) {
     super(`invalid reference "${input}": ${reason}`);
-    this.name = 'ReferenceError';
+    this.name = 'InvalidReferenceError';
   }
 }
 
@@ -29,24 +32,24 @@ const hostPattern =
 export const DockerHub = 'docker.io';
 
 export function parseReference(input: string): Reference {
-  if (input.length === 0) throw new ReferenceError(input, 'empty');
-  if (input.length > 4096) throw new ReferenceError(input, 'too long');
+  if (input.length === 0) throw new InvalidReferenceError(input, 'empty');
+  if (input.length > 4096) throw new InvalidReferenceError(input, 'too long');
   let rest = input;
   let digest: string | undefined;
   const at = rest.indexOf('@');
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!digestPattern.test(digest)) throw new ReferenceError(input, `bad digest "${digest}"`);
+    if (!digestPattern.test(digest)) throw new InvalidReferenceError(input, `bad digest "${digest}"`);
     if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest))
-      throw new ReferenceError(input, 'sha256 digest must be 64 lowercase hex digits');
+      throw new InvalidReferenceError(input, 'sha256 digest must be 64 lowercase hex digits');
   }
   let tag: string | undefined;
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!tagPattern.test(tag)) throw new ReferenceError(input, `bad tag "${tag}"`);
+    if (!tagPattern.test(tag)) throw new InvalidReferenceError(input, `bad tag "${tag}"`);
   }
   let registry = DockerHub;
   const slash = rest.indexOf('/');
@@ -59,16 +62,16 @@ export function parseReference(input: string): Reference {
       first.startsWith('[') ||
       /[A-Z]/.test(first)
     ) {
-      if (!hostPattern.test(first)) throw new ReferenceError(input, `bad registry host "${first}"`);
+      if (!hostPattern.test(first)) throw new InvalidReferenceError(input, `bad registry host "${first}"`);
       registry = first;
       rest = rest.slice(slash + 1);
     }
   }
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DockerHub;
-  if (rest.length === 0) throw new ReferenceError(input, 'missing repository name');
+  if (rest.length === 0) throw new InvalidReferenceError(input, 'missing repository name');
   for (const part of rest.split('/')) {
     if (!pathComponent.test(part))
-      throw new ReferenceError(
+      throw new InvalidReferenceError(
         input,
         `bad repository name component "${part}" (lowercase letters, digits and separators only)`,
       );

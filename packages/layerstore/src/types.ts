@@ -2,6 +2,7 @@
 // in these terms; nothing outside this package sees file paths of blobs except
 // snapshots, which the sandbox mounts.
 import type { Readable } from 'node:stream';
+import type { Code, Coded } from '@tsbuild/errdefs';
 
 export type Digest = `sha256:${string}`;
 
@@ -134,7 +135,7 @@ export interface CacheRecord {
   snapshots?: Digest[];
 }
 
-export class StoreError extends Error {
+export class StoreError extends Error implements Coded {
   constructor(
     public readonly code: 'corrupt' | 'not-found' | 'hostile-layer' | 'invalid' | 'io',
     message: string,
@@ -142,6 +143,10 @@ export class StoreError extends Error {
   ) {
     super(message);
     this.name = 'StoreError';
+  }
+  /** 'invalid' here is bad data the store read (a blob, an archive), not a bad request: `failed`. */
+  get errdef(): Code {
+    return this.code === 'not-found' ? 'not-found' : this.code === 'io' ? 'unavailable' : 'failed';
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Coded } from '@tsbuild/errdefs';
 import type { Location } from './types.js';
 
 /**
@@ -25,7 +26,9 @@ export type Pointer = { cmd: string; at: At };
  * Every failure the parser reports: a stable `code` for programs, a sentence for
  * people, and the place in the Dockerfile it points at.
  */
-export class DockerfileError extends Error {
+export class DockerfileError extends Error implements Coded {
+  /** A Dockerfile that cannot be built is a bad request. */
+  readonly errdef = 'invalid';
   readonly code: string;
   readonly location: Location;
   /** @internal Where inside the instruction; resolved into `location` before the error leaves the package. */

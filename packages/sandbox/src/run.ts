@@ -10,6 +10,7 @@ import { statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
+import type { Coded } from '@tsbuild/errdefs';
 import type { Exit, Mount, ProcessSpec, SandboxSpec } from './types.js';
 import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
@@ -21,7 +22,8 @@ import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
 
 /** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
-export class SandboxError extends Error {
+export class SandboxError extends Error implements Coded {
+  readonly errdef = 'unavailable';
   constructor(message: string) {
     super(`sandbox: ${message}`);
     this.name = 'SandboxError';

@@ -15,6 +15,10 @@ export interface FlagSpec {
   implied?: string;
   /** Extra long spellings accepted for compatibility (e.g. `progress` also as `progress=`). */
   aliases?: string[];
+  /** What the flag does, one line of `tsbuild COMMAND --help` (cli/help.ts renders it). */
+  help: string;
+  /** The value's placeholder in the help, e.g. `NAME[:TAG]` (flags that take a value). */
+  value?: string;
 }
 
 export interface Parsed {

@@ -1,6 +1,8 @@
-// The `tsbuild` command: dispatch, and the one place errors become messages and exit codes.
-import { commandHelp } from './help.js';
-import { BuildError, UsageError } from '../errors.js';
+// The `tsbuild` command: dispatch; an error that ends a command goes to report.ts, the one place errors
+// become messages and exit codes.
+import { commandHelp, usage } from './help.js';
+import { BuildError } from '../errors.js';
+import { report } from './report.js';
 import { takeDeferredCaCerts } from './deferred-ca.js';
 import { trace } from '../trace.js';
 
@@ -46,34 +48,6 @@ const commands: Record<string, () => Promise<Command>> = {
   container: from(ctr, 'containerCommand'),
 };
 
-const usage = `Usage: tsbuild [OPTIONS] PATH          build an image (same as tsbuild build)
-       tsbuild COMMAND [OPTIONS]
-
-Commands:
-  build     Build an image from a Dockerfile
-  run       Run a command in a new container
-  ps        List containers (-a: also stopped ones)
-  start, stop, kill, rm, logs, exec, commit   Manage containers (docs/containers.md)
-  volume    Manage volumes (ls, create, inspect, rm, prune)
-  container Container commands by their docker management names (container ls, inspect, ...)
-  images    List images
-  inspect   Show an image's manifest, config and layers (or a container's state)
-  tag       Add a tag to an image
-  rmi       Remove tags
-  prune     Remove unreferenced blobs, snapshots and cache entries (never what is in use)
-  check     Verify every blob, tag, cache record and snapshot (--repair drops what is broken)
-  cache     The build cache: ls, du, prune [--filter until=DURATION] [--keep-storage SIZE] [--all]
-  save      Write images to an archive (docker load-able, or OCI)
-  load      Import an archive
-  pull      Fetch an image from a registry
-  push      Push an image to a registry
-  login     Log in to a registry
-  logout    Log out from a registry
-  parse     Print a Dockerfile's instruction graph
-
-Run 'tsbuild COMMAND --help' for more information on a command.
-`;
-
 // A reader that goes away (`tsbuild images | head -1`) is not an error of the command: what it
 // still writes is dropped, and the exit status is the command's. Without a listener, Node turns
 // EPIPE into an uncaught exception and a stack trace.
@@ -82,6 +56,9 @@ function toleratePipeClosed(stream: NodeJS.WriteStream): void {
     if (e.code !== 'EPIPE') throw e;
   });
 }
+
+/** The commands main dispatches (each has its flag spec and help in flags.ts). */
+export const commandNames = (): string[] => Object.keys(commands);
 
 /** Whether argv runs a build: bin/tsbuild.cjs wants its code cache made by one (see there). */
 export function isBuild(argv: string[]): boolean {
@@ -95,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
   toleratePipeClosed(process.stdout);
   toleratePipeClosed(process.stderr);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    process.stdout.write(usage);
+    process.stdout.write(usage());
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version' || argv[0] === 'version') {
@@ -119,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     if (rest.includes('--help') || (rest.includes('-h') && name !== 'run' && name !== 'exec')) {
-      process.stdout.write(load ? (commandHelp(name) ?? usage) : commandHelp('build')!);
+      process.stdout.write(load ? (commandHelp(name) ?? usage()) : commandHelp('build')!);
       return 0;
     }
     const command = await (load ?? commands.build!)();
@@ -135,27 +112,4 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-}
-
-async function report(e: unknown, command: string): Promise<number> {
-  // chalk only for a terminal, and only when there is an error to colour: it probes the terminal as it loads.
-  const red = process.stderr.isTTY ? (await import('chalk')).default.red : (s: string) => s;
-  if (e instanceof UsageError) {
-    process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
-    return 2;
-  }
-  if (e instanceof BuildError) {
-    process.stderr.write(`${red('ERROR:')} ${e.message}\n`);
-    if (e.details.length) process.stderr.write(e.details.map((l) => `  > ${l}`).join('\n') + '\n');
-    return e.exitCode;
-  }
-  const err = e as Error & { code?: string; subject?: string };
-  const known =
-    err?.name === 'StoreError' ||
-    err?.name === 'ReferenceError' ||
-    err?.name === 'SandboxError' ||
-    err?.name === 'RegistryError';
-  process.stderr.write(`${red('ERROR:')} ${known ? '' : `${command}: `}${err?.message ?? String(e)}\n`);
-  if (process.env.TSBUILD_DEBUG && err?.stack) process.stderr.write(err.stack + '\n');
-  return err?.name === 'ReferenceError' ? 2 : 1;
 }

@@ -3,6 +3,7 @@
 // code and message from the JSON error body). Credentials never appear: URLs in messages
 // are reduced to their path, without query strings (pre-signed storage URLs carry secrets
 // there).
+import type { Code, Coded } from '@tsbuild/errdefs';
 
 export type RegistryErrorCode =
   | 'network' // connection refused/reset, timeout
@@ -14,7 +15,7 @@ export type RegistryErrorCode =
   | 'too-large'
   | 'credentials'; // reading/writing docker config or running a credential helper failed
 
-export class RegistryError extends Error {
+export class RegistryError extends Error implements Coded {
   constructor(
     public readonly code: RegistryErrorCode,
     message: string,
@@ -31,6 +32,10 @@ export class RegistryError extends Error {
   ) {
     super(message);
     this.name = 'RegistryError';
+  }
+  /** What the registry sent is data from outside, never a bad request of the user's: `failed`. */
+  get errdef(): Code {
+    return this.code === 'not-found' ? 'not-found' : this.code === 'network' ? 'unavailable' : 'failed';
   }
   get retryable(): boolean {
     return this.info.retryable === true;

@@ -2,7 +2,8 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
-import { bool, buildArgs, list, parseArgs, readStdin, str, type FlagSpec } from '../args.js';
+import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
 import { build, dryRun } from '../../solver/build.js';
@@ -20,30 +21,7 @@ const pushModule = () => import('../../exporter/push.js');
 const cacheShareModule = () => import('../../exporter/cache-share.js');
 const explainModule = () => import('../explain.js'); // and chalk, which probes the terminal as it loads
 
-export const buildFlags: FlagSpec[] = [
-  { name: 'tag', short: 't', kind: 'list' },
-  { name: 'file', short: 'f', kind: 'string' },
-  { name: 'build-arg', kind: 'list' },
-  { name: 'target', kind: 'string' },
-  { name: 'no-cache', kind: 'bool' },
-  { name: 'network', kind: 'string' },
-  { name: 'allow', kind: 'list' },
-  { name: 'progress', kind: 'string' },
-  { name: 'output', short: 'o', kind: 'list' },
-  { name: 'iidfile', kind: 'string' },
-  { name: 'push', kind: 'bool' },
-  { name: 'explain', kind: 'optional', implied: 'text' },
-  { name: 'explain-file', kind: 'string' },
-  { name: 'dry-run', kind: 'bool' },
-  { name: 'cache-to', kind: 'list' },
-  { name: 'cache-from', kind: 'list' },
-  { name: 'secret', kind: 'list' },
-  { name: 'platform', kind: 'string' },
-  { name: 'root', kind: 'string' },
-  { name: 'quiet', short: 'q', kind: 'bool' },
-  { name: 'insecure-registry', kind: 'list' },
-  { name: 'compression', kind: 'string' },
-];
+export const buildFlags = flagsOf('build');
 
 export async function buildCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, buildFlags);

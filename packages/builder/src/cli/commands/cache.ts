@@ -7,32 +7,14 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SweepLock, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
-import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
+import { bool, list, parseArgs, str } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
 import { UsageError } from '../../errors.js';
 import { parseCsv, parseSize } from '../../options.js';
 import { ago, humanSize, table } from '../table.js';
 import { parseDuration } from './images.js';
 import { sha256 } from '../../solver/cachekey.js';
-
-export const cacheFlags: Record<'ls' | 'du' | 'prune', FlagSpec[]> = {
-  ls: [
-    { name: 'root', kind: 'string' },
-    { name: 'format', kind: 'string' },
-    { name: 'no-trunc', kind: 'bool' },
-  ],
-  du: [
-    { name: 'root', kind: 'string' },
-    { name: 'format', kind: 'string' },
-  ],
-  prune: [
-    { name: 'root', kind: 'string' },
-    { name: 'all', short: 'a', kind: 'bool' },
-    { name: 'filter', kind: 'list' },
-    { name: 'keep-storage', kind: 'string' },
-    { name: 'force', short: 'f', kind: 'bool' },
-  ],
-};
 
 /** One step record, as the cache commands see it. */
 export interface StepEntry {
@@ -101,7 +83,7 @@ function format(p: ReturnType<typeof parseArgs>): 'table' | 'json' {
 }
 
 async function ls(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, cacheFlags.ls);
+  const p = parseArgs(argv, flagsOf('cache', 'ls'));
   noArgs(p, 'ls');
   const fmt = format(p);
   const store = await openStore(str(p, 'root'));
@@ -145,7 +127,7 @@ function uniqueBytes(entries: StepEntry[]): number {
 }
 
 async function du(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, cacheFlags.du);
+  const p = parseArgs(argv, flagsOf('cache', 'du'));
   noArgs(p, 'du');
   const fmt = format(p);
   const store = await openStore(str(p, 'root'));
@@ -190,7 +172,7 @@ export function choosePrune(
 }
 
 async function pruneCache(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, cacheFlags.prune);
+  const p = parseArgs(argv, flagsOf('cache', 'prune'));
   noArgs(p, 'prune');
   let untilMs: number | undefined;
   for (const f of list(p, 'filter')) {

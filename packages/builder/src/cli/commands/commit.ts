@@ -8,7 +8,8 @@ import { list, parseArgs, str } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
 import { applyStep, inheritConfig, type StageConfig } from '../../image/config.js';
-import { guarded, rootFlag } from './guarded.js';
+import { guarded } from './guarded.js';
+import { flagsOf } from '../flags.js';
 
 const allowed = new Set([
   'cmd',
@@ -47,12 +48,7 @@ export function applyChanges(base: ImageConfig, changes: string[]): ImageConfig 
 }
 
 export async function commitCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'change', short: 'c', kind: 'list' },
-    { name: 'message', short: 'm', kind: 'string' },
-    { name: 'author', short: 'a', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('commit'));
   if (p.positionals.length < 1 || p.positionals.length > 2)
     throw new UsageError('"tsbuild commit" requires 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]');
   const store = await openStore(str(p, 'root'), 'commit');

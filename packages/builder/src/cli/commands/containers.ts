@@ -24,7 +24,9 @@ import { openStore } from '../root.js';
 import { ago, since, table } from '../table.js';
 import { inspectCommand } from './images.js';
 import { exitStatus, withSignalsForwarded } from './run.js';
-import { guarded, rootFlag } from './guarded.js';
+import { guarded } from './guarded.js';
+import { flagsOf, rootFlag } from '../flags.js';
+import { describeError } from '../report.js';
 
 import { execCommand } from './exec.js';
 import { commitCommand } from './commit.js';
@@ -42,13 +44,7 @@ export function statusText(d: ContainerDoc): string {
 }
 
 export async function psCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'all', short: 'a', kind: 'bool' },
-    { name: 'quiet', short: 'q', kind: 'bool' },
-    { name: 'no-trunc', kind: 'bool' },
-    { name: 'format', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('ps'));
   const store = await openStore(str(p, 'root'));
   const docs = await listContainers(store, { all: bool(p, 'all') });
   if (bool(p, 'quiet')) {
@@ -99,7 +95,7 @@ async function forEach(store: Store, refs: string[], fn: (d: ContainerDoc) => Pr
       process.stdout.write(ref + '\n');
     } catch (e) {
       if (!(e instanceof ContainerError)) throw e;
-      process.stderr.write(`Error: ${e.message}\n`);
+      process.stderr.write(describeError(e, 'container').lines.join('\n') + '\n');
       failed++;
     }
   }
@@ -107,11 +103,7 @@ async function forEach(store: Store, refs: string[], fn: (d: ContainerDoc) => Pr
 }
 
 export async function stopCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'time', short: 't', kind: 'string' },
-    { name: 'signal', short: 's', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('stop'));
   needOne(p, 'stop');
   const t = str(p, 'time') ?? '10';
   if (!/^\d+$/.test(t)) throw new UsageError(`--time: "${t}" is not a number of seconds`);
@@ -130,7 +122,7 @@ function parseSignal(s: string): NodeJS.Signals | number {
 }
 
 export async function killCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'signal', short: 's', kind: 'string' }]);
+  const p = parseArgs(argv, flagsOf('kill'));
   needOne(p, 'kill');
   const sig = parseSignal(str(p, 'signal') ?? 'SIGKILL');
   const store = await openStore(str(p, 'root'));
@@ -138,11 +130,7 @@ export async function killCommand(argv: string[]): Promise<number> {
 }
 
 export async function rmCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'force', short: 'f', kind: 'bool' },
-    { name: 'volumes', short: 'v', kind: 'bool' },
-  ]);
+  const p = parseArgs(argv, flagsOf('rm'));
   needOne(p, 'rm');
   const store = await openStore(str(p, 'root'));
   return forEach(store, p.positionals, (d) =>
@@ -151,7 +139,7 @@ export async function rmCommand(argv: string[]): Promise<number> {
 }
 
 export async function startCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'attach', short: 'a', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('start'));
   needOne(p, 'start');
   const store = await openStore(str(p, 'root'), 'start');
   if (bool(p, 'attach')) {
@@ -185,7 +173,7 @@ export async function startCommand(argv: string[]): Promise<number> {
 }
 
 export async function logsCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'follow', short: 'f', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('logs'));
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild logs" requires exactly 1 argument: CONTAINER');
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
@@ -217,7 +205,7 @@ export async function containerInspectCommand(argv: string[]): Promise<number> {
 
 /** `tsbuild inspect REF`: an image when REF names one, else a container. */
 export async function inspectAnyCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'type', kind: 'string' }]);
+  const p = parseArgs(argv, flagsOf('inspect'));
   const type = str(p, 'type');
   const rest = argv.filter((a, i) => !(a === '--type' || a.startsWith('--type=') || argv[i - 1] === '--type'));
   if (type === 'image') return inspectCommand(rest);

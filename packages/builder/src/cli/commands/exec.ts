@@ -4,21 +4,11 @@ import { bool, list, parseArgs, str } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
 import { exitStatus, ownError, withSignalsForwarded } from './run.js';
-import { rootFlag } from './guarded.js';
+import { flagsOf } from '../flags.js';
 
 export async function execCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(
-    argv,
-    [
-      rootFlag,
-      { name: 'env', short: 'e', kind: 'list' },
-      { name: 'workdir', short: 'w', kind: 'string' },
-      { name: 'user', short: 'u', kind: 'string' },
-      { name: 'interactive', short: 'i', kind: 'bool' },
-      { name: 'tty', short: 't', kind: 'bool' },
-    ],
-    { stopAtFirstPositional: true },
-  );
+  const p = parseArgs(argv, flagsOf('exec'),
+    { stopAtFirstPositional: true });
   const [ref, ...cmd] = p.positionals;
   if (!ref || cmd.length === 0)
     throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');
@@ -47,6 +37,6 @@ export async function execCommand(argv: string[]): Promise<number> {
     );
     return exitStatus(exit);
   } catch (e) {
-    return ownError(e);
+    return ownError(e, 'exec');
   }
 }

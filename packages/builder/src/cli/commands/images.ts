@@ -2,11 +2,11 @@
 import { resolve } from 'node:path';
 import { archive, check, type Store } from '@tsbuild/layerstore';
 import { bool, parseArgs, str } from '../args.js';
+import { flagsOf, rootFlag } from '../flags.js';
 import { openStore } from '../root.js';
+import { errorLine } from '../report.js';
 import { ago, humanSize, table } from '../table.js';
 import { BuildError, UsageError } from '../../errors.js';
-
-const rootFlag = { name: 'root', kind: 'string' } as const;
 
 async function image(store: Store, ref: string) {
   const img = await store.images.get(ref).catch((e: Error) => {
@@ -17,12 +17,7 @@ async function image(store: Store, ref: string) {
 }
 
 export async function imagesCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'quiet', short: 'q', kind: 'bool' },
-    { name: 'no-trunc', kind: 'bool' },
-    { name: 'format', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('images'));
   const store = await openStore(str(p, 'root'));
   const rows = await store.images.list();
   if (str(p, 'format') === 'json') {
@@ -65,7 +60,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
 }
 
 export async function tagCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag]);
+  const p = parseArgs(argv, flagsOf('tag'));
   if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
   const store = await openStore(str(p, 'root'), 'tag');
   const img = await image(store, p.positionals[0]!);
@@ -76,14 +71,14 @@ export async function tagCommand(argv: string[]): Promise<number> {
 }
 
 export async function rmiCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('rmi'));
   if (p.positionals.length === 0) throw new UsageError('"tsbuild rmi" requires at least 1 argument');
   const store = await openStore(str(p, 'root'));
   let failed = 0;
   for (const ref of p.positionals) {
     if (await store.tags.delete(ref).catch(() => false)) process.stdout.write(`Untagged: ${ref}\n`);
     else {
-      process.stderr.write(`Error: No such image: ${ref}\n`);
+      process.stderr.write(errorLine(`No such image: ${ref}`));
       failed++;
     }
   }
@@ -91,12 +86,7 @@ export async function rmiCommand(argv: string[]): Promise<number> {
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'all', short: 'a', kind: 'bool' },
-    { name: 'force', short: 'f', kind: 'bool' },
-    { name: 'grace', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('prune'));
   const grace = str(p, 'grace');
   const gracePeriodMs = grace === undefined ? undefined : parseDuration(grace, '--grace');
   const store = await openStore(str(p, 'root'));
@@ -110,7 +100,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, { name: 'repair', kind: 'bool' }]);
+  const p = parseArgs(argv, flagsOf('check'));
   if (p.positionals.length) throw new UsageError('"tsbuild check" takes no arguments\nUsage: tsbuild check [--repair]');
   const store = await openStore(str(p, 'root'));
   const repair = bool(p, 'repair');
@@ -128,11 +118,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
 }
 
 export async function saveCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'output', short: 'o', kind: 'string' },
-    { name: 'format', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('save'));
   if (p.positionals.length === 0) throw new UsageError('"tsbuild save" requires at least 1 argument: REF');
   const out = str(p, 'output');
   if (!out) throw new UsageError('"tsbuild save" needs -o FILE (tsbuild does not write archives to a terminal)');
@@ -147,11 +133,7 @@ export async function saveCommand(argv: string[]): Promise<number> {
 }
 
 export async function loadCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    rootFlag,
-    { name: 'input', short: 'i', kind: 'string' },
-    { name: 'quiet', short: 'q', kind: 'bool' },
-  ]);
+  const p = parseArgs(argv, flagsOf('load'));
   const input = str(p, 'input');
   if (!input) throw new UsageError('"tsbuild load" needs -i FILE');
   const store = await openStore(str(p, 'root'), 'load');

@@ -3,15 +3,11 @@ import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildGraph, dumpBuildkit, parse, DockerfileError, formatError } from '@tsbuild/parser';
 import { buildArgs, list, parseArgs, readStdin, str } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { BuildError, UsageError } from '../../errors.js';
 
 export async function parseCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    { name: 'file', short: 'f', kind: 'string' },
-    { name: 'format', kind: 'string' },
-    { name: 'build-arg', kind: 'list' },
-    { name: 'target', kind: 'string' },
-  ]);
+  const p = parseArgs(argv, flagsOf('parse'));
   const format = str(p, 'format') ?? 'json';
   if (format !== 'json' && format !== 'buildkit') throw new UsageError(`--format: "${format}" is not json or buildkit`);
   if (p.positionals.length > 1)

@@ -3,20 +3,14 @@
 // Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
 import { formatReference, familiarName, parseReference, remote, type Image, type Store } from '@tsbuild/layerstore';
-import { bool, list, parseArgs, str, type FlagSpec } from '../args.js';
+import { bool, list, parseArgs, str } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
 import { BuildError, UsageError } from '../../errors.js';
 import { parseRef, pushImage, remoteOptions } from '../../exporter/push.js';
 
 type TransferStats = remote.TransferStats;
-
-const rootFlag: FlagSpec = { name: 'root', kind: 'string' };
-const insecureFlag: FlagSpec = { name: 'insecure-registry', kind: 'list' };
-const progressFlags: FlagSpec[] = [
-  { name: 'progress', kind: 'string' },
-  { name: 'quiet', short: 'q', kind: 'bool' },
-];
 
 const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 
@@ -75,7 +69,7 @@ function reporterFor(p: ReturnType<typeof parseArgs>) {
 }
 
 export async function pullCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, insecureFlag, { name: 'platform', kind: 'string' }, ...progressFlags]);
+  const p = parseArgs(argv, flagsOf('pull'));
   if (p.positionals.length !== 1)
     throw new UsageError(
       '"tsbuild pull" requires exactly 1 argument\nUsage: tsbuild pull [--platform os/arch] [--insecure-registry HOST] NAME[:TAG|@DIGEST]',
@@ -107,7 +101,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
 }
 
 export async function pushCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag, insecureFlag, ...progressFlags]);
+  const p = parseArgs(argv, flagsOf('push'));
   if (p.positionals.length !== 1)
     throw new UsageError(
       '"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]',
@@ -128,12 +122,7 @@ export async function pushCommand(argv: string[]): Promise<number> {
 }
 
 export async function loginCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [
-    { name: 'username', short: 'u', kind: 'string' },
-    { name: 'password', short: 'p', kind: 'string' },
-    { name: 'password-stdin', kind: 'bool' },
-    insecureFlag,
-  ]);
+  const p = parseArgs(argv, flagsOf('login'));
   if (p.positionals.length !== 1)
     throw new UsageError(
       '"tsbuild login" requires exactly 1 argument\nUsage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY',
@@ -160,7 +149,7 @@ export async function loginCommand(argv: string[]): Promise<number> {
 }
 
 export async function logoutCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, []);
+  const p = parseArgs(argv, flagsOf('logout'));
   if (p.positionals.length !== 1)
     throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
   await remote.logout(p.positionals[0]!);

@@ -2,35 +2,16 @@
 // (this process is its runner, signals are forwarded to it, the exit status is the container's) or
 // detached (-d: a supervisor process runs it, output goes to its log). Errors of tsbuild itself
 // exit 125; a command that cannot run 126, one that is not found 127 (as docker run).
-import { bool, list, parseArgs, str, type FlagSpec, type Parsed } from '../args.js';
+import { bool, list, parseArgs, str, type Parsed } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { UsageError } from '../../errors.js';
 import { parseSize } from '../../options.js';
 import { openStore } from '../root.js';
 import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { ContainerError, createContainer, runContainer, startDetached } from '@tsbuild/containers';
+import { errorLine, report } from '../report.js';
 
-export const runFlags: FlagSpec[] = [
-  { name: 'root', kind: 'string' },
-  { name: 'rm', kind: 'bool' },
-  { name: 'detach', short: 'd', kind: 'bool' },
-  { name: 'name', kind: 'string' },
-  { name: 'interactive', short: 'i', kind: 'bool' },
-  { name: 'tty', short: 't', kind: 'bool' },
-  { name: 'env', short: 'e', kind: 'list' },
-  { name: 'env-file', kind: 'list' },
-  { name: 'workdir', short: 'w', kind: 'string' },
-  { name: 'user', short: 'u', kind: 'string' },
-  { name: 'volume', short: 'v', kind: 'list' },
-  { name: 'network', kind: 'string', aliases: ['net'] },
-  { name: 'publish', short: 'p', kind: 'list' },
-  { name: 'hostname', kind: 'string' },
-  { name: 'cpu-period', kind: 'string' },
-  { name: 'cpu-quota', kind: 'string' },
-  { name: 'cpus', kind: 'string' },
-  { name: 'memory', short: 'm', kind: 'string' },
-  { name: 'pids-limit', kind: 'string' },
-  { name: 'entrypoint', kind: 'string' },
-];
+export const runFlags = flagsOf('run');
 
 function int(p: Parsed, name: string, min: number): number | undefined {
   const v = str(p, name);
@@ -88,16 +69,13 @@ const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2
  */
 /** The container's exit status is ours; a command that could not start says why first. */
 export function exitStatus(exit: { code: number; startError?: string }): number {
-  if (exit.startError) process.stderr.write(`tsbuild: ${exit.startError}\n`);
+  if (exit.startError) process.stderr.write(errorLine(exit.startError));
   return exit.code;
 }
 
-/** tsbuild's own failure around a container: docker's 125 (usage errors keep their 2). */
-export function ownError(e: unknown): number {
-  if (e instanceof UsageError) throw e;
-  process.stderr.write(`tsbuild: ${(e as Error).message}\n`);
-  if (process.env.TSBUILD_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-  return 125;
+/** tsbuild's own failure around a container: docker's 125 (report.ts's `container` contract). */
+export function ownError(e: unknown, command = 'run'): Promise<number> {
+  return report(e, command, 'container');
 }
 
 export async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => Promise<T>): Promise<T> {
@@ -165,7 +143,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (detach) {
       const d = await startDetached(store, doc.Id);
       if (d.State.Status === 'exited' && d.State.Error && (d.State.ExitCode === 126 || d.State.ExitCode === 127)) {
-        process.stderr.write(`tsbuild: ${d.State.Error}\n`);
+        process.stderr.write(errorLine(d.State.Error));
         return d.State.ExitCode;
       }
       process.stdout.write(doc.Id + '\n');

@@ -4,7 +4,9 @@ import { bool, parseArgs } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
 import { table } from '../table.js';
-import { guarded, rootFlag } from './guarded.js';
+import { guarded } from './guarded.js';
+import { flagsOf } from '../flags.js';
+import { describeError, errorLine } from '../report.js';
 
 export async function volumeCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -12,7 +14,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
   switch (sub) {
     case 'ls':
     case 'list': {
-      const p = parseArgs(rest, [rootFlag, { name: 'quiet', short: 'q', kind: 'bool' }]);
+      const p = parseArgs(rest, flagsOf('volume', 'ls'));
       const vols = await listVolumes(await store(p));
       if (bool(p, 'quiet')) {
         for (const v of vols) process.stdout.write(v.Name + '\n');
@@ -22,7 +24,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'create': {
-      const p = parseArgs(rest, [rootFlag]);
+      const p = parseArgs(rest, flagsOf('volume', 'create'));
       return guarded(async () => {
         const v = await ensureVolume(await store(p), p.positionals[0]);
         process.stdout.write(v.Name + '\n');
@@ -30,12 +32,12 @@ export async function volumeCommand(argv: string[]): Promise<number> {
       });
     }
     case 'inspect': {
-      const p = parseArgs(rest, [rootFlag]);
+      const p = parseArgs(rest, flagsOf('volume', 'inspect'));
       const s = await store(p);
       const all = await listVolumes(s);
       const out = p.positionals.map((n) => all.find((v) => v.Name === n));
       if (out.some((v) => !v)) {
-        process.stderr.write(`Error: No such volume: ${p.positionals[out.findIndex((v) => !v)]}\n`);
+        process.stderr.write(errorLine(`No such volume: ${p.positionals[out.findIndex((v) => !v)]}`));
         return 1;
       }
       process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
@@ -43,7 +45,7 @@ export async function volumeCommand(argv: string[]): Promise<number> {
     }
     case 'rm':
     case 'remove': {
-      const p = parseArgs(rest, [rootFlag, { name: 'force', short: 'f', kind: 'bool' }]);
+      const p = parseArgs(rest, flagsOf('volume', 'rm'));
       if (p.positionals.length === 0)
         throw new UsageError('"tsbuild volume rm" requires at least 1 argument: VOLUME...');
       const s = await store(p);
@@ -53,18 +55,14 @@ export async function volumeCommand(argv: string[]): Promise<number> {
           await removeVolume(s, n, bool(p, 'force'));
           process.stdout.write(n + '\n');
         } catch (e) {
-          process.stderr.write(`Error: ${(e as Error).message}\n`);
+          process.stderr.write(describeError(e, 'volume rm').lines.join('\n') + '\n');
           failed++;
         }
       }
       return failed ? 1 : 0;
     }
     case 'prune': {
-      const p = parseArgs(rest, [
-        rootFlag,
-        { name: 'all', short: 'a', kind: 'bool' },
-        { name: 'force', short: 'f', kind: 'bool' },
-      ]);
+      const p = parseArgs(rest, flagsOf('volume', 'prune'));
       for (const name of await pruneVolumes(await store(p), { all: bool(p, 'all') }))
         process.stdout.write(`Deleted: ${name}\n`);
       return 0;

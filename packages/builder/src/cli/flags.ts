@@ -1,0 +1,445 @@
+// Every command's flags, with the help line for each: the parser (args.ts) reads the names and kinds,
+// help.ts renders `tsbuild COMMAND --help` from the same entries, so a flag cannot be accepted without
+// being listed. Data only: main loads this for --help without loading any command.
+import type { FlagSpec } from './args.js';
+
+export interface CommandSpec {
+  /** One line for `tsbuild --help`. */
+  summary: string;
+  /** After `tsbuild NAME `: positionals and the like, e.g. `[OPTIONS] IMAGE [COMMAND] [ARG...]`. */
+  usage: string;
+  /** Paragraphs shown under the usage line. */
+  about?: string;
+  flags: FlagSpec[];
+  /** `volume ls`, `volume rm`, ...: each with its own flags. */
+  subcommands?: Record<string, Omit<CommandSpec, 'summary'> & { summary?: string }>;
+}
+
+export const rootFlag: FlagSpec = {
+  name: 'root',
+  kind: 'string',
+  value: 'DIR',
+  help: 'the store (default $TSBUILD_ROOT, else /var/lib/tsbuild as root)',
+};
+export const insecureFlag: FlagSpec = {
+  name: 'insecure-registry',
+  kind: 'list',
+  value: 'HOST',
+  help: 'plain HTTP for that registry (repeatable; localhost is always plain)',
+};
+const progressFlag: FlagSpec = {
+  name: 'progress',
+  kind: 'string',
+  value: 'auto|tty|plain|quiet',
+  help: 'how progress is shown (auto: tty on a terminal, plain otherwise)',
+};
+const quietFlag: FlagSpec = { name: 'quiet', short: 'q', kind: 'bool', help: 'no progress' };
+const formatJson: FlagSpec = { name: 'format', kind: 'string', value: 'json', help: 'one JSON object per line' };
+const noTrunc: FlagSpec = { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' };
+
+const buildFlags: FlagSpec[] = [
+  {
+    name: 'tag',
+    short: 't',
+    kind: 'list',
+    value: 'NAME[:TAG]',
+    help: 'name the image (repeatable; NAME may carry a registry host)',
+  },
+  {
+    name: 'file',
+    short: 'f',
+    kind: 'string',
+    value: 'PATH',
+    help: 'Dockerfile (default PATH/Dockerfile; - reads stdin)',
+  },
+  { name: 'build-arg', kind: 'list', value: 'K=V|K', help: 'set a build arg (K alone: from the environment)' },
+  { name: 'target', kind: 'string', value: 'STAGE', help: 'build up to that stage' },
+  { name: 'no-cache', kind: 'bool', help: 'ignore the build cache' },
+  {
+    name: 'network',
+    kind: 'string',
+    value: 'default|none|host',
+    help: 'network for RUN steps (default: private, with outbound access)',
+  },
+  {
+    name: 'allow',
+    kind: 'list',
+    value: 'network.host',
+    help: "let RUN steps use the host's network (--network host, RUN --network=host)",
+  },
+  { ...progressFlag },
+  {
+    name: 'output',
+    short: 'o',
+    kind: 'list',
+    value: 'type=oci|oci-archive|docker|local,dest=PATH',
+    help: 'also write the image (or its files) there',
+  },
+  { name: 'iidfile', kind: 'string', value: 'FILE', help: 'write the image ID' },
+  { name: 'push', kind: 'bool', help: 'push every -t tag' },
+  {
+    name: 'explain',
+    kind: 'optional',
+    implied: 'text',
+    value: '[=text|json]',
+    help: 'the report: hit or miss per step, and why (json: docs/explain.md, on stdout)',
+  },
+  { name: 'explain-file', kind: 'string', value: 'FILE', help: 'write the report there (alone: --explain=json)' },
+  {
+    name: 'dry-run',
+    kind: 'bool',
+    help: 'compute and look up every cache key, run and write nothing, print the report',
+  },
+  {
+    name: 'cache-to',
+    kind: 'list',
+    value: 'type=registry,ref=R[,mode=min|max]',
+    help: 'export the build cache to a registry',
+  },
+  { name: 'cache-from', kind: 'list', value: 'type=registry,ref=R', help: 'use a build cache from a registry' },
+  {
+    name: 'secret',
+    kind: 'list',
+    value: 'id=ID,src=FILE|env=VAR',
+    help: 'a secret for RUN --mount=type=secret',
+  },
+  { name: 'platform', kind: 'string', value: 'linux/amd64', help: 'accepted for compatibility; only this platform' },
+  rootFlag,
+  { name: 'quiet', short: 'q', kind: 'bool', help: 'print only the image ID' },
+  insecureFlag,
+  {
+    name: 'compression',
+    kind: 'string',
+    value: 'gzip|zstd|none',
+    help: 'how new layers are stored (default gzip)',
+  },
+];
+
+const runFlags: FlagSpec[] = [
+  rootFlag,
+  { name: 'rm', kind: 'bool', help: 'remove the container and its anonymous volumes when it exits' },
+  { name: 'detach', short: 'd', kind: 'bool', help: 'run in the background and print the container id' },
+  { name: 'name', kind: 'string', value: 'NAME', help: 'container name (unique)' },
+  { name: 'interactive', short: 'i', kind: 'bool', help: 'pass stdin to the container' },
+  { name: 'tty', short: 't', kind: 'bool', help: 'give it a pseudo-terminal' },
+  {
+    name: 'env',
+    short: 'e',
+    kind: 'list',
+    value: 'K=V|K',
+    help: "set a variable (K alone: from tsbuild's environment)",
+  },
+  { name: 'env-file', kind: 'list', value: 'FILE', help: 'K=V lines, applied before -e' },
+  { name: 'workdir', short: 'w', kind: 'string', value: 'DIR', help: "working directory (default: the image's)" },
+  { name: 'user', short: 'u', kind: 'string', value: 'USER[:GROUP]', help: "name or id (default: the image's User)" },
+  {
+    name: 'volume',
+    short: 'v',
+    kind: 'list',
+    value: 'HOST:CTR[:ro]|NAME:CTR[:ro]|CTR',
+    help: 'a bind mount, a named volume or a new anonymous volume',
+  },
+  {
+    name: 'network',
+    kind: 'string',
+    aliases: ['net'],
+    value: 'default|none|host|container:NAME',
+    help: 'the network (default: private, with outbound access)',
+  },
+  {
+    name: 'publish',
+    short: 'p',
+    kind: 'list',
+    value: '[IP:]HOST:CTR[/tcp|/udp]',
+    help: "forward a host port to the container's (default network only)",
+  },
+  { name: 'hostname', kind: 'string', value: 'NAME', help: 'hostname (default: the short id)' },
+  { name: 'cpu-period', kind: 'string', value: 'N', help: 'CFS period in µs' },
+  { name: 'cpu-quota', kind: 'string', value: 'N', help: 'CFS quota in µs' },
+  { name: 'cpus', kind: 'string', value: 'X', help: 'X CPUs (a quota of X times the period)' },
+  { name: 'memory', short: 'm', kind: 'string', value: 'SIZE', help: 'memory limit (32m, 1g; minimum 6m)' },
+  { name: 'pids-limit', kind: 'string', value: 'N', help: 'at most N processes (0 or -1: no limit)' },
+  { name: 'entrypoint', kind: 'string', value: 'CMD', help: "replace the image's Entrypoint ('' clears it)" },
+];
+
+const execFlags: FlagSpec[] = [
+  rootFlag,
+  {
+    name: 'env',
+    short: 'e',
+    kind: 'list',
+    value: 'K=V|K',
+    help: "set a variable (K alone: from tsbuild's environment)",
+  },
+  { name: 'workdir', short: 'w', kind: 'string', value: 'DIR', help: "working directory (default: the container's)" },
+  { name: 'user', short: 'u', kind: 'string', value: 'USER[:GROUP]', help: "name or id (default: the container's)" },
+  { name: 'interactive', short: 'i', kind: 'bool', help: 'pass stdin to the command' },
+  { name: 'tty', short: 't', kind: 'bool', help: 'give it a pseudo-terminal' },
+];
+
+const psFlags: FlagSpec[] = [
+  rootFlag,
+  { name: 'all', short: 'a', kind: 'bool', help: 'also stopped containers' },
+  { name: 'quiet', short: 'q', kind: 'bool', help: 'only ids' },
+  noTrunc,
+  formatJson,
+];
+
+const volumeSubcommands: CommandSpec['subcommands'] = {
+  ls: { usage: '[-q]', flags: [rootFlag, { name: 'quiet', short: 'q', kind: 'bool', help: 'only names' }] },
+  create: { usage: '[NAME]', flags: [rootFlag] },
+  inspect: { usage: 'NAME...', flags: [rootFlag] },
+  rm: {
+    usage: '[-f] NAME...',
+    flags: [rootFlag, { name: 'force', short: 'f', kind: 'bool', help: 'also a volume in use' }],
+  },
+  prune: {
+    usage: '[-a] [-f]',
+    flags: [
+      rootFlag,
+      { name: 'all', short: 'a', kind: 'bool', help: 'also unused named volumes' },
+      { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility (nothing asks)' },
+    ],
+  },
+};
+
+const cacheSubcommands: CommandSpec['subcommands'] = {
+  ls: {
+    usage: '[--format json] [--no-trunc]',
+    about: 'Every record: id, layer size, last use (a hit counts), in a tagged image, the step that made it.',
+    flags: [rootFlag, { ...formatJson }, noTrunc],
+  },
+  du: {
+    usage: '[--format json]',
+    about: "The records' layer bytes, and how much of it no tagged image uses (reclaimable).",
+    flags: [rootFlag, { ...formatJson, help: 'one JSON object' }],
+  },
+  prune: {
+    usage: '[--filter until=DURATION] [--keep-storage SIZE] [--all]',
+    about: 'Delete records (by default those whose layer no tagged image has), then what nothing reaches.',
+    flags: [
+      rootFlag,
+      { name: 'all', short: 'a', kind: 'bool', help: 'every record (never one a running build holds)' },
+      { name: 'filter', kind: 'list', value: 'until=DURATION', help: 'only records not used for DURATION (30m, 24h)' },
+      {
+        name: 'keep-storage',
+        kind: 'string',
+        value: 'SIZE',
+        help: 'least recently used first, only until the cache fits in SIZE (512m, 2g)',
+      },
+      { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility (nothing asks)' },
+    ],
+  },
+};
+
+export const commands: Record<string, CommandSpec> = {
+  build: {
+    summary: 'Build an image from a Dockerfile',
+    usage: '[OPTIONS] PATH      (also: tsbuild [OPTIONS] PATH)',
+    about: 'Build an image from a Dockerfile and the build context at PATH.',
+    flags: buildFlags,
+  },
+  run: {
+    summary: 'Run a command in a new container',
+    usage: '[OPTIONS] IMAGE [COMMAND] [ARG...]',
+    about:
+      "Exit status: the command's; 125 when tsbuild itself failed, 126 when the command cannot run, 127 when\n" +
+      'it is not found, 2 for a bad flag. Details: docs/containers.md.',
+    flags: runFlags,
+  },
+  ps: { summary: 'List containers', usage: '[OPTIONS]', flags: psFlags },
+  start: {
+    summary: 'Start stopped containers',
+    usage: '[-a] CONTAINER...',
+    flags: [rootFlag, { name: 'attach', short: 'a', kind: 'bool', help: 'in the foreground, with output and status' }],
+  },
+  stop: {
+    summary: 'Stop containers',
+    usage: '[OPTIONS] CONTAINER...',
+    flags: [
+      rootFlag,
+      { name: 'time', short: 't', kind: 'string', value: 'SECONDS', help: 'then SIGKILL after this long (default 10)' },
+      { name: 'signal', short: 's', kind: 'string', value: 'SIGNAL', help: 'the first signal (default SIGTERM)' },
+    ],
+  },
+  kill: {
+    summary: 'Send a signal to containers',
+    usage: '[-s SIGNAL] CONTAINER...',
+    flags: [rootFlag, { name: 'signal', short: 's', kind: 'string', value: 'SIGNAL', help: 'default SIGKILL' }],
+  },
+  rm: {
+    summary: 'Remove containers',
+    usage: '[OPTIONS] CONTAINER...',
+    flags: [
+      rootFlag,
+      { name: 'force', short: 'f', kind: 'bool', help: 'kill a running container first' },
+      { name: 'volumes', short: 'v', kind: 'bool', help: 'also remove its anonymous volumes' },
+    ],
+  },
+  logs: {
+    summary: "Show a detached container's output",
+    usage: '[-f] CONTAINER',
+    flags: [rootFlag, { name: 'follow', short: 'f', kind: 'bool', help: 'follow until it exits' }],
+  },
+  exec: {
+    summary: 'Run a command in a running container',
+    usage: '[OPTIONS] CONTAINER COMMAND [ARG...]',
+    flags: execFlags,
+  },
+  commit: {
+    summary: "Make an image from a container's changes",
+    usage: '[OPTIONS] CONTAINER [REF]',
+    flags: [
+      rootFlag,
+      {
+        name: 'change',
+        short: 'c',
+        kind: 'list',
+        value: 'INSTRUCTION',
+        help: 'a Dockerfile instruction (CMD, ENV, ...)',
+      },
+      { name: 'message', short: 'm', kind: 'string', value: 'MSG', help: 'commit message' },
+      { name: 'author', short: 'a', kind: 'string', value: 'AUTHOR', help: 'author' },
+    ],
+  },
+  volume: {
+    summary: 'Manage volumes (ls, create, inspect, rm, prune)',
+    usage: 'ls|create|inspect|rm|prune [OPTIONS]',
+    flags: [],
+    subcommands: volumeSubcommands,
+  },
+  container: {
+    summary: 'Container commands by their docker names (container ls, inspect, ...)',
+    usage: 'ls|run|start|stop|kill|rm|logs|inspect|exec|commit ...',
+    about: "The container commands under docker's management-command names; see each: tsbuild ps --help, ...",
+    flags: [],
+  },
+  images: {
+    summary: 'List images',
+    usage: '[OPTIONS]',
+    flags: [rootFlag, { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' }, noTrunc, formatJson],
+  },
+  inspect: {
+    summary: "Show an image's manifest, config and layers (or a container's state)",
+    usage: '[--type image|container] REF...',
+    flags: [rootFlag, { name: 'type', kind: 'string', value: 'image|container', help: 'what REF names' }],
+  },
+  tag: { summary: 'Add a tag to an image', usage: 'SOURCE TARGET', flags: [rootFlag] },
+  rmi: {
+    summary: 'Remove tags',
+    usage: 'REF...',
+    flags: [rootFlag, { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility' }],
+  },
+  prune: {
+    summary: 'Remove unreferenced blobs, snapshots and cache entries (never what is in use)',
+    usage: '[OPTIONS]',
+    about:
+      'Remove blobs, snapshots and cache records that no tag, cache record or lease reaches. What a\n' +
+      'running build, run, push, pull, commit or export uses, and what a container needs, is leased and\n' +
+      'never removed, whatever its age.',
+    flags: [
+      rootFlag,
+      {
+        name: 'all',
+        short: 'a',
+        kind: 'bool',
+        help: 'also drop the build cache (records not in use by a running build)',
+      },
+      { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility (nothing asks)' },
+      {
+        name: 'grace',
+        kind: 'string',
+        value: 'DURATION',
+        help: 'also keep unreferenced data younger than this (default 15m; 0 to keep none)',
+      },
+    ],
+  },
+  cache: {
+    summary: 'The build cache: ls, du, prune (docker buildx du / prune)',
+    usage: 'ls|du|prune [OPTIONS]',
+    about: "The build cache: one record per filesystem step, its layer under the step's cache key.",
+    flags: [],
+    subcommands: cacheSubcommands,
+  },
+  check: {
+    summary: 'Verify every blob, tag, cache record and snapshot (--repair drops what is broken)',
+    usage: '[--repair]',
+    about:
+      "Verify the store, like git fsck: every blob against its digest, every tag's image (manifests,\n" +
+      'configs, layers present, sizes as described), every cache record and snapshot entry. Expired\n' +
+      'leases (of processes that are gone) are removed. Prints what is wrong; exits 1 if anything is.',
+    flags: [
+      rootFlag,
+      {
+        name: 'repair',
+        kind: 'bool',
+        help: 'drop what cannot be fixed (corrupt blobs, incomplete tags, bad cache records, stray snapshots)',
+      },
+    ],
+  },
+  save: {
+    summary: 'Write images to an archive (docker load-able, or OCI)',
+    usage: 'REF... -o FILE [--format docker|oci]',
+    flags: [
+      rootFlag,
+      { name: 'output', short: 'o', kind: 'string', value: 'FILE', help: 'the archive to write' },
+      { name: 'format', kind: 'string', value: 'docker|oci', help: 'the archive layout (default docker)' },
+    ],
+  },
+  load: {
+    summary: 'Import an archive',
+    usage: '-i FILE',
+    flags: [
+      rootFlag,
+      { name: 'input', short: 'i', kind: 'string', value: 'FILE', help: 'the archive to read' },
+      { name: 'quiet', short: 'q', kind: 'bool', help: 'accepted for compatibility' },
+    ],
+  },
+  pull: {
+    summary: 'Fetch an image from a registry',
+    usage: '[OPTIONS] NAME[:TAG|@DIGEST]',
+    flags: [
+      rootFlag,
+      insecureFlag,
+      { name: 'platform', kind: 'string', value: 'OS/ARCH', help: 'which image of a multi-platform index' },
+      progressFlag,
+      quietFlag,
+    ],
+  },
+  push: {
+    summary: 'Push an image to a registry',
+    usage: '[OPTIONS] NAME[:TAG]',
+    flags: [rootFlag, insecureFlag, progressFlag, quietFlag],
+  },
+  login: {
+    summary: 'Log in to a registry',
+    usage: '[-u USER] [-p PASS | --password-stdin] REGISTRY',
+    flags: [
+      { name: 'username', short: 'u', kind: 'string', value: 'USER', help: 'user name' },
+      { name: 'password', short: 'p', kind: 'string', value: 'PASS', help: 'password (visible to ps: prefer stdin)' },
+      { name: 'password-stdin', kind: 'bool', help: 'read the password from stdin' },
+      insecureFlag,
+    ],
+  },
+  logout: { summary: 'Log out from a registry', usage: 'REGISTRY', flags: [] },
+  parse: {
+    summary: "Print a Dockerfile's instruction graph",
+    usage: '[OPTIONS] [PATH]',
+    flags: [
+      { name: 'file', short: 'f', kind: 'string', value: 'FILE', help: 'Dockerfile (default PATH/Dockerfile)' },
+      { name: 'format', kind: 'string', value: 'json|buildkit', help: 'the graph as JSON, or BuildKit’s dump' },
+      { name: 'build-arg', kind: 'list', value: 'K=V', help: 'set a build arg' },
+      { name: 'target', kind: 'string', value: 'STAGE', help: 'up to that stage' },
+    ],
+  },
+};
+
+/** A command's spec, or a subcommand's (`volume ls`), for the parser. */
+export function flagsOf(command: string, sub?: string): FlagSpec[] {
+  const c = commands[command];
+  if (!c) throw new Error(`internal: no flag spec for ${command}`);
+  if (sub === undefined) return c.flags;
+  const s = c.subcommands?.[sub];
+  if (!s) throw new Error(`internal: no flag spec for ${command} ${sub}`);
+  return s.flags;
+}

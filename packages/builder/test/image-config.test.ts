@@ -1,0 +1,188 @@
+// The image-config rules (src/image/config.ts), without root: each row is a Dockerfile, parsed by the
+// real parser, whose metadata steps are applied to scratch's config (or a base's) as the solver does;
+// each expectation is a rule docker build / BuildKit follow (ENTRYPOINT clears an inherited CMD, ...).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildGraph, parse } from '@tsbuild/parser';
+import type { ContainerConfig, ImageConfig } from '@tsbuild/layerstore';
+import {
+  applyStep,
+  DefaultPath,
+  expandPorts,
+  historyText,
+  inheritConfig,
+  scratchConfig,
+  setEnv,
+  type StageConfig,
+} from '../src/image/config.js';
+
+const amd64 = { os: 'linux', architecture: 'amd64' };
+
+/** The config of the last stage after its steps, starting from `base` (scratch's by default). */
+function configOf(dockerfile: string, base: ImageConfig = scratchConfig(amd64)): StageConfig {
+  const g = buildGraph(parse(dockerfile, { file: 'Dockerfile' }));
+  const stage = g.stages[g.stages.length - 1];
+  const state: StageConfig = { image: inheritConfig(base), cmdSet: false };
+  for (const step of stage.steps) applyStep(state, step);
+  return state;
+}
+
+const PATH = `PATH=${DefaultPath}`;
+const cases: { name: string; dockerfile: string; base?: ContainerConfig; want: Partial<ContainerConfig> }[] = [
+  { name: 'scratch has only PATH', dockerfile: 'FROM scratch\n', want: { Env: [PATH] } },
+  {
+    name: 'ENV appends; a key set again keeps its place',
+    dockerfile: 'FROM scratch\nENV A=1 B=2\nENV A=3\n',
+    want: { Env: [PATH, 'A=3', 'B=2'] },
+  },
+  {
+    name: 'ENV PATH replaces the default in place',
+    dockerfile: 'FROM scratch\nENV PATH=/x\n',
+    want: { Env: ['PATH=/x'] },
+  },
+  {
+    name: 'ENV sees earlier ENV',
+    dockerfile: 'FROM scratch\nENV A=a\nENV B=${A}b\n',
+    want: { Env: [PATH, 'A=a', 'B=ab'] },
+  },
+  {
+    name: 'LABEL merges with the base labels',
+    dockerfile: 'FROM scratch\nLABEL b=2 c="x y"\n',
+    base: { Labels: { a: '1', b: 'old' } },
+    want: { Labels: { a: '1', b: '2', c: 'x y' } },
+  },
+  {
+    name: 'EXPOSE: default tcp, protocol lower-cased, ranges expanded',
+    dockerfile: 'FROM scratch\nEXPOSE 80 53/UDP 8000-8002/tcp\n',
+    want: { ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {}, '8002/tcp': {} } },
+  },
+  {
+    name: 'VOLUME, JSON and shell form',
+    dockerfile: 'FROM scratch\nVOLUME ["/data"]\nVOLUME /a /b\n',
+    want: { Volumes: { '/data': {}, '/a': {}, '/b': {} } },
+  },
+  { name: 'USER as written', dockerfile: 'FROM scratch\nUSER app:staff\n', want: { User: 'app:staff' } },
+  {
+    name: 'WORKDIR relative to the previous',
+    dockerfile: 'FROM scratch\nWORKDIR /a\nWORKDIR b\n',
+    want: { WorkingDir: '/a/b' },
+  },
+  {
+    name: 'CMD shell form runs through the shell',
+    dockerfile: 'FROM scratch\nCMD echo hi\n',
+    want: { Cmd: ['/bin/sh', '-c', 'echo hi'] },
+  },
+  {
+    name: "ENTRYPOINT clears the base image's CMD",
+    dockerfile: 'FROM scratch\nENTRYPOINT ["/app"]\n',
+    base: { Cmd: ['/bin/sh'] },
+    want: { Entrypoint: ['/app'], Cmd: null },
+  },
+  {
+    name: 'ENTRYPOINT keeps a CMD set earlier in the same stage',
+    dockerfile: 'FROM scratch\nCMD ["--help"]\nENTRYPOINT ["/app"]\n',
+    base: { Cmd: ['/bin/sh'] },
+    want: { Entrypoint: ['/app'], Cmd: ['--help'] },
+  },
+  {
+    name: 'SHELL changes the shell of a later shell-form CMD',
+    dockerfile: 'FROM scratch\nSHELL ["/bin/bash", "-eo", "pipefail", "-c"]\nCMD echo hi\n',
+    want: { Shell: ['/bin/bash', '-eo', 'pipefail', '-c'], Cmd: ['/bin/bash', '-eo', 'pipefail', '-c', 'echo hi'] },
+  },
+  {
+    name: 'HEALTHCHECK with durations in nanoseconds and retries',
+    dockerfile: 'FROM scratch\nHEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD ["/ok"]\n',
+    want: { Healthcheck: { Test: ['CMD', '/ok'], Interval: 5e9, Timeout: 2e9, Retries: 3 } },
+  },
+  {
+    name: 'HEALTHCHECK NONE',
+    dockerfile: 'FROM scratch\nHEALTHCHECK NONE\n',
+    want: { Healthcheck: { Test: ['NONE'] } },
+  },
+  { name: 'STOPSIGNAL', dockerfile: 'FROM scratch\nSTOPSIGNAL SIGINT\n', want: { StopSignal: 'SIGINT' } },
+  {
+    name: 'ONBUILD triggers are recorded as written',
+    dockerfile: 'FROM scratch\nONBUILD RUN echo one\nONBUILD COPY . /src\n',
+    want: { OnBuild: ['RUN echo one', 'COPY . /src'] },
+  },
+  {
+    name: "the base's ONBUILD triggers are consumed, not inherited",
+    dockerfile: 'FROM scratch\n',
+    base: { OnBuild: ['RUN true'], Env: ['X=1'] },
+    want: { OnBuild: undefined, Env: ['X=1'] },
+  },
+  {
+    name: 'RUN, COPY and ARG change nothing in the config',
+    dockerfile: 'FROM scratch\nARG V=1\nRUN echo $V\nCOPY a /a\n',
+    want: { Env: [PATH], Cmd: undefined, WorkingDir: undefined },
+  },
+];
+
+for (const c of cases)
+  test(c.name, () => {
+    const base = scratchConfig(amd64);
+    if (c.base) base.config = { ...base.config, ...c.base };
+    const got = configOf(c.dockerfile, base).image.config!;
+    for (const [k, v] of Object.entries(c.want)) assert.equal(got[k as keyof ContainerConfig], v, k);
+  });
+
+test('MAINTAINER sets the author', () => {
+  assert.is(configOf('FROM scratch\nMAINTAINER Jane <j@x>\n').image.author, 'Jane <j@x>');
+});
+
+test('inheritConfig copies: the base is not changed by the stage', () => {
+  const base = scratchConfig(amd64);
+  base.config = { ...base.config, Labels: { a: '1' }, OnBuild: ['RUN x'] };
+  const before = structuredClone(base);
+  configOf('FROM scratch\nLABEL a=2\nENV Z=1\n', base);
+  assert.equal(base, before);
+});
+
+test('scratchConfig: platform, variant only when given, empty rootfs and history', () => {
+  assert.equal(scratchConfig(amd64), {
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Env: [PATH] },
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  });
+  assert.is(scratchConfig({ os: 'linux', architecture: 'arm', variant: 'v7' }).variant, 'v7');
+});
+
+const envCases: [string[] | undefined, string, string, string[]][] = [
+  [undefined, 'A', '1', ['A=1']],
+  [['A=1', 'B=2'], 'A', '3', ['A=3', 'B=2']],
+  [['A=1'], 'AB', '2', ['A=1', 'AB=2']],
+  [['A=x=y'], 'A', '', ['A=']],
+];
+for (const [env, k, v, want] of envCases)
+  test(`setEnv(${JSON.stringify(env)}, ${k}, ${JSON.stringify(v)})`, () => {
+    const copy = env ? [...env] : undefined;
+    assert.equal(setEnv(env, k, v), want);
+    assert.equal(env, copy, 'the input is not changed');
+  });
+
+const ports: [string, string[]][] = [
+  ['80', ['80/tcp']],
+  ['80/UDP', ['80/udp']],
+  ['1-3/sctp', ['1/sctp', '2/sctp', '3/sctp']],
+  ['${PORT}', ['${PORT}/tcp']],
+];
+for (const [spec, want] of ports) test(`expandPorts(${spec})`, () => assert.equal(expandPorts(spec), want));
+
+test('expandPorts: a huge range stops at 65536 entries', () => assert.is(expandPorts('0-999999').length, 65536));
+
+const history: [string, string][] = [
+  ['RUN  echo   a', 'RUN /bin/sh -c echo   a # buildkit'],
+  ['COPY  a   /b', 'COPY a /b # buildkit'],
+  ['WORKDIR /w', 'WORKDIR /w # buildkit'],
+  ['ENV A=1', 'ENV A=1'],
+  ['LABEL  x=1 \\\n  y=2', 'LABEL x=1 y=2'],
+];
+for (const [line, want] of history)
+  test(`historyText: ${JSON.stringify(line)}`, () => {
+    const g = buildGraph(parse(`FROM scratch\n${line}\n`, { file: 'Dockerfile' }));
+    assert.is(historyText(g.stages[0].steps[0]), want);
+  });
+
+test.run();
