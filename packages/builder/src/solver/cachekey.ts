@@ -130,7 +130,7 @@ const kinds: Record<string, ChangeKind> = {
 function change(name: string, before: string | null, after: string | null, what: string): Change {
   const [kind, ...rest] = name.split(':');
   const subject = rest.join(':');
-  const k = kinds[kind!] ?? 'input';
+  const k = kinds[kind] ?? 'input';
   // A digest that changes exactly when the input does: the input's own when it is one (a parent key,
   // an image), else the digest of what the key holds for it (a file's `kind:mode:content digest`).
   const digest = (d: string | null) =>

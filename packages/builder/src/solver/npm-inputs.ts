@@ -17,7 +17,7 @@ export function npmManifests(inputs: Inputs): Map<string, string> {
   const out = new Map<string, string>();
   for (const [name, digest] of inputs) {
     const m = manifest.exec(name) ?? hiddenLock.exec(name);
-    if (!m || m[1]!.split('/').includes('node_modules')) continue;
+    if (!m || m[1].split('/').includes('node_modules')) continue;
     // A regular file's input is `file:MODE:SHA256` (ops/sources.ts fileInput).
     const hex = /^file:[0-7]+:([a-f0-9]{64})$/.exec(digest)?.[1];
     if (hex) out.set(name.slice('file:'.length), hex);

@@ -217,7 +217,7 @@ export class Solver {
       let made: StageLayer | null = null;
       let ran = false;
       if (!this.o.noCache) {
-        hit = await this.o.store.cache.get(key as Digest);
+        hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key as Digest);
         if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) {
@@ -233,7 +233,7 @@ export class Solver {
       const row = { ...this.row(stage, index + 1, label, oneLine(step.source)), key };
       if (record) {
         // The record's last use, for `tsbuild cache prune --filter until=` (a dry run uses nothing).
-        if (hit && !this.o.dryRun) this.o.store.cache.touch(key as Digest);
+        if (hit && !this.o.dryRun) this.o.store.cache.touch(key);
         handle.cached();
         this.explain.push({ ...row, status: 'hit' });
       } else {
@@ -358,7 +358,12 @@ function missReason(previous: Inputs | undefined, now: Inputs, parent: StageStat
     const change = findChange(previous, now);
     // The step right after FROM: its parent key is the base image's, so the base moved.
     if (change.kind === 'parent' && parent.base?.key === parent.key)
-      return { ...change, kind: 'base', input: parent.base.ref, text: `base image ${parent.base.ref} now has another digest` };
+      return {
+        ...change,
+        kind: 'base',
+        input: parent.base.ref,
+        text: `base image ${parent.base.ref} now has another digest`,
+      };
     return change;
   }
   const own = (inputs: Inputs) => inputs.filter(([name]) => !name.startsWith('parent:'));

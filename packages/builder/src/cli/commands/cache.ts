@@ -201,7 +201,7 @@ async function pruneCache(argv: string[]): Promise<number> {
         if (leased.has(e.key) || usedSince(store, e)) continue;
         if (await store.cache.delete(e.key)) deleted++;
         // The step's --explain inputs go with it (solver.ts: inputsId).
-        await store.cache.delete(`sha256:${sha256(`inputs\0${e.key}`)}` as Digest);
+        await store.cache.delete(`sha256:${sha256(`inputs\0${e.key}`)}`);
       }
     });
     return picked;
