@@ -5,11 +5,24 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
-import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
+import { createServer } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
+import {
+  Base,
+  cleanup,
+  context,
+  ok,
+  repo,
+  storeWithBase,
+  tempDir,
+  tsbuild,
+  tsbuildP,
+  type Result,
+} from './helpers/cli.js';
 import { steps } from './helpers/progress.js';
 
 interface Step {
@@ -301,8 +314,9 @@ test('npm: a lockfile change is named package by package, with the direct depend
 });
 
 let reg: TestRegistry | undefined;
+const registry = async () => (reg ??= await startRegistry());
 test('a build failing at step 5 of 8 exports steps 1-4; the next, from an empty store, starts at step 5', async () => {
-  reg = await startRegistry();
+  const reg = await registry();
   const failing = (fail: boolean) => `FROM ${Base}
 WORKDIR /w
 COPY one.txt ./
@@ -338,6 +352,95 @@ RUN echo eight > /eight
   const b = ok(tsbuild(['build', '--progress=plain', ...args], { root: storeB }));
   assert.equal(steps(b.stderr).cached, ['WORKDIR /w', 'COPY one.txt ./', 'RUN cat one.txt > /one']);
   assert.equal(steps(b.stderr).ran, wouldRun(dry));
+});
+
+/** An address of this host that a RUN step's private network reaches (loopback is out of its reach). */
+function hostAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return undefined;
+}
+
+test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with --cache-from runs the step warm', async () => {
+  const ip = hostAddress();
+  if (!ip) return skip('no non-loopback IPv4 address for a RUN step to download from');
+  const reg = await registry();
+  // The "package registry": counts downloads.
+  let downloads = 0;
+  const server = createServer((_req, res) => {
+    downloads++;
+    res.end('package-bytes\n');
+  });
+  await new Promise<void>((r) => server.listen(0, ip, r));
+  try {
+    const url = `http://${ip}:${(server.address() as { port: number }).port}/pkg.tgz`;
+    const app = context({
+      Dockerfile: [
+        `FROM ${Base}`,
+        'ARG BUST=1',
+        `RUN --mount=type=cache,id=dl,target=/cache test -s /cache/pkg.tgz || wget -q -O /cache/pkg.tgz ${url}; \\`,
+        '    cp /cache/pkg.tgz /pkg.tgz && echo "$BUST" > /bust',
+        '',
+      ].join('\n'),
+    });
+    dirs.push(app);
+    const cacheRef = `${reg.host}/rebuild:mounts`;
+    const storeA = storeWithBase(temp('store-mounts-a'));
+    const a = await tsbuildP(
+      ['build', '--progress=plain', '--cache-to', `type=registry,ref=${cacheRef},mounts=dl`, app],
+      { root: storeA },
+    );
+    ok(a);
+    assert.is(downloads, 1);
+    assert.match(a.stderr, /1 cache mounts/);
+
+    // A fresh runner: the step runs (another BUST), with the cache mount restored: no download.
+    const storeB = storeWithBase(temp('store-mounts-b'));
+    const out = join(storeB, 'out');
+    const b = await tsbuildP(
+      [
+        'build',
+        '--progress=plain',
+        '--build-arg',
+        'BUST=2',
+        '--cache-from',
+        cacheRef,
+        '-o',
+        `type=local,dest=${out}`,
+        app,
+      ],
+      { root: storeB },
+    );
+    ok(b);
+    const ran = steps(b.stderr).ran;
+    assert.is(ran.length, 1);
+    assert.match(ran[0], /^RUN --mount=type=cache,id=dl/);
+    assert.match(b.stderr, /restored cache mount dl from /);
+    assert.is(downloads, 1, 'the restored cache mount was not used');
+    assert.is(readFileSync(join(out, 'pkg.tgz'), 'utf8'), 'package-bytes\n');
+    // The mount's content stays out of the image.
+    assert.not.ok(existsSync(join(out, 'cache', 'pkg.tgz')));
+
+    // The control: a fresh store without --cache-from downloads.
+    const storeC = storeWithBase(temp('store-mounts-c'));
+    ok(await tsbuildP(['build', '-q', '--build-arg', 'BUST=3', app], { root: storeC }));
+    assert.is(downloads, 2);
+  } finally {
+    server.close();
+  }
+});
+
+test('bad mounts= and max-size= values are usage errors', () => {
+  const table: [string, string, RegExp][] = [
+    ['--cache-from', 'type=registry,ref=localhost:5000/x:1,mounts=dl', /mounts= only applies to --cache-to/],
+    ['--cache-to', 'type=registry,ref=localhost:5000/x:1,mounts=', /mounts= needs at least one id/],
+    ['--cache-to', 'type=registry,ref=localhost:5000/x:1,mounts=a,b,max-size=lots', /invalid size "lots"/],
+  ];
+  for (const [flag, value, re] of table) {
+    const r = tsbuild(['build', flag, value, ctx], { root });
+    assert.is(r.code, 2, `${flag} ${value}`);
+    assert.match(r.stderr, re);
+  }
 });
 
 test('cache ls, du and prune: records with the step that made them; prune by age, by size, all', () => {

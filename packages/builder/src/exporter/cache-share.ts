@@ -10,9 +10,13 @@
 // registry until a step hits: then the solver's fetchLayer hook (see solver/solver.ts) fetches exactly
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
+import { existsSync, promises as fsp } from 'node:fs';
+import { cacheMountPath } from '../solver/ops/cachemounts.js';
 import {
   parseReference,
   remote,
+  unpackLayer,
+  writeLayer,
   type BlobStore,
   type Descriptor,
   type Digest,
@@ -20,7 +24,7 @@ import {
   type Store,
 } from '@tsbuild/layerstore';
 import { UsageError } from '../errors.js';
-import { parseCsv } from '../options.js';
+import { parseSize } from '../options.js';
 import type { Reporter } from '../progress/index.js';
 
 /** Records a registry cache holds, kept in memory for the build that asked for them (importCache). */
@@ -29,6 +33,11 @@ export interface ImportedCache {
   fetchLayer(layer: Layer): Promise<boolean>;
   /** Whether an imported artifact lists this layer (a dry run counts it as a hit without fetching it). */
   canFetch(digest: Digest): boolean;
+  /**
+   * Fills an empty cache mount directory with what an imported artifact carries for that id (once per
+   * id and build; a directory that already has content is left alone: the store's own cache wins).
+   */
+  restoreMount(id: string, dir: string): Promise<void>;
 }
 
 /** What a cache record of a filesystem step holds. */
@@ -42,6 +51,16 @@ export interface StepRecord {
 export interface CacheRef {
   ref: string;
   mode: 'min' | 'max';
+  /** --cache-to ...,mounts=ID[,ID...]: the RUN --mount=type=cache ids whose content travels too. */
+  mounts: string[];
+  /** --cache-to ...,max-size=SIZE: a mount's layer larger than this is not exported. */
+  maxSize?: number;
+}
+
+/** A cache mount's content in an artifact: one layer, listed among the records (old readers skip it: no key). */
+interface MountRecord {
+  mount: string;
+  layer: Layer;
 }
 
 /** One shareable record: the solver's cache record of a filesystem step under its key. */
@@ -51,14 +70,23 @@ export interface SharedRecord {
   created: string;
 }
 
-/** `type=registry,ref=R[,mode=min|max]`, or a bare `R` (as buildx takes it for --cache-from). */
+/**
+ * `type=registry,ref=R[,mode=min|max][,mounts=ID[,ID...]][,max-size=SIZE]`, or a bare `R` (as buildx takes
+ * it for --cache-from). The ids of `mounts=` run on after commas until the next `key=`.
+ */
 export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-from'): CacheRef {
-  const kv = value.includes('=')
-    ? parseCsv(value, flag)
-    : new Map([
-        ['type', 'registry'],
-        ['ref', value],
-      ]);
+  const kv = new Map<string, string>();
+  if (!value.includes('=')) kv.set('type', 'registry').set('ref', value);
+  else {
+    let last: string | undefined;
+    for (const part of value.split(',')) {
+      if (part === '') continue;
+      const eq = part.indexOf('=');
+      if (eq < 0 && last === 'mounts') kv.set('mounts', `${kv.get('mounts')},${part}`);
+      else if (eq <= 0) throw new UsageError(`${flag}: "${part}" is not key=value`);
+      else kv.set((last = part.slice(0, eq).trim()), part.slice(eq + 1));
+    }
+  }
   const type = kv.get('type') ?? 'registry';
   if (type !== 'registry') throw new UsageError(`${flag} ${value}: type=${type} is not supported (only type=registry)`);
   const ref = kv.get('ref');
@@ -70,11 +98,17 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
   }
   const mode = kv.get('mode') ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
-  if (flag === '--cache-from' && kv.has('mode'))
-    throw new UsageError(`${flag} ${value}: mode= only applies to --cache-to`);
+  for (const k of ['mode', 'mounts', 'max-size'])
+    if (flag === '--cache-from' && kv.has(k))
+      throw new UsageError(`${flag} ${value}: ${k}= only applies to --cache-to`);
   for (const k of kv.keys())
-    if (!['type', 'ref', 'mode'].includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
-  return { ref, mode };
+    if (!['type', 'ref', 'mode', 'mounts', 'max-size'].includes(k))
+      throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
+  const mounts = (kv.get('mounts') ?? '').split(',').filter(Boolean);
+  if (kv.has('mounts') && !mounts.length) throw new UsageError(`${flag} ${value}: mounts= needs at least one id`);
+  const size = kv.get('max-size');
+  const maxSize = size === undefined ? undefined : parseSize(size, `${flag} max-size`);
+  return { ref, mode, mounts, maxSize };
 }
 
 const digestRe = /^sha256:[a-f0-9]{64}$/;
@@ -86,7 +120,17 @@ function validRecord(r: unknown): r is SharedRecord {
   const x = r as Partial<SharedRecord>;
   if (!isDigest(x.key) || typeof x.created !== 'string' || Number.isNaN(Date.parse(x.created))) return false;
   if (x.layer === null) return true;
-  const l = x.layer as Partial<Layer> | undefined;
+  return validLayer(x.layer);
+}
+
+function validMount(r: unknown): r is MountRecord {
+  if (!r || typeof r !== 'object') return false;
+  const x = r as Partial<MountRecord>;
+  return typeof x.mount === 'string' && x.mount.length > 0 && x.mount.length < 256 && validLayer(x.layer);
+}
+
+function validLayer(layer: unknown): layer is Layer {
+  const l = layer as Partial<Layer> | undefined;
   return (
     !!l &&
     isDigest(l.digest) &&
@@ -117,6 +161,9 @@ export async function importCache(
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
   const sources = new Map<Digest, { ref: string; desc: Descriptor }[]>();
+  /** The content of cache mounts, by id (the first artifact to carry an id wins). */
+  const mounts = new Map<string, { ref: string; desc: Descriptor; layer: Layer }>();
+  const restored = new Map<string, Promise<void>>();
   for (const { ref } of refs) {
     let artifact;
     try {
@@ -131,6 +178,10 @@ export async function importCache(
     }
     const records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
     const inArtifact = new Map(artifact.layers.map((d) => [d.digest, d]));
+    for (const m of Array.isArray(artifact.records) ? artifact.records.filter(validMount) : []) {
+      const desc = inArtifact.get(m.layer.digest);
+      if (desc && !mounts.has(m.mount)) mounts.set(m.mount, { ref, desc, layer: m.layer });
+    }
     let imported = 0;
     for (const r of records) {
       // A record whose layer the artifact does not carry could never be used on a hit.
@@ -157,9 +208,29 @@ export async function importCache(
   }
 
   const record = (key: Digest) => byKey.get(key);
+  const restore = async (id: string, dir: string) => {
+    const m = mounts.get(id);
+    if (!m || (await fsp.readdir(dir)).length > 0) return;
+    try {
+      const stats = await remote.fetchBlobs(store.blobs, m.ref, [m.desc], await o.opts(m.ref));
+      // The layer is untrusted: unpackLayer writes beneath the directory, never through a link.
+      await unpackLayer(store.blobs.open(m.layer.digest), m.layer.mediaType, dir, {
+        mode: 'apply',
+        diffID: m.layer.diffID,
+      });
+      o.reporter.info(`restored cache mount ${id} from ${m.ref} (${stats.bytesDownloaded} bytes downloaded)`);
+    } catch (e) {
+      o.reporter.warn(`--cache-from ${m.ref}: restoring cache mount ${id}: ${(e as Error).message}`);
+    }
+  };
   return {
     record,
     canFetch: (digest) => sources.has(digest),
+    restoreMount: (id, dir) => {
+      let p = restored.get(id);
+      if (!p) restored.set(id, (p = restore(id, dir)));
+      return p;
+    },
     fetchLayer: async (layer) => {
       for (const { ref, desc } of sources.get(layer.digest) ?? []) {
         try {
@@ -195,17 +266,20 @@ export async function exportCache(
     }
     const handle = o.reporter.step(`exporting cache to ${t.ref} (mode=${t.mode})`);
     try {
+      const carried = await exportMounts(store, t, o.reporter);
+      for (const { layer: l } of carried)
+        layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
       // In digest order: stages run at once and layers are written in the background, so the order
       // records arrive in varies from build to build, and the artifact must not.
       const byDigest = <T>(m: Map<Digest, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
       const result = await remote.pushCache(
         store.blobs,
         t.ref,
-        { records: byDigest(chosen), layers: byDigest(layers) },
+        { records: [...byDigest(chosen), ...carried], layers: byDigest(layers) },
         await o.opts(t.ref),
       );
       handle.log(
-        `${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
+        `${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
       );
       handle.done();
     } catch (e) {
@@ -213,4 +287,27 @@ export async function exportCache(
       throw e;
     }
   }
+}
+
+/**
+ * The content of each `mounts=` id as one layer (gzip; the same content gives the same digest, which
+ * the registry then already has). What RUN steps wrote there is untrusted: the layer is written from
+ * an lstat walk that never follows a link. Never part of an image or a key: only the artifact lists it.
+ */
+async function exportMounts(store: Store, t: CacheRef, reporter: Reporter): Promise<MountRecord[]> {
+  const out: MountRecord[] = [];
+  for (const id of [...t.mounts].sort()) {
+    const { dir } = cacheMountPath(store, id);
+    if (!existsSync(dir)) {
+      reporter.warn(`--cache-to ${t.ref}: no cache mount with id ${id} in this store; not exported`);
+      continue;
+    }
+    const layer = await writeLayer(store.blobs, dir, { compression: 'gzip' });
+    if (t.maxSize !== undefined && layer.size > t.maxSize) {
+      reporter.warn(`--cache-to ${t.ref}: cache mount ${id} is ${layer.size} bytes, over max-size; not exported`);
+      continue;
+    }
+    out.push({ mount: id, layer });
+  }
+  return out;
 }

@@ -9,6 +9,7 @@ import { openStore } from '../root.js';
 import { build, dryRun } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
+import type { CacheRef } from '../../exporter/cache-share.js';
 import { parseReference, Store } from '@tsbuild/layerstore';
 import { BuildError, UsageError } from '../../errors.js';
 import { readControlFile } from '../../context/context.js';
@@ -250,7 +251,7 @@ async function dryRunCommand(o: {
   allowNetworkHost: boolean;
   secrets: Map<string, { file?: string; env?: string }>;
   sourceDateEpoch: number | undefined;
-  cacheFrom: { ref: string; mode: 'min' | 'max' }[];
+  cacheFrom: CacheRef[];
   cacheShare: Awaited<ReturnType<typeof cacheShareModule>> | undefined;
   insecure: string[];
   explain: string;
