@@ -361,7 +361,7 @@ function hostAddress(): string | undefined {
   return undefined;
 }
 
-test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with --cache-from runs the step warm', async () => {
+test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with --cache-from starts warm', async () => {
   const ip = hostAddress();
   if (!ip) return skip('no non-loopback IPv4 address for a RUN step to download from');
   const reg = await registry();

@@ -279,7 +279,9 @@ export async function exportCache(
         await o.opts(t.ref),
       );
       handle.log(
-        `${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
+        `${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers; ` +
+          `uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ` +
+          `${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
       );
       handle.done();
     } catch (e) {
