@@ -34,7 +34,8 @@ function mulberry32(seed) {
 const WORDS = (
   'function return const let var if else for while switch case break continue new this class extends ' +
   'import export default from async await yield try catch finally throw typeof instanceof null undefined true false ' +
-  'module exports require prototype length push map filter reduce options callback resolve reject promise buffer stream ' +
+  'module exports require prototype length push map filter reduce options callback resolve reject promise buffer ' +
+  'stream ' +
   'value key index result error data config path file name type string number object array emit listener handler ' +
   'parse format encode decode serialize request response headers status body cache token node util assert'
 ).split(' ');
@@ -176,7 +177,8 @@ export function ensureManyFiles(quick, log = console.log) {
   const r = generateManyFiles({ files, totalMB, out: nm });
   writeFileSync(join(dir, 'DONE'), JSON.stringify(r) + '\n');
   log(
-    `gen-data: ${nm}: ${r.files} files, ${(r.bytes / 1048576).toFixed(1)} MiB, sha256 ${r.sha256.slice(0, 16)}… in ${((performance.now() - t) / 1000).toFixed(1)}s`,
+    `gen-data: ${nm}: ${r.files} files, ${(r.bytes / 1048576).toFixed(1)} MiB, sha256 ${r.sha256.slice(0, 16)}… in ` +
+      `${((performance.now() - t) / 1000).toFixed(1)}s`,
   );
   return nm;
 }

@@ -49,7 +49,9 @@ const known = ['small', 'many-files', 'big-file'];
 for (const i of images) if (!known.includes(i)) throw new Error(`--images: "${i}" is not one of ${known.join(', ')}`);
 const log = (m) => process.stderr.write(`push-bench: ${m}\n`);
 
-/** Run a command under /usr/bin/time: wall ms (measured here), user+sys ms and peak RSS of the process tree's largest. */
+/**
+ * Run a command under /usr/bin/time: wall ms (measured here), user+sys ms and peak RSS of the process tree's largest.
+ */
 function run(cmd, args, env = {}) {
   return new Promise((resolve, reject) => {
     const t = performance.now();
@@ -134,8 +136,10 @@ try {
     mkdirSync(ctx);
     await run('bash', [
       '-c',
-      `cd ${ctx} && i=0; while [ $i -lt 225 ]; do head -c 1048576 /dev/urandom; yes 'compressible text 0123456789 abcdefghij' | head -c 1048576; i=$((i+1)); done > big.bin && ` +
-        `mkdir parts && for p in 1 2 3 4 5; do head -c 5242880 /dev/urandom > parts/p$p.bin; yes "part $p" | head -c 5242880 >> parts/p$p.bin; done`,
+      `cd ${ctx} && i=0; while [ $i -lt 225 ]; do head -c 1048576 /dev/urandom; yes 'compressible text 0123456789 ` +
+        `abcdefghij' | head -c 1048576; i=$((i+1)); done > big.bin && ` +
+        `mkdir parts && for p in 1 2 3 4 5; do head -c 5242880 /dev/urandom > parts/p$p.bin; yes "part $p" | head ` +
+        `-c 5242880 >> parts/p$p.bin; done`,
     ]);
     await build('big-file', ctx, 'FROM scratch\nCOPY . /data/\n');
     rmSync(ctx, { recursive: true, force: true });
@@ -216,7 +220,8 @@ try {
       const regTheirs = await fresh();
       const refs = { first: `${regOurs.host}/bench/x:1`, 'other repository': `${regOurs.host}/bench/other:1` };
       for (const ref of Object.values(refs)) await tagAs(name, ref);
-      rmSync(path.join(storeRoot, 'remote'), { recursive: true, force: true }); // no mounts from earlier runs' registries
+      // no mounts from earlier runs' registries
+      rmSync(path.join(storeRoot, 'remote'), { recursive: true, force: true });
       const ours = async (phase) => {
         const res = await tsbuild(['push', '--progress', 'plain', refs[phase] ?? refs.first]);
         const s = pushed(res);
@@ -267,12 +272,14 @@ try {
     const a = median(inproc[k].ours);
     const b = median(inproc[k].theirs);
     console.log(
-      `| ${k} | ${fmt(a)}${k === 'first' ? ` (${(mb / (a / 1000)).toFixed(0)} MiB/s)` : ''} | ${fmt(b)} | ${(a / b).toFixed(2)} |`,
+      `| ${k} | ${fmt(a)}${k === 'first' ? ` (${(mb / (a / 1000)).toFixed(0)} MiB/s)` : ''} | ${fmt(b)} | ` +
+        `${(a / b).toFixed(2)} |`,
     );
   }
   console.log('');
   console.log(
-    `\`tsbuild push --progress plain REF\` (process start included) vs \`skopeo copy oci:STORE:REF docker://…\`; ${runs} runs, medians [min–max]; CPU = user+sys of the process`,
+    `\`tsbuild push --progress plain REF\` (process start included) vs \`skopeo copy oci:STORE:REF docker://…\`; ` +
+      `${runs} runs, medians [min–max]; CPU = user+sys of the process`,
   );
   console.log(
     '| image | push | tsbuild push | skopeo copy | tsbuild / skopeo | CPU tsbuild / skopeo | tsbuild peak RSS |',
@@ -284,7 +291,9 @@ try {
       const a = median(x.ours);
       const b = median(x.theirs);
       console.log(
-        `| ${phase === 'first' ? described[name] : ''} | ${phase} | ${secs(a)}${spread(x.ours)} | ${secs(b)}${spread(x.theirs)} | ${(a / b).toFixed(2)} | ${secs(median(x.oursCpu))} / ${secs(median(x.theirsCpu))} | ${(median(x.oursRss) / 1024).toFixed(0)} MB |`,
+        `| ${phase === 'first' ? described[name] : ''} | ${phase} | ${secs(a)}${spread(x.ours)} | ` +
+          `${secs(b)}${spread(x.theirs)} | ${(a / b).toFixed(2)} | ${secs(median(x.oursCpu))} / ` +
+          `${secs(median(x.theirsCpu))} | ${(median(x.oursRss) / 1024).toFixed(0)} MB |`,
       );
     }
   }

@@ -139,10 +139,12 @@ for (const [v, ms] of Object.entries(m)) console.log(`  ${v.padEnd(14)} ${ms.toF
 console.log(`private network start (once per build) ${networkStartMs.toFixed(1)} ms`);
 console.log(
   `sandbox / runc+overlay       = ${(m.sandbox / m['runc+overlay']).toFixed(2)}x` +
-    ` (network none: ${(m['sandbox-none'] / m['runc+overlay']).toFixed(2)}x, host: ${(m['sandbox-host'] / m['runc+overlay']).toFixed(2)}x)`,
+    ` (network none: ${(m['sandbox-none'] / m['runc+overlay']).toFixed(2)}x, host: ` +
+    `${(m['sandbox-host'] / m['runc+overlay']).toFixed(2)}x)`,
 );
 console.log(`sandbox / runc (pre-mounted) = ${(m.sandbox / m.runc).toFixed(2)}x`);
 console.log(
-  `overhead over a bare spawn: sandbox ${(m.sandbox - m.spawn).toFixed(1)} ms, runc+overlay ${(m['runc+overlay'] - m.spawn).toFixed(1)} ms ` +
+  `overhead over a bare spawn: sandbox ${(m.sandbox - m.spawn).toFixed(1)} ms, runc+overlay ` +
+    `${(m['runc+overlay'] - m.spawn).toFixed(1)} ms ` +
     `(ratio ${((m.sandbox - m.spawn) / (m['runc+overlay'] - m.spawn)).toFixed(2)}x)`,
 );

@@ -114,7 +114,9 @@ export function staleness(base = root) {
   }
   const bundle = join(base, 'packages', 'builder', 'dist', 'tsbuild.cjs');
   if (existsSync(join(base, 'packages', 'builder', 'scripts', 'bundle.mjs'))) {
-    const inputs = ['parser', 'layerstore', 'sandbox', 'containers', 'builder'].map((p) => built[join('packages', p)] ?? 0);
+    const inputs = ['parser', 'layerstore', 'sandbox', 'containers', 'builder'].map(
+      (p) => built[join('packages', p)] ?? 0,
+    );
     if (mtime(bundle) < Math.max(...inputs)) {
       problems.push('packages/builder/dist/tsbuild.cjs is older than the code it bundles (run pnpm run build)');
     }

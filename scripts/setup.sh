@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # gcc and libc6-dev build the sandbox's launcher and the context walker (static, from C); slirp4netns
 # connects the private network of RUN steps and containers (the default network); ADD of a bzip2/xz
-# file runs bzip2/xz to see whether its content is a tar (and GNU tar to unpack it).
-runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils)
+# file runs bzip2/xz to see whether its content is a tar (and GNU tar to unpack it); uidmap's
+# newuidmap/newgidmap map a rootless user's subordinate id ranges (README.md, "Rootless").
+runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils uidmap)
 # e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device. buildah and podman: the
 # benchmark's peers (bench/run.mjs: build + push, run --rm), which reports them "not installed" when missing.
 testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs buildah podman)
@@ -22,6 +23,10 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Rootless, slirp4netns opens /dev/net/tun as the user: udev makes it 0666, a machine without udev
+# (a container, some VMs) leaves it 0600 and a rootless RUN step could not reach the network.
+if [[ -c /dev/net/tun && "$(stat -c %a /dev/net/tun)" != 666 ]]; then chmod 0666 /dev/net/tun; fi
 
 pnpm_version=$(node -p "require('./package.json').packageManager.split('@')[1]")
 if [[ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_version" ]]; then

@@ -97,20 +97,23 @@ const sizeCases = [
 ];
 for (const c of sizeCases) {
   const limit = c.limit ?? '(default 2g)';
-  test(`ADD URL of 3 MiB (${c.path}) with TSBUILD_ADD_MAX_SIZE=${limit}: ${c.fails ? 'refused' : 'fetched'}`, async () => {
-    const ctx = context({ Dockerfile: `FROM ${Base}\nADD ${base}${c.path} /opt/\n` });
-    const env: Record<string, string> = c.limit ? { TSBUILD_ADD_MAX_SIZE: c.limit } : {};
-    const r = await tsbuildP(['build', '--progress=plain', ctx], { root, env });
-    if (!c.fails) {
-      ok(r);
-      return;
-    }
-    assert.is(r.code, 1);
-    assert.match(r.stderr, /ADD http:\/\/127\.0\.0\.1:\d+\/big[-a-z]*: the download is larger than 1048576 bytes/);
-    assert.match(r.stderr, /the limit for ADD of a URL \(raise it with TSBUILD_ADD_MAX_SIZE=SIZE/);
-    assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
-    cleanup(ctx);
-  });
+  test(
+    `ADD URL of 3 MiB (${c.path}) with TSBUILD_ADD_MAX_SIZE=${limit}: ` + `${c.fails ? 'refused' : 'fetched'}`,
+    async () => {
+      const ctx = context({ Dockerfile: `FROM ${Base}\nADD ${base}${c.path} /opt/\n` });
+      const env: Record<string, string> = c.limit ? { TSBUILD_ADD_MAX_SIZE: c.limit } : {};
+      const r = await tsbuildP(['build', '--progress=plain', ctx], { root, env });
+      if (!c.fails) {
+        ok(r);
+        return;
+      }
+      assert.is(r.code, 1);
+      assert.match(r.stderr, /ADD http:\/\/127\.0\.0\.1:\d+\/big[-a-z]*: the download is larger than 1048576 bytes/);
+      assert.match(r.stderr, /the limit for ADD of a URL \(raise it with TSBUILD_ADD_MAX_SIZE=SIZE/);
+      assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+      cleanup(ctx);
+    },
+  );
 }
 
 test('TSBUILD_ADD_MAX_SIZE that is not a size is a usage error', async () => {

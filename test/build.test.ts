@@ -30,7 +30,10 @@ interface Case {
 const cases: Case[] = [
   {
     name: 'ENV both forms, LABEL, EXPOSE, VOLUME, USER, STOPSIGNAL, MAINTAINER',
-    dockerfile: `FROM ${Base}\nENV A=1 B="two words"\nENV C three four\nLABEL org.example.x="y z" k=v\nEXPOSE 80 443/udp 8000-8001\nVOLUME ["/data", "/logs"]\nUSER app:users\nSTOPSIGNAL SIGTERM\nMAINTAINER someone@example.com\n`,
+    dockerfile:
+      `FROM ${Base}\nENV A=1 B="two words"\nENV C three four\nLABEL org.example.x="y z" k=v\n` +
+      `EXPOSE 80 443/udp 8000-8001\nVOLUME ["/data", "/logs"]\nUSER app:users\nSTOPSIGNAL SIGTERM\n` +
+      `MAINTAINER someone@example.com\n`,
     config: {
       Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'B=two words', 'C=three four'],
       Labels: { 'org.example.x': 'y z', k: 'v' },
@@ -53,7 +56,9 @@ const cases: Case[] = [
   },
   {
     name: 'HEALTHCHECK with durations; ONBUILD is recorded',
-    dockerfile: `FROM ${Base}\nHEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD wget -q localhost || exit 1\nONBUILD RUN echo child\n`,
+    dockerfile:
+      `FROM ${Base}\nHEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD wget -q localhost || exit 1\n` +
+      `ONBUILD RUN echo child\n`,
     config: {
       Healthcheck: { Test: ['CMD-SHELL', 'wget -q localhost || exit 1'], Interval: 5e9, Timeout: 2e9, Retries: 4 },
       OnBuild: ['RUN echo child'],
@@ -73,7 +78,9 @@ const cases: Case[] = [
   },
   {
     name: 'RUN exec form and heredoc',
-    dockerfile: `FROM ${Base}\nRUN ["/bin/sh", "-c", "echo exec > /exec.txt"]\nRUN <<EOF\necho one > /heredoc.txt\necho two >> /heredoc.txt\nEOF\n`,
+    dockerfile:
+      `FROM ${Base}\nRUN ["/bin/sh", "-c", "echo exec > /exec.txt"]\nRUN <<EOF\necho one > /heredoc.txt\n` +
+      `echo two >> /heredoc.txt\nEOF\n`,
     expect: { 'exec.txt': { content: 'exec\n' }, 'heredoc.txt': { content: 'one\ntwo\n' } },
   },
   {
@@ -147,7 +154,9 @@ const cases: Case[] = [
   {
     name: 'COPY --exclude and --parents',
     files: { 'a/x.txt': 'x', 'a/y.tmp': 'y', 'b/z.txt': 'z' },
-    dockerfile: `# syntax=docker/dockerfile:1.7-labs\nFROM ${Base}\nCOPY --exclude=*.tmp a /ex/\nCOPY --parents a/x.txt b/z.txt /par/\n`,
+    dockerfile:
+      `# syntax=docker/dockerfile:1.7-labs\nFROM ${Base}\nCOPY --exclude=*.tmp a /ex/\n` +
+      `COPY --parents a/x.txt b/z.txt /par/\n`,
     expect: {
       'ex/x.txt': { content: 'x' },
       'ex/y.tmp': { absent: true },
@@ -162,19 +171,27 @@ const cases: Case[] = [
   },
   {
     name: 'multi-stage: COPY --from a named stage and by index; unneeded stages skipped',
-    dockerfile: `FROM ${Base} AS one\nRUN echo built > /artifact\nFROM ${Base} AS unused\nRUN exit 1\nFROM ${Base}\nCOPY --from=one /artifact /from-name\nCOPY --from=0 /artifact /from-index\n`,
+    dockerfile:
+      `FROM ${Base} AS one\nRUN echo built > /artifact\nFROM ${Base} AS unused\nRUN exit 1\n` +
+      `FROM ${Base}\nCOPY --from=one /artifact /from-name\nCOPY --from=0 /artifact /from-index\n`,
     expect: { 'from-name': { content: 'built\n' }, 'from-index': { content: 'built\n' } },
   },
   {
     name: 'FROM an earlier stage inherits its config and files',
-    dockerfile: `FROM ${Base} AS base\nENV FROM_BASE=yes\nRUN echo base > /base.txt\nFROM base\nRUN echo $FROM_BASE > /child.txt\n`,
+    dockerfile:
+      `FROM ${Base} AS base\nENV FROM_BASE=yes\nRUN echo base > /base.txt\nFROM base\n` +
+      `RUN echo $FROM_BASE > /child.txt\n`,
     config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_BASE=yes'] },
     expect: { 'base.txt': { content: 'base\n' }, 'child.txt': { content: 'yes\n' } },
   },
   {
     name: 'RUN --mount bind (context, read-only), tmpfs and cache',
     files: { 'data/in.txt': 'input' },
-    dockerfile: `FROM ${Base}\nRUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in.txt > /copied && (touch /mnt/data/x 2>/dev/null && echo writable || echo readonly) >> /copied\nRUN --mount=type=tmpfs,target=/scratch touch /scratch/t && ls /scratch > /tmpfs.txt\nRUN --mount=type=cache,target=/cache echo v >> /cache/log && wc -l < /cache/log > /cache-count\n`,
+    dockerfile:
+      `FROM ${Base}\nRUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in.txt > /copied ` +
+      `&& (touch /mnt/data/x 2>/dev/null && echo writable || echo readonly) >> /copied\n` +
+      `RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && ls /scratch > /tmpfs.txt\n` +
+      `RUN --mount=type=cache,target=/cache echo v >> /cache/log && wc -l < /cache/log > /cache-count\n`,
     expect: {
       copied: { content: 'inputreadonly\n' },
       'tmpfs.txt': { content: 't\n' },

@@ -226,29 +226,33 @@ for (const [what, change, want] of changes) {
   });
 }
 
-test('a name that is not UTF-8: COPY says so and fails; left out, or read through a bind mount, it works and is keyed', () => {
-  const c = context({ Dockerfile: `FROM ${Base}\nCOPY d/ /d/\n`, 'd/ok.txt': 'ok' });
-  const bad = Buffer.concat([Buffer.from(join(c, 'd') + '/'), Buffer.from([0x62, 0xff])]);
-  writeFileSync(bad, 'v1');
-  const r = tsbuild(['build', '--progress=plain', c], { root });
-  assert.is(r.code, 1, r.stderr);
-  assert.match(
-    r.stderr,
-    /cannot copy "d\/b\\xff" from the build context: its name \(or its link target\) is not valid UTF-8/,
-  );
-  assert.not.match(r.stderr, /\n\s+at /);
-  writeFileSync(join(c, '.dockerignore'), 'd/b*\n');
-  ok(tsbuild(['build', '--progress=plain', c], { root }));
-  rmSync(join(c, '.dockerignore'));
-  writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nRUN --mount=type=bind,source=d,target=/d cat /d/* > /all\n`);
-  ok(tsbuild(['build', '--progress=plain', c], { root }));
-  assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, []);
-  writeFileSync(bad, 'v2');
-  assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, [
-    'RUN --mount=type=bind,source=d,target=/d cat /d/* > /all',
-  ]);
-  cleanup(c);
-});
+test(
+  'a name that is not UTF-8: COPY says so and fails; left out, or read through a bind mount, it works and is ' +
+    'keyed',
+  () => {
+    const c = context({ Dockerfile: `FROM ${Base}\nCOPY d/ /d/\n`, 'd/ok.txt': 'ok' });
+    const bad = Buffer.concat([Buffer.from(join(c, 'd') + '/'), Buffer.from([0x62, 0xff])]);
+    writeFileSync(bad, 'v1');
+    const r = tsbuild(['build', '--progress=plain', c], { root });
+    assert.is(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /cannot copy "d\/b\\xff" from the build context: its name \(or its link target\) is not valid UTF-8/,
+    );
+    assert.not.match(r.stderr, /\n\s+at /);
+    writeFileSync(join(c, '.dockerignore'), 'd/b*\n');
+    ok(tsbuild(['build', '--progress=plain', c], { root }));
+    rmSync(join(c, '.dockerignore'));
+    writeFileSync(join(c, 'Dockerfile'), `FROM ${Base}\nRUN --mount=type=bind,source=d,target=/d cat /d/* > /all\n`);
+    ok(tsbuild(['build', '--progress=plain', c], { root }));
+    assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, []);
+    writeFileSync(bad, 'v2');
+    assert.equal(steps(ok(tsbuild(['build', '--progress=plain', c], { root })).stderr).ran, [
+      'RUN --mount=type=bind,source=d,target=/d cat /d/* > /all',
+    ]);
+    cleanup(c);
+  },
+);
 
 test('a source path through a symlink stays in the context', () => {
   const c = context({ Dockerfile: `FROM ${Base}\nCOPY link/passwd /p\n`, link: { symlink: '/etc' } });

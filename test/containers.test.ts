@@ -56,7 +56,9 @@ function gone(pid: number): boolean {
 const img = 'ctr/vol:1';
 test.before(() => {
   const ctx = context({
-    Dockerfile: `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\nVOLUME /data\nCMD ["sh"]\n`,
+    Dockerfile:
+      `FROM ${Base}\nRUN mkdir -p /data /etc/app && echo seed > /data/s && echo conf > /etc/app/c\n` +
+      `VOLUME /data\nCMD ["sh"]\n`,
   });
   dirs.push(ctx);
   ok(t(['build', '-q', '-t', img, ctx]));
@@ -118,7 +120,9 @@ test('named volume: shared between runs, seeded once, volume rm', () => {
 });
 
 test('-d, logs, exec sees the same processes, hostname and files; stop', async () => {
+  // --init: PID 1 is the init, which forwards `stop`'s SIGTERM to sleep (143).
   const id = detached([
+    '--init',
     '--name',
     'ex1',
     '--hostname',
@@ -179,7 +183,9 @@ test('commit: the new image is exactly the container view, without the hosts fil
     'echo x >> /etc/hosts',
     'mkdir -p /d/e && echo f > /d/e/f',
     // The container's own view, as paths and md5 sums, in the same format as tree() below.
-    'cd / && find . -xdev \\( -path ./dev -o -path ./proc -o -path ./sys \\) -prune -o -print | sed "s|^\\./||" | grep -v "^\\.$" | sort | while read p; do if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"; elif [ -d "$p" ]; then echo "$p/"; else echo "$p $(md5sum < "$p" | cut -d" " -f1)"; fi; done',
+    'cd / && find . -xdev \\( -path ./dev -o -path ./proc -o -path ./sys \\) -prune -o -print | sed "s|^\\./||" | ' +
+      'grep -v "^\\.$" | sort | while read p; do if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"; elif [ -d ' +
+      '"$p" ]; then echo "$p/"; else echo "$p $(md5sum < "$p" | cut -d" " -f1)"; fi; done',
   ].join(' && ');
   const r = ok(t(['run', '--name', 'com1', '-v', '/data', img, 'sh', '-c', script]));
   started.push('com1');
@@ -310,7 +316,8 @@ test('a detached container outlives the tsbuild that started it; ps and stop fro
   // No tsbuild process is left: a fresh one sees it running, then stops it.
   assert.match(ok(t(['ps'])).stdout, /Up .*bg1/);
   ok(t(['stop', '-t', '1', 'bg1']));
-  assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(143\).*bg1/);
+  // sleep is PID 1 and has no SIGTERM handler: killed after the timeout, as `docker stop` does.
+  assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(137\).*bg1/);
 });
 
 test('a container that died while nobody watched shows its exit code', async () => {
@@ -351,7 +358,10 @@ test('a container keeps its image through prune --all --grace 0s (its lease), un
 
 test('run -it: Ctrl-C reaches the container through its terminal, as with docker run -it', () => {
   // script(1) gives tsbuild a terminal; the Ctrl-C byte goes through the raw terminal to the pty.
-  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repoRoot(), 'packages/builder/bin/tsbuild.js'))} run --rm -it ${Base} sh -c 'trap "echo got-int; exit 5" INT; tty; echo ready; sleep 20 & wait'; echo rc=$?`;
+  const cmd =
+    `${JSON.stringify(process.execPath)} ` +
+    `${JSON.stringify(join(repoRoot(), 'packages/builder/bin/tsbuild.js'))} run --rm -it ${Base} sh -c 'trap "echo ` +
+    `got-int; exit 5" INT; tty; echo ready; sleep 20 & wait'; echo rc=$?`;
   const r = spawnSync('sh', ['-c', `(sleep 3; printf '\\003'; sleep 10) | script -qfc "$0" /dev/null`, cmd], {
     encoding: 'utf8',
     env: { ...process.env, TSBUILD_ROOT: root },

@@ -17,8 +17,10 @@ const cases: { name: string; args?: string[]; dockerfile?: string; code: number;
     name: 'failing RUN reports command, exit code and output tail',
     dockerfile: `FROM ${Base}\nRUN echo about to fail && echo oops >&2 && exit 3\n`,
     code: 1,
-    stderr:
-      /process "\/bin\/sh -c echo about to fail && echo oops >&2 && exit 3" did not complete successfully: exit code: 3[\s\S]*> oops/,
+    stderr: new RegExp(
+      String.raw`process "/bin/sh -c echo about to fail && echo oops >&2 && exit 3" ` +
+        String.raw`did not complete successfully: exit code: 3[\s\S]*> oops`,
+    ),
   },
   {
     name: 'command not found',

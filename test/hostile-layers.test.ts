@@ -12,6 +12,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -116,6 +117,54 @@ cases.forEach((c, i) => {
     assert.equal(fingerprint(host), before, 'the host dir changed');
     cleanup(host);
   });
+});
+
+// Base images that ship device nodes (some carry /dev entries) load as with Docker, and the nodes
+// are inert: the root is mounted nodev, so none opens, whatever its mode and whatever the devices
+// cgroup allows (c 1:3 is /dev/null, which it allows). mem is /dev/mem; disk is the block device the
+// store lives on (or loop0 where that is not a real disk).
+const deviceNodes: Part = (stage) => {
+  const st = statSync(root);
+  const [maj, min] = major(st.dev) > 0 ? [major(st.dev), minor(st.dev)] : [7, 0];
+  mkdirSync(join(stage, 'dev'));
+  sh('mknod', ['-m', '666', join(stage, 'mem'), 'c', '1', '1']);
+  sh('mknod', ['-m', '666', join(stage, 'null'), 'c', '1', '3']);
+  sh('mknod', ['-m', '666', join(stage, 'disk'), 'b', String(maj), String(min)]);
+  sh('mknod', ['-m', '620', join(stage, 'dev', 'console'), 'c', '5', '1']);
+  return { args: [], names: ['mem', 'null', 'disk', 'dev', 'dev/console'] };
+};
+const major = (dev: number) => Number((BigInt(dev) >> 8n) & 0xfffn);
+const minor = (dev: number) => Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & 0xfff00n));
+
+test('load + run + RUN: device nodes in a layer are accepted, and none can be opened', () => {
+  const host = tempDir('host');
+  const image = hostileImage('hostile-devices:1', [deviceNodes], host);
+  ok(tsbuild(['load', '-i', image.file], { root }));
+  cleanup(image.work, host);
+  const probe = [
+    'ls -l /disk /mem /null | cut -c1',
+    'head -c1 /mem && echo READ-MEM',
+    'head -c1 /disk && echo READ-DISK',
+    'echo x > /null && echo WROTE-NULL',
+    'echo end',
+  ].join('; ');
+  const r = tsbuild(['run', '--rm', 'hostile-devices:1', 'sh', '-c', probe], { root });
+  assert.is(r.stdout, 'b\nc\nc\nend\n', r.stderr);
+  assert.is(r.stderr.match(/Permission denied/g)?.length, 3, r.stderr);
+  const ctx = context({
+    Dockerfile: [
+      'FROM hostile-devices:1',
+      'RUN test -c /mem && test -b /disk && ! head -c1 /mem && ! head -c1 /disk && ! (echo x > /null)',
+      // A node the step makes itself is as inert (the step keeps CAP_MKNOD, as in Docker).
+      'RUN mknod /mem2 c 1 1 && ! head -c1 /mem2',
+      '',
+    ].join('\n'),
+  });
+  ok(tsbuild(['build', '-q', '-t', 'hostile-devices:2', ctx], { root }));
+  cleanup(ctx);
+  // The nodes are in the image's layers as they came, and still inert in a container of the result.
+  const again = tsbuild(['run', '--rm', 'hostile-devices:2', 'sh', '-c', probe], { root });
+  assert.is(again.stdout, 'b\nc\nc\nend\n', again.stderr);
 });
 
 test('a 0644 file a RUN step wrote is unreadable to other host users in the store', () => {

@@ -51,35 +51,42 @@ test('save and load round trip into a fresh store', () => {
   cleanup(other);
 });
 
-test('check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair drops them', () => {
-  ok(tsbuild(['build', '-t', 'img:4', ctx], { root }));
-  assert.match(ok(tsbuild(['check'], { root })).stdout, /: no problems$/m);
-  const layers = (JSON.parse(ok(tsbuild(['inspect', 'img:4'], { root })).stdout).Layers as { digest: string }[]).map(
-    (l) => l.digest,
-  );
-  const top = layers[layers.length - 1]!;
-  const blob = (d: string) => join(root, 'blobs', 'sha256', d.slice(7));
-  rmSync(blob(top));
-  const base = layers[0]!;
-  chmodSync(blob(base), 0o644);
-  appendFileSync(blob(base), 'tampered');
+test(
+  'check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair ' +
+    'drops them',
+  () => {
+    ok(tsbuild(['build', '-t', 'img:4', ctx], { root }));
+    assert.match(ok(tsbuild(['check'], { root })).stdout, /: no problems$/m);
+    const layers = (JSON.parse(ok(tsbuild(['inspect', 'img:4'], { root })).stdout).Layers as { digest: string }[]).map(
+      (l) => l.digest,
+    );
+    const top = layers[layers.length - 1]!;
+    const blob = (d: string) => join(root, 'blobs', 'sha256', d.slice(7));
+    rmSync(blob(top));
+    const base = layers[0]!;
+    chmodSync(blob(base), 0o644);
+    appendFileSync(blob(base), 'tampered');
 
-  const images = ok(tsbuild(['images'], { root }));
-  assert.match(images.stdout, /^img\s+4\s+[0-9a-f]{12}\s.*BROKEN$/m);
-  assert.ok(images.stderr.includes(`img:4 is broken: blob ${top} is missing`), images.stderr);
-  const r = tsbuild(['check'], { root });
-  assert.is(r.code, 1, r.stdout);
-  assert.ok(r.stdout.includes(`problem: tag docker.io/library/img:4: blob ${top} is missing`), r.stdout);
-  assert.match(r.stdout, new RegExp(`problem: blob ${base} is corrupt: its content hashes to sha256:[0-9a-f]{64}`));
-  assert.match(tsbuild(['run', '--rm', 'img:4', 'true'], { root }).stderr, /broken: blob sha256:[0-9a-f]{64} missing/);
+    const images = ok(tsbuild(['images'], { root }));
+    assert.match(images.stdout, /^img\s+4\s+[0-9a-f]{12}\s.*BROKEN$/m);
+    assert.ok(images.stderr.includes(`img:4 is broken: blob ${top} is missing`), images.stderr);
+    const r = tsbuild(['check'], { root });
+    assert.is(r.code, 1, r.stdout);
+    assert.ok(r.stdout.includes(`problem: tag docker.io/library/img:4: blob ${top} is missing`), r.stdout);
+    assert.match(r.stdout, new RegExp(`problem: blob ${base} is corrupt: its content hashes to sha256:[0-9a-f]{64}`));
+    assert.match(
+      tsbuild(['run', '--rm', 'img:4', 'true'], { root }).stderr,
+      /broken: blob sha256:[0-9a-f]{64} missing/,
+    );
 
-  const fixed = ok(tsbuild(['check', '--repair'], { root }));
-  assert.match(fixed.stdout, /repaired: removed tag docker.io\/library\/img:4/);
-  assert.match(fixed.stdout, new RegExp(`repaired: removed corrupt blob ${base}`));
-  // The base image lost a layer too: its tag is dropped as well; what is left is clean.
-  assert.match(ok(tsbuild(['check'], { root })).stdout, /: no problems$/m);
-  assert.not.match(ok(tsbuild(['images'], { root })).stdout, /img\s+4/);
-});
+    const fixed = ok(tsbuild(['check', '--repair'], { root }));
+    assert.match(fixed.stdout, /repaired: removed tag docker.io\/library\/img:4/);
+    assert.match(fixed.stdout, new RegExp(`repaired: removed corrupt blob ${base}`));
+    // The base image lost a layer too: its tag is dropped as well; what is left is clean.
+    assert.match(ok(tsbuild(['check'], { root })).stdout, /: no problems$/m);
+    assert.not.match(ok(tsbuild(['images'], { root })).stdout, /img\s+4/);
+  },
+);
 
 test('bad usage exits 2', () => {
   assert.is(tsbuild(['tag', 'only-one'], { root }).code, 2);

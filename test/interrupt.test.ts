@@ -45,7 +45,9 @@ test('two builds at once on one store both succeed and both tags are there', asy
 
 test('SIGKILL at random points of a build leaves a store the next build uses', async () => {
   const ctx = context({
-    Dockerfile: `FROM ${Base}\nRUN head -c 3000000 /dev/urandom > /r && echo done\nCOPY Dockerfile /df\nRUN cat /df > /copy\n`,
+    Dockerfile:
+      `FROM ${Base}\nRUN head -c 3000000 /dev/urandom > /r && echo done\nCOPY Dockerfile /df\n` +
+      `RUN cat /df > /copy\n`,
     'pad.txt': 'x'.repeat(100000),
   });
   // A deterministic spread of kill points over the build's life (startup, RUN, layer write, COPY, tag).

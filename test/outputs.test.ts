@@ -10,7 +10,9 @@ import { inspect, sh } from './helpers/image.js';
 
 const root = storeWithBase();
 const ctx = context({
-  Dockerfile: `FROM ${Base} AS build\nRUN echo artifact > /artifact\nFROM ${Base}\nCOPY --from=build /artifact /app/artifact\nCMD ["cat", "/app/artifact"]\n`,
+  Dockerfile:
+    `FROM ${Base} AS build\nRUN echo artifact > /artifact\nFROM ${Base}\n` +
+    `COPY --from=build /artifact /app/artifact\nCMD ["cat", "/app/artifact"]\n`,
 });
 const out = tempDir('out');
 
@@ -156,7 +158,9 @@ test('RUN --mount=type=secret: the file is there for the step, never in the imag
   mkdirSync(out, { recursive: true });
   spawnSync('sh', ['-c', `printf s3cr3t > ${secretFile}`]);
   const c = context({
-    Dockerfile: `FROM ${Base}\nRUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len && ls /run/secrets > /listing || true\n`,
+    Dockerfile:
+      `FROM ${Base}\nRUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len && ls ` +
+      `/run/secrets > /listing || true\n`,
   });
   const dest = join(out, 'secret-local');
   ok(tsbuild(['build', '--secret', `id=tok,src=${secretFile}`, '-o', `type=local,dest=${dest}`, c], { root }));

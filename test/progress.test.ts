@@ -17,7 +17,9 @@ function onTerminal(
   env: Record<string, string | undefined> = {},
 ): { code: number; screen: string; bytes: number } {
   const log = join(tempDir('tty'), 'typescript');
-  const cmd = `${cols ? `stty cols ${cols} rows 30; ` : ''}TSBUILD_ROOT=${root} ${process.execPath} ${bin} build -t tty:1 ${ctx}`;
+  const cmd =
+    `${cols ? `stty cols ${cols} rows 30; ` : ''}TSBUILD_ROOT=${root} ${process.execPath} ${bin} build ` +
+    `-t tty:1 ${ctx}`;
   const r = spawnSync('script', ['-qec', cmd, log], {
     env: { ...process.env, CI: undefined, ...env } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'ignore', 'pipe'],

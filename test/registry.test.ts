@@ -243,67 +243,71 @@ RUN echo "last $LAST" > /last && cat /copy >> /last
   assert.equal(steps(d.stderr).ran, ['WORKDIR /app', 'COPY a.txt ./', 'RUN cat a.txt > /copy'], d.stderr);
 });
 
-test('login --password-stdin writes $DOCKER_CONFIG/config.json; pushes then authenticate; wrong password fails clearly', () => {
-  const dockerConfig = temp('docker-config');
-  const env = { DOCKER_CONFIG: dockerConfig };
-  const target = `${authReg.host}/private/base:1`;
-  ok(tsbuild(['tag', Base, target], { root: storeA }));
+test(
+  'login --password-stdin writes $DOCKER_CONFIG/config.json; pushes then authenticate; wrong password fails ' +
+    'clearly',
+  () => {
+    const dockerConfig = temp('docker-config');
+    const env = { DOCKER_CONFIG: dockerConfig };
+    const target = `${authReg.host}/private/base:1`;
+    ok(tsbuild(['tag', Base, target], { root: storeA }));
 
-  const anonymous = tsbuild(['push', target], { root: storeA, env });
-  assert.is(anonymous.code, 1);
-  assert.match(anonymous.stderr, /401|unauthorized|credentials/i);
+    const anonymous = tsbuild(['push', target], { root: storeA, env });
+    assert.is(anonymous.code, 1);
+    assert.match(anonymous.stderr, /401|unauthorized|credentials/i);
 
-  const cases: { args: string[]; input?: string; code: number; stderr?: RegExp; stdout?: RegExp }[] = [
-    {
-      args: ['login', '-u', 'alice', '--password-stdin', authReg.host],
-      input: 'wrong-pw\n',
-      code: 1,
-      stderr: /401|unauthorized|rejected/i,
-    },
-    {
-      args: ['login', '--password-stdin', authReg.host],
-      input: 's3cret-pw\n',
-      code: 2,
-      stderr: /--password-stdin needs --username/,
-    },
-    {
-      args: ['login', '-u', 'alice', '-p', 'x', '--password-stdin', authReg.host],
-      input: '',
-      code: 2,
-      stderr: /mutually exclusive/,
-    },
-    {
-      args: ['login', '-u', 'alice', '--password-stdin', authReg.host],
-      input: 's3cret-pw\n',
-      code: 0,
-      stdout: /Login Succeeded/,
-    },
-  ];
-  for (const c of cases) {
-    const r = tsbuild(c.args, { root: storeA, env, input: c.input });
-    assert.is(r.code, c.code, `${c.args.join(' ')}\n${r.stderr}`);
-    if (c.stderr) assert.match(r.stderr, c.stderr);
-    if (c.stdout) assert.match(r.stdout, c.stdout);
-    // Never a password in what we print.
-    assert.not.match(r.stdout + r.stderr, /s3cret-pw|wrong-pw/);
-  }
-  const config = JSON.parse(readFileSync(join(dockerConfig, 'config.json'), 'utf8'));
-  assert.is(Buffer.from(config.auths[authReg.host].auth, 'base64').toString(), 'alice:s3cret-pw');
+    const cases: { args: string[]; input?: string; code: number; stderr?: RegExp; stdout?: RegExp }[] = [
+      {
+        args: ['login', '-u', 'alice', '--password-stdin', authReg.host],
+        input: 'wrong-pw\n',
+        code: 1,
+        stderr: /401|unauthorized|rejected/i,
+      },
+      {
+        args: ['login', '--password-stdin', authReg.host],
+        input: 's3cret-pw\n',
+        code: 2,
+        stderr: /--password-stdin needs --username/,
+      },
+      {
+        args: ['login', '-u', 'alice', '-p', 'x', '--password-stdin', authReg.host],
+        input: '',
+        code: 2,
+        stderr: /mutually exclusive/,
+      },
+      {
+        args: ['login', '-u', 'alice', '--password-stdin', authReg.host],
+        input: 's3cret-pw\n',
+        code: 0,
+        stdout: /Login Succeeded/,
+      },
+    ];
+    for (const c of cases) {
+      const r = tsbuild(c.args, { root: storeA, env, input: c.input });
+      assert.is(r.code, c.code, `${c.args.join(' ')}\n${r.stderr}`);
+      if (c.stderr) assert.match(r.stderr, c.stderr);
+      if (c.stdout) assert.match(r.stdout, c.stdout);
+      // Never a password in what we print.
+      assert.not.match(r.stdout + r.stderr, /s3cret-pw|wrong-pw/);
+    }
+    const config = JSON.parse(readFileSync(join(dockerConfig, 'config.json'), 'utf8'));
+    assert.is(Buffer.from(config.auths[authReg.host].auth, 'base64').toString(), 'alice:s3cret-pw');
 
-  ok(tsbuild(['push', target], { root: storeA, env }));
-  assert.is(
-    JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:s3cret-pw', `docker://${target}`]))
-      .Digest,
-    baseDigest,
-  );
-  // An implicit FROM pull uses the same credentials.
-  const ctx = context({ Dockerfile: `FROM ${target}\nRUN true\n` });
-  dirs.push(ctx);
-  ok(tsbuild(['build', '-q', ctx], { root: temp('store-auth-from'), env }));
+    ok(tsbuild(['push', target], { root: storeA, env }));
+    assert.is(
+      JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:s3cret-pw', `docker://${target}`]))
+        .Digest,
+      baseDigest,
+    );
+    // An implicit FROM pull uses the same credentials.
+    const ctx = context({ Dockerfile: `FROM ${target}\nRUN true\n` });
+    dirs.push(ctx);
+    ok(tsbuild(['build', '-q', ctx], { root: temp('store-auth-from'), env }));
 
-  ok(tsbuild(['logout', authReg.host], { env }));
-  assert.not.ok(JSON.parse(readFileSync(join(dockerConfig, 'config.json'), 'utf8')).auths?.[authReg.host]);
-  assert.is(tsbuild(['pull', target], { root: temp('store-auth-pull'), env }).code, 1);
-});
+    ok(tsbuild(['logout', authReg.host], { env }));
+    assert.not.ok(JSON.parse(readFileSync(join(dockerConfig, 'config.json'), 'utf8')).auths?.[authReg.host]);
+    assert.is(tsbuild(['pull', target], { root: temp('store-auth-pull'), env }).code, 1);
+  },
+);
 
 test.run();

@@ -230,7 +230,10 @@ for (const c of cases) {
       assert.is(r.code, 1, r.stderr);
       assert.match(
         r.stderr,
-        /ADD https:\/\/127\.0\.0\.1:\d+\/tool\.txt: TLS certificate rejected: .*\(for a private CA, point NODE_EXTRA_CA_CERTS at its certificate\)/,
+        new RegExp(
+          String.raw`ADD https://127\.0\.0\.1:\d+/tool\.txt: TLS certificate rejected: .*` +
+            String.raw`\(for a private CA, point NODE_EXTRA_CA_CERTS at its certificate\)`,
+        ),
       );
       assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
     }
@@ -251,44 +254,50 @@ test('ADD https: a redirect to plain http is refused, and the error says so', as
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
-test('pull over HTTPS from a registry with a private CA: trusted through NODE_EXTRA_CA_CERTS, refused without', async () => {
-  const root = tempDir('tls-pull');
-  dirs.push(root);
-  const refused = await run(command, ['pull', `${registryHost}/tls/app:1`], {
-    TSBUILD_ROOT: root,
-    NODE_EXTRA_CA_CERTS: undefined,
-  });
-  assert.is(refused.code, 1, refused.stderr);
-  assert.match(refused.stderr, /TLS certificate rejected: .*NODE_EXTRA_CA_CERTS/);
-  assert.not.match(refused.stderr, /\n\s+at /, 'no stack trace');
-  const pulled = await run(command, ['pull', `${registryHost}/tls/app:1`], {
-    TSBUILD_ROOT: root,
-    NODE_EXTRA_CA_CERTS: pem('private'),
-  });
-  assert.is(pulled.code, 0, pulled.stderr);
-  assert.is(inspect(root, `${registryHost}/tls/app:1`).ManifestDigest, pushedDigest);
-});
+test(
+  'pull over HTTPS from a registry with a private CA: trusted through NODE_EXTRA_CA_CERTS, refused ' + 'without',
+  async () => {
+    const root = tempDir('tls-pull');
+    dirs.push(root);
+    const refused = await run(command, ['pull', `${registryHost}/tls/app:1`], {
+      TSBUILD_ROOT: root,
+      NODE_EXTRA_CA_CERTS: undefined,
+    });
+    assert.is(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /TLS certificate rejected: .*NODE_EXTRA_CA_CERTS/);
+    assert.not.match(refused.stderr, /\n\s+at /, 'no stack trace');
+    const pulled = await run(command, ['pull', `${registryHost}/tls/app:1`], {
+      TSBUILD_ROOT: root,
+      NODE_EXTRA_CA_CERTS: pem('private'),
+    });
+    assert.is(pulled.code, 0, pulled.stderr);
+    assert.is(inspect(root, `${registryHost}/tls/app:1`).ManifestDigest, pushedDigest);
+  },
+);
 
-test('Node does not read NODE_EXTRA_CA_CERTS at start-up; TLS reads it, and warns as Node does when it cannot', async () => {
-  const missing = join(certs, 'missing.pem');
-  // `node bin/tsbuild.js` (no launcher) shows what Node does at every start.
-  const direct = await run(process.execPath, [join(repo, 'packages', 'builder', 'bin', 'tsbuild.js'), '--version'], {
-    NODE_EXTRA_CA_CERTS: missing,
-  });
-  assert.match(direct.stderr, /Ignoring extra certs from/);
-  for (const exe of [command, shim]) {
-    const r = await run(exe, ['--version'], { NODE_EXTRA_CA_CERTS: missing });
-    assert.is(r.code, 0, r.stderr);
-    assert.is(r.stderr, '', exe);
-  }
-  const { r } = await addBuild(command, privateURL, { NODE_EXTRA_CA_CERTS: missing });
-  assert.is(r.code, 1, r.stderr);
-  assert.match(
-    r.stderr,
-    new RegExp(`Ignoring extra certs from \`${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`, load failed`),
-  );
-  assert.match(r.stderr, /TLS certificate rejected/);
-});
+test(
+  'Node does not read NODE_EXTRA_CA_CERTS at start-up; TLS reads it, and warns as Node does when it ' + 'cannot',
+  async () => {
+    const missing = join(certs, 'missing.pem');
+    // `node bin/tsbuild.js` (no launcher) shows what Node does at every start.
+    const direct = await run(process.execPath, [join(repo, 'packages', 'builder', 'bin', 'tsbuild.js'), '--version'], {
+      NODE_EXTRA_CA_CERTS: missing,
+    });
+    assert.match(direct.stderr, /Ignoring extra certs from/);
+    for (const exe of [command, shim]) {
+      const r = await run(exe, ['--version'], { NODE_EXTRA_CA_CERTS: missing });
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stderr, '', exe);
+    }
+    const { r } = await addBuild(command, privateURL, { NODE_EXTRA_CA_CERTS: missing });
+    assert.is(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`Ignoring extra certs from \`${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`, load failed`),
+    );
+    assert.match(r.stderr, /TLS certificate rejected/);
+  },
+);
 
 test('builds see NODE_EXTRA_CA_CERTS as the user set it (--build-arg taken from the environment)', async () => {
   const ctx = context({ Dockerfile: 'FROM scratch\nARG NODE_EXTRA_CA_CERTS\nLABEL ca=$NODE_EXTRA_CA_CERTS\n' });

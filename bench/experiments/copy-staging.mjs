@@ -1,4 +1,5 @@
-// How long staging a tree takes: serial awaited fs calls per file (as builder copy.ts writeFile), 64 in flight, or sync.
+// How long staging a tree takes: serial awaited fs calls per file (as builder copy.ts writeFile), 64 in flight, or
+// sync.
 //   node bench/experiments/copy-staging.mjs DIR serial|parallel64|sync
 // How long staging 20k context files takes: serial awaited (as copy.ts), async with 64 in flight, sync.
 import fs, { promises as fsp, constants } from 'node:fs';

@@ -14,11 +14,14 @@ import { sh, timed, resetPeak, peakKB, childrenOf, sleep, which } from './util.m
 
 export const FLUSH = {
   tsbuild:
-    'a fresh store: `rm -rf $ROOT && cp -a $TEMPLATE $ROOT`, where $TEMPLATE is a store in which only the base images were built',
+    'a fresh store: `rm -rf $ROOT && cp -a $TEMPLATE $ROOT`, where $TEMPLATE is a store in which only the base ' +
+    'images were built',
   buildkit:
-    '`docker rmi -f` of every image but the bases, then `docker builder prune -af` (BuildKit cache incl. context snapshots)',
+    '`docker rmi -f` of every image but the bases, then `docker builder prune -af` (BuildKit cache incl. context ' +
+    'snapshots)',
   buildah:
-    '`buildah rm --all`, `buildah rmi -f` of every tagged image but the bases, then `buildah rmi --prune` (removes the untagged intermediate images that `--layers` uses as its cache)',
+    '`buildah rm --all`, `buildah rmi -f` of every tagged image but the bases, then `buildah rmi --prune` (removes ' +
+    'the untagged intermediate images that `--layers` uses as its cache)',
 };
 export const SIZE = {
   tsbuild: 'manifest: config + layers as stored (gzip-compressed)',
@@ -59,7 +62,8 @@ export function tsbuildBuilder({ repo, work, head, name = 'tsbuild', extra = [] 
     /** A store holding only the base images (made by setup), for measurements that need their own copy. */
     template,
     command: (ctx, tag, args) =>
-      `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')} -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+      `TSBUILD_ROOT=$ROOT packages/builder/bin/tsbuild build --progress=plain${extra.map((a) => ` ${a}`).join('')} ` +
+      `-t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() {
       return head;
     },
@@ -145,7 +149,8 @@ export function buildkitBuilder({ work }) {
   return {
     name: 'buildkit',
     command: (ctx, tag, args) =>
-      `DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$SOCK /usr/bin/docker build --progress=plain -t ${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
+      `DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$SOCK /usr/bin/docker build --progress=plain -t ` +
+      `${tag}${args.map((a) => ` --build-arg ${a}`).join('')} ${ctx}`,
     async version() {
       return (
         await docker(['version', '-f', 'client {{.Client.Version}}, daemon {{.Server.Version}}'], { ok: true })

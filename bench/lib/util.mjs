@@ -40,7 +40,9 @@ export function sh(cmd, args, { env, cwd, ok = false, input, quiet = true } = {}
   });
 }
 
-/** Runs under /usr/bin/time -f %M: resolves { ms, rssKB, ... } (rssKB = peak RSS of the largest process in the tree). */
+/**
+ * Runs under /usr/bin/time -f %M: resolves { ms, rssKB, ... } (rssKB = peak RSS of the largest process in the tree).
+ */
 export async function timed(cmd, args, opts = {}) {
   const f = `/tmp/tsb-bench-time-${process.pid}`;
   rmSync(f, { force: true });

@@ -12,6 +12,29 @@ const { createRequire } = require('node:module');
 const { dirname, join } = require('node:path');
 const { Script } = require('node:vm');
 
+// Rootless when started as `node .../bin/tsbuild.js` by a user: the `tsbuild` command (bin/tsbuild)
+// executes node in a user namespace itself; here the CLI runs again in one, made by the sandbox's
+// launcher (`tsbuild-launcher userns`), and this process only passes on its exit and signals (the
+// terminal's Ctrl-C reaches both processes already).
+if (process.getuid && process.getuid() !== 0) {
+  const { spawn } = require('node:child_process');
+  const sandbox = dirname(
+    createRequire(join(__dirname, '..', 'package.json')).resolve('@tsbuild/sandbox/package.json'),
+  );
+  const launcher = process.env.TSBUILD_LAUNCHER || join(sandbox, 'native', 'build', 'tsbuild-launcher');
+  const child = spawn(launcher, ['userns', process.execPath, __filename, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
+  for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  process.on('SIGINT', () => {});
+  child.on('error', (e) => {
+    process.stderr.write(`ERROR: cannot start ${launcher}: ${e.message}\n`);
+    process.exit(125);
+  });
+  child.on('exit', (code, sig) => process.exit(code ?? 128 + (require('node:os').constants.signals[sig] || 9)));
+  return;
+}
+
 const bundle = join(__dirname, '..', 'dist', 'tsbuild.cjs');
 const cacheFile = `${bundle}.v8cache`;
 
@@ -20,7 +43,8 @@ try {
   bytes = readFileSync(bundle);
 } catch (e) {
   process.stderr.write(
-    `ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ${join(__dirname, '..', '..', '..')}\n`,
+    `ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ` +
+      `${join(__dirname, '..', '..', '..')}\n`,
   );
   process.exit(1);
 }

@@ -21,7 +21,8 @@ const lazyBuiltinsPlugin = {
       const names = Object.keys(createRequire(import.meta.url)(a.path));
       const get = names.map(
         (n) =>
-          `Object.defineProperty(exports, ${JSON.stringify(n)}, { enumerable: true, get: () => load()[${JSON.stringify(n)}] });`,
+          `Object.defineProperty(exports, ${JSON.stringify(n)}, { enumerable: true, get: () => ` +
+          `load()[${JSON.stringify(n)}] });`,
       );
       return {
         loader: 'js',
@@ -71,7 +72,8 @@ const out = readFileSync('dist/tsbuild.cjs');
 const left = out.toString('latin1').match(/.{0,60}\bimport\(["'`].{0,60}/g);
 if (left) {
   console.error(
-    `bundle: dist/tsbuild.cjs keeps a dynamic import(), which fails under bin/tsbuild.cjs:\n${left.join('\n')}\nimport what it loads statically, bundle it, or require() it.`,
+    `bundle: dist/tsbuild.cjs keeps a dynamic import(), which fails under ` +
+      `bin/tsbuild.cjs:\n${left.join('\n')}\nimport what it loads statically, bundle it, or require() it.`,
   );
   process.exit(1);
 }

@@ -36,7 +36,10 @@ function fingerprint(dir: string, rel = ''): string[] {
   return out;
 }
 
-/** A tree: `l` → the host dir, `f` → a host file, `n` → a host name not there, a real dir `d`, d/up → ../../host. */
+/**
+ * A tree: `l` → the host dir, `f` → a host file, `n` → a host name not there, a real dir `d`,
+ * d/up → ../../host.
+ */
 function setup(): { tree: string; host: string } {
   const root = join(base, String(n++));
   const tree = join(root, 'tree');

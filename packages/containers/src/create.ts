@@ -28,6 +28,7 @@ export interface CreateOptions {
   interactive: boolean;
   limits: Limits;
   autoRemove: boolean;
+  init?: boolean;
 }
 
 export function readEnvFile(path: string): string[] {
@@ -158,6 +159,7 @@ async function create(store: Store, o: CreateOptions): Promise<ContainerDoc> {
       limits: o.limits,
       mounts,
       autoRemove: o.autoRemove,
+      ...(o.init ? { init: true } : {}),
     },
     State: { Status: 'created' },
     LogPath: join(dir, 'container.log'),

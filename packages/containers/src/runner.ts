@@ -104,6 +104,7 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       // `tsbuild commit` freezes a running container while it reads the upperdir.
       freezable: true,
       tty: cfg.tty,
+      init: cfg.init,
       stdin: io.stdin ?? 'ignore',
       stdout: io.stdout,
       stderr: io.stderr,

@@ -4,7 +4,10 @@ import { killSandbox } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
 import { ContainerError, alive, isRunning, readDoc, refresh, type ContainerDoc } from './state.js';
 
-/** Signals the container's main process (through its init, which forwards the signal). */
+/**
+ * Signals the container's PID 1: the application itself, which (as in docker) gets only the signals
+ * it handles, or with --init the init, which forwards the signal to the application.
+ */
 export function signalContainer(doc: ContainerDoc, sig: NodeJS.Signals | number): void {
   if (!alive(doc.State.Pid, doc.State.PidStart)) throw new ContainerError(`container ${doc.Name} is not running`);
   process.kill(doc.State.Pid!, sig);

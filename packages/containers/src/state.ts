@@ -49,6 +49,8 @@ export interface ContainerSpec {
   limits: Limits;
   mounts: MountSpec[];
   autoRemove: boolean;
+  /** `--init`: a reaping init is PID 1 in front of the command (absent in older documents: none). */
+  init?: boolean;
 }
 
 export type Status = 'created' | 'running' | 'exited';

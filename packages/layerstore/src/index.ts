@@ -25,6 +25,6 @@ export { trustDeferredExtraCaCerts, clientSecureContext, certificateProblem } fr
 export * from './layer/index.js';
 export * from './snapshot/index.js';
 export * as layout from './layout/index.js';
-export { getXattr, readXattrs, setXattr, removeTreeBeneath } from './sys/index.js';
+export { getXattr, readXattrs, setXattr, removeTreeBeneath, overlayXattrPrefix } from './sys/index.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource } from './validate.js';

@@ -49,7 +49,9 @@ export class Store {
     this.tags = new Tags(root, this.locks, this.tmpDir);
     this.cache = new CacheIndex(join(root, 'cache'), this.tmpDir, this.held);
     this.images = new Images(this.blobs, this.tags);
-    this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir, {}, this.held);
+    // Device nodes from layers are kept, as Docker keeps them: the store is closed to other host users
+    // (privateRoot), and sandboxes mount every snapshot nodev, so none can be opened through it.
+    this.snapshots = new Snapshots(this.snapshotsDir, this.blobs, this.tmpDir, { allowDevices: true }, this.held);
     this.snapshotter = new Snapshotter(this.snapshots, this.blobs);
   }
 

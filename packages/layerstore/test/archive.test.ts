@@ -230,7 +230,9 @@ test('docker: `docker load` accepts --format docker (gzip layers); `docker save`
       encoding: 'utf8',
     }).trim();
     console.log(
-      `  docker ${ver}: load of our archive ok, docker save (${(await listTar(saved)).some((n) => n.endsWith('/layer.tar')) ? 'old <id>/layer.tar' : 'new blobs/'} format) loaded back`,
+      `  docker ${ver}: load of our archive ok, docker save ` +
+        `(${(await listTar(saved)).some((n) => n.endsWith('/layer.tar')) ? 'old <id>/layer.tar' : 'new blobs/'} ` +
+        `format) loaded back`,
     );
   } finally {
     await d.stop();

@@ -65,36 +65,39 @@ test('overlay upperdir → layer with .wh. entries, in path order, without trust
   assert.equal(names, ['a/', 'a/.wh.gone', 'added', 'dir/', 'dir/.wh..wh..opq', 'dir/new']);
 });
 
-test('layer → snapshot gives the 0/0 device and opaque xattr back; the kernel agrees; exportRootfs flattens', async () => {
-  const base = await writeLayer(blobs, p('lower'), { compression: 'gzip' });
-  const top = await writeLayer(blobs, p('upper'), { overlay: true, compression: 'gzip' });
-  const snaps = new Snapshots(p('snapshots'), blobs, p('tmp'));
-  const [s0, s1] = await snaps.ensure([base, top]);
-  const wh = lstatSync(join(s1!.path, 'a/gone'));
-  assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is a 0/0 char device');
-  assert.is(getXattr(join(s1!.path, 'dir'), 'trusted.overlay.opaque')?.toString(), 'y');
-  assert.not.ok(
-    listXattrs(join(s1!.path, 'a')).some((k) => k.startsWith('trusted.overlay.')),
-    'no leftover overlay bookkeeping',
-  );
-
-  // Mount the two snapshots as lowerdirs: same view as the container had.
-  mkdirSync(p('view'));
-  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${s1!.path}:${s0!.path},${opts}`, p('view')]);
-  let mounted: ReturnType<typeof describe>;
-  try {
-    mounted = describe(p('view'));
-    assert.equal(
-      mounted.map((r) => r.path),
-      view.map((r) => r.path),
+test(
+  'layer → snapshot gives the 0/0 device and opaque xattr back; the kernel agrees; exportRootfs ' + 'flattens',
+  async () => {
+    const base = await writeLayer(blobs, p('lower'), { compression: 'gzip' });
+    const top = await writeLayer(blobs, p('upper'), { overlay: true, compression: 'gzip' });
+    const snaps = new Snapshots(p('snapshots'), blobs, p('tmp'));
+    const [s0, s1] = await snaps.ensure([base, top]);
+    const wh = lstatSync(join(s1!.path, 'a/gone'));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is a 0/0 char device');
+    assert.is(getXattr(join(s1!.path, 'dir'), 'trusted.overlay.opaque')?.toString(), 'y');
+    assert.not.ok(
+      listXattrs(join(s1!.path, 'a')).some((k) => k.startsWith('trusted.overlay.')),
+      'no leftover overlay bookkeeping',
     );
-  } finally {
-    execFileSync('umount', [p('view')]);
-  }
 
-  await exportRootfs([s0!, s1!], p('rootfs'));
-  assert.equal(describe(p('rootfs')), mounted);
-});
+    // Mount the two snapshots as lowerdirs: same view as the container had.
+    mkdirSync(p('view'));
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${s1!.path}:${s0!.path},${opts}`, p('view')]);
+    let mounted: ReturnType<typeof describe>;
+    try {
+      mounted = describe(p('view'));
+      assert.equal(
+        mounted.map((r) => r.path),
+        view.map((r) => r.path),
+      );
+    } finally {
+      execFileSync('umount', [p('view')]);
+    }
+
+    await exportRootfs([s0!, s1!], p('rootfs'));
+    assert.equal(describe(p('rootfs')), mounted);
+  },
+);
 
 test.after(() => {
   rmSync(work, { recursive: true, force: true });

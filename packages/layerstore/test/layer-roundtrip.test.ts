@@ -41,22 +41,25 @@ for (const c of cases) {
   });
 }
 
-test('independent consumers: gzip -t accepts the blob, gunzip|sha256 is the diffID, GNU tar lists every entry', async () => {
-  const layer = await writeLayer(blobs, src, { compression: 'gzip' });
-  const path = blobs.path(layer.digest);
-  execFileSync('gzip', ['-t', path]);
-  const sha = execFileSync('sh', ['-c', `gunzip -c '${path}' | sha256sum`])
-    .toString()
-    .split(' ')[0];
-  assert.is(`sha256:${sha}`, layer.diffID);
-  const listing = execFileSync('tar', ['-tzf', path]).toString().split('\n').filter(Boolean);
-  assert.equal(listing.map((l) => l.replace(/\/$/, '')).sort(), expected.map((e) => e.path).sort());
-  // GNU tar extracts it the same way (xattrs included) as our unpacker does.
-  const gnu = join(work, 'gnu');
-  execFileSync('mkdir', [gnu]);
-  execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--same-owner', '-xpzf', path, '-C', gnu]);
-  assert.equal(describe(gnu), describe(src));
-});
+test(
+  'independent consumers: gzip -t accepts the blob, gunzip|sha256 is the diffID, GNU tar lists every ' + 'entry',
+  async () => {
+    const layer = await writeLayer(blobs, src, { compression: 'gzip' });
+    const path = blobs.path(layer.digest);
+    execFileSync('gzip', ['-t', path]);
+    const sha = execFileSync('sh', ['-c', `gunzip -c '${path}' | sha256sum`])
+      .toString()
+      .split(' ')[0];
+    assert.is(`sha256:${sha}`, layer.diffID);
+    const listing = execFileSync('tar', ['-tzf', path]).toString().split('\n').filter(Boolean);
+    assert.equal(listing.map((l) => l.replace(/\/$/, '')).sort(), expected.map((e) => e.path).sort());
+    // GNU tar extracts it the same way (xattrs included) as our unpacker does.
+    const gnu = join(work, 'gnu');
+    execFileSync('mkdir', [gnu]);
+    execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--same-owner', '-xpzf', path, '-C', gnu]);
+    assert.equal(describe(gnu), describe(src));
+  },
+);
 
 test('every compression has the same diffID', async () => {
   const ids = new Set<string>();

@@ -47,38 +47,41 @@ test('layout.write: index.json names, blobs, validator passes on read-back (oci 
   }
 });
 
-test('layout.write to another filesystem copies verified blobs; a corrupt one fails and leaves no temp file', async () => {
-  const { store, cleanup } = await tempStore();
-  // /dev/shm is a tmpfs: hard links from the store fail with EXDEV, so every blob is copied.
-  const outer = await fsp.mkdtemp('/dev/shm/tsbuild-layout-');
-  try {
-    const img = await sampleImage(store);
-    const out = join(outer, 'good');
-    await layout.write(store, [{ image: img, name: 'app:1' }], out);
-    const back = await layout.read(out);
-    await validate(back.images[0].image, back.blobs);
-    const p = store.blobs.path(img.layers[0].digest);
-    await fsp.chmod(p, 0o644);
-    const b = await fsp.readFile(p);
-    b[b.length >> 1] ^= 1;
-    await fsp.writeFile(p, b);
-    const bad = join(outer, 'bad');
-    await layout.write(store, [{ image: img, name: 'app:1' }], bad).then(
-      () => assert.unreachable(),
-      (e: Error) => assert.match(e.message, /corrupt|integrity/i),
-    );
-    const left = await fsp.readdir(join(bad, 'blobs', 'sha256'));
-    assert.equal(
-      left.filter((n) => n.includes('.tmp-')),
-      [],
-      'no temp file',
-    );
-    assert.not.ok(left.includes(img.layers[0].digest.slice(7)), 'no corrupt blob under its digest');
-  } finally {
-    await fsp.rm(outer, { recursive: true, force: true });
-    await cleanup();
-  }
-});
+test(
+  'layout.write to another filesystem copies verified blobs; a corrupt one fails and leaves no temp ' + 'file',
+  async () => {
+    const { store, cleanup } = await tempStore();
+    // /dev/shm is a tmpfs: hard links from the store fail with EXDEV, so every blob is copied.
+    const outer = await fsp.mkdtemp('/dev/shm/tsbuild-layout-');
+    try {
+      const img = await sampleImage(store);
+      const out = join(outer, 'good');
+      await layout.write(store, [{ image: img, name: 'app:1' }], out);
+      const back = await layout.read(out);
+      await validate(back.images[0].image, back.blobs);
+      const p = store.blobs.path(img.layers[0].digest);
+      await fsp.chmod(p, 0o644);
+      const b = await fsp.readFile(p);
+      b[b.length >> 1] ^= 1;
+      await fsp.writeFile(p, b);
+      const bad = join(outer, 'bad');
+      await layout.write(store, [{ image: img, name: 'app:1' }], bad).then(
+        () => assert.unreachable(),
+        (e: Error) => assert.match(e.message, /corrupt|integrity/i),
+      );
+      const left = await fsp.readdir(join(bad, 'blobs', 'sha256'));
+      assert.equal(
+        left.filter((n) => n.includes('.tmp-')),
+        [],
+        'no temp file',
+      );
+      assert.not.ok(left.includes(img.layers[0].digest.slice(7)), 'no corrupt blob under its digest');
+    } finally {
+      await fsp.rm(outer, { recursive: true, force: true });
+      await cleanup();
+    }
+  },
+);
 
 test('validate catches a wrong diff_id count, a bad layer size and a corrupt layer', async () => {
   const { store, cleanup } = await tempStore();

@@ -204,105 +204,110 @@ async function listen(handler: http.RequestListener): Promise<number> {
   return (s.address() as net.AddressInfo).port;
 }
 
-test('bearer tokens: scopes, basic creds at the realm, access_token, refresh after expiry mid-pull, identity tokens', async () => {
-  const { blobs } = store();
-  const img = await makeImage(blobs, [30_000, 30_000, 30_000], 210);
-  const content = new Map<string, Buffer>();
-  for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)])
-    content.set(d, await blobs.read(d as Digest));
-  let current = 0;
-  let served = 0;
-  const tokenRequests: Array<{ method: string; scope: string[]; auth?: string; body?: string }> = [];
-  const tokenPort = await listen((req, res) => {
-    let body = '';
-    req.on('data', (c) => {
-      body += c;
-    });
-    req.on('end', () => {
-      const u = new URL(req.url!, 'http://x');
-      const form = new URLSearchParams(body);
-      tokenRequests.push({
-        method: req.method!,
-        scope: req.method === 'POST' ? (form.get('scope') ?? '').split(' ') : u.searchParams.getAll('scope'),
-        auth: req.headers.authorization,
-        body,
+test(
+  'bearer tokens: scopes, basic creds at the realm, access_token, refresh after expiry mid-pull, identity ' + 'tokens',
+  async () => {
+    const { blobs } = store();
+    const img = await makeImage(blobs, [30_000, 30_000, 30_000], 210);
+    const content = new Map<string, Buffer>();
+    for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)])
+      content.set(d, await blobs.read(d as Digest));
+    let current = 0;
+    let served = 0;
+    const tokenRequests: Array<{ method: string; scope: string[]; auth?: string; body?: string }> = [];
+    const tokenPort = await listen((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
       });
-      const basicOK = req.headers.authorization === `Basic ${b64(`${user}:${pass}`)}`;
-      const refreshOK = form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === 'refresh-me';
-      if (!basicOK && !refreshOK) {
-        res.writeHead(401);
-        res.end('{"errors":[{"code":"UNAUTHORIZED","message":"bad creds"}]}');
+      req.on('end', () => {
+        const u = new URL(req.url!, 'http://x');
+        const form = new URLSearchParams(body);
+        tokenRequests.push({
+          method: req.method!,
+          scope: req.method === 'POST' ? (form.get('scope') ?? '').split(' ') : u.searchParams.getAll('scope'),
+          auth: req.headers.authorization,
+          body,
+        });
+        const basicOK = req.headers.authorization === `Basic ${b64(`${user}:${pass}`)}`;
+        const refreshOK = form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === 'refresh-me';
+        if (!basicOK && !refreshOK) {
+          res.writeHead(401);
+          res.end('{"errors":[{"code":"UNAUTHORIZED","message":"bad creds"}]}');
+          return;
+        }
+        current++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // Alternate the field name: both are in use.
+        res.end(
+          JSON.stringify(
+            current % 2
+              ? { token: `tok-${current}`, expires_in: 300 }
+              : { access_token: `tok-${current}`, expires_in: 300 },
+          ),
+        );
+      });
+    });
+    const regPort = await listen((req, res) => {
+      const challenge =
+        `Bearer realm="http://127.0.0.1:${tokenPort}/token",` + 'service="fake-registry",scope="repository:app:pull"';
+      // Every 3 requests the server revokes the current token, as an expiry mid-pull would.
+      if (req.headers.authorization !== `Bearer tok-${current}` || (++served % 3 === 0 && current++ >= 0)) {
+        res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}');
         return;
       }
-      current++;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      // Alternate the field name: both are in use.
-      res.end(
-        JSON.stringify(
-          current % 2
-            ? { token: `tok-${current}`, expires_in: 300 }
-            : { access_token: `tok-${current}`, expires_in: 300 },
+      const m = /^\/v2\/app\/(manifests|blobs)\/(.+)$/.exec(req.url!);
+      if (m && m[1] === 'manifests') {
+        res.writeHead(200, { 'content-type': img.manifest.mediaType!, 'docker-content-digest': img.manifestDigest });
+        res.end(img.manifestBytes);
+      } else if (m && content.has(m[2]!)) {
+        res.writeHead(200, { 'content-length': content.get(m[2]!)!.length });
+        res.end(content.get(m[2]!));
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    const ref = `127.0.0.1:${regPort}/app:1`;
+    const cases: Array<[string, remote.Credential]> = [
+      ['password', { username: user, password: pass }],
+      ['identity token', { identityToken: 'refresh-me' }],
+    ];
+    for (const [name, cred] of cases) {
+      tokenRequests.length = 0;
+      const credentials = new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: cred });
+      const pulled = await remote.pull(store().blobs, ref, { credentials, retry, concurrency: 1 });
+      assert.is(pulled.manifestDigest, img.manifestDigest, name);
+      assert.ok(
+        tokenRequests.length >= 2,
+        `${name}: re-authenticated after the token was revoked (${tokenRequests.length} token requests)`,
+      );
+      assert.ok(
+        tokenRequests.every((t) => t.scope.includes('repository:app:pull')),
+        `${name}: asked for the pull scope`,
+      );
+      if (cred.identityToken)
+        assert.ok(tokenRequests.every((t) => t.method === 'POST' && t.body!.includes('grant_type=refresh_token')));
+      else assert.ok(tokenRequests.every((t) => t.method === 'GET' && t.auth?.startsWith('Basic ')));
+    }
+    try {
+      await remote.pull(store().blobs, ref, {
+        credentials: new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: { username: user, password: 'bad' } }),
+        retry,
+      });
+      assert.unreachable();
+    } catch (err) {
+      assert.match(
+        (err as Error).message,
+        new RegExp(
+          `token service 127\\.0\\.0\\.1:${tokenPort} for 127\\.0\\.0\\.1:${regPort} answered HTTP 401: ` +
+            `UNAUTHORIZED: bad creds`,
         ),
       );
-    });
-  });
-  const regPort = await listen((req, res) => {
-    const challenge = `Bearer realm="http://127.0.0.1:${tokenPort}/token",service="fake-registry",scope="repository:app:pull"`;
-    // Every 3 requests the server revokes the current token, as an expiry mid-pull would.
-    if (req.headers.authorization !== `Bearer tok-${current}` || (++served % 3 === 0 && current++ >= 0)) {
-      res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' });
-      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}');
-      return;
     }
-    const m = /^\/v2\/app\/(manifests|blobs)\/(.+)$/.exec(req.url!);
-    if (m && m[1] === 'manifests') {
-      res.writeHead(200, { 'content-type': img.manifest.mediaType!, 'docker-content-digest': img.manifestDigest });
-      res.end(img.manifestBytes);
-    } else if (m && content.has(m[2]!)) {
-      res.writeHead(200, { 'content-length': content.get(m[2]!)!.length });
-      res.end(content.get(m[2]!));
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  const ref = `127.0.0.1:${regPort}/app:1`;
-  const cases: Array<[string, remote.Credential]> = [
-    ['password', { username: user, password: pass }],
-    ['identity token', { identityToken: 'refresh-me' }],
-  ];
-  for (const [name, cred] of cases) {
-    tokenRequests.length = 0;
-    const credentials = new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: cred });
-    const pulled = await remote.pull(store().blobs, ref, { credentials, retry, concurrency: 1 });
-    assert.is(pulled.manifestDigest, img.manifestDigest, name);
-    assert.ok(
-      tokenRequests.length >= 2,
-      `${name}: re-authenticated after the token was revoked (${tokenRequests.length} token requests)`,
-    );
-    assert.ok(
-      tokenRequests.every((t) => t.scope.includes('repository:app:pull')),
-      `${name}: asked for the pull scope`,
-    );
-    if (cred.identityToken)
-      assert.ok(tokenRequests.every((t) => t.method === 'POST' && t.body!.includes('grant_type=refresh_token')));
-    else assert.ok(tokenRequests.every((t) => t.method === 'GET' && t.auth?.startsWith('Basic ')));
-  }
-  try {
-    await remote.pull(store().blobs, ref, {
-      credentials: new remote.StaticCredentials({ [`127.0.0.1:${regPort}`]: { username: user, password: 'bad' } }),
-      retry,
-    });
-    assert.unreachable();
-  } catch (err) {
-    assert.match(
-      (err as Error).message,
-      new RegExp(
-        `token service 127\\.0\\.0\\.1:${tokenPort} for 127\\.0\\.0\\.1:${regPort} answered HTTP 401: UNAUTHORIZED: bad creds`,
-      ),
-    );
-  }
-});
+  },
+);
 
 test('credentials are never sent to another host on a redirect (but are to the same host)', async () => {
   const payload = Buffer.from('blob bytes served by the storage host');

@@ -65,7 +65,9 @@ for (const [i, c] of pushSchedules.entries()) {
     assert.is(env.proxy.fired.length, c.rules.length, `every fault fired: ${env.proxy.fired.join(', ')}`);
     if (process.env.REMOTE_VERBOSE)
       console.log(
-        `push ${i}: sent ${env.proxy.bytesUp} for ${img.totalSize} (${(env.proxy.bytesUp / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`,
+        `push ${i}: sent ${env.proxy.bytesUp} for ${img.totalSize} ` +
+          `(${(env.proxy.bytesUp / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ` +
+          `${env.proxy.fired.join(', ')}`,
       );
     assert.ok(
       env.proxy.bytesUp <= 3 * img.totalSize,
@@ -133,7 +135,9 @@ for (const c of pullSchedules) {
     assert.ok(res.stats.resumes >= 2, `resumed ${res.stats.resumes} downloads with Range`);
     if (process.env.REMOTE_VERBOSE)
       console.log(
-        `pull: received ${env.proxy.bytesDown} for ${img.totalSize} (${(env.proxy.bytesDown / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ${env.proxy.fired.join(', ')}`,
+        `pull: received ${env.proxy.bytesDown} for ${img.totalSize} ` +
+          `(${(env.proxy.bytesDown / img.totalSize).toFixed(2)}x), resumes ${res.stats.resumes}, faults: ` +
+          `${env.proxy.fired.join(', ')}`,
       );
     assert.ok(
       env.proxy.bytesDown <= 3 * img.totalSize,
@@ -170,7 +174,8 @@ test('when retries run out the error names the blob, the host, the status and th
     assert.match(
       e.message,
       new RegExp(
-        `pushing blob ${img.layers[0]!.digest} to ${env.proxy.host.replace(/\./g, '\\.')}/faults/giveup: ${env.proxy.host.replace(/\./g, '\\.')} answered HTTP 500 UNAVAILABLE: injected fault`,
+        `pushing blob ${img.layers[0]!.digest} to ${env.proxy.host.replace(/\./g, '\\.')}/faults/giveup: ` +
+          `${env.proxy.host.replace(/\./g, '\\.')} answered HTTP 500 UNAVAILABLE: injected fault`,
       ),
     );
   } finally {

@@ -230,48 +230,52 @@ for (const [i, c] of pushes.entries()) {
   });
 }
 
-test('a registry that refuses a PUT at its headers: the rest of the blob is not sent, and its error is what fails the push', async () => {
-  const { blobs } = store();
-  const big = 48 * 1024 * 1024;
-  const img = await makeImage(blobs, [big], 9);
-  let received = 0;
-  // Bytes stop arriving when the client closes the PUT's connection (its request 'close' does not
-  // fire once the response is sent): after that, `received` is final.
-  let putClosed!: () => void;
-  const putDone = new Promise<void>((r) => (putClosed = r));
-  // What nginx in front of a registry does with client_max_body_size: 413 as soon as the headers are in.
-  const server = createServer((req, res) => {
-    if (req.method === 'HEAD') return void res.writeHead(404).end();
-    if (req.method === 'POST')
-      return void res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'docker-upload-uuid': 'u1' }).end();
-    req.on('data', (b: Buffer) => (received += b.length)); // keeps reading, as a proxy does
-    req.socket.once('close', () => putClosed());
-    res
-      .writeHead(413, { 'content-type': 'application/json' })
-      .end('{"errors":[{"code":"SIZE_INVALID","message":"blob too large for this proxy"}]}');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  try {
-    const err = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${host}/r:1`, opts).then(
-      () => undefined,
-      (e: Error) => e,
-    );
-    assert.ok(err, 'the push failed');
-    assert.is.not((err as remote.RegistryError).code, 'network', String(err));
-    assert.is((err as remote.RegistryError).info.status, 413, String(err));
-    // The deadline bounds only a failure (a client that keeps the refused upload's connection).
-    let timer: NodeJS.Timeout | undefined;
-    const never = new Promise((_, fail) => {
-      timer = setTimeout(() => fail(new Error('the PUT connection was never closed')), 60_000);
+test(
+  'a registry that refuses a PUT at its headers: the rest of the blob is not sent, and its error is what fails ' +
+    'the push',
+  async () => {
+    const { blobs } = store();
+    const big = 48 * 1024 * 1024;
+    const img = await makeImage(blobs, [big], 9);
+    let received = 0;
+    // Bytes stop arriving when the client closes the PUT's connection (its request 'close' does not
+    // fire once the response is sent): after that, `received` is final.
+    let putClosed!: () => void;
+    const putDone = new Promise<void>((r) => (putClosed = r));
+    // What nginx in front of a registry does with client_max_body_size: 413 as soon as the headers are in.
+    const server = createServer((req, res) => {
+      if (req.method === 'HEAD') return void res.writeHead(404).end();
+      if (req.method === 'POST')
+        return void res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'docker-upload-uuid': 'u1' }).end();
+      req.on('data', (b: Buffer) => (received += b.length)); // keeps reading, as a proxy does
+      req.socket.once('close', () => putClosed());
+      res
+        .writeHead(413, { 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"SIZE_INVALID","message":"blob too large for this proxy"}]}');
     });
-    await Promise.race([putDone, never]);
-    clearTimeout(timer);
-    assert.ok(received < big / 2, `sent ${received} of ${big} bytes after the refusal`);
-  } finally {
-    server.closeAllConnections();
-    server.close();
-  }
-});
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const err = await remote.push(blobs, { manifestDigest: img.manifestDigest }, `${host}/r:1`, opts).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      assert.ok(err, 'the push failed');
+      assert.is.not((err as remote.RegistryError).code, 'network', String(err));
+      assert.is((err as remote.RegistryError).info.status, 413, String(err));
+      // The deadline bounds only a failure (a client that keeps the refused upload's connection).
+      let timer: NodeJS.Timeout | undefined;
+      const never = new Promise((_, fail) => {
+        timer = setTimeout(() => fail(new Error('the PUT connection was never closed')), 60_000);
+      });
+      await Promise.race([putDone, never]);
+      clearTimeout(timer);
+      assert.ok(received < big / 2, `sent ${received} of ${big} bytes after the refusal`);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  },
+);
 
 test.run();

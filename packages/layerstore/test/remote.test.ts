@@ -221,7 +221,10 @@ test('errors name the manifest, the host and what the registry said', async () =
   const cases: Array<[string, RegExp]> = [
     [
       `${env.reg.host}/nothing/here:1`,
-      /fetching manifest 127\.0\.0\.1:\d+\/nothing\/here:1: 127\.0\.0\.1:\d+ answered HTTP 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)/,
+      new RegExp(
+        String.raw`fetching manifest 127\.0\.0\.1:\d+/nothing/here:1: ` +
+          String.raw`127\.0\.0\.1:\d+ answered HTTP 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)`,
+      ),
     ],
     [`${env.reg.host}/nothing/here@sha256:${'0'.repeat(64)}`, /nothing\/here@sha256:0{64}.*HTTP 404/],
   ];

@@ -58,22 +58,25 @@ function fileLayer(name: string, content: string): Promise<Layer> {
   return writeLayer(blobs, e, {});
 }
 
-test('ensure: one snapshot per layer, bottom first, per-layer (not flattened); second call unpacks nothing', async () => {
-  const layers = [await fileLayer('one', '1'), await fileLayer('two', '2')];
-  const snaps = new Snapshots(p('s1'), blobs, p('tmp1'));
-  const got = await snaps.ensure(layers);
-  assert.equal(
-    got.map((s) => s.chainID),
-    chainIDs(layers.map((l) => l.diffID)),
-  );
-  assert.equal(readdirSync(got[0]!.path), ['one']);
-  assert.equal(readdirSync(got[1]!.path), ['two']);
-  assert.is(snaps.stats.unpacked, 2);
-  await snaps.ensure(layers);
-  assert.is(snaps.stats.unpacked, 2);
-  assert.equal((await snaps.list()).map((s) => s.chainID).sort(), got.map((s) => s.chainID).sort());
-  assert.equal(readdirSync(p('tmp1')), []);
-});
+test(
+  'ensure: one snapshot per layer, bottom first, per-layer (not flattened); second call unpacks ' + 'nothing',
+  async () => {
+    const layers = [await fileLayer('one', '1'), await fileLayer('two', '2')];
+    const snaps = new Snapshots(p('s1'), blobs, p('tmp1'));
+    const got = await snaps.ensure(layers);
+    assert.equal(
+      got.map((s) => s.chainID),
+      chainIDs(layers.map((l) => l.diffID)),
+    );
+    assert.equal(readdirSync(got[0]!.path), ['one']);
+    assert.equal(readdirSync(got[1]!.path), ['two']);
+    assert.is(snaps.stats.unpacked, 2);
+    await snaps.ensure(layers);
+    assert.is(snaps.stats.unpacked, 2);
+    assert.equal((await snaps.list()).map((s) => s.chainID).sort(), got.map((s) => s.chainID).sort());
+    assert.equal(readdirSync(p('tmp1')), []);
+  },
+);
 
 test('ensure: a corrupt or hostile layer leaves neither a snapshot nor a temp dir', async () => {
   const good = await fileLayer('x', 'x');
@@ -112,7 +115,8 @@ test('ensure from two processes at once: both succeed, each layer unpacked once'
     `
     import { Snapshots } from '${join(dist, '../src/snapshot/index.js')}';
     import { TempBlobs } from '${join(dist, 'helpers/temp-blobs.js')}';
-    const snaps = new Snapshots(${JSON.stringify(p('s3'))}, new TempBlobs(${JSON.stringify(p('blobs'))}), ${JSON.stringify(p('tmp3'))});
+    const blobs = new TempBlobs(${JSON.stringify(p('blobs'))});
+    const snaps = new Snapshots(${JSON.stringify(p('s3'))}, blobs, ${JSON.stringify(p('tmp3'))});
     const got = await snaps.ensure(${JSON.stringify(layers)});
     console.log(JSON.stringify({ unpacked: snaps.stats.unpacked, n: got.length }));
   `,
@@ -213,28 +217,31 @@ test.after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-test('a snapshot written in another boot (or with no sidecar) is dropped and unpacked again from its blob', async () => {
-  const layers = [await fileLayer('again', 'content of the layer')];
-  for (const [name, sidecar] of [
-    ['old-boot', 'some-other-boot-id'],
-    ['no-sidecar', null],
-    ['torn-sidecar', ''],
-  ] as const) {
-    const snaps = new Snapshots(p(`s-${name}`), blobs, p(`tmp-${name}`));
-    const [first] = await snaps.ensure(layers);
-    assert.is(snaps.stats.unpacked, 1);
-    // What a power loss can leave: the snapshot's files torn, its sidecar from the boot that ended.
-    writeFileSync(join(first!.path, 'again'), 'torn');
-    if (sidecar === null) rmSync(`${first!.path}.boot`);
-    else writeFileSync(`${first!.path}.boot`, sidecar);
-    const [second] = await snaps.ensure(layers);
-    assert.is(snaps.stats.unpacked, 2, `${name}: unpacked again`);
-    assert.is(readFileSync(join(second!.path, 'again'), 'utf8'), 'content of the layer', `${name}: whole again`);
-    // Written in this boot: trusted as it is, not unpacked a third time.
-    await snaps.ensure(layers);
-    assert.is(snaps.stats.unpacked, 2, `${name}: kept within the boot`);
-  }
-});
+test(
+  'a snapshot written in another boot (or with no sidecar) is dropped and unpacked again from its ' + 'blob',
+  async () => {
+    const layers = [await fileLayer('again', 'content of the layer')];
+    for (const [name, sidecar] of [
+      ['old-boot', 'some-other-boot-id'],
+      ['no-sidecar', null],
+      ['torn-sidecar', ''],
+    ] as const) {
+      const snaps = new Snapshots(p(`s-${name}`), blobs, p(`tmp-${name}`));
+      const [first] = await snaps.ensure(layers);
+      assert.is(snaps.stats.unpacked, 1);
+      // What a power loss can leave: the snapshot's files torn, its sidecar from the boot that ended.
+      writeFileSync(join(first!.path, 'again'), 'torn');
+      if (sidecar === null) rmSync(`${first!.path}.boot`);
+      else writeFileSync(`${first!.path}.boot`, sidecar);
+      const [second] = await snaps.ensure(layers);
+      assert.is(snaps.stats.unpacked, 2, `${name}: unpacked again`);
+      assert.is(readFileSync(join(second!.path, 'again'), 'utf8'), 'content of the layer', `${name}: whole again`);
+      // Written in this boot: trusted as it is, not unpacked a third time.
+      await snaps.ensure(layers);
+      assert.is(snaps.stats.unpacked, 2, `${name}: kept within the boot`);
+    }
+  },
+);
 
 test('a stale snapshot is dropped only while still stale, not once another process unpacked it anew', async () => {
   const layers = [await fileLayer('fresh', 'whole')];

@@ -1,7 +1,7 @@
 // Hostile layers: each case is a tar built here. Rejected cases must fail with
 // StoreError('hostile-layer'); every case, rejected or not, must leave everything outside
 // the target exactly as it was.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -140,6 +140,26 @@ const cases: Case[] = [
   {
     name: 'block device without allowDevices',
     entries: [{ name: 'dev', type: 'block', devmajor: 8, devminor: 0 }],
+    expect: 'hostile',
+  },
+  {
+    name: 'devices with allowDevices: made as they are, with their modes',
+    entries: [
+      { name: 'c', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: 'b', type: 'block', devmajor: 8, devminor: 0, mode: 0o660 },
+    ],
+    opts: { allowDevices: true },
+    expect: (root) => {
+      const c = lstatSync(join(root, 'c'));
+      const b = lstatSync(join(root, 'b'));
+      assert.ok(c.isCharacterDevice() && c.rdev === 0x103 && (c.mode & 0o7777) === 0o666);
+      assert.ok(b.isBlockDevice() && b.rdev === 0x800 && (b.mode & 0o7777) === 0o660);
+    },
+  },
+  {
+    name: 'a 0/0 char device (an overlay whiteout in disguise) even with allowDevices',
+    entries: [f('a'), { name: 'a', type: 'char', devmajor: 0, devminor: 0 }],
+    opts: { allowDevices: true },
     expect: 'hostile',
   },
   { name: 'whiteout of ..', entries: [f('.wh...', '')], expect: 'hostile' },

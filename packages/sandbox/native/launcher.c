@@ -9,19 +9,26 @@
 //   "error CODE MESSAGE"          the command could not start (CODE 126/127)
 //   "setup MESSAGE"               the sandbox could not be built (an infrastructure failure)
 // The first line written wins; later lines (e.g. from the launcher when init was killed) are fallbacks.
-// Before that, the launcher writes "pid N" (the host pid of init, or of the command in exec mode) as
+// Before that, the launcher writes "pid N" (the host pid of PID 1, or of the command in exec mode) as
 // soon as it exists; readers skip "pid" lines when looking for the outcome.
 //
 // Modes: run (default) builds a new container as below. exec (spec key exec=PID) joins the namespaces
-// of the running container whose init has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
+// of the running container whose PID 1 has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
 // the command there, with the same credentials, capabilities and seccomp filter as in run mode.
 // tty=1 gives the command a pseudo-terminal from the container's own devpts; the launcher relays it
 // to its fds 0/1 (raw mode and window size follow fd 0 when that is a terminal).
 //
-// Process tree: launcher (host pid ns, new mount/uts/ipc/net ns)
-//                 └─ init (PID 1 of the new pid ns: builds the root, reaps, forwards signals)
-//                      └─ command
+// Process tree, as Docker's: the command is PID 1 of the new pid namespace (it gets only the signals
+// it has a handler for, and reaps only what it waits for), unless init=1 (`run --init`) puts a
+// minimal init in front of it, as docker-init/tini do:
+//   launcher (host pid ns)  ─ the child below builds the root (overlay, /proc, /dev, /sys, binds,
+//     │                       pivot_root) and then either
+//     └─ command (PID 1)      execs the command: the launcher forwards signals to it and reports
+//                             how it ended;
+//     └─ init (PID 1)         or, with init=1, stays as init: reaps every orphan, forwards signals
+//          └─ command         to the command, exits with the command's status.
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -30,6 +37,7 @@
 #include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/nsfs.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <linux/openat2.h>
@@ -87,6 +95,7 @@
 #define X_MOUNT_ATTR_RDONLY 0x1
 #define X_MOUNT_ATTR_NOSUID 0x2
 #define X_MOUNT_ATTR_NODEV 0x4
+#define X_MOUNT_ATTR_NOEXEC 0x8
 struct x_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 
 struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; int file; };
@@ -103,13 +112,17 @@ struct spec {
   char *hosts, *resolv, *hostnamefile;
   struct mnt *mounts; int nmounts;
   char **cgprocs; int ncg;
+  char **cgmounts; int ncgm;  // "NAME:DIR": the run's cgroup DIR shown at /sys/fs/cgroup/NAME ("" = itself)
   char *devcgroup; char **devallow; int ndevallow;
   pid_t execpid, netnspid;
   int tty;
+  int init;  // run a reaping, forwarding init as PID 1 in front of the command (`run --init`)
   // netholder mode (see holder_main); netraw=0 drops CAP_NET_RAW from the command's set.
   int netholder, nonetraw;
   char **helper; int nhelper;
   char ttyslave[64];
+  // rootless=1: inside a user namespace (see rootless_* and userns_main).
+  int rootless;
 };
 
 static struct spec S;
@@ -202,6 +215,7 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "resolv")) S.resolv = v;
     else if (!strcmp(tok, "hostnamefile")) S.hostnamefile = v;
     else if (!strcmp(tok, "cgroup")) push(&S.cgprocs, &S.ncg, v);
+    else if (!strcmp(tok, "cgmount")) push(&S.cgmounts, &S.ncgm, v);
     else if (!strcmp(tok, "devcgroup")) S.devcgroup = v;
     else if (!strcmp(tok, "devallow")) push(&S.devallow, &S.ndevallow, v);
     else if (!strcmp(tok, "mount")) {
@@ -222,6 +236,8 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "helper")) push(&S.helper, &S.nhelper, v);
     else if (!strcmp(tok, "netraw")) S.nonetraw = !strcmp(v, "0");
     else if (!strcmp(tok, "tty")) S.tty = !strcmp(v, "1");
+    else if (!strcmp(tok, "rootless")) S.rootless = !strcmp(v, "1");
+    else if (!strcmp(tok, "init")) S.init = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
   }
   if (S.execpid) {
@@ -241,6 +257,41 @@ static char *in_root(const char *rel) {
   static char buf[PATH_MAX];
   if (snprintf(buf, sizeof buf, "%s/%s", S.rootdir, rel) >= (int)sizeof buf) { errno = ENAMETOOLONG; die("%s", rel); }
   return buf;
+}
+
+// ---- rootless: what differs inside a user namespace (spec key rootless=1) -------------------------
+// The CLI runs in a user namespace of its own (userns_main); the root of that namespace may mount
+// overlay (kernel >= 5.11), tmpfs, proc and binds in the mount namespaces it makes, but not set
+// trusted.* xattrs, make device nodes, or map ids that its namespace does not map.
+
+// Overlay keeps its opaque markers in user.overlay.* instead of trusted.overlay.* (userxattr).
+static void rootless_overlay_options(int fs) {
+  if (S.rootless && syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+    die("overlay userxattr (rootless needs kernel >= 5.11)");
+}
+
+// mknod of a device is refused in a user namespace: bind the host's node onto an empty file.
+static void rootless_bind_dev(const char *name) {
+  char p[PATH_MAX], host[64];
+  snprintf(p, sizeof p, "%s/dev/%s", S.rootdir, name);
+  snprintf(host, sizeof host, "/dev/%s", name);
+  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd < 0) die("create /dev/%s", name);
+  close(fd);
+  if (mount(host, p, NULL, MS_BIND, NULL) < 0) die("bind %s", host);
+}
+
+// devpts's gid=5 (tty) is an error where gid 5 is not mapped (a single id mapping).
+static int rootless_devpts_without_tty_gid(void) {
+  if (!S.rootless || errno != EINVAL) return 0;
+  const char *opts = "newinstance,ptmxmode=0666,mode=0620";
+  return mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, opts) == 0;
+}
+
+// With a single id mapping setgroups is denied in the namespace (the kernel's rule for unprivileged
+// gid maps): the command keeps the groups it has, which map to nothing there.
+static int rootless_groups_denied(void) {
+  return S.rootless && errno == EPERM && S.ngroups == 0;
 }
 
 // Appends overlay's escaped form of a path (',' ':' '\' need a backslash) to an option string.
@@ -301,11 +352,13 @@ lowers_done:;
   const char *kv[][2] = {
     {"upperdir", S.upper}, {"workdir", S.work},
     // Without these the upperdir is not a self-contained diff (redirects, metacopy-only files).
-    {"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"},
+    // Rootless: "off" still follows redirects, which the kernel refuses with userxattr.
+    {"redirect_dir", S.rootless ? "nofollow" : "off"}, {"metacopy", "off"}, {"index", "off"},
   };
   for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
     if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, kv[i][0], kv[i][1], 0) < 0)
       die("overlay %s=%s", kv[i][0], kv[i][1]);
+  rootless_overlay_options(fs);
   // Unmounting a non-volatile overlay syncs the WHOLE upper filesystem (ovl_sync_fs), so a
   // build step's exit waited for every dirty page on the disk, the build's own background layer
   // writes included: 300 ms after a tiny RUN, seconds after a big one. A build step's upperdir
@@ -331,6 +384,7 @@ lowers_done:;
 }
 
 static void mknod_dev(const char *name, int major, int minor) {
+  if (S.rootless) { rootless_bind_dev(name); return; }
   char p[PATH_MAX];
   snprintf(p, sizeof p, "%s/dev/%s", S.rootdir, name);
   if (mknod(p, S_IFCHR | 0666, makedev(major, minor)) < 0) die("mknod /dev/%s", name);
@@ -363,7 +417,10 @@ static void mount_dev(void) {
   mknod_dev("tty", 5, 0);
   if (mkdir(in_root("dev/pts"), 0755) < 0) die("mkdir /dev/pts");
   if (mkdir(in_root("dev/shm"), 01777) < 0) die("mkdir /dev/shm");
-  if (mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0) die("mount /dev/pts");
+  const char *pts = "newinstance,ptmxmode=0666,mode=0620,gid=5";
+  if (mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, pts) < 0 &&
+      !rootless_devpts_without_tty_gid())
+    die("mount /dev/pts");
   if (mount("shm", in_root("dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0) die("mount /dev/shm");
   symlink_dev("pts/ptmx", "ptmx");
   symlink_dev("/proc/self/fd", "fd");
@@ -492,6 +549,47 @@ static void extra_mounts(void) {
   close(rootfd);
 }
 
+// The run's own cgroup, read-only, at /sys/fs/cgroup, as Docker shows it: a tmpfs with one directory
+// per v1 controller the run has a cgroup of its own in, each a bind of that cgroup's directory (on v2
+// the run's directory itself). Runtimes that size themselves from it (the JVM, Node, Go) see the
+// run's limits. Only the run's own directories: a controller it has no cgroup in would show the
+// hierarchy tsbuild runs in, other runs included. Read-only, and without CAP_SYS_ADMIN the command
+// cannot remount it: it can neither change its limits nor leave its cgroup. The tmpfs also hides the
+// host's cgroups when /sys is a bind of the host's (see build_root). With the cgroup namespace the
+// launcher made after joining, /proc/self/cgroup and mountinfo show these as "/".
+static void mount_cgroups(void) {
+  const char *top = "sys/fs/cgroup";
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s", in_root(top));
+  const unsigned long fl = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (mount("tmpfs", path, "tmpfs", fl, "mode=755,size=64k") < 0) die("mount /%s", top);
+  for (int i = 0; i < S.ncgm; i++) {
+    char *name = S.cgmounts[i], *colon = strchr(name, ':');
+    if (!colon || memchr(name, '/', colon - name) || colon[1] != '/') { errno = EINVAL; die("bad cgroup mount '%s'", name); }
+    if (colon != name) {
+      *colon = 0;
+      char sub[PATH_MAX];
+      if (snprintf(sub, sizeof sub, "%s/%s", path, name) >= (int)sizeof sub) { errno = ENAMETOOLONG; die("%s", name); }
+      if (mkdir(sub, 0755) < 0) die("mkdir /%s/%s", top, name);
+      *colon = ':';
+    }
+  }
+  if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | fl, "mode=755,size=64k") < 0) die("read-only /%s", top);
+  for (int i = 0; i < S.ncgm; i++) {
+    char *name = S.cgmounts[i], *colon = strchr(name, ':');
+    int mfd = syscall(SYS_open_tree, AT_FDCWD, colon + 1, X_OPEN_TREE_CLONE | X_OPEN_TREE_CLOEXEC);
+    if (mfd < 0) die("open cgroup %s", colon + 1);
+    struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY | X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV | X_MOUNT_ATTR_NOEXEC };
+    if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH, &a, sizeof a) < 0) die("read-only cgroup %s", colon + 1);
+    char tgt[PATH_MAX];
+    *colon = 0;
+    snprintf(tgt, sizeof tgt, "%s%s%s", path, *name ? "/" : "", name);
+    *colon = ':';
+    if (syscall(SYS_move_mount, mfd, "", AT_FDCWD, tgt, X_MOVE_MOUNT_F_EMPTY_PATH) < 0) die("mount cgroup on %s", tgt);
+    close(mfd);
+  }
+}
+
 static void build_root(void) {
   mount_overlay();
   if (mount("proc", in_root("proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount /proc");
@@ -502,6 +600,7 @@ static void build_root(void) {
     struct x_mount_attr a = { .attr_set = X_MOUNT_ATTR_RDONLY | X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV };
     if (syscall(SYS_mount_setattr, AT_FDCWD, in_root("sys"), X_AT_RECURSIVE, &a, sizeof a) < 0) die("read-only /sys");
   }
+  mount_cgroups();
   mask_paths();
   bind_file(S.hosts, "etc/hosts");
   bind_file(S.resolv, "etc/resolv.conf");
@@ -548,7 +647,7 @@ static int drop_privileges(void) {
   for (int c = 0; c < 64; c++)
     if (!(keep & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -1;
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
-  if (setgroups(S.ngroups, S.groups) < 0) return -1;
+  if (setgroups(S.ngroups, S.groups) < 0 && !rootless_groups_denied()) return -1;
   if (setresgid(S.gid, S.gid, S.gid) < 0) return -1;
   struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
   struct __user_cap_data_struct d[2];
@@ -670,6 +769,13 @@ __attribute__((noreturn)) static void command_main(int errw) {
   struct child_err ce = {0, 0};
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
+  // A change of uid clears the parent-death signal: armed again, or a non-root command would outlive
+  // the launcher (with no init above it, nothing else ends the pid namespace). Then, in case the
+  // parent died before that: the reader of errw is the parent, so a write end with no reader left
+  // (POLLERR) means it is gone.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  struct pollfd gone = { .fd = errw, .events = 0 };
+  if (poll(&gone, 1, 0) > 0 && (gone.revents & POLLERR)) _exit(125);
   if (chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   char wd[PATH_MAX];
   // After pivot_root a cwd outside the root reads back as "(unreachable)/...": refuse it.
@@ -816,13 +922,16 @@ static int relay_and_wait(pid_t child, int master, sigset_t *set) {
   return st;
 }
 
-__attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int ptysock) {
+// The child of the launcher in run mode: PID 1 of the new pid namespace. Builds the root, then
+// becomes the command (errw: the launcher's error pipe), or with S.init stays as its init.
+__attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int ptysock, int errw) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   // If the launcher died before PDEATHSIG was armed, its end of `alive` is already closed.
   struct pollfd pf = { .fd = alive, .events = 0 };
   if (poll(&pf, 1, 0) > 0 && (pf.revents & POLLHUP)) _exit(125);
   close(alive);
   // Not dumpable: the command (same uid 0) cannot open /proc/1/fd/*, /proc/1/root or ptrace init.
+  // (Without S.init this process becomes the command, and its execve makes it dumpable as usual.)
   // execve of the command resets this for the command itself.
   prctl(PR_SET_DUMPABLE, 0);
   build_root();
@@ -834,6 +943,7 @@ __attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int pt
     close(m);
   }
   if (ptysock >= 0) close(ptysock);
+  if (!S.init) command_main(errw);
 
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) < 0) die("pipe");
@@ -873,7 +983,7 @@ static void report_wait(int st, int failed, struct child_err ce) {
   _exit(WEXITSTATUS(st));
 }
 
-// exec mode: the command joins a running container (its init has host pid S.execpid).
+// exec mode: the command joins a running container (its PID 1 has host pid S.execpid).
 __attribute__((noreturn)) static void exec_main(void) {
   static const char *names[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt" };
   int fds[6];
@@ -1062,9 +1172,46 @@ static void reexec_from_sealed_copy(char **argv, char **envp) {
 #define HOLDER_READY_FD 6
 #define HOLDER_EXIT_FD 7
 
+// Rootless: returning to the host's network namespace (setns) needs CAP_SYS_ADMIN over it, which
+// the root of our user namespace lacks. So the helper is forked before the unshare, stays in the
+// host's namespace, and receives its three fds (namespace, ready, exit) over a socket.
+static int rootless_helper_sock = -1;
+static pid_t rootless_helper_pid = -1;
+
+static void rootless_helper_prefork(void) {
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) die("socketpair");
+  pid_t self = getpid();
+  rootless_helper_pid = fork();
+  if (rootless_helper_pid < 0) die("fork the network helper");
+  if (rootless_helper_pid > 0) { close(sp[1]); rootless_helper_sock = sp[0]; return; }
+  close(sp[0]);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != self) _exit(125);
+  int fds[3];
+  // Each moved to 10 and up, out of the way of 5..7 (as holder_main does).
+  for (int i = 0; i < 3; i++)
+    if ((fds[i] = recv_fd(sp[1])) < 0 || (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+      _exit(125);  // the holder gave up before it had a network
+  close(sp[1]);
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
+  if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
+    die("fds of the network helper");
+  execv(S.helper[0], S.helper);
+  die("run the network helper %s", S.helper[0]);
+}
+
+static pid_t rootless_helper_start(int fds[3]) {
+  for (int i = 0; i < 3; i++) send_fd(rootless_helper_sock, fds[i]);
+  close(rootless_helper_sock);
+  return rootless_helper_pid;
+}
+
 __attribute__((noreturn)) static void holder_main(void) {
   int hostns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (hostns < 0) die("open the host network namespace");
+  if (S.rootless && S.nhelper) rootless_helper_prefork();
   if (unshare(CLONE_NEWNET) < 0) die("unshare the network namespace");
   loopback_up();
   // ping without CAP_NET_RAW, as Docker allows it: a setting of this namespace only. Best effort
@@ -1087,7 +1234,7 @@ __attribute__((noreturn)) static void holder_main(void) {
     fds[2] = fcntl(quit[0], F_DUPFD_CLOEXEC, 10);
     if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0) die("dup");
     pid_t self = getpid();
-    helper = fork();
+    helper = S.rootless ? rootless_helper_start(fds) : fork();
     if (helper < 0) die("fork the network helper");
     if (helper == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1151,8 +1298,216 @@ __attribute__((noreturn)) static void holder_main(void) {
   _exit(0);
 }
 
+// ---- rootless: one user namespace for the whole tsbuild process -----------------------------------
+// "tsbuild-launcher userns PROGRAM ARGS...": bin/tsbuild starts this when it is not run by root.
+// It enters a new user namespace in which the caller's uid and gid are 0 and its subordinate ranges
+// (/etc/subuid, /etc/subgid; written by newuidmap/newgidmap, the setuid helpers of Debian's uidmap)
+// are 1..N, then executes PROGRAM there with the caller's environment. Everything tsbuild does then
+// sees the image's own ids: unpacking layers (chown), reading snapshots into tar headers, the
+// overlays and namespaces of the sandboxes. Without ranges (or helpers) only the caller's own ids
+// are mapped, with a warning of what fails. Started as uid 0 (root, or root of a user namespace
+// already, as the CLI is once in ours): just exec.
+
+struct idrange { unsigned long start, count; };
+
+// The user's first range in a subordinate id file ("name:start:count" or "uid:start:count").
+static int subid_range(const char *file, const char *user, unsigned long id, struct idrange *r) {
+  FILE *f = fopen(file, "re");
+  if (!f) return 0;
+  char line[512], idtext[32];
+  snprintf(idtext, sizeof idtext, "%lu", id);
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    char *save = NULL, *name = strtok_r(line, ":\n", &save), *start = strtok_r(NULL, ":\n", &save);
+    char *count = strtok_r(NULL, ":\n", &save), *end1, *end2;
+    if (!name || !start || !count || (strcmp(name, user) && strcmp(name, idtext))) continue;
+    r->start = strtoul(start, &end1, 10);
+    r->count = strtoul(count, &end2, 10);
+    found = !*end1 && !*end2 && r->count > 0;
+  }
+  fclose(f);
+  return found;
+}
+
+// The name of `uid` from /etc/passwd (the launcher is static: no NSS).
+static void user_name(uid_t uid, char *out, size_t cap) {
+  snprintf(out, cap, "%u", (unsigned)uid);
+  FILE *f = fopen("/etc/passwd", "re");
+  if (!f) return;
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    char *save = NULL, *name = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
+    char *id = strtok_r(NULL, ":", &save);
+    if (name && pw && id && strtoul(id, NULL, 10) == uid) { snprintf(out, cap, "%s", name); break; }
+  }
+  fclose(f);
+}
+
+// An executable `name` in $PATH (or the usual place of the uidmap helpers), into `out`.
+static int find_tool(const char *name, char *out, size_t cap) {
+  const char *path = getenv("PATH");
+  char dirs[4096];
+  snprintf(dirs, sizeof dirs, "%s:/usr/bin:/bin", path ? path : "");
+  char *save = NULL;
+  for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    if (*d != '/') continue;
+    snprintf(out, cap, "%s/%s", d, name);
+    if (access(out, X_OK) == 0) return 1;
+  }
+  return 0;
+}
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, text, strlen(text));
+  close(fd);
+  return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+// Runs `tool PID 0 ID 1 1 START COUNT` (newuidmap/newgidmap) and waits for it.
+static int run_idmap_tool(const char *tool, pid_t pid, unsigned long id, struct idrange r) {
+  char a[6][32];
+  snprintf(a[0], 32, "%d", (int)pid), snprintf(a[1], 32, "%lu", id);
+  snprintf(a[2], 32, "%lu", r.start), snprintf(a[3], 32, "%lu", r.count);
+  char *argv[] = { (char *)tool, a[0], "0", a[1], "1", "1", a[2], a[3], NULL };
+  pid_t c = fork();
+  if (c < 0) return -1;
+  if (c == 0) { execv(tool, argv); _exit(127); }
+  int st;
+  while (waitpid(c, &st, 0) < 0) if (errno != EINTR) return -1;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+__attribute__((noreturn)) static void userns_fail(const char *what) {
+  fprintf(stderr, "ERROR: rootless: %s: %s\n", what, strerror(errno));
+  _exit(125);
+}
+
+// Whether /proc/PID/KIND_map holds exactly "0 ID 1" and, with r.count, "1 r.start r.count".
+static int map_is(pid_t pid, const char *kind, unsigned long id, struct idrange r) {
+  char path[64], b[512];
+  snprintf(path, sizeof path, "/proc/%d/%s_map", (int)pid, kind);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, b, sizeof b - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  b[n] = 0;
+  unsigned long a[6];
+  int got = sscanf(b, "%lu %lu %lu %lu %lu %lu", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5]);
+  if (got < 3 || a[0] != 0 || a[1] != id || a[2] != 1) return 0;
+  return r.count ? got == 6 && a[3] == 1 && a[4] == r.start && a[5] == r.count : got == 3;
+}
+
+// Joins the user namespace of a live process of ours that maps exactly what we would map (another
+// tsbuild command's, kept alive by a container's supervisor, say), so that every command sees the
+// same namespace: `exec` and `--network container:` can only enter namespaces owned by the user
+// namespace they run in. Returns 0 when there is none, and a new one must be made.
+static int join_existing_userns(uid_t uid, gid_t gid, struct idrange ur, struct idrange gr) {
+  struct stat self;
+  if (stat("/proc/self/ns/user", &self) < 0) return 0;
+  DIR *d = opendir("/proc");
+  if (!d) return 0;
+  struct dirent *e;
+  int joined = 0;
+  while (!joined && (e = readdir(d))) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    struct stat st;
+    char path[64];
+    if (*end || pid <= 0) continue;
+    snprintf(path, sizeof path, "/proc/%ld", pid);
+    if (stat(path, &st) < 0 || st.st_uid != uid) continue;
+    if (!map_is(pid, "uid", uid, ur) || !map_is(pid, "gid", gid, gr)) continue;
+    snprintf(path, sizeof path, "/proc/%ld/ns/user", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    // Only a child of our own namespace (as tsbuild makes them): a user process's nested namespace
+    // could show the same map from here.
+    int parent = ioctl(fd, NS_GET_PARENT);
+    struct stat pst;
+    int child = parent >= 0 && fstat(parent, &pst) == 0 && pst.st_ino == self.st_ino && pst.st_dev == self.st_dev;
+    if (parent >= 0) close(parent);
+    if (child && fstat(fd, &st) == 0 && st.st_ino != self.st_ino && setns(fd, CLONE_NEWUSER) == 0) joined = 1;
+    close(fd);
+  }
+  closedir(d);
+  return joined;
+}
+
+__attribute__((noreturn)) static void userns_main(char **argv) {
+  if (!argv[0]) { errno = EINVAL; userns_fail("usage: tsbuild-launcher userns PROGRAM ARGS..."); }
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  if (uid != 0) {
+    char user[256], newuidmap[PATH_MAX], newgidmap[PATH_MAX];
+    user_name(uid, user, sizeof user);
+    struct idrange ur = {0, 0}, gr = {0, 0};
+    int have_ranges = subid_range("/etc/subuid", user, uid, &ur) && subid_range("/etc/subgid", user, uid, &gr);
+    int have_tools =
+        find_tool("newuidmap", newuidmap, sizeof newuidmap) && find_tool("newgidmap", newgidmap, sizeof newgidmap);
+    int ranges = have_ranges && have_tools;
+    if (!ranges) {
+      fprintf(stderr,
+              "tsbuild: warning: rootless with a single id mapping (%s): only your own uid and gid exist, as root.\n"
+              "  Files owned by any other user cannot be made: base images with such files, RUN useradd/adduser,\n"
+              "  chown, USER <other>, COPY --chown fail. Add '%s:100000:65536' to /etc/subuid and /etc/subgid%s.\n",
+              !have_ranges ? "no subordinate ranges for this user in /etc/subuid and /etc/subgid"
+                           : "newuidmap/newgidmap not found",
+              user, have_tools ? "" : " and install newuidmap/newgidmap (Debian: apt-get install uidmap)");
+    }
+    struct idrange none = {0, 0};
+    if (join_existing_userns(uid, gid, ranges ? ur : none, ranges ? gr : none)) goto inside;
+    // The helpers write our maps from outside: a child that waits until we have unshared.
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) < 0) userns_fail("pipe");
+    pid_t self = getpid(), mapper = -1;
+    if (ranges) {
+      mapper = fork();
+      if (mapper < 0) userns_fail("fork");
+      if (mapper == 0) {
+        close(go[1]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char c;
+        if (getppid() != self || read(go[0], &c, 1) != 1) _exit(1);
+        _exit(run_idmap_tool(newuidmap, self, uid, ur) == 0 && run_idmap_tool(newgidmap, self, gid, gr) == 0 ? 0 : 1);
+      }
+      close(go[0]);
+    }
+    if (unshare(CLONE_NEWUSER) < 0) userns_fail("unshare a user namespace (are unprivileged user namespaces enabled?)");
+    if (ranges) {
+      int st;
+      if (write(go[1], "g", 1) != 1) userns_fail("start newuidmap");
+      close(go[1]);
+      while (waitpid(mapper, &st, 0) < 0) if (errno != EINTR) userns_fail("wait for newuidmap");
+      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        errno = EPERM;
+        fprintf(stderr, "ERROR: rootless: %s/%s could not map %s's ranges %lu:%lu (uids) and %lu:%lu (gids)\n",
+                newuidmap, newgidmap, user, ur.start, ur.count, gr.start, gr.count);
+        _exit(125);
+      }
+    } else {
+      char map[64];
+      // Unprivileged, a process may map only its own ids, and its gid only once setgroups is off.
+      snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+      if (write_file("/proc/self/uid_map", map) < 0) userns_fail("write uid_map");
+      if (write_file("/proc/self/setgroups", "deny") < 0) userns_fail("write setgroups");
+      snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+      if (write_file("/proc/self/gid_map", map) < 0) userns_fail("write gid_map");
+    }
+  inside:
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) userns_fail("become root in the user namespace");
+    // The host's supplementary groups (unmapped, shown as nobody) are of no use inside; where
+    // setgroups is denied (single mapping) they stay.
+    if (ranges && setgroups(0, NULL) < 0) userns_fail("setgroups");
+  }
+  execvp(argv[0], argv);
+  userns_fail(argv[0]);
+}
+
 int main(int argc, char **argv, char **envp) {
-  (void)argc;
+  if (argc > 1 && !strcmp(argv[1], "userns")) userns_main(argv + 2);
   // Before anything else: the sandbox must never be able to open this process through /proc.
   // (exec mode joins the sandbox's pid namespace; its child is visible there until its execve.)
   prctl(PR_SET_DUMPABLE, 0);
@@ -1162,7 +1517,7 @@ int main(int argc, char **argv, char **envp) {
   // Whatever else our parent let us inherit has no business in the sandbox.
   syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
   pid_t parent = getppid();
-  // Die with tsbuild: the signal reaches init through its own PDEATHSIG, and the namespaces with it.
+  // Die with tsbuild: the signal reaches PID 1 through its own PDEATHSIG, and the namespaces with it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(125);
   parse_spec();
@@ -1203,10 +1558,18 @@ int main(int argc, char **argv, char **envp) {
   if (pipe2(alive, O_CLOEXEC) < 0) die("pipe");
   int ptys[2] = { -1, -1 };  // init passes the pty master it opened in the container's devpts
   if (S.tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) die("socketpair");
+  int ep[2] = { -1, -1 };  // without an init: how the command says it could not start (see command_main)
+  if (!S.init && pipe2(ep, O_CLOEXEC) < 0) die("pipe");
   pid_t init = fork();
   if (init < 0) die("fork init");
-  if (init == 0) { close(alive[1]); if (ptys[0] >= 0) close(ptys[0]); init_main(&set, alive[0], ptys[1]); }
+  if (init == 0) {
+    close(alive[1]);
+    if (ptys[0] >= 0) close(ptys[0]);
+    if (ep[0] >= 0) close(ep[0]);
+    init_main(&set, alive[0], ptys[1], ep[1]);
+  }
   close(alive[0]);
+  if (ep[1] >= 0) close(ep[1]);
   status("pid %d", (int)init);
   int master = -1;
   if (S.tty) {
@@ -1214,9 +1577,19 @@ int main(int argc, char **argv, char **envp) {
     master = recv_fd(ptys[0]);
     close(ptys[0]);
   }
+  if (!S.init) {
+    // The command is our child: EOF on the pipe once it has exec'd (or died building the root, which
+    // reported "setup" itself), a child_err if it could not start.
+    struct child_err ce = {0, 0};
+    ssize_t n;
+    do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
+    close(ep[0]);
+    int st = relay_and_wait(init, master, &set);
+    report_wait(st, n == (ssize_t)sizeof ce, ce);
+  }
   int st = relay_and_wait(init, master, &set);
   if (WIFSIGNALED(st)) {
-    // init itself was killed (e.g. by the OOM killer): nothing else has reported.
+    // init itself was killed (e.g. by the OOM killer or `stop`'s SIGKILL): nothing else has reported.
     status("signal %d", WTERMSIG(st));
     _exit(128 + WTERMSIG(st));
   }

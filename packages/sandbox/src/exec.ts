@@ -1,5 +1,5 @@
 // exec(): one more command inside a running sandbox. The launcher (exec mode) joins the cgroups and
-// the namespaces (cgroup, ipc, uts, net, pid, mnt) of the sandbox's init and forks the command
+// the namespaces (cgroup, ipc, uts, net, pid, mnt) of the sandbox's PID 1 and forks the command
 // there, with the same capability set and seccomp filter as run(). Never from Node itself: setns
 // into a mount namespace is refused to a multithreaded process.
 import { readFileSync, existsSync } from 'node:fs';

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './run.js';
 import { readText, write } from './cgroup/fsutil.js';
 import { cgroupDriver } from './cgroup/index.js';
+import { rootless } from './userns.js';
 
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
@@ -47,6 +48,8 @@ function freezerOf(pid: number): Freezer {
       };
     }
   }
+  if (rootless())
+    throw new SandboxError('rootless: no cgroup is delegated here, so a running sandbox cannot be frozen');
   throw new SandboxError(`the sandbox of pid ${pid} has no freezer cgroup (it must be started with freezable: true)`);
 }
 
@@ -90,6 +93,8 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
  * container frozen with nobody to thaw it: a plain kill of init would leave it there for good.
  * Killed before the thaw, so that none of them runs its own code again (a thawed task with SIGKILL
  * pending exits on its way back to user space), and none can fork in between (they are frozen).
+ * The launcher (pid's parent) is in the cgroup too, but spared: it is outside the sandbox, and once
+ * thawed it reports how PID 1 ended (SIGKILL: 137, as `docker stop` and `docker kill` do).
  */
 export function killSandbox(pid: number): void {
   let f: Freezer | undefined;
@@ -98,8 +103,9 @@ export function killSandbox(pid: number): void {
   } catch {
     /* no freezer cgroup: it cannot be frozen either */
   }
+  const launcher = Number(readText(`/proc/${pid}/status`)?.match(/^PPid:\s*(\d+)$/m)?.[1] ?? 0);
   const procs = f ? (readText(`${f.dir}/cgroup.procs`) ?? '').split('\n').filter(Boolean).map(Number) : [];
-  for (const p of [pid, ...procs]) {
+  for (const p of [pid, ...procs.filter((p) => p !== launcher)]) {
     try {
       process.kill(p, 'SIGKILL');
     } catch {

@@ -10,6 +10,8 @@ export { launcherPath } from './launcher.js';
 export { checkHost, type HostCheck } from './check.js';
 export { cleanupStale, defaultStateDir } from './state.js';
 export { resolveInRoot } from './initlayer.js';
+export { userNamespace, rootless, hostUid, toHost, warnOnce, type UserNamespace, type IdMapping } from './userns.js';
+export { sandboxInfo, type SandboxInfo } from './info.js';
 // A root filesystem read from its overlay stack without mounting it, and the process's identity in it.
 export { RootView, LayerMissingError, isWhiteout, type ViewEntry, type OpaqueCheck } from './rootfs/rootview.js';
 export { flattenInto } from './rootfs/flatten.js';

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { launcherPath } from './launcher.js';
 import { encodeHolderSpec, parseOutcome } from './spec.js';
+import { rootless, tunAdvice, tunUsable } from './userns.js';
 import { SandboxError } from './run.js';
 import { defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
 
@@ -227,6 +228,7 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
         ),
       );
     }
+    if (rootless() && !tunUsable()) return Promise.reject(new SandboxError(tunAdvice));
     // Its API socket (port forwarding) lives in a state directory that cleanupStale() sweeps.
     if (ports.length) dir = makeRunDir(opts.stateDir ?? defaultStateDir(), `${newRunId()}-net`);
     helper = slirpArgs(slirp, plan, dir && join(dir, 'api.sock'), dns.forwarder);
@@ -322,7 +324,7 @@ function holder(
     spec.on('error', () => {
       /* the launcher died early; its status says why */
     });
-    spec.end(encodeHolderSpec(helper));
+    spec.end(encodeHolderSpec(helper, rootless()));
     (child.stdin as Writable).on('error', () => {
       /* gone: it has ended */
     });

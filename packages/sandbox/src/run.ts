@@ -1,8 +1,9 @@
 // run(): one command in a sandbox, from an empty per-run state directory to a torn-down one.
 //
 //   Node (this file)                launcher (C, native/launcher.c)
-//   state dir, init layer, hosts ─► joins cgroup, unshares, forks init (PID 1)
-//   cgroup with limits               init: overlay, /proc, /dev, /sys, binds, pivot_root
+//   state dir, init layer, hosts ─► joins cgroup, unshares, forks PID 1
+//   cgroup with limits               PID 1: overlay, /proc, /dev, /sys, binds, pivot_root, then the
+//                                    command itself (or, with `init`, its init)
 //   pipes stdio, waits          ◄── "exit N" | "signal N" | "error ..." | "setup ..." on fd 4
 //   OOM check, cgroup + state removed
 import { spawn, type StdioOptions } from 'node:child_process';
@@ -20,6 +21,7 @@ import { privateResolvConf, startNetwork, type PrivateNetwork } from './network.
 import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
 import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
+import { rootless, warnOnce } from './userns.js';
 
 /** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
 export class SandboxError extends Error implements Coded {
@@ -95,8 +97,13 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : (net?.resolvConf ?? privateResolvConf()));
     const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
 
-    const limits = spec.limits ?? {};
+    let limits = spec.limits ?? {};
     const driver = cgroupDriver();
+    if (!driver && rootless() && Object.values(limits).some((v) => v !== undefined)) {
+      // No cgroup this user may write (see cgroupDriver): the run goes on, as the issue asks.
+      warnOnce('limits', 'rootless: no delegated cgroup here, so --cpus, --memory and --pids-limit are not applied');
+      limits = {};
+    }
     if (!driver && Object.values(limits).some((v) => v !== undefined))
       throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
     cg = driver?.create(id, limits, { freezable: spec.freezable });
@@ -124,11 +131,14 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         mounts,
         mountKinds: kinds.map((k) => k.kind),
         cgroupProcs: cg?.procsFiles ?? [],
+        cgroupMounts: cg?.mounts,
         deviceCgroup: cg?.deviceCgroup,
         deviceRules: allowedDevices,
         tty: spec.tty,
+        init: spec.init,
         netnsPid,
         noNetRaw: spec.network !== 'none',
+        rootless: rootless(),
       }),
     );
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };
@@ -185,7 +195,7 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: Laun
     let aborted = false;
     const onAbort = () => {
       aborted = true;
-      // The launcher's death takes init (PDEATHSIG) and with it the whole pid namespace.
+      // The launcher's death takes PID 1 (PDEATHSIG) and with it the whole pid namespace.
       child.kill('SIGKILL');
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });

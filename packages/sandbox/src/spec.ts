@@ -28,14 +28,20 @@ export interface LauncherSpec {
   mounts: Mount[];
   /** cgroup.procs files the launcher writes its own pid into before it forks. */
   cgroupProcs: string[];
+  /** The run's cgroup directories shown read-only at /sys/fs/cgroup/NAME ('' = /sys/fs/cgroup itself). */
+  cgroupMounts?: { name: string; dir: string }[];
   /** cgroup v2: attach a device program allowing `deviceRules` ("c 1:3 rwm") to this cgroup first. */
   deviceCgroup?: string;
   deviceRules?: readonly string[];
   /** Kind of each mount's target (parallel to `mounts`): needed for targets the launcher creates in /dev. */
   mountKinds?: ('dir' | 'file')[];
   tty?: boolean;
+  /** A reaping, signal-forwarding init as PID 1 in front of the command (see SandboxSpec.init). */
+  init?: boolean;
   /** Join the network namespace of this host pid instead of `network`. */
   netnsPid?: number;
+  /** The caller runs in a user namespace (see userns.ts): overlay userxattr, bound device nodes. */
+  rootless?: boolean;
 }
 
 /** exec mode: run a command inside the running container whose init has host pid `pid`. */
@@ -65,8 +71,10 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
 }
 
 /** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
-export function encodeHolderSpec(helper: string[]): Buffer {
-  return Buffer.from([token('netholder', 1), ...helper.map((a) => token('helper', a))].join(''));
+export function encodeHolderSpec(helper: string[], rootless = false): Buffer {
+  const t = [token('netholder', 1), ...helper.map((a) => token('helper', a))];
+  if (rootless) t.push(token('rootless', 1));
+  return Buffer.from(t.join(''));
 }
 
 function token(key: string, value: string | number): string {
@@ -87,13 +95,16 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   t.push(token('hostname', s.hostname), token('net', s.network));
   t.push(token('hosts', s.hostsFile), token('resolv', s.resolvFile), token('hostnamefile', s.hostnameFile));
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
+  for (const m of s.cgroupMounts ?? []) t.push(token('cgmount', `${m.name}:${m.dir}`));
   if (s.deviceCgroup) {
     t.push(token('devcgroup', s.deviceCgroup));
     for (const r of s.deviceRules ?? []) t.push(token('devallow', r));
   }
   if (s.tty) t.push(token('tty', 1));
+  if (s.init) t.push(token('init', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
   if (s.noNetRaw) t.push(token('netraw', 0));
+  if (s.rootless) t.push(token('rootless', 1));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));

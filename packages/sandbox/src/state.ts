@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cgroupDriver } from './cgroup/index.js';
+import { hostUid } from './userns.js';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -72,7 +73,7 @@ export interface StateCandidate {
  * one and our directory there is safe from other users (the directory is world-writable), else
  * /run, else the temp dir.
  */
-export function stateDirCandidates(uid = process.getuid?.() ?? 0): StateCandidate[] {
+export function stateDirCandidates(uid = hostUid()): StateCandidate[] {
   return [
     { dir: '/run/tsbuild-sandbox', tmpfs: true },
     { dir: `/dev/shm/tsbuild-sandbox-${uid}`, tmpfs: true, claim: true },

@@ -57,7 +57,10 @@ export interface ProcessSpec {
   tty?: boolean;
   /** Start the launcher in a session of its own, so that a terminal's Ctrl-C reaches the command only through the caller (which may forward it). */
   newSession?: boolean;
-  /** Called once with a host pid as soon as it exists: the sandbox's init for run(), the command for exec(). */
+  /**
+   * Called once with a host pid as soon as it exists: for run() the sandbox's PID 1 (the command, or
+   * the init with `init`), for exec() the command.
+   */
   onStart?: (pid: number) => void;
   /** Aborting kills what was started and tears it down; the call then rejects with an AbortError. */
   signal?: AbortSignal;
@@ -77,7 +80,7 @@ export interface SandboxSpec extends ProcessSpec {
   /** With 'private' and no `netns`: ports of the host forwarded into the run's own network. */
   ports?: PortMapping[];
   /**
-   * Join the network namespace of this host pid (another sandbox's init) instead; `network` then
+   * Join the network namespace of this host pid (another sandbox's PID 1) instead; `network` then
    * only picks the default hosts and resolv.conf files and whether CAP_NET_RAW is kept.
    */
   netnsPid?: number;
@@ -88,6 +91,13 @@ export interface SandboxSpec extends ProcessSpec {
   limits?: Limits;
   /** Where per-run scratch state lives (init layer, hosts files). Default: see defaultStateDir() (a tmpfs where there is one). */
   stateDir?: string;
+  /**
+   * Put a minimal init in front of the command, as `docker run --init` does: it is PID 1, reaps every
+   * orphan, forwards signals to the command and exits with its status. Without it the command itself
+   * is PID 1 (as in Docker and BuildKit): it gets only the signals it handles (SIGKILL always) and
+   * reaps only the children it waits for.
+   */
+  init?: boolean;
   /** The run can be frozen with freezeSandbox() (cgroup v1 joins the freezer hierarchy for it; v2 always can). */
   freezable?: boolean;
 }
@@ -113,7 +123,7 @@ export interface Usage {
 
 /** A command to run inside a running sandbox (see `exec()`). */
 export interface ExecSpec extends ProcessSpec {
-  /** Host pid of the running sandbox's init (what `onStart` reported). */
+  /** Host pid of the running sandbox's PID 1 (what `onStart` reported). */
   pid: number;
   /** Keep CAP_NET_RAW: only for a sandbox whose network is 'none' (see SandboxSpec.network). */
   keepNetRaw?: boolean;

@@ -79,6 +79,19 @@ test('cgroup v2: the standard nodes still work inside the sandbox', async () => 
   assert.is(r.out, '4\nnull-ok\nmknod-ok\n', r.err);
 });
 
+test("cgroup v2: the run's own directory is /sys/fs/cgroup, read-only, at the namespace root", async () => {
+  if (!pureV2 && !hybrid) return skip('no cgroup2 hierarchy on this host', { required: false });
+  const r = await sh(
+    'cat /proc/self/cgroup; test -f /sys/fs/cgroup/cgroup.procs && echo procs; ' +
+      'find /sys/fs/cgroup -mindepth 1 -type d | wc -l; echo 0 > /sys/fs/cgroup/cgroup.procs || echo refused; ' +
+      'mkdir /sys/fs/cgroup/sub || echo refused',
+  );
+  // The v2 hierarchy is the last line of /proc/self/cgroup (0::PATH); on a hybrid host the v1 lines
+  // come first, also at their namespace roots.
+  assert.match(r.out, /^0::\/\nprocs\n0\nrefused\nrefused\n$/m, r.out + r.err);
+  assert.match(r.err, /Read-only file system/);
+});
+
 test('cgroup v2: freezeSandbox stops every process until thawed (cgroup.freeze)', async () => {
   if (!pureV2 && !hybrid) return skip('no cgroup2 hierarchy on this host', { required: false });
   const r = await checkFreeze(freezeSandbox);

@@ -192,7 +192,7 @@ test("the devices cgroup allows runc's default list only", async () => {
   assert.is(r.out, '4\nnull-ok\n', r.err);
 });
 
-test("the sandbox's init (the launcher) is a sealed in-memory copy, not open to the command", async () => {
+test("the sandbox's init (the launcher, with init) is a sealed in-memory copy, not open to the command", async () => {
   const lower = probeLower();
   if (!lower) return skip('no C compiler (cc) to build the probe');
   const ac = new AbortController();
@@ -205,6 +205,7 @@ test("the sandbox's init (the launcher) is a sealed in-memory copy, not open to 
     uid: 0,
     gid: 0,
     network: 'none',
+    init: true,
     stateDir,
     signal: ac.signal,
     onStart: (pid) => {
@@ -213,7 +214,7 @@ test("the sandbox's init (the launcher) is a sealed in-memory copy, not open to 
   });
   await done;
   assert.match(exe, /^\/memfd:tsbuild-launcher/, exe);
-  const r = await sh('/probe proc 1', { root: freshRoot([lower, busyboxLower()]) });
+  const r = await sh('/probe proc 1', { root: freshRoot([lower, busyboxLower()]), init: true });
   assert.is(r.out, 'exe=EACCES path=EACCES mem=EACCES\n', r.err);
 });
 

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -81,6 +81,47 @@ test('an already aborted signal never starts the run', async () => {
   );
   assert.is(err?.name, 'AbortError');
 });
+
+// The command is PID 1, and a change of uid clears the parent-death signal: without arming it again,
+// a non-root command outlived its launcher (and with it the whole pid namespace).
+for (const uid of [0, 65534]) {
+  test(`a PID-1 command of uid ${uid} dies with its launcher (SIGKILL)`, async () => {
+    const marker = `launcher-death-${uid}-${process.pid}`;
+    let pid = 0;
+    let seen = '';
+    const started = new Promise<void>((resolve) => {
+      const out = new Writable({
+        write(c, _e, cb) {
+          seen += c;
+          if (seen.includes('started')) resolve();
+          cb();
+        },
+      });
+      void run({
+        root: freshRoot(),
+        argv: ['sh', '-c', `echo started; sleep 1000; : ${marker}`],
+        env: ['PATH=/bin'],
+        cwd: '/',
+        uid,
+        gid: uid,
+        network: 'none',
+        stdout: out,
+        stateDir,
+        onStart: (p) => {
+          pid = p;
+        },
+      }).catch(() => {});
+    });
+    await started;
+    // The launcher first, whatever the checks say, so that no run is left behind. (Its sh may also
+    // show a child of its own with the marker, forked for sleep and not yet exec'd.)
+    const launcher = Number(/^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    const before = processesWith(marker);
+    process.kill(launcher, 'SIGKILL');
+    assert.ok(before.includes(pid), 'the command is the launcher child itself');
+    assert.ok(await until(() => processesWith(marker).length === 0), `left: ${processesWith(marker)}`);
+  });
+}
 
 test('SIGKILL of the Node process leaves no process, no mount; the next run works and cleans up', async () => {
   const marker = `sigkill-marker-${process.pid}`;

@@ -5,13 +5,25 @@ import { Readable } from 'node:stream';
 import { sh, Collect, freshRoot, stateDir } from './helpers.js';
 import { run } from '../src/index.js';
 
-const endings: { name: string; argv: string[] | string; code: number; signal?: string; startError?: RegExp }[] = [
+// `init`: the run has an init as PID 1 in front of the command. The command as PID 1 (the default)
+// receives no signal from inside its namespace that it has no handler for, SIGKILL included.
+const endings: {
+  name: string;
+  argv: string[] | string;
+  code: number;
+  signal?: string;
+  startError?: RegExp;
+  init?: boolean;
+}[] = [
   { name: 'exit 0', argv: ['true'], code: 0 },
   { name: 'exit 1', argv: ['false'], code: 1 },
   { name: 'exit 42', argv: 'exit 42', code: 42 },
-  { name: 'killed (SIGKILL) is 137', argv: 'kill -KILL $$', code: 137, signal: 'SIGKILL' },
-  { name: 'SIGTERM death is 143', argv: 'kill -TERM $$', code: 143, signal: 'SIGTERM' },
-  { name: 'SIGSEGV death is 139', argv: 'kill -SEGV $$', code: 139, signal: 'SIGSEGV' },
+  { name: 'killed (SIGKILL) is 137', argv: 'kill -KILL $$', code: 137, signal: 'SIGKILL', init: true },
+  { name: 'SIGTERM death is 143', argv: 'kill -TERM $$', code: 143, signal: 'SIGTERM', init: true },
+  { name: 'SIGSEGV death is 139', argv: 'kill -SEGV $$', code: 139, signal: 'SIGSEGV', init: true },
+  { name: 'PID 1 ignores unhandled signals from inside', argv: 'kill -KILL $$; kill -TERM $$; exit 3', code: 3 },
+  { name: 'PID 1 runs its own handler', argv: 'trap "exit 9" TERM; kill -TERM $$; sleep 60', code: 9 },
+  { name: 'init: command not in PATH', argv: ['no-such-command'], code: 127, startError: /not found/, init: true },
   { name: 'exit 137 by choice is not a signal', argv: 'exit 137', code: 137 },
   {
     name: 'command not in PATH',
@@ -26,7 +38,7 @@ const endings: { name: string; argv: string[] | string; code: number; signal?: s
 
 for (const c of endings) {
   test(`ends: ${c.name}`, async () => {
-    const r = await sh(c.argv);
+    const r = await sh(c.argv, { init: c.init });
     assert.is(r.code, c.code, r.err);
     assert.is(r.signal, c.signal);
     assert.is(r.oomKilled, false);
@@ -101,7 +113,8 @@ test('hosts, resolv.conf and hostname are per-run files', async () => {
 
 test('the dev nodes exist and are usable', async () => {
   const r = await sh(
-    'echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c && ls /dev/pts/ptmx /dev/shm && stat -c %a /dev/null',
+    'echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c && ls /dev/pts/ptmx ' +
+      '/dev/shm && stat -c %a /dev/null',
   );
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /666\n$/);

@@ -160,6 +160,7 @@ const runFlags: FlagSpec[] = [
   { name: 'memory', short: 'm', kind: 'string', value: 'SIZE', help: 'memory limit (32m, 1g; minimum 6m)' },
   { name: 'pids-limit', kind: 'string', value: 'N', help: 'at most N processes (0 or -1: no limit)' },
   { name: 'entrypoint', kind: 'string', value: 'CMD', help: "replace the image's Entrypoint ('' clears it)" },
+  { name: 'init', kind: 'bool', help: 'a minimal init as PID 1 that forwards signals and reaps zombies' },
 ];
 
 const execFlags: FlagSpec[] = [
@@ -422,6 +423,11 @@ export const commands: Record<string, CommandSpec> = {
     ],
   },
   logout: { summary: 'Log out from a registry', usage: 'REGISTRY', flags: [] },
+  info: {
+    summary: 'Show how tsbuild runs here (rootless, id mappings, store, overlay, network, limits)',
+    usage: '[OPTIONS]',
+    flags: [{ name: 'format', kind: 'string', value: 'json', help: 'everything as one JSON object' }, rootFlag],
+  },
   parse: {
     summary: "Print a Dockerfile's instruction graph",
     usage: '[OPTIONS] [PATH]',

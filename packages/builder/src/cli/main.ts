@@ -46,6 +46,7 @@ const commands: Record<string, () => Promise<Command>> = {
   commit: from(ctr, 'commitCommand'),
   volume: from(ctr, 'volumeCommand'),
   container: from(ctr, 'containerCommand'),
+  info: from(() => import('./commands/info.js'), 'infoCommand'),
 };
 
 // A reader that goes away (`tsbuild images | head -1`) is not an error of the command: what it

@@ -17,7 +17,7 @@ import {
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { Entry } from '../types.js';
-import { getXattr, readXattrs } from '../sys/xattr.js';
+import { getXattr, overlayXattrPrefix, readXattrs } from '../sys/xattr.js';
 import { major, minor } from '../sys/mknod.js';
 
 export interface DirectoryOptions {
@@ -33,7 +33,6 @@ export interface DirectoryOptions {
  */
 export const HOST_FILE = Symbol('hostFile');
 
-const OVERLAY_XATTR = 'trusted.overlay.';
 const READ_CHUNK = 1 << 20;
 
 /**
@@ -71,7 +70,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
     const all = readXattrs(abs);
     let out: Record<string, Buffer> | undefined;
     for (const k of Object.keys(all).sort()) {
-      if (k.startsWith(OVERLAY_XATTR)) continue; // overlay bookkeeping (origin, impure, opaque...) never goes in a layer
+      if (k.startsWith(overlayXattrPrefix())) continue; // overlay bookkeeping (origin, impure, opaque...) never goes in a layer
       (out ??= {})[k] = all[k]!;
     }
     return out;
@@ -100,7 +99,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
       const xattrs = xattrsOf(full);
       if (st.isDirectory()) {
         yield { ...base, type: 'directory', xattrs };
-        if (overlay && getXattr(full, 'trusted.overlay.opaque')?.toString() === 'y')
+        if (overlay && getXattr(full, overlayXattrPrefix() + 'opaque')?.toString() === 'y')
           yield { ...base, type: 'opaque', xattrs: undefined };
         yield* walk(path);
       } else if (st.isSymbolicLink()) {

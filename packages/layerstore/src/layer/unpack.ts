@@ -43,7 +43,7 @@ import type { Readable } from 'node:stream';
 import { StoreError, type Digest } from '../types.js';
 import { at, chmodAt, DIR_FLAGS, openBeneath, removeTreeAt } from '../sys/beneath.js';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/mknod.js';
-import { fsetXattr, setXattr } from '../sys/xattr.js';
+import { fsetXattr, overlayXattrPrefix, setXattr } from '../sys/xattr.js';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
 import { TarFormatError, TarUnsupportedError } from './tar-header.js';
@@ -53,7 +53,10 @@ import { baseOf, cleanPath, DirFds, hostile, parentOf } from './safe-path.js';
 export interface UnpackOptions {
   /** 'overlay' (lowerdir form, default) or 'apply' (onto an existing tree, whiteouts delete). */
   mode?: 'overlay' | 'apply';
-  /** Allow char/block device entries (default false). */
+  /**
+   * Allow char/block device entries (default false; the store allows them, as Docker does: its
+   * snapshots are only ever mounted nodev). A 0/0 char device is refused in overlay mode either way.
+   */
   allowDevices?: boolean;
   /** Fail with StoreError('corrupt') if the uncompressed tar does not hash to this. */
   diffID?: Digest;
@@ -68,7 +71,6 @@ export interface UnpackResult {
 
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 function ignorableXattrError(e: unknown): boolean {
   const code = (e as { code?: string }).code;
@@ -139,7 +141,7 @@ export async function unpackLayer(
     for (const [k, v] of Object.entries(h.xattrs)) {
       // overlay's own attributes (redirect, metacopy, opaque...) from a tar could make the
       // kernel look elsewhere: only markers translated here may set them.
-      if (k.startsWith('trusted.overlay.')) continue;
+      if (k.startsWith('trusted.overlay.') || k.startsWith(overlayXattrPrefix())) continue;
       try {
         set(k, v);
       } catch (e) {
@@ -183,7 +185,7 @@ export async function unpackLayer(
       purgeLower(fd, rel);
       return;
     }
-    fsetXattr(fd, OPAQUE_XATTR, Buffer.from('y'));
+    fsetXattr(fd, overlayXattrPrefix() + 'opaque', Buffer.from('y'));
   }
 
   async function writeFile(pfd: number, name: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
@@ -229,6 +231,10 @@ export async function unpackLayer(
 
     if ((h.type === 'char' || h.type === 'block') && !opts.allowDevices)
       throw hostile(name, `${h.type} device entries are not allowed`);
+    // In a lowerdir a 0/0 character device IS overlayfs's whiteout: it would silently delete what
+    // lower layers hold at that path. Layers say that with .wh. entries.
+    if (mode === 'overlay' && h.type === 'char' && h.devmajor === 0 && h.devminor === 0)
+      throw hostile(name, 'a 0/0 character device is an overlay whiteout, not a device (use a .wh. entry)');
 
     // Hardlink source is resolved before anything at rel is removed (a link to itself is refused).
     let linkSource: string | undefined;

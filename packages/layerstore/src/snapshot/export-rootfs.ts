@@ -7,12 +7,19 @@ import { MediaType, type Snapshot } from '../types.js';
 import { entriesFromDirectory } from '../layer/entries.js';
 import { tarStream } from '../layer/tar-writer.js';
 import { unpackLayer } from '../layer/unpack.js';
+import { inUserNamespace } from '../sys/xattr.js';
 
 export async function exportRootfs(snapshots: readonly Snapshot[], dest: string): Promise<void> {
   await mkdir(dest, { recursive: true });
   for (const s of snapshots) {
     const tar = Readable.from(tarStream(entriesFromDirectory(s.path, { overlay: true })));
     // Devices in a snapshot passed the unpack rules (or were made by a RUN step): allowed here.
-    await unpackLayer(tar, MediaType.OciLayer, dest, { mode: 'apply', allowDevices: true });
+    // Rootless, the image's owners would be the user's subordinate ids on the host, files the user
+    // cannot remove: the export is the user's own, as with BuildKit rootless or tar run by a user.
+    await unpackLayer(tar, MediaType.OciLayer, dest, {
+      mode: 'apply',
+      allowDevices: true,
+      sameOwner: !inUserNamespace(),
+    });
   }
 }

@@ -20,7 +20,7 @@ import { StoreError, type BlobStore, type Entry, type Layer } from '../types.js'
 import { entriesFromDirectory } from '../layer/entries.js';
 import { writeLayer, type WriteLayerOptions } from '../layer/write.js';
 import { removeTreeBeneath } from '../sys/rmtree.js';
-import { getXattr } from '../sys/xattr.js';
+import { getXattr, overlayXattrPrefix } from '../sys/xattr.js';
 import type { Snapshots } from './snapshots.js';
 
 /** What to mount for a process's root: lowerdirs top first; upperdir and workdir for an active snapshot. */
@@ -49,7 +49,7 @@ export interface CommitOptions extends Pick<WriteLayerOptions, 'compression' | '
 
 /** Whether an upperdir or snapshot directory is opaque (hides what the layers below have there). */
 export function isOpaque(dir: string): boolean {
-  return getXattr(dir, 'trusted.overlay.opaque')?.toString() === 'y';
+  return getXattr(dir, overlayXattrPrefix() + 'opaque')?.toString() === 'y';
 }
 
 async function* without(src: AsyncIterable<Entry>, excluded: string[]): AsyncGenerator<Entry> {

@@ -1,4 +1,4 @@
-export { listXattrs, getXattr, readXattrs, setXattr, fsetXattr, removeXattr } from './xattr.js';
+export { listXattrs, getXattr, readXattrs, setXattr, fsetXattr, removeXattr, overlayXattrPrefix } from './xattr.js';
 export { at, openBeneath, chmodAt, removeTreeAt, DIR_FLAGS } from './beneath.js';
 export { mknod, makedev, major, minor, S_IFIFO, S_IFCHR, S_IFBLK } from './mknod.js';
 export { SysError } from './libc.js';

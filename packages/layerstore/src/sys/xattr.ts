@@ -1,6 +1,7 @@
 // Extended attributes without following symlinks. Node has no xattr API; these are the
 // l* variants so a symlink's own attributes are read and a planted link is never followed,
 // and fsetXattr for a file already open.
+import { readFileSync } from 'node:fs';
 import { call, DataType, SysError } from './libc.js';
 
 const XATTR_LIST_MAX = 65536; // Linux limit for the name list
@@ -81,4 +82,34 @@ export function fsetXattr(fd: number, name: string, value: Buffer): void {
 
 export function removeXattr(path: string, name: string): void {
   call('lremovexattr', path, [DataType.String, DataType.String], [path, name]);
+}
+
+let userns: boolean | undefined;
+
+/**
+ * Whether this process runs in a user namespace (rootless tsbuild): its uid_map is not the host's
+ * identity map. The same test as the sandbox's userNamespace().
+ */
+export function inUserNamespace(): boolean {
+  if (userns === undefined) {
+    let initial = true;
+    try {
+      const f = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/);
+      initial = f.length === 3 && f[0] === '0' && f[1] === '0' && f[2] === '4294967295';
+    } catch {
+      /* no /proc: the host's namespace */
+    }
+    userns = !initial;
+  }
+  return userns;
+}
+
+/**
+ * The namespace of overlayfs's own attributes (opaque, redirect, origin, ...) in this process's
+ * snapshots and upper dirs: `trusted.overlay.` as the host's root; `user.overlay.` in a user
+ * namespace (rootless tsbuild, whose sandbox mounts overlay with `userxattr`: trusted.* needs
+ * CAP_SYS_ADMIN in the host's namespace).
+ */
+export function overlayXattrPrefix(): string {
+  return inUserNamespace() ? 'user.overlay.' : 'trusted.overlay.';
 }

@@ -50,7 +50,10 @@ export function fingerprint(root: string): Record_[] {
   return [self, ...describe(root, { mtime: true, dirMtime: true })];
 }
 
-/** Records of every entry below root, sorted by path. Hardlink groups show as a shared 'ino' label (first path of the group). */
+/**
+ * Records of every entry below root, sorted by path. Hardlink groups show as a shared 'ino' label (first path of the
+ * group).
+ */
 export function describe(root: string, opts: { mtime?: boolean; dirMtime?: boolean } = {}): Record_[] {
   const out: Record_[] = [];
   const inodes = new Map<number, string>();

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import type { CgroupDriver } from './types.js';
 import { v1Driver } from './v1.js';
 import { v2Driver } from './v2.js';
+import { rootless } from '../userns.js';
 
 export type { CgroupDriver, RunCgroup } from './types.js';
 
@@ -12,6 +13,8 @@ let driver: CgroupDriver | null | undefined;
 
 export function cgroupDriver(): CgroupDriver | null {
   if (driver !== undefined) return driver;
+  // Rootless: the cgroup filesystems belong to the host's root (no delegated subtree is used).
+  if (rootless()) return (driver = null);
   // The v2 driver on another cgroup2 mount: for testing the v2 path (device program included) on a
   // hybrid host, whose controller-less /sys/fs/cgroup/unified serves runs without limits.
   const v2root = process.env.TSBUILD_CGROUP2_ROOT;

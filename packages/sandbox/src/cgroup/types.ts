@@ -4,6 +4,11 @@ import type { Limits } from '../types.js';
 export interface RunCgroup {
   /** cgroup.procs files the launcher joins before it forks anything. */
   procsFiles: string[];
+  /**
+   * The run's own cgroup directories, shown read-only inside at /sys/fs/cgroup/NAME: one per v1
+   * controller the run joined, or on v2 its directory as /sys/fs/cgroup itself (NAME '').
+   */
+  mounts: { name: string; dir: string }[];
   /** cgroup v2: the directory the launcher attaches the device allowlist (a BPF program) to. */
   deviceCgroup?: string;
   /** CPU time used by everything in the run, in nanoseconds (undefined if not measured). */

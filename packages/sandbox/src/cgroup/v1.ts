@@ -22,6 +22,7 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
       const made: string[] = [];
       const cg: RunCgroup = {
         procsFiles: [],
+        mounts: [],
         cpuNanos: () => {
           const v = readText(`${dir('cpuacct', id)}/cpuacct.usage`);
           return v === undefined ? undefined : Number(v.trim());
@@ -49,6 +50,7 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
           mkdirSync(dir(c, id));
           made.push(dir(c, id));
           cg.procsFiles.push(`${dir(c, id)}/cgroup.procs`);
+          cg.mounts.push({ name: c, dir: dir(c, id) });
         }
         // Deny everything, then allow the list: the new cgroup starts with its parent's "a *:* rwm".
         write(`${dir('devices', id)}/devices.deny`, 'a');

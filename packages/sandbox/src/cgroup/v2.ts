@@ -31,6 +31,7 @@ export function v2Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
       mkdirSync(dir);
       const cg: RunCgroup = {
         procsFiles: [`${dir}/cgroup.procs`],
+        mounts: [{ name: '', dir }],
         deviceCgroup: dir,
         cpuNanos: () => {
           const us = readKeyed(`${dir}/cpu.stat`, 'usage_usec');

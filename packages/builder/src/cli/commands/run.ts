@@ -136,6 +136,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       interactive: bool(p, 'interactive'),
       limits,
       autoRemove: bool(p, 'rm'),
+      init: bool(p, 'init'),
     });
     // Said here, where the user sees it: the network itself starts in the container's runner.
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
