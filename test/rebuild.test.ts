@@ -5,8 +5,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Ajv } from 'ajv';
 import { createServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
@@ -425,6 +435,108 @@ test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with 
     const storeC = storeWithBase(temp('store-mounts-c'));
     ok(await tsbuildP(['build', '-q', '--build-arg', 'BUST=3', app], { root: storeC }));
     assert.is(downloads, 2);
+  } finally {
+    server.close();
+  }
+});
+
+/**
+ * A context that can run the host's npm in a busybox image: node, its shared libraries and npm, copied
+ * (never linked: the step must not reach the host's files) under node/, run through the copied loader.
+ */
+function npmContext(files: Record<string, string>): string | undefined {
+  const node = '/usr/bin/node';
+  const npm = '/usr/lib/node_modules/npm';
+  if (!existsSync(node) || !existsSync(join(npm, 'bin', 'npm-cli.js'))) return undefined;
+  const ldd = spawnSync('ldd', [node], { encoding: 'utf8' });
+  if (ldd.status !== 0) return undefined;
+  const libs = [...ldd.stdout.matchAll(/(\/\S+\.so[.\d]*) \(0x/g)].map((m) => m[1]);
+  const ctx = context(files);
+  mkdirSync(join(ctx, 'node'));
+  for (const f of [node, ...libs]) cpSync(f, join(ctx, 'node', basename(f)), { dereference: true });
+  cpSync(npm, join(ctx, 'node', 'npm'), { recursive: true, dereference: true });
+  return ctx;
+}
+
+test('npm ci in a fresh store, with --cache-from carrying the npm cache mount, downloads nothing', async () => {
+  const ip = hostAddress();
+  if (!ip) return skip('no non-loopback IPv4 address for a RUN step to reach a package registry');
+  const reg = await registry();
+  // A one-package npm registry (a tarball made here), counting what it serves.
+  const pkg = tempDir('left-pad');
+  dirs.push(pkg);
+  mkdirSync(join(pkg, 'package'));
+  writeFileSync(join(pkg, 'package', 'package.json'), '{"name":"left-pad","version":"1.3.0","main":"index.js"}\n');
+  writeFileSync(join(pkg, 'package', 'index.js'), 'module.exports = 1;\n');
+  const tar = spawnSync('tar', ['-C', pkg, '-czf', join(pkg, 'left-pad.tgz'), 'package'], { encoding: 'utf8' });
+  if (tar.status !== 0) throw new Error(`tar: ${tar.stderr}`);
+  const tarball = readFileSync(join(pkg, 'left-pad.tgz'));
+  const served: string[] = [];
+  const server = createServer((req, res) => {
+    served.push(req.url ?? '');
+    res.end(tarball);
+  });
+  await new Promise<void>((r) => server.listen(0, ip, r));
+  try {
+    const base = `http://${ip}:${(server.address() as { port: number }).port}`;
+    const integrity = `sha512-${createHash('sha512').update(tarball).digest('base64')}`;
+    const deps = { 'left-pad': '1.3.0' };
+    const app = npmContext({
+      'app/package.json': JSON.stringify({ name: 'app', version: '1.0.0', dependencies: deps }),
+      'app/package-lock.json': JSON.stringify({
+        name: 'app',
+        version: '1.0.0',
+        lockfileVersion: 3,
+        requires: true,
+        packages: {
+          '': { name: 'app', version: '1.0.0', dependencies: deps },
+          'node_modules/left-pad': { version: '1.3.0', resolved: `${base}/left-pad/-/left-pad-1.3.0.tgz`, integrity },
+        },
+      }),
+      Dockerfile: [
+        `FROM ${Base}`,
+        'COPY app/ /app/',
+        'WORKDIR /app',
+        'ARG BUST=1',
+        'RUN --mount=type=bind,source=node,target=/opt/node --mount=type=cache,id=npm,target=/root/.npm \\',
+        '    HOME=/root /opt/node/ld-linux-x86-64.so.2 --library-path /opt/node /opt/node/node \\',
+        '    /opt/node/npm/bin/npm-cli.js ci --no-audit --no-fund --no-update-notifier && echo "$BUST" > /bust',
+        '',
+      ].join('\n'),
+    });
+    if (!app) return skip("this host's node and npm (/usr/bin/node, /usr/lib/node_modules/npm) are not there to copy");
+    dirs.push(app);
+    const cacheRef = `${reg.host}/rebuild:npm`;
+    const storeA = storeWithBase(temp('store-npm-a'));
+    ok(
+      await tsbuildP(['build', '-q', '--cache-to', `type=registry,ref=${cacheRef},mode=max,mounts=npm`, app], {
+        root: storeA,
+      }),
+    );
+    assert.equal(served, ['/left-pad/-/left-pad-1.3.0.tgz']);
+
+    // A fresh runner, another BUST: npm ci runs, and finds left-pad in the restored cache.
+    const storeB = storeWithBase(temp('store-npm-b'));
+    const out = join(storeB, 'out');
+    const b = await tsbuildP(
+      [
+        'build',
+        '--progress=plain',
+        '--build-arg',
+        'BUST=2',
+        '--cache-from',
+        cacheRef,
+        '-o',
+        `type=local,dest=${out}`,
+        app,
+      ],
+      { root: storeB },
+    );
+    ok(b);
+    assert.match(b.stderr, /restored cache mount npm from /);
+    assert.match(b.stderr, /added 1 package/);
+    assert.equal(served, ['/left-pad/-/left-pad-1.3.0.tgz'], 'npm ci downloaded again');
+    assert.is(readFileSync(join(out, 'app', 'node_modules', 'left-pad', 'index.js'), 'utf8'), 'module.exports = 1;\n');
   } finally {
     server.close();
   }
