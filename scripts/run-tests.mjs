@@ -114,7 +114,7 @@ export function staleness(base = root) {
   }
   const bundle = join(base, 'packages', 'builder', 'dist', 'tsbuild.cjs');
   if (existsSync(join(base, 'packages', 'builder', 'scripts', 'bundle.mjs'))) {
-    const inputs = ['parser', 'layerstore', 'sandbox', 'containers', 'builder'].map(
+    const inputs = ['sys', 'parser', 'layerstore', 'sandbox', 'containers', 'builder'].map(
       (p) => built[join('packages', p)] ?? 0,
     );
     if (mtime(bundle) < Math.max(...inputs)) {

@@ -18,7 +18,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { setXattr } from '@tsbuild/layerstore';
+import { setXattr } from '@tsbuild/layerstore/layer';
 import { join } from 'node:path';
 import { startRegistry, skip, have, type TestRegistry } from '@tsbuild/testkit';
 import { Base, cleanup, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Beneath } from '../src/rootfs/beneath.js';
+import { Beneath } from '../src/rootfs/beneath-tree.js';
 import { encodeName } from '../src/context/listing.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-beneath-'));

@@ -12,12 +12,11 @@ import {
   type Manifest,
 } from './types.js';
 import { isDigest } from './fsutil.js';
-import type { Tags, OciIndex } from './tags.js';
+import { layerMediaType, manifestDescriptor, readImage } from './image-read.js';
+import { verifyImage, type ImageDamage } from './image-verify.js';
 
-/** What reading an image needs from wherever blobs live (store, OCI layout, archive). */
-export interface BlobSource {
-  read(digest: Digest): Promise<Buffer>;
-}
+export type { ImageDamage };
+import type { Tags } from './tags.js';
 
 export interface WriteImageOptions {
   config: ImageConfig;
@@ -43,112 +42,6 @@ export interface ImageSummary {
   size: number;
   /** Set when the image cannot be used: blobs it needs that are missing, and what else is wrong. */
   broken?: ImageDamage;
-}
-
-/** What is wrong with an image in the store (Images.verify): empty lists mean nothing. */
-export interface ImageDamage {
-  missing: Digest[];
-  problems: string[];
-}
-
-const layerMediaTypes: Record<string, { oci: string; docker: string }> = {
-  tar: { oci: MediaType.OciLayer, docker: 'application/vnd.docker.image.rootfs.diff.tar' },
-  gzip: { oci: MediaType.OciLayerGzip, docker: MediaType.DockerLayerGzip },
-  zstd: { oci: MediaType.OciLayerZstd, docker: MediaType.OciLayerZstd },
-};
-
-export function layerCompression(mediaType: string): 'tar' | 'gzip' | 'zstd' {
-  if (mediaType.endsWith('gzip')) return 'gzip';
-  if (mediaType.endsWith('zstd')) return 'zstd';
-  return 'tar';
-}
-
-/** The layer media type for a manifest of the given format. */
-export function layerMediaType(mediaType: string, format: 'oci' | 'docker'): string {
-  return layerMediaTypes[layerCompression(mediaType)][format];
-}
-
-export function isIndexMediaType(mt: string | undefined): boolean {
-  return mt === MediaType.OciIndex || mt === MediaType.DockerManifestList;
-}
-
-export function hostPlatform(): { os: string; architecture: string } {
-  const arch: Record<string, string> = {
-    x64: 'amd64',
-    arm64: 'arm64',
-    arm: 'arm',
-    ia32: '386',
-    ppc64: 'ppc64le',
-    s390x: 's390x',
-    riscv64: 'riscv64',
-  };
-  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
-}
-
-async function readJSON<T>(src: BlobSource, d: Digest): Promise<T> {
-  const buf = await src.read(d);
-  try {
-    return JSON.parse(buf.toString('utf8')) as T;
-  } catch (e) {
-    throw new StoreError('invalid', `blob ${d} is not JSON: ${(e as Error).message}`, d);
-  }
-}
-
-/**
- * Read the image a descriptor points at. An index (multi-platform) resolves to the host's platform,
- * or the only manifest it lists.
- */
-export async function readImage(src: BlobSource, desc: Descriptor, platform = hostPlatform()): Promise<Image> {
-  if (isIndexMediaType(desc.mediaType)) {
-    const idx = await readJSON<OciIndex>(src, desc.digest);
-    const manifests = idx.manifests.filter(
-      (m) => !isIndexMediaType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
-    );
-    const pick =
-      manifests.find((m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture) ??
-      (manifests.length === 1 ? manifests[0] : undefined);
-    if (!pick)
-      throw new StoreError(
-        'not-found',
-        `index ${desc.digest} has no manifest for ${platform.os}/${platform.architecture}`,
-        desc.digest,
-      );
-    return readImage(src, pick, platform);
-  }
-  const manifest = await readJSON<Manifest>(src, desc.digest);
-  if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers)) {
-    throw new StoreError('invalid', `blob ${desc.digest} is not an image manifest`, desc.digest);
-  }
-  const config = await readJSON<ImageConfig>(src, manifest.config.digest);
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  if (diffIDs.length !== manifest.layers.length) {
-    throw new StoreError(
-      'invalid',
-      `image ${desc.digest}: config lists ${diffIDs.length} diff_ids but the manifest has ${manifest.layers.length} layers`,
-      desc.digest,
-    );
-  }
-  const layers: Layer[] = manifest.layers.map((l, i) => ({
-    digest: l.digest,
-    diffID: diffIDs[i],
-    size: l.size,
-    mediaType: l.mediaType,
-  }));
-  return { manifestDigest: desc.digest, manifest, configDigest: manifest.config.digest, config, layers };
-}
-
-/** The descriptor that names an image's manifest (for tags and indexes). */
-export function manifestDescriptor(image: Image, manifestSize: number): Descriptor {
-  return {
-    mediaType: image.manifest.mediaType ?? MediaType.OciManifest,
-    digest: image.manifestDigest,
-    size: manifestSize,
-    platform: {
-      architecture: image.config.architecture,
-      os: image.config.os,
-      ...(image.config.variant ? { variant: image.config.variant } : {}),
-    },
-  };
 }
 
 export class Images {
@@ -205,55 +98,8 @@ export class Images {
    * blob is leased before it is looked at (BlobStore.has), so what was found stays. Blob contents
    * were verified when they were committed; `tsbuild check` re-hashes them.
    */
-  async verify(desc: Descriptor): Promise<ImageDamage> {
-    const damage: ImageDamage = { missing: [], problems: [] };
-    const present = async (d: Descriptor, what: string): Promise<boolean> => {
-      if (!isDigest(d.digest)) {
-        damage.problems.push(`${what} has no valid digest (${JSON.stringify(d.digest)})`);
-        return false;
-      }
-      if (!(await this.blobs.has(d.digest))) {
-        damage.missing.push(d.digest);
-        return false;
-      }
-      const size = await this.blobs.size(d.digest);
-      if (typeof d.size === 'number' && d.size > 0 && size !== undefined && size !== d.size) {
-        damage.problems.push(`${what} ${d.digest} is ${size} bytes in the store, its descriptor says ${d.size}`);
-      }
-      return true;
-    };
-    const json = async <T>(d: Digest, what: string): Promise<T | undefined> => {
-      try {
-        return await this.blobs.readJSON<T>(d);
-      } catch (e) {
-        damage.problems.push(`${what} ${d}: ${(e as Error).message}`);
-        return undefined;
-      }
-    };
-    // Index or manifest is decided by the content, as prune's mark does, not by the descriptor.
-    const visit = async (d: Descriptor, depth: number): Promise<void> => {
-      if (!(await present(d, isIndexMediaType(d.mediaType) ? 'index' : 'manifest'))) return;
-      const doc = await json<Partial<OciIndex> & Partial<Manifest>>(d.digest, 'manifest');
-      if (!doc) return;
-      if (Array.isArray(doc.manifests)) {
-        if (depth > 4) return void damage.problems.push(`index ${d.digest} nests indexes too deep`);
-        for (const m of doc.manifests) await visit(m, depth + 1);
-        return;
-      }
-      if (!doc.config || !Array.isArray(doc.layers)) {
-        return void damage.problems.push(`manifest ${d.digest} is neither an image manifest nor an index`);
-      }
-      for (const [i, l] of doc.layers.entries()) await present(l, `layer ${i + 1}`);
-      if (!(await present(doc.config, 'config'))) return;
-      const config = await json<ImageConfig>(doc.config.digest, 'config');
-      const diffIDs = config?.rootfs?.diff_ids;
-      if (config && Array.isArray(diffIDs) && diffIDs.length !== doc.layers.length) {
-        const counts = `${diffIDs.length} diff_ids but manifest ${d.digest} has ${doc.layers.length} layers`;
-        damage.problems.push(`config ${doc.config.digest} lists ${counts}`);
-      }
-    };
-    await visit(desc, 0);
-    return damage;
+  verify(desc: Descriptor): Promise<ImageDamage> {
+    return verifyImage(this.blobs, desc);
   }
 
   /**

@@ -1,30 +1,37 @@
-export * from './types.js';
+// @tsbuild/layerstore: the core (Store, Image, Layer, Descriptor, Digest, MediaType, references, errors,
+// leases) and the adapters (layout, archive, remote, validate). The layer codec is the `./layer` subpath;
+// everything else (blob files, tags, cache index, tar/gzip, xattrs, locks' internals) stays inside.
+export {
+  MediaType,
+  StoreError,
+  type Digest,
+  type Descriptor,
+  type Manifest,
+  type ImageConfig,
+  type ContainerConfig,
+  type History,
+  type Image,
+  type Layer,
+} from './types.js';
 export { DEFAULT_PATH, setEnv } from './imageconfig.js';
 export * from './reference.js';
-export { Store, OciLayoutVersion } from './store.js';
-export { FileBlobStore } from './blobs.js';
-export {
-  Tags,
-  normalizeRef,
-  RefNameAnnotation,
-  ContainerdNameAnnotation,
-  type TagEntry,
-  type OciIndex,
-} from './tags.js';
-export { CacheIndex } from './cache.js';
-export { Images, readImage, manifestDescriptor, layerMediaType, hostPlatform } from './images.js';
-export type { BlobSource, WriteImageOptions, ImageSummary, ImageDamage } from './images.js';
-export { LockManager, type LockOptions, type Release } from './lock.js';
-export { type PruneOptions, type PruneReport } from './prune.js';
-export { Lease, Leases, LeaseHolder, SweepLock, ownerAlive } from './leases.js';
-export type { LeaseInfo, LeaseKind, LeaseOwner } from './leases.js';
+export { isDigest } from './digest.js';
+export { Store } from './store.js';
+export type { LockOptions, Release } from './lock.js';
+export type { PruneOptions, PruneReport } from './prune.js';
+export { Lease, Leases, type LeaseInfo, type LeaseKind, type LeaseOwner } from './leases.js';
+export { chainID, chainIDs } from './snapshot/index.js';
+// The one snapshotter (RUN steps and containers): prepare(parent) → active, view, commit(active) → layer, remove.
+export { Snapshotter, isOpaque } from './snapshot/index.js';
+export type { ActiveSnapshot, SnapshotMounts, CommitOptions } from './snapshot/index.js';
+// Removing a tree a running container may still change (volumes); belongs with the beneath-fd operations.
+export { removeTreeBeneath } from './sys/index.js';
+export { hostPlatform, type Platform } from './platform.js';
 export { check, type CheckOptions, type CheckReport } from './check.js';
+// Adapters.
 export * as remote from './remote/index.js';
-// TLS trust for any client (registry, ADD https://…), apart from `remote` so that using it loads nothing else.
-export { trustDeferredExtraCaCerts, clientSecureContext, certificateProblem } from './remote/tls.js';
-export * from './layer/index.js';
-export * from './snapshot/index.js';
 export * as layout from './layout/index.js';
-export { getXattr, readXattrs, setXattr, removeTreeBeneath, overlayXattrPrefix } from './sys/index.js';
+// Rootless: which overlay xattr namespace this process's snapshots use.
+export { overlayXattrPrefix, inUserNamespace } from './sys/xattr.js';
 export * as archive from './archive/index.js';
-export { validate, validateProblems, type ValidateSource } from './validate.js';
+export { validate, validateProblems, type ValidateSource, type ValidateOptions } from './validate.js';

@@ -33,7 +33,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type Digest } from './types.js';
-import { checkDigest, isDigest, pidAlive, procStartTime, randomId } from './fsutil.js';
+import { checkDigest, isDigest, pidAlive, processStart, randomId } from './fsutil.js';
 import type { LockManager } from './lock.js';
 
 export type LeaseKind = 'blob' | 'snapshot' | 'cache';
@@ -160,8 +160,8 @@ export class Leases {
 
   /** A lease owned by this process. Its file is made on the first add and removed by drop() or at exit. */
   async forProcess(purpose: string): Promise<Lease> {
-    const start = await procStartTime('self');
-    const known = start && start !== 'zombie' ? { start } : {};
+    const start = processStart('self');
+    const known = start ? { start } : {};
     const header = { purpose, pid: process.pid, ...known, created: Date.now() };
     return new Lease(join(this.dir, `${safeName(purpose)}-${randomId()}.lease`), header, this, true);
   }

@@ -10,7 +10,7 @@
 import { promises as fsp, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError } from './types.js';
-import { pidAlive, procStartTime } from './fsutil.js';
+import { pidAlive, processStart } from './fsutil.js';
 
 const BREAK_STALE_MS = 10_000;
 /** A lock file that cannot be parsed (holder crashed between create and write) is stale after this. */
@@ -21,8 +21,6 @@ interface Holder {
   start?: string;
   created: number;
 }
-
-let selfStart: Promise<string | undefined> | undefined;
 
 export interface LockOptions {
   /** Give up after this many ms (default 120 s). */
@@ -42,8 +40,7 @@ export class LockManager {
   async acquire(name: string, opts: LockOptions = {}): Promise<Release> {
     const file = this.path(name);
     const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-    selfStart ??= procStartTime('self');
-    const me: Holder = { pid: process.pid, start: await selfStart, created: Date.now() };
+    const me: Holder = { pid: process.pid, start: processStart('self'), created: Date.now() };
     let delay = 1;
     for (;;) {
       try {
@@ -161,5 +158,5 @@ async function isStale(file: string, h: Holder | 'unreadable'): Promise<boolean>
       return false;
     }
   }
-  return !(await pidAlive(h.pid, h.start));
+  return !pidAlive(h.pid, h.start);
 }

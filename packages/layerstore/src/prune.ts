@@ -21,17 +21,37 @@
 //  The grace period is a preference (keep recent garbage a while), not what keeps content in use.
 import { closeSync, promises as fsp, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import type { CacheRecord, Digest } from './types.js';
 import { isDigest, parseOwner, pidAlive } from './fsutil.js';
 import { SweepLock } from './leases.js';
-import type { Store } from './store.js';
+import { chainIDs } from './snapshot/chain-id.js';
+import type { FileBlobStore } from './blobs.js';
+import type { CacheIndex } from './cache.js';
+import type { Leases } from './leases.js';
+import type { Tags } from './tags.js';
+import type { Snapshots } from './snapshot/snapshots.js';
+
+/** The parts of the store prune works on (the Store is one; prune does not import it: store.ts calls prune). */
+export interface PruneTarget {
+  readonly blobs: FileBlobStore;
+  readonly tags: Tags;
+  readonly cache: CacheIndex;
+  readonly snapshots: Snapshots;
+  readonly leases: Leases;
+  readonly tmpDir: string;
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
+}
 
 export interface PruneOptions {
   /** Keep unreachable things younger than this (default 15 minutes). Tests use 0. */
   gracePeriodMs?: number;
   /** Also drop every build-cache record (like `docker builder prune -a`). */
   allCache?: boolean;
+  /**
+   * Also drop the build-cache records this picks from the listing (`tsbuild cache prune`'s filters), under
+   * the same rules as every record prune drops: never one a live lease holds or one rewritten since.
+   */
+  dropCache?: (records: { key: Digest; record: CacheRecord; mtimeMs: number }[]) => Promise<Iterable<Digest>>;
   /** Remove temp entries that carry no owner and are older than this (default 1 hour). */
   maxTempAgeMs?: number;
 }
@@ -48,21 +68,7 @@ export interface PruneReport {
 
 const JSON_SNIFF_LIMIT = 4 << 20;
 
-export function chainIDs(diffIDs: Digest[]): Digest[] {
-  const out: Digest[] = [];
-  for (const d of diffIDs) {
-    out.push(
-      out.length === 0
-        ? d
-        : (`sha256:${createHash('sha256')
-            .update(`${out[out.length - 1]} ${d}`)
-            .digest('hex')}` as Digest),
-    );
-  }
-  return out;
-}
-
-export async function prune(store: Store, opts: PruneOptions = {}): Promise<PruneReport> {
+export async function prune(store: PruneTarget, opts: PruneOptions = {}): Promise<PruneReport> {
   const grace = opts.gracePeriodMs ?? 15 * 60_000;
   const report: PruneReport = { blobs: 0, bytes: 0, snapshots: 0, cacheRecords: 0, temp: 0, leases: 0 };
   return store.withLock('gc', async () => {
@@ -70,6 +76,7 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
 
     // Candidates (protocol step 2): what appears after this is not one.
     const records = await store.cache.list();
+    const chosen = new Set(opts.dropCache ? await opts.dropCache(records) : []);
     const present = new Set(await store.blobs.list());
     const snapshots = await store.snapshots.list();
 
@@ -93,7 +100,7 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
         const blobs = Array.isArray(record.blobs) ? record.blobs.filter(isDigest) : [];
         const dangling = blobs.some((b) => !present.has(b));
         if (since.has(key)) continue;
-        if (!leased.cache.has(key) && (opts.allCache || dangling) && old(mtimeMs)) {
+        if (!leased.cache.has(key) && (opts.allCache || dangling || chosen.has(key)) && old(mtimeMs)) {
           if (await store.cache.delete(key)) report.cacheRecords++;
           continue;
         }
@@ -161,7 +168,7 @@ export async function prune(store: Store, opts: PruneOptions = {}): Promise<Prun
  * read again. One readdir and a stat per record, under the sweep lock; only changed ones are read.
  */
 async function recordsWrittenSince(
-  store: Store,
+  store: PruneTarget,
   listed: { key: Digest; mtimeMs: number; ino: number }[],
 ): Promise<Map<Digest, CacheRecord>> {
   const before = new Map(listed.map((r) => [r.key, r]));
@@ -205,7 +212,7 @@ export async function cleanTemp(tmpDir: string, opts: { maxAgeMs: number }): Pro
     const owner = parseOwner(n);
     let stale: boolean;
     if (owner) {
-      stale = !(await pidAlive(owner.pid, owner.start === '0' ? undefined : owner.start));
+      stale = !pidAlive(owner.pid, owner.start === '0' ? undefined : owner.start);
     } else {
       try {
         stale = Date.now() - (await fsp.lstat(p)).mtimeMs > opts.maxAgeMs;
@@ -220,7 +227,7 @@ export async function cleanTemp(tmpDir: string, opts: { maxAgeMs: number }): Pro
   return removed;
 }
 
-async function sniffJSON(store: Store, d: Digest): Promise<unknown> {
+async function sniffJSON(store: PruneTarget, d: Digest): Promise<unknown> {
   let size: number;
   try {
     size = statSync(store.blobs.path(d)).size; // SmallFileIO (fsutil.ts)

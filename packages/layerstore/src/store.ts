@@ -8,7 +8,7 @@ import { Images } from './images.js';
 import { LockManager, type LockOptions, type Release } from './lock.js';
 import { LeaseHolder, Leases, type Lease } from './leases.js';
 import { Tags, emptyIndex } from './tags.js';
-import { exists, initSelf, randomId, writeFileAtomic } from './fsutil.js';
+import { exists, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
 import { Snapshots, Snapshotter } from './snapshot/index.js';
 import { spreadSubdirs } from './sys/topdir.js';
@@ -57,7 +57,6 @@ export class Store {
 
   /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
   static async open(root: string): Promise<Store> {
-    await initSelf();
     // SmallFileIO (fsutil.ts): six thread-pool round trips at every start otherwise.
     mkdirSync(root, { recursive: true, mode: 0o700 });
     // The store holds every image's files with their own modes (a 0644 secret, a setuid binary,

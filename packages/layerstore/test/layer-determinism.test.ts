@@ -9,16 +9,10 @@ import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  writeLayer,
-  GZIP_CHUNK,
-  compareEntryPaths,
-  entriesFromDirectory,
-  entryOrderKey,
-  tarStream,
-} from '../src/layer/index.js';
+import { writeLayer, compareEntryPaths, entriesFromDirectory, entryOrderKey, tarStream } from '../src/layer/index.js';
 import { gzipSync } from 'node:zlib';
 import {
+  GZIP_CHUNK,
   GZIP_CHUNK as CHUNK,
   SAMPLE_MIN,
   STORED_BLOCK,

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Store } from '../src/store.js';
 import { SweepLock } from '../src/leases.js';
 import { check } from '../src/check.js';
-import { procStartTime } from '../src/fsutil.js';
+import { processStart } from '@tsbuild/sys';
 import { sampleImage, sha, tempStore } from './storekit.js';
 
 const storeModule = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'store.js');
@@ -38,7 +38,7 @@ test('a live lease keeps blobs, snapshots and cache records through prune --all;
     assert.ok(await store.snapshots.get(chain));
     // The lease file names the process and what it holds.
     const [info] = await store.leases.list();
-    assert.equal(info!.owner, { pid: process.pid, start: await procStartTime('self') });
+    assert.equal(info!.owner, { pid: process.pid, start: processStart('self') });
     assert.ok(info!.blob.has(blob.digest) && info!.cache.has(key) && info!.snapshot.has(chain));
 
     store.endLease();
@@ -140,7 +140,7 @@ test('a lease naming a live pid with another start time (the pid was reused) has
   const { store, cleanup } = await tempStore();
   try {
     const blob = await store.blobs.put('held by a previous owner of this pid');
-    const start = await procStartTime('self');
+    const start = processStart('self');
     await fsp.mkdir(store.leases.dir, { recursive: true });
     const header = (s: string) => JSON.stringify({ purpose: 'build', pid: process.pid, start: s, created: Date.now() });
     const earlier = String(Number(start) - 1);
@@ -170,7 +170,7 @@ test('a torn last line is not an entry; a lease file with no header yet is alive
     const a = await store.blobs.put('a');
     const b = await store.blobs.put('b');
     await fsp.mkdir(store.leases.dir, { recursive: true });
-    const header = JSON.stringify({ purpose: 'x', pid: process.pid, start: await procStartTime('self') });
+    const header = JSON.stringify({ purpose: 'x', pid: process.pid, start: processStart('self') });
     writeFileSync(join(store.leases.dir, 'torn.lease'), `${header}\nblob ${a.digest}\nblob ${b.digest.slice(0, 40)}`);
     writeFileSync(join(store.leases.dir, 'empty.lease'), '');
     const r = await pruneAll(store);

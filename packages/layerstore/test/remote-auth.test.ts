@@ -10,6 +10,8 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
+import { RegistryClient } from '../src/remote/client.js';
+import { dockerConfigPath, storeCredentials } from '../src/remote/credentials.js';
 import type { Digest } from '../src/types.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { makeImage, newBlobStore, sha256, skopeo } from './helpers/registry-image.js';
@@ -108,8 +110,8 @@ test('DOCKER_CONFIG picks the config file', async () => {
   const saved = process.env.DOCKER_CONFIG;
   process.env.DOCKER_CONFIG = path.dirname(f);
   try {
-    assert.is(remote.dockerConfigPath(), f);
-    await new remote.RegistryClient(reg.host, { retry }).ping();
+    assert.is(dockerConfigPath(), f);
+    await new RegistryClient(reg.host, { retry }).ping();
   } finally {
     if (saved === undefined) delete process.env.DOCKER_CONFIG;
     else process.env.DOCKER_CONFIG = saved;
@@ -178,7 +180,7 @@ test('login verifies against /v2/ and writes auths[host].auth; logout removes it
   assert.ok(after.auths['other.example']);
   // Docker Hub's key.
   const h = path.join(tmp('tsbuild-docker-'), 'config.json');
-  await remote.storeCredentials('docker.io', { username: 'u', password: 'p' }, h);
+  await storeCredentials('docker.io', { username: 'u', password: 'p' }, h);
   assert.equal(Object.keys(JSON.parse(readFileSync(h, 'utf8')).auths), ['https://index.docker.io/v1/']);
 });
 

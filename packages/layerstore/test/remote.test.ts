@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
-import { MediaType, type Digest } from '../src/types.js';
+import { CacheMediaType } from '../src/remote/artifact.js';
+import { MediaType, type Digest, type ImageConfig, type Manifest } from '../src/types.js';
 import { makeImage, sha256, skopeo, type TestImage } from './helpers/registry-image.js';
 import { withRegistry } from './helpers/registry-suite.js';
 
@@ -121,6 +122,38 @@ test('an image pushed by skopeo copy is pulled and every blob verified', async (
   assert.is(again.stats.blobsDownloaded, 0);
   assert.is(again.stats.blobsSkipped, 4);
 });
+
+// A pulled image goes through validate() (without re-reading its layers, which were verified as they came):
+// what the registry serves must be an image a consumer can use, not only well-formed JSON.
+const brokenImages: [what: string, breakIt: (m: Manifest, c: ImageConfig) => void, want: RegExp][] = [
+  ['a config without os/architecture', (_m, c) => void delete (c as Partial<ImageConfig>).os, /lacks architecture\/os/],
+  [
+    'rootfs.type other than layers',
+    (_m, c) => void ((c.rootfs as { type: string }).type = 'tarballs'),
+    /rootfs.type is tarballs/,
+  ],
+  ['a layer media type no runtime reads', (m) => void (m.layers[0]!.mediaType = 'text/plain'), /mediaType text\/plain/],
+];
+for (const [i, [what, breakIt, want]] of brokenImages.entries())
+  test(`pull rejects an image with ${what}`, async () => {
+    const { blobs } = store();
+    const img = await makeImage(blobs, [3_000], 90 + i);
+    const manifest = structuredClone(img.manifest);
+    const config = (await blobs.readJSON(img.config.digest)) as ImageConfig;
+    breakIt(manifest, config);
+    const c = await blobs.put(JSON.stringify(config));
+    manifest.config = { ...manifest.config, digest: c.digest, size: c.size };
+    const m = await blobs.put(JSON.stringify(manifest));
+    const ref = `${env.reg.host}/broken/case${i}:v1`;
+    await remote.push(blobs, { manifestDigest: m.digest }, ref, quiet);
+    const dst = store();
+    try {
+      await remote.pull(dst.blobs, ref, quiet);
+      assert.unreachable('the pull should have failed');
+    } catch (e) {
+      assert.match((e as Error).message, want);
+    }
+  });
 
 test('a second push of the same image sends no layer bytes', async () => {
   const { blobs } = store();
@@ -260,8 +293,8 @@ test('cache artifact: push records and layers, pull the records back', async () 
   const raw = JSON.parse(
     await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${env.reg.host}/cache/app:buildcache`]),
   );
-  assert.is(raw.artifactType, remote.CacheMediaType.Artifact);
-  assert.is(raw.config.mediaType, remote.CacheMediaType.Config);
+  assert.is(raw.artifactType, CacheMediaType.Artifact);
+  assert.is(raw.config.mediaType, CacheMediaType.Config);
   const dst = store();
   const got = await remote.pullCache(dst.blobs, `${env.reg.host}/cache/app:buildcache`, quiet);
   assert.ok(got);

@@ -5,7 +5,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import type { ExecSpec, Exit } from './types.js';
 import { encodeExecSpec } from './spec.js';
-import { SandboxError, abortError, launch, signalNames } from './run.js';
+import { launch, signalNames } from './run.js';
+import { SandboxError, abortError } from './errors.js';
 
 /**
  * The cgroup.procs files of the tsbuild cgroups `pid` is in (read from /proc/PID/cgroup), so that

@@ -3,7 +3,7 @@
 // a walk of a live upperdir by path can be led onto the host by a process that swaps a directory
 // for a symlink between two steps of the walk (renameat2 RENAME_EXCHANGE).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SandboxError } from './run.js';
+import { SandboxError } from './errors.js';
 import { readText, write } from './cgroup/fsutil.js';
 import { cgroupDriver } from './cgroup/index.js';
 import { rootless } from './userns.js';

@@ -1,11 +1,12 @@
 // @tsbuild/sandbox: runs one process in namespaces over an overlay stack, with mounts and limits,
 // and reports how it ended. Knows nothing of images.
 export * from './types.js';
-export { run, SandboxError } from './run.js';
+export { run } from './run.js';
+export { SandboxError } from './errors.js';
 export { exec, cgroupProcsOf } from './exec.js';
 export { freezeSandbox, killSandbox, type Thaw } from './freeze.js';
-export { startNetwork, addressPlan, dnsChoice, privateResolvConf, slirpPath } from './network.js';
-export type { PortMapping, PrivateNetwork, AddressPlan, DnsChoice, NetworkOptions } from './network.js';
+export { startNetwork, slirpPath, type NetworkOptions } from './network.js';
+export { addressPlan, dnsChoice, privateResolvConf, type DnsChoice } from './addresses.js';
 export { launcherPath } from './launcher.js';
 export { checkHost, type HostCheck } from './check.js';
 export { cleanupStale, defaultStateDir } from './state.js';

@@ -11,32 +11,18 @@ import { statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import type { Coded } from '@tsbuild/errdefs';
-import type { Exit, Mount, ProcessSpec, SandboxSpec } from './types.js';
+import type { Exit, Mount, PrivateNetwork, ProcessSpec, SandboxSpec } from './types.js';
 import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
-import { privateResolvConf, startNetwork, type PrivateNetwork } from './network.js';
+import { startNetwork } from './network.js';
+import { privateResolvConf } from './addresses.js';
 import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
 import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
 import { rootless, warnOnce } from './userns.js';
-
-/** The sandbox could not be built (a host problem, not the command's): carries the launcher's reason. */
-export class SandboxError extends Error implements Coded {
-  readonly errdef = 'unavailable';
-  constructor(message: string) {
-    super(`sandbox: ${message}`);
-    this.name = 'SandboxError';
-  }
-}
-
-export function abortError(signal: AbortSignal): Error {
-  const e = new Error('sandbox: run aborted', { cause: signal.reason });
-  e.name = 'AbortError';
-  return e;
-}
+import { SandboxError, abortError } from './errors.js';
 
 export const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 

@@ -5,6 +5,7 @@ import { accessSync, constants, lstatSync, mkdirSync, readdirSync, rmSync, rmdir
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { pidAlive } from '@tsbuild/sys';
 import { cgroupDriver } from './cgroup/index.js';
 import { hostUid } from './userns.js';
 
@@ -112,13 +113,7 @@ export function newRunId(): string {
 function ownerAlive(id: string): boolean {
   const pid = Number(id.split('-')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pid === process.pid || pidAlive(pid);
 }
 
 export function removeRunDir(dir: string): void {

@@ -1,7 +1,6 @@
 // What a caller asks of the sandbox and what it hears back. Knows nothing of images:
 // the root is just a stack of directories.
 import type { Writable, Readable } from 'node:stream';
-import type { PortMapping, PrivateNetwork } from './network.js';
 
 export interface Mount {
   type: 'bind' | 'tmpfs';
@@ -127,4 +126,34 @@ export interface ExecSpec extends ProcessSpec {
   pid: number;
   /** Keep CAP_NET_RAW: only for a sandbox whose network is 'none' (see SandboxSpec.network). */
   keepNetRaw?: boolean;
+}
+
+/** A port of the host forwarded into the network (`tsbuild run -p [IP:]HOST:CTR[/PROTO]`). */
+export interface PortMapping {
+  /** IPv4 address of the host to listen on; all of them when absent. */
+  hostIp?: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** The addresses inside a private network (the namespace's own view; the host never sees them). */
+export interface AddressPlan {
+  /** The namespace's address (eth0), with a /24. */
+  address: string;
+  gateway: string;
+  /** The helper's DNS forwarder: queries sent here go to the host's first nameserver. */
+  dns: string;
+}
+
+export interface PrivateNetwork {
+  /** Host pid of the process holding the namespace: a run joins it with SandboxSpec.netns. */
+  readonly pid: number;
+  readonly plan: AddressPlan;
+  /** /etc/resolv.conf for runs in this network. */
+  readonly resolvConf: string;
+  /** Why lookups go to public nameservers, when the host's cannot be used (for the user to see). */
+  readonly dnsWarning?: string;
+  /** Ends the network (the namespace goes when its last run has ended). Idempotent. */
+  close(): Promise<void>;
 }

@@ -2,6 +2,7 @@
 // daemon never touches the machine's docker0: started with --bridge=none, dockerd deletes docker0 at
 // start-up (and with the default it would take it over). The bridge gets a private /24 that no
 // interface or route of the host uses, and is deleted again by remove().
+import { pidAlive } from '@tsbuild/sys';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -59,14 +60,8 @@ function taken(third: number, except: string): boolean {
 
 const ALIAS = 'tsbuild-test owner=';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** The owner alias names a pid only (no start time): a reused pid keeps its bridge a while longer. */
+const alive = (pid: number) => pidAlive(pid);
 
 /**
  * Deletes the bridges made here whose maker has died (a test process killed before it could stop its

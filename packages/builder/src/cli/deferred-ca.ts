@@ -3,7 +3,7 @@
 // environment, so that build args taken from it and the processes tsbuild starts see it as the user
 // set it, and to the registry client and ADD, which add those CAs to the default roots at their
 // first TLS connection.
-import { trustDeferredExtraCaCerts } from '@tsbuild/layerstore';
+import { remote } from '@tsbuild/layerstore';
 
 export const DeferredVariable = 'TSBUILD_DEFERRED_CA_CERTS';
 
@@ -12,5 +12,5 @@ export function takeDeferredCaCerts(env: NodeJS.ProcessEnv = process.env): void 
   if (file === undefined) return;
   delete env[DeferredVariable];
   env.NODE_EXTRA_CA_CERTS = file;
-  trustDeferredExtraCaCerts(file);
+  remote.trustDeferredExtraCaCerts(file);
 }

@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, promises as fsp, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@tsbuild/sys';
 import type { Listing } from './listing.js';
 
 const Magic = 'TSBSC5\0\0';
@@ -215,10 +216,9 @@ export class StatCache {
       parts.push(b);
       at += b.length;
     });
-    const tmp = `${this.file}.${process.pid}.tmp`;
     await fsp.mkdir(join(this.file, '..'), { recursive: true });
-    await fsp.writeFile(tmp, Buffer.concat(parts));
-    await fsp.rename(tmp, this.file);
+    // A cache: not durable (a crash may lose this save, never tear the file).
+    await writeFileAtomic(this.file, Buffer.concat(parts));
     // The caches of earlier versions are dead weight once this one exists.
     for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
     this.changed.clear();

@@ -16,76 +16,20 @@
 // changed are read. The per-file list (for the COPY itself and for --explain) is made only
 // when a step misses.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { BuildError } from '../errors.js';
-import type { IgnoreMatcher } from './ignore.js';
-import { decodeName, displayName, encodeName, EntryHead, Flag, isEscaped, None, type Listing } from './listing.js';
-import type { StatCache } from './statcache.js';
-import { nativeWalker, runWalker, WalkerUnavailable } from './walk.js';
+import { decodeName, encodeName, EntryHead, Flag, None } from './listing.js';
+import { nativeWalker, WalkerUnavailable } from './walk.js';
+import { hashFile, hashFileSync, sha256Native } from './filehash.js';
+import { TreeView, type Rules, type TreeFile, type TreeItem, type Visit } from './tree-view.js';
 
-const errnoNames = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
-
-/** What a COPY reads of a directory besides the directory itself. */
-export interface Rules {
-  ignore: IgnoreMatcher;
-  /** --exclude patterns, matched against paths relative to the item. */
-  exclude: IgnoreMatcher | undefined;
-}
-
-/** A directory of the context named by a COPY source. */
-export interface TreeItem {
-  /** Context-relative path ('' for the context itself), and the same as bytes. */
-  rel: string;
-  relBytes: Buffer;
-  /** Its directory index in the listing. */
-  dir: number;
-  mode: number;
-  mtimeMs: number;
-}
-
-/** One file of a copied tree, in the order and shape a COPY and its key use. */
-export interface TreeFile {
-  /** Path below the item ('' for the item itself). */
-  rel: string;
-  kind: 'file' | 'dir' | 'symlink';
-  /** Host path; undefined when the name is not UTF-8 (Node's string paths cannot name it). */
-  host: string | undefined;
-  mode: number;
-  mtimeMs: number;
-  size: number;
-  linkname?: string;
-  hash?: string;
-  /** A file's inode number: files of the item that share one may be hard links (copy.ts). */
-  ino?: bigint;
-}
+export type { Rules, TreeFile, TreeItem };
 
 const EMPTY = createHash('sha256').digest();
 
-/** One directory below the item as the rules see it, and how it must be treated. */
-interface Visit {
-  dir: number;
-  /** Path key (latin1 of the bytes) for the stat cache; bytes for reading files. */
-  key: string;
-  bytes: Buffer;
-  /** Decoded context-relative path, when names are needed (rules or expansion). */
-  rel: string | undefined;
-}
-
-export class TreeHasher {
+export class TreeHasher extends TreeView {
   /** Hashes made in this build, by listing entry offset. */
   private readonly fresh = new Map<number, Buffer>();
   /** Files whose content this build read (the stat cache could not vouch for them). */
   filesRead = 0;
-  private readonly dirBytes: Buffer;
-
-  constructor(
-    private readonly listing: Listing,
-    private readonly stats: StatCache,
-    private readonly contextDir: string,
-  ) {
-    this.dirBytes = Buffer.from(contextDir);
-  }
 
   /** Digest of the rules, the item's path included (exclusions are relative to it). */
   static rulesDigest(item: { relBytes: Buffer }, rules: Rules): Buffer {
@@ -243,46 +187,6 @@ export class TreeHasher {
     return [first!, ...rest];
   }
 
-  /**
-   * Calls `fn` for each child of a directory that the COPY can see: `included` when the entry
-   * itself is copied, `sub` for a directory to look into. The same rules, in the same order, as
-   * the flat walk of earlier versions: a directory .dockerignore excludes with nothing
-   * re-included below is skipped whole; other excluded entries are left out one by one;
-   * sockets, fifos and devices are not copied.
-   */
-  private visitChildren(
-    item: TreeItem,
-    visit: Visit,
-    rules: Rules,
-    needNames: boolean,
-    fn: (off: number, included: boolean, sub?: Visit) => void,
-  ): void {
-    const L = this.listing;
-    const prefix = item.rel === '' ? 0 : item.rel.length + 1;
-    for (const off of L.entries(visit.dir)) {
-      const kind = L.kind(off);
-      let included = kind !== 'other';
-      let rel: string | undefined;
-      if (needNames) {
-        rel = this.relOf(visit, off);
-        if (kind === 'dir' && rules.ignore.skipsDir(rel)) continue;
-        if (included && rules.ignore.ignores(rel)) included = false;
-        if (included && rules.exclude?.ignores(rel.slice(prefix))) included = false;
-      }
-      if (kind === 'dir') {
-        const child = L.child(off);
-        const name = L.name(off);
-        const bytes = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
-        fn(off, included, {
-          dir: child,
-          key: visit.key === '' ? L.nameKey(off) : `${visit.key}/${L.nameKey(off)}`,
-          bytes,
-          rel,
-        });
-      } else if (kind !== 'other') fn(off, included);
-    }
-  }
-
   /** The content hash of a single regular file named by a COPY source. */
   async fileHash(rel: string, off: number): Promise<Buffer> {
     const L = this.listing;
@@ -303,43 +207,6 @@ export class TreeHasher {
     return h;
   }
 
-  /** A directory the walker could not read fails the COPY that needs it, and only that one. */
-  private mustRead(visit: Visit): void {
-    // Not listed (pruned): only directories .dockerignore leaves out whole are, and those are never visited.
-    if (visit.dir === None)
-      throw new BuildError(`${displayName(visit.rel ?? decodeName(visit.bytes))} is excluded by .dockerignore`);
-    if (this.listing.dirFlags(visit.dir) & Flag.Unreadable) {
-      throw new BuildError(
-        `cannot read ${displayName(visit.rel ?? decodeName(visit.bytes))} in the build context (${this.contextDir}): permission denied, or it changed during the build`,
-      );
-    }
-  }
-
-  private relOf(visit: Visit, off: number): string {
-    const name = this.listing.nameText(off);
-    const base = visit.rel ?? decodeName(visit.bytes);
-    return base === '' ? name : `${base}/${name}`;
-  }
-
-  /** Host path of an entry as bytes (absolute), or context-relative with abs=false. */
-  private abs(visit: Visit, off: number, absolute = true): Buffer {
-    const name = this.listing.name(off);
-    const rel = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
-    return absolute ? Buffer.concat([this.dirBytes, SLASH, rel]) : rel;
-  }
-
-  private hostOf(relBytes: Buffer, rel: string): string | undefined {
-    if (isEscaped(rel)) return undefined;
-    return relBytes.length === 0 ? this.contextDir : `${this.contextDir}/${rel}`;
-  }
-
-  /** The stat cache's hash of a file, unless the file is too new for its stat to vouch for it. */
-  private known(off: number, row: ReturnType<StatCache['row']>): Buffer | undefined {
-    const L = this.listing;
-    if (L.flags(off) & Flag.Racy) return undefined;
-    return row?.hash(L.nameKey(off), L.buf, L.statAt(off));
-  }
-
   private hashNow(visit: Visit, off: number): Buffer {
     const path = this.abs(visit, off);
     try {
@@ -350,18 +217,6 @@ export class TreeHasher {
     } catch (e) {
       throw this.unreadable(this.relOf(visit, off), e);
     }
-  }
-
-  /** A file listed a moment ago that cannot be read now: say why, from its errno (a code, or the walker's number). */
-  private unreadable(rel: string, cause: unknown): BuildError {
-    const code = typeof cause === 'number' ? errnoNames.get(cause) : (cause as NodeJS.ErrnoException | undefined)?.code;
-    const why =
-      code === 'EACCES' || code === 'EPERM'
-        ? 'permission denied'
-        : code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP'
-          ? 'it changed during the build'
-          : (code ?? (cause instanceof Error ? cause.message : 'unknown error'));
-    return new BuildError(`${displayName(rel)} in the build context (${this.contextDir}) could not be read: ${why}`);
   }
 
   /**
@@ -440,48 +295,4 @@ export class TreeHasher {
     const stable = !(L.dirFlags(visit.dir) & Flag.RacyBelow);
     this.stats.put(visit.key, stable ? L.sig(visit.dir) : undefined, stable ? { rules, digest } : undefined, files);
   }
-}
-
-const SLASH = Buffer.from('/');
-
-/** Small files are read whole and synchronously: a stream per file costs more than the file. */
-/** sha256 of a file read in 1 MiB pieces: memory stays flat whatever its size. */
-export function hashFileSync(path: Buffer | string): Buffer {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0;) h.update(piece.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest();
-}
-const piece = Buffer.allocUnsafe(1 << 20);
-
-export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer> {
-  if (size <= 1 << 20) {
-    try {
-      return Promise.resolve(hashFileSync(path));
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (b) => h.update(b))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest()));
-  });
-}
-
-/** sha256 of each NUL-ended path, in order, by `tsbuild-walk --sha256`; the errno where a file could not be read. */
-async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | number)[]> {
-  const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
-  const all = await runWalker(walker, ['--sha256'], paths);
-  if (all.length !== count * 33)
-    throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
-  const sums: (Buffer | number)[] = [];
-  for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : all[i * 33]!);
-  return sums;
 }

@@ -12,12 +12,11 @@
 // filesystem (store.snapshots.ensure).
 import { existsSync, promises as fsp } from 'node:fs';
 import { cacheMountPath } from '../solver/ops/cachemounts.js';
+import { unpackLayer, writeLayer } from '@tsbuild/layerstore/layer';
 import {
+  isDigest,
   parseReference,
   remote,
-  unpackLayer,
-  writeLayer,
-  type BlobStore,
   type Descriptor,
   type Digest,
   type Layer,
@@ -111,9 +110,6 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
   return { ref, mode, mounts, maxSize };
 }
 
-const digestRe = /^sha256:[a-f0-9]{64}$/;
-const isDigest = (d: unknown): d is Digest => typeof d === 'string' && digestRe.test(d);
-
 /** A record from a registry is untrusted input: keep only well-formed ones. */
 function validRecord(r: unknown): r is SharedRecord {
   if (!r || typeof r !== 'object') return false;
@@ -155,7 +151,7 @@ export async function importCache(
     opts: (ref: string) => Promise<remote.RemoteOptions>;
     reporter: Reporter;
     /** Where the artifacts' record blobs go (a dry run's scratch store: it writes nothing to `store`). */
-    blobs?: BlobStore;
+    blobs?: Store['blobs'];
   },
 ): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();

@@ -1,7 +1,8 @@
 // Build outputs (-o): an OCI layout, an OCI or docker archive, or the root filesystem as files.
 import { resolve } from 'node:path';
 import { promises as fsp } from 'node:fs';
-import { archive, exportRootfs, layout, type Image, type Store } from '@tsbuild/layerstore';
+import { archive, layout, type Image, type Store } from '@tsbuild/layerstore';
+import { exportRootfs } from '@tsbuild/layerstore/layer';
 import { UsageError } from '../errors.js';
 import { parseCsv } from '../options.js';
 

@@ -17,7 +17,7 @@ export function scratchConfig(platform: { os: string; architecture: string; vari
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    config: { Env: [`PATH=${DefaultPath}`] },
+    config: { Env: [`PATH=${DEFAULT_PATH}`] },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   };

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
-import { hostPlatform, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
+import { hostPlatform, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
@@ -181,6 +181,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     trace('stages solved');
     if (dry) return { explain: solver.explain };
     const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
+    // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
+    await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: cacheRecords() };

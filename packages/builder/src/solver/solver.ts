@@ -2,45 +2,30 @@
 // or executed (RUN in the sandbox, COPY/ADD/WORKDIR by staging a diff), each filesystem step
 // snapshotted into exactly one layer. Independent stages run concurrently.
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
-import { chainID, type Digest, type Image, type ImageConfig, type Layer, type Store } from '@tsbuild/layerstore';
+import { chainID, type Digest, type ImageConfig } from '@tsbuild/layerstore';
 import { applyStep, historyText, inheritConfig, scratchConfig } from '../image/config.js';
 import { KeyBuilder, findChange, sha256, type Change, type Inputs } from './cachekey.js';
 import { BuildError } from '../errors.js';
 import type { ExplainRow, SettledState, StageState } from './state.js';
 import { isPending, type StageLayer } from '../rootfs/layers.js';
-import type { Reporter, StepHandle } from '../progress/index.js';
-import type { BuildContext } from '../context/context.js';
+import type { Reporter } from '../progress/index.js';
 import { runStep } from './ops/run.js';
 import { copyStep } from './ops/copy.js';
 import { workdirStep } from './ops/workdir.js';
 import type { ImportedCache, StepRecord } from '../exporter/cache-share.js';
 import { Filesystems } from '../rootfs/filesystems.js';
-import { LayerQueue } from './ops/commit.js';
+import { LayerQueue } from './ops/layer-queue.js';
+import type { Exec, StepContext, StepOptions } from './ops/context.js';
 import { trace } from '../trace.js';
 import { keepManifests, npmManifests } from './npm-inputs.js';
-import type { PrivateNetwork } from '@tsbuild/sandbox';
 
-export interface SolveOptions {
-  store: Store;
+export interface SolveOptions extends StepOptions {
   graph: Graph;
-  context: BuildContext;
-  /** Base images resolved before the graph was built, by the ref as written in FROM. */
-  bases: Map<string, Image>;
   reporter: Reporter;
   noCache: boolean;
-  network: 'default' | 'none' | 'host';
-  /** RUN steps may use the host's network (`--allow network.host`). */
-  allowNetworkHost: boolean;
-  /** The build's private network (the default for RUN steps), made on first use. */
-  privateNetwork: () => Promise<PrivateNetwork>;
-  secrets: Map<string, { file?: string; env?: string }>;
-  sourceDateEpoch?: number;
-  /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
-  compression: 'gzip' | 'zstd' | 'none';
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
-  signal: AbortSignal;
   /**
    * Registry cache (--cache-from): records imported for this build only (the store's own record
    * wins), and a hook that fetches a hit's missing layer blob (true when it is now in the store)
@@ -48,11 +33,8 @@ export interface SolveOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
-  /**
-   * --dry-run: compute every key and look each up as a build would, and run and write nothing (no
-   * layer, snapshot, cache record or --explain pointer). A miss's state carries its key only.
-   */
-  dryRun?: boolean;
+  // dryRun (StepOptions): compute every key and look each up as a build would, and run and write
+  // nothing (no layer, snapshot, cache record or --explain pointer). A miss's state carries its key only.
 }
 
 export class Solver {
@@ -321,7 +303,7 @@ export class Solver {
 
   /** Adds the step's inputs to the key and returns how to execute it on a miss. */
   private async prepare(step: RunStep | CopyStep | WorkdirStep, state: StageState, kb: KeyBuilder): Promise<Exec> {
-    const ctx = { solver: this, opts: this.o, state, fs: this.fs };
+    const ctx: StepContext = { stages: this, opts: this.o, state, fs: this.fs };
     switch (step.kind) {
       case 'run':
         return runStep(ctx, step, kb);
@@ -340,11 +322,6 @@ export class Solver {
     return image;
   }
 }
-
-export type StepContext = { solver: Solver; opts: SolveOptions; state: StageState; fs: Filesystems };
-
-/** What a filesystem step does on a cache miss: make its layer (usually still being written), or none for an empty diff. */
-export type Exec = (handle: StepHandle) => Promise<StageLayer | null>;
 
 const noCache: Change = { kind: 'no-cache', input: null, before: null, after: null, text: '--no-cache' };
 
@@ -406,5 +383,3 @@ function epochOr(epoch: number | undefined, fallback: string): string {
 function platformString(p: { os: string; architecture: string; variant?: string }): string {
   return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
 }
-
-export { chainID };

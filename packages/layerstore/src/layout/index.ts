@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { StoreError, MediaType, type Descriptor, type Digest, type Image } from '../types.js';
 import { checkDigest, fsyncDir, hexOf, randomId, writeFileAtomic, exists } from '../fsutil.js';
 import { parseReference, formatReference } from '../reference.js';
-import { readImage, manifestDescriptor, type BlobSource } from '../images.js';
+import { readImage, manifestDescriptor, type BlobSource } from '../image-read.js';
 import { ContainerdNameAnnotation, RefNameAnnotation, type OciIndex } from '../tags.js';
 import type { Store } from '../store.js';
 

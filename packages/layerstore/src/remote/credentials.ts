@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeFileAtomic } from '@tsbuild/sys';
 import { DockerHub } from '../reference.js';
 import { RegistryError } from './errors.js';
 
@@ -227,7 +228,6 @@ export async function storeCredentials(
     else for (const key of candidateKeys(registry)) delete config.auths[key];
   }
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
-  await fs.rename(tmp, file);
+  // Durable: losing a login to a crash would be a surprise; the file holds secrets, so 0600 from the start.
+  await writeFileAtomic(file, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600, durable: true });
 }

@@ -1,16 +1,12 @@
 // The registry adapter: pull/push images and the build cache over the OCI distribution API.
-export { RegistryClient, type ClientOptions, type ClientStats } from './client.js';
+// The client, transport, manifest and blob plumbing behind these stay inside the package.
 export { RegistryError, type RegistryErrorCode } from './errors.js';
 export {
   DockerConfigCredentials,
   StaticCredentials,
   noCredentials,
-  dockerConfigPath,
-  storeCredentials,
-  runCredentialHelper,
   type Credential,
   type CredentialSource,
-  type DockerConfigFile,
 } from './credentials.js';
 export { login, logout } from './login.js';
 export { BlobLocations } from './locations.js';
@@ -25,16 +21,8 @@ export {
   type RemoteOptions,
 } from './pull.js';
 export { push, type PushOptions, type PushResult, type PushSource } from './push.js';
-export { pushCache, pullCache, cacheManifest, CacheMediaType, type CacheArtifact } from './artifact.js';
-export {
-  headManifest,
-  parsePlatform,
-  choosePlatform,
-  acceptManifests,
-  maxManifestSize,
-  type Platform,
-  type Index,
-  type FetchedManifest,
-} from './manifest.js';
+export { pushCache, pullCache, type CacheArtifact } from './artifact.js';
+export { parsePlatform, type Platform } from './manifest.js';
 export type { TransferStats } from './blob.js';
-export { isInsecureHost } from './transport.js';
+// TLS trust for any client (the registry, ADD https://…).
+export { trustDeferredExtraCaCerts, clientSecureContext, certificateProblem } from './tls.js';

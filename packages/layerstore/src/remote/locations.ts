@@ -7,7 +7,9 @@
 // (the registry then starts a normal upload), never correctness.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '@tsbuild/sys';
 import type { Digest } from '../types.js';
+import { isDigest } from '../digest.js';
 
 const perBlob = 8;
 const maxBlobs = 50_000;
@@ -57,9 +59,8 @@ export class BlobLocations {
     // Keep the newest entries (Map order is insertion order; ours were added last).
     const entries = [...this.blobs].slice(-maxBlobs);
     await fs.mkdir(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await fs.writeFile(tmp, JSON.stringify({ version: 1, blobs: Object.fromEntries(entries) }));
-    await fs.rename(tmp, this.file);
+    // A cache of hints: not durable (a crash may lose the latest, never tear it).
+    await writeFileAtomic(this.file, JSON.stringify({ version: 1, blobs: Object.fromEntries(entries) }));
     this.dirty = false;
   }
 }
@@ -69,7 +70,7 @@ async function readFile(file: string): Promise<Map<string, string[]>> {
     const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as { blobs?: Record<string, unknown> };
     const m = new Map<string, string[]>();
     for (const [d, v] of Object.entries(parsed.blobs ?? {})) {
-      if (/^sha256:[a-f0-9]{64}$/.test(d) && Array.isArray(v))
+      if (isDigest(d) && Array.isArray(v))
         m.set(d, v.filter((x): x is string => typeof x === 'string').slice(0, perBlob));
     }
     return m;

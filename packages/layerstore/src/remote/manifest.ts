@@ -1,8 +1,9 @@
 // Manifests and indexes on the wire: GET with the Accept list, validation of the untrusted
 // bytes (size, digest, JSON shape), platform selection in an index, and PUT with the exact
 // content type.
-import { createHash } from 'node:crypto';
 import { MediaType, type Descriptor, type Digest, type Manifest } from '../types.js';
+import { isDigest, sha256 } from '../digest.js';
+import { choosePlatform as pickPlatform, type Platform } from '../platform.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
 import { discard, readBody } from './transport.js';
@@ -31,11 +32,7 @@ export interface FetchedManifest {
   index?: Index;
 }
 
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
+export type { Platform };
 
 export function parsePlatform(p: string | Platform | undefined): Platform {
   if (p === undefined) return { os: 'linux', architecture: 'amd64' };
@@ -45,12 +42,7 @@ export function parsePlatform(p: string | Platform | undefined): Platform {
   return { os, architecture, variant };
 }
 
-export const sha256 = (b: Buffer | string): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const digestRe = /^sha256:[a-f0-9]{64}$/;
-
-export function isDigest(s: unknown): s is Digest {
-  return typeof s === 'string' && digestRe.test(s);
-}
+export { sha256 };
 
 function checkDescriptor(d: unknown, where: string): Descriptor {
   const x = d as Descriptor;
@@ -131,19 +123,12 @@ export async function getManifest(
   });
 }
 
-/** Pick the entry for a platform from an index; attestation entries (unknown/unknown) never match. */
+/** Pick the entry for a platform from an index (platform.ts has the rule); attestations (unknown/unknown) never match. */
 export function choosePlatform(index: Index, platform: Platform): Descriptor | undefined {
   const candidates = index.manifests.filter(
     (m) => manifestMediaTypes.includes(m.mediaType) || indexMediaTypes.includes(m.mediaType),
   );
-  const norm = (v: string | undefined, arch: string) => v ?? (arch === 'arm64' ? 'v8' : undefined);
-  return candidates.find(
-    (m) =>
-      m.platform?.os === platform.os &&
-      m.platform.architecture === platform.architecture &&
-      (platform.variant === undefined ||
-        norm(m.platform.variant, m.platform.architecture) === norm(platform.variant, platform.architecture)),
-  );
+  return pickPlatform(candidates, platform);
 }
 
 /** Does the registry have this manifest? HEAD by tag or digest; returns its descriptor or undefined. */

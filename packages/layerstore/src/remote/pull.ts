@@ -8,6 +8,7 @@ import { RegistryError } from './errors.js';
 import { BlobLocations } from './locations.js';
 import { choosePlatform, getManifest, parsePlatform, type FetchedManifest, type Platform } from './manifest.js';
 import { mapLimit } from './pool.js';
+import { validate } from '../validate.js';
 
 export interface RemoteOptions extends ClientOptions {
   /** Reuse a client (and its tokens) across calls. Must be for the reference's registry. */
@@ -151,6 +152,12 @@ export async function pull(
       subject: resolved.descriptor.digest,
     });
   if (resolved.index) await blobs.put(resolved.index.bytes);
+  // The blobs were verified as they came; the image as a whole is checked once here, by its descriptors.
+  await validate(
+    { manifestDigest: put.digest, manifest, configDigest: manifest.config.digest, config, layers },
+    blobs,
+    { layers: 'stat' },
+  );
   if (opts.locations) {
     for (const d of [manifest.config, ...manifest.layers]) opts.locations.add(ref.registry, ref.repository, d.digest);
     await opts.locations.save();

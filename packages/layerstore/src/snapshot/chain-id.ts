@@ -3,14 +3,6 @@
 import { createHash } from 'node:crypto';
 import type { Digest } from '../types.js';
 
-export function chainID(diffIDs: readonly Digest[]): Digest {
-  if (diffIDs.length === 0) throw new RangeError('chainID of no layers');
-  let id = diffIDs[0]!;
-  for (let i = 1; i < diffIDs.length; i++)
-    id = `sha256:${createHash('sha256').update(`${id} ${diffIDs[i]}`).digest('hex')}`;
-  return id;
-}
-
 /** ChainIDs of every prefix: [ChainID(L0), ChainID(L0..L1), ...]. */
 export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
   const out: Digest[] = [];
@@ -24,4 +16,10 @@ export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
     );
   }
   return out;
+}
+
+/** The ChainID of the whole stack (the last of chainIDs). */
+export function chainID(diffIDs: readonly Digest[]): Digest {
+  if (diffIDs.length === 0) throw new RangeError('chainID of no layers');
+  return chainIDs(diffIDs)[diffIDs.length - 1]!;
 }

@@ -1,5 +1,4 @@
 export { chainID, chainIDs } from './chain-id.js';
 export { Snapshots } from './snapshots.js';
-export { exportRootfs } from './export-rootfs.js';
 export { Snapshotter, isOpaque } from './snapshotter.js';
 export type { ActiveSnapshot, SnapshotMounts, CommitOptions } from './snapshotter.js';

@@ -24,16 +24,15 @@ import { join } from 'node:path';
 import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
 import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
 import { chainIDs } from './chain-id.js';
-import { withLock } from './lock.js';
+import { isDigest } from '../digest.js';
+import { LockManager } from '../lock.js';
+import { pidAlive } from '@tsbuild/sys';
 import { spreadSubdirs } from '../sys/topdir.js';
 import type { LeaseHolder } from '../leases.js';
 
-const HEX = /^[0-9a-f]{64}$/;
-
 function hexOf(d: Digest): string {
-  const hex = d.slice('sha256:'.length);
-  if (!d.startsWith('sha256:') || !HEX.test(hex)) throw new RangeError(`not a sha256 digest: ${d}`);
-  return hex;
+  if (!isDigest(d)) throw new RangeError(`not a sha256 digest: ${d}`);
+  return d.slice('sha256:'.length);
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -60,6 +59,17 @@ export class Snapshots {
     private readonly held?: LeaseHolder,
   ) {}
 
+  private lockManager: LockManager | undefined;
+  /**
+   * Under the snapshot's lock, `<root>/<hex>.lock`: the store's lock (pid + start time, so a crashed
+   * holder's lock is broken even when its pid was reused; breaking serialised). No timeout: the holder
+   * may be unpacking a layer of gigabytes; a dead holder's lock is broken.
+   */
+  private withLock<T>(chainID: Digest, fn: () => Promise<T>): Promise<T> {
+    this.lockManager ??= new LockManager(this.root);
+    return this.lockManager.with(hexOf(chainID), fn, { timeoutMs: Infinity });
+  }
+
   pathOf(chainID: Digest): string {
     return join(this.root, hexOf(chainID));
   }
@@ -71,7 +81,7 @@ export class Snapshots {
     // Written before a reboot and never known to be on disk: dropped (the blob unpacks it again),
     // under its lock and only if still stale there: another process may have unpacked it anew
     // meanwhile and be using it.
-    return withLock(`${path}.lock`, () => this.getLocked(chainID));
+    return this.withLock(chainID, () => this.getLocked(chainID));
   }
 
   /** get() for a caller that holds the snapshot's lock. */
@@ -115,7 +125,7 @@ export class Snapshots {
         out.push(have);
         continue;
       }
-      await withLock(this.pathOf(id) + '.lock', async () => {
+      await this.withLock(id, async () => {
         if (await this.getLocked(id)) return; // another process made it while we waited
         await this.unpackInto(layers[i]!, id);
       });
@@ -159,7 +169,7 @@ export class Snapshots {
     await mkdir(this.root, { recursive: true });
     await this.held?.reuse('snapshot', chainID);
     if (await this.get(chainID)) await rm(dir, { recursive: true, force: true });
-    else await withLock(this.pathOf(chainID) + '.lock', () => this.renameIn(dir, chainID));
+    else await this.withLock(chainID, () => this.renameIn(dir, chainID));
     return { chainID, path: this.pathOf(chainID) };
   }
 
@@ -196,7 +206,7 @@ export class Snapshots {
       throw e;
     });
     return names
-      .filter((n) => HEX.test(n))
+      .filter((n) => isDigest(`sha256:${n}`))
       .sort()
       .map((n) => ({ chainID: `sha256:${n}` as Digest, path: join(this.root, n) }));
   }
@@ -209,15 +219,8 @@ export class Snapshots {
       const m = /^(?:unpack|trash)-[0-9a-f]+-(\d+)-[0-9a-f]+$/.exec(n);
       if (!m) continue;
       const pid = Number(m[1]);
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (e) {
-        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (alive && pid !== process.pid) continue;
-      if (pid === process.pid) continue;
+      // These names carry no start time: a reused pid keeps them until the next cleanup.
+      if (pid === process.pid || pidAlive(pid)) continue;
       await rm(join(this.tmpDir, n), { recursive: true, force: true });
       removed++;
     }

@@ -1,12 +1,9 @@
 // `tsbuild cache ls|du|prune`: the build cache's records, as `docker buildx du` / `buildx prune` show and
 // trim them. A record (solver/solver.ts) is one filesystem step's result: its layer (or none) under
 // the step's cache key. Its last use is its file's mtime: a build's hit touches it (CacheIndex.touch).
-// Prune deletes records under the store's gc locks, never one a running build holds (its lease),
-// then collects what no tag, record or lease reaches (store.prune, with no grace: leases protect
-// what is in use).
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
-import { SweepLock, type Digest, type Layer, type Store } from '@tsbuild/layerstore';
+// Prune picks records and hands them to store.prune, which drops them under its locks (never one a
+// running build holds) and collects what no tag, record or lease reaches.
+import type { Digest, Layer, Store } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
@@ -31,11 +28,14 @@ export interface StepEntry {
 }
 
 /** The step records (not --explain's pointers and inputs), most recently used first. */
-export async function stepEntries(store: Store): Promise<StepEntry[]> {
+export async function stepEntries(
+  store: Store,
+  listed?: { key: Digest; record: { value?: unknown }; mtimeMs: number }[],
+): Promise<StepEntry[]> {
   const imageLayers = new Set<Digest>();
   for (const i of await store.images.list()) for (const l of i.image?.layers ?? []) imageLayers.add(l.digest);
   const out: StepEntry[] = [];
-  for (const { key, record, mtimeMs } of await store.cache.list()) {
+  for (const { key, record, mtimeMs } of listed ?? (await store.cache.list())) {
     const v = record.value as { layer?: unknown; created?: unknown; step?: unknown } | undefined;
     if (!v || typeof v.created !== 'string' || !('layer' in v)) continue; // a pointer or inputs record
     const layer = (v.layer ?? null) as Layer | null;
@@ -185,39 +185,27 @@ async function pruneCache(argv: string[]): Promise<number> {
   const ks = str(p, 'keep-storage');
   const keepStorage = ks === undefined ? undefined : parseSize(ks, '--keep-storage');
   const store = await openStore(str(p, 'root'));
-  let deleted = 0;
-  const chosen = await store.withLock('gc', async () => {
-    const picked = choosePrune(await stepEntries(store), {
-      all: bool(p, 'all'),
-      untilMs,
-      keepStorage,
-      now: Date.now(),
-    });
-    // As prune does: under the sweep lock, a record a running build holds (leased) is never deleted,
-    // and one rewritten since it was listed (a build made or used it again) is kept.
-    await store.withLock(SweepLock, async () => {
-      const leased = (await store.leases.live()).cache;
-      for (const e of picked) {
-        if (leased.has(e.key) || usedSince(store, e)) continue;
-        if (await store.cache.delete(e.key)) deleted++;
-        // The step's --explain inputs go with it (solver.ts: inputsId).
-        await store.cache.delete(`sha256:${sha256(`inputs\0${e.key}`)}`);
-      }
-    });
-    return picked;
+  let chosen = 0;
+  // The records are chosen from prune's own listing and dropped by prune, under its locks: never one a
+  // running build holds (its lease), nor one a build made or used again meanwhile; then prune collects
+  // what nothing reaches (no grace: what is in use is leased).
+  const r = await store.prune({
+    gracePeriodMs: 0,
+    dropCache: async (records) => {
+      const picked = choosePrune(await stepEntries(store, records), {
+        all: bool(p, 'all'),
+        untilMs,
+        keepStorage,
+        now: Date.now(),
+      });
+      chosen = picked.length;
+      // A step's --explain inputs go with it (solver.ts: inputsId).
+      return picked.flatMap((e) => [e.key, `sha256:${sha256(`inputs\0${e.key}`)}` as Digest]);
+    },
   });
-  const r = await store.prune({ gracePeriodMs: 0 });
   process.stdout.write(
-    `Deleted ${deleted} cache records (of ${chosen.length} chosen), ${r.blobs} blobs, ${r.snapshots} snapshots\n` +
-      `Total reclaimed space: ${humanSize(r.bytes)}\n`,
+    `Deleted ${r.cacheRecords} cache records (of ${chosen} chosen, with their --explain inputs), ` +
+      `${r.blobs} blobs, ${r.snapshots} snapshots\nTotal reclaimed space: ${humanSize(r.bytes)}\n`,
   );
   return 0;
-}
-
-function usedSince(store: Store, e: StepEntry): boolean {
-  try {
-    return statSync(join(store.cache.dir, `${e.key.slice(7)}.json`)).mtimeMs !== e.lastUsedMs;
-  } catch {
-    return false;
-  }
 }

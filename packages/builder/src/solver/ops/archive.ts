@@ -6,10 +6,11 @@
 import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
-import { startsTar } from '@tsbuild/layerstore';
+import { startsTar } from '@tsbuild/layerstore/layer';
 import { BuildError, where } from '../../errors.js';
-import { Beneath, namesIn } from '../../rootfs/beneath.js';
-import type { StepContext } from '../solver.js';
+import { namesIn } from '../../rootfs/beneath.js';
+import { Beneath } from '../../rootfs/beneath-tree.js';
+import type { StepContext } from './context.js';
 import { scratchDir } from './commit.js';
 import { rel, type Staging } from './staging.js';
 

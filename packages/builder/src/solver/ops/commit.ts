@@ -10,14 +10,12 @@
 // using its path. A build killed on the way leaves blobs (verified, or temp files of a dead
 // owner), cache records written only after their blob, and diffs in tmp/ that the next
 // Store.open removes; a record whose snapshot is missing is unpacked from its blob when used.
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { chainID, writeLayer, type Digest, type Entry, type Layer, type Store } from '@tsbuild/layerstore';
-import type { StepContext } from '../solver.js';
-import type { Reporter } from '../../progress/index.js';
-import { BuildError } from '../../errors.js';
-import { isPending, type PendingLayer, type StageLayer } from '../../rootfs/layers.js';
-import { trace } from '../../trace.js';
+import type { Store } from '@tsbuild/layerstore';
+import { writeLayer, type Entry } from '@tsbuild/layerstore/layer';
+import type { StepContext } from './context.js';
+import type { StageLayer } from '../../rootfs/layers.js';
 
 /**
  * Hands a step's finished diff over to the build's LayerQueue. Either a scratch dir itself (a
@@ -38,7 +36,7 @@ export async function commitDiff(
     return null;
   }
   const { store, sourceDateEpoch, compression } = ctx.opts;
-  const layers = ctx.solver.layers;
+  const layers = ctx.stages.layers;
   // An overlay upperdir (RUN) is committed by the snapshotter, as a container's is; a staged diff
   // (COPY, WORKDIR) is plain files, or the entries that name them.
   const write = (source: Entry[] | string) => () =>
@@ -65,119 +63,6 @@ async function moveOut(store: Store, dir: string): Promise<[string, string]> {
   const to = join(container, 'diff');
   await fsp.rename(dir, to);
   return [to, container];
-}
-
-interface Held {
-  pending: PendingLayer;
-  below: StageLayer[];
-  /** A temp dir to remove once the diff inside it is a snapshot. */
-  container: string | undefined;
-  adopted: boolean;
-}
-
-/**
- * For tests of the background writer (test/background.test.ts): with TSBUILD_TEST_LAYER_GATE=FILE,
- * no layer is written until FILE exists, so a test holds the build in the state it wants to
- * check (a later step running on a layer not yet written; every step done, layers still to
- * come) instead of hoping a slow layer keeps it there long enough.
- */
-async function layerGate(signal?: AbortSignal): Promise<void> {
-  const gate = process.env.TSBUILD_TEST_LAYER_GATE;
-  while (gate && !existsSync(gate)) {
-    signal?.throwIfAborted();
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/**
- * The layers of one build on their way into the store: written one at a time, in the order the
- * steps finished (one writer already keeps both cores busy, and memory stays that of one), then
- * adopted as snapshots by finish().
- */
-export class LayerQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  private readonly held: Held[] = [];
-  private readonly work = new Set<Promise<unknown>>();
-  private writing = 0;
-  private failure: Error | undefined;
-
-  constructor(
-    private readonly store: Store,
-    private readonly reporter: Reporter,
-    private readonly signal?: AbortSignal,
-  ) {}
-
-  /** Queue a layer write; a failure fails the build (at the next step, or in finish()). */
-  write(label: string, make: () => Promise<Layer>): Promise<Layer> {
-    this.writing++;
-    const p = this.tail
-      .then(async () => {
-        // An interrupted build writes no more layers: the one being written ends (its blob lands
-        // whole or not at all), the queued ones are dropped, and the process exits at once.
-        this.signal?.throwIfAborted();
-        trace(`${label}: writing its layer`);
-        await layerGate(this.signal);
-        const layer = await make();
-        trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
-        return layer;
-      })
-      .finally(() => this.writing--);
-    this.tail = p.catch(() => {});
-    const failed = p.catch((e: unknown) => {
-      throw new BuildError(`${label}: writing its layer failed: ${(e as Error).message ?? e}`);
-    });
-    this.track(failed);
-    return failed;
-  }
-
-  /** A diff whose layer `layer` will be; `below` are the layers under it in its stage. */
-  hold(dir: string, layer: Promise<Layer>, below: StageLayer[], container?: string): PendingLayer {
-    const pending = { dir, layer };
-    this.held.push({ pending, below, container, adopted: false });
-    return pending;
-  }
-
-  /** Work that finish() waits for (cache records); its failure fails the build. */
-  track(p: Promise<unknown>): void {
-    const q = p.catch((e: unknown) => {
-      this.failure ??= e instanceof BuildError ? e : new BuildError(String((e as Error).message ?? e));
-    });
-    this.work.add(q);
-    void q.then(() => this.work.delete(q));
-  }
-
-  /** Throws if a layer failed to be written: steps check before they start. */
-  check(): void {
-    if (this.failure) throw this.failure;
-  }
-
-  /**
-   * Waits for every layer and the work tracked on them, then renames each diff into snapshots/
-   * under its ChainID (a diff whose layer failed is removed). Call when no step of the build
-   * runs any more. Throws the first failure.
-   */
-  async finish(): Promise<void> {
-    const handle = this.writing > 0 ? this.reporter.step('writing layers') : undefined;
-    while (this.work.size > 0) await Promise.all([...this.work]);
-    if (this.failure) handle?.fail(this.failure.message);
-    else handle?.done();
-    for (const h of this.held) {
-      if (h.adopted) continue;
-      h.adopted = true;
-      const id = await chainOf([...h.below, h.pending]).catch(() => undefined);
-      if (id) await this.store.snapshots.adopt(id, h.pending.dir);
-      else await fsp.rm(h.pending.dir, { recursive: true, force: true });
-      if (h.container) await fsp.rm(h.container, { recursive: true, force: true });
-    }
-    trace('layers adopted as snapshots');
-    this.check();
-  }
-}
-
-async function chainOf(layers: StageLayer[]): Promise<Digest> {
-  const diffIDs: Digest[] = [];
-  for (const l of layers) diffIDs.push(isPending(l) ? (await l.layer).diffID : l.diffID);
-  return chainID(diffIDs);
 }
 
 export interface Scratch {

@@ -5,14 +5,14 @@
 import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
-import type { Exec, StepContext } from '../solver.js';
+import type { Exec, StepContext } from './context.js';
 import type { StageLayer } from '../../rootfs/layers.js';
 import { resolveChown } from '@tsbuild/sandbox';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
-import { entryOrderKey, fileEntry } from '@tsbuild/layerstore';
+import { entryOrderKey, fileEntry } from '@tsbuild/layerstore/layer';
 import { lstatSync } from 'node:fs';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
@@ -45,9 +45,9 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   let fromLayers = null as null | readonly StageLayer[];
   if (step.from) {
     if (step.from.type === 'stage') {
-      const st = await ctx.solver.stage(step.from.stage);
+      const st = await ctx.stages.stage(step.from.stage);
       fromLayers = st.layers;
-      fromLabel = `stage ${ctx.solver.stageNameOf(step.from.stage)}`;
+      fromLabel = `stage ${ctx.stages.stageNameOf(step.from.stage)}`;
       kb.addDigest(`from:${fromLabel}`, st.key.replace(/^sha256:/, ''));
     } else {
       const image = ctx.opts.bases.get(step.from.ref);

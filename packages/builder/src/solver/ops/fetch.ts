@@ -13,8 +13,8 @@ import { createRequire } from 'node:module';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CopyStep } from '@tsbuild/parser';
-import { certificateProblem, clientSecureContext } from '@tsbuild/layerstore';
-import type { StepContext } from '../solver.js';
+import { remote } from '@tsbuild/layerstore';
+import type { StepContext } from './context.js';
 import { parseSize } from '../../options.js';
 import type { SourceItem } from './sources.js';
 import { BuildError, where } from '../../errors.js';
@@ -87,7 +87,9 @@ export async function fetchUrl(
   } catch (e) {
     await cleanup();
     if (e instanceof BuildError) throw e;
-    throw new BuildError(`${where(step)}: ADD ${url}: ${certificateProblem(e as Error) ?? (e as Error).message}`);
+    throw new BuildError(
+      `${where(step)}: ADD ${url}: ${remote.certificateProblem(e as Error) ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -115,7 +117,7 @@ async function get(url: URL, signal: AbortSignal): Promise<{ res: IncomingMessag
       throw new Error(`unsupported URL scheme ${url.protocol}`);
     const lib = requireBuiltin(url.protocol === 'https:' ? 'node:https' : 'node:http') as typeof import('node:https');
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const secureContext = url.protocol === 'https:' ? clientSecureContext() : undefined;
+      const secureContext = url.protocol === 'https:' ? remote.clientSecureContext() : undefined;
       const req = lib.get(url, { signal, ...(secureContext ? { secureContext } : {}) }, resolve).on('error', reject);
       // A server that stops sending (before the headers or in the body) fails the step instead of
       // hanging the build: 300 s without a byte, as fetch() allowed.

@@ -8,12 +8,12 @@ import { createHash } from 'node:crypto';
 import type { RunMount, RunStep } from '@tsbuild/parser';
 import { resolveUser, run as sandboxRun, withHome, type Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
-import type { Exec, StepContext } from '../solver.js';
+import type { Exec, StepContext } from './context.js';
 import { DefaultPath } from '../../image/config.js';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { fromContext, hashContextTree } from './sources.js';
-import { Beneath } from '../../rootfs/beneath.js';
+import { Beneath } from '../../rootfs/beneath-tree.js';
 import { acquireCacheMount } from './cachemounts.js';
 
 const TailLines = 20;
@@ -176,7 +176,7 @@ async function fromKey(
   ctx: StepContext,
   from: NonNullable<Extract<RunMount, { type: 'bind' }>['from']>,
 ): Promise<string> {
-  if (from.type === 'stage') return (await ctx.solver.stage(from.stage)).key;
+  if (from.type === 'stage') return (await ctx.stages.stage(from.stage)).key;
   const image = ctx.opts.bases.get(from.ref);
   if (!image) throw new BuildError(`image ${from.ref} was not resolved`);
   return image.manifestDigest;
@@ -197,7 +197,7 @@ async function prepareMount(
       if (m.from) {
         const layers =
           m.from.type === 'stage'
-            ? (await ctx.solver.stage(m.from.stage)).layers
+            ? (await ctx.stages.stage(m.from.stage)).layers
             : ctx.opts.bases.get(m.from.ref)!.layers;
         const view = await ctx.fs.view(layers);
         const e = await view.stat(m.source || '/');

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
-import type { StepContext } from '../solver.js';
+import type { StepContext } from './context.js';
 import type { RootView } from '@tsbuild/sandbox';
 import { isWhiteout } from '@tsbuild/sandbox';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from '../../context/ignore.js';

@@ -4,9 +4,9 @@
 // Every write goes through `fs` (beneath the staging root's fd, never following a symlink):
 // a source may stage a link to anywhere, and a later write by path would follow it.
 import { join } from 'node:path';
-import { entryOrderKey, type Entry } from '@tsbuild/layerstore';
+import { entryOrderKey, type Entry } from '@tsbuild/layerstore/layer';
 import type { RootView } from '@tsbuild/sandbox';
-import { Beneath } from '../../rootfs/beneath.js';
+import { Beneath } from '../../rootfs/beneath-tree.js';
 
 export interface NewDirOwner {
   uid: number;

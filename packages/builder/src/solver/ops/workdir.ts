@@ -2,7 +2,7 @@
 // image does not have it; an existing directory makes an empty diff and so no layer.
 import type { WorkdirStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
-import type { Exec, StepContext } from '../solver.js';
+import type { Exec, StepContext } from './context.js';
 import { resolveUser } from '@tsbuild/sandbox';
 import { Staging } from './staging.js';
 import { commitDiff, scratchDir } from './commit.js';

@@ -4,9 +4,9 @@
 import { mkdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { MediaType, type Snapshot } from '../types.js';
-import { entriesFromDirectory } from '../layer/entries.js';
-import { tarStream } from '../layer/tar-writer.js';
-import { unpackLayer } from '../layer/unpack.js';
+import { entriesFromDirectory } from './entries.js';
+import { tarStream } from './tar-writer.js';
+import { unpackLayer } from './unpack.js';
 import { inUserNamespace } from '../sys/xattr.js';
 
 export async function exportRootfs(snapshots: readonly Snapshot[], dest: string): Promise<void> {

@@ -1,0 +1,47 @@
+// Hashing the content of context files: in JS (small files whole, big ones in pieces), or many at once by
+// the native walker (tsbuild-walk --sha256).
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { runWalker } from './walk.js';
+
+/** Small files are read whole and synchronously: a stream per file costs more than the file. */
+/** sha256 of a file read in 1 MiB pieces: memory stays flat whatever its size. */
+export function hashFileSync(path: Buffer | string): Buffer {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0;) h.update(piece.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest();
+}
+const piece = Buffer.allocUnsafe(1 << 20);
+
+export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer> {
+  if (size <= 1 << 20) {
+    try {
+      return Promise.resolve(hashFileSync(path));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (b) => h.update(b))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest()));
+  });
+}
+
+/** sha256 of each NUL-ended path, in order, by `tsbuild-walk --sha256`; the errno where a file could not be read. */
+export async function sha256Native(walker: string, paths: Buffer): Promise<(Buffer | number)[]> {
+  const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
+  const all = await runWalker(walker, ['--sha256'], paths);
+  if (all.length !== count * 33)
+    throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
+  const sums: (Buffer | number)[] = [];
+  for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : all[i * 33]!);
+  return sums;
+}

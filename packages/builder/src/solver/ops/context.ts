@@ -1,0 +1,52 @@
+// What an op (RUN, COPY/ADD, WORKDIR) is handed: its stage's state, the build's filesystems helper,
+// the options it reads, and of the solver only what it asks of it (another stage's result, the layer
+// queue). The solver imports the ops; the ops do not import the solver.
+import type { Image, Store } from '@tsbuild/layerstore';
+import type { PrivateNetwork } from '@tsbuild/sandbox';
+import type { StageState } from '../state.js';
+import type { StageLayer } from '../../rootfs/layers.js';
+import type { StepHandle } from '../../progress/index.js';
+import type { BuildContext } from '../../context/context.js';
+import type { Filesystems } from '../../rootfs/filesystems.js';
+import type { LayerQueue } from './layer-queue.js';
+
+/** The build's options an op reads (SolveOptions extends this). */
+export interface StepOptions {
+  store: Store;
+  context: BuildContext;
+  /** Base images resolved before the graph was built, by the ref as written in FROM. */
+  bases: Map<string, Image>;
+  network: 'default' | 'none' | 'host';
+  /** RUN steps may use the host's network (`--allow network.host`). */
+  allowNetworkHost: boolean;
+  /** The build's private network (the default for RUN steps), made on first use. */
+  privateNetwork: () => Promise<PrivateNetwork>;
+  secrets: Map<string, { file?: string; env?: string }>;
+  sourceDateEpoch?: number;
+  /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
+  compression: 'gzip' | 'zstd' | 'none';
+  signal: AbortSignal;
+  /** --dry-run: an op adds its inputs to the key and reads no stage's files (its exec is never called). */
+  dryRun?: boolean;
+  /** --cache-from: fills an empty cache mount with the content an imported artifact carries for its id. */
+  cacheFrom?: { restoreMount(id: string, dir: string): Promise<void> };
+}
+
+/** What an op asks of the solver. */
+export interface Stages {
+  /** Another stage's result (COPY --from, RUN --mount from=), built if it was not yet. */
+  stage(index: number): Promise<StageState>;
+  stageNameOf(index: number): string;
+  /** Layers of this build still being written. */
+  readonly layers: LayerQueue;
+}
+
+export interface StepContext {
+  stages: Stages;
+  opts: StepOptions;
+  state: StageState;
+  fs: Filesystems;
+}
+
+/** What a filesystem step does on a cache miss: make its layer (usually still being written), or none (empty diff). */
+export type Exec = (handle: StepHandle) => Promise<StageLayer | null>;

@@ -1,0 +1,46 @@
+// Process liveness: a pid names a process only together with its start time, because pids are reused.
+// Whatever records an owner (a lock holder, a lease, a temp file, a container's runner) records both,
+// and asks pidAlive(pid, start) later.
+import { readFileSync } from 'node:fs';
+
+/**
+ * Field 22 of /proc/<pid>/stat: the start time in clock ticks since boot, which tells a reused pid
+ * apart. undefined when there is no such process or it has ended (a zombie, or a dead task).
+ */
+export function processStart(pid: number | 'self' = 'self'): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); // a few hundred bytes: sync is cheaper than a thread-pool trip
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so field 22 is fields[19].
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return fields[19];
+}
+
+let self: string | undefined;
+/** This process's start time ('0' where /proc cannot tell). */
+export function selfStart(): string {
+  return (self ??= processStart('self') ?? '0');
+}
+
+/**
+ * Whether the process `pid` is alive and, when `start` is given, is the one that started then (not a
+ * later process that reuses the pid). A process of another user counts (kill answers EPERM).
+ */
+export function pidAlive(pid: number, start?: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (start === undefined) return true;
+  const now = processStart(pid);
+  // Without a readable /proc nothing can be told apart: rather keep what may be alive.
+  if (now === undefined) return selfStart() === '0';
+  return now === start;
+}

@@ -1,0 +1,91 @@
+// Root-free tests of the shared primitives: process liveness and atomic writes.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ownedId, parseOwner, pidAlive, processStart, selfStart, writeFileAtomic } from '../src/index.js';
+
+const deadPid = spawnSync('true').pid!;
+const initStart = processStart(1);
+
+const liveness: [string, number, string | undefined, boolean][] = [
+  ['this process', process.pid, undefined, true],
+  ['this process, its start time', process.pid, selfStart(), true],
+  ['this process, another start time (a reused pid)', process.pid, String(Number(selfStart()) + 1), false],
+  ['init (EPERM would still be alive)', 1, initStart, true],
+  ['a child that has exited', deadPid, undefined, false],
+  ['pid 0', 0, undefined, false],
+  ['a negative pid (a process group)', -1, undefined, false],
+  ['not an integer', 1.5, undefined, false],
+];
+for (const [what, pid, start, want] of liveness) test(`pidAlive: ${what}`, () => assert.is(pidAlive(pid, start), want));
+
+test('processStart: this process has one, an exited one has none', () => {
+  assert.match(processStart('self') ?? '', /^\d+$/);
+  assert.is(processStart(process.pid), processStart('self'));
+  assert.is(processStart(deadPid), undefined);
+});
+
+const owners: [string, { pid: number; start: string } | undefined][] = [
+  [`ingest-${'12_34_'}0123456789ab`, { pid: 12, start: '34' }],
+  [`.index.json.7_0_abcdefabcdef.tmp`, { pid: 7, start: '0' }],
+  ['ingest-12_34_xyz', undefined],
+  ['plain', undefined],
+];
+for (const [name, want] of owners) test(`parseOwner(${name})`, () => assert.equal(parseOwner(name), want));
+
+test('ownedId names this process', () => {
+  assert.equal(parseOwner(`x-${ownedId()}`), { pid: process.pid, start: selfStart() });
+});
+
+const cases: [string, { durable?: boolean; mode?: number }][] = [
+  ['plain', {}],
+  ['durable', { durable: true }],
+  ['mode 0600', { mode: 0o600 }],
+];
+for (const [what, opts] of cases)
+  test(`writeFileAtomic (${what}): replaces the file, leaves no temp file`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sys-atomic-'));
+    try {
+      const f = join(dir, 'f.json');
+      writeFileSync(f, 'old');
+      await writeFileAtomic(f, 'new', opts);
+      assert.is(readFileSync(f, 'utf8'), 'new');
+      assert.is(statSync(f).mode & 0o777, (opts.mode ?? 0o644) & ~process.umask());
+      assert.equal(readdirSync(dir), ['f.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+test('writeFileAtomic: a failed rename leaves the target and no temp file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sys-atomic-'));
+  try {
+    const target = join(dir, 'd');
+    mkdirSync(join(target, 'child'), { recursive: true }); // rename(file, non-empty dir) fails
+    await writeFileAtomic(target, 'x', { durable: true }).then(
+      () => assert.unreachable('should have failed'),
+      (e: NodeJS.ErrnoException) => assert.ok(['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(e.code!), e.code),
+    );
+    assert.equal(readdirSync(dir), ['d']);
+    assert.equal(readdirSync(target), ['child']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('writeFileAtomic: the temp file goes to tmpDir when asked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sys-atomic-'));
+  try {
+    mkdirSync(join(dir, 'tmp'));
+    await writeFileAtomic(join(dir, 'f'), 'x', { tmpDir: join(dir, 'tmp'), durable: true });
+    assert.equal(readdirSync(join(dir, 'tmp')), []);
+    assert.is(readFileSync(join(dir, 'f'), 'utf8'), 'x');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
