@@ -200,7 +200,7 @@ async function pruneCache(argv: string[]): Promise<number> {
       });
       chosen = picked.length;
       // A step's --explain inputs go with it (solver.ts: inputsId).
-      return picked.flatMap((e) => [e.key, `sha256:${sha256(`inputs\0${e.key}`)}` as Digest]);
+      return picked.flatMap((e): Digest[] => [e.key, `sha256:${sha256(`inputs\0${e.key}`)}`]);
     },
   });
   process.stdout.write(
