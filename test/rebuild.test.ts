@@ -389,7 +389,8 @@ test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with 
         `FROM ${Base}`,
         'ARG BUST=1',
         `RUN --mount=type=cache,id=dl,target=/cache test -s /cache/pkg.tgz || wget -q -O /cache/pkg.tgz ${url}; \\`,
-        '    cp /cache/pkg.tgz /pkg.tgz && echo "$BUST" > /bust',
+        '    cp /cache/pkg.tgz /pkg.tgz && ls /cache > /listing && rm -f /cache/extra-* && \\',
+        '    echo "$BUST" > "/cache/extra-$BUST" && echo "$BUST" > /bust',
         '',
       ].join('\n'),
     });
@@ -404,9 +405,11 @@ test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with 
     assert.is(downloads, 1);
     assert.match(a.stderr, /1 cache mounts/);
 
-    // A fresh runner: the step runs (another BUST), with the cache mount restored: no download.
+    // A fresh runner: the step runs (another BUST), with the cache mount restored: no download. It
+    // removes extra-1 and adds extra-2 in the mount, and exports only that, on top of what it restored.
     const storeB = storeWithBase(temp('store-mounts-b'));
     const out = join(storeB, 'out');
+    const cacheRef2 = `${reg.host}/rebuild:mounts2`;
     const b = await tsbuildP(
       [
         'build',
@@ -415,6 +418,8 @@ test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with 
         'BUST=2',
         '--cache-from',
         cacheRef,
+        '--cache-to',
+        `type=registry,ref=${cacheRef2},mounts=dl`,
         '-o',
         `type=local,dest=${out}`,
         app,
@@ -428,8 +433,38 @@ test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with 
     assert.match(b.stderr, /restored cache mount dl from /);
     assert.is(downloads, 1, 'the restored cache mount was not used');
     assert.is(readFileSync(join(out, 'pkg.tgz'), 'utf8'), 'package-bytes\n');
+    assert.is(readFileSync(join(out, 'listing'), 'utf8'), 'extra-1\npkg.tgz\n');
     // The mount's content stays out of the image.
     assert.not.ok(existsSync(join(out, 'cache', 'pkg.tgz')));
+    const chain = async (ref: string) => {
+      const [host, rest] = [ref.slice(0, ref.indexOf('/')), ref.slice(ref.indexOf('/') + 1)];
+      const [repo, tag] = rest.split(':');
+      const manifest = (await (
+        await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, {
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        })
+      ).json()) as { config: { digest: string } };
+      const config = (await (await fetch(`http://${host}/v2/${repo}/blobs/${manifest.config.digest}`)).json()) as {
+        records: { mount?: string; layers?: { digest: string; size: number }[] }[];
+      };
+      return config.records.find((r) => r.mount === 'dl')!.layers!;
+    };
+    const [first, second] = [await chain(cacheRef), await chain(cacheRef2)];
+    assert.is(first.length, 1);
+    assert.is(second.length, 2, 'what changed goes on top of the restored layer');
+    assert.is(second[0].digest, first[0].digest);
+
+    // Another fresh runner restores both layers: extra-1 is gone (a whiteout), extra-2 is there.
+    const storeD = storeWithBase(temp('store-mounts-d'));
+    const outD = join(storeD, 'out');
+    ok(
+      await tsbuildP(
+        ['build', '-q', '--build-arg', 'BUST=4', '--cache-from', cacheRef2, '-o', `type=local,dest=${outD}`, app],
+        { root: storeD },
+      ),
+    );
+    assert.is(readFileSync(join(outD, 'listing'), 'utf8'), 'extra-2\npkg.tgz\n');
+    assert.is(downloads, 1);
 
     // The control: a fresh store without --cache-from downloads.
     const storeC = storeWithBase(temp('store-mounts-c'));

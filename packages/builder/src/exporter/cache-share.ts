@@ -12,7 +12,8 @@
 // filesystem (store.snapshots.ensure).
 import { existsSync, promises as fsp } from 'node:fs';
 import { cacheMountPath } from '../solver/ops/cachemounts.js';
-import { unpackLayer, writeLayer } from '@tsbuild/layerstore/layer';
+import { unpackLayer } from '@tsbuild/layerstore/layer';
+import { listMount, mountLayers, MaxMountLayers, type MountListing } from './mount-layers.js';
 import {
   isDigest,
   parseReference,
@@ -37,6 +38,8 @@ export interface ImportedCache {
    * id and build; a directory that already has content is left alone: the store's own cache wins).
    */
   restoreMount(id: string, dir: string): Promise<void>;
+  /** A mount this build restored: its layers and what it held then (--cache-to exports only what changed). */
+  restoredMount(id: string): { layers: Layer[]; listing: MountListing } | undefined;
 }
 
 /** What a cache record of a filesystem step holds. */
@@ -52,14 +55,14 @@ export interface CacheRef {
   mode: 'min' | 'max';
   /** --cache-to ...,mounts=ID[,ID...]: the RUN --mount=type=cache ids whose content travels too. */
   mounts: string[];
-  /** --cache-to ...,max-size=SIZE: a mount's layer larger than this is not exported. */
+  /** --cache-to ...,max-size=SIZE: a mount whose layers add up to more than this is not exported. */
   maxSize?: number;
 }
 
-/** A cache mount's content in an artifact: one layer, listed among the records (old readers skip it: no key). */
+/** A cache mount's content in an artifact: its layers, bottom first, among the records (older readers skip it). */
 interface MountRecord {
   mount: string;
-  layer: Layer;
+  layers: Layer[];
 }
 
 /** One shareable record: the solver's cache record of a filesystem step under its key. */
@@ -122,7 +125,15 @@ function validRecord(r: unknown): r is SharedRecord {
 function validMount(r: unknown): r is MountRecord {
   if (!r || typeof r !== 'object') return false;
   const x = r as Partial<MountRecord>;
-  return typeof x.mount === 'string' && x.mount.length > 0 && x.mount.length < 256 && validLayer(x.layer);
+  return (
+    typeof x.mount === 'string' &&
+    x.mount.length > 0 &&
+    x.mount.length < 256 &&
+    Array.isArray(x.layers) &&
+    x.layers.length > 0 &&
+    x.layers.length <= MaxMountLayers + 1 &&
+    x.layers.every(validLayer)
+  );
 }
 
 function validLayer(layer: unknown): layer is Layer {
@@ -158,8 +169,9 @@ export async function importCache(
   /** Where each layer of an imported record can be fetched. */
   const sources = new Map<Digest, { ref: string; desc: Descriptor }[]>();
   /** The content of cache mounts, by id (the first artifact to carry an id wins). */
-  const mounts = new Map<string, { ref: string; desc: Descriptor; layer: Layer }>();
+  const mounts = new Map<string, { ref: string; layers: { desc: Descriptor; layer: Layer }[] }>();
   const restored = new Map<string, Promise<void>>();
+  const restoredState = new Map<string, { layers: Layer[]; listing: MountListing }>();
   for (const { ref } of refs) {
     let artifact;
     try {
@@ -175,8 +187,8 @@ export async function importCache(
     const records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
     const inArtifact = new Map(artifact.layers.map((d) => [d.digest, d]));
     for (const m of Array.isArray(artifact.records) ? artifact.records.filter(validMount) : []) {
-      const desc = inArtifact.get(m.layer.digest);
-      if (desc && !mounts.has(m.mount)) mounts.set(m.mount, { ref, desc, layer: m.layer });
+      const layers = m.layers.map((layer) => ({ layer, desc: inArtifact.get(layer.digest)! }));
+      if (layers.every((l) => l.desc) && !mounts.has(m.mount)) mounts.set(m.mount, { ref, layers });
     }
     let imported = 0;
     for (const r of records) {
@@ -208,13 +220,19 @@ export async function importCache(
     const m = mounts.get(id);
     if (!m || (await fsp.readdir(dir)).length > 0) return;
     try {
-      const stats = await remote.fetchBlobs(store.blobs, m.ref, [m.desc], await o.opts(m.ref));
-      // The layer is untrusted: unpackLayer writes beneath the directory, never through a link.
-      await unpackLayer(store.blobs.open(m.layer.digest), m.layer.mediaType, dir, {
-        mode: 'apply',
-        diffID: m.layer.diffID,
-      });
-      o.reporter.info(`restored cache mount ${id} from ${m.ref} (${stats.bytesDownloaded} bytes downloaded)`);
+      const descs = m.layers.map((l) => l.desc);
+      const stats = await remote.fetchBlobs(store.blobs, m.ref, descs, await o.opts(m.ref));
+      // The layers are untrusted: unpackLayer writes beneath the directory, never through a link; in
+      // order, a later layer's whiteouts removing what an earlier one had.
+      for (const { layer } of m.layers)
+        await unpackLayer(store.blobs.open(layer.digest), layer.mediaType, dir, {
+          mode: 'apply',
+          diffID: layer.diffID,
+        });
+      restoredState.set(id, { layers: m.layers.map((l) => l.layer), listing: await listMount(dir) });
+      o.reporter.info(
+        `restored cache mount ${id} from ${m.ref} (${m.layers.length} layers, ${stats.bytesDownloaded} bytes downloaded)`,
+      );
     } catch (e) {
       o.reporter.warn(`--cache-from ${m.ref}: restoring cache mount ${id}: ${(e as Error).message}`);
     }
@@ -222,6 +240,7 @@ export async function importCache(
   return {
     record,
     canFetch: (digest) => sources.has(digest),
+    restoredMount: (id) => restoredState.get(id),
     restoreMount: (id, dir) => {
       let p = restored.get(id);
       if (!p) restored.set(id, (p = restore(id, dir)));
@@ -247,7 +266,12 @@ export async function exportCache(
   store: Store,
   targets: CacheRef[],
   records: (SharedRecord & { inImage: boolean })[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+  o: {
+    opts: (ref: string) => Promise<remote.RemoteOptions>;
+    reporter: Reporter;
+    /** --cache-from of this build: a mount it restored is exported as what changed since. */
+    imported?: ImportedCache;
+  },
 ): Promise<void> {
   for (const t of targets) {
     const chosen = new Map<Digest, SharedRecord>();
@@ -262,8 +286,8 @@ export async function exportCache(
     }
     const handle = o.reporter.step(`exporting cache to ${t.ref} (mode=${t.mode})`);
     try {
-      const carried = await exportMounts(store, t, o.reporter);
-      for (const { layer: l } of carried)
+      const carried = await exportMounts(store, t, o.reporter, o.imported);
+      for (const l of carried.flatMap((m) => m.layers))
         layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
       // In digest order: stages run at once and layers are written in the background, so the order
       // records arrive in varies from build to build, and the artifact must not.
@@ -288,11 +312,16 @@ export async function exportCache(
 }
 
 /**
- * The content of each `mounts=` id as one layer (gzip; the same content gives the same digest, which
- * the registry then already has). What RUN steps wrote there is untrusted: the layer is written from
- * an lstat walk that never follows a link. Never part of an image or a key: only the artifact lists it.
+ * Each `mounts=` id's content as layers (mount-layers.ts: what changed since this build restored it, on top
+ * of the restored chain; else the whole directory). Never part of an image or a key: only the artifact
+ * lists them.
  */
-async function exportMounts(store: Store, t: CacheRef, reporter: Reporter): Promise<MountRecord[]> {
+async function exportMounts(
+  store: Store,
+  t: CacheRef,
+  reporter: Reporter,
+  imported: ImportedCache | undefined,
+): Promise<MountRecord[]> {
   const out: MountRecord[] = [];
   for (const id of [...t.mounts].sort()) {
     const { dir } = cacheMountPath(store, id);
@@ -300,12 +329,13 @@ async function exportMounts(store: Store, t: CacheRef, reporter: Reporter): Prom
       reporter.warn(`--cache-to ${t.ref}: no cache mount with id ${id} in this store; not exported`);
       continue;
     }
-    const layer = await writeLayer(store.blobs, dir, { compression: 'gzip' });
-    if (t.maxSize !== undefined && layer.size > t.maxSize) {
-      reporter.warn(`--cache-to ${t.ref}: cache mount ${id} is ${layer.size} bytes, over max-size; not exported`);
+    const layers = await mountLayers(store, dir, imported?.restoredMount(id));
+    const size = layers.reduce((n, l) => n + l.size, 0);
+    if (t.maxSize !== undefined && size > t.maxSize) {
+      reporter.warn(`--cache-to ${t.ref}: cache mount ${id} is ${size} bytes, over max-size; not exported`);
       continue;
     }
-    out.push({ mount: id, layer });
+    out.push({ mount: id, layers });
   }
   return out;
 }

@@ -189,9 +189,11 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       onFailure: cacheTo.length
         ? async (records) => {
             reporter.info(`build failed: exporting the cache of the ${records.length} steps that finished`);
-            await cacheShare!.exportCache(store, cacheTo, records, { opts: remoteOpts, reporter }).catch((e) => {
-              reporter.warn(`--cache-to: ${(e as Error).message}`);
-            });
+            await cacheShare!
+              .exportCache(store, cacheTo, records, { opts: remoteOpts, reporter, imported })
+              .catch((e) => {
+                reporter.warn(`--cache-to: ${(e as Error).message}`);
+              });
           }
         : undefined,
     });
@@ -200,7 +202,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         await pushModule()
       ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
     if (cacheTo.length)
-      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
+      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter, imported });
     for (const o of outputs) await exportImage!(store, result.image, tags, o);
     reporter.close();
     const id = result.image.configDigest;
