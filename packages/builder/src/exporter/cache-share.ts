@@ -211,7 +211,8 @@ export async function importCache(
       imported++;
     }
     o.reporter.info(
-      `importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers available`,
+      `importing cache from ${ref}: ${records.length} records, ${imported} new, ` +
+        `${artifact.layers.length} layers available`,
     );
   }
 
@@ -231,7 +232,8 @@ export async function importCache(
         });
       restoredState.set(id, { layers: m.layers.map((l) => l.layer), listing: await listMount(dir) });
       o.reporter.info(
-        `restored cache mount ${id} from ${m.ref} (${m.layers.length} layers, ${stats.bytesDownloaded} bytes downloaded)`,
+        `restored cache mount ${id} from ${m.ref} ` +
+          `(${m.layers.length} layers, ${stats.bytesDownloaded} bytes downloaded)`,
       );
     } catch (e) {
       o.reporter.warn(`--cache-from ${m.ref}: restoring cache mount ${id}: ${(e as Error).message}`);
