@@ -134,7 +134,7 @@ export function staleness(base = root) {
   return problems;
 }
 
-// eslint-disable-next-line no-control-regex
+ 
 const plain = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /**

@@ -21,7 +21,7 @@ const written = (stderr: string, step: string) => new RegExp(`\\[stage-0 ${step}
  */
 const gates: string[] = [];
 class Gate {
-  readonly path = join(gates[gates.push(tempDir('layer-gate')) - 1]!, 'open');
+  readonly path = join(gates[gates.push(tempDir('layer-gate')) - 1], 'open');
   open(): void {
     writeFileSync(this.path, '');
   }
@@ -45,8 +45,8 @@ async function traced(args: string[], gate: Gate, at: At, deadlineMs = 120_000) 
     forced = !gate.opened;
     gate.open();
   }, deadlineMs);
-  child.stdout!.resume();
-  child.stderr!.on('data', (b) => {
+  child.stdout.resume();
+  child.stderr.on('data', (b) => {
     stderr += b;
     at(stderr, child);
   });

@@ -33,7 +33,7 @@ const digest = createHash('sha256').update(source).digest();
 
 function run(nodeFlags: string[] = [], args = ['parse', '-f', '-'], wrap: string[] = []) {
   const argv = [...wrap, process.execPath, ...nodeFlags, join(copy, 'bin', 'tsbuild.cjs'), ...args];
-  const r = spawnSync(argv[0]!, argv.slice(1), { input: 'FROM scratch\nENV A=1\n', encoding: 'utf8' });
+  const r = spawnSync(argv[0], argv.slice(1), { input: 'FROM scratch\nENV A=1\n', encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const works = (r: ReturnType<typeof run>) => {

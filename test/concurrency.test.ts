@@ -144,8 +144,8 @@ test('SIGKILL of random builds during the prune loop: once their leases expire, 
       const args = ['build', '--progress=plain', '-f', join(ctx, `Dockerfile.${r}.${i}`), '-t', `kill:${r}-${i}`, ctx];
       const child = tsbuildAsync(args, { root });
       let err = '';
-      child.stdout!.resume();
-      child.stderr!.on('data', (b: Buffer) => {
+      child.stdout.resume();
+      child.stderr.on('data', (b: Buffer) => {
         err += b;
         // Deterministic point: the build has started its steps (and holds content in its lease).
         if (victims.has(i) && /\[\S+ 2\/\d\]/.test(err) && child.exitCode === null && !child.killed) {

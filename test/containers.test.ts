@@ -333,7 +333,7 @@ test('if the supervisor dies too, ps says exited (unknown) and the container can
   detached(['--name', 'bg3', Base, 'sleep', '300']);
   const st = inspect('bg3').State;
   assert.ok(st.Runner && st.Pid);
-  process.kill(st.Runner!, 'SIGKILL');
+  process.kill(st.Runner, 'SIGKILL');
   // The container's init goes when its supervisor is killed; ps is asked once it has.
   await until(`bg3's init (${st.Pid}) to die with its supervisor`, () => gone(st.Pid!) || undefined);
   assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(unknown\).*bg3/);

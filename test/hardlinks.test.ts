@@ -75,7 +75,7 @@ function checkGroups(seen: Record<string, Seen>, where: string): void {
   assert.equal(Object.keys(seen).sort(), Object.keys(groups).sort(), `${where}: the files`);
   const inodeOf = new Map<string, string>();
   for (const [path, group] of Object.entries(groups)) {
-    const s = seen[path]!;
+    const s = seen[path];
     const size = group ? Object.values(groups).filter((g) => g === group).length : 1;
     assert.is(s.nlink, size, `${where}: ${path} has ${size} link(s)`);
     if (!group) continue;
@@ -105,12 +105,12 @@ test('what a container sees: link counts and inodes per group, --chown and --chm
   const seen: Record<string, Seen> = {};
   for (const line of list.trim().split('\n')) {
     const [path, nlink, ino, mode, uid] = line.split(' ');
-    seen[path!] = { nlink: Number(nlink), ino: ino!, mode: mode!, uid: Number(uid) };
+    seen[path] = { nlink: Number(nlink), ino: ino, mode: mode, uid: Number(uid) };
   }
   checkGroups(seen, 'tsbuild run');
-  for (const p of ['own/bin/x2', 'own/y2', 'own/w2']) assert.is(seen[p]!.uid, 1000, p);
-  for (const p of ['mod/bin/x2', 'mod/y2', 'mod/w2', 'mod/z']) assert.is(seen[p]!.mode, '700', p);
-  assert.is(seen['usr/local/w2']!.mode, '755');
+  for (const p of ['own/bin/x2', 'own/y2', 'own/w2']) assert.is(seen[p].uid, 1000, p);
+  for (const p of ['mod/bin/x2', 'mod/y2', 'mod/w2', 'mod/z']) assert.is(seen[p].mode, '700', p);
+  assert.is(seen['usr/local/w2'].mode, '755');
 });
 
 test('the layers carry hardlink entries, each after the file it names; the content is stored once', () => {
@@ -162,7 +162,7 @@ test('another store that loads the image unpacks the same links', () => {
   const seen: Record<string, Seen> = {};
   for (const line of list.trim().split('\n')) {
     const [path, nlink, ino] = line.split(' ');
-    seen[path!] = { nlink: Number(nlink), ino: ino!, mode: '', uid: 0 };
+    seen[path] = { nlink: Number(nlink), ino: ino, mode: '', uid: 0 };
   }
   checkGroups(seen, 'loaded elsewhere');
   cleanup(other, file);

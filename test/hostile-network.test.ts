@@ -127,7 +127,7 @@ interface Row {
 const capNetRaw = (out: string) => {
   const m = out.match(/CapEff:\s*([0-9a-f]+)/);
   assert.ok(m, out);
-  assert.is(BigInt(`0x${m![1]}`) & (1n << 13n), 0n, `CAP_NET_RAW is in the effective set: ${out}`);
+  assert.is(BigInt(`0x${m[1]}`) & (1n << 13n), 0n, `CAP_NET_RAW is in the effective set: ${out}`);
 };
 const rows = (): Row[] => [
   {
@@ -190,7 +190,7 @@ function check(mode: 'default' | 'host', out: string): void {
   assert.is(parts.length, mine.length, out);
   mine.forEach((r, i) => {
     try {
-      r.expect(parts[i]!);
+      r.expect(parts[i]);
     } catch (e) {
       throw new Error(`${mode}: ${r.name}: ${(e as Error).message}\n${parts[i]}`);
     }
@@ -285,7 +285,7 @@ function cliWithResolvConf(text: string, args: string[]): Promise<Result> {
 test("a resolver on the host's loopback is not reachable through the DNS forwarder address", async () => {
   if (!have('unshare')) return skip('unshare (util-linux) is needed to give the CLI its own resolv.conf');
   const b = randomBytes(3);
-  const ip = `127.${(b[0]! % 254) + 1}.${(b[1]! % 254) + 1}.${(b[2]! % 254) + 1}`;
+  const ip = `127.${(b[0] % 254) + 1}.${(b[1] % 254) + 1}.${(b[2] % 254) + 1}`;
   const hits = { tcp: 0, udp: 0 };
   const tcp = await listen(
     createServer((s) => {
@@ -425,7 +425,7 @@ function childrenOf(pid: number): { pid: number; argv0: string }[] {
           .replace(/^.*\) /, '')
           .split(' ')[1],
       );
-      if (ppid === pid) out.push({ pid: Number(p), argv0: readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0]! });
+      if (ppid === pid) out.push({ pid: Number(p), argv0: readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] });
     } catch {
       /* gone */
     }
@@ -459,14 +459,14 @@ for (const sig of ['SIGINT', 'SIGKILL'] as const) {
     assert.ok(err.includes('in-run'), err);
     const holder = childrenOf(child.pid!).find((c) => c.argv0 === 'tsbuild-netns');
     assert.ok(holder, 'no network holder under tsbuild');
-    const helpers = childrenOf(holder!.pid);
+    const helpers = childrenOf(holder.pid);
     assert.equal(
       helpers.map((h) => h.argv0.split('/').pop()),
       ['slirp4netns'],
     );
     child.kill(sig);
     await closed;
-    const left = () => [holder!.pid, helpers[0]!.pid].filter(alive);
+    const left = () => [holder.pid, helpers[0].pid].filter(alive);
     for (const end = Date.now() + 10000; left().length && Date.now() < end;) await sleep(20);
     assert.equal(left(), [], 'left running after tsbuild ended');
   });

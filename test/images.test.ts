@@ -17,7 +17,7 @@ test('images lists tags; tag adds one; inspect works by short id', () => {
   assert.match(list, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE$/m);
   assert.match(list, /^img\s+1\s+[0-9a-f]{12}\s/m);
   assert.match(list, /^localhost:5000\/team\/img\s+2\s/m);
-  const id = /^img\s+1\s+([0-9a-f]{12})/m.exec(list)![1]!;
+  const id = /^img\s+1\s+([0-9a-f]{12})/m.exec(list)![1];
   assert.is(JSON.parse(ok(tsbuild(['inspect', id], { root })).stdout).Id.slice(7, 19), id);
 });
 
@@ -60,10 +60,10 @@ test(
     const layers = (JSON.parse(ok(tsbuild(['inspect', 'img:4'], { root })).stdout).Layers as { digest: string }[]).map(
       (l) => l.digest,
     );
-    const top = layers[layers.length - 1]!;
+    const top = layers[layers.length - 1];
     const blob = (d: string) => join(root, 'blobs', 'sha256', d.slice(7));
     rmSync(blob(top));
-    const base = layers[0]!;
+    const base = layers[0];
     chmodSync(blob(base), 0o644);
     appendFileSync(blob(base), 'tampered');
 

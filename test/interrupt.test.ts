@@ -53,8 +53,8 @@ test('SIGKILL at random points of a build leaves a store the next build uses', a
   // A deterministic spread of kill points over the build's life (startup, RUN, layer write, COPY, tag).
   for (const delay of [80, 200, 350, 500, 700, 900, 1200, 1600]) {
     const child = tsbuildAsync(['build', '--no-cache', '-t', 'killed:1', ctx], { root });
-    child.stdout!.resume();
-    child.stderr!.resume();
+    child.stdout.resume();
+    child.stderr.resume();
     const closed = new Promise((r) => child.on('close', r));
     await new Promise((r) => setTimeout(r, delay));
     child.kill('SIGKILL'); // a no-op if the build already ended

@@ -113,7 +113,7 @@ const refusals: Record<string, RegExp> = {
 /** docker.io/library/alpine:latest for alpine: how BuildKit names an image in its progress. */
 export function normalizeRef(ref: string): string {
   let r = ref;
-  const first = r.split('/')[0]!;
+  const first = r.split('/')[0];
   if (!r.includes('/')) r = `docker.io/library/${r}`;
   else if (!/[.:]/.test(first) && first !== 'localhost') r = `docker.io/${r}`;
   const last = r.split('/').pop()!;
@@ -215,23 +215,23 @@ export function readProgress(out: string): Progress {
   for (const line of out.split('\n')) {
     const m = /^#(\d+) (.*)$/.exec(line);
     if (!m || vertices.has(Number(m[1]))) continue;
-    vertices.set(Number(m[1]), { n: Number(m[1]), name: m[2]! });
+    vertices.set(Number(m[1]), { n: Number(m[1]), name: m[2] });
   }
   const bases = new Set<string>();
   const byPrefix = new Map<string, number[]>();
   const markers = new Map<string, { index: number; n: number }>();
   for (const v of vertices.values()) {
     const meta = /^\[internal\] load metadata for (\S+)$/.exec(v.name);
-    if (meta) bases.add(normalizeRef(meta[1]!));
+    if (meta) bases.add(normalizeRef(meta[1]));
     const step = /^(?:\[(?:(\S+) )?\d+\/\d+\] )?(.*)$/.exec(v.name)!;
-    const from = /^FROM (\S+)$/.exec(step[2]!);
-    if (from && normalizeRef(from[1]!) !== normalizeRef(oracleImage)) bases.add(normalizeRef(from[1]!));
+    const from = /^FROM (\S+)$/.exec(step[2]);
+    if (from && normalizeRef(from[1]) !== normalizeRef(oracleImage)) bases.add(normalizeRef(from[1]));
     // A FROM (a source) is reported when BuildKit resolves it, possibly late when it is cached: only steps
     // with inputs are reported as they start, so only they carry the order.
     if (!v.name.startsWith('[') || v.name.startsWith('[internal]') || from) continue;
     const prefix = step[1] ?? '';
     byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), v.n]);
-    const mark = /^COPY --from=\S+ \/etc\/group \/\.oracle\/stage-(\d+)$/.exec(step[2]!);
+    const mark = /^COPY --from=\S+ \/etc\/group \/\.oracle\/stage-(\d+)$/.exec(step[2]);
     if (mark) markers.set(prefix, { index: Number(mark[1]), n: v.n });
   }
   const stages: Progress['stages'] = new Map();
@@ -372,7 +372,7 @@ test.before(async () => {
   for (const c of readdirSync(fixtures).filter((c) => c.startsWith('error-'))) {
     const text = readFileSync(join(fixtures, c, 'Dockerfile'), 'utf8');
     for (const m of text.matchAll(/^FROM\s+(?:--\S+\s+)*([a-z0-9][^\s$]*)/gim)) {
-      if (m[1] !== 'scratch') names.add(m[1]!);
+      if (m[1] !== 'scratch') names.add(m[1]);
     }
   }
   await provideBases([...names]);
@@ -414,7 +414,7 @@ for (const name of readdirSync(fixtures).sort()) {
       }
       const want = refusals[name];
       assert.ok(want, `${name}: no expected BuildKit refusal in the table; BuildKit said:\n${r.stderr}`);
-      assert.match(r.stderr, want!, r.stderr);
+      assert.match(r.stderr, want, r.stderr);
       score.checked++;
       return;
     }
@@ -450,7 +450,7 @@ for (const name of readdirSync(fixtures).sort()) {
       for (const dep of s.dependsOn) {
         const d = p.stages.get(dep);
         assert.ok(d, `${name}: stage ${s.index} depends on stage ${dep}, which BuildKit did not build`);
-        assert.ok(d!.last < seen.last, `${name}: stage ${dep} finished after stage ${s.index}'s last step`);
+        assert.ok(d.last < seen.last, `${name}: stage ${dep} finished after stage ${s.index}'s last step`);
       }
       if (s.from.type === 'stage') {
         const parent = p.stages.get(s.from.stage!)!;

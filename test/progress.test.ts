@@ -21,7 +21,7 @@ function onTerminal(
     `${cols ? `stty cols ${cols} rows 30; ` : ''}TSBUILD_ROOT=${root} ${process.execPath} ${bin} build ` +
     `-t tty:1 ${ctx}`;
   const r = spawnSync('script', ['-qec', cmd, log], {
-    env: { ...process.env, CI: undefined, ...env } as NodeJS.ProcessEnv,
+    env: { ...process.env, CI: undefined, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
     timeout: 60_000,
   });

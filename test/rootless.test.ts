@@ -259,11 +259,11 @@ test('user-mode networking rootless: RUN and run reach a server on the host addr
     // busybox's static wget crashes here (as root too): nc speaks the HTTP.
     const get = (host: string, p: string) =>
       `{ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${p} | tail -n 1; echo; }`;
-    const ctx = userContext(user, 'net', { Dockerfile: `FROM ${Base}\nRUN ${get(ip, port!)} > /got\n` });
+    const ctx = userContext(user, 'net', { Dockerfile: `FROM ${Base}\nRUN ${get(ip, port)} > /got\n` });
     ok(tsbuildAs(user, ['build', '-q', '-t', 'net:1', ctx]));
     assert.is(ok(tsbuildAs(user, ['run', '--rm', 'net:1', 'cat', '/got'])).stdout, 'outside\n');
     const gw = "$(ip route | awk '/^default/ {print $3}')";
-    const r = ok(tsbuildAs(user, ['run', '--rm', Base, 'sh', '-c', `${get(gw, loop!)}; ${get('127.0.0.1', loop!)}`]));
+    const r = ok(tsbuildAs(user, ['run', '--rm', Base, 'sh', '-c', `${get(gw, loop)}; ${get('127.0.0.1', loop)}`]));
     assert.not.match(r.stdout, /LOOPBACK/);
     assert.is(r.stdout, '\n\n', r.stderr);
   } finally {

@@ -157,7 +157,7 @@ for (const l of layouts) {
     const { dirs, problems } = runner.discover(base, {});
     assert.equal(dirs, l.dirs);
     assert.is(problems.length, l.problems.length, problems.join('\n'));
-    l.problems.forEach((re, i) => assert.match(problems[i]!, re));
+    l.problems.forEach((re, i) => assert.match(problems[i], re));
   });
 }
 
@@ -218,7 +218,7 @@ for (const c of staleCases) {
     for (const [f, t] of c.touch) at(base, f, t);
     const problems = runner.staleness(base);
     assert.is(problems.length, c.problems.length, problems.join('\n'));
-    c.problems.forEach((re, i) => assert.match(problems[i]!, re));
+    c.problems.forEach((re, i) => assert.match(problems[i], re));
   });
 }
 

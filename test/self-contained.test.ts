@@ -53,11 +53,11 @@ export function offences(path: string, text: string): string[] {
   const limit = depth(path);
   for (const m of text.matchAll(upRun)) {
     const up = m[0].split(DOTDOT).length - 1;
-    if (up > limit) add(m.index!, `climbs ${up} folders from a file ${limit} below the repository root`);
+    if (up > limit) add(m.index, `climbs ${up} folders from a file ${limit} below the repository root`);
   }
   for (const m of text.matchAll(shellUp)) {
-    const up = m[1]!.split(DOTDOT).length - 1;
-    if (up > limit) add(m.index!, `climbs ${up} folders from a script ${limit} below the repository root`);
+    const up = m[1].split(DOTDOT).length - 1;
+    if (up > limit) add(m.index, `climbs ${up} folders from a script ${limit} below the repository root`);
   }
   const r = fromRoot.exec(text);
   if (r) add(r.index, 'climbs above the repository root');

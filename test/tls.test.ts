@@ -138,7 +138,7 @@ function run(exe: string, args: string[], env: Record<string, string | undefined
   const full: Record<string, string | undefined> = { ...process.env, CI: 'true', ...env };
   for (const k of Object.keys(full)) if (full[k] === undefined) delete full[k];
   return new Promise((resolve) => {
-    const child = spawn(exe, args, { cwd: repo, env: full as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(exe, args, { cwd: repo, env: full, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));

@@ -3,7 +3,7 @@
 //   node bench/experiments/copy-staging.mjs DIR serial|parallel64|sync
 // How long staging 20k context files takes: serial awaited (as copy.ts), async with 64 in flight, sync.
 import fs, { promises as fsp, constants } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 const src = process.argv[2],
   mode = process.argv[3];
 const files = [];

@@ -9,7 +9,7 @@
 // missing(name) says which program a builder needs that is not installed (null when all are there).
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { sh, timed, resetPeak, peakKB, childrenOf, sleep, which } from './util.mjs';
 
 export const FLUSH = {

@@ -25,7 +25,7 @@ export function tsbuild(
   if (opts.root) env.TSBUILD_ROOT = opts.root;
   const r = spawnSync(command, args, {
     cwd: opts.cwd ?? repo,
-    env: env as NodeJS.ProcessEnv,
+    env: env,
     input: opts.input,
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
@@ -109,8 +109,8 @@ export function tsbuildP(args: string[], opts: { root?: string; env?: Record<str
     const child = tsbuildAsync(args, opts);
     let stdout = '';
     let stderr = '';
-    child.stdout!.on('data', (b) => (stdout += b));
-    child.stderr!.on('data', (b) => (stderr += b));
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
     child.on('close', (code) => resolve({ code: code ?? 137, stdout, stderr }));
   });
 }

@@ -121,9 +121,9 @@ async function look(ctx: string, cache: string, exclude: string[] = []): Promise
   const c = await BuildContext.open(ctx, undefined, cache);
   const [e] = await c.match('app');
   const rules = exclude.length ? new IgnoreMatcher(exclude) : undefined;
-  const digest = await c.treeDigest(e!, rules);
+  const digest = await c.treeDigest(e, rules);
   const list = c
-    .treeFiles(e!, rules)
+    .treeFiles(e, rules)
     .map((f) => [f.rel, f.kind, f.mode.toString(8), f.linkname ?? '', f.hash ?? ''].join('\u0001'))
     .join('\n');
   const filesRead = c.filesRead();
@@ -353,7 +353,7 @@ test('a damaged stat cache reads as empty rows, never as wrong digests', async (
       'one byte flipped in every 97',
       (f) => {
         const b = readFileSync(f);
-        for (let i = 20; i < b.length; i += 97) b[i]! ^= 0x5a;
+        for (let i = 20; i < b.length; i += 97) b[i] ^= 0x5a;
         writeFileSync(f, b);
       },
     ],
@@ -363,7 +363,7 @@ test('a damaged stat cache reads as empty rows, never as wrong digests', async (
     const cache = fresh('cache');
     await look(ctx, cache);
     const [file] = readdirSync(cache).filter((f) => f.endsWith('.v5'));
-    hurt(join(cache, file!));
+    hurt(join(cache, file));
     const r = await look(ctx, cache);
     assert.is(r.digest, truth.digest, what);
     assert.is(r.list, truth.list, what);
@@ -388,7 +388,7 @@ test('the native and the JS walker list the same entries, signatures and flags',
   await settled(ctx);
   const walker = nativeWalker();
   assert.ok(walker, 'tsbuild-walk is built (pnpm run build)');
-  const c = Listing.parse(execFileSync(walker!, [ctx], { maxBuffer: 1 << 28 }));
+  const c = Listing.parse(execFileSync(walker, [ctx], { maxBuffer: 1 << 28 }));
   const j = walkInJs(ctx, Infinity);
   assert.ok(sameListing(c, j) > 260);
   // Nothing behind a symlink was listed.
@@ -399,7 +399,7 @@ test('the native and the JS walker list the same entries, signatures and flags',
   // Directories .dockerignore leaves out whole are listed but not looked into, by both.
   const prune = ['app/filler', 'odd/l0'];
   const cp = Listing.parse(
-    execFileSync(walker!, [ctx, ...prune.flatMap((p) => ['--prune', p])], { maxBuffer: 1 << 28 }),
+    execFileSync(walker, [ctx, ...prune.flatMap((p) => ['--prune', p])], { maxBuffer: 1 << 28 }),
   );
   const jp = walkInJs(ctx, Infinity, prune);
   assert.ok(sameListing(cp, jp) < 100);
@@ -432,7 +432,7 @@ function sameListing(c: Listing, j: Listing): number {
     const ej = j.entries(dj);
     assert.is(ec.length, ej.length, `entries of ${path}`);
     ec.forEach((oc, i) => {
-      const oj = ej[i]!;
+      const oj = ej[i];
       entries++;
       const name = `${path}/${c.nameText(oc)}`;
       assert.ok(c.buf.subarray(oc, oc + 48).equals(j.buf.subarray(oj, oj + 48)), `stat of ${name}`);
@@ -480,7 +480,7 @@ test('sources resolve inside the context: symlinks in any component never leave 
   for (const [source, want] of table) assert.equal(await rels(source), want, source);
   const [passwd] = await c.match('abs/passwd');
   assert.is(
-    passwd!.hash,
+    passwd.hash,
     execFileSync('sha256sum', [join(ctx, 'etc/passwd')])
       .toString()
       .slice(0, 64),
@@ -491,8 +491,8 @@ test('a name that is not UTF-8 is kept as its bytes, and has no host path string
   const ctx = fixture();
   const c = await BuildContext.open(ctx, undefined, fresh('cache'));
   const [e] = await c.match('app');
-  await c.treeDigest(e!, undefined);
-  const f = c.treeFiles(e!, undefined).find((x) => encodeName(x.rel).equals(BadName))!;
+  await c.treeDigest(e, undefined);
+  const f = c.treeFiles(e, undefined).find((x) => encodeName(x.rel).equals(BadName))!;
   assert.ok(f, 'listed');
   assert.is(f.host, undefined);
   assert.is(

@@ -114,7 +114,7 @@ const cases: { name: string; dockerfile: string; base?: ContainerConfig; want: P
   {
     name: 'RUN, COPY and ARG change nothing in the config',
     dockerfile: 'FROM scratch\nARG V=1\nRUN echo $V\nCOPY a /a\n',
-    want: { Env: [PATH], Cmd: undefined, WorkingDir: undefined },
+    want: { Env: [PATH], Cmd: undefined, WorkingDir: '/' },
   },
 ];
 
@@ -138,11 +138,11 @@ test('inheritConfig copies: the base is not changed by the stage', () => {
   assert.equal(base, before);
 });
 
-test('scratchConfig: platform, variant only when given, empty rootfs and history', () => {
+test('scratchConfig: platform, variant only when given, PATH and WorkingDir / (as BuildKit), empty rootfs', () => {
   assert.equal(scratchConfig(amd64), {
     architecture: 'amd64',
     os: 'linux',
-    config: { Env: [PATH] },
+    config: { Env: [PATH], WorkingDir: '/' },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   });

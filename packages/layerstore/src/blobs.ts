@@ -89,7 +89,8 @@ export class FileBlobStore implements BlobStore {
       out.destroy(
         new StoreError(
           'corrupt',
-          `blob ${digest} is corrupt (${e.code ?? e.message}): ${path} does not match its digest; remove it and pull/rebuild`,
+          `blob ${digest} is corrupt (${e.code ?? e.message}): ${path} does not match its digest; remove it and ` +
+            `pull/rebuild`,
           digest,
         ),
       );

@@ -76,7 +76,8 @@ export async function readImage(src: BlobSource, desc: Descriptor, platform = ho
   if (diffIDs.length !== manifest.layers.length) {
     throw new StoreError(
       'invalid',
-      `image ${desc.digest}: config lists ${diffIDs.length} diff_ids but the manifest has ${manifest.layers.length} layers`,
+      `image ${desc.digest}: config lists ${diffIDs.length} diff_ids but the manifest has ` +
+        `${manifest.layers.length} layers`,
       desc.digest,
     );
   }

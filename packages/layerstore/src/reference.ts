@@ -26,8 +26,9 @@ export class InvalidReferenceError extends Error implements Coded {
 const pathComponent = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const digestPattern = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const hostPattern =
-  /^(?:\[[0-9a-fA-F:]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]+)?$/;
+// A registry host: an IPv6 literal in brackets or dot-separated DNS labels, then an optional port.
+const dnsLabel = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const hostPattern = new RegExp(String.raw`^(?:\[[0-9a-fA-F:]+\]|${dnsLabel}(?:\.${dnsLabel})*)(?::[0-9]+)?$`);
 
 export const DockerHub = 'docker.io';
 

@@ -3,7 +3,7 @@
 // (docker.io/library/app:1). Every change is a read-modify-write of index.json under the exclusive
 // `index` lock, written atomically (temp file, fsync, rename, fsync dir), so concurrent tsbuild
 // processes never lose a tag and readers never see a torn file (they read without the lock).
-import { promises as fsp, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatReference, parseReference } from './reference.js';
 import { MediaType, StoreError, type Descriptor } from './types.js';

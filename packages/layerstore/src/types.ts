@@ -103,7 +103,9 @@ export interface LayerOptions {
   sourceDateEpoch?: number;
 }
 
-/** One entry of a layer, for layers made from something other than a directory (e.g. COPY straight from the context). */
+/**
+ * One entry of a layer, for layers made from something other than a directory (e.g. COPY straight from the context).
+ */
 export interface Entry {
   /** Relative path inside the layer, '/'-separated, no leading '/' or './'. */
   path: string;
@@ -155,7 +157,9 @@ export class StoreError extends Error implements Coded {
  * under blobs/ until commit() has checked size and digest, fsynced and renamed.
  */
 export interface Ingest extends NodeJS.WritableStream {
-  /** Verify against what the caller expects (if given), fsync, rename into place. Idempotent if the blob already exists. */
+  /**
+   * Verify against what the caller expects (if given), fsync, rename into place. Idempotent if the blob already exists.
+   */
   commit(expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }>;
   /** Drop the temp file. */
   abort(): Promise<void>;

@@ -2,7 +2,7 @@
 // output (old format from dockerd 20.10) loaded back; hostile and corrupt archives rejected.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { promises as fsp, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';

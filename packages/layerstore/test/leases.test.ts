@@ -38,8 +38,8 @@ test('a live lease keeps blobs, snapshots and cache records through prune --all;
     assert.ok(await store.snapshots.get(chain));
     // The lease file names the process and what it holds.
     const [info] = await store.leases.list();
-    assert.equal(info!.owner, { pid: process.pid, start: processStart('self') });
-    assert.ok(info!.blob.has(blob.digest) && info!.cache.has(key) && info!.snapshot.has(chain));
+    assert.equal(info.owner, { pid: process.pid, start: processStart('self') });
+    assert.ok(info.blob.has(blob.digest) && info.cache.has(key) && info.snapshot.has(chain));
 
     store.endLease();
     assert.equal(await fsp.readdir(store.leases.dir), [], 'dropping removes the lease file');
@@ -72,7 +72,7 @@ test('a cache hit leases the record, its blob and its snapshot; an image in use 
     const snaps = await store.snapshots.ensure(img.layers);
     const r = await pruneAll(store);
     assert.is(r.cacheRecords, 0);
-    assert.ok(await store.blobs.has(img.layers[0]!.digest));
+    assert.ok(await store.blobs.has(img.layers[0].digest));
     assert.ok(await store.snapshots.get(chain));
     for (const s of snaps) assert.ok(await store.snapshots.get(s.chainID), 'snapshots of a running build stay');
     assert.equal(
@@ -96,8 +96,8 @@ test('a lease file removed under its live owner is written anew, with everything
     await fsp.rm(lease.file);
     const b = await store.blobs.put('second');
     const [info] = await store.leases.list();
-    assert.ok(info!.live);
-    assert.equal([...info!.blob].sort(), [a.digest, b.digest].sort());
+    assert.ok(info.live);
+    assert.equal([...info.blob].sort(), [a.digest, b.digest].sort());
     assert.equal((await pruneAll(store)).blobs, 0);
   } finally {
     store.endLease();
@@ -118,14 +118,14 @@ test('the lease of a killed process expires: prune removes it and what only it h
     const argv = ['--input-type=module', '-e', script, storeModule, store.root];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     const digest = await new Promise<string>((resolve) => {
-      child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()));
+      child.stdout.once('data', (b: Buffer) => resolve(b.toString().trim()));
     });
     let r = await pruneAll(store);
     assert.is(r.blobs, 0, 'kept while the process lives');
     assert.is((await store.leases.list()).length, 1);
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
-    assert.is((await store.leases.list())[0]!.live, false);
+    assert.is((await store.leases.list())[0].live, false);
     r = await pruneAll(store);
     assert.is(r.leases, 1);
     assert.is(r.blobs, 1);
@@ -209,7 +209,7 @@ test('tags only for complete images; images lists a broken one and its missing d
     const img = await sampleImage(store);
     await store.images.tag('whole:1', img);
     await store.images.tag('broken:1', img);
-    const layer = img.layers[0]!.digest;
+    const layer = img.layers[0].digest;
     await fsp.unlink(store.blobs.path(layer));
     await rejects(() => store.images.tag('new:1', img), /not tagging .*new:1.*blob sha256:[0-9a-f]{64} is missing/);
     const rows = await store.images.list();

@@ -5,7 +5,7 @@ import { choosePlatform, normalizePlatform, platformMatches, type Platform } fro
 
 const p = (s: string): Platform => {
   const [os, architecture, variant] = s.split('/');
-  return variant ? { os: os!, architecture: architecture!, variant } : { os: os!, architecture: architecture! };
+  return variant ? { os: os, architecture: architecture, variant } : { os: os, architecture: architecture };
 };
 
 const matches: [want: string, entry: string | undefined, match: boolean][] = [

@@ -121,7 +121,7 @@ test('check --repair does not remove a tag that was pointed at a whole image whi
     const config = { ...good.config, rootfs: { type: 'layers' as const, diff_ids: [layer.diffID] } };
     const bad = await store.images.write({ config, layers: [layer] });
     await store.images.tag('app:1', bad);
-    await fsp.unlink(store.blobs.path(bad.layers[0]!.digest));
+    await fsp.unlink(store.blobs.path(bad.layers[0].digest));
     const goodDesc = await store.images.descriptor(good);
     // While check looks at the broken image, a build tags app:1 with a whole one.
     const verify = store.images.verify.bind(store.images);

@@ -12,7 +12,6 @@ import path from 'node:path';
 import * as remote from '../src/remote/index.js';
 import { RegistryClient } from '../src/remote/client.js';
 import { dockerConfigPath, storeCredentials } from '../src/remote/credentials.js';
-import type { Digest } from '../src/types.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { makeImage, newBlobStore, sha256, skopeo } from './helpers/registry-image.js';
 
@@ -187,7 +186,7 @@ test('login verifies against /v2/ and writes auths[host].auth; logout removes it
 test('login through a credential helper stores there', async () => {
   const f = configFile({ credHelpers: { [reg.host]: 'tstest' } });
   await remote.login(reg.host, user, pass, { configFile: f, retry });
-  const bin = process.env.PATH!.split(':')[0]!;
+  const bin = process.env.PATH!.split(':')[0];
   assert.equal(JSON.parse(readFileSync(path.join(bin, 'stored'), 'utf8')), {
     ServerURL: reg.host,
     Username: user,
@@ -213,7 +212,7 @@ test(
     const img = await makeImage(blobs, [30_000, 30_000, 30_000], 210);
     const content = new Map<string, Buffer>();
     for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)])
-      content.set(d, await blobs.read(d as Digest));
+      content.set(d, await blobs.read(d));
     let current = 0;
     let served = 0;
     const tokenRequests: Array<{ method: string; scope: string[]; auth?: string; body?: string }> = [];
@@ -263,9 +262,9 @@ test(
       if (m && m[1] === 'manifests') {
         res.writeHead(200, { 'content-type': img.manifest.mediaType!, 'docker-content-digest': img.manifestDigest });
         res.end(img.manifestBytes);
-      } else if (m && content.has(m[2]!)) {
-        res.writeHead(200, { 'content-length': content.get(m[2]!)!.length });
-        res.end(content.get(m[2]!));
+      } else if (m && content.has(m[2])) {
+        res.writeHead(200, { 'content-length': content.get(m[2])!.length });
+        res.end(content.get(m[2]));
       } else {
         res.writeHead(404);
         res.end();

@@ -4,7 +4,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as remote from '../src/remote/index.js';
-import type { Digest } from '../src/types.js';
 import type { FaultRule } from './helpers/faultproxy.js';
 import { makeImage, sha256, skopeo } from './helpers/registry-image.js';
 import { withRegistry } from './helpers/registry-suite.js';
@@ -144,7 +143,7 @@ for (const c of pullSchedules) {
       `received ${env.proxy.bytesDown} bytes for an image of ${img.totalSize}`,
     );
     for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)]) {
-      assert.is(sha256(await dst.blobs.read(d as Digest)), d);
+      assert.is(sha256(await dst.blobs.read(d)), d);
     }
   });
 }
@@ -174,7 +173,7 @@ test('when retries run out the error names the blob, the host, the status and th
     assert.match(
       e.message,
       new RegExp(
-        `pushing blob ${img.layers[0]!.digest} to ${env.proxy.host.replace(/\./g, '\\.')}/faults/giveup: ` +
+        `pushing blob ${img.layers[0].digest} to ${env.proxy.host.replace(/\./g, '\\.')}/faults/giveup: ` +
           `${env.proxy.host.replace(/\./g, '\\.')} answered HTTP 500 UNAVAILABLE: injected fault`,
       ),
     );

@@ -31,7 +31,7 @@ function corrupt(blobs: FileBlobStore, digest: Digest, at: number): void {
   try {
     const b = Buffer.alloc(1);
     const pos = at < 0 ? readFileSync(blobs.path(digest)).length + at : at;
-    b[0] = readFileSync(blobs.path(digest))[pos]! ^ 0xff;
+    b[0] = readFileSync(blobs.path(digest))[pos] ^ 0xff;
     writeSync(fd, b, 0, 1, pos);
   } finally {
     closeSync(fd);
@@ -168,7 +168,7 @@ test('UploadSource: a blob shorter than its descriptor, an empty blob, a missing
   const other = await blobs.put('not empty');
   await rejectsCorrupt(UploadSource.open(blobs, { ...desc, digest: other.digest, size: 0 }), other.digest);
   try {
-    await UploadSource.open(blobs, { ...desc, digest: `sha256:${'1'.repeat(64)}` as Digest });
+    await UploadSource.open(blobs, { ...desc, digest: `sha256:${'1'.repeat(64)}` });
     assert.unreachable();
   } catch (err) {
     assert.instance(err, StoreError);
@@ -195,7 +195,7 @@ for (const [i, c] of pushes.entries()) {
   test(`push of a corrupt layer fails, unretried, and the registry never gets it: ${c.name}`, async () => {
     const { blobs } = store();
     const img = await makeImage(blobs, [size], 300 + i);
-    const layer = img.layers[0]!;
+    const layer = img.layers[0];
     corrupt(blobs, layer.digest, c.at);
     env.proxy.resetCounters();
     env.proxy.setRules(c.rules ?? []);

@@ -115,7 +115,7 @@ test('an image pushed by skopeo copy is pulled and every blob verified', async (
   );
   assert.equal([...seen].sort(), [0, 1, 2]);
   for (const d of [img.manifestDigest, img.config.digest, ...img.layers.map((l) => l.digest)]) {
-    assert.is(sha256(await dst.blobs.read(d as Digest)), d, `blob ${d} verified`);
+    assert.is(sha256(await dst.blobs.read(d)), d, `blob ${d} verified`);
   }
   // By digest, and a second pull finds everything present.
   const again = await remote.pull(dst.blobs, `${env.reg.host}/from-skopeo/app@${img.manifestDigest}`, quiet);
@@ -132,7 +132,7 @@ const brokenImages: [what: string, breakIt: (m: Manifest, c: ImageConfig) => voi
     (_m, c) => void ((c.rootfs as { type: string }).type = 'tarballs'),
     /rootfs.type is tarballs/,
   ],
-  ['a layer media type no runtime reads', (m) => void (m.layers[0]!.mediaType = 'text/plain'), /mediaType text\/plain/],
+  ['a layer media type no runtime reads', (m) => void (m.layers[0].mediaType = 'text/plain'), /mediaType text\/plain/],
 ];
 for (const [i, [what, breakIt, want]] of brokenImages.entries())
   test(`pull rejects an image with ${what}`, async () => {
@@ -283,7 +283,7 @@ test('errors name the manifest, the host and what the registry said', async () =
 test('cache artifact: push records and layers, pull the records back', async () => {
   const { blobs } = store();
   const img = await makeImage(blobs, [30_000, 40_000], 31);
-  const records = { version: 'x', steps: [{ key: 'sha256:abc', layer: img.layers[0]!.digest }] };
+  const records = { version: 'x', steps: [{ key: 'sha256:abc', layer: img.layers[0].digest }] };
   const pushed = await remote.pushCache(
     blobs,
     `${env.reg.host}/cache/app:buildcache`,
@@ -298,13 +298,13 @@ test('cache artifact: push records and layers, pull the records back', async () 
   const dst = store();
   const got = await remote.pullCache(dst.blobs, `${env.reg.host}/cache/app:buildcache`, quiet);
   assert.ok(got);
-  assert.equal(got!.records, records);
-  assert.is(got!.manifestDigest, pushed.descriptor.digest);
+  assert.equal(got.records, records);
+  assert.is(got.manifestDigest, pushed.descriptor.digest);
   assert.equal(
-    got!.layers.map((l) => l.digest),
+    got.layers.map((l) => l.digest),
     img.layers.map((l) => l.digest),
   );
-  const stats = await remote.fetchBlobs(dst.blobs, `${env.reg.host}/cache/app`, got!.layers, quiet);
+  const stats = await remote.fetchBlobs(dst.blobs, `${env.reg.host}/cache/app`, got.layers, quiet);
   assert.is(stats.blobsDownloaded, 2);
   assert.is(await remote.pullCache(dst.blobs, `${env.reg.host}/cache/none:x`, quiet), undefined);
 });

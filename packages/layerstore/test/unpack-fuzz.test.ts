@@ -36,7 +36,7 @@ function rng(seed: number) {
   };
   return {
     int: (n: number) => Math.floor(next() * n),
-    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)],
     chance: (p: number) => next() < p,
   };
 }
@@ -108,22 +108,22 @@ const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
   (es, r) => {
     const i = at(es, r),
       j = at(es, r);
-    [es[i], es[j]] = [es[j]!, es[i]!];
+    [es[i], es[j]] = [es[j], es[i]];
   },
   (es, r) => {
     es.reverse();
-    if (r.chance(0.5)) es.push(es[at(es, r)]!);
+    if (r.chance(0.5)) es.push(es[at(es, r)]);
   },
   // types
   (es, r) => {
     const i = at(es, r);
     const type = r.pick(['file', 'directory', 'symlink', 'hardlink', 'fifo', 'char'] as const);
     const linkname = r.pick(type === 'hardlink' ? HARD_TARGETS : TARGETS);
-    es[i] = { name: es[i]!.name, type, linkname, devmajor: 1, devminor: 3 };
+    es[i] = { name: es[i].name, type, linkname, devmajor: 1, devminor: 3 };
   },
   // a directory replaced by a symlink out, after metadata was queued below it
   (es, r) => {
-    const d = r.pick(['d', 'a', es[at(es, r)]!.name.split('/')[0]!]);
+    const d = r.pick(['d', 'a', es[at(es, r)].name.split('/')[0]]);
     es.push(evil({ name: `${d}/outside/v`, type: 'directory' }));
     es.push({ name: d, type: 'symlink', linkname: r.pick(['BASE', '..']) });
   },
@@ -137,8 +137,8 @@ const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
   (es, r) => {
     const i = at(es, r);
     es[i] = r.chance(0.5)
-      ? { name: es[i]!.name, type: 'symlink', linkname: r.pick(TARGETS) }
-      : { name: es[i]!.name, type: 'hardlink', linkname: r.pick(HARD_TARGETS) };
+      ? { name: es[i].name, type: 'symlink', linkname: r.pick(TARGETS) }
+      : { name: es[i].name, type: 'hardlink', linkname: r.pick(HARD_TARGETS) };
   },
   // a symlink chain, then a write through it
   (es, r) => {
@@ -149,7 +149,7 @@ const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
   // names with '..', '.', '/', absolute
   (es, r) => {
     const i = at(es, r);
-    const name = es[i]!.name;
+    const name = es[i].name;
     const names = [
       `../${name}`,
       `${name}/../../outside/secret`,
@@ -159,11 +159,11 @@ const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
       `a/./../${name}`,
       `d/outside/${name}`,
     ];
-    es[i] = { ...es[i]!, name: r.pick(names) };
+    es[i] = { ...es[i], name: r.pick(names) };
   },
   // whiteouts of parents, and opaque markers
   (es, r) => {
-    const parts = es[at(es, r)]!.name.split('/').filter((p) => p && p !== '.');
+    const parts = es[at(es, r)].name.split('/').filter((p) => p && p !== '.');
     if (parts.length === 0) return;
     const k = r.int(parts.length);
     const dir = parts.slice(0, k).join('/');
@@ -173,7 +173,7 @@ const mutations: ((es: RawEntry[], r: Rng) => void)[] = [
   // evil metadata on an existing directory entry
   (es, r) => {
     const i = at(es, r);
-    if (es[i]!.type === 'directory') es[i] = evil(es[i]!);
+    if (es[i].type === 'directory') es[i] = evil(es[i]);
   },
 ];
 
@@ -223,7 +223,7 @@ function tarOf(c: Case, base: string, outside: string): Buffer {
   if (c.corrupt !== undefined) {
     const headers = Math.max(1, Math.floor((tar.length - 1024) / 512));
     const off = (c.corrupt % headers) * 512 + ((c.corrupt >>> 12) % 512);
-    tar[off] = (tar[off]! + 1 + (c.corrupt % 255)) & 0xff;
+    tar[off] = (tar[off] + 1 + (c.corrupt % 255)) & 0xff;
   }
   return tar;
 }

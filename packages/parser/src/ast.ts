@@ -21,7 +21,9 @@ export interface Instruction {
   cmd: string;
   /** Leading `--flags` with quotes removed, as BuildKit keeps them. */
   flags: string[];
-  /** Arguments, split the way BuildKit's parser splits for this keyword. ENV/LABEL are key, value, separator triplets. */
+  /**
+   * Arguments, split the way BuildKit's parser splits for this keyword. ENV/LABEL are key, value, separator triplets.
+   */
   args: string[];
   /** Exec (JSON array) form. */
   json: boolean;

@@ -23,13 +23,13 @@ export class DirectiveParser {
       return;
     }
     // Errors point at the directive's name (duplicate) or value (invalid), as spans.
-    const column = text.indexOf(m[1]!) + 1;
-    const value = m[2]!;
+    const column = text.indexOf(m[1]) + 1;
+    const value = m[2];
     const valueColumn = text.lastIndexOf(value) + 1;
     if (this.seen.has(name)) {
       throw new DockerfileError('duplicate-directive', `only one ${name} parser directive can be used`, {
         ...loc(this.file, lineNo, column),
-        endColumn: column + m[1]!.length,
+        endColumn: column + m[1].length,
       });
     }
     this.seen.add(name);

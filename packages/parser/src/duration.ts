@@ -25,7 +25,7 @@ export function parseDuration(s: string): number | undefined {
   while (rest !== '') {
     const m = re.exec(rest);
     if (!m || (m[1] === '' && (m[2] ?? '') === '')) return undefined;
-    const unit = units[m[3]!];
+    const unit = units[m[3]];
     if (unit === undefined) return undefined;
     const whole = Number(m[1] || '0');
     const frac = m[2] ? Number('0.' + m[2]) : 0;

@@ -10,7 +10,10 @@ export type At =
   | { kind: 'keyword' }
   /** The n-th (0-based) `--name` flag; `value`: just its value; `option`: one `key=` field of the value (`--mount`). */
   | { kind: 'flag'; name: string; nth: number; value?: boolean; option?: string }
-  /** node.args[index] of a keyword whose words are whitespace-split (FROM, WORKDIR, HEALTHCHECK, ...); `text` cross-checks it. */
+  /**
+   * node.args[index] of a keyword whose words are whitespace-split (FROM, WORKDIR, HEALTHCHECK, ...); `text`
+   * cross-checks it.
+   */
   | { kind: 'arg'; index: number; text: string }
   /** Raw text among the flags and arguments (the first candidate found). */
   | { kind: 'text'; texts: string[] }

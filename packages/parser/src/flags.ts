@@ -34,7 +34,8 @@ const accepted: Record<string, Record<string, Kind>> = {
 const unsupported: Record<string, Record<string, string>> = {
   RUN: {
     device:
-      'RUN --device is not supported: it needs the docker/dockerfile:1-labs frontend and a device entitlement, neither of which tsbuild provides',
+      'RUN --device is not supported: it needs the docker/dockerfile:1-labs frontend and a device entitlement, ' +
+      'neither of which tsbuild provides',
   },
 };
 

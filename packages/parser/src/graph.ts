@@ -58,13 +58,13 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
     }
     // Proxy build args reach RUN without an ARG (they are not image config).
     for (const k of PROXY_ARGS) {
-      if (Object.prototype.hasOwnProperty.call(buildArgs, k) && !scope.args.has(k)) scope.args.set(k, buildArgs[k]!);
+      if (Object.prototype.hasOwnProperty.call(buildArgs, k) && !scope.args.has(k)) scope.args.set(k, buildArgs[k]);
     }
     const steps: Step[] = [];
     const walk = (nodes: typeof ps.nodes, onbuild: boolean) => {
       for (const node of nodes) {
         if (node.keyword === 'ARG') {
-          for (const w of node.args) declared.add(w.split('=')[0]!);
+          for (const w of node.args) declared.add(w.split('=')[0]);
         }
         steps.push(
           convertStep(node, scope, {

@@ -14,7 +14,7 @@ type Header = Omit<Heredoc, 'content'>;
 export function parseHeredoc(word: string): Header | undefined {
   const m = reHeredoc.exec(word);
   if (!m) return undefined;
-  const rest = m[3]!;
+  const rest = m[3];
   if (rest === '') return undefined;
   let words: string[], raw: string[];
   try {
@@ -27,8 +27,8 @@ export function parseHeredoc(word: string): Header | undefined {
   if (raw.length !== 1) return undefined;
   const quotes = (s: string) => (s.match(/['"]/g) ?? []).length;
   return {
-    name: words[0]!,
-    expand: quotes(words[0]!) === quotes(raw[0]!),
+    name: words[0],
+    expand: quotes(words[0]) === quotes(raw[0]),
     chomp: m[2] === '-',
     fd: m[1] ? Number.parseInt(m[1], 10) : 0,
   };

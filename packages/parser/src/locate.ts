@@ -133,7 +133,7 @@ function argsOf(ins: AST.Instruction): AST.Argument[] {
   const args = ins.getArguments();
   if (hasFlags(ins) && ins.getFlags().length > 0) return args;
   let i = 0;
-  while (i < args.length && args[i]!.getValue().startsWith('--')) i++;
+  while (i < args.length && args[i].getValue().startsWith('--')) i++;
   return args.slice(i);
 }
 
@@ -202,7 +202,7 @@ function findText(s: Snippet, texts: string[], file: string): Location | undefin
     }
     for (let l = kw.start.line; l <= last && l < s.lines.length; l++) {
       const from = l === kw.start.line ? kw.end.character : 0;
-      const k = s.lines[l]!.indexOf(t, from);
+      const k = s.lines[l].indexOf(t, from);
       if (k >= 0) return spanAt(s, file, l, k, t.length);
     }
   }

@@ -71,7 +71,7 @@ function parseUint(key: string, v: string, base: 8 | 10): number {
 function ramInBytes(v: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$/i.exec(v);
   if (!m) throw new MountError(`invalid value for size: ${v}`, 'size');
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2]!.toLowerCase() as 'k'];
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2].toLowerCase() as 'k'];
   return Math.floor(Number(m[1]) * mult);
 }
 

@@ -69,7 +69,7 @@ function nameVal(keyword: string): Splitter {
   return (rest, escape) => {
     const words = parseWords(rest, escape);
     if (words.length === 0) return none;
-    if (!words[0]!.includes('=')) {
+    if (!words[0].includes('=')) {
       const m = reWhitespace.exec(rest);
       if (!m)
         throw new LineError(
@@ -97,10 +97,10 @@ function nameVal(keyword: string): Splitter {
 // HEALTHCHECK: the type word (CMD, NONE, ...), then the rest as CMD would be.
 const healthConfig: Splitter = (rest, escape) => {
   let sep = 0;
-  while (sep < rest.length && !isSpace(rest[sep]!)) sep++;
+  while (sep < rest.length && !isSpace(rest[sep])) sep++;
   if (sep === 0) return none;
   let next = sep;
-  while (next < rest.length && isSpace(rest[next]!)) next++;
+  while (next < rest.length && isSpace(rest[next])) next++;
   const cmd = maybeJSON(rest.slice(next), escape);
   return { args: [rest.slice(0, sep), ...cmd.args], json: cmd.json };
 };

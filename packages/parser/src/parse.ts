@@ -16,7 +16,7 @@ import type { Warning } from './types.js';
 const trimNewline = (s: string) => s.replace(/[\r\n]+$/, '');
 function trimLeadingWhitespace(s: string): string {
   let i = 0;
-  while (i < s.length && isSpace(s[i]!)) i++;
+  while (i < s.length && isSpace(s[i])) i++;
   return s.slice(i);
 }
 const isComment = (s: string) => trimLeadingWhitespace(trimNewline(s)).startsWith('#');
@@ -74,7 +74,7 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
   };
 
   while (i < lines.length) {
-    const raw = lines[i]!;
+    const raw = lines[i];
     const lineNo = ++i;
     const first = processLine(raw, true, lineNo);
     const startLine = lineNo;
@@ -84,7 +84,7 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
 
     let emptyContinuation = false;
     while (!end && i < lines.length) {
-      const next = lines[i]!;
+      const next = lines[i];
       const cont = processLine(next, false, ++i);
       if (isComment(next)) continue;
       if (trimLeadingWhitespace(trimNewline(cont)) === '') {
@@ -119,7 +119,7 @@ export function parse(text: string, opts: ParseOptions = {}): Dockerfile {
         let content = '';
         let terminated = false;
         while (i < lines.length) {
-          const body = lines[i++]!;
+          const body = lines[i++];
           let candidate = trimNewline(body);
           if (h.chomp) candidate = candidate.replace(/^\t+/, '');
           if (candidate === h.name) {

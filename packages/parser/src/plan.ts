@@ -118,8 +118,8 @@ export function normalizePlatform(text: string, buildPlatform: string): string |
   const [buildOS = 'linux', buildArch = 'amd64'] = buildPlatform.split('/');
   let os: string, arch: string, variant: string;
   if (parts.length === 1) {
-    if (knownOS.has(parts[0]!)) [os, arch, variant] = [parts[0]!, buildArch, ''];
-    else [os, arch, variant] = [buildOS, parts[0]!, ''];
+    if (knownOS.has(parts[0])) [os, arch, variant] = [parts[0], buildArch, ''];
+    else [os, arch, variant] = [buildOS, parts[0], ''];
   } else {
     [os = '', arch = '', variant = ''] = parts;
   }
@@ -157,7 +157,7 @@ export function normalizePlatform(text: string, buildPlatform: string): string |
       break;
   }
   if (!knownOS.has(os) && parts.length === 1) return undefined;
-  if (parts.length === 1 && !knownArch.has(arch) && !knownOS.has(parts[0]!)) return undefined;
+  if (parts.length === 1 && !knownArch.has(arch) && !knownOS.has(parts[0])) return undefined;
   return [os, arch, variant].filter((p) => p !== '').join('/');
 }
 
@@ -190,10 +190,10 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
     if (node.keyword === 'FROM') {
       const flags = parseFlags(node);
       const args = node.args;
-      const arg = (index: number) => ptr({ kind: 'arg', index, text: args[index]! });
+      const arg = (index: number) => ptr({ kind: 'arg', index, text: args[index] });
       let name: string | undefined;
-      if (args.length === 3 && args[1]!.toLowerCase() === 'as') {
-        name = args[2]!.toLowerCase();
+      if (args.length === 3 && args[1].toLowerCase() === 'as') {
+        name = args[2].toLowerCase();
         if (!validStageName.test(name)) {
           throw new DockerfileError(
             'bad-from',
@@ -218,7 +218,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
           args.length > 1 ? arg(1) : ptr({ kind: 'keyword' }),
         );
       }
-      const baseName = expandMeta(args[0]!, node.location, arg(0));
+      const baseName = expandMeta(args[0], node.location, arg(0));
       if (baseName === '')
         throw new DockerfileError('bad-from', `base name (${args[0]}) should not be blank`, node.location, arg(0));
       let from: FromRef;
@@ -280,7 +280,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
         const eq = word.indexOf('=');
         const name = eq < 0 ? word : word.slice(0, eq);
         declared.add(name);
-        if (Object.prototype.hasOwnProperty.call(buildArgs, name)) meta.set(name, buildArgs[name]!);
+        if (Object.prototype.hasOwnProperty.call(buildArgs, name)) meta.set(name, buildArgs[name]);
         else if (eq >= 0)
           meta.set(
             name,
@@ -292,7 +292,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
     stage.nodes.push(node);
   }
   if (stages.length === 0) {
-    const last = df.instructions[df.instructions.length - 1]!;
+    const last = df.instructions[df.instructions.length - 1];
     throw new DockerfileError(
       'no-stage',
       'the Dockerfile has no FROM: at least one build stage is needed',
@@ -306,9 +306,12 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
       let triggers: string[] = [];
       if (stage.from.type === 'image') triggers = opts.baseConfig?.(stage.from.ref)?.OnBuild ?? [];
       else if (stage.from.type === 'stage') {
-        triggers = stages[stage.from.stage]!.nodes.filter((n) => n.keyword === 'ONBUILD' && n.sub).map(
-          (n) => n.original.replace(/^\s*ONBUILD\s*/i, '') + n.heredocs.map((h) => '\n' + h.content + h.name).join(''),
-        );
+        triggers = stages[stage.from.stage].nodes
+          .filter((n) => n.keyword === 'ONBUILD' && n.sub)
+          .map(
+            (n) =>
+              n.original.replace(/^\s*ONBUILD\s*/i, '') + n.heredocs.map((h) => '\n' + h.content + h.name).join(''),
+          );
       }
       for (const t of triggers) {
         let tdf: Dockerfile;
@@ -321,7 +324,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
         }
         if (tdf.instructions.length !== 1)
           throw new DockerfileError('onbuild', 'onbuild trigger should be a single expression', stage.location);
-        const node = tdf.instructions[0]!;
+        const node = tdf.instructions[0];
         if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(node.keyword)) {
           throw new DockerfileError('onbuild', `${node.keyword} isn't allowed as an ONBUILD trigger`, stage.location);
         }
@@ -361,7 +364,8 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
           if (fromExpands(f, escape)) {
             throw new DockerfileError(
               'bad-from',
-              'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround',
+              'variable expansion is not supported for --from, define a new stage with FROM using ARG from global ' +
+                'scope as a workaround',
               node.location,
               at,
             );
@@ -395,7 +399,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
       throw new DockerfileError(
         'unknown-target',
         `target stage "${opts.target}" could not be found${names.length ? ` (stages: ${names.join(', ')})` : ''}`,
-        stages[stages.length - 1]!.location,
+        stages[stages.length - 1].location,
       );
     }
     target = t;
@@ -409,11 +413,11 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
     if (visiting.has(i))
       throw new DockerfileError(
         'circular',
-        `circular dependency detected on stage ${stages[i]!.name ?? i}`,
-        stages[i]!.location,
+        `circular dependency detected on stage ${stages[i].name ?? i}`,
+        stages[i].location,
       );
     visiting.add(i);
-    for (const d of stages[i]!.dependsOn) visit(d);
+    for (const d of stages[i].dependsOn) visit(d);
     visiting.delete(i);
     needed.add(i);
   };

@@ -69,7 +69,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
         `${node.keyword} requires exactly one argument`,
         node.args.length > 1 ? { kind: 'args' } : { kind: 'keyword' },
       );
-    return node.args[0]!;
+    return node.args[0];
   };
   const shellForm = (args: string[]) => (node.json ? args : [...scope.shell, args.join(' ')]);
 
@@ -81,7 +81,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
         const only = parseHeredoc(argv[0] ?? '');
         if (only) {
           // The whole command is one heredoc: run its body, as a file when it has a shebang.
-          const first = node.heredocs[0]!;
+          const first = node.heredocs[0];
           const data = first.chomp ? chompHeredoc(first.content) : first.content;
           if (data.startsWith('#!')) {
             const path = resolve(HEREDOC_DIR, first.name);
@@ -105,7 +105,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
           if (fromName !== undefined && (mount.type === 'bind' || mount.type === 'cache')) {
             mount.from = ctx.resolveFrom(fromName, location, ptr(flagValue('mount', nth, 'from')));
           }
-          mounts.push(mount as RunMount);
+          mounts.push(mount);
         } catch (e) {
           if (e instanceof MountError)
             fail('bad-mount', `--mount=${value}: ${e.message}`, flagValue('mount', nth, e.key));
@@ -132,10 +132,11 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       if (node.args.length < 2)
         fail(
           'arguments',
-          `${node.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`,
+          `${node.keyword} requires at least two arguments, but only one was provided. Destination could not be ` +
+            `determined`,
         );
       const srcs = node.args.slice(0, -1);
-      const destRaw = node.args[node.args.length - 1]!;
+      const destRaw = node.args[node.args.length - 1];
       if (parseHeredoc(destRaw))
         fail('heredoc', `${node.keyword} cannot take a heredoc as a destination`, text(destRaw));
       const docs = new Map(node.heredocs.map((h) => [h.name, h]));
@@ -188,10 +189,10 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       if (node.args.length === 0) fail('arguments', `${node.keyword} requires at least one argument`);
       const pairs: [string, string][] = [];
       for (let i = 0; i + 2 < node.args.length + 1; i += 3) {
-        const key = x(node.args[i]!);
+        const key = x(node.args[i]);
         if (key === '')
-          fail('arguments', `${node.keyword} names can not be blank`, text('=' + node.args[i + 1]!, node.args[i + 1]!));
-        pairs.push([key, x(node.args[i + 1]!)]);
+          fail('arguments', `${node.keyword} names can not be blank`, text('=' + node.args[i + 1], node.args[i + 1]));
+        pairs.push([key, x(node.args[i + 1])]);
         // All pairs are expanded before any is set: `ENV A=1 B=$A` gives B the old A, as in BuildKit.
       }
       if (node.keyword === 'ENV') {
@@ -302,7 +303,7 @@ function healthcheck(
   flagValue: (name: string) => At,
 ): Step {
   if (node.args.length === 0) fail('arguments', 'HEALTHCHECK requires at least one argument');
-  const type = node.args[0]!.toUpperCase();
+  const type = node.args[0].toUpperCase();
   const args = node.args.slice(1);
   if (type === 'NONE') {
     if (args.length !== 0) fail('arguments', 'HEALTHCHECK NONE takes no arguments', arg(1));
@@ -324,7 +325,7 @@ function healthcheck(
     const d = parseDuration(v);
     if (d === undefined) fail('bad-flag', `time: invalid duration "${v}" for --${flag}`, flagValue(flag));
     if (d === 0) continue;
-    if (d! < 1e6) fail('bad-flag', `Interval "${flag}" cannot be less than 1ms`, flagValue(flag));
+    if (d < 1e6) fail('bad-flag', `Interval "${flag}" cannot be less than 1ms`, flagValue(flag));
     step[field] = d!;
   }
   const retries = flags.string('retries');

@@ -214,7 +214,9 @@ export type Step =
 
 export interface GraphOptions {
   file?: string;
-  /** --build-arg values; a value of undefined means "take it from the environment" was already resolved by the caller. */
+  /**
+   * --build-arg values; a value of undefined means "take it from the environment" was already resolved by the caller.
+   */
   buildArgs?: Record<string, string>;
   target?: string;
   /** Platform of the build and of the target, e.g. linux/amd64. */

@@ -14,14 +14,14 @@ export function splitWhitespace(rest: string): string[] {
 export function trimSpace(s: string): string {
   let a = 0,
     b = s.length;
-  while (a < b && isSpace(s[a]!)) a++;
-  while (b > a && isSpace(s[b - 1]!)) b--;
+  while (a < b && isSpace(s[a])) a++;
+  while (b > a && isSpace(s[b - 1])) b--;
   return s.slice(a, b);
 }
 
 export function trimLeftSpace(s: string): string {
   let a = 0;
-  while (a < s.length && isSpace(s[a]!)) a++;
+  while (a < s.length && isSpace(s[a])) a++;
   return s.slice(a);
 }
 
@@ -39,7 +39,7 @@ export function parseWords(rest: string, escape: string): string[] {
     blankOK = false;
   for (let i = 0; i <= chars.length; i++) {
     const end = i === chars.length;
-    let ch = end ? '' : chars[i]!;
+    let ch = end ? '' : chars[i];
     if (!inWord && !inQuote) {
       if (end) break;
       if (isSpace(ch)) continue;
@@ -102,7 +102,7 @@ export function extractFlags(line: string): { rest: string; flags: string[] } {
     blankOK = false;
   for (let pos = 0; pos <= line.length; pos++) {
     const end = pos === line.length;
-    let ch = end ? '' : line[pos]!;
+    let ch = end ? '' : line[pos];
     if (phase === 'spaces') {
       if (end) break;
       if (isSpace(ch)) continue;

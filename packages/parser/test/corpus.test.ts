@@ -56,7 +56,7 @@ function want(file: string, e: Expected, i: number): FromRef | undefined {
   const vars = new Map<string, string | undefined>(Object.entries(builtins));
   for (const [k, v] of Object.entries(e.globalArgs)) vars.set(k, e.buildArgs?.[k] ?? expandSimple(v, vars));
   for (const [k, v] of Object.entries(e.buildArgs ?? {})) vars.set(k, v);
-  const word = expandSimple(e.stages[i]!.from, vars);
+  const word = expandSimple(e.stages[i].from, vars);
   if (word === undefined) return undefined;
   if (word.toLowerCase() === 'scratch') return { type: 'scratch' };
   const byName = e.stages.slice(0, i).findIndex((s) => s.name === word.toLowerCase());
@@ -70,7 +70,7 @@ const totals = { files: 0, planned: 0, stages: 0, reached: 0, compared: 0 };
 
 for (const file of files) {
   test(`corpus: ${file}`, () => {
-    const e = expected[file]!;
+    const e = expected[file];
     const text = readFileSync(join(corpusDir, file), 'utf8');
     const df = parse(text, { file });
     const opts = { file, buildArgs: e.buildArgs ?? {}, buildPlatform: platform, targetPlatform: platform };
@@ -86,11 +86,11 @@ for (const file of files) {
     assert.ok(Math.max(...seen.keys()) < e.stages.length, `more stages than FROM lines (${e.stages.length})`);
     for (const [i, s] of seen) {
       totals.reached++;
-      assert.is(s.name, e.stages[i]!.name, `stage ${i} name`);
+      assert.is(s.name, e.stages[i].name, `stage ${i} name`);
       const w = want(file, e, i);
       if (w === undefined) continue;
       totals.compared++;
-      assert.equal(s.from, w, `stage ${i} base (FROM ${e.stages[i]!.from})`);
+      assert.equal(s.from, w, `stage ${i} base (FROM ${e.stages[i].from})`);
     }
     // The last stage is the default target, always planned.
     assert.ok(seen.has(e.stages.length - 1), 'the last stage is planned');

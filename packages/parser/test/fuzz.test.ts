@@ -85,7 +85,7 @@ test('fuzz: mutations never crash', () => {
     rejected = 0;
   const N = 4000;
   for (let i = 0; i < N; i++) {
-    const text = mutate(texts[i % texts.length]!, r);
+    const text = mutate(texts[i % texts.length], r);
     try {
       const df = parse(text);
       dumpBuildkit(df);

@@ -51,7 +51,7 @@ for (const r of rows) {
 function runMounts(text: string, configs?: Record<string, BaseConfig>): RunMount[] {
   const df = parse(text, { file: 'Dockerfile' });
   const g = buildGraph(df, { file: 'Dockerfile', ...(configs ? { baseConfig: (ref: string) => configs[ref] } : {}) });
-  const stage = g.stages[g.stages.length - 1]!;
+  const stage = g.stages[g.stages.length - 1];
   const run = stage.steps.find((s) => s.kind === 'run');
   if (!run || run.kind !== 'run') throw new Error('no RUN step');
   return run.mounts;

@@ -23,7 +23,7 @@ function hostRoutes(): { dest: number; mask: number }[] {
     .filter((l) => l.trim())
     .map((l) => {
       const f = l.trim().split(/\s+/);
-      return { dest: addr(f[1]!), mask: addr(f[7]!) };
+      return { dest: addr(f[1]), mask: addr(f[7]) };
     });
 }
 
@@ -47,7 +47,7 @@ export function addressPlan(): AddressPlan {
         const m = (r.mask & mask) >>> 0;
         return (r.dest & m) >>> 0 === (net & m) >>> 0;
       });
-    }) ?? Subnets[0]!;
+    }) ?? Subnets[0];
   return { address: `${free}.100`, gateway: `${free}.2`, dns: `${free}.3` };
 }
 
@@ -61,7 +61,7 @@ function readOr(path: string, fallback: string): string {
 
 /** The host's nameservers (from /etc/resolv.conf). */
 function hostNameservers(text: string): string[] {
-  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]!);
+  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]);
 }
 
 /** DNS in a private network, decided once from the host's resolv.conf. */

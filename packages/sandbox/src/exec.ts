@@ -23,8 +23,8 @@ export function cgroupProcsOf(pid: number): string[] {
   const out: string[] = [];
   for (const line of text.split('\n')) {
     const m = line.match(/^\d+:([^:]*):(\/.*)$/);
-    if (!m || !m[2]!.startsWith('/tsbuild/')) continue;
-    const ctrls = m[1]!;
+    if (!m || !m[2].startsWith('/tsbuild/')) continue;
+    const ctrls = m[1];
     let dir: string | undefined;
     if (ctrls === '') dir = unified ? `/sys/fs/cgroup${m[2]}` : `/sys/fs/cgroup/unified${m[2]}`;
     else {

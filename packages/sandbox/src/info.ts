@@ -73,7 +73,7 @@ export function sandboxInfo(): SandboxInfo {
     const names: Record<string, string> = { cpu: '--cpus', memory: '--memory', pids: '--pids-limit' };
     limits = {
       cgroup: driver.version === 2 ? 'v2' : 'v1',
-      available: controllers.filter((c) => names[c]).map((c) => names[c]!),
+      available: controllers.filter((c) => names[c]).map((c) => names[c]),
     };
   } else {
     const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');

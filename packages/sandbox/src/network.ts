@@ -107,7 +107,7 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
   return started.then(
     async (net) => {
       try {
-        for (const p of ports) await publish(join(dir!, 'api.sock'), p);
+        for (const p of ports) await publish(join(dir, 'api.sock'), p);
         return net;
       } catch (e) {
         await net.close();
@@ -115,7 +115,7 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
       }
     },
     (e) => {
-      removeRunDir(dir!);
+      removeRunDir(dir);
       throw e;
     },
   );

@@ -24,7 +24,7 @@ import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } fro
 import { rootless, warnOnce } from './userns.js';
 import { SandboxError, abortError } from './errors.js';
 
-export const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+export const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
 const cleanedStateDirs = new Set<string>();
 

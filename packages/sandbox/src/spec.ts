@@ -107,7 +107,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   if (s.rootless) t.push(token('rootless', 1));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
-    if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]!));
+    if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]));
     if (m.type === 'bind') t.push(token('msource', m.source ?? ''));
     if (m.size !== undefined) t.push(token('msize', Math.floor(m.size)));
   });

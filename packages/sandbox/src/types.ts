@@ -54,7 +54,10 @@ export interface ProcessSpec {
    * mode for the run and window-size changes follow it, as with `docker run -it`.
    */
   tty?: boolean;
-  /** Start the launcher in a session of its own, so that a terminal's Ctrl-C reaches the command only through the caller (which may forward it). */
+  /**
+   * Start the launcher in a session of its own, so that a terminal's Ctrl-C reaches the command only through the
+   * caller (which may forward it).
+   */
   newSession?: boolean;
   /**
    * Called once with a host pid as soon as it exists: for run() the sandbox's PID 1 (the command, or
@@ -88,7 +91,10 @@ export interface SandboxSpec extends ProcessSpec {
   resolvConf?: string;
   mounts?: Mount[];
   limits?: Limits;
-  /** Where per-run scratch state lives (init layer, hosts files). Default: see defaultStateDir() (a tmpfs where there is one). */
+  /**
+   * Where per-run scratch state lives (init layer, hosts files). Default: see defaultStateDir() (a tmpfs where there
+   * is one).
+   */
   stateDir?: string;
   /**
    * Put a minimal init in front of the command, as `docker run --init` does: it is PID 1, reaps every

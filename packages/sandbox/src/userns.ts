@@ -30,7 +30,7 @@ function parseMap(text: string): IdMapping[] {
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/).map(Number);
     if (f.length === 3 && f.every((n) => Number.isInteger(n) && n >= 0))
-      out.push({ inside: f[0]!, outside: f[1]!, count: f[2]! });
+      out.push({ inside: f[0], outside: f[1], count: f[2] });
   }
   return out;
 }
@@ -44,7 +44,7 @@ function readMap(kind: 'uid' | 'gid'): IdMapping[] {
 }
 
 function isInitial(map: IdMapping[]): boolean {
-  return map.length === 1 && map[0]!.inside === 0 && map[0]!.outside === 0 && map[0]!.count === 4294967295;
+  return map.length === 1 && map[0].inside === 0 && map[0].outside === 0 && map[0].count === 4294967295;
 }
 
 /** The host id that `id` (inside) is, or undefined where it is not mapped. */

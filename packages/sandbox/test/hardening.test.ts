@@ -120,8 +120,8 @@ test('bind mounts are nosuid and nodev, recursively, and keep ro', async () => {
   });
   const lines = r.out.trim().split('\n').sort();
   assert.is(lines.length, 2, r.out + r.err);
-  assert.match(lines[0]!, /^\/b rw,nosuid,nodev/);
-  assert.match(lines[1]!, /^\/r ro,nosuid,nodev/);
+  assert.match(lines[0], /^\/b rw,nosuid,nodev/);
+  assert.match(lines[1], /^\/r ro,nosuid,nodev/);
 });
 
 test('io_uring is refused with EPERM, as Docker does', async () => {

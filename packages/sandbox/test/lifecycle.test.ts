@@ -144,7 +144,7 @@ test('SIGKILL of the Node process leaves no process, no mount; the next run work
   assert.ok(await until(() => out.includes('started'), 20000), 'the victim never started');
   const [victimInit] = processesWith(marker);
   assert.ok(victimInit);
-  const cgroups = runCgroupsOf(victimInit!).filter((d) => existsSync(d));
+  const cgroups = runCgroupsOf(victimInit).filter((d) => existsSync(d));
   assert.ok(cgroups.length > 0, 'the victim run has a cgroup');
   assert.ok(hostMountsMention(root.upperdir) === false, 'the overlay is visible on the host');
   victim.kill('SIGKILL');

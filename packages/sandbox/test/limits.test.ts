@@ -72,7 +72,7 @@ async function whileRunning<T>(
     },
   });
   assert.ok(seen, `the run never said it was up: ${r.err}`);
-  return { r, seen: await seen! };
+  return { r, seen: await seen };
 }
 
 test('a CPU quota of 20% holds: the loop is throttled, and gets its quota per period, no more', async () => {

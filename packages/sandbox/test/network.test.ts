@@ -104,7 +104,7 @@ test('close() ends the holder and slirp4netns', async () => {
   assert.match(readFileSync(`/proc/${helpers[0]}/cmdline`, 'utf8'), /slirp4netns/);
   await net.close();
   assert.not.ok(alive(net.pid));
-  assert.ok(await until(() => !alive(helpers[0]!)), 'slirp4netns outlived close()');
+  assert.ok(await until(() => !alive(helpers[0])), 'slirp4netns outlived close()');
 });
 
 test('SIGKILL of the owning Node process ends the holder and slirp4netns', async () => {
@@ -145,7 +145,7 @@ test('ports: a published port reaches a server in the run; a port in use is a cl
       (e: Error) => e,
     );
     assert.ok(err, 'publishing a port in use succeeded');
-    assert.match(err!.message, new RegExp(`cannot publish 127\\.0\\.0\\.1:${taken} -> 80/tcp`));
+    assert.match(err.message, new RegExp(`cannot publish 127\\.0\\.0\\.1:${taken} -> 80/tcp`));
   } finally {
     busy.close();
   }

@@ -42,7 +42,7 @@ for (const [name, read] of reads) {
     const { dir, upper, view } = stack();
     rmSync(upper, { recursive: true });
     const named = (e: unknown) => e instanceof LayerMissingError && e.message.includes(upper);
-    await rejects(() => read(view) as Promise<unknown>, named);
+    await rejects(() => read(view), named);
     rmSync(dir, { recursive: true, force: true });
   });
 }

@@ -17,7 +17,7 @@ export function ownedId(): string {
 /** The owner named in a temp name made with ownedId(), if any. */
 export function parseOwner(name: string): { pid: number; start: string } | undefined {
   const m = /(?:^|[-.])(\d+)_(\d+)_[0-9a-f]{12}/.exec(name);
-  return m ? { pid: Number(m[1]), start: m[2]! } : undefined;
+  return m ? { pid: Number(m[1]), start: m[2] } : undefined;
 }
 
 /** fsync a directory (after a rename or create in it); filesystems that refuse it (EINVAL) are let be. */

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ownedId, parseOwner, pidAlive, processStart, selfStart, writeFileAtomic } from '../src/index.js';
 
-const deadPid = spawnSync('true').pid!;
+const deadPid = spawnSync('true').pid;
 const initStart = processStart(1);
 
 const liveness: [string, number, string | undefined, boolean][] = [

@@ -36,7 +36,7 @@ function prefixesInUse(): [number, number][] {
   const out: [number, number][] = [];
   for (const m of text.matchAll(/(?:^|\s)(\d+\.\d+\.\d+\.\d+)(?:\/(\d+))?/g)) {
     const bits = m[2] === undefined ? 32 : Number(m[2]);
-    out.push([toInt(m[1]!), bits]);
+    out.push([toInt(m[1]), bits]);
   }
   return out;
 }
@@ -108,7 +108,7 @@ export function createBridge(tag = bridgeTag()): Bridge {
   };
   try {
     for (let attempt = 0; attempt < 64; attempt++) {
-      const third = 1 + (randomBytes(1)[0]! % 254);
+      const third = 1 + (randomBytes(1)[0] % 254);
       const net = toInt(`172.29.${third}.0`);
       if (prefixesInUse().some(([a, bits]) => overlaps(a, bits, net, 24))) continue;
       const address = `172.29.${third}.1/24`;

@@ -9,10 +9,10 @@ export function runCgroupsOf(pid: number): string[] {
   const dirs: string[] = [];
   for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
     const m = /^\d+:([^:]*):(.*)$/.exec(line);
-    if (!m || !m[2]!.includes('/tsbuild/')) continue;
+    if (!m || !m[2].includes('/tsbuild/')) continue;
     // v2: the unified line ("0::/path"); v1: one line per hierarchy ("4:memory:/path").
     if (v2 && m[1] === '') dirs.push(`/sys/fs/cgroup${m[2]}`);
-    else if (!v2 && m[1] !== '' && !m[1]!.startsWith('name=')) dirs.push(`/sys/fs/cgroup/${m[1]}${m[2]}`);
+    else if (!v2 && m[1] !== '' && !m[1].startsWith('name=')) dirs.push(`/sys/fs/cgroup/${m[1]}${m[2]}`);
   }
   return dirs.sort();
 }

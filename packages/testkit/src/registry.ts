@@ -79,7 +79,7 @@ ${authYaml}`;
     const child = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(child);
     let log = '';
-    child.stderr!.on('data', (b) => {
+    child.stderr.on('data', (b) => {
       if (log.length < 200_000) log += b;
     });
     let exited = false;

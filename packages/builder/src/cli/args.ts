@@ -54,7 +54,7 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
     }
   };
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (arg === '--') {
       positionals.push(...argv.slice(i + 1));
       break;
@@ -69,14 +69,14 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
       else if (spec.kind === 'optional') set(spec, spec.implied ?? '', `--${name}`);
       else {
         if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: --${name}`);
-        set(spec, argv[++i]!, `--${name}`);
+        set(spec, argv[++i], `--${name}`);
       }
       continue;
     }
     if (arg.startsWith('-') && arg.length > 1) {
       // Short flags may be bundled (-it) and a value may be attached (-tapp:1).
       for (let j = 1; j < arg.length; j++) {
-        const c = arg[j]!;
+        const c = arg[j];
         const spec = byShort.get(c);
         if (!spec) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`);
         if (spec.kind === 'bool') {

@@ -81,7 +81,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   takeDeferredCaCerts();
-  const name = argv[0]!;
+  const name = argv[0];
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   const rest = load ? argv.slice(1) : argv;
 
@@ -100,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(load ? (commandHelp(name) ?? usage()) : commandHelp('build')!);
       return 0;
     }
-    const command = await (load ?? commands.build!)();
+    const command = await (load ?? commands.build)();
     const code = await command(rest, controller.signal);
     return interrupted ? 130 : code;
   } catch (e) {

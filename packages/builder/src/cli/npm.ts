@@ -30,7 +30,7 @@ export function packageLocation(path: string): { project: string; location: stri
   let last = -1;
   for (let i = first; i < parts.length - 1; i++) if (parts[i] === 'node_modules') last = i;
   if (last < 0) return undefined;
-  const nameParts = parts[last + 1]!.startsWith('@') ? 2 : 1;
+  const nameParts = parts[last + 1].startsWith('@') ? 2 : 1;
   if (last + nameParts >= parts.length) return undefined;
   return { project: parts.slice(0, first).join('/'), location: parts.slice(first, last + 1 + nameParts).join('/') };
 }
@@ -188,7 +188,7 @@ export class NpmTrees {
       // require, not import(): the CLI runs from a script compiled through V8's code cache
       // (bin/tsbuild.cjs), where import() has no loader to call on Node 20. Arborist is CommonJS.
       const Arborist = createRequire(import.meta.url)('@npmcli/arborist') as typeof ArboristClass;
-      return (await new Arborist({ path: project }).loadVirtual()) as unknown as Tree;
+      return (await new Arborist({ path: project }).loadVirtual()) as Tree;
     } catch {
       return undefined;
     }

@@ -201,7 +201,7 @@ export class BuildContext {
       let restart = false;
       for (let i = 0; i < parts.length; i++) {
         if (dir === None) return undefined; // a component below a non-directory
-        off = L.find(dir, encodeName(parts[i]!));
+        off = L.find(dir, encodeName(parts[i]));
         if (off === undefined) return undefined;
         if (L.kind(off) === 'symlink') {
           const target = decodeName(L.link(off));

@@ -23,7 +23,7 @@ export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer
     try {
       return Promise.resolve(hashFileSync(path));
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(e as Error);
     }
   }
   return new Promise((resolve, reject) => {
@@ -42,6 +42,6 @@ export async function sha256Native(walker: string, paths: Buffer): Promise<(Buff
   if (all.length !== count * 33)
     throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
   const sums: (Buffer | number)[] = [];
-  for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : all[i * 33]!);
+  for (let i = 0; i < count; i++) sums.push(all[i * 33] === 0 ? all.subarray(i * 33 + 1, i * 33 + 33) : all[i * 33]);
   return sums;
 }

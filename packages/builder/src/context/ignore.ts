@@ -77,7 +77,7 @@ export function cleanPath(p: string): string {
 function compile(pattern: string): RegExp {
   let re = '^';
   for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
+    const ch = pattern[i];
     if (ch === '*') {
       if (pattern[i + 1] === '*') {
         i++;
@@ -89,7 +89,7 @@ function compile(pattern: string): RegExp {
     } else if (ch === '?') {
       re += '[^/]';
     } else if (ch === '\\' && i + 1 < pattern.length) {
-      re += escapeRe(pattern[++i]!);
+      re += escapeRe(pattern[++i]);
     } else if (ch === '[') {
       const end = pattern.indexOf(']', i + 2);
       if (end < 0) {

@@ -149,7 +149,7 @@ export class Listing {
     let hi = offsets.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const off = offsets[mid]!;
+      const off = offsets[mid];
       const c = this.buf.compare(name, 0, name.length, off + EntryHead, off + EntryHead + this.nameLen(off));
       if (c === 0) return off;
       if (c < 0) lo = mid + 1;
@@ -170,16 +170,16 @@ export function decodeName(buf: Buffer, start = 0, end = buf.length): string {
   let out = '';
   let i = start;
   while (i < end) {
-    const b = buf[i]!;
+    const b = buf[i];
     const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
     let ok = n > 0 && i + n <= end;
-    for (let k = 1; ok && k < n; k++) ok = (buf[i + k]! & 0xc0) === 0x80;
+    for (let k = 1; ok && k < n; k++) ok = (buf[i + k] & 0xc0) === 0x80;
     if (ok && n === 3) {
-      const c1 = buf[i + 1]!;
+      const c1 = buf[i + 1];
       ok = !(b === 0xe0 && c1 < 0xa0) && !(b === 0xed && c1 >= 0xa0); // overlong, surrogates
     }
     if (ok && n === 4) {
-      const c1 = buf[i + 1]!;
+      const c1 = buf[i + 1];
       ok = !(b === 0xf0 && c1 < 0x90) && !(b === 0xf4 && c1 >= 0x90); // overlong, > U+10FFFF
     }
     if (!ok) {
@@ -219,7 +219,7 @@ export function encodeName(name: string): Buffer {
 
 /** A name as a person should read it: control characters and undecodable bytes escaped. */
 export function displayName(name: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   return name.replace(/[\x00-\x1f\x7f\uDC80-\uDCFF]/g, (ch) => {
     const c = ch.charCodeAt(0);
     return `\\x${(c >= 0xdc80 ? c - 0xdc00 : c).toString(16).padStart(2, '0')}`;

@@ -47,7 +47,7 @@ export class DirRow {
   hash(nameKey: string, stat: Buffer, statAt: number): Buffer | undefined {
     const at = this.offsets().get(nameKey);
     if (at === undefined) return undefined;
-    const s = at + 1 + this.files[at]!;
+    const s = at + 1 + this.files[at];
     return stat.compare(this.files, s, s + 40, statAt, statAt + 40) === 0
       ? this.files.subarray(s + 40, s + 72)
       : undefined;
@@ -62,8 +62,8 @@ export class DirRow {
   offsets(): Map<string, number> {
     if (this.index) return this.index;
     const m = new Map<string, number>();
-    for (let at = 0; at < this.files.length; at += 1 + this.files[at]! + 72)
-      m.set(this.files.toString('latin1', at + 1, at + 1 + this.files[at]!), at);
+    for (let at = 0; at < this.files.length; at += 1 + this.files[at] + 72)
+      m.set(this.files.toString('latin1', at + 1, at + 1 + this.files[at]), at);
     return (this.index = m);
   }
 }
@@ -162,9 +162,9 @@ export class StatCache {
     const records = new FileRecords();
     if (old) {
       const skip = old.offsets().get(name.toString('latin1'));
-      for (let at = 0; at < old.files.length; at += 1 + old.files[at]! + 72) {
+      for (let at = 0; at < old.files.length; at += 1 + old.files[at] + 72) {
         if (at === skip) continue;
-        const n = 1 + old.files[at]!;
+        const n = 1 + old.files[at];
         records.add(
           old.files.subarray(at + 1, at + n),
           old.files,
@@ -270,7 +270,7 @@ function parseRow(body: Buffer): DirRow | null {
   const sig = body.subarray(at, at + 32);
   at += 32;
   const memos: Memo[] = [];
-  for (let n = body[at++]!; n > 0; n--, at += 64)
+  for (let n = body[at++]; n > 0; n--, at += 64)
     memos.push({ rules: body.subarray(at, at + 32), digest: body.subarray(at + 32, at + 64) });
   return at <= body.length ? new DirRow(sig, memos, body.subarray(at)) : null;
 }
@@ -293,7 +293,7 @@ function withDigest(body: Buffer): Buffer {
 }
 
 function sameMemos(a: Memo[], b: Memo[]): boolean {
-  return a.length === b.length && a.every((m, i) => m.rules.equals(b[i]!.rules) && m.digest.equals(b[i]!.digest));
+  return a.length === b.length && a.every((m, i) => m.rules.equals(b[i].rules) && m.digest.equals(b[i].digest));
 }
 
 /** The path keys of every directory in a listing. */

@@ -112,7 +112,8 @@ export class TreeView {
       throw new BuildError(`${displayName(visit.rel ?? decodeName(visit.bytes))} is excluded by .dockerignore`);
     if (this.listing.dirFlags(visit.dir) & Flag.Unreadable) {
       throw new BuildError(
-        `cannot read ${displayName(visit.rel ?? decodeName(visit.bytes))} in the build context (${this.contextDir}): permission denied, or it changed during the build`,
+        `cannot read ${displayName(visit.rel ?? decodeName(visit.bytes))} in the build context ` +
+          `(${this.contextDir}): permission denied, or it changed during the build`,
       );
     }
   }

@@ -156,35 +156,44 @@ export class TreeHasher extends TreeView {
       },
     ];
     const prefix = item.rel === '' ? 0 : item.rel.length + 1;
-    const walk = (visit: Visit) => {
+    // An excluded directory with something re-included below it (`build` then `!build/keep`) is
+    // still written as a directory, with its own mode, before the first thing copied from it, as
+    // BuildKit does: a layer does not leave a parent for whoever unpacks it to make up.
+    type Pending = { f: TreeFile; out: boolean };
+    const walk = (visit: Visit, parents: Pending[]) => {
       this.mustRead(visit);
       const row = this.stats.row(visit.key);
       this.visitChildren(item, visit, rules, true, (off, included, sub) => {
+        if (!included && !sub) return;
+        const rel = this.relOf(visit, off);
+        const kind = L.kind(off) as TreeFile['kind'];
+        const f: TreeFile = {
+          rel: rel.slice(prefix),
+          kind,
+          host: this.hostOf(this.abs(visit, off, false), rel),
+          mode: L.mode(off) & 0o7777,
+          mtimeMs: L.mtimeMs(off),
+          size: L.size(off),
+        };
         if (included) {
-          const rel = this.relOf(visit, off);
-          const kind = L.kind(off) as TreeFile['kind'];
-          const f: TreeFile = {
-            rel: rel.slice(prefix),
-            kind,
-            host: this.hostOf(this.abs(visit, off, false), rel),
-            mode: L.mode(off) & 0o7777,
-            mtimeMs: L.mtimeMs(off),
-            size: L.size(off),
-          };
           if (kind === 'symlink') f.linkname = decodeName(L.link(off));
           if (kind === 'file') {
             f.hash = (this.fresh.get(off) ?? this.known(off, row) ?? this.hashNow(visit, off)).toString('hex');
             f.ino = L.ino(off);
           }
+          for (const p of parents.filter((p) => !p.out)) {
+            p.out = true;
+            out.push(p.f);
+          }
           out.push(f);
         }
-        if (sub) walk(sub);
+        if (sub) walk(sub, included ? [] : [...parents, { f, out: false }]);
       });
     };
-    walk({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel });
+    walk({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel }, []);
     const [first, ...rest] = out;
     rest.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-    return [first!, ...rest];
+    return [first, ...rest];
   }
 
   /** The content hash of a single regular file named by a COPY source. */
@@ -236,7 +245,7 @@ export class TreeHasher extends TreeView {
         : undefined;
     if (sums) {
       files.forEach((f, i) => {
-        const s = sums[i]!;
+        const s = sums[i];
         if (typeof s === 'number') throw this.unreadable(this.relOf(f.visit, f.off), s);
         this.fresh.set(f.off, s);
       });

@@ -199,7 +199,7 @@ export function walkInJs(dir: string, limit: number, prune: string[] = []): List
     const h = createHash('sha256');
     let flags = 0;
     kids.forEach((k, i) => {
-      const e = entries[i]!;
+      const e = entries[i];
       let childSig: Buffer | undefined;
       const childRel = rel === '' ? k.name.toString('latin1') : `${rel}/${k.name.toString('latin1')}`;
       if (k.st.isDirectory() && pruned.has(childRel)) {

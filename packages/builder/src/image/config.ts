@@ -17,7 +17,8 @@ export function scratchConfig(platform: { os: string; architecture: string; vari
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    config: { Env: [`PATH=${DEFAULT_PATH}`] },
+    // BuildKit's empty image: a default PATH and WorkingDir "/" (dockerfile2llb's emptyImage).
+    config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   };

@@ -29,7 +29,9 @@ export function resolveMode(
   return stream.isTTY && (stream.columns ?? 0) > 0 ? 'tty' : 'plain';
 }
 
-/** Milliseconds on a monotonic clock. Not performance.now(): that global loads perf_hooks, a millisecond of every start. */
+/**
+ * Milliseconds on a monotonic clock. Not performance.now(): that global loads perf_hooks, a millisecond of every start.
+ */
 export function now(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }

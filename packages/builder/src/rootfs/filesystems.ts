@@ -15,8 +15,8 @@ export class Filesystems {
   async lowerdirs(layers: readonly StageLayer[]): Promise<string[]> {
     if (layers.length === 0) return [];
     let top = layers.length;
-    while (top > 0 && isPending(layers[top - 1]!)) top--;
-    const below = await Promise.all(layers.slice(0, top).map((l) => (isPending(l) ? l.layer : l)));
+    while (top > 0 && isPending(layers[top - 1])) top--;
+    const below = await Promise.all(layers.slice(0, top).map((l) => (isPending(l) ? l.layer : Promise.resolve(l))));
     const { lowerdirs } = await this.store.snapshotter.view(below);
     return [
       ...layers

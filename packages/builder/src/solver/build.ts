@@ -43,7 +43,9 @@ export interface BuildRequest {
 export interface BuildResult {
   image: Image;
   explain: ExplainRow[];
-  /** Cache records of the filesystem steps (for --cache-to); inImage: the step's stage is the target or one it is FROM. */
+  /**
+   * Cache records of the filesystem steps (for --cache-to); inImage: the step's stage is the target or one it is FROM.
+   */
   cacheRecords: { key: Digest; layer: Layer | null; created: string; inImage: boolean }[];
 }
 
@@ -106,7 +108,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       );
     if (!image)
       throw new BuildError(
-        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring it with 'tsbuild load' or 'tsbuild pull'`,
+        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring ` +
+          `it with 'tsbuild load' or 'tsbuild pull'`,
       );
     bases.set(ref, image);
   }

@@ -69,7 +69,10 @@ export class Solver {
       throw e;
     }
     await this.layers.finish();
-    return { ...state, layers: await Promise.all(state.layers.map((l) => (isPending(l) ? l.layer : l))) };
+    return {
+      ...state,
+      layers: await Promise.all(state.layers.map((l) => (isPending(l) ? l.layer : Promise.resolve(l)))),
+    };
   }
 
   stage(index: number): Promise<StageState> {
@@ -90,7 +93,9 @@ export class Solver {
   private async runStage(stage: Stage): Promise<StageState> {
     const total = stage.steps.length + 1;
     const name = this.stageName(stage);
-    const fromLabel = `[${name} 1/${total}] FROM ${stage.from.type === 'image' ? stage.from.ref : stage.from.type === 'stage' ? this.stageNameOf(stage.from.stage) : 'scratch'}`;
+    const from = stage.from;
+    const base = from.type === 'image' ? from.ref : from.type === 'stage' ? this.stageNameOf(from.stage) : 'scratch';
+    const fromLabel = `[${name} 1/${total}] FROM ${base}`;
     let state = await this.baseState(stage, fromLabel);
     for (const [i, step] of stage.steps.entries()) {
       this.o.signal.throwIfAborted();
@@ -201,7 +206,7 @@ export class Solver {
       if (!this.o.noCache) {
         hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
-        record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key as Digest);
+        record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key);
         if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) {
           // A record imported from a registry cache comes without its layer: fetch it (--cache-from).
           // A dry run fetches nothing: the layer counts when the registry cache lists it.
@@ -255,16 +260,16 @@ export class Solver {
             pending.layer.then(async (layer) => {
               const value: StepRecord = { layer, created, step: label };
               // The record keeps the layer's snapshot too (its ChainID names the layers under it).
-              const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : l)));
+              const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : Promise.resolve(l))));
               const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
-              await this.o.store.cache.put(key as Digest, { value, blobs: [layer.digest], snapshots });
-              this.records.push({ stage: stage.index, key: key as Digest, value });
+              await this.o.store.cache.put(key, { value, blobs: [layer.digest], snapshots });
+              this.records.push({ stage: stage.index, key: key, value });
             }),
           );
           record = { layer: null, created };
         } else {
           record = { layer: made, created, step: label };
-          await this.o.store.cache.put(key as Digest, { value: record, blobs: made ? [made.digest] : [] });
+          await this.o.store.cache.put(key, { value: record, blobs: made ? [made.digest] : [] });
         }
         handle.done();
       }
@@ -275,7 +280,7 @@ export class Solver {
         return { ...next, key, keyLabel: label, created: record.created };
       }
       if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerId, { value: { key }, blobs: [] }));
-      if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key as Digest, value: record });
+      if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;
       next.keyLabel = label;
@@ -291,7 +296,7 @@ export class Solver {
       });
       return next;
     } catch (e) {
-      handle.fail(e instanceof BuildError ? e.message.split('\n')[0]! : String((e as Error).message ?? e));
+      handle.fail(e instanceof BuildError ? e.message.split('\n')[0] : String((e as Error).message ?? e));
       throw e;
     }
   }

@@ -88,7 +88,7 @@ export async function write(
           sink.destroy(e);
           rej(e);
         });
-        src.pipe(sink as unknown as NodeJS.WritableStream);
+        src.pipe(sink);
       });
     }
     await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));

@@ -23,7 +23,7 @@ export async function* throughProcess(src: AsyncIterable<Buffer>, cmd: string, a
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
   exited.catch(() => {});
-  let feedError: unknown;
+  let feedError: Error | undefined;
   const feed = (async () => {
     try {
       for await (const b of src) {
@@ -31,7 +31,7 @@ export async function* throughProcess(src: AsyncIterable<Buffer>, cmd: string, a
       }
       child.stdin.end();
     } catch (e) {
-      feedError = e;
+      feedError = e as Error;
       child.kill('SIGKILL');
     }
   })();

@@ -70,7 +70,8 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
     const all = readXattrs(abs);
     let out: Record<string, Buffer> | undefined;
     for (const k of Object.keys(all).sort()) {
-      if (k.startsWith(overlayXattrPrefix())) continue; // overlay bookkeeping (origin, impure, opaque...) never goes in a layer
+      // overlay bookkeeping (origin, impure, opaque...) never goes in a layer
+      if (k.startsWith(overlayXattrPrefix())) continue;
       (out ??= {})[k] = all[k]!;
     }
     return out;
@@ -171,7 +172,7 @@ export function compareEntryPaths(a: string, b: string): number {
   const pa = a.split('/');
   const pb = b.split('/');
   for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
-    const c = Buffer.compare(Buffer.from(pa[i]!), Buffer.from(pb[i]!));
+    const c = Buffer.compare(Buffer.from(pa[i]), Buffer.from(pb[i]));
     if (c !== 0) return c;
   }
   return pa.length - pb.length;

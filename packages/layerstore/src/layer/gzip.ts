@@ -44,7 +44,7 @@ export async function* rechunk(src: AsyncIterable<Buffer>, size: number): AsyncG
     while (have + b.length >= size) {
       const take = size - have;
       parts.push(b.subarray(0, take));
-      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+      yield parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
       parts = [];
       have = 0;
       b = b.subarray(take);
@@ -54,7 +54,7 @@ export async function* rechunk(src: AsyncIterable<Buffer>, size: number): AsyncG
       have += b.length;
     }
   }
-  if (have) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+  if (have) yield parts.length === 1 ? parts[0] : Buffer.concat(parts, have);
 }
 
 /** The windows deflate is tried on to judge a chunk (see the rule above). */

@@ -106,7 +106,7 @@ function ustarBlock(h: {
   writeOctal(b, 337, 8, h.devminor);
   b.write(h.prefix, 345, 155, 'utf8');
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
+  for (let i = 0; i < BLOCK; i++) sum += b[i];
   writeOctal(b, 148, 7, sum);
   b[155] = 0x20;
   return b;
@@ -149,7 +149,7 @@ export function encodeHeader(h: TarHeader): Buffer {
   }
   if (h.devmajor > OCTAL_MAX_8 || h.devminor > OCTAL_MAX_8)
     throw new RangeError(`${h.name}: device number too large for a tar header`);
-  for (const key of Object.keys(h.xattrs).sort()) pax.push(paxRecord(`SCHILY.xattr.${key}`, h.xattrs[key]!));
+  for (const key of Object.keys(h.xattrs).sort()) pax.push(paxRecord(`SCHILY.xattr.${key}`, h.xattrs[key]));
 
   const main = ustarBlock({
     name: split[1],
@@ -205,11 +205,11 @@ function readString(b: Buffer, off: number, len: number): string {
 }
 
 function readNumber(b: Buffer, off: number, len: number): number {
-  if (b[off]! & 0x80) {
+  if (b[off] & 0x80) {
     // GNU base-256: big-endian two's complement with the top bit as marker.
     if (b[off] === 0xff) throw new TarFormatError('negative base-256 number');
-    let v = b[off]! & 0x7f;
-    for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
+    let v = b[off] & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
     return v;
   }
   const s = b
@@ -243,7 +243,7 @@ export function decodeBlock(b: Buffer): RawHeader {
   let unsigned = 0,
     signed = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : b[i]!;
+    const c = i >= 148 && i < 156 ? 0x20 : b[i];
     unsigned += c;
     signed += c > 127 ? c - 256 : c;
   }
@@ -254,7 +254,7 @@ export function decodeBlock(b: Buffer): RawHeader {
   const magic = b.toString('latin1', 257, 263);
   if (magic === 'ustar\0' && b[345] !== 0) name = readString(b, 345, 155) + '/' + name;
   return {
-    flag: String.fromCharCode(b[156]!),
+    flag: String.fromCharCode(b[156]),
     name,
     mode: readNumber(b, 100, 8),
     uid: readNumber(b, 108, 8),

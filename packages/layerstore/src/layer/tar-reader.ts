@@ -38,7 +38,7 @@ class ByteQueue {
   /** Up to max bytes of whatever is buffered (pulling once if empty); empty at end of stream. */
   async some(max: number): Promise<Buffer> {
     if (this.length === 0 && !(await this.fill(1))) return Buffer.alloc(0);
-    const head = this.chunks[0]!;
+    const head = this.chunks[0];
     if (head.length <= max) {
       this.chunks.shift();
       this.length -= head.length;

@@ -26,7 +26,7 @@ function basename(p: string): string {
   return p.slice(p.lastIndexOf('/') + 1);
 }
 
-const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+const NO_XATTRS: Record<string, Buffer> = Object.freeze({});
 
 function header(
   name: string,

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStore, Digest, Entry, Layer, LayerOptions } from '../types.js';
+import type { BlobStore, Entry, Layer, LayerOptions } from '../types.js';
 import { chunkSizeOf, compress, mediaTypeOf } from './compress.js';
 import { entriesFromDirectory } from './entries.js';
 import { ChunkPool, tarStream } from './tar-writer.js';
@@ -49,7 +49,7 @@ export async function writeLayer(
       ingest,
     );
     const { digest, size } = await ingest.commit();
-    return { digest, diffID: `sha256:${hash.digest('hex')}` as Digest, size, mediaType: mediaTypeOf(compression) };
+    return { digest, diffID: `sha256:${hash.digest('hex')}`, size, mediaType: mediaTypeOf(compression) };
   } catch (e) {
     await ingest.abort().catch(() => {});
     throw e;

@@ -18,13 +18,13 @@ export function parseChallenge(header: string | string[] | undefined): Challenge
   if (!m) return undefined;
   const params: Record<string, string> = {};
   const re = /([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?\s*/gy;
-  const rest = m[2]!;
+  const rest = m[2];
   re.lastIndex = 0;
   let p: RegExpExecArray | null;
   while (re.lastIndex < rest.length && (p = re.exec(rest))) {
-    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
+    params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3];
   }
-  return { scheme: m[1]!.toLowerCase(), params };
+  return { scheme: m[1].toLowerCase(), params };
 }
 
 export interface Token {
@@ -84,7 +84,8 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
     for (const s of allScopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = {};
     if (credential?.username !== undefined && credential.password !== undefined) {
-      headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
+      const basic = Buffer.from(`${credential.username}:${credential.password}`).toString('base64');
+      headers.authorization = `Basic ${basic}`;
     }
     res = await send({ method: 'GET', url, headers, timeoutMs: req.timeoutMs });
   }
@@ -93,7 +94,8 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
     const { summary } = parseErrorBody(body.toString('utf8'));
     throw new RegistryError(
       res.status === 401 || res.status === 403 ? 'unauthorized' : 'http',
-      `token service ${realm.host} for ${host} answered HTTP ${res.status}${summary ? `: ${summary}` : ''}${credential ? ' (credentials rejected?)' : ''}`,
+      `token service ${realm.host} for ${host} answered HTTP ` +
+        `${res.status}${summary ? `: ${summary}` : ''}${credential ? ' (credentials rejected?)' : ''}`,
       { host, status: res.status, retryable: res.status === 429 || res.status >= 500 },
     );
   }

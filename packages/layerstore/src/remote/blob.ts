@@ -6,7 +6,7 @@
 // registry's reported offset after a broken chunk.
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
-import type { BlobStore, Descriptor, Digest, Ingest } from '../types.js';
+import type { BlobStore, Descriptor, Ingest } from '../types.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
 import { UploadSource, sourceWindow, type Checkpoint } from './upload-source.js';
@@ -160,7 +160,7 @@ export async function fetchBlob(
         });
       }
     });
-    const got = `sha256:${hash.digest('hex')}` as Digest;
+    const got = `sha256:${hash.digest('hex')}`;
     if (got !== desc.digest) {
       throw new RegistryError('invalid', `${what}: content has digest ${got}`, {
         host: client.host,

@@ -155,7 +155,8 @@ export class RegistryClient {
         if (challenge.scheme === 'basic' && !cred) {
           throw new RegistryError(
             'unauthorized',
-            `${what}: ${this.host} requires authentication and there are no credentials for "${this.registry}" (docker config: auths, credHelpers, credsStore)`,
+            `${what}: ${this.host} requires authentication and there are no credentials for "${this.registry}" ` +
+              `(docker config: auths, credHelpers, credsStore)`,
             { host: this.host, status: 401 },
           );
         }

@@ -103,7 +103,8 @@ export function runCredentialHelper(helper: string, action: 'get' | 'store' | 'e
       reject(
         new RegistryError(
           'credentials',
-          `credential helper ${bin}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : err.message}`,
+          `credential helper ${bin}: ` +
+            `${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : err.message}`,
         ),
       );
     });

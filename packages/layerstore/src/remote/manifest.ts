@@ -90,7 +90,8 @@ export async function getManifest(
   reference: string,
   expected?: Descriptor,
 ): Promise<FetchedManifest> {
-  const what = `fetching manifest ${client.registry}/${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
+  const what =
+    `fetching manifest ` + `${client.registry}/${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
   return client.retry(what, async () => {
     const res = await client.request(
       {
@@ -123,7 +124,9 @@ export async function getManifest(
   });
 }
 
-/** Pick the entry for a platform from an index (platform.ts has the rule); attestations (unknown/unknown) never match. */
+/**
+ * Pick the entry for a platform from an index (platform.ts has the rule); attestations (unknown/unknown) never match.
+ */
 export function choosePlatform(index: Index, platform: Platform): Descriptor | undefined {
   const candidates = index.manifests.filter(
     (m) => manifestMediaTypes.includes(m.mediaType) || indexMediaTypes.includes(m.mediaType),
@@ -155,7 +158,7 @@ export async function headManifest(
     const digest = res.headers['docker-content-digest'];
     const size = Number(res.headers['content-length']);
     if (!isDigest(digest) || !Number.isSafeInteger(size)) return undefined;
-    return { mediaType: (res.headers['content-type'] ?? '').split(';')[0]!, digest, size };
+    return { mediaType: (res.headers['content-type'] ?? '').split(';')[0], digest, size };
   });
 }
 

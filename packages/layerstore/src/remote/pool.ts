@@ -1,4 +1,7 @@
-/** Run fn over items with at most `limit` in flight; the first failure stops new work and is thrown after the rest settle. */
+/**
+ * Run fn over items with at most `limit` in flight; the first failure stops new work and is thrown after the rest
+ * settle.
+ */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
@@ -11,7 +14,7 @@ export async function mapLimit<T, R>(
     while (!failure && next < items.length) {
       const i = next++;
       try {
-        results[i] = await fn(items[i]!, i);
+        results[i] = await fn(items[i], i);
       } catch (err) {
         failure ??= { err };
       }

@@ -61,7 +61,8 @@ export async function resolve(reference: string | Reference, opts: ResolveOption
       .join(', ');
     throw new RegistryError(
       'not-found',
-      `${ref.registry}/${ref.repository}: no manifest for ${platform.os}/${platform.architecture} in the index (has: ${have || 'nothing'})`,
+      `${ref.registry}/${ref.repository}: no manifest for ${platform.os}/${platform.architecture} in the index ` +
+        `(has: ${have || 'nothing'})`,
       { host: client.host, subject: top.digest },
     );
   }
@@ -132,19 +133,20 @@ export async function pull(
   if (!Array.isArray(diffIDs) || diffIDs.length !== manifest.layers.length) {
     throw new RegistryError(
       'invalid',
-      `${where}: the config lists ${Array.isArray(diffIDs) ? diffIDs.length : 'no'} diff_ids for ${manifest.layers.length} layers`,
+      `${where}: the config lists ${Array.isArray(diffIDs) ? diffIDs.length : 'no'} diff_ids for ` +
+        `${manifest.layers.length} layers`,
       { host: client.host, subject: manifest.config.digest },
     );
   }
   const layers: Layer[] = manifest.layers.map((l, i) => ({
     digest: l.digest,
-    diffID: diffIDs[i]!,
+    diffID: diffIDs[i],
     size: l.size,
     mediaType: l.mediaType,
   }));
   await mapLimit(manifest.layers, opts.concurrency ?? 3, async (desc, i) => {
     await get(desc);
-    await opts.onLayer?.(layers[i]!, i);
+    await opts.onLayer?.(layers[i], i);
   });
   const put = await blobs.put(resolved.manifest.bytes);
   if (put.digest !== resolved.descriptor.digest)

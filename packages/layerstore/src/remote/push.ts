@@ -5,7 +5,7 @@ import type { BlobStore, Descriptor, Digest, Manifest } from '../types.js';
 import { parseReference, type Reference } from '../reference.js';
 import { newStats, uploadBlob, type TransferStats, type UploadOptions } from './blob.js';
 import { RegistryError } from './errors.js';
-import { parseManifestBytes, putManifest, sha256, type Index } from './manifest.js';
+import { parseManifestBytes, putManifest, sha256 } from './manifest.js';
 import { mapLimit } from './pool.js';
 import { clientFor, type RemoteOptions } from './pull.js';
 import type { RegistryClient } from './client.js';
@@ -71,14 +71,15 @@ async function pushManifestTree(
   } catch (err) {
     throw new RegistryError(
       'invalid',
-      `cannot push to ${ref.registry}/${ref.repository}: the manifest in the store is invalid (${(err as Error).message})`,
+      `cannot push to ${ref.registry}/${ref.repository}: the manifest in the store is invalid ` +
+        `(${(err as Error).message})`,
     );
   }
   const digest = sha256(bytes);
   // An artifact manifest may carry a mediaType field the parser normalised; keep an explicit hint.
   const mediaType = parsed.mediaType;
   if (parsed.index) {
-    const index = parsed.index as Index;
+    const index = parsed.index;
     for (const child of index.manifests) {
       await pushManifestTree(client, blobs, ref, await blobs.read(child.digest), child.mediaType, stats, opts, false);
     }

@@ -35,7 +35,7 @@ export function clientSecureContext(): Tls.SecureContext | undefined {
     // Node's own words when it cannot read the file; it then goes on with the default roots.
     process.emitWarning(`Ignoring extra certs from \`${deferredFile}\`, load failed: ${(e as Error).message}`);
   }
-  if (pem !== undefined) (ctx as unknown as { context: { addCACert(pem: string): void } }).context.addCACert(pem);
+  if (pem !== undefined) ctx.context.addCACert(pem);
   context = ctx;
   return ctx;
 }
@@ -48,5 +48,8 @@ export function certificateProblem(err: Error & { code?: string }): string | und
   const code = err.code ?? '';
   if (!/CERT|SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY/.test(code)) return undefined;
   const untrusted = /SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY/.test(code);
-  return `TLS certificate rejected: ${err.message}${untrusted ? ' (for a private CA, point NODE_EXTRA_CA_CERTS at its certificate)' : ''}`;
+  return (
+    `TLS certificate rejected: ` +
+    `${err.message}${untrusted ? ' (for a private CA, point NODE_EXTRA_CA_CERTS at its certificate)' : ''}`
+  );
 }

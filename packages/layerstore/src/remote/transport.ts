@@ -59,7 +59,7 @@ export interface RawRequest {
 
 /** Hosts reached over plain HTTP: loopback always, plus the ones given as insecure. */
 export function isInsecureHost(host: string, insecure: readonly string[] = []): boolean {
-  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
+  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
   if (hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname.endsWith('.localhost'))
     return true;
   return insecure.includes(host) || insecure.includes(hostname);

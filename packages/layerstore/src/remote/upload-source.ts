@@ -39,7 +39,10 @@ interface BlobFiles {
 }
 const hasFiles = (b: BlobStore): b is BlobStore & BlobFiles => typeof (b as Partial<BlobFiles>).path === 'function';
 
-/** Reads a file into `sourceWindow + 1` buffers in turn, so a piece is overwritten by the read after the next `sourceWindow`. */
+/**
+ * Reads a file into `sourceWindow + 1` buffers in turn, so a piece is overwritten by the read after the next
+ * `sourceWindow`.
+ */
 class FileReader implements Reader {
   private readonly ring: Buffer[] = [];
   private next = 0;
@@ -52,7 +55,7 @@ class FileReader implements Reader {
     for (let i = 0; i <= sourceWindow; i++) this.ring.push(Buffer.allocUnsafeSlow(n));
   }
   async read(max: number): Promise<Buffer> {
-    const buf = this.ring[this.next]!;
+    const buf = this.ring[this.next];
     this.next = (this.next + 1) % this.ring.length;
     const { bytesRead } = await this.fh.read(buf, 0, Math.min(max, buf.length), this.pos);
     this.pos += bytesRead;
@@ -79,7 +82,7 @@ class StreamReader implements Reader {
     if (!c) {
       const r = await this.it.next();
       if (r.done) return Buffer.alloc(0);
-      c = r.value as Buffer;
+      c = r.value;
     }
     if (c.length > max) {
       this.leftover = c.subarray(max);

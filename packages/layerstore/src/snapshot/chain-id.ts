@@ -9,10 +9,10 @@ export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
   for (let i = 0; i < diffIDs.length; i++) {
     out.push(
       i === 0
-        ? diffIDs[0]!
+        ? diffIDs[0]
         : (`sha256:${createHash('sha256')
             .update(`${out[i - 1]} ${diffIDs[i]}`)
-            .digest('hex')}` as Digest),
+            .digest('hex')}`),
     );
   }
   return out;
@@ -21,5 +21,5 @@ export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
 /** The ChainID of the whole stack (the last of chainIDs). */
 export function chainID(diffIDs: readonly Digest[]): Digest {
   if (diffIDs.length === 0) throw new RangeError('chainID of no layers');
-  return chainIDs(diffIDs)[diffIDs.length - 1]!;
+  return chainIDs(diffIDs)[diffIDs.length - 1];
 }

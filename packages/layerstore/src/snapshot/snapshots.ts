@@ -119,7 +119,7 @@ export class Snapshots {
     );
     const out: Snapshot[] = [];
     for (let i = 0; i < layers.length; i++) {
-      const id = ids[i]!;
+      const id = ids[i];
       const have = await this.get(id);
       if (have) {
         out.push(have);
@@ -127,7 +127,7 @@ export class Snapshots {
       }
       await this.withLock(id, async () => {
         if (await this.getLocked(id)) return; // another process made it while we waited
-        await this.unpackInto(layers[i]!, id);
+        await this.unpackInto(layers[i], id);
       });
       out.push({ chainID: id, path: this.pathOf(id) });
     }
@@ -208,7 +208,7 @@ export class Snapshots {
     return names
       .filter((n) => isDigest(`sha256:${n}`))
       .sort()
-      .map((n) => ({ chainID: `sha256:${n}` as Digest, path: join(this.root, n) }));
+      .map((n) => ({ chainID: `sha256:${n}`, path: join(this.root, n) }));
   }
 
   /** Remove temp dirs left by crashed processes (their pid is gone). */

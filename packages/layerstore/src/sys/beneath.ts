@@ -86,11 +86,11 @@ export function walkBeneath(dirfd: number, rel: string, flags: number, mode: num
   let cur = dirfd;
   try {
     for (let i = 0; i < parts.length - 1; i++) {
-      const next = openSync(at(cur, parts[i]!), DIR_FLAGS);
+      const next = openSync(at(cur, parts[i]), DIR_FLAGS);
       if (cur !== dirfd) closeSync(cur);
       cur = next;
     }
-    return openSync(at(cur, parts[parts.length - 1]!), flags | fsc.O_NOFOLLOW, mode);
+    return openSync(at(cur, parts[parts.length - 1]), flags | fsc.O_NOFOLLOW, mode);
   } finally {
     if (cur !== dirfd) closeSync(cur);
   }

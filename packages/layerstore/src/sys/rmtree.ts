@@ -85,7 +85,7 @@ function emptyDir(top: number, shown: string): void {
       }
       const here = `/proc/self/fd/${fd}`;
       if (!pending[depth]?.length) pending[depth] = readdirSync(here);
-      const todo = pending[depth]!;
+      const todo = pending[depth];
       if (todo.length === 0) {
         if (depth === 0) return;
         drop(depth);

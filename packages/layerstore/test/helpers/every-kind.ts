@@ -98,7 +98,7 @@ export function makeEveryKind(root: string, opts: { order?: 'forward' | 'reverse
   });
   const dirSteps = steps.slice(0, 6),
     rest = steps.slice(6, -1),
-    last = steps[steps.length - 1]!;
+    last = steps[steps.length - 1];
   for (const s of dirSteps) s();
   for (const s of opts.order === 'reverse' ? [...rest].reverse().filter((_, i, a) => a) : rest) {
     try {

@@ -76,7 +76,7 @@ export async function startFaultProxy(upstreamPort: number, rules: FaultRule[] =
     return chosen;
   };
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0]!;
+    const path = (req.url ?? '/').split('?')[0];
     const entry: { method: string; path: string; status?: number } = { method: req.method!, path };
     state.requests.push(entry);
     const fault = pick(req.method!, path);

@@ -46,7 +46,7 @@ export function fingerprint(root: string): Record_[] {
     mtime: Math.floor(st.mtimeMs / 1000),
   };
   const keys = Object.keys(x).sort();
-  if (keys.length) self.xattrs = Object.fromEntries(keys.map((k) => [k, x[k]!.toString('hex')]));
+  if (keys.length) self.xattrs = Object.fromEntries(keys.map((k) => [k, x[k].toString('hex')]));
   return [self, ...describe(root, { mtime: true, dirMtime: true })];
 }
 
@@ -71,7 +71,7 @@ export function describe(root: string, opts: { mtime?: boolean; dirMtime?: boole
       if (st.isCharacterDevice() || st.isBlockDevice()) r.dev = `${major(st.rdev)}:${minor(st.rdev)}`;
       const x = readXattrs(abs);
       const keys = Object.keys(x).sort();
-      if (keys.length) r.xattrs = Object.fromEntries(keys.map((k) => [k, x[k]!.toString('hex')]));
+      if (keys.length) r.xattrs = Object.fromEntries(keys.map((k) => [k, x[k].toString('hex')]));
       if (opts.mtime && (!st.isDirectory() || opts.dirMtime)) r.mtime = Math.floor(st.mtimeMs / 1000);
       if (st.isFile() && st.nlink > 1) {
         if (!inodes.has(st.ino)) inodes.set(st.ino, path);

@@ -238,7 +238,7 @@ class Lexer {
         const empty = value === undefined || (nullIsUnset && value === '');
         switch (ch) {
           case '-':
-            return empty ? word : value!;
+            return empty ? word : value;
           case '+':
             return empty ? '' : word;
           case '?':

@@ -8,7 +8,7 @@ export function patternToRegex(pattern: string, greedy: boolean, anchored: boole
   let out = anchored ? '^' : '';
   const star = greedy ? '.*' : '.*?';
   for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i]!;
+    const ch = chars[i];
     if (ch === '*') {
       out += star;
       continue;

@@ -28,9 +28,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const p = parseArgs(argv, buildFlags);
   if (p.positionals.length !== 1)
     throw new UsageError(
-      `"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\nUsage: tsbuild build [OPTIONS] PATH`,
+      `"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\n` +
+        `Usage: tsbuild build [OPTIONS] PATH`,
     );
-  const contextDir = resolve(p.positionals[0]!);
+  const contextDir = resolve(p.positionals[0]);
   // Sync, like the store's small reads (SmallFileIO in layerstore's fsutil.ts): a thread-pool round trip costs more.
   const st = statOrUndefined(contextDir);
   if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);

@@ -63,8 +63,8 @@ export async function tagCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('tag'));
   if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
   const store = await openStore(str(p, 'root'), 'tag');
-  const img = await image(store, p.positionals[0]!);
-  await store.images.tag(p.positionals[1]!, img).catch((e: Error) => {
+  const img = await image(store, p.positionals[0]);
+  await store.images.tag(p.positionals[1], img).catch((e: Error) => {
     throw new UsageError(`${p.positionals[1]}: ${e.message}`);
   });
   return 0;

@@ -16,8 +16,10 @@ const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 
 export function describeStats(s: TransferStats, direction: 'pull' | 'push'): string {
   return direction === 'pull'
-    ? `downloaded ${s.blobsDownloaded} blobs (${s.bytesDownloaded} bytes), ${s.blobsSkipped} already in the store${s.resumes ? `, ${s.resumes} resumed` : ''}`
-    : `uploaded ${s.blobsUploaded} blobs (${s.bytesUploaded} bytes), mounted ${s.blobsMounted}, ${s.blobsSkipped} already in the registry${s.resumes ? `, ${s.resumes} resumed` : ''}`;
+    ? `downloaded ${s.blobsDownloaded} blobs (${s.bytesDownloaded} bytes), ${s.blobsSkipped} already in the ` +
+        `store${s.resumes ? `, ${s.resumes} resumed` : ''}`
+    : `uploaded ${s.blobsUploaded} blobs (${s.bytesUploaded} bytes), mounted ${s.blobsMounted}, ${s.blobsSkipped} ` +
+        `already in the registry${s.resumes ? `, ${s.resumes} resumed` : ''}`;
 }
 
 /**
@@ -72,9 +74,10 @@ export async function pullCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('pull'));
   if (p.positionals.length !== 1)
     throw new UsageError(
-      '"tsbuild pull" requires exactly 1 argument\nUsage: tsbuild pull [--platform os/arch] [--insecure-registry HOST] NAME[:TAG|@DIGEST]',
+      '"tsbuild pull" requires exactly 1 argument\n' +
+        'Usage: tsbuild pull [--platform os/arch] [--insecure-registry HOST] NAME[:TAG|@DIGEST]',
     );
-  const ref = p.positionals[0]!;
+  const ref = p.positionals[0];
   parseRef(ref, 'pull');
   const platform = str(p, 'platform');
   if (platform !== undefined) {
@@ -92,7 +95,8 @@ export async function pullCommand(argv: string[]): Promise<number> {
     const shown = familiarName(parseReference(ref));
     reporter.info(describeStats(r.stats, 'pull'));
     process.stdout.write(
-      `Digest: ${r.image.manifestDigest}\nStatus: ${r.upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${shown}\n${shown}\n`,
+      `Digest: ${r.image.manifestDigest}\nStatus: ` +
+        `${r.upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${shown}\n${shown}\n`,
     );
     return 0;
   } finally {
@@ -106,7 +110,7 @@ export async function pushCommand(argv: string[]): Promise<number> {
     throw new UsageError(
       '"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]',
     );
-  const ref = p.positionals[0]!;
+  const ref = p.positionals[0];
   const parsed = parseRef(ref, 'push');
   const store = await openStore(str(p, 'root'), 'push');
   const reporter = await reporterFor(p);
@@ -125,9 +129,10 @@ export async function loginCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('login'));
   if (p.positionals.length !== 1)
     throw new UsageError(
-      '"tsbuild login" requires exactly 1 argument\nUsage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY',
+      '"tsbuild login" requires exactly 1 argument\n' +
+        'Usage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY',
     );
-  const registry = p.positionals[0]!;
+  const registry = p.positionals[0];
   const username = str(p, 'username');
   let password = str(p, 'password');
   if (password !== undefined && bool(p, 'password-stdin'))
@@ -152,13 +157,13 @@ export async function logoutCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('logout'));
   if (p.positionals.length !== 1)
     throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
-  await remote.logout(p.positionals[0]!);
+  await remote.logout(p.positionals[0]);
   process.stdout.write(`Removing login credentials for ${p.positionals[0]}\n`);
   return 0;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -52,7 +52,7 @@ export function parsePublish(spec: string): PortMapping {
   if (!m) throw bad(/^\[|::/.test(spec) ? 'only IPv4 host addresses are supported' : 'not a port mapping');
   const [, ip, host, ctr, proto] = m;
   if (ip && ip.split('.').some((o) => Number(o) > 255)) throw bad(`"${ip}" is not an IPv4 address`);
-  for (const p of [host!, ctr!]) if (Number(p) < 1 || Number(p) > 65535) throw bad(`port ${p} is not in 1-65535`);
+  for (const p of [host, ctr]) if (Number(p) < 1 || Number(p) > 65535) throw bad(`port ${p} is not in 1-65535`);
   return {
     hostIp: ip,
     hostPort: Number(host),

@@ -38,7 +38,7 @@ export class BulkCopy {
       // Both halves end before the first failure is thrown: the caller then removes the target,
       // and a cp still writing into it would race that.
       const failed = (await Promise.allSettled(split(job).map(copyJob))).find((r) => r.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
+      if (failed) throw (failed).reason;
     }
   }
 }
@@ -52,7 +52,7 @@ function split(job: Job): Job[] {
     return i === -1 ? rel : rel.slice(0, i);
   };
   let cut = job.rels.length >> 1;
-  while (cut < job.rels.length && top(job.rels[cut]!) === top(job.rels[cut - 1]!)) cut++;
+  while (cut < job.rels.length && top(job.rels[cut]) === top(job.rels[cut - 1])) cut++;
   if (cut === job.rels.length) return [job];
   return [
     { ...job, rels: job.rels.slice(0, cut) },

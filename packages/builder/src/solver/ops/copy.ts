@@ -59,7 +59,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
     // The key names the stage or image, not the files: a dry run (whose stages may not exist) needs no view.
     if (!ctx.opts.dryRun) {
       const view = await ctx.fs.view(fromLayers);
-      for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude)));
+      for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
     }
   } else {
     for (const s of step.sources) {
@@ -75,14 +75,14 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         const fetched = await fetchUrl(ctx, s, step);
         cleanups.push(fetched.cleanup);
         items.push(fetched.item);
-        kb.add(`source:${s}`, fetched.item.files[0]!.hash!);
+        kb.add(`source:${s}`, fetched.item.files[0].hash!);
       } else {
-        items.push(...(await fromContext(ctx, s, step, step.exclude)));
+        items.push(...(await fromContext(ctx, s, step, step.exclude, true)));
       }
     }
     addFileInputs(
       kb,
-      items.filter((i) => i.tree || !i.files[0]!.host.startsWith(ctx.opts.store.root)),
+      items.filter((i) => i.tree || !i.files[0].host.startsWith(ctx.opts.store.root)),
     );
   }
   kb.add('chown-user', step.chown ?? '');
@@ -93,7 +93,8 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
     if (step.sources.length + inlineCount > 1) {
       throw new BuildError(
-        `${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination must be a directory and end with a /`,
+        `${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination ` +
+          `must be a directory and end with a /`,
         1,
       );
     }
@@ -121,7 +122,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       const alone = total === 1;
 
       for (const item of items) {
-        const top = item.files[0]!;
+        const top = item.files[0];
         if (
           step.kind === 'add' &&
           !step.from &&
@@ -239,7 +240,7 @@ async function place(
     if (bulk && f.kind !== 'dir') {
       // cp would open a link an earlier source (an archive, a single symlink) left at this name.
       if (staging.mayHold(dest)) staging.fs.remove(rel(dest));
-      bulk.add(item.files[0]!.host, staging.host(target), f.rel);
+      bulk.add(item.files[0].host, staging.host(target), f.rel);
       const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
       staging.add(
         f.kind === 'symlink'
@@ -282,7 +283,7 @@ function hardLinks(files: SourceFile[]): Map<SourceFile, SourceFile> {
     for (const g of groups.values()) {
       if (g.length < 2) continue;
       const keyed = g.map((f) => ({ f, key: entryOrderKey(f.rel) })).sort((a, b) => Buffer.compare(a.key, b.key));
-      for (const { f } of keyed.slice(1)) out.set(f, keyed[0]!.f);
+      for (const { f } of keyed.slice(1)) out.set(f, keyed[0].f);
     }
   }
   return out;
@@ -314,11 +315,12 @@ async function writeFile(
       staging.fs.symlink(r, f.linkname!, uid, gid, f.mtime);
       staging.add({ path, type: 'symlink', linkname: f.linkname!, mode: 0o777, uid, gid, mtime: seconds(f.mtime) });
       return;
-    case 'file':
+    case 'file': {
       staging.fs.writeFile(r, { copyOf: f.host }, { mode: mode ?? f.mode, uid, gid, mtime: f.mtime });
       const meta = { path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) };
       staging.add(fileEntry(meta, staging.host(path), f.size));
       return;
+    }
   }
 }
 

@@ -291,7 +291,7 @@ async function contextView(
       ? ctx.opts.context
           .treeFiles(match, undefined)
           .map((t) => ({ ...t, host: t.rel ? `${match.abs}/${t.rel}` : match.abs, mtime: new Date(t.mtimeMs) }))
-      : (await fromContext(ctx, source || '.', step))[0]!.files;
+      : (await fromContext(ctx, source || '.', step))[0].files;
   const dir = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
   await fsp.mkdir(dir, { mode: 0o700 });
   const tree = new Beneath(dir);

@@ -56,18 +56,24 @@ function excluder(patterns: string[]): (rel: string) => boolean {
   return (rel) => rel !== '' && m.ignores(rel);
 }
 
-/** Sources from the build context, hashed. */
+/**
+ * Sources from the build context, hashed. `emptyWildcard`: a wildcard that matches nothing gives no
+ * items instead of an error (COPY and ADD, as BuildKit's AllowEmptyWildcard).
+ */
 export async function fromContext(
   ctx: StepContext,
   source: string,
   step: Located,
   exclude: string[] = [],
+  emptyWildcard = false,
 ): Promise<SourceItem[]> {
   const { context } = ctx.opts;
   const matches = await context.match(source);
+  if (matches.length === 0 && emptyWildcard && hasGlob(source)) return [];
   if (matches.length === 0)
     throw new BuildError(
-      `${where(step)}: "${source}" not found in the build context (${context.dir})${context.ignored(cleanPath(source)) ? ', it is excluded by .dockerignore' : ''}`,
+      `${where(step)}: "${source}" not found in the build context ` +
+        `(${context.dir})${context.ignored(cleanPath(source)) ? ', it is excluded by .dockerignore' : ''}`,
     );
   const skip = excluder(exclude);
   const rules = exclude.length > 0 ? new IgnoreMatcher(exclude) : undefined;
@@ -140,7 +146,8 @@ function treeFile(step: Located, itemPath: string, t: TreeFile): SourceFile {
 // The key and the listing take any bytes; the copy (staging, tar headers) speaks strings.
 function notUtf8(step: Located, rel: string): BuildError {
   return new BuildError(
-    `${where(step)}: cannot copy "${displayName(rel)}" from the build context: its name (or its link target) is not valid UTF-8, which tsbuild cannot copy yet; exclude it in .dockerignore or with --exclude`,
+    `${where(step)}: cannot copy "${displayName(rel)}" from the build context: its name (or its link target) is ` +
+      `not valid UTF-8, which tsbuild cannot copy yet; exclude it in .dockerignore or with --exclude`,
   );
 }
 
@@ -196,13 +203,14 @@ export async function hashContextTree(ctx: StepContext, source: string, step: Lo
   return createHash('sha256').update(items.map(itemDigest).join('\n')).digest('hex');
 }
 
-/** Sources from another stage or image, read through its root view. */
+/** Sources from another stage or image, read through its root view (`emptyWildcard`: as fromContext). */
 export async function fromView(
   view: RootView,
   source: string,
   step: Located,
   label: string,
   exclude: string[] = [],
+  emptyWildcard = false,
 ): Promise<SourceItem[]> {
   const skip = excluder(exclude);
   const paths = hasGlob(source) ? await globView(view, source) : [await view.resolve(source, true)];
@@ -218,11 +226,13 @@ export async function fromView(
     }
     const isDir = top.stat.isDirectory();
     const files: SourceFile[] = [viewFile('', top.host, top.stat)];
-    if (top.stat.isSymbolicLink()) files[0]!.linkname = await fsp.readlink(top.host);
+    if (top.stat.isSymbolicLink()) files[0].linkname = await fsp.readlink(top.host);
     if (isDir) await walkView(view, p, '', files, skip);
     items.push({ path: p.replace(/^\//, ''), isDir, files });
   }
-  if (items.length === 0) throw new BuildError(`${where(step)}: "${source}" not found in ${label}`);
+  if (items.length === 0 && !(emptyWildcard && hasGlob(source) && paths.length === 0)) {
+    throw new BuildError(`${where(step)}: "${source}" not found in ${label}`);
+  }
   return items;
 }
 
