@@ -10,12 +10,13 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  realpathSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Ajv } from 'ajv';
 import { createServer } from 'node:http';
@@ -480,8 +481,9 @@ test('cache mounts travel: --cache-to mounts=ID exports one; a fresh store with 
  * (never linked: the step must not reach the host's files) under node/, run through the copied loader.
  */
 function npmContext(files: Record<string, string>): string | undefined {
-  const node = '/usr/bin/node';
-  const npm = '/usr/lib/node_modules/npm';
+  // The node running this test, and the npm installed beside it (PREFIX/bin/node, PREFIX/lib/node_modules/npm).
+  const node = realpathSync(process.execPath);
+  const npm = join(dirname(node), '..', 'lib', 'node_modules', 'npm');
   if (!existsSync(node) || !existsSync(join(npm, 'bin', 'npm-cli.js'))) return undefined;
   const ldd = spawnSync('ldd', [node], { encoding: 'utf8' });
   if (ldd.status !== 0) return undefined;
@@ -539,7 +541,7 @@ test('npm ci in a fresh store, with --cache-from carrying the npm cache mount, d
         '',
       ].join('\n'),
     });
-    if (!app) return skip("this host's node and npm (/usr/bin/node, /usr/lib/node_modules/npm) are not there to copy");
+    if (!app) return skip('no npm installed beside the node running the tests (PREFIX/lib/node_modules/npm)');
     dirs.push(app);
     const cacheRef = `${reg.host}/rebuild:npm`;
     const storeA = storeWithBase(temp('store-npm-a'));
