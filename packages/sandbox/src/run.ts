@@ -81,7 +81,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const hostname = spec.hostname ?? 'tsbuild';
     const resolv =
       spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : (net?.resolvConf ?? privateResolvConf()));
-    const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
+    const extra = (spec.extraHosts ?? []).map((e) => `${e.ip}\t${e.host}\n`).join('');
+    const files = writeHostFiles(dir, (spec.hosts ?? defaultHosts(spec.network, hostname)) + extra, resolv, hostname);
 
     let limits = spec.limits ?? {};
     const driver = cgroupDriver();
@@ -124,6 +125,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         init: spec.init,
         netnsPid,
         noNetRaw: spec.network !== 'none',
+        shmSize: spec.shmSize,
+        rlimits: spec.rlimits,
         rootless: rootless(),
       }),
     );

@@ -1,6 +1,6 @@
 // Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
 // parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
-import type { Mount } from './types.js';
+import type { Mount, Rlimit } from './types.js';
 
 export interface LauncherSpec {
   lowerdirs: string[];
@@ -40,6 +40,9 @@ export interface LauncherSpec {
   init?: boolean;
   /** Join the network namespace of this host pid instead of `network`. */
   netnsPid?: number;
+  /** /dev/shm size in bytes (launcher default: 64 MiB). */
+  shmSize?: number;
+  rlimits?: Rlimit[];
   /** The caller runs in a user namespace (see userns.ts): overlay userxattr, bound device nodes. */
   rootless?: boolean;
 }
@@ -104,6 +107,10 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   if (s.init) t.push(token('init', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
   if (s.noNetRaw) t.push(token('netraw', 0));
+  if (s.shmSize !== undefined) t.push(token('shmsize', Math.floor(s.shmSize)));
+  // "RESOURCE:SOFT:HARD"; -1 (unlimited) is sent as "inf", the launcher's numbers being unsigned.
+  const lim = (v: number) => (v < 0 ? 'inf' : String(Math.floor(v)));
+  for (const r of s.rlimits ?? []) t.push(token('rlimit', `${r.resource}:${lim(r.soft)}:${lim(r.hard)}`));
   if (s.rootless) t.push(token('rootless', 1));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));

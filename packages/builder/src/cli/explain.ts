@@ -124,7 +124,8 @@ function explainText(rows: ExplainRow[], color: boolean, packages: Map<ExplainRo
         status = `${c.yellow('miss')}: --no-cache`;
         break;
       case 'base':
-        status = c.dim(`base ${r.reason ?? ''}`);
+        // A tag that --pull found moved is news: the steps above it miss because of it.
+        status = r.reason?.startsWith('base image moved') ? c.yellow(r.reason) : c.dim(`base ${r.reason ?? ''}`);
         break;
       default:
         status = c.dim('metadata (no cache needed)');

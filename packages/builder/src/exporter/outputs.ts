@@ -8,6 +8,7 @@ import { parseCsv } from '../options.js';
 
 export interface Output {
   type: 'oci' | 'oci-archive' | 'docker' | 'local' | 'tar';
+  /** '' only for type=docker: load into the Docker daemon (--load). */
   dest: string;
 }
 
@@ -20,11 +21,12 @@ export function parseOutput(spec: string): Output {
   if (!type) throw new UsageError(`--output ${spec}: type= is required (oci, oci-archive, docker, local)`);
   if (!['oci', 'oci-archive', 'docker', 'local'].includes(type))
     throw new UsageError(`--output ${spec}: unknown type "${type}" (oci, oci-archive, docker, local)`);
-  if (!dest) throw new UsageError(`--output ${spec}: dest= is required`);
+  // type=docker without dest= is buildx's --load: the image goes to the Docker daemon (build.ts).
+  if (!dest && type !== 'docker') throw new UsageError(`--output ${spec}: dest= is required`);
   for (const k of kv.keys())
     if (!['type', 'dest', 'name', 'tar'].includes(k)) throw new UsageError(`--output ${spec}: unknown key "${k}"`);
   // buildx's type=oci,tar=false writes a directory; tsbuild's type=oci is a directory already.
-  return { type: type as Output['type'], dest: resolve(dest) };
+  return { type: type as Output['type'], dest: dest ? resolve(dest) : '' };
 }
 
 export async function exportImage(store: Store, image: Image, tags: string[], o: Output): Promise<void> {

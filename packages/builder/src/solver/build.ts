@@ -7,6 +7,8 @@ import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
 import { Solver } from './solver.js';
+import type { RunSettings } from './ops/context.js';
+import { contextFor, directoryBuild, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
@@ -36,6 +38,16 @@ export interface BuildRequest {
   fetchBase?: (ref: string) => Promise<Image | undefined>;
   /** The registry cache's records for this build (--cache-from); see SolveOptions.cacheFrom. */
   cacheFrom?: ImportedCache;
+  /** `--pull`: resolve every base tag with fetchBase, even one the store has. */
+  pull?: boolean;
+  /** `--label`: over the final stage's labels. */
+  labels?: Record<string, string>;
+  /** `--annotation`: the manifest's annotations. */
+  annotations?: Record<string, string>;
+  /** `--add-host`, `--ulimit`, `--shm-size`. */
+  run?: RunSettings;
+  /** `--build-context`: what FROM NAME and --from=NAME read instead of the image NAME. */
+  namedContexts?: NamedContext[];
   /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
   onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
 }
@@ -97,19 +109,45 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
+  const movedBases = new Map<string, string>();
   for (const ref of refs) {
     if (bases.has(ref)) continue;
-    let image = await req.store.images.get(ref).catch(() => undefined);
-    if (!image && req.fetchBase && !dry) image = await req.fetchBase(ref);
+    const named = contextFor(req.namedContexts ?? [], ref);
+    // A directory context is built, a layout imported: both write to the store, which a dry run never does.
+    if (dry && named && named.type !== 'image')
+      throw new BuildError(
+        `--dry-run: --build-context ${ref} (${named.type}) would be built into the store; not supported`,
+        2,
+      );
+    if (named?.type === 'dir') {
+      const { store, noCache, sourceDateEpoch, compression, reporter, signal } = req;
+      const inner = { store, noCache, sourceDateEpoch, compression, reporter, signal, ...directoryBuild(named.dir) };
+      bases.set(ref, (await build(inner)).image);
+      continue;
+    }
+    if (named?.type === 'oci-layout') {
+      bases.set(ref, await importLayout(req.store, named));
+      continue;
+    }
+    // docker-image://REF: that image, resolved as a base image is.
+    const imageRef = named?.type === 'image' ? named.ref : ref;
+    let image = await req.store.images.get(imageRef).catch(() => undefined);
+    // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
+    if (req.pull && req.fetchBase && !dry && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
+      const before = image?.manifestDigest;
+      image = await req.fetchBase(imageRef);
+      if (before && image && image.manifestDigest !== before) movedBases.set(ref, before);
+    }
+    if (!image && req.fetchBase && !dry) image = await req.fetchBase(imageRef);
     if (!image && dry)
       throw new BuildError(
-        `base image "${ref}" is not in the store (${req.store.root}); ` +
-          `a dry run does not pull: run 'tsbuild pull ${ref}' first`,
+        `base image "${imageRef}" is not in the store (${req.store.root}); ` +
+          `a dry run does not pull: run 'tsbuild pull ${imageRef}' first`,
       );
     if (!image)
       throw new BuildError(
-        `base image "${ref}" is not in the store (${req.store.root}) and could not be pulled; build it, or bring ` +
-          `it with 'tsbuild load' or 'tsbuild pull'`,
+        `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
+          "build it, or bring it with 'tsbuild load' or 'tsbuild pull'",
       );
     bases.set(ref, image);
   }
@@ -155,6 +193,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       .digest('hex'),
     signal: req.signal,
     cacheFrom: req.cacheFrom,
+    run: req.run,
+    movedBases,
     dryRun: dry,
   });
   // The stages whose layers make up the image: the target and the chain of stages it is FROM.
@@ -183,7 +223,11 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     }
     trace('stages solved');
     if (dry) return { explain: solver.explain };
-    const image = await req.store.images.write({ config: solver.finalConfig(state), layers: state.layers });
+    const config = solver.finalConfig(state);
+    if (req.labels && Object.keys(req.labels).length)
+      config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
+    const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
+    const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);

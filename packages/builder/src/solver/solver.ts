@@ -33,6 +33,8 @@ export interface SolveOptions extends StepOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
+  /** Base refs whose tag `--pull` moved, with the digest the store had before (for --explain). */
+  movedBases?: Map<string, string>;
   // dryRun (StepOptions): compute every key and look each up as a build would, and run and write
   // nothing (no layer, snapshot, cache record or --explain pointer). A miss's state carries its key only.
 }
@@ -146,10 +148,13 @@ export class Solver {
     if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
     const step = this.o.reporter.step(label);
     step.done();
+    const before = this.o.movedBases?.get(from.ref);
     this.explain.push({
       ...this.row(stage, 0, label, `FROM ${from.ref}`),
       status: 'base',
-      reason: `${from.ref} = ${image.manifestDigest}`,
+      reason: before
+        ? `base image moved: ${before} → ${image.manifestDigest}`
+        : `${from.ref} = ${image.manifestDigest}`,
       base: { ref: from.ref, digest: image.manifestDigest },
     });
     const key = new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key();

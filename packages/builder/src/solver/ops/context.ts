@@ -2,7 +2,7 @@
 // the options it reads, and of the solver only what it asks of it (another stage's result, the layer
 // queue). The solver imports the ops; the ops do not import the solver.
 import type { Image, Store } from '@tsbuild/layerstore';
-import type { PrivateNetwork } from '@tsbuild/sandbox';
+import type { PrivateNetwork, Rlimit } from '@tsbuild/sandbox';
 import type { StageState } from '../state.js';
 import type { StageLayer } from '../../rootfs/layers.js';
 import type { StepHandle } from '../../progress/index.js';
@@ -30,6 +30,14 @@ export interface StepOptions {
   dryRun?: boolean;
   /** --cache-from: fills an empty cache mount with the content an imported artifact carries for its id. */
   cacheFrom?: { restoreMount(id: string, dir: string): Promise<void> };
+  /** `--add-host`, `--ulimit`, `--shm-size`: for every RUN step (part of its cache key when set). */
+  run?: RunSettings;
+}
+
+export interface RunSettings {
+  extraHosts: { host: string; ip: string }[];
+  rlimits: Rlimit[];
+  shmSize?: number;
 }
 
 /** What an op asks of the solver. */
