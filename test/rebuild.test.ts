@@ -224,6 +224,31 @@ for (const c of cases)
     for (const [step, re] of Object.entries(c.why ?? {})) assert.match(reasons(dry)[step] ?? '', re, step);
   });
 
+test('multi-stage: a COPY --from of a stage that would run is not-computed, and still a miss as the build finds', () => {
+  const app = context({
+    Dockerfile: [
+      `FROM ${Base} AS build`,
+      'COPY a.txt /a.txt',
+      'RUN cat /a.txt > /out',
+      `FROM ${Base}`,
+      'COPY --from=build /out /out',
+      'RUN cat /out > /final',
+      '',
+    ].join('\n'),
+    'a.txt': 'one\n',
+  });
+  dirs.push(app);
+  ok(tsbuild(['build', '-q', app], { root }));
+  // Unchanged: the stage's snapshots are in the store, so the copied content is keyed as the build keys it.
+  dryThenBuild(root, [app]);
+  writeFileSync(join(app, 'a.txt'), 'two\n');
+  const dry = dryRun(root, [app]);
+  const copy = dry.steps.find((s) => s.instruction.startsWith('COPY --from'))!;
+  assert.is(copy.reason?.kind, 'not-computed');
+  const r = ok(tsbuild(['build', '--progress=plain', app], { root }));
+  assert.equal(wouldRun(dry), steps(r.stderr).ran);
+});
+
 test('a dry run after the build it predicted: everything cached; the text report goes to stdout', () => {
   const r = ok(tsbuild(['build', '--dry-run', '--build-arg', 'MODE=test', ctx], { root }));
   assert.match(r.stdout, /^Dry run \(nothing was run or written\):/);

@@ -108,6 +108,18 @@ export class Solver {
     return state;
   }
 
+  /**
+   * Whether a stage (already built) ran any step in this build, or stands on a stage that did:
+   * its content may differ from the last build's even where its keys below are the same.
+   */
+  rebuilt(index: number): boolean {
+    const stage = this.o.graph.stages.find((s) => s.index === index);
+    if (!stage) return false;
+    const name = this.stageName(stage);
+    if (this.explain.some((r) => r.stage === name && (r.status === 'miss' || r.status === 'no-cache'))) return true;
+    return stage.from.type === 'stage' && this.rebuilt(stage.from.stage);
+  }
+
   stageNameOf(index: number): string {
     const s = this.o.graph.stages.find((x) => x.index === index);
     return s ? this.stageName(s) : `stage-${index}`;
@@ -227,7 +239,7 @@ export class Solver {
         // The record's last use, for `tsbuild cache prune --filter until=` (a dry run uses nothing).
         if (hit && !this.o.dryRun) this.o.store.cache.touch(key);
         handle.cached();
-        this.explain.push({ ...row, status: 'hit' });
+        this.explain.push({ ...row, status: 'hit', ...(kb.hitNote && { reason: kb.hitNote }) });
       } else {
         const previous =
           this.o.noCache || !pointer
