@@ -224,7 +224,7 @@ for (const c of cases)
     for (const [step, re] of Object.entries(c.why ?? {})) assert.match(reasons(dry)[step] ?? '', re, step);
   });
 
-test('multi-stage: a COPY --from of a stage that would run is not-computed, and still a miss as the build finds', () => {
+test('multi-stage: a COPY --from of a stage that would run is not-computed, a miss as the build finds', () => {
   const app = context({
     Dockerfile: [
       `FROM ${Base} AS build`,
