@@ -164,12 +164,13 @@ export class Solver {
     this.explain.push({
       ...this.row(stage, 0, label, `FROM ${from.ref}`),
       status: 'base',
-      reason: before
-        ? `base image moved: ${before} → ${image.manifestDigest}`
-        : `${from.ref} = ${image.manifestDigest}`,
+      reason: before ? `base image moved: ${before} → ${image.manifestDigest}` : `${from.ref} = ${image.configDigest}`,
       base: { ref: from.ref, digest: image.manifestDigest },
     });
-    const key = new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key();
+    // Keyed by the image id (config digest: the diffIDs and the config), not the manifest: the same
+    // image stored with plain layers here and pulled compressed elsewhere must hit the same cache (as
+    // BuildKit keys an image source by its config).
+    const key = new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key();
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
-import { parseCsv } from '../../options.js';
+import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
 import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
@@ -77,9 +77,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
   if (!['auto', 'tty', 'plain', 'quiet'].includes(progress))
     throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
-  const compression = str(p, 'compression') ?? 'gzip';
-  if (!['gzip', 'zstd', 'none'].includes(compression))
-    throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
+  const compression = parseCompression(str(p, 'compression'));
   const platform = str(p, 'platform');
   if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64')
     throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
@@ -105,6 +103,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
   const load = bool(p, 'load') || outputs.length < parsedOutputs.length ? await loadModule() : undefined;
   await load?.pingDocker(signal);
+  for (const o of outputs) if (o.type === 'docker') checkDockerArchiveCompression(compression, `--output ${o.dest}`);
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const s of list(p, 'secret')) {
     const kv = parseCsv(s, '--secret');
@@ -198,7 +197,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       allowNetworkHost: allow.has('network.host'),
       secrets,
       sourceDateEpoch,
-      compression: compression as 'gzip' | 'zstd' | 'none',
+      compression,
       reporter,
       signal,
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
@@ -227,7 +226,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         ? async (records) => {
             reporter.info(`build failed: exporting the cache of the ${records.length} steps that finished`);
             await cacheShare!
-              .exportCache(store, cacheTo, records, { opts: remoteOpts, reporter, imported })
+              .exportCache(store, cacheTo, records, { opts: remoteOpts, reporter, imported, compression })
               .catch((e) => {
                 reporter.warn(`--cache-to: ${(e as Error).message}`);
               });
@@ -239,12 +238,17 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     for (const tag of bool(p, 'push') ? tags : []) {
       const pushed = await (
         await pushModule()
-      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
       if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
     }
     if (cacheTo.length)
-      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter, imported });
-    for (const o of outputs) await exportImage!(store, result.image, tags, o);
+      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, {
+        opts: remoteOpts,
+        reporter,
+        imported,
+        compression,
+      });
+    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;

@@ -59,7 +59,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       if (!image) throw new BuildError(`${where(step)}: image ${step.from.ref} was not resolved`);
       fromLayers = image.layers;
       fromLabel = `image ${step.from.ref}`;
-      kb.addDigest(`from:${fromLabel}`, image.manifestDigest.replace(/^sha256:/, ''));
+      kb.addDigest(`from:${fromLabel}`, image.configDigest.replace(/^sha256:/, '')); // the image id, as FROM's key
     }
     // A dry run reads a stage's files only from snapshots already in the store (it unpacks nothing), and
     // cannot know what a stage that runs will make: then the key is not computed (docs/explain.md). An
