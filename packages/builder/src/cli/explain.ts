@@ -122,7 +122,7 @@ function explainText(rows: ExplainRow[], color: boolean, packages: Map<ExplainRo
         break;
       }
       case 'no-cache':
-        status = `${c.yellow('miss')}: --no-cache`;
+        status = `${c.yellow('miss')}: ${r.reason ?? '--no-cache'}`;
         break;
       case 'base':
         // A tag that --pull found moved is news: the steps above it miss because of it.

@@ -23,6 +23,8 @@ export interface SolveOptions extends StepOptions {
   graph: Graph;
   reporter: Reporter;
   noCache: boolean;
+  /** `--no-cache-filter`: the indexes of the stages whose steps ignore the cache (the others may hit). */
+  noCacheStages?: Set<number>;
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
@@ -221,7 +223,8 @@ export class Solver {
       let hit: { value: unknown } | undefined;
       let made: StageLayer | null = null;
       let ran = false;
-      if (!this.o.noCache) {
+      const noCache = this.o.noCache || (this.o.noCacheStages?.has(stage.index) ?? false);
+      if (!noCache) {
         hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key);
@@ -243,13 +246,15 @@ export class Solver {
         this.explain.push({ ...row, status: 'hit', ...(kb.hitNote && { reason: kb.hitNote }) });
       } else {
         const previous =
-          this.o.noCache || !pointer
+          noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
-        const change = this.o.noCache ? noCache : missReason(previous?.inputs, kb.inputs, state);
+        const change: Change = noCache
+          ? { ...noCacheChange, text: this.o.noCache ? '--no-cache' : '--no-cache-filter' }
+          : missReason(previous?.inputs, kb.inputs, state);
         this.explain.push({
           ...row,
-          status: this.o.noCache ? 'no-cache' : 'miss',
+          status: noCache ? 'no-cache' : 'miss',
           reason: change.text,
           change,
           ...(change.kind === 'file' ? { npm: npmPairs(previous?.inputs, kb.inputs) } : {}),
@@ -346,7 +351,7 @@ export class Solver {
   }
 }
 
-const noCache: Change = { kind: 'no-cache', input: null, before: null, after: null, text: '--no-cache' };
+const noCacheChange: Change = { kind: 'no-cache', input: null, before: null, after: null, text: '--no-cache' };
 
 /**
  * Why a step misses. Below a step that missed in this build, the step's own inputs are compared

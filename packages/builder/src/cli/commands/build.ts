@@ -152,6 +152,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
+  if (bool(p, 'check'))
+    return (await import('../checks.js')).checkDockerfile({
+      root: str(p, 'root'),
+      dockerfilePath,
+      dockerfileText,
+      buildArgs: args,
+    });
   if (dry)
     return dryRunCommand({
       p,
@@ -193,6 +200,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       buildArgs: args,
       target: str(p, 'target'),
       noCache: bool(p, 'no-cache'),
+      noCacheFilter: list(p, 'no-cache-filter'),
       network: network as 'default' | 'none' | 'host',
       allowNetworkHost: allow.has('network.host'),
       secrets,
@@ -373,6 +381,7 @@ async function dryRunCommand(o: {
       cacheFrom: imported,
       run: o.run,
       namedContexts: o.namedContexts,
+      noCacheFilter: list(p, 'no-cache-filter'),
     });
     await (
       await explainModule()
