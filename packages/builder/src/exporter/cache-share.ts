@@ -10,6 +10,10 @@
 // registry until a step hits: then the solver's fetchLayer hook (see solver/solver.ts) fetches exactly
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
+import { existsSync, promises as fsp } from 'node:fs';
+import { cacheMountPath } from '../solver/ops/cachemounts.js';
+import { unpackLayer } from '@tsbuild/layerstore/layer';
+import { listMount, mountLayers, MaxMountLayers, type MountListing } from './mount-layers.js';
 import {
   isDigest,
   materialiseLayer,
@@ -22,24 +26,45 @@ import {
   type Store,
 } from '@tsbuild/layerstore';
 import { UsageError } from '../errors.js';
-import { parseCsv } from '../options.js';
+import { parseSize } from '../options.js';
 import type { Reporter } from '../progress/index.js';
 
 /** Records a registry cache holds, kept in memory for the build that asked for them (importCache). */
 export interface ImportedCache {
   record(key: Digest): StepRecord | undefined;
   fetchLayer(layer: Layer): Promise<boolean>;
+  /** Whether an imported artifact lists this layer (a dry run counts it as a hit without fetching it). */
+  canFetch(digest: Digest): boolean;
+  /**
+   * Fills an empty cache mount directory with what an imported artifact carries for that id (once per
+   * id and build; a directory that already has content is left alone: the store's own cache wins).
+   */
+  restoreMount(id: string, dir: string): Promise<void>;
+  /** A mount this build restored: its layers and what it held then (--cache-to exports only what changed). */
+  restoredMount(id: string): { layers: Layer[]; listing: MountListing } | undefined;
 }
 
 /** What a cache record of a filesystem step holds. */
 export interface StepRecord {
   layer: Layer | null;
   created: string;
+  /** The step that made it ("[app 3/5] RUN npm ci"), for `tsbuild cache ls`; not shared through a registry. */
+  step?: string;
 }
 
 export interface CacheRef {
   ref: string;
   mode: 'min' | 'max';
+  /** --cache-to ...,mounts=ID[,ID...]: the RUN --mount=type=cache ids whose content travels too. */
+  mounts: string[];
+  /** --cache-to ...,max-size=SIZE: a mount whose layers add up to more than this is not exported. */
+  maxSize?: number;
+}
+
+/** A cache mount's content in an artifact: its layers, bottom first, among the records (older readers skip it). */
+interface MountRecord {
+  mount: string;
+  layers: Layer[];
 }
 
 /** One shareable record: the solver's cache record of a filesystem step under its key. */
@@ -49,14 +74,23 @@ export interface SharedRecord {
   created: string;
 }
 
-/** `type=registry,ref=R[,mode=min|max]`, or a bare `R` (as buildx takes it for --cache-from). */
+/**
+ * `type=registry,ref=R[,mode=min|max][,mounts=ID[,ID...]][,max-size=SIZE]`, or a bare `R` (as buildx takes
+ * it for --cache-from). The ids of `mounts=` run on after commas until the next `key=`.
+ */
 export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-from'): CacheRef {
-  const kv = value.includes('=')
-    ? parseCsv(value, flag)
-    : new Map([
-        ['type', 'registry'],
-        ['ref', value],
-      ]);
+  const kv = new Map<string, string>();
+  if (!value.includes('=')) kv.set('type', 'registry').set('ref', value);
+  else {
+    let last: string | undefined;
+    for (const part of value.split(',')) {
+      if (part === '') continue;
+      const eq = part.indexOf('=');
+      if (eq < 0 && last === 'mounts') kv.set('mounts', `${kv.get('mounts')},${part}`);
+      else if (eq <= 0) throw new UsageError(`${flag}: "${part}" is not key=value`);
+      else kv.set((last = part.slice(0, eq).trim()), part.slice(eq + 1));
+    }
+  }
   const type = kv.get('type') ?? 'registry';
   if (type !== 'registry') throw new UsageError(`${flag} ${value}: type=${type} is not supported (only type=registry)`);
   const ref = kv.get('ref');
@@ -68,11 +102,17 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
   }
   const mode = kv.get('mode') ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
-  if (flag === '--cache-from' && kv.has('mode'))
-    throw new UsageError(`${flag} ${value}: mode= only applies to --cache-to`);
+  for (const k of ['mode', 'mounts', 'max-size'])
+    if (flag === '--cache-from' && kv.has(k))
+      throw new UsageError(`${flag} ${value}: ${k}= only applies to --cache-to`);
   for (const k of kv.keys())
-    if (!['type', 'ref', 'mode'].includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
-  return { ref, mode };
+    if (!['type', 'ref', 'mode', 'mounts', 'max-size'].includes(k))
+      throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
+  const mounts = (kv.get('mounts') ?? '').split(',').filter(Boolean);
+  if (kv.has('mounts') && !mounts.length) throw new UsageError(`${flag} ${value}: mounts= needs at least one id`);
+  const size = kv.get('max-size');
+  const maxSize = size === undefined ? undefined : parseSize(size, `${flag} max-size`);
+  return { ref, mode, mounts, maxSize };
 }
 
 /** A record from a registry is untrusted input: keep only well-formed ones. */
@@ -81,7 +121,25 @@ function validRecord(r: unknown): r is SharedRecord {
   const x = r as Partial<SharedRecord>;
   if (!isDigest(x.key) || typeof x.created !== 'string' || Number.isNaN(Date.parse(x.created))) return false;
   if (x.layer === null) return true;
-  const l = x.layer as Partial<Layer> | undefined;
+  return validLayer(x.layer);
+}
+
+function validMount(r: unknown): r is MountRecord {
+  if (!r || typeof r !== 'object') return false;
+  const x = r as Partial<MountRecord>;
+  return (
+    typeof x.mount === 'string' &&
+    x.mount.length > 0 &&
+    x.mount.length < 256 &&
+    Array.isArray(x.layers) &&
+    x.layers.length > 0 &&
+    x.layers.length <= MaxMountLayers + 1 &&
+    x.layers.every(validLayer)
+  );
+}
+
+function validLayer(layer: unknown): layer is Layer {
+  const l = layer as Partial<Layer> | undefined;
   return (
     !!l &&
     isDigest(l.digest) &&
@@ -102,15 +160,24 @@ function validRecord(r: unknown): r is SharedRecord {
 export async function importCache(
   store: Store,
   refs: CacheRef[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+  o: {
+    opts: (ref: string) => Promise<remote.RemoteOptions>;
+    reporter: Reporter;
+    /** Where the artifacts' record blobs go (a dry run's scratch store: it writes nothing to `store`). */
+    blobs?: Store['blobs'];
+  },
 ): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
   const sources = new Map<Digest, { ref: string; desc: Descriptor }[]>();
+  /** The content of cache mounts, by id (the first artifact to carry an id wins). */
+  const mounts = new Map<string, { ref: string; layers: { desc: Descriptor; layer: Layer }[] }>();
+  const restored = new Map<string, Promise<void>>();
+  const restoredState = new Map<string, { layers: Layer[]; listing: MountListing }>();
   for (const { ref } of refs) {
     let artifact;
     try {
-      artifact = await remote.pullCache<unknown>(store.blobs, ref, await o.opts(ref));
+      artifact = await remote.pullCache<unknown>(o.blobs ?? store.blobs, ref, await o.opts(ref));
     } catch (e) {
       o.reporter.warn(`--cache-from ${ref}: ${(e as Error).message}; building without it`);
       continue;
@@ -121,6 +188,10 @@ export async function importCache(
     }
     const records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
     const inArtifact = new Map(artifact.layers.map((d) => [d.digest, d]));
+    for (const m of Array.isArray(artifact.records) ? artifact.records.filter(validMount) : []) {
+      const layers = m.layers.map((layer) => ({ layer, desc: inArtifact.get(layer.digest)! }));
+      if (layers.every((l) => l.desc) && !mounts.has(m.mount)) mounts.set(m.mount, { ref, layers });
+    }
     let imported = 0;
     for (const r of records) {
       // A record whose layer the artifact does not carry could never be used on a hit.
@@ -142,14 +213,43 @@ export async function importCache(
       imported++;
     }
     o.reporter.info(
-      `importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers ` +
-        `available`,
+      `importing cache from ${ref}: ${records.length} records, ${imported} new, ` +
+        `${artifact.layers.length} layers available`,
     );
   }
 
   const record = (key: Digest) => byKey.get(key);
+  const restore = async (id: string, dir: string) => {
+    const m = mounts.get(id);
+    if (!m || (await fsp.readdir(dir)).length > 0) return;
+    try {
+      const descs = m.layers.map((l) => l.desc);
+      const stats = await remote.fetchBlobs(store.blobs, m.ref, descs, await o.opts(m.ref));
+      // The layers are untrusted: unpackLayer writes beneath the directory, never through a link; in
+      // order, a later layer's whiteouts removing what an earlier one had.
+      for (const { layer } of m.layers)
+        await unpackLayer(store.blobs.open(layer.digest), layer.mediaType, dir, {
+          mode: 'apply',
+          diffID: layer.diffID,
+        });
+      restoredState.set(id, { layers: m.layers.map((l) => l.layer), listing: await listMount(dir) });
+      o.reporter.info(
+        `restored cache mount ${id} from ${m.ref} ` +
+          `(${m.layers.length} layers, ${stats.bytesDownloaded} bytes downloaded)`,
+      );
+    } catch (e) {
+      o.reporter.warn(`--cache-from ${m.ref}: restoring cache mount ${id}: ${(e as Error).message}`);
+    }
+  };
   return {
     record,
+    canFetch: (digest) => sources.has(digest),
+    restoredMount: (id) => restoredState.get(id),
+    restoreMount: (id, dir) => {
+      let p = restored.get(id);
+      if (!p) restored.set(id, (p = restore(id, dir)));
+      return p;
+    },
     fetchLayer: async (layer) => {
       for (const { ref, desc } of sources.get(layer.digest) ?? []) {
         try {
@@ -174,7 +274,13 @@ export async function exportCache(
   store: Store,
   targets: CacheRef[],
   records: (SharedRecord & { inImage: boolean })[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter; compression?: Compression },
+  o: {
+    opts: (ref: string) => Promise<remote.RemoteOptions>;
+    reporter: Reporter;
+    compression?: Compression;
+    /** --cache-from of this build: a mount it restored is exported as what changed since. */
+    imported?: ImportedCache;
+  },
 ): Promise<void> {
   for (const t of targets) {
     const chosen = new Map<Digest, SharedRecord>();
@@ -191,19 +297,22 @@ export async function exportCache(
     }
     const handle = o.reporter.step(`exporting cache to ${t.ref} (mode=${t.mode})`);
     try {
+      const carried = await exportMounts(store, t, o.reporter, o.imported);
+      for (const l of carried.flatMap((m) => m.layers))
+        layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
       // In digest order: stages run at once and layers are written in the background, so the order
       // records arrive in varies from build to build, and the artifact must not.
       const byDigest = <T>(m: Map<Digest, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
       const result = await remote.pushCache(
         store.blobs,
         t.ref,
-        { records: byDigest(chosen), layers: byDigest(layers) },
+        { records: [...byDigest(chosen), ...carried], layers: byDigest(layers) },
         await o.opts(t.ref),
       );
       handle.log(
-        `${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs ` +
-          `(${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ` +
-          `${result.stats.blobsSkipped} already in the registry`,
+        `${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers; ` +
+          `uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ` +
+          `${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
       );
       handle.done();
     } catch (e) {
@@ -211,4 +320,33 @@ export async function exportCache(
       throw e;
     }
   }
+}
+
+/**
+ * Each `mounts=` id's content as layers (mount-layers.ts: what changed since this build restored it, on top
+ * of the restored chain; else the whole directory). Never part of an image or a key: only the artifact
+ * lists them.
+ */
+async function exportMounts(
+  store: Store,
+  t: CacheRef,
+  reporter: Reporter,
+  imported: ImportedCache | undefined,
+): Promise<MountRecord[]> {
+  const out: MountRecord[] = [];
+  for (const id of [...t.mounts].sort()) {
+    const { dir } = cacheMountPath(store, id);
+    if (!existsSync(dir)) {
+      reporter.warn(`--cache-to ${t.ref}: no cache mount with id ${id} in this store; not exported`);
+      continue;
+    }
+    const layers = await mountLayers(store, dir, imported?.restoredMount(id));
+    const size = layers.reduce((n, l) => n + l.size, 0);
+    if (t.maxSize !== undefined && size > t.maxSize) {
+      reporter.warn(`--cache-to ${t.ref}: cache mount ${id} is ${size} bytes, over max-size; not exported`);
+      continue;
+    }
+    out.push({ mount: id, layers });
+  }
+  return out;
 }

@@ -1,14 +1,16 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
-import { statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
-import { build } from '../../solver/build.js';
+import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
-import { formatReference, hostPlatform, parseReference, type Image } from '@tsbuild/layerstore';
+import type { CacheRef } from '../../exporter/cache-share.js';
+import { formatReference, hostPlatform, parseReference, Store, type Image } from '@tsbuild/layerstore';
 import { writeFileAtomic } from '@tsbuild/sys';
 import {
   parseAddHosts,
@@ -119,6 +121,14 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const cacheFrom = list(p, 'cache-from').map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
   const insecure = list(p, 'insecure-registry');
   if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
+  // --explain[=text|json] [--explain-file FILE]: the report of every step (cli/explain.ts, docs/explain.md).
+  const explainFile = str(p, 'explain-file');
+  const explain = str(p, 'explain') ?? (explainFile ? 'json' : undefined);
+  if (explain !== undefined && explain !== 'text' && explain !== 'json')
+    throw new UsageError(`--explain=${explain}: not one of text, json`);
+  if (explain === 'json' && !explainFile && bool(p, 'quiet'))
+    throw new UsageError('-q and --explain=json both print on stdout: give the JSON a file with --explain-file FILE');
+  const dry = bool(p, 'dry-run');
   const epochText = process.env.SOURCE_DATE_EPOCH;
   let sourceDateEpoch: number | undefined;
   if (epochText !== undefined && epochText !== '') {
@@ -148,6 +158,28 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       dockerfilePath,
       dockerfileText,
       buildArgs: args,
+    });
+  if (dry)
+    return dryRunCommand({
+      p,
+      contextDir,
+      dockerfilePath,
+      dockerfileIsFile: fileFlag !== '-',
+      dockerfileText,
+      args,
+      network: network as 'default' | 'none' | 'host',
+      allowNetworkHost: allow.has('network.host'),
+      secrets,
+      sourceDateEpoch,
+      cacheFrom: bool(p, 'no-cache') ? [] : cacheFrom,
+      cacheShare,
+      insecure,
+      explain: explain ?? 'text',
+      explainFile,
+      signal,
+      // What shapes keys and base images as in the build (--add-host/--ulimit/--shm-size are in RUN keys).
+      run,
+      namedContexts,
     });
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
@@ -197,6 +229,17 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       annotations,
       run,
       namedContexts,
+      // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
+      onFailure: cacheTo.length
+        ? async (records) => {
+            reporter.info(`build failed: exporting the cache of the ${records.length} steps that finished`);
+            await cacheShare!
+              .exportCache(store, cacheTo, records, { opts: remoteOpts, reporter, imported, compression })
+              .catch((e) => {
+                reporter.warn(`--cache-to: ${(e as Error).message}`);
+              });
+          }
+        : undefined,
     });
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
     if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
@@ -207,17 +250,30 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
     }
     if (cacheTo.length)
-      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter, compression });
+      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, {
+        opts: remoteOpts,
+        reporter,
+        imported,
+        compression,
+      });
     for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
     if (iid) writeFileSync(iid, id);
-    if (bool(p, 'explain'))
+    if (explain)
       await (
         await explainModule()
-      ).printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
+      ).writeExplain(result.explain, {
+        format: explain,
+        file: explainFile,
+        dryRun: false,
+        image: { id, manifestDigest: result.image.manifestDigest, tags },
+        color: !explainFile && process.stderr.isTTY === true && !process.env.CI,
+        contextDir,
+        store,
+      });
     if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
@@ -263,5 +319,84 @@ function statOrUndefined(path: string) {
     return statSync(path);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * `build --dry-run`: the build's every key and cache lookup, nothing run or written (solver/build.ts
+ * dryRun). The store is opened without a lease (nothing is used); --cache-from's records go to a
+ * scratch store that is removed after. The report is the result: text or JSON on stdout (or
+ * --explain-file). Flags that write (-t, --push, -o, --cache-to, --iidfile) have no effect.
+ */
+async function dryRunCommand(o: {
+  p: ReturnType<typeof parseArgs>;
+  contextDir: string;
+  dockerfilePath: string;
+  dockerfileIsFile: boolean;
+  dockerfileText: string;
+  args: Record<string, string>;
+  network: 'default' | 'none' | 'host';
+  allowNetworkHost: boolean;
+  secrets: Map<string, { file?: string; env?: string }>;
+  sourceDateEpoch: number | undefined;
+  cacheFrom: CacheRef[];
+  cacheShare: Awaited<ReturnType<typeof cacheShareModule>> | undefined;
+  insecure: string[];
+  explain: string;
+  explainFile: string | undefined;
+  signal: AbortSignal;
+  run: BuildRequest['run'];
+  namedContexts: BuildRequest['namedContexts'];
+}): Promise<number> {
+  const { p } = o;
+  const store = await openStore(str(p, 'root'));
+  const reporter = await createReporter('quiet');
+  let scratch: string | undefined;
+  try {
+    let imported;
+    if (o.cacheFrom.length) {
+      scratch = mkdtempSync(join(tmpdir(), 'tsbuild-dry-run-'));
+      const blobs = (await Store.open(scratch)).blobs;
+      imported = await o.cacheShare!.importCache(store, o.cacheFrom, {
+        opts: async () => ({ insecure: o.insecure }),
+        reporter,
+        blobs,
+      });
+    }
+    const result = await dryRun({
+      store,
+      contextDir: o.contextDir,
+      dockerfilePath: o.dockerfilePath,
+      dockerfileIsFile: o.dockerfileIsFile,
+      dockerfileText: o.dockerfileText,
+      buildArgs: o.args,
+      target: str(p, 'target'),
+      noCache: bool(p, 'no-cache'),
+      network: o.network,
+      allowNetworkHost: o.allowNetworkHost,
+      secrets: o.secrets,
+      sourceDateEpoch: o.sourceDateEpoch,
+      reporter,
+      signal: o.signal,
+      cacheFrom: imported,
+      run: o.run,
+      namedContexts: o.namedContexts,
+      noCacheFilter: list(p, 'no-cache-filter'),
+    });
+    await (
+      await explainModule()
+    ).writeExplain(result.explain, {
+      format: o.explain === 'json' ? 'json' : 'text',
+      file: o.explainFile,
+      dryRun: true,
+      image: null,
+      color: false,
+      contextDir: o.contextDir,
+      store,
+    });
+    return 0;
+  } finally {
+    reporter.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
 }
