@@ -207,7 +207,13 @@ export class Solver {
           this.o.noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
-        const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
+        // Nothing to compare with (no earlier build, --no-cache): the inputs, a record per file of a copied tree,
+        // are spelled out only when written after the step, not held while it stages and writes its layer.
+        const reason = this.o.noCache
+          ? '--no-cache'
+          : previous
+            ? firstChange(previous.inputs, kb.inputs)
+            : firstChange(undefined, []);
         this.explain.push({
           stage: this.stageName(stage),
           label,
