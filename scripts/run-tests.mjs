@@ -9,6 +9,7 @@
 // (`pnpm test` builds first). Environment:
 //   TSBUILD_TEST_TIMEOUT=SECONDS   per-file limit (default 600): the file's process group is killed
 //                                  and the file fails
+//   TSBUILD_TEST_NO_LINT=1         leave out the lint step a whole run starts with (scripts/lint.mjs)
 //   TSBUILD_TEST_DIRS=a:b          run the *.test.js files of these folders (repository-relative)
 //                                  instead of the discovered suites; no build check (used by the
 //                                  runner's own test)
@@ -134,7 +135,6 @@ export function staleness(base = root) {
   return problems;
 }
 
- 
 const plain = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /**
@@ -301,6 +301,19 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const results = [];
+  // The whole suite starts with `pnpm run lint` (format, eslint, import cycles): one result, counted
+  // like a test, so a lint failure fails the run. A filtered run (FILTER...) leaves it out.
+  const lint = argv.length === 0 && !env.TSBUILD_TEST_DIRS && env.TSBUILD_TEST_NO_LINT !== '1';
+  if (lint) {
+    console.log('\n=== lint (scripts/lint.mjs)');
+    const code = await new Promise((resolve) => {
+      const child = spawn(process.execPath, [join(root, 'scripts', 'lint.mjs')], { cwd: root, stdio: 'inherit' });
+      child.on('exit', (c, sig) => resolve(c ?? 128 + (constants.signals[sig] ?? 0)));
+    });
+    const ok = code === 0;
+    results.push({ file: 'lint', code, passed: ok ? 1 : 0, failed: ok ? 0 : 1, skips: [], problem: undefined });
+    console.log(`--- lint: ${ok ? '1 passed, 0 failed' : '0 passed, 1 failed'}, 0 skipped (exit ${code})`);
+  }
   for (const file of selected) {
     if (interrupted) break;
     console.log(`\n=== ${file}`);
@@ -331,7 +344,8 @@ export function report(results, wanted, hostChanged = false) {
   if (broken.length) {
     console.log(`\nfiles that did not finish cleanly:\n${broken.map((r) => `  ${r.file}: ${r.problem}`).join('\n')}`);
   }
-  console.log(`\nran ${results.length} of ${wanted} test files${interrupted ? ' (interrupted)' : ''}`);
+  const files = results.filter((r) => r.file !== 'lint').length;
+  console.log(`\nran ${files} of ${wanted} test files${interrupted ? ' (interrupted)' : ''}`);
   console.log(`${passed} passed, ${failed} failed, ${skipped.length} skipped`);
   if (interrupted) return 130;
   return failed === 0 && results.length > 0 ? 0 : 1;

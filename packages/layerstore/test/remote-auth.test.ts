@@ -211,8 +211,7 @@ test(
     const { blobs } = store();
     const img = await makeImage(blobs, [30_000, 30_000, 30_000], 210);
     const content = new Map<string, Buffer>();
-    for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)])
-      content.set(d, await blobs.read(d));
+    for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)]) content.set(d, await blobs.read(d));
     let current = 0;
     let served = 0;
     const tokenRequests: Array<{ method: string; scope: string[]; auth?: string; body?: string }> = [];

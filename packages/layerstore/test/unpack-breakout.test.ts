@@ -313,7 +313,7 @@ cases.forEach((c, i) => {
     }
     if (c.expect === 'hostile') {
       assert.ok(err instanceof StoreError, `expected a StoreError, got ${err}`);
-      assert.is((err).code, 'hostile-layer', (err as Error).message);
+      assert.is(err.code, 'hostile-layer', (err as Error).message);
     } else {
       assert.is(err, undefined, String(err));
       c.expect(root);

@@ -52,6 +52,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -121,8 +122,12 @@ struct spec {
   int netholder, nonetraw;
   char **helper; int nhelper;
   char ttyslave[64];
+  // /dev/shm size ("65536k" unless shmsize= says otherwise) and setrlimit()s for the command.
+  char shmsize[32];
+  struct { int res; struct rlimit lim; } rlimits[16]; int nrlimits;
   // rootless=1: inside a user namespace (see rootless_* and userns_main).
   int rootless;
+  int devrw;  // /dev stays writable: a device allowlist (cgroup) or a user namespace guards its nodes
 };
 
 static struct spec S;
@@ -168,6 +173,27 @@ static long num(const char *s) {
   long v = strtol(s, &end, 10);
   if (errno || *end || end == s || v < 0) { errno = EINVAL; die("bad number '%s' in spec", s); }
   return v;
+}
+
+static rlim_t rlim_value(const char *s) {
+  return !strcmp(s, "inf") ? RLIM_INFINITY : (rlim_t)num(s);
+}
+
+// "RESOURCE:SOFT:HARD" with RESOURCE an RLIMIT_* number, SOFT and HARD numbers or "inf".
+static void parse_rlimit(char *v) {
+  char *soft = strchr(v, ':');
+  char *hard = soft ? strchr(soft + 1, ':') : NULL;
+  int full = S.nrlimits >= (int)(sizeof S.rlimits / sizeof S.rlimits[0]);
+  if (!hard || full) { errno = EINVAL; die("bad rlimit '%s'", v); }
+  *soft++ = 0;
+  *hard++ = 0;
+  long res = num(v);
+  if (res >= RLIM_NLIMITS) { errno = EINVAL; die("bad rlimit resource %ld", res); }
+  struct rlimit lim = { .rlim_cur = rlim_value(soft), .rlim_max = rlim_value(hard) };
+  if (lim.rlim_cur > lim.rlim_max) { errno = EINVAL; die("rlimit soft above hard"); }
+  S.rlimits[S.nrlimits].res = (int)res;
+  S.rlimits[S.nrlimits].lim = lim;
+  S.nrlimits++;
 }
 
 static void parse_spec(void) {
@@ -236,7 +262,10 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "helper")) push(&S.helper, &S.nhelper, v);
     else if (!strcmp(tok, "netraw")) S.nonetraw = !strcmp(v, "0");
     else if (!strcmp(tok, "tty")) S.tty = !strcmp(v, "1");
+    else if (!strcmp(tok, "shmsize")) snprintf(S.shmsize, sizeof S.shmsize, "%ld", num(v));
+    else if (!strcmp(tok, "rlimit")) parse_rlimit(v);
     else if (!strcmp(tok, "rootless")) S.rootless = !strcmp(v, "1");
+    else if (!strcmp(tok, "devrw")) S.devrw = !strcmp(v, "1");
     else if (!strcmp(tok, "init")) S.init = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
   }
@@ -406,8 +435,13 @@ static void symlink_dev(const char *target, const char *name) {
   if (symlink(target, p) < 0) die("symlink /dev/%s", name);
 }
 
+// /dev as runc makes it (and so Docker's and BuildKit's RUN): a tmpfs, nosuid,strictatime,mode=755,
+// size=65536k, writable, without nodev (its own nodes must open), not in the layer. A node a command
+// makes there opens only what the device allowlist lets it (cgroup, devices.ts): with none (no cgroups
+// mounted), /dev is remounted read-only instead, so that no new node can appear where nodes are honoured.
+// In a user namespace (rootless) no device node can be made at all.
 static void mount_dev(void) {
-  if (mount("tmpfs", in_root("dev"), "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
+  if (mount("tmpfs", in_root("dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
   umask(0);  // or mknod's 0666 becomes 0644
   mknod_dev("null", 1, 3);
   mknod_dev("zero", 1, 5);
@@ -421,12 +455,20 @@ static void mount_dev(void) {
   if (mount("devpts", in_root("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, pts) < 0 &&
       !rootless_devpts_without_tty_gid())
     die("mount /dev/pts");
-  if (mount("shm", in_root("dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0) die("mount /dev/shm");
+  char shmopts[64];
+  // size= in bytes when the spec gives one (--shm-size); docker's 64 MiB otherwise.
+  snprintf(shmopts, sizeof shmopts, "mode=1777,size=%s", S.shmsize[0] ? S.shmsize : "65536k");
+  if (mount("shm", in_root("dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shmopts) < 0) die("mount /dev/shm");
   symlink_dev("pts/ptmx", "ptmx");
   symlink_dev("/proc/self/fd", "fd");
   symlink_dev("/proc/self/fd/0", "stdin");
   symlink_dev("/proc/self/fd/1", "stdout");
   symlink_dev("/proc/self/fd/2", "stderr");
+  if (access("/proc/kcore", F_OK) == 0) symlink_dev("/proc/kcore", "core");  // runc adds it where it exists
+  if (mkdir(in_root("dev/mqueue"), 0755) < 0) die("mkdir /dev/mqueue");
+  // The run's own IPC namespace's queues (CLONE_NEWIPC), as Docker mounts them.
+  if (mount("mqueue", in_root("dev/mqueue"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 && !S.rootless)
+    die("mount /dev/mqueue");
   umask(022);
   // Bind targets inside /dev (e.g. /dev/pipes/NAME for RUN heredocs) must exist in the tmpfs before
   // it turns read-only; the init layer's copy of them is hidden under it. They are made beneath the
@@ -464,8 +506,9 @@ static void mount_dev(void) {
     }
   }
   close(devfd);
-  // Read-only, so that no new device node can appear where devices are honoured.
-  if (mount(NULL, in_root("dev"), NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("read-only /dev");
+  if (S.devrw) return;
+  // No allowlist: read-only, so that no new device node can appear where devices are honoured.
+  if (mount(NULL, in_root("dev"), NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("read-only /dev");
 }
 
 // Docker's masked and read-only paths: without them root in the sandbox could, e.g., write
@@ -629,7 +672,7 @@ static void loopback_up(void) {
 
 // ---- the command --------------------------------------------------------------------------------
 
-enum { STAGE_CREDS = 1, STAGE_CWD, STAGE_CWD_ESCAPE, STAGE_EXEC };
+enum { STAGE_CREDS = 1, STAGE_CWD, STAGE_CWD_ESCAPE, STAGE_EXEC, STAGE_RLIMIT };
 struct child_err { int stage; int err; };
 
 // Docker's default capability set.
@@ -767,6 +810,9 @@ __attribute__((noreturn)) static void command_main(int errw) {
   if (errw > 3) syscall(SYS_close_range, 3, errw - 1, 0);
   syscall(SYS_close_range, errw + 1, ~0U, 0);
   struct child_err ce = {0, 0};
+  // While still root: a hard limit above the launcher's own needs CAP_SYS_RESOURCE (docker's --ulimit can raise).
+  for (int i = 0; i < S.nrlimits; i++)
+    if (setrlimit(S.rlimits[i].res, &S.rlimits[i].lim) < 0) { ce = (struct child_err){STAGE_RLIMIT, errno}; goto fail; }
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   // A change of uid clears the parent-death signal: armed again, or a non-root command would outlive
@@ -799,6 +845,7 @@ static void report_child_error(struct child_err ce) {
   const char *cmd = S.argv[0];
   switch (ce.stage) {
   case STAGE_CREDS: status("error 126 cannot switch to uid %d gid %d: %s", S.uid, S.gid, strerror(ce.err)); break;
+  case STAGE_RLIMIT: status("error 126 cannot set a resource limit (--ulimit): %s", strerror(ce.err)); break;
   case STAGE_CWD: status("error 126 cannot change to working directory %s: %s", S.cwd, strerror(ce.err)); break;
   case STAGE_CWD_ESCAPE: status("error 126 working directory %s is outside the container root", S.cwd); break;
   default:

@@ -81,7 +81,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const hostname = spec.hostname ?? 'tsbuild';
     const resolv =
       spec.resolvConf ?? (spec.network !== 'private' ? defaultResolvConf() : (net?.resolvConf ?? privateResolvConf()));
-    const files = writeHostFiles(dir, spec.hosts ?? defaultHosts(spec.network, hostname), resolv, hostname);
+    const extra = (spec.extraHosts ?? []).map((e) => `${e.ip}\t${e.host}\n`).join('');
+    const files = writeHostFiles(dir, (spec.hosts ?? defaultHosts(spec.network, hostname)) + extra, resolv, hostname);
 
     let limits = spec.limits ?? {};
     const driver = cgroupDriver();
@@ -120,10 +121,14 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         cgroupMounts: cg?.mounts,
         deviceCgroup: cg?.deviceCgroup,
         deviceRules: allowedDevices,
+        // v1 joins the devices controller (cgroupProcs), v2 attaches deviceRules: either way, an allowlist.
+        devWritable: cg !== undefined || rootless(),
         tty: spec.tty,
         init: spec.init,
         netnsPid,
         noNetRaw: spec.network !== 'none',
+        shmSize: spec.shmSize,
+        rlimits: spec.rlimits,
         rootless: rootless(),
       }),
     );

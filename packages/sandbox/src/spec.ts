@@ -1,6 +1,6 @@
 // Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
 // parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
-import type { Mount } from './types.js';
+import type { Mount, Rlimit } from './types.js';
 
 export interface LauncherSpec {
   lowerdirs: string[];
@@ -33,6 +33,8 @@ export interface LauncherSpec {
   /** cgroup v2: attach a device program allowing `deviceRules` ("c 1:3 rwm") to this cgroup first. */
   deviceCgroup?: string;
   deviceRules?: readonly string[];
+  /** /dev stays writable (as runc's): only where the device allowlist (a cgroup) or a user namespace guards it. */
+  devWritable?: boolean;
   /** Kind of each mount's target (parallel to `mounts`): needed for targets the launcher creates in /dev. */
   mountKinds?: ('dir' | 'file')[];
   tty?: boolean;
@@ -40,6 +42,9 @@ export interface LauncherSpec {
   init?: boolean;
   /** Join the network namespace of this host pid instead of `network`. */
   netnsPid?: number;
+  /** /dev/shm size in bytes (launcher default: 64 MiB). */
+  shmSize?: number;
+  rlimits?: Rlimit[];
   /** The caller runs in a user namespace (see userns.ts): overlay userxattr, bound device nodes. */
   rootless?: boolean;
 }
@@ -100,10 +105,15 @@ export function encodeSpec(s: LauncherSpec): Buffer {
     t.push(token('devcgroup', s.deviceCgroup));
     for (const r of s.deviceRules ?? []) t.push(token('devallow', r));
   }
+  if (s.devWritable) t.push(token('devrw', 1));
   if (s.tty) t.push(token('tty', 1));
   if (s.init) t.push(token('init', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
   if (s.noNetRaw) t.push(token('netraw', 0));
+  if (s.shmSize !== undefined) t.push(token('shmsize', Math.floor(s.shmSize)));
+  // "RESOURCE:SOFT:HARD"; -1 (unlimited) is sent as "inf", the launcher's numbers being unsigned.
+  const lim = (v: number) => (v < 0 ? 'inf' : String(Math.floor(v)));
+  for (const r of s.rlimits ?? []) t.push(token('rlimit', `${r.resource}:${lim(r.soft)}:${lim(r.hard)}`));
   if (s.rootless) t.push(token('rootless', 1));
   s.mounts.forEach((m, i) => {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));

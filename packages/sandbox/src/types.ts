@@ -20,6 +20,35 @@ export interface Limits {
   pidsLimit?: number;
 }
 
+/** A resource limit (setrlimit) for the command, as `docker run --ulimit` sets one. */
+export interface Rlimit {
+  /** RLIMIT_* number of Linux (see rlimitNumbers). */
+  resource: number;
+  /** Values; -1 is unlimited (RLIM_INFINITY). */
+  soft: number;
+  hard: number;
+}
+
+/** docker's `--ulimit` names and Linux's RLIMIT_* numbers (asm-generic/resource.h). */
+export const rlimitNumbers: Readonly<Record<string, number>> = {
+  cpu: 0,
+  fsize: 1,
+  data: 2,
+  stack: 3,
+  core: 4,
+  rss: 5,
+  nproc: 6,
+  nofile: 7,
+  memlock: 8,
+  as: 9,
+  locks: 10,
+  sigpending: 11,
+  msgqueue: 12,
+  nice: 13,
+  rtprio: 14,
+  rttime: 15,
+};
+
 export interface RootSpec {
   /** Read-only layers, top first (host paths). May be empty (scratch). */
   lowerdirs: string[];
@@ -88,9 +117,15 @@ export interface SandboxSpec extends ProcessSpec {
   netnsPid?: number;
   /** Contents of the per-run /etc/hosts and /etc/resolv.conf; defaults derive from the host. */
   hosts?: string;
+  /** Entries appended to /etc/hosts (the default one, or `hosts`), as `--add-host HOST:IP` makes them. */
+  extraHosts?: { host: string; ip: string }[];
   resolvConf?: string;
   mounts?: Mount[];
   limits?: Limits;
+  /** Size of the run's /dev/shm tmpfs in bytes (default 64 MiB, as docker's). */
+  shmSize?: number;
+  /** setrlimit for the command (inherited by what it starts). */
+  rlimits?: Rlimit[];
   /**
    * Where per-run scratch state lives (init layer, hosts files). Default: see defaultStateDir() (a tmpfs where there
    * is one).

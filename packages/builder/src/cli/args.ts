@@ -14,6 +14,11 @@ export interface FlagSpec {
   help: string;
   /** The value's placeholder in the help, e.g. `NAME[:TAG]` (flags that take a value). */
   value?: string;
+  /**
+   * A flag docker/buildx accepts that tsbuild does not implement: using it fails with exit 2 and a
+   * message that names it and says why, instead of "unknown flag" (a pipeline then knows what to drop).
+   */
+  unsupported?: boolean;
 }
 
 export interface Parsed {
@@ -59,6 +64,7 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
       const name = arg.slice(2, eq < 0 ? undefined : eq);
       const spec = byLong.get(name);
       if (!spec) throw new UsageError(`unknown flag: --${name}`);
+      if (spec.unsupported) throw unsupportedError(`--${name}`, spec);
       if (eq >= 0) set(spec, arg.slice(eq + 1), `--${name}`);
       else if (spec.kind === 'bool') set(spec, true, `--${name}`);
       else {
@@ -73,6 +79,7 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
         const c = arg[j];
         const spec = byShort.get(c);
         if (!spec) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`);
+        if (spec.unsupported) throw unsupportedError(`-${c} (--${spec.name})`, spec);
         if (spec.kind === 'bool') {
           set(spec, true, `-${c}`);
           continue;
@@ -95,6 +102,10 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
     }
   }
   return { flags, positionals };
+}
+
+function unsupportedError(shown: string, spec: FlagSpec): UsageError {
+  return new UsageError(`${shown}: not supported by tsbuild (${spec.help})`);
 }
 
 export function str(p: Parsed, name: string): string | undefined {

@@ -11,7 +11,8 @@ export async function printExplain(rows: ExplainRow[], color: boolean, contextDi
     let status: string;
     switch (r.status) {
       case 'hit':
-        status = c.blue('hit');
+        // A hit for a reason worth saying ("copied content unchanged": its source stage re-ran).
+        status = r.reason ? `${r.reason}: ${c.blue('hit')}` : c.blue('hit');
         break;
       case 'miss': {
         status = `${c.yellow('miss')}: ${r.reason}`;
@@ -25,10 +26,11 @@ export async function printExplain(rows: ExplainRow[], color: boolean, contextDi
         break;
       }
       case 'no-cache':
-        status = `${c.yellow('miss')}: --no-cache`;
+        status = `${c.yellow('miss')}: ${r.reason ?? '--no-cache'}`;
         break;
       case 'base':
-        status = c.dim(`base ${r.reason ?? ''}`);
+        // A tag that --pull found moved is news: the steps above it miss because of it.
+        status = r.reason?.startsWith('base image moved') ? c.yellow(r.reason) : c.dim(`base ${r.reason ?? ''}`);
         break;
       default:
         status = c.dim('metadata (no cache needed)');

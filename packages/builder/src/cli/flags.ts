@@ -11,6 +11,8 @@ export interface CommandSpec {
   /** Paragraphs shown under the usage line. */
   about?: string;
   flags: FlagSpec[];
+  /** Flags docker accepts for this command that tsbuild refuses by name (see FlagSpec.unsupported). */
+  unsupported?: FlagSpec[];
   /** `volume ls`, `volume rm`, ...: each with its own flags. */
   subcommands?: Record<string, Omit<CommandSpec, 'summary'> & { summary?: string }>;
 }
@@ -35,6 +37,15 @@ const progressFlag: FlagSpec = {
 };
 const quietFlag: FlagSpec = { name: 'quiet', short: 'q', kind: 'bool', help: 'no progress' };
 const formatJson: FlagSpec = { name: 'format', kind: 'string', value: 'json', help: 'one JSON object per line' };
+/** --compression: layers are stored uncompressed and compressed when the image leaves the store (deferred). */
+function compressionFlag(where: string): FlagSpec {
+  return {
+    name: 'compression',
+    kind: 'string',
+    value: 'gzip|zstd|none',
+    help: `how layers are compressed for ${where} (default gzip; the store keeps them uncompressed)`,
+  };
+}
 const noTrunc: FlagSpec = { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' };
 
 const buildFlags: FlagSpec[] = [
@@ -56,6 +67,17 @@ const buildFlags: FlagSpec[] = [
   { name: 'target', kind: 'string', value: 'STAGE', help: 'build up to that stage' },
   { name: 'no-cache', kind: 'bool', help: 'ignore the build cache' },
   {
+    name: 'check',
+    kind: 'bool',
+    help: "run the build checks (BuildKit's rules) without building; exit 1 if any fires",
+  },
+  {
+    name: 'no-cache-filter',
+    kind: 'list',
+    value: 'STAGE',
+    help: 'rebuild that stage, and the stages built FROM it, without the cache (repeatable)',
+  },
+  {
     name: 'network',
     kind: 'string',
     value: 'default|none|host',
@@ -76,6 +98,43 @@ const buildFlags: FlagSpec[] = [
     help: 'also write the image (or its files) there',
   },
   { name: 'iidfile', kind: 'string', value: 'FILE', help: 'write the image ID' },
+  {
+    name: 'metadata-file',
+    kind: 'string',
+    value: 'FILE',
+    help: "write buildx's result JSON (containerimage.digest, ...) after the build and push",
+  },
+  { name: 'label', kind: 'list', value: 'K=V', help: 'set an image label (over the Dockerfile’s LABEL)' },
+  {
+    name: 'annotation',
+    kind: 'list',
+    value: '[manifest:]K=V',
+    help: "an OCI annotation on the image's manifest (buildx's syntax)",
+  },
+  { name: 'pull', kind: 'bool', help: 'ask the registry for every base image tag again, even one in the store' },
+  { name: 'load', kind: 'bool', help: 'load the image into Docker (DOCKER_HOST, else /var/run/docker.sock)' },
+  {
+    name: 'build-context',
+    kind: 'list',
+    value: 'NAME=DIR|docker-image://REF|oci-layout://PATH[:TAG]',
+    help: 'what FROM NAME and COPY --from=NAME use',
+  },
+  {
+    name: 'add-host',
+    kind: 'list',
+    value: 'HOST:IP',
+    help: 'an /etc/hosts entry for RUN steps (IP host-gateway: the host)',
+  },
+  {
+    name: 'ulimit',
+    kind: 'list',
+    value: 'TYPE=SOFT[:HARD]',
+    help: 'a resource limit for RUN steps (nofile=1024:2048)',
+  },
+  { name: 'shm-size', kind: 'string', value: 'SIZE', help: 'size of /dev/shm in RUN steps (default 64m)' },
+  { name: 'rm', kind: 'bool', help: 'accepted for compatibility (steps never leave containers behind)' },
+  { name: 'force-rm', kind: 'bool', help: 'accepted for compatibility (steps never leave containers behind)' },
+  { name: 'compress', kind: 'bool', help: 'accepted for compatibility (the context is read in place, never sent)' },
   { name: 'push', kind: 'bool', help: 'push every -t tag' },
   { name: 'explain', kind: 'bool', help: 'after the build: hit or miss per step, and why' },
   {
@@ -95,12 +154,35 @@ const buildFlags: FlagSpec[] = [
   rootFlag,
   { name: 'quiet', short: 'q', kind: 'bool', help: 'print only the image ID' },
   insecureFlag,
-  {
-    name: 'compression',
-    kind: 'string',
-    value: 'gzip|zstd|none',
-    help: 'how new layers are stored (default gzip)',
-  },
+  compressionFlag('--push, --output and --cache-to'),
+];
+
+/** A flag `docker buildx build` accepts that tsbuild does not implement; `why` is its help line and error. */
+function unsupported(name: string, why: string, short?: string): FlagSpec {
+  return { name, short, kind: 'string', unsupported: true, help: why };
+}
+
+// `docker buildx build --help` (buildx 0.2x), and the docker build flags it keeps as hidden ones, less what
+// tsbuild implements. A flag implemented later is simply added to buildFlags: flagsOf drops its entry here.
+const buildxUnsupported: FlagSpec[] = [
+  unsupported('attest', 'attestations (SBOM, provenance) are not produced'),
+  unsupported('provenance', 'provenance attestations are not produced'),
+  unsupported('sbom', 'SBOM attestations are not produced'),
+  unsupported('builder', 'there are no builder instances: tsbuild builds in its own process'),
+  unsupported('call', 'only the build itself; no check, outline or targets method'),
+  unsupported('ssh', 'ssh agent forwarding is not implemented'),
+  unsupported('cgroup-parent', 'RUN steps run in cgroups of their own, under tsbuild'),
+  unsupported('detach', 'there is no buildx server to detach'),
+  unsupported('memory', 'no memory limit for RUN steps', 'm'),
+  unsupported('memory-swap', 'no swap limit for RUN steps'),
+  unsupported('cpu-shares', 'no CPU shares for RUN steps', 'c'),
+  unsupported('cpu-period', 'no CPU limit for RUN steps'),
+  unsupported('cpu-quota', 'no CPU limit for RUN steps'),
+  unsupported('cpuset-cpus', 'no CPU pinning for RUN steps'),
+  unsupported('cpuset-mems', 'no memory-node pinning for RUN steps'),
+  unsupported('security-opt', 'RUN steps always run with tsbuild’s own seccomp and capability set'),
+  unsupported('isolation', 'Windows isolation modes do not exist on Linux'),
+  unsupported('squash', 'layers are never squashed'),
 ];
 
 const runFlags: FlagSpec[] = [
@@ -198,6 +280,7 @@ export const commands: Record<string, CommandSpec> = {
     usage: '[OPTIONS] PATH      (also: tsbuild [OPTIONS] PATH)',
     about: 'Build an image from a Dockerfile and the build context at PATH.',
     flags: buildFlags,
+    unsupported: buildxUnsupported,
   },
   run: {
     summary: 'Run a command in a new container',
@@ -277,12 +360,54 @@ export const commands: Record<string, CommandSpec> = {
   images: {
     summary: 'List images',
     usage: '[OPTIONS]',
-    flags: [rootFlag, { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' }, noTrunc, formatJson],
+    flags: [
+      rootFlag,
+      { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      noTrunc,
+      {
+        name: 'format',
+        kind: 'string',
+        value: 'json|TEMPLATE',
+        help: "json: a JSON array; else a Go template per image ('table ...' adds a header)",
+      },
+      {
+        name: 'filter',
+        kind: 'list',
+        value: 'reference=PATTERN|dangling=BOOL|label=K[=V]',
+        help: 'only matching images (repeatable: references ORed, the rest ANDed)',
+      },
+    ],
+  },
+  history: {
+    summary: "Show an image's history: a row per Dockerfile step, newest first",
+    usage: '[OPTIONS] IMAGE',
+    flags: [
+      rootFlag,
+      { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' },
+      { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      { name: 'human', short: 'H', kind: 'bool', help: 'sizes and dates for people (default true)' },
+      {
+        name: 'format',
+        kind: 'string',
+        value: 'json|TEMPLATE',
+        help: "json: one object per line; else a Go template per row ('table ...' adds a header)",
+      },
+    ],
   },
   inspect: {
     summary: "Show an image's manifest, config and layers (or a container's state)",
-    usage: '[--type image|container] REF...',
-    flags: [rootFlag, { name: 'type', kind: 'string', value: 'image|container', help: 'what REF names' }],
+    usage: '[--type image|container] [--format TEMPLATE] REF...',
+    flags: [
+      rootFlag,
+      { name: 'type', kind: 'string', value: 'image|container', help: 'what REF names' },
+      {
+        name: 'format',
+        short: 'f',
+        kind: 'string',
+        value: 'TEMPLATE',
+        help: "a Go template per REF, as docker's (e.g. '{{.Id}}', '{{json .Config}}')",
+      },
+    ],
   },
   tag: { summary: 'Add a tag to an image', usage: 'SOURCE TARGET', flags: [rootFlag] },
   rmi: {
@@ -332,11 +457,12 @@ export const commands: Record<string, CommandSpec> = {
   },
   save: {
     summary: 'Write images to an archive (docker load-able, or OCI)',
-    usage: 'REF... -o FILE [--format docker|oci]',
+    usage: 'REF... -o FILE [--format docker|oci] [--compression gzip|zstd|none]',
     flags: [
       rootFlag,
       { name: 'output', short: 'o', kind: 'string', value: 'FILE', help: 'the archive to write' },
       { name: 'format', kind: 'string', value: 'docker|oci', help: 'the archive layout (default docker)' },
+      compressionFlag('the archive (zstd: --format oci only)'),
     ],
   },
   load: {
@@ -362,7 +488,7 @@ export const commands: Record<string, CommandSpec> = {
   push: {
     summary: 'Push an image to a registry',
     usage: '[OPTIONS] NAME[:TAG]',
-    flags: [rootFlag, insecureFlag, progressFlag, quietFlag],
+    flags: [rootFlag, insecureFlag, progressFlag, quietFlag, compressionFlag('the push')],
   },
   login: {
     summary: 'Log in to a registry',
@@ -396,7 +522,10 @@ export const commands: Record<string, CommandSpec> = {
 export function flagsOf(command: string, sub?: string): FlagSpec[] {
   const c = commands[command];
   if (!c) throw new Error(`internal: no flag spec for ${command}`);
-  if (sub === undefined) return c.flags;
+  if (sub === undefined) {
+    const implemented = new Set(c.flags.map((f) => f.name));
+    return [...c.flags, ...(c.unsupported ?? []).filter((f) => !implemented.has(f.name))];
+  }
   const s = c.subcommands?.[sub];
   if (!s) throw new Error(`internal: no flag spec for ${command} ${sub}`);
   return s.flags;

@@ -19,10 +19,20 @@ function flagBlock(flags: FlagSpec[]): string {
   return flags.length ? `\nOptions:\n${flags.map(flagLine).join('\n')}\n` : '';
 }
 
-function render(name: string, c: Pick<CommandSpec, 'usage' | 'about' | 'flags' | 'subcommands'>): string {
+function render(
+  name: string,
+  c: Pick<CommandSpec, 'usage' | 'about' | 'flags' | 'unsupported' | 'subcommands'>,
+): string {
   let out = `Usage: tsbuild ${name} ${c.usage}\n`;
   if (c.about) out += `\n${c.about}\n`;
   out += flagBlock(c.flags);
+  const implemented = new Set(c.flags.map((f) => f.name));
+  const refused = (c.unsupported ?? []).filter((f) => !implemented.has(f.name));
+  if (refused.length)
+    out +=
+      `\nNot supported (docker accepts them; tsbuild exits 2 naming the flag):\n` +
+      refused.map((f) => flagLine({ ...f, kind: 'bool' })).join('\n') +
+      '\n';
   for (const [sub, s] of Object.entries(c.subcommands ?? {})) {
     out += `\ntsbuild ${name} ${sub} ${s.usage}\n`;
     if (s.about) out += `${s.about}\n`;

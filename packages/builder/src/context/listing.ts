@@ -219,7 +219,6 @@ export function encodeName(name: string): Buffer {
 
 /** A name as a person should read it: control characters and undecodable bytes escaped. */
 export function displayName(name: string): string {
-   
   return name.replace(/[\x00-\x1f\x7f\uDC80-\uDCFF]/g, (ch) => {
     const c = ch.charCodeAt(0);
     return `\\x${(c >= 0xdc80 ? c - 0xdc00 : c).toString(16).padStart(2, '0')}`;

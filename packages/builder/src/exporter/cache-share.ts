@@ -12,8 +12,10 @@
 // filesystem (store.snapshots.ensure).
 import {
   isDigest,
+  materialiseLayer,
   parseReference,
   remote,
+  type Compression,
   type Descriptor,
   type Digest,
   type Layer,
@@ -163,23 +165,29 @@ export async function importCache(
   };
 }
 
-/** Pushes the records (and their layers) as a cache artifact to every --cache-to ref. */
+/**
+ * Pushes the records (and their layers) as a cache artifact to every --cache-to ref. Layers the
+ * build stored uncompressed are shared compressed (`compression`, default gzip; made once in the
+ * store and remembered), and the shared records name those blobs.
+ */
 export async function exportCache(
   store: Store,
   targets: CacheRef[],
   records: (SharedRecord & { inImage: boolean })[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter; compression?: Compression },
 ): Promise<void> {
   for (const t of targets) {
     const chosen = new Map<Digest, SharedRecord>();
     const layers = new Map<Digest, Descriptor>();
     for (const r of records) {
       if (t.mode === 'min' && !r.inImage) continue;
-      if (r.layer) {
-        if (!(await store.blobs.has(r.layer.digest))) continue; // pruned meanwhile: cannot share it
-        layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+      let layer = r.layer;
+      if (layer) {
+        if (!(await store.blobs.has(layer.digest))) continue; // pruned meanwhile: cannot share it
+        layer = (await materialiseLayer(store, layer, o.compression ?? 'gzip')).layer;
+        layers.set(layer.digest, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
       }
-      chosen.set(r.key, { key: r.key, layer: r.layer, created: r.created });
+      chosen.set(r.key, { key: r.key, layer, created: r.created });
     }
     const handle = o.reporter.step(`exporting cache to ${t.ref} (mode=${t.mode})`);
     try {

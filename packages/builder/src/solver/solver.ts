@@ -22,6 +22,8 @@ export interface SolveOptions extends StepOptions {
   graph: Graph;
   reporter: Reporter;
   noCache: boolean;
+  /** `--no-cache-filter`: the indexes of the stages whose steps ignore the cache (the others may hit). */
+  noCacheStages?: Set<number>;
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
@@ -32,6 +34,8 @@ export interface SolveOptions extends StepOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
+  /** Base refs whose tag `--pull` moved, with the digest the store had before (for --explain). */
+  movedBases?: Map<string, string>;
 }
 
 export class Solver {
@@ -103,6 +107,18 @@ export class Solver {
     return state;
   }
 
+  /**
+   * Whether a stage (already built) ran any step in this build, or stands on a stage that did:
+   * its content may differ from the last build's even where its keys below are the same.
+   */
+  rebuilt(index: number): boolean {
+    const stage = this.o.graph.stages.find((s) => s.index === index);
+    if (!stage) return false;
+    const name = this.stageName(stage);
+    if (this.explain.some((r) => r.stage === name && (r.status === 'miss' || r.status === 'no-cache'))) return true;
+    return stage.from.type === 'stage' && this.rebuilt(stage.from.stage);
+  }
+
   stageNameOf(index: number): string {
     const s = this.o.graph.stages.find((x) => x.index === index);
     return s ? this.stageName(s) : `stage-${index}`;
@@ -137,16 +153,20 @@ export class Solver {
     if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
     const step = this.o.reporter.step(label);
     step.done();
+    const before = this.o.movedBases?.get(from.ref);
     this.explain.push({
       stage: this.stageName(stage),
       label,
       status: 'base',
-      reason: `${from.ref} = ${image.manifestDigest}`,
+      reason: before ? `base image moved: ${before} → ${image.manifestDigest}` : `${from.ref} = ${image.configDigest}`,
     });
+    // Keyed by the image id (config digest: the diffIDs and the config), not the manifest: the same
+    // image stored with plain layers here and pulled compressed elsewhere must hit the same cache (as
+    // BuildKit keys an image source by its config).
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],
-      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key(),
+      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key(),
       label,
       keyLabel: label,
       created: image.config.created ?? new Date(0).toISOString(),
@@ -190,7 +210,8 @@ export class Solver {
 
       let record: StepRecord | undefined;
       let made: StageLayer | null = null;
-      if (!this.o.noCache) {
+      const noCache = this.o.noCache || (this.o.noCacheStages?.has(stage.index) ?? false);
+      if (!noCache) {
         const hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key);
@@ -201,23 +222,30 @@ export class Solver {
       }
       if (record) {
         handle.cached();
-        this.explain.push({ stage: this.stageName(stage), label, status: 'hit' });
+        this.explain.push({
+          stage: this.stageName(stage),
+          label,
+          status: 'hit',
+          ...(kb.hitNote && { reason: kb.hitNote }),
+        });
       } else {
         const previous =
-          this.o.noCache || !pointer
+          noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
         // Nothing to compare with (no earlier build, --no-cache): the inputs, a record per file of a copied tree,
         // are spelled out only when written after the step, not held while it stages and writes its layer.
         const reason = this.o.noCache
           ? '--no-cache'
-          : previous
-            ? firstChange(previous.inputs, kb.inputs)
-            : firstChange(undefined, []);
+          : noCache
+            ? '--no-cache-filter'
+            : previous
+              ? firstChange(previous.inputs, kb.inputs)
+              : firstChange(undefined, []);
         this.explain.push({
           stage: this.stageName(stage),
           label,
-          status: this.o.noCache ? 'no-cache' : 'miss',
+          status: noCache ? 'no-cache' : 'miss',
           reason,
         });
         made = await exec(handle);

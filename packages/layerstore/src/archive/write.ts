@@ -1,4 +1,4 @@
-// Writing images as one tar (see index.ts for the formats).
+// Writing images as one tar, to a file or as a stream (see index.ts for the formats).
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -10,19 +10,20 @@ import { manifestDescriptor } from '../image-read.js';
 import type { OciIndex } from '../tags.js';
 import { imageBlobs, nameAnnotations, type NamedImage } from '../layout/index.js';
 import type { Store } from '../store.js';
+import type * as TarStream from 'tar-stream';
 import { blobPath, tarLib, type ArchiveFormat, type DockerManifestEntry } from './tar.js';
 
-/**
- * Write images to a tar at file (atomically: a temp file renamed into place). Several names may point
- * at one image; blobs are written once.
- */
-export async function write(
-  store: Store,
-  images: NamedImage[],
-  file: string,
-  opts: { format?: ArchiveFormat } = {},
-): Promise<void> {
-  const format = opts.format ?? 'oci';
+interface ArchivePlan {
+  format: ArchiveFormat;
+  index: OciIndex;
+  manifestJSON: DockerManifestEntry[];
+  repositories: Record<string, Record<string, string>>;
+  /** Every blob the archive holds, with its size (tar headers come before the bytes). */
+  blobs: Map<Digest, number>;
+}
+
+/** What goes into the archive, every blob checked to be in the store before a byte is written. */
+async function plan(store: Store, images: NamedImage[], format: ArchiveFormat): Promise<ArchivePlan> {
   const index: OciIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
   const manifestJSON: DockerManifestEntry[] = [];
   const repositories: Record<string, Record<string, string>> = {};
@@ -62,42 +63,65 @@ export async function write(
       }
     }
   }
+  return { format, index, manifestJSON, repositories, blobs };
+}
 
+/** Writes the plan's entries into pack (blobs streamed from the store) and finalizes it. */
+async function packEntries(store: Store, p: ArchivePlan, pack: TarStream.Pack): Promise<void> {
+  const small = (name: string, body: string) =>
+    new Promise<void>((res, rej) =>
+      pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())),
+    );
+  const dir = (name: string) =>
+    new Promise<void>((res, rej) =>
+      pack.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (e) => (e ? rej(e) : res())),
+    );
+  await dir('blobs');
+  await dir('blobs/sha256');
+  for (const [d, size] of p.blobs) {
+    await new Promise<void>((res, rej) => {
+      const sink = pack.entry({ name: blobPath(d), size, mode: 0o444, mtime: new Date(0) }, (e) =>
+        e ? rej(e) : res(),
+      );
+      const src = store.blobs.open(d);
+      src.on('error', (e) => {
+        sink.destroy(e);
+        rej(e);
+      });
+      // The pack destroyed under it (a consumer that went away): the entry fails, the blob stops.
+      sink.on('error', (e: Error) => {
+        src.destroy();
+        rej(e);
+      });
+      src.pipe(sink);
+    });
+  }
+  await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await small('index.json', JSON.stringify(p.index));
+  if (p.format === 'docker') {
+    await small('manifest.json', JSON.stringify(p.manifestJSON));
+    await small('repositories', JSON.stringify(p.repositories));
+  }
+  pack.finalize();
+}
+
+/**
+ * Write images to a tar at file (atomically: a temp file renamed into place). Several names may point
+ * at one image; blobs are written once.
+ */
+export async function write(
+  store: Store,
+  images: NamedImage[],
+  file: string,
+  opts: { format?: ArchiveFormat } = {},
+): Promise<void> {
+  const p = await plan(store, images, opts.format ?? 'oci');
   const tmp = `${file}.tmp-${randomId()}`;
   const pack = tarLib().pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
   const done = pipeline(pack as unknown as Readable, out);
   try {
-    const small = (name: string, body: string) =>
-      new Promise<void>((res, rej) =>
-        pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())),
-      );
-    const dir = (name: string) =>
-      new Promise<void>((res, rej) =>
-        pack.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (e) => (e ? rej(e) : res())),
-      );
-    await dir('blobs');
-    await dir('blobs/sha256');
-    for (const [d, size] of blobs) {
-      await new Promise<void>((res, rej) => {
-        const sink = pack.entry({ name: blobPath(d), size, mode: 0o444, mtime: new Date(0) }, (e) =>
-          e ? rej(e) : res(),
-        );
-        const src = store.blobs.open(d);
-        src.on('error', (e) => {
-          sink.destroy(e);
-          rej(e);
-        });
-        src.pipe(sink);
-      });
-    }
-    await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    await small('index.json', JSON.stringify(index));
-    if (format === 'docker') {
-      await small('manifest.json', JSON.stringify(manifestJSON));
-      await small('repositories', JSON.stringify(repositories));
-    }
-    pack.finalize();
+    await packEntries(store, p, pack);
     await done;
     const fh = await fsp.open(tmp, 'r');
     await fh.sync();
@@ -110,4 +134,20 @@ export async function write(
     await fsp.rm(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * The same archive as a stream, for a consumer that reads one (Docker's image-load endpoint): blobs
+ * are read from the store as the stream is consumed, so memory stays flat. A failure destroys the
+ * stream with the error.
+ */
+export async function stream(
+  store: Store,
+  images: NamedImage[],
+  opts: { format?: ArchiveFormat } = {},
+): Promise<Readable> {
+  const p = await plan(store, images, opts.format ?? 'oci');
+  const pack = tarLib().pack();
+  packEntries(store, p, pack).catch((e: Error) => pack.destroy(e));
+  return pack as unknown as Readable;
 }

@@ -4,7 +4,7 @@
 // app:1) — the OCI convention that skopeo's `oci:DIR:REF` and containerd/BuildKit's OCI exporter follow —
 // and `io.containerd.image.name` = the full reference (docker.io/library/app:1) so that nothing is lost.
 // So `skopeo inspect oci:DIR:1` finds the image written for `app:1`.
-import { promises as fsp, createReadStream } from 'node:fs';
+import { constants, promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -50,7 +50,8 @@ export async function write(store: Store, images: NamedImage[], dir: string): Pr
   let index: OciIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
   if (await exists(join(dir, 'index.json'))) {
     try {
-      index = JSON.parse(await fsp.readFile(join(dir, 'index.json'), 'utf8'));
+      const text = await readMember(join(dir, 'index.json'), `${join(dir, 'index.json')}`, dir);
+      index = JSON.parse(text.toString('utf8'));
     } catch {
       /* replace a broken index */
     }
@@ -97,16 +98,55 @@ async function copyBlob(store: Store, d: Digest, dest: string): Promise<void> {
   await fsyncDir(join(dest, '..'));
 }
 
-/** Blobs of an OCI layout directory, verified as they are read. */
+/** JSON members (index.json, manifests, configs) are read whole: no more than this. */
+const MetadataLimit = 16 << 20;
+
+/**
+ * Opens a member of a layout that may come from anywhere: never through a symlink (O_NOFOLLOW; a
+ * link could name a host file or /dev/zero), never a FIFO or device (O_NONBLOCK, then fstat), and
+ * only as a regular file.
+ */
+async function openMember(path: string, what: string, subject: string): Promise<fsp.FileHandle> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new StoreError('not-found', `${what} is missing`, subject);
+    if (code === 'ELOOP') throw new StoreError('invalid', `${what} is not a regular file (a symlink)`, subject);
+    throw e;
+  }
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close();
+    throw new StoreError('invalid', `${what} is not a regular file`, subject);
+  }
+  return fh;
+}
+
+/** A JSON member of a layout, whole (at most MetadataLimit bytes). */
+async function readMember(path: string, what: string, subject: string): Promise<Buffer> {
+  const fh = await openMember(path, what, subject);
+  try {
+    const { size } = await fh.stat();
+    if (size > MetadataLimit) throw new StoreError('invalid', `${what} is larger than ${MetadataLimit} bytes`, subject);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Blobs of an OCI layout directory, verified as they are read; only regular files are read. */
 export class LayoutBlobs implements BlobSource {
   constructor(readonly dir: string) {}
   path(d: Digest): string {
     return join(this.dir, 'blobs', 'sha256', hexOf(checkDigest(d)));
   }
+  private what(d: Digest): string {
+    return `blob ${d} in layout ${this.dir}`;
+  }
   async read(d: Digest): Promise<Buffer> {
-    const buf = await fsp.readFile(this.path(d)).catch((e: NodeJS.ErrnoException) => {
-      throw e.code === 'ENOENT' ? new StoreError('not-found', `blob ${d} missing from layout ${this.dir}`, d) : e;
-    });
+    const buf = await readMember(this.path(d), this.what(d), d);
     if (`sha256:${createHash('sha256').update(buf).digest('hex')}` !== d)
       throw new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d);
     return buf;
@@ -114,15 +154,21 @@ export class LayoutBlobs implements BlobSource {
   open(d: Digest): Readable {
     const out = new PassThrough();
     const hash = createHash('sha256');
-    const rs = createReadStream(this.path(d));
-    rs.on('data', (c) => hash.update(c));
-    rs.on('error', (e) => out.destroy(e));
-    rs.on('end', () => {
-      if (`sha256:${hash.digest('hex')}` !== d)
-        out.destroy(new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d));
-      else out.end();
-    });
-    rs.pipe(out, { end: false });
+    openMember(this.path(d), this.what(d), d).then(
+      (fh) => {
+        const rs = fh.createReadStream();
+        rs.on('data', (c) => hash.update(c));
+        rs.on('error', (e) => out.destroy(e));
+        rs.on('end', () => {
+          if (`sha256:${hash.digest('hex')}` !== d)
+            out.destroy(new StoreError('corrupt', `blob ${d} in ${this.dir} is corrupt`, d));
+          else out.end();
+        });
+        out.on('close', () => rs.destroy());
+        rs.pipe(out, { end: false });
+      },
+      (e: Error) => out.destroy(e),
+    );
     return out;
   }
 }
@@ -140,7 +186,8 @@ export async function read(dir: string): Promise<{ blobs: LayoutBlobs; images: L
   const blobs = new LayoutBlobs(dir);
   let index: OciIndex;
   try {
-    index = JSON.parse(await fsp.readFile(join(dir, 'index.json'), 'utf8'));
+    const text = await readMember(join(dir, 'index.json'), `${join(dir, 'index.json')}`, dir);
+    index = JSON.parse(text.toString('utf8'));
   } catch (e) {
     throw new StoreError('invalid', `${dir} is not an OCI layout: ${(e as Error).message}`, dir);
   }

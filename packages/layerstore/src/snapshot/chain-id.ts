@@ -10,9 +10,9 @@ export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
     out.push(
       i === 0
         ? diffIDs[0]
-        : (`sha256:${createHash('sha256')
+        : `sha256:${createHash('sha256')
             .update(`${out[i - 1]} ${diffIDs[i]}`)
-            .digest('hex')}`),
+            .digest('hex')}`,
     );
   }
   return out;

@@ -3,12 +3,21 @@ import { statSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
-import { parseCsv } from '../../options.js';
+import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
 import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
-import { parseReference } from '@tsbuild/layerstore';
+import { formatReference, hostPlatform, parseReference, type Image } from '@tsbuild/layerstore';
+import { writeFileAtomic } from '@tsbuild/sys';
+import {
+  parseAddHosts,
+  parseAnnotations,
+  parseBuildContexts,
+  parseLabels,
+  parseShmSize,
+  parseUlimits,
+} from '../buildx-options.js';
 import { BuildError, UsageError } from '../../errors.js';
 import { readControlFile } from '../../context/context.js';
 
@@ -18,6 +27,7 @@ const outputsModule = () => import('../../exporter/outputs.js');
 const registryModule = () => import('./registry.js');
 const pushModule = () => import('../../exporter/push.js');
 const cacheShareModule = () => import('../../exporter/cache-share.js');
+const loadModule = () => import('../../exporter/load.js');
 const explainModule = () => import('../explain.js'); // and chalk, which probes the terminal as it loads
 
 export const buildFlags = flagsOf('build');
@@ -65,17 +75,33 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
   if (!['auto', 'tty', 'plain', 'quiet'].includes(progress))
     throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
-  const compression = str(p, 'compression') ?? 'gzip';
-  if (!['gzip', 'zstd', 'none'].includes(compression))
-    throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
+  const compression = parseCompression(str(p, 'compression'));
   const platform = str(p, 'platform');
   if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64')
     throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
+  const labels = parseLabels(list(p, 'label'));
+  const host = hostPlatform();
+  const annotations = parseAnnotations(list(p, 'annotation'), `${host.os}/${host.architecture}`);
+  const shm = str(p, 'shm-size');
+  const run = {
+    extraHosts: parseAddHosts(list(p, 'add-host')),
+    rlimits: parseUlimits(list(p, 'ulimit')),
+    shmSize: shm === undefined ? undefined : parseShmSize(shm),
+  };
+  const metadataFile = str(p, 'metadata-file');
+  const pull = bool(p, 'pull');
+  const namedContexts = parseBuildContexts(list(p, 'build-context'));
   const outputFlags = list(p, 'output');
   const { parseOutput, exportImage } = outputFlags.length
     ? await outputsModule()
     : { parseOutput: undefined, exportImage: undefined };
-  const outputs: Output[] = outputFlags.map((o) => parseOutput!(o));
+  const parsedOutputs: Output[] = outputFlags.map((o) => parseOutput!(o));
+  // -o type=docker without dest= is --load, as in buildx.
+  const outputs = parsedOutputs.filter((o) => o.type !== 'docker' || o.dest);
+  // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
+  const load = bool(p, 'load') || outputs.length < parsedOutputs.length ? await loadModule() : undefined;
+  await load?.pingDocker(signal);
+  for (const o of outputs) if (o.type === 'docker') checkDockerArchiveCompression(compression, `--output ${o.dest}`);
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const s of list(p, 'secret')) {
     const kv = parseCsv(s, '--secret');
@@ -116,6 +142,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
+  if (bool(p, 'check'))
+    return (await import('../checks.js')).checkDockerfile({
+      root: str(p, 'root'),
+      dockerfilePath,
+      dockerfileText,
+      buildArgs: args,
+    });
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
@@ -135,11 +168,12 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       buildArgs: args,
       target: str(p, 'target'),
       noCache: bool(p, 'no-cache'),
+      noCacheFilter: list(p, 'no-cache-filter'),
       network: network as 'default' | 'none' | 'host',
       allowNetworkHost: allow.has('network.host'),
       secrets,
       sourceDateEpoch,
-      compression: compression as 'gzip' | 'zstd' | 'none',
+      compression,
       reporter,
       signal,
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
@@ -151,20 +185,31 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
             ).pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })
           ).image;
         } catch (e) {
-          throw new BuildError(
-            `base image "${ref}" is not in the store (${store.root}) and could not be pulled: ${(e as Error).message}`,
-          );
+          const where = pull
+            ? 'could not be pulled (--pull)'
+            : `is not in the store (${store.root}) and could not be pulled`;
+          throw new BuildError(`base image "${ref}" ${where}: ${(e as Error).message}`);
         }
       },
       cacheFrom: imported,
+      pull,
+      labels,
+      annotations,
+      run,
+      namedContexts,
     });
-    for (const tag of bool(p, 'push') ? tags : [])
-      await (
+    // buildx writes the metadata once the image exists and again, as pushed, after --push.
+    if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
+    for (const tag of bool(p, 'push') ? tags : []) {
+      const pushed = await (
         await pushModule()
-      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
+      if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
+    }
     if (cacheTo.length)
-      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
-    for (const o of outputs) await exportImage!(store, result.image, tags, o);
+      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter, compression });
+    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
+    await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
@@ -178,6 +223,38 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     return 0;
   } finally {
     reporter.close();
+  }
+}
+
+/**
+ * `--metadata-file`: buildx's keys for an image build. The descriptor is the manifest's as the registry
+ * has it after a push (its digest is what the registry serves), else as the store has it.
+ */
+async function writeMetadata(
+  file: string,
+  store: Awaited<ReturnType<typeof openStore>>,
+  image: Image,
+  tags: string[],
+  pushed?: { mediaType: string; digest: string; size: number },
+): Promise<void> {
+  const size = pushed?.size ?? (await store.blobs.size(image.manifestDigest));
+  if (size === undefined) throw new BuildError(`manifest ${image.manifestDigest} is not in the store`);
+  const descriptor = {
+    mediaType: pushed?.mediaType ?? image.manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
+    digest: pushed?.digest ?? image.manifestDigest,
+    size,
+  };
+  const metadata: Record<string, unknown> = {
+    'containerimage.config.digest': image.configDigest,
+    'containerimage.descriptor': descriptor,
+    'containerimage.digest': descriptor.digest,
+  };
+  // Fully qualified, as buildx writes them (docker.io/library/app:latest).
+  if (tags.length) metadata['image.name'] = tags.map((t) => formatReference(parseReference(t))).join(',');
+  try {
+    await writeFileAtomic(resolve(file), JSON.stringify(metadata, null, 2) + '\n', { durable: true });
+  } catch (e) {
+    throw new UsageError(`--metadata-file ${file}: ${(e as Error).message}`);
   }
 }
 

@@ -7,8 +7,7 @@ import { exitStatus, ownError, withSignalsForwarded } from './run.js';
 import { flagsOf } from '../flags.js';
 
 export async function execCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, flagsOf('exec'),
-    { stopAtFirstPositional: true });
+  const p = parseArgs(argv, flagsOf('exec'), { stopAtFirstPositional: true });
   const [ref, ...cmd] = p.positionals;
   if (!ref || cmd.length === 0)
     throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');

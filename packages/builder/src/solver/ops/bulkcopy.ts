@@ -38,7 +38,7 @@ export class BulkCopy {
       // Both halves end before the first failure is thrown: the caller then removes the target,
       // and a cp still writing into it would race that.
       const failed = (await Promise.allSettled(split(job).map(copyJob))).find((r) => r.status === 'rejected');
-      if (failed) throw (failed).reason;
+      if (failed) throw failed.reason;
     }
   }
 }

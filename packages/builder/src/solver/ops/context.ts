@@ -2,7 +2,7 @@
 // the options it reads, and of the solver only what it asks of it (another stage's result, the layer
 // queue). The solver imports the ops; the ops do not import the solver.
 import type { Image, Store } from '@tsbuild/layerstore';
-import type { PrivateNetwork } from '@tsbuild/sandbox';
+import type { PrivateNetwork, Rlimit } from '@tsbuild/sandbox';
 import type { StageState } from '../state.js';
 import type { StageLayer } from '../../rootfs/layers.js';
 import type { StepHandle } from '../../progress/index.js';
@@ -26,6 +26,14 @@ export interface StepOptions {
   /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
   compression: 'gzip' | 'zstd' | 'none';
   signal: AbortSignal;
+  /** `--add-host`, `--ulimit`, `--shm-size`: for every RUN step (part of its cache key when set). */
+  run?: RunSettings;
+}
+
+export interface RunSettings {
+  extraHosts: { host: string; ip: string }[];
+  rlimits: Rlimit[];
+  shmSize?: number;
 }
 
 /** What an op asks of the solver. */
@@ -33,6 +41,8 @@ export interface Stages {
   /** Another stage's result (COPY --from, RUN --mount from=), built if it was not yet. */
   stage(index: number): Promise<StageState>;
   stageNameOf(index: number): string;
+  /** Whether a stage (already built) ran a step in this build, or stands on a stage that did. */
+  rebuilt(index: number): boolean;
   /** Layers of this build still being written. */
   readonly layers: LayerQueue;
 }

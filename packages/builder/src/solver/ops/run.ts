@@ -40,6 +40,11 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
     kb.add(`${fromImage.has(name) ? 'env' : 'arg'}:${name}`, e.slice(eq + 1));
   }
   kb.add('user', config.User ?? '').add('workdir', config.WorkingDir || '/');
+  // As in BuildKit, where they are part of the exec op: a step with other hosts or limits is another step.
+  const settings = ctx.opts.run;
+  if (settings?.extraHosts.length) kb.add('add-host', JSON.stringify(settings.extraHosts));
+  if (settings?.rlimits.length) kb.add('ulimit', JSON.stringify(settings.rlimits));
+  if (settings?.shmSize !== undefined) kb.add('shm-size', String(settings.shmSize));
   for (const m of step.mounts) await keyMount(ctx, step, m, kb);
 
   return async (handle) => {
@@ -94,6 +99,9 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         network: network === 'default' ? 'private' : network,
         netns,
         mounts,
+        extraHosts: settings?.extraHosts,
+        rlimits: settings?.rlimits,
+        shmSize: settings?.shmSize,
         stdin: 'ignore',
         stdout: out,
         stderr: out,
@@ -179,7 +187,7 @@ async function fromKey(
   if (from.type === 'stage') return (await ctx.stages.stage(from.stage)).key;
   const image = ctx.opts.bases.get(from.ref);
   if (!image) throw new BuildError(`image ${from.ref} was not resolved`);
-  return image.manifestDigest;
+  return image.configDigest; // the image id, as FROM's key (solver.ts)
 }
 
 async function prepareMount(
