@@ -249,9 +249,11 @@ export class Solver {
           noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
+        // Nothing to compare with (no earlier build): the inputs, a record per file of a copied tree, are spelled
+        // out only when written after the step, not held while it stages and writes its layer.
         const change: Change = noCache
           ? { ...noCacheChange, text: this.o.noCache ? '--no-cache' : '--no-cache-filter' }
-          : missReason(previous?.inputs, kb.inputs, state);
+          : missReason(previous?.inputs, previous ? kb.inputs : [], state);
         this.explain.push({
           ...row,
           status: noCache ? 'no-cache' : 'miss',
