@@ -1,11 +1,11 @@
 // What this host gives the sandbox, for `tsbuild info`: rootless or not, the id mappings, how the
 // root is mounted, the network, which limits can be applied. Answers from what is there (the
 // process's own maps, /proc, /sys/fs/cgroup, the helpers on PATH), never from a guess.
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { cgroupDriver } from './cgroup/index.js';
 import { slirpPath } from './network.js';
-import { defaultStateDir } from './state.js';
+import { defaultStateDir, writable } from './state.js';
 import { tunAdvice, tunUsable, userNamespace, type IdMapping } from './userns.js';
 
 export interface SandboxInfo {
@@ -33,15 +33,6 @@ function kernelAtLeast(major: number, minor: number): boolean {
 function hasOverlay(): boolean {
   try {
     return /\toverlay$/m.test(readFileSync('/proc/filesystems', 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-function writable(path: string): boolean {
-  try {
-    accessSync(path, constants.W_OK);
-    return true;
   } catch {
     return false;
   }

@@ -19,7 +19,7 @@ function isTmpfs(path: string): boolean {
   }
 }
 
-function writable(path: string): boolean {
+export function writable(path: string): boolean {
   try {
     accessSync(path, constants.W_OK);
     return true;
