@@ -4,7 +4,9 @@
 import { MediaType } from '../types.js';
 import type { BlobStore, Compression, Descriptor, Digest, Image, Layer, Manifest } from '../types.js';
 import { parseReference, type Reference } from '../reference.js';
-import { newStats, uploadBlob, uploadStream, type TransferStats, type UploadOptions } from './blob.js';
+import { newStats, type TransferStats } from './blob.js';
+import { uploadBlob, type UploadOptions } from './blob-upload.js';
+import { uploadStream } from './stream-upload.js';
 import { RegistryError } from './errors.js';
 import { parseManifestBytes, putManifest, sha256 } from './manifest.js';
 import { mapLimit } from './pool.js';
