@@ -3,8 +3,10 @@
 // snapshotted into exactly one layer. Independent stages run concurrently.
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
 import { chainID, type Digest, type ImageConfig } from '@tsbuild/layerstore';
-import { applyStep, historyText, inheritConfig, scratchConfig } from '../image/config.js';
-import { KeyBuilder, findChange, sha256, type Change, type Inputs } from './cachekey.js';
+import { applyStep, historyText } from '../image/config.js';
+import { KeyBuilder, type Inputs } from './cachekey.js';
+import { baseState, epochOr } from './base-state.js';
+import { inputsId, missNote, pointerId, saveInputs } from './explain-records.js';
 import { BuildError } from '../errors.js';
 import type { ExplainRow, SettledState, StageState } from './state.js';
 import { isPending, type StageLayer } from '../rootfs/layers.js';
@@ -17,7 +19,6 @@ import { Filesystems } from '../rootfs/filesystems.js';
 import { LayerQueue } from './ops/layer-queue.js';
 import type { Exec, StepContext, StepOptions } from './ops/context.js';
 import { trace } from '../trace.js';
-import { keepManifests, npmManifests } from './npm-inputs.js';
 
 export interface SolveOptions extends StepOptions {
   graph: Graph;
@@ -100,7 +101,7 @@ export class Solver {
     const from = stage.from;
     const base = from.type === 'image' ? from.ref : from.type === 'stage' ? this.stageNameOf(from.stage) : 'scratch';
     const fromLabel = `[${name} 1/${total}] FROM ${base}`;
-    let state = await this.baseState(stage, fromLabel);
+    let state = await baseState(this, this.o, stage, fromLabel);
     for (const [i, step] of stage.steps.entries()) {
       this.o.signal.throwIfAborted();
       this.layers.check();
@@ -125,63 +126,6 @@ export class Solver {
   stageNameOf(index: number): string {
     const s = this.o.graph.stages.find((x) => x.index === index);
     return s ? this.stageName(s) : `stage-${index}`;
-  }
-
-  private async baseState(stage: Stage, label: string): Promise<StageState> {
-    const from = stage.from;
-    if (from.type === 'stage') {
-      const parent = await this.stage(from.stage);
-      return {
-        config: { image: inheritConfig(parent.config.image), cmdSet: false },
-        layers: [...parent.layers],
-        key: new KeyBuilder().addDigest('parent', parent.key).add('from', 'stage').key(),
-        label,
-        keyLabel: label,
-        created: parent.created,
-        missed: parent.missed,
-      };
-    }
-    if (from.type === 'scratch') {
-      this.explain.push({
-        ...this.row(stage, 0, label, 'FROM scratch'),
-        status: 'base',
-        reason: 'scratch',
-        base: { ref: 'scratch', digest: null },
-      });
-      const image = scratchConfig(this.o.platform);
-      return {
-        config: { image, cmdSet: false },
-        layers: [],
-        key: new KeyBuilder().add('base', 'scratch').add('platform', platformString(this.o.platform)).key(),
-        label,
-        keyLabel: label,
-        created: epochOr(this.o.sourceDateEpoch, new Date(0).toISOString()),
-      };
-    }
-    const image = this.o.bases.get(from.ref);
-    if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
-    const step = this.o.reporter.step(label);
-    step.done();
-    const before = this.o.movedBases?.get(from.ref);
-    this.explain.push({
-      ...this.row(stage, 0, label, `FROM ${from.ref}`),
-      status: 'base',
-      reason: before ? `base image moved: ${before} → ${image.manifestDigest}` : `${from.ref} = ${image.configDigest}`,
-      base: { ref: from.ref, digest: image.manifestDigest },
-    });
-    // Keyed by the image id (config digest: the diffIDs and the config), not the manifest: the same
-    // image stored with plain layers here and pulled compressed elsewhere must hit the same cache (as
-    // BuildKit keys an image source by its config).
-    const key = new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key();
-    return {
-      config: { image: inheritConfig(image.config), cmdSet: false },
-      layers: [...image.layers],
-      key,
-      label,
-      keyLabel: label,
-      base: { ref: from.ref, key },
-      created: image.config.created ?? new Date(0).toISOString(),
-    };
   }
 
   private async runOne(stage: Stage, index: number, step: Step, state: StageState, label: string): Promise<StageState> {
@@ -212,12 +156,9 @@ export class Solver {
       const exec = await this.prepare(step, next, kb);
       const key = kb.key();
       trace(`${label}: key computed`);
-      // For --explain: a small pointer from "this step of this Dockerfile" to the key it had last
-      // time, and each key's inputs stored apart (for a COPY of a large tree they are big), so
-      // that a cache hit reads only small records and a miss can say what changed.
-      const pointerId: Digest = `sha256:${sha256(`explain\0${this.o.identity}\0${this.stageName(stage)}\0${index}`)}`;
-      const inputsId = (k: string): Digest => `sha256:${sha256(`inputs\0${k}`)}`;
-      const pointer = (await this.o.store.cache.get(pointerId))?.value as { key: string } | undefined;
+      // For --explain (explain-records.ts): the key this step had last time.
+      const pointerKey = pointerId(this.o.identity, this.stageName(stage), index);
+      const pointer = (await this.o.store.cache.get(pointerKey))?.value as { key: string } | undefined;
 
       let record: StepRecord | undefined;
       let hit: { value: unknown } | undefined;
@@ -251,16 +192,8 @@ export class Solver {
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
         // Nothing to compare with (no earlier build): the inputs, a record per file of a copied tree, are spelled
         // out only when written after the step, not held while it stages and writes its layer.
-        const change: Change = noCache
-          ? { ...noCacheChange, text: this.o.noCache ? '--no-cache' : '--no-cache-filter' }
-          : missReason(previous?.inputs, previous ? kb.inputs : [], state);
-        this.explain.push({
-          ...row,
-          status: noCache ? 'no-cache' : 'miss',
-          reason: change.text,
-          change,
-          ...(change.kind === 'file' ? { npm: npmPairs(previous?.inputs, kb.inputs) } : {}),
-        });
+        const flag = noCache ? (this.o.noCache ? '--no-cache' : '--no-cache-filter') : undefined;
+        this.explain.push({ ...row, ...missNote(flag, previous?.inputs, kb.inputs, state) });
         if (this.o.dryRun) {
           handle.done();
           if (step.kind === 'workdir') applyStep(next.config, step);
@@ -271,12 +204,7 @@ export class Solver {
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
         // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
-        const manifests = npmManifests(kb.inputs);
-        this.layers.track(
-          (manifests.size ? keepManifests(this.o.store, this.o.context.dir, manifests) : Promise.resolve([])).then(
-            (blobs) => this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs }),
-          ),
-        );
+        this.layers.track(saveInputs(this.o.store, this.o.context.dir, key, kb.inputs));
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
@@ -304,7 +232,7 @@ export class Solver {
         if (step.kind === 'workdir') applyStep(next.config, step);
         return { ...next, key, keyLabel: label, created: record.created };
       }
-      if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerId, { value: { key }, blobs: [] }));
+      if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerKey, { value: { key }, blobs: [] }));
       if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;
@@ -327,7 +255,7 @@ export class Solver {
   }
 
   /** The parts of a report row every step has; `index` counts from 0 for FROM. */
-  private row(stage: Stage, index: number, label: string, instruction: string) {
+  row(stage: Stage, index: number, label: string, instruction: string) {
     return { stage: this.stageName(stage), index: index + 1, instruction, label };
   }
 
@@ -353,47 +281,6 @@ export class Solver {
   }
 }
 
-const noCacheChange: Change = { kind: 'no-cache', input: null, before: null, after: null, text: '--no-cache' };
-
-/**
- * Why a step misses. Below a step that missed in this build, the step's own inputs are compared
- * first (the parent key differs anyway): a changed input of its own is named; otherwise it is
- * "below a miss", which a dry run reports for steps that would run only because a step above does.
- */
-function missReason(previous: Inputs | undefined, now: Inputs, parent: StageState): Change {
-  if (!parent.missed || !previous) {
-    const change = findChange(previous, now);
-    // The step right after FROM: its parent key is the base image's, so the base moved.
-    if (change.kind === 'parent' && parent.base?.key === parent.key)
-      return {
-        ...change,
-        kind: 'base',
-        input: parent.base.ref,
-        text: `base image ${parent.base.ref} now has another digest`,
-      };
-    return change;
-  }
-  const own = (inputs: Inputs) => inputs.filter(([name]) => !name.startsWith('parent:'));
-  const change = findChange(own(previous), own(now));
-  if (change.kind !== 'record-missing') return change;
-  return {
-    kind: 'parent',
-    input: parent.keyLabel,
-    before: null,
-    after: parent.key,
-    text: `below a miss: the step before it changed (${parent.keyLabel})`,
-  };
-}
-
-/** The npm manifests a missed step read, then and now (cli/npm.ts diffs their trees); none: undefined. */
-function npmPairs(previous: Inputs | undefined, now: Inputs): ExplainRow['npm'] {
-  const before = previous ? npmManifests(previous) : new Map<string, string>();
-  const after = npmManifests(now);
-  if (!before.size && !after.size) return undefined;
-  const paths = [...new Set([...before.keys(), ...after.keys()])].sort();
-  return paths.map((path) => ({ path, before: before.get(path) ?? null, after: after.get(path) ?? null }));
-}
-
 function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {
   return step.kind === 'run' || step.kind === 'copy' || step.kind === 'add' || step.kind === 'workdir';
 }
@@ -404,12 +291,4 @@ function oneLine(s: string): string {
     .replace(/\s+/g, ' ')
     .trim();
   return line.length > 120 ? line.slice(0, 117) + '...' : line;
-}
-
-function epochOr(epoch: number | undefined, fallback: string): string {
-  return epoch === undefined ? fallback : new Date(epoch * 1000).toISOString();
-}
-
-function platformString(p: { os: string; architecture: string; variant?: string }): string {
-  return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
 }
