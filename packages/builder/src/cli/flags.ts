@@ -120,10 +120,15 @@ const buildFlags: FlagSpec[] = [
   {
     name: 'cache-to',
     kind: 'list',
-    value: 'type=registry,ref=R[,mode=min|max]',
-    help: 'export the build cache to a registry',
+    value: 'type=registry,ref=R|type=local,dest=DIR[,mode=min|max]',
+    help: 'export the build cache to a registry or a directory (an OCI layout)',
   },
-  { name: 'cache-from', kind: 'list', value: 'type=registry,ref=R', help: 'use a build cache from a registry' },
+  {
+    name: 'cache-from',
+    kind: 'list',
+    value: 'type=registry,ref=R|type=local,src=DIR',
+    help: 'use a build cache from a registry or a directory',
+  },
   {
     name: 'secret',
     kind: 'list',

@@ -10,8 +10,17 @@
 // registry until a step hits: then the solver's fetchLayer hook (see solver/solver.ts) fetches exactly
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
+//
+// type=local,dest=DIR / src=DIR: the same artifact (records blob, manifest, layers) in an OCI layout
+// at DIR, as buildx writes its local cache: index.json names the artifact by its tag (default
+// "latest"). A layout from elsewhere is untrusted like a registry: every member is read without
+// following a symlink, blobs are verified against their digests, and a bad cache is a warning.
+import { resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import {
   isDigest,
+  layout,
+  MediaType,
   parseReference,
   remote,
   type Descriptor,
@@ -36,9 +45,16 @@ export interface StepRecord {
 }
 
 export interface CacheRef {
+  type: 'registry' | 'local';
+  /** The registry reference, or for type=local the layout directory (absolute). */
   ref: string;
   mode: 'min' | 'max';
+  /** type=local: the index.json entry (ref name) of the artifact. */
+  tag?: string;
 }
+
+/** How progress and warnings name a cache. */
+const where = (c: CacheRef) => (c.type === 'local' ? `type=local ${c.ref}` : c.ref);
 
 /** One shareable record: the solver's cache record of a filesystem step under its key. */
 export interface SharedRecord {
@@ -47,7 +63,10 @@ export interface SharedRecord {
   created: string;
 }
 
-/** `type=registry,ref=R[,mode=min|max]`, or a bare `R` (as buildx takes it for --cache-from). */
+/**
+ * `type=registry,ref=R[,mode=min|max]`, or a bare `R` (as buildx takes it for --cache-from);
+ * `type=local,dest=DIR[,mode=min|max][,tag=T]` for --cache-to, `type=local,src=DIR[,tag=T]` for --cache-from.
+ */
 export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-from'): CacheRef {
   const kv = value.includes('=')
     ? parseCsv(value, flag)
@@ -56,7 +75,22 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
         ['ref', value],
       ]);
   const type = kv.get('type') ?? 'registry';
-  if (type !== 'registry') throw new UsageError(`${flag} ${value}: type=${type} is not supported (only type=registry)`);
+  if (type !== 'registry' && type !== 'local')
+    throw new UsageError(`${flag} ${value}: type=${type} is not supported (type=registry or type=local)`);
+  const dirKey = flag === '--cache-to' ? 'dest' : 'src';
+  const keys = type === 'registry' ? ['type', 'ref', 'mode'] : ['type', dirKey, 'mode', 'tag'];
+  for (const k of kv.keys()) if (!keys.includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
+  const mode = kv.get('mode') ?? 'min';
+  if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
+  if (flag === '--cache-from' && kv.has('mode'))
+    throw new UsageError(`${flag} ${value}: mode= only applies to --cache-to`);
+  if (type === 'local') {
+    const dir = kv.get(dirKey);
+    if (!dir) throw new UsageError(`${flag} ${value}: ${dirKey}= is required for type=local`);
+    const tag = kv.get('tag') ?? 'latest';
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`${flag} ${value}: bad tag "${tag}"`);
+    return { type, ref: resolve(dir), mode, tag };
+  }
   const ref = kv.get('ref');
   if (!ref) throw new UsageError(`${flag} ${value}: ref= is required`);
   try {
@@ -64,13 +98,56 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
   } catch (e) {
     throw new UsageError(`${flag} ${value}: ${(e as Error).message}`);
   }
-  const mode = kv.get('mode') ?? 'min';
-  if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
-  if (flag === '--cache-from' && kv.has('mode'))
-    throw new UsageError(`${flag} ${value}: mode= only applies to --cache-to`);
-  for (const k of kv.keys())
-    if (!['type', 'ref', 'mode'].includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
-  return { ref, mode };
+  return { type, ref, mode };
+}
+
+/** A manifest is read whole: no more than this. */
+const ManifestLimit = 4 << 20;
+
+/**
+ * The cache artifact at a layout's tag, read as pullCache reads it from a registry (records only;
+ * layers are copied from the layout on a hit). Undefined when there is no layout or no such tag.
+ */
+async function readLocalCache(
+  c: CacheRef,
+): Promise<{ records: unknown; layers: Descriptor[]; blobs: layout.LayoutBlobs } | undefined> {
+  let index;
+  try {
+    index = await layout.readIndex(c.ref);
+  } catch (e) {
+    if ((e as Error).message.includes('index.json is missing')) return undefined;
+    throw e;
+  }
+  const desc = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === c.tag);
+  if (!desc) return undefined;
+  if (!isDigest(desc.digest) || !(desc.size <= ManifestLimit)) throw new Error(`bad index.json entry "${c.tag}"`);
+  const blobs = new layout.LayoutBlobs(c.ref);
+  let m: { config?: Descriptor; layers?: Descriptor[] };
+  try {
+    m = JSON.parse((await blobs.read(desc.digest)).toString('utf8'));
+  } catch (e) {
+    throw new Error(`manifest ${desc.digest}: ${(e as Error).message}`);
+  }
+  if (m?.config?.mediaType !== remote.CacheMediaType.Config || !isDigest(m.config.digest))
+    throw new Error(`not a tsbuild cache (config media type ${String(m?.config?.mediaType)})`);
+  if (!(m.config.size <= remote.CacheConfigLimit)) throw new Error(`cache config of ${m.config.size} bytes`);
+  const records = remote.parseCacheConfig(await blobs.read(m.config.digest));
+  const layers = (Array.isArray(m.layers) ? m.layers : []).filter(
+    (l) => isDigest(l?.digest) && Number.isSafeInteger(l.size) && l.size >= 0,
+  );
+  return { records, layers, blobs };
+}
+
+/** Copies a layer blob from a layout into the store: verified against digest and size, as every blob. */
+async function copyFromLayout(store: Store, blobs: layout.LayoutBlobs, desc: Descriptor): Promise<void> {
+  const ingest = store.blobs.ingest();
+  try {
+    await pipeline(blobs.open(desc.digest), ingest);
+    await ingest.commit({ digest: desc.digest, size: desc.size });
+  } catch (e) {
+    await ingest.abort();
+    throw e;
+  }
 }
 
 /** A record from a registry is untrusted input: keep only well-formed ones. */
@@ -104,19 +181,25 @@ export async function importCache(
 ): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
-  const sources = new Map<Digest, { ref: string; desc: Descriptor }[]>();
-  for (const { ref } of refs) {
+  const sources = new Map<Digest, { from: CacheRef; desc: Descriptor; blobs?: layout.LayoutBlobs }[]>();
+  for (const c of refs) {
+    const ref = where(c);
     let artifact;
     try {
-      artifact = await remote.pullCache<unknown>(store.blobs, ref, await o.opts(ref));
+      artifact =
+        c.type === 'local'
+          ? await readLocalCache(c)
+          : await remote.pullCache<unknown>(store.blobs, c.ref, await o.opts(c.ref));
     } catch (e) {
       o.reporter.warn(`--cache-from ${ref}: ${(e as Error).message}; building without it`);
       continue;
     }
     if (!artifact) {
-      o.reporter.warn(`--cache-from ${ref}: not found in the registry; building without it`);
+      const none = c.type === 'local' ? `no cache tagged "${c.tag}" there` : 'not found in the registry';
+      o.reporter.warn(`--cache-from ${ref}: ${none}; building without it`);
       continue;
     }
+    const blobs = 'blobs' in artifact ? artifact.blobs : undefined;
     const records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
     const inArtifact = new Map(artifact.layers.map((d) => [d.digest, d]));
     let imported = 0;
@@ -126,7 +209,8 @@ export async function importCache(
       if (r.layer) {
         const list = sources.get(r.layer.digest) ?? [];
         list.push({
-          ref,
+          from: c,
+          blobs,
           desc: inArtifact.get(r.layer.digest) ?? {
             mediaType: r.layer.mediaType,
             digest: r.layer.digest,
@@ -149,13 +233,18 @@ export async function importCache(
   return {
     record,
     fetchLayer: async (layer) => {
-      for (const { ref, desc } of sources.get(layer.digest) ?? []) {
+      for (const { from, desc, blobs } of sources.get(layer.digest) ?? []) {
         try {
-          const stats = await remote.fetchBlobs(store.blobs, ref, [desc], await o.opts(ref));
-          o.reporter.info(`fetched cached layer ${layer.digest} from ${ref} (${stats.bytesDownloaded} bytes)`);
+          if (blobs) {
+            await copyFromLayout(store, blobs, desc);
+            o.reporter.info(`copied cached layer ${layer.digest} from ${where(from)} (${desc.size} bytes)`);
+          } else {
+            const stats = await remote.fetchBlobs(store.blobs, from.ref, [desc], await o.opts(from.ref));
+            o.reporter.info(`fetched cached layer ${layer.digest} from ${from.ref} (${stats.bytesDownloaded} bytes)`);
+          }
           if (await store.blobs.has(layer.digest)) return true;
         } catch (e) {
-          o.reporter.warn(`fetching cached layer ${layer.digest} from ${ref}: ${(e as Error).message}`);
+          o.reporter.warn(`fetching cached layer ${layer.digest} from ${where(from)}: ${(e as Error).message}`);
         }
       }
       return false;
@@ -181,17 +270,22 @@ export async function exportCache(
       }
       chosen.set(r.key, { key: r.key, layer: r.layer, created: r.created });
     }
-    const handle = o.reporter.step(`exporting cache to ${t.ref} (mode=${t.mode})`);
+    const handle = o.reporter.step(`exporting cache to ${where(t)} (mode=${t.mode})`);
     try {
       // In digest order: stages run at once and layers are written in the background, so the order
       // records arrive in varies from build to build, and the artifact must not.
       const byDigest = <T>(m: Map<Digest, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-      const result = await remote.pushCache(
-        store.blobs,
-        t.ref,
-        { records: byDigest(chosen), layers: byDigest(layers) },
-        await o.opts(t.ref),
-      );
+      const artifact = { records: byDigest(chosen), layers: byDigest(layers) };
+      if (t.type === 'local') {
+        const m = await remote.putCacheArtifact(store.blobs, artifact);
+        const blobs = [m.config, ...artifact.layers.map((l) => l.digest), m.digest];
+        const desc = { mediaType: MediaType.OciManifest, digest: m.digest, size: m.size };
+        await layout.writeEntry(store, t.ref, blobs, desc, t.tag!);
+        handle.log(`${chosen.size} records, ${layers.size} layers written to ${t.ref}`);
+        handle.done();
+        continue;
+      }
+      const result = await remote.pushCache(store.blobs, t.ref, artifact, await o.opts(t.ref));
       handle.log(
         `${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs ` +
           `(${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ` +

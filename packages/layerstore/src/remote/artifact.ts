@@ -54,14 +54,38 @@ export async function pushCache<R>(
   artifact: CacheArtifact<R>,
   opts: PushOptions = {},
 ): Promise<PushResult> {
+  const { bytes } = await putCacheArtifact(blobs, artifact);
+  return push(blobs, { manifestBytes: bytes, mediaType: MediaType.OciManifest }, reference, opts);
+}
+
+/** Writes the records blob and the artifact manifest into the store (for a push or a layout). */
+export async function putCacheArtifact<R>(
+  blobs: BlobStore,
+  artifact: CacheArtifact<R>,
+): Promise<{ bytes: Buffer; digest: Digest; size: number; config: Digest }> {
   const config = await blobs.put(JSON.stringify({ version: 1, records: artifact.records }));
   const manifest = cacheManifest(
     { mediaType: CacheMediaType.Config, digest: config.digest, size: config.size },
     artifact.layers,
   );
   const bytes = Buffer.from(JSON.stringify(manifest));
-  await blobs.put(bytes);
-  return push(blobs, { manifestBytes: bytes, mediaType: MediaType.OciManifest }, reference, opts);
+  const { digest, size } = await blobs.put(bytes);
+  return { bytes, digest, size, config: config.digest };
+}
+
+/** The largest records blob a cache may have (it is read whole). */
+export const CacheConfigLimit = 64 * 1024 * 1024;
+
+/** The records of a cache config blob, or why it is not one this version reads. */
+export function parseCacheConfig<R>(bytes: Buffer): R {
+  let body: { version?: unknown; records?: R } | undefined;
+  try {
+    body = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new Error('the cache records are not JSON');
+  }
+  if (!body || body.version !== 1) throw new Error(`unknown cache format version ${String(body?.version)}`);
+  return body.records as R;
 }
 
 /**
@@ -91,17 +115,18 @@ export async function pullCache<R = unknown>(
       { host: client.host, subject: fetched.digest },
     );
   }
-  if (m.config.size > 64 * 1024 * 1024)
+  if (m.config.size > CacheConfigLimit)
     throw new RegistryError('too-large', `${where}: cache config of ${m.config.size} bytes`, { host: client.host });
   if (!(await blobs.has(m.config.digest))) await fetchBlob(client, ref.repository, m.config, blobs, newStats());
-  const body = await blobs.readJSON<{ version?: unknown; records?: R }>(m.config.digest);
-  if (!body || body.version !== 1)
-    throw new RegistryError('invalid', `${where}: unknown cache format version ${String(body?.version)}`, {
-      host: client.host,
-    });
+  let records: R;
+  try {
+    records = parseCacheConfig<R>(await blobs.read(m.config.digest));
+  } catch (e) {
+    throw new RegistryError('invalid', `${where}: ${(e as Error).message}`, { host: client.host });
+  }
   if (opts.locations) {
     for (const l of m.layers) opts.locations.add(ref.registry, ref.repository, l.digest);
     await opts.locations.save();
   }
-  return { records: body.records as R, layers: m.layers, manifestDigest: fetched.digest };
+  return { records, layers: m.layers, manifestDigest: fetched.digest };
 }
