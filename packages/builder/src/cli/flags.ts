@@ -120,14 +120,14 @@ const buildFlags: FlagSpec[] = [
   {
     name: 'cache-to',
     kind: 'list',
-    value: 'type=registry,ref=R|type=local,dest=DIR[,mode=min|max]',
-    help: 'export the build cache to a registry or a directory (an OCI layout)',
+    value: 'type=registry,ref=R|type=local,dest=DIR[,mode=min|max]|type=inline',
+    help: 'export the build cache to a registry, a directory (an OCI layout) or into the image',
   },
   {
     name: 'cache-from',
     kind: 'list',
     value: 'type=registry,ref=R|type=local,src=DIR',
-    help: 'use a build cache from a registry or a directory',
+    help: 'use a build cache from a registry, a directory or an image pushed with type=inline',
   },
   {
     name: 'secret',

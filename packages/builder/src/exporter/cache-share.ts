@@ -45,7 +45,8 @@ export interface StepRecord {
 }
 
 export interface CacheRef {
-  type: 'registry' | 'local';
+  /** inline: the records go into the image's config (build's inlineCache), read back with --cache-from REF. */
+  type: 'registry' | 'local' | 'inline';
   /** The registry reference, or for type=local the layout directory (absolute). */
   ref: string;
   mode: 'min' | 'max';
@@ -75,8 +76,19 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
         ['ref', value],
       ]);
   const type = kv.get('type') ?? 'registry';
+  if (type === 'inline' && flag === '--cache-to') {
+    for (const k of kv.keys())
+      if (k !== 'type' && k !== 'mode') throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
+    // As BuildKit: the image carries only its own layers, so only its own steps' records.
+    if ((kv.get('mode') ?? 'min') !== 'min')
+      throw new UsageError(`${flag} ${value}: type=inline only supports mode=min (the image's own steps)`);
+    return { type, ref: '', mode: 'min' };
+  }
   if (type !== 'registry' && type !== 'local')
-    throw new UsageError(`${flag} ${value}: type=${type} is not supported (type=registry or type=local)`);
+    throw new UsageError(
+      `${flag} ${value}: type=${type} is not supported (type=registry, type=local` +
+        `${flag === '--cache-to' ? ' or type=inline' : '; an image pushed with inline cache: its reference'})`,
+    );
   const dirKey = flag === '--cache-to' ? 'dest' : 'src';
   const keys = type === 'registry' ? ['type', 'ref', 'mode'] : ['type', dirKey, 'mode', 'tag'];
   for (const k of kv.keys()) if (!keys.includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);

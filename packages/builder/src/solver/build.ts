@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
-import { hostPlatform, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
+import { hostPlatform, remote, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
@@ -48,6 +48,8 @@ export interface BuildRequest {
   run?: RunSettings;
   /** `--build-context`: what FROM NAME and --from=NAME read instead of the image NAME. */
   namedContexts?: NamedContext[];
+  /** `--cache-to type=inline`: the image's own cache records go into its config (InlineCacheKey). */
+  inlineCache?: boolean;
 }
 
 export interface BuildResult {
@@ -175,12 +177,6 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     const config = solver.finalConfig(state);
     if (req.labels && Object.keys(req.labels).length)
       config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
-    const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
-    const image = await req.store.images.write({ config, layers: state.layers, annotations });
-    // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
-    await validate(image, req.store.blobs, { layers: 'stat' });
-    for (const tag of req.tags) await req.store.images.tag(tag, image);
-    trace('image written and tagged');
     // The stages whose layers make up the image: the target and the chain of stages it is FROM.
     const inImage = new Set<number>();
     for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
@@ -194,6 +190,21 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       created: r.value.created,
       inImage: inImage.has(r.stage),
     }));
+    if (req.inlineCache) {
+      // In key order, as every cache export: the image digest must not depend on which stage finished first.
+      const own = cacheRecords.filter((r) => r.inImage).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      (config as unknown as Record<string, unknown>)[remote.InlineCacheKey] = own.map(({ key, layer, created }) => ({
+        key,
+        layer,
+        created,
+      }));
+    }
+    const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
+    const image = await req.store.images.write({ config, layers: state.layers, annotations });
+    // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
+    await validate(image, req.store.blobs, { layers: 'stat' });
+    for (const tag of req.tags) await req.store.images.tag(tag, image);
+    trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords };
   } finally {
     await network?.then(

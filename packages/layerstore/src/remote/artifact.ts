@@ -16,6 +16,12 @@ import { getManifest } from './manifest.js';
 import { clientFor, type RemoteOptions } from './pull.js';
 import { push, type PushOptions, type PushResult } from './push.js';
 
+/**
+ * --cache-to type=inline: the image's own cache records, under this key of its config blob
+ * ({"key", "layer", "created"} each; their layers are the image's). pullCache reads them from an image.
+ */
+export const InlineCacheKey = 'tsbuild.cache.v1';
+
 export const CacheMediaType = {
   Artifact: 'application/vnd.tsbuild.cache.v1',
   Config: 'application/vnd.tsbuild.cache.config.v1+json',
@@ -108,7 +114,8 @@ export async function pullCache<R = unknown>(
   }
   const where = `${ref.registry}/${ref.repository}`;
   const m = fetched.manifest;
-  if (!m || m.config.mediaType !== CacheMediaType.Config) {
+  const inline = m && (m.config.mediaType === MediaType.OciConfig || m.config.mediaType === MediaType.DockerConfig);
+  if (!m || (m.config.mediaType !== CacheMediaType.Config && !inline)) {
     throw new RegistryError(
       'invalid',
       `${where}: not a tsbuild cache (config media type ${m?.config.mediaType ?? fetched.mediaType})`,
@@ -120,7 +127,8 @@ export async function pullCache<R = unknown>(
   if (!(await blobs.has(m.config.digest))) await fetchBlob(client, ref.repository, m.config, blobs, newStats());
   let records: R;
   try {
-    records = parseCacheConfig<R>(await blobs.read(m.config.digest));
+    const bytes = await blobs.read(m.config.digest);
+    records = inline ? inlineRecords<R>(bytes) : parseCacheConfig<R>(bytes);
   } catch (e) {
     throw new RegistryError('invalid', `${where}: ${(e as Error).message}`, { host: client.host });
   }
@@ -129,4 +137,18 @@ export async function pullCache<R = unknown>(
     await opts.locations.save();
   }
   return { records, layers: m.layers, manifestDigest: fetched.digest };
+}
+
+/** The records an image config carries (InlineCacheKey); an image built without them is no cache. */
+function inlineRecords<R>(bytes: Buffer): R {
+  let config: Record<string, unknown> | undefined;
+  try {
+    config = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new Error('the image config is not JSON');
+  }
+  const records = config?.[InlineCacheKey];
+  if (!Array.isArray(records))
+    throw new Error('an image without inline cache records (built without --cache-to type=inline)');
+  return records as R;
 }

@@ -28,6 +28,7 @@ export {
   parseCacheConfig,
   CacheConfigLimit,
   CacheMediaType,
+  InlineCacheKey,
   type CacheArtifact,
 } from './artifact.js';
 export { parsePlatform, type Platform } from './manifest.js';

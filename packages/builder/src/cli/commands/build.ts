@@ -190,6 +190,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       annotations,
       run,
       namedContexts,
+      inlineCache: cacheTo.some((c) => c.type === 'inline'),
     });
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
     if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
@@ -199,8 +200,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
       if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
     }
-    if (cacheTo.length)
-      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, { opts: remoteOpts, reporter });
+    const exported = cacheTo.filter((c) => c.type !== 'inline');
+    if (exported.length)
+      await cacheShare!.exportCache(store, exported, result.cacheRecords, { opts: remoteOpts, reporter });
     for (const o of outputs) await exportImage!(store, result.image, tags, o);
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
