@@ -26,7 +26,7 @@ export { Snapshotter, isOpaque } from './snapshot/index.js';
 export type { ActiveSnapshot, SnapshotMounts, CommitOptions } from './snapshot/index.js';
 // Removing a tree a running container may still change (volumes); belongs with the beneath-fd operations.
 export { removeTreeBeneath } from './sys/index.js';
-export { hostPlatform, type Platform } from './platform.js';
+export { hostPlatform, normalizePlatform, formatPlatform, platformMatches, type Platform } from './platform.js';
 export { check, type CheckOptions, type CheckReport } from './check.js';
 // Adapters.
 export * as remote from './remote/index.js';

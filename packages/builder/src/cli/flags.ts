@@ -135,7 +135,12 @@ const buildFlags: FlagSpec[] = [
     value: 'id=ID,src=FILE|env=VAR',
     help: 'a secret for RUN --mount=type=secret',
   },
-  { name: 'platform', kind: 'string', value: 'linux/amd64', help: 'accepted for compatibility; only this platform' },
+  {
+    name: 'platform',
+    kind: 'string',
+    value: 'OS/ARCH[/VARIANT]',
+    help: 'the image platform (default this machine); a foreign one runs RUN steps under QEMU emulation',
+  },
   rootFlag,
   { name: 'quiet', short: 'q', kind: 'bool', help: 'print only the image ID' },
   insecureFlag,

@@ -2,7 +2,18 @@
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
-import { hostPlatform, remote, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
+import {
+  formatPlatform,
+  hostPlatform,
+  platformMatches,
+  remote,
+  validate,
+  type Platform,
+  type Digest,
+  type Image,
+  type Layer,
+  type Store,
+} from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
@@ -50,6 +61,8 @@ export interface BuildRequest {
   namedContexts?: NamedContext[];
   /** `--cache-to type=inline`: the image's own cache records go into its config (InlineCacheKey). */
   inlineCache?: boolean;
+  /** `--platform`: what the image is for (default this machine's); a foreign one runs RUN steps emulated. */
+  platform?: Platform;
 }
 
 export interface BuildResult {
@@ -62,8 +75,8 @@ export interface BuildResult {
 }
 
 export async function build(req: BuildRequest): Promise<BuildResult> {
-  const platform = hostPlatform();
-  const platformString = `${platform.os}/${platform.architecture}`;
+  const platform = req.platform ?? hostPlatform();
+  const platformString = formatPlatform(platform);
   // List the context while the Dockerfile is parsed and base images are resolved.
   const contextPromise = BuildContext.open(
     req.contextDir,
@@ -101,7 +114,16 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     const named = contextFor(req.namedContexts ?? [], ref);
     if (named?.type === 'dir') {
       const { store, noCache, sourceDateEpoch, compression, reporter, signal } = req;
-      const inner = { store, noCache, sourceDateEpoch, compression, reporter, signal, ...directoryBuild(named.dir) };
+      const inner = {
+        store,
+        noCache,
+        sourceDateEpoch,
+        compression,
+        reporter,
+        signal,
+        platform: req.platform,
+        ...directoryBuild(named.dir),
+      };
       bases.set(ref, (await build(inner)).image);
       continue;
     }
@@ -123,6 +145,13 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       throw new BuildError(
         `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
           "build it, or bring it with 'tsbuild load' or 'tsbuild pull'",
+      );
+    // A base for another platform would make an image whose config says one platform and whose
+    // files are for another: refuse it, as BuildKit refuses a base with no manifest for the platform.
+    const got = { os: image.config.os, architecture: image.config.architecture, variant: image.config.variant };
+    if (typeof got.os === 'string' && typeof got.architecture === 'string' && !platformMatches(platform, got))
+      throw new BuildError(
+        `base image "${imageRef}" is for ${formatPlatform(got as Platform)}, not ${platformString} (--platform)`,
       );
     bases.set(ref, image);
   }

@@ -8,7 +8,8 @@ import { openStore } from '../root.js';
 import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
-import { formatReference, hostPlatform, parseReference, type Image } from '@tsbuild/layerstore';
+import { formatPlatform, formatReference, hostPlatform, parseReference, type Image } from '@tsbuild/layerstore';
+import { emulationProblem, isNative } from '../../solver/emulation.js';
 import { writeFileAtomic } from '@tsbuild/sys';
 import {
   parseAddHosts,
@@ -16,6 +17,7 @@ import {
   parseBuildContexts,
   parseLabels,
   parseShmSize,
+  parsePlatforms,
   parseUlimits,
 } from '../buildx-options.js';
 import { BuildError, UsageError } from '../../errors.js';
@@ -78,12 +80,15 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const compression = str(p, 'compression') ?? 'gzip';
   if (!['gzip', 'zstd', 'none'].includes(compression))
     throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
-  const platform = str(p, 'platform');
-  if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64')
-    throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
-  const labels = parseLabels(list(p, 'label'));
   const host = hostPlatform();
-  const annotations = parseAnnotations(list(p, 'annotation'), `${host.os}/${host.architecture}`);
+  const platforms = str(p, 'platform') ? parsePlatforms(str(p, 'platform')!) : [host];
+  if (platforms.length > 1)
+    throw new UsageError(
+      `--platform ${str(p, 'platform')}: one platform per build (multi-platform images are not built)`,
+    );
+  const platform = platforms[0];
+  const labels = parseLabels(list(p, 'label'));
+  const annotations = parseAnnotations(list(p, 'annotation'), `${platform.os}/${platform.architecture}`);
   const shm = str(p, 'shm-size');
   const run = {
     extraHosts: parseAddHosts(list(p, 'add-host')),
@@ -145,6 +150,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
 
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
+  // A foreign platform: its RUN steps need QEMU user emulation through binfmt_misc. Without it a
+  // build that has no RUN step still works, so this is a warning, said before anything runs.
+  const foreign = isNative(platform, host) ? undefined : emulationProblem(platform);
+  if (foreign) reporter.warn(`--platform ${formatPlatform(platform)}: RUN steps cannot run here: ${foreign}`);
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
   try {
     // --cache-from: records only, for this build; their layers are fetched on a hit.
@@ -175,7 +184,12 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
           return (
             await (
               await registryModule()
-            ).pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })
+            ).pullImage(store, ref, {
+              insecure,
+              reporter,
+              label: `pull base image ${ref}`,
+              platform: formatPlatform(platform),
+            })
           ).image;
         } catch (e) {
           const where = pull
@@ -191,6 +205,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       run,
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
+      platform,
     });
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
     if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
