@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # connects the private network of RUN steps and containers (the default network); ADD of a bzip2/xz
 # file runs bzip2/xz to see whether its content is a tar (and GNU tar to unpack it); uidmap's
 # newuidmap/newgidmap map a rootless user's subordinate id ranges (README.md, "Rootless").
-runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils uidmap)
+# openssh-client: ssh-agent/ssh-add hold the key files given with --ssh ID=KEYFILE.
+runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils uidmap openssh-client)
 # e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device. buildah and podman: the
 # benchmark's peers (bench/run.mjs: build + push, run --rm), which reports them "not installed" when missing.
 # qemu-user-static: the RUN steps of --platform linux/arm64 builds run under it (binfmt_misc, registered below).

@@ -130,6 +130,12 @@ const buildFlags: FlagSpec[] = [
     help: 'use a build cache from a registry, a directory or an image pushed with type=inline',
   },
   {
+    name: 'ssh',
+    kind: 'list',
+    value: 'default|ID=PATH[,PATH]',
+    help: 'an ssh agent for RUN --mount=type=ssh: $SSH_AUTH_SOCK, an agent socket or key files',
+  },
+  {
     name: 'secret',
     kind: 'list',
     value: 'id=ID,src=FILE|env=VAR',
@@ -167,7 +173,6 @@ const buildxUnsupported: FlagSpec[] = [
   unsupported('call', 'only the build itself; no check, outline or targets method'),
   unsupported('check', 'the build checks are not implemented'),
   unsupported('no-cache-filter', 'per-stage cache control is not implemented'),
-  unsupported('ssh', 'ssh agent forwarding is not implemented'),
   unsupported('cgroup-parent', 'RUN steps run in cgroups of their own, under tsbuild'),
   unsupported('detach', 'there is no buildx server to detach'),
   unsupported('memory', 'no memory limit for RUN steps', 'm'),

@@ -41,6 +41,8 @@ export interface BuildRequest {
   /** `--allow network.host`: RUN steps may use the host's network namespace. */
   allowNetworkHost?: boolean;
   secrets: Map<string, { file?: string; env?: string }>;
+  /** `--ssh`: the host agent socket of each id. */
+  ssh?: Map<string, string>;
   sourceDateEpoch?: number;
   compression?: 'gzip' | 'zstd' | 'none';
   reporter: Reporter;
@@ -189,6 +191,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     allowNetworkHost: req.allowNetworkHost ?? false,
     privateNetwork,
     secrets: req.secrets,
+    ssh: req.ssh,
     sourceDateEpoch: req.sourceDateEpoch,
     compression: req.compression ?? 'gzip',
     platform,

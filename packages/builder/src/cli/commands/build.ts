@@ -10,6 +10,7 @@ import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
 import { formatPlatform, formatReference, hostPlatform, parseReference, type Image } from '@tsbuild/layerstore';
 import { emulationProblem, isNative } from '../../solver/emulation.js';
+import { parseSsh, startAgents, type SshAgents } from '../../solver/ssh.js';
 import { writeFileAtomic } from '@tsbuild/sys';
 import {
   parseAddHosts,
@@ -118,6 +119,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     if (src) secrets.set(id, { file: resolve(src) });
     else secrets.set(id, { env: env ?? id.toUpperCase() });
   }
+  const sshSources = parseSsh(list(p, 'ssh'));
   // Registries (registry.ts, exporter/push.ts, exporter/cache-share.ts): --push, --cache-to/--cache-from,
   // --insecure-registry.
   const cacheShare = list(p, 'cache-to').length || list(p, 'cache-from').length ? await cacheShareModule() : undefined;
@@ -155,7 +157,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const foreign = isNative(platform, host) ? undefined : emulationProblem(platform);
   if (foreign) reporter.warn(`--platform ${formatPlatform(platform)}: RUN steps cannot run here: ${foreign}`);
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
+  let agents: SshAgents | undefined;
   try {
+    agents = sshSources.length ? await startAgents(sshSources) : undefined;
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
     const imported = useCache
@@ -174,6 +178,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       network: network as 'default' | 'none' | 'host',
       allowNetworkHost: allow.has('network.host'),
       secrets,
+      ssh: agents?.sockets,
       sourceDateEpoch,
       compression: compression as 'gzip' | 'zstd' | 'none',
       reporter,
@@ -232,6 +237,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
   } finally {
+    await agents?.close();
     reporter.close();
   }
 }
