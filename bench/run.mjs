@@ -661,9 +661,9 @@ L.push(
         'next one.',
 );
 L.push(
-  '- Different work, stated: tsbuild compresses every new layer (gzip) during the build; BuildKit inside dockerd ' +
-    "keeps layers uncompressed in the daemon's store and compresses at `docker push`; Buildah, likewise. " +
-    '`tsbuild-nocomp` is tsbuild with `--compression none`, the same work as BuildKit.',
+  '- Same work: tsbuild stores new layers uncompressed and compresses them when the image leaves the store ' +
+    '(push, outputs, save), as BuildKit inside dockerd keeps them uncompressed and compresses at `docker push`, and ' +
+    'Buildah likewise. `tsbuild-nocomp` (`--compression none`) differs only in what a push or an output sends.',
 );
 L.push(
   "- Same help for both: tsbuild keeps per-run sandbox state on a tmpfs and marks its scratch dir with ext4's " +

@@ -344,9 +344,8 @@ export function report(results, wanted, hostChanged = false) {
   if (broken.length) {
     console.log(`\nfiles that did not finish cleanly:\n${broken.map((r) => `  ${r.file}: ${r.problem}`).join('\n')}`);
   }
-  console.log(
-    `\nran ${results.filter((r) => r.file !== 'lint').length} of ${wanted} test files${interrupted ? ' (interrupted)' : ''}`,
-  );
+  const files = results.filter((r) => r.file !== 'lint').length;
+  console.log(`\nran ${files} of ${wanted} test files${interrupted ? ' (interrupted)' : ''}`);
   console.log(`${passed} passed, ${failed} failed, ${skipped.length} skipped`);
   if (interrupted) return 130;
   return failed === 0 && results.length > 0 ? 0 : 1;

@@ -65,13 +65,14 @@ test('an image pushed with --cache-to type=inline: an empty store building with 
 
   const storeB = temp('store-b');
   const b = ok(
-    tsbuild(['build', '--progress=plain', '-t', 'again:1', '--cache-from', ref, '--cache-to', 'type=inline', ctx], {
+    tsbuild(['build', '--progress=plain', '-t', 'again:1', '--cache-from', ref, ctx], {
       root: storeB,
     }),
   );
   // The side stage is not in the image's records: it runs; every step of the image is a hit.
   assert.equal(ran(b.stderr), ['RUN echo side > /s'], b.stderr);
-  assert.is(inspect(storeB, 'again:1').ManifestDigest, inspect(storeA, ref).ManifestDigest);
+  // The same files (not the same config: A's carries the records).
+  assert.equal(inspect(storeB, 'again:1').Config.rootfs.diff_ids, inspect(storeA, ref).Config.rootfs.diff_ids);
 
   // Another build arg on another empty store: only the last RUN (and the side stage) run, over layers
   // fetched from the image.

@@ -24,7 +24,7 @@ export const FLUSH = {
     'the untagged intermediate images that `--layers` uses as its cache)',
 };
 export const SIZE = {
-  tsbuild: 'manifest: config + layers as stored (gzip-compressed)',
+  tsbuild: 'manifest: config + layers as stored (uncompressed: compression waits for push or export)',
   buildkit: '`docker image inspect .Size` (uncompressed)',
   buildah: '`buildah images --json` size (uncompressed, as printed: 3 significant digits)',
 };

@@ -26,6 +26,21 @@ export function inspect(
   return JSON.parse(ok(tsbuild(['inspect', ref], { root })).stdout);
 }
 
+/**
+ * The image manifest an OCI layout's index.json lists (the first, or the one named `tag`): what an
+ * export wrote, whose layers are compressed where the store keeps them plain.
+ */
+export function layoutManifest(
+  dir: string,
+  tag?: string,
+): { layers: { mediaType: string; digest: string; size: number }[] } {
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+  const desc = tag
+    ? index.manifests.find((m: any) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)
+    : index.manifests[0];
+  return JSON.parse(readFileSync(join(dir, 'blobs', 'sha256', desc.digest.slice(7)), 'utf8'));
+}
+
 export interface TreeEntry {
   type: 'file' | 'dir' | 'symlink' | 'other';
   mode: string;

@@ -21,3 +21,23 @@ export function parseSize(value: string, flag: string): number {
   const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Math.floor(Number(m[1]) * mult);
 }
+
+/**
+ * --compression gzip|zstd|none: how the layers a build stored uncompressed are compressed when the
+ * image leaves the store (push, --output, save, --cache-to). Default gzip.
+ */
+export function parseCompression(value: string | undefined): 'gzip' | 'zstd' | 'none' {
+  const c = value ?? 'gzip';
+  if (c !== 'gzip' && c !== 'zstd' && c !== 'none')
+    throw new UsageError(`--compression: "${c}" is not one of gzip, zstd, none`);
+  return c;
+}
+
+/** A docker-format archive is for `docker load`, which (docker 20.10, Debian 12's) cannot read zstd layers. */
+export function checkDockerArchiveCompression(c: 'gzip' | 'zstd' | 'none', what: string): void {
+  if (c === 'zstd')
+    throw new UsageError(
+      `--compression zstd: ${what} is a docker archive, and docker load (20.10) cannot read zstd layers; ` +
+        'use gzip or none, or an OCI archive',
+    );
+}

@@ -55,6 +55,7 @@ function setup(): { tree: string; host: string } {
 }
 
 const owned = Buffer.from('owned');
+const null13 = { type: 'char', major: 1, minor: 3 } as const;
 const meta = { mode: 0o4777, uid: 1234, gid: 1234, mtime: new Date(0) };
 const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (tree: string) => void }[] = [
   { name: 'writeFile through a linked dir', op: (b) => b.writeFile('l/x', owned, meta), error: 'ELOOP' },
@@ -65,6 +66,9 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
   { name: 'mkdir through a linked dir', op: (b) => b.mkdir('l/newdir', 0o777, 1, 1), error: 'ELOOP' },
   { name: 'mkdir -p through a linked dir', op: (b) => b.mkdir('l/a/b', 0o777, 1, 1, true), error: 'ELOOP' },
   { name: 'symlink through a linked dir', op: (b) => b.symlink('l/s', '/x', 1, 1, new Date(0)), error: 'ELOOP' },
+  { name: 'mknod through a linked dir', op: (b) => b.mknod('l/c', null13, meta), error: 'ELOOP' },
+  { name: 'mknod through a relative link', op: (b) => b.mknod('d/up/c', { type: 'fifo' }, meta), error: 'ELOOP' },
+  { name: 'mknod onto a dangling link', op: (b) => b.mknod('n', null13, meta), error: 'EEXIST' },
   { name: 'hard link through a linked dir', op: (b) => b.link('l/h', join(base, 'src')), error: 'ELOOP' },
   { name: 'linkWithin from a linked dir', op: (b) => b.linkWithin('d/h', 'l/file'), error: 'ELOOP' },
   {
@@ -130,6 +134,26 @@ const rows: { name: string; op: (b: Beneath) => void; error?: string; after?: (t
       assert.ok(st.isSymbolicLink());
       assert.is(st.uid, 1234);
       assert.is(st.mtimeMs, 5000);
+    },
+  },
+  {
+    name: 'a device node and a FIFO of their own: numbers, mode (umask or not), owner and time',
+    op: (b) => {
+      b.mknod('d/c', null13, { ...meta, mode: 0o666 });
+      b.mknod('d/b', { type: 'block', major: 7, minor: 300 }, { ...meta, mode: 0o640 });
+      b.mknod('d/p', { type: 'fifo' }, { ...meta, mode: 0o622 });
+    },
+    after: (tree) => {
+      const [c, blk, p] = ['c', 'b', 'p'].map((n) => lstatSync(join(tree, 'd', n)));
+      assert.ok(c.isCharacterDevice() && blk.isBlockDevice() && p.isFIFO());
+      // glibc's makedev: 1,3 is 0x103; 7,300 puts the minor's high bits above the major's.
+      assert.is(c.rdev, 0x103);
+      assert.is(blk.rdev, (7 << 8) | (300 & 0xff) | ((300 & ~0xff) << 12));
+      assert.equal(
+        [c, blk, p].map((st) => st.mode & 0o7777),
+        [0o666, 0o640, 0o622],
+      );
+      assert.equal([c.uid, c.gid, c.mtimeMs], [1234, 1234, 0]);
     },
   },
   {

@@ -38,7 +38,7 @@ export interface ImageSummary {
   id: Digest;
   manifestDigest: Digest;
   created?: string;
-  /** Bytes of manifest + config + layer blobs (compressed, as stored). */
+  /** Bytes of manifest + config + layer blobs as stored (built layers uncompressed, pulled ones compressed). */
   size: number;
   /** Set when the image cannot be used: blobs it needs that are missing, and what else is wrong. */
   broken?: ImageDamage;

@@ -12,6 +12,7 @@ export {
   type History,
   type Image,
   type Layer,
+  type Compression,
 } from './types.js';
 export { DEFAULT_PATH, setEnv } from './imageconfig.js';
 export * from './reference.js';
@@ -35,3 +36,5 @@ export * as layout from './layout/index.js';
 export { overlayXattrPrefix, inUserNamespace } from './sys/xattr.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource, type ValidateOptions } from './validate.js';
+// Deferred compression: layers are stored uncompressed and compressed when an image leaves the store.
+export { compressedImage, materialiseLayer, needsCompression, layerCodec } from './compressed.js';

@@ -11,7 +11,8 @@ export async function printExplain(rows: ExplainRow[], color: boolean, contextDi
     let status: string;
     switch (r.status) {
       case 'hit':
-        status = c.blue('hit');
+        // A hit for a reason worth saying ("copied content unchanged": its source stage re-ran).
+        status = r.reason ? `${r.reason}: ${c.blue('hit')}` : c.blue('hit');
         break;
       case 'miss': {
         status = `${c.yellow('miss')}: ${r.reason}`;

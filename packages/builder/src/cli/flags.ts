@@ -37,6 +37,15 @@ const progressFlag: FlagSpec = {
 };
 const quietFlag: FlagSpec = { name: 'quiet', short: 'q', kind: 'bool', help: 'no progress' };
 const formatJson: FlagSpec = { name: 'format', kind: 'string', value: 'json', help: 'one JSON object per line' };
+/** --compression: layers are stored uncompressed and compressed when the image leaves the store (deferred). */
+function compressionFlag(where: string): FlagSpec {
+  return {
+    name: 'compression',
+    kind: 'string',
+    value: 'gzip|zstd|none',
+    help: `how layers are compressed for ${where} (default gzip; the store keeps them uncompressed)`,
+  };
+}
 const noTrunc: FlagSpec = { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' };
 
 const buildFlags: FlagSpec[] = [
@@ -150,12 +159,7 @@ const buildFlags: FlagSpec[] = [
   rootFlag,
   { name: 'quiet', short: 'q', kind: 'bool', help: 'print only the image ID' },
   insecureFlag,
-  {
-    name: 'compression',
-    kind: 'string',
-    value: 'gzip|zstd|none',
-    help: 'how new layers are stored (default gzip)',
-  },
+  compressionFlag('--push, --output and --cache-to'),
 ];
 
 /** A flag `docker buildx build` accepts that tsbuild does not implement; `why` is its help line and error. */
@@ -417,11 +421,12 @@ export const commands: Record<string, CommandSpec> = {
   },
   save: {
     summary: 'Write images to an archive (docker load-able, or OCI)',
-    usage: 'REF... -o FILE [--format docker|oci]',
+    usage: 'REF... -o FILE [--format docker|oci] [--compression gzip|zstd|none]',
     flags: [
       rootFlag,
       { name: 'output', short: 'o', kind: 'string', value: 'FILE', help: 'the archive to write' },
       { name: 'format', kind: 'string', value: 'docker|oci', help: 'the archive layout (default docker)' },
+      compressionFlag('the archive (zstd: --format oci only)'),
     ],
   },
   load: {
@@ -447,7 +452,7 @@ export const commands: Record<string, CommandSpec> = {
   push: {
     summary: 'Push an image to a registry',
     usage: '[OPTIONS] NAME[:TAG]',
-    flags: [rootFlag, insecureFlag, progressFlag, quietFlag],
+    flags: [rootFlag, insecureFlag, progressFlag, quietFlag, compressionFlag('the push')],
   },
   login: {
     summary: 'Log in to a registry',

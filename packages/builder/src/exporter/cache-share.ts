@@ -20,9 +20,11 @@ import { pipeline } from 'node:stream/promises';
 import {
   isDigest,
   layout,
+  materialiseLayer,
   MediaType,
   parseReference,
   remote,
+  type Compression,
   type Descriptor,
   type Digest,
   type Layer,
@@ -212,7 +214,19 @@ export async function importCache(
       continue;
     }
     const blobs = 'blobs' in artifact ? artifact.blobs : undefined;
-    const records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
+    let records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
+    // An image's inline records name layers as its builder's store held them: take the image's own
+    // blob of each (the same diffID, at the same place in the config and the manifest).
+    const diffIDs = 'diffIDs' in artifact ? artifact.diffIDs : undefined;
+    if (diffIDs) {
+      const blobOf = new Map(diffIDs.map((d, i) => [d, artifact.layers[i]] as const));
+      records = records.map((r) => {
+        const l = r.layer && blobOf.get(r.layer.diffID);
+        return l && r.layer
+          ? { ...r, layer: { ...r.layer, digest: l.digest, size: l.size, mediaType: l.mediaType } }
+          : r;
+      });
+    }
     const inArtifact = new Map(artifact.layers.map((d) => [d.digest, d]));
     let imported = 0;
     for (const r of records) {
@@ -264,23 +278,29 @@ export async function importCache(
   };
 }
 
-/** Pushes the records (and their layers) as a cache artifact to every --cache-to ref. */
+/**
+ * Pushes the records (and their layers) as a cache artifact to every --cache-to ref. Layers the
+ * build stored uncompressed are shared compressed (`compression`, default gzip; made once in the
+ * store and remembered), and the shared records name those blobs.
+ */
 export async function exportCache(
   store: Store,
   targets: CacheRef[],
   records: (SharedRecord & { inImage: boolean })[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter; compression?: Compression },
 ): Promise<void> {
   for (const t of targets) {
     const chosen = new Map<Digest, SharedRecord>();
     const layers = new Map<Digest, Descriptor>();
     for (const r of records) {
       if (t.mode === 'min' && !r.inImage) continue;
-      if (r.layer) {
-        if (!(await store.blobs.has(r.layer.digest))) continue; // pruned meanwhile: cannot share it
-        layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+      let layer = r.layer;
+      if (layer) {
+        if (!(await store.blobs.has(layer.digest))) continue; // pruned meanwhile: cannot share it
+        layer = (await materialiseLayer(store, layer, o.compression ?? 'gzip')).layer;
+        layers.set(layer.digest, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
       }
-      chosen.set(r.key, { key: r.key, layer: r.layer, created: r.created });
+      chosen.set(r.key, { key: r.key, layer, created: r.created });
     }
     const handle = o.reporter.step(`exporting cache to ${where(t)} (mode=${t.mode})`);
     try {

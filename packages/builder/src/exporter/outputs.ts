@@ -1,8 +1,10 @@
 // Build outputs (-o): an OCI layout, an OCI or docker archive, or the root filesystem as files.
 import { resolve } from 'node:path';
 import { promises as fsp } from 'node:fs';
-import { archive, layout, type Image, type Store } from '@tsbuild/layerstore';
+import { archive, compressedImage, layout, type Compression, type Image, type Store } from '@tsbuild/layerstore';
 import { exportRootfs } from '@tsbuild/layerstore/layer';
+import type { Reporter } from '../progress/index.js';
+import { trace } from '../trace.js';
 import { UsageError } from '../errors.js';
 import { parseCsv } from '../options.js';
 
@@ -29,7 +31,25 @@ export function parseOutput(spec: string): Output {
   return { type: type as Output['type'], dest: dest ? resolve(dest) : '' };
 }
 
-export async function exportImage(store: Store, image: Image, tags: string[], o: Output): Promise<void> {
+/**
+ * Writes the image as `o` asks. Image outputs name compressed layers (`compression`, default gzip):
+ * the layers a build stored uncompressed are compressed into the store first, or found there from
+ * an earlier push or export, so the same layer always leaves as the same blob.
+ */
+export async function exportImage(
+  store: Store,
+  stored: Image,
+  tags: string[],
+  o: Output,
+  opts: { compression?: Compression; reporter?: Reporter } = {},
+): Promise<void> {
+  let image = stored;
+  if (o.type !== 'local') {
+    const made = await compressedImage(store, stored, opts.compression ?? 'gzip');
+    image = made.image;
+    trace(`export ${o.type}: ${made.compressed} layers compressed`);
+    if (made.compressed) opts.reporter?.info(`compressed ${made.compressed} layers (${opts.compression ?? 'gzip'})`);
+  }
   const named = tags.length ? tags.map((name) => ({ image, name })) : [{ image }];
   switch (o.type) {
     case 'oci':

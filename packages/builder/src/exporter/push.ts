@@ -3,7 +3,18 @@
 // Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
 import { join } from 'node:path';
-import { formatReference, familiarName, parseReference, remote, type Reference, type Store } from '@tsbuild/layerstore';
+import {
+  formatReference,
+  familiarName,
+  layerCodec,
+  needsCompression,
+  parseReference,
+  remote,
+  type Compression,
+  type Digest,
+  type Reference,
+  type Store,
+} from '@tsbuild/layerstore';
 import type { Reporter } from '../progress/index.js';
 import { BuildError, UsageError } from '../errors.js';
 import { trace } from '../trace.js';
@@ -21,11 +32,16 @@ export function parseRef(input: string, what: string): Reference {
   }
 }
 
-/** Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of `dest ?? ref`. */
+/**
+ * Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of
+ * `dest ?? ref`. An image whose layers are stored uncompressed (what builds make) goes up with
+ * them compressed as `compression` says (default gzip): each layer compressed once, in the same
+ * pass as its upload, and remembered. Anything else (a pulled image, an index) goes byte for byte.
+ */
 export async function pushImage(
   store: Store,
   ref: string,
-  o: { insecure: string[]; reporter: Reporter; manifestDigest?: string },
+  o: { insecure: string[]; reporter: Reporter; manifestDigest?: string; compression?: Compression },
 ): Promise<remote.PushResult> {
   const parsed = parseRef(ref, 'push');
   const name = formatReference(parsed);
@@ -45,13 +61,17 @@ export async function pushImage(
   const handle = o.reporter.step(`push ${familiarName(parsed)}`);
   try {
     trace(`push ${manifestDigest}`);
+    const compression = o.compression ?? 'gzip';
+    const image = await deferredImage(store, manifestDigest as Digest, compression);
     const result = await remote.push(
       store.blobs,
-      { manifestDigest: manifestDigest as `sha256:${string}` },
+      image ? { image, compression, codec: layerCodec(store) } : { manifestDigest: manifestDigest as Digest },
       parsed,
       await remoteOptions(store, o.insecure),
     );
-    trace('pushed');
+    trace(`pushed: ${result.stats.layersCompressed} layers compressed, ${result.stats.blobsUploaded} blobs uploaded`);
+    if (result.stats.layersCompressed)
+      handle.log(`compressed ${result.stats.layersCompressed} layers (${compression})`);
     handle.log(`digest: ${result.descriptor.digest}`);
     handle.done();
     return result;
@@ -59,4 +79,13 @@ export async function pushImage(
     handle.fail((e as Error).message);
     throw e;
   }
+}
+
+/** The image a manifest (not an index) names, if it has layers to compress for this push. */
+async function deferredImage(store: Store, manifestDigest: Digest, c: Compression) {
+  const bytes = await store.blobs.read(manifestDigest);
+  const doc = JSON.parse(bytes.toString('utf8')) as { layers?: unknown; manifests?: unknown };
+  if (!Array.isArray(doc.layers)) return undefined;
+  const image = await store.images.get(manifestDigest);
+  return image && image.layers.some((l) => needsCompression(l, c)) ? image : undefined;
 }

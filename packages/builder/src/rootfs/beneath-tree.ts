@@ -20,9 +20,14 @@ import {
   call,
   copyInto,
   cstr,
+  makedev,
   openat2,
   removeAt,
+  timespecs,
 } from './beneath.js';
+
+/** A device node (its numbers) or a FIFO. */
+export type SpecialNode = { type: 'char' | 'block'; major: number; minor: number } | { type: 'fifo' };
 
 export interface FileMeta {
   mode: number;
@@ -180,6 +185,28 @@ export class Beneath {
       ts.writeBigInt64LE(sec, 16),
       ts.writeBigInt64LE(nsec, 24));
     call('utimensat', rel, ['I32', 'U8Array', 'U8Array', 'I32'], [p.fd, cstr(p.name), ts, AT_SYMLINK_NOFOLLOW]);
+  }
+
+  /**
+   * Makes a device node or FIFO at `rel` with this mode, owner and time; it is never opened (it is
+   * only ever used below a nodev mount). The mode is set after mknodat, which the umask trims.
+   */
+  mknod(rel: string, node: SpecialNode, meta: Required<FileMeta>): void {
+    const p = this.parent(rel);
+    const type = node.type === 'fifo' ? fsc.S_IFIFO : node.type === 'char' ? fsc.S_IFCHR : fsc.S_IFBLK;
+    const dev = node.type === 'fifo' ? 0 : makedev(node.major, node.minor);
+    const name = cstr(p.name);
+    call('mknodat', rel, ['I32', 'U8Array', 'U32', 'I64'], [p.fd, name, type | (meta.mode & 0o777), dev]);
+    call(
+      'fchownat',
+      rel,
+      ['I32', 'U8Array', 'I32', 'I32', 'I32'],
+      [p.fd, name, meta.uid, meta.gid, AT_SYMLINK_NOFOLLOW],
+    );
+    // After the chown, which clears setuid/setgid; glibc's fchmodat does AT_SYMLINK_NOFOLLOW on a non-link.
+    call('fchmodat', rel, ['I32', 'U8Array', 'U32', 'I32'], [p.fd, name, meta.mode & 0o7777, AT_SYMLINK_NOFOLLOW]);
+    const ts = timespecs(meta.mtime);
+    call('utimensat', rel, ['I32', 'U8Array', 'U8Array', 'I32'], [p.fd, name, ts, AT_SYMLINK_NOFOLLOW]);
   }
 
   /** Sets the times of directory `rel`. */

@@ -146,3 +146,22 @@ export function copyInto(fd: number, src: string): void {
     closeSync(from);
   }
 }
+
+/** utimensat's two timespecs (atime, mtime), both `t`. */
+export function timespecs(t: Date): Buffer {
+  const ts = Buffer.alloc(32);
+  const sec = BigInt(Math.floor(t.getTime() / 1000));
+  const nsec = BigInt((((t.getTime() % 1000) + 1000) % 1000) * 1e6);
+  ts.writeBigInt64LE(sec, 0);
+  ts.writeBigInt64LE(nsec, 8);
+  ts.writeBigInt64LE(sec, 16);
+  ts.writeBigInt64LE(nsec, 24);
+  return ts;
+}
+
+/** glibc's gnu_dev_makedev (a number: majors and minors of real devices stay far below 2^53). */
+export function makedev(major: number, minor: number): number {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return Number(((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n));
+}

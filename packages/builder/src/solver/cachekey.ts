@@ -26,6 +26,8 @@ interface Group {
 export class KeyBuilder {
   private readonly parts: ([name: string, digest: string] | Group)[] = [];
   private expanded: Inputs | undefined;
+  /** Why the step hits although something it reads was rebuilt (for --explain). */
+  hitNote: string | undefined;
 
   add(name: string, value: string): this {
     return this.addDigest(name, sha256(value));
@@ -92,6 +94,8 @@ function describe(name: string, what: string): string {
       return `the instruction text ${what}`;
     case 'from':
       return `the stage or image it copies from (${subject}) changed`;
+    case 'copied':
+      return `copied file ${subject} ${what}`;
     case 'mount':
       return `mount ${subject} ${what}`;
     default:

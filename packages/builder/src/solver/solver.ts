@@ -105,6 +105,18 @@ export class Solver {
     return state;
   }
 
+  /**
+   * Whether a stage (already built) ran any step in this build, or stands on a stage that did:
+   * its content may differ from the last build's even where its keys below are the same.
+   */
+  rebuilt(index: number): boolean {
+    const stage = this.o.graph.stages.find((s) => s.index === index);
+    if (!stage) return false;
+    const name = this.stageName(stage);
+    if (this.explain.some((r) => r.stage === name && (r.status === 'miss' || r.status === 'no-cache'))) return true;
+    return stage.from.type === 'stage' && this.rebuilt(stage.from.stage);
+  }
+
   stageNameOf(index: number): string {
     const s = this.o.graph.stages.find((x) => x.index === index);
     return s ? this.stageName(s) : `stage-${index}`;
@@ -144,14 +156,15 @@ export class Solver {
       stage: this.stageName(stage),
       label,
       status: 'base',
-      reason: before
-        ? `base image moved: ${before} → ${image.manifestDigest}`
-        : `${from.ref} = ${image.manifestDigest}`,
+      reason: before ? `base image moved: ${before} → ${image.manifestDigest}` : `${from.ref} = ${image.configDigest}`,
     });
+    // Keyed by the image id (config digest: the diffIDs and the config), not the manifest: the same
+    // image stored with plain layers here and pulled compressed elsewhere must hit the same cache (as
+    // BuildKit keys an image source by its config).
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],
-      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.manifestDigest).key(),
+      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key(),
       label,
       keyLabel: label,
       created: image.config.created ?? new Date(0).toISOString(),
@@ -206,7 +219,12 @@ export class Solver {
       }
       if (record) {
         handle.cached();
-        this.explain.push({ stage: this.stageName(stage), label, status: 'hit' });
+        this.explain.push({
+          stage: this.stageName(stage),
+          label,
+          status: 'hit',
+          ...(kb.hitNote && { reason: kb.hitNote }),
+        });
       } else {
         const previous =
           this.o.noCache || !pointer

@@ -102,7 +102,7 @@ export async function pullCache<R = unknown>(
   blobs: BlobStore,
   reference: string | Reference,
   opts: RemoteOptions = {},
-): Promise<(CacheArtifact<R> & { manifestDigest: Digest }) | undefined> {
+): Promise<(CacheArtifact<R> & { manifestDigest: Digest; diffIDs?: Digest[] }) | undefined> {
   const ref = typeof reference === 'string' ? parseReference(reference) : reference;
   const client = clientFor(ref, opts);
   let fetched;
@@ -126,9 +126,11 @@ export async function pullCache<R = unknown>(
     throw new RegistryError('too-large', `${where}: cache config of ${m.config.size} bytes`, { host: client.host });
   if (!(await blobs.has(m.config.digest))) await fetchBlob(client, ref.repository, m.config, blobs, newStats());
   let records: R;
+  let diffIDs: Digest[] | undefined;
   try {
     const bytes = await blobs.read(m.config.digest);
-    records = inline ? inlineRecords<R>(bytes) : parseCacheConfig<R>(bytes);
+    if (inline) ({ records, diffIDs } = inlineRecords<R>(bytes));
+    else records = parseCacheConfig<R>(bytes);
   } catch (e) {
     throw new RegistryError('invalid', `${where}: ${(e as Error).message}`, { host: client.host });
   }
@@ -136,11 +138,15 @@ export async function pullCache<R = unknown>(
     for (const l of m.layers) opts.locations.add(ref.registry, ref.repository, l.digest);
     await opts.locations.save();
   }
-  return { records, layers: m.layers, manifestDigest: fetched.digest };
+  return { records, layers: m.layers, manifestDigest: fetched.digest, ...(diffIDs ? { diffIDs } : {}) };
 }
 
-/** The records an image config carries (InlineCacheKey); an image built without them is no cache. */
-function inlineRecords<R>(bytes: Buffer): R {
+/**
+ * The records an image config carries (InlineCacheKey), and its layers' diffIDs: the records name the
+ * layers as the store that built the image held them, the image may carry them compressed otherwise
+ * (a push compresses), so a reader matches them by diffID. An image built without records is no cache.
+ */
+function inlineRecords<R>(bytes: Buffer): { records: R; diffIDs: Digest[] } {
   let config: Record<string, unknown> | undefined;
   try {
     config = JSON.parse(bytes.toString('utf8'));
@@ -150,5 +156,7 @@ function inlineRecords<R>(bytes: Buffer): R {
   const records = config?.[InlineCacheKey];
   if (!Array.isArray(records))
     throw new Error('an image without inline cache records (built without --cache-to type=inline)');
-  return records as R;
+  const rootfs = config?.rootfs as { diff_ids?: unknown } | undefined;
+  const diffIDs = Array.isArray(rootfs?.diff_ids) ? (rootfs.diff_ids as Digest[]) : [];
+  return { records: records as R, diffIDs };
 }

@@ -6,7 +6,7 @@
 // registry's reported offset after a broken chunk.
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
-import type { BlobStore, Descriptor, Ingest } from '../types.js';
+import type { BlobStore, Descriptor, Digest, Ingest } from '../types.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
 import { UploadSource, sourceWindow, type Checkpoint } from './upload-source.js';
@@ -24,6 +24,8 @@ export interface TransferStats {
   blobsSkipped: number;
   /** Downloads continued with Range / uploads continued at an offset. */
   resumes: number;
+  /** Layers compressed for this push (deferred compression: 0 when every one was compressed before). */
+  layersCompressed: number;
 }
 
 export const newStats = (): TransferStats => ({
@@ -34,6 +36,7 @@ export const newStats = (): TransferStats => ({
   blobsMounted: 0,
   blobsSkipped: 0,
   resumes: 0,
+  layersCompressed: 0,
 });
 
 const short = (d: string) => d.slice(0, 19);
@@ -403,4 +406,73 @@ export async function uploadBlob(
 function parseRange(h: string | string[] | undefined): number | undefined {
   const m = /^(?:bytes=)?0-(\d+)$/.exec(String(h ?? '').trim());
   return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Upload a blob whose digest is known only at its end (a layer being compressed): POST a session,
+ * one PATCH streaming the pieces as they come (chunked transfer encoding), then the closing PUT
+ * carrying the digest `done` resolves to once the last piece was taken. Not retried: the pieces
+ * cannot be read twice. A caller that gets a retryable error makes the blob in the store and
+ * pushes it from there with uploadBlob.
+ */
+export async function uploadStream(
+  client: RegistryClient,
+  repository: string,
+  pieces: AsyncIterable<Buffer>,
+  done: Promise<{ digest: Digest; size: number }>,
+  stats: TransferStats,
+): Promise<void> {
+  const what = `pushing a layer to ${client.registry}/${repository}`;
+  const pushScope = `repository:${repository}:pull,push`;
+  const started = await client.retry(what, async () => {
+    const res = await client.request(
+      {
+        method: 'POST',
+        url: `/v2/${repository}/blobs/uploads/`,
+        headers: { 'content-length': '0' },
+        scopes: [pushScope],
+      },
+      what,
+    );
+    await client.check(res, [202], what);
+    discard(res);
+    return client.followLocation(res.url, res.headers.location, what);
+  });
+  let sent = false;
+  const res = await client.request(
+    {
+      method: 'PATCH',
+      url: started,
+      headers: { 'content-type': 'application/octet-stream' },
+      body: {
+        async writeTo(write) {
+          if (sent)
+            throw new RegistryError('network', `${what}: the registry asked for a streamed layer again`, {
+              host: client.host,
+              retryable: true,
+            });
+          sent = true;
+          for await (const piece of pieces) {
+            await write(piece);
+            stats.bytesUploaded += piece.length;
+          }
+        },
+      },
+      scopes: [pushScope],
+    },
+    what,
+  );
+  await client.check(res, [202, 204], what);
+  discard(res);
+  const location = client.followLocation(res.url, res.headers.location ?? started.href, what);
+  const blob = await done;
+  const put = new URL(location);
+  put.searchParams.set('digest', blob.digest);
+  const closing = await client.request(
+    { method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [pushScope] },
+    `${what} (${blob.digest})`,
+  );
+  await client.check(closing, [201, 204], what, blob.digest);
+  discard(closing);
+  stats.blobsUploaded++;
 }

@@ -20,7 +20,7 @@ export {
   type PullResult,
   type RemoteOptions,
 } from './pull.js';
-export { push, type PushOptions, type PushResult, type PushSource } from './push.js';
+export { push, type PushOptions, type PushResult, type PushSource, type LayerCodec } from './push.js';
 export {
   pushCache,
   pullCache,

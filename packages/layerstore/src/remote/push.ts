@@ -1,9 +1,10 @@
 // Push: blobs first (layers and config in parallel), each skipped if the registry has
 // it, mounted if it is known to be in another repository of the registry, else uploaded
 // from the store as a stream; then the manifest with its exact bytes and content type.
-import type { BlobStore, Descriptor, Digest, Manifest } from '../types.js';
+import { MediaType } from '../types.js';
+import type { BlobStore, Compression, Descriptor, Digest, Image, Layer, Manifest } from '../types.js';
 import { parseReference, type Reference } from '../reference.js';
-import { newStats, uploadBlob, type TransferStats, type UploadOptions } from './blob.js';
+import { newStats, uploadBlob, uploadStream, type TransferStats, type UploadOptions } from './blob.js';
 import { RegistryError } from './errors.js';
 import { parseManifestBytes, putManifest, sha256 } from './manifest.js';
 import { mapLimit } from './pool.js';
@@ -14,7 +15,25 @@ export type PushSource =
   /** A manifest (or index) whose bytes are in the store. */
   | { manifestDigest: Digest }
   /** Manifest bytes held by the caller; the blobs it references must be in the store. */
-  | { manifestBytes: Buffer; mediaType?: string };
+  | { manifestBytes: Buffer; mediaType?: string }
+  /**
+   * An image of the store whose uncompressed layers are compressed with `compression` as they go
+   * up (deferred compression, see compressed.ts): the manifest pushed names the compressed blobs.
+   */
+  | { image: Image; compression: Compression; codec: LayerCodec };
+
+/** How a push gets a layer compressed (compressed.ts, over a Store). */
+export interface LayerCodec {
+  needsCompression(layer: Layer, c: Compression): boolean;
+  /** The compressed blob made before, if the store still has it. */
+  known(layer: Layer, c: Compression): Promise<Layer | undefined>;
+  /** Compress now: pieces as they are made (teed into the store), and the blob once the last was taken. */
+  stream(layer: Layer, c: Compression): { pieces: AsyncIterable<Buffer>; done: Promise<Layer> };
+  /** Compress into the store (or find it there), for a push from the store after a streamed upload failed. */
+  materialise(layer: Layer, c: Compression): Promise<{ layer: Layer; compressed: boolean }>;
+  /** The manifest of the image with these layers (compressedImage's). */
+  manifest(image: Image, layers: Layer[]): { manifest: Manifest; bytes: Buffer };
+}
 
 export interface PushOptions extends RemoteOptions, Pick<UploadOptions, 'chunkThreshold' | 'chunkSize'> {
   /** Parallel blob uploads. Default 4. */
@@ -40,6 +59,11 @@ export async function push(
   const ref = toRef(reference);
   const client = clientFor(ref, opts);
   const stats = newStats();
+  if ('image' in source) {
+    const descriptor = await pushImageLayers(client, blobs, ref, source, stats, opts);
+    if (opts.locations) await opts.locations.save();
+    return { ref, descriptor, stats };
+  }
   const bytes = 'manifestDigest' in source ? await blobs.read(source.manifestDigest) : source.manifestBytes;
   const descriptor = await pushManifestTree(
     client,
@@ -93,6 +117,65 @@ async function pushManifestTree(
   if (top && ref.digest && ref.digest !== digest)
     throw new RegistryError('invalid', `cannot push ${digest} as ${ref.digest}`);
   await putManifest(client, ref.repository, tag, bytes, mediaType);
+  return { mediaType, digest, size: bytes.length };
+}
+
+const layerDescriptor = (l: Layer): Descriptor => ({ mediaType: l.mediaType, digest: l.digest, size: l.size });
+
+/**
+ * Push an image whose layers may still have to be compressed. Layers compressed before (and the
+ * others) go as blobs from the store; each of the rest is compressed, hashed and uploaded in one
+ * pass (uploadStream), the compressed bytes teed into the store, so that the next push or export
+ * of that layer compresses nothing. Then the manifest naming the compressed blobs.
+ */
+async function pushImageLayers(
+  client: RegistryClient,
+  blobs: BlobStore,
+  ref: Reference,
+  source: { image: Image; compression: Compression; codec: LayerCodec },
+  stats: TransferStats,
+  opts: PushOptions,
+): Promise<Descriptor> {
+  const { image, compression: c, codec } = source;
+  const layers: Layer[] = [];
+  const ready: Descriptor[] = [image.manifest.config];
+  const todo: number[] = [];
+  for (const [i, l] of image.layers.entries()) {
+    const known = codec.needsCompression(l, c) ? await codec.known(l, c) : l;
+    if (known) {
+      layers[i] = known;
+      ready.push(layerDescriptor(known));
+    } else todo.push(i);
+  }
+  const streamOne = async (i: number): Promise<void> => {
+    const l = image.layers[i];
+    const s = codec.stream(l, c);
+    stats.layersCompressed++;
+    try {
+      await uploadStream(client, ref.repository, s.pieces, s.done, stats);
+      layers[i] = await s.done;
+      opts.locations?.add(ref.registry, ref.repository, layers[i].digest);
+    } catch (err) {
+      if (!(err instanceof RegistryError) || !err.retryable) throw err;
+      // The stream cannot be replayed: make the blob in the store (compressed.ts finds it if the
+      // stream got that far) and push it from there, with uploadBlob's retries and resumes.
+      client.log(`streamed upload of layer ${l.diffID} failed (${err.message}); pushing it from the store`);
+      const m = await codec.materialise(l, c);
+      if (m.compressed) stats.layersCompressed++;
+      layers[i] = m.layer;
+      await pushBlobs(client, blobs, ref, [layerDescriptor(m.layer)], stats, opts);
+    }
+  };
+  // Two layers compress at once at most: each already keeps both cores busy (gzip.ts).
+  await Promise.all([
+    pushBlobs(client, blobs, ref, ready, stats, opts),
+    mapLimit(todo, Math.min(2, opts.concurrency ?? 4), streamOne),
+  ]);
+  const { bytes, manifest } = codec.manifest(image, layers);
+  const mediaType = manifest.mediaType ?? MediaType.OciManifest;
+  const digest = sha256(bytes);
+  if (ref.digest && ref.digest !== digest) throw new RegistryError('invalid', `cannot push ${digest} as ${ref.digest}`);
+  await putManifest(client, ref.repository, ref.tag ?? digest, bytes, mediaType);
   return { mediaType, digest, size: bytes.length };
 }
 

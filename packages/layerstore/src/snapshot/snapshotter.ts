@@ -106,7 +106,9 @@ export class Snapshotter {
 
   /** The diff in the active snapshot's upperdir, as one layer in the blob store (temp, verify, fsync, rename). */
   async commit(active: Pick<ActiveSnapshot, 'upperdir'>, opts: CommitOptions = {}): Promise<Layer> {
-    const { exclude = [], quiesce, ...write } = opts;
+    // Stored uncompressed unless asked: compression waits until the image leaves the store (compressed.ts).
+    const { exclude = [], quiesce, compression = 'none', ...rest } = opts;
+    const write = { ...rest, compression };
     const thaw = quiesce ? await quiesce() : () => {};
     try {
       if (exclude.length === 0) return await writeLayer(this.blobs, active.upperdir, { ...write, overlay: true });

@@ -3,7 +3,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
-import { parseCsv } from '../../options.js';
+import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
 import { build } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
@@ -78,9 +78,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const progress = (str(p, 'progress') ?? 'auto') as ProgressMode;
   if (!['auto', 'tty', 'plain', 'quiet'].includes(progress))
     throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
-  const compression = str(p, 'compression') ?? 'gzip';
-  if (!['gzip', 'zstd', 'none'].includes(compression))
-    throw new UsageError(`--compression: "${compression}" is not one of gzip, zstd, none`);
+  const compression = parseCompression(str(p, 'compression'));
   const host = hostPlatform();
   const platforms = str(p, 'platform') ? parsePlatforms(str(p, 'platform')!) : [host];
   if (platforms.length > 1)
@@ -109,6 +107,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
   const load = bool(p, 'load') || outputs.length < parsedOutputs.length ? await loadModule() : undefined;
   await load?.pingDocker(signal);
+  for (const o of outputs) if (o.type === 'docker') checkDockerArchiveCompression(compression, `--output ${o.dest}`);
   const secrets = new Map<string, { file?: string; env?: string }>();
   for (const s of list(p, 'secret')) {
     const kv = parseCsv(s, '--secret');
@@ -180,7 +179,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       secrets,
       ssh: agents?.sockets,
       sourceDateEpoch,
-      compression: compression as 'gzip' | 'zstd' | 'none',
+      compression,
       reporter,
       signal,
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
@@ -217,13 +216,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     for (const tag of bool(p, 'push') ? tags : []) {
       const pushed = await (
         await pushModule()
-      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest });
+      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
       if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
     }
     const exported = cacheTo.filter((c) => c.type !== 'inline');
     if (exported.length)
-      await cacheShare!.exportCache(store, exported, result.cacheRecords, { opts: remoteOpts, reporter });
-    for (const o of outputs) await exportImage!(store, result.image, tags, o);
+      await cacheShare!.exportCache(store, exported, result.cacheRecords, { opts: remoteOpts, reporter, compression });
+    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;

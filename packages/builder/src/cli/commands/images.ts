@@ -1,12 +1,14 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
-import { archive, check, type Store } from '@tsbuild/layerstore';
+import { archive, check, compressedImage, type Store } from '@tsbuild/layerstore';
 import { bool, parseArgs, str } from '../args.js';
 import { flagsOf, rootFlag } from '../flags.js';
 import { openStore } from '../root.js';
 import { errorLine } from '../report.js';
 import { ago, humanSize, table } from '../table.js';
 import { BuildError, UsageError } from '../../errors.js';
+import { checkDockerArchiveCompression, parseCompression } from '../../options.js';
+import { trace } from '../../trace.js';
 
 async function image(store: Store, ref: string) {
   const img = await store.images.get(ref).catch((e: Error) => {
@@ -120,14 +122,20 @@ export async function checkCommand(argv: string[]): Promise<number> {
 export async function saveCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('save'));
   if (p.positionals.length === 0) throw new UsageError('"tsbuild save" requires at least 1 argument: REF');
+  const compression = parseCompression(str(p, 'compression'));
   const out = str(p, 'output');
   if (!out) throw new UsageError('"tsbuild save" needs -o FILE (tsbuild does not write archives to a terminal)');
   const format = str(p, 'format') ?? 'docker';
   if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format: "${format}" is not docker or oci`);
+  if (format === 'docker') checkDockerArchiveCompression(compression, `-o ${out} (--format docker)`);
   const store = await openStore(str(p, 'root'), 'save');
   const named = [];
-  for (const ref of p.positionals)
-    named.push({ image: await image(store, ref), name: /^sha256:|^[0-9a-f]{12,64}$/.test(ref) ? undefined : ref });
+  for (const ref of p.positionals) {
+    // Layers a build stored uncompressed are compressed here, once: the archive's manifest names those blobs.
+    const made = await compressedImage(store, await image(store, ref), compression);
+    trace(`save ${ref}: ${made.compressed} layers compressed`);
+    named.push({ image: made.image, name: /^sha256:|^[0-9a-f]{12,64}$/.test(ref) ? undefined : ref });
+  }
   await archive.write(store, named, resolve(out), { format });
   return 0;
 }

@@ -8,6 +8,7 @@ import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
 import { BuildError, UsageError } from '../../errors.js';
+import { parseCompression } from '../../options.js';
 import { parseRef, pushImage, remoteOptions } from '../../exporter/push.js';
 
 type TransferStats = remote.TransferStats;
@@ -19,7 +20,7 @@ export function describeStats(s: TransferStats, direction: 'pull' | 'push'): str
     ? `downloaded ${s.blobsDownloaded} blobs (${s.bytesDownloaded} bytes), ${s.blobsSkipped} already in the ` +
         `store${s.resumes ? `, ${s.resumes} resumed` : ''}`
     : `uploaded ${s.blobsUploaded} blobs (${s.bytesUploaded} bytes), mounted ${s.blobsMounted}, ${s.blobsSkipped} ` +
-        `already in the registry${s.resumes ? `, ${s.resumes} resumed` : ''}`;
+        `already in the registry${s.resumes ? `, ${s.resumes} resumed` : ''}, ${s.layersCompressed} layers compressed`;
 }
 
 /**
@@ -108,14 +109,16 @@ export async function pushCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('push'));
   if (p.positionals.length !== 1)
     throw new UsageError(
-      '"tsbuild push" requires exactly 1 argument\nUsage: tsbuild push [--insecure-registry HOST] NAME[:TAG]',
+      '"tsbuild push" requires exactly 1 argument\n' +
+        'Usage: tsbuild push [--insecure-registry HOST] [--compression gzip|zstd|none] NAME[:TAG]',
     );
+  const compression = parseCompression(str(p, 'compression'));
   const ref = p.positionals[0];
   const parsed = parseRef(ref, 'push');
   const store = await openStore(str(p, 'root'), 'push');
   const reporter = await reporterFor(p);
   try {
-    const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter });
+    const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter, compression });
     reporter.close();
     reporter.info(describeStats(r.stats, 'push'));
     process.stdout.write(`${parsed.tag ?? parsed.digest}: digest: ${r.descriptor.digest} size: ${r.descriptor.size}\n`);

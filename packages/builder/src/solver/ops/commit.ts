@@ -1,9 +1,9 @@
 // The end of every filesystem step: the diff directory becomes one layer in the store and,
 // without copying, the snapshot that later steps stack on. An empty diff makes no layer.
 //
-// The layer is written in the background. A step hands over its diff as soon as the diff is
-// complete, and the next step starts on it as a lowerdir while this one's tar, hashes,
-// compression and fsync proceed (for a RUN that wrote 500 MB, that is seconds). Nothing later
+// The layer is written in the background, uncompressed. A step hands over its diff as soon as the
+// diff is complete, and the next step starts on it as a lowerdir while this one's tar, hash and
+// fsync proceed (for a RUN that wrote 500 MB, that is seconds). Nothing later
 // steps do needs the layer itself: cache keys chain on keys, not on diffIDs. Only the names of
 // snapshots do (ChainIDs), so a diff stays in tmp/ under a name of its own until the build has
 // finished, and is then renamed into snapshots/ — never while a step of this build may be
@@ -35,7 +35,11 @@ export async function commitDiff(
     await settle?.();
     return null;
   }
-  const { store, sourceDateEpoch, compression } = ctx.opts;
+  // Layers are stored uncompressed, their diffID hashed as the tar is written: the build's
+  // --compression applies when the image leaves the store (push, outputs, cache export), which
+  // compresses each layer once and remembers it (layerstore's compressed.ts).
+  const { store, sourceDateEpoch } = ctx.opts;
+  const compression = 'none';
   const layers = ctx.stages.layers;
   // An overlay upperdir (RUN) is committed by the snapshotter, as a container's is; a staged diff
   // (COPY, WORKDIR) is plain files, or the entries that name them.

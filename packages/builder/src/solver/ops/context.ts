@@ -43,6 +43,8 @@ export interface Stages {
   /** Another stage's result (COPY --from, RUN --mount from=), built if it was not yet. */
   stage(index: number): Promise<StageState>;
   stageNameOf(index: number): string;
+  /** Whether a stage (already built) ran a step in this build, or stands on a stage that did. */
+  rebuilt(index: number): boolean;
   /** Layers of this build still being written. */
   readonly layers: LayerQueue;
 }

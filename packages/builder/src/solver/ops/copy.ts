@@ -12,11 +12,12 @@ import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
-import { entryOrderKey, fileEntry } from '@tsbuild/layerstore/layer';
-import { lstatSync } from 'node:fs';
+import { fileEntry } from '@tsbuild/layerstore/layer';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
+import { copiedContent } from './copied.js';
+import { hardLinks } from './hardlinks.js';
 import { trace } from '../../trace.js';
 
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
@@ -45,19 +46,28 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   let fromLayers = null as null | readonly StageLayer[];
   if (step.from) {
     if (step.from.type === 'stage') {
+      // The copy is keyed on what it copies (copied.ts), so its key needs the stage built: as
+      // before (when the stage's key was an input), the step waits for the whole stage. Stages
+      // still run in parallel up to here; what is new is the hashing of the copied files on the
+      // way, which a stage whose layers are all cached skips.
       const st = await ctx.stages.stage(step.from.stage);
       fromLayers = st.layers;
       fromLabel = `stage ${ctx.stages.stageNameOf(step.from.stage)}`;
-      kb.addDigest(`from:${fromLabel}`, st.key.replace(/^sha256:/, ''));
     } else {
       const image = ctx.opts.bases.get(step.from.ref);
       if (!image) throw new BuildError(`${where(step)}: image ${step.from.ref} was not resolved`);
       fromLayers = image.layers;
       fromLabel = `image ${step.from.ref}`;
-      kb.addDigest(`from:${fromLabel}`, image.manifestDigest.replace(/^sha256:/, ''));
+      kb.addDigest(`from:${fromLabel}`, image.configDigest.replace(/^sha256:/, '')); // the image id, as FROM's key
     }
     const view = await ctx.fs.view(fromLayers);
     for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
+    if (step.from.type === 'stage') {
+      const copied = await copiedContent(ctx, step, fromLayers, items);
+      kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
+      // A hit although the stage re-ran: --explain says why.
+      if (ctx.stages.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
+    }
   } else {
     for (const s of step.sources) {
       if (isUrl(s)) {
@@ -243,42 +253,6 @@ async function place(
 }
 
 /**
- * The files of one source that are hard links to another file of it, each with that file (the
- * first of its inode in the layer's order, which the tar's hardlink entries name). As BuildKit:
- * links within a source stay links, whether or not every link of the inode is copied; files of
- * different sources are never linked. Candidates share an inode number; lstat confirms the
- * device too (a context may hold mounts), and that the file is still the one listed.
- */
-function hardLinks(files: SourceFile[]): Map<SourceFile, SourceFile> {
-  const out = new Map<SourceFile, SourceFile>();
-  const byIno = new Map<bigint, SourceFile[]>();
-  for (const f of files) {
-    if (f.kind !== 'file' || f.ino === undefined) continue;
-    const same = byIno.get(f.ino);
-    if (same) same.push(f);
-    else byIno.set(f.ino, [f]);
-  }
-  for (const candidates of byIno.values()) {
-    if (candidates.length < 2) continue;
-    const groups = new Map<string, SourceFile[]>();
-    for (const f of candidates) {
-      const st = lstatSync(f.host, { bigint: true, throwIfNoEntry: false });
-      if (!st?.isFile() || st.ino !== f.ino) continue;
-      const key = `${st.dev}:${st.ino}`;
-      const g = groups.get(key);
-      if (g) g.push(f);
-      else groups.set(key, [f]);
-    }
-    for (const g of groups.values()) {
-      if (g.length < 2) continue;
-      const keyed = g.map((f) => ({ f, key: entryOrderKey(f.rel) })).sort((a, b) => Buffer.compare(a.key, b.key));
-      for (const { f } of keyed.slice(1)) out.set(f, keyed[0].f);
-    }
-  }
-  return out;
-}
-
-/**
  * Writes one file of a source into the staging dir. Synchronous on purpose: for a tree of
  * 20,000 small files, four awaited syscalls per file cost more than the copying itself.
  */
@@ -309,6 +283,13 @@ async function writeFile(
       const meta = { path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) };
       staging.add(fileEntry(meta, staging.host(path), f.size));
       return;
+    }
+    default: {
+      // A device node or FIFO below a copied directory of a stage: made as a node, never opened.
+      const node = f.kind === 'fifo' ? { type: f.kind } : { type: f.kind, ...f.rdev! };
+      staging.fs.mknod(r, node, { mode: mode ?? f.mode, uid, gid, mtime: f.mtime });
+      const devs = f.kind === 'fifo' ? {} : { devmajor: f.rdev!.major, devminor: f.rdev!.minor };
+      staging.add({ path, type: f.kind, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime), ...devs });
     }
   }
 }

@@ -189,7 +189,7 @@ async function fromKey(
   if (from.type === 'stage') return (await ctx.stages.stage(from.stage)).key;
   const image = ctx.opts.bases.get(from.ref);
   if (!image) throw new BuildError(`image ${from.ref} was not resolved`);
-  return image.manifestDigest;
+  return image.configDigest; // the image id, as FROM's key (solver.ts)
 }
 
 async function prepareMount(

@@ -18,7 +18,8 @@ import { trace } from '../../trace.js';
 export interface SourceFile {
   /** Path below the copied item ('' for the item itself). */
   rel: string;
-  kind: 'file' | 'dir' | 'symlink';
+  /** Device nodes and FIFOs only below a copied directory of a stage (fromView): never opened. */
+  kind: 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo';
   host: string;
   mode: number;
   uid: number;
@@ -26,6 +27,8 @@ export interface SourceFile {
   mtime: Date;
   size: number;
   linkname?: string;
+  /** A device node's numbers. */
+  rdev?: { major: number; minor: number };
   /** Content digest (context sources only). */
   hash?: string;
   /**
@@ -237,7 +240,17 @@ export async function fromView(
 }
 
 function viewFile(rel: string, host: string, st: import('node:fs').Stats): SourceFile {
-  const kind = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
+  const kind = st.isDirectory()
+    ? 'dir'
+    : st.isSymbolicLink()
+      ? 'symlink'
+      : st.isCharacterDevice()
+        ? 'char'
+        : st.isBlockDevice()
+          ? 'block'
+          : st.isFIFO()
+            ? 'fifo'
+            : 'file';
   const f: SourceFile = {
     rel,
     kind,
@@ -250,7 +263,16 @@ function viewFile(rel: string, host: string, st: import('node:fs').Stats): Sourc
   };
   // A snapshot holds only the image's own hard links (a layer's, made when it was unpacked or written).
   if (kind === 'file' && st.nlink > 1) f.ino = BigInt(st.ino);
+  if (kind === 'char' || kind === 'block') f.rdev = devNumbers(st.rdev);
   return f;
+}
+
+/** glibc's gnu_dev_major/minor of a dev_t. */
+function devNumbers(rdev: number): { major: number; minor: number } {
+  const d = BigInt(rdev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
 }
 
 async function walkView(
@@ -266,7 +288,9 @@ async function walkView(
     if (skip(r)) continue;
     const e = await view.lstatCanonical(path);
     if (!e || isWhiteout(e.stat)) continue;
-    if (!e.stat.isFile() && !e.stat.isDirectory() && !e.stat.isSymbolicLink()) continue;
+    // Device nodes and FIFOs are copied as nodes (copy.ts makes them with mknod, never opens them),
+    // as current BuildKit does; a socket cannot be in a layer, and BuildKit leaves it out too.
+    if (e.stat.isSocket()) continue;
     const f = viewFile(r, e.host, e.stat);
     if (f.kind === 'symlink') f.linkname = await fsp.readlink(e.host);
     out.push(f);

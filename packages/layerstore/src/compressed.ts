@@ -1,0 +1,237 @@
+// Deferred compression. A build stores each new layer as its uncompressed tar: the blob's digest is
+// its diffID, hashed while the tar is written, at the speed of `tar | sha256sum`. The compressed
+// blob is made when an image leaves the store (push, an OCI layout or archive, `save`, a shared
+// cache), and remembered: a cache record maps (diffID, codec) to the compressed blob, which is kept
+// in the store, so the second push or export of a layer compresses nothing.
+//
+// Why the uncompressed tar is a blob (and not the snapshot plus a recorded diffID): blobs are
+// durable (temp file, verify, fsync, rename) while snapshots are not (RUN overlays are mounted
+// volatile, and a snapshot from an earlier boot is unpacked again from its blob). So a build
+// killed at any point, or a machine that lost power, still leaves every recorded layer whole, and
+// the store stays a plain OCI layout whose images, tags and cache records name ordinary blobs.
+//
+// Determinism: the compressed bytes are a function of the tar alone (layer/gzip.ts pins gzip's
+// chunking, level and stored-chunk rule on node's bundled zlib; zstd is the CLI at level 3), so
+// the same layer compresses to the same blob in any store and a pushed manifest's digest is
+// reproducible. The codec id below is part of the record key: a change of the rule is a new id.
+import { createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  MediaType,
+  StoreError,
+  type BlobStore,
+  type Compression,
+  type Digest,
+  type Image,
+  type Ingest,
+  type Layer,
+  type Manifest,
+} from './types.js';
+import { layerCompression, layerMediaType } from './image-read.js';
+import { compress, mediaTypeOf } from './layer/compress.js';
+import { GZIP_CHUNK, GZIP_LEVEL } from './layer/gzip.js';
+import { isDigest, sha256 } from './digest.js';
+import type { Store } from './store.js';
+import type { LayerCodec } from './remote/push.js';
+
+/** The compressor a record was made with; part of its key. */
+export const codecId: Record<Exclude<Compression, 'none'>, string> = {
+  gzip: `gzip-parallel level=${GZIP_LEVEL} chunk=${GZIP_CHUNK} adaptive v1`,
+  zstd: 'zstd-cli -3',
+};
+
+/** Whether pushing or exporting `layer` with compression `c` needs a compressed blob made. */
+export function needsCompression(layer: Pick<Layer, 'mediaType'>, c: Compression): boolean {
+  return c !== 'none' && layerCompression(layer.mediaType) === 'tar';
+}
+
+/** The cache-record key of (diffID, codec). */
+export function compressedKey(diffID: Digest, c: Exclude<Compression, 'none'>): Digest {
+  return sha256(`tsbuild compressed layer\n${diffID}\n${codecId[c]}`);
+}
+
+interface CompressedRecord {
+  kind: 'compressed-layer';
+  diffID: Digest;
+  compression: Compression;
+  digest: Digest;
+  size: number;
+  mediaType: string;
+}
+
+/** The compressed blob of `layer` made before, if its record and blob are in the store. */
+export async function knownCompressed(store: Store, layer: Layer, c: Compression): Promise<Layer | undefined> {
+  if (c === 'none') return undefined;
+  const rec = await store.cache.get(compressedKey(layer.diffID, c));
+  const v = rec?.value as Partial<CompressedRecord> | undefined;
+  if (v?.kind !== 'compressed-layer' || v.diffID !== layer.diffID || !isDigest(v.digest)) return undefined;
+  if (typeof v.size !== 'number') return undefined;
+  // store.cache.get leased the blob; a pruned one means compressing again.
+  if ((await store.blobs.size(v.digest)) !== v.size) return undefined;
+  return { digest: v.digest, size: v.size, mediaType: mediaTypeOf(c), diffID: layer.diffID };
+}
+
+async function remember(store: Store, made: Layer, c: Compression): Promise<void> {
+  if (c === 'none') return;
+  const value: CompressedRecord = { kind: 'compressed-layer', compression: c, ...made };
+  await store.cache.put(compressedKey(made.diffID, c), { value, blobs: [made.digest] });
+}
+
+/** The uncompressed blob's bytes, checked against its digest and size: the last piece only after they match. */
+async function* verifiedTar(blobs: BlobStore & { path(d: Digest): string }, layer: Layer): AsyncGenerator<Buffer> {
+  const hash = createHash('sha256');
+  let size = 0;
+  let held: Buffer | undefined;
+  try {
+    for await (const b of createReadStream(blobs.path(layer.digest), { highWaterMark: GZIP_CHUNK })) {
+      if (held) yield held;
+      held = b as Buffer;
+      hash.update(held);
+      size += held.length;
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new StoreError('not-found', `layer blob ${layer.digest} is not in the store`, layer.digest);
+    throw e;
+  }
+  const got = `sha256:${hash.digest('hex')}`;
+  if (got !== layer.digest || size !== layer.size)
+    throw new StoreError(
+      'corrupt',
+      `layer blob ${layer.digest} is corrupt (${size} bytes hashing to ${got}): remove it and rebuild`,
+      layer.digest,
+    );
+  if (held) yield held;
+}
+
+async function writeTo(ingest: Ingest, b: Buffer): Promise<void> {
+  if (!ingest.write(b)) await once(ingest as unknown as NodeJS.EventEmitter, 'drain');
+}
+
+/**
+ * For tests (test/deferred-compression.test.ts): with TSBUILD_TEST_COMPRESS_GATE=FILE, compression
+ * stops after its first piece went into the store's temp file, creates FILE.waiting and waits for
+ * FILE to exist; a test kills the process there, mid-compression, at a point it knows.
+ */
+async function compressGate(): Promise<void> {
+  const gate = process.env.TSBUILD_TEST_COMPRESS_GATE;
+  if (!gate) return;
+  writeFileSync(`${gate}.waiting`, String(process.pid));
+  while (!existsSync(gate)) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** A layer being compressed: the pieces as they are made, and the blob once the last piece was taken. */
+export interface CompressedStream {
+  pieces: AsyncIterable<Buffer>;
+  /** Resolves after the last piece, once the blob is committed to the store and remembered. */
+  done: Promise<Layer>;
+}
+
+/**
+ * Compress an uncompressed layer of the store. The pieces go into a store ingest as they pass
+ * (temp file, then verify, fsync, rename when the last one has been taken), so whoever consumes
+ * them (an upload) gets the blob remembered too; a consumer that stops early leaves nothing.
+ */
+export function compressLayer(store: Store, layer: Layer, c: Exclude<Compression, 'none'>): CompressedStream {
+  let settle!: { resolve: (l: Layer) => void; reject: (e: unknown) => void };
+  const done = new Promise<Layer>((resolve, reject) => (settle = { resolve, reject }));
+  done.catch(() => {});
+  async function* run(): AsyncGenerator<Buffer> {
+    const ingest = store.blobs.ingest();
+    let committed = false;
+    let first = true;
+    try {
+      for await (const piece of compress(verifiedTar(store.blobs, layer), c)) {
+        await writeTo(ingest, piece);
+        if (first) await compressGate();
+        first = false;
+        yield piece;
+      }
+      const { digest, size } = await ingest.commit();
+      committed = true;
+      const made: Layer = { digest, size, mediaType: mediaTypeOf(c), diffID: layer.diffID };
+      await remember(store, made, c);
+      settle.resolve(made);
+    } catch (e) {
+      settle.reject(e);
+      throw e;
+    } finally {
+      if (!committed) {
+        await ingest.abort().catch(() => {});
+        settle.reject(new StoreError('io', `compressing layer ${layer.diffID} stopped before its end`));
+      }
+    }
+  }
+  return { pieces: run(), done };
+}
+
+/** The compressed blob of `layer` in the store: the one made before, or made now. */
+export async function materialiseLayer(
+  store: Store,
+  layer: Layer,
+  c: Compression,
+): Promise<{ layer: Layer; compressed: boolean }> {
+  if (!needsCompression(layer, c) || c === 'none') return { layer, compressed: false };
+  const known = await knownCompressed(store, layer, c);
+  if (known) return { layer: known, compressed: false };
+  const s = compressLayer(store, layer, c);
+  for await (const _ of s.pieces); // drained: the ingest takes every piece
+  return { layer: await s.done, compressed: true };
+}
+
+/**
+ * The manifest of `image` with its layers replaced by `layers` (same diffIDs, in order), in the
+ * image's own format; the bytes are what is pushed or exported. Same input, same bytes.
+ */
+export function manifestWithLayers(image: Image, layers: Layer[]): { manifest: Manifest; bytes: Buffer } {
+  const format = image.manifest.mediaType === MediaType.DockerManifest ? 'docker' : 'oci';
+  const manifest: Manifest = {
+    ...image.manifest,
+    layers: image.manifest.layers.map((d, i) => {
+      const l = layers[i];
+      if (l.diffID !== image.layers[i].diffID) throw new Error(`layer ${i + 1} does not match the image's diffID`);
+      return { ...d, mediaType: layerMediaType(l.mediaType, format), digest: l.digest, size: l.size };
+    }),
+  };
+  return { manifest, bytes: Buffer.from(JSON.stringify(manifest)) };
+}
+
+/**
+ * `image` as it leaves the store with compression `c`: uncompressed layers compressed (or found
+ * compressed before), the others as they are, and a manifest naming them, written to the store.
+ * The config, hence the image id, is the same. An image with nothing to compress is returned as is.
+ */
+export async function compressedImage(
+  store: Store,
+  image: Image,
+  c: Compression,
+): Promise<{ image: Image; compressed: number }> {
+  if (!image.layers.some((l) => needsCompression(l, c))) return { image, compressed: 0 };
+  const layers: Layer[] = [];
+  let compressed = 0;
+  for (const l of image.layers) {
+    const m = await materialiseLayer(store, l, c);
+    layers.push(m.layer);
+    if (m.compressed) compressed++;
+  }
+  const { manifest, bytes } = manifestWithLayers(image, layers);
+  const { digest } = await store.blobs.put(bytes);
+  const named = layers.map((l, i) => ({ ...l, mediaType: manifest.layers[i].mediaType }));
+  return { image: { ...image, manifestDigest: digest, manifest, layers: named }, compressed };
+}
+
+/** What remote.push needs to compress layers of this store as they go up. */
+export function layerCodec(store: Store): LayerCodec {
+  return {
+    needsCompression,
+    known: (layer, c) => knownCompressed(store, layer, c),
+    stream: (layer, c) => {
+      if (c === 'none') throw new Error('nothing to compress with compression none');
+      return compressLayer(store, layer, c);
+    },
+    materialise: (layer, c) => materialiseLayer(store, layer, c),
+    manifest: manifestWithLayers,
+  };
+}
