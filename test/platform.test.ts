@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { skip } from '@tsbuild/testkit';
+import { skip, startRegistry } from '@tsbuild/testkit';
 import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
@@ -51,7 +51,7 @@ test('bad --platform values and a base for another platform: a clear error, neve
     { platform: 'linux/sparc9', code: 2, stderr: /--platform linux\/sparc9: unknown architecture "sparc9"/ },
     { platform: 'windows/amd64', code: 2, stderr: /--platform windows\/amd64: only linux images are built/ },
     { platform: 'linux//amd64', code: 2, stderr: /is not OS\/ARCH\[\/VARIANT\]/ },
-    { platform: 'linux/amd64,linux/arm64', code: 2, stderr: /one platform per build/ },
+    { platform: 'linux/amd64,linux/arm64 -o x', code: 2, stderr: /--output cannot be used with several platforms/ },
     {
       platform: 'linux/arm64',
       code: 1,
@@ -59,7 +59,7 @@ test('bad --platform values and a base for another platform: a clear error, neve
     },
   ];
   for (const c of cases) {
-    const r = tsbuild(['build', '--platform', c.platform, ctx], { root });
+    const r = tsbuild(['build', '--platform', ...c.platform.split(' '), ctx], { root });
     assert.is(r.code, c.code, `${c.platform}\n${r.stderr}`);
     assert.match(r.stderr, c.stderr, c.platform);
     assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
@@ -86,6 +86,54 @@ test('--platform linux/arm64: RUN steps run emulated (uname -m is aarch64); conf
   assert.equal(steps(again.stderr).ran, []);
   assert.is(inspect(root, 'arm:2').ManifestDigest, inspect(root, 'arm:1').ManifestDigest);
 });
+
+test('--platform linux/amd64,linux/arm64: one image per platform under an index, pushed as one reference', async () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  sh('bash', [join(repo, 'fixtures', 'busybox-arm64', 'make-rootfs.sh')]);
+  const ctx = context({
+    Dockerfile: 'FROM scratch\nARG TARGETARCH\nADD rootfs-$TARGETARCH.tar /\nRUN uname -m > /arch\n',
+  });
+  dirs.push(ctx);
+  copyFileSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'), join(ctx, 'rootfs-amd64.tar'));
+  copyFileSync(join(repo, 'fixtures', 'busybox-arm64', 'rootfs.tar'), join(ctx, 'rootfs-arm64.tar'));
+  const reg = await startRegistry();
+  try {
+    const ref = `${reg.host}/multi/app:1`;
+    const root = temp('store-multi');
+    ok(tsbuild(['build', '--platform', 'linux/amd64,linux/arm64', '-t', ref, '--push', ctx], { root }));
+    const index = JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
+    assert.is(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.equal(
+      index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture),
+      ['amd64', 'arm64'],
+    );
+    for (const [arch, uname] of [
+      ['amd64', 'x86_64'],
+      ['arm64', 'aarch64'],
+    ]) {
+      const config = JSON.parse(
+        sh('skopeo', ['inspect', '--config', '--tls-verify=false', '--override-arch', arch, `docker://${ref}`]),
+      );
+      assert.is(config.architecture, arch);
+      // Each platform's RUN ran on (or emulated) its own machine: pull it into an empty store and look.
+      const other = temp('store-pull');
+      ok(tsbuild(['pull', '--platform', `linux/${arch}`, ref], { root: other }));
+      const out = join(other, 'out');
+      ok(tsbuild(['build', '--platform', `linux/${arch}`, '-o', out, contextFrom(ref)], { root: other }));
+      assert.is(readFileSync(join(out, 'arch'), 'utf8'), `${uname}\n`, arch);
+    }
+  } finally {
+    await reg.stop();
+  }
+});
+
+/** A context whose Dockerfile is just FROM ref (to export an image's files with -o). */
+function contextFrom(ref: string): string {
+  const ctx = context({ Dockerfile: `FROM ${ref}\n` });
+  dirs.push(ctx);
+  return ctx;
+}
 
 test('a platform this machine cannot emulate: the build warns why, and `tsbuild run` refuses with the reason', () => {
   // riscv64: scripts/setup.sh registers only qemu-aarch64; a machine with systemd-binfmt may have them all.

@@ -153,8 +153,8 @@ const buildFlags: FlagSpec[] = [
   {
     name: 'platform',
     kind: 'string',
-    value: 'OS/ARCH[/VARIANT]',
-    help: 'the image platform (default this machine); a foreign one runs RUN steps under QEMU emulation',
+    value: 'OS/ARCH[/VARIANT][,...]',
+    help: 'the image platform(s) (default this machine); a foreign one runs RUN steps under QEMU emulation',
   },
   rootFlag,
   { name: 'quiet', short: 'q', kind: 'bool', help: 'print only the image ID' },

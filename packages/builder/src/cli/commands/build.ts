@@ -5,10 +5,19 @@ import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
-import { build } from '../../solver/build.js';
+import { build, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
-import { formatPlatform, formatReference, hostPlatform, parseReference, type Image } from '@tsbuild/layerstore';
+import {
+  formatPlatform,
+  formatReference,
+  hostPlatform,
+  MediaType,
+  parseReference,
+  type Descriptor,
+  type Image,
+  type Platform,
+} from '@tsbuild/layerstore';
 import { emulationProblem, isNative } from '../../solver/emulation.js';
 import { parseSsh, startAgents, type SshAgents } from '../../solver/ssh.js';
 import { writeFileAtomic } from '@tsbuild/sys';
@@ -81,13 +90,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const compression = parseCompression(str(p, 'compression'));
   const host = hostPlatform();
   const platforms = str(p, 'platform') ? parsePlatforms(str(p, 'platform')!) : [host];
-  if (platforms.length > 1)
-    throw new UsageError(
-      `--platform ${str(p, 'platform')}: one platform per build (multi-platform images are not built)`,
-    );
-  const platform = platforms[0];
   const labels = parseLabels(list(p, 'label'));
-  const annotations = parseAnnotations(list(p, 'annotation'), `${platform.os}/${platform.architecture}`);
+  const annotationsFor = (pl: Platform) => parseAnnotations(list(p, 'annotation'), `${pl.os}/${pl.architecture}`);
+  annotationsFor(platforms[0]);
   const shm = str(p, 'shm-size');
   const run = {
     extraHosts: parseAddHosts(list(p, 'add-host')),
@@ -149,12 +154,22 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
+  // Several platforms make one image index (tagged, and pushed as one reference with --push); what
+  // takes one image (outputs, --load, metadata, the image id, the cache export) is refused for it.
+  if (platforms.length > 1) {
+    const one = ['output', 'load', 'metadata-file', 'iidfile', 'cache-to'].find((f) =>
+      f === 'load' ? bool(p, f) : f === 'output' || f === 'cache-to' ? list(p, f).length : str(p, f),
+    );
+    if (one) throw new UsageError(`--${one} cannot be used with several platforms (--platform ${str(p, 'platform')})`);
+  }
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   // A foreign platform: its RUN steps need QEMU user emulation through binfmt_misc. Without it a
   // build that has no RUN step still works, so this is a warning, said before anything runs.
-  const foreign = isNative(platform, host) ? undefined : emulationProblem(platform);
-  if (foreign) reporter.warn(`--platform ${formatPlatform(platform)}: RUN steps cannot run here: ${foreign}`);
+  for (const platform of platforms) {
+    const foreign = isNative(platform, host) ? undefined : emulationProblem(platform);
+    if (foreign) reporter.warn(`--platform ${formatPlatform(platform)}: RUN steps cannot run here: ${foreign}`);
+  }
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
   let agents: SshAgents | undefined;
   try {
@@ -164,7 +179,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const imported = useCache
       ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter })
       : undefined;
-    const result = await build({
+    const request = (platform: Platform, tags: string[]): BuildRequest => ({
       store,
       contextDir,
       dockerfilePath,
@@ -205,12 +220,25 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       cacheFrom: imported,
       pull,
       labels,
-      annotations,
+      annotations: annotationsFor(platform),
       run,
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
       platform,
     });
+    if (platforms.length > 1) {
+      const images: { image: Image; platform: Platform }[] = [];
+      for (const pl of platforms) images.push({ image: (await build(request(pl, []))).image, platform: pl });
+      const index = await writeIndex(store, images);
+      for (const tag of tags) await store.images.tagDescriptor(tag, index);
+      for (const tag of bool(p, 'push') ? tags : [])
+        await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression });
+      reporter.close();
+      if (bool(p, 'quiet')) process.stdout.write(`${index.digest}\n`);
+      else reporter.info(`writing image index ${index.digest}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
+      return 0;
+    }
+    const result = await build(request(platforms[0], tags));
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
     if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
     for (const tag of bool(p, 'push') ? tags : []) {
@@ -279,4 +307,17 @@ function statOrUndefined(path: string) {
   } catch {
     return undefined;
   }
+}
+
+/** An OCI image index over one image per platform, written into the store; its descriptor. */
+async function writeIndex(
+  store: Awaited<ReturnType<typeof openStore>>,
+  images: { image: Image; platform: Platform }[],
+): Promise<Descriptor> {
+  const manifests: Descriptor[] = [];
+  for (const { image, platform } of images)
+    manifests.push({ ...(await store.images.descriptor(image)), platform: { ...platform } });
+  const bytes = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+  const { digest, size } = await store.blobs.put(bytes);
+  return { mediaType: MediaType.OciIndex, digest, size };
 }
