@@ -69,7 +69,7 @@ test('the next step runs while the layer before it is written; the image has eve
   assert.not.ok(r.forced, `the second RUN did not start before the first one's layer was written:\n${r.stderr}`);
   assert.ok(written(r.stderr, '2/3'), r.stderr);
   const image = JSON.parse(ok(tsbuild(['inspect', 'bg:order'], { root })).stdout);
-  assert.is(image.Layers.length, image.Config.rootfs.diff_ids.length);
+  assert.is(image.Layers.length, image.ImageConfig.rootfs.diff_ids.length);
   const out = ok(tsbuild(['run', '--rm', 'bg:order', 'sh', '-c', 'cat /size; wc -c < /b64'], { root }))
     .stdout.trim()
     .split(/\s+/);

@@ -249,8 +249,9 @@ for (const c of cases) {
     const tag = 'case:1';
     ok(tsbuild(['build', '-t', tag, '-o', `type=oci,dest=${out}`, ...(c.args ?? []), ctx], { root }));
     const img = inspect(root, tag);
-    for (const [k, v] of Object.entries(c.config ?? {})) assert.equal(img.Config.config?.[k] ?? null, v, `config ${k}`);
-    if (c.author) assert.is(img.Config.author, c.author);
+    for (const [k, v] of Object.entries(c.config ?? {}))
+      assert.equal(img.ImageConfig.config?.[k] ?? null, v, `config ${k}`);
+    if (c.author) assert.is(img.ImageConfig.author, c.author);
     if (c.expect) {
       const rootfs = umociRootfs(out, '1');
       for (const [path, e] of Object.entries(c.expect)) {

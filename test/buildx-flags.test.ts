@@ -77,7 +77,7 @@ test('--label: over the Dockerfile LABELs (as BuildKit), K alone is an empty val
   const ctx = context({ Dockerfile: `FROM ${Base}\nLABEL a=dockerfile b=kept\n` });
   dirs.push(ctx);
   ok(tsbuild(['build', '-q', '-t', 'labels:1', '--label', 'a=flag', '--label', 'c=3', '--label', 'd', ctx], { root }));
-  assert.equal(inspect(root, 'labels:1').Config.config.Labels, { a: 'flag', b: 'kept', c: '3', d: '' });
+  assert.equal(inspect(root, 'labels:1').Config.Labels, { a: 'flag', b: 'kept', c: '3', d: '' });
   const bad = tsbuild(['build', '--label', '=x', ctx], { root });
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /^ERROR: --label "=x": missing name$/m);

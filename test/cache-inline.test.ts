@@ -72,7 +72,10 @@ test('an image pushed with --cache-to type=inline: an empty store building with 
   // The side stage is not in the image's records: it runs; every step of the image is a hit.
   assert.equal(ran(b.stderr), ['RUN echo side > /s'], b.stderr);
   // The same files (not the same config: A's carries the records).
-  assert.equal(inspect(storeB, 'again:1').Config.rootfs.diff_ids, inspect(storeA, ref).Config.rootfs.diff_ids);
+  assert.equal(
+    inspect(storeB, 'again:1').ImageConfig.rootfs.diff_ids,
+    inspect(storeA, ref).ImageConfig.rootfs.diff_ids,
+  );
 
   // Another build arg on another empty store: only the last RUN (and the side stage) run, over layers
   // fetched from the image.

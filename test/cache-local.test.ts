@@ -153,7 +153,7 @@ function layerOfLastRun(dir: string): string {
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
   const manifest = JSON.parse(readFileSync(join(dir, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'));
   // The cache holds layers as exported (compressed): find the last one by its diffID, through the records.
-  const diffID = inspect(storeA, 'app:1').Config.rootfs.diff_ids.at(-1) as string;
+  const diffID = inspect(storeA, 'app:1').ImageConfig.rootfs.diff_ids.at(-1) as string;
   const records = JSON.parse(readFileSync(join(dir, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8'));
   const last = records.records.find((r: { layer: { diffID: string } | null }) => r.layer?.diffID === diffID)?.layer
     .digest as string;

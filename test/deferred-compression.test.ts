@@ -75,7 +75,7 @@ test('a build stores its layers uncompressed; --push compresses them; two fresh 
       // In the store: plain tars, named by their diffIDs.
       for (const [j, l] of (stored.Manifest.layers as { mediaType: string; digest: string }[]).entries()) {
         assert.is(l.mediaType, 'application/vnd.oci.image.layer.v1.tar', `${c} store ${i} layer ${j}`);
-        assert.is(l.digest, stored.Config.rootfs.diff_ids[j]);
+        assert.is(l.digest, stored.ImageConfig.rootfs.diff_ids[j]);
       }
       const m = remote(ref);
       assert.is(m.config.digest, stored.Id, 'the image id (config digest) is the one in the store');

@@ -161,7 +161,7 @@ test('--add-host and --label as dockerd’s BuildKit applies them (same hosts li
   // The entries --add-host adds: the same lines, at the end, in the same order.
   assert.equal(tsHosts.slice(-2), bkHosts.slice(-2));
   assert.equal(bkHosts.slice(-2), ['10.1.2.3\tdb.internal', 'fd00::1\tv6']);
-  assert.equal(JSON.parse(ok(tsbuild(['inspect', 'compare:ts'], { root })).stdout).Config.config.Labels, bkLabels);
+  assert.equal(JSON.parse(ok(tsbuild(['inspect', 'compare:ts'], { root })).stdout).Config.Labels, bkLabels);
 });
 
 test.run();

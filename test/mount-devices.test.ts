@@ -78,6 +78,32 @@ test('RUN --mount=type=cache: a node for a host device cannot be read', () => {
   assert.is(execFileSync('cat', [join(out, 'result')], { encoding: 'utf8' }), 'read=0\n');
 });
 
+// /dev is a writable tmpfs (as runc makes it) that honours device nodes: there, the device allowlist
+// (cgroup) alone keeps a node the command makes from opening the host's device. The standard nodes work.
+const devRead = `${readNode('/dev')}; echo x > /dev/null && head -c 4 /dev/zero | wc -c`;
+
+test('RUN: a node for a host device made in /dev cannot be read', () => {
+  if (!device) return skip('this host reads no device through a node on its own filesystems', { required: false });
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN (${devRead}) > /result\n` });
+  dirs.push(ctx);
+  const out = tempDir('out');
+  dirs.push(out);
+  ok(t(['build', '-q', '-o', `type=local,dest=${out}`, ctx]));
+  assert.is(execFileSync('cat', [join(out, 'result')], { encoding: 'utf8' }), 'read=0\n4\n');
+});
+
+test('tsbuild run and exec: a node for a host device made in /dev cannot be read', () => {
+  if (!device) return skip('this host reads no device through a node on its own filesystems', { required: false });
+  assert.is(ok(t(['run', '--rm', Base, 'sh', '-c', devRead])).stdout, 'read=0\n4\n', 'run');
+  const id = ok(t(['run', '-d', Base, 'sleep', '300'])).stdout.trim();
+  try {
+    const r = ok(t(['exec', id, 'sh', '-c', devRead]));
+    assert.is(r.stdout, 'read=0\n4\n', 'exec');
+  } finally {
+    t(['rm', '-f', id]);
+  }
+});
+
 test('tsbuild run -u 1000 -v HOSTDIR: a setuid-root binary there runs as 1000', () => {
   if (!have('cc')) return skip('no C compiler (cc) to build the probe');
   const host = tempDir('suid');

@@ -77,7 +77,7 @@ test('--platform linux/arm64: RUN steps run emulated (uname -m is aarch64); conf
   const out = join(root, 'out');
   ok(tsbuild(['build', '-q', '--platform', 'linux/arm64', '-t', 'arm:1', '-o', out, ctx], { root }));
   assert.is(readFileSync(join(out, 'arch'), 'utf8'), 'aarch64\n');
-  const config = inspect(root, 'arm:1').Config;
+  const config = inspect(root, 'arm:1').ImageConfig;
   assert.equal([config.os, config.architecture, config.variant], ['linux', 'arm64', 'v8']);
   const run = ok(tsbuild(['run', '--rm', 'arm:1'], { root }));
   assert.is(run.stdout.trim(), 'aarch64');
@@ -144,7 +144,7 @@ test('a platform this machine cannot emulate: the build warns why, and `tsbuild 
   dirs.push(ctx);
   const b = ok(tsbuild(['build', '--progress=plain', '--platform', 'linux/riscv64', '-t', 'rv:1', ctx], { root }));
   assert.match(b.stderr, /--platform linux\/riscv64: RUN steps cannot run here: .*riscv64/);
-  assert.is(inspect(root, 'rv:1').Config.architecture, 'riscv64');
+  assert.is(inspect(root, 'rv:1').ImageConfig.architecture, 'riscv64');
   const r = tsbuild(['run', '--rm', 'rv:1'], { root });
   assert.is(r.code === 0, false, r.stderr);
   assert.match(r.stderr, /image 'rv:1' is for linux\/riscv64: .*riscv64/);

@@ -309,7 +309,7 @@ test('builds see NODE_EXTRA_CA_CERTS as the user set it (--build-arg taken from 
     NODE_EXTRA_CA_CERTS: pem('private'),
   });
   assert.is(r.code, 0, r.stderr);
-  assert.is(inspect(root, 'ca:1').Config.config.Labels.ca, pem('private'));
+  assert.is(inspect(root, 'ca:1').ImageConfig.config.Labels.ca, pem('private'));
 });
 
 test.run();

@@ -22,7 +22,7 @@ export function umociRootfs(layoutDir: string, tag: string): string {
 export function inspect(
   root: string,
   ref: string,
-): { Id: string; ManifestDigest: string; Config: any; Manifest: any; Layers: any[] } {
+): { Id: string; ManifestDigest: string; Config: any; ImageConfig: any; Manifest: any; Layers: any[] } {
   return JSON.parse(ok(tsbuild(['inspect', ref], { root })).stdout);
 }
 

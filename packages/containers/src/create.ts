@@ -4,7 +4,7 @@
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
 import { chainIDs, DEFAULT_PATH, isOpaque, type Image, type Store } from '@tsbuild/layerstore';
-import { resolveUser, RootView, type Limits, type PortMapping } from '@tsbuild/sandbox';
+import { asContainerProcess, resolveUser, RootView, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { applyEnv } from './env.js';
 import { ContainerError, containerDir, containerLease, listDocs, newId, randomName, writeDoc } from './state.js';
 import type { ContainerDoc, MountSpec } from './state.js';
@@ -95,7 +95,7 @@ async function create(store: Store, o: CreateOptions): Promise<ContainerDoc> {
   const image = await store.snapshotter.view(o.image.layers);
   const view = new RootView(image.lowerdirs, isOpaque);
   const userSpec = o.user ?? cfg.User ?? '';
-  const who = await resolveUser(view, userSpec || undefined).catch((e) => {
+  const who = await resolveUser(view, userSpec || undefined).then(asContainerProcess, (e) => {
     throw new ContainerError((e as Error).message);
   });
   const id = newId();

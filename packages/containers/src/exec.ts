@@ -1,7 +1,15 @@
 // `tsbuild exec`: one more process in a running container, in its namespaces and cgroup, with the
 // container's environment and user unless the flags say otherwise.
 import { isOpaque, type Store } from '@tsbuild/layerstore';
-import { exec as sandboxExec, resolveUser, RootView, withHome, type Exit, type ProcessSpec } from '@tsbuild/sandbox';
+import {
+  asContainerProcess,
+  exec as sandboxExec,
+  resolveUser,
+  RootView,
+  withHome,
+  type Exit,
+  type ProcessSpec,
+} from '@tsbuild/sandbox';
 import { applyEnv } from './env.js';
 import { ContainerError, isRunning, refresh, type ContainerDoc } from './state.js';
 
@@ -27,9 +35,12 @@ export async function execInContainer(store: Store, doc: ContainerDoc, o: ExecOp
     // Users the container itself added count: resolve in its own view (upper dir over the image).
     const image = await store.images.get(d.Image);
     const lowers = image ? (await store.snapshotter.view(image.layers)).lowerdirs : [];
-    const r = await resolveUser(new RootView([d.UpperDir, ...lowers], isOpaque), o.user).catch((e) => {
-      throw new ContainerError((e as Error).message);
-    });
+    const r = await resolveUser(new RootView([d.UpperDir, ...lowers], isOpaque), o.user).then(
+      asContainerProcess,
+      (e) => {
+        throw new ContainerError((e as Error).message);
+      },
+    );
     who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [], home: r.home };
   }
   return sandboxExec({

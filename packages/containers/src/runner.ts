@@ -9,12 +9,12 @@ import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { run as sandboxRun, withHome, type Exit, type Mount } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
+import { processStart } from '@tsbuild/sys';
 import {
   ContainerError,
   containerDir,
   findDoc,
   isRunning,
-  processStart,
   readDoc,
   refresh,
   updateDoc,

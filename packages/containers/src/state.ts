@@ -10,12 +10,13 @@
 // Liveness is never taken on trust: a recorded pid counts only while /proc/PID/stat still shows
 // the recorded start time (pids are reused), so a crash of tsbuild, of the supervisor or of the
 // container leaves a document that readers correct ("exited", code unknown when nobody saw it).
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
 import type { Limits, PortMapping } from '@tsbuild/sandbox';
 import type { Code, Coded } from '@tsbuild/errdefs';
+import { pidAlive, writeFileAtomic } from '@tsbuild/sys';
 
 export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
@@ -144,11 +145,12 @@ export function randomName(): string {
   return `${adjectives[b[0] % adjectives.length]}_${nouns[b[1] % nouns.length]}_${b[2] % 100}`;
 }
 
+/**
+ * Replaces the document atomically and durably: there is no daemon, so this file is all that says a
+ * container exists and how it ended, and it must survive a crash of the host (fsync, rename, fsync dir).
+ */
 export async function writeDoc(store: Store, doc: ContainerDoc): Promise<void> {
-  const p = docPath(store, doc.Id);
-  const tmp = `${p}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify(doc, null, 2) + '\n');
-  await fsp.rename(tmp, p);
+  await writeFileAtomic(docPath(store, doc.Id), JSON.stringify(doc, null, 2) + '\n', { durable: true });
 }
 
 export async function readDoc(store: Store, id: string): Promise<ContainerDoc | undefined> {
@@ -220,22 +222,9 @@ export async function tryFindDoc(store: Store, ref: string): Promise<ContainerDo
   }
 }
 
-/** Field 22 of /proc/PID/stat: the start time in clock ticks since boot (tells reused pids apart). */
-export function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // rest[0] is field 3 (state): a zombie has ended.
-    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
-
+/** Whether the process recorded as pid + start time is still that process (sys's pidAlive); false if unrecorded. */
 export function alive(pid: number | undefined, start: string | undefined): boolean {
-  if (!pid || !start) return false;
-  return processStart(pid) === start;
+  return pid !== undefined && start !== undefined && pidAlive(pid, start);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,8 @@
 import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { isOpaque, removeTreeBeneath, type Layer, type Store } from '@tsbuild/layerstore';
+import { isOpaque, type Layer, type Store } from '@tsbuild/layerstore';
+import { removeTreeBeneath } from '@tsbuild/sys';
 import { flattenInto, RootView } from '@tsbuild/sandbox';
 import { ContainerError, listDocs } from './state.js';
 

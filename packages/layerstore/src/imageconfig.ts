@@ -1,8 +1,8 @@
 // Rules of an image config's process environment that both a build (RUN) and a container apply:
 // the PATH a process gets when its image sets none, and how one Env entry is set.
 
-/** BuildKit's and docker's default PATH (system.DefaultPathEnv for Linux). */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The runtime's default PATH, as runc and moby define it (@tsbuild/sys). */
+export { DEFAULT_PATH } from '@tsbuild/sys';
 
 /** Sets KEY=value in an Env list: an existing key keeps its position, as Docker does. */
 export function setEnv(env: string[] | undefined, key: string, value: string): string[] {

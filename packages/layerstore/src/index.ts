@@ -25,15 +25,14 @@ export { chainID, chainIDs } from './snapshot/index.js';
 // The one snapshotter (RUN steps and containers): prepare(parent) → active, view, commit(active) → layer, remove.
 export { Snapshotter, isOpaque } from './snapshot/index.js';
 export type { ActiveSnapshot, SnapshotMounts, CommitOptions } from './snapshot/index.js';
-// Removing a tree a running container may still change (volumes); belongs with the beneath-fd operations.
-export { removeTreeBeneath } from './sys/index.js';
+// Rootless: which overlay xattr namespace this process's snapshots use (the beneath-fd operations,
+// removeTreeBeneath among them, are @tsbuild/sys's).
+export { overlayXattrPrefix, inUserNamespace } from '@tsbuild/sys';
 export { hostPlatform, normalizePlatform, formatPlatform, platformMatches, type Platform } from './platform.js';
 export { check, type CheckOptions, type CheckReport } from './check.js';
 // Adapters.
 export * as remote from './remote/index.js';
 export * as layout from './layout/index.js';
-// Rootless: which overlay xattr namespace this process's snapshots use.
-export { overlayXattrPrefix, inUserNamespace } from './sys/xattr.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource, type ValidateOptions } from './validate.js';
 // Deferred compression: layers are stored uncompressed and compressed when an image leaves the store.

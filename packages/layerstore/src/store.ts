@@ -11,7 +11,7 @@ import { Tags, emptyIndex } from './tags.js';
 import { exists, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
 import { Snapshots, Snapshotter } from './snapshot/index.js';
-import { spreadSubdirs } from './sys/topdir.js';
+import { spreadSubdirs } from '@tsbuild/sys';
 
 export const OciLayoutVersion = '1.0.0';
 

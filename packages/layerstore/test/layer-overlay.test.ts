@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { readTar, writeLayer, decompressLayer } from '../src/layer/index.js';
 import { Snapshots } from '../src/snapshot/index.js';
 import { exportRootfs } from '../src/layer/index.js';
-import { getXattr, listXattrs } from '../src/sys/xattr.js';
+import { getXattr, listXattrs } from '@tsbuild/sys';
 import { TempBlobs } from './helpers/temp-blobs.js';
 import { describe } from './helpers/tree.js';
 

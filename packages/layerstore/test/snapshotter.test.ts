@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readTar, decompressLayer, writeLayer } from '../src/layer/index.js';
 import { chainIDs } from '../src/snapshot/index.js';
-import { setXattr } from '../src/sys/xattr.js';
+import { setXattr } from '@tsbuild/sys';
 import { StoreError, type Layer } from '../src/types.js';
 import type { Store } from '../src/store.js';
 import { addLayer, tempStore } from './storekit.js';

@@ -1,5 +1,5 @@
 // tmp/ carries ext4's top-directory flag once the store hands out a scratch dir, so that scratch
-// trees are placed away from recently freed inodes (see src/sys/topdir.ts for why). Run on
+// trees are placed away from recently freed inodes (see @tsbuild/sys's topdir.ts for why). Run on
 // filesystems the test makes, not on whatever the temp dir happens to be: a small ext4 image on a
 // loop device (which has the flag) and a tmpfs (which has not: harmless there).
 import { execFileSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { markTopDir } from '../src/sys/topdir.js';
+import { markTopDir } from '@tsbuild/sys';
 import { Store } from '../src/store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'topdir-test-'));

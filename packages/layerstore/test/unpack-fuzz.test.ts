@@ -15,7 +15,7 @@ import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unpackLayer, type UnpackOptions } from '../src/layer/index.js';
-import { setXattr } from '../src/sys/xattr.js';
+import { setXattr } from '@tsbuild/sys';
 import { MediaType, StoreError } from '../src/types.js';
 import { buildTar, type RawEntry } from './helpers/tar-build.js';
 import { fingerprint } from './helpers/tree.js';

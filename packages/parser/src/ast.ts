@@ -41,6 +41,8 @@ export interface Directives {
   syntax?: string;
   escape: string;
   check?: string;
+  /** The line of the `# check=` directive, for errors about it. */
+  checkLine?: number;
 }
 
 export interface Dockerfile {

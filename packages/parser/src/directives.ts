@@ -45,6 +45,7 @@ export class DirectiveParser {
       this.directives.syntax = value;
     } else {
       this.directives.check = value;
+      this.directives.checkLine = lineNo;
     }
   }
 }

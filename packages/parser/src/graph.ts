@@ -1,3 +1,4 @@
+import { DEFAULT_PATH } from '@tsbuild/sys';
 import type { Dockerfile } from './ast.js';
 import { DockerfileError } from './errors.js';
 import type { Pointer } from './errors.js';
@@ -7,8 +8,8 @@ import { Scope, splitEnv } from './scope.js';
 import { convertStep } from './steps.js';
 import type { FromSource, Graph, GraphOptions, Location, Stage, Step } from './types.js';
 
-/** BuildKit's default PATH (system.DefaultPathEnv for Linux), added to a stage's env when its base has none. */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The runtime's default PATH (@tsbuild/sys), added to a stage's env when its base has none. */
+export { DEFAULT_PATH };
 
 /**
  * The instruction graph the builder walks: the stages the target needs, each

@@ -10,3 +10,5 @@ export { buildGraph, baseImages, DEFAULT_PATH } from './graph.js';
 export { HEREDOC_DIR } from './steps.js';
 export { parseMount } from './mounts.js';
 export { parseDuration } from './duration.js';
+export { lint, parseCheckOption, formatLintWarning, ruleUrl, RULES } from './lint.js';
+export type { LintWarning, LintConfig, LintOptions, RuleName } from './lint.js';

@@ -127,6 +127,7 @@ struct spec {
   struct { int res; struct rlimit lim; } rlimits[16]; int nrlimits;
   // rootless=1: inside a user namespace (see rootless_* and userns_main).
   int rootless;
+  int devrw;  // /dev stays writable: a device allowlist (cgroup) or a user namespace guards its nodes
 };
 
 static struct spec S;
@@ -264,6 +265,7 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "shmsize")) snprintf(S.shmsize, sizeof S.shmsize, "%ld", num(v));
     else if (!strcmp(tok, "rlimit")) parse_rlimit(v);
     else if (!strcmp(tok, "rootless")) S.rootless = !strcmp(v, "1");
+    else if (!strcmp(tok, "devrw")) S.devrw = !strcmp(v, "1");
     else if (!strcmp(tok, "init")) S.init = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
   }
@@ -433,8 +435,13 @@ static void symlink_dev(const char *target, const char *name) {
   if (symlink(target, p) < 0) die("symlink /dev/%s", name);
 }
 
+// /dev as runc makes it (and so Docker's and BuildKit's RUN): a tmpfs, nosuid,strictatime,mode=755,
+// size=65536k, writable, without nodev (its own nodes must open), not in the layer. A node a command
+// makes there opens only what the device allowlist lets it (cgroup, devices.ts): with none (no cgroups
+// mounted), /dev is remounted read-only instead, so that no new node can appear where nodes are honoured.
+// In a user namespace (rootless) no device node can be made at all.
 static void mount_dev(void) {
-  if (mount("tmpfs", in_root("dev"), "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
+  if (mount("tmpfs", in_root("dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
   umask(0);  // or mknod's 0666 becomes 0644
   mknod_dev("null", 1, 3);
   mknod_dev("zero", 1, 5);
@@ -457,6 +464,11 @@ static void mount_dev(void) {
   symlink_dev("/proc/self/fd/0", "stdin");
   symlink_dev("/proc/self/fd/1", "stdout");
   symlink_dev("/proc/self/fd/2", "stderr");
+  if (access("/proc/kcore", F_OK) == 0) symlink_dev("/proc/kcore", "core");  // runc adds it where it exists
+  if (mkdir(in_root("dev/mqueue"), 0755) < 0) die("mkdir /dev/mqueue");
+  // The run's own IPC namespace's queues (CLONE_NEWIPC), as Docker mounts them.
+  if (mount("mqueue", in_root("dev/mqueue"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 && !S.rootless)
+    die("mount /dev/mqueue");
   umask(022);
   // Bind targets inside /dev (e.g. /dev/pipes/NAME for RUN heredocs) must exist in the tmpfs before
   // it turns read-only; the init layer's copy of them is hidden under it. They are made beneath the
@@ -494,8 +506,9 @@ static void mount_dev(void) {
     }
   }
   close(devfd);
-  // Read-only, so that no new device node can appear where devices are honoured.
-  if (mount(NULL, in_root("dev"), NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("read-only /dev");
+  if (S.devrw) return;
+  // No allowlist: read-only, so that no new device node can appear where devices are honoured.
+  if (mount(NULL, in_root("dev"), NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("read-only /dev");
 }
 
 // Docker's masked and read-only paths: without them root in the sandbox could, e.g., write

@@ -16,4 +16,4 @@ export { sandboxInfo, type SandboxInfo } from './info.js';
 // A root filesystem read from its overlay stack without mounting it, and the process's identity in it.
 export { RootView, LayerMissingError, isWhiteout, type ViewEntry, type OpaqueCheck } from './rootfs/rootview.js';
 export { flattenInto } from './rootfs/flatten.js';
-export { resolveUser, resolveChown, withHome, UserError, type Identity } from './rootfs/users.js';
+export { resolveUser, resolveChown, asContainerProcess, withHome, UserError, type Identity } from './rootfs/users.js';

@@ -121,6 +121,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         cgroupMounts: cg?.mounts,
         deviceCgroup: cg?.deviceCgroup,
         deviceRules: allowedDevices,
+        // v1 joins the devices controller (cgroupProcs), v2 attaches deviceRules: either way, an allowlist.
+        devWritable: cg !== undefined || rootless(),
         tty: spec.tty,
         init: spec.init,
         netnsPid,

@@ -33,6 +33,8 @@ export interface LauncherSpec {
   /** cgroup v2: attach a device program allowing `deviceRules` ("c 1:3 rwm") to this cgroup first. */
   deviceCgroup?: string;
   deviceRules?: readonly string[];
+  /** /dev stays writable (as runc's): only where the device allowlist (a cgroup) or a user namespace guards it. */
+  devWritable?: boolean;
   /** Kind of each mount's target (parallel to `mounts`): needed for targets the launcher creates in /dev. */
   mountKinds?: ('dir' | 'file')[];
   tty?: boolean;
@@ -103,6 +105,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
     t.push(token('devcgroup', s.deviceCgroup));
     for (const r of s.deviceRules ?? []) t.push(token('devallow', r));
   }
+  if (s.devWritable) t.push(token('devrw', 1));
   if (s.tty) t.push(token('tty', 1));
   if (s.init) t.push(token('init', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));

@@ -26,7 +26,7 @@ export async function printExplain(rows: ExplainRow[], color: boolean, contextDi
         break;
       }
       case 'no-cache':
-        status = `${c.yellow('miss')}: --no-cache`;
+        status = `${c.yellow('miss')}: ${r.reason ?? '--no-cache'}`;
         break;
       case 'base':
         // A tag that --pull found moved is news: the steps above it miss because of it.

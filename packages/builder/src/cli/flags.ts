@@ -67,6 +67,17 @@ const buildFlags: FlagSpec[] = [
   { name: 'target', kind: 'string', value: 'STAGE', help: 'build up to that stage' },
   { name: 'no-cache', kind: 'bool', help: 'ignore the build cache' },
   {
+    name: 'check',
+    kind: 'bool',
+    help: "run the build checks (BuildKit's rules) without building; exit 1 if any fires",
+  },
+  {
+    name: 'no-cache-filter',
+    kind: 'list',
+    value: 'STAGE',
+    help: 'rebuild that stage, and the stages built FROM it, without the cache (repeatable)',
+  },
+  {
     name: 'network',
     kind: 'string',
     value: 'default|none|host',
@@ -175,8 +186,6 @@ const buildxUnsupported: FlagSpec[] = [
   unsupported('sbom', 'SBOM attestations are not produced'),
   unsupported('builder', 'there are no builder instances: tsbuild builds in its own process'),
   unsupported('call', 'only the build itself; no check, outline or targets method'),
-  unsupported('check', 'the build checks are not implemented'),
-  unsupported('no-cache-filter', 'per-stage cache control is not implemented'),
   unsupported('cgroup-parent', 'RUN steps run in cgroups of their own, under tsbuild'),
   unsupported('detach', 'there is no buildx server to detach'),
   unsupported('memory', 'no memory limit for RUN steps', 'm'),
@@ -366,12 +375,54 @@ export const commands: Record<string, CommandSpec> = {
   images: {
     summary: 'List images',
     usage: '[OPTIONS]',
-    flags: [rootFlag, { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' }, noTrunc, formatJson],
+    flags: [
+      rootFlag,
+      { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      noTrunc,
+      {
+        name: 'format',
+        kind: 'string',
+        value: 'json|TEMPLATE',
+        help: "json: a JSON array; else a Go template per image ('table ...' adds a header)",
+      },
+      {
+        name: 'filter',
+        kind: 'list',
+        value: 'reference=PATTERN|dangling=BOOL|label=K[=V]',
+        help: 'only matching images (repeatable: references ORed, the rest ANDed)',
+      },
+    ],
+  },
+  history: {
+    summary: "Show an image's history: a row per Dockerfile step, newest first",
+    usage: '[OPTIONS] IMAGE',
+    flags: [
+      rootFlag,
+      { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' },
+      { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      { name: 'human', short: 'H', kind: 'bool', help: 'sizes and dates for people (default true)' },
+      {
+        name: 'format',
+        kind: 'string',
+        value: 'json|TEMPLATE',
+        help: "json: one object per line; else a Go template per row ('table ...' adds a header)",
+      },
+    ],
   },
   inspect: {
     summary: "Show an image's manifest, config and layers (or a container's state)",
-    usage: '[--type image|container] REF...',
-    flags: [rootFlag, { name: 'type', kind: 'string', value: 'image|container', help: 'what REF names' }],
+    usage: '[--type image|container] [--format TEMPLATE] REF...',
+    flags: [
+      rootFlag,
+      { name: 'type', kind: 'string', value: 'image|container', help: 'what REF names' },
+      {
+        name: 'format',
+        short: 'f',
+        kind: 'string',
+        value: 'TEMPLATE',
+        help: "a Go template per REF, as docker's (e.g. '{{.Id}}', '{{json .Config}}')",
+      },
+    ],
   },
   tag: { summary: 'Add a tag to an image', usage: 'SOURCE TARGET', flags: [rootFlag] },
   rmi: {

@@ -24,6 +24,7 @@ const commands: Record<string, () => Promise<Command>> = {
   parse: from(() => import('./commands/parse.js'), 'parseCommand'),
   run: from(() => import('./commands/run.js'), 'runCommand'),
   images: from(images, 'imagesCommand'),
+  history: from(images, 'historyCommand'),
   tag: from(images, 'tagCommand'),
   rmi: from(images, 'rmiCommand'),
   prune: from(images, 'pruneCommand'),

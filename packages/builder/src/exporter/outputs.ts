@@ -63,8 +63,9 @@ export async function exportImage(
       return;
     case 'local': {
       await fsp.mkdir(o.dest, { recursive: true });
-      const snaps = await store.snapshots.ensure(image.layers);
-      await exportRootfs(snaps, o.dest);
+      // The snapshotter's read-only view of the image (lowerdirs top first), applied bottom first.
+      const { lowerdirs } = await store.snapshotter.view(image.layers);
+      await exportRootfs(lowerdirs.map((path) => ({ path })).reverse(), o.dest);
       return;
     }
     default:

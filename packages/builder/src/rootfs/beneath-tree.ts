@@ -11,16 +11,16 @@ import {
   writeSync,
   type Stats,
 } from 'node:fs';
+import { makedev, type SysError } from '@tsbuild/sys';
 import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
-  BeneathError,
+  DataType,
   MAX_CACHED,
   O_PATH,
   call,
   copyInto,
   cstr,
-  makedev,
   openat2,
   removeAt,
   timespecs,
@@ -94,7 +94,7 @@ export class Beneath {
     try {
       fd = this.open(this.root, rel, O_PATH | fsc.O_NOFOLLOW);
     } catch (e) {
-      if ((e as BeneathError).code === 'ENOENT') return undefined;
+      if ((e as SysError).code === 'ENOENT') return undefined;
       throw e;
     }
     try {
@@ -114,11 +114,11 @@ export class Beneath {
       p = this.parent(rel);
     } catch (e) {
       const i = rel.lastIndexOf('/');
-      if (!parents || i < 0 || (e as BeneathError).code !== 'ENOENT') throw e;
+      if (!parents || i < 0 || (e as SysError).code !== 'ENOENT') throw e;
       this.mkdir(rel.slice(0, i), 0o755, 0, 0, true);
       p = this.parent(rel);
     }
-    call('mkdirat', rel, ['I32', 'U8Array', 'I32'], [p.fd, cstr(p.name), 0o700]);
+    call('mkdirat', rel, [DataType.I32, DataType.U8Array, DataType.I32], [p.fd, cstr(p.name), 0o700]);
     const fd = this.open(p.fd, p.name, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
     try {
       fchownSync(fd, uid, gid);
@@ -154,7 +154,12 @@ export class Beneath {
   /** Makes `rel` a hard link of host file `host` (a final link in `host` is not followed). */
   link(rel: string, host: string): void {
     const p = this.parent(rel);
-    call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], [AT_FDCWD, cstr(host), p.fd, cstr(p.name), 0]);
+    call(
+      'linkat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.I32, DataType.U8Array, DataType.I32],
+      [AT_FDCWD, cstr(host), p.fd, cstr(p.name), 0],
+    );
   }
 
   /** Makes `rel` another name of `existing`, a file beneath the root (neither path may hold a link on the way). */
@@ -166,7 +171,7 @@ export class Beneath {
       const p = this.parent(rel);
       // Flags 0: a symlink at `existing` would be linked itself, never followed.
       const args = [from, cstr(existing.slice(i + 1)), p.fd, cstr(p.name), 0];
-      call('linkat', rel, ['I32', 'U8Array', 'I32', 'U8Array', 'I32'], args);
+      call('linkat', rel, [DataType.I32, DataType.U8Array, DataType.I32, DataType.U8Array, DataType.I32], args);
     } finally {
       closeSync(from);
     }
@@ -175,8 +180,13 @@ export class Beneath {
   /** Makes symlink `rel` → `target` with this owner and time, never following it. */
   symlink(rel: string, target: string, uid: number, gid: number, mtime: Date): void {
     const p = this.parent(rel);
-    call('symlinkat', rel, ['U8Array', 'I32', 'U8Array'], [cstr(target), p.fd, cstr(p.name)]);
-    call('fchownat', rel, ['I32', 'U8Array', 'I32', 'I32', 'I32'], [p.fd, cstr(p.name), uid, gid, AT_SYMLINK_NOFOLLOW]);
+    call('symlinkat', rel, [DataType.U8Array, DataType.I32, DataType.U8Array], [cstr(target), p.fd, cstr(p.name)]);
+    call(
+      'fchownat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.I32, DataType.I32, DataType.I32],
+      [p.fd, cstr(p.name), uid, gid, AT_SYMLINK_NOFOLLOW],
+    );
     const ts = Buffer.alloc(32);
     const sec = BigInt(Math.floor(mtime.getTime() / 1000));
     const nsec = BigInt((mtime.getTime() % 1000) * 1e6);
@@ -184,7 +194,12 @@ export class Beneath {
       ts.writeBigInt64LE(nsec, 8),
       ts.writeBigInt64LE(sec, 16),
       ts.writeBigInt64LE(nsec, 24));
-    call('utimensat', rel, ['I32', 'U8Array', 'U8Array', 'I32'], [p.fd, cstr(p.name), ts, AT_SYMLINK_NOFOLLOW]);
+    call(
+      'utimensat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.U8Array, DataType.I32],
+      [p.fd, cstr(p.name), ts, AT_SYMLINK_NOFOLLOW],
+    );
   }
 
   /**
@@ -194,19 +209,34 @@ export class Beneath {
   mknod(rel: string, node: SpecialNode, meta: Required<FileMeta>): void {
     const p = this.parent(rel);
     const type = node.type === 'fifo' ? fsc.S_IFIFO : node.type === 'char' ? fsc.S_IFCHR : fsc.S_IFBLK;
-    const dev = node.type === 'fifo' ? 0 : makedev(node.major, node.minor);
+    const dev = node.type === 'fifo' ? 0n : makedev(node.major, node.minor);
     const name = cstr(p.name);
-    call('mknodat', rel, ['I32', 'U8Array', 'U32', 'I64'], [p.fd, name, type | (meta.mode & 0o777), dev]);
+    call(
+      'mknodat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.U32, DataType.BigInt],
+      [p.fd, name, type | (meta.mode & 0o777), dev],
+    );
     call(
       'fchownat',
       rel,
-      ['I32', 'U8Array', 'I32', 'I32', 'I32'],
+      [DataType.I32, DataType.U8Array, DataType.I32, DataType.I32, DataType.I32],
       [p.fd, name, meta.uid, meta.gid, AT_SYMLINK_NOFOLLOW],
     );
     // After the chown, which clears setuid/setgid; glibc's fchmodat does AT_SYMLINK_NOFOLLOW on a non-link.
-    call('fchmodat', rel, ['I32', 'U8Array', 'U32', 'I32'], [p.fd, name, meta.mode & 0o7777, AT_SYMLINK_NOFOLLOW]);
+    call(
+      'fchmodat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.U32, DataType.I32],
+      [p.fd, name, meta.mode & 0o7777, AT_SYMLINK_NOFOLLOW],
+    );
     const ts = timespecs(meta.mtime);
-    call('utimensat', rel, ['I32', 'U8Array', 'U8Array', 'I32'], [p.fd, name, ts, AT_SYMLINK_NOFOLLOW]);
+    call(
+      'utimensat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.U8Array, DataType.I32],
+      [p.fd, name, ts, AT_SYMLINK_NOFOLLOW],
+    );
   }
 
   /** Sets the times of directory `rel`. */
@@ -225,7 +255,7 @@ export class Beneath {
     try {
       p = this.parent(rel);
     } catch (e) {
-      if ((e as BeneathError).code === 'ENOENT') return;
+      if ((e as SysError).code === 'ENOENT') return;
       throw e;
     }
     removeAt(p.fd, p.name, rel);
@@ -240,6 +270,11 @@ export class Beneath {
   /** Moves `name` out of directory fd `fromDir` (another tree) to `rel` here; nothing may be at `rel`. */
   moveIn(fromDir: number, name: string, rel: string): void {
     const p = this.parent(rel);
-    call('renameat', rel, ['I32', 'U8Array', 'I32', 'U8Array'], [fromDir, cstr(name), p.fd, cstr(p.name)]);
+    call(
+      'renameat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.I32, DataType.U8Array],
+      [fromDir, cstr(name), p.fd, cstr(p.name)],
+    );
   }
 }

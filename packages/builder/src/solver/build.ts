@@ -1,7 +1,19 @@
 // One build: Dockerfile → graph → solved stages → image in the store, tagged.
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
-import { baseImages, buildGraph, parse, DockerfileError, formatError, type GraphOptions } from '@tsbuild/parser';
+import {
+  baseImages,
+  buildGraph,
+  parse,
+  lint,
+  DockerfileError,
+  formatError,
+  formatLintWarning,
+  type FromSource,
+  type GraphOptions,
+  type LintWarning,
+  type Stage,
+} from '@tsbuild/parser';
 import {
   formatPlatform,
   hostPlatform,
@@ -37,6 +49,8 @@ export interface BuildRequest {
   buildArgs: Record<string, string>;
   target?: string;
   noCache: boolean;
+  /** `--no-cache-filter STAGE`: these stages' steps ignore the cache; other stages' steps may hit. */
+  noCacheFilter?: string[];
   network: 'default' | 'none' | 'host';
   /** `--allow network.host`: RUN steps may use the host's network namespace. */
   allowNetworkHost?: boolean;
@@ -98,7 +112,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     file: req.dockerfilePath,
     buildArgs: req.buildArgs,
     target: req.target,
-    buildPlatform: platformString,
+    buildPlatform: formatPlatform(hostPlatform()),
     targetPlatform: platformString,
   };
 
@@ -166,8 +180,21 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
-  for (const w of graph.warnings)
+  // The build checks, as BuildKit runs them with every build: warnings, or with `# check=error=true` a
+  // failure before any step runs.
+  const reachable = new Set(graph.stages.map((st) => st.index));
+  const findings = runChecks(df, req.buildArgs, (ref) => bases.get(ref)?.config.config?.Env, reachable);
+  for (const w of findings.warnings) req.reporter.warn(formatLintWarning(w));
+  for (const w of graph.warnings) {
+    // The graph's duplicate-stage-name warning is also DuplicateStageName's finding: said once.
+    if (findings.warnings.some((f) => f.message === w.message && f.location.line === w.location?.line)) continue;
     req.reporter.warn(w.location ? `${w.location.file}:${w.location.line}: ${w.message}` : w.message);
+  }
+  if (findings.error && findings.warnings.length)
+    throw new BuildError(
+      `lint violation found for rules: ${[...new Set(findings.warnings.map((w) => w.rule))].sort().join(', ')}`,
+    );
+  const noCacheStages = noCacheFilterStages(df, graph, req.noCacheFilter ?? [], req.reporter);
 
   trace('graph built');
   const context = await contextPromise;
@@ -187,6 +214,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     bases,
     reporter: req.reporter,
     noCache: req.noCache,
+    noCacheStages,
     network: req.network,
     allowNetworkHost: req.allowNetworkHost ?? false,
     privateNetwork,
@@ -245,4 +273,76 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     );
     await context.save().catch(() => {});
   }
+}
+
+/**
+ * `--no-cache-filter` names to the stages that ignore the cache: the named ones (lowercased, as BuildKit
+ * names stages) and every stage that stands on one (FROM) or mounts one (RUN --mount from=): their steps'
+ * keys name the stage by its key, not its content, so their records hold what they made from the old
+ * result, and reusing them would put the old files in the image (and, rewritten under the same keys, in
+ * later builds). A COPY --from is keyed by the content it copies: it misses by itself when that changed.
+ * A name no stage has is warned about (buildx ignores it silently, hiding a typo).
+ */
+function noCacheFilterStages(
+  df: ReturnType<typeof parse>,
+  graph: { stages: Stage[] },
+  names: string[],
+  reporter: Reporter,
+): Set<number> {
+  const out = new Set<number>();
+  const declared = new Set(
+    df.instructions.filter((i) => i.keyword === 'FROM' && i.args.length === 3).map((i) => i.args[2].toLowerCase()),
+  );
+  for (const raw of names) {
+    const name = raw.trim().toLowerCase();
+    if (!declared.has(name)) {
+      reporter.warn(`--no-cache-filter ${raw}: the Dockerfile has no stage named "${name}"`);
+      continue;
+    }
+    for (const s of graph.stages) if (s.name === name) out.add(s.index);
+  }
+  for (let grew = out.size > 0; grew;) {
+    grew = false;
+    for (const s of graph.stages) {
+      const mounts = s.steps.flatMap((st) => (st.kind === 'run' ? st.mounts : []));
+      const reads = (f: FromSource | undefined) => f?.type === 'stage' && out.has(f.stage);
+      if (
+        !out.has(s.index) &&
+        (reads(s.from.type === 'stage' ? s.from : undefined) || mounts.some((m) => 'from' in m && reads(m.from)))
+      ) {
+        out.add(s.index);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The build checks for a parsed Dockerfile (parser's lint): `# check=` or the BUILDKIT_DOCKERFILE_CHECK
+ * build arg says which to skip and whether they fail the build. A bad check option is a Dockerfile error.
+ * With `reachable` (a build), a finding inside a stage the target does not need is left out, as BuildKit
+ * leaves it out of a build's warnings (--check reports every stage).
+ */
+export function runChecks(
+  df: ReturnType<typeof parse>,
+  buildArgs: Record<string, string>,
+  baseEnv: (ref: string) => string[] | undefined,
+  reachable?: Set<number>,
+): { warnings: LintWarning[]; error: boolean } {
+  let r;
+  try {
+    r = lint(df, { baseEnv, buildArgs, check: buildArgs['BUILDKIT_DOCKERFILE_CHECK'] });
+  } catch (e) {
+    if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
+    throw e;
+  }
+  const froms = df.instructions.filter((i) => i.keyword === 'FROM').map((i) => i.location.line);
+  const stageOf = (line: number) => froms.findLastIndex((l) => l <= line);
+  const shown = (w: LintWarning) =>
+    !reachable || w.rule === 'ConsistentInstructionCasing' || stageOf(w.location.line) < 0
+      ? true
+      : reachable.has(stageOf(w.location.line));
+  const warnings = r.warnings.filter(shown).sort((a, b) => a.location.line - b.location.line);
+  return { warnings, error: r.config.error };
 }

@@ -22,6 +22,8 @@ export interface SolveOptions extends StepOptions {
   graph: Graph;
   reporter: Reporter;
   noCache: boolean;
+  /** `--no-cache-filter`: the indexes of the stages whose steps ignore the cache (the others may hit). */
+  noCacheStages?: Set<number>;
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
@@ -208,7 +210,8 @@ export class Solver {
 
       let record: StepRecord | undefined;
       let made: StageLayer | null = null;
-      if (!this.o.noCache) {
+      const noCache = this.o.noCache || (this.o.noCacheStages?.has(stage.index) ?? false);
+      if (!noCache) {
         const hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key);
@@ -227,14 +230,18 @@ export class Solver {
         });
       } else {
         const previous =
-          this.o.noCache || !pointer
+          noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
-        const reason = this.o.noCache ? '--no-cache' : firstChange(previous?.inputs, kb.inputs);
+        const reason = this.o.noCache
+          ? '--no-cache'
+          : noCache
+            ? '--no-cache-filter'
+            : firstChange(previous?.inputs, kb.inputs);
         this.explain.push({
           stage: this.stageName(stage),
           label,
-          status: this.o.noCache ? 'no-cache' : 'miss',
+          status: noCache ? 'no-cache' : 'miss',
           reason,
         });
         made = await exec(handle);

@@ -17,8 +17,7 @@ import {
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { Entry } from '../types.js';
-import { getXattr, overlayXattrPrefix, readXattrs } from '../sys/xattr.js';
-import { major, minor } from '../sys/mknod.js';
+import { getXattr, overlayXattrPrefix, readXattrs, major, minor } from '@tsbuild/sys';
 
 export interface DirectoryOptions {
   /** Translate overlayfs markers (0/0 char devices, trusted.overlay.opaque) to OCI whiteouts. */

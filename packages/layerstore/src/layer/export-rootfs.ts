@@ -7,9 +7,9 @@ import { MediaType, type Snapshot } from '../types.js';
 import { entriesFromDirectory } from './entries.js';
 import { tarStream } from './tar-writer.js';
 import { unpackLayer } from './unpack.js';
-import { inUserNamespace } from '../sys/xattr.js';
+import { inUserNamespace } from '@tsbuild/sys';
 
-export async function exportRootfs(snapshots: readonly Snapshot[], dest: string): Promise<void> {
+export async function exportRootfs(snapshots: readonly Pick<Snapshot, 'path'>[], dest: string): Promise<void> {
   await mkdir(dest, { recursive: true });
   for (const s of snapshots) {
     const tar = Readable.from(tarStream(entriesFromDirectory(s.path, { overlay: true })));

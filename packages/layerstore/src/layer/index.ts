@@ -9,4 +9,4 @@ export { tarStream } from './tar-writer.js';
 export { readTar, type TarEntry } from './tar-reader.js';
 export { startsTar } from './tar-header.js';
 export { decompress as decompressLayer, mediaTypeOf as layerMediaTypeFor } from './compress.js';
-export { getXattr, setXattr } from '../sys/xattr.js';
+export { getXattr, setXattr } from '@tsbuild/sys';

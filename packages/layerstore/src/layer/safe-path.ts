@@ -1,7 +1,7 @@
 // Path rules for untrusted layer entries, and a target directory that is only ever written
 // beneath: every directory is reached through an open fd of its parent, never through a symlink.
 import { closeSync, lstatSync, mkdirSync, openSync } from 'node:fs';
-import { at, DIR_FLAGS } from '../sys/beneath.js';
+import { at, DIR_FLAGS } from '@tsbuild/sys';
 import { StoreError } from '../types.js';
 
 export function hostile(entry: string, why: string): StoreError {

@@ -41,9 +41,20 @@ import {
 } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StoreError, type Digest } from '../types.js';
-import { at, chmodAt, DIR_FLAGS, openBeneath, removeTreeAt } from '../sys/beneath.js';
-import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/mknod.js';
-import { fsetXattr, overlayXattrPrefix, setXattr } from '../sys/xattr.js';
+import {
+  at,
+  chmodAt,
+  DIR_FLAGS,
+  openBeneath,
+  removeTreeAt,
+  mknod,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFIFO,
+  fsetXattr,
+  overlayXattrPrefix,
+  setXattr,
+} from '@tsbuild/sys';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
 import { TarFormatError, TarUnsupportedError } from './tar-header.js';

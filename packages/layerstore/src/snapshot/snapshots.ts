@@ -26,8 +26,7 @@ import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
 import { chainIDs } from './chain-id.js';
 import { isDigest } from '../digest.js';
 import { LockManager } from '../lock.js';
-import { pidAlive } from '@tsbuild/sys';
-import { spreadSubdirs } from '../sys/topdir.js';
+import { pidAlive, spreadSubdirs } from '@tsbuild/sys';
 import type { LeaseHolder } from '../leases.js';
 
 function hexOf(d: Digest): string {

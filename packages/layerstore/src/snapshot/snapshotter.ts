@@ -7,7 +7,9 @@
 //   mounts(key, parent)    the mounts of an active snapshot prepared before (a container started again)
 //   commit(active)         the upperdir's diff as one OCI layer in the blob store (overlay whiteouts and
 //                          opaque dirs become OCI whiteouts); read beneath directory fds (entries.ts)
-//   remove(key)            an active snapshot's directory, beneath directory fds (sys/rmtree.ts)
+//   adopt(chainID, dir)    a committed upperdir made the snapshot of the layer it became (renamed in,
+//                          no unpack: containerd's Commit(name, key) for a RUN step's diff)
+//   remove(key)            an active snapshot's directory, beneath directory fds (@tsbuild/sys's rmtree)
 //
 // The mount itself is the sandbox's (it mounts what these mounts name), as containerd's runtime
 // mounts what its snapshotter returns. The key of an active snapshot is the directory it lives
@@ -16,11 +18,10 @@
 // with their .boot sidecars and leases); view() unpacks the missing ones.
 import { lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StoreError, type BlobStore, type Entry, type Layer } from '../types.js';
+import { StoreError, type BlobStore, type Digest, type Entry, type Layer } from '../types.js';
 import { entriesFromDirectory } from '../layer/entries.js';
 import { writeLayer, type WriteLayerOptions } from '../layer/write.js';
-import { removeTreeBeneath } from '../sys/rmtree.js';
-import { getXattr, overlayXattrPrefix } from '../sys/xattr.js';
+import { removeTreeBeneath, getXattr, overlayXattrPrefix } from '@tsbuild/sys';
 import type { Snapshots } from './snapshots.js';
 
 /** What to mount for a process's root: lowerdirs top first; upperdir and workdir for an active snapshot. */
@@ -117,6 +118,14 @@ export class Snapshotter {
     } finally {
       thaw();
     }
+  }
+
+  /**
+   * Makes `dir`, the upperdir a layer was committed from, the committed snapshot of that layer's
+   * `chainID` (renamed in, no unpack); removed instead when that snapshot exists already.
+   */
+  async adopt(chainID: Digest, dir: string): Promise<void> {
+    await this.snapshots.adopt(chainID, dir);
   }
 
   /** Removes an active snapshot's directory beneath its fd, never following a link a process left in it. */

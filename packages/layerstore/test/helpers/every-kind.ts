@@ -11,8 +11,7 @@ import {
   chownSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../../src/sys/mknod.js';
-import { setXattr } from '../../src/sys/xattr.js';
+import { mknod, S_IFBLK, S_IFCHR, S_IFIFO, setXattr } from '@tsbuild/sys';
 
 /** security.capability v2, effective, permitted = cap_setuid (bit 7: byte 0x80, not UTF-8) + cap_net_bind_service. */
 export const CAP_BLOB = Buffer.from([

@@ -3,8 +3,7 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { readXattrs } from '../../src/sys/xattr.js';
-import { major, minor } from '../../src/sys/mknod.js';
+import { readXattrs, major, minor } from '@tsbuild/sys';
 
 export interface Record_ {
   path: string;

@@ -76,6 +76,14 @@ export async function resolveUser(view: RootView, spec: string | undefined): Pro
 }
 
 /**
+ * The identity of a container's process (run and exec): Docker's daemon also puts the primary gid in the
+ * supplementary groups (`id` in `docker run` shows it among `groups=`), which BuildKit's RUN steps do not.
+ */
+export function asContainerProcess(who: Identity): Identity {
+  return { ...who, additionalGids: [who.gid, ...who.additionalGids.filter((g) => g !== who.gid)] };
+}
+
+/**
  * The environment a container's or a RUN step's process starts with, as runc makes it: HOME
  * added (or an empty one replaced) from `home` (Identity.home); one the image or the user set wins.
  */

@@ -154,6 +154,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
   }
 
+  if (bool(p, 'check'))
+    return (await import('../checks.js')).checkDockerfile({
+      root: str(p, 'root'),
+      dockerfilePath,
+      dockerfileText,
+      buildArgs: args,
+    });
   // Several platforms make one image index (tagged, and pushed as one reference with --push); what
   // takes one image (outputs, --load, metadata, the image id, the cache export) is refused for it.
   if (platforms.length > 1) {
@@ -189,6 +196,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       buildArgs: args,
       target: str(p, 'target'),
       noCache: bool(p, 'no-cache'),
+      noCacheFilter: list(p, 'no-cache-filter'),
       network: network as 'default' | 'none' | 'host',
       allowNetworkHost: allow.has('network.host'),
       secrets,

@@ -23,9 +23,10 @@ import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
 import { ago, since, table } from '../table.js';
 import { inspectCommand } from './images.js';
+import { parseTemplate, render } from '../template.js';
 import { exitStatus, withSignalsForwarded } from './run.js';
 import { guarded } from './guarded.js';
-import { flagsOf, rootFlag } from '../flags.js';
+import { flagsOf } from '../flags.js';
 import { describeError } from '../report.js';
 
 import { execCommand } from './exec.js';
@@ -191,14 +192,17 @@ function containerJSON(d: ContainerDoc): unknown {
 }
 
 export async function containerInspectCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag]);
+  const p = parseArgs(argv, flagsOf('inspect'));
   if (p.positionals.length === 0)
     throw new UsageError('"tsbuild container inspect" requires at least 1 argument: CONTAINER');
+  const format = str(p, 'format');
+  const template = format === undefined || format === 'json' ? undefined : parseTemplate(format);
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
     const out = [];
     for (const ref of p.positionals) out.push(containerJSON(await refresh(store, await findDoc(store, ref))));
-    process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
+    if (template) process.stdout.write(out.map((doc) => render(template, doc) + '\n').join(''));
+    else process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
     return 0;
   });
 }

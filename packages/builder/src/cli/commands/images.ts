@@ -1,14 +1,24 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
 import { archive, check, compressedImage, type Store } from '@tsbuild/layerstore';
-import { bool, parseArgs, str } from '../args.js';
-import { flagsOf, rootFlag } from '../flags.js';
+import { bool, list, parseArgs, str } from '../args.js';
+import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
 import { errorLine } from '../report.js';
 import { ago, humanSize, table } from '../table.js';
 import { BuildError, UsageError } from '../../errors.js';
 import { checkDockerArchiveCompression, parseCompression } from '../../options.js';
 import { trace } from '../../trace.js';
+import { parseTemplate, render } from '../template.js';
+import {
+  historyHeaders,
+  historyRows,
+  imageHeaders,
+  imageRow,
+  inspectDocument,
+  matchesFilter,
+  parseImageFilters,
+} from '../imageviews.js';
 
 async function image(store: Store, ref: string) {
   const img = await store.images.get(ref).catch((e: Error) => {
@@ -20,10 +30,21 @@ async function image(store: Store, ref: string) {
 
 export async function imagesCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('images'));
+  const filter = parseImageFilters(list(p, 'filter'));
+  const format = str(p, 'format');
+  // Parsed before the store is read: a bad template is a usage error whatever the store holds.
+  const template = format && format !== 'json' && format !== 'table' ? parseFormat(format) : undefined;
   const store = await openStore(str(p, 'root'));
-  const rows = await store.images.list();
-  if (str(p, 'format') === 'json') {
-    process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+  const rows = (await store.images.list()).filter((r) => matchesFilter(r, filter));
+  if (format === 'json') {
+    // tsbuild's documented array (docs/cli.md); docker's one object per line is --format '{{json .}}'.
+    process.stdout.write(
+      JSON.stringify(
+        rows.map(({ image: _, ...r }) => r),
+        null,
+        2,
+      ) + '\n',
+    );
     return 0;
   }
   const short = (d: string) => (bool(p, 'no-trunc') ? d : d.replace(/^sha256:/, '').slice(0, 12));
@@ -36,29 +57,84 @@ export async function imagesCommand(argv: string[]): Promise<number> {
     for (const r of rows) process.stdout.write(`${short(r.id)}\n`);
     return 0;
   }
+  if (template) {
+    process.stdout.write(
+      template(
+        rows.map((r) => imageRow(r, bool(p, 'no-trunc'))),
+        imageHeaders,
+      ),
+    );
+    return 0;
+  }
   const size = (r: (typeof rows)[number]) => (r.broken ? 'BROKEN' : humanSize(r.size));
   const row = (r: (typeof rows)[number]) => [r.repository, r.tag, short(r.id), ago(r.created), size(r)];
   process.stdout.write(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map(row)]));
   return 0;
 }
 
-export async function inspectCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [rootFlag]);
-  if (p.positionals.length === 0) throw new UsageError('"tsbuild inspect" requires at least 1 argument: REF');
+/**
+ * A `--format` value as docker takes it for a listing: a Go template applied to each row, or
+ * `table TEMPLATE` (columns split at tabs, aligned, under a header naming each field as docker does).
+ */
+function parseFormat(format: string): (rows: object[], headers: Record<string, string>) => string {
+  const isTable = /^table\s/.test(format);
+  const t = parseTemplate(isTable ? format.replace(/^table\s+/, '') : format);
+  return (rows, headers) => {
+    if (!isTable) return rows.map((r) => render(t, r) + '\n').join('');
+    const cells = (text: string) => text.split('\t');
+    return table([cells(render(t, headers)), ...rows.map((r) => cells(render(t, r)))]);
+  };
+}
+
+export async function historyCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, flagsOf('history'));
+  if (p.positionals.length !== 1) throw new UsageError('"tsbuild history" requires exactly 1 argument: IMAGE');
+  const format = str(p, 'format');
+  const template = format && format !== 'json' && format !== 'table' ? parseFormat(format) : undefined;
+  const human = p.flags.has('human') ? bool(p, 'human') : true;
   const store = await openStore(str(p, 'root'));
-  const out = [];
-  for (const ref of p.positionals) {
-    const img = await image(store, ref);
-    out.push({
-      Id: img.configDigest,
-      ManifestDigest: img.manifestDigest,
-      Manifest: img.manifest,
-      Config: img.config,
-      Layers: img.layers,
-    });
+  const img = await image(store, p.positionals[0]);
+  const rows = historyRows(img, { noTrunc: bool(p, 'no-trunc'), human });
+  if (bool(p, 'quiet')) process.stdout.write(rows.map((r) => `${r.ID}\n`).join(''));
+  else if (format === 'json') process.stdout.write(rows.map((r) => goJson(r) + '\n').join(''));
+  else if (template) process.stdout.write(template(rows, historyHeaders));
+  else {
+    const cols = ['ID', 'CreatedSince', 'CreatedBy', 'Size', 'Comment'] as const;
+    process.stdout.write(table([cols.map((c) => historyHeaders[c]), ...rows.map((r) => cols.map((c) => r[c]))]));
   }
-  process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out, null, 2) + '\n');
   return 0;
+}
+
+/** JSON as Go's encoding/json writes it (docker's --format json): <, > and & escaped. */
+function goJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[<>&]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export async function inspectCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, flagsOf('inspect'));
+  if (p.positionals.length === 0) throw new UsageError('"tsbuild inspect" requires at least 1 argument: REF');
+  const format = str(p, 'format');
+  const template = format === undefined || format === 'json' ? undefined : parseTemplate(format);
+  const store = await openStore(str(p, 'root'));
+  const tags = await store.images.list();
+  // As docker: a reference that names nothing is reported and the others are still shown; exit 1.
+  if (p.positionals.length === 1) {
+    const doc = inspectDocument(await image(store, p.positionals[0]!), tags);
+    process.stdout.write(template ? render(template, doc) + '\n' : JSON.stringify(doc, null, 2) + '\n');
+    return 0;
+  }
+  const out = [];
+  const missing: string[] = [];
+  for (const ref of p.positionals) {
+    const img = await store.images.get(ref).catch((e: Error) => e);
+    if (img instanceof Error) missing.push(`${ref}: ${img.message}`);
+    else if (img) out.push(inspectDocument(img, tags));
+    else missing.push(`No such image: ${ref}`);
+  }
+  if (template) process.stdout.write(out.map((doc) => render(template, doc) + '\n').join(''));
+  else process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  for (const why of missing) process.stderr.write(errorLine(why));
+  return missing.length ? 1 : 0;
 }
 
 export async function tagCommand(argv: string[]): Promise<number> {

@@ -7,12 +7,12 @@ import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from './context.js';
 import type { StageLayer } from '../../rootfs/layers.js';
-import { resolveChown } from '@tsbuild/sandbox';
+import { resolveChown, type RootView } from '@tsbuild/sandbox';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
-import { fileEntry } from '@tsbuild/layerstore/layer';
+import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { addFileInputs, fromContext, fromView, type SourceFile, type SourceItem } from './sources.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
@@ -169,11 +169,13 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       }
       // The layer is written from the entries (context files) while cp fills the staging dir;
       // directory times are set once cp is done, and only then does the dir become the snapshot.
+      const entries = staging.entries();
+      await refuseTypeChanges(view, entries, step);
       trace(`${ctx.state.label}: staged`);
       copying = bulk.run();
       copying.catch(() => {});
       const staged = staging;
-      return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries: staged.entries() }, false, async () => {
+      return await commitDiff(ctx, { dir: dir.path, scratch: dir, entries }, false, async () => {
         await copying;
         trace(`${ctx.state.label}: copied`);
         staged.makeLinks();
@@ -186,6 +188,41 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       for (const c of cleanups) await c().catch(() => {});
     }
   };
+}
+
+/**
+ * BuildKit's copier refuses to put a non-directory where the image has a directory ("cannot replace to
+ * directory ... with file") and a directory where it has anything else, a symlink included ("cannot copy
+ * to non-directory: ..."), both by lstat of each path it writes; tsbuild would replace the image's entry
+ * (and a directory's whole content) silently. Only paths the image has are looked up: `entries` is in walk
+ * order, so a path below one the image lacks is skipped, and each directory the image has is listed once
+ * (a new file in it costs no lookup). Without a list (an archive was unpacked), nothing is checked:
+ * BuildKit's untar replaces too.
+ */
+async function refuseTypeChanges(view: RootView, entries: Entry[] | undefined, step: CopyStep): Promise<void> {
+  if (!entries) return;
+  const notDirInImage = new Set<string>();
+  const listings = new Map<string, Set<string>>();
+  for (const e of entries) {
+    const path = '/' + e.path;
+    const parent = posix.dirname(path);
+    if (notDirInImage.has(parent)) {
+      notDirInImage.add(path);
+      continue;
+    }
+    let names = listings.get(parent);
+    if (!names) listings.set(parent, (names = new Set(await view.readdir(parent))));
+    const below = names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
+    const isDir = below?.stat.isDirectory() ?? false;
+    if (!isDir) notDirInImage.add(path);
+    if (!below) continue;
+    if (e.type === 'directory' && !isDir) {
+      throw new BuildError(`${where(step)}: cannot copy to non-directory: ${path}`, 1);
+    }
+    if (e.type !== 'directory' && isDir) {
+      throw new BuildError(`${where(step)}: cannot replace to directory ${path} with file`, 1);
+    }
+  }
 }
 
 async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean> {

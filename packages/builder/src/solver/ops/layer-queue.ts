@@ -105,7 +105,7 @@ export class LayerQueue {
       if (h.adopted) continue;
       h.adopted = true;
       const id = await chainOf([...h.below, h.pending]).catch(() => undefined);
-      if (id) await this.store.snapshots.adopt(id, h.pending.dir);
+      if (id) await this.store.snapshotter.adopt(id, h.pending.dir);
       else await fsp.rm(h.pending.dir, { recursive: true, force: true });
       if (h.container) await fsp.rm(h.container, { recursive: true, force: true });
     }

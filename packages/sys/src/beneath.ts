@@ -1,5 +1,6 @@
 // File operations beneath a directory file descriptor that never follow a symlink, for trees
-// whose content is untrusted (a layer being unpacked, a tree a layer is applied onto).
+// whose content is untrusted (a layer being unpacked, a tree a layer is applied onto, the builder's
+// staging tree of COPY/ADD/WORKDIR: its Beneath class is built on openat2 and call() from here).
 //
 // Node has no *at() calls. Two ways in, each used where it is cheapest:
 //  - openBeneath: openat2(2) with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS opens a path of several
@@ -28,8 +29,11 @@ import { call, DataType } from './libc.js';
 
 /** O_PATH (the same value on every Linux architecture Node runs on); node:fs does not export it. */
 export const O_PATH = 0o10000000;
-const O_CLOEXEC = 0o2000000;
-const SYS_openat2 = process.arch === 'x64' || process.arch === 'arm64' ? 437 : -1;
+/** Not in node:fs's constants either. */
+export const O_CLOEXEC = 0o2000000;
+// openat2 has no glibc wrapper on Debian 12: it is syscall(437), the same number on every Linux
+// architecture (it is past the point where the tables were unified).
+const SYS_openat2 = 437;
 const RESOLVE_NO_MAGICLINKS = 0x02;
 const RESOLVE_NO_SYMLINKS = 0x04;
 const RESOLVE_BENEATH = 0x08;
@@ -50,7 +54,29 @@ export function self(dirfd: number): string {
   return `/proc/self/fd/${dirfd}`;
 }
 
-let haveOpenat2 = SYS_openat2 > 0;
+/**
+ * openat2(2) of `path` beneath `dirfd` with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS:
+ * no symlink anywhere in `path` (the last component neither, unless the flags are O_PATH|O_NOFOLLOW:
+ * then an fd of the link itself), no '..' out of the tree (EXDEV). `path` as text or as its own
+ * bytes (a name that is not UTF-8); `what` names it in errors. ENOSYS or EPERM where the kernel
+ * lacks openat2 (before 5.6) or a seccomp filter refuses it. The caller closes the returned fd.
+ */
+export function openat2(dirfd: number, path: string | Buffer, flags: number, mode = 0, what = String(path)): number {
+  const how = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
+  how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
+  const bytes = Buffer.concat([typeof path === 'string' ? Buffer.from(path) : path, Buffer.of(0)]);
+  return call(
+    'syscall',
+    what,
+    [DataType.I64, DataType.I64, DataType.U8Array, DataType.U8Array, DataType.I64],
+    [SYS_openat2, dirfd, bytes, how, how.length],
+    'openat2',
+  );
+}
+
+let haveOpenat2 = true;
 
 /**
  * Open rel ('a/b/c', relative, no '..') beneath dirfd without following any symlink on the way
@@ -59,18 +85,8 @@ let haveOpenat2 = SYS_openat2 > 0;
  */
 export function openBeneath(dirfd: number, rel: string, flags: number, mode = 0): number {
   if (haveOpenat2) {
-    // struct open_how { u64 flags; u64 mode; u64 resolve; }
-    const how = Buffer.alloc(24);
-    how.writeBigUInt64LE(BigInt(flags | fsc.O_NOFOLLOW | O_CLOEXEC), 0);
-    how.writeBigUInt64LE(BigInt(mode), 8);
-    how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
     try {
-      return call(
-        'syscall',
-        rel,
-        [DataType.I64, DataType.I64, DataType.String, DataType.U8Array, DataType.I64],
-        [SYS_openat2, dirfd, rel, how, how.length],
-      );
+      return openat2(dirfd, rel, flags | fsc.O_NOFOLLOW, mode);
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code !== 'ENOSYS' && code !== 'EPERM') throw e;
@@ -113,25 +129,41 @@ export function chmodAt(dirfd: number, name: string, mode: number): void {
   }
 }
 
-/** rm -r of name in dirfd, beneath fds all the way down; never follows a symlink. */
-export function removeTreeAt(dirfd: number, name: string): void {
-  const fd = openSync(at(dirfd, name), DIR_FLAGS);
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+
+/** at() for a name as its bytes (one a directory listing gave, which need not be UTF-8). */
+function atBytes(dirfd: number, name: Buffer): Buffer {
+  if (name.length === 0 || name.equals(DOT) || name.equals(DOTDOT) || name.includes(0x2f) || name.includes(0)) {
+    throw new RangeError(`not a single path component: ${JSON.stringify(name.toString('latin1'))}`);
+  }
+  return Buffer.concat([Buffer.from(`/proc/self/fd/${dirfd}/`), name]);
+}
+
+/**
+ * rm -r of directory `name` in dirfd, beneath fds all the way down; never follows a symlink. Names
+ * below are handled as bytes, so a name that is not UTF-8 is removed too. `name` as text or bytes.
+ */
+export function removeTreeAt(dirfd: number, name: string | Buffer): void {
+  const path = typeof name === 'string' ? at(dirfd, name) : atBytes(dirfd, name);
+  const fd = openSync(path, DIR_FLAGS);
   try {
-    for (const child of readdirSync(self(fd), { withFileTypes: true })) {
+    for (const child of readdirSync(self(fd), { withFileTypes: true, encoding: 'buffer' })) {
+      const childName = child.name as unknown as Buffer;
       if (child.isDirectory()) {
-        removeTreeAt(fd, child.name);
+        removeTreeAt(fd, childName);
         continue;
       }
       try {
-        unlinkSync(at(fd, child.name));
+        unlinkSync(atBytes(fd, childName));
       } catch (e) {
         // d_type was unknown (some file systems): unlink(2) says EISDIR for a directory.
         if ((e as { code?: string }).code !== 'EISDIR') throw e;
-        removeTreeAt(fd, child.name);
+        removeTreeAt(fd, childName);
       }
     }
   } finally {
     closeSync(fd);
   }
-  rmdirSync(at(dirfd, name));
+  rmdirSync(path);
 }

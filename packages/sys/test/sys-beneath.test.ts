@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIR_FLAGS, openBeneath, walkBeneath } from '../src/sys/beneath.js';
+import { DIR_FLAGS, openBeneath, walkBeneath } from '../src/beneath.js';
 
 const work = mkdtempSync(join(tmpdir(), 'beneath-'));
 const root = join(work, 'root');

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeTreeBeneath } from '../src/sys/rmtree.js';
+import { removeTreeBeneath } from '../src/rmtree.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-rmtree-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
