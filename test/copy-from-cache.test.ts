@@ -93,7 +93,7 @@ test('a cached builder stage: the digest of what the copy reads is remembered, n
 test('the step before the copy changed: the copy misses for that reason, the next build hits', () => {
   const r = again('--build-arg', 'W=1');
   assert.equal(steps(r.stderr).ran, ['RUN echo "$W" > /w', copy, after], r.stderr);
-  assert.match(r.stderr, /COPY --from=builder \/out\/ \/app\/ {2}miss: the step before it changed/);
+  assert.match(r.stderr, /COPY --from=builder \/out\/ \/app\/ {2}miss: below a miss: the step before it changed/);
   assert.equal(steps(again('--build-arg', 'W=1').stderr).ran, []);
 });
 

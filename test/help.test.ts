@@ -18,7 +18,11 @@ test('tsbuild --help lists the commands and exits 0', () => {
 });
 
 // Where an unknown flag is parsed: the command itself, or its first subcommand.
-const sub: Record<string, string[]> = { volume: ['volume', 'ls'], container: ['container', 'ls'] };
+const sub: Record<string, string[]> = {
+  volume: ['volume', 'ls'],
+  container: ['container', 'ls'],
+  cache: ['cache', 'ls'],
+};
 
 test('every listed command: --help exits 0, an unknown flag exits 2 naming it', () => {
   assert.ok(listed.length >= 20, listed.join(' '));

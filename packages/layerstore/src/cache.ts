@@ -1,7 +1,7 @@
 // The build cache index: one JSON file per key under cache/<hex>.json, written atomically.
 // A record's `blobs` and `snapshots` are roots for prune: they stay alive as long as the record
 // exists. With a lease (leases.ts), a record written or read goes into it with what it names.
-import { promises as fsp, readFileSync, unlinkSync } from 'node:fs';
+import { promises as fsp, readFileSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type CacheRecord, type Digest } from './types.js';
 import { checkDigest, hexOf, isDigest, writeFileAtomic } from './fsutil.js';
@@ -51,6 +51,19 @@ export class CacheIndex {
     // sweep before renaming over it, as for reused content (leases.ts), or prune deletes the new one.
     await this.held?.reuse('cache', key);
     await writeFileAtomic(this.file(key), JSON.stringify(record), this.tmpDir);
+  }
+
+  /**
+   * Marks a record as used now (its file's mtime, which `tsbuild cache ls` shows as its last use and
+   * `cache prune --filter until=` and `--keep-storage` go by). A record gone meanwhile is no error.
+   */
+  touch(key: Digest): void {
+    const now = new Date();
+    try {
+      utimesSync(this.file(key), now, now); // SmallFileIO (fsutil.ts)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
   }
 
   async delete(key: Digest): Promise<boolean> {

@@ -20,7 +20,8 @@ export { isDigest } from './digest.js';
 export { Store } from './store.js';
 export type { LockOptions, Release } from './lock.js';
 export type { PruneOptions, PruneReport } from './prune.js';
-export { Lease, Leases, type LeaseInfo, type LeaseKind, type LeaseOwner } from './leases.js';
+export { Lease, Leases } from './leases.js';
+export type { LeaseInfo, LeaseKind, LeaseOwner } from './lease-file.js';
 export { chainID, chainIDs } from './snapshot/index.js';
 // The one snapshotter (RUN steps and containers): prepare(parent) → active, view, commit(active) → layer, remove.
 export { Snapshotter, isOpaque } from './snapshot/index.js';

@@ -33,30 +33,12 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type Digest } from './types.js';
-import { checkDigest, isDigest, pidAlive, processStart, randomId } from './fsutil.js';
+import { checkDigest, processStart, randomId } from './fsutil.js';
+import { leaseKinds, readLease, type LeaseInfo, type LeaseKind } from './lease-file.js';
 import type { LockManager } from './lock.js';
-
-export type LeaseKind = 'blob' | 'snapshot' | 'cache';
-const kinds: readonly LeaseKind[] = ['blob', 'snapshot', 'cache'];
-
-/** A process (pid + start time from /proc/<pid>/stat), or a path relative to the store root. */
-export type LeaseOwner = { pid: number; start?: string } | { path: string };
 
 /** The lock prune holds while it marks and decides what to unlink. */
 export const SweepLock = 'gc-sweep';
-/** A lease file without a readable header (its creator died mid-write) expires after this. */
-const HEADERLESS_STALE_MS = 10_000;
-
-export interface LeaseInfo {
-  name: string;
-  purpose: string;
-  owner?: LeaseOwner;
-  created?: number;
-  live: boolean;
-  blob: Set<Digest>;
-  snapshot: Set<Digest>;
-  cache: Set<Digest>;
-}
 
 export class Lease {
   private readonly seen = new Set<string>();
@@ -201,7 +183,7 @@ export class Leases {
     }
     const out: LeaseInfo[] = [];
     for (const n of names.filter((x) => x.endsWith('.lease')).sort()) {
-      const info = await this.read(n);
+      const info = await readLease(this.dir, this.storeRoot, n);
       if (info) out.push(info);
     }
     return out;
@@ -220,7 +202,7 @@ export class Leases {
         out.expired++;
         continue;
       }
-      for (const k of kinds) for (const d of l[k]) out[k].add(d);
+      for (const k of leaseKinds) for (const d of l[k]) out[k].add(d);
     }
     return out;
   }
@@ -244,61 +226,6 @@ export class Leases {
   private file(name: string): string {
     return join(this.dir, `${safeName(name)}.lease`);
   }
-
-  private async read(name: string): Promise<LeaseInfo | undefined> {
-    const path = join(this.dir, name);
-    let text: string;
-    let mtimeMs: number;
-    try {
-      [text, { mtimeMs }] = await Promise.all([fsp.readFile(path, 'utf8'), fsp.stat(path)]);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // dropped meanwhile
-      throw e;
-    }
-    const lines = text.split('\n');
-    lines.pop(); // '' after the last newline, or a torn line being written
-    const info: LeaseInfo = { name, purpose: '?', live: true, blob: new Set(), snapshot: new Set(), cache: new Set() };
-    const header = parseHeader(lines.shift());
-    if (!header) {
-      info.live = Date.now() - mtimeMs < HEADERLESS_STALE_MS;
-      return info;
-    }
-    info.purpose = header.purpose;
-    info.owner = header.owner;
-    info.created = header.created;
-    for (const line of lines) {
-      const [kind, id] = line.split(' ');
-      if (kinds.includes(kind as LeaseKind) && isDigest(id)) info[kind as LeaseKind].add(id);
-    }
-    info.live = await ownerAlive(this.storeRoot, header.owner);
-    return info;
-  }
-}
-
-function parseHeader(line: string | undefined): { purpose: string; owner: LeaseOwner; created?: number } | undefined {
-  if (!line) return undefined;
-  try {
-    const h = JSON.parse(line) as Record<'purpose' | 'pid' | 'start' | 'path' | 'created', unknown>;
-    const purpose = typeof h.purpose === 'string' ? h.purpose : '?';
-    const created = typeof h.created === 'number' ? h.created : undefined;
-    if (typeof h.pid === 'number') {
-      return { purpose, created, owner: { pid: h.pid, ...(typeof h.start === 'string' ? { start: h.start } : {}) } };
-    }
-    if (typeof h.path === 'string') return { purpose, created, owner: { path: h.path } };
-  } catch {
-    /* not a header */
-  }
-  return undefined;
-}
-
-/** Whether a lease's owner lives: its process (same pid AND start time), or its path in the store. */
-export async function ownerAlive(storeRoot: string, owner: LeaseOwner): Promise<boolean> {
-  if ('pid' in owner) return pidAlive(owner.pid, owner.start);
-  if (owner.path.startsWith('/') || owner.path.split('/').includes('..')) return false;
-  return fsp.lstat(join(storeRoot, owner.path)).then(
-    () => true,
-    () => false,
-  );
 }
 
 function safeName(s: string): string {

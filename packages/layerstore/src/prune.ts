@@ -47,6 +47,11 @@ export interface PruneOptions {
   gracePeriodMs?: number;
   /** Also drop every build-cache record (like `docker builder prune -a`). */
   allCache?: boolean;
+  /**
+   * Also drop the build-cache records this picks from the listing (`tsbuild cache prune`'s filters), under
+   * the same rules as every record prune drops: never one a live lease holds or one rewritten since.
+   */
+  dropCache?: (records: { key: Digest; record: CacheRecord; mtimeMs: number }[]) => Promise<Iterable<Digest>>;
   /** Remove temp entries that carry no owner and are older than this (default 1 hour). */
   maxTempAgeMs?: number;
 }
@@ -71,6 +76,7 @@ export async function prune(store: PruneTarget, opts: PruneOptions = {}): Promis
 
     // Candidates (protocol step 2): what appears after this is not one.
     const records = await store.cache.list();
+    const chosen = new Set(opts.dropCache ? await opts.dropCache(records) : []);
     const present = new Set(await store.blobs.list());
     const snapshots = await store.snapshots.list();
 
@@ -94,7 +100,7 @@ export async function prune(store: PruneTarget, opts: PruneOptions = {}): Promis
         const blobs = Array.isArray(record.blobs) ? record.blobs.filter(isDigest) : [];
         const dangling = blobs.some((b) => !present.has(b));
         if (since.has(key)) continue;
-        if (!leased.cache.has(key) && (opts.allCache || dangling) && old(mtimeMs)) {
+        if (!leased.cache.has(key) && (opts.allCache || dangling || chosen.has(key)) && old(mtimeMs)) {
           if (await store.cache.delete(key)) report.cacheRecords++;
           continue;
         }

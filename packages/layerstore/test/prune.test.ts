@@ -61,4 +61,28 @@ test('prune removes only what nothing reaches; respects the grace period; cleans
   }
 });
 
+test('dropCache: the records a selector picks are dropped, but never one a live lease holds', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    const keys = ['a', 'b', 'held'].map((k) => sha(`key ${k}`));
+    for (const k of keys) await store.cache.put(k, { value: { created: 'x', layer: null }, blobs: [] });
+    // A running build holds the third record (it read it: a cache hit).
+    await fsp.mkdir(join(store.root, 'owners', 'b1'), { recursive: true });
+    await store.leases.forPath('build-b1', 'owners/b1', 'build').reuse('cache', keys[2]);
+    let seen: string[] = [];
+    const r = await store.prune({
+      gracePeriodMs: 0,
+      dropCache: async (records) => {
+        seen = records.map((x) => x.key).sort();
+        return [keys[0], keys[2]];
+      },
+    });
+    assert.equal(seen, [...keys].sort(), 'the selector sees every listed record');
+    assert.is(r.cacheRecords, 1);
+    assert.equal((await store.cache.list()).map((x) => x.key).sort(), [keys[1], keys[2]].sort());
+  } finally {
+    await cleanup();
+  }
+});
+
 test.run();

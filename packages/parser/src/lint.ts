@@ -6,29 +6,19 @@
 // SecretsUsedInArgOrEnv, InvalidDefaultArgInFrom, MultipleInstructionsDisallowed, LegacyKeyValueFormat.
 // The `# check=skip=A,B;error=true` directive (or BUILDKIT_DOCKERFILE_CHECK) says which to skip and
 // whether a warning fails the build.
+//
+// This file walks the stages; the rule table is lint-rules.ts, the directive lint-directive.ts, the
+// questions about names and references lint-names.ts, and the whole-file casing check lint-casing.ts.
 import type { Dockerfile, Instruction } from './ast.js';
+import { consistentCasing } from './lint-casing.js';
+import { parseCheckOption, type LintConfig } from './lint-directive.js';
+import { defaultedRefs, PLATFORM_ARGS, publicName, reference, secretName, suggest } from './lint-names.js';
+import { ruleUrl, rules, type LintWarning, type RuleName } from './lint-rules.js';
 import { DockerfileError } from './errors.js';
 import { lex } from './shell/lexer.js';
-import type { Location } from './types.js';
 
-export interface LintWarning {
-  /** BuildKit's rule name, e.g. `FromAsCasing`. */
-  rule: string;
-  /** The finding, worded as BuildKit's. */
-  message: string;
-  /** What the rule is about (BuildKit's description). */
-  description: string;
-  /** BuildKit's documentation page for the rule. */
-  url: string;
-  location: Location;
-}
-
-export interface LintConfig {
-  skip: Set<string>;
-  skipAll: boolean;
-  /** `error=true`: a build with warnings fails. */
-  error: boolean;
-}
+export { parseCheckOption, type LintConfig } from './lint-directive.js';
+export { formatLintWarning, ruleUrl, RULES, type LintWarning, type RuleName } from './lint-rules.js';
 
 export interface LintOptions {
   /**
@@ -40,108 +30,6 @@ export interface LintOptions {
   check?: string;
   /** --build-arg values: a FROM's reference is expanded with them to find its base's Env. */
   buildArgs?: Record<string, string>;
-}
-
-const rules = {
-  StageNameCasing: 'Stage names should be lowercase',
-  FromAsCasing: "The 'as' keyword should match the case of the 'from' keyword",
-  ConsistentInstructionCasing: 'All commands within the Dockerfile should use the same casing (either upper or lower)',
-  DuplicateStageName: 'Stage names should be unique',
-  JSONArgsRecommended:
-    'JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals',
-  MaintainerDeprecated: 'The MAINTAINER instruction is deprecated, use a label instead to define an image author',
-  UndefinedArgInFrom: 'FROM command must use declared ARGs',
-  WorkdirRelativePath:
-    'Relative workdir without an absolute workdir declared within the build can have unexpected results if the ' +
-    'base image changes',
-  UndefinedVar: 'Variables should be defined before their use',
-  MultipleInstructionsDisallowed: 'Multiple instructions of the same type should not be used in the same stage',
-  LegacyKeyValueFormat: 'Legacy key/value format with whitespace separator should not be used',
-  SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
-  InvalidDefaultArgInFrom: 'Default value for global ARG results in an empty or invalid base image name',
-} as const;
-export type RuleName = keyof typeof rules;
-export const RULES: readonly RuleName[] = Object.keys(rules) as RuleName[];
-
-const kebab = (name: string) =>
-  name
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
-    .replace(/([a-z])([A-Z])/g, '$1-$2')
-    .toLowerCase();
-export const ruleUrl = (name: RuleName): string => `https://docs.docker.com/go/dockerfile/rule/${kebab(name)}/`;
-
-/** `skip=A,B;error=true`, as BuildKit reads the `# check=` directive; throws a message for a bad one. */
-export function parseCheckOption(text: string): LintConfig {
-  const config: LintConfig = { skip: new Set(), skipAll: false, error: false };
-  const value = text.trim();
-  if (value === '') return config;
-  for (const part of value.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) throw new Error(`invalid check option "${part}"`);
-    const key = part.slice(0, eq).trim();
-    const v = part.slice(eq + 1).trim();
-    if (key === 'skip') {
-      if (v === 'all') config.skipAll = true;
-      else for (const r of v.split(',')) if (r.trim()) config.skip.add(r.trim());
-    } else if (key === 'error') {
-      const b = { true: true, '1': true, t: true, TRUE: true, false: false, '0': false, f: false, FALSE: false }[v];
-      if (b === undefined) throw new Error(`failed to parse check option "${part}": "${v}" is not true or false`);
-      config.error = b;
-    } else if (key === 'experimental') {
-      // BuildKit's experimental rules: none of them is implemented here, so there is nothing to enable.
-    } else throw new Error(`invalid check option "${key}"`);
-  }
-  return config;
-}
-
-// Build args every FROM may use without declaring them (BuildKit's predefined platform args).
-const PLATFORM_ARGS = ['BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT'].flatMap((n) => [
-  n,
-  n.replace('BUILD', 'TARGET'),
-]);
-
-// BuildKit's: a name whose first or last `_` word is one of these (case-insensitive), unless it says public.
-const secretName = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
-const publicName = /public/i;
-
-// A docker image reference (distribution's grammar), to tell whether a FROM's default expands to one.
-const component = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const domain = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*';
-const reference = new RegExp(
-  `^(?:${domain}(?::[0-9]+)?/)?${component}(?:/${component})*(?::[\\w][\\w.-]{0,127})?` +
-    '(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$',
-);
-
-/** Levenshtein distance, for BuildKit's "did you mean" (a suggestion is closer than 3 edits). */
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length];
-}
-function suggest(name: string, options: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let min = 3;
-  for (const o of options) {
-    if (o === name) return undefined;
-    const d = distance(name, o);
-    if (d < min) {
-      min = d;
-      best = o;
-    }
-  }
-  return best;
-}
-
-/** Variables a word reads with a default or alternative (`${X:-d}`, `${X-d}`, `${X:+a}`, ...): not undefined. */
-function defaultedRefs(word: string): Set<string> {
-  const withDefault = new Set<string>();
-  for (const m of word.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-+?=])/g)) withDefault.add(m[1]);
-  return withDefault;
 }
 
 interface StageInfo {
@@ -397,37 +285,4 @@ export function lint(df: Dockerfile, opts: LintOptions = {}): { warnings: LintWa
     if (info.name) names.add(info.name);
     return info;
   }
-}
-
-/** ConsistentInstructionCasing: each instruction against the casing most instructions use. */
-function consistentCasing(
-  instructions: Instruction[],
-  warn: (rule: RuleName, message: string, at: Instruction) => void,
-): void {
-  let lower = 0;
-  let upper = 0;
-  for (const i of instructions) {
-    if (i.cmd === i.cmd.toLowerCase()) lower++;
-    else if (i.cmd === i.cmd.toUpperCase()) upper++;
-  }
-  const majorityLower = lower > upper;
-  for (const i of instructions) {
-    const casing =
-      majorityLower && i.cmd !== i.cmd.toLowerCase()
-        ? 'lowercase'
-        : !majorityLower && i.cmd !== i.cmd.toUpperCase()
-          ? 'uppercase'
-          : '';
-    if (casing)
-      warn(
-        'ConsistentInstructionCasing',
-        `Command '${i.cmd}' should match the case of the command majority (${casing})`,
-        i,
-      );
-  }
-}
-
-/** `FILE:LINE:COL: Rule: message`, the line `--check` prints for a finding. */
-export function formatLintWarning(w: LintWarning): string {
-  return `${w.location.file}:${w.location.line}:${w.location.column}: ${w.rule}: ${w.message}`;
 }

@@ -1,10 +1,12 @@
 import type { Dockerfile, Instruction } from './ast.js';
+import { builtinArgs } from './build-args.js';
 import { DockerfileError, ExpansionError } from './errors.js';
 import type { At, Pointer } from './errors.js';
 import { parseFlags } from './flags.js';
 import { mountFrom } from './mounts.js';
-import { parse } from './parse.js';
+import { normalizePlatform } from './platform.js';
 import { expandWord } from './shell/lexer.js';
+import { parseTriggers, stageTriggers } from './triggers.js';
 import type { FromRef, GraphOptions, Location, Warning } from './types.js';
 
 // The first pass over a Dockerfile, shared by baseImages() and buildGraph():
@@ -12,19 +14,6 @@ import type { FromRef, GraphOptions, Location, Warning } from './types.js';
 // stages the target needs. No base image config is needed except for ONBUILD.
 
 const validStageName = /^[a-z][a-z0-9-_.]*$/;
-const proxyArgs = [
-  'HTTP_PROXY',
-  'http_proxy',
-  'HTTPS_PROXY',
-  'https_proxy',
-  'FTP_PROXY',
-  'ftp_proxy',
-  'NO_PROXY',
-  'no_proxy',
-  'ALL_PROXY',
-  'all_proxy',
-];
-export const PROXY_ARGS: ReadonlySet<string> = new Set(proxyArgs);
 
 export interface PlannedStage {
   index: number;
@@ -53,16 +42,6 @@ export interface Plan {
   warnings: Warning[];
 }
 
-function platformParts(prefix: string, platform: string): [string, string][] {
-  const [os = 'linux', arch = 'amd64', variant = ''] = platform.split('/');
-  return [
-    [`${prefix}PLATFORM`, platform],
-    [`${prefix}OS`, os],
-    [`${prefix}ARCH`, arch],
-    [`${prefix}VARIANT`, variant],
-  ];
-}
-
 /** True when BuildKit's lexer, with no variables set, would change the word (so it uses variables). */
 function fromExpands(word: string, escape: string): boolean {
   try {
@@ -70,101 +49,6 @@ function fromExpands(word: string, escape: string): boolean {
   } catch {
     return true;
   }
-}
-
-const knownOS = new Set([
-  'aix',
-  'android',
-  'darwin',
-  'dragonfly',
-  'freebsd',
-  'illumos',
-  'ios',
-  'js',
-  'linux',
-  'netbsd',
-  'openbsd',
-  'plan9',
-  'solaris',
-  'wasip1',
-  'windows',
-]);
-const knownArch = new Set([
-  '386',
-  'amd64',
-  'arm',
-  'arm64',
-  'loong64',
-  'mips',
-  'mips64',
-  'mips64le',
-  'mipsle',
-  'ppc64',
-  'ppc64le',
-  'riscv64',
-  's390x',
-  'wasm',
-]);
-
-/**
- * containerd's platforms.Parse + Normalize, as BuildKit applies them to
- * `FROM --platform`: `x86_64` → amd64, `aarch64` → arm64 (v8 dropped), `armhf`
- * → arm/v7, bare `arm` → arm/v7, a lone arch or OS takes the rest from the
- * build platform. Undefined when the text is not a platform.
- */
-export function normalizePlatform(text: string, buildPlatform: string): string | undefined {
-  const parts = text.toLowerCase().split('/');
-  if (parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/.test(p))) return undefined;
-  const [buildOS = 'linux', buildArch = 'amd64'] = buildPlatform.split('/');
-  let os: string, arch: string, variant: string;
-  if (parts.length === 1) {
-    if (knownOS.has(parts[0])) [os, arch, variant] = [parts[0], buildArch, ''];
-    else [os, arch, variant] = [buildOS, parts[0], ''];
-  } else {
-    [os = '', arch = '', variant = ''] = parts;
-  }
-  if (os === 'macos') os = 'darwin';
-  switch (arch) {
-    case 'i386':
-    case 'i486':
-    case 'i586':
-    case 'i686':
-      arch = '386';
-      variant = '';
-      break;
-    case 'x86_64':
-    case 'x86-64':
-    case 'amd64':
-      arch = 'amd64';
-      if (variant === 'v1') variant = '';
-      break;
-    case 'aarch64':
-    case 'arm64':
-      arch = 'arm64';
-      if (['8', 'v8', 'v8.0'].includes(variant)) variant = '';
-      break;
-    case 'armhf':
-      arch = 'arm';
-      variant = 'v7';
-      break;
-    case 'armel':
-      arch = 'arm';
-      variant = 'v6';
-      break;
-    case 'arm':
-      if (variant === '' || variant === '7') variant = 'v7';
-      else if (['5', '6', '8'].includes(variant)) variant = 'v' + variant;
-      break;
-  }
-  if (!knownOS.has(os) && parts.length === 1) return undefined;
-  if (parts.length === 1 && !knownArch.has(arch) && !knownOS.has(parts[0])) return undefined;
-  return [os, arch, variant].filter((p) => p !== '').join('/');
-}
-
-export function builtinArgs(opts: GraphOptions): Map<string, string> {
-  const build = opts.buildPlatform ?? 'linux/amd64';
-  const target = opts.targetPlatform ?? build;
-  return new Map([...platformParts('BUILD', build), ...platformParts('TARGET', target)]);
 }
 
 export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean): Plan {
@@ -305,31 +189,8 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
     for (const stage of stages) {
       let triggers: string[] = [];
       if (stage.from.type === 'image') triggers = opts.baseConfig?.(stage.from.ref)?.OnBuild ?? [];
-      else if (stage.from.type === 'stage') {
-        triggers = stages[stage.from.stage].nodes
-          .filter((n) => n.keyword === 'ONBUILD' && n.sub)
-          .map(
-            (n) =>
-              n.original.replace(/^\s*ONBUILD\s*/i, '') + n.heredocs.map((h) => '\n' + h.content + h.name).join(''),
-          );
-      }
-      for (const t of triggers) {
-        let tdf: Dockerfile;
-        try {
-          tdf = parse(t, { file: df.file });
-        } catch (e) {
-          if (e instanceof DockerfileError)
-            throw new DockerfileError(e.code, `ONBUILD trigger "${t}": ${e.message}`, stage.location);
-          throw e;
-        }
-        if (tdf.instructions.length !== 1)
-          throw new DockerfileError('onbuild', 'onbuild trigger should be a single expression', stage.location);
-        const node = tdf.instructions[0];
-        if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(node.keyword)) {
-          throw new DockerfileError('onbuild', `${node.keyword} isn't allowed as an ONBUILD trigger`, stage.location);
-        }
-        stage.triggers.push({ ...node, location: stage.location });
-      }
+      else if (stage.from.type === 'stage') triggers = stageTriggers(stages[stage.from.stage].nodes);
+      stage.triggers.push(...parseTriggers(triggers, df.file, stage.location));
     }
   }
 
@@ -424,13 +285,4 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   visit(target);
 
   return { escape, metaArgs, meta, declared, stages, target, needed, warnings };
-}
-
-/** BuildKit's warning for --build-arg values no ARG asked for. */
-export function unusedArgsWarning(buildArgs: Record<string, string>, declared: Set<string>): Warning | undefined {
-  const unused = Object.keys(buildArgs)
-    .filter((k) => !declared.has(k) && !PROXY_ARGS.has(k) && !/^(BUILD|TARGET)(PLATFORM|OS|ARCH|VARIANT)$/.test(k))
-    .sort();
-  if (unused.length === 0) return undefined;
-  return { message: `[Warning] One or more build-args [${unused.join(' ')}] were not consumed` };
 }

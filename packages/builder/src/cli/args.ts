@@ -6,8 +6,13 @@ export interface FlagSpec {
   /** Long name without dashes. */
   name: string;
   short?: string;
-  /** 'bool' takes no value; 'string' takes one; 'list' is repeatable. */
-  kind: 'bool' | 'string' | 'list';
+  /**
+   * 'bool' takes no value; 'string' takes one; 'list' is repeatable; 'optional' takes a value only
+   * as `--flag=VALUE` and is `implied` when given alone (`--explain`, `--explain=json`).
+   */
+  kind: 'bool' | 'string' | 'list' | 'optional';
+  /** The value of an 'optional' flag given without one. */
+  implied?: string;
   /** Extra long spellings accepted for compatibility (e.g. `progress` also as `progress=`). */
   aliases?: string[];
   /** What the flag does, one line of `tsbuild COMMAND --help` (cli/help.ts renders it). */
@@ -67,6 +72,7 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
       if (spec.unsupported) throw unsupportedError(`--${name}`, spec);
       if (eq >= 0) set(spec, arg.slice(eq + 1), `--${name}`);
       else if (spec.kind === 'bool') set(spec, true, `--${name}`);
+      else if (spec.kind === 'optional') set(spec, spec.implied ?? '', `--${name}`);
       else {
         if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: --${name}`);
         set(spec, argv[++i], `--${name}`);

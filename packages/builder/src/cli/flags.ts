@@ -136,7 +136,19 @@ const buildFlags: FlagSpec[] = [
   { name: 'force-rm', kind: 'bool', help: 'accepted for compatibility (steps never leave containers behind)' },
   { name: 'compress', kind: 'bool', help: 'accepted for compatibility (the context is read in place, never sent)' },
   { name: 'push', kind: 'bool', help: 'push every -t tag' },
-  { name: 'explain', kind: 'bool', help: 'after the build: hit or miss per step, and why' },
+  {
+    name: 'explain',
+    kind: 'optional',
+    implied: 'text',
+    value: '[=text|json]',
+    help: 'the report: hit or miss per step, and why (json: docs/explain.md, on stdout)',
+  },
+  { name: 'explain-file', kind: 'string', value: 'FILE', help: 'write the report there (alone: --explain=json)' },
+  {
+    name: 'dry-run',
+    kind: 'bool',
+    help: 'compute and look up every cache key, run and write nothing, print the report',
+  },
   {
     name: 'cache-to',
     kind: 'list',
@@ -284,6 +296,35 @@ const volumeSubcommands: CommandSpec['subcommands'] = {
     flags: [
       rootFlag,
       { name: 'all', short: 'a', kind: 'bool', help: 'also unused named volumes' },
+      { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility (nothing asks)' },
+    ],
+  },
+};
+
+const cacheSubcommands: CommandSpec['subcommands'] = {
+  ls: {
+    usage: '[--format json] [--no-trunc]',
+    about: 'Every record: id, layer size, last use (a hit counts), in a tagged image, the step that made it.',
+    flags: [rootFlag, { ...formatJson }, noTrunc],
+  },
+  du: {
+    usage: '[--format json]',
+    about: "The records' layer bytes, and how much of it no tagged image uses (reclaimable).",
+    flags: [rootFlag, { ...formatJson, help: 'one JSON object' }],
+  },
+  prune: {
+    usage: '[--filter until=DURATION] [--keep-storage SIZE] [--all]',
+    about: 'Delete records (by default those whose layer no tagged image has), then what nothing reaches.',
+    flags: [
+      rootFlag,
+      { name: 'all', short: 'a', kind: 'bool', help: 'every record (never one a running build holds)' },
+      { name: 'filter', kind: 'list', value: 'until=DURATION', help: 'only records not used for DURATION (30m, 24h)' },
+      {
+        name: 'keep-storage',
+        kind: 'string',
+        value: 'SIZE',
+        help: 'least recently used first, only until the cache fits in SIZE (512m, 2g)',
+      },
       { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility (nothing asks)' },
     ],
   },
@@ -453,6 +494,13 @@ export const commands: Record<string, CommandSpec> = {
         help: 'also keep unreferenced data younger than this (default 15m; 0 to keep none)',
       },
     ],
+  },
+  cache: {
+    summary: 'The build cache: ls, du, prune (docker buildx du / prune)',
+    usage: 'ls|du|prune [OPTIONS]',
+    about: "The build cache: one record per filesystem step, its layer under the step's cache key.",
+    flags: [],
+    subcommands: cacheSubcommands,
   },
   check: {
     summary: 'Verify every blob, tag, cache record and snapshot (--repair drops what is broken)',

@@ -6,7 +6,8 @@ import { commands, type CommandSpec } from './flags.js';
 const COLUMN = 34;
 
 function flagLine(f: FlagSpec): string {
-  const names = `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.kind === 'bool' ? '' : ` ${f.value ?? 'VALUE'}`}`;
+  const value = f.kind === 'bool' ? '' : f.kind === 'optional' ? (f.value ?? '[=VALUE]') : ` ${f.value ?? 'VALUE'}`;
+  const names = `${f.short ? `-${f.short}, ` : '    '}--${f.name}${value}`;
   const more = f.kind === 'list' && !/repeatable/.test(f.help) ? ' (repeatable)' : '';
   const aliases = f.aliases?.length ? ` (also --${f.aliases.join(', --')})` : '';
   const left = `  ${names}`;

@@ -29,6 +29,7 @@ const commands: Record<string, () => Promise<Command>> = {
   rmi: from(images, 'rmiCommand'),
   prune: from(images, 'pruneCommand'),
   check: from(images, 'checkCommand'),
+  cache: from(() => import('./commands/cache.js'), 'cacheCommand'),
   save: from(images, 'saveCommand'),
   load: from(images, 'loadCommand'),
   pull: from(registry, 'pullCommand'),

@@ -17,6 +17,10 @@
 // following a symlink, blobs are verified against their digests, and a bad cache is a warning.
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { existsSync, promises as fsp } from 'node:fs';
+import { cacheMountPath } from '../solver/ops/cachemounts.js';
+import { unpackLayer } from '@tsbuild/layerstore/layer';
+import { listMount, mountLayers, MaxMountLayers, type MountListing } from './mount-layers.js';
 import {
   isDigest,
   layout,
@@ -31,19 +35,30 @@ import {
   type Store,
 } from '@tsbuild/layerstore';
 import { UsageError } from '../errors.js';
-import { parseCsv } from '../options.js';
+import { parseSize } from '../options.js';
 import type { Reporter } from '../progress/index.js';
 
 /** Records a registry cache holds, kept in memory for the build that asked for them (importCache). */
 export interface ImportedCache {
   record(key: Digest): StepRecord | undefined;
   fetchLayer(layer: Layer): Promise<boolean>;
+  /** Whether an imported artifact lists this layer (a dry run counts it as a hit without fetching it). */
+  canFetch(digest: Digest): boolean;
+  /**
+   * Fills an empty cache mount directory with what an imported artifact carries for that id (once per
+   * id and build; a directory that already has content is left alone: the store's own cache wins).
+   */
+  restoreMount(id: string, dir: string): Promise<void>;
+  /** A mount this build restored: its layers and what it held then (--cache-to exports only what changed). */
+  restoredMount(id: string): { layers: Layer[]; listing: MountListing } | undefined;
 }
 
 /** What a cache record of a filesystem step holds. */
 export interface StepRecord {
   layer: Layer | null;
   created: string;
+  /** The step that made it ("[app 3/5] RUN npm ci"), for `tsbuild cache ls`; not shared through a registry. */
+  step?: string;
 }
 
 export interface CacheRef {
@@ -54,6 +69,16 @@ export interface CacheRef {
   mode: 'min' | 'max';
   /** type=local: the index.json entry (ref name) of the artifact. */
   tag?: string;
+  /** --cache-to ...,mounts=ID[,ID...]: the RUN --mount=type=cache ids whose content travels too. */
+  mounts: string[];
+  /** --cache-to ...,max-size=SIZE: a mount whose layers add up to more than this is not exported. */
+  maxSize?: number;
+}
+
+/** A cache mount's content in an artifact: its layers, bottom first, among the records (older readers skip it). */
+interface MountRecord {
+  mount: string;
+  layers: Layer[];
 }
 
 /** How progress and warnings name a cache. */
@@ -67,16 +92,24 @@ export interface SharedRecord {
 }
 
 /**
- * `type=registry,ref=R[,mode=min|max]`, or a bare `R` (as buildx takes it for --cache-from);
- * `type=local,dest=DIR[,mode=min|max][,tag=T]` for --cache-to, `type=local,src=DIR[,tag=T]` for --cache-from.
+ * `type=registry,ref=R[,mode=min|max][,mounts=ID[,ID...]][,max-size=SIZE]`, or a bare `R` (as buildx takes
+ * it for --cache-from); `type=local,dest=DIR[,mode=min|max][,tag=T][,mounts=...][,max-size=...]` for
+ * --cache-to, `type=local,src=DIR[,tag=T]` for --cache-from. The ids of `mounts=` run on after commas
+ * until the next `key=`.
  */
 export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-from'): CacheRef {
-  const kv = value.includes('=')
-    ? parseCsv(value, flag)
-    : new Map([
-        ['type', 'registry'],
-        ['ref', value],
-      ]);
+  const kv = new Map<string, string>();
+  if (!value.includes('=')) kv.set('type', 'registry').set('ref', value);
+  else {
+    let last: string | undefined;
+    for (const part of value.split(',')) {
+      if (part === '') continue;
+      const eq = part.indexOf('=');
+      if (eq < 0 && last === 'mounts') kv.set('mounts', `${kv.get('mounts')},${part}`);
+      else if (eq <= 0) throw new UsageError(`${flag}: "${part}" is not key=value`);
+      else kv.set((last = part.slice(0, eq).trim()), part.slice(eq + 1));
+    }
+  }
   const type = kv.get('type') ?? 'registry';
   if (type === 'inline' && flag === '--cache-to') {
     for (const k of kv.keys())
@@ -84,7 +117,7 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
     // As BuildKit: the image carries only its own layers, so only its own steps' records.
     if ((kv.get('mode') ?? 'min') !== 'min')
       throw new UsageError(`${flag} ${value}: type=inline only supports mode=min (the image's own steps)`);
-    return { type, ref: '', mode: 'min' };
+    return { type, ref: '', mode: 'min', mounts: [] };
   }
   if (type !== 'registry' && type !== 'local')
     throw new UsageError(
@@ -92,18 +125,23 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
         `${flag === '--cache-to' ? ' or type=inline' : '; an image pushed with inline cache: its reference'})`,
     );
   const dirKey = flag === '--cache-to' ? 'dest' : 'src';
-  const keys = type === 'registry' ? ['type', 'ref', 'mode'] : ['type', dirKey, 'mode', 'tag'];
+  const keys = [...(type === 'registry' ? ['type', 'ref'] : ['type', dirKey, 'tag']), 'mode', 'mounts', 'max-size'];
   for (const k of kv.keys()) if (!keys.includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
   const mode = kv.get('mode') ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
-  if (flag === '--cache-from' && kv.has('mode'))
-    throw new UsageError(`${flag} ${value}: mode= only applies to --cache-to`);
+  for (const k of ['mode', 'mounts', 'max-size'])
+    if (flag === '--cache-from' && kv.has(k))
+      throw new UsageError(`${flag} ${value}: ${k}= only applies to --cache-to`);
+  const mounts = (kv.get('mounts') ?? '').split(',').filter(Boolean);
+  if (kv.has('mounts') && !mounts.length) throw new UsageError(`${flag} ${value}: mounts= needs at least one id`);
+  const size = kv.get('max-size');
+  const maxSize = size === undefined ? undefined : parseSize(size, `${flag} max-size`);
   if (type === 'local') {
     const dir = kv.get(dirKey);
     if (!dir) throw new UsageError(`${flag} ${value}: ${dirKey}= is required for type=local`);
     const tag = kv.get('tag') ?? 'latest';
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`${flag} ${value}: bad tag "${tag}"`);
-    return { type, ref: resolve(dir), mode, tag };
+    return { type, ref: resolve(dir), mode, tag, mounts, maxSize };
   }
   const ref = kv.get('ref');
   if (!ref) throw new UsageError(`${flag} ${value}: ref= is required`);
@@ -112,7 +150,7 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
   } catch (e) {
     throw new UsageError(`${flag} ${value}: ${(e as Error).message}`);
   }
-  return { type, ref, mode };
+  return { type, ref, mode, mounts, maxSize };
 }
 
 /** A manifest is read whole: no more than this. */
@@ -170,7 +208,25 @@ function validRecord(r: unknown): r is SharedRecord {
   const x = r as Partial<SharedRecord>;
   if (!isDigest(x.key) || typeof x.created !== 'string' || Number.isNaN(Date.parse(x.created))) return false;
   if (x.layer === null) return true;
-  const l = x.layer as Partial<Layer> | undefined;
+  return validLayer(x.layer);
+}
+
+function validMount(r: unknown): r is MountRecord {
+  if (!r || typeof r !== 'object') return false;
+  const x = r as Partial<MountRecord>;
+  return (
+    typeof x.mount === 'string' &&
+    x.mount.length > 0 &&
+    x.mount.length < 256 &&
+    Array.isArray(x.layers) &&
+    x.layers.length > 0 &&
+    x.layers.length <= MaxMountLayers + 1 &&
+    x.layers.every(validLayer)
+  );
+}
+
+function validLayer(layer: unknown): layer is Layer {
+  const l = layer as Partial<Layer> | undefined;
   return (
     !!l &&
     isDigest(l.digest) &&
@@ -191,11 +247,23 @@ function validRecord(r: unknown): r is SharedRecord {
 export async function importCache(
   store: Store,
   refs: CacheRef[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter },
+  o: {
+    opts: (ref: string) => Promise<remote.RemoteOptions>;
+    reporter: Reporter;
+    /** Where the artifacts' record blobs go (a dry run's scratch store: it writes nothing to `store`). */
+    blobs?: Store['blobs'];
+  },
 ): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
   const sources = new Map<Digest, { from: CacheRef; desc: Descriptor; blobs?: layout.LayoutBlobs }[]>();
+  /** The content of cache mounts, by id (the first artifact to carry an id wins). */
+  const mounts = new Map<
+    string,
+    { from: CacheRef; blobs?: layout.LayoutBlobs; layers: { desc: Descriptor; layer: Layer }[] }
+  >();
+  const restored = new Map<string, Promise<void>>();
+  const restoredState = new Map<string, { layers: Layer[]; listing: MountListing }>();
   for (const c of refs) {
     const ref = where(c);
     let artifact;
@@ -203,7 +271,7 @@ export async function importCache(
       artifact =
         c.type === 'local'
           ? await readLocalCache(c)
-          : await remote.pullCache<unknown>(store.blobs, c.ref, await o.opts(c.ref));
+          : await remote.pullCache<unknown>(o.blobs ?? store.blobs, c.ref, await o.opts(c.ref));
     } catch (e) {
       o.reporter.warn(`--cache-from ${ref}: ${(e as Error).message}; building without it`);
       continue;
@@ -228,6 +296,10 @@ export async function importCache(
       });
     }
     const inArtifact = new Map(artifact.layers.map((d) => [d.digest, d]));
+    for (const m of Array.isArray(artifact.records) ? artifact.records.filter(validMount) : []) {
+      const layers = m.layers.map((layer) => ({ layer, desc: inArtifact.get(layer.digest)! }));
+      if (layers.every((l) => l.desc) && !mounts.has(m.mount)) mounts.set(m.mount, { from: c, blobs, layers });
+    }
     let imported = 0;
     for (const r of records) {
       // A record whose layer the artifact does not carry could never be used on a hit.
@@ -250,14 +322,47 @@ export async function importCache(
       imported++;
     }
     o.reporter.info(
-      `importing cache from ${ref}: ${records.length} records, ${imported} new, ${artifact.layers.length} layers ` +
-        `available`,
+      `importing cache from ${ref}: ${records.length} records, ${imported} new, ` +
+        `${artifact.layers.length} layers available`,
     );
   }
 
   const record = (key: Digest) => byKey.get(key);
+  const restore = async (id: string, dir: string) => {
+    const m = mounts.get(id);
+    if (!m || (await fsp.readdir(dir)).length > 0) return;
+    try {
+      let bytes = 0;
+      if (m.blobs) for (const { desc } of m.layers) await copyFromLayout(store, m.blobs, desc);
+      else {
+        const descs = m.layers.map((l) => l.desc);
+        const stats = await remote.fetchBlobs(store.blobs, m.from.ref, descs, await o.opts(m.from.ref));
+        bytes = stats.bytesDownloaded;
+      }
+      // The layers are untrusted: unpackLayer writes beneath the directory, never through a link; in
+      // order, a later layer's whiteouts removing what an earlier one had.
+      for (const { layer } of m.layers)
+        await unpackLayer(store.blobs.open(layer.digest), layer.mediaType, dir, {
+          mode: 'apply',
+          diffID: layer.diffID,
+        });
+      restoredState.set(id, { layers: m.layers.map((l) => l.layer), listing: await listMount(dir) });
+      o.reporter.info(
+        `restored cache mount ${id} from ${where(m.from)} ` + `(${m.layers.length} layers, ${bytes} bytes downloaded)`,
+      );
+    } catch (e) {
+      o.reporter.warn(`--cache-from ${where(m.from)}: restoring cache mount ${id}: ${(e as Error).message}`);
+    }
+  };
   return {
     record,
+    canFetch: (digest) => sources.has(digest),
+    restoredMount: (id) => restoredState.get(id),
+    restoreMount: (id, dir) => {
+      let p = restored.get(id);
+      if (!p) restored.set(id, (p = restore(id, dir)));
+      return p;
+    },
     fetchLayer: async (layer) => {
       for (const { from, desc, blobs } of sources.get(layer.digest) ?? []) {
         try {
@@ -287,7 +392,13 @@ export async function exportCache(
   store: Store,
   targets: CacheRef[],
   records: (SharedRecord & { inImage: boolean })[],
-  o: { opts: (ref: string) => Promise<remote.RemoteOptions>; reporter: Reporter; compression?: Compression },
+  o: {
+    opts: (ref: string) => Promise<remote.RemoteOptions>;
+    reporter: Reporter;
+    compression?: Compression;
+    /** --cache-from of this build: a mount it restored is exported as what changed since. */
+    imported?: ImportedCache;
+  },
 ): Promise<void> {
   for (const t of targets) {
     const chosen = new Map<Digest, SharedRecord>();
@@ -304,24 +415,27 @@ export async function exportCache(
     }
     const handle = o.reporter.step(`exporting cache to ${where(t)} (mode=${t.mode})`);
     try {
+      const carried = await exportMounts(store, t, o.reporter, o.imported);
+      for (const l of carried.flatMap((m) => m.layers))
+        layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
       // In digest order: stages run at once and layers are written in the background, so the order
       // records arrive in varies from build to build, and the artifact must not.
       const byDigest = <T>(m: Map<Digest, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-      const artifact = { records: byDigest(chosen), layers: byDigest(layers) };
+      const artifact = { records: [...byDigest(chosen), ...carried], layers: byDigest(layers) };
       if (t.type === 'local') {
         const m = await remote.putCacheArtifact(store.blobs, artifact);
         const blobs = [m.config, ...artifact.layers.map((l) => l.digest), m.digest];
         const desc = { mediaType: MediaType.OciManifest, digest: m.digest, size: m.size };
         await layout.writeEntry(store, t.ref, blobs, desc, t.tag!);
-        handle.log(`${chosen.size} records, ${layers.size} layers written to ${t.ref}`);
+        handle.log(`${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers written to ${t.ref}`);
         handle.done();
         continue;
       }
       const result = await remote.pushCache(store.blobs, t.ref, artifact, await o.opts(t.ref));
       handle.log(
-        `${chosen.size} records, ${layers.size} layers; uploaded ${result.stats.blobsUploaded} blobs ` +
-          `(${result.stats.bytesUploaded} bytes), ${result.stats.blobsMounted} mounted, ` +
-          `${result.stats.blobsSkipped} already in the registry`,
+        `${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers; ` +
+          `uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ` +
+          `${result.stats.blobsMounted} mounted, ${result.stats.blobsSkipped} already in the registry`,
       );
       handle.done();
     } catch (e) {
@@ -329,4 +443,33 @@ export async function exportCache(
       throw e;
     }
   }
+}
+
+/**
+ * Each `mounts=` id's content as layers (mount-layers.ts: what changed since this build restored it, on top
+ * of the restored chain; else the whole directory). Never part of an image or a key: only the artifact
+ * lists them.
+ */
+async function exportMounts(
+  store: Store,
+  t: CacheRef,
+  reporter: Reporter,
+  imported: ImportedCache | undefined,
+): Promise<MountRecord[]> {
+  const out: MountRecord[] = [];
+  for (const id of [...t.mounts].sort()) {
+    const { dir } = cacheMountPath(store, id);
+    if (!existsSync(dir)) {
+      reporter.warn(`--cache-to ${where(t)}: no cache mount with id ${id} in this store; not exported`);
+      continue;
+    }
+    const layers = await mountLayers(store, dir, imported?.restoredMount(id));
+    const size = layers.reduce((n, l) => n + l.size, 0);
+    if (t.maxSize !== undefined && size > t.maxSize) {
+      reporter.warn(`--cache-to ${where(t)}: cache mount ${id} is ${size} bytes, over max-size; not exported`);
+      continue;
+    }
+    out.push({ mount: id, layers });
+  }
+  return out;
 }

@@ -79,6 +79,8 @@ export interface BuildRequest {
   inlineCache?: boolean;
   /** `--platform`: what the image is for (default this machine's); a foreign one runs RUN steps emulated. */
   platform?: Platform;
+  /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
+  onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
 }
 
 export interface BuildResult {
@@ -91,6 +93,20 @@ export interface BuildResult {
 }
 
 export async function build(req: BuildRequest): Promise<BuildResult> {
+  return (await solveRequest(req, false)) as BuildResult;
+}
+
+/**
+ * --dry-run: every step's key computed and looked up as build() would (the context through the stat
+ * cache, base images from the store, --cache-from records), and nothing run or written: no layer,
+ * snapshot, cache record, tag, --explain pointer, nor the context's stat cache. A base image that is
+ * not in the store is an error (a dry run does not pull).
+ */
+export async function dryRun(req: Omit<BuildRequest, 'tags' | 'fetchBase'>): Promise<{ explain: ExplainRow[] }> {
+  return solveRequest({ ...req, tags: [] }, true);
+}
+
+async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResult | { explain: ExplainRow[] }> {
   const platform = req.platform ?? hostPlatform();
   const platformString = formatPlatform(platform);
   // List the context while the Dockerfile is parsed and base images are resolved.
@@ -128,6 +144,12 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   for (const ref of refs) {
     if (bases.has(ref)) continue;
     const named = contextFor(req.namedContexts ?? [], ref);
+    // A directory context is built, a layout imported: both write to the store, which a dry run never does.
+    if (dry && named && named.type !== 'image')
+      throw new BuildError(
+        `--dry-run: --build-context ${ref} (${named.type}) would be built into the store; not supported`,
+        2,
+      );
     if (named?.type === 'dir') {
       const { store, noCache, sourceDateEpoch, compression, reporter, signal } = req;
       const inner = {
@@ -151,12 +173,17 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     const imageRef = named?.type === 'image' ? named.ref : ref;
     let image = await req.store.images.get(imageRef).catch(() => undefined);
     // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
-    if (req.pull && req.fetchBase && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
+    if (req.pull && req.fetchBase && !dry && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
       const before = image?.manifestDigest;
       image = await req.fetchBase(imageRef);
       if (before && image && image.manifestDigest !== before) movedBases.set(ref, before);
     }
-    if (!image && req.fetchBase) image = await req.fetchBase(imageRef);
+    if (!image && req.fetchBase && !dry) image = await req.fetchBase(imageRef);
+    if (!image && dry)
+      throw new BuildError(
+        `base image "${imageRef}" is not in the store (${req.store.root}); ` +
+          `a dry run does not pull: run 'tsbuild pull ${imageRef}' first`,
+      );
     if (!image)
       throw new BuildError(
         `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
@@ -230,29 +257,41 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     cacheFrom: req.cacheFrom,
     run: req.run,
     movedBases,
+    dryRun: dry,
   });
-  try {
-    const state = await solver.solve();
-    trace('stages solved');
-    const config = solver.finalConfig(state);
-    if (req.labels && Object.keys(req.labels).length)
-      config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
-    // The stages whose layers make up the image: the target and the chain of stages it is FROM.
-    const inImage = new Set<number>();
-    for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
-      inImage.add(s.index);
-      const from = s.from;
-      s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
-    }
-    const cacheRecords = solver.records.map((r) => ({
+  // The stages whose layers make up the image: the target and the chain of stages it is FROM.
+  const inImage = new Set<number>();
+  for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
+    inImage.add(s.index);
+    const from = s.from;
+    s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
+  }
+  const cacheRecords = () =>
+    solver.records.map((r) => ({
       key: r.key,
       layer: r.value.layer,
       created: r.value.created,
       inImage: inImage.has(r.stage),
     }));
+  try {
+    let state;
+    try {
+      state = await solver.solve();
+    } catch (e) {
+      // A failed build keeps its work: the steps that finished are cached in the store (solve waits
+      // for their layers), and --cache-to shares them too, so the next run resumes at the failure.
+      if (!dry && !req.signal.aborted && req.onFailure) await req.onFailure(cacheRecords());
+      throw e;
+    }
+    trace('stages solved');
+    if (dry) return { explain: solver.explain };
+    const config = solver.finalConfig(state);
+    if (req.labels && Object.keys(req.labels).length)
+      config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
+    const records = cacheRecords();
     if (req.inlineCache) {
       // In key order, as every cache export: the image digest must not depend on which stage finished first.
-      const own = cacheRecords.filter((r) => r.inImage).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const own = records.filter((r) => r.inImage).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       (config as unknown as Record<string, unknown>)[remote.InlineCacheKey] = own.map(({ key, layer, created }) => ({
         key,
         layer,
@@ -265,13 +304,13 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
-    return { image, explain: solver.explain, cacheRecords };
+    return { image, explain: solver.explain, cacheRecords: records };
   } finally {
     await network?.then(
       (n) => n.close(),
       () => {},
     );
-    await context.save().catch(() => {});
+    if (!dry) await context.save().catch(() => {});
   }
 }
 

@@ -60,18 +60,90 @@ export class KeyBuilder {
   }
 }
 
+/**
+ * The first input that differs from the last build of the same step, for `--explain` and its JSON
+ * (docs/explain.md): `kind` is the input's kind, `input` its name, `before`/`after` its digests
+ * (null when it is new or was removed). Digests, never values: a build arg may carry a token.
+ */
+export interface Change {
+  kind: ChangeKind;
+  input: string | null;
+  before: string | null;
+  after: string | null;
+  /** The same in words ("file src/a.js changed"). */
+  text: string;
+}
+
+export type ChangeKind =
+  | 'first-build'
+  | 'record-missing'
+  | 'no-cache'
+  | 'parent'
+  | 'base'
+  | 'file'
+  | 'source'
+  | 'env'
+  | 'arg'
+  | 'instruction'
+  | 'from'
+  | 'mount'
+  | 'input'
+  | 'not-computed';
+
 /** What changed between the inputs of the last build of a step and this one, in words. */
 export function firstChange(before: Inputs | undefined, now: Inputs): string {
-  if (!before) return 'no earlier build of this step';
+  return findChange(before, now).text;
+}
+
+/** What changed between the inputs of the last build of a step and this one. */
+export function findChange(before: Inputs | undefined, now: Inputs): Change {
+  if (!before)
+    return { kind: 'first-build', input: null, before: null, after: null, text: 'no earlier build of this step' };
   const old = new Map(before);
   for (const [name, digest] of now) {
     const was = old.get(name);
-    if (was === undefined) return describe(name, 'is new');
-    if (was !== digest) return describe(name, 'changed');
+    if (was === undefined) return change(name, null, digest, 'is new');
+    if (was !== digest) return change(name, was, digest, 'changed');
   }
   const current = new Set(now.map(([n]) => n));
-  for (const [name] of before) if (!current.has(name)) return describe(name, 'was removed');
-  return 'its cache entry is missing from the store (pruned, or built elsewhere)';
+  for (const [name, digest] of before) if (!current.has(name)) return change(name, digest, null, 'was removed');
+  return {
+    kind: 'record-missing',
+    input: null,
+    before: null,
+    after: null,
+    text: 'its cache entry is missing from the store (pruned, or built elsewhere)',
+  };
+}
+
+const kinds: Record<string, ChangeKind> = {
+  parent: 'parent',
+  base: 'base',
+  file: 'file',
+  source: 'source',
+  env: 'env',
+  arg: 'arg',
+  instruction: 'instruction',
+  from: 'from',
+  mount: 'mount',
+  unknown: 'not-computed',
+};
+
+function change(name: string, before: string | null, after: string | null, what: string): Change {
+  const [kind, ...rest] = name.split(':');
+  const subject = rest.join(':');
+  const k = kinds[kind] ?? 'input';
+  // A digest that changes exactly when the input does: the input's own when it is one (a parent key,
+  // an image), else the digest of what the key holds for it (a file's `kind:mode:content digest`).
+  const digest = (d: string | null) =>
+    d === null ? null : /^[a-f0-9]{64}$/.test(d) ? `sha256:${d}` : d.startsWith('sha256:') ? d : `sha256:${sha256(d)}`;
+  return {
+    kind: k,
+    input: k === 'input' ? name : k === 'file' ? displayName(subject) : subject || null,
+    before: digest(before),
+    after: digest(after),
+    text: describe(name, what),
+  };
 }
 
 function describe(name: string, what: string): string {
@@ -98,6 +170,8 @@ function describe(name: string, what: string): string {
       return `copied file ${subject} ${what}`;
     case 'mount':
       return `mount ${subject} ${what}`;
+    case 'unknown':
+      return `the content of ${subject} is not known before a build (a dry run neither downloads nor runs)`;
     default:
       return `${name} ${what}`;
   }

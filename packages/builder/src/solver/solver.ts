@@ -4,7 +4,7 @@
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
 import { chainID, type Digest, type ImageConfig } from '@tsbuild/layerstore';
 import { applyStep, historyText, inheritConfig, scratchConfig } from '../image/config.js';
-import { KeyBuilder, firstChange, sha256, type Inputs } from './cachekey.js';
+import { KeyBuilder, findChange, sha256, type Change, type Inputs } from './cachekey.js';
 import { BuildError } from '../errors.js';
 import type { ExplainRow, SettledState, StageState } from './state.js';
 import { isPending, type StageLayer } from '../rootfs/layers.js';
@@ -17,6 +17,7 @@ import { Filesystems } from '../rootfs/filesystems.js';
 import { LayerQueue } from './ops/layer-queue.js';
 import type { Exec, StepContext, StepOptions } from './ops/context.js';
 import { trace } from '../trace.js';
+import { keepManifests, npmManifests } from './npm-inputs.js';
 
 export interface SolveOptions extends StepOptions {
   graph: Graph;
@@ -36,6 +37,8 @@ export interface SolveOptions extends StepOptions {
   cacheFrom?: ImportedCache;
   /** Base refs whose tag `--pull` moved, with the digest the store had before (for --explain). */
   movedBases?: Map<string, string>;
+  // dryRun (StepOptions): compute every key and look each up as a build would, and run and write
+  // nothing (no layer, snapshot, cache record or --explain pointer). A miss's state carries its key only.
 }
 
 export class Solver {
@@ -135,10 +138,16 @@ export class Solver {
         label,
         keyLabel: label,
         created: parent.created,
+        missed: parent.missed,
       };
     }
     if (from.type === 'scratch') {
-      this.explain.push({ stage: this.stageName(stage), label, status: 'base', reason: 'scratch' });
+      this.explain.push({
+        ...this.row(stage, 0, label, 'FROM scratch'),
+        status: 'base',
+        reason: 'scratch',
+        base: { ref: 'scratch', digest: null },
+      });
       const image = scratchConfig(this.o.platform);
       return {
         config: { image, cmdSet: false },
@@ -155,20 +164,22 @@ export class Solver {
     step.done();
     const before = this.o.movedBases?.get(from.ref);
     this.explain.push({
-      stage: this.stageName(stage),
-      label,
+      ...this.row(stage, 0, label, `FROM ${from.ref}`),
       status: 'base',
       reason: before ? `base image moved: ${before} → ${image.manifestDigest}` : `${from.ref} = ${image.configDigest}`,
+      base: { ref: from.ref, digest: image.manifestDigest },
     });
     // Keyed by the image id (config digest: the diffIDs and the config), not the manifest: the same
     // image stored with plain layers here and pulled compressed elsewhere must hit the same cache (as
     // BuildKit keys an image source by its config).
+    const key = new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key();
     return {
       config: { image: inheritConfig(image.config), cmdSet: false },
       layers: [...image.layers],
-      key: new KeyBuilder().addDigest(`base:${from.ref}`, image.configDigest).key(),
+      key,
       label,
       keyLabel: label,
+      base: { ref: from.ref, key },
       created: image.config.created ?? new Date(0).toISOString(),
     };
   }
@@ -191,7 +202,7 @@ export class Solver {
         comment: 'buildkit.dockerfile.v0',
         empty_layer: true,
       });
-      this.explain.push({ stage: this.stageName(stage), label, status: 'metadata' });
+      this.explain.push({ ...this.row(stage, index + 1, label, oneLine(step.source)), status: 'metadata' });
       return next;
     }
 
@@ -209,53 +220,70 @@ export class Solver {
       const pointer = (await this.o.store.cache.get(pointerId))?.value as { key: string } | undefined;
 
       let record: StepRecord | undefined;
+      let hit: { value: unknown } | undefined;
       let made: StageLayer | null = null;
+      let ran = false;
       const noCache = this.o.noCache || (this.o.noCacheStages?.has(stage.index) ?? false);
       if (!noCache) {
-        const hit = await this.o.store.cache.get(key);
+        hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
         record = hit ? (hit.value as StepRecord) : this.o.cacheFrom?.record(key);
         if (record?.layer && !(await this.o.store.blobs.has(record.layer.digest))) {
           // A record imported from a registry cache comes without its layer: fetch it (--cache-from).
-          if (!(await this.o.cacheFrom?.fetchLayer(record.layer))) record = undefined;
+          // A dry run fetches nothing: the layer counts when the registry cache lists it.
+          const layer = record.layer;
+          const found = this.o.dryRun
+            ? (this.o.cacheFrom?.canFetch(layer.digest) ?? false)
+            : await this.o.cacheFrom?.fetchLayer(layer);
+          if (!found) record = undefined;
         }
       }
+      const row = { ...this.row(stage, index + 1, label, oneLine(step.source)), key };
       if (record) {
+        // The record's last use, for `tsbuild cache prune --filter until=` (a dry run uses nothing).
+        if (hit && !this.o.dryRun) this.o.store.cache.touch(key);
         handle.cached();
-        this.explain.push({
-          stage: this.stageName(stage),
-          label,
-          status: 'hit',
-          ...(kb.hitNote && { reason: kb.hitNote }),
-        });
+        this.explain.push({ ...row, status: 'hit', ...(kb.hitNote && { reason: kb.hitNote }) });
       } else {
         const previous =
           noCache || !pointer
             ? undefined
             : ((await this.o.store.cache.get(inputsId(pointer.key)))?.value as { inputs: Inputs } | undefined);
-        const reason = this.o.noCache
-          ? '--no-cache'
-          : noCache
-            ? '--no-cache-filter'
-            : firstChange(previous?.inputs, kb.inputs);
+        // Nothing to compare with (no earlier build): the inputs, a record per file of a copied tree, are spelled
+        // out only when written after the step, not held while it stages and writes its layer.
+        const change: Change = noCache
+          ? { ...noCacheChange, text: this.o.noCache ? '--no-cache' : '--no-cache-filter' }
+          : missReason(previous?.inputs, previous ? kb.inputs : [], state);
         this.explain.push({
-          stage: this.stageName(stage),
-          label,
+          ...row,
           status: noCache ? 'no-cache' : 'miss',
-          reason,
+          reason: change.text,
+          change,
+          ...(change.kind === 'file' ? { npm: npmPairs(previous?.inputs, kb.inputs) } : {}),
         });
+        if (this.o.dryRun) {
+          handle.done();
+          if (step.kind === 'workdir') applyStep(next.config, step);
+          return { ...next, key, keyLabel: label, missed: true };
+        }
         made = await exec(handle);
+        ran = true;
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
         // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
-        this.layers.track(this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs: [] }));
+        const manifests = npmManifests(kb.inputs);
+        this.layers.track(
+          (manifests.size ? keepManifests(this.o.store, this.o.context.dir, manifests) : Promise.resolve([])).then(
+            (blobs) => this.o.store.cache.put(inputsId(key), { value: { inputs: kb.inputs }, blobs }),
+          ),
+        );
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
           const below = [...state.layers];
           this.layers.track(
             pending.layer.then(async (layer) => {
-              const value: StepRecord = { layer, created };
+              const value: StepRecord = { layer, created, step: label };
               // The record keeps the layer's snapshot too (its ChainID names the layers under it).
               const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : Promise.resolve(l))));
               const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
@@ -265,16 +293,23 @@ export class Solver {
           );
           record = { layer: null, created };
         } else {
-          record = { layer: made, created };
+          record = { layer: made, created, step: label };
           await this.o.store.cache.put(key, { value: record, blobs: made ? [made.digest] : [] });
         }
         handle.done();
+      }
+      if (this.o.dryRun) {
+        // A hit: the state a build would go on from, nothing written (not even the --explain pointer).
+        if (record.layer) next.layers.push(record.layer);
+        if (step.kind === 'workdir') applyStep(next.config, step);
+        return { ...next, key, keyLabel: label, created: record.created };
       }
       if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerId, { value: { key }, blobs: [] }));
       if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;
       next.keyLabel = label;
+      if (ran) next.missed = true;
       next.created = record.created;
       const layer = made ?? record.layer;
       if (layer) next.layers.push(layer);
@@ -289,6 +324,11 @@ export class Solver {
       handle.fail(e instanceof BuildError ? e.message.split('\n')[0] : String((e as Error).message ?? e));
       throw e;
     }
+  }
+
+  /** The parts of a report row every step has; `index` counts from 0 for FROM. */
+  private row(stage: Stage, index: number, label: string, instruction: string) {
+    return { stage: this.stageName(stage), index: index + 1, instruction, label };
   }
 
   /** Adds the step's inputs to the key and returns how to execute it on a miss. */
@@ -311,6 +351,47 @@ export class Solver {
     image.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
     return image;
   }
+}
+
+const noCacheChange: Change = { kind: 'no-cache', input: null, before: null, after: null, text: '--no-cache' };
+
+/**
+ * Why a step misses. Below a step that missed in this build, the step's own inputs are compared
+ * first (the parent key differs anyway): a changed input of its own is named; otherwise it is
+ * "below a miss", which a dry run reports for steps that would run only because a step above does.
+ */
+function missReason(previous: Inputs | undefined, now: Inputs, parent: StageState): Change {
+  if (!parent.missed || !previous) {
+    const change = findChange(previous, now);
+    // The step right after FROM: its parent key is the base image's, so the base moved.
+    if (change.kind === 'parent' && parent.base?.key === parent.key)
+      return {
+        ...change,
+        kind: 'base',
+        input: parent.base.ref,
+        text: `base image ${parent.base.ref} now has another digest`,
+      };
+    return change;
+  }
+  const own = (inputs: Inputs) => inputs.filter(([name]) => !name.startsWith('parent:'));
+  const change = findChange(own(previous), own(now));
+  if (change.kind !== 'record-missing') return change;
+  return {
+    kind: 'parent',
+    input: parent.keyLabel,
+    before: null,
+    after: parent.key,
+    text: `below a miss: the step before it changed (${parent.keyLabel})`,
+  };
+}
+
+/** The npm manifests a missed step read, then and now (cli/npm.ts diffs their trees); none: undefined. */
+function npmPairs(previous: Inputs | undefined, now: Inputs): ExplainRow['npm'] {
+  const before = previous ? npmManifests(previous) : new Map<string, string>();
+  const after = npmManifests(now);
+  if (!before.size && !after.size) return undefined;
+  const paths = [...new Set([...before.keys(), ...after.keys()])].sort();
+  return paths.map((path) => ({ path, before: before.get(path) ?? null, after: after.get(path) ?? null }));
 }
 
 function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {

@@ -55,6 +55,15 @@ function* readChunks(path: string, size: number): Generator<Buffer> {
   }
 }
 
+/**
+ * open() of every entry whose content is a host file: one function, reading this[HOST_FILE], shared by all of
+ * them. A closure per file (and its context) was a quarter of what a 20,000-file COPY kept in memory until its
+ * layer was written, and it grew with the number of files.
+ */
+function openHostFile(this: { [HOST_FILE]: string; size: number }): Readable {
+  return Readable.from(readChunks(this[HOST_FILE], this.size), { objectMode: false });
+}
+
 function byteOrder(a: { key: Buffer }, b: { key: Buffer }): number {
   return Buffer.compare(a.key, b.key);
 }
@@ -120,7 +129,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
           type: 'file',
           size,
           xattrs,
-          open: () => Readable.from(readChunks(full, size), { objectMode: false }),
+          open: openHostFile,
           [HOST_FILE]: full,
         } as Entry;
       } else if (st.isFIFO()) {
@@ -150,7 +159,7 @@ export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname
     ...meta,
     type: 'file',
     size,
-    open: () => Readable.from(readChunks(host, size), { objectMode: false }),
+    open: openHostFile,
     [HOST_FILE]: host,
   } as Entry;
 }

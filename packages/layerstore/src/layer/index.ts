@@ -7,6 +7,6 @@ export { unpackLayer, type UnpackOptions, type UnpackResult } from './unpack.js'
 export { exportRootfs } from './export-rootfs.js';
 export { tarStream } from './tar-writer.js';
 export { readTar, type TarEntry } from './tar-reader.js';
-export { startsTar } from './tar-header.js';
+export { startsTar } from './tar-decode.js';
 export { decompress as decompressLayer, mediaTypeOf as layerMediaTypeFor } from './compress.js';
 export { getXattr, setXattr } from '@tsbuild/sys';

@@ -1,16 +1,8 @@
 // A streaming tar reader for untrusted layers. It yields one entry at a time with its body
 // as an async iterable; unread body bytes are skipped before the next header. PAX values
 // stay bytes (binary xattrs survive). Anything it does not understand is an error, not a guess.
-import {
-  BLOCK,
-  decodeBlock,
-  decodePax,
-  isZeroBlock,
-  typeOfFlag,
-  TarFormatError,
-  TarUnsupportedError,
-  type TarHeader,
-} from './tar-header.js';
+import { decodeBlock, decodePax, isZeroBlock, typeOfFlag, TarFormatError, TarUnsupportedError } from './tar-decode.js';
+import { BLOCK, type TarHeader } from './tar-header.js';
 
 /** Pulls exact byte counts out of a stream of arbitrary chunks. */
 class ByteQueue {

@@ -18,19 +18,17 @@
 // Metadata and small writes are synchronous calls: each is a few microseconds, where a
 // thread-pool round trip costs more than the call (a layer is tens of thousands of them).
 //
+// Owners, modes, xattrs and times are unpack-meta.ts's job.
+//
 // On failure the target is left half-written: the caller unpacks into a temp dir and
 // removes it (Snapshots does).
 import { createHash } from 'node:crypto';
 import {
   closeSync,
   constants as fsc,
-  fchmodSync,
-  fchownSync,
-  futimesSync,
   lchownSync,
   linkSync,
   lstatSync,
-  lutimesSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -43,9 +41,7 @@ import type { Readable } from 'node:stream';
 import { StoreError, type Digest } from '../types.js';
 import {
   at,
-  chmodAt,
   DIR_FLAGS,
-  openBeneath,
   removeTreeAt,
   mknod,
   S_IFBLK,
@@ -53,13 +49,13 @@ import {
   S_IFIFO,
   fsetXattr,
   overlayXattrPrefix,
-  setXattr,
 } from '@tsbuild/sys';
 import { decompress } from './compress.js';
 import type { TarHeader } from './tar-header.js';
-import { TarFormatError, TarUnsupportedError } from './tar-header.js';
+import { TarFormatError, TarUnsupportedError } from './tar-decode.js';
 import { readTar } from './tar-reader.js';
 import { baseOf, cleanPath, DirFds, hostile, parentOf } from './safe-path.js';
+import { applyDirMeta, applyMetaAt, applyMetaFd } from './unpack-meta.js';
 
 export interface UnpackOptions {
   /** 'overlay' (lowerdir form, default) or 'apply' (onto an existing tree, whiteouts delete). */
@@ -82,11 +78,6 @@ export interface UnpackResult {
 
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
-
-function ignorableXattrError(e: unknown): boolean {
-  const code = (e as { code?: string }).code;
-  return code === 'ENOTSUP' || code === 'EOPNOTSUPP';
-}
 
 export async function unpackLayer(
   stream: Readable | AsyncIterable<Buffer>,
@@ -148,36 +139,6 @@ export async function unpackLayer(
     }
   }
 
-  function setXattrs(h: TarHeader, set: (k: string, v: Buffer) => void): void {
-    for (const [k, v] of Object.entries(h.xattrs)) {
-      // overlay's own attributes (redirect, metacopy, opaque...) from a tar could make the
-      // kernel look elsewhere: only markers translated here may set them.
-      if (k.startsWith('trusted.overlay.') || k.startsWith(overlayXattrPrefix())) continue;
-      try {
-        set(k, v);
-      } catch (e) {
-        if (!ignorableXattrError(e)) throw e;
-      }
-    }
-  }
-
-  /** Metadata of an open regular file or directory. chown first: it clears setuid/setgid and security.capability. */
-  function applyMetaFd(fd: number, h: TarHeader): void {
-    if (sameOwner) fchownSync(fd, h.uid, h.gid);
-    fchmodSync(fd, h.mode & 0o7777);
-    setXattrs(h, (k, v) => fsetXattr(fd, k, v));
-    futimesSync(fd, h.mtime, h.mtime);
-  }
-
-  /** Metadata of a symlink, fifo or device node `name` in pfd, without following it. */
-  function applyMetaAt(pfd: number, name: string, h: TarHeader, isSymlink: boolean): void {
-    const path = at(pfd, name);
-    if (sameOwner) lchownSync(path, h.uid, h.gid);
-    if (!isSymlink) chmodAt(pfd, name, h.mode & 0o7777);
-    setXattrs(h, (k, v) => setXattr(path, k, v));
-    lutimesSync(path, h.mtime, h.mtime);
-  }
-
   function whiteout(rel: string, entry: string): void {
     if (written.has(rel)) return; // the same layer also has the entry: it wins
     const pfd = dirs.parent(rel, entry);
@@ -209,7 +170,7 @@ export async function unpackLayer(
         let off = 0;
         while (off < b.length) off += writeSync(fd, b, off, b.length - off);
       }
-      applyMetaFd(fd, h);
+      applyMetaFd(fd, h, sameOwner);
     } finally {
       closeSync(fd);
     }
@@ -300,7 +261,7 @@ export async function unpackLayer(
         break;
     }
     written.add(rel);
-    applyMetaAt(pfd, base, h, h.type === 'symlink');
+    applyMetaAt(pfd, base, h, h.type === 'symlink', sameOwner);
   }
 
   try {
@@ -319,29 +280,7 @@ export async function unpackLayer(
       throw e;
     }
     dirs.close();
-
-    // Directories last, deepest first: their mtimes are not disturbed by children any more.
-    // Each is opened afresh beneath the root, refusing symlinks: what is there now is what
-    // gets the metadata, and a directory that was replaced had its queued metadata dropped.
-    const order = [...dirMeta.keys()].sort((a, b) => b.length - a.length);
-    for (const rel of order) {
-      let fd: number;
-      try {
-        fd = rel === '' ? rootFd : openBeneath(rootFd, rel, DIR_FLAGS);
-      } catch (e) {
-        const code = (e as { code?: string }).code;
-        if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENOENT' || code === 'EXDEV') {
-          const why = `directory ${JSON.stringify(rel)} is no longer a directory of the layer (${code})`;
-          throw hostile(dirMeta.get(rel)!.name, why);
-        }
-        throw e;
-      }
-      try {
-        applyMetaFd(fd, dirMeta.get(rel)!);
-      } finally {
-        if (fd !== rootFd) closeSync(fd);
-      }
-    }
+    applyDirMeta(rootFd, dirMeta, sameOwner);
   } finally {
     dirs.close();
     closeSync(rootFd);

@@ -1,5 +1,6 @@
 import { ExpansionError } from '../errors.js';
-import { isDigit, isLetter, isSpace } from './chars.js';
+import { isDigit, isLetter } from './chars.js';
+import { Fields } from './fields.js';
 import { replace, trimPrefix, trimSuffix } from './pattern.js';
 
 /** Where variables come from. `undefined` means unset; '' is set but empty. */
@@ -29,40 +30,6 @@ export interface LexResult {
 }
 
 const EOF = '';
-
-// Collects fields: unquoted whitespace (also from unquoted expansions) ends a
-// field; quoted text and escaped characters never do.
-class Fields {
-  word = '';
-  words: string[] = [];
-  inWord = false;
-  addChar(ch: string): void {
-    if (isSpace(ch)) {
-      if (this.inWord && this.word.length !== 0) {
-        this.words.push(this.word);
-        this.word = '';
-        this.inWord = false;
-      }
-    } else {
-      this.addRaw(ch);
-    }
-  }
-  addRaw(s: string): void {
-    this.word += s;
-    this.inWord = true;
-  }
-  addString(s: string): void {
-    for (const ch of s) this.addChar(ch);
-  }
-  done(): string[] {
-    if (this.word.length > 0) {
-      this.words.push(this.word);
-      this.word = '';
-      this.inWord = false;
-    }
-    return this.words;
-  }
-}
 
 /**
  * BuildKit's Dockerfile word lexer (frontend/dockerfile/shell), re-written:

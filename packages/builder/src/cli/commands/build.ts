@@ -1,19 +1,22 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
-import { statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
 import { openStore } from '../root.js';
-import { build, type BuildRequest } from '../../solver/build.js';
+import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
+import type { CacheRef } from '../../exporter/cache-share.js';
 import {
   formatPlatform,
   formatReference,
   hostPlatform,
   MediaType,
   parseReference,
+  Store,
   type Descriptor,
   type Image,
   type Platform,
@@ -131,6 +134,14 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const cacheFrom = list(p, 'cache-from').map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
   const insecure = list(p, 'insecure-registry');
   if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
+  // --explain[=text|json] [--explain-file FILE]: the report of every step (cli/explain.ts, docs/explain.md).
+  const explainFile = str(p, 'explain-file');
+  const explain = str(p, 'explain') ?? (explainFile ? 'json' : undefined);
+  if (explain !== undefined && explain !== 'text' && explain !== 'json')
+    throw new UsageError(`--explain=${explain}: not one of text, json`);
+  if (explain === 'json' && !explainFile && bool(p, 'quiet'))
+    throw new UsageError('-q and --explain=json both print on stdout: give the JSON a file with --explain-file FILE');
+  const dry = bool(p, 'dry-run');
   const epochText = process.env.SOURCE_DATE_EPOCH;
   let sourceDateEpoch: number | undefined;
   if (epochText !== undefined && epochText !== '') {
@@ -169,6 +180,32 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     );
     if (one) throw new UsageError(`--${one} cannot be used with several platforms (--platform ${str(p, 'platform')})`);
   }
+  // A dry run reports one build's keys: for several platforms that would be several reports.
+  if (dry && platforms.length > 1)
+    throw new UsageError(`--dry-run reports one platform's build: give one --platform (not ${str(p, 'platform')})`);
+  if (dry)
+    return dryRunCommand({
+      p,
+      contextDir,
+      dockerfilePath,
+      dockerfileIsFile: fileFlag !== '-',
+      dockerfileText,
+      args,
+      network: network as 'default' | 'none' | 'host',
+      allowNetworkHost: allow.has('network.host'),
+      secrets,
+      sourceDateEpoch,
+      cacheFrom: bool(p, 'no-cache') ? [] : cacheFrom,
+      cacheShare,
+      insecure,
+      explain: explain ?? 'text',
+      explainFile,
+      signal,
+      // What shapes keys and base images as in the build (--add-host/--ulimit/--shm-size are in RUN keys).
+      run,
+      namedContexts,
+      platform: platforms[0],
+    });
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
   // A foreign platform: its RUN steps need QEMU user emulation through binfmt_misc. Without it a
@@ -186,6 +223,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const imported = useCache
       ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter })
       : undefined;
+    // type=inline is written into the image by the build itself; the others are exported after it.
+    const exported = cacheTo.filter((c) => c.type !== 'inline');
     const request = (platform: Platform, tags: string[]): BuildRequest => ({
       store,
       contextDir,
@@ -233,6 +272,17 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
       platform,
+      // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
+      onFailure: exported.length
+        ? async (records) => {
+            reporter.info(`build failed: exporting the cache of the ${records.length} steps that finished`);
+            await cacheShare!
+              .exportCache(store, exported, records, { opts: remoteOpts, reporter, imported, compression })
+              .catch((e) => {
+                reporter.warn(`--cache-to: ${(e as Error).message}`);
+              });
+          }
+        : undefined,
     });
     if (platforms.length > 1) {
       const images: { image: Image; platform: Platform }[] = [];
@@ -255,19 +305,31 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
       if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
     }
-    const exported = cacheTo.filter((c) => c.type !== 'inline');
     if (exported.length)
-      await cacheShare!.exportCache(store, exported, result.cacheRecords, { opts: remoteOpts, reporter, compression });
+      await cacheShare!.exportCache(store, exported, result.cacheRecords, {
+        opts: remoteOpts,
+        reporter,
+        imported,
+        compression,
+      });
     for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
     const iid = str(p, 'iidfile');
     if (iid) writeFileSync(iid, id);
-    if (bool(p, 'explain'))
+    if (explain)
       await (
         await explainModule()
-      ).printExplain(result.explain, process.stderr.isTTY === true && !process.env.CI, contextDir);
+      ).writeExplain(result.explain, {
+        format: explain,
+        file: explainFile,
+        dryRun: false,
+        image: { id, manifestDigest: result.image.manifestDigest, tags },
+        color: !explainFile && process.stderr.isTTY === true && !process.env.CI,
+        contextDir,
+        store,
+      });
     if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
@@ -328,4 +390,85 @@ async function writeIndex(
   const bytes = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
   const { digest, size } = await store.blobs.put(bytes);
   return { mediaType: MediaType.OciIndex, digest, size };
+}
+
+/**
+ * `build --dry-run`: the build's every key and cache lookup, nothing run or written (solver/build.ts
+ * dryRun). The store is opened without a lease (nothing is used); --cache-from's records go to a
+ * scratch store that is removed after. The report is the result: text or JSON on stdout (or
+ * --explain-file). Flags that write (-t, --push, -o, --cache-to, --iidfile) have no effect.
+ */
+async function dryRunCommand(o: {
+  p: ReturnType<typeof parseArgs>;
+  contextDir: string;
+  dockerfilePath: string;
+  dockerfileIsFile: boolean;
+  dockerfileText: string;
+  args: Record<string, string>;
+  network: 'default' | 'none' | 'host';
+  allowNetworkHost: boolean;
+  secrets: Map<string, { file?: string; env?: string }>;
+  sourceDateEpoch: number | undefined;
+  cacheFrom: CacheRef[];
+  cacheShare: Awaited<ReturnType<typeof cacheShareModule>> | undefined;
+  insecure: string[];
+  explain: string;
+  explainFile: string | undefined;
+  signal: AbortSignal;
+  run: BuildRequest['run'];
+  namedContexts: BuildRequest['namedContexts'];
+  platform: Platform;
+}): Promise<number> {
+  const { p } = o;
+  const store = await openStore(str(p, 'root'));
+  const reporter = await createReporter('quiet');
+  let scratch: string | undefined;
+  try {
+    let imported;
+    if (o.cacheFrom.length) {
+      scratch = mkdtempSync(join(tmpdir(), 'tsbuild-dry-run-'));
+      const blobs = (await Store.open(scratch)).blobs;
+      imported = await o.cacheShare!.importCache(store, o.cacheFrom, {
+        opts: async () => ({ insecure: o.insecure }),
+        reporter,
+        blobs,
+      });
+    }
+    const result = await dryRun({
+      store,
+      contextDir: o.contextDir,
+      dockerfilePath: o.dockerfilePath,
+      dockerfileIsFile: o.dockerfileIsFile,
+      dockerfileText: o.dockerfileText,
+      buildArgs: o.args,
+      target: str(p, 'target'),
+      noCache: bool(p, 'no-cache'),
+      network: o.network,
+      allowNetworkHost: o.allowNetworkHost,
+      secrets: o.secrets,
+      sourceDateEpoch: o.sourceDateEpoch,
+      reporter,
+      signal: o.signal,
+      cacheFrom: imported,
+      run: o.run,
+      namedContexts: o.namedContexts,
+      platform: o.platform,
+      noCacheFilter: list(p, 'no-cache-filter'),
+    });
+    await (
+      await explainModule()
+    ).writeExplain(result.explain, {
+      format: o.explain === 'json' ? 'json' : 'text',
+      file: o.explainFile,
+      dryRun: true,
+      image: null,
+      color: false,
+      contextDir: o.contextDir,
+      store,
+    });
+    return 0;
+  } finally {
+    reporter.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }
 }

@@ -230,7 +230,7 @@ export async function loadCommand(argv: string[]): Promise<number> {
 }
 
 /** 0, 90s, 15m, 2h: how long unreferenced data is kept before prune may take it. */
-function parseDuration(text: string, flag: string): number {
+export function parseDuration(text: string, flag: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
   if (!m) throw new UsageError(`${flag}: "${text}" is not a duration (e.g. 0, 30s, 15m, 2h)`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];

@@ -13,10 +13,15 @@ import { StoreError, type Release, type Store } from '@tsbuild/layerstore';
 
 type CacheMount = Extract<RunMount, { type: 'cache' }>;
 
-/** The directory of instance `n` of the mount's id (0: the one shared and locked steps use). */
+/** Where instance `n` of a cache mount id lives in the store (0: the one shared and locked steps use). */
+export function cacheMountPath(store: Store, id: string, n = 0): { dir: string; name: string } {
+  const name = createHash('sha256').update(id).digest('hex').slice(0, 32) + (n === 0 ? '' : `-${n}`);
+  return { dir: join(store.root, 'builder', 'cachemounts', name), name };
+}
+
+/** The directory of instance `n` of the mount's id, made with the mount's owner and mode if new. */
 async function cacheMountDir(store: Store, m: CacheMount, n: number): Promise<{ dir: string; lock: string }> {
-  const name = createHash('sha256').update(m.id).digest('hex').slice(0, 32) + (n === 0 ? '' : `-${n}`);
-  const dir = join(store.root, 'builder', 'cachemounts', name);
+  const { dir, name } = cacheMountPath(store, m.id, n);
   try {
     await fsp.mkdir(dir, { recursive: false });
     await fsp.chown(dir, m.uid, m.gid);

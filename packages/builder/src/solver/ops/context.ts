@@ -28,6 +28,10 @@ export interface StepOptions {
   /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
   compression: 'gzip' | 'zstd' | 'none';
   signal: AbortSignal;
+  /** --dry-run: an op adds its inputs to the key and reads no stage's files (its exec is never called). */
+  dryRun?: boolean;
+  /** --cache-from: fills an empty cache mount with the content an imported artifact carries for its id. */
+  cacheFrom?: { restoreMount(id: string, dir: string): Promise<void> };
   /** `--add-host`, `--ulimit`, `--shm-size`: for every RUN step (part of its cache key when set). */
   run?: RunSettings;
 }

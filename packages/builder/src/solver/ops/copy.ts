@@ -6,8 +6,9 @@ import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
 import type { Exec, StepContext } from './context.js';
-import type { StageLayer } from '../../rootfs/layers.js';
-import { resolveChown, type RootView } from '@tsbuild/sandbox';
+import { isPending, type StageLayer } from '../../rootfs/layers.js';
+import { resolveChown, RootView } from '@tsbuild/sandbox';
+import { chainIDs, isOpaque } from '@tsbuild/layerstore';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds } from './staging.js';
@@ -60,18 +61,36 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       fromLabel = `image ${step.from.ref}`;
       kb.addDigest(`from:${fromLabel}`, image.configDigest.replace(/^sha256:/, '')); // the image id, as FROM's key
     }
-    const view = await ctx.fs.view(fromLayers);
-    for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
-    if (step.from.type === 'stage') {
-      const copied = await copiedContent(ctx, step, fromLayers, items);
-      kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
-      // A hit although the stage re-ran: --explain says why.
-      if (ctx.stages.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
+    // A dry run reads a stage's files only from snapshots already in the store (it unpacks nothing), and
+    // cannot know what a stage that runs will make: then the key is not computed (docs/explain.md). An
+    // image's files are not in the key (its digest is): a dry run does not read them.
+    const stage = step.from.type === 'stage' ? step.from.stage : undefined;
+    const view = !ctx.opts.dryRun
+      ? await ctx.fs.view(fromLayers)
+      : stage === undefined
+        ? undefined
+        : await dryRunView(ctx, stage, fromLayers);
+    if (ctx.opts.dryRun && stage !== undefined && !view) kb.add(`unknown:${fromLabel}`, 'unknown');
+    if (view) {
+      for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
+      if (step.from.type === 'stage') {
+        const copied = await copiedContent(ctx, step, fromLayers, items);
+        kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
+        // A hit although the stage re-ran: --explain says why.
+        if (ctx.stages.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
+      }
     }
   } else {
     for (const s of step.sources) {
       if (isUrl(s)) {
         if (step.kind !== 'add') throw new BuildError(`${where(step)}: COPY does not take URLs; use ADD`, 2);
+        if (ctx.opts.dryRun) {
+          // A dry run downloads nothing: --checksum is what the content must be; without it the
+          // content, and so the key, is unknown (docs/explain.md: not-computed).
+          if (step.checksum) kb.add(`source:${s}`, step.checksum.replace(/^sha256:/, ''));
+          else kb.add(`unknown:${s}`, 'unknown');
+          continue;
+        }
         const fetched = await fetchUrl(ctx, s, step);
         cleanups.push(fetched.cleanup);
         items.push(fetched.item);
@@ -89,6 +108,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
 
   const inlineCount = step.inline.length;
   const total = items.length + inlineCount;
+  if (ctx.opts.dryRun) return dryRunExec;
   if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
     if (step.sources.length + inlineCount > 1) {
       throw new BuildError(
@@ -336,4 +356,29 @@ function parseChmod(step: CopyStep): number | undefined {
   if (!/^[0-7]{3,4}$/.test(step.chmod))
     throw new BuildError(`${where(step)}: --chmod=${step.chmod}: only octal modes like 755 or 0644 are supported`, 2);
   return parseInt(step.chmod, 8);
+}
+
+/** The exec of a dry run's step: never called (the solver runs nothing in a dry run). */
+const dryRunExec: Exec = () => Promise.reject(new BuildError('internal: a dry run executed a step'));
+
+/**
+ * A dry run's view of a stage's files: only when the stage ran nothing in the dry run and every layer of
+ * it has its snapshot in the store already (a dry run unpacks nothing); else undefined.
+ */
+async function dryRunView(
+  ctx: StepContext,
+  stage: number,
+  layers: readonly StageLayer[],
+): Promise<RootView | undefined> {
+  if ((await ctx.stages.stage(stage)).missed) return undefined;
+  const dirs: string[] = [];
+  for (const chain of chainIDs(
+    layers.map((l) => (isPending(l) ? undefined : l.diffID)).filter((d) => d !== undefined),
+  )) {
+    const snap = await ctx.opts.store.snapshots.get(chain);
+    if (!snap) return undefined;
+    dirs.push(snap.path);
+  }
+  if (dirs.length !== layers.length) return undefined;
+  return new RootView(dirs.reverse(), isOpaque);
 }

@@ -244,6 +244,8 @@ async function prepareMount(
     case 'cache': {
       const { dir, release } = await acquireCacheMount(ctx.opts.store, m);
       if (release) releases.push(release);
+      // --cache-from may carry this id's content (--cache-to ...,mounts=ID): a fresh runner starts warm.
+      await ctx.opts.cacheFrom?.restoreMount(m.id, dir);
       return [{ type: 'bind', source: dir, target, readonly: m.readonly }];
     }
     case 'tmpfs':

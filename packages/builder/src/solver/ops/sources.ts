@@ -100,9 +100,14 @@ export async function fromContext(
       path: m.rel,
       isDir: true,
       get files() {
-        return (files ??= tree().map((f) => treeFile(step, m.rel, f)));
+        if (!files) {
+          files = tree().map((f) => treeFile(step, m.rel, f));
+          // One list per tree is held while the step runs, not two: the inputs are read from this one.
+          list = undefined;
+        }
+        return files;
       },
-      tree: { digest, inputs: () => fileInputs(m.rel, tree()) },
+      tree: { digest, inputs: () => fileInputs(m.rel, files ?? tree()) },
     };
     items.push(item);
   }
@@ -164,7 +169,10 @@ export function itemDigest(item: SourceItem): string {
 }
 
 /** One input per file, so --explain can name the file that changed. */
-function fileInputs(itemPath: string, files: TreeFile[]): Inputs {
+function fileInputs(
+  itemPath: string,
+  files: readonly Pick<SourceFile, 'rel' | 'kind' | 'mode' | 'linkname' | 'hash'>[],
+): Inputs {
   const out: Inputs = [];
   for (const f of files) out.push(fileInput(itemPath, f.rel, f.kind, f.mode, f.linkname, f.hash));
   return out;
