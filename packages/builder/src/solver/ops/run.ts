@@ -176,7 +176,9 @@ async function keyMount(ctx: StepContext, step: RunStep, m: RunMount, kb: KeyBui
       );
       return;
     case 'ssh':
-      throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
+      // The id and place only: which agent or keys stand behind the id must not shape the key.
+      kb.add(`mount:${m.target}`, JSON.stringify({ type: 'ssh', id: m.id, mode: m.mode, uid: m.uid, gid: m.gid }));
+      return;
   }
 }
 
@@ -271,8 +273,17 @@ async function prepareMount(
         { type: 'bind', source: host, target: posix.resolve('/', m.target || `/run/secrets/${m.id}`), readonly: true },
       ];
     }
-    case 'ssh':
-      throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
+    case 'ssh': {
+      const socket = ctx.opts.ssh?.get(m.id);
+      if (!socket) {
+        if (m.required)
+          throw new BuildError(`${where(step)}: ssh agent "${m.id}" is required but was not given (--ssh ${m.id})`);
+        return [];
+      }
+      // As BuildKit: the step finds the (first) agent through SSH_AUTH_SOCK.
+      if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${m.target}`);
+      return [{ type: 'bind', source: socket, target: posix.resolve('/', m.target), readonly: false }];
+    }
   }
 }
 
