@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 # connects the private network of RUN steps and containers (the default network); ADD of a bzip2/xz
 # file runs bzip2/xz to see whether its content is a tar (and GNU tar to unpack it); uidmap's
 # newuidmap/newgidmap map a rootless user's subordinate id ranges (README.md, "Rootless").
-runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils uidmap)
+# openssh-client: ssh-agent/ssh-add hold the key files given with --ssh ID=KEYFILE.
+runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip2 xz-utils uidmap openssh-client)
 # e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device. buildah and podman: the
 # benchmark's peers (bench/run.mjs: build + push, run --rm), which reports them "not installed" when missing.
-testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs buildah podman)
+# qemu-user-static: the RUN steps of --platform linux/arm64 builds run under it (binfmt_misc, registered below).
+testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs buildah podman qemu-user-static)
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
 
@@ -41,3 +43,23 @@ pnpm run --silent build
 printf '#!/bin/sh\nexec %q "$@"\n' "$PWD/packages/builder/bin/tsbuild" > /usr/local/bin/tsbuild.tmp
 chmod 755 /usr/local/bin/tsbuild.tmp && mv /usr/local/bin/tsbuild.tmp /usr/local/bin/tsbuild
 bash fixtures/busybox/make-rootfs.sh
+
+# --platform tests: arm64 executables run through binfmt_misc's qemu-aarch64 handler (F flag: the
+# kernel opens the emulator once, so it works inside a step's root). Registered here when the kernel
+# lets us; when it does not, say so (the test then fails under CI=true rather than skip). The arm64
+# base comes from Debian's arm64 busybox-static, which apt fetches once arm64 is a foreign architecture.
+if [[ "${1:-}" == "--test" ]]; then
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+    apt-get update -qq
+  fi
+  bm=/proc/sys/fs/binfmt_misc
+  [[ -e $bm/status ]] || mount -t binfmt_misc binfmt_misc "$bm" 2>/dev/null ||
+    echo "setup: cannot mount $bm (not allowed here): arm64 RUN steps cannot be emulated" >&2
+  if [[ -e $bm/register && ! -e $bm/qemu-aarch64 ]]; then
+    /usr/lib/systemd/systemd-binfmt /usr/lib/binfmt.d/qemu-aarch64.conf 2>/dev/null ||
+      cat /usr/lib/binfmt.d/qemu-aarch64.conf > "$bm/register" ||
+      echo "setup: cannot register the qemu-aarch64 binfmt handler: arm64 RUN steps cannot be emulated" >&2
+  fi
+  bash fixtures/busybox-arm64/make-rootfs.sh
+fi

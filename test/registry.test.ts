@@ -131,7 +131,7 @@ test('pull / push failures: exit 1 naming what failed, exit 2 for bad usage', ()
     { args: ['pull', '--platform', 'linux', `${reg.host}/base:1`], code: 2, stderr: /--platform linux/ },
     { args: ['push', '--bogus', 'x:1'], code: 2, stderr: /unknown flag: --bogus/ },
     { args: ['build', '--push', '.'], code: 2, stderr: /--push needs at least one -t/ },
-    { args: ['build', '--cache-to', 'type=local,dest=/tmp/x', '.'], code: 2, stderr: /type=local is not supported/ },
+    { args: ['build', '--cache-to', 'type=gha', '.'], code: 2, stderr: /type=gha is not supported/ },
     {
       args: ['build', '--cache-to', `type=registry,ref=${reg.host}/c:1,mode=all`, '.'],
       code: 2,

@@ -29,7 +29,7 @@ export type { ActiveSnapshot, SnapshotMounts, CommitOptions } from './snapshot/i
 // Rootless: which overlay xattr namespace this process's snapshots use (the beneath-fd operations,
 // removeTreeBeneath among them, are @tsbuild/sys's).
 export { overlayXattrPrefix, inUserNamespace } from '@tsbuild/sys';
-export { hostPlatform, type Platform } from './platform.js';
+export { hostPlatform, normalizePlatform, formatPlatform, platformMatches, type Platform } from './platform.js';
 export { check, type CheckOptions, type CheckReport } from './check.js';
 // Adapters.
 export * as remote from './remote/index.js';

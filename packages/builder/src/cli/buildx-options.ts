@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { rlimitNumbers, type Rlimit } from '@tsbuild/sandbox';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseReference } from '@tsbuild/layerstore';
+import { formatPlatform, normalizePlatform, parseReference, type Platform } from '@tsbuild/layerstore';
 import { UsageError } from '../errors.js';
 import type { NamedContext } from '../solver/named-contexts.js';
 
@@ -159,4 +159,27 @@ export function parseBuildContexts(values: string[]): NamedContext[] {
     }
   }
   return [...out.values()];
+}
+
+/** OCI architectures --platform takes, and their other spellings (normalizePlatform maps those). */
+const architectures = ['amd64', 'arm64', 'arm', '386', 'ppc64le', 's390x', 'riscv64', 'mips64le'];
+
+/**
+ * `--platform OS/ARCH[/VARIANT][,...]` or a bare ARCH (linux is then the OS), as buildx takes it:
+ * `amd64`, `linux/x86_64` and `linux/amd64` are the same platform. Only linux.
+ */
+export function parsePlatforms(value: string): Platform[] {
+  const out: Platform[] = [];
+  for (const v of value.split(',').map((s) => s.trim())) {
+    const parts = v.split('/');
+    if (!v || parts.length > 3 || parts.some((x) => !x))
+      throw new UsageError(`--platform ${value}: "${v}" is not OS/ARCH[/VARIANT]`);
+    const [os, architecture, variant] = parts.length === 1 ? ['linux', parts[0]] : parts;
+    const p = normalizePlatform({ os, architecture, ...(variant ? { variant } : {}) });
+    if (p.os !== 'linux') throw new UsageError(`--platform ${v}: only linux images are built (not ${p.os})`);
+    if (!architectures.includes(p.architecture))
+      throw new UsageError(`--platform ${v}: unknown architecture "${architecture}" (${architectures.join(', ')})`);
+    if (!out.some((q) => formatPlatform(q) === formatPlatform(p))) out.push(p);
+  }
+  return out;
 }

@@ -10,13 +10,22 @@
 // registry until a step hits: then the solver's fetchLayer hook (see solver/solver.ts) fetches exactly
 // that blob. Snapshots are unpacked from it later, only if a RUN/COPY actually needs the
 // filesystem (store.snapshots.ensure).
+//
+// type=local,dest=DIR / src=DIR: the same artifact (records blob, manifest, layers) in an OCI layout
+// at DIR, as buildx writes its local cache: index.json names the artifact by its tag (default
+// "latest"). A layout from elsewhere is untrusted like a registry: every member is read without
+// following a symlink, blobs are verified against their digests, and a bad cache is a warning.
+import { resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { existsSync, promises as fsp } from 'node:fs';
 import { cacheMountPath } from '../solver/ops/cachemounts.js';
 import { unpackLayer } from '@tsbuild/layerstore/layer';
 import { listMount, mountLayers, MaxMountLayers, type MountListing } from './mount-layers.js';
 import {
   isDigest,
+  layout,
   materialiseLayer,
+  MediaType,
   parseReference,
   remote,
   type Compression,
@@ -53,8 +62,13 @@ export interface StepRecord {
 }
 
 export interface CacheRef {
+  /** inline: the records go into the image's config (build's inlineCache), read back with --cache-from REF. */
+  type: 'registry' | 'local' | 'inline';
+  /** The registry reference, or for type=local the layout directory (absolute). */
   ref: string;
   mode: 'min' | 'max';
+  /** type=local: the index.json entry (ref name) of the artifact. */
+  tag?: string;
   /** --cache-to ...,mounts=ID[,ID...]: the RUN --mount=type=cache ids whose content travels too. */
   mounts: string[];
   /** --cache-to ...,max-size=SIZE: a mount whose layers add up to more than this is not exported. */
@@ -67,6 +81,9 @@ interface MountRecord {
   layers: Layer[];
 }
 
+/** How progress and warnings name a cache. */
+const where = (c: CacheRef) => (c.type === 'local' ? `type=local ${c.ref}` : c.ref);
+
 /** One shareable record: the solver's cache record of a filesystem step under its key. */
 export interface SharedRecord {
   key: Digest;
@@ -76,7 +93,9 @@ export interface SharedRecord {
 
 /**
  * `type=registry,ref=R[,mode=min|max][,mounts=ID[,ID...]][,max-size=SIZE]`, or a bare `R` (as buildx takes
- * it for --cache-from). The ids of `mounts=` run on after commas until the next `key=`.
+ * it for --cache-from); `type=local,dest=DIR[,mode=min|max][,tag=T][,mounts=...][,max-size=...]` for
+ * --cache-to, `type=local,src=DIR[,tag=T]` for --cache-from. The ids of `mounts=` run on after commas
+ * until the next `key=`.
  */
 export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-from'): CacheRef {
   const kv = new Map<string, string>();
@@ -92,7 +111,38 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
     }
   }
   const type = kv.get('type') ?? 'registry';
-  if (type !== 'registry') throw new UsageError(`${flag} ${value}: type=${type} is not supported (only type=registry)`);
+  if (type === 'inline' && flag === '--cache-to') {
+    for (const k of kv.keys())
+      if (k !== 'type' && k !== 'mode') throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
+    // As BuildKit: the image carries only its own layers, so only its own steps' records.
+    if ((kv.get('mode') ?? 'min') !== 'min')
+      throw new UsageError(`${flag} ${value}: type=inline only supports mode=min (the image's own steps)`);
+    return { type, ref: '', mode: 'min', mounts: [] };
+  }
+  if (type !== 'registry' && type !== 'local')
+    throw new UsageError(
+      `${flag} ${value}: type=${type} is not supported (type=registry, type=local` +
+        `${flag === '--cache-to' ? ' or type=inline' : '; an image pushed with inline cache: its reference'})`,
+    );
+  const dirKey = flag === '--cache-to' ? 'dest' : 'src';
+  const keys = [...(type === 'registry' ? ['type', 'ref'] : ['type', dirKey, 'tag']), 'mode', 'mounts', 'max-size'];
+  for (const k of kv.keys()) if (!keys.includes(k)) throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
+  const mode = kv.get('mode') ?? 'min';
+  if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
+  for (const k of ['mode', 'mounts', 'max-size'])
+    if (flag === '--cache-from' && kv.has(k))
+      throw new UsageError(`${flag} ${value}: ${k}= only applies to --cache-to`);
+  const mounts = (kv.get('mounts') ?? '').split(',').filter(Boolean);
+  if (kv.has('mounts') && !mounts.length) throw new UsageError(`${flag} ${value}: mounts= needs at least one id`);
+  const size = kv.get('max-size');
+  const maxSize = size === undefined ? undefined : parseSize(size, `${flag} max-size`);
+  if (type === 'local') {
+    const dir = kv.get(dirKey);
+    if (!dir) throw new UsageError(`${flag} ${value}: ${dirKey}= is required for type=local`);
+    const tag = kv.get('tag') ?? 'latest';
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`${flag} ${value}: bad tag "${tag}"`);
+    return { type, ref: resolve(dir), mode, tag, mounts, maxSize };
+  }
   const ref = kv.get('ref');
   if (!ref) throw new UsageError(`${flag} ${value}: ref= is required`);
   try {
@@ -100,19 +150,56 @@ export function parseCacheOption(value: string, flag: '--cache-to' | '--cache-fr
   } catch (e) {
     throw new UsageError(`${flag} ${value}: ${(e as Error).message}`);
   }
-  const mode = kv.get('mode') ?? 'min';
-  if (mode !== 'min' && mode !== 'max') throw new UsageError(`${flag} ${value}: mode=${mode} is not one of min, max`);
-  for (const k of ['mode', 'mounts', 'max-size'])
-    if (flag === '--cache-from' && kv.has(k))
-      throw new UsageError(`${flag} ${value}: ${k}= only applies to --cache-to`);
-  for (const k of kv.keys())
-    if (!['type', 'ref', 'mode', 'mounts', 'max-size'].includes(k))
-      throw new UsageError(`${flag} ${value}: unknown key "${k}"`);
-  const mounts = (kv.get('mounts') ?? '').split(',').filter(Boolean);
-  if (kv.has('mounts') && !mounts.length) throw new UsageError(`${flag} ${value}: mounts= needs at least one id`);
-  const size = kv.get('max-size');
-  const maxSize = size === undefined ? undefined : parseSize(size, `${flag} max-size`);
-  return { ref, mode, mounts, maxSize };
+  return { type, ref, mode, mounts, maxSize };
+}
+
+/** A manifest is read whole: no more than this. */
+const ManifestLimit = 4 << 20;
+
+/**
+ * The cache artifact at a layout's tag, read as pullCache reads it from a registry (records only;
+ * layers are copied from the layout on a hit). Undefined when there is no layout or no such tag.
+ */
+async function readLocalCache(
+  c: CacheRef,
+): Promise<{ records: unknown; layers: Descriptor[]; blobs: layout.LayoutBlobs } | undefined> {
+  let index;
+  try {
+    index = await layout.readIndex(c.ref);
+  } catch (e) {
+    if ((e as Error).message.includes('index.json is missing')) return undefined;
+    throw e;
+  }
+  const desc = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === c.tag);
+  if (!desc) return undefined;
+  if (!isDigest(desc.digest) || !(desc.size <= ManifestLimit)) throw new Error(`bad index.json entry "${c.tag}"`);
+  const blobs = new layout.LayoutBlobs(c.ref);
+  let m: { config?: Descriptor; layers?: Descriptor[] };
+  try {
+    m = JSON.parse((await blobs.read(desc.digest)).toString('utf8'));
+  } catch (e) {
+    throw new Error(`manifest ${desc.digest}: ${(e as Error).message}`);
+  }
+  if (m?.config?.mediaType !== remote.CacheMediaType.Config || !isDigest(m.config.digest))
+    throw new Error(`not a tsbuild cache (config media type ${String(m?.config?.mediaType)})`);
+  if (!(m.config.size <= remote.CacheConfigLimit)) throw new Error(`cache config of ${m.config.size} bytes`);
+  const records = remote.parseCacheConfig(await blobs.read(m.config.digest));
+  const layers = (Array.isArray(m.layers) ? m.layers : []).filter(
+    (l) => isDigest(l?.digest) && Number.isSafeInteger(l.size) && l.size >= 0,
+  );
+  return { records, layers, blobs };
+}
+
+/** Copies a layer blob from a layout into the store: verified against digest and size, as every blob. */
+async function copyFromLayout(store: Store, blobs: layout.LayoutBlobs, desc: Descriptor): Promise<void> {
+  const ingest = store.blobs.ingest();
+  try {
+    await pipeline(blobs.open(desc.digest), ingest);
+    await ingest.commit({ digest: desc.digest, size: desc.size });
+  } catch (e) {
+    await ingest.abort();
+    throw e;
+  }
 }
 
 /** A record from a registry is untrusted input: keep only well-formed ones. */
@@ -169,28 +256,49 @@ export async function importCache(
 ): Promise<ImportedCache> {
   const byKey = new Map<Digest, StepRecord>();
   /** Where each layer of an imported record can be fetched. */
-  const sources = new Map<Digest, { ref: string; desc: Descriptor }[]>();
+  const sources = new Map<Digest, { from: CacheRef; desc: Descriptor; blobs?: layout.LayoutBlobs }[]>();
   /** The content of cache mounts, by id (the first artifact to carry an id wins). */
-  const mounts = new Map<string, { ref: string; layers: { desc: Descriptor; layer: Layer }[] }>();
+  const mounts = new Map<
+    string,
+    { from: CacheRef; blobs?: layout.LayoutBlobs; layers: { desc: Descriptor; layer: Layer }[] }
+  >();
   const restored = new Map<string, Promise<void>>();
   const restoredState = new Map<string, { layers: Layer[]; listing: MountListing }>();
-  for (const { ref } of refs) {
+  for (const c of refs) {
+    const ref = where(c);
     let artifact;
     try {
-      artifact = await remote.pullCache<unknown>(o.blobs ?? store.blobs, ref, await o.opts(ref));
+      artifact =
+        c.type === 'local'
+          ? await readLocalCache(c)
+          : await remote.pullCache<unknown>(o.blobs ?? store.blobs, c.ref, await o.opts(c.ref));
     } catch (e) {
       o.reporter.warn(`--cache-from ${ref}: ${(e as Error).message}; building without it`);
       continue;
     }
     if (!artifact) {
-      o.reporter.warn(`--cache-from ${ref}: not found in the registry; building without it`);
+      const none = c.type === 'local' ? `no cache tagged "${c.tag}" there` : 'not found in the registry';
+      o.reporter.warn(`--cache-from ${ref}: ${none}; building without it`);
       continue;
     }
-    const records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
+    const blobs = 'blobs' in artifact ? artifact.blobs : undefined;
+    let records = Array.isArray(artifact.records) ? artifact.records.filter(validRecord) : [];
+    // An image's inline records name layers as its builder's store held them: take the image's own
+    // blob of each (the same diffID, at the same place in the config and the manifest).
+    const diffIDs = 'diffIDs' in artifact ? artifact.diffIDs : undefined;
+    if (diffIDs) {
+      const blobOf = new Map(diffIDs.map((d, i) => [d, artifact.layers[i]] as const));
+      records = records.map((r) => {
+        const l = r.layer && blobOf.get(r.layer.diffID);
+        return l && r.layer
+          ? { ...r, layer: { ...r.layer, digest: l.digest, size: l.size, mediaType: l.mediaType } }
+          : r;
+      });
+    }
     const inArtifact = new Map(artifact.layers.map((d) => [d.digest, d]));
     for (const m of Array.isArray(artifact.records) ? artifact.records.filter(validMount) : []) {
       const layers = m.layers.map((layer) => ({ layer, desc: inArtifact.get(layer.digest)! }));
-      if (layers.every((l) => l.desc) && !mounts.has(m.mount)) mounts.set(m.mount, { ref, layers });
+      if (layers.every((l) => l.desc) && !mounts.has(m.mount)) mounts.set(m.mount, { from: c, blobs, layers });
     }
     let imported = 0;
     for (const r of records) {
@@ -199,7 +307,8 @@ export async function importCache(
       if (r.layer) {
         const list = sources.get(r.layer.digest) ?? [];
         list.push({
-          ref,
+          from: c,
+          blobs,
           desc: inArtifact.get(r.layer.digest) ?? {
             mediaType: r.layer.mediaType,
             digest: r.layer.digest,
@@ -223,8 +332,13 @@ export async function importCache(
     const m = mounts.get(id);
     if (!m || (await fsp.readdir(dir)).length > 0) return;
     try {
-      const descs = m.layers.map((l) => l.desc);
-      const stats = await remote.fetchBlobs(store.blobs, m.ref, descs, await o.opts(m.ref));
+      let bytes = 0;
+      if (m.blobs) for (const { desc } of m.layers) await copyFromLayout(store, m.blobs, desc);
+      else {
+        const descs = m.layers.map((l) => l.desc);
+        const stats = await remote.fetchBlobs(store.blobs, m.from.ref, descs, await o.opts(m.from.ref));
+        bytes = stats.bytesDownloaded;
+      }
       // The layers are untrusted: unpackLayer writes beneath the directory, never through a link; in
       // order, a later layer's whiteouts removing what an earlier one had.
       for (const { layer } of m.layers)
@@ -234,11 +348,10 @@ export async function importCache(
         });
       restoredState.set(id, { layers: m.layers.map((l) => l.layer), listing: await listMount(dir) });
       o.reporter.info(
-        `restored cache mount ${id} from ${m.ref} ` +
-          `(${m.layers.length} layers, ${stats.bytesDownloaded} bytes downloaded)`,
+        `restored cache mount ${id} from ${where(m.from)} ` + `(${m.layers.length} layers, ${bytes} bytes downloaded)`,
       );
     } catch (e) {
-      o.reporter.warn(`--cache-from ${m.ref}: restoring cache mount ${id}: ${(e as Error).message}`);
+      o.reporter.warn(`--cache-from ${where(m.from)}: restoring cache mount ${id}: ${(e as Error).message}`);
     }
   };
   return {
@@ -251,13 +364,18 @@ export async function importCache(
       return p;
     },
     fetchLayer: async (layer) => {
-      for (const { ref, desc } of sources.get(layer.digest) ?? []) {
+      for (const { from, desc, blobs } of sources.get(layer.digest) ?? []) {
         try {
-          const stats = await remote.fetchBlobs(store.blobs, ref, [desc], await o.opts(ref));
-          o.reporter.info(`fetched cached layer ${layer.digest} from ${ref} (${stats.bytesDownloaded} bytes)`);
+          if (blobs) {
+            await copyFromLayout(store, blobs, desc);
+            o.reporter.info(`copied cached layer ${layer.digest} from ${where(from)} (${desc.size} bytes)`);
+          } else {
+            const stats = await remote.fetchBlobs(store.blobs, from.ref, [desc], await o.opts(from.ref));
+            o.reporter.info(`fetched cached layer ${layer.digest} from ${from.ref} (${stats.bytesDownloaded} bytes)`);
+          }
           if (await store.blobs.has(layer.digest)) return true;
         } catch (e) {
-          o.reporter.warn(`fetching cached layer ${layer.digest} from ${ref}: ${(e as Error).message}`);
+          o.reporter.warn(`fetching cached layer ${layer.digest} from ${where(from)}: ${(e as Error).message}`);
         }
       }
       return false;
@@ -295,7 +413,7 @@ export async function exportCache(
       }
       chosen.set(r.key, { key: r.key, layer, created: r.created });
     }
-    const handle = o.reporter.step(`exporting cache to ${t.ref} (mode=${t.mode})`);
+    const handle = o.reporter.step(`exporting cache to ${where(t)} (mode=${t.mode})`);
     try {
       const carried = await exportMounts(store, t, o.reporter, o.imported);
       for (const l of carried.flatMap((m) => m.layers))
@@ -303,12 +421,17 @@ export async function exportCache(
       // In digest order: stages run at once and layers are written in the background, so the order
       // records arrive in varies from build to build, and the artifact must not.
       const byDigest = <T>(m: Map<Digest, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-      const result = await remote.pushCache(
-        store.blobs,
-        t.ref,
-        { records: [...byDigest(chosen), ...carried], layers: byDigest(layers) },
-        await o.opts(t.ref),
-      );
+      const artifact = { records: [...byDigest(chosen), ...carried], layers: byDigest(layers) };
+      if (t.type === 'local') {
+        const m = await remote.putCacheArtifact(store.blobs, artifact);
+        const blobs = [m.config, ...artifact.layers.map((l) => l.digest), m.digest];
+        const desc = { mediaType: MediaType.OciManifest, digest: m.digest, size: m.size };
+        await layout.writeEntry(store, t.ref, blobs, desc, t.tag!);
+        handle.log(`${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers written to ${t.ref}`);
+        handle.done();
+        continue;
+      }
+      const result = await remote.pushCache(store.blobs, t.ref, artifact, await o.opts(t.ref));
       handle.log(
         `${chosen.size} records, ${carried.length} cache mounts, ${layers.size} layers; ` +
           `uploaded ${result.stats.blobsUploaded} blobs (${result.stats.bytesUploaded} bytes), ` +
@@ -337,13 +460,13 @@ async function exportMounts(
   for (const id of [...t.mounts].sort()) {
     const { dir } = cacheMountPath(store, id);
     if (!existsSync(dir)) {
-      reporter.warn(`--cache-to ${t.ref}: no cache mount with id ${id} in this store; not exported`);
+      reporter.warn(`--cache-to ${where(t)}: no cache mount with id ${id} in this store; not exported`);
       continue;
     }
     const layers = await mountLayers(store, dir, imported?.restoredMount(id));
     const size = layers.reduce((n, l) => n + l.size, 0);
     if (t.maxSize !== undefined && size > t.maxSize) {
-      reporter.warn(`--cache-to ${t.ref}: cache mount ${id} is ${size} bytes, over max-size; not exported`);
+      reporter.warn(`--cache-to ${where(t)}: cache mount ${id} is ${size} bytes, over max-size; not exported`);
       continue;
     }
     out.push({ mount: id, layers });

@@ -14,7 +14,18 @@ import {
   type LintWarning,
   type Stage,
 } from '@tsbuild/parser';
-import { hostPlatform, validate, type Digest, type Image, type Layer, type Store } from '@tsbuild/layerstore';
+import {
+  formatPlatform,
+  hostPlatform,
+  platformMatches,
+  remote,
+  validate,
+  type Platform,
+  type Digest,
+  type Image,
+  type Layer,
+  type Store,
+} from '@tsbuild/layerstore';
 import { BuildContext } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
@@ -44,6 +55,8 @@ export interface BuildRequest {
   /** `--allow network.host`: RUN steps may use the host's network namespace. */
   allowNetworkHost?: boolean;
   secrets: Map<string, { file?: string; env?: string }>;
+  /** `--ssh`: the host agent socket of each id. */
+  ssh?: Map<string, string>;
   sourceDateEpoch?: number;
   compression?: 'gzip' | 'zstd' | 'none';
   reporter: Reporter;
@@ -62,6 +75,10 @@ export interface BuildRequest {
   run?: RunSettings;
   /** `--build-context`: what FROM NAME and --from=NAME read instead of the image NAME. */
   namedContexts?: NamedContext[];
+  /** `--cache-to type=inline`: the image's own cache records go into its config (InlineCacheKey). */
+  inlineCache?: boolean;
+  /** `--platform`: what the image is for (default this machine's); a foreign one runs RUN steps emulated. */
+  platform?: Platform;
   /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
   onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
 }
@@ -90,8 +107,8 @@ export async function dryRun(req: Omit<BuildRequest, 'tags' | 'fetchBase'>): Pro
 }
 
 async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResult | { explain: ExplainRow[] }> {
-  const platform = hostPlatform();
-  const platformString = `${platform.os}/${platform.architecture}`;
+  const platform = req.platform ?? hostPlatform();
+  const platformString = formatPlatform(platform);
   // List the context while the Dockerfile is parsed and base images are resolved.
   const contextPromise = BuildContext.open(
     req.contextDir,
@@ -111,7 +128,7 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     file: req.dockerfilePath,
     buildArgs: req.buildArgs,
     target: req.target,
-    buildPlatform: platformString,
+    buildPlatform: formatPlatform(hostPlatform()),
     targetPlatform: platformString,
   };
 
@@ -135,7 +152,16 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       );
     if (named?.type === 'dir') {
       const { store, noCache, sourceDateEpoch, compression, reporter, signal } = req;
-      const inner = { store, noCache, sourceDateEpoch, compression, reporter, signal, ...directoryBuild(named.dir) };
+      const inner = {
+        store,
+        noCache,
+        sourceDateEpoch,
+        compression,
+        reporter,
+        signal,
+        platform: req.platform,
+        ...directoryBuild(named.dir),
+      };
       bases.set(ref, (await build(inner)).image);
       continue;
     }
@@ -162,6 +188,13 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       throw new BuildError(
         `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
           "build it, or bring it with 'tsbuild load' or 'tsbuild pull'",
+      );
+    // A base for another platform would make an image whose config says one platform and whose
+    // files are for another: refuse it, as BuildKit refuses a base with no manifest for the platform.
+    const got = { os: image.config.os, architecture: image.config.architecture, variant: image.config.variant };
+    if (typeof got.os === 'string' && typeof got.architecture === 'string' && !platformMatches(platform, got))
+      throw new BuildError(
+        `base image "${imageRef}" is for ${formatPlatform(got as Platform)}, not ${platformString} (--platform)`,
       );
     bases.set(ref, image);
   }
@@ -213,6 +246,7 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     allowNetworkHost: req.allowNetworkHost ?? false,
     privateNetwork,
     secrets: req.secrets,
+    ssh: req.ssh,
     sourceDateEpoch: req.sourceDateEpoch,
     compression: req.compression ?? 'gzip',
     platform,
@@ -254,13 +288,23 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     const config = solver.finalConfig(state);
     if (req.labels && Object.keys(req.labels).length)
       config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
+    const records = cacheRecords();
+    if (req.inlineCache) {
+      // In key order, as every cache export: the image digest must not depend on which stage finished first.
+      const own = records.filter((r) => r.inImage).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      (config as unknown as Record<string, unknown>)[remote.InlineCacheKey] = own.map(({ key, layer, created }) => ({
+        key,
+        layer,
+        created,
+      }));
+    }
     const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
-    return { image, explain: solver.explain, cacheRecords: cacheRecords() };
+    return { image, explain: solver.explain, cacheRecords: records };
   } finally {
     await network?.then(
       (n) => n.close(),

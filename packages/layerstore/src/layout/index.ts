@@ -184,13 +184,7 @@ export interface LayoutEntry {
 /** Read every image named in dir/index.json (indexes resolve to the host platform). */
 export async function read(dir: string): Promise<{ blobs: LayoutBlobs; images: LayoutEntry[] }> {
   const blobs = new LayoutBlobs(dir);
-  let index: OciIndex;
-  try {
-    const text = await readMember(join(dir, 'index.json'), `${join(dir, 'index.json')}`, dir);
-    index = JSON.parse(text.toString('utf8'));
-  } catch (e) {
-    throw new StoreError('invalid', `${dir} is not an OCI layout: ${(e as Error).message}`, dir);
-  }
+  const index = await readIndex(dir);
   const images: LayoutEntry[] = [];
   for (const desc of index.manifests ?? []) {
     checkDigest(desc.digest);
@@ -199,4 +193,39 @@ export async function read(dir: string): Promise<{ blobs: LayoutBlobs; images: L
     images.push({ name: desc.annotations?.[ContainerdNameAnnotation] ?? refName, refName, descriptor: desc, image });
   }
   return { blobs, images };
+}
+
+/** A layout's index.json, read as every member of a layout from anywhere (no symlink, bounded). */
+export async function readIndex(dir: string): Promise<OciIndex> {
+  try {
+    const text = await readMember(join(dir, 'index.json'), `${join(dir, 'index.json')}`, dir);
+    const index = JSON.parse(text.toString('utf8')) as OciIndex;
+    if (!index || !Array.isArray(index.manifests)) throw new Error('index.json has no manifests list');
+    return index;
+  } catch (e) {
+    throw new StoreError('invalid', `${dir} is not an OCI layout: ${(e as Error).message}`, dir);
+  }
+}
+
+/**
+ * Puts these store blobs into the layout at dir (hardlinked or copied as write() does) and points the
+ * index.json entry named refName at desc, replacing the entry of that name: how a build cache is
+ * exported to a directory (--cache-to type=local), each export a new entry over the blobs of all.
+ */
+export async function writeEntry(
+  store: Store,
+  dir: string,
+  blobs: Digest[],
+  desc: Descriptor,
+  refName: string,
+): Promise<void> {
+  const blobDir = join(dir, 'blobs', 'sha256');
+  await fsp.mkdir(blobDir, { recursive: true });
+  for (const d of blobs) await copyBlob(store, d, join(blobDir, hexOf(d)));
+  await writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  let index: OciIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+  if (await exists(join(dir, 'index.json'))) index = await readIndex(dir);
+  index.manifests = index.manifests.filter((m) => m.annotations?.[RefNameAnnotation] !== refName);
+  index.manifests.push({ ...desc, annotations: { ...desc.annotations, [RefNameAnnotation]: refName } });
+  await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index));
 }

@@ -21,7 +21,16 @@ export {
   type RemoteOptions,
 } from './pull.js';
 export { push, type PushOptions, type PushResult, type PushSource, type LayerCodec } from './push.js';
-export { pushCache, pullCache, type CacheArtifact } from './artifact.js';
+export {
+  pushCache,
+  pullCache,
+  putCacheArtifact,
+  parseCacheConfig,
+  CacheConfigLimit,
+  CacheMediaType,
+  InlineCacheKey,
+  type CacheArtifact,
+} from './artifact.js';
 export { parsePlatform, type Platform } from './manifest.js';
 export type { TransferStats } from './blob.js';
 // TLS trust for any client (the registry, ADD https://…).

@@ -10,7 +10,19 @@ import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
 import type { CacheRef } from '../../exporter/cache-share.js';
-import { formatReference, hostPlatform, parseReference, Store, type Image } from '@tsbuild/layerstore';
+import {
+  formatPlatform,
+  formatReference,
+  hostPlatform,
+  MediaType,
+  parseReference,
+  Store,
+  type Descriptor,
+  type Image,
+  type Platform,
+} from '@tsbuild/layerstore';
+import { emulationProblem, isNative } from '../../solver/emulation.js';
+import { parseSsh, startAgents, type SshAgents } from '../../solver/ssh.js';
 import { writeFileAtomic } from '@tsbuild/sys';
 import {
   parseAddHosts,
@@ -18,6 +30,7 @@ import {
   parseBuildContexts,
   parseLabels,
   parseShmSize,
+  parsePlatforms,
   parseUlimits,
 } from '../buildx-options.js';
 import { BuildError, UsageError } from '../../errors.js';
@@ -78,12 +91,11 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   if (!['auto', 'tty', 'plain', 'quiet'].includes(progress))
     throw new UsageError(`--progress: "${progress}" is not one of auto, tty, plain, quiet`);
   const compression = parseCompression(str(p, 'compression'));
-  const platform = str(p, 'platform');
-  if (platform && platform !== 'linux/amd64' && platform !== 'linux/x86_64')
-    throw new UsageError(`--platform ${platform}: only linux/amd64 (this machine) is supported`);
-  const labels = parseLabels(list(p, 'label'));
   const host = hostPlatform();
-  const annotations = parseAnnotations(list(p, 'annotation'), `${host.os}/${host.architecture}`);
+  const platforms = str(p, 'platform') ? parsePlatforms(str(p, 'platform')!) : [host];
+  const labels = parseLabels(list(p, 'label'));
+  const annotationsFor = (pl: Platform) => parseAnnotations(list(p, 'annotation'), `${pl.os}/${pl.architecture}`);
+  annotationsFor(platforms[0]);
   const shm = str(p, 'shm-size');
   const run = {
     extraHosts: parseAddHosts(list(p, 'add-host')),
@@ -114,6 +126,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     if (src) secrets.set(id, { file: resolve(src) });
     else secrets.set(id, { env: env ?? id.toUpperCase() });
   }
+  const sshSources = parseSsh(list(p, 'ssh'));
   // Registries (registry.ts, exporter/push.ts, exporter/cache-share.ts): --push, --cache-to/--cache-from,
   // --insecure-registry.
   const cacheShare = list(p, 'cache-to').length || list(p, 'cache-from').length ? await cacheShareModule() : undefined;
@@ -159,6 +172,17 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       dockerfileText,
       buildArgs: args,
     });
+  // Several platforms make one image index (tagged, and pushed as one reference with --push); what
+  // takes one image (outputs, --load, metadata, the image id, the cache export) is refused for it.
+  if (platforms.length > 1) {
+    const one = ['output', 'load', 'metadata-file', 'iidfile', 'cache-to'].find((f) =>
+      f === 'load' ? bool(p, f) : f === 'output' || f === 'cache-to' ? list(p, f).length : str(p, f),
+    );
+    if (one) throw new UsageError(`--${one} cannot be used with several platforms (--platform ${str(p, 'platform')})`);
+  }
+  // A dry run reports one build's keys: for several platforms that would be several reports.
+  if (dry && platforms.length > 1)
+    throw new UsageError(`--dry-run reports one platform's build: give one --platform (not ${str(p, 'platform')})`);
   if (dry)
     return dryRunCommand({
       p,
@@ -180,17 +204,28 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       // What shapes keys and base images as in the build (--add-host/--ulimit/--shm-size are in RUN keys).
       run,
       namedContexts,
+      platform: platforms[0],
     });
   const store = await openStore(str(p, 'root'), 'build');
   const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
+  // A foreign platform: its RUN steps need QEMU user emulation through binfmt_misc. Without it a
+  // build that has no RUN step still works, so this is a warning, said before anything runs.
+  for (const platform of platforms) {
+    const foreign = isNative(platform, host) ? undefined : emulationProblem(platform);
+    if (foreign) reporter.warn(`--platform ${formatPlatform(platform)}: RUN steps cannot run here: ${foreign}`);
+  }
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
+  let agents: SshAgents | undefined;
   try {
+    agents = sshSources.length ? await startAgents(sshSources) : undefined;
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
     const imported = useCache
       ? await cacheShare!.importCache(store, cacheFrom, { opts: remoteOpts, reporter })
       : undefined;
-    const result = await build({
+    // type=inline is written into the image by the build itself; the others are exported after it.
+    const exported = cacheTo.filter((c) => c.type !== 'inline');
+    const request = (platform: Platform, tags: string[]): BuildRequest => ({
       store,
       contextDir,
       dockerfilePath,
@@ -204,6 +239,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       network: network as 'default' | 'none' | 'host',
       allowNetworkHost: allow.has('network.host'),
       secrets,
+      ssh: agents?.sockets,
       sourceDateEpoch,
       compression,
       reporter,
@@ -214,7 +250,12 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
           return (
             await (
               await registryModule()
-            ).pullImage(store, ref, { insecure, reporter, label: `pull base image ${ref}` })
+            ).pullImage(store, ref, {
+              insecure,
+              reporter,
+              label: `pull base image ${ref}`,
+              platform: formatPlatform(platform),
+            })
           ).image;
         } catch (e) {
           const where = pull
@@ -226,21 +267,36 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       cacheFrom: imported,
       pull,
       labels,
-      annotations,
+      annotations: annotationsFor(platform),
       run,
       namedContexts,
+      inlineCache: cacheTo.some((c) => c.type === 'inline'),
+      platform,
       // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
-      onFailure: cacheTo.length
+      onFailure: exported.length
         ? async (records) => {
             reporter.info(`build failed: exporting the cache of the ${records.length} steps that finished`);
             await cacheShare!
-              .exportCache(store, cacheTo, records, { opts: remoteOpts, reporter, imported, compression })
+              .exportCache(store, exported, records, { opts: remoteOpts, reporter, imported, compression })
               .catch((e) => {
                 reporter.warn(`--cache-to: ${(e as Error).message}`);
               });
           }
         : undefined,
     });
+    if (platforms.length > 1) {
+      const images: { image: Image; platform: Platform }[] = [];
+      for (const pl of platforms) images.push({ image: (await build(request(pl, []))).image, platform: pl });
+      const index = await writeIndex(store, images);
+      for (const tag of tags) await store.images.tagDescriptor(tag, index);
+      for (const tag of bool(p, 'push') ? tags : [])
+        await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression });
+      reporter.close();
+      if (bool(p, 'quiet')) process.stdout.write(`${index.digest}\n`);
+      else reporter.info(`writing image index ${index.digest}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
+      return 0;
+    }
+    const result = await build(request(platforms[0], tags));
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
     if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
     for (const tag of bool(p, 'push') ? tags : []) {
@@ -249,8 +305,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
       if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
     }
-    if (cacheTo.length)
-      await cacheShare!.exportCache(store, cacheTo, result.cacheRecords, {
+    if (exported.length)
+      await cacheShare!.exportCache(store, exported, result.cacheRecords, {
         opts: remoteOpts,
         reporter,
         imported,
@@ -278,6 +334,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
   } finally {
+    await agents?.close();
     reporter.close();
   }
 }
@@ -322,6 +379,19 @@ function statOrUndefined(path: string) {
   }
 }
 
+/** An OCI image index over one image per platform, written into the store; its descriptor. */
+async function writeIndex(
+  store: Awaited<ReturnType<typeof openStore>>,
+  images: { image: Image; platform: Platform }[],
+): Promise<Descriptor> {
+  const manifests: Descriptor[] = [];
+  for (const { image, platform } of images)
+    manifests.push({ ...(await store.images.descriptor(image)), platform: { ...platform } });
+  const bytes = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+  const { digest, size } = await store.blobs.put(bytes);
+  return { mediaType: MediaType.OciIndex, digest, size };
+}
+
 /**
  * `build --dry-run`: the build's every key and cache lookup, nothing run or written (solver/build.ts
  * dryRun). The store is opened without a lease (nothing is used); --cache-from's records go to a
@@ -347,6 +417,7 @@ async function dryRunCommand(o: {
   signal: AbortSignal;
   run: BuildRequest['run'];
   namedContexts: BuildRequest['namedContexts'];
+  platform: Platform;
 }): Promise<number> {
   const { p } = o;
   const store = await openStore(str(p, 'root'));
@@ -381,6 +452,7 @@ async function dryRunCommand(o: {
       cacheFrom: imported,
       run: o.run,
       namedContexts: o.namedContexts,
+      platform: o.platform,
       noCacheFilter: list(p, 'no-cache-filter'),
     });
     await (

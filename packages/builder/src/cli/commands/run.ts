@@ -7,6 +7,8 @@ import { flagsOf } from '../flags.js';
 import { UsageError } from '../../errors.js';
 import { parseSize } from '../../options.js';
 import { openStore } from '../root.js';
+import { emulationProblem, isNative } from '../../solver/emulation.js';
+import { formatPlatform, hostPlatform } from '@tsbuild/layerstore';
 import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { ContainerError, createContainer, runContainer, startDetached } from '@tsbuild/containers';
 import { errorLine, report } from '../report.js';
@@ -118,6 +120,11 @@ export async function runCommand(argv: string[]): Promise<number> {
     const store = await openStore(str(p, 'root'), 'run');
     const image = await store.images.get(ref);
     if (!image) throw new ContainerError(`Unable to find image '${ref}' in the store (${store.root})`);
+    // An image for another platform runs under QEMU user emulation (binfmt_misc), or says why it cannot.
+    const { os, architecture, variant } = image.config;
+    const platform = { os, architecture, ...(variant ? { variant } : {}) };
+    const cannot = isNative(platform, hostPlatform()) ? undefined : emulationProblem(platform);
+    if (cannot) throw new ContainerError(`image '${ref}' is for ${formatPlatform(platform)}: ${cannot}`);
     const doc = await createContainer(store, {
       ref,
       image,

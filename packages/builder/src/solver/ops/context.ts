@@ -22,6 +22,8 @@ export interface StepOptions {
   /** The build's private network (the default for RUN steps), made on first use. */
   privateNetwork: () => Promise<PrivateNetwork>;
   secrets: Map<string, { file?: string; env?: string }>;
+  /** `--ssh`: the host agent socket of each id (RUN --mount=type=ssh). */
+  ssh?: Map<string, string>;
   sourceDateEpoch?: number;
   /** How new layers are stored: gzip (default, what every consumer reads), zstd, or none. */
   compression: 'gzip' | 'zstd' | 'none';

@@ -1,5 +1,5 @@
 // RUN --mount: what each mount adds to the step's key, and the host side it is bound from
-// (a stage's or image's files, a view of the build context, a cache dir, a tmpfs, a secret).
+// (a stage's or image's files, a view of the build context, a cache dir, a tmpfs, a secret, an ssh agent).
 // Split from run.ts because the mounts are a protocol of their own beside running the command.
 import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -48,7 +48,9 @@ export async function keyMount(ctx: StepContext, step: RunStep, m: RunMount, kb:
       );
       return;
     case 'ssh':
-      throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
+      // The id and place only: which agent or keys stand behind the id must not shape the key.
+      kb.add(`mount:${m.target}`, JSON.stringify({ type: 'ssh', id: m.id, mode: m.mode, uid: m.uid, gid: m.gid }));
+      return;
   }
 }
 
@@ -142,8 +144,17 @@ export async function prepareMount(
         { type: 'bind', source: host, target: posix.resolve('/', m.target || `/run/secrets/${m.id}`), readonly: true },
       ];
     }
-    case 'ssh':
-      throw new BuildError(`${where(step)}: RUN --mount=type=ssh is not supported yet`, 2);
+    case 'ssh': {
+      const socket = ctx.opts.ssh?.get(m.id);
+      if (!socket) {
+        if (m.required)
+          throw new BuildError(`${where(step)}: ssh agent "${m.id}" is required but was not given (--ssh ${m.id})`);
+        return [];
+      }
+      // As BuildKit: the step finds the (first) agent through SSH_AUTH_SOCK.
+      if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${m.target}`);
+      return [{ type: 'bind', source: socket, target: posix.resolve('/', m.target), readonly: false }];
+    }
   }
 }
 

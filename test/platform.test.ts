@@ -1,0 +1,154 @@
+// --platform: the native platform under any of its spellings, bad values refused, a base for another
+// platform refused, and a foreign platform (linux/arm64, from Debian's arm64 busybox-static) whose RUN
+// steps run under QEMU user emulation (binfmt_misc + qemu-user-static), as does `tsbuild run` of it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { skip, startRegistry } from '@tsbuild/testkit';
+import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { inspect, sh } from './helpers/image.js';
+import { steps } from './helpers/progress.js';
+
+const dirs: string[] = [];
+const temp = (prefix: string) => {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+};
+test.after(() => cleanup(...dirs));
+
+/** Why arm64 executables cannot run here (qemu-aarch64 through binfmt_misc, F flag), or undefined. */
+function noArm64Emulation(): string | undefined {
+  let entry: string;
+  try {
+    entry = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8');
+  } catch {
+    return 'no binfmt_misc handler qemu-aarch64 (scripts/setup.sh --test installs qemu-user-static and registers it)';
+  }
+  if (!/^enabled$/m.test(entry) || !/^flags: *\S*F/m.test(entry)) return 'qemu-aarch64 is disabled or lacks the F flag';
+  return undefined;
+}
+
+test('the native platform by any spelling builds the same image as no --platform', () => {
+  const root = storeWithBase(temp('store-native'));
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo native > /n\n` });
+  dirs.push(ctx);
+  ok(tsbuild(['build', '-q', '-t', 'native:0', ctx], { root }));
+  const want = inspect(root, 'native:0').ManifestDigest;
+  for (const spelling of ['linux/amd64', 'amd64', 'linux/x86_64', 'x86_64', 'LINUX/AMD64']) {
+    const r = ok(tsbuild(['build', '--progress=plain', '--platform', spelling, '-t', 'native:1', ctx], { root }));
+    assert.equal(steps(r.stderr).ran, [], spelling);
+    assert.is(inspect(root, 'native:1').ManifestDigest, want, spelling);
+  }
+});
+
+test('bad --platform values and a base for another platform: a clear error, never a stack trace', () => {
+  const root = storeWithBase(temp('store-bad'));
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN true\n` });
+  dirs.push(ctx);
+  const cases = [
+    { platform: 'linux/sparc9', code: 2, stderr: /--platform linux\/sparc9: unknown architecture "sparc9"/ },
+    { platform: 'windows/amd64', code: 2, stderr: /--platform windows\/amd64: only linux images are built/ },
+    { platform: 'linux//amd64', code: 2, stderr: /is not OS\/ARCH\[\/VARIANT\]/ },
+    { platform: 'linux/amd64,linux/arm64 -o x', code: 2, stderr: /--output cannot be used with several platforms/ },
+    {
+      platform: 'linux/arm64',
+      code: 1,
+      stderr: /base image "tsbuild\/busybox:1" is for linux\/amd64, not linux\/arm64\/v8 \(--platform\)/,
+    },
+  ];
+  for (const c of cases) {
+    const r = tsbuild(['build', '--platform', ...c.platform.split(' '), ctx], { root });
+    assert.is(r.code, c.code, `${c.platform}\n${r.stderr}`);
+    assert.match(r.stderr, c.stderr, c.platform);
+    assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
+test('--platform linux/arm64: RUN steps run emulated (uname -m is aarch64); config and `tsbuild run` agree', () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  sh('bash', [join(repo, 'fixtures', 'busybox-arm64', 'make-rootfs.sh')]);
+  const ctx = context({ Dockerfile: 'FROM scratch\nADD rootfs.tar /\nRUN uname -m > /arch\nCMD ["uname", "-m"]\n' });
+  dirs.push(ctx);
+  copyFileSync(join(repo, 'fixtures', 'busybox-arm64', 'rootfs.tar'), join(ctx, 'rootfs.tar'));
+  const root = temp('store-arm64');
+  const out = join(root, 'out');
+  ok(tsbuild(['build', '-q', '--platform', 'linux/arm64', '-t', 'arm:1', '-o', out, ctx], { root }));
+  assert.is(readFileSync(join(out, 'arch'), 'utf8'), 'aarch64\n');
+  const config = inspect(root, 'arm:1').ImageConfig;
+  assert.equal([config.os, config.architecture, config.variant], ['linux', 'arm64', 'v8']);
+  const run = ok(tsbuild(['run', '--rm', 'arm:1'], { root }));
+  assert.is(run.stdout.trim(), 'aarch64');
+  // `arm64` alone is the same platform: every step is a hit and the image is the same.
+  const again = ok(tsbuild(['build', '--progress=plain', '--platform', 'arm64', '-t', 'arm:2', ctx], { root }));
+  assert.equal(steps(again.stderr).ran, []);
+  assert.is(inspect(root, 'arm:2').ManifestDigest, inspect(root, 'arm:1').ManifestDigest);
+});
+
+test('--platform linux/amd64,linux/arm64: one image per platform under an index, pushed as one reference', async () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  sh('bash', [join(repo, 'fixtures', 'busybox-arm64', 'make-rootfs.sh')]);
+  const ctx = context({
+    Dockerfile: 'FROM scratch\nARG TARGETARCH\nADD rootfs-$TARGETARCH.tar /\nRUN uname -m > /arch\n',
+  });
+  dirs.push(ctx);
+  copyFileSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'), join(ctx, 'rootfs-amd64.tar'));
+  copyFileSync(join(repo, 'fixtures', 'busybox-arm64', 'rootfs.tar'), join(ctx, 'rootfs-arm64.tar'));
+  const reg = await startRegistry();
+  try {
+    const ref = `${reg.host}/multi/app:1`;
+    const root = temp('store-multi');
+    ok(tsbuild(['build', '--platform', 'linux/amd64,linux/arm64', '-t', ref, '--push', ctx], { root }));
+    const index = JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
+    assert.is(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.equal(
+      index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture),
+      ['amd64', 'arm64'],
+    );
+    for (const [arch, uname] of [
+      ['amd64', 'x86_64'],
+      ['arm64', 'aarch64'],
+    ]) {
+      const config = JSON.parse(
+        sh('skopeo', ['inspect', '--config', '--tls-verify=false', '--override-arch', arch, `docker://${ref}`]),
+      );
+      assert.is(config.architecture, arch);
+      // Each platform's RUN ran on (or emulated) its own machine: pull it into an empty store and look.
+      const other = temp('store-pull');
+      ok(tsbuild(['pull', '--platform', `linux/${arch}`, ref], { root: other }));
+      const out = join(other, 'out');
+      ok(tsbuild(['build', '--platform', `linux/${arch}`, '-o', out, contextFrom(ref)], { root: other }));
+      assert.is(readFileSync(join(out, 'arch'), 'utf8'), `${uname}\n`, arch);
+    }
+  } finally {
+    await reg.stop();
+  }
+});
+
+/** A context whose Dockerfile is just FROM ref (to export an image's files with -o). */
+function contextFrom(ref: string): string {
+  const ctx = context({ Dockerfile: `FROM ${ref}\n` });
+  dirs.push(ctx);
+  return ctx;
+}
+
+test('a platform this machine cannot emulate: the build warns why, and `tsbuild run` refuses with the reason', () => {
+  // riscv64: scripts/setup.sh registers only qemu-aarch64; a machine with systemd-binfmt may have them all.
+  if (existsSync('/proc/sys/fs/binfmt_misc/qemu-riscv64'))
+    return skip('this machine emulates riscv64 (qemu-riscv64 is registered)', { required: false });
+  const root = temp('store-riscv');
+  const ctx = context({ Dockerfile: 'FROM scratch\nCOPY x /x\nCMD ["/x"]\n', x: 'not an executable\n' });
+  dirs.push(ctx);
+  const b = ok(tsbuild(['build', '--progress=plain', '--platform', 'linux/riscv64', '-t', 'rv:1', ctx], { root }));
+  assert.match(b.stderr, /--platform linux\/riscv64: RUN steps cannot run here: .*riscv64/);
+  assert.is(inspect(root, 'rv:1').ImageConfig.architecture, 'riscv64');
+  const r = tsbuild(['run', '--rm', 'rv:1'], { root });
+  assert.is(r.code === 0, false, r.stderr);
+  assert.match(r.stderr, /image 'rv:1' is for linux\/riscv64: .*riscv64/);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test.run();
