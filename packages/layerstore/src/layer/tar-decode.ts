@@ -1,7 +1,7 @@
 // Decoding tar headers from untrusted layers: every field is checked, and what is not
 // understood is a TarFormatError, so the reader never guesses. Encoding (tar-header.ts) only
 // ever sees our own well-formed entries, hence the two halves and their different rules.
-import { BLOCK, type TarType } from './tar-header.js';
+import { BLOCK, type RawHeader, type TarType } from './tar-header.js';
 
 const TYPE_OF_FLAG: Record<string, TarType> = {
   '0': 'file',
@@ -51,19 +51,6 @@ function readNumber(b: Buffer, off: number, len: number): number {
 export function isZeroBlock(b: Buffer): boolean {
   for (let i = 0; i < BLOCK; i++) if (b[i] !== 0) return false;
   return true;
-}
-
-export interface RawHeader {
-  flag: string;
-  name: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
 }
 
 export function decodeBlock(b: Buffer): RawHeader {

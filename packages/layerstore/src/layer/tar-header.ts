@@ -22,6 +22,20 @@ export interface TarHeader {
 
 export const BLOCK = 512;
 
+/** One ustar header block's fields as they stand in the block: what the encoder writes and the decoder reads. */
+export interface RawHeader {
+  flag: string;
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+}
+
 const FLAG: Record<TarType, string> = {
   file: '0',
   hardlink: '1',
@@ -67,19 +81,7 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len), 'ascii'), body]);
 }
 
-function ustarBlock(h: {
-  name: string;
-  prefix: string;
-  flag: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-}): Buffer {
+function ustarBlock(h: RawHeader & { prefix: string }): Buffer {
   const b = Buffer.alloc(BLOCK);
   b.write(h.name, 0, 100, 'utf8');
   writeOctal(b, 100, 8, h.mode & 0o7777);
