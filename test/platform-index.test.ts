@@ -1,0 +1,94 @@
+// Multi-platform images (`build --platform a,b`, and bases pulled for several platforms) against real
+// consumers: a `docker-registry` read back with skopeo, and tsbuild stores pulling and running each
+// platform (arm64 under QEMU user emulation, registered by scripts/setup.sh --test).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
+import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
+import { sh } from './helpers/image.js';
+
+let reg: TestRegistry | undefined;
+const dirs: string[] = [];
+const temp = (prefix: string) => {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+};
+test.after(async () => {
+  await reg?.stop();
+  cleanup(...dirs);
+});
+
+/** Why arm64 executables cannot run here (qemu-aarch64 through binfmt_misc, F flag), or undefined. */
+function noArm64Emulation(): string | undefined {
+  let entry: string;
+  try {
+    entry = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8');
+  } catch {
+    return 'no binfmt_misc handler qemu-aarch64 (scripts/setup.sh --test installs qemu-user-static and registers it)';
+  }
+  if (!/^enabled$/m.test(entry) || !/^flags: *\S*F/m.test(entry)) return 'qemu-aarch64 is disabled or lacks the F flag';
+  return undefined;
+}
+
+/** The registry, started once; undefined (with the reason) when arm64 cannot be emulated here. */
+async function registry(): Promise<TestRegistry> {
+  reg ??= await startRegistry();
+  return reg;
+}
+
+/** A context building busybox for $TARGETARCH (amd64 and arm64 root filesystems), then `extra` steps. */
+function busyboxContext(extra = ''): string {
+  sh('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')]);
+  sh('bash', [join(repo, 'fixtures', 'busybox-arm64', 'make-rootfs.sh')]);
+  const ctx = context({ Dockerfile: `FROM scratch\nARG TARGETARCH\nADD rootfs-$TARGETARCH.tar /\n${extra}` });
+  dirs.push(ctx);
+  copyFileSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'), join(ctx, 'rootfs-amd64.tar'));
+  copyFileSync(join(repo, 'fixtures', 'busybox-arm64', 'rootfs.tar'), join(ctx, 'rootfs-arm64.tar'));
+  return ctx;
+}
+
+/** The bytes the registry serves for ref (skopeo, not our client), parsed. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const raw = (ref: string): any =>
+  JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
+const repoOf = (ref: string) => ref.replace(/:[^:/]+$/, '');
+const Both = 'linux/amd64,linux/arm64';
+const uname: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64' };
+
+test('--platform a,b --push: each platform goes up with its layers compressed (gzip, --compression zstd)', async () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const r = await registry();
+  const ctx = busyboxContext('RUN uname -m > /arch\n');
+  const root = temp('store-push');
+  for (const [compression, layerType] of [
+    ['', 'application/vnd.oci.image.layer.v1.tar+gzip'],
+    ['zstd', 'application/vnd.oci.image.layer.v1.tar+zstd'],
+  ]) {
+    const ref = `${r.host}/multi/compressed-${compression || 'default'}:1`;
+    const flags = compression ? ['--compression', compression] : [];
+    ok(tsbuild(['build', '-q', '--platform', Both, ...flags, '-t', ref, '--push', ctx], { root }));
+    const index = raw(ref);
+    assert.is(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+    const archs = index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture);
+    assert.equal(archs, ['amd64', 'arm64']);
+    for (const entry of index.manifests) {
+      const arch = entry.platform.architecture as string;
+      const manifest = raw(`${repoOf(ref)}@${entry.digest}`);
+      assert.is(manifest.layers.length, 2, arch);
+      for (const l of manifest.layers) assert.is(l.mediaType, layerType, `${arch} ${compression}`);
+      // Each platform pulls into an empty store and runs (arm64 emulated): its RUN ran for it.
+      const other = temp('store-pull');
+      ok(tsbuild(['pull', `${repoOf(ref)}@${entry.digest}`], { root: other }));
+      const run = ok(
+        tsbuild(['run', '--rm', `${repoOf(ref)}@${entry.digest}`, 'sh', '-c', 'uname -m; cat /arch'], { root: other }),
+      );
+      assert.is(run.stdout, `${uname[arch]}\n${uname[arch]}\n`, arch);
+    }
+  }
+});
+
+test.run();
