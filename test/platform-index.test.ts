@@ -3,6 +3,7 @@
 // platform (arm64 under QEMU user emulation, registered by scripts/setup.sh --test).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
@@ -54,6 +55,7 @@ function busyboxContext(extra = ''): string {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const raw = (ref: string): any =>
   JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
+const sha256 = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 const repoOf = (ref: string) => ref.replace(/:[^:/]+$/, '');
 const Both = 'linux/amd64,linux/arm64';
 const uname: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64' };
@@ -89,6 +91,90 @@ test('--platform a,b --push: each platform goes up with its layers compressed (g
       assert.is(run.stdout, `${uname[arch]}\n${uname[arch]}\n`, arch);
     }
   }
+});
+
+/** A busybox index for amd64 and arm64 in the registry (a base image for both), its reference. */
+let baseRef: string | undefined;
+async function busyboxIndex(): Promise<string> {
+  if (baseRef) return baseRef;
+  const ref = `${(await registry()).host}/base/busybox:1`;
+  ok(tsbuild(['build', '-q', '--platform', Both, '-t', ref, '--push', busyboxContext()], { root: temp('store-base') }));
+  return (baseRef = ref);
+}
+
+test('a base pulled for arm64, then for amd64, under one tag: both kept, each build uses its own, no re-pull', async () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const base = await busyboxIndex();
+  const ctx = context({ Dockerfile: `FROM ${base}\nRUN uname -m > /arch\n` });
+  dirs.push(ctx);
+  const root = temp('store-bases');
+  const build = (arch: string) =>
+    ok(tsbuild(['build', '--progress=plain', '--platform', `linux/${arch}`, '-t', `app:${arch}`, ctx], { root }));
+  for (const [arch, pulls] of [
+    ['arm64', true],
+    ['amd64', true],
+    ['arm64', false],
+    ['amd64', false],
+  ] as const) {
+    const r = build(arch);
+    assert.is(/pull base image/.test(r.stderr), pulls, `${arch}: pulled? ${r.stderr}`);
+    const config = JSON.parse(ok(tsbuild(['inspect', `app:${arch}`], { root })).stdout).ImageConfig;
+    assert.is(config.architecture, arch);
+    const run = ok(tsbuild(['run', '--rm', `app:${arch}`, 'sh', '-c', 'uname -m; cat /arch'], { root }));
+    assert.is(run.stdout, `${uname[arch]}\n${uname[arch]}\n`, arch);
+  }
+  // The tag names the registry's index, as containerd keeps it; both platforms' images are whole.
+  const index = raw(base);
+  const tagged = JSON.parse(ok(tsbuild(['inspect', '--format', '{{json .}}', base], { root })).stdout);
+  assert.ok(tagged, 'inspect of the base tag');
+  ok(tsbuild(['check'], { root }));
+  assert.is(index.manifests.length, 2);
+});
+
+test('images and inspect of an index (built with --platform a,b, or pulled): one row per tag, the native image', async () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const root = temp('store-views');
+  const indexDigest = ok(
+    tsbuild(['build', '-q', '--platform', Both, '-t', 'multi:1', busyboxContext()], { root }),
+  ).stdout.trim();
+  // A pulled index, one platform at a time: the one that is there is shown, then the native one.
+  const base = await busyboxIndex();
+  const served = sha256(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${base}`]));
+  const baseRepo = repoOf(base);
+  const inspect = (ref: string) => JSON.parse(ok(tsbuild(['inspect', ref], { root })).stdout);
+  const pulled = ok(tsbuild(['pull', '--platform', 'linux/arm64', base], { root }));
+  assert.match(pulled.stdout, `Digest: ${served}`);
+  assert.is(inspect(base).Architecture, 'arm64');
+  ok(tsbuild(['pull', base], { root }));
+  for (const [ref, repo, digest] of [
+    ['multi:1', 'multi', indexDigest],
+    [base, baseRepo, served],
+  ]) {
+    const doc = inspect(ref);
+    assert.is(doc.Architecture, 'amd64', ref);
+    assert.is(doc.Id, doc.Manifest.config.digest, ref);
+    assert.equal(doc.RepoDigests, [`${repo}@${digest}`], ref);
+    const rows = JSON.parse(ok(tsbuild(['images', '--format', 'json'], { root })).stdout).filter(
+      (r: { repository: string }) => r.repository === repo,
+    );
+    assert.is(rows.length, 1, `${ref}: one row per tag`);
+    assert.is(rows[0].id, doc.Id, ref);
+    assert.is(rows[0].indexDigest, digest, ref);
+    assert.is(rows[0].manifestDigest, doc.ManifestDigest, ref);
+    const table = ok(
+      tsbuild(['images', '--filter', `reference=${repo}`, '--format', '{{.Tag}} {{.ID}} {{.Digest}}'], { root }),
+    );
+    assert.is(table.stdout, `${ref.split(':').at(-1)} ${doc.Id.slice(7, 19)} ${digest}\n`, ref);
+  }
+  // The arm64 image pulled first is still there, under the same tag: a build for arm64 pulls nothing.
+  const ctx = context({ Dockerfile: `FROM ${base}\n` });
+  dirs.push(ctx);
+  const arm = ok(tsbuild(['build', '--progress=plain', '--platform', 'linux/arm64', '-t', 'arm:1', ctx], { root }));
+  assert.not.match(arm.stderr, 'pull base image');
+  assert.is(inspect('arm:1').Architecture, 'arm64');
+  ok(tsbuild(['check'], { root }));
 });
 
 test.run();
