@@ -177,4 +177,80 @@ test('images and inspect of an index (built with --platform a,b, or pulled): one
   ok(tsbuild(['check'], { root }));
 });
 
+test('--annotation index: and manifest-descriptor: with several platforms, as skopeo reads the index', async () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const ref = `${(await registry()).host}/multi/annotated:1`;
+  const ctx = busyboxContext();
+  const root = temp('store-annotations');
+  const annotations = [
+    'index:org.opencontainers.image.description=both platforms',
+    'manifest,index:org.opencontainers.image.source=https://example.com/src',
+    'manifest-descriptor:com.example.entry=yes',
+    'manifest-descriptor[linux/arm64]:com.example.arm=only',
+    'manifest[linux/arm64]:com.example.arch=arm64',
+  ].flatMap((a) => ['--annotation', a]);
+  ok(tsbuild(['build', '-q', '--platform', Both, ...annotations, '-t', ref, '--push', ctx], { root }));
+  const index = raw(ref);
+  assert.equal(index.annotations, {
+    'org.opencontainers.image.description': 'both platforms',
+    'org.opencontainers.image.source': 'https://example.com/src',
+  });
+  const entries = index.manifests as { digest: string; platform: { architecture: string }; annotations: object }[];
+  assert.equal(
+    entries.map((m) => [m.platform.architecture, m.annotations]),
+    [
+      ['amd64', { 'com.example.entry': 'yes' }],
+      ['arm64', { 'com.example.entry': 'yes', 'com.example.arm': 'only' }],
+    ],
+  );
+  assert.equal(
+    entries.map((m) => raw(`${repoOf(ref)}@${m.digest}`).annotations),
+    [
+      { 'org.opencontainers.image.source': 'https://example.com/src' },
+      { 'org.opencontainers.image.source': 'https://example.com/src', 'com.example.arch': 'arm64' },
+    ],
+  );
+  // One platform has no index: refused as BuildKit refuses it; index-descriptor has no place at all.
+  for (const [platform, annotation] of [
+    ['linux/amd64', 'index:k=v'],
+    ['linux/amd64', 'manifest-descriptor:k=v'],
+    [Both, 'index-descriptor:k=v'],
+  ]) {
+    const r = tsbuild(['build', '--platform', platform, '--annotation', annotation, ctx], { root });
+    assert.is(r.code, 2, `${platform} ${annotation}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^ERROR: --annotation ${annotation}: .*not supported`, 'm'));
+  }
+});
+
+test('--metadata-file with several platforms: the index, as the registry serves it, and buildx.build.ref', async () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const ref = `${(await registry()).host}/multi/meta:1`;
+  const ctx = busyboxContext();
+  const root = temp('store-meta');
+  const file = join(temp('meta'), 'metadata.json');
+  const local = ok(tsbuild(['build', '-q', '--platform', Both, '-t', ref, '--metadata-file', file, ctx], { root }));
+  const stored = JSON.parse(readFileSync(file, 'utf8'));
+  assert.is(stored['containerimage.digest'], local.stdout.trim());
+  ok(tsbuild(['build', '-q', '--platform', Both, '-t', ref, '--push', '--metadata-file', file, ctx], { root }));
+  const meta = JSON.parse(readFileSync(file, 'utf8'));
+  const served = sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+  assert.equal(Object.keys(meta).sort(), [
+    'buildx.build.ref',
+    'containerimage.descriptor',
+    'containerimage.digest',
+    'image.name',
+  ]);
+  assert.is(meta['containerimage.digest'], sha256(served));
+  assert.equal(meta['containerimage.descriptor'], {
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    digest: sha256(served),
+    size: Buffer.byteLength(served),
+  });
+  assert.is(meta['image.name'], ref);
+  assert.match(meta['buildx.build.ref'], /^tsbuild\/local\/[a-z0-9]{25}$/);
+  assert.is.not(meta['buildx.build.ref'], stored['buildx.build.ref'], 'a new ref per build');
+});
+
 test.run();
