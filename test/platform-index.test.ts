@@ -147,6 +147,13 @@ test('images and inspect of an index (built with --platform a,b, or pulled): one
   const pulled = ok(tsbuild(['pull', '--platform', 'linux/arm64', base], { root }));
   assert.match(pulled.stdout, `Digest: ${served}`);
   assert.is(inspect(base).Architecture, 'arm64');
+  // Pushing an index with a platform missing would lose it: refused, saying which.
+  const partial = `${repoOf(base)}-copy:partial`;
+  ok(tsbuild(['tag', base, partial], { root }));
+  const refused = tsbuild(['push', partial], { root });
+  assert.is(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /is an index whose image for linux\/amd64 is not in the store/);
+  ok(tsbuild(['rmi', partial], { root }));
   ok(tsbuild(['pull', base], { root }));
   for (const [ref, repo, digest] of [
     ['multi:1', 'multi', indexDigest],
@@ -168,6 +175,13 @@ test('images and inspect of an index (built with --platform a,b, or pulled): one
     );
     assert.is(table.stdout, `${ref.split(':').at(-1)} ${doc.Id.slice(7, 19)} ${digest}\n`, ref);
   }
+  // `tag` copies the index (as docker): the new name pushes both platforms.
+  const copy = `${repoOf(base)}-copy:1`;
+  ok(tsbuild(['tag', 'multi:1', copy], { root }));
+  assert.equal(inspect(copy).RepoDigests.sort(), [`${repoOf(copy)}@${indexDigest}`, `multi@${indexDigest}`].sort());
+  ok(tsbuild(['push', copy], { root }));
+  const pushed = raw(copy).manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture);
+  assert.equal(pushed, ['amd64', 'arm64']);
   // The arm64 image pulled first is still there, under the same tag: a build for arm64 pulls nothing.
   const ctx = context({ Dockerfile: `FROM ${base}\n` });
   dirs.push(ctx);

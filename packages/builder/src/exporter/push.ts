@@ -6,11 +6,13 @@ import { join } from 'node:path';
 import {
   formatReference,
   familiarName,
+  formatPlatform,
   layerCodec,
   needsCompression,
   parseReference,
   remote,
   type Compression,
+  type Descriptor,
   type Digest,
   type Image,
   type Reference,
@@ -64,7 +66,7 @@ export async function pushImage(
   try {
     trace(`push ${manifestDigest}`);
     const compression = o.compression ?? 'gzip';
-    const source = await deferredSource(store, manifestDigest as Digest, compression);
+    const source = await deferredSource(store, familiarName(parsed), manifestDigest as Digest, compression);
     const result = await remote.push(
       store.blobs,
       source ?? { manifestDigest: manifestDigest as Digest },
@@ -88,7 +90,12 @@ export async function pushImage(
  * of its entries, when some of their layers are stored uncompressed (a build's). Undefined when
  * nothing needs compressing: the tree goes up byte for byte.
  */
-async function deferredSource(store: Store, digest: Digest, c: Compression): Promise<remote.PushSource | undefined> {
+async function deferredSource(
+  store: Store,
+  name: string,
+  digest: Digest,
+  c: Compression,
+): Promise<remote.PushSource | undefined> {
   const codec = layerCodec(store);
   const doc = await readDoc(store, digest);
   if (Array.isArray(doc.layers)) {
@@ -97,9 +104,15 @@ async function deferredSource(store: Store, digest: Digest, c: Compression): Pro
   }
   if (!Array.isArray(doc.manifests)) return undefined;
   const images = new Map<Digest, Image>();
-  for (const entry of doc.manifests as { digest: Digest }[]) {
-    // A nested index or a platform that is not in the store goes as it is (and fails there if missing).
-    if (!(await store.blobs.has(entry.digest)) || !Array.isArray((await readDoc(store, entry.digest)).layers)) continue;
+  for (const entry of doc.manifests as Descriptor[]) {
+    // A pulled index keeps only the platforms pulled: pushing it would need the others.
+    if (!(await store.blobs.has(entry.digest)))
+      throw new BuildError(
+        `${name} is an index whose image for ${entry.platform ? formatPlatform(entry.platform) : entry.digest} ` +
+          `is not in the store (only some platforms were pulled): pull it first ('tsbuild pull --platform …')`,
+      );
+    // A nested index goes as it is.
+    if (!Array.isArray((await readDoc(store, entry.digest)).layers)) continue;
     const image = await compressible(store, entry.digest, c);
     if (image) images.set(entry.digest, image);
   }
