@@ -133,7 +133,7 @@ test('a type=local cache moved to an empty store: no step runs, and the image is
   assert.is(readFileSync(join(out, 'last'), 'utf8'), 'last 2\nlocal cache\nside\n');
 });
 
-test('cache mounts travel in a type=local cache: mounts=ID exported, restored by --cache-from into an empty store', () => {
+test('cache mounts travel in a type=local cache: mounts=ID, then --cache-from into an empty store', () => {
   // The step "downloads" into its cache mount only when the mount is empty; what it copies out says
   // which build filled the mount. The base is in the context: store B has nothing but the layout.
   const app = context({

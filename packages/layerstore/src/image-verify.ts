@@ -12,9 +12,10 @@ export interface ImageDamage {
 
 /**
  * Walk everything a manifest or index descriptor needs (manifests, configs, layers; of an index, the
- * platforms that are in the store) and say what is missing or wrong: sizes against descriptors, JSON, diff_ids against layers. With a lease, each
- * blob is leased before it is looked at (BlobStore.has), so what was found stays. Blob contents
- * were verified when they were committed; `tsbuild check` re-hashes them.
+ * platforms that are in the store) and say what is missing or wrong: sizes against descriptors, JSON,
+ * diff_ids against layers. With a lease, each blob is leased before it is looked at (BlobStore.has), so
+ * what was found stays. Blob contents were verified when they were committed; `tsbuild check` re-hashes
+ * them.
  */
 export async function verifyImage(blobs: BlobStore, desc: Descriptor): Promise<ImageDamage> {
   const damage: ImageDamage = { missing: [], problems: [] };
