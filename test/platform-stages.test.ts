@@ -51,26 +51,53 @@ function storeWithBases(): string {
   return root;
 }
 
+// Each row checked against BuildKit (dockerd 20.10's, a private daemon with these bases loaded).
 test('FROM --platform=linux/arm64 in a native build: the arm64 base, RUN emulated, an arm64 image', () => {
   const why = noArm64Emulation();
   if (why) return skip(why);
   const root = storeWithBases();
+  const run = 'RUN uname -m > /arch';
   const cases = [
     // No --platform: the image is the final stage's platform (BuildKit: "implicit target").
-    { base: MultiBase, flags: [], arch: 'arm64' },
-    { base: ArmBase, flags: [], arch: 'arm64' },
-    { base: MultiBase, flags: ['--platform', 'linux/arm64'], arch: 'arm64' },
+    { df: `FROM --platform=linux/arm64 ${MultiBase}\n${run}`, flags: [], arch: 'arm64', uname: 'aarch64' },
+    { df: `FROM --platform=linux/arm64 ${ArmBase}\n${run}`, flags: [], arch: 'arm64', uname: 'aarch64' },
+    {
+      df: `FROM --platform=arm64 ${MultiBase}\n${run}`,
+      flags: ['--platform', 'arm64'],
+      arch: 'arm64',
+      uname: 'aarch64',
+    },
     // A --platform given names the image's platform, whatever the stage ran as (BuildKit overwrites it).
-    { base: MultiBase, flags: ['--platform', 'linux/amd64'], arch: 'amd64' },
+    {
+      df: `FROM --platform=linux/arm64 ${MultiBase}\n${run}`,
+      flags: ['--platform', 'amd64'],
+      arch: 'amd64',
+      uname: 'aarch64',
+    },
+    // A stage FROM a stage runs as that stage: its own --platform is ignored, as BuildKit ignores it.
+    {
+      df: `FROM ${MultiBase} AS one\nFROM --platform=linux/arm64 one\n${run}`,
+      flags: [],
+      arch: 'amd64',
+      uname: 'x86_64',
+    },
+    { df: `FROM --platform=linux/arm64 ${MultiBase} AS a\nFROM a\n${run}`, flags: [], arch: 'arm64', uname: 'aarch64' },
+    // FROM scratch is the target's platform whatever its --platform says (BuildKit).
+    {
+      df: `FROM --platform=linux/arm64 ${MultiBase} AS a\n${run}\nFROM --platform=linux/arm64 scratch\nCOPY --from=a /arch /`,
+      flags: [],
+      arch: 'amd64',
+      uname: 'aarch64',
+    },
   ];
   for (const [i, c] of cases.entries()) {
-    const ctx = context({ Dockerfile: `FROM --platform=linux/arm64 ${c.base}\nRUN uname -m > /arch\n` });
+    const ctx = context({ Dockerfile: c.df + '\n' });
     dirs.push(ctx);
     const out = join(temp('out'), 'fs');
-    const what = `${c.base} ${c.flags.join(' ')}`;
+    const what = `${c.df} ${c.flags.join(' ')}`;
     const r = tsbuild(['build', '-q', ...c.flags, '-t', `one:${i}`, '-o', out, ctx], { root });
     assert.is(r.code, 0, `${what}\n${r.stderr}`);
-    assert.is(readFileSync(join(out, 'arch'), 'utf8'), 'aarch64\n', what);
+    assert.is(readFileSync(join(out, 'arch'), 'utf8'), `${c.uname}\n`, what);
     const config = inspect(root, `one:${i}`).ImageConfig;
     assert.equal([config.os, config.architecture], ['linux', c.arch], what);
   }
