@@ -84,7 +84,9 @@ test('FROM --platform=linux/arm64 in a native build: the arm64 base, RUN emulate
     { df: `FROM --platform=linux/arm64 ${MultiBase} AS a\nFROM a\n${run}`, flags: [], arch: 'arm64', uname: 'aarch64' },
     // FROM scratch is the target's platform whatever its --platform says (BuildKit).
     {
-      df: `FROM --platform=linux/arm64 ${MultiBase} AS a\n${run}\nFROM --platform=linux/arm64 scratch\nCOPY --from=a /arch /`,
+      df:
+        `FROM --platform=linux/arm64 ${MultiBase} AS a\n${run}\n` +
+        'FROM --platform=linux/arm64 scratch\nCOPY --from=a /arch /',
       flags: [],
       arch: 'amd64',
       uname: 'aarch64',
