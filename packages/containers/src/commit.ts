@@ -18,6 +18,11 @@ export interface CommitContainerOptions {
   changes?: string[];
   message?: string;
   author?: string;
+  /**
+   * Pause a running container for the commit (default true, as docker's `commit --pause`). false is
+   * refused while it runs: its files are read by path, which only a paused container cannot redirect.
+   */
+  pause?: boolean;
 }
 
 /**
@@ -26,9 +31,14 @@ export interface CommitContainerOptions {
  * between two steps of the walk (renameat2 RENAME_EXCHANGE) and so get host files into the layer.
  * Docker pauses a container for a commit too.
  */
-async function freezeIfRunning(store: Store, doc: ContainerDoc): Promise<Thaw> {
+async function freezeIfRunning(store: Store, doc: ContainerDoc, pause: boolean): Promise<Thaw> {
   const d = await refresh(store, doc);
   if (isRunning(d)) {
+    if (!pause)
+      throw new ContainerError(
+        `--pause=false: container ${d.Name} is running, and its files are read only while it is paused ` +
+          '(a process left running could lead the read onto host files): stop it, or commit with --pause',
+      );
     try {
       return await freezeSandbox(d.State.Pid!);
     } catch (e) {
@@ -48,7 +58,7 @@ export async function commitContainer(store: Store, doc: ContainerDoc, opts: Com
   const excluded = [...containerOnly, ...doc.Config.mounts.map((m) => m.target.replace(/^\/+/, ''))];
   const layer = await store.snapshotter.commit(
     { upperdir: doc.UpperDir },
-    { compression: 'gzip', exclude: excluded, quiesce: () => freezeIfRunning(store, doc) },
+    { compression: 'gzip', exclude: excluded, quiesce: () => freezeIfRunning(store, doc, opts.pause ?? true) },
   );
   const changes = opts.changes ?? [];
   const config = opts.configure(structuredClone(image.config));
