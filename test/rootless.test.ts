@@ -21,7 +21,7 @@ import {
 import { setXattr } from '@tsbuild/layerstore/layer';
 import { join } from 'node:path';
 import { startRegistry, skip, have, type TestRegistry } from '@tsbuild/testkit';
-import { Base, cleanup, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
+import { Base, cleanup, ok, repo, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
 import { createUser, removeUser, runAs, tsbuildAs, userContext, type TestUser } from './helpers/user.js';
 
 const SDE = { SOURCE_DATE_EPOCH: '1700000000' };
@@ -135,6 +135,44 @@ test('multi-stage build with other users, chown 1000:1000 and a setuid file: the
   // In the user's store on the host, files of uid 1000 belong to the user's subordinate uid 300999.
   const snaps = join(user.home, '.local', 'share', 'tsbuild', 'snapshots');
   assert.ok(existsSync(snaps));
+});
+
+// A base with Debian's own useradd (fixtures/useradd: the host's binary, its libraries, login.defs).
+const UseraddBase = 'tsbuild/useradd:1';
+const withUseradd = `FROM ${UseraddBase}
+RUN useradd -u 1234 -U -m -s /bin/sh app && mkdir -p /srv/data && echo x > /srv/data/f && chown -R 1234:1234 /srv/data
+USER app
+RUN echo mine > /home/app/by-app
+`;
+
+test('RUN useradd (the real one) and chown 1234: the same digest rootless as root', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const made = spawnSync('bash', [join(repo, 'fixtures', 'useradd', 'make-rootfs.sh')], { encoding: 'utf8' });
+  assert.is(made.status, 0, `fixtures/useradd/make-rootfs.sh: ${made.stderr}`);
+  const fixture = (checkout: string) => join(checkout, 'fixtures', 'useradd');
+  ok(tsbuildAs(user, ['build', '-q', '-t', UseraddBase, fixture(user.checkout)], { env: SDE }), 'useradd base');
+  ok(tsbuild(['build', '-q', '-t', UseraddBase, fixture(repo)], { root: rootStore, env: SDE }), 'useradd base');
+  const ctx = userContext(user, 'useradd', { Dockerfile: withUseradd });
+  const mine = q(tsbuildAs(user, ['build', '-q', '-t', 'ua:1', ctx], { env: SDE }));
+  const roots = q(tsbuild(['build', '-q', '-t', 'ua:1', ctx], { root: rootStore, env: SDE }));
+  assert.match(mine, /^sha256:[0-9a-f]{64}$/);
+  assert.is(mine, roots, 'image id (config digest)');
+  // useradd did its work: the user, its group, its shadow entry and its home, owned by 1234.
+  const probe = [
+    'run',
+    '--rm',
+    '--user',
+    '0',
+    'ua:1',
+    'sh',
+    '-c',
+    'grep ^app: /etc/passwd /etc/group; grep -c ^app: /etc/shadow; stat -c "%n %u:%g" /home/app/by-app /srv/data/f',
+  ];
+  const want =
+    '/etc/passwd:app:x:1234:1234::/home/app:/bin/sh\n/etc/group:app:x:1234:\n1\n' +
+    '/home/app/by-app 1234:1234\n/srv/data/f 1234:1234\n';
+  assert.is(ok(tsbuildAs(user, probe)).stdout, want);
+  assert.is(ok(tsbuild(probe, { root: rootStore })).stdout, want);
 });
 
 test('-o type=local as the user: the files belong to the user, who can remove them', () => {
