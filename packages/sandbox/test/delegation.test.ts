@@ -2,7 +2,11 @@
 // what is writable and cgroup.controllers → delegated (where, which controllers) or why not.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cgroup2Mount, planDelegation, type DelegationPlan } from '../src/cgroup/delegation.js';
+import { INIT_LEAF, v2Driver } from '../src/cgroup/v2.js';
 
 const pure = '30 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n';
 const hybrid =
@@ -98,6 +102,49 @@ for (const r of rows) {
 test('cgroup2Mount: a subtree mount (a cgroup namespace view) is not the hierarchy root', () => {
   assert.is(cgroup2Mount('50 1 0:26 /sub /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n'), undefined);
   assert.is(cgroup2Mount('50 1 0:26 / /mnt/c\\040g rw - cgroup2 cgroup2 rw\n'), '/mnt/c g');
+});
+
+// enable() on a tree of plain files standing for the delegated cgroup: what it writes, in which order.
+function fakeCgroup(subtree: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tsbuild-fake-cgroup-'));
+  writeFileSync(join(dir, 'cgroup.controllers'), 'memory pids\n');
+  writeFileSync(join(dir, 'cgroup.subtree_control'), subtree);
+  writeFileSync(join(dir, 'cgroup.procs'), '123\n456\n');
+  return dir;
+}
+
+test('enable(): the processes move to the leaf before the controllers are enabled; nothing when enabled', () => {
+  const dir = fakeCgroup('');
+  try {
+    const d = v2Driver(dir, 'tsbuild', { delegated: true }).delegation!;
+    assert.equal(d.controllers, ['memory', 'pids']);
+    assert.is(d.enable(['memory']), undefined);
+    // A plain file keeps the last pid written; the kernel's cgroup.procs would take each in turn.
+    assert.is(readFileSync(join(dir, INIT_LEAF, 'cgroup.procs'), 'utf8'), '456');
+    assert.is(readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8'), '+memory');
+    assert.ok(existsSync(join(dir, 'tsbuild')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const on = fakeCgroup('memory\n');
+  try {
+    assert.is(v2Driver(on, 'tsbuild', { delegated: true }).delegation!.enable(['memory']), undefined);
+    assert.not.ok(existsSync(join(on, INIT_LEAF)), 'no process moved when the controller is enabled already');
+  } finally {
+    rmSync(on, { recursive: true, force: true });
+  }
+});
+
+test('enable(): a controller that cannot be enabled is reported, not thrown', () => {
+  const dir = fakeCgroup('');
+  try {
+    rmSync(join(dir, 'cgroup.subtree_control'));
+    mkdirSync(join(dir, 'cgroup.subtree_control')); // writing it fails, as EBUSY would
+    const why = v2Driver(dir, 'tsbuild', { delegated: true }).delegation!.enable(['pids']);
+    assert.match(why ?? '', /cannot write \+pids to .*cgroup\.subtree_control/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -58,11 +58,10 @@ export function planDelegation(p: DelegationProbe): DelegationPlan {
   if (path === '/') return { delegated: false, reason: `your cgroup is the root of ${mount}, not delegated to you` };
   const files = [dir, `${dir}/cgroup.procs`, `${dir}/cgroup.subtree_control`];
   const closed = files.filter((f) => !p.writable(f));
-  if (closed.length > 0)
-    return {
-      delegated: false,
-      reason: `your cgroup ${dir} is not delegated to you (${closed.map((f) => f.slice(dir.length) || '.').join(', ')} not writable)`,
-    };
+  if (closed.length > 0) {
+    const names = closed.map((f) => f.slice(dir.length) || '.').join(', ');
+    return { delegated: false, reason: `your cgroup ${dir} is not delegated to you (${names} not writable)` };
+  }
   const controllers = (p.read(`${dir}/cgroup.controllers`) ?? '').trim().split(/\s+/).filter(Boolean);
   return { delegated: true, mount, dir, controllers };
 }
