@@ -403,7 +403,7 @@ export const commands: Record<string, CommandSpec> = {
         name: 'pause',
         short: 'p',
         kind: 'bool',
-        help: 'pause a running container during the commit (default true; false is refused while it runs)',
+        help: 'pause a running container during the commit (default true)',
       },
     ],
   },
