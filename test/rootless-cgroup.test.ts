@@ -63,7 +63,7 @@ test('info in a delegated cgroup: the cgroup and its controllers; outside it: no
   assert.match(outside.limits.note, /no cgroup is delegated to you here \(/);
 });
 
-test('a RUN step and a container run in a child cgroup of the delegated one, removed afterwards', () => {
+test('a RUN step and a container run in a child cgroup of the delegated one, removed afterwards', async () => {
   if (!user || !cg) return skip(why);
   // Inside, the run's own cgroup is its /sys/fs/cgroup (cgroup namespace: /proc/self/cgroup is "/"):
   // its cgroup.procs lists the step's processes. Without a cgroup that directory is empty.
@@ -82,11 +82,16 @@ test('a RUN step and a container run in a child cgroup of the delegated one, rem
     assert.match(path, new RegExp(`^${cg.path}/tsbuild/[^/]+$`), path);
     assert.ok(readFileSync(join(cg.dir, path.slice(cg.path.length), 'cgroup.procs'), 'utf8').includes(`${pid}\n`));
     ok(tsbuildAs(user, ['rm', '-f', 'cgbg'], { cgroup: cg.dir }));
-    assert.not.ok(existsSync(join(cg.dir, path.slice(cg.path.length))), 'the run cgroup was removed');
+    // The container's supervisor removes it once its run has ended, which `rm -f` need not wait for.
+    const run = join(cg.dir, path.slice(cg.path.length));
+    for (let i = 0; i < 400 && existsSync(run); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.not.ok(existsSync(run), 'the run cgroup was removed');
   } finally {
     tsbuildAs(user, ['rm', '-f', 'cgbg'], { cgroup: cg.dir });
   }
   // Every run's cgroup is gone: only the (empty) parent of the run cgroups is left.
+  for (let i = 0; i < 400 && readdirSync(join(cg.dir, 'tsbuild')).some((n) => !n.includes('.')); i++)
+    await new Promise((r) => setTimeout(r, 25));
   const runs = readdirSync(join(cg.dir, 'tsbuild'), { withFileTypes: true }).filter((e) => e.isDirectory());
   assert.equal(
     runs.map((e) => e.name),

@@ -34,34 +34,47 @@ export function delegateCgroup(uid: number, gid: number): DelegatedCgroup {
   return { dir, path: `/${name}` };
 }
 
-function procs(dir: string): number[] {
+function gone(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/** Whether any process is left anywhere in the subtree (cgroup.events: "populated 0|1"). */
+function populated(dir: string): boolean {
   try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
+    return /^populated 1$/m.test(readFileSync(join(dir, 'cgroup.events'), 'utf8'));
+  } catch (e) {
+    if (gone(e)) return false;
+    throw e;
   }
 }
 
-/** Kills what is left in the subtree and removes it, deepest first. */
+/**
+ * Kills what is left in the subtree (cgroup.kill takes every process below at once, a detached
+ * container's supervisor too, which may be removing its own run cgroup meanwhile) and removes it,
+ * deepest first.
+ */
 export async function removeCgroup(cg: DelegatedCgroup | undefined): Promise<void> {
   if (!cg || !existsSync(cg.dir)) return;
-  const remove = async (dir: string): Promise<void> => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) await remove(join(dir, e.name));
-    for (let i = 0; i < 500; i++) {
-      const left = procs(dir);
-      if (left.length === 0) break;
-      if (existsSync(join(dir, 'cgroup.kill'))) writeFileSync(join(dir, 'cgroup.kill'), '1');
-      else
-        for (const p of left) {
-          try {
-            process.kill(p, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
-      await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 1000 && populated(cg.dir); i++) {
+    writeFileSync(join(cg.dir, 'cgroup.kill'), '1');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const remove = (dir: string): void => {
+    let subdirs: string[] = [];
+    try {
+      subdirs = readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
+    } catch (e) {
+      if (gone(e)) return;
+      throw e;
     }
-    rmdirSync(dir);
+    for (const d of subdirs) remove(join(dir, d));
+    try {
+      rmdirSync(dir);
+    } catch (e) {
+      if (!gone(e)) throw e;
+    }
   };
-  await remove(cg.dir);
+  remove(cg.dir);
 }
