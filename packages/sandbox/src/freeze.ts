@@ -203,7 +203,12 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
  */
 export function killSandbox(pid: number): void {
   // Without a cgroup, SIGKILL of init takes the pid namespace with it, stopped processes too.
-  const f = cgroupFreezer(pid);
+  let f: Freezer | undefined;
+  try {
+    f = cgroupFreezer(pid);
+  } catch {
+    /* gone already */
+  }
   const launcher = Number(readText(`/proc/${pid}/status`)?.match(/^PPid:\s*(\d+)$/m)?.[1] ?? 0);
   const procs = f ? (readText(`${f.dir}/cgroup.procs`) ?? '').split('\n').filter(Boolean).map(Number) : [];
   for (const p of [pid, ...procs.filter((p) => p !== launcher)]) {

@@ -102,6 +102,15 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
   // live: the root's fd, which every directory is opened beneath (see DirectoryOptions.live).
   const rootFd = opts.live ? openSync(dir, DIR_FLAGS) : -1;
 
+  /** live: an entry that changed kind or went after its lstat is a clear error, not a raw errno. */
+  function guard<T>(path: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw opts.live && (e as NodeJS.ErrnoException).code ? changed(path, e as NodeJS.ErrnoException) : e;
+    }
+  }
+
   function openDir(rel: string): number {
     try {
       return openBeneath(rootFd, rel, DIR_FLAGS);
@@ -144,14 +153,14 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
         continue;
       }
       if (st.isSocket()) continue; // sockets cannot be carried in a tar
-      const xattrs = xattrsOf(full);
+      const xattrs = guard(path, () => xattrsOf(full));
       if (st.isDirectory()) {
         yield { ...base, type: 'directory', xattrs };
-        if (overlay && getXattr(full, overlayXattrPrefix() + 'opaque')?.toString() === 'y')
+        if (overlay && guard(path, () => getXattr(full, overlayXattrPrefix() + 'opaque'))?.toString() === 'y')
           yield { ...base, type: 'opaque', xattrs: undefined };
         yield* walk(path);
       } else if (st.isSymbolicLink()) {
-        yield { ...base, type: 'symlink', linkname: readlinkSync(full), xattrs };
+        yield { ...base, type: 'symlink', linkname: guard(path, () => readlinkSync(full)), xattrs };
       } else if (st.isFile()) {
         if (st.nlink > 1n) {
           const key = `${st.dev}:${st.ino}`;
