@@ -4,7 +4,7 @@
 // The image config's platform is the final stage's, or the --platform given (BuildKit's rule).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip } from '@tsbuild/testkit';
 import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
@@ -150,6 +150,26 @@ test('cache: per-platform stages are kept apart by platform, the $BUILDPLATFORM 
   assert.equal(arm.ran, all.slice(1).concat('RUN uname -m > /runs-on'));
   // Each platform's own records are there: rebuilding either runs nothing.
   for (const platform of ['linux/amd64', 'linux/arm64']) assert.equal(build(platform).ran, [], platform);
+});
+
+test('a FROM --platform this machine cannot emulate: the build says why before any step, never a stack trace', () => {
+  // riscv64: scripts/setup.sh registers only qemu-aarch64; a machine with systemd-binfmt may have them all.
+  if (existsSync('/proc/sys/fs/binfmt_misc/qemu-riscv64'))
+    return skip('this machine emulates riscv64 (qemu-riscv64 is registered)', { required: false });
+  const root = temp('store-riscv');
+  const base = context({ Dockerfile: 'FROM scratch\nCOPY x /x\n', x: 'not an executable\n' });
+  dirs.push(base);
+  ok(tsbuild(['build', '-q', '--platform', 'linux/riscv64', '-t', 'rv:1', base], { root }));
+  const ctx = context({ Dockerfile: 'FROM --platform=linux/riscv64 rv:1 AS rv\nRUN /x\n' });
+  dirs.push(ctx);
+  const r = tsbuild(['build', '--progress=plain', ctx], { root });
+  assert.is.not(r.code, 0, r.stderr);
+  assert.match(r.stderr, /FROM --platform=linux\/riscv64: RUN steps cannot run here: .*riscv64/);
+  assert.ok(
+    r.stderr.indexOf('RUN steps cannot run here') < r.stderr.indexOf('RUN /x'),
+    `said before the step runs:\n${r.stderr}`,
+  );
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
 test.run();
