@@ -55,11 +55,12 @@ export async function baseState(s: BaseSolver, o: BaseOptions, stage: Stage, lab
       created: epochOr(o.sourceDateEpoch, new Date(0).toISOString()),
     };
   }
-  const image = o.bases.get(baseKey(from.ref, foreignPlatform(stage.platform, o.platform)));
+  const where = baseKey(from.ref, foreignPlatform(stage.platform, o.platform));
+  const image = o.bases.get(where);
   if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
   const step = o.reporter.step(label);
   step.done();
-  const before = o.movedBases?.get(from.ref);
+  const before = o.movedBases?.get(where);
   s.explain.push({
     ...s.row(stage, 0, label, `FROM ${from.ref}`),
     status: 'base',

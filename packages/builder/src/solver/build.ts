@@ -196,7 +196,7 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     if (req.pull && req.fetchBase && !dry && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
       const before = image?.manifestDigest;
       image = await req.fetchBase(imageRef, want);
-      if (before && image && image.manifestDigest !== before) movedBases.set(ref, before);
+      if (before && image && image.manifestDigest !== before) movedBases.set(key, before);
     }
     if (!image && req.fetchBase && !dry) image = await req.fetchBase(imageRef, want);
     if (!image && dry)
