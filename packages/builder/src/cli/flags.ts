@@ -108,8 +108,8 @@ const buildFlags: FlagSpec[] = [
   {
     name: 'annotation',
     kind: 'list',
-    value: '[manifest:]K=V',
-    help: "an OCI annotation on the image's manifest (buildx's syntax)",
+    value: '[TYPE:]K=V',
+    help: "an OCI annotation (buildx's syntax): manifest; index, manifest-descriptor with several platforms",
   },
   { name: 'pull', kind: 'bool', help: 'ask the registry for every base image tag again, even one in the store' },
   { name: 'load', kind: 'bool', help: 'load the image into Docker (DOCKER_HOST, else /var/run/docker.sock)' },
