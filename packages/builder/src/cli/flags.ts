@@ -399,6 +399,12 @@ export const commands: Record<string, CommandSpec> = {
       },
       { name: 'message', short: 'm', kind: 'string', value: 'MSG', help: 'commit message' },
       { name: 'author', short: 'a', kind: 'string', value: 'AUTHOR', help: 'author' },
+      {
+        name: 'pause',
+        short: 'p',
+        kind: 'bool',
+        help: 'pause a running container during the commit (default true)',
+      },
     ],
   },
   volume: {
