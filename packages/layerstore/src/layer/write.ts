@@ -66,7 +66,7 @@ export async function writeLayer(
 /**
  * The tar's chunks straight into the ingest, each handed back to the pool once the ingest has written
  * it (Ingest: a write's callback means its chunk is no longer used), so the tar writer refills memory
- * already mapped: fresh 256 KiB chunks cost 18,000 page faults and 16 % of the CPU for a 524 MB layer.
+ * already mapped: fresh chunks cost 18,000 page faults and 16 % of the CPU for a 524 MB layer.
  */
 async function writeRecycling(src: AsyncIterable<Buffer>, ingest: Ingest, pool: ChunkPool): Promise<void> {
   let failure: Error | undefined;
