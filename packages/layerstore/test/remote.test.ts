@@ -133,6 +133,8 @@ const brokenImages: [what: string, breakIt: (m: Manifest, c: ImageConfig) => voi
     /rootfs.type is tarballs/,
   ],
   ['a layer media type no runtime reads', (m) => void (m.layers[0].mediaType = 'text/plain'), /mediaType text\/plain/],
+  // Checked when the config lands, while the layers download beside it.
+  ['fewer diff_ids than layers', (_m, c) => void (c.rootfs.diff_ids = []), /config lists 0 diff_ids for 1 layers/],
 ];
 for (const [i, [what, breakIt, want]] of brokenImages.entries())
   test(`pull rejects an image with ${what}`, async () => {
