@@ -1,8 +1,8 @@
 // Blobs on the wire, the download side and what both directions share. Downloads stream into the
 // store's ingest, which hashes what it writes and commits only the digest and size asked for; an
 // interrupted download resumes with a Range request from the bytes already received (same ingest,
-// same hash state). Uploads live in blob-upload.ts (known
-// digest, from the store) and stream-upload.ts (digest known only at the end).
+// same hash state). Uploads live in blob-upload.ts (known digest, from the store) and stream-upload.ts
+// (digest known only at the end).
 import { once } from 'node:events';
 import { StoreError, type BlobStore, type Descriptor, type Ingest } from '../types.js';
 import type { RegistryClient } from './client.js';
