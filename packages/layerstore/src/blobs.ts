@@ -151,6 +151,7 @@ class FileIngest extends Writable implements Ingest {
   private readonly hash: Hash = createHash('sha256');
   private count = 0;
   private done: Promise<{ digest: Digest; size: number }> | undefined;
+  private sealed: Promise<{ digest: Digest; size: number }> | undefined;
 
   constructor(private readonly blobs: FileBlobStore) {
     // autoDestroy off: the temp file must stay open after 'finish' until commit() has fsynced it.
@@ -185,9 +186,8 @@ class FileIngest extends Writable implements Ingest {
     return this.done;
   }
 
-  private async doCommit(expected: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
-    try {
-      if (expected.digest !== undefined) checkDigest(expected.digest, 'expected digest');
+  written(): Promise<{ digest: Digest; size: number }> {
+    this.sealed ??= (async () => {
       if (!this.writableFinished) {
         await new Promise<void>((resolve, reject) => {
           if (this.destroyed) return reject(new StoreError('io', 'ingest was aborted'));
@@ -196,8 +196,15 @@ class FileIngest extends Writable implements Ingest {
           if (!this.writableEnded) this.end();
         });
       }
-      const digest = `sha256:${this.hash.digest('hex')}` as Digest;
-      const size = this.count;
+      return { digest: `sha256:${this.hash.digest('hex')}` as Digest, size: this.count };
+    })();
+    return this.sealed;
+  }
+
+  private async doCommit(expected: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
+    try {
+      if (expected.digest !== undefined) checkDigest(expected.digest, 'expected digest');
+      const { digest, size } = await this.written();
       if (expected.size !== undefined && expected.size !== size) {
         throw new StoreError(
           'invalid',
