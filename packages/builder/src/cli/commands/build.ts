@@ -216,6 +216,12 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   }
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
   let agents: SshAgents | undefined;
+  // --push: each layer of the image starts up to the first tag's repository as soon as the build has
+  // written it (exporter/push.ts earlyPush); the push after the build waits for them, then sends
+  // the manifest. A failed build sends no manifest.
+  const early = bool(p, 'push')
+    ? await (await pushModule()).earlyPush(store, tags[0], { insecure, compression })
+    : undefined;
   try {
     agents = sshSources.length ? await startAgents(sshSources) : undefined;
     // --cache-from: records only, for this build; their layers are fetched on a hit.
@@ -272,6 +278,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
       platform,
+      onLayer: early && ((layer) => early.add(layer)),
       // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
       onFailure: exported.length
         ? async (records) => {
@@ -290,7 +297,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       const index = await writeIndex(store, images);
       for (const tag of tags) await store.images.tagDescriptor(tag, index);
       for (const tag of bool(p, 'push') ? tags : [])
-        await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression });
+        await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression, early });
       reporter.close();
       if (bool(p, 'quiet')) process.stdout.write(`${index.digest}\n`);
       else reporter.info(`writing image index ${index.digest}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
@@ -302,7 +309,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     for (const tag of bool(p, 'push') ? tags : []) {
       const pushed = await (
         await pushModule()
-      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
+      ).pushImage(store, tag, {
+        insecure,
+        reporter,
+        manifestDigest: result.image.manifestDigest,
+        compression,
+        early,
+      });
       if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
     }
     if (exported.length)
@@ -334,6 +347,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
   } finally {
+    // After a failure: no manifest names what went up; the uploads still running end first (an
+    // interrupt does not wait for them: the next Store.open removes a half-compressed blob).
+    if (!signal.aborted) await early?.close();
     await agents?.close();
     reporter.close();
   }
