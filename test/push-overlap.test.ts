@@ -144,4 +144,28 @@ test('build --push that fails after a layer went up pushes no manifest', async (
   ok(tsbuild(['check'], { root }));
 });
 
+test('build --push: a base layer the registry has in another repository is mounted, not uploaded', async () => {
+  const root = storeWithBase(temp('store-mount'));
+  // The base pushed before (compressed and remembered then; its location recorded), as another repository.
+  const base = `${reg.host}/overlap/base:1`;
+  ok(tsbuild(['tag', Base, base], { root }));
+  ok(tsbuild(['push', base], { root }));
+  const baseManifest = (await (
+    await fetch(`http://${reg.host}/v2/overlap/base/manifests/1`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    })
+  ).json()) as { layers: { digest: string }[] };
+  const ctx = context({ Dockerfile: `FROM ${Base}\nCOPY data.txt /data.txt\n`, 'data.txt': data });
+  dirs.push(ctx);
+  const r = ok(
+    tsbuild(['build', '--progress=plain', '--push', '-t', `${reg.host}/overlap/mounted:1`, ctx], {
+      root,
+      env: { TSBUILD_TRACE: '1' },
+    }),
+  );
+  for (const l of baseManifest.layers) assert.match(r.stderr, `push: blob ${l.digest} mounted`);
+  assert.match(r.stderr, /compressed 1 layers \(gzip\)/, 'only the new layer was compressed');
+  assert.is(await manifestStatus('overlap/mounted'), 200);
+});
+
 test.run();
