@@ -186,7 +186,7 @@ class FileIngest extends Writable implements Ingest {
     return this.done;
   }
 
-  written(): Promise<{ digest: Digest; size: number }> {
+  digest(): Promise<{ digest: Digest; size: number }> {
     this.sealed ??= (async () => {
       if (!this.writableFinished) {
         await new Promise<void>((resolve, reject) => {
@@ -204,7 +204,7 @@ class FileIngest extends Writable implements Ingest {
   private async doCommit(expected: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
     try {
       if (expected.digest !== undefined) checkDigest(expected.digest, 'expected digest');
-      const { digest, size } = await this.written();
+      const { digest, size } = await this.digest();
       if (expected.size !== undefined && expected.size !== size) {
         throw new StoreError(
           'invalid',

@@ -154,7 +154,7 @@ export function compressLayer(store: Store, layer: Layer, c: Exclude<Compression
         first = false;
         yield piece;
       }
-      if (ingest.written) written.resolve(await ingest.written());
+      if (ingest.digest) written.resolve(await ingest.digest());
       handedOff = true;
       const finishing = (async () => {
         const { digest, size } = await ingest.commit();

@@ -165,7 +165,7 @@ export interface Ingest extends NodeJS.WritableStream {
    * End the writes and tell the digest and size of what was written, before commit() has fsynced and
    * renamed it (a streamed push sends the digest while the store still commits the blob).
    */
-  written?(): Promise<{ digest: Digest; size: number }>;
+  digest?(): Promise<{ digest: Digest; size: number }>;
   /** Drop the temp file. */
   abort(): Promise<void>;
 }
