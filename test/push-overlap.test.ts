@@ -168,4 +168,39 @@ test('build --push: a base layer the registry has in another repository is mount
   assert.is(await manifestStatus('overlap/mounted'), 200);
 });
 
+test('build --platform a,b --push: the index joins the early uploads; a layer both images share: once', async () => {
+  const root = temp('store-index');
+  // No base and no RUN: both platforms' images have the same one layer (same diffID), made by each build.
+  const ctx = context({ Dockerfile: 'FROM scratch\nCOPY data.txt /data.txt\n', 'data.txt': data });
+  dirs.push(ctx);
+  const ref = `${reg.host}/overlap/index:1`;
+  const r = ok(
+    tsbuild(['build', '--progress=plain', '--platform', 'linux/amd64,linux/arm64', '--push', '-t', ref, ctx], {
+      root,
+      env: { TSBUILD_TRACE: '1', SOURCE_DATE_EPOCH: '1700000000' },
+    }),
+  );
+  assert.match(r.stderr, /compressed 1 layers \(gzip\)/, 'the shared layer was compressed once');
+  assert.is(landed(r.stderr).length, 1, 'and streamed up once');
+  // Joined, not looked up again: a push of its own would HEAD the blob and find it ("exists").
+  assert.not.match(r.stderr, `blob ${landed(r.stderr)[0].digest} exists`);
+  const index = (await (
+    await fetch(`http://${reg.host}/v2/overlap/index/manifests/1`, {
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+    })
+  ).json()) as { manifests: { digest: string; platform: { architecture: string } }[] };
+  assert.equal(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  for (const m of index.manifests) {
+    const image = (await (
+      await fetch(`http://${reg.host}/v2/overlap/index/manifests/${m.digest}`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      })
+    ).json()) as { layers: { digest: string; mediaType: string }[] };
+    assert.equal(
+      image.layers.map((l) => [l.digest, l.mediaType]),
+      [[landed(r.stderr)[0].digest, 'application/vnd.oci.image.layer.v1.tar+gzip']],
+    );
+  }
+});
+
 test.run();
