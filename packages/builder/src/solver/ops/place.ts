@@ -2,9 +2,9 @@
 // times, hard links kept, and whole context trees handed to cp. Split from copy.ts, which decides
 // what goes where; this is how a resolved item lands at its target.
 import { posix } from 'node:path';
-import { fileEntry } from '@tsbuild/layerstore/layer';
+import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { Staging, rel, seconds } from './staging.js';
-import type { BulkCopy } from './bulkcopy.js';
+import { NameList, type BulkCopy } from './bulkcopy.js';
 import type { SourceFile, SourceItem } from './sources.js';
 import { hardLinks } from './hardlinks.js';
 
@@ -65,6 +65,100 @@ export async function place(
     }
     await writeFile(staging, f, dest, owner, mode);
   }
+}
+
+/**
+ * What place() does with `bulk` and `cpMakesDirs` for a context directory that is the step's only source (no
+ * --chown, no --chmod), without a record per file kept: the tree is walked from the listing three times (inode
+ * numbers, for hard links; cp's names, one buffer, and the directories; then the layer's entries, each time the
+ * layer's entries are read), so what a COPY holds does not grow with the files it copies beyond cp's list of
+ * names and a record per directory. The same files, links, directories and entries as place().
+ */
+export function placeTree(staging: Staging, item: SourceItem, target: string, bulk: BulkCopy): void {
+  const walk = item.tree!.walk;
+  const base = rel(target);
+  const below = (r: string) => (base === '' ? r : `${base}/${r}`);
+  const leaders = treeHardLinks(walk());
+
+  // cp's names, and the directories that hold none of them (made here, as place() makes them).
+  const names = new NameList();
+  const byCp = new Set<string>();
+  const dirs: { rel: string; mode: number; mtime: Date }[] = [];
+  let count = 0;
+  let host: string | undefined;
+  for (const f of walk()) {
+    if (f.rel === '') {
+      host = f.host;
+      continue;
+    }
+    count++;
+    if (f.kind === 'dir') {
+      dirs.push({ rel: f.rel, mode: f.mode, mtime: f.mtime });
+      continue;
+    }
+    if (leaders.has(f.rel)) continue;
+    for (let d = posix.dirname(f.rel); d !== '.' && !byCp.has(d); d = posix.dirname(d)) byCp.add(d);
+    const dest = `/${below(f.rel)}`;
+    if (staging.mayHold(dest)) staging.fs.remove(rel(dest));
+    names.add(f.rel);
+  }
+  for (const d of dirs) {
+    const dest = `/${below(d.rel)}`;
+    if (!byCp.has(d.rel)) {
+      staging.fs.remove(rel(dest));
+      staging.fs.mkdir(rel(dest), d.mode, 0, 0, true);
+    }
+    staging.dateDir(dest, d.mtime);
+  }
+  for (const [follower, leader] of leaders) staging.linkLater(`/${below(follower)}`, `/${below(leader.rel)}`);
+  if (names.count > 0) bulk.addList(host!, staging.host(target), names);
+
+  // The layer's entries, as place() records them: cp keeps mode and times and gives root's owner.
+  staging.streamTree(target, count, {
+    *[Symbol.iterator](): Generator<Entry> {
+      for (const f of walk()) {
+        if (f.rel === '') continue;
+        const path = below(f.rel);
+        const leader = leaders.get(f.rel);
+        if (leader) {
+          const meta = { mode: leader.mode, uid: 0, gid: 0, mtime: seconds(leader.mtime) };
+          yield { path, type: 'hardlink', linkname: below(leader.rel), ...meta };
+          continue;
+        }
+        const meta = { path, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
+        if (f.kind === 'dir') yield { ...meta, type: 'directory' };
+        else if (f.kind === 'symlink') yield { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 };
+        else yield fileEntry(meta, f.host, f.size);
+      }
+    },
+  });
+}
+
+/**
+ * hardLinks() of a walked tree, by path: the inode numbers are gathered in one typed array, and only the files
+ * of an inode listed twice become records (hardLinks() confirms them), not a map entry per file.
+ */
+function treeHardLinks(files: Iterable<SourceFile>): Map<string, SourceFile> {
+  let inos = new BigUint64Array(1024);
+  let n = 0;
+  for (const f of files) {
+    if (f.kind !== 'file' || f.ino === undefined) continue;
+    if (n === inos.length) {
+      const grown = new BigUint64Array(n * 2);
+      grown.set(inos);
+      inos = grown;
+    }
+    inos[n++] = f.ino;
+  }
+  const sorted = inos.subarray(0, n).sort();
+  const twice = new Set<bigint>();
+  for (let i = 1; i < n; i++) if (sorted[i] === sorted[i - 1]) twice.add(sorted[i]);
+  const out = new Map<string, SourceFile>();
+  if (twice.size === 0) return out;
+  const candidates: SourceFile[] = [];
+  for (const f of files) if (f.kind === 'file' && f.ino !== undefined && twice.has(f.ino)) candidates.push(f);
+  for (const [f, leader] of hardLinks(candidates)) out.set(f.rel, leader);
+  return out;
 }
 
 /**
