@@ -12,7 +12,7 @@ export function trace(what: string): void {
   if (mem) {
     const u = process.memoryUsage();
     const mib = (n: number) => (n / 1048576).toFixed(0).padStart(4);
-    m = ` rss ${mib(u.rss)} heap ${mib(u.heapUsed)} ext ${mib(u.external + u.arrayBuffers)}`;
+    m = ` rss ${mib(u.rss)} heap ${mib(u.heapUsed)}/${mib(u.heapTotal)} ext ${mib(u.external)}`;
   }
   process.stderr.write(`[trace ${(process.uptime() * 1000).toFixed(0).padStart(5)}ms${m}] ${what}\n`);
 }

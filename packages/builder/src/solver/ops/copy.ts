@@ -226,20 +226,23 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
  */
 async function refuseTypeChanges(view: RootView, entries: Iterable<Entry> | undefined, step: CopyStep): Promise<void> {
   if (!entries) return;
+  // Directories of the layer that the image does not have as directories: nothing below them is looked up.
+  // Only directories are kept (only they have entries below them): a set of every path was most of what a
+  // COPY of a large tree held.
   const notDirInImage = new Set<string>();
   const listings = new Map<string, Set<string>>();
   for (const e of entries) {
     const path = '/' + e.path;
     const parent = posix.dirname(path);
     if (notDirInImage.has(parent)) {
-      notDirInImage.add(path);
+      if (e.type === 'directory') notDirInImage.add(path);
       continue;
     }
     let names = listings.get(parent);
     if (!names) listings.set(parent, (names = new Set(await view.readdir(parent))));
     const below = names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
     const isDir = below?.stat.isDirectory() ?? false;
-    if (!isDir) notDirInImage.add(path);
+    if (!isDir && e.type === 'directory') notDirInImage.add(path);
     if (!below) continue;
     if (e.type === 'directory' && !isDir) {
       throw new BuildError(`${where(step)}: cannot copy to non-directory: ${path}`, 1);
