@@ -3,7 +3,7 @@
 //
 //   node bench/run.mjs [--quick] [--runs N] [--only tiny,many-files,ci-push,scale,pull,run]
 //                      [--builders tsbuild,buildkit,buildah] [--no-sub] [--no-limits] [--out FILE]
-//                      [--scale-values 'context=2000,20000;layers=120']
+//                      [--scale-values 'context=2000,20000;layers=120'] [--live] [--no-sync] [--help]
 //
 // Root, after `pnpm run build`. Writes bench/RESULTS.md (keeping its hand-written "Where the time goes"
 // section) and the raw samples to bench/work/results.json. tsbuild under test is a build of the committed HEAD in
@@ -36,6 +36,33 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : dflt;
 };
+// --help prints this file's header; an unknown flag is refused before anything starts (a typo must not cost a run).
+const FLAGS = {
+  bool: ['--quick', '--no-sync', '--no-sub', '--no-limits', '--live', '--help', '-h'],
+  value: ['--runs', '--only', '--builders', '--out', '--scale-values'],
+};
+if (argv.includes('--help') || argv.includes('-h')) {
+  const header = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+    .split('\n')
+    .slice(1);
+  console.log(
+    header
+      .slice(
+        0,
+        header.findIndex((l) => !l.startsWith('//')),
+      )
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n'),
+  );
+  process.exit(0);
+}
+for (let i = 0; i < argv.length; i++) {
+  if (FLAGS.value.includes(argv[i]) && i + 1 < argv.length) i++;
+  else if (!FLAGS.bool.includes(argv[i])) {
+    console.error(`bench: ${argv[i]}: unknown flag or missing value (--help lists them)`);
+    process.exit(2);
+  }
+}
 const quick = argv.includes('--quick');
 const runs = Number(opt('--runs', quick ? 1 : 5));
 const only = opt('--only', '') ? opt('--only').split(',') : null;

@@ -43,6 +43,7 @@ pnpm run --silent build
 printf '#!/bin/sh\nexec %q "$@"\n' "$PWD/packages/builder/bin/tsbuild" > /usr/local/bin/tsbuild.tmp
 chmod 755 /usr/local/bin/tsbuild.tmp && mv /usr/local/bin/tsbuild.tmp /usr/local/bin/tsbuild
 bash fixtures/busybox/make-rootfs.sh
+bash fixtures/useradd/make-rootfs.sh # needs passwd (useradd), which Debian always has
 
 # --platform tests: arm64 executables run through binfmt_misc's qemu-aarch64 handler (F flag: the
 # kernel opens the emulator once, so it works inside a step's root). Registered here when the kernel

@@ -167,6 +167,11 @@ test('--metadata-file: buildx’s keys, the digests of the image in the store', 
   const manifestFile = join(root, 'blobs', 'sha256', img.ManifestDigest.slice('sha256:'.length));
   assert.is(meta['containerimage.descriptor'].size, statSync(manifestFile).size);
   assert.is(meta['image.name'], 'docker.io/library/meta:1,example.com/x/meta:2');
+  assert.match(meta['buildx.build.ref'], /^tsbuild\/local\/[a-z0-9]{25}$/);
+  assert.not.ok(
+    Object.keys(meta).some((k) => k.includes('provenance')),
+    'no provenance keys: none is made',
+  );
   const bad = tsbuild(['build', '--metadata-file', join(temp('meta'), 'no', 'such', 'dir', 'm.json'), ctx], { root });
   assert.is(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /^ERROR: --metadata-file .*m\.json: /m);

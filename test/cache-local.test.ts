@@ -133,6 +133,53 @@ test('a type=local cache moved to an empty store: no step runs, and the image is
   assert.is(readFileSync(join(out, 'last'), 'utf8'), 'last 2\nlocal cache\nside\n');
 });
 
+test('cache mounts travel in a type=local cache: mounts=ID, then --cache-from into an empty store', () => {
+  // The step "downloads" into its cache mount only when the mount is empty; what it copies out says
+  // which build filled the mount. The base is in the context: store B has nothing but the layout.
+  const app = context({
+    Dockerfile: [
+      'FROM scratch',
+      'ADD rootfs.tar /',
+      'ENV PATH=/bin',
+      'ARG BUST=1',
+      'RUN --mount=type=cache,id=dl,target=/cache test -s /cache/pkg || echo "fetched by build $BUST" > /cache/pkg; \\',
+      '    cp /cache/pkg /pkg && echo "$BUST" > /bust',
+      '',
+    ].join('\n'),
+  });
+  dirs.push(app);
+  copyFileSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'), join(app, 'rootfs.tar'));
+  const dir = join(temp('mounts-cache'), 'c');
+  const a = ok(
+    tsbuild(['build', '--progress=plain', '--cache-to', `type=local,dest=${dir},mounts=dl`, app], {
+      root: temp('store-mounts-a'),
+    }),
+  );
+  assert.match(a.stderr, /1 cache mounts/);
+  const moved = join(temp('mounts-moved'), 'c');
+  cpSync(dir, moved, { recursive: true });
+  rmSync(dir, { recursive: true });
+  // Another build arg: the RUN step runs in store B, over the mount restored from the layout.
+  const storeB = temp('store-mounts-b');
+  const out = join(storeB, 'out');
+  const b = ok(
+    tsbuild(
+      ['build', '--progress=plain', '--build-arg', 'BUST=2', '--cache-from', `type=local,src=${moved}`, '-o', out, app],
+      { root: storeB },
+    ),
+  );
+  assert.equal(steps(b.stderr).ran, [steps(a.stderr).ran.find((r) => r.startsWith('RUN'))!], b.stderr);
+  assert.match(b.stderr, /restored cache mount dl from /);
+  assert.is(readFileSync(join(out, 'pkg'), 'utf8'), 'fetched by build 1\n', 'the mount came from the layout');
+  assert.is(readFileSync(join(out, 'bust'), 'utf8'), '2\n');
+  assert.not.ok(existsSync(join(out, 'cache', 'pkg')), "the mount's content stays out of the image");
+  // Without the layout, the same build in an empty store starts with an empty mount.
+  const storeC = temp('store-mounts-c');
+  const cold = join(storeC, 'out');
+  ok(tsbuild(['build', '-q', '--build-arg', 'BUST=2', '-o', cold, app], { root: storeC }));
+  assert.is(readFileSync(join(cold, 'pkg'), 'utf8'), 'fetched by build 2\n');
+});
+
 test('mode=min (the default) keeps only the steps of the final stage and the stages it is FROM', () => {
   const d = join(temp('cache-min'), 'c');
   ok(tsbuild(['build', '--cache-to', `type=local,dest=${d}`, ctx], { root: storeA }));

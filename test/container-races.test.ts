@@ -79,6 +79,30 @@ test('commit of a container that swaps a directory with a symlink to the host ne
   assert.is(readdirSync(scratch).length, FILES);
 });
 
+test('commit --pause=false of such a container: the live walk never follows a swapped directory', async () => {
+  if (!exchangeTool()) return skip('no C compiler (cc) to build fixtures/exchange');
+  const scratch = hostScratch();
+  await swapper('race-live', '/w', scratch);
+  let made = 0;
+  for (let i = 1; i <= 6; i++) {
+    const tag = `race/live:${i}`;
+    const c = t(['commit', '--pause=false', 'race-live', tag]);
+    if (c.code !== 0) {
+      // Caught in the act: the walk refuses the symlink where a directory was, and says so.
+      assert.match(c.stderr, /changed while it was read/, c.stderr);
+      assert.not.match(c.stderr, /\n\s+at /, 'no stack trace');
+      continue;
+    }
+    made++;
+    const r = ok(t(['run', '--rm', tag, 'sh', '-c', 'find /w -xdev; cat /w/d*/* 2>/dev/null; true']));
+    assert.not.match(r.stdout, /secret-|HOST-SECRET/, `commit ${i} took host files: ${r.stdout.slice(0, 400)}`);
+  }
+  // Never paused: it swapped all along, and still runs.
+  assert.is(t(['exec', 'race-live', 'true']).code, 0);
+  assert.is(readdirSync(scratch).length, FILES);
+  console.log(`  (${made} of 6 unpaused commits completed; the others were refused mid-walk)`);
+});
+
 test('volume rm -f of a volume a container swaps a directory in leaves the host directory alone', async () => {
   if (!exchangeTool()) return skip('no C compiler (cc) to build fixtures/exchange');
   for (let round = 1; round <= 3; round++) {

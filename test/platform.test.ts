@@ -3,7 +3,7 @@
 // steps run under QEMU user emulation (binfmt_misc + qemu-user-static), as does `tsbuild run` of it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip, startRegistry } from '@tsbuild/testkit';
 import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
@@ -133,6 +133,53 @@ function contextFrom(ref: string): string {
   const ctx = context({ Dockerfile: `FROM ${ref}\n` });
   dirs.push(ctx);
   return ctx;
+}
+
+test('build --dry-run --platform linux/arm64: the keys of the arm64 build, nothing run or written', () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  sh('bash', [join(repo, 'fixtures', 'busybox-arm64', 'make-rootfs.sh')]);
+  const ctx = context({ Dockerfile: 'FROM scratch\nADD rootfs.tar /\nRUN uname -m > /arch\n' });
+  dirs.push(ctx);
+  copyFileSync(join(repo, 'fixtures', 'busybox-arm64', 'rootfs.tar'), join(ctx, 'rootfs.tar'));
+  const root = temp('store-dry');
+  const dry = (platform: string) => {
+    const before = storeListing(root);
+    const r = ok(tsbuild(['build', '--dry-run', '--platform', platform, '-t', 'never:1', ctx], { root }));
+    assert.equal(storeListing(root), before, `a dry run for ${platform} changed the store`);
+    assert.match(r.stdout, /^Dry run \(nothing was run or written\):/);
+    return r.stdout;
+  };
+  // Before any build (a store that exists, empty): both steps would run; nothing ran (no image, no tag).
+  assert.is(ok(tsbuild(['images', '-q'], { root })).stdout, '');
+  assert.match(dry('linux/arm64'), /RUN uname -m > \/arch {2}miss/);
+  assert.is(ok(tsbuild(['images', '-q'], { root })).stdout, '');
+  ok(tsbuild(['build', '-q', '--platform', 'linux/arm64', '-t', 'arm:1', ctx], { root }));
+  // After the arm64 build: its every step hits for arm64, by any spelling; the amd64 build is another.
+  for (const platform of ['linux/arm64', 'arm64']) {
+    const out = dry(platform);
+    assert.match(out, /ADD rootfs\.tar \/ {2}hit/, platform);
+    assert.match(out, /RUN uname -m > \/arch {2}hit/, platform);
+  }
+  assert.match(dry('linux/amd64'), /RUN uname -m > \/arch {2}miss/);
+  // Several platforms would be several reports: refused, naming the flag.
+  const several = tsbuild(['build', '--dry-run', '--platform', 'linux/amd64,linux/arm64', ctx], { root });
+  assert.is(several.code, 2, several.stderr);
+  assert.match(several.stderr, /^ERROR: --dry-run reports one platform's build: give one --platform/m);
+});
+
+/** Every path in a store with its size: what a dry run must leave as it was. */
+function storeListing(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, rel: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) walk(path, `${rel}${e.name}/`);
+      else out.push(`${rel}${e.name} ${lstatSync(path).size}`);
+    }
+  };
+  walk(root, '');
+  return out.sort();
 }
 
 test('a platform this machine cannot emulate: the build warns why, and `tsbuild run` refuses with the reason', () => {

@@ -95,16 +95,19 @@ export function removeUser(u: TestUser | undefined): void {
 export function tsbuildAs(
   u: TestUser,
   args: string[],
-  opts: { env?: Record<string, string>; input?: string; cwd?: string } = {},
+  opts: { env?: Record<string, string>; input?: string; cwd?: string; cgroup?: string } = {},
 ): Result {
   return runAs(u, [join(u.checkout, 'packages', 'builder', 'bin', 'tsbuild'), ...args], opts);
 }
 
-/** Runs argv as the user (argv[0] a path, usually below u.checkout), as tsbuildAs does. */
+/**
+ * Runs argv as the user (argv[0] a path, usually below u.checkout), as tsbuildAs does; in `opts.cgroup` if given
+ * (see helpers/cgroup.ts).
+ */
 export function runAs(
   u: TestUser,
   argv: string[],
-  opts: { env?: Record<string, string>; input?: string; cwd?: string } = {},
+  opts: { env?: Record<string, string>; input?: string; cwd?: string; cgroup?: string } = {},
 ): Result {
   const env: Record<string, string> = {
     PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -116,7 +119,9 @@ export function runAs(
     ...(process.env.TSBUILD_TEST_RUN ? { TSBUILD_TEST_RUN: process.env.TSBUILD_TEST_RUN } : {}),
     ...opts.env,
   };
-  const script = 'mount --bind "$1" "$2" && shift 2 && cd "$1" && shift && exec setpriv "$@"';
+  // `cgroup`: root puts the shell in that cgroup (one delegated to the user) before it becomes the user.
+  const enter = opts.cgroup ? `echo $$ > '${opts.cgroup}/cgroup.procs' && ` : '';
+  const script = `${enter}mount --bind "$1" "$2" && shift 2 && cd "$1" && shift && exec setpriv "$@"`;
   const setpriv = [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--init-groups', '--'];
   const r = spawnSync(
     'unshare',

@@ -36,6 +36,8 @@ const ok: [string, string[], Record<string, unknown>, string[], { stopAtFirstPos
   ['a bundle may end in a flag taking the next word', ['-qf', 'D'], { quiet: true, file: 'D' }, []],
   ['--bool=false', ['--quiet=false'], { quiet: false }, []],
   ['--bool=1', ['--quiet=1'], { quiet: true }, []],
+  ['-b=false (docker: commit -p=false)', ['-q=false', 'x'], { quiet: false }, ['x']],
+  ['bundled, then -b=true', ['-aq=true'], { quiet: true, all: true }, []],
   ['an alias sets the flag under its name', ['--net', 'host'], { network: 'host' }, []],
   ['-- ends the flags', ['-q', '--', '-f', '--x'], { quiet: true }, ['-f', '--x']],
   ['a lone - is a positional', ['-'], {}, ['-']],
@@ -64,6 +66,7 @@ const bad: [string, string[], string][] = [
   ['a missing value', ['--file'], 'flag needs an argument: --file'],
   ['a missing value, short', ['-f'], "flag needs an argument: 'f' in -f"],
   ['a bool given a word', ['--quiet=yes'], 'flag --quiet takes true or false, not "yes"'],
+  ['a short bool given a word', ['-q=no'], 'flag -q takes true or false, not "no"'],
 ];
 for (const [name, argv, message] of bad)
   test(`rejects: ${name}`, () => {

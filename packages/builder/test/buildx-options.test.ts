@@ -19,7 +19,7 @@ function usage(fn: () => unknown): string {
   return '';
 }
 
-test('--annotation: buildx types and platforms; only manifest annotations have a place', () => {
+test('--annotation: buildx types and platforms; index types only with several platforms', () => {
   const rows: [string, Record<string, string>][] = [
     ['k=v', { k: 'v' }],
     ['manifest:k=v=w', { k: 'v=w' }],
@@ -28,11 +28,25 @@ test('--annotation: buildx types and platforms; only manifest annotations have a
     ['manifest[linux/arm64]:k=v', {}],
     ['k=', { k: '' }],
   ];
-  for (const [v, want] of rows) assert.equal(parseAnnotations([v], 'linux/amd64'), want, v);
+  for (const [v, want] of rows) assert.equal(parseAnnotations([v], 'linux/amd64').manifest, want, v);
   for (const v of ['index:k=v', 'manifest,index:k=v', 'index-descriptor:k=v', 'manifest-descriptor:k=v'])
     assert.match(
       usage(() => parseAnnotations([v], 'linux/amd64')),
       'are not supported',
+      v,
+    );
+  // Several platforms: index and manifest-descriptor have a place; index-descriptor still not.
+  const multi: [string, { manifest: object; index: object; manifestDescriptor: object }][] = [
+    ['index:k=v', { manifest: {}, index: { k: 'v' }, manifestDescriptor: {} }],
+    ['manifest,index:k=v', { manifest: { k: 'v' }, index: { k: 'v' }, manifestDescriptor: {} }],
+    ['manifest-descriptor:k=v', { manifest: {}, index: {}, manifestDescriptor: { k: 'v' } }],
+    ['manifest-descriptor[linux/arm64]:k=v', { manifest: {}, index: {}, manifestDescriptor: {} }],
+  ];
+  for (const [v, want] of multi) assert.equal(parseAnnotations([v], 'linux/amd64', true), want, v);
+  for (const v of ['index-descriptor:k=v', 'index[linux/amd64]:k=v'])
+    assert.match(
+      usage(() => parseAnnotations([v], 'linux/amd64', true)),
+      '--annotation',
       v,
     );
   for (const v of ['=v', 'k', 'bogus:k=v', 'has space=v'])

@@ -18,17 +18,26 @@ export interface CommitContainerOptions {
   changes?: string[];
   message?: string;
   author?: string;
+  /**
+   * Pause a running container for the commit (default true, as docker's `commit --pause`). false
+   * reads its upperdir while it runs, beneath the directory's fd (a directory it swaps for a
+   * symlink is not followed: the commit fails instead), so files it changes meanwhile may be
+   * caught half-written, as with docker.
+   */
+  pause?: boolean;
 }
 
 /**
  * Stops every process of a running container until the returned thaw is called. The upperdir is
  * walked by path: a process left running could swap a directory for a symlink to a host directory
  * between two steps of the walk (renameat2 RENAME_EXCHANGE) and so get host files into the layer.
- * Docker pauses a container for a commit too.
+ * Docker pauses a container for a commit too. With `pause` false nothing is stopped: the walk is
+ * then made `live` instead (see CommitContainerOptions.pause).
  */
-async function freezeIfRunning(store: Store, doc: ContainerDoc): Promise<Thaw> {
+async function freezeIfRunning(store: Store, doc: ContainerDoc, pause: boolean): Promise<Thaw> {
   const d = await refresh(store, doc);
   if (isRunning(d)) {
+    if (!pause) return () => {};
     try {
       return await freezeSandbox(d.State.Pid!);
     } catch (e) {
@@ -48,7 +57,12 @@ export async function commitContainer(store: Store, doc: ContainerDoc, opts: Com
   const excluded = [...containerOnly, ...doc.Config.mounts.map((m) => m.target.replace(/^\/+/, ''))];
   const layer = await store.snapshotter.commit(
     { upperdir: doc.UpperDir },
-    { compression: 'gzip', exclude: excluded, quiesce: () => freezeIfRunning(store, doc) },
+    {
+      compression: 'gzip',
+      exclude: excluded,
+      quiesce: () => freezeIfRunning(store, doc, opts.pause ?? true),
+      live: opts.pause === false,
+    },
   );
   const changes = opts.changes ?? [];
   const config = opts.configure(structuredClone(image.config));

@@ -10,12 +10,14 @@ import {
   type Layer,
   type Manifest,
 } from './types.js';
-import { choosePlatform, hostPlatform } from './platform.js';
+import { choosePlatform, formatPlatform, hostPlatform, type Platform } from './platform.js';
 import type { OciIndex } from './tags.js';
 
 /** What reading an image needs from wherever blobs live (store, OCI layout, archive). */
 export interface BlobSource {
   read(digest: Digest): Promise<Buffer>;
+  /** Whether a blob is there: an index's entries for platforms never pulled are not (see readImage). */
+  has?(digest: Digest): Promise<boolean>;
 }
 
 const layerMediaTypes: Record<string, { oci: string; docker: string }> = {
@@ -49,23 +51,31 @@ async function readJSON<T>(src: BlobSource, d: Digest): Promise<T> {
 }
 
 /**
- * Read the image a descriptor points at. An index (multi-platform) resolves to the entry for `platform`
- * (the host's by default; see platform.ts for the matching rule).
+ * Read the image a descriptor points at. An index (multi-platform) resolves to one entry (see
+ * platform.ts for the matching rule). With `platform`, that platform's or none: a store keeps an index
+ * under its tag as containerd does, with only the platforms pulled, and a missing one is "not in the
+ * store" (not-found). Without it, as docker shows such an image: the host's entry if it is there,
+ * else the first entry that is.
  */
-export async function readImage(src: BlobSource, desc: Descriptor, platform = hostPlatform()): Promise<Image> {
+export async function readImage(src: BlobSource, desc: Descriptor, platform?: Platform): Promise<Image> {
   if (isIndexMediaType(desc.mediaType)) {
     const idx = await readJSON<OciIndex>(src, desc.digest);
     const manifests = idx.manifests.filter(
       (m) => !isIndexMediaType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
     );
-    const pick = choosePlatform(manifests, platform);
-    if (!pick)
-      throw new StoreError(
-        'not-found',
-        `index ${desc.digest} has no manifest for ${platform.os}/${platform.architecture}`,
-        desc.digest,
-      );
-    return readImage(src, pick, platform);
+    const want = platform ?? hostPlatform();
+    const pick = choosePlatform(manifests, want);
+    const there = async (m: Descriptor) => (src.has ? src.has(m.digest) : true);
+    if (pick && (await there(pick))) return readImage(src, pick, want);
+    if (!platform) for (const m of manifests) if (await there(m)) return readImage(src, m, m.platform ?? want);
+    const what = formatPlatform(want);
+    throw new StoreError(
+      'not-found',
+      pick
+        ? `index ${desc.digest}: the image for ${what} is not in the store`
+        : `index ${desc.digest} has no manifest for ${what}`,
+      desc.digest,
+    );
   }
   const manifest = await readJSON<Manifest>(src, desc.digest);
   if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers)) {

@@ -11,10 +11,11 @@ export interface ImageDamage {
 }
 
 /**
- * Walk everything a manifest or index descriptor needs (manifests, configs, layers) and say what
- * is missing or wrong: sizes against descriptors, JSON, diff_ids against layers. With a lease, each
- * blob is leased before it is looked at (BlobStore.has), so what was found stays. Blob contents
- * were verified when they were committed; `tsbuild check` re-hashes them.
+ * Walk everything a manifest or index descriptor needs (manifests, configs, layers; of an index, the
+ * platforms that are in the store) and say what is missing or wrong: sizes against descriptors, JSON,
+ * diff_ids against layers. With a lease, each blob is leased before it is looked at (BlobStore.has), so
+ * what was found stays. Blob contents were verified when they were committed; `tsbuild check` re-hashes
+ * them.
  */
 export async function verifyImage(blobs: BlobStore, desc: Descriptor): Promise<ImageDamage> {
   const damage: ImageDamage = { missing: [], problems: [] };
@@ -48,7 +49,12 @@ export async function verifyImage(blobs: BlobStore, desc: Descriptor): Promise<I
     if (!doc) return;
     if (Array.isArray(doc.manifests)) {
       if (depth > 4) return void damage.problems.push(`index ${d.digest} nests indexes too deep`);
-      for (const m of doc.manifests) await visit(m, depth + 1);
+      // An entry not in the store is a platform never pulled (containerd keeps a pulled index so, under
+      // its tag): only the entries that are here must be whole, and one at least must be.
+      const here = [];
+      for (const m of doc.manifests) if (!isDigest(m?.digest) || (await blobs.has(m.digest))) here.push(m);
+      if (!here.length && doc.manifests.length) damage.missing.push(...doc.manifests.map((m) => m.digest));
+      for (const m of here) await visit(m, depth + 1);
       return;
     }
     if (!doc.config || !Array.isArray(doc.layers)) {

@@ -12,6 +12,7 @@ import {
   type Manifest,
 } from './types.js';
 import { isDigest } from './fsutil.js';
+import type { Platform } from './platform.js';
 import { layerMediaType, manifestDescriptor, readImage } from './image-read.js';
 import { verifyImage, type ImageDamage } from './image-verify.js';
 
@@ -37,6 +38,8 @@ export interface ImageSummary {
   /** The image id as docker shows it: the config digest. */
   id: Digest;
   manifestDigest: Digest;
+  /** When the tag names an index (a multi-platform image): its digest; the row shows one platform's image. */
+  indexDigest?: Digest;
   created?: string;
   /** Bytes of manifest + config + layer blobs as stored (built layers uncompressed, pulled ones compressed). */
   size: number;
@@ -131,9 +134,11 @@ export class Images {
   /**
    * Find an image the way docker does: by reference (app:1, normalised), by reference@digest, by
    * manifest digest, or by image id (config digest) or a unique prefix of it (`sha256:abc`, `abc123`).
+   * A reference to an index gives the image for `platform` (not-found when that platform was never
+   * pulled), or without it the host's if it is there, else another platform's (readImage).
    */
-  async get(refOrDigest: string): Promise<Image | undefined> {
-    const image = await this.find(refOrDigest);
+  async get(refOrDigest: string, platform?: Platform): Promise<Image | undefined> {
+    const image = await this.find(refOrDigest, platform);
     if (image) await this.requireWhole(refOrDigest, image);
     return image;
   }
@@ -154,10 +159,10 @@ export class Images {
     }
   }
 
-  private async find(refOrDigest: string): Promise<Image | undefined> {
+  private async find(refOrDigest: string, platform?: Platform): Promise<Image | undefined> {
     const s = refOrDigest.trim();
     if (isDigest(s)) {
-      const direct = await this.byManifestDigest(s);
+      const direct = await this.byManifestDigest(s, platform);
       if (direct) return direct;
       return this.byIdPrefix(s.slice(7));
     }
@@ -169,11 +174,11 @@ export class Images {
     }
     if (parsed) {
       if (parsed.digest && isDigest(parsed.digest)) {
-        const img = await this.byManifestDigest(parsed.digest);
+        const img = await this.byManifestDigest(parsed.digest, platform);
         if (img) return img;
       } else {
         const desc = await this.tags.get(formatReference(parsed));
-        if (desc) return readImage(this.blobs, desc);
+        if (desc) return readImage(this.blobs, desc, platform);
       }
     }
     const m = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(s);
@@ -181,7 +186,7 @@ export class Images {
     return undefined;
   }
 
-  private async byManifestDigest(d: Digest): Promise<Image | undefined> {
+  private async byManifestDigest(d: Digest, platform?: Platform): Promise<Image | undefined> {
     if (!(await this.blobs.has(d))) return undefined;
     let parsed: { mediaType?: string; manifests?: unknown; config?: { digest?: unknown }; layers?: unknown };
     try {
@@ -191,7 +196,7 @@ export class Images {
       throw e;
     }
     if (Array.isArray(parsed.manifests))
-      return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciIndex, digest: d, size: 0 });
+      return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciIndex, digest: d, size: 0 }, platform);
     if (Array.isArray(parsed.layers) && isDigest(parsed.config?.digest))
       return readImage(this.blobs, { mediaType: parsed.mediaType ?? MediaType.OciManifest, digest: d, size: 0 });
     return undefined;
@@ -247,6 +252,7 @@ export class Images {
         tag: ref.tag ?? '<none>',
         id: image.configDigest,
         manifestDigest: image.manifestDigest,
+        ...(t.descriptor.digest !== image.manifestDigest ? { indexDigest: t.descriptor.digest } : {}),
         created: image.config.created,
         size,
         image,

@@ -7,6 +7,7 @@ import type { ExecSpec, Exit } from './types.js';
 import { encodeExecSpec } from './spec.js';
 import { launch, signalNames } from './run.js';
 import { SandboxError, abortError } from './errors.js';
+import { cgroupDriver } from './cgroup/index.js';
 
 /**
  * The cgroup.procs files of the tsbuild cgroups `pid` is in (read from /proc/PID/cgroup), so that
@@ -20,13 +21,19 @@ export function cgroupProcsOf(pid: number): string[] {
     throw new SandboxError(`no process ${pid}: the sandbox is not running`);
   }
   const unified = existsSync('/sys/fs/cgroup/cgroup.controllers');
+  // Rootless with a delegated cgroup: the run cgroups are below it, <delegated>/tsbuild/ID.
+  const delegated = cgroupDriver()?.delegation ? cgroupDriver() : null;
   const out: string[] = [];
   for (const line of text.split('\n')) {
     const m = line.match(/^\d+:([^:]*):(\/.*)$/);
-    if (!m || !m[2].startsWith('/tsbuild/')) continue;
+    if (!m) continue;
     const ctrls = m[1];
     let dir: string | undefined;
-    if (ctrls === '') dir = unified ? `/sys/fs/cgroup${m[2]}` : `/sys/fs/cgroup/unified${m[2]}`;
+    if (delegated) {
+      const d = `${delegated.mount}${m[2]}`;
+      if (ctrls === '' && d.startsWith(`${delegated.root}/tsbuild/`)) dir = d;
+    } else if (!m[2].startsWith('/tsbuild/')) continue;
+    else if (ctrls === '') dir = unified ? `/sys/fs/cgroup${m[2]}` : `/sys/fs/cgroup/unified${m[2]}`;
     else {
       const names = ctrls.split(',').map((c) => c.replace(/^name=/, ''));
       for (const cand of [names.join(','), ...names]) {

@@ -2,31 +2,41 @@
 // its files can be read without the sandbox changing them mid-walk. `tsbuild commit` needs this:
 // a walk of a live upperdir by path can be led onto the host by a process that swaps a directory
 // for a symlink between two steps of the walk (renameat2 RENAME_EXCHANGE).
+//
+// Rootless without a delegated cgroup there is no freezer: every process of the sandbox is stopped
+// with SIGSTOP instead (its pid namespace, and whatever descends from it), until none is left
+// running. Not as invisible as a freezer (a parent inside sees its child stop), but nothing of the
+// sandbox runs during the walk, which is what the walk needs.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from './errors.js';
 import { readText, write } from './cgroup/fsutil.js';
 import { cgroupDriver } from './cgroup/index.js';
-import { rootless } from './userns.js';
+import { rootless, warnOnce } from './userns.js';
 
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
 
 interface Freezer {
+  /** The cgroup, or '' when signals stop the sandbox (signalFreezer). */
   dir: string;
   file: string;
   frozen: () => boolean;
   freeze: string;
   thaw: string;
+  /** Thaws a freeze made without a cgroup. */
+  resume?: () => void;
 }
 
-function freezerOf(pid: number): Freezer {
+function cgroupFreezer(pid: number): Freezer | undefined {
   const text = readText(`/proc/${pid}/cgroup`);
   if (text === undefined) throw new SandboxError(`no process ${pid}: the sandbox is not running`);
   const driver = cgroupDriver();
   if (driver?.version === 2) {
-    const path = text.match(/^0::(\/tsbuild\/.+)$/m)?.[1];
-    if (path) {
-      const dir = `${driver.root}${path}`;
+    const path = text.match(/^0::(\/.+)$/m)?.[1];
+    // The run cgroups are <root>/tsbuild/ID; root is a delegated subtree of the mount (rootless) or all of it.
+    const dir = path === undefined ? undefined : `${driver.mount ?? driver.root}${path}`;
+    if (dir?.startsWith(`${driver.root}/tsbuild/`)) {
       return {
         dir,
         file: `${dir}/cgroup.freeze`,
@@ -48,9 +58,92 @@ function freezerOf(pid: number): Freezer {
       };
     }
   }
-  if (rootless())
-    throw new SandboxError('rootless: no cgroup is delegated here, so a running sandbox cannot be frozen');
+  return undefined;
+}
+
+function freezerOf(pid: number): Freezer {
+  const f = cgroupFreezer(pid);
+  if (f) return f;
   throw new SandboxError(`the sandbox of pid ${pid} has no freezer cgroup (it must be started with freezable: true)`);
+}
+
+/** Parent pid and state letter of every process this user may see, from /proc/PID/stat. */
+function processTable(): Map<number, { ppid: number; state: string }> {
+  const out = new Map<number, { ppid: number; state: string }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+    const stat = readText(`/proc/${name}/stat`);
+    const rest = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (rest && rest.length > 1) out.set(Number(name), { state: rest[0], ppid: Number(rest[1]) });
+  }
+  return out;
+}
+
+function pidNamespace(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The processes of the sandbox whose init is `pid`: those in its pid namespace (exec'd ones
+ * included) and their descendants (a nested pid namespace's too). Without zombies, which cannot stop.
+ */
+function sandboxProcesses(pid: number, ns: string): Map<number, string> {
+  const table = processTable();
+  const members = new Map<number, string>();
+  const others = new Set<number>();
+  const isMember = (p: number, depth = 0): boolean => {
+    if (members.has(p)) return true;
+    const e = table.get(p);
+    if (!e || others.has(p) || depth > 4096) return false;
+    if (p === pid || pidNamespace(p) === ns || (e.ppid > 1 && isMember(e.ppid, depth + 1))) {
+      members.set(p, e.state);
+      return true;
+    }
+    others.add(p);
+    return false;
+  };
+  for (const p of table.keys()) isMember(p);
+  for (const [p, state] of members) if (state === 'Z' || state === 'X') members.delete(p);
+  return members;
+}
+
+function signalFreezer(pid: number): Freezer {
+  const ns = pidNamespace(pid);
+  if (!ns) throw new SandboxError(`no process ${pid}: the sandbox is not running`);
+  const stopped = new Set<number>();
+  const signal = (p: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(p, sig);
+    } catch {
+      /* gone */
+    }
+  };
+  let all = false;
+  return {
+    dir: '',
+    file: '',
+    freeze: 'SIGSTOP',
+    thaw: 'SIGCONT',
+    // Stops what runs; frozen once a pass finds every process stopped (one forked meanwhile is found by the next).
+    frozen: () => {
+      all = true;
+      for (const [p, state] of sandboxProcesses(pid, ns)) {
+        if (state === 'T' || state === 't') continue;
+        all = false;
+        stopped.add(p);
+        signal(p, 'SIGSTOP');
+      }
+      return all;
+    },
+    resume: () => {
+      for (const p of stopped) signal(p, 'SIGCONT');
+    },
+  };
 }
 
 /**
@@ -59,29 +152,41 @@ function freezerOf(pid: number): Freezer {
  * cgroup.events). Rejects, thawed again, if that does not happen within `timeoutMs`.
  */
 export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Thaw> {
-  const f = freezerOf(pid);
+  let f = cgroupFreezer(pid);
+  if (!f && rootless()) {
+    f = signalFreezer(pid);
+    warnOnce(
+      'freeze',
+      'rootless: no cgroup is delegated to you here, so the container is paused by stopping its processes ' +
+        '(SIGSTOP, then SIGCONT), which they can observe',
+    );
+  }
+  const fr = f ?? freezerOf(pid);
+  const { file, resume } = fr;
   let thawed = false;
   const thaw: Thaw = () => {
     if (thawed) return;
     thawed = true;
     process.off('exit', thaw);
+    if (resume) return resume();
     try {
-      write(f.file, f.thaw);
+      write(file, fr.thaw);
     } catch {
       /* the cgroup is gone with the sandbox: nothing is frozen */
     }
   };
   // A caller that exits on a second Ctrl-C (process.exit) still thaws; only SIGKILL leaves it frozen.
   process.once('exit', thaw);
-  write(f.file, f.freeze);
+  if (!resume) write(file, fr.freeze);
   const deadline = Date.now() + timeoutMs;
-  for (let i = 0; !f.frozen(); i++) {
+  for (let i = 0; !fr.frozen(); i++) {
     if (Date.now() > deadline) {
       thaw();
       throw new SandboxError(`the sandbox of pid ${pid} did not freeze within ${timeoutMs} ms`);
     }
     // v1 retries a task that was not freezable yet only when the state is written again.
-    if (f.freeze === 'FROZEN') write(f.file, f.freeze);
+    if (fr.freeze === 'FROZEN') write(file, fr.freeze);
+    if (resume) continue; // frozen() itself stops what it finds running
     await sleep(i < 20 ? 1 : 10);
   }
   return thaw;
@@ -97,11 +202,12 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
  * thawed it reports how PID 1 ended (SIGKILL: 137, as `docker stop` and `docker kill` do).
  */
 export function killSandbox(pid: number): void {
+  // Without a cgroup, SIGKILL of init takes the pid namespace with it, stopped processes too.
   let f: Freezer | undefined;
   try {
-    f = freezerOf(pid);
+    f = cgroupFreezer(pid);
   } catch {
-    /* no freezer cgroup: it cannot be frozen either */
+    /* gone already */
   }
   const launcher = Number(readText(`/proc/${pid}/status`)?.match(/^PPid:\s*(\d+)$/m)?.[1] ?? 0);
   const procs = f ? (readText(`${f.dir}/cgroup.procs`) ?? '').split('\n').filter(Boolean).map(Number) : [];

@@ -3,9 +3,9 @@
 // process's own maps, /proc, /sys/fs/cgroup, the helpers on PATH), never from a guess.
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { cgroupDriver } from './cgroup/index.js';
+import { cgroupDriver, delegationPlan, limitFlags } from './cgroup/index.js';
 import { slirpPath } from './network.js';
-import { defaultStateDir, writable } from './state.js';
+import { defaultStateDir } from './state.js';
 import { tunAdvice, tunUsable, userNamespace, type IdMapping } from './userns.js';
 
 export interface SandboxInfo {
@@ -20,7 +20,13 @@ export interface SandboxInfo {
   kernel: string;
   overlay: { mode: 'native' | 'native-userxattr' | 'unavailable'; note?: string };
   network: { default: 'private'; helper?: string; note?: string };
-  limits: { cgroup: 'v1' | 'v2' | 'none'; available: string[]; note?: string };
+  limits: {
+    cgroup: 'v1' | 'v2' | 'none';
+    available: string[];
+    /** Rootless: the cgroup v2 subtree delegated to the user and its controllers. */
+    delegated?: { dir: string; controllers: string[] };
+    note?: string;
+  };
   stateDir: string;
 }
 
@@ -56,26 +62,33 @@ export function sandboxInfo(): SandboxInfo {
 
   const driver = cgroupDriver();
   let limits: SandboxInfo['limits'];
-  if (driver) {
+  const flagsOf = (cs: string[]) => cs.filter((c) => limitFlags[c]).map((c) => limitFlags[c]);
+  if (driver?.delegation) {
+    const { dir, controllers } = driver.delegation;
+    const missing = Object.keys(limitFlags).filter((c) => !controllers.includes(c));
+    limits = {
+      cgroup: 'v2',
+      available: flagsOf(controllers),
+      delegated: { dir, controllers },
+      note:
+        `rootless: cgroup ${dir} is delegated to you (controllers: ${controllers.join(' ') || 'none'}); ` +
+        'each run gets a child cgroup of it' +
+        (missing.length ? `; ${flagsOf(missing).join(', ')} cannot be applied (not delegated)` : ''),
+    };
+  } else if (driver) {
     const controllers =
       driver.version === 2
         ? readFileSync(`${driver.root}/cgroup.controllers`, 'utf8').trim().split(/\s+/)
         : ['cpu', 'memory', 'pids'].filter((c) => existsSync(`${driver.root}/${c}/cgroup.procs`));
-    const names: Record<string, string> = { cpu: '--cpus', memory: '--memory', pids: '--pids-limit' };
-    limits = {
-      cgroup: driver.version === 2 ? 'v2' : 'v1',
-      available: controllers.filter((c) => names[c]).map((c) => names[c]),
-    };
+    limits = { cgroup: driver.version === 2 ? 'v2' : 'v1', available: flagsOf(controllers) };
   } else {
-    const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+    const plan = delegationPlan();
     limits = {
       cgroup: 'none',
       available: [],
       note: ns
-        ? v2 && writable('/sys/fs/cgroup')
-          ? 'rootless: a writable cgroup v2 tree is not used yet; runs have no limits'
-          : `rootless: no cgroup delegated to this user here (${v2 ? 'cgroup v2' : 'cgroup v1/hybrid layout'}); ` +
-            'runs have no limits (--cpus, --memory, --pids-limit are ignored with a warning)'
+        ? `rootless: no cgroup is delegated to you here (${plan.delegated ? 'unused' : plan.reason}); ` +
+          'runs have no limits (--cpus, --memory, --pids-limit are ignored with a warning)'
         : 'no cgroup filesystem at /sys/fs/cgroup: limits are refused',
     };
   }

@@ -11,14 +11,14 @@ import { statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import type { Exit, Mount, PrivateNetwork, ProcessSpec, SandboxSpec } from './types.js';
+import type { Exit, Limits, Mount, PrivateNetwork, ProcessSpec, SandboxSpec } from './types.js';
 import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
 import { startNetwork } from './network.js';
 import { privateResolvConf } from './addresses.js';
-import { cgroupDriver, type RunCgroup } from './cgroup/index.js';
+import { cgroupDriver, delegationPlan, limitFlags, type RunCgroup } from './cgroup/index.js';
 import { allowedDevices } from './cgroup/devices.js';
 import { cleanupStale, defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
 import { rootless, warnOnce } from './userns.js';
@@ -53,6 +53,59 @@ function mountKinds(mounts: Mount[]): { mount: Mount; kind: 'dir' | 'file' }[] {
   });
 }
 
+/** The cgroup v2 controller each limit needs. */
+function controllersOf(limits: Limits): string[] {
+  const out: string[] = [];
+  if (limits.cpuQuota !== undefined || limits.cpuPeriod !== undefined) out.push('cpu');
+  if (limits.memoryBytes !== undefined) out.push('memory');
+  if (limits.pidsLimit !== undefined) out.push('pids');
+  return out;
+}
+
+function without(limits: Limits, controllers: string[]): Limits {
+  const out = { ...limits };
+  if (controllers.includes('cpu')) {
+    delete out.cpuQuota;
+    delete out.cpuPeriod;
+  }
+  if (controllers.includes('memory')) delete out.memoryBytes;
+  if (controllers.includes('pids')) delete out.pidsLimit;
+  return out;
+}
+
+/**
+ * Rootless: the limits that the delegated cgroup can apply (see cgroup/delegation.ts). The others
+ * are dropped, and said so once per process, naming the flags and why: the run goes on, as a
+ * rootless build must work where the system delegates nothing.
+ */
+function rootlessLimits(limits: Limits): Limits {
+  const wanted = controllersOf(limits);
+  if (wanted.length === 0) return limits;
+  const d = cgroupDriver()?.delegation;
+  const flags = (cs: string[]) => cs.map((c) => limitFlags[c]).join(', ');
+  let dropped: string[];
+  let why: string;
+  if (!d) {
+    const plan = delegationPlan();
+    dropped = wanted;
+    why = `no cgroup is delegated to you here (${plan.delegated ? 'unused' : plan.reason})`;
+  } else {
+    dropped = wanted.filter((c) => !d.controllers.includes(c));
+    why =
+      `the cgroup delegated to you (${d.dir}) has no ${dropped.join(', ')} controller ` +
+      `(delegated: ${d.controllers.join(' ') || 'none'})`;
+    const usable = wanted.filter((c) => d.controllers.includes(c));
+    const problem = usable.length > 0 ? d.enable(usable) : undefined;
+    if (problem) {
+      dropped = wanted;
+      why = `the controllers of the cgroup delegated to you (${d.dir}) cannot be enabled: ${problem}`;
+    }
+  }
+  if (dropped.length === 0) return limits;
+  warnOnce(`limits:${dropped.join(',')}`, `rootless: ${flags(dropped)} not applied: ${why}`);
+  return without(limits, dropped);
+}
+
 export async function run(spec: SandboxSpec): Promise<Exit> {
   validate(spec);
   if (spec.signal?.aborted) throw abortError(spec.signal);
@@ -84,13 +137,8 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     const extra = (spec.extraHosts ?? []).map((e) => `${e.ip}\t${e.host}\n`).join('');
     const files = writeHostFiles(dir, (spec.hosts ?? defaultHosts(spec.network, hostname)) + extra, resolv, hostname);
 
-    let limits = spec.limits ?? {};
     const driver = cgroupDriver();
-    if (!driver && rootless() && Object.values(limits).some((v) => v !== undefined)) {
-      // No cgroup this user may write (see cgroupDriver): the run goes on, as the issue asks.
-      warnOnce('limits', 'rootless: no delegated cgroup here, so --cpus, --memory and --pids-limit are not applied');
-      limits = {};
-    }
+    const limits = rootless() ? rootlessLimits(spec.limits ?? {}) : (spec.limits ?? {});
     if (!driver && Object.values(limits).some((v) => v !== undefined))
       throw new SandboxError('resource limits need cgroups, and none are mounted at /sys/fs/cgroup');
     cg = driver?.create(id, limits, { freezable: spec.freezable });

@@ -87,6 +87,11 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
         if (!spec) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`);
         if (spec.unsupported) throw unsupportedError(`-${c} (--${spec.name})`, spec);
         if (spec.kind === 'bool') {
+          // -p=false, as docker's flag parser takes it: the rest of the argument is the value.
+          if (arg[j + 1] === '=') {
+            set(spec, arg.slice(j + 2), `-${c}`);
+            break;
+          }
           set(spec, true, `-${c}`);
           continue;
         }

@@ -22,14 +22,26 @@ export function parseLabels(values: string[]): Record<string, string> {
   return out;
 }
 
+/** Where `--annotation`s go: the platform's manifest, and with several platforms the index and its entries. */
+export interface Annotations {
+  manifest: Record<string, string>;
+  /** On the image index (`index:`): several platforms only. */
+  index: Record<string, string>;
+  /** On this platform's entry in the index (`manifest-descriptor:`): several platforms only. */
+  manifestDescriptor: Record<string, string>;
+}
+
 /**
- * `--annotation [TYPE[,TYPE...][\[PLATFORM\]]:]K=V`, buildx's syntax. tsbuild makes one single-platform
- * image, a manifest with no index over it, so only manifest annotations have a place (no TYPE means
- * manifest, as in buildx); BuildKit too refuses index annotations for a single-platform export. An
+ * `--annotation [TYPE[,TYPE...][\[PLATFORM\]]:]K=V`, buildx's syntax (no TYPE means manifest). With one
+ * platform tsbuild writes a manifest and no index over it, and BuildKit refuses index annotations for a
+ * single-platform export ("index annotations not supported for single platform export"), so `index:` and
+ * the descriptor types are refused there; with several (`multi`), `index:` goes on the index and
+ * `manifest-descriptor:` on each platform's entry in it. `index-descriptor:` annotates the index's own
+ * descriptor, which only an OCI layout's index.json holds (-o, refused with several platforms): refused. An
  * annotation for another platform is left out, as BuildKit leaves it out of this platform's manifest.
  */
-export function parseAnnotations(values: string[], platform: string): Record<string, string> {
-  const out: Record<string, string> = {};
+export function parseAnnotations(values: string[], platform: string, multi = false): Annotations {
+  const out: Annotations = { manifest: {}, index: {}, manifestDescriptor: {} };
   for (const v of values) {
     const eq = v.indexOf('=');
     if (eq <= 0) throw new UsageError(`--annotation "${v}": expected [TYPE:]KEY=VALUE`);
@@ -37,16 +49,27 @@ export function parseAnnotations(values: string[], platform: string): Record<str
     const m = /^(?:([a-z-]+(?:,[a-z-]+)*)(?:\[([A-Za-z0-9_/.-]+)\])?:)?([^\s:]+)$/.exec(left);
     if (!m) throw new UsageError(`--annotation "${v}": expected [TYPE[,TYPE][\\[PLATFORM\\]]:]KEY=VALUE`);
     const types = m[1] ? m[1].split(',') : ['manifest'];
+    const targets: (keyof Annotations)[] = [];
     for (const t of types) {
-      if (t === 'manifest') continue;
-      if (['index', 'index-descriptor', 'manifest-descriptor'].includes(t))
+      if (t === 'manifest') targets.push('manifest');
+      else if ((t === 'index' || t === 'manifest-descriptor') && multi)
+        targets.push(t === 'index' ? 'index' : 'manifestDescriptor');
+      else if (t === 'index' || t === 'manifest-descriptor')
         throw new UsageError(
-          `--annotation ${v}: ${t} annotations are not supported (tsbuild writes a single-platform manifest, no index)`,
+          `--annotation ${v}: ${t} annotations are not supported for a single-platform image ` +
+            '(it is a manifest with no index over it; give several --platform values for an index)',
         );
-      throw new UsageError(`--annotation ${v}: unknown type "${t}" (manifest, index, manifest-descriptor, ...)`);
+      else if (t === 'index-descriptor')
+        throw new UsageError(
+          `--annotation ${v}: index-descriptor annotations are not supported (they go in an OCI layout's ` +
+            'index.json, which tsbuild writes for one platform only)',
+        );
+      else throw new UsageError(`--annotation ${v}: unknown type "${t}" (manifest, index, manifest-descriptor, ...)`);
     }
+    if (m[2] && targets.includes('index'))
+      throw new UsageError(`--annotation ${v}: an index annotation is for every platform; it cannot name one`);
     if (m[2] && normalPlatform(m[2]) !== platform) continue;
-    out[m[3]] = v.slice(eq + 1);
+    for (const t of targets) out[t][m[3]] = v.slice(eq + 1);
   }
   return out;
 }

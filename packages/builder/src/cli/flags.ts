@@ -108,8 +108,8 @@ const buildFlags: FlagSpec[] = [
   {
     name: 'annotation',
     kind: 'list',
-    value: '[manifest:]K=V',
-    help: "an OCI annotation on the image's manifest (buildx's syntax)",
+    value: '[TYPE:]K=V',
+    help: "an OCI annotation (buildx's syntax): manifest; index, manifest-descriptor with several platforms",
   },
   { name: 'pull', kind: 'bool', help: 'ask the registry for every base image tag again, even one in the store' },
   { name: 'load', kind: 'bool', help: 'load the image into Docker (DOCKER_HOST, else /var/run/docker.sock)' },
@@ -399,6 +399,12 @@ export const commands: Record<string, CommandSpec> = {
       },
       { name: 'message', short: 'm', kind: 'string', value: 'MSG', help: 'commit message' },
       { name: 'author', short: 'a', kind: 'string', value: 'AUTHOR', help: 'author' },
+      {
+        name: 'pause',
+        short: 'p',
+        kind: 'bool',
+        help: 'pause a running container during the commit (default true)',
+      },
     ],
   },
   volume: {

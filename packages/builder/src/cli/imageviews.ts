@@ -71,11 +71,11 @@ export function inspectDocument(img: Image, tags: ImageSummary[]): Record<string
   const c = img.config;
   const history = c.history ?? [];
   const mine = tags.filter((t) => t.id === img.configDigest);
-  const repos = [...new Set(mine.map((t) => t.repository))];
   return {
     Id: img.configDigest,
     RepoTags: mine.map((t) => `${t.repository}:${t.tag}`),
-    RepoDigests: repos.map((r) => `${r}@${img.manifestDigest}`),
+    // What each repository's tag names: the manifest, or the index over it (as docker's containerd store).
+    RepoDigests: [...new Set(mine.map((t) => `${t.repository}@${t.indexDigest ?? img.manifestDigest}`))],
     Parent: '',
     Comment: history.at(-1)?.comment ?? '',
     Created: goTime(c.created),
@@ -149,7 +149,7 @@ export function imageRow(r: ImageSummary, noTrunc: boolean): Record<string, stri
     Containers: 'N/A',
     CreatedAt: goTimeString(r.created),
     CreatedSince: ago(r.created) || 'N/A',
-    Digest: r.manifestDigest,
+    Digest: r.indexDigest ?? r.manifestDigest,
     ID: id,
     Repository: r.repository,
     SharedSize: 'N/A',

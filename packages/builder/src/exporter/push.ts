@@ -6,12 +6,15 @@ import { join } from 'node:path';
 import {
   formatReference,
   familiarName,
+  formatPlatform,
   layerCodec,
   needsCompression,
   parseReference,
   remote,
   type Compression,
+  type Descriptor,
   type Digest,
+  type Image,
   type Reference,
   type Store,
 } from '@tsbuild/layerstore';
@@ -36,7 +39,8 @@ export function parseRef(input: string, what: string): Reference {
  * Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of
  * `dest ?? ref`. An image whose layers are stored uncompressed (what builds make) goes up with
  * them compressed as `compression` says (default gzip): each layer compressed once, in the same
- * pass as its upload, and remembered. Anything else (a pulled image, an index) goes byte for byte.
+ * pass as its upload, and remembered; an index of such images (a multi-platform build) the same way, image by
+ * image. Anything else (a pulled image or index) goes byte for byte.
  */
 export async function pushImage(
   store: Store,
@@ -62,10 +66,10 @@ export async function pushImage(
   try {
     trace(`push ${manifestDigest}`);
     const compression = o.compression ?? 'gzip';
-    const image = await deferredImage(store, manifestDigest as Digest, compression);
+    const source = await deferredSource(store, familiarName(parsed), manifestDigest as Digest, compression);
     const result = await remote.push(
       store.blobs,
-      image ? { image, compression, codec: layerCodec(store) } : { manifestDigest: manifestDigest as Digest },
+      source ?? { manifestDigest: manifestDigest as Digest },
       parsed,
       await remoteOptions(store, o.insecure),
     );
@@ -81,11 +85,46 @@ export async function pushImage(
   }
 }
 
-/** The image a manifest (not an index) names, if it has layers to compress for this push. */
-async function deferredImage(store: Store, manifestDigest: Digest, c: Compression) {
-  const bytes = await store.blobs.read(manifestDigest);
-  const doc = JSON.parse(bytes.toString('utf8')) as { layers?: unknown; manifests?: unknown };
-  if (!Array.isArray(doc.layers)) return undefined;
+/**
+ * What to push with deferred compression: the image a manifest names, or an index with the images
+ * of its entries, when some of their layers are stored uncompressed (a build's). Undefined when
+ * nothing needs compressing: the tree goes up byte for byte.
+ */
+async function deferredSource(
+  store: Store,
+  name: string,
+  digest: Digest,
+  c: Compression,
+): Promise<remote.PushSource | undefined> {
+  const codec = layerCodec(store);
+  const doc = await readDoc(store, digest);
+  if (Array.isArray(doc.layers)) {
+    const image = await compressible(store, digest, c);
+    return image ? { image, compression: c, codec } : undefined;
+  }
+  if (!Array.isArray(doc.manifests)) return undefined;
+  const images = new Map<Digest, Image>();
+  for (const entry of doc.manifests as Descriptor[]) {
+    // A pulled index keeps only the platforms pulled: pushing it would need the others.
+    if (!(await store.blobs.has(entry.digest)))
+      throw new BuildError(
+        `${name} is an index whose image for ${entry.platform ? formatPlatform(entry.platform) : entry.digest} ` +
+          `is not in the store (only some platforms were pulled): pull it first ('tsbuild pull --platform …')`,
+      );
+    // A nested index goes as it is.
+    if (!Array.isArray((await readDoc(store, entry.digest)).layers)) continue;
+    const image = await compressible(store, entry.digest, c);
+    if (image) images.set(entry.digest, image);
+  }
+  return images.size ? { index: digest, images, compression: c, codec } : undefined;
+}
+
+async function readDoc(store: Store, digest: Digest): Promise<{ layers?: unknown; manifests?: unknown }> {
+  return JSON.parse((await store.blobs.read(digest)).toString('utf8')) as { layers?: unknown; manifests?: unknown };
+}
+
+/** The image a manifest names, if it has layers to compress for this push. */
+async function compressible(store: Store, manifestDigest: Digest, c: Compression): Promise<Image | undefined> {
   const image = await store.images.get(manifestDigest);
   return image && image.layers.some((l) => needsCompression(l, c)) ? image : undefined;
 }

@@ -106,6 +106,12 @@ export async function dryRun(req: Omit<BuildRequest, 'tags' | 'fetchBase'>): Pro
   return solveRequest({ ...req, tags: [] }, true);
 }
 
+/** Whether an image's config says it is for `platform` (one that says nothing is taken as it is). */
+function forPlatform(image: Image, platform: Platform): boolean {
+  const got = { os: image.config.os, architecture: image.config.architecture, variant: image.config.variant };
+  return typeof got.os !== 'string' || typeof got.architecture !== 'string' || platformMatches(platform, got);
+}
+
 async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResult | { explain: ExplainRow[] }> {
   const platform = req.platform ?? hostPlatform();
   const platformString = formatPlatform(platform);
@@ -171,7 +177,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     }
     // docker-image://REF: that image, resolved as a base image is.
     const imageRef = named?.type === 'image' ? named.ref : ref;
-    let image = await req.store.images.get(imageRef).catch(() => undefined);
+    // A tag naming an index gives this platform's image, or nothing when only other platforms were pulled.
+    let image = await req.store.images.get(imageRef, platform).catch(() => undefined);
     // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
     if (req.pull && req.fetchBase && !dry && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
       const before = image?.manifestDigest;
@@ -191,10 +198,17 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       );
     // A base for another platform would make an image whose config says one platform and whose
     // files are for another: refuse it, as BuildKit refuses a base with no manifest for the platform.
-    const got = { os: image.config.os, architecture: image.config.architecture, variant: image.config.variant };
-    if (typeof got.os === 'string' && typeof got.architecture === 'string' && !platformMatches(platform, got))
+    // The store's copy for another platform (a tag names one image) is pulled for this one, as docker does;
+    // the tag then names the registry's index, which keeps both.
+    let notPulled = '';
+    if (!forPlatform(image, platform) && req.fetchBase && !dry && !req.pull) {
+      const fetched = await req.fetchBase(imageRef).catch((e: Error) => void (notPulled = `: ${e.message}`));
+      if (fetched) image = fetched;
+    }
+    if (!forPlatform(image, platform))
       throw new BuildError(
-        `base image "${imageRef}" is for ${formatPlatform(got as Platform)}, not ${platformString} (--platform)`,
+        `base image "${imageRef}" is for ${formatPlatform(image.config as Platform)}, not ${platformString} ` +
+          `(--platform)${notPulled}`,
       );
     bases.set(ref, image);
   }

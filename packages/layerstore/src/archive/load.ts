@@ -8,6 +8,7 @@ import { MediaType, StoreError, type Descriptor, type Digest, type Image, type M
 import { isDigest } from '../fsutil.js';
 import { familiarName, parseReference } from '../reference.js';
 import { manifestDescriptor, readImage } from '../image-read.js';
+import { hostPlatform } from '../platform.js';
 import { ContainerdNameAnnotation, RefNameAnnotation, type OciIndex } from '../tags.js';
 import { validate } from '../validate.js';
 import type { Store } from '../store.js';
@@ -158,7 +159,7 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
       else if (refName && /[:/]/.test(refName) && !refName.startsWith('sha256:')) g.names.add(refName);
     }
     for (const { desc, names } of byDigest.values()) {
-      const image = await readImage(store.blobs, desc);
+      const image = await readImage(store.blobs, desc, hostPlatform());
       await validate(image, store.blobs);
       for (const e of dockerManifest ?? []) {
         if (resolve(e.Config) === blobPath(image.configDigest)) for (const t of e.RepoTags ?? []) names.add(t);
@@ -206,7 +207,7 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
       };
       const put = await store.blobs.put(JSON.stringify(manifest));
       const desc: Descriptor = { mediaType: MediaType.DockerManifest, digest: put.digest, size: put.size };
-      const image = await readImage(store.blobs, desc);
+      const image = await readImage(store.blobs, desc, hostPlatform());
       await validate(image, store.blobs);
       loaded.push(await tagAll(store, image, desc, e.RepoTags ?? []));
     }

@@ -17,13 +17,27 @@ import {
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { Entry } from '../types.js';
-import { getXattr, overlayXattrPrefix, readXattrs, major, minor } from '@tsbuild/sys';
+import { DIR_FLAGS, getXattr, openBeneath, overlayXattrPrefix, readXattrs, major, minor, self } from '@tsbuild/sys';
 
 export interface DirectoryOptions {
   /** Translate overlayfs markers (0/0 char devices, trusted.overlay.opaque) to OCI whiteouts. */
   overlay?: boolean;
   /** Clamp mtimes to this many seconds since the epoch. */
   sourceDateEpoch?: number;
+  /**
+   * The tree may change while it is read (a running container's upperdir, committed unpaused):
+   * every directory is opened beneath the root's fd without following a symlink, and every entry
+   * is named through its directory's fd (`/proc/self/fd/N/NAME`), so a directory swapped for a
+   * symlink mid-walk cannot lead the walk out of the tree; an entry gone by the time it is looked
+   * at is left out. Such an entry's content must be read before the next entry is asked for (as the
+   * tar writer does): its directory's fd is closed once the walk leaves it.
+   */
+  live?: boolean;
+}
+
+/** A live tree changed under the walk in a way it must not follow (a directory became a symlink, ...). */
+function changed(path: string, e: NodeJS.ErrnoException): Error {
+  return new Error(`${path}: the directory changed while it was read (${e.code ?? e.message}): not followed`);
 }
 
 /**
@@ -85,11 +99,45 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
     return out;
   }
 
+  // live: the root's fd, which every directory is opened beneath (see DirectoryOptions.live).
+  const rootFd = opts.live ? openSync(dir, DIR_FLAGS) : -1;
+
+  /** live: an entry that changed kind or went after its lstat is a clear error, not a raw errno. */
+  function guard<T>(path: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw opts.live && (e as NodeJS.ErrnoException).code ? changed(path, e as NodeJS.ErrnoException) : e;
+    }
+  }
+
+  function openDir(rel: string): number {
+    try {
+      return openBeneath(rootFd, rel, DIR_FLAGS);
+    } catch (e) {
+      throw changed(rel, e as NodeJS.ErrnoException);
+    }
+  }
+
   function* walk(rel: string): Generator<Entry> {
-    const abs = rel === '' ? dir : join(dir, rel);
+    const dfd = !opts.live ? -1 : rel === '' ? rootFd : openDir(rel);
+    try {
+      yield* walkIn(rel, dfd < 0 ? (rel === '' ? dir : join(dir, rel)) : self(dfd));
+    } finally {
+      if (dfd >= 0 && dfd !== rootFd) closeSync(dfd);
+    }
+  }
+
+  function* walkIn(rel: string, abs: string): Generator<Entry> {
     const children: { name: string; key: Buffer; st: BigIntStats; whiteout: boolean }[] = [];
     for (const name of readdirSync(abs)) {
-      const st = lstatSync(join(abs, name), { bigint: true });
+      let st: BigIntStats;
+      try {
+        st = lstatSync(join(abs, name), { bigint: true });
+      } catch (e) {
+        if (opts.live && (e as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile
+        throw e;
+      }
       const whiteout = overlay && st.isCharacterDevice() && st.rdev === 0n;
       children.push({ name, st, whiteout, key: Buffer.from(whiteout ? '.wh.' + name : name) });
     }
@@ -105,14 +153,14 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
         continue;
       }
       if (st.isSocket()) continue; // sockets cannot be carried in a tar
-      const xattrs = xattrsOf(full);
+      const xattrs = guard(path, () => xattrsOf(full));
       if (st.isDirectory()) {
         yield { ...base, type: 'directory', xattrs };
-        if (overlay && getXattr(full, overlayXattrPrefix() + 'opaque')?.toString() === 'y')
+        if (overlay && guard(path, () => getXattr(full, overlayXattrPrefix() + 'opaque'))?.toString() === 'y')
           yield { ...base, type: 'opaque', xattrs: undefined };
         yield* walk(path);
       } else if (st.isSymbolicLink()) {
-        yield { ...base, type: 'symlink', linkname: readlinkSync(full), xattrs };
+        yield { ...base, type: 'symlink', linkname: guard(path, () => readlinkSync(full)), xattrs };
       } else if (st.isFile()) {
         if (st.nlink > 1n) {
           const key = `${st.dev}:${st.ino}`;
@@ -146,7 +194,11 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
     }
   }
 
-  yield* walk('');
+  try {
+    yield* walk('');
+  } finally {
+    if (rootFd >= 0) closeSync(rootFd);
+  }
 }
 
 /**

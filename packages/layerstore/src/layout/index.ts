@@ -13,6 +13,7 @@ import { StoreError, MediaType, type Descriptor, type Digest, type Image } from 
 import { checkDigest, fsyncDir, hexOf, randomId, writeFileAtomic, exists } from '../fsutil.js';
 import { parseReference, formatReference } from '../reference.js';
 import { readImage, manifestDescriptor, type BlobSource } from '../image-read.js';
+import { hostPlatform } from '../platform.js';
 import { ContainerdNameAnnotation, RefNameAnnotation, type OciIndex } from '../tags.js';
 import type { Store } from '../store.js';
 
@@ -188,7 +189,7 @@ export async function read(dir: string): Promise<{ blobs: LayoutBlobs; images: L
   const images: LayoutEntry[] = [];
   for (const desc of index.manifests ?? []) {
     checkDigest(desc.digest);
-    const image = await readImage(blobs, desc);
+    const image = await readImage(blobs, desc, hostPlatform());
     const refName = desc.annotations?.[RefNameAnnotation];
     images.push({ name: desc.annotations?.[ContainerdNameAnnotation] ?? refName, refName, descriptor: desc, image });
   }

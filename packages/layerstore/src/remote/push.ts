@@ -22,7 +22,12 @@ export type PushSource =
    * An image of the store whose uncompressed layers are compressed with `compression` as they go
    * up (deferred compression, see compressed.ts): the manifest pushed names the compressed blobs.
    */
-  | { image: Image; compression: Compression; codec: LayerCodec };
+  | { image: Image; compression: Compression; codec: LayerCodec }
+  /**
+   * An index of the store whose entries in `images` (by manifest digest) go up as the `image` source
+   * does, their layers compressed; the others byte for byte. The index pushed names what went up.
+   */
+  | { index: Digest; images: Map<Digest, Image>; compression: Compression; codec: LayerCodec };
 
 /** How a push gets a layer compressed (compressed.ts, over a Store). */
 export interface LayerCodec {
@@ -61,8 +66,11 @@ export async function push(
   const ref = toRef(reference);
   const client = clientFor(ref, opts);
   const stats = newStats();
-  if ('image' in source) {
-    const descriptor = await pushImageLayers(client, blobs, ref, source, stats, opts);
+  if ('image' in source || 'index' in source) {
+    const descriptor =
+      'image' in source
+        ? await pushImageLayers(client, blobs, ref, source, stats, opts)
+        : await pushIndexLayers(client, blobs, ref, source, stats, opts);
     if (opts.locations) await opts.locations.save();
     return { ref, descriptor, stats };
   }
@@ -179,6 +187,48 @@ async function pushImageLayers(
   if (ref.digest && ref.digest !== digest) throw new RegistryError('invalid', `cannot push ${digest} as ${ref.digest}`);
   await putManifest(client, ref.repository, ref.tag ?? digest, bytes, mediaType);
   return { mediaType, digest, size: bytes.length };
+}
+
+/**
+ * Push an index whose images may have layers to compress: each such image as pushImageLayers pushes
+ * one (by digest), the other entries as they are, then the index with its entries' descriptors
+ * replaced by what went up (platform, annotations and the index's own fields kept).
+ */
+async function pushIndexLayers(
+  client: RegistryClient,
+  blobs: BlobStore,
+  ref: Reference,
+  source: { index: Digest; images: Map<Digest, Image>; compression: Compression; codec: LayerCodec },
+  stats: TransferStats,
+  opts: PushOptions,
+): Promise<Descriptor> {
+  const stored = await blobs.read(source.index);
+  const parsed = parseManifestBytes(stored, MediaType.OciIndex);
+  if (!parsed.index) throw new RegistryError('invalid', `cannot push ${source.index} as an index: it is not one`);
+  const doc = JSON.parse(stored.toString('utf8')) as { manifests: Descriptor[] };
+  const byDigest: Reference = { ...ref, tag: undefined, digest: undefined };
+  const manifests: Descriptor[] = [];
+  for (const entry of doc.manifests) {
+    const image = source.images.get(entry.digest);
+    const pushed = image
+      ? await pushImageLayers(client, blobs, byDigest, { ...source, image }, stats, opts)
+      : await pushManifestTree(
+          client,
+          blobs,
+          byDigest,
+          await blobs.read(entry.digest),
+          entry.mediaType,
+          stats,
+          opts,
+          false,
+        );
+    manifests.push({ ...entry, mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size });
+  }
+  const bytes = Buffer.from(JSON.stringify({ ...doc, manifests }));
+  const digest = sha256(bytes);
+  if (ref.digest && ref.digest !== digest) throw new RegistryError('invalid', `cannot push ${digest} as ${ref.digest}`);
+  await putManifest(client, ref.repository, ref.tag ?? digest, bytes, parsed.mediaType);
+  return { mediaType: parsed.mediaType, digest, size: bytes.length };
 }
 
 /** Push blobs from the store into a repository (no manifest). */

@@ -46,6 +46,11 @@ export interface CommitOptions extends Pick<WriteLayerOptions, 'compression' | '
    * for a symlink between two steps of the walk.
    */
   quiesce?: () => Promise<() => void>;
+  /**
+   * The upperdir may change while it is read (a container committed without being paused): walk
+   * it beneath its fd, never following a directory swapped for a symlink (entries.ts `live`).
+   */
+  live?: boolean;
 }
 
 /** Whether an upperdir or snapshot directory is opaque (hides what the layers below have there). */
@@ -108,12 +113,17 @@ export class Snapshotter {
   /** The diff in the active snapshot's upperdir, as one layer in the blob store (temp, verify, fsync, rename). */
   async commit(active: Pick<ActiveSnapshot, 'upperdir'>, opts: CommitOptions = {}): Promise<Layer> {
     // Stored uncompressed unless asked: compression waits until the image leaves the store (compressed.ts).
-    const { exclude = [], quiesce, compression = 'none', ...rest } = opts;
+    const { exclude = [], quiesce, live, compression = 'none', ...rest } = opts;
     const write = { ...rest, compression };
     const thaw = quiesce ? await quiesce() : () => {};
     try {
-      if (exclude.length === 0) return await writeLayer(this.blobs, active.upperdir, { ...write, overlay: true });
-      const entries = entriesFromDirectory(active.upperdir, { overlay: true, sourceDateEpoch: write.sourceDateEpoch });
+      if (exclude.length === 0 && !live)
+        return await writeLayer(this.blobs, active.upperdir, { ...write, overlay: true });
+      const entries = entriesFromDirectory(active.upperdir, {
+        overlay: true,
+        sourceDateEpoch: write.sourceDateEpoch,
+        live,
+      });
       return await writeLayer(this.blobs, without(entries, exclude), write);
     } finally {
       thaw();

@@ -6,15 +6,27 @@ import type { CgroupDriver } from './types.js';
 import { v1Driver } from './v1.js';
 import { v2Driver } from './v2.js';
 import { rootless } from '../userns.js';
+import { ownDelegation, type DelegationPlan } from './delegation.js';
 
-export type { CgroupDriver, RunCgroup } from './types.js';
+export type { CgroupDriver, RunCgroup, Delegation } from './types.js';
+export { limitFlags, planDelegation, type DelegationPlan, type DelegationProbe } from './delegation.js';
+
+let plan: DelegationPlan | undefined;
+
+/** Rootless: the cgroup v2 subtree delegated to this user, or why there is none (see delegation.ts). */
+export function delegationPlan(): DelegationPlan {
+  return (plan ??= ownDelegation());
+}
 
 let driver: CgroupDriver | null | undefined;
 
 export function cgroupDriver(): CgroupDriver | null {
   if (driver !== undefined) return driver;
-  // Rootless: the cgroup filesystems belong to the host's root (no delegated subtree is used).
-  if (rootless()) return (driver = null);
+  // Rootless: only a subtree the system delegated to the user; the rest belongs to the host's root.
+  if (rootless()) {
+    const p = delegationPlan();
+    return (driver = p.delegated ? v2Driver(p.dir, 'tsbuild', { mount: p.mount, delegated: true }) : null);
+  }
   // The v2 driver on another cgroup2 mount: for testing the v2 path (device program included) on a
   // hybrid host, whose controller-less /sys/fs/cgroup/unified serves runs without limits.
   const v2root = process.env.TSBUILD_CGROUP2_ROOT;

@@ -1,4 +1,5 @@
 // `tsbuild build` (and bare `tsbuild [OPTIONS] CONTEXT`), with docker build's flags.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
@@ -28,6 +29,7 @@ import {
   parseAddHosts,
   parseAnnotations,
   parseBuildContexts,
+  type Annotations,
   parseLabels,
   parseShmSize,
   parsePlatforms,
@@ -94,7 +96,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const host = hostPlatform();
   const platforms = str(p, 'platform') ? parsePlatforms(str(p, 'platform')!) : [host];
   const labels = parseLabels(list(p, 'label'));
-  const annotationsFor = (pl: Platform) => parseAnnotations(list(p, 'annotation'), `${pl.os}/${pl.architecture}`);
+  const annotationsFor = (pl: Platform) =>
+    parseAnnotations(list(p, 'annotation'), `${pl.os}/${pl.architecture}`, platforms.length > 1);
   annotationsFor(platforms[0]);
   const shm = str(p, 'shm-size');
   const run = {
@@ -103,6 +106,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     shmSize: shm === undefined ? undefined : parseShmSize(shm),
   };
   const metadataFile = str(p, 'metadata-file');
+  const buildRef = `tsbuild/local/${newBuildId()}`;
   const pull = bool(p, 'pull');
   const namedContexts = parseBuildContexts(list(p, 'build-context'));
   const outputFlags = list(p, 'output');
@@ -173,9 +177,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       buildArgs: args,
     });
   // Several platforms make one image index (tagged, and pushed as one reference with --push); what
-  // takes one image (outputs, --load, metadata, the image id, the cache export) is refused for it.
+  // takes one image (outputs, --load, the image id, the cache export) is refused for it.
   if (platforms.length > 1) {
-    const one = ['output', 'load', 'metadata-file', 'iidfile', 'cache-to'].find((f) =>
+    const one = ['output', 'load', 'iidfile', 'cache-to'].find((f) =>
       f === 'load' ? bool(p, f) : f === 'output' || f === 'cache-to' ? list(p, f).length : str(p, f),
     );
     if (one) throw new UsageError(`--${one} cannot be used with several platforms (--platform ${str(p, 'platform')})`);
@@ -267,7 +271,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       cacheFrom: imported,
       pull,
       labels,
-      annotations: annotationsFor(platform),
+      annotations: annotationsFor(platform).manifest,
       run,
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
@@ -287,10 +291,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     if (platforms.length > 1) {
       const images: { image: Image; platform: Platform }[] = [];
       for (const pl of platforms) images.push({ image: (await build(request(pl, []))).image, platform: pl });
-      const index = await writeIndex(store, images);
+      const index = await writeIndex(store, images, annotationsFor);
       for (const tag of tags) await store.images.tagDescriptor(tag, index);
-      for (const tag of bool(p, 'push') ? tags : [])
-        await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression });
+      if (metadataFile) await writeMetadata(metadataFile, { descriptor: index, tags, buildRef });
+      for (const tag of bool(p, 'push') ? tags : []) {
+        const pushed = await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression });
+        if (metadataFile) await writeMetadata(metadataFile, { descriptor: pushed.descriptor, tags, buildRef });
+      }
       reporter.close();
       if (bool(p, 'quiet')) process.stdout.write(`${index.digest}\n`);
       else reporter.info(`writing image index ${index.digest}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
@@ -298,12 +305,21 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
     const result = await build(request(platforms[0], tags));
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
-    if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags);
+    const image = result.image;
+    const configDigest = image.configDigest;
+    if (metadataFile)
+      await writeMetadata(metadataFile, {
+        descriptor: await store.images.descriptor(image),
+        configDigest,
+        tags,
+        buildRef,
+      });
     for (const tag of bool(p, 'push') ? tags : []) {
       const pushed = await (
         await pushModule()
       ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
-      if (metadataFile) await writeMetadata(metadataFile, store, result.image, tags, pushed.descriptor);
+      if (metadataFile)
+        await writeMetadata(metadataFile, { descriptor: pushed.descriptor, configDigest, tags, buildRef });
     }
     if (exported.length)
       await cacheShare!.exportCache(store, exported, result.cacheRecords, {
@@ -340,35 +356,36 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
 }
 
 /**
- * `--metadata-file`: buildx's keys for an image build. The descriptor is the manifest's as the registry
- * has it after a push (its digest is what the registry serves), else as the store has it.
+ * `--metadata-file`: buildx's keys. The descriptor is the manifest's (or with several platforms the
+ * index's) as the registry has it after a push (its digest is what the registry serves), else as the
+ * store has it. `containerimage.config.digest` only for one image, as BuildKit. `buildx.build.ref` is
+ * buildx's BUILDER/NODE/REF: tsbuild has no builder instances, so `tsbuild/local/ID`, ID new per build.
+ * No provenance keys: tsbuild makes no provenance attestation.
  */
 async function writeMetadata(
   file: string,
-  store: Awaited<ReturnType<typeof openStore>>,
-  image: Image,
-  tags: string[],
-  pushed?: { mediaType: string; digest: string; size: number },
+  o: { descriptor: Descriptor; configDigest?: string; tags: string[]; buildRef: string },
 ): Promise<void> {
-  const size = pushed?.size ?? (await store.blobs.size(image.manifestDigest));
-  if (size === undefined) throw new BuildError(`manifest ${image.manifestDigest} is not in the store`);
-  const descriptor = {
-    mediaType: pushed?.mediaType ?? image.manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
-    digest: pushed?.digest ?? image.manifestDigest,
-    size,
-  };
+  const { mediaType, digest, size } = o.descriptor;
   const metadata: Record<string, unknown> = {
-    'containerimage.config.digest': image.configDigest,
-    'containerimage.descriptor': descriptor,
-    'containerimage.digest': descriptor.digest,
+    'buildx.build.ref': o.buildRef,
+    ...(o.configDigest ? { 'containerimage.config.digest': o.configDigest } : {}),
+    'containerimage.descriptor': { mediaType, digest, size },
+    'containerimage.digest': digest,
   };
   // Fully qualified, as buildx writes them (docker.io/library/app:latest).
-  if (tags.length) metadata['image.name'] = tags.map((t) => formatReference(parseReference(t))).join(',');
+  if (o.tags.length) metadata['image.name'] = o.tags.map((t) => formatReference(parseReference(t))).join(',');
   try {
     await writeFileAtomic(resolve(file), JSON.stringify(metadata, null, 2) + '\n', { durable: true });
   } catch (e) {
     throw new UsageError(`--metadata-file ${file}: ${(e as Error).message}`);
   }
+}
+
+/** A build's id for `buildx.build.ref`: 25 lowercase letters and digits, as buildx's refs are. */
+function newBuildId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return [...randomBytes(25)].map((b) => alphabet[b % alphabet.length]).join('');
 }
 
 function statOrUndefined(path: string) {
@@ -379,15 +396,25 @@ function statOrUndefined(path: string) {
   }
 }
 
-/** An OCI image index over one image per platform, written into the store; its descriptor. */
+/**
+ * An OCI image index over one image per platform, written into the store; its descriptor. `--annotation`s
+ * of type index go on it, manifest-descriptor ones on each platform's entry (as BuildKit writes them).
+ */
 async function writeIndex(
   store: Awaited<ReturnType<typeof openStore>>,
   images: { image: Image; platform: Platform }[],
+  annotationsFor: (pl: Platform) => Annotations,
 ): Promise<Descriptor> {
   const manifests: Descriptor[] = [];
+  const some = (a: Record<string, string>) => (Object.keys(a).length ? { annotations: a } : {});
   for (const { image, platform } of images)
-    manifests.push({ ...(await store.images.descriptor(image)), platform: { ...platform } });
-  const bytes = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+    manifests.push({
+      ...(await store.images.descriptor(image)),
+      platform: { ...platform },
+      ...some(annotationsFor(platform).manifestDescriptor),
+    });
+  const index = annotationsFor(images[0].platform).index;
+  const bytes = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests, ...some(index) });
   const { digest, size } = await store.blobs.put(bytes);
   return { mediaType: MediaType.OciIndex, digest, size };
 }

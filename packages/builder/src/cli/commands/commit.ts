@@ -60,6 +60,7 @@ export async function commitCommand(argv: string[]): Promise<number> {
       changes,
       message: str(p, 'message'),
       author: str(p, 'author'),
+      pause: p.flags.get('pause') !== false,
     });
     const tag = p.positionals[1];
     if (tag)

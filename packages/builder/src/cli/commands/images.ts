@@ -142,7 +142,11 @@ export async function tagCommand(argv: string[]): Promise<number> {
   if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
   const store = await openStore(str(p, 'root'), 'tag');
   const img = await image(store, p.positionals[0]);
-  await store.images.tag(p.positionals[1], img).catch((e: Error) => {
+  // A tag is copied as it is: one naming an index (a multi-platform image) names it under the new
+  // name too, as docker tags an index, so that pushing the new name pushes every platform.
+  const named = await store.tags.get(p.positionals[0]).catch(() => undefined);
+  const desc = named ?? (await store.images.descriptor(img));
+  await store.images.tagDescriptor(p.positionals[1], desc).catch((e: Error) => {
     throw new UsageError(`${p.positionals[1]}: ${e.message}`);
   });
   return 0;

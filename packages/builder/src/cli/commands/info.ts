@@ -47,8 +47,15 @@ export async function infoCommand(argv: string[]): Promise<number> {
       'Limits',
       info.limits.available.length
         ? `cgroup ${info.limits.cgroup}: ${info.limits.available.join(', ')}`
-        : `none${info.limits.note ? ` (${info.limits.note})` : ''}`,
+        : `none${info.limits.note && !info.limits.delegated ? ` (${info.limits.note})` : ''}`,
     ],
+    ...(info.limits.delegated
+      ? ([
+          ['  delegated', info.limits.delegated.dir],
+          ['  ctrls', info.limits.delegated.controllers.join(' ') || 'none'],
+          ['  note', info.limits.note ?? ''],
+        ] as [string, string][])
+      : []),
   ];
   process.stdout.write(lines.map(([k, v]) => `${(k + ':').padEnd(13)}${v}\n`).join(''));
   return 0;

@@ -24,14 +24,15 @@ export function describeStats(s: TransferStats, direction: 'pull' | 'push'): str
 }
 
 /**
- * Pulls `ref` (tag or digest) into the store and tags it there under its full name.
+ * Pulls `ref` (tag or digest) into the store, for `platform` (default the host's), and tags it there
+ * under its full name: the image, or the index it was chosen from with that platform's image in the store.
  * Progress goes to the reporter as one step; a failure is thrown as the RegistryError.
  */
 export async function pullImage(
   store: Store,
   ref: string,
   o: { insecure: string[]; platform?: string; reporter: Reporter; label?: string },
-): Promise<{ image: Image; name: string; stats: TransferStats; upToDate: boolean }> {
+): Promise<{ image: Image; name: string; digest: string; stats: TransferStats; upToDate: boolean }> {
   const parsed = parseReference(ref);
   const name = formatReference(parsed);
   const handle = o.reporter.step(o.label ?? `pull ${familiarName(parsed)}`);
@@ -49,12 +50,18 @@ export async function pullImage(
       config: result.config,
       layers: result.layers,
     };
-    const desc = await store.images.tag(name, image);
+    // From an index, the tag names the index (as containerd and docker's containerd store keep it):
+    // the platforms pulled before stay, and each build or run picks its own (readImage).
+    const index = result.index && { ...result.index, size: await store.blobs.size(result.index.digest) };
+    const desc = index?.size
+      ? await store.images.tagDescriptor(name, { mediaType: index.mediaType, digest: index.digest, size: index.size })
+      : await store.images.tag(name, image);
     handle.log(`digest: ${result.index?.digest ?? result.manifestDigest}`);
     handle.done();
     return {
       image,
       name,
+      digest: desc.digest,
       stats: result.stats,
       upToDate: before?.digest === desc.digest && result.stats.blobsDownloaded === 0,
     };
@@ -96,7 +103,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
     const shown = familiarName(parseReference(ref));
     reporter.info(describeStats(r.stats, 'pull'));
     process.stdout.write(
-      `Digest: ${r.image.manifestDigest}\nStatus: ` +
+      `Digest: ${r.digest}\nStatus: ` +
         `${r.upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${shown}\n${shown}\n`,
     );
     return 0;
