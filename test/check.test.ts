@@ -96,4 +96,21 @@ test('a duplicate stage name is reported once, as DuplicateStageName', () => {
   cleanup(dup);
 });
 
+test('--check: FromPlatformFlagConstDisallowed for a constant FROM --platform, not a variable one', () => {
+  const c = context({
+    Dockerfile: `FROM --platform=linux/amd64 ${Base} AS base\nFROM --platform=$BUILDPLATFORM ${Base} AS b\n`,
+  });
+  try {
+    const r = t(['build', '--check', c]);
+    assert.is(r.code, 1, r.stderr);
+    assert.is(
+      r.stdout,
+      `${join(c, 'Dockerfile')}:1:1: FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant ` +
+        'value "linux/amd64" (https://docs.docker.com/go/dockerfile/rule/from-platform-flag-const-disallowed/)\n',
+    );
+  } finally {
+    cleanup(c);
+  }
+});
+
 test.run();

@@ -25,7 +25,8 @@ import {
 } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
@@ -42,6 +43,13 @@ export interface CaseSpec {
   secrets?: Record<string, string>;
   /** Image archives (docker save format) in the case folder, loaded into the builder before the build. */
   load?: string[];
+  /**
+   * Base images each builder builds before the case, from a fixture folder (`fixtures/NAME`, its
+   * `make-rootfs.sh` run first) for a platform: an arm64 busybox without committing an archive of it.
+   */
+  bases?: { tag: string; fixture: string; platform: string }[];
+  /** `--platform` for the case's build. */
+  platform?: string;
   /** Run the image with this command (an empty array: its own Entrypoint/Cmd) and record what it prints. */
   run?: string[];
   /** The build must fail: both builders fail, with the same failing RUN exit code, and tag nothing. */
@@ -334,10 +342,14 @@ const fields = [
 /**
  * The config fields compared; null, missing and empty are the same. `layers` counts the layers with
  * entries, `emptyLayers` (only when there are any) those without: a step that changes nothing.
+ * `platform` (OS/ARCH) is there when it is not linux/amd64, the machine's, which every other case builds
+ * for (so their recordings stand); the variant is not compared (BuildKit leaves arm64's out, tsbuild says v8).
  */
 export function normaliseConfig(image: any, layers: number, emptyLayers = 0): Record<string, unknown> {
   const c = image.config ?? {};
   const out: Record<string, unknown> = {};
+  const platform = `${image.os}/${image.architecture}`;
+  if (platform !== 'linux/amd64') out.platform = platform;
   for (const f of fields) {
     let v = f === 'author' ? image.author : c[f];
     if (v === null || v === undefined || v === '') continue;
@@ -499,12 +511,15 @@ export interface Builder {
   tagged(tag: string): Promise<boolean>;
   /** Loads an image archive (`docker load` / `tsbuild load`). */
   load(archive: string): Promise<Run>;
+  /** Builds a base image from a fixture folder for a platform, tagged `tag`. */
+  buildBase(dir: string, tag: string, platform: string): Promise<Run>;
   run(tag: string, cmd: string[]): Promise<Run>;
 }
 
 const buildFlags = (spec: CaseSpec, caseDir: string): string[] => [
   ...Object.entries(spec.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
   ...(spec.target ? ['--target', spec.target] : []),
+  ...(spec.platform ? ['--platform', spec.platform] : []),
   ...Object.entries(spec.secrets ?? {}).flatMap(([id, f]) => ['--secret', `id=${id},src=${join(caseDir, f)}`]),
 ];
 
@@ -527,6 +542,7 @@ export function dockerBuilder(host: string): Builder {
     },
     run: (tag, cmd) => docker(['run', '--rm', tag, ...cmd]),
     load: (archive) => docker(['load', '-i', archive]),
+    buildBase: (dir, tag, platform) => docker(['build', '-q', '--platform', platform, '-t', tag, dir]),
   };
 }
 
@@ -557,6 +573,7 @@ export function tsbuildBuilder(command: string, root: string): Builder {
     },
     run: (tag, cmd) => exec(command, ['run', '--rm', tag, ...cmd], env),
     load: (archive) => exec(command, ['load', '-i', archive], env),
+    buildBase: (dir, tag, platform) => exec(command, ['build', '-q', '--platform', platform, '-t', tag, dir], env),
   };
 }
 
@@ -601,6 +618,8 @@ function prepareExtras(caseDir: string, ctx: string): void {
   }
 }
 
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'fixtures');
+
 /** Builds one case with `b` and describes the result. `work`: an empty scratch folder. */
 export async function recordCase(
   b: Builder,
@@ -613,6 +632,13 @@ export async function recordCase(
   const tag = `differential/${c.name}:latest`;
   prepareContext(c.dir, ctx);
   prepareExtras(c.dir, ctx);
+  for (const base of c.spec.bases ?? []) {
+    const dir = join(fixtures, base.fixture);
+    const mk = await exec('bash', [join(dir, 'make-rootfs.sh')]);
+    if (mk.code !== 0) throw new Error(`fixtures/${base.fixture}/make-rootfs.sh: ${mk.stderr}`);
+    const r = await b.buildBase(dir, base.tag, base.platform);
+    if (r.code !== 0) throw new Error(`${b.name}: building the base ${base.tag}: ${r.stderr}`);
+  }
   for (const f of c.spec.load ?? []) {
     const l = await b.load(join(c.dir, f));
     if (l.code !== 0)

@@ -49,7 +49,7 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
       scope = finals.get(ps.from.stage)!.clone();
     } else {
       scope = new Scope();
-      const config = ps.from.type === 'image' ? opts.baseConfig?.(ps.from.ref) : undefined;
+      const config = ps.from.type === 'image' ? opts.baseConfig?.(ps.from.ref, ps.platform) : undefined;
       for (const e of config?.Env ?? []) scope.setEnv(...splitEnv(e));
       if (config?.WorkingDir) scope.workdir = config.WorkingDir;
       if (ps.from.type === 'image' && !opts.baseConfig) scope.workdirKnown = false;
@@ -109,17 +109,31 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
  * pass their configs to buildGraph (ONBUILD triggers can add more: call again).
  */
 export function baseImages(df: Dockerfile, opts: GraphOptions = {}): string[] {
+  return [...new Set(baseImageUses(df, opts).map((u) => u.ref))];
+}
+
+/**
+ * The image references the target needs, each with the platform it is wanted for: a FROM's own
+ * `--platform` (expanded and normalized), or none for the build's target platform (a FROM without
+ * the flag, COPY --from and --mount from= images, as BuildKit resolves them). A ref used for two
+ * platforms is listed twice; pass each one's config to buildGraph by (ref, platform).
+ */
+export function baseImageUses(df: Dockerfile, opts: GraphOptions = {}): { ref: string; platform?: string }[] {
   let p: ReturnType<typeof plan>;
   try {
     p = plan(df, opts, opts.baseConfig !== undefined);
   } catch (e) {
     throw located(e, df);
   }
-  const out: string[] = [];
+  const out: { ref: string; platform?: string }[] = [];
+  const add = (ref: string, platform: string | undefined) => {
+    if (!out.some((u) => u.ref === ref && u.platform === platform))
+      out.push(platform === undefined ? { ref } : { ref, platform });
+  };
   for (const s of p.stages) {
     if (!p.needed.has(s.index)) continue;
-    if (s.from.type === 'image' && !out.includes(s.from.ref)) out.push(s.from.ref);
-    for (const r of s.imageRefs) if (!out.includes(r)) out.push(r);
+    if (s.from.type === 'image') add(s.from.ref, s.platform);
+    for (const r of s.imageRefs) add(r, undefined);
   }
   return out;
 }

@@ -6,7 +6,7 @@ export type { Dockerfile, Instruction, Heredoc, Directives } from './ast.js';
 export { parse } from './parse.js';
 export type { ParseOptions } from './parse.js';
 export { dumpBuildkit } from './dump.js';
-export { buildGraph, baseImages, DEFAULT_PATH } from './graph.js';
+export { buildGraph, baseImages, baseImageUses, DEFAULT_PATH } from './graph.js';
 export { HEREDOC_DIR } from './steps.js';
 export { parseMount } from './mounts.js';
 export { parseDuration } from './duration.js';

@@ -34,6 +34,7 @@ export const rules = {
   LegacyKeyValueFormat: 'Legacy key/value format with whitespace separator should not be used',
   SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
   InvalidDefaultArgInFrom: 'Default value for global ARG results in an empty or invalid base image name',
+  FromPlatformFlagConstDisallowed: 'FROM --platform flag should not use a constant value',
 } as const;
 export type RuleName = keyof typeof rules;
 export const RULES: readonly RuleName[] = Object.keys(rules) as RuleName[];

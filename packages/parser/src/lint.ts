@@ -3,7 +3,8 @@
 //
 // Rules: FromAsCasing, StageNameCasing, DuplicateStageName, UndefinedVar, UndefinedArgInFrom,
 // JSONArgsRecommended, MaintainerDeprecated, WorkdirRelativePath, ConsistentInstructionCasing,
-// SecretsUsedInArgOrEnv, InvalidDefaultArgInFrom, MultipleInstructionsDisallowed, LegacyKeyValueFormat.
+// SecretsUsedInArgOrEnv, InvalidDefaultArgInFrom, MultipleInstructionsDisallowed, LegacyKeyValueFormat,
+// FromPlatformFlagConstDisallowed.
 // The `# check=skip=A,B;error=true` directive (or BUILDKIT_DOCKERFILE_CHECK) says which to skip and
 // whether a warning fails the build.
 //
@@ -15,6 +16,7 @@ import { parseCheckOption, type LintConfig } from './lint-directive.js';
 import { defaultedRefs, PLATFORM_ARGS, publicName, reference, secretName, suggest } from './lint-names.js';
 import { ruleUrl, rules, type LintWarning, type RuleName } from './lint-rules.js';
 import { DockerfileError } from './errors.js';
+import { normalizePlatform } from './platform.js';
 import { lex } from './shell/lexer.js';
 
 export { parseCheckOption, type LintConfig } from './lint-directive.js';
@@ -218,6 +220,30 @@ export function lint(df: Dockerfile, opts: LintOptions = {}): { warnings: LintWa
       );
   }
 
+  /**
+   * BuildKit's FromPlatformFlagConstDisallowed: a --platform that names no variable pins the stage to one
+   * platform, unless the stage's name says so (holds the platform's OS or architecture). A value that is
+   * not a platform is the build's error, not a finding.
+   */
+  function constPlatform(word: string, stageName: string, ins: Instruction) {
+    let r;
+    try {
+      r = lex(word, () => undefined, { escape });
+    } catch {
+      return;
+    }
+    if (r.matched.size > 0 || r.unmatched.size > 0) return;
+    const p = normalizePlatform(r.word, 'linux/amd64');
+    if (p === undefined) return;
+    const [os = '', arch = ''] = p.split('/');
+    if (stageName.includes(os) || stageName.includes(arch)) return;
+    warn(
+      'FromPlatformFlagConstDisallowed',
+      `FROM --platform flag should not use constant value ${JSON.stringify(r.word)}`,
+      ins,
+    );
+  }
+
   function fromStage(ins: Instruction): StageInfo {
     const [image = '', as, name] = ins.args;
     if (as !== undefined && name !== undefined) {
@@ -251,6 +277,7 @@ export function lint(df: Dockerfile, opts: LintOptions = {}): { warnings: LintWa
           ins,
         );
       }
+    if (platform !== undefined) constPlatform(platform, name?.toLowerCase() ?? '', ins);
     // The base name with the global ARGs' defaults (as a build without --build-arg would see it).
     if (image.includes('$')) {
       const platformDefaults = new Map(PLATFORM_ARGS.map((n) => [n, 'x']));

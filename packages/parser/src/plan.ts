@@ -188,7 +188,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
   if (withTriggers) {
     for (const stage of stages) {
       let triggers: string[] = [];
-      if (stage.from.type === 'image') triggers = opts.baseConfig?.(stage.from.ref)?.OnBuild ?? [];
+      if (stage.from.type === 'image') triggers = opts.baseConfig?.(stage.from.ref, stage.platform)?.OnBuild ?? [];
       else if (stage.from.type === 'stage') triggers = stageTriggers(stages[stage.from.stage].nodes);
       stage.triggers.push(...parseTriggers(triggers, df.file, stage.location));
     }

@@ -222,6 +222,9 @@ export interface GraphOptions {
   /** Platform of the build and of the target, e.g. linux/amd64. */
   buildPlatform?: string;
   targetPlatform?: string;
-  /** Config of each base image, by the expanded FROM reference (as returned by `baseImages`). */
-  baseConfig?: (ref: string) => BaseConfig | undefined;
+  /**
+   * Config of each base image, by the expanded FROM reference and the FROM's own `--platform` (undefined:
+   * the target platform), as `baseImageUses` lists them.
+   */
+  baseConfig?: (ref: string, platform?: string) => BaseConfig | undefined;
 }

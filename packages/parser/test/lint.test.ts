@@ -83,6 +83,22 @@ const cases: [string, string, Finding[]][] = [
     'ARG base=scratch\nARG DEBUG\nFROM --platform=$BUILDPLATFORM $base\nFROM scratch${DEBUG}\n',
     [],
   ],
+  // FromPlatformFlagConstDisallowed
+  [
+    'FromPlatformFlagConstDisallowed fires',
+    'FROM --platform=linux/amd64 alpine AS base\nFROM --platform=aarch64 alpine\n',
+    [
+      ['FromPlatformFlagConstDisallowed', 1, 'FROM --platform flag should not use constant value "linux/amd64"'],
+      ['FromPlatformFlagConstDisallowed', 2, 'FROM --platform flag should not use constant value "aarch64"'],
+    ],
+  ],
+  [
+    'FromPlatformFlagConstDisallowed quiet: a variable, or the platform in the stage name',
+    'ARG P=linux/arm64\nFROM --platform=$BUILDPLATFORM alpine\nFROM --platform=${P} alpine\n' +
+      'FROM --platform=linux/arm64 alpine AS build-arm64\nFROM --platform=linux/amd64 alpine AS linux-base\n' +
+      'FROM --platform=not/a/plat/form alpine\n',
+    [],
+  ],
   // JSONArgsRecommended
   [
     'JSONArgsRecommended fires',
@@ -227,7 +243,11 @@ test('a bad check directive is a Dockerfile error at its line', () => {
 test("each rule's documentation link is BuildKit's", () => {
   assert.is(ruleUrl('JSONArgsRecommended'), 'https://docs.docker.com/go/dockerfile/rule/json-args-recommended/');
   assert.is(ruleUrl('FromAsCasing'), 'https://docs.docker.com/go/dockerfile/rule/from-as-casing/');
-  assert.is(RULES.length, 13);
+  assert.is(
+    ruleUrl('FromPlatformFlagConstDisallowed'),
+    'https://docs.docker.com/go/dockerfile/rule/from-platform-flag-const-disallowed/',
+  );
+  assert.is(RULES.length, 14);
 });
 
 test.run();

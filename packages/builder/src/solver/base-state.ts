@@ -2,6 +2,7 @@
 // image. Split from solver.ts because it is the one step that executes nothing: it keys the chain
 // and says, for --explain, which base the stage stood on.
 import type { Stage } from '@tsbuild/parser';
+import { normalizePlatform, platformMatches, type Platform } from '@tsbuild/layerstore';
 import { inheritConfig, scratchConfig } from '../image/config.js';
 import { KeyBuilder } from './cachekey.js';
 import { BuildError } from '../errors.js';
@@ -18,6 +19,7 @@ export interface BaseSolver {
 
 export type BaseOptions = Pick<StepOptions, 'bases' | 'sourceDateEpoch'> & {
   reporter: Reporter;
+  /** The build's target platform (a FROM scratch stage's, whatever its --platform says: BuildKit's rule). */
   platform: { os: string; architecture: string; variant?: string };
   movedBases?: Map<string, string>;
 };
@@ -53,11 +55,12 @@ export async function baseState(s: BaseSolver, o: BaseOptions, stage: Stage, lab
       created: epochOr(o.sourceDateEpoch, new Date(0).toISOString()),
     };
   }
-  const image = o.bases.get(from.ref);
+  const where = baseKey(from.ref, foreignPlatform(stage.platform, o.platform));
+  const image = o.bases.get(where);
   if (!image) throw new BuildError(`base image ${from.ref} was not resolved`);
   const step = o.reporter.step(label);
   step.done();
-  const before = o.movedBases?.get(from.ref);
+  const before = o.movedBases?.get(where);
   s.explain.push({
     ...s.row(stage, 0, label, `FROM ${from.ref}`),
     status: 'base',
@@ -77,6 +80,25 @@ export async function baseState(s: BaseSolver, o: BaseOptions, stage: Stage, lab
     base: { ref: from.ref, key },
     created: image.config.created ?? new Date(0).toISOString(),
   };
+}
+
+/** A parser platform string (os/arch[/variant]) as an OCI platform, normalized as `--platform` values are. */
+export function toPlatform(text: string): Platform {
+  const [os = 'linux', architecture = '', variant] = text.split('/');
+  return normalizePlatform(variant ? { os, architecture, variant } : { os, architecture });
+}
+
+/**
+ * A FROM's `--platform` when it is not the build's target platform (by any spelling), else undefined:
+ * the stage's base is then the target's, shared with FROMs without the flag and COPY --from images.
+ */
+export function foreignPlatform(stagePlatform: string | undefined, target: Platform): string | undefined {
+  return stagePlatform === undefined || platformMatches(target, toPlatform(stagePlatform)) ? undefined : stagePlatform;
+}
+
+/** Where a base image is in `bases`: its ref, with the platform when a FROM --platform asked for another one. */
+export function baseKey(ref: string, foreign: string | undefined): string {
+  return foreign === undefined ? ref : `${foreign} ${ref}`;
 }
 
 export function epochOr(epoch: number | undefined, fallback: string): string {

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
-  baseImages,
+  baseImageUses,
   buildGraph,
   parse,
   lint,
@@ -36,6 +36,8 @@ import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
 import { join } from 'node:path';
 import { trace } from '../trace.js';
+import { baseKey, foreignPlatform, toPlatform } from './base-state.js';
+import { emulationProblem, isNative } from './emulation.js';
 import { startNetwork, type PrivateNetwork } from '@tsbuild/sandbox';
 
 export interface BuildRequest {
@@ -61,8 +63,8 @@ export interface BuildRequest {
   compression?: 'gzip' | 'zstd' | 'none';
   reporter: Reporter;
   signal: AbortSignal;
-  /** Finds a base image that is not in the store (a registry pull); undefined when none is found. */
-  fetchBase?: (ref: string) => Promise<Image | undefined>;
+  /** Finds a base image for a platform that is not in the store (a registry pull); undefined when none is found. */
+  fetchBase?: (ref: string, platform: Platform) => Promise<Image | undefined>;
   /** The registry cache's records for this build (--cache-from); see SolveOptions.cacheFrom. */
   cacheFrom?: ImportedCache;
   /** `--pull`: resolve every base tag with fetchBase, even one the store has. */
@@ -77,7 +79,11 @@ export interface BuildRequest {
   namedContexts?: NamedContext[];
   /** `--cache-to type=inline`: the image's own cache records go into its config (InlineCacheKey). */
   inlineCache?: boolean;
-  /** `--platform`: what the image is for (default this machine's); a foreign one runs RUN steps emulated. */
+  /**
+   * `--platform`: what the image is for (default this machine's); a foreign one runs RUN steps emulated.
+   * Each stage runs for its FROM --platform if it has one, else for this one. Given, it is also what the
+   * image's config says (BuildKit's rule); not given, the config says the final stage's platform.
+   */
   platform?: Platform;
   /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
   onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
@@ -113,7 +119,7 @@ function forPlatform(image: Image, platform: Platform): boolean {
 }
 
 async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResult | { explain: ExplainRow[] }> {
-  const platform = req.platform ?? hostPlatform();
+  const platform: Platform = req.platform ?? hostPlatform();
   const platformString = formatPlatform(platform);
   // List the context while the Dockerfile is parsed and base images are resolved.
   const contextPromise = BuildContext.open(
@@ -139,16 +145,23 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   };
 
   const bases = new Map<string, Image>();
-  let refs: string[];
+  let uses: { ref: string; platform?: string }[];
   try {
-    refs = baseImages(df, gopts);
+    uses = baseImageUses(df, gopts);
   } catch (e) {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
   }
   const movedBases = new Map<string, string>();
-  for (const ref of refs) {
-    if (bases.has(ref)) continue;
+  for (const use of uses) {
+    const ref = use.ref;
+    // A FROM --platform naming another platform than the target's: that platform's image, kept apart.
+    const foreign = foreignPlatform(use.platform, platform);
+    const key = baseKey(ref, foreign);
+    if (bases.has(key)) continue;
+    const want = foreign === undefined ? platform : toPlatform(foreign);
+    const wantString = formatPlatform(want);
+    const flag = foreign === undefined ? '--platform' : 'FROM --platform';
     const named = contextFor(req.namedContexts ?? [], ref);
     // A directory context is built, a layout imported: both write to the store, which a dry run never does.
     if (dry && named && named.type !== 'image')
@@ -165,27 +178,27 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
         compression,
         reporter,
         signal,
-        platform: req.platform,
+        platform: foreign === undefined ? req.platform : want,
         ...directoryBuild(named.dir),
       };
-      bases.set(ref, (await build(inner)).image);
+      bases.set(key, (await build(inner)).image);
       continue;
     }
     if (named?.type === 'oci-layout') {
-      bases.set(ref, await importLayout(req.store, named));
+      bases.set(key, await importLayout(req.store, named));
       continue;
     }
     // docker-image://REF: that image, resolved as a base image is.
     const imageRef = named?.type === 'image' ? named.ref : ref;
     // A tag naming an index gives this platform's image, or nothing when only other platforms were pulled.
-    let image = await req.store.images.get(imageRef, platform).catch(() => undefined);
+    let image = await req.store.images.get(imageRef, want).catch(() => undefined);
     // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
     if (req.pull && req.fetchBase && !dry && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
       const before = image?.manifestDigest;
-      image = await req.fetchBase(imageRef);
-      if (before && image && image.manifestDigest !== before) movedBases.set(ref, before);
+      image = await req.fetchBase(imageRef, want);
+      if (before && image && image.manifestDigest !== before) movedBases.set(key, before);
     }
-    if (!image && req.fetchBase && !dry) image = await req.fetchBase(imageRef);
+    if (!image && req.fetchBase && !dry) image = await req.fetchBase(imageRef, want);
     if (!image && dry)
       throw new BuildError(
         `base image "${imageRef}" is not in the store (${req.store.root}); ` +
@@ -201,22 +214,25 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     // The store's copy for another platform (a tag names one image) is pulled for this one, as docker does;
     // the tag then names the registry's index, which keeps both.
     let notPulled = '';
-    if (!forPlatform(image, platform) && req.fetchBase && !dry && !req.pull) {
-      const fetched = await req.fetchBase(imageRef).catch((e: Error) => void (notPulled = `: ${e.message}`));
+    if (!forPlatform(image, want) && req.fetchBase && !dry && !req.pull) {
+      const fetched = await req.fetchBase(imageRef, want).catch((e: Error) => void (notPulled = `: ${e.message}`));
       if (fetched) image = fetched;
     }
-    if (!forPlatform(image, platform))
+    if (!forPlatform(image, want))
       throw new BuildError(
-        `base image "${imageRef}" is for ${formatPlatform(image.config as Platform)}, not ${platformString} ` +
-          `(--platform)${notPulled}`,
+        `base image "${imageRef}" is for ${formatPlatform(image.config as Platform)}, not ${wantString} ` +
+          `(${flag})${notPulled}`,
       );
-    bases.set(ref, image);
+    bases.set(key, image);
   }
 
   trace('base images resolved');
   let graph;
   try {
-    graph = buildGraph(df, { ...gopts, baseConfig: (ref) => bases.get(ref)?.config.config ?? undefined });
+    graph = buildGraph(df, {
+      ...gopts,
+      baseConfig: (ref, p) => bases.get(baseKey(ref, foreignPlatform(p, platform)))?.config.config ?? undefined,
+    });
   } catch (e) {
     if (e instanceof DockerfileError) throw new BuildError(formatError(e), 2);
     throw e;
@@ -224,7 +240,9 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   // The build checks, as BuildKit runs them with every build: warnings, or with `# check=error=true` a
   // failure before any step runs.
   const reachable = new Set(graph.stages.map((st) => st.index));
-  const findings = runChecks(df, req.buildArgs, (ref) => bases.get(ref)?.config.config?.Env, reachable);
+  const baseEnv = (ref: string) =>
+    (bases.get(ref) ?? [...bases].find(([k]) => k.endsWith(` ${ref}`))?.[1])?.config.config?.Env;
+  const findings = runChecks(df, req.buildArgs, baseEnv, reachable);
   for (const w of findings.warnings) req.reporter.warn(formatLintWarning(w));
   for (const w of graph.warnings) {
     // The graph's duplicate-stage-name warning is also DuplicateStageName's finding: said once.
@@ -236,6 +254,16 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       `lint violation found for rules: ${[...new Set(findings.warnings.map((w) => w.rule))].sort().join(', ')}`,
     );
   const noCacheStages = noCacheFilterStages(df, graph, req.noCacheFilter ?? [], req.reporter);
+  // A stage of another platform than the target's (the CLI warns about the target's) whose RUN steps
+  // this machine can neither run nor emulate: said before anything runs, as for --platform.
+  const warned = new Set<string>();
+  for (const s of graph.stages) {
+    const own = stagePlatform(graph.stages, s, platform);
+    if (!s.steps.some((st) => st.kind === 'run') || isNative(own, hostPlatform()) || isNative(own, platform)) continue;
+    const problem = warned.has(formatPlatform(own)) ? undefined : emulationProblem(own);
+    warned.add(formatPlatform(own));
+    if (problem) req.reporter.warn(`FROM --platform=${formatPlatform(own)}: RUN steps cannot run here: ${problem}`);
+  }
 
   trace('graph built');
   const context = await contextPromise;
@@ -248,6 +276,17 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       if (n.dnsWarning) req.reporter.warn(n.dnsWarning);
       return n;
     }));
+  // Once no step runs any more: the network closed, the context's stat cache saved (never fails the build).
+  let ending: Promise<void> | undefined;
+  const endBuild = async (): Promise<void> => {
+    await Promise.all([
+      network?.then(
+        (n) => n.close(),
+        () => {},
+      ),
+      dry ? undefined : context.save().catch(() => {}),
+    ]);
+  };
   const solver = new Solver({
     store: req.store,
     graph,
@@ -298,8 +337,22 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       throw e;
     }
     trace('stages solved');
+    // No step runs any more: the network's teardown (its holder and helper exit) and the stat cache's
+    // write proceed while the image is written, instead of after it.
+    ending ??= endBuild();
     if (dry) return { explain: solver.explain };
     const config = solver.finalConfig(state);
+    // BuildKit: a --platform given names the image's platform whatever the final stage stood on (its
+    // variant kept when only the variant is unsaid); without it the config says the final stage's.
+    if (req.platform) {
+      const same = config.os === platform.os && config.architecture === platform.architecture;
+      config.os = platform.os;
+      config.architecture = platform.architecture;
+      if (platform.variant || !same) {
+        if (platform.variant) config.variant = platform.variant;
+        else delete config.variant;
+      }
+    }
     if (req.labels && Object.keys(req.labels).length)
       config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
     const records = cacheRecords();
@@ -320,12 +373,23 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
   } finally {
-    await network?.then(
-      (n) => n.close(),
-      () => {},
-    );
-    if (!dry) await context.save().catch(() => {});
+    await (ending ??= endBuild());
   }
+}
+
+/**
+ * The platform a stage runs for, as BuildKit decides it: a stage FROM another stage runs for that
+ * stage's; FROM an image, for its --platform if given; FROM scratch, for the target's (BuildKit ignores
+ * --platform on scratch).
+ */
+function stagePlatform(stages: Stage[], stage: Stage, target: Platform): Platform {
+  const from = stage.from;
+  if (from.type === 'stage') {
+    const parent = stages.find((s) => s.index === from.stage);
+    return parent ? stagePlatform(stages, parent, target) : target;
+  }
+  const foreign = from.type === 'image' ? foreignPlatform(stage.platform, target) : undefined;
+  return foreign === undefined ? target : toPlatform(foreign);
 }
 
 /**

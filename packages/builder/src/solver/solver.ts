@@ -36,7 +36,7 @@ export interface SolveOptions extends StepOptions {
    * RUN/COPY needs them (store.snapshots.ensure).
    */
   cacheFrom?: ImportedCache;
-  /** Base refs whose tag `--pull` moved, with the digest the store had before (for --explain). */
+  /** Base refs (by `baseKey`) whose tag `--pull` moved, with the digest the store had before (for --explain). */
   movedBases?: Map<string, string>;
   // dryRun (StepOptions): compute every key and look each up as a build would, and run and write
   // nothing (no layer, snapshot, cache record or --explain pointer). A miss's state carries its key only.

@@ -249,7 +249,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       reporter,
       signal,
       // FROM an image not in the store: pull it (by digest for name@sha256:...) and tag it.
-      fetchBase: async (ref) => {
+      fetchBase: async (ref, wanted) => {
         try {
           return (
             await (
@@ -258,7 +258,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
               insecure,
               reporter,
               label: `pull base image ${ref}`,
-              platform: formatPlatform(platform),
+              platform: formatPlatform(wanted),
             })
           ).image;
         } catch (e) {
@@ -275,7 +275,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       run,
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
-      platform,
+      // Given, --platform is also what the config says; not given, the final stage's platform is (BuildKit).
+      platform: str(p, 'platform') === undefined ? undefined : platform,
       // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
       onFailure: exported.length
         ? async (records) => {

@@ -14,7 +14,10 @@ import type { LayerQueue } from './layer-queue.js';
 export interface StepOptions {
   store: Store;
   context: BuildContext;
-  /** Base images resolved before the graph was built, by the ref as written in FROM. */
+  /**
+   * Base images resolved before the graph was built, for the target platform by the ref as written in
+   * FROM; those of a FROM --platform naming another platform by `baseKey` (base-state.ts).
+   */
   bases: Map<string, Image>;
   network: 'default' | 'none' | 'host';
   /** RUN steps may use the host's network (`--allow network.host`). */
