@@ -194,7 +194,7 @@ export class Solver {
         // Nothing to compare with (no earlier build): the inputs, a record per file of a copied tree, are spelled
         // out only when written after the step, not held while it stages and writes its layer.
         const flag = noCache ? (this.o.noCache ? '--no-cache' : '--no-cache-filter') : undefined;
-        this.explain.push({ ...row, ...missNote(flag, previous?.inputs, kb.inputs, state) });
+        this.explain.push({ ...row, ...missNote(flag, previous?.inputs, () => kb.inputs, state) });
         if (this.o.dryRun) {
           handle.done();
           if (step.kind === 'workdir') applyStep(next.config, step);
