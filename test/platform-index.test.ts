@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
 import { sh } from './helpers/image.js';
+import { noArm64Emulation } from './helpers/emulation.js';
 
 let reg: TestRegistry | undefined;
 const dirs: string[] = [];
@@ -21,18 +22,6 @@ test.after(async () => {
   await reg?.stop();
   cleanup(...dirs);
 });
-
-/** Why arm64 executables cannot run here (qemu-aarch64 through binfmt_misc, F flag), or undefined. */
-function noArm64Emulation(): string | undefined {
-  let entry: string;
-  try {
-    entry = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8');
-  } catch {
-    return 'no binfmt_misc handler qemu-aarch64 (scripts/setup.sh --test installs qemu-user-static and registers it)';
-  }
-  if (!/^enabled$/m.test(entry) || !/^flags: *\S*F/m.test(entry)) return 'qemu-aarch64 is disabled or lacks the F flag';
-  return undefined;
-}
 
 /** The registry, started once; undefined (with the reason) when arm64 cannot be emulated here. */
 async function registry(): Promise<TestRegistry> {
