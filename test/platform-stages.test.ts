@@ -152,6 +152,44 @@ test('cache: per-platform stages are kept apart by platform, the $BUILDPLATFORM 
   for (const platform of ['linux/amd64', 'linux/arm64']) assert.equal(build(platform).ran, [], platform);
 });
 
+test('--platform a,b under --no-cache / --no-cache-filter: the $BUILDPLATFORM stage runs once, its output shared', () => {
+  // BuildKit solves every platform at once: a stage whose steps are the same for each (FROM
+  // --platform=$BUILDPLATFORM, no TARGET* arg) is one vertex, run once even under --no-cache, so every
+  // platform's image carries the same output. Two runs would give each platform its own random stamp.
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const root = storeWithBases();
+  const ctx = context({
+    Dockerfile: [
+      `FROM --platform=$BUILDPLATFORM ${MultiBase} AS build`,
+      'RUN cat /proc/sys/kernel/random/uuid > /stamp',
+      `FROM ${MultiBase}`,
+      'COPY --from=build /stamp /stamp',
+      '',
+    ].join('\n'),
+  });
+  dirs.push(ctx);
+  const read = context({ Dockerfile: 'FROM stamp:1\n' });
+  dirs.push(read);
+  for (const flags of [['--no-cache'], ['--no-cache-filter', 'build']]) {
+    const r = ok(
+      tsbuild(['build', '--progress=plain', ...flags, '--platform', 'linux/amd64,linux/arm64', '-t', 'stamp:1', ctx], {
+        root,
+      }),
+    );
+    const run = 'RUN cat /proc/sys/kernel/random/uuid > /stamp';
+    const s = steps(r.stderr);
+    assert.equal([s.ran.filter((t) => t === run), s.cached.filter((t) => t === run)], [[run], [run]], flags.join(' '));
+    const stamps = ['linux/amd64', 'linux/arm64'].map((platform) => {
+      const out = join(temp('out'), 'fs');
+      ok(tsbuild(['build', '-q', '--platform', platform, '-o', out, read], { root }));
+      return readFileSync(join(out, 'stamp'), 'utf8');
+    });
+    assert.match(stamps[0], /^[0-9a-f-]{36}\n$/);
+    assert.is(stamps[1], stamps[0], `${flags.join(' ')}: the same stage output in every platform's image`);
+  }
+});
+
 test('a FROM --platform this machine cannot emulate: the build says why before any step, never a stack trace', () => {
   // riscv64: scripts/setup.sh registers only qemu-aarch64; a machine with systemd-binfmt may have them all.
   if (existsSync('/proc/sys/fs/binfmt_misc/qemu-riscv64'))

@@ -85,6 +85,13 @@ export interface BuildRequest {
    * image's config says (BuildKit's rule); not given, the config says the final stage's platform.
    */
   platform?: Platform;
+  /**
+   * Keys of the steps run by this invocation's earlier builds (`--platform a,b` builds one platform after
+   * the other): a step with one of them is taken from the cache even under --no-cache/--no-cache-filter,
+   * as BuildKit runs a step that several platforms share (a FROM --platform=$BUILDPLATFORM stage) once.
+   * The build adds the keys of the steps it runs.
+   */
+  ranKeys?: Set<string>;
   /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
   onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
 }
@@ -284,6 +291,7 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     reporter: req.reporter,
     noCache: req.noCache,
     noCacheStages,
+    ranKeys: req.ranKeys,
     network: req.network,
     allowNetworkHost: req.allowNetworkHost ?? false,
     privateNetwork,

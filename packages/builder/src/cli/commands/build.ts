@@ -291,7 +291,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     });
     if (platforms.length > 1) {
       const images: { image: Image; platform: Platform }[] = [];
-      for (const pl of platforms) images.push({ image: (await build(request(pl, []))).image, platform: pl });
+      // One platform after the other; a step they share runs once, even under --no-cache (BuildKit).
+      const ranKeys = new Set<string>();
+      for (const pl of platforms)
+        images.push({ image: (await build({ ...request(pl, []), ranKeys })).image, platform: pl });
       const index = await writeIndex(store, images, annotationsFor);
       for (const tag of tags) await store.images.tagDescriptor(tag, index);
       if (metadataFile) await writeMetadata(metadataFile, { descriptor: index, tags, buildRef });
