@@ -236,6 +236,32 @@ test('--annotation index: and manifest-descriptor: with several platforms, as sk
   }
 });
 
+test('--annotation [PLATFORM]: matches the platform with its variant (linux/arm/v6 is not linux/arm/v7)', async () => {
+  // BuildKit keeps a platform's annotations under platforms.Format of the normalized platform and reads
+  // them back for each image's own: manifest[linux/arm/v7] is for the v7 image only. No RUN: no emulation.
+  const ref = `${(await registry()).host}/multi/variants:1`;
+  const ctx = context({ Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x\n' });
+  dirs.push(ctx);
+  const annotations = [
+    'manifest[linux/arm/v7]:com.example.v=7',
+    'manifest-descriptor[linux/arm/v6]:com.example.d=6',
+    // linux/arm is v7 once normalized, as containerd (and buildx) normalize it.
+    'manifest[linux/arm]:com.example.arm=default-v7',
+  ].flatMap((a) => ['--annotation', a]);
+  const platforms = ['--platform', 'linux/arm/v6,linux/arm/v7'];
+  ok(
+    tsbuild(['build', '-q', ...platforms, ...annotations, '-t', ref, '--push', ctx], { root: temp('store-variants') }),
+  );
+  const entries = raw(ref).manifests as { digest: string; platform: { variant: string }; annotations?: object }[];
+  assert.equal(
+    entries.map((m) => [m.platform.variant, m.annotations, raw(`${repoOf(ref)}@${m.digest}`).annotations]),
+    [
+      ['v6', { 'com.example.d': '6' }, undefined],
+      ['v7', undefined, { 'com.example.v': '7', 'com.example.arm': 'default-v7' }],
+    ],
+  );
+});
+
 test('--metadata-file with several platforms: the index, as the registry serves it, and buildx.build.ref', async () => {
   const why = noArm64Emulation();
   if (why) return skip(why);

@@ -97,7 +97,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const platforms = str(p, 'platform') ? parsePlatforms(str(p, 'platform')!) : [host];
   const labels = parseLabels(list(p, 'label'));
   const annotationsFor = (pl: Platform) =>
-    parseAnnotations(list(p, 'annotation'), `${pl.os}/${pl.architecture}`, platforms.length > 1);
+    parseAnnotations(list(p, 'annotation'), formatPlatform(pl), platforms.length > 1);
   annotationsFor(platforms[0]);
   const shm = str(p, 'shm-size');
   const run = {
