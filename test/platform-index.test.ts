@@ -131,6 +131,28 @@ test('a base pulled for arm64, then amd64, under one tag: both kept, each build 
   assert.is(index.manifests.length, 2);
 });
 
+test('a build pulling a base for its platform never moves a tag that names a local image (a local build)', async () => {
+  // The store's NAME:1 is a local amd64 build that was never pushed; the registry's NAME:1 is another
+  // image (an index). A build for arm64 pulls the registry's arm64 image and uses it, but the tag keeps
+  // naming the local build: moving it would drop that image (prune then deletes it), silently.
+  const base = await busyboxIndex();
+  const root = temp('store-keep');
+  const local = context({ Dockerfile: 'FROM scratch\nCOPY local /local\n', local: 'only here\n' });
+  dirs.push(local);
+  const localId = ok(tsbuild(['build', '-q', '--platform', 'linux/amd64', '-t', base, local], { root })).stdout.trim();
+  const inspect = (ref: string) => JSON.parse(ok(tsbuild(['inspect', ref], { root })).stdout);
+  for (const [i, df] of [`FROM --platform=linux/arm64 ${base}\n`, `FROM ${base}\n`].entries()) {
+    const ctx = context({ Dockerfile: df });
+    dirs.push(ctx);
+    ok(tsbuild(['build', '-q', '--platform', 'linux/arm64', '-t', `arm:${i}`, ctx], { root }));
+    assert.is(inspect(`arm:${i}`).Architecture, 'arm64', df);
+    assert.is(inspect(base).Id, localId, `${df}: the tag still names the local build`);
+  }
+  ok(tsbuild(['prune', '--grace', '0s'], { root }));
+  assert.is(inspect(base).Id, localId);
+  ok(tsbuild(['check'], { root }));
+});
+
 test('images and inspect of an index (built, or pulled): one row per tag, the native image', async () => {
   const why = noArm64Emulation();
   if (why) return skip(why);

@@ -219,7 +219,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     // A base for another platform would make an image whose config says one platform and whose
     // files are for another: refuse it, as BuildKit refuses a base with no manifest for the platform.
     // The store's copy for another platform (a tag names one image) is pulled for this one, as docker does;
-    // the tag then names the registry's index, which keeps both.
+    // the tag then names the registry's index, which keeps both (fetchBase leaves a tag naming anything
+    // else, a local build, where it is).
     let notPulled = '';
     if (!forPlatform(image, want) && req.fetchBase && !dry && !req.pull) {
       const fetched = await req.fetchBase(imageRef, want).catch((e: Error) => void (notPulled = `: ${e.message}`));

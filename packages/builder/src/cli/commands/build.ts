@@ -259,6 +259,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
               reporter,
               label: `pull base image ${ref}`,
               platform: formatPlatform(wanted),
+              keepTag: !pull,
             })
           ).image;
         } catch (e) {
