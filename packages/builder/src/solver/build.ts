@@ -192,7 +192,15 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       continue;
     }
     if (named?.type === 'oci-layout') {
-      bases.set(key, await importLayout(req.store, named));
+      // An index in the layout gives the stage's platform's image; one image for another platform is
+      // refused, as for a base from the store: its files are not the platform's the config would say.
+      const image = await importLayout(req.store, named, want);
+      if (!forPlatform(image, want))
+        throw new BuildError(
+          `--build-context ${named.name}=oci-layout://${named.dir}: the image is for ` +
+            `${formatPlatform(image.config as Platform)}, not ${wantString} (${flag})`,
+        );
+      bases.set(key, image);
       continue;
     }
     // docker-image://REF: that image, resolved as a base image is.
