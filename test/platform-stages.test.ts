@@ -152,7 +152,7 @@ test('cache: per-platform stages are kept apart by platform, the $BUILDPLATFORM 
   for (const platform of ['linux/amd64', 'linux/arm64']) assert.equal(build(platform).ran, [], platform);
 });
 
-test('--platform a,b under --no-cache / --no-cache-filter: the $BUILDPLATFORM stage runs once, its output shared', () => {
+test('--platform a,b, --no-cache(-filter): the $BUILDPLATFORM stage runs once, its output shared', () => {
   // BuildKit solves every platform at once: a stage whose steps are the same for each (FROM
   // --platform=$BUILDPLATFORM, no TARGET* arg) is one vertex, run once even under --no-cache, so every
   // platform's image carries the same output. Two runs would give each platform its own random stamp.
