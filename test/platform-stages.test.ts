@@ -152,6 +152,41 @@ test('cache: per-platform stages are kept apart by platform, the $BUILDPLATFORM 
   for (const platform of ['linux/amd64', 'linux/arm64']) assert.equal(build(platform).ran, [], platform);
 });
 
+test('--dry-run [--platform]: the keys of the real build, each stage for its own platform', () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const root = storeWithBases();
+  const ctx = context({
+    Dockerfile: [
+      `FROM --platform=$BUILDPLATFORM ${MultiBase} AS build`,
+      'ARG TARGETARCH',
+      'RUN echo $TARGETARCH > /built-for',
+      `FROM --platform=linux/arm64 ${MultiBase} AS arm64`,
+      'RUN uname -m > /a',
+      `FROM ${MultiBase}`,
+      'COPY --from=build /built-for /',
+      'COPY --from=arm64 /a /',
+      'RUN uname -m > /runs-on',
+      '',
+    ].join('\n'),
+  });
+  dirs.push(ctx);
+  const keys = (args: string[]) => {
+    const doc = JSON.parse(ok(tsbuild(['build', '--explain=json', ...args, ctx], { root })).stdout);
+    // By label: stages run concurrently, so the rows come in the order they finish.
+    return {
+      allCached: doc.allCached as boolean,
+      keys: (doc.steps as { label: string; key?: string }[]).map((s) => `${s.label} ${s.key ?? ''}`).sort(),
+    };
+  };
+  for (const flags of [[], ['--platform', 'linux/arm64']]) {
+    const built = keys(['--progress=quiet', ...flags]);
+    const dry = keys(['--dry-run', ...flags]);
+    assert.ok(dry.allCached, flags.join(' '));
+    assert.equal(dry.keys, built.keys, flags.join(' '));
+  }
+});
+
 test('--platform a,b, --no-cache(-filter): the $BUILDPLATFORM stage runs once, its output shared', () => {
   // BuildKit solves every platform at once: a stage whose steps are the same for each (FROM
   // --platform=$BUILDPLATFORM, no TARGET* arg) is one vertex, run once even under --no-cache, so every
