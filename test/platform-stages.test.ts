@@ -225,6 +225,29 @@ test('--platform a,b, --no-cache(-filter): the $BUILDPLATFORM stage runs once, i
   }
 });
 
+test('a platform the store\'s index lacks, not pullable: the error names it, not "not in the store"', () => {
+  sh('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')]);
+  const root = temp('store-lacks');
+  const base = context({ Dockerfile: 'FROM scratch\nCOPY x /x\n', x: 'x\n' });
+  dirs.push(base);
+  // Port 1 on localhost: nothing listens, so the pull fails at once, with no outside registry asked.
+  const ref = 'localhost:1/multi:1';
+  ok(tsbuild(['build', '-q', '--platform', 'linux/amd64,linux/arm64', '-t', ref, base], { root }));
+  for (const [df, flags, want] of [
+    [`FROM --platform=linux/riscv64 ${ref}\n`, [], 'linux/riscv64 (FROM --platform)'],
+    [`FROM ${ref}\n`, ['--platform', 'linux/s390x'], 'linux/s390x (--platform)'],
+  ] as const) {
+    const ctx = context({ Dockerfile: df });
+    dirs.push(ctx);
+    const r = tsbuild(['build', ...flags, ctx], { root });
+    assert.is(r.code, 1, r.stderr);
+    assert.ok(
+      r.stderr.includes(`ERROR: base image "${ref}" is in the store for linux/amd64, linux/arm64/v8, not ${want}`),
+      r.stderr,
+    );
+  }
+});
+
 test('a FROM --platform this machine cannot emulate: the build says why before any step, never a stack trace', () => {
   // riscv64: scripts/setup.sh registers only qemu-aarch64; a machine with systemd-binfmt may have them all.
   if (existsSync('/proc/sys/fs/binfmt_misc/qemu-riscv64'))

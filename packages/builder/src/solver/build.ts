@@ -119,6 +119,17 @@ export async function dryRun(req: Omit<BuildRequest, 'tags' | 'fetchBase'>): Pro
   return solveRequest({ ...req, tags: [] }, true);
 }
 
+/** The platforms of the index a tag names in the store ("linux/amd64, linux/arm64/v8"), else undefined. */
+async function indexPlatforms(store: Store, ref: string): Promise<string | undefined> {
+  const desc = await store.tags.get(ref).catch(() => undefined);
+  if (!desc) return undefined;
+  const doc = JSON.parse((await store.blobs.read(desc.digest)).toString('utf8')) as {
+    manifests?: { platform?: Platform }[];
+  };
+  if (!Array.isArray(doc.manifests)) return undefined;
+  return doc.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
+}
+
 /** Whether an image's config says it is for `platform` (one that says nothing is taken as it is). */
 function forPlatform(image: Image, platform: Platform): boolean {
   const got = { os: image.config.os, architecture: image.config.architecture, variant: image.config.variant };
@@ -213,7 +224,16 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       image = await req.fetchBase(imageRef, want);
       if (before && image && image.manifestDigest !== before) movedBases.set(key, before);
     }
-    if (!image && req.fetchBase && !dry) image = await req.fetchBase(imageRef, want);
+    if (!image && req.fetchBase && !dry) {
+      // A tag naming an index without this platform: said as such, not as a base missing from the store.
+      const others = await indexPlatforms(req.store, imageRef);
+      image = await req.fetchBase(imageRef, want).catch((e: Error) => {
+        if (!others) throw e;
+        throw new BuildError(
+          `base image "${imageRef}" is in the store for ${others}, not ${wantString} (${flag}): ${e.message}`,
+        );
+      });
+    }
     if (!image && dry)
       throw new BuildError(
         `base image "${imageRef}" is not in the store (${req.store.root}); ` +

@@ -263,6 +263,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
             })
           ).image;
         } catch (e) {
+          // A tag the store has (for other platforms only): the caller says so; here, what the pull said.
+          const tagged = !pull && (await store.tags.get(ref).catch(() => undefined));
+          if (tagged) throw new BuildError(`could not pull it for ${formatPlatform(wanted)}: ${(e as Error).message}`);
           const where = pull
             ? 'could not be pulled (--pull)'
             : `is not in the store (${store.root}) and could not be pulled`;
