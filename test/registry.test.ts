@@ -4,9 +4,22 @@
 // login/logout, and the build cache shared through a registry (--cache-to / --cache-from).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type Result } from './helpers/cli.js';
+import {
+  Base,
+  cleanup,
+  context,
+  ok,
+  storeWithBase,
+  tempDir,
+  tsbuild,
+  tsbuildAsync,
+  type Result,
+} from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { steps } from './helpers/progress.js';
@@ -41,6 +54,7 @@ test.after(async () => {
   cleanup(...dirs);
 });
 
+const sha256File = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const skopeoDigest = (ref: string) =>
   JSON.parse(sh('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
 const uploadedBytes = (r: Result) => Number(/uploaded \d+ blobs \((\d+) bytes\)/.exec(r.stderr)?.[1] ?? NaN);
@@ -110,6 +124,109 @@ test('pull: an image pushed by skopeo, by tag and by digest', () => {
     const img = inspect(storeB, c.ref);
     assert.is(img.ManifestDigest, remoteDigest, c.ref);
     assert.is(img.Id, built.Id, c.ref);
+  }
+});
+
+/**
+ * An HTTP proxy to the registry that, while `hold` is set, sends a blob response larger than 2 MiB only up
+ * to its first MiB and then keeps the connection open: a pull caught mid-download, deterministically.
+ */
+async function holdingProxy(target: TestRegistry) {
+  const state = { hold: true, held: 0 };
+  let heldOnce: () => void = () => {};
+  const held = new Promise<void>((r) => (heldOnce = r));
+  const server = http.createServer((req, res) => {
+    const up = http.request(
+      { host: '127.0.0.1', port: target.port, path: req.url, method: req.method, headers: req.headers },
+      (ur) => {
+        ur.on('error', () => res.destroy());
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        const big = Number(ur.headers['content-length']) > 2 << 20 && /\/blobs\/sha256:/.test(req.url ?? '');
+        if (!(big && state.hold)) return void ur.pipe(res);
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          if (sent >= 1 << 20) return;
+          const part = c.subarray(0, (1 << 20) - sent);
+          sent += part.length;
+          res.write(part);
+          if (sent >= 1 << 20) {
+            ur.pause();
+            state.held++;
+            heldOnce();
+          }
+        });
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    host,
+    state,
+    held,
+    stop: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+function cliAsync(args: string[], root: string): Promise<Result> {
+  return new Promise((resolve) => {
+    const c = tsbuildAsync(args, { root });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+test('a pull killed mid-download: nothing partial visible, and the next pull completes the store', async () => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nRUN head -c 6291456 /dev/urandom > /big\n` });
+  dirs.push(ctx);
+  ok(tsbuild(['build', '-q', '--push', '-t', `${reg.host}/killed:1`, ctx], { root: storeA }));
+  const proxy = await holdingProxy(reg);
+  try {
+    const ref = `${proxy.host}/killed:1`;
+    const root = temp('store-killed');
+    const child = tsbuildAsync(['pull', '-q', ref], { root });
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    await Promise.race([proxy.held, exited]);
+    assert.is(proxy.state.held, 1, 'the big layer was caught mid-download');
+    // The held MiB reached the pull's temp file (a file-system signal, not a delay): then it is killed.
+    const tmp = join(root, 'tmp');
+    const ingestBytes = () =>
+      readdirSync(tmp)
+        .filter((n) => n.startsWith('ingest-'))
+        .reduce((a, n) => a + statSync(join(tmp, n)).size, 0);
+    while (ingestBytes() < 1 << 20 && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+    assert.is(child.exitCode, null, 'the pull waits for the rest of the layer');
+    child.kill('SIGKILL');
+    await exited;
+    const blobsDir = join(root, 'blobs', 'sha256');
+    const afterKill = readdirSync(blobsDir);
+    for (const hex of afterKill) assert.is(sha256File(join(blobsDir, hex)), hex, `blob ${hex} is whole`);
+    assert.not.ok(tsbuild(['inspect', ref], { root }).code === 0, 'no tag for a pull that did not finish');
+
+    proxy.state.hold = false;
+    const again = await cliAsync(['pull', ref], root); // the proxy lives in this process: no spawnSync
+    assert.is(again.code, 0, again.stderr);
+    assert.match(again.stdout, /Status: Downloaded newer image for/);
+    const img = inspect(root, ref);
+    const layers = (img.Manifest.layers as { digest: string }[]).map((l) => l.digest.slice(7));
+    assert.ok(
+      layers.some((hex) => !afterKill.includes(hex)),
+      'the layer the kill interrupted was not in the store',
+    );
+    for (const hex of [img.ManifestDigest.slice(7), ...layers])
+      assert.is(sha256File(join(blobsDir, hex)), hex, `blob ${hex} verified`);
+    assert.equal(
+      readdirSync(tmp).filter((n) => n.startsWith('ingest-')),
+      [],
+      "the killed pull's temp file is gone",
+    );
+  } finally {
+    await proxy.stop();
   }
 });
 

@@ -144,17 +144,36 @@ export class FileBlobStore implements BlobStore {
   }
 }
 
+/**
+ * What an ingest may hold before write() asks its writer to wait. Large, so that a downloader keeps
+ * reading its socket while the previous megabytes go to the file, and what has queued meanwhile goes
+ * down in one writev: with Writable's 16 KiB default, each 64 KiB socket chunk waited for its own
+ * thread-pool write before the next was read (a pull took the file's write time plus the network's,
+ * not the larger of the two). Memory per ingest stays bounded by it.
+ */
+const ingestBuffer = 4 * 1024 * 1024;
+/**
+ * Flush-behind: every this many bytes an ingest starts an fdatasync of what it wrote so far, without
+ * waiting for it, so the disk writes a large blob while the rest arrives instead of all of it in the
+ * fsync that commit() must do (a 250 MiB layer: ~0.1 s of a 1 s pull). commit() still fsyncs.
+ */
+const flushEvery = 32 * 1024 * 1024;
+
 /** A Writable into a temp file under tmp/ that hashes and counts what passes. */
 class FileIngest extends Writable implements Ingest {
   readonly tmpPath: string;
   private fh: fsp.FileHandle | undefined;
   private readonly hash: Hash = createHash('sha256');
   private count = 0;
+  private unflushed = 0;
+  /** The flush-behind fdatasync in flight, if any; it never rejects (see flushError). */
+  private flushing: Promise<void> | undefined;
+  private flushError: Error | undefined;
   private done: Promise<{ digest: Digest; size: number }> | undefined;
 
   constructor(private readonly blobs: FileBlobStore) {
     // autoDestroy off: the temp file must stay open after 'finish' until commit() has fsynced it.
-    super({ autoDestroy: false });
+    super({ autoDestroy: false, highWaterMark: ingestBuffer });
     this.tmpPath = join(blobs.tmpDir, `ingest-${randomId()}`);
   }
 
@@ -168,16 +187,44 @@ class FileIngest extends Writable implements Ingest {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.hash.update(chunk);
     this.count += chunk.length;
-    writeAll(this.fh!, chunk).then(() => cb(), cb);
+    writeAll(this.fh!, chunk).then(() => this.written(chunk.length, cb), cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
+    const bufs = chunks.map((c) => c.chunk);
+    for (const b of bufs) {
+      this.hash.update(b);
+      this.count += b.length;
+    }
+    const n = bufs.reduce((a, b) => a + b.length, 0);
+    writevAll(this.fh!, bufs).then(() => this.written(n, cb), cb);
+  }
+
+  private written(n: number, cb: (e?: Error | null) => void): void {
+    this.unflushed += n;
+    if (this.unflushed >= flushEvery && !this.flushing && this.fh) {
+      this.unflushed = 0;
+      this.flushing = this.fh.datasync().then(
+        () => (this.flushing = undefined),
+        (e: Error) => {
+          this.flushError ??= e;
+          this.flushing = undefined;
+        },
+      );
+    }
+    cb();
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     const fh = this.fh;
     this.fh = undefined;
-    (fh ? fh.close() : Promise.resolve()).then(
-      () => cb(err),
-      () => cb(err),
-    );
+    // Not closed under a flush-behind fdatasync still running on it in the thread pool.
+    Promise.resolve(this.flushing)
+      .then(() => fh?.close())
+      .then(
+        () => cb(err),
+        () => cb(err),
+      );
   }
 
   commit(expected: { digest?: Digest; size?: number } = {}): Promise<{ digest: Digest; size: number }> {
@@ -214,6 +261,8 @@ class FileIngest extends Writable implements Ingest {
       }
       const fh = this.fh!;
       this.fh = undefined;
+      await this.flushing;
+      if (this.flushError) throw this.flushError;
       await fh.sync();
       await fh.close();
       // In the lease before it is visible (leases.ts). Renaming over an existing copy is fine (same
@@ -235,6 +284,19 @@ class FileIngest extends Writable implements Ingest {
     this.destroy();
     await new Promise<void>((r) => (this.closed ? r() : this.once('close', () => r())));
     await fsp.rm(this.tmpPath, { force: true });
+  }
+}
+
+/** writev until every byte is out (a short write leaves the rest of a buffer, or whole buffers, to go). */
+async function writevAll(fh: fsp.FileHandle, bufs: Buffer[]): Promise<void> {
+  // IOV_MAX is 1024 on Linux; a 4 MiB queue of 64 KiB chunks is 64.
+  for (let i = 0; i < bufs.length; i += 1024) {
+    let batch = bufs.slice(i, i + 1024);
+    while (batch.length) {
+      let { bytesWritten } = await fh.writev(batch);
+      while (batch.length && bytesWritten >= batch[0].length) bytesWritten -= batch.shift()!.length;
+      if (batch.length && bytesWritten > 0) batch[0] = batch[0].subarray(bytesWritten);
+    }
   }
 }
 

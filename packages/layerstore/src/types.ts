@@ -154,7 +154,9 @@ export class StoreError extends Error implements Coded {
 
 /**
  * A blob being written. Bytes go to a temp file while being hashed; nothing is visible
- * under blobs/ until commit() has checked size and digest, fsynced and renamed.
+ * under blobs/ until commit() has checked size and digest, fsynced and renamed. A write's
+ * callback is called once the ingest is done with that chunk (hashed and written): the
+ * caller may then reuse its memory (writeLayer does).
  */
 export interface Ingest extends NodeJS.WritableStream {
   /**

@@ -1,12 +1,15 @@
 // Directory → layer → unpack → the same directory, for every kind of entry and every compression.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeLayer, unpackLayer } from '../src/layer/index.js';
 import { MediaType, type Compression } from '../src/types.js';
+import { Store } from '../src/store.js';
 import { TempBlobs } from './helpers/temp-blobs.js';
 import { describe } from './helpers/tree.js';
 import { makeEveryKind } from './helpers/every-kind.js';
@@ -65,6 +68,62 @@ test('every compression has the same diffID', async () => {
   const ids = new Set<string>();
   for (const c of cases) ids.add((await writeLayer(blobs, src, { compression: c.compression })).diffID);
   assert.is(ids.size, 1);
+});
+
+// An uncompressed layer's tar chunks are refilled once the ingest has written them: a chunk handed
+// back too early would put later bytes in the blob. Files of many chunks, through both blob stores.
+const many = join(work, 'many');
+mkdirSync(many);
+for (const [name, size] of [
+  ['a', 3 << 20],
+  ['b', (5 << 20) + 777],
+  ['c', 100],
+] as const)
+  writeFileSync(join(many, name), randomBytes(size));
+for (const [name, make] of [
+  ['the test blob store', async () => new TempBlobs(join(work, 'blobs-many'))],
+  ['the store', async () => (await Store.open(join(work, 'store-many'))).blobs],
+] as const) {
+  test(`none, files of many chunks, ${name}: the blob is the tar of the files, its digest the diffID`, async () => {
+    const store = await make();
+    const layer = await writeLayer(store, many, { compression: 'none' });
+    assert.is(layer.diffID, layer.digest);
+    const blob = await store.read(layer.digest);
+    assert.is(`sha256:${createHash('sha256').update(blob).digest('hex')}`, layer.digest);
+    assert.ok(blob.length > 8 << 20);
+    // Every file comes back as it was (unpackLayer also checks the diffID as it reads).
+    const dest = join(work, `many-out-${name.replace(/ /g, '-')}`);
+    mkdirSync(dest);
+    await unpackLayer(store.open(layer.digest), layer.mediaType, dest, { diffID: layer.diffID });
+    for (const f of ['a', 'b', 'c']) assert.ok(readFileSync(join(dest, f)).equals(readFileSync(join(many, f))), f);
+  });
+}
+
+test('none: a file that shrinks while its layer is written fails it, with no blob and no temp file left', async () => {
+  const store = await Store.open(join(work, 'store-shrink'));
+  const file = (path: string, size: number, bytes: Buffer) => ({
+    path,
+    type: 'file' as const,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: 1,
+    size,
+    open: () => Readable.from([bytes]),
+  });
+  // Chunks of the first file are being written when the second turns out short.
+  const big = randomBytes(3 << 20);
+  const entries = [file('big', big.length, big), file('short', 1000, Buffer.alloc(10))];
+  const err = await writeLayer(store.blobs, entries, { compression: 'none' }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  assert.match(err?.message ?? 'no error', /shrank/);
+  assert.equal(readdirSync(join(work, 'store-shrink', 'blobs', 'sha256')), []);
+  assert.equal(
+    readdirSync(join(work, 'store-shrink', 'tmp')).filter((n) => n.startsWith('ingest-')),
+    [],
+  );
 });
 
 test.after(() => {

@@ -1,11 +1,11 @@
 // The registry client against a real docker-registry on 127.0.0.1, checked with skopeo.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
 import { CacheMediaType } from '../src/remote/artifact.js';
-import { MediaType, type Digest, type ImageConfig, type Manifest } from '../src/types.js';
+import { MediaType, type Descriptor, type Digest, type ImageConfig, type Manifest } from '../src/types.js';
 import { makeImage, sha256, skopeo, type TestImage } from './helpers/registry-image.js';
 import { withRegistry } from './helpers/registry-suite.js';
 
@@ -133,6 +133,8 @@ const brokenImages: [what: string, breakIt: (m: Manifest, c: ImageConfig) => voi
     /rootfs.type is tarballs/,
   ],
   ['a layer media type no runtime reads', (m) => void (m.layers[0].mediaType = 'text/plain'), /mediaType text\/plain/],
+  // Checked when the config lands, while the layers download beside it.
+  ['fewer diff_ids than layers', (_m, c) => void (c.rootfs.diff_ids = []), /config lists 0 diff_ids for 1 layers/],
 ];
 for (const [i, [what, breakIt, want]] of brokenImages.entries())
   test(`pull rejects an image with ${what}`, async () => {
@@ -153,6 +155,50 @@ for (const [i, [what, breakIt, want]] of brokenImages.entries())
     } catch (e) {
       assert.match((e as Error).message, want);
     }
+  });
+
+// A registry that serves other bytes than the digest names (here: its stored blob file altered after the
+// push; distribution serves the file as it is): the pull fails naming the blob, and of what it sent only
+// the blobs that matched their digests are in the store (they download side by side with the bad one).
+const tampered: [what: string, pick: (img: TestImage) => Descriptor, alter: (b: Buffer) => Buffer, want: RegExp][] = [
+  ['a flipped byte in the big layer', (img) => img.layers[0], (b) => flip(b, b.length >> 1), /digest mismatch/],
+  ['a flipped last byte of a small layer', (img) => img.layers[1], (b) => flip(b, b.length - 1), /digest mismatch/],
+  ['a flipped byte in the config', (img) => img.config, (b) => flip(b, 2), /digest mismatch/],
+  ['a layer one byte short', (img) => img.layers[0], (b) => b.subarray(0, b.length - 1), /says \d+ bytes|after \d+ of/],
+  ['a layer one byte longer', (img) => img.layers[1], (b) => Buffer.concat([b, Buffer.from('x')]), /says|more bytes/],
+];
+function flip(b: Buffer, i: number): Buffer {
+  const c = Buffer.from(b);
+  c[i] ^= 0xff;
+  return c;
+}
+for (const [i, [what, pick, alter, want]] of tampered.entries())
+  test(`pull from a registry serving ${what}: fails naming the blob, nothing unverified stored`, async () => {
+    const { blobs } = store();
+    const img = await makeImage(blobs, [600_000, 2_000], 120 + i);
+    const ref = `${env.reg.host}/tampered/case${i}:v1`;
+    await remote.push(blobs, { manifestDigest: img.manifestDigest }, ref, quiet);
+    const bad = pick(img);
+    const file = path.join(
+      env.reg.dir,
+      'data/docker/registry/v2/blobs/sha256',
+      bad.digest.slice(7, 9),
+      bad.digest.slice(7),
+      'data',
+    );
+    writeFileSync(file, alter(readFileSync(file)));
+    const dst = store();
+    try {
+      await remote.pull(dst.blobs, ref, quiet);
+      assert.unreachable('the pull should have failed');
+    } catch (e) {
+      assert.instance(e, remote.RegistryError);
+      assert.match((e as Error).message, new RegExp(`pulling blob ${bad.digest}`));
+      assert.match((e as Error).message, want);
+    }
+    assert.not.ok(await dst.blobs.has(bad.digest), 'the bad blob is not in the store');
+    for (const d of await dst.blobs.list()) assert.is(sha256(readFileSync(dst.blobs.path(d))), d, `${d} verified`);
+    assert.equal(readdirSync(path.join(dst.root, 'tmp')), [], 'no temp file left');
   });
 
 test('a second push of the same image sends no layer bytes', async () => {

@@ -15,11 +15,31 @@ let ffi: typeof Ffi | undefined;
 
 function lib(): typeof Ffi {
   if (!ffi) {
-    const loaded = createRequire(import.meta.url)('ffi-rs') as typeof Ffi;
+    const loaded = withoutReport(() => createRequire(import.meta.url)('ffi-rs') as typeof Ffi);
     loaded.open({ library: LIB, path: 'libc.so.6' });
     ffi = loaded;
   }
   return ffi;
+}
+
+/**
+ * ffi-rs picks its glibc or musl binary from `process.report.getReport().header.glibcVersionRuntime`,
+ * and a diagnostic report costs 10–20 ms (it gathers the heap, handles and network interfaces): most of
+ * what loading ffi-rs costs, in every build with a RUN step. This module opens glibc's `libc.so.6`
+ * by name, so it is glibc or nothing: the answer is given while ffi-rs loads, and the real
+ * getReport put back at once.
+ */
+function withoutReport<T>(load: () => T): T {
+  const report = process.report;
+  const real = report?.getReport;
+  if (!report || typeof real !== 'function') return load();
+  const glibc = { header: { glibcVersionRuntime: 'libc.so.6' } };
+  report.getReport = (() => glibc) as unknown as typeof report.getReport;
+  try {
+    return load();
+  } finally {
+    report.getReport = real;
+  }
 }
 
 /** ffi-rs's DataType, resolved when first used. */

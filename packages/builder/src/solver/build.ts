@@ -312,6 +312,17 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       if (n.dnsWarning) req.reporter.warn(n.dnsWarning);
       return n;
     }));
+  // Once no step runs any more: the network closed, the context's stat cache saved (never fails the build).
+  let ending: Promise<void> | undefined;
+  const endBuild = async (): Promise<void> => {
+    await Promise.all([
+      network?.then(
+        (n) => n.close(),
+        () => {},
+      ),
+      dry ? undefined : context.save().catch(() => {}),
+    ]);
+  };
   const solver = new Solver({
     store: req.store,
     graph,
@@ -363,6 +374,9 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       throw e;
     }
     trace('stages solved');
+    // No step runs any more: the network's teardown (its holder and helper exit) and the stat cache's
+    // write proceed while the image is written, instead of after it.
+    ending ??= endBuild();
     if (dry) return { explain: solver.explain };
     const config = solver.finalConfig(state);
     // BuildKit: a --platform given names the image's platform whatever the final stage stood on (its
@@ -396,11 +410,7 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
   } finally {
-    await network?.then(
-      (n) => n.close(),
-      () => {},
-    );
-    if (!dry) await context.save().catch(() => {});
+    await (ending ??= endBuild());
   }
 }
 

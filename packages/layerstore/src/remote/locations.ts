@@ -28,6 +28,8 @@ export class BlobLocations {
   /** Remember that `digest` is in `registry/repository`. */
   add(registry: string, repository: string, digest: Digest): void {
     const where = `${registry}/${repository}`;
+    // Already the newest entry (a repeated pull): nothing to save.
+    if (this.blobs.get(digest)?.[0] === where) return;
     const list = (this.blobs.get(digest) ?? []).filter((r) => r !== where);
     list.unshift(where);
     this.blobs.delete(digest);

@@ -55,7 +55,9 @@ export class TempBlobs implements BlobStore {
       transform(chunk: Buffer, _e, cb) {
         hash.update(chunk);
         size += chunk.length;
-        cb(null, chunk);
+        // A copy: the write's callback (called when this returns) lets the caller reuse the chunk
+        // before the file stream has written it (Ingest's contract).
+        cb(null, Buffer.from(chunk));
       },
     });
     t.pipe(ws);

@@ -118,7 +118,7 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
               : `exit code: ${exit.code}`;
         throw new BuildError(`${where(step)}: process "${cmd}" did not complete successfully: ${why}`, 1, tail);
       }
-      await fsp.rm(active.workdir, { recursive: true, force: true });
+      // The workdir goes with the scratch dir (tmp.cleanup below), once the diff is handed over.
       return await commitDiff(ctx, { dir: active.upperdir }, true);
     } finally {
       for (const r of releases.reverse()) await r().catch(() => {});
