@@ -225,6 +225,19 @@ test('--platform a,b, --no-cache(-filter): the $BUILDPLATFORM stage runs once, i
   }
 });
 
+test("--annotation manifest[PLATFORM]: without --platform, the platform is the image's (the final stage's)", () => {
+  // BuildKit takes the implicit target's platform from the image config for the exporter, so a
+  // platform's annotations follow the image the final stage's FROM --platform made. No RUN: no emulation.
+  const root = storeWithBases();
+  const ctx = context({ Dockerfile: `FROM --platform=linux/arm64 ${ArmBase} AS arm64\n` });
+  dirs.push(ctx);
+  const annotations = ['manifest[linux/arm64]:com.example.arch=arm64', 'manifest[linux/amd64]:com.example.arch=amd64'];
+  ok(tsbuild(['build', '-q', ...annotations.flatMap((a) => ['--annotation', a]), '-t', 'ann:1', ctx], { root }));
+  const doc = inspect(root, 'ann:1');
+  assert.is(doc.ImageConfig.architecture, 'arm64');
+  assert.equal(doc.Manifest.annotations, { 'com.example.arch': 'arm64' });
+});
+
 test('a platform the store\'s index lacks, not pullable: the error names it, not "not in the store"', () => {
   sh('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')]);
   const root = temp('store-lacks');

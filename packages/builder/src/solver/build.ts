@@ -71,8 +71,11 @@ export interface BuildRequest {
   pull?: boolean;
   /** `--label`: over the final stage's labels. */
   labels?: Record<string, string>;
-  /** `--annotation`: the manifest's annotations. */
-  annotations?: Record<string, string>;
+  /**
+   * `--annotation`: the manifest's annotations for the image's platform (its config's: the --platform
+   * given, else the final stage's, as BuildKit hands the implicit target's to its exporter).
+   */
+  annotations?: (platform: Platform) => Record<string, string>;
   /** `--add-host`, `--ulimit`, `--shm-size`. */
   run?: RunSettings;
   /** `--build-context`: what FROM NAME and --from=NAME read instead of the image NAME. */
@@ -402,7 +405,12 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
         created,
       }));
     }
-    const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
+    const said = typeof config.os === 'string' && typeof config.architecture === 'string';
+    const variant = said && config.variant ? { variant: config.variant } : {};
+    const wanted = req.annotations?.(
+      said ? { os: config.os, architecture: config.architecture, ...variant } : platform,
+    );
+    const annotations = wanted && Object.keys(wanted).length ? wanted : undefined;
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });

@@ -275,7 +275,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       cacheFrom: imported,
       pull,
       labels,
-      annotations: annotationsFor(platform).manifest,
+      annotations: (image) => annotationsFor(image).manifest,
       run,
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
