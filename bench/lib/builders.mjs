@@ -31,7 +31,8 @@ export const SIZE = {
 
 export const PUSH = {
   tsbuild:
-    '`tsbuild build --push -t REF CTX`: one command, as CI runs it (the push starts when the build has finished)',
+    '`tsbuild build --push -t REF CTX`: one command, as CI runs it (each layer starts up as soon as the build has ' +
+    'written it; config and manifest after the build)',
   buildkit: '`docker build -t REF CTX` then `docker push REF` (BuildKit in dockerd; the layers are compressed at push)',
   buildah: '`buildah bud --layers -t REF CTX` then `buildah push --tls-verify=false REF`',
 };

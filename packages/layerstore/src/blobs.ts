@@ -170,6 +170,7 @@ class FileIngest extends Writable implements Ingest {
   private flushing: Promise<void> | undefined;
   private flushError: Error | undefined;
   private done: Promise<{ digest: Digest; size: number }> | undefined;
+  private sealed: Promise<{ digest: Digest; size: number }> | undefined;
 
   constructor(private readonly blobs: FileBlobStore) {
     // autoDestroy off: the temp file must stay open after 'finish' until commit() has fsynced it.
@@ -232,9 +233,8 @@ class FileIngest extends Writable implements Ingest {
     return this.done;
   }
 
-  private async doCommit(expected: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
-    try {
-      if (expected.digest !== undefined) checkDigest(expected.digest, 'expected digest');
+  digest(): Promise<{ digest: Digest; size: number }> {
+    this.sealed ??= (async () => {
       if (!this.writableFinished) {
         await new Promise<void>((resolve, reject) => {
           if (this.destroyed) return reject(new StoreError('io', 'ingest was aborted'));
@@ -243,8 +243,15 @@ class FileIngest extends Writable implements Ingest {
           if (!this.writableEnded) this.end();
         });
       }
-      const digest = `sha256:${this.hash.digest('hex')}` as Digest;
-      const size = this.count;
+      return { digest: `sha256:${this.hash.digest('hex')}` as Digest, size: this.count };
+    })();
+    return this.sealed;
+  }
+
+  private async doCommit(expected: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
+    try {
+      if (expected.digest !== undefined) checkDigest(expected.digest, 'expected digest');
+      const { digest, size } = await this.digest();
       if (expected.size !== undefined && expected.size !== size) {
         throw new StoreError(
           'invalid',

@@ -125,22 +125,27 @@ async function compressGate(): Promise<void> {
 /** A layer being compressed: the pieces as they are made, and the blob once the last piece was taken. */
 export interface CompressedStream {
   pieces: AsyncIterable<Buffer>;
-  /** Resolves after the last piece, once the blob is committed to the store and remembered. */
+  /**
+   * The compressed blob's digest and size, once the last piece was taken: what a streamed upload
+   * needs to close, while the store is still committing the blob (fsync, rename, record).
+   */
+  written: Promise<{ digest: Digest; size: number }>;
+  /** Resolves once the blob is committed to the store and remembered. */
   done: Promise<Layer>;
 }
 
 /**
  * Compress an uncompressed layer of the store. The pieces go into a store ingest as they pass
- * (temp file, then verify, fsync, rename when the last one has been taken), so whoever consumes
- * them (an upload) gets the blob remembered too; a consumer that stops early leaves nothing.
+ * (temp file, then verify, fsync, rename once the last one has been taken: in the background, so
+ * that the pieces end, and an upload of them can close, without waiting for the disk), so whoever
+ * consumes them (an upload) gets the blob remembered too; a consumer that stops early leaves nothing.
  */
 export function compressLayer(store: Store, layer: Layer, c: Exclude<Compression, 'none'>): CompressedStream {
-  let settle!: { resolve: (l: Layer) => void; reject: (e: unknown) => void };
-  const done = new Promise<Layer>((resolve, reject) => (settle = { resolve, reject }));
-  done.catch(() => {});
+  const done = deferred<Layer>();
+  const written = deferred<{ digest: Digest; size: number }>();
   async function* run(): AsyncGenerator<Buffer> {
     const ingest = store.blobs.ingest();
-    let committed = false;
+    let handedOff = false;
     let first = true;
     try {
       for await (const piece of compress(verifiedTar(store.blobs, layer), c)) {
@@ -149,22 +154,45 @@ export function compressLayer(store: Store, layer: Layer, c: Exclude<Compression
         first = false;
         yield piece;
       }
-      const { digest, size } = await ingest.commit();
-      committed = true;
-      const made: Layer = { digest, size, mediaType: mediaTypeOf(c), diffID: layer.diffID };
-      await remember(store, made, c);
-      settle.resolve(made);
+      if (ingest.digest) written.resolve(await ingest.digest());
+      handedOff = true;
+      const finishing = (async () => {
+        const { digest, size } = await ingest.commit();
+        written.resolve({ digest, size });
+        const made: Layer = { digest, size, mediaType: mediaTypeOf(c), diffID: layer.diffID };
+        await remember(store, made, c);
+        return made;
+      })();
+      finishing.then(done.resolve, (e: unknown) => {
+        written.reject(e);
+        done.reject(e);
+      });
     } catch (e) {
-      settle.reject(e);
+      written.reject(e);
+      done.reject(e);
       throw e;
     } finally {
-      if (!committed) {
+      if (!handedOff) {
         await ingest.abort().catch(() => {});
-        settle.reject(new StoreError('io', `compressing layer ${layer.diffID} stopped before its end`));
+        const stopped = new StoreError('io', `compressing layer ${layer.diffID} stopped before its end`);
+        written.reject(stopped);
+        done.reject(stopped);
       }
     }
   }
-  return { pieces: run(), done };
+  return { pieces: run(), written: written.promise, done: done.promise };
+}
+
+/** A promise with its settle functions; settling again is a no-op; a rejection nobody awaits is not unhandled. */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /** The compressed blob of `layer` in the store: the one made before, or made now. */

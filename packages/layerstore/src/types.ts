@@ -163,6 +163,11 @@ export interface Ingest extends NodeJS.WritableStream {
    * Verify against what the caller expects (if given), fsync, rename into place. Idempotent if the blob already exists.
    */
   commit(expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }>;
+  /**
+   * End the writes and tell the digest and size of what was written, before commit() has fsynced and
+   * renamed it (a streamed push sends the digest while the store still commits the blob).
+   */
+  digest?(): Promise<{ digest: Digest; size: number }>;
   /** Drop the temp file. */
   abort(): Promise<void>;
 }

@@ -2,11 +2,23 @@
 // a directory swapped for a symlink to a host directory, between the walk's steps, must not bring
 // a host file into the layer. The walk is driven by hand, so the swap lands exactly between two
 // steps: after the directory's entry, or after a file's entry and before its content is read.
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsc,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mknod, S_IFIFO } from '@tsbuild/sys';
 import { entriesFromDirectory, tarStream } from '../src/layer/index.js';
 import type { Entry } from '../src/types.js';
 
@@ -68,6 +80,49 @@ for (const [when, at] of rows) {
       if (error) assert.match(error.message, /changed while it was read/);
       else assert.ok(text.includes(MINE), 'the file the container wrote is in the layer');
     } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+}
+
+// A file swapped, after its entry, for something that is not a regular file: a FIFO would block the
+// commit's read forever with no writer, and with one feed the layer whatever it writes; a device node
+// (a root container may mknod one) would feed it the host's device. Only a regular file's bytes are read.
+const OTHER = 'bytes-from-a-fifo-0123'; // MINE's length, so that only the kind check can refuse them
+const fifoRows: [string, boolean][] = [
+  ['with a writer', true],
+  ['without a writer (the read would block)', false],
+];
+for (const [name, writer] of fifoRows) {
+  test(`live walk, a file swapped for a FIFO ${name} before its content is read: a clear error`, async () => {
+    const { root, up } = tree();
+    let wfd = -1;
+    try {
+      async function* swapping(): AsyncGenerator<Entry> {
+        for await (const e of entriesFromDirectory(up, { live: true })) {
+          if (e.path === 'd/f') {
+            renameSync(join(up, 'd', 'f'), join(up, 'd', 'f.orig'));
+            mknod(join(up, 'd', 'f'), S_IFIFO, 0o644);
+            if (writer) {
+              wfd = openSync(join(up, 'd', 'f'), fsc.O_RDWR | fsc.O_NONBLOCK);
+              writeSync(wfd, OTHER);
+            }
+          }
+          yield e;
+        }
+      }
+      let text = '';
+      let error: Error | undefined;
+      try {
+        text = await tarText(swapping());
+      } catch (e) {
+        error = e as Error;
+      }
+      assert.not.ok(text.includes(OTHER), "a FIFO's bytes were read into the layer");
+      assert.ok(error, 'the walk went on past a file that became a FIFO');
+      assert.match(error.message, /d\/f: .*changed while it was read/);
+    } finally {
+      if (wfd >= 0) closeSync(wfd);
       rmSync(root, { recursive: true, force: true });
     }
   });

@@ -4,6 +4,8 @@ import * as assert from 'uvu/assert';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { sampleImage, sha, tempStore } from './storekit.js';
+import { MediaType } from '../src/types.js';
+import { hostPlatform } from '../src/platform.js';
 
 test('prune removes only what nothing reaches; respects the grace period; cleans dead temp', async () => {
   const { store, cleanup } = await tempStore();
@@ -56,6 +58,50 @@ test('prune removes only what nothing reaches; respects the grace period; cleans
     assert.is(r.leases, 1);
     assert.not.ok(await store.blobs.has(inContainer.digest));
     assert.equal(await fsp.readdir(store.leases.dir), []);
+  } finally {
+    await cleanup();
+  }
+});
+
+// A tag names a registry's index with only the platforms pulled in the store (containerd's way): prune
+// keeps the index and every platform's image that is there; the entry never pulled is simply absent.
+test('prune keeps a partly pulled index under its tag, and the images of its platforms that are present', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    const here = await sampleImage(store);
+    const absent = sha('an arm64 manifest never pulled');
+    const other = hostPlatform().architecture === 'arm64' ? 'amd64' : 'arm64';
+    const index = await store.blobs.put(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [
+          {
+            mediaType: MediaType.OciManifest,
+            digest: absent,
+            size: 500,
+            platform: { os: 'linux', architecture: other },
+          },
+          {
+            mediaType: MediaType.OciManifest,
+            digest: here.manifestDigest,
+            size: (await store.blobs.size(here.manifestDigest))!,
+            platform: hostPlatform(),
+          },
+        ],
+      }),
+    );
+    await store.images.tagDescriptor('multi:1', { mediaType: MediaType.OciIndex, ...index });
+    await store.blobs.put('garbage');
+    const r = await store.prune({ gracePeriodMs: 0 });
+    assert.is(r.blobs, 1, 'only the garbage goes');
+    for (const d of [index.digest, here.manifestDigest, here.configDigest, ...here.layers.map((l) => l.digest)])
+      assert.ok(await store.blobs.has(d), d);
+    assert.is((await store.images.get('multi:1'))?.manifestDigest, here.manifestDigest);
+    await store.images.get('multi:1', { os: 'linux', architecture: other }).then(
+      () => assert.unreachable(`an image for linux/${other} was found`),
+      (e: Error) => assert.match(e.message, /not in the store/),
+    );
   } finally {
     await cleanup();
   }

@@ -115,4 +115,41 @@ test('a plain layer that no longer matches its digest never completes an upload'
   );
 });
 
+test('early uploads: each layer compressed once, the push joins them; once closed, none start', async () => {
+  const { store, image } = await plainImage(3);
+  const expected = (await compressedImage((await plainImage(3)).store, image, 'gzip')).image.manifestDigest;
+  const codec = layerCodec(store);
+  const ref = `${env.proxy.host}/deferred/early:1`;
+  const landed: string[] = [];
+  const early = remote.startUploads(store.blobs, ref, { ...opts, onUploaded: (e) => landed.push(e.digest) });
+  env.proxy.resetCounters();
+  // As `build --push` does: the first layer as soon as it exists, then the push of the whole image.
+  const first = await early.layer(image.layers[0], 'gzip', codec);
+  assert.equal(landed, [first.digest], 'the first layer is in the registry before the push');
+  assert.not.ok(
+    env.proxy.requests.some((r) => r.path.includes('/manifests/')),
+    'and no manifest',
+  );
+  const res = await remote.push(store.blobs, { image, compression: 'gzip', codec }, ref, {
+    ...opts,
+    client: early.client,
+    uploads: early,
+  });
+  assert.is(res.descriptor.digest, expected, 'the same manifest as a push from a fresh store');
+  assert.is(early.stats.layersCompressed, 2, 'each layer compressed once');
+  const posts = env.proxy.requests.filter((r) => r.method === 'POST' && uploads.test(r.path)).length;
+  assert.is(posts, 3, 'two layers and the config, each uploaded once');
+
+  // A closed Uploads (a failed build) starts nothing more.
+  const other = await plainImage(4);
+  const closed = remote.startUploads(other.store.blobs, `${env.proxy.host}/deferred/closed:1`, opts);
+  await closed.close();
+  env.proxy.resetCounters();
+  await closed.layer(other.image.layers[0], 'gzip', layerCodec(other.store)).then(
+    () => assert.unreachable('a closed Uploads uploaded'),
+    (e: Error) => assert.match(e.message, 'closed'),
+  );
+  assert.is(env.proxy.requests.length, 0, 'no request');
+});
+
 test.run();

@@ -122,6 +122,28 @@ test('ingest: abort removes the temp file', async () => {
   }
 });
 
+test('ingest: digest() tells the digest before commit, and nothing is visible until commit', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    const w = store.blobs.ingest();
+    w.write(good.subarray(0, 4));
+    w.write(good.subarray(4));
+    assert.equal(await w.digest!(), { digest: goodDigest, size: good.length });
+    assert.is(await store.blobs.has(goodDigest), false, 'not in blobs/ before commit');
+    assert.equal(await w.commit({ digest: goodDigest }), { digest: goodDigest, size: good.length });
+    assert.equal(await store.blobs.read(goodDigest), good);
+    // Aborted after digest(): the temp file goes, nothing is committed.
+    const v = store.blobs.ingest();
+    v.write(Buffer.from('other'));
+    assert.is((await v.digest!()).digest, sha('other'));
+    await v.abort();
+    assert.equal(await fsp.readdir(store.tmpDir), []);
+    assert.is(await store.blobs.has(sha('other')), false);
+  } finally {
+    await cleanup();
+  }
+});
+
 test('corrupt on disk: a flipped byte is detected by open(), read() and readJSON()', async () => {
   const { store, cleanup } = await tempStore();
   try {

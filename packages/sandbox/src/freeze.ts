@@ -112,9 +112,14 @@ function sandboxProcesses(pid: number, ns: string): Map<number, string> {
   return members;
 }
 
-function signalFreezer(pid: number): Freezer {
+/** Exported for its test. */
+export function signalFreezer(pid: number): Freezer {
   const ns = pidNamespace(pid);
   if (!ns) throw new SandboxError(`no process ${pid}: the sandbox is not running`);
+  // Every sandbox has a pid namespace of its own (the launcher's CLONE_NEWPID): a pid in this one is
+  // not a sandbox's init (a pid reused since it ended), and stopping its namespace would stop us.
+  if (ns === pidNamespace(process.pid))
+    throw new SandboxError(`process ${pid} is not a sandbox: it is in this process's own pid namespace`);
   const stopped = new Set<number>();
   const signal = (p: number, sig: NodeJS.Signals) => {
     try {

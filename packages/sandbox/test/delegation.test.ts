@@ -35,6 +35,17 @@ const rows: Row[] = [
     want: { delegated: true, mount: '/sys/fs/cgroup', dir: scopeDir, controllers: ['cpu', 'memory', 'pids'] },
   },
   {
+    name: 'in the leaf an earlier run moved the processes to (tsbuild-init): the delegation is still its parent',
+    cgroup: `0::${userScope}/${INIT_LEAF}\n`,
+    mountinfo: pure,
+    writable: ['', '/cgroup.procs', '/cgroup.subtree_control'].flatMap((f) => [
+      `${scopeDir}${f}`,
+      `${scopeDir}/${INIT_LEAF}${f}`,
+    ]),
+    controllers: 'cpu memory pids\n',
+    want: { delegated: true, mount: '/sys/fs/cgroup', dir: scopeDir, controllers: ['cpu', 'memory', 'pids'] },
+  },
+  {
     name: 'delegated on a hybrid host: the cgroup2 mount is /sys/fs/cgroup/unified, no controllers',
     cgroup: '9:name=systemd:/\n4:memory:/x\n0::/tsbuild-test-1\n',
     mountinfo: hybrid,

@@ -2,7 +2,9 @@
 // The v2 path on a hybrid host is in cgroup-v2.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { freezeSandbox, run } from '../src/index.js';
+import { signalFreezer } from '../src/freeze.js';
 import { cgroupDriver } from '../src/cgroup/index.js';
 import { checkFreeze, freshRoot, stateDir } from './helpers.js';
 
@@ -49,6 +51,20 @@ test('freezeSandbox refuses a pid that is not running, and (v1) a run that is no
     );
   } finally {
     ac.abort();
+  }
+});
+
+// Rootless without a cgroup the sandbox is stopped by signals, every process of its pid namespace. A pid
+// that is no sandbox's init (reused since the container ended) may be in this process's own namespace:
+// stopping that namespace would stop this process and every other of the user's. Only the freezer is
+// made here (no signal is sent before frozen() is called), so the check is safe to make without it.
+test("rootless signal freezer: a pid in this process's own pid namespace is refused, nothing stopped", async () => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    await new Promise((resolve) => child.once('spawn', resolve));
+    assert.throws(() => signalFreezer(child.pid!), /not a sandbox: .*pid namespace/);
+  } finally {
+    child.kill('SIGKILL');
   }
 });
 

@@ -15,6 +15,7 @@ import {
   type Descriptor,
   type Digest,
   type Image,
+  type Layer,
   type Reference,
   type Store,
 } from '@tsbuild/layerstore';
@@ -45,7 +46,14 @@ export function parseRef(input: string, what: string): Reference {
 export async function pushImage(
   store: Store,
   ref: string,
-  o: { insecure: string[]; reporter: Reporter; manifestDigest?: string; compression?: Compression },
+  o: {
+    insecure: string[];
+    reporter: Reporter;
+    manifestDigest?: string;
+    compression?: Compression;
+    /** Uploads started during the build (earlyPush): the push joins them. */
+    early?: EarlyPush;
+  },
 ): Promise<remote.PushResult> {
   const parsed = parseRef(ref, 'push');
   const name = formatReference(parsed);
@@ -67,15 +75,17 @@ export async function pushImage(
     trace(`push ${manifestDigest}`);
     const compression = o.compression ?? 'gzip';
     const source = await deferredSource(store, familiarName(parsed), manifestDigest as Digest, compression);
+    const early = o.early?.uploads.serves(parsed) ? o.early : undefined;
     const result = await remote.push(
       store.blobs,
       source ?? { manifestDigest: manifestDigest as Digest },
       parsed,
-      await remoteOptions(store, o.insecure),
+      early ? early.options : { ...(await remoteOptions(store, o.insecure)), onUploaded: traceUpload },
     );
-    trace(`pushed: ${result.stats.layersCompressed} layers compressed, ${result.stats.blobsUploaded} blobs uploaded`);
-    if (result.stats.layersCompressed)
-      handle.log(`compressed ${result.stats.layersCompressed} layers (${compression})`);
+    // What the early uploads did counts as this push's (they are its blobs).
+    const stats = early ? addStats(result.stats, early.uploads.stats) : result.stats;
+    trace(`pushed: ${stats.layersCompressed} layers compressed, ${stats.blobsUploaded} blobs uploaded`);
+    if (stats.layersCompressed) handle.log(`compressed ${stats.layersCompressed} layers (${compression})`);
     handle.log(`digest: ${result.descriptor.digest}`);
     handle.done();
     return result;
@@ -83,6 +93,54 @@ export async function pushImage(
     handle.fail((e as Error).message);
     throw e;
   }
+}
+
+/**
+ * `build --push`: the uploads into the first tag's repository, started while the build runs. Each
+ * layer of the image goes up (compressed as `compression` says, and remembered in the store) as
+ * soon as the build has it, a few at a time, overlapping the steps after it; pushImage with
+ * `early` then waits for them and sends the config and the manifest. A build that fails calls
+ * close(): no manifest is pushed, and the blobs already sent stay (as with BuildKit).
+ */
+export interface EarlyPush {
+  /** Start uploading a layer of the image (the build calls it as each is written). */
+  add(layer: Layer): void;
+  /** No more uploads start; waits for the running ones. */
+  close(): Promise<void>;
+  readonly uploads: remote.Uploads;
+  readonly options: remote.PushOptions;
+}
+
+export async function earlyPush(
+  store: Store,
+  ref: string,
+  o: { insecure: string[]; compression?: Compression },
+): Promise<EarlyPush> {
+  const compression = o.compression ?? 'gzip';
+  const codec = layerCodec(store);
+  const base = { ...(await remoteOptions(store, o.insecure)), onUploaded: traceUpload };
+  const uploads = remote.startUploads(store.blobs, parseRef(ref, 'push'), base);
+  return {
+    add(layer) {
+      trace(`push: layer ${layer.diffID} queued`);
+      // A failure is the push's, when it waits for this upload (or the build's close()).
+      uploads.layer(layer, compression, codec).catch(() => {});
+    },
+    close: () => uploads.close(),
+    uploads,
+    options: { ...base, client: uploads.client, uploads },
+  };
+}
+
+/** One trace line per blob as it lands in the registry (tests of the early upload wait for it). */
+function traceUpload(e: remote.UploadEvent): void {
+  trace(`push: ${e.diffID ? `layer ${e.diffID} as ` : ''}blob ${e.digest} ${e.outcome}`);
+}
+
+function addStats(a: remote.TransferStats, b: remote.TransferStats): remote.TransferStats {
+  const out = { ...a };
+  for (const k of Object.keys(out) as (keyof remote.TransferStats)[]) out[k] += b[k];
+  return out;
 }
 
 /**

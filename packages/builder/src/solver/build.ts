@@ -95,6 +95,12 @@ export interface BuildRequest {
    * The build adds the keys of the steps it runs.
    */
   ranKeys?: Set<string>;
+  /**
+   * Hears each layer of the image being built as soon as its blob is in the store (base layers when
+   * the build starts on them, new ones as they are written), while later steps still run: `build
+   * --push` starts uploading it then. Layers of stages the image does not stand on are not said.
+   */
+  onLayer?: (layer: Layer) => void;
   /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
   onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
 }
@@ -326,6 +332,14 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       dry ? undefined : context.save().catch(() => {}),
     ]);
   };
+  // The stages whose layers make up the image: the target and the chain of stages it is FROM.
+  const inImage = new Set<number>();
+  for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
+    inImage.add(s.index);
+    const from = s.from;
+    s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
+  }
+  const onLayer = req.onLayer;
   const solver = new Solver({
     store: req.store,
     graph,
@@ -351,14 +365,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     run: req.run,
     movedBases,
     dryRun: dry,
+    onLayer: onLayer && !dry ? (stage, layer) => inImage.has(stage) && onLayer(layer) : undefined,
   });
-  // The stages whose layers make up the image: the target and the chain of stages it is FROM.
-  const inImage = new Set<number>();
-  for (let s = graph.stages.find((x) => x.index === graph.target); s && !inImage.has(s.index);) {
-    inImage.add(s.index);
-    const from = s.from;
-    s = from.type === 'stage' ? graph.stages.find((x) => x.index === from.stage) : undefined;
-  }
   const cacheRecords = () =>
     solver.records.map((r) => ({
       key: r.key,

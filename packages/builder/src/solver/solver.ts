@@ -104,6 +104,7 @@ export class Solver {
     const base = from.type === 'image' ? from.ref : from.type === 'stage' ? this.stageNameOf(from.stage) : 'scratch';
     const fromLabel = `[${name} 1/${total}] FROM ${base}`;
     let state = await baseState(this, this.o, stage, fromLabel);
+    if (stage.from.type !== 'stage') for (const l of state.layers) if (!isPending(l)) this.o.onLayer?.(stage.index, l);
     for (const [i, step] of stage.steps.entries()) {
       this.o.signal.throwIfAborted();
       this.layers.check();
@@ -155,7 +156,7 @@ export class Solver {
     const handle = this.o.reporter.step(label);
     try {
       const kb = new KeyBuilder().addDigest(`parent:${state.keyLabel}`, state.key.replace(/^sha256:/, ''));
-      const exec = await this.prepare(step, next, kb);
+      const exec = await this.prepare(stage.index, step, next, kb);
       const key = kb.key();
       trace(`${label}: key computed`);
       // For --explain (explain-records.ts): the key this step had last time.
@@ -245,6 +246,8 @@ export class Solver {
       next.created = record.created;
       const layer = made ?? record.layer;
       if (layer) next.layers.push(layer);
+      // A new layer was said as it was written (commit.ts); a hit's is said here.
+      if (layer && !isPending(layer)) this.o.onLayer?.(stage.index, layer);
       history.push({
         created: record.created,
         created_by: historyText(step),
@@ -264,8 +267,13 @@ export class Solver {
   }
 
   /** Adds the step's inputs to the key and returns how to execute it on a miss. */
-  private async prepare(step: RunStep | CopyStep | WorkdirStep, state: StageState, kb: KeyBuilder): Promise<Exec> {
-    const ctx: StepContext = { stages: this, opts: this.o, state, fs: this.fs };
+  private async prepare(
+    stage: number,
+    step: RunStep | CopyStep | WorkdirStep,
+    state: StageState,
+    kb: KeyBuilder,
+  ): Promise<Exec> {
+    const ctx: StepContext = { stages: this, stage, opts: this.o, state, fs: this.fs };
     switch (step.kind) {
       case 'run':
         return runStep(ctx, step, kb);

@@ -5,11 +5,11 @@
 // copied in and a host file's content is read with readSync straight into the chunk. So there
 // is no buffer per read or per file, no re-cutting copy in the compressor, and one hash update
 // per chunk; for 20,000 small files those per-piece costs were most of the main thread's time.
-import { closeSync, constants as fsc, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../types.js';
 import { encodeHeader, padding, type TarHeader } from './tar-header.js';
-import { HOST_FILE } from './entries.js';
+import { HOST_FILE, LIVE_FILE, openContent } from './entries.js';
 
 /** The chunk size when the caller does not name one. */
 export const TAR_CHUNK = 1 << 20;
@@ -154,7 +154,7 @@ export async function* tarStream(
     if (e.type !== 'file' || h.size === 0) continue;
     const host = (e as { [HOST_FILE]?: string })[HOST_FILE];
     if (host !== undefined) {
-      const fd = openSync(host, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      const fd = openContent(host, e.path, (e as { [LIVE_FILE]?: true })[LIVE_FILE] === true);
       try {
         // Each read asks for one byte more than is left when the chunk has room for it: reading
         // past the size means the file grew, and a short last read saves a probe read at EOF.

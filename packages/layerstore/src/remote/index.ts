@@ -21,6 +21,7 @@ export {
   type RemoteOptions,
 } from './pull.js';
 export { push, type PushOptions, type PushResult, type PushSource, type LayerCodec } from './push.js';
+export { startUploads, type Uploads, type UploadEvent, type UploadsOptions } from './uploads.js';
 export {
   pushCache,
   pullCache,

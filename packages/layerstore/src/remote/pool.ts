@@ -24,3 +24,23 @@ export async function mapLimit<T, R>(
   if (failure) throw failure.err;
   return results;
 }
+
+/** At most `limit` calls of run() in flight; the others wait their turn, first come first served. */
+export class Limiter {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    else this.running++;
+    try {
+      return await fn();
+    } finally {
+      // The slot passes straight to the next in line (running stays the same), or is freed.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}

@@ -2,15 +2,13 @@
 // it, mounted if it is known to be in another repository of the registry, else uploaded
 // from the store as a stream; then the manifest with its exact bytes and content type.
 import { MediaType } from '../types.js';
-import type { BlobStore, Compression, Descriptor, Digest, Image, Layer, Manifest } from '../types.js';
+import type { BlobStore, Compression, Descriptor, Digest, Image, Manifest } from '../types.js';
 import { parseReference, type Reference } from '../reference.js';
 import { newStats, type TransferStats } from './blob.js';
-import { uploadBlob, type UploadOptions } from './blob-upload.js';
-import { uploadStream } from './stream-upload.js';
 import { RegistryError } from './errors.js';
 import { parseManifestBytes, putManifest, sha256 } from './manifest.js';
-import { mapLimit } from './pool.js';
-import { clientFor, type RemoteOptions } from './pull.js';
+import { clientFor } from './pull.js';
+import { Uploads, type LayerCodec, type UploadsOptions } from './uploads.js';
 import type { RegistryClient } from './client.js';
 
 export type PushSource =
@@ -29,22 +27,14 @@ export type PushSource =
    */
   | { index: Digest; images: Map<Digest, Image>; compression: Compression; codec: LayerCodec };
 
-/** How a push gets a layer compressed (compressed.ts, over a Store). */
-export interface LayerCodec {
-  needsCompression(layer: Layer, c: Compression): boolean;
-  /** The compressed blob made before, if the store still has it. */
-  known(layer: Layer, c: Compression): Promise<Layer | undefined>;
-  /** Compress now: pieces as they are made (teed into the store), and the blob once the last was taken. */
-  stream(layer: Layer, c: Compression): { pieces: AsyncIterable<Buffer>; done: Promise<Layer> };
-  /** Compress into the store (or find it there), for a push from the store after a streamed upload failed. */
-  materialise(layer: Layer, c: Compression): Promise<{ layer: Layer; compressed: boolean }>;
-  /** The manifest of the image with these layers (compressedImage's). */
-  manifest(image: Image, layers: Layer[]): { manifest: Manifest; bytes: Buffer };
-}
+export type { LayerCodec } from './uploads.js';
 
-export interface PushOptions extends RemoteOptions, Pick<UploadOptions, 'chunkThreshold' | 'chunkSize'> {
-  /** Parallel blob uploads. Default 4. */
-  concurrency?: number;
+export interface PushOptions extends UploadsOptions {
+  /**
+   * Uploads already under way into the repository pushed to (`build --push` starts each layer's as
+   * the build commits it): the push joins them instead of starting its own, then sends the manifest.
+   */
+  uploads?: Uploads;
 }
 
 export interface PushResult {
@@ -130,13 +120,12 @@ async function pushManifestTree(
   return { mediaType, digest, size: bytes.length };
 }
 
-const layerDescriptor = (l: Layer): Descriptor => ({ mediaType: l.mediaType, digest: l.digest, size: l.size });
-
 /**
  * Push an image whose layers may still have to be compressed. Layers compressed before (and the
  * others) go as blobs from the store; each of the rest is compressed, hashed and uploaded in one
- * pass (uploadStream), the compressed bytes teed into the store, so that the next push or export
- * of that layer compresses nothing. Then the manifest naming the compressed blobs.
+ * pass, the compressed bytes teed into the store (Uploads.layer). With `opts.uploads` for this
+ * repository, layers it has started (or finished) are not started again. Then the manifest naming
+ * the compressed blobs, only once every blob is in the registry.
  */
 async function pushImageLayers(
   client: RegistryClient,
@@ -147,40 +136,15 @@ async function pushImageLayers(
   opts: PushOptions,
 ): Promise<Descriptor> {
   const { image, compression: c, codec } = source;
-  const layers: Layer[] = [];
-  const ready: Descriptor[] = [image.manifest.config];
-  const todo: number[] = [];
-  for (const [i, l] of image.layers.entries()) {
-    const known = codec.needsCompression(l, c) ? await codec.known(l, c) : l;
-    if (known) {
-      layers[i] = known;
-      ready.push(layerDescriptor(known));
-    } else todo.push(i);
-  }
-  const streamOne = async (i: number): Promise<void> => {
-    const l = image.layers[i];
-    const s = codec.stream(l, c);
-    stats.layersCompressed++;
-    try {
-      await uploadStream(client, ref.repository, s.pieces, s.done, stats);
-      layers[i] = await s.done;
-      opts.locations?.add(ref.registry, ref.repository, layers[i].digest);
-    } catch (err) {
-      if (!(err instanceof RegistryError) || !err.retryable) throw err;
-      // The stream cannot be replayed: make the blob in the store (compressed.ts finds it if the
-      // stream got that far) and push it from there, with uploadBlob's retries and resumes.
-      client.log(`streamed upload of layer ${l.diffID} failed (${err.message}); pushing it from the store`);
-      const m = await codec.materialise(l, c);
-      if (m.compressed) stats.layersCompressed++;
-      layers[i] = m.layer;
-      await pushBlobs(client, blobs, ref, [layerDescriptor(m.layer)], stats, opts);
-    }
-  };
-  // Two layers compress at once at most: each already keeps both cores busy (gzip.ts).
-  await Promise.all([
-    pushBlobs(client, blobs, ref, ready, stats, opts),
-    mapLimit(todo, Math.min(2, opts.concurrency ?? 4), streamOne),
-  ]);
+  const uploads = opts.uploads?.serves(ref) ? opts.uploads : new Uploads(client, blobs, ref, opts, stats);
+  // Largest first: the longest upload bounds the push, so it never waits for a free slot.
+  const order = [...image.layers.keys()].sort((a, b) => image.layers[b].size - image.layers[a].size);
+  const pushed = new Map(order.map((i) => [i, uploads.layer(image.layers[i], c, codec)]));
+  const config = uploads.blob(image.manifest.config);
+  const results = await Promise.allSettled([config, ...pushed.values()]);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const layers = await Promise.all(image.layers.map((_, i) => pushed.get(i)!));
   const { bytes, manifest } = codec.manifest(image, layers);
   const mediaType = manifest.mediaType ?? MediaType.OciManifest;
   const digest = sha256(bytes);
@@ -240,28 +204,11 @@ export async function pushBlobs(
   stats: TransferStats,
   opts: PushOptions = {},
 ): Promise<void> {
+  const uploads = opts.uploads?.serves(ref) ? opts.uploads : new Uploads(client, blobs, ref, opts, stats);
   // Largest first: the longest upload bounds the push, so its HEAD, POST and PUT go out before the
   // small blobs' and it never waits for a free slot.
   const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()].sort((a, b) => b.size - a.size);
-  await mapLimit(unique, opts.concurrency ?? 4, async (d) => {
-    const size = await blobs.size(d.digest);
-    if (size === undefined)
-      throw new RegistryError(
-        'not-found',
-        `cannot push ${d.digest} to ${ref.registry}/${ref.repository}: not in the local store`,
-        { subject: d.digest },
-      );
-    if (size !== d.size)
-      throw new RegistryError(
-        'invalid',
-        `cannot push ${d.digest}: ${size} bytes in the store, ${d.size} in the manifest`,
-        { subject: d.digest },
-      );
-    await uploadBlob(client, ref.repository, d, blobs, stats, {
-      chunkThreshold: opts.chunkThreshold,
-      chunkSize: opts.chunkSize,
-      mountFrom: opts.locations?.sources(ref.registry, ref.repository, d.digest),
-    });
-    opts.locations?.add(ref.registry, ref.repository, d.digest);
-  });
+  const results = await Promise.allSettled(unique.map((d) => uploads.blob(d)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -5,6 +5,7 @@
 // then get a child cgroup each beneath it. Anything less (a hybrid host whose cgroup2 carries no
 // controllers for the user, a session scope owned by root) is no delegation: runs have no limits.
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { INIT_LEAF } from './v2.js';
 
 /** What the plan is made from: the process's own files, or a table row in a test. */
 export interface DelegationProbe {
@@ -49,7 +50,11 @@ export function cgroup2Mount(mountinfo: string): string | undefined {
 }
 
 export function planDelegation(p: DelegationProbe): DelegationPlan {
-  const path = /^0::(\/.*)$/m.exec(p.cgroup)?.[1];
+  const own = /^0::(\/.*)$/m.exec(p.cgroup)?.[1];
+  // A process in the leaf an earlier tsbuild moved the cgroup's processes to (v2.ts INIT_LEAF: the
+  // user's shell, so every later tsbuild) still has the leaf's parent delegated: taking the leaf for
+  // the delegation would nest runs one level deeper each time, out of sight of the earlier ones.
+  const path = own?.endsWith(`/${INIT_LEAF}`) ? own.slice(0, -INIT_LEAF.length - 1) || '/' : own;
   if (path === undefined) return { delegated: false, reason: 'this process is in no cgroup v2 hierarchy' };
   const mount = cgroup2Mount(p.mountinfo);
   if (!mount) return { delegated: false, reason: 'no cgroup2 filesystem is mounted' };

@@ -11,6 +11,7 @@ import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
 import type { CacheRef } from '../../exporter/cache-share.js';
+import type { EarlyPush } from '../../exporter/push.js';
 import {
   formatPlatform,
   formatReference,
@@ -220,7 +221,12 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   }
   const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
   let agents: SshAgents | undefined;
+  let early: EarlyPush | undefined;
   try {
+    // --push: each layer of the image starts up to the first tag's repository as soon as the build has
+    // written it (exporter/push.ts earlyPush); the push after the build waits for them, then sends
+    // the manifest. A failed build sends no manifest.
+    if (bool(p, 'push')) early = await (await pushModule()).earlyPush(store, tags[0], { insecure, compression });
     agents = sshSources.length ? await startAgents(sshSources) : undefined;
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
@@ -281,6 +287,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
       // Given, --platform is also what the config says; not given, the final stage's platform is (BuildKit).
       platform: str(p, 'platform') === undefined ? undefined : platform,
+      onLayer: early?.add,
       // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
       onFailure: exported.length
         ? async (records) => {
@@ -303,7 +310,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       for (const tag of tags) await store.images.tagDescriptor(tag, index);
       if (metadataFile) await writeMetadata(metadataFile, { descriptor: index, tags, buildRef });
       for (const tag of bool(p, 'push') ? tags : []) {
-        const pushed = await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression });
+        const pushed = await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression, early });
         if (metadataFile) await writeMetadata(metadataFile, { descriptor: pushed.descriptor, tags, buildRef });
       }
       reporter.close();
@@ -325,7 +332,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     for (const tag of bool(p, 'push') ? tags : []) {
       const pushed = await (
         await pushModule()
-      ).pushImage(store, tag, { insecure, reporter, manifestDigest: result.image.manifestDigest, compression });
+      ).pushImage(store, tag, {
+        insecure,
+        reporter,
+        manifestDigest: result.image.manifestDigest,
+        compression,
+        early,
+      });
       if (metadataFile)
         await writeMetadata(metadataFile, { descriptor: pushed.descriptor, configDigest, tags, buildRef });
     }
@@ -358,6 +371,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
   } finally {
+    // After a failure: no manifest names what went up; the uploads still running end first (an
+    // interrupt does not wait for them: the next Store.open removes a half-compressed blob).
+    if (!signal.aborted) await early?.close();
     await agents?.close();
     reporter.close();
   }

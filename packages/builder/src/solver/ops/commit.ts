@@ -43,10 +43,14 @@ export async function commitDiff(
   const layers = ctx.stages.layers;
   // An overlay upperdir (RUN) is committed by the snapshotter, as a container's is; a staged diff
   // (COPY, WORKDIR) is plain files, or the entries that name them.
-  const write = (source: Entry[] | string) => () =>
-    overlay && typeof source === 'string'
+  const write = (source: Entry[] | string) => async () => {
+    const layer = await (overlay && typeof source === 'string'
       ? store.snapshotter.commit({ upperdir: source }, { compression, sourceDateEpoch })
-      : writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch });
+      : writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch }));
+    // Said at once: a COPY's layer is often written before the step has finished placing its files.
+    ctx.opts.onLayer?.(ctx.stage, layer);
+    return layer;
+  };
   const below = [...ctx.state.layers];
   if (diff.scratch) {
     // The entries name the files their content comes from (context files, or files in dir) in the

@@ -1,7 +1,7 @@
 // What an op (RUN, COPY/ADD, WORKDIR) is handed: its stage's state, the build's filesystems helper,
 // the options it reads, and of the solver only what it asks of it (another stage's result, the layer
 // queue). The solver imports the ops; the ops do not import the solver.
-import type { Image, Store } from '@tsbuild/layerstore';
+import type { Image, Layer, Store } from '@tsbuild/layerstore';
 import type { PrivateNetwork, Rlimit } from '@tsbuild/sandbox';
 import type { StageState } from '../state.js';
 import type { StageLayer } from '../../rootfs/layers.js';
@@ -37,6 +37,13 @@ export interface StepOptions {
   cacheFrom?: { restoreMount(id: string, dir: string): Promise<void> };
   /** `--add-host`, `--ulimit`, `--shm-size`: for every RUN step (part of its cache key when set). */
   run?: RunSettings;
+  /**
+   * Hears each layer a stage stands on or makes, once its blob is in the store: the base image's
+   * when the stage starts (a stage FROM another stage has its parent's said by the parent), a
+   * cache hit's at its step, a new one the moment it is written, before its step may have ended
+   * (`build --push` uploads it then).
+   */
+  onLayer?: (stage: number, layer: Layer) => void;
 }
 
 export interface RunSettings {
@@ -58,6 +65,8 @@ export interface Stages {
 
 export interface StepContext {
   stages: Stages;
+  /** The index of the step's stage. */
+  stage: number;
   opts: StepOptions;
   state: StageState;
   fs: Filesystems;
