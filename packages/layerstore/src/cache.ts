@@ -43,14 +43,41 @@ export class CacheIndex {
   }
 
   async put(key: Digest, record: CacheRecord): Promise<void> {
-    for (const b of record.blobs) checkDigest(b, 'cache record blob');
-    for (const s of record.snapshots ?? []) checkDigest(s, 'cache record snapshot');
-    this.held?.add('blob', record.blobs);
-    this.held?.add('snapshot', record.snapshots ?? []);
+    this.hold(record);
     // The key may name a record prune listed and is deciding on right now (a rewrite): wait for the
     // sweep before renaming over it, as for reused content (leases.ts), or prune deletes the new one.
     await this.held?.reuse('cache', key);
     await writeFileAtomic(this.file(key), JSON.stringify(record), this.tmpDir);
+  }
+
+  /**
+   * put() of a record whose value is large (the --explain inputs of a copied tree: a pair per file), written
+   * as it is made: `value` yields the value's JSON text in parts, and what the record names (`roots`) is asked
+   * for once the value is written, so the producer may learn it on the way. Atomic as put(): temp, fsync, rename.
+   */
+  async putStream(
+    key: Digest,
+    value: AsyncIterable<string | Buffer>,
+    roots: () => Promise<Omit<CacheRecord, 'value'>>,
+  ): Promise<void> {
+    await this.held?.reuse('cache', key);
+    const hold = (r: Omit<CacheRecord, 'value'>) => this.hold(r);
+    async function* record(): AsyncGenerator<string | Buffer> {
+      yield '{"value":';
+      yield* value;
+      const r = await roots();
+      hold(r);
+      yield `,"blobs":${JSON.stringify(r.blobs)}${r.snapshots ? `,"snapshots":${JSON.stringify(r.snapshots)}` : ''}}`;
+    }
+    await writeFileAtomic(this.file(key), record(), this.tmpDir);
+  }
+
+  /** Checks what a record names and adds it to the lease, if any (the record keeps it from prune). */
+  private hold(record: Omit<CacheRecord, 'value'>): void {
+    for (const b of record.blobs) checkDigest(b, 'cache record blob');
+    for (const s of record.snapshots ?? []) checkDigest(s, 'cache record snapshot');
+    this.held?.add('blob', record.blobs);
+    this.held?.add('snapshot', record.snapshots ?? []);
   }
 
   /**

@@ -16,7 +16,11 @@ export { isDigest, checkDigest, hexOf, sha256 } from './digest.js';
  * a crash: temp file in `tmpDir` (same filesystem; its name carries this process, see prune), fsync,
  * rename, fsync of the directory.
  */
-export function writeFileAtomic(target: string, data: Buffer | string, tmpDir = dirname(target)): Promise<void> {
+export function writeFileAtomic(
+  target: string,
+  data: Buffer | string | AsyncIterable<Buffer | string>,
+  tmpDir = dirname(target),
+): Promise<void> {
   return atomic(target, data, { durable: true, tmpDir });
 }
 

@@ -422,6 +422,54 @@ test('cache: put/get/list/delete; bad keys rejected', async () => {
   }
 });
 
+// putStream: the same record put() writes, from parts; a producer that fails leaves the old record and no temp file.
+test('cache: putStream writes a record in parts, atomically', async () => {
+  const { store, cleanup } = await tempStore();
+  try {
+    const key = sha('inputs 1');
+    const { digest } = await store.blobs.put('manifest');
+    const pairs = Array.from({ length: 5000 }, (_, i) => [`file:d/${i}`, `file:644:${'a'.repeat(64)}`]);
+    async function* parts(fail: boolean): AsyncGenerator<string | Buffer> {
+      yield '{"inputs":[';
+      for (let i = 0; i < pairs.length; i += 1000) {
+        if (fail && i > 0) throw new Error('producer failed');
+        const text = pairs
+          .slice(i, i + 1000)
+          .map((p) => JSON.stringify(p))
+          .join(',');
+        yield i === 0 ? text : Buffer.from(`,${text}`);
+      }
+      yield ']}';
+    }
+    await store.cache.putStream(key, parts(false), () => Promise.resolve({ blobs: [digest] }));
+    const written = { value: { inputs: pairs }, blobs: [digest] };
+    assert.equal(await store.cache.get(key), written);
+    // Byte for byte what put() writes: records of either writer read the same.
+    const file = join(store.cache.dir, `${key.slice(7)}.json`);
+    assert.is(await fsp.readFile(file, 'utf8'), JSON.stringify(written));
+    await store.cache
+      .putStream(key, parts(true), () => Promise.resolve({ blobs: [] }))
+      .then(
+        () => assert.unreachable(),
+        (e: Error) => assert.match(e.message, /producer failed/),
+      );
+    assert.equal(await store.cache.get(key), written);
+    assert.equal(
+      (await fsp.readdir(join(store.root, 'tmp'))).filter((n) => n.endsWith('.tmp')),
+      [],
+    );
+    await store.cache
+      .putStream(key, parts(false), () => Promise.resolve({ blobs: ['sha256:../x' as Digest] }))
+      .then(
+        () => assert.unreachable(),
+        (e: StoreError) => assert.is(e.code, 'invalid'),
+      );
+    assert.equal(await store.cache.get(key), written);
+  } finally {
+    await cleanup();
+  }
+});
+
 test('tempDir: unique dirs under tmp/', async () => {
   const { store, cleanup } = await tempStore();
   try {

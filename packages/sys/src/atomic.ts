@@ -42,17 +42,21 @@ export interface AtomicWriteOptions {
   tmpDir?: string;
 }
 
-/** Replace `target` with `data` atomically; on failure no temp file is left and the target is untouched. */
+/**
+ * Replace `target` with `data` atomically; on failure no temp file is left and the target is untouched. `data`
+ * may come in parts (an async iterable), so that a large file is written without being held whole.
+ */
 export async function writeFileAtomic(
   target: string,
-  data: Buffer | string,
+  data: Buffer | string | AsyncIterable<Buffer | string>,
   opts: AtomicWriteOptions = {},
 ): Promise<void> {
   const tmp = join(opts.tmpDir ?? dirname(target), `.${basename(target)}.${ownedId()}.tmp`);
   try {
     const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
     try {
-      await fh.writeFile(data);
+      if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
+      else for await (const part of data) await writeAll(fh, typeof part === 'string' ? Buffer.from(part) : part);
       if (opts.durable) await fh.sync();
     } finally {
       await fh.close();
@@ -63,4 +67,9 @@ export async function writeFileAtomic(
     throw e;
   }
   if (opts.durable) await fsyncDir(dirname(target));
+}
+
+/** Writes all of `buf` at the file's position (a write may take less than it was given). */
+async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+  for (let off = 0; off < buf.length;) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
 }

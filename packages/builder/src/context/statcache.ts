@@ -189,13 +189,14 @@ export class StatCache {
   async save(listing?: Listing): Promise<void> {
     if (!this.file || this.changed.size === 0) return;
     const present = listing ? directoryKeys(listing) : undefined;
-    const bodies = new Map<string, Buffer>();
+    // A row is its parts (views of the loaded file, or of what serialize made), copied once: into the file.
+    const bodies = new Map<string, Buffer[]>();
     for (let i = 0; i < this.rowCount; i++) {
       const at = this.rowAt(i);
       if (at === undefined) continue;
       const key = this.keyAt(at);
       if (!this.changed.has(key))
-        bodies.set(key, this.loaded.subarray(at, at + 36 + this.loaded.readUInt32LE(at + 32)));
+        bodies.set(key, [this.loaded.subarray(at, at + 36 + this.loaded.readUInt32LE(at + 32))]);
     }
     for (const key of this.changed) {
       const row = this.rows.get(key);
@@ -211,10 +212,11 @@ export class StatCache {
     const parts: Buffer[] = [head, index];
     let at = Head + index.length;
     keys.forEach((k, i) => {
-      const b = bodies.get(k)!;
       index.writeUInt32LE(at, i * 4);
-      parts.push(b);
-      at += b.length;
+      for (const b of bodies.get(k)!) {
+        parts.push(b);
+        at += b.length;
+      }
     });
     await fsp.mkdir(join(this.file, '..'), { recursive: true });
     // A cache: not durable (a crash may lose this save, never tear the file).
@@ -275,21 +277,28 @@ function parseRow(body: Buffer): DirRow | null {
   return at <= body.length ? new DirRow(sig, memos, body.subarray(at)) : null;
 }
 
-function serialize(key: string, row: DirRow): Buffer {
+/** A row's body, in parts (the row's own buffers, not copied). */
+function serialize(key: string, row: DirRow): Buffer[] {
   const rel = Buffer.from(key, 'latin1');
   const head = Buffer.alloc(4 + rel.length + 32 + 1);
   head.writeUInt32LE(rel.length, 0);
   rel.copy(head, 4);
   row.sig.copy(head, 4 + rel.length);
   head[4 + rel.length + 32] = row.memos.length;
-  return Buffer.concat([head, ...row.memos.flatMap((m) => [m.rules, m.digest]), row.files]);
+  return [head, ...row.memos.flatMap((m) => [m.rules, m.digest]), row.files];
 }
 
-/** digest, u32 length, body: the form rows take in the file. */
-function withDigest(body: Buffer): Buffer {
+/** digest, u32 length, body: the form rows take in the file (in parts). */
+function withDigest(body: Buffer[]): Buffer[] {
+  const hash = createHash('sha256');
+  let length = 0;
+  for (const b of body) {
+    hash.update(b);
+    length += b.length;
+  }
   const len = Buffer.alloc(4);
-  len.writeUInt32LE(body.length);
-  return Buffer.concat([createHash('sha256').update(body).digest(), len, body]);
+  len.writeUInt32LE(length);
+  return [hash.digest(), len, ...body];
 }
 
 function sameMemos(a: Memo[], b: Memo[]): boolean {

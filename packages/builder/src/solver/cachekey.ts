@@ -46,11 +46,12 @@ export class KeyBuilder {
    */
   get inputs(): Inputs {
     const out: Inputs = [];
-    for (const p of this.parts) {
-      if (Array.isArray(p)) out.push(p);
-      else for (const i of p.expand()) out.push(i);
-    }
+    for (const part of this.inputParts()) for (const i of part) out.push(i);
     return out;
+  }
+  /** The same inputs a part at a time (a group spelled out while it is read), for writing them in pieces. */
+  *inputParts(): Generator<Inputs> {
+    for (const p of this.parts) yield Array.isArray(p) ? [p] : p.expand();
   }
   key(): `sha256:${string}` {
     let text = '';

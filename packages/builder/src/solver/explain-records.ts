@@ -15,12 +15,41 @@ export const pointerId = (identity: string, stage: string, index: number): Diges
 /** The record holding the inputs of a key. */
 export const inputsId = (key: string): Digest => `sha256:${sha256(`inputs\0${key}`)}`;
 
-/** Stores a key's inputs and the npm manifests they name (so that a later miss can diff them). */
-export async function saveInputs(store: Store, contextDir: string, key: string, inputs: Inputs): Promise<void> {
-  const manifests = npmManifests(inputs);
-  const blobs = manifests.size ? await keepManifests(store, contextDir, manifests) : [];
-  await store.cache.put(inputsId(key), { value: { inputs }, blobs });
+/**
+ * Stores a key's inputs and the npm manifests they name (so that a later miss can diff them). The inputs of a
+ * copied tree are a pair per file: they are written as they are spelled out, a part at a time, never held
+ * whole as one JSON text. The record is the JSON `{ value: { inputs }, blobs }` put() would write.
+ */
+export async function saveInputs(
+  store: Store,
+  contextDir: string,
+  key: string,
+  parts: Iterable<Inputs>,
+): Promise<void> {
+  const manifests = new Map<string, string>();
+  async function* value(): AsyncGenerator<string> {
+    let text = '{"inputs":[';
+    let first = true;
+    for (const part of parts) {
+      for (const [path, hex] of npmManifests(part)) manifests.set(path, hex);
+      for (const pair of part) {
+        text += (first ? '' : ',') + JSON.stringify(pair);
+        first = false;
+        if (text.length >= chunkChars) {
+          yield text;
+          text = '';
+        }
+      }
+    }
+    yield `${text}]}`;
+  }
+  await store.cache.putStream(inputsId(key), value(), async () => ({
+    blobs: manifests.size ? await keepManifests(store, contextDir, manifests) : [],
+  }));
 }
+
+/** About what a write takes at once. */
+const chunkChars = 1 << 16;
 
 /**
  * The --explain fields of a step that runs: the flag that bypassed the cache, or the first input

@@ -209,7 +209,7 @@ export class Solver {
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
         // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
-        this.layers.track(saveInputs(this.o.store, this.o.context.dir, key, kb.inputs));
+        this.layers.track(saveInputs(this.o.store, this.o.context.dir, key, kb.inputParts()));
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
