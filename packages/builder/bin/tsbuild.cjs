@@ -71,6 +71,12 @@ script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirna
 const argv = process.argv.slice(2);
 const build = mod.exports.isBuild(argv);
 const stale = cachedData === undefined || script.cachedDataRejected === true || (build && !madeByBuild);
+// Old space may grow to 1.5 times what a full GC found live before the next one, not the up to 4 times V8 picks
+// by itself: a large build's short-lived objects are partly promoted, and RSS followed the heap's growth (a cold
+// build of 200,000 context files: ~400 MB against ~500, the same CPU time; bench/RESULTS.md, issue 17). Set
+// after the code cache is read, and put back before one is written: V8 refuses a cache made under other flags.
+const v8 = require('node:v8');
+v8.setFlagsFromString('--heap-growing-percent=50');
 
 mod.exports.main(argv).then(
   (code) => {
@@ -86,6 +92,7 @@ mod.exports.main(argv).then(
 );
 
 function writeCache() {
+  v8.setFlagsFromString('--heap-growing-percent=0');
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
     const fd = openSync(tmp, 'w', 0o644);
