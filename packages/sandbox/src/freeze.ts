@@ -17,7 +17,7 @@ import { rootless, warnOnce } from './userns.js';
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
 
-interface Freezer {
+export interface Freezer {
   /** The cgroup, or '' when signals stop the sandbox (signalFreezer). */
   dir: string;
   file: string;
@@ -26,6 +26,8 @@ interface Freezer {
   thaw: string;
   /** Thaws a freeze made without a cgroup. */
   resume?: () => void;
+  /** Why the freeze has not completed yet, for the timeout's error (signalFreezer: who still runs). */
+  pending?: () => string;
 }
 
 function cgroupFreezer(pid: number): Freezer | undefined {
@@ -128,7 +130,7 @@ export function signalFreezer(pid: number): Freezer {
       /* gone */
     }
   };
-  let all = false;
+  let running: string[] = [];
   return {
     dir: '',
     file: '',
@@ -136,18 +138,20 @@ export function signalFreezer(pid: number): Freezer {
     thaw: 'SIGCONT',
     // Stops what runs; frozen once a pass finds every process stopped (one forked meanwhile is found by the next).
     frozen: () => {
-      all = true;
+      running = [];
       for (const [p, state] of sandboxProcesses(pid, ns)) {
         if (state === 'T' || state === 't') continue;
-        all = false;
+        running.push(`${p} (state ${state})`);
         stopped.add(p);
         signal(p, 'SIGSTOP');
       }
-      return all;
+      return running.length === 0;
     },
     resume: () => {
       for (const p of stopped) signal(p, 'SIGCONT');
     },
+    // A process that waits on a vfork child stopped here, or sleeps uninterruptibly, never stops.
+    pending: () => `process ${running.join(', ')} did not stop`,
   };
 }
 
@@ -183,18 +187,27 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
   // A caller that exits on a second Ctrl-C (process.exit) still thaws; only SIGKILL leaves it frozen.
   process.once('exit', thaw);
   if (!resume) write(file, fr.freeze);
+  await waitFrozen(fr, pid, timeoutMs, thaw);
+  return thaw;
+}
+
+/** Resolves once `fr` reports the sandbox frozen; thaws and rejects after `timeoutMs`. Exported for its test. */
+export async function waitFrozen(fr: Freezer, pid: number, timeoutMs: number, thaw: Thaw): Promise<void> {
+  const { file } = fr;
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; !fr.frozen(); i++) {
     if (Date.now() > deadline) {
+      // Never left half-stopped: everything stopped so far runs again before the error is thrown.
       thaw();
-      throw new SandboxError(`the sandbox of pid ${pid} did not freeze within ${timeoutMs} ms`);
+      const why = fr.pending ? ` (${fr.pending()})` : '';
+      throw new SandboxError(`the sandbox of pid ${pid} did not freeze within ${timeoutMs} ms${why}; it runs again`);
     }
     // v1 retries a task that was not freezable yet only when the state is written again.
     if (fr.freeze === 'FROZEN') write(file, fr.freeze);
-    if (resume) continue; // frozen() itself stops what it finds running
+    // Polled, not spun (signalFreezer's frozen() stops what it finds running, each pass a /proc scan):
+    // the event loop must run meanwhile, for Ctrl-C among others.
     await sleep(i < 20 ? 1 : 10);
   }
-  return thaw;
 }
 
 /**
