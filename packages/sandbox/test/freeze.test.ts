@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { have, skip } from '@tsbuild/testkit';
 import { freezeSandbox, run } from '../src/index.js';
@@ -132,6 +133,53 @@ test('signal freezer: a freeze that cannot complete waits without blocking, then
   } finally {
     sb.kill();
   }
+});
+
+// Run in a pid namespace of its own (unshare --pid --mount-proc), where nothing else forks, so that a pid
+// can be reused on purpose (ns_last_pid): a sandbox is frozen, ends, and its init's pid goes to a process
+// someone else stopped. The thaw must not SIGCONT that process: it stopped another one.
+const reuseHelper = `
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+const { signalFreezer } = await import(process.env.FREEZE_JS);
+const kids = (p) => (readFileSync('/proc/' + p + '/task/' + p + '/children', 'utf8')).split(' ').filter(Boolean);
+const state = (p) => readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1][0];
+const sb = spawn('unshare', ['--pid', '--fork', 'sleep', '1000'], { stdio: 'ignore' });
+await new Promise((r) => sb.once('spawn', r));
+let init;
+while (!(init = Number(kids(sb.pid)[0]))) await sleep(5);
+const fr = signalFreezer(init);
+while (!fr.frozen()) await sleep(5);
+const ended = new Promise((r) => sb.once('exit', r));
+process.kill(init, 'SIGKILL');
+await ended;
+let other;
+for (let i = 0; i < 5 && other?.pid !== init; i++) {
+  other?.kill('SIGKILL');
+  writeFileSync('/proc/sys/kernel/ns_last_pid', String(init - 1));
+  other = spawn('sleep', ['1000'], { stdio: 'ignore' });
+}
+if (other.pid !== init) throw new Error('pid ' + init + ' was not reused');
+process.kill(other.pid, 'SIGSTOP');
+while (state(other.pid) !== 'T') await sleep(5);
+fr.resume();
+process.stdout.write(JSON.stringify({ after: state(other.pid) }));
+other.kill('SIGKILL');
+`;
+
+test('signal freezer: a thaw does not SIGCONT a process that reuses the pid of one it stopped', () => {
+  if (process.getuid?.() !== 0) return skip('needs root for unshare --pid');
+  if (!have('unshare')) return skip('needs unshare');
+  const script = join(tmp, 'pid-reuse.mjs');
+  writeFileSync(script, reuseHelper);
+  const env = { ...process.env, FREEZE_JS: new URL('../src/freeze.js', import.meta.url).href };
+  const r = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, script], {
+    env,
+    encoding: 'utf8',
+  });
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), { after: 'T' }, 'the thaw resumed a process it had not stopped');
 });
 
 test.run();
