@@ -200,4 +200,34 @@ test('two commits of one running container at once: the second walks only once t
   assert.is.not(t(['images']).stdout.includes('race/twice'), true);
 });
 
+// A commit killed with SIGKILL cannot thaw: its container stays paused (there is no `unpause`). `stop`
+// (SIGKILL after its timeout) and `rm -f` must still end it, and `start` run it again.
+test('a container left paused by a SIGKILLed commit: stop, start and rm -f still work', async () => {
+  const big = '/big-sparse';
+  const script = `dd if=/dev/zero of=${big} bs=1 count=0 seek=256G 2>/dev/null; touch /ready; exec sleep 1000`;
+  ok(t(['run', '-d', '--name', 'race-killed', Base, 'sh', '-c', script]));
+  started.push('race-killed');
+  for (let i = 0; i < 300 && t(['exec', 'race-killed', 'test', '-e', '/ready']).code !== 0; i++) await sleep(50);
+  const a = tsbuildAsync(['commit', 'race-killed', 'race/killed:a'], { root });
+  const exited = new Promise((r) => a.once('exit', r));
+  for (let i = 0; i < 600 && !hasOpen(a.pid!, big); i++) await sleep(50);
+  assert.ok(hasOpen(a.pid!, big), 'the commit never began its walk');
+  a.kill('SIGKILL');
+  await exited;
+  ok(t(['stop', '-t', '1', 'race-killed']));
+  assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(137\).*race-killed/);
+  ok(t(['start', 'race-killed']));
+  for (let i = 0; i < 300 && t(['exec', 'race-killed', 'test', '-e', '/ready']).code !== 0; i++) await sleep(50);
+  assert.is(t(['exec', 'race-killed', 'true']).code, 0, 'the restarted container does not run');
+  // Paused again by a killed commit (the first one's lock is stale now), then removed.
+  const b = tsbuildAsync(['commit', 'race-killed', 'race/killed:b'], { root });
+  const bExited = new Promise((r) => b.once('exit', r));
+  for (let i = 0; i < 600 && !hasOpen(b.pid!, big); i++) await sleep(50);
+  assert.ok(hasOpen(b.pid!, big), 'the second commit never began its walk');
+  b.kill('SIGKILL');
+  await bExited;
+  ok(t(['rm', '-f', 'race-killed']));
+  assert.not.match(ok(t(['ps', '-a'])).stdout, /race-killed/);
+});
+
 test.run();
