@@ -519,13 +519,13 @@ const targets = [
   ...workloads.map((w) => [`${w} no-op`, () => ratio(w, 'noop'), w === 'many-files' ? 0.2 : 0.8]),
   [
     'no-op beyond `node -e 0`, slowest workload (ms)',
-    () => Math.max(...workloads.map((w) => M(w, 'tsbuild', 'noop'))) - nodeStartMs,
+    () => max(workloads.map((w) => M(w, 'tsbuild', 'noop'))) - nodeStartMs,
     30,
     'abs',
   ],
   [
     'peak RSS of tsbuild, every workload (MB)',
-    () => Math.max(...workloads.map((w) => peakRss(w, 'tsbuild'))) / 1024,
+    () => max(workloads.map((w) => peakRss(w, 'tsbuild'))) / 1024,
     150,
     'abs',
   ],
