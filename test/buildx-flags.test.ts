@@ -227,6 +227,50 @@ test('--build-context NAME=oci-layout://PATH[:TAG|@DIGEST]: into an empty store,
   assert.not.ok(readdirSync(join(store, 'blobs', 'sha256')).includes(biggest));
 });
 
+test('--build-context oci-layout:// for another platform than the stage: refused, never an image of the wrong files', () => {
+  // An amd64 layout under --platform linux/arm64 gave an image whose config said arm64 over amd64 files.
+  const ctxOf = (df: string) => {
+    const c = context({ Dockerfile: df });
+    dirs.push(c);
+    return c;
+  };
+  const layouts: Record<string, string> = {};
+  for (const arch of ['amd64', 'arm64']) {
+    layouts[arch] = join(temp('layout'), 'oci');
+    const src = ctxOf(`FROM scratch\nCOPY Dockerfile /${arch}\n`);
+    ok(tsbuild(['build', '-q', '--platform', `linux/${arch}`, '-o', `type=oci,dest=${layouts[arch]}`, src], { root }));
+  }
+  const cases: { arch: string; df: string; flags: string[]; want: string | null }[] = [
+    { arch: 'amd64', df: 'FROM base\n', flags: ['--platform', 'linux/arm64'], want: 'linux/arm64 (--platform)' },
+    { arch: 'amd64', df: 'FROM --platform=linux/arm64 base\n', flags: [], want: 'linux/arm64 (FROM --platform)' },
+    { arch: 'arm64', df: 'FROM --platform=linux/arm64 base\n', flags: [], want: null },
+    { arch: 'arm64', df: 'FROM base\n', flags: ['--platform', 'linux/arm64'], want: null },
+  ];
+  for (const c of cases) {
+    const what = `${c.arch} layout, ${c.df.trim()} ${c.flags.join(' ')}`;
+    const spec = `base=oci-layout://${layouts[c.arch]}`;
+    const out = temp('out');
+    const r = tsbuild(
+      ['build', '-q', ...c.flags, '--build-context', spec, '-o', `type=local,dest=${out}`, ctxOf(c.df)],
+      {
+        root: temp('store-layout-platform'),
+      },
+    );
+    if (c.want === null) {
+      assert.is(r.code, 0, `${what}: ${r.stderr}`);
+      assert.ok(statSync(join(out, c.arch)).isFile(), what);
+      continue;
+    }
+    assert.is(r.code, 1, `${what}: ${r.stderr}`);
+    const [platform, flag] = c.want.split(' ');
+    assert.ok(
+      r.stderr.includes(`--build-context ${spec}: the image is for linux/amd64, not ${platform}/v8 ${flag}`),
+      `${what}: ${r.stderr}`,
+    );
+    assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
 test('--build-context NAME=DIR: FROM NAME, COPY --from=NAME and RUN --mount=from=NAME read the directory', () => {
   const extra = context({
     'sub/f': 'hello from the named context\n',

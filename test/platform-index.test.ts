@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
 import { sh } from './helpers/image.js';
+import { noArm64Emulation } from './helpers/emulation.js';
 
 let reg: TestRegistry | undefined;
 const dirs: string[] = [];
@@ -21,18 +22,6 @@ test.after(async () => {
   await reg?.stop();
   cleanup(...dirs);
 });
-
-/** Why arm64 executables cannot run here (qemu-aarch64 through binfmt_misc, F flag), or undefined. */
-function noArm64Emulation(): string | undefined {
-  let entry: string;
-  try {
-    entry = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8');
-  } catch {
-    return 'no binfmt_misc handler qemu-aarch64 (scripts/setup.sh --test installs qemu-user-static and registers it)';
-  }
-  if (!/^enabled$/m.test(entry) || !/^flags: *\S*F/m.test(entry)) return 'qemu-aarch64 is disabled or lacks the F flag';
-  return undefined;
-}
 
 /** The registry, started once; undefined (with the reason) when arm64 cannot be emulated here. */
 async function registry(): Promise<TestRegistry> {
@@ -129,6 +118,28 @@ test('a base pulled for arm64, then amd64, under one tag: both kept, each build 
   assert.ok(tagged, 'inspect of the base tag');
   ok(tsbuild(['check'], { root }));
   assert.is(index.manifests.length, 2);
+});
+
+test('a build pulling a base for its platform never moves a tag that names a local image (a local build)', async () => {
+  // The store's NAME:1 is a local amd64 build that was never pushed; the registry's NAME:1 is another
+  // image (an index). A build for arm64 pulls the registry's arm64 image and uses it, but the tag keeps
+  // naming the local build: moving it would drop that image (prune then deletes it), silently.
+  const base = await busyboxIndex();
+  const root = temp('store-keep');
+  const local = context({ Dockerfile: 'FROM scratch\nCOPY local /local\n', local: 'only here\n' });
+  dirs.push(local);
+  const localId = ok(tsbuild(['build', '-q', '--platform', 'linux/amd64', '-t', base, local], { root })).stdout.trim();
+  const inspect = (ref: string) => JSON.parse(ok(tsbuild(['inspect', ref], { root })).stdout);
+  for (const [i, df] of [`FROM --platform=linux/arm64 ${base}\n`, `FROM ${base}\n`].entries()) {
+    const ctx = context({ Dockerfile: df });
+    dirs.push(ctx);
+    ok(tsbuild(['build', '-q', '--platform', 'linux/arm64', '-t', `arm:${i}`, ctx], { root }));
+    assert.is(inspect(`arm:${i}`).Architecture, 'arm64', df);
+    assert.is(inspect(base).Id, localId, `${df}: the tag still names the local build`);
+  }
+  ok(tsbuild(['prune', '--grace', '0s'], { root }));
+  assert.is(inspect(base).Id, localId);
+  ok(tsbuild(['check'], { root }));
 });
 
 test('images and inspect of an index (built, or pulled): one row per tag, the native image', async () => {
@@ -234,6 +245,32 @@ test('--annotation index: and manifest-descriptor: with several platforms, as sk
     assert.is(r.code, 2, `${platform} ${annotation}: ${r.stderr}`);
     assert.match(r.stderr, new RegExp(`^ERROR: --annotation ${annotation}: .*not supported`, 'm'));
   }
+});
+
+test('--annotation [PLATFORM]: matches the platform with its variant (linux/arm/v6 is not linux/arm/v7)', async () => {
+  // BuildKit keeps a platform's annotations under platforms.Format of the normalized platform and reads
+  // them back for each image's own: manifest[linux/arm/v7] is for the v7 image only. No RUN: no emulation.
+  const ref = `${(await registry()).host}/multi/variants:1`;
+  const ctx = context({ Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x\n' });
+  dirs.push(ctx);
+  const annotations = [
+    'manifest[linux/arm/v7]:com.example.v=7',
+    'manifest-descriptor[linux/arm/v6]:com.example.d=6',
+    // linux/arm is v7 once normalized, as containerd (and buildx) normalize it.
+    'manifest[linux/arm]:com.example.arm=default-v7',
+  ].flatMap((a) => ['--annotation', a]);
+  const platforms = ['--platform', 'linux/arm/v6,linux/arm/v7'];
+  ok(
+    tsbuild(['build', '-q', ...platforms, ...annotations, '-t', ref, '--push', ctx], { root: temp('store-variants') }),
+  );
+  const entries = raw(ref).manifests as { digest: string; platform: { variant: string }; annotations?: object }[];
+  assert.equal(
+    entries.map((m) => [m.platform.variant, m.annotations, raw(`${repoOf(ref)}@${m.digest}`).annotations]),
+    [
+      ['v6', { 'com.example.d': '6' }, undefined],
+      ['v7', undefined, { 'com.example.v': '7', 'com.example.arm': 'default-v7' }],
+    ],
+  );
 });
 
 test('--metadata-file with several platforms: the index, as the registry serves it, and buildx.build.ref', async () => {

@@ -10,6 +10,7 @@ import { skip } from '@tsbuild/testkit';
 import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
+import { noArm64Emulation } from './helpers/emulation.js';
 
 const dirs: string[] = [];
 const temp = (prefix: string) => {
@@ -18,18 +19,6 @@ const temp = (prefix: string) => {
   return d;
 };
 test.after(() => cleanup(...dirs));
-
-/** Why arm64 executables cannot run here (qemu-aarch64 through binfmt_misc, F flag), or undefined. */
-function noArm64Emulation(): string | undefined {
-  let entry: string;
-  try {
-    entry = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8');
-  } catch {
-    return 'no binfmt_misc handler qemu-aarch64 (scripts/setup.sh --test installs qemu-user-static and registers it)';
-  }
-  if (!/^enabled$/m.test(entry) || !/^flags: *\S*F/m.test(entry)) return 'qemu-aarch64 is disabled or lacks the F flag';
-  return undefined;
-}
 
 const MultiBase = 'base/multi:1';
 const ArmBase = 'base/arm:1';
@@ -150,6 +139,115 @@ test('cache: per-platform stages are kept apart by platform, the $BUILDPLATFORM 
   assert.equal(arm.ran, all.slice(1).concat('RUN uname -m > /runs-on'));
   // Each platform's own records are there: rebuilding either runs nothing.
   for (const platform of ['linux/amd64', 'linux/arm64']) assert.equal(build(platform).ran, [], platform);
+});
+
+test('--dry-run [--platform]: the keys of the real build, each stage for its own platform', () => {
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const root = storeWithBases();
+  const ctx = context({
+    Dockerfile: [
+      `FROM --platform=$BUILDPLATFORM ${MultiBase} AS build`,
+      'ARG TARGETARCH',
+      'RUN echo $TARGETARCH > /built-for',
+      `FROM --platform=linux/arm64 ${MultiBase} AS arm64`,
+      'RUN uname -m > /a',
+      `FROM ${MultiBase}`,
+      'COPY --from=build /built-for /',
+      'COPY --from=arm64 /a /',
+      'RUN uname -m > /runs-on',
+      '',
+    ].join('\n'),
+  });
+  dirs.push(ctx);
+  const keys = (args: string[]) => {
+    const doc = JSON.parse(ok(tsbuild(['build', '--explain=json', ...args, ctx], { root })).stdout);
+    // By label: stages run concurrently, so the rows come in the order they finish.
+    return {
+      allCached: doc.allCached as boolean,
+      keys: (doc.steps as { label: string; key?: string }[]).map((s) => `${s.label} ${s.key ?? ''}`).sort(),
+    };
+  };
+  for (const flags of [[], ['--platform', 'linux/arm64']]) {
+    const built = keys(['--progress=quiet', ...flags]);
+    const dry = keys(['--dry-run', ...flags]);
+    assert.ok(dry.allCached, flags.join(' '));
+    assert.equal(dry.keys, built.keys, flags.join(' '));
+  }
+});
+
+test('--platform a,b, --no-cache(-filter): the $BUILDPLATFORM stage runs once, its output shared', () => {
+  // BuildKit solves every platform at once: a stage whose steps are the same for each (FROM
+  // --platform=$BUILDPLATFORM, no TARGET* arg) is one vertex, run once even under --no-cache, so every
+  // platform's image carries the same output. Two runs would give each platform its own random stamp.
+  const why = noArm64Emulation();
+  if (why) return skip(why);
+  const root = storeWithBases();
+  const ctx = context({
+    Dockerfile: [
+      `FROM --platform=$BUILDPLATFORM ${MultiBase} AS build`,
+      'RUN cat /proc/sys/kernel/random/uuid > /stamp',
+      `FROM ${MultiBase}`,
+      'COPY --from=build /stamp /stamp',
+      '',
+    ].join('\n'),
+  });
+  dirs.push(ctx);
+  const read = context({ Dockerfile: 'FROM stamp:1\n' });
+  dirs.push(read);
+  for (const flags of [['--no-cache'], ['--no-cache-filter', 'build']]) {
+    const r = ok(
+      tsbuild(['build', '--progress=plain', ...flags, '--platform', 'linux/amd64,linux/arm64', '-t', 'stamp:1', ctx], {
+        root,
+      }),
+    );
+    const run = 'RUN cat /proc/sys/kernel/random/uuid > /stamp';
+    const s = steps(r.stderr);
+    assert.equal([s.ran.filter((t) => t === run), s.cached.filter((t) => t === run)], [[run], [run]], flags.join(' '));
+    const stamps = ['linux/amd64', 'linux/arm64'].map((platform) => {
+      const out = join(temp('out'), 'fs');
+      ok(tsbuild(['build', '-q', '--platform', platform, '-o', out, read], { root }));
+      return readFileSync(join(out, 'stamp'), 'utf8');
+    });
+    assert.match(stamps[0], /^[0-9a-f-]{36}\n$/);
+    assert.is(stamps[1], stamps[0], `${flags.join(' ')}: the same stage output in every platform's image`);
+  }
+});
+
+test("--annotation manifest[PLATFORM]: without --platform, the platform is the image's (the final stage's)", () => {
+  // BuildKit takes the implicit target's platform from the image config for the exporter, so a
+  // platform's annotations follow the image the final stage's FROM --platform made. No RUN: no emulation.
+  const root = storeWithBases();
+  const ctx = context({ Dockerfile: `FROM --platform=linux/arm64 ${ArmBase} AS arm64\n` });
+  dirs.push(ctx);
+  const annotations = ['manifest[linux/arm64]:com.example.arch=arm64', 'manifest[linux/amd64]:com.example.arch=amd64'];
+  ok(tsbuild(['build', '-q', ...annotations.flatMap((a) => ['--annotation', a]), '-t', 'ann:1', ctx], { root }));
+  const doc = inspect(root, 'ann:1');
+  assert.is(doc.ImageConfig.architecture, 'arm64');
+  assert.equal(doc.Manifest.annotations, { 'com.example.arch': 'arm64' });
+});
+
+test('a platform the store\'s index lacks, not pullable: the error names it, not "not in the store"', () => {
+  sh('bash', [join(repo, 'fixtures', 'busybox', 'make-rootfs.sh')]);
+  const root = temp('store-lacks');
+  const base = context({ Dockerfile: 'FROM scratch\nCOPY x /x\n', x: 'x\n' });
+  dirs.push(base);
+  // Port 1 on localhost: nothing listens, so the pull fails at once, with no outside registry asked.
+  const ref = 'localhost:1/multi:1';
+  ok(tsbuild(['build', '-q', '--platform', 'linux/amd64,linux/arm64', '-t', ref, base], { root }));
+  for (const [df, flags, want] of [
+    [`FROM --platform=linux/riscv64 ${ref}\n`, [], 'linux/riscv64 (FROM --platform)'],
+    [`FROM ${ref}\n`, ['--platform', 'linux/s390x'], 'linux/s390x (--platform)'],
+  ] as const) {
+    const ctx = context({ Dockerfile: df });
+    dirs.push(ctx);
+    const r = tsbuild(['build', ...flags, ctx], { root });
+    assert.is(r.code, 1, r.stderr);
+    assert.ok(
+      r.stderr.includes(`ERROR: base image "${ref}" is in the store for linux/amd64, linux/arm64/v8, not ${want}`),
+      r.stderr,
+    );
+  }
 });
 
 test('a FROM --platform this machine cannot emulate: the build says why before any step, never a stack trace', () => {

@@ -9,6 +9,7 @@ import { skip, startRegistry } from '@tsbuild/testkit';
 import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
+import { noArm64Emulation } from './helpers/emulation.js';
 
 const dirs: string[] = [];
 const temp = (prefix: string) => {
@@ -17,18 +18,6 @@ const temp = (prefix: string) => {
   return d;
 };
 test.after(() => cleanup(...dirs));
-
-/** Why arm64 executables cannot run here (qemu-aarch64 through binfmt_misc, F flag), or undefined. */
-function noArm64Emulation(): string | undefined {
-  let entry: string;
-  try {
-    entry = readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8');
-  } catch {
-    return 'no binfmt_misc handler qemu-aarch64 (scripts/setup.sh --test installs qemu-user-static and registers it)';
-  }
-  if (!/^enabled$/m.test(entry) || !/^flags: *\S*F/m.test(entry)) return 'qemu-aarch64 is disabled or lacks the F flag';
-  return undefined;
-}
 
 test('the native platform by any spelling builds the same image as no --platform', () => {
   const root = storeWithBase(temp('store-native'));

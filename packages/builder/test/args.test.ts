@@ -38,6 +38,11 @@ const ok: [string, string[], Record<string, unknown>, string[], { stopAtFirstPos
   ['--bool=1', ['--quiet=1'], { quiet: true }, []],
   ['-b=false (docker: commit -p=false)', ['-q=false', 'x'], { quiet: false }, ['x']],
   ['bundled, then -b=true', ['-aq=true'], { quiet: true, all: true }, []],
+  // Go's strconv.ParseBool, which docker's flags use: docker commit -p=False, --quiet=T.
+  ['-b=False', ['-q=False'], { quiet: false }, []],
+  ['--bool=T', ['--quiet=T'], { quiet: true }, []],
+  ['--bool=f', ['--quiet=f'], { quiet: false }, []],
+  ['--bool=TRUE', ['--quiet=TRUE'], { quiet: true }, []],
   ['an alias sets the flag under its name', ['--net', 'host'], { network: 'host' }, []],
   ['-- ends the flags', ['-q', '--', '-f', '--x'], { quiet: true }, ['-f', '--x']],
   ['a lone - is a positional', ['-'], {}, ['-']],
@@ -67,6 +72,7 @@ const bad: [string, string[], string][] = [
   ['a missing value, short', ['-f'], "flag needs an argument: 'f' in -f"],
   ['a bool given a word', ['--quiet=yes'], 'flag --quiet takes true or false, not "yes"'],
   ['a short bool given a word', ['-q=no'], 'flag -q takes true or false, not "no"'],
+  ['a bool given an object key', ['--quiet=toString'], 'flag --quiet takes true or false, not "toString"'],
 ];
 for (const [name, argv, message] of bad)
   test(`rejects: ${name}`, () => {

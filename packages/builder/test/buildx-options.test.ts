@@ -26,9 +26,20 @@ test('--annotation: buildx types and platforms; index types only with several pl
     ['manifest[linux/amd64]:k=v', { k: 'v' }],
     ['manifest[linux/x86_64]:k=v', { k: 'v' }],
     ['manifest[linux/arm64]:k=v', {}],
+    ['manifest[amd64]:k=v', { k: 'v' }],
     ['k=', { k: '' }],
   ];
   for (const [v, want] of rows) assert.equal(parseAnnotations([v], 'linux/amd64').manifest, want, v);
+  // The variant counts, both sides normalized as containerd does (linux/arm is linux/arm/v7).
+  const variants: [string, string, Record<string, string>][] = [
+    ['manifest[linux/arm/v7]:k=v', 'linux/arm/v6', {}],
+    ['manifest[linux/arm/v7]:k=v', 'linux/arm/v7', { k: 'v' }],
+    ['manifest[linux/arm]:k=v', 'linux/arm/v7', { k: 'v' }],
+    ['manifest[linux/arm64]:k=v', 'linux/arm64/v8', { k: 'v' }],
+    ['manifest[linux/aarch64]:k=v', 'linux/arm64', { k: 'v' }],
+  ];
+  for (const [v, platform, want] of variants)
+    assert.equal(parseAnnotations([v], platform).manifest, want, `${v} for ${platform}`);
   for (const v of ['index:k=v', 'manifest,index:k=v', 'index-descriptor:k=v', 'manifest-descriptor:k=v'])
     assert.match(
       usage(() => parseAnnotations([v], 'linux/amd64')),

@@ -544,8 +544,43 @@ test('a copied tree enters the key as one digest, spelled out per file only when
     ['file:app/a', 'file:644:h'],
   ]);
   assert.equal(a.inputs.length, 3);
-  assert.is(expanded, 1);
+  assert.is(expanded, 2, 'spelled out at each read, never kept');
 });
+
+// The COPY of a context directory goes through treeWalk (no record per file kept): it must give the very files
+// treeFiles lists (the list the key and --explain are made of), one at a time, in the layer's order.
+const walkCases: [string, string[]][] = [
+  ['everything', []],
+  ['an excluded directory with something re-included below it', ['skip', '!skip/inner/y.txt']],
+  ['excluded files', ['*.txt', 'filler/f1*']],
+];
+for (const [name, exclude] of walkCases)
+  test(`treeWalk gives treeFiles' files in the layer's order, hashed only when asked: ${name}`, async () => {
+    const ctx = fixture();
+    linkSync(join(ctx, 'app/a.txt'), join(ctx, 'app/keep/hard-a'));
+    const c = await BuildContext.open(ctx, undefined, fresh('cache'));
+    const [e] = await c.match('app');
+    const rules = exclude.length ? new IgnoreMatcher(exclude) : undefined;
+    await c.treeDigest(e, rules);
+    const listed = c.treeFiles(e, rules);
+    const walked = [...c.treeWalk(e, rules, true)];
+    assert.equal(
+      walked.map((f) => ({ ...f })).sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0)),
+      listed.map((f) => ({ ...f })).sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0)),
+    );
+    assert.ok(walked.length > 200 - (exclude.length ? 100 : 0), `${walked.length} files`);
+    assert.is(walked[0].rel, '', 'the item first');
+    // The layer's order (layerstore's entryOrderKey) on the names' bytes: each '/' as 0, then byte order.
+    const order = walked.slice(1).map((f) => encodeName(f.rel).map((b) => (b === 0x2f ? 0 : b)));
+    for (let i = 1; i < order.length; i++) assert.ok(Buffer.compare(order[i - 1], order[i]) < 0, walked[i + 1].rel);
+    const bare = [...c.treeWalk(e, rules, false)];
+    assert.equal(
+      bare.map((f) => f.rel),
+      walked.map((f) => f.rel),
+    );
+    assert.ok(bare.every((f) => f.hash === undefined));
+    assert.ok(bare.filter((f) => f.kind === 'file').every((f) => typeof f.ino === 'bigint'));
+  });
 
 test('the stat cache remembers how big the listing was', async () => {
   const ctx = fixture();

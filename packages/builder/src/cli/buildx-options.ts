@@ -68,15 +68,20 @@ export function parseAnnotations(values: string[], platform: string, multi = fal
     }
     if (m[2] && targets.includes('index'))
       throw new UsageError(`--annotation ${v}: an index annotation is for every platform; it cannot name one`);
-    if (m[2] && normalPlatform(m[2]) !== platform) continue;
+    if (m[2] && normalPlatform(m[2]) !== normalPlatform(platform)) continue;
     for (const t of targets) out[t][m[3]] = v.slice(eq + 1);
   }
   return out;
 }
 
+/**
+ * OS/ARCH[/VARIANT] normalized as containerd does (aliases, arm's default variants), as buildx keys a
+ * platform's annotations and BuildKit reads them back for each image's own platform: the variant counts.
+ */
 function normalPlatform(p: string): string {
-  const [os = '', arch = ''] = p.toLowerCase().split('/');
-  return `${os}/${arch === 'x86_64' || arch === 'x86-64' ? 'amd64' : arch === 'aarch64' ? 'arm64' : arch}`;
+  // One part is an architecture, as in --platform (arm64: linux/arm64).
+  const [os = '', architecture = '', variant] = p.includes('/') ? p.split('/') : ['linux', p];
+  return formatPlatform(normalizePlatform(variant ? { os, architecture, variant } : { os, architecture }));
 }
 
 /**

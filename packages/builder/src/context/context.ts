@@ -146,6 +146,16 @@ export class BuildContext {
     return this.hasherNow.files(entry.tree!, this.rules(exclude));
   }
 
+  /**
+   * The same files one at a time, in the order of a layer (tree.ts walk), for a COPY that keeps no record per
+   * file; `withHash` adds content hashes. Synchronous, for an entry match() returned.
+   */
+  treeWalk(entry: ContextEntry, exclude: IgnoreMatcher | undefined, withHash: boolean): Iterable<TreeFile> {
+    const hasher = this.hasherNow;
+    if (!hasher) throw new Error('internal: treeWalk before the context was listed');
+    return { [Symbol.iterator]: () => hasher.walk(entry.tree!, this.rules(exclude), withHash) };
+  }
+
   /** How many files this build has read to hash them (0 when the stat cache knew them all). */
   filesRead(): number {
     return this.hasherNow?.filesRead ?? 0;

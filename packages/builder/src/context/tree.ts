@@ -27,7 +27,7 @@ const EMPTY = createHash('sha256').digest();
 
 export class TreeHasher extends TreeView {
   /** Hashes made in this build, by listing entry offset. */
-  private readonly fresh = new Map<number, Buffer>();
+  private readonly fresh = new Hashes();
   /** Files whose content this build read (the stat cache could not vouch for them). */
   filesRead = 0;
 
@@ -144,33 +144,47 @@ export class TreeHasher extends TreeView {
    * build or the stat cache (a file neither knows is read here).
    */
   files(item: TreeItem, rules: Rules): TreeFile[] {
+    const [first, ...rest] = this.walk(item, rules, true);
+    rest.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+    return [first, ...rest];
+  }
+
+  /**
+   * The files of the item, the item first, in the order of a layer (depth first, names by their bytes): what
+   * files() lists, one at a time, so that a COPY can go through a tree of any size without a record per file
+   * kept alive. `withHash`: content hashes too (as files() gives them), else none are looked up.
+   */
+  *walk(item: TreeItem, rules: Rules, withHash: boolean): Generator<TreeFile> {
     const L = this.listing;
-    const out: TreeFile[] = [
-      {
-        rel: '',
-        kind: 'dir',
-        host: this.hostOf(item.relBytes, item.rel),
-        mode: item.mode & 0o7777,
-        mtimeMs: item.mtimeMs,
-        size: 0,
-      },
-    ];
+    yield {
+      rel: '',
+      kind: 'dir',
+      host: this.hostOf(item.relBytes, item.rel),
+      mode: item.mode & 0o7777,
+      mtimeMs: item.mtimeMs,
+      size: 0,
+    };
     const prefix = item.rel === '' ? 0 : item.rel.length + 1;
     // An excluded directory with something re-included below it (`build` then `!build/keep`) is
     // still written as a directory, with its own mode, before the first thing copied from it, as
     // BuildKit does: a layer does not leave a parent for whoever unpacks it to make up.
     type Pending = { f: TreeFile; out: boolean };
-    const walk = (visit: Visit, parents: Pending[]) => {
-      this.mustRead(visit);
-      const row = this.stats.row(visit.key);
-      this.visitChildren(item, visit, rules, true, (off, included, sub) => {
-        if (!included && !sub) return;
-        const rel = this.relOf(visit, off);
+    type Kid = { off: number; included: boolean; sub?: Visit };
+    const self = this;
+    function* walk(visit: Visit, parents: Pending[]): Generator<TreeFile> {
+      self.mustRead(visit);
+      const row = withHash ? self.stats.row(visit.key) : undefined;
+      const kids: Kid[] = [];
+      self.visitChildren(item, visit, rules, true, (off, included, sub) => {
+        if (included || sub) kids.push({ off, included, sub });
+      });
+      for (const { off, included, sub } of kids) {
+        const rel = self.relOf(visit, off);
         const kind = L.kind(off) as TreeFile['kind'];
         const f: TreeFile = {
           rel: rel.slice(prefix),
           kind,
-          host: this.hostOf(this.abs(visit, off, false), rel),
+          host: self.hostOf(self.abs(visit, off, false), rel),
           mode: L.mode(off) & 0o7777,
           mtimeMs: L.mtimeMs(off),
           size: L.size(off),
@@ -178,22 +192,21 @@ export class TreeHasher extends TreeView {
         if (included) {
           if (kind === 'symlink') f.linkname = decodeName(L.link(off));
           if (kind === 'file') {
-            f.hash = (this.fresh.get(off) ?? this.known(off, row) ?? this.hashNow(visit, off)).toString('hex');
+            if (withHash)
+              f.hash = (self.fresh.get(off) ?? self.known(off, row) ?? self.hashNow(visit, off)).toString('hex');
             f.ino = L.ino(off);
           }
-          for (const p of parents.filter((p) => !p.out)) {
+          for (const p of parents) {
+            if (p.out) continue;
             p.out = true;
-            out.push(p.f);
+            yield p.f;
           }
-          out.push(f);
+          yield f;
         }
-        if (sub) walk(sub, included ? [] : [...parents, { f, out: false }]);
-      });
-    };
-    walk({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel }, []);
-    const [first, ...rest] = out;
-    rest.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-    return [first, ...rest];
+        if (sub) yield* walk(sub, included ? [] : [...parents, { f, out: false }]);
+      }
+    }
+    yield* walk({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel }, []);
   }
 
   /** The content hash of a single regular file named by a COPY source. */
@@ -303,5 +316,38 @@ export class TreeHasher extends TreeView {
     }
     const stable = !(L.dirFlags(visit.dir) & Flag.RacyBelow);
     this.stats.put(visit.key, stable ? L.sig(visit.dir) : undefined, stable ? { rules, digest } : undefined, files);
+  }
+}
+
+/**
+ * Content hashes by listing offset, 32 bytes each in one growing buffer: a Buffer object (and a map entry
+ * holding it) per file of a cold 200,000-file context was ~40 MB of heap kept for the whole build.
+ */
+export class Hashes {
+  private readonly slot = new Map<number, number>();
+  private arena = Buffer.allocUnsafe(32 * 1024);
+
+  has(off: number): boolean {
+    return this.slot.has(off);
+  }
+
+  /** The hash: a view of the buffer (a hash is set once; a grown buffer leaves earlier views as they were). */
+  get(off: number): Buffer | undefined {
+    const i = this.slot.get(off);
+    return i === undefined ? undefined : this.arena.subarray(i * 32, i * 32 + 32);
+  }
+
+  set(off: number, hash: Buffer): void {
+    let i = this.slot.get(off);
+    if (i === undefined) {
+      i = this.slot.size;
+      if ((i + 1) * 32 > this.arena.length) {
+        const grown = Buffer.allocUnsafe(this.arena.length * 2);
+        this.arena.copy(grown);
+        this.arena = grown;
+      }
+      this.slot.set(off, i);
+    }
+    hash.copy(this.arena, i * 32);
   }
 }

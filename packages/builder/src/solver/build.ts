@@ -71,8 +71,11 @@ export interface BuildRequest {
   pull?: boolean;
   /** `--label`: over the final stage's labels. */
   labels?: Record<string, string>;
-  /** `--annotation`: the manifest's annotations. */
-  annotations?: Record<string, string>;
+  /**
+   * `--annotation`: the manifest's annotations for the image's platform (its config's: the --platform
+   * given, else the final stage's, as BuildKit hands the implicit target's to its exporter).
+   */
+  annotations?: (platform: Platform) => Record<string, string>;
   /** `--add-host`, `--ulimit`, `--shm-size`. */
   run?: RunSettings;
   /** `--build-context`: what FROM NAME and --from=NAME read instead of the image NAME. */
@@ -85,6 +88,13 @@ export interface BuildRequest {
    * image's config says (BuildKit's rule); not given, the config says the final stage's platform.
    */
   platform?: Platform;
+  /**
+   * Keys of the steps run by this invocation's earlier builds (`--platform a,b` builds one platform after
+   * the other): a step with one of them is taken from the cache even under --no-cache/--no-cache-filter,
+   * as BuildKit runs a step that several platforms share (a FROM --platform=$BUILDPLATFORM stage) once.
+   * The build adds the keys of the steps it runs.
+   */
+  ranKeys?: Set<string>;
   /**
    * Hears each layer of the image being built as soon as its blob is in the store (base layers when
    * the build starts on them, new ones as they are written), while later steps still run: `build
@@ -116,6 +126,17 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
  */
 export async function dryRun(req: Omit<BuildRequest, 'tags' | 'fetchBase'>): Promise<{ explain: ExplainRow[] }> {
   return solveRequest({ ...req, tags: [] }, true);
+}
+
+/** The platforms of the index a tag names in the store ("linux/amd64, linux/arm64/v8"), else undefined. */
+async function indexPlatforms(store: Store, ref: string): Promise<string | undefined> {
+  const desc = await store.tags.get(ref).catch(() => undefined);
+  if (!desc) return undefined;
+  const doc = JSON.parse((await store.blobs.read(desc.digest)).toString('utf8')) as {
+    manifests?: { platform?: Platform }[];
+  };
+  if (!Array.isArray(doc.manifests)) return undefined;
+  return doc.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
 }
 
 /** Whether an image's config says it is for `platform` (one that says nothing is taken as it is). */
@@ -191,7 +212,15 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       continue;
     }
     if (named?.type === 'oci-layout') {
-      bases.set(key, await importLayout(req.store, named));
+      // An index in the layout gives the stage's platform's image; one image for another platform is
+      // refused, as for a base from the store: its files are not the platform's the config would say.
+      const image = await importLayout(req.store, named, want);
+      if (!forPlatform(image, want))
+        throw new BuildError(
+          `--build-context ${named.name}=oci-layout://${named.dir}: the image is for ` +
+            `${formatPlatform(image.config as Platform)}, not ${wantString} (${flag})`,
+        );
+      bases.set(key, image);
       continue;
     }
     // docker-image://REF: that image, resolved as a base image is.
@@ -204,7 +233,16 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       image = await req.fetchBase(imageRef, want);
       if (before && image && image.manifestDigest !== before) movedBases.set(key, before);
     }
-    if (!image && req.fetchBase && !dry) image = await req.fetchBase(imageRef, want);
+    if (!image && req.fetchBase && !dry) {
+      // A tag naming an index without this platform: said as such, not as a base missing from the store.
+      const others = await indexPlatforms(req.store, imageRef);
+      image = await req.fetchBase(imageRef, want).catch((e: Error) => {
+        if (!others) throw e;
+        throw new BuildError(
+          `base image "${imageRef}" is in the store for ${others}, not ${wantString} (${flag}): ${e.message}`,
+        );
+      });
+    }
     if (!image && dry)
       throw new BuildError(
         `base image "${imageRef}" is not in the store (${req.store.root}); ` +
@@ -218,7 +256,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     // A base for another platform would make an image whose config says one platform and whose
     // files are for another: refuse it, as BuildKit refuses a base with no manifest for the platform.
     // The store's copy for another platform (a tag names one image) is pulled for this one, as docker does;
-    // the tag then names the registry's index, which keeps both.
+    // the tag then names the registry's index, which keeps both (fetchBase leaves a tag naming anything
+    // else, a local build, where it is).
     let notPulled = '';
     if (!forPlatform(image, want) && req.fetchBase && !dry && !req.pull) {
       const fetched = await req.fetchBase(imageRef, want).catch((e: Error) => void (notPulled = `: ${e.message}`));
@@ -309,6 +348,7 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     reporter: req.reporter,
     noCache: req.noCache,
     noCacheStages,
+    ranKeys: req.ranKeys,
     network: req.network,
     allowNetworkHost: req.allowNetworkHost ?? false,
     privateNetwork,
@@ -373,7 +413,12 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
         created,
       }));
     }
-    const annotations = req.annotations && Object.keys(req.annotations).length ? req.annotations : undefined;
+    const said = typeof config.os === 'string' && typeof config.architecture === 'string';
+    const variant = said && config.variant ? { variant: config.variant } : {};
+    const wanted = req.annotations?.(
+      said ? { os: config.os, architecture: config.architecture, ...variant } : platform,
+    );
+    const annotations = wanted && Object.keys(wanted).length ? wanted : undefined;
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });

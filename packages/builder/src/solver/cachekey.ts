@@ -25,7 +25,6 @@ interface Group {
 
 export class KeyBuilder {
   private readonly parts: ([name: string, digest: string] | Group)[] = [];
-  private expanded: Inputs | undefined;
   /** Why the step hits although something it reads was rebuilt (for --explain). */
   hitNote: string | undefined;
 
@@ -35,23 +34,23 @@ export class KeyBuilder {
   /** An input that is already a digest (parent key, file hash, image digest). */
   addDigest(name: string, digest: string): this {
     this.parts.push([name, digest]);
-    this.expanded = undefined;
     return this;
   }
   addGroup(name: string, digest: string, expand: () => Inputs): this {
     this.parts.push({ name, digest, expand });
-    this.expanded = undefined;
     return this;
   }
-  /** The named inputs, groups spelled out. */
+  /**
+   * The named inputs, groups spelled out: a record per file of a copied tree, made anew at each call and not
+   * kept here, so that a step holds them only while they are compared or written, not while it runs.
+   */
   get inputs(): Inputs {
-    if (this.expanded) return this.expanded;
     const out: Inputs = [];
     for (const p of this.parts) {
       if (Array.isArray(p)) out.push(p);
       else for (const i of p.expand()) out.push(i);
     }
-    return (this.expanded = out);
+    return out;
   }
   key(): `sha256:${string}` {
     let text = '';

@@ -29,10 +29,12 @@ export async function saveInputs(store: Store, contextDir: string, key: string, 
 export function missNote(
   flag: '--no-cache' | '--no-cache-filter' | undefined,
   previous: Inputs | undefined,
-  now: Inputs,
+  inputs: () => Inputs,
   parent: StageState,
 ): Pick<ExplainRow, 'status' | 'reason' | 'change' | 'npm'> {
-  const change: Change = flag ? { ...noCacheChange, text: flag } : missReason(previous, previous ? now : [], parent);
+  // Today's inputs are spelled out only to be compared with a record (for a tree, a record per file).
+  const now = flag || !previous ? [] : inputs();
+  const change: Change = flag ? { ...noCacheChange, text: flag } : missReason(previous, now, parent);
   return {
     status: flag ? 'no-cache' : 'miss',
     reason: change.text,

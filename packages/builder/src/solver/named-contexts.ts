@@ -14,6 +14,7 @@ import {
   validate,
   type Digest,
   type Image,
+  type Platform,
   type Store,
 } from '@tsbuild/layerstore';
 import { join } from 'node:path';
@@ -41,11 +42,15 @@ function normal(ref: string): string | undefined {
 }
 
 /** The image of an OCI layout named by an `oci-layout://` context, copied into the store. */
-export async function importLayout(store: Store, c: Extract<NamedContext, { type: 'oci-layout' }>): Promise<Image> {
+export async function importLayout(
+  store: Store,
+  c: Extract<NamedContext, { type: 'oci-layout' }>,
+  platform?: Platform,
+): Promise<Image> {
   const what = `--build-context ${c.name}=oci-layout://${c.dir}`;
   let read: Awaited<ReturnType<typeof layout.read>>;
   try {
-    read = await layout.read(c.dir);
+    read = await layout.read(c.dir, platform);
   } catch (e) {
     throw new BuildError(`${what}: ${(e as Error).message}`, 'invalid');
   }

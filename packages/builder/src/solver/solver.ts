@@ -26,6 +26,8 @@ export interface SolveOptions extends StepOptions {
   noCache: boolean;
   /** `--no-cache-filter`: the indexes of the stages whose steps ignore the cache (the others may hit). */
   noCacheStages?: Set<number>;
+  /** Keys run earlier in this invocation (BuildRequest.ranKeys): hits even under noCache; a step run adds its key. */
+  ranKeys?: Set<string>;
   platform: { os: string; architecture: string; variant?: string };
   /** Identifies "the same step" across builds for --explain. */
   identity: string;
@@ -165,7 +167,8 @@ export class Solver {
       let hit: { value: unknown } | undefined;
       let made: StageLayer | null = null;
       let ran = false;
-      const noCache = this.o.noCache || (this.o.noCacheStages?.has(stage.index) ?? false);
+      const noCache =
+        (this.o.noCache || (this.o.noCacheStages?.has(stage.index) ?? false)) && !this.o.ranKeys?.has(key);
       if (!noCache) {
         hit = await this.o.store.cache.get(key);
         // A record from --cache-from serves this build only: it is never written to the store's cache.
@@ -194,7 +197,7 @@ export class Solver {
         // Nothing to compare with (no earlier build): the inputs, a record per file of a copied tree, are spelled
         // out only when written after the step, not held while it stages and writes its layer.
         const flag = noCache ? (this.o.noCache ? '--no-cache' : '--no-cache-filter') : undefined;
-        this.explain.push({ ...row, ...missNote(flag, previous?.inputs, kb.inputs, state) });
+        this.explain.push({ ...row, ...missNote(flag, previous?.inputs, () => kb.inputs, state) });
         if (this.o.dryRun) {
           handle.done();
           if (step.kind === 'workdir') applyStep(next.config, step);
@@ -202,6 +205,7 @@ export class Solver {
         }
         made = await exec(handle);
         ran = true;
+        this.o.ranKeys?.add(key);
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
         // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).

@@ -13,7 +13,7 @@ import { StoreError, MediaType, type Descriptor, type Digest, type Image } from 
 import { checkDigest, fsyncDir, hexOf, randomId, writeFileAtomic, exists } from '../fsutil.js';
 import { parseReference, formatReference } from '../reference.js';
 import { readImage, manifestDescriptor, type BlobSource } from '../image-read.js';
-import { hostPlatform } from '../platform.js';
+import { hostPlatform, type Platform } from '../platform.js';
 import { ContainerdNameAnnotation, RefNameAnnotation, type OciIndex } from '../tags.js';
 import type { Store } from '../store.js';
 
@@ -182,14 +182,17 @@ export interface LayoutEntry {
   image: Image;
 }
 
-/** Read every image named in dir/index.json (indexes resolve to the host platform). */
-export async function read(dir: string): Promise<{ blobs: LayoutBlobs; images: LayoutEntry[] }> {
+/** Read every image named in dir/index.json (indexes resolve to `platform`, default the host's). */
+export async function read(
+  dir: string,
+  platform: Platform = hostPlatform(),
+): Promise<{ blobs: LayoutBlobs; images: LayoutEntry[] }> {
   const blobs = new LayoutBlobs(dir);
   const index = await readIndex(dir);
   const images: LayoutEntry[] = [];
   for (const desc of index.manifests ?? []) {
     checkDigest(desc.digest);
-    const image = await readImage(blobs, desc, hostPlatform());
+    const image = await readImage(blobs, desc, platform);
     const refName = desc.annotations?.[RefNameAnnotation];
     images.push({ name: desc.annotations?.[ContainerdNameAnnotation] ?? refName, refName, descriptor: desc, image });
   }

@@ -98,7 +98,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const platforms = str(p, 'platform') ? parsePlatforms(str(p, 'platform')!) : [host];
   const labels = parseLabels(list(p, 'label'));
   const annotationsFor = (pl: Platform) =>
-    parseAnnotations(list(p, 'annotation'), `${pl.os}/${pl.architecture}`, platforms.length > 1);
+    parseAnnotations(list(p, 'annotation'), formatPlatform(pl), platforms.length > 1);
   annotationsFor(platforms[0]);
   const shm = str(p, 'shm-size');
   const run = {
@@ -265,9 +265,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
               reporter,
               label: `pull base image ${ref}`,
               platform: formatPlatform(wanted),
+              keepTag: !pull,
             })
           ).image;
         } catch (e) {
+          // A tag the store has (for other platforms only): the caller says so; here, what the pull said.
+          const tagged = !pull && (await store.tags.get(ref).catch(() => undefined));
+          if (tagged) throw new BuildError(`could not pull it for ${formatPlatform(wanted)}: ${(e as Error).message}`);
           const where = pull
             ? 'could not be pulled (--pull)'
             : `is not in the store (${store.root}) and could not be pulled`;
@@ -277,7 +281,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       cacheFrom: imported,
       pull,
       labels,
-      annotations: annotationsFor(platform).manifest,
+      annotations: (image) => annotationsFor(image).manifest,
       run,
       namedContexts,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
@@ -298,7 +302,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     });
     if (platforms.length > 1) {
       const images: { image: Image; platform: Platform }[] = [];
-      for (const pl of platforms) images.push({ image: (await build(request(pl, []))).image, platform: pl });
+      // One platform after the other; a step they share runs once, even under --no-cache (BuildKit).
+      const ranKeys = new Set<string>();
+      for (const pl of platforms)
+        images.push({ image: (await build({ ...request(pl, []), ranKeys })).image, platform: pl });
       const index = await writeIndex(store, images, annotationsFor);
       for (const tag of tags) await store.images.tagDescriptor(tag, index);
       if (metadataFile) await writeMetadata(metadataFile, { descriptor: index, tags, buildRef });

@@ -2,7 +2,15 @@
 // implicit FROM pull (push itself is exporter/push.ts). Talks to registries through @tsbuild/layerstore's `remote`.
 // Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
-import { formatReference, familiarName, parseReference, remote, type Image, type Store } from '@tsbuild/layerstore';
+import {
+  formatReference,
+  familiarName,
+  parseReference,
+  remote,
+  type Digest,
+  type Image,
+  type Store,
+} from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
@@ -31,7 +39,18 @@ export function describeStats(s: TransferStats, direction: 'pull' | 'push'): str
 export async function pullImage(
   store: Store,
   ref: string,
-  o: { insecure: string[]; platform?: string; reporter: Reporter; label?: string },
+  o: {
+    insecure: string[];
+    platform?: string;
+    reporter: Reporter;
+    label?: string;
+    /**
+     * A build's base (not --pull): a tag the store has is moved only onto what still holds it (the
+     * registry's index over the image it names); one naming something else (a local build, another
+     * index) is left alone, and the pulled image is used untagged. Moving it would drop that image.
+     */
+    keepTag?: boolean;
+  },
 ): Promise<{ image: Image; name: string; digest: string; stats: TransferStats; upToDate: boolean }> {
   const parsed = parseReference(ref);
   const name = formatReference(parsed);
@@ -53,9 +72,18 @@ export async function pullImage(
     // From an index, the tag names the index (as containerd and docker's containerd store keep it):
     // the platforms pulled before stay, and each build or run picks its own (readImage).
     const index = result.index && { ...result.index, size: await store.blobs.size(result.index.digest) };
-    const desc = index?.size
-      ? await store.images.tagDescriptor(name, { mediaType: index.mediaType, digest: index.digest, size: index.size })
-      : await store.images.tag(name, image);
+    const pulled = index?.digest ?? result.manifestDigest;
+    const keep = o.keepTag && before && before.digest !== pulled && !(index && (await holds(store, index, before)));
+    if (keep)
+      o.reporter.warn(
+        `${familiarName(parsed)}: the store's tag names another image (${before.digest}) than the registry's ` +
+          `(${pulled}); the ${o.platform ?? 'host'} image was pulled for this build and the tag left as it is`,
+      );
+    const desc = keep
+      ? before
+      : index?.size
+        ? await store.images.tagDescriptor(name, { mediaType: index.mediaType, digest: index.digest, size: index.size })
+        : await store.images.tag(name, image);
     handle.log(`digest: ${result.index?.digest ?? result.manifestDigest}`);
     handle.done();
     return {
@@ -69,6 +97,14 @@ export async function pullImage(
     handle.fail((e as Error).message);
     throw e;
   }
+}
+
+/** Whether an index in the store lists `d` (the manifest a tag named) among its entries. */
+async function holds(store: Store, index: { digest: string }, d: { digest: string }): Promise<boolean> {
+  const doc = JSON.parse((await store.blobs.read(index.digest as Digest)).toString('utf8')) as {
+    manifests?: { digest?: string }[];
+  };
+  return Array.isArray(doc.manifests) && doc.manifests.some((m) => m.digest === d.digest);
 }
 
 function reporterFor(p: ReturnType<typeof parseArgs>) {

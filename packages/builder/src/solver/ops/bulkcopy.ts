@@ -7,7 +7,53 @@ interface Job {
   from: string;
   to: string;
   rels: string[];
+  /** Or the names as cp's input already (addList). */
+  list?: NameList;
 }
+
+/**
+ * Names for cp as one buffer (`./name\0` each) rather than a string per file: what placeTree (place.ts) keeps
+ * of a tree of any size until cp has run.
+ */
+export class NameList {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+  count = 0;
+  /** Where the top-level directory changes: name index, byte offset, … */
+  private readonly cuts: number[] = [];
+  private lastTop = '';
+
+  add(rel: string): void {
+    const top = topOf(rel);
+    if (this.count > 0 && top !== this.lastTop) this.cuts.push(this.count, this.at);
+    this.lastTop = top;
+    const need = Buffer.byteLength(rel) + 3;
+    if (this.at + need > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + need));
+      this.buf.copy(grown, 0, 0, this.at);
+      this.buf = grown;
+    }
+    this.at += this.buf.write('./', this.at, 'latin1');
+    this.at += this.buf.write(rel, this.at);
+    this.buf[this.at++] = 0;
+    this.count++;
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+
+  /** As split() cuts rels: at the first change of top-level directory from the middle on; undefined if none. */
+  cut(): number | undefined {
+    for (let i = 0; i < this.cuts.length; i += 2) if (this.cuts[i] >= this.count >> 1) return this.cuts[i + 1];
+    return undefined;
+  }
+}
+
+const topOf = (rel: string) => {
+  const i = rel.indexOf('/');
+  return i === -1 ? rel : rel.slice(0, i);
+};
 
 export class BulkCopy {
   private readonly jobs = new Map<string, Job>();
@@ -18,6 +64,13 @@ export class BulkCopy {
     let job = this.jobs.get(key);
     if (!job) this.jobs.set(key, (job = { from, to, rels: [] }));
     job.rels.push(rel);
+  }
+
+  /** Copy every name of `list` (as add() does each); `to` must not have jobs of add() from the same `from`. */
+  addList(from: string, to: string, list: NameList): void {
+    const key = `${from}\0${to}`;
+    if (this.jobs.has(key)) throw new Error('internal: a name list beside names added one by one');
+    this.jobs.set(key, { from, to, rels: [], list });
   }
 
   get empty(): boolean {
@@ -37,7 +90,9 @@ export class BulkCopy {
     for (const job of jobs) {
       // Both halves end before the first failure is thrown: the caller then removes the target,
       // and a cp still writing into it would race that.
-      const failed = (await Promise.allSettled(split(job).map(copyJob))).find((r) => r.status === 'rejected');
+      const failed = (await Promise.allSettled(split(job).map((names) => copyJob(job, names)))).find(
+        (r) => r.status === 'rejected',
+      );
       if (failed) throw failed.reason;
     }
   }
@@ -45,22 +100,23 @@ export class BulkCopy {
 
 const SPLIT_AT = 2000;
 
-function split(job: Job): Job[] {
-  if (job.rels.length < SPLIT_AT) return [job];
-  const top = (rel: string) => {
-    const i = rel.indexOf('/');
-    return i === -1 ? rel : rel.slice(0, i);
-  };
+/** A job as cp's input, in one or two parts. */
+function split(job: Job): Buffer[] {
+  if (job.list) {
+    const all = job.list.bytes();
+    const at = job.list.count < SPLIT_AT ? undefined : job.list.cut();
+    return at === undefined ? [all] : [all.subarray(0, at), all.subarray(at)];
+  }
+  const input = (rels: string[]) => Buffer.from(rels.map((r) => `./${r}\0`).join(''));
+  if (job.rels.length < SPLIT_AT) return [input(job.rels)];
+  const top = topOf;
   let cut = job.rels.length >> 1;
   while (cut < job.rels.length && top(job.rels[cut]) === top(job.rels[cut - 1])) cut++;
-  if (cut === job.rels.length) return [job];
-  return [
-    { ...job, rels: job.rels.slice(0, cut) },
-    { ...job, rels: job.rels.slice(cut) },
-  ];
+  if (cut === job.rels.length) return [input(job.rels)];
+  return [input(job.rels.slice(0, cut)), input(job.rels.slice(cut))];
 }
 
-function copyJob(job: Job): Promise<void> {
+function copyJob(job: Job, names: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     // ./ keeps a name that starts with '-' from being read as an option. --remove-destination: an
     // earlier job (another source of the same COPY) may have left a symlink at a file's name, and
@@ -79,6 +135,6 @@ function copyJob(job: Job): Promise<void> {
         : reject(new Error(`copying from the build context failed: ${err.trim() || `cp exited ${code}`}`)),
     );
     child.stdin.on('error', () => {});
-    child.stdin.end(job.rels.map((r) => `./${r}\0`).join(''));
+    child.stdin.end(names);
   });
 }

@@ -13,9 +13,10 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '@tsbuild/layerstore';
-import { writeLayer, type Entry } from '@tsbuild/layerstore/layer';
+import { writeLayer } from '@tsbuild/layerstore/layer';
 import type { StepContext } from './context.js';
 import type { StageLayer } from '../../rootfs/layers.js';
+import type { EntryList } from './staging.js';
 
 /**
  * Hands a step's finished diff over to the build's LayerQueue. Either a scratch dir itself (a
@@ -25,7 +26,7 @@ import type { StageLayer } from '../../rootfs/layers.js';
  */
 export async function commitDiff(
   ctx: StepContext,
-  diff: { dir: string; scratch: Scratch; entries?: Entry[] } | { dir: string; scratch?: undefined },
+  diff: { dir: string; scratch: Scratch; entries?: EntryList } | { dir: string; scratch?: undefined },
   overlay: boolean,
   settle?: () => Promise<void>,
 ): Promise<StageLayer | null> {
@@ -43,7 +44,7 @@ export async function commitDiff(
   const layers = ctx.stages.layers;
   // An overlay upperdir (RUN) is committed by the snapshotter, as a container's is; a staged diff
   // (COPY, WORKDIR) is plain files, or the entries that name them.
-  const write = (source: Entry[] | string) => async () => {
+  const write = (source: EntryList | string) => async () => {
     const layer = await (overlay && typeof source === 'string'
       ? store.snapshotter.commit({ upperdir: source }, { compression, sourceDateEpoch })
       : writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch }));

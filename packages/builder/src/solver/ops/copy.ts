@@ -16,7 +16,7 @@ import { BulkCopy } from './bulkcopy.js';
 import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { addFileInputs, fromContext, type SourceItem } from './sources.js';
 import { fromView } from './view-sources.js';
-import { place } from './place.js';
+import { place, placeTree } from './place.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
 import { copiedContent } from './copied.js';
@@ -142,8 +142,10 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       const alone = total === 1;
 
       for (const item of items) {
-        const top = item.files[0];
+        // A directory's list of files is not made here: a context tree is walked by placeTree without one.
+        const top = item.isDir ? undefined : item.files[0];
         if (
+          top &&
           step.kind === 'add' &&
           !step.from &&
           top.kind === 'file' &&
@@ -163,14 +165,16 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         if (item.isDir) {
           target = step.parents ? posix.join(destCanonical, item.path) : destCanonical;
         } else if (intoDir) {
-          target = posix.join(destCanonical, step.parents ? item.path : posix.basename(item.path || top.host));
+          target = posix.join(destCanonical, step.parents ? item.path : posix.basename(item.path || top!.host));
         } else {
           target = destCanonical;
         }
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
         // A context directory copied as it is goes through cp; the layer reads the context.
         const viaCp = !step.from && item.isDir && !owner && mode === undefined;
-        await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && alone);
+        // Alone, a context directory is walked from the listing, with no record per file kept (any size of tree).
+        if (viaCp && alone && item.tree) placeTree(staging, item, target, bulk);
+        else await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && alone);
         // cp writes by path: with other sources, it finishes before the next one changes the tree
         // (an archive may put a link where this item has a directory, which cp would follow).
         if (!alone) {
@@ -220,22 +224,25 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
  * (a new file in it costs no lookup). Without a list (an archive was unpacked), nothing is checked:
  * BuildKit's untar replaces too.
  */
-async function refuseTypeChanges(view: RootView, entries: Entry[] | undefined, step: CopyStep): Promise<void> {
+async function refuseTypeChanges(view: RootView, entries: Iterable<Entry> | undefined, step: CopyStep): Promise<void> {
   if (!entries) return;
+  // Directories of the layer that the image does not have as directories: nothing below them is looked up.
+  // Only directories are kept (only they have entries below them): a set of every path was most of what a
+  // COPY of a large tree held.
   const notDirInImage = new Set<string>();
   const listings = new Map<string, Set<string>>();
   for (const e of entries) {
     const path = '/' + e.path;
     const parent = posix.dirname(path);
     if (notDirInImage.has(parent)) {
-      notDirInImage.add(path);
+      if (e.type === 'directory') notDirInImage.add(path);
       continue;
     }
     let names = listings.get(parent);
     if (!names) listings.set(parent, (names = new Set(await view.readdir(parent))));
     const below = names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
     const isDir = below?.stat.isDirectory() ?? false;
-    if (!isDir) notDirInImage.add(path);
+    if (!isDir && e.type === 'directory') notDirInImage.add(path);
     if (!below) continue;
     if (e.type === 'directory' && !isDir) {
       throw new BuildError(`${where(step)}: cannot copy to non-directory: ${path}`, 1);

@@ -2,9 +2,9 @@
 // times, hard links kept, and whole context trees handed to cp. Split from copy.ts, which decides
 // what goes where; this is how a resolved item lands at its target.
 import { posix } from 'node:path';
-import { fileEntry } from '@tsbuild/layerstore/layer';
+import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { Staging, rel, seconds } from './staging.js';
-import type { BulkCopy } from './bulkcopy.js';
+import { NameList, type BulkCopy } from './bulkcopy.js';
 import type { SourceFile, SourceItem } from './sources.js';
 import { hardLinks } from './hardlinks.js';
 
@@ -65,6 +65,114 @@ export async function place(
     }
     await writeFile(staging, f, dest, owner, mode);
   }
+}
+
+/**
+ * What place() does with `bulk` and `cpMakesDirs` for a context directory that is the step's only source (no
+ * --chown, no --chmod), without a record per file kept: the tree is walked from the listing for cp's names (one
+ * buffer), the directories and the inode numbers (hard links: walked again if it has any), then for the layer's
+ * entries each time they are read. What a COPY holds does not grow with the files it copies beyond cp's list
+ * of names and a record per directory. The same files, links, directories and entries as place().
+ */
+export function placeTree(staging: Staging, item: SourceItem, target: string, bulk: BulkCopy): void {
+  const walk = item.tree!.walk;
+  const base = rel(target);
+  const below = (r: string) => (base === '' ? r : `${base}/${r}`);
+  let leaders = new Map<string, SourceFile>();
+  let plan = planTree(walk(), leaders, true);
+  if (plan.inos) {
+    leaders = treeHardLinks(walk(), plan.inos);
+    if (leaders.size > 0) plan = planTree(walk(), leaders, false);
+  }
+  // cp's names; the directories that hold none of them are made here, as place() makes them.
+  for (const d of plan.dirs) {
+    const dest = `/${below(d.rel)}`;
+    if (!plan.byCp.has(d.rel)) {
+      staging.fs.remove(rel(dest));
+      staging.fs.mkdir(rel(dest), d.mode, 0, 0, true);
+    }
+    staging.dateDir(dest, d.mtime);
+  }
+  for (const [follower, leader] of leaders) staging.linkLater(`/${below(follower)}`, `/${below(leader.rel)}`);
+  if (plan.names.count > 0) bulk.addList(plan.host!, staging.host(target), plan.names);
+
+  // The layer's entries, as place() records them: cp keeps mode and times and gives root's owner.
+  staging.streamTree(target, plan.count, {
+    *[Symbol.iterator](): Generator<Entry> {
+      for (const f of walk()) {
+        if (f.rel === '') continue;
+        const path = below(f.rel);
+        const leader = leaders.get(f.rel);
+        if (leader) {
+          const meta = { mode: leader.mode, uid: 0, gid: 0, mtime: seconds(leader.mtime) };
+          yield { path, type: 'hardlink', linkname: below(leader.rel), ...meta };
+          continue;
+        }
+        const meta = { path, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
+        if (f.kind === 'dir') yield { ...meta, type: 'directory' };
+        else if (f.kind === 'symlink') yield { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 };
+        else yield fileEntry(meta, f.host, f.size);
+      }
+    },
+  });
+}
+
+interface TreePlan {
+  /** cp's names: every file and symlink but the hard links to another file of the tree. */
+  names: NameList;
+  /** Directories cp makes (they hold a name). */
+  byCp: Set<string>;
+  dirs: { rel: string; mode: number; mtime: Date }[];
+  /** Entries below the tree's directory. */
+  count: number;
+  host: string | undefined;
+  /** The files' inode numbers, when asked for, if any two are the same. */
+  inos?: BigUint64Array;
+}
+
+function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>, inodes: boolean): TreePlan {
+  const plan: TreePlan = { names: new NameList(), byCp: new Set(), dirs: [], count: 0, host: undefined };
+  let inos = new BigUint64Array(inodes ? 1024 : 0);
+  let n = 0;
+  for (const f of files) {
+    if (f.rel === '') {
+      plan.host = f.host;
+      continue;
+    }
+    plan.count++;
+    if (f.kind === 'dir') {
+      plan.dirs.push({ rel: f.rel, mode: f.mode, mtime: f.mtime });
+      continue;
+    }
+    if (inodes && f.kind === 'file' && f.ino !== undefined) {
+      if (n === inos.length) {
+        const grown = new BigUint64Array(n * 2);
+        grown.set(inos);
+        inos = grown;
+      }
+      inos[n++] = f.ino;
+    }
+    if (leaders.has(f.rel)) continue;
+    for (let d = posix.dirname(f.rel); d !== '.' && !plan.byCp.has(d); d = posix.dirname(d)) plan.byCp.add(d);
+    plan.names.add(f.rel);
+  }
+  const sorted = inos.subarray(0, n).sort();
+  for (let i = 1; i < n; i++) if (sorted[i] === sorted[i - 1]) return { ...plan, inos: sorted };
+  return plan;
+}
+
+/**
+ * hardLinks() of a walked tree, by path: only the files of an inode listed twice (in `inos`, sorted) become
+ * records (hardLinks() confirms them), not a map entry per file.
+ */
+function treeHardLinks(files: Iterable<SourceFile>, inos: BigUint64Array): Map<string, SourceFile> {
+  const twice = new Set<bigint>();
+  for (let i = 1; i < inos.length; i++) if (inos[i] === inos[i - 1]) twice.add(inos[i]);
+  const candidates: SourceFile[] = [];
+  for (const f of files) if (f.kind === 'file' && f.ino !== undefined && twice.has(f.ino)) candidates.push(f);
+  const out = new Map<string, SourceFile>();
+  for (const [f, leader] of hardLinks(candidates)) out.set(f.rel, leader);
+  return out;
 }
 
 /**

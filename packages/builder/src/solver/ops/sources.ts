@@ -43,9 +43,10 @@ export interface SourceItem {
   files: SourceFile[];
   /**
    * A directory of the build context: its content digest for the key, and its per-file inputs.
-   * `files` and `inputs` are made on first use, which is on a cache miss only.
+   * `files` and `inputs` are made on first use, which is on a cache miss only. `walk` gives the same files as
+   * `files` one at a time, in the layer's order (depth first, names by bytes), none of them kept.
    */
-  tree?: { digest: string; inputs: () => Inputs };
+  tree?: { digest: string; inputs: () => Inputs; walk: () => Iterable<SourceFile> };
 }
 
 export type Located = { location: { file: string; line: number; column: number } };
@@ -90,21 +91,19 @@ export async function fromContext(
     }
     const digest = await context.treeDigest(m, rules);
     trace(`${displayName(m.rel || '.')}: content digest (${context.filesRead()} files read so far)`);
-    let list: TreeFile[] | undefined;
     let files: SourceFile[] | undefined;
-    const tree = () => (list ??= context.treeFiles(m, rules));
     const item: SourceItem = {
       path: m.rel,
       isDir: true,
       get files() {
-        if (!files) {
-          files = tree().map((f) => treeFile(step, m.rel, f));
-          // One list per tree is held while the step runs, not two: the inputs are read from this one.
-          list = undefined;
-        }
-        return files;
+        return (files ??= context.treeFiles(m, rules).map((f) => treeFile(step, m.rel, f)));
       },
-      tree: { digest, inputs: () => fileInputs(m.rel, files ?? tree()) },
+      tree: {
+        digest,
+        // Spelled out from the list when the step made it, else from a walk that keeps no record per file.
+        inputs: () => (files ? fileInputs(m.rel, files) : treeInputs(m.rel, context.treeWalk(m, rules, true))),
+        walk: () => mapped(context.treeWalk(m, rules, false), (f) => treeFile(step, m.rel, f)),
+      },
     };
     items.push(item);
   }
@@ -173,6 +172,24 @@ function fileInputs(
   const out: Inputs = [];
   for (const f of files) out.push(fileInput(itemPath, f.rel, f.kind, f.mode, f.linkname, f.hash));
   return out;
+}
+
+/** fileInputs of a tree's files as a walk gives them (the item first): sorted by path, as files() lists them. */
+function treeInputs(itemPath: string, walk: Iterable<TreeFile>): Inputs {
+  const out: Inputs = [];
+  for (const f of walk) out.push(fileInput(itemPath, f.rel, f.kind, f.mode, f.linkname, f.hash));
+  const [first, ...rest] = out;
+  // One prefix before every rel: names sort as the rels do.
+  rest.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return [first, ...rest];
+}
+
+function mapped<T, U>(of: Iterable<T>, fn: (t: T) => U): Iterable<U> {
+  return {
+    *[Symbol.iterator]() {
+      for (const t of of) yield fn(t);
+    },
+  };
 }
 
 function fileInput(

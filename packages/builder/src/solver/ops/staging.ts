@@ -8,6 +8,11 @@ import { entryOrderKey, type Entry } from '@tsbuild/layerstore/layer';
 import type { RootView } from '@tsbuild/sandbox';
 import { Beneath } from '../../rootfs/beneath-tree.js';
 
+/** A layer's entries in order, and how many there are. */
+export interface EntryList extends Iterable<Entry> {
+  readonly length: number;
+}
+
 export interface NewDirOwner {
   uid: number;
   gid: number;
@@ -30,6 +35,8 @@ export class Staging {
   private links: [string, string][] = [];
   /** Files that hardlink entries name (below the root). */
   private readonly linked = new Set<string>();
+  /** A tree whose entries are not placed one by one but walked when the layer is written (streamTree). */
+  private tree: { base: string; count: number; entries: Iterable<Entry> } | undefined;
 
   constructor(
     readonly dir: string,
@@ -110,6 +117,7 @@ export class Staging {
 
   /** Records an entry (path absolute in the image); replacing a path drops what was below it. */
   add(entry: Entry): void {
+    if (this.tree) throw new Error('internal: an entry placed beside a streamed tree');
     const key = entry.path.replace(/^\/+/, '');
     if (this.placed.has(key)) {
       for (const k of [...this.placed.keys()]) if (k.startsWith(key + '/')) this.placed.delete(k);
@@ -118,6 +126,29 @@ export class Staging {
       for (const l of this.linked) if (l === key || l.startsWith(key + '/')) this.unlisted = true;
     }
     this.placed.set(key, { ...entry, path: key });
+  }
+
+  /**
+   * The entries of a whole tree at `path` (absolute in the image, already placed as a directory), to be walked
+   * anew each time the layer's entries are read instead of placed one by one: place.ts's placeTree, for a
+   * context directory of any size. Nothing else may be placed below `path` (the tree is the step's only
+   * source), so that they follow every placed entry in the layer's order.
+   */
+  streamTree(path: string, count: number, entries: Iterable<Entry>): void {
+    const base = rel(path);
+    if (this.tree || [...this.placed.keys()].some((k) => k.startsWith(base === '' ? '' : `${base}/`) && k !== base))
+      throw new Error(`internal: a streamed tree at /${base} beside other entries below it`);
+    this.tree = { base, count, entries };
+  }
+
+  /** A directory of a streamed tree: its times are set last, as recordDir's are; it is not placed. */
+  dateDir(path: string, mtime: Date): void {
+    this.dirTimes.push([rel(path), mtime]);
+  }
+
+  /** A hard link of a streamed tree, made by makeLinks as addLink's are; its entry is the tree's. */
+  linkLater(path: string, leader: string): void {
+    this.links.push([rel(path), rel(leader)]);
   }
 
   /**
@@ -144,14 +175,24 @@ export class Staging {
    * everything is placed: the record of what was placed is handed over (and forgotten here), so a large COPY
    * holds one entry per file while its layer is written, not also a map of them.
    */
-  entries(): Entry[] | undefined {
+  entries(): EntryList | undefined {
     if (this.unlisted) return undefined;
     // Sort keys computed once per entry: comparing split paths took ~0.4 s for 20,000 files.
     const keyed = [...this.placed.values()].map((e) => ({ e, key: entryOrderKey(e.path) }));
     this.placed.clear();
     this.unlisted = true; // nothing is listed any more: a later add() or entries() must not pass for the full list
     keyed.sort((a, b) => Buffer.compare(a.key, b.key));
-    return keyed.map((k) => k.e);
+    const placed = keyed.map((k) => k.e);
+    const tree = this.tree;
+    if (!tree) return placed;
+    // The tree's directory and its parents are placed; everything below it comes after them.
+    return {
+      length: placed.length + tree.count,
+      *[Symbol.iterator]() {
+        yield* placed;
+        yield* tree.entries;
+      },
+    };
   }
 }
 
