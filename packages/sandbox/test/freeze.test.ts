@@ -151,9 +151,14 @@ let init;
 while (!(init = Number(kids(sb.pid)[0]))) await sleep(5);
 const fr = signalFreezer(init);
 while (!fr.frozen()) await sleep(5);
+const start = (p) => readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1].split(' ')[19];
+const initStart = start(init);
 const ended = new Promise((r) => sb.once('exit', r));
 process.kill(init, 'SIGKILL');
 await ended;
+// Start times count clock ticks (10 ms): a pid reused within the same tick cannot be told apart.
+// Outside a test, reuse needs the whole pid space to go round first; here the next tick is awaited.
+await sleep(20);
 let other;
 for (let i = 0; i < 5 && other?.pid !== init; i++) {
   other?.kill('SIGKILL');
@@ -161,6 +166,7 @@ for (let i = 0; i < 5 && other?.pid !== init; i++) {
   other = spawn('sleep', ['1000'], { stdio: 'ignore' });
 }
 if (other.pid !== init) throw new Error('pid ' + init + ' was not reused');
+if (start(other.pid) === initStart) throw new Error('pid ' + init + ' was reused within the same clock tick');
 process.kill(other.pid, 'SIGSTOP');
 while (state(other.pid) !== 'T') await sleep(5);
 fr.resume();
