@@ -11,6 +11,11 @@ mirror=$( { grep -hE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list
 mirror=${mirror:-http://deb.debian.org/debian}
 mkdir -p "$here/data" "$here/work"
 tmp=$(mktemp -d "$here/work/debootstrap.XXXX"); trap 'rm -rf "$tmp"' EXIT
+# The bench installs what it needs itself, as run.mjs does for `time`: debootstrap is no runtime or test package.
+if ! command -v debootstrap > /dev/null; then
+  echo "gen-debian: installing debootstrap"
+  apt-get install -y -qq debootstrap > /dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq debootstrap > /dev/null; }
+fi
 echo "gen-debian: debootstrap --variant=minbase bookworm from $mirror"
 debootstrap --variant=minbase bookworm "$tmp/root" "$mirror" > "$tmp/log" 2>&1 || { tail -20 "$tmp/log"; exit 1; }
 rm -rf "$tmp/root/var/cache/apt/archives/"*.deb "$tmp/root/var/lib/apt/lists/"* "$tmp/root/var/log/"*.log

@@ -4,11 +4,11 @@
 // deletes its volume. The host directory must never end up in a layer, nor lose a file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
-import { Base, cleanup, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, ok, repo, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
 
 const root = storeWithBase();
 const t = (args: string[]) => tsbuild(args, { root });
@@ -136,6 +136,98 @@ test('exec: the launcher entering the container is closed to it while it waits i
   const report = readFileSync(join(w, 'report'), 'utf8');
   const closed = /^pid=\d+ exe=E\w+ path=E\w+ mem=E\w+\n$/;
   assert.match(report, closed, `the launcher was reachable from the container: ${report}`);
+});
+
+/** Whether process `pid` or one of its descendants has a file open whose path ends with `suffix`. */
+function hasOpen(pid: number, suffix: string): boolean {
+  let fds: string[] = [];
+  let kids: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
+  } catch {
+    return false; // ended
+  }
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).endsWith(suffix)) return true;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return kids.some((k) => hasOpen(Number(k), suffix));
+}
+
+/** Sends SIGINT twice (the second makes tsbuild exit at once, thawing) and waits for the exit. */
+async function interrupt(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise((r) => c.once('exit', r));
+  c.kill('SIGINT');
+  await new Promise<void>((r) => c.stderr!.on('data', (b: Buffer) => /interrupted/.test(String(b)) && r()));
+  c.kill('SIGINT');
+  await exited;
+}
+
+// The first of two commits to finish thaws the container: were the second still walking then, it would
+// walk a running container (the race of the first test). The second waits for the first instead. A
+// sparse file of 256 GiB makes each walk last far longer than the test needs it to.
+test('two commits of one running container at once: the second walks only once the first is over', async () => {
+  const big = '/big-sparse';
+  const script = `dd if=/dev/zero of=${big} bs=1 count=0 seek=256G 2>/dev/null; touch /ready; exec sleep 1000`;
+  ok(t(['run', '-d', '--name', 'race-twice', Base, 'sh', '-c', script]));
+  started.push('race-twice');
+  for (let i = 0; i < 300 && t(['exec', 'race-twice', 'test', '-e', '/ready']).code !== 0; i++) await sleep(50);
+  const a = tsbuildAsync(['commit', 'race-twice', 'race/twice:a'], { root });
+  let b: ChildProcess | undefined;
+  try {
+    for (let i = 0; i < 600 && !hasOpen(a.pid!, big); i++) await sleep(50);
+    assert.ok(hasOpen(a.pid!, big), 'the first commit never began its walk');
+    b = tsbuildAsync(['commit', 'race-twice', 'race/twice:b'], { root });
+    // B gets every chance to walk alongside A (it would within a second); a bound, not a timed assertion.
+    for (let i = 0; i < 200 && !hasOpen(b.pid!, big); i++) await sleep(50);
+    assert.not.ok(hasOpen(b.pid!, big), 'the second commit walked the container while the first still did');
+    assert.is(a.exitCode, null, 'the first commit ended before the check');
+    await interrupt(a);
+    // A is gone (its exit thawed the container, its lock is stale): B goes on, freezing it anew.
+    for (let i = 0; i < 600 && !hasOpen(b.pid!, big); i++) await sleep(50);
+    assert.ok(hasOpen(b.pid!, big), 'the second commit did not go on once the first had ended');
+  } finally {
+    await interrupt(a);
+    if (b) await interrupt(b);
+  }
+  // Neither finished, and the container runs again.
+  assert.is(t(['exec', 'race-twice', 'true']).code, 0);
+  assert.is.not(t(['images']).stdout.includes('race/twice'), true);
+});
+
+// A commit killed with SIGKILL cannot thaw: its container stays paused (there is no `unpause`). `stop`
+// (SIGKILL after its timeout) and `rm -f` must still end it, and `start` run it again.
+test('a container left paused by a SIGKILLed commit: stop, start and rm -f still work', async () => {
+  const big = '/big-sparse';
+  const script = `dd if=/dev/zero of=${big} bs=1 count=0 seek=256G 2>/dev/null; touch /ready; exec sleep 1000`;
+  ok(t(['run', '-d', '--name', 'race-killed', Base, 'sh', '-c', script]));
+  started.push('race-killed');
+  for (let i = 0; i < 300 && t(['exec', 'race-killed', 'test', '-e', '/ready']).code !== 0; i++) await sleep(50);
+  const a = tsbuildAsync(['commit', 'race-killed', 'race/killed:a'], { root });
+  const exited = new Promise((r) => a.once('exit', r));
+  for (let i = 0; i < 600 && !hasOpen(a.pid!, big); i++) await sleep(50);
+  assert.ok(hasOpen(a.pid!, big), 'the commit never began its walk');
+  a.kill('SIGKILL');
+  await exited;
+  ok(t(['stop', '-t', '1', 'race-killed']));
+  assert.match(ok(t(['ps', '-a'])).stdout, /Exited \(137\).*race-killed/);
+  ok(t(['start', 'race-killed']));
+  for (let i = 0; i < 300 && t(['exec', 'race-killed', 'test', '-e', '/ready']).code !== 0; i++) await sleep(50);
+  assert.is(t(['exec', 'race-killed', 'true']).code, 0, 'the restarted container does not run');
+  // Paused again by a killed commit (the first one's lock is stale now), then removed.
+  const b = tsbuildAsync(['commit', 'race-killed', 'race/killed:b'], { root });
+  const bExited = new Promise((r) => b.once('exit', r));
+  for (let i = 0; i < 600 && !hasOpen(b.pid!, big); i++) await sleep(50);
+  assert.ok(hasOpen(b.pid!, big), 'the second commit never began its walk');
+  b.kill('SIGKILL');
+  await bExited;
+  ok(t(['rm', '-f', 'race-killed']));
+  assert.not.match(ok(t(['ps', '-a'])).stdout, /race-killed/);
 });
 
 test.run();

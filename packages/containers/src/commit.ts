@@ -55,14 +55,22 @@ export async function commitContainer(store: Store, doc: ContainerDoc, opts: Com
   const image = await store.images.get(doc.Image);
   if (!image) throw new ContainerError(`the image of container ${doc.Name} (${doc.Image}) is no longer in the store`);
   const excluded = [...containerOnly, ...doc.Config.mounts.map((m) => m.target.replace(/^\/+/, ''))];
-  const layer = await store.snapshotter.commit(
-    { upperdir: doc.UpperDir },
-    {
-      compression: 'gzip',
-      exclude: excluded,
-      quiesce: () => freezeIfRunning(store, doc, opts.pause ?? true),
-      live: opts.pause === false,
-    },
+  // One commit of a container at a time: the first to finish thaws the container, so a second one
+  // walking meanwhile would walk it running. The second waits (a dead holder's lock is broken; a
+  // commit takes as long as its container is big, hence no timeout).
+  const layer = await store.withLock(
+    `commit-${doc.Id}`,
+    () =>
+      store.snapshotter.commit(
+        { upperdir: doc.UpperDir },
+        {
+          compression: 'gzip',
+          exclude: excluded,
+          quiesce: () => freezeIfRunning(store, doc, opts.pause ?? true),
+          live: opts.pause === false,
+        },
+      ),
+    { timeoutMs: Infinity },
   );
   const changes = opts.changes ?? [];
   const config = opts.configure(structuredClone(image.config));

@@ -9,6 +9,7 @@
 // sandbox runs during the walk, which is what the walk needs.
 import { readdirSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processStart, processStat, type ProcessStat } from '@tsbuild/sys';
 import { SandboxError } from './errors.js';
 import { readText, write } from './cgroup/fsutil.js';
 import { cgroupDriver } from './cgroup/index.js';
@@ -17,7 +18,7 @@ import { rootless, warnOnce } from './userns.js';
 /** Undoes a freeze; safe to call more than once. */
 export type Thaw = () => void;
 
-interface Freezer {
+export interface Freezer {
   /** The cgroup, or '' when signals stop the sandbox (signalFreezer). */
   dir: string;
   file: string;
@@ -26,6 +27,8 @@ interface Freezer {
   thaw: string;
   /** Thaws a freeze made without a cgroup. */
   resume?: () => void;
+  /** Why the freeze has not completed yet, for the timeout's error (signalFreezer: who still runs). */
+  pending?: () => string;
 }
 
 function cgroupFreezer(pid: number): Freezer | undefined {
@@ -67,15 +70,13 @@ function freezerOf(pid: number): Freezer {
   throw new SandboxError(`the sandbox of pid ${pid} has no freezer cgroup (it must be started with freezable: true)`);
 }
 
-/** Parent pid and state letter of every process this user may see, from /proc/PID/stat. */
-function processTable(): Map<number, { ppid: number; state: string }> {
-  const out = new Map<number, { ppid: number; state: string }>();
+/** Parent pid, state letter and start time of every process this user may see. */
+function processTable(): Map<number, ProcessStat> {
+  const out = new Map<number, ProcessStat>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    // "pid (comm) S ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
-    const stat = readText(`/proc/${name}/stat`);
-    const rest = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (rest && rest.length > 1) out.set(Number(name), { state: rest[0], ppid: Number(rest[1]) });
+    const s = processStat(Number(name));
+    if (s) out.set(Number(name), s);
   }
   return out;
 }
@@ -92,23 +93,23 @@ function pidNamespace(pid: number): string | undefined {
  * The processes of the sandbox whose init is `pid`: those in its pid namespace (exec'd ones
  * included) and their descendants (a nested pid namespace's too). Without zombies, which cannot stop.
  */
-function sandboxProcesses(pid: number, ns: string): Map<number, string> {
+function sandboxProcesses(pid: number, ns: string): Map<number, ProcessStat> {
   const table = processTable();
-  const members = new Map<number, string>();
+  const members = new Map<number, ProcessStat>();
   const others = new Set<number>();
   const isMember = (p: number, depth = 0): boolean => {
     if (members.has(p)) return true;
     const e = table.get(p);
     if (!e || others.has(p) || depth > 4096) return false;
     if (p === pid || pidNamespace(p) === ns || (e.ppid > 1 && isMember(e.ppid, depth + 1))) {
-      members.set(p, e.state);
+      members.set(p, e);
       return true;
     }
     others.add(p);
     return false;
   };
   for (const p of table.keys()) isMember(p);
-  for (const [p, state] of members) if (state === 'Z' || state === 'X') members.delete(p);
+  for (const [p, e] of members) if (e.state === 'Z' || e.state === 'X') members.delete(p);
   return members;
 }
 
@@ -120,15 +121,20 @@ export function signalFreezer(pid: number): Freezer {
   // not a sandbox's init (a pid reused since it ended), and stopping its namespace would stop us.
   if (ns === pidNamespace(process.pid))
     throw new SandboxError(`process ${pid} is not a sandbox: it is in this process's own pid namespace`);
-  const stopped = new Set<number>();
-  const signal = (p: number, sig: NodeJS.Signals) => {
+  // pid -> start time: a pid names a process only with its start time. One may end and its pid go to
+  // another process between the /proc scan and the SIGSTOP, or before the thaw's SIGCONT (which must
+  // resume only what this freeze stopped). Checked just before each signal: the window left is that
+  // of one /proc read.
+  const stopped = new Map<number, string>();
+  const signal = (p: number, start: string, sig: NodeJS.Signals) => {
+    if (processStart(p) !== start) return; // ended, or its pid is another process's now
     try {
       process.kill(p, sig);
     } catch {
       /* gone */
     }
   };
-  let all = false;
+  let running: string[] = [];
   return {
     dir: '',
     file: '',
@@ -136,18 +142,20 @@ export function signalFreezer(pid: number): Freezer {
     thaw: 'SIGCONT',
     // Stops what runs; frozen once a pass finds every process stopped (one forked meanwhile is found by the next).
     frozen: () => {
-      all = true;
-      for (const [p, state] of sandboxProcesses(pid, ns)) {
+      running = [];
+      for (const [p, { state, start }] of sandboxProcesses(pid, ns)) {
         if (state === 'T' || state === 't') continue;
-        all = false;
-        stopped.add(p);
-        signal(p, 'SIGSTOP');
+        running.push(`${p} (state ${state})`);
+        stopped.set(p, start);
+        signal(p, start, 'SIGSTOP');
       }
-      return all;
+      return running.length === 0;
     },
     resume: () => {
-      for (const p of stopped) signal(p, 'SIGCONT');
+      for (const [p, start] of stopped) signal(p, start, 'SIGCONT');
     },
+    // A process that waits on a vfork child stopped here, or sleeps uninterruptibly, never stops.
+    pending: () => `process ${running.join(', ')} did not stop`,
   };
 }
 
@@ -183,18 +191,27 @@ export async function freezeSandbox(pid: number, timeoutMs = 10_000): Promise<Th
   // A caller that exits on a second Ctrl-C (process.exit) still thaws; only SIGKILL leaves it frozen.
   process.once('exit', thaw);
   if (!resume) write(file, fr.freeze);
+  await waitFrozen(fr, pid, timeoutMs, thaw);
+  return thaw;
+}
+
+/** Resolves once `fr` reports the sandbox frozen; thaws and rejects after `timeoutMs`. Exported for its test. */
+export async function waitFrozen(fr: Freezer, pid: number, timeoutMs: number, thaw: Thaw): Promise<void> {
+  const { file } = fr;
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; !fr.frozen(); i++) {
     if (Date.now() > deadline) {
+      // Never left half-stopped: everything stopped so far runs again before the error is thrown.
       thaw();
-      throw new SandboxError(`the sandbox of pid ${pid} did not freeze within ${timeoutMs} ms`);
+      const why = fr.pending ? ` (${fr.pending()})` : '';
+      throw new SandboxError(`the sandbox of pid ${pid} did not freeze within ${timeoutMs} ms${why}; it runs again`);
     }
     // v1 retries a task that was not freezable yet only when the state is written again.
     if (fr.freeze === 'FROZEN') write(file, fr.freeze);
-    if (resume) continue; // frozen() itself stops what it finds running
+    // Polled, not spun (signalFreezer's frozen() stops what it finds running, each pass a /proc scan):
+    // the event loop must run meanwhile, for Ctrl-C among others.
     await sleep(i < 20 ? 1 : 10);
   }
-  return thaw;
 }
 
 /**

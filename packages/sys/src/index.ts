@@ -1,6 +1,6 @@
 // @tsbuild/sys: the lowest-level primitives, shared by layerstore, sandbox, containers and builder. Knows
 // nothing of images or sandboxes.
-export { processStart, selfStart, pidAlive } from './process.js';
+export { processStart, processStat, selfStart, pidAlive, type ProcessStat } from './process.js';
 export { DEFAULT_PATH } from './defaults.js';
 export { writeFileAtomic, fsyncDir, ownedId, parseOwner, type AtomicWriteOptions } from './atomic.js';
 // libc through ffi-rs: the calls Node lacks, with errno as err.code.

@@ -3,11 +3,15 @@
 // and asks pidAlive(pid, start) later.
 import { readFileSync } from 'node:fs';
 
-/**
- * Field 22 of /proc/<pid>/stat: the start time in clock ticks since boot, which tells a reused pid
- * apart. undefined when there is no such process or it has ended (a zombie, or a dead task).
- */
-export function processStart(pid: number | 'self' = 'self'): string | undefined {
+/** What /proc/<pid>/stat tells of a process: its state letter, parent, and start time (see processStart). */
+export interface ProcessStat {
+  state: string;
+  ppid: number;
+  start: string;
+}
+
+/** /proc/<pid>/stat parsed, zombies included; undefined when there is no such process. */
+export function processStat(pid: number | 'self' = 'self'): ProcessStat | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); // a few hundred bytes: sync is cheaper than a thread-pool trip
@@ -16,9 +20,18 @@ export function processStart(pid: number | 'self' = 'self'): string | undefined 
   }
   // The command name (field 2) may hold spaces and parentheses: count from its closing one.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so field 22 is fields[19].
-  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-  return fields[19];
+  // fields[0] is field 3 (state), so field 4 (ppid) is fields[1] and field 22 (start time) fields[19].
+  if (fields.length < 20) return undefined;
+  return { state: fields[0], ppid: Number(fields[1]), start: fields[19] };
+}
+
+/**
+ * Field 22 of /proc/<pid>/stat: the start time in clock ticks since boot, which tells a reused pid
+ * apart. undefined when there is no such process or it has ended (a zombie, or a dead task).
+ */
+export function processStart(pid: number | 'self' = 'self'): string | undefined {
+  const s = processStat(pid);
+  return s === undefined || s.state === 'Z' || s.state === 'X' ? undefined : s.start;
 }
 
 let self: string | undefined;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ownedId, parseOwner, pidAlive, processStart, selfStart, writeFileAtomic } from '../src/index.js';
+import { ownedId, parseOwner, pidAlive, processStart, processStat, selfStart, writeFileAtomic } from '../src/index.js';
 
 const deadPid = spawnSync('true').pid;
 const initStart = processStart(1);
@@ -26,6 +26,11 @@ test('processStart: this process has one, an exited one has none', () => {
   assert.match(processStart('self') ?? '', /^\d+$/);
   assert.is(processStart(process.pid), processStart('self'));
   assert.is(processStart(deadPid), undefined);
+});
+
+test('processStat: state, parent and start time of this process', () => {
+  assert.equal(processStat('self'), { state: 'R', ppid: process.ppid, start: processStart('self') });
+  assert.is(processStat(deadPid), undefined);
 });
 
 const owners: [string, { pid: number; start: string } | undefined][] = [
