@@ -5,16 +5,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, repo, storeWithBase, tsbuild, tempDirs } from './helpers/cli.js';
 import { inspect } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 let root: string;
 
 test.before(() => {

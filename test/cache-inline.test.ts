@@ -5,16 +5,11 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
-import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
+import { cleanup, context, ok, repo, tsbuild, tempDirs } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 let reg: TestRegistry;
 test.before(async () => {
   reg = await startRegistry();

@@ -16,17 +16,12 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
+import { cleanup, context, ok, repo, tsbuild, tempDirs } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
 import { have, skip } from '@tsbuild/testkit';
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 test.after(() => cleanup(...dirs));
 
 // The base comes from the context itself, so the second store is really empty: every step, the

@@ -7,17 +7,12 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tsbuild, tsbuildAsync, tempDirs } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { skip, startDockerd, startRegistry, type Dockerd, type TestRegistry } from '@tsbuild/testkit';
 
 let reg: TestRegistry;
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 const epoch = { SOURCE_DATE_EPOCH: '1700000000' };
 
 /** 3 MB that gzip can shrink (text) next to 2 MB it cannot (a hash chain): both gzip paths (gzip.ts). */

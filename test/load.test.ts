@@ -9,14 +9,9 @@ import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip, startDockerd, type Dockerd } from '@tsbuild/testkit';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildP } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tsbuild, tsbuildP, tempDirs } from './helpers/cli.js';
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 let root: string;
 let daemon: Dockerd | string;
 

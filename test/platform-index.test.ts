@@ -7,17 +7,12 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
-import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
+import { cleanup, context, ok, repo, tsbuild, tempDirs } from './helpers/cli.js';
 import { sh } from './helpers/image.js';
 import { noArm64Emulation } from './helpers/emulation.js';
 
 let reg: TestRegistry | undefined;
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 test.after(async () => {
   await reg?.stop();
   cleanup(...dirs);

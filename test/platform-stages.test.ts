@@ -7,17 +7,12 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip } from '@tsbuild/testkit';
-import { cleanup, context, ok, repo, tempDir, tsbuild } from './helpers/cli.js';
+import { cleanup, context, ok, repo, tsbuild, tempDirs } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
 import { noArm64Emulation } from './helpers/emulation.js';
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 test.after(() => cleanup(...dirs));
 
 const MultiBase = 'base/multi:1';

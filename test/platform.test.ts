@@ -6,17 +6,12 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { skip, startRegistry } from '@tsbuild/testkit';
-import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, repo, storeWithBase, tsbuild, tempDirs } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { steps } from './helpers/progress.js';
 import { noArm64Emulation } from './helpers/emulation.js';
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 test.after(() => cleanup(...dirs));
 
 test('the native platform by any spelling builds the same image as no --platform', () => {

@@ -9,17 +9,12 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tsbuild, tsbuildAsync, tempDirs } from './helpers/cli.js';
 import { inspect } from './helpers/image.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 
 let reg: TestRegistry;
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 
 test.before(async () => {
   reg = await startRegistry();

@@ -33,6 +33,7 @@ import {
   tsbuild,
   tsbuildP,
   type Result,
+  tempDirs,
 } from './helpers/cli.js';
 import { steps } from './helpers/progress.js';
 
@@ -62,12 +63,7 @@ function report(text: string): Report {
   return doc;
 }
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 
 /** Every entry of a store: path, type, mode, size, mtime, and content digest (or link target). */
 function listing(root: string): string[] {

@@ -15,10 +15,10 @@ import {
   context,
   ok,
   storeWithBase,
-  tempDir,
   tsbuild,
   tsbuildAsync,
   type Result,
+  tempDirs,
 } from './helpers/cli.js';
 import { inspect, sh } from './helpers/image.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
@@ -26,12 +26,7 @@ import { steps } from './helpers/progress.js';
 
 let reg: TestRegistry;
 let authReg: TestRegistry;
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 /** A store with the busybox base (storeWithBase), kept for the whole suite. */
 let storeA: string;
 /**

@@ -7,15 +7,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tsbuild, tempDirs } from './helpers/cli.js';
 import { steps } from './helpers/progress.js';
 
-const dirs: string[] = [];
-const temp = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const { temp, dirs } = tempDirs();
 let agent: ChildProcess | undefined;
 test.after(async () => {
   if (agent?.exitCode === null) {

@@ -50,6 +50,17 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(base, `${prefix}-`));
 }
 
+/** The temp dirs one test file makes, removed together at its end (`test.after(() => cleanup(...dirs))`). */
+export function tempDirs(): { temp: (prefix: string) => string; dirs: string[] } {
+  const dirs: string[] = [];
+  const temp = (prefix: string): string => {
+    const d = tempDir(prefix);
+    dirs.push(d);
+    return d;
+  };
+  return { temp, dirs };
+}
+
 export type FileSpec = string | { content: string; mode?: number } | { symlink: string } | { dir: true; mode?: number };
 
 /** Writes a build context from a table of files. */
