@@ -6,20 +6,21 @@
 //     signature is unchanged the digest stands, and a cached rebuild does no per-file work.
 //
 // One binary file per context directory in the store, written to a temp file and renamed, and
-// only when something changed. A cached rebuild reads a handful of rows, so nothing is parsed
-// at load: rows are sorted by path and found by binary search through an offset table, and each
-// is checked against its own digest when first read (a torn or foreign file reads as missing
-// rows: it is only a cache).
+// only when something changed. A cached rebuild reads a handful of rows, so nothing is read at
+// load but the offset table: rows are sorted by path and found by binary search through it, read
+// from the file as they are probed, and each is checked against its own digest when first read (a
+// torn or foreign file reads as missing rows: it is only a cache). A save streams: unchanged rows
+// are copied from the file as it was loaded, so neither needs the whole file in memory.
 //
 //   "TSBSC5\0\0"  u32 listing entries (a size hint for walk.ts)  u32 rows
 //   rows:  sha256(body)  u32 body length  body = u32 path length, path, sig[32], u8 memos,
 //          memos × (rules[32], digest[32]), file records (u8 name length, name, stat[40], hash[32])...
 //   index: rows × u32 row offset, in path-byte order
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, promises as fsp, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@tsbuild/sys';
-import type { Listing } from './listing.js';
+import { None, type Listing } from './listing.js';
 
 const Magic = 'TSBSC5\0\0';
 const Head = 16;
@@ -86,9 +87,15 @@ export class FileRecords {
 }
 
 export class StatCache {
-  /** The file as loaded (empty when there was none). */
-  private loaded: Buffer = Buffer.alloc(0);
+  /** The file as loaded, open (the rows are read from it as they are looked up), or undefined: none. */
+  private fd: number | undefined;
   private rowCount = 0;
+  /** The file's offset table (row offsets in path order). */
+  private index: Buffer = Buffer.alloc(0);
+  private fileSize = 0;
+  /** The whole file, read once lookups are many: a row probed by pread costs a syscall per step. */
+  private whole: Buffer | undefined;
+  private lookups = 0;
   /** Rows read or replaced in this build, by directory path (latin1 of its bytes, '' for the context). */
   private rows = new Map<string, DirRow | null>();
   private changed = new Set<string>();
@@ -118,17 +125,26 @@ export class StatCache {
   static load(dir: string | undefined, contextDir: string): StatCache {
     if (!dir) return new StatCache(undefined);
     const cache = new StatCache(StatCache.fileFor(dir, contextDir));
-    let buf: Buffer;
+    let fd: number;
     try {
-      buf = readFileSync(cache.file!);
+      fd = openSync(cache.file!, 'r');
     } catch {
       return cache; // missing or unreadable: start empty
     }
-    if (buf.length < Head || buf.toString('latin1', 0, 8) !== Magic) return cache;
-    const rows = buf.readUInt32LE(12);
-    if (Head + rows * 4 > buf.length) return cache;
-    cache.loaded = buf;
-    cache.rowCount = rows;
+    try {
+      const size = fstatSync(fd).size;
+      const head = readAt(fd, 0, Head, size);
+      if (!head || head.toString('latin1', 0, 8) !== Magic) throw new Error('not a stat cache');
+      const rows = head.readUInt32LE(12);
+      const index = readAt(fd, Head, rows * 4, size);
+      if (!index) throw new Error('torn');
+      cache.fd = fd;
+      cache.rowCount = rows;
+      cache.index = index;
+      cache.fileSize = size;
+    } catch {
+      closeSync(fd);
+    }
     return cache;
   }
 
@@ -185,84 +201,228 @@ export class StatCache {
   /**
    * Writes the rows back if anything changed. Rows of directories the listing no longer has
    * are dropped; rows of directories no COPY read this time stay (another may read them).
+   * Streamed: the rows kept are chosen first (a merge of the file's rows, the changed ones and
+   * the listing's directories, all in path order), then copied into the new file in 1 MiB pieces.
    */
   async save(listing?: Listing): Promise<void> {
-    if (!this.file || this.changed.size === 0) return;
-    const present = listing ? directoryKeys(listing) : undefined;
-    // A row is its parts (views of the loaded file, or of what serialize made), copied once: into the file.
-    const bodies = new Map<string, Buffer[]>();
-    for (let i = 0; i < this.rowCount; i++) {
-      const at = this.rowAt(i);
-      if (at === undefined) continue;
-      const key = this.keyAt(at);
-      if (!this.changed.has(key))
-        bodies.set(key, [this.loaded.subarray(at, at + 36 + this.loaded.readUInt32LE(at + 32))]);
-    }
-    for (const key of this.changed) {
-      const row = this.rows.get(key);
-      if (row) bodies.set(key, withDigest(serialize(key, row)));
-    }
-    const keys = [...bodies.keys()].filter((k) => !present || present.has(k));
-    keys.sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
-    const head = Buffer.alloc(Head);
-    head.write(Magic, 0, 'latin1');
-    head.writeUInt32LE(listing ? Math.min(listing.entryCount(), 0xffffffff) : 0, 8);
-    head.writeUInt32LE(keys.length, 12);
-    const index = Buffer.alloc(keys.length * 4);
-    const parts: Buffer[] = [head, index];
-    let at = Head + index.length;
-    keys.forEach((k, i) => {
-      index.writeUInt32LE(at, i * 4);
-      for (const b of bodies.get(k)!) {
-        parts.push(b);
-        at += b.length;
+    if (!this.file || this.changed.size === 0) return this.close();
+    try {
+      // latin1 keys: code-unit order is the order of their bytes.
+      const changed = [...this.changed].filter((k) => this.rows.get(k)).sort(byCodeUnit);
+      const present = listing ? directoryKeys(listing)[Symbol.iterator]() : undefined;
+      let next = present?.next();
+      const isPresent = (key: string): boolean => {
+        if (!present) return true;
+        while (!next!.done && next!.value < key) next = present.next();
+        return !next!.done && next!.value === key;
+      };
+      // The rows kept, in order: a row of the file (its offset, length) or a changed row (~its index in `changed`).
+      const from: number[] = [];
+      const size: number[] = [];
+      const reader = this.reader();
+      let c = 0;
+      let last: string | undefined;
+      const takeChanged = (until: string | undefined) => {
+        for (; c < changed.length && (until === undefined || changed[c] <= until); c++) {
+          if (!isPresent(changed[c])) continue;
+          from.push(~c);
+          size.push(-1);
+        }
+      };
+      for (let i = 0; i < this.rowCount; i++) {
+        const at = this.index.readUInt32LE(i * 4);
+        const head = reader.get(at, 40);
+        if (!head) continue;
+        const len = head.readUInt32LE(32);
+        const relLen = head.readUInt32LE(36);
+        if (len < 4 || 4 + relLen > len || at + 36 + len > this.fileSize) continue;
+        const key = reader.get(at + 40, relLen)?.toString('latin1');
+        // A file out of order (foreign, damaged) loses the rows that break the order: it is only a cache.
+        if (key === undefined || (last !== undefined && key <= last)) continue;
+        last = key;
+        takeChanged(key);
+        if (this.changed.has(key) || !isPresent(key)) continue;
+        from.push(at);
+        size.push(36 + len);
       }
-    });
-    await fsp.mkdir(join(this.file, '..'), { recursive: true });
-    // A cache: not durable (a crash may lose this save, never tear the file).
-    await writeFileAtomic(this.file, Buffer.concat(parts));
-    // The caches of earlier versions are dead weight once this one exists.
-    for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
-    this.changed.clear();
+      takeChanged(undefined);
+      const bodies = new Map<number, Buffer[]>();
+      from.forEach((f, i) => {
+        if (f >= 0) return;
+        const parts = withDigest(serialize(changed[~f], this.rows.get(changed[~f])!));
+        bodies.set(i, parts);
+        size[i] = parts.reduce((n, b) => n + b.length, 0);
+      });
+      const head = Buffer.alloc(Head + from.length * 4);
+      head.write(Magic, 0, 'latin1');
+      head.writeUInt32LE(listing ? Math.min(listing.entryCount(), 0xffffffff) : 0, 8);
+      head.writeUInt32LE(from.length, 12);
+      let at = head.length;
+      size.forEach((n, i) => {
+        head.writeUInt32LE(at, Head + i * 4);
+        at += n;
+      });
+      async function* content(): AsyncGenerator<Buffer> {
+        const out = new Pieces();
+        yield* out.add(head);
+        for (let i = 0; i < from.length; i++) {
+          if (from[i] < 0) for (const b of bodies.get(i)!) yield* out.add(b);
+          else {
+            // A row of the old file, read in order (the reader reads ahead) or alone when it is big.
+            const row = reader.get(from[i], size[i]);
+            if (!row) throw new Error('stat cache: the loaded file changed under this process');
+            yield* out.add(row);
+          }
+        }
+        yield* out.end();
+      }
+      await fsp.mkdir(join(this.file, '..'), { recursive: true });
+      // A cache: not durable (a crash may lose this save, never tear the file).
+      await writeFileAtomic(this.file, content());
+      // The caches of earlier versions are dead weight once this one exists.
+      for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
+      this.changed.clear();
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Lets go of the loaded file: rows not read by now read as missing. */
+  private close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    this.rowCount = 0;
+    this.whole = undefined;
   }
 
   // ---- the loaded file
-  private rowAt(i: number): number | undefined {
-    const at = this.loaded.readUInt32LE(Head + i * 4);
-    if (at + 40 > this.loaded.length) return undefined;
-    const len = this.loaded.readUInt32LE(at + 32);
-    if (len < 4 || at + 36 + len > this.loaded.length) return undefined;
-    const relLen = this.loaded.readUInt32LE(at + 36);
-    return 4 + relLen <= len ? at : undefined;
+  private reader(): Reader {
+    return new Reader(this.fd, this.fileSize, this.whole);
   }
-  private keyAt(at: number): string {
-    return this.loaded.toString('latin1', at + 40, at + 40 + this.loaded.readUInt32LE(at + 36));
+
+  /** `len` bytes at `at` of the loaded file (undefined past its end or when it cannot be read). */
+  private read(at: number, len: number): Buffer | undefined {
+    if (this.whole) return at + len <= this.whole.length ? this.whole.subarray(at, at + len) : undefined;
+    if (this.fd === undefined) return undefined;
+    try {
+      return readAt(this.fd, at, len, this.fileSize);
+    } catch {
+      return undefined;
+    }
   }
 
   /** The body of a directory's row, checked against its digest. */
   private find(dirKey: string): Buffer | undefined {
+    if (this.rowCount === 0) return undefined;
+    if (++this.lookups === WholeAfter && this.fd !== undefined) {
+      try {
+        this.whole = readAt(this.fd, 0, this.fileSize, this.fileSize);
+      } catch {
+        // rows stay read one at a time
+      }
+    }
     const want = Buffer.from(dirKey, 'latin1');
     let lo = 0;
     let hi = this.rowCount;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const at = this.rowAt(mid);
-      if (at === undefined) return undefined;
-      const relLen = this.loaded.readUInt32LE(at + 36);
-      const c = this.loaded.compare(want, 0, want.length, at + 40, at + 40 + relLen);
+      const at = this.index.readUInt32LE(mid * 4);
+      // The row's digest, length, key length and (most often all of) its key, in one read.
+      const head = this.read(at, Math.min(40 + want.length + 1, this.fileSize - at));
+      if (!head || head.length < 40) return undefined;
+      const len = head.readUInt32LE(32);
+      const relLen = head.readUInt32LE(36);
+      if (len < 4 || 4 + relLen > len || at + 36 + len > this.fileSize) return undefined;
+      const key = 40 + relLen <= head.length ? head.subarray(40, 40 + relLen) : this.read(at + 40, relLen);
+      if (!key) return undefined;
+      const c = key.compare(want);
       if (c === 0) {
-        const body = this.loaded.subarray(at + 36, at + 36 + this.loaded.readUInt32LE(at + 32));
-        return createHash('sha256')
-          .update(body)
-          .digest()
-          .equals(this.loaded.subarray(at, at + 32))
-          ? body
-          : undefined;
+        const row = this.read(at, 36 + len);
+        if (!row) return undefined;
+        const body = row.subarray(36);
+        return createHash('sha256').update(body).digest().equals(row.subarray(0, 32)) ? body : undefined;
       }
       if (c < 0) lo = mid + 1;
       else hi = mid;
     }
     return undefined;
+  }
+}
+
+/** Row lookups read one probe at a time up to this many; then the file is read whole. */
+const WholeAfter = 64;
+
+const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** `len` bytes at `at` of a file of `size` bytes; undefined when the file is shorter. */
+function readAt(fd: number, at: number, len: number, size: number): Buffer | undefined {
+  if (at + len > size) return undefined;
+  const b = Buffer.allocUnsafe(len);
+  for (let got = 0; got < len;) {
+    const n = readSync(fd, b, got, len - got, at + got);
+    if (n === 0) return undefined;
+    got += n;
+  }
+  return b;
+}
+
+/** Reads a file forward through a 1 MiB window: rows in order cost one read per MiB. */
+class Reader {
+  private buf: Buffer | undefined;
+  private start = 0;
+  private end = 0;
+
+  constructor(
+    private readonly fd: number | undefined,
+    private readonly size: number,
+    private readonly whole: Buffer | undefined,
+  ) {}
+
+  /** A view of what was read (a window is never reused: earlier views stay as they were). */
+  get(at: number, len: number): Buffer | undefined {
+    if (this.whole) return at + len <= this.whole.length ? this.whole.subarray(at, at + len) : undefined;
+    if (this.fd === undefined || at + len > this.size) return undefined;
+    if (this.buf && at >= this.start && at + len <= this.end)
+      return this.buf.subarray(at - this.start, at - this.start + len);
+    try {
+      if (len > Window) return readAt(this.fd, at, len, this.size);
+      const n = Math.min(Window, this.size - at);
+      const got = readAt(this.fd, at, n, this.size);
+      if (!got) return undefined;
+      this.buf = got;
+      this.start = at;
+      this.end = at + n;
+      return this.buf.subarray(0, len);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+const Window = 1 << 20;
+
+/** Gathers small parts into 1 MiB writes (a write per row part would be a syscall and a promise each). */
+class Pieces {
+  private buf = Buffer.allocUnsafe(Window);
+  private at = 0;
+
+  *add(b: Buffer): Generator<Buffer> {
+    let from = 0;
+    while (from < b.length) {
+      const n = b.copy(this.buf, this.at, from);
+      this.at += n;
+      from += n;
+      if (this.at === this.buf.length) yield* this.flush();
+    }
+  }
+  *end(): Generator<Buffer> {
+    if (this.at > 0) yield* this.flush();
+  }
+  private *flush(): Generator<Buffer> {
+    const full = this.buf.subarray(0, this.at);
+    this.buf = Buffer.allocUnsafe(Window);
+    this.at = 0;
+    yield full;
   }
 }
 
@@ -305,18 +465,25 @@ function sameMemos(a: Memo[], b: Memo[]): boolean {
   return a.length === b.length && a.every((m, i) => m.rules.equals(b[i].rules) && m.digest.equals(b[i].digest));
 }
 
-/** The path keys of every directory in a listing. */
-function directoryKeys(listing: Listing): Set<string> {
-  const keys = new Set<string>(['']);
-  const walk = (dir: number, key: string) => {
+/**
+ * The path keys of every directory in a listing, in the order of their bytes, one at a time: below a
+ * directory, `n` sorts as `n` and what is below it as `n/…` (siblings `n-x`, `n.y` come between).
+ */
+export function* directoryKeys(listing: Listing): Generator<string> {
+  yield '';
+  function* below(dir: number, key: string): Generator<string> {
+    const items: { key: string; child: number; inside: boolean }[] = [];
     for (const off of listing.entries(dir)) {
       const child = listing.child(off);
-      if (child === 0xffffffff) continue;
+      if (child === None) continue;
       const k = key === '' ? listing.nameKey(off) : `${key}/${listing.nameKey(off)}`;
-      keys.add(k);
-      walk(child, k);
+      items.push({ key: k, child, inside: false }, { key: `${k}/`, child, inside: true });
     }
-  };
-  walk(0, '');
-  return keys;
+    items.sort((a, b) => byCodeUnit(a.key, b.key));
+    for (const it of items) {
+      if (it.inside) yield* below(it.child, it.key.slice(0, -1));
+      else yield it.key;
+    }
+  }
+  yield* below(0, '');
 }
