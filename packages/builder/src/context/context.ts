@@ -148,12 +148,18 @@ export class BuildContext {
 
   /**
    * The same files one at a time, in the order of a layer (tree.ts walk), for a COPY that keeps no record per
-   * file; `withHash` adds content hashes. Synchronous, for an entry match() returned.
+   * file; `withHash` adds content hashes; `order` 'path' gives them sorted as treeFiles does. Synchronous, for
+   * an entry match() returned.
    */
-  treeWalk(entry: ContextEntry, exclude: IgnoreMatcher | undefined, withHash: boolean): Iterable<TreeFile> {
+  treeWalk(
+    entry: ContextEntry,
+    exclude: IgnoreMatcher | undefined,
+    withHash: boolean,
+    order: 'layer' | 'path' = 'layer',
+  ): Iterable<TreeFile> {
     const hasher = this.hasherNow;
     if (!hasher) throw new Error('internal: treeWalk before the context was listed');
-    return { [Symbol.iterator]: () => hasher.walk(entry.tree!, this.rules(exclude), withHash) };
+    return { [Symbol.iterator]: () => hasher.walk(entry.tree!, this.rules(exclude), withHash, order) };
   }
 
   /** How many files this build has read to hash them (0 when the stat cache knew them all). */

@@ -16,9 +16,10 @@
 // changed are read. The per-file list (for the COPY itself and for --explain) is made only
 // when a step misses.
 import { createHash } from 'node:crypto';
-import { decodeName, encodeName, EntryHead, Flag, None } from './listing.js';
+import { decodeName, encodeName, EntryHead, Flag, None, type Listing } from './listing.js';
 import { nativeWalker, WalkerUnavailable } from './walk.js';
-import { hashFile, hashFileSync, sha256Native } from './filehash.js';
+import { hashFile, hashFileSync, sha256NativeRaw } from './filehash.js';
+import type { DirRow } from './statcache.js';
 import { TreeView, type Rules, type TreeFile, type TreeItem, type Visit } from './tree-view.js';
 
 export type { Rules, TreeFile, TreeItem };
@@ -59,25 +60,29 @@ export class TreeHasher extends TreeView {
     const needNames = rules.ignore.patterns.length > 0 || rules.exclude !== undefined;
     const L = this.listing;
 
-    // 1. Which directories must be looked into, and which files read.
-    type Kid = { off: number; sub?: Plan; included: boolean };
-    type Plan = { visit: Visit; memo?: Buffer; digest?: Buffer; kids: Kid[] };
-    const pending: { off: number; visit: Visit }[] = [];
+    // 1. Which directories must be looked into, and which files read. A plan keeps its kids as numbers, not
+    // an object each (a cold 200,000-file tree made ~240,000): a file or symlink as its entry offset, a
+    // directory as its offset + 1 (copied) or + 2 (excluded), its own plan next in `subs`. Offsets are
+    // multiples of 8 (listing.ts); excluded files and symlinks are not kept.
+    type Plan = { visit: Visit; memo?: Buffer; digest?: Buffer; kids: number[]; subs: Plan[] };
+    const pending = new Pending();
     const recomputed: Plan[] = [];
     const plan = (visit: Visit): Plan => {
       this.mustRead(visit);
       const row = this.stats.row(visit.key);
       const memo = L.dirFlags(visit.dir) & Flag.RacyBelow ? undefined : row?.memo(L.sig(visit.dir), ruleDigest);
-      if (memo) return { visit, memo, kids: [] };
-      const p: Plan = { visit, kids: [] };
+      if (memo) return { visit, memo, kids: [], subs: [] };
+      const p: Plan = { visit, kids: [], subs: [] };
       this.visitChildren(item, visit, rules, needNames, (off, included, sub) => {
         if (sub) {
-          p.kids.push({ off, included, sub: plan(sub) });
+          p.kids.push(off + (included ? 1 : 2));
+          p.subs.push(plan(sub));
           return;
         }
-        p.kids.push({ off, included });
-        if (included && L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined)
-          pending.push({ off, visit });
+        if (!included) return;
+        p.kids.push(off);
+        if (L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined)
+          pending.add(off, visit);
       });
       recomputed.push(p); // children first: plan() recursed before this push
       return p;
@@ -89,41 +94,40 @@ export class TreeHasher extends TreeView {
 
     // 3. Digests, children before parents, and the rows that remember them. Each directory's
     // records are laid out in one buffer and hashed at once: per-entry hash updates and buffers
-    // were most of a cold tree's JS time.
+    // were most of a cold tree's JS time. Two passes over the kids: the size, then the bytes.
     const digestOf = (p: Plan): Buffer => p.memo ?? p.digest!;
     for (const p of recomputed) {
       const row = this.stats.row(p.visit.key);
-      const parts: { off: number; type: number; tail: Buffer }[] = [];
-      let size = 0;
-      for (const k of p.kids) {
-        let type: number;
-        let tail: Buffer;
-        if (k.sub) {
-          tail = digestOf(k.sub);
+      // The record of a kid: its type and what follows its name, or undefined when it is left out.
+      const record = (k: number, sub: Plan | undefined): [type: number, tail: Buffer] | undefined => {
+        const off = k & ~7;
+        if (sub) {
+          const tail = digestOf(sub);
           if (!tail) throw new Error('internal: tree digest out of order');
-          if (k.included)
-            type = 0x64; // 'd'
-          else if (!tail.equals(EMPTY))
-            type = 0x68; // 'h'
-          else continue;
-        } else {
-          if (!k.included) continue;
-          const kind = L.kind(k.off);
-          if (kind === 'file') {
-            type = 0x66; // 'f'
-            tail = this.fresh.get(k.off) ?? this.known(k.off, row)!;
-          } else {
-            type = 0x6c; // 'l': target, NUL
-            tail = L.link(k.off);
-            size++;
-          }
+          if ((k & 7) === 1) return [0x64, tail]; // 'd'
+          return tail.equals(EMPTY) ? undefined : [0x68, tail]; // 'h'
         }
-        parts.push({ off: k.off, type, tail });
-        size += 4 + L.nameLen(k.off) + tail.length;
+        if (L.kind(off) === 'file') return [0x66, this.fresh.get(off) ?? this.known(off, row)!]; // 'f'
+        return [0x6c, L.link(off)]; // 'l': target, NUL
+      };
+      let size = 0;
+      for (let i = 0, s = 0; i < p.kids.length; i++) {
+        const k = p.kids[i];
+        const off = k & ~7;
+        if (k & 7) {
+          const sub = p.subs[s++];
+          if ((k & 7) === 2 && digestOf(sub)?.equals(EMPTY)) continue;
+          size += 4 + L.nameLen(off) + 32;
+        } else size += 4 + L.nameLen(off) + (L.kind(off) === 'file' ? 32 : L.linkLen(off) + 1);
       }
       const buf = Buffer.allocUnsafe(size);
       let at = 0;
-      for (const { off, type, tail } of parts) {
+      for (let i = 0, s = 0; i < p.kids.length; i++) {
+        const k = p.kids[i];
+        const r = record(k, k & 7 ? p.subs[s++] : undefined);
+        if (!r) continue;
+        const [type, tail] = r;
+        const off = k & ~7;
         buf[at] = type;
         buf.writeUInt16LE(type === 0x68 ? 0 : L.mode(off) & 0o7777, at + 1);
         at += 3;
@@ -132,6 +136,7 @@ export class TreeHasher extends TreeView {
         at += tail.copy(buf, at);
         if (type === 0x6c) buf[at++] = 0;
       }
+      if (at !== size) throw new Error('internal: tree records sized wrong');
       p.digest = createHash('sha256').update(buf).digest();
       this.remember(p.visit, ruleDigest, p.digest);
     }
@@ -144,17 +149,16 @@ export class TreeHasher extends TreeView {
    * build or the stat cache (a file neither knows is read here).
    */
   files(item: TreeItem, rules: Rules): TreeFile[] {
-    const [first, ...rest] = this.walk(item, rules, true);
-    rest.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-    return [first, ...rest];
+    return [...this.walk(item, rules, true, 'path')];
   }
 
   /**
-   * The files of the item, the item first, in the order of a layer (depth first, names by their bytes): what
-   * files() lists, one at a time, so that a COPY can go through a tree of any size without a record per file
-   * kept alive. `withHash`: content hashes too (as files() gives them), else none are looked up.
+   * The files of the item, the item first, one at a time, so that a COPY or its --explain record can go
+   * through a tree of any size without a record per file kept alive. `order`: 'layer' (depth first, names by
+   * their bytes), or 'path': what files() lists, sorted by the decoded path as a string (`a`, `a-b`, `a/c`),
+   * with no list to sort. `withHash`: content hashes too (as files() gives them), else none are looked up.
    */
-  *walk(item: TreeItem, rules: Rules, withHash: boolean): Generator<TreeFile> {
+  *walk(item: TreeItem, rules: Rules, withHash: boolean, order: 'layer' | 'path' = 'layer'): Generator<TreeFile> {
     const L = this.listing;
     yield {
       rel: '',
@@ -171,31 +175,40 @@ export class TreeHasher extends TreeView {
     type Pending = { f: TreeFile; out: boolean };
     type Kid = { off: number; included: boolean; sub?: Visit };
     const self = this;
-    function* walk(visit: Visit, parents: Pending[]): Generator<TreeFile> {
+    const fileOf = (visit: Visit, off: number, included: boolean, row: DirRow | undefined): TreeFile => {
+      const rel = self.relOf(visit, off);
+      const kind = L.kind(off) as TreeFile['kind'];
+      const f: TreeFile = {
+        rel: rel.slice(prefix),
+        kind,
+        host: self.hostOf(self.abs(visit, off, false), rel),
+        mode: L.mode(off) & 0o7777,
+        mtimeMs: L.mtimeMs(off),
+        size: L.size(off),
+      };
+      if (included) {
+        if (kind === 'symlink') f.linkname = decodeName(L.link(off));
+        if (kind === 'file') {
+          if (withHash)
+            f.hash = (self.fresh.get(off) ?? self.known(off, row) ?? self.hashNow(visit, off)).toString('hex');
+          f.ino = L.ino(off);
+        }
+      }
+      return f;
+    };
+    const kidsOf = (visit: Visit): Kid[] => {
       self.mustRead(visit);
-      const row = withHash ? self.stats.row(visit.key) : undefined;
       const kids: Kid[] = [];
       self.visitChildren(item, visit, rules, true, (off, included, sub) => {
         if (included || sub) kids.push({ off, included, sub });
       });
-      for (const { off, included, sub } of kids) {
-        const rel = self.relOf(visit, off);
-        const kind = L.kind(off) as TreeFile['kind'];
-        const f: TreeFile = {
-          rel: rel.slice(prefix),
-          kind,
-          host: self.hostOf(self.abs(visit, off, false), rel),
-          mode: L.mode(off) & 0o7777,
-          mtimeMs: L.mtimeMs(off),
-          size: L.size(off),
-        };
+      return kids;
+    };
+    function* layer(visit: Visit, parents: Pending[]): Generator<TreeFile> {
+      const row = withHash ? self.stats.row(visit.key) : undefined;
+      for (const { off, included, sub } of kidsOf(visit)) {
+        const f = fileOf(visit, off, included, row);
         if (included) {
-          if (kind === 'symlink') f.linkname = decodeName(L.link(off));
-          if (kind === 'file') {
-            if (withHash)
-              f.hash = (self.fresh.get(off) ?? self.known(off, row) ?? self.hashNow(visit, off)).toString('hex');
-            f.ino = L.ino(off);
-          }
           for (const p of parents) {
             if (p.out) continue;
             p.out = true;
@@ -203,10 +216,39 @@ export class TreeHasher extends TreeView {
           }
           yield f;
         }
-        if (sub) yield* walk(sub, included ? [] : [...parents, { f, out: false }]);
+        if (sub) yield* layer(sub, included ? [] : [...parents, { f, out: false }]);
       }
     }
-    yield* walk({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel }, []);
+    // Sorted paths, a directory at a time: below a directory, an entry `n` sorts as `n` and what is below a
+    // directory `n` as `n/…`, so `n` itself, then the siblings between `n` and `n/` (`n-x`, `n.y`), then the
+    // inside of `n`. No name holds a '/', so this is the order of the whole paths.
+    function* path(visit: Visit): Generator<TreeFile> {
+      const row = withHash ? self.stats.row(visit.key) : undefined;
+      const items: { key: string; kid: Kid; inside: boolean }[] = [];
+      for (const kid of kidsOf(visit)) {
+        const name = L.nameText(kid.off);
+        if (kid.included || (kid.sub && self.anyIncluded(item, kid.sub, rules)))
+          items.push({ key: name, kid, inside: false });
+        if (kid.sub) items.push({ key: `${name}/`, kid, inside: true });
+      }
+      items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      for (const { kid, inside } of items) {
+        if (inside) yield* path(kid.sub!);
+        else yield fileOf(visit, kid.off, kid.included, row);
+      }
+    }
+    const top: Visit = { dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel };
+    yield* order === 'layer' ? layer(top, []) : path(top);
+  }
+
+  /** Whether a COPY reads anything below an excluded directory (then the directory is copied too). */
+  private anyIncluded(item: TreeItem, visit: Visit, rules: Rules): boolean {
+    this.mustRead(visit);
+    let found = false;
+    this.visitChildren(item, visit, rules, true, (_off, included, sub) => {
+      found ||= included || (sub !== undefined && this.anyIncluded(item, sub, rules));
+    });
+    return found;
   }
 
   /** The content hash of a single regular file named by a COPY source. */
@@ -246,51 +288,31 @@ export class TreeHasher extends TreeView {
    * core (SHA-NI, no per-file JS; a cold 20,000-file tree in a quarter of what two sha256sum
    * processes took).
    */
-  private async hashAll(files: { off: number; visit: Visit }[]): Promise<void> {
-    this.filesRead += files.length;
+  private async hashAll(files: Pending): Promise<void> {
+    this.filesRead += files.offs.length;
     const walker = nativeWalker();
     const sums =
-      files.length >= 64 && walker
-        ? await sha256Native(walker, this.pathList(files)).catch((e) => {
+      files.offs.length >= 64 && walker
+        ? await sha256NativeRaw(walker, files.paths(this.dirBytes, this.listing)).catch((e) => {
             if (e instanceof WalkerUnavailable) return undefined; // hashed here instead
             throw e;
           })
         : undefined;
+    const { offs, visits } = files;
     if (sums) {
-      files.forEach((f, i) => {
-        const s = sums[i];
-        if (typeof s === 'number') throw this.unreadable(this.relOf(f.visit, f.off), s);
-        this.fresh.set(f.off, s);
-      });
+      for (let i = 0; i < offs.length; i++) {
+        if (sums[i * 33] !== 0) throw this.unreadable(this.relOf(visits[i], offs[i]), sums[i * 33]);
+        this.fresh.set(offs[i], sums.subarray(i * 33 + 1, i * 33 + 33));
+      }
       return;
     }
-    for (const f of files) {
+    for (let i = 0; i < offs.length; i++) {
       try {
-        this.fresh.set(f.off, await hashFile(this.abs(f.visit, f.off), this.listing.size(f.off)));
+        this.fresh.set(offs[i], await hashFile(this.abs(visits[i], offs[i]), this.listing.size(offs[i])));
       } catch (e) {
-        throw this.unreadable(this.relOf(f.visit, f.off), e);
+        throw this.unreadable(this.relOf(visits[i], offs[i]), e);
       }
     }
-  }
-
-  /** Host paths of entries, each ended by NUL, in one buffer. */
-  private pathList(files: { off: number; visit: Visit }[]): Buffer {
-    const L = this.listing;
-    let size = 0;
-    for (const f of files) size += this.dirBytes.length + 1 + f.visit.bytes.length + 1 + L.nameLen(f.off) + 1;
-    const out = Buffer.allocUnsafe(size);
-    let at = 0;
-    for (const f of files) {
-      at += this.dirBytes.copy(out, at);
-      out[at++] = 0x2f;
-      if (f.visit.bytes.length) {
-        at += f.visit.bytes.copy(out, at);
-        out[at++] = 0x2f;
-      }
-      at += L.buf.copy(out, at, f.off + EntryHead, f.off + EntryHead + L.nameLen(f.off));
-      out[at++] = 0;
-    }
-    return out.subarray(0, at);
   }
 
   /** Writes a recomputed directory's row: its files' hashes, and its digest under these rules. */
@@ -349,5 +371,38 @@ export class Hashes {
       this.slot.set(off, i);
     }
     hash.copy(this.arena, i * 32);
+  }
+}
+
+/** Files to hash: their entry offsets and the directory each is in (shared by its files), in two arrays. */
+class Pending {
+  readonly offs: number[] = [];
+  readonly visits: Visit[] = [];
+
+  add(off: number, visit: Visit): void {
+    this.offs.push(off);
+    this.visits.push(visit);
+  }
+
+  /** Host paths, each ended by NUL, in one buffer. */
+  paths(dirBytes: Buffer, L: Listing): Buffer {
+    let size = 0;
+    for (let i = 0; i < this.offs.length; i++)
+      size += dirBytes.length + 1 + this.visits[i].bytes.length + 1 + L.nameLen(this.offs[i]) + 1;
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (let i = 0; i < this.offs.length; i++) {
+      const off = this.offs[i];
+      const bytes = this.visits[i].bytes;
+      at += dirBytes.copy(out, at);
+      out[at++] = 0x2f;
+      if (bytes.length) {
+        at += bytes.copy(out, at);
+        out[at++] = 0x2f;
+      }
+      at += L.buf.copy(out, at, off + EntryHead, off + EntryHead + L.nameLen(off));
+      out[at++] = 0;
+    }
+    return out.subarray(0, at);
   }
 }

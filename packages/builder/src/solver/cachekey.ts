@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { displayName } from '../context/listing.js';
 
 export type Inputs = [name: string, digest: string][];
+/** Inputs one at a time: a group of a copied tree spelled out while it is read. */
+export type InputStream = Iterable<[name: string, digest: string]>;
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -20,7 +22,7 @@ export function sha256(data: string | Buffer): string {
 interface Group {
   name: string;
   digest: string;
-  expand: () => Inputs;
+  expand: () => InputStream;
 }
 
 export class KeyBuilder {
@@ -36,7 +38,7 @@ export class KeyBuilder {
     this.parts.push([name, digest]);
     return this;
   }
-  addGroup(name: string, digest: string, expand: () => Inputs): this {
+  addGroup(name: string, digest: string, expand: () => InputStream): this {
     this.parts.push({ name, digest, expand });
     return this;
   }
@@ -49,8 +51,8 @@ export class KeyBuilder {
     for (const part of this.inputParts()) for (const i of part) out.push(i);
     return out;
   }
-  /** The same inputs a part at a time (a group spelled out while it is read), for writing them in pieces. */
-  *inputParts(): Generator<Inputs> {
+  /** The same inputs a part at a time (a group spelled out as it is read), for writing them in pieces. */
+  *inputParts(): Generator<InputStream> {
     for (const p of this.parts) yield Array.isArray(p) ? [p] : p.expand();
   }
   key(): `sha256:${string}` {

@@ -4,7 +4,7 @@
 // tree they are big) so that a cache hit reads only small records, and the comparison of the
 // inputs then and now that names what changed.
 import type { Digest, Store } from '@tsbuild/layerstore';
-import { findChange, sha256, type Change, type Inputs } from './cachekey.js';
+import { findChange, sha256, type Change, type Inputs, type InputStream } from './cachekey.js';
 import type { ExplainRow, StageState } from './state.js';
 import { keepManifests, npmManifests } from './npm-inputs.js';
 
@@ -17,30 +17,40 @@ export const inputsId = (key: string): Digest => `sha256:${sha256(`inputs\0${key
 
 /**
  * Stores a key's inputs and the npm manifests they name (so that a later miss can diff them). The inputs of a
- * copied tree are a pair per file: they are written as they are spelled out, a part at a time, never held
- * whole as one JSON text. The record is the JSON `{ value: { inputs }, blobs }` put() would write.
+ * copied tree are a pair per file: they are written as they are spelled out, a batch at a time, never held
+ * whole, as pairs or as one JSON text. The record is the JSON `{ value: { inputs }, blobs }` put() would write.
  */
 export async function saveInputs(
   store: Store,
   contextDir: string,
   key: string,
-  parts: Iterable<Inputs>,
+  parts: Iterable<InputStream>,
 ): Promise<void> {
   const manifests = new Map<string, string>();
   async function* value(): AsyncGenerator<string> {
     let text = '{"inputs":[';
     let first = true;
-    for (const part of parts) {
-      for (const [path, hex] of npmManifests(part)) manifests.set(path, hex);
-      for (const pair of part) {
+    let batch: Inputs = [];
+    const flush = () => {
+      for (const [path, hex] of npmManifests(batch)) manifests.set(path, hex);
+      for (const pair of batch) {
         text += (first ? '' : ',') + JSON.stringify(pair);
         first = false;
+      }
+      batch = [];
+    };
+    for (const part of parts) {
+      for (const pair of part) {
+        batch.push(pair);
+        if (batch.length < batchPairs) continue;
+        flush();
         if (text.length >= chunkChars) {
           yield text;
           text = '';
         }
       }
     }
+    flush();
     yield `${text}]}`;
   }
   await store.cache.putStream(inputsId(key), value(), async () => ({
@@ -48,6 +58,8 @@ export async function saveInputs(
   }));
 }
 
+/** Pairs spelled out before they are written. */
+const batchPairs = 256;
 /** About what a write takes at once. */
 const chunkChars = 1 << 16;
 

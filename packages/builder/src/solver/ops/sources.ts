@@ -6,7 +6,7 @@ import { posix } from 'node:path';
 import type { StepContext } from './context.js';
 import { IgnoreMatcher, cleanPath, hasGlob } from '../../context/ignore.js';
 import { BuildError, where } from '../../errors.js';
-import { sha256, type Inputs, type KeyBuilder } from '../cachekey.js';
+import { sha256, type Inputs, type InputStream, type KeyBuilder } from '../cachekey.js';
 import type { ContextEntry } from '../../context/context.js';
 import { displayName, isEscaped } from '../../context/listing.js';
 import type { TreeFile } from '../../context/tree.js';
@@ -46,7 +46,7 @@ export interface SourceItem {
    * `files` and `inputs` are made on first use, which is on a cache miss only. `walk` gives the same files as
    * `files` one at a time, in the layer's order (depth first, names by bytes), none of them kept.
    */
-  tree?: { digest: string; inputs: () => Inputs; walk: () => Iterable<SourceFile> };
+  tree?: { digest: string; inputs: () => InputStream; walk: () => Iterable<SourceFile> };
 }
 
 export type Located = { location: { file: string; line: number; column: number } };
@@ -101,7 +101,7 @@ export async function fromContext(
       tree: {
         digest,
         // Spelled out from the list when the step made it, else from a walk that keeps no record per file.
-        inputs: () => (files ? fileInputs(m.rel, files) : treeInputs(m.rel, context.treeWalk(m, rules, true))),
+        inputs: () => (files ? fileInputs(m.rel, files) : treeInputs(m.rel, context.treeWalk(m, rules, true, 'path'))),
         walk: () => mapped(context.treeWalk(m, rules, false), (f) => treeFile(step, m.rel, f)),
       },
     };
@@ -174,14 +174,12 @@ function fileInputs(
   return out;
 }
 
-/** fileInputs of a tree's files as a walk gives them (the item first): sorted by path, as files() lists them. */
-function treeInputs(itemPath: string, walk: Iterable<TreeFile>): Inputs {
-  const out: Inputs = [];
-  for (const f of walk) out.push(fileInput(itemPath, f.rel, f.kind, f.mode, f.linkname, f.hash));
-  const [first, ...rest] = out;
-  // One prefix before every rel: names sort as the rels do.
-  rest.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return [first, ...rest];
+/**
+ * fileInputs of a tree's files as a walk in path order gives them (the item first, then sorted by path, as
+ * files() lists them), one at a time: a record is written as it is spelled out, never held whole.
+ */
+function* treeInputs(itemPath: string, walk: Iterable<TreeFile>): Generator<[string, string]> {
+  for (const f of walk) yield fileInput(itemPath, f.rel, f.kind, f.mode, f.linkname, f.hash);
 }
 
 function mapped<T, U>(of: Iterable<T>, fn: (t: T) => U): Iterable<U> {
