@@ -124,16 +124,16 @@ export class TreeView {
     return base === '' ? name : `${base}/${name}`;
   }
 
-  /** Host path of an entry as bytes (absolute), or context-relative with abs=false. */
-  protected abs(visit: Visit, off: number, absolute = true): Buffer {
+  /** Host path of an entry as bytes. */
+  protected abs(visit: Visit, off: number): Buffer {
     const name = this.listing.name(off);
     const rel = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
-    return absolute ? Buffer.concat([this.dirBytes, SLASH, rel]) : rel;
+    return Buffer.concat([this.dirBytes, SLASH, rel]);
   }
 
-  protected hostOf(relBytes: Buffer, rel: string): string | undefined {
+  protected hostOf(rel: string): string | undefined {
     if (isEscaped(rel)) return undefined;
-    return relBytes.length === 0 ? this.contextDir : `${this.contextDir}/${rel}`;
+    return rel === '' ? this.contextDir : `${this.contextDir}/${rel}`;
   }
 
   /** The stat cache's hash of a file, unless the file is too new for its stat to vouch for it. */

@@ -27,7 +27,7 @@ export type { Rules, TreeFile, TreeItem };
 const EMPTY = createHash('sha256').digest();
 
 export class TreeHasher extends TreeView {
-  /** Hashes made in this build, by listing entry offset. */
+  /** Hashes made in this build that no row of the stat cache holds (racy files, long names), by entry offset. */
   private readonly fresh = new Hashes();
   /** Files whose content this build read (the stat cache could not vouch for them). */
   filesRead = 0;
@@ -62,8 +62,9 @@ export class TreeHasher extends TreeView {
 
     // 1. Which directories must be looked into, and which files read. A plan keeps its kids as numbers, not
     // an object each (a cold 200,000-file tree made ~240,000): a file or symlink as its entry offset, a
-    // directory as its offset + 1 (copied) or + 2 (excluded), its own plan next in `subs`. Offsets are
-    // multiples of 8 (listing.ts); excluded files and symlinks are not kept.
+    // directory as its offset + 1 (copied) or + 2 (excluded), its own plan next in `subs`, a file to read as
+    // its offset + 3 followed by its index in `pending`. Offsets are multiples of 8 (listing.ts); excluded
+    // files and symlinks are not kept.
     type Plan = { visit: Visit; memo?: Buffer; digest?: Buffer; kids: number[]; subs: Plan[] };
     const pending = new Pending();
     const recomputed: Plan[] = [];
@@ -77,20 +78,20 @@ export class TreeHasher extends TreeView {
         if (sub) {
           p.kids.push(off + (included ? 1 : 2));
           p.subs.push(plan(sub));
-          return;
-        }
-        if (!included) return;
-        p.kids.push(off);
-        if (L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined)
+        } else if (!included) return;
+        else if (L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined) {
+          p.kids.push(off + 3, pending.offs.length);
           pending.add(off, visit);
+        } else p.kids.push(off);
       });
       recomputed.push(p); // children first: plan() recursed before this push
       return p;
     };
     const top = plan({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel });
 
-    // 2. Read what the stat cache could not vouch for.
-    await this.hashAll(pending);
+    // 2. Read what the stat cache could not vouch for: their hashes stay in `read` (by pending index) until the
+    // rows of their directories hold them.
+    const read = await this.hashAll(pending);
 
     // 3. Digests, children before parents, and the rows that remember them. Each directory's
     // records are laid out in one buffer and hashed at once: per-entry hash updates and buffers
@@ -98,36 +99,30 @@ export class TreeHasher extends TreeView {
     const digestOf = (p: Plan): Buffer => p.memo ?? p.digest!;
     for (const p of recomputed) {
       const row = this.stats.row(p.visit.key);
-      // The record of a kid: its type and what follows its name, or undefined when it is left out.
-      const record = (k: number, sub: Plan | undefined): [type: number, tail: Buffer] | undefined => {
-        const off = k & ~7;
-        if (sub) {
-          const tail = digestOf(sub);
-          if (!tail) throw new Error('internal: tree digest out of order');
-          if ((k & 7) === 1) return [0x64, tail]; // 'd'
-          return tail.equals(EMPTY) ? undefined : [0x68, tail]; // 'h'
+      const justRead = new Map<number, Buffer>();
+      // Each kid's record: its type and what follows its name; a kid left out is skipped.
+      const each = (fn: (off: number, type: number, tail: Buffer) => void) => {
+        for (let i = 0, s = 0; i < p.kids.length; i++) {
+          const k = p.kids[i];
+          const off = k & ~7;
+          if ((k & 7) === 3) {
+            const n = p.kids[++i];
+            fn(off, 0x66, read.subarray(n * 32, n * 32 + 32)); // 'f'
+          } else if (k & 7) {
+            const tail = digestOf(p.subs[s++]);
+            if (!tail) throw new Error('internal: tree digest out of order');
+            if ((k & 7) === 1)
+              fn(off, 0x64, tail); // 'd'
+            else if (!tail.equals(EMPTY)) fn(off, 0x68, tail); // 'h'
+          } else if (L.kind(off) === 'file') fn(off, 0x66, this.fresh.get(off) ?? this.known(off, row)!);
+          else fn(off, 0x6c, L.link(off)); // 'l': target, NUL
         }
-        if (L.kind(off) === 'file') return [0x66, this.fresh.get(off) ?? this.known(off, row)!]; // 'f'
-        return [0x6c, L.link(off)]; // 'l': target, NUL
       };
       let size = 0;
-      for (let i = 0, s = 0; i < p.kids.length; i++) {
-        const k = p.kids[i];
-        const off = k & ~7;
-        if (k & 7) {
-          const sub = p.subs[s++];
-          if ((k & 7) === 2 && digestOf(sub)?.equals(EMPTY)) continue;
-          size += 4 + L.nameLen(off) + 32;
-        } else size += 4 + L.nameLen(off) + (L.kind(off) === 'file' ? 32 : L.linkLen(off) + 1);
-      }
+      each((off, type, tail) => (size += 4 + L.nameLen(off) + tail.length + (type === 0x6c ? 1 : 0)));
       const buf = Buffer.allocUnsafe(size);
       let at = 0;
-      for (let i = 0, s = 0; i < p.kids.length; i++) {
-        const k = p.kids[i];
-        const r = record(k, k & 7 ? p.subs[s++] : undefined);
-        if (!r) continue;
-        const [type, tail] = r;
-        const off = k & ~7;
+      each((off, type, tail) => {
         buf[at] = type;
         buf.writeUInt16LE(type === 0x68 ? 0 : L.mode(off) & 0o7777, at + 1);
         at += 3;
@@ -135,10 +130,19 @@ export class TreeHasher extends TreeView {
         buf[at++] = 0;
         at += tail.copy(buf, at);
         if (type === 0x6c) buf[at++] = 0;
-      }
+      });
       if (at !== size) throw new Error('internal: tree records sized wrong');
       p.digest = createHash('sha256').update(buf).digest();
-      this.remember(p.visit, ruleDigest, p.digest);
+      for (let i = 0; i < p.kids.length; i++) {
+        if ((p.kids[i] & 7) !== 3) continue;
+        const off = p.kids[i] & ~7;
+        const n = p.kids[++i];
+        const hash = read.subarray(n * 32, n * 32 + 32);
+        justRead.set(off, hash);
+        // What the row cannot hold (remember) is kept here for the COPY and its --explain record.
+        if (L.flags(off) & Flag.Racy || L.nameLen(off) > 255) this.fresh.set(off, hash);
+      }
+      this.remember(p.visit, ruleDigest, p.digest, justRead);
     }
     return digestOf(top);
   }
@@ -163,7 +167,7 @@ export class TreeHasher extends TreeView {
     yield {
       rel: '',
       kind: 'dir',
-      host: this.hostOf(item.relBytes, item.rel),
+      host: this.hostOf(item.rel),
       mode: item.mode & 0o7777,
       mtimeMs: item.mtimeMs,
       size: 0,
@@ -181,7 +185,7 @@ export class TreeHasher extends TreeView {
       const f: TreeFile = {
         rel: rel.slice(prefix),
         kind,
-        host: self.hostOf(self.abs(visit, off, false), rel),
+        host: self.hostOf(rel),
         mode: L.mode(off) & 0o7777,
         mtimeMs: L.mtimeMs(off),
         size: L.size(off),
@@ -286,44 +290,46 @@ export class TreeHasher extends TreeView {
   /**
    * Hashes files the stat cache did not know: a few here, more by tsbuild-walk --sha256 on every
    * core (SHA-NI, no per-file JS; a cold 20,000-file tree in a quarter of what two sha256sum
-   * processes took).
+   * processes took). Their hashes, 32 bytes each in the order of `files`.
    */
-  private async hashAll(files: Pending): Promise<void> {
-    this.filesRead += files.offs.length;
+  private async hashAll(files: Pending): Promise<Buffer> {
+    const { offs, visits } = files;
+    this.filesRead += offs.length;
     const walker = nativeWalker();
     const sums =
-      files.offs.length >= 64 && walker
+      offs.length >= 64 && walker
         ? await sha256NativeRaw(walker, files.paths(this.dirBytes, this.listing)).catch((e) => {
             if (e instanceof WalkerUnavailable) return undefined; // hashed here instead
             throw e;
           })
         : undefined;
-    const { offs, visits } = files;
+    const out = Buffer.allocUnsafe(offs.length * 32);
     if (sums) {
       for (let i = 0; i < offs.length; i++) {
         if (sums[i * 33] !== 0) throw this.unreadable(this.relOf(visits[i], offs[i]), sums[i * 33]);
-        this.fresh.set(offs[i], sums.subarray(i * 33 + 1, i * 33 + 33));
+        sums.copy(out, i * 32, i * 33 + 1, i * 33 + 33);
       }
-      return;
+      return out;
     }
     for (let i = 0; i < offs.length; i++) {
       try {
-        this.fresh.set(offs[i], await hashFile(this.abs(visits[i], offs[i]), this.listing.size(offs[i])));
+        (await hashFile(this.abs(visits[i], offs[i]), this.listing.size(offs[i]))).copy(out, i * 32);
       } catch (e) {
         throw this.unreadable(this.relOf(visits[i], offs[i]), e);
       }
     }
+    return out;
   }
 
   /** Writes a recomputed directory's row: its files' hashes, and its digest under these rules. */
-  private remember(visit: Visit, rules: Buffer, digest: Buffer): void {
+  private remember(visit: Visit, rules: Buffer, digest: Buffer, justRead: Map<number, Buffer>): void {
     const L = this.listing;
     const old = this.stats.row(visit.key);
     const keep: { off: number; hash: Buffer }[] = [];
     let size = 0;
     for (const off of L.entries(visit.dir)) {
       if (L.kind(off) !== 'file' || L.flags(off) & Flag.Racy || L.nameLen(off) > 255) continue;
-      const hash = this.fresh.get(off) ?? old?.hash(L.nameKey(off), L.buf, L.statAt(off));
+      const hash = justRead.get(off) ?? this.fresh.get(off) ?? old?.hash(L.nameKey(off), L.buf, L.statAt(off));
       if (!hash) continue;
       keep.push({ off, hash });
       size += 1 + L.nameLen(off) + 72;
