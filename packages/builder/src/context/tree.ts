@@ -107,7 +107,7 @@ export class TreeHasher extends TreeView {
           const off = k & ~7;
           if ((k & 7) === 3) {
             const n = p.kids[++i];
-            fn(off, 0x66, read.subarray(n * 32, n * 32 + 32)); // 'f'
+            fn(off, 0x66, read.subarray(n * 33 + 1, n * 33 + 33)); // 'f'
           } else if (k & 7) {
             const tail = digestOf(p.subs[s++]);
             if (!tail) throw new Error('internal: tree digest out of order');
@@ -137,7 +137,7 @@ export class TreeHasher extends TreeView {
         if ((p.kids[i] & 7) !== 3) continue;
         const off = p.kids[i] & ~7;
         const n = p.kids[++i];
-        const hash = read.subarray(n * 32, n * 32 + 32);
+        const hash = read.subarray(n * 33 + 1, n * 33 + 33);
         justRead.set(off, hash);
         // What the row cannot hold (remember) is kept here for the COPY and its --explain record.
         if (L.flags(off) & Flag.Racy || L.nameLen(off) > 255) this.fresh.set(off, hash);
@@ -290,7 +290,7 @@ export class TreeHasher extends TreeView {
   /**
    * Hashes files the stat cache did not know: a few here, more by tsbuild-walk --sha256 on every
    * core (SHA-NI, no per-file JS; a cold 20,000-file tree in a quarter of what two sha256sum
-   * processes took). Their hashes, 32 bytes each in the order of `files`.
+   * processes took). Their hashes in the order of `files`, as the walker answers: 33 bytes each, 0 then the hash.
    */
   private async hashAll(files: Pending): Promise<Buffer> {
     const { offs, visits } = files;
@@ -303,17 +303,15 @@ export class TreeHasher extends TreeView {
             throw e;
           })
         : undefined;
-    const out = Buffer.allocUnsafe(offs.length * 32);
     if (sums) {
-      for (let i = 0; i < offs.length; i++) {
+      for (let i = 0; i < offs.length; i++)
         if (sums[i * 33] !== 0) throw this.unreadable(this.relOf(visits[i], offs[i]), sums[i * 33]);
-        sums.copy(out, i * 32, i * 33 + 1, i * 33 + 33);
-      }
-      return out;
+      return sums;
     }
+    const out = Buffer.alloc(offs.length * 33);
     for (let i = 0; i < offs.length; i++) {
       try {
-        (await hashFile(this.abs(visits[i], offs[i]), this.listing.size(offs[i]))).copy(out, i * 32);
+        (await hashFile(this.abs(visits[i], offs[i]), this.listing.size(offs[i]))).copy(out, i * 33 + 1);
       } catch (e) {
         throw this.unreadable(this.relOf(visits[i], offs[i]), e);
       }
