@@ -239,17 +239,29 @@ function network(
   dir?: string,
 ): PrivateNetwork {
   let closing: Promise<void> | undefined;
+  let told = false;
+  // EOF on its stdin ends the holder, which kills the helper, waits for it, and exits.
+  const tell = () => {
+    if (told || closed()) return;
+    told = true;
+    (child.stdin as Writable).end();
+  };
   return {
     pid,
     plan,
     resolvConf: dns.resolvConf,
     dnsWarning: dns.warning,
-    close() {
+    close({ wait = true } = {}) {
+      if (!wait && !closing) {
+        // Still unreferenced: this process may exit before the holder has; the holder ends all the same.
+        tell();
+        if (dir) void exited.then(() => removeRunDir(dir));
+        return Promise.resolve();
+      }
       closing ??= (async () => {
         if (!closed()) {
           refs(child, 'ref');
-          // EOF on its stdin ends the holder, which ends the helper and waits for it.
-          (child.stdin as Writable).end();
+          tell();
           await exited;
         }
         if (dir) removeRunDir(dir);

@@ -195,6 +195,11 @@ export interface PrivateNetwork {
   readonly resolvConf: string;
   /** Why lookups go to public nameservers, when the host's cannot be used (for the user to see). */
   readonly dnsWarning?: string;
-  /** Ends the network (the namespace goes when its last run has ended). Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Ends the network (the namespace goes when its last run has ended). Idempotent. With `wait: false`
+   * it returns once the holder is told: the holder then kills the helper and ends by itself, and does
+   * not keep this process alive. (The helper's exit tears down its tap device, which waits for a kernel
+   * grace period, 10-20 ms: a caller that only needs the network gone soon need not wait for it.)
+   */
+  close(opts?: { wait?: boolean }): Promise<void>;
 }

@@ -107,6 +107,46 @@ test('close() ends the holder and slirp4netns', async () => {
   assert.ok(await until(() => !alive(helpers[0])), 'slirp4netns outlived close()');
 });
 
+// A build tells its network to end without waiting for slirp4netns's exit (its tap device's teardown).
+test('close({ wait: false }): the holder and slirp4netns end by themselves; a later close() waits', async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns not installed');
+  const net = await startNetwork({ stateDir });
+  const helpers = childrenOf(net.pid);
+  assert.is(helpers.length, 1);
+  await net.close({ wait: false });
+  assert.ok(await until(() => !alive(helpers[0]) && !alive(net.pid)), 'left running after close({ wait: false })');
+  const again = await startNetwork({ stateDir });
+  await again.close({ wait: false });
+  await again.close();
+  assert.not.ok(alive(again.pid), 'the holder outlived close() after close({ wait: false })');
+});
+
+test('close({ wait: false }) keeps no process alive: its owner exits, and the network ends with it', async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns not installed');
+  const script = join(tmp, 'net-nowait.mjs');
+  writeFileSync(
+    script,
+    `
+    import { startNetwork } from ${JSON.stringify(join(here, '..', 'src', 'index.js'))};
+    import { readFileSync } from 'node:fs';
+    const net = await startNetwork({ stateDir: ${JSON.stringify(stateDir)} });
+    const kids = readFileSync('/proc/' + net.pid + '/task/' + net.pid + '/children', 'utf8').trim();
+    console.log(net.pid + ' ' + kids);
+    await net.close({ wait: false });
+  `,
+  );
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
+  const code = await new Promise((r) => child.on('close', r));
+  assert.is(code, 0);
+  const pids = out.trim().split(/\s+/).map(Number);
+  assert.is(pids.length, 2, out);
+  assert.ok(await until(() => pids.every((p) => !alive(p))), `left running: ${pids.filter(alive)}`);
+});
+
 test('SIGKILL of the owning Node process ends the holder and slirp4netns', async () => {
   if (!have('slirp4netns')) return skip('slirp4netns not installed');
   const script = join(tmp, 'net-victim.mjs');

@@ -313,8 +313,9 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   trace('graph built');
   const context = await contextPromise;
   trace('context opened');
-  // The default network of RUN steps: one private network namespace (and one pasta) for the whole
-  // build, made when the first step needs it, ended with the build.
+  // The default network of RUN steps: one private network namespace (and one slirp4netns) for the
+  // whole build, started at the first cache miss of a stage with a RUN step that uses it (solver.ts),
+  // ended with the build.
   let network: Promise<PrivateNetwork> | undefined;
   const privateNetwork = () =>
     (network ??= startNetwork({ signal: req.signal }).then((n) => {
@@ -325,8 +326,10 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   let ending: Promise<void> | undefined;
   const endBuild = async (): Promise<void> => {
     await Promise.all([
+      // Told to end, not waited for: the helper's exit (its tap device's teardown) takes 10-20 ms that
+      // the build's result need not wait for; the holder kills it and ends by itself.
       network?.then(
-        (n) => n.close(),
+        (n) => n.close({ wait: false }),
         () => {},
       ),
       dry ? undefined : context.save().catch(() => {}),
