@@ -110,11 +110,6 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
   validate(spec);
   if (spec.signal?.aborted) throw abortError(spec.signal);
   const stateDir = spec.stateDir ?? defaultStateDir();
-  if (!cleanedStateDirs.has(stateDir)) {
-    // Once per process: a tsbuild killed mid-run leaves its state directory and cgroups behind.
-    cleanedStateDirs.add(stateDir);
-    await cleanupStale(stateDir);
-  }
   const id = newRunId();
   const dir = makeRunDir(stateDir, id);
   let cg: RunCgroup | undefined;
@@ -144,7 +139,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
     cg = driver?.create(id, limits, { freezable: spec.freezable });
 
     const started = performance.now();
-    const { outcome, aborted } = await launch(
+    const launched = launch(
       spec,
       encodeSpec({
         lowerdirs: [initDir, ...spec.root.lowerdirs],
@@ -180,6 +175,17 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         rootless: rootless(),
       }),
     );
+    launched.catch(() => {
+      /* awaited below */
+    });
+    if (!cleanedStateDirs.has(stateDir)) {
+      // Once per process: a tsbuild killed mid-run leaves its state directory and cgroups behind. Swept
+      // while the launcher starts (this thread would only wait for it): the sweep takes only what
+      // belongs to processes that have ended, never this run's.
+      cleanedStateDirs.add(stateDir);
+      await cleanupStale(stateDir);
+    }
+    const { outcome, aborted } = await launched;
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: performance.now() - started };
     if (aborted) throw abortError(spec.signal!);
     const oomKilled = cg?.oomKilled() ?? false;
