@@ -377,16 +377,22 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       created: r.value.created,
       inImage: inImage.has(r.stage),
     }));
+  // The new layers' diffs renamed into snapshots/ while the image is written (it reads only blobs).
+  let adopting: Promise<void> | undefined;
   try {
     let state;
     try {
-      state = await solver.solve();
+      state = await solver.solve(true);
     } catch (e) {
       // A failed build keeps its work: the steps that finished are cached in the store (solve waits
       // for their layers), and --cache-to shares them too, so the next run resumes at the failure.
       if (!dry && !req.signal.aborted && req.onFailure) await req.onFailure(cacheRecords());
       throw e;
     }
+    adopting = solver.layers.adopt();
+    adopting.catch(() => {
+      /* awaited below */
+    });
     trace('stages solved');
     // No step runs any more: the network's teardown (its holder and helper exit) and the stat cache's
     // write proceed while the image is written, instead of after it.
@@ -426,9 +432,11 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
+    await adopting;
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
   } finally {
+    await adopting?.catch(() => {});
     await (ending ??= endBuild());
   }
 }
