@@ -78,8 +78,13 @@ export class Solver {
       }
       throw e;
     }
-    if (adoptLater) await this.layers.settle();
-    else await this.layers.finish();
+    if (!adoptLater) await this.layers.finish();
+    else
+      await this.layers.settle().catch(async (e: unknown) => {
+        // A layer failed: the others adopted (the failed one's diff removed) before the build fails, as in finish().
+        await this.layers.adopt().catch(() => {});
+        throw e;
+      });
     return {
       ...state,
       layers: await Promise.all(state.layers.map((l) => (isPending(l) ? l.layer : Promise.resolve(l)))),
