@@ -314,8 +314,8 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   const context = await contextPromise;
   trace('context opened');
   // The default network of RUN steps: one private network namespace (and one slirp4netns) for the
-  // whole build, started at the first cache miss of a stage with a RUN step that uses it (solver.ts),
-  // ended with the build.
+  // whole build, made when the first step needs it (its start is hidden behind that step's own
+  // preparation: snapshots, user lookup), ended with the build.
   let network: Promise<PrivateNetwork> | undefined;
   const privateNetwork = () =>
     (network ??= startNetwork({ signal: req.signal }).then((n) => {

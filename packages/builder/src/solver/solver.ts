@@ -199,10 +199,6 @@ export class Solver {
         handle.cached();
         this.explain.push({ ...row, status: 'hit', ...(kb.hitNote && { reason: kb.hitNote }) });
       } else {
-        // This step runs, and so does every step after it in its stage (their keys stand on this one's):
-        // a RUN among them in the default network finds the network started (a process, and slirp4netns
-        // configuring the namespace) while this step and those before the RUN stage and write their layers.
-        if (!this.o.dryRun && this.runsInNetwork(stage, index)) this.o.privateNetwork().catch(() => {});
         const previous =
           noCache || !pointer
             ? undefined
@@ -272,13 +268,6 @@ export class Solver {
       handle.fail(e instanceof BuildError ? e.message.split('\n')[0] : String((e as Error).message ?? e));
       throw e;
     }
-  }
-
-  /** Whether a RUN step of the stage from `index` on uses the build's private (default) network. */
-  private runsInNetwork(stage: Stage, index: number): boolean {
-    return stage.steps
-      .slice(index)
-      .some((s) => s.kind === 'run' && (s.network ?? this.o.network) === 'default' && s.security !== 'insecure');
   }
 
   /** The parts of a report row every step has; `index` counts from 0 for FROM. */
