@@ -24,11 +24,10 @@ export async function removeContainer(
   store.snapshotter.remove(containerDir(store, id));
   // Expired already (its directory is gone); removed so that it does not wait for the next prune.
   await store.leases.remove(containerLease(id));
-  if (opts.volumes) {
+  const anonymous = doc.Config.mounts.flatMap((m) => (m.type === 'volume' && m.anonymous ? [m.name] : []));
+  // volumesInUse reads every container's document: only when there is a volume to remove.
+  if (opts.volumes && anonymous.length > 0) {
     const used = await volumesInUse(store);
-    for (const m of doc.Config.mounts) {
-      if (m.type === 'volume' && m.anonymous && !used.has(m.name))
-        await removeVolume(store, m.name, true).catch(() => {});
-    }
+    for (const name of anonymous) if (!used.has(name)) await removeVolume(store, name, true).catch(() => {});
   }
 }
