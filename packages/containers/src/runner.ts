@@ -73,6 +73,11 @@ function modeOf(network: string): NetworkMode {
   return network === 'none' || network === 'host' ? network : 'private';
 }
 
+/** `--network default`: a private network of the container's own (not none, host or container:NAME). */
+function hasOwnNetwork(network: string): boolean {
+  return !network.startsWith('container:') && modeOf(network) === 'private';
+}
+
 /**
  * The private network of a container's own (`--network default`, with its published ports), started
  * now: its helper comes up in processes of its own (tens of ms) while this one reads the store and
@@ -80,7 +85,7 @@ function modeOf(network: string): NetworkMode {
  * or to discardNetwork when the container is not run after all.
  */
 export function networkAhead(network: string, ports: PortMapping[] = []): Promise<PrivateNetwork> | undefined {
-  if (network.startsWith('container:') || modeOf(network) !== 'private') return undefined;
+  if (!hasOwnNetwork(network)) return undefined;
   const started = startNetwork({ ports });
   // Awaited where it is used (its failure is the container's); until then, not an unhandled rejection.
   started.catch(() => {});
@@ -152,8 +157,10 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     throw new ContainerError(`No such container: ${id}`);
   }
   const cfg = doc.Config;
-  // Its own network comes up while the rest is prepared (networkAhead).
-  const own = io.network ?? networkAhead(cfg.network, cfg.ports);
+  // Its own network comes up while the rest is prepared (networkAhead); one handed over for another
+  // mode than its own (none, host, container:NAME) is not used, only ended.
+  if (!hasOwnNetwork(cfg.network)) void discardNetwork(io.network);
+  const own = hasOwnNetwork(cfg.network) ? (io.network ?? networkAhead(cfg.network, cfg.ports)) : undefined;
   // A `--rm` container's states until its removal need no fsync (state.ts writeDoc).
   const durable = !cfg.autoRemove;
   let remove = cfg.autoRemove;
