@@ -170,7 +170,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       init: bool(p, 'init'),
     });
     step('container created');
-    // Said here, where the user sees it: the network itself starts in the container's runner.
+    // Said here, where the user sees it (the network itself started above, or in the supervisor with -d).
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
     if (dnsWarning) process.stderr.write(`WARNING: ${dnsWarning}\n`);
     if (detach) {
