@@ -2,8 +2,7 @@
 // mounts and limits, while the state document follows (running with pid, then exited with code).
 // The process calling runContainer is the container's "runner": the foreground `tsbuild run`, or a
 // detached supervisor (supervisor.ts) for `run -d` / `start`.
-import { openSync, closeSync, readFileSync, promises as fsp } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { openSync, closeSync, existsSync, readFileSync, promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -133,12 +132,8 @@ function bootId(): string | undefined {
  * same upperdir, intact if the host has not restarted since: its workdir (overlay's scratch) is
  * made anew. After a restart its layer may have lost writes, and it is not started.
  */
-async function reclaimVolatile(doc: ContainerDoc, workdir: string): Promise<void> {
-  const marked = await lstat(join(workdir, 'work', 'incompat', 'volatile')).then(
-    () => true,
-    () => false,
-  );
-  if (!marked) return;
+function reclaimVolatile(doc: ContainerDoc, workdir: string): void {
+  if (!existsSync(join(workdir, 'work', 'incompat', 'volatile'))) return;
   const boot = bootId();
   if (boot === undefined || doc.State.VolatileBoot !== boot)
     throw new ContainerError(
@@ -173,10 +168,12 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       );
     // Refused, it is kept (not removed as --rm asks): the user decides, told what happened.
     if (cfg.autoRemove)
-      await reclaimVolatile(doc, doc.WorkDir).catch((e: unknown) => {
+      try {
+        reclaimVolatile(doc, doc.WorkDir);
+      } catch (e) {
         remove = false;
         throw e;
-      });
+      }
     // Its active snapshot: the image's layers under the upperdir it has kept since it was created.
     const root = await store.snapshotter.mounts(containerDir(store, id), image.layers).catch((e: Error) => {
       throw new ContainerError(`container ${doc.Name} cannot start: ${e.message}`);
