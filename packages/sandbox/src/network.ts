@@ -239,29 +239,22 @@ function network(
   dir?: string,
 ): PrivateNetwork {
   let closing: Promise<void> | undefined;
-  let told = false;
-  // EOF on its stdin ends the holder, which kills the helper, waits for it, and exits.
-  const tell = () => {
-    if (told || closed()) return;
-    told = true;
-    (child.stdin as Writable).end();
-  };
   return {
     pid,
     plan,
     resolvConf: dns.resolvConf,
     dnsWarning: dns.warning,
     close({ wait = true } = {}) {
-      if (!wait && !closing) {
-        // Still unreferenced: this process may exit before the holder has; the holder ends all the same.
-        tell();
-        if (dir) void exited.then(() => removeRunDir(dir));
+      if (!wait && !dir && !closing) {
+        // EOF on the lifeline, and nothing else: the holder stays unref'd, as it has been since it started.
+        if (!closed()) (child.stdin as Writable).end();
         return Promise.resolve();
       }
       closing ??= (async () => {
         if (!closed()) {
           refs(child, 'ref');
-          tell();
+          // EOF on its stdin ends the holder, which ends the helper and waits for it.
+          (child.stdin as Writable).end();
           await exited;
         }
         if (dir) removeRunDir(dir);

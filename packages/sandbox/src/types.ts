@@ -196,10 +196,11 @@ export interface PrivateNetwork {
   /** Why lookups go to public nameservers, when the host's cannot be used (for the user to see). */
   readonly dnsWarning?: string;
   /**
-   * Ends the network (the namespace goes when its last run has ended). Idempotent. With `wait: false`
-   * it returns once the holder is told: the holder then kills the helper and ends by itself, and does
-   * not keep this process alive. (The helper's exit tears down its tap device, which waits for a kernel
-   * grace period, 10-20 ms: a caller that only needs the network gone soon need not wait for it.)
+   * Ends the network (the namespace goes when its last run has ended). Idempotent. Resolves once
+   * the helper has exited. With `wait: false`, at once unless the network publishes ports (those
+   * must be free when it resolves, to be published again): the holder is told to end and takes the
+   * helper with it, without this process waiting for them (the helper's exit unregisters its tap
+   * device: tens of ms) nor staying alive for them.
    */
   close(opts?: { wait?: boolean }): Promise<void>;
 }
