@@ -93,16 +93,19 @@ export class WalkerUnavailable extends Error {}
 export function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
-    // The output goes to an unnamed file, not a pipe: a pipe holds 64 KiB, so a walker that is done
+    // The output goes to unnamed files, not pipes: a pipe holds 64 KiB, so a walker that is done
     // would wait for this thread to drain it chunk by chunk, a turn of the event loop each, while the
-    // build is busy elsewhere; a file takes the whole listing at once, read here in one go.
+    // build is busy elsewhere; a file takes the whole listing at once, read here in one go. And with
+    // no pipe to see to its end, 'close' follows the walker's exit at once.
     const file = unnamedFile();
+    const errFile = file === undefined ? undefined : unnamedFile();
     const out = (): void => {
       if (file !== undefined) closeSync(file);
+      if (errFile !== undefined) closeSync(errFile);
     };
     let child;
     try {
-      child = spawn(walker, args, { stdio: [stdin ? 'pipe' : 'ignore', file ?? 'pipe', 'pipe'] });
+      child = spawn(walker, args, { stdio: [stdin ? 'pipe' : 'ignore', file ?? 'pipe', errFile ?? 'pipe'] });
     } catch (e) {
       out();
       throw e;
@@ -127,7 +130,7 @@ export function runWalker(walker: string, args: string[], stdin?: Buffer, signal
     const chunks: Buffer[] = [];
     let err = '';
     child.stdout?.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr!.on('data', (b) => (err += b));
+    child.stderr?.on('data', (b) => (err += b));
     child.on('error', (e) => {
       if (walker === located) located = undefined;
       const unavailable = new WalkerUnavailable(
@@ -139,6 +142,7 @@ export function runWalker(walker: string, args: string[], stdin?: Buffer, signal
     });
     child.on('close', (code, sig) =>
       settle(() => {
+        if (errFile !== undefined) err = readAll(errFile).toString();
         if (code !== 0)
           return new Error(
             err.trim().replace(/^tsbuild-walk: /, '') ||
