@@ -248,7 +248,7 @@ export const statCacheDir = (storeRoot: string): string => join(storeRoot, 'buil
  */
 export class ContextStart {
   private readonly ignore: IgnoreMatcher | undefined;
-  private readonly failed: unknown;
+  private readonly failed: Error | undefined;
   private readonly listing: Promise<Listing> | undefined;
   private readonly abort = new AbortController();
   private claimed = false;
@@ -276,7 +276,7 @@ export class ContextStart {
       }
       this.ignore = IgnoreMatcher.parse(text);
     } catch (e) {
-      this.failed = e;
+      this.failed = e as Error;
       return;
     }
     this.listing = listContext(
