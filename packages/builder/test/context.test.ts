@@ -29,7 +29,7 @@ import { BuildContext, statCacheDir } from '../src/context/context.js';
 import { IgnoreMatcher } from '../src/context/ignore.js';
 import { decodeName, encodeName, Flag, Listing } from '../src/context/listing.js';
 import { StatCache } from '../src/context/statcache.js';
-import { listContext, nativeWalker, RacyNs, walkInJs } from '../src/context/walk.js';
+import { listContext, nativeWalker, RacyNs, runWalker, walkInJs } from '../src/context/walk.js';
 import { KeyBuilder } from '../src/solver/cachekey.js';
 import { build } from '../src/solver/build.js';
 import { createReporter } from '../src/progress/index.js';
@@ -635,6 +635,34 @@ async function largeContext(): Promise<{ ctx: string; cache: string }> {
   assert.ok(StatCache.sizeHint(cache, ctx) > 150, 'the stat cache says the context is large');
   return { ctx, cache };
 }
+
+test('tsbuild-walk output and complaint are the same through its unnamed files and through pipes', async () => {
+  const ctx = fixture();
+  await settled(ctx);
+  const walker = nativeWalker()!;
+  const run = async (tmp: string | undefined) => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmp; // no such directory: no unnamed file, pipes instead
+    if (tmp === undefined) delete process.env.TMPDIR;
+    try {
+      const listing = await listContext(ctx, 100_000, [], walker);
+      const err = await runWalker(walker, [join(ctx, 'nothere')]).then(
+        () => 'listed',
+        (e: Error) => e.message,
+      );
+      return { listing, err };
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  };
+  const files = await run(undefined);
+  const pipes = await run(join(base, 'no-such-tmp'));
+  assert.ok(sameListing(files.listing, pipes.listing) > 200);
+  assert.ok(sameListing(files.listing, walkInJs(ctx, Infinity)) > 200);
+  assert.is(files.err, `cannot open ${join(ctx, 'nothere')}: No such file or directory`);
+  assert.is(pipes.err, files.err);
+});
 
 test('a started listing that nobody will read is cancelled: its walker is killed and reaped', async () => {
   const { ctx, cache } = await largeContext();
