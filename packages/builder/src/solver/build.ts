@@ -26,7 +26,7 @@ import {
   type Layer,
   type Store,
 } from '@tsbuild/layerstore';
-import { BuildContext } from '../context/context.js';
+import { BuildContext, statCacheDir, type ContextStart } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
 import { Solver } from './solver.js';
@@ -34,7 +34,6 @@ import type { RunSettings } from './ops/context.js';
 import { contextFor, directoryBuild, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
-import { join } from 'node:path';
 import { trace } from '../trace.js';
 import { baseKey, foreignPlatform, toPlatform } from './base-state.js';
 import { emulationProblem, isNative } from './emulation.js';
@@ -103,6 +102,12 @@ export interface BuildRequest {
   onLayer?: (layer: Layer) => void;
   /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
   onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
+  /**
+   * The context's .dockerignore read and listing begun by the caller ahead of the build (BuildContext.start,
+   * as soon as the CLI knows the context): taken when it is for this build's context, Dockerfile and store.
+   * The caller still cancels it when done (a no-op once the listing is in).
+   */
+  context?: ContextStart;
 }
 
 export interface BuildResult {
@@ -146,14 +151,30 @@ function forPlatform(image: Image, platform: Platform): boolean {
 }
 
 async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResult | { explain: ExplainRow[] }> {
+  // The context is listed while the Dockerfile is parsed and base images are resolved, if the caller
+  // has not started it earlier still.
+  const dockerfile = req.dockerfileIsFile ? req.dockerfilePath : undefined;
+  const statCache = statCacheDir(req.store.root);
+  const started =
+    req.context?.claim(req.contextDir, dockerfile, statCache) ??
+    BuildContext.start(req.contextDir, dockerfile, statCache);
+  try {
+    return await solveStarted(req, dry, started);
+  } catch (e) {
+    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives it.
+    await started.cancel();
+    throw e;
+  }
+}
+
+async function solveStarted(
+  req: BuildRequest,
+  dry: boolean,
+  started: ContextStart,
+): Promise<BuildResult | { explain: ExplainRow[] }> {
   const platform: Platform = req.platform ?? hostPlatform();
   const platformString = formatPlatform(platform);
-  // List the context while the Dockerfile is parsed and base images are resolved.
-  const contextPromise = BuildContext.open(
-    req.contextDir,
-    req.dockerfileIsFile ? req.dockerfilePath : undefined,
-    join(req.store.root, 'builder', 'statcache'),
-  );
+  const contextPromise = started.open();
   contextPromise.catch(() => {});
   trace('build start');
   let df;
