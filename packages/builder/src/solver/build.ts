@@ -452,8 +452,9 @@ async function solveStarted(
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
-    for (const tag of req.tags) await req.store.images.tag(tag, image);
+    // Before the tags: a build whose adoption failed fails, and a failed build tags nothing.
     await adopting;
+    for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
   } finally {
