@@ -110,6 +110,29 @@ test('a layer that fails to be written fails the build, naming its step', async 
   cleanup(ctx);
 });
 
+test('a step that fails while a layer fails to be written: the layers written are adopted, no diff is left', async () => {
+  // The RUN after the COPY fails; the build then waits for its layers (the gate opens once that RUN
+  // has said it ran), the COPY's fails (its file shrank) and the first RUN's is written: its diff
+  // becomes that layer's snapshot, the COPY's diff is removed.
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nCOPY data/ /data/\nRUN echo step-fails && exit 3\n`,
+    'data/f': 'x'.repeat(100_000),
+  });
+  const gate = new Gate();
+  const r = await traced(['--no-cache', '-t', 'bg:both-fail', ctx], gate, (err) => {
+    if (!gate.opened && err.includes('step-fails')) {
+      truncateSync(join(ctx, 'data', 'f'), 10);
+      gate.open();
+    }
+  });
+  assert.ok(!r.forced, r.stderr);
+  assert.is(r.code, 1, r.stderr);
+  assert.ok(written(r.stderr, '2/4'), `the first RUN's layer is written:\n${r.stderr}`);
+  assert.not.ok(written(r.stderr, '3/4'), `the COPY's layer failed:\n${r.stderr}`);
+  assert.equal(readdirSync(join(root, 'tmp')), [], 'no diff is left in tmp/');
+  cleanup(ctx);
+});
+
 test('SIGKILL while a later step runs on a layer being written, or while the build waits for its layers', async () => {
   const ctx = context({
     Dockerfile:

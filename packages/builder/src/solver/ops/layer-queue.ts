@@ -97,7 +97,14 @@ export class LayerQueue {
    * runs any more. Throws the first failure.
    */
   async finish(): Promise<void> {
-    await this.settle();
+    // A layer failed (settle throws): the others are adopted all the same (the failed one's diff
+    // removed), then its failure is thrown.
+    try {
+      await this.settle();
+    } catch (e) {
+      await this.adopt().catch(() => {});
+      throw e;
+    }
     await this.adopt();
   }
 
