@@ -110,7 +110,7 @@ test('a layer that fails to be written fails the build, naming its step', async 
   cleanup(ctx);
 });
 
-test('a step that fails while a layer fails to be written: the layers written are adopted, no diff is left', async () => {
+test('a step fails while a layer fails to be written: the layers written are adopted, no diff is left', async () => {
   // The RUN after the COPY fails; the build then waits for its layers (the gate opens once that RUN
   // has said it ran), the COPY's fails (its file shrank) and the first RUN's is written: its diff
   // becomes that layer's snapshot, the COPY's diff is removed.
