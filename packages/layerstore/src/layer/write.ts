@@ -43,7 +43,8 @@ export async function writeLayer(
 
   const ingest = blobs.ingest();
   try {
-    const pool = new ChunkPool(chunkSizeOf(compression));
+    // Uncompressed, the chunks are shared memory: a large layer is hashed on another thread (writeRecycling).
+    const pool = new ChunkPool(chunkSizeOf(compression), undefined, !hash);
     const tar = tarStream(entries, { pool });
     if (hash)
       await pipeline(
@@ -74,8 +75,13 @@ async function writeRecycling(src: AsyncIterable<Buffer>, ingest: Ingest, pool: 
   ingest.on('error', (e: Error) => {
     failure ??= e;
   });
+  let first = true;
   for await (const chunk of src) {
     if (failure) throw failure;
+    // A whole first chunk means a layer of a chunk or more: hashed on a worker thread while this one tars the
+    // rest (a thread costs more than it saves on a small layer, whose only chunk is short).
+    if (first && chunk.length === pool.size) ingest.hashOnThread?.();
+    first = false;
     const more = ingest.write(chunk, (e) => {
       if (!e) pool.give(chunk);
     });

@@ -11,6 +11,11 @@ import { Beneath } from '../../rootfs/beneath-tree.js';
 /** A layer's entries in order, and how many there are. */
 export interface EntryList extends Iterable<Entry> {
   readonly length: number;
+  /**
+   * For a list that ends with a streamed tree (Staging.streamTree): the entries before it, the tree's directory
+   * (below the root; itself among `placed`) and the tree's entries, so a reader can pass over the tree whole.
+   */
+  readonly parts?: { placed: readonly Entry[]; base: string; tree: Iterable<Entry> };
 }
 
 export interface NewDirOwner {
@@ -188,6 +193,7 @@ export class Staging {
     // The tree's directory and its parents are placed; everything below it comes after them.
     return {
       length: placed.length + tree.count,
+      parts: { placed, base: tree.base, tree: tree.entries },
       *[Symbol.iterator]() {
         yield* placed;
         yield* tree.entries;
