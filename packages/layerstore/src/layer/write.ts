@@ -87,6 +87,10 @@ async function writeRecycling(src: AsyncIterable<Buffer>, ingest: Ingest, pool: 
     });
     // once() rejects if the ingest fails while we wait.
     if (!more) await once(ingest, 'drain');
+    // A turn of the event loop per chunk: the tar writer reads files synchronously, and while the disk keeps up
+    // the loop above never waited for anything, so the build's other steps (the next COPY's few fs calls, a RUN
+    // starting its container) stood still until the whole layer was written. A chunk is ~1 MiB of work.
+    else await new Promise<void>((resolve) => setImmediate(resolve));
   }
   // As pipeline() would: the end, and the last write done (or its failure) before commit().
   ingest.end();
