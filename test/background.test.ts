@@ -110,7 +110,7 @@ test('a layer that fails to be written fails the build, naming its step', async 
   cleanup(ctx);
 });
 
-test('a context file swapped for a symlink to a host file while its COPY waits for its layer: not followed', async () => {
+test('a context file swapped for a symlink to a host file while its COPY waits for its layer: not read', async () => {
   // The layer of a COPY of a directory is read from the context after cp has copied it into the snapshot: a
   // hostile context may put a link in place of a file in between. The layer must not take the host file's
   // content (nor the snapshot: cp copied the file). The tree is over a tar chunk, so its layer is hashed on a

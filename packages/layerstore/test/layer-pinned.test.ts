@@ -93,7 +93,7 @@ for (const [name, h] of HEADERS) {
 const EVERY_KIND = 'sha256:bd40105e26d150dd769cd1ca1212147c2c755e4462e9d36819b6085b30574edd';
 makeEveryKind(join(work, 'tree'));
 
-test('every kind of entry: the same layer digest from the store (hashed on a thread) and a plain blob store', async () => {
+test('every kind of entry: one layer digest from the store (hashed on a thread) and a plain blob store', async () => {
   const store = await Store.open(join(work, 'store'));
   const opts = { compression: 'none' as const, sourceDateEpoch: 1_600_000_010 };
   const stored = await writeLayer(store.blobs, join(work, 'tree'), opts);
@@ -144,7 +144,7 @@ test('ThreadHash: close() fails what is pending and what comes after', async () 
   assert.instance(await rejection(t.digest()), Error);
 });
 
-test('an ingest hashed on a thread: a wrong expected digest fails the commit and leaves no blob or temp file', async () => {
+test('ingest hashed on a thread: a wrong expected digest fails the commit, leaving no blob or temp file', async () => {
   const store = await Store.open(join(work, 'store2'));
   const ingest = store.blobs.ingest();
   ingest.hashOnThread!();
