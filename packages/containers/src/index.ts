@@ -16,7 +16,7 @@ export {
   type Status,
 } from './state.js';
 export { createContainer, parseVolume, readEnvFile, type CreateOptions } from './create.js';
-export { runContainer, startDetached, type RunIO } from './runner.js';
+export { runContainer, startDetached, networkAhead, discardNetwork, type RunIO } from './runner.js';
 export { stopContainer, signalContainer, killContainer } from './signal.js';
 export { removeContainer } from './remove.js';
 export { execInContainer, type ExecOptions } from './exec.js';

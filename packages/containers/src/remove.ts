@@ -1,6 +1,6 @@
 // Removing a container: the document first (so it disappears at once for every reader), then its
 // directory; its anonymous volumes too when asked (`rm -v`, `run --rm`).
-import { promises as fsp } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { Store } from '@tsbuild/layerstore';
 import { ContainerError, containerDir, containerLease, docPath, isRunning, readDoc, refresh } from './state.js';
 import { removeVolume, volumesInUse } from './volumes.js';
@@ -18,17 +18,16 @@ export async function removeContainer(
     if (!opts.force) throw new ContainerError(`cannot remove running container ${doc.Name}: stop it first or use -f`);
     doc = await stopContainer(store, doc, 0, 'SIGKILL');
   }
-  await fsp.rm(docPath(store, id), { force: true });
+  rmSync(docPath(store, id), { force: true });
   // Its processes are gone, but it is the container's tree all the same: the snapshotter removes its
   // active snapshot (the whole directory) beneath directory fds, never following a link in it.
   store.snapshotter.remove(containerDir(store, id));
   // Expired already (its directory is gone); removed so that it does not wait for the next prune.
   await store.leases.remove(containerLease(id));
-  if (opts.volumes) {
+  const anonymous = doc.Config.mounts.flatMap((m) => (m.type === 'volume' && m.anonymous ? [m.name] : []));
+  // volumesInUse reads every container's document: only when there is a volume to remove.
+  if (opts.volumes && anonymous.length > 0) {
     const used = await volumesInUse(store);
-    for (const m of doc.Config.mounts) {
-      if (m.type === 'volume' && m.anonymous && !used.has(m.name))
-        await removeVolume(store, m.name, true).catch(() => {});
-    }
+    for (const name of anonymous) if (!used.has(name)) await removeVolume(store, name, true).catch(() => {});
   }
 }

@@ -2,14 +2,22 @@
 // mounts and limits, while the state document follows (running with pid, then exited with code).
 // The process calling runContainer is the container's "runner": the foreground `tsbuild run`, or a
 // detached supervisor (supervisor.ts) for `run -d` / `start`.
-import { openSync, closeSync, promises as fsp } from 'node:fs';
+import { openSync, closeSync, existsSync, readFileSync, promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { run as sandboxRun, withHome, type Exit, type Mount } from '@tsbuild/sandbox';
-import type { Store } from '@tsbuild/layerstore';
-import { processStart } from '@tsbuild/sys';
+import {
+  run as sandboxRun,
+  startNetwork,
+  withHome,
+  type Exit,
+  type Mount,
+  type PortMapping,
+  type PrivateNetwork,
+} from '@tsbuild/sandbox';
+import type { Image, Store } from '@tsbuild/layerstore';
+import { processStart, removeTreeBeneath } from '@tsbuild/sys';
 import {
   ContainerError,
   containerDir,
@@ -31,6 +39,18 @@ export interface RunIO {
   /** Called with the init's host pid once the container exists. */
   onStart?: (pid: number) => void;
   newSession?: boolean;
+  /**
+   * Its own network, started ahead by networkAhead() for this container's `--network` and ports:
+   * the runner takes it over (and ends it). Without it the runner starts the network itself.
+   */
+  network?: Promise<PrivateNetwork>;
+  /**
+   * The container's image as the caller has just read (and leased) it: `run` created the container
+   * from it a moment ago. Otherwise (start, the supervisor) it is looked up again by digest.
+   */
+  image?: Image;
+  /** Told each step of the start and the end, for TSBUILD_TRACE. */
+  trace?: (what: string) => void;
 }
 
 async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> {
@@ -52,6 +72,35 @@ function modeOf(network: string): NetworkMode {
   return network === 'none' || network === 'host' ? network : 'private';
 }
 
+/** `--network default`: a private network of the container's own (not none, host or container:NAME). */
+function hasOwnNetwork(network: string): boolean {
+  return !network.startsWith('container:') && modeOf(network) === 'private';
+}
+
+/**
+ * The private network of a container's own (`--network default`, with its published ports), started
+ * now: its helper comes up in processes of its own (tens of ms) while this one reads the store and
+ * creates the container. Undefined for the other modes. Hand it to runContainer (RunIO.network),
+ * or to discardNetwork when the container is not run after all.
+ */
+export function networkAhead(network: string, ports: PortMapping[] = []): Promise<PrivateNetwork> | undefined {
+  if (!hasOwnNetwork(network)) return undefined;
+  const started = startNetwork({ ports });
+  // Awaited where it is used (its failure is the container's); until then, not an unhandled rejection.
+  started.catch(() => {});
+  return started;
+}
+
+/** Ends a network from networkAhead() that no container took over. */
+export function discardNetwork(network: Promise<PrivateNetwork> | undefined): Promise<void> {
+  return (
+    network?.then(
+      (n) => n.close({ wait: false }),
+      () => {},
+    ) ?? Promise.resolve()
+  );
+}
+
 /**
  * The sandbox's network for a container's `--network`: 'default' is a private network of its own
  * (with its published ports), `container:NAME` joins the namespace of that container's init.
@@ -66,29 +115,87 @@ async function networkOf(store: Store, network: string): Promise<{ network: Netw
   return { network: modeOf(network) };
 }
 
+/** This boot of the host: a volatile overlay's writable layer survives a restart within it only. */
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A `--rm` container runs on a volatile overlay: its end does not sync the host's disk (that
+ * waited for every dirty page of the filesystem, seconds on a busy one), since its layer is thrown
+ * away. The kernel marks the workdir (WORKDIR/work/incompat/volatile) and refuses to mount it
+ * again; a container whose removal never came (its runner was killed) is started again on the
+ * same upperdir, intact if the host has not restarted since: its workdir (overlay's scratch) is
+ * made anew. After a restart its layer may have lost writes, and it is not started.
+ */
+function reclaimVolatile(doc: ContainerDoc, workdir: string): void {
+  if (!existsSync(join(workdir, 'work', 'incompat', 'volatile'))) return;
+  const boot = bootId();
+  if (boot === undefined || doc.State.VolatileBoot !== boot)
+    throw new ContainerError(
+      `container ${doc.Name} ran with --rm and the host has restarted since: its writable layer was not ` +
+        `synced to disk and may have lost writes; remove it (tsbuild rm ${doc.Name})`,
+    );
+  removeTreeBeneath(workdir);
+}
+
 /** Runs the container to its end, recording its state. Throws (state: exited, Error set) if it cannot start. */
 export async function runContainer(store: Store, id: string, io: RunIO): Promise<Exit> {
+  const trace = io.trace ?? (() => {});
   const doc = await readDoc(store, id);
-  if (!doc) throw new ContainerError(`No such container: ${id}`);
+  if (!doc) {
+    await discardNetwork(io.network);
+    throw new ContainerError(`No such container: ${id}`);
+  }
   const cfg = doc.Config;
+  // Its own network comes up while the rest is prepared (networkAhead); one handed over for another
+  // mode than its own (none, host, container:NAME) is not used, only ended.
+  if (!hasOwnNetwork(cfg.network)) void discardNetwork(io.network);
+  const own = hasOwnNetwork(cfg.network) ? (io.network ?? networkAhead(cfg.network, cfg.ports)) : undefined;
+  // A `--rm` container's states until its removal need no fsync (state.ts writeDoc).
+  const durable = !cfg.autoRemove;
+  let remove = cfg.autoRemove;
   const runnerStart = processStart(process.pid);
   try {
-    const image = await store.images.get(doc.Image);
+    const image = io.image?.manifestDigest === doc.Image ? io.image : await store.images.get(doc.Image);
     if (!image)
       throw new ContainerError(
         `the image ${cfg.image.ref} (${doc.Image}) of container ${doc.Name} is no longer in the store`,
       );
+    // Refused, it is kept (not removed as --rm asks): the user decides, told what happened.
+    if (cfg.autoRemove)
+      try {
+        reclaimVolatile(doc, doc.WorkDir);
+      } catch (e) {
+        remove = false;
+        throw e;
+      }
     // Its active snapshot: the image's layers under the upperdir it has kept since it was created.
     const root = await store.snapshotter.mounts(containerDir(store, id), image.layers).catch((e: Error) => {
       throw new ContainerError(`container ${doc.Name} cannot start: ${e.message}`);
     });
     const mounts = await sandboxMounts(store, doc);
     const net = await networkOf(store, cfg.network);
-    await updateDoc(store, id, (d) => {
-      d.State = { Status: 'created', Runner: process.pid, RunnerStart: runnerStart, Detached: io.detached ?? false };
-    });
+    const volatileBoot = cfg.autoRemove ? bootId() : undefined;
+    await updateDoc(
+      store,
+      id,
+      (d) => {
+        d.State = { Status: 'created', Runner: process.pid, RunnerStart: runnerStart, Detached: io.detached ?? false };
+        if (volatileBoot) d.State.VolatileBoot = volatileBoot;
+      },
+      { durable },
+    );
+    trace('state recorded');
+    const netns = await own;
+    if (netns) trace('network up');
+    let running: Promise<unknown> | undefined;
     const exit = await sandboxRun({
-      root: { lowerdirs: root.lowerdirs, upperdir: root.upperdir, workdir: root.workdir },
+      root: { lowerdirs: root.lowerdirs, upperdir: root.upperdir, workdir: root.workdir, volatile: cfg.autoRemove },
       argv: cfg.argv,
       env: cfg.home === undefined ? cfg.env : withHome(cfg.env, cfg.home),
       cwd: cfg.cwd,
@@ -97,8 +204,10 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       additionalGids: cfg.additionalGids,
       hostname: cfg.hostname,
       network: net.network,
+      netns,
       netnsPid: net.netnsPid,
-      ports: cfg.ports,
+      // Published by its own network already.
+      ports: netns ? [] : cfg.ports,
       mounts,
       limits: cfg.limits,
       // `tsbuild commit` freezes a running container while it reads the upperdir.
@@ -110,36 +219,63 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       stderr: io.stderr,
       newSession: io.newSession,
       onStart: (pid) => {
+        trace('container started');
         const start = processStart(pid);
-        void updateDoc(store, id, (d) => {
-          d.State.Status = 'running';
-          d.State.Pid = pid;
-          d.State.PidStart = start;
-          d.State.StartedAt = new Date().toISOString();
-        }).then(() => io.onStart?.(pid));
+        running = updateDoc(
+          store,
+          id,
+          (d) => {
+            d.State.Status = 'running';
+            d.State.Pid = pid;
+            d.State.PidStart = start;
+            d.State.StartedAt = new Date().toISOString();
+          },
+          { durable },
+        ).then(() => io.onStart?.(pid));
       },
     });
-    // Let the "running" write land before the final one.
-    await new Promise((r) => setImmediate(r));
-    await updateDoc(store, id, (d) => {
-      d.State.Status = 'exited';
-      d.State.ExitCode = exit.code;
-      d.State.OOMKilled = exit.oomKilled;
-      d.State.FinishedAt = new Date().toISOString();
-      if (exit.startError) d.State.Error = exit.startError;
-      else delete d.State.Error;
-    });
+    // The "running" write lands before the final one (both replace the whole document).
+    await running?.catch(() => {});
+    trace('container ended');
+    await updateDoc(
+      store,
+      id,
+      (d) => {
+        d.State.Status = 'exited';
+        d.State.ExitCode = exit.code;
+        d.State.OOMKilled = exit.oomKilled;
+        d.State.FinishedAt = new Date().toISOString();
+        if (exit.startError) d.State.Error = exit.startError;
+        else delete d.State.Error;
+      },
+      { durable },
+    );
+    trace('exit recorded');
     return exit;
   } catch (e) {
-    await updateDoc(store, id, (d) => {
-      d.State.Status = 'exited';
-      d.State.ExitCode = 125;
-      d.State.FinishedAt = new Date().toISOString();
-      d.State.Error = (e as Error).message;
-    }).catch(() => {});
+    await updateDoc(
+      store,
+      id,
+      (d) => {
+        d.State.Status = 'exited';
+        // Who failed to start it: startDetached waits for its supervisor's verdict.
+        d.State.Runner = process.pid;
+        d.State.RunnerStart = runnerStart;
+        d.State.ExitCode = 125;
+        d.State.FinishedAt = new Date().toISOString();
+        d.State.Error = (e as Error).message;
+      },
+      { durable },
+    ).catch(() => {});
     throw e;
   } finally {
-    if (cfg.autoRemove) await removeContainer(store, id, { volumes: true }).catch(() => {});
+    // Not waited for (unless it published ports, which must be free when this returns): its helper's
+    // exit takes tens of ms, and nothing here needs it gone.
+    await discardNetwork(own);
+    if (remove) {
+      await removeContainer(store, id, { volumes: true }).catch(() => {});
+      trace('removed');
+    }
   }
 }
 
@@ -160,7 +296,11 @@ export async function startDetached(store: Store, id: string): Promise<Container
   const log = openSync(doc.LogPath, 'a');
   // Mark who starts it, so that a waiting reader never sees a stale "exited" from an earlier run.
   await updateDoc(store, id, (d) => {
-    d.State = { Status: 'created', Detached: true };
+    d.State = {
+      Status: 'created',
+      Detached: true,
+      ...(d.State.VolatileBoot ? { VolatileBoot: d.State.VolatileBoot } : {}),
+    };
   });
   const child = spawn(process.execPath, [supervisorPath(), store.root, id], {
     detached: true,

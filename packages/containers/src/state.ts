@@ -10,7 +10,7 @@
 // Liveness is never taken on trust: a recorded pid counts only while /proc/PID/stat still shows
 // the recorded start time (pids are reused), so a crash of tsbuild, of the supervisor or of the
 // container leaves a document that readers correct ("exited", code unknown when nobody saw it).
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
@@ -78,6 +78,11 @@ export interface ContainerDoc {
     OOMKilled?: boolean;
     Error?: string;
     Detached?: boolean;
+    /**
+     * The boot (/proc/sys/kernel/random/boot_id) in which it last ran on a volatile overlay (`--rm`,
+     * see runner.ts): a restart in the same boot finds its writable layer intact, after a reboot not.
+     */
+    VolatileBoot?: string;
   };
   LogPath: string;
   UpperDir: string;
@@ -148,14 +153,19 @@ export function randomName(): string {
 /**
  * Replaces the document atomically and durably: there is no daemon, so this file is all that says a
  * container exists and how it ended, and it must survive a crash of the host (fsync, rename, fsync dir).
+ * `durable: false` keeps the atomic replace without the fsyncs: for the states of a `--rm` container
+ * between its creation (durable: a crash leaves a container that ps shows and rm removes) and its
+ * removal, which nobody needs after a crash of the host (the container was not running then anyway).
  */
-export async function writeDoc(store: Store, doc: ContainerDoc): Promise<void> {
-  await writeFileAtomic(docPath(store, doc.Id), JSON.stringify(doc, null, 2) + '\n', { durable: true });
+export async function writeDoc(store: Store, doc: ContainerDoc, opts: { durable?: boolean } = {}): Promise<void> {
+  const durable = opts.durable ?? true;
+  await writeFileAtomic(docPath(store, doc.Id), JSON.stringify(doc, null, 2) + '\n', { durable });
 }
 
 export async function readDoc(store: Store, id: string): Promise<ContainerDoc | undefined> {
   try {
-    return JSON.parse(await fsp.readFile(docPath(store, id), 'utf8')) as ContainerDoc;
+    // Synchronous: a few kB, where fs.promises.readFile is four thread-pool round trips (layerstore's SmallFileIO).
+    return JSON.parse(readFileSync(docPath(store, id), 'utf8')) as ContainerDoc;
   } catch {
     return undefined;
   }
@@ -166,11 +176,12 @@ export async function updateDoc(
   store: Store,
   id: string,
   change: (d: ContainerDoc) => void,
+  opts: { durable?: boolean } = {},
 ): Promise<ContainerDoc | undefined> {
   const d = await readDoc(store, id);
   if (!d) return undefined;
   change(d);
-  await writeDoc(store, d);
+  await writeDoc(store, d, opts);
   return d;
 }
 

@@ -7,7 +7,7 @@
 // waiters cannot both break the lock and then delete each other's fresh lock. A break file older than
 // BREAK_STALE_MS is left over from a crash in the few microseconds of breaking and is removed.
 // Waiters retry with jittered exponential backoff (1 ms .. 50 ms) until the timeout.
-import { promises as fsp, statSync } from 'node:fs';
+import { promises as fsp, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError } from './types.js';
 import { pidAlive, processStart } from './fsutil.js';
@@ -44,17 +44,13 @@ export class LockManager {
     let delay = 1;
     for (;;) {
       try {
-        const fh = await fsp.open(file, 'wx', 0o644);
-        try {
-          await fh.writeFile(JSON.stringify(me));
-        } finally {
-          await fh.close();
-        }
+        // SmallFileIO (fsutil.ts): create, write and close in one call, and an unlink, on this thread.
+        writeFileSync(file, JSON.stringify(me), { flag: 'wx', mode: 0o644 });
         let released = false;
         return async () => {
           if (released) return;
           released = true;
-          await fsp.rm(file, { force: true });
+          rmSync(file, { force: true });
         };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;

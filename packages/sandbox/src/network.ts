@@ -244,7 +244,12 @@ function network(
     plan,
     resolvConf: dns.resolvConf,
     dnsWarning: dns.warning,
-    close() {
+    close({ wait = true } = {}) {
+      if (!wait && !dir && !closing) {
+        // EOF on the lifeline, and nothing else: the holder stays unref'd, as it has been since it started.
+        if (!closed()) (child.stdin as Writable).end();
+        return Promise.resolve();
+      }
       closing ??= (async () => {
         if (!closed()) {
           refs(child, 'ref');

@@ -195,6 +195,12 @@ export interface PrivateNetwork {
   readonly resolvConf: string;
   /** Why lookups go to public nameservers, when the host's cannot be used (for the user to see). */
   readonly dnsWarning?: string;
-  /** Ends the network (the namespace goes when its last run has ended). Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Ends the network (the namespace goes when its last run has ended). Idempotent. Resolves once
+   * the helper has exited. With `wait: false`, at once unless the network publishes ports (those
+   * must be free when it resolves, to be published again): the holder is told to end and takes the
+   * helper with it, without this process waiting for them (the helper's exit unregisters its tap
+   * device: tens of ms) nor staying alive for them.
+   */
+  close(opts?: { wait?: boolean }): Promise<void>;
 }

@@ -107,6 +107,65 @@ test('close() ends the holder and slirp4netns', async () => {
   assert.ok(await until(() => !alive(helpers[0])), 'slirp4netns outlived close()');
 });
 
+test('close({ wait: false }): nothing kept alive, the owner exits; the holder and slirp4netns end', async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns not installed');
+  const script = join(tmp, 'net-nowait.mjs');
+  // The holder is stopped before close(): a close that waited for it would never return, and the
+  // script, whose event loop nothing else holds, would never exit.
+  writeFileSync(
+    script,
+    `
+    import { startNetwork } from ${JSON.stringify(join(here, '..', 'src', 'index.js'))};
+    import { readFileSync } from 'node:fs';
+    const net = await startNetwork({ stateDir: ${JSON.stringify(stateDir)} });
+    const kids = readFileSync('/proc/' + net.pid + '/task/' + net.pid + '/children', 'utf8').trim();
+    console.log(net.pid + ' ' + kids);
+    process.kill(net.pid, 'SIGSTOP');
+    await net.close({ wait: false });
+  `,
+  );
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
+  const exited = await until(() => child.exitCode !== null);
+  const pids = out.trim().split(/\s+/).map(Number);
+  for (const p of pids.filter(Boolean)) process.kill(p, 'SIGCONT');
+  assert.ok(exited, 'close({ wait: false }) waited for the holder (or kept the process alive)');
+  assert.is(child.exitCode, 0);
+  assert.is(pids.length, 2, out);
+  // Orphans once their owner is gone: a zombie not yet reaped by init counts as ended.
+  const ended = (p: number) => {
+    try {
+      return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
+    } catch {
+      return true;
+    }
+  };
+  assert.ok(await until(() => pids.every(ended)), `left running: ${pids.filter((p) => !ended(p))}`);
+});
+
+test('close({ wait: false }) with a published port still waits: the port is free once it resolves', async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns not installed');
+  const probe = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => probe.once('listening', r));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((r) => probe.close(r));
+  const ports = [{ hostIp: '127.0.0.1', hostPort: port, containerPort: 80, protocol: 'tcp' as const }];
+  const net = await startNetwork({ stateDir, ports });
+  const helpers = childrenOf(net.pid);
+  await net.close({ wait: false });
+  assert.not.ok(alive(net.pid), 'the holder is gone');
+  assert.ok(
+    helpers.every((p) => !alive(p)),
+    'slirp4netns is gone',
+  );
+  const again = createServer().listen(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => again.once('listening', resolve).once('error', reject));
+  await new Promise((r) => again.close(r));
+});
+
 test('SIGKILL of the owning Node process ends the holder and slirp4netns', async () => {
   if (!have('slirp4netns')) return skip('slirp4netns not installed');
   const script = join(tmp, 'net-victim.mjs');

@@ -32,6 +32,15 @@ export class RootView {
     private readonly isOpaque: OpaqueCheck,
   ) {}
 
+  /**
+   * Whether `hostDir` in `layer` hides the layers below it. The bottom layer hides nothing, so its
+   * directories are never asked: the check reads an xattr through ffi-rs, whose native addon costs
+   * milliseconds to load, and a single-layer image (`run` of busybox, /etc/passwd) then needs none.
+   */
+  private hides(layer: string, hostDir: string): boolean {
+    return layer !== this.layers[this.layers.length - 1] && this.isOpaque(hostDir);
+  }
+
   /** lstat of a path whose parents contain no symlinks (a canonical path). */
   async lstatCanonical(path: string): Promise<ViewEntry | undefined> {
     const parts = path.split('/').filter(Boolean);
@@ -57,7 +66,7 @@ export class RootView {
           hidden = true;
           break;
         }
-        if (this.isOpaque(host)) opaqueAbove = true;
+        if (this.hides(layer, host)) opaqueAbove = true;
       }
       if (hidden || opaqueAbove) return undefined;
       if (parts.length === 0) {
@@ -141,7 +150,7 @@ export class RootView {
         if (d.isCharacterDevice() && isWhiteout(await fsp.lstat(join(host, d.name)))) gone.add(d.name);
         else names.add(d.name);
       }
-      if (parents === 'opaque' || this.isOpaque(host)) break;
+      if (parents === 'opaque' || this.hides(layer, host)) break;
     }
     return [...names].sort();
   }
@@ -164,7 +173,7 @@ export class RootView {
         return opaque ? 'hidden' : 'absent';
       }
       if (isWhiteout(st) || !st.isDirectory()) return 'hidden';
-      if (this.isOpaque(host)) opaque = true;
+      if (this.hides(layer, host)) opaque = true;
     }
     return opaque ? 'opaque' : 'dirs';
   }

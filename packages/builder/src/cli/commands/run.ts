@@ -10,8 +10,16 @@ import { openStore } from '../root.js';
 import { emulationProblem, isNative } from '../../solver/emulation.js';
 import { formatPlatform, hostPlatform } from '@tsbuild/layerstore';
 import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
-import { ContainerError, createContainer, runContainer, startDetached } from '@tsbuild/containers';
+import {
+  ContainerError,
+  createContainer,
+  discardNetwork,
+  networkAhead,
+  runContainer,
+  startDetached,
+} from '@tsbuild/containers';
 import { errorLine, report } from '../report.js';
+import { trace } from '../../trace.js';
 
 export const runFlags = flagsOf('run');
 
@@ -61,6 +69,16 @@ export function parsePublish(spec: string): PortMapping {
     containerPort: Number(ctr),
     protocol: (proto ?? 'tcp') as 'tcp' | 'udp',
   };
+}
+
+/**
+ * A step of a foreground run, for TSBUILD_TRACE (`run: flags read`, ..., `run: removed`). For tests
+ * (test/run-rm.test.ts): with TSBUILD_TEST_RUN_STOP=STEP this process stops itself (SIGSTOP) right
+ * there, so that a test kills it at exactly that point of the sequence, not about there.
+ */
+function step(what: string): void {
+  trace(`run: ${what}`);
+  if (process.env.TSBUILD_TEST_RUN_STOP === what) process.kill(process.pid, 'SIGSTOP');
 }
 
 const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
@@ -116,7 +134,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   const limits = limitsFrom(p);
   const detach = bool(p, 'detach');
   if (detach && bool(p, 'interactive')) throw new UsageError('-d and -i cannot be used together (there is no attach)');
+  // In the foreground this process is the runner: its network starts now, alongside everything
+  // below (a detached container's supervisor starts its own).
+  const ahead = detach ? undefined : networkAhead(network === 'bridge' ? 'default' : network, ports);
+  let handedOver = false;
   try {
+    step('flags read');
     const store = await openStore(str(p, 'root'), 'run');
     const image = await store.images.get(ref);
     if (!image) throw new ContainerError(`Unable to find image '${ref}' in the store (${store.root})`);
@@ -125,6 +148,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const platform = { os, architecture, ...(variant ? { variant } : {}) };
     const cannot = isNative(platform, hostPlatform()) ? undefined : emulationProblem(platform);
     if (cannot) throw new ContainerError(`image '${ref}' is for ${formatPlatform(platform)}: ${cannot}`);
+    step('image read');
     const doc = await createContainer(store, {
       ref,
       image,
@@ -145,7 +169,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       autoRemove: bool(p, 'rm'),
       init: bool(p, 'init'),
     });
-    // Said here, where the user sees it: the network itself starts in the container's runner.
+    step('container created');
+    // Said here, where the user sees it (the network itself started above, or in the supervisor with -d).
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
     if (dnsWarning) process.stderr.write(`WARNING: ${dnsWarning}\n`);
     if (detach) {
@@ -159,6 +184,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     const tty = bool(p, 'tty');
     let pid: number | undefined;
+    handedOver = true;
     const exit = await withSignalsForwarded(
       () => pid,
       () =>
@@ -171,10 +197,15 @@ export async function runCommand(argv: string[]): Promise<number> {
           onStart: (x) => {
             pid = x;
           },
+          network: ahead,
+          image,
+          trace: step,
         }),
     );
     return exitStatus(exit);
   } catch (e) {
     return ownError(e);
+  } finally {
+    if (!handedOver) await discardNetwork(ahead);
   }
 }
