@@ -80,5 +80,18 @@ for (const row of PINNED) {
   });
 }
 
+test('the odd tree: what a RUN sees after COPY equals the context (setuid, sticky, links, empty dirs)', () => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nCOPY odd/ /app/\nRUN ${LIST} > /listing\n` });
+  makeOddTree(join(ctx, 'odd'));
+  ok(tsbuild(['build', '-t', 'odd:2', ctx], { root }));
+  const seen = ok(tsbuild(['run', '--rm', 'odd:2', 'cat', '/listing'], { root })).stdout;
+  const fromContext = ok(
+    tsbuild(['run', '--rm', '-v', `${join(ctx, 'odd')}:/app:ro`, 'odd:2', 'sh', '-c', LIST], { root }),
+  ).stdout.replace(/ \d+:\d+ /g, ' 0:0 ');
+  assert.ok(seen.includes(' 89ed '), 'bin/su is there with its setuid bit (mode 104755 is 89ed in hex)');
+  assert.is(seen, fromContext);
+  cleanup(ctx);
+});
+
 test.after(() => cleanup(root));
 test.run();
