@@ -181,5 +181,28 @@ test('SIGKILL while a later step runs on a layer being written, or while the bui
   cleanup(ctx);
 });
 
+// The new layers' diffs become snapshots while the image is written (build.ts): when the build
+// returns they are there, each a directory of snapshots/, and nothing of them is left in tmp/.
+test('a build returns with its new layers adopted as snapshots, none left in tmp/', async () => {
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nCOPY a /a\nRUN cat /a > /b\nRUN echo c > /c\n`,
+    a: `${Date.now()}\n`,
+  });
+  const snapshots = () => readdirSync(join(root, 'snapshots')).filter((n) => !n.includes('.')).length;
+  // The base's own snapshot made first (a RUN on it), so that the count below is of the new layers.
+  const warm = context({ Dockerfile: `FROM ${Base}\nRUN true\n` });
+  ok(tsbuild(['build', '-t', 'bg:base', warm], { root }));
+  cleanup(warm);
+  const before = snapshots();
+  ok(tsbuild(['build', '-t', 'bg:adopted', ctx], { root }));
+  assert.is(snapshots(), before + 3, 'a snapshot for each of the three new layers');
+  assert.equal(
+    readdirSync(join(root, 'tmp')).filter((n) => /^(run|copy)-/.test(n)),
+    [],
+    'a diff left in tmp/',
+  );
+  cleanup(ctx);
+});
+
 test.after(() => cleanup(root, ...gates));
 test.run();

@@ -6,6 +6,9 @@
 const on = !!process.env.TSBUILD_TRACE;
 const mem = process.env.TSBUILD_TRACE === 'mem';
 
+/** Whether trace() prints: a line whose text costs work to make is made only then. */
+export const tracing = on;
+
 export function trace(what: string): void {
   if (!on) return;
   let m = '';

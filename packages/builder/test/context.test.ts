@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import {
   chmodSync,
   linkSync,
@@ -24,12 +25,15 @@ import {
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { BuildContext } from '../src/context/context.js';
+import { BuildContext, statCacheDir } from '../src/context/context.js';
 import { IgnoreMatcher } from '../src/context/ignore.js';
 import { decodeName, encodeName, Flag, Listing } from '../src/context/listing.js';
 import { StatCache } from '../src/context/statcache.js';
-import { listContext, nativeWalker, RacyNs, walkInJs } from '../src/context/walk.js';
+import { listContext, nativeWalker, RacyNs, runWalker, walkInJs } from '../src/context/walk.js';
 import { KeyBuilder } from '../src/solver/cachekey.js';
+import { build } from '../src/solver/build.js';
+import { createReporter } from '../src/progress/index.js';
+import { Store } from '@tsbuild/layerstore';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-context-'));
 let n = 0;
@@ -589,6 +593,170 @@ test('the stat cache remembers how big the listing was', async () => {
   await settled(ctx);
   await look(ctx, cache);
   assert.ok(StatCache.sizeHint(cache, ctx) > 200);
+});
+
+/**
+ * A stand-in for tsbuild-walk that never finishes: it says its pid through a FIFO (read by the test, so
+ * the walker is known to run) and then sleeps in the same process until something kills it.
+ */
+function blockingWalker(): { walker: string; pid: () => Promise<number> } {
+  const dir = fresh('walker');
+  const fifo = join(dir, 'pid');
+  execFileSync('mkfifo', [fifo]);
+  const walker = join(dir, 'tsbuild-walk');
+  writeFileSync(walker, `#!/bin/sh\necho $$ > '${fifo}'\nexec sleep 600\n`, { mode: 0o755 });
+  return { walker, pid: async () => Number(await readFile(fifo, 'utf8')) };
+}
+
+/** Kills a stand-in walker a failed test left running (the test process would wait for it). */
+const reap = (pid: number): void => {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone, as it should be
+  }
+};
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    assert.is((e as NodeJS.ErrnoException).code, 'ESRCH');
+    return false;
+  }
+};
+
+/** A context the stat cache says is large: it goes to the native walker (here the stand-in) at once. */
+async function largeContext(): Promise<{ ctx: string; cache: string }> {
+  const ctx = fixture();
+  const cache = fresh('cache');
+  await look(ctx, cache);
+  assert.ok(StatCache.sizeHint(cache, ctx) > 150, 'the stat cache says the context is large');
+  return { ctx, cache };
+}
+
+test('tsbuild-walk output and complaint are the same through its unnamed files and through pipes', async () => {
+  const ctx = fixture();
+  await settled(ctx);
+  const walker = nativeWalker()!;
+  const run = async (tmp: string | undefined) => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmp; // no such directory: no unnamed file, pipes instead
+    if (tmp === undefined) delete process.env.TMPDIR;
+    try {
+      const listing = await listContext(ctx, 100_000, [], walker);
+      const err = await runWalker(walker, [join(ctx, 'nothere')]).then(
+        () => 'listed',
+        (e: Error) => e.message,
+      );
+      return { listing, err };
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  };
+  const files = await run(undefined);
+  const pipes = await run(join(base, 'no-such-tmp'));
+  assert.ok(sameListing(files.listing, pipes.listing) > 200);
+  assert.ok(sameListing(files.listing, walkInJs(ctx, Infinity)) > 200);
+  assert.is(files.err, `cannot open ${join(ctx, 'nothere')}: No such file or directory`);
+  assert.is(pipes.err, files.err);
+});
+
+test('a started listing that nobody will read is cancelled: its walker is killed and reaped', async () => {
+  const { ctx, cache } = await largeContext();
+  const { walker, pid } = blockingWalker();
+  const started = BuildContext.start(ctx, undefined, cache, walker);
+  const p = await pid();
+  assert.ok(alive(p), 'the walker runs');
+  await started.cancel();
+  const left = alive(p);
+  reap(p);
+  assert.not.ok(left, 'no walker is left behind');
+  await started.cancel(); // a second cancel is a no-op
+});
+
+test('a build that fails before reading its context ends the listing it was given', async () => {
+  const { ctx, cache } = await largeContext();
+  const root = fresh('store');
+  const store = await Store.open(root);
+  // The walk's stat cache where the build looks for it (in the store), so that it is taken.
+  mkdirSync(statCacheDir(root), { recursive: true });
+  renameSync(StatCache.fileFor(cache, ctx), StatCache.fileFor(statCacheDir(root), ctx));
+  const { walker, pid } = blockingWalker();
+  const context = BuildContext.start(ctx, join(ctx, 'Dockerfile'), statCacheDir(root), walker);
+  const p = await pid();
+  const reporter = await createReporter('quiet');
+  const request = {
+    store,
+    contextDir: ctx,
+    dockerfilePath: join(ctx, 'Dockerfile'),
+    dockerfileIsFile: true,
+    dockerfileText: 'FROM scratch\nNOSUCHINSTRUCTION x\n',
+    tags: [],
+    buildArgs: {},
+    noCache: false,
+    network: 'none' as const,
+    secrets: new Map(),
+    reporter,
+    signal: new AbortController().signal,
+    context,
+  };
+  const err = await build(request).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  reporter.close();
+  const left = alive(p);
+  reap(p);
+  assert.ok(err, 'the build fails');
+  assert.match(err!.message, /NOSUCHINSTRUCTION|unknown instruction/i);
+  assert.not.ok(left, 'no walker is left behind');
+});
+
+test('a start for another context, Dockerfile or store is not taken; a start is taken once', async () => {
+  const ctx = fixture();
+  const cache = fresh('cache');
+  const df = join(ctx, 'Dockerfile');
+  const started = BuildContext.start(ctx, df, cache);
+  assert.is(started.claim(ctx, df, fresh('other-cache')), undefined);
+  assert.is(started.claim(ctx, undefined, cache), undefined);
+  assert.is(started.claim(join(ctx, 'app'), df, cache), undefined);
+  assert.is(started.claim(ctx, df, cache), started);
+  assert.is(started.claim(ctx, df, cache), undefined, 'a second build (another --platform) lists anew');
+  await started.cancel();
+});
+
+test('a .dockerignore that may not be read fails open(), not start(); the rules it reads prune the walk', async () => {
+  const ctx = fixture();
+  symlinkSync('/etc/passwd', join(ctx, '.dockerignore'));
+  const started = BuildContext.start(ctx, undefined, fresh('cache'));
+  const failed = await started.open().then(
+    () => undefined,
+    (e: Error) => e.message,
+  );
+  assert.match(failed ?? 'opened', /\.dockerignore: a symlink that leads out of the build context/);
+  await started.cancel();
+
+  // Started early with the native walker, the listing honours the rules: a directory left out whole
+  // is not looked into, and what is ignored does not match.
+  const { ctx: large, cache } = await largeContext();
+  writeFileSync(join(large, 'Dockerfile.dockerignore'), 'app/filler\napp/*.txt\n');
+  writeFileSync(join(large, '.dockerignore'), 'app/keep\n'); // the Dockerfile's own wins
+  const s = BuildContext.start(large, join(large, 'Dockerfile'), cache);
+  const c = await s.open();
+  assert.equal(await c.match('app/filler'), []);
+  assert.equal(await c.match('app/a.txt'), []);
+  assert.is((await c.match('app/keep/k.txt')).length, 1);
+  const [app] = await c.match('app');
+  const files = c.treeFiles(app, undefined).map((f) => f.rel); // relative to app/
+  assert.ok(files.includes('keep/k.txt') && files.includes('sub/deep/er/x.txt'), files.join(' '));
+  assert.not.ok(
+    files.some((f) => f.startsWith('filler') || f === 'a.txt'),
+    files.join(' '),
+  );
+  await s.cancel();
 });
 
 test.after(() => rmSync(base, { recursive: true, force: true }));

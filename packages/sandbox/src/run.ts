@@ -110,11 +110,6 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
   validate(spec);
   if (spec.signal?.aborted) throw abortError(spec.signal);
   const stateDir = spec.stateDir ?? defaultStateDir();
-  if (!cleanedStateDirs.has(stateDir)) {
-    // Once per process: a tsbuild killed mid-run leaves its state directory and cgroups behind.
-    cleanedStateDirs.add(stateDir);
-    await cleanupStale(stateDir);
-  }
   const id = newRunId();
   const dir = makeRunDir(stateDir, id);
   let cg: RunCgroup | undefined;
@@ -145,7 +140,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
 
     // hrtime, not performance.now(): that global loads perf_hooks, milliseconds of a container's start.
     const started = process.hrtime.bigint();
-    const { outcome, aborted } = await launch(
+    const launched = launch(
       spec,
       encodeSpec({
         lowerdirs: [initDir, ...spec.root.lowerdirs],
@@ -181,6 +176,17 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
         rootless: rootless(),
       }),
     );
+    launched.catch(() => {
+      /* awaited below */
+    });
+    if (!cleanedStateDirs.has(stateDir)) {
+      // Once per process: a tsbuild killed mid-run leaves its state directory and cgroups behind. Swept
+      // while the launcher starts (this thread would only wait for it): the sweep takes only what
+      // belongs to processes that have ended, never this run's.
+      cleanedStateDirs.add(stateDir);
+      await cleanupStale(stateDir);
+    }
+    const { outcome, aborted } = await launched;
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: Number(process.hrtime.bigint() - started) / 1e6 };
     if (aborted) throw abortError(spec.signal!);
     const oomKilled = cg?.oomKilled() ?? false;

@@ -26,7 +26,7 @@ export interface LauncherSpec {
   hostnameFile: string;
   /** Targets already resolved inside the root (see initlayer.ts). */
   mounts: Mount[];
-  /** cgroup.procs files the launcher writes its own pid into before it forks. */
+  /** cgroup.procs (or v1 `tasks`) files the launcher writes itself ("0") into before it forks. */
   cgroupProcs: string[];
   /** The run's cgroup directories shown read-only at /sys/fs/cgroup/NAME ('' = /sys/fs/cgroup itself). */
   cgroupMounts?: { name: string; dir: string }[];

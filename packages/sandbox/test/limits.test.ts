@@ -1,7 +1,7 @@
 // cgroup limits bite, and the cgroup is gone afterwards.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { throttledCounters } from '@tsbuild/testkit';
@@ -102,6 +102,26 @@ test('the cgroups of a run exist while it runs, and are gone after it', async ()
       `a cgroup under ${w} while it ran: ${during}`,
     );
   for (const d of during) assert.not.ok(existsSync(d), `${d} is left behind`);
+});
+
+// The launcher joins each cgroup before it forks (on v1 through `tasks`, a thread at a time): the
+// command and what it forks are in every one of them, as whole processes (cgroup.procs lists them).
+test('the command and the processes it forks are in every cgroup of the run (v1: devices too)', async () => {
+  const script = 'sleep 100 & echo up; read x; kill $!';
+  const { r, seen } = await whileRunning(script, { pidsLimit: 50 }, (cgroups) => {
+    // The launcher, the shell and its sleep, as the cgroup lists its processes.
+    const pids = readFileSync(`${cgroups[0]}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+    return { cgroups, pids, each: pids.map((p) => runCgroupsOf(p)) };
+  });
+  assert.is(r.code, 0, r.err);
+  assert.is(seen.pids.length, 3, `the launcher, the shell and its child: ${seen.pids}`);
+  const want = cgroupVersion === 2 ? [''] : ['pids/', 'cpuacct/', 'devices/'];
+  for (const w of want)
+    assert.ok(
+      seen.cgroups.some((d) => d.startsWith(`/sys/fs/cgroup/${w}tsbuild/`)),
+      `in a cgroup under ${w}: ${seen.cgroups}`,
+    );
+  for (const [i, p] of seen.pids.entries()) assert.equal(seen.each[i], seen.cgroups, `pid ${p}'s cgroups`);
 });
 
 test('no run cgroup of this process is left behind', () => {

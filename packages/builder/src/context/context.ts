@@ -1,7 +1,8 @@
 // The build context: a directory on the host, seen through .dockerignore, never escaped.
-// It is listed once per build (walk.ts), started as soon as the build starts; COPY/ADD sources
-// resolve in that listing, symlinks followed only inside the context; a directory source is
-// digested through the stat cache (tree.ts) without per-file work when nothing changed.
+// It is listed once per build (walk.ts), started as soon as the CLI knows the context and the
+// store (start); COPY/ADD sources resolve in that listing, symlinks followed only inside the
+// context; a directory source is digested through the stat cache (tree.ts) without per-file work
+// when nothing changed.
 import { promises as fsp, readFileSync, realpathSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { BuildError } from '../errors.js';
@@ -45,29 +46,36 @@ export class BuildContext {
     listing.catch(() => {});
   }
 
+  /**
+   * Reads the .dockerignore and starts the listing (the longest part of opening a large context), as
+   * early as the caller knows the context, the Dockerfile and the store: open() finishes the work. An
+   * error reading the .dockerignore is open()'s, not start()'s, so it is said where it always was.
+   */
+  static start(
+    dir: string,
+    dockerfile: string | undefined,
+    statCacheDir: string | undefined,
+    walker?: string,
+  ): ContextStart {
+    return new ContextStart(dir, dockerfile, statCacheDir, walker);
+  }
+
   static async open(
     dir: string,
     dockerfile: string | undefined,
     statCacheDir: string | undefined,
   ): Promise<BuildContext> {
-    // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
-    // Read first (one small file): the walk need not look into what it leaves out whole.
-    let text = '';
-    const candidates = dockerfile ? [`${dockerfile}.dockerignore`] : [];
-    candidates.push(join(dir, '.dockerignore'));
-    for (const c of candidates) {
-      try {
-        text = readControlFile(dir, c);
-        break;
-      } catch (e) {
-        if (e instanceof BuildError) throw e;
-        // absent or unreadable: the next candidate
-      }
-    }
-    const ignore = IgnoreMatcher.parse(text);
-    // The listing is the longest part of opening a large context: it starts before anything else.
-    const listing = listContext(dir, StatCache.sizeHint(statCacheDir, dir), prunable(ignore));
-    listing.catch(() => {});
+    return BuildContext.start(dir, dockerfile, statCacheDir).open();
+  }
+
+  /** For ContextStart.open only. */
+  static async opened(started: {
+    dir: string;
+    ignore: IgnoreMatcher;
+    statCacheDir: string | undefined;
+    listing: Promise<Listing>;
+  }): Promise<BuildContext> {
+    const { dir, ignore, statCacheDir, listing } = started;
     const root = await fsp.stat(dir);
     return new BuildContext(dir, ignore, StatCache.load(statCacheDir, dir), listing, {
       mode: root.mode,
@@ -227,6 +235,82 @@ export class BuildContext {
       return { rel: parts.join('/'), off, dir: parts.length === 0 ? 0 : dir };
     }
     return undefined;
+  }
+}
+
+/** Where a store keeps the stat caches of the contexts it built. */
+export const statCacheDir = (storeRoot: string): string => join(storeRoot, 'builder', 'statcache');
+
+/**
+ * A context being opened (BuildContext.start): its .dockerignore read and its listing under way. One
+ * build takes it (claim) and opens it; whoever started it cancels it once nothing will: a native walk
+ * still running is killed then, and reaped before cancel() resolves.
+ */
+export class ContextStart {
+  private readonly ignore: IgnoreMatcher | undefined;
+  private readonly failed: Error | undefined;
+  private readonly listing: Promise<Listing> | undefined;
+  private readonly abort = new AbortController();
+  private claimed = false;
+
+  constructor(
+    readonly dir: string,
+    readonly dockerfile: string | undefined,
+    readonly statCacheDir: string | undefined,
+    walker?: string,
+  ) {
+    // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
+    // Read first (one small file): the walk need not look into what it leaves out whole.
+    try {
+      let text = '';
+      const candidates = dockerfile ? [`${dockerfile}.dockerignore`] : [];
+      candidates.push(join(dir, '.dockerignore'));
+      for (const c of candidates) {
+        try {
+          text = readControlFile(dir, c);
+          break;
+        } catch (e) {
+          if (e instanceof BuildError) throw e;
+          // absent or unreadable: the next candidate
+        }
+      }
+      this.ignore = IgnoreMatcher.parse(text);
+    } catch (e) {
+      this.failed = e as Error;
+      return;
+    }
+    this.listing = listContext(
+      dir,
+      StatCache.sizeHint(statCacheDir, dir),
+      prunable(this.ignore),
+      walker, // undefined: the default, tsbuild-walk
+      this.abort.signal,
+    );
+    this.listing.catch(() => {});
+  }
+
+  /** This start, for a build of the same context, Dockerfile and store that has not been given it yet. */
+  claim(dir: string, dockerfile: string | undefined, statCacheDir: string | undefined): ContextStart | undefined {
+    if (this.claimed || dir !== this.dir || dockerfile !== this.dockerfile || statCacheDir !== this.statCacheDir)
+      return undefined;
+    this.claimed = true;
+    return this;
+  }
+
+  async open(): Promise<BuildContext> {
+    if (this.failed !== undefined) throw this.failed;
+    return BuildContext.opened({
+      dir: this.dir,
+      ignore: this.ignore!,
+      statCacheDir: this.statCacheDir,
+      listing: this.listing!,
+    });
+  }
+
+  /** Nothing will read the listing: a walk still running ends now. */
+  async cancel(): Promise<void> {
+    this.abort.abort(new Error('the build context listing was cancelled'));
+    await this.listing?.catch(() => {});
   }
 }
 

@@ -5,11 +5,23 @@
 // walker is missing. Neither follows a symlink; both keep names as bytes.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  type BigIntStats,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EntryHead, Flag, Listing, Magic, None, TableRow } from './listing.js';
-import { trace } from '../trace.js';
+import { trace, tracing } from '../trace.js';
 
 /** Up to this many entries the JS walker is faster than starting tsbuild-walk. */
 const SmallContext = 150;
@@ -22,13 +34,15 @@ class TooBig extends Error {}
 /**
  * Lists `dir` (the build context) into a Listing. `sizeHint` is the entry count of the last
  * listing of this context (the stat cache keeps it): a large context goes to the native walker
- * straight away, a small or unknown one is tried in JS first.
+ * straight away, a small or unknown one is tried in JS first. `signal` ends a native walk under
+ * way (its process killed and reaped before the listing rejects).
  */
 export async function listContext(
   dir: string,
   sizeHint = 0,
   prune: string[] = [],
   walker: string | undefined = nativeWalker(),
+  signal?: AbortSignal,
 ): Promise<Listing> {
   if (!walker) return traced(walkInJs(dir, Infinity, prune), 'js');
   if (sizeHint <= SmallContext) {
@@ -39,7 +53,7 @@ export async function listContext(
     }
   }
   try {
-    return traced(await walkNative(walker, dir, prune), 'tsbuild-walk');
+    return traced(await walkNative(walker, dir, prune, signal), 'tsbuild-walk');
   } catch (e) {
     if (!(e instanceof WalkerUnavailable)) throw e;
     return traced(walkInJs(dir, Infinity, prune), `js; ${e.message}`);
@@ -47,7 +61,8 @@ export async function listContext(
 }
 
 function traced(l: Listing, how: string): Listing {
-  trace(`context listed (${how}): ${l.dirs} directories, ${l.entryCount()} entries`);
+  // entryCount reads every directory's row: only when someone looks.
+  if (tracing) trace(`context listed (${how}): ${l.dirs} directories, ${l.entryCount()} entries`);
   return l;
 }
 
@@ -70,28 +85,72 @@ export function nativeWalker(): string | undefined {
  */
 export class WalkerUnavailable extends Error {}
 
-/** Runs tsbuild-walk to its end: its whole stdout, or its own complaint as the error. */
-export function runWalker(walker: string, args: string[], stdin?: Buffer): Promise<Buffer> {
+/**
+ * Runs tsbuild-walk to its end: its whole stdout, or its own complaint as the error. `signal` kills it
+ * (SIGKILL); the promise then rejects once the process is reaped, so no walker outlives a caller that
+ * gave up on it.
+ */
+export function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn(walker, args, { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    if (signal?.aborted) return reject(signal.reason as Error);
+    // The output goes to unnamed files, not pipes: a pipe holds 64 KiB, so a walker that is done
+    // would wait for this thread to drain it chunk by chunk, a turn of the event loop each, while the
+    // build is busy elsewhere; a file takes the whole listing at once, read here in one go. And with
+    // no pipe to see to its end, 'close' follows the walker's exit at once.
+    const file = unnamedFile();
+    const errFile = file === undefined ? undefined : unnamedFile();
+    const out = (): void => {
+      if (file !== undefined) closeSync(file);
+      if (errFile !== undefined) closeSync(errFile);
+    };
+    let child;
+    try {
+      child = spawn(walker, args, { stdio: [stdin ? 'pipe' : 'ignore', file ?? 'pipe', errFile ?? 'pipe'] });
+    } catch (e) {
+      out();
+      throw e;
+    }
+    const kill = (): void => void child.kill('SIGKILL');
+    signal?.addEventListener('abort', kill, { once: true });
+    let settled = false;
+    const settle = (how: () => Buffer | Error): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', kill);
+      try {
+        const r = signal?.aborted ? (signal.reason as Error) : how();
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      } catch (e) {
+        reject(e as Error);
+      } finally {
+        out();
+      }
+    };
     const chunks: Buffer[] = [];
     let err = '';
-    child.stdout!.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr!.on('data', (b) => (err += b));
+    child.stdout?.on('data', (b: Buffer) => chunks.push(b));
+    child.stderr?.on('data', (b) => (err += b));
     child.on('error', (e) => {
       if (walker === located) located = undefined;
-      reject(new WalkerUnavailable(`cannot run ${walker}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      const unavailable = new WalkerUnavailable(
+        `cannot run ${walker}: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+      );
+      // Not started (no pid): no 'close' may follow. Started, it is reaped first.
+      if (child.pid === undefined) settle(() => unavailable);
+      else child.once('close', () => settle(() => unavailable));
     });
-    child.on('close', (code, signal) => {
-      if (code !== 0)
-        return reject(
-          new Error(
+    child.on('close', (code, sig) =>
+      settle(() => {
+        if (errFile !== undefined) err = readAll(errFile).toString();
+        if (code !== 0)
+          return new Error(
             err.trim().replace(/^tsbuild-walk: /, '') ||
-              `tsbuild-walk ${args[0]} ${signal ? `was killed by ${signal}` : `exited ${code}`}`,
-          ),
-        );
-      resolve(Buffer.concat(chunks));
-    });
+              `tsbuild-walk ${args[0]} ${sig ? `was killed by ${sig}` : `exited ${code}`}`,
+          );
+        return file === undefined ? Buffer.concat(chunks) : readAll(file);
+      }),
+    );
     if (stdin) {
       child.stdin!.on('error', () => {});
       child.stdin!.end(stdin);
@@ -99,8 +158,32 @@ export function runWalker(walker: string, args: string[], stdin?: Buffer): Promi
   });
 }
 
-async function walkNative(walker: string, dir: string, prune: string[]): Promise<Listing> {
-  return Listing.parse(await runWalker(walker, [dir, ...prune.flatMap((p) => ['--prune', p])]));
+// O_TMPFILE, which fs.constants lacks: __O_TMPFILE (020000000 on x86 and the asm-generic architectures,
+// arm64 among them) with the platform's O_DIRECTORY.
+const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
+
+/** A file with no name in the temp directory (gone when closed), or undefined where the filesystem has none. */
+function unnamedFile(): number | undefined {
+  try {
+    return openSync(tmpdir(), O_TMPFILE | constants.O_RDWR, 0o600);
+  } catch {
+    return undefined; // EOPNOTSUPP, EISDIR (no O_TMPFILE), a missing temp directory: a pipe then
+  }
+}
+
+function readAll(fd: number): Buffer {
+  const size = fstatSync(fd).size;
+  const b = Buffer.allocUnsafe(size);
+  for (let at = 0; at < size;) {
+    const n = readSync(fd, b, at, size - at, at);
+    if (n === 0) throw new Error('tsbuild-walk: its output file was cut short');
+    at += n;
+  }
+  return b;
+}
+
+async function walkNative(walker: string, dir: string, prune: string[], signal?: AbortSignal): Promise<Listing> {
+  return Listing.parse(await runWalker(walker, [dir, ...prune.flatMap((p) => ['--prune', p])], undefined, signal));
 }
 
 interface Child {

@@ -28,7 +28,12 @@ export class Filesystems {
   }
 
   async view(layers: readonly StageLayer[]): Promise<RootView> {
-    return new RootView(await this.lowerdirs(layers), isOpaque);
+    return this.viewOf(await this.lowerdirs(layers));
+  }
+
+  /** The read-only view of lowerdirs got from lowerdirs() (a step that needs both asks the store once). */
+  viewOf(lowerdirs: string[]): RootView {
+    return new RootView(lowerdirs, isOpaque);
   }
 
   async flatten(layers: readonly StageLayer[], from: string, dest: string): Promise<void> {

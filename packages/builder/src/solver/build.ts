@@ -26,7 +26,7 @@ import {
   type Layer,
   type Store,
 } from '@tsbuild/layerstore';
-import { BuildContext } from '../context/context.js';
+import { BuildContext, statCacheDir, type ContextStart } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
 import { BuildError } from '../errors.js';
 import { Solver } from './solver.js';
@@ -34,7 +34,6 @@ import type { RunSettings } from './ops/context.js';
 import { contextFor, directoryBuild, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
-import { join } from 'node:path';
 import { trace } from '../trace.js';
 import { baseKey, foreignPlatform, toPlatform } from './base-state.js';
 import { emulationProblem, isNative } from './emulation.js';
@@ -103,6 +102,12 @@ export interface BuildRequest {
   onLayer?: (layer: Layer) => void;
   /** A step failed: the records of the steps that finished (--cache-to exports them), before the error is thrown. */
   onFailure?: (records: BuildResult['cacheRecords']) => Promise<void>;
+  /**
+   * The context's .dockerignore read and listing begun by the caller ahead of the build (BuildContext.start,
+   * as soon as the CLI knows the context): taken when it is for this build's context, Dockerfile and store.
+   * The caller still cancels it when done (a no-op once the listing is in).
+   */
+  context?: ContextStart;
 }
 
 export interface BuildResult {
@@ -146,14 +151,30 @@ function forPlatform(image: Image, platform: Platform): boolean {
 }
 
 async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResult | { explain: ExplainRow[] }> {
+  // The context is listed while the Dockerfile is parsed and base images are resolved, if the caller
+  // has not started it earlier still.
+  const dockerfile = req.dockerfileIsFile ? req.dockerfilePath : undefined;
+  const statCache = statCacheDir(req.store.root);
+  const started =
+    req.context?.claim(req.contextDir, dockerfile, statCache) ??
+    BuildContext.start(req.contextDir, dockerfile, statCache);
+  try {
+    return await solveStarted(req, dry, started);
+  } catch (e) {
+    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives it.
+    await started.cancel();
+    throw e;
+  }
+}
+
+async function solveStarted(
+  req: BuildRequest,
+  dry: boolean,
+  started: ContextStart,
+): Promise<BuildResult | { explain: ExplainRow[] }> {
   const platform: Platform = req.platform ?? hostPlatform();
   const platformString = formatPlatform(platform);
-  // List the context while the Dockerfile is parsed and base images are resolved.
-  const contextPromise = BuildContext.open(
-    req.contextDir,
-    req.dockerfileIsFile ? req.dockerfilePath : undefined,
-    join(req.store.root, 'builder', 'statcache'),
-  );
+  const contextPromise = started.open();
   contextPromise.catch(() => {});
   trace('build start');
   let df;
@@ -313,8 +334,9 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   trace('graph built');
   const context = await contextPromise;
   trace('context opened');
-  // The default network of RUN steps: one private network namespace (and one pasta) for the whole
-  // build, made when the first step needs it, ended with the build.
+  // The default network of RUN steps: one private network namespace (and one slirp4netns) for the
+  // whole build, made when the first step needs it (its start is hidden behind that step's own
+  // preparation: snapshots, user lookup), ended with the build.
   let network: Promise<PrivateNetwork> | undefined;
   const privateNetwork = () =>
     (network ??= startNetwork({ signal: req.signal }).then((n) => {
@@ -325,8 +347,10 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   let ending: Promise<void> | undefined;
   const endBuild = async (): Promise<void> => {
     await Promise.all([
+      // Told to end, not waited for: the helper's exit (its tap device's teardown) takes 10-20 ms that
+      // the build's result need not wait for; the holder kills it and ends by itself.
       network?.then(
-        (n) => n.close(),
+        (n) => n.close({ wait: false }),
         () => {},
       ),
       dry ? undefined : context.save().catch(() => {}),
@@ -374,16 +398,22 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
       created: r.value.created,
       inImage: inImage.has(r.stage),
     }));
+  // The new layers' diffs renamed into snapshots/ while the image is written (it reads only blobs).
+  let adopting: Promise<void> | undefined;
   try {
     let state;
     try {
-      state = await solver.solve();
+      state = await solver.solve(true);
     } catch (e) {
       // A failed build keeps its work: the steps that finished are cached in the store (solve waits
       // for their layers), and --cache-to shares them too, so the next run resumes at the failure.
       if (!dry && !req.signal.aborted && req.onFailure) await req.onFailure(cacheRecords());
       throw e;
     }
+    adopting = solver.layers.adopt();
+    adopting.catch(() => {
+      /* awaited below */
+    });
     trace('stages solved');
     // No step runs any more: the network's teardown (its holder and helper exit) and the stat cache's
     // write proceed while the image is written, instead of after it.
@@ -423,9 +453,11 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
     for (const tag of req.tags) await req.store.images.tag(tag, image);
+    await adopting;
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
   } finally {
+    await adopting?.catch(() => {});
     await (ending ??= endBuild());
   }
 }

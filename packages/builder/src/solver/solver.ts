@@ -58,8 +58,11 @@ export class Solver {
     this.layers = new LayerQueue(o.store, o.reporter, o.signal);
   }
 
-  /** Builds the target stage (and what it needs) and returns its final state, every layer in the store. */
-  async solve(): Promise<SettledState> {
+  /**
+   * Builds the target stage (and what it needs) and returns its final state, every layer in the store.
+   * With `adoptLater`, the new layers' diffs are not yet snapshots: the caller runs `layers.adopt()`.
+   */
+  async solve(adoptLater = false): Promise<SettledState> {
     // Start every needed stage at once: each waits only for the stages it reads.
     for (const s of this.o.graph.stages) void this.stage(s.index).catch(() => {});
     let state: StageState;
@@ -75,7 +78,13 @@ export class Solver {
       }
       throw e;
     }
-    await this.layers.finish();
+    if (!adoptLater) await this.layers.finish();
+    else
+      await this.layers.settle().catch(async (e: unknown) => {
+        // A layer failed: the others adopted (the failed one's diff removed) before the build fails, as in finish().
+        await this.layers.adopt().catch(() => {});
+        throw e;
+      });
     return {
       ...state,
       layers: await Promise.all(state.layers.map((l) => (isPending(l) ? l.layer : Promise.resolve(l)))),

@@ -2,7 +2,7 @@
 import type { Limits } from '../types.js';
 
 export interface RunCgroup {
-  /** cgroup.procs files the launcher joins before it forks anything. */
+  /** The files the launcher writes itself into before it forks anything: cgroup.procs, or v1's `tasks`. */
   procsFiles: string[];
   /**
    * The run's own cgroup directories, shown read-only inside at /sys/fs/cgroup/NAME: one per v1

@@ -49,7 +49,8 @@ export function v1Driver(root = '/sys/fs/cgroup', parent = 'tsbuild'): CgroupDri
           mkdirSync(dir(c), { recursive: true });
           mkdirSync(dir(c, id));
           made.push(dir(c, id));
-          cg.procsFiles.push(`${dir(c, id)}/cgroup.procs`);
+          // `tasks`, not cgroup.procs: the launcher (one thread) joins without a global lock (launcher.c).
+          cg.procsFiles.push(`${dir(c, id)}/tasks`);
           cg.mounts.push({ name: c, dir: dir(c, id) });
         }
         // Deny everything, then allow the list: the new cgroup starts with its parent's "a *:* rwm".

@@ -6,7 +6,7 @@ import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
-import { openStore } from '../root.js';
+import { openStore, storeRoot } from '../root.js';
 import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
@@ -37,7 +37,7 @@ import {
   parseUlimits,
 } from '../buildx-options.js';
 import { BuildError, UsageError } from '../../errors.js';
-import { readControlFile } from '../../context/context.js';
+import { BuildContext, readControlFile, statCacheDir, type ContextStart } from '../../context/context.js';
 
 // Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most
 // rebuilds use none, and their modules (archives, layouts, the registry client) cost start-up.
@@ -188,8 +188,16 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   // A dry run reports one build's keys: for several platforms that would be several reports.
   if (dry && platforms.length > 1)
     throw new UsageError(`--dry-run reports one platform's build: give one --platform (not ${str(p, 'platform')})`);
+  // The context's .dockerignore is read and its listing started now, before the store is opened: the
+  // walk of a large context is most of a cached rebuild, and it runs while the build is set up.
+  const started = BuildContext.start(
+    contextDir,
+    fileFlag !== '-' ? dockerfilePath : undefined,
+    statCacheDir(storeRoot(str(p, 'root'))),
+  );
   if (dry)
     return dryRunCommand({
+      context: started,
       p,
       contextDir,
       dockerfilePath,
@@ -211,8 +219,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       namedContexts,
       platform: platforms[0],
     });
-  const store = await openStore(str(p, 'root'), 'build');
-  const reporter = await createReporter(bool(p, 'quiet') ? 'quiet' : progress);
+  const store = await orCancel(started, openStore(str(p, 'root'), 'build'));
+  const reporter = await orCancel(started, createReporter(bool(p, 'quiet') ? 'quiet' : progress));
   // A foreign platform: its RUN steps need QEMU user emulation through binfmt_misc. Without it a
   // build that has no RUN step still works, so this is a warning, said before anything runs.
   for (const platform of platforms) {
@@ -288,6 +296,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       // Given, --platform is also what the config says; not given, the final stage's platform is (BuildKit).
       platform: str(p, 'platform') === undefined ? undefined : platform,
       onLayer: early?.add,
+      // The first build of the context takes the listing begun above (another --platform's lists it anew).
+      context: started,
       // A failed build's finished steps are shared too (BuildKit drops them): the next run resumes there.
       onFailure: exported.length
         ? async (records) => {
@@ -376,6 +386,17 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     if (!signal.aborted) await early?.close();
     await agents?.close();
     reporter.close();
+    await started.cancel();
+  }
+}
+
+/** `work`, and if it fails, the context's walk ended: no build will read it. */
+async function orCancel<T>(started: ContextStart, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (e) {
+    await started.cancel();
+    throw e;
   }
 }
 
@@ -450,6 +471,7 @@ async function writeIndex(
  * --explain-file). Flags that write (-t, --push, -o, --cache-to, --iidfile) have no effect.
  */
 async function dryRunCommand(o: {
+  context: ContextStart;
   p: ReturnType<typeof parseArgs>;
   contextDir: string;
   dockerfilePath: string;
@@ -471,8 +493,8 @@ async function dryRunCommand(o: {
   platform: Platform;
 }): Promise<number> {
   const { p } = o;
-  const store = await openStore(str(p, 'root'));
-  const reporter = await createReporter('quiet');
+  const store = await orCancel(o.context, openStore(str(p, 'root')));
+  const reporter = await orCancel(o.context, createReporter('quiet'));
   let scratch: string | undefined;
   try {
     let imported;
@@ -505,6 +527,7 @@ async function dryRunCommand(o: {
       namedContexts: o.namedContexts,
       platform: o.platform,
       noCacheFilter: list(p, 'no-cache-filter'),
+      context: o.context,
     });
     await (
       await explainModule()
@@ -521,5 +544,6 @@ async function dryRunCommand(o: {
   } finally {
     reporter.close();
     if (scratch) rmSync(scratch, { recursive: true, force: true });
+    await o.context.cancel();
   }
 }

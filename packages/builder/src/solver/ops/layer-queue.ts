@@ -97,10 +97,24 @@ export class LayerQueue {
    * runs any more. Throws the first failure.
    */
   async finish(): Promise<void> {
+    await this.settle();
+    await this.adopt();
+  }
+
+  /** finish()'s first half: every layer and the work tracked on them done. Throws the first failure. */
+  async settle(): Promise<void> {
     const handle = this.writing > 0 ? this.reporter.step('writing layers') : undefined;
     while (this.work.size > 0) await Promise.all([...this.work]);
     if (this.failure) handle?.fail(this.failure.message);
     else handle?.done();
+    this.check();
+  }
+
+  /**
+   * finish()'s second half: each diff renamed into snapshots/ (a build does it while it writes the
+   * image, which reads blobs only). Call after settle().
+   */
+  async adopt(): Promise<void> {
     for (const h of this.held) {
       if (h.adopted) continue;
       h.adopted = true;

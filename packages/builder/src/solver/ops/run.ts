@@ -56,7 +56,7 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
       /* awaited below */
     });
     const lowerdirs = await ctx.fs.lowerdirs(ctx.state.layers);
-    const view = await ctx.fs.view(ctx.state.layers);
+    const view = ctx.fs.viewOf(lowerdirs);
     const who = await resolveUser(view, config.User).catch((e) => {
       throw new BuildError(`${where(step)}: ${(e as Error).message}`);
     });
