@@ -160,10 +160,10 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     BuildContext.start(req.contextDir, dockerfile, statCache);
   try {
     return await solveStarted(req, dry, started);
-  } catch (e) {
-    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives it.
+  } finally {
+    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives
+    // it. And whatever the end, the stat cache's file is let go (a dry run or a failed build has not saved).
     await started.cancel();
-    throw e;
   }
 }
 
