@@ -153,6 +153,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
   const durable = !cfg.autoRemove;
   let remove = cfg.autoRemove;
   const runnerStart = processStart(process.pid);
+  // The "running" write, awaited on every way out (it replaces the whole document).
+  let running: Promise<unknown> | undefined;
   try {
     const image = io.image?.manifestDigest === doc.Image ? io.image : await store.images.get(doc.Image);
     if (!image)
@@ -186,7 +188,6 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     trace('state recorded');
     const netns = await own;
     if (netns) trace('network up');
-    let running: Promise<unknown> | undefined;
     const exit = await sandboxRun({
       root: { lowerdirs: root.lowerdirs, upperdir: root.upperdir, workdir: root.workdir, volatile: cfg.autoRemove },
       argv: cfg.argv,
@@ -246,6 +247,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     trace('exit recorded');
     return exit;
   } catch (e) {
+    // A "running" write still in flight lands first: after removal it would bring the document back.
+    await running?.catch(() => {});
     await updateDoc(
       store,
       id,
