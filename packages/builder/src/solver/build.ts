@@ -398,8 +398,10 @@ async function solveStarted(
       created: r.value.created,
       inImage: inImage.has(r.stage),
     }));
-  // The new layers' diffs renamed into snapshots/ while the image is written (it reads only blobs).
+  // The new layers' diffs renamed into snapshots/, and the cache records written, while the image is
+  // written (it reads only blobs); the tag, after both, is the build's commit point.
   let adopting: Promise<void> | undefined;
+  let recording: Promise<void> | undefined;
   try {
     let state;
     try {
@@ -411,14 +413,25 @@ async function solveStarted(
       throw e;
     }
     adopting = solver.layers.adopt();
-    adopting.catch(() => {
-      /* awaited below */
-    });
+    recording = solver.layers.recorded().then(() => trace('cache records written'));
+    for (const p of [adopting, recording])
+      p.catch(() => {
+        /* awaited below */
+      });
     trace('stages solved');
+    // A record that failed fails the build as a failed step does: --cache-to shares those that were written.
+    const recorded = () =>
+      recording!.catch(async (e: unknown) => {
+        if (!dry && !req.signal.aborted && req.onFailure) await req.onFailure(cacheRecords());
+        throw e;
+      });
     // No step runs any more: the network's teardown (its holder and helper exit) and the stat cache's
     // write proceed while the image is written, instead of after it.
     ending ??= endBuild();
-    if (dry) return { explain: solver.explain };
+    if (dry) {
+      await recorded();
+      return { explain: solver.explain };
+    }
     const config = solver.finalConfig(state);
     // BuildKit: a --platform given names the image's platform whatever the final stage stood on (its
     // variant kept when only the variant is unsaid); without it the config says the final stage's.
@@ -433,10 +446,13 @@ async function solveStarted(
     }
     if (req.labels && Object.keys(req.labels).length)
       config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
-    const records = cacheRecords();
+    // The inline cache puts the records in the config: they are written before it, not alongside.
+    if (req.inlineCache) await recorded();
     if (req.inlineCache) {
       // In key order, as every cache export: the image digest must not depend on which stage finished first.
-      const own = records.filter((r) => r.inImage).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const own = cacheRecords()
+        .filter((r) => r.inImage)
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       (config as unknown as Record<string, unknown>)[remote.InlineCacheKey] = own.map(({ key, layer, created }) => ({
         key,
         layer,
@@ -452,14 +468,26 @@ async function solveStarted(
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
+    await recorded();
+    testStop('tag');
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     await adopting;
     trace('image written and tagged');
-    return { image, explain: solver.explain, cacheRecords: records };
+    return { image, explain: solver.explain, cacheRecords: cacheRecords() };
   } finally {
     await adopting?.catch(() => {});
+    await recording?.catch(() => {});
     await (ending ??= endBuild());
   }
+}
+
+/**
+ * For tests (test/interrupt.test.ts): with TSBUILD_TEST_BUILD_STOP=POINT the build stops itself
+ * (SIGSTOP) there, so that a test kills it at exactly that point ('tag': the image and the cache
+ * records written, no tag yet).
+ */
+function testStop(point: string): void {
+  if (process.env.TSBUILD_TEST_BUILD_STOP === point) process.kill(process.pid, 'SIGSTOP');
 }
 
 /**
