@@ -98,6 +98,7 @@ test('SIGKILL between the cache records and the tag: nothing tagged, the next bu
   assert.match(err, /cache records written/);
   assert.not.match(err, /image written and tagged/);
   assert.is(tsbuild(['inspect', 'stopped:1'], { root }).code, 1, 'nothing tagged');
+  ok(tsbuild(['check'], { root }), 'the store checks clean');
   const again = ok(tsbuild(['build', '--progress=plain', '-t', 'stopped:1', ctx], { root }));
   assert.not.match(again.stderr, /ran-42/, 'the RUN was a cache hit');
   assert.match(again.stderr, /CACHED/);
