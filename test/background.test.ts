@@ -4,7 +4,7 @@
 // events, a layer that fails to be written, and SIGKILL at each new state.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { have, skip } from '@tsbuild/testkit';
@@ -109,6 +109,41 @@ test('a layer that fails to be written fails the build, naming its step', async 
   const again = ok(tsbuild(['build', '--explain', '-t', 'bg:fail', ctx], { root }));
   assert.match(again.stdout + again.stderr, /RUN head -c 3000000.*\s+hit/);
   cleanup(ctx);
+});
+
+test('a context file swapped for a symlink to a host file while its COPY waits for its layer: not read', async () => {
+  // The layer of a COPY of a directory is read from the context after cp has copied it into the snapshot: a
+  // hostile context may put a link in place of a file in between. The layer must not take the host file's
+  // content (nor the snapshot: cp copied the file). The tree is over a tar chunk, so its layer is hashed on a
+  // worker thread, and the failure must reach the build through that path too.
+  const host = tempDir('host-secret');
+  const secret = 'host-secret-' + 'S'.repeat(40);
+  writeFileSync(join(host, 'secret'), secret);
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nCOPY tree/ /app/\nRUN echo after-copy\n`,
+    'tree/a-big': 'b'.repeat(1_500_000),
+    'tree/victim': 'the real file\n',
+    'tree/z': 'z\n',
+  });
+  const gate = new Gate();
+  let swapped = false;
+  const r = await traced(['-t', 'bg:swap', ctx], gate, (err) => {
+    // "after-copy": cp is done (the RUN waits for the COPY's diff) and the COPY's layer is held by the gate.
+    if (!gate.opened && err.includes('after-copy')) {
+      rmSync(join(ctx, 'tree', 'victim'));
+      symlinkSync(join(host, 'secret'), join(ctx, 'tree', 'victim'));
+      swapped = !written(err, '2/3');
+      gate.open();
+    }
+  });
+  assert.ok(swapped && !r.forced, r.stderr);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ERROR: \[stage-0 2\/3\] COPY tree\/ \/app\/: writing its layer failed: .*ELOOP/);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  // Nothing in the store holds the host file's content: no blob, no snapshot, no temp file.
+  const found = spawnSync('grep', ['-rlF', secret, root], { encoding: 'utf8' });
+  assert.is(found.stdout, '', 'the host file was read into the store');
+  cleanup(ctx, host);
 });
 
 test('SIGKILL while a later step runs on a layer being written, or while the build waits for its layers', async () => {
