@@ -160,10 +160,10 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     BuildContext.start(req.contextDir, dockerfile, statCache);
   try {
     return await solveStarted(req, dry, started);
-  } catch (e) {
-    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives it.
+  } finally {
+    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives
+    // it. And whatever the end, the stat cache's file is let go (a dry run or a failed build has not saved).
     await started.cancel();
-    throw e;
   }
 }
 
@@ -398,10 +398,8 @@ async function solveStarted(
       created: r.value.created,
       inImage: inImage.has(r.stage),
     }));
-  // The new layers' diffs renamed into snapshots/, and the cache records written, while the image is
-  // written (it reads only blobs); the tag, after both, is the build's commit point.
+  // The new layers' diffs renamed into snapshots/ while the image is written (it reads only blobs).
   let adopting: Promise<void> | undefined;
-  let recording: Promise<void> | undefined;
   try {
     let state;
     try {
@@ -413,25 +411,14 @@ async function solveStarted(
       throw e;
     }
     adopting = solver.layers.adopt();
-    recording = solver.layers.recorded().then(() => trace('cache records written'));
-    for (const p of [adopting, recording])
-      p.catch(() => {
-        /* awaited below */
-      });
+    adopting.catch(() => {
+      /* awaited below */
+    });
     trace('stages solved');
-    // A record that failed fails the build as a failed step does: --cache-to shares those that were written.
-    const recorded = () =>
-      recording!.catch(async (e: unknown) => {
-        if (!dry && !req.signal.aborted && req.onFailure) await req.onFailure(cacheRecords());
-        throw e;
-      });
     // No step runs any more: the network's teardown (its holder and helper exit) and the stat cache's
     // write proceed while the image is written, instead of after it.
     ending ??= endBuild();
-    if (dry) {
-      await recorded();
-      return { explain: solver.explain };
-    }
+    if (dry) return { explain: solver.explain };
     const config = solver.finalConfig(state);
     // BuildKit: a --platform given names the image's platform whatever the final stage stood on (its
     // variant kept when only the variant is unsaid); without it the config says the final stage's.
@@ -446,13 +433,10 @@ async function solveStarted(
     }
     if (req.labels && Object.keys(req.labels).length)
       config.config = { ...config.config, Labels: { ...config.config?.Labels, ...req.labels } };
-    // The inline cache puts the records in the config: they are written before it, not alongside.
-    if (req.inlineCache) await recorded();
+    const records = cacheRecords();
     if (req.inlineCache) {
       // In key order, as every cache export: the image digest must not depend on which stage finished first.
-      const own = cacheRecords()
-        .filter((r) => r.inImage)
-        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const own = records.filter((r) => r.inImage).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       (config as unknown as Record<string, unknown>)[remote.InlineCacheKey] = own.map(({ key, layer, created }) => ({
         key,
         layer,
@@ -468,23 +452,21 @@ async function solveStarted(
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
-    await recorded();
     testStop('tag');
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     await adopting;
     trace('image written and tagged');
-    return { image, explain: solver.explain, cacheRecords: cacheRecords() };
+    return { image, explain: solver.explain, cacheRecords: records };
   } finally {
     await adopting?.catch(() => {});
-    await recording?.catch(() => {});
     await (ending ??= endBuild());
   }
 }
 
 /**
  * For tests (test/interrupt.test.ts): with TSBUILD_TEST_BUILD_STOP=POINT the build stops itself
- * (SIGSTOP) there, so that a test kills it at exactly that point ('tag': the image and the cache
- * records written, no tag yet).
+ * (SIGSTOP) there, so that a test kills it at exactly that point ('tag': the layers, the cache
+ * records and the image written, no tag yet).
  */
 function testStop(point: string): void {
   if (process.env.TSBUILD_TEST_BUILD_STOP === point) process.kill(process.pid, 'SIGSTOP');

@@ -60,8 +60,7 @@ export class Solver {
 
   /**
    * Builds the target stage (and what it needs) and returns its final state, every layer in the store.
-   * With `adoptLater`, the new layers' diffs are not yet snapshots and the cache records may still be
-   * being written: the caller runs `layers.adopt()` and awaits `layers.recorded()`.
+   * With `adoptLater`, the new layers' diffs are not yet snapshots: the caller runs `layers.adopt()`.
    */
   async solve(adoptLater = false): Promise<SettledState> {
     // Start every needed stage at once: each waits only for the stages it reads.
@@ -81,10 +80,8 @@ export class Solver {
     }
     if (!adoptLater) await this.layers.finish();
     else
-      await this.layers.settle({ records: false }).catch(async (e: unknown) => {
-        // A layer failed: the others adopted (the failed one's diff removed) and the records of the steps
-        // that finished written before the build fails, as in finish().
-        await this.layers.recorded().catch(() => {});
+      await this.layers.settle().catch(async (e: unknown) => {
+        // A layer failed: the others adopted (the failed one's diff removed) before the build fails, as in finish().
         await this.layers.adopt().catch(() => {});
         throw e;
       });
@@ -221,7 +218,7 @@ export class Solver {
         const created = epochOr(this.o.sourceDateEpoch, new Date().toISOString());
         // Only --explain reads the inputs (and the pointer below): they are written while the next
         // step runs (for a COPY of 20,000 files the inputs are megabytes to write and fsync).
-        this.layers.track(saveInputs(this.o.store, this.o.context.dir, key, kb.inputParts()), true);
+        this.layers.track(saveInputs(this.o.store, this.o.context.dir, key, kb.inputParts()));
         if (made && isPending(made)) {
           // The record names the layer's blob: it is written once the blob is in the store.
           const pending = made;
@@ -235,7 +232,6 @@ export class Solver {
               await this.o.store.cache.put(key, { value, blobs: [layer.digest], snapshots });
               this.records.push({ stage: stage.index, key: key, value });
             }),
-            true,
           );
           record = { layer: null, created };
         } else {
@@ -250,8 +246,7 @@ export class Solver {
         if (step.kind === 'workdir') applyStep(next.config, step);
         return { ...next, key, keyLabel: label, created: record.created };
       }
-      if (pointer?.key !== key)
-        this.layers.track(this.o.store.cache.put(pointerKey, { value: { key }, blobs: [] }), true);
+      if (pointer?.key !== key) this.layers.track(this.o.store.cache.put(pointerKey, { value: { key }, blobs: [] }));
       if (!made || !isPending(made)) this.records.push({ stage: stage.index, key: key, value: record });
       if (step.kind === 'workdir') applyStep(next.config, step);
       next.key = key;

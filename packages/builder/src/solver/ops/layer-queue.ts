@@ -38,8 +38,6 @@ export class LayerQueue {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly held: Held[] = [];
   private readonly work = new Set<Promise<unknown>>();
-  /** Tracked work the image does not read (cache records): written while the image is. */
-  private readonly records = new Set<Promise<unknown>>();
   private writing = 0;
   private failure: Error | undefined;
 
@@ -79,18 +77,13 @@ export class LayerQueue {
     return pending;
   }
 
-  /**
-   * Work that finish() waits for; its failure fails the build. A `record` (a cache record, the
-   * --explain inputs and pointer) is read by no image: settle({ records: false }) leaves it to
-   * recorded(), so that its durable write overlaps the image's.
-   */
-  track(p: Promise<unknown>, record = false): void {
+  /** Work that finish() waits for (cache records); its failure fails the build. */
+  track(p: Promise<unknown>): void {
     const q = p.catch((e: unknown) => {
       this.failure ??= e instanceof BuildError ? e : new BuildError(String((e as Error).message ?? e));
     });
-    const set = record ? this.records : this.work;
-    set.add(q);
-    void q.then(() => set.delete(q));
+    this.work.add(q);
+    void q.then(() => this.work.delete(q));
   }
 
   /** Throws if a layer failed to be written: steps check before they start. */
@@ -104,26 +97,20 @@ export class LayerQueue {
    * runs any more. Throws the first failure.
    */
   async finish(): Promise<void> {
-    await this.settle();
+    await this.settle().catch(async (e: unknown) => {
+      // A layer failed: the others still become snapshots (the failed one's diff removed) before it is thrown.
+      await this.adopt().catch(() => {});
+      throw e;
+    });
     await this.adopt();
   }
 
-  /**
-   * finish()'s first half: every layer and the work tracked on them done (with `records: false`, the
-   * cache records may still be being written: recorded() waits for them). Throws the first failure.
-   */
-  async settle(o: { records: boolean } = { records: true }): Promise<void> {
+  /** finish()'s first half: every layer and the work tracked on them done. Throws the first failure. */
+  async settle(): Promise<void> {
     const handle = this.writing > 0 ? this.reporter.step('writing layers') : undefined;
     while (this.work.size > 0) await Promise.all([...this.work]);
-    if (o.records) await this.recorded().catch(() => {});
     if (this.failure) handle?.fail(this.failure.message);
     else handle?.done();
-    this.check();
-  }
-
-  /** Every cache record written (durably: each put is temp, fsync, rename). Throws the first failure. */
-  async recorded(): Promise<void> {
-    while (this.records.size > 0) await Promise.all([...this.records]);
     this.check();
   }
 
