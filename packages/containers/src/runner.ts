@@ -146,7 +146,11 @@ function reclaimVolatile(doc: ContainerDoc, workdir: string): void {
 /** Runs the container to its end, recording its state. Throws (state: exited, Error set) if it cannot start. */
 export async function runContainer(store: Store, id: string, io: RunIO): Promise<Exit> {
   const trace = io.trace ?? (() => {});
-  const doc = await readDoc(store, id);
+  // A network started ahead is ended on every way out before the container takes it over.
+  const doc = await readDoc(store, id).catch(async (e: unknown) => {
+    await discardNetwork(io.network);
+    throw e;
+  });
   if (!doc) {
     await discardNetwork(io.network);
     throw new ContainerError(`No such container: ${id}`);

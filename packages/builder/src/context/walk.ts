@@ -90,14 +90,35 @@ export class WalkerUnavailable extends Error {}
  * (SIGKILL); the promise then rejects once the process is reaped, so no walker outlives a caller that
  * gave up on it.
  */
-export function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
+export async function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
+  try {
+    return await runOnce(walker, args, stdin, signal, true);
+  } catch (e) {
+    // Through files in the temp directory, a walker fails where that filesystem is full or the file size is
+    // limited (its listing, and often its complaint, cannot be written): again through pipes, which take any
+    // size. A walker that fails anyway says so there, in its own words.
+    if (!(e instanceof ThroughFiles)) throw e;
+    return runOnce(walker, args, stdin, signal, false);
+  }
+}
+
+/** A walker that failed while its output went to files. */
+class ThroughFiles extends Error {}
+
+function runOnce(
+  walker: string,
+  args: string[],
+  stdin: Buffer | undefined,
+  signal: AbortSignal | undefined,
+  files: boolean,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
     // The output goes to unnamed files, not pipes: a pipe holds 64 KiB, so a walker that is done
     // would wait for this thread to drain it chunk by chunk, a turn of the event loop each, while the
     // build is busy elsewhere; a file takes the whole listing at once, read here in one go. And with
     // no pipe to see to its end, 'close' follows the walker's exit at once.
-    const file = unnamedFile();
+    const file = files ? unnamedFile() : undefined;
     const errFile = file === undefined ? undefined : unnamedFile();
     const out = (): void => {
       if (file !== undefined) closeSync(file);
@@ -144,7 +165,7 @@ export function runWalker(walker: string, args: string[], stdin?: Buffer, signal
       settle(() => {
         if (errFile !== undefined) err = readAll(errFile).toString();
         if (code !== 0)
-          return new Error(
+          return new (file === undefined ? Error : ThroughFiles)(
             err.trim().replace(/^tsbuild-walk: /, '') ||
               `tsbuild-walk ${args[0]} ${sig ? `was killed by ${sig}` : `exited ${code}`}`,
           );
