@@ -207,8 +207,8 @@ test('a build returns with its new layers adopted as snapshots, none left in tmp
 
 test('a cache record that fails to be written fails the build: nothing tagged, the store usable', async () => {
   if (!have('chattr')) return skip('chattr (e2fsprogs) is not installed');
-  // The records are written while the image is (solver/build.ts) and the tag waits for them: with
-  // cache/ immutable (chattr +i, which binds root too) every record's rename into it fails.
+  // The tag (the build's commit point) waits for the records: with cache/ immutable (chattr +i,
+  // which binds root too) every record's rename into it fails.
   const store = storeWithBase();
   const cache = join(store, 'cache');
   if (spawnSync('chattr', ['+i', cache]).status !== 0) {
