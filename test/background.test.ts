@@ -111,6 +111,29 @@ test('a layer that fails to be written fails the build, naming its step', async 
   cleanup(ctx);
 });
 
+test('a step fails while a layer fails to be written: the layers written are adopted, no diff is left', async () => {
+  // The RUN after the COPY fails; the build then waits for its layers (the gate opens once that RUN
+  // has said it ran), the COPY's fails (its file shrank) and the first RUN's is written: its diff
+  // becomes that layer's snapshot, the COPY's diff is removed.
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nCOPY data/ /data/\nRUN echo step-fails && exit 3\n`,
+    'data/f': 'x'.repeat(100_000),
+  });
+  const gate = new Gate();
+  const r = await traced(['--no-cache', '-t', 'bg:both-fail', ctx], gate, (err) => {
+    if (!gate.opened && err.includes('step-fails')) {
+      truncateSync(join(ctx, 'data', 'f'), 10);
+      gate.open();
+    }
+  });
+  assert.ok(!r.forced, r.stderr);
+  assert.is(r.code, 1, r.stderr);
+  assert.ok(written(r.stderr, '2/4'), `the first RUN's layer is written:\n${r.stderr}`);
+  assert.not.ok(written(r.stderr, '3/4'), `the COPY's layer failed:\n${r.stderr}`);
+  assert.equal(readdirSync(join(root, 'tmp')), [], 'no diff is left in tmp/');
+  cleanup(ctx);
+});
+
 test('a context file swapped for a symlink to a host file while its COPY waits for its layer: not read', async () => {
   // The layer of a COPY of a directory is read from the context after cp has copied it into the snapshot: a
   // hostile context may put a link in place of a file in between. The layer must not take the host file's

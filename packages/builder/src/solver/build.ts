@@ -452,9 +452,10 @@ async function solveStarted(
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
+    // Before the tags: a build whose adoption failed fails, and a failed build tags nothing.
+    await adopting;
     testStop('tag');
     for (const tag of req.tags) await req.store.images.tag(tag, image);
-    await adopting;
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
   } finally {
@@ -466,7 +467,7 @@ async function solveStarted(
 /**
  * For tests (test/interrupt.test.ts): with TSBUILD_TEST_BUILD_STOP=POINT the build stops itself
  * (SIGSTOP) there, so that a test kills it at exactly that point ('tag': the layers, the cache
- * records and the image written, no tag yet).
+ * records and the image written, the snapshots adopted, no tag yet).
  */
 function testStop(point: string): void {
   if (process.env.TSBUILD_TEST_BUILD_STOP === point) process.kill(process.pid, 'SIGSTOP');
