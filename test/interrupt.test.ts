@@ -69,5 +69,46 @@ test('SIGKILL at random points of a build leaves a store the next build uses', a
   cleanup(ctx);
 });
 
+test('SIGKILL between the cache records and the tag: nothing tagged, the next build hits every step', async () => {
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nCOPY hello.txt /hello.txt\nRUN echo ran-$((40+2)) && cat /hello.txt > /copy\n`,
+    'hello.txt': 'hello\n',
+  });
+  // The build stops itself (SIGSTOP) once its cache records and image are written, just before the
+  // tag (TSBUILD_TEST_BUILD_STOP, builder/src/solver/build.ts): the kill lands at exactly that point.
+  const env = { TSBUILD_TEST_BUILD_STOP: 'tag', TSBUILD_TRACE: '1' };
+  const child = tsbuildAsync(['build', '--progress=plain', '-t', 'stopped:1', ctx], { root, env });
+  let err = '';
+  child.stdout.resume();
+  child.stderr.on('data', (b) => (err += b));
+  const closed = new Promise<number | null>((r) => child.on('close', r));
+  const state = () => {
+    try {
+      return /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${child.pid}/stat`, 'utf8'))?.[1];
+    } catch {
+      return undefined;
+    }
+  };
+  for (const end = Date.now() + 120_000; state() !== 'T' && child.exitCode === null && Date.now() < end;)
+    await new Promise((r) => setTimeout(r, 20));
+  assert.is(state(), 'T', `the build did not stop before its tag: ${err}`);
+  child.kill('SIGKILL');
+  await closed;
+  assert.match(err, /ran-42/, 'the RUN ran in the killed build');
+  // The layers and their cache records are done before the stages are said solved (LayerQueue.settle).
+  assert.match(err, /stages solved/);
+  assert.not.match(err, /image written and tagged/);
+  assert.is(tsbuild(['inspect', 'stopped:1'], { root }).code, 1, 'nothing tagged');
+  ok(tsbuild(['check'], { root }), 'the store checks clean');
+  const again = ok(tsbuild(['build', '--progress=plain', '-t', 'stopped:1', ctx], { root }));
+  assert.not.match(again.stderr, /ran-42/, 'the RUN was a cache hit');
+  assert.match(again.stderr, /CACHED/);
+  const out = ok(tsbuild(['run', '--rm', 'stopped:1', 'cat', '/copy'], { root })).stdout;
+  assert.is(out, 'hello\n');
+  ok(tsbuild(['prune', '--grace', '0'], { root }));
+  ok(tsbuild(['run', '--rm', 'stopped:1', 'cat', '/copy'], { root }));
+  cleanup(ctx);
+});
+
 test.after(() => cleanup(root));
 test.run();

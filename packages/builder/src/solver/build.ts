@@ -454,6 +454,7 @@ async function solveStarted(
     await validate(image, req.store.blobs, { layers: 'stat' });
     // Before the tags: a build whose adoption failed fails, and a failed build tags nothing.
     await adopting;
+    testStop('tag');
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
@@ -461,6 +462,15 @@ async function solveStarted(
     await adopting?.catch(() => {});
     await (ending ??= endBuild());
   }
+}
+
+/**
+ * For tests (test/interrupt.test.ts): with TSBUILD_TEST_BUILD_STOP=POINT the build stops itself
+ * (SIGSTOP) there, so that a test kills it at exactly that point ('tag': the layers, the cache
+ * records and the image written, the snapshots adopted, no tag yet).
+ */
+function testStop(point: string): void {
+  if (process.env.TSBUILD_TEST_BUILD_STOP === point) process.kill(process.pid, 'SIGSTOP');
 }
 
 /**
