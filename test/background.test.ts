@@ -4,9 +4,9 @@
 // events, a layer that fails to be written, and SIGKILL at each new state.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
 
 const root = storeWithBase();
@@ -108,6 +108,64 @@ test('a layer that fails to be written fails the build, naming its step', async 
   const again = ok(tsbuild(['build', '--explain', '-t', 'bg:fail', ctx], { root }));
   assert.match(again.stdout + again.stderr, /RUN head -c 3000000.*\s+hit/);
   cleanup(ctx);
+});
+
+test('a step fails while a layer fails to be written: the layers written are adopted, no diff is left', async () => {
+  // The RUN after the COPY fails; the build then waits for its layers (the gate opens once that RUN
+  // has said it ran), the COPY's fails (its file shrank) and the first RUN's is written: its diff
+  // becomes that layer's snapshot, the COPY's diff is removed.
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nRUN ${BigFile('/b64')}\nCOPY data/ /data/\nRUN echo step-fails && exit 3\n`,
+    'data/f': 'x'.repeat(100_000),
+  });
+  const gate = new Gate();
+  const r = await traced(['--no-cache', '-t', 'bg:both-fail', ctx], gate, (err) => {
+    if (!gate.opened && err.includes('step-fails')) {
+      truncateSync(join(ctx, 'data', 'f'), 10);
+      gate.open();
+    }
+  });
+  assert.ok(!r.forced, r.stderr);
+  assert.is(r.code, 1, r.stderr);
+  assert.ok(written(r.stderr, '2/4'), `the first RUN's layer is written:\n${r.stderr}`);
+  assert.not.ok(written(r.stderr, '3/4'), `the COPY's layer failed:\n${r.stderr}`);
+  assert.equal(readdirSync(join(root, 'tmp')), [], 'no diff is left in tmp/');
+  cleanup(ctx);
+});
+
+test('a context file swapped for a symlink to a host file while its COPY waits for its layer: not read', async () => {
+  // The layer of a COPY of a directory is read from the context after cp has copied it into the snapshot: a
+  // hostile context may put a link in place of a file in between. The layer must not take the host file's
+  // content (nor the snapshot: cp copied the file). The tree is over a tar chunk, so its layer is hashed on a
+  // worker thread, and the failure must reach the build through that path too.
+  const host = tempDir('host-secret');
+  const secret = 'host-secret-' + 'S'.repeat(40);
+  writeFileSync(join(host, 'secret'), secret);
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nCOPY tree/ /app/\nRUN echo after-copy\n`,
+    'tree/a-big': 'b'.repeat(1_500_000),
+    'tree/victim': 'the real file\n',
+    'tree/z': 'z\n',
+  });
+  const gate = new Gate();
+  let swapped = false;
+  const r = await traced(['-t', 'bg:swap', ctx], gate, (err) => {
+    // "after-copy": cp is done (the RUN waits for the COPY's diff) and the COPY's layer is held by the gate.
+    if (!gate.opened && err.includes('after-copy')) {
+      rmSync(join(ctx, 'tree', 'victim'));
+      symlinkSync(join(host, 'secret'), join(ctx, 'tree', 'victim'));
+      swapped = !written(err, '2/3');
+      gate.open();
+    }
+  });
+  assert.ok(swapped && !r.forced, r.stderr);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ERROR: \[stage-0 2\/3\] COPY tree\/ \/app\/: writing its layer failed: .*ELOOP/);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  // Nothing in the store holds the host file's content: no blob, no snapshot, no temp file.
+  const found = spawnSync('grep', ['-rlF', secret, root], { encoding: 'utf8' });
+  assert.is(found.stdout, '', 'the host file was read into the store');
+  cleanup(ctx, host);
 });
 
 test('SIGKILL while a later step runs on a layer being written, or while the build waits for its layers', async () => {

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { makeOddTree } from './helpers/odd-tree.js';
 
 const root = storeWithBase();
 const LIST = `cd /app && find . -mindepth 1 -exec stat -c '%n %f %u:%g %Y %s' {} + | sort`;
@@ -44,6 +45,52 @@ test('a 2,400-file tree: what a RUN sees and what another store unpacks equal th
   const unpacked = ok(tsbuild(['run', '--rm', 'tree:1', 'sh', '-c', LIST], { root: other })).stdout;
   assert.is(unpacked, seen, 'the layer');
   cleanup(ctx, other, file);
+});
+
+// The layer a COPY of a directory makes, byte for byte, pinned: the digests are what the builder made before the
+// header encoder and the hashing of large layers on a worker thread changed (issue 17), and must not move.
+const PINNED = [
+  {
+    name: 'COPY of the tree alone (cp and the streamed entries)',
+    copy: 'COPY odd/ /app/',
+    diffID: 'sha256:4c02cfae749c2120214e7cc5cf022307269c27b0397ff84e1640292be3b78ab1',
+  },
+  {
+    name: 'COPY of the tree into a directory the image has (each entry looked up)',
+    copy: 'COPY odd/ /etc/',
+    diffID: 'sha256:4ce93cf59492957401dec5df262e16dcc10b787b63f99c567ddcd4508329e4da',
+  },
+  {
+    name: 'COPY --chmod of the tree (each file placed)',
+    copy: 'COPY --chmod=640 odd/ /app/',
+    diffID: 'sha256:2107f8fef8ca0e8cfc346eacab6dcc03ffe2516076692d3cde27b0690fd41a8b',
+  },
+];
+for (const row of PINNED) {
+  test(`pinned layer digest: ${row.name}`, () => {
+    const ctx = context({ Dockerfile: `FROM ${Base}\n${row.copy}\n` });
+    makeOddTree(join(ctx, 'odd'));
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    ok(tsbuild(['build', '-q', '-t', 'odd:1', ctx], { root, env }));
+    const img = JSON.parse(ok(tsbuild(['inspect', 'odd:1'], { root })).stdout) as {
+      RootFS: { Layers: string[] };
+    };
+    assert.is(img.RootFS.Layers.at(-1), row.diffID);
+    cleanup(ctx);
+  });
+}
+
+test('the odd tree: what a RUN sees after COPY equals the context (setuid, sticky, links, empty dirs)', () => {
+  const ctx = context({ Dockerfile: `FROM ${Base}\nCOPY odd/ /app/\nRUN ${LIST} > /listing\n` });
+  makeOddTree(join(ctx, 'odd'));
+  ok(tsbuild(['build', '-t', 'odd:2', ctx], { root }));
+  const seen = ok(tsbuild(['run', '--rm', 'odd:2', 'cat', '/listing'], { root })).stdout;
+  const fromContext = ok(
+    tsbuild(['run', '--rm', '-v', `${join(ctx, 'odd')}:/app:ro`, 'odd:2', 'sh', '-c', LIST], { root }),
+  ).stdout.replace(/ \d+:\d+ /g, ' 0:0 ');
+  assert.ok(seen.includes(' 89ed '), 'bin/su is there with its setuid bit (mode 104755 is 89ed in hex)');
+  assert.is(seen, fromContext);
+  cleanup(ctx);
 });
 
 test.after(() => cleanup(root));

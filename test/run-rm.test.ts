@@ -157,6 +157,11 @@ test('run --rm: a volatile overlay refused after a reboot (recorded boot differs
   const detached = t(['start', name]);
   assert.is(detached.code, 1);
   assert.match(detached.stderr, /the host has restarted since/);
+  // Nor is its layer made an image: it may have lost writes.
+  const commit = t(['commit', name, 'rm-reboot-commit:1']);
+  assert.is(commit.code, 1, commit.stderr);
+  assert.match(commit.stderr, /the host has restarted since/);
+  assert.not.match(ok(t(['images'])).stdout, /rm-reboot-commit/);
   ok(t(['rm', name]));
   assert.not.ok(existsSync(join(root, 'containers', id)));
 });

@@ -4,7 +4,7 @@
 // /etc/resolv.conf, /etc/hostname and every mount point (and what is under it).
 import type { Image, ImageConfig, Store } from '@tsbuild/layerstore';
 import { freezeSandbox, type Thaw } from '@tsbuild/sandbox';
-import { ContainerError, alive, isRunning, refresh, type ContainerDoc } from './state.js';
+import { ContainerError, alive, isRunning, refresh, refuseLostVolatile, type ContainerDoc } from './state.js';
 
 export const containerOnly = ['etc/hosts', 'etc/resolv.conf', 'etc/hostname'];
 
@@ -52,6 +52,8 @@ async function freezeIfRunning(store: Store, doc: ContainerDoc, pause: boolean):
 }
 
 export async function commitContainer(store: Store, doc: ContainerDoc, opts: CommitContainerOptions): Promise<Image> {
+  // A `--rm` container's layer from an earlier boot (volatile, never synced) may have lost writes.
+  refuseLostVolatile(doc);
   const image = await store.images.get(doc.Image);
   if (!image) throw new ContainerError(`the image of container ${doc.Name} (${doc.Image}) is no longer in the store`);
   const excluded = [...containerOnly, ...doc.Config.mounts.map((m) => m.target.replace(/^\/+/, ''))];

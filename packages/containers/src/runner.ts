@@ -2,7 +2,7 @@
 // mounts and limits, while the state document follows (running with pid, then exited with code).
 // The process calling runContainer is the container's "runner": the foreground `tsbuild run`, or a
 // detached supervisor (supervisor.ts) for `run -d` / `start`.
-import { openSync, closeSync, existsSync, readFileSync, promises as fsp } from 'node:fs';
+import { openSync, closeSync, promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -19,12 +19,15 @@ import {
 import type { Image, Store } from '@tsbuild/layerstore';
 import { processStart, removeTreeBeneath } from '@tsbuild/sys';
 import {
+  bootId,
   ContainerError,
   containerDir,
   findDoc,
   isRunning,
+  ranVolatile,
   readDoc,
   refresh,
+  refuseLostVolatile,
   updateDoc,
   type ContainerDoc,
 } from './state.js';
@@ -115,15 +118,6 @@ async function networkOf(store: Store, network: string): Promise<{ network: Netw
   return { network: modeOf(network) };
 }
 
-/** This boot of the host: a volatile overlay's writable layer survives a restart within it only. */
-function bootId(): string | undefined {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * A `--rm` container runs on a volatile overlay: its end does not sync the host's disk (that
  * waited for every dirty page of the filesystem, seconds on a busy one), since its layer is thrown
@@ -132,21 +126,20 @@ function bootId(): string | undefined {
  * same upperdir, intact if the host has not restarted since: its workdir (overlay's scratch) is
  * made anew. After a restart its layer may have lost writes, and it is not started.
  */
-function reclaimVolatile(doc: ContainerDoc, workdir: string): void {
-  if (!existsSync(join(workdir, 'work', 'incompat', 'volatile'))) return;
-  const boot = bootId();
-  if (boot === undefined || doc.State.VolatileBoot !== boot)
-    throw new ContainerError(
-      `container ${doc.Name} ran with --rm and the host has restarted since: its writable layer was not ` +
-        `synced to disk and may have lost writes; remove it (tsbuild rm ${doc.Name})`,
-    );
-  removeTreeBeneath(workdir);
+function reclaimVolatile(doc: ContainerDoc): void {
+  if (!ranVolatile(doc)) return;
+  refuseLostVolatile(doc);
+  removeTreeBeneath(doc.WorkDir);
 }
 
 /** Runs the container to its end, recording its state. Throws (state: exited, Error set) if it cannot start. */
 export async function runContainer(store: Store, id: string, io: RunIO): Promise<Exit> {
   const trace = io.trace ?? (() => {});
-  const doc = await readDoc(store, id);
+  // A network started ahead is ended on every way out before the container takes it over.
+  const doc = await readDoc(store, id).catch(async (e: unknown) => {
+    await discardNetwork(io.network);
+    throw e;
+  });
   if (!doc) {
     await discardNetwork(io.network);
     throw new ContainerError(`No such container: ${id}`);
@@ -160,6 +153,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
   const durable = !cfg.autoRemove;
   let remove = cfg.autoRemove;
   const runnerStart = processStart(process.pid);
+  // The "running" write, awaited on every way out (it replaces the whole document).
+  let running: Promise<unknown> | undefined;
   try {
     const image = io.image?.manifestDigest === doc.Image ? io.image : await store.images.get(doc.Image);
     if (!image)
@@ -169,7 +164,7 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     // Refused, it is kept (not removed as --rm asks): the user decides, told what happened.
     if (cfg.autoRemove)
       try {
-        reclaimVolatile(doc, doc.WorkDir);
+        reclaimVolatile(doc);
       } catch (e) {
         remove = false;
         throw e;
@@ -193,7 +188,6 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     trace('state recorded');
     const netns = await own;
     if (netns) trace('network up');
-    let running: Promise<unknown> | undefined;
     const exit = await sandboxRun({
       root: { lowerdirs: root.lowerdirs, upperdir: root.upperdir, workdir: root.workdir, volatile: cfg.autoRemove },
       argv: cfg.argv,
@@ -253,6 +247,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     trace('exit recorded');
     return exit;
   } catch (e) {
+    // A "running" write still in flight lands first: after removal it would bring the document back.
+    await running?.catch(() => {});
     await updateDoc(
       store,
       id,

@@ -10,7 +10,7 @@
 // Liveness is never taken on trust: a recorded pid counts only while /proc/PID/stat still shows
 // the recorded start time (pids are reused), so a crash of tsbuild, of the supervisor or of the
 // container leaves a document that readers correct ("exited", code unknown when nobody saw it).
-import { promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
@@ -278,4 +278,32 @@ export async function listContainers(store: Store, opts: { all?: boolean } = {})
     if (opts.all || r.State.Status === 'running') out.push(r);
   }
   return out;
+}
+
+/** This boot of the host: a volatile overlay's writable layer survives a restart within it only. */
+export function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the container's overlay was mounted volatile (`--rm`): the kernel's marker is in its workdir. */
+export function ranVolatile(doc: ContainerDoc): boolean {
+  return existsSync(join(doc.WorkDir, 'work', 'incompat', 'volatile'));
+}
+
+/**
+ * Throws if the container's writable layer was on a volatile overlay in an earlier boot of the host:
+ * never synced, it may have lost writes, and is neither run again nor committed (runner.ts, commit.ts).
+ */
+export function refuseLostVolatile(doc: ContainerDoc): void {
+  if (!ranVolatile(doc)) return;
+  const boot = bootId();
+  if (boot === undefined || doc.State.VolatileBoot !== boot)
+    throw new ContainerError(
+      `container ${doc.Name} ran with --rm and the host has restarted since: its writable layer was not ` +
+        `synced to disk and may have lost writes; remove it (tsbuild rm ${doc.Name})`,
+    );
 }

@@ -16,6 +16,7 @@ const ssriLib = (): typeof Ssri => (ssriModule ??= createRequire(import.meta.url
 import { StoreError, type BlobStore, type Digest, type Ingest } from './types.js';
 import type { LeaseHolder } from './leases.js';
 import { checkDigest, fsyncDir, hexOf, randomId } from './fsutil.js';
+import { ThreadHash } from './hash-thread.js';
 
 export class FileBlobStore implements BlobStore {
   readonly dir: string;
@@ -164,6 +165,8 @@ class FileIngest extends Writable implements Ingest {
   readonly tmpPath: string;
   private fh: fsp.FileHandle | undefined;
   private readonly hash: Hash = createHash('sha256');
+  /** Set by hashOnThread(): the digest is computed there instead of by `hash`. */
+  private thread: ThreadHash | undefined;
   private count = 0;
   private unflushed = 0;
   /** The flush-behind fdatasync in flight, if any; it never rejects (see flushError). */
@@ -185,20 +188,37 @@ class FileIngest extends Writable implements Ingest {
     }, cb);
   }
 
+  hashOnThread(): void {
+    if (this.count > 0) throw new Error('internal: hashOnThread() after a write');
+    this.thread ??= new ThreadHash();
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.hash.update(chunk);
     this.count += chunk.length;
-    writeAll(this.fh!, chunk).then(() => this.written(chunk.length, cb), cb);
+    const hashed = this.update(chunk);
+    const wrote = writeAll(this.fh!, chunk);
+    (hashed ? Promise.all([wrote, hashed]) : wrote).then(() => this.written(chunk.length, cb), cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
     const bufs = chunks.map((c) => c.chunk);
+    const hashed: Promise<void>[] = [];
     for (const b of bufs) {
-      this.hash.update(b);
+      const h = this.update(b);
+      if (h) hashed.push(h);
       this.count += b.length;
     }
     const n = bufs.reduce((a, b) => a + b.length, 0);
-    writevAll(this.fh!, bufs).then(() => this.written(n, cb), cb);
+    Promise.all([writevAll(this.fh!, bufs), ...hashed]).then(() => this.written(n, cb), cb);
+  }
+
+  /** Hashes a chunk here, or hands it to the thread: a chunk is done with when the write's callback runs. */
+  private update(b: Buffer): Promise<void> | undefined {
+    if (!this.thread) {
+      this.hash.update(b);
+      return undefined;
+    }
+    return this.thread.update(b);
   }
 
   private written(n: number, cb: (e?: Error | null) => void): void {
@@ -217,6 +237,8 @@ class FileIngest extends Writable implements Ingest {
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    // The thread has given its digest and gone, or (an abort) is stopped here.
+    this.thread?.close();
     const fh = this.fh;
     this.fh = undefined;
     // Not closed under a flush-behind fdatasync still running on it in the thread pool.
@@ -243,7 +265,8 @@ class FileIngest extends Writable implements Ingest {
           if (!this.writableEnded) this.end();
         });
       }
-      return { digest: `sha256:${this.hash.digest('hex')}` as Digest, size: this.count };
+      const hex = this.thread ? await this.thread.digest() : this.hash.digest('hex');
+      return { digest: `sha256:${hex}` as Digest, size: this.count };
     })();
     return this.sealed;
   }

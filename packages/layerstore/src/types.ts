@@ -170,6 +170,11 @@ export interface Ingest extends NodeJS.WritableStream {
   digest?(): Promise<{ digest: Digest; size: number }>;
   /** Drop the temp file. */
   abort(): Promise<void>;
+  /**
+   * Hash on a worker thread from now on (before the first write): for a large blob whose writer keeps the main
+   * thread busy. A chunk handed to write() is then read until the write's callback, as the file write reads it.
+   */
+  hashOnThread?(): void;
 }
 
 export interface BlobStore {

@@ -95,8 +95,13 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
       );
     }
     if (rootless() && !tunUsable()) return Promise.reject(new SandboxError(tunAdvice));
-    // Its API socket (port forwarding) lives in a state directory that cleanupStale() sweeps.
-    if (ports.length) dir = makeRunDir(opts.stateDir ?? defaultStateDir(), `${newRunId()}-net`);
+    // Its API socket (port forwarding) lives in a state directory that cleanupStale() sweeps. Its
+    // failure is the promise's, never thrown: callers start a network ahead and await it later.
+    try {
+      if (ports.length) dir = makeRunDir(opts.stateDir ?? defaultStateDir(), `${newRunId()}-net`);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     helper = slirpArgs(slirp, plan, dir && join(dir, 'api.sock'), dns.forwarder);
   } else if (ports.length) {
     return Promise.reject(new SandboxError('cannot publish ports: the host has no IPv4 default route'));

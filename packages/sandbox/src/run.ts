@@ -183,8 +183,10 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       // Once per process: a tsbuild killed mid-run leaves its state directory and cgroups behind. Swept
       // while the launcher starts (this thread would only wait for it): the sweep takes only what
       // belongs to processes that have ended, never this run's.
+      // A sweep that fails leaves the leftovers to the next process's; this run does not depend on it,
+      // and throwing here would leave the launcher just spawned to the finally block alone.
       cleanedStateDirs.add(stateDir);
-      await cleanupStale(stateDir);
+      await cleanupStale(stateDir).catch(() => {});
     }
     const { outcome, aborted } = await launched;
     const usage = { cpuNanos: cg?.cpuNanos(), wallMs: Number(process.hrtime.bigint() - started) / 1e6 };

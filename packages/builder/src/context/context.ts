@@ -184,6 +184,11 @@ export class BuildContext {
     await this.stats.save(listing);
   }
 
+  /** Lets go of the stat cache's file without saving (a dry run, a failed build); after save(), nothing to do. */
+  close(): void {
+    this.stats.close();
+  }
+
   private rules(exclude: IgnoreMatcher | undefined): Rules {
     return { ignore: this.ignore, exclude };
   }
@@ -263,6 +268,7 @@ export class ContextStart {
   private claimed = false;
   /** The walk bin/tsbuild.cjs started, when it was not this one's: its end. */
   private dropped: Promise<void> | undefined;
+  private opened: Promise<BuildContext> | undefined;
 
   constructor(
     readonly dir: string,
@@ -312,21 +318,28 @@ export class ContextStart {
     return this;
   }
 
-  async open(): Promise<BuildContext> {
-    if (this.failed !== undefined) throw this.failed;
-    return BuildContext.opened({
+  open(): Promise<BuildContext> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    return (this.opened ??= BuildContext.opened({
       dir: this.dir,
       ignore: this.ignore!,
       statCacheDir: this.statCacheDir,
       listing: this.listing!,
-    });
+    }));
   }
 
-  /** Nothing will read the listing: a walk still running ends now. */
+  /**
+   * Nothing will read the listing: a walk still running ends now, and the context opened from it lets go
+   * of its stat cache's file (held open from load to save; a dry run or a failed build does not save).
+   */
   async cancel(): Promise<void> {
     this.abort.abort(new Error('the build context listing was cancelled'));
     await this.listing?.catch(() => {});
     await this.dropped;
+    await this.opened?.then(
+      (c) => c.close(),
+      () => {},
+    );
   }
 }
 

@@ -295,8 +295,8 @@ export class StatCache {
     }
   }
 
-  /** Lets go of the loaded file: rows not read by now read as missing. */
-  private close(): void {
+  /** Lets go of the loaded file: rows not read by now read as missing. save() does it too. */
+  close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
     this.rowCount = 0;

@@ -48,7 +48,9 @@ export async function listContext(
   if (started && walker) {
     // A walk bin/tsbuild.cjs started with these very arguments (ContextStart checked them).
     try {
-      return traced(Listing.parse(await awaitWalker(started, walker, walkArgs(dir, prune), signal)), 'tsbuild-walk');
+      const args = walkArgs(dir, prune);
+      const out = await retried(awaitWalker(started, walker, args, signal), walker, args, undefined, signal);
+      return traced(Listing.parse(out), 'tsbuild-walk');
     } catch (e) {
       if (!(e instanceof WalkerUnavailable)) throw e;
       return traced(walkInJs(dir, Infinity, prune), `js; ${e.message}`);
@@ -115,17 +117,40 @@ export interface SpawnedWalker {
  * (SIGKILL); the promise then rejects once the process is reaped, so no walker outlives a caller that
  * gave up on it.
  */
-export function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
-  if (signal?.aborted) return Promise.reject(signal.reason as Error);
-  return awaitWalker(spawnWalker(walker, args, stdin), walker, args, signal);
+export async function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
+  if (signal?.aborted) throw signal.reason as Error;
+  return retried(awaitWalker(spawnWalker(walker, args, stdin), walker, args, signal), walker, args, stdin, signal);
 }
 
-export function spawnWalker(walker: string, args: string[], stdin?: Buffer): SpawnedWalker {
+/**
+ * Through files in the temp directory, a walker fails where that filesystem is full or the file size is
+ * limited (its listing, and often its complaint, cannot be written): again through pipes, which take any
+ * size. A walker that fails anyway says so there, in its own words.
+ */
+async function retried(
+  first: Promise<Buffer>,
+  walker: string,
+  args: string[],
+  stdin: Buffer | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
+  try {
+    return await first;
+  } catch (e) {
+    if (!(e instanceof ThroughFiles)) throw e;
+    return awaitWalker(spawnWalker(walker, args, stdin, false), walker, args, signal);
+  }
+}
+
+/** A walker that failed while its output went to files. */
+class ThroughFiles extends Error {}
+
+export function spawnWalker(walker: string, args: string[], stdin?: Buffer, files = true): SpawnedWalker {
   // The output goes to unnamed files, not pipes: a pipe holds 64 KiB, so a walker that is done
   // would wait for this thread to drain it chunk by chunk, a turn of the event loop each, while the
   // build is busy elsewhere; a file takes the whole listing at once, read here in one go. And with
   // no pipe to see to its end, 'close' follows the walker's exit at once.
-  const out = unnamedFile();
+  const out = files ? unnamedFile() : undefined;
   const err = out === undefined ? undefined : unnamedFile();
   let child: ChildProcess;
   try {
@@ -172,7 +197,7 @@ export async function awaitWalker(
     }
     if (code !== 0) {
       const err = (w.err !== undefined ? readAll(w.err) : Buffer.concat(w.errChunks)).toString();
-      throw new Error(
+      throw new (w.out === undefined ? Error : ThroughFiles)(
         err.trim().replace(/^tsbuild-walk: /, '') ||
           `tsbuild-walk ${args[0]} ${sig ? `was killed by ${sig}` : `exited ${code}`}`,
       );

@@ -160,10 +160,10 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
     BuildContext.start(req.contextDir, dockerfile, statCache);
   try {
     return await solveStarted(req, dry, started);
-  } catch (e) {
-    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives it.
+  } finally {
+    // Failed, perhaps before it read the context (a Dockerfile error, a missing base image): no walk outlives
+    // it. And whatever the end, the stat cache's file is let go (a dry run or a failed build has not saved).
     await started.cancel();
-    throw e;
   }
 }
 
@@ -452,8 +452,9 @@ async function solveStarted(
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
-    for (const tag of req.tags) await req.store.images.tag(tag, image);
+    // Before the tags: a build whose adoption failed fails, and a failed build tags nothing.
     await adopting;
+    for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };
   } finally {

@@ -254,10 +254,17 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
  * itself) and so need no lstat or xattr call per file.
  */
 export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname'>, host: string, size: number): Entry {
+  // Field by field, in one order, rather than spread: this runs once per file of a COPY, and a spread with a
+  // symbol key made a slow object each time (most of a 20,000-file tree's entry cost).
   return {
-    ...meta,
-    type: 'file',
+    path: meta.path,
+    type: 'file' as const,
+    mode: meta.mode,
+    uid: meta.uid,
+    gid: meta.gid,
+    mtime: meta.mtime,
     size,
+    xattrs: meta.xattrs,
     open: openHostFile,
     [HOST_FILE]: host,
   } as Entry;

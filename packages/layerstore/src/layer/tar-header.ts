@@ -68,9 +68,44 @@ function splitUstar(name: string): [string, string] | undefined {
   return undefined;
 }
 
-function writeOctal(buf: Buffer, off: number, width: number, value: number): void {
-  buf.write(value.toString(8).padStart(width - 1, '0'), off, width - 1, 'ascii');
+/**
+ * `value` in octal, zero-padded to width-1 digits, then NUL; returns the sum of the bytes written (for the
+ * checksum). Digit by digit into the block: this runs six times per entry, and a string per field (toString,
+ * padStart, write) was most of a 20,000-file layer's header cost. Callers keep values within the width (larger
+ * ones go in PAX records).
+ */
+function writeOctal(buf: Buffer, off: number, width: number, value: number): number {
+  let v = value;
+  let sum = 0;
+  for (let i = off + width - 2; i >= off; i--) {
+    // Integer ops while the value fits 31 bits (nearly always: a size or mtime past that takes the float path).
+    const small = v <= 0x7fffffff;
+    const d = 0x30 + (small ? v & 7 : v % 8);
+    buf[i] = d;
+    sum += d;
+    v = small ? v >>> 3 : Math.floor(v / 8);
+  }
   buf[off + width - 1] = 0;
+  return sum;
+}
+
+/**
+ * Writes `s` at `off` as UTF-8 cut at `max` bytes (as Buffer.write does), on zeroed bytes; returns the sum of the
+ * bytes written. Printable ASCII, which nearly every name is, goes byte by byte without Buffer.write's call.
+ */
+function writeText(buf: Buffer, s: string, off: number, max: number): number {
+  let sum = 0;
+  if (s.length <= max && isAscii(s)) {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      buf[off + i] = c;
+      sum += c;
+    }
+    return sum;
+  }
+  const n = buf.write(s, off, max, 'utf8');
+  for (let i = off; i < off + n; i++) sum += buf[i];
+  return sum;
 }
 
 function paxRecord(key: string, value: Buffer): Buffer {
@@ -81,23 +116,31 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len), 'ascii'), body]);
 }
 
-function ustarBlock(h: RawHeader & { prefix: string }): Buffer {
-  const b = Buffer.alloc(BLOCK);
-  b.write(h.name, 0, 100, 'utf8');
-  writeOctal(b, 100, 8, h.mode & 0o7777);
-  writeOctal(b, 108, 8, h.uid);
-  writeOctal(b, 116, 8, h.gid);
-  writeOctal(b, 124, 12, h.size);
-  writeOctal(b, 136, 12, h.mtime);
-  b.fill(0x20, 148, 156);
-  b.write(h.flag, 156, 1, 'ascii');
-  b.write(h.linkname, 157, 100, 'utf8');
-  b.write('ustar\u000000', 257, 8, 'ascii');
-  writeOctal(b, 329, 8, h.devmajor);
-  writeOctal(b, 337, 8, h.devminor);
-  b.write(h.prefix, 345, 155, 'utf8');
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += b[i];
+const MAGIC = Buffer.from('ustar\u000000', 'ascii');
+let MAGIC_SUM = 0;
+for (const b of MAGIC) MAGIC_SUM += b;
+/** The checksum field counts as eight spaces while the sum is taken. */
+const CHKSUM_SPACES = 8 * 0x20;
+
+/**
+ * One ustar header block, in `into` (512 zero bytes) or a new block. The checksum is summed as the fields are
+ * written rather than over the 512 bytes afterwards: the block is all zeros but for them.
+ */
+function ustarBlock(h: RawHeader & { prefix: string }, into?: Buffer): Buffer {
+  const b = into ?? Buffer.alloc(BLOCK);
+  let sum = CHKSUM_SPACES + MAGIC_SUM;
+  sum += writeText(b, h.name, 0, 100);
+  sum += writeOctal(b, 100, 8, h.mode & 0o7777);
+  sum += writeOctal(b, 108, 8, h.uid);
+  sum += writeOctal(b, 116, 8, h.gid);
+  sum += writeOctal(b, 124, 12, h.size);
+  sum += writeOctal(b, 136, 12, h.mtime);
+  sum += writeText(b, h.flag, 156, 1);
+  sum += writeText(b, h.linkname, 157, 100);
+  MAGIC.copy(b, 257);
+  sum += writeOctal(b, 329, 8, h.devmajor);
+  sum += writeOctal(b, 337, 8, h.devminor);
+  sum += writeText(b, h.prefix, 345, 155);
   writeOctal(b, 148, 7, sum);
   b[155] = 0x20;
   return b;
@@ -107,8 +150,12 @@ function padding(n: number): number {
   return (BLOCK - (n % BLOCK)) % BLOCK;
 }
 
-/** The header block(s) of one entry: an optional PAX extended header, then the ustar header. */
-export function encodeHeader(h: TarHeader): Buffer {
+/**
+ * The header block(s) of one entry: an optional PAX extended header, then the ustar header. `scratch` (512 bytes,
+ * its content ignored) is where a header of one block is encoded, and returned, rather than a new buffer: for
+ * a caller that copies it out before the next call (the tar writer).
+ */
+export function encodeHeader(h: TarHeader, scratch?: Buffer): Buffer {
   const name = h.type === 'directory' && !h.name.endsWith('/') ? h.name + '/' : h.name;
   const pax: Buffer[] = [];
   let split = splitUstar(name);
@@ -142,19 +189,22 @@ export function encodeHeader(h: TarHeader): Buffer {
     throw new RangeError(`${h.name}: device number too large for a tar header`);
   for (const key of Object.keys(h.xattrs).sort()) pax.push(paxRecord(`SCHILY.xattr.${key}`, h.xattrs[key]));
 
-  const main = ustarBlock({
-    name: split[1],
-    prefix: split[0],
-    flag: FLAG[h.type],
-    mode: h.mode,
-    uid,
-    gid,
-    size,
-    mtime,
-    linkname,
-    devmajor: h.devmajor,
-    devminor: h.devminor,
-  });
+  const main = ustarBlock(
+    {
+      name: split[1],
+      prefix: split[0],
+      flag: FLAG[h.type],
+      mode: h.mode,
+      uid,
+      gid,
+      size,
+      mtime,
+      linkname,
+      devmajor: h.devmajor,
+      devminor: h.devminor,
+    },
+    pax.length === 0 && scratch ? scratch.fill(0, 0, BLOCK) : undefined,
+  );
   if (pax.length === 0) return main;
   const body = Buffer.concat(pax);
   // A fixed name (as Go's archive/tar does) keeps the output independent of pid and time.

@@ -8,7 +8,7 @@
 import { closeSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../types.js';
-import { encodeHeader, padding, type TarHeader } from './tar-header.js';
+import { BLOCK, encodeHeader, padding, type TarHeader } from './tar-header.js';
 import { HOST_FILE, LIVE_FILE, openContent } from './entries.js';
 
 /** The chunk size when the caller does not name one. */
@@ -85,13 +85,17 @@ export function headerOf(e: Entry): TarHeader {
  */
 export class ChunkPool {
   private readonly free: Buffer[] = [];
+  /** @param shared chunks in shared memory, which a worker thread reads where they are (an ingest's ThreadHash) */
   constructor(
     readonly size: number,
     private readonly max = 8,
+    private readonly shared = false,
   ) {}
 
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+    const b = this.free.pop();
+    if (b) return b;
+    return this.shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafe(this.size);
   }
 
   /** Only whole chunks of this pool's size, which nothing else refers to any more. */
@@ -122,6 +126,8 @@ export async function* tarStream(
   let cur = pool.take();
   let off = 0;
   const probe = Buffer.allocUnsafe(1);
+  // One block that each single-block header is encoded in, and copied out of at once (put).
+  const scratch = Buffer.alloc(BLOCK);
   function* put(b: Buffer): Generator<Buffer> {
     for (let at = 0; at < b.length;) {
       const n = b.copy(cur, off, at);
@@ -150,7 +156,7 @@ export async function* tarStream(
 
   for await (const e of entries) {
     const h = headerOf(e);
-    yield* put(encodeHeader(h));
+    yield* put(encodeHeader(h, scratch));
     if (e.type !== 'file' || h.size === 0) continue;
     const host = (e as { [HOST_FILE]?: string })[HOST_FILE];
     if (host !== undefined) {

@@ -43,7 +43,8 @@ export async function writeLayer(
 
   const ingest = blobs.ingest();
   try {
-    const pool = new ChunkPool(chunkSizeOf(compression));
+    // Uncompressed, the chunks are shared memory: a large layer is hashed on another thread (writeRecycling).
+    const pool = new ChunkPool(chunkSizeOf(compression), undefined, !hash);
     const tar = tarStream(entries, { pool });
     if (hash)
       await pipeline(
@@ -74,13 +75,22 @@ async function writeRecycling(src: AsyncIterable<Buffer>, ingest: Ingest, pool: 
   ingest.on('error', (e: Error) => {
     failure ??= e;
   });
+  let first = true;
   for await (const chunk of src) {
     if (failure) throw failure;
+    // A whole first chunk means a layer of a chunk or more: hashed on a worker thread while this one tars the
+    // rest (a thread costs more than it saves on a small layer, whose only chunk is short).
+    if (first && chunk.length === pool.size) ingest.hashOnThread?.();
+    first = false;
     const more = ingest.write(chunk, (e) => {
       if (!e) pool.give(chunk);
     });
     // once() rejects if the ingest fails while we wait.
     if (!more) await once(ingest, 'drain');
+    // A turn of the event loop per chunk: the tar writer reads files synchronously, and while the disk keeps up
+    // the loop above never waited for anything, so the build's other steps (the next COPY's few fs calls, a RUN
+    // starting its container) stood still until the whole layer was written. A chunk is ~1 MiB of work.
+    else await new Promise<void>((resolve) => setImmediate(resolve));
   }
   // As pipeline() would: the end, and the last write done (or its failure) before commit().
   ingest.end();

@@ -11,7 +11,7 @@ import { resolveChown, RootView } from '@tsbuild/sandbox';
 import { chainIDs, isOpaque } from '@tsbuild/layerstore';
 import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
-import { Staging, rel, seconds } from './staging.js';
+import { Staging, rel, seconds, type EntryList } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
 import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { addFileInputs, fromContext, type SourceItem } from './sources.js';
@@ -221,36 +221,46 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
  * to non-directory: ..."), both by lstat of each path it writes; tsbuild would replace the image's entry
  * (and a directory's whole content) silently. Only paths the image has are looked up: `entries` is in walk
  * order, so a path below one the image lacks is skipped, and each directory the image has is listed once
- * (a new file in it costs no lookup). Without a list (an archive was unpacked), nothing is checked:
- * BuildKit's untar replaces too.
+ * (a new file in it costs no lookup); a streamed tree (a context directory, the step's only source) below a
+ * directory the image lacks is passed over whole, not walked to skip each of its entries. Without a list (an
+ * archive was unpacked), nothing is checked: BuildKit's untar replaces too.
  */
-async function refuseTypeChanges(view: RootView, entries: Iterable<Entry> | undefined, step: CopyStep): Promise<void> {
+async function refuseTypeChanges(view: RootView, entries: EntryList | undefined, step: CopyStep): Promise<void> {
   if (!entries) return;
   // Directories of the layer that the image does not have as directories: nothing below them is looked up.
   // Only directories are kept (only they have entries below them): a set of every path was most of what a
   // COPY of a large tree held.
   const notDirInImage = new Set<string>();
   const listings = new Map<string, Set<string>>();
-  for (const e of entries) {
+  const check = async (e: Entry): Promise<void> => {
     const path = '/' + e.path;
     const parent = posix.dirname(path);
     if (notDirInImage.has(parent)) {
       if (e.type === 'directory') notDirInImage.add(path);
-      continue;
+      return;
     }
     let names = listings.get(parent);
     if (!names) listings.set(parent, (names = new Set(await view.readdir(parent))));
     const below = names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
     const isDir = below?.stat.isDirectory() ?? false;
     if (!isDir && e.type === 'directory') notDirInImage.add(path);
-    if (!below) continue;
+    if (!below) return;
     if (e.type === 'directory' && !isDir) {
       throw new BuildError(`${where(step)}: cannot copy to non-directory: ${path}`, 1);
     }
     if (e.type !== 'directory' && isDir) {
       throw new BuildError(`${where(step)}: cannot replace to directory ${path} with file`, 1);
     }
+  };
+  const parts = entries.parts;
+  if (!parts) {
+    for (const e of entries) await check(e);
+    return;
   }
+  for (const e of parts.placed) await check(e);
+  // Every entry of the tree is below its directory: none is looked up if the image lacks that directory.
+  if (parts.base !== '' && notDirInImage.has('/' + parts.base)) return;
+  for (const e of parts.tree) await check(e);
 }
 
 async function destIsDirInImage(ctx: StepContext, dest: string): Promise<boolean> {

@@ -97,7 +97,11 @@ export class LayerQueue {
    * runs any more. Throws the first failure.
    */
   async finish(): Promise<void> {
-    await this.settle();
+    await this.settle().catch(async (e: unknown) => {
+      // A layer failed: the others still become snapshots (the failed one's diff removed) before it is thrown.
+      await this.adopt().catch(() => {});
+      throw e;
+    });
     await this.adopt();
   }
 

@@ -49,12 +49,14 @@ export async function place(
     }
     if (f.kind === 'dir' && byCp.has(f.rel)) {
       staging.recordDir(dest, { mode: f.mode, uid: f.uid, gid: f.gid }, f.mtime);
+      staging.copiedMode(dest, f.mode);
       continue;
     }
     if (bulk && f.kind !== 'dir') {
       // cp would open a link an earlier source (an archive, a single symlink) left at this name.
       if (staging.mayHold(dest)) staging.fs.remove(rel(dest));
       bulk.add(item.files[0].host, staging.host(target), f.rel);
+      if (f.kind === 'file') staging.copiedMode(dest, f.mode);
       const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
       staging.add(
         f.kind === 'symlink'
@@ -84,13 +86,14 @@ export function placeTree(staging: Staging, item: SourceItem, target: string, bu
     leaders = treeHardLinks(walk(), plan.inos);
     if (leaders.size > 0) plan = planTree(walk(), leaders, false);
   }
+  for (const [r, mode] of plan.specialModes) staging.copiedMode(`/${below(r)}`, mode);
   // cp's names; the directories that hold none of them are made here, as place() makes them.
   for (const d of plan.dirs) {
     const dest = `/${below(d.rel)}`;
     if (!plan.byCp.has(d.rel)) {
       staging.fs.remove(rel(dest));
       staging.fs.mkdir(rel(dest), d.mode, 0, 0, true);
-    }
+    } else staging.copiedMode(dest, d.mode);
     staging.dateDir(dest, d.mtime);
   }
   for (const [follower, leader] of leaders) staging.linkLater(`/${below(follower)}`, `/${below(leader.rel)}`);
@@ -128,10 +131,19 @@ interface TreePlan {
   host: string | undefined;
   /** The files' inode numbers, when asked for, if any two are the same. */
   inos?: BigUint64Array;
+  /** cp's files whose mode has setuid, setgid or sticky bits (few, if any): [rel, mode]. */
+  specialModes: [string, number][];
 }
 
 function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>, inodes: boolean): TreePlan {
-  const plan: TreePlan = { names: new NameList(), byCp: new Set(), dirs: [], count: 0, host: undefined };
+  const plan: TreePlan = {
+    names: new NameList(),
+    byCp: new Set(),
+    dirs: [],
+    count: 0,
+    host: undefined,
+    specialModes: [],
+  };
   let inos = new BigUint64Array(inodes ? 1024 : 0);
   let n = 0;
   for (const f of files) {
@@ -153,6 +165,7 @@ function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>,
       inos[n++] = f.ino;
     }
     if (leaders.has(f.rel)) continue;
+    if (f.kind === 'file' && f.mode & 0o7000) plan.specialModes.push([f.rel, f.mode]);
     for (let d = posix.dirname(f.rel); d !== '.' && !plan.byCp.has(d); d = posix.dirname(d)) plan.byCp.add(d);
     plan.names.add(f.rel);
   }
