@@ -3,9 +3,10 @@
 // before anything starts, and the listing begun early honours .dockerignore as a late one did.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, context, ok, tempDirs, tsbuild } from './helpers/cli.js';
+import { cleanup, command, context, ok, tempDirs, tsbuild } from './helpers/cli.js';
 
 const { temp, dirs } = tempDirs();
 
@@ -104,6 +105,84 @@ test('a rebuild whose Dockerfile fails to parse reports it as before, and ends',
   const r = tsbuild(['build', '-q', ctx], { root });
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /Dockerfile:2:1/);
+});
+
+// bin/tsbuild.cjs starts the walk of `tsbuild build [FLAGS] DIR` before the bundle loads, when the stat cache
+// says the context is large and it has no .dockerignore; the build takes that walk only if it is its own.
+test('a rebuild of a large context without .dockerignore takes the walk the loader started, and copies it all', () => {
+  const files: Record<string, string> = { Dockerfile: 'FROM scratch\nCOPY . /\n' };
+  for (let i = 0; i < 300; i++) files[`many/f${i}.txt`] = `file ${i}`;
+  const ctx = context(files);
+  dirs.push(ctx);
+  const root = temp('store');
+  const env = { TSBUILD_TRACE: '1' };
+  const first = ok(tsbuild(['build', '-q', ctx], { root, env }));
+  assert.not.match(first.stderr, /started by the loader/, 'no stat cache yet: nothing says the context is large');
+  const dest = join(temp('out'), 'rootfs');
+  mkdirSync(dest);
+  const r = ok(tsbuild(['build', '-q', '-t', 'early:1', '-o', `type=local,dest=${dest}`, ctx], { root, env }));
+  assert.match(r.stderr, /context walk started by the loader: taken/);
+  assert.match(r.stderr, /context listed \(tsbuild-walk\): \d+ directories, 302 entries/);
+  assert.is(readdirSync(join(dest, 'many')).length, 300);
+  // What the loader does not understand, it leaves alone: the build lists the context itself.
+  for (const args of [
+    ['build', '-q', '--no-such-flag', ctx],
+    ['build', '-q', '-f', '-', ctx],
+    ['build', '-q', '--root', root, ctx, ctx],
+  ]) {
+    const other = tsbuild(args, { root, env, input: 'FROM scratch\n' });
+    assert.not.match(other.stderr, /started by the loader/, args.join(' '));
+  }
+  // One the build refuses after the loader started its walk: the walk ends with the command.
+  const bad = tsbuild(['build', '--progress=bogus', ctx], { root, env });
+  assert.is(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /context walk started by the loader: not for this build, killed/);
+  assert.match(bad.stderr, /--progress/);
+});
+
+test('a .dockerignore that is a symlink to /dev/zero is refused as before: the loader does not read it', () => {
+  const files: Record<string, string> = { Dockerfile: 'FROM scratch\nCOPY . /\n' };
+  for (let i = 0; i < 300; i++) files[`many/f${i}.txt`] = `file ${i}`;
+  const ctx = context(files);
+  dirs.push(ctx);
+  const root = temp('store');
+  ok(tsbuild(['build', '-q', ctx], { root })); // the stat cache now says the context is large
+  symlinkSync('/dev/zero', join(ctx, '.dockerignore'));
+  // A bound, not a measure: a loader reading /dev/zero would never end.
+  const r = spawnSync(command, ['build', '-q', ctx], {
+    env: { ...process.env, TSBUILD_ROOT: root, TSBUILD_TRACE: '1' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.is(r.signal, null, 'it ended by itself');
+  assert.is(r.status, 2, r.stderr);
+  assert.match(r.stderr, /\.dockerignore: a symlink that leads out of the build context \(to \/dev\/zero\)/);
+  assert.not.match(r.stderr, /started by the loader/);
+});
+
+test('a large context with a .dockerignore is listed by the build, not the loader', () => {
+  const ctx = largeContext();
+  const root = temp('store');
+  ok(tsbuild(['build', '-q', ctx], { root }));
+  const r = ok(tsbuild(['build', '-q', ctx], { root, env: { TSBUILD_TRACE: '1' } }));
+  assert.not.match(r.stderr, /started by the loader/);
+  assert.match(r.stderr, /context listed \(tsbuild-walk\)/);
+});
+
+test('--help, another command and a context on stdin are as before', () => {
+  const help = tsbuild(['--help'], { env: { TSBUILD_TRACE: '1' } });
+  assert.is(help.code, 0, help.stderr);
+  assert.match(help.stdout, /build/);
+  assert.not.match(help.stderr, /loader/);
+  const root = temp('store');
+  const images = tsbuild(['images'], { root, env: { TSBUILD_TRACE: '1' } });
+  assert.is(images.code, 0, images.stderr);
+  assert.not.match(images.stderr, /loader/);
+  // A context on stdin is not something tsbuild builds: the same usage error.
+  const stdin = tsbuild(['build', '-q', '-'], { root, input: 'FROM scratch\n', env: { TSBUILD_TRACE: '1' } });
+  assert.is(stdin.code, 2, stdin.stderr);
+  assert.match(stdin.stderr, /^ERROR: build context "-" is not a directory$/m);
+  assert.not.match(stdin.stderr, /loader/);
 });
 
 test.after(() => cleanup(...dirs));

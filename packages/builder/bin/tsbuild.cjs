@@ -35,6 +35,7 @@ if (process.getuid && process.getuid() !== 0) {
   return;
 }
 
+const early = startWalk(process.argv.slice(2));
 const bundle = join(__dirname, '..', 'dist', 'tsbuild.cjs');
 const cacheFile = `${bundle}.v8cache`;
 
@@ -78,7 +79,7 @@ const stale = cachedData === undefined || script.cachedDataRejected === true || 
 const v8 = require('node:v8');
 v8.setFlagsFromString('--heap-growing-percent=50');
 
-mod.exports.main(argv).then(
+mod.exports.main(argv, early).then(
   (code) => {
     process.exitCode = code;
     // After the command, so that the cache holds the functions it compiled on the way.
@@ -110,5 +111,85 @@ function writeCache() {
     try {
       unlinkSync(tmp);
     } catch {}
+  }
+}
+
+/**
+ * A cached rebuild of a large context waits for its walk (tsbuild-walk), and the bundle takes ~18 ms to load:
+ * for a plain `tsbuild build [FLAGS] DIR` the walk starts here, before it, spawned as the build would
+ * (src/context/walk.ts: spawnWalker). It is a guess, on a reading of the command line that gives up on
+ * anything it does not know: the build takes it only if it is exactly the walk it would start (the context,
+ * the Dockerfile, the store's stat caches, the .dockerignore text, the walker and its arguments: sameWalk in
+ * src/context/early.ts), else kills it; main() kills one no build took. Only for a context whose last
+ * listing was large (the stat cache's head, as StatCache.sizeHint reads it) and has no .dockerignore (the
+ * walk's --prune arguments come from its patterns).
+ */
+function startWalk(argv) {
+  if (argv[0] !== 'build') return undefined;
+  const valued = new Set(['-t', '--tag', '-f', '--file', '--root', '-o', '--output', '--iidfile', '--build-arg']);
+  for (const f of ['--target', '--label', '--progress']) valued.add(f);
+  const bools = new Set(['-q', '--quiet', '--no-cache', '--pull']);
+  const given = new Map();
+  let context;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    if (bools.has(a)) continue;
+    if (valued.has(name)) {
+      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+      const key = name === '-f' ? '--file' : name;
+      if (v === undefined || given.has(key)) return undefined;
+      given.set(key, v);
+    } else if (a.startsWith('-') || context !== undefined || a.includes('://') || a.startsWith('git@')) {
+      return undefined; // a flag it does not know, stdin (-), a second argument, a URL: the build alone
+    } else context = a;
+  }
+  const file = given.get('--file');
+  if (context === undefined || file === '' || file === '-') return undefined;
+  const { resolve } = require('node:path');
+  const dir = resolve(context);
+  const dockerfile = file !== undefined ? resolve(file) : join(dir, 'Dockerfile');
+  const root = given.get('--root') || process.env.TSBUILD_ROOT;
+  const statCacheDir = join(root ? resolve(root) : '/var/lib/tsbuild', 'builder', 'statcache');
+  const walker = join(__dirname, '..', 'native', 'build', 'tsbuild-walk');
+  let out;
+  let err;
+  try {
+    const head = Buffer.alloc(16);
+    const name = createHash('sha256').update(dir).digest('hex').slice(0, 32) + '.v5';
+    const fd = openSync(join(statCacheDir, name), 'r');
+    try {
+      require('node:fs').readSync(fd, head, 0, 16, 0);
+    } finally {
+      closeSync(fd);
+    }
+    if (head.toString('latin1', 0, 8) !== 'TSBSC5\0\0' || head.readUInt32LE(8) <= 150) return undefined;
+    // Looked at, not read: a context's .dockerignore may be a FIFO or a symlink to /dev/zero (the build
+    // refuses the symlink). The first one there is the one in force; only an empty file is understood.
+    for (const f of [`${dockerfile}.dockerignore`, join(dir, '.dockerignore')]) {
+      const st = require('node:fs').lstatSync(f, { throwIfNoEntry: false });
+      if (st === undefined) continue;
+      if (!st.isFile() || st.size > 0) return undefined;
+      break;
+    }
+    const { constants } = require('node:fs');
+    const unnamed = 0o20000000 | constants.O_DIRECTORY | constants.O_RDWR; // O_TMPFILE, as walk.ts
+    out = openSync(require('node:os').tmpdir(), unnamed, 0o600);
+    err = openSync(require('node:os').tmpdir(), unnamed, 0o600);
+    const child = require('node:child_process').spawn(walker, [dir], { stdio: ['ignore', out, err] });
+    const ended = new Promise((done) => {
+      child.on('error', (error) => {
+        if (child.pid === undefined) done({ code: null, signal: null, error });
+        else child.once('close', () => done({ code: null, signal: null, error }));
+      });
+      child.on('close', (code, signal) => done({ code, signal }));
+    });
+    const spawned = { child, out, err, chunks: [], errChunks: [], ended };
+    return { dir, dockerfile, statCacheDir, ignore: '', walker, args: [dir], spawned };
+  } catch {
+    // No stat cache, no O_TMPFILE, no walker: the build lists the context itself.
+    for (const fd of [out, err]) if (fd !== undefined) closeSync(fd);
+    return undefined;
   }
 }

@@ -5,6 +5,7 @@ import { BuildError } from '../errors.js';
 import { report } from './report.js';
 import { takeDeferredCaCerts } from './deferred-ca.js';
 import { trace } from '../trace.js';
+import { adoptEarlyWalk, dropEarlyWalk, type EarlyWalk } from '../context/early.js';
 
 type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
 
@@ -69,8 +70,21 @@ export function isBuild(argv: string[]): boolean {
   return name === 'build' || !Object.hasOwn(commands, name);
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the command. `early`: the context walk bin/tsbuild.cjs may have started for it (see there); a build
+ * takes it if it is its own, and it is ended here if nothing did.
+ */
+export async function main(argv: string[], early?: EarlyWalk): Promise<number> {
   trace('CLI loaded');
+  adoptEarlyWalk(early);
+  try {
+    return await dispatch(argv);
+  } finally {
+    await dropEarlyWalk();
+  }
+}
+
+async function dispatch(argv: string[]): Promise<number> {
   toleratePipeClosed(process.stdout);
   toleratePipeClosed(process.stderr);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {

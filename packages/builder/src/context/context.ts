@@ -10,7 +10,9 @@ import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
 import { StatCache } from './statcache.js';
 import { TreeHasher, type Rules, type TreeFile, type TreeItem } from './tree.js';
-import { listContext } from './walk.js';
+import { trace } from '../trace.js';
+import { listContext, nativeWalker, walkArgs, type SpawnedWalker } from './walk.js';
+import { dropEarly, sameWalk, type EarlyWalk } from './early.js';
 
 /** A COPY source found in the context. */
 export interface ContextEntry {
@@ -56,8 +58,9 @@ export class BuildContext {
     dockerfile: string | undefined,
     statCacheDir: string | undefined,
     walker?: string,
+    early?: EarlyWalk,
   ): ContextStart {
-    return new ContextStart(dir, dockerfile, statCacheDir, walker);
+    return new ContextStart(dir, dockerfile, statCacheDir, walker, early);
   }
 
   static async open(
@@ -263,6 +266,8 @@ export class ContextStart {
   private readonly listing: Promise<Listing> | undefined;
   private readonly abort = new AbortController();
   private claimed = false;
+  /** The walk bin/tsbuild.cjs started, when it was not this one's: its end. */
+  private dropped: Promise<void> | undefined;
   private opened: Promise<BuildContext> | undefined;
 
   constructor(
@@ -270,11 +275,12 @@ export class ContextStart {
     readonly dockerfile: string | undefined,
     readonly statCacheDir: string | undefined,
     walker?: string,
+    early?: EarlyWalk,
   ) {
     // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore.
     // Read first (one small file): the walk need not look into what it leaves out whole.
+    let text = '';
     try {
-      let text = '';
       const candidates = dockerfile ? [`${dockerfile}.dockerignore`] : [];
       candidates.push(join(dir, '.dockerignore'));
       for (const c of candidates) {
@@ -289,15 +295,18 @@ export class ContextStart {
       this.ignore = IgnoreMatcher.parse(text);
     } catch (e) {
       this.failed = e as Error;
+      if (early) this.dropped = dropEarly(early);
       return;
     }
-    this.listing = listContext(
-      dir,
-      StatCache.sizeHint(statCacheDir, dir),
-      prunable(this.ignore),
-      walker, // undefined: the default, tsbuild-walk
-      this.abort.signal,
-    );
+    const prune = prunable(this.ignore);
+    walker ??= nativeWalker();
+    const want = { dir, dockerfile, statCacheDir, ignore: text, walker, args: walkArgs(dir, prune) };
+    let started: SpawnedWalker | undefined;
+    if (early && sameWalk(early, want)) {
+      trace('context walk started by the loader: taken');
+      started = early.spawned;
+    } else if (early) this.dropped = dropEarly(early);
+    this.listing = listContext(dir, StatCache.sizeHint(statCacheDir, dir), prune, walker, this.abort.signal, started);
     this.listing.catch(() => {});
   }
 
@@ -326,6 +335,7 @@ export class ContextStart {
   async cancel(): Promise<void> {
     this.abort.abort(new Error('the build context listing was cancelled'));
     await this.listing?.catch(() => {});
+    await this.dropped;
     await this.opened?.then(
       (c) => c.close(),
       () => {},

@@ -3,7 +3,7 @@
 // fstatat only and prints one binary record. A small context is listed here in JS into the same
 // record (spawning a process costs more than that), and so is any context when the native
 // walker is missing. Neither follows a symlink; both keep names as bytes.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -35,7 +35,7 @@ class TooBig extends Error {}
  * Lists `dir` (the build context) into a Listing. `sizeHint` is the entry count of the last
  * listing of this context (the stat cache keeps it): a large context goes to the native walker
  * straight away, a small or unknown one is tried in JS first. `signal` ends a native walk under
- * way (its process killed and reaped before the listing rejects).
+ * way (its process killed and reaped before the listing rejects). `started`: that walk, already under way.
  */
 export async function listContext(
   dir: string,
@@ -43,7 +43,19 @@ export async function listContext(
   prune: string[] = [],
   walker: string | undefined = nativeWalker(),
   signal?: AbortSignal,
+  started?: SpawnedWalker,
 ): Promise<Listing> {
+  if (started && walker) {
+    // A walk bin/tsbuild.cjs started with these very arguments (ContextStart checked them).
+    try {
+      const args = walkArgs(dir, prune);
+      const out = await retried(awaitWalker(started, walker, args, signal), walker, args, undefined, signal);
+      return traced(Listing.parse(out), 'tsbuild-walk');
+    } catch (e) {
+      if (!(e instanceof WalkerUnavailable)) throw e;
+      return traced(walkInJs(dir, Infinity, prune), `js; ${e.message}`);
+    }
+  }
   if (!walker) return traced(walkInJs(dir, Infinity, prune), 'js');
   if (sizeHint <= SmallContext) {
     try {
@@ -86,97 +98,127 @@ export function nativeWalker(): string | undefined {
 export class WalkerUnavailable extends Error {}
 
 /**
+ * A tsbuild-walk started: its output files (undefined: pipes, read into the chunks) and its end, listened
+ * for from the start (an end nobody listens for is lost). bin/tsbuild.cjs makes one too, before the bundle
+ * loads (EarlyWalk): keep the two alike.
+ */
+export interface SpawnedWalker {
+  child: ChildProcess;
+  out: number | undefined;
+  err: number | undefined;
+  chunks: Buffer[];
+  errChunks: Buffer[];
+  /** Once the process is reaped; `error` when it could not be run. */
+  ended: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
+}
+
+/**
  * Runs tsbuild-walk to its end: its whole stdout, or its own complaint as the error. `signal` kills it
  * (SIGKILL); the promise then rejects once the process is reaped, so no walker outlives a caller that
  * gave up on it.
  */
 export async function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
+  if (signal?.aborted) throw signal.reason as Error;
+  return retried(awaitWalker(spawnWalker(walker, args, stdin), walker, args, signal), walker, args, stdin, signal);
+}
+
+/**
+ * Through files in the temp directory, a walker fails where that filesystem is full or the file size is
+ * limited (its listing, and often its complaint, cannot be written): again through pipes, which take any
+ * size. A walker that fails anyway says so there, in its own words.
+ */
+async function retried(
+  first: Promise<Buffer>,
+  walker: string,
+  args: string[],
+  stdin: Buffer | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
   try {
-    return await runOnce(walker, args, stdin, signal, true);
+    return await first;
   } catch (e) {
-    // Through files in the temp directory, a walker fails where that filesystem is full or the file size is
-    // limited (its listing, and often its complaint, cannot be written): again through pipes, which take any
-    // size. A walker that fails anyway says so there, in its own words.
     if (!(e instanceof ThroughFiles)) throw e;
-    return runOnce(walker, args, stdin, signal, false);
+    return awaitWalker(spawnWalker(walker, args, stdin, false), walker, args, signal);
   }
 }
 
 /** A walker that failed while its output went to files. */
 class ThroughFiles extends Error {}
 
-function runOnce(
+export function spawnWalker(walker: string, args: string[], stdin?: Buffer, files = true): SpawnedWalker {
+  // The output goes to unnamed files, not pipes: a pipe holds 64 KiB, so a walker that is done
+  // would wait for this thread to drain it chunk by chunk, a turn of the event loop each, while the
+  // build is busy elsewhere; a file takes the whole listing at once, read here in one go. And with
+  // no pipe to see to its end, 'close' follows the walker's exit at once.
+  const out = files ? unnamedFile() : undefined;
+  const err = out === undefined ? undefined : unnamedFile();
+  let child: ChildProcess;
+  try {
+    child = spawn(walker, args, { stdio: [stdin ? 'pipe' : 'ignore', out ?? 'pipe', err ?? 'pipe'] });
+  } catch (e) {
+    closeOutputs(out, err);
+    throw e;
+  }
+  const chunks: Buffer[] = [];
+  child.stdout?.on('data', (b: Buffer) => chunks.push(b));
+  const errChunks: Buffer[] = [];
+  child.stderr?.on('data', (b: Buffer) => errChunks.push(b));
+  const ended = new Promise<Awaited<SpawnedWalker['ended']>>((resolve) => {
+    // Not started (no pid): no 'close' may follow. Started, it is reaped first.
+    child.on('error', (error) => {
+      if (child.pid === undefined) resolve({ code: null, signal: null, error });
+      else child.once('close', () => resolve({ code: null, signal: null, error }));
+    });
+    child.on('close', (code, sig) => resolve({ code, signal: sig }));
+  });
+  if (stdin) {
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(stdin);
+  }
+  return { child, out, err, chunks, errChunks, ended };
+}
+
+/** The end of a walker started by spawnWalker or by bin/tsbuild.cjs; its output files closed then. */
+export async function awaitWalker(
+  w: SpawnedWalker,
   walker: string,
   args: string[],
-  stdin: Buffer | undefined,
-  signal: AbortSignal | undefined,
-  files: boolean,
+  signal?: AbortSignal,
 ): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    // The output goes to unnamed files, not pipes: a pipe holds 64 KiB, so a walker that is done
-    // would wait for this thread to drain it chunk by chunk, a turn of the event loop each, while the
-    // build is busy elsewhere; a file takes the whole listing at once, read here in one go. And with
-    // no pipe to see to its end, 'close' follows the walker's exit at once.
-    const file = files ? unnamedFile() : undefined;
-    const errFile = file === undefined ? undefined : unnamedFile();
-    const out = (): void => {
-      if (file !== undefined) closeSync(file);
-      if (errFile !== undefined) closeSync(errFile);
-    };
-    let child;
-    try {
-      child = spawn(walker, args, { stdio: [stdin ? 'pipe' : 'ignore', file ?? 'pipe', errFile ?? 'pipe'] });
-    } catch (e) {
-      out();
-      throw e;
-    }
-    const kill = (): void => void child.kill('SIGKILL');
-    signal?.addEventListener('abort', kill, { once: true });
-    let settled = false;
-    const settle = (how: () => Buffer | Error): void => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', kill);
-      try {
-        const r = signal?.aborted ? (signal.reason as Error) : how();
-        if (r instanceof Error) reject(r);
-        else resolve(r);
-      } catch (e) {
-        reject(e as Error);
-      } finally {
-        out();
-      }
-    };
-    const chunks: Buffer[] = [];
-    let err = '';
-    child.stdout?.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr?.on('data', (b) => (err += b));
-    child.on('error', (e) => {
+  const kill = (): void => void w.child.kill('SIGKILL');
+  if (signal?.aborted) kill();
+  else signal?.addEventListener('abort', kill, { once: true });
+  try {
+    const { code, signal: sig, error } = await w.ended;
+    if (signal?.aborted) throw signal.reason as Error;
+    if (error) {
       if (walker === located) located = undefined;
-      const unavailable = new WalkerUnavailable(
-        `cannot run ${walker}: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
-      );
-      // Not started (no pid): no 'close' may follow. Started, it is reaped first.
-      if (child.pid === undefined) settle(() => unavailable);
-      else child.once('close', () => settle(() => unavailable));
-    });
-    child.on('close', (code, sig) =>
-      settle(() => {
-        if (errFile !== undefined) err = readAll(errFile).toString();
-        if (code !== 0)
-          return new (file === undefined ? Error : ThroughFiles)(
-            err.trim().replace(/^tsbuild-walk: /, '') ||
-              `tsbuild-walk ${args[0]} ${sig ? `was killed by ${sig}` : `exited ${code}`}`,
-          );
-        return file === undefined ? Buffer.concat(chunks) : readAll(file);
-      }),
-    );
-    if (stdin) {
-      child.stdin!.on('error', () => {});
-      child.stdin!.end(stdin);
+      throw new WalkerUnavailable(`cannot run ${walker}: ${(error as NodeJS.ErrnoException).code ?? error.message}`);
     }
-  });
+    if (code !== 0) {
+      const err = (w.err !== undefined ? readAll(w.err) : Buffer.concat(w.errChunks)).toString();
+      throw new (w.out === undefined ? Error : ThroughFiles)(
+        err.trim().replace(/^tsbuild-walk: /, '') ||
+          `tsbuild-walk ${args[0]} ${sig ? `was killed by ${sig}` : `exited ${code}`}`,
+      );
+    }
+    return w.out === undefined ? Buffer.concat(w.chunks) : readAll(w.out);
+  } finally {
+    signal?.removeEventListener('abort', kill);
+    closeOutputs(w.out, w.err);
+  }
+}
+
+/** A walker nobody will read: killed, reaped, its output files closed. */
+export async function dropWalker(w: SpawnedWalker): Promise<void> {
+  w.child.kill('SIGKILL');
+  await w.ended;
+  closeOutputs(w.out, w.err);
+}
+
+function closeOutputs(out: number | undefined, err: number | undefined): void {
+  if (out !== undefined) closeSync(out);
+  if (err !== undefined) closeSync(err);
 }
 
 // O_TMPFILE, which fs.constants lacks: __O_TMPFILE (020000000 on x86 and the asm-generic architectures,
@@ -203,8 +245,11 @@ function readAll(fd: number): Buffer {
   return b;
 }
 
+/** tsbuild-walk's arguments for listing `dir` without looking into `prune`. */
+export const walkArgs = (dir: string, prune: string[]): string[] => [dir, ...prune.flatMap((p) => ['--prune', p])];
+
 async function walkNative(walker: string, dir: string, prune: string[], signal?: AbortSignal): Promise<Listing> {
-  return Listing.parse(await runWalker(walker, [dir, ...prune.flatMap((p) => ['--prune', p])], undefined, signal));
+  return Listing.parse(await runWalker(walker, walkArgs(dir, prune), undefined, signal));
 }
 
 interface Child {

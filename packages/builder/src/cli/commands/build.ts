@@ -38,6 +38,7 @@ import {
 } from '../buildx-options.js';
 import { BuildError, UsageError } from '../../errors.js';
 import { BuildContext, readControlFile, statCacheDir, type ContextStart } from '../../context/context.js';
+import { takeEarlyWalk } from '../../context/early.js';
 
 // Outputs, registries, the shared cache and --explain are loaded only by a build that uses them: most
 // rebuilds use none, and their modules (archives, layouts, the registry client) cost start-up.
@@ -194,6 +195,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     contextDir,
     fileFlag !== '-' ? dockerfilePath : undefined,
     statCacheDir(storeRoot(str(p, 'root'))),
+    undefined,
+    takeEarlyWalk(),
   );
   if (dry)
     return dryRunCommand({
