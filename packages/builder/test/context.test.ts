@@ -4,7 +4,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import {
   chmodSync,
   linkSync,
@@ -34,6 +33,7 @@ import { KeyBuilder } from '../src/solver/cachekey.js';
 import { build } from '../src/solver/build.js';
 import { createReporter } from '../src/progress/index.js';
 import { Store } from '@tsbuild/layerstore';
+import { blockingWalker } from './stand-in-walkers.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-context-'));
 let n = 0;
@@ -595,19 +595,6 @@ test('the stat cache remembers how big the listing was', async () => {
   assert.ok(StatCache.sizeHint(cache, ctx) > 200);
 });
 
-/**
- * A stand-in for tsbuild-walk that never finishes: it says its pid through a FIFO (read by the test, so
- * the walker is known to run) and then sleeps in the same process until something kills it.
- */
-function blockingWalker(): { walker: string; pid: () => Promise<number> } {
-  const dir = fresh('walker');
-  const fifo = join(dir, 'pid');
-  execFileSync('mkfifo', [fifo]);
-  const walker = join(dir, 'tsbuild-walk');
-  writeFileSync(walker, `#!/bin/sh\necho $$ > '${fifo}'\nexec sleep 600\n`, { mode: 0o755 });
-  return { walker, pid: async () => Number(await readFile(fifo, 'utf8')) };
-}
-
 /** Kills a stand-in walker a failed test left running (the test process would wait for it). */
 const reap = (pid: number): void => {
   try {
@@ -666,7 +653,7 @@ test('tsbuild-walk output and complaint are the same through its unnamed files a
 
 test('a started listing that nobody will read is cancelled: its walker is killed and reaped', async () => {
   const { ctx, cache } = await largeContext();
-  const { walker, pid } = blockingWalker();
+  const { walker, pid } = blockingWalker(fresh('walker'));
   const started = BuildContext.start(ctx, undefined, cache, walker);
   const p = await pid();
   assert.ok(alive(p), 'the walker runs');
@@ -684,7 +671,7 @@ test('a build that fails before reading its context ends the listing it was give
   // The walk's stat cache where the build looks for it (in the store), so that it is taken.
   mkdirSync(statCacheDir(root), { recursive: true });
   renameSync(StatCache.fileFor(cache, ctx), StatCache.fileFor(statCacheDir(root), ctx));
-  const { walker, pid } = blockingWalker();
+  const { walker, pid } = blockingWalker(fresh('walker'));
   const context = BuildContext.start(ctx, join(ctx, 'Dockerfile'), statCacheDir(root), walker);
   const p = await pid();
   const reporter = await createReporter('quiet');

@@ -2,15 +2,14 @@
 // is exactly the walk the build would start (sameWalk), and whatever does not take it kills and reaps it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BuildContext } from '../src/context/context.js';
 import { sameWalk, type EarlyWalk, type WalkFor } from '../src/context/early.js';
 import { nativeWalker, spawnWalker } from '../src/context/walk.js';
 import { main } from '../src/cli/main.js';
+import { blockingWalker } from './stand-in-walkers.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-early-'));
 let n = 0;
@@ -73,16 +72,6 @@ function misdirectedWalker(other: string): string {
   return walker;
 }
 
-/** A stand-in that never finishes: it says its pid through a FIFO, then sleeps until killed. */
-function blockingWalker(): { walker: string; pid: () => Promise<number> } {
-  const dir = fresh('walker');
-  const fifo = join(dir, 'pid');
-  execFileSync('mkfifo', [fifo]);
-  const walker = join(dir, 'tsbuild-walk');
-  writeFileSync(walker, `#!/bin/sh\necho $$ > '${fifo}'\nexec sleep 600\n`, { mode: 0o755 });
-  return { walker, pid: async () => Number(await readFile(fifo, 'utf8')) };
-}
-
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 'SIGKILL'); // and a failed test leaves nothing running either
@@ -129,7 +118,7 @@ for (const [name, change, prepare] of misses)
     const { ctx } = contexts();
     prepare?.(ctx);
     const cache = fresh('cache');
-    const { walker, pid } = blockingWalker();
+    const { walker, pid } = blockingWalker(fresh('walker'));
     const e = early(ctx, cache, walker, change(ctx));
     const p = await pid();
     // Its own walker is the real one: the stand-in was asked for one walk only.
@@ -151,7 +140,7 @@ const commands: [string, (ctx: string) => string[], number][] = [
 for (const [name, argv, code] of commands)
   test(`${name}: the walk the loader started is killed and reaped before main() returns`, async () => {
     const { ctx } = contexts();
-    const { walker, pid } = blockingWalker();
+    const { walker, pid } = blockingWalker(fresh('walker'));
     const e = early(ctx, fresh('cache'), walker);
     const p = await pid();
     const write = process.stdout.write.bind(process.stdout);
