@@ -11,7 +11,7 @@ import { Tags, emptyIndex } from './tags.js';
 import { exists, randomId, writeFileAtomic } from './fsutil.js';
 import { prune, cleanTemp, type PruneOptions, type PruneReport } from './prune.js';
 import { Snapshots, Snapshotter } from './snapshot/index.js';
-import { spreadSubdirs } from '@tsbuild/sys';
+import { removeXattr, spreadSubdirs } from '@tsbuild/sys';
 
 export const OciLayoutVersion = '1.0.0';
 
@@ -58,14 +58,15 @@ export class Store {
   /** Open (creating if needed) the store at root. Safe to call from several processes at once. */
   static async open(root: string): Promise<Store> {
     // SmallFileIO (fsutil.ts): six thread-pool round trips at every start otherwise.
-    mkdirSync(root, { recursive: true, mode: 0o700 });
+    const made = mkdirSync(root, { recursive: true, mode: 0o700 }) !== undefined;
+    if (made) noInheritedAcl(root);
     // The store holds every image's files with their own modes (a 0644 secret, a setuid binary,
     // a 0666 device node): no other host user may reach them (moby CVE-2021-41091). Everything
     // lives beneath the root, so its mode alone closes the store; chmod every open, not only at
     // creation, to tighten stores made before (mkdir's mode is also cut by the umask).
     privateRoot(root);
     for (const d of ['blobs/sha256', 'snapshots', 'cache', 'tmp', 'locks'])
-      mkdirSync(join(root, d), { recursive: true });
+      if (mkdirSync(join(root, d), { recursive: true }) !== undefined) noInheritedAcl(join(root, d));
     const store = new Store(root);
     if (!(await exists(join(root, 'oci-layout'))) || !(await exists(store.tags.indexPath))) {
       await store.locks.with('index', async () => {
@@ -126,4 +127,19 @@ export class Store {
   prune(opts?: PruneOptions): Promise<PruneReport> {
     return prune(this, opts);
   }
+}
+
+/**
+ * A store made in a directory with a default ACL inherits it, and everything made beneath would take its
+ * permission bits from that ACL instead of the umask and the modes asked for: a RUN's `touch` would give 0600
+ * where docker gives 0644, and the image would depend on where the store is. Removed from what the store
+ * makes, once, when it makes it (stores made before keep theirs); no ACL support is no ACL.
+ */
+function noInheritedAcl(dir: string): void {
+  for (const name of ['system.posix_acl_default', 'system.posix_acl_access'])
+    try {
+      removeXattr(dir, name);
+    } catch {
+      /* absent, or no ACLs on this filesystem */
+    }
 }
