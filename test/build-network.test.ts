@@ -9,7 +9,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { skip } from '@tsbuild/testkit';
-import { Base, cleanup, context, storeWithBase, tempDirs, tsbuildAsync, type Result } from './helpers/cli.js';
+import { Base, cleanup, context, storeWithBase, tempDirs, tsbuildP } from './helpers/cli.js';
 
 const root = storeWithBase();
 const { temp, dirs } = tempDirs();
@@ -44,27 +44,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function leftOf(pids: number[]): Promise<number[]> {
   for (const end = Date.now() + 10000; pids.some(alive) && Date.now() < end;) await sleep(20);
   return pids.filter(alive);
-}
-
-/** Runs a build; `onStderr` sees its output as it comes and may kill it. */
-function build(
-  args: string[],
-  env: Record<string, string>,
-  onStderr?: (all: string, kill: (sig: NodeJS.Signals) => void) => void,
-): Promise<Result> {
-  return new Promise((resolve) => {
-    const c = tsbuildAsync(['build', '--progress=plain', ...args], { root, env });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (x: string) => {
-      stdout += x;
-    });
-    c.stderr.setEncoding('utf8').on('data', (x: string) => {
-      stderr += x;
-      onStderr?.(stderr, (sig) => c.kill(sig));
-    });
-    c.on('close', (code, sig) => resolve({ code: code ?? (sig === 'SIGINT' ? 130 : 1), stdout, stderr }));
-  });
 }
 
 interface Row {
@@ -127,14 +106,19 @@ for (const row of rows) {
     const ctx = context({ Dockerfile: row.dockerfile(tag), a: `${tag}\n` });
     dirs.push(ctx);
     let interrupted = false;
-    const r = await build([...(row.args ?? []), ctx], { TSBUILD_SLIRP4NETNS: w.path }, (all, kill) => {
-      if (!row.interruptAt || interrupted || !all.includes(row.interruptAt)) return;
-      interrupted = true;
-      // The step runs in the network: its helper has logged itself (waited for, bounded, in case not).
-      void (async () => {
-        for (const end = Date.now() + 10000; !w.pids().length && Date.now() < end;) await sleep(20);
-        kill('SIGINT');
-      })();
+    const args = ['build', '--progress=plain', ...(row.args ?? []), ctx];
+    const r = await tsbuildP(args, {
+      root,
+      env: { TSBUILD_SLIRP4NETNS: w.path },
+      onStderr: (all, kill) => {
+        if (!row.interruptAt || interrupted || !all.includes(row.interruptAt)) return;
+        interrupted = true;
+        // The step runs in the network: its helper has logged itself (waited for, bounded, in case not).
+        void (async () => {
+          for (const end = Date.now() + 10000; !w.pids().length && Date.now() < end;) await sleep(20);
+          kill('SIGINT');
+        })();
+      },
     });
     if (row.fails) assert.is.not(r.code, 0, r.stderr);
     else assert.is(r.code, 0, r.stderr);
@@ -160,7 +144,7 @@ test('build network: started again only when a default-network RUN step runs aga
     [belowRun, 1],
     [aboveRun, 2],
   ] as const) {
-    const r = await build([ctx], env);
+    const r = await tsbuildP(['build', '--progress=plain', ctx], { root, env });
     assert.is(r.code, 0, r.stderr);
     assert.is(w.pids().length, starts, `slirp4netns starts after ${ctx}:\n${r.stderr}`);
   }

@@ -1,7 +1,7 @@
 // Drives the real `tsbuild` binary, as users and CI scripts do.
 import { spawnSync, spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, chmodSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -114,14 +114,30 @@ export function cleanup(...dirs: string[]): void {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }
 
-/** Like `tsbuild`, without blocking this process (needed when the test itself serves HTTP). */
-export function tsbuildP(args: string[], opts: { root?: string; env?: Record<string, string> } = {}): Promise<Result> {
+/**
+ * Like `tsbuild`, without blocking this process (needed when the test itself serves HTTP, or watches the
+ * output as it comes: `onStderr` sees all of stderr so far at each piece and may signal the CLI).
+ */
+export function tsbuildP(
+  args: string[],
+  opts: {
+    root?: string;
+    env?: Record<string, string>;
+    onStderr?: (all: string, kill: (sig: NodeJS.Signals) => void) => void;
+  } = {},
+): Promise<Result> {
   return new Promise((resolve) => {
     const child = tsbuildAsync(args, opts);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('close', (code) => resolve({ code: code ?? 137, stdout, stderr }));
+    child.stdout.setEncoding('utf8').on('data', (b: string) => (stdout += b));
+    child.stderr.setEncoding('utf8').on('data', (b: string) => {
+      stderr += b;
+      opts.onStderr?.(stderr, (sig) => child.kill(sig));
+    });
+    // Killed by a signal: the shell's 128 + N.
+    child.on('close', (code, sig) =>
+      resolve({ code: code ?? 128 + (sig ? osConstants.signals[sig] : 9), stdout, stderr }),
+    );
   });
 }
