@@ -78,6 +78,11 @@ export class BulkCopy {
     return job;
   }
 
+  /** Whether the copier is there (built); without it the caller places files itself (place.ts, slower). */
+  get available(): boolean {
+    return this.copier !== undefined;
+  }
+
   get empty(): boolean {
     return this.jobs.size === 0;
   }

@@ -171,7 +171,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         }
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
         // A context directory copied as it is goes through the copier; the layer reads the context.
-        const viaCp = !step.from && item.isDir && !owner && mode === undefined;
+        const viaCp = bulk.available && !step.from && item.isDir && !owner && mode === undefined;
         // Alone, a context directory is walked from the listing, with no record per file kept (any size of tree).
         if (viaCp && alone && item.tree) placeTree(staging, item, target, bulk);
         else await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && alone);
