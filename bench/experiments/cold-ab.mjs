@@ -7,7 +7,8 @@
 // On a filesystem that has no such effect (tmpfs), WORK=DIR REMOVE_EACH=1 puts the stores in DIR, each removed
 // after its build. Prints median [min–max] wall, wall + sync, user and sys CPU of the process tree, peak RSS,
 // and the load.
-//   [TEMPLATE=STORE] [WORK=DIR] [REMOVE_EACH=1] node bench/experiments/cold-ab.mjs ROUNDS CTX LABEL=TSBUILD... [-- flags]
+//   [TEMPLATE=STORE] [WORK=DIR] [REMOVE_EACH=1] \
+//     node bench/experiments/cold-ab.mjs ROUNDS CTX LABEL=TSBUILD... [-- flags]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
