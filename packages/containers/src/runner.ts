@@ -6,6 +6,7 @@ import { openSync, closeSync, promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { Readable, Writable } from 'node:stream';
 import {
   run as sandboxRun,
@@ -19,7 +20,6 @@ import {
 import type { Image, Store } from '@tsbuild/layerstore';
 import { processStart, removeTreeBeneath } from '@tsbuild/sys';
 import {
-  bootId,
   ContainerError,
   containerDir,
   findDoc,
@@ -28,6 +28,7 @@ import {
   readDoc,
   refresh,
   refuseLostVolatile,
+  runnerState,
   updateDoc,
   type ContainerDoc,
 } from './state.js';
@@ -52,6 +53,8 @@ export interface RunIO {
    * from it a moment ago. Otherwise (start, the supervisor) it is looked up again by digest.
    */
   image?: Image;
+  /** The fsyncs of its document, from createToRun: done before its process starts. */
+  synced?: Promise<void>;
   /** Told each step of the start and the end, for TSBUILD_TRACE. */
   trace?: (what: string) => void;
 }
@@ -175,19 +178,21 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
     });
     const mounts = await sandboxMounts(store, doc);
     const net = await networkOf(store, cfg.network);
-    const volatileBoot = cfg.autoRemove ? bootId() : undefined;
-    await updateDoc(
-      store,
-      id,
-      (d) => {
-        d.State = { Status: 'created', Runner: process.pid, RunnerStart: runnerStart, Detached: io.detached ?? false };
-        if (volatileBoot) d.State.VolatileBoot = volatileBoot;
-      },
-      { durable },
-    );
+    // Who runs it, unless its creation said so already (`run` in the foreground: createContainer's runHere).
+    const state = runnerState(process.pid, io.detached ?? false, cfg.autoRemove);
+    if (!isDeepStrictEqual(doc.State, state))
+      await updateDoc(
+        store,
+        id,
+        (d) => {
+          d.State = state;
+        },
+        { durable },
+      );
     trace('state recorded');
     const netns = await own;
     if (netns) trace('network up');
+    await io.synced;
     const exit = await sandboxRun({
       root: { lowerdirs: root.lowerdirs, upperdir: root.upperdir, workdir: root.workdir, volatile: cfg.autoRemove },
       argv: cfg.argv,

@@ -13,10 +13,12 @@ import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import {
   ContainerError,
   createContainer,
+  createToRun,
   discardNetwork,
   networkAhead,
   runContainer,
   startDetached,
+  type CreateOptions,
 } from '@tsbuild/containers';
 import { errorLine, report } from '../report.js';
 import { trace } from '../../trace.js';
@@ -149,7 +151,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const cannot = isNative(platform, hostPlatform()) ? undefined : emulationProblem(platform);
     if (cannot) throw new ContainerError(`image '${ref}' is for ${formatPlatform(platform)}: ${cannot}`);
     step('image read');
-    const doc = await createContainer(store, {
+    const opts: CreateOptions = {
       ref,
       image,
       cmd,
@@ -168,7 +170,11 @@ export async function runCommand(argv: string[]): Promise<number> {
       limits,
       autoRemove: bool(p, 'rm'),
       init: bool(p, 'init'),
-    });
+    };
+    // In the foreground this process runs it next: createToRun leaves its document's fsyncs to runContainer.
+    const { doc, synced } = detach
+      ? { doc: await createContainer(store, opts), synced: undefined }
+      : await createToRun(store, opts);
     step('container created');
     // Said here, where the user sees it (the network itself started above, or in the supervisor with -d).
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
@@ -198,6 +204,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             pid = x;
           },
           network: ahead,
+          synced,
           image,
           trace: step,
         }),
