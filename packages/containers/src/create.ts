@@ -3,7 +3,7 @@
 // seeded), and written with the container's directories.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
-import { chainIDs, DEFAULT_PATH, isOpaque, type Image, type Store } from '@tsbuild/layerstore';
+import { chainIDs, DEFAULT_PATH, isOpaque, type ActiveSnapshot, type Image, type Store } from '@tsbuild/layerstore';
 import { asContainerProcess, resolveUser, RootView, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { applyEnv } from './env.js';
 import {
@@ -91,10 +91,11 @@ export async function createContainer(store: Store, o: CreateOptions): Promise<C
   return c.doc;
 }
 
-/** A container made by createToRun, and its document's fsyncs, for runContainer (RunIO.synced). */
+/** A container made by createToRun, its document's fsyncs and its active snapshot, for runContainer (RunIO). */
 export interface Created {
   doc: ContainerDoc;
   synced: Promise<void>;
+  root: ActiveSnapshot;
 }
 
 /**
@@ -197,5 +198,5 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
     join(dir, 'config.json'),
     JSON.stringify({ Id: id, Name: name, Image: doc.Image, ImageID: doc.ImageID, Config: doc.Config }, null, 2) + '\n',
   );
-  return { doc, synced: writeNewDoc(store, doc) };
+  return { doc, synced: writeNewDoc(store, doc), root: active };
 }

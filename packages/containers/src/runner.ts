@@ -17,7 +17,7 @@ import {
   type PortMapping,
   type PrivateNetwork,
 } from '@tsbuild/sandbox';
-import type { Image, Store } from '@tsbuild/layerstore';
+import type { ActiveSnapshot, Image, Store } from '@tsbuild/layerstore';
 import { processStart, removeTreeBeneath } from '@tsbuild/sys';
 import {
   ContainerError,
@@ -55,6 +55,8 @@ export interface RunIO {
   image?: Image;
   /** The fsyncs of its document, from createToRun: done before its process starts. */
   synced?: Promise<void>;
+  /** Its active snapshot as createToRun has just prepared it (otherwise looked up again). */
+  root?: ActiveSnapshot;
   /** Told each step of the start and the end, for TSBUILD_TRACE. */
   trace?: (what: string) => void;
 }
@@ -172,10 +174,14 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
         remove = false;
         throw e;
       }
-    // Its active snapshot: the image's layers under the upperdir it has kept since it was created.
-    const root = await store.snapshotter.mounts(containerDir(store, id), image.layers).catch((e: Error) => {
-      throw new ContainerError(`container ${doc.Name} cannot start: ${e.message}`);
-    });
+    // Its active snapshot: the image's layers under the upperdir it has kept since it was created (made a
+    // moment ago by createToRun, whose lease and this process's hold them since).
+    const root =
+      io.root?.key === containerDir(store, id)
+        ? io.root
+        : await store.snapshotter.mounts(containerDir(store, id), image.layers).catch((e: Error) => {
+            throw new ContainerError(`container ${doc.Name} cannot start: ${e.message}`);
+          });
     const mounts = await sandboxMounts(store, doc);
     const net = await networkOf(store, cfg.network);
     // Who runs it, unless its creation said so already (`run` in the foreground: createContainer's runHere).

@@ -172,8 +172,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       init: bool(p, 'init'),
     };
     // In the foreground this process runs it next: createToRun leaves its document's fsyncs to runContainer.
-    const { doc, synced } = detach
-      ? { doc: await createContainer(store, opts), synced: undefined }
+    const { doc, synced, root } = detach
+      ? { doc: await createContainer(store, opts), synced: undefined, root: undefined }
       : await createToRun(store, opts);
     step('container created');
     // Said here, where the user sees it (the network itself started above, or in the supervisor with -d).
@@ -205,6 +205,7 @@ export async function runCommand(argv: string[]): Promise<number> {
           },
           network: ahead,
           synced,
+          root,
           image,
           trace: step,
         }),
