@@ -17,11 +17,11 @@
 // half-closes first (`nc host port </dev/null` hung in about half the runs); slirp4netns does not.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { launcherPath } from './launcher.js';
-import { encodeHolderSpec, parseOutcome } from './spec.js';
+import { encodeHolderSpec, parseOutcome, specFile } from './spec.js';
 import { rootless, tunAdvice, tunUsable } from './userns.js';
 import { SandboxError } from './errors.js';
 import { addressPlan, dnsChoice, hasDefaultRoute, type DnsChoice } from './addresses.js';
@@ -107,7 +107,7 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
     return Promise.reject(new SandboxError('cannot publish ports: the host has no IPv4 default route'));
   }
   // Without a default route the host reaches nothing outside itself either: the namespace gets lo only.
-  const started = holder(helper, plan, dns, opts.signal, dir);
+  const started = holder(helper, plan, dns, opts.stateDir ?? defaultStateDir(), opts.signal, dir);
   if (!dir) return started;
   return started.then(
     async (net) => {
@@ -164,18 +164,27 @@ function holder(
   helper: string[],
   plan: AddressPlan,
   dns: DnsChoice,
+  stateDir: string,
   signal?: AbortSignal,
   dir?: string,
 ): Promise<PrivateNetwork> {
   if (signal?.aborted) return Promise.reject(new SandboxError('network start aborted'));
   return new Promise((resolve, reject) => {
-    // Its own session: a terminal's Ctrl-C must not reach the helper while a container runs on.
-    const child = spawn(launcherPath(), [], {
-      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
-      env: {},
-      detached: true,
-      argv0: 'tsbuild-netns',
-    });
+    const encoded = encodeHolderSpec(helper, rootless());
+    // Its spec in a file, not a pipe: the caller goes on at once with synchronous work (see specFile).
+    const file = specFile(stateDir, encoded);
+    let child: ChildProcess;
+    try {
+      // Its own session: a terminal's Ctrl-C must not reach the helper while a container runs on.
+      child = spawn(launcherPath(), [], {
+        stdio: ['pipe', 'ignore', 'pipe', file ?? 'pipe', 'pipe'],
+        env: {},
+        detached: true,
+        argv0: 'tsbuild-netns',
+      });
+    } finally {
+      if (file !== undefined) closeSync(file);
+    }
     let status = '';
     let stderr = '';
     let ready = false;
@@ -191,11 +200,13 @@ function holder(
     (child.stdio[2] as Readable).setEncoding('utf8').on('data', (s: string) => {
       if (stderr.length < 4096) stderr += s;
     });
-    const spec = child.stdio[3] as Writable;
-    spec.on('error', () => {
-      /* the launcher died early; its status says why */
-    });
-    spec.end(encodeHolderSpec(helper, rootless()));
+    if (file === undefined) {
+      const spec = child.stdio[3] as Writable;
+      spec.on('error', () => {
+        /* the launcher died early; its status says why */
+      });
+      spec.end(encoded);
+    }
     (child.stdin as Writable).on('error', () => {
       /* gone: it has ended */
     });
