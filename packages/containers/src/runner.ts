@@ -13,6 +13,7 @@ import {
   startNetwork,
   withHome,
   type Exit,
+  type LauncherStdio,
   type Mount,
   type PortMapping,
   type PrivateNetwork,
@@ -91,9 +92,14 @@ function hasOwnNetwork(network: string): boolean {
  * creates the container. Undefined for the other modes. Hand it to runContainer (RunIO.network),
  * or to discardNetwork when the container is not run after all.
  */
-export function networkAhead(network: string, ports: PortMapping[] = []): Promise<PrivateNetwork> | undefined {
+export function networkAhead(
+  network: string,
+  ports: PortMapping[] = [],
+  launcherStdio?: LauncherStdio,
+): Promise<PrivateNetwork> | undefined {
   if (!hasOwnNetwork(network)) return undefined;
-  const started = startNetwork({ ports });
+  // With the container's stdio known now, its launcher is forked by the network's holder (one fork of Node less).
+  const started = startNetwork({ ports, launcherStdio });
   // Awaited where it is used (its failure is the container's); until then, not an unhandled rejection.
   started.catch(() => {});
   return started;

@@ -1,7 +1,7 @@
 // Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
 // parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
 import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
-import type { Mount, Rlimit } from './types.js';
+import type { LauncherOutcome, Mount, Rlimit } from './types.js';
 
 export interface LauncherSpec {
   lowerdirs: string[];
@@ -77,9 +77,10 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
 }
 
 /** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
-export function encodeHolderSpec(helper: string[], rootless = false): Buffer {
+export function encodeHolderSpec(helper: string[], rootless = false, spawner = false): Buffer {
   const t = [token('netholder', 1), ...helper.map((a) => token('helper', a))];
   if (rootless) t.push(token('rootless', 1));
+  if (spawner) t.push(token('spawner', 1));
   return Buffer.from(t.join(''));
 }
 
@@ -152,15 +153,14 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   return Buffer.from(t.join(''));
 }
 
-export type LauncherOutcome =
-  | { kind: 'exit'; code: number }
-  | { kind: 'signal'; signal: number }
-  | { kind: 'error'; code: number; message: string }
-  | { kind: 'setup'; message: string };
+export type { LauncherOutcome };
 
-/** Parses the first outcome line the launcher wrote on fd 4 ("pid N" lines skipped); undefined if none. */
+/**
+ * Parses the first outcome line the launcher wrote on fd 4 ("pid N" lines skipped, and a spawner
+ * holder's "launched N"); undefined if none.
+ */
 export function parseOutcome(text: string): LauncherOutcome | undefined {
-  const line = text.split('\n').filter((l) => !/^pid \d+$/.test(l))[0] ?? '';
+  const line = text.split('\n').filter((l) => !/^(?:pid|launched) \d+$/.test(l))[0] ?? '';
   let m: RegExpMatchArray | null;
   if ((m = line.match(/^exit (\d+)$/))) return { kind: 'exit', code: Number(m[1]) };
   if ((m = line.match(/^signal (\d+)$/))) return { kind: 'signal', signal: Number(m[1]) };

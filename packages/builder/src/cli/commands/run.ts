@@ -138,7 +138,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (detach && bool(p, 'interactive')) throw new UsageError('-d and -i cannot be used together (there is no attach)');
   // In the foreground this process is the runner: its network starts now, alongside everything
   // below (a detached container's supervisor starts its own).
-  const ahead = detach ? undefined : networkAhead(network === 'bridge' ? 'default' : network, ports);
+  // Without a tty the container's stdio is known now: its launcher is forked by the network's holder.
+  const tty = bool(p, 'tty');
+  const stdio = tty
+    ? undefined
+    : ({ stdin: bool(p, 'interactive') ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit' } as const);
+  const ahead = detach ? undefined : networkAhead(network === 'bridge' ? 'default' : network, ports, stdio);
   let handedOver = false;
   try {
     step('flags read');
@@ -188,7 +193,6 @@ export async function runCommand(argv: string[]): Promise<number> {
       process.stdout.write(doc.Id + '\n');
       return 0;
     }
-    const tty = bool(p, 'tty');
     let pid: number | undefined;
     handedOver = true;
     const exit = await withSignalsForwarded(
