@@ -16,7 +16,7 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { Readable } from 'node:stream';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Entry } from '../types.js';
 import {
   DIR_FLAGS,
@@ -56,6 +56,11 @@ function changed(path: string, e: NodeJS.ErrnoException): Error {
  * straight into its output chunks, instead of through a Readable (or a buffer) per file.
  */
 export const HOST_FILE = Symbol('hostFile');
+
+/** The directory a host file is read beneath (HOST_FILE is below it), when the tree is untrusted. */
+export const HOST_ROOT = Symbol('hostRoot');
+/** The inode number the listing saw for a host file, when it has one: another file there is refused. */
+export const HOST_INO = Symbol('hostIno');
 
 const READ_CHUNK = 1 << 20;
 
@@ -147,6 +152,14 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
 
   // live: the root's fd, which every directory is opened beneath (see DirectoryOptions.live).
   const rootFd = opts.live ? openSync(dir, DIR_FLAGS) : -1;
+  // Not live: the files are read (later, by the tar writer) beneath the root, never through a symlink
+  // that replaced a directory after this walk listed it (read-beneath.ts).
+  const top = resolve(dir);
+  const content: { [LIVE_FILE]?: true; [HOST_ROOT]?: string } = opts.live
+    ? { [LIVE_FILE]: true }
+    : top === '/'
+      ? {}
+      : { [HOST_ROOT]: top };
 
   /** live: an entry that changed kind or went after its lstat is a clear error, not a raw errno. */
   function guard<T>(path: string, f: () => T): T {
@@ -168,7 +181,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
   function* walk(rel: string): Generator<Entry> {
     const dfd = !opts.live ? -1 : rel === '' ? rootFd : openDir(rel);
     try {
-      yield* walkIn(rel, dfd < 0 ? (rel === '' ? dir : join(dir, rel)) : self(dfd));
+      yield* walkIn(rel, dfd < 0 ? (rel === '' ? top : join(top, rel)) : self(dfd));
     } finally {
       if (dfd >= 0 && dfd !== rootFd) closeSync(dfd);
     }
@@ -225,7 +238,7 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
           xattrs,
           open: openHostFile,
           [HOST_FILE]: full,
-          ...(opts.live ? { [LIVE_FILE]: true } : {}),
+          ...content,
         } as Entry;
       } else if (st.isFIFO()) {
         yield { ...base, type: 'fifo', xattrs };
@@ -253,7 +266,13 @@ export async function* entriesFromDirectory(dir: string, opts: DirectoryOptions 
  * it: for callers that already know every entry's metadata (a COPY that placed the files
  * itself) and so need no lstat or xattr call per file.
  */
-export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname'>, host: string, size: number): Entry {
+export function fileEntry(
+  meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname'>,
+  host: string,
+  size: number,
+  root?: string,
+  ino?: bigint,
+): Entry {
   // Field by field, in one order, rather than spread: this runs once per file of a COPY, and a spread with a
   // symbol key made a slow object each time (most of a 20,000-file tree's entry cost).
   return {
@@ -267,6 +286,8 @@ export function fileEntry(meta: Omit<Entry, 'type' | 'open' | 'size' | 'linkname
     xattrs: meta.xattrs,
     open: openHostFile,
     [HOST_FILE]: host,
+    [HOST_ROOT]: root,
+    [HOST_INO]: ino,
   } as Entry;
 }
 

@@ -9,7 +9,8 @@ import { closeSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Entry } from '../types.js';
 import { BLOCK, encodeHeader, padding, type TarHeader } from './tar-header.js';
-import { HOST_FILE, LIVE_FILE, openContent } from './entries.js';
+import { HOST_FILE, HOST_INO, HOST_ROOT, LIVE_FILE, openContent } from './entries.js';
+import { BeneathReader } from './read-beneath.js';
 
 /** The chunk size when the caller does not name one. */
 export const TAR_CHUNK = 1 << 20;
@@ -154,52 +155,67 @@ export async function* tarStream(
     }
   }
 
-  for await (const e of entries) {
-    const h = headerOf(e);
-    yield* put(encodeHeader(h, scratch));
-    if (e.type !== 'file' || h.size === 0) continue;
-    const host = (e as { [HOST_FILE]?: string })[HOST_FILE];
-    if (host !== undefined) {
-      const fd = openContent(host, e.path, (e as { [LIVE_FILE]?: true })[LIVE_FILE] === true);
-      try {
-        // Each read asks for one byte more than is left when the chunk has room for it: reading
-        // past the size means the file grew, and a short last read saves a probe read at EOF.
-        let atEnd = false;
-        for (let left = h.size; left > 0;) {
-          const n = readSync(fd, cur, off, Math.min(left + 1, size - off), null);
-          if (n === 0) throw new Error(`${e.path}: file shrank while being read (${h.size - left} of ${h.size} bytes)`);
-          if (n > left) throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
-          atEnd = n === left && n < size - off;
-          left -= n;
-          off += n;
-          if (off === size) {
-            yield cur;
-            cur = pool.take();
-            off = 0;
-          }
-        }
-        if (!atEnd && readSync(fd, probe, 0, 1, null) > 0)
-          throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
-      } finally {
-        closeSync(fd);
-      }
-    } else {
-      if (!e.open) throw new Error(`${e.path}: file entry without content`);
-      let written = 0;
-      const body: Readable = e.open();
-      for await (const piece of body as AsyncIterable<Buffer>) {
-        written += piece.length;
-        if (written > h.size) {
-          body.destroy();
-          throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
-        }
-        yield* put(piece);
-      }
-      if (written !== h.size)
-        throw new Error(`${e.path}: file shrank while being read (${written} of ${h.size} bytes)`);
-    }
-    yield* zeros(padding(h.size));
+  // Files of an untrusted tree (HOST_ROOT) are opened beneath its root's fd, directory by directory.
+  const beneath = new BeneathReader();
+  try {
+    yield* body();
+  } finally {
+    beneath.close();
   }
-  yield* zeros(END_OF_ARCHIVE);
-  if (off > 0) yield cur.subarray(0, off);
+  async function* body(): AsyncGenerator<Buffer> {
+    for await (const e of entries) {
+      const h = headerOf(e);
+      yield* put(encodeHeader(h, scratch));
+      if (e.type !== 'file' || h.size === 0) continue;
+      const host = (e as { [HOST_FILE]?: string })[HOST_FILE];
+      if (host !== undefined) {
+        const ex = e as { [HOST_ROOT]?: string; [HOST_INO]?: bigint; [LIVE_FILE]?: true };
+        const root = ex[HOST_ROOT];
+        const fd =
+          root !== undefined
+            ? beneath.open(root, host, e.path, ex[HOST_INO])
+            : openContent(host, e.path, ex[LIVE_FILE] === true);
+        try {
+          // Each read asks for one byte more than is left when the chunk has room for it: reading
+          // past the size means the file grew, and a short last read saves a probe read at EOF.
+          let atEnd = false;
+          for (let left = h.size; left > 0;) {
+            const n = readSync(fd, cur, off, Math.min(left + 1, size - off), null);
+            if (n === 0)
+              throw new Error(`${e.path}: file shrank while being read (${h.size - left} of ${h.size} bytes)`);
+            if (n > left) throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
+            atEnd = n === left && n < size - off;
+            left -= n;
+            off += n;
+            if (off === size) {
+              yield cur;
+              cur = pool.take();
+              off = 0;
+            }
+          }
+          if (!atEnd && readSync(fd, probe, 0, 1, null) > 0)
+            throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
+        } finally {
+          closeSync(fd);
+        }
+      } else {
+        if (!e.open) throw new Error(`${e.path}: file entry without content`);
+        let written = 0;
+        const body: Readable = e.open();
+        for await (const piece of body as AsyncIterable<Buffer>) {
+          written += piece.length;
+          if (written > h.size) {
+            body.destroy();
+            throw new Error(`${e.path}: file grew while being read (expected ${h.size} bytes)`);
+          }
+          yield* put(piece);
+        }
+        if (written !== h.size)
+          throw new Error(`${e.path}: file shrank while being read (${written} of ${h.size} bytes)`);
+      }
+      yield* zeros(padding(h.size));
+    }
+    yield* zeros(END_OF_ARCHIVE);
+    if (off > 0) yield cur.subarray(0, off);
+  }
 }

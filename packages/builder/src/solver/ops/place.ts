@@ -59,7 +59,7 @@ export async function place(
       staging.add(
         f.kind === 'symlink'
           ? { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 }
-          : fileEntry(meta, f.host, f.size),
+          : fileEntry(meta, f.host, f.size, item.root, f.ino),
       );
       continue;
     }
@@ -112,7 +112,7 @@ export function placeTree(staging: Staging, item: SourceItem, target: string, bu
         const meta = { path, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
         if (f.kind === 'dir') yield { ...meta, type: 'directory' };
         else if (f.kind === 'symlink') yield { ...meta, type: 'symlink', linkname: f.linkname!, mode: 0o777 };
-        else yield fileEntry(meta, f.host, f.size);
+        else yield fileEntry(meta, f.host, f.size, item.root, f.ino);
       }
     },
   });

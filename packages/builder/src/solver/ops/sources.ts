@@ -39,6 +39,11 @@ export interface SourceItem {
   /** Path of the item relative to its root (the context or the other stage's /), for --parents and errors. */
   path: string;
   isDir: boolean;
+  /**
+   * A context item: the context's directory, which its files are read beneath (never through a symlink that
+   * replaced a directory of the context after the listing) when the layer is written from them.
+   */
+  root?: string;
   /** The item itself first, then everything below it (for a directory). */
   files: SourceFile[];
   /**
@@ -86,7 +91,7 @@ export async function fromContext(
         `${where(step)}: ${displayName(m.rel)} in the build context is not a regular file, directory or symlink`,
       );
     if (m.kind !== 'dir') {
-      items.push({ path: m.rel, isDir: false, files: [contextFile(step, '', m.abs, m)] });
+      items.push({ path: m.rel, isDir: false, root: context.dir, files: [contextFile(step, '', m.abs, m)] });
       continue;
     }
     const digest = await context.treeDigest(m, rules);
@@ -95,6 +100,7 @@ export async function fromContext(
     const item: SourceItem = {
       path: m.rel,
       isDir: true,
+      root: context.dir,
       get files() {
         return (files ??= context.treeFiles(m, rules).map((f) => treeFile(step, m.rel, f)));
       },
