@@ -19,3 +19,13 @@ export function trace(what: string): void {
   }
   process.stderr.write(`[trace ${(process.uptime() * 1000).toFixed(0).padStart(5)}ms${m}] ${what}\n`);
 }
+
+/**
+ * For tests only: with TSBUILD_TEST_BUILD_STOP=POINT the build stops itself (SIGSTOP) there, so that a test acts at
+ * exactly that point, then kills it or lets it go on (SIGCONT). Points: 'tag' (test/interrupt.test.ts: the layers,
+ * the cache records and the image written, the snapshots adopted, no tag yet); 'context-read' (test/hostile-context-
+ * swap.test.ts: a COPY/ADD or RUN --mount step whose context sources are listed and hashed, before it reads them).
+ */
+export function testStop(point: string): void {
+  if (process.env.TSBUILD_TEST_BUILD_STOP === point) process.kill(process.pid, 'SIGSTOP');
+}

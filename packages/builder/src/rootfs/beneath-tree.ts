@@ -37,6 +37,9 @@ export interface FileMeta {
 }
 
 /** A directory tree written only beneath its root fd. Paths are relative to the root ('' is the root). */
+/** linkat(2): follow `oldpath` if it is a link (here: a /proc/self/fd magic link). */
+const AT_SYMLINK_FOLLOW = 0x400;
+
 export class Beneath {
   private readonly root: number;
   /** Directory fds (O_PATH) by path, each resolved once beneath the root; dropped when removed. */
@@ -134,8 +137,11 @@ export class Beneath {
     return this.open(p.fd, p.name, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   }
 
-  /** Writes a new file `rel` from `content` (bytes or a host file to copy) and sets its metadata on the fd. */
-  writeFile(rel: string, content: Buffer | { copyOf: string }, meta: FileMeta): void {
+  /**
+   * Writes a new file `rel` from `content` (bytes or a host file to copy: its path, or an fd the caller opened and
+   * closes) and sets its metadata on the fd.
+   */
+  writeFile(rel: string, content: Buffer | { copyOf: string | number }, meta: FileMeta): void {
     const fd = this.create(rel);
     try {
       if (Buffer.isBuffer(content)) {
@@ -159,6 +165,20 @@ export class Beneath {
       rel,
       [DataType.I32, DataType.U8Array, DataType.I32, DataType.U8Array, DataType.I32],
       [AT_FDCWD, cstr(host), p.fd, cstr(p.name), 0],
+    );
+  }
+
+  /**
+   * Makes `rel` a hard link of the file open as `fd` (linkat through its /proc link: the inode the caller opened
+   * and checked, whatever its path names now).
+   */
+  linkFd(rel: string, fd: number): void {
+    const p = this.parent(rel);
+    call(
+      'linkat',
+      rel,
+      [DataType.I32, DataType.U8Array, DataType.I32, DataType.U8Array, DataType.I32],
+      [AT_FDCWD, cstr(`/proc/self/fd/${fd}`), p.fd, cstr(p.name), AT_SYMLINK_FOLLOW],
     );
   }
 

@@ -60,16 +60,20 @@ export function removeAt(dirfd: number, name: string, what: string): void {
 let copyBuf: Buffer | undefined;
 
 /**
- * Copies host file `src` (opened without following a final link) into `fd`: a reflink where the
+ * Copies host file `src` (opened without following a final link, or an fd of it) into `fd`: a reflink where the
  * filesystem can. Only a regular file: callers check the kind first, and this is the second fence
  * (O_NONBLOCK so that a FIFO put in its place cannot block the open).
  */
-export function copyInto(fd: number, src: string): void {
-  const from = openSync(encodeName(src), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
+export function copyInto(fd: number, src: string | number): void {
+  // A number: the source already open (read beneath its tree by the caller, which closes it).
+  const from =
+    typeof src === 'number'
+      ? src
+      : openSync(encodeName(src), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
   try {
     if (!fstatSync(from).isFile()) throw new Error(`copy ${src}: not a regular file`);
     try {
-      call('ioctl', src, [DataType.I32, DataType.I64, DataType.I32], [fd, FICLONE, from]);
+      call('ioctl', String(src), [DataType.I32, DataType.I64, DataType.I32], [fd, FICLONE, from]);
       return;
     } catch {
       // another filesystem, or one without reflinks: copy the bytes
@@ -81,7 +85,7 @@ export function copyInto(fd: number, src: string): void {
       for (let off = 0; off < n;) off += writeSync(fd, buf, off, n - off);
     }
   } finally {
-    closeSync(from);
+    if (from !== src) closeSync(from);
   }
 }
 

@@ -34,7 +34,7 @@ import type { RunSettings } from './ops/context.js';
 import { contextFor, directoryBuild, importLayout, type NamedContext } from './named-contexts.js';
 import type { ImportedCache } from '../exporter/cache-share.js';
 import type { ExplainRow } from './state.js';
-import { trace } from '../trace.js';
+import { testStop, trace } from '../trace.js';
 import { baseKey, foreignPlatform, toPlatform } from './base-state.js';
 import { emulationProblem, isNative } from './emulation.js';
 import { startNetwork, type PrivateNetwork } from '@tsbuild/sandbox';
@@ -462,15 +462,6 @@ async function solveStarted(
     await adopting?.catch(() => {});
     await (ending ??= endBuild());
   }
-}
-
-/**
- * For tests (test/interrupt.test.ts): with TSBUILD_TEST_BUILD_STOP=POINT the build stops itself
- * (SIGSTOP) there, so that a test kills it at exactly that point ('tag': the layers, the cache
- * records and the image written, the snapshots adopted, no tag yet).
- */
-function testStop(point: string): void {
-  if (process.env.TSBUILD_TEST_BUILD_STOP === point) process.kill(process.pid, 'SIGSTOP');
 }
 
 /**

@@ -6,6 +6,7 @@ export { entriesFromDirectory, fileEntry, compareEntryPaths, entryOrderKey, type
 export { unpackLayer, type UnpackOptions, type UnpackResult } from './unpack.js';
 export { exportRootfs } from './export-rootfs.js';
 export { tarStream } from './tar-writer.js';
+export { BeneathReader } from './read-beneath.js';
 export { readTar, type TarEntry } from './tar-reader.js';
 export { startsTar } from './tar-decode.js';
 export { decompress as decompressLayer, mediaTypeOf as layerMediaTypeFor } from './compress.js';

@@ -36,16 +36,10 @@ export class BeneathReader {
    * `ino` is given, the same inode the listing saw.
    */
   open(root: string, host: string, what: string, ino?: bigint): number {
-    if (root !== this.root) this.openRoot(root);
-    if (host.length <= root.length + 1 || !host.startsWith(root) || host.charCodeAt(root.length) !== 0x2f)
-      throw new Error(`${what}: ${host} is not below ${root}`);
-    const slash = host.lastIndexOf('/');
-    const dir = slash === root.length ? '' : host.slice(root.length + 1, slash);
-    if (dir !== this.cur) this.descend(dir, what);
-    const dfd = this.fds.length > 0 ? this.fds[this.fds.length - 1]! : this.rootFd;
+    const { fd: dfd, name } = this.dir(root, host, what);
     let fd: number;
     try {
-      fd = openSync(`/proc/self/fd/${dfd}/${host.slice(slash + 1)}`, FILE_FLAGS);
+      fd = openSync(`/proc/self/fd/${dfd}/${name}`, FILE_FLAGS);
     } catch (e) {
       throw changed(what, because(e, false));
     }
@@ -58,6 +52,20 @@ export class BeneathReader {
       throw e;
     }
     return fd;
+  }
+
+  /**
+   * The directory that holds `host` (below `root`), open, reached without a symlink, and the name in it: the fd
+   * stays the reader's (valid until its next call or close()).
+   */
+  dir(root: string, host: string, what: string): { fd: number; name: string } {
+    if (root !== this.root) this.openRoot(root);
+    if (host.length <= root.length + 1 || !host.startsWith(root) || host.charCodeAt(root.length) !== 0x2f)
+      throw new Error(`${what}: ${host} is not below ${root}`);
+    const slash = host.lastIndexOf('/');
+    const dir = slash === root.length ? '' : host.slice(root.length + 1, slash);
+    if (dir !== this.cur) this.descend(dir, what);
+    return { fd: this.fds.length > 0 ? this.fds[this.fds.length - 1]! : this.rootFd, name: host.slice(slash + 1) };
   }
 
   /** Closes every directory it holds open. */

@@ -3,9 +3,8 @@
 // writes through a symlink extracted from the same archive. tar would follow a link that an
 // earlier source of the same ADD staged, so it unpacks into an empty directory of its own, whose
 // entries are then moved into the staging tree beneath its fd (see mergeInto).
-import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { closeSync, constants as fsc, openSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, readSync } from 'node:fs';
 import { startsTar } from '@tsbuild/layerstore/layer';
 import { BuildError, where } from '../../errors.js';
 import { namesIn } from '../../rootfs/beneath.js';
@@ -31,17 +30,19 @@ const decompressor: Record<Exclude<ArchiveKind, 'tar'>, string> = {
  * A .gz of a text file, an empty file, a tar with no member are copied unchanged: unpacking them
  * gave nothing at all (or a failed build) before.
  */
-export async function archiveKind(path: string): Promise<ArchiveKind | undefined> {
-  const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  let head: Buffer;
-  try {
-    const b = Buffer.alloc(BLOCK);
-    head = b.subarray(0, (await fh.read(b, 0, BLOCK, 0)).bytesRead);
-  } finally {
-    await fh.close();
-  }
+export async function archiveKind(path: string, fd: number): Promise<ArchiveKind | undefined> {
+  const b = Buffer.alloc(BLOCK);
+  const head = b.subarray(0, readSync(fd, b, 0, BLOCK, 0));
   const kind = compressionOf(head);
-  return startsTar(kind === 'tar' ? head : await decompressedHead(path, decompressor[kind])) ? kind : undefined;
+  return startsTar(kind === 'tar' ? head : await decompressedHead(path, fd, decompressor[kind])) ? kind : undefined;
+}
+
+/**
+ * The file open as `fd` (the caller's, opened beneath the context), open anew: a read offset of its own, for a
+ * child's stdin. Through the fd's /proc link, so the same inode whatever its path names now.
+ */
+function reopen(fd: number): number {
+  return openSync(`/proc/self/fd/${fd}`, fsc.O_RDONLY);
 }
 
 function compressionOf(b: Buffer): ArchiveKind {
@@ -57,9 +58,9 @@ function compressionOf(b: Buffer): ArchiveKind {
  * before. The decompressor is stopped once it has given a block; a stream that is not what its
  * first bytes say just gives less.
  */
-function decompressedHead(path: string, tool: string): Promise<Buffer> {
+function decompressedHead(path: string, src: number, tool: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    const fd = reopen(src);
     let child: ReturnType<typeof spawn>;
     try {
       child = spawn(tool, ['-d', '-c'], { stdio: [fd, 'pipe', 'ignore'] });
@@ -95,6 +96,7 @@ type Located = { location: { file: string; line: number; column: number } };
 export async function addArchive(
   ctx: StepContext,
   file: string,
+  fd: number,
   kind: ArchiveKind,
   staging: Staging,
   dest: string,
@@ -102,7 +104,7 @@ export async function addArchive(
 ): Promise<void> {
   const scratch = await scratchDir(ctx, 'unpack-');
   try {
-    await extractArchive(file, kind, scratch.path, step);
+    await extractArchive(file, fd, kind, scratch.path, step);
     staging.unlisted = true;
     const from = new Beneath(scratch.path);
     try {
@@ -144,13 +146,13 @@ function mergeInto(from: Beneath, at: string, into: Beneath, to: string): void {
   }
 }
 
-function extractArchive(file: string, kind: ArchiveKind, dest: string, step: Located): Promise<void> {
+function extractArchive(file: string, src: number, kind: ArchiveKind, dest: string, step: Located): Promise<void> {
   return new Promise((resolve, reject) => {
     const args = [
       '-x',
       ...flags[kind],
       '-f',
-      file,
+      '-', // stdin: the file open beneath the context
       '-C',
       dest,
       '--same-owner',
@@ -160,9 +162,15 @@ function extractArchive(file: string, kind: ArchiveKind, dest: string, step: Loc
       '--xattrs',
       '--xattrs-include=*',
     ];
-    const child = spawn('tar', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const input = reopen(src);
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn('tar', args, { stdio: [input, 'ignore', 'pipe'] });
+    } finally {
+      closeSync(input);
+    }
     let err = '';
-    child.stderr.on('data', (b) => (err += b));
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     child.on('error', (e) => reject(new BuildError(`${where(step)}: cannot run tar: ${e.message}`)));
     child.on('close', (code) => {
       if (code === 0) resolve();

@@ -2,6 +2,7 @@
 // directory, then commit it as one layer. Directory sources copy their contents; a single
 // file goes to `dest` unless dest ends in '/' or is a directory; several sources need a
 // directory. ADD also unpacks local archives and fetches URLs.
+import { closeSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { CopyStep } from '@tsbuild/parser';
 import type { KeyBuilder } from '../cachekey.js';
@@ -13,14 +14,14 @@ import { BuildError, where } from '../../errors.js';
 import { commitDiff, scratchDir } from './commit.js';
 import { Staging, rel, seconds, type EntryList } from './staging.js';
 import { BulkCopy } from './bulkcopy.js';
-import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
+import { BeneathReader, fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { addFileInputs, fromContext, type SourceItem } from './sources.js';
 import { fromView } from './view-sources.js';
 import { place, placeTree } from './place.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
 import { copiedContent } from './copied.js';
-import { trace } from '../../trace.js';
+import { testStop, trace } from '../../trace.js';
 
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
   kb.add(
@@ -121,6 +122,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   }
 
   return async () => {
+    if (items.some((i) => i.root !== undefined)) testStop('context-read');
     const dir = await scratchDir(ctx, 'copy-');
     let copying: Promise<void> = Promise.resolve();
     let staging: Staging | undefined;
@@ -152,13 +154,27 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
           step.unpack !== false &&
           !top.host.startsWith(ctx.opts.store.root)
         ) {
-          const kind = await archiveKind(top.host).catch((e) => {
+          // Opened beneath the context's fd (never through a symlink put there since the listing), read from that fd.
+          const reader = new BeneathReader();
+          let fd: number;
+          try {
+            fd = reader.open(item.root ?? ctx.opts.context.dir, top.host, item.path);
+          } catch (e) {
             throw new BuildError(`${where(step)}: ${(e as Error).message}`);
-          });
-          if (kind) {
-            await staging.mkdirs(destCanonical, newDirs);
-            await addArchive(ctx, top.host, kind, staging, destCanonical, step);
-            continue;
+          } finally {
+            reader.close();
+          }
+          try {
+            const kind = await archiveKind(top.host, fd).catch((e) => {
+              throw new BuildError(`${where(step)}: ${(e as Error).message}`);
+            });
+            if (kind) {
+              await staging.mkdirs(destCanonical, newDirs);
+              await addArchive(ctx, top.host, fd, kind, staging, destCanonical, step);
+              continue;
+            }
+          } finally {
+            closeSync(fd);
           }
         }
         let target: string;

@@ -2,7 +2,8 @@
 // times, hard links kept, and whole context trees handed to the copier (bulkcopy.ts). Split from copy.ts,
 // which decides what goes where; this is how a resolved item lands at its target.
 import { posix } from 'node:path';
-import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
+import { closeSync } from 'node:fs';
+import { BeneathReader, fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { Staging, rel, seconds } from './staging.js';
 import { NameList, type BulkCopy } from './bulkcopy.js';
 import type { SourceFile, SourceItem } from './sources.js';
@@ -31,6 +32,26 @@ export async function place(
       for (let d = posix.dirname(f.rel); d !== '.' && !byCp.has(d); d = posix.dirname(d)) byCp.add(d);
     }
   }
+  // A context item's files are read beneath the context's fd, never through a symlink put there since the listing.
+  const from = item.root !== undefined ? { root: item.root, reader: new BeneathReader() } : undefined;
+  try {
+    await placeFiles(staging, item, target, owner, mode, leaders, byCp, bulk, from);
+  } finally {
+    from?.reader.close();
+  }
+}
+
+async function placeFiles(
+  staging: Staging,
+  item: SourceItem,
+  target: string,
+  owner: { uid: number; gid: number } | undefined,
+  mode: number | undefined,
+  leaders: Map<SourceFile, SourceFile>,
+  byCp: Set<string>,
+  bulk: BulkCopy | undefined,
+  from: ContextReader | undefined,
+): Promise<void> {
   for (const f of item.files) {
     if (item.isDir && f.rel === '') {
       // The directory itself: its contents land in target, which mkdirs made; keep the
@@ -63,8 +84,14 @@ export async function place(
       );
       continue;
     }
-    await writeFile(staging, f, dest, owner, mode);
+    await writeFile(staging, f, dest, owner, mode, from && { ...from, what: posix.join(item.path, f.rel) });
   }
+}
+
+/** Where a context item's files are read from: beneath its root (BeneathReader). */
+interface ContextReader {
+  root: string;
+  reader: BeneathReader;
 }
 
 /**
@@ -187,6 +214,7 @@ async function writeFile(
   path: string,
   owner: { uid: number; gid: number } | undefined,
   mode: number | undefined,
+  from?: ContextReader & { what: string },
 ): Promise<void> {
   const uid = owner?.uid ?? f.uid;
   const gid = owner?.gid ?? f.gid;
@@ -204,7 +232,12 @@ async function writeFile(
       staging.add({ path, type: 'symlink', linkname: f.linkname!, mode: 0o777, uid, gid, mtime: seconds(f.mtime) });
       return;
     case 'file': {
-      staging.fs.writeFile(r, { copyOf: f.host }, { mode: mode ?? f.mode, uid, gid, mtime: f.mtime });
+      const src = from ? from.reader.open(from.root, f.host, from.what, f.ino) : f.host;
+      try {
+        staging.fs.writeFile(r, { copyOf: src }, { mode: mode ?? f.mode, uid, gid, mtime: f.mtime });
+      } finally {
+        if (typeof src === 'number') closeSync(src);
+      }
       const meta = { path, mode: mode ?? f.mode, uid, gid, mtime: seconds(f.mtime) };
       staging.add(fileEntry(meta, staging.host(path), f.size));
       return;

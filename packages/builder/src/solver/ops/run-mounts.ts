@@ -1,7 +1,8 @@
 // RUN --mount: what each mount adds to the step's key, and the host side it is bound from
 // (a stage's or image's files, a view of the build context, a cache dir, a tmpfs, a secret, an ssh agent).
 // Split from run.ts because the mounts are a protocol of their own beside running the command.
-import { promises as fsp } from 'node:fs';
+import { closeSync, promises as fsp } from 'node:fs';
+import { BeneathReader } from '@tsbuild/layerstore/layer';
 import { join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { RunMount, RunStep } from '@tsbuild/parser';
@@ -9,6 +10,7 @@ import type { Mount } from '@tsbuild/sandbox';
 import type { KeyBuilder } from '../cachekey.js';
 import type { StepContext } from './context.js';
 import { BuildError, where } from '../../errors.js';
+import { testStop } from '../../trace.js';
 import { fromContext, hashContextTree } from './sources.js';
 import { Beneath } from '../../rootfs/beneath-tree.js';
 import { acquireCacheMount } from './cachemounts.js';
@@ -184,7 +186,11 @@ async function contextView(
       : (await fromContext(ctx, source || '.', step))[0].files;
   const dir = join(tmp, `bind-${createHash('sha256').update(target).digest('hex').slice(0, 8)}`);
   await fsp.mkdir(dir, { mode: 0o700 });
+  testStop('context-read');
   const tree = new Beneath(dir);
+  // The context's files are opened beneath its fd (never through a symlink put there since the listing), checked to
+  // be the regular files the key hashed, and linked or copied from that fd.
+  const reader = new BeneathReader();
   try {
     const dirs: [string, Date][] = [];
     for (const f of files) {
@@ -194,19 +200,30 @@ async function contextView(
         dirs.push([rel, f.mtime]);
       } else if (f.kind === 'symlink') {
         tree.symlink(rel, f.linkname!, 0, 0, f.mtime);
-      } else if (readwrite) {
-        tree.writeFile(rel, { copyOf: f.host }, { mode: f.mode, uid: 0, gid: 0, mtime: f.mtime });
       } else {
+        const what = f.rel === '' ? match.rel || '.' : posix.join(match.rel, f.rel);
+        const fd = reader.open(ctx.opts.context.dir, f.host, what, f.ino);
         try {
-          tree.link(rel, f.host);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
-          tree.writeFile(rel, { copyOf: f.host }, { mode: f.mode, uid: 0, gid: 0, mtime: f.mtime });
+          if (readwrite) tree.writeFile(rel, { copyOf: fd }, { mode: f.mode, uid: 0, gid: 0, mtime: f.mtime });
+          else {
+            try {
+              tree.linkFd(rel, fd);
+            } catch (e) {
+              if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+              tree.writeFile(rel, { copyOf: fd }, { mode: f.mode, uid: 0, gid: 0, mtime: f.mtime });
+            }
+          }
+        } finally {
+          closeSync(fd);
         }
       }
     }
     for (const [rel, t] of dirs.reverse()) tree.setDirTimes(rel, t);
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+    throw new BuildError(`${where(step)}: --mount source "${source}": ${(e as Error).message}`);
   } finally {
+    reader.close();
     tree.close();
   }
   return join(dir, 'item');
