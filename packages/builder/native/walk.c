@@ -391,10 +391,54 @@ static void write_all(const void *p, size_t n) {
   }
 }
 
-/* ---- tsbuild-walk --sha256: content digests of files, for the stat cache's misses.
+/* ---- tsbuild-walk --sha256 [ROOT]: content digests of files, for the stat cache's misses.
  * stdin: paths, each ended by NUL. stdout: per path, in order, a status byte (0 = the 32-byte
  * digest follows, else errno) and 32 bytes. Threads take paths in turn; regular files only,
- * never through a final symlink (O_NOFOLLOW). */
+ * never through a final symlink (O_NOFOLLOW). With ROOT (a build context: it may change while it
+ * is read), the paths are relative to it and opened beneath its fd with no symlink in any
+ * component (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, else one component at a time with
+ * O_NOFOLLOW): a directory swapped for a symlink after the listing gives ELOOP, never a host file. */
+static int hash_root = -1;
+
+/* One component at a time from hash_root (where openat2 is missing): each directory O_NOFOLLOW. */
+static int open_components(const char *path, int flags) {
+  char *copy = strdup(path);
+  if (!copy) return -1;
+  int dir = hash_root;
+  char *name = copy;
+  for (char *slash; (slash = strchr(name, '/')) != NULL; name = slash + 1) {
+    *slash = 0;
+    int next = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int saved = errno;
+    if (dir != hash_root) close(dir);
+    if (next < 0) {
+      free(copy);
+      errno = saved;
+      return -1;
+    }
+    dir = next;
+  }
+  int fd = openat(dir, name, flags);
+  int saved = errno;
+  if (dir != hash_root) close(dir);
+  free(copy);
+  errno = saved;
+  return fd;
+}
+
+static int open_hashed(const char *path) {
+  int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  if (hash_root < 0) return open(path, flags);
+  static atomic_int no_openat2;
+  if (!atomic_load(&no_openat2)) {
+    struct open_how how = {.flags = (uint64_t)flags, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, hash_root, path, &how, sizeof how);
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return fd;
+    /* EPERM may be the file's own: the walk below says so again if it is */
+    atomic_store(&no_openat2, 1);
+  }
+  return open_components(path, flags);
+}
 static char **hash_paths;
 static uint8_t *hash_out;
 static atomic_size_t hash_next;
@@ -408,7 +452,7 @@ static void *hash_worker(void *arg) {
     size_t i = atomic_fetch_add(&hash_next, 1);
     if (i >= hash_count) break;
     uint8_t *o = hash_out + i * 33;
-    int fd = open(hash_paths[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = open_hashed(hash_paths[i]);
     if (fd < 0) {
       o[0] = (uint8_t)(errno ? errno : EIO);
       continue;
@@ -475,9 +519,16 @@ static int hash_main(void) {
 
 int main(int argc, char **argv) {
   root_path = "";
-  if (argc == 2 && strcmp(argv[1], "--sha256") == 0) return hash_main();
+  if ((argc == 2 || argc == 3) && strcmp(argv[1], "--sha256") == 0) {
+    if (argc == 3) {
+      root_path = argv[2];
+      hash_root = open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (hash_root < 0) die("cannot open", "");
+    }
+    return hash_main();
+  }
   if (argc < 2 || argc % 2 != 0) {
-    fprintf(stderr, "usage: tsbuild-walk DIR [--prune RELPATH]... | tsbuild-walk --sha256 < NUL-separated paths\n");
+    fprintf(stderr, "usage: tsbuild-walk DIR [--prune RELPATH]... | tsbuild-walk --sha256 [ROOT] < NUL-separated paths\n");
     return 2;
   }
   prune = xmalloc((size_t)argc * sizeof *prune);

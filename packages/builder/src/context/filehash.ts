@@ -1,34 +1,31 @@
 // Hashing the content of context files: in JS (small files whole, big ones in pieces), or many at once by
 // the native walker (tsbuild-walk --sha256).
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { createReadStream, readSync } from 'node:fs';
 import { runWalker } from './walk.js';
 
-/** Small files are read whole and synchronously: a stream per file costs more than the file. */
-/** sha256 of a file read in 1 MiB pieces: memory stays flat whatever its size. */
-export function hashFileSync(path: Buffer | string): Buffer {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0;) h.update(piece.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest();
-}
+// Small files are read whole and synchronously: a stream per file costs more than the file.
 const piece = Buffer.allocUnsafe(1 << 20);
 
-export function hashFile(path: Buffer | string, size = Infinity): Promise<Buffer> {
+/** sha256 of the file open as `fd` (read from where it is: a fresh fd, from the start), which the caller closes. */
+export function hashFdSync(fd: number): Buffer {
+  const h = createHash('sha256');
+  for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0;) h.update(piece.subarray(0, n));
+  return h.digest();
+}
+
+/** hashFdSync, in pieces through a stream for a file above 1 MiB (`size`); the fd stays open. */
+export function hashFd(fd: number, size: number): Promise<Buffer> {
   if (size <= 1 << 20) {
     try {
-      return Promise.resolve(hashFileSync(path));
+      return Promise.resolve(hashFdSync(fd));
     } catch (e) {
       return Promise.reject(e as Error);
     }
   }
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
-    createReadStream(path)
+    createReadStream('', { fd, autoClose: false, start: 0 })
       .on('data', (b) => h.update(b))
       .on('error', reject)
       .on('end', () => resolve(h.digest()));
@@ -48,9 +45,10 @@ export async function sha256Native(walker: string, paths: Buffer): Promise<(Buff
  * The same answers as they come, 33 bytes a path: an errno byte (0: hashed), then the sha256. For a caller
  * that reads them one at a time (a Buffer object per file of a 200,000-file context is ~20 MB of heap).
  */
-export async function sha256NativeRaw(walker: string, paths: Buffer): Promise<Buffer> {
+export async function sha256NativeRaw(walker: string, paths: Buffer, root?: string): Promise<Buffer> {
   const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
-  const all = await runWalker(walker, ['--sha256'], paths);
+  // With a root (a build context), the paths are relative to it and opened beneath it (walk.c).
+  const all = await runWalker(walker, root === undefined ? ['--sha256'] : ['--sha256', root], paths);
   if (all.length !== count * 33)
     throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);
   return all;

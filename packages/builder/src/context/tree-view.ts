@@ -1,7 +1,9 @@
 // The build context's tree as a COPY's rules see it (.dockerignore, --exclude): which entries of a listed
 // directory are copied, which directories are looked into, their host paths, and the errors a tree that
 // cannot be read gives. TreeHasher (tree.ts) hashes what this view shows.
+import { closeSync, fstatSync, openSync, constants as fsc } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { O_CLOEXEC, openat2 } from '@tsbuild/sys';
 import { BuildError } from '../errors.js';
 import type { IgnoreMatcher } from './ignore.js';
 import { decodeName, displayName, Flag, isEscaped, None, type Listing } from './listing.js';
@@ -9,6 +11,8 @@ import type { StatCache } from './statcache.js';
 
 const errnoNames = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 export const SLASH = Buffer.from('/');
+/** Cleared where openat2 is missing (a kernel before 5.6, a seccomp filter): then openFile opens by path. */
+let haveOpenat2 = true;
 
 /** What a COPY reads of a directory besides the directory itself. */
 export interface Rules {
@@ -131,6 +135,41 @@ export class TreeView {
     return Buffer.concat([this.dirBytes, SLASH, rel]);
   }
 
+  /**
+   * Opens a listed file for its content beneath the context's fd, with no symlink in any component (openat2;
+   * where the kernel lacks it, by path with the inode checked): a directory swapped for a symlink after the
+   * listing is ELOOP, never a host file. Only the regular file the listing saw (inode); non-blocking, so a
+   * FIFO put there fails. The caller closes the fd.
+   */
+  protected openFile(visit: Visit, off: number): number {
+    const name = this.listing.name(off);
+    const rel = visit.bytes.length === 0 ? name : Buffer.concat([visit.bytes, SLASH, name]);
+    const flags = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY;
+    let fd = -1;
+    if (haveOpenat2) {
+      const root = openSync(this.contextDir, fsc.O_RDONLY | fsc.O_DIRECTORY | O_CLOEXEC);
+      try {
+        fd = openat2(root, rel, flags);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOSYS' && code !== 'EPERM') throw e;
+        haveOpenat2 = false;
+      } finally {
+        closeSync(root);
+      }
+    }
+    if (fd < 0) fd = openSync(this.abs(visit, off), flags | O_CLOEXEC);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile() || st.ino !== this.listing.ino(off))
+        throw Object.assign(new Error('no longer the file listed'), { code: 'ESTALE' });
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    return fd;
+  }
+
   protected hostOf(rel: string): string | undefined {
     if (isEscaped(rel)) return undefined;
     return rel === '' ? this.contextDir : `${this.contextDir}/${rel}`;
@@ -149,7 +188,7 @@ export class TreeView {
     const why =
       code === 'EACCES' || code === 'EPERM'
         ? 'permission denied'
-        : code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP'
+        : ['ENOENT', 'ENOTDIR', 'ELOOP', 'EXDEV', 'ESTALE', 'EINVAL'].includes(code ?? '')
           ? 'it changed during the build'
           : (code ?? (cause instanceof Error ? cause.message : 'unknown error'));
     return new BuildError(`${displayName(rel)} in the build context (${this.contextDir}) could not be read: ${why}`);

@@ -15,10 +15,11 @@
 // below one that changed, unchanged subdirectories do the same, and only files whose stat
 // changed are read. The per-file list (for the COPY itself and for --explain) is made only
 // when a step misses.
+import { closeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { decodeName, encodeName, EntryHead, Flag, None, type Listing } from './listing.js';
 import { nativeWalker, WalkerUnavailable } from './walk.js';
-import { hashFile, hashFileSync, sha256NativeRaw } from './filehash.js';
+import { hashFd, hashFdSync, sha256NativeRaw } from './filehash.js';
 import type { DirRow } from './statcache.js';
 import { TreeView, type Rules, type TreeFile, type TreeItem, type Visit } from './tree-view.js';
 
@@ -265,7 +266,12 @@ export class TreeHasher extends TreeView {
     if (h) return h;
     const visit: Visit = { dir: None, key, bytes: parent, rel: slash < 0 ? '' : rel.slice(0, slash) };
     try {
-      h = await hashFile(this.abs(visit, off), L.size(off));
+      const fd = this.openFile(visit, off);
+      try {
+        h = await hashFd(fd, L.size(off));
+      } finally {
+        closeSync(fd);
+      }
     } catch (e) {
       throw this.unreadable(rel, e);
     }
@@ -276,9 +282,14 @@ export class TreeHasher extends TreeView {
   }
 
   private hashNow(visit: Visit, off: number): Buffer {
-    const path = this.abs(visit, off);
     try {
-      const h = hashFileSync(path);
+      const fd = this.openFile(visit, off);
+      let h: Buffer;
+      try {
+        h = hashFdSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       this.fresh.set(off, h);
       this.filesRead++;
       return h;
@@ -298,7 +309,7 @@ export class TreeHasher extends TreeView {
     const walker = nativeWalker();
     const sums =
       offs.length >= 64 && walker
-        ? await sha256NativeRaw(walker, files.paths(this.dirBytes, this.listing)).catch((e) => {
+        ? await sha256NativeRaw(walker, files.paths(this.listing), this.contextDir).catch((e) => {
             if (e instanceof WalkerUnavailable) return undefined; // hashed here instead
             throw e;
           })
@@ -311,7 +322,12 @@ export class TreeHasher extends TreeView {
     const out = Buffer.alloc(offs.length * 33);
     for (let i = 0; i < offs.length; i++) {
       try {
-        (await hashFile(this.abs(visits[i], offs[i]), this.listing.size(offs[i]))).copy(out, i * 33 + 1);
+        const fd = this.openFile(visits[i], offs[i]);
+        try {
+          (await hashFd(fd, this.listing.size(offs[i]))).copy(out, i * 33 + 1);
+        } finally {
+          closeSync(fd);
+        }
       } catch (e) {
         throw this.unreadable(this.relOf(visits[i], offs[i]), e);
       }
@@ -388,18 +404,15 @@ class Pending {
     this.visits.push(visit);
   }
 
-  /** Host paths, each ended by NUL, in one buffer. */
-  paths(dirBytes: Buffer, L: Listing): Buffer {
+  /** Context-relative paths, each ended by NUL, in one buffer. */
+  paths(L: Listing): Buffer {
     let size = 0;
-    for (let i = 0; i < this.offs.length; i++)
-      size += dirBytes.length + 1 + this.visits[i].bytes.length + 1 + L.nameLen(this.offs[i]) + 1;
+    for (let i = 0; i < this.offs.length; i++) size += this.visits[i].bytes.length + 1 + L.nameLen(this.offs[i]) + 1;
     const out = Buffer.allocUnsafe(size);
     let at = 0;
     for (let i = 0; i < this.offs.length; i++) {
       const off = this.offs[i];
       const bytes = this.visits[i].bytes;
-      at += dirBytes.copy(out, at);
-      out[at++] = 0x2f;
       if (bytes.length) {
         at += bytes.copy(out, at);
         out[at++] = 0x2f;
