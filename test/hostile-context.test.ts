@@ -6,7 +6,8 @@
 // file. A Dockerfile named with -f outside the context is the user's choice and read as given.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec } from './helpers/cli.js';
 
@@ -91,6 +92,25 @@ for (const row of rows) {
       assert.not.match(out, /left-out/, 'the linked .dockerignore was applied');
     }
     cleanup(ctx, host);
+  });
+}
+
+// A control file that is a FIFO: reading it blocked the CLI for good (a blocked read lets no signal end it, not even
+// the SIGTERM of `timeout`). Refused as not a regular file, naming it.
+const fifoRows: [string, RegExp][] = [
+  ['Dockerfile', /Dockerfile: not a regular file/],
+  ['.dockerignore', /\.dockerignore: not a regular file/],
+];
+for (const [name, fails] of fifoRows) {
+  test(`a ${name} that is a FIFO is refused, naming it (it hung the build)`, () => {
+    const ctx = context({ Dockerfile: copyAll, kept: 'x\n' });
+    rmSync(join(ctx, name), { force: true });
+    execFileSync('mkfifo', [join(ctx, name)]);
+    const r = tsbuild(['build', '--progress=plain', '--dry-run', ctx], { root });
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, fails);
+    assert.not.match(r.stdout + r.stderr, /\n\s+at .+:\d+:\d+\)?\n/, `a stack trace:\n${r.stderr}`);
+    cleanup(ctx);
   });
 }
 

@@ -3,8 +3,9 @@
 // store (start); COPY/ADD sources resolve in that listing, symlinks followed only inside the
 // context; a directory source is digested through the stat cache (tree.ts) without per-file work
 // when nothing changed.
-import { promises as fsp, readFileSync, realpathSync } from 'node:fs';
-import { join, posix, resolve } from 'node:path';
+import { closeSync, constants as fsc, fstatSync, promises as fsp, openSync, readFileSync, realpathSync } from 'node:fs';
+import { join, posix, relative, resolve } from 'node:path';
+import { O_CLOEXEC, openBeneath } from '@tsbuild/sys';
 import { BuildError } from '../errors.js';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
@@ -381,5 +382,23 @@ export function readControlFile(contextDir: string, file: string): string {
       2,
     );
   }
-  return readFileSync(real, 'utf8');
+  // Read beneath the context's fd with no symlink on the way (`real` has none: one put there since fails), and
+  // only a regular file: a FIFO would block the build for good (a blocked read lets no signal end it).
+  const root = openSync(ctx, fsc.O_RDONLY | fsc.O_DIRECTORY | O_CLOEXEC);
+  let fd: number;
+  try {
+    fd = openBeneath(root, relative(ctx, real), fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ELOOP' && code !== 'EXDEV' && code !== 'ENOTDIR') throw e;
+    throw new BuildError(`${file}: it changed while it was read (now reached through a symlink); not read`, 2);
+  } finally {
+    closeSync(root);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new BuildError(`${file}: not a regular file; tsbuild does not read it`, 2);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
