@@ -178,6 +178,15 @@ export class BuildContext {
     return this.hasherNow?.filesRead ?? 0;
   }
 
+  /**
+   * Writes what this build learned so far now, keeping it readable (while a RUN's command runs, once no step
+   * will read the context again): save() at the end then has nothing left to write.
+   */
+  async flush(): Promise<void> {
+    const listing = await this.listing.catch(() => undefined);
+    await this.stats.flush(listing);
+  }
+
   /** Writes back what this build learned (file hashes, subtree digests). */
   async save(): Promise<void> {
     const listing = await this.listing.catch(() => undefined);
