@@ -260,7 +260,13 @@ test('a cache record that fails to be written fails the build: nothing tagged, t
 });
 
 test('the stat cache is written while a RUN runs once no step reads the context, before any layer', async () => {
-  const ctx = context({ Dockerfile: `FROM ${Base}\nCOPY app/ /app/\nRUN cat /app/a.txt\n`, 'app/a.txt': 'one\n' });
+  // More entries than a context listed in JS (walk.ts SmallContext): a small one's stat cache is written at the end.
+  const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`app/f${i}`, `${i}\n`]));
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nCOPY app/ /app/\nRUN cat /app/a.txt\n`,
+    'app/a.txt': 'one\n',
+    ...many,
+  });
   const dir = join(root, 'builder', 'statcache');
   const others = new Set(existsSync(dir) ? readdirSync(dir) : []);
   ok(tsbuild(['build', '-q', '-t', 'bg:statcache', ctx], { root }));

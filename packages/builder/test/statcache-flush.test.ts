@@ -56,13 +56,13 @@ test('flush writes the changed rows and keeps every row readable; save after it 
   await new Promise((r) => setTimeout(r, 1100));
   const c = await digested(ctx, cache);
   const before = inode(cache, ctx);
-  await c.flush();
+  await c.stats.flush(walkInJs(ctx, Infinity));
   const flushed = inode(cache, ctx);
   assert.is.not(flushed, before, 'the file was written (renamed into place)');
   const onDisk = rowsOf(StatCache.load(cache, ctx), keys);
   assert.ok(onDisk.has('app/b'), 'the changed row is in the file');
   assert.equal(rowsOf(c.stats, keys), onDisk, 'the build reads the rows it flushed, and the others, as written');
-  await c.flush();
+  await c.stats.flush(walkInJs(ctx, Infinity));
   await c.save();
   assert.is(inode(cache, ctx), flushed, 'nothing changed since the flush: not written again');
 });
@@ -72,7 +72,7 @@ test('a row changed after a flush is written by save, beside the flushed ones', 
   writeFileSync(join(ctx, 'app/a/f'), 'first');
   await new Promise((r) => setTimeout(r, 1100));
   const c = await digested(ctx, cache);
-  await c.flush();
+  await c.stats.flush(walkInJs(ctx, Infinity));
   const flushed = rowsOf(StatCache.load(cache, ctx), keys);
   c.stats.addFile('app/c', Buffer.from('extra'), Buffer.alloc(40), 0, Buffer.alloc(32, 7));
   const inMemory = rowsOf(c.stats, keys);
@@ -81,6 +81,21 @@ test('a row changed after a flush is written by save, beside the flushed ones', 
   assert.equal(saved, inMemory, 'every row as the build had it');
   assert.is.not(saved.get('app/c'), flushed.get('app/c'), 'the later change is in the file');
   assert.is(saved.get('app/a'), flushed.get('app/a'), 'the flushed change is kept');
+});
+
+test('a build flushes a large context only: a small one is written at the end, as before', async () => {
+  for (const [name, files, writes] of [
+    ['small', 10, false],
+    ['large', 200, true],
+  ] as const) {
+    const { ctx, cache } = await tree(name);
+    for (let i = 0; i < files; i++) writeFileSync(join(ctx, 'app', `extra-${i}`), `${i}`);
+    const c = await digested(ctx, cache);
+    const before = inode(cache, ctx);
+    await c.flush();
+    assert.is(inode(cache, ctx) !== before, writes, `${name} context (${files} more files)`);
+    await c.save();
+  }
 });
 
 test.run();

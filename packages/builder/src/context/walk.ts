@@ -24,7 +24,7 @@ import { EntryHead, Flag, Listing, Magic, None, TableRow } from './listing.js';
 import { trace, tracing } from '../trace.js';
 
 /** Up to this many entries the JS walker is faster than starting tsbuild-walk. */
-const SmallContext = 150;
+export const SmallContext = 150;
 
 /** As in walk.c: a file whose ctime is this recent may change again within its timestamp tick. */
 export const RacyNs = 100_000_000n;
