@@ -214,26 +214,20 @@ export class StatCache {
    * Writes the rows back now if anything changed since the last write, keeping them all readable: a build
    * flushes while a RUN's command runs and its own thread would only wait, so that save() at the end has
    * nothing left to write. The loaded file stays open (its fd reads the rows as they were loaded, whatever
-   * replaced the file since) and the replaced rows stay in memory, as before a save.
+   * replaced the file since) and the replaced rows stay in memory, as before a save. A row replaced while
+   * the file is being written is written again by the next write.
    */
   async flush(listing?: Listing): Promise<void> {
-    while (this.writing) await this.writing.catch(() => {});
-    if (!this.file || this.version === this.written) return;
-    const version = this.version;
-    const writing = (this.writing = this.write(listing).then(() => {
-      this.written = version;
-    }));
-    try {
-      await writing;
-    } finally {
-      if (this.writing === writing) this.writing = undefined;
+    for (let w = this.writing; w; w = this.writing) {
+      await w.catch(() => {});
+      // write() clears it when it ends, unless it failed before its first await (then it was set after).
+      if (this.writing === w) this.writing = undefined;
     }
+    if (!this.file || this.version === this.written) return;
+    await (this.writing = this.write(listing));
   }
 
-  /**
-   * Writes the rows back if anything changed since the last write (flush), then lets go of the
-   * loaded file.
-   */
+  /** Writes the rows back if anything changed since the last write (flush), then lets go of the loaded file. */
   async save(listing?: Listing): Promise<void> {
     try {
       await this.flush(listing);
@@ -244,88 +238,95 @@ export class StatCache {
   }
 
   /**
-   * Writes every row to a new file. Rows of directories the listing no longer has are dropped;
-   * rows of directories no COPY read this time stay (another may read them).
+   * Writes every row to a new file. Rows of directories the listing no longer has
+   * are dropped; rows of directories no COPY read this time stay (another may read them).
    * Streamed: the rows kept are chosen first (a merge of the file's rows, the changed ones and
    * the listing's directories, all in path order), then copied into the new file in 1 MiB pieces.
    */
   private async write(listing: Listing | undefined): Promise<void> {
-    // latin1 keys: code-unit order is the order of their bytes.
-    const changed = [...this.changed.keys()].sort(byCodeUnit);
-    const present = listing ? directoryKeys(listing)[Symbol.iterator]() : undefined;
-    let next = present?.next();
-    const isPresent = (key: string): boolean => {
-      if (!present) return true;
-      while (!next!.done && next!.value < key) next = present.next();
-      return !next!.done && next!.value === key;
-    };
-    // The rows kept, in order: a row of the file (its offset, length) or a changed row (~its index in `changed`).
-    const from: number[] = [];
-    const size: number[] = [];
-    const reader = this.reader();
-    let c = 0;
-    let last: string | undefined;
-    const takeChanged = (until: string | undefined) => {
-      for (; c < changed.length && (until === undefined || changed[c] <= until); c++) {
-        if (!isPresent(changed[c])) continue;
-        from.push(~c);
-        size.push(-1);
-      }
-    };
-    for (let i = 0; i < this.rowCount; i++) {
-      // Read in place: a Buffer object per row read would be ~80,000 short-lived objects in a 200,000-file context.
-      const at = this.index.readUInt32LE(i * 4);
-      let o = reader.find(at, 40);
-      if (o < 0) continue;
-      const len = reader.buf.readUInt32LE(o + 32);
-      const relLen = reader.buf.readUInt32LE(o + 36);
-      if (len < 4 || 4 + relLen > len || at + 36 + len > this.fileSize) continue;
-      o = reader.find(at + 40, relLen);
-      const key = o < 0 ? undefined : reader.buf.toString('latin1', o, o + relLen);
-      // A file out of order (foreign, damaged) loses the rows that break the order: it is only a cache.
-      if (key === undefined || (last !== undefined && key <= last)) continue;
-      last = key;
-      takeChanged(key);
-      if (this.changed.has(key) || !isPresent(key)) continue;
-      from.push(at);
-      size.push(36 + len);
-    }
-    takeChanged(undefined);
-    const bodies = new Map<number, Buffer[]>();
-    from.forEach((f, i) => {
-      if (f >= 0) return;
-      const parts = withDigest([this.changed.get(changed[~f])!]);
-      bodies.set(i, parts);
-      size[i] = parts.reduce((n, b) => n + b.length, 0);
-    });
-    const head = Buffer.alloc(Head + from.length * 4);
-    head.write(Magic, 0, 'latin1');
-    head.writeUInt32LE(listing ? Math.min(listing.entryCount(), 0xffffffff) : 0, 8);
-    head.writeUInt32LE(from.length, 12);
-    let at = head.length;
-    size.forEach((n, i) => {
-      head.writeUInt32LE(at, Head + i * 4);
-      at += n;
-    });
-    async function* content(): AsyncGenerator<Buffer> {
-      const out = new Pieces();
-      yield* out.add(head);
-      for (let i = 0; i < from.length; i++) {
-        if (from[i] < 0) for (const b of bodies.get(i)!) yield* out.add(b);
-        else {
-          // A row of the old file, read in order (the reader reads ahead) or alone when it is big.
-          const row = reader.get(from[i], size[i]);
-          if (!row) throw new Error('stat cache: the loaded file changed under this process');
-          yield* out.add(row);
+    if (!this.file) return;
+    const version = this.version;
+    try {
+      // latin1 keys: code-unit order is the order of their bytes.
+      const changed = [...this.changed.keys()].sort(byCodeUnit);
+      const present = listing ? directoryKeys(listing)[Symbol.iterator]() : undefined;
+      let next = present?.next();
+      const isPresent = (key: string): boolean => {
+        if (!present) return true;
+        while (!next!.done && next!.value < key) next = present.next();
+        return !next!.done && next!.value === key;
+      };
+      // The rows kept, in order: a row of the file (its offset, length) or a changed row (~its index in `changed`).
+      const from: number[] = [];
+      const size: number[] = [];
+      const reader = this.reader();
+      let c = 0;
+      let last: string | undefined;
+      const takeChanged = (until: string | undefined) => {
+        for (; c < changed.length && (until === undefined || changed[c] <= until); c++) {
+          if (!isPresent(changed[c])) continue;
+          from.push(~c);
+          size.push(-1);
         }
+      };
+      for (let i = 0; i < this.rowCount; i++) {
+        // Read in place: a Buffer object per row read would be ~80,000 short-lived objects in a 200,000-file context.
+        const at = this.index.readUInt32LE(i * 4);
+        let o = reader.find(at, 40);
+        if (o < 0) continue;
+        const len = reader.buf.readUInt32LE(o + 32);
+        const relLen = reader.buf.readUInt32LE(o + 36);
+        if (len < 4 || 4 + relLen > len || at + 36 + len > this.fileSize) continue;
+        o = reader.find(at + 40, relLen);
+        const key = o < 0 ? undefined : reader.buf.toString('latin1', o, o + relLen);
+        // A file out of order (foreign, damaged) loses the rows that break the order: it is only a cache.
+        if (key === undefined || (last !== undefined && key <= last)) continue;
+        last = key;
+        takeChanged(key);
+        if (this.changed.has(key) || !isPresent(key)) continue;
+        from.push(at);
+        size.push(36 + len);
       }
-      yield* out.end();
+      takeChanged(undefined);
+      const bodies = new Map<number, Buffer[]>();
+      from.forEach((f, i) => {
+        if (f >= 0) return;
+        const parts = withDigest([this.changed.get(changed[~f])!]);
+        bodies.set(i, parts);
+        size[i] = parts.reduce((n, b) => n + b.length, 0);
+      });
+      const head = Buffer.alloc(Head + from.length * 4);
+      head.write(Magic, 0, 'latin1');
+      head.writeUInt32LE(listing ? Math.min(listing.entryCount(), 0xffffffff) : 0, 8);
+      head.writeUInt32LE(from.length, 12);
+      let at = head.length;
+      size.forEach((n, i) => {
+        head.writeUInt32LE(at, Head + i * 4);
+        at += n;
+      });
+      async function* content(): AsyncGenerator<Buffer> {
+        const out = new Pieces();
+        yield* out.add(head);
+        for (let i = 0; i < from.length; i++) {
+          if (from[i] < 0) for (const b of bodies.get(i)!) yield* out.add(b);
+          else {
+            // A row of the old file, read in order (the reader reads ahead) or alone when it is big.
+            const row = reader.get(from[i], size[i]);
+            if (!row) throw new Error('stat cache: the loaded file changed under this process');
+            yield* out.add(row);
+          }
+        }
+        yield* out.end();
+      }
+      await fsp.mkdir(join(this.file, '..'), { recursive: true });
+      // A cache: not durable (a crash may lose this save, never tear the file).
+      await writeFileAtomic(this.file, content());
+      // The caches of earlier versions are dead weight once this one exists.
+      for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
+      this.written = version;
+    } finally {
+      this.writing = undefined;
     }
-    await fsp.mkdir(join(this.file!, '..'), { recursive: true });
-    // A cache: not durable (a crash may lose this save, never tear the file).
-    await writeFileAtomic(this.file!, content());
-    // The caches of earlier versions are dead weight once this one exists.
-    for (const old of ['.v3', '.v4']) await fsp.rm(this.file!.replace(/\.v5$/, old), { force: true }).catch(() => {});
   }
 
   /** Lets go of the loaded file: rows not read by now read as missing. save() does it too. */
