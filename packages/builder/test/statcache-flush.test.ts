@@ -83,6 +83,25 @@ test('a row changed after a flush is written by save, beside the flushed ones', 
   assert.is(saved.get('app/a'), flushed.get('app/a'), 'the flushed change is kept');
 });
 
+test('a row replaced while a flush writes ends that write; save writes it with the rest', async () => {
+  const { ctx, cache, keys } = await tree('during');
+  writeFileSync(join(ctx, 'app/b/f'), 'changed');
+  await new Promise((r) => setTimeout(r, 1100));
+  const c = await digested(ctx, cache);
+  const before = inode(cache, ctx);
+  // flush() runs until its first await (the directory's mkdir): the row is replaced before any part is written.
+  const flushing = c.stats.flush(walkInJs(ctx, Infinity));
+  c.stats.addFile('app/c', Buffer.from('extra'), Buffer.alloc(40), 0, Buffer.alloc(32, 7));
+  await flushing.then(
+    () => assert.unreachable('the flush went on with a row replaced under it'),
+    (e: Error) => assert.match(e.message, /replaced while the file was written/),
+  );
+  assert.is(inode(cache, ctx), before, 'the file as it was');
+  const inMemory = rowsOf(c.stats, keys);
+  await c.save();
+  assert.equal(rowsOf(StatCache.load(cache, ctx), keys), inMemory, 'every row as the build had it');
+});
+
 test('a build flushes a large context only: a small one is written at the end, as before', async () => {
   for (const [name, files, writes] of [
     ['small', 10, false],

@@ -320,12 +320,23 @@ export class StatCache {
       }
       await fsp.mkdir(join(this.file, '..'), { recursive: true });
       // A cache: not durable (a crash may lose this save, never tear the file).
-      await writeFileAtomic(this.file, content());
+      await writeFileAtomic(this.file, this.whileUnchanged(content(), version));
       // The caches of earlier versions are dead weight once this one exists.
       for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
       this.written = version;
     } finally {
       this.writing = undefined;
+    }
+  }
+
+  /**
+   * The parts of a write while no row is replaced: a row replaced meanwhile (a flush beside a step that still
+   * hashes) ends the write, whose sizes and offsets were reckoned before, and the next write has it.
+   */
+  private async *whileUnchanged(parts: AsyncIterable<Buffer>, version: number): AsyncGenerator<Buffer> {
+    for await (const part of parts) {
+      if (this.version !== version) throw new Error('stat cache: a row was replaced while the file was written');
+      yield part;
     }
   }
 
