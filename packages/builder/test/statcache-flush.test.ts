@@ -3,9 +3,10 @@
 // writes only what changed since.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { ownedId, selfStart } from '@tsbuild/sys';
 import { BuildContext } from '../src/context/context.js';
 import { directoryKeys, StatCache } from '../src/context/statcache.js';
 import { walkInJs } from '../src/context/walk.js';
@@ -115,6 +116,26 @@ test('a build flushes a large context only: a small one is written at the end, a
     assert.is(inode(cache, ctx) !== before, writes, `${name} context (${files} more files)`);
     await c.save();
   }
+});
+
+test('a save removes the temp files of killed saves of the same cache, and only those', async () => {
+  const { ctx, cache } = await tree('sweep');
+  const file = StatCache.fileFor(cache, ctx);
+  const tmp = (owner: string, of = basename(file)) => join(cache, `.${of}.${owner}.tmp`);
+  // [temp file, whether a save must leave it]
+  const rows: [string, boolean][] = [
+    [tmp('999999999_1_0123456789ab'), false], // its owner is gone: a build killed mid-save
+    [tmp(`${process.pid}_1_0123456789ab`), false], // this pid, but another process's start time: pid reused
+    [tmp(ownedId()), true], // a live owner: a save under way
+    [tmp(`${process.pid}_${selfStart()}_ab`), true], // not a name writeFileAtomic makes: not ours to judge
+    [tmp('999999999_1_0123456789ab', 'other.v5'), true], // another context's cache
+  ];
+  for (const [p] of rows) writeFileSync(p, 'partial');
+  writeFileSync(join(ctx, 'app/a/f'), 'changed again');
+  await new Promise((r) => setTimeout(r, 1100));
+  const c = await digested(ctx, cache);
+  await c.save();
+  for (const [p, kept] of rows) assert.is(existsSync(p), kept, p);
 });
 
 test.run();

@@ -18,8 +18,8 @@
 //   index: rows × u32 row offset, in path-byte order
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '@tsbuild/sys';
+import { basename, dirname, join } from 'node:path';
+import { parseOwner, pidAlive, writeFileAtomic } from '@tsbuild/sys';
 import { None, type Listing } from './listing.js';
 
 const Magic = 'TSBSC5\0\0';
@@ -323,6 +323,7 @@ export class StatCache {
       await writeFileAtomic(this.file, this.whileUnchanged(content(), version));
       // The caches of earlier versions are dead weight once this one exists.
       for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
+      await sweepTemps(this.file);
       this.written = version;
     } finally {
       this.writing = undefined;
@@ -627,4 +628,20 @@ function withSlash(a: string, sa: number, b: string, sb: number): number {
   if (b.startsWith(a)) return sa && b.charCodeAt(a.length) < 0x2f ? 1 : -1;
   if (a.startsWith(b)) return sb && a.charCodeAt(b.length) < 0x2f ? -1 : 1;
   return a < b ? -1 : 1;
+}
+
+/**
+ * Removes the temp files of `file` left by builds killed while they wrote it (a save runs beside a RUN's
+ * command, so a build stopped then leaves one). writeFileAtomic names each temp after its owner
+ * (pid and start time): only those whose owner is gone are removed, never a save under way.
+ */
+export async function sweepTemps(file: string): Promise<void> {
+  const dir = dirname(file);
+  const prefix = `.${basename(file)}.`;
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const owner = parseOwner(name);
+    if (owner && !pidAlive(owner.pid, owner.start === '0' ? undefined : owner.start))
+      await fsp.rm(join(dir, name), { force: true }).catch(() => {});
+  }
 }
