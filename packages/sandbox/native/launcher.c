@@ -1268,11 +1268,24 @@ static pid_t rootless_helper_start(int fds[3]) {
 static int spawn_fds[4] = { -1, -1, -1, -1 };  // stdin, stdout, stderr, status: moved out of 5..8
 static pid_t launched;
 
+// The launcher could not be started: said where tsbuild waits for the launcher's report (its status pipe,
+// as a "setup" line), whose EOF (the last copy closed here) ends the wait. Reported on our own status
+// fd, tsbuild would wait for ever.
+static void launch_failed(const char *what) {
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "setup the network holder cannot start the container's launcher: %s: %s\n",
+                   what, strerror(errno));
+  if (n > (int)sizeof buf - 1) n = sizeof buf - 1;
+  if (spawn_fds[3] >= 0) (void)!write(spawn_fds[3], buf, n);
+  for (int i = 0; i < 4; i++) close(spawn_fds[i]), spawn_fds[i] = -1;
+}
+
 static void launch_container(const char *spec, size_t len) {
   int sp[2];
-  if (spawn_fds[0] < 0 || pipe2(sp, O_CLOEXEC) < 0) { status("launch failed: %s", strerror(errno)); return; }
+  if (spawn_fds[0] < 0) return;
+  if (pipe2(sp, O_CLOEXEC) < 0) { launch_failed("pipe"); return; }
   pid_t pid = fork();
-  if (pid < 0) { status("launch failed: fork: %s", strerror(errno)); close(sp[0]), close(sp[1]); return; }
+  if (pid < 0) { int e = errno; close(sp[0]), close(sp[1]); errno = e; launch_failed("fork"); return; }
   if (pid == 0) {
     sigset_t none;
     sigemptyset(&none);
