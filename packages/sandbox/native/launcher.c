@@ -1425,6 +1425,9 @@ __attribute__((noreturn)) static void holder_main(void) {
       if (launched > 0 && waitpid(launched, &st, WNOHANG) == launched) launched = -1;  // it reported its end itself
       if (!helper) continue;
       if (waitpid(helper, &st, WNOHANG) == helper) {
+        // A container we forked runs on without it (it can no longer reach out), as one that tsbuild forked
+        // does: its launcher dies with us (PDEATHSIG), so we stay until the lifeline ends.
+        if (launched > 0) { helper = 0; continue; }
         status("setup the network helper %s ended (%s %d)", S.helper[0], WIFSIGNALED(st) ? "signal" : "exit",
                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         _exit(125);

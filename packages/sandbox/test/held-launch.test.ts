@@ -1,14 +1,42 @@
 // A container's launcher forked by its network's holder (NetworkOptions.launcherStdio, launcher.c
-// launch_container): what the run reports when the holder cannot fork it.
+// launch_container): what the run reports when the holder cannot fork it, and that the container does
+// not depend on the network helper once it runs (as it does not when tsbuild forks the launcher itself).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
 import { startNetwork, type PrivateNetwork } from '../src/index.js';
-import { sh, stateDir } from './helpers.js';
+import { sh, stateDir, tmp } from './helpers.js';
 
 const ignored = { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' } as const;
+
+/** The holder's children (slirp4netns, and the container's launcher once forked). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Polls `cond` (a deterministic signal: a file, a process) and fails after `what` was awaited long enough. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
 
 /** Settles with `p`, or fails once it has hung long enough to be a hang (not a timing assertion). */
 function bounded<T>(p: Promise<T>, what: string): Promise<T> {
@@ -43,6 +71,44 @@ test('a holder that cannot fork the launcher: the run fails with the reason, it 
     );
     assert.ok(e, 'the run failed');
     assert.match(e!.message, /Too many open files/);
+  } finally {
+    await net.close();
+  }
+});
+
+test('the network helper ending while the container runs: the container runs on to its end, as before', async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns not installed');
+  const w = join(tmp, 'helper-ends');
+  mkdirSync(w);
+  const net = await startNetwork({ stateDir, launcherStdio: ignored });
+  try {
+    const slirp = childrenOf(net.pid).filter((p) => cmdline(p).includes('slirp4netns'));
+    assert.is(slirp.length, 1, 'one slirp4netns');
+    const script = 'touch /w/started; while [ ! -e /w/go ]; do sleep 0.05; done; echo ran > /w/out; exit 3';
+    const r = sh(script, {
+      network: 'private',
+      netns: net,
+      newSession: true,
+      stdout: undefined,
+      stderr: undefined,
+      mounts: [{ type: 'bind', source: w, target: '/w' }],
+    });
+    r.catch(() => {});
+    await until('the container to start', () => existsSync(join(w, 'started')));
+    // The launcher is the holder's child: this is the held path, not a launch by this process.
+    assert.ok(
+      childrenOf(net.pid).some((p) => cmdline(p).startsWith('tsbuild-init')),
+      'the holder forked the launcher',
+    );
+    process.kill(slirp[0], 'SIGKILL');
+    await until(
+      'slirp4netns to be reaped',
+      () => !childrenOf(net.pid).includes(slirp[0]) || !existsSync(`/proc/${net.pid}`),
+    );
+    writeFileSync(join(w, 'go'), '');
+    const exit = await bounded(r, 'the container');
+    assert.is(exit.code, 3);
+    assert.is(readFileSync(join(w, 'out'), 'utf8'), 'ran\n');
   } finally {
     await net.close();
   }
