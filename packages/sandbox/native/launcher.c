@@ -1315,12 +1315,21 @@ static void launch_container(const char *spec, size_t len) {
 static char *lifeline_buf;
 static size_t lifeline_len, lifeline_cap;
 
+static void lifeline_reset(void) {
+  free(lifeline_buf);
+  lifeline_buf = NULL;
+  lifeline_len = lifeline_cap = 0;
+}
+
+// A request that cannot be served fails the launch (tsbuild hears why), not the holder: the network stays.
 static void lifeline_data(const char *b, size_t n) {
   if (!S.spawner || launched || spawn_fds[0] < 0) return;
   if (lifeline_len + n > lifeline_cap) {
     size_t cap = lifeline_cap ? lifeline_cap : 65536;
     while (cap < lifeline_len + n) cap *= 2;
-    if (cap > SPEC_MAX + 64 || !(lifeline_buf = realloc(lifeline_buf, cap))) { status("launch failed: spec too large"); _exit(125); }
+    char *grown = cap > SPEC_MAX + 64 ? (errno = E2BIG, NULL) : realloc(lifeline_buf, cap);
+    if (!grown) { launch_failed("spec too large"); lifeline_reset(); return; }
+    lifeline_buf = grown;
     lifeline_cap = cap;
   }
   memcpy(lifeline_buf + lifeline_len, b, n);
@@ -1328,13 +1337,13 @@ static void lifeline_data(const char *b, size_t n) {
   char *nl = memchr(lifeline_buf, '\n', lifeline_len);
   if (!nl) return;
   unsigned long len;
-  if (sscanf(lifeline_buf, "launch %lu\n", &len) != 1 || len > SPEC_MAX) { status("launch failed: bad request"); _exit(125); }
+  if (sscanf(lifeline_buf, "launch %lu\n", &len) != 1) { errno = EINVAL; launch_failed("bad request"); lifeline_reset(); return; }
+  // As parse_spec's bound for a spec that tsbuild hands the launcher itself.
+  if (len + 1 >= SPEC_MAX) { errno = E2BIG; launch_failed("spec too large"); lifeline_reset(); return; }
   size_t head = (size_t)(nl + 1 - lifeline_buf);
   if (lifeline_len - head < len) return;
   launch_container(nl + 1, len);
-  free(lifeline_buf);
-  lifeline_buf = NULL;
-  lifeline_len = lifeline_cap = 0;
+  lifeline_reset();
 }
 
 __attribute__((noreturn)) static void holder_main(void) {

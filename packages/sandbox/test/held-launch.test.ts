@@ -114,4 +114,24 @@ test('the network helper ending while the container runs: the container runs on 
   }
 });
 
+test("a spec too large for the launcher: the launcher's own error, as when tsbuild forks it", async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns not installed');
+  const net = await startNetwork({ stateDir, launcherStdio: ignored });
+  try {
+    // Above the launcher's 64 MiB bound (launcher.c SPEC_MAX).
+    const env = ['PATH=/bin', `BIG=${'x'.repeat(65 << 20)}`];
+    const e = await bounded(
+      sh('true', { network: 'private', netns: net, newSession: true, stdout: undefined, stderr: undefined, env }).then(
+        () => undefined,
+        (x: Error) => x,
+      ),
+      'the run of a spec too large',
+    );
+    assert.ok(e, 'the run failed');
+    assert.match(e!.message, /spec too large/, e!.message);
+  } finally {
+    await net.close();
+  }
+});
+
 test.run();
