@@ -134,4 +134,32 @@ test("a spec too large for the launcher: the launcher's own error, as when tsbui
   }
 });
 
+test("no descriptor of the holder (slirp4netns's, the container's status pipe) reaches the container", async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns not installed');
+  const w = join(tmp, 'held-fds');
+  mkdirSync(w);
+  const net = await startNetwork({ stateDir, launcherStdio: ignored });
+  try {
+    const r = await bounded(
+      sh('ls -l /proc/self/fd/ /proc/1/fd/ > /w/fds 2>&1', {
+        network: 'private',
+        netns: net,
+        newSession: true,
+        stdout: undefined,
+        stderr: undefined,
+        mounts: [{ type: 'bind', source: w, target: '/w' }],
+      }),
+      'the container',
+    );
+    assert.is(r.code, 0);
+    const fds = readFileSync(join(w, 'fds'), 'utf8');
+    // 0-2, and ls's own directory (/proc/...): nothing else, at any number.
+    const open = [...fds.matchAll(/ (\d+) -> (\S*)/g)].filter(([, n, to]) => Number(n) > 2 && !to.startsWith('/proc/'));
+    assert.equal(open, [], fds);
+    assert.match(fds, / 0 -> \/dev\/null/);
+  } finally {
+    await net.close();
+  }
+});
+
 test.run();
