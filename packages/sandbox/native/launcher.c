@@ -214,6 +214,15 @@ static void parse_spec(void) {
   }
   close(SPEC_FD);
   buf[len] = 0;
+  // A whole spec ends with the token "end=1" (spec.ts). Read up to EOF, a spec whose writer was killed mid-write
+  // (before our PDEATHSIG was armed) is cut short: its head alone may be runnable, without the namespace to join,
+  // the cgroups or the capabilities to drop that its tail held.
+  static const char end[] = "end=1";
+  if (len < sizeof end || memcmp(buf + len - sizeof end, end, sizeof end) || (len > sizeof end && buf[len - sizeof end - 1])) {
+    errno = EPIPE;
+    die("spec truncated (its writer ended before it was whole)");
+  }
+  len -= sizeof end;
   struct mnt *cur = NULL;
   for (size_t i = 0; i < len;) {
     char *tok = buf + i;

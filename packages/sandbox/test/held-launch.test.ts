@@ -1,14 +1,17 @@
 // A container's launcher forked by its network's holder (NetworkOptions.launcherStdio, launcher.c
-// launch_container): what the run reports when the holder cannot fork it, and that the container does
-// not depend on the network helper once it runs (as it does not when tsbuild forks the launcher itself).
+// launch_container): what the run reports when the holder cannot fork it, that the container does not
+// depend on the network helper once it runs (as it does not when tsbuild forks the launcher itself), that
+// nothing of the holder's reaches it, and that a launcher whose spec was cut short (its writer killed) refuses it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
 import { startNetwork, type PrivateNetwork } from '../src/index.js';
-import { sh, stateDir, tmp } from './helpers.js';
+import { freshRoot, sh, stateDir, tmp } from './helpers.js';
+import { encodeSpec } from '../src/spec.js';
+import { launcherPath } from '../src/launcher.js';
 
 const ignored = { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' } as const;
 
@@ -159,6 +162,54 @@ test("no descriptor of the holder (slirp4netns's, the container's status pipe) r
     assert.match(fds, / 0 -> \/dev\/null/);
   } finally {
     await net.close();
+  }
+});
+
+/**
+ * A spec cut short: what a launcher reads when its writer (the network holder, or tsbuild) is killed mid-write,
+ * before the launcher's parent-death signal is armed. Its head alone is a runnable spec whose missing tail
+ * held the network namespace to join and the capabilities to drop: it must be refused, not run.
+ */
+test('a spec cut short is refused: the launcher reports it and starts nothing', () => {
+  const root = freshRoot();
+  const rootdir = join(tmp, 'cut-root');
+  mkdirSync(rootdir);
+  const files = join(tmp, 'cut-files');
+  mkdirSync(files);
+  for (const f of ['hosts', 'resolv.conf', 'hostname']) writeFileSync(join(files, f), '');
+  const spec = encodeSpec({
+    lowerdirs: root.lowerdirs,
+    upperdir: root.upperdir,
+    workdir: root.workdir,
+    rootdir,
+    argv: ['true'],
+    env: ['PATH=/bin'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    groups: [],
+    hostname: 'cut',
+    network: 'private',
+    hostsFile: join(files, 'hosts'),
+    resolvFile: join(files, 'resolv.conf'),
+    hostnameFile: join(files, 'hostname'),
+    mounts: [],
+    cgroupProcs: [],
+    netnsPid: process.pid,
+    noNetRaw: true,
+  });
+  const cut = spec.subarray(0, spec.indexOf('netns='));
+  const file = join(tmp, 'cut-spec');
+  writeFileSync(file, cut);
+  const fd = openSync(file, 'r');
+  try {
+    const r = spawnSync(launcherPath(), [], { stdio: ['ignore', 'ignore', 'pipe', fd, 'pipe'], timeout: 20000 });
+    const status = String(r.output[4]);
+    assert.not.match(status, /^pid \d+$/m, `the launcher started the run: ${status}`);
+    assert.match(status, /^setup .*truncated/m, status);
+    assert.is(r.status, 125, `${r.status} ${r.signal} ${String(r.stderr)}`);
+  } finally {
+    closeSync(fd);
   }
 });
 
