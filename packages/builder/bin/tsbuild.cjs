@@ -76,13 +76,10 @@ const stale = cachedData === undefined || script.cachedDataRejected === true || 
 // by itself: a large build's short-lived objects are partly promoted, and RSS followed the heap's growth (a cold
 // build of 200,000 context files: ~400 MB against ~500, the same CPU time; bench/RESULTS.md, issue 17). Set
 // after the code cache is read, and put back before one is written: V8 refuses a cache made under other flags.
-// The young generation stays at its first size (two 1 MiB semi-spaces) instead of doubling up to 16 MiB ones
-// while a walk of a large context makes short-lived objects: 30 MB of RSS at the peak of a cold build of
-// 200,000 files, 16 MB at 20,000 (bench/RESULTS.md, "Memory at 200,000 files"). Each new isolate (a worker
-// thread) puts V8's growth factor back to 2 for the whole process: layerstore's hashing thread sets these flags
-// again once its isolate is up, from the global below.
+// The flags set are named in the global below: the build adds to them (src/context/young.ts), and layerstore's
+// hashing thread sets them again once its isolate is up (a new isolate puts some back for the whole process).
 const v8 = require('node:v8');
-const flags = '--heap-growing-percent=50 --semi-space-growth-factor=1';
+const flags = '--heap-growing-percent=50';
 globalThis[Symbol.for('tsbuild.v8-flags')] = flags;
 v8.setFlagsFromString(flags);
 

@@ -20,6 +20,7 @@ import { decodeName, encodeName, EntryHead, Flag, None, type Listing } from './l
 import { nativeWalker, WalkerUnavailable } from './walk.js';
 import { hashFile, hashFileSync, sha256NativeRaw } from './filehash.js';
 import type { DirRow } from './statcache.js';
+import { keepYoungGenerationSmall, LargeWalk } from './young.js';
 import { TreeView, type Rules, type TreeFile, type TreeItem, type Visit } from './tree-view.js';
 
 export type { Rules, TreeFile, TreeItem };
@@ -94,7 +95,11 @@ export class TreeHasher extends TreeView {
       recomputed.push(p); // children first: plan() recursed before this push
       return p;
     };
-    const top = plan({ dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel });
+    const topVisit = { dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel };
+    // A large tree the stat cache knows nothing of (a cold build) is planned with a small young generation too.
+    if (L.dirs >= LargeWalk / 10 && !this.stats.row(topVisit.key)) keepYoungGenerationSmall();
+    const top = plan(topVisit);
+    if (pending.offs.length >= LargeWalk) keepYoungGenerationSmall();
 
     // 2. Read what the stat cache could not vouch for: their hashes stay in `read` (by pending index) until the
     // rows of their directories hold them.
