@@ -5,10 +5,20 @@
 // itself there (TSBUILD_TEST_RUN_STOP, a SIGSTOP) and is SIGKILLed while stopped.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  constants as fsc,
+  existsSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { have, skip } from '@tsbuild/testkit';
-import { Base, cleanup, ok, storeWithBase, tsbuild, tsbuildAsync } from './helpers/cli.js';
+import { Base, cleanup, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
 
 const root = storeWithBase();
 const t = (args: string[]) => tsbuild(args, { root });
@@ -164,6 +174,55 @@ test('run --rm: a volatile overlay refused after a reboot (recorded boot differs
   assert.not.match(ok(t(['images'])).stdout, /rm-reboot-commit/);
   ok(t(['rm', name]));
   assert.not.ok(existsSync(join(root, 'containers', id)));
+});
+
+/** The parent pid of `pid` (/proc/PID/stat's fourth field, after the command in parentheses). */
+function ppid(pid: number): number | undefined {
+  const m = /\) \S (\d+)/.exec(stat(pid) ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+test("run forks Node once for its container: the container's launcher is the network holder's child", async () => {
+  if (!have('slirp4netns')) return skip('slirp4netns is not installed (the default network needs it)');
+  // The container waits on a FIFO until the processes have been looked at (its launcher is reaped at its end).
+  const dir = tempDir('rm-one-fork');
+  execFileSync('mkfifo', [join(dir, 'go')]);
+  const script = 'cat /w/go; echo out; exit 5';
+  const c = tsbuildAsync(['run', '--rm', '--name', 'rm-one-fork', '-v', `${dir}:/w`, Base, 'sh', '-c', script], {
+    root,
+    env: { TSBUILD_TEST_RUN_STOP: 'container started' },
+  });
+  let stdout = '';
+  c.stdout!.on('data', (b: Buffer) => (stdout += String(b)));
+  const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+  await until('run --rm to stop once the container started', () => stopped(c.pid!) || c.exitCode !== null);
+  // Looked at while it is stopped (the container waits for nothing, it ends once the run goes on).
+  const procs = tree(c.pid!).map((x) => ({ ...x, ppid: ppid(x.pid) }));
+  // Opened without waiting (a container that never reads must fail the test, not hang it).
+  await until('the container to open its FIFO', () => {
+    try {
+      const fd = openSync(join(dir, 'go'), fsc.O_WRONLY | fsc.O_NONBLOCK);
+      writeSync(fd, 'go\n');
+      closeSync(fd);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  c.kill('SIGCONT');
+  // Ended before anything is asserted: a failure must not leave it running into the next test.
+  const code = await exited;
+  // The launcher, not its PID 1 (a fork of it, with its name until the command's exec).
+  const isInit = (x?: { cmd: string }) => !!x?.cmd.startsWith('tsbuild-init');
+  const launchers = procs.filter((x) => isInit(x) && !isInit(procs.find((p) => p.pid === x.ppid)));
+  assert.is(launchers.length, 1, `one container launcher: ${JSON.stringify(procs)}`);
+  const parent = procs.find((x) => x.pid === launchers[0].ppid);
+  assert.ok(parent?.cmd.startsWith('tsbuild-netns'), `its parent is the holder: ${JSON.stringify(procs)}`);
+  assert.is(parent!.ppid, c.pid, 'the holder is the child of the CLI');
+  assert.is(code, 5);
+  assert.is(stdout, 'go\nout\n');
+  assert.is(psLine('rm-one-fork'), undefined);
+  cleanup(dir);
 });
 
 test('run --rm to its end: exit status, all of its output; no container, no network helper left', async () => {

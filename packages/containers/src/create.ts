@@ -3,10 +3,19 @@
 // seeded), and written with the container's directories.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
-import { chainIDs, DEFAULT_PATH, isOpaque, type Image, type Store } from '@tsbuild/layerstore';
+import { chainIDs, DEFAULT_PATH, isOpaque, type ActiveSnapshot, type Image, type Store } from '@tsbuild/layerstore';
 import { asContainerProcess, resolveUser, RootView, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import { applyEnv } from './env.js';
-import { ContainerError, containerDir, containerLease, listDocs, newId, randomName, writeDoc } from './state.js';
+import {
+  ContainerError,
+  containerDir,
+  containerLease,
+  listDocs,
+  newId,
+  randomName,
+  runnerState,
+  writeNewDoc,
+} from './state.js';
 import type { ContainerDoc, MountSpec } from './state.js';
 import { ensureVolume, isVolumeName } from './volumes.js';
 
@@ -76,11 +85,29 @@ export function parseVolume(
 }
 
 /** Creates the container `o` describes (state: created), under the store's `containers` lock: names are unique. */
-export function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
-  return store.withLock('containers', () => create(store, o));
+export async function createContainer(store: Store, o: CreateOptions): Promise<ContainerDoc> {
+  const c = await store.withLock('containers', () => create(store, o, false));
+  await c.synced;
+  return c.doc;
 }
 
-async function create(store: Store, o: CreateOptions): Promise<ContainerDoc> {
+/** A container made by createToRun, its document's fsyncs and its active snapshot, for runContainer (RunIO). */
+export interface Created {
+  doc: ContainerDoc;
+  synced: Promise<void>;
+  root: ActiveSnapshot;
+}
+
+/**
+ * createContainer for a container that this process runs at once, in the foreground: its document names this
+ * process its runner from the start (runContainer then has nothing to write before it starts), and is fsynced
+ * while runContainer prepares it (writeNewDoc): both were on the way to the container's start.
+ */
+export function createToRun(store: Store, o: CreateOptions): Promise<Created> {
+  return store.withLock('containers', () => create(store, o, true));
+}
+
+async function create(store: Store, o: CreateOptions, runHere: boolean): Promise<Created> {
   const cfg = o.image.config.config ?? {};
   const entrypoint = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : (cfg.Entrypoint ?? []);
   const args = o.cmd.length ? o.cmd : o.entrypoint !== undefined ? [] : (cfg.Cmd ?? []);
@@ -161,7 +188,7 @@ async function create(store: Store, o: CreateOptions): Promise<ContainerDoc> {
       autoRemove: o.autoRemove,
       ...(o.init ? { init: true } : {}),
     },
-    State: { Status: 'created' },
+    State: runHere ? runnerState(process.pid, false, o.autoRemove) : { Status: 'created' },
     LogPath: join(dir, 'container.log'),
     UpperDir: active.upperdir,
     WorkDir: active.workdir,
@@ -171,6 +198,5 @@ async function create(store: Store, o: CreateOptions): Promise<ContainerDoc> {
     join(dir, 'config.json'),
     JSON.stringify({ Id: id, Name: name, Image: doc.Image, ImageID: doc.ImageID, Config: doc.Config }, null, 2) + '\n',
   );
-  await writeDoc(store, doc);
-  return doc;
+  return { doc, synced: writeNewDoc(store, doc), root: active };
 }

@@ -15,7 +15,7 @@ export {
   type MountSpec,
   type Status,
 } from './state.js';
-export { createContainer, parseVolume, readEnvFile, type CreateOptions } from './create.js';
+export { createContainer, createToRun, parseVolume, readEnvFile, type CreateOptions, type Created } from './create.js';
 export { runContainer, startDetached, networkAhead, discardNetwork, type RunIO } from './runner.js';
 export { stopContainer, signalContainer, killContainer } from './signal.js';
 export { removeContainer } from './remove.js';

@@ -6,20 +6,21 @@ import { openSync, closeSync, promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { Readable, Writable } from 'node:stream';
 import {
   run as sandboxRun,
   startNetwork,
   withHome,
   type Exit,
+  type LauncherStdio,
   type Mount,
   type PortMapping,
   type PrivateNetwork,
 } from '@tsbuild/sandbox';
-import type { Image, Store } from '@tsbuild/layerstore';
+import type { ActiveSnapshot, Image, Store } from '@tsbuild/layerstore';
 import { processStart, removeTreeBeneath } from '@tsbuild/sys';
 import {
-  bootId,
   ContainerError,
   containerDir,
   findDoc,
@@ -28,6 +29,7 @@ import {
   readDoc,
   refresh,
   refuseLostVolatile,
+  runnerState,
   updateDoc,
   type ContainerDoc,
 } from './state.js';
@@ -52,6 +54,10 @@ export interface RunIO {
    * from it a moment ago. Otherwise (start, the supervisor) it is looked up again by digest.
    */
   image?: Image;
+  /** The fsyncs of its document, from createToRun: done before its process starts. */
+  synced?: Promise<void>;
+  /** Its active snapshot as createToRun has just prepared it (otherwise looked up again). */
+  root?: ActiveSnapshot;
   /** Told each step of the start and the end, for TSBUILD_TRACE. */
   trace?: (what: string) => void;
 }
@@ -86,9 +92,14 @@ function hasOwnNetwork(network: string): boolean {
  * creates the container. Undefined for the other modes. Hand it to runContainer (RunIO.network),
  * or to discardNetwork when the container is not run after all.
  */
-export function networkAhead(network: string, ports: PortMapping[] = []): Promise<PrivateNetwork> | undefined {
+export function networkAhead(
+  network: string,
+  ports: PortMapping[] = [],
+  launcherStdio?: LauncherStdio,
+): Promise<PrivateNetwork> | undefined {
   if (!hasOwnNetwork(network)) return undefined;
-  const started = startNetwork({ ports });
+  // With the container's stdio known now, its launcher is forked by the network's holder (one fork of Node less).
+  const started = startNetwork({ ports, launcherStdio });
   // Awaited where it is used (its failure is the container's); until then, not an unhandled rejection.
   started.catch(() => {});
   return started;
@@ -169,25 +180,31 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
         remove = false;
         throw e;
       }
-    // Its active snapshot: the image's layers under the upperdir it has kept since it was created.
-    const root = await store.snapshotter.mounts(containerDir(store, id), image.layers).catch((e: Error) => {
-      throw new ContainerError(`container ${doc.Name} cannot start: ${e.message}`);
-    });
+    // Its active snapshot: the image's layers under the upperdir it has kept since it was created (made a
+    // moment ago by createToRun, whose lease and this process's hold them since).
+    const root =
+      io.root?.key === containerDir(store, id)
+        ? io.root
+        : await store.snapshotter.mounts(containerDir(store, id), image.layers).catch((e: Error) => {
+            throw new ContainerError(`container ${doc.Name} cannot start: ${e.message}`);
+          });
     const mounts = await sandboxMounts(store, doc);
     const net = await networkOf(store, cfg.network);
-    const volatileBoot = cfg.autoRemove ? bootId() : undefined;
-    await updateDoc(
-      store,
-      id,
-      (d) => {
-        d.State = { Status: 'created', Runner: process.pid, RunnerStart: runnerStart, Detached: io.detached ?? false };
-        if (volatileBoot) d.State.VolatileBoot = volatileBoot;
-      },
-      { durable },
-    );
+    // Who runs it, unless its creation said so already (`run` in the foreground: createContainer's runHere).
+    const state = runnerState(process.pid, io.detached ?? false, cfg.autoRemove);
+    if (!isDeepStrictEqual(doc.State, state))
+      await updateDoc(
+        store,
+        id,
+        (d) => {
+          d.State = state;
+        },
+        { durable },
+      );
     trace('state recorded');
     const netns = await own;
     if (netns) trace('network up');
+    await io.synced;
     const exit = await sandboxRun({
       root: { lowerdirs: root.lowerdirs, upperdir: root.upperdir, workdir: root.workdir, volatile: cfg.autoRemove },
       argv: cfg.argv,

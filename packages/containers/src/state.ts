@@ -10,13 +10,23 @@
 // Liveness is never taken on trust: a recorded pid counts only while /proc/PID/stat still shows
 // the recorded start time (pids are reused), so a crash of tsbuild, of the supervisor or of the
 // container leaves a document that readers correct ("exited", code unknown when nobody saw it).
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsync,
+  openSync,
+  promises as fsp,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '@tsbuild/layerstore';
 import type { Limits, PortMapping } from '@tsbuild/sandbox';
 import type { Code, Coded } from '@tsbuild/errdefs';
-import { pidAlive, writeFileAtomic } from '@tsbuild/sys';
+import { fsyncDir, ownedId, pidAlive, processStart, writeFileAtomic } from '@tsbuild/sys';
 
 export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
@@ -162,6 +172,36 @@ export async function writeDoc(store: Store, doc: ContainerDoc, opts: { durable?
   await writeFileAtomic(docPath(store, doc.Id), JSON.stringify(doc, null, 2) + '\n', { durable });
 }
 
+/**
+ * A new container's document, visible at once and durable a little later: written and renamed into place now
+ * (under the containers lock its name is then taken), its fsyncs (the file, then the directory) left to the thread
+ * pool while the container is prepared. The promise must settle before the container's process starts: a crash of
+ * the host before then leaves at most an empty document, which no reader takes for a container, as a crash during
+ * the creation always could. Only for a new id: an existing document could be lost by a crash before the fsync.
+ */
+export function writeNewDoc(store: Store, doc: ContainerDoc): Promise<void> {
+  const tmp = join(containersDir(store), `.${doc.Id}.json.${ownedId()}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    writeFileSync(fd, JSON.stringify(doc, null, 2) + '\n');
+    renameSync(tmp, docPath(store, doc.Id));
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  const synced = new Promise<void>((resolve, reject) =>
+    fsync(fd, (e) => {
+      closeSync(fd);
+      if (e) reject(e);
+      else resolve();
+    }),
+  ).then(() => fsyncDir(containersDir(store)));
+  // Awaited by whoever starts the container; until then a failure is not an unhandled rejection.
+  synced.catch(() => {});
+  return synced;
+}
+
 export async function readDoc(store: Store, id: string): Promise<ContainerDoc | undefined> {
   try {
     // Synchronous: a few kB, where fs.promises.readFile is four thread-pool round trips (layerstore's SmallFileIO).
@@ -278,6 +318,22 @@ export async function listContainers(store: Store, opts: { all?: boolean } = {})
     if (opts.all || r.State.Status === 'running') out.push(r);
   }
   return out;
+}
+
+/**
+ * The state of a container that process `runner` is about to start (Runner: the process watching it; a
+ * `--rm` container records the boot its volatile overlay belongs to, see refuseLostVolatile).
+ */
+export function runnerState(runner: number, detached: boolean, volatile: boolean): ContainerDoc['State'] {
+  const s: ContainerDoc['State'] = {
+    Status: 'created',
+    Runner: runner,
+    RunnerStart: processStart(runner),
+    Detached: detached,
+  };
+  const boot = volatile ? bootId() : undefined;
+  if (boot) s.VolatileBoot = boot;
+  return s;
 }
 
 /** This boot of the host: a volatile overlay's writable layer survives a restart within it only. */

@@ -19,7 +19,16 @@
 //  Writers put bytes in tmp/ first. Temp names carry the owner's pid and start time; prune and
 //  Store.open remove only temp entries whose owner is dead (or unnamed ones older than maxTempAgeMs).
 //  The grace period is a preference (keep recent garbage a while), not what keeps content in use.
-import { closeSync, promises as fsp, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  promises as fsp,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { CacheRecord, Digest } from './types.js';
 import { isDigest, parseOwner, pidAlive } from './fsutil.js';
@@ -201,7 +210,7 @@ export async function cleanTemp(tmpDir: string, opts: { maxAgeMs: number }): Pro
   let removed = 0;
   let names: string[];
   try {
-    names = await fsp.readdir(tmpDir);
+    names = readdirSync(tmpDir); // SmallFileIO (fsutil.ts): at every Store.open
   } catch {
     return 0;
   }

@@ -121,6 +121,7 @@ struct spec {
   // netholder mode (see holder_main); netraw=0 drops CAP_NET_RAW from the command's set.
   int netholder, nonetraw;
   char **helper; int nhelper;
+  int spawner;  // netholder: starts the container's launcher too (see launch_container)
   char ttyslave[64];
   // /dev/shm size ("65536k" unless shmsize= says otherwise) and setrlimit()s for the command.
   char shmsize[32];
@@ -260,6 +261,7 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "netns")) S.netnspid = num(v);
     else if (!strcmp(tok, "netholder")) S.netholder = !strcmp(v, "1");
     else if (!strcmp(tok, "helper")) push(&S.helper, &S.nhelper, v);
+    else if (!strcmp(tok, "spawner")) S.spawner = !strcmp(v, "1");
     else if (!strcmp(tok, "netraw")) S.nonetraw = !strcmp(v, "0");
     else if (!strcmp(tok, "tty")) S.tty = !strcmp(v, "1");
     else if (!strcmp(tok, "shmsize")) snprintf(S.shmsize, sizeof S.shmsize, "%ld", num(v));
@@ -1255,7 +1257,84 @@ static pid_t rootless_helper_start(int fds[3]) {
   return rootless_helper_pid;
 }
 
+// A spawner holder (spec "spawner=1") also starts the launcher of the one container that uses its
+// network, so that tsbuild (Node: a fork of a 50 MB process that blocks it until the exec) forks once
+// per container, not twice. Its parent gives it the container's stdin, stdout and stderr (fds 5-7) and
+// a pipe for the launcher's status (fd 8); once the network is up it reads "launch LEN\n" and a
+// launcher spec of LEN bytes on its lifeline (fd 0), forks, and executes itself (the sealed copy) as
+// that launcher, with those fds as 0-2 and 4 and the spec on a pipe as fd 3; "launched PID" reports it.
+// The launcher's parent is then this holder: it dies with it (PDEATHSIG), as with tsbuild.
+#define SPAWN_STATUS_FD 8
+static int spawn_fds[4] = { -1, -1, -1, -1 };  // stdin, stdout, stderr, status: moved out of 5..8
+static pid_t launched;
+
+static void launch_container(const char *spec, size_t len) {
+  int sp[2];
+  if (spawn_fds[0] < 0 || pipe2(sp, O_CLOEXEC) < 0) { status("launch failed: %s", strerror(errno)); return; }
+  pid_t pid = fork();
+  if (pid < 0) { status("launch failed: fork: %s", strerror(errno)); close(sp[0]), close(sp[1]); return; }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    // dup2 clears O_CLOEXEC on the copies: these five, and only these, reach the launcher.
+    if (dup2(spawn_fds[0], 0) < 0 || dup2(spawn_fds[1], 1) < 0 || dup2(spawn_fds[2], 2) < 0 ||
+        dup2(sp[0], SPEC_FD) < 0 || dup2(spawn_fds[3], STATUS_FD) < 0)
+      _exit(125);
+    char *argv[] = { "tsbuild-init", NULL };
+    char *envp[] = { NULL };
+    execve("/proc/self/exe", argv, envp);
+    char msg[] = "setup run the launcher: exec failed\n";
+    (void)!write(STATUS_FD, msg, sizeof msg - 1);
+    _exit(125);
+  }
+  close(sp[0]);
+  for (int i = 0; i < 4; i++) close(spawn_fds[i]), spawn_fds[i] = -1;
+  signal(SIGPIPE, SIG_IGN);  // a launcher that died before reading its spec: EPIPE, not our end
+  launched = pid;
+  status("launched %d", (int)pid);
+  if (write_all(sp[1], spec, (ssize_t)len) < 0) kill(pid, SIGKILL);  // it reports nothing then: EOF says so
+  close(sp[1]);
+}
+
+// The lifeline's bytes: "launch LEN\n" + LEN bytes of spec, once; anything after that is ignored.
+static char *lifeline_buf;
+static size_t lifeline_len, lifeline_cap;
+
+static void lifeline_data(const char *b, size_t n) {
+  if (!S.spawner || launched || spawn_fds[0] < 0) return;
+  if (lifeline_len + n > lifeline_cap) {
+    size_t cap = lifeline_cap ? lifeline_cap : 65536;
+    while (cap < lifeline_len + n) cap *= 2;
+    if (cap > SPEC_MAX + 64 || !(lifeline_buf = realloc(lifeline_buf, cap))) { status("launch failed: spec too large"); _exit(125); }
+    lifeline_cap = cap;
+  }
+  memcpy(lifeline_buf + lifeline_len, b, n);
+  lifeline_len += n;
+  char *nl = memchr(lifeline_buf, '\n', lifeline_len);
+  if (!nl) return;
+  unsigned long len;
+  if (sscanf(lifeline_buf, "launch %lu\n", &len) != 1 || len > SPEC_MAX) { status("launch failed: bad request"); _exit(125); }
+  size_t head = (size_t)(nl + 1 - lifeline_buf);
+  if (lifeline_len - head < len) return;
+  launch_container(nl + 1, len);
+  free(lifeline_buf);
+  lifeline_buf = NULL;
+  lifeline_len = lifeline_cap = 0;
+}
+
 __attribute__((noreturn)) static void holder_main(void) {
+  if (S.spawner)
+    for (int i = 0; i < 4; i++) {
+      // Node leaves an 'ignore'd fd above 2 closed: the container's stdio is /dev/null then.
+      int from = 5 + i, opened = -1;
+      if (fcntl(from, F_GETFD) < 0 && errno == EBADF && i < 3)
+        from = opened = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+      // Out of the way of 5..7 (the helper's) and close-on-exec: the helper must not hold the status pipe.
+      if (from < 0 || (spawn_fds[i] = fcntl(from, F_DUPFD_CLOEXEC, 10)) < 0) die("the container's fd %d", 5 + i);
+      close(opened >= 0 ? opened : from);
+    }
   int hostns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (hostns < 0) die("open the host network namespace");
   if (S.rootless && S.nhelper) rootless_helper_prefork();
@@ -1319,16 +1398,19 @@ __attribute__((noreturn)) static void holder_main(void) {
     struct pollfd pf[2] = { { .fd = 0, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
     if (poll(pf, 2, -1) < 0) { if (errno == EINTR) continue; break; }
     if (pf[0].revents) {
-      char b[256];
+      char b[4096];
       ssize_t k = read(0, b, sizeof b);
       if (k <= 0 && !(k < 0 && errno == EINTR)) break;  // the caller is done (or gone)
+      if (k > 0) lifeline_data(b, (size_t)k);
     }
     if (pf[1].revents & POLLIN) {
       struct signalfd_siginfo si;
       if (read(sfd, &si, sizeof si) != sizeof si) continue;
       if ((int)si.ssi_signo == SIGTERM) break;
-      if ((int)si.ssi_signo != SIGCHLD || !helper) continue;
+      if ((int)si.ssi_signo != SIGCHLD) continue;
       int st;
+      if (launched > 0 && waitpid(launched, &st, WNOHANG) == launched) launched = -1;  // it reported its end itself
+      if (!helper) continue;
       if (waitpid(helper, &st, WNOHANG) == helper) {
         status("setup the network helper %s ended (%s %d)", S.helper[0], WIFSIGNALED(st) ? "signal" : "exit",
                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
@@ -1561,13 +1643,14 @@ int main(int argc, char **argv, char **envp) {
   reexec_from_sealed_copy(argv, envp);
   prctl(PR_SET_DUMPABLE, 0);  // execve made the new image dumpable again
   if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) < 0) _exit(125);
-  // Whatever else our parent let us inherit has no business in the sandbox.
-  syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
   pid_t parent = getppid();
   // Die with tsbuild: the signal reaches PID 1 through its own PDEATHSIG, and the namespaces with it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(125);
   parse_spec();
+  // Whatever else our parent let us inherit has no business in the sandbox (a spawner holder keeps the
+  // container's stdio and status fds, see launch_container).
+  syscall(SYS_close_range, (S.netholder && S.spawner ? SPAWN_STATUS_FD : STATUS_FD) + 1, ~0U, 0);
 
   // The device filter first: nothing may run in the cgroup without it.
   if (S.devcgroup && !S.execpid) attach_device_filter();

@@ -5,7 +5,7 @@ export { run } from './run.js';
 export { SandboxError } from './errors.js';
 export { exec, cgroupProcsOf } from './exec.js';
 export { freezeSandbox, killSandbox, type Thaw } from './freeze.js';
-export { startNetwork, slirpPath, type NetworkOptions } from './network.js';
+export { startNetwork, slirpPath, type LauncherStdio, type NetworkOptions } from './network.js';
 export { addressPlan, dnsChoice, privateResolvConf, type DnsChoice } from './addresses.js';
 export { launcherPath } from './launcher.js';
 export { checkHost, type HostCheck } from './check.js';

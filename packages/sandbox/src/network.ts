@@ -17,15 +17,15 @@
 // half-closes first (`nc host port </dev/null` hung in about half the runs); slirp4netns does not.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { launcherPath } from './launcher.js';
-import { encodeHolderSpec, parseOutcome } from './spec.js';
+import { encodeHolderSpec, parseOutcome, specFile } from './spec.js';
 import { rootless, tunAdvice, tunUsable } from './userns.js';
 import { SandboxError } from './errors.js';
 import { addressPlan, dnsChoice, hasDefaultRoute, type DnsChoice } from './addresses.js';
-import type { AddressPlan, PortMapping, PrivateNetwork } from './types.js';
+import type { AddressPlan, Launched, LaunchIO, PortMapping, PrivateNetwork } from './types.js';
 import { defaultStateDir, makeRunDir, newRunId, removeRunDir } from './state.js';
 
 export interface NetworkOptions {
@@ -33,6 +33,20 @@ export interface NetworkOptions {
   signal?: AbortSignal;
   /** Where the helper's API socket lives (with ports); see defaultStateDir(). */
   stateDir?: string;
+  /**
+   * The stdio of the one container that will run in this network, when it is known now (`run` in the
+   * foreground, without a tty): the holder is given them at its start and starts that container's
+   * launcher itself (PrivateNetwork.launch), so that this process forks once for the container, not
+   * twice (a fork of Node blocks it until the child has exec'd: 2-3 ms, tens under load).
+   */
+  launcherStdio?: LauncherStdio;
+}
+
+/** A container's stdin, stdout and stderr: this process's own ('inherit'), or /dev/null. */
+export interface LauncherStdio {
+  stdin: 'inherit' | 'ignore';
+  stdout: 'inherit' | 'ignore';
+  stderr: 'inherit' | 'ignore';
 }
 
 /** slirp4netns's path: $TSBUILD_SLIRP4NETNS, else the first in PATH and the usual system directories. */
@@ -107,7 +121,7 @@ export function startNetwork(opts: NetworkOptions = {}): Promise<PrivateNetwork>
     return Promise.reject(new SandboxError('cannot publish ports: the host has no IPv4 default route'));
   }
   // Without a default route the host reaches nothing outside itself either: the namespace gets lo only.
-  const started = holder(helper, plan, dns, opts.signal, dir);
+  const started = holder(helper, plan, dns, opts.stateDir ?? defaultStateDir(), opts.signal, dir, opts.launcherStdio);
   if (!dir) return started;
   return started.then(
     async (net) => {
@@ -164,18 +178,33 @@ function holder(
   helper: string[],
   plan: AddressPlan,
   dns: DnsChoice,
+  stateDir: string,
   signal?: AbortSignal,
   dir?: string,
+  launcherStdio?: LauncherStdio,
 ): Promise<PrivateNetwork> {
   if (signal?.aborted) return Promise.reject(new SandboxError('network start aborted'));
   return new Promise((resolve, reject) => {
-    // Its own session: a terminal's Ctrl-C must not reach the helper while a container runs on.
-    const child = spawn(launcherPath(), [], {
-      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
-      env: {},
-      detached: true,
-      argv0: 'tsbuild-netns',
-    });
+    const encoded = encodeHolderSpec(helper, rootless(), launcherStdio !== undefined);
+    // A spawner's fds 5-7: the container's stdio; 8: its launcher's status.
+    const fd = (v: 'inherit' | 'ignore', own: number): number | 'ignore' => (v === 'inherit' ? own : 'ignore');
+    const spawnerStdio: (number | 'ignore' | 'pipe')[] = launcherStdio
+      ? [fd(launcherStdio.stdin, 0), fd(launcherStdio.stdout, 1), fd(launcherStdio.stderr, 2), 'pipe']
+      : [];
+    // Its spec in a file, not a pipe: the caller goes on at once with synchronous work (see specFile).
+    const file = specFile(stateDir, encoded);
+    let child: ChildProcess;
+    try {
+      // Its own session: a terminal's Ctrl-C must not reach the helper while a container runs on.
+      child = spawn(launcherPath(), [], {
+        stdio: ['pipe', 'ignore', 'pipe', file ?? 'pipe', 'pipe', ...spawnerStdio],
+        env: {},
+        detached: true,
+        argv0: 'tsbuild-netns',
+      });
+    } finally {
+      if (file !== undefined) closeSync(file);
+    }
     let status = '';
     let stderr = '';
     let ready = false;
@@ -191,11 +220,13 @@ function holder(
     (child.stdio[2] as Readable).setEncoding('utf8').on('data', (s: string) => {
       if (stderr.length < 4096) stderr += s;
     });
-    const spec = child.stdio[3] as Writable;
-    spec.on('error', () => {
-      /* the launcher died early; its status says why */
-    });
-    spec.end(encodeHolderSpec(helper, rootless()));
+    if (file === undefined) {
+      const spec = child.stdio[3] as Writable;
+      spec.on('error', () => {
+        /* the launcher died early; its status says why */
+      });
+      spec.end(encoded);
+    }
     (child.stdin as Writable).on('error', () => {
       /* gone: it has ended */
     });
@@ -208,7 +239,7 @@ function holder(
       // A network forgotten by its owner must not keep the process alive; when the process ends
       // the lifeline closes and the holder (and the helper with it) ends too.
       refs(child, 'unref');
-      resolve(network(child, Number(m[1]), plan, dns, exited, () => closed, dir));
+      resolve(network(child, Number(m[1]), plan, dns, exited, () => closed, dir, launcherStdio));
     });
     child.on('error', (e) => reject(new SandboxError(`cannot start the launcher ${launcherPath()}: ${e.message}`)));
     child.on('close', (code, sig) => {
@@ -230,8 +261,16 @@ function holder(
 /** Whether the holder (its process and pipes) keeps Node's event loop alive. */
 function refs(child: ChildProcess, how: 'ref' | 'unref'): void {
   child[how]();
-  for (const s of [child.stdin, child.stdio[2], child.stdio[4]])
-    (s as unknown as Record<string, (() => void) | undefined> | null)?.[how]?.();
+  for (const s of [child.stdin, child.stdio[2], child.stdio[4], stdioOf(child, 8)]) streamRef(s, how);
+}
+
+/** The child's pipe at fd `i` (beyond the five that ChildProcess's type knows). */
+function stdioOf(child: ChildProcess, i: number): Readable | undefined {
+  return (child.stdio as unknown as (Readable | null | undefined)[])[i] ?? undefined;
+}
+
+function streamRef(s: unknown, how: 'ref' | 'unref'): void {
+  (s as Record<string, (() => void) | undefined> | null | undefined)?.[how]?.();
 }
 
 function network(
@@ -242,9 +281,20 @@ function network(
   exited: Promise<void>,
   closed: () => boolean,
   dir?: string,
+  launcherStdio?: LauncherStdio,
 ): PrivateNetwork {
   let closing: Promise<void> | undefined;
+  let launchable = launcherStdio !== undefined;
   return {
+    launch(encoded: Buffer, io: LaunchIO): Promise<Launched> | undefined {
+      const given = (v: LaunchIO['stdin'] | LaunchIO['stdout'], want: 'inherit' | 'ignore' | undefined) =>
+        (v ?? 'ignore') === want;
+      if (!launchable || closing || closed() || io.tty || !io.newSession) return undefined;
+      if (!given(io.stdin, launcherStdio?.stdin) || !given(io.stdout, launcherStdio?.stdout)) return undefined;
+      if (!given(io.stderr, launcherStdio?.stderr)) return undefined;
+      launchable = false;
+      return heldLaunch(child, encoded, io);
+    },
     pid,
     plan,
     resolvConf: dns.resolvConf,
@@ -267,4 +317,68 @@ function network(
       return closing;
     },
   };
+}
+
+/**
+ * The container's launcher, forked by the holder (launcher.c launch_container): its spec goes down the
+ * holder's lifeline, its status comes on the holder's fd 8 (EOF: the launcher and its PID 1 are gone),
+ * and the holder reports its pid ("launched N") for an abort.
+ */
+function heldLaunch(child: ChildProcess, encoded: Buffer, io: LaunchIO): Promise<Launched> {
+  const statusStream = stdioOf(child, 8)!;
+  const holderStatus = child.stdio[4] as Readable;
+  return new Promise((resolve, reject) => {
+    // Kept alive by the launch (the holder's pipes are unref'd so that a forgotten network does not).
+    streamRef(statusStream, 'ref');
+    let launcherPid: number | undefined;
+    let aborted = false;
+    const onLaunched = (s: string) => {
+      const m = s.match(/^launched (\d+)$/m);
+      if (m) launcherPid = Number(m[1]);
+      if (aborted && launcherPid) kill(launcherPid);
+    };
+    holderStatus.on('data', onLaunched);
+    const onAbort = () => {
+      aborted = true;
+      // The launcher's death takes PID 1 (PDEATHSIG) and with it the whole pid namespace.
+      if (launcherPid) kill(launcherPid);
+    };
+    io.signal?.addEventListener('abort', onAbort, { once: true });
+    let status = '';
+    let started = false;
+    statusStream.setEncoding('utf8');
+    statusStream.on('data', (s: string) => {
+      status += s;
+      if (!started && io.onStart) {
+        const m = status.match(/^pid (\d+)$/m);
+        if (m) {
+          started = true;
+          io.onStart(Number(m[1]));
+        }
+      }
+    });
+    statusStream.on('end', () => {
+      io.signal?.removeEventListener('abort', onAbort);
+      holderStatus.off('data', onLaunched);
+      streamRef(statusStream, 'unref');
+      const outcome = parseOutcome(status);
+      if (outcome) resolve({ outcome, aborted });
+      else if (aborted) resolve({ outcome: { kind: 'signal', signal: 9 }, aborted });
+      else
+        reject(
+          new SandboxError(
+            `the launcher ended without a report (started by the network holder)${status ? ': ' + status.trim() : ''}`,
+          ),
+        );
+    });
+    (child.stdin as Writable).write(Buffer.concat([Buffer.from(`launch ${encoded.length}\n`), encoded]));
+  });
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
 }

@@ -11,8 +11,8 @@ import { statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import type { Exit, Limits, Mount, PrivateNetwork, ProcessSpec, SandboxSpec } from './types.js';
-import { encodeSpec, parseOutcome, type LauncherOutcome } from './spec.js';
+import type { Exit, Launched, LaunchIO, Limits, Mount, PrivateNetwork, SandboxSpec } from './types.js';
+import { encodeSpec, parseOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
@@ -140,42 +140,41 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
 
     // hrtime, not performance.now(): that global loads perf_hooks, milliseconds of a container's start.
     const started = process.hrtime.bigint();
-    const launched = launch(
-      spec,
-      encodeSpec({
-        lowerdirs: [initDir, ...spec.root.lowerdirs],
-        upperdir: spec.root.upperdir,
-        workdir: spec.root.workdir,
-        volatile: spec.root.volatile,
-        rootdir,
-        argv: spec.argv,
-        env: spec.env,
-        cwd: spec.cwd,
-        uid: spec.uid,
-        gid: spec.gid,
-        groups: spec.additionalGids ?? [],
-        hostname,
-        network: spec.network,
-        hostsFile: files.hosts,
-        resolvFile: files.resolv,
-        hostnameFile: files.hostname,
-        mounts,
-        mountKinds: kinds.map((k) => k.kind),
-        cgroupProcs: cg?.procsFiles ?? [],
-        cgroupMounts: cg?.mounts,
-        deviceCgroup: cg?.deviceCgroup,
-        deviceRules: allowedDevices,
-        // v1 joins the devices controller (cgroupProcs), v2 attaches deviceRules: either way, an allowlist.
-        devWritable: cg !== undefined || rootless(),
-        tty: spec.tty,
-        init: spec.init,
-        netnsPid,
-        noNetRaw: spec.network !== 'none',
-        shmSize: spec.shmSize,
-        rlimits: spec.rlimits,
-        rootless: rootless(),
-      }),
-    );
+    const encoded = encodeSpec({
+      lowerdirs: [initDir, ...spec.root.lowerdirs],
+      upperdir: spec.root.upperdir,
+      workdir: spec.root.workdir,
+      volatile: spec.root.volatile,
+      rootdir,
+      argv: spec.argv,
+      env: spec.env,
+      cwd: spec.cwd,
+      uid: spec.uid,
+      gid: spec.gid,
+      groups: spec.additionalGids ?? [],
+      hostname,
+      network: spec.network,
+      hostsFile: files.hosts,
+      resolvFile: files.resolv,
+      hostnameFile: files.hostname,
+      mounts,
+      mountKinds: kinds.map((k) => k.kind),
+      cgroupProcs: cg?.procsFiles ?? [],
+      cgroupMounts: cg?.mounts,
+      deviceCgroup: cg?.deviceCgroup,
+      deviceRules: allowedDevices,
+      // v1 joins the devices controller (cgroupProcs), v2 attaches deviceRules: either way, an allowlist.
+      devWritable: cg !== undefined || rootless(),
+      tty: spec.tty,
+      init: spec.init,
+      netnsPid,
+      noNetRaw: spec.network !== 'none',
+      shmSize: spec.shmSize,
+      rlimits: spec.rlimits,
+      rootless: rootless(),
+    });
+    // Forked by the network's holder when it was started for this container (NetworkOptions.launcherStdio).
+    const launched = net?.launch?.(encoded, spec) ?? launch(spec, encoded);
     launched.catch(() => {
       /* awaited below */
     });
@@ -223,11 +222,8 @@ function stdioFor(v: Stdio): 'pipe' | 'ignore' | 'inherit' | number {
   return 'pipe';
 }
 
-/** The part of a process spec that is about the launcher's own process: its stdio, session and life. */
-export type LaunchIO = Pick<ProcessSpec, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'onStart' | 'newSession'>;
-
 /** Spawns the launcher with `encoded` on fd 3 and waits for its outcome on fd 4. */
-export function launch(spec: LaunchIO, encoded: Buffer): Promise<{ outcome: LauncherOutcome; aborted: boolean }> {
+export function launch(spec: LaunchIO, encoded: Buffer): Promise<Launched> {
   const stdin = spec.stdin && typeof spec.stdin === 'object' ? spec.stdin : undefined;
   const stdout = spec.stdout && typeof spec.stdout === 'object' ? spec.stdout : undefined;
   const stderr = spec.stderr && typeof spec.stderr === 'object' ? spec.stderr : undefined;

@@ -1,6 +1,7 @@
 // Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
 // parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
-import type { Mount, Rlimit } from './types.js';
+import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
+import type { LauncherOutcome, Mount, Rlimit } from './types.js';
 
 export interface LauncherSpec {
   lowerdirs: string[];
@@ -76,10 +77,38 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
 }
 
 /** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
-export function encodeHolderSpec(helper: string[], rootless = false): Buffer {
+export function encodeHolderSpec(helper: string[], rootless = false, spawner = false): Buffer {
   const t = [token('netholder', 1), ...helper.map((a) => token('helper', a))];
   if (rootless) t.push(token('rootless', 1));
+  if (spawner) t.push(token('spawner', 1));
   return Buffer.from(t.join(''));
+}
+
+/** O_TMPFILE (Linux >= 3.11; not in fs.constants): an unnamed file in a directory, gone with its last fd. */
+const O_TMPFILE = 0o20000000 | fsc.O_DIRECTORY;
+
+/**
+ * The launcher reads its spec from fd 3 up to EOF. Through a pipe, EOF comes when Node shuts the pipe
+ * down, which it does in its event loop, so not before the synchronous work that follows the spawn
+ * yields: the network holder, started ahead while the CLI opens the store and creates the container,
+ * waited 5-10 ms for it. An unnamed file in `dir` holding the spec (written at offset 0, which the
+ * launcher's fd shares) is at EOF as soon as it is read: pass it as the child's fd 3 and close it once
+ * spawned. Undefined where the filesystem has no O_TMPFILE (then a pipe it is).
+ */
+export function specFile(dir: string, spec: Buffer): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(dir, O_TMPFILE | fsc.O_RDWR, 0o600);
+  } catch {
+    return undefined;
+  }
+  try {
+    for (let off = 0; off < spec.length;) off += writeSync(fd, spec, off, spec.length - off, off);
+    return fd;
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
 }
 
 function token(key: string, value: string | number): string {
@@ -124,15 +153,14 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   return Buffer.from(t.join(''));
 }
 
-export type LauncherOutcome =
-  | { kind: 'exit'; code: number }
-  | { kind: 'signal'; signal: number }
-  | { kind: 'error'; code: number; message: string }
-  | { kind: 'setup'; message: string };
+export type { LauncherOutcome };
 
-/** Parses the first outcome line the launcher wrote on fd 4 ("pid N" lines skipped); undefined if none. */
+/**
+ * Parses the first outcome line the launcher wrote on fd 4 ("pid N" lines skipped, and a spawner
+ * holder's "launched N"); undefined if none.
+ */
 export function parseOutcome(text: string): LauncherOutcome | undefined {
-  const line = text.split('\n').filter((l) => !/^pid \d+$/.test(l))[0] ?? '';
+  const line = text.split('\n').filter((l) => !/^(?:pid|launched) \d+$/.test(l))[0] ?? '';
   let m: RegExpMatchArray | null;
   if ((m = line.match(/^exit (\d+)$/))) return { kind: 'exit', code: Number(m[1]) };
   if ((m = line.match(/^signal (\d+)$/))) return { kind: 'signal', signal: Number(m[1]) };

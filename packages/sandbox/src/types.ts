@@ -187,6 +187,22 @@ export interface AddressPlan {
   dns: string;
 }
 
+/** How the launcher ended, from what it wrote on its fd 4 (spec.ts parseOutcome). */
+export type LauncherOutcome =
+  | { kind: 'exit'; code: number }
+  | { kind: 'signal'; signal: number }
+  | { kind: 'error'; code: number; message: string }
+  | { kind: 'setup'; message: string };
+
+/** The part of a process spec about the launcher's own process: its stdio, session and life. */
+export type LaunchIO = Pick<ProcessSpec, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'onStart' | 'newSession' | 'tty'>;
+
+/** What a launch reports: the launcher's outcome, and whether it was aborted (LaunchIO.signal). */
+export interface Launched {
+  outcome: LauncherOutcome;
+  aborted: boolean;
+}
+
 export interface PrivateNetwork {
   /** Host pid of the process holding the namespace: a run joins it with SandboxSpec.netns. */
   readonly pid: number;
@@ -203,4 +219,12 @@ export interface PrivateNetwork {
    * device: tens of ms) nor staying alive for them.
    */
   close(opts?: { wait?: boolean }): Promise<void>;
+  /**
+   * Starts the launcher of the one container this network was started for (NetworkOptions.launcherStdio)
+   * with `encoded` as its spec, forked by the holder rather than by this process: as run.ts launch() does
+   * otherwise. Undefined (launch it yourself) when the network cannot: none was asked for, it was used
+   * already, the network has ended, or `io` is not what the holder was given (a tty, other stdio, no new
+   * session).
+   */
+  launch?(encoded: Buffer, io: LaunchIO): Promise<Launched> | undefined;
 }

@@ -2,14 +2,15 @@
 // published ports, and that the holder and slirp4netns end with their owner, however it ends.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { have, skip } from '@tsbuild/testkit';
 import { dnsChoice, startNetwork, type PrivateNetwork } from '../src/index.js';
+import { specFile } from '../src/spec.js';
 import { sh, stateDir, tmp } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -36,6 +37,21 @@ function childrenOf(pid: number): number[] {
     return [];
   }
 }
+
+test("the holder's spec file is at EOF once read: no help from this process, whose event loop never runs", () => {
+  const spec = Buffer.from('netholder=1\0helper=/usr/bin/slirp4netns\0helper=--mtu=65520\0');
+  const fd = specFile(tmp, spec);
+  if (fd === undefined) return skip(`no O_TMPFILE in ${tmp}`);
+  try {
+    // spawnSync runs no event loop: through a pipe (the pipe's EOF waits for this process's loop), cat would
+    // wait for EOF until the bound below kills it.
+    const r = spawnSync('sh', ['-c', 'cat <&3'], { stdio: ['ignore', 'pipe', 'inherit', fd], timeout: 20000 });
+    assert.is(r.signal, null, 'cat reached EOF by itself');
+    assert.ok(r.stdout.equals(spec), `the child read the whole spec: ${JSON.stringify(String(r.stdout))}`);
+  } finally {
+    closeSync(fd);
+  }
+});
 
 test('a run in a private network has lo and eth0 with a default route, and no CAP_NET_RAW', async () => {
   if (!have('slirp4netns')) return skip('slirp4netns not installed');

@@ -18,7 +18,7 @@
 // With a lease (leases.ts), every snapshot used or made goes into it before it is looked at or
 // renamed into place, so prune leaves it alone while this process runs.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
@@ -212,7 +212,12 @@ export class Snapshots {
 
   /** Remove temp dirs left by crashed processes (their pid is gone). */
   async cleanup(): Promise<number> {
-    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.tmpDir); // SmallFileIO (fsutil.ts): at every Store.open
+    } catch {
+      /* none */
+    }
     let removed = 0;
     for (const n of names) {
       const m = /^(?:unpack|trash)-[0-9a-f]+-(\d+)-[0-9a-f]+$/.exec(n);

@@ -5,7 +5,20 @@
 // Every layer directory must exist while the view is used: a path absent from a layer is looked
 // for lower down, so a layer directory that vanished (removed while in use) would silently show
 // the layers below it, and a wrong result would be cached. That is an error (LayerMissingError).
-import { promises as fsp, type Stats } from 'node:fs';
+// Its lstats, readlinks and file reads are synchronous inside the async methods (as the store's SmallFileIO,
+// layerstore fsutil.ts): each would otherwise be a thread-pool round trip, a dozen of them one after the other
+// to read /etc/passwd and /etc/group when a container is created. Directory listings stay asynchronous.
+import {
+  closeSync,
+  constants as fsc,
+  fstatSync,
+  lstatSync,
+  openSync,
+  promises as fsp,
+  readFileSync,
+  readlinkSync,
+  type Stats,
+} from 'node:fs';
 import { join, posix } from 'node:path';
 
 export interface ViewEntry {
@@ -52,7 +65,7 @@ export class RootView {
         const host = join(layer, ...parts.slice(0, i + 1));
         let st: Stats;
         try {
-          st = await fsp.lstat(host);
+          st = lstatSync(host);
         } catch (e) {
           await this.absent(layer, e);
           break;
@@ -71,7 +84,7 @@ export class RootView {
       if (hidden || opaqueAbove) return undefined;
       if (parts.length === 0) {
         try {
-          return { path: '/', host: layer, stat: await fsp.lstat(layer) };
+          return { path: '/', host: layer, stat: lstatSync(layer) };
         } catch (e) {
           await this.absent(layer, e);
         }
@@ -100,7 +113,7 @@ export class RootView {
       const e = await this.lstatCanonical(candidate);
       if (e && e.stat.isSymbolicLink() && (!isLast || followFinal)) {
         if (++hops > 40) throw new Error(`too many levels of symbolic links at ${candidate}`);
-        const target = await fsp.readlink(e.host);
+        const target = readlinkSync(e.host);
         if (target.startsWith('/')) done.length = 0;
         pending = [...target.split('/').filter(Boolean), ...pending];
         continue;
@@ -121,7 +134,14 @@ export class RootView {
   async readFile(path: string): Promise<Buffer | undefined> {
     const e = await this.stat(path);
     if (!e || !e.stat.isFile()) return undefined;
-    return fsp.readFile(e.host);
+    // Opened without following a link and without waiting on a FIFO: in a running container's upper dir
+    // (exec's user lookup) the file may have been replaced since the stat above.
+    const fd = openSync(e.host, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    try {
+      return fstatSync(fd).isFile() ? readFileSync(fd) : undefined;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Names in a directory (canonical path), merged across layers, whiteouts applied. */
@@ -138,7 +158,7 @@ export class RootView {
       if (parents === 'absent') continue;
       let st: Stats;
       try {
-        st = await fsp.lstat(host);
+        st = lstatSync(host);
       } catch (e) {
         await this.absent(layer, e);
         if (parents === 'opaque') break;
@@ -147,7 +167,7 @@ export class RootView {
       if (isWhiteout(st) || !st.isDirectory()) break;
       for (const d of await fsp.readdir(host, { withFileTypes: true })) {
         if (names.has(d.name) || gone.has(d.name)) continue;
-        if (d.isCharacterDevice() && isWhiteout(await fsp.lstat(join(host, d.name)))) gone.add(d.name);
+        if (d.isCharacterDevice() && isWhiteout(lstatSync(join(host, d.name)))) gone.add(d.name);
         else names.add(d.name);
       }
       if (parents === 'opaque' || this.hides(layer, host)) break;
@@ -167,7 +187,7 @@ export class RootView {
       const host = join(layer, ...parts.slice(0, i));
       let st: Stats;
       try {
-        st = await fsp.lstat(host);
+        st = lstatSync(host);
       } catch (e) {
         await this.absent(layer, e);
         return opaque ? 'hidden' : 'absent';
@@ -183,7 +203,7 @@ export class RootView {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
     try {
-      await fsp.lstat(layer);
+      lstatSync(layer);
     } catch {
       throw new LayerMissingError(layer);
     }

@@ -13,10 +13,12 @@ import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import {
   ContainerError,
   createContainer,
+  createToRun,
   discardNetwork,
   networkAhead,
   runContainer,
   startDetached,
+  type CreateOptions,
 } from '@tsbuild/containers';
 import { errorLine, report } from '../report.js';
 import { trace } from '../../trace.js';
@@ -136,7 +138,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (detach && bool(p, 'interactive')) throw new UsageError('-d and -i cannot be used together (there is no attach)');
   // In the foreground this process is the runner: its network starts now, alongside everything
   // below (a detached container's supervisor starts its own).
-  const ahead = detach ? undefined : networkAhead(network === 'bridge' ? 'default' : network, ports);
+  // Without a tty the container's stdio is known now: its launcher is forked by the network's holder.
+  const tty = bool(p, 'tty');
+  const stdio = tty
+    ? undefined
+    : ({ stdin: bool(p, 'interactive') ? 'inherit' : 'ignore', stdout: 'inherit', stderr: 'inherit' } as const);
+  const ahead = detach ? undefined : networkAhead(network === 'bridge' ? 'default' : network, ports, stdio);
   let handedOver = false;
   try {
     step('flags read');
@@ -149,7 +156,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const cannot = isNative(platform, hostPlatform()) ? undefined : emulationProblem(platform);
     if (cannot) throw new ContainerError(`image '${ref}' is for ${formatPlatform(platform)}: ${cannot}`);
     step('image read');
-    const doc = await createContainer(store, {
+    const opts: CreateOptions = {
       ref,
       image,
       cmd,
@@ -168,7 +175,11 @@ export async function runCommand(argv: string[]): Promise<number> {
       limits,
       autoRemove: bool(p, 'rm'),
       init: bool(p, 'init'),
-    });
+    };
+    // In the foreground this process runs it next: createToRun leaves its document's fsyncs to runContainer.
+    const { doc, synced, root } = detach
+      ? { doc: await createContainer(store, opts), synced: undefined, root: undefined }
+      : await createToRun(store, opts);
     step('container created');
     // Said here, where the user sees it (the network itself started above, or in the supervisor with -d).
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
@@ -182,7 +193,6 @@ export async function runCommand(argv: string[]): Promise<number> {
       process.stdout.write(doc.Id + '\n');
       return 0;
     }
-    const tty = bool(p, 'tty');
     let pid: number | undefined;
     handedOver = true;
     const exit = await withSignalsForwarded(
@@ -198,6 +208,8 @@ export async function runCommand(argv: string[]): Promise<number> {
             pid = x;
           },
           network: ahead,
+          synced,
+          root,
           image,
           trace: step,
         }),
