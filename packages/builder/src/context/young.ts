@@ -3,7 +3,7 @@
 // the build (a cold build of 200,000 context files: ~225 MiB at its peak, ~175 without; bench/RESULTS.md, "Memory
 // at 200,000 files"). Kept at its first size (two 1 MiB semi-spaces) from a large cold walk on, it costs no CPU
 // there that the runs could see; a no-op or one-change build, which reads and saves the stat cache, is left as it
-// was (there the small young generation cost ~0.08 s of CPU at 200,000 files, for 3 MB).
+// was (there the small young generation cost ~0.08 s of CPU at 200,000 files, and saved no memory).
 //
 // Only under the CLI's loader (bin/tsbuild.cjs), which names the V8 flags it set in the global below; V8 puts the
 // growth factor back to 2 for the whole process each time it makes an isolate, so layerstore's hashing thread
