@@ -1,10 +1,11 @@
 // COPY of a large directory tree (builder/src/solver/ops/copy.ts, bulkcopy.ts): the directories
-// that hold files are made by `cp --parents` (two cp processes for a large tree), empty ones by
+// that hold files are made by the copier (native/copy.c, threads on every core), empty ones by
 // the builder, and the layer is written from the context at the same time. The snapshot a later
 // RUN sees and the layer another store unpacks must both match the context exactly.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 import { makeOddTree } from './helpers/odd-tree.js';
@@ -91,6 +92,35 @@ test('the odd tree: what a RUN sees after COPY equals the context (setuid, stick
   assert.ok(seen.includes(' 89ed '), 'bin/su is there with its setuid bit (mode 104755 is 89ed in hex)');
   assert.is(seen, fromContext);
   cleanup(ctx);
+});
+
+// The copier makes new entries with this process's group and the modes of the context; the kernel would give an
+// entry made in a setgid directory that directory's group, and a directory made there its setgid bit. So it did
+// with cp: the RUN saw /app/sub 2755 0:50 and its files 0:50 while the layer (what a pull gives) said 755 0:0.
+test('a COPY into a setgid directory of another group: the RUN sees what the layer holds', () => {
+  const ctx = context({
+    Dockerfile:
+      `FROM ${Base}\nRUN mkdir /app && chgrp 50 /app && chmod 2775 /app\nCOPY d/ /app/\n` + `RUN ${LIST} > /listing\n`,
+    'd/sub/f': 'f\n',
+    'd/sub/deeper/g': 'g\n',
+    'd/-rf': 'a name like an option\n',
+    'd/new\nline': 'a newline in the name\n',
+  });
+  symlinkSync('sub/f', join(ctx, 'd', 'link'));
+  // A FIFO in a copied directory is left out, as before the copier (the context's listing passes it over).
+  assert.is(spawnSync('mkfifo', [join(ctx, 'd', 'sub', 'fifo')]).status, 0, 'mkfifo');
+  ok(tsbuild(['build', '-t', 'sgid:1', ctx], { root }));
+  const seen = ok(tsbuild(['run', '--rm', 'sgid:1', 'cat', '/listing'], { root })).stdout;
+  assert.not.match(seen, / 0:50 /, 'an entry of the group of /app');
+  assert.not.match(seen, /fifo/, 'the FIFO');
+  assert.match(seen, /\.\/sub\/deeper\/g /);
+  const saved = tempDir('save');
+  ok(tsbuild(['save', '-o', join(saved, 'sgid.tar'), 'sgid:1'], { root }));
+  const other = storeWithBase(tempDir('store'));
+  ok(tsbuild(['load', '-i', join(saved, 'sgid.tar')], { root: other }));
+  const unpacked = ok(tsbuild(['run', '--rm', 'sgid:1', 'sh', '-c', LIST], { root: other })).stdout;
+  assert.is(seen, unpacked);
+  cleanup(ctx, other, saved);
 });
 
 test.after(() => cleanup(root));

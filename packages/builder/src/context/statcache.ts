@@ -103,6 +103,11 @@ export class StatCache {
    * memo objects each (~600 bytes of heap a directory, 23 MB in a cold 200,000-file context).
    */
   private changed = new Bodies();
+  /** Bumped by every row replaced; the file holds every row replaced up to `written`. */
+  private version = 0;
+  private written = 0;
+  /** A write of the file under way (flush or save): one at a time. */
+  private writing: Promise<void> | undefined;
 
   private constructor(private readonly file: string | undefined) {}
 
@@ -202,16 +207,45 @@ export class StatCache {
   private set(dirKey: string, row: DirRow): void {
     this.rows.delete(dirKey);
     this.changed.set(dirKey, serialize(dirKey, row));
+    this.version++;
   }
 
   /**
-   * Writes the rows back if anything changed. Rows of directories the listing no longer has
+   * Writes the rows back now if anything changed since the last write, keeping them all readable: a build
+   * flushes while a RUN's command runs and its own thread would only wait, so that save() at the end has
+   * nothing left to write. The loaded file stays open (its fd reads the rows as they were loaded, whatever
+   * replaced the file since) and the replaced rows stay in memory, as before a save. A row replaced while
+   * the file is being written is written again by the next write.
+   */
+  async flush(listing?: Listing): Promise<void> {
+    for (let w = this.writing; w; w = this.writing) {
+      await w.catch(() => {});
+      // write() clears it when it ends, unless it failed before its first await (then it was set after).
+      if (this.writing === w) this.writing = undefined;
+    }
+    if (!this.file || this.version === this.written) return;
+    await (this.writing = this.write(listing));
+  }
+
+  /** Writes the rows back if anything changed since the last write (flush), then lets go of the loaded file. */
+  async save(listing?: Listing): Promise<void> {
+    try {
+      await this.flush(listing);
+      this.changed.clear();
+    } finally {
+      this.close();
+    }
+  }
+
+  /**
+   * Writes every row to a new file. Rows of directories the listing no longer has
    * are dropped; rows of directories no COPY read this time stay (another may read them).
    * Streamed: the rows kept are chosen first (a merge of the file's rows, the changed ones and
    * the listing's directories, all in path order), then copied into the new file in 1 MiB pieces.
    */
-  async save(listing?: Listing): Promise<void> {
-    if (!this.file || this.changed.size === 0) return this.close();
+  private async write(listing: Listing | undefined): Promise<void> {
+    if (!this.file) return;
+    const version = this.version;
     try {
       // latin1 keys: code-unit order is the order of their bytes.
       const changed = [...this.changed.keys()].sort(byCodeUnit);
@@ -285,12 +319,23 @@ export class StatCache {
       }
       await fsp.mkdir(join(this.file, '..'), { recursive: true });
       // A cache: not durable (a crash may lose this save, never tear the file).
-      await writeFileAtomic(this.file, content());
+      await writeFileAtomic(this.file, this.whileUnchanged(content(), version));
       // The caches of earlier versions are dead weight once this one exists.
       for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
-      this.changed.clear();
+      this.written = version;
     } finally {
-      this.close();
+      this.writing = undefined;
+    }
+  }
+
+  /**
+   * The parts of a write while no row is replaced: a row replaced meanwhile (a flush beside a step that still
+   * hashes) ends the write, whose sizes and offsets were reckoned before, and the next write has it.
+   */
+  private async *whileUnchanged(parts: AsyncIterable<Buffer>, version: number): AsyncGenerator<Buffer> {
+    for await (const part of parts) {
+      if (this.version !== version) throw new Error('stat cache: a row was replaced while the file was written');
+      yield part;
     }
   }
 

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   constants,
-  existsSync,
   fstatSync,
   lstatSync,
   openSync,
@@ -18,13 +17,12 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EntryHead, Flag, Listing, Magic, None, TableRow } from './listing.js';
 import { trace, tracing } from '../trace.js';
+import { nativeProgram } from '../native.js';
 
 /** Up to this many entries the JS walker is faster than starting tsbuild-walk. */
-const SmallContext = 150;
+export const SmallContext = 150;
 
 /** As in walk.c: a file whose ctime is this recent may change again within its timestamp tick. */
 export const RacyNs = 100_000_000n;
@@ -83,12 +81,7 @@ let located: string | undefined | null = null;
 /** packages/builder/native/build/tsbuild-walk, from the bundle (dist/) or from dist/src/context/. */
 export function nativeWalker(): string | undefined {
   if (located !== null) return located;
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++, d = dirname(d)) {
-    const p = join(d, 'native', 'build', 'tsbuild-walk');
-    if (existsSync(p)) return (located = p);
-  }
-  return (located = undefined);
+  return (located = nativeProgram('tsbuild-walk'));
 }
 
 /**

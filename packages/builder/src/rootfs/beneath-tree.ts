@@ -239,18 +239,6 @@ export class Beneath {
     );
   }
 
-  /** Sets the mode of regular file or directory `rel` (opened without following a link, and checked). */
-  chmodFile(rel: string, mode: number): void {
-    const fd = this.open(this.root, rel, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile() && !st.isDirectory()) throw new Error(`${rel}: not a regular file or directory`);
-      fchmodSync(fd, mode);
-    } finally {
-      closeSync(fd);
-    }
-  }
-
   /** Sets the times of directory `rel` (a number: seconds since the epoch, as utimes takes). */
   setDirTimes(rel: string, mtime: Date | number): void {
     const fd = this.open(this.root, rel, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);

@@ -133,12 +133,12 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         : undefined;
       const mtime = ctx.opts.sourceDateEpoch !== undefined ? new Date(ctx.opts.sourceDateEpoch * 1000) : new Date();
       staging = new Staging(dir.path, view, mtime);
-      const bulk = new BulkCopy();
+      const bulk = new BulkCopy(ctx.opts.context.dir, dir.path);
       const newDirs = { uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 };
       const destCanonical = await view.resolve(step.dest, true);
       const destExistsAsDir = (await view.lstatCanonical(destCanonical))?.stat.isDirectory() ?? false;
       const intoDir = step.dest.endsWith('/') || destExistsAsDir || total > 1;
-      // One source and no heredoc: its cp runs while the layer is written (see below).
+      // One source and no heredoc: its copy runs while the layer is written (see below).
       const alone = total === 1;
 
       for (const item of items) {
@@ -170,13 +170,13 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
           target = destCanonical;
         }
         await staging.mkdirs(item.isDir ? target : posix.dirname(target), newDirs);
-        // A context directory copied as it is goes through cp; the layer reads the context.
-        const viaCp = !step.from && item.isDir && !owner && mode === undefined;
+        // A context directory copied as it is goes through the copier; the layer reads the context.
+        const viaCp = bulk.available && !step.from && item.isDir && !owner && mode === undefined;
         // Alone, a context directory is walked from the listing, with no record per file kept (any size of tree).
         if (viaCp && alone && item.tree) placeTree(staging, item, target, bulk);
         else await place(staging, item, target, owner, mode, viaCp ? bulk : undefined, viaCp && alone);
-        // cp writes by path: with other sources, it finishes before the next one changes the tree
-        // (an archive may put a link where this item has a directory, which cp would follow).
+        // With other sources, the copy finishes before the next one changes the tree (an archive may put a
+        // link where this item has a directory: the copier would refuse it, and the tree must not change under it).
         if (!alone) {
           await bulk.run();
           staging.makeLinks();
@@ -192,8 +192,8 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         const size = Buffer.byteLength(inline.content);
         staging.add(fileEntry({ path: target, ...meta, mtime: seconds(mtime) }, staging.host(target), size));
       }
-      // The layer is written from the entries (context files) while cp fills the staging dir;
-      // directory times are set once cp is done, and only then does the dir become the snapshot.
+      // The layer is written from the entries (context files) while the copier fills the staging dir;
+      // directory times are set once it is done, and only then does the dir become the snapshot.
       const entries = staging.entries();
       await refuseTypeChanges(view, entries, step);
       trace(`${ctx.state.label}: staged`);

@@ -1,6 +1,6 @@
 // Writing one COPY source into the staging dir: each file as a node with its owner, mode and
-// times, hard links kept, and whole context trees handed to cp. Split from copy.ts, which decides
-// what goes where; this is how a resolved item lands at its target.
+// times, hard links kept, and whole context trees handed to the copier (bulkcopy.ts). Split from copy.ts,
+// which decides what goes where; this is how a resolved item lands at its target.
 import { posix } from 'node:path';
 import { fileEntry, type Entry } from '@tsbuild/layerstore/layer';
 import { Staging, rel, seconds } from './staging.js';
@@ -10,9 +10,9 @@ import { hardLinks } from './hardlinks.js';
 
 /**
  * Writes an item's files at `target` in the staging dir. With `cpMakesDirs` (one item copied by
- * cp), the directories that hold a file are made by `cp --parents`, which gives them their
- * source's mode and times: thousands of mkdir/chown/chmod calls off the main thread, where they
- * were most of a node_modules COPY's time before cp could start. Only empty ones are made here.
+ * the copier), the directories that hold a file are made by the copier, which gives them their
+ * source's mode: thousands of mkdir/chown/chmod calls off the main thread, where they were most of
+ * a node_modules COPY's time before the copy could start. Only empty ones are made here.
  */
 export async function place(
   staging: Staging,
@@ -40,7 +40,7 @@ export async function place(
     const dest = f.rel === '' ? target : posix.join(target, f.rel);
     const leader = leaders.get(f);
     if (leader) {
-      // The leader's metadata, as it is written below (cp keeps mode and gives root's owner).
+      // The leader's metadata, as it is written below (the copier keeps mode and gives root's owner).
       const uid = bulk ? 0 : (owner?.uid ?? leader.uid);
       const gid = bulk ? 0 : (owner?.gid ?? leader.gid);
       const meta = { mode: mode ?? leader.mode, uid, gid, mtime: seconds(leader.mtime) };
@@ -49,14 +49,12 @@ export async function place(
     }
     if (f.kind === 'dir' && byCp.has(f.rel)) {
       staging.recordDir(dest, { mode: f.mode, uid: f.uid, gid: f.gid }, f.mtime);
-      staging.copiedMode(dest, f.mode);
       continue;
     }
-    if (bulk && f.kind !== 'dir') {
-      // cp would open a link an earlier source (an archive, a single symlink) left at this name.
+    if (bulk && (f.kind === 'file' || f.kind === 'symlink')) {
+      // What an earlier source (an archive, a single symlink) left at this name goes first.
       if (staging.mayHold(dest)) staging.fs.remove(rel(dest));
-      bulk.add(item.files[0].host, staging.host(target), f.rel);
-      if (f.kind === 'file') staging.copiedMode(dest, f.mode);
+      bulk.add(item.path, rel(target), f.rel, f.kind);
       const meta = { path: dest, mode: f.mode, uid: 0, gid: 0, mtime: seconds(f.mtime) };
       staging.add(
         f.kind === 'symlink'
@@ -71,10 +69,11 @@ export async function place(
 
 /**
  * What place() does with `bulk` and `cpMakesDirs` for a context directory that is the step's only source (no
- * --chown, no --chmod), without a record per file kept: the tree is walked from the listing for cp's names (one
- * buffer), the directories and the inode numbers (hard links: walked again if it has any), then for the layer's
- * entries each time they are read. What a COPY holds does not grow with the files it copies beyond cp's list
- * of names and a record per directory. The same files, links, directories and entries as place().
+ * --chown, no --chmod), without a record per file kept: the tree is walked from the listing for the copier's
+ * names (one buffer), the directories and the inode numbers (hard links: walked again if it has any), then for
+ * the layer's entries each time they are read. What a COPY holds does not grow with the files it copies beyond
+ * the copier's list of names and a record per directory. The same files, links, directories and entries as
+ * place().
  */
 export function placeTree(staging: Staging, item: SourceItem, target: string, bulk: BulkCopy): void {
   const walk = item.tree!.walk;
@@ -86,20 +85,19 @@ export function placeTree(staging: Staging, item: SourceItem, target: string, bu
     leaders = treeHardLinks(walk(), plan.inos);
     if (leaders.size > 0) plan = planTree(walk(), leaders, false);
   }
-  for (const [r, mode] of plan.specialModes) staging.copiedMode(`/${below(r)}`, mode);
-  // cp's names; the directories that hold none of them are made here, as place() makes them.
+  // The copier's names; the directories that hold none of them are made here, as place() makes them.
   for (const d of plan.dirs) {
     const dest = `/${below(d.rel)}`;
     if (!plan.byCp.has(d.rel)) {
       staging.fs.remove(rel(dest));
       staging.fs.mkdir(rel(dest), d.mode, 0, 0, true);
-    } else staging.copiedMode(dest, d.mode);
+    }
     staging.dateDir(dest, d.mtime);
   }
   for (const [follower, leader] of leaders) staging.linkLater(`/${below(follower)}`, `/${below(leader.rel)}`);
-  if (plan.names.count > 0) bulk.addList(plan.host!, staging.host(target), plan.names);
+  if (plan.names.count > 0) bulk.addList(item.path, base, plan.names);
 
-  // The layer's entries, as place() records them: cp keeps mode and times and gives root's owner.
+  // The layer's entries, as place() records them: the copier keeps mode and times and gives root's owner.
   staging.streamTree(target, plan.count, {
     *[Symbol.iterator](): Generator<Entry> {
       for (const f of walk()) {
@@ -121,18 +119,15 @@ export function placeTree(staging: Staging, item: SourceItem, target: string, bu
 }
 
 interface TreePlan {
-  /** cp's names: every file and symlink but the hard links to another file of the tree. */
+  /** The copier's names: every file and symlink but the hard links to another file of the tree. */
   names: NameList;
-  /** Directories cp makes (they hold a name). */
+  /** Directories the copier makes (they hold a name). */
   byCp: Set<string>;
   dirs: { rel: string; mode: number; mtime: Date }[];
   /** Entries below the tree's directory. */
   count: number;
-  host: string | undefined;
   /** The files' inode numbers, when asked for, if any two are the same. */
   inos?: BigUint64Array;
-  /** cp's files whose mode has setuid, setgid or sticky bits (few, if any): [rel, mode]. */
-  specialModes: [string, number][];
 }
 
 function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>, inodes: boolean): TreePlan {
@@ -141,16 +136,11 @@ function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>,
     byCp: new Set(),
     dirs: [],
     count: 0,
-    host: undefined,
-    specialModes: [],
   };
   let inos = new BigUint64Array(inodes ? 1024 : 0);
   let n = 0;
   for (const f of files) {
-    if (f.rel === '') {
-      plan.host = f.host;
-      continue;
-    }
+    if (f.rel === '') continue;
     plan.count++;
     if (f.kind === 'dir') {
       plan.dirs.push({ rel: f.rel, mode: f.mode, mtime: f.mtime });
@@ -165,9 +155,8 @@ function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>,
       inos[n++] = f.ino;
     }
     if (leaders.has(f.rel)) continue;
-    if (f.kind === 'file' && f.mode & 0o7000) plan.specialModes.push([f.rel, f.mode]);
     for (let d = posix.dirname(f.rel); d !== '.' && !plan.byCp.has(d); d = posix.dirname(d)) plan.byCp.add(d);
-    plan.names.add(f.rel);
+    plan.names.add(f.rel, f.kind === 'symlink' ? 'symlink' : 'file');
   }
   const sorted = inos.subarray(0, n).sort();
   for (let i = 1; i < n; i++) if (sorted[i] === sorted[i - 1]) return { ...plan, inos: sorted };
@@ -206,7 +195,7 @@ async function writeFile(
   if (staging.mayHold(path) || f.kind === 'dir') staging.fs.remove(r);
   switch (f.kind) {
     case 'dir':
-      // Its parents may be left to cp (place()), which has not run yet: make them as mkdir -p would.
+      // Its parents may be left to the copier (place()), which has not run yet: make them as mkdir -p would.
       staging.fs.mkdir(r, mode ?? f.mode, uid, gid, true);
       staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime);
       return;

@@ -36,8 +36,6 @@ export class Staging {
   private readonly placed = new Map<string, Entry>();
   /** Set when something landed that the list does not describe (an unpacked archive). */
   unlisted = false;
-  /** Files cp copies whose mode has bits it does not keep (setuid, setgid, sticky): [path below the root, mode]. */
-  private modes: [string, number][] = [];
   /** Hard links to make once the files they name are there: [new name, existing name], below the root. */
   private links: [string, string][] = [];
   /** Files that hardlink entries name (below the root). */
@@ -168,21 +166,10 @@ export class Staging {
   }
 
   /**
-   * A file cp copies, or a directory `cp --parents` makes, at `path` (absolute in the image): cp keeps the
-   * permission bits but not always the setuid, setgid and sticky ones (it does not preserve modes, which would
-   * cost an ACL read and write per file), so a mode with any of them is set by makeLinks, once cp is done.
-   */
-  copiedMode(path: string, mode: number): void {
-    if (mode & 0o7000) this.modes.push([rel(path), mode & 0o7777]);
-  }
-
-  /**
-   * What cp leaves to do, once it is done: the modes cp does not keep (copiedMode), then the hard links
-   * recorded so far (what an earlier source left at a name is replaced).
+   * What the copier (bulkcopy.ts) leaves to do, once it is done: the hard links recorded so far (what an
+   * earlier source left at a name is replaced).
    */
   makeLinks(): void {
-    for (const [name, mode] of this.modes) this.fs.chmodFile(name, mode);
-    this.modes = [];
     for (const [name, existing] of this.links) {
       this.fs.remove(name);
       this.fs.linkWithin(name, existing);
