@@ -4,7 +4,16 @@
 // events, a layer that fails to be written, and SIGKILL at each new state.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
@@ -248,6 +257,44 @@ test('a cache record that fails to be written fails the build: nothing tagged, t
   ok(tsbuild(['build', '-t', 'bg:records', ctx], { root: store }));
   assert.is(ok(tsbuild(['run', '--rm', 'bg:records', 'cat', '/made'], { root: store })).stdout, 'made\n');
   cleanup(ctx, store);
+});
+
+test('the stat cache is written while a RUN runs once no step reads the context, before any layer', async () => {
+  // More entries than a context listed in JS (walk.ts SmallContext): a small one's stat cache is written at the end.
+  const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`app/f${i}`, `${i}\n`]));
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nCOPY app/ /app/\nRUN cat /app/a.txt\n`,
+    'app/a.txt': 'one\n',
+    ...many,
+  });
+  const dir = join(root, 'builder', 'statcache');
+  const others = new Set(existsSync(dir) ? readdirSync(dir) : []);
+  ok(tsbuild(['build', '-q', '-t', 'bg:statcache', ctx], { root }));
+  const file = join(
+    dir,
+    readdirSync(dir).find((n) => !others.has(n))!,
+  );
+  const first = statSync(file).ino;
+  writeFileSync(join(ctx, 'app', 'a.txt'), 'two\n');
+  // A file changed within the last second is not remembered (its ctime may change again unseen): wait it out.
+  await new Promise((r) => setTimeout(r, 1100));
+  // No layer is written until the gate opens, so the build cannot reach its end (where the stat cache was
+  // written before): the gate opens once the file has been replaced, which only the RUN's start now does.
+  const gate = new Gate();
+  const poll = setInterval(() => {
+    if (!gate.opened && statSync(file).ino !== first) gate.open();
+  }, 10);
+  const r = await traced(['-t', 'bg:statcache', ctx], gate, () => {}, 60_000);
+  clearInterval(poll);
+  assert.is(r.code, 0, r.stderr);
+  assert.not.ok(r.forced, `the stat cache was not written before the build's layers:\n${r.stderr}`);
+  // What it wrote is whole: the next build reads no file to know the context.
+  const again = ok(
+    tsbuild(['build', '--progress=plain', '-t', 'bg:statcache', ctx], { root, env: { TSBUILD_TRACE: '1' } }),
+  );
+  assert.match(again.stderr, /app: content digest \(0 files read so far\)/);
+  assert.match(again.stderr, /#3 CACHED/);
+  cleanup(ctx);
 });
 
 test.after(() => cleanup(root, ...gates));

@@ -1,5 +1,6 @@
 // Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
-// parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
+// parse safely (no quoting, no nesting). Mount fields follow their "mount=" token. The last token is
+// "end=1" (ended()): the launcher refuses a spec without it, cut short by a writer killed mid-write.
 import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
 import type { LauncherOutcome, Mount, Rlimit } from './types.js';
 
@@ -73,7 +74,7 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
   if (s.tty) t.push(token('tty', 1));
   if (s.noNetRaw) t.push(token('netraw', 0));
-  return Buffer.from(t.join(''));
+  return ended(t);
 }
 
 /** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
@@ -81,7 +82,7 @@ export function encodeHolderSpec(helper: string[], rootless = false, spawner = f
   const t = [token('netholder', 1), ...helper.map((a) => token('helper', a))];
   if (rootless) t.push(token('rootless', 1));
   if (spawner) t.push(token('spawner', 1));
-  return Buffer.from(t.join(''));
+  return ended(t);
 }
 
 /** O_TMPFILE (Linux >= 3.11; not in fs.constants): an unnamed file in a directory, gone with its last fd. */
@@ -109,6 +110,11 @@ export function specFile(dir: string, spec: Buffer): number | undefined {
     closeSync(fd);
     return undefined;
   }
+}
+
+/** The tokens and the closing "end=1" that says the spec is whole (launcher.c parse_spec). */
+function ended(tokens: string[]): Buffer {
+  return Buffer.from(tokens.join('') + token('end', 1));
 }
 
 function token(key: string, value: string | number): string {
@@ -150,7 +156,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
     if (m.type === 'bind') t.push(token('msource', m.source ?? ''));
     if (m.size !== undefined) t.push(token('msize', Math.floor(m.size)));
   });
-  return Buffer.from(t.join(''));
+  return ended(t);
 }
 
 export type { LauncherOutcome };

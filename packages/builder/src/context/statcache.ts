@@ -18,8 +18,8 @@
 //   index: rows × u32 row offset, in path-byte order
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '@tsbuild/sys';
+import { basename, dirname, join } from 'node:path';
+import { parseOwner, pidAlive, writeFileAtomic } from '@tsbuild/sys';
 import { None, type Listing } from './listing.js';
 
 const Magic = 'TSBSC5\0\0';
@@ -103,6 +103,11 @@ export class StatCache {
    * memo objects each (~600 bytes of heap a directory, 23 MB in a cold 200,000-file context).
    */
   private changed = new Bodies();
+  /** Bumped by every row replaced; the file holds every row replaced up to `written`. */
+  private version = 0;
+  private written = 0;
+  /** A write of the file under way (flush or save): one at a time. */
+  private writing: Promise<void> | undefined;
 
   private constructor(private readonly file: string | undefined) {}
 
@@ -202,16 +207,45 @@ export class StatCache {
   private set(dirKey: string, row: DirRow): void {
     this.rows.delete(dirKey);
     this.changed.set(dirKey, serialize(dirKey, row));
+    this.version++;
   }
 
   /**
-   * Writes the rows back if anything changed. Rows of directories the listing no longer has
+   * Writes the rows back now if anything changed since the last write, keeping them all readable: a build
+   * flushes while a RUN's command runs and its own thread would only wait, so that save() at the end has
+   * nothing left to write. The loaded file stays open (its fd reads the rows as they were loaded, whatever
+   * replaced the file since) and the replaced rows stay in memory, as before a save. A row replaced while
+   * the file is being written is written again by the next write.
+   */
+  async flush(listing?: Listing): Promise<void> {
+    for (let w = this.writing; w; w = this.writing) {
+      await w.catch(() => {});
+      // write() clears it when it ends, unless it failed before its first await (then it was set after).
+      if (this.writing === w) this.writing = undefined;
+    }
+    if (!this.file || this.version === this.written) return;
+    await (this.writing = this.write(listing));
+  }
+
+  /** Writes the rows back if anything changed since the last write (flush), then lets go of the loaded file. */
+  async save(listing?: Listing): Promise<void> {
+    try {
+      await this.flush(listing);
+      this.changed.clear();
+    } finally {
+      this.close();
+    }
+  }
+
+  /**
+   * Writes every row to a new file. Rows of directories the listing no longer has
    * are dropped; rows of directories no COPY read this time stay (another may read them).
    * Streamed: the rows kept are chosen first (a merge of the file's rows, the changed ones and
    * the listing's directories, all in path order), then copied into the new file in 1 MiB pieces.
    */
-  async save(listing?: Listing): Promise<void> {
-    if (!this.file || this.changed.size === 0) return this.close();
+  private async write(listing: Listing | undefined): Promise<void> {
+    if (!this.file) return;
+    const version = this.version;
     try {
       // latin1 keys: code-unit order is the order of their bytes.
       const changed = [...this.changed.keys()].sort(byCodeUnit);
@@ -254,12 +288,11 @@ export class StatCache {
         size.push(36 + len);
       }
       takeChanged(undefined);
-      const bodies = new Map<number, Buffer[]>();
+      // A changed row's digest is made as it is written: made here, its parts (three Buffers, the digest with a
+      // memory block of its own) for every row of a cold 200,000-file context were ~30 MB held through the write.
+      const body = (f: number): Buffer => this.changed.get(changed[~f])!;
       from.forEach((f, i) => {
-        if (f >= 0) return;
-        const parts = withDigest([this.changed.get(changed[~f])!]);
-        bodies.set(i, parts);
-        size[i] = parts.reduce((n, b) => n + b.length, 0);
+        if (f < 0) size[i] = 32 + 4 + body(f).length;
       });
       const head = Buffer.alloc(Head + from.length * 4);
       head.write(Magic, 0, 'latin1');
@@ -274,7 +307,7 @@ export class StatCache {
         const out = new Pieces();
         yield* out.add(head);
         for (let i = 0; i < from.length; i++) {
-          if (from[i] < 0) for (const b of bodies.get(i)!) yield* out.add(b);
+          if (from[i] < 0) for (const b of withDigest([body(from[i])])) yield* out.add(b);
           else {
             // A row of the old file, read in order (the reader reads ahead) or alone when it is big.
             const row = reader.get(from[i], size[i]);
@@ -286,12 +319,24 @@ export class StatCache {
       }
       await fsp.mkdir(join(this.file, '..'), { recursive: true });
       // A cache: not durable (a crash may lose this save, never tear the file).
-      await writeFileAtomic(this.file, content());
+      await writeFileAtomic(this.file, this.whileUnchanged(content(), version));
       // The caches of earlier versions are dead weight once this one exists.
       for (const old of ['.v3', '.v4']) await fsp.rm(this.file.replace(/\.v5$/, old), { force: true }).catch(() => {});
-      this.changed.clear();
+      await sweepTemps(this.file);
+      this.written = version;
     } finally {
-      this.close();
+      this.writing = undefined;
+    }
+  }
+
+  /**
+   * The parts of a write while no row is replaced: a row replaced meanwhile (a flush beside a step that still
+   * hashes) ends the write, whose sizes and offsets were reckoned before, and the next write has it.
+   */
+  private async *whileUnchanged(parts: AsyncIterable<Buffer>, version: number): AsyncGenerator<Buffer> {
+    for await (const part of parts) {
+      if (this.version !== version) throw new Error('stat cache: a row was replaced while the file was written');
+      yield part;
     }
   }
 
@@ -582,4 +627,20 @@ function withSlash(a: string, sa: number, b: string, sb: number): number {
   if (b.startsWith(a)) return sa && b.charCodeAt(a.length) < 0x2f ? 1 : -1;
   if (a.startsWith(b)) return sb && a.charCodeAt(b.length) < 0x2f ? -1 : 1;
   return a < b ? -1 : 1;
+}
+
+/**
+ * Removes the temp files of `file` left by builds killed while they wrote it (a save runs beside a RUN's
+ * command, so a build stopped then leaves one). writeFileAtomic names each temp after its owner
+ * (pid and start time): only those whose owner is gone are removed, never a save under way.
+ */
+export async function sweepTemps(file: string): Promise<void> {
+  const dir = dirname(file);
+  const prefix = `.${basename(file)}.`;
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const owner = parseOwner(name);
+    if (owner && !pidAlive(owner.pid, owner.start === '0' ? undefined : owner.start))
+      await fsp.rm(join(dir, name), { force: true }).catch(() => {});
+  }
 }

@@ -52,10 +52,24 @@ export class Solver {
   readonly fs: Filesystems;
   /** Layers of this build still being written; steps start before their predecessors' are. */
   readonly layers: LayerQueue;
+  /** Steps that may read the build context (its stat cache) and whose key is not computed yet. */
+  private contextReaders: number;
 
   constructor(private readonly o: SolveOptions) {
     this.fs = new Filesystems(o.store);
     this.layers = new LayerQueue(o.store, o.reporter, o.signal);
+    this.contextReaders = o.graph.stages.reduce((n, s) => n + s.steps.filter(readsContext).length, 0);
+  }
+
+  /**
+   * Once no step will read the context again, its stat cache is written while a RUN's command runs rather
+   * than after the last step, where the build waited for it (~25 ms of this thread for 20,000 files).
+   */
+  commandStarted(): void {
+    if (this.contextReaders > 0 || this.o.dryRun) return;
+    this.o.context.flush().catch(() => {
+      /* save() at the end writes it, or says nothing either: it is only a cache */
+    });
   }
 
   /**
@@ -166,6 +180,7 @@ export class Solver {
     try {
       const kb = new KeyBuilder().addDigest(`parent:${state.keyLabel}`, state.key.replace(/^sha256:/, ''));
       const exec = await this.prepare(stage.index, step, next, kb);
+      if (readsContext(step)) this.contextReaders--;
       const key = kb.key();
       trace(`${label}: key computed`);
       // For --explain (explain-records.ts): the key this step had last time.
@@ -304,6 +319,13 @@ export class Solver {
 
 function isFilesystemStep(step: Step): step is RunStep | CopyStep | WorkdirStep {
   return step.kind === 'run' || step.kind === 'copy' || step.kind === 'add' || step.kind === 'workdir';
+}
+
+/** COPY and ADD (whatever their source: counted alike), RUN with a bind mount. */
+function readsContext(step: Step): boolean {
+  return (
+    step.kind === 'copy' || step.kind === 'add' || (step.kind === 'run' && step.mounts.some((m) => m.type === 'bind'))
+  );
 }
 
 function oneLine(s: string): string {

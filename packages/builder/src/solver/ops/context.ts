@@ -61,6 +61,8 @@ export interface Stages {
   rebuilt(index: number): boolean;
   /** Layers of this build still being written. */
   readonly layers: LayerQueue;
+  /** A RUN's command has started: the build's own thread would only wait for it. */
+  commandStarted(): void;
 }
 
 export interface StepContext {

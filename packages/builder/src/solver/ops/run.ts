@@ -103,6 +103,8 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
         stdout: out,
         stderr: out,
         signal: ctx.opts.signal,
+        // The sandbox's PID 1 exists: from here this thread only waits for the command.
+        onStart: () => ctx.stages.commandStarted(),
       });
       out.end();
       await new Promise((r) => out.once('finish', r));
