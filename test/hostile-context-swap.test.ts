@@ -59,7 +59,7 @@ function state(pid: number): string | undefined {
 }
 
 for (const row of rows) {
-  test(`${row.name}: d swapped for a symlink to the host after the listing fails the build, no host content`, async () => {
+  test(`${row.name}: d swapped for a symlink to the host after listing: the build fails, no host content`, async () => {
     const ctx = context({ Dockerfile: `FROM ${Base}\n${row.dockerfile}\n`, 'd/f': MINE });
     tarOf(join(ctx, 'd', 'a.tar'), MINE);
     const host = tempDir('host');

@@ -22,7 +22,7 @@ const rows: { name: string; files: number; source: string; names: RegExp; native
 ];
 
 for (const row of rows) {
-  test(`${row.name}: d swapped for a symlink to the host after the listing, the hash fails naming the file`, async () => {
+  test(`${row.name}: d swapped for a symlink to the host after listing: the hash fails, naming the file`, async () => {
     if (row.native) assert.ok(nativeWalker(), 'tsbuild-walk is built');
     const base = mkdtempSync(join(tmpdir(), 'context-swap-'));
     try {

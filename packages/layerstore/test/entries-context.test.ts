@@ -122,7 +122,7 @@ test('fileEntry() of a listed file replaced by another file (another inode): ref
   }
 });
 
-test('an unchanged context: the same layer from the walk and from the fileEntry()s, read beneath the root', async () => {
+test('an unchanged context: one layer from the walk and from the fileEntry()s, read beneath the root', async () => {
   const t = tree();
   try {
     const walked = await tarText(await listings[0][1](t));
