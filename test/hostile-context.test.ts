@@ -114,5 +114,36 @@ for (const [name, fails] of fifoRows) {
   });
 }
 
+// --explain names the npm package of a changed node_modules/ file from the context's lockfile: a lockfile that
+// links to a host file was read through the link, and the host's package versions shown. It is read beneath
+// the context as the Dockerfile is: a link out of the context is not followed (no package named).
+test('--explain: a package-lock.json that links to a host lockfile is not read', () => {
+  const host = tempDir('host');
+  const lock = (version: string) =>
+    JSON.stringify({
+      name: 'app',
+      version: '1.0.0',
+      lockfileVersion: 3,
+      requires: true,
+      packages: {
+        '': { name: 'app', version: '1.0.0', dependencies: { lodash: '*' } },
+        'node_modules/lodash': { version },
+      },
+    });
+  writeFileSync(join(host, 'package-lock.json'), lock('9.9.9-host-secret'));
+  const ctx = context({
+    Dockerfile: `FROM ${Base}\nCOPY node_modules/ /app/node_modules/\n`,
+    'package.json': JSON.stringify({ name: 'app', version: '1.0.0', dependencies: { lodash: '*' } }),
+    'node_modules/lodash/index.js': 'one\n',
+  });
+  symlinkSync(join(host, 'package-lock.json'), join(ctx, 'package-lock.json'));
+  ok(tsbuild(['build', '-q', ctx], { root }));
+  writeFileSync(join(ctx, 'node_modules', 'lodash', 'index.js'), 'two\n');
+  const r = ok(tsbuild(['build', '--progress=plain', '--explain', ctx], { root }));
+  assert.match(r.stderr, /miss: file node_modules\/lodash\/index\.js changed/);
+  assert.not.match(r.stdout + r.stderr, /host-secret/, 'the host lockfile was read');
+  cleanup(ctx, host);
+});
+
 test.after(() => cleanup(root));
 test.run();

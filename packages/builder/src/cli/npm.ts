@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Store } from '@tsbuild/layerstore';
+import { readControlFile } from '../context/context.js';
 import type ArboristClass from '@npmcli/arborist';
 
 export interface NpmPackage {
@@ -176,10 +177,34 @@ export class NpmTrees {
   private current(project: string): Promise<Tree | undefined> {
     let tree = this.trees.get(project);
     if (!tree) {
-      tree = this.load(join(this.contextDir, project));
+      tree = this.loadFromContext(project);
       this.trees.set(project, tree);
     }
     return tree;
+  }
+
+  /**
+   * Today's tree of a project of the context, from its manifests copied into a scratch directory (as the earlier
+   * tree is made): each read beneath the context as the Dockerfile is (readControlFile), so a lockfile that links
+   * out of the context is not read (left out: no package is named), never Arborist's reads by path.
+   */
+  private async loadFromContext(project: string): Promise<Tree | undefined> {
+    const dir = mkdtempSync(join(tmpdir(), 'tsbuild-npm-'));
+    try {
+      for (const name of ['package.json', ...lockNames]) {
+        let text: string;
+        try {
+          text = readControlFile(this.contextDir, join(this.contextDir, project, name));
+        } catch {
+          continue; // absent, unreadable, or a link out of the context
+        }
+        mkdirSync(dirname(join(dir, name)), { recursive: true });
+        writeFileSync(join(dir, name), text);
+      }
+      return await this.load(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   /** The lockfile's view (package-lock.json, npm-shrinkwrap.json or node_modules/.package-lock.json); none, none. */
