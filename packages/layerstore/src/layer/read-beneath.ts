@@ -46,7 +46,7 @@ export class BeneathReader {
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) throw changed(what, 'no longer a regular file');
-      if (ino !== undefined && BigInt(st.ino) !== ino) throw changed(what, 'another file now');
+      if (ino !== undefined && st.ino !== Number(ino)) throw changed(what, 'another file now');
     } catch (e) {
       closeSync(fd);
       throw e;
