@@ -123,5 +123,35 @@ test('a COPY into a setgid directory of another group: the RUN sees what the lay
   cleanup(ctx, other, saved);
 });
 
+// A directory the copier fills that also holds an empty directory: the builder makes the empty one (and, as
+// mkdir -p, its missing parents, 0755) before the copier runs, which found the parent there and left its mode.
+// The RUN saw /app/mixed 755 where the layer (and the JS placing, without the copier) said 700.
+for (const copy of ['COPY tree/ /app/', 'COPY tree/ other.txt /app/']) {
+  test(`${copy}: a directory holding files and an empty directory keeps its mode in the snapshot`, () => {
+    const ctx = context({
+      Dockerfile: `FROM ${Base}\n${copy}\nRUN ${LIST} > /listing\n`,
+      'tree/mixed/f': 'f\n',
+      'tree/mixed/sub/g': 'g\n',
+      'other.txt': 'other\n',
+    });
+    makeOddTree(join(ctx, 'tree', 'odd'));
+    mkdirSync(join(ctx, 'tree', 'mixed', 'empty'));
+    mkdirSync(join(ctx, 'tree', 'mixed', 'sub', 'empty2'));
+    chmodSync(join(ctx, 'tree', 'mixed', 'sub'), 0o750);
+    chmodSync(join(ctx, 'tree', 'mixed'), 0o700);
+    ok(tsbuild(['build', '-t', 'mixed:1', ctx], { root }));
+    const seen = ok(tsbuild(['run', '--rm', 'mixed:1', 'cat', '/listing'], { root })).stdout;
+    assert.match(seen, /^\.\/mixed 41c0 /m, 'mixed is 0700');
+    assert.match(seen, /^\.\/mixed\/sub 41e8 /m, 'mixed/sub is 0750');
+    const saved = tempDir('save');
+    ok(tsbuild(['save', '-o', join(saved, 'mixed.tar'), 'mixed:1'], { root }));
+    const other = storeWithBase(tempDir('store'));
+    ok(tsbuild(['load', '-i', join(saved, 'mixed.tar')], { root: other }));
+    const unpacked = ok(tsbuild(['run', '--rm', 'mixed:1', 'sh', '-c', LIST], { root: other })).stdout;
+    assert.is(seen, unpacked, 'the snapshot the RUN saw and the layer');
+    cleanup(ctx, other, saved);
+  });
+}
+
 test.after(() => cleanup(root));
 test.run();

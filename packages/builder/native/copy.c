@@ -16,8 +16,8 @@
  * with the source's permission bits (umask 0), copy_file_range (read/write where it cannot), futimens with
  * the source's times, close both. A symlink: fstatat, readlinkat, symlinkat, utimensat. What is in the way
  * at a file's name is unlinked first (never written through); a directory in the way is an error. The
- * directories on the way that TO lacks are made with the source directory's mode; their times are the
- * builder's to set. Owner: this process's (root, as COPY gives without --chown).
+ * directories on the way that TO lacks are made with the source directory's mode (those it has are given
+ * it); their times are the builder's to set. Owner: this process's (root, as COPY gives without --chown).
  *
  * Exactly the modes asked for, where the kernel would give others (each fixed with fchown/fchmod on the
  * new fd, only where needed):
@@ -184,6 +184,16 @@ static int enter(struct cursor *c, const char *rec, size_t start, size_t upto) {
     }
     flags = (st.st_mode & S_ISGID) ? D_SETGID : 0;
   } else {
+    /* Made before the copier ran, by the builder (an empty directory of the tree and, as mkdir -p, its
+       missing parents, 0755) or by an earlier source of the step: given this source directory's mode, as
+       the layer says (a directory of the step's last source wins). */
+    struct stat dst;
+    if (fstat(d, &dst) < 0 || ((dst.st_mode & 07777) != (st.st_mode & 07777) && fchmod(d, st.st_mode & 07777) < 0)) {
+      int e = errno;
+      close(s);
+      close(d);
+      return fail(rec, upto, "cannot set the directory's mode", e);
+    }
     flags = dir_flags(d);
   }
   if (c->depth + 1 == c->cap) {
