@@ -153,5 +153,34 @@ for (const copy of ['COPY tree/ /app/', 'COPY tree/ other.txt /app/']) {
   });
 }
 
+// Two directory sources with a directory in common merge there, as docker's COPY does (the later one's mode wins):
+// the second source's directory removed the first one's tree, and /app/sub/x was silently lost from the image.
+for (const copy of ['COPY a/ b/ /app/', 'COPY --chmod=750 a/ b/ /app/']) {
+  test(`${copy}: a directory both sources have holds the files of both`, () => {
+    const ctx = context({
+      Dockerfile: `FROM ${Base}\n${copy}\nRUN ${LIST} > /listing\n`,
+      'a/sub/x': 'x\n',
+      'a/sub/deep/x2': 'x2\n',
+      'a/only-a': 'a\n',
+      'b/sub/y': 'y\n',
+      'b/sub/deep/y2': 'y2\n',
+    });
+    chmodSync(join(ctx, 'a', 'sub'), 0o700);
+    chmodSync(join(ctx, 'b', 'sub'), 0o711);
+    ok(tsbuild(['build', '-t', 'merge:1', ctx], { root }));
+    const seen = ok(tsbuild(['run', '--rm', 'merge:1', 'cat', '/listing'], { root })).stdout;
+    for (const f of ['only-a', 'sub/x', 'sub/deep/x2', 'sub/y', 'sub/deep/y2'])
+      assert.match(seen, new RegExp(`^\\./${f} `, 'm'), f);
+    if (!copy.includes('--chmod')) assert.match(seen, /^\.\/sub 41c9 /m, 'sub has the mode of the later source (0711)');
+    const saved = tempDir('save');
+    ok(tsbuild(['save', '-o', join(saved, 'merge.tar'), 'merge:1'], { root }));
+    const other = storeWithBase(tempDir('store'));
+    ok(tsbuild(['load', '-i', join(saved, 'merge.tar')], { root: other }));
+    const unpacked = ok(tsbuild(['run', '--rm', 'merge:1', 'sh', '-c', LIST], { root: other })).stdout;
+    assert.is(seen, unpacked, 'the snapshot the RUN saw and the layer');
+    cleanup(ctx, other, saved);
+  });
+}
+
 test.after(() => cleanup(root));
 test.run();

@@ -191,7 +191,13 @@ async function writeFile(
   const uid = owner?.uid ?? f.uid;
   const gid = owner?.gid ?? f.gid;
   const r = rel(path);
-  // A later source replaces what an earlier one put here: removed, never written through.
+  // A directory where an earlier source put one merges with it, as docker's COPY does (this source's mode and
+  // owner win); anything else a later source replaces: removed, never written through.
+  if (f.kind === 'dir' && staging.fs.lstat(r)?.isDirectory()) {
+    staging.fs.setDirMeta(r, mode ?? f.mode, uid, gid);
+    staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime);
+    return;
+  }
   if (staging.mayHold(path) || f.kind === 'dir') staging.fs.remove(r);
   switch (f.kind) {
     case 'dir':

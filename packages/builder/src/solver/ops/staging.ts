@@ -120,11 +120,15 @@ export class Staging {
     this.add({ path, type: 'directory', ...meta, mtime: seconds(mtime) });
   }
 
-  /** Records an entry (path absolute in the image); replacing a path drops what was below it. */
+  /**
+   * Records an entry (path absolute in the image); replacing a path drops what was below it, unless a directory
+   * replaces a directory (two sources' directories merge: the entry keeps its place, before what is below it).
+   */
   add(entry: Entry): void {
     if (this.tree) throw new Error('internal: an entry placed beside a streamed tree');
     const key = entry.path.replace(/^\/+/, '');
-    if (this.placed.has(key)) {
+    const old = this.placed.get(key);
+    if (old && !(old.type === 'directory' && entry.type === 'directory')) {
       for (const k of [...this.placed.keys()]) if (k.startsWith(key + '/')) this.placed.delete(k);
       // A file other entries are hard links to is going: the list can no longer say what they
       // are (the links keep the old file), the directory walk can.
