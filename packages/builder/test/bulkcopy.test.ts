@@ -174,6 +174,16 @@ const rows: Row[] = [
     fails: /item\/x\/y: cannot open the file in the build context: No such file or directory/,
   },
   {
+    // The copier prints the name as it is: a terminal would have run the escape sequence and split the line.
+    name: 'a file with control characters in its name gone after the listing: the error shows them escaped',
+    before: (d) => {
+      files(d, { 'x/bad\x1b[2Jname\nz': 'y\n' });
+      return [['x/bad\x1b[2Jname\nz', 'file']];
+    },
+    between: (d) => rmSync(join(d.ctx, 'item', 'x', 'bad\x1b[2Jname\nz')),
+    fails: /^copying from the build context failed: item\/x\/bad\\x1b\[2Jname\\x0az: cannot open the file in the/,
+  },
+  {
     name: 'a symlink in the staging dir where a directory goes (an earlier source left it): not written through',
     before: (d) => {
       files(d, { 'sub/f': 'ctx\n' });

@@ -4,6 +4,7 @@
 // context (untrusted: a directory swapped for a link mid-build) and in the staging dir alike.
 import { spawn } from 'node:child_process';
 import { nativeProgram } from '../../native.js';
+import { displayName } from '../../context/listing.js';
 
 /** A file or a symlink to copy (what the copier is told it is, and checks). */
 export type CopyKind = 'file' | 'symlink';
@@ -105,15 +106,28 @@ export class BulkCopy {
       return Promise.reject(new Error('tsbuild-copy is missing (packages/builder/native/build): build the package'));
     return new Promise((resolve, reject) => {
       const child = spawn(copier, [this.from, job.item, this.to, job.target], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let err = '';
+      const said: Buffer[] = [];
+      let saidBytes = 0;
       // The copier says one line, which may name a long path: its start is kept.
-      child.stderr.on('data', (b) => err.length < 16384 && (err += b));
+      child.stderr.on('data', (b: Buffer) => {
+        if (saidBytes >= 16384) return;
+        said.push(b);
+        saidBytes += b.length;
+      });
       child.on('error', (e) => reject(new Error(`cannot run ${copier}: ${(e as NodeJS.ErrnoException).code}`)));
       child.on('close', (code, signal) => {
         if (code === 0) return resolve();
-        const said = err.trim().replace(/^tsbuild-copy: /, '');
-        const why = said || `tsbuild-copy ${signal ? `was killed by ${signal}` : `exited ${code}`}`;
-        reject(new Error(`copying from the build context failed: ${job.item ? `${job.item}/` : ''}${why}`));
+        // The name as it is in the context: its control characters (a newline, a terminal's escapes) escaped.
+        const line = displayName(
+          Buffer.concat(said)
+            .toString()
+            .trim()
+            .replace(/^tsbuild-copy: /, ''),
+        );
+        const why = line || `tsbuild-copy ${signal ? `was killed by ${signal}` : `exited ${code}`}`;
+        reject(
+          new Error(`copying from the build context failed: ${job.item ? `${displayName(job.item)}/` : ''}${why}`),
+        );
       });
       child.stdin.on('error', () => {});
       child.stdin.end(job.list.bytes());
