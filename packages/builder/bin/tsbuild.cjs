@@ -76,8 +76,12 @@ const stale = cachedData === undefined || script.cachedDataRejected === true || 
 // by itself: a large build's short-lived objects are partly promoted, and RSS followed the heap's growth (a cold
 // build of 200,000 context files: ~400 MB against ~500, the same CPU time; bench/RESULTS.md, issue 17). Set
 // after the code cache is read, and put back before one is written: V8 refuses a cache made under other flags.
+// The flags set are named in the global below: the build adds to them (src/context/young.ts), and layerstore's
+// hashing thread sets them again once its isolate is up (a new isolate puts some back for the whole process).
 const v8 = require('node:v8');
-v8.setFlagsFromString('--heap-growing-percent=50');
+const flags = '--heap-growing-percent=50';
+globalThis[Symbol.for('tsbuild.v8-flags')] = flags;
+v8.setFlagsFromString(flags);
 
 mod.exports.main(argv, early).then(
   (code) => {
@@ -93,7 +97,7 @@ mod.exports.main(argv, early).then(
 );
 
 function writeCache() {
-  v8.setFlagsFromString('--heap-growing-percent=0');
+  v8.setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
     const fd = openSync(tmp, 'w', 0o644);

@@ -53,6 +53,39 @@ test('content hashes whose output file cannot be written come through pipes, all
   assert.ok(limited.equals(whole));
 });
 
+// The paths to hash as pieces made while the walker reads them (tree.ts: 1 MiB each), split anywhere, even inside
+// a path; iterated again when the walker runs a second time through pipes.
+const pieceCases: [name: string, size: number][] = [
+  ['one piece', Infinity],
+  ['pieces that split paths', 97],
+  ['a byte at a time', 1],
+];
+for (const [name, size] of pieceCases)
+  test(`content hashes of paths given as pieces are those of the paths given whole: ${name}`, async () => {
+    const real = nativeWalker();
+    if (!real) return skip('tsbuild-walk is not built');
+    const ctx = context();
+    const paths = Buffer.from(
+      Array.from({ length: 300 }, (_, i) => `${join(ctx, `dir${i % 10}`, `file-${Math.floor(i / 10)}.txt`)}\0`).join(
+        '',
+      ),
+    );
+    let made = 0;
+    const pieces: Iterable<Buffer> = {
+      *[Symbol.iterator]() {
+        for (let at = 0; at < paths.length; at += Math.min(size, paths.length)) {
+          made++;
+          yield paths.subarray(at, Math.min(at + size, paths.length));
+        }
+      },
+    };
+    const whole = await sha256NativeRaw(real, paths);
+    assert.ok(whole.equals(await sha256NativeRaw(real, pieces, 300)));
+    const once = made;
+    assert.ok(whole.equals(await sha256NativeRaw(limitedWalker(real), pieces, 300)));
+    assert.ok(made > 2 * once - 1, `the pieces were made again for the second walk (${made} after ${once})`);
+  });
+
 test("a walker's own complaint is still said as it is", async () => {
   const real = nativeWalker();
   if (!real) return skip('tsbuild-walk is not built');

@@ -2,6 +2,7 @@
 // files, and hashing 175 MB of tar there was the largest part of a 20,000-file COPY's layer write after the
 // reads (0.15-0.25 s), while the second core waited for it. The worker hashes what it is sent, in order,
 // with the same OpenSSL sha256 the main thread would use.
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 
 // Evaluated as CommonJS in the worker: no file to find next to a bundle.
@@ -31,6 +32,12 @@ export class ThreadHash {
     this.worker.on('message', (m: unknown) => {
       if (typeof m === 'string') this.final?.resolve(m);
       else this.acks.shift()?.resolve();
+    });
+    // Making the worker's isolate set V8's --semi-space-growth-factor back to at least 2 for the whole process
+    // (V8's Heap::ConfigureHeap): the flags the CLI's loader (builder's bin/tsbuild.cjs) chose are set again.
+    this.worker.once('online', () => {
+      const flags: unknown = (globalThis as Record<symbol, unknown>)[Symbol.for('tsbuild.v8-flags')];
+      if (typeof flags === 'string') setFlagsFromString(flags);
     });
     this.worker.on('error', (e: Error) => this.fail(e));
     this.worker.on('exit', () => this.fail(new Error('the hashing thread exited')));

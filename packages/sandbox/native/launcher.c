@@ -214,6 +214,15 @@ static void parse_spec(void) {
   }
   close(SPEC_FD);
   buf[len] = 0;
+  // A whole spec ends with the token "end=1" (spec.ts). Read up to EOF, a spec whose writer was killed mid-write
+  // (before our PDEATHSIG was armed) is cut short: its head alone may be runnable, without the namespace to join,
+  // the cgroups or the capabilities to drop that its tail held.
+  static const char end[] = "end=1";
+  if (len < sizeof end || memcmp(buf + len - sizeof end, end, sizeof end) || (len > sizeof end && buf[len - sizeof end - 1])) {
+    errno = EPIPE;
+    die("spec truncated (its writer ended before it was whole)");
+  }
+  len -= sizeof end;
   struct mnt *cur = NULL;
   for (size_t i = 0; i < len;) {
     char *tok = buf + i;
@@ -1268,11 +1277,24 @@ static pid_t rootless_helper_start(int fds[3]) {
 static int spawn_fds[4] = { -1, -1, -1, -1 };  // stdin, stdout, stderr, status: moved out of 5..8
 static pid_t launched;
 
+// The launcher could not be started: said where tsbuild waits for the launcher's report (its status pipe,
+// as a "setup" line), whose EOF (the last copy closed here) ends the wait. Reported on our own status
+// fd, tsbuild would wait for ever.
+static void launch_failed(const char *what) {
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "setup the network holder cannot start the container's launcher: %s: %s\n",
+                   what, strerror(errno));
+  if (n > (int)sizeof buf - 1) n = sizeof buf - 1;
+  if (spawn_fds[3] >= 0) (void)!write(spawn_fds[3], buf, n);
+  for (int i = 0; i < 4; i++) close(spawn_fds[i]), spawn_fds[i] = -1;
+}
+
 static void launch_container(const char *spec, size_t len) {
   int sp[2];
-  if (spawn_fds[0] < 0 || pipe2(sp, O_CLOEXEC) < 0) { status("launch failed: %s", strerror(errno)); return; }
+  if (spawn_fds[0] < 0) return;
+  if (pipe2(sp, O_CLOEXEC) < 0) { launch_failed("pipe"); return; }
   pid_t pid = fork();
-  if (pid < 0) { status("launch failed: fork: %s", strerror(errno)); close(sp[0]), close(sp[1]); return; }
+  if (pid < 0) { int e = errno; close(sp[0]), close(sp[1]); errno = e; launch_failed("fork"); return; }
   if (pid == 0) {
     sigset_t none;
     sigemptyset(&none);
@@ -1302,12 +1324,21 @@ static void launch_container(const char *spec, size_t len) {
 static char *lifeline_buf;
 static size_t lifeline_len, lifeline_cap;
 
+static void lifeline_reset(void) {
+  free(lifeline_buf);
+  lifeline_buf = NULL;
+  lifeline_len = lifeline_cap = 0;
+}
+
+// A request that cannot be served fails the launch (tsbuild hears why), not the holder: the network stays.
 static void lifeline_data(const char *b, size_t n) {
   if (!S.spawner || launched || spawn_fds[0] < 0) return;
   if (lifeline_len + n > lifeline_cap) {
     size_t cap = lifeline_cap ? lifeline_cap : 65536;
     while (cap < lifeline_len + n) cap *= 2;
-    if (cap > SPEC_MAX + 64 || !(lifeline_buf = realloc(lifeline_buf, cap))) { status("launch failed: spec too large"); _exit(125); }
+    char *grown = cap > SPEC_MAX + 64 ? (errno = E2BIG, NULL) : realloc(lifeline_buf, cap);
+    if (!grown) { launch_failed("spec too large"); lifeline_reset(); return; }
+    lifeline_buf = grown;
     lifeline_cap = cap;
   }
   memcpy(lifeline_buf + lifeline_len, b, n);
@@ -1315,13 +1346,13 @@ static void lifeline_data(const char *b, size_t n) {
   char *nl = memchr(lifeline_buf, '\n', lifeline_len);
   if (!nl) return;
   unsigned long len;
-  if (sscanf(lifeline_buf, "launch %lu\n", &len) != 1 || len > SPEC_MAX) { status("launch failed: bad request"); _exit(125); }
+  if (sscanf(lifeline_buf, "launch %lu\n", &len) != 1) { errno = EINVAL; launch_failed("bad request"); lifeline_reset(); return; }
+  // As parse_spec's bound for a spec that tsbuild hands the launcher itself.
+  if (len + 1 >= SPEC_MAX) { errno = E2BIG; launch_failed("spec too large"); lifeline_reset(); return; }
   size_t head = (size_t)(nl + 1 - lifeline_buf);
   if (lifeline_len - head < len) return;
   launch_container(nl + 1, len);
-  free(lifeline_buf);
-  lifeline_buf = NULL;
-  lifeline_len = lifeline_cap = 0;
+  lifeline_reset();
 }
 
 __attribute__((noreturn)) static void holder_main(void) {
@@ -1412,6 +1443,9 @@ __attribute__((noreturn)) static void holder_main(void) {
       if (launched > 0 && waitpid(launched, &st, WNOHANG) == launched) launched = -1;  // it reported its end itself
       if (!helper) continue;
       if (waitpid(helper, &st, WNOHANG) == helper) {
+        // A container we forked runs on without it (it can no longer reach out), as one that tsbuild forked
+        // does: its launcher dies with us (PDEATHSIG), so we stay until the lifeline ends.
+        if (launched > 0) { helper = 0; continue; }
         status("setup the network helper %s ended (%s %d)", S.helper[0], WIFSIGNALED(st) ? "signal" : "exit",
                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         _exit(125);

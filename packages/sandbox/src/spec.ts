@@ -1,7 +1,9 @@
 // Serialises a run for the launcher: NUL-terminated "key=value" tokens, the simplest thing C can
-// parse safely (no quoting, no nesting). Mount fields follow their "mount=" token.
+// parse safely (no quoting, no nesting). Mount fields follow their "mount=" token. The last token is
+// "end=1" (ended()): the launcher refuses a spec without it, cut short by a writer killed mid-write.
 import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
 import type { LauncherOutcome, Mount, Rlimit } from './types.js';
+import type { Readable } from 'node:stream';
 
 export interface LauncherSpec {
   lowerdirs: string[];
@@ -73,7 +75,7 @@ export function encodeExecSpec(s: LauncherExecSpec): Buffer {
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
   if (s.tty) t.push(token('tty', 1));
   if (s.noNetRaw) t.push(token('netraw', 0));
-  return Buffer.from(t.join(''));
+  return ended(t);
 }
 
 /** netholder mode: a network namespace held open, `helper` (pasta's argv) connecting it (see network.ts). */
@@ -81,7 +83,7 @@ export function encodeHolderSpec(helper: string[], rootless = false, spawner = f
   const t = [token('netholder', 1), ...helper.map((a) => token('helper', a))];
   if (rootless) t.push(token('rootless', 1));
   if (spawner) t.push(token('spawner', 1));
-  return Buffer.from(t.join(''));
+  return ended(t);
 }
 
 /** O_TMPFILE (Linux >= 3.11; not in fs.constants): an unnamed file in a directory, gone with its last fd. */
@@ -109,6 +111,11 @@ export function specFile(dir: string, spec: Buffer): number | undefined {
     closeSync(fd);
     return undefined;
   }
+}
+
+/** The tokens and the closing "end=1" that says the spec is whole (launcher.c parse_spec). */
+function ended(tokens: string[]): Buffer {
+  return Buffer.from(tokens.join('') + token('end', 1));
 }
 
 function token(key: string, value: string | number): string {
@@ -150,10 +157,31 @@ export function encodeSpec(s: LauncherSpec): Buffer {
     if (m.type === 'bind') t.push(token('msource', m.source ?? ''));
     if (m.size !== undefined) t.push(token('msize', Math.floor(m.size)));
   });
-  return Buffer.from(t.join(''));
+  return ended(t);
 }
 
 export type { LauncherOutcome };
+
+/**
+ * Collects what a launcher writes on its status fd, and reports its container's first process once
+ * (`pid N`, the onStart of a run or an exec); the text is read at the fd's end (parseOutcome).
+ */
+export function collectStatus(stream: Readable, onStart?: (pid: number) => void): () => string {
+  let status = '';
+  let started = false;
+  stream.setEncoding('utf8');
+  stream.on('data', (s: string) => {
+    status += s;
+    if (!started && onStart) {
+      const m = status.match(/^pid (\d+)$/m);
+      if (m) {
+        started = true;
+        onStart(Number(m[1]));
+      }
+    }
+  });
+  return () => status;
+}
 
 /**
  * Parses the first outcome line the launcher wrote on fd 4 ("pid N" lines skipped, and a spawner

@@ -4,10 +4,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects } from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LayerMissingError, RootView } from '../src/index.js';
+import { LayerMissingError, RootView, type ViewEntry } from '../src/index.js';
 
 function stack() {
   const dir = mkdtempSync(join(tmpdir(), 'rootview-'));
@@ -43,6 +44,59 @@ for (const [name, read] of reads) {
     rmSync(upper, { recursive: true });
     const named = (e: unknown) => e instanceof LayerMissingError && e.message.includes(upper);
     await rejects(() => read(view), named);
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+/**
+ * A running container's upper dir changes under the view (exec's user lookup reads it): each row replaces
+ * something between readFile's lookup and its open, which a subclass makes deterministic. The host file
+ * (outside every layer) must never be read, and nothing may wait on a FIFO.
+ */
+const swaps: [string, (upper: string, host: string) => void][] = [
+  [
+    'the parent directory becomes a symlink to a host directory',
+    (upper, host) => {
+      renameSync(join(upper, 'etc'), join(upper, 'etc.old'));
+      symlinkSync(host, join(upper, 'etc'));
+    },
+  ],
+  [
+    'the file becomes a symlink to a host file',
+    (upper, host) => {
+      rmSync(join(upper, 'etc', 'conf'));
+      symlinkSync(join(host, 'conf'), join(upper, 'etc', 'conf'));
+    },
+  ],
+  [
+    'the file becomes a FIFO',
+    (upper) => {
+      rmSync(join(upper, 'etc', 'conf'));
+      execFileSync('mkfifo', [join(upper, 'etc', 'conf')]);
+    },
+  ],
+];
+
+for (const [name, swap] of swaps) {
+  test(`readFile of a file replaced after its lookup: ${name}: never the host's`, async () => {
+    const { dir, lower, upper } = stack();
+    const host = join(dir, 'host');
+    mkdirSync(host);
+    writeFileSync(join(host, 'conf'), 'host secret\n');
+    let swapped = false;
+    class Changing extends RootView {
+      override async stat(path: string): Promise<ViewEntry | undefined> {
+        const e = await super.stat(path);
+        if (!swapped) {
+          swapped = true;
+          swap(upper, host);
+        }
+        return e;
+      }
+    }
+    const got = await new Changing([upper, lower], () => false).readFile('/etc/conf').catch((e: Error) => e);
+    assert.ok(swapped);
+    assert.not.ok(got instanceof Buffer && got.toString().includes('host secret'), `read the host's file`);
     rmSync(dir, { recursive: true, force: true });
   });
 }

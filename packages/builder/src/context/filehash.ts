@@ -47,9 +47,18 @@ export async function sha256Native(walker: string, paths: Buffer): Promise<(Buff
 /**
  * The same answers as they come, 33 bytes a path: an errno byte (0: hashed), then the sha256. For a caller
  * that reads them one at a time (a Buffer object per file of a 200,000-file context is ~20 MB of heap).
+ * `paths`: one buffer, or pieces made as the walker reads them (iterated afresh if it is run again), then with
+ * `count`, the number of paths in all.
  */
-export async function sha256NativeRaw(walker: string, paths: Buffer): Promise<Buffer> {
-  const count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
+export async function sha256NativeRaw(
+  walker: string,
+  paths: Buffer | Iterable<Buffer>,
+  count?: number,
+): Promise<Buffer> {
+  if (count === undefined) {
+    if (!Buffer.isBuffer(paths)) throw new Error('internal: paths in pieces without their count');
+    count = paths.reduce((n, b) => (b === 0 ? n + 1 : n), 0);
+  }
   const all = await runWalker(walker, ['--sha256'], paths);
   if (all.length !== count * 33)
     throw new Error(`tsbuild-walk --sha256 answered ${all.length} bytes for ${count} files`);

@@ -110,7 +110,7 @@ export interface SpawnedWalker {
  * (SIGKILL); the promise then rejects once the process is reaped, so no walker outlives a caller that
  * gave up on it.
  */
-export async function runWalker(walker: string, args: string[], stdin?: Buffer, signal?: AbortSignal): Promise<Buffer> {
+export async function runWalker(walker: string, args: string[], stdin?: Input, signal?: AbortSignal): Promise<Buffer> {
   if (signal?.aborted) throw signal.reason as Error;
   return retried(awaitWalker(spawnWalker(walker, args, stdin), walker, args, signal), walker, args, stdin, signal);
 }
@@ -124,7 +124,7 @@ async function retried(
   first: Promise<Buffer>,
   walker: string,
   args: string[],
-  stdin: Buffer | undefined,
+  stdin: Input | undefined,
   signal: AbortSignal | undefined,
 ): Promise<Buffer> {
   try {
@@ -135,10 +135,16 @@ async function retried(
   }
 }
 
+/**
+ * A walker's standard input: one buffer, or pieces made as it reads them (a 200,000-file context's paths to hash
+ * are 15 MB as one buffer); iterated afresh if the walker is run again.
+ */
+export type Input = Buffer | Iterable<Buffer>;
+
 /** A walker that failed while its output went to files. */
 class ThroughFiles extends Error {}
 
-export function spawnWalker(walker: string, args: string[], stdin?: Buffer, files = true): SpawnedWalker {
+export function spawnWalker(walker: string, args: string[], stdin?: Input, files = true): SpawnedWalker {
   // The output goes to unnamed files, not pipes: a pipe holds 64 KiB, so a walker that is done
   // would wait for this thread to drain it chunk by chunk, a turn of the event loop each, while the
   // build is busy elsewhere; a file takes the whole listing at once, read here in one go. And with
@@ -165,8 +171,19 @@ export function spawnWalker(walker: string, args: string[], stdin?: Buffer, file
     child.on('close', (code, sig) => resolve({ code, signal: sig }));
   });
   if (stdin) {
-    child.stdin!.on('error', () => {});
-    child.stdin!.end(stdin);
+    const to = child.stdin!;
+    to.on('error', () => {});
+    if (Buffer.isBuffer(stdin)) to.end(stdin);
+    else {
+      // A piece at a time, the next when the pipe has taken the last: a walker that dies leaves the rest unmade.
+      const pieces = stdin[Symbol.iterator]();
+      const more = (): void => {
+        for (let r = pieces.next(); !r.done; r = pieces.next())
+          if (!to.write(r.value)) return void to.once('drain', more);
+        to.end();
+      };
+      more();
+    }
   }
   return { child, out, err, chunks, errChunks, ended };
 }

@@ -250,8 +250,8 @@ export class Beneath {
     }
   }
 
-  /** Sets the times of directory `rel`. */
-  setDirTimes(rel: string, mtime: Date): void {
+  /** Sets the times of directory `rel` (a number: seconds since the epoch, as utimes takes). */
+  setDirTimes(rel: string, mtime: Date | number): void {
     const fd = this.open(this.root, rel, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
     try {
       futimesSync(fd, mtime, mtime);

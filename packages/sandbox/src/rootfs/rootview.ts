@@ -132,16 +132,28 @@ export class RootView {
   }
 
   async readFile(path: string): Promise<Buffer | undefined> {
-    const e = await this.stat(path);
-    if (!e || !e.stat.isFile()) return undefined;
-    // Opened without following a link and without waiting on a FIFO: in a running container's upper dir
-    // (exec's user lookup) the file may have been replaced since the stat above.
-    const fd = openSync(e.host, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-    try {
-      return fstatSync(fd).isFile() ? readFileSync(fd) : undefined;
-    } finally {
-      closeSync(fd);
+    // In a running container's upper dir (exec's user lookup) the file, or a directory above it, may be replaced
+    // between the lookup and the open: by a FIFO (opened without waiting), or by a symlink, which the host's open
+    // would follow out of the root. What is opened must be the file that was looked up (its device and inode);
+    // otherwise it is looked up again (a file replaced by a rename, as useradd does), a few times.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const e = await this.stat(path);
+      if (!e || !e.stat.isFile()) return undefined;
+      let fd: number;
+      try {
+        fd = openSync(e.host, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+      } catch (x) {
+        if (['ENOENT', 'ENOTDIR', 'ELOOP', 'ENXIO'].includes((x as NodeJS.ErrnoException).code ?? '')) continue;
+        throw x;
+      }
+      try {
+        const st = fstatSync(fd);
+        if (st.isFile() && st.dev === e.stat.dev && st.ino === e.stat.ino) return readFileSync(fd);
+      } finally {
+        closeSync(fd);
+      }
     }
+    return undefined;
   }
 
   /** Names in a directory (canonical path), merged across layers, whiteouts applied. */
