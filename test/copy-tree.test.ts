@@ -167,11 +167,14 @@ for (const copy of ['COPY a/ b/ /app/', 'COPY --chmod=750 a/ b/ /app/']) {
     });
     chmodSync(join(ctx, 'a', 'sub'), 0o700);
     chmodSync(join(ctx, 'b', 'sub'), 0o711);
+    utimesSync(join(ctx, 'a', 'sub'), new Date('2001-01-01T00:00:00Z'), new Date('2001-01-01T00:00:00Z'));
+    utimesSync(join(ctx, 'b', 'sub'), new Date('2002-02-02T00:00:00Z'), new Date('2002-02-02T00:00:00Z'));
     ok(tsbuild(['build', '-t', 'merge:1', ctx], { root }));
     const seen = ok(tsbuild(['run', '--rm', 'merge:1', 'cat', '/listing'], { root })).stdout;
     for (const f of ['only-a', 'sub/x', 'sub/deep/x2', 'sub/y', 'sub/deep/y2'])
       assert.match(seen, new RegExp(`^\\./${f} `, 'm'), f);
     if (!copy.includes('--chmod')) assert.match(seen, /^\.\/sub 41c9 /m, 'sub has the mode of the later source (0711)');
+    assert.match(seen, /^\.\/sub \S+ 0:0 1012608000 /m, 'sub has the mtime of the later source');
     const saved = tempDir('save');
     ok(tsbuild(['save', '-o', join(saved, 'merge.tar'), 'merge:1'], { root }));
     const other = storeWithBase(tempDir('store'));

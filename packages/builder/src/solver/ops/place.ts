@@ -195,7 +195,7 @@ async function writeFile(
   // owner win); anything else a later source replaces: removed, never written through.
   if (f.kind === 'dir' && staging.fs.lstat(r)?.isDirectory()) {
     staging.fs.setDirMeta(r, mode ?? f.mode, uid, gid);
-    staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime);
+    staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime, true);
     return;
   }
   if (staging.mayHold(path) || f.kind === 'dir') staging.fs.remove(r);
@@ -203,7 +203,8 @@ async function writeFile(
     case 'dir':
       // Its parents may be left to the copier (place()), which has not run yet: make them as mkdir -p would.
       staging.fs.mkdir(r, mode ?? f.mode, uid, gid, true);
-      staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime);
+      // What a later source replaced may have been a directory recorded before.
+      staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime, staging.mayHold(path));
       return;
     case 'symlink':
       staging.fs.symlink(r, f.linkname!, uid, gid, f.mtime);
