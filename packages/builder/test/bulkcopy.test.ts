@@ -269,6 +269,17 @@ const rows: Row[] = [
     },
   },
   {
+    // The builder kept the first 16 KiB of what the copier said: past that, the reason was cut off.
+    name: 'a file gone below a path of 24 KB: the error still says why',
+    before: (d) => {
+      const parts = [...longParts(), ...longParts().map((p) => `${p}2`), ...longParts().map((p) => `${p}3`)];
+      assert.is(deep(join(d.ctx, 'item'), parts, 'mkdir $_ or die "$_: $!";', ''), '');
+      return [[`${parts.join('/')}/gone`, 'file']];
+    },
+    fails:
+      /^copying from the build context failed: item\/000d+\/.*\/gone: cannot open the file in the build context: No such file or directory$/s,
+  },
+  {
     name: 'setuid, setgid and sticky bits, modes, times, empty files and symlinks: kept (owner: ours)',
     before: (d) => {
       files(d, { 'bin/su': 'su\n', 'bin/sg': 'sg\n', empty: '', 'priv/x': 'x\n', 'sticky/t': 't\n', 'g/h': 'h\n' });

@@ -43,6 +43,9 @@ export class NameList {
   }
 }
 
+/** Bytes kept of the start and of the end of what the copier says. */
+const SaidKept = 8192;
+
 export class BulkCopy {
   private readonly jobs = new Map<string, Job>();
 
@@ -106,23 +109,24 @@ export class BulkCopy {
       return Promise.reject(new Error('tsbuild-copy is missing (packages/builder/native/build): build the package'));
     return new Promise((resolve, reject) => {
       const child = spawn(copier, [this.from, job.item, this.to, job.target], { stdio: ['pipe', 'ignore', 'pipe'] });
-      const said: Buffer[] = [];
-      let saidBytes = 0;
-      // The copier says one line, which may name a long path: its start is kept.
+      // The copier says one line, which may name a path of any length: its start and its end (the reason) are kept.
+      let head = Buffer.alloc(0);
+      let tail = Buffer.alloc(0);
+      let cut = false;
       child.stderr.on('data', (b: Buffer) => {
-        if (saidBytes >= 16384) return;
-        said.push(b);
-        saidBytes += b.length;
+        const take = b.subarray(0, Math.max(0, SaidKept - head.length));
+        head = Buffer.concat([head, take]);
+        tail = Buffer.concat([tail, b.subarray(take.length)]);
+        if (tail.length <= SaidKept) return;
+        tail = tail.subarray(tail.length - SaidKept);
+        cut = true;
       });
       child.on('error', (e) => reject(new Error(`cannot run ${copier}: ${(e as NodeJS.ErrnoException).code}`)));
       child.on('close', (code, signal) => {
         if (code === 0) return resolve();
         // The name as it is in the context: its control characters (a newline, a terminal's escapes) escaped.
         const line = displayName(
-          Buffer.concat(said)
-            .toString()
-            .trim()
-            .replace(/^tsbuild-copy: /, ''),
+          `${head.toString()}${cut ? '…' : ''}${tail.toString()}`.trim().replace(/^tsbuild-copy: /, ''),
         );
         const why = line || `tsbuild-copy ${signal ? `was killed by ${signal}` : `exited ${code}`}`;
         reject(
