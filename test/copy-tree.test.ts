@@ -123,5 +123,67 @@ test('a COPY into a setgid directory of another group: the RUN sees what the lay
   cleanup(ctx, other, saved);
 });
 
+// A directory the copier fills that also holds an empty directory: the builder makes the empty one (and, as
+// mkdir -p, its missing parents, 0755) before the copier runs, which found the parent there and left its mode.
+// The RUN saw /app/mixed 755 where the layer (and the JS placing, without the copier) said 700.
+for (const copy of ['COPY tree/ /app/', 'COPY tree/ other.txt /app/']) {
+  test(`${copy}: a directory holding files and an empty directory keeps its mode in the snapshot`, () => {
+    const ctx = context({
+      Dockerfile: `FROM ${Base}\n${copy}\nRUN ${LIST} > /listing\n`,
+      'tree/mixed/f': 'f\n',
+      'tree/mixed/sub/g': 'g\n',
+      'other.txt': 'other\n',
+    });
+    makeOddTree(join(ctx, 'tree', 'odd'));
+    mkdirSync(join(ctx, 'tree', 'mixed', 'empty'));
+    mkdirSync(join(ctx, 'tree', 'mixed', 'sub', 'empty2'));
+    chmodSync(join(ctx, 'tree', 'mixed', 'sub'), 0o750);
+    chmodSync(join(ctx, 'tree', 'mixed'), 0o700);
+    ok(tsbuild(['build', '-t', 'mixed:1', ctx], { root }));
+    const seen = ok(tsbuild(['run', '--rm', 'mixed:1', 'cat', '/listing'], { root })).stdout;
+    assert.match(seen, /^\.\/mixed 41c0 /m, 'mixed is 0700');
+    assert.match(seen, /^\.\/mixed\/sub 41e8 /m, 'mixed/sub is 0750');
+    const saved = tempDir('save');
+    ok(tsbuild(['save', '-o', join(saved, 'mixed.tar'), 'mixed:1'], { root }));
+    const other = storeWithBase(tempDir('store'));
+    ok(tsbuild(['load', '-i', join(saved, 'mixed.tar')], { root: other }));
+    const unpacked = ok(tsbuild(['run', '--rm', 'mixed:1', 'sh', '-c', LIST], { root: other })).stdout;
+    assert.is(seen, unpacked, 'the snapshot the RUN saw and the layer');
+    cleanup(ctx, other, saved);
+  });
+}
+
+// Two directory sources with a directory in common merge there, as docker's COPY does (the later one's mode wins):
+// the second source's directory removed the first one's tree, and /app/sub/x was silently lost from the image.
+for (const copy of ['COPY a/ b/ /app/', 'COPY --chmod=750 a/ b/ /app/']) {
+  test(`${copy}: a directory both sources have holds the files of both`, () => {
+    const ctx = context({
+      Dockerfile: `FROM ${Base}\n${copy}\nRUN ${LIST} > /listing\n`,
+      'a/sub/x': 'x\n',
+      'a/sub/deep/x2': 'x2\n',
+      'a/only-a': 'a\n',
+      'b/sub/y': 'y\n',
+      'b/sub/deep/y2': 'y2\n',
+    });
+    chmodSync(join(ctx, 'a', 'sub'), 0o700);
+    chmodSync(join(ctx, 'b', 'sub'), 0o711);
+    utimesSync(join(ctx, 'a', 'sub'), new Date('2001-01-01T00:00:00Z'), new Date('2001-01-01T00:00:00Z'));
+    utimesSync(join(ctx, 'b', 'sub'), new Date('2002-02-02T00:00:00Z'), new Date('2002-02-02T00:00:00Z'));
+    ok(tsbuild(['build', '-t', 'merge:1', ctx], { root }));
+    const seen = ok(tsbuild(['run', '--rm', 'merge:1', 'cat', '/listing'], { root })).stdout;
+    for (const f of ['only-a', 'sub/x', 'sub/deep/x2', 'sub/y', 'sub/deep/y2'])
+      assert.match(seen, new RegExp(`^\\./${f} `, 'm'), f);
+    if (!copy.includes('--chmod')) assert.match(seen, /^\.\/sub 41c9 /m, 'sub has the mode of the later source (0711)');
+    assert.match(seen, /^\.\/sub \S+ 0:0 1012608000 /m, 'sub has the mtime of the later source');
+    const saved = tempDir('save');
+    ok(tsbuild(['save', '-o', join(saved, 'merge.tar'), 'merge:1'], { root }));
+    const other = storeWithBase(tempDir('store'));
+    ok(tsbuild(['load', '-i', join(saved, 'merge.tar')], { root: other }));
+    const unpacked = ok(tsbuild(['run', '--rm', 'merge:1', 'sh', '-c', LIST], { root: other })).stdout;
+    assert.is(seen, unpacked, 'the snapshot the RUN saw and the layer');
+    cleanup(ctx, other, saved);
+  });
+}
+
 test.after(() => cleanup(root));
 test.run();

@@ -13,11 +13,11 @@
  * a path may be longer than PATH_MAX (it is never passed whole to the kernel).
  *
  * Each file: openat source, fstat (still a regular file?), openat(O_CREAT|O_EXCL|O_NOFOLLOW) destination
- * with the source's permission bits (umask 0), copy_file_range (read/write where it cannot), futimens with
- * the source's times, close both. A symlink: fstatat, readlinkat, symlinkat, utimensat. What is in the way
+ * with the source's permission bits (umask 0), copy_file_range (read/write where it cannot; of a sparse file
+ * only the data, its holes kept), futimens with the source's times, close both. A symlink: fstatat, readlinkat, symlinkat, utimensat. What is in the way
  * at a file's name is unlinked first (never written through); a directory in the way is an error. The
- * directories on the way that TO lacks are made with the source directory's mode; their times are the
- * builder's to set. Owner: this process's (root, as COPY gives without --chown).
+ * directories on the way that TO lacks are made with the source directory's mode (those it has are given
+ * it); their times are the builder's to set. Owner: this process's (root, as COPY gives without --chown).
  *
  * Exactly the modes asked for, where the kernel would give others (each fixed with fchown/fchmod on the
  * new fd, only where needed):
@@ -184,6 +184,16 @@ static int enter(struct cursor *c, const char *rec, size_t start, size_t upto) {
     }
     flags = (st.st_mode & S_ISGID) ? D_SETGID : 0;
   } else {
+    /* Made before the copier ran, by the builder (an empty directory of the tree and, as mkdir -p, its
+       missing parents, 0755) or by an earlier source of the step: given this source directory's mode, as
+       the layer says (a directory of the step's last source wins). */
+    struct stat dst;
+    if (fstat(d, &dst) < 0 || ((dst.st_mode & 07777) != (st.st_mode & 07777) && fchmod(d, st.st_mode & 07777) < 0)) {
+      int e = errno;
+      close(s);
+      close(d);
+      return fail(rec, upto, "cannot set the directory's mode", e);
+    }
     flags = dir_flags(d);
   }
   if (c->depth + 1 == c->cap) {
@@ -200,35 +210,65 @@ static int enter(struct cursor *c, const char *rec, size_t start, size_t upto) {
   return 0;
 }
 
-/* copy_file_range where it works, else read/write; `size` as fstat gave it (a file cut shorter ends early). */
-static int copy_data(struct cursor *c, int s, int d, off_t size) {
+/* `n` bytes from s's offset to d's: copy_file_range where it works, else read/write. A file cut shorter since its
+   fstat ends early. */
+static int copy_bytes(struct cursor *c, int s, int d, off_t n) {
   off_t done = 0;
-  while (done < size) {
-    ssize_t n = copy_file_range(s, NULL, d, NULL, (size_t)(size - done), 0);
-    if (n > 0) {
-      done += n;
+  while (done < n) {
+    ssize_t r = copy_file_range(s, NULL, d, NULL, (size_t)(n - done), 0);
+    if (r > 0) {
+      done += r;
       continue;
     }
-    if (n == 0 && done > 0) return 0; /* cut shorter since the fstat */
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != EPERM)
+    if (r == 0 && done > 0) return 0; /* cut shorter since the fstat */
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != EPERM)
       return -1;
     break; /* not supported here (or nothing at offset 0 of a file that says it has data): read it */
   }
-  if (done >= size) return 0;
+  if (done >= n) return 0;
   if (!c->buf) c->buf = xmalloc(COPY_BUF);
-  for (;;) {
-    ssize_t n = read(s, c->buf, COPY_BUF);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    if (n == 0) return 0;
-    for (ssize_t w = 0; w < n;) {
-      ssize_t m = write(d, c->buf + w, (size_t)(n - w));
+  while (done < n) {
+    ssize_t r = read(s, c->buf, n - done < COPY_BUF ? (size_t)(n - done) : COPY_BUF);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    for (ssize_t w = 0; w < r;) {
+      ssize_t m = write(d, c->buf + w, (size_t)(r - w));
       if (m < 0 && errno == EINTR) continue;
       if (m < 0) return -1;
       w += m;
     }
+    done += r;
   }
+  return 0;
+}
+
+/*
+ * The file's `size` bytes as fstat gave them. A file with fewer blocks than its size has holes: only its data
+ * is copied, at the same offsets (SEEK_DATA/SEEK_HOLE), and the copy's size set, so that the holes stay holes
+ * (copy_file_range writes them out as zeros on ext4: a 10 GiB disk image of little data took 10 GiB).
+ */
+static int copy_data(struct cursor *c, int s, int d, const struct stat *st) {
+  off_t size = st->st_size;
+  if ((off_t)st->st_blocks * 512 >= size) return copy_bytes(c, s, d, size);
+  for (off_t pos = 0; pos < size;) {
+    off_t data = lseek(s, pos, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break; /* a hole to the end */
+    if (data < 0 && pos == 0 && (errno == EINVAL || errno == EOPNOTSUPP)) {
+      if (lseek(s, 0, SEEK_SET) < 0) return -1;
+      return copy_bytes(c, s, d, size); /* no SEEK_DATA here: every byte */
+    }
+    if (data < 0) return -1;
+    if (data >= size) break;
+    off_t hole = lseek(s, data, SEEK_HOLE);
+    if (hole < 0) return -1;
+    if (hole > size) hole = size;
+    if (lseek(s, data, SEEK_SET) < 0 || lseek(d, data, SEEK_SET) < 0) return -1;
+    if (copy_bytes(c, s, d, hole - data) < 0) return -1;
+    pos = hole;
+  }
+  return ftruncate(d, size);
 }
 
 /* Creates `name` in `dir` with `make`, unlinking what is in the way first (never written through). */
@@ -272,7 +312,7 @@ static int copy_file(struct cursor *c, const char *rec, size_t len, const char *
     return fail(rec, len, e == EISDIR ? "a directory is in the way" : "cannot create the file", e == EISDIR ? 0 : e);
   }
   const char *what = "cannot copy the file";
-  int ok = copy_data(c, s, d, st.st_size) == 0;
+  int ok = copy_data(c, s, d, &st) == 0;
   if (ok && !(ok = fix_new(d, st.st_mode, 0, top->flags) == 0)) what = "cannot set the file's mode";
   struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (ok && !(ok = futimens(d, times) == 0)) what = "cannot set the file's times";

@@ -11,18 +11,22 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  closeSync,
   lstatSync,
   lutimesSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
+  readSync,
   renameSync,
   rmSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,6 +178,16 @@ const rows: Row[] = [
     fails: /item\/x\/y: cannot open the file in the build context: No such file or directory/,
   },
   {
+    // The copier prints the name as it is: a terminal would have run the escape sequence and split the line.
+    name: 'a file with control characters in its name gone after the listing: the error shows them escaped',
+    before: (d) => {
+      files(d, { 'x/bad\x1b[2Jname\nz': 'y\n' });
+      return [['x/bad\x1b[2Jname\nz', 'file']];
+    },
+    between: (d) => rmSync(join(d.ctx, 'item', 'x', 'bad\x1b[2Jname\nz')),
+    fails: /^copying from the build context failed: item\/x\/bad\\x1b\[2Jname\\x0az: cannot open the file in the/,
+  },
+  {
     name: 'a symlink in the staging dir where a directory goes (an earlier source left it): not written through',
     before: (d) => {
       files(d, { 'sub/f': 'ctx\n' });
@@ -256,6 +270,44 @@ const rows: Row[] = [
     },
     after: (d) => {
       assert.is(deep(out(d, ''), longParts(), '', 'open F, "<f" or die; print <F>'), 'deep\n');
+    },
+  },
+  {
+    // The builder kept the first 16 KiB of what the copier said: past that, the reason was cut off.
+    name: 'a file gone below a path of 24 KB: the error still says why',
+    before: (d) => {
+      const parts = [...longParts(), ...longParts().map((p) => `${p}2`), ...longParts().map((p) => `${p}3`)];
+      assert.is(deep(join(d.ctx, 'item'), parts, 'mkdir $_ or die "$_: $!";', ''), '');
+      return [[`${parts.join('/')}/gone`, 'file']];
+    },
+    fails: /^copying from the build context failed: item\/000d+\/.*\/gone: cannot open .*: No such file or directory$/s,
+  },
+  {
+    // cp kept holes (--sparse=auto); copy_file_range on ext4 writes them out: 256 MiB on disk for 8 KiB of data.
+    name: 'a sparse file: its holes stay holes, its data and size as they are',
+    before: (d) => {
+      files(d, { sparse: '' });
+      const fd = openSync(join(d.ctx, 'item', 'sparse'), 'r+');
+      writeSync(fd, 'middle', 100 << 20);
+      writeSync(fd, 'end', (256 << 20) - 3);
+      closeSync(fd);
+      assert.ok(lstatSync(join(d.ctx, 'item', 'sparse')).blocks * 512 < 1 << 20, 'the context file is sparse');
+      return [['sparse', 'file']];
+    },
+    after: (d) => {
+      const st = lstatSync(out(d, 'sparse'));
+      assert.is(st.size, 256 << 20);
+      assert.ok(st.blocks * 512 < 1 << 20, `${st.blocks * 512} bytes on disk`);
+      const fd = openSync(out(d, 'sparse'), 'r');
+      const at = (pos: number, n: number) => {
+        const b = Buffer.alloc(n);
+        readSync(fd, b, 0, n, pos);
+        return b.toString('latin1');
+      };
+      assert.is(at(100 << 20, 6), 'middle');
+      assert.is(at((256 << 20) - 3, 3), 'end');
+      assert.is(at(0, 4), '\0\0\0\0');
+      closeSync(fd);
     },
   },
   {

@@ -21,7 +21,7 @@ import { accessSync, closeSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { launcherPath } from './launcher.js';
-import { encodeHolderSpec, parseOutcome, specFile } from './spec.js';
+import { collectStatus, encodeHolderSpec, parseOutcome, specFile } from './spec.js';
 import { rootless, tunAdvice, tunUsable } from './userns.js';
 import { SandboxError } from './errors.js';
 import { addressPlan, dnsChoice, hasDefaultRoute, type DnsChoice } from './addresses.js';
@@ -344,20 +344,9 @@ function heldLaunch(child: ChildProcess, encoded: Buffer, io: LaunchIO): Promise
       if (launcherPid) kill(launcherPid);
     };
     io.signal?.addEventListener('abort', onAbort, { once: true });
-    let status = '';
-    let started = false;
-    statusStream.setEncoding('utf8');
-    statusStream.on('data', (s: string) => {
-      status += s;
-      if (!started && io.onStart) {
-        const m = status.match(/^pid (\d+)$/m);
-        if (m) {
-          started = true;
-          io.onStart(Number(m[1]));
-        }
-      }
-    });
+    const statusText = collectStatus(statusStream, io.onStart);
     statusStream.on('end', () => {
+      const status = statusText();
       io.signal?.removeEventListener('abort', onAbort);
       holderStatus.off('data', onLaunched);
       streamRef(statusStream, 'unref');

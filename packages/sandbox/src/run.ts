@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { Exit, Launched, LaunchIO, Limits, Mount, PrivateNetwork, SandboxSpec } from './types.js';
-import { encodeSpec, parseOutcome } from './spec.js';
+import { collectStatus, encodeSpec, parseOutcome } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
@@ -243,20 +243,7 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<Launched> {
       child.kill('SIGKILL');
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });
-    let status = '';
-    let started = false;
-    const statusStream = child.stdio[4] as Readable;
-    statusStream.setEncoding('utf8');
-    statusStream.on('data', (s: string) => {
-      status += s;
-      if (!started && spec.onStart) {
-        const m = status.match(/^pid (\d+)$/m);
-        if (m) {
-          started = true;
-          spec.onStart(Number(m[1]));
-        }
-      }
-    });
+    const statusText = collectStatus(child.stdio[4] as Readable, spec.onStart);
     const specStream = child.stdio[3] as Writable;
     specStream.on('error', () => {
       /* the launcher died early; its status says why */
@@ -277,6 +264,7 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<Launched> {
     child.on('close', (code, sig) => {
       spec.signal?.removeEventListener('abort', onAbort);
       if (stdin && child.stdin) stdin.unpipe(child.stdin);
+      const status = statusText();
       const outcome = parseOutcome(status);
       if (outcome) resolve({ outcome, aborted });
       else if (aborted) resolve({ outcome: { kind: 'signal', signal: 9 }, aborted });

@@ -3,6 +3,7 @@
 // "end=1" (ended()): the launcher refuses a spec without it, cut short by a writer killed mid-write.
 import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
 import type { LauncherOutcome, Mount, Rlimit } from './types.js';
+import type { Readable } from 'node:stream';
 
 export interface LauncherSpec {
   lowerdirs: string[];
@@ -160,6 +161,27 @@ export function encodeSpec(s: LauncherSpec): Buffer {
 }
 
 export type { LauncherOutcome };
+
+/**
+ * Collects what a launcher writes on its status fd, and reports its container's first process once
+ * (`pid N`, the onStart of a run or an exec); the text is read at the fd's end (parseOutcome).
+ */
+export function collectStatus(stream: Readable, onStart?: (pid: number) => void): () => string {
+  let status = '';
+  let started = false;
+  stream.setEncoding('utf8');
+  stream.on('data', (s: string) => {
+    status += s;
+    if (!started && onStart) {
+      const m = status.match(/^pid (\d+)$/m);
+      if (m) {
+        started = true;
+        onStart(Number(m[1]));
+      }
+    }
+  });
+  return () => status;
+}
 
 /**
  * Parses the first outcome line the launcher wrote on fd 4 ("pid N" lines skipped, and a spawner

@@ -259,6 +259,17 @@ export class Beneath {
     );
   }
 
+  /** Gives directory `rel` (opened without following a link) this owner and mode. */
+  setDirMeta(rel: string, mode: number, uid: number, gid: number): void {
+    const fd = this.open(this.root, rel, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    try {
+      fchownSync(fd, uid, gid);
+      fchmodSync(fd, mode); // after chown, which clears setuid/setgid bits
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** Sets the times of directory `rel` (a number: seconds since the epoch, as utimes takes). */
   setDirTimes(rel: string, mtime: Date | number): void {
     const fd = this.open(this.root, rel, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);

@@ -4,6 +4,7 @@
 // context (untrusted: a directory swapped for a link mid-build) and in the staging dir alike.
 import { spawn } from 'node:child_process';
 import { nativeProgram } from '../../native.js';
+import { displayName } from '../../context/listing.js';
 
 /** A file or a symlink to copy (what the copier is told it is, and checks). */
 export type CopyKind = 'file' | 'symlink';
@@ -41,6 +42,9 @@ export class NameList {
     return this.buf.subarray(0, this.at);
   }
 }
+
+/** Bytes kept of the start and of the end of what the copier says. */
+const SaidKept = 8192;
 
 export class BulkCopy {
   private readonly jobs = new Map<string, Job>();
@@ -105,15 +109,29 @@ export class BulkCopy {
       return Promise.reject(new Error('tsbuild-copy is missing (packages/builder/native/build): build the package'));
     return new Promise((resolve, reject) => {
       const child = spawn(copier, [this.from, job.item, this.to, job.target], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let err = '';
-      // The copier says one line, which may name a long path: its start is kept.
-      child.stderr.on('data', (b) => err.length < 16384 && (err += b));
+      // The copier says one line, which may name a path of any length: its start and its end (the reason) are kept.
+      let head = Buffer.alloc(0);
+      let tail = Buffer.alloc(0);
+      let cut = false;
+      child.stderr.on('data', (b: Buffer) => {
+        const take = b.subarray(0, Math.max(0, SaidKept - head.length));
+        head = Buffer.concat([head, take]);
+        tail = Buffer.concat([tail, b.subarray(take.length)]);
+        if (tail.length <= SaidKept) return;
+        tail = tail.subarray(tail.length - SaidKept);
+        cut = true;
+      });
       child.on('error', (e) => reject(new Error(`cannot run ${copier}: ${(e as NodeJS.ErrnoException).code}`)));
       child.on('close', (code, signal) => {
         if (code === 0) return resolve();
-        const said = err.trim().replace(/^tsbuild-copy: /, '');
-        const why = said || `tsbuild-copy ${signal ? `was killed by ${signal}` : `exited ${code}`}`;
-        reject(new Error(`copying from the build context failed: ${job.item ? `${job.item}/` : ''}${why}`));
+        // The name as it is in the context: its control characters (a newline, a terminal's escapes) escaped.
+        const line = displayName(
+          `${head.toString()}${cut ? '…' : ''}${tail.toString()}`.trim().replace(/^tsbuild-copy: /, ''),
+        );
+        const why = line || `tsbuild-copy ${signal ? `was killed by ${signal}` : `exited ${code}`}`;
+        reject(
+          new Error(`copying from the build context failed: ${job.item ? `${displayName(job.item)}/` : ''}${why}`),
+        );
       });
       child.stdin.on('error', () => {});
       child.stdin.end(job.list.bytes());

@@ -219,13 +219,20 @@ async function writeFile(
   const uid = owner?.uid ?? f.uid;
   const gid = owner?.gid ?? f.gid;
   const r = rel(path);
-  // A later source replaces what an earlier one put here: removed, never written through.
+  // A directory where an earlier source put one merges with it, as docker's COPY does (this source's mode and
+  // owner win); anything else a later source replaces: removed, never written through.
+  if (f.kind === 'dir' && staging.fs.lstat(r)?.isDirectory()) {
+    staging.fs.setDirMeta(r, mode ?? f.mode, uid, gid);
+    staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime, true);
+    return;
+  }
   if (staging.mayHold(path) || f.kind === 'dir') staging.fs.remove(r);
   switch (f.kind) {
     case 'dir':
       // Its parents may be left to the copier (place()), which has not run yet: make them as mkdir -p would.
       staging.fs.mkdir(r, mode ?? f.mode, uid, gid, true);
-      staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime);
+      // What a later source replaced may have been a directory recorded before.
+      staging.recordDir(path, { mode: mode ?? f.mode, uid, gid }, f.mtime, staging.mayHold(path));
       return;
     case 'symlink':
       staging.fs.symlink(r, f.linkname!, uid, gid, f.mtime);

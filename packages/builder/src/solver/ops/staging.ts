@@ -103,7 +103,11 @@ export class Staging {
    * those jobs made a COPY of node_modules wait for its own layer.
    */
   async finish(): Promise<void> {
+    // A directory two sources placed was recorded twice: the later source's time (met first here) is the layer's.
+    const dated = this.dirTimes.repeats ? new Set<string>() : undefined;
     for (const [path, t] of this.dirTimes.lastFirst()) {
+      if (dated?.has(path)) continue;
+      dated?.add(path);
       try {
         this.fs.setDirTimes(path, t);
       } catch (e) {
@@ -114,17 +118,25 @@ export class Staging {
     this.dirTimes = new DirTimes();
   }
 
-  /** A directory placed at `path` (absolute in the image): its times are set last. */
-  recordDir(path: string, meta: { mode: number; uid: number; gid: number }, mtime: Date): void {
+  /**
+   * A directory placed at `path` (absolute in the image): its times are set last. `again`: a directory placed
+   * before, by an earlier source of the step (its entry and its time are this one's).
+   */
+  recordDir(path: string, meta: { mode: number; uid: number; gid: number }, mtime: Date, again = false): void {
+    if (again) this.dirTimes.repeats = true;
     this.dirTimes.push(rel(path), mtime);
     this.add({ path, type: 'directory', ...meta, mtime: seconds(mtime) });
   }
 
-  /** Records an entry (path absolute in the image); replacing a path drops what was below it. */
+  /**
+   * Records an entry (path absolute in the image); replacing a path drops what was below it, unless a directory
+   * replaces a directory (two sources' directories merge: the entry keeps its place, before what is below it).
+   */
   add(entry: Entry): void {
     if (this.tree) throw new Error('internal: an entry placed beside a streamed tree');
     const key = entry.path.replace(/^\/+/, '');
-    if (this.placed.has(key)) {
+    const old = this.placed.get(key);
+    if (old && !(old.type === 'directory' && entry.type === 'directory')) {
       for (const k of [...this.placed.keys()]) if (k.startsWith(key + '/')) this.placed.delete(k);
       // A file other entries are hard links to is going: the list can no longer say what they
       // are (the links keep the old file), the directory walk can.
@@ -211,6 +223,8 @@ export class Staging {
  * whole COPY: a Date, an array and its elements each).
  */
 export class DirTimes {
+  /** Whether a path may be recorded more than once (the last record is its time). */
+  repeats = false;
   private paths: string[] = [];
   private ms = new Float64Array(256);
 
