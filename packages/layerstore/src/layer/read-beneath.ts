@@ -21,7 +21,16 @@ function because(e: unknown, dir: boolean): string {
   return code ?? String(e);
 }
 
+/** A lone UTF-16 surrogate: how a caller's names spell bytes that are not UTF-8 (see BeneathReader's encode). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 export class BeneathReader {
+  /**
+   * `encode` gives a name's bytes where its text is not plain UTF-8: a build context lists names that are not
+   * UTF-8 surrogate-escaped, and such a name must be opened as its own bytes, not as the text's UTF-8.
+   */
+  constructor(private readonly encode?: (name: string) => Buffer) {}
+
   private root: string | undefined;
   private rootFd = -1;
   /** The directories open below the root, outermost first: their names and fds. */
@@ -39,7 +48,7 @@ export class BeneathReader {
     const { fd: dfd, name } = this.dir(root, host, what);
     let fd: number;
     try {
-      fd = openSync(`/proc/self/fd/${dfd}/${name}`, FILE_FLAGS);
+      fd = openSync(this.at(dfd, name), FILE_FLAGS);
     } catch (e) {
       throw changed(what, because(e, false));
     }
@@ -76,6 +85,12 @@ export class BeneathReader {
     this.root = undefined;
   }
 
+  /** The /proc path of `name` in directory fd `dirfd`, as bytes when the name spells bytes that are not UTF-8. */
+  private at(dirfd: number, name: string): string | Buffer {
+    if (!this.encode || !LONE_SURROGATE.test(name)) return `/proc/self/fd/${dirfd}/${name}`;
+    return Buffer.concat([Buffer.from(`/proc/self/fd/${dirfd}/`), this.encode(name)]);
+  }
+
   private openRoot(root: string): void {
     this.close();
     this.rootFd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY | O_CLOEXEC);
@@ -102,7 +117,7 @@ export class BeneathReader {
       const parent = this.fds.length > 0 ? this.fds[this.fds.length - 1]! : this.rootFd;
       let fd: number;
       try {
-        fd = openSync(`/proc/self/fd/${parent}/${name}`, DIR_FLAGS | O_CLOEXEC);
+        fd = openSync(this.at(parent, name), DIR_FLAGS | O_CLOEXEC);
       } catch (e) {
         throw changed(what, because(e, true));
       }

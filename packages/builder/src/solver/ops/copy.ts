@@ -22,6 +22,7 @@ import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
 import { copiedContent } from './copied.js';
 import { testStop, trace } from '../../trace.js';
+import { encodeName } from '../../context/listing.js';
 
 export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder): Promise<Exec> {
   kb.add(
@@ -155,7 +156,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
           !top.host.startsWith(ctx.opts.store.root)
         ) {
           // Opened beneath the context's fd (never through a symlink put there since the listing), read from that fd.
-          const reader = new BeneathReader();
+          const reader = new BeneathReader(encodeName);
           let fd: number;
           try {
             fd = reader.open(item.root ?? ctx.opts.context.dir, top.host, item.path);

@@ -8,6 +8,7 @@ import { Staging, rel, seconds } from './staging.js';
 import { NameList, type BulkCopy } from './bulkcopy.js';
 import type { SourceFile, SourceItem } from './sources.js';
 import { hardLinks } from './hardlinks.js';
+import { encodeName } from '../../context/listing.js';
 
 /**
  * Writes an item's files at `target` in the staging dir. With `cpMakesDirs` (one item copied by
@@ -33,7 +34,7 @@ export async function place(
     }
   }
   // A context item's files are read beneath the context's fd, never through a symlink put there since the listing.
-  const from = item.root !== undefined ? { root: item.root, reader: new BeneathReader() } : undefined;
+  const from = item.root !== undefined ? { root: item.root, reader: new BeneathReader(encodeName) } : undefined;
   try {
     await placeFiles(staging, item, target, owner, mode, leaders, byCp, bulk, from);
   } finally {

@@ -14,6 +14,7 @@ import { testStop } from '../../trace.js';
 import { fromContext, hashContextTree } from './sources.js';
 import { Beneath } from '../../rootfs/beneath-tree.js';
 import { acquireCacheMount } from './cachemounts.js';
+import { encodeName } from '../../context/listing.js';
 
 export async function keyMount(ctx: StepContext, step: RunStep, m: RunMount, kb: KeyBuilder): Promise<void> {
   switch (m.type) {
@@ -190,7 +191,7 @@ async function contextView(
   const tree = new Beneath(dir);
   // The context's files are opened beneath its fd (never through a symlink put there since the listing), checked to
   // be the regular files the key hashed, and linked or copied from that fd.
-  const reader = new BeneathReader();
+  const reader = new BeneathReader(encodeName);
   try {
     const dirs: [string, Date][] = [];
     for (const f of files) {
