@@ -7,6 +7,7 @@
 import type * as Ffi from 'ffi-rs';
 import { type FieldType } from 'ffi-rs';
 import { createRequire } from 'node:module';
+import { realpathSync } from 'node:fs';
 import { constants as os } from 'node:os';
 import type { Code, Coded } from '@tsbuild/errdefs';
 
@@ -15,7 +16,11 @@ let ffi: typeof Ffi | undefined;
 
 function lib(): typeof Ffi {
   if (!ffi) {
-    const loaded = withoutReport(() => createRequire(import.meta.url)('ffi-rs') as typeof Ffi);
+    // Required by its real path: ffi-rs requires its binary (@yuuang/ffi-rs-linux-x64-gnu) as a package beside
+    // it in pnpm's store, which Node finds only from the real path; the module loader has been seen to load
+    // ffi-rs by the workspace's symlink instead (a bundled CLI after `--ssh`), and the binary was then not found.
+    const req = createRequire(import.meta.url);
+    const loaded = withoutReport(() => req(realpathSync(req.resolve('ffi-rs'))) as typeof Ffi);
     loaded.open({ library: LIB, path: 'libc.so.6' });
     ffi = loaded;
   }
