@@ -171,7 +171,7 @@ test('a context file swapped for a symlink to a host file while its COPY waits f
   assert.is(r.code, 1, r.stderr);
   assert.match(
     r.stderr,
-    /ERROR: \[stage-0 2\/3\] COPY tree\/ \/app\/: writing its layer failed: app\/victim: the file changed while it was read \(now a symlink\)/,
+    /ERROR: \[stage-0 2\/3\] COPY tree\/ \/app\/: writing its layer failed: \S*victim: the file changed.*symlink/,
     r.stderr,
   );
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
