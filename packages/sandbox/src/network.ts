@@ -21,7 +21,7 @@ import { accessSync, closeSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { launcherPath } from './launcher.js';
-import { collectStatus, encodeHolderSpec, parseOutcome, specFile } from './spec.js';
+import { collectStatus, encodeHolderSpec, launchEnd, parseOutcome, specFile } from './spec.js';
 import { rootless, tunAdvice, tunUsable } from './userns.js';
 import { SandboxError } from './errors.js';
 import { addressPlan, dnsChoice, hasDefaultRoute, type DnsChoice } from './addresses.js';
@@ -346,19 +346,14 @@ function heldLaunch(child: ChildProcess, encoded: Buffer, io: LaunchIO): Promise
     io.signal?.addEventListener('abort', onAbort, { once: true });
     const statusText = collectStatus(statusStream, io.onStart);
     statusStream.on('end', () => {
-      const status = statusText();
       io.signal?.removeEventListener('abort', onAbort);
       holderStatus.off('data', onLaunched);
       streamRef(statusStream, 'unref');
-      const outcome = parseOutcome(status);
-      if (outcome) resolve({ outcome, aborted });
-      else if (aborted) resolve({ outcome: { kind: 'signal', signal: 9 }, aborted });
-      else
-        reject(
-          new SandboxError(
-            `the launcher ended without a report (started by the network holder)${status ? ': ' + status.trim() : ''}`,
-          ),
-        );
+      try {
+        resolve(launchEnd(statusText(), aborted, 'started by the network holder'));
+      } catch (e) {
+        reject(e as Error);
+      }
     });
     (child.stdin as Writable).write(Buffer.concat([Buffer.from(`launch ${encoded.length}\n`), encoded]));
   });

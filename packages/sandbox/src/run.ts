@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { Exit, Launched, LaunchIO, Limits, Mount, PrivateNetwork, SandboxSpec } from './types.js';
-import { collectStatus, encodeSpec, parseOutcome } from './spec.js';
+import { collectStatus, encodeSpec, launchEnd } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
@@ -264,16 +264,11 @@ export function launch(spec: LaunchIO, encoded: Buffer): Promise<Launched> {
     child.on('close', (code, sig) => {
       spec.signal?.removeEventListener('abort', onAbort);
       if (stdin && child.stdin) stdin.unpipe(child.stdin);
-      const status = statusText();
-      const outcome = parseOutcome(status);
-      if (outcome) resolve({ outcome, aborted });
-      else if (aborted) resolve({ outcome: { kind: 'signal', signal: 9 }, aborted });
-      else
-        reject(
-          new SandboxError(
-            `the launcher ended without a report (${sig ?? `exit ${code}`})${status ? ': ' + status.trim() : ''}`,
-          ),
-        );
+      try {
+        resolve(launchEnd(statusText(), aborted, sig ?? `exit ${code}`));
+      } catch (e) {
+        reject(e as Error);
+      }
     });
   });
 }

@@ -2,7 +2,8 @@
 // parse safely (no quoting, no nesting). Mount fields follow their "mount=" token. The last token is
 // "end=1" (ended()): the launcher refuses a spec without it, cut short by a writer killed mid-write.
 import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
-import type { LauncherOutcome, Mount, Rlimit } from './types.js';
+import type { Launched, LauncherOutcome, Mount, Rlimit } from './types.js';
+import { SandboxError } from './errors.js';
 import type { Readable } from 'node:stream';
 
 export interface LauncherSpec {
@@ -161,6 +162,17 @@ export function encodeSpec(s: LauncherSpec): Buffer {
 }
 
 export type { LauncherOutcome };
+
+/**
+ * What a launch came to once its status fd ended: the outcome it reported; killed by the caller's abort before it
+ * could report; else an error saying `how` the launcher ended and what it wrote.
+ */
+export function launchEnd(status: string, aborted: boolean, how: string): Launched {
+  const outcome = parseOutcome(status);
+  if (outcome) return { outcome, aborted };
+  if (aborted) return { outcome: { kind: 'signal', signal: 9 }, aborted };
+  throw new SandboxError(`the launcher ended without a report (${how})${status ? ': ' + status.trim() : ''}`);
+}
 
 /**
  * Collects what a launcher writes on its status fd, and reports its container's first process once
