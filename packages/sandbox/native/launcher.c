@@ -1034,11 +1034,22 @@ __attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int pt
   }
 }
 
-static void report_wait(int st, int failed, struct child_err ce) {
+__attribute__((noreturn)) static void report_wait(int st, int failed, struct child_err ce) {
   if (failed) { report_child_error(ce); _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 126); }
   if (WIFSIGNALED(st)) { status("signal %d", WTERMSIG(st)); _exit(128 + WTERMSIG(st)); }
   status("exit %d", WEXITSTATUS(st));
   _exit(WEXITSTATUS(st));
+}
+
+// The command is our child: EOF on errfd once it has exec'd (or died building the root, which reported
+// "setup" itself), a child_err if it could not start. Relays its terminal and signals until it ends, then
+// reports how (run mode without init, and exec mode).
+__attribute__((noreturn)) static void await_command(pid_t child, int errfd, int master, sigset_t *set) {
+  struct child_err ce = {0, 0};
+  ssize_t n;
+  do n = read(errfd, &ce, sizeof ce); while (n < 0 && errno == EINTR);
+  close(errfd);
+  report_wait(relay_and_wait(child, master, set), n == (ssize_t)sizeof ce, ce);
 }
 
 // exec mode: the command joins a running container (its PID 1 has host pid S.execpid).
@@ -1070,13 +1081,7 @@ __attribute__((noreturn)) static void exec_main(void) {
   }
   close(ep[1]);
   status("pid %d", (int)child);
-  struct child_err ce = {0, 0};
-  ssize_t n;
-  do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
-  close(ep[0]);
-  int st = relay_and_wait(child, master, &set);
-  report_wait(st, n == (ssize_t)sizeof ce, ce);
-  _exit(125);
+  await_command(child, ep[0], master, &set);
 }
 
 // ---- device allowlist on cgroup v2 ---------------------------------------------------------------
@@ -1743,16 +1748,7 @@ int main(int argc, char **argv, char **envp) {
     master = recv_fd(ptys[0]);
     close(ptys[0]);
   }
-  if (!S.init) {
-    // The command is our child: EOF on the pipe once it has exec'd (or died building the root, which
-    // reported "setup" itself), a child_err if it could not start.
-    struct child_err ce = {0, 0};
-    ssize_t n;
-    do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
-    close(ep[0]);
-    int st = relay_and_wait(init, master, &set);
-    report_wait(st, n == (ssize_t)sizeof ce, ce);
-  }
+  if (!S.init) await_command(init, ep[0], master, &set);
   int st = relay_and_wait(init, master, &set);
   if (WIFSIGNALED(st)) {
     // init itself was killed (e.g. by the OOM killer or `stop`'s SIGKILL): nothing else has reported.
