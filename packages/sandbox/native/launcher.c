@@ -1235,6 +1235,17 @@ static void reexec_from_sealed_copy(char **argv, char **envp) {
 #define HOLDER_READY_FD 6
 #define HOLDER_EXIT_FD 7
 
+// This process becomes the helper (both forks of it, rootless or not): stdin /dev/null, stdout to stderr, and
+// fds[] (namespace, ready, exit) at 5..7. dup2 clears O_CLOEXEC on the copy: these three, and only these, reach it.
+__attribute__((noreturn)) static void exec_network_helper(const int fds[3]) {
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
+  if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
+    die("fds of the network helper");
+  execv(S.helper[0], S.helper);
+  die("run the network helper %s", S.helper[0]);
+}
+
 // Rootless: returning to the host's network namespace (setns) needs CAP_SYS_ADMIN over it, which
 // the root of our user namespace lacks. So the helper is forked before the unshare, stays in the
 // host's namespace, and receives its three fds (namespace, ready, exit) over a socket.
@@ -1257,12 +1268,7 @@ static void rootless_helper_prefork(void) {
     if ((fds[i] = recv_fd(sp[1])) < 0 || (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
       _exit(125);  // the holder gave up before it had a network
   close(sp[1]);
-  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
-  if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
-    die("fds of the network helper");
-  execv(S.helper[0], S.helper);
-  die("run the network helper %s", S.helper[0]);
+  exec_network_helper(fds);
 }
 
 static pid_t rootless_helper_start(int fds[3]) {
@@ -1405,13 +1411,7 @@ __attribute__((noreturn)) static void holder_main(void) {
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, NULL);
       if (setns(hostns, CLONE_NEWNET) < 0) die("return to the host network namespace");
-      int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
-      // dup2 clears O_CLOEXEC on the copy: these three, and only these, reach the helper.
-      if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
-        die("fds of the network helper");
-      execv(S.helper[0], S.helper);
-      die("run the network helper %s", S.helper[0]);
+      exec_network_helper(fds);
     }
     close(rp[1]), close(quit[0]), close(ns), close(fds[0]), close(fds[1]), close(fds[2]);
     char c;
