@@ -1,5 +1,6 @@
 // Root-free tests of the shared primitives: process liveness and atomic writes.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,29 @@ const liveness: [string, number, string | undefined, boolean][] = [
   ['not an integer', 1.5, undefined, false],
 ];
 for (const [what, pid, start, want] of liveness) test(`pidAlive: ${what}`, () => assert.is(pidAlive(pid, start), want));
+
+/**
+ * A zombie: `true` ends in the background of a shell that then becomes `sleep`, which never waits
+ * for it. Until its parent (or, once the parent ends, init, whenever it gets to it) reaps it, kill(pid, 0)
+ * still succeeds, but the process is gone: what it owned (a lock, a sandbox's state directory and
+ * cgroup) is free to sweep.
+ */
+test('pidAlive: a zombie (ended, not yet reaped) is not alive, with or without its start time', async () => {
+  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+    const zombie = Number(line.toString().trim());
+    // Waits for the state itself (the deadline only bounds a failure).
+    for (const end = Date.now() + 10_000; processStat(zombie)?.state !== 'Z';) {
+      if (Date.now() > end) throw new Error(`process ${zombie} never became a zombie: ${processStat(zombie)?.state}`);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.is(pidAlive(zombie), false);
+    assert.is(pidAlive(zombie, processStat(zombie)!.start), false);
+  } finally {
+    parent.kill('SIGKILL');
+  }
+});
 
 test('processStart: this process has one, an exited one has none', () => {
   assert.match(processStart('self') ?? '', /^\d+$/);
