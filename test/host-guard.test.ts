@@ -122,8 +122,10 @@ const cases: Case[] = [
     return {
       name: "a sandbox run's state directory whose owner of this run is now a zombie is left",
       act: (run: Run) => {
-        // `true` ends in the background of a shell that then becomes `sleep`, which never reaps it.
-        const r = spawnSync('sh', ['-c', '(true & echo $!; exec sleep 600 >/dev/null 2>&1 </dev/null) &'], {
+        // A child that ends once its shell has become `sleep` (so the shell cannot have reaped it): sleep
+        // never does. The whole is in the background, so that spawnSync returns.
+        const child = `sh -c 'until [ "$(cat /proc/$PPID/comm)" = sleep ]; do :; done'`;
+        const r = spawnSync('sh', ['-c', `(${child} & echo $!; exec sleep 600 >/dev/null 2>&1 </dev/null) &`], {
           env: { ...process.env, TSBUILD_TEST_RUN: run.id },
           encoding: 'utf8',
         });
