@@ -52,13 +52,23 @@ const cases: { name: string; prepare: () => void; flags?: string[]; rewritten: b
   { name: 'missing', prepare: () => cleanup(cacheFile), rewritten: true },
   { name: 'empty', prepare: () => writeFileSync(cacheFile, ''), rewritten: true },
   {
-    name: 'for another bundle (other digest)',
+    name: 'for another bundle (other digest, other file)',
     prepare: () => {
       const c = freshCache();
       c[0] ^= 0xff;
+      c[33] ^= 0xff; // the bundle file's identity (inode) the loader recorded
       writeFileSync(cacheFile, c);
     },
     rewritten: true,
+  },
+  {
+    name: 'right digest, other file (a copy of the bundle)',
+    prepare: () => {
+      const c = freshCache();
+      c[33] ^= 0xff;
+      writeFileSync(cacheFile, c);
+    },
+    rewritten: false,
   },
   {
     name: 'right digest, damaged payload',
@@ -108,6 +118,37 @@ for (const c of cases) {
     assert.is(statSync(cacheFile).mtimeMs, m2, 'accepted on the next run');
   });
 }
+
+// The loader trusts the cache's record of the bundle file (inode, size, mtime, ctime) instead of hashing it again.
+// A bundle rewritten in place to the same length keeps its inode and size, and V8 checks only a source's length:
+// a cache taken for it would run the old code. Here the version string changes: the command must print the new one.
+test('a bundle rewritten in place, same length: the cache is not taken for it, and is made anew', () => {
+  const bundleFile = join(copy, 'dist', 'tsbuild.cjs');
+  const version = () => run([], ['--version']);
+  freshCache();
+  assert.is(version().stdout, 'tsbuild 0.1.0\n');
+  const m = statSync(cacheFile).mtimeMs;
+  assert.is(version().stdout, 'tsbuild 0.1.0\n');
+  assert.is(statSync(cacheFile).mtimeMs, m, 'the cache is accepted before the change');
+  const text = readFileSync(bundleFile, 'latin1');
+  assert.ok(text.includes('"tsbuild 0.1.0\\n"'), 'the bundle prints its version from this literal');
+  const ino = statSync(bundleFile).ino;
+  const ctime = statSync(bundleFile, { bigint: true }).ctimeNs;
+  // ctime ticks with the kernel's clock: write until it has moved (a real rebuild comes much later).
+  do writeFileSync(bundleFile, text.replace('"tsbuild 0.1.0\\n"', '"tsbuild 0.1.9\\n"'), 'latin1');
+  while (statSync(bundleFile, { bigint: true }).ctimeNs === ctime);
+  assert.is(statSync(bundleFile).ino, ino, 'same file, same size');
+  try {
+    const r = version();
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'tsbuild 0.1.9\n');
+    assert.is.not(statSync(cacheFile).mtimeMs, m, 'written anew');
+    assert.is(version().stdout, 'tsbuild 0.1.9\n');
+  } finally {
+    writeFileSync(bundleFile, source);
+    freshCache();
+  }
+});
 
 test('a cache another command made is made again by the first build, and then kept', () => {
   const ctx = tempDir('code-cache-ctx');
