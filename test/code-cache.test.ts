@@ -150,6 +150,39 @@ test('a bundle rewritten in place, same length: the cache is not taken for it, a
   }
 });
 
+test('a short command (images) has a cache of its own: made by its first run, then kept; the shared one untouched', () => {
+  const root = tempDir('code-cache-images');
+  const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
+  const images = () => {
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
+      env: { ...process.env, TSBUILD_ROOT: root },
+      encoding: 'utf8',
+    });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^REPOSITORY/);
+  };
+  freshCache();
+  const shared = { bytes: readFileSync(cacheFile), mtime: statSync(cacheFile).mtimeMs };
+  cleanup(own);
+  images();
+  assert.ok(readFileSync(own).subarray(0, 32).equals(digest), 'made by the first run, naming its bundle');
+  const m = statSync(own).mtimeMs;
+  images();
+  assert.is(statSync(own).mtimeMs, m, 'accepted by the next');
+  // Damaged after its header: V8 refuses it, the command works, and the cache is made anew.
+  const damaged = readFileSync(own);
+  damaged.fill(0x5a, 80);
+  writeFileSync(own, damaged);
+  images();
+  assert.not.equal(readFileSync(own), damaged, 'made anew');
+  assert.equal(
+    { bytes: readFileSync(cacheFile), mtime: statSync(cacheFile).mtimeMs },
+    shared,
+    'shared cache untouched',
+  );
+  cleanup(own, root);
+});
+
 test('a cache another command made is made again by the first build, and then kept', () => {
   const ctx = tempDir('code-cache-ctx');
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nENV A=1\n');
