@@ -118,6 +118,7 @@ async function dispatch(argv: string[], loaded?: () => void): Promise<number> {
       return 0;
     }
     const command = await (load ?? commands.build)();
+    trace(`${load ? name : 'build'}: loaded`);
     loaded?.();
     const code = await command(rest, controller.signal);
     return interrupted ? 130 : code;
