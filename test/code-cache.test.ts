@@ -150,7 +150,7 @@ test('a bundle rewritten in place, same length: the cache is not taken for it, a
   }
 });
 
-test('a short command (images) has a cache of its own: made by its first run, then kept; the shared one untouched', () => {
+test('a short command (images) has a cache of its own, made by its first run; the shared one untouched', () => {
   const root = tempDir('code-cache-images');
   const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
   const images = () => {
