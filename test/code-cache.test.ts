@@ -183,6 +183,48 @@ test('a short command (images) has a cache of its own, made by its first run; th
   cleanup(own, root);
 });
 
+// Which cache a short command without one of its own compiles with is seen from its output: the shared cache is
+// made from a bundle whose `images` header says REPOSITORX (same length; V8 checks only the length) and then
+// labelled as the real bundle's, so a run that takes it prints REPOSITORX, one that compiles from source
+// REPOSITORY. A read-only install or a rootless user, who cannot write the command's own cache, keeps the shared
+// one's compiled code that way.
+test('a short command without a cache of its own compiles with the shared one, then writes its own', () => {
+  const root = tempDir('code-cache-fallback');
+  const bundleFile = join(copy, 'dist', 'tsbuild.cjs');
+  const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
+  const header = () => {
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
+      env: { ...process.env, TSBUILD_ROOT: root },
+      encoding: 'utf8',
+    });
+    assert.is(r.status, 0, r.stderr);
+    return r.stdout.split(/\s+/)[0];
+  };
+  const text = source.toString('latin1');
+  const marker = '[["REPOSITORY", "TAG"';
+  assert.ok(text.includes(marker), 'the images table header is in the bundle');
+  try {
+    writeFileSync(bundleFile, text.replace(marker, '[["REPOSITORX", "TAG"'), 'latin1');
+    cleanup(own);
+    assert.is(header(), 'REPOSITORX');
+    const poisoned = readFileSync(own);
+    writeFileSync(bundleFile, source);
+    cleanup(own);
+    // Labelled as the real bundle's: its digest, and the file's identity as a fresh cache records it.
+    const label = freshCache().subarray(0, 65);
+    writeFileSync(cacheFile, Buffer.concat([label, poisoned.subarray(65)]));
+    assert.is(header(), 'REPOSITORX', 'compiled with the shared cache');
+    assert.ok(existsSync(own), 'its own cache written');
+    cleanup(own);
+    freshCache();
+    assert.is(header(), 'REPOSITORY', 'from a sound shared cache, the real header');
+  } finally {
+    writeFileSync(bundleFile, source);
+    cleanup(own, root);
+    freshCache();
+  }
+});
+
 test('a cache another command made is made again by the first build, and then kept', () => {
   const ctx = tempDir('code-cache-ctx');
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nENV A=1\n');

@@ -12,7 +12,8 @@
 // compiled by the time the cache is made, and a cached rebuild is the start that matters.
 // The short commands run over and over (a repeated pull or push: 40 ms, all of it start-up) have a cache each
 // (dist/tsbuild.cjs.COMMAND.v8cache), made by their first run: the build's holds little of their code and
-// much they do not run (a repeated pull: 3 ms of CPU less with its own).
+// much they do not run (a repeated pull: 3 ms of CPU less with its own). Until it has one (or where it cannot
+// write one: a read-only install, a rootless user) such a command compiles with the shared cache.
 const {
   closeSync,
   fstatSync,
@@ -54,7 +55,8 @@ if (process.getuid && process.getuid() !== 0) {
 const early = startWalk(process.argv.slice(2));
 const bundle = join(__dirname, '..', 'dist', 'tsbuild.cjs');
 const ownCache = new Set(['pull', 'push', 'run', 'images', 'inspect', 'ps', 'exec', 'logs', 'tag', 'rmi']);
-const cacheFile = ownCache.has(process.argv[2]) ? `${bundle}.${process.argv[2]}.v8cache` : `${bundle}.v8cache`;
+const sharedCache = `${bundle}.v8cache`;
+const cacheFile = ownCache.has(process.argv[2]) ? `${bundle}.${process.argv[2]}.v8cache` : sharedCache;
 
 let bytes;
 let identity;
@@ -82,17 +84,24 @@ const source = bytes.toString('latin1'); // ASCII, checked when bundled: no UTF-
 const head = 32 + 1 + 32;
 let cachedData;
 let madeByBuild = false;
-try {
-  const file = readFileSync(cacheFile);
-  if (file.length > head) {
-    const known = identity !== undefined && file.subarray(33, head).equals(identity);
-    if (known || file.subarray(0, 32).equals(bundleDigest())) {
-      if (known) digest = Buffer.from(file.subarray(0, 32));
-      madeByBuild = file[32] === 1;
-      cachedData = file.subarray(head);
+let cacheRead; // the file cachedData came from
+// A short command without its own cache yet (or where it cannot be written: a read-only install, rootless)
+// compiles with the shared one, and then writes its own.
+for (const f of cacheFile === sharedCache ? [sharedCache] : [cacheFile, sharedCache]) {
+  try {
+    const file = readFileSync(f);
+    if (file.length > head) {
+      const known = identity !== undefined && file.subarray(33, head).equals(identity);
+      if (known || file.subarray(0, 32).equals(bundleDigest())) {
+        if (known) digest = Buffer.from(file.subarray(0, 32));
+        madeByBuild = file[32] === 1;
+        cachedData = file.subarray(head);
+        cacheRead = f;
+        break;
+      }
     }
-  }
-} catch {}
+  } catch {}
+}
 
 // The bundle is already wrapped as Node wraps a CommonJS module (scripts/bundle.mjs).
 const script = new Script(source, {
@@ -103,7 +112,8 @@ const mod = { exports: {} };
 script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
 const argv = process.argv.slice(2);
 const build = mod.exports.isBuild(argv);
-const stale = cachedData === undefined || script.cachedDataRejected === true || (build && !madeByBuild);
+const stale =
+  cachedData === undefined || script.cachedDataRejected === true || cacheRead !== cacheFile || (build && !madeByBuild);
 // Old space may grow to 1.5 times what a full GC found live before the next one, not the up to 4 times V8 picks
 // by itself: a large build's short-lived objects are partly promoted, and RSS followed the heap's growth (a cold
 // build of 200,000 context files: ~400 MB against ~500, the same CPU time; bench/RESULTS.md, issue 17). Set
