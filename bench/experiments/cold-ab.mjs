@@ -10,24 +10,17 @@
 //   [TEMPLATE=STORE] [WORK=DIR] [REMOVE_EACH=1] \
 //     node bench/experiments/cold-ab.mjs ROUNDS CTX LABEL=TSBUILD... [-- flags]
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { abArgs, load1 } from '../lib/util.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const [rounds, ctx, ...rest] = process.argv.slice(2);
-const sep = rest.indexOf('--');
-const variants = (sep < 0 ? rest : rest.slice(0, sep)).map((v) => v.split('='));
-const extra = sep < 0 ? [] : rest.slice(sep + 1);
-if (!rounds || !ctx || !variants.length) {
-  console.error('usage: cold-ab.mjs ROUNDS CTX LABEL=TSBUILD... [-- build flags]');
-  process.exit(2);
-}
+const { rounds, ctx, variants, extra } = abArgs('cold-ab.mjs', 'TSBUILD');
 // TEMPLATE: another template store (a checkout whose bench has run).
 const template = process.env.TEMPLATE ?? join(repo, 'bench/work/tsbuild/template');
 const work = mkdtempSync(join(process.env.WORK ?? tmpdir(), 'cold-ab-'));
-const load = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 const res = Object.fromEntries(variants.map(([l]) => [l, []]));
 const loads = [];
 let n = 0;
@@ -37,7 +30,7 @@ try {
       const root = join(work, `store-${n++}`);
       spawnSync('cp', ['-a', template, root]);
       spawnSync('sync');
-      loads.push(load());
+      loads.push(load1());
       const args = ['-f', '%e %M %U %S', bin, 'build', '--progress=plain', ...extra, '-t', 'ab:cold', ctx];
       const r = spawnSync('/usr/bin/time', args, { env: { ...process.env, TSBUILD_ROOT: root }, encoding: 'utf8' });
       const t0 = performance.now();
