@@ -154,9 +154,17 @@ function fileIdentity(fd) {
 function writeCache() {
   // A build's flags back to V8's defaults (the other commands set none).
   if (build) require('node:v8').setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  // A temp file of its own, made here (O_EXCL): two CLIs writing at once may have the same pid (in two pid
+  // namespaces sharing the install), and one's bytes written into the file the other renamed into place make a
+  // cache V8 takes (it checks no checksum) and crashes on, at every start from then on.
+  const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+  let fd;
   try {
-    const fd = openSync(tmp, 'w', 0o644);
+    fd = openSync(tmp, 'wx', 0o644);
+  } catch {
+    return; // a read-only install keeps compiling from source; that is all it costs
+  }
+  try {
     try {
       writeSync(fd, bundleDigest());
       writeSync(fd, Buffer.from([build ? 1 : 0]));
@@ -168,7 +176,6 @@ function writeCache() {
     }
     renameSync(tmp, cacheFile);
   } catch {
-    // A read-only install keeps compiling from source; that is all it costs.
     try {
       unlinkSync(tmp);
     } catch {}
