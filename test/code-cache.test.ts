@@ -6,17 +6,21 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
+  openSync,
   readFileSync,
   readdirSync,
   statSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { have, skip } from '@tsbuild/testkit';
 import { cleanup, repo, tempDir } from './helpers/cli.js';
 
 const pkg = join(repo, 'packages', 'builder');
@@ -248,6 +252,30 @@ test('a cache another command made is made again by the first build, and then ke
   works(run());
   assert.equal(made(), built, 'then kept, by builds and other commands alike');
   cleanup(ctx, root);
+});
+
+// Two CLIs writing the cache at once may have the same pid: in two pid namespaces (containers sharing an install).
+// Each writes a temp file of its own, so neither's bytes land in the cache the other renames into place: a cache
+// with a sound header and a damaged payload is not refused by V8 (it checks no checksum) but crashes the process,
+// on every run from then on. Here the other writer holds the temp file of a CLI that is pid 1 in its namespace.
+test('two writers with the same pid (two pid namespaces): each writes a temp file of its own', () => {
+  if (!have('unshare')) return skip('unshare (util-linux) is not installed');
+  cleanup(cacheFile);
+  const theirs = `${cacheFile}.1.tmp`;
+  const fd = openSync(theirs, 'w', 0o644);
+  try {
+    writeSync(fd, Buffer.alloc(4096, 1)); // the other writer, mid-write
+    works(run([], undefined, ['unshare', '--pid', '--fork']));
+    assert.ok(existsSync(cacheFile), 'the cache written');
+    writeSync(fd, Buffer.alloc(4096, 0x5a)); // the rest of its bytes
+  } finally {
+    closeSync(fd);
+  }
+  assert.ok(readFileSync(theirs).equals(Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(4096, 0x5a)])), 'theirs');
+  const m = statSync(cacheFile).mtimeMs;
+  works(run());
+  assert.is(statSync(cacheFile).mtimeMs, m, 'the cache written is sound, and accepted');
+  cleanup(theirs);
 });
 
 test('a read-only install runs from source and writes nothing', () => {

@@ -120,17 +120,20 @@ const stale =
 // after the code cache is read, and put back before one is written: V8 refuses a cache made under other flags.
 // The flags set are named in the global below: the build adds to them (src/context/young.ts), and layerstore's
 // hashing thread sets them again once its isolate is up (a new isolate puts some back for the whole process).
-// For a build only, and once its modules are loaded (main's `loaded`): while a flag differs from its default,
-// V8 also refuses the code cache Node's own modules are compiled from, so each built-in loaded afterwards
-// (node:crypto, node:zlib, node:net, node:worker_threads…) is compiled from source: 5 ms of CPU of a repeated
-// `tsbuild pull` (45 ms) or of a tiny no-op build (bench/RESULTS.md, "CLI start-up for pull and push").
+// For a build only (and a commit, which walks and packs a container's changes as a build's RUN step does: of
+// 60,000 files, ~280 MB at its peak without the flag, ~225 with it), and once its modules are loaded (main's
+// `loaded`): while a flag differs from its default, V8 also refuses the code cache Node's own modules are compiled
+// from, so each built-in loaded afterwards (node:crypto, node:zlib, node:net, node:worker_threads…) is compiled
+// from source: 5 ms of CPU of a repeated `tsbuild pull` (45 ms) or of a tiny no-op build (bench/RESULTS.md,
+// "CLI start-up for pull and push").
 const setBuildFlags = () => {
   const flags = '--heap-growing-percent=50';
   globalThis[Symbol.for('tsbuild.v8-flags')] = flags;
   require('node:v8').setFlagsFromString(flags);
 };
 
-mod.exports.main(argv, early, build ? setBuildFlags : undefined).then(
+const packs = mod.exports.packsTrees(argv);
+mod.exports.main(argv, early, packs ? setBuildFlags : undefined).then(
   (code) => {
     process.exitCode = code;
     // After the command, so that the cache holds the functions it compiled on the way.
@@ -152,11 +155,19 @@ function fileIdentity(fd) {
 }
 
 function writeCache() {
-  // A build's flags back to V8's defaults (the other commands set none).
-  if (build) require('node:v8').setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  // A build's flags back to V8's defaults (the commands that pack no trees set none).
+  if (packs) require('node:v8').setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
+  // A temp file of its own, made here (O_EXCL): two CLIs writing at once may have the same pid (in two pid
+  // namespaces sharing the install), and one's bytes written into the file the other renamed into place make a
+  // cache V8 takes (it checks no checksum) and crashes on, at every start from then on.
+  const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+  let fd;
   try {
-    const fd = openSync(tmp, 'w', 0o644);
+    fd = openSync(tmp, 'wx', 0o644);
+  } catch {
+    return; // a read-only install keeps compiling from source; that is all it costs
+  }
+  try {
     try {
       writeSync(fd, bundleDigest());
       writeSync(fd, Buffer.from([build ? 1 : 0]));
@@ -168,7 +179,6 @@ function writeCache() {
     }
     renameSync(tmp, cacheFile);
   } catch {
-    // A read-only install keeps compiling from source; that is all it costs.
     try {
       unlinkSync(tmp);
     } catch {}

@@ -71,6 +71,14 @@ export function isBuild(argv: string[]): boolean {
 }
 
 /**
+ * Whether argv walks, hashes and packs what may be a large tree: a build, or a commit of a container's changes (the
+ * walk and pack of a build's RUN step). bin/tsbuild.cjs sets V8's heap flags for these (see there).
+ */
+export function packsTrees(argv: string[]): boolean {
+  return isBuild(argv) || argv[0] === 'commit' || (argv[0] === 'container' && argv[1] === 'commit');
+}
+
+/**
  * Runs the command. `early`: the context walk bin/tsbuild.cjs may have started for it (see there); a build
  * takes it if it is its own, and it is ended here if nothing did. `loaded`: called once the command's modules
  * (and the Node built-ins they import) are loaded, before it runs: bin/tsbuild.cjs sets a build's V8 flags
