@@ -136,6 +136,16 @@ export class BulkCopy {
     return job;
   }
 
+  /**
+   * Forgets the jobs not run, letting go of their names' temp files: a COPY that fails between staging its
+   * tree and the copy (a type change refused, say) would keep each open, with up to 8 MB of names, until the
+   * process ends.
+   */
+  discard(): void {
+    for (const job of this.jobs.values()) job.list.close();
+    this.jobs.clear();
+  }
+
   /** Whether the copier is there (built); without it the caller places files itself (place.ts, slower). */
   get available(): boolean {
     return this.copier !== undefined;

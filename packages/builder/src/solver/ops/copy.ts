@@ -127,6 +127,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
     const dir = await scratchDir(ctx, 'copy-');
     let copying: Promise<void> = Promise.resolve();
     let staging: Staging | undefined;
+    let bulk: BulkCopy | undefined;
     try {
       const view = await ctx.fs.view(ctx.state.layers);
       const owner = step.chown
@@ -136,7 +137,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
         : undefined;
       const mtime = ctx.opts.sourceDateEpoch !== undefined ? new Date(ctx.opts.sourceDateEpoch * 1000) : new Date();
       staging = new Staging(dir.path, view, mtime);
-      const bulk = new BulkCopy(ctx.opts.context.dir, dir.path);
+      bulk = new BulkCopy(ctx.opts.context.dir, dir.path);
       const newDirs = { uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 };
       const destCanonical = await view.resolve(step.dest, true);
       const destExistsAsDir = (await view.lstatCanonical(destCanonical))?.stat.isDirectory() ?? false;
@@ -225,6 +226,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       });
     } finally {
       await copying.catch(() => {});
+      bulk?.discard();
       staging?.close();
       await dir.cleanup();
       for (const c of cleanups) await c().catch(() => {});
