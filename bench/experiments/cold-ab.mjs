@@ -134,12 +134,12 @@ const med = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const fmt = (xs, d = 2) => `${med(xs).toFixed(d)} [${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}]`;
+const fmt = (xs, d = 2) =>
+  !xs.length ? '–' : `${med(xs).toFixed(d)} [${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}]`;
 console.log(`load ${Math.min(...loads)}–${Math.max(...loads)}, ${rounds} rounds`);
 const more = [...(trace ? [['copy', 'longest COPY (s)', 2]] : []), ...(ipg ? [['inFreed', 'in freed groups', 2]] : [])];
-console.log(
-  `| variant | wall (s) | wall + sync (s) | user (s) | sys (s) | peak RSS (MB) |${more.map((m) => ` ${m[1]} |`).join('')}`,
-);
+const heads = more.map((m) => ` ${m[1]} |`).join('');
+console.log(`| variant | wall (s) | wall + sync (s) | user (s) | sys (s) | peak RSS (MB) |${heads}`);
 console.log(`|---|---|---|---|---|---|${more.map(() => '---|').join('')}`);
 for (const [label] of variants) {
   const xs = res[label];
