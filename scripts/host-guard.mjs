@@ -16,9 +16,9 @@
 //     or is recreated (a new ifindex: what --bridge=none did to docker0) counts whoever did it, since
 //     no test may do that; the transient names of test daemons (tsb*, veth*) are left out;
 //   - cgroups, sandbox state dirs: tsbuild names a run's cgroup and state dir <owner pid>-…; a new one
-//     whose owner is dead or carries this run's id is a leftover. One left by someone else's process
-//     that died during this run would be counted too (a window of milliseconds before their next run
-//     sweeps it); the same holds for new tsbuild-* entries in /dev/shm.
+//     whose owner is dead (a zombie included) or carries this run's id is a leftover. One left by
+//     someone else's process that died during this run would be counted too (until the next sandbox
+//     run of any tsbuild on the machine sweeps it); the same holds for new tsbuild-* entries in /dev/shm.
 // Mounts are also compared machine-wide: a mount that vanished outside temp and state places counts;
 // new ones elsewhere are notes.
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -124,7 +124,10 @@ function processes() {
     const cmdline = read(`/proc/${p}/cmdline`);
     if (cmdline === undefined) continue;
     const run = /(?:^|\0)TSBUILD_TEST_RUN=([^\0]*)/.exec(environ ?? '')?.[1];
-    out.push({ pid: Number(p), run, cmd: cmdline.split('\0').filter(Boolean).join(' ').slice(0, 200) });
+    // A zombie has ended (its tag cannot be read any more): it owns nothing, whoever's it was.
+    const stat = read(`/proc/${p}/stat`) ?? '';
+    const zombie = /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+    out.push({ pid: Number(p), run, zombie, cmd: cmdline.split('\0').filter(Boolean).join(' ').slice(0, 200) });
   }
   return out;
 }
@@ -141,11 +144,14 @@ export function snapshot(run = { id: '', tmp: '' }) {
   };
 }
 
-/** The owner pid in a tsbuild run id (<pid>-<n>-<hex>): alive and someone else's → not ours. */
+/**
+ * The owner pid in a tsbuild run id (<pid>-<n>-<hex>): alive and someone else's → not ours. A zombie
+ * owner is dead (tsbuild's sweeps count it so too): an orphan's reaper may take seconds to reap it.
+ */
 function ownedByOthers(name, after) {
   const pid = Number(name.split('-')[0]);
   const p = after.processes.find((x) => x.pid === pid);
-  return p !== undefined && p.run !== after.run.id;
+  return p !== undefined && !p.zombie && p.run !== after.run.id;
 }
 
 export function compare(before, after) {

@@ -6,17 +6,21 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
+  openSync,
   readFileSync,
   readdirSync,
   statSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { have, skip } from '@tsbuild/testkit';
 import { cleanup, repo, tempDir } from './helpers/cli.js';
 
 const pkg = join(repo, 'packages', 'builder');
@@ -52,13 +56,23 @@ const cases: { name: string; prepare: () => void; flags?: string[]; rewritten: b
   { name: 'missing', prepare: () => cleanup(cacheFile), rewritten: true },
   { name: 'empty', prepare: () => writeFileSync(cacheFile, ''), rewritten: true },
   {
-    name: 'for another bundle (other digest)',
+    name: 'for another bundle (other digest, other file)',
     prepare: () => {
       const c = freshCache();
       c[0] ^= 0xff;
+      c[33] ^= 0xff; // the bundle file's identity (inode) the loader recorded
       writeFileSync(cacheFile, c);
     },
     rewritten: true,
+  },
+  {
+    name: 'right digest, other file (a copy of the bundle)',
+    prepare: () => {
+      const c = freshCache();
+      c[33] ^= 0xff;
+      writeFileSync(cacheFile, c);
+    },
+    rewritten: false,
   },
   {
     name: 'right digest, damaged payload',
@@ -109,6 +123,112 @@ for (const c of cases) {
   });
 }
 
+// The loader trusts the cache's record of the bundle file (inode, size, mtime, ctime) instead of hashing it again.
+// A bundle rewritten in place to the same length keeps its inode and size, and V8 checks only a source's length:
+// a cache taken for it would run the old code. Here the version string changes: the command must print the new one.
+test('a bundle rewritten in place, same length: the cache is not taken for it, and is made anew', () => {
+  const bundleFile = join(copy, 'dist', 'tsbuild.cjs');
+  const version = () => run([], ['--version']);
+  freshCache();
+  assert.is(version().stdout, 'tsbuild 0.1.0\n');
+  const m = statSync(cacheFile).mtimeMs;
+  assert.is(version().stdout, 'tsbuild 0.1.0\n');
+  assert.is(statSync(cacheFile).mtimeMs, m, 'the cache is accepted before the change');
+  const text = readFileSync(bundleFile, 'latin1');
+  assert.ok(text.includes('"tsbuild 0.1.0\\n"'), 'the bundle prints its version from this literal');
+  const ino = statSync(bundleFile).ino;
+  const ctime = statSync(bundleFile, { bigint: true }).ctimeNs;
+  // ctime ticks with the kernel's clock: write until it has moved (a real rebuild comes much later).
+  do writeFileSync(bundleFile, text.replace('"tsbuild 0.1.0\\n"', '"tsbuild 0.1.9\\n"'), 'latin1');
+  while (statSync(bundleFile, { bigint: true }).ctimeNs === ctime);
+  assert.is(statSync(bundleFile).ino, ino, 'same file, same size');
+  try {
+    const r = version();
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'tsbuild 0.1.9\n');
+    assert.is.not(statSync(cacheFile).mtimeMs, m, 'written anew');
+    assert.is(version().stdout, 'tsbuild 0.1.9\n');
+  } finally {
+    writeFileSync(bundleFile, source);
+    freshCache();
+  }
+});
+
+test('a short command (images) has a cache of its own, made by its first run; the shared one untouched', () => {
+  const root = tempDir('code-cache-images');
+  const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
+  const images = () => {
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
+      env: { ...process.env, TSBUILD_ROOT: root },
+      encoding: 'utf8',
+    });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^REPOSITORY/);
+  };
+  freshCache();
+  const shared = { bytes: readFileSync(cacheFile), mtime: statSync(cacheFile).mtimeMs };
+  cleanup(own);
+  images();
+  assert.ok(readFileSync(own).subarray(0, 32).equals(digest), 'made by the first run, naming its bundle');
+  const m = statSync(own).mtimeMs;
+  images();
+  assert.is(statSync(own).mtimeMs, m, 'accepted by the next');
+  // Damaged after its header: V8 refuses it, the command works, and the cache is made anew.
+  const damaged = readFileSync(own);
+  damaged.fill(0x5a, 80);
+  writeFileSync(own, damaged);
+  images();
+  assert.not.equal(readFileSync(own), damaged, 'made anew');
+  assert.equal(
+    { bytes: readFileSync(cacheFile), mtime: statSync(cacheFile).mtimeMs },
+    shared,
+    'shared cache untouched',
+  );
+  cleanup(own, root);
+});
+
+// Which cache a short command without one of its own compiles with is seen from its output: the shared cache is
+// made from a bundle whose `images` header says REPOSITORX (same length; V8 checks only the length) and then
+// labelled as the real bundle's, so a run that takes it prints REPOSITORX, one that compiles from source
+// REPOSITORY. A read-only install or a rootless user, who cannot write the command's own cache, keeps the shared
+// one's compiled code that way.
+test('a short command without a cache of its own compiles with the shared one, then writes its own', () => {
+  const root = tempDir('code-cache-fallback');
+  const bundleFile = join(copy, 'dist', 'tsbuild.cjs');
+  const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
+  const header = () => {
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
+      env: { ...process.env, TSBUILD_ROOT: root },
+      encoding: 'utf8',
+    });
+    assert.is(r.status, 0, r.stderr);
+    return r.stdout.split(/\s+/)[0];
+  };
+  const text = source.toString('latin1');
+  const marker = '[["REPOSITORY", "TAG"';
+  assert.ok(text.includes(marker), 'the images table header is in the bundle');
+  try {
+    writeFileSync(bundleFile, text.replace(marker, '[["REPOSITORX", "TAG"'), 'latin1');
+    cleanup(own);
+    assert.is(header(), 'REPOSITORX');
+    const poisoned = readFileSync(own);
+    writeFileSync(bundleFile, source);
+    cleanup(own);
+    // Labelled as the real bundle's: its digest, and the file's identity as a fresh cache records it.
+    const label = freshCache().subarray(0, 65);
+    writeFileSync(cacheFile, Buffer.concat([label, poisoned.subarray(65)]));
+    assert.is(header(), 'REPOSITORX', 'compiled with the shared cache');
+    assert.ok(existsSync(own), 'its own cache written');
+    cleanup(own);
+    freshCache();
+    assert.is(header(), 'REPOSITORY', 'from a sound shared cache, the real header');
+  } finally {
+    writeFileSync(bundleFile, source);
+    cleanup(own, root);
+    freshCache();
+  }
+});
+
 test('a cache another command made is made again by the first build, and then kept', () => {
   const ctx = tempDir('code-cache-ctx');
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nENV A=1\n');
@@ -132,6 +252,30 @@ test('a cache another command made is made again by the first build, and then ke
   works(run());
   assert.equal(made(), built, 'then kept, by builds and other commands alike');
   cleanup(ctx, root);
+});
+
+// Two CLIs writing the cache at once may have the same pid: in two pid namespaces (containers sharing an install).
+// Each writes a temp file of its own, so neither's bytes land in the cache the other renames into place: a cache
+// with a sound header and a damaged payload is not refused by V8 (it checks no checksum) but crashes the process,
+// on every run from then on. Here the other writer holds the temp file of a CLI that is pid 1 in its namespace.
+test('two writers with the same pid (two pid namespaces): each writes a temp file of its own', () => {
+  if (!have('unshare')) return skip('unshare (util-linux) is not installed');
+  cleanup(cacheFile);
+  const theirs = `${cacheFile}.1.tmp`;
+  const fd = openSync(theirs, 'w', 0o644);
+  try {
+    writeSync(fd, Buffer.alloc(4096, 1)); // the other writer, mid-write
+    works(run([], undefined, ['unshare', '--pid', '--fork']));
+    assert.ok(existsSync(cacheFile), 'the cache written');
+    writeSync(fd, Buffer.alloc(4096, 0x5a)); // the rest of its bytes
+  } finally {
+    closeSync(fd);
+  }
+  assert.ok(readFileSync(theirs).equals(Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(4096, 0x5a)])), 'theirs');
+  const m = statSync(cacheFile).mtimeMs;
+  works(run());
+  assert.is(statSync(cacheFile).mtimeMs, m, 'the cache written is sound, and accepted');
+  cleanup(theirs);
 });
 
 test('a read-only install runs from source and writes nothing', () => {

@@ -4,8 +4,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, lstatSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { defaultStateDir } from '@tsbuild/sandbox';
 import { runCgroupsOf, throttledCounters } from '@tsbuild/testkit';
 import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 
@@ -333,6 +334,14 @@ test('if the supervisor dies too, ps says exited (unknown) and the container can
   detached(['--name', 'bg3', Base, 'sleep', '300']);
   const st = inspect('bg3').State;
   assert.ok(st.Runner && st.Pid);
+  // Its sandbox run (named <supervisor pid>-…): a cgroup per hierarchy and a state directory, which the
+  // killed supervisor cannot remove; `rm` must not leave them behind.
+  const cgroups = runCgroupsOf(st.Pid);
+  assert.ok(cgroups.length > 0, `bg3's init (${st.Pid}) is in no tsbuild cgroup`);
+  const runId = basename(cgroups[0]);
+  assert.ok(runId.startsWith(`${st.Runner}-`), `${runId} is not a run of the supervisor ${st.Runner}`);
+  const stateDir = join(defaultStateDir(), runId);
+  assert.ok(existsSync(stateDir), `${stateDir} is not there while bg3 runs`);
   process.kill(st.Runner, 'SIGKILL');
   // The container's init goes when its supervisor is killed; ps is asked once it has.
   await until(`bg3's init (${st.Pid}) to die with its supervisor`, () => gone(st.Pid!) || undefined);
@@ -340,6 +349,12 @@ test('if the supervisor dies too, ps says exited (unknown) and the container can
   assert.is(inspect('bg3').State.ExitCode, null);
   ok(t(['rm', 'bg3']));
   assert.not.match(ok(t(['ps', '-a'])).stdout, /bg3/);
+  // No sandbox run has started since the kill (nothing else swept them): rm did, supervisor zombie or not.
+  assert.equal(
+    [...cgroups, stateDir].filter((p) => existsSync(p)),
+    [],
+    "rm leaves the killed supervisor run's cgroups and state directory",
+  );
 });
 
 test('a container keeps its image through prune --all --grace 0s (its lease), until it is removed', () => {

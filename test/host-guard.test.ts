@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -114,6 +114,36 @@ const cases: Case[] = [
     problem: /^cgroup \/sys\/fs\/cgroup\/.*tsbuild\/\d+-1-\w+: a sandbox run's cgroup was left$/,
     also: /^process \d+ \(sleep 600\): started by this run, still running$/,
   },
+  (() => {
+    // The owner was a process of this run and is a zombie now (ended, not reaped yet: an orphan's reaper may
+    // take seconds): its tag can no longer be read, and it must not pass for someone else's live process.
+    // A state directory of a uid no tsbuild here runs as, so that no sweep can take it between the snapshots.
+    const parent = `/dev/shm/tsbuild-sandbox-${4_000_000_000 + randomBytes(2).readUInt16BE(0)}`;
+    return {
+      name: "a sandbox run's state directory whose owner of this run is now a zombie is left",
+      act: (run: Run) => {
+        // A child that ends once its shell has become `sleep` (so the shell cannot have reaped it): sleep
+        // never does. The whole is in the background, so that spawnSync returns.
+        const child = `sh -c 'until [ "$(cat /proc/$PPID/comm)" = sleep ]; do :; done'`;
+        const r = spawnSync('sh', ['-c', `(${child} & echo $!; exec sleep 600 >/dev/null 2>&1 </dev/null) &`], {
+          env: { ...process.env, TSBUILD_TEST_RUN: run.id },
+          encoding: 'utf8',
+        });
+        const zombie = Number(r.stdout.trim());
+        const d = join(parent, `${zombie}-1-${rand()}`);
+        mkdirSync(d, { recursive: true });
+        for (const end = Date.now() + 10_000; !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8'));)
+          if (Date.now() > end) throw new Error(`process ${zombie} never became a zombie`);
+        return () => {
+          rmSync(parent, { recursive: true });
+          const sleeper = Number(readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+          process.kill(sleeper, 'SIGKILL');
+        };
+      },
+      problem: /^\/dev\/shm\/tsbuild-sandbox-\d+\/\d+-1-\w+: a sandbox run's state directory was left$/,
+      also: /^process \d+ \(sleep 600\): started by this run, still running$/,
+    };
+  })(),
 ];
 
 for (const c of cases) {

@@ -3,7 +3,7 @@
 // symlink staged by one source of a COPY/ADD that a later source (a heredoc, another directory,
 // an archive) would write through, or a RUN bind mount that would show files the build must not
 // see. The host tree is fingerprinted before and after each row (paths, types, contents, link
-// targets, modes, owners): nothing outside the store and the requested outputs may change. A
+// targets, modes, owners, mtimes): nothing outside the store and the requested outputs may change. A
 // build may fail on such input, but with a clear error and never a stack trace.
 // The issue's other Dockerfile-borne items have their tests beside the machinery they need:
 // ADD <url> limits in add-url/tls.test.ts (a server), cache sharing=private in cache.test.ts, and
@@ -11,9 +11,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootless } from '@tsbuild/sandbox';
+import { treeFingerprint } from '@tsbuild/testkit';
 import {
   Base,
   cleanup,
@@ -39,26 +40,6 @@ function hostTree(): string {
   mkdirSync(join(host, 'hostdir', 'sub'), { mode: 0o711 });
   chownSync(join(host, 'hostdir', 'sub'), 4321, 4321);
   return host;
-}
-
-/** Every path below dir with its type, mode, owner and content or link target. */
-function fingerprint(dir: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(dir, rel)).sort()) {
-    const r = rel ? `${rel}/${name}` : name;
-    const abs = join(dir, r);
-    const st = lstatSync(abs);
-    const what = st.isSymbolicLink()
-      ? `-> ${readlinkSync(abs)}`
-      : st.isFile()
-        ? JSON.stringify(readFileSync(abs, 'utf8'))
-        : st.isDirectory()
-          ? 'dir'
-          : 'other';
-    out.push(`${r} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${what}`);
-    if (st.isDirectory()) out.push(...fingerprint(dir, r));
-  }
-  return out;
 }
 
 /**
@@ -417,10 +398,14 @@ for (const row of rows) {
   test(row.name, () => {
     const host = hostTree();
     const ctx = contextOf({ ...row.files?.(host), Dockerfile: row.dockerfile.replace(/\bH\//g, `${host}/`) });
-    const before = fingerprint(host);
+    const before = treeFingerprint(host);
     const img = `hostile:${++n}`;
     const r = tsbuild(['build', '--progress=plain', '-t', img, ctx], { root });
-    assert.equal(fingerprint(host), before, `the host tree changed (build exit ${r.code})\n${r.stderr.slice(-2000)}`);
+    assert.equal(
+      treeFingerprint(host),
+      before,
+      `the host tree changed (build exit ${r.code})\n${r.stderr.slice(-2000)}`,
+    );
     clean(r);
     row.check?.(r, img, host);
     cleanup(ctx, host);

@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { have, skip } from '@tsbuild/testkit';
+import { have, skip, treeFingerprint } from '@tsbuild/testkit';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 import { sh } from './helpers/image.js';
 
@@ -56,20 +56,6 @@ const cases: { name: string; parts: Part[] }[] = [
   { name: 'the same, the directory first whited out', parts: [queued(false), whiteoutD, linkToRoot] },
 ];
 
-/** What a layer could change about the host dir: modes, owners, mtimes of it and its entries. */
-function fingerprint(dir: string): string[] {
-  const one = (p: string) => {
-    const s = lstatSync(p);
-    return `${p} ${s.mode.toString(8)} ${s.uid}:${s.gid} ${s.mtimeMs}`;
-  };
-  return [
-    one(dir),
-    ...readdirSync(dir)
-      .sort()
-      .map((n) => one(join(dir, n))),
-  ];
-}
-
 /** A docker-save archive of the busybox base plus one layer made of parts, tagged tag. */
 function hostileImage(tag: string, parts: Part[], host: string): { file: string; work: string } {
   const work = tempDir('hostile-img');
@@ -107,14 +93,14 @@ cases.forEach((c, i) => {
   test(`load + run: ${c.name} leaves the host alone`, () => {
     const host = tempDir('host');
     mkdirSync(join(host, 'v'), { mode: 0o755 });
-    const before = fingerprint(host);
+    const before = treeFingerprint(host);
     const tag = `hostile-${i}:1`;
     const image = hostileImage(tag, c.parts, host);
     ok(tsbuild(['load', '-i', image.file], { root }));
     cleanup(image.work);
     const r = ok(tsbuild(['run', '--rm', tag, 'sh', '-c', 'ls -ld /d'], { root }));
     assert.match(r.stdout, /\/d -> \//, 'the last entry wins: d is the symlink');
-    assert.equal(fingerprint(host), before, 'the host dir changed');
+    assert.equal(treeFingerprint(host), before, 'the host dir changed');
     cleanup(host);
   });
 });

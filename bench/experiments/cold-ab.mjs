@@ -16,18 +16,18 @@
 //   [TEMPLATE=STORE] [WORK=DIR] [REMOVE_EACH=1 | FLUSH=bench [EXT4_IPG=N]] [TRACE=1] \
 //     node bench/experiments/cold-ab.mjs ROUNDS CTX LABEL=[ENV:]TSBUILD... [-- flags]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { abArgs, load1 } from '../lib/util.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const [rounds, ctx, ...rest] = process.argv.slice(2);
-const sep = rest.indexOf('--');
-// LABEL=TSBUILD or LABEL=NAME=VALUE,…:TSBUILD
-const variants = (sep < 0 ? rest : rest.slice(0, sep)).map((v) => {
-  const label = v.slice(0, v.indexOf('='));
-  const cmd = v.slice(label.length + 1);
+const parsed = abArgs('cold-ab.mjs', '[NAME=VALUE,…:]TSBUILD');
+const { rounds, ctx, extra } = parsed;
+// LABEL=TSBUILD or LABEL=NAME=VALUE,…:TSBUILD (abArgs split each at every '=')
+const variants = parsed.variants.map(([label, ...r]) => {
+  const cmd = r.join('=');
   const colon = cmd.lastIndexOf(':');
   const env =
     colon < 0
@@ -40,11 +40,6 @@ const variants = (sep < 0 ? rest : rest.slice(0, sep)).map((v) => {
         );
   return [label, colon < 0 ? cmd : cmd.slice(colon + 1), env];
 });
-const extra = sep < 0 ? [] : rest.slice(sep + 1);
-if (!rounds || !ctx || !variants.length) {
-  console.error('usage: cold-ab.mjs ROUNDS CTX LABEL=TSBUILD... [-- build flags]');
-  process.exit(2);
-}
 // TEMPLATE: another template store (a checkout whose bench has run).
 const template = process.env.TEMPLATE ?? join(repo, 'bench/work/tsbuild/template');
 const work = mkdtempSync(join(process.env.WORK ?? tmpdir(), 'cold-ab-'));
@@ -72,7 +67,6 @@ const longestCopy = (log) => {
   }
   return most / 1000;
 };
-const load = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 const res = Object.fromEntries(variants.map(([l]) => [l, []]));
 const loads = [];
 let n = 0;
@@ -97,7 +91,7 @@ try {
       spawnSync('cp', ['-a', template, root]);
       spawnSync('sync');
       if (flushBench) sleep(200);
-      loads.push(load());
+      loads.push(load1());
       const args = ['-f', '%e %M %U %S', bin, 'build', '--progress=plain', ...extra, '-t', 'ab:cold', ctx];
       const env = { ...process.env, ...venv, TSBUILD_ROOT: root, ...(trace ? { TSBUILD_TRACE: '1' } : {}) };
       const r = spawnSync('/usr/bin/time', args, { env, encoding: 'utf8', maxBuffer: 1 << 28 });

@@ -5,24 +5,17 @@
 //   node bench/experiments/push-ab.mjs ROUNDS CTX LABEL=CHECKOUT... [-- more build flags]
 // A label starting with `nopush` builds without --push (what the push adds).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { abArgs, load1 } from '../lib/util.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const [rounds, ctx, ...rest] = process.argv.slice(2);
-const sep = rest.indexOf('--');
-const variants = (sep < 0 ? rest : rest.slice(0, sep)).map((v) => v.split('='));
-const extra = sep < 0 ? [] : rest.slice(sep + 1);
-if (!rounds || !ctx || !variants.length) {
-  console.error('usage: push-ab.mjs ROUNDS CTX LABEL=CHECKOUT... [-- build flags]');
-  process.exit(2);
-}
+const { rounds, ctx, variants, extra } = abArgs('push-ab.mjs', 'CHECKOUT');
 const { startRegistry } = await import(join(repo, 'packages/testkit/dist/src/registry.js'));
 const template = join(repo, 'bench/work/tsbuild/template');
 const work = mkdtempSync(join(tmpdir(), 'push-ab-'));
-const load = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 const res = Object.fromEntries(variants.map(([l]) => [l, []]));
 const loads = [];
 try {
@@ -33,7 +26,7 @@ try {
       rmSync(root, { recursive: true, force: true });
       spawnSync('cp', ['-a', template, root]);
       spawnSync('sync');
-      loads.push(load());
+      loads.push(load1());
       const push = label.startsWith('nopush') ? [] : ['--push'];
       const args = ['build', '--progress=plain', ...extra, ...push, '-t', `${reg.host}/bench/ab:ci`, ctx];
       const t0 = performance.now();

@@ -97,3 +97,22 @@ export function which(cmd) {
 }
 export const fmtS = (ms) => (Number.isFinite(ms) ? (ms / 1000).toFixed(ms < 10000 ? 2 : 1) : '–');
 export const fmtMB = (kb) => (Number.isFinite(kb) ? (kb / 1024).toFixed(0) : '–');
+
+/**
+ * The interleaved A/B experiments' arguments, `ROUNDS CTX LABEL=VALUE... [-- build flags]`:
+ * { rounds, ctx, variants: [label, value][], extra }. Prints the usage (script, what VALUE names) and exits 2
+ * when one of the first three is missing.
+ */
+export function abArgs(script, value, argv = process.argv.slice(2)) {
+  const [rounds, ctx, ...rest] = argv;
+  const sep = rest.indexOf('--');
+  const variants = (sep < 0 ? rest : rest.slice(0, sep)).map((v) => v.split('='));
+  const extra = sep < 0 ? [] : rest.slice(sep + 1);
+  if (!rounds || !ctx || !variants.length) {
+    console.error(`usage: ${script} ROUNDS CTX LABEL=${value}... [-- build flags]`);
+    process.exit(2);
+  }
+  return { rounds, ctx, variants, extra };
+}
+/** The 1-minute load average, to print beside timings taken on a shared machine. */
+export const load1 = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);

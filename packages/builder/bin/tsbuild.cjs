@@ -1,13 +1,30 @@
 'use strict';
 // Runs the bundled CLI (dist/tsbuild.cjs) through V8's code cache (dist/tsbuild.cjs.v8cache, made
 // by `pnpm run build`): compiling the bundle from source was a third of a cached rebuild.
-// The cache starts with the SHA-256 of the source it was made from and a byte that says whether a
-// build made it; V8 itself refuses one made by another Node version or with other flags. A missing,
+// The cache starts with the SHA-256 of the source it was made from, a byte that says whether a
+// build made it, and the bundle file's identity when the cache was written (inode, size, mtime and
+// ctime, to the nanosecond): while the file still has that identity its bytes are the ones hashed,
+// so the hash is not computed again (1 ms, and loading node:crypto 2 ms, of a 30 ms `--version`);
+// any write to the file changes its ctime, and then the bytes are hashed and compared as before.
+// V8 itself refuses a cache made by another Node version or with other flags. A missing,
 // stale or refused cache only costs the compile, and is written anew after the command. An accepted
 // cache is rewritten only once, by a build, if another command made it: V8 keeps the functions
 // compiled by the time the cache is made, and a cached rebuild is the start that matters.
-const { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } = require('node:fs');
-const { createHash } = require('node:crypto');
+// The short commands run over and over (a repeated pull or push: 40 ms, all of it start-up) have a cache each
+// (dist/tsbuild.cjs.COMMAND.v8cache), made by their first run: the build's holds little of their code and
+// much they do not run (a repeated pull: 3 ms of CPU less with its own). Until it has one (or where it cannot
+// write one: a read-only install, a rootless user) such a command compiles with the shared cache.
+const {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} = require('node:fs');
+const createHash = (algorithm) => require('node:crypto').createHash(algorithm);
 const { createRequire } = require('node:module');
 const { dirname, join } = require('node:path');
 const { Script } = require('node:vm');
@@ -37,11 +54,23 @@ if (process.getuid && process.getuid() !== 0) {
 
 const early = startWalk(process.argv.slice(2));
 const bundle = join(__dirname, '..', 'dist', 'tsbuild.cjs');
-const cacheFile = `${bundle}.v8cache`;
+const ownCache = new Set(['pull', 'push', 'run', 'images', 'inspect', 'ps', 'exec', 'logs', 'tag', 'rmi']);
+const sharedCache = `${bundle}.v8cache`;
+const cacheFile = ownCache.has(process.argv[2]) ? `${bundle}.${process.argv[2]}.v8cache` : sharedCache;
 
 let bytes;
+let identity;
 try {
-  bytes = readFileSync(bundle);
+  const fd = openSync(bundle, 'r');
+  try {
+    // The identity before and after the read: equal, so no write came between (a rebuild in place).
+    const before = fileIdentity(fd);
+    bytes = readFileSync(fd);
+    identity = fileIdentity(fd);
+    if (!identity.equals(before)) identity = undefined;
+  } finally {
+    closeSync(fd);
+  }
 } catch (e) {
   process.stderr.write(
     `ERROR: tsbuild is not built (${bundle}: ${e.code ?? e.message}); run 'pnpm run build' in ` +
@@ -49,18 +78,30 @@ try {
   );
   process.exit(1);
 }
-const digest = createHash('sha256').update(bytes).digest();
+let digest; // the bundle's SHA-256, computed only when the cache cannot vouch for it
+const bundleDigest = () => (digest ??= createHash('sha256').update(bytes).digest());
 const source = bytes.toString('latin1'); // ASCII, checked when bundled: no UTF-8 decoding needed
-const head = digest.length + 1;
+const head = 32 + 1 + 32;
 let cachedData;
 let madeByBuild = false;
-try {
-  const file = readFileSync(cacheFile);
-  if (file.length > head && file.subarray(0, digest.length).equals(digest)) {
-    madeByBuild = file[digest.length] === 1;
-    cachedData = file.subarray(head);
-  }
-} catch {}
+let cacheRead; // the file cachedData came from
+// A short command without its own cache yet (or where it cannot be written: a read-only install, rootless)
+// compiles with the shared one, and then writes its own.
+for (const f of cacheFile === sharedCache ? [sharedCache] : [cacheFile, sharedCache]) {
+  try {
+    const file = readFileSync(f);
+    if (file.length > head) {
+      const known = identity !== undefined && file.subarray(33, head).equals(identity);
+      if (known || file.subarray(0, 32).equals(bundleDigest())) {
+        if (known) digest = Buffer.from(file.subarray(0, 32));
+        madeByBuild = file[32] === 1;
+        cachedData = file.subarray(head);
+        cacheRead = f;
+        break;
+      }
+    }
+  } catch {}
+}
 
 // The bundle is already wrapped as Node wraps a CommonJS module (scripts/bundle.mjs).
 const script = new Script(source, {
@@ -71,19 +112,28 @@ const mod = { exports: {} };
 script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
 const argv = process.argv.slice(2);
 const build = mod.exports.isBuild(argv);
-const stale = cachedData === undefined || script.cachedDataRejected === true || (build && !madeByBuild);
+const stale =
+  cachedData === undefined || script.cachedDataRejected === true || cacheRead !== cacheFile || (build && !madeByBuild);
 // Old space may grow to 1.5 times what a full GC found live before the next one, not the up to 4 times V8 picks
 // by itself: a large build's short-lived objects are partly promoted, and RSS followed the heap's growth (a cold
 // build of 200,000 context files: ~400 MB against ~500, the same CPU time; bench/RESULTS.md, issue 17). Set
 // after the code cache is read, and put back before one is written: V8 refuses a cache made under other flags.
 // The flags set are named in the global below: the build adds to them (src/context/young.ts), and layerstore's
 // hashing thread sets them again once its isolate is up (a new isolate puts some back for the whole process).
-const v8 = require('node:v8');
-const flags = '--heap-growing-percent=50';
-globalThis[Symbol.for('tsbuild.v8-flags')] = flags;
-v8.setFlagsFromString(flags);
+// For a build only (and a commit, which walks and packs a container's changes as a build's RUN step does: of
+// 60,000 files, ~280 MB at its peak without the flag, ~225 with it), and once its modules are loaded (main's
+// `loaded`): while a flag differs from its default, V8 also refuses the code cache Node's own modules are compiled
+// from, so each built-in loaded afterwards (node:crypto, node:zlib, node:net, node:worker_threads…) is compiled
+// from source: 5 ms of CPU of a repeated `tsbuild pull` (45 ms) or of a tiny no-op build (bench/RESULTS.md,
+// "CLI start-up for pull and push").
+const setBuildFlags = () => {
+  const flags = '--heap-growing-percent=50';
+  globalThis[Symbol.for('tsbuild.v8-flags')] = flags;
+  require('node:v8').setFlagsFromString(flags);
+};
 
-mod.exports.main(argv, early).then(
+const packs = mod.exports.packsTrees(argv);
+mod.exports.main(argv, early, packs ? setBuildFlags : undefined).then(
   (code) => {
     process.exitCode = code;
     // After the command, so that the cache holds the functions it compiled on the way.
@@ -96,14 +146,32 @@ mod.exports.main(argv, early).then(
   },
 );
 
+/** The file's inode, size, mtime and ctime (ns), 32 bytes: what a cache records of the bundle it was made from. */
+function fileIdentity(fd) {
+  const st = fstatSync(fd, { bigint: true });
+  const b = Buffer.alloc(32);
+  [st.ino, st.size, st.mtimeNs, st.ctimeNs].forEach((v, i) => b.writeBigUInt64LE(BigInt.asUintN(64, v), i * 8));
+  return b;
+}
+
 function writeCache() {
-  v8.setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  // A build's flags back to V8's defaults (the commands that pack no trees set none).
+  if (packs) require('node:v8').setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
+  // A temp file of its own, made here (O_EXCL): two CLIs writing at once may have the same pid (in two pid
+  // namespaces sharing the install), and one's bytes written into the file the other renamed into place make a
+  // cache V8 takes (it checks no checksum) and crashes on, at every start from then on.
+  const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+  let fd;
   try {
-    const fd = openSync(tmp, 'w', 0o644);
+    fd = openSync(tmp, 'wx', 0o644);
+  } catch {
+    return; // a read-only install keeps compiling from source; that is all it costs
+  }
+  try {
     try {
-      writeSync(fd, digest);
+      writeSync(fd, bundleDigest());
       writeSync(fd, Buffer.from([build ? 1 : 0]));
+      writeSync(fd, identity ?? Buffer.alloc(32)); // none (a write during the read): hashed next time
       writeSync(fd, script.createCachedData());
       fsyncSync(fd);
     } finally {
@@ -111,7 +179,6 @@ function writeCache() {
     }
     renameSync(tmp, cacheFile);
   } catch {
-    // A read-only install keeps compiling from source; that is all it costs.
     try {
       unlinkSync(tmp);
     } catch {}

@@ -8,8 +8,10 @@ import { build } from 'esbuild';
 
 // Node built-ins that a cached rebuild never calls but whose modules import them at their top:
 // they are replaced by an object of getters that loads the real module on first use.
-// child_process (with net and dgram) was 4 ms of every build's start.
-const lazyBuiltins = ['node:child_process'];
+// child_process (with net and dgram) was 4 ms of every build's start; zlib, worker_threads (layerstore's
+// hashing thread) and v8 are loaded by every command that opens the store, and needed by few (a repeated pull
+// or push: none of them).
+const lazyBuiltins = ['node:child_process', 'node:zlib', 'node:worker_threads', 'node:v8'];
 const lazyBuiltinsPlugin = {
   name: 'lazy-builtins',
   setup(b) {

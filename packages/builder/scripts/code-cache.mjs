@@ -4,7 +4,7 @@
 // Anything else a command needs is compiled on first use, as without a cache. If this training
 // build fails, the cache is made from `tsbuild --version` instead, and a line says so.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,6 +58,10 @@ try {
     }
   }
   rmSync(cacheFile, { force: true });
+  // The short commands' own caches (dist/tsbuild.cjs.COMMAND.v8cache) were made for the bundle before:
+  // each is made again by the command's first run.
+  for (const f of readdirSync(dirname(cacheFile)))
+    if (/^tsbuild\.cjs\.[a-z]+\.v8cache$/.test(f)) rmSync(join(dirname(cacheFile), f), { force: true });
   // Without a cache, the CLI writes one as it exits: here after the no-op rebuild.
   const r = run(failed ? ['--version'] : steps[1]);
   if (r.status !== 0) throw new Error(`tsbuild exited ${r.status}: ${r.stderr}`);

@@ -10,31 +10,18 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { treeFingerprint } from '@tsbuild/testkit';
 import { Beneath } from '../src/rootfs/beneath-tree.js';
 import { encodeName } from '../src/context/listing.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsbuild-beneath-'));
 let n = 0;
-
-function fingerprint(dir: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(dir, rel)).sort()) {
-    const r = rel ? `${rel}/${name}` : name;
-    const st = lstatSync(join(dir, r));
-    const abs = join(dir, r);
-    const what = st.isSymbolicLink() ? readlinkSync(abs) : st.isFile() ? readFileSync(abs, 'utf8') : '';
-    out.push(`${r} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.mtimeMs} ${what}`);
-    if (st.isDirectory()) out.push(...fingerprint(dir, r));
-  }
-  return out;
-}
 
 /**
  * A tree: `l` → the host dir, `f` → a host file, `n` → a host name not there, a real dir `d`,
@@ -171,7 +158,7 @@ writeFileSync(join(base, 'src'), 'source\n');
 for (const row of rows) {
   test(row.name, () => {
     const { tree, host } = setup();
-    const before = fingerprint(host);
+    const before = treeFingerprint(host);
     const b = new Beneath(tree);
     try {
       const failed = (e: NodeJS.ErrnoException) => row.error!.split('|').includes(e.code!);
@@ -180,7 +167,7 @@ for (const row of rows) {
     } finally {
       b.close();
     }
-    assert.equal(fingerprint(host), before, 'the host dir changed');
+    assert.equal(treeFingerprint(host), before, 'the host dir changed');
     row.after?.(tree);
   });
 }

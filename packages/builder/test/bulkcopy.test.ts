@@ -17,7 +17,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
   readlinkSync,
   readSync,
@@ -31,7 +30,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getXattr } from '@tsbuild/sys';
-import { have, skip } from '@tsbuild/testkit';
+import { have, skip, treeFingerprint } from '@tsbuild/testkit';
 import { BulkCopy, type CopyKind } from '../src/solver/ops/bulkcopy.js';
 import { nativeProgram } from '../src/native.js';
 
@@ -46,20 +45,6 @@ interface Dirs {
   /** The staging root; the item goes to `target` below it. */
   stage: string;
   host: string;
-}
-
-/** Every entry below dir (path, mode, owner, mtime, content or link), in name order. */
-function fingerprint(dir: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(dir, rel)).sort()) {
-    const r = rel ? `${rel}/${name}` : name;
-    const abs = join(dir, r);
-    const st = lstatSync(abs);
-    const what = st.isSymbolicLink() ? readlinkSync(abs) : st.isFile() ? readFileSync(abs, 'utf8') : '';
-    out.push(`${r} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.mtimeMs} ${what}`);
-    if (st.isDirectory()) out.push(...fingerprint(dir, r));
-  }
-  return out;
 }
 
 function setup(): Dirs {
@@ -425,10 +410,10 @@ for (const row of rows) {
     if (row.needs && !have(row.needs)) return skip(`${row.needs} is not installed`);
     const d = setup();
     const names = row.before(d);
-    const host = fingerprint(d.host);
+    const host = treeFingerprint(d.host);
     row.between?.(d);
     const err = await copy(d, names);
-    assert.equal(fingerprint(d.host), host, 'the host dir changed');
+    assert.equal(treeFingerprint(d.host), host, 'the host dir changed');
     const leaked = spawnSync('grep', ['-rl', SECRET, '.'], { cwd: d.stage, encoding: 'utf8' }).stdout;
     assert.is(leaked, '', 'a host file was copied');
     if (row.fails) {

@@ -1,8 +1,9 @@
 // Removing a container: the document first (so it disappears at once for every reader), then its
 // directory; its anonymous volumes too when asked (`rm -v`, `run --rm`).
 import { rmSync } from 'node:fs';
+import { cleanupStale } from '@tsbuild/sandbox';
 import type { Store } from '@tsbuild/layerstore';
-import { ContainerError, containerDir, containerLease, docPath, isRunning, readDoc, refresh } from './state.js';
+import { ContainerError, alive, containerDir, containerLease, docPath, isRunning, readDoc, refresh } from './state.js';
 import { removeVolume, volumesInUse } from './volumes.js';
 import { stopContainer } from './signal.js';
 
@@ -19,6 +20,12 @@ export async function removeContainer(
     doc = await stopContainer(store, doc, 0, 'SIGKILL');
   }
   rmSync(docPath(store, id), { force: true });
+  // A runner that was killed (the supervisor SIGKILLed, the foreground tsbuild OOM-killed) never reached
+  // its sandbox's cleanup: the run's cgroup and state directory outlive it until some later sandbox run
+  // sweeps what dead processes left. The user removing the container is not left with them: swept now.
+  // A live runner's are not touched (it removes them itself before it records the exit stop waits for).
+  if (doc.State.Runner !== undefined && !alive(doc.State.Runner, doc.State.RunnerStart))
+    await cleanupStale().catch(() => {});
   // Its processes are gone, but it is the container's tree all the same: the snapshotter removes its
   // active snapshot (the whole directory) beneath directory fds, never following a link in it.
   store.snapshotter.remove(containerDir(store, id));

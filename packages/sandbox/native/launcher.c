@@ -1034,11 +1034,22 @@ __attribute__((noreturn)) static void init_main(sigset_t *set, int alive, int pt
   }
 }
 
-static void report_wait(int st, int failed, struct child_err ce) {
+__attribute__((noreturn)) static void report_wait(int st, int failed, struct child_err ce) {
   if (failed) { report_child_error(ce); _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 126); }
   if (WIFSIGNALED(st)) { status("signal %d", WTERMSIG(st)); _exit(128 + WTERMSIG(st)); }
   status("exit %d", WEXITSTATUS(st));
   _exit(WEXITSTATUS(st));
+}
+
+// The command is our child: EOF on errfd once it has exec'd (or died building the root, which reported
+// "setup" itself), a child_err if it could not start. Relays its terminal and signals until it ends, then
+// reports how (run mode without init, and exec mode).
+__attribute__((noreturn)) static void await_command(pid_t child, int errfd, int master, sigset_t *set) {
+  struct child_err ce = {0, 0};
+  ssize_t n;
+  do n = read(errfd, &ce, sizeof ce); while (n < 0 && errno == EINTR);
+  close(errfd);
+  report_wait(relay_and_wait(child, master, set), n == (ssize_t)sizeof ce, ce);
 }
 
 // exec mode: the command joins a running container (its PID 1 has host pid S.execpid).
@@ -1070,13 +1081,7 @@ __attribute__((noreturn)) static void exec_main(void) {
   }
   close(ep[1]);
   status("pid %d", (int)child);
-  struct child_err ce = {0, 0};
-  ssize_t n;
-  do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
-  close(ep[0]);
-  int st = relay_and_wait(child, master, &set);
-  report_wait(st, n == (ssize_t)sizeof ce, ce);
-  _exit(125);
+  await_command(child, ep[0], master, &set);
 }
 
 // ---- device allowlist on cgroup v2 ---------------------------------------------------------------
@@ -1230,6 +1235,17 @@ static void reexec_from_sealed_copy(char **argv, char **envp) {
 #define HOLDER_READY_FD 6
 #define HOLDER_EXIT_FD 7
 
+// This process becomes the helper (both forks of it, rootless or not): stdin /dev/null, stdout to stderr, and
+// fds[] (namespace, ready, exit) at 5..7. dup2 clears O_CLOEXEC on the copy: these three, and only these, reach it.
+__attribute__((noreturn)) static void exec_network_helper(const int fds[3]) {
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
+  if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
+    die("fds of the network helper");
+  execv(S.helper[0], S.helper);
+  die("run the network helper %s", S.helper[0]);
+}
+
 // Rootless: returning to the host's network namespace (setns) needs CAP_SYS_ADMIN over it, which
 // the root of our user namespace lacks. So the helper is forked before the unshare, stays in the
 // host's namespace, and receives its three fds (namespace, ready, exit) over a socket.
@@ -1252,12 +1268,7 @@ static void rootless_helper_prefork(void) {
     if ((fds[i] = recv_fd(sp[1])) < 0 || (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
       _exit(125);  // the holder gave up before it had a network
   close(sp[1]);
-  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
-  if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
-    die("fds of the network helper");
-  execv(S.helper[0], S.helper);
-  die("run the network helper %s", S.helper[0]);
+  exec_network_helper(fds);
 }
 
 static pid_t rootless_helper_start(int fds[3]) {
@@ -1400,13 +1411,7 @@ __attribute__((noreturn)) static void holder_main(void) {
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, NULL);
       if (setns(hostns, CLONE_NEWNET) < 0) die("return to the host network namespace");
-      int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) die("stdio of the network helper");
-      // dup2 clears O_CLOEXEC on the copy: these three, and only these, reach the helper.
-      if (dup2(fds[0], HOLDER_NS_FD) < 0 || dup2(fds[1], HOLDER_READY_FD) < 0 || dup2(fds[2], HOLDER_EXIT_FD) < 0)
-        die("fds of the network helper");
-      execv(S.helper[0], S.helper);
-      die("run the network helper %s", S.helper[0]);
+      exec_network_helper(fds);
     }
     close(rp[1]), close(quit[0]), close(ns), close(fds[0]), close(fds[1]), close(fds[2]);
     char c;
@@ -1743,16 +1748,7 @@ int main(int argc, char **argv, char **envp) {
     master = recv_fd(ptys[0]);
     close(ptys[0]);
   }
-  if (!S.init) {
-    // The command is our child: EOF on the pipe once it has exec'd (or died building the root, which
-    // reported "setup" itself), a child_err if it could not start.
-    struct child_err ce = {0, 0};
-    ssize_t n;
-    do n = read(ep[0], &ce, sizeof ce); while (n < 0 && errno == EINTR);
-    close(ep[0]);
-    int st = relay_and_wait(init, master, &set);
-    report_wait(st, n == (ssize_t)sizeof ce, ce);
-  }
+  if (!S.init) await_command(init, ep[0], master, &set);
   int st = relay_and_wait(init, master, &set);
   if (WIFSIGNALED(st)) {
     // init itself was killed (e.g. by the OOM killer or `stop`'s SIGKILL): nothing else has reported.

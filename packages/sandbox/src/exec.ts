@@ -4,7 +4,7 @@
 // into a mount namespace is refused to a multithreaded process.
 import { readFileSync, existsSync } from 'node:fs';
 import type { ExecSpec, Exit } from './types.js';
-import { encodeExecSpec } from './spec.js';
+import { encodeExecSpec, launcherProcess } from './spec.js';
 import { launch, signalNames } from './run.js';
 import { SandboxError, abortError } from './errors.js';
 import { cgroupDriver } from './cgroup/index.js';
@@ -57,15 +57,9 @@ export async function exec(spec: ExecSpec): Promise<Exit> {
   const { outcome, aborted } = await launch(
     spec,
     encodeExecSpec({
+      ...launcherProcess(spec),
       pid: spec.pid,
-      argv: spec.argv,
-      env: spec.env,
-      cwd: spec.cwd,
-      uid: spec.uid,
-      gid: spec.gid,
-      groups: spec.additionalGids ?? [],
       cgroupProcs: cgroupProcsOf(spec.pid),
-      tty: spec.tty,
       noNetRaw: !spec.keepNetRaw,
     }),
   );

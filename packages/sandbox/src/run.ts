@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { Exit, Launched, LaunchIO, Limits, Mount, PrivateNetwork, SandboxSpec } from './types.js';
-import { collectStatus, encodeSpec, launchEnd } from './spec.js';
+import { collectStatus, encodeSpec, launchEnd, launcherProcess } from './spec.js';
 import { launcherPath } from './launcher.js';
 import { buildInitLayer } from './initlayer.js';
 import { defaultHosts, defaultResolvConf, writeHostFiles } from './hostfiles.js';
@@ -146,12 +146,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       workdir: spec.root.workdir,
       volatile: spec.root.volatile,
       rootdir,
-      argv: spec.argv,
-      env: spec.env,
-      cwd: spec.cwd,
-      uid: spec.uid,
-      gid: spec.gid,
-      groups: spec.additionalGids ?? [],
+      ...launcherProcess(spec),
       hostname,
       network: spec.network,
       hostsFile: files.hosts,
@@ -165,7 +160,6 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       deviceRules: allowedDevices,
       // v1 joins the devices controller (cgroupProcs), v2 attaches deviceRules: either way, an allowlist.
       devWritable: cg !== undefined || rootless(),
-      tty: spec.tty,
       init: spec.init,
       netnsPid,
       noNetRaw: spec.network !== 'none',

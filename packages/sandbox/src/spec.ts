@@ -2,11 +2,27 @@
 // parse safely (no quoting, no nesting). Mount fields follow their "mount=" token. The last token is
 // "end=1" (ended()): the launcher refuses a spec without it, cut short by a writer killed mid-write.
 import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
-import type { Launched, LauncherOutcome, Mount, Rlimit } from './types.js';
+import type { Launched, LauncherOutcome, Mount, ProcessSpec, Rlimit } from './types.js';
 import { SandboxError } from './errors.js';
 import type { Readable } from 'node:stream';
 
-export interface LauncherSpec {
+/** The command and who runs it: what a run and an exec tell the launcher alike. */
+export interface LauncherProcess {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  tty?: boolean;
+}
+
+/** A run's or an exec's ProcessSpec as the launcher takes it: the one place its fields are listed. */
+export function launcherProcess(s: ProcessSpec): LauncherProcess {
+  return { argv: s.argv, env: s.env, cwd: s.cwd, uid: s.uid, gid: s.gid, groups: s.additionalGids ?? [], tty: s.tty };
+}
+
+export interface LauncherSpec extends LauncherProcess {
   lowerdirs: string[];
   upperdir: string;
   workdir: string;
@@ -14,12 +30,6 @@ export interface LauncherSpec {
   volatile?: boolean;
   /** Host directory the overlay is mounted on inside the run's private mount namespace. */
   rootdir: string;
-  argv: string[];
-  env: string[];
-  cwd: string;
-  uid: number;
-  gid: number;
-  groups: number[];
   hostname: string;
   /** 'none' makes a namespace with lo only; 'host' and 'private' (joined with netnsPid) make none. */
   network: 'host' | 'none' | 'private';
@@ -41,7 +51,6 @@ export interface LauncherSpec {
   devWritable?: boolean;
   /** Kind of each mount's target (parallel to `mounts`): needed for targets the launcher creates in /dev. */
   mountKinds?: ('dir' | 'file')[];
-  tty?: boolean;
   /** A reaping, signal-forwarding init as PID 1 in front of the command (see SandboxSpec.init). */
   init?: boolean;
   /** Join the network namespace of this host pid instead of `network`. */
@@ -54,25 +63,15 @@ export interface LauncherSpec {
 }
 
 /** exec mode: run a command inside the running container whose init has host pid `pid`. */
-export interface LauncherExecSpec {
+export interface LauncherExecSpec extends LauncherProcess {
   pid: number;
-  argv: string[];
-  env: string[];
-  cwd: string;
-  uid: number;
-  gid: number;
-  groups: number[];
   cgroupProcs: string[];
-  tty?: boolean;
   noNetRaw?: boolean;
 }
 
 export function encodeExecSpec(s: LauncherExecSpec): Buffer {
   const t: string[] = [token('exec', s.pid)];
-  for (const a of s.argv) t.push(token('arg', a));
-  for (const e of s.env) t.push(token('env', e));
-  t.push(token('cwd', s.cwd), token('uid', s.uid), token('gid', s.gid));
-  for (const g of s.groups) t.push(token('group', g));
+  pushProcess(t, s);
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));
   if (s.tty) t.push(token('tty', 1));
   if (s.noNetRaw) t.push(token('netraw', 0));
@@ -119,6 +118,14 @@ function ended(tokens: string[]): Buffer {
   return Buffer.from(tokens.join('') + token('end', 1));
 }
 
+/** Appends the command's tokens, the same in run and exec mode (tty goes with the other flags, later). */
+function pushProcess(t: string[], s: LauncherProcess): void {
+  for (const a of s.argv) t.push(token('arg', a));
+  for (const e of s.env) t.push(token('env', e));
+  t.push(token('cwd', s.cwd), token('uid', s.uid), token('gid', s.gid));
+  for (const g of s.groups) t.push(token('group', g));
+}
+
 function token(key: string, value: string | number): string {
   const v = String(value);
   if (v.includes('\0')) throw new Error(`sandbox: ${key} must not contain a NUL byte: ${JSON.stringify(v)}`);
@@ -130,10 +137,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   for (const l of s.lowerdirs) t.push(token('lower', l));
   t.push(token('upper', s.upperdir), token('work', s.workdir), token('rootdir', s.rootdir));
   if (s.volatile) t.push(token('volatile', 1));
-  for (const a of s.argv) t.push(token('arg', a));
-  for (const e of s.env) t.push(token('env', e));
-  t.push(token('cwd', s.cwd), token('uid', s.uid), token('gid', s.gid));
-  for (const g of s.groups) t.push(token('group', g));
+  pushProcess(t, s);
   t.push(token('hostname', s.hostname), token('net', s.network));
   t.push(token('hosts', s.hostsFile), token('resolv', s.resolvFile), token('hostnamefile', s.hostnameFile));
   for (const c of s.cgroupProcs) t.push(token('cgroup', c));

@@ -42,7 +42,9 @@ export function selfStart(): string {
 
 /**
  * Whether the process `pid` is alive and, when `start` is given, is the one that started then (not a
- * later process that reuses the pid). A process of another user counts (kill answers EPERM).
+ * later process that reuses the pid). A process of another user counts (kill answers EPERM). A zombie
+ * does not: it has ended and holds nothing any more, though kill(pid, 0) succeeds until its parent
+ * reaps it, which an orphan's reaper (init, or a container's PID 1) may do seconds later, or never.
  */
 export function pidAlive(pid: number, start?: string): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
@@ -51,7 +53,11 @@ export function pidAlive(pid: number, start?: string): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (start === undefined) return true;
+  if (start === undefined) {
+    const state = processStat(pid)?.state;
+    // Without a readable /proc (state undefined) nothing can be told apart: rather keep what may be alive.
+    return state !== 'Z' && state !== 'X';
+  }
   const now = processStart(pid);
   // Without a readable /proc nothing can be told apart: rather keep what may be alive.
   if (now === undefined) return selfStart() === '0';

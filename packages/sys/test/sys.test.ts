@@ -1,5 +1,6 @@
 // Root-free tests of the shared primitives: process liveness and atomic writes.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,43 @@ const liveness: [string, number, string | undefined, boolean][] = [
   ['not an integer', 1.5, undefined, false],
 ];
 for (const [what, pid, start, want] of liveness) test(`pidAlive: ${what}`, () => assert.is(pidAlive(pid, start), want));
+
+/** Polls `ok` (a state, not a time) until it holds; the deadline only bounds a failure. */
+async function until(what: () => string, ok: () => boolean): Promise<void> {
+  for (const end = Date.now() + 10_000; !ok(); await new Promise((r) => setImmediate(r)))
+    if (Date.now() > end) throw new Error(what());
+}
+
+/**
+ * A zombie: a shell starts a child that waits for a line on fd 3, then becomes `sleep`, which never
+ * reaps it; the line is sent only once it is `sleep`, so the shell cannot have reaped the child. Until
+ * its parent (or, once the parent ends, init, whenever it gets to it) reaps it, kill(pid, 0) still
+ * succeeds, but the process is gone: what it owned (a lock, a sandbox's state directory and cgroup) is
+ * free to sweep.
+ */
+test('pidAlive: a zombie (ended, not yet reaped) is not alive, with or without its start time', async () => {
+  const parent = spawn('sh', ['-c', '(read x <&3) & echo $!; exec sleep 60 3<&-'], {
+    stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+  });
+  try {
+    const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+    const child = Number(line.toString().trim());
+    const comm = () => readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim();
+    await until(
+      () => `the shell never became sleep: ${comm()}`,
+      () => comm() === 'sleep',
+    );
+    (parent.stdio[3] as NodeJS.WritableStream).write('\n');
+    await until(
+      () => `process ${child} never became a zombie: ${processStat(child)?.state}`,
+      () => processStat(child)?.state === 'Z',
+    );
+    assert.is(pidAlive(child), false);
+    assert.is(pidAlive(child, processStat(child)!.start), false);
+  } finally {
+    parent.kill('SIGKILL');
+  }
+});
 
 test('processStart: this process has one, an exited one has none', () => {
   assert.match(processStart('self') ?? '', /^\d+$/);

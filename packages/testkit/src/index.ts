@@ -3,3 +3,4 @@ export * from './dockerd.js';
 export * from './skip.js';
 export * from './bridge.js';
 export * from './cgroup.js';
+export * from './tree.js';

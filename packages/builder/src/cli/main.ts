@@ -71,20 +71,30 @@ export function isBuild(argv: string[]): boolean {
 }
 
 /**
- * Runs the command. `early`: the context walk bin/tsbuild.cjs may have started for it (see there); a build
- * takes it if it is its own, and it is ended here if nothing did.
+ * Whether argv walks, hashes and packs what may be a large tree: a build, or a commit of a container's changes (the
+ * walk and pack of a build's RUN step). bin/tsbuild.cjs sets V8's heap flags for these (see there).
  */
-export async function main(argv: string[], early?: EarlyWalk): Promise<number> {
+export function packsTrees(argv: string[]): boolean {
+  return isBuild(argv) || argv[0] === 'commit' || (argv[0] === 'container' && argv[1] === 'commit');
+}
+
+/**
+ * Runs the command. `early`: the context walk bin/tsbuild.cjs may have started for it (see there); a build
+ * takes it if it is its own, and it is ended here if nothing did. `loaded`: called once the command's modules
+ * (and the Node built-ins they import) are loaded, before it runs: bin/tsbuild.cjs sets a build's V8 flags
+ * there, since V8 compiles every built-in loaded after a flag changed from source (see there).
+ */
+export async function main(argv: string[], early?: EarlyWalk, loaded?: () => void): Promise<number> {
   trace('CLI loaded');
   adoptEarlyWalk(early);
   try {
-    return await dispatch(argv);
+    return await dispatch(argv, loaded);
   } finally {
     await dropEarlyWalk();
   }
 }
 
-async function dispatch(argv: string[]): Promise<number> {
+async function dispatch(argv: string[], loaded?: () => void): Promise<number> {
   toleratePipeClosed(process.stdout);
   toleratePipeClosed(process.stderr);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
@@ -95,7 +105,7 @@ async function dispatch(argv: string[]): Promise<number> {
     process.stdout.write('tsbuild 0.1.0\n');
     return 0;
   }
-  takeDeferredCaCerts();
+  await takeDeferredCaCerts();
   const name = argv[0];
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   const rest = load ? argv.slice(1) : argv;
@@ -116,6 +126,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return 0;
     }
     const command = await (load ?? commands.build)();
+    trace(`${load ? name : 'build'}: loaded`);
+    loaded?.();
     const code = await command(rest, controller.signal);
     return interrupted ? 130 : code;
   } catch (e) {

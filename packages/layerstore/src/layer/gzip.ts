@@ -21,8 +21,9 @@ import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 
-const gzipAsync = promisify(zlib.gzip);
-const deflateRawAsync = promisify(zlib.deflateRaw);
+// Made on first use: zlib is loaded only by a command that compresses (the CLI's bundle loads node:zlib lazily).
+const gzipAsync = (buf: Buffer, o: zlib.ZlibOptions): Promise<Buffer> => promisify(zlib.gzip)(buf, o);
+const deflateRawAsync = (buf: Buffer, o: zlib.ZlibOptions): Promise<Buffer> => promisify(zlib.deflateRaw)(buf, o);
 
 export const GZIP_CHUNK = 1 << 20;
 export const GZIP_LEVEL = 1;

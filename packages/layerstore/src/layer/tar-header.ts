@@ -23,17 +23,8 @@ export interface TarHeader {
 export const BLOCK = 512;
 
 /** One ustar header block's fields as they stand in the block: what the encoder writes and the decoder reads. */
-export interface RawHeader {
+export interface RawHeader extends Omit<TarHeader, 'type' | 'xattrs'> {
   flag: string;
-  name: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
 }
 
 const FLAG: Record<TarType, string> = {

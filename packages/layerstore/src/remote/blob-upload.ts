@@ -113,20 +113,7 @@ export async function uploadBlob(
       break;
     }
     first = false;
-    if (!location) {
-      const res = await client.request(
-        {
-          method: 'POST',
-          url: `/v2/${repository}/blobs/uploads/`,
-          headers: { 'content-length': '0' },
-          scopes: [pushScope],
-        },
-        what,
-      );
-      await client.check(res, [202], what, desc.digest);
-      discard(res);
-      location = client.followLocation(res.url, res.headers.location, what);
-    }
+    location ??= await openUpload(client, repository, what, desc.digest);
     const count = (n: number) => {
       stats.bytesUploaded += n;
     };
@@ -221,17 +208,53 @@ export async function uploadBlob(
     }
     // Sending the last byte carried the check; if the registry claimed the rest on a resume, check here.
     if (!verified) await (await UploadSource.open(blobs, desc, desc.size)).close();
-    const put = new URL(location);
-    put.searchParams.set('digest', desc.digest);
-    const res = await client.request(
-      { method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [pushScope] },
-      what,
-    );
-    await client.check(res, [201, 204], what, desc.digest);
-    discard(res);
+    await closeUpload(client, repository, location, desc.digest, what, what);
     stats.blobsUploaded++;
     return 'uploaded' as const;
   });
+}
+
+/** Starts an upload session (POST, 202): the URL its bytes go to. `subject` names the blob in an error. */
+export async function openUpload(
+  client: RegistryClient,
+  repository: string,
+  what: string,
+  subject?: string,
+): Promise<URL> {
+  const res = await client.request(
+    {
+      method: 'POST',
+      url: `/v2/${repository}/blobs/uploads/`,
+      headers: { 'content-length': '0' },
+      scopes: [`repository:${repository}:pull,push`],
+    },
+    what,
+  );
+  await client.check(res, [202], what, subject);
+  discard(res);
+  return client.followLocation(res.url, res.headers.location, what);
+}
+
+/**
+ * Ends an upload session whose bytes are all sent: the empty PUT naming its digest (201 or 204). `label` starts the
+ * request's own errors (transport, auth), `what` an error status's.
+ */
+export async function closeUpload(
+  client: RegistryClient,
+  repository: string,
+  location: URL,
+  digest: string,
+  what: string,
+  label: string,
+): Promise<void> {
+  const put = new URL(location);
+  put.searchParams.set('digest', digest);
+  const res = await client.request(
+    { method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [`repository:${repository}:pull,push`] },
+    label,
+  );
+  await client.check(res, [201, 204], what, digest);
+  discard(res);
 }
 
 /** "0-N" → N (the last byte the registry has); "0-0" may also mean nothing yet, callers treat both alike. */

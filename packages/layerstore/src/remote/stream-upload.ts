@@ -6,6 +6,7 @@ import type { TransferStats } from './blob.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
 import { discard } from './transport.js';
+import { closeUpload, openUpload } from './blob-upload.js';
 
 /**
  * Upload a blob whose digest is known only at its end (a layer being compressed): POST a session,
@@ -23,20 +24,7 @@ export async function uploadStream(
 ): Promise<void> {
   const what = `pushing a layer to ${client.registry}/${repository}`;
   const pushScope = `repository:${repository}:pull,push`;
-  const started = await client.retry(what, async () => {
-    const res = await client.request(
-      {
-        method: 'POST',
-        url: `/v2/${repository}/blobs/uploads/`,
-        headers: { 'content-length': '0' },
-        scopes: [pushScope],
-      },
-      what,
-    );
-    await client.check(res, [202], what);
-    discard(res);
-    return client.followLocation(res.url, res.headers.location, what);
-  });
+  const started = await client.retry(what, () => openUpload(client, repository, what));
   let sent = false;
   const res = await client.request(
     {
@@ -65,13 +53,6 @@ export async function uploadStream(
   discard(res);
   const location = client.followLocation(res.url, res.headers.location ?? started.href, what);
   const blob = await done;
-  const put = new URL(location);
-  put.searchParams.set('digest', blob.digest);
-  const closing = await client.request(
-    { method: 'PUT', url: put, headers: { 'content-length': '0' }, scopes: [pushScope] },
-    `${what} (${blob.digest})`,
-  );
-  await client.check(closing, [201, 204], what, blob.digest);
-  discard(closing);
+  await closeUpload(client, repository, location, blob.digest, what, `${what} (${blob.digest})`);
   stats.blobsUploaded++;
 }

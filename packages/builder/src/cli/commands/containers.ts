@@ -24,7 +24,7 @@ import { openStore } from '../root.js';
 import { ago, since, table } from '../table.js';
 import { inspectCommand } from './images.js';
 import { parseTemplate, render } from '../template.js';
-import { exitStatus, withSignalsForwarded } from './run.js';
+import { attached, exitStatus } from './run.js';
 import { guarded } from './guarded.js';
 import { flagsOf } from '../flags.js';
 import { describeError } from '../report.js';
@@ -148,20 +148,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     return guarded(async () => {
       const d = await refresh(store, await findDoc(store, p.positionals[0]));
       if (isRunning(d)) throw new ContainerError(`container ${d.Name} is already running`);
-      let pid: number | undefined;
-      const exit = await withSignalsForwarded(
-        () => pid,
-        () =>
-          runContainer(store, d.Id, {
-            stdin: 'ignore',
-            stdout: 'inherit',
-            stderr: 'inherit',
-            newSession: !d.Config.tty,
-            onStart: (x) => {
-              pid = x;
-            },
-          }),
-      );
+      const exit = await attached({ stdin: false, tty: d.Config.tty }, (io) => runContainer(store, d.Id, io));
       return exitStatus(exit);
     });
   }

@@ -3,7 +3,7 @@ import { execInContainer, findDoc } from '@tsbuild/containers';
 import { bool, list, parseArgs, str } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
-import { exitStatus, ownError, withSignalsForwarded } from './run.js';
+import { attached, exitStatus, ownError } from './run.js';
 import { flagsOf } from '../flags.js';
 
 export async function execCommand(argv: string[]): Promise<number> {
@@ -15,24 +15,15 @@ export async function execCommand(argv: string[]): Promise<number> {
   try {
     const d = await findDoc(store, ref);
     const tty = bool(p, 'tty');
-    let pid: number | undefined;
-    const exit = await withSignalsForwarded(
-      () => pid,
-      () =>
-        execInContainer(store, d, {
-          argv: cmd,
-          env: list(p, 'env'),
-          user: str(p, 'user'),
-          workdir: str(p, 'workdir'),
-          tty,
-          stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
-          stdout: 'inherit',
-          stderr: 'inherit',
-          newSession: !tty,
-          onStart: (x) => {
-            pid = x;
-          },
-        }),
+    const exit = await attached({ stdin: bool(p, 'interactive'), tty }, (io) =>
+      execInContainer(store, d, {
+        argv: cmd,
+        env: list(p, 'env'),
+        user: str(p, 'user'),
+        workdir: str(p, 'workdir'),
+        tty,
+        ...io,
+      }),
     );
     return exitStatus(exit);
   } catch (e) {

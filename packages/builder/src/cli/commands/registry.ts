@@ -13,6 +13,7 @@ import {
 } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
+import { trace } from '../../trace.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
 import { BuildError, UsageError } from '../../errors.js';
@@ -133,8 +134,10 @@ export async function pullCommand(argv: string[]): Promise<number> {
   }
   const store = await openStore(str(p, 'root'), 'pull');
   const reporter = await reporterFor(p);
+  trace('pull: store open');
   try {
     const r = await pullImage(store, ref, { insecure: list(p, 'insecure-registry'), platform, reporter });
+    trace('pull: done');
     reporter.close();
     const shown = familiarName(parseReference(ref));
     reporter.info(describeStats(r.stats, 'pull'));

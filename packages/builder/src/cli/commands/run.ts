@@ -85,10 +85,6 @@ function step(what: string): void {
 
 const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
-/**
- * While a container runs in the foreground, this process's signals go to it (docker's sig-proxy)
- * instead of aborting tsbuild; `pid()` is the container's init, which passes them on.
- */
 /** The container's exit status is ours; a command that could not start says why first. */
 export function exitStatus(exit: { code: number; startError?: string }): number {
   if (exit.startError) process.stderr.write(errorLine(exit.startError));
@@ -100,7 +96,42 @@ export function ownError(e: unknown, command = 'run'): Promise<number> {
   return report(e, command, 'container');
 }
 
-export async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => Promise<T>): Promise<T> {
+/** How a container's process in the foreground is wired to this process (see attached). */
+export interface AttachedIO {
+  stdin: 'inherit' | 'ignore';
+  stdout: 'inherit';
+  stderr: 'inherit';
+  newSession: boolean;
+  onStart: (pid: number) => void;
+}
+
+/**
+ * Runs a container's process (run, exec, start -a) in the foreground: fn starts it with `io`, this process's
+ * stdout and stderr, its stdin when `stdin`, and in a session of its own without a tty (a terminal's Ctrl-C
+ * reaches it once: through us). Meanwhile this process's signals go to the pid `io.onStart` is told.
+ */
+export function attached<T>(o: { stdin: boolean; tty: boolean }, fn: (io: AttachedIO) => Promise<T>): Promise<T> {
+  let pid: number | undefined;
+  const io: AttachedIO = {
+    stdin: o.stdin ? 'inherit' : 'ignore',
+    stdout: 'inherit',
+    stderr: 'inherit',
+    newSession: !o.tty,
+    onStart: (x) => {
+      pid = x;
+    },
+  };
+  return withSignalsForwarded(
+    () => pid,
+    () => fn(io),
+  );
+}
+
+/**
+ * While a container runs in the foreground, this process's signals go to it (docker's sig-proxy)
+ * instead of aborting tsbuild; `pid()` is the container's init, which passes them on.
+ */
+async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => Promise<T>): Promise<T> {
   const saved = new Map(forwarded.map((s) => [s, process.listeners(s)]));
   for (const s of forwarded) process.removeAllListeners(s);
   const handler = (s: NodeJS.Signals) => {
@@ -193,26 +224,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       process.stdout.write(doc.Id + '\n');
       return 0;
     }
-    let pid: number | undefined;
     handedOver = true;
-    const exit = await withSignalsForwarded(
-      () => pid,
-      () =>
-        runContainer(store, doc.Id, {
-          stdin: bool(p, 'interactive') ? 'inherit' : 'ignore',
-          stdout: 'inherit',
-          stderr: 'inherit',
-          // Without a tty, a terminal's Ctrl-C reaches the container once: through us.
-          newSession: !tty,
-          onStart: (x) => {
-            pid = x;
-          },
-          network: ahead,
-          synced,
-          root,
-          image,
-          trace: step,
-        }),
+    const exit = await attached({ stdin: bool(p, 'interactive'), tty }, (io) =>
+      runContainer(store, doc.Id, { ...io, network: ahead, synced, root, image, trace: step }),
     );
     return exitStatus(exit);
   } catch (e) {
