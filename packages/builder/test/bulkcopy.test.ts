@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getXattr } from '@tsbuild/sys';
 import { have, skip, treeFingerprint } from '@tsbuild/testkit';
-import { BulkCopy, type CopyKind } from '../src/solver/ops/bulkcopy.js';
+import { BulkCopy, NameList, type CopyKind } from '../src/solver/ops/bulkcopy.js';
 import { nativeProgram } from '../src/native.js';
 
 const copier = process.env.TSBUILD_TEST_COPIER ?? nativeProgram('tsbuild-copy');
@@ -402,6 +402,26 @@ const rows: Row[] = [
         }
     },
   },
+  {
+    // 200 KB of names: past NameList's 64 KiB they go to the copier's stdin through an unnamed temp file.
+    name: '6,000 files whose names pass 64 KiB: every one copied whole',
+    before: (d) => {
+      const names: [string, CopyKind][] = [];
+      for (let i = 0; i < 6000; i++) {
+        const rel = `package-${i % 40}-${'x'.repeat(10)}/lib/file-with-a-long-name-${i}.js`;
+        files(d, { [rel]: `${i}\n` });
+        names.push([rel, 'file']);
+      }
+      return names;
+    },
+    after: (d) => {
+      for (let i = 0; i < 6000; i++)
+        assert.is(
+          readFileSync(out(d, `package-${i % 40}-${'x'.repeat(10)}/lib/file-with-a-long-name-${i}.js`), 'utf8'),
+          `${i}\n`,
+        );
+    },
+  },
 ];
 
 for (const row of rows) {
@@ -469,6 +489,40 @@ test('a copier that cannot be run: the copy fails saying so', async () => {
   );
   assert.match(err?.message ?? '', /cannot run .*no-such-copier: ENOENT/);
 });
+
+// What the copier reads is the same whether the names stayed in memory or went to a temp file (and when none can
+// be made): every name, in order, each once.
+const nameCases: [name: string, count: number, file: boolean][] = [
+  ['a few names, in memory', 3, true],
+  ['names past 64 KiB, through a temp file', 9000, true],
+  ['names past 64 KiB where no temp file can be made', 9000, false],
+  ['a name longer than what is gathered in memory', 1, true],
+];
+for (const [name, count, file] of nameCases)
+  test(`NameList: ${name}`, () => {
+    const list = new NameList(file ? undefined : () => undefined);
+    const want: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const rel = count === 1 ? `${'d/'.repeat(40000)}f` : `dir-${i % 97}/name-${i}`;
+      const kind: CopyKind = i % 5 === 0 ? 'symlink' : 'file';
+      list.add(rel, kind);
+      want.push(Buffer.from(`${kind === 'file' ? 'f' : 'l'}${rel}\0`));
+    }
+    assert.is(list.count, count);
+    const input = list.input();
+    const total = Buffer.concat(want).length;
+    assert.is('fd' in input, file && total > 1 << 16, 'names past 64 KiB go to a temp file where one can be made');
+    let got: Buffer;
+    if ('fd' in input) {
+      const chunks: Buffer[] = [];
+      const b = Buffer.alloc(1 << 16);
+      for (let at = 0, k; (k = readSync(input.fd, b, 0, b.length, at)) > 0; at += k)
+        chunks.push(Buffer.from(b.subarray(0, k)));
+      closeSync(input.fd);
+      got = Buffer.concat(chunks);
+    } else got = input.bytes;
+    assert.ok(got.equals(Buffer.concat(want)), 'the names as added');
+  });
 
 // rm, not rmSync: Node's removal takes whole paths, and the long-path row's are longer than the kernel takes.
 test.after(() => void spawnSync('rm', ['-rf', base]));

@@ -17,10 +17,11 @@
 //          memos × (rules[32], digest[32]), file records (u8 name length, name, stat[40], hash[32])...
 //   index: rows × u32 row offset, in path-byte order
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fsp, readSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseOwner, pidAlive, writeFileAtomic } from '@tsbuild/sys';
 import { None, type Listing } from './listing.js';
+import { unnamedFile } from './walk.js';
 
 const Magic = 'TSBSC5\0\0';
 const Head = 16;
@@ -292,7 +293,7 @@ export class StatCache {
       // memory block of its own) for every row of a cold 200,000-file context were ~30 MB held through the write.
       const body = (f: number): Buffer => this.changed.get(changed[~f])!;
       from.forEach((f, i) => {
-        if (f < 0) size[i] = 32 + 4 + body(f).length;
+        if (f < 0) size[i] = 32 + 4 + this.changed.length(changed[~f])!;
       });
       const head = Buffer.alloc(Head + from.length * 4);
       head.write(Magic, 0, 'latin1');
@@ -340,8 +341,12 @@ export class StatCache {
     }
   }
 
-  /** Lets go of the loaded file: rows not read by now read as missing. save() does it too. */
+  /**
+   * Lets go of the loaded file (rows not read by now read as missing) and of the rows replaced in this build,
+   * which nothing writes after this. save() does it too.
+   */
   close(): void {
+    this.changed.clear();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
     this.rowCount = 0;
@@ -406,43 +411,98 @@ export class StatCache {
  * Buffers by key, laid out in 1 MiB chunks: a Buffer object per row (and an 8 KiB pool slab kept alive by any
  * slice of it) held twice the rows' bytes. A replaced buffer's bytes are left where they are until they are
  * as many as the live ones; then the live ones are copied into new chunks.
+ *
+ * Only the chunk being filled stays in memory: a full one is written to an unnamed temp file and read back
+ * through a few 64 KiB blocks as rows are looked up. The rows of a cold 200,000-file context (22 MB, every
+ * directory's) were held from its content digest to the end of the build, at its peak resident set (bench/
+ * RESULTS.md, "Memory at 200,000 files, continued"). Where no such file can be made, chunks stay in memory.
  */
 export class Bodies {
-  private readonly where = new Map<string, number>();
-  private chunks: Buffer[] = [];
+  private arena: Arena;
+
+  /** @param spillFile makes the spill file (undefined: none can be made, chunks stay in memory) */
+  constructor(private readonly spillFile: () => number | undefined = unnamedFile) {
+    this.arena = new Arena(spillFile);
+  }
+
+  get size(): number {
+    return this.arena.where.size;
+  }
+  keys(): IterableIterator<string> {
+    return this.arena.where.keys();
+  }
+  has(key: string): boolean {
+    return this.arena.where.has(key);
+  }
+  /** A body's length, without reading it. */
+  length(key: string): number | undefined {
+    return this.arena.length(key);
+  }
+  /** The body: a view, which stays as it is (replacing the key or compacting writes elsewhere). */
+  get(key: string): Buffer | undefined {
+    return this.arena.get(key);
+  }
+
+  set(key: string, parts: Buffer[]): void {
+    const a = this.arena;
+    a.set(key, parts);
+    if (a.waste > Math.max(a.live, Window)) {
+      // The live bodies copied into a new arena (and spill file), one at a time.
+      const next = new Arena(this.spillFile);
+      for (const k of a.where.keys()) next.set(k, [a.get(k)!]);
+      a.clear();
+      this.arena = next;
+    }
+  }
+
+  /** Forgets every body and lets go of the spill file. */
+  clear(): void {
+    this.arena.clear();
+  }
+}
+
+class Arena {
+  readonly where = new Map<string, number>();
+  /** Chunks by index: in memory while being filled (or when they could not be written out), else undefined. */
+  private chunks: (Buffer | undefined)[] = [];
+  /** Where each chunk starts in the spill file. */
+  private chunkAt: number[] = [];
+  private spill: Spill | undefined;
+  private spilled = 0;
   /** Per id: chunk, offset, length. */
   private loc = new Uint32Array(3 * 1024);
   private ids = 0;
   private used = 0;
-  private live = 0;
-  private waste = 0;
+  live = 0;
+  waste = 0;
 
-  get size(): number {
-    return this.where.size;
+  constructor(private readonly spillFile: () => number | undefined) {}
+
+  length(key: string): number | undefined {
+    const id = this.where.get(key);
+    return id === undefined ? undefined : this.loc[id * 3 + 2];
   }
-  keys(): IterableIterator<string> {
-    return this.where.keys();
-  }
-  has(key: string): boolean {
-    return this.where.has(key);
-  }
+
   get(key: string): Buffer | undefined {
     const id = this.where.get(key);
     if (id === undefined) return undefined;
     const [c, at, len] = this.loc.subarray(id * 3, id * 3 + 3);
-    return this.chunks[c].subarray(at, at + len);
+    const chunk = this.chunks[c];
+    return chunk ? chunk.subarray(at, at + len) : this.spill!.read(this.chunkAt[c] + at, len);
   }
 
   set(key: string, parts: Buffer[]): void {
-    const old = this.get(key);
-    if (old) {
-      this.waste += old.length;
-      this.live -= old.length;
+    const was = this.length(key);
+    if (was !== undefined) {
+      this.waste += was;
+      this.live -= was;
     }
     const len = parts.reduce((n, b) => n + b.length, 0);
     let chunk = this.chunks[this.chunks.length - 1];
     if (!chunk || this.used + len > chunk.length) {
+      if (chunk) this.putAway(this.chunks.length - 1);
       this.chunks.push((chunk = Buffer.allocUnsafe(Math.max(Window, len))));
+      this.chunkAt.push(this.spilled);
       this.used = 0;
     }
     const at = this.used;
@@ -455,20 +515,90 @@ export class Bodies {
     this.loc.set([this.chunks.length - 1, at, len], this.ids * 3);
     this.where.set(key, this.ids++);
     this.live += len;
-    if (this.waste > Math.max(this.live, Window)) this.compact();
   }
 
   clear(): void {
     this.where.clear();
     this.chunks = [];
-    this.ids = this.used = this.live = this.waste = 0;
+    this.chunkAt = [];
+    this.spill?.close();
+    this.spill = undefined;
+    this.ids = this.used = this.live = this.waste = this.spilled = 0;
   }
 
-  private compact(): void {
-    const kept = [...this.where.keys()].map((k) => [k, Buffer.from(this.get(k)!)] as const);
-    this.clear();
-    for (const [k, b] of kept) this.set(k, [b]);
+  /** Writes a full chunk to the spill file and lets go of it (kept in memory when it cannot be written). */
+  private putAway(c: number): void {
+    if (this.spill === undefined) {
+      const fd = this.spillFile();
+      if (fd === undefined) return;
+      this.spill = new Spill(fd);
+    }
+    const chunk = this.chunks[c]!;
+    // Chunks go to the file in order; after one that could not, the rest stay in memory too.
+    if (this.chunkAt[c] !== this.spilled || !this.spill.write(chunk.subarray(0, this.used), this.spilled)) return;
+    this.spilled += this.used;
+    this.chunks[c] = undefined;
   }
+}
+
+/**
+ * The spill file of Bodies: written at increasing offsets, read back through a few 64 KiB blocks kept by last use
+ * (a save reads the rows in path order, a tree's directories were put children first: the blocks of the
+ * directories above the one read are the ones read next).
+ */
+class Spill {
+  private readonly blocks = new Map<number, Buffer>();
+
+  constructor(private readonly fd: number) {}
+
+  /** Whether `b` is now in the file at `at` (false: it could not be written, a full disk say). */
+  write(b: Buffer, at: number): boolean {
+    // A block read before holds what the file had then: not these bytes.
+    for (let k = Math.floor(at / Block); k * Block < at + b.length; k++) this.blocks.delete(k);
+    try {
+      for (let done = 0; done < b.length;) done += writeSync(this.fd, b, done, b.length - done, at + done);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  read(at: number, len: number): Buffer {
+    const first = Math.floor(at / Block);
+    if (Math.floor((at + len - 1) / Block) !== first || len === 0) return readExactly(this.fd, at, len);
+    let block = this.blocks.get(first);
+    if (block) this.blocks.delete(first);
+    else {
+      block = Buffer.allocUnsafe(Block);
+      for (let got = 0; got < Block;) {
+        const n = readSync(this.fd, block, got, Block - got, first * Block + got);
+        if (n === 0) break; // the file's last block
+        got += n;
+      }
+      if (this.blocks.size >= Blocks) this.blocks.delete(this.blocks.keys().next().value!);
+    }
+    this.blocks.set(first, block);
+    return block.subarray(at - first * Block, at - first * Block + len);
+  }
+
+  close(): void {
+    this.blocks.clear();
+    closeSync(this.fd);
+  }
+}
+
+/** The spill file's blocks kept in memory, and their size. */
+const Blocks = 16;
+const Block = 64 << 10;
+
+function readExactly(fd: number, at: number, len: number): Buffer {
+  const b = Buffer.allocUnsafe(len);
+  for (let got = 0; got < len;) {
+    const n = readSync(fd, b, got, len - got, at + got);
+    if (n === 0) throw new Error('stat cache: its spill file was cut short');
+    got += n;
+  }
+  return b;
 }
 
 /** Row lookups read one probe at a time up to this many; then the file is read whole. */

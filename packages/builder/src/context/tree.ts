@@ -67,11 +67,11 @@ export class TreeHasher extends TreeView {
     // directory as its offset + 1 (copied) or + 2 (excluded), its own plan next in `subs`, a file to read as
     // its offset + 3 followed by its index in `pending`. Offsets are multiples of 8 (listing.ts); excluded
     // files and symlinks are not kept.
-    // A plan's kids are the run [from, to) of one array shared by all plans, its sub-plans are planned once that
-    // run is closed: two arrays per directory (39,200 of them, each with room for 17 elements once pushed to)
-    // were ~12 MB of a 200,000-file context's heap, garbage by the time the COPY stages it.
+    // A plan's kids are the run [from, to) of one typed array shared by all plans (U32s), its sub-plans are
+    // planned once that run is closed: two arrays per directory (39,200 of them, each with room for 17 elements
+    // once pushed to) were ~12 MB of a 200,000-file context's heap, garbage by the time the COPY stages it.
     type Plan = { visit: Visit; memo?: Buffer; digest?: Buffer; from: number; to: number; subs?: Plan[] };
-    const kids: number[] = [];
+    const kids = new U32s();
     const pending = new Pending();
     const recomputed: Plan[] = [];
     const plan = (visit: Visit): Plan => {
@@ -87,7 +87,8 @@ export class TreeHasher extends TreeView {
           below.push(sub);
         } else if (!included) return;
         else if (L.kind(off) === 'file' && !this.fresh.has(off) && this.known(off, row) === undefined) {
-          kids.push(off + 3, pending.offs.length);
+          kids.push(off + 3);
+          kids.push(pending.count);
           pending.add(off, visit);
         } else kids.push(off);
       });
@@ -100,7 +101,7 @@ export class TreeHasher extends TreeView {
     // A large tree the stat cache knows nothing of (a cold build) is planned with a small young generation too.
     if (L.dirs >= LargeWalk / 10 && !this.stats.row(topVisit.key)) keepYoungGenerationSmall();
     const top = plan(topVisit);
-    if (pending.offs.length >= LargeWalk) keepYoungGenerationSmall();
+    if (pending.count >= LargeWalk) keepYoungGenerationSmall();
 
     // 2. Read what the stat cache could not vouch for: their hashes stay in `read` (by pending index) until the
     // rows of their directories hold them.
@@ -116,10 +117,10 @@ export class TreeHasher extends TreeView {
       // Each kid's record: its type and what follows its name; a kid left out is skipped.
       const each = (fn: (off: number, type: number, tail: Buffer) => void) => {
         for (let i = p.from, s = 0; i < p.to; i++) {
-          const k = kids[i];
+          const k = kids.at(i);
           const off = k & ~7;
           if ((k & 7) === 3) {
-            const n = kids[++i];
+            const n = kids.at(++i);
             fn(off, 0x66, read.subarray(n * 33 + 1, n * 33 + 33)); // 'f'
           } else if (k & 7) {
             const tail = digestOf(p.subs![s++]);
@@ -147,9 +148,9 @@ export class TreeHasher extends TreeView {
       if (at !== size) throw new Error('internal: tree records sized wrong');
       p.digest = createHash('sha256').update(buf).digest();
       for (let i = p.from; i < p.to; i++) {
-        if ((kids[i] & 7) !== 3) continue;
-        const off = kids[i] & ~7;
-        const n = kids[++i];
+        if ((kids.at(i) & 7) !== 3) continue;
+        const off = kids.at(i) & ~7;
+        const n = kids.at(++i);
         const hash = read.subarray(n * 33 + 1, n * 33 + 33);
         justRead.set(off, hash);
         // What the row cannot hold (remember) is kept here for the COPY and its --explain record.
@@ -316,15 +317,15 @@ export class TreeHasher extends TreeView {
    * processes took). Their hashes in the order of `files`, as the walker answers: 33 bytes each, 0 then the hash.
    */
   private async hashAll(files: Pending): Promise<Buffer> {
-    const { offs, visits } = files;
-    this.filesRead += offs.length;
+    const count = files.count;
+    this.filesRead += count;
     const walker = nativeWalker();
     const sums =
-      offs.length >= 64 && walker
+      count >= 64 && walker
         ? await sha256NativeRaw(
             walker,
             { [Symbol.iterator]: () => files.paths(this.listing) },
-            offs.length,
+            count,
             this.contextDir,
           ).catch((e) => {
             if (e instanceof WalkerUnavailable) return undefined; // hashed here instead
@@ -332,21 +333,21 @@ export class TreeHasher extends TreeView {
           })
         : undefined;
     if (sums) {
-      for (let i = 0; i < offs.length; i++)
-        if (sums[i * 33] !== 0) throw this.unreadable(this.relOf(visits[i], offs[i]), sums[i * 33]);
+      for (let i = 0; i < count; i++)
+        if (sums[i * 33] !== 0) throw this.unreadable(this.relOf(files.visit(i), files.off(i)), sums[i * 33]);
       return sums;
     }
-    const out = Buffer.alloc(offs.length * 33);
-    for (let i = 0; i < offs.length; i++) {
+    const out = Buffer.alloc(count * 33);
+    for (let i = 0; i < count; i++) {
       try {
-        const fd = this.openFile(visits[i], offs[i]);
+        const fd = this.openFile(files.visit(i), files.off(i));
         try {
-          (await hashFd(fd, this.listing.size(offs[i]))).copy(out, i * 33 + 1);
+          (await hashFd(fd, this.listing.size(files.off(i)))).copy(out, i * 33 + 1);
         } finally {
           closeSync(fd);
         }
       } catch (e) {
-        throw this.unreadable(this.relOf(visits[i], offs[i]), e);
+        throw this.unreadable(this.relOf(files.visit(i), files.off(i)), e);
       }
     }
     return out;
@@ -411,14 +412,53 @@ export class Hashes {
   }
 }
 
-/** Files to hash: their entry offsets and the directory each is in (shared by its files), in two arrays. */
+/**
+ * Numbers below 2^32 pushed one at a time, in one typed array grown by doubling: outside V8's heap, 4 bytes each. As
+ * arrays, a cold 200,000-file tree's plan (~440,000 numbers) and files to hash were ~9 MB of live heap while it was
+ * planned and hashed, which V8's old space then grew to 1.5 times (bench/RESULTS.md, "Memory at 200,000 files,
+ * continued").
+ */
+export class U32s {
+  private a = new Uint32Array(1024);
+  length = 0;
+
+  push(v: number): void {
+    if (this.length === this.a.length) {
+      const grown = new Uint32Array(this.a.length * 2);
+      grown.set(this.a);
+      this.a = grown;
+    }
+    this.a[this.length++] = v;
+  }
+
+  at(i: number): number {
+    return this.a[i];
+  }
+}
+
+/**
+ * Files to hash: their entry offsets and the directory each is in. A directory's files are added one after the
+ * other, so each file keeps the index of its directory's Visit, not a reference of its own.
+ */
 class Pending {
-  readonly offs: number[] = [];
-  readonly visits: Visit[] = [];
+  private readonly offs = new U32s();
+  private readonly dirOf = new U32s();
+  private readonly dirs: Visit[] = [];
+
+  get count(): number {
+    return this.offs.length;
+  }
+  off(i: number): number {
+    return this.offs.at(i);
+  }
+  visit(i: number): Visit {
+    return this.dirs[this.dirOf.at(i)];
+  }
 
   add(off: number, visit: Visit): void {
+    if (this.dirs[this.dirs.length - 1] !== visit) this.dirs.push(visit);
     this.offs.push(off);
-    this.visits.push(visit);
+    this.dirOf.push(this.dirs.length - 1);
   }
 
   /** Context-relative paths, each ended by NUL, in pieces of about 1 MiB (as one buffer, 15 MB for 200,000 files). */
@@ -426,9 +466,9 @@ class Pending {
     const Piece = 1 << 20;
     let out = Buffer.allocUnsafe(Piece);
     let at = 0;
-    for (let i = 0; i < this.offs.length; i++) {
-      const off = this.offs[i];
-      const bytes = this.visits[i].bytes;
+    for (let i = 0; i < this.count; i++) {
+      const off = this.off(i);
+      const bytes = this.visit(i).bytes;
       const size = bytes.length + 1 + L.nameLen(off) + 1;
       if (at + size > out.length) {
         if (at > 0) yield out.subarray(0, at);

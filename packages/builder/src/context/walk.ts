@@ -235,8 +235,11 @@ function closeOutputs(out: number | undefined, err: number | undefined): void {
 // arm64 among them) with the platform's O_DIRECTORY.
 const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
 
-/** A file with no name in the temp directory (gone when closed), or undefined where the filesystem has none. */
-function unnamedFile(): number | undefined {
+/**
+ * A file with no name in the temp directory (gone when closed), or undefined where the filesystem has none. Also
+ * where large per-entry records wait out of memory (the stat cache's new rows, the copier's names).
+ */
+export function unnamedFile(): number | undefined {
   try {
     return openSync(tmpdir(), O_TMPFILE | constants.O_RDWR, 0o600);
   } catch {

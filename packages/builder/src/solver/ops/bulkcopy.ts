@@ -3,8 +3,10 @@
 // per file instead of ~13, and every path opened beneath a directory fd without following a symlink, in the
 // context (untrusted: a directory swapped for a link mid-build) and in the staging dir alike.
 import { spawn } from 'node:child_process';
+import { closeSync, writeSync } from 'node:fs';
 import { nativeProgram } from '../../native.js';
 import { displayName } from '../../context/listing.js';
+import { unnamedFile } from '../../context/walk.js';
 
 /** A file or a symlink to copy (what the copier is told it is, and checks). */
 export type CopyKind = 'file' | 'symlink';
@@ -17,31 +19,83 @@ interface Job {
 }
 
 /**
- * Names for the copier as one buffer (a kind byte, the path, a NUL each) rather than a string per file: what
- * placeTree (place.ts) keeps of a tree of any size until the copy has run.
+ * Names for the copier as bytes (a kind byte, the path, a NUL each) rather than a string per file: what placeTree
+ * (place.ts) keeps of a tree of any size until the copy has run. Past 64 KiB they go to an unnamed temp file, which
+ * becomes the copier's stdin: the names of a 200,000-file tree (8 MB) were held while its layer was written, at the
+ * build's peak resident set. Where no such file can be made, they stay in memory.
  */
 export class NameList {
-  private buf = Buffer.allocUnsafe(1 << 16);
+  private buf = Buffer.allocUnsafe(Pending);
   private at = 0;
+  /** The temp file holding the names before `buf`'s, and how many bytes it has. */
+  private fd: number | undefined;
+  private spilled = 0;
+  private noFile = false;
   count = 0;
+
+  /** @param file makes the temp file (undefined: none can be made) */
+  constructor(private readonly file: () => number | undefined = unnamedFile) {}
 
   add(rel: string, kind: CopyKind): void {
     const need = Buffer.byteLength(rel) + 2;
-    if (this.at + need > this.buf.length) {
+    if (this.at + need > this.buf.length && !this.putAway()) {
       const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + need));
       this.buf.copy(grown, 0, 0, this.at);
       this.buf = grown;
     }
+    if (this.at + need > this.buf.length) this.buf = Buffer.allocUnsafe(need);
     this.buf[this.at++] = kind === 'file' ? 0x66 : 0x6c; // 'f', 'l'
     this.at += this.buf.write(rel, this.at);
     this.buf[this.at++] = 0;
     this.count++;
   }
 
+  /**
+   * The names for the copier's stdin: the temp file (read from its start; the caller closes it), or the bytes.
+   * Adds no more after this.
+   */
+  input(): { fd: number } | { bytes: Buffer } {
+    if (this.fd === undefined || !this.putAway()) return { bytes: this.bytes() };
+    const fd = this.fd;
+    this.fd = undefined;
+    return { fd };
+  }
+
+  /** The names in memory (all of them unless some went to the temp file). */
   bytes(): Buffer {
+    if (this.fd !== undefined) throw new Error('internal: the names are in a temp file (input())');
     return this.buf.subarray(0, this.at);
   }
+
+  /** Lets go of the temp file, if any (input() hands it over instead). */
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** Moves the names in `buf` to the temp file; false when there is none (and none can be made). */
+  private putAway(): boolean {
+    if (this.fd === undefined && !this.noFile) {
+      this.fd = this.file();
+      this.noFile = this.fd === undefined;
+    }
+    if (this.fd === undefined) return false;
+    try {
+      for (let done = 0; done < this.at;)
+        done += writeSync(this.fd, this.buf, done, this.at - done, this.spilled + done);
+    } catch (e) {
+      // Names already in the file cannot be taken back: a failed write fails the copy that needs them.
+      this.close();
+      throw new Error(`cannot keep the copier's names in a temp file: ${(e as NodeJS.ErrnoException).code}`);
+    }
+    this.spilled += this.at;
+    this.at = 0;
+    return true;
+  }
 }
+
+/** Names gathered in memory before they go to the temp file. */
+const Pending = 1 << 16;
 
 /** Bytes kept of the start and of the end of what the copier says. */
 const SaidKept = 8192;
@@ -100,20 +154,31 @@ export class BulkCopy {
   async run(): Promise<void> {
     const jobs = [...this.jobs.values()];
     this.jobs.clear();
-    for (const job of jobs) if (job.list.count > 0) await this.copy(job);
+    try {
+      for (const job of jobs) if (job.list.count > 0) await this.copy(job);
+    } finally {
+      for (const job of jobs) job.list.close();
+    }
   }
 
   private copy(job: Job): Promise<void> {
     const copier = this.copier;
     if (!copier)
       return Promise.reject(new Error('tsbuild-copy is missing (packages/builder/native/build): build the package'));
+    const input = job.list.input();
     return new Promise((resolve, reject) => {
-      const child = spawn(copier, [this.from, job.item, this.to, job.target], { stdio: ['pipe', 'ignore', 'pipe'] });
+      const stdin = 'fd' in input ? input.fd : 'pipe';
+      let child: ReturnType<typeof spawn>;
+      try {
+        child = spawn(copier, [this.from, job.item, this.to, job.target], { stdio: [stdin, 'ignore', 'pipe'] });
+      } finally {
+        if ('fd' in input) closeSync(input.fd); // the copier has its own
+      }
       // The copier says one line, which may name a path of any length: its start and its end (the reason) are kept.
       let head = Buffer.alloc(0);
       let tail = Buffer.alloc(0);
       let cut = false;
-      child.stderr.on('data', (b: Buffer) => {
+      child.stderr!.on('data', (b: Buffer) => {
         const take = b.subarray(0, Math.max(0, SaidKept - head.length));
         head = Buffer.concat([head, take]);
         tail = Buffer.concat([tail, b.subarray(take.length)]);
@@ -133,8 +198,10 @@ export class BulkCopy {
           new Error(`copying from the build context failed: ${job.item ? `${displayName(job.item)}/` : ''}${why}`),
         );
       });
-      child.stdin.on('error', () => {});
-      child.stdin.end(job.list.bytes());
+      if ('bytes' in input) {
+        child.stdin!.on('error', () => {});
+        child.stdin!.end(input.bytes);
+      }
     });
   }
 }

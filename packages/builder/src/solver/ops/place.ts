@@ -114,13 +114,14 @@ export function placeTree(staging: Staging, item: SourceItem, target: string, bu
     if (leaders.size > 0) plan = planTree(walk(), leaders, false);
   }
   // The copier's names; the directories that hold none of them are made here, as place() makes them.
-  for (const d of plan.dirs) {
-    const dest = `/${below(d.rel)}`;
-    if (!plan.byCp.has(d.rel)) {
+  for (let i = 0; i < plan.dirs.rels.length; i++) {
+    const r = plan.dirs.rels[i];
+    const dest = `/${below(r)}`;
+    if (!plan.byCp.has(r)) {
       staging.fs.remove(rel(dest));
-      staging.fs.mkdir(rel(dest), d.mode, 0, 0, true);
+      staging.fs.mkdir(rel(dest), plan.dirs.modeAndMs[2 * i], 0, 0, true);
     }
-    staging.dateDir(dest, d.mtime);
+    staging.dateDir(dest, new Date(plan.dirs.modeAndMs[2 * i + 1]));
   }
   for (const [follower, leader] of leaders) staging.linkLater(`/${below(follower)}`, `/${below(leader.rel)}`);
   if (plan.names.count > 0) bulk.addList(item.path, base, plan.names);
@@ -151,7 +152,11 @@ interface TreePlan {
   names: NameList;
   /** Directories the copier makes (they hold a name). */
   byCp: Set<string>;
-  dirs: { rel: string; mode: number; mtime: Date }[];
+  /**
+   * Directories: their paths, and mode and time (ms) in one typed array; an object and a Date each were ~5 MB of
+   * live heap for the 39,200 directories of a 200,000-file context while it was staged.
+   */
+  dirs: { rels: string[]; modeAndMs: Float64Array };
   /** Entries below the tree's directory. */
   count: number;
   /** The files' inode numbers, when asked for, if any two are the same. */
@@ -162,7 +167,7 @@ function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>,
   const plan: TreePlan = {
     names: new NameList(),
     byCp: new Set(),
-    dirs: [],
+    dirs: { rels: [], modeAndMs: new Float64Array(512) },
     count: 0,
   };
   let inos = new BigUint64Array(inodes ? 1024 : 0);
@@ -171,7 +176,16 @@ function planTree(files: Iterable<SourceFile>, leaders: Map<string, SourceFile>,
     if (f.rel === '') continue;
     plan.count++;
     if (f.kind === 'dir') {
-      plan.dirs.push({ rel: f.rel, mode: f.mode, mtime: f.mtime });
+      const d = plan.dirs;
+      const i = d.rels.length;
+      if (2 * i + 2 > d.modeAndMs.length) {
+        const grown = new Float64Array(d.modeAndMs.length * 2);
+        grown.set(d.modeAndMs);
+        d.modeAndMs = grown;
+      }
+      d.rels.push(f.rel);
+      d.modeAndMs[2 * i] = f.mode;
+      d.modeAndMs[2 * i + 1] = f.mtime.getTime();
       continue;
     }
     if (inodes && f.kind === 'file' && f.ino !== undefined) {
