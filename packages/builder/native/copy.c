@@ -27,8 +27,8 @@
  *   - beneath a default ACL (a store made inside a directory that has one) the permission bits come
  *     from the ACL: the inherited ACLs are removed and the mode set (as `cp --preserve=mode` did).
  *
- * Work is shared by threads (--jobs, default: every core, up to 4) taking runs of records in turn; two
- * that need the same new directory both get it (EEXIST, then open). The first failure stops every thread
+ * Work is shared by threads (--jobs, else TSBUILD_COPY_JOBS, else every core, up to 4) taking runs of records in
+ * turn; two that need the same new directory both get it (EEXIST, then open). The first failure stops every thread
  * and is printed as "tsbuild-copy: PATH: what: why" with exit status 1; nothing is skipped silently.
  * Usage errors exit 2.
  */
@@ -461,6 +461,10 @@ int main(int argc, char **argv) {
     if (jobs < 1) usage_error("--jobs takes a number above 0");
     a += 2;
   }
+  /* TSBUILD_COPY_JOBS=N (benchmarks): the thread count where the builder, which passes no --jobs, runs it. */
+  const char *env_jobs = getenv("TSBUILD_COPY_JOBS");
+  if (!jobs && env_jobs && *env_jobs && (jobs = atoi(env_jobs)) < 1)
+    usage_error("TSBUILD_COPY_JOBS takes a number above 0");
   if (argc - a != 4) usage_error("wrong number of arguments");
   umask(0);
   my_gid = getegid();

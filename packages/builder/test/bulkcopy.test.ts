@@ -448,6 +448,37 @@ for (const row of rows) {
   });
 }
 
+// The thread count the builder leaves to the copier (it passes no --jobs): whatever it is, every file is copied
+// once, files and symlinks, a directory of 2,500 files among small ones.
+for (const jobs of ['1', '3', '4']) {
+  test(`TSBUILD_COPY_JOBS=${jobs}: a directory of 2,500 files among small ones, copied whole`, async () => {
+    if (!copier) return skip('tsbuild-copy is not built');
+    const d = setup();
+    const names: [string, CopyKind][] = [];
+    for (let i = 0; i < 2500; i++) names.push([`big/f${String(i).padStart(4, '0')}`, 'file']);
+    for (let i = 0; i < 40; i++) names.push([`small${i}/a`, 'file'], [`small${i}/l`, 'symlink']);
+    for (const [rel, kind] of names) {
+      if (kind === 'file') files(d, { [rel]: `${rel}\n` });
+      else symlinkSync('a', join(d.ctx, 'item', rel));
+    }
+    process.env.TSBUILD_COPY_JOBS = jobs;
+    const err = await copy(d, names).finally(() => delete process.env.TSBUILD_COPY_JOBS);
+    if (err) throw err;
+    // Directories' times are the builder's to set, not the copier's.
+    const entries = (dir: string) => treeFingerprint(dir).filter((l) => !l.endsWith(' dir'));
+    assert.equal(entries(join(d.stage, 'target')), entries(join(d.ctx, 'item')));
+  });
+}
+
+test('TSBUILD_COPY_JOBS=0: the copy fails saying what it takes', async () => {
+  if (!copier) return skip('tsbuild-copy is not built');
+  const d = setup();
+  files(d, { f: 'x\n' });
+  process.env.TSBUILD_COPY_JOBS = '0';
+  const err = await copy(d, [['f', 'file']]).finally(() => delete process.env.TSBUILD_COPY_JOBS);
+  assert.match(err?.message ?? '', /TSBUILD_COPY_JOBS takes a number above 0/);
+});
+
 test('a copier that cannot be run: the copy fails saying so', async () => {
   const d = setup();
   files(d, { f: 'x\n' });
