@@ -534,7 +534,8 @@ class Arena {
       this.spill = new Spill(fd);
     }
     const chunk = this.chunks[c]!;
-    // Chunks go to the file in order; after one that could not, the rest stay in memory too.
+    // Chunks go to the file in order, each where the last one written ended: one that could not be written stays
+    // in memory, and the next one made takes the file offset it would have had.
     if (this.chunkAt[c] !== this.spilled || !this.spill.write(chunk.subarray(0, this.used), this.spilled)) return;
     this.spilled += this.used;
     this.chunks[c] = undefined;
