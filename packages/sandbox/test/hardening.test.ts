@@ -197,9 +197,10 @@ test("the sandbox's init (the launcher, with init) is a sealed in-memory copy, n
   if (!lower) return skip('no C compiler (cc) to build the probe');
   const ac = new AbortController();
   let exe = '';
+  // The command sleeps until the init's exe is read: a command that ended at once could take init with it first.
   const done = run({
     root: freshRoot([lower, busyboxLower()]),
-    argv: ['/probe', 'proc', '1'],
+    argv: ['sleep', '60'],
     env: ['PATH=/bin'],
     cwd: '/',
     uid: 0,
@@ -210,8 +211,9 @@ test("the sandbox's init (the launcher, with init) is a sealed in-memory copy, n
     signal: ac.signal,
     onStart: (pid) => {
       exe = readlinkSync(`/proc/${pid}/exe`);
+      ac.abort();
     },
-  });
+  }).catch(() => {});
   await done;
   assert.match(exe, /^\/memfd:tsbuild-launcher/, exe);
   const r = await sh('/probe proc 1', { root: freshRoot([lower, busyboxLower()]), init: true });
