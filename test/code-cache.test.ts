@@ -154,17 +154,20 @@ test('a bundle rewritten in place, same length: the cache is not taken for it, a
   }
 });
 
+/** `tsbuild images` run from the copy's loader on store `root`: its output (the run must succeed). */
+function imagesOut(root: string): string {
+  const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
+    env: { ...process.env, TSBUILD_ROOT: root },
+    encoding: 'utf8',
+  });
+  assert.is(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
 test('a short command (images) has a cache of its own, made by its first run; the shared one untouched', () => {
   const root = tempDir('code-cache-images');
   const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
-  const images = () => {
-    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
-      env: { ...process.env, TSBUILD_ROOT: root },
-      encoding: 'utf8',
-    });
-    assert.is(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^REPOSITORY/);
-  };
+  const images = () => assert.match(imagesOut(root), /^REPOSITORY/);
   freshCache();
   const shared = { bytes: readFileSync(cacheFile), mtime: statSync(cacheFile).mtimeMs };
   cleanup(own);
@@ -196,14 +199,7 @@ test('a short command without a cache of its own compiles with the shared one, t
   const root = tempDir('code-cache-fallback');
   const bundleFile = join(copy, 'dist', 'tsbuild.cjs');
   const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
-  const header = () => {
-    const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
-      env: { ...process.env, TSBUILD_ROOT: root },
-      encoding: 'utf8',
-    });
-    assert.is(r.status, 0, r.stderr);
-    return r.stdout.split(/\s+/)[0];
-  };
+  const header = () => imagesOut(root).split(/\s+/)[0];
   const text = source.toString('latin1');
   const marker = '[["REPOSITORY", "TAG"';
   assert.ok(text.includes(marker), 'the images table header is in the bundle');

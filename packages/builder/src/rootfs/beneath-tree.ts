@@ -159,13 +159,7 @@ export class Beneath {
 
   /** Makes `rel` a hard link of host file `host` (a final link in `host` is not followed). */
   link(rel: string, host: string): void {
-    const p = this.parent(rel);
-    call(
-      'linkat',
-      rel,
-      [DataType.I32, DataType.U8Array, DataType.I32, DataType.U8Array, DataType.I32],
-      [AT_FDCWD, cstr(host), p.fd, cstr(p.name), 0],
-    );
+    this.linkAt(rel, host, 0);
   }
 
   /**
@@ -173,12 +167,17 @@ export class Beneath {
    * and checked, whatever its path names now).
    */
   linkFd(rel: string, fd: number): void {
+    this.linkAt(rel, `/proc/self/fd/${fd}`, AT_SYMLINK_FOLLOW);
+  }
+
+  /** linkat(AT_FDCWD, from, parent of rel, its name, flags): the one hard-link call of link and linkFd. */
+  private linkAt(rel: string, from: string, flags: number): void {
     const p = this.parent(rel);
     call(
       'linkat',
       rel,
       [DataType.I32, DataType.U8Array, DataType.I32, DataType.U8Array, DataType.I32],
-      [AT_FDCWD, cstr(`/proc/self/fd/${fd}`), p.fd, cstr(p.name), AT_SYMLINK_FOLLOW],
+      [AT_FDCWD, cstr(from), p.fd, cstr(p.name), flags],
     );
   }
 
