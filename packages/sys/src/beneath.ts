@@ -25,7 +25,7 @@ import {
   rmdirSync,
   unlinkSync,
 } from 'node:fs';
-import { call, DataType } from './libc.js';
+import { call, DataType, SysError } from './libc.js';
 
 /** O_PATH (the same value on every Linux architecture Node runs on); node:fs does not export it. */
 export const O_PATH = 0o10000000;
@@ -41,9 +41,12 @@ const RESOLVE_BENEATH = 0x08;
 /** Flags for opening a directory to work in: never through a symlink. */
 export const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
 
+const oneComponent = (name: string): boolean =>
+  name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
+
 /** The path that names `name` inside the directory open as dirfd (see the header). */
 export function at(dirfd: number, name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+  if (!oneComponent(name)) {
     throw new RangeError(`not a single path component: ${JSON.stringify(name)}`);
   }
   return `/proc/self/fd/${dirfd}/${name}`;
@@ -84,6 +87,18 @@ let haveOpenat2 = true;
  * The caller closes the returned fd.
  */
 export function openBeneath(dirfd: number, rel: string, flags: number, mode = 0): number {
+  // One component needs no openat2: at() with O_NOFOLLOW is openat(dirfd, rel, O_NOFOLLOW), beneath by
+  // construction, and through Node's own bindings. A no-op build opens nothing else this way (its Dockerfile at
+  // the context's top), and loading ffi-rs for that one call was 4-7 ms of it (bench/RESULTS.md, issue 17).
+  if (oneComponent(rel)) {
+    try {
+      return openSync(at(dirfd, rel), flags | fsc.O_NOFOLLOW, mode);
+    } catch (e) {
+      const errno = (e as NodeJS.ErrnoException).errno;
+      // As openat2 reports it: the name given, not the /proc path at() made of it.
+      throw typeof errno === 'number' ? new SysError('open', -errno, rel) : e;
+    }
+  }
   if (haveOpenat2) {
     try {
       return openat2(dirfd, rel, flags | fsc.O_NOFOLLOW, mode);

@@ -67,6 +67,24 @@ for (const [name, open] of [
   }
 }
 
+// A one-component path is opened through at() (no openat2): its errors still name the path given, as openat2's do,
+// never the /proc/self/fd path at() made of it.
+test('openBeneath names the path given in its errors, one component or several', () => {
+  for (const p of ['missing', 'toroot', 'a/missing']) {
+    const e = (() => {
+      try {
+        closeSync(openBeneath(rootFd, p, fsc.O_RDONLY));
+      } catch (err) {
+        return err as Error;
+      }
+      return undefined;
+    })();
+    assert.ok(e, p);
+    assert.match(e.message, p);
+    assert.not.match(e.message, '/proc/');
+  }
+});
+
 test.after(() => {
   closeSync(rootFd);
   rmSync(work, { recursive: true, force: true });
