@@ -70,7 +70,17 @@ export class TreeHasher extends TreeView {
     // A plan's kids are the run [from, to) of one typed array shared by all plans (U32s), its sub-plans are
     // planned once that run is closed: two arrays per directory (39,200 of them, each with room for 17 elements
     // once pushed to) were ~12 MB of a 200,000-file context's heap, garbage by the time the COPY stages it.
-    type Plan = { visit: Visit; memo?: Buffer; digest?: Buffer; from: number; to: number; subs?: Plan[] };
+    // A recomputed plan's digest is the 32 bytes at its index in `recomputed` of one buffer (`digests`), not a
+    // Buffer of its own (an ArrayBuffer and a memory block each: ~250 bytes a directory, live until the last one
+    // was hashed), and every field is there from the start (one added later moved them out of the object).
+    type Plan = {
+      visit: Visit;
+      memo: Buffer | undefined;
+      at: number;
+      from: number;
+      to: number;
+      subs: Plan[] | undefined;
+    };
     const kids = new U32s();
     const pending = new Pending();
     const recomputed: Plan[] = [];
@@ -78,8 +88,8 @@ export class TreeHasher extends TreeView {
       this.mustRead(visit);
       const row = this.stats.row(visit.key);
       const memo = L.dirFlags(visit.dir) & Flag.RacyBelow ? undefined : row?.memo(L.sig(visit.dir), ruleDigest);
-      if (memo) return { visit, memo, from: 0, to: 0 };
-      const p: Plan = { visit, from: kids.length, to: 0 };
+      if (memo) return { visit, memo, at: -1, from: 0, to: 0, subs: undefined };
+      const p: Plan = { visit, memo: undefined, at: -1, from: kids.length, to: 0, subs: undefined };
       const below: Visit[] = [];
       this.visitChildren(item, visit, rules, needNames, (off, included, sub) => {
         if (sub) {
@@ -94,10 +104,10 @@ export class TreeHasher extends TreeView {
       });
       p.to = kids.length;
       if (below.length > 0) p.subs = below.map(plan);
-      recomputed.push(p); // children first: plan() recursed before this push
+      p.at = recomputed.push(p) - 1; // children first: plan() recursed before this push
       return p;
     };
-    const topVisit = { dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel };
+    const topVisit = { dir: item.dir, key: item.relBytes.toString('latin1'), rel: item.rel };
     // A large tree the stat cache knows nothing of (a cold build) is planned with a small young generation too.
     if (L.dirs >= LargeWalk / 10 && !this.stats.row(topVisit.key)) keepYoungGenerationSmall();
     const top = plan(topVisit);
@@ -110,7 +120,10 @@ export class TreeHasher extends TreeView {
     // 3. Digests, children before parents, and the rows that remember them. Each directory's
     // records are laid out in one buffer and hashed at once: per-entry hash updates and buffers
     // were most of a cold tree's JS time. Two passes over the kids: the size, then the bytes.
-    const digestOf = (p: Plan): Buffer => p.memo ?? p.digest!;
+    const digests = Buffer.allocUnsafe(recomputed.length * 32);
+    let hashed = 0; // plans recomputed[0, hashed) have their digest
+    const done = (p: Plan) => p.memo !== undefined || p.at < hashed;
+    const digestOf = (p: Plan): Buffer => p.memo ?? digests.subarray(p.at * 32, p.at * 32 + 32);
     for (const p of recomputed) {
       const row = this.stats.row(p.visit.key);
       const justRead = new Map<number, Buffer>();
@@ -123,8 +136,9 @@ export class TreeHasher extends TreeView {
             const n = kids.at(++i);
             fn(off, 0x66, read.subarray(n * 33 + 1, n * 33 + 33)); // 'f'
           } else if (k & 7) {
-            const tail = digestOf(p.subs![s++]);
-            if (!tail) throw new Error('internal: tree digest out of order');
+            const sub = p.subs![s++];
+            if (!done(sub)) throw new Error('internal: tree digest out of order');
+            const tail = digestOf(sub);
             if ((k & 7) === 1)
               fn(off, 0x64, tail); // 'd'
             else if (!tail.equals(EMPTY)) fn(off, 0x68, tail); // 'h'
@@ -146,7 +160,11 @@ export class TreeHasher extends TreeView {
         if (type === 0x6c) buf[at++] = 0;
       });
       if (at !== size) throw new Error('internal: tree records sized wrong');
-      p.digest = createHash('sha256').update(buf).digest();
+      createHash('sha256')
+        .update(buf)
+        .digest()
+        .copy(digests, p.at * 32);
+      hashed++;
       for (let i = p.from; i < p.to; i++) {
         if ((kids.at(i) & 7) !== 3) continue;
         const off = kids.at(i) & ~7;
@@ -156,9 +174,9 @@ export class TreeHasher extends TreeView {
         // What the row cannot hold (remember) is kept here for the COPY and its --explain record.
         if (L.flags(off) & Flag.Racy || L.nameLen(off) > 255) this.fresh.set(off, hash);
       }
-      this.remember(p.visit, ruleDigest, p.digest, justRead);
+      this.remember(p.visit, ruleDigest, digestOf(p), justRead);
     }
-    return digestOf(top);
+    return Buffer.from(digestOf(top)); // a copy: a view would keep every directory's digest
   }
 
   /**
@@ -255,7 +273,7 @@ export class TreeHasher extends TreeView {
         else yield fileOf(visit, kid.off, kid.included, row);
       }
     }
-    const top: Visit = { dir: item.dir, key: item.relBytes.toString('latin1'), bytes: item.relBytes, rel: item.rel };
+    const top: Visit = { dir: item.dir, key: item.relBytes.toString('latin1'), rel: item.rel };
     yield* order === 'layer' ? layer(top, []) : path(top);
   }
 
@@ -277,7 +295,7 @@ export class TreeHasher extends TreeView {
     const key = parent.toString('latin1');
     let h = this.fresh.get(off) ?? this.known(off, this.stats.row(key));
     if (h) return h;
-    const visit: Visit = { dir: None, key, bytes: parent, rel: slash < 0 ? '' : rel.slice(0, slash) };
+    const visit: Visit = { dir: None, key, rel: slash < 0 ? '' : rel.slice(0, slash) };
     try {
       const fd = this.openFile(visit, off);
       try {
@@ -468,15 +486,15 @@ class Pending {
     let at = 0;
     for (let i = 0; i < this.count; i++) {
       const off = this.off(i);
-      const bytes = this.visit(i).bytes;
-      const size = bytes.length + 1 + L.nameLen(off) + 1;
+      const key = this.visit(i).key; // latin1: a byte a character
+      const size = key.length + 1 + L.nameLen(off) + 1;
       if (at + size > out.length) {
         if (at > 0) yield out.subarray(0, at);
         out = Buffer.allocUnsafe(Math.max(Piece, size));
         at = 0;
       }
-      if (bytes.length) {
-        at += bytes.copy(out, at);
+      if (key.length) {
+        at += out.write(key, at, 'latin1');
         out[at++] = 0x2f;
       }
       at += L.buf.copy(out, at, off + EntryHead, off + EntryHead + L.nameLen(off));
