@@ -611,19 +611,32 @@ const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 function readAt(fd: number, at: number, len: number, size: number): Buffer | undefined {
   if (at + len > size) return undefined;
   const b = Buffer.allocUnsafe(len);
-  for (let got = 0; got < len;) {
-    const n = readSync(fd, b, got, len - got, at + got);
-    if (n === 0) return undefined;
-    got += n;
-  }
-  return b;
+  return readInto(fd, b, len, at) ? b : undefined;
 }
 
-/** Reads a file forward through a 1 MiB window: rows in order cost one read per MiB. */
+/** Reads `len` bytes at `at` into the start of `b`; false when the file ends first. */
+function readInto(fd: number, b: Buffer, len: number, at: number): boolean {
+  for (let got = 0; got < len;) {
+    const n = readSync(fd, b, got, len - got, at + got);
+    if (n === 0) return false;
+    got += n;
+  }
+  return true;
+}
+
+/**
+ * Reads a file forward through a 1 MiB window: rows in order cost one read per MiB. One buffer, read into
+ * again for each window: a view of it holds until the next find() (write() copies each row out before that).
+ * A new buffer per window was 1 MiB of garbage per MiB of the file, twice per write (the rows chosen, then
+ * copied): a one-change build of 200,000 context files held ~20 MB more while it flushed its 22 MB stat cache,
+ * until a collection let go of them (bench/RESULTS.md, "Memory at 200,000 files, session 6").
+ */
 class Reader {
   /** What was read last: `buf` holds the file's bytes from `start` on (the whole file: from 0). */
   buf: Buffer = Buffer.alloc(0);
   private start = 0;
+  /** The buffer windows are read into (none with the whole file). */
+  private window: Buffer | undefined;
 
   constructor(
     private readonly fd: number | undefined,
@@ -636,23 +649,27 @@ class Reader {
 
   /**
    * Where `len` bytes at `at` of the file are in `buf` (read in if they were not), or -1 past the end of the
-   * file or when it cannot be read. A window is never reused: views of an earlier one stay as they were.
+   * file or when it cannot be read.
    */
   find(at: number, len: number): number {
     if (at + len > this.size) return -1;
     if (at >= this.start && at + len <= this.start + this.buf.length) return at - this.start;
+    const want = Math.max(len, Math.min(Window, this.size - at));
+    if (!this.window || this.window.length < want) this.window = Buffer.allocUnsafe(Math.max(want, Window));
+    // Cleared first: a read that fails part way leaves no window that seems to hold the bytes it had.
+    this.buf = Buffer.alloc(0);
+    this.start = 0;
     try {
-      const got = readAt(this.fd!, at, Math.max(len, Math.min(Window, this.size - at)), this.size);
-      if (!got) return -1;
-      this.buf = got;
-      this.start = at;
-      return 0;
+      if (!readInto(this.fd!, this.window, want, at)) return -1;
     } catch {
       return -1;
     }
+    this.buf = this.window.subarray(0, want);
+    this.start = at;
+    return 0;
   }
 
-  /** A view of `len` bytes at `at`. */
+  /** A view of `len` bytes at `at`, valid until the next find() or get(). */
   get(at: number, len: number): Buffer | undefined {
     const o = this.find(at, len);
     return o < 0 ? undefined : this.buf.subarray(o, o + len);
@@ -661,9 +678,13 @@ class Reader {
 
 const Window = 1 << 20;
 
-/** Gathers small parts into 1 MiB writes (a write per row part would be a syscall and a promise each). */
+/**
+ * Gathers small parts into 1 MiB writes (a write per row part would be a syscall and a promise each), in one
+ * buffer: a piece is written before the next is asked for (writeFileAtomic awaits each part's write), so the
+ * buffer is filled again once the generator resumes (a new one per piece was garbage as Reader's windows were).
+ */
 class Pieces {
-  private buf = Buffer.allocUnsafe(Window);
+  private readonly buf = Buffer.allocUnsafe(Window);
   private at = 0;
 
   *add(b: Buffer): Generator<Buffer> {
@@ -679,10 +700,8 @@ class Pieces {
     if (this.at > 0) yield* this.flush();
   }
   private *flush(): Generator<Buffer> {
-    const full = this.buf.subarray(0, this.at);
-    this.buf = Buffer.allocUnsafe(Window);
+    yield this.buf.subarray(0, this.at);
     this.at = 0;
-    yield full;
   }
 }
 
