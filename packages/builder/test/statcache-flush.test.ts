@@ -138,7 +138,7 @@ test('a save removes the temp files of killed saves of the same cache, and only 
   for (const [p, kept] of rows) assert.is(existsSync(p), kept, p);
 });
 
-test('a save copies the rows it keeps through one window and one piece buffer, a row larger than both too', async () => {
+test('a save copies the rows it keeps through one window and one piece buffer, a row larger than both', async () => {
   // 3,000 rows, ~5 MB, one of 1.5 MiB: the rows a save keeps are read through a reused 1 MiB window and written
   // through a reused 1 MiB piece; a view held past the next read or a piece refilled before it was written
   // would show here as a changed or missing row.
