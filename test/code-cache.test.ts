@@ -155,13 +155,38 @@ test('a bundle rewritten in place, same length: the cache is not taken for it, a
 });
 
 /** `tsbuild images` run from the copy's loader on store `root`: its output (the run must succeed). */
-function imagesOut(root: string): string {
-  const r = spawnSync(process.execPath, [join(copy, 'bin', 'tsbuild.cjs'), 'images'], {
-    env: { ...process.env, TSBUILD_ROOT: root },
-    encoding: 'utf8',
-  });
+function imagesOut(root: string, readOnly = false): string {
+  const argv = [process.execPath, join(copy, 'bin', 'tsbuild.cjs'), 'images'];
+  const r = readOnlyDist(readOnly, () =>
+    spawnSync(...split([...(readOnly ? roWrap() : []), ...argv]), {
+      env: { ...process.env, TSBUILD_ROOT: root },
+      encoding: 'utf8',
+    }),
+  );
   assert.is(r.status, 0, r.stderr);
   return r.stdout;
+}
+
+const split = (argv: string[]): [string, string[]] => [argv[0], argv.slice(1)];
+
+/**
+ * The command prefix that runs a command with dist/ read-only, as a read-only install has it. root ignores permission
+ * bits: for root, a read-only bind mount in a mount namespace of the command's own (gone when it exits); for anyone
+ * else readOnlyDist makes dist/ mode 555 around the command.
+ */
+function roWrap(): string[] {
+  if (process.getuid?.() !== 0) return [];
+  const bindRo = 'mount --bind -o ro "$0" "$0" && exec "$@"';
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', bindRo, join(copy, 'dist')];
+}
+function readOnlyDist<T>(readOnly: boolean, f: () => T): T {
+  if (!readOnly || process.getuid?.() === 0) return f();
+  chmodSync(join(copy, 'dist'), 0o555);
+  try {
+    return f();
+  } finally {
+    chmodSync(join(copy, 'dist'), 0o755);
+  }
 }
 
 test('a short command (images) has a cache of its own, made by its first run; the shared one untouched', () => {
@@ -193,13 +218,15 @@ test('a short command (images) has a cache of its own, made by its first run; th
 // Which cache a short command without one of its own compiles with is seen from its output: the shared cache is
 // made from a bundle whose `images` header says REPOSITORX (same length; V8 checks only the length) and then
 // labelled as the real bundle's, so a run that takes it prints REPOSITORX, one that compiles from source
-// REPOSITORY. A read-only install or a rootless user, who cannot write the command's own cache, keeps the shared
-// one's compiled code that way.
-test('a short command without a cache of its own compiles with the shared one, then writes its own', () => {
+// REPOSITORY. Where it can write its own cache it compiles from source, so that its own holds only what it ran (a
+// cache made after the shared one was taken would carry all of the shared one's functions as well); a read-only
+// install or a rootless user, who cannot write it, keeps the shared one's compiled code.
+test('a short command without a cache of its own compiles from source and writes its own; read-only: the shared one', () => {
+  if (process.getuid?.() === 0 && !have('unshare')) return skip('unshare (util-linux) is not installed');
   const root = tempDir('code-cache-fallback');
   const bundleFile = join(copy, 'dist', 'tsbuild.cjs');
   const own = join(copy, 'dist', 'tsbuild.cjs.images.v8cache');
-  const header = () => imagesOut(root).split(/\s+/)[0];
+  const header = (readOnly = false) => imagesOut(root, readOnly).split(/\s+/)[0];
   const text = source.toString('latin1');
   const marker = '[["REPOSITORY", "TAG"';
   assert.ok(text.includes(marker), 'the images table header is in the bundle');
@@ -213,11 +240,11 @@ test('a short command without a cache of its own compiles with the shared one, t
     // Labelled as the real bundle's: its digest, and the file's identity as a fresh cache records it.
     const label = freshCache().subarray(0, 65);
     writeFileSync(cacheFile, Buffer.concat([label, poisoned.subarray(65)]));
-    assert.is(header(), 'REPOSITORX', 'compiled with the shared cache');
+    assert.is(header(true), 'REPOSITORX', 'read-only: compiled with the shared cache');
+    assert.not.ok(existsSync(own), 'read-only: no cache of its own written');
+    assert.is(header(), 'REPOSITORY', 'writable: compiled from source, not with the shared cache');
     assert.ok(existsSync(own), 'its own cache written');
-    cleanup(own);
-    freshCache();
-    assert.is(header(), 'REPOSITORY', 'from a sound shared cache, the real header');
+    assert.is(header(), 'REPOSITORY', 'and then taken');
   } finally {
     writeFileSync(bundleFile, source);
     cleanup(own, root);
@@ -277,20 +304,7 @@ test('two writers with the same pid (two pid namespaces): each writes a temp fil
 test('a read-only install runs from source and writes nothing', () => {
   cleanup(cacheFile);
   const dist = join(copy, 'dist');
-  if (process.getuid?.() === 0) {
-    // root ignores permission bits: dist/ is made read-only as a read-only filesystem would, by a
-    // read-only bind mount in a mount namespace of the command's own (gone when it exits).
-    const bindRo = 'mount --bind -o ro "$0" "$0" && exec "$@"';
-    const ro = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', bindRo, dist];
-    works(run([], undefined, ro));
-  } else {
-    chmodSync(dist, 0o555);
-    try {
-      works(run());
-    } finally {
-      chmodSync(dist, 0o755);
-    }
-  }
+  readOnlyDist(true, () => works(run([], undefined, roWrap())));
   assert.not.ok(existsSync(cacheFile), 'no cache written');
   assert.equal(readdirSync(dist).sort(), ['tsbuild.cjs'], 'no temp file left either');
   // The same command where dist/ is writable does write it: the check above can fail.

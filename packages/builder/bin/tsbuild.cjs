@@ -12,10 +12,14 @@
 // compiled by the time the cache is made, and a cached rebuild is the start that matters.
 // The short commands run over and over (a repeated pull or push: 40 ms, all of it start-up) have a cache each
 // (dist/tsbuild.cjs.COMMAND.v8cache), made by their first run: the build's holds little of their code and
-// much they do not run (a repeated pull: 3 ms of CPU less with its own). Until it has one (or where it cannot
-// write one: a read-only install, a rootless user) such a command compiles with the shared cache.
+// much they do not run (a repeated pull: 3 ms of CPU less with its own). That first run compiles from source,
+// not with the shared cache: a cache holds every function that was compiled when it is made, so one made after
+// the shared cache was taken held all of that too (a repeated pull's: 704 KB, 3.1 ms to load, against 378 KB and
+// 1.9 ms). Where the command cannot write its own (a read-only install, a rootless user) it takes the shared one.
 const {
+  accessSync,
   closeSync,
+  constants: fsConstants,
   fstatSync,
   fsyncSync,
   openSync,
@@ -85,9 +89,19 @@ const head = 32 + 1 + 32;
 let cachedData;
 let madeByBuild = false;
 let cacheRead; // the file cachedData came from
-// A short command without its own cache yet (or where it cannot be written: a read-only install, rootless)
-// compiles with the shared one, and then writes its own.
-for (const f of cacheFile === sharedCache ? [sharedCache] : [cacheFile, sharedCache]) {
+// A short command without its own cache yet compiles from source, and then writes its own (see the header); where it
+// cannot be written (a read-only install, rootless), it compiles with the shared one.
+const writable = (dir) => {
+  try {
+    accessSync(dir, fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const candidates =
+  cacheFile === sharedCache ? [sharedCache] : writable(dirname(bundle)) ? [cacheFile] : [cacheFile, sharedCache];
+for (const f of candidates) {
   try {
     const file = readFileSync(f);
     if (file.length > head) {
@@ -244,8 +258,7 @@ function startWalk(argv) {
       if (!st.isFile() || st.size > 0) return undefined;
       break;
     }
-    const { constants } = require('node:fs');
-    const unnamed = 0o20000000 | constants.O_DIRECTORY | constants.O_RDWR; // O_TMPFILE, as walk.ts
+    const unnamed = 0o20000000 | fsConstants.O_DIRECTORY | fsConstants.O_RDWR; // O_TMPFILE, as walk.ts
     out = openSync(require('node:os').tmpdir(), unnamed, 0o600);
     err = openSync(require('node:os').tmpdir(), unnamed, 0o600);
     const child = require('node:child_process').spawn(walker, [dir], { stdio: ['ignore', out, err] });
