@@ -221,7 +221,7 @@ test('a short command (images) has a cache of its own, made by its first run; th
 // REPOSITORY. Where it can write its own cache it compiles from source, so that its own holds only what it ran (a
 // cache made after the shared one was taken would carry all of the shared one's functions as well); a read-only
 // install or a rootless user, who cannot write it, keeps the shared one's compiled code.
-test('a short command without a cache of its own compiles from source and writes its own; read-only: the shared one', () => {
+test('a short command without its own cache compiles from source and writes one; read-only: the shared one', () => {
   if (process.getuid?.() === 0 && !have('unshare')) return skip('unshare (util-linux) is not installed');
   const root = tempDir('code-cache-fallback');
   const bundleFile = join(copy, 'dist', 'tsbuild.cjs');
