@@ -16,18 +16,7 @@
 // not with the shared cache: a cache holds every function that was compiled when it is made, so one made after
 // the shared cache was taken held all of that too (a repeated pull's: 704 KB, 3.1 ms to load, against 378 KB and
 // 1.9 ms). Where the command cannot write its own (a read-only install, a rootless user) it takes the shared one.
-const {
-  accessSync,
-  closeSync,
-  constants: fsConstants,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} = require('node:fs');
+const { accessSync, closeSync, constants: fsConstants, fstatSync, openSync, readFileSync } = require('node:fs');
 const createHash = (algorithm) => require('node:crypto').createHash(algorithm);
 const { createRequire } = require('node:module');
 const { dirname, join } = require('node:path');
@@ -151,7 +140,7 @@ mod.exports.main(argv, early, packs ? setBuildFlags : undefined).then(
   (code) => {
     process.exitCode = code;
     // After the command, so that the cache holds the functions it compiled on the way.
-    if (stale) writeCache();
+    if (stale) return writeCache();
   },
   (e) => {
     // main() turns every error into a message; this is for one that escapes it, still without a stack trace.
@@ -171,32 +160,17 @@ function fileIdentity(fd) {
 function writeCache() {
   // A build's flags back to V8's defaults (the commands that pack no trees set none).
   if (packs) require('node:v8').setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
-  // A temp file of its own, made here (O_EXCL): two CLIs writing at once may have the same pid (in two pid
-  // namespaces sharing the install), and one's bytes written into the file the other renamed into place make a
-  // cache V8 takes (it checks no checksum) and crashes on, at every start from then on.
-  const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
-  let fd;
-  try {
-    fd = openSync(tmp, 'wx', 0o644);
-  } catch {
-    return; // a read-only install keeps compiling from source; that is all it costs
-  }
-  try {
-    try {
-      writeSync(fd, bundleDigest());
-      writeSync(fd, Buffer.from([build ? 1 : 0]));
-      writeSync(fd, identity ?? Buffer.alloc(32)); // none (a write during the read): hashed next time
-      writeSync(fd, script.createCachedData());
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, cacheFile);
-  } catch {
-    try {
-      unlinkSync(tmp);
-    } catch {}
-  }
+  const data = Buffer.concat([
+    bundleDigest(),
+    Buffer.from([build ? 1 : 0]),
+    identity ?? Buffer.alloc(32), // none (a write during the read): hashed next time
+    script.createCachedData(),
+  ]);
+  // The project's one atomic write (sys's writeFileAtomic), durable: V8 checks no checksum, and takes a cache with a
+  // sound header and a damaged payload and crashes on it, at every start from then on; a temp file of its own (two
+  // CLIs writing at once may have the same pid, in two pid namespaces sharing the install). A read-only install
+  // keeps compiling from source; that is all a failed write costs.
+  return mod.exports.writeFileAtomic(cacheFile, data, { durable: true }).catch(() => {});
 }
 
 /**
