@@ -88,8 +88,9 @@ const writable = (dir) => {
     return false;
   }
 };
-const candidates =
-  cacheFile === sharedCache ? [sharedCache] : writable(dirname(bundle)) ? [cacheFile] : [cacheFile, sharedCache];
+// Looked at once: a command that cannot write a cache (read-only, rootless) does not make one either (8-30 ms).
+const canWrite = writable(dirname(bundle));
+const candidates = cacheFile === sharedCache ? [sharedCache] : canWrite ? [cacheFile] : [cacheFile, sharedCache];
 for (const f of candidates) {
   try {
     const file = readFileSync(f);
@@ -140,7 +141,7 @@ mod.exports.main(argv, early, packs ? setBuildFlags : undefined).then(
   (code) => {
     process.exitCode = code;
     // After the command, so that the cache holds the functions it compiled on the way.
-    if (stale) return writeCache();
+    if (stale && canWrite) return writeCache();
   },
   (e) => {
     // main() turns every error into a message; this is for one that escapes it, still without a stack trace.
@@ -158,19 +159,24 @@ function fileIdentity(fd) {
 }
 
 function writeCache() {
-  // A build's flags back to V8's defaults (the commands that pack no trees set none).
-  if (packs) require('node:v8').setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
-  const data = Buffer.concat([
-    bundleDigest(),
-    Buffer.from([build ? 1 : 0]),
-    identity ?? Buffer.alloc(32), // none (a write during the read): hashed next time
-    script.createCachedData(),
-  ]);
-  // The project's one atomic write (sys's writeFileAtomic), durable: V8 checks no checksum, and takes a cache with a
-  // sound header and a damaged payload and crashes on it, at every start from then on; a temp file of its own (two
-  // CLIs writing at once may have the same pid, in two pid namespaces sharing the install). A read-only install
-  // keeps compiling from source; that is all a failed write costs.
-  return mod.exports.writeFileAtomic(cacheFile, data, { durable: true }).catch(() => {});
+  // Whatever happens here, the command's outcome stands: a cache that is not written costs a compile next time.
+  try {
+    // A build's flags back to V8's defaults (the commands that pack no trees set none).
+    if (packs) require('node:v8').setFlagsFromString('--heap-growing-percent=0 --semi-space-growth-factor=2');
+    const data = Buffer.concat([
+      bundleDigest(),
+      Buffer.from([build ? 1 : 0]),
+      identity ?? Buffer.alloc(32), // none (a write during the read): hashed next time
+      script.createCachedData(),
+    ]);
+    // The project's one atomic write (sys's writeFileAtomic), durable: V8 checks no checksum, and takes a cache with
+    // a sound header and a damaged payload and crashes on it, at every start from then on; a temp file of its own
+    // (two CLIs writing at once may have the same pid, in two pid namespaces sharing the install). A bundle older
+    // than this loader (not rebuilt yet) has no writeFileAtomic: no cache then.
+    return Promise.resolve(mod.exports.writeFileAtomic(cacheFile, data, { durable: true })).catch(() => {});
+  } catch {
+    return undefined;
+  }
 }
 
 /**
