@@ -524,12 +524,14 @@ const targets = [
   ['debian cold', () => ratio('debian', 'cold'), 0.9],
   ...workloads.map((w) => [`${w} one-change`, () => ratio(w, 'change'), 0.5]),
   ...workloads.map((w) => [`${w} no-op`, () => ratio(w, 'noop'), w === 'many-files' ? 0.2 : 0.8]),
-  [
-    'no-op beyond `node -e 0` (bare: NODE_EXTRA_CA_CERTS unset), slowest workload (ms)',
-    () => max(workloads.map((w) => M(w, 'tsbuild', 'noop'))) - nodeStartMs,
+  // "no-op ≤ Node's start + 30 ms", everywhere: a row per workload, so that one workload's miss does not hide
+  // whether the others meet it.
+  ...workloads.map((w) => [
+    `${w} no-op beyond \`node -e 0\` (bare: NODE_EXTRA_CA_CERTS unset) (ms)`,
+    () => M(w, 'tsbuild', 'noop') - nodeStartMs,
     30,
     'abs',
-  ],
+  ]),
   [
     'peak RSS of tsbuild, every workload (MB)',
     () => max(workloads.map((w) => peakRss(w, 'tsbuild'))) / 1024,

@@ -14,7 +14,7 @@ runtime=(busybox-static zstd pigz ca-certificates gcc libc6-dev slirp4netns bzip
 # e2fsprogs: mkfs.ext4 and lsattr for the ext4 image topdir.test mounts on a loop device. buildah and podman: the
 # benchmark's peers (bench/run.mjs: build + push, run --rm), which reports them "not installed" when missing.
 # qemu-user-static: the RUN steps of --platform linux/arm64 builds run under it (binfmt_misc, registered below).
-testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs buildah podman qemu-user-static acl)
+testing=(skopeo umoci docker-registry apache2-utils runc iproute2 docker.io e2fsprogs buildah podman qemu-user-static acl strace)
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
 

@@ -6,10 +6,11 @@
 // file. A Dockerfile named with -f outside the context is the user's choice and read as given.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec } from './helpers/cli.js';
+import { have, skip } from '@tsbuild/testkit';
+import { Base, cleanup, command, context, ok, storeWithBase, tempDir, tsbuild, type FileSpec } from './helpers/cli.js';
 
 const root = storeWithBase();
 const Secret = 'HOST-SECRET-4711';
@@ -111,6 +112,36 @@ for (const [name, fails] of fifoRows) {
     assert.match(r.stderr, fails);
     assert.not.match(r.stdout + r.stderr, /\n\s+at .+:\d+:\d+\)?\n/, `a stack trace:\n${r.stderr}`);
     cleanup(ctx);
+  });
+}
+
+// A control file that is a device or a FIFO is refused without being opened: opening a device can act (a watchdog
+// arms on open), and opening a FIFO wakes its writer. The CLI, traced (strace -f, each open* call that names the
+// file), holds it only by an O_PATH fd (which opens nothing) before it refuses it; it opened it O_RDONLY before.
+const neverOpened: [string, (path: string) => void][] = [
+  ["a character device (/dev/null's numbers)", (p) => execFileSync('mknod', [p, 'c', '1', '3'])],
+  ['a FIFO', (p) => execFileSync('mkfifo', [p])],
+];
+for (const [what, make] of neverOpened) {
+  test(`a Dockerfile that is ${what} is refused without being opened`, () => {
+    if (!have('strace')) return skip('strace is not installed');
+    const ctx = context({ Dockerfile: copyAll, kept: 'x\n' });
+    rmSync(join(ctx, 'Dockerfile'));
+    make(join(ctx, 'Dockerfile'));
+    const log = join(ctx, '..', `${ctx.split('/').pop()}.strace`);
+    const trace = ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', log];
+    const r = spawnSync('strace', [...trace, command, 'build', '--progress=plain', '--dry-run', ctx], {
+      env: { ...process.env, CI: 'true', TSBUILD_ROOT: root },
+      encoding: 'utf8',
+    });
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, /Dockerfile: not a regular file/);
+    const opens = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => /Dockerfile"/.test(l) && !/ENOENT/.test(l));
+    assert.ok(opens.length > 0, 'the trace shows the file being looked at');
+    for (const l of opens) assert.match(l, /O_PATH/, `opened, not only held:\n${l}`);
+    cleanup(ctx, log);
   });
 }
 

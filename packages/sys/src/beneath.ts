@@ -18,6 +18,7 @@
 import {
   chmodSync,
   closeSync,
+  existsSync,
   constants as fsc,
   fstatSync,
   openSync,
@@ -25,6 +26,7 @@ import {
   rmdirSync,
   unlinkSync,
 } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { call, DataType, SysError } from './libc.js';
 
 /** O_PATH (the same value on every Linux architecture Node runs on); node:fs does not export it. */
@@ -80,6 +82,9 @@ export function openat2(dirfd: number, path: string | Buffer, flags: number, mod
 }
 
 let haveOpenat2 = true;
+/** Whether /proc/self/fd is there (undefined: not looked at yet). */
+let procFd: boolean | undefined;
+const ENOENT = osConstants.errno.ENOENT;
 
 /**
  * Open rel ('a/b/c', relative, no '..') beneath dirfd without following any symlink on the way
@@ -90,13 +95,16 @@ export function openBeneath(dirfd: number, rel: string, flags: number, mode = 0)
   // One component needs no openat2: at() with O_NOFOLLOW is openat(dirfd, rel, O_NOFOLLOW), beneath by
   // construction, and through Node's own bindings. A no-op build opens nothing else this way (its Dockerfile at
   // the context's top), and loading ffi-rs for that one call was 4-7 ms of it (bench/RESULTS.md, issue 17).
-  if (oneComponent(rel)) {
+  if (oneComponent(rel) && procFd !== false) {
     try {
       return openSync(at(dirfd, rel), flags | fsc.O_NOFOLLOW, mode);
     } catch (e) {
       const errno = (e as NodeJS.ErrnoException).errno;
-      // As openat2 reports it: the name given, not the /proc path at() made of it.
-      throw typeof errno === 'number' ? new SysError('open', -errno, rel) : e;
+      // ENOENT where /proc is not mounted (a cached build needs nothing else of it): openat2 below, from now on.
+      if (errno !== -ENOENT || (procFd ??= existsSync(self(dirfd)))) {
+        // As openat2 reports it: the name given, not the /proc path at() made of it.
+        throw typeof errno === 'number' ? new SysError('open', -errno, rel) : e;
+      }
     }
   }
   if (haveOpenat2) {

@@ -103,6 +103,25 @@ for (const [what, opts] of cases)
     }
   });
 
+// Two writers of one file at once, with the same pid and start time: two threads of one process here, or two CLIs
+// in two pid namespaces sharing an install (the code cache, bin/tsbuild.cjs). A temp name made of the owner alone
+// would be the same for both: one's O_EXCL open would fail, or, opened without it, one's bytes would land in the
+// file the other renames into place. Each has a temp file of its own: both writes succeed, and the file is one of
+// them, whole.
+test('writeFileAtomic: writers with the same pid at once each write a temp file of their own', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sys-atomic-'));
+  const target = join(dir, 'cache');
+  const parts = ['a', 'b', 'c', 'd'].map((c) => Buffer.alloc(256 * 1024, c));
+  await Promise.all(parts.map((p) => writeFileAtomic(target, p, { durable: true })));
+  const got = readFileSync(target);
+  assert.ok(
+    parts.some((p) => p.equals(got)),
+    'one write, whole',
+  );
+  assert.equal(readdirSync(dir), ['cache'], 'no temp file left');
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('writeFileAtomic: a failed rename leaves the target and no temp file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sys-atomic-'));
   try {

@@ -60,6 +60,12 @@ function toleratePipeClosed(stream: NodeJS.WriteStream): void {
   });
 }
 
+/**
+ * The one atomic write, for bin/tsbuild.cjs, which writes its code cache with it once the command is done (it runs
+ * before the bundle loads, so it cannot import it).
+ */
+export { writeFileAtomic } from '@tsbuild/sys';
+
 /** The commands main dispatches (each has its flag spec and help in flags.ts). */
 export const commandNames = (): string[] => Object.keys(commands);
 

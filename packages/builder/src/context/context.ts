@@ -3,9 +3,18 @@
 // store (start); COPY/ADD sources resolve in that listing, symlinks followed only inside the
 // context; a directory source is digested through the stat cache (tree.ts) without per-file work
 // when nothing changed.
-import { closeSync, constants as fsc, fstatSync, promises as fsp, openSync, readFileSync, realpathSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsc,
+  existsSync,
+  fstatSync,
+  promises as fsp,
+  openSync,
+  readFileSync,
+  realpathSync,
+} from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
-import { O_CLOEXEC, openBeneath } from '@tsbuild/sys';
+import { O_CLOEXEC, O_PATH, openBeneath, self } from '@tsbuild/sys';
 import { BuildError } from '../errors.js';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
@@ -393,22 +402,56 @@ export function readControlFile(contextDir: string, file: string): string {
     );
   }
   // Read beneath the context's fd with no symlink on the way (`real` has none: one put there since fails), and
-  // only a regular file: a FIFO would block the build for good (a blocked read lets no signal end it).
+  // only a regular file: a FIFO would block the build for good (a blocked read lets no signal end it), and a device
+  // is not even opened (opening one can act: a watchdog arms on open). The file is first held by an O_PATH fd, which
+  // opens nothing, and opened for reading through that fd once it is known to be a regular file.
+  const rel = relative(ctx, real);
+  const changed = () =>
+    new BuildError(`${file}: it changed while it was read (now reached through a symlink); not read`, 2);
   const root = openSync(ctx, fsc.O_RDONLY | fsc.O_DIRECTORY | O_CLOEXEC);
   let fd: number;
   try {
-    fd = openBeneath(root, relative(ctx, real), fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ELOOP' && code !== 'EXDEV' && code !== 'ENOTDIR') throw e;
-    throw new BuildError(`${file}: it changed while it was read (now reached through a symlink); not read`, 2);
+    let held: number;
+    try {
+      held = openBeneath(root, rel, O_PATH | O_CLOEXEC);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw code === 'ELOOP' || code === 'EXDEV' || code === 'ENOTDIR' ? changed() : e;
+    }
+    try {
+      // O_PATH|O_NOFOLLOW holds a symlink put there since as the link itself: not a regular file either.
+      const st = fstatSync(held);
+      if (!st.isFile()) throw new BuildError(`${file}: not a regular file; tsbuild does not read it`, 2);
+      fd = reopen(held, () => {
+        // No /proc (only a cached build gets this far without it): by its name again, checked to be the same file.
+        const again = openBeneath(root, rel, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
+        const now = fstatSync(again);
+        if (now.dev === st.dev && now.ino === st.ino) return again;
+        closeSync(again);
+        throw changed();
+      });
+    } finally {
+      closeSync(held);
+    }
   } finally {
     closeSync(root);
   }
   try {
-    if (!fstatSync(fd).isFile()) throw new BuildError(`${file}: not a regular file; tsbuild does not read it`, 2);
     return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * The file an O_PATH fd holds, opened for reading through /proc/self/fd (the open file, not a path); `noProc`
+ * where /proc is not mounted.
+ */
+function reopen(held: number, noProc: () => number): number {
+  try {
+    return openSync(self(held), fsc.O_RDONLY | fsc.O_NOCTTY | O_CLOEXEC);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync('/proc/self/fd')) throw e;
+    return noProc();
   }
 }
