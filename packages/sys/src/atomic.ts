@@ -44,7 +44,9 @@ export interface AtomicWriteOptions {
 
 /**
  * Replace `target` with `data` atomically; on failure no temp file is left and the target is untouched. `data`
- * may come in parts (an async iterable), so that a large file is written without being held whole.
+ * may come in parts (an async iterable), so that a large file is written without being held whole. A part is
+ * written whole before the next is asked for: its producer may reuse the part's buffer then (the stat cache's save
+ * writes through one reused buffer), so this must never read ahead or queue parts.
  */
 export async function writeFileAtomic(
   target: string,

@@ -122,6 +122,26 @@ test('writeFileAtomic: writers with the same pid at once each write a temp file 
   rmSync(dir, { recursive: true, force: true });
 });
 
+// The promise the stat cache's save stands on (one buffer refilled for every part): each part is written whole
+// before the next is asked for. A writer that read ahead or queued parts would write the last filling many times.
+test('writeFileAtomic: each part is written before the next is asked for (its buffer may be reused)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sys-atomic-'));
+  const target = join(dir, 'out');
+  const one = Buffer.alloc(4 << 20);
+  async function* refilled() {
+    for (const c of 'ABCD') {
+      one.fill(c);
+      yield one;
+    }
+  }
+  await writeFileAtomic(target, refilled(), { durable: true });
+  const got = readFileSync(target);
+  assert.is(got.length, 4 * one.length);
+  for (const [i, c] of [...'ABCD'].entries())
+    assert.ok(got.subarray(i * one.length, (i + 1) * one.length).equals(Buffer.alloc(one.length, c)), `part ${c}`);
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('writeFileAtomic: a failed rename leaves the target and no temp file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sys-atomic-'));
   try {

@@ -611,11 +611,11 @@ const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 function readAt(fd: number, at: number, len: number, size: number): Buffer | undefined {
   if (at + len > size) return undefined;
   const b = Buffer.allocUnsafe(len);
-  return readInto(fd, b, len, at) ? b : undefined;
+  return readInto(fd, at, len, b) ? b : undefined;
 }
 
 /** Reads `len` bytes at `at` into the start of `b`; false when the file ends first. */
-function readInto(fd: number, b: Buffer, len: number, at: number): boolean {
+function readInto(fd: number, at: number, len: number, b: Buffer): boolean {
   for (let got = 0; got < len;) {
     const n = readSync(fd, b, got, len - got, at + got);
     if (n === 0) return false;
@@ -660,7 +660,7 @@ class Reader {
     this.buf = Buffer.alloc(0);
     this.start = 0;
     try {
-      if (!readInto(this.fd!, this.window, want, at)) return -1;
+      if (!readInto(this.fd!, at, want, this.window)) return -1;
     } catch {
       return -1;
     }
