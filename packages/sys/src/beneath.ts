@@ -82,8 +82,14 @@ export function openat2(dirfd: number, path: string | Buffer, flags: number, mod
 }
 
 let haveOpenat2 = true;
-/** Whether /proc/self/fd is there (undefined: not looked at yet). */
 let procFd: boolean | undefined;
+/**
+ * Whether /proc/self/fd is there, looked at once: at() and self() name files through it, and where /proc is not
+ * mounted the callers that can do without them (openBeneath, a reopen of an O_PATH fd) take another way.
+ */
+export function haveProcFd(): boolean {
+  return (procFd ??= existsSync('/proc/self/fd'));
+}
 const ENOENT = osConstants.errno.ENOENT;
 
 /**
@@ -94,14 +100,14 @@ const ENOENT = osConstants.errno.ENOENT;
 export function openBeneath(dirfd: number, rel: string, flags: number, mode = 0): number {
   // One component needs no openat2: at() with O_NOFOLLOW is openat(dirfd, rel, O_NOFOLLOW), beneath by
   // construction, and through Node's own bindings. A no-op build opens nothing else this way (its Dockerfile at
-  // the context's top), and loading ffi-rs for that one call was 4-7 ms of it (bench/RESULTS.md, issue 17).
+  // the context's top), and loading ffi-rs for that one call was ~2 ms of it (bench/RESULTS.md, issue 17).
   if (oneComponent(rel) && procFd !== false) {
     try {
       return openSync(at(dirfd, rel), flags | fsc.O_NOFOLLOW, mode);
     } catch (e) {
       const errno = (e as NodeJS.ErrnoException).errno;
       // ENOENT where /proc is not mounted (a cached build needs nothing else of it): openat2 below, from now on.
-      if (errno !== -ENOENT || (procFd ??= existsSync(self(dirfd)))) {
+      if (errno !== -ENOENT || haveProcFd()) {
         // As openat2 reports it: the name given, not the /proc path at() made of it.
         throw typeof errno === 'number' ? new SysError('open', -errno, rel) : e;
       }

@@ -9,6 +9,7 @@ export { call, DataType, SysError } from './libc.js';
 export {
   at,
   self,
+  haveProcFd,
   openat2,
   openBeneath,
   walkBeneath,

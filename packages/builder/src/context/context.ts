@@ -3,18 +3,9 @@
 // store (start); COPY/ADD sources resolve in that listing, symlinks followed only inside the
 // context; a directory source is digested through the stat cache (tree.ts) without per-file work
 // when nothing changed.
-import {
-  closeSync,
-  constants as fsc,
-  existsSync,
-  fstatSync,
-  promises as fsp,
-  openSync,
-  readFileSync,
-  realpathSync,
-} from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, promises as fsp, openSync, readFileSync, realpathSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
-import { O_CLOEXEC, O_PATH, openBeneath, self } from '@tsbuild/sys';
+import { haveProcFd, O_CLOEXEC, O_PATH, openBeneath, self } from '@tsbuild/sys';
 import { BuildError } from '../errors.js';
 import { IgnoreMatcher, cleanPath, globToRegExp, hasGlob } from './ignore.js';
 import { None, decodeName, encodeName, type Kind, type Listing } from './listing.js';
@@ -451,7 +442,7 @@ function reopen(held: number, noProc: () => number): number {
   try {
     return openSync(self(held), fsc.O_RDONLY | fsc.O_NOCTTY | O_CLOEXEC);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync('/proc/self/fd')) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || haveProcFd()) throw e;
     return noProc();
   }
 }
