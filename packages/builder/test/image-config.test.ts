@@ -13,6 +13,7 @@ import {
   inheritConfig,
   scratchConfig,
   setEnv,
+  stepConfig,
   type StageConfig,
 } from '../src/image/config.js';
 
@@ -184,5 +185,40 @@ for (const [line, want] of history)
     const g = buildGraph(parse(`FROM scratch\n${line}\n`, { file: 'Dockerfile' }));
     assert.is(historyText(g.stages[0].steps[0]), want);
   });
+
+// The solver gives each step a shallow copy of the config before it (stepConfig): that is safe only while no
+// step writes into what the copy shares. Every metadata instruction, applied to each config in turn, twice.
+test('stepConfig: applying any step to the copy leaves the config before it unchanged', () => {
+  const dockerfile = [
+    'FROM scratch',
+    'ENV A=1 B=2',
+    'LABEL x=1',
+    'EXPOSE 80 90/udp',
+    'VOLUME /v',
+    'ONBUILD RUN true',
+    'USER u',
+    'WORKDIR /w',
+    'ENTRYPOINT ["e"]',
+    'CMD ["c"]',
+    'SHELL ["/bin/bash", "-c"]',
+    'HEALTHCHECK --interval=5s CMD true',
+    'STOPSIGNAL SIGINT',
+    'MAINTAINER m',
+  ].join('\n');
+  const steps = buildGraph(
+    parse(`${dockerfile}\n${dockerfile.split('\n').slice(1).join('\n')}\n`, { file: 'Dockerfile' }),
+  ).stages[0].steps;
+  let prev: StageConfig = { image: scratchConfig(amd64), cmdSet: false };
+  for (const step of steps) {
+    const before = structuredClone(prev);
+    const next: StageConfig = { image: stepConfig(prev.image), cmdSet: prev.cmdSet };
+    applyStep(next, step);
+    next.image.history!.push({ created_by: historyText(step) });
+    assert.equal(prev, before, `${step.source}: the config before it is unchanged`);
+    prev = next;
+  }
+  assert.is(prev.image.history?.length, steps.length);
+  assert.equal(prev.image.config?.Labels, { x: '1' });
+});
 
 test.run();

@@ -35,10 +35,11 @@ export class CacheIndex {
       return undefined;
     }
     // A hit is used: what it names is leased before the caller checks that it exists.
-    if (this.held?.lease) {
-      await this.held.reuse('blob', (record.blobs ?? []).filter(isDigest));
-      await this.held.reuse('snapshot', (record.snapshots ?? []).filter(isDigest));
-    }
+    if (this.held?.lease)
+      await this.held.reuseAll([
+        ['blob', (record.blobs ?? []).filter(isDigest)],
+        ['snapshot', (record.snapshots ?? []).filter(isDigest)],
+      ]);
     return record;
   }
 
@@ -76,8 +77,10 @@ export class CacheIndex {
   private hold(record: Omit<CacheRecord, 'value'>): void {
     for (const b of record.blobs) checkDigest(b, 'cache record blob');
     for (const s of record.snapshots ?? []) checkDigest(s, 'cache record snapshot');
-    this.held?.add('blob', record.blobs);
-    this.held?.add('snapshot', record.snapshots ?? []);
+    this.held?.addAll([
+      ['blob', record.blobs],
+      ['snapshot', record.snapshots ?? []],
+    ]);
   }
 
   /**

@@ -28,11 +28,5 @@ export function writeFileAtomic(
 export const randomId = ownedId;
 
 export async function exists(p: string): Promise<boolean> {
-  try {
-    lstatSync(p); // SmallFileIO
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
+  return lstatSync(p, { throwIfNoEntry: false }) !== undefined; // SmallFileIO; an absent path throws nothing
 }

@@ -37,6 +37,9 @@ import { checkDigest, processStart, randomId } from './fsutil.js';
 import { leaseKinds, readLease, type LeaseInfo, type LeaseKind } from './lease-file.js';
 import type { LockManager } from './lock.js';
 
+/** Content of one kind, for the calls that lease several kinds at once. */
+export type LeaseGroup = [kind: LeaseKind, ids: Digest | Iterable<Digest>];
+
 /** The lock prune holds while it marks and decides what to unlink. */
 export const SweepLock = 'gc-sweep';
 
@@ -55,12 +58,18 @@ export class Lease {
 
   /** Record content this process is creating (call before it becomes visible in the store). */
   add(kind: LeaseKind, ids: Digest | Iterable<Digest>): void {
+    this.addAll([[kind, ids]]);
+  }
+
+  /** add() of several kinds in one write (a cache hit's blobs and snapshots: one append, not two). */
+  addAll(groups: LeaseGroup[]): void {
     if (this.dropped) throw new StoreError('invalid', `lease ${this.file} was already dropped`);
     const fresh: string[] = [];
-    for (const id of typeof ids === 'string' ? [ids] : ids) {
-      const line = `${kind} ${checkDigest(id, `leased ${kind}`)}`;
-      if (!this.seen.has(line)) fresh.push(line);
-    }
+    for (const [kind, ids] of groups)
+      for (const id of typeof ids === 'string' ? [ids] : ids) {
+        const line = `${kind} ${checkDigest(id, `leased ${kind}`)}`;
+        if (!this.seen.has(line)) fresh.push(line);
+      }
     if (fresh.length === 0) return;
     if (this.made) {
       try {
@@ -94,7 +103,12 @@ export class Lease {
    * prune will not delete it, and whether it is still there can be checked (see the protocol).
    */
   async reuse(kind: LeaseKind, ids: Digest | Iterable<Digest>): Promise<void> {
-    this.add(kind, ids);
+    await this.reuseAll([[kind, ids]]);
+  }
+
+  /** reuse() of several kinds: one append, one wait for the sweep. */
+  async reuseAll(groups: LeaseGroup[]): Promise<void> {
+    this.addAll(groups);
     await this.leases.settled();
   }
 
@@ -123,8 +137,16 @@ export class LeaseHolder {
     this.lease?.add(kind, ids);
   }
 
+  addAll(groups: LeaseGroup[]): void {
+    this.lease?.addAll(groups);
+  }
+
   async reuse(kind: LeaseKind, ids: Digest | Iterable<Digest>): Promise<void> {
     await this.lease?.reuse(kind, ids);
+  }
+
+  async reuseAll(groups: LeaseGroup[]): Promise<void> {
+    await this.lease?.reuseAll(groups);
   }
 }
 

@@ -80,12 +80,9 @@ export class LockManager {
     const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
     let delay = 1;
     for (;;) {
-      try {
-        statSync(file); // SmallFileIO (fsutil.ts): the common case is one failing stat
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw e;
-      }
+      // SmallFileIO (fsutil.ts): the common case is one failing stat, asked not to throw (a thrown ENOENT is an
+      // Error made and caught, ~7 µs warm, more early in a process, and a cached step asks ~10 times).
+      if (!statSync(file, { throwIfNoEntry: false })) return;
       await this.breakIfStale(file);
       if (Date.now() > deadline) throw new StoreError('io', `timed out waiting for lock ${file}`, file);
       await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));

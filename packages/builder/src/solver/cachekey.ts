@@ -14,6 +14,25 @@ export function sha256(data: string | Buffer): string {
 }
 
 /**
+ * The digests of short key inputs, remembered: every RUN step keys each variable of its environment, so a
+ * Dockerfile that sets N variables hashes the same values again at every later RUN (N × RUNs; each hash
+ * ~2 µs, a lookup ~0.1). Bounded: short values only, and forgotten wholesale when full.
+ */
+const valueDigests = new Map<string, string>();
+const MemoMaxLength = 256;
+const MemoMaxEntries = 4096;
+
+function valueDigest(value: string): string {
+  if (value.length > MemoMaxLength) return sha256(value);
+  let d = valueDigests.get(value);
+  if (d === undefined) {
+    if (valueDigests.size >= MemoMaxEntries) valueDigests.clear();
+    valueDigests.set(value, (d = sha256(value)));
+  }
+  return d;
+}
+
+/**
  * A group of inputs that enters the key as one digest (a copied directory: its Merkle content
  * digest) and is spelled out, one input per file, only when someone reads `inputs` (on a miss,
  * to explain it and to keep for the next explanation). The digest must change exactly when
@@ -31,7 +50,7 @@ export class KeyBuilder {
   hitNote: string | undefined;
 
   add(name: string, value: string): this {
-    return this.addDigest(name, sha256(value));
+    return this.addDigest(name, valueDigest(value));
   }
   /** An input that is already a digest (parent key, file hash, image digest). */
   addDigest(name: string, digest: string): this {

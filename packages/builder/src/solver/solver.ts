@@ -3,7 +3,7 @@
 // snapshotted into exactly one layer. Independent stages run concurrently.
 import type { CopyStep, Graph, RunStep, Stage, Step, WorkdirStep } from '@tsbuild/parser';
 import { chainID, type Digest, type ImageConfig } from '@tsbuild/layerstore';
-import { applyStep, historyText } from '../image/config.js';
+import { applyStep, historyText, stepConfig } from '../image/config.js';
 import { KeyBuilder, type Inputs } from './cachekey.js';
 import { baseState, epochOr } from './base-state.js';
 import { inputsId, missNote, pointerId, saveInputs } from './explain-records.js';
@@ -155,13 +155,14 @@ export class Solver {
   }
 
   private async runOne(stage: Stage, index: number, step: Step, state: StageState, label: string): Promise<StageState> {
+    const image = stepConfig(state.config.image);
+    const history = image.history;
     const next: StageState = {
       ...state,
-      config: { image: structuredClone(state.config.image), cmdSet: state.config.cmdSet },
+      config: { image, cmdSet: state.config.cmdSet },
       layers: [...state.layers],
       label,
     };
-    const history = next.config.image.history ?? (next.config.image.history = []);
     if (!isFilesystemStep(step)) {
       applyStep(next.config, step);
       // As in BuildKit, metadata steps do not touch the key chain: a changed LABEL re-runs nothing.
