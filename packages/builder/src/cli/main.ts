@@ -1,5 +1,6 @@
 // The `tsbuild` command: dispatch; an error that ends a command goes to report.ts, the one place errors
 // become messages and exit codes.
+import { setMaxListeners } from 'node:events';
 import { commandHelp, usage } from './help.js';
 import { BuildError } from '../errors.js';
 import { report } from './report.js';
@@ -117,6 +118,9 @@ async function dispatch(argv: string[], loaded?: () => void): Promise<number> {
   const rest = load ? argv.slice(1) : argv;
 
   const controller = new AbortController();
+  // The command's one abort signal: every RUN running at once (parallel stages), every walker and the network
+  // listen to it, and a dozen listeners is a normal build, not the leak Node's warning would print mid-progress.
+  setMaxListeners(0, controller.signal);
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) process.exit(130);
