@@ -20,7 +20,7 @@ import { fromView } from './view-sources.js';
 import { place, placeTree } from './place.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
-import { copiedContent } from './copied.js';
+import { copiedContent, copiedInputs, rememberedCopied } from './copied.js';
 import { testStop, trace } from '../../trace.js';
 import { encodeName } from '../../context/listing.js';
 
@@ -48,6 +48,8 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   let items: SourceItem[] = [];
   let fromLabel = 'the build context';
   let fromLayers = null as null | readonly StageLayer[];
+  // Set when the sources are listed only if the step runs (a COPY --from whose copied content is remembered).
+  let sourcesLater: (() => Promise<void>) | undefined;
   if (step.from) {
     if (step.from.type === 'stage') {
       // The copy is keyed on what it copies (copied.ts), so its key needs the stage built: as
@@ -68,21 +70,42 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
     // cannot know what a stage that runs will make: then the key is not computed (docs/explain.md). An
     // image's files are not in the key (its digest is): a dry run does not read them.
     const stage = step.from.type === 'stage' ? step.from.stage : undefined;
-    const view = !ctx.opts.dryRun
-      ? await ctx.fs.view(fromLayers)
-      : stage === undefined
-        ? undefined
-        : await dryRunView(ctx, stage, fromLayers);
-    if (ctx.opts.dryRun && stage !== undefined && !view) kb.add(`unknown:${fromLabel}`, 'unknown');
-    if (view) {
+    const layers = fromLayers;
+    const list = async (view: RootView) => {
       for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
-      if (step.from.type === 'stage') {
-        const copied = await copiedContent(ctx, step, fromLayers, items);
-        kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
-        // A hit although the stage re-ran: --explain says why.
-        if (ctx.stages.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
+    };
+    // The digest of what is copied may be remembered (copied.ts): then the key needs no file of the stage, and
+    // its snapshots are looked up and its sources listed only if the step runs or --explain compares inputs.
+    const remembered = stage !== undefined && !ctx.opts.dryRun ? await rememberedCopied(ctx, step, layers) : undefined;
+    let keyed = remembered !== undefined;
+    if (remembered !== undefined) {
+      let listed: Promise<void> | undefined;
+      sourcesLater = () => (listed ??= ctx.fs.view(layers).then(list));
+      kb.addGroup(`copied:${fromLabel}`, remembered, () => copiedInputs(items)());
+      kb.beforeInputs = sourcesLater;
+    } else {
+      const view = !ctx.opts.dryRun
+        ? await ctx.fs.view(layers)
+        : stage === undefined
+          ? undefined
+          : await dryRunView(ctx, stage, layers);
+      if (ctx.opts.dryRun && stage !== undefined && !view) kb.add(`unknown:${fromLabel}`, 'unknown');
+      if (view) {
+        await list(view);
+        if (stage !== undefined) {
+          // A dry run asks for the remembered digest only once it has a view (as a build did before it deferred).
+          const known = ctx.opts.dryRun ? await rememberedCopied(ctx, step, layers) : undefined;
+          const copied =
+            known !== undefined
+              ? { digest: known, inputs: copiedInputs(items) }
+              : await copiedContent(ctx, step, layers, items);
+          kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
+          keyed = true;
+        }
       }
     }
+    // A hit although the stage re-ran: --explain says why.
+    if (keyed && stage !== undefined && ctx.stages.rebuilt(stage)) kb.hitNote = 'copied content unchanged';
   } else {
     for (const s of step.sources) {
       if (isUrl(s)) {
@@ -110,19 +133,23 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   kb.add('chown-user', step.chown ?? '');
 
   const inlineCount = step.inline.length;
-  const total = items.length + inlineCount;
+  let total = items.length + inlineCount;
   if (ctx.opts.dryRun) return dryRunExec;
-  if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
-    if (step.sources.length + inlineCount > 1) {
-      throw new BuildError(
-        `${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination ` +
-          `must be a directory and end with a /`,
-        1,
-      );
+  const checkDest = async () => {
+    total = items.length + inlineCount;
+    if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
+      if (step.sources.length + inlineCount > 1) {
+        throw new BuildError(
+          `${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination ` +
+            `must be a directory and end with a /`,
+          1,
+        );
+      }
     }
-  }
-
-  return async () => {
+  };
+  if (!sourcesLater) await checkDest();
+  const later = sourcesLater;
+  const exec: Exec = async () => {
     if (items.some((i) => i.root !== undefined)) testStop('context-read');
     const dir = await scratchDir(ctx, 'copy-');
     let copying: Promise<void> = Promise.resolve();
@@ -231,6 +258,12 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       await dir.cleanup();
       for (const c of cleanups) await c().catch(() => {});
     }
+  };
+  if (!later) return exec;
+  return async (handle) => {
+    await later();
+    await checkDest();
+    return exec(handle);
   };
 }
 
