@@ -273,7 +273,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
  * to non-directory: ..."), both by lstat of each path it writes; tsbuild would replace the image's entry
  * (and a directory's whole content) silently. Only paths the image has are looked up: `entries` is in walk
  * order, so a path below one the image lacks is skipped, and each directory the image has is listed once
- * (a new file in it costs no lookup); a streamed tree (a context directory, the step's only source) below a
+ * its second entry is checked (a new file in it then costs no lookup); a streamed tree (a context directory, the step's only source) below a
  * directory the image lacks is passed over whole, not walked to skip each of its entries. Without a list (an
  * archive was unpacked), nothing is checked: BuildKit's untar replaces too.
  */
@@ -284,6 +284,7 @@ async function refuseTypeChanges(view: RootView, entries: EntryList | undefined,
   // COPY of a large tree held.
   const notDirInImage = new Set<string>();
   const listings = new Map<string, Set<string>>();
+  const asked = new Set<string>();
   const check = async (e: Entry): Promise<void> => {
     const path = '/' + e.path;
     const parent = posix.dirname(path);
@@ -291,9 +292,12 @@ async function refuseTypeChanges(view: RootView, entries: EntryList | undefined,
       if (e.type === 'directory') notDirInImage.add(path);
       return;
     }
+    // The first entry of a directory is looked up alone: a listing merges the directory of every layer of
+    // the image (a stage of many COPY steps: dozens of directory reads for each one-file COPY).
     let names = listings.get(parent);
-    if (!names) listings.set(parent, (names = new Set(await view.readdir(parent))));
-    const below = names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
+    if (!names && asked.has(parent)) listings.set(parent, (names = new Set(await view.readdir(parent))));
+    asked.add(parent);
+    const below = !names || names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
     const isDir = below?.stat.isDirectory() ?? false;
     if (!isDir && e.type === 'directory') notDirInImage.add(path);
     if (!below) return;
