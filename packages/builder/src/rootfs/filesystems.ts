@@ -47,7 +47,7 @@ export class Filesystems {
 
   /** The read-only view of lowerdirs got from lowerdirs() (a step that needs both asks the store once). */
   viewOf(lowerdirs: string[]): RootView {
-    return new RootView(lowerdirs, this.isOpaque);
+    return new RootView(lowerdirs, this.isOpaque, true);
   }
 
   async flatten(layers: readonly StageLayer[], from: string, dest: string): Promise<void> {

@@ -353,5 +353,5 @@ async function dryRunView(
     dirs.push(snap.path);
   }
   if (dirs.length !== layers.length) return undefined;
-  return new RootView(dirs.reverse(), isOpaque);
+  return new RootView(dirs.reverse(), isOpaque, true);
 }
