@@ -273,9 +273,9 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
  * to non-directory: ..."), both by lstat of each path it writes; tsbuild would replace the image's entry
  * (and a directory's whole content) silently. Only paths the image has are looked up: `entries` is in walk
  * order, so a path below one the image lacks is skipped, and each directory the image has is listed once
- * its second entry is checked (a new file in it then costs no lookup); a streamed tree (a context directory, the step's only source) below a
- * directory the image lacks is passed over whole, not walked to skip each of its entries. Without a list (an
- * archive was unpacked), nothing is checked: BuildKit's untar replaces too.
+ * its second entry is checked (a new file in it then costs no lookup); a streamed tree (a context directory,
+ * the step's only source) below a directory the image lacks is passed over whole, not walked to skip each of
+ * its entries. Without a list (an archive was unpacked), nothing is checked: BuildKit's untar replaces too.
  */
 async function refuseTypeChanges(view: RootView, entries: EntryList | undefined, step: CopyStep): Promise<void> {
   if (!entries) return;
