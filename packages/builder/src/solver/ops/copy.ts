@@ -93,7 +93,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       if (view) {
         await list(view);
         if (stage !== undefined) {
-          // A dry run asks for the remembered digest only once it has a view (as a build did before it deferred).
+          // A dry run asks for the remembered digest only once it has a view: without one the key is unknown.
           const known = ctx.opts.dryRun ? await rememberedCopied(ctx, step, layers) : undefined;
           const copied =
             known !== undefined
