@@ -1,0 +1,36 @@
+// What a user sees at the terminal when a command fails on bad input: tsbuild's own one-line error and a
+// non-zero exit, never Node's noise (a stack trace, an "Unhandled 'error' event", a warning).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import { cleanup, tempDirs, tsbuild } from './helpers/cli.js';
+
+const { temp, dirs } = tempDirs();
+const root = temp('store');
+const work = temp('work');
+test.after(() => cleanup(...dirs));
+
+/** Node's own output: a stack frame, its unhandled-error banner, a process warning, its version footer. */
+const nodeNoise = /^\s+at |node:[a-z_/]+:\d+|Unhandled 'error'|\(node:\d+\)|Warning:|^Node\.js v|\[object Object\]/m;
+
+const failures: { name: string; args: string[]; code: number; error: RegExp }[] = [
+  {
+    name: 'load -i of a file that is not there',
+    args: ['load', '-i', join(work, 'missing.tar')],
+    code: 1,
+    error: /^ERROR: load: .*missing\.tar/,
+  },
+  { name: 'load -i of a directory', args: ['load', '-i', work], code: 1, error: /^ERROR: load: / },
+];
+
+for (const c of failures) {
+  test(`${c.name}: one error line, exit ${c.code}, nothing from Node`, () => {
+    const r = tsbuild(c.args, { root });
+    assert.is(r.code, c.code, r.stderr);
+    assert.match(r.stderr, c.error);
+    assert.not.match(r.stderr, nodeNoise, r.stderr);
+    assert.is(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+  });
+}
+
+test.run();
