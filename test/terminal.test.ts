@@ -2,12 +2,15 @@
 // non-zero exit, never Node's noise (a stack trace, an "Unhandled 'error' event", a warning).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, tempDirs, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, storeWithBase, tempDirs, tsbuild } from './helpers/cli.js';
 
 const { temp, dirs } = tempDirs();
-const root = temp('store');
+const root = storeWithBase(temp('store'));
 const work = temp('work');
+const app = context({ Dockerfile: `FROM ${Base}\n` });
+dirs.push(app);
 test.after(() => cleanup(...dirs));
 
 /** Node's own output: a stack frame, its unhandled-error banner, a process warning, its version footer. */
@@ -21,15 +24,23 @@ const failures: { name: string; args: string[]; code: number; error: RegExp }[] 
     error: /^ERROR: load: .*missing\.tar/,
   },
   { name: 'load -i of a directory', args: ['load', '-i', work], code: 1, error: /^ERROR: load: / },
+  // buildx's `-o -` is a tar on stdout; tsbuild made a directory named "-" in the working directory instead.
+  ...['-', 'type=local,dest=-', 'type=oci,dest=-', 'type=docker,dest=-', 'type=oci-archive,dest=-'].map((spec) => ({
+    name: `build -o ${spec} (stdout, which tsbuild does not write an image to)`,
+    args: ['build', '-q', '-o', spec, app],
+    code: 2,
+    error: new RegExp(`^ERROR: --output ${spec.replace(/[-=,]/g, '\\$&')}: `),
+  })),
 ];
 
 for (const c of failures) {
   test(`${c.name}: one error line, exit ${c.code}, nothing from Node`, () => {
-    const r = tsbuild(c.args, { root });
+    const r = tsbuild(c.args, { root, cwd: work });
     assert.is(r.code, c.code, r.stderr);
     assert.match(r.stderr, c.error);
     assert.not.match(r.stderr, nodeNoise, r.stderr);
     assert.is(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+    assert.not.ok(existsSync(join(work, '-')), 'no file or directory named "-" made');
   });
 }
 
