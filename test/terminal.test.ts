@@ -9,6 +9,7 @@ import { Base, cleanup, context, storeWithBase, tempDirs, tsbuild } from './help
 const { temp, dirs } = tempDirs();
 const root = storeWithBase(temp('store'));
 const work = temp('work');
+const missing = join(work, 'no-such-dir', 'image.tar');
 const app = context({ Dockerfile: `FROM ${Base}\n` });
 dirs.push(app);
 test.after(() => cleanup(...dirs));
@@ -30,6 +31,19 @@ const failures: { name: string; args: string[]; code: number; error: RegExp }[] 
     args: ['build', '-q', '-o', spec, app],
     code: 2,
     error: new RegExp(`^ERROR: --output ${spec.replace(/[-=,]/g, '\\$&')}: `),
+  })),
+  // The archive is written to a temp file beside FILE first; the error named that file, not the user's.
+  ...(
+    [
+      ['save -o FILE', ['save', '-o', missing, Base]],
+      ['build -o type=docker,dest=FILE', ['build', '-q', '-o', `type=docker,dest=${missing}`, app]],
+      ['build -o type=oci-archive,dest=FILE', ['build', '-q', '-o', `type=oci-archive,dest=${missing}`, app]],
+    ] as const
+  ).map(([what, args]) => ({
+    name: `${what} in a directory that is not there`,
+    args: [...args],
+    code: 1,
+    error: new RegExp(`^ERROR: .*${missing}: no such directory\\n$`),
   })),
 ];
 

@@ -132,8 +132,16 @@ export async function write(
     pack.destroy();
     await done.catch(() => {});
     await fsp.rm(tmp, { force: true });
-    throw e;
+    throw aboutFile(e, tmp, file);
   }
+}
+
+/** An error about the temp file beside `file` (its directory is not there, not writable) said of `file`. */
+function aboutFile(e: unknown, tmp: string, file: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err?.path !== tmp) return e;
+  const why = err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 'no such directory' : err.message.replaceAll(tmp, file);
+  return Object.assign(new Error(`${file}: ${why}`), { code: err.code });
 }
 
 /**
