@@ -2,7 +2,7 @@
 // non-zero exit, never Node's noise (a stack trace, an "Unhandled 'error' event", a warning).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, storeWithBase, tempDirs, tsbuild } from './helpers/cli.js';
 
@@ -10,6 +10,8 @@ const { temp, dirs } = tempDirs();
 const root = storeWithBase(temp('store'));
 const work = temp('work');
 const missing = join(work, 'no-such-dir', 'image.tar');
+const underFile = join(work, 'a-file', 'image.tar');
+writeFileSync(join(work, 'a-file'), '');
 const app = context({ Dockerfile: `FROM ${Base}\n` });
 dirs.push(app);
 test.after(() => cleanup(...dirs));
@@ -35,15 +37,16 @@ const failures: { name: string; args: string[]; code: number; error: RegExp }[] 
   // The archive is written to a temp file beside FILE first; the error named that file, not the user's.
   ...(
     [
-      ['save -o FILE', ['save', '-o', missing, Base]],
-      ['build -o type=docker,dest=FILE', ['build', '-q', '-o', `type=docker,dest=${missing}`, app]],
-      ['build -o type=oci-archive,dest=FILE', ['build', '-q', '-o', `type=oci-archive,dest=${missing}`, app]],
+      ['save -o FILE', missing, ['save', '-o', missing, Base]],
+      ['save -o FILE (under a file)', underFile, ['save', '-o', underFile, Base]],
+      ['build -o type=docker,dest=FILE', missing, ['build', '-q', '-o', `type=docker,dest=${missing}`, app]],
+      ['build -o type=oci-archive,dest=FILE', missing, ['build', '-q', '-o', `type=oci-archive,dest=${missing}`, app]],
     ] as const
-  ).map(([what, args]) => ({
+  ).map(([what, file, args]) => ({
     name: `${what} in a directory that is not there`,
     args: [...args],
     code: 1,
-    error: new RegExp(`^ERROR: .*${missing}: no such directory\\n$`),
+    error: new RegExp(`^ERROR: .*${file}: no such directory\\n$`),
   })),
 ];
 

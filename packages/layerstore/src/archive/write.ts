@@ -131,7 +131,10 @@ export async function write(
   } catch (e) {
     pack.destroy();
     await done.catch(() => {});
-    await fsp.rm(tmp, { force: true });
+    // ENOTDIR: FILE's "directory" is a file, so the temp file was never made.
+    await fsp.rm(tmp, { force: true }).catch((r: NodeJS.ErrnoException) => {
+      if (r.code !== 'ENOTDIR') throw r;
+    });
     throw aboutFile(e, tmp, file);
   }
 }
