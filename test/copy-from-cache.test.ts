@@ -103,5 +103,17 @@ test('a hit gives the files the copy made when it last ran', () => {
   assert.is(r.stdout, 'same\n/app/a\n/app/big\n/app/empty\n/app/many\n/app/sub\n');
 });
 
+test('the copy runs though its digest is remembered: the stage is listed then, and copied whole', () => {
+  // A cached rebuild never lists the builder's files (the key needs only the remembered digest); a copy that
+  // misses for another reason (the step before it) lists them when it runs, and --explain compares its inputs.
+  const r = again('--build-arg', 'W=2');
+  assert.equal(steps(r.stderr).ran, ['RUN echo "$W" > /w', copy, after], r.stderr);
+  assert.match(r.stderr, /COPY --from=builder \/out\/ \/app\/: copied content remembered/);
+  assert.not.match(r.stderr, /copied content hashed/);
+  assert.match(r.stderr, /COPY --from=builder \/out\/ \/app\/ {2}miss: below a miss: the step before it changed/);
+  const files = ok(tsbuild(['run', '--rm', 'copyfrom:1', 'sh', '-c', 'cat /app/a /w; ls -d /app/*'], { root }));
+  assert.is(files.stdout, 'same\n2\n/app/a\n/app/big\n/app/empty\n/app/many\n/app/sub\n');
+});
+
 test.after(() => cleanup(root, ctx));
 test.run();

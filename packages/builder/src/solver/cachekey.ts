@@ -48,6 +48,12 @@ export class KeyBuilder {
   private readonly parts: ([name: string, digest: string] | Group)[] = [];
   /** Why the step hits although something it reads was rebuilt (for --explain). */
   hitNote: string | undefined;
+  /**
+   * What must be done before the inputs are spelled out (`inputs`, `inputParts`), if anything: a group
+   * whose digest was remembered lists what it names only then (a COPY --from, copy.ts). The solver awaits it
+   * on a miss; a hit never spells the inputs out.
+   */
+  beforeInputs: (() => Promise<void>) | undefined;
 
   add(name: string, value: string): this {
     return this.addDigest(name, valueDigest(value));

@@ -215,6 +215,7 @@ export class Solver {
         handle.cached();
         this.explain.push({ ...row, status: 'hit', ...(kb.hitNote && { reason: kb.hitNote }) });
       } else {
+        await kb.beforeInputs?.();
         const previous =
           noCache || !pointer
             ? undefined

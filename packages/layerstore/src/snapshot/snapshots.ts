@@ -18,8 +18,8 @@
 // With a lease (leases.ts), every snapshot used or made goes into it before it is looked at or
 // renamed into place, so prune leaves it alone while this process runs.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobStore, Digest, Layer, Snapshot } from '../types.js';
 import { unpackLayer, type UnpackOptions } from '../layer/unpack.js';
@@ -34,11 +34,9 @@ function hexOf(d: Digest): string {
   return d.slice('sha256:'.length);
 }
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
+/** SmallFileIO (fsutil.ts): one stat, asked not to throw, not a trip through the thread pool per layer of a stack. */
+function exists(p: string): boolean {
+  return statSync(p, { throwIfNoEntry: false }) !== undefined;
 }
 
 let boot: string | undefined;
@@ -75,7 +73,7 @@ export class Snapshots {
 
   async get(chainID: Digest): Promise<Snapshot | undefined> {
     const path = this.pathOf(chainID);
-    if (!(await exists(path))) return undefined;
+    if (!exists(path)) return undefined;
     if (this.writtenThisBoot(path)) return { chainID, path };
     // Written before a reboot and never known to be on disk: dropped (the blob unpacks it again),
     // under its lock and only if still stale there: another process may have unpacked it anew
@@ -86,7 +84,7 @@ export class Snapshots {
   /** get() for a caller that holds the snapshot's lock. */
   private async getLocked(chainID: Digest): Promise<Snapshot | undefined> {
     const path = this.pathOf(chainID);
-    if (!(await exists(path))) return undefined;
+    if (!exists(path)) return undefined;
     if (this.writtenThisBoot(path)) return { chainID, path };
     await this.remove(chainID);
     return undefined;
@@ -107,16 +105,15 @@ export class Snapshots {
 
   /** One snapshot per layer, bottom first, unpacking the missing ones. */
   async ensure(layers: readonly Layer[]): Promise<Snapshot[]> {
-    await mkdir(this.root, { recursive: true });
-    await mkdir(this.tmpDir, { recursive: true });
     const ids = chainIDs(layers.map((l) => l.diffID));
-    // Leased before looking: a snapshot found here stays; a blob to unpack from stays.
-    await this.held?.reuse('snapshot', ids);
-    await this.held?.reuse(
-      'blob',
-      layers.map((l) => l.digest),
-    );
+    // Leased before looking: a snapshot found here stays; a blob to unpack from stays. One append, one wait.
+    await this.held?.reuseAll([
+      ['snapshot', ids],
+      ['blob', layers.map((l) => l.digest)],
+    ]);
     const out: Snapshot[] = [];
+    // The directories are made only to unpack: a stack found whole (every cached step's view) makes none.
+    let dirs: Promise<unknown> | undefined;
     for (let i = 0; i < layers.length; i++) {
       const id = ids[i];
       const have = await this.get(id);
@@ -124,6 +121,7 @@ export class Snapshots {
         out.push(have);
         continue;
       }
+      await (dirs ??= mkdir(this.root, { recursive: true }).then(() => mkdir(this.tmpDir, { recursive: true })));
       await this.withLock(id, async () => {
         if (await this.getLocked(id)) return; // another process made it while we waited
         await this.unpackInto(layers[i], id);

@@ -39,11 +39,22 @@ export class LayerMissingError extends Error {
 }
 
 export class RootView {
-  /** @param layers snapshot dirs, top first */
+  /** What lstatCanonical found, by path, when the layers cannot change while the view is used. */
+  private readonly known: Map<string, ViewEntry | undefined> | undefined;
+
+  /**
+   * @param layers snapshot dirs, top first
+   * @param fixed the layers are finished (a build's snapshots and diffs, never a container's upper dir): a path
+   *   is looked up once. A build's step asks for the same few paths several times (its destination as it is
+   *   resolved, checked and staged), each look an lstat per layer of the stack.
+   */
   constructor(
     private readonly layers: string[],
     private readonly isOpaque: OpaqueCheck,
-  ) {}
+    fixed = false,
+  ) {
+    this.known = fixed ? new Map() : undefined;
+  }
 
   /**
    * Whether `hostDir` in `layer` hides the layers below it. The bottom layer hides nothing, so its
@@ -56,6 +67,13 @@ export class RootView {
 
   /** lstat of a path whose parents contain no symlinks (a canonical path). */
   async lstatCanonical(path: string): Promise<ViewEntry | undefined> {
+    if (this.known?.has(path)) return this.known.get(path);
+    const found = this.lookUp(path);
+    this.known?.set(path, found);
+    return found;
+  }
+
+  private lookUp(path: string): ViewEntry | undefined {
     const parts = path.split('/').filter(Boolean);
     for (const layer of this.layers) {
       // A whiteout or a non-directory at any ancestor in this layer hides everything below.
@@ -63,13 +81,8 @@ export class RootView {
       let opaqueAbove = false;
       for (let i = 0; i < parts.length; i++) {
         const host = join(layer, ...parts.slice(0, i + 1));
-        let st: Stats;
-        try {
-          st = lstatSync(host);
-        } catch (e) {
-          await this.absent(layer, e);
-          break;
-        }
+        const st = this.lstatIn(layer, host);
+        if (!st) break;
         if (isWhiteout(st)) {
           hidden = true;
           break;
@@ -86,7 +99,7 @@ export class RootView {
         try {
           return { path: '/', host: layer, stat: lstatSync(layer) };
         } catch (e) {
-          await this.absent(layer, e);
+          this.absent(layer, e);
         }
       }
     }
@@ -168,11 +181,8 @@ export class RootView {
       const parents = await this.parentsIn(layer, parts);
       if (parents === 'hidden') break;
       if (parents === 'absent') continue;
-      let st: Stats;
-      try {
-        st = lstatSync(host);
-      } catch (e) {
-        await this.absent(layer, e);
+      const st = this.lstatIn(layer, host);
+      if (!st) {
         if (parents === 'opaque') break;
         continue;
       }
@@ -197,22 +207,33 @@ export class RootView {
     let opaque = false;
     for (let i = 1; i < parts.length; i++) {
       const host = join(layer, ...parts.slice(0, i));
-      let st: Stats;
-      try {
-        st = lstatSync(host);
-      } catch (e) {
-        await this.absent(layer, e);
-        return opaque ? 'hidden' : 'absent';
-      }
+      const st = this.lstatIn(layer, host);
+      if (!st) return opaque ? 'hidden' : 'absent';
       if (isWhiteout(st) || !st.isDirectory()) return 'hidden';
       if (this.hides(layer, host)) opaque = true;
     }
     return opaque ? 'opaque' : 'dirs';
   }
 
-  /** After a failed lstat below `layer`: absent is fine, unless the layer directory itself is gone. */
-  private async absent(layer: string, e: unknown): Promise<void> {
-    const code = (e as NodeJS.ErrnoException).code;
+  /**
+   * lstat of `host` below `layer`, undefined if it is absent there. No Error is made for an absent path (a
+   * thrown ENOENT is an Error built and caught, and a path is absent from most layers of a tall stack).
+   */
+  private lstatIn(layer: string, host: string): Stats | undefined {
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(host, { throwIfNoEntry: false });
+    } catch (e) {
+      this.absent(layer, e);
+      return undefined;
+    }
+    if (!st) this.absent(layer, undefined);
+    return st;
+  }
+
+  /** After a failed lstat below `layer` (`e` undefined: ENOENT): absent is fine, unless the layer itself is gone. */
+  private absent(layer: string, e: unknown): void {
+    const code = e === undefined ? 'ENOENT' : (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
     try {
       lstatSync(layer);

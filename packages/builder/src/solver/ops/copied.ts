@@ -38,6 +38,42 @@ export interface CopiedContent {
   inputs: () => Inputs;
 }
 
+/** The cache id the digest of what a COPY --from copies is remembered under: its source's ChainID (see above). */
+function memoOf(step: CopyStep, stored: Layer[]): Digest {
+  const what = JSON.stringify([step.sources, step.exclude]);
+  return `sha256:${sha256(`copied-content\0${chainID(stored.map((l) => l.diffID))}\0${what}`)}`;
+}
+
+/**
+ * The copied content's digest if remembered: only when every layer of the source is in the store. Even
+ * under --no-cache: the ChainID pins every byte the digest was made from. Needs no file of the source, not
+ * even its listing: a cached rebuild asks only this (copy.ts lists the sources only if the step runs).
+ */
+export async function rememberedCopied(
+  ctx: StepContext,
+  step: CopyStep,
+  layers: readonly StageLayer[],
+): Promise<string | undefined> {
+  if (layers.length === 0 || !layers.every((l) => !isPending(l))) return undefined;
+  const known = (await ctx.opts.store.cache.get(memoOf(step, layers as Layer[])))?.value as
+    { digest?: unknown } | undefined;
+  if (typeof known?.digest !== 'string') return undefined;
+  trace(`${ctx.state.label}: copied content remembered`);
+  return known.digest;
+}
+
+/** One input per copied entry (`copied:/path`), for --explain; files not in `hashes` are hashed here. */
+export function copiedInputs(items: SourceItem[], hashes = new Map<SourceFile, string>()): () => Inputs {
+  const links = items.map((i) => hardLinks(i.files));
+  return () =>
+    items.flatMap((item, i) =>
+      item.files.map((f) =>
+        entryInput(item, f, links[i].get(f), (g) => hashes.get(g) ?? (g.kind === 'file' ? hashSync(g.host) : '')),
+      ),
+    );
+}
+
+/** The copied content's digest, the files hashed (the caller asked rememberedCopied() first), and remembered. */
 export async function copiedContent(
   ctx: StepContext,
   step: CopyStep,
@@ -46,37 +82,21 @@ export async function copiedContent(
 ): Promise<CopiedContent> {
   const hashes = new Map<SourceFile, string>();
   const links = items.map((i) => hardLinks(i.files));
-  const entries = (hash: (f: SourceFile) => string): Inputs =>
-    items.flatMap((item, i) => item.files.map((f) => entryInput(item, f, links[i].get(f), hash)));
-  const inputs = () => entries((f) => hashes.get(f) ?? (f.kind === 'file' ? hashSync(f.host) : ''));
   const digestOf = (list: Inputs) => sha256(list.map(([n, d]) => `${n}\0${d}\n`).join(''));
-
-  // Remembered by the ChainID of the source's layers (see above); read only when they are all in
-  // the store. Even under --no-cache: the ChainID pins every byte the digest was made from.
-  const what = JSON.stringify([step.sources, step.exclude]);
-  const memoOf = (stored: Layer[]): Digest =>
-    `sha256:${sha256(`copied-content\0${chainID(stored.map((l) => l.diffID))}\0${what}`)}`;
-  const settled = layers.every((l) => !isPending(l));
-  const memo = settled && layers.length > 0 ? memoOf(layers as Layer[]) : undefined;
-  if (memo) {
-    const known = (await ctx.opts.store.cache.get(memo))?.value as { digest?: unknown } | undefined;
-    if (typeof known?.digest === 'string') {
-      trace(`${ctx.state.label}: copied content remembered`);
-      return { digest: known.digest, inputs };
-    }
-  }
   // Hard links are named by their leader, not hashed again.
   const todo = items.flatMap((item, i) => item.files.filter((f) => f.kind === 'file' && !links[i].has(f)));
   const by = (await hashAll(todo, hashes)) ? ', by tsbuild-walk' : '';
   trace(`${ctx.state.label}: copied content hashed (${hashes.size} files${by})`);
-  const digest = digestOf(entries((f) => hashes.get(f) ?? ''));
+  const inputs = copiedInputs(items, hashes);
+  const digest = digestOf(inputs());
   const remember = (id: Digest) => ctx.opts.store.cache.put(id, { value: { digest }, blobs: [] });
-  if (memo) await remember(memo);
+  const settled = layers.every((l) => !isPending(l));
+  if (settled && layers.length > 0) await remember(memoOf(step, layers as Layer[]));
   else if (layers.length > 0) {
     // The stage just ran: its new layers get their diffIDs once written, in the background; the
     // next build, with the stage cached, finds the digest then. Only a memo: a failure costs a re-hash.
     const written = Promise.all(layers.map((l) => (isPending(l) ? l.layer : Promise.resolve(l))));
-    ctx.stages.layers.track(written.then((ls) => remember(memoOf(ls))).catch(() => {}));
+    ctx.stages.layers.track(written.then((ls) => remember(memoOf(step, ls))).catch(() => {}));
   }
   return { digest, inputs };
 }

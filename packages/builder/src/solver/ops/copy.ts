@@ -20,7 +20,7 @@ import { fromView } from './view-sources.js';
 import { place, placeTree } from './place.js';
 import { addArchive, archiveKind } from './archive.js';
 import { fetchUrl, isUrl } from './fetch.js';
-import { copiedContent } from './copied.js';
+import { copiedContent, copiedInputs, rememberedCopied } from './copied.js';
 import { testStop, trace } from '../../trace.js';
 import { encodeName } from '../../context/listing.js';
 
@@ -48,6 +48,8 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   let items: SourceItem[] = [];
   let fromLabel = 'the build context';
   let fromLayers = null as null | readonly StageLayer[];
+  // Set when the sources are listed only if the step runs (a COPY --from whose copied content is remembered).
+  let sourcesLater: (() => Promise<void>) | undefined;
   if (step.from) {
     if (step.from.type === 'stage') {
       // The copy is keyed on what it copies (copied.ts), so its key needs the stage built: as
@@ -68,21 +70,42 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
     // cannot know what a stage that runs will make: then the key is not computed (docs/explain.md). An
     // image's files are not in the key (its digest is): a dry run does not read them.
     const stage = step.from.type === 'stage' ? step.from.stage : undefined;
-    const view = !ctx.opts.dryRun
-      ? await ctx.fs.view(fromLayers)
-      : stage === undefined
-        ? undefined
-        : await dryRunView(ctx, stage, fromLayers);
-    if (ctx.opts.dryRun && stage !== undefined && !view) kb.add(`unknown:${fromLabel}`, 'unknown');
-    if (view) {
+    const layers = fromLayers;
+    const list = async (view: RootView) => {
       for (const s of step.sources) items.push(...(await fromView(view, s, step, fromLabel, step.exclude, true)));
-      if (step.from.type === 'stage') {
-        const copied = await copiedContent(ctx, step, fromLayers, items);
-        kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
-        // A hit although the stage re-ran: --explain says why.
-        if (ctx.stages.rebuilt(step.from.stage)) kb.hitNote = 'copied content unchanged';
+    };
+    // The digest of what is copied may be remembered (copied.ts): then the key needs no file of the stage, and
+    // its snapshots are looked up and its sources listed only if the step runs or --explain compares inputs.
+    const remembered = stage !== undefined && !ctx.opts.dryRun ? await rememberedCopied(ctx, step, layers) : undefined;
+    let keyed = remembered !== undefined;
+    if (remembered !== undefined) {
+      let listed: Promise<void> | undefined;
+      sourcesLater = () => (listed ??= ctx.fs.view(layers).then(list));
+      kb.addGroup(`copied:${fromLabel}`, remembered, () => copiedInputs(items)());
+      kb.beforeInputs = sourcesLater;
+    } else {
+      const view = !ctx.opts.dryRun
+        ? await ctx.fs.view(layers)
+        : stage === undefined
+          ? undefined
+          : await dryRunView(ctx, stage, layers);
+      if (ctx.opts.dryRun && stage !== undefined && !view) kb.add(`unknown:${fromLabel}`, 'unknown');
+      if (view) {
+        await list(view);
+        if (stage !== undefined) {
+          // A dry run asks for the remembered digest only once it has a view: without one the key is unknown.
+          const known = ctx.opts.dryRun ? await rememberedCopied(ctx, step, layers) : undefined;
+          const copied =
+            known !== undefined
+              ? { digest: known, inputs: copiedInputs(items) }
+              : await copiedContent(ctx, step, layers, items);
+          kb.addGroup(`copied:${fromLabel}`, copied.digest, copied.inputs);
+          keyed = true;
+        }
       }
     }
+    // A hit although the stage re-ran: --explain says why.
+    if (keyed && stage !== undefined && ctx.stages.rebuilt(stage)) kb.hitNote = 'copied content unchanged';
   } else {
     for (const s of step.sources) {
       if (isUrl(s)) {
@@ -110,19 +133,23 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
   kb.add('chown-user', step.chown ?? '');
 
   const inlineCount = step.inline.length;
-  const total = items.length + inlineCount;
+  let total = items.length + inlineCount;
   if (ctx.opts.dryRun) return dryRunExec;
-  if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
-    if (step.sources.length + inlineCount > 1) {
-      throw new BuildError(
-        `${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination ` +
-          `must be a directory and end with a /`,
-        1,
-      );
+  const checkDest = async () => {
+    total = items.length + inlineCount;
+    if (total > 1 && !step.dest.endsWith('/') && !(await destIsDirInImage(ctx, step.dest))) {
+      if (step.sources.length + inlineCount > 1) {
+        throw new BuildError(
+          `${where(step)}: When using ${step.kind.toUpperCase()} with more than one source file, the destination ` +
+            `must be a directory and end with a /`,
+          1,
+        );
+      }
     }
-  }
-
-  return async () => {
+  };
+  if (!sourcesLater) await checkDest();
+  const later = sourcesLater;
+  const exec: Exec = async () => {
     if (items.some((i) => i.root !== undefined)) testStop('context-read');
     const dir = await scratchDir(ctx, 'copy-');
     let copying: Promise<void> = Promise.resolve();
@@ -232,6 +259,12 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       for (const c of cleanups) await c().catch(() => {});
     }
   };
+  if (!later) return exec;
+  return async (handle) => {
+    await later();
+    await checkDest();
+    return exec(handle);
+  };
 }
 
 /**
@@ -240,9 +273,9 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
  * to non-directory: ..."), both by lstat of each path it writes; tsbuild would replace the image's entry
  * (and a directory's whole content) silently. Only paths the image has are looked up: `entries` is in walk
  * order, so a path below one the image lacks is skipped, and each directory the image has is listed once
- * (a new file in it costs no lookup); a streamed tree (a context directory, the step's only source) below a
- * directory the image lacks is passed over whole, not walked to skip each of its entries. Without a list (an
- * archive was unpacked), nothing is checked: BuildKit's untar replaces too.
+ * its second entry is checked (a new file in it then costs no lookup); a streamed tree (a context directory,
+ * the step's only source) below a directory the image lacks is passed over whole, not walked to skip each of
+ * its entries. Without a list (an archive was unpacked), nothing is checked: BuildKit's untar replaces too.
  */
 async function refuseTypeChanges(view: RootView, entries: EntryList | undefined, step: CopyStep): Promise<void> {
   if (!entries) return;
@@ -251,6 +284,7 @@ async function refuseTypeChanges(view: RootView, entries: EntryList | undefined,
   // COPY of a large tree held.
   const notDirInImage = new Set<string>();
   const listings = new Map<string, Set<string>>();
+  const asked = new Set<string>();
   const check = async (e: Entry): Promise<void> => {
     const path = '/' + e.path;
     const parent = posix.dirname(path);
@@ -258,9 +292,12 @@ async function refuseTypeChanges(view: RootView, entries: EntryList | undefined,
       if (e.type === 'directory') notDirInImage.add(path);
       return;
     }
+    // The first entry of a directory is looked up alone: a listing merges the directory of every layer of
+    // the image (a stage of many COPY steps: dozens of directory reads for each one-file COPY).
     let names = listings.get(parent);
-    if (!names) listings.set(parent, (names = new Set(await view.readdir(parent))));
-    const below = names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
+    if (!names && asked.has(parent)) listings.set(parent, (names = new Set(await view.readdir(parent))));
+    asked.add(parent);
+    const below = !names || names.has(posix.basename(path)) ? await view.lstatCanonical(path) : undefined;
     const isDir = below?.stat.isDirectory() ?? false;
     if (!isDir && e.type === 'directory') notDirInImage.add(path);
     if (!below) return;
@@ -316,5 +353,5 @@ async function dryRunView(
     dirs.push(snap.path);
   }
   if (dirs.length !== layers.length) return undefined;
-  return new RootView(dirs.reverse(), isOpaque);
+  return new RootView(dirs.reverse(), isOpaque, true);
 }
