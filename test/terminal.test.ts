@@ -61,4 +61,32 @@ for (const c of failures) {
   });
 }
 
+// docker's listing commands read `\t` and `\n` in --format as a tab and a newline (its own documented example is
+// `table {{.Repository}}\t{{.Tag}}`, typed in single quotes): tsbuild printed the backslash and the letter.
+const listings: { name: string; args: string[]; out: RegExp }[] = [
+  {
+    name: "images --format 'table {{.Repository}}\\t{{.Tag}}': aligned columns under a header",
+    args: ['images', '--format', 'table {{.Repository}}\\t{{.Tag}}'],
+    out: /^REPOSITORY {3,}TAG\ntsbuild\/busybox {3,}1\n$/,
+  },
+  {
+    name: "images --format '{{.Repository}}\\t{{.Tag}}': a tab",
+    args: ['images', '--format', '{{.Repository}}\\t{{.Tag}}'],
+    out: /^tsbuild\/busybox\t1\n$/,
+  },
+  {
+    name: "history --format '{{.Size}}\\n': a newline",
+    args: ['history', '--format', '{{.Size}}\\n', Base],
+    out: /^(\S+\n\n)+$/,
+  },
+];
+
+for (const c of listings) {
+  test(c.name, () => {
+    const r = tsbuild(c.args, { root, cwd: work });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, c.out);
+  });
+}
+
 test.run();
