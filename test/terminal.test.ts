@@ -27,6 +27,8 @@ const failures: { name: string; args: string[]; code: number; error: RegExp }[] 
     error: /^ERROR: load: .*missing\.tar/,
   },
   { name: 'load -i of a directory', args: ['load', '-i', work], code: 1, error: /^ERROR: load: / },
+  // ps takes --format json only; any other format was ignored and the default table printed.
+  { name: 'ps --format TEMPLATE', args: ['ps', '-a', '--format', '{{.Names}}'], code: 2, error: /^ERROR: --format: / },
   // buildx's `-o -` is a tar on stdout; tsbuild made a directory named "-" in the working directory instead.
   ...['-', 'type=local,dest=-', 'type=oci,dest=-', 'type=docker,dest=-', 'type=oci-archive,dest=-'].map((spec) => ({
     name: `build -o ${spec} (stdout, which tsbuild does not write an image to)`,

@@ -46,6 +46,10 @@ export function statusText(d: ContainerDoc): string {
 
 export async function psCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('ps'));
+  const format = str(p, 'format');
+  // Not docker's templates (yet): a format tsbuild cannot apply is said, not ignored for the default table.
+  if (format !== undefined && format !== 'json')
+    throw new UsageError(`--format: "${format}" is not json (tsbuild ps --format takes json only)`);
   const store = await openStore(str(p, 'root'));
   const docs = await listContainers(store, { all: bool(p, 'all') });
   if (bool(p, 'quiet')) {
