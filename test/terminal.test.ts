@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, storeWithBase, tempDirs, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tempDirs, tsbuild, tsbuildAsync } from './helpers/cli.js';
 
 const { temp, dirs } = tempDirs();
 const root = storeWithBase(temp('store'));
@@ -90,5 +90,32 @@ for (const c of listings) {
     assert.match(r.stdout, c.out);
   });
 }
+
+// docker logs -f ends on Ctrl-C; tsbuild said "interrupted, stopping..." and went on following until the container
+// ended (its 120 s sleep bounds the wait of a logs -f that does not stop).
+test('Ctrl-C of logs -f: it ends while the container goes on running', async () => {
+  const id = ok(tsbuild(['run', '-d', Base, 'sh', '-c', 'echo ready; exec sleep 120'], { root })).stdout.trim();
+  try {
+    const child = tsbuildAsync(['logs', '-f', id], { root });
+    let stdout = '';
+    let stderr = '';
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const ready = new Promise<void>((r) =>
+      child.stdout.setEncoding('utf8').on('data', (b: string) => {
+        stdout += b;
+        if (stdout.includes('ready')) r();
+      }),
+    );
+    child.stderr.setEncoding('utf8').on('data', (b: string) => (stderr += b));
+    await ready;
+    child.kill('SIGINT');
+    assert.is(await exited, 130, stderr);
+    const running = ok(tsbuild(['inspect', '--format', '{{.State.Running}}', id], { root })).stdout;
+    assert.is(running, 'true\n', 'logs -f ended before the container did');
+    assert.not.match(stderr, nodeNoise, stderr);
+  } finally {
+    tsbuild(['rm', '-f', id], { root });
+  }
+});
 
 test.run();

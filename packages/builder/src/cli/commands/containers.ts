@@ -164,13 +164,13 @@ export async function startCommand(argv: string[]): Promise<number> {
   });
 }
 
-export async function logsCommand(argv: string[]): Promise<number> {
+export async function logsCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, flagsOf('logs'));
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild logs" requires exactly 1 argument: CONTAINER');
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
     const d = await findDoc(store, p.positionals[0]);
-    await copyLogs(store, d, process.stdout, bool(p, 'follow'));
+    await copyLogs(store, d, process.stdout, bool(p, 'follow'), signal);
     return 0;
   });
 }
