@@ -15,11 +15,19 @@ export interface Output {
 }
 
 export function parseOutput(spec: string): Output {
+  // buildx's `-o -` and `dest=-` write to stdout; tsbuild writes no image there, and taken as a path, "-" was a
+  // file or directory of that name in the working directory (a surprise, with nothing on stdout).
+  const stdout = () =>
+    new UsageError(`--output ${spec}: tsbuild does not write an image to stdout; give dest= a file or directory`);
   // `-o DIR` alone means type=local, as in buildx.
-  if (!spec.includes('=')) return { type: 'local', dest: resolve(spec) };
+  if (!spec.includes('=')) {
+    if (spec === '-') throw stdout();
+    return { type: 'local', dest: resolve(spec) };
+  }
   const kv = parseCsv(spec, '--output');
   const type = kv.get('type');
   const dest = kv.get('dest');
+  if (dest === '-') throw stdout();
   if (!type) throw new UsageError(`--output ${spec}: type= is required (oci, oci-archive, docker, local)`);
   if (!['oci', 'oci-archive', 'docker', 'local'].includes(type))
     throw new UsageError(`--output ${spec}: unknown type "${type}" (oci, oci-archive, docker, local)`);
