@@ -34,11 +34,31 @@ const cases: { name: string; args?: string[]; dockerfile?: string; code: number;
     code: 1,
     stderr: /Dockerfile:2:\d+: "nothere" not found in the build context/,
   },
+  // An image that is neither a stage nor in the store nor pullable: said at the instruction naming it.
+  // (localhost:1 refuses at once, on any machine, with or without a network.)
   {
     name: 'base image not in the store',
     dockerfile: `FROM localhost:1/nope:1\n`,
     code: 1,
-    stderr: /base image "localhost:1\/nope:1"/,
+    stderr: /Dockerfile:1:1: base image "localhost:1\/nope:1" is not in the store/,
+  },
+  {
+    name: 'a later FROM naming an image that cannot be pulled',
+    dockerfile: `FROM ${Base} AS a\nRUN true\n\n  FROM localhost:1/nope:2\nCOPY --from=a /bin/sh /sh\n`,
+    code: 1,
+    stderr: /Dockerfile:4:3: base image "localhost:1\/nope:2" is not in the store/,
+  },
+  {
+    name: 'COPY --from a stage name that does not exist',
+    dockerfile: `FROM ${Base}\nRUN true\nCOPY --from=localhost:1/nope /x /x\n`,
+    code: 1,
+    stderr: /Dockerfile:3:1: base image "localhost:1\/nope" is not in the store/,
+  },
+  {
+    name: 'RUN --mount from= a stage name that does not exist',
+    dockerfile: `FROM ${Base}\nRUN --mount=from=localhost:1/nope,target=/m true\n`,
+    code: 1,
+    stderr: /Dockerfile:2:1: base image "localhost:1\/nope" is not in the store/,
   },
   { name: 'unknown --target', dockerfile: `FROM ${Base} AS a\n`, args: ['--target', 'zzz'], code: 2, stderr: /zzz/ },
 ];

@@ -112,28 +112,36 @@ export function baseImages(df: Dockerfile, opts: GraphOptions = {}): string[] {
   return [...new Set(baseImageUses(df, opts).map((u) => u.ref))];
 }
 
+/** One image a build needs, as baseImageUses lists it. */
+export interface BaseImageUse {
+  ref: string;
+  platform?: string;
+  /** The first instruction naming it (FROM, COPY --from, RUN --mount from=): where a failure to resolve it is said. */
+  location: Location;
+}
+
 /**
  * The image references the target needs, each with the platform it is wanted for: a FROM's own
  * `--platform` (expanded and normalized), or none for the build's target platform (a FROM without
  * the flag, COPY --from and --mount from= images, as BuildKit resolves them). A ref used for two
  * platforms is listed twice; pass each one's config to buildGraph by (ref, platform).
  */
-export function baseImageUses(df: Dockerfile, opts: GraphOptions = {}): { ref: string; platform?: string }[] {
+export function baseImageUses(df: Dockerfile, opts: GraphOptions = {}): BaseImageUse[] {
   let p: ReturnType<typeof plan>;
   try {
     p = plan(df, opts, opts.baseConfig !== undefined);
   } catch (e) {
     throw located(e, df);
   }
-  const out: { ref: string; platform?: string }[] = [];
-  const add = (ref: string, platform: string | undefined) => {
+  const out: BaseImageUse[] = [];
+  const add = (ref: string, platform: string | undefined, location: Location) => {
     if (!out.some((u) => u.ref === ref && u.platform === platform))
-      out.push(platform === undefined ? { ref } : { ref, platform });
+      out.push(platform === undefined ? { ref, location } : { ref, platform, location });
   };
   for (const s of p.stages) {
     if (!p.needed.has(s.index)) continue;
-    if (s.from.type === 'image') add(s.from.ref, s.platform);
-    for (const r of s.imageRefs) add(r, undefined);
+    if (s.from.type === 'image') add(s.from.ref, s.platform, s.location);
+    for (const r of s.imageRefs) add(r.ref, undefined, r.location);
   }
   return out;
 }

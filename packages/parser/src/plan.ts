@@ -25,8 +25,8 @@ export interface PlannedStage {
   /** Triggers from the base image config or the parent stage, parsed, run first. */
   triggers: Instruction[];
   dependsOn: number[];
-  /** Image refs named by COPY --from / --mount from= that are not stages. */
-  imageRefs: string[];
+  /** Image refs named by COPY --from / --mount from= that are not stages, with the instruction naming each. */
+  imageRefs: { ref: string; location: Location }[];
 }
 
 export interface Plan {
@@ -246,7 +246,7 @@ export function plan(df: Dockerfile, opts: GraphOptions, withTriggers: boolean):
       }
       for (const [f, at] of froms) {
         const i = resolveName(f, stage.index, node.location, at);
-        if (i === undefined) stage.imageRefs.push(f);
+        if (i === undefined) stage.imageRefs.push({ ref: f, location: node.location });
         else if (!stage.dependsOn.includes(i)) stage.dependsOn.push(i);
       }
     }

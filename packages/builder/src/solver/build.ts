@@ -28,7 +28,7 @@ import {
 } from '@tsbuild/layerstore';
 import { BuildContext, statCacheDir, type ContextStart } from '../context/context.js';
 import type { Reporter } from '../progress/index.js';
-import { BuildError } from '../errors.js';
+import { BuildError, where } from '../errors.js';
 import { Solver } from './solver.js';
 import type { RunSettings } from './ops/context.js';
 import { contextFor, directoryBuild, importLayout, type NamedContext } from './named-contexts.js';
@@ -193,7 +193,7 @@ async function solveStarted(
   };
 
   const bases = new Map<string, Image>();
-  let uses: { ref: string; platform?: string }[];
+  let uses: ReturnType<typeof baseImageUses>;
   try {
     uses = baseImageUses(df, gopts);
   } catch (e) {
@@ -203,6 +203,9 @@ async function solveStarted(
   const movedBases = new Map<string, string>();
   for (const use of uses) {
     const ref = use.ref;
+    // The instruction naming the image: said in front of every failure to resolve it (file:line:col).
+    const at = where(use);
+    const located = (e: Error): BuildError => new BuildError(`${at}: ${e.message}`, (e as BuildError).errdef);
     // A FROM --platform naming another platform than the target's: that platform's image, kept apart.
     const foreign = foreignPlatform(use.platform, platform);
     const key = baseKey(ref, foreign);
@@ -251,27 +254,29 @@ async function solveStarted(
     // --pull: a tag is asked of its registry again (a digest cannot move); a tag that moved is said by --explain.
     if (req.pull && req.fetchBase && !dry && !/@sha256:[0-9a-f]{64}$/.test(imageRef)) {
       const before = image?.manifestDigest;
-      image = await req.fetchBase(imageRef, want);
+      image = await req.fetchBase(imageRef, want).catch((e: Error) => {
+        throw located(e);
+      });
       if (before && image && image.manifestDigest !== before) movedBases.set(key, before);
     }
     if (!image && req.fetchBase && !dry) {
       // A tag naming an index without this platform: said as such, not as a base missing from the store.
       const others = await indexPlatforms(req.store, imageRef);
       image = await req.fetchBase(imageRef, want).catch((e: Error) => {
-        if (!others) throw e;
+        if (!others) throw located(e);
         throw new BuildError(
-          `base image "${imageRef}" is in the store for ${others}, not ${wantString} (${flag}): ${e.message}`,
+          `${at}: base image "${imageRef}" is in the store for ${others}, not ${wantString} (${flag}): ${e.message}`,
         );
       });
     }
     if (!image && dry)
       throw new BuildError(
-        `base image "${imageRef}" is not in the store (${req.store.root}); ` +
+        `${at}: base image "${imageRef}" is not in the store (${req.store.root}); ` +
           `a dry run does not pull: run 'tsbuild pull ${imageRef}' first`,
       );
     if (!image)
       throw new BuildError(
-        `base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
+        `${at}: base image "${imageRef}" is not in the store (${req.store.root}) and could not be pulled; ` +
           "build it, or bring it with 'tsbuild load' or 'tsbuild pull'",
       );
     // A base for another platform would make an image whose config says one platform and whose
@@ -286,7 +291,7 @@ async function solveStarted(
     }
     if (!forPlatform(image, want))
       throw new BuildError(
-        `base image "${imageRef}" is for ${formatPlatform(image.config as Platform)}, not ${wantString} ` +
+        `${at}: base image "${imageRef}" is for ${formatPlatform(image.config as Platform)}, not ${wantString} ` +
           `(${flag})${notPulled}`,
       );
     bases.set(key, image);
