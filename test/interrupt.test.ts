@@ -110,5 +110,49 @@ test('SIGKILL between the cache records and the tag: nothing tagged, the next bu
   cleanup(ctx);
 });
 
+// Ctrl-C at points where the build has no more steps to run but has not tagged yet: the build stops itself
+// there (TSBUILD_TEST_BUILD_STOP, builder/src/trace.ts), the test sends SIGINT while it is stopped, then lets
+// it go on (SIGCONT). The interrupt must win: exit 130, "interrupted" said, nothing tagged, no image named.
+const stopPoints = [
+  { point: 'layer-written', what: 'the final layer just written' },
+  { point: 'image-write', what: 'the image about to be written' },
+];
+for (const { point, what } of stopPoints) {
+  test(`SIGINT with ${what}: nothing tagged, exit 130`, async () => {
+    const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo ${point} > /f\n` });
+    const tag = `sigint-${point}:1`;
+    const env = { TSBUILD_TEST_BUILD_STOP: point };
+    const child = tsbuildAsync(['build', '--no-cache', '--progress=plain', '-t', tag, ctx], { root, env });
+    let err = '';
+    child.stdout.resume();
+    child.stderr.on('data', (b) => (err += b));
+    const closed = new Promise<number | null>((r) => child.on('close', r));
+    for (
+      const end = Date.now() + 120_000;
+      procState(child.pid!) !== 'T' && child.exitCode === null && Date.now() < end;
+    )
+      await new Promise((r) => setTimeout(r, 20));
+    assert.is(procState(child.pid!), 'T', `the build did not stop at ${point}: ${err}`);
+    child.kill('SIGINT');
+    child.kill('SIGCONT');
+    const code = await closed;
+    assert.is(code, 130, err);
+    assert.match(err, /interrupted/);
+    assert.not.match(err, /naming to/);
+    assert.is(tsbuild(['inspect', tag], { root }).code, 1, 'nothing tagged');
+    ok(tsbuild(['check'], { root }), 'the store checks clean');
+    cleanup(ctx);
+  });
+}
+
+/** A process's state letter from /proc (T: stopped), or undefined once it is gone. */
+function procState(pid: number): string | undefined {
+  try {
+    return /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 test.after(() => cleanup(root));
 test.run();

@@ -24,7 +24,9 @@ export function trace(what: string): void {
  * For tests only: with TSBUILD_TEST_BUILD_STOP=POINT the build stops itself (SIGSTOP) there, so that a test acts at
  * exactly that point, then kills it or lets it go on (SIGCONT). Points: 'tag' (test/interrupt.test.ts: the layers,
  * the cache records and the image written, the snapshots adopted, no tag yet); 'context-read' (test/hostile-context-
- * swap.test.ts: a COPY/ADD or RUN --mount step whose context sources are listed and hashed, before it reads them).
+ * swap.test.ts: a COPY/ADD or RUN --mount step whose context sources are listed and hashed, before it reads them);
+ * 'layer-written' (each layer's bytes in its temp file, not yet synced and renamed) and 'image-write' (every layer in
+ * the store, the image's config and manifest about to be written), both test/interrupt.test.ts's Ctrl-C before the tag.
  */
 export function testStop(point: string): void {
   if (process.env.TSBUILD_TEST_BUILD_STOP === point) process.kill(process.pid, 'SIGSTOP');

@@ -454,12 +454,16 @@ async function solveStarted(
       said ? { os: config.os, architecture: config.architecture, ...variant } : platform,
     );
     const annotations = wanted && Object.keys(wanted).length ? wanted : undefined;
+    testStop('image-write');
     const image = await req.store.images.write({ config, layers: state.layers, annotations });
     // The output checked as a consumer would (by descriptors: the layers were verified as they were written).
     await validate(image, req.store.blobs, { layers: 'stat' });
     // Before the tags: a build whose adoption failed fails, and a failed build tags nothing.
     await adopting;
     testStop('tag');
+    // Interrupted while the last layers or the image were written (no step left to see the signal): the
+    // image stays in the store for the cache, but an interrupted build names nothing.
+    req.signal.throwIfAborted();
     for (const tag of req.tags) await req.store.images.tag(tag, image);
     trace('image written and tagged');
     return { image, explain: solver.explain, cacheRecords: records };

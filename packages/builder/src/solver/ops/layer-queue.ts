@@ -5,7 +5,7 @@ import { chainID, type Digest, type Layer, type Store } from '@tsbuild/layerstor
 import type { Reporter } from '../../progress/index.js';
 import { BuildError } from '../../errors.js';
 import { isPending, type PendingLayer, type StageLayer } from '../../rootfs/layers.js';
-import { trace } from '../../trace.js';
+import { testStop, trace } from '../../trace.js';
 
 interface Held {
   pending: PendingLayer;
@@ -90,6 +90,7 @@ export class LayerQueue {
         trace(`${label}: writing its layer`);
         await layerGate(this.signal);
         const layer = await make(written);
+        testStop('layer-written');
         trace(`${label}: layer written (${(layer.size / 1e6).toFixed(1)} MB)`);
         return layer;
       })
