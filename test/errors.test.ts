@@ -2,7 +2,7 @@
 // no stack trace, and nothing tagged.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Base, cleanup, context, storeWithBase, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, storeWithBase, tsbuild } from './helpers/cli.js';
 
 const root = storeWithBase();
 
@@ -60,6 +60,23 @@ const cases: { name: string; args?: string[]; dockerfile?: string; code: number;
     code: 1,
     stderr: /Dockerfile:2:1: base image "localhost:1\/nope" is not in the store/,
   },
+  // EXPOSE: BuildKit's rule (go-connections' ParsePortSpec, after variables are expanded): [[ip:]hostport:]port,
+  // a port being a number or a range of 0-65535, with an optional /tcp, /udp or /sctp (any case).
+  ...[
+    { arg: 'abc', why: /invalid port "abc"/ },
+    { arg: '80 $P', why: /invalid port "nope"/ },
+    { arg: '80/foo', why: /invalid protocol "foo"/ },
+    { arg: '70000', why: /invalid port "70000"/ },
+    { arg: '90-80', why: /invalid port "90-80"/ },
+    { arg: '-1', why: /invalid port "-1"/ },
+    { arg: 'x:80', why: /invalid host port "x"/ },
+    { arg: 'nope.ip:8080:80', why: /invalid IP address "nope.ip"/ },
+  ].map(({ arg, why }) => ({
+    name: `EXPOSE ${arg}`,
+    dockerfile: `FROM ${Base}\nARG P=nope\nEXPOSE ${arg}\n`,
+    code: 2,
+    stderr: new RegExp(String.raw`Dockerfile:3:\d+: EXPOSE: ${why.source}`),
+  })),
   { name: 'unknown --target', dockerfile: `FROM ${Base} AS a\n`, args: ['--target', 'zzz'], code: 2, stderr: /zzz/ },
 ];
 
@@ -102,6 +119,13 @@ for (const c of commands)
     assert.not.match(r.stderr, /^(Error|tsbuild): /m, 'the one prefix');
     assert.not.match(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
   });
+
+test('EXPOSE takes every form BuildKit takes', () => {
+  const ports = '0 80/ 80/TCP 80/sctp 80-90/udp 8080:80 1.2.3.4:8080:80 [::1]:8080:80/udp 0100';
+  const ctx = context({ Dockerfile: `FROM ${Base}\nEXPOSE ${ports}\n` });
+  ok(tsbuild(['build', '-q', '-t', 'expose-forms:1', ctx], { root }));
+  cleanup(ctx);
+});
 
 test.after(() => cleanup(root));
 test.run();

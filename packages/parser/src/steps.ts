@@ -6,6 +6,7 @@ import { chompHeredoc, parseHeredoc } from './heredoc.js';
 import { healthcheck } from './healthcheck.js';
 import { MountError, parseMount } from './mounts.js';
 import { resolve, resolveKeepSlash } from './posix.js';
+import { portProblem } from './ports.js';
 import type { Scope } from './scope.js';
 import { expandWord, expandWords } from './shell/lexer.js';
 import { triggerText } from './triggers.js';
@@ -258,13 +259,26 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
     case 'EXPOSE': {
       if (node.args.length === 0) fail('arguments', 'EXPOSE requires at least one argument');
       const ports: string[] = [];
-      for (const p of node.args) {
+      for (const [i, p] of node.args.entries()) {
+        let words: string[] = [];
         try {
-          ports.push(...expandWords(p, scope.lookup, { escape: ctx.escape }));
+          words = expandWords(p, scope.lookup, { escape: ctx.escape });
         } catch (e) {
           if (e instanceof ExpansionError) fail('expansion', `EXPOSE: ${e.message}`, text(p));
           throw e;
         }
+        // Checked once expanded, as BuildKit does: `EXPOSE $PORT` is as good as the port it names.
+        for (const w of words) {
+          const problem = portProblem(w);
+          if (problem)
+            fail(
+              'bad-port',
+              `EXPOSE: ${problem}: a port is a number or a range (80, 8000-8010), ` +
+                'with an optional /tcp, /udp or /sctp',
+              arg(i),
+            );
+        }
+        ports.push(...words);
       }
       return { ...base, kind: 'expose', ports };
     }
