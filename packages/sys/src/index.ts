@@ -32,3 +32,4 @@ export {
   inUserNamespace,
 } from './xattr.js';
 export { markTopDir, spreadSubdirs } from './topdir.js';
+export { mkdirs } from './mkdirs.js';

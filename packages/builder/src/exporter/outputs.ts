@@ -1,11 +1,11 @@
 // Build outputs (-o): an OCI layout, an OCI or docker archive, or the root filesystem as files.
 import { resolve } from 'node:path';
-import { promises as fsp } from 'node:fs';
 import { archive, compressedImage, layout, type Compression, type Image, type Store } from '@tsbuild/layerstore';
 import { exportRootfs } from '@tsbuild/layerstore/layer';
 import type { Reporter } from '../progress/index.js';
 import { trace } from '../trace.js';
-import { UsageError } from '../errors.js';
+import { BuildError, UsageError } from '../errors.js';
+import { mkdirs } from '@tsbuild/sys';
 import { parseCsv } from '../options.js';
 
 export interface Output {
@@ -61,6 +61,9 @@ export async function exportImage(
   const named = tags.length ? tags.map((name) => ({ image, name })) : [{ image }];
   switch (o.type) {
     case 'oci':
+      await mkdirs(o.dest).catch((e: Error) => {
+        throw new BuildError(`--output type=oci,dest=${o.dest}: ${e.message}`);
+      });
       await layout.write(store, named, o.dest);
       return;
     case 'oci-archive':
@@ -70,7 +73,10 @@ export async function exportImage(
       await archive.write(store, named, o.dest, { format: 'docker' });
       return;
     case 'local': {
-      await fsp.mkdir(o.dest, { recursive: true });
+      // Not Node's recursive mkdir: it never ends on a dest such as /proc/x (@tsbuild/sys mkdirs).
+      await mkdirs(o.dest).catch((e: Error) => {
+        throw new BuildError(`--output type=local,dest=${o.dest}: ${e.message}`);
+      });
       // The snapshotter's read-only view of the image (lowerdirs top first), applied bottom first.
       const { lowerdirs } = await store.snapshotter.view(image.layers);
       await exportRootfs(lowerdirs.map((path) => ({ path })).reverse(), o.dest);
