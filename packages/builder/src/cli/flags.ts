@@ -94,7 +94,7 @@ const buildFlags: FlagSpec[] = [
     name: 'output',
     short: 'o',
     kind: 'list',
-    value: 'type=oci|oci-archive|docker|local,dest=PATH',
+    value: 'type=oci|docker|tar|local[,dest=PATH][,tar=false] | DIR | -',
     help: 'also write the image (or its files) there',
   },
   { name: 'iidfile', kind: 'string', value: 'FILE', help: 'write the image ID' },
