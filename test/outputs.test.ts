@@ -2,10 +2,10 @@
 // OCI archive, docker archive, local files, --iidfile, -f -, --target.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Base, cleanup, command, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, command, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
 import { skip, startDockerd, type Dockerd } from '@tsbuild/testkit';
 import { inspect, layoutManifest, sh } from './helpers/image.js';
 
@@ -350,6 +350,25 @@ for (const c of broken) {
     assert.not.match(text, /\n\s+at /);
   });
 }
+
+test('output: an interrupt (SIGINT) during an export to stdout exits 130; the scratch tree is removed', async () => {
+  const big = context({ Dockerfile: `FROM ${Base}\nCOPY big /big\n` });
+  writeFileSync(join(big, 'big'), Buffer.alloc(64 << 20, 7));
+  const child = tsbuildAsync(['build', '-o', '-', big], { root });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // The archive has begun (bytes on stdout): interrupt it, and keep reading so that the writes go on.
+  child.stdout.once('data', () => child.kill('SIGINT'));
+  child.stdout.resume();
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  assert.is(code, 130, stderr);
+  assert.match(stderr, /interrupted/);
+  assert.equal(
+    readdirSync(join(root, 'tmp')).filter((n) => n.startsWith('export-tar')),
+    [],
+  );
+  cleanup(big);
+});
 
 test.after(async () => {
   if (typeof daemon === 'object') await daemon.stop();

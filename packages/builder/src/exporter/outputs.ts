@@ -97,10 +97,10 @@ export async function exportImage(
   stored: Image,
   tags: string[],
   o: Output,
-  opts: { compression?: Compression; reporter?: Reporter } = {},
+  opts: { compression?: Compression; reporter?: Reporter; signal?: AbortSignal } = {},
 ): Promise<void> {
   if (o.type === 'local') return writeRootfs(store, stored, o.dest);
-  if (o.type === 'tar') return writeRootfsTar(store, stored, o.dest);
+  if (o.type === 'tar') return writeRootfsTar(store, stored, o.dest, opts.signal);
   const made = await compressedImage(store, stored, opts.compression ?? 'gzip');
   const image = made.image;
   trace(`export ${o.type}: ${made.compressed} layers compressed`);
@@ -108,7 +108,7 @@ export async function exportImage(
   const named = tags.length ? tags.map((name) => ({ image, name })) : [{ image }];
   // tar=false: a layout directory; for type=docker too (BuildKit's is an OCI layout as well).
   if (!o.tar) await layout.write(store, named, o.dest);
-  else if (o.dest === STDOUT) await toStdout(await archive.stream(store, named, { format: o.type }));
+  else if (o.dest === STDOUT) await toStdout(await archive.stream(store, named, { format: o.type }), opts.signal);
   else await archive.write(store, named, o.dest, { format: o.type });
 }
 
@@ -125,12 +125,12 @@ async function writeRootfs(store: Store, image: Image, dir: string): Promise<voi
  * store's tmp/ (there is no merged view to read whiteouts away from), then streamed from it as a tar,
  * chunk by chunk: to a temp file renamed into place, or to stdout.
  */
-async function writeRootfsTar(store: Store, image: Image, dest: string): Promise<void> {
+async function writeRootfsTar(store: Store, image: Image, dest: string, signal?: AbortSignal): Promise<void> {
   const tree = await store.tempDir('export-tar');
   try {
     await writeRootfs(store, image, tree);
     const tar = tarStream(entriesFromDirectory(tree));
-    if (dest === STDOUT) await toStdout(Readable.from(tar));
+    if (dest === STDOUT) await toStdout(Readable.from(tar), signal);
     else await writeFileAtomic(dest, tar, { durable: true });
   } finally {
     removeTreeBeneath(tree);
@@ -143,12 +143,13 @@ async function writeRootfsTar(store: Store, image: Image, dest: string): Promise
  * own handler of stdout's errors (cli/main.ts: EPIPE ignored, anything else thrown, uncaught) is set
  * aside meanwhile: here the pipeline takes them; after a failure stdout is dead, and its errors are let be.
  */
-async function toStdout(src: Readable): Promise<void> {
+async function toStdout(src: Readable, signal?: AbortSignal): Promise<void> {
   const out = process.stdout;
   const handlers = out.listeners('error') as ((e: Error) => void)[];
   out.removeAllListeners('error');
   try {
-    await pipeline(src, out, { end: false });
+    // An interrupt stops the stream (the CLI then exits 130).
+    await pipeline(src, out, { end: false, signal });
     for (const h of handlers) out.on('error', h);
   } catch (e) {
     out.on('error', () => {});

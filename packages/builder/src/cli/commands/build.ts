@@ -367,7 +367,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         imported,
         compression,
       });
-    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
+    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter, signal });
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
