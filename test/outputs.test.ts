@@ -201,6 +201,16 @@ const streams: { name: string; run: string; check: (file: string) => void | Prom
     check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci:${f}:1`])).Layers.length, 2),
   },
   {
+    name: '-o type=oci,dest=F,tar=junk: what Go ParseBool does not read is true (an archive)',
+    run: '$TSB build -t out:1 -o type=oci,dest=$F,tar=junk $CTX',
+    check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci-archive:${f}:1`])).Layers.length, 2),
+  },
+  {
+    name: '-o type=docker,dest=F,tar=0: a layout directory (skopeo oci:)',
+    run: '$TSB build -t out:1 -o type=docker,dest=$F,tar=0 $CTX',
+    check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci:${f}:1`])).Layers.length, 2),
+  },
+  {
     name: '-o type=tar,dest=F: the root filesystem type=local writes, as one tar',
     run: '$TSB build -o type=tar,dest=$F $CTX',
     check: (f) => sameTree(f),
