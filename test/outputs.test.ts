@@ -297,6 +297,21 @@ const refusals: { name: string; args: string[]; tty?: boolean; error: RegExp }[]
     error: /destination file .* is a directory/,
   },
   { name: 'an oci dest that is a directory', args: ['-o', 'type=oci,dest=DIR'], error: /destination file .* is a dir/ },
+  {
+    name: 'a local dest beneath a file',
+    args: ['-o', 'type=local,dest=FILE/sub'],
+    error: /a directory above it is a file/,
+  },
+  {
+    name: 'a tar dest beneath a file',
+    args: ['-o', 'type=tar,dest=FILE/x.tar'],
+    error: /a directory above it is a file/,
+  },
+  {
+    name: 'an oci dest in no directory',
+    args: ['-o', 'type=oci,dest=DIR/none/x.tar'],
+    error: /none: no such directory/,
+  },
   { name: 'an archive to stdout and --explain', args: ['-o', '-', '--explain'], error: /--explain-file/ },
   {
     name: 'stdout a terminal',

@@ -1,6 +1,6 @@
 // Build outputs (-o), with buildx's rules (its controller/pb/export.go): an OCI or docker archive or
 // layout, the root filesystem as files (type=local) or as one tar (type=tar), to a path or to stdout.
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { promises as fsp, statSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { Readable } from 'node:stream';
@@ -63,14 +63,32 @@ export function parseOutput(spec: string): Output {
   return checked(flag, { type: t, dest: rawDest === STDOUT ? STDOUT : resolve(rawDest), tar });
 }
 
-/** A directory dest must not be a file, nor a file dest a directory (buildx's words). */
+/**
+ * A directory dest must not be a file, nor a file dest a directory (buildx's words); a file's directory
+ * must be there (a directory dest is made). Said before the build rather than after it.
+ */
 function checked(flag: string, o: Output): Output {
   if (o.dest === STDOUT || !o.dest) return o;
-  const st = statSync(o.dest, { throwIfNoEntry: false });
+  const st = statOrUndefined(o.dest);
   const dir = o.type === 'local' || !o.tar;
+  if (st === 'ENOTDIR') throw new UsageError(`${flag}: ${o.dest}: a directory above it is a file`);
+  if (!dir && !st && statOrUndefined(dirname(o.dest)) === undefined)
+    throw new UsageError(`${flag}: ${dirname(o.dest)}: no such directory`);
   if (dir && st && !st.isDirectory()) throw new UsageError(`${flag}: destination directory ${o.dest} is a file`);
   if (!dir && st?.isDirectory()) throw new UsageError(`${flag}: destination file ${o.dest} is a directory`);
   return o;
+}
+
+/** What is at path: undefined if nothing, 'ENOTDIR' beneath a file. */
+function statOrUndefined(path: string) {
+  try {
+    return statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR') return code;
+    throw e;
+  }
 }
 
 /**
