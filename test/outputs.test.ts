@@ -310,7 +310,7 @@ const refusals: { name: string; args: string[]; tty?: boolean; error: RegExp }[]
   {
     name: 'an oci dest in no directory',
     args: ['-o', 'type=oci,dest=DIR/none/x.tar'],
-    error: /none: no such directory/,
+    error: /none\/x.tar: no such directory/,
   },
   { name: 'an archive to stdout and --explain', args: ['-o', '-', '--explain'], error: /--explain-file/ },
   {

@@ -73,7 +73,7 @@ function checked(flag: string, o: Output): Output {
   const dir = o.type === 'local' || !o.tar;
   if (st === 'ENOTDIR') throw new UsageError(`${flag}: ${o.dest}: a directory above it is a file`);
   if (!dir && !st && statOrUndefined(dirname(o.dest)) === undefined)
-    throw new UsageError(`${flag}: ${dirname(o.dest)}: no such directory`);
+    throw new UsageError(`${flag}: ${o.dest}: no such directory`);
   if (dir && st && !st.isDirectory()) throw new UsageError(`${flag}: destination directory ${o.dest} is a file`);
   if (!dir && st?.isDirectory()) throw new UsageError(`${flag}: destination file ${o.dest} is a directory`);
   return o;
