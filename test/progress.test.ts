@@ -15,11 +15,12 @@ const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo first line && echo sec
 function onTerminal(
   cols: number,
   env: Record<string, string | undefined> = {},
+  flags = '',
 ): { code: number; screen: string; bytes: number } {
   const log = join(tempDir('tty'), 'typescript');
   const cmd =
     `${cols ? `stty cols ${cols} rows 30; ` : ''}TSBUILD_ROOT=${root} ${process.execPath} ${bin} build ` +
-    `-t tty:1 ${ctx}`;
+    `${flags}-t tty:1 ${ctx}`;
   const r = spawnSync('script', ['-qec', cmd, log], {
     env: { ...process.env, CI: undefined, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -45,6 +46,15 @@ test('a terminal gets spinners, marks and durations, then CACHED on a rebuild', 
 test('a pty without a size, and CI=true, fall back to plain lines', () => {
   assert.match(onTerminal(0).screen, /^#\d+ \[stage-0 2\/3\] RUN/m);
   assert.match(onTerminal(100, { CI: 'true' }).screen, /^#\d+ CACHED/m);
+});
+
+// ora counts the lines it must clear as each line's width over the terminal's columns: over 0 columns, Infinity,
+// and the build never ended, redrawing forever (tens of MB a second; here the 60 s guard above ended it).
+test('--progress=tty on a pty without a size: the build ends, drawn as on an 80-column terminal', () => {
+  const r = onTerminal(0, {}, '--progress=tty ');
+  assert.is(r.code, 0, `exit ${r.code} after ${r.bytes} bytes`);
+  assert.match(r.screen, /[✔≡] \[\d+\] \[stage-0 2\/3\] RUN echo first line && echo second line/);
+  assert.ok(r.bytes < 200_000, `bounded redraws (${r.bytes} bytes)`);
 });
 
 test.after(() => cleanup(root, ctx));

@@ -1,11 +1,21 @@
 // `tsbuild logs`: a detached container's output, as its supervisor's launcher wrote it to its log.
 import { createReadStream, promises as fsp } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store } from '@tsbuild/layerstore';
 import { findDoc, isRunning, refresh, type ContainerDoc } from './state.js';
 
-/** Copies the log to `out`; with `follow`, goes on until the container is no longer running. */
-export async function copyLogs(store: Store, d: ContainerDoc, out: Writable, follow = false): Promise<void> {
+/**
+ * Copies the log to `out`; with `follow`, goes on until the container is no longer running, or `signal` (the
+ * command's: Ctrl-C) aborts.
+ */
+export async function copyLogs(
+  store: Store,
+  d: ContainerDoc,
+  out: Writable,
+  follow = false,
+  signal?: AbortSignal,
+): Promise<void> {
   let pos = 0;
   const dump = async () => {
     let size = 0;
@@ -25,11 +35,12 @@ export async function copyLogs(store: Store, d: ContainerDoc, out: Writable, fol
   };
   await dump();
   if (!follow) return;
-  for (;;) {
+  while (!signal?.aborted) {
     const r = await refresh(store, await findDoc(store, d.Id));
     await dump();
     if (!isRunning(r)) break;
-    await new Promise((res) => setTimeout(res, 200));
+    await sleep(200, undefined, { signal }).catch(() => {});
   }
+  if (signal?.aborted) return;
   await dump();
 }

@@ -24,8 +24,14 @@ import { BuildError, UsageError } from '../errors.js';
 import { trace } from '../trace.js';
 
 /** Options shared by every remote call of one command: plain-HTTP hosts, the store's blob locations (for mounts). */
-export async function remoteOptions(store: Store, insecure: string[]): Promise<remote.RemoteOptions> {
-  return { insecure, locations: await remote.BlobLocations.load(join(store.root, 'remote', 'locations.json')) };
+/** `signal`: the command's (Ctrl-C), which stops every request of the transfer. */
+export async function remoteOptions(
+  store: Store,
+  insecure: string[],
+  signal?: AbortSignal,
+): Promise<remote.RemoteOptions> {
+  const locations = await remote.BlobLocations.load(join(store.root, 'remote', 'locations.json'));
+  return { insecure, locations, signal };
 }
 
 export function parseRef(input: string, what: string): Reference {
@@ -53,6 +59,7 @@ export async function pushImage(
     compression?: Compression;
     /** Uploads started during the build (earlyPush): the push joins them. */
     early?: EarlyPush;
+    signal?: AbortSignal;
   },
 ): Promise<remote.PushResult> {
   const parsed = parseRef(ref, 'push');
@@ -80,7 +87,7 @@ export async function pushImage(
       store.blobs,
       source ?? { manifestDigest: manifestDigest as Digest },
       parsed,
-      early ? early.options : { ...(await remoteOptions(store, o.insecure)), onUploaded: traceUpload },
+      early ? early.options : { ...(await remoteOptions(store, o.insecure, o.signal)), onUploaded: traceUpload },
     );
     // What the early uploads did counts as this push's (they are its blobs).
     const stats = early ? addStats(result.stats, early.uploads.stats) : result.stats;
@@ -114,11 +121,11 @@ export interface EarlyPush {
 export async function earlyPush(
   store: Store,
   ref: string,
-  o: { insecure: string[]; compression?: Compression },
+  o: { insecure: string[]; compression?: Compression; signal?: AbortSignal },
 ): Promise<EarlyPush> {
   const compression = o.compression ?? 'gzip';
   const codec = layerCodec(store);
-  const base = { ...(await remoteOptions(store, o.insecure)), onUploaded: traceUpload };
+  const base = { ...(await remoteOptions(store, o.insecure, o.signal)), onUploaded: traceUpload };
   const uploads = remote.startUploads(store.blobs, parseRef(ref, 'push'), base);
   return {
     add(layer) {

@@ -26,7 +26,7 @@ export class TtyReporter implements Reporter {
     ora: typeof OraFactory,
     private readonly out: NodeJS.WriteStream = process.stderr,
   ) {
-    this.spinner = ora({ stream: out, discardStdin: false, text: '' });
+    this.spinner = ora({ stream: sized(out), discardStdin: false, text: '' });
   }
 
   step(name: string): StepHandle {
@@ -67,7 +67,7 @@ export class TtyReporter implements Reporter {
 
   /** Cuts plain text to the terminal's width (less room for what follows), so lines never wrap. */
   private fit(text: string, reserve: number): string {
-    const width = Math.max(20, (this.out.columns || 80) - reserve);
+    const width = Math.max(20, columns(this.out) - reserve);
     return text.length > width ? text.slice(0, width - 1) + '…' : text;
   }
 
@@ -92,4 +92,28 @@ export class TtyReporter implements Reporter {
     else this.spinner.render();
     this.timer ??= setInterval(() => this.refresh(), 200).unref();
   }
+}
+
+/** The terminal's width; a pty without a size (0 columns: `script`, some CI runners) is taken as 80 wide. */
+function columns(out: NodeJS.WriteStream): number {
+  return out.columns || 80;
+}
+
+/**
+ * The terminal as ora draws on it, `columns` wide. ora counts the lines it must clear as each line's width over
+ * the stream's columns: over a pty's 0, Infinity, and a redraw that never ended (--progress=tty there).
+ */
+function sized(out: NodeJS.WriteStream): NodeJS.WriteStream {
+  const view = {
+    isTTY: out.isTTY,
+    get columns() {
+      return columns(out);
+    },
+    write: (chunk: string) => out.write(chunk),
+    cursorTo: (x: number, y?: number) => out.cursorTo(x, y),
+    moveCursor: (dx: number, dy: number) => out.moveCursor(dx, dy),
+    clearLine: (dir: -1 | 0 | 1) => out.clearLine(dir),
+  };
+  // What ora uses of a stream (its index.js: write, isTTY, columns and the three cursor moves), no more.
+  return view as unknown as NodeJS.WriteStream;
 }

@@ -247,6 +247,7 @@ export class Solver {
               const under = await Promise.all(below.map((l) => (isPending(l) ? l.layer : Promise.resolve(l))));
               const snapshots = [chainID([...under.map((l) => l.diffID), layer.diffID])];
               await this.o.store.cache.put(key, { value, blobs: [layer.digest], snapshots });
+              trace(`${label}: cache record written`);
               this.records.push({ stage: stage.index, key: key, value });
             }),
           );

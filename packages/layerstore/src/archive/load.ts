@@ -37,6 +37,9 @@ function hostile(name: string, why: string): StoreError {
 
 /** Import every image in an archive into the store and tag it. */
 export async function load(store: Store, file: string): Promise<LoadedImage[]> {
+  // Looked at before any stream opens: a file that cannot be read is this one error, not also a read stream's
+  // 'error' event with no listener yet (Node's crash report after tsbuild's own error line).
+  const head = await peek(file, 2);
   const files = new Map<string, { digest: Digest; size: number }>(); // member -> blob in the store
   const small = new Map<string, Buffer>();
   const links = new Map<string, string>(); // member -> member it stands for
@@ -89,9 +92,10 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
   })();
 
   const source = createReadStream(file);
-  const head = await peek(file, 2);
-  const input: Readable = head[0] === 0x1f && head[1] === 0x8b ? source.pipe(createGunzip()) : source;
-  const feeding = pipeline(input, extract as unknown as NodeJS.WritableStream);
+  const sink = extract as unknown as NodeJS.WritableStream;
+  // One pipeline from the file on: a read error mid-way fails it whether or not the archive is gzipped.
+  const feeding =
+    head[0] === 0x1f && head[1] === 0x8b ? pipeline(source, createGunzip(), sink) : pipeline(source, sink);
   feeding.catch(() => {}); // handled below; this only keeps an early rejection from being "unhandled"
   try {
     await consume;

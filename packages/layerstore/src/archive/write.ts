@@ -131,9 +131,20 @@ export async function write(
   } catch (e) {
     pack.destroy();
     await done.catch(() => {});
-    await fsp.rm(tmp, { force: true });
-    throw e;
+    // ENOTDIR: FILE's "directory" is a file, so the temp file was never made.
+    await fsp.rm(tmp, { force: true }).catch((r: NodeJS.ErrnoException) => {
+      if (r.code !== 'ENOTDIR') throw r;
+    });
+    throw aboutFile(e, tmp, file);
   }
+}
+
+/** An error about the temp file beside `file` (its directory is not there, not writable) said of `file`. */
+function aboutFile(e: unknown, tmp: string, file: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err?.path !== tmp) return e;
+  const why = err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 'no such directory' : err.message.replaceAll(tmp, file);
+  return Object.assign(new Error(`${file}: ${why}`), { code: err.code });
 }
 
 /**

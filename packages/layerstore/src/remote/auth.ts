@@ -38,6 +38,7 @@ export interface TokenRequest {
   credential?: Credential;
   insecure: readonly string[];
   timeoutMs: number;
+  signal?: AbortSignal;
   /** The registry host, for messages. */
   host: string;
 }
@@ -77,6 +78,7 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: Buffer.from(form.toString()),
       timeoutMs: req.timeoutMs,
+      signal: req.signal,
     });
   } else {
     const url = new URL(realm);
@@ -87,7 +89,7 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
       const basic = Buffer.from(`${credential.username}:${credential.password}`).toString('base64');
       headers.authorization = `Basic ${basic}`;
     }
-    res = await send({ method: 'GET', url, headers, timeoutMs: req.timeoutMs });
+    res = await send({ method: 'GET', url, headers, timeoutMs: req.timeoutMs, signal: req.signal });
   }
   const body = await readBody(res, 1 << 20, `token from ${realm.host}`);
   if (res.status !== 200) {

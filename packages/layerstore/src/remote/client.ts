@@ -29,6 +29,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Progress and retry notes (never credentials). */
   log?: (message: string) => void;
+  /** Stops every request, and so the pull or push (Ctrl-C); a request then fails with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface RequestSpec {
@@ -109,6 +111,7 @@ export class RegistryClient {
         credential: await this.getCredential(),
         insecure: this.options.insecure ?? [],
         timeoutMs: this.options.timeoutMs ?? 60_000,
+        signal: this.options.signal,
         host: this.host,
       });
       this.tokens.set(key, token);
@@ -137,7 +140,8 @@ export class RegistryClient {
       }
       if (auth) headers.authorization = auth;
       this.stats.requests++;
-      const res = await send({ method: spec.method, url, headers, body: spec.body, timeoutMs: this.options.timeoutMs });
+      const { timeoutMs, signal } = this.options;
+      const res = await send({ method: spec.method, url, headers, body: spec.body, timeoutMs, signal });
       if (res.status === 401 && url.host === this.base.host && !reauthenticated) {
         const challenge = parseChallenge(res.headers['www-authenticate']);
         discard(res);

@@ -76,18 +76,22 @@ export function baseURL(host: string, insecure: readonly string[] = []): URL {
  */
 export function send(req: RawRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
+    if (req.signal?.aborted) return reject(req.signal.reason as Error);
     const { url } = req;
     const { lib, agent } = net(url.protocol);
     const headers: Record<string, string> = { 'user-agent': 'tsbuild', ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     let settled = false;
-    const networkError = (err: Error) =>
-      err instanceof RegistryError
-        ? err
-        : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, {
-            host: url.host,
-            retryable: certificateProblem(err) === undefined,
-          });
+    // Stopped by the caller (Ctrl-C): its reason as it is, not a network failure a retry loop would try again.
+    const networkError = (err: Error): Error =>
+      req.signal?.aborted
+        ? (req.signal.reason as Error)
+        : err instanceof RegistryError
+          ? err
+          : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, {
+              host: url.host,
+              retryable: certificateProblem(err) === undefined,
+            });
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;

@@ -37,7 +37,7 @@ export interface ActiveSnapshot extends SnapshotMounts {
   workdir: string;
 }
 
-export interface CommitOptions extends Pick<WriteLayerOptions, 'compression' | 'sourceDateEpoch'> {
+export interface CommitOptions extends Pick<WriteLayerOptions, 'compression' | 'sourceDateEpoch' | 'written'> {
   /** Paths (relative to the root, no leading slash) left out of the layer with everything below them. */
   exclude?: string[];
   /**

@@ -235,14 +235,15 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const foreign = isNative(platform, host) ? undefined : emulationProblem(platform);
     if (foreign) reporter.warn(`--platform ${formatPlatform(platform)}: RUN steps cannot run here: ${foreign}`);
   }
-  const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure);
+  const remoteOpts = async () => (await pushModule()).remoteOptions(store, insecure, signal);
   let agents: SshAgents | undefined;
   let early: EarlyPush | undefined;
   try {
     // --push: each layer of the image starts up to the first tag's repository as soon as the build has
     // written it (exporter/push.ts earlyPush); the push after the build waits for them, then sends
     // the manifest. A failed build sends no manifest.
-    if (bool(p, 'push')) early = await (await pushModule()).earlyPush(store, tags[0], { insecure, compression });
+    if (bool(p, 'push'))
+      early = await (await pushModule()).earlyPush(store, tags[0], { insecure, compression, signal });
     agents = sshSources.length ? await startAgents(sshSources) : undefined;
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
@@ -282,6 +283,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
               label: `pull base image ${ref}`,
               platform: formatPlatform(wanted),
               keepTag: !pull,
+              signal,
             })
           ).image;
         } catch (e) {
@@ -328,7 +330,9 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       for (const tag of tags) await store.images.tagDescriptor(tag, index);
       if (metadataFile) await writeMetadata(metadataFile, { descriptor: index, tags, buildRef });
       for (const tag of bool(p, 'push') ? tags : []) {
-        const pushed = await (await pushModule()).pushImage(store, tag, { insecure, reporter, compression, early });
+        const pushed = await (
+          await pushModule()
+        ).pushImage(store, tag, { insecure, reporter, compression, early, signal });
         if (metadataFile) await writeMetadata(metadataFile, { descriptor: pushed.descriptor, tags, buildRef });
       }
       reporter.close();
@@ -356,6 +360,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         manifestDigest: result.image.manifestDigest,
         compression,
         early,
+        signal,
       });
       if (metadataFile)
         await writeMetadata(metadataFile, { descriptor: pushed.descriptor, configDigest, tags, buildRef });

@@ -46,6 +46,10 @@ export function statusText(d: ContainerDoc): string {
 
 export async function psCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('ps'));
+  const format = str(p, 'format');
+  // Not docker's templates (yet): a format tsbuild cannot apply is said, not ignored for the default table.
+  if (format !== undefined && format !== 'json')
+    throw new UsageError(`--format: "${format}" is not json (tsbuild ps --format takes json only)`);
   const store = await openStore(str(p, 'root'));
   const docs = await listContainers(store, { all: bool(p, 'all') });
   if (bool(p, 'quiet')) {
@@ -160,13 +164,13 @@ export async function startCommand(argv: string[]): Promise<number> {
   });
 }
 
-export async function logsCommand(argv: string[]): Promise<number> {
+export async function logsCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, flagsOf('logs'));
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild logs" requires exactly 1 argument: CONTAINER');
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
     const d = await findDoc(store, p.positionals[0]);
-    await copyLogs(store, d, process.stdout, bool(p, 'follow'));
+    await copyLogs(store, d, process.stdout, bool(p, 'follow'), signal);
     return 0;
   });
 }

@@ -78,7 +78,11 @@ export async function imagesCommand(argv: string[]): Promise<number> {
  */
 function parseFormat(format: string): (rows: object[], headers: Record<string, string>) => string {
   const isTable = /^table\s/.test(format);
-  const t = parseTemplate(isTable ? format.replace(/^table\s+/, '') : format);
+  // As docker's formatter: a `\t` or `\n` typed in the format (in quotes, as its examples are) is a tab, a newline.
+  const body = (isTable ? format.replace(/^table\s+/, '') : format).replace(/\\[tn]/g, (e) =>
+    e === '\\t' ? '\t' : '\n',
+  );
+  const t = parseTemplate(body);
   return (rows, headers) => {
     if (!isTable) return rows.map((r) => render(t, r) + '\n').join('');
     const cells = (text: string) => text.split('\t');

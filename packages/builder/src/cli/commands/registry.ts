@@ -51,6 +51,8 @@ export async function pullImage(
      * index) is left alone, and the pulled image is used untagged. Moving it would drop that image.
      */
     keepTag?: boolean;
+    /** The command's (Ctrl-C): stops the pull. */
+    signal?: AbortSignal;
   },
 ): Promise<{ image: Image; name: string; digest: string; stats: TransferStats; upToDate: boolean }> {
   const parsed = parseReference(ref);
@@ -59,7 +61,7 @@ export async function pullImage(
   try {
     const before = await store.tags.get(name).catch(() => undefined);
     const result = await remote.pull(store.blobs, parsed, {
-      ...(await remoteOptions(store, o.insecure)),
+      ...(await remoteOptions(store, o.insecure, o.signal)),
       platform: o.platform,
       onLayer: (layer, i) => handle.log(`layer ${i + 1} ${short(layer.digest)} (${layer.size} bytes) in the store`),
     });
@@ -115,7 +117,7 @@ function reporterFor(p: ReturnType<typeof parseArgs>) {
   return createReporter(bool(p, 'quiet') ? 'quiet' : progress);
 }
 
-export async function pullCommand(argv: string[]): Promise<number> {
+export async function pullCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, flagsOf('pull'));
   if (p.positionals.length !== 1)
     throw new UsageError(
@@ -136,7 +138,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
   const reporter = await reporterFor(p);
   trace('pull: store open');
   try {
-    const r = await pullImage(store, ref, { insecure: list(p, 'insecure-registry'), platform, reporter });
+    const r = await pullImage(store, ref, { insecure: list(p, 'insecure-registry'), platform, reporter, signal });
     trace('pull: done');
     reporter.close();
     const shown = familiarName(parseReference(ref));
@@ -151,7 +153,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
   }
 }
 
-export async function pushCommand(argv: string[]): Promise<number> {
+export async function pushCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, flagsOf('push'));
   if (p.positionals.length !== 1)
     throw new UsageError(
@@ -164,7 +166,8 @@ export async function pushCommand(argv: string[]): Promise<number> {
   const store = await openStore(str(p, 'root'), 'push');
   const reporter = await reporterFor(p);
   try {
-    const r = await pushImage(store, ref, { insecure: list(p, 'insecure-registry'), reporter, compression });
+    const insecure = list(p, 'insecure-registry');
+    const r = await pushImage(store, ref, { insecure, reporter, compression, signal });
     reporter.close();
     reporter.info(describeStats(r.stats, 'push'));
     process.stdout.write(`${parsed.tag ?? parsed.digest}: digest: ${r.descriptor.digest} size: ${r.descriptor.size}\n`);

@@ -17,6 +17,7 @@ import { writeLayer } from '@tsbuild/layerstore/layer';
 import type { StepContext } from './context.js';
 import type { StageLayer } from '../../rootfs/layers.js';
 import type { EntryList } from './staging.js';
+import type { Written } from './layer-queue.js';
 
 /**
  * Hands a step's finished diff over to the build's LayerQueue. Either a scratch dir itself (a
@@ -44,10 +45,11 @@ export async function commitDiff(
   const layers = ctx.stages.layers;
   // An overlay upperdir (RUN) is committed by the snapshotter, as a container's is; a staged diff
   // (COPY, WORKDIR) is plain files, or the entries that name them.
-  const write = (source: EntryList | string) => async () => {
+  // `written` lets the queue start the next layer while a small one is fsynced (LayerQueue).
+  const write = (source: EntryList | string) => async (written: Written) => {
     const layer = await (overlay && typeof source === 'string'
-      ? store.snapshotter.commit({ upperdir: source }, { compression, sourceDateEpoch })
-      : writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch }));
+      ? store.snapshotter.commit({ upperdir: source }, { compression, sourceDateEpoch, written })
+      : writeLayer(store.blobs, source, { overlay, compression, sourceDateEpoch, written }));
     // Said at once: a COPY's layer is often written before the step has finished placing its files.
     ctx.opts.onLayer?.(ctx.stage, layer);
     return layer;
