@@ -1,6 +1,6 @@
 // Build outputs (-o), with buildx's rules (its controller/pb/export.go): an OCI or docker archive or
 // layout, the root filesystem as files (type=local) or as one tar (type=tar), to a path or to stdout.
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { promises as fsp, statSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { Readable } from 'node:stream';
@@ -64,16 +64,15 @@ export function parseOutput(spec: string): Output {
 }
 
 /**
- * A directory dest must not be a file, nor a file dest a directory (buildx's words); a file's directory
- * must be there (a directory dest is made). Said before the build rather than after it.
+ * A directory dest must not be a file, nor a file dest a directory (buildx's words), nor either beneath a
+ * file. Said before the build rather than after it. A file dest's missing directory is not: another output
+ * of the build (a directory) may make it; the archive writer names it if it is still missing.
  */
 function checked(flag: string, o: Output): Output {
   if (o.dest === STDOUT || !o.dest) return o;
   const st = statOrUndefined(o.dest);
   const dir = o.type === 'local' || !o.tar;
   if (st === 'ENOTDIR') throw new UsageError(`${flag}: ${o.dest}: a directory above it is a file`);
-  if (!dir && !st && statOrUndefined(dirname(o.dest)) === undefined)
-    throw new UsageError(`${flag}: ${o.dest}: no such directory`);
   if (dir && st && !st.isDirectory()) throw new UsageError(`${flag}: destination directory ${o.dest} is a file`);
   if (!dir && st?.isDirectory()) throw new UsageError(`${flag}: destination file ${o.dest} is a directory`);
   return o;
@@ -149,7 +148,12 @@ async function writeRootfsTar(store: Store, image: Image, dest: string, signal?:
     await writeRootfs(store, image, tree);
     const tar = tarStream(entriesFromDirectory(tree));
     if (dest === STDOUT) await toStdout(Readable.from(tar), signal);
-    else await writeFileAtomic(dest, tar, { durable: true });
+    else
+      await writeFileAtomic(dest, tar, { durable: true }).catch((e: NodeJS.ErrnoException) => {
+        // The temp file beside dest could not be made: say it of dest, as the archive writer does.
+        if (e.code === 'ENOENT' && e.syscall === 'open') throw new BuildError(`${dest}: no such directory`);
+        throw e;
+      });
   } finally {
     removeTreeBeneath(tree);
   }
