@@ -39,7 +39,7 @@ test('absent in the upper layer: found below', async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("a fixed view (a build's finished layers) looks a path up once; an open one (a container's) every time", async () => {
+test("a fixed view (a build's layers) looks a path up once; an open one (a container's) each time", async () => {
   const { dir, upper, lower } = stack();
   const fixed = new RootView([upper, lower], () => false, true);
   const open = new RootView([upper, lower], () => false);
