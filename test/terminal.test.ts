@@ -26,7 +26,12 @@ const failures: { name: string; args: string[]; code: number; error: RegExp }[] 
     code: 1,
     error: /^ERROR: load: .*missing\.tar/,
   },
-  { name: 'load -i of a directory', args: ['load', '-i', work], code: 1, error: /^ERROR: load: / },
+  {
+    name: 'load -i of a directory',
+    args: ['load', '-i', work],
+    code: 1,
+    error: /^ERROR: \S+: is a directory, not an archive/,
+  },
   // ps takes --format json only; any other format was ignored and the default table printed.
   { name: 'ps --format TEMPLATE', args: ['ps', '-a', '--format', '{{.Names}}'], code: 2, error: /^ERROR: --format: / },
   // buildx's `-o -` is a tar on stdout; tsbuild made a directory named "-" in the working directory instead.

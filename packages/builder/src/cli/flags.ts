@@ -536,10 +536,10 @@ export const commands: Record<string, CommandSpec> = {
   },
   load: {
     summary: 'Import an archive',
-    usage: '-i FILE',
+    usage: '[-i FILE]',
     flags: [
       rootFlag,
-      { name: 'input', short: 'i', kind: 'string', value: 'FILE', help: 'the archive to read' },
+      { name: 'input', short: 'i', kind: 'string', value: 'FILE', help: 'the archive to read (default: stdin)' },
       { name: 'quiet', short: 'q', kind: 'bool', help: 'accepted for compatibility' },
     ],
   },
