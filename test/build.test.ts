@@ -247,7 +247,7 @@ for (const c of cases) {
       copyFileSync(join(repo, 'fixtures', 'busybox', 'rootfs.tar'), join(ctx, 'rootfs.tar'));
     const out = tempDir('layout');
     const tag = 'case:1';
-    ok(tsbuild(['build', '-t', tag, '-o', `type=oci,dest=${out}`, ...(c.args ?? []), ctx], { root }));
+    ok(tsbuild(['build', '-t', tag, '-o', `type=oci,dest=${out},tar=false`, ...(c.args ?? []), ctx], { root }));
     const img = inspect(root, tag);
     for (const [k, v] of Object.entries(c.config ?? {}))
       assert.equal(img.ImageConfig.config?.[k] ?? null, v, `config ${k}`);

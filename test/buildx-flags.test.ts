@@ -186,7 +186,15 @@ test('--build-context NAME=oci-layout://PATH[:TAG|@DIGEST]: into an empty store,
   const lay = join(temp('layout'), 'oci');
   ok(
     tsbuild(
-      ['build', '-q', '-t', 'example.com/base:v2', '-o', `type=oci,dest=${lay}`, join(repo, 'fixtures', 'busybox')],
+      [
+        'build',
+        '-q',
+        '-t',
+        'example.com/base:v2',
+        '-o',
+        `type=oci,dest=${lay},tar=false`,
+        join(repo, 'fixtures', 'busybox'),
+      ],
       { root },
     ),
   );
@@ -233,7 +241,11 @@ test('--build-context oci-layout:// for another platform than the stage: refused
   for (const arch of ['amd64', 'arm64']) {
     layouts[arch] = join(temp('layout'), 'oci');
     const src = ctxOf(`FROM scratch\nCOPY Dockerfile /${arch}\n`);
-    ok(tsbuild(['build', '-q', '--platform', `linux/${arch}`, '-o', `type=oci,dest=${layouts[arch]}`, src], { root }));
+    ok(
+      tsbuild(['build', '-q', '--platform', `linux/${arch}`, '-o', `type=oci,dest=${layouts[arch]},tar=false`, src], {
+        root,
+      }),
+    );
   }
   const cases: { arch: string; df: string; flags: string[]; want: string | null }[] = [
     { arch: 'amd64', df: 'FROM base\n', flags: ['--platform', 'linux/arm64'], want: 'linux/arm64 (--platform)' },
@@ -304,7 +316,7 @@ test('--build-context NAME=DIR: FROM NAME, COPY --from=NAME and RUN --mount=from
 
 test('--build-context oci-layout://: index.json, a manifest or a layer that is a device or a link: refused', () => {
   const lay = join(temp('layout'), 'oci');
-  ok(tsbuild(['build', '-q', '-o', `type=oci,dest=${lay}`, join(repo, 'fixtures', 'busybox')], { root }));
+  ok(tsbuild(['build', '-q', '-o', `type=oci,dest=${lay},tar=false`, join(repo, 'fixtures', 'busybox')], { root }));
   const index = JSON.parse(readFileSync(join(lay, 'index.json'), 'utf8'));
   const manifestHex = (index.manifests[0].digest as string).slice(7);
   const manifest = JSON.parse(readFileSync(join(lay, 'blobs', 'sha256', manifestHex), 'utf8'));

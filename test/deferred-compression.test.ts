@@ -120,7 +120,7 @@ test('every export with every compression: skopeo reads it, docker load takes th
     for (const c of ['gzip', 'zstd', 'none'] as const) {
       const out = join(work, c);
       const tag = `deferred/${c}:1`;
-      const outputs = [`type=oci,dest=${out}/layout`, `type=oci-archive,dest=${out}/oci.tar`];
+      const outputs = [`type=oci,dest=${out}/layout,tar=false`, `type=oci-archive,dest=${out}/oci.tar`];
       const build = (more: string[]) =>
         tsbuild(
           ['build', '-q', '--compression', c, '-t', tag, ...[...outputs, ...more].flatMap((o) => ['-o', o]), ctx],

@@ -97,7 +97,7 @@ writeFileSync(join(ctx, 'big/1'), randomBytes(MiB));
 linkSync(join(ctx, 'big/1'), join(ctx, 'big/2'));
 linkSync(join(ctx, 'big/1'), join(ctx, 'big/3'));
 const layout = tempDir('layout');
-ok(t(['build', '-t', 'hl:1', '-o', `type=oci,dest=${layout}`, ctx]));
+ok(t(['build', '-t', 'hl:1', '-o', `type=oci,dest=${layout},tar=false`, ctx]));
 
 test('what a container sees: link counts and inodes per group, --chown and --chmod on the whole group', () => {
   const find = `cd / && find ${dirsChecked.join(' ')} -type f | xargs stat -c '%n %h %i %a %u'`;
@@ -173,7 +173,7 @@ test('a later source replaces a linked file: the other link keeps the old conten
   const c = context({ Dockerfile: dockerfile, 'grp/a': 'G\n', 'over/a': 'O\n' });
   linkSync(join(c, 'grp/a'), join(c, 'grp/b'));
   const out = tempDir('layout');
-  ok(t(['build', '-t', 'hl-mix:1', '-o', `type=oci,dest=${out}`, c]));
+  ok(t(['build', '-t', 'hl-mix:1', '-o', `type=oci,dest=${out},tar=false`, c]));
   const want = 'a 1 O\nb 1 G\n';
   const show = (dir: string) => `cd ${dir} && for f in a b; do echo "$f $(stat -c %h $f) $(cat $f)"; done`;
   assert.is(ok(t(['run', '--rm', 'hl-mix:1', 'sh', '-c', show('/mix')])).stdout, want, '/mix in a container');

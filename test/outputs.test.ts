@@ -2,10 +2,11 @@
 // OCI archive, docker archive, local files, --iidfile, -f -, --target.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, command, context, ok, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
+import { skip, startDockerd, type Dockerd } from '@tsbuild/testkit';
 import { inspect, layoutManifest, sh } from './helpers/image.js';
 
 const root = storeWithBase();
@@ -19,7 +20,7 @@ const out = tempDir('out');
 const cases: { name: string; output: string; check: (dest: string) => void }[] = [
   {
     name: 'type=oci writes a layout skopeo inspects, named by tag',
-    output: 'type=oci,dest=DEST',
+    output: 'type=oci,dest=DEST,tar=false',
     check: (dest) => {
       const index = JSON.parse(readFileSync(join(dest, 'index.json'), 'utf8'));
       assert.is(index.manifests[0].annotations['org.opencontainers.image.ref.name'], '1');
@@ -101,9 +102,21 @@ test('--compression zstd|none: the output has new layers so (the store keeps the
     const c = context({ Dockerfile: `FROM ${Base}\nRUN echo ${compression} > /made-with\n` });
     const dest = join(out, `compression-${compression}`);
     ok(
-      tsbuild(['build', '--compression', compression, '-t', `comp:${compression}`, '-o', `type=oci,dest=${dest}`, c], {
-        root,
-      }),
+      tsbuild(
+        [
+          'build',
+          '--compression',
+          compression,
+          '-t',
+          `comp:${compression}`,
+          '-o',
+          `type=oci,dest=${dest},tar=false`,
+          c,
+        ],
+        {
+          root,
+        },
+      ),
     );
     const stored = inspect(root, `comp:${compression}`).Manifest.layers.at(-1);
     assert.is(stored.mediaType, 'application/vnd.oci.image.layer.v1.tar');
@@ -128,11 +141,267 @@ test('--compression zstd|none: the output has new layers so (the store keeps the
 });
 
 test('bad --output specs are usage errors', () => {
-  for (const spec of ['type=zip,dest=x', 'type=oci', 'dest=x']) {
+  for (const spec of ['type=zip,dest=x', 'dest=x', 'type=local', 'type=oci,tar=false', 'type=docker,tar=0,dest=-']) {
     const r = tsbuild(['build', '-o', spec, ctx], { root });
     assert.is(r.code, 2, spec);
     assert.match(r.stderr, /--output/);
   }
+});
+
+// buildx's -o rules (docs/cli.md). Archives are checked by tools that are not tsbuild: skopeo, GNU tar,
+// a Docker daemon's `docker load`. A `sh` line runs the real CLI as CI scripts do (`$TSB`), with
+// shell redirection where the archive goes to stdout.
+const sh2 = (script: string, env: Record<string, string> = {}) =>
+  spawnSync('bash', ['-c', script], {
+    env: { ...process.env, CI: 'true', TSBUILD_ROOT: root, TSB: command, CTX: ctx, ...env },
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+const okSh = (script: string) => {
+  const r = sh2(script);
+  if (r.status !== 0) throw new Error(`${script}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+  return r;
+};
+/** `find`'s view of a tree: path, type, mode, owner, size, link target: what both forms must agree on. */
+const treeOf = (dir: string) =>
+  sh('find', [dir, '-mindepth', '1', '-printf', '%P %y %m %U:%G %s %l\n'])
+    .split('\n')
+    .filter((l) => l && !/ d /.test(l.replace(/^\S+/, '')))
+    .map((l) => (/ [dl] /.test(l) ? l.replace(/ \d+ (\S*)$/, ' - $1') : l))
+    .sort();
+/** A tar's members as GNU tar lists them, without "./" and a directory's trailing "/". */
+const membersOf = (file: string) =>
+  sh('tar', ['-tf', file])
+    .split('\n')
+    .map((n) => n.replace(/^\.\//, '').replace(/\/$/, ''))
+    .filter((n) => n && n !== '.')
+    .sort();
+const localTree = join(out, 'rootfs-local');
+let daemon: Dockerd | string | undefined;
+
+const streams: { name: string; run: string; check: (file: string) => void | Promise<void> }[] = [
+  {
+    name: '-o type=oci,dest=F: an OCI archive file (skopeo oci-archive:)',
+    run: '$TSB build -t out:1 -o type=oci,dest=$F $CTX',
+    check: (f) => assert.ok(JSON.parse(sh('skopeo', ['inspect', `oci-archive:${f}:1`])).Digest.startsWith('sha256:')),
+  },
+  {
+    name: '-o type=oci,dest=- > F: the same archive on stdout',
+    run: '$TSB build -t out:1 -o type=oci,dest=- $CTX > $F',
+    check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci-archive:${f}:1`])).Layers.length, 2),
+  },
+  {
+    name: '-o type=oci (no dest) | cat > F: stdout, through a pipe',
+    run: 'set -o pipefail; $TSB build -q -t out:1 -o type=oci $CTX | cat > $F',
+    check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci-archive:${f}:1`])).Layers.length, 2),
+  },
+  {
+    name: '-o type=oci,dest=F,tar=false: a layout directory (skopeo oci:)',
+    run: '$TSB build -t out:1 -o type=oci,dest=$F,tar=false $CTX',
+    check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci:${f}:1`])).Layers.length, 2),
+  },
+  {
+    name: '-o type=oci,dest=F,tar=junk: what Go ParseBool does not read is true (an archive)',
+    run: '$TSB build -t out:1 -o type=oci,dest=$F,tar=junk $CTX',
+    check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci-archive:${f}:1`])).Layers.length, 2),
+  },
+  {
+    name: '-o type=docker,dest=F,tar=0: a layout directory (skopeo oci:)',
+    run: '$TSB build -t out:1 -o type=docker,dest=$F,tar=0 $CTX',
+    check: (f) => assert.is(JSON.parse(sh('skopeo', ['inspect', `oci:${f}:1`])).Layers.length, 2),
+  },
+  {
+    name: '-o type=tar,dest=F: the root filesystem type=local writes, as one tar',
+    run: '$TSB build -o type=tar,dest=$F $CTX',
+    check: (f) => sameTree(f),
+  },
+  {
+    name: '-o - > F: the same tar on stdout, with --progress=plain and -q writing nothing there',
+    run: '$TSB build -q --progress=plain -o - $CTX > $F',
+    check: (f) => sameTree(f),
+  },
+  {
+    name: '-o type=tar > F (dest defaults to stdout)',
+    run: '$TSB build --progress=plain -o type=tar $CTX > $F',
+    check: (f) => sameTree(f),
+  },
+  {
+    name: '-o type=docker,dest=- > F: an archive a Docker daemon loads',
+    run: '$TSB build -t out:1 -o type=docker,dest=- $CTX > $F',
+    check: (f) => dockerLoads(f),
+  },
+  {
+    name: '-o type=docker,dest=F: an archive a Docker daemon loads',
+    run: '$TSB build -t out:1 -o type=docker,dest=$F $CTX',
+    check: (f) => dockerLoads(f),
+  },
+];
+
+/** The tar holds exactly the tree type=local writes: members (GNU tar's list), then contents and modes. */
+function sameTree(file: string) {
+  if (!existsSync(localTree)) ok(tsbuild(['build', '-o', `type=local,dest=${localTree}`, ctx], { root }));
+  assert.equal(
+    membersOf(file),
+    sh('find', [localTree, '-mindepth', '1', '-printf', '%P\n']).split('\n').filter(Boolean).sort(),
+  );
+  const x = tempDir('tar-x');
+  sh('tar', ['-xpf', file, '-C', x, '--numeric-owner']);
+  assert.equal(treeOf(x), treeOf(localTree));
+  sh('diff', ['-r', '--no-dereference', x, localTree]);
+  assert.is(readFileSync(join(x, 'app', 'artifact'), 'utf8'), 'artifact\n');
+  cleanup(x);
+}
+
+async function dockerLoads(file: string) {
+  daemon ??= await startDockerd(join(tempDir('dockerd'), 'd'), { args: ['--storage-driver', 'vfs'] });
+  if (typeof daemon === 'string') return skip(daemon);
+  const loaded = daemon.docker(['load', '-i', file]);
+  assert.is(loaded.code, 0, loaded.stderr);
+  assert.match(loaded.stdout, /Loaded image: out:1/);
+  const id = daemon.docker(['image', 'inspect', '--format', '{{.Id}}', 'out:1']);
+  assert.is(id.stdout.trim(), inspect(root, 'out:1').Id);
+  daemon.docker(['rmi', 'out:1']);
+}
+
+for (const c of streams) {
+  test(`output: ${c.name}`, async () => {
+    const f = join(out, `s-${c.name.replace(/\W+/g, '-').slice(0, 60)}`);
+    const r = okSh(c.run.replaceAll('$F', f));
+    // An archive on stdout shares it with nothing: -q's image ID is not printed, progress is on stderr.
+    if (!c.run.includes('>')) assert.is(r.stdout, '');
+    // ... nor after it: a tar is whole 512-byte blocks (readers stop at its end and would not see a tail).
+    if (statSync(f).isFile()) assert.is(statSync(f).size % 512, 0, 'bytes after the archive on stdout');
+    return c.check(f);
+  });
+}
+
+const refusals: { name: string; args: string[]; tty?: boolean; error: RegExp }[] = [
+  { name: 'local dest=-', args: ['-o', 'type=local,dest=-'], error: /dest cannot be stdout for local exporter/ },
+  { name: 'local without dest', args: ['-o', 'type=local'], error: /dest is required for local exporter/ },
+  { name: 'tar=false to stdout', args: ['-o', 'type=oci,tar=false,dest=-'], error: /dest cannot be stdout/ },
+  {
+    name: 'two outputs to stdout',
+    args: ['-o', '-', '-o', 'type=oci,dest=-'],
+    error: /multiple outputs configured to write to stdout/,
+  },
+  {
+    name: 'a local dest that is a file',
+    args: ['-o', 'type=local,dest=FILE'],
+    error: /destination directory .* is a file/,
+  },
+  { name: '-o DIR that is a file', args: ['-o', 'FILE'], error: /destination directory .* is a file/ },
+  { name: 'a tar=false dest that is a file', args: ['-o', 'type=oci,tar=false,dest=FILE'], error: /is a file/ },
+  {
+    name: 'a tar dest that is a directory',
+    args: ['-o', 'type=tar,dest=DIR'],
+    error: /destination file .* is a directory/,
+  },
+  { name: 'an oci dest that is a directory', args: ['-o', 'type=oci,dest=DIR'], error: /destination file .* is a dir/ },
+  {
+    name: 'a local dest beneath a file',
+    args: ['-o', 'type=local,dest=FILE/sub'],
+    error: /a directory above it is a file/,
+  },
+  {
+    name: 'a tar dest beneath a file',
+    args: ['-o', 'type=tar,dest=FILE/x.tar'],
+    error: /a directory above it is a file/,
+  },
+  { name: 'an archive to stdout and --explain', args: ['-o', '-', '--explain'], error: /--explain-file/ },
+  {
+    name: 'stdout a terminal',
+    args: ['-o', 'type=oci'],
+    tty: true,
+    error: /dest file is required for oci exporter. refusing to write to console/,
+  },
+  {
+    name: '-o - to a terminal',
+    args: ['-o', '-'],
+    tty: true,
+    error: /dest file is required for tar exporter. refusing to write to console/,
+  },
+];
+
+for (const c of refusals) {
+  test(`output refused (exit 2): ${c.name}`, () => {
+    const file = join(out, 'a-file');
+    const dir = join(out, 'a-dir');
+    writeFileSync(file, 'keep');
+    mkdirSync(dir, { recursive: true });
+    const args = c.args.map((a) => a.replace('FILE', file).replace('DIR', dir));
+    let code: number | null;
+    let text: string;
+    if (c.tty) {
+      // script(1) gives the command a terminal as stdout; its exit status is the command's.
+      const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+      const r = sh2(`script -qec ${q(['"$TSB"', 'build', ...args.map(q), '"$CTX"'].join(' '))} /dev/null`);
+      [code, text] = [r.status, r.stdout + r.stderr];
+    } else {
+      const r = tsbuild(['build', ...args, ctx], { root });
+      [code, text] = [r.code, r.stderr];
+      assert.is(r.stdout, '');
+    }
+    assert.is(code, 2, text);
+    assert.match(text, c.error);
+    assert.match(text, /--output/);
+    assert.is(readFileSync(file, 'utf8'), 'keep');
+  });
+}
+
+const broken: { name: string; run: string; error: RegExp }[] = [
+  {
+    name: 'its reader goes away (EPIPE)',
+    run: '$TSB build -t out:1 -o type=oci,dest=- $CTX 2>$E | head -c 1000 > /dev/null; exit "${PIPESTATUS[0]}"',
+    error: /stdout was closed before the whole archive was written/,
+  },
+  {
+    name: 'the disk is full (ENOSPC)',
+    run: '$TSB build -o - $CTX > /dev/full 2>$E',
+    error: /writing the archive to stdout: ENOSPC/,
+  },
+];
+for (const c of broken) {
+  test(`output: an export to stdout fails the build (exit 1, no stack trace) when ${c.name}`, () => {
+    const e = join(out, 'stderr');
+    const r = sh2(c.run.replace('$E', e));
+    const text = readFileSync(e, 'utf8');
+    assert.is(r.status, 1, text);
+    assert.match(text, c.error);
+    assert.not.match(text, /\n\s+at /);
+  });
+}
+
+test('output: a file dest in no directory fails naming the file, not its temp file (exit 1)', () => {
+  for (const type of ['tar', 'oci', 'docker']) {
+    const dest = join(out, 'none', `x-${type}.tar`);
+    const r = tsbuild(['build', '-o', `type=${type},dest=${dest}`, ctx], { root });
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^ERROR: .*${dest}: no such directory\\n$`, 'm'));
+    assert.not.match(r.stderr, /\.tmp/);
+  }
+});
+
+test('output: an interrupt (SIGINT) during an export to stdout exits 130; the scratch tree is removed', async () => {
+  const big = context({ Dockerfile: `FROM ${Base}\nCOPY big /big\n` });
+  writeFileSync(join(big, 'big'), Buffer.alloc(64 << 20, 7));
+  const child = tsbuildAsync(['build', '-o', '-', big], { root });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // The archive has begun (bytes on stdout): interrupt it, and keep reading so that the writes go on.
+  child.stdout.once('data', () => child.kill('SIGINT'));
+  child.stdout.resume();
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  assert.is(code, 130, stderr);
+  assert.match(stderr, /interrupted/);
+  assert.equal(
+    readdirSync(join(root, 'tmp')).filter((n) => n.startsWith('export-tar')),
+    [],
+  );
+  cleanup(big);
+});
+
+test.after(async () => {
+  if (typeof daemon === 'object') await daemon.stop();
 });
 
 test('independent stages run at the same time (each waits for the other to have started)', () => {

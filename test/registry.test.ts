@@ -102,7 +102,7 @@ test('pull: an image pushed by skopeo, by tag and by digest', () => {
   const ctx = context({ Dockerfile: `FROM ${Base}\nRUN echo from-skopeo > /s\n` });
   dirs.push(ctx);
   const layout = join(temp('oci'), 'layout');
-  ok(tsbuild(['build', '-q', '-t', 'skopeo-src:1', '-o', `type=oci,dest=${layout}`, ctx], { root: storeA }));
+  ok(tsbuild(['build', '-q', '-t', 'skopeo-src:1', '-o', `type=oci,dest=${layout},tar=false`, ctx], { root: storeA }));
   const built = inspect(storeA, 'skopeo-src:1');
   sh('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:1`, `docker://${reg.host}/skopeo:1`]);
   const remoteDigest = skopeoDigest(`${reg.host}/skopeo:1`);

@@ -35,7 +35,7 @@ const expected = {
 const root = storeWithBase();
 const ctx = context({ Dockerfile: dockerfile });
 const layout = tempDir('layout');
-ok(tsbuild(['build', '-t', 'wh:1', '-o', `type=oci,dest=${layout}`, ctx], { root }));
+ok(tsbuild(['build', '-t', 'wh:1', '-o', `type=oci,dest=${layout},tar=false`, ctx], { root }));
 const ours = umociRootfs(layout, '1');
 const dataOnly = (rel: string) => !(rel === 'data' || rel.startsWith('data/'));
 

@@ -12,7 +12,7 @@ export function sh(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-/** Unpacks an OCI layout written by `-o type=oci,dest=DIR` with umoci; returns the rootfs path. */
+/** Unpacks an OCI layout written by `-o type=oci,dest=DIR,tar=false` with umoci; returns the rootfs path. */
 export function umociRootfs(layoutDir: string, tag: string): string {
   const out = tempDir('umoci');
   sh('umoci', ['unpack', '--image', `${layoutDir}:${tag}`, join(out, 'bundle')]);

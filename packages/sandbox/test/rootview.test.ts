@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LayerMissingError, RootView, type ViewEntry } from '../src/index.js';
+import { VIEW_CACHE_MAX } from '../src/rootfs/rootview.js';
 
 function stack() {
   const dir = mkdtempSync(join(tmpdir(), 'rootview-'));
@@ -35,6 +36,33 @@ test('absent in the upper layer: found below', async () => {
   assert.is((await view.readFile('/etc/only-lower'))?.toString(), 'lower\n');
   assert.equal(await view.readdir('/etc'), ['conf', 'only-lower']);
   assert.is(await view.lstat('/nothing'), undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("a fixed view (a build's layers) looks a path up once; an open one (a container's) each time", async () => {
+  const { dir, upper, lower } = stack();
+  const fixed = new RootView([upper, lower], () => false, true);
+  const open = new RootView([upper, lower], () => false);
+  assert.ok(await fixed.lstat('/etc/conf'));
+  assert.ok(await open.lstat('/etc/conf'));
+  rmSync(join(upper, 'etc', 'conf'));
+  rmSync(join(lower, 'etc', 'conf'));
+  assert.ok(await fixed.lstat('/etc/conf'), 'remembered');
+  assert.is(await open.lstat('/etc/conf'), undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a fixed view walked over many paths remembers a bounded number of them (memory flat)', async () => {
+  const { dir, upper, lower } = stack();
+  const view = new RootView([upper, lower], () => false, true);
+  // A walk asks each path once (COPY --from's listing, a bind mount's flatten): absent paths cost the same entry.
+  for (let i = 0; i < 3 * VIEW_CACHE_MAX; i++) await view.lstatCanonical(`/etc/f${i}`);
+  const known = (view as unknown as { known: Map<string, unknown> }).known;
+  assert.ok(known.size <= VIEW_CACHE_MAX, `${known.size} lookups remembered`);
+  // What is looked up again right after is still remembered.
+  await view.lstatCanonical('/etc/conf');
+  rmSync(join(upper, 'etc', 'conf'));
+  assert.is((await view.lstatCanonical('/etc/conf'))?.host, join(upper, 'etc', 'conf'));
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -94,7 +94,7 @@ const buildFlags: FlagSpec[] = [
     name: 'output',
     short: 'o',
     kind: 'list',
-    value: 'type=oci|oci-archive|docker|local,dest=PATH',
+    value: 'type=oci|docker|tar|local[,dest=PATH][,tar=false] | DIR | -',
     help: 'also write the image (or its files) there',
   },
   { name: 'iidfile', kind: 'string', value: 'FILE', help: 'write the image ID' },
@@ -536,10 +536,10 @@ export const commands: Record<string, CommandSpec> = {
   },
   load: {
     summary: 'Import an archive',
-    usage: '-i FILE',
+    usage: '[-i FILE]',
     flags: [
       rootFlag,
-      { name: 'input', short: 'i', kind: 'string', value: 'FILE', help: 'the archive to read' },
+      { name: 'input', short: 'i', kind: 'string', value: 'FILE', help: 'the archive to read (default: stdin)' },
       { name: 'quiet', short: 'q', kind: 'bool', help: 'accepted for compatibility' },
     ],
   },

@@ -1,42 +1,107 @@
-// Build outputs (-o): an OCI layout, an OCI or docker archive, or the root filesystem as files.
+// Build outputs (-o), with buildx's rules (its controller/pb/export.go): an OCI or docker archive or
+// layout, the root filesystem as files (type=local) or as one tar (type=tar), to a path or to stdout.
 import { resolve } from 'node:path';
+import { promises as fsp, statSync } from 'node:fs';
+import { isatty } from 'node:tty';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { archive, compressedImage, layout, type Compression, type Image, type Store } from '@tsbuild/layerstore';
-import { exportRootfs } from '@tsbuild/layerstore/layer';
+import { entriesFromDirectory, exportRootfs, tarStream } from '@tsbuild/layerstore/layer';
+import { mkdirs, removeTreeBeneath, writeFileAtomic } from '@tsbuild/sys';
 import type { Reporter } from '../progress/index.js';
 import { trace } from '../trace.js';
 import { BuildError, UsageError } from '../errors.js';
-import { mkdirs } from '@tsbuild/sys';
 import { parseCsv } from '../options.js';
 
+/** The dest that means stdout. */
+export const STDOUT = '-';
+
 export interface Output {
-  type: 'oci' | 'oci-archive' | 'docker' | 'local' | 'tar';
-  /** '' only for type=docker: load into the Docker daemon (--load). */
+  type: 'oci' | 'docker' | 'local' | 'tar';
+  /**
+   * A resolved path, STDOUT, or '' only for type=docker: load into the Docker daemon (--load).
+   * A file for type=tar and for oci/docker with `tar`, else a directory.
+   */
   dest: string;
+  /** oci/docker: an archive (true, buildx's default) or a layout directory (tar=false). */
+  tar: boolean;
+}
+
+const TYPES = "oci, docker, tar, local (oci-archive: tsbuild's name for type=oci)";
+
+/** Go's strconv.ParseBool, as buildx reads `tar=`: undefined for what it does not parse. */
+function goBool(v: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  return undefined;
 }
 
 export function parseOutput(spec: string): Output {
-  // buildx's `-o -` and `dest=-` write to stdout; tsbuild writes no image there, and taken as a path, "-" was a
-  // file or directory of that name in the working directory (a surprise, with nothing on stdout).
-  const stdout = () =>
-    new UsageError(`--output ${spec}: tsbuild does not write an image to stdout; give dest= a file or directory`);
-  // `-o DIR` alone means type=local, as in buildx.
-  if (!spec.includes('=')) {
-    if (spec === '-') throw stdout();
-    return { type: 'local', dest: resolve(spec) };
-  }
+  const flag = `--output ${spec}`;
+  // `-o DIR` alone is type=local and `-o -` the root filesystem's tar on stdout, as in buildx.
+  if (spec === STDOUT) return { type: 'tar', dest: STDOUT, tar: true };
+  if (!spec.includes('=')) return checked(flag, { type: 'local', dest: resolve(spec), tar: false });
   const kv = parseCsv(spec, '--output');
-  const type = kv.get('type');
-  const dest = kv.get('dest');
-  if (dest === '-') throw stdout();
-  if (!type) throw new UsageError(`--output ${spec}: type= is required (oci, oci-archive, docker, local)`);
-  if (!['oci', 'oci-archive', 'docker', 'local'].includes(type))
-    throw new UsageError(`--output ${spec}: unknown type "${type}" (oci, oci-archive, docker, local)`);
-  // type=docker without dest= is buildx's --load: the image goes to the Docker daemon (build.ts).
-  if (!dest && type !== 'docker') throw new UsageError(`--output ${spec}: dest= is required`);
   for (const k of kv.keys())
-    if (!['type', 'dest', 'name', 'tar'].includes(k)) throw new UsageError(`--output ${spec}: unknown key "${k}"`);
-  // buildx's type=oci,tar=false writes a directory; tsbuild's type=oci is a directory already.
-  return { type: type as Output['type'], dest: dest ? resolve(dest) : '' };
+    if (!['type', 'dest', 'name', 'tar'].includes(k)) throw new UsageError(`${flag}: unknown key "${k}"`);
+  let type = kv.get('type');
+  const rawDest = kv.get('dest') ?? '';
+  if (!type) throw new UsageError(`${flag}: type= is required (${TYPES})`);
+  // buildx: tar= unset or not a Go bool is true. `oci-archive` is tsbuild's older name for the archive.
+  let tar = goBool(kv.get('tar') ?? '') ?? true;
+  if (type === 'oci-archive') [type, tar] = ['oci', true];
+  if (!['oci', 'docker', 'local', 'tar'].includes(type))
+    throw new UsageError(`${flag}: unknown type "${type}" (${TYPES})`);
+  const t = type as Output['type'];
+  if (t === 'local' || !tar) {
+    if (!rawDest) throw new UsageError(`${flag}: dest is required for ${t} exporter`);
+    if (rawDest === STDOUT) throw new UsageError(`${flag}: dest cannot be stdout for ${t} exporter`);
+    return checked(flag, { type: t, dest: resolve(rawDest), tar: false });
+  }
+  // An archive. No dest: stdout for oci and tar; for docker, the Docker daemon (--load, build.ts).
+  if (!rawDest) return { type: t, dest: t === 'docker' ? '' : STDOUT, tar };
+  return checked(flag, { type: t, dest: rawDest === STDOUT ? STDOUT : resolve(rawDest), tar });
+}
+
+/**
+ * A directory dest must not be a file, nor a file dest a directory (buildx's words), nor either beneath a
+ * file. Said before the build rather than after it. A file dest's missing directory is not: another output
+ * of the build (a directory) may make it; the archive writer names it if it is still missing.
+ */
+function checked(flag: string, o: Output): Output {
+  if (o.dest === STDOUT || !o.dest) return o;
+  const st = statOrUndefined(o.dest);
+  const dir = o.type === 'local' || !o.tar;
+  if (st === 'ENOTDIR') throw new UsageError(`${flag}: ${o.dest}: a directory above it is a file`);
+  if (dir && st && !st.isDirectory()) throw new UsageError(`${flag}: destination directory ${o.dest} is a file`);
+  if (!dir && st?.isDirectory()) throw new UsageError(`${flag}: destination file ${o.dest} is a directory`);
+  return o;
+}
+
+/** What is at path: undefined if nothing, 'ENOTDIR' beneath a file. */
+function statOrUndefined(path: string) {
+  try {
+    return statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR') return code;
+    throw e;
+  }
+}
+
+/**
+ * The outputs together: at most one writes to stdout, and not to a terminal. Returns whether one does:
+ * then nothing else may write to stdout (build.ts).
+ */
+export function checkOutputs(outputs: Output[], stdoutIsTty = isatty(1)): boolean {
+  const toStdout = outputs.filter((o) => o.dest === STDOUT);
+  if (toStdout.length > 1) throw new UsageError('--output: multiple outputs configured to write to stdout');
+  if (toStdout.length && stdoutIsTty)
+    throw new UsageError(
+      `--output: dest file is required for ${toStdout[0].type} exporter. refusing to write to console`,
+    );
+  return toStdout.length === 1;
 }
 
 /**
@@ -49,40 +114,79 @@ export async function exportImage(
   stored: Image,
   tags: string[],
   o: Output,
-  opts: { compression?: Compression; reporter?: Reporter } = {},
+  opts: { compression?: Compression; reporter?: Reporter; signal?: AbortSignal } = {},
 ): Promise<void> {
-  let image = stored;
-  if (o.type !== 'local') {
-    const made = await compressedImage(store, stored, opts.compression ?? 'gzip');
-    image = made.image;
-    trace(`export ${o.type}: ${made.compressed} layers compressed`);
-    if (made.compressed) opts.reporter?.info(`compressed ${made.compressed} layers (${opts.compression ?? 'gzip'})`);
-  }
+  if (o.type === 'local') return makeDest(o.dest).then(() => writeRootfs(store, stored, o.dest));
+  if (o.type === 'tar') return writeRootfsTar(store, stored, o.dest, opts.signal);
+  const made = await compressedImage(store, stored, opts.compression ?? 'gzip');
+  const image = made.image;
+  trace(`export ${o.type}: ${made.compressed} layers compressed`);
+  if (made.compressed) opts.reporter?.info(`compressed ${made.compressed} layers (${opts.compression ?? 'gzip'})`);
   const named = tags.length ? tags.map((name) => ({ image, name })) : [{ image }];
-  switch (o.type) {
-    case 'oci':
-      await mkdirs(o.dest).catch((e: Error) => {
-        throw new BuildError(`--output type=oci,dest=${o.dest}: ${e.message}`);
+  // tar=false: a layout directory; for type=docker too (BuildKit's is an OCI layout as well).
+  if (!o.tar) await makeDest(o.dest).then(() => layout.write(store, named, o.dest));
+  else if (o.dest === STDOUT) await toStdout(await archive.stream(store, named, { format: o.type }), opts.signal);
+  else await archive.write(store, named, o.dest, { format: o.type });
+}
+
+/**
+ * A directory dest made, or an error naming it. Not Node's recursive mkdir, which never ends (a thread at 100%
+ * CPU) on a dest under /proc: @tsbuild/sys mkdirs.
+ */
+async function makeDest(dir: string): Promise<void> {
+  await mkdirs(dir).catch((e: Error) => {
+    throw new BuildError(`--output dest=${dir}: ${e.message}`);
+  });
+}
+
+/** The image's root filesystem as plain files at dir. */
+async function writeRootfs(store: Store, image: Image, dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  // The snapshotter's read-only view of the image (lowerdirs top first), applied bottom first.
+  const { lowerdirs } = await store.snapshotter.view(image.layers);
+  await exportRootfs(lowerdirs.map((path) => ({ path })).reverse(), dir);
+}
+
+/**
+ * type=tar: the tree type=local writes, as one tar. The layers are merged into a scratch tree in the
+ * store's tmp/ (there is no merged view to read whiteouts away from), then streamed from it as a tar,
+ * chunk by chunk: to a temp file renamed into place, or to stdout.
+ */
+async function writeRootfsTar(store: Store, image: Image, dest: string, signal?: AbortSignal): Promise<void> {
+  const tree = await store.tempDir('export-tar');
+  try {
+    await writeRootfs(store, image, tree);
+    const tar = tarStream(entriesFromDirectory(tree));
+    if (dest === STDOUT) await toStdout(Readable.from(tar), signal);
+    else
+      await writeFileAtomic(dest, tar, { durable: true }).catch((e: NodeJS.ErrnoException) => {
+        // The temp file beside dest could not be made: say it of dest, as the archive writer does.
+        if (e.code === 'ENOENT' && e.syscall === 'open') throw new BuildError(`${dest}: no such directory`);
+        throw e;
       });
-      await layout.write(store, named, o.dest);
-      return;
-    case 'oci-archive':
-      await archive.write(store, named, o.dest, { format: 'oci' });
-      return;
-    case 'docker':
-      await archive.write(store, named, o.dest, { format: 'docker' });
-      return;
-    case 'local': {
-      // Not Node's recursive mkdir: it never ends on a dest such as /proc/x (@tsbuild/sys mkdirs).
-      await mkdirs(o.dest).catch((e: Error) => {
-        throw new BuildError(`--output type=local,dest=${o.dest}: ${e.message}`);
-      });
-      // The snapshotter's read-only view of the image (lowerdirs top first), applied bottom first.
-      const { lowerdirs } = await store.snapshotter.view(image.layers);
-      await exportRootfs(lowerdirs.map((path) => ({ path })).reverse(), o.dest);
-      return;
-    }
-    default:
-      throw new UsageError(`--output type=${o.type} is not supported`);
+  } finally {
+    removeTreeBeneath(tree);
+  }
+}
+
+/**
+ * An archive to stdout, with backpressure (Node writes a pipe or file stdout synchronously), and its
+ * failure (a reader gone: EPIPE; a full disk) a failure of the build. stdout is left open. The CLI's
+ * own handler of stdout's errors (cli/main.ts: EPIPE ignored, anything else thrown, uncaught) is set
+ * aside meanwhile: here the pipeline takes them; after a failure stdout is dead, and its errors are let be.
+ */
+async function toStdout(src: Readable, signal?: AbortSignal): Promise<void> {
+  const out = process.stdout;
+  const handlers = out.listeners('error') as ((e: Error) => void)[];
+  out.removeAllListeners('error');
+  try {
+    // An interrupt stops the stream (the CLI then exits 130).
+    await pipeline(src, out, { end: false, signal });
+    for (const h of handlers) out.on('error', h);
+  } catch (e) {
+    out.on('error', () => {});
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') throw new BuildError('--output: stdout was closed before the whole archive was written');
+    throw new BuildError(`--output: writing the archive to stdout: ${(e as Error).message}`);
   }
 }

@@ -1,8 +1,8 @@
 // Loading an archive of any of the formats index.ts names into the store, every blob verified.
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { MediaType, StoreError, type Descriptor, type Digest, type Image, type Manifest } from '../types.js';
 import { isDigest } from '../fsutil.js';
@@ -35,11 +35,18 @@ function hostile(name: string, why: string): StoreError {
   return new StoreError('invalid', `hostile archive member ${JSON.stringify(name)}: ${why}`, name);
 }
 
-/** Import every image in an archive into the store and tag it. */
-export async function load(store: Store, file: string): Promise<LoadedImage[]> {
-  // Looked at before any stream opens: a file that cannot be read is this one error, not also a read stream's
-  // 'error' event with no listener yet (Node's crash report after tsbuild's own error line).
-  const head = await peek(file, 2);
+/**
+ * Import every image in an archive into the store and tag it. `input` is the archive's path, or a stream
+ * (`docker load` reads stdin); `name` is what errors call a stream ("stdin").
+ */
+export async function load(store: Store, input: string | Readable, name = 'stdin'): Promise<LoadedImage[]> {
+  const file = typeof input === 'string' ? input : name;
+  // The file is opened once and read as one stream (a pipe or /dev/stdin cannot be opened twice), and opened
+  // before any stream exists: a file that cannot be read is this one error, not also a read stream's 'error'
+  // event with no listener yet (Node's crash report after tsbuild's own error line).
+  const raw = typeof input === 'string' ? await openArchive(input) : input;
+  // Whether it is gzipped, from its first two bytes, which the stream then gives again.
+  const { head, source } = await peekStream(raw, 2);
   const files = new Map<string, { digest: Digest; size: number }>(); // member -> blob in the store
   const small = new Map<string, Buffer>();
   const links = new Map<string, string>(); // member -> member it stands for
@@ -91,7 +98,6 @@ export async function load(store: Store, file: string): Promise<LoadedImage[]> {
     }
   })();
 
-  const source = createReadStream(file);
   const sink = extract as unknown as NodeJS.WritableStream;
   // One pipeline from the file on: a read error mid-way fails it whether or not the archive is gzipped.
   const feeding =
@@ -244,6 +250,45 @@ async function tagAll(store: Store, image: Image, desc: Descriptor, names: strin
     out.push(stored.annotations?.[ContainerdNameAnnotation] ?? familiarName(ref));
   }
   return { names: out, image };
+}
+
+/** An archive file opened for reading; a directory is an error naming it (its read would say only EISDIR). */
+async function openArchive(file: string): Promise<Readable> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    if ((await fh.stat()).isDirectory())
+      throw new StoreError('invalid', `${file}: is a directory, not an archive`, file);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  return fh.createReadStream();
+}
+
+/** The first `n` bytes of a stream (fewer if it ends first), and a stream that gives everything, those included. */
+async function peekStream(src: Readable, n: number): Promise<{ head: Buffer; source: Readable }> {
+  const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first: Buffer[] = [];
+  let have = 0;
+  let ended = false;
+  while (have < n) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    first.push(r.value);
+    have += r.value.length;
+  }
+  async function* all(): AsyncGenerator<Buffer> {
+    yield* first;
+    if (ended) return;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  }
+  const source = Readable.from(all(), { objectMode: false });
+  // Destroying the result (a failed load) ends the input too: a file handle closed, a pipe's reader gone.
+  source.once('close', () => src.destroy());
+  return { head: Buffer.concat(first).subarray(0, n), source };
 }
 
 async function peek(file: string, n: number): Promise<Buffer> {

@@ -247,7 +247,14 @@ export class RegistryClient {
 
   /** Run `fn` under this client's retry policy, logging each retry. */
   retry<T>(what: string, fn: (attempt: number) => Promise<T>): Promise<T> {
-    return withRetry(this.policy, fn, (err, attempt, delay) => {
+    const { signal } = this.options;
+    // Stopped (Ctrl-C): whatever failed meanwhile (a body read the abort cut short reads as a broken
+    // connection) is the stop, never retried after a backoff.
+    const once = (n: number) =>
+      fn(n).catch((e: unknown) => {
+        throw signal?.aborted ? (signal.reason as Error) : e;
+      });
+    return withRetry(this.policy, once, (err, attempt, delay) => {
       this.stats.retries++;
       this.log(`retry ${attempt}/${this.policy.attempts - 1} of ${what} in ${Math.round(delay)} ms: ${err.message}`);
     });

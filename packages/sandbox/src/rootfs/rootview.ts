@@ -38,8 +38,15 @@ export class LayerMissingError extends Error {
   }
 }
 
+/**
+ * How many lookups a fixed view remembers. A step repeats a few (its destination and parents); a walk of a tree
+ * (COPY --from's listing, a bind mount's flatten) asks each of its paths once, and remembering them all held
+ * ~1 KB per path for the step's life (56 MB for 50,000 files): past this many, the view starts afresh.
+ */
+export const VIEW_CACHE_MAX = 1024;
+
 export class RootView {
-  /** What lstatCanonical found, by path, when the layers cannot change while the view is used. */
+  /** What lstatCanonical found, by path, when the layers cannot change while the view is used (VIEW_CACHE_MAX). */
   private readonly known: Map<string, ViewEntry | undefined> | undefined;
 
   /**
@@ -69,7 +76,10 @@ export class RootView {
   async lstatCanonical(path: string): Promise<ViewEntry | undefined> {
     if (this.known?.has(path)) return this.known.get(path);
     const found = this.lookUp(path);
-    this.known?.set(path, found);
+    if (this.known) {
+      if (this.known.size >= VIEW_CACHE_MAX) this.known.clear();
+      this.known.set(path, found);
+    }
     return found;
   }
 

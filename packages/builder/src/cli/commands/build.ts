@@ -112,10 +112,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const pull = bool(p, 'pull');
   const namedContexts = parseBuildContexts(list(p, 'build-context'));
   const outputFlags = list(p, 'output');
-  const { parseOutput, exportImage } = outputFlags.length
+  const { parseOutput, exportImage, checkOutputs } = outputFlags.length
     ? await outputsModule()
-    : { parseOutput: undefined, exportImage: undefined };
+    : { parseOutput: undefined, exportImage: undefined, checkOutputs: undefined };
   const parsedOutputs: Output[] = outputFlags.map((o) => parseOutput!(o));
+  // An archive on stdout (-o -, dest=-): then nothing else is written there. The progress and the
+  // "writing image" line go to stderr anyway; -q's image ID is not printed (as docker build -q -o - does).
+  const stdoutTaken = checkOutputs?.(parsedOutputs) ?? false;
   // -o type=docker without dest= is --load, as in buildx.
   const outputs = parsedOutputs.filter((o) => o.type !== 'docker' || o.dest);
   // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
@@ -147,6 +150,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     throw new UsageError(`--explain=${explain}: not one of text, json`);
   if (explain === 'json' && !explainFile && bool(p, 'quiet'))
     throw new UsageError('-q and --explain=json both print on stdout: give the JSON a file with --explain-file FILE');
+  if (stdoutTaken && explain !== undefined && !explainFile)
+    throw new UsageError('--output to stdout and --explain both print on stdout: give --explain-file FILE');
   const dry = bool(p, 'dry-run');
   const epochText = process.env.SOURCE_DATE_EPOCH;
   let sourceDateEpoch: number | undefined;
@@ -367,7 +372,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         imported,
         compression,
       });
-    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter });
+    for (const o of outputs) await exportImage!(store, result.image, tags, o, { compression, reporter, signal });
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
@@ -385,7 +390,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         contextDir,
         store,
       });
-    if (bool(p, 'quiet')) process.stdout.write(`${id}\n`);
+    if (bool(p, 'quiet') && !stdoutTaken) process.stdout.write(`${id}\n`);
     else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
     return 0;
   } finally {

@@ -227,9 +227,11 @@ export async function saveCommand(argv: string[]): Promise<number> {
 export async function loadCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('load'));
   const input = str(p, 'input');
-  if (!input) throw new UsageError('"tsbuild load" needs -i FILE');
+  // As `docker load`: without -i the archive comes on stdin (`tsbuild save IMG | ssh host tsbuild load`).
+  if (!input && process.stdin.isTTY)
+    throw new UsageError('"tsbuild load" reads an archive from stdin or -i FILE, and stdin is a terminal');
   const store = await openStore(str(p, 'root'), 'load');
-  const loaded = await archive.load(store, resolve(input));
+  const loaded = await archive.load(store, input ? resolve(input) : process.stdin);
   for (const { names, image } of loaded) {
     if (names.length === 0) process.stdout.write(`Loaded image ID: ${image.configDigest}\n`);
     for (const name of names) process.stdout.write(`Loaded image: ${name}\n`);
