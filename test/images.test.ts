@@ -92,7 +92,7 @@ test('bad usage exits 2', () => {
   assert.is(tsbuild(['tag', 'only-one'], { root }).code, 2);
   assert.is(tsbuild(['check', 'extra'], { root }).code, 2);
   assert.is(tsbuild(['prune', '--grace', 'soon'], { root }).code, 2);
-  assert.is(tsbuild(['save', Base], { root }).code, 2);
+  assert.is(tsbuild(['save'], { root }).code, 2);
 });
 
 test.after(() => cleanup(root, ctx));

@@ -526,10 +526,10 @@ export const commands: Record<string, CommandSpec> = {
   },
   save: {
     summary: 'Write images to an archive (docker load-able, or OCI)',
-    usage: 'REF... -o FILE [--format docker|oci] [--compression gzip|zstd|none]',
+    usage: 'REF... [-o FILE] [--format docker|oci] [--compression gzip|zstd|none]',
     flags: [
       rootFlag,
-      { name: 'output', short: 'o', kind: 'string', value: 'FILE', help: 'the archive to write' },
+      { name: 'output', short: 'o', kind: 'string', value: 'FILE', help: 'the archive to write (default: stdout)' },
       { name: 'format', kind: 'string', value: 'docker|oci', help: 'the archive layout (default docker)' },
       compressionFlag('the archive (zstd: --format oci only)'),
     ],

@@ -170,12 +170,13 @@ async function writeRootfsTar(store: Store, image: Image, dest: string, signal?:
 }
 
 /**
- * An archive to stdout, with backpressure (Node writes a pipe or file stdout synchronously), and its
- * failure (a reader gone: EPIPE; a full disk) a failure of the build. stdout is left open. The CLI's
+ * An archive to stdout (build -o …,dest=-; save without -o), with backpressure (Node writes a pipe or file
+ * stdout synchronously), and its failure (a reader gone: EPIPE; a full disk) a failure of the command (`what`
+ * names it). stdout is left open. The CLI's
  * own handler of stdout's errors (cli/main.ts: EPIPE ignored, anything else thrown, uncaught) is set
  * aside meanwhile: here the pipeline takes them; after a failure stdout is dead, and its errors are let be.
  */
-async function toStdout(src: Readable, signal?: AbortSignal): Promise<void> {
+export async function toStdout(src: Readable, signal?: AbortSignal, what = '--output'): Promise<void> {
   const out = process.stdout;
   const handlers = out.listeners('error') as ((e: Error) => void)[];
   out.removeAllListeners('error');
@@ -186,7 +187,7 @@ async function toStdout(src: Readable, signal?: AbortSignal): Promise<void> {
   } catch (e) {
     out.on('error', () => {});
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EPIPE') throw new BuildError('--output: stdout was closed before the whole archive was written');
-    throw new BuildError(`--output: writing the archive to stdout: ${(e as Error).message}`);
+    if (code === 'EPIPE') throw new BuildError(`${what}: stdout was closed before the whole archive was written`);
+    throw new BuildError(`${what}: writing the archive to stdout: ${(e as Error).message}`);
   }
 }

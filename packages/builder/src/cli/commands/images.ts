@@ -1,5 +1,6 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
+import { isatty } from 'node:tty';
 import { archive, check, compressedImage, type Store } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
@@ -9,6 +10,7 @@ import { ago, humanSize, table } from '../table.js';
 import { BuildError, UsageError } from '../../errors.js';
 import { checkDockerArchiveCompression, parseCompression } from '../../options.js';
 import { trace } from '../../trace.js';
+import { toStdout } from '../../exporter/outputs.js';
 import { parseTemplate, render } from '../template.js';
 import {
   historyHeaders,
@@ -203,15 +205,21 @@ export async function checkCommand(argv: string[]): Promise<number> {
   return r.remaining > 0 ? 1 : 0;
 }
 
-export async function saveCommand(argv: string[]): Promise<number> {
+export async function saveCommand(argv: string[], signal?: AbortSignal): Promise<number> {
   const p = parseArgs(argv, flagsOf('save'));
   if (p.positionals.length === 0) throw new UsageError('"tsbuild save" requires at least 1 argument: REF');
   const compression = parseCompression(str(p, 'compression'));
   const out = str(p, 'output');
-  if (!out) throw new UsageError('"tsbuild save" needs -o FILE (tsbuild does not write archives to a terminal)');
+  // As `docker save`: without -o the archive goes to stdout (`tsbuild save IMG | ssh host docker load`), never a
+  // terminal's.
+  if (!out && isatty(1))
+    throw new UsageError(
+      '"tsbuild save" writes the archive to stdout, and stdout is a terminal: give -o FILE or redirect',
+    );
   const format = str(p, 'format') ?? 'docker';
   if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format: "${format}" is not docker or oci`);
-  if (format === 'docker') checkDockerArchiveCompression(compression, `-o ${out} (--format docker)`);
+  if (format === 'docker')
+    checkDockerArchiveCompression(compression, `${out ? `-o ${out}` : 'save'} (--format docker)`);
   const store = await openStore(str(p, 'root'), 'save');
   const named = [];
   for (const ref of p.positionals) {
@@ -220,7 +228,8 @@ export async function saveCommand(argv: string[]): Promise<number> {
     trace(`save ${ref}: ${made.compressed} layers compressed`);
     named.push({ image: made.image, name: /^sha256:|^[0-9a-f]{12,64}$/.test(ref) ? undefined : ref });
   }
-  await archive.write(store, named, resolve(out), { format });
+  if (out) await archive.write(store, named, resolve(out), { format });
+  else await toStdout(await archive.stream(store, named, { format }), signal, 'save');
   return 0;
 }
 
