@@ -168,6 +168,13 @@ const ports: [string, string[]][] = [
   ['80/UDP', ['80/udp']],
   ['1-3/sctp', ['1/sctp', '2/sctp', '3/sctp']],
   ['${PORT}', ['${PORT}/tcp']],
+  // BuildKit keeps the container's port of a mapping, in decimal, its protocol lower case (differential case
+  // expose-host-port).
+  ['8080:80', ['80/tcp']],
+  ['127.0.0.1:9090:90/udp', ['90/udp']],
+  ['[::1]:7000-7001:70-71/SCTP', ['70/sctp', '71/sctp']],
+  ['0100', ['100/tcp']],
+  ['81/', ['81/tcp']],
 ];
 for (const [spec, want] of ports) test(`expandPorts(${spec})`, () => assert.equal(expandPorts(spec), want));
 

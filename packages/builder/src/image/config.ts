@@ -108,15 +108,22 @@ export function applyStep(state: StageConfig, step: Step): void {
   }
 }
 
-/** "80", "80/udp", "8000-8002/tcp" → ["80/tcp"], ... */
+/**
+ * The ports an EXPOSE word adds, as BuildKit records them (go-connections' ParsePortSpecs): "80", "80/udp",
+ * "8000-8002/tcp" → ["80/tcp"], ...; of `[[IP:]HOSTPORT:]PORT[/PROTO]` the container's PORT only, its number
+ * in decimal ("0100" → "100"), the protocol lower case, tcp when empty ("80/").
+ */
 export function expandPorts(spec: string): string[] {
-  const [range, proto = 'tcp'] = spec.split('/');
-  const m = /^(\d+)(?:-(\d+))?$/.exec(range ?? '');
-  if (!m) return [`${range}/${proto.toLowerCase()}`];
+  const last = spec.slice(spec.lastIndexOf(':') + 1);
+  const slash = last.indexOf('/');
+  const range = slash < 0 ? last : last.slice(0, slash);
+  const proto = (slash < 0 ? '' : last.slice(slash + 1)).toLowerCase() || 'tcp';
+  const m = /^(\d+)(?:-(\d+))?$/.exec(range);
+  if (!m) return [`${range}/${proto}`];
   const lo = Number(m[1]);
   const hi = m[2] ? Number(m[2]) : lo;
   const out: string[] = [];
-  for (let p = lo; p <= hi && out.length < 65536; p++) out.push(`${p}/${proto.toLowerCase()}`);
+  for (let p = lo; p <= hi && out.length < 65536; p++) out.push(`${p}/${proto}`);
   return out;
 }
 
