@@ -239,7 +239,10 @@ test('a platform the store\'s index lacks, not pullable: the error names it, not
     const r = tsbuild(['build', ...flags, ctx], { root });
     assert.is(r.code, 1, r.stderr);
     assert.ok(
-      r.stderr.includes(`ERROR: base image "${ref}" is in the store for linux/amd64, linux/arm64/v8, not ${want}`),
+      r.stderr.includes(
+        `ERROR: ${join(ctx, 'Dockerfile')}:1:1: base image "${ref}" is in the store for linux/amd64, linux/arm64/v8, ` +
+          `not ${want}`,
+      ),
       r.stderr,
     );
   }
