@@ -1,19 +1,13 @@
 // The build cache index: one JSON file per key under cache/<hex>.json, written atomically.
 // A record's `blobs` and `snapshots` are roots for prune: they stay alive as long as the record
 // exists. With a lease (leases.ts), a record written or read goes into it with what it names.
-import { closeSync, fstatSync, openSync, promises as fsp, readFileSync, unlinkSync, utimesSync } from 'node:fs';
+import { promises as fsp, readFileSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type CacheRecord, type Digest } from './types.js';
 import { checkDigest, hexOf, isDigest, writeFileAtomic } from './fsutil.js';
 import type { LeaseHolder } from './leases.js';
 
-/** A record marked used (touch) within this long keeps its mark: see touch(). */
-const TOUCH_WITHIN_MS = 60_000;
-
 export class CacheIndex {
-  /** When each record get() read was last marked used (its file's mtime then), for touch(). */
-  private readonly usedAt = new Map<Digest, number>();
-
   constructor(
     readonly dir: string,
     private readonly tmpDir: string,
@@ -26,19 +20,12 @@ export class CacheIndex {
 
   async get(key: Digest): Promise<CacheRecord | undefined> {
     await this.held?.reuse('cache', key);
-    let fd: number;
+    let text: string;
     try {
-      fd = openSync(this.file(key), 'r'); // SmallFileIO (fsutil.ts)
+      text = readFileSync(this.file(key), 'utf8'); // SmallFileIO (fsutil.ts)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
-    }
-    let text: string;
-    try {
-      this.usedAt.set(key, fstatSync(fd).mtimeMs);
-      text = readFileSync(fd, 'utf8');
-    } finally {
-      closeSync(fd);
     }
     let record: CacheRecord;
     try {
@@ -98,15 +85,9 @@ export class CacheIndex {
 
   /**
    * Marks a record as used now (its file's mtime, which `tsbuild cache ls` shows as its last use and
-   * `cache prune --filter until=` and `--keep-storage` go by). A record gone meanwhile is no error. A record
-   * get() found marked within the last minute keeps its mark: a rebuild moments after another rewrote the
-   * inode of every cache hit for a time no filter tells apart, and the next `sync` wrote them all back (a
-   * ten-step no-op build: 11 of its 25 `utimensat`). The mtime only orders records for the cache's own
-   * pruning; what protects content from prune is the lease and the record's existence, untouched here.
+   * `cache prune --filter until=` and `--keep-storage` go by). A record gone meanwhile is no error.
    */
   touch(key: Digest): void {
-    const was = this.usedAt.get(key);
-    if (was !== undefined && Math.abs(Date.now() - was) < TOUCH_WITHIN_MS) return;
     const now = new Date();
     try {
       utimesSync(this.file(key), now, now); // SmallFileIO (fsutil.ts)

@@ -482,30 +482,4 @@ test('tempDir: unique dirs under tmp/', async () => {
   }
 });
 
-// A cache hit's last use (the record's mtime, what cache ls and prune's until= and --keep-storage read): marked
-// when the mark get() saw is older than a minute, kept when newer (a rebuild moments later rewrote every hit's inode).
-const touches: [name: string, ageMs: number, marked: boolean][] = [
-  ['marked a day ago: marked now', 86_400_000, true],
-  ['marked two minutes ago: marked now', 120_000, true],
-  ['marked ten seconds ago: the mark stands', 10_000, false],
-];
-for (const [name, ageMs, marked] of touches)
-  test(`cache touch after get, ${name}`, async () => {
-    const { store, cleanup } = await tempStore();
-    try {
-      const key = sha(`key ${name}`);
-      await store.cache.put(key, { value: { n: 1 }, blobs: [] });
-      const file = join(store.cache.dir, `${key.slice(7)}.json`);
-      const then = new Date(Date.now() - ageMs);
-      await fsp.utimes(file, then, then);
-      assert.ok(await store.cache.get(key));
-      store.cache.touch(key);
-      const age = Date.now() - (await fsp.stat(file)).mtimeMs;
-      if (marked) assert.ok(age < 5_000, `marked now (age ${age} ms)`);
-      else assert.ok(Math.abs(age - ageMs) < 1_000, `the old mark stands (age ${age} ms)`);
-    } finally {
-      await cleanup();
-    }
-  });
-
 test.run();
