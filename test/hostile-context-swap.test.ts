@@ -8,9 +8,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, storeWithBase, tempDir, tsbuildAsync } from './helpers/cli.js';
+import { Base, cleanup, context, procState, storeWithBase, tempDir, tsbuildAsync } from './helpers/cli.js';
 
 const root = storeWithBase();
 const SECRET = 'HOST-SECRET-0123456789';
@@ -50,14 +50,6 @@ function tarOf(path: string, content: string): void {
   cleanup(dir);
 }
 
-function state(pid: number): string | undefined {
-  try {
-    return /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
 for (const row of rows) {
   test(`${row.name}: d swapped for a symlink to the host after listing: the build fails, no host content`, async () => {
     const ctx = context({ Dockerfile: `FROM ${Base}\n${row.dockerfile}\n`, 'd/f': MINE });
@@ -72,9 +64,12 @@ for (const row of rows) {
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
     const closed = new Promise<number | null>((r) => child.on('close', r));
-    for (const end = Date.now() + 120_000; state(child.pid!) !== 'T' && child.exitCode === null && Date.now() < end;)
+    for (
+      const end = Date.now() + 120_000;
+      procState(child.pid!) !== 'T' && child.exitCode === null && Date.now() < end;
+    )
       await new Promise((r) => setTimeout(r, 20));
-    assert.is(state(child.pid!), 'T', `the build did not stop before reading the context:\n${out}`);
+    assert.is(procState(child.pid!), 'T', `the build did not stop before reading the context:\n${out}`);
     renameSync(join(ctx, 'd'), join(ctx, 'd.orig'));
     symlinkSync(host, join(ctx, 'd'));
     child.kill('SIGCONT');

@@ -4,7 +4,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { Base, cleanup, context, ok, storeWithBase, tsbuild, tsbuildAsync, tsbuildP } from './helpers/cli.js';
+import {
+  Base,
+  cleanup,
+  context,
+  ok,
+  procState,
+  storeWithBase,
+  tsbuild,
+  tsbuildAsync,
+  tsbuildP,
+} from './helpers/cli.js';
 
 const root = storeWithBase();
 
@@ -82,13 +92,7 @@ test('SIGKILL between the cache records and the tag: nothing tagged, the next bu
   child.stdout.resume();
   child.stderr.on('data', (b) => (err += b));
   const closed = new Promise<number | null>((r) => child.on('close', r));
-  const state = () => {
-    try {
-      return /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${child.pid}/stat`, 'utf8'))?.[1];
-    } catch {
-      return undefined;
-    }
-  };
+  const state = () => procState(child.pid!);
   for (const end = Date.now() + 120_000; state() !== 'T' && child.exitCode === null && Date.now() < end;)
     await new Promise((r) => setTimeout(r, 20));
   assert.is(state(), 'T', `the build did not stop before its tag: ${err}`);
@@ -143,15 +147,6 @@ for (const { point, what } of stopPoints) {
     ok(tsbuild(['check'], { root }), 'the store checks clean');
     cleanup(ctx);
   });
-}
-
-/** A process's state letter from /proc (T: stopped), or undefined once it is gone. */
-function procState(pid: number): string | undefined {
-  try {
-    return /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
 }
 
 test.after(() => cleanup(root));

@@ -1,6 +1,6 @@
 // Drives the real `tsbuild` binary, as users and CI scripts do.
 import { spawnSync, spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, chmodSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, symlinkSync, chmodSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,4 +140,13 @@ export function tsbuildP(
       resolve({ code: code ?? 128 + (sig ? osConstants.signals[sig] : 9), stdout, stderr }),
     );
   });
+}
+
+/** A process's state letter from /proc/PID/stat ('T': stopped, as a TSBUILD_TEST_BUILD_STOP point leaves it). */
+export function procState(pid: number): string | undefined {
+  try {
+    return /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  } catch {
+    return undefined; // gone
+  }
 }
