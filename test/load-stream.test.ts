@@ -31,6 +31,7 @@ const loads: [string, (t: string) => string][] = [
   ['stdin redirected from the file', (t) => `${t} load < ${archive}`],
   ['stdin a pipe', (t) => `cat ${archive} | ${t} load`],
   ['stdin a pipe, gzipped', (t) => `gzip -1c ${archive} | ${t} load`],
+  ['stdin a pipe, zstd-compressed', (t) => `zstd -qc ${archive} | ${t} load`],
   ['-i /dev/stdin, a pipe (read once)', (t) => `cat ${archive} | ${t} load -i /dev/stdin`],
   ['-i the file', (t) => `${t} load -i ${archive}`],
   ['stdin a pipe from save without -o', (t) => `TSBUILD_ROOT=${root} ${t} save ${Base} | ${t} load`],

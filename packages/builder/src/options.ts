@@ -41,3 +41,16 @@ export function checkDockerArchiveCompression(c: 'gzip' | 'zstd' | 'none', what:
         'use gzip or none, or an OCI archive',
     );
 }
+
+/**
+ * Go's strconv.ParseBool, as docker's flags (commit -p=False, --quiet=T) and buildx's `-o tar=` read a boolean:
+ * undefined for a spelling it does not take.
+ */
+export function goBool(v: string): boolean | undefined {
+  return goBools.get(v);
+}
+
+const goBools = new Map<string, boolean>([
+  ...['1', 't', 'T', 'TRUE', 'true', 'True'].map((v): [string, boolean] => [v, true]),
+  ...['0', 'f', 'F', 'FALSE', 'false', 'False'].map((v): [string, boolean] => [v, false]),
+]);

@@ -1,6 +1,7 @@
 // A small, strict flag parser shaped like docker's: `-t x`, `--tag x`, `--tag=x`, `-tx`,
 // repeatable flags, booleans, `--` ends flags. Anything unknown is a usage error naming the flag.
 import { UsageError } from '../errors.js';
+import { goBool } from '../options.js';
 
 export interface FlagSpec {
   /** Long name without dashes. */
@@ -51,9 +52,9 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
       list.push(String(value));
       flags.set(spec.name, list);
     } else if (spec.kind === 'bool') {
-      if (typeof value === 'string' && !goBools.has(value))
-        throw new UsageError(`flag ${shown} takes true or false, not "${value}"`);
-      flags.set(spec.name, value === true || goBools.get(value as string) === true);
+      const b = typeof value === 'string' ? goBool(value) : value;
+      if (b === undefined) throw new UsageError(`flag ${shown} takes true or false, not "${value}"`);
+      flags.set(spec.name, b);
     } else {
       flags.set(spec.name, String(value));
     }
@@ -114,12 +115,6 @@ export function parseArgs(argv: string[], specs: FlagSpec[], opts: { stopAtFirst
   }
   return { flags, positionals };
 }
-
-/** The spellings Go's strconv.ParseBool takes, as docker's flags do (commit -p=False, --quiet=T). */
-const goBools = new Map<string, boolean>([
-  ...['1', 't', 'T', 'TRUE', 'true', 'True'].map((v): [string, boolean] => [v, true]),
-  ...['0', 'f', 'F', 'FALSE', 'false', 'False'].map((v): [string, boolean] => [v, false]),
-]);
 
 function unsupportedError(shown: string, spec: FlagSpec): UsageError {
   return new UsageError(`${shown}: not supported by tsbuild (${spec.help})`);

@@ -11,7 +11,7 @@ import { mkdirs, removeTreeBeneath, writeFileAtomic } from '@tsbuild/sys';
 import type { Reporter } from '../progress/index.js';
 import { trace } from '../trace.js';
 import { BuildError, UsageError } from '../errors.js';
-import { parseCsv } from '../options.js';
+import { goBool, parseCsv } from '../options.js';
 
 /** The dest that means stdout. */
 export const STDOUT = '-';
@@ -28,13 +28,6 @@ export interface Output {
 }
 
 const TYPES = "oci, docker, tar, local (oci-archive: tsbuild's name for type=oci)";
-
-/** Go's strconv.ParseBool, as buildx reads `tar=`: undefined for what it does not parse. */
-function goBool(v: string): boolean | undefined {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return undefined;
-}
 
 export function parseOutput(spec: string): Output {
   const flag = `--output ${spec}`;

@@ -3,7 +3,6 @@ import { promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { MediaType, StoreError, type Descriptor, type Digest, type Image, type Manifest } from '../types.js';
 import { isDigest } from '../fsutil.js';
 import { familiarName, parseReference } from '../reference.js';
@@ -13,6 +12,7 @@ import { ContainerdNameAnnotation, RefNameAnnotation, type OciIndex } from '../t
 import { validate } from '../validate.js';
 import type { Store } from '../store.js';
 import { blobPath, tarLib, type DockerManifestEntry } from './tar.js';
+import { decompress } from '../layer/compress.js';
 
 export interface LoadedImage {
   /** Fully qualified references it was tagged with (may be empty for unnamed images). */
@@ -45,8 +45,6 @@ export async function load(store: Store, input: string | Readable, name = 'stdin
   // before any stream exists: a file that cannot be read is this one error, not also a read stream's 'error'
   // event with no listener yet (Node's crash report after tsbuild's own error line).
   const raw = typeof input === 'string' ? await openArchive(input) : input;
-  // Whether it is gzipped, from its first two bytes, which the stream then gives again.
-  const { head, source } = await peekStream(raw, 2);
   const files = new Map<string, { digest: Digest; size: number }>(); // member -> blob in the store
   const small = new Map<string, Buffer>();
   const links = new Map<string, string>(); // member -> member it stands for
@@ -98,16 +96,17 @@ export async function load(store: Store, input: string | Readable, name = 'stdin
     }
   })();
 
-  const sink = extract as unknown as NodeJS.WritableStream;
-  // One pipeline from the file on: a read error mid-way fails it whether or not the archive is gzipped.
-  const feeding =
-    head[0] === 0x1f && head[1] === 0x8b ? pipeline(source, createGunzip(), sink) : pipeline(source, sink);
+  // One pipeline from the file on, gzip or zstd told from the first bytes as for a layer (`docker save | gzip`):
+  // a read error mid-way fails it whether or not the archive is compressed.
+  const source = Readable.from(decompress(raw, ''));
+  const feeding = pipeline(source, extract as unknown as NodeJS.WritableStream);
   feeding.catch(() => {}); // handled below; this only keeps an early rejection from being "unhandled"
   try {
     await consume;
   } catch (e) {
     extract.destroy();
     source.destroy();
+    raw.destroy();
     await feeding.catch(() => {});
     throw e;
   }
@@ -263,32 +262,6 @@ async function openArchive(file: string): Promise<Readable> {
     throw e;
   }
   return fh.createReadStream();
-}
-
-/** The first `n` bytes of a stream (fewer if it ends first), and a stream that gives everything, those included. */
-async function peekStream(src: Readable, n: number): Promise<{ head: Buffer; source: Readable }> {
-  const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first: Buffer[] = [];
-  let have = 0;
-  let ended = false;
-  while (have < n) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    first.push(r.value);
-    have += r.value.length;
-  }
-  async function* all(): AsyncGenerator<Buffer> {
-    yield* first;
-    if (ended) return;
-    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-  }
-  const source = Readable.from(all(), { objectMode: false });
-  // Destroying the result (a failed load) ends the input too: a file handle closed, a pipe's reader gone.
-  source.once('close', () => src.destroy());
-  return { head: Buffer.concat(first).subarray(0, n), source };
 }
 
 async function peek(file: string, n: number): Promise<Buffer> {
