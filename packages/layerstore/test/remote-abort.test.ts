@@ -13,6 +13,7 @@ import { Store } from '../src/index.js';
 import type { BlobStore, Digest } from '../src/types.js';
 import { RegistryClient } from '../src/remote/client.js';
 import { fetchBlob, newStats } from '../src/remote/blob.js';
+import { uploadBlob } from '../src/remote/blob-upload.js';
 import * as remote from '../src/remote/index.js';
 
 const blob = Buffer.alloc(256 * 1024, 7);
@@ -72,6 +73,67 @@ test('a pull aborted mid-body fails with the abort at once: no retry logged, no 
       [],
       'no temp file',
     );
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+// A chunked push stopped while the registry's 500 to a PATCH is being read: that failure is retryable, but the
+// stop comes first — no backoff and no status GET to resume from, just the signal's reason.
+test('a chunked push aborted on a failed chunk fails with the abort at once: no status request', async () => {
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url!.split('?')[0]}`);
+    if (req.method === 'HEAD') return res.writeHead(404).end();
+    if (req.method === 'POST') return res.writeHead(202, { location: '/v2/x/y/blobs/uploads/1' }).end();
+    if (req.method === 'PATCH') {
+      req.resume();
+      return res.writeHead(500, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNKNOWN"}]}');
+    }
+    res.writeHead(204, { range: '0-0', location: '/v2/x/y/blobs/uploads/1' }).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const root = mkdtempSync(join(tmpdir(), 'tsbuild-remote-abort-'));
+  try {
+    const store = await Store.open(root);
+    const desc = { mediaType: 'application/octet-stream', ...(await store.blobs.put(blob)) };
+    const stop = new AbortController();
+    const log: string[] = [];
+    const client = new RegistryClient(`127.0.0.1:${port}`, {
+      credentials: remote.noCredentials,
+      signal: stop.signal,
+      log: (m) => log.push(m),
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    // Ctrl-C while the PATCH's error answer is read (deterministic: before the client looks at it).
+    let requestsAtStop = -1;
+    const check = client.check.bind(client);
+    client.check = (res, ...rest) => {
+      if (res.status === 500 && !stop.signal.aborted) {
+        requestsAtStop = client.stats.requests;
+        stop.abort(new Error('stopped'));
+      }
+      return check(res, ...rest);
+    };
+    const err = await uploadBlob(client, 'x/y', desc, store.blobs, newStats(), {
+      chunkThreshold: 1024,
+      chunkSize: 64 * 1024,
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    assert.ok(err, 'the push fails');
+    assert.is(err!.message, 'stopped');
+    assert.equal(seen, [
+      'HEAD /v2/x/y/blobs/' + digest,
+      'POST /v2/x/y/blobs/uploads/',
+      'PATCH /v2/x/y/blobs/uploads/1',
+    ]);
+    assert.is(client.stats.requests, requestsAtStop, 'no status request after the stop');
+    assert.equal(log, [], 'nothing resumed or retried');
   } finally {
     server.closeAllConnections();
     server.close();

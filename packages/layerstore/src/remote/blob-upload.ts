@@ -178,6 +178,9 @@ export async function uploadBlob(
         checkpoint = reached;
         verified = offset === desc.size;
       } catch (err) {
+        // Stopped (Ctrl-C) while a chunk failed: the stop, at once, not a backoff and a status check first.
+        const { signal } = client.options;
+        if (signal?.aborted) throw signal.reason as Error;
         if (!(err instanceof RegistryError) || !err.retryable || ++resumes >= client.policy.attempts) throw err;
         // Ask the registry how much it has and carry on from there.
         await sleep(Math.random() * Math.min(client.policy.maxDelayMs, client.policy.baseDelayMs * 2 ** (resumes - 1)));
