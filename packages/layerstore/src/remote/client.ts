@@ -4,7 +4,7 @@
 import { registryHost } from '../reference.js';
 import { basicHeader, fetchToken, parseChallenge, type Challenge, type Token } from './auth.js';
 import { DockerConfigCredentials, type Credential, type CredentialSource } from './credentials.js';
-import { RegistryError, parseErrorBody, redactURL } from './errors.js';
+import { RegistryError, parseErrorBody } from './errors.js';
 import {
   baseURL,
   defaultRetryPolicy,
@@ -141,7 +141,12 @@ export class RegistryClient {
       if (auth) headers.authorization = auth;
       this.stats.requests++;
       const { timeoutMs, signal } = this.options;
-      const res = await send({ method: spec.method, url, headers, body: spec.body, timeoutMs, signal });
+      // A network failure names the request; `what` says whose (which image, blob, repository) as a status's does.
+      const res = await send({ method: spec.method, url, headers, body: spec.body, timeoutMs, signal }).catch(
+        (err: unknown) => {
+          throw err instanceof RegistryError ? new RegistryError(err.code, `${what}: ${err.message}`, err.info) : err;
+        },
+      );
       if (res.status === 401 && url.host === this.base.host && !reauthenticated) {
         const challenge = parseChallenge(res.headers['www-authenticate']);
         discard(res);
@@ -263,11 +268,9 @@ export class RegistryClient {
   /** GET /v2/ (with credentials) to check that the registry answers and accepts us. */
   async ping(): Promise<void> {
     await this.retry(`ping ${this.host}`, async () => {
-      const res = await this.request(
-        { method: 'GET', url: '/v2/', scopes: [] },
-        `GET ${redactURL(new URL('/v2/', this.base))}`,
-      );
-      await this.check(res, [200], `checking ${this.host}/v2/`);
+      const what = `checking ${this.host}/v2/`;
+      const res = await this.request({ method: 'GET', url: '/v2/', scopes: [] }, what);
+      await this.check(res, [200], what);
       discard(res);
     });
   }
