@@ -21,6 +21,28 @@ test('images lists tags; tag adds one; inspect works by short id', () => {
   assert.is(JSON.parse(ok(tsbuild(['inspect', id], { root })).stdout).Id.slice(7, 19), id);
 });
 
+test('tag refuses a target that is no tag: exit 2 naming it, and nothing is tagged', () => {
+  const digest = `sha256:${'0'.repeat(64)}`;
+  const cases: Array<[string, RegExp]> = [
+    // As docker: a name@digest would claim a digest the image (a local manifest) need not have.
+    [
+      `localhost:5000/bad/one@${digest}`,
+      /localhost:5000\/bad\/one@sha256:0{64}: refusing to create a tag with a digest/,
+    ],
+    [
+      `localhost:5000/bad/two:1@${digest}`,
+      /localhost:5000\/bad\/two:1@sha256:0{64}: refusing to create a tag with a digest/,
+    ],
+    ['localhost:5000/Bad/three:1', /invalid reference "localhost:5000\/Bad\/three:1"/],
+  ];
+  for (const [target, want] of cases) {
+    const r = tsbuild(['tag', Base, target], { root });
+    assert.is(r.code, 2, `${target}\n${r.stderr}`);
+    assert.match(r.stderr, want, target);
+  }
+  assert.not.match(ok(tsbuild(['images'], { root })).stdout, /bad\//i);
+});
+
 test('rmi removes tags only; prune keeps what the build cache reaches', () => {
   ok(tsbuild(['rmi', 'img:1', 'localhost:5000/team/img:2'], { root }));
   assert.is(tsbuild(['inspect', 'img:1'], { root }).code, 1);

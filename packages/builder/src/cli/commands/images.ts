@@ -1,7 +1,7 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
 import { isatty } from 'node:tty';
-import { archive, check, compressedImage, type Store } from '@tsbuild/layerstore';
+import { archive, check, compressedImage, parseReference, type Store } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
@@ -146,6 +146,10 @@ export async function inspectCommand(argv: string[]): Promise<number> {
 export async function tagCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('tag'));
   if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
+  const target = p.positionals[1];
+  // As docker refuses it: a name@digest would claim a digest the image (a local manifest) need not have.
+  // A name that does not parse is left to tagDescriptor's own error.
+  if (referenceDigest(target)) throw new UsageError(`${target}: refusing to create a tag with a digest reference`);
   const store = await openStore(str(p, 'root'), 'tag');
   const img = await image(store, p.positionals[0]);
   // A tag is copied as it is: one naming an index (a multi-platform image) names it under the new
@@ -156,6 +160,14 @@ export async function tagCommand(argv: string[]): Promise<number> {
     throw new UsageError(`${p.positionals[1]}: ${e.message}`);
   });
   return 0;
+}
+
+function referenceDigest(ref: string): string | undefined {
+  try {
+    return parseReference(ref).digest;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function rmiCommand(argv: string[]): Promise<number> {
