@@ -852,6 +852,11 @@ __attribute__((noreturn)) static void command_main(int errw) {
   for (int i = 0; i < S.nrlimits; i++)
     if (setrlimit(S.rlimits[i].res, &S.rlimits[i].lim) < 0) { ce = (struct child_err){STAGE_RLIMIT, errno}; goto fail; }
   if (S.mkcwd) make_cwd();
+  // Entered while still root, as runc does: a user may start in a directory it cannot search (USER 1000
+  // with WORKDIR /root). Refused for lack of rights, it is tried again as the user, who may have rights
+  // root lacks (a root-squashed NFS mount).
+  int cwd_later = chdir(S.cwd) < 0;
+  if (cwd_later && errno != EACCES && errno != EPERM) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   // A change of uid clears the parent-death signal: armed again, or a non-root command would outlive
@@ -861,7 +866,7 @@ __attribute__((noreturn)) static void command_main(int errw) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   struct pollfd gone = { .fd = errw, .events = 0 };
   if (poll(&gone, 1, 0) > 0 && (gone.revents & POLLERR)) _exit(125);
-  if (chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
+  if (cwd_later && chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   char wd[PATH_MAX];
   // After pivot_root a cwd outside the root reads back as "(unreachable)/...": refuse it.
   if (!getcwd(wd, sizeof wd) || wd[0] != '/') { ce = (struct child_err){STAGE_CWD_ESCAPE, errno ? errno : EPERM}; goto fail; }
