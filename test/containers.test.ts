@@ -82,6 +82,27 @@ test('run: exit status, -e, --name, the container shows in ps -a with its code',
   assert.is(t(['run', '--rm', 'no/such:image']).code, 125);
 });
 
+// -w as docker takes it: a directory the image lacks is made (root's, 0755, in the container's own
+// layer) before the command starts; one the user cannot search is still entered, as runc enters it
+// before it drops root's rights.
+const owner = 'echo "$(pwd) $(stat -c "%U %a" .)"';
+const workdirs: { name: string; args: string[]; script?: string; stdout: string }[] = [
+  { name: 'a missing directory is made', args: ['-w', '/newdir/sub'], stdout: '/newdir/sub root 755\n' },
+  { name: 'made for a non-root user too', args: ['-u', '1000', '-w', '/made'], stdout: '/made root 755\n' },
+  {
+    name: "root's 0700 home, as a non-root user",
+    args: ['-u', '1000', '-w', '/root'],
+    script: 'pwd',
+    stdout: '/root\n',
+  },
+];
+for (const c of workdirs)
+  test(`run -w: ${c.name}`, () => {
+    const r = t(['run', '--rm', ...c.args, Base, 'sh', '-c', c.script ?? owner]);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, c.stdout);
+  });
+
 test('bind mounts: visible and writable, and not writable with :ro', () => {
   const host = tempDir('bind');
   dirs.push(host);

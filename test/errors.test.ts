@@ -104,6 +104,9 @@ const commands: { args: string[]; code: number; stderr: RegExp }[] = [
   { args: ['run', '--rm', 'Bad Ref'], code: 125, stderr: /^ERROR: .*Bad Ref/m },
   { args: ['run', '--cpus', 'x', Base], code: 2, stderr: /^ERROR: --cpus: "x" is not a positive number$/m },
   { args: ['exec', 'no-such-container', 'true'], code: 125, stderr: /^ERROR: No such container: no-such-container$/m },
+  // A relative -w was taken from / in run (docker refuses it), and exec's error named the sandbox, not the flag.
+  { args: ['run', '--rm', '-w', 'rel', Base, 'pwd'], code: 2, stderr: /^ERROR: -w: "rel" is not an absolute path$/m },
+  { args: ['exec', '-w', 'rel', 'no-such-container', 'pwd'], code: 2, stderr: /^ERROR: -w: "rel" is not an absolute/m },
   { args: ['rm', 'no-such-container'], code: 1, stderr: /^ERROR: No such container: no-such-container$/m },
   { args: ['start', 'no-such-container'], code: 1, stderr: /^ERROR: No such container: no-such-container$/m },
   { args: ['volume', 'inspect', 'no-such-volume'], code: 1, stderr: /^ERROR: No such volume: no-such-volume$/m },

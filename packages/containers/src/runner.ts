@@ -210,6 +210,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       argv: cfg.argv,
       env: cfg.home === undefined ? cfg.env : withHome(cfg.env, cfg.home),
       cwd: cfg.cwd,
+      // docker run makes a -w (or WorkingDir) directory the image lacks.
+      makeCwd: true,
       uid: cfg.uid,
       gid: cfg.gid,
       additionalGids: cfg.additionalGids,

@@ -117,6 +117,7 @@ struct spec {
   char *devcgroup; char **devallow; int ndevallow;
   pid_t execpid, netnspid;
   int tty;
+  int mkcwd;  // make cwd (root's, 0755) when the root lacks it, as `docker run -w` does
   int init;  // run a reaping, forwarding init as PID 1 in front of the command (`run --init`)
   // netholder mode (see holder_main); netraw=0 drops CAP_NET_RAW from the command's set.
   int netholder, nonetraw;
@@ -278,6 +279,7 @@ static void parse_spec(void) {
     else if (!strcmp(tok, "rootless")) S.rootless = !strcmp(v, "1");
     else if (!strcmp(tok, "devrw")) S.devrw = !strcmp(v, "1");
     else if (!strcmp(tok, "init")) S.init = !strcmp(v, "1");
+    else if (!strcmp(tok, "mkcwd")) S.mkcwd = !strcmp(v, "1");
     else { errno = EINVAL; die("unknown spec key '%s'", tok); }
   }
   if (S.execpid) {
@@ -800,6 +802,31 @@ static int exec_command(void) {
   return saw_eacces ? EACCES : last;
 }
 
+// Makes each missing directory of S.cwd (root's, 0755 under the launcher's umask), as docker's daemon
+// does for `run -w`. Runs after pivot_root with only stdio and the error pipe open: each parent is
+// opened as the kernel resolves it with the container's root as "/" (symlinks stay inside it, no
+// magic link), and the directory made beneath that fd. Errors are left to the chdir that follows.
+static void make_cwd(void) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", S.cwd) >= (int)sizeof path) return;
+  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return;
+  for (char *c = path + 1;; c++) {
+    if (*c && *c != '/') continue;
+    char end = *c;
+    *c = 0;
+    char *slash = strrchr(path, '/');
+    *slash = 0;
+    int pfd = open_in_root(rootfd, *path ? path : "/");
+    *slash = '/';
+    int made = pfd >= 0 && slash[1] && (mkdirat(pfd, slash + 1, 0755) == 0 || errno == EEXIST);
+    if (pfd >= 0) close(pfd);
+    *c = end;
+    if (!made || !end) break;
+  }
+  close(rootfd);
+}
+
 __attribute__((noreturn)) static void command_main(int errw) {
   sigset_t none;
   sigemptyset(&none);
@@ -824,6 +851,12 @@ __attribute__((noreturn)) static void command_main(int errw) {
   // While still root: a hard limit above the launcher's own needs CAP_SYS_RESOURCE (docker's --ulimit can raise).
   for (int i = 0; i < S.nrlimits; i++)
     if (setrlimit(S.rlimits[i].res, &S.rlimits[i].lim) < 0) { ce = (struct child_err){STAGE_RLIMIT, errno}; goto fail; }
+  if (S.mkcwd) make_cwd();
+  // Entered while still root, as runc does: a user may start in a directory it cannot search (USER 1000
+  // with WORKDIR /root). Refused for lack of rights, it is tried again as the user, who may have rights
+  // root lacks (a root-squashed NFS mount).
+  int cwd_later = chdir(S.cwd) < 0;
+  if (cwd_later && errno != EACCES && errno != EPERM) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   // A change of uid clears the parent-death signal: armed again, or a non-root command would outlive
@@ -833,7 +866,7 @@ __attribute__((noreturn)) static void command_main(int errw) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   struct pollfd gone = { .fd = errw, .events = 0 };
   if (poll(&gone, 1, 0) > 0 && (gone.revents & POLLERR)) _exit(125);
-  if (chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
+  if (cwd_later && chdir(S.cwd) < 0) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   char wd[PATH_MAX];
   // After pivot_root a cwd outside the root reads back as "(unreachable)/...": refuse it.
   if (!getcwd(wd, sizeof wd) || wd[0] != '/') { ce = (struct child_err){STAGE_CWD_ESCAPE, errno ? errno : EPERM}; goto fail; }

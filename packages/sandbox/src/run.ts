@@ -161,6 +161,7 @@ export async function run(spec: SandboxSpec): Promise<Exit> {
       // v1 joins the devices controller (cgroupProcs), v2 attaches deviceRules: either way, an allowlist.
       devWritable: cg !== undefined || rootless(),
       init: spec.init,
+      makeCwd: spec.makeCwd,
       netnsPid,
       noNetRaw: spec.network !== 'none',
       shmSize: spec.shmSize,

@@ -53,6 +53,8 @@ export interface LauncherSpec extends LauncherProcess {
   mountKinds?: ('dir' | 'file')[];
   /** A reaping, signal-forwarding init as PID 1 in front of the command (see SandboxSpec.init). */
   init?: boolean;
+  /** Make the cwd inside the root when it is missing (see SandboxSpec.makeCwd). */
+  makeCwd?: boolean;
   /** Join the network namespace of this host pid instead of `network`. */
   netnsPid?: number;
   /** /dev/shm size in bytes (launcher default: 64 MiB). */
@@ -149,6 +151,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
   if (s.devWritable) t.push(token('devrw', 1));
   if (s.tty) t.push(token('tty', 1));
   if (s.init) t.push(token('init', 1));
+  if (s.makeCwd) t.push(token('mkcwd', 1));
   if (s.netnsPid) t.push(token('netns', s.netnsPid));
   if (s.noNetRaw) t.push(token('netraw', 0));
   if (s.shmSize !== undefined) t.push(token('shmsize', Math.floor(s.shmSize)));

@@ -138,6 +138,11 @@ export interface SandboxSpec extends ProcessSpec {
    * reaps only the children it waits for.
    */
   init?: boolean;
+  /**
+   * Make `cwd` (root's, 0755, in the upperdir) when the root lacks it, as `docker run -w` does. A build step's
+   * WORKDIR is made by its own step instead, and exec's is never made (docker exec -w fails there too).
+   */
+  makeCwd?: boolean;
   /** The run can be frozen with freezeSandbox() (cgroup v1 joins the freezer hierarchy for it; v2 always can). */
   freezable?: boolean;
 }

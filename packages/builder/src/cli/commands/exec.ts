@@ -3,7 +3,7 @@ import { execInContainer, findDoc } from '@tsbuild/containers';
 import { bool, list, parseArgs, str } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
-import { attached, exitStatus, ownError } from './run.js';
+import { attached, exitStatus, ownError, workdirFlag } from './run.js';
 import { flagsOf } from '../flags.js';
 
 export async function execCommand(argv: string[]): Promise<number> {
@@ -11,6 +11,7 @@ export async function execCommand(argv: string[]): Promise<number> {
   const [ref, ...cmd] = p.positionals;
   if (!ref || cmd.length === 0)
     throw new UsageError('"tsbuild exec" requires at least 2 arguments: CONTAINER COMMAND [ARG...]');
+  const workdir = workdirFlag(p);
   const store = await openStore(str(p, 'root'));
   try {
     const d = await findDoc(store, ref);
@@ -20,7 +21,7 @@ export async function execCommand(argv: string[]): Promise<number> {
         argv: cmd,
         env: list(p, 'env'),
         user: str(p, 'user'),
-        workdir: str(p, 'workdir'),
+        workdir,
         tty,
         ...io,
       }),

@@ -154,6 +154,13 @@ async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => 
   }
 }
 
+/** -w, for run and exec: docker refuses a relative one (run took it from /, exec failed naming the sandbox). */
+export function workdirFlag(p: Parsed): string | undefined {
+  const w = str(p, 'workdir');
+  if (w !== undefined && !w.startsWith('/')) throw new UsageError(`-w: "${w}" is not an absolute path`);
+  return w;
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, runFlags, { stopAtFirstPositional: true });
   const [ref, ...cmd] = p.positionals;
@@ -165,6 +172,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (ports.length && !['default', 'bridge'].includes(network))
     throw new UsageError(`-p: ports can only be published from the default network, not --network ${network}`);
   const limits = limitsFrom(p);
+  const workdir = workdirFlag(p);
   const detach = bool(p, 'detach');
   if (detach && bool(p, 'interactive')) throw new UsageError('-d and -i cannot be used together (there is no attach)');
   // In the foreground this process is the runner: its network starts now, alongside everything
@@ -195,7 +203,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       name: str(p, 'name'),
       env: list(p, 'env'),
       envFiles: list(p, 'env-file'),
-      workdir: str(p, 'workdir'),
+      workdir,
       user: str(p, 'user'),
       volumes: list(p, 'volume'),
       network: network === 'bridge' ? 'default' : network,
