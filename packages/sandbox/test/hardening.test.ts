@@ -133,13 +133,35 @@ test('io_uring is refused with EPERM, as Docker does', async () => {
 
 // The filter judges x86_64 numbers: a call through another ABI must not get past it (x32 calls
 // share the arch value and fail with EPERM; an ia32 call, int $0x80, kills the process: SIGSYS).
-test('seccomp: x32 calls fail with EPERM and an ia32 call kills the process (x86_64)', async () => {
-  const arch = process.arch;
-  if (arch !== 'x64') return skip(`x32/ia32 exist on x86_64 only (this is ${arch})`, { required: false });
+test('seccomp: x32 calls fail with EPERM (x86_64)', async () => {
+  if (process.arch !== 'x64') return skip(`x32 exists on x86_64 only (this is ${process.arch})`, { required: false });
   const lower = probeLower();
   if (!lower) return skip('no C compiler (cc) to build the probe');
-  const r = await sh('/probe x32; /probe ia32; echo "status=$?"', { root: freshRoot([lower, busyboxLower()]) });
-  assert.is(r.out, 'x32=EPERM\nstatus=159\n', r.err);
+  const r = await sh('/probe x32', { root: freshRoot([lower, busyboxLower()]) });
+  assert.is(r.out, 'x32=EPERM\n', r.err);
+});
+
+/**
+ * Whether this machine runs an ia32 call at all, outside any sandbox: some virtual machines (and kernels
+ * booted with ia32_emulation=0) kill a process at int $0x80 with SIGSEGV before any filter sees it.
+ */
+function hostRunsIa32(lower: string): boolean {
+  try {
+    return execFileSync(join(lower, 'probe'), ['ia32'], { encoding: 'utf8', stdio: 'pipe' }).startsWith('ia32=ran');
+  } catch {
+    return false;
+  }
+}
+
+test('seccomp: an ia32 call kills the process with SIGSYS (x86_64)', async () => {
+  if (process.arch !== 'x64') return skip(`ia32 exists on x86_64 only (this is ${process.arch})`, { required: false });
+  const lower = probeLower();
+  if (!lower) return skip('no C compiler (cc) to build the probe');
+  // Where the host itself cannot make the call, the filter is never reached and there is nothing to prove.
+  if (!hostRunsIa32(lower))
+    return skip('this machine kills an ia32 call (int $0x80) outside the sandbox too', { required: false });
+  const r = await sh('/probe ia32; echo "status=$?"', { root: freshRoot([lower, busyboxLower()]) });
+  assert.is(r.out, 'status=159\n', r.err);
 });
 
 const runcDevices = [
