@@ -3,7 +3,7 @@ import type { Dockerfile } from './ast.js';
 import { DockerfileError } from './errors.js';
 import type { Pointer } from './errors.js';
 import { located } from './locate.js';
-import { PROXY_ARGS, unusedArgsWarning } from './build-args.js';
+import { unusedArgsWarning } from './build-args.js';
 import { plan } from './plan.js';
 import { Scope, splitEnv } from './scope.js';
 import { convertStep } from './steps.js';
@@ -57,10 +57,6 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
       // BuildKit makes sure PATH is always set (except on Windows), so `$PATH` expands.
       const os = (ps.platform ?? opts.targetPlatform ?? opts.buildPlatform ?? 'linux').split('/')[0];
       if (os !== 'windows' && !scope.env.some(([k]) => k === 'PATH')) scope.setEnv('PATH', DEFAULT_PATH);
-    }
-    // Proxy build args reach RUN without an ARG (they are not image config).
-    for (const k of PROXY_ARGS) {
-      if (Object.prototype.hasOwnProperty.call(buildArgs, k) && !scope.args.has(k)) scope.args.set(k, buildArgs[k]);
     }
     const steps: Step[] = [];
     const walk = (nodes: typeof ps.nodes, onbuild: boolean) => {
