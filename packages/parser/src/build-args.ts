@@ -16,6 +16,22 @@ const proxyArgs = [
 ];
 export const PROXY_ARGS: ReadonlySet<string> = new Set(proxyArgs);
 
+/**
+ * The environment BuildKit gives every RUN for the proxy build args, declared or not: each of http, https,
+ * ftp, no (and all, as BuildKit since 0.10; 20.10's drops it) named in any case, set in both spellings (curl
+ * and apt read only `http_proxy`, many tools only `HTTP_PROXY`), over the stage's ENV and ARGs, and not part
+ * of the step's cache key unless an ARG declares it. An empty value sets nothing. When one name is given in
+ * two spellings BuildKit takes either (map order); here the one that sorts last, for a stable result.
+ */
+export function proxyEnv(buildArgs: Record<string, string>): string[] {
+  const values = new Map<string, string>();
+  for (const k of Object.keys(buildArgs).sort()) {
+    const name = k.toLowerCase();
+    if (/^(http|https|ftp|no|all)_proxy$/.test(name) && buildArgs[k] !== '') values.set(name, buildArgs[k]);
+  }
+  return [...values].sort().flatMap(([k, v]) => [`${k.toUpperCase()}=${v}`, `${k}=${v}`]);
+}
+
 function platformParts(prefix: string, platform: string): [string, string][] {
   const [os = 'linux', arch = 'amd64', variant = ''] = platform.split('/');
   return [

@@ -3,10 +3,11 @@ import type { Dockerfile } from './ast.js';
 import { DockerfileError } from './errors.js';
 import type { Pointer } from './errors.js';
 import { located } from './locate.js';
-import { PROXY_ARGS, unusedArgsWarning } from './build-args.js';
+import { unusedArgsWarning } from './build-args.js';
 import { plan } from './plan.js';
 import { Scope, splitEnv } from './scope.js';
 import { convertStep } from './steps.js';
+import type { StepContext } from './steps.js';
 import type { FromSource, Graph, GraphOptions, Location, Stage, Step } from './types.js';
 
 /** The runtime's default PATH (@tsbuild/sys), added to a stage's env when its base has none. */
@@ -42,7 +43,10 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
   };
 
   for (const ps of p.stages) {
-    if (!p.needed.has(ps.index)) continue;
+    if (!p.needed.has(ps.index)) {
+      checkUnneeded(ps.nodes, { escape: p.escape, meta: p.meta, buildArgs, resolveFrom });
+      continue;
+    }
     let scope: Scope;
     if (ps.from.type === 'stage') {
       // A child stage starts where its parent ended (env, args, workdir, shell).
@@ -57,10 +61,6 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
       // BuildKit makes sure PATH is always set (except on Windows), so `$PATH` expands.
       const os = (ps.platform ?? opts.targetPlatform ?? opts.buildPlatform ?? 'linux').split('/')[0];
       if (os !== 'windows' && !scope.env.some(([k]) => k === 'PATH')) scope.setEnv('PATH', DEFAULT_PATH);
-    }
-    // Proxy build args reach RUN without an ARG (they are not image config).
-    for (const k of PROXY_ARGS) {
-      if (Object.prototype.hasOwnProperty.call(buildArgs, k) && !scope.args.has(k)) scope.args.set(k, buildArgs[k]);
     }
     const steps: Step[] = [];
     const walk = (nodes: typeof ps.nodes, onbuild: boolean) => {
@@ -102,6 +102,27 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
   if (unused) warnings.push(unused);
   return { stages, target: p.target, directives: { ...df.directives }, warnings };
 }
+
+/**
+ * The errors of BuildKit's parse, which reads every instruction of every stage before it builds one, in a
+ * stage the target does not need: argument counts, ONBUILD triggers, SHELL's JSON form, HEALTHCHECK's
+ * flags. What BuildKit finds only while building a stage (expansion, ports, names) is left alone: each
+ * instruction is converted in a scope of its own, where every variable is set and not empty (so that no
+ * expansion fails or empties a word), and only those errors are kept.
+ */
+function checkUnneeded(nodes: Dockerfile['instructions'], ctx: Omit<StepContext, 'onbuild' | 'location'>): void {
+  for (const node of nodes) {
+    const scope = new Scope();
+    scope.lookup = () => 'x';
+    try {
+      convertStep(node, scope, { ...ctx, onbuild: false, location: node.location });
+    } catch (e) {
+      const parseLevel = (c: string) => parseErrors.has(c) || (c === 'bad-flag' && node.keyword === 'HEALTHCHECK');
+      if (e instanceof DockerfileError && parseLevel(e.code)) throw e;
+    }
+  }
+}
+const parseErrors = new Set(['arguments', 'onbuild', 'shell-not-json']);
 
 /**
  * The image references the target needs, expanded: FROM images (not scratch or

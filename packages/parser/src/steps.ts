@@ -1,6 +1,7 @@
 import type { Instruction } from './ast.js';
 import { DockerfileError, ExpansionError } from './errors.js';
 import type { At, Pointer } from './errors.js';
+import { proxyEnv } from './build-args.js';
 import { parseFlags } from './flags.js';
 import { chompHeredoc, parseHeredoc } from './heredoc.js';
 import { healthcheck } from './healthcheck.js';
@@ -115,6 +116,8 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
         }
       });
       const step: Step = { ...base, kind: 'run', argv: shellForm(argv), shellForm: !node.json, files, mounts };
+      const proxy = proxyEnv(ctx.buildArgs);
+      if (proxy.length > 0) step.proxy = proxy;
       const network = flags.string('network');
       if (network !== undefined) {
         if (!['default', 'none', 'host'].includes(network))

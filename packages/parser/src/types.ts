@@ -102,6 +102,8 @@ export interface RunStep extends StepBase {
   /** Files the builder must provide before running (a heredoc with a shebang is run as a file). */
   files: { path: string; content: string; mode: number }[];
   mounts: RunMount[];
+  /** The proxy build args' environment (build-args.ts proxyEnv): set over env and args, not in the cache key. */
+  proxy?: string[];
   network?: 'default' | 'none' | 'host';
   security?: 'sandbox' | 'insecure';
 }

@@ -44,4 +44,47 @@ for (const name of readdirSync(fixtures).sort()) {
   });
 }
 
+// BuildKit parses every instruction of every stage before it builds any: an error its parse finds fails
+// the build even in a stage the target does not need (dockerd 20.10, differential case
+// fail-unused-stage-error). What it finds only while building a stage (expansion, ports, --from names,
+// --chown) does not. Each row is the second line of `FROM base AS unused / LINE / FROM base / RUN true`.
+const unusedStage: [line: string, refused: string | undefined][] = [
+  ['ONBUILD ONBUILD RUN x', "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"],
+  ['ONBUILD FROM x', "FROM isn't allowed as an ONBUILD trigger"],
+  ['ONBUILD MAINTAINER x', "MAINTAINER isn't allowed as an ONBUILD trigger"],
+  ['COPY onlyone', 'COPY requires at least two arguments'],
+  ['HEALTHCHECK --retries=x CMD true', 'invalid --retries value "x"'],
+  ['HEALTHCHECK --interval=bad CMD true', 'invalid duration "bad"'],
+  ['USER', 'USER requires exactly one argument'],
+  ['STOPSIGNAL', 'STOPSIGNAL requires exactly one argument'],
+  ['WORKDIR', 'WORKDIR requires exactly one argument'],
+  ['ARG', 'ARG requires at least one argument'],
+  ['SHELL echo', 'SHELL requires the arguments to be in JSON form'],
+  ['VOLUME', 'VOLUME requires at least one argument'],
+  ['EXPOSE abc', undefined],
+  ['ENV A=${B:?required}', undefined],
+  ['COPY --from=nosuchstage /a /b', undefined],
+  ['ADD --chown=a:b:c f /x', undefined],
+  ['VOLUME $EMPTY', undefined],
+  ['ENV ${EMPTY}=x', undefined],
+];
+for (const [line, refused] of unusedStage) {
+  test(`an unused stage's ${JSON.stringify(line)}: ${refused ? 'refused' : 'accepted'}`, () => {
+    const text = `FROM busybox AS unused\n${line}\nFROM busybox\nRUN true\n`;
+    let got: DockerfileError | undefined;
+    try {
+      buildGraph(parse(text, { file: 'Dockerfile' }), { file: 'Dockerfile' });
+    } catch (e) {
+      if (!(e instanceof DockerfileError)) throw e;
+      got = e;
+    }
+    if (refused === undefined) assert.is(got, undefined, got?.message);
+    else {
+      assert.ok(got, 'accepted');
+      assert.ok(got!.message.includes(refused), got!.message);
+      assert.is(got!.location.line, 2);
+    }
+  });
+}
+
 test.run();

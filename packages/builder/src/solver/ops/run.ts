@@ -28,14 +28,17 @@ export async function runStep(ctx: StepContext, step: RunStep, kb: KeyBuilder): 
     'instruction',
     JSON.stringify({ argv: step.argv, files: step.files, network, security: step.security ?? 'sandbox' }),
   );
-  const env = runEnv(step, config.Env ?? step.env);
+  const keyed = runEnv(step, config.Env ?? step.env);
   // Name each variable for what it is, so --explain can say "build arg V" or "ENV V".
   const fromImage = new Set((config.Env ?? step.env).map((e) => e.slice(0, e.indexOf('='))));
-  for (const e of env) {
+  for (const e of keyed) {
     const eq = e.indexOf('=');
     const name = e.slice(0, eq);
     kb.add(`${fromImage.has(name) ? 'env' : 'arg'}:${name}`, e.slice(eq + 1));
   }
+  // The proxy build args go over all of it, left out of the key (as BuildKit's exec op): a build behind
+  // another proxy reuses the cache.
+  const env = withProxy(keyed, step.proxy ?? []);
   kb.add('user', config.User ?? '').add('workdir', config.WorkingDir || '/');
   // As in BuildKit, where they are part of the exec op: a step with other hosts or limits is another step.
   const settings = ctx.opts.run;
@@ -138,6 +141,11 @@ function runEnv(step: RunStep, imageEnv: string[]): string[] {
   }
   if (!map.has('PATH')) map.set('PATH', DefaultPath);
   return [...map].map(([k, v]) => `${k}=${v}`);
+}
+function withProxy(env: string[], proxy: string[]): string[] {
+  if (proxy.length === 0) return env;
+  const names = new Set(proxy.map((e) => e.slice(0, e.indexOf('='))));
+  return [...env.filter((e) => !names.has(e.slice(0, e.indexOf('=')))), ...proxy];
 }
 /** Splits a byte stream into lines for progress and the failure tail. */
 function lineWriter(onLine: (line: string) => void): Writable {
