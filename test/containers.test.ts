@@ -55,6 +55,8 @@ function gone(pid: number): boolean {
 }
 
 const img = 'ctr/vol:1';
+/** An image whose WorkingDir is /etc. */
+const withWorkdir = 'ctr/wd:1';
 test.before(() => {
   const ctx = context({
     Dockerfile:
@@ -63,6 +65,9 @@ test.before(() => {
   });
   dirs.push(ctx);
   ok(t(['build', '-q', '-t', img, ctx]));
+  const wd = context({ Dockerfile: `FROM ${Base}\nWORKDIR /etc\n` });
+  dirs.push(wd);
+  ok(t(['build', '-q', '-t', withWorkdir, wd]));
 });
 
 test.after(() => {
@@ -86,7 +91,7 @@ test('run: exit status, -e, --name, the container shows in ps -a with its code',
 // layer) before the command starts; one the user cannot search is still entered, as runc enters it
 // before it drops root's rights.
 const owner = 'echo "$(pwd) $(stat -c "%U %a" .)"';
-const workdirs: { name: string; args: string[]; script?: string; stdout: string }[] = [
+const workdirs: { name: string; args: string[]; image?: string; script?: string; stdout: string }[] = [
   { name: 'a missing directory is made', args: ['-w', '/newdir/sub'], stdout: '/newdir/sub root 755\n' },
   { name: 'made for a non-root user too', args: ['-u', '1000', '-w', '/made'], stdout: '/made root 755\n' },
   {
@@ -95,10 +100,12 @@ const workdirs: { name: string; args: string[]; script?: string; stdout: string 
     script: 'pwd',
     stdout: '/root\n',
   },
+  // Empty is not given: the image's own WorkingDir, as docker takes `-w ""`.
+  { name: "empty: the image's own", args: ['-w', ''], image: withWorkdir, script: 'pwd', stdout: '/etc\n' },
 ];
 for (const c of workdirs)
   test(`run -w: ${c.name}`, () => {
-    const r = t(['run', '--rm', ...c.args, Base, 'sh', '-c', c.script ?? owner]);
+    const r = t(['run', '--rm', ...c.args, c.image ?? Base, 'sh', '-c', c.script ?? owner]);
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stdout, c.stdout);
   });

@@ -122,6 +122,7 @@ function checkUnneeded(nodes: Dockerfile['instructions'], ctx: Omit<StepContext,
     }
   }
 }
+// Not 'blank' (a name or VOLUME path empty once expanded): BuildKit's parse reads the word as written.
 const parseErrors = new Set(['arguments', 'onbuild', 'shell-not-json']);
 
 /**

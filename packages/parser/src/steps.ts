@@ -196,7 +196,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       for (let i = 0; i + 2 < node.args.length + 1; i += 3) {
         const key = x(node.args[i]);
         if (key === '')
-          fail('arguments', `${node.keyword} names can not be blank`, text('=' + node.args[i + 1], node.args[i + 1]));
+          fail('blank', `${node.keyword} names can not be blank`, text('=' + node.args[i + 1], node.args[i + 1]));
         pairs.push([key, x(node.args[i + 1])]);
         // All pairs are expanded before any is set: `ENV A=1 B=$A` gives B the old A, as in BuildKit.
       }
@@ -289,7 +289,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       if (node.args.length === 0) fail('arguments', 'VOLUME requires at least one argument');
       const paths = node.args.map(x);
       if (paths.some((p) => p.trim() === ''))
-        fail('arguments', 'VOLUME specified can not be an empty string', { kind: 'args' });
+        fail('blank', 'VOLUME specified can not be an empty string', { kind: 'args' });
       return { ...base, kind: 'volume', paths };
     }
     case 'HEALTHCHECK':

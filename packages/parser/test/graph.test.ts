@@ -67,6 +67,12 @@ const unusedStage: [line: string, refused: string | undefined][] = [
   ['ADD --chown=a:b:c f /x', undefined],
   ['VOLUME $EMPTY', undefined],
   ['ENV ${EMPTY}=x', undefined],
+  // Empty only once expanded: BuildKit's parse looks at the word as written, quotes and all.
+  ['VOLUME ""', undefined],
+  ['VOLUME ${X:+}', undefined],
+  ['ENV ""=1', undefined],
+  ['ENV ${X:+}=1', undefined],
+  ['LABEL ""=1', undefined],
 ];
 for (const [line, refused] of unusedStage) {
   test(`an unused stage's ${JSON.stringify(line)}: ${refused ? 'refused' : 'accepted'}`, () => {

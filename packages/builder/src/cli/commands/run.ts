@@ -154,9 +154,13 @@ async function withSignalsForwarded<T>(pid: () => number | undefined, fn: () => 
   }
 }
 
-/** -w, for run and exec: docker refuses a relative one (run took it from /, exec failed naming the sandbox). */
+/**
+ * -w, for run and exec: docker refuses a relative one (run took it from /, exec failed naming the sandbox),
+ * and takes an empty one as not given (the image's or the container's own).
+ */
 export function workdirFlag(p: Parsed): string | undefined {
   const w = str(p, 'workdir');
+  if (w === '') return undefined;
   if (w !== undefined && !w.startsWith('/')) throw new UsageError(`-w: "${w}" is not an absolute path`);
   return w;
 }
