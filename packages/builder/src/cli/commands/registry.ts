@@ -11,6 +11,7 @@ import {
   type Image,
   type Store,
 } from '@tsbuild/layerstore';
+import { redactCredentials } from '@tsbuild/errdefs';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { trace } from '../../trace.js';
@@ -184,7 +185,7 @@ export async function loginCommand(argv: string[]): Promise<number> {
       '"tsbuild login" requires exactly 1 argument\n' +
         'Usage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY',
     );
-  const registry = p.positionals[0];
+  const registry = serverAddress(p.positionals[0], 'login');
   const username = str(p, 'username');
   let password = str(p, 'password');
   if (password !== undefined && bool(p, 'password-stdin'))
@@ -209,9 +210,23 @@ export async function logoutCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('logout'));
   if (p.positionals.length !== 1)
     throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
-  await remote.logout(p.positionals[0]);
-  process.stdout.write(`Removing login credentials for ${p.positionals[0]}\n`);
+  const registry = serverAddress(p.positionals[0], 'logout');
+  await remote.logout(registry);
+  process.stdout.write(`Removing login credentials for ${registry}\n`);
   return 0;
+}
+
+/**
+ * The registry of login/logout. user:password@host is refused (exit 2), without the password:
+ * credentials go in -u and -p or --password-stdin, never in the registry name.
+ */
+function serverAddress(arg: string, command: string): string {
+  if (redactCredentials(arg) !== arg)
+    throw new UsageError(
+      `${command}: REGISTRY "${redactCredentials(arg)}" holds credentials (user:password@); ` +
+        'give them with -u and -p or --password-stdin',
+    );
+  return arg;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

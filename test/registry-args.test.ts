@@ -1,0 +1,55 @@
+// What the registry-facing commands make of their arguments before any registry is reached: a credential
+// in a registry name or reference is refused and never printed; a -t with a digest is refused as docker
+// refuses it; login and logout name the registry as docker normalises it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cleanup, context, tempDirs, tsbuild } from './helpers/cli.js';
+
+const { temp, dirs } = tempDirs();
+const ctx = context({ Dockerfile: 'FROM scratch\nCOPY Dockerfile /\n' });
+dirs.push(ctx);
+
+test('a credential (user:password@) in a registry or reference: exit 2 naming the argument, never the password', () => {
+  const root = temp('store-creds');
+  const env = { DOCKER_CONFIG: temp('docker-config-creds') };
+  const host = 'alice:s3cr3t@127.0.0.1:1';
+  assert.is(tsbuild(['build', '-q', '-t', 'src:1', ctx], { root }).code, 0);
+  const cases: { args: string[]; names: RegExp; other?: boolean }[] = [
+    { args: ['login', '-u', 'a', '-p', 'b', host], names: /login: REGISTRY "\*\*\*@127\.0\.0\.1:1"/ },
+    {
+      args: ['login', '-u', 'a', '-p', 'b', `http://${host}/`],
+      names: /login: REGISTRY "http:\/\/\*\*\*@127\.0\.0\.1:1\/"/,
+    },
+    { args: ['logout', host], names: /logout: REGISTRY "\*\*\*@127\.0\.0\.1:1"/ },
+    { args: ['pull', `${host}/x`], names: /pull: invalid reference "\*\*\*@127\.0\.0\.1:1\/x"/ },
+    { args: ['push', `${host}/x:1`], names: /push: invalid reference "\*\*\*@127\.0\.0\.1:1\/x:1"/ },
+    { args: ['tag', 'src:1', `${host}/x`], names: /invalid reference "\*\*\*@127\.0\.0\.1:1\/x"/ },
+    { args: ['build', '-q', '-t', `${host}/x`, ctx], names: /-t \*\*\*@127\.0\.0\.1:1\/x: / },
+    { args: ['build', '-q', '--push', '-t', `http://${host}/x`, ctx], names: /-t http:\/\/\*\*\*@127\.0\.0\.1:1\/x: / },
+    {
+      args: ['build', '-q', '--cache-to', `type=registry,ref=${host}/c`, ctx],
+      names: /--cache-to type=registry,ref=\*\*\*@127\.0\.0\.1:1\/c: /,
+    },
+    {
+      args: ['build', '-q', '--cache-from', `type=registry,ref=${host}/c`, ctx],
+      names: /--cache-from type=registry,ref=\*\*\*@127\.0\.0\.1:1\/c: /,
+    },
+    // Refused for another reason: the value the error quotes still has no password.
+    {
+      args: ['build', '-q', '--output', `type=registry,name=${host}/x`, ctx],
+      names: /--output type=registry,name=\*\*\*@127\.0\.0\.1:1\/x: /,
+      other: true,
+    },
+  ];
+  for (const c of cases) {
+    const r = tsbuild(c.args, { root, env });
+    const what = c.args.join(' ');
+    assert.is(r.code, 2, `${what}\n${r.stderr}`);
+    assert.not.match(r.stdout + r.stderr, /s3cr3t/, what);
+    assert.match(r.stderr, c.names, `${what}\n${r.stderr}`);
+    if (!c.other) assert.match(r.stderr, /credentials/, `${what}\n${r.stderr}`);
+  }
+});
+
+test.after(() => cleanup(...dirs));
+test.run();
