@@ -3,11 +3,14 @@
 // refuses it; login and logout name the registry as docker normalises it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { cleanup, context, tempDirs, tsbuild } from './helpers/cli.js';
 
 const { temp, dirs } = tempDirs();
 const ctx = context({ Dockerfile: 'FROM scratch\nCOPY Dockerfile /\n' });
 dirs.push(ctx);
+const digest = `sha256:${'0'.repeat(64)}`;
 
 test('a credential (user:password@) in a registry or reference: exit 2 naming the argument, never the password', () => {
   const root = temp('store-creds');
@@ -49,6 +52,27 @@ test('a credential (user:password@) in a registry or reference: exit 2 naming th
     assert.match(r.stderr, c.names, `${what}\n${r.stderr}`);
     if (!c.other) assert.match(r.stderr, /credentials/, `${what}\n${r.stderr}`);
   }
+});
+
+test('build -t with a digest: exit 2 naming -t and the value, before anything is built', () => {
+  const root = temp('store-digest-tag');
+  const cases: { args: string[]; names: RegExp }[] = [
+    { args: ['-t', `x@${digest}`], names: /-t x@sha256:0{64}: refusing to create a tag with a digest reference/ },
+    { args: ['-t', 'ok:1', '-t', `x:1@${digest}`], names: /-t x:1@sha256:0{64}: refusing to create a tag/ },
+    {
+      args: ['--push', '-t', `127.0.0.1:1/x@${digest}`],
+      names: /-t 127\.0\.0\.1:1\/x@sha256:0{64}: refusing to create a tag/,
+    },
+  ];
+  for (const c of cases) {
+    const r = tsbuild(['build', '-q', ...c.args, ctx], { root });
+    const what = c.args.join(' ');
+    assert.is(r.code, 2, `${what}\n${r.stderr}`);
+    assert.match(r.stderr, c.names, `${what}\n${r.stderr}`);
+  }
+  // Refused before the build: no image, no tag.
+  assert.is(tsbuild(['images', '-q'], { root }).stdout, '');
+  assert.not.ok(readdirSync(root).includes('blobs') && readdirSync(join(root, 'blobs', 'sha256')).length);
 });
 
 test.after(() => cleanup(...dirs));
