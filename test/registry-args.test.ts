@@ -75,5 +75,31 @@ test('build -t with a digest: exit 2 naming -t and the value, before anything is
   assert.not.ok(readdirSync(root).includes('blobs') && readdirSync(join(root, 'blobs', 'sha256')).length);
 });
 
+test('logout names the registry as docker normalises it', () => {
+  const env = { DOCKER_CONFIG: temp('docker-config-logout') };
+  const cases: { args: string[]; host: string }[] = [
+    { args: ['http://nothere.example:5000/'], host: 'nothere.example:5000' },
+    { args: ['https://Foo.example:5000/v2/x'], host: 'Foo.example:5000' },
+    { args: ['localhost:5000/a/b'], host: 'localhost:5000' },
+    { args: ['index.docker.io'], host: 'index.docker.io' },
+    { args: [''], host: 'https://index.docker.io/v1/' },
+    { args: [], host: 'https://index.docker.io/v1/' },
+  ];
+  for (const c of cases) {
+    const r = tsbuild(['logout', ...c.args], { env });
+    assert.is(r.code, 0, `${c.args.join(' ')}\n${r.stderr}`);
+    assert.is(r.stdout, `Removing login credentials for ${c.host}\n`);
+  }
+});
+
+test('login to an empty registry name is a login to docker.io, and a failure says so', () => {
+  const r = tsbuild(['login', '-u', 'alice', '-p', 'not-a-real-password', ''], {
+    env: { DOCKER_CONFIG: temp('docker-config-login') },
+  });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /login to docker\.io failed: /);
+  assert.not.match(r.stdout + r.stderr, /not-a-real-password/);
+});
+
 test.after(() => cleanup(...dirs));
 test.run();

@@ -200,7 +200,7 @@ export async function loginCommand(argv: string[]): Promise<number> {
     throw new UsageError('"tsbuild login" needs -u USER and -p PASS or --password-stdin (no interactive prompt)');
   if (password === '') throw new UsageError('the password is empty');
   await remote.login(registry, username, password, { insecure: list(p, 'insecure-registry') }).catch((e: Error) => {
-    throw new BuildError(`login to ${registry} failed: ${e.message}`);
+    throw new BuildError(`login to ${registry === DockerHubAddress ? 'docker.io' : registry} failed: ${e.message}`);
   });
   process.stdout.write('Login Succeeded\n');
   return 0;
@@ -208,17 +208,21 @@ export async function loginCommand(argv: string[]): Promise<number> {
 
 export async function logoutCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('logout'));
-  if (p.positionals.length !== 1)
-    throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
-  const registry = serverAddress(p.positionals[0], 'logout');
+  if (p.positionals.length > 1)
+    throw new UsageError('"tsbuild logout" requires at most 1 argument\nUsage: tsbuild logout [REGISTRY]');
+  // As docker: no registry (or an empty one) is Docker Hub.
+  const registry = serverAddress(p.positionals[0] ?? '', 'logout');
   await remote.logout(registry);
   process.stdout.write(`Removing login credentials for ${registry}\n`);
   return 0;
 }
 
+const DockerHubAddress = 'https://index.docker.io/v1/';
+
 /**
- * The registry of login/logout. user:password@host is refused (exit 2), without the password:
- * credentials go in -u and -p or --password-stdin, never in the registry name.
+ * The registry of login/logout as docker names it: the host of a URL or of host/path, Docker Hub's
+ * address when empty. user:password@host is refused (exit 2), without the password: credentials go in
+ * -u and -p or --password-stdin, never in the registry name.
  */
 function serverAddress(arg: string, command: string): string {
   if (redactCredentials(arg) !== arg)
@@ -226,7 +230,7 @@ function serverAddress(arg: string, command: string): string {
       `${command}: REGISTRY "${redactCredentials(arg)}" holds credentials (user:password@); ` +
         'give them with -u and -p or --password-stdin',
     );
-  return arg;
+  return arg.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/s, '') || DockerHubAddress;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
