@@ -25,6 +25,8 @@ test('a credential (user:password@) in a registry or reference: exit 2 naming th
     },
     { args: ['logout', host], names: /logout: REGISTRY "\*\*\*@127\.0\.0\.1:1"/ },
     { args: ['pull', `${host}/x`], names: /pull: invalid reference "\*\*\*@127\.0\.0\.1:1\/x"/ },
+    // A password with / and @ in it.
+    { args: ['pull', 'alice:s3cr3t/@x@127.0.0.1:1/x'], names: /pull: invalid reference "\*\*\*@127\.0\.0\.1:1\/x"/ },
     { args: ['push', `${host}/x:1`], names: /push: invalid reference "\*\*\*@127\.0\.0\.1:1\/x:1"/ },
     { args: ['tag', 'src:1', `${host}/x`], names: /invalid reference "\*\*\*@127\.0\.0\.1:1\/x"/ },
     { args: ['build', '-q', '-t', `${host}/x`, ctx], names: /-t \*\*\*@127\.0\.0\.1:1\/x: / },
