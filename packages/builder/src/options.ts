@@ -1,5 +1,6 @@
 // Option values as docker and buildx spell them (`key=value,...` lists, sizes): read by the CLI's
 // flags and by the build and export code that takes the same values, so they live below both.
+import { parseReference } from '@tsbuild/layerstore';
 import { UsageError } from './errors.js';
 
 /** Parses `key=value,key2=value2` as buildx does for --output/--cache-to. */
@@ -54,3 +55,19 @@ const goBools = new Map<string, boolean>([
   ...['1', 't', 'T', 'TRUE', 'true', 'True'].map((v): [string, boolean] => [v, true]),
   ...['0', 'f', 'F', 'FALSE', 'false', 'False'].map((v): [string, boolean] => [v, false]),
 ]);
+
+/**
+ * A name to tag an image with (tag TARGET, build -t) with a digest in it (name@sha256:…,
+ * name:tag@sha256:…) is refused, as docker refuses it: the tag would claim a digest the image (a local
+ * manifest) need not have. `what` names the argument in the error. A name that does not parse is left
+ * to the caller's own parse error.
+ */
+export function refuseDigestTag(ref: string, what: string): void {
+  let digest: string | undefined;
+  try {
+    digest = parseReference(ref).digest;
+  } catch {
+    return;
+  }
+  if (digest) throw new UsageError(`${what}: refusing to create a tag with a digest reference`);
+}

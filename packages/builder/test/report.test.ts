@@ -125,4 +125,23 @@ test('TSBUILD_DEBUG adds the stack', () => {
   assert.match(d.lines.join('\n'), /\n\s+at /);
 });
 
+test('a password typed as user:password@host is never printed; a reference with a digest is left as it is', () => {
+  const d = `sha256:${'0'.repeat(64)}`;
+  const cases: [message: string, shown: string][] = [
+    ['-t a:pw@127.0.0.1:1/x: bad', '-t ***@127.0.0.1:1/x: bad'],
+    ['login to http://a:pw@reg.example/ failed', 'login to http://***@reg.example/ failed'],
+    ['--cache-to type=registry,ref=a:pw@[::1]:5000/c: bad', '--cache-to type=registry,ref=***@[::1]:5000/c: bad'],
+    ['name "u@localhost:5000/x"', 'name "***@localhost:5000/x"'],
+    // A password may hold / and @ itself.
+    ['-t a:p/w@reg.example/x: bad', '-t ***@reg.example/x: bad'],
+    ['-t https://a:p@ss@reg.example:5000/x: bad', '-t https://***@reg.example:5000/x: bad'],
+    ['GET https://registry.npmjs.org/@types/node: 404', 'GET https://registry.npmjs.org/@types/node: 404'],
+    [`-t x@${d}: refusing`, `-t x@${d}: refusing`],
+    [`-t localhost:5000/x:1@${d}: refusing`, `-t localhost:5000/x:1@${d}: refusing`],
+    ['bad digest "sha256:abc"', 'bad digest "sha256:abc"'],
+  ];
+  for (const [message, shown] of cases)
+    assert.equal(describeError(new UsageError(message), 'build').lines, [`ERROR: ${shown}`], message);
+});
+
 test.run();

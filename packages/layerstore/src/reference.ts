@@ -1,6 +1,6 @@
 // Image references as Docker spells them: [host[:port]/]path[:tag][@sha256:hex].
 // A name without a host means Docker Hub, and a one-part Hub name lives under library/.
-import type { Coded } from '@tsbuild/errdefs';
+import { redactCredentials, type Coded } from '@tsbuild/errdefs';
 
 export interface Reference {
   /** Registry host as written (docker.io for Hub). */
@@ -14,11 +14,12 @@ export interface Reference {
 /** Not `ReferenceError`: that name is JavaScript's own, and shadowing it hid real bugs. */
 export class InvalidReferenceError extends Error implements Coded {
   readonly errdef = 'invalid';
-  constructor(
-    public readonly input: string,
-    reason: string,
-  ) {
+  readonly input: string;
+  constructor(input: string, reason: string) {
+    // The input as typed may hold a password (user:password@host/app); it is kept only redacted.
+    input = redactCredentials(input);
     super(`invalid reference "${input}": ${reason}`);
+    this.input = input;
     this.name = 'InvalidReferenceError';
   }
 }
@@ -41,7 +42,12 @@ export function parseReference(input: string): Reference {
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!digestPattern.test(digest)) throw new InvalidReferenceError(input, `bad digest "${digest}"`);
+    if (!digestPattern.test(digest)) {
+      // user:password@host/app reads as name:tag@digest: say what it is instead of a bad digest.
+      if (redactCredentials(input) !== input)
+        throw new InvalidReferenceError(input, 'a reference holds no credentials (user:password@): use tsbuild login');
+      throw new InvalidReferenceError(input, `bad digest "${digest}"`);
+    }
     if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest))
       throw new InvalidReferenceError(input, 'sha256 digest must be 64 lowercase hex digits');
   }

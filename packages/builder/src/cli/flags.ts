@@ -569,7 +569,7 @@ export const commands: Record<string, CommandSpec> = {
       insecureFlag,
     ],
   },
-  logout: { summary: 'Log out from a registry', usage: 'REGISTRY', flags: [] },
+  logout: { summary: 'Log out from a registry (Docker Hub by default)', usage: '[REGISTRY]', flags: [] },
   info: {
     summary: 'Show how tsbuild runs here (rootless, id mappings, store, overlay, network, limits)',
     usage: '[OPTIONS]',

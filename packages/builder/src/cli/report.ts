@@ -10,7 +10,7 @@
 //
 // Flags that `run` and `exec` reject are thrown before the container part starts, so they stay 2.
 // The container's own 126/127 (its command cannot run / is not found) are its exit status, not ours.
-import { codeOf, type Code } from '@tsbuild/errdefs';
+import { codeOf, redactCredentials, type Code } from '@tsbuild/errdefs';
 
 /** `tsbuild`: the CLI's own statuses. `container`: tsbuild's failure around a container is docker's 125. */
 export type Contract = 'tsbuild' | 'container';
@@ -49,7 +49,9 @@ export function describeError(
   const lines = [`${PREFIX} ${line}`];
   if (Array.isArray(e?.details)) lines.push(...e.details.map((l) => `  > ${String(l)}`));
   if (opts.debug && typeof e?.stack === 'string') lines.push(e.stack);
-  return { code, status: exitFor(code, contract), lines };
+  // Messages quote what was typed (-t VALUE, --cache-to ref=…): a password given as user:password@host
+  // in one of them is never printed, whichever error quoted it.
+  return { code, status: exitFor(code, contract), lines: lines.map(redactCredentials) };
 }
 
 /** Writes the error to stderr (the prefix red on a terminal) and returns the exit status. */

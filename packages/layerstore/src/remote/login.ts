@@ -6,7 +6,7 @@ import { StaticCredentials, dockerConfigPath, storeCredentials } from './credent
 
 /** Normalise what a person types after `login`: host[:port], a URL, or docker.io. */
 function registryName(input: string): string {
-  const s = input.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  const s = input.replace(/^https?:\/\//i, '').replace(/\/.*$/, '');
   if (s === '' || s === 'index.docker.io' || s === 'registry-1.docker.io') return 'docker.io';
   return parseReference(`${s}/x`).registry;
 }

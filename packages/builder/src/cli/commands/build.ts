@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
-import { checkDockerArchiveCompression, parseCompression, parseCsv } from '../../options.js';
+import { checkDockerArchiveCompression, parseCompression, parseCsv, refuseDigestTag } from '../../options.js';
 import { openStore, storeRoot } from '../root.js';
 import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
@@ -71,6 +71,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     } catch (e) {
       throw new UsageError(`-t ${t}: ${(e as Error).message}`);
     }
+    refuseDigestTag(t, `-t ${t}`);
   }
   const network = str(p, 'network') ?? 'default';
   if (!['default', 'none', 'host'].includes(network))

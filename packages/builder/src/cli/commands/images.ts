@@ -1,14 +1,14 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
 import { isatty } from 'node:tty';
-import { archive, check, compressedImage, parseReference, type Store } from '@tsbuild/layerstore';
+import { archive, check, compressedImage, type Store } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
 import { errorLine } from '../report.js';
 import { ago, humanSize, table } from '../table.js';
 import { BuildError, UsageError } from '../../errors.js';
-import { checkDockerArchiveCompression, parseCompression } from '../../options.js';
+import { checkDockerArchiveCompression, parseCompression, refuseDigestTag } from '../../options.js';
 import { trace } from '../../trace.js';
 import { toStdout } from '../../exporter/outputs.js';
 import { parseTemplate, render } from '../template.js';
@@ -147,9 +147,8 @@ export async function tagCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('tag'));
   if (p.positionals.length !== 2) throw new UsageError('"tsbuild tag" requires exactly 2 arguments: SOURCE TARGET');
   const target = p.positionals[1];
-  // As docker refuses it: a name@digest would claim a digest the image (a local manifest) need not have.
   // A name that does not parse is left to tagDescriptor's own error.
-  if (referenceDigest(target)) throw new UsageError(`${target}: refusing to create a tag with a digest reference`);
+  refuseDigestTag(target, target);
   const store = await openStore(str(p, 'root'), 'tag');
   const img = await image(store, p.positionals[0]);
   // A tag is copied as it is: one naming an index (a multi-platform image) names it under the new
@@ -160,14 +159,6 @@ export async function tagCommand(argv: string[]): Promise<number> {
     throw new UsageError(`${p.positionals[1]}: ${e.message}`);
   });
   return 0;
-}
-
-function referenceDigest(ref: string): string | undefined {
-  try {
-    return parseReference(ref).digest;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function rmiCommand(argv: string[]): Promise<number> {

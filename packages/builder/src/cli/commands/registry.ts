@@ -1,6 +1,6 @@
 // Registry commands: pull, push, login, logout — and the pull helper `build` uses for an
 // implicit FROM pull (push itself is exporter/push.ts). Talks to registries through @tsbuild/layerstore's `remote`.
-// Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
+// Plain HTTP for localhost, 127.0.0.0/8, [::1] and --insecure-registry hosts; HTTPS otherwise.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
 import {
   formatReference,
@@ -11,6 +11,7 @@ import {
   type Image,
   type Store,
 } from '@tsbuild/layerstore';
+import { redactCredentials } from '@tsbuild/errdefs';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { trace } from '../../trace.js';
@@ -184,7 +185,7 @@ export async function loginCommand(argv: string[]): Promise<number> {
       '"tsbuild login" requires exactly 1 argument\n' +
         'Usage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY',
     );
-  const registry = p.positionals[0];
+  const registry = serverAddress(p.positionals[0], 'login');
   const username = str(p, 'username');
   let password = str(p, 'password');
   if (password !== undefined && bool(p, 'password-stdin'))
@@ -199,7 +200,7 @@ export async function loginCommand(argv: string[]): Promise<number> {
     throw new UsageError('"tsbuild login" needs -u USER and -p PASS or --password-stdin (no interactive prompt)');
   if (password === '') throw new UsageError('the password is empty');
   await remote.login(registry, username, password, { insecure: list(p, 'insecure-registry') }).catch((e: Error) => {
-    throw new BuildError(`login to ${registry} failed: ${e.message}`);
+    throw new BuildError(`login to ${registry === DockerHubAddress ? 'docker.io' : registry} failed: ${e.message}`);
   });
   process.stdout.write('Login Succeeded\n');
   return 0;
@@ -207,11 +208,29 @@ export async function loginCommand(argv: string[]): Promise<number> {
 
 export async function logoutCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('logout'));
-  if (p.positionals.length !== 1)
-    throw new UsageError('"tsbuild logout" requires exactly 1 argument\nUsage: tsbuild logout REGISTRY');
-  await remote.logout(p.positionals[0]);
-  process.stdout.write(`Removing login credentials for ${p.positionals[0]}\n`);
+  if (p.positionals.length > 1)
+    throw new UsageError('"tsbuild logout" requires at most 1 argument\nUsage: tsbuild logout [REGISTRY]');
+  // As docker: no registry (or an empty one) is Docker Hub.
+  const registry = serverAddress(p.positionals[0] ?? '', 'logout');
+  await remote.logout(registry);
+  process.stdout.write(`Removing login credentials for ${registry}\n`);
   return 0;
+}
+
+const DockerHubAddress = 'https://index.docker.io/v1/';
+
+/**
+ * The registry of login/logout as docker names it: the host of a URL or of host/path, Docker Hub's
+ * address when empty. user:password@host is refused (exit 2), without the password: credentials go in
+ * -u and -p or --password-stdin, never in the registry name.
+ */
+function serverAddress(arg: string, command: string): string {
+  if (redactCredentials(arg) !== arg)
+    throw new UsageError(
+      `${command}: REGISTRY "${redactCredentials(arg)}" holds credentials (user:password@); ` +
+        'give them with -u and -p or --password-stdin',
+    );
+  return arg.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/s, '') || DockerHubAddress;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
