@@ -19,6 +19,19 @@ import * as remote from '../src/remote/index.js';
 const blob = Buffer.alloc(256 * 1024, 7);
 const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
 
+/** A client of the registry on `port` that `stop` aborts, its log kept, retrying at once (1 ms backoff). */
+function abortableClient(port: number): { stop: AbortController; log: string[]; client: RegistryClient } {
+  const stop = new AbortController();
+  const log: string[] = [];
+  const client = new RegistryClient(`127.0.0.1:${port}`, {
+    credentials: remote.noCredentials,
+    signal: stop.signal,
+    log: (m) => log.push(m),
+    retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
+  });
+  return { stop, log, client };
+}
+
 test('a pull aborted mid-body fails with the abort at once: no retry logged, no blob, no temp file', async () => {
   const server = http.createServer((req, res) => {
     if (req.url === '/v2/') return res.writeHead(200).end();
@@ -30,14 +43,7 @@ test('a pull aborted mid-body fails with the abort at once: no retry logged, no 
   const root = mkdtempSync(join(tmpdir(), 'tsbuild-remote-abort-'));
   try {
     const store = await Store.open(root);
-    const stop = new AbortController();
-    const log: string[] = [];
-    const client = new RegistryClient(`127.0.0.1:${port}`, {
-      credentials: remote.noCredentials,
-      signal: stop.signal,
-      log: (m) => log.push(m),
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
-    });
+    const { stop, log, client } = abortableClient(port);
     // The ingest's first write: the body is being read.
     const blobs: BlobStore = Object.create(store.blobs) as BlobStore;
     blobs.ingest = () => {
@@ -100,14 +106,7 @@ test('a chunked push aborted on a failed chunk fails with the abort at once: no 
   try {
     const store = await Store.open(root);
     const desc = { mediaType: 'application/octet-stream', ...(await store.blobs.put(blob)) };
-    const stop = new AbortController();
-    const log: string[] = [];
-    const client = new RegistryClient(`127.0.0.1:${port}`, {
-      credentials: remote.noCredentials,
-      signal: stop.signal,
-      log: (m) => log.push(m),
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
-    });
+    const { stop, log, client } = abortableClient(port);
     // Ctrl-C while the PATCH's error answer is read (deterministic: before the client looks at it).
     let requestsAtStop = -1;
     const check = client.check.bind(client);
