@@ -182,6 +182,16 @@ test('-d, logs, exec sees the same processes, hostname and files; stop', async (
   assert.is(t(['exec', 'ex1', 'true']).code, 125);
 });
 
+// The working directory is entered as root first (as runc does), but never through a /proc magic link: root could
+// follow /proc/1/cwd of the non-dumpable init, which the user cannot.
+test('exec -w through a /proc magic link is refused, as the user would be', () => {
+  const id = detached(['--init', Base, 'sleep', '300']);
+  const r = t(['exec', '-u', '1000', '-w', '/proc/1/cwd', id, 'pwd']);
+  assert.is.not(r.code, 0, r.stdout);
+  assert.is(r.stdout, '');
+  ok(t(['rm', '-f', id]));
+});
+
 function tree(dir: string, rel = ''): string[] {
   const out: string[] = [];
   for (const n of readdirSync(join(dir, rel)).sort()) {

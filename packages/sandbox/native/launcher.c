@@ -827,6 +827,23 @@ static void make_cwd(void) {
   close(rootfd);
 }
 
+// Enters the working directory as root, resolved as make_cwd resolves it: with the container's root as "/"
+// and no magic link. A plain chdir(2) as root would follow /proc/<pid>/cwd or /root of any process in the
+// container, the non-dumpable init's included, which the user it runs as cannot. -1 and errno on failure.
+static int enter_cwd_as_root(void) {
+  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return -1;
+  int fd = open_in_root(rootfd, S.cwd);
+  int err = errno;
+  close(rootfd);
+  if (fd < 0) { errno = err; return -1; }
+  int r = fchdir(fd);
+  err = errno;
+  close(fd);
+  errno = err;
+  return r;
+}
+
 __attribute__((noreturn)) static void command_main(int errw) {
   sigset_t none;
   sigemptyset(&none);
@@ -855,7 +872,7 @@ __attribute__((noreturn)) static void command_main(int errw) {
   // Entered while still root, as runc does: a user may start in a directory it cannot search (USER 1000
   // with WORKDIR /root). Refused for lack of rights, it is tried again as the user, who may have rights
   // root lacks (a root-squashed NFS mount).
-  int cwd_later = chdir(S.cwd) < 0;
+  int cwd_later = enter_cwd_as_root() < 0;
   if (cwd_later && errno != EACCES && errno != EPERM) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
