@@ -131,7 +131,13 @@ test('a password typed as user:password@host is never printed; a reference with 
     ['-t a:pw@127.0.0.1:1/x: bad', '-t ***@127.0.0.1:1/x: bad'],
     ['login to http://a:pw@reg.example/ failed', 'login to http://***@reg.example/ failed'],
     ['--cache-to type=registry,ref=a:pw@[::1]:5000/c: bad', '--cache-to type=registry,ref=***@[::1]:5000/c: bad'],
-    ['name "u@localhost:5000/x"', 'name "***@localhost:5000/x"'],
+    ['name "u:p@localhost:5000/x"', 'name "***@localhost:5000/x"'],
+    // A user name alone is no secret: kept, as in DOCKER_HOST's ssh://user@host.
+    [
+      '--load: DOCKER_HOST=ssh://user@host is not unix:///PATH',
+      '--load: DOCKER_HOST=ssh://user@host is not unix:///PATH',
+    ],
+    ['name "u@localhost:5000/x"', 'name "u@localhost:5000/x"'],
     // A password may hold / and @ itself.
     ['-t a:p/w@reg.example/x: bad', '-t ***@reg.example/x: bad'],
     ['-t https://a:p@ss@reg.example:5000/x: bad', '-t https://***@reg.example:5000/x: bad'],

@@ -70,13 +70,15 @@ export const isUnavailable = (err: unknown): boolean => codeOf(err) === 'unavail
 export const isFailed = (err: unknown): boolean => codeOf(err) === 'failed';
 export const isInternal = (err: unknown): boolean => codeOf(err) === 'internal';
 
-// userinfo (`user:password@` or `user@`) in front of a registry host. The password may hold @ itself: the
-// userinfo runs to the last @ before a host. After a scheme (kept), as in a URL, it holds no / (so
-// https://host/@scope/pkg is a path); in a reference (user:pass/word@host/app) it may.
+// userinfo with a password (`user:password@`) in front of a registry host; a user name alone is no secret and is
+// kept (DOCKER_HOST=ssh://user@host). The password may hold @ itself: the userinfo runs to the last @ before a
+// host. After a scheme (kept), as in a URL, it holds no / (so https://host/@scope/pkg is a path); in a reference
+// (user:pass/word@host/app) it may.
 // A digest after the `@` (name:tag@sha256:…) is a reference, not a host, and is left alone.
 const hostAfter = String.raw`(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]+)?(?=[/\s"',]|$)`;
 const userinfo = new RegExp(
-  String.raw`(^|[\s"'=,])(?:([A-Za-z][A-Za-z0-9+.-]*://)[^\s"'=,/]+|(?![A-Za-z][A-Za-z0-9+.-]*://)[^\s"'=,]+)@` +
+  String.raw`(^|[\s"'=,])(?:([A-Za-z][A-Za-z0-9+.-]*://)[^\s"'=,/:]*:[^\s"'=,/]+|` +
+    String.raw`(?![A-Za-z][A-Za-z0-9+.-]*://)[^\s"'=,:]*:[^\s"'=,]+)@` +
     String.raw`(?![a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,})(?=${hostAfter})`,
   'g',
 );
