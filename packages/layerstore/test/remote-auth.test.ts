@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import * as remote from '../src/remote/index.js';
 import { RegistryClient } from '../src/remote/client.js';
-import { isInsecureHost } from '../src/remote/transport.js';
 import { dockerConfigPath, storeCredentials } from '../src/remote/credentials.js';
 import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { makeImage, newBlobStore, sha256, skopeo } from './helpers/registry-image.js';
@@ -379,38 +378,6 @@ test('untrusted answers: a manifest whose digest does not match is refused', asy
     } catch (err) {
       assert.match((err as Error).message, re);
     }
-  }
-});
-
-test('all of 127.0.0.0/8 (and ::1, localhost) is plain HTTP, insecure as for docker; other hosts are not', () => {
-  const cases: [string, boolean][] = [
-    ['127.0.0.1:5000', true],
-    ['127.0.0.2:5000', true],
-    ['127.255.255.254', true],
-    ['127.1.2.3:443', true],
-    ['localhost:5000', true],
-    ['[::1]:5000', true],
-    ['128.0.0.1:5000', false],
-    ['127.0.0.256:5000', false],
-    ['127.example.com:5000', false],
-    ['10.0.0.1:5000', false],
-    ['registry.example:5000', false],
-  ];
-  for (const [host, insecure] of cases) assert.is(isInsecureHost(host), insecure, host);
-});
-
-test('login to a registry on 127.0.0.2 speaks plain HTTP', async () => {
-  const server = http.createServer((req, res) => {
-    res.writeHead(req.url === '/v2/' ? 200 : 404, { 'docker-distribution-api-version': 'registry/2.0' }).end('{}');
-  });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.2', ok));
-  try {
-    const host = `127.0.0.2:${(server.address() as net.AddressInfo).port}`;
-    const f = path.join(tmp('tsbuild-docker-'), 'config.json');
-    await remote.login(host, user, pass, { configFile: f, retry });
-    assert.is(JSON.parse(readFileSync(f, 'utf8')).auths[host].auth, b64(`${user}:${pass}`));
-  } finally {
-    server.close();
   }
 });
 

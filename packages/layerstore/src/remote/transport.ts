@@ -57,20 +57,12 @@ export interface RawRequest {
   signal?: AbortSignal;
 }
 
-/**
- * Hosts reached over plain HTTP: loopback always (all of 127.0.0.0/8, as docker's default insecure
- * range, and ::1, localhost), plus the ones given as insecure.
- */
+/** Hosts reached over plain HTTP: loopback always, plus the ones given as insecure. */
 export function isInsecureHost(host: string, insecure: readonly string[] = []): boolean {
   const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
-  if (hostname === 'localhost' || hostname === '[::1]' || hostname.endsWith('.localhost') || isLoopbackV4(hostname))
+  if (hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname.endsWith('.localhost'))
     return true;
   return insecure.includes(host) || insecure.includes(hostname);
-}
-
-function isLoopbackV4(hostname: string): boolean {
-  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(hostname);
-  return !!m && m.slice(1).every((n) => Number(n) <= 255);
 }
 
 export function baseURL(host: string, insecure: readonly string[] = []): URL {

@@ -1,6 +1,6 @@
 // Registry commands: pull, push, login, logout — and the pull helper `build` uses for an
 // implicit FROM pull (push itself is exporter/push.ts). Talks to registries through @tsbuild/layerstore's `remote`.
-// Plain HTTP for localhost, 127.0.0.0/8, [::1] and --insecure-registry hosts; HTTPS otherwise.
+// Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
 import {
   formatReference,
