@@ -99,7 +99,7 @@
 #define X_MOUNT_ATTR_NOEXEC 0x8
 struct x_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 
-struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; int file; };
+struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; int file; char *mode; int noexec; };
 
 struct spec {
   char **lowers; int nlowers;
@@ -267,6 +267,8 @@ static void parse_spec(void) {
     else if (cur && !strcmp(tok, "mro")) cur->ro = !strcmp(v, "1");
     else if (cur && !strcmp(tok, "msize")) cur->size = v;
     else if (cur && !strcmp(tok, "mkind")) cur->file = !strcmp(v, "file");
+    else if (cur && !strcmp(tok, "mmode")) cur->mode = v;
+    else if (cur && !strcmp(tok, "mnoexec")) cur->noexec = !strcmp(v, "1");
     else if (!strcmp(tok, "exec")) S.execpid = num(v);
     else if (!strcmp(tok, "netns")) S.netnspid = num(v);
     else if (!strcmp(tok, "netholder")) S.netholder = !strcmp(v, "1");
@@ -580,9 +582,13 @@ static void extra_mounts(void) {
       int fs = syscall(SYS_fsopen, "tmpfs", X_FSOPEN_CLOEXEC);
       if (fs < 0) die("fsopen tmpfs");
       if (m->size && syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "size", m->size, 0) < 0) die("tmpfs size %s", m->size);
-      if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "mode", "1777", 0) < 0) die("tmpfs mode");
+      const char *mode = m->mode ? m->mode : "1777";
+      if (syscall(SYS_fsconfig, fs, X_FSCONFIG_SET_STRING, "mode", mode, 0) < 0) die("tmpfs mode %s", mode);
       if (syscall(SYS_fsconfig, fs, X_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) die("create tmpfs for %s", m->tgt);
-      mfd = syscall(SYS_fsmount, fs, X_FSMOUNT_CLOEXEC, X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV | (m->ro ? X_MOUNT_ATTR_RDONLY : 0));
+      unsigned attr = X_MOUNT_ATTR_NOSUID | X_MOUNT_ATTR_NODEV;
+      if (m->ro) attr |= X_MOUNT_ATTR_RDONLY;
+      if (m->noexec) attr |= X_MOUNT_ATTR_NOEXEC;
+      mfd = syscall(SYS_fsmount, fs, X_FSMOUNT_CLOEXEC, attr);
       if (mfd < 0) die("fsmount tmpfs for %s", m->tgt);
       close(fs);
     } else {

@@ -164,6 +164,8 @@ export function encodeSpec(s: LauncherSpec): Buffer {
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]));
     if (m.type === 'bind') t.push(token('msource', m.source ?? ''));
     if (m.size !== undefined) t.push(token('msize', Math.floor(m.size)));
+    if (m.mode !== undefined) t.push(token('mmode', (m.mode & 0o7777).toString(8)));
+    if (m.noexec) t.push(token('mnoexec', 1));
   });
   return ended(t);
 }

@@ -11,6 +11,10 @@ export interface Mount {
   readonly?: boolean;
   /** tmpfs size in bytes. */
   size?: number;
+  /** tmpfs mode of its root directory (default 01777). */
+  mode?: number;
+  /** tmpfs: nothing on it can be executed (docker's run --mount type=tmpfs is noexec). */
+  noexec?: boolean;
 }
 
 export interface Limits {
