@@ -18,6 +18,7 @@ import {
 } from './state.js';
 import type { ContainerDoc, MountSpec } from './state.js';
 import { ensureVolume, isVolumeName } from './volumes.js';
+import { parseMount, type MountRequest } from './mount-flag.js';
 
 export interface CreateOptions {
   ref: string;
@@ -30,6 +31,8 @@ export interface CreateOptions {
   workdir?: string;
   user?: string;
   volumes: string[];
+  /** --mount specs (mount-flag.ts), after the -v ones. */
+  mounts?: string[];
   network: string;
   ports?: PortMapping[];
   hostname?: string;
@@ -54,11 +57,7 @@ export function readEnvFile(path: string): string[] {
 }
 
 /** -v HOST:CTR[:ro|rw], -v NAME:CTR[:ro|rw], -v CTR */
-export function parseVolume(
-  spec: string,
-):
-  | { kind: 'bind'; source: string; target: string; readonly: boolean }
-  | { kind: 'volume'; name?: string; target: string; readonly: boolean } {
+export function parseVolume(spec: string): MountRequest & { kind: 'bind' | 'volume' } {
   const parts = spec.split(':');
   let mode: string | undefined;
   if (parts.length >= 2 && /^(ro|rw|z|Z|ro,.*|rw,.*)$/.test(parts[parts.length - 1])) mode = parts.pop();
@@ -135,15 +134,21 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new ContainerError(`invalid container name "${name}"`);
   if (docs.some((d) => d.Name === name)) throw new ContainerError(`the container name "${name}" is already in use`);
 
-  // Mounts: -v flags first; the image's VOLUMEs not covered by one get an anonymous volume.
+  // Mounts: -v flags first, then --mount ones; the image's VOLUMEs not covered by one get an anonymous volume.
+  // All are read before a volume is made: a bad flag leaves none behind.
+  const requests: MountRequest[] = [...o.volumes.map(parseVolume), ...(o.mounts ?? []).map(parseMount)];
   const mounts: MountSpec[] = [];
   const seed = (target: string) => ({ layers: o.image.layers, target });
-  for (const v of o.volumes) {
-    const p = parseVolume(v);
-    if (mounts.some((m) => m.target === p.target)) throw new ContainerError(`duplicate mount point: ${p.target}`);
+  for (const [i, p] of requests.entries())
+    if (requests.findIndex((q) => q.target === p.target) < i)
+      throw new ContainerError(`duplicate mount point: ${p.target}`);
+  for (const p of requests) {
     if (p.kind === 'bind') mounts.push({ type: 'bind', source: p.source, target: p.target, readonly: p.readonly });
-    else {
-      const vol = await ensureVolume(store, p.name, seed(p.target));
+    else if (p.kind === 'tmpfs') {
+      const { kind: _, ...tmpfs } = p;
+      mounts.push({ type: 'tmpfs', ...tmpfs });
+    } else {
+      const vol = await ensureVolume(store, p.name, p.nocopy ? undefined : seed(p.target));
       mounts.push({ type: 'volume', name: vol.Name, target: p.target, readonly: p.readonly, anonymous: vol.Anonymous });
     }
   }

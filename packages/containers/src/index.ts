@@ -16,6 +16,7 @@ export {
   type Status,
 } from './state.js';
 export { createContainer, createToRun, parseVolume, readEnvFile, type CreateOptions, type Created } from './create.js';
+export { parseMount, type MountRequest } from './mount-flag.js';
 export { runContainer, startDetached, networkAhead, discardNetwork, type RunIO } from './runner.js';
 export { stopContainer, signalContainer, killContainer } from './signal.js';
 export { removeContainer } from './remove.js';

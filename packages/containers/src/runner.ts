@@ -66,6 +66,8 @@ async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> 
   const out: Mount[] = [];
   for (const m of doc.Config.mounts) {
     if (m.type === 'bind') out.push({ type: 'bind', source: m.source, target: m.target, readonly: m.readonly });
+    // noexec, nosuid and nodev, as docker mounts a tmpfs there.
+    else if (m.type === 'tmpfs') out.push({ ...m, noexec: true });
     else {
       const v = await getVolume(store, m.name);
       if (!v) throw new ContainerError(`volume ${m.name} of container ${doc.Name} no longer exists`);

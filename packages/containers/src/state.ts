@@ -30,7 +30,9 @@ import { fsyncDir, ownedId, pidAlive, processStart, writeFileAtomic } from '@tsb
 
 export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
-  | { type: 'volume'; name: string; target: string; readonly: boolean; anonymous: boolean };
+  | { type: 'volume'; name: string; target: string; readonly: boolean; anonymous: boolean }
+  // --mount type=tmpfs: size in bytes and the mode of its root, when given.
+  | { type: 'tmpfs'; target: string; readonly: boolean; size?: number; mode?: number };
 
 /**
  * What a container runs, resolved once at create time (the image's config merged with the flags).

@@ -1,11 +1,11 @@
 // What `run` and `exec` flags become, without root or a store: -v specs (bind, named, anonymous
-// volume, mode), -e / --env-file (K=V sets, K takes this process's value, an unset K is skipped).
+// volume, mode), --mount specs, -e / --env-file (K=V sets, K takes this process's value, an unset K is skipped).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ContainerError, parseVolume, readEnvFile } from '../src/index.js';
+import { ContainerError, parseMount, parseVolume, readEnvFile } from '../src/index.js';
 import { applyEnv } from '../src/env.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'containers-flags-'));
@@ -31,6 +31,31 @@ for (const [spec, want] of volumes) {
         (e: Error) => e instanceof ContainerError && want.test(e.message),
       );
     } else assert.equal(parseVolume(spec), want);
+  });
+}
+
+// --mount specs as docker reads them (test/run-mount.test.ts runs them): the mount each one asks for.
+const mounts: [string, ReturnType<typeof parseMount> | RegExp][] = [
+  [`type=bind,src=${dir}/,dst=/m/`, { kind: 'bind', source: dir, target: '/m', readonly: false }],
+  ['dst=/data,src=v,volume-nocopy=1', { kind: 'volume', name: 'v', target: '/data', readonly: false, nocopy: true }],
+  ['type=volume,dst=/data,volume-nocopy=false', { kind: 'volume', target: '/data', readonly: false }],
+  ['type=tmpfs,dst=/t,tmpfs-size=1.5k', { kind: 'tmpfs', target: '/t', readonly: false, size: 1536 }],
+  ['type=tmpfs,dst=/t,tmpfs-size=2 GiB,ro', { kind: 'tmpfs', target: '/t', readonly: true, size: 2 * 1024 ** 3 }],
+  ['type=tmpfs,dst=/t,tmpfs-mode=1770,tmpfs-size=0', { kind: 'tmpfs', target: '/t', readonly: false, mode: 0o1770 }],
+  ['type=tmpfs,dst=/t,tmpfs-mode=0o755', /^--mount type=tmpfs,dst=\/t,tmpfs-mode=0o755: invalid value for tmpfs-mode/],
+  ['type=tmpfs,dst=/t,tmpfs-size=1.2.3', /invalid value for tmpfs-size: 1\.2\.3$/],
+  ['type=bind,"src=/a""b",dst=/m', /bind source path does not exist: \/a"b$/],
+  ['type=bind,"src=/a', /parse error on line 1, column 18: extraneous or missing " in quoted-field/],
+  ['type=bind,"src=/a"x,dst=/m', /parse error on line 1, column 18: extraneous or missing " in quoted-field/],
+];
+for (const [spec, want] of mounts) {
+  test(`--mount ${spec}`, () => {
+    if (want instanceof RegExp) {
+      assert.throws(
+        () => parseMount(spec),
+        (e: Error) => e instanceof ContainerError && want.test(e.message),
+      );
+    } else assert.equal(parseMount(spec), want);
   });
 }
 

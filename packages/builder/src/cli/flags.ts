@@ -237,6 +237,12 @@ const runFlags: FlagSpec[] = [
     help: 'a bind mount, a named volume or a new anonymous volume',
   },
   {
+    name: 'mount',
+    kind: 'list',
+    value: 'type=bind|volume|tmpfs,src=SRC,dst=DST[,ro]',
+    help: "-v's mounts as docker's --mount spells them, and a tmpfs (tmpfs-size=, tmpfs-mode=)",
+  },
+  {
     name: 'network',
     kind: 'string',
     aliases: ['net'],

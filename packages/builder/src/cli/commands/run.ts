@@ -210,6 +210,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       workdir,
       user: str(p, 'user'),
       volumes: list(p, 'volume'),
+      mounts: list(p, 'mount'),
       network: network === 'bridge' ? 'default' : network,
       ports,
       hostname: str(p, 'hostname'),
