@@ -12,16 +12,24 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { cleanup, command, context, ok, repo, tempDir, tsbuild, type Result } from './helpers/cli.js';
 import { inspect } from './helpers/image.js';
-import { startRegistry, type TestRegistry } from '@tsbuild/testkit';
+import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
 
 const certs = tempDir('tls-certs');
 const pem = (name: string) => join(certs, `${name}.pem`);
 const openssl = (...args: string[]) =>
   execFileSync('openssl', args, { cwd: certs, stdio: ['ignore', 'ignore', 'pipe'] });
-/** A CA, and a server certificate from it for 127.0.0.1 and 127.0.0.2. */
+/**
+ * An address of this machine that is not loopback, for the registry: loopback registries are insecure
+ * (as docker has 127.0.0.0/8), spoken to over HTTPS without verifying, so only elsewhere is the CA checked.
+ */
+const outside = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+/** A CA, and a server certificate from it for 127.0.0.1, 127.0.0.2 and the non-loopback address. */
 function makeCa(name: string): { key: Buffer; cert: Buffer } {
   openssl(
     'req',
@@ -54,7 +62,7 @@ function makeCa(name: string): { key: Buffer; cert: Buffer } {
     '-subj',
     '/CN=127.0.0.1',
   );
-  writeFileSync(join(certs, 'san.ext'), 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2\n');
+  writeFileSync(join(certs, 'san.ext'), `subjectAltName=IP:127.0.0.1,IP:127.0.0.2${outside ? `,IP:${outside}` : ''}\n`);
   openssl(
     'x509',
     '-req',
@@ -89,7 +97,7 @@ const files = (req: { url?: string }, res: import('node:http').ServerResponse) =
 };
 let privateServer: Server; // certificate from the CA that NODE_EXTRA_CA_CERTS names
 let systemServer: Server; // certificate from a CA the test makes a default root (--use-openssl-ca)
-let registryProxy: tls.Server; // TLS in front of a plain-HTTP registry, on 127.0.0.2 (127.0.0.1 is always plain HTTP)
+let registryProxy: tls.Server; // TLS in front of a plain-HTTP registry, on the non-loopback address
 let reg: TestRegistry;
 let privateURL = '';
 let systemURL = '';
@@ -114,7 +122,7 @@ test.before(async () => {
     s.on('error', () => upstream.destroy());
     upstream.on('error', () => s.destroy());
   });
-  registryHost = `127.0.0.2:${await listen(registryProxy, '127.0.0.2')}`;
+  if (outside) registryHost = `${outside}:${await listen(registryProxy, outside)}`;
   // An image in the registry, pushed over plain HTTP to its loopback address.
   const root = tempDir('tls-push');
   dirs.push(root);
@@ -258,6 +266,7 @@ test('ADD https: a redirect to plain http is refused, and the error says so', as
 test(
   'pull over HTTPS from a registry with a private CA: trusted through NODE_EXTRA_CA_CERTS, refused ' + 'without',
   async () => {
+    if (!registryHost) return skip('no local non-loopback IPv4 address', { required: false });
     const root = tempDir('tls-pull');
     dirs.push(root);
     const refused = await run(command, ['pull', `${registryHost}/tls/app:1`], {

@@ -1,6 +1,6 @@
 // Option values as docker and buildx spell them (`key=value,...` lists, sizes): read by the CLI's
 // flags and by the build and export code that takes the same values, so they live below both.
-import { parseReference } from '@tsbuild/layerstore';
+import { parseReference, remote } from '@tsbuild/layerstore';
 import { UsageError } from './errors.js';
 
 /** Parses `key=value,key2=value2` as buildx does for --output/--cache-to. */
@@ -32,6 +32,23 @@ export function parseCompression(value: string | undefined): 'gzip' | 'zstd' | '
   if (c !== 'gzip' && c !== 'zstd' && c !== 'none')
     throw new UsageError(`--compression: "${c}" is not one of gzip, zstd, none`);
   return c;
+}
+
+/**
+ * --insecure-registry values checked as dockerd checks them (host[:port] or a CIDR; http:// or
+ * https:// in front dropped with a warning on stderr, as dockerd logs one): a bad value is a usage
+ * error naming the flag and the value.
+ */
+export function parseInsecureRegistries(values: string[]): string[] {
+  return values.map((value) => {
+    try {
+      const { entry, warning } = remote.checkInsecureRegistry(value);
+      if (warning) process.stderr.write(`WARNING: --insecure-registry "${value}": ${warning}\n`);
+      return entry;
+    } catch (e) {
+      throw new UsageError(`--insecure-registry "${value}": ${(e as Error).message}`);
+    }
+  });
 }
 
 /** A docker-format archive is for `docker load`, which (docker 20.10, Debian 12's) cannot read zstd layers. */

@@ -29,7 +29,7 @@ const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const digestPattern = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 // A registry host: an IPv6 literal in brackets or dot-separated DNS labels, then an optional port.
 const dnsLabel = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
-const hostPattern = new RegExp(String.raw`^(?:\[[0-9a-fA-F:]+\]|${dnsLabel}(?:\.${dnsLabel})*)(?::[0-9]+)?$`);
+export const hostPattern = new RegExp(String.raw`^(?:\[[0-9a-fA-F:]+\]|${dnsLabel}(?:\.${dnsLabel})*)(?::[0-9]+)?$`);
 
 export const DockerHub = 'docker.io';
 

@@ -1,15 +1,16 @@
 // A real CNCF distribution registry (Debian's docker-registry) on 127.0.0.1 for tests:
-// free port, temp storage, optional htpasswd basic auth; waits for /v2/ and is killed on
-// stop() or process exit.
+// free port, temp storage, optional htpasswd basic auth, optionally HTTPS (its own certificate)
+// on another local address; waits for /v2/ and is killed on stop() or process exit.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 export interface TestRegistry {
-  /** 127.0.0.1:PORT */
+  /** ADDRESS:PORT (127.0.0.1 unless another address was asked for) */
   host: string;
   port: number;
   dir: string;
@@ -24,21 +25,23 @@ process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-export function freePort(): Promise<number> {
+export function freePort(address = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.unref();
     s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, address, () => {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });
   });
 }
 
-function probe(port: number): Promise<number> {
+function probe(address: string, port: number, tls: boolean): Promise<number> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/v2/', agent: false }, (res) => {
+    // Whether the certificate verifies is the tests' business, not the start-up's.
+    const get = tls ? https.get : http.get;
+    const req = get({ host: address, port, path: '/v2/', agent: false, rejectUnauthorized: false }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -47,10 +50,20 @@ function probe(port: number): Promise<number> {
   });
 }
 
-export async function startRegistry(opts: { auth?: { user: string; pass: string } } = {}): Promise<TestRegistry> {
+export async function startRegistry(
+  opts: {
+    auth?: { user: string; pass: string };
+    /** Serve HTTPS with this certificate and key (PEM files) instead of plain HTTP. */
+    tls?: { certificate: string; key: string };
+    /** The local address to listen on (default 127.0.0.1). */
+    address?: string;
+  } = {},
+): Promise<TestRegistry> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsbuild-registry-'));
+  const address = opts.address ?? '127.0.0.1';
+  const tlsYaml = opts.tls ? `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n` : '';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+    const port = await freePort(address);
     let authYaml = '';
     if (opts.auth) {
       const line = execFileSync('htpasswd', ['-Bbn', opts.auth.user, opts.auth.pass], { encoding: 'utf8' });
@@ -71,9 +84,9 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:${port}
+  addr: ${address}:${port}
   secret: tsbuild-test-secret
-${authYaml}`;
+${tlsYaml}${authYaml}`;
     const configPath = path.join(dir, 'config.yml');
     writeFileSync(configPath, config);
     const child = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -90,13 +103,13 @@ ${authYaml}`;
     const deadline = Date.now() + 10_000;
     let status = 0;
     while (Date.now() < deadline && !exited) {
-      status = await probe(port);
+      status = await probe(address, port, opts.tls !== undefined);
       if (status === 200 || status === 401) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     if (status === 200 || status === 401) {
       return {
-        host: `127.0.0.1:${port}`,
+        host: `${address}:${port}`,
         port,
         dir,
         auth: opts.auth,
@@ -116,7 +129,7 @@ ${authYaml}`;
     child.kill('SIGKILL');
     if (attempt === 2) {
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`docker-registry did not start on 127.0.0.1:${port}: ${log.slice(-2000)}`);
+      throw new Error(`docker-registry did not start on ${address}:${port}: ${log.slice(-2000)}`);
     }
   }
   throw new Error('unreachable');

@@ -26,8 +26,8 @@ export const rootFlag: FlagSpec = {
 export const insecureFlag: FlagSpec = {
   name: 'insecure-registry',
   kind: 'list',
-  value: 'HOST',
-  help: 'plain HTTP for that registry (repeatable; localhost is always plain)',
+  value: 'HOST[:PORT]|CIDR',
+  help: 'HTTPS without verifying, else plain HTTP, for that registry (repeatable; loopback always is)',
 };
 const progressFlag: FlagSpec = {
   name: 'progress',

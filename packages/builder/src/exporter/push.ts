@@ -1,6 +1,6 @@
 // Registry push: what a tag (or an image id, with a destination) names in the store goes to a
 // registry through @tsbuild/layerstore's `remote`, for `tsbuild push` and `build --push`.
-// Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
+// Insecure registries (loopback, --insecure-registry) as docker has them: HTTPS unverified, else plain HTTP.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
 import { join } from 'node:path';
 import {

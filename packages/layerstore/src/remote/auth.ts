@@ -3,7 +3,8 @@
 // grant for an identity token), and a token cache per host and scope set.
 import { RegistryError, parseErrorBody } from './errors.js';
 import type { Credential } from './credentials.js';
-import { isInsecureHost, readBody, send } from './transport.js';
+import { isInsecureRegistry } from './insecure.js';
+import { readBody, send } from './transport.js';
 
 export interface Challenge {
   scheme: string; // lower case: basic, bearer
@@ -37,6 +38,8 @@ export interface TokenRequest {
   scopes: string[];
   credential?: Credential;
   insecure: readonly string[];
+  /** The registry is insecure: its token service is spoken to over HTTPS without verifying too (as docker). */
+  unverified?: boolean;
   timeoutMs: number;
   signal?: AbortSignal;
   /** The registry host, for messages. */
@@ -54,7 +57,7 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
   } catch {
     throw new RegistryError('invalid', `${host} sent a bad token realm`, { host });
   }
-  if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && isInsecureHost(realm.host, req.insecure))) {
+  if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && isInsecureRegistry(realm.host, req.insecure))) {
     throw new RegistryError(
       'unauthorized',
       `${host}: refusing token realm ${realm.protocol}//${realm.host} (plain HTTP to a host not marked insecure)`,
@@ -79,6 +82,7 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
       body: Buffer.from(form.toString()),
       timeoutMs: req.timeoutMs,
       signal: req.signal,
+      unverified: req.unverified,
     });
   } else {
     const url = new URL(realm);
@@ -89,7 +93,14 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
       const basic = Buffer.from(`${credential.username}:${credential.password}`).toString('base64');
       headers.authorization = `Basic ${basic}`;
     }
-    res = await send({ method: 'GET', url, headers, timeoutMs: req.timeoutMs, signal: req.signal });
+    res = await send({
+      method: 'GET',
+      url,
+      headers,
+      timeoutMs: req.timeoutMs,
+      signal: req.signal,
+      unverified: req.unverified,
+    });
   }
   const body = await readBody(res, 1 << 20, `token from ${realm.host}`);
   if (res.status !== 200) {

@@ -5,12 +5,12 @@ import { registryHost } from '../reference.js';
 import { basicHeader, fetchToken, parseChallenge, type Challenge, type Token } from './auth.js';
 import { DockerConfigCredentials, type Credential, type CredentialSource } from './credentials.js';
 import { RegistryError, parseErrorBody } from './errors.js';
+import { isInsecureRegistry } from './insecure.js';
 import {
-  baseURL,
   defaultRetryPolicy,
   discard,
-  isInsecureHost,
   parseRetryAfter,
+  probeScheme,
   readBody,
   send,
   withRetry,
@@ -22,7 +22,10 @@ import {
 export interface ClientOptions {
   /** Default: $DOCKER_CONFIG/config.json. */
   credentials?: CredentialSource;
-  /** Hosts (host or host:port) reached over plain HTTP besides loopback. */
+  /**
+   * Insecure registries besides loopback (--insecure-registry values: host, host:port, CIDR): HTTPS
+   * without verifying the certificate, or plain HTTP when they do not speak TLS.
+   */
   insecure?: string[];
   retry?: Partial<RetryPolicy>;
   /** Socket idle timeout per request. Default 60 s. */
@@ -53,12 +56,24 @@ export interface ClientStats {
 
 const maxRedirects = 5;
 
+/**
+ * The scheme each insecure registry (host:port) turned out to speak, found once in a process: every
+ * client of that registry (a build's pulls, its push, the cache) then goes straight to it.
+ */
+const schemes = new Map<string, Promise<'https:' | 'http:' | undefined>>();
+
 export class RegistryClient {
   /** The registry as named in references (docker.io, localhost:5000). */
   readonly registry: string;
   /** The host:port connected to. */
   readonly host: string;
-  readonly base: URL;
+  /**
+   * Spoken to as docker speaks to an insecure registry: every request (the token fetch and redirects
+   * too) over HTTPS without verifying the certificate, or over plain HTTP if it does not speak TLS.
+   */
+  readonly insecure: boolean;
+  /** https://host, or http://host once an insecure registry turned out to speak plain HTTP. */
+  base: URL;
   readonly options: ClientOptions;
   readonly policy: RetryPolicy;
   readonly stats: ClientStats = { requests: 0, retries: 0, tokenFetches: 0 };
@@ -66,6 +81,7 @@ export class RegistryClient {
   private credential: Promise<Credential | undefined> | undefined;
   /** The last challenge seen per host. */
   private readonly challenges = new Map<string, Challenge>();
+  private schemeSettled = false;
   /** Bearer tokens per host + sorted scope set. */
   private readonly tokens = new Map<string, Token>();
 
@@ -73,7 +89,8 @@ export class RegistryClient {
     this.registry = registry;
     this.host = registryHost(registry);
     this.options = options;
-    this.base = baseURL(this.host, options.insecure);
+    this.insecure = isInsecureRegistry(this.host, options.insecure);
+    this.base = new URL(`https://${this.host}`);
     this.policy = { ...defaultRetryPolicy, ...options.retry };
     this.credentials = options.credentials ?? new DockerConfigCredentials();
   }
@@ -85,6 +102,25 @@ export class RegistryClient {
   private getCredential(): Promise<Credential | undefined> {
     this.credential ??= this.credentials.get(this.registry);
     return this.credential;
+  }
+
+  /** For an insecure registry, settle its scheme (probed once per process) before the first request. */
+  private async settleScheme(): Promise<void> {
+    if (!this.insecure || this.schemeSettled) return;
+    let found = schemes.get(this.host);
+    if (!found) {
+      found = probeScheme(this.host, { timeoutMs: this.options.timeoutMs, signal: this.options.signal });
+      schemes.set(this.host, found);
+    }
+    const scheme = await found;
+    // Nothing learnt (the connection failed): this request goes over plain HTTP, the last thing docker
+    // tries, and reports the failure; the next one probes again.
+    this.base = new URL(`${scheme ?? 'http:'}//${this.host}`);
+    if (scheme === undefined) {
+      if (schemes.get(this.host) === found) schemes.delete(this.host);
+      return;
+    }
+    this.schemeSettled = true;
   }
 
   resolveURL(url: string | URL): URL {
@@ -110,6 +146,7 @@ export class RegistryClient {
         scopes,
         credential: await this.getCredential(),
         insecure: this.options.insecure ?? [],
+        unverified: this.insecure,
         timeoutMs: this.options.timeoutMs ?? 60_000,
         signal: this.options.signal,
         host: this.host,
@@ -126,6 +163,7 @@ export class RegistryClient {
    * Network failures throw retryable RegistryErrors; the caller's retry loop decides.
    */
   async request(spec: RequestSpec, what: string): Promise<HttpResponse> {
+    await this.settleScheme();
     let url = this.resolveURL(spec.url);
     let reauthenticated = false;
     let forceToken = false;
@@ -142,11 +180,18 @@ export class RegistryClient {
       this.stats.requests++;
       const { timeoutMs, signal } = this.options;
       // A network failure names the request; `what` says whose (which image, blob, repository) as a status's does.
-      const res = await send({ method: spec.method, url, headers, body: spec.body, timeoutMs, signal }).catch(
-        (err: unknown) => {
-          throw err instanceof RegistryError ? new RegistryError(err.code, `${what}: ${err.message}`, err.info) : err;
-        },
-      );
+      const unverified = this.insecure;
+      const res = await send({
+        method: spec.method,
+        url,
+        headers,
+        body: spec.body,
+        timeoutMs,
+        signal,
+        unverified,
+      }).catch((err: unknown) => {
+        throw err instanceof RegistryError ? new RegistryError(err.code, `${what}: ${err.message}`, err.info) : err;
+      });
       if (res.status === 401 && url.host === this.base.host && !reauthenticated) {
         const challenge = parseChallenge(res.headers['www-authenticate']);
         discard(res);
@@ -205,7 +250,11 @@ export class RegistryClient {
       throw new RegistryError('invalid', `${what}: ${from.host} sent a Location with scheme ${next.protocol}`, {
         host: from.host,
       });
-    if (next.protocol === 'http:' && from.protocol === 'https:' && !isInsecureHost(next.host, this.options.insecure)) {
+    if (
+      next.protocol === 'http:' &&
+      from.protocol === 'https:' &&
+      !isInsecureRegistry(next.host, this.options.insecure)
+    ) {
       throw new RegistryError('invalid', `${what}: refusing a redirect from HTTPS to plain HTTP (${next.host})`, {
         host: from.host,
       });

@@ -8,7 +8,8 @@ export {
   type Credential,
   type CredentialSource,
 } from './credentials.js';
-export { login, logout } from './login.js';
+export { login, logout, registryName } from './login.js';
+export { checkInsecureRegistry, isInsecureRegistry } from './insecure.js';
 export { BlobLocations } from './locations.js';
 export {
   resolve,

@@ -2,23 +2,29 @@
 // around it. Higher layers (client.ts) add authentication and redirects.
 import type * as Http from 'node:http';
 import type * as Https from 'node:https';
+import type * as Tls from 'node:tls';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { RegistryError, redactURL } from './errors.js';
 import { certificateProblem, clientSecureContext } from './tls.js';
 
 // node:http and node:https are loaded on the first request that needs each: most tsbuild commands
-// never talk to a registry, and loading them was a tenth of a cached rebuild's start. A plain-HTTP
-// registry (localhost, --insecure-registry) never loads https, tls and its secure context.
+// never talk to a registry, and loading them was a tenth of a cached rebuild's start. A registry
+// known to speak plain HTTP (remembered per process, see probeScheme) never loads https again.
 const requireBuiltin = createRequire(import.meta.url);
 let plain: { lib: typeof Http; agent: Http.Agent } | undefined;
 let secure: { lib: typeof Https; agent: Https.Agent } | undefined;
-function net(protocol: string): { lib: typeof Http | typeof Https; agent: Http.Agent } {
+let unverified: { lib: typeof Https; agent: Https.Agent } | undefined;
+function net(protocol: string, verify: boolean): { lib: typeof Http | typeof Https; agent: Http.Agent } {
   if (protocol === 'https:') {
-    if (!secure) {
-      const lib = requireBuiltin('node:https') as typeof Https;
-      secure = { lib, agent: new lib.Agent({ keepAlive: true, maxSockets: 16, secureContext: clientSecureContext() }) };
+    const lib = requireBuiltin('node:https') as typeof Https;
+    // An insecure registry's connections (docker's InsecureSkipVerify) have a pool of their own, so
+    // that no verified request ever reuses a socket whose certificate was not checked.
+    if (!verify) {
+      unverified ??= { lib, agent: new lib.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false }) };
+      return unverified;
     }
+    secure ??= { lib, agent: new lib.Agent({ keepAlive: true, maxSockets: 16, secureContext: clientSecureContext() }) };
     return secure;
   }
   if (!plain) {
@@ -26,6 +32,52 @@ function net(protocol: string): { lib: typeof Http | typeof Https; agent: Http.A
     plain = { lib, agent: new lib.Agent({ keepAlive: true, maxSockets: 16 }) };
   }
   return plain;
+}
+
+/**
+ * The server answered a TLS ClientHello with bytes that are no TLS record (an HTTP server's 400):
+ * OpenSSL reads "HTTP/1.1" as a record of an unknown version or an impossible length. A TLS server
+ * that refuses the handshake (a protocol version, a client certificate) fails with other codes.
+ */
+function notTls(err: Error & { code?: string }): boolean {
+  // tls.connect names it in the code; https.request says EPROTO and leaves it to the message.
+  const code = err.code === 'EPROTO' ? err.message.replace(/ /g, '_').toUpperCase() : (err.code ?? '');
+  return /(^ERR_SSL_|:)(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL)(:|$)/.test(code);
+}
+
+/**
+ * How to reach an insecure registry at `host` (host[:port]), as docker does: HTTPS when a TLS
+ * handshake (certificate unchecked) succeeds, plain HTTP when the server answers it in something
+ * else (it speaks HTTP). Undefined when the connection itself failed (refused, unknown host, timed
+ * out): nothing is known, and the request that follows reports the failure.
+ */
+export function probeScheme(
+  host: string,
+  o: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<'https:' | 'http:' | undefined> {
+  const url = new URL(`https://${host}`);
+  const tls = requireBuiltin('node:tls') as typeof Tls;
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return new Promise((resolve) => {
+    if (o.signal?.aborted) return resolve(undefined);
+    const socket = tls.connect({
+      host: hostname,
+      port: Number(url.port || 443),
+      servername: /^[0-9.]+$|:/.test(hostname) ? undefined : hostname,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const done = (scheme: 'https:' | 'http:' | undefined) => {
+      o.signal?.removeEventListener('abort', abort);
+      socket.destroy();
+      resolve(scheme);
+    };
+    const abort = () => done(undefined);
+    o.signal?.addEventListener('abort', abort, { once: true });
+    socket.setTimeout(o.timeoutMs ?? 60_000, () => done(undefined));
+    socket.once('secureConnect', () => done('https:'));
+    socket.once('error', (err) => done(notTls(err) ? 'http:' : undefined));
+  });
 }
 
 export interface HttpResponse {
@@ -55,18 +107,8 @@ export interface RawRequest {
   /** Socket idle timeout. */
   timeoutMs?: number;
   signal?: AbortSignal;
-}
-
-/** Hosts reached over plain HTTP: loopback always, plus the ones given as insecure. */
-export function isInsecureHost(host: string, insecure: readonly string[] = []): boolean {
-  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
-  if (hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname.endsWith('.localhost'))
-    return true;
-  return insecure.includes(host) || insecure.includes(hostname);
-}
-
-export function baseURL(host: string, insecure: readonly string[] = []): URL {
-  return new URL(`${isInsecureHost(host, insecure) ? 'http' : 'https'}://${host}`);
+  /** HTTPS without verifying the certificate (an insecure registry's requests). */
+  unverified?: boolean;
 }
 
 /**
@@ -78,7 +120,7 @@ export function send(req: RawRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     if (req.signal?.aborted) return reject(req.signal.reason as Error);
     const { url } = req;
-    const { lib, agent } = net(url.protocol);
+    const { lib, agent } = net(url.protocol, !req.unverified);
     const headers: Record<string, string> = { 'user-agent': 'tsbuild', ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     let settled = false;
@@ -88,9 +130,10 @@ export function send(req: RawRequest): Promise<HttpResponse> {
         ? (req.signal.reason as Error)
         : err instanceof RegistryError
           ? err
-          : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err)}`, {
+          : new RegistryError('network', `${req.method} ${redactURL(url)}: ${describeNetworkError(err, url)}`, {
               host: url.host,
-              retryable: certificateProblem(err) === undefined,
+              // Neither an untrusted certificate nor a server that does not speak TLS changes on a retry.
+              retryable: certificateProblem(err) === undefined && !(url.protocol === 'https:' && notTls(err)),
             });
     const fail = (err: Error) => {
       if (settled) return;
@@ -156,9 +199,12 @@ export function send(req: RawRequest): Promise<HttpResponse> {
   });
 }
 
-function describeNetworkError(err: Error & { code?: string }): string {
+function describeNetworkError(err: Error & { code?: string }, url?: URL): string {
   const tls = certificateProblem(err);
   if (tls) return tls;
+  // What docker says as "server gave HTTP response to HTTPS client", with the way out.
+  if (url?.protocol === 'https:' && notTls(err))
+    return `the server does not speak TLS: it answered in plain HTTP (--insecure-registry ${url.host} allows that)`;
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'connection refused';

@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
 import { flagsOf } from '../flags.js';
-import { checkDockerArchiveCompression, parseCompression, parseCsv, refuseDigestTag } from '../../options.js';
+import {
+  checkDockerArchiveCompression,
+  parseCompression,
+  parseCsv,
+  parseInsecureRegistries,
+  refuseDigestTag,
+} from '../../options.js';
 import { openStore, storeRoot } from '../root.js';
 import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
@@ -142,7 +148,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const cacheShare = list(p, 'cache-to').length || list(p, 'cache-from').length ? await cacheShareModule() : undefined;
   const cacheTo = list(p, 'cache-to').map((v) => cacheShare!.parseCacheOption(v, '--cache-to'));
   const cacheFrom = list(p, 'cache-from').map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
-  const insecure = list(p, 'insecure-registry');
+  const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
   if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
   // --explain[=text|json] [--explain-file FILE]: the report of every step (cli/explain.ts, docs/explain.md).
   const explainFile = str(p, 'explain-file');

@@ -1,6 +1,6 @@
 // Registry commands: pull, push, login, logout — and the pull helper `build` uses for an
 // implicit FROM pull (push itself is exporter/push.ts). Talks to registries through @tsbuild/layerstore's `remote`.
-// Plain HTTP for localhost, 127.0.0.1, [::1] and --insecure-registry hosts; HTTPS otherwise.
+// Insecure registries (loopback, --insecure-registry) as docker has them: HTTPS unverified, else plain HTTP.
 // Credentials come from $DOCKER_CONFIG/config.json and never appear in output or errors.
 import {
   formatReference,
@@ -11,14 +11,13 @@ import {
   type Image,
   type Store,
 } from '@tsbuild/layerstore';
-import { redactCredentials } from '@tsbuild/errdefs';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { trace } from '../../trace.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
 import { BuildError, UsageError } from '../../errors.js';
-import { parseCompression } from '../../options.js';
+import { parseCompression, parseInsecureRegistries } from '../../options.js';
 import { parseRef, pushImage, remoteOptions } from '../../exporter/push.js';
 
 type TransferStats = remote.TransferStats;
@@ -123,10 +122,11 @@ export async function pullCommand(argv: string[], signal: AbortSignal): Promise<
   if (p.positionals.length !== 1)
     throw new UsageError(
       '"tsbuild pull" requires exactly 1 argument\n' +
-        'Usage: tsbuild pull [--platform os/arch] [--insecure-registry HOST] NAME[:TAG|@DIGEST]',
+        'Usage: tsbuild pull [--platform os/arch] [--insecure-registry HOST|CIDR] NAME[:TAG|@DIGEST]',
     );
   const ref = p.positionals[0];
   parseRef(ref, 'pull');
+  const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
   const platform = str(p, 'platform');
   if (platform !== undefined) {
     try {
@@ -139,7 +139,7 @@ export async function pullCommand(argv: string[], signal: AbortSignal): Promise<
   const reporter = await reporterFor(p);
   trace('pull: store open');
   try {
-    const r = await pullImage(store, ref, { insecure: list(p, 'insecure-registry'), platform, reporter, signal });
+    const r = await pullImage(store, ref, { insecure, platform, reporter, signal });
     trace('pull: done');
     reporter.close();
     const shown = familiarName(parseReference(ref));
@@ -159,15 +159,15 @@ export async function pushCommand(argv: string[], signal: AbortSignal): Promise<
   if (p.positionals.length !== 1)
     throw new UsageError(
       '"tsbuild push" requires exactly 1 argument\n' +
-        'Usage: tsbuild push [--insecure-registry HOST] [--compression gzip|zstd|none] NAME[:TAG]',
+        'Usage: tsbuild push [--insecure-registry HOST|CIDR] [--compression gzip|zstd|none] NAME[:TAG]',
     );
   const compression = parseCompression(str(p, 'compression'));
   const ref = p.positionals[0];
   const parsed = parseRef(ref, 'push');
+  const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
   const store = await openStore(str(p, 'root'), 'push');
   const reporter = await reporterFor(p);
   try {
-    const insecure = list(p, 'insecure-registry');
     const r = await pushImage(store, ref, { insecure, reporter, compression, signal });
     reporter.close();
     reporter.info(describeStats(r.stats, 'push'));
@@ -185,7 +185,8 @@ export async function loginCommand(argv: string[]): Promise<number> {
       '"tsbuild login" requires exactly 1 argument\n' +
         'Usage: tsbuild login [-u USER] [-p PASS | --password-stdin] REGISTRY',
     );
-  const registry = serverAddress(p.positionals[0], 'login');
+  const { registry, address } = serverAddress(p.positionals[0], 'login');
+  const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
   const username = str(p, 'username');
   let password = str(p, 'password');
   if (password !== undefined && bool(p, 'password-stdin'))
@@ -199,8 +200,8 @@ export async function loginCommand(argv: string[]): Promise<number> {
   if (!username || password === undefined)
     throw new UsageError('"tsbuild login" needs -u USER and -p PASS or --password-stdin (no interactive prompt)');
   if (password === '') throw new UsageError('the password is empty');
-  await remote.login(registry, username, password, { insecure: list(p, 'insecure-registry') }).catch((e: Error) => {
-    throw new BuildError(`login to ${registry === DockerHubAddress ? 'docker.io' : registry} failed: ${e.message}`);
+  await remote.login(address, username, password, { insecure }).catch((e: Error) => {
+    throw new BuildError(`login to ${registry} failed: ${e.message}`);
   });
   process.stdout.write('Login Succeeded\n');
   return 0;
@@ -211,26 +212,25 @@ export async function logoutCommand(argv: string[]): Promise<number> {
   if (p.positionals.length > 1)
     throw new UsageError('"tsbuild logout" requires at most 1 argument\nUsage: tsbuild logout [REGISTRY]');
   // As docker: no registry (or an empty one) is Docker Hub.
-  const registry = serverAddress(p.positionals[0] ?? '', 'logout');
-  await remote.logout(registry);
-  process.stdout.write(`Removing login credentials for ${registry}\n`);
+  const { address } = serverAddress(p.positionals[0] ?? '', 'logout');
+  await remote.logout(address);
+  process.stdout.write(`Removing login credentials for ${address}\n`);
   return 0;
 }
 
-const DockerHubAddress = 'https://index.docker.io/v1/';
-
 /**
- * The registry of login/logout as docker names it: the host of a URL or of host/path, Docker Hub's
- * address when empty. user:password@host is refused (exit 2), without the password: credentials go in
- * -u and -p or --password-stdin, never in the registry name.
+ * The registry of login/logout (remote.registryName: as references name it, and as docker prints it).
+ * A bad one is a usage error (exit 2); user:password@host is refused without the password: credentials
+ * go in -u and -p or --password-stdin, never in the registry name.
  */
-function serverAddress(arg: string, command: string): string {
-  if (redactCredentials(arg) !== arg)
-    throw new UsageError(
-      `${command}: REGISTRY "${redactCredentials(arg)}" holds credentials (user:password@); ` +
-        'give them with -u and -p or --password-stdin',
-    );
-  return arg.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/s, '') || DockerHubAddress;
+function serverAddress(arg: string, command: string): { registry: string; address: string } {
+  try {
+    return remote.registryName(arg);
+  } catch (e) {
+    const { message } = e as Error;
+    const hint = /holds credentials/.test(message) ? '; give them with -u and -p or --password-stdin' : '';
+    throw new UsageError(`${command}: REGISTRY ${message}${hint}`);
+  }
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

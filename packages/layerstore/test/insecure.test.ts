@@ -1,0 +1,180 @@
+// Insecure registries as docker's daemon has them: which values --insecure-registry takes, which
+// registries they (and loopback) cover, and what "insecure" does to a client's requests: HTTPS
+// without verifying the certificate — the token fetch too — then plain HTTP when the server does
+// not speak TLS, decided once per registry in a process. Fake registries (node servers) on
+// 127.0.0.2, 127.0.0.3 and a local non-loopback address, with a self-signed certificate.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { skip } from '@tsbuild/testkit';
+import { checkInsecureRegistry, isInsecureRegistry } from '../src/remote/insecure.js';
+import { RegistryClient } from '../src/remote/client.js';
+import { noCredentials } from '../src/remote/credentials.js';
+
+const valueCases: { value: string; entry?: string; warning?: RegExp; error?: string }[] = [
+  { value: 'registry.example:5000', entry: 'registry.example:5000' },
+  { value: 'registry.example', entry: 'registry.example' },
+  { value: '192.0.2.7:5000', entry: '192.0.2.7:5000' },
+  { value: '10.0.0.0/8', entry: '10.0.0.0/8' },
+  { value: 'fd00::/8', entry: 'fd00::/8' },
+  { value: '[fd00::1]:5000', entry: '[fd00::1]:5000' },
+  { value: 'http://x', entry: 'x', warning: /should not contain 'http:\/\/'/ },
+  { value: 'HTTPS://x:5000', entry: 'x:5000', warning: /should not contain 'https:\/\/'/ },
+  { value: '', error: 'invalid host ""' },
+  { value: 'ftp://x', error: "should not contain '://'" },
+  { value: 'x:99999', error: 'invalid port "99999"' },
+  { value: 'x:port', error: 'invalid host "x"' },
+  { value: '127.0.0.1:port', error: 'invalid port "port"' },
+  { value: 'a_b', error: 'invalid host "a_b"' },
+  { value: 'host:5000/path', error: 'invalid host "host"' },
+  { value: '-x', error: 'invalid index name (-x). Cannot begin or end with a hyphen' },
+  { value: 'x-', error: 'invalid index name (x-). Cannot begin or end with a hyphen' },
+];
+for (const c of valueCases)
+  test(`--insecure-registry "${c.value}" → ${c.error ?? c.entry}`, () => {
+    if (c.error) {
+      assert.throws(
+        () => checkInsecureRegistry(c.value),
+        (e: Error) => e.message === c.error,
+      );
+      return;
+    }
+    const r = checkInsecureRegistry(c.value);
+    assert.is(r.entry, c.entry);
+    if (c.warning) assert.match(r.warning ?? '', c.warning);
+    else assert.is(r.warning, undefined);
+  });
+
+const matchCases: { host: string; insecure: string[]; is: boolean }[] = [
+  // Loopback: docker's default 127.0.0.0/8, and localhost (which resolves there).
+  { host: '127.0.0.1:5000', insecure: [], is: true },
+  { host: '127.0.0.2:5000', insecure: [], is: true },
+  { host: '127.255.0.9', insecure: [], is: true },
+  { host: 'localhost:5000', insecure: [], is: true },
+  { host: 'localhost', insecure: [], is: true },
+  { host: 'reg.localhost:5000', insecure: [], is: true },
+  { host: '[::1]:5000', insecure: [], is: true },
+  { host: '128.0.0.1:5000', insecure: [], is: false },
+  { host: '127.0.0.1.example:5000', insecure: [], is: false },
+  { host: 'registry-1.docker.io', insecure: [], is: false },
+  // Names: host:port as given, or a host for any of its ports.
+  { host: 'reg.example:5000', insecure: ['reg.example:5000'], is: true },
+  { host: 'reg.example:5001', insecure: ['reg.example:5000'], is: false },
+  { host: 'reg.example:5000', insecure: ['reg.example'], is: true },
+  { host: 'reg.example', insecure: ['reg.example:5000'], is: false },
+  { host: 'other.example:5000', insecure: ['reg.example'], is: false },
+  // CIDRs: against an IP literal only (no name is looked up).
+  { host: '10.1.2.3:5000', insecure: ['10.0.0.0/8'], is: true },
+  { host: '11.1.2.3:5000', insecure: ['10.0.0.0/8'], is: false },
+  { host: '192.0.2.7', insecure: ['192.0.2.0/24'], is: true },
+  { host: 'reg.example:5000', insecure: ['10.0.0.0/8'], is: false },
+  { host: '[fd00::5]:5000', insecure: ['fd00::/8'], is: true },
+  { host: '[fe80::5]:5000', insecure: ['fd00::/8'], is: false },
+  { host: '10.1.2.3:5000', insecure: ['fd00::/8'], is: false },
+];
+for (const c of matchCases)
+  test(`${c.host} with [${c.insecure.join(' ')}] → ${c.is ? 'insecure' : 'secure'}`, () => {
+    assert.is(isInsecureRegistry(c.host, c.insecure), c.is);
+  });
+
+// Fake registries: /v2/ wants a bearer token from the realm /token on the same server.
+const certs = mkdtempSync(path.join(os.tmpdir(), 'tsbuild-insecure-'));
+const outside = Object.values(os.networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+let tlsAttempts = 0;
+const servers: net.Server[] = [];
+function handler(scheme: string, host: () => string) {
+  return (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.url?.startsWith('/token')) return void res.end(JSON.stringify({ token: 'tok' }));
+    if (req.headers.authorization !== 'Bearer tok') {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${scheme}://${host()}/token",service="fake"` });
+      return void res.end();
+    }
+    res.end('{}');
+  };
+}
+async function serve(kind: 'https' | 'http', address: string): Promise<string> {
+  let host = '';
+  const s =
+    kind === 'https'
+      ? https.createServer(
+          { key: readFileSync(path.join(certs, 'key.pem')), cert: readFileSync(path.join(certs, 'cert.pem')) },
+          handler('https', () => host),
+        )
+      : http.createServer(handler('http', () => host));
+  // Counts the TLS handshakes a plain-HTTP server is offered (a ClientHello starts with 0x16).
+  if (kind === 'http')
+    s.on('connection', (c: net.Socket) => c.once('data', (b: Buffer) => b[0] === 0x16 && tlsAttempts++));
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, address, r));
+  host = `${address}:${(s.address() as net.AddressInfo).port}`;
+  return host;
+}
+
+const hosts: Record<string, string> = {};
+test.before(async () => {
+  const sans = ['IP:127.0.0.2', ...(outside ? [`IP:${outside}`] : [])].join(',');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2'].concat([
+      '-subj',
+      '/CN=tsbuild insecure test',
+      '-addext',
+      `subjectAltName=${sans}`,
+    ]),
+    { cwd: certs, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  hosts.tls127 = await serve('https', '127.0.0.2');
+  hosts.plain127 = await serve('http', '127.0.0.3');
+  if (outside) {
+    hosts.tlsOutside = await serve('https', outside);
+    hosts.plainOutside = await serve('http', outside);
+  }
+});
+test.after(() => {
+  for (const s of servers) s.close();
+  rmSync(certs, { recursive: true, force: true });
+});
+
+const retry = { attempts: 1 };
+const pingCases: { name: string; host: string; insecure: (h: string) => string[]; error?: RegExp }[] = [
+  { name: 'self-signed HTTPS on 127.0.0.2 (token over HTTPS too)', host: 'tls127', insecure: () => [] },
+  { name: 'plain HTTP on 127.0.0.3', host: 'plain127', insecure: () => [] },
+  { name: 'self-signed HTTPS, flagged', host: 'tlsOutside', insecure: (h) => [h] },
+  { name: 'self-signed HTTPS, flagged by CIDR', host: 'tlsOutside', insecure: (h) => [`${h.split(':')[0]}/32`] },
+  { name: 'plain HTTP, flagged', host: 'plainOutside', insecure: (h) => [h] },
+  { name: 'self-signed HTTPS, not flagged', host: 'tlsOutside', insecure: () => [], error: /TLS certificate rejected/ },
+  {
+    name: 'plain HTTP, not flagged',
+    host: 'plainOutside',
+    insecure: () => [],
+    error: /answered in plain HTTP \(--insecure-registry /,
+  },
+];
+for (const c of pingCases)
+  test(`ping with a bearer token: ${c.name} → ${c.error ? 'refused' : 'works'}`, async () => {
+    const host = hosts[c.host];
+    if (!host) return skip('no local non-loopback IPv4 address', { required: false });
+    const client = new RegistryClient(host, { credentials: noCredentials, insecure: c.insecure(host), retry });
+    if (!c.error) return void (await client.ping());
+    await client.ping().then(
+      () => assert.unreachable('pinged'),
+      (e: Error) => assert.match(e.message, c.error!),
+    );
+  });
+
+test('plain HTTP is found once per registry in a process, not at every client', async () => {
+  const host = await serve('http', '127.0.0.3');
+  const before = tlsAttempts;
+  for (let i = 0; i < 3; i++) await new RegistryClient(host, { credentials: noCredentials, retry }).ping();
+  assert.is(tlsAttempts - before, 1);
+});
+
+test.run();
