@@ -89,11 +89,13 @@ const outside = Object.values(os.networkInterfaces())
   .flat()
   .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 let tlsAttempts = 0;
+let unauthenticated = 0; // GET /v2/ without a token: each client's first ping, and the scheme probe
 const servers: net.Server[] = [];
 function handler(scheme: string, host: () => string) {
   return (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.url?.startsWith('/token')) return void res.end(JSON.stringify({ token: 'tok' }));
     if (req.headers.authorization !== 'Bearer tok') {
+      if (req.url === '/v2/') unauthenticated++;
       res.writeHead(401, { 'www-authenticate': `Bearer realm="${scheme}://${host()}/token",service="fake"` });
       return void res.end();
     }
@@ -170,11 +172,12 @@ for (const c of pingCases)
     );
   });
 
-test('plain HTTP is found once per registry in a process, not at every client', async () => {
+test('plain HTTP is found once per registry in a process, by a plain GET /v2/ with no TLS handshake', async () => {
   const host = await serve('http', '127.0.0.3');
-  const before = tlsAttempts;
+  const [tls, gets] = [tlsAttempts, unauthenticated];
   for (let i = 0; i < 3; i++) await new RegistryClient(host, { credentials: noCredentials, retry }).ping();
-  assert.is(tlsAttempts - before, 1);
+  assert.is(tlsAttempts - tls, 0, 'a registry that answers plain HTTP is offered no TLS handshake');
+  assert.is(unauthenticated - gets, 3 + 1, "three clients' pings and one probe");
 });
 
 test.run();

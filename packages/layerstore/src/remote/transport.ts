@@ -51,9 +51,47 @@ function notTls(err: Error & { code?: string }): boolean {
  * else (it speaks HTTP). Undefined when the connection itself failed (refused, unknown host, timed
  * out): nothing is known, and the request that follows reports the failure.
  */
-export function probeScheme(
+export async function probeScheme(
   host: string,
   o: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<'https:' | 'http:' | undefined> {
+  // A plain GET /v2/ first: a registry that answers it in HTTP speaks HTTP, and is then reached without
+  // loading node:tls and making a secure context (20 to 80 ms of a pull or push from a local registry,
+  // which is most insecure registries). The answer is the same as docker's HTTPS-first order: one port
+  // speaks one of them. A TLS server answers plain HTTP with a 400 (Go's "Client sent an HTTP request to
+  // an HTTPS server", nginx's "plain HTTP request was sent to HTTPS port") or an alert or a close, and
+  // a registry answers GET /v2/ with 200 or 401, never 400: anything but an HTTP answer other than 400
+  // leaves the choice to the TLS handshake. The probe carries no credentials.
+  if ((await answersPlainHttp(host, o)) === true) return 'http:';
+  return probeTls(host, o);
+}
+
+/** Whether the server at `host` answers GET /v2/ in plain HTTP with anything but a 400. */
+function answersPlainHttp(host: string, o: { timeoutMs?: number; signal?: AbortSignal }): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (o.signal?.aborted) return resolve(false);
+    const { lib, agent } = net('http:', true);
+    const r = lib.request(new URL(`http://${host}/v2/`), {
+      method: 'GET',
+      headers: { 'user-agent': 'tsbuild' },
+      agent,
+      signal: o.signal,
+    });
+    r.setTimeout(o.timeoutMs ?? 60_000, () => r.destroy(new Error('timed out')));
+    r.once('error', () => resolve(false));
+    r.once('response', (res) => {
+      res.on('error', () => {});
+      res.resume(); // drained, so a registry's keep-alive connection goes back to the pool for the request
+      resolve(res.statusCode !== undefined && res.statusCode !== 400);
+    });
+    r.end();
+  });
+}
+
+/** The TLS half of probeScheme: a handshake with the certificate unchecked. */
+function probeTls(
+  host: string,
+  o: { timeoutMs?: number; signal?: AbortSignal },
 ): Promise<'https:' | 'http:' | undefined> {
   const url = new URL(`https://${host}`);
   const tls = requireBuiltin('node:tls') as typeof Tls;
