@@ -87,6 +87,89 @@ test('run: exit status, -e, --name, the container shows in ps -a with its code',
   assert.is(t(['run', '--rm', 'no/such:image']).code, 125);
 });
 
+// A command that cannot be started, as docker 20.10 says it: run -d prints the id and then the error, exits 127
+// (not found) or 126 (not executable), and leaves the container Created with that exit code (removed with --rm);
+// a foreground run the same without the id. With --init the init starts, and it is its command that fails.
+const startFailures: {
+  name: string;
+  args: string[];
+  code: number;
+  stderr?: RegExp;
+  id: boolean;
+  after: RegExp | 'removed';
+}[] = [
+  {
+    name: 'run -d, a path that does not exist',
+    args: ['-d', Base, '/nonexistent'],
+    code: 127,
+    stderr: /^ERROR: exec: "\/nonexistent": stat \/nonexistent: no such file or directory$/m,
+    id: true,
+    after: / Created /,
+  },
+  {
+    name: 'run -d, a command not in PATH',
+    args: ['-d', Base, 'no-such-command'],
+    code: 127,
+    stderr: /^ERROR: exec: "no-such-command": executable file not found in \$PATH$/m,
+    id: true,
+    after: / Created /,
+  },
+  {
+    name: 'run -d, a file that is not executable',
+    args: ['-d', Base, '/etc/passwd'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/etc\/passwd": permission denied$/m,
+    id: true,
+    after: / Created /,
+  },
+  {
+    name: 'run -d --rm: removed',
+    args: ['-d', '--rm', Base, '/nonexistent'],
+    code: 127,
+    stderr: /^ERROR: exec: "\/nonexistent": stat/m,
+    id: true,
+    after: 'removed',
+  },
+  {
+    name: 'run in the foreground',
+    args: [Base, '/nonexistent'],
+    code: 127,
+    stderr: /^ERROR: exec: "\/nonexistent": stat/m,
+    id: false,
+    after: / Created /,
+  },
+  {
+    name: 'run -d --init: the init starts',
+    args: ['-d', '--init', Base, '/nonexistent'],
+    code: 0,
+    id: true,
+    after: / Exited \(127\) /,
+  },
+];
+for (const [i, c] of startFailures.entries())
+  test(`start failure: ${c.name}`, async () => {
+    const name = `startfail${i}`;
+    const r = t(['run', '--name', name, ...c.args]);
+    started.push(name);
+    assert.is(r.code, c.code, r.stderr);
+    assert.match(r.stdout, c.id ? /^[0-9a-f]{64}\n$/ : /^$/);
+    if (c.stderr) assert.match(r.stderr, c.stderr);
+    const line = () =>
+      ok(t(['ps', '-a']))
+        .stdout.split('\n')
+        .find((l) => l.endsWith(` ${name}`));
+    if (c.after === 'removed') assert.is(line(), undefined);
+    else {
+      const after = c.after;
+      // With --init the exit is recorded by its supervisor once the init has ended.
+      await until(
+        () => `${name} to show ${after} (ps -a: ${line()})`,
+        () => (after.test(line() ?? '') ? true : undefined),
+      );
+      assert.is(inspect(name).State.ExitCode, c.code || 127);
+    }
+  });
+
 // -w as docker takes it: a directory the image lacks is made (root's, 0755, in the container's own
 // layer) before the command starts; one the user cannot search is still entered, as runc enters it
 // before it drops root's rights.

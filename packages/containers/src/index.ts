@@ -16,7 +16,15 @@ export {
   type Status,
 } from './state.js';
 export { createContainer, createToRun, parseVolume, readEnvFile, type CreateOptions, type Created } from './create.js';
-export { runContainer, startDetached, networkAhead, discardNetwork, type RunIO } from './runner.js';
+export {
+  runContainer,
+  startDetached,
+  networkAhead,
+  discardNetwork,
+  ContainerStartError,
+  type RunIO,
+  type StartOutcome,
+} from './runner.js';
 export { stopContainer, signalContainer, killContainer } from './signal.js';
 export { removeContainer } from './remove.js';
 export { execInContainer, type ExecOptions } from './exec.js';

@@ -9,8 +9,9 @@
 //   "error CODE MESSAGE"          the command could not start (CODE 126/127)
 //   "setup MESSAGE"               the sandbox could not be built (an infrastructure failure)
 // The first line written wins; later lines (e.g. from the launcher when init was killed) are fallbacks.
-// Before that, the launcher writes "pid N" (the host pid of PID 1, or of the command in exec mode) as
-// soon as it exists; readers skip "pid" lines when looking for the outcome.
+// Before that, the launcher writes "pid N" (the host pid of PID 1, or of the command in exec mode): with
+// an init as soon as it exists, otherwise once the command has exec'd (not at all if it could not start);
+// readers skip "pid" lines when looking for the outcome.
 //
 // Modes: run (default) builds a new container as below. exec (spec key exec=PID) joins the namespaces
 // of the running container whose PID 1 has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
@@ -28,6 +29,7 @@
 //     └─ init (PID 1)         or, with init=1, stays as init: reaps every orphan, forwards signals
 //          └─ command         to the command, exits with the command's status.
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -909,9 +911,19 @@ static void report_child_error(struct child_err ce) {
   case STAGE_RLIMIT: status("error 126 cannot set a resource limit (--ulimit): %s", strerror(ce.err)); break;
   case STAGE_CWD: status("error 126 cannot change to working directory %s: %s", S.cwd, strerror(ce.err)); break;
   case STAGE_CWD_ESCAPE: status("error 126 working directory %s is outside the container root", S.cwd); break;
-  default:
-    if (ce.err == ENOENT) status("error 127 %s: command not found (%s)", cmd, strchr(cmd, '/') ? "no such file" : "not in PATH");
-    else status("error 126 %s: cannot execute: %s", cmd, strerror(ce.err));
+  default: {
+    // As runc words it (Go's exec.LookPath, then execve), which docker prints.
+    int code = ce.err == ENOENT ? 127 : 126;
+    if (!strchr(cmd, '/')) status("error %d exec: \"%s\": executable file not found in $PATH", code, cmd);
+    else if (ce.err == ENOENT) status("error 127 exec: \"%s\": stat %s: no such file or directory", cmd, cmd);
+    else if (ce.err == EACCES) status("error 126 exec: \"%s\": permission denied", cmd);
+    else {
+      char why[256];
+      snprintf(why, sizeof why, "%s", strerror(ce.err));
+      why[0] = (char)tolower((unsigned char)why[0]);
+      status("error 126 exec %s: %s", cmd, why);
+    }
+  }
   }
 }
 
@@ -1092,14 +1104,18 @@ __attribute__((noreturn)) static void report_wait(int st, int failed, struct chi
 }
 
 // The command is our child: EOF on errfd once it has exec'd (or died building the root, which reported
-// "setup" itself), a child_err if it could not start. Relays its terminal and signals until it ends, then
-// reports how (run mode without init, and exec mode).
+// "setup" itself), a child_err if it could not start. Its "pid" is reported only then, on EOF: a command
+// that could not start never ran, as docker has it (`run -d` fails with 126/127, the container stays
+// Created). Relays its terminal and signals until it ends, then reports how (run mode without init, and
+// exec mode).
 __attribute__((noreturn)) static void await_command(pid_t child, int errfd, int master, sigset_t *set) {
   struct child_err ce = {0, 0};
   ssize_t n;
   do n = read(errfd, &ce, sizeof ce); while (n < 0 && errno == EINTR);
   close(errfd);
-  report_wait(relay_and_wait(child, master, set), n == (ssize_t)sizeof ce, ce);
+  int failed = n == (ssize_t)sizeof ce;
+  if (!failed) status("pid %d", (int)child);
+  report_wait(relay_and_wait(child, master, set), failed, ce);
 }
 
 // exec mode: the command joins a running container (its PID 1 has host pid S.execpid).
@@ -1130,7 +1146,6 @@ __attribute__((noreturn)) static void exec_main(void) {
     command_main(ep[1]);
   }
   close(ep[1]);
-  status("pid %d", (int)child);
   await_command(child, ep[0], master, &set);
 }
 
@@ -1791,7 +1806,8 @@ int main(int argc, char **argv, char **envp) {
   }
   close(alive[0]);
   if (ep[1] >= 0) close(ep[1]);
-  status("pid %d", (int)init);
+  // Without an init, the command's pid is reported once it has exec'd (await_command).
+  if (S.init) status("pid %d", (int)init);
   int master = -1;
   if (S.tty) {
     close(ptys[1]);

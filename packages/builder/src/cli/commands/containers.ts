@@ -159,8 +159,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   return forEach(store, p.positionals, async (d) => {
     const r = await refresh(store, d);
     if (isRunning(r)) return;
-    const after = await startDetached(store, r.Id);
-    if (after.State.Status === 'exited' && after.State.Error) throw new ContainerError(after.State.Error);
+    await startDetached(store, r.Id);
   });
 }
 
