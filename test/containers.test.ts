@@ -262,7 +262,65 @@ test('-d, logs, exec sees the same processes, hostname and files; stop', async (
   ok(t(['stop', '-t', '5', id.slice(0, 12)]));
   assert.is(inspect('ex1').State.Status, 'exited');
   assert.is(inspect('ex1').State.ExitCode, 143);
-  assert.is(t(['exec', 'ex1', 'true']).code, 125);
+  assert.is(t(['exec', 'ex1', 'true']).code, 1);
+});
+
+// exec as docker 20.10 exits: 1 when the daemon refuses (no such container, not running), 126 for a process that
+// cannot be started in the container, whatever the reason (its user, its file, its PATH).
+const execFailures: { name: string; args: (ctr: string) => string[]; code: number; stderr: RegExp }[] = [
+  {
+    name: 'no such container',
+    args: () => ['no-such-ctr', 'true'],
+    code: 1,
+    stderr: /^ERROR: No such container: no-such-ctr$/m,
+  },
+  {
+    name: 'a path that does not exist',
+    args: (c) => [c, '/nonexistent'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/nonexistent": stat \/nonexistent: no such file or directory$/m,
+  },
+  {
+    name: 'a command not in PATH',
+    args: (c) => [c, 'no-such-command'],
+    code: 126,
+    stderr: /^ERROR: exec: "no-such-command": executable file not found in \$PATH$/m,
+  },
+  {
+    name: 'a file that is not executable',
+    args: (c) => [c, '/etc/passwd'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/etc\/passwd": permission denied$/m,
+  },
+  {
+    name: 'a directory',
+    args: (c) => [c, '/etc'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/etc": permission denied$/m,
+  },
+  {
+    name: 'a user the container does not have',
+    args: (c) => ['-u', 'nosuch', c, 'true'],
+    code: 126,
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+  },
+  {
+    name: 'a container that is not running',
+    args: () => ['execfail-stopped', 'true'],
+    code: 1,
+    stderr: /^ERROR: container execfail-stopped is not running$/m,
+  },
+];
+test('exec failures: exit status and message as docker exec', () => {
+  const id = detached([Base, 'sleep', '300']);
+  ok(t(['run', '--name', 'execfail-stopped', Base, 'true']));
+  started.push('execfail-stopped');
+  for (const c of execFailures) {
+    const r = t(['exec', ...c.args(id)]);
+    assert.is(r.code, c.code, `${c.name}: ${r.stderr}`);
+    assert.match(r.stderr, c.stderr, c.name);
+  }
+  ok(t(['rm', '-f', id]));
 });
 
 // The working directory is entered as root first (as runc does), but never through a /proc magic link: root could
