@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { defaultStateDir } from '@tsbuild/sandbox';
 import { runCgroupsOf, throttledCounters } from '@tsbuild/testkit';
-import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
 
 const repoRoot = () => repo;
 
@@ -321,6 +321,52 @@ test('exec failures: exit status and message as docker exec', () => {
     assert.match(r.stderr, c.stderr, c.name);
   }
   ok(t(['rm', '-f', id]));
+});
+
+// logs --tail as docker's: the last N lines, a last one without its newline counted; all, or a negative number,
+// for every line. (Docker takes any other word as all; tsbuild says the flag is wrong.)
+const tails: { args: string[]; code?: number; stdout: string; stderr?: RegExp }[] = [
+  { args: ['--tail', '2'], stdout: 'd\ne' },
+  { args: ['-n', '2'], stdout: 'd\ne' },
+  { args: ['--tail=1'], stdout: 'e' },
+  { args: ['--tail', '+2'], stdout: 'd\ne' },
+  { args: ['--tail', '0'], stdout: '' },
+  { args: ['--tail', '10'], stdout: 'a\nb\nc\n\nd\ne' },
+  { args: ['--tail', 'all'], stdout: 'a\nb\nc\n\nd\ne' },
+  { args: ['--tail', '-1'], stdout: 'a\nb\nc\n\nd\ne' },
+  { args: ['--tail', 'x'], code: 2, stdout: '', stderr: /^ERROR: --tail: "x" is not a number of lines or all$/m },
+];
+test('logs --tail', async () => {
+  const id = detached([Base, 'printf', 'a\nb\nc\n\nd\ne']);
+  await until('its output', () => (ok(t(['logs', id])).stdout === 'a\nb\nc\n\nd\ne' ? true : undefined));
+  for (const c of tails) {
+    const r = t(['logs', ...c.args, id]);
+    assert.is(r.code, c.code ?? 0, `${c.args.join(' ')}: ${r.stderr}`);
+    assert.is(r.stdout, c.stdout, c.args.join(' '));
+    if (c.stderr) assert.match(r.stderr, c.stderr);
+  }
+  const ends = ok(t(['run', '-d', Base, 'printf', '1\n2\n'])).stdout.trim();
+  started.push(ends);
+  await until('its output', () => (ok(t(['logs', ends])).stdout === '1\n2\n' ? true : undefined));
+  assert.is(ok(t(['logs', '--tail', '1', ends])).stdout, '2\n');
+});
+
+test('logs -f --tail N: the last N lines, then what follows until it exits', async () => {
+  const id = detached([Base, 'sh', '-c', 'printf "1\n2\n3\n"; until [ -e /go ]; do sleep 0.05; done; echo 4']);
+  await until('its first lines', () => (ok(t(['logs', id])).stdout === '1\n2\n3\n' ? true : undefined));
+  const child = tsbuildAsync(['logs', '-f', '--tail', '1', id], { root });
+  let out = '';
+  child.stdout.on('data', (b) => (out += b));
+  child.stderr.resume();
+  await until(
+    () => `logs -f to print the last line (so far: ${JSON.stringify(out)})`,
+    () => (out.endsWith('\n') ? true : undefined),
+  );
+  assert.is(out, '3\n');
+  ok(t(['exec', id, 'touch', '/go']));
+  const code = await new Promise((r) => child.on('close', r));
+  assert.is(code, 0);
+  assert.is(out, '3\n4\n');
 });
 
 // The working directory is entered as root first (as runc does), but never through a /proc magic link: root could

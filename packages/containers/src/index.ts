@@ -29,7 +29,7 @@ export { stopContainer, signalContainer, killContainer } from './signal.js';
 export { removeContainer } from './remove.js';
 export { execInContainer, type ExecOptions } from './exec.js';
 export { commitContainer, containerOnly, type CommitContainerOptions } from './commit.js';
-export { copyLogs } from './logs.js';
+export { copyLogs, type LogOptions } from './logs.js';
 export {
   ensureVolume,
   getVolume,
