@@ -805,14 +805,12 @@ static int exec_command(void) {
 }
 
 // Makes each missing directory of S.cwd (root's, 0755 under the launcher's umask), as docker's daemon
-// does for `run -w`. Runs after pivot_root with only stdio and the error pipe open: each parent is
-// opened as the kernel resolves it with the container's root as "/" (symlinks stay inside it, no
+// does for `run -w`. Runs after pivot_root with only stdio, the error pipe and rootfd ("/") open: each
+// parent is opened as the kernel resolves it with the container's root as "/" (symlinks stay inside it, no
 // magic link), and the directory made beneath that fd. Errors are left to the chdir that follows.
-static void make_cwd(void) {
+static void make_cwd(int rootfd) {
   char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s", S.cwd) >= (int)sizeof path) return;
-  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0) return;
+  if (rootfd < 0 || snprintf(path, sizeof path, "%s", S.cwd) >= (int)sizeof path) return;
   for (char *c = path + 1;; c++) {
     if (*c && *c != '/') continue;
     char end = *c;
@@ -826,21 +824,17 @@ static void make_cwd(void) {
     *c = end;
     if (!made || !end) break;
   }
-  close(rootfd);
 }
 
 // Enters the working directory as root, resolved as make_cwd resolves it: with the container's root as "/"
 // and no magic link. A plain chdir(2) as root would follow /proc/<pid>/cwd or /root of any process in the
 // container, the non-dumpable init's included, which the user it runs as cannot. -1 and errno on failure.
-static int enter_cwd_as_root(void) {
-  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+static int enter_cwd_as_root(int rootfd) {
   if (rootfd < 0) return -1;
   int fd = open_in_root(rootfd, S.cwd);
-  int err = errno;
-  close(rootfd);
-  if (fd < 0) { errno = err; return -1; }
+  if (fd < 0) return -1;
   int r = fchdir(fd);
-  err = errno;
+  int err = errno;
   close(fd);
   errno = err;
   return r;
@@ -870,11 +864,15 @@ __attribute__((noreturn)) static void command_main(int errw) {
   // While still root: a hard limit above the launcher's own needs CAP_SYS_RESOURCE (docker's --ulimit can raise).
   for (int i = 0; i < S.nrlimits; i++)
     if (setrlimit(S.rlimits[i].res, &S.rlimits[i].lim) < 0) { ce = (struct child_err){STAGE_RLIMIT, errno}; goto fail; }
-  if (S.mkcwd) make_cwd();
+  // The container's root, opened once for both (errno is open's if it fails), closed before anything runs
+  // as the user.
+  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (S.mkcwd) make_cwd(rootfd);
   // Entered while still root, as runc does: a user may start in a directory it cannot search (USER 1000
   // with WORKDIR /root). Refused for lack of rights, it is tried again as the user, who may have rights
   // root lacks (a root-squashed NFS mount).
-  int cwd_later = enter_cwd_as_root() < 0;
+  int cwd_later = enter_cwd_as_root(rootfd) < 0;
+  if (rootfd >= 0) { int e = errno; close(rootfd); errno = e; }
   if (cwd_later && errno != EACCES && errno != EPERM) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
