@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { defaultStateDir } from '@tsbuild/sandbox';
 import { runCgroupsOf, throttledCounters } from '@tsbuild/testkit';
-import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { Base, cleanup, context, ok, repo, storeWithBase, tempDir, tsbuild, tsbuildAsync } from './helpers/cli.js';
 
 const repoRoot = () => repo;
 
@@ -86,6 +86,89 @@ test('run: exit status, -e, --name, the container shows in ps -a with its code',
   assert.is(t(['run', '--rm', Base, 'no-such-command']).code, 127);
   assert.is(t(['run', '--rm', 'no/such:image']).code, 125);
 });
+
+// A command that cannot be started, as docker 20.10 says it: run -d prints the id and then the error, exits 127
+// (not found) or 126 (not executable), and leaves the container Created with that exit code (removed with --rm);
+// a foreground run the same without the id. With --init the init starts, and it is its command that fails.
+const startFailures: {
+  name: string;
+  args: string[];
+  code: number;
+  stderr?: RegExp;
+  id: boolean;
+  after: RegExp | 'removed';
+}[] = [
+  {
+    name: 'run -d, a path that does not exist',
+    args: ['-d', Base, '/nonexistent'],
+    code: 127,
+    stderr: /^ERROR: exec: "\/nonexistent": stat \/nonexistent: no such file or directory$/m,
+    id: true,
+    after: / Created /,
+  },
+  {
+    name: 'run -d, a command not in PATH',
+    args: ['-d', Base, 'no-such-command'],
+    code: 127,
+    stderr: /^ERROR: exec: "no-such-command": executable file not found in \$PATH$/m,
+    id: true,
+    after: / Created /,
+  },
+  {
+    name: 'run -d, a file that is not executable',
+    args: ['-d', Base, '/etc/passwd'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/etc\/passwd": permission denied$/m,
+    id: true,
+    after: / Created /,
+  },
+  {
+    name: 'run -d --rm: removed',
+    args: ['-d', '--rm', Base, '/nonexistent'],
+    code: 127,
+    stderr: /^ERROR: exec: "\/nonexistent": stat/m,
+    id: true,
+    after: 'removed',
+  },
+  {
+    name: 'run in the foreground',
+    args: [Base, '/nonexistent'],
+    code: 127,
+    stderr: /^ERROR: exec: "\/nonexistent": stat/m,
+    id: false,
+    after: / Created /,
+  },
+  {
+    name: 'run -d --init: the init starts',
+    args: ['-d', '--init', Base, '/nonexistent'],
+    code: 0,
+    id: true,
+    after: / Exited \(127\) /,
+  },
+];
+for (const [i, c] of startFailures.entries())
+  test(`start failure: ${c.name}`, async () => {
+    const name = `startfail${i}`;
+    const r = t(['run', '--name', name, ...c.args]);
+    started.push(name);
+    assert.is(r.code, c.code, r.stderr);
+    assert.match(r.stdout, c.id ? /^[0-9a-f]{64}\n$/ : /^$/);
+    if (c.stderr) assert.match(r.stderr, c.stderr);
+    const line = () =>
+      ok(t(['ps', '-a']))
+        .stdout.split('\n')
+        .find((l) => l.endsWith(` ${name}`));
+    if (c.after === 'removed') assert.is(line(), undefined);
+    else {
+      const after = c.after;
+      // With --init the exit is recorded by its supervisor once the init has ended.
+      await until(
+        () => `${name} to show ${after} (ps -a: ${line()})`,
+        () => (after.test(line() ?? '') ? true : undefined),
+      );
+      assert.is(inspect(name).State.ExitCode, c.code || 127);
+    }
+  });
 
 // -w as docker takes it: a directory the image lacks is made (root's, 0755, in the container's own
 // layer) before the command starts; one the user cannot search is still entered, as runc enters it
@@ -179,7 +262,111 @@ test('-d, logs, exec sees the same processes, hostname and files; stop', async (
   ok(t(['stop', '-t', '5', id.slice(0, 12)]));
   assert.is(inspect('ex1').State.Status, 'exited');
   assert.is(inspect('ex1').State.ExitCode, 143);
-  assert.is(t(['exec', 'ex1', 'true']).code, 125);
+  assert.is(t(['exec', 'ex1', 'true']).code, 1);
+});
+
+// exec as docker 20.10 exits: 1 when the daemon refuses (no such container, not running), 126 for a process that
+// cannot be started in the container, whatever the reason (its user, its file, its PATH).
+const execFailures: { name: string; args: (ctr: string) => string[]; code: number; stderr: RegExp }[] = [
+  {
+    name: 'no such container',
+    args: () => ['no-such-ctr', 'true'],
+    code: 1,
+    stderr: /^ERROR: No such container: no-such-ctr$/m,
+  },
+  {
+    name: 'a path that does not exist',
+    args: (c) => [c, '/nonexistent'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/nonexistent": stat \/nonexistent: no such file or directory$/m,
+  },
+  {
+    name: 'a command not in PATH',
+    args: (c) => [c, 'no-such-command'],
+    code: 126,
+    stderr: /^ERROR: exec: "no-such-command": executable file not found in \$PATH$/m,
+  },
+  {
+    name: 'a file that is not executable',
+    args: (c) => [c, '/etc/passwd'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/etc\/passwd": permission denied$/m,
+  },
+  {
+    name: 'a directory',
+    args: (c) => [c, '/etc'],
+    code: 126,
+    stderr: /^ERROR: exec: "\/etc": permission denied$/m,
+  },
+  {
+    name: 'a user the container does not have',
+    args: (c) => ['-u', 'nosuch', c, 'true'],
+    code: 126,
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+  },
+  {
+    name: 'a container that is not running',
+    args: () => ['execfail-stopped', 'true'],
+    code: 1,
+    stderr: /^ERROR: container execfail-stopped is not running$/m,
+  },
+];
+test('exec failures: exit status and message as docker exec', () => {
+  const id = detached([Base, 'sleep', '300']);
+  ok(t(['run', '--name', 'execfail-stopped', Base, 'true']));
+  started.push('execfail-stopped');
+  for (const c of execFailures) {
+    const r = t(['exec', ...c.args(id)]);
+    assert.is(r.code, c.code, `${c.name}: ${r.stderr}`);
+    assert.match(r.stderr, c.stderr, c.name);
+  }
+  ok(t(['rm', '-f', id]));
+});
+
+// logs --tail as docker's: the last N lines, a last one without its newline counted; all, or a negative number,
+// for every line. (Docker takes any other word as all; tsbuild says the flag is wrong.)
+const tails: { args: string[]; code?: number; stdout: string; stderr?: RegExp }[] = [
+  { args: ['--tail', '2'], stdout: 'd\ne' },
+  { args: ['-n', '2'], stdout: 'd\ne' },
+  { args: ['--tail=1'], stdout: 'e' },
+  { args: ['--tail', '+2'], stdout: 'd\ne' },
+  { args: ['--tail', '0'], stdout: '' },
+  { args: ['--tail', '10'], stdout: 'a\nb\nc\n\nd\ne' },
+  { args: ['--tail', 'all'], stdout: 'a\nb\nc\n\nd\ne' },
+  { args: ['--tail', '-1'], stdout: 'a\nb\nc\n\nd\ne' },
+  { args: ['--tail', 'x'], code: 2, stdout: '', stderr: /^ERROR: --tail: "x" is not a number of lines or all$/m },
+];
+test('logs --tail', async () => {
+  const id = detached([Base, 'printf', 'a\nb\nc\n\nd\ne']);
+  await until('its output', () => (ok(t(['logs', id])).stdout === 'a\nb\nc\n\nd\ne' ? true : undefined));
+  for (const c of tails) {
+    const r = t(['logs', ...c.args, id]);
+    assert.is(r.code, c.code ?? 0, `${c.args.join(' ')}: ${r.stderr}`);
+    assert.is(r.stdout, c.stdout, c.args.join(' '));
+    if (c.stderr) assert.match(r.stderr, c.stderr);
+  }
+  const ends = ok(t(['run', '-d', Base, 'printf', '1\n2\n'])).stdout.trim();
+  started.push(ends);
+  await until('its output', () => (ok(t(['logs', ends])).stdout === '1\n2\n' ? true : undefined));
+  assert.is(ok(t(['logs', '--tail', '1', ends])).stdout, '2\n');
+});
+
+test('logs -f --tail N: the last N lines, then what follows until it exits', async () => {
+  const id = detached([Base, 'sh', '-c', 'printf "1\n2\n3\n"; until [ -e /go ]; do sleep 0.05; done; echo 4']);
+  await until('its first lines', () => (ok(t(['logs', id])).stdout === '1\n2\n3\n' ? true : undefined));
+  const child = tsbuildAsync(['logs', '-f', '--tail', '1', id], { root });
+  let out = '';
+  child.stdout.on('data', (b) => (out += b));
+  child.stderr.resume();
+  await until(
+    () => `logs -f to print the last line (so far: ${JSON.stringify(out)})`,
+    () => (out.endsWith('\n') ? true : undefined),
+  );
+  assert.is(out, '3\n');
+  ok(t(['exec', id, 'touch', '/go']));
+  const code = await new Promise((r) => child.on('close', r));
+  assert.is(code, 0);
+  assert.is(out, '3\n4\n');
 });
 
 // The working directory is entered as root first (as runc does), but never through a /proc magic link: root could

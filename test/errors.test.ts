@@ -95,15 +95,16 @@ for (const c of cases) {
   });
 }
 
-// Every command's error line starts with ERROR: (report.ts); run and exec keep docker's statuses:
-// 125 for tsbuild's own failure, 126 when the command cannot run, 127 when it is not found.
+// Every command's error line starts with ERROR: (report.ts); run and exec keep docker's statuses: run's 125 for
+// tsbuild's own failure, 126 when the command cannot run, 127 when it is not found; exec's 1 when there is no
+// running container to exec in, 126 when its process cannot start.
 const commands: { args: string[]; code: number; stderr: RegExp }[] = [
   { args: ['run', '--rm', Base, '/no/such/binary'], code: 127, stderr: /^ERROR: .*\/no\/such\/binary/m },
   { args: ['run', '--rm', Base, '/etc/passwd'], code: 126, stderr: /^ERROR: .*\/etc\/passwd/m },
   { args: ['run', '--rm', 'no/such:image'], code: 125, stderr: /^ERROR: Unable to find image 'no\/such:image'/m },
   { args: ['run', '--rm', 'Bad Ref'], code: 125, stderr: /^ERROR: .*Bad Ref/m },
   { args: ['run', '--cpus', 'x', Base], code: 2, stderr: /^ERROR: --cpus: "x" is not a positive number$/m },
-  { args: ['exec', 'no-such-container', 'true'], code: 125, stderr: /^ERROR: No such container: no-such-container$/m },
+  { args: ['exec', 'no-such-container', 'true'], code: 1, stderr: /^ERROR: No such container: no-such-container$/m },
   // A relative -w was taken from / in run (docker refuses it), and exec's error named the sandbox, not the flag.
   { args: ['run', '--rm', '-w', 'rel', Base, 'pwd'], code: 2, stderr: /^ERROR: -w: "rel" is not an absolute path$/m },
   { args: ['exec', '-w', 'rel', 'no-such-container', 'pwd'], code: 2, stderr: /^ERROR: -w: "rel" is not an absolute/m },

@@ -28,7 +28,7 @@ export interface ExecOptions extends Pick<
 /** Runs a process in the running container `doc` to its end. */
 export async function execInContainer(store: Store, doc: ContainerDoc, o: ExecOptions): Promise<Exit> {
   const d = await refresh(store, doc);
-  if (!isRunning(d)) throw new ContainerError(`container ${d.Name} is not running`);
+  if (!isRunning(d)) throw new ContainerError(`container ${d.Name} is not running`, 'conflict');
   const env = applyEnv(d.Config.env, o.env ?? []);
   let who = { uid: d.Config.uid, gid: d.Config.gid, additionalGids: d.Config.additionalGids, home: d.Config.home };
   if (o.user !== undefined) {

@@ -17,12 +17,20 @@ export {
 } from './state.js';
 export { createContainer, createToRun, parseVolume, readEnvFile, type CreateOptions, type Created } from './create.js';
 export { parseMount, type MountRequest } from './mount-flag.js';
-export { runContainer, startDetached, networkAhead, discardNetwork, type RunIO } from './runner.js';
+export {
+  runContainer,
+  startDetached,
+  networkAhead,
+  discardNetwork,
+  ContainerStartError,
+  type RunIO,
+  type StartOutcome,
+} from './runner.js';
 export { stopContainer, signalContainer, killContainer } from './signal.js';
 export { removeContainer } from './remove.js';
 export { execInContainer, type ExecOptions } from './exec.js';
 export { commitContainer, containerOnly, type CommitContainerOptions } from './commit.js';
-export { copyLogs } from './logs.js';
+export { copyLogs, type LogOptions } from './logs.js';
 export {
   ensureVolume,
   getVolume,

@@ -250,16 +250,19 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       },
     });
     // The "running" write lands before the final one (both replace the whole document).
+    const started = running !== undefined;
     await running?.catch(() => {});
     trace('container ended');
     await updateDoc(
       store,
       id,
       (d) => {
-        d.State.Status = 'exited';
+        // A command that could not start never ran (its launcher reported no pid): docker leaves such a
+        // container Created, with the exit code and the error.
+        d.State.Status = started || !exit.startError ? 'exited' : 'created';
         d.State.ExitCode = exit.code;
         d.State.OOMKilled = exit.oomKilled;
-        d.State.FinishedAt = new Date().toISOString();
+        if (d.State.Status === 'exited') d.State.FinishedAt = new Date().toISOString();
         if (exit.startError) d.State.Error = exit.startError;
         else delete d.State.Error;
       },
@@ -302,16 +305,50 @@ export function supervisorPath(): string {
   return join(root, 'dist', 'src', 'supervisor.js');
 }
 
+/** A container that could not be started: the exit status docker gives (125, or its command's 126/127). */
+export class ContainerStartError extends ContainerError {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'ContainerStartError';
+  }
+}
+
+/** What a supervisor tells startDetached on its fd 3, one JSON line: running, or why it is not. */
+export type StartOutcome = { running: true } | { running: false; code: number; error?: string };
+
+/** The first line on `stream` (undefined at its end without one); the stream is let go of then. */
+function firstLine(stream: Readable): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let text = '';
+    const done = () => {
+      stream.destroy();
+      const nl = text.indexOf('\n');
+      resolve(nl >= 0 ? text.slice(0, nl) : undefined);
+    };
+    stream.setEncoding('utf8');
+    stream.on('data', (s: string) => {
+      text += s;
+      if (text.includes('\n')) done();
+    });
+    stream.on('end', done);
+    stream.on('error', done);
+  });
+}
+
 /**
  * Starts the container under a detached supervisor (its own session, output to the container's
- * log) and waits until it is running or has failed to start.
+ * log) and waits until it is running. Throws ContainerStartError if it could not be started: the
+ * supervisor says so on a pipe (its fd 3), as the document of a `--rm` container is gone by then.
  */
-export async function startDetached(store: Store, id: string): Promise<ContainerDoc> {
+export async function startDetached(store: Store, id: string): Promise<void> {
   const doc = await readDoc(store, id);
   if (!doc) throw new ContainerError(`No such container: ${id}`);
   await fsp.appendFile(doc.LogPath, '');
   const log = openSync(doc.LogPath, 'a');
-  // Mark who starts it, so that a waiting reader never sees a stale "exited" from an earlier run.
+  // Created until its supervisor runs it, not what an earlier run left.
   await updateDoc(store, id, (d) => {
     d.State = {
       Status: 'created',
@@ -321,27 +358,17 @@ export async function startDetached(store: Store, id: string): Promise<Container
   });
   const child = spawn(process.execPath, [supervisorPath(), store.root, id], {
     detached: true,
-    stdio: ['ignore', log, log],
+    stdio: ['ignore', log, log, 'pipe'],
   });
   closeSync(log);
-  const supervisorPid = child.pid;
   child.unref();
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  for (let i = 0; i < 600; i++) {
-    const d = await readDoc(store, id);
-    if (!d) throw new ContainerError(`container ${id} vanished while starting`);
-    if (d.State.Status === 'running' && d.State.Pid) return d;
-    if (d.State.Status === 'exited' && d.State.Runner === supervisorPid) {
-      if (d.State.ExitCode === 125 && d.State.Error) throw new ContainerError(d.State.Error);
-      return d;
-    }
-    if (exited && d.State.Status !== 'running' && d.State.Runner !== supervisorPid) {
-      throw new ContainerError(`the supervisor of ${d.Name} ended before starting it; see ${d.LogPath}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new ContainerError(`container ${doc.Name} did not start within 15 s`);
+  const spawned = new Promise<never>((_, reject) =>
+    child.on('error', (e) => reject(new ContainerError(`cannot start the supervisor of ${doc.Name}: ${e.message}`))),
+  );
+  spawned.catch(() => {});
+  const line = await Promise.race([firstLine(child.stdio[3] as Readable), spawned]);
+  if (line === undefined)
+    throw new ContainerError(`the supervisor of ${doc.Name} ended before starting it; see ${doc.LogPath}`);
+  const outcome = JSON.parse(line) as StartOutcome;
+  if (!outcome.running && outcome.error !== undefined) throw new ContainerStartError(outcome.error, outcome.code);
 }

@@ -264,7 +264,7 @@ export async function findDoc(store: Store, ref: string): Promise<ContainerDoc> 
   const pre = r.length >= 1 && /^[0-9a-f]+$/.test(r) ? all.filter((d) => d.Id.startsWith(r)) : [];
   if (pre.length === 1) return pre[0];
   if (pre.length > 1) throw new ContainerError(`multiple containers match "${ref}"`);
-  throw new ContainerError(`No such container: ${ref}`);
+  throw new ContainerError(`No such container: ${ref}`, 'not-found');
 }
 
 export async function tryFindDoc(store: Store, ref: string): Promise<ContainerDoc | undefined> {

@@ -2,10 +2,23 @@
 // of its own by `tsbuild run -d` / `tsbuild start`. It runs the container with its output going
 // straight to the log file (the launcher writes it, not Node) and records the exit code in the
 // state document when the container ends, whether or not any tsbuild is still around.
-import { openSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { Store } from '@tsbuild/layerstore';
 import { readDoc } from './state.js';
-import { runContainer } from './runner.js';
+import { runContainer, type StartOutcome } from './runner.js';
+
+let told = false;
+/** Tells startDetached (on fd 3, a pipe from it) whether the container is running, once; then lets go of it. */
+function tell(outcome: StartOutcome): void {
+  if (told) return;
+  told = true;
+  try {
+    writeSync(3, JSON.stringify(outcome) + '\n');
+    closeSync(3);
+  } catch {
+    /* started by hand, or its starter is gone */
+  }
+}
 
 async function main(): Promise<number> {
   const [root, id] = process.argv.slice(2);
@@ -30,17 +43,21 @@ async function main(): Promise<number> {
     });
   }
   try {
-    await runContainer(store, id, {
+    const exit = await runContainer(store, id, {
       stdin: 'ignore',
       stdout: log,
       stderr: log,
       detached: true,
       onStart: (p) => {
         pid = p;
+        tell({ running: true });
       },
     });
+    // Never running: its command could not start (its container removed already with --rm).
+    tell({ running: false, code: exit.code, error: exit.startError });
     return 0;
   } catch (e) {
+    tell({ running: false, code: 125, error: (e as Error).message });
     process.stderr.write(`tsbuild supervisor: ${(e as Error).message}\n`);
     return 125;
   }

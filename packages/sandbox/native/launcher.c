@@ -9,8 +9,9 @@
 //   "error CODE MESSAGE"          the command could not start (CODE 126/127)
 //   "setup MESSAGE"               the sandbox could not be built (an infrastructure failure)
 // The first line written wins; later lines (e.g. from the launcher when init was killed) are fallbacks.
-// Before that, the launcher writes "pid N" (the host pid of PID 1, or of the command in exec mode) as
-// soon as it exists; readers skip "pid" lines when looking for the outcome.
+// Before that, the launcher writes "pid N" (the host pid of PID 1, or of the command in exec mode): with
+// an init as soon as it exists, otherwise once the command has exec'd (not at all if it could not start);
+// readers skip "pid" lines when looking for the outcome.
 //
 // Modes: run (default) builds a new container as below. exec (spec key exec=PID) joins the namespaces
 // of the running container whose PID 1 has host pid PID (cgroup, ipc, uts, net, pid, mnt) and runs
@@ -28,6 +29,7 @@
 //     └─ init (PID 1)         or, with init=1, stays as init: reaps every orphan, forwards signals
 //          └─ command         to the command, exits with the command's status.
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -809,14 +811,12 @@ static int exec_command(void) {
 }
 
 // Makes each missing directory of S.cwd (root's, 0755 under the launcher's umask), as docker's daemon
-// does for `run -w`. Runs after pivot_root with only stdio and the error pipe open: each parent is
-// opened as the kernel resolves it with the container's root as "/" (symlinks stay inside it, no
+// does for `run -w`. Runs after pivot_root with only stdio, the error pipe and rootfd ("/") open: each
+// parent is opened as the kernel resolves it with the container's root as "/" (symlinks stay inside it, no
 // magic link), and the directory made beneath that fd. Errors are left to the chdir that follows.
-static void make_cwd(void) {
+static void make_cwd(int rootfd) {
   char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s", S.cwd) >= (int)sizeof path) return;
-  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0) return;
+  if (rootfd < 0 || snprintf(path, sizeof path, "%s", S.cwd) >= (int)sizeof path) return;
   for (char *c = path + 1;; c++) {
     if (*c && *c != '/') continue;
     char end = *c;
@@ -830,21 +830,17 @@ static void make_cwd(void) {
     *c = end;
     if (!made || !end) break;
   }
-  close(rootfd);
 }
 
 // Enters the working directory as root, resolved as make_cwd resolves it: with the container's root as "/"
 // and no magic link. A plain chdir(2) as root would follow /proc/<pid>/cwd or /root of any process in the
 // container, the non-dumpable init's included, which the user it runs as cannot. -1 and errno on failure.
-static int enter_cwd_as_root(void) {
-  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+static int enter_cwd_as_root(int rootfd) {
   if (rootfd < 0) return -1;
   int fd = open_in_root(rootfd, S.cwd);
-  int err = errno;
-  close(rootfd);
-  if (fd < 0) { errno = err; return -1; }
+  if (fd < 0) return -1;
   int r = fchdir(fd);
-  err = errno;
+  int err = errno;
   close(fd);
   errno = err;
   return r;
@@ -874,11 +870,15 @@ __attribute__((noreturn)) static void command_main(int errw) {
   // While still root: a hard limit above the launcher's own needs CAP_SYS_RESOURCE (docker's --ulimit can raise).
   for (int i = 0; i < S.nrlimits; i++)
     if (setrlimit(S.rlimits[i].res, &S.rlimits[i].lim) < 0) { ce = (struct child_err){STAGE_RLIMIT, errno}; goto fail; }
-  if (S.mkcwd) make_cwd();
+  // The container's root, opened once for both (errno is open's if it fails), closed before anything runs
+  // as the user.
+  int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (S.mkcwd) make_cwd(rootfd);
   // Entered while still root, as runc does: a user may start in a directory it cannot search (USER 1000
   // with WORKDIR /root). Refused for lack of rights, it is tried again as the user, who may have rights
   // root lacks (a root-squashed NFS mount).
-  int cwd_later = enter_cwd_as_root() < 0;
+  int cwd_later = enter_cwd_as_root(rootfd) < 0;
+  if (rootfd >= 0) { int e = errno; close(rootfd); errno = e; }
   if (cwd_later && errno != EACCES && errno != EPERM) { ce = (struct child_err){STAGE_CWD, errno}; goto fail; }
   if (install_seccomp() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
   if (drop_privileges() < 0) { ce = (struct child_err){STAGE_CREDS, errno}; goto fail; }
@@ -915,9 +915,19 @@ static void report_child_error(struct child_err ce) {
   case STAGE_RLIMIT: status("error 126 cannot set a resource limit (--ulimit): %s", strerror(ce.err)); break;
   case STAGE_CWD: status("error 126 cannot change to working directory %s: %s", S.cwd, strerror(ce.err)); break;
   case STAGE_CWD_ESCAPE: status("error 126 working directory %s is outside the container root", S.cwd); break;
-  default:
-    if (ce.err == ENOENT) status("error 127 %s: command not found (%s)", cmd, strchr(cmd, '/') ? "no such file" : "not in PATH");
-    else status("error 126 %s: cannot execute: %s", cmd, strerror(ce.err));
+  default: {
+    // As runc words it (Go's exec.LookPath, then execve), which docker prints.
+    int code = ce.err == ENOENT ? 127 : 126;
+    if (!strchr(cmd, '/')) status("error %d exec: \"%s\": executable file not found in $PATH", code, cmd);
+    else if (ce.err == ENOENT) status("error 127 exec: \"%s\": stat %s: no such file or directory", cmd, cmd);
+    else if (ce.err == EACCES) status("error 126 exec: \"%s\": permission denied", cmd);
+    else {
+      char why[256];
+      snprintf(why, sizeof why, "%s", strerror(ce.err));
+      why[0] = (char)tolower((unsigned char)why[0]);
+      status("error 126 exec %s: %s", cmd, why);
+    }
+  }
   }
 }
 
@@ -1098,14 +1108,18 @@ __attribute__((noreturn)) static void report_wait(int st, int failed, struct chi
 }
 
 // The command is our child: EOF on errfd once it has exec'd (or died building the root, which reported
-// "setup" itself), a child_err if it could not start. Relays its terminal and signals until it ends, then
-// reports how (run mode without init, and exec mode).
+// "setup" itself), a child_err if it could not start. Its "pid" is reported only then, on EOF: a command
+// that could not start never ran, as docker has it (`run -d` fails with 126/127, the container stays
+// Created). Relays its terminal and signals until it ends, then reports how (run mode without init, and
+// exec mode).
 __attribute__((noreturn)) static void await_command(pid_t child, int errfd, int master, sigset_t *set) {
   struct child_err ce = {0, 0};
   ssize_t n;
   do n = read(errfd, &ce, sizeof ce); while (n < 0 && errno == EINTR);
   close(errfd);
-  report_wait(relay_and_wait(child, master, set), n == (ssize_t)sizeof ce, ce);
+  int failed = n == (ssize_t)sizeof ce;
+  if (!failed) status("pid %d", (int)child);
+  report_wait(relay_and_wait(child, master, set), failed, ce);
 }
 
 // exec mode: the command joins a running container (its PID 1 has host pid S.execpid).
@@ -1136,7 +1150,6 @@ __attribute__((noreturn)) static void exec_main(void) {
     command_main(ep[1]);
   }
   close(ep[1]);
-  status("pid %d", (int)child);
   await_command(child, ep[0], master, &set);
 }
 
@@ -1797,7 +1810,8 @@ int main(int argc, char **argv, char **envp) {
   }
   close(alive[0]);
   if (ep[1] >= 0) close(ep[1]);
-  status("pid %d", (int)init);
+  // Without an init, the command's pid is reported once it has exec'd (await_command).
+  if (S.init) status("pid %d", (int)init);
   int master = -1;
   if (S.tty) {
     close(ptys[1]);

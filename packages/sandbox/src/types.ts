@@ -93,8 +93,9 @@ export interface ProcessSpec {
    */
   newSession?: boolean;
   /**
-   * Called once with a host pid as soon as it exists: for run() the sandbox's PID 1 (the command, or
-   * the init with `init`), for exec() the command.
+   * Called once with a host pid: for run() the sandbox's PID 1 (the command, or the init with `init`), for
+   * exec() the command. A command's once it has exec'd (never if it could not start; its output may come
+   * first), an init's as soon as it exists.
    */
   onStart?: (pid: number) => void;
   /** Aborting kills what was started and tears it down; the call then rejects with an AbortError. */

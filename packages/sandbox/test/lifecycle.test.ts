@@ -35,14 +35,18 @@ test('abort kills everything, unmounts and removes the cgroup', async () => {
   let seen = '';
   let init = 0;
   let during: string[] = [];
+  // Its pid is reported once it has exec'd, its output may come first: both are waited for.
+  const ready = () => {
+    if (init && seen.includes('started') && !ac.signal.aborted) {
+      // The run's cgroups, seen from the host while it runs: what must be gone afterwards.
+      during = runCgroupsOf(init).filter((d) => existsSync(d));
+      ac.abort();
+    }
+  };
   const out = new Writable({
     write(c, _e, cb) {
       seen += c;
-      if (seen.includes('started') && !ac.signal.aborted) {
-        // The run's cgroups, seen from the host while it runs: what must be gone afterwards.
-        during = runCgroupsOf(init).filter((d) => existsSync(d));
-        ac.abort();
-      }
+      ready();
       cb();
     },
   });
@@ -60,6 +64,7 @@ test('abort kills everything, unmounts and removes the cgroup', async () => {
     limits: { pidsLimit: 100 },
     onStart: (pid) => {
       init = pid;
+      ready();
     },
   });
   const err = await p.then(
@@ -89,11 +94,15 @@ for (const uid of [0, 65534]) {
     const marker = `launcher-death-${uid}-${process.pid}`;
     let pid = 0;
     let seen = '';
+    // Its pid is reported once it has exec'd, its output may come first: both are waited for.
     const started = new Promise<void>((resolve) => {
+      const ready = () => {
+        if (pid && seen.includes('started')) resolve();
+      };
       const out = new Writable({
         write(c, _e, cb) {
           seen += c;
-          if (seen.includes('started')) resolve();
+          ready();
           cb();
         },
       });
@@ -109,6 +118,7 @@ for (const uid of [0, 65534]) {
         stateDir,
         onStart: (p) => {
           pid = p;
+          ready();
         },
       }).catch(() => {});
     });

@@ -52,14 +52,18 @@ async function whileRunning<T>(
   let pid = 0;
   let seen: Promise<T> | undefined;
   let out = '';
+  // Its pid is reported once it has exec'd, its output may come first: both are waited for.
+  const ready = () => {
+    if (!seen && pid && out.includes('up')) {
+      seen = Promise.resolve()
+        .then(() => during(runCgroupsOf(pid)))
+        .finally(() => stdin.end());
+    }
+  };
   const stdout = new Writable({
     write(c, _e, cb) {
       out += c;
-      if (!seen && out.includes('up')) {
-        seen = Promise.resolve()
-          .then(() => during(runCgroupsOf(pid)))
-          .finally(() => stdin.end());
-      }
+      ready();
       cb();
     },
   });
@@ -69,6 +73,7 @@ async function whileRunning<T>(
     stdout,
     onStart: (p) => {
       pid = p;
+      ready();
     },
   });
   assert.ok(seen, `the run never said it was up: ${r.err}`);

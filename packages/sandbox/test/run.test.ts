@@ -29,11 +29,21 @@ const endings: {
     name: 'command not in PATH',
     argv: ['no-such-command'],
     code: 127,
-    startError: /no-such-command: command not found/,
+    startError: /^exec: "no-such-command": executable file not found in \$PATH$/,
   },
-  { name: 'absolute path missing', argv: ['/no/such'], code: 127, startError: /\/no\/such: command not found/ },
-  { name: 'not executable', argv: ['/etc/passwd'], code: 126, startError: /cannot execute: Permission denied/ },
-  { name: 'a directory', argv: ['/etc'], code: 126, startError: /cannot execute/ },
+  {
+    name: 'absolute path missing',
+    argv: ['/no/such'],
+    code: 127,
+    startError: /^exec: "\/no\/such": stat \/no\/such: no such file or directory$/,
+  },
+  {
+    name: 'not executable',
+    argv: ['/etc/passwd'],
+    code: 126,
+    startError: /^exec: "\/etc\/passwd": permission denied$/,
+  },
+  { name: 'a directory', argv: ['/etc'], code: 126, startError: /^exec: "\/etc": permission denied$/ },
 ];
 
 for (const c of endings) {

@@ -383,8 +383,12 @@ export const commands: Record<string, CommandSpec> = {
   },
   logs: {
     summary: "Show a detached container's output",
-    usage: '[-f] CONTAINER',
-    flags: [rootFlag, { name: 'follow', short: 'f', kind: 'bool', help: 'follow until it exits' }],
+    usage: '[-f] [-n N|all] CONTAINER',
+    flags: [
+      rootFlag,
+      { name: 'follow', short: 'f', kind: 'bool', help: 'follow until it exits' },
+      { name: 'tail', short: 'n', kind: 'string', value: 'N', help: 'only its last N lines (default all)' },
+    ],
   },
   exec: {
     summary: 'Run a command in a running container',

@@ -8,12 +8,17 @@
 //   unknown
 //   internal (a bug)           1, says it is a bug 125, says it is a bug
 //
+// `exec` has docker exec's: 1 when there is no running container (not-found, conflict), 126 for any other
+// failure, as its process then could not be started.
 // Flags that `run` and `exec` reject are thrown before the container part starts, so they stay 2.
 // The container's own 126/127 (its command cannot run / is not found) are its exit status, not ours.
 import { codeOf, redactCredentials, type Code } from '@tsbuild/errdefs';
 
-/** `tsbuild`: the CLI's own statuses. `container`: tsbuild's failure around a container is docker's 125. */
-export type Contract = 'tsbuild' | 'container';
+/**
+ * `tsbuild`: the CLI's own statuses. `container`: tsbuild's failure around a container is docker's 125.
+ * `exec`: docker exec's (1 for no running container, else 126).
+ */
+export type Contract = 'tsbuild' | 'container' | 'exec';
 
 const statuses: Record<Code, number> = {
   invalid: 2,
@@ -26,6 +31,7 @@ const statuses: Record<Code, number> = {
 };
 
 export function exitFor(code: Code, contract: Contract = 'tsbuild'): number {
+  if (contract === 'exec') return code === 'not-found' || code === 'conflict' ? 1 : 126;
   return contract === 'container' ? 125 : statuses[code];
 }
 

@@ -159,18 +159,29 @@ export async function startCommand(argv: string[]): Promise<number> {
   return forEach(store, p.positionals, async (d) => {
     const r = await refresh(store, d);
     if (isRunning(r)) return;
-    const after = await startDetached(store, r.Id);
-    if (after.State.Status === 'exited' && after.State.Error) throw new ContainerError(after.State.Error);
+    await startDetached(store, r.Id);
   });
+}
+
+/**
+ * --tail as docker takes it: a number of lines (a sign allowed), all, or a negative number for all (undefined).
+ * Docker takes any other word as all too; here it is said to be wrong.
+ */
+function tailFlag(v: string | undefined): number | undefined {
+  if (v === undefined || v === 'all') return undefined;
+  if (!/^[+-]?\d+$/.test(v)) throw new UsageError(`--tail: "${v}" is not a number of lines or all`);
+  const n = Number(v);
+  return n < 0 ? undefined : n;
 }
 
 export async function logsCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, flagsOf('logs'));
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild logs" requires exactly 1 argument: CONTAINER');
+  const tail = tailFlag(str(p, 'tail'));
   const store = await openStore(str(p, 'root'));
   return guarded(async () => {
     const d = await findDoc(store, p.positionals[0]);
-    await copyLogs(store, d, process.stdout, bool(p, 'follow'), signal);
+    await copyLogs(store, d, process.stdout, { follow: bool(p, 'follow'), tail, signal });
     return 0;
   });
 }

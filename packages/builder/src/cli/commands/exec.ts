@@ -3,7 +3,8 @@ import { execInContainer, findDoc } from '@tsbuild/containers';
 import { bool, list, parseArgs, str } from '../args.js';
 import { UsageError } from '../../errors.js';
 import { openStore } from '../root.js';
-import { attached, exitStatus, ownError, workdirFlag } from './run.js';
+import { attached, exitStatus, workdirFlag } from './run.js';
+import { report } from '../report.js';
 import { flagsOf } from '../flags.js';
 
 export async function execCommand(argv: string[]): Promise<number> {
@@ -26,8 +27,9 @@ export async function execCommand(argv: string[]): Promise<number> {
         ...io,
       }),
     );
-    return exitStatus(exit);
+    // docker exec: 126 for a command that could not start, not found (127 to run) included.
+    return exitStatus(exit.startError ? { ...exit, code: 126 } : exit);
   } catch (e) {
-    return ownError(e, 'exec');
+    return report(e, 'exec', 'exec');
   }
 }

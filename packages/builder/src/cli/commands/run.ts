@@ -12,6 +12,7 @@ import { formatPlatform, hostPlatform } from '@tsbuild/layerstore';
 import { dnsChoice, type Limits, type PortMapping } from '@tsbuild/sandbox';
 import {
   ContainerError,
+  ContainerStartError,
   createContainer,
   createToRun,
   discardNetwork,
@@ -229,10 +230,15 @@ export async function runCommand(argv: string[]): Promise<number> {
     const dnsWarning = ['default', 'bridge'].includes(network) ? dnsChoice().warning : undefined;
     if (dnsWarning) process.stderr.write(`WARNING: ${dnsWarning}\n`);
     if (detach) {
-      const d = await startDetached(store, doc.Id);
-      if (d.State.Status === 'exited' && d.State.Error && (d.State.ExitCode === 126 || d.State.ExitCode === 127)) {
-        process.stderr.write(errorLine(d.State.Error));
-        return d.State.ExitCode;
+      try {
+        await startDetached(store, doc.Id);
+      } catch (e) {
+        if (!(e instanceof ContainerStartError)) throw e;
+        // As docker run -d: the container exists (Created, or removed with --rm), its id is said, then why
+        // it did not start, with its status (125, or 126/127 for a command that could not run).
+        process.stdout.write(doc.Id + '\n');
+        process.stderr.write(errorLine(e.message));
+        return e.exitCode;
       }
       process.stdout.write(doc.Id + '\n');
       return 0;
