@@ -91,6 +91,8 @@ test('a pull aborted mid-body fails with the abort at once: no retry logged, no 
 test('a chunked push aborted on a failed chunk fails with the abort at once: no status request', async () => {
   const seen: string[] = [];
   const server = http.createServer((req, res) => {
+    // GET /v2/ is the probe that finds a loopback registry speaks plain HTTP (as docker, loopback is insecure).
+    if (req.url === '/v2/') return res.writeHead(200).end();
     seen.push(`${req.method} ${req.url!.split('?')[0]}`);
     if (req.method === 'HEAD') return res.writeHead(404).end();
     if (req.method === 'POST') return res.writeHead(202, { location: '/v2/x/y/blobs/uploads/1' }).end();

@@ -367,6 +367,7 @@ test('untrusted answers: a manifest whose digest does not match is refused', asy
     [':1', { 'docker-content-digest': `sha256:${'c'.repeat(64)}` }, /Docker-Content-Digest sha256:c+ does not match/],
   ];
   const port = await listen((req, res) => {
+    if (req.url === '/v2/') return void res.writeHead(200).end(); // the plain-HTTP probe of a loopback registry
     const c = cases.find(([r]) => req.url!.endsWith(r.slice(1)))!;
     res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', ...c[1] });
     res.end(bytes);
