@@ -77,7 +77,24 @@ const cases: { name: string; dockerfile: string; base?: ContainerConfig; want: P
     name: "ENTRYPOINT clears the base image's CMD",
     dockerfile: 'FROM scratch\nENTRYPOINT ["/app"]\n',
     base: { Cmd: ['/bin/sh'] },
-    want: { Entrypoint: ['/app'], Cmd: null },
+    want: { Entrypoint: ['/app'], Cmd: undefined },
+  },
+  {
+    name: 'ENTRYPOINT [] leaves no Entrypoint (nor the inherited CMD), as BuildKit writes an empty list',
+    dockerfile: 'FROM scratch\nENTRYPOINT []\n',
+    base: { Entrypoint: ['/app'], Cmd: ['/bin/sh'] },
+    want: { Entrypoint: undefined, Cmd: undefined },
+  },
+  {
+    name: 'CMD [] leaves no Cmd, the ENTRYPOINT kept',
+    dockerfile: 'FROM scratch\nCMD []\n',
+    base: { Entrypoint: ['/app'], Cmd: ['/bin/sh'] },
+    want: { Entrypoint: ['/app'], Cmd: undefined },
+  },
+  {
+    name: 'ENTRYPOINT [] keeps a CMD set earlier in the same stage',
+    dockerfile: 'FROM scratch\nCMD ["x"]\nENTRYPOINT []\n',
+    want: { Entrypoint: undefined, Cmd: ['x'] },
   },
   {
     name: 'ENTRYPOINT keeps a CMD set earlier in the same stage',
@@ -124,7 +141,11 @@ for (const c of cases)
     const base = scratchConfig(amd64);
     if (c.base) base.config = { ...base.config, ...c.base };
     const got = configOf(c.dockerfile, base).image.config!;
-    for (const [k, v] of Object.entries(c.want)) assert.equal(got[k as keyof ContainerConfig], v, k);
+    for (const [k, v] of Object.entries(c.want)) {
+      // Undefined: no field at all (BuildKit's omitempty), not one holding null or [].
+      if (v === undefined) assert.ok(!(k in got), `${k}: ${JSON.stringify(got[k as keyof ContainerConfig])}`);
+      else assert.equal(got[k as keyof ContainerConfig], v, k);
+    }
   });
 
 test('MAINTAINER sets the author', () => {

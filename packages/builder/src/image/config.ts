@@ -73,12 +73,16 @@ export function applyStep(state: StageConfig, step: Step): void {
     case 'workdir':
       c.WorkingDir = step.path;
       break;
+    // BuildKit's config fields are omitempty: `ENTRYPOINT []` / `CMD []` and the CMD an ENTRYPOINT clears
+    // leave no field at all, not an empty list or null.
     case 'entrypoint':
-      c.Entrypoint = step.argv;
-      if (!state.cmdSet) c.Cmd = null;
+      if (step.argv.length > 0) c.Entrypoint = step.argv;
+      else delete c.Entrypoint;
+      if (!state.cmdSet) delete c.Cmd;
       break;
     case 'cmd':
-      c.Cmd = step.argv;
+      if (step.argv.length > 0) c.Cmd = step.argv;
+      else delete c.Cmd;
       state.cmdSet = true;
       break;
     case 'shell':
