@@ -133,7 +133,8 @@ const parseErrors = new Set(['arguments', 'onbuild', 'shell-not-json']);
  * as written and refuses an unknown type or key, a bad number, mode, flag or sharing, a secret's conflicting
  * fields (not a target of "/" or an ssh mount's from=, found only when the stage is built). A value with a
  * variable in it is judged when its stage is built, as tsbuild expands it there: `uid=$UID` must not fail the
- * build of a target that does not need the stage when it builds the target that does.
+ * build of a target that does not need the stage when it builds the target that does. (Later BuildKit defers
+ * every --mount field but a from= with a variable to the stage's build, and so accepts these.)
  */
 function checkUnneededMounts(node: Dockerfile['instructions'][number]): void {
   let values: string[];
