@@ -188,11 +188,12 @@ for (const copy of ['COPY a/ b/ /app/', 'COPY --chmod=750 a/ b/ /app/']) {
 // An image directory a step makes or replaces a name in takes the step's time (SOURCE_DATE_EPOCH's), one it only
 // merges a directory into keeps its own, as BuildKit leaves them (differential case copy-dir-mtimes): a context tree
 // (streamed), a file, an archive, WORKDIR. What a later RUN sees and what another store unpacks agree.
-test('SOURCE_DATE_EPOCH: image directories a step writes a name in are dated by it, the RUN and the layer alike', () => {
+test('SOURCE_DATE_EPOCH: image directories a step writes a name in are dated by it, in the RUN and the layer', () => {
   const STAT = 'stat -c "%n %Y" /e1 /e2 /e3 /e4 /m';
   const ctx = context({
     Dockerfile:
-      `FROM ${Base}\nRUN mkdir -p /e1 /e2 /e3 /e4 /m/sub && touch -d '2004-04-04 00:00:00' /e1 /e2 /e3 /e4 /m/sub /m\n` +
+      `FROM ${Base}\nRUN mkdir -p /e1 /e2 /e3 /e4 /m/sub\n` +
+      `RUN touch -d '2004-04-04 00:00:00' /e1 /e2 /e3 /e4 /m/sub /m\n` +
       `COPY tree/ /e1/\nCOPY f /e2/\nADD a.tar /e3/\nWORKDIR /e4/new\nCOPY msrc/ /m/\nRUN ${STAT} > /listing\n`,
     'tree/t': 't\n',
     f: 'f\n',
