@@ -134,12 +134,22 @@ export function expandPorts(spec: string): string[] {
 /** BuildKit's history text for a step. */
 export function historyText(step: Step): string {
   switch (step.kind) {
-    case 'run':
-      return `RUN ${step.argv.join(' ')} # buildkit`;
+    case 'run': {
+      // The stage's ARGs first, as `|N K=V ...`: what the command ran with, as BuildKit records it.
+      const args = step.historyArgs ?? [];
+      return `RUN ${args.length > 0 ? `|${args.length} ${args.join(' ')} ` : ''}${step.argv.join(' ')} # buildkit`;
+    }
     case 'copy':
     case 'add':
-    case 'workdir':
       return `${step.source.replace(/\s+/g, ' ').trim()} # buildkit`;
+    // The directory as the config has it (expanded, absolute), with no "# buildkit" (BuildKit adds it only to
+    // steps it runs on a state).
+    case 'workdir':
+      return `WORKDIR ${step.path}`;
+    // The pairs as they were set: expanded and unquoted.
+    case 'env':
+    case 'label':
+      return `${step.kind.toUpperCase()} ${step.pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`;
     default:
       return step.source.replace(/\s+/g, ' ').trim();
   }
