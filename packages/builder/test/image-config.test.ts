@@ -215,6 +215,15 @@ const history: [string, string][] = [
   ['ARG A=1 B\nARG A=2\nENV B=env\nRUN ["echo", "x"]', 'RUN |2 A=2 B=env echo x # buildkit'],
   // A stage FROM another lists only its own ARGs.
   ['FROM scratch AS p\nARG A=1\nFROM p\nRUN echo child', 'RUN /bin/sh -c echo child # buildkit'],
+  ['ARG P=81\nEXPOSE 90-91 80 ${P}/udp 80', 'EXPOSE map[80/tcp:{} 81/udp:{} 90/tcp:{} 91/tcp:{}]'],
+  ['VOLUME /a /b', 'VOLUME [/a /b]'],
+  ['VOLUME ["/data"]', 'VOLUME [/data]'],
+  ['SHELL ["/bin/sh", "-ec"]', 'SHELL [/bin/sh -ec]'],
+  ['CMD ["a", "b c", "q\\"\\\\"]', 'CMD ["a" "b c" "q\\"\\\\"]'],
+  ['ENTRYPOINT echo "$U"', 'ENTRYPOINT ["/bin/sh" "-c" "echo \\"$U\\""]'],
+  ['ARG U=nobody\nUSER ${U}:users', 'USER nobody:users'],
+  ['ARG U=nobody\nSTOPSIGNAL SIG${U:+TERM}', 'STOPSIGNAL SIGTERM'],
+  ['MAINTAINER  me  <m@x>', 'MAINTAINER me  <m@x>'],
 ];
 for (const [line, want] of history)
   test(`historyText: ${JSON.stringify(line)}`, () => {

@@ -131,7 +131,25 @@ export function expandPorts(spec: string): string[] {
   return out;
 }
 
-/** BuildKit's history text for a step. */
+const goEscapes: Record<string, string> = {
+  '\x07': '\\a',
+  '\b': '\\b',
+  '\f': '\\f',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+  '\v': '\\v',
+  '"': '\\"',
+  '\\': '\\\\',
+};
+
+/** Go's strconv.Quote for text (what %q prints): control characters escaped, the rest as it is. */
+function goQuote(s: string): string {
+  const esc = (c: string) => goEscapes[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  return `"${s.replace(/[\x00-\x1f\x7f"\\]/g, esc)}"`;
+}
+
+/** BuildKit's history text for a step (ONBUILD has none: BuildKit records no history entry for it). */
 export function historyText(step: Step): string {
   switch (step.kind) {
     case 'run': {
@@ -150,6 +168,24 @@ export function historyText(step: Step): string {
     case 'env':
     case 'label':
       return `${step.kind.toUpperCase()} ${step.pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`;
+    // What BuildKit prints with Go's fmt: %v of the port set (a map, keys sorted) and of a list, %q of a list.
+    case 'expose': {
+      const ports = [...new Set(step.ports.flatMap(expandPorts))].sort();
+      return `EXPOSE map[${ports.map((p) => `${p}:{}`).join(' ')}]`;
+    }
+    case 'volume':
+      return `VOLUME [${step.paths.join(' ')}]`;
+    case 'shell':
+      return `SHELL [${step.argv.join(' ')}]`;
+    case 'cmd':
+    case 'entrypoint':
+      return `${step.kind.toUpperCase()} [${step.argv.map(goQuote).join(' ')}]`;
+    case 'user':
+      return `USER ${step.user}`;
+    case 'stopsignal':
+      return `STOPSIGNAL ${step.signal}`;
+    case 'maintainer':
+      return `MAINTAINER ${step.name}`;
     default:
       return step.source.replace(/\s+/g, ' ').trim();
   }
