@@ -185,5 +185,33 @@ for (const copy of ['COPY a/ b/ /app/', 'COPY --chmod=750 a/ b/ /app/']) {
   });
 }
 
+// An image directory a step makes or replaces a name in takes the step's time (SOURCE_DATE_EPOCH's), one it only
+// merges a directory into keeps its own, as BuildKit leaves them (differential case copy-dir-mtimes): a context tree
+// (streamed), a file, an archive, WORKDIR. What a later RUN sees and what another store unpacks agree.
+test('SOURCE_DATE_EPOCH: image directories a step writes a name in are dated by it, in the RUN and the layer', () => {
+  const STAT = 'stat -c "%n %Y" /e1 /e2 /e3 /e4 /m';
+  const ctx = context({
+    Dockerfile:
+      `FROM ${Base}\nRUN mkdir -p /e1 /e2 /e3 /e4 /m/sub\n` +
+      `RUN touch -d '2004-04-04 00:00:00' /e1 /e2 /e3 /e4 /m/sub /m\n` +
+      `COPY tree/ /e1/\nCOPY f /e2/\nADD a.tar /e3/\nWORKDIR /e4/new\nCOPY msrc/ /m/\nRUN ${STAT} > /listing\n`,
+    'tree/t': 't\n',
+    f: 'f\n',
+    'msrc/sub/x': 'x\n',
+  });
+  mkdirSync(join(ctx, 'tar', 'td'), { recursive: true });
+  writeFileSync(join(ctx, 'tar', 'td', 'x'), 'x\n');
+  assert.is(spawnSync('tar', ['-cf', join(ctx, 'a.tar'), '-C', join(ctx, 'tar'), 'td']).status, 0);
+  ok(tsbuild(['build', '-q', '-t', 'dated:1', ctx], { root, env: { SOURCE_DATE_EPOCH: '1700000000' } }));
+  const seen = ok(tsbuild(['run', '--rm', 'dated:1', 'cat', '/listing'], { root })).stdout;
+  assert.is(seen, '/e1 1700000000\n/e2 1700000000\n/e3 1700000000\n/e4 1700000000\n/m 1081036800\n');
+  const saved = tempDir('save');
+  ok(tsbuild(['save', '-o', join(saved, 'dated.tar'), 'dated:1'], { root }));
+  const other = storeWithBase(tempDir('store'));
+  ok(tsbuild(['load', '-i', join(saved, 'dated.tar')], { root: other }));
+  assert.is(ok(tsbuild(['run', '--rm', 'dated:1', 'sh', '-c', STAT], { root: other })).stdout, seen, 'the layers');
+  cleanup(ctx, other, saved);
+});
+
 test.after(() => cleanup(root));
 test.run();

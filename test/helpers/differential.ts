@@ -22,6 +22,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
 } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
@@ -64,6 +65,11 @@ export interface CaseSpec {
   deliberate?: { why: string; mask: Mask };
   /** A divergence not fixed yet: the case must still differ (else the marker is stale). */
   known?: string;
+  /**
+   * Compare mtimes too, for this case: its context's files and directories are dated 2000-01-01 first, and
+   * each path's line ends with its mtime, `mtime=build` when the build made it (at or after its start).
+   */
+  mtimes?: boolean;
 }
 
 /** What a deliberate difference leaves out of the comparison, and nothing else. */
@@ -107,6 +113,8 @@ interface Node {
   cap?: string;
   text?: string;
   implied?: boolean;
+  /** Seconds since the epoch, as the tar header has it. */
+  mtime?: number;
   /** The layer that wrote it: an opaque marker clears only what earlier layers wrote. */
   layer: number;
 }
@@ -165,7 +173,16 @@ export class Tree {
         const pax = (h.pax ?? {}) as Record<string, string>;
         const capRaw = pax['SCHILY.xattr.security.capability'];
         const cap = capRaw === undefined ? undefined : Buffer.from(capRaw, 'latin1').toString('hex');
-        const base = { mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, size: 0, layer: index, ...(cap ? { cap } : {}) };
+        const mtime = h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0;
+        const base = {
+          mode: h.mode & 0o7777,
+          uid: h.uid,
+          gid: h.gid,
+          size: 0,
+          mtime,
+          layer: index,
+          ...(cap ? { cap } : {}),
+        };
         if (h.type === 'link') {
           const target = this.nodes.get(clean(h.linkname));
           entry.resume();
@@ -230,6 +247,12 @@ export class Tree {
       out.set(p, describe(n));
     }
     return out;
+  }
+
+  /** A path's mtime (seconds), undefined for a directory no layer has an entry for. */
+  mtime(path: string): number | undefined {
+    const n = this.nodes.get(path);
+    return n && !n.implied ? n.mtime : undefined;
   }
 
   hardlinks(): string[][] {
@@ -374,19 +397,35 @@ export async function baseTree(rootfsTar: string): Promise<Map<string, string>> 
 
 /**
  * What differs from the base: changed and added paths with their line, removed ones as `(removed)` (the
- * top of a removed tree only).
+ * top of a removed tree only). `built`: the second the build started, to end each line with its mtime
+ * (`mtime=build` from then on, the date otherwise), for a case that compares mtimes.
  */
-export function filesRecord(tree: Tree, base: Map<string, string>): Record<string, string> {
+export function filesRecord(tree: Tree, base: Map<string, string>, built?: number): Record<string, string> {
   const now = tree.lines();
   const out: Record<string, string> = {};
+  const when = (p: string) => {
+    const t = tree.mtime(p);
+    if (built === undefined || t === undefined) return '';
+    return ` mtime=${t >= built ? 'build' : new Date(t * 1000).toISOString().replace('.000Z', 'Z')}`;
+  };
   for (const p of [...new Set([...now.keys(), ...base.keys()])].sort()) {
     const a = now.get(p);
     // Below a removed directory everything is gone too: only the top is listed.
     if (a === undefined) {
       if (parentOf(p) === '/' || now.has(parentOf(p))) out[p] = '(removed)';
-    } else if (a !== base.get(p)) out[p] = a;
+    } else if (a !== base.get(p)) out[p] = a + when(p);
   }
   return out;
+}
+
+/** Dates a context's files and directories (symlinks left alone) 2000-01-01, for a case that compares mtimes. */
+function dateContext(dir: string): void {
+  const t = new Date('2000-01-01T00:00:00Z');
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) dateContext(join(dir, e.name));
+    else if (!e.isSymbolicLink()) utimesSync(join(dir, e.name), t, t);
+  }
+  utimesSync(dir, t, t);
 }
 
 /** A record with a deliberate difference's mask applied (the same to both sides). */
@@ -632,6 +671,7 @@ export async function recordCase(
   const tag = `differential/${c.name}:latest`;
   prepareContext(c.dir, ctx);
   prepareExtras(c.dir, ctx);
+  if (c.spec.mtimes) dateContext(ctx);
   for (const base of c.spec.bases ?? []) {
     const dir = join(fixtures, base.fixture);
     const mk = await exec('bash', [join(dir, 'make-rootfs.sh')]);
@@ -644,6 +684,8 @@ export async function recordCase(
     if (l.code !== 0)
       return { record: { build: { ok: false, exit: l.code, tagged: false, loadFailed: f } }, log: l.stderr };
   }
+  // Whole seconds, as tar headers have them: what the build makes is dated from this second on.
+  const started = Math.floor(Date.now() / 1000);
   let r = await b.build(ctx, c.spec, c.dir, tag, archive);
   let log = r.stderr;
   const record: Record_ = { build: { ok: r.code === 0, exit: r.code, tagged: await b.tagged(tag) } };
@@ -663,7 +705,7 @@ export async function recordCase(
   const unpacked = join(work, 'image');
   await unpackArchive(archive, unpacked);
   const { tree, config } = await flattenImage(unpacked);
-  record.files = filesRecord(tree, base);
+  record.files = filesRecord(tree, base, c.spec.mtimes ? started : undefined);
   record.hardlinks = tree.hardlinks();
   record.config = config;
   if (c.spec.run) {

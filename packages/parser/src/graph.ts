@@ -2,7 +2,9 @@ import { DEFAULT_PATH } from '@tsbuild/sys';
 import type { Dockerfile } from './ast.js';
 import { DockerfileError } from './errors.js';
 import type { Pointer } from './errors.js';
+import { parseFlags } from './flags.js';
 import { located } from './locate.js';
+import { MountError, parseMount } from './mounts.js';
 import { unusedArgsWarning } from './build-args.js';
 import { plan } from './plan.js';
 import { Scope, splitEnv } from './scope.js';
@@ -112,6 +114,7 @@ function graph(df: Dockerfile, opts: GraphOptions): Graph {
  */
 function checkUnneeded(nodes: Dockerfile['instructions'], ctx: Omit<StepContext, 'onbuild' | 'location'>): void {
   for (const node of nodes) {
+    if (node.keyword === 'RUN') checkUnneededMounts(node);
     const scope = new Scope();
     scope.lookup = () => 'x';
     try {
@@ -124,6 +127,35 @@ function checkUnneeded(nodes: Dockerfile['instructions'], ctx: Omit<StepContext,
 }
 // Not 'blank' (a name or VOLUME path empty once expanded): BuildKit's parse reads the word as written.
 const parseErrors = new Set(['arguments', 'onbuild', 'shell-not-json']);
+
+/**
+ * RUN --mount values in a stage the target does not need: BuildKit's parse (dockerd 20.10) reads each value
+ * as written and refuses an unknown type or key, a bad number, mode, flag or sharing, a secret's conflicting
+ * fields (not a target of "/" or an ssh mount's from=, found only when the stage is built). A value with a
+ * variable in it is judged when its stage is built, as tsbuild expands it there: `uid=$UID` must not fail the
+ * build of a target that does not need the stage when it builds the target that does. (Later BuildKit defers
+ * every --mount field but a from= with a variable to the stage's build, and so accepts these.)
+ */
+function checkUnneededMounts(node: Dockerfile['instructions'][number]): void {
+  let values: string[];
+  try {
+    values = parseFlags(node).strings('mount');
+  } catch {
+    return; // a bad flag: convertStep says so
+  }
+  values.forEach((value, nth) => {
+    if (value.includes('$')) return;
+    try {
+      parseMount(value, (w) => w, '/', 0, false);
+    } catch (e) {
+      if (!(e instanceof MountError) || e.stageLevel) return;
+      throw new DockerfileError('bad-mount', `--mount=${value}: ${e.message}`, node.location, {
+        cmd: node.cmd,
+        at: { kind: 'flag', name: 'mount', nth, value: true, ...(e.key ? { option: e.key } : {}) },
+      });
+    }
+  });
+}
 
 /**
  * The image references the target needs, expanded: FROM images (not scratch or

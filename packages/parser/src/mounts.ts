@@ -3,10 +3,14 @@ import type { RunMount } from './types.js';
 
 /** `--mount` value errors; the caller adds the location. */
 export class MountError extends Error {
-  /** The `key=` field at fault, when there is one (for the error location). */
+  /**
+   * `key`: the `key=` field at fault, when there is one (for the error location). `stageLevel`: BuildKit
+   * (dockerd 20.10) finds it only while building the stage, not when it parses the Dockerfile.
+   */
   constructor(
     message: string,
     readonly key?: string,
+    readonly stageLevel = false,
   ) {
     super(message);
   }
@@ -199,7 +203,7 @@ export function parseMount(
   const abs = (t: string) => {
     const r = resolve(workdir, t);
     if (r === '/' && (workdirKnown || t.startsWith('/'))) {
-      throw new MountError(`invalid mount target "${r}"`, written.get('target'));
+      throw new MountError(`invalid mount target "${r}"`, written.get('target'), true);
     }
     return r;
   };
@@ -251,7 +255,7 @@ export function parseMount(
       return m;
     }
     default: {
-      if (from !== undefined) throw new MountError('ssh mount should not have a from', 'from');
+      if (from !== undefined) throw new MountError('ssh mount should not have a from', 'from', true);
       return {
         type: 'ssh',
         id: id || 'default',

@@ -15,6 +15,8 @@ export class Scope {
   shell: string[] = ['/bin/sh', '-c'];
   /** This stage's own ONBUILD triggers, inherited by stages built FROM it. */
   onbuild: string[] = [];
+  /** The ARGs this stage declared, with a value or '' (RunStep.historyArgs); a child stage lists only its own. */
+  stageArgs = new Map<string, string>();
 
   clone(): Scope {
     const s = new Scope();

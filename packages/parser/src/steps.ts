@@ -118,6 +118,10 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
       const step: Step = { ...base, kind: 'run', argv: shellForm(argv), shellForm: !node.json, files, mounts };
       const proxy = proxyEnv(ctx.buildArgs);
       if (proxy.length > 0) step.proxy = proxy;
+      if (scope.stageArgs.size > 0) {
+        const env = new Map(scope.env);
+        step.historyArgs = [...scope.stageArgs].map(([k, v]) => `${k}=${env.get(k) ?? v}`);
+      }
       const network = flags.string('network');
       if (network !== undefined) {
         if (!['default', 'none', 'host'].includes(network))
@@ -217,6 +221,7 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
         if (Object.prototype.hasOwnProperty.call(ctx.buildArgs, name)) value = ctx.buildArgs[name];
         else if (eq >= 0) value = x(word.slice(eq + 1));
         else value = ctx.meta.get(name);
+        scope.stageArgs.set(name, value ?? '');
         if (value !== undefined) {
           scope.args.set(name, value);
           scope.vars.set(name, value);

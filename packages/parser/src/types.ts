@@ -106,6 +106,11 @@ export interface RunStep extends StepBase {
   proxy?: string[];
   network?: 'default' | 'none' | 'host';
   security?: 'sandbox' | 'insecure';
+  /**
+   * The ARGs this stage declared so far, as BuildKit's history entry lists them before the command (`RUN |2 A=1
+   * B= ...`): K=V, V empty for an ARG with no value, an ENV of the same name winning. Absent when there are none.
+   */
+  historyArgs?: string[];
 }
 
 export interface CopyStep extends StepBase {

@@ -73,6 +73,29 @@ const unusedStage: [line: string, refused: string | undefined][] = [
   ['ENV ""=1', undefined],
   ['ENV ${X:+}=1', undefined],
   ['LABEL ""=1', undefined],
+  // --mount values as written (differential case fail-unused-stage-mount).
+  ['RUN --mount=type=bogus true', 'unsupported mount type "bogus"'],
+  ['RUN --mount=type=bind,bogus=1 true', "unexpected key 'bogus' in 'bogus=1'"],
+  ['RUN --mount=type=cache,target=/x,foo true', "invalid field 'foo' must be a key=value pair"],
+  ['RUN --mount=type=cache,target=/x,required true', "unexpected key 'required' for mount type 'cache'"],
+  ['RUN --mount=type=cache,sharing=bogus,target=/x true', 'unsupported sharing value "bogus"'],
+  ['RUN --mount=type=bind,target=/x,sharing=private true', 'invalid cache sharing set for bind mount'],
+  ['RUN --mount=type=cache,uid=abc,target=/x true', 'invalid value abc for uid'],
+  ['RUN --mount=type=bind,target=/x,mode=0777 true', 'mode not allowed for "bind" type mounts'],
+  ['RUN --mount=type=bind,target=/x,rw=maybe true', 'invalid value for rw: maybe'],
+  ['RUN --mount=type=secret true', 'invalid secret mount'],
+  ['RUN --mount=type=secret,id=a,from=x true', 'secret mount should not have a from'],
+  ['RUN --mount=type=secret,id=a,src=b true', "both source and id can't be set"],
+  ['RUN --mount=type=bind,target=/x,"a=b true', "unexpected key 'a' in 'a=b true'"],
+  // Found by BuildKit only when it builds the stage.
+  ['RUN --mount=type=bind true', undefined],
+  ['RUN --mount=type=bind,target=/ true', undefined],
+  ['RUN --mount=type=ssh,from=a true', undefined],
+  ['RUN --mount=target=/x,from=nosuchstage true', undefined],
+  // 20.10 refuses these too (it does not expand --mount values); tsbuild expands them when it builds the
+  // stage, so it judges them only then, as current BuildKit does.
+  ['RUN --mount=type=$T,target=/x true', undefined],
+  ['RUN --mount=type=cache,uid=$U,target=/x true', undefined],
 ];
 for (const [line, refused] of unusedStage) {
   test(`an unused stage's ${JSON.stringify(line)}: ${refused ? 'refused' : 'accepted'}`, () => {

@@ -73,12 +73,16 @@ export function applyStep(state: StageConfig, step: Step): void {
     case 'workdir':
       c.WorkingDir = step.path;
       break;
+    // BuildKit's config fields are omitempty: `ENTRYPOINT []` / `CMD []` and the CMD an ENTRYPOINT clears
+    // leave no field at all, not an empty list or null.
     case 'entrypoint':
-      c.Entrypoint = step.argv;
-      if (!state.cmdSet) c.Cmd = null;
+      if (step.argv.length > 0) c.Entrypoint = step.argv;
+      else delete c.Entrypoint;
+      if (!state.cmdSet) delete c.Cmd;
       break;
     case 'cmd':
-      c.Cmd = step.argv;
+      if (step.argv.length > 0) c.Cmd = step.argv;
+      else delete c.Cmd;
       state.cmdSet = true;
       break;
     case 'shell':
@@ -127,15 +131,61 @@ export function expandPorts(spec: string): string[] {
   return out;
 }
 
-/** BuildKit's history text for a step. */
+const goEscapes: Record<string, string> = {
+  '\x07': '\\a',
+  '\b': '\\b',
+  '\f': '\\f',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+  '\v': '\\v',
+  '"': '\\"',
+  '\\': '\\\\',
+};
+
+/** Go's strconv.Quote for text (what %q prints): control characters escaped, the rest as it is. */
+function goQuote(s: string): string {
+  const esc = (c: string) => goEscapes[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  return `"${s.replace(/[\x00-\x1f\x7f"\\]/g, esc)}"`;
+}
+
+/** BuildKit's history text for a step (ONBUILD has none: BuildKit records no history entry for it). */
 export function historyText(step: Step): string {
   switch (step.kind) {
-    case 'run':
-      return `RUN ${step.argv.join(' ')} # buildkit`;
+    case 'run': {
+      // The stage's ARGs first, as `|N K=V ...`: what the command ran with, as BuildKit records it.
+      const args = step.historyArgs ?? [];
+      return `RUN ${args.length > 0 ? `|${args.length} ${args.join(' ')} ` : ''}${step.argv.join(' ')} # buildkit`;
+    }
     case 'copy':
     case 'add':
-    case 'workdir':
       return `${step.source.replace(/\s+/g, ' ').trim()} # buildkit`;
+    // The directory as the config has it (expanded, absolute), with no "# buildkit" (BuildKit adds it only to
+    // steps it runs on a state).
+    case 'workdir':
+      return `WORKDIR ${step.path}`;
+    // The pairs as they were set: expanded and unquoted.
+    case 'env':
+    case 'label':
+      return `${step.kind.toUpperCase()} ${step.pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`;
+    // What BuildKit prints with Go's fmt: %v of the port set (a map, keys sorted) and of a list, %q of a list.
+    case 'expose': {
+      const ports = [...new Set(step.ports.flatMap(expandPorts))].sort();
+      return `EXPOSE map[${ports.map((p) => `${p}:{}`).join(' ')}]`;
+    }
+    case 'volume':
+      return `VOLUME [${step.paths.join(' ')}]`;
+    case 'shell':
+      return `SHELL [${step.argv.join(' ')}]`;
+    case 'cmd':
+    case 'entrypoint':
+      return `${step.kind.toUpperCase()} [${step.argv.map(goQuote).join(' ')}]`;
+    case 'user':
+      return `USER ${step.user}`;
+    case 'stopsignal':
+      return `STOPSIGNAL ${step.signal}`;
+    case 'maintainer':
+      return `MAINTAINER ${step.name}`;
     default:
       return step.source.replace(/\s+/g, ' ').trim();
   }

@@ -167,12 +167,14 @@ export class Solver {
       applyStep(next.config, step);
       // As in BuildKit, metadata steps do not touch the key chain: a changed LABEL re-runs nothing.
       // Filesystem steps name what they read of the config (env, user, workdir, shell) themselves.
-      history.push({
-        created: next.created,
-        created_by: historyText(step),
-        comment: 'buildkit.dockerfile.v0',
-        empty_layer: true,
-      });
+      // ONBUILD only adds to the config: BuildKit writes no history entry for it.
+      if (step.kind !== 'onbuild')
+        history.push({
+          created: next.created,
+          created_by: historyText(step),
+          comment: 'buildkit.dockerfile.v0',
+          empty_layer: true,
+        });
       this.explain.push({ ...this.row(stage, index + 1, label, oneLine(step.source)), status: 'metadata' });
       return next;
     }

@@ -108,6 +108,18 @@ export async function addArchive(
     staging.unlisted = true;
     const from = new Beneath(scratch.path);
     try {
+      // The archive's top names, which land in dest: whether it gets the step's time (Staging.dateTouched).
+      const topFd = from.openDir('');
+      let top: string[];
+      try {
+        top = namesIn(topFd);
+      } finally {
+        closeSync(topFd);
+      }
+      await staging.unpackedInto(
+        dest,
+        top.map((name): [string, boolean] => [name, from.lstat(name)!.isDirectory()]),
+      );
       mergeInto(from, '', staging.fs, rel(dest));
     } catch (e) {
       throw new BuildError(`${where(step)}: ADD could not place the contents of ${file}: ${(e as Error).message}`);

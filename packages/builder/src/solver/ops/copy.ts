@@ -239,6 +239,7 @@ export async function copyStep(ctx: StepContext, step: CopyStep, kb: KeyBuilder)
       }
       // The layer is written from the entries (context files) while the copier fills the staging dir;
       // directory times are set once it is done, and only then does the dir become the snapshot.
+      await staging.dateTouched();
       const entries = staging.entries();
       await refuseTypeChanges(view, entries, step);
       trace(`${ctx.state.label}: staged`);

@@ -3,7 +3,7 @@
 // that they get when created) because in an overlay stack the top copy of a directory wins.
 // Every write goes through `fs` (beneath the staging root's fd, never following a symlink):
 // a source may stage a link to anywhere, and a later write by path would follow it.
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { entryOrderKey, type Entry } from '@tsbuild/layerstore/layer';
 import type { RootView } from '@tsbuild/sandbox';
 import { Beneath } from '../../rootfs/beneath-tree.js';
@@ -42,6 +42,10 @@ export class Staging {
   private readonly linked = new Set<string>();
   /** A tree whose entries are not placed one by one but walked when the layer is written (streamTree). */
   private tree: { base: string; count: number; entries: Iterable<Entry> } | undefined;
+  /** Directories of the image the step writes in (mkdirs took them from the image), below the root. */
+  private readonly kept = new Set<string>();
+  /** Of those, the ones a name is made or replaced in (dateTouched). */
+  private readonly touched = new Set<string>();
 
   constructor(
     readonly dir: string,
@@ -81,6 +85,7 @@ export class Staging {
       if (st) throw new Error(`cannot create directory ${p}: a ${what} is in the way`);
       const below = await this.view.lstatCanonical(p);
       if (below && below.stat.isDirectory()) {
+        this.kept.add(rel(p));
         this.fs.mkdir(rel(p), below.stat.mode & 0o7777, below.stat.uid, below.stat.gid);
         this.recordDir(
           p,
@@ -90,11 +95,73 @@ export class Staging {
       } else {
         if (below && i < parts.length) throw new Error(`cannot copy to ${path}: ${p} is not a directory in the image`);
         existed = false;
+        this.touch(rel(posix.dirname(p)));
         this.fs.mkdir(rel(p), owner.mode ?? 0o755, owner.uid, owner.gid);
         this.recordDir(p, { mode: owner.mode ?? 0o755, uid: owner.uid, gid: owner.gid }, this.mtime);
       }
     }
     return existed;
+  }
+
+  private touch(dir: string): void {
+    if (this.kept.has(dir)) this.touched.add(dir);
+  }
+
+  /**
+   * Top-level names an archive unpacked into `dest` (absolute in the image) puts there, each with whether it
+   * is a directory: they are not placed one by one (dateTouched cannot see them).
+   */
+  async unpackedInto(dest: string, names: [name: string, isDir: boolean][]): Promise<void> {
+    const d = rel(dest);
+    if (!this.kept.has(d)) return;
+    for (const [name, isDir] of names) {
+      if (this.touched.has(d)) return;
+      if (await this.madeOrReplaced(d === '' ? name : `${d}/${name}`, isDir)) this.touched.add(d);
+    }
+  }
+
+  /**
+   * BuildKit's copier writes in the image's directories as any program does (and keeps no time of theirs): one
+   * it makes or replaces a name in takes the time of the step (SOURCE_DATE_EPOCH's with tsbuild, so two builds
+   * stay the same), one it only merges a directory into keeps its own. Call it once everything is placed,
+   * before entries() and finish().
+   */
+  async dateTouched(): Promise<void> {
+    const open = new Set([...this.kept].filter((d) => !this.touched.has(d)));
+    const parent = (key: string) => key.slice(0, Math.max(0, key.lastIndexOf('/')));
+    for (const [key, e] of this.placed) {
+      if (open.size === 0) break;
+      const d = parent(key);
+      if (open.has(d) && (await this.madeOrReplaced(key, e.type === 'directory'))) {
+        open.delete(d);
+        this.touched.add(d);
+      }
+    }
+    const tree = this.tree;
+    if (tree && open.has(tree.base)) {
+      // Only the tree's top names are looked at: the first one made or replaced settles it.
+      for (const e of tree.entries) {
+        if (parent(e.path) !== tree.base) continue;
+        if (await this.madeOrReplaced(e.path, e.type === 'directory')) {
+          this.touched.add(tree.base);
+          break;
+        }
+      }
+    }
+    for (const d of this.touched) {
+      const entry = this.placed.get(d);
+      if (entry) entry.mtime = seconds(this.mtime);
+      this.dirTimes.repeats = true;
+      this.dirTimes.push(d, this.mtime);
+    }
+    this.touched.clear();
+  }
+
+  /** Whether placing a `dir` or not at `key` (below the root) makes or replaces a name in its directory. */
+  private async madeOrReplaced(key: string, dir: boolean): Promise<boolean> {
+    if (!dir) return true;
+    if (this.kept.has(key)) return false;
+    return !(await this.view.lstatCanonical('/' + key))?.stat.isDirectory();
   }
 
   /**

@@ -26,6 +26,7 @@ export async function workdirStep(ctx: StepContext, step: WorkdirStep, kb: KeyBu
       const staging = new Staging(dir.path, view, mtime);
       try {
         await staging.mkdirs(canonical, { uid: owner.uid, gid: owner.gid });
+        await staging.dateTouched();
         await staging.finish();
       } finally {
         staging.close();
