@@ -73,6 +73,59 @@ test('save and load round trip into a fresh store', () => {
   cleanup(other);
 });
 
+test('images REPOSITORY[:TAG] lists only that repository (or tag), as docker images does', () => {
+  for (const t of ['listme:a', 'listme:b', 'listme-not:c']) ok(tsbuild(['tag', Base, t], { root }));
+  const cases: Array<[string[], string[]]> = [
+    [['listme'], ['listme a', 'listme b']],
+    [['listme:b'], ['listme b']],
+    [['listme*'], ['listme a', 'listme b', 'listme-not c']],
+    [['nothing-here'], []],
+  ];
+  for (const [args, want] of cases) {
+    const out = ok(tsbuild(['images', ...args], { root })).stdout;
+    const rows = out
+      .split('\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((l) => l.split(/\s+/).slice(0, 2).join(' '));
+    assert.equal(rows.sort(), want, args.join(' '));
+  }
+  const two = tsbuild(['images', 'listme', 'listme-not'], { root });
+  assert.is(two.code, 2, two.stderr);
+  assert.match(two.stderr, /"tsbuild images" requires at most 1 argument/);
+  ok(tsbuild(['rmi', 'listme:a', 'listme:b', 'listme-not:c'], { root }));
+});
+
+test('rmi by image id (prefix or sha256:): its one tag goes; several need -f, as docker rmi', () => {
+  const own = context({ Dockerfile: `FROM ${Base}\nLABEL rmi-by-id=1\n` });
+  // [tags the image has, rmi's arguments with ID for its id and SHORT for 12 hex digits, exit code, stdout, stderr]
+  const cases: Array<[string[], string[], number, RegExp, RegExp]> = [
+    [['byid:one'], ['SHORT'], 0, /^Untagged: byid:one\n$/, /^$/],
+    [['byid:one'], ['ID'], 0, /^Untagged: byid:one\n$/, /^$/],
+    [
+      ['byid:one', 'byid:two'],
+      ['SHORT'],
+      1,
+      /^$/,
+      /unable to delete [0-9a-f]{12} \(must be forced\) - image is referenced in multiple repositories/,
+    ],
+    [['byid:one', 'byid:two'], ['-f', 'SHORT'], 0, /^Untagged: byid:one\nUntagged: byid:two\n$/, /^$/],
+    [['byid:one'], ['feedfacefeed'], 1, /^$/, /No such image: feedfacefeed/],
+  ];
+  cases.forEach(([tags, args, code, out, err], i) => {
+    // An image of its own per row (an untagged image is not found by its id any more).
+    ok(tsbuild(['build', '--label', `row=${i}`, ...tags.flatMap((t) => ['-t', t]), own], { root }));
+    const id = ok(tsbuild(['inspect', '-f', '{{.Id}}', tags[0]], { root })).stdout.trim();
+    const argv = args.map((a) => (a === 'ID' ? id : a === 'SHORT' ? id.slice(7, 19) : a));
+    const r = tsbuild(['rmi', ...argv], { root });
+    assert.is(r.code, code, `rmi ${argv.join(' ')}\n${r.stderr}`);
+    assert.match(r.stdout, out, `rmi ${argv.join(' ')}`);
+    assert.match(r.stderr, err, `rmi ${argv.join(' ')}`);
+    tsbuild(['rmi', 'byid:one', 'byid:two'], { root });
+  });
+  cleanup(own);
+});
+
 test(
   'check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair ' +
     'drops them',

@@ -421,7 +421,7 @@ export const commands: Record<string, CommandSpec> = {
   },
   images: {
     summary: 'List images',
-    usage: '[OPTIONS]',
+    usage: '[OPTIONS] [REPOSITORY[:TAG]]',
     flags: [
       rootFlag,
       { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
@@ -474,8 +474,8 @@ export const commands: Record<string, CommandSpec> = {
   tag: { summary: 'Add a tag to an image', usage: 'SOURCE TARGET', flags: [rootFlag] },
   rmi: {
     summary: 'Remove tags',
-    usage: 'REF...',
-    flags: [rootFlag, { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility' }],
+    usage: 'REF|ID...',
+    flags: [rootFlag, { name: 'force', short: 'f', kind: 'bool', help: 'remove every tag of an image given by ID' }],
   },
   prune: {
     summary: 'Remove unreferenced blobs, snapshots and cache entries (never what is in use)',

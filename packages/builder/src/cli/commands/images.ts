@@ -32,7 +32,12 @@ async function image(store: Store, ref: string) {
 
 export async function imagesCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('images'));
-  const filter = parseImageFilters(list(p, 'filter'));
+  if (p.positionals.length > 1)
+    throw new UsageError(
+      '"tsbuild images" requires at most 1 argument\nUsage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]',
+    );
+  // As docker's CLI: the argument is one more reference filter (a pattern on the repository, or on NAME:TAG).
+  const filter = parseImageFilters([...list(p, 'filter'), ...p.positionals.map((r) => `reference=${r}`)]);
   const format = str(p, 'format');
   // Parsed before the store is read: a bad template is a usage error whatever the store holds.
   const template = format && format !== 'json' && format !== 'table' ? parseFormat(format) : undefined;
@@ -167,13 +172,33 @@ export async function rmiCommand(argv: string[]): Promise<number> {
   const store = await openStore(str(p, 'root'));
   let failed = 0;
   for (const ref of p.positionals) {
-    if (await store.tags.delete(ref).catch(() => false)) process.stdout.write(`Untagged: ${ref}\n`);
-    else {
-      process.stderr.write(errorLine(`No such image: ${ref}`));
+    if (await store.tags.delete(ref).catch(() => false)) {
+      process.stdout.write(`Untagged: ${ref}\n`);
+      continue;
+    }
+    // Not a tag: an image ID (a prefix, or sha256:...), as docker rmi takes it. Its one tag goes; when
+    // several tags name it, only -f removes them all (docker's "referenced in multiple repositories").
+    const problem = await rmiById(store, ref, bool(p, 'force')).catch((e: Error) => `${ref}: ${e.message}`);
+    if (problem) {
+      process.stderr.write(errorLine(problem));
       failed++;
     }
   }
   return failed ? 1 : 0;
+}
+
+async function rmiById(store: Store, ref: string, force: boolean): Promise<string | undefined> {
+  if (!/^(sha256:)?[0-9a-f]{4,64}$/.test(ref)) return `No such image: ${ref}`;
+  const img = await store.images.get(ref);
+  if (!img) return `No such image: ${ref}`;
+  const tagged = (await store.images.list()).filter((r) => r.id === img.configDigest);
+  if (tagged.length === 0) return `No such image: ${ref}`;
+  const short = img.configDigest.slice(7, 19);
+  if (tagged.length > 1 && !force)
+    return `conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`;
+  for (const r of tagged)
+    if (await store.tags.delete(r.reference)) process.stdout.write(`Untagged: ${r.repository}:${r.tag}\n`);
+  return undefined;
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {
