@@ -333,8 +333,10 @@ const cacheSubcommands: CommandSpec['subcommands'] = {
 export const commands: Record<string, CommandSpec> = {
   build: {
     summary: 'Build an image from a Dockerfile',
-    usage: '[OPTIONS] PATH      (also: tsbuild [OPTIONS] PATH)',
-    about: 'Build an image from a Dockerfile and the build context at PATH.',
+    usage: '[OPTIONS] PATH | -      (also: tsbuild [OPTIONS] PATH)',
+    about:
+      'Build an image from a Dockerfile and the build context at PATH\n' +
+      '(-: a tar of the context on stdin, or a Dockerfile and no context).',
     flags: buildFlags,
     unsupported: buildxUnsupported,
   },

@@ -2,8 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { resolve, join } from 'node:path';
-import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
+import { posix, resolve, join } from 'node:path';
+import { bool, buildArgs, list, parseArgs, readStdin, str, type Parsed } from '../args.js';
+import { stdinContext } from '../stdin-context.js';
 import { flagsOf } from '../flags.js';
 import { checkDockerArchiveCompression, parseCompression, parseCsv, refuseDigestTag } from '../../options.js';
 import { openStore, storeRoot } from '../root.js';
@@ -58,6 +59,25 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       `"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\n` +
         `Usage: tsbuild build [OPTIONS] PATH`,
     );
+  if (p.positionals[0] === '-') {
+    const stdin = await stdinContext(str(p, 'file'));
+    try {
+      p.positionals[0] = stdin.dir;
+      if (stdin.dockerfileText !== undefined) p.flags.set('file', '-');
+      // In an archive, -f names a file of the archive (docker's), not one of the working directory.
+      // (`..` stops at its root, as a path in the archive).
+      else if (str(p, 'file') !== undefined)
+        p.flags.set('file', join(stdin.dir, posix.normalize(`/${str(p, 'file')}`)));
+      return await buildParsed(p, signal, { dockerfileText: stdin.dockerfileText });
+    } finally {
+      stdin.cleanup();
+    }
+  }
+  return buildParsed(p, signal);
+}
+
+/** `stdin`: the context was "-"; its `dockerfileText` is the Dockerfile (-f -) when stdin held one. */
+async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileText?: string }): Promise<number> {
   const contextDir = resolve(p.positionals[0]);
   // Sync, like the store's small reads (SmallFileIO in layerstore's fsutil.ts): a thread-pool round trip costs more.
   const st = statOrUndefined(contextDir);
@@ -166,7 +186,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   let dockerfileText: string;
   if (fileFlag === '-') {
     dockerfilePath = '<stdin>';
-    dockerfileText = await readStdin();
+    dockerfileText = stdin?.dockerfileText ?? (await readStdin());
   } else {
     dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
     try {
@@ -200,7 +220,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const started = BuildContext.start(
     contextDir,
     fileFlag !== '-' ? dockerfilePath : undefined,
-    statCacheDir(storeRoot(str(p, 'root'))),
+    // A context from stdin is a directory made for this build only: no stat cache to keep for it.
+    stdin ? undefined : statCacheDir(storeRoot(str(p, 'root'))),
     undefined,
     takeEarlyWalk(),
   );
@@ -256,6 +277,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const request = (platform: Platform, tags: string[]): BuildRequest => ({
       store,
       contextDir,
+      contextIsTemporary: stdin !== undefined,
       dockerfilePath,
       dockerfileIsFile: fileFlag !== '-',
       dockerfileText,
