@@ -14,7 +14,21 @@ const usage: { name: string; args: (ctx: string) => string[]; stderr: (ctx: stri
   {
     name: 'a context that does not exist',
     args: (ctx) => ['build', join(ctx, 'nothere')],
-    stderr: (ctx) => `ERROR: build context "${join(ctx, 'nothere')}" is not a directory\n`,
+    stderr: (ctx) => `ERROR: build context "${join(ctx, 'nothere')}" not found\n`,
+  },
+  {
+    name: 'a git URL as the context',
+    args: () => ['build', 'https://github.com/docker/getting-started.git'],
+    stderr: () =>
+      'ERROR: build context "https://github.com/docker/getting-started.git": a URL or git repository is not ' +
+      'supported (give a directory, or - for a tar on stdin)\n',
+  },
+  {
+    name: 'a git remote as the context',
+    args: () => ['build', 'git@github.com:docker/getting-started.git'],
+    stderr: () =>
+      'ERROR: build context "git@github.com:docker/getting-started.git": a URL or git repository is not ' +
+      'supported (give a directory, or - for a tar on stdin)\n',
   },
   {
     name: 'a context that is a file',

@@ -81,7 +81,16 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
   const contextDir = resolve(p.positionals[0]);
   // Sync, like the store's small reads (SmallFileIO in layerstore's fsutil.ts): a thread-pool round trip costs more.
   const st = statOrUndefined(contextDir);
-  if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);
+  if (!st?.isDirectory()) {
+    const given = p.positionals[0];
+    // What docker would fetch (its urlutil: a URL, git@..., github.com/...): said as such, not as a missing path.
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(given) || /^(git@|github\.com\/)/.test(given))
+      throw new UsageError(
+        `build context "${given}": a URL or git repository is not supported ` +
+          '(give a directory, or - for a tar on stdin)',
+      );
+    throw new UsageError(`build context "${given}" ${st ? 'is not a directory' : 'not found'}`);
+  }
 
   const args = buildArgs(list(p, 'build-arg'));
   const tags = list(p, 'tag');
