@@ -126,6 +126,42 @@ test('rmi by image id (prefix or sha256:): its one tag goes; several need -f, as
   cleanup(own);
 });
 
+test("image SUBCOMMAND: docker's management-command names for the image commands", () => {
+  ok(tsbuild(['tag', Base, 'mgmt:1'], { root }));
+  const id = ok(tsbuild(['inspect', '-f', '{{.Id}}', Base], { root })).stdout;
+  // [image's arguments, the plain command's arguments]: the same exit status and output
+  const same: Array<[string[], string[]]> = [
+    [
+      ['ls', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'],
+      ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'],
+    ],
+    [
+      ['list', '-q', 'mgmt'],
+      ['images', '-q', 'mgmt'],
+    ],
+    [
+      ['inspect', '-f', '{{.Id}}', 'mgmt:1'],
+      ['inspect', '-f', '{{.Id}}', 'mgmt:1'],
+    ],
+    [
+      ['history', '-q', 'mgmt:1'],
+      ['history', '-q', 'mgmt:1'],
+    ],
+  ];
+  for (const [args, plain] of same) {
+    const a = tsbuild(['image', ...args], { root });
+    const b = tsbuild(plain, { root });
+    assert.is(a.code, 0, `image ${args.join(' ')}\n${a.stderr}`);
+    assert.is(a.stdout, b.stdout, `image ${args.join(' ')}`);
+  }
+  assert.is(ok(tsbuild(['image', 'inspect', '-f', '{{.Id}}', 'mgmt:1'], { root })).stdout, id);
+  ok(tsbuild(['image', 'tag', 'mgmt:1', 'mgmt:2'], { root }));
+  assert.is(ok(tsbuild(['image', 'rm', 'mgmt:1', 'mgmt:2'], { root })).stdout, 'Untagged: mgmt:1\nUntagged: mgmt:2\n');
+  const none = tsbuild(['image', 'frobnicate'], { root });
+  assert.is(none.code, 2, none.stderr);
+  assert.match(none.stderr, /^ERROR: "tsbuild image" needs a subcommand: ls, .*rm/m);
+});
+
 test(
   'check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair ' +
     'drops them',

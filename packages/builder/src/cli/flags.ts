@@ -421,6 +421,12 @@ export const commands: Record<string, CommandSpec> = {
     about: "The container commands under docker's management-command names; see each: tsbuild ps --help, ...",
     flags: [],
   },
+  image: {
+    summary: 'Image commands by their docker names (image ls, rm, inspect, ...)',
+    usage: 'ls|rm|inspect|tag|history|save|load|prune|pull|push ...',
+    about: "The image commands under docker's management-command names; see each: tsbuild images --help, ...",
+    flags: [],
+  },
   images: {
     summary: 'List images',
     usage: '[OPTIONS] [REPOSITORY[:TAG]]',

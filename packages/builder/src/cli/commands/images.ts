@@ -97,6 +97,29 @@ function parseFormat(format: string): (rows: object[], headers: Record<string, s
   };
 }
 
+/** `tsbuild image SUBCOMMAND`: the same commands under docker's management-command names. */
+export async function imageCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { pullCommand, pushCommand } = await import('./registry.js');
+  const subs: Record<string, (a: string[], s: AbortSignal) => Promise<number>> = {
+    ls: imagesCommand,
+    list: imagesCommand,
+    rm: rmiCommand,
+    remove: rmiCommand,
+    inspect: inspectCommand,
+    tag: tagCommand,
+    history: historyCommand,
+    save: saveCommand,
+    load: loadCommand,
+    prune: pruneCommand,
+    pull: pullCommand,
+    push: pushCommand,
+  };
+  const f = sub && Object.hasOwn(subs, sub) ? subs[sub] : undefined;
+  if (!f) throw new UsageError(`"tsbuild image" needs a subcommand: ${Object.keys(subs).join(', ')}`);
+  return f(rest, signal);
+}
+
 export async function historyCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('history'));
   if (p.positionals.length !== 1) throw new UsageError('"tsbuild history" requires exactly 1 argument: IMAGE');
