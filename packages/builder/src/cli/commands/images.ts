@@ -1,7 +1,7 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
 import { isatty } from 'node:tty';
-import { archive, check, compressedImage, type Store } from '@tsbuild/layerstore';
+import { archive, check, compressedImage, familiarName, parseReference, type Store } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
@@ -284,6 +284,14 @@ export async function saveCommand(argv: string[], signal?: AbortSignal): Promise
   return 0;
 }
 
+function familiar(name: string): string {
+  try {
+    return familiarName(parseReference(name));
+  } catch {
+    return name;
+  }
+}
+
 export async function loadCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('load'));
   const input = str(p, 'input');
@@ -294,7 +302,8 @@ export async function loadCommand(argv: string[]): Promise<number> {
   const loaded = await archive.load(store, input ? resolve(input) : process.stdin);
   for (const { names, image } of loaded) {
     if (names.length === 0) process.stdout.write(`Loaded image ID: ${image.configDigest}\n`);
-    for (const name of names) process.stdout.write(`Loaded image: ${name}\n`);
+    // Named as docker load names them: docker.io/library/ left out.
+    for (const name of names) process.stdout.write(`Loaded image: ${familiar(name)}\n`);
   }
   return 0;
 }
