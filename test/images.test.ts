@@ -168,6 +168,23 @@ test("image SUBCOMMAND: docker's management-command names for the image commands
   assert.match(none.stderr, /^ERROR: "tsbuild image" needs a subcommand: ls, .*rm/m);
 });
 
+test('images lists the newest first, as docker images does (not by name)', () => {
+  // A RUN step of each its own (a build arg): its time is SOURCE_DATE_EPOCH, not a cached step's.
+  const own = context({ Dockerfile: `FROM ${Base}\nARG T\nRUN echo $T > /t\n` });
+  // [tag, SOURCE_DATE_EPOCH (the image's created time)]: the name order is not the time order.
+  const built: Array<[string, string]> = [
+    ['order:a', '1000000000'],
+    ['order:c', '1000000200'],
+    ['order:b', '1000000100'],
+  ];
+  for (const [tag, epoch] of built)
+    ok(tsbuild(['build', '-t', tag, '--build-arg', `T=${tag}`, own], { root, env: { SOURCE_DATE_EPOCH: epoch } }));
+  const list = ok(tsbuild(['images', '--format', '{{.Repository}}:{{.Tag}}', 'order'], { root })).stdout;
+  assert.is(list, 'order:c\norder:b\norder:a\n');
+  ok(tsbuild(['rmi', 'order:a', 'order:b', 'order:c'], { root }));
+  cleanup(own);
+});
+
 test(
   'check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair ' +
     'drops them',

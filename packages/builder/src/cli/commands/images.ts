@@ -42,7 +42,10 @@ export async function imagesCommand(argv: string[]): Promise<number> {
   // Parsed before the store is read: a bad template is a usage error whatever the store holds.
   const template = format && format !== 'json' && format !== 'table' ? parseFormat(format) : undefined;
   const store = await openStore(str(p, 'root'));
-  const rows = (await store.images.list()).filter((r) => matchesFilter(r, filter));
+  // Newest first, as docker's daemon lists them (the store's index is in name order); a stable sort keeps an
+  // image's tags, and the same second's images, in name order. A broken image, with no time, comes last.
+  const time = (r: { created?: string }) => (r.created ? Date.parse(r.created) || 0 : 0);
+  const rows = (await store.images.list()).filter((r) => matchesFilter(r, filter)).sort((a, b) => time(b) - time(a));
   if (format === 'json') {
     // tsbuild's documented array (docs/cli.md); docker's one object per line is --format '{{json .}}'.
     process.stdout.write(
