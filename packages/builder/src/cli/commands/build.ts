@@ -102,7 +102,8 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
     }
     refuseDigestTag(t, `-t ${t}`);
   }
-  const network = str(p, 'network') ?? 'default';
+  // An empty value (`--network "$NET"` with NET unset) is the default, as docker build takes it; so is --target's.
+  const network = str(p, 'network') || 'default';
   if (!['default', 'none', 'host'].includes(network))
     throw new UsageError(`--network: "${network}" is not one of default, none, host`);
   // Entitlements, as buildx takes them: the host's network is never given to a Dockerfile unasked.
@@ -292,7 +293,7 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
       dockerfileText,
       tags,
       buildArgs: args,
-      target: str(p, 'target'),
+      target: str(p, 'target') || undefined,
       noCache: bool(p, 'no-cache'),
       noCacheFilter: list(p, 'no-cache-filter'),
       network: network as 'default' | 'none' | 'host',
@@ -559,7 +560,7 @@ async function dryRunCommand(o: {
       dockerfileIsFile: o.dockerfileIsFile,
       dockerfileText: o.dockerfileText,
       buildArgs: o.args,
-      target: str(p, 'target'),
+      target: str(p, 'target') || undefined,
       noCache: bool(p, 'no-cache'),
       network: o.network,
       allowNetworkHost: o.allowNetworkHost,
