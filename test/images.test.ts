@@ -185,6 +185,47 @@ test('images lists the newest first, as docker images does (not by name)', () =>
   cleanup(own);
 });
 
+test("rmi of the last tag of an image a container uses is refused without -f, as docker's conflict", () => {
+  const own = context({ Dockerfile: `FROM ${Base}\nLABEL in-use=1\n` });
+  ok(tsbuild(['build', '-q', '-t', 'inuse:1', '-t', 'inuse:2', own], { root }));
+  const id = ok(tsbuild(['inspect', '-f', '{{.Id}}', 'inuse:1'], { root }))
+    .stdout.trim()
+    .slice(7, 19);
+  ok(tsbuild(['run', '--name', 'rmi-in-use', 'inuse:1', 'true'], { root }));
+  const cid = ok(tsbuild(['ps', '-a', '-q', '--no-trunc'], { root }))
+    .stdout.trim()
+    .slice(0, 12);
+  // [rmi's arguments, exit code, stdout, stderr], in this order
+  const cases: Array<[string[], number, RegExp, RegExp]> = [
+    // Not the last tag: it goes.
+    [['inuse:2'], 0, /^Untagged: inuse:2\n$/, /^$/],
+    [
+      ['inuse:1'],
+      1,
+      /^$/,
+      new RegExp(
+        `unable to remove repository reference "inuse:1" \\(must force\\) - container ${cid} is using its ` +
+          `referenced image ${id}`,
+      ),
+    ],
+    [
+      [id],
+      1,
+      /^$/,
+      new RegExp(`unable to delete ${id} \\(must be forced\\) - image is being used by stopped container`),
+    ],
+    [['-f', 'inuse:1'], 0, /^Untagged: inuse:1\n$/, /^$/],
+  ];
+  for (const [args, code, out, err] of cases) {
+    const r = tsbuild(['rmi', ...args], { root });
+    assert.is(r.code, code, `rmi ${args.join(' ')}\n${r.stderr}`);
+    assert.match(r.stdout, out, `rmi ${args.join(' ')}`);
+    assert.match(r.stderr, err, `rmi ${args.join(' ')}`);
+  }
+  ok(tsbuild(['rm', 'rmi-in-use'], { root }));
+  cleanup(own);
+});
+
 test(
   'check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair ' +
     'drops them',

@@ -483,7 +483,15 @@ export const commands: Record<string, CommandSpec> = {
   rmi: {
     summary: 'Remove tags',
     usage: 'REF|ID...',
-    flags: [rootFlag, { name: 'force', short: 'f', kind: 'bool', help: 'remove every tag of an image given by ID' }],
+    flags: [
+      rootFlag,
+      {
+        name: 'force',
+        short: 'f',
+        kind: 'bool',
+        help: 'remove every tag of an image given by ID, or the last tag of one a container uses',
+      },
+    ],
   },
   prune: {
     summary: 'Remove unreferenced blobs, snapshots and cache entries (never what is in use)',

@@ -197,20 +197,51 @@ export async function rmiCommand(argv: string[]): Promise<number> {
   if (p.positionals.length === 0) throw new UsageError('"tsbuild rmi" requires at least 1 argument');
   const store = await openStore(str(p, 'root'));
   let failed = 0;
+  const force = bool(p, 'force');
   for (const ref of p.positionals) {
+    const used = force ? undefined : await lastTagInUse(store, ref);
+    if (used) {
+      process.stderr.write(
+        errorLine(
+          `conflict: unable to remove repository reference "${ref}" (must force) - container ${used.container} ` +
+            `is using its referenced image ${used.image}`,
+        ),
+      );
+      failed++;
+      continue;
+    }
     if (await store.tags.delete(ref).catch(() => false)) {
       process.stdout.write(`Untagged: ${ref}\n`);
       continue;
     }
     // Not a tag: an image ID (a prefix, or sha256:...), as docker rmi takes it. Its one tag goes; when
     // several tags name it, only -f removes them all (docker's "referenced in multiple repositories").
-    const problem = await rmiById(store, ref, bool(p, 'force')).catch((e: Error) => `${ref}: ${e.message}`);
+    const problem = await rmiById(store, ref, force).catch((e: Error) => `${ref}: ${e.message}`);
     if (problem) {
       process.stderr.write(errorLine(problem));
       failed++;
     }
   }
   return failed ? 1 : 0;
+}
+
+/**
+ * A container (its short id) made from the image `configDigest`, if any: docker keeps such an image's last
+ * tag (and the image) unless forced. Loaded only when asked, as `ps` loads it.
+ */
+async function containerUsing(store: Store, configDigest: string): Promise<{ id: string; state: string } | undefined> {
+  const { listContainers } = await import('@tsbuild/containers');
+  const c = (await listContainers(store, { all: true })).find((d) => d.Config.image.configDigest === configDigest);
+  return c && { id: c.Id.slice(0, 12), state: c.State.Status === 'running' ? 'running' : 'stopped' };
+}
+
+/** For `rmi TAG`: the container that uses the tag's image, when the tag is that image's last. */
+async function lastTagInUse(store: Store, ref: string): Promise<{ container: string; image: string } | undefined> {
+  const img = await store.images.get(ref).catch(() => undefined);
+  if (!img || !(await store.tags.get(ref).catch(() => undefined))) return undefined;
+  if ((await store.images.list()).filter((r) => r.id === img.configDigest).length > 1) return undefined;
+  const container = await containerUsing(store, img.configDigest);
+  return container ? { container: container.id, image: img.configDigest.slice(7, 19) } : undefined;
 }
 
 async function rmiById(store: Store, ref: string, force: boolean): Promise<string | undefined> {
@@ -222,6 +253,12 @@ async function rmiById(store: Store, ref: string, force: boolean): Promise<strin
   const short = img.configDigest.slice(7, 19);
   if (tagged.length > 1 && !force)
     return `conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`;
+  const user = force ? undefined : await containerUsing(store, img.configDigest);
+  if (user)
+    return (
+      `conflict: unable to delete ${short} (must be forced) - ` +
+      `image is being used by ${user.state} container ${user.id}`
+    );
   for (const r of tagged)
     if (await store.tags.delete(r.reference)) process.stdout.write(`Untagged: ${r.repository}:${r.tag}\n`);
   return undefined;
