@@ -226,6 +226,15 @@ test("rmi of the last tag of an image a container uses is refused without -f, as
   cleanup(own);
 });
 
+test('images -a / --all (docker images -a) lists what images lists: a build leaves no intermediate images', () => {
+  const plain = ok(tsbuild(['images', '-q'], { root })).stdout;
+  assert.ok(plain.length > 0);
+  for (const flag of ['-a', '--all', '-aq']) {
+    const args = flag === '-aq' ? ['images', flag] : ['images', flag, '-q'];
+    assert.is(ok(tsbuild(args, { root })).stdout, plain, flag);
+  }
+});
+
 test(
   'check: a clean store passes; a missing layer and a corrupt blob are found, images shows BROKEN, --repair ' +
     'drops them',

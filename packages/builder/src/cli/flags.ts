@@ -433,6 +433,12 @@ export const commands: Record<string, CommandSpec> = {
     flags: [
       rootFlag,
       { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      {
+        name: 'all',
+        short: 'a',
+        kind: 'bool',
+        help: 'accepted for compatibility (a build leaves no intermediate images: all are listed)',
+      },
       noTrunc,
       {
         name: 'format',
