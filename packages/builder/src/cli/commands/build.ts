@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { posix, resolve, join } from 'node:path';
+import { dirname, posix, resolve, join } from 'node:path';
 import { bool, buildArgs, list, parseArgs, readStdin, str, type Parsed } from '../args.js';
 import { stdinContext } from '../stdin-context.js';
 import { flagsOf } from '../flags.js';
@@ -139,6 +139,10 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
     shmSize: shm === undefined ? undefined : parseShmSize(shm),
   };
   const metadataFile = str(p, 'metadata-file');
+  // Checked before the build: a missing directory was Node's ENOENT after it, the image already tagged.
+  const iid = str(p, 'iidfile');
+  if (iid && !statOrUndefined(dirname(resolve(iid)))?.isDirectory())
+    throw new UsageError(`--iidfile ${iid}: no directory ${dirname(resolve(iid))} to write it in`);
   const buildRef = `tsbuild/local/${newBuildId()}`;
   const pull = bool(p, 'pull');
   const namedContexts = parseBuildContexts(list(p, 'build-context'));
@@ -409,8 +413,12 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
-    const iid = str(p, 'iidfile');
-    if (iid) writeFileSync(iid, id);
+    if (iid)
+      try {
+        writeFileSync(iid, id);
+      } catch (e) {
+        throw new BuildError(`--iidfile ${iid}: cannot write the image ID: ${(e as Error).message}`);
+      }
     if (explain)
       await (
         await explainModule()
