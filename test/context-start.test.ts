@@ -14,7 +14,21 @@ const usage: { name: string; args: (ctx: string) => string[]; stderr: (ctx: stri
   {
     name: 'a context that does not exist',
     args: (ctx) => ['build', join(ctx, 'nothere')],
-    stderr: (ctx) => `ERROR: build context "${join(ctx, 'nothere')}" is not a directory\n`,
+    stderr: (ctx) => `ERROR: build context "${join(ctx, 'nothere')}" not found\n`,
+  },
+  {
+    name: 'a git URL as the context',
+    args: () => ['build', 'https://github.com/docker/getting-started.git'],
+    stderr: () =>
+      'ERROR: build context "https://github.com/docker/getting-started.git": a URL or git repository is not ' +
+      'supported (give a directory, or - for a tar on stdin)\n',
+  },
+  {
+    name: 'a git remote as the context',
+    args: () => ['build', 'git@github.com:docker/getting-started.git'],
+    stderr: () =>
+      'ERROR: build context "git@github.com:docker/getting-started.git": a URL or git repository is not ' +
+      'supported (give a directory, or - for a tar on stdin)\n',
   },
   {
     name: 'a context that is a file',
@@ -178,10 +192,9 @@ test('--help, another command and a context on stdin are as before', () => {
   const images = tsbuild(['images'], { root, env: { TSBUILD_TRACE: '1' } });
   assert.is(images.code, 0, images.stderr);
   assert.not.match(images.stderr, /loader/);
-  // A context on stdin is not something tsbuild builds: the same usage error.
+  // A context on stdin (here a Dockerfile, the context empty) is built without the loader's early walk.
   const stdin = tsbuild(['build', '-q', '-'], { root, input: 'FROM scratch\n', env: { TSBUILD_TRACE: '1' } });
-  assert.is(stdin.code, 2, stdin.stderr);
-  assert.match(stdin.stderr, /^ERROR: build context "-" is not a directory$/m);
+  assert.is(stdin.code, 0, stdin.stderr);
   assert.not.match(stdin.stderr, /loader/);
 });
 

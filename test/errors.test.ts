@@ -78,6 +78,14 @@ const cases: { name: string; args?: string[]; dockerfile?: string; code: number;
     stderr: new RegExp(String.raw`Dockerfile:3:\d+: EXPOSE: ${why.source}`),
   })),
   { name: 'unknown --target', dockerfile: `FROM ${Base} AS a\n`, args: ['--target', 'zzz'], code: 2, stderr: /zzz/ },
+  // Said before the build, naming the flag (it was Node's ENOENT after the build, the image already tagged).
+  {
+    name: '--iidfile in a directory that does not exist',
+    dockerfile: `FROM ${Base}\n`,
+    args: ['--iidfile', '/nonexistent-tsbuild-dir/iid'],
+    code: 2,
+    stderr: /^ERROR: --iidfile \/nonexistent-tsbuild-dir\/iid: no directory \/nonexistent-tsbuild-dir to write it in$/m,
+  },
 ];
 
 for (const c of cases) {

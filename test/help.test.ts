@@ -21,6 +21,7 @@ test('tsbuild --help lists the commands and exits 0', () => {
 const sub: Record<string, string[]> = {
   volume: ['volume', 'ls'],
   container: ['container', 'ls'],
+  image: ['image', 'ls'],
   cache: ['cache', 'ls'],
 };
 

@@ -63,14 +63,176 @@ test('prune --all drops the build cache and what only it reached; tagged images 
 test('save and load round trip into a fresh store', () => {
   ok(tsbuild(['build', '-t', 'img:3', ctx], { root }));
   const file = join(tempDir('save'), 'img.tar');
-  ok(tsbuild(['save', '-o', file, 'img:3'], { root }));
+  ok(tsbuild(['tag', 'img:3', 'localhost:5000/team/img:3b'], { root }));
+  ok(tsbuild(['save', '-o', file, 'img:3', 'localhost:5000/team/img:3b'], { root }));
   const other = tempDir('store2');
-  assert.match(ok(tsbuild(['load', '-i', file], { root: other })).stdout, /Loaded image: .*img:3/);
+  // Every tag, named as docker load names them (docker.io/library/ left out).
+  const loaded = ok(tsbuild(['load', '-i', file], { root: other }))
+    .stdout.split('\n')
+    .filter(Boolean)
+    .sort();
+  assert.equal(loaded, ['Loaded image: img:3', 'Loaded image: localhost:5000/team/img:3b']);
   assert.is(
     JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root: other })).stdout).Id,
     JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root })).stdout).Id,
   );
   cleanup(other);
+});
+
+test('images REPOSITORY[:TAG] lists only that repository (or tag), as docker images does', () => {
+  for (const t of ['listme:a', 'listme:b', 'listme-not:c']) ok(tsbuild(['tag', Base, t], { root }));
+  const cases: Array<[string[], string[]]> = [
+    [['listme'], ['listme a', 'listme b']],
+    [['listme:b'], ['listme b']],
+    [['listme*'], ['listme a', 'listme b', 'listme-not c']],
+    [['nothing-here'], []],
+  ];
+  for (const [args, want] of cases) {
+    const out = ok(tsbuild(['images', ...args], { root })).stdout;
+    const rows = out
+      .split('\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((l) => l.split(/\s+/).slice(0, 2).join(' '));
+    assert.equal(rows.sort(), want, args.join(' '));
+  }
+  const two = tsbuild(['images', 'listme', 'listme-not'], { root });
+  assert.is(two.code, 2, two.stderr);
+  assert.match(two.stderr, /"tsbuild images" requires at most 1 argument/);
+  ok(tsbuild(['rmi', 'listme:a', 'listme:b', 'listme-not:c'], { root }));
+});
+
+test('rmi by image id (prefix or sha256:): its one tag goes; several need -f, as docker rmi', () => {
+  const own = context({ Dockerfile: `FROM ${Base}\nLABEL rmi-by-id=1\n` });
+  // [tags the image has, rmi's arguments with ID for its id and SHORT for 12 hex digits, exit code, stdout, stderr]
+  const cases: Array<[string[], string[], number, RegExp, RegExp]> = [
+    [['byid:one'], ['SHORT'], 0, /^Untagged: byid:one\n$/, /^$/],
+    [['byid:one'], ['ID'], 0, /^Untagged: byid:one\n$/, /^$/],
+    [
+      ['byid:one', 'byid:two'],
+      ['SHORT'],
+      1,
+      /^$/,
+      /unable to delete [0-9a-f]{12} \(must be forced\) - image is referenced in multiple repositories/,
+    ],
+    [['byid:one', 'byid:two'], ['-f', 'SHORT'], 0, /^Untagged: byid:one\nUntagged: byid:two\n$/, /^$/],
+    [['byid:one'], ['feedfacefeed'], 1, /^$/, /No such image: feedfacefeed/],
+  ];
+  cases.forEach(([tags, args, code, out, err], i) => {
+    // An image of its own per row (an untagged image is not found by its id any more).
+    ok(tsbuild(['build', '--label', `row=${i}`, ...tags.flatMap((t) => ['-t', t]), own], { root }));
+    const id = ok(tsbuild(['inspect', '-f', '{{.Id}}', tags[0]], { root })).stdout.trim();
+    const argv = args.map((a) => (a === 'ID' ? id : a === 'SHORT' ? id.slice(7, 19) : a));
+    const r = tsbuild(['rmi', ...argv], { root });
+    assert.is(r.code, code, `rmi ${argv.join(' ')}\n${r.stderr}`);
+    assert.match(r.stdout, out, `rmi ${argv.join(' ')}`);
+    assert.match(r.stderr, err, `rmi ${argv.join(' ')}`);
+    tsbuild(['rmi', 'byid:one', 'byid:two'], { root });
+  });
+  cleanup(own);
+});
+
+test("image SUBCOMMAND: docker's management-command names for the image commands", () => {
+  ok(tsbuild(['tag', Base, 'mgmt:1'], { root }));
+  const id = ok(tsbuild(['inspect', '-f', '{{.Id}}', Base], { root })).stdout;
+  // [image's arguments, the plain command's arguments]: the same exit status and output
+  const same: Array<[string[], string[]]> = [
+    [
+      ['ls', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'],
+      ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'],
+    ],
+    [
+      ['list', '-q', 'mgmt'],
+      ['images', '-q', 'mgmt'],
+    ],
+    [
+      ['inspect', '-f', '{{.Id}}', 'mgmt:1'],
+      ['inspect', '-f', '{{.Id}}', 'mgmt:1'],
+    ],
+    [
+      ['history', '-q', 'mgmt:1'],
+      ['history', '-q', 'mgmt:1'],
+    ],
+  ];
+  for (const [args, plain] of same) {
+    const a = tsbuild(['image', ...args], { root });
+    const b = tsbuild(plain, { root });
+    assert.is(a.code, 0, `image ${args.join(' ')}\n${a.stderr}`);
+    assert.is(a.stdout, b.stdout, `image ${args.join(' ')}`);
+  }
+  assert.is(ok(tsbuild(['image', 'inspect', '-f', '{{.Id}}', 'mgmt:1'], { root })).stdout, id);
+  ok(tsbuild(['image', 'tag', 'mgmt:1', 'mgmt:2'], { root }));
+  assert.is(ok(tsbuild(['image', 'rm', 'mgmt:1', 'mgmt:2'], { root })).stdout, 'Untagged: mgmt:1\nUntagged: mgmt:2\n');
+  const none = tsbuild(['image', 'frobnicate'], { root });
+  assert.is(none.code, 2, none.stderr);
+  assert.match(none.stderr, /^ERROR: "tsbuild image" needs a subcommand: ls, .*rm/m);
+});
+
+test('images lists the newest first, as docker images does (not by name)', () => {
+  // A RUN step of each its own (a build arg): its time is SOURCE_DATE_EPOCH, not a cached step's.
+  const own = context({ Dockerfile: `FROM ${Base}\nARG T\nRUN echo $T > /t\n` });
+  // [tag, SOURCE_DATE_EPOCH (the image's created time)]: the name order is not the time order.
+  const built: Array<[string, string]> = [
+    ['order:a', '1000000000'],
+    ['order:c', '1000000200'],
+    ['order:b', '1000000100'],
+  ];
+  for (const [tag, epoch] of built)
+    ok(tsbuild(['build', '-t', tag, '--build-arg', `T=${tag}`, own], { root, env: { SOURCE_DATE_EPOCH: epoch } }));
+  const list = ok(tsbuild(['images', '--format', '{{.Repository}}:{{.Tag}}', 'order'], { root })).stdout;
+  assert.is(list, 'order:c\norder:b\norder:a\n');
+  ok(tsbuild(['rmi', 'order:a', 'order:b', 'order:c'], { root }));
+  cleanup(own);
+});
+
+test("rmi of the last tag of an image a container uses is refused without -f, as docker's conflict", () => {
+  const own = context({ Dockerfile: `FROM ${Base}\nLABEL in-use=1\n` });
+  ok(tsbuild(['build', '-q', '-t', 'inuse:1', '-t', 'inuse:2', own], { root }));
+  const id = ok(tsbuild(['inspect', '-f', '{{.Id}}', 'inuse:1'], { root }))
+    .stdout.trim()
+    .slice(7, 19);
+  ok(tsbuild(['run', '--name', 'rmi-in-use', 'inuse:1', 'true'], { root }));
+  const cid = ok(tsbuild(['ps', '-a', '-q', '--no-trunc'], { root }))
+    .stdout.trim()
+    .slice(0, 12);
+  // [rmi's arguments, exit code, stdout, stderr], in this order
+  const cases: Array<[string[], number, RegExp, RegExp]> = [
+    // Not the last tag: it goes.
+    [['inuse:2'], 0, /^Untagged: inuse:2\n$/, /^$/],
+    [
+      ['inuse:1'],
+      1,
+      /^$/,
+      new RegExp(
+        `unable to remove repository reference "inuse:1" \\(must force\\) - container ${cid} is using its ` +
+          `referenced image ${id}`,
+      ),
+    ],
+    [
+      [id],
+      1,
+      /^$/,
+      new RegExp(`unable to delete ${id} \\(must be forced\\) - image is being used by stopped container`),
+    ],
+    [['-f', 'inuse:1'], 0, /^Untagged: inuse:1\n$/, /^$/],
+  ];
+  for (const [args, code, out, err] of cases) {
+    const r = tsbuild(['rmi', ...args], { root });
+    assert.is(r.code, code, `rmi ${args.join(' ')}\n${r.stderr}`);
+    assert.match(r.stdout, out, `rmi ${args.join(' ')}`);
+    assert.match(r.stderr, err, `rmi ${args.join(' ')}`);
+  }
+  ok(tsbuild(['rm', 'rmi-in-use'], { root }));
+  cleanup(own);
+});
+
+test('images -a / --all (docker images -a) lists what images lists: a build leaves no intermediate images', () => {
+  const plain = ok(tsbuild(['images', '-q'], { root })).stdout;
+  assert.ok(plain.length > 0);
+  for (const flag of ['-a', '--all', '-aq']) {
+    const args = flag === '-aq' ? ['images', flag] : ['images', flag, '-q'];
+    assert.is(ok(tsbuild(args, { root })).stdout, plain, flag);
+  }
 });
 
 test(

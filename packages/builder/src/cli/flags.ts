@@ -339,8 +339,10 @@ const cacheSubcommands: CommandSpec['subcommands'] = {
 export const commands: Record<string, CommandSpec> = {
   build: {
     summary: 'Build an image from a Dockerfile',
-    usage: '[OPTIONS] PATH      (also: tsbuild [OPTIONS] PATH)',
-    about: 'Build an image from a Dockerfile and the build context at PATH.',
+    usage: '[OPTIONS] PATH | -      (also: tsbuild [OPTIONS] PATH)',
+    about:
+      'Build an image from a Dockerfile and the build context at PATH\n' +
+      '(-: a tar of the context on stdin, or a Dockerfile and no context).',
     flags: buildFlags,
     unsupported: buildxUnsupported,
   },
@@ -429,12 +431,24 @@ export const commands: Record<string, CommandSpec> = {
     about: "The container commands under docker's management-command names; see each: tsbuild ps --help, ...",
     flags: [],
   },
+  image: {
+    summary: 'Image commands by their docker names (image ls, rm, inspect, ...)',
+    usage: 'ls|rm|inspect|tag|history|save|load|prune|pull|push ...',
+    about: "The image commands under docker's management-command names; see each: tsbuild images --help, ...",
+    flags: [],
+  },
   images: {
     summary: 'List images',
-    usage: '[OPTIONS]',
+    usage: '[OPTIONS] [REPOSITORY[:TAG]]',
     flags: [
       rootFlag,
       { name: 'quiet', short: 'q', kind: 'bool', help: 'only image IDs' },
+      {
+        name: 'all',
+        short: 'a',
+        kind: 'bool',
+        help: 'accepted for compatibility (a build leaves no intermediate images: all are listed)',
+      },
       noTrunc,
       {
         name: 'format',
@@ -484,8 +498,16 @@ export const commands: Record<string, CommandSpec> = {
   tag: { summary: 'Add a tag to an image', usage: 'SOURCE TARGET', flags: [rootFlag] },
   rmi: {
     summary: 'Remove tags',
-    usage: 'REF...',
-    flags: [rootFlag, { name: 'force', short: 'f', kind: 'bool', help: 'accepted for compatibility' }],
+    usage: 'REF|ID...',
+    flags: [
+      rootFlag,
+      {
+        name: 'force',
+        short: 'f',
+        kind: 'bool',
+        help: 'remove every tag of an image given by ID, or the last tag of one a container uses',
+      },
+    ],
   },
   prune: {
     summary: 'Remove unreferenced blobs, snapshots and cache entries (never what is in use)',

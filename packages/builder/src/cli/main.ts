@@ -25,6 +25,7 @@ const commands: Record<string, () => Promise<Command>> = {
   build: from(build, 'buildCommand'),
   parse: from(() => import('./commands/parse.js'), 'parseCommand'),
   run: from(() => import('./commands/run.js'), 'runCommand'),
+  image: from(images, 'imageCommand'),
   images: from(images, 'imagesCommand'),
   history: from(images, 'historyCommand'),
   tag: from(images, 'tagCommand'),

@@ -42,6 +42,8 @@ import { startNetwork, type PrivateNetwork } from '@tsbuild/sandbox';
 export interface BuildRequest {
   store: Store;
   contextDir: string;
+  /** The context is a directory made for this build only (`build -`): no stat cache is kept for it. */
+  contextIsTemporary?: boolean;
   /** Path shown in errors; the file itself if it is one (for <Dockerfile>.dockerignore). */
   dockerfilePath: string;
   dockerfileIsFile: boolean;
@@ -154,7 +156,7 @@ async function solveRequest(req: BuildRequest, dry: boolean): Promise<BuildResul
   // The context is listed while the Dockerfile is parsed and base images are resolved, if the caller
   // has not started it earlier still.
   const dockerfile = req.dockerfileIsFile ? req.dockerfilePath : undefined;
-  const statCache = statCacheDir(req.store.root);
+  const statCache = req.contextIsTemporary ? undefined : statCacheDir(req.store.root);
   const started =
     req.context?.claim(req.contextDir, dockerfile, statCache) ??
     BuildContext.start(req.contextDir, dockerfile, statCache);

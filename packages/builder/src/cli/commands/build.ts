@@ -2,8 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { resolve, join } from 'node:path';
-import { bool, buildArgs, list, parseArgs, readStdin, str } from '../args.js';
+import { dirname, posix, resolve, join } from 'node:path';
+import { bool, buildArgs, list, parseArgs, readStdin, str, type Parsed } from '../args.js';
+import { stdinContext } from '../stdin-context.js';
 import { flagsOf } from '../flags.js';
 import {
   checkDockerArchiveCompression,
@@ -64,10 +65,38 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
       `"tsbuild build" requires exactly 1 argument (the build context), got ${p.positionals.length}\n` +
         `Usage: tsbuild build [OPTIONS] PATH`,
     );
+  if (p.positionals[0] === '-') {
+    const stdin = await stdinContext(str(p, 'file'));
+    try {
+      p.positionals[0] = stdin.dir;
+      if (stdin.dockerfileText !== undefined) p.flags.set('file', '-');
+      // In an archive, -f names a file of the archive (docker's), not one of the working directory.
+      // (`..` stops at its root, as a path in the archive).
+      else if (str(p, 'file') !== undefined)
+        p.flags.set('file', join(stdin.dir, posix.normalize(`/${str(p, 'file')}`)));
+      return await buildParsed(p, signal, { dockerfileText: stdin.dockerfileText });
+    } finally {
+      stdin.cleanup();
+    }
+  }
+  return buildParsed(p, signal);
+}
+
+/** `stdin`: the context was "-"; its `dockerfileText` is the Dockerfile (-f -) when stdin held one. */
+async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileText?: string }): Promise<number> {
   const contextDir = resolve(p.positionals[0]);
   // Sync, like the store's small reads (SmallFileIO in layerstore's fsutil.ts): a thread-pool round trip costs more.
   const st = statOrUndefined(contextDir);
-  if (!st?.isDirectory()) throw new UsageError(`build context "${p.positionals[0]}" is not a directory`);
+  if (!st?.isDirectory()) {
+    const given = p.positionals[0];
+    // What docker would fetch (its urlutil: a URL, git@..., github.com/...): said as such, not as a missing path.
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(given) || /^(git@|github\.com\/)/.test(given))
+      throw new UsageError(
+        `build context "${given}": a URL or git repository is not supported ` +
+          '(give a directory, or - for a tar on stdin)',
+      );
+    throw new UsageError(`build context "${given}" ${st ? 'is not a directory' : 'not found'}`);
+  }
 
   const args = buildArgs(list(p, 'build-arg'));
   const tags = list(p, 'tag');
@@ -79,7 +108,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     }
     refuseDigestTag(t, `-t ${t}`);
   }
-  const network = str(p, 'network') ?? 'default';
+  // An empty value (`--network "$NET"` with NET unset) is the default, as docker build takes it; so is --target's.
+  const network = str(p, 'network') || 'default';
   if (!['default', 'none', 'host'].includes(network))
     throw new UsageError(`--network: "${network}" is not one of default, none, host`);
   // Entitlements, as buildx takes them: the host's network is never given to a Dockerfile unasked.
@@ -115,6 +145,10 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     shmSize: shm === undefined ? undefined : parseShmSize(shm),
   };
   const metadataFile = str(p, 'metadata-file');
+  // Checked before the build: a missing directory was Node's ENOENT after it, the image already tagged.
+  const iid = str(p, 'iidfile');
+  if (iid && !statOrUndefined(dirname(resolve(iid)))?.isDirectory())
+    throw new UsageError(`--iidfile ${iid}: no directory ${dirname(resolve(iid))} to write it in`);
   const buildRef = `tsbuild/local/${newBuildId()}`;
   const pull = bool(p, 'pull');
   const namedContexts = parseBuildContexts(list(p, 'build-context'));
@@ -172,7 +206,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   let dockerfileText: string;
   if (fileFlag === '-') {
     dockerfilePath = '<stdin>';
-    dockerfileText = await readStdin();
+    dockerfileText = stdin?.dockerfileText ?? (await readStdin());
   } else {
     dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
     try {
@@ -206,7 +240,8 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
   const started = BuildContext.start(
     contextDir,
     fileFlag !== '-' ? dockerfilePath : undefined,
-    statCacheDir(storeRoot(str(p, 'root'))),
+    // A context from stdin is a directory made for this build only: no stat cache to keep for it.
+    stdin ? undefined : statCacheDir(storeRoot(str(p, 'root'))),
     undefined,
     takeEarlyWalk(),
   );
@@ -262,12 +297,13 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     const request = (platform: Platform, tags: string[]): BuildRequest => ({
       store,
       contextDir,
+      contextIsTemporary: stdin !== undefined,
       dockerfilePath,
       dockerfileIsFile: fileFlag !== '-',
       dockerfileText,
       tags,
       buildArgs: args,
-      target: str(p, 'target'),
+      target: str(p, 'target') || undefined,
       noCache: bool(p, 'no-cache'),
       noCacheFilter: list(p, 'no-cache-filter'),
       network: network as 'default' | 'none' | 'host',
@@ -383,8 +419,12 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
     await load?.loadIntoDocker(store, result.image, tags, { reporter, signal });
     reporter.close();
     const id = result.image.configDigest;
-    const iid = str(p, 'iidfile');
-    if (iid) writeFileSync(iid, id);
+    if (iid)
+      try {
+        writeFileSync(iid, id);
+      } catch (e) {
+        throw new BuildError(`--iidfile ${iid}: cannot write the image ID: ${(e as Error).message}`);
+      }
     if (explain)
       await (
         await explainModule()
@@ -534,7 +574,7 @@ async function dryRunCommand(o: {
       dockerfileIsFile: o.dockerfileIsFile,
       dockerfileText: o.dockerfileText,
       buildArgs: o.args,
-      target: str(p, 'target'),
+      target: str(p, 'target') || undefined,
       noCache: bool(p, 'no-cache'),
       network: o.network,
       allowNetworkHost: o.allowNetworkHost,

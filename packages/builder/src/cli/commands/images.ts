@@ -1,7 +1,7 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
 import { isatty } from 'node:tty';
-import { archive, check, compressedImage, type Store } from '@tsbuild/layerstore';
+import { archive, check, compressedImage, familiarName, parseReference, type Store } from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
@@ -32,12 +32,20 @@ async function image(store: Store, ref: string) {
 
 export async function imagesCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('images'));
-  const filter = parseImageFilters(list(p, 'filter'));
+  if (p.positionals.length > 1)
+    throw new UsageError(
+      '"tsbuild images" requires at most 1 argument\nUsage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]',
+    );
+  // As docker's CLI: the argument is one more reference filter (a pattern on the repository, or on NAME:TAG).
+  const filter = parseImageFilters([...list(p, 'filter'), ...p.positionals.map((r) => `reference=${r}`)]);
   const format = str(p, 'format');
   // Parsed before the store is read: a bad template is a usage error whatever the store holds.
   const template = format && format !== 'json' && format !== 'table' ? parseFormat(format) : undefined;
   const store = await openStore(str(p, 'root'));
-  const rows = (await store.images.list()).filter((r) => matchesFilter(r, filter));
+  // Newest first, as docker's daemon lists them (the store's index is in name order); a stable sort keeps an
+  // image's tags, and the same second's images, in name order. A broken image, with no time, comes last.
+  const time = (r: { created?: string }) => (r.created ? Date.parse(r.created) || 0 : 0);
+  const rows = (await store.images.list()).filter((r) => matchesFilter(r, filter)).sort((a, b) => time(b) - time(a));
   if (format === 'json') {
     // tsbuild's documented array (docs/cli.md); docker's one object per line is --format '{{json .}}'.
     process.stdout.write(
@@ -90,6 +98,29 @@ function parseFormat(format: string): (rows: object[], headers: Record<string, s
     const cells = (text: string) => text.split('\t');
     return table([cells(render(t, headers)), ...rows.map((r) => cells(render(t, r)))]);
   };
+}
+
+/** `tsbuild image SUBCOMMAND`: the same commands under docker's management-command names. */
+export async function imageCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { pullCommand, pushCommand } = await import('./registry.js');
+  const subs: Record<string, (a: string[], s: AbortSignal) => Promise<number>> = {
+    ls: imagesCommand,
+    list: imagesCommand,
+    rm: rmiCommand,
+    remove: rmiCommand,
+    inspect: inspectCommand,
+    tag: tagCommand,
+    history: historyCommand,
+    save: saveCommand,
+    load: loadCommand,
+    prune: pruneCommand,
+    pull: pullCommand,
+    push: pushCommand,
+  };
+  const f = sub && Object.hasOwn(subs, sub) ? subs[sub] : undefined;
+  if (!f) throw new UsageError(`"tsbuild image" needs a subcommand: ${Object.keys(subs).join(', ')}`);
+  return f(rest, signal);
 }
 
 export async function historyCommand(argv: string[]): Promise<number> {
@@ -166,14 +197,71 @@ export async function rmiCommand(argv: string[]): Promise<number> {
   if (p.positionals.length === 0) throw new UsageError('"tsbuild rmi" requires at least 1 argument');
   const store = await openStore(str(p, 'root'));
   let failed = 0;
+  const force = bool(p, 'force');
   for (const ref of p.positionals) {
-    if (await store.tags.delete(ref).catch(() => false)) process.stdout.write(`Untagged: ${ref}\n`);
-    else {
-      process.stderr.write(errorLine(`No such image: ${ref}`));
+    const used = force ? undefined : await lastTagInUse(store, ref);
+    if (used) {
+      process.stderr.write(
+        errorLine(
+          `conflict: unable to remove repository reference "${ref}" (must force) - container ${used.container} ` +
+            `is using its referenced image ${used.image}`,
+        ),
+      );
+      failed++;
+      continue;
+    }
+    if (await store.tags.delete(ref).catch(() => false)) {
+      process.stdout.write(`Untagged: ${ref}\n`);
+      continue;
+    }
+    // Not a tag: an image ID (a prefix, or sha256:...), as docker rmi takes it. Its one tag goes; when
+    // several tags name it, only -f removes them all (docker's "referenced in multiple repositories").
+    const problem = await rmiById(store, ref, force).catch((e: Error) => `${ref}: ${e.message}`);
+    if (problem) {
+      process.stderr.write(errorLine(problem));
       failed++;
     }
   }
   return failed ? 1 : 0;
+}
+
+/**
+ * A container (its short id) made from the image `configDigest`, if any: docker keeps such an image's last
+ * tag (and the image) unless forced. Loaded only when asked, as `ps` loads it.
+ */
+async function containerUsing(store: Store, configDigest: string): Promise<{ id: string; state: string } | undefined> {
+  const { listContainers } = await import('@tsbuild/containers');
+  const c = (await listContainers(store, { all: true })).find((d) => d.Config.image.configDigest === configDigest);
+  return c && { id: c.Id.slice(0, 12), state: c.State.Status === 'running' ? 'running' : 'stopped' };
+}
+
+/** For `rmi TAG`: the container that uses the tag's image, when the tag is that image's last. */
+async function lastTagInUse(store: Store, ref: string): Promise<{ container: string; image: string } | undefined> {
+  const img = await store.images.get(ref).catch(() => undefined);
+  if (!img || !(await store.tags.get(ref).catch(() => undefined))) return undefined;
+  if ((await store.images.list()).filter((r) => r.id === img.configDigest).length > 1) return undefined;
+  const container = await containerUsing(store, img.configDigest);
+  return container ? { container: container.id, image: img.configDigest.slice(7, 19) } : undefined;
+}
+
+async function rmiById(store: Store, ref: string, force: boolean): Promise<string | undefined> {
+  if (!/^(sha256:)?[0-9a-f]{4,64}$/.test(ref)) return `No such image: ${ref}`;
+  const img = await store.images.get(ref);
+  if (!img) return `No such image: ${ref}`;
+  const tagged = (await store.images.list()).filter((r) => r.id === img.configDigest);
+  if (tagged.length === 0) return `No such image: ${ref}`;
+  const short = img.configDigest.slice(7, 19);
+  if (tagged.length > 1 && !force)
+    return `conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`;
+  const user = force ? undefined : await containerUsing(store, img.configDigest);
+  if (user)
+    return (
+      `conflict: unable to delete ${short} (must be forced) - ` +
+      `image is being used by ${user.state} container ${user.id}`
+    );
+  for (const r of tagged)
+    if (await store.tags.delete(r.reference)) process.stdout.write(`Untagged: ${r.repository}:${r.tag}\n`);
+  return undefined;
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {
@@ -236,6 +324,14 @@ export async function saveCommand(argv: string[], signal?: AbortSignal): Promise
   return 0;
 }
 
+function familiar(name: string): string {
+  try {
+    return familiarName(parseReference(name));
+  } catch {
+    return name;
+  }
+}
+
 export async function loadCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, flagsOf('load'));
   const input = str(p, 'input');
@@ -246,7 +342,8 @@ export async function loadCommand(argv: string[]): Promise<number> {
   const loaded = await archive.load(store, input ? resolve(input) : process.stdin);
   for (const { names, image } of loaded) {
     if (names.length === 0) process.stdout.write(`Loaded image ID: ${image.configDigest}\n`);
-    for (const name of names) process.stdout.write(`Loaded image: ${name}\n`);
+    // Named as docker load names them: docker.io/library/ left out.
+    for (const name of names) process.stdout.write(`Loaded image: ${familiar(name)}\n`);
   }
   return 0;
 }
