@@ -15,7 +15,7 @@ import path from 'node:path';
 import { skip } from '@tsbuild/testkit';
 import { checkInsecureRegistry, isInsecureRegistry } from '../src/remote/insecure.js';
 import { RegistryClient } from '../src/remote/client.js';
-import { noCredentials } from '../src/remote/credentials.js';
+import { noCredentials, StaticCredentials } from '../src/remote/credentials.js';
 
 const valueCases: { value: string; entry?: string; warning?: RegExp; error?: string }[] = [
   { value: 'registry.example:5000', entry: 'registry.example:5000' },
@@ -96,13 +96,16 @@ function handler(scheme: string, host: () => string) {
     if (req.url?.startsWith('/token')) return void res.end(JSON.stringify({ token: 'tok' }));
     if (req.headers.authorization !== 'Bearer tok') {
       if (req.url === '/v2/') unauthenticated++;
-      res.writeHead(401, { 'www-authenticate': `Bearer realm="${scheme}://${host()}/token",service="fake"` });
+      res.writeHead(401, {
+        'www-authenticate': `Bearer realm="${scheme}://${host()}/token",service="fake"`,
+        'docker-distribution-api-version': 'registry/2.0',
+      });
       return void res.end();
     }
     res.end('{}');
   };
 }
-async function serve(kind: 'https' | 'http', address: string): Promise<string> {
+async function serve(kind: 'https' | 'http', address: string, port = 0): Promise<string> {
   let host = '';
   const s =
     kind === 'https'
@@ -115,7 +118,7 @@ async function serve(kind: 'https' | 'http', address: string): Promise<string> {
   if (kind === 'http')
     s.on('connection', (c: net.Socket) => c.once('data', (b: Buffer) => b[0] === 0x16 && tlsAttempts++));
   servers.push(s);
-  await new Promise<void>((r) => s.listen(0, address, r));
+  await new Promise<void>((r) => s.listen(port, address, r));
   host = `${address}:${(s.address() as net.AddressInfo).port}`;
   return host;
 }
@@ -178,6 +181,30 @@ test('plain HTTP is found once per registry in a process, by a plain GET /v2/ wi
   for (let i = 0; i < 3; i++) await new RegistryClient(host, { credentials: noCredentials, retry }).ping();
   assert.is(tlsAttempts - tls, 0, 'a registry that answers plain HTTP is offered no TLS handshake');
   assert.is(unauthenticated - gets, 3 + 1, "three clients' pings and one probe");
+});
+
+// Named without a port, a registry's two schemes are two ports: what answers plain HTTP on 80 (here a web server
+// redirecting to HTTPS, a common setup) says nothing of the registry on 443, which is spoken to over TLS, and
+// port 80 never sees the credentials (an HTTP-first probe took the 301 for "speaks HTTP" and sent them there).
+test('no port: a web server on 80 does not make the registry on 443 plain HTTP, nor get its credentials', async () => {
+  const address = '127.0.0.4';
+  const seenOn80: string[] = [];
+  const web = http.createServer((req, res) => {
+    seenOn80.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'}`);
+    res.writeHead(301, { location: `https://${address}${req.url}` }).end();
+  });
+  servers.push(web);
+  const bound = await new Promise<boolean>((r) => {
+    web.once('error', () => r(false));
+    web.listen(80, address, () => r(true));
+  });
+  if (!bound) return skip('port 80 on 127.0.0.4 is taken', { required: false });
+  await serve('https', address, 443);
+  const credentials = new StaticCredentials({ [address]: { username: 'u', password: 'secret' } });
+  const client = new RegistryClient(address, { credentials, retry });
+  await client.ping();
+  assert.is(client.base.protocol, 'https:');
+  assert.ok(!seenOn80.some((l) => l.includes('Basic') || l.includes('Bearer')), seenOn80.join('\n'));
 });
 
 test.run();

@@ -55,19 +55,21 @@ export async function probeScheme(
   host: string,
   o: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<'https:' | 'http:' | undefined> {
-  // A plain GET /v2/ first: a registry that answers it in HTTP speaks HTTP, and is then reached without
-  // loading node:tls and making a secure context (20 to 80 ms of a pull or push from a local registry,
-  // which is most insecure registries). The answer is the same as docker's HTTPS-first order: one port
-  // speaks one of them. A TLS server answers plain HTTP with a 400 (Go's "Client sent an HTTP request to
-  // an HTTPS server", nginx's "plain HTTP request was sent to HTTPS port") or an alert or a close, and
-  // a registry answers GET /v2/ with 200 or 401, never 400: anything but an HTTP answer other than 400
-  // leaves the choice to the TLS handshake. The probe carries no credentials.
-  if ((await answersPlainHttp(host, o)) === true) return 'http:';
+  // A plain GET /v2/ first when the registry is named with its port: a registry that answers it in HTTP, as a
+  // registry answers (200 or 401, with Docker-Distribution-API-Version), speaks HTTP on that port, and is then
+  // reached without loading node:tls and making a secure context (20 to 80 ms of a pull or push from a local
+  // registry, which is what most insecure registries are). One port speaks one of the two, so the answer is
+  // the one docker's HTTPS-first order gives. Without a port the two schemes mean two ports (80 and 443),
+  // where a web server on 80 (a redirect to HTTPS, say) says nothing about the registry on 443: the TLS
+  // handshake decides, as any answer other than a registry's does. The probe carries no credentials.
+  if (hasPort(host) && (await answersAsRegistryOverHttp(host, o))) return 'http:';
   return probeTls(host, o);
 }
 
-/** Whether the server at `host` answers GET /v2/ in plain HTTP with anything but a 400. */
-function answersPlainHttp(host: string, o: { timeoutMs?: number; signal?: AbortSignal }): Promise<boolean> {
+const hasPort = (host: string): boolean => /:[0-9]+$/.test(host) && !/^\[[^\]]*\]$/.test(host);
+
+/** Whether GET /v2/ over plain HTTP at `host` gets a registry's answer: 200 or 401, naming the API version. */
+function answersAsRegistryOverHttp(host: string, o: { timeoutMs?: number; signal?: AbortSignal }): Promise<boolean> {
   return new Promise((resolve) => {
     if (o.signal?.aborted) return resolve(false);
     const { lib, agent } = net('http:', true);
@@ -82,7 +84,8 @@ function answersPlainHttp(host: string, o: { timeoutMs?: number; signal?: AbortS
     r.once('response', (res) => {
       res.on('error', () => {});
       res.resume(); // drained, so a registry's keep-alive connection goes back to the pool for the request
-      resolve(res.statusCode !== undefined && res.statusCode !== 400);
+      const status = res.statusCode ?? 0;
+      resolve((status === 200 || status === 401) && res.headers['docker-distribution-api-version'] !== undefined);
     });
     r.end();
   });
