@@ -207,4 +207,40 @@ test('no port: a web server on 80 does not make the registry on 443 plain HTTP, 
   assert.ok(!seenOn80.some((l) => l.includes('Basic') || l.includes('Bearer')), seenOn80.join('\n'));
 });
 
+// An insecure registry's own redirect to plain HTTP on its host (the same host, another scheme: port 80) is
+// followed, as docker follows it, but without the credentials: they were for the registry over HTTPS.
+test('a redirect from an insecure HTTPS registry to plain HTTP on its host carries no credentials', async () => {
+  const address = '127.0.0.5';
+  const seenOn80: string[] = [];
+  const web = http.createServer((req, res) => {
+    seenOn80.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'}`);
+    res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' }).end('{}');
+  });
+  servers.push(web);
+  const bound = await new Promise<boolean>((r) => {
+    web.once('error', () => r(false));
+    web.listen(80, address, () => r(true));
+  });
+  if (!bound) return skip('port 80 on 127.0.0.5 is taken', { required: false });
+  const tls = https.createServer(
+    { key: readFileSync(path.join(certs, 'key.pem')), cert: readFileSync(path.join(certs, 'cert.pem')) },
+    (req, res) => {
+      if (!req.headers.authorization?.startsWith('Basic '))
+        return void res.writeHead(401, { 'www-authenticate': 'Basic realm="fake"' }).end();
+      res.writeHead(307, { location: `http://${address}/elsewhere${req.url}` }).end();
+    },
+  );
+  servers.push(tls);
+  await new Promise<void>((r) => tls.listen(443, address, r));
+  const credentials = new StaticCredentials({ [address]: { username: 'u', password: 'secret' } });
+  const client = new RegistryClient(address, { credentials, retry });
+  const res = await client.request(
+    { method: 'GET', url: '/v2/x/manifests/1', scopes: [], redirects: true },
+    'the manifest',
+  );
+  res.body.resume();
+  assert.ok(seenOn80.length > 0, 'the redirect was followed');
+  assert.ok(!seenOn80.some((l) => l.includes('Basic') || l.includes('Bearer')), seenOn80.join('\n'));
+});
+
 test.run();

@@ -127,9 +127,13 @@ export class RegistryClient {
     return typeof url === 'string' ? new URL(url, this.base) : url;
   }
 
-  /** Authorization for a request to `url`: nothing for hosts other than the registry's own. */
+  /**
+   * Authorization for a request to `url`: nothing for any origin but the registry's own. The origin, not the
+   * host: https://reg and http://reg are one host, and credentials meant for TLS went to port 80 in clear when
+   * an insecure registry redirected there.
+   */
   private async authorization(url: URL, scopes: string[], force: boolean): Promise<string | undefined> {
-    if (url.host !== this.base.host) return undefined;
+    if (url.origin !== this.base.origin) return undefined;
     const challenge = this.challenges.get(url.host);
     if (!challenge) return undefined;
     if (challenge.scheme === 'basic') {
@@ -192,7 +196,7 @@ export class RegistryClient {
       }).catch((err: unknown) => {
         throw err instanceof RegistryError ? new RegistryError(err.code, `${what}: ${err.message}`, err.info) : err;
       });
-      if (res.status === 401 && url.host === this.base.host && !reauthenticated) {
+      if (res.status === 401 && url.origin === this.base.origin && !reauthenticated) {
         const challenge = parseChallenge(res.headers['www-authenticate']);
         discard(res);
         if (!challenge || (challenge.scheme !== 'basic' && challenge.scheme !== 'bearer')) {
