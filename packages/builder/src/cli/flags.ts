@@ -436,6 +436,17 @@ export const commands: Record<string, CommandSpec> = {
     usage: 'ls|rm|inspect|tag|history|save|load|prune|pull|push ...',
     about: "The image commands under docker's management-command names; see each: tsbuild images --help, ...",
     flags: [],
+    subcommands: {
+      prune: {
+        usage: '[-a] [-f]',
+        about: 'Untag unused images (docker image prune), then collect what nothing reaches. Asks unless -f.',
+        flags: [
+          rootFlag,
+          { name: 'all', short: 'a', kind: 'bool', help: 'every image no container (running or stopped) uses' },
+          { name: 'force', short: 'f', kind: 'bool', help: 'do not ask for confirmation' },
+        ],
+      },
+    },
   },
   images: {
     summary: 'List images',
