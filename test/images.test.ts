@@ -117,6 +117,8 @@ test('rmi by image id (prefix or sha256:): its one tag goes; several need -f, as
     ],
     [['byid:one', 'byid:two'], ['-f', 'SHORT'], 0, /^Untagged: byid:one\nUntagged: byid:two\n$/, /^$/],
     [['byid:one'], ['feedfacefeed'], 1, /^$/, /No such image: feedfacefeed/],
+    // docker's --no-prune (keep untagged parents) is accepted: tsbuild images have no parent images.
+    [['byid:one'], ['--no-prune', 'SHORT'], 0, /^Untagged: byid:one\n$/, /^$/],
   ];
   cases.forEach(([tags, args, code, out, err], i) => {
     // An image of its own per row (an untagged image is not found by its id any more).

@@ -518,6 +518,11 @@ export const commands: Record<string, CommandSpec> = {
         kind: 'bool',
         help: 'remove every tag of an image given by ID, or the last tag of one a container uses',
       },
+      {
+        name: 'no-prune',
+        kind: 'bool',
+        help: "accepted for compatibility (docker's: keep untagged parents; tsbuild images have none)",
+      },
     ],
   },
   prune: {
