@@ -11,6 +11,7 @@ const ctx = context({ Dockerfile: `FROM ${Base} AS first\nRUN exit 7\nFROM ${Bas
 const cases: Array<[string, string]> = [
   ['--target', 'the last stage'],
   ['--network', 'the default network'],
+  ['--cache-from', 'no cache source (docker ignores an empty one)'],
 ];
 
 test('build FLAG "" is the default, as docker build takes it', () => {

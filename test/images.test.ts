@@ -117,6 +117,8 @@ test('rmi by image id (prefix or sha256:): its one tag goes; several need -f, as
     ],
     [['byid:one', 'byid:two'], ['-f', 'SHORT'], 0, /^Untagged: byid:one\nUntagged: byid:two\n$/, /^$/],
     [['byid:one'], ['feedfacefeed'], 1, /^$/, /No such image: feedfacefeed/],
+    // docker's --no-prune (keep untagged parents) is accepted: tsbuild images have no parent images.
+    [['byid:one'], ['--no-prune', 'SHORT'], 0, /^Untagged: byid:one\n$/, /^$/],
   ];
   cases.forEach(([tags, args, code, out, err], i) => {
     // An image of its own per row (an untagged image is not found by its id any more).
@@ -278,6 +280,49 @@ test('bad usage exits 2', () => {
   assert.is(tsbuild(['prune', '--grace', 'soon'], { root }).code, 2);
   assert.is(tsbuild(['save'], { root }).code, 2);
 });
+
+test("image prune [-a] [-f] untags what no container uses, as docker's; asks first without -f", () => {
+  const store = storeWithBase(tempDir('store-image-prune'));
+  const own = context({ Dockerfile: `FROM ${Base}\nLABEL unused=1\n` });
+  ok(tsbuild(['build', '-q', '-t', 'unused:1', '-t', 'unused:2', own], { root: store }));
+  ok(tsbuild(['tag', Base, 'used:1'], { root: store }));
+  ok(tsbuild(['run', '--name', 'prune-in-use', Base, 'true'], { root: store }));
+  const tags = () =>
+    ok(tsbuild(['images', '--format', '{{.Repository}}:{{.Tag}}'], { root: store }))
+      .stdout.split('\n')
+      .filter(Boolean)
+      .sort();
+  const before = tags();
+  const ask = 'WARNING! This will remove all images without at least one container associated to them.\n';
+  const prompt = 'Are you sure you want to continue? [y/N] ';
+  // [image prune's arguments, stdin, stdout, the tags left], in this order on one store
+  const cases: Array<[string[], string, RegExp, string[]]> = [
+    // Without -f it asks, TTY or not: no answer (EOF) or "n" leaves everything, exit 0.
+    [['-a'], '', new RegExp(`^${esc(ask + prompt)}$`), before],
+    [['-a'], 'n\n', new RegExp(`^${esc(ask + prompt)}$`), before],
+    // Without -a only dangling images go; the store keeps none (an image is kept by its tags).
+    [['-f'], '', /^Total reclaimed space: .*\n$/, before],
+    [
+      ['-a'],
+      'y\n',
+      new RegExp(`^${esc(ask + prompt)}Deleted Images:\nuntagged: unused:1\nuntagged: unused:2\ndeleted: sha256:`),
+      before.filter((t) => !t.startsWith('unused:')),
+    ],
+    // The image a stopped container was made from stays, with every tag.
+    [['-a', '-f'], '', /^Total reclaimed space: .*\n$/, before.filter((t) => !t.startsWith('unused:'))],
+  ];
+  for (const [args, input, out, left] of cases) {
+    const r = tsbuild(['image', 'prune', ...args], { root: store, input });
+    assert.is(r.code, 0, `image prune ${args.join(' ')}\n${r.stderr}`);
+    assert.match(r.stdout, out, `image prune ${args.join(' ')} <<< ${JSON.stringify(input)}`);
+    assert.equal(tags(), left, `image prune ${args.join(' ')} <<< ${JSON.stringify(input)}`);
+  }
+  assert.ok(before.includes('used:1') && before.some((t) => t.startsWith('unused:')), before.join(' '));
+  ok(tsbuild(['rm', 'prune-in-use'], { root: store }));
+  cleanup(own, store);
+});
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test.after(() => cleanup(root, ctx));
 test.run();

@@ -436,6 +436,17 @@ export const commands: Record<string, CommandSpec> = {
     usage: 'ls|rm|inspect|tag|history|save|load|prune|pull|push ...',
     about: "The image commands under docker's management-command names; see each: tsbuild images --help, ...",
     flags: [],
+    subcommands: {
+      prune: {
+        usage: '[-a] [-f]',
+        about: 'Untag unused images (docker image prune), then collect what nothing reaches. Asks unless -f.',
+        flags: [
+          rootFlag,
+          { name: 'all', short: 'a', kind: 'bool', help: 'every image no container (running or stopped) uses' },
+          { name: 'force', short: 'f', kind: 'bool', help: 'do not ask for confirmation' },
+        ],
+      },
+    },
   },
   images: {
     summary: 'List images',
@@ -506,6 +517,11 @@ export const commands: Record<string, CommandSpec> = {
         short: 'f',
         kind: 'bool',
         help: 'remove every tag of an image given by ID, or the last tag of one a container uses',
+      },
+      {
+        name: 'no-prune',
+        kind: 'bool',
+        help: "accepted for compatibility (docker's: keep untagged parents; tsbuild images have none)",
       },
     ],
   },

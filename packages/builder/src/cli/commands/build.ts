@@ -179,9 +179,11 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
   const sshSources = parseSsh(list(p, 'ssh'));
   // Registries (registry.ts, exporter/push.ts, exporter/cache-share.ts): --push, --cache-to/--cache-from,
   // --insecure-registry.
-  const cacheShare = list(p, 'cache-to').length || list(p, 'cache-from').length ? await cacheShareModule() : undefined;
+  // An empty --cache-from ("$CACHE_FROM" unset in a CI script) names no source: docker build ignores it.
+  const cacheFromValues = list(p, 'cache-from').filter((v) => v !== '');
+  const cacheShare = list(p, 'cache-to').length || cacheFromValues.length ? await cacheShareModule() : undefined;
   const cacheTo = list(p, 'cache-to').map((v) => cacheShare!.parseCacheOption(v, '--cache-to'));
-  const cacheFrom = list(p, 'cache-from').map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
+  const cacheFrom = cacheFromValues.map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
   const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
   if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
   // --explain[=text|json] [--explain-file FILE]: the report of every step (cli/explain.ts, docs/explain.md).

@@ -114,7 +114,7 @@ export async function imageCommand(argv: string[], signal: AbortSignal): Promise
     history: historyCommand,
     save: saveCommand,
     load: loadCommand,
-    prune: pruneCommand,
+    prune: imagePruneCommand,
     pull: pullCommand,
     push: pushCommand,
   };
@@ -276,6 +276,60 @@ export async function pruneCommand(argv: string[]): Promise<number> {
   process.stdout.write(`Deleted ${counts}, ${r.temp} leftover temp entries${expired}\n`);
   process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);
   return 0;
+}
+
+/**
+ * `image prune [-a] [-f]`, as docker's: with -a, untag every image no container (running or stopped) was made
+ * from, then let the store's collection reclaim what nothing reaches. Without -a only dangling images go, and
+ * the store keeps none (an image is kept by its tags), so nothing is untagged. Without -f it asks on stdout and
+ * reads one line from stdin, TTY or not, as docker does: only "y" or "yes" goes on; anything else (EOF too)
+ * leaves the store untouched, exit 0.
+ */
+export async function imagePruneCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, flagsOf('image', 'prune'));
+  if (p.positionals.length)
+    throw new UsageError('"tsbuild image prune" accepts no arguments\nUsage: tsbuild image prune [-a] [-f]');
+  const all = bool(p, 'all');
+  if (!bool(p, 'force')) {
+    const warning = all
+      ? 'WARNING! This will remove all images without at least one container associated to them.'
+      : 'WARNING! This will remove all dangling images.';
+    process.stdout.write(`${warning}\nAre you sure you want to continue? [y/N] `);
+    const answer = (await stdinLine()).trim().toLowerCase();
+    if (answer !== 'y' && answer !== 'yes') return 0;
+  }
+  const store = await openStore(str(p, 'root'));
+  const lines: string[] = [];
+  if (all) {
+    const { listContainers } = await import('@tsbuild/containers');
+    const used = new Set<string>((await listContainers(store, { all: true })).map((c) => c.Config.image.configDigest));
+    const untagged = new Set<string>();
+    for (const r of await store.images.list()) {
+      if (used.has(r.id)) continue;
+      if (await store.tags.delete(r.reference)) {
+        lines.push(`untagged: ${r.repository}:${r.tag}`);
+        untagged.add(r.id);
+      }
+    }
+    // An image is deleted once its last tag is gone (a tag made meanwhile keeps it).
+    const left = new Set<string>((await store.images.list()).map((r) => r.id));
+    for (const id of untagged) if (!left.has(id)) lines.push(`deleted: ${id}`);
+  }
+  const r = await store.prune({});
+  if (lines.length) process.stdout.write(`Deleted Images:\n${lines.join('\n')}\n\n`);
+  process.stdout.write(`Total reclaimed space: ${humanSize(r.bytes)}\n`);
+  return 0;
+}
+
+/** One line of stdin (without its newline), or what there was at EOF. */
+async function stdinLine(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    const nl = text.indexOf('\n');
+    if (nl >= 0) return text.slice(0, nl);
+  }
+  return text;
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
