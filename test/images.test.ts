@@ -2,7 +2,7 @@
 // tags and the build cache reach, and with --all drops the cache too), save and load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, chmodSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 
@@ -187,6 +187,27 @@ test('images lists the newest first, as docker images does (not by name)', () =>
   cleanup(own);
 });
 
+test("rmi by id matches the image id (config digest) only, not the manifest's digest: docker's No such image", () => {
+  const own = context({ Dockerfile: `FROM ${Base}\nLABEL rmi-by-manifest=1\n` });
+  ok(tsbuild(['build', '-q', '-t', 'bymanifest:1', own], { root }));
+  const index = JSON.parse(readFileSync(join(root, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
+  const manifest = index.manifests.find((m) =>
+    m.annotations?.['io.containerd.image.name']?.includes('bymanifest:1'),
+  )!.digest;
+  // [rmi's argument]: each names the manifest, not the image; the tag stays.
+  const rows: string[] = [manifest.slice(7, 19), `sha256:${manifest.slice(7, 19)}`, manifest];
+  for (const arg of rows) {
+    const r = tsbuild(['rmi', arg], { root });
+    assert.is(r.code, 1, `rmi ${arg}\n${r.stdout}`);
+    assert.match(r.stderr, `No such image: ${arg}`, `rmi ${arg}`);
+    ok(tsbuild(['inspect', 'bymanifest:1'], { root }));
+  }
+  ok(tsbuild(['rmi', 'bymanifest:1'], { root }));
+  cleanup(own);
+});
+
 test("rmi of the last tag of an image a container uses is refused without -f, as docker's conflict", () => {
   const own = context({ Dockerfile: `FROM ${Base}\nLABEL in-use=1\n` });
   ok(tsbuild(['build', '-q', '-t', 'inuse:1', '-t', 'inuse:2', own], { root }));
@@ -194,7 +215,8 @@ test("rmi of the last tag of an image a container uses is refused without -f, as
     .stdout.trim()
     .slice(7, 19);
   ok(tsbuild(['run', '--name', 'rmi-in-use', 'inuse:1', 'true'], { root }));
-  const cid = ok(tsbuild(['ps', '-a', '-q', '--no-trunc'], { root }))
+  // This container's id by its name: `ps -a` lists every container of the shared store.
+  const cid = ok(tsbuild(['inspect', '--type', 'container', '-f', '{{.Id}}', 'rmi-in-use'], { root }))
     .stdout.trim()
     .slice(0, 12);
   // [rmi's arguments, exit code, stdout, stderr], in this order

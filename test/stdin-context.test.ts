@@ -1,11 +1,12 @@
 // `tsbuild build -`, as `docker build -`: stdin holds the build context as a tar (plain or compressed),
 // or a Dockerfile, and then the context is empty. -f names a file in the archive.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Base, cleanup, command, context, storeWithBase } from './helpers/cli.js';
+import { dirname, join } from 'node:path';
+import { Base, cleanup, command, context, storeWithBase, tempDir } from './helpers/cli.js';
 
 const root = storeWithBase();
 const tree = context({
@@ -45,5 +46,33 @@ test('build - reads the context or the Dockerfile from stdin', () => {
   );
 });
 
-test.after(() => cleanup(root, tree));
+// A tar may hold a directory without write permission (0555; its removal without CAP_DAC_OVERRIDE is in
+// packages/sys/test/rmtree.test.ts). The context is unpacked in the store (its tmp/, cleaned of a dead
+// build's leftovers), never in $TMPDIR (here one that does not exist): untrusted input is written nowhere else.
+const ro = tempDir('ro-tar');
+mkdirSync(join(ro, 'ro'));
+writeFileSync(join(ro, 'ro', 'f'), 'x\n');
+writeFileSync(join(ro, 'Dockerfile'), `FROM ${Base}\nCOPY ro /ro\nRUN test -f /ro/f\n`);
+chmodSync(join(ro, 'ro'), 0o555);
+const roTar = execFileSync('tar', ['-c', '-C', ro, '.']);
+const noTmp = join(tempDir('tmpdir'), 'none');
+
+test('build - unpacks in the store, not $TMPDIR, and removes it: a 0555 directory holding a file', () => {
+  const r = spawnSync(command, ['build', '-q', '-'], {
+    input: roTar,
+    env: { ...process.env, TSBUILD_ROOT: root, TMPDIR: noTmp },
+    encoding: 'utf8',
+  });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stderr, '');
+  assert.equal(
+    readdirSync(join(root, 'tmp')).filter((n) => n.startsWith('stdin-')),
+    [],
+  );
+});
+
+test.after(() => {
+  chmodSync(join(ro, 'ro'), 0o755);
+  cleanup(root, tree, ro, dirname(noTmp));
+});
 test.run();

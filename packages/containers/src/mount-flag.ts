@@ -57,7 +57,10 @@ function goBool(key: string, v: string): boolean {
 function ramInBytes(key: string, v: string): number {
   const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(v);
   if (!m) throw new Error(`invalid value for ${key}: ${v}`);
-  return Math.floor(Number(m[1]) * 1024 ** ' kmgtp'.indexOf((m[2] ?? ' ').toLowerCase()));
+  const bytes = Math.floor(Number(m[1]) * 1024 ** ' kmgtp'.indexOf((m[2] ?? ' ').toLowerCase()));
+  // Beyond 2^53 - 1 the size is a float (1.1e+23): said here, not by the launcher at mount time.
+  if (bytes > Number.MAX_SAFE_INTEGER) throw new Error(`invalid value for ${key}: ${v}`);
+  return bytes;
 }
 
 /** strconv.ParseUint(v, 8, 32): octal digits only. */

@@ -366,9 +366,46 @@ export async function startDetached(store: Store, id: string): Promise<void> {
     child.on('error', (e) => reject(new ContainerError(`cannot start the supervisor of ${doc.Name}: ${e.message}`))),
   );
   spawned.catch(() => {});
-  const line = await Promise.race([firstLine(child.stdio[3] as Readable), spawned]);
+  // Bounded: a supervisor that hangs before it tells (a stuck store lock, a launcher that never execs) is
+  // said, not waited on forever; the container is then left to it, as its document says.
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      (child.stdio[3] as Readable).destroy();
+      reject(new ContainerError(`container ${doc.Name} did not start within 15 s; see ${doc.LogPath}`));
+    }, StartTimeoutMs);
+  });
+  late.catch(() => {});
+  let line: string | undefined;
+  try {
+    line = await Promise.race([firstLine(child.stdio[3] as Readable), spawned, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+  startOutcome(line, doc.Name, doc.LogPath);
+}
+
+/** How long startDetached waits for its supervisor's word (it had 15 s before the fd 3 pipe, too). */
+const StartTimeoutMs = 15_000;
+
+/**
+ * What startDetached makes of its supervisor's first line (undefined: it ended without one): returns
+ * if the container runs, else throws. Not running without an error of its own (a stop racing the start)
+ * is a failure too: `run -d` must not print the id and exit 0 for a container that never ran.
+ */
+export function startOutcome(line: string | undefined, name: string, logPath: string): void {
   if (line === undefined)
-    throw new ContainerError(`the supervisor of ${doc.Name} ended before starting it; see ${doc.LogPath}`);
-  const outcome = JSON.parse(line) as StartOutcome;
-  if (!outcome.running && outcome.error !== undefined) throw new ContainerStartError(outcome.error, outcome.code);
+    throw new ContainerError(`the supervisor of ${name} ended before starting it; see ${logPath}`);
+  let outcome: StartOutcome;
+  try {
+    outcome = JSON.parse(line) as StartOutcome;
+  } catch {
+    throw new ContainerError(`the supervisor of ${name} said "${line}", not whether ${name} runs; see ${logPath}`);
+  }
+  if (outcome.running) return;
+  if (outcome.error !== undefined) throw new ContainerStartError(outcome.error, outcome.code);
+  throw new ContainerStartError(
+    `container ${name} ended before it was running (stopped?); see ${logPath}`,
+    outcome.code || 125,
+  );
 }

@@ -44,6 +44,12 @@ const mounts: [string, ReturnType<typeof parseMount> | RegExp][] = [
   ['type=tmpfs,dst=/t,tmpfs-mode=1770,tmpfs-size=0', { kind: 'tmpfs', target: '/t', readonly: false, mode: 0o1770 }],
   ['type=tmpfs,dst=/t,tmpfs-mode=0o755', /^--mount type=tmpfs,dst=\/t,tmpfs-mode=0o755: invalid value for tmpfs-mode/],
   ['type=tmpfs,dst=/t,tmpfs-size=1.2.3', /invalid value for tmpfs-size: 1\.2\.3$/],
+  // Beyond 2^53 - 1 a size is a float (1.1e+23), not a number of bytes the kernel can be given.
+  [
+    'type=tmpfs,dst=/t,tmpfs-size=9999999p',
+    /^--mount type=tmpfs,dst=\/t,tmpfs-size=9999999p: invalid value for tmpfs-size: 9999999p$/,
+  ],
+  ['type=tmpfs,dst=/t,tmpfs-size=8192p', /invalid value for tmpfs-size: 8192p$/],
   ['type=bind,"src=/a""b",dst=/m', /bind source path does not exist: \/a"b$/],
   ['type=bind,"src=/a', /parse error on line 1, column 18: extraneous or missing " in quoted-field/],
   ['type=bind,"src=/a"x,dst=/m', /parse error on line 1, column 18: extraneous or missing " in quoted-field/],

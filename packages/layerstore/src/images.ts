@@ -211,8 +211,8 @@ export class Images {
       } catch {
         continue;
       }
-      if (img.configDigest.slice(7).startsWith(hexPrefix) || img.manifestDigest.slice(7).startsWith(hexPrefix))
-        found.set(img.configDigest, img);
+      // The image id is the config's digest (docker's): a prefix of a manifest's digest names nothing.
+      if (img.configDigest.slice(7).startsWith(hexPrefix)) found.set(img.configDigest, img);
     }
     if (found.size > 1)
       throw new StoreError(

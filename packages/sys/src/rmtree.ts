@@ -7,7 +7,20 @@
 // that descriptor (/proc/self/fd/N/NAME: the kernel starts from the open directory, whatever its
 // path has become since), and the last component of a path is never followed (lstat, unlink,
 // rmdir). A name that changes kind mid-way fails with EISDIR/ENOTDIR/ELOOP and is looked at again.
-import { closeSync, constants as fsc, lstatSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+// A directory without u+rwx (a 0555 one from a tar) is given it before it is emptied: without
+// CAP_DAC_OVERRIDE (root in a container that dropped it) nothing in it could be listed or removed.
+import {
+  chmodSync,
+  closeSync,
+  constants as fsc,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  rmdirSync,
+  unlinkSync,
+} from 'node:fs';
 
 const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
 /** Rounds over one directory before giving up on a tree that keeps changing under the removal. */
@@ -23,13 +36,52 @@ function keepsChanging(path: string): Error {
   return new Error(`${path} keeps changing while it is removed (a running container may be using it)`);
 }
 
-function openDir(path: string): number | undefined {
+/** Linux's O_PATH (node's fs.constants lacks it): opens a directory its owner may not read. */
+const O_PATH = 0o10000000;
+
+/** Adds u+rwx to the open directory `fd` (it is about to be removed); a refusal is left to the removal. */
+function ownerRwx(fd: number): void {
+  const mode = fstatSync(fd).mode & 0o7777;
+  if ((mode & 0o700) === 0o700) return;
   try {
-    return openSync(path, DIR_FLAGS);
+    fchmodSync(fd, mode | 0o700);
+  } catch {
+    /* not ours (EPERM): the removal says what fails */
+  }
+}
+
+/**
+ * A directory its owner may not read (0111, 0000): chmod through the /proc link of an O_PATH fd,
+ * which is the opened inode itself (no symlink is followed); true if it was done.
+ */
+function unlockDir(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    chmodSync(`/proc/self/fd/${fd}`, (fstatSync(fd).mode & 0o7777) | 0o700);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openDir(path: string, unlocked = false): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, DIR_FLAGS);
   } catch (e) {
+    if (!unlocked && code(e) === 'EACCES' && unlockDir(path)) return openDir(path, true);
     if (RACED.has(code(e) ?? '')) return undefined;
     throw e;
   }
+  ownerRwx(fd);
+  return fd;
 }
 
 /**

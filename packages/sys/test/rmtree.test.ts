@@ -2,7 +2,17 @@
 // container swapping names mid-removal is in test/container-races.test.ts; these are the static cases.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeTreeBeneath } from '../src/rmtree.js';
@@ -84,6 +94,43 @@ test('removeTreeBeneath: a path that is itself a symlink loses the link, not the
   removeTreeBeneath(link);
   assert.not.ok(existsSync(link));
   assert.equal(readdirSync(host), ['keep']);
+});
+
+// A tree's directories may lack the owner's write or read permission (a 0555 directory from a build
+// context's tar): without CAP_DAC_OVERRIDE (root in a container that dropped it) the removal gives the
+// directory u+rwx first, as it is removed anyway. Run in a child without that capability.
+const modes: [string, number][] = [
+  ['0555 (no write)', 0o555],
+  ['0111 (no read)', 0o111],
+  ['0000', 0o000],
+];
+test('removeTreeBeneath: directories without u+rwx, without CAP_DAC_OVERRIDE', () => {
+  const rmtree = new URL('../src/rmtree.js', import.meta.url).href;
+  for (const [name, mode] of modes) {
+    const t = join(base, `modes-${++n}`);
+    mkdirSync(join(t, 'd/sub'), { recursive: true });
+    writeFileSync(join(t, 'd/sub/f'), 'x');
+    writeFileSync(join(t, 'd/f'), 'x');
+    chmodSync(join(t, 'd/sub'), mode);
+    chmodSync(join(t, 'd'), mode);
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--bounding-set',
+        '-dac_override,-dac_read_search',
+        '--inh-caps',
+        '-dac_override,-dac_read_search',
+        'node',
+        '--input-type=module',
+        '-e',
+        `(await import(${JSON.stringify(rmtree)})).removeTreeBeneath(process.argv[1])`,
+        t,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.is(r.status, 0, `${name}: ${r.stderr}`);
+    assert.not.ok(existsSync(t), name);
+  }
 });
 
 test('removeTreeBeneath: a missing path is fine', () => {

@@ -1,12 +1,13 @@
 // `tsbuild build -`: the build context (or the Dockerfile) read from stdin, as `docker build -` takes it.
 // What stdin holds is told by its content, as docker's CLI does: a tar (plain, gzip, bzip2, xz or zstd)
 // is the context, unpacked into a directory of this build's own; anything else is the Dockerfile, and the
-// context is empty.
+// context is empty. The unpacked archive is untrusted input: it is written only in the store (its tmp/,
+// where a dead build's leftovers are removed at the next Store.open, as every temp dir of the store).
 import { spawn } from 'node:child_process';
-import { closeSync, createWriteStream, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, createWriteStream, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { Store } from '@tsbuild/layerstore';
 import { removeTreeBeneath } from '@tsbuild/sys';
 import { UsageError } from '../errors.js';
 import { archiveKind, type ArchiveKind } from '../solver/ops/archive.js';
@@ -27,9 +28,12 @@ const untarFlags: Record<ArchiveKind, string[]> = {
   zstd: ['--zstd'],
 };
 
-/** Reads stdin to its end. `file`: the -f flag, which names a file in an archive and nothing else. */
-export async function stdinContext(file: string | undefined): Promise<StdinContext> {
-  const temp = mkdtempSync(join(tmpdir(), 'tsbuild-stdin-'));
+/**
+ * Reads stdin to its end. `file`: the -f flag, which names a file in an archive and nothing else;
+ * `root`: the store's root directory.
+ */
+export async function stdinContext(file: string | undefined, root: string): Promise<StdinContext> {
+  const temp = await (await Store.open(root)).tempDir('stdin');
   const cleanup = () => removeTreeBeneath(temp);
   try {
     const input = join(temp, 'stdin');
@@ -55,7 +59,11 @@ export async function stdinContext(file: string | undefined): Promise<StdinConte
     await untar(input, kind, dir);
     return { dir, cleanup };
   } catch (e) {
-    cleanup();
+    try {
+      cleanup();
+    } catch {
+      /* the error that stopped the build is the one to tell; the next Store.open removes the rest */
+    }
     throw e;
   }
 }

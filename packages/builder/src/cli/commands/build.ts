@@ -66,7 +66,7 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         `Usage: tsbuild build [OPTIONS] PATH`,
     );
   if (p.positionals[0] === '-') {
-    const stdin = await stdinContext(str(p, 'file'));
+    const stdin = await stdinContext(str(p, 'file'), storeRoot(str(p, 'root')));
     try {
       p.positionals[0] = stdin.dir;
       if (stdin.dockerfileText !== undefined) p.flags.set('file', '-');
@@ -76,7 +76,12 @@ export async function buildCommand(argv: string[], signal: AbortSignal): Promise
         p.flags.set('file', join(stdin.dir, posix.normalize(`/${str(p, 'file')}`)));
       return await buildParsed(p, signal, { dockerfileText: stdin.dockerfileText });
     } finally {
-      stdin.cleanup();
+      // The build's result is the build's: a copy left behind is said, and the next Store.open removes it.
+      try {
+        stdin.cleanup();
+      } catch (e) {
+        process.stderr.write(`WARNING: context "-": cannot remove its unpacked copy: ${(e as Error).message}\n`);
+      }
     }
   }
   return buildParsed(p, signal);

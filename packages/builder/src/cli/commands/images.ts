@@ -247,7 +247,8 @@ async function lastTagInUse(store: Store, ref: string): Promise<{ container: str
 async function rmiById(store: Store, ref: string, force: boolean): Promise<string | undefined> {
   if (!/^(sha256:)?[0-9a-f]{4,64}$/.test(ref)) return `No such image: ${ref}`;
   const img = await store.images.get(ref);
-  if (!img) return `No such image: ${ref}`;
+  // images.get also takes a whole manifest digest; the id form is the image id (config digest) only, as docker's.
+  if (!img?.configDigest.slice(7).startsWith(ref.replace(/^sha256:/, ''))) return `No such image: ${ref}`;
   const tagged = (await store.images.list()).filter((r) => r.id === img.configDigest);
   if (tagged.length === 0) return `No such image: ${ref}`;
   const short = img.configDigest.slice(7, 19);
