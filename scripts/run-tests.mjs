@@ -3,12 +3,20 @@
 // in one cannot hide the others, and prints the summed totals. The last line is always
 // `N passed, M failed, K skipped`; the exit status is non-zero when anything failed or nothing ran.
 //
+// Files run two at a time (much of a file's time is spent waiting on a sandbox, a registry or a
+// daemon, so two share two cores well); each file's output is printed whole when it ends. A file that
+// must not share the machine says so in a comment line of its own (kept in the compiled file):
+//   // test-runner: alone        nothing else runs meanwhile (it compares machine-wide state)
+//   // test-runner: group NAME   never beside another file of group NAME (they share something fixed)
+//   // test-runner: long         started before the others, so that it does not end the run alone
+//
 //   node scripts/run-tests.mjs [FILTER...]     files whose path contains any FILTER (default: all)
 //
 // Tests run from the compiled dist/ folders: the runner refuses a dist older than its sources
 // (`pnpm test` builds first). Environment:
 //   TSBUILD_TEST_TIMEOUT=SECONDS   per-file limit (default 600): the file's process group is killed
 //                                  and the file fails
+//   TSBUILD_TEST_JOBS=N            files at a time (default 2); with 1, each file's output is shown live
 //   TSBUILD_TEST_NO_LINT=1         leave out the lint step a whole run starts with (scripts/lint.mjs)
 //   TSBUILD_TEST_DIRS=a:b          run the *.test.js files of these folders (repository-relative)
 //                                  instead of the discovered suites; no build check (used by the
@@ -166,7 +174,7 @@ export function summarize(output, code, { timedOut = false } = {}) {
   return result;
 }
 
-let current; // the running file's child, for the signal handlers
+const running = new Set(); // the running files' children, for the signal handlers
 let interrupted = false;
 
 /** Sends signal to the child's process group; false when the group has no process left. */
@@ -201,16 +209,17 @@ function members(pgid) {
 async function reap(child, file) {
   // Children that die with their parent (PDEATHSIG) may still be tearing down: give them a moment.
   for (let waited = 0; waited < SETTLE_MS && killGroup(child, 0); waited += 50) await sleep(50);
-  if (!killGroup(child, 0)) return;
+  if (!killGroup(child, 0)) return undefined;
   const left = members(child.pid).join(', ') || 'none listed';
-  process.stdout.write(`!!! ${file}: left processes running in its group (${left}); stopping them\n`);
   killGroup(child, 'SIGTERM');
   for (let waited = 0; waited < KILL_GRACE_MS && killGroup(child, 0); waited += 100) await sleep(100);
   killGroup(child, 'SIGKILL');
+  return `!!! ${file}: left processes running in its group (${left}); stopped them\n`;
 }
 
 /** Runs one compiled test file in a process group of its own, with a time limit. */
 export function runFile(file, { timeoutMs, cwd = root, echo = true } = {}) {
+  const started = Date.now();
   return new Promise((resolve) => {
     const name = file
       .split('/')
@@ -218,29 +227,47 @@ export function runFile(file, { timeoutMs, cwd = root, echo = true } = {}) {
       .replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const child = spawn(process.execPath, [uvu, dirname(file), `^${name}$`], {
       cwd,
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', echo ? 'inherit' : 'pipe'],
       detached: true,
     });
-    current = child;
-    let out = '';
+    running.add(child);
+    let out = ''; // stdout, which holds uvu's counts
+    let shown = ''; // stdout and stderr in the order they came, printed when the file ends (echo off)
     let timedOut = false;
     child.stdout.on('data', (b) => {
       out += b;
       if (echo) process.stdout.write(b);
+      else shown += b;
     });
+    child.stderr?.on('data', (b) => (shown += b));
     const timer = setTimeout(() => {
       timedOut = true;
-      process.stdout.write(`\n!!! ${file}: no result after ${timeoutMs / 1000} s, killing its process group\n`);
+      const say = `\n!!! ${file}: no result after ${timeoutMs / 1000} s, killing its process group\n`;
+      if (echo) process.stdout.write(say);
+      else shown += say;
       killGroup(child, 'SIGTERM');
       setTimeout(() => killGroup(child, 'SIGKILL'), KILL_GRACE_MS).unref();
     }, timeoutMs);
     child.on('exit', async (code, signal) => {
       clearTimeout(timer);
-      await reap(child, file);
-      current = undefined;
+      const left = await reap(child, file);
+      if (left) {
+        if (echo) process.stdout.write(left);
+        else shown += left;
+      }
+      running.delete(child);
       const status = code ?? 128 + (constants.signals[signal] ?? 0);
       const counts = () => summarize(out, status, { timedOut });
-      const finish = () => resolve({ file, code: status, signal, ...counts(), tail: out.at(-1) });
+      const finish = () =>
+        resolve({
+          file,
+          code: status,
+          signal,
+          ...counts(),
+          output: echo ? undefined : shown,
+          tail: (echo ? out : shown).at(-1),
+          seconds: (Date.now() - started) / 1000,
+        });
       // A process that outlived the file may still hold its stdout open: read what is there, then stop.
       if (child.stdout.readableEnded) finish();
       else {
@@ -259,7 +286,55 @@ export function runFile(file, { timeoutMs, cwd = root, echo = true } = {}) {
 
 function onSignal(sig) {
   interrupted = true;
-  if (current) killGroup(current, sig === 'SIGINT' ? 'SIGTERM' : sig);
+  for (const child of running) killGroup(child, sig === 'SIGINT' ? 'SIGTERM' : sig);
+}
+
+/** What a compiled test file asks of the runner (see the head of this file): { alone, group, long }. */
+export function placement(source) {
+  const want = { alone: false, group: undefined, long: false };
+  for (const m of source.matchAll(/^\/\/ test-runner: (.*)$/gm)) {
+    const [word, arg] = m[1].trim().split(/\s+/);
+    if (word === 'alone') want.alone = true;
+    else if (word === 'long') want.long = true;
+    else if (word === 'group' && arg) want.group = arg;
+    else throw new Error(`unknown runner comment "${m[0]}" (alone, group NAME, long)`);
+  }
+  return want;
+}
+
+/**
+ * Runs `files` (each { file, alone, group, long }) `jobs` at a time: the long ones first, then in order.
+ * A file starts only when it may run beside those running: none of them is alone, it is not alone
+ * itself unless nothing runs, and none shares its group. `run(file)` resolves with its result;
+ * `stop()` says whether to start no more. Returns the results in the order the files ended.
+ */
+export async function schedule(files, jobs, run, stop = () => false) {
+  const waiting = [...files.filter((f) => f.long), ...files.filter((f) => !f.long)];
+  const active = new Set();
+  const results = [];
+  const fits = (f) =>
+    active.size < jobs &&
+    (active.size === 0 || (!f.alone && ![...active].some((a) => a.alone || (f.group && a.group === f.group))));
+  await new Promise((resolve) => {
+    const next = () => {
+      while (!stop()) {
+        const i = waiting.findIndex(fits);
+        // Something alone waits for the others to end; nothing overtakes it meanwhile.
+        const firstAlone = waiting.findIndex((f) => f.alone);
+        if (i < 0 || (firstAlone >= 0 && firstAlone < i)) break;
+        const [f] = waiting.splice(i, 1);
+        active.add(f);
+        void run(f).then((r) => {
+          active.delete(f);
+          results.push(r);
+          next();
+        });
+      }
+      if (active.size === 0) resolve();
+    };
+    next();
+  });
+  return results;
 }
 
 /** scripts/lint.mjs in a child of its own, its output (stdout and stderr, in order) kept for the end. */
@@ -281,6 +356,13 @@ function startLint() {
   return { child, done };
 }
 
+function jobCount(env = process.env) {
+  const n = env.TSBUILD_TEST_JOBS === undefined ? 2 : Number(env.TSBUILD_TEST_JOBS);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`TSBUILD_TEST_JOBS="${env.TSBUILD_TEST_JOBS}" is not a whole number > 0`);
+  return n;
+}
+
 function timeoutMs(env = process.env) {
   const s = env.TSBUILD_TEST_TIMEOUT === undefined ? 600 : Number(env.TSBUILD_TEST_TIMEOUT);
   if (!(s > 0)) throw new Error(`TSBUILD_TEST_TIMEOUT="${env.TSBUILD_TEST_TIMEOUT}" is not a number of seconds > 0`);
@@ -290,6 +372,7 @@ function timeoutMs(env = process.env) {
 export async function main(argv = process.argv.slice(2), env = process.env) {
   // Phase 1: what to run. A problem here fails the run before any test starts.
   const limit = timeoutMs(env);
+  const jobs = jobCount(env);
   const { dirs, problems } = discover(root, env);
   if (!env.TSBUILD_TEST_DIRS) problems.push(...staleness(root));
   const compiled = (dir) => listTests(join(root, dir)).filter((f) => f.endsWith('.js'));
@@ -303,7 +386,7 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
         .join(' ')}`,
     );
   const matching = argv.length ? ` (matching ${argv.join(', ')})` : '';
-  console.log(`running ${selected.length}${matching}, at most ${limit / 1000} s each`);
+  console.log(`running ${selected.length}${matching}, ${jobs} at a time, at most ${limit / 1000} s each`);
   if (problems.length) {
     console.log(`\ncannot run the tests:\n${problems.map((p) => `  ${p}`).join('\n')}`);
     console.log('0 passed, 1 failed, 0 skipped');
@@ -328,15 +411,24 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
   // whole once it is done, after the test files, so that it does not interleave with theirs.
   const lint = argv.length === 0 && !env.TSBUILD_TEST_DIRS && env.TSBUILD_TEST_NO_LINT !== '1';
   const linting = lint ? startLint() : undefined;
-  for (const file of selected) {
-    if (interrupted) break;
-    console.log(`\n=== ${file}`);
-    const r = await runFile(file, { timeoutMs: limit });
-    results.push(r);
-    const counts = `${r.passed} passed, ${r.failed} failed, ${r.skips.length} skipped`;
-    if (r.tail !== undefined && r.tail !== '\n') console.log();
-    console.log(`--- ${file}: ${counts} (exit ${r.code})${r.problem ? ` !!! ${r.problem}` : ''}`);
-  }
+  const echo = jobs === 1;
+  const plan = selected.map((file) => ({ file, ...placement(readFileSync(join(root, file), 'utf8')) }));
+  const ended = await schedule(
+    plan,
+    jobs,
+    async ({ file }) => {
+      if (echo) console.log(`\n=== ${file}`);
+      const r = await runFile(file, { timeoutMs: limit, echo });
+      if (!echo) process.stdout.write(`\n=== ${file}\n${r.output}`);
+      const counts = `${r.passed} passed, ${r.failed} failed, ${r.skips.length} skipped`;
+      if (r.tail !== undefined && r.tail !== '\n') console.log();
+      const problem = r.problem ? ` !!! ${r.problem}` : '';
+      console.log(`--- ${file}: ${counts} (exit ${r.code}, ${r.seconds.toFixed(1)} s)${problem}`);
+      return r;
+    },
+    () => interrupted,
+  );
+  results.push(...ended);
 
   if (linting) {
     if (interrupted) linting.child.kill('SIGTERM');
@@ -368,8 +460,13 @@ export function report(results, wanted, hostChanged = false) {
   if (broken.length) {
     console.log(`\nfiles that did not finish cleanly:\n${broken.map((r) => `  ${r.file}: ${r.problem}`).join('\n')}`);
   }
-  const files = results.filter((r) => r.file !== 'lint').length;
-  console.log(`\nran ${files} of ${wanted} test files${interrupted ? ' (interrupted)' : ''}`);
+  const files = results.filter((r) => r.file !== 'lint');
+  const slowest = files
+    .filter((r) => r.seconds !== undefined)
+    .sort((a, b) => b.seconds - a.seconds)
+    .slice(0, 5);
+  if (slowest.length) console.log(`\nslowest: ${slowest.map((r) => `${r.file} ${r.seconds.toFixed(0)} s`).join(', ')}`);
+  console.log(`\nran ${files.length} of ${wanted} test files${interrupted ? ' (interrupted)' : ''}`);
   console.log(`${passed} passed, ${failed} failed, ${skipped.length} skipped`);
   if (interrupted) return 130;
   return failed === 0 && results.length > 0 ? 0 : 1;

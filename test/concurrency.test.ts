@@ -3,6 +3,7 @@
 // Nothing in use may be deleted: every build succeeds, every tag runs, `tsbuild check` finds
 // nothing, and no lease is left behind. The second test SIGKILLs random builds mid-way; once the
 // leases of the dead processes expire, the store is as clean.
+// test-runner: long
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';

@@ -2,6 +2,7 @@
 // it swaps a directory with a symlink to a host directory, atomically and without pause
 // (fixtures/exchange), while `tsbuild commit` walks its upperdir or `tsbuild volume rm -f`
 // deletes its volume. The host directory must never end up in a layer, nor lose a file.
+// test-runner: long
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, type ChildProcess } from 'node:child_process';

@@ -1,5 +1,6 @@
 // Containers through the CLI: state, binds and volumes, exec, commit, limits, networks, and state
 // that stays right when the processes watching a container die.
+// test-runner: long
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, lstatSync, readlinkSync } from 'node:fs';

@@ -4,6 +4,7 @@
 // daemon is needed here. A case that differs fails unless it names the difference: `deliberate` (compared
 // with exactly its mask left out) or `known` (a divergence not fixed yet; it must still differ, so the
 // marker cannot outlive the fix).
+// test-runner: long
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';

@@ -1,5 +1,7 @@
 // The test runner's host guard (scripts/host-guard.mjs) sees each kind of thing a test could leave on
 // the host or take from it, and names it; a quiet run (while others use the machine) shows nothing.
+// Its own guard runs compare machine-wide state (mounts in the sandbox state dir, cgroups): alone.
+// test-runner: alone
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';

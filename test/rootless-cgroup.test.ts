@@ -4,6 +4,8 @@
 // it, and each run gets a child cgroup of it. A hybrid host's cgroup2 carries no cpu, memory or pids
 // controller, so --memory is reported as not applied, naming why; freezing (commit) works through
 // the child's cgroup.freeze all the same. Everything made is removed, even when a row fails.
+// useradd and /etc/subuid edits are not safe beside another file that makes users.
+// test-runner: group users
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';

@@ -2,6 +2,8 @@
 // against the same CLI run by root. The central proof: a multi-stage build whose files belong to
 // other users (a user added as adduser does, chown 1000:1000, a setuid/setgid file, whiteouts and
 // an opaque directory) gives the SAME image digest rootless and as root, under SOURCE_DATE_EPOCH.
+// useradd and /etc/subuid edits are not safe beside another file that makes users.
+// test-runner: group users
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';

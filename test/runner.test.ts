@@ -20,7 +20,15 @@ interface Runner {
   summarize(output: string, code: number, opts?: { timedOut?: boolean }): Counts;
   discover(base: string, env: Record<string, string | undefined>): { dirs: string[]; problems: string[] };
   staleness(base: string): string[];
+  placement(source: string): Placement;
+  schedule<R>(files: Planned[], jobs: number, run: (f: Planned) => Promise<R>, stop?: () => boolean): Promise<R[]>;
 }
+interface Placement {
+  alone: boolean;
+  group?: string;
+  long: boolean;
+}
+type Planned = Placement & { file: string };
 const runner = (await import(pathToFileURL(join(repo, 'scripts', 'run-tests.mjs')).href)) as Runner;
 
 // uvu 0.5.6 output, as it prints it with colours (the runner runs it with FORCE_COLOR).
@@ -222,6 +230,105 @@ for (const c of staleCases) {
   });
 }
 
+const placements: { source: string; want: Placement | RegExp }[] = [
+  { source: '// a test\nimport x;\n', want: { alone: false, group: undefined, long: false } },
+  { source: '// test-runner: alone\n', want: { alone: true, group: undefined, long: false } },
+  {
+    source: '// x\n// test-runner: group users\n// test-runner: long\n',
+    want: { alone: false, group: 'users', long: true },
+  },
+  {
+    source: '  // test-runner: alone (indented: not a runner comment)\n',
+    want: { alone: false, group: undefined, long: false },
+  },
+  { source: '// test-runner: alone-ish\n', want: /unknown runner comment/ },
+  { source: '// test-runner: group\n', want: /unknown runner comment/ },
+];
+for (const [i, c] of placements.entries()) {
+  test(`placement ${i}: ${JSON.stringify(c.source.split('\n')[0])}`, () => {
+    if (c.want instanceof RegExp) assert.throws(() => runner.placement(c.source), c.want);
+    else assert.equal(runner.placement(c.source), c.want);
+  });
+}
+
+// The scheduler's promises, on files that take given times: never more than `jobs` at once, an alone
+// file with nothing beside it, two of a group never together, the long ones started first, every file run.
+const plans: { name: string; jobs: number; files: (Partial<Planned> & { file: string; ms: number })[] }[] = [
+  { name: 'two at a time', jobs: 2, files: ['a', 'b', 'c', 'd', 'e'].map((file, i) => ({ file, ms: 5 + i * 3 })) },
+  {
+    name: 'alone in the middle',
+    jobs: 2,
+    files: [
+      { file: 'a', ms: 30 },
+      { file: 'b', ms: 5 },
+      { file: 'alone', ms: 10, alone: true },
+      { file: 'c', ms: 5 },
+      { file: 'd', ms: 5 },
+    ],
+  },
+  {
+    name: 'a group of three, one other',
+    jobs: 2,
+    files: [
+      { file: 'u1', ms: 10, group: 'users' },
+      { file: 'u2', ms: 10, group: 'users' },
+      { file: 'u3', ms: 10, group: 'users' },
+      { file: 'x', ms: 5 },
+    ],
+  },
+  {
+    name: 'long ones first',
+    jobs: 2,
+    files: [
+      { file: 'a', ms: 5 },
+      { file: 'b', ms: 5 },
+      { file: 'slow', ms: 20, long: true },
+    ],
+  },
+  { name: 'one at a time', jobs: 1, files: ['a', 'b', 'c'].map((file) => ({ file, ms: 3 })) },
+];
+for (const p of plans) {
+  test(`schedule: ${p.name}`, async () => {
+    const files: Planned[] = p.files.map((f) => ({ alone: false, group: undefined, long: false, ...f }));
+    const ms = new Map(p.files.map((f) => [f.file, f.ms]));
+    const running = new Set<Planned>();
+    const started: string[] = [];
+    const wrong: string[] = []; // checked after the run: a throw inside run() would never reach uvu
+    const ran = await runner.schedule(files, p.jobs, async (f) => {
+      if (running.size >= p.jobs) wrong.push(`${f.file} started beside ${[...running].map((r) => r.file)}`);
+      for (const r of running) {
+        if (f.alone || r.alone) wrong.push(`${f.file} beside ${r.file}, and one of them is alone`);
+        if (f.group && f.group === r.group) wrong.push(`${f.file} beside ${r.file}, both of group ${f.group}`);
+      }
+      running.add(f);
+      started.push(f.file);
+      await new Promise((r) => setTimeout(r, ms.get(f.file)));
+      running.delete(f);
+      return f.file;
+    });
+    assert.equal(wrong, []);
+    assert.equal([...ran].sort(), files.map((f) => f.file).sort(), 'every file ran once');
+    const longs = files.filter((f) => f.long).map((f) => f.file);
+    assert.equal(started.slice(0, longs.length), longs, `the long ones first: ${started}`);
+  });
+}
+
+test('schedule: once told to stop, it starts nothing more and waits for those running', async () => {
+  let stop = false;
+  const files: Planned[] = ['a', 'b', 'c', 'd'].map((file) => ({ file, alone: false, group: undefined, long: false }));
+  const ran = await runner.schedule(
+    files,
+    2,
+    async (f) => {
+      await new Promise((r) => setTimeout(r, 5));
+      stop = true; // when the first file ends (a and b were started together)
+      return f.file;
+    },
+    () => stop,
+  );
+  assert.equal(ran.sort(), ['a', 'b']);
+});
+
 test("a crashed and a hanging test file both fail the run, by name; the hanging one's process group is killed", () => {
   const pids = join(tmp, 'pids');
   writeFileSync(pids, '');
@@ -236,20 +343,35 @@ test("a crashed and a hanging test file both fail the run, by name; the hanging 
     },
   });
   const out = r.stdout.replace(/\x1b\[[0-9;]*m/g, '');
+  // Durations differ from run to run: "(exit N, 1.2 s)" is compared as "(exit N, S)".
+  const lines = out.split('\n').map((l) => l.replace(/^(--- .*\(exit \d+), \d+\.\d s\)/, '$1, S)'));
   assert.is(r.status, 1, out);
   assert.is(out.trimEnd().split('\n').pop(), '3 passed, 3 failed, 1 skipped');
   const dir = 'test/fixtures/runner';
+  const crashed = (code: number) => `!!! crashed before its totals (exit ${code})`;
   for (const line of [
-    `--- ${dir}/crash-at-load.test.js: 0 passed, 1 failed, 0 skipped (exit 1) !!! crashed before its totals (exit 1)`,
-    `--- ${dir}/crash-mid-run.test.js: 1 passed, 1 failed, 0 skipped (exit 3) !!! crashed before its totals (exit 3)`,
-    `--- ${dir}/hang.test.js: 1 passed, 1 failed, 0 skipped (exit 137) !!! timed out`,
-    `--- ${dir}/pass.test.js: 1 passed, 0 failed, 1 skipped (exit 0)`,
+    `--- ${dir}/crash-at-load.test.js: 0 passed, 1 failed, 0 skipped (exit 1, S) ${crashed(1)}`,
+    `--- ${dir}/crash-mid-run.test.js: 1 passed, 1 failed, 0 skipped (exit 3, S) ${crashed(3)}`,
+    `--- ${dir}/hang.test.js: 1 passed, 1 failed, 0 skipped (exit 137, S) !!! timed out`,
+    `--- ${dir}/pass.test.js: 1 passed, 0 failed, 1 skipped (exit 0, S)`,
     `  ${dir}/hang.test.js: timed out`,
     `  ${dir}/pass.test.js: fixture: nothing to check here`,
     'test files found: 4',
     'ran 4 of 4 test files',
   ])
-    assert.ok(out.split('\n').includes(line), `no line "${line}" in:\n${out}`);
+    assert.ok(lines.includes(line), `no line "${line}" in:\n${out}`);
+  // Two files run at a time, and each file's output is printed whole: between a file's === and its ---
+  // there is no other file's line.
+  assert.ok(out.includes('2 at a time'), out);
+  for (const f of ['crash-at-load', 'crash-mid-run', 'hang', 'pass']) {
+    const from = lines.indexOf(`=== ${dir}/${f}.test.js`);
+    const to = lines.findIndex((l) => l.startsWith(`--- ${dir}/${f}.test.js:`));
+    assert.ok(from >= 0 && to > from, `${f}: === at ${from}, --- at ${to}`);
+    assert.not.ok(
+      lines.slice(from + 1, to).some((l) => /^(===|---) /.test(l)),
+      `${f}'s output is interleaved:\n${out}`,
+    );
+  }
   // The `sleep` the hanging file started in its group went with it.
   const sleeper = Number(readFileSync(pids, 'utf8').trim());
   assert.ok(sleeper > 0, 'the hanging fixture started its sleep');

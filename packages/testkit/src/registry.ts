@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 
 export interface TestRegistry {
@@ -37,15 +38,16 @@ export function freePort(address = '127.0.0.1'): Promise<number> {
   });
 }
 
-function probe(address: string, port: number, tls: boolean): Promise<number> {
+/** GET /v2/: the status, and whether the answer carries this registry's token (another server may hold the port). */
+function probe(address: string, port: number, tls: boolean, token: string): Promise<{ status: number; ours: boolean }> {
   return new Promise((resolve) => {
     // Whether the certificate verifies is the tests' business, not the start-up's.
     const get = tls ? https.get : http.get;
     const req = get({ host: address, port, path: '/v2/', agent: false, rejectUnauthorized: false }, (res) => {
       res.resume();
-      resolve(res.statusCode ?? 0);
+      resolve({ status: res.statusCode ?? 0, ours: res.headers['x-tsbuild-registry'] === token });
     });
-    req.on('error', () => resolve(0));
+    req.on('error', () => resolve({ status: 0, ours: false }));
     req.setTimeout(1000, () => req.destroy());
   });
 }
@@ -63,7 +65,11 @@ export async function startRegistry(
   const address = opts.address ?? '127.0.0.1';
   const tlsYaml = opts.tls ? `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n` : '';
   for (let attempt = 0; attempt < 3; attempt++) {
+    // freePort() only finds a port that was free a moment ago: another process (a test file running beside
+    // this one) may take it first, and then this registry fails to bind while the probe reaches the other
+    // server. Every answer of this registry carries a token of its own, and only that answer counts.
     const port = await freePort(address);
+    const token = randomBytes(8).toString('hex');
     let authYaml = '';
     if (opts.auth) {
       const line = execFileSync('htpasswd', ['-Bbn', opts.auth.user, opts.auth.pass], { encoding: 'utf8' });
@@ -86,6 +92,8 @@ storage:
 http:
   addr: ${address}:${port}
   secret: tsbuild-test-secret
+  headers:
+    X-Tsbuild-Registry: [${token}]
 ${tlsYaml}${authYaml}`;
     const configPath = path.join(dir, 'config.yml');
     writeFileSync(configPath, config);
@@ -101,13 +109,14 @@ ${tlsYaml}${authYaml}`;
       live.delete(child);
     });
     const deadline = Date.now() + 10_000;
-    let status = 0;
+    let up = false;
     while (Date.now() < deadline && !exited) {
-      status = await probe(address, port, opts.tls !== undefined);
-      if (status === 200 || status === 401) break;
+      const { status, ours } = await probe(address, port, opts.tls !== undefined, token);
+      up = ours && (status === 200 || status === 401);
+      if (up) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (status === 200 || status === 401) {
+    if (up) {
       return {
         host: `${address}:${port}`,
         port,
