@@ -5,10 +5,7 @@
 // on a local non-loopback address, where docker verifies certificates unless told otherwise.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
-import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
+import { outsideAddress, selfSignedCertificate, skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
 import { cleanup, context, ok, tempDir, tsbuild } from './helpers/cli.js';
 
 const dirs: string[] = [];
@@ -18,9 +15,7 @@ const temp = (p: string) => {
   return d;
 };
 /** An address of this machine that is not loopback: docker verifies certificates there. */
-const outside = Object.values(networkInterfaces())
-  .flat()
-  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const outside = outsideAddress();
 
 const registries: TestRegistry[] = [];
 let source = ''; // a store holding the image every row pushes
@@ -28,19 +23,7 @@ const regs: Record<string, string> = {};
 
 test.before(async () => {
   const certs = temp('insecure-certs');
-  const sans = ['IP:127.0.0.2', ...(outside ? [`IP:${outside}`] : [])].join(',');
-  // Self-signed: no CA anywhere trusts it.
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2'].concat([
-      '-subj',
-      '/CN=tsbuild insecure test',
-      '-addext',
-      `subjectAltName=${sans}`,
-    ]),
-    { cwd: certs, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  const tls = { certificate: join(certs, 'cert.pem'), key: join(certs, 'key.pem') };
+  const tls = selfSignedCertificate(certs, ['127.0.0.2', ...(outside ? [outside] : [])]);
   const start = async (name: string, o: Parameters<typeof startRegistry>[0]) => {
     const r = await startRegistry(o);
     registries.push(r);

@@ -12,11 +12,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { cleanup, command, context, ok, repo, tempDir, tsbuild, type Result } from './helpers/cli.js';
 import { inspect } from './helpers/image.js';
-import { skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
+import { outsideAddress, skip, startRegistry, type TestRegistry } from '@tsbuild/testkit';
 
 const certs = tempDir('tls-certs');
 const pem = (name: string) => join(certs, `${name}.pem`);
@@ -26,9 +25,7 @@ const openssl = (...args: string[]) =>
  * An address of this machine that is not loopback, for the registry: loopback registries are insecure
  * (as docker has 127.0.0.0/8), spoken to over HTTPS without verifying, so only elsewhere is the CA checked.
  */
-const outside = Object.values(networkInterfaces())
-  .flat()
-  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const outside = outsideAddress();
 /** A CA, and a server certificate from it for 127.0.0.1, 127.0.0.2 and the non-loopback address. */
 function makeCa(name: string): { key: Buffer; cert: Buffer } {
   openssl(

@@ -5,14 +5,13 @@
 // 127.0.0.2, 127.0.0.3 and a local non-loopback address, with a self-signed certificate.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { skip } from '@tsbuild/testkit';
+import { outsideAddress, selfSignedCertificate, skip } from '@tsbuild/testkit';
 import { checkInsecureRegistry, isInsecureRegistry } from '../src/remote/insecure.js';
 import { RegistryClient } from '../src/remote/client.js';
 import { noCredentials, StaticCredentials } from '../src/remote/credentials.js';
@@ -85,9 +84,7 @@ for (const c of matchCases)
 
 // Fake registries: /v2/ wants a bearer token from the realm /token on the same server.
 const certs = mkdtempSync(path.join(os.tmpdir(), 'tsbuild-insecure-'));
-const outside = Object.values(os.networkInterfaces())
-  .flat()
-  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const outside = outsideAddress();
 let tlsAttempts = 0;
 let unauthenticated = 0; // GET /v2/ without a token: each client's first ping, and the scheme probe
 const servers: net.Server[] = [];
@@ -125,17 +122,7 @@ async function serve(kind: 'https' | 'http', address: string, port = 0): Promise
 
 const hosts: Record<string, string> = {};
 test.before(async () => {
-  const sans = ['IP:127.0.0.2', ...(outside ? [`IP:${outside}`] : [])].join(',');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2'].concat([
-      '-subj',
-      '/CN=tsbuild insecure test',
-      '-addext',
-      `subjectAltName=${sans}`,
-    ]),
-    { cwd: certs, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  selfSignedCertificate(certs, ['127.0.0.2', ...(outside ? [outside] : [])]);
   hosts.tls127 = await serve('https', '127.0.0.2');
   hosts.plain127 = await serve('http', '127.0.0.3');
   if (outside) {

@@ -4,3 +4,4 @@ export * from './skip.js';
 export * from './bridge.js';
 export * from './cgroup.js';
 export * from './tree.js';
+export * from './tls.js';
