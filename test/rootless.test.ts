@@ -191,6 +191,25 @@ test('-o type=local as the user: the files belong to the user, who can remove th
   assert.not.ok(existsSync(out));
 });
 
+// GNU tar run by an ordinary user unpacks a 0555 directory and still writes its files into it (it holds the
+// directory's mode back until its members are in): the stdin context of a rootless build loses nothing.
+test('build - as the user: a context tar on stdin whose 0555 directory holds a file', () => {
+  if (!user) return skip('newuidmap (uidmap), setpriv and useradd are needed');
+  const src = join(user.dir, 'stdin-src');
+  mkdirSync(join(src, 'ro', 'sub'), { recursive: true });
+  writeFileSync(join(src, 'ro', 'sub', 'f'), 'in a 0555 dir\n');
+  writeFileSync(join(src, 'Dockerfile'), `FROM ${Base}\nCOPY ro /ro\nRUN cat /ro/sub/f > /copied\n`);
+  chmodSync(join(src, 'ro', 'sub'), 0o555);
+  chmodSync(join(src, 'ro'), 0o555);
+  // A tar of ASCII names and contents: the same bytes as a latin1 string.
+  const tar = spawnSync('tar', ['-c', '-C', src, '.'], { encoding: 'latin1' });
+  assert.is(tar.status, 0, tar.stderr);
+  const out = join(user.dir, 'tmp', 'stdin-out');
+  ok(tsbuildAs(user, ['build', '-q', '-o', `type=local,dest=${out}`, '-'], { input: tar.stdout }));
+  assert.is(readFileSync(join(out, 'copied'), 'utf8'), 'in a 0555 dir\n');
+  assert.is(lstatSync(join(out, 'ro', 'sub')).mode & 0o7777, 0o555, 'the directory keeps its mode');
+});
+
 /** A docker-save archive of the base plus a layer with etc/ marked user.overlay.opaque and etc/evil, for `load`. */
 function opaqueMarkedImage(dir: string, tag: string): string {
   const x = join(dir, 'x');
