@@ -324,6 +324,75 @@ test('exec failures: exit status and message as docker exec', () => {
   ok(t(['rm', '-f', id]));
 });
 
+// exec -d as docker 20.10's: the command starts in the container and exec returns at once (it waits here for a
+// file only the next exec makes, so an exec that waited for it would never return), exit 0, nothing printed;
+// its output goes nowhere (not to the container's log).
+test('exec -d: the command runs in the container, exec returns once it has started', async () => {
+  const id = detached([Base, 'sleep', '300']);
+  const script = 'echo out; echo err >&2; until [ -e /go ]; do sleep 0.05; done; id -u > /f';
+  const r = t(['exec', '-d', id, 'sh', '-c', script]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout + r.stderr, '');
+  // -u and -w as a foreground exec takes them; -t and -i are accepted (there is nothing to attach to).
+  ok(t(['exec', '-d', '-t', '-i', '-u', '1000', '-w', '/tmp', id, 'sh', '-c', 'touch here']));
+  ok(t(['exec', id, 'touch', '/go']));
+  const f = await until('/f', () => {
+    const c = t(['exec', id, 'cat', '/f']);
+    return c.code === 0 ? c.stdout : undefined;
+  });
+  assert.is(f, '0\n');
+  const owner = await until('/tmp/here', () => {
+    const c = t(['exec', id, 'stat', '-c', '%u', '/tmp/here']);
+    return c.code === 0 ? c.stdout : undefined;
+  });
+  assert.is(owner, '1000\n');
+  const logs = ok(t(['logs', id]));
+  assert.is(logs.stdout + logs.stderr, '');
+  ok(t(['rm', '-f', id]));
+});
+
+// docker 20.10's exec -d exits 1 for every failure, the daemon's and the process's alike (exec without -d: 126).
+const detachedExecFailures: { name: string; args: (ctr: string) => string[]; stderr: RegExp }[] = [
+  {
+    name: 'no such container',
+    args: () => ['no-such-ctr', 'true'],
+    stderr: /^ERROR: No such container: no-such-ctr$/m,
+  },
+  {
+    name: 'a command not in PATH',
+    args: (c) => [c, 'no-such-command'],
+    stderr: /^ERROR: exec: "no-such-command": executable file not found in \$PATH$/m,
+  },
+  {
+    name: 'a file that is not executable',
+    args: (c) => [c, '/etc/passwd'],
+    stderr: /^ERROR: exec: "\/etc\/passwd": permission denied$/m,
+  },
+  {
+    name: 'a user the container does not have',
+    args: (c) => ['-u', 'nosuch', c, 'true'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+  },
+  { name: 'a working directory it does not have', args: (c) => ['-w', '/nonexistent', c, 'true'], stderr: /ERROR: / },
+  {
+    name: 'a container that is not running',
+    args: () => ['execd-stopped', 'true'],
+    stderr: /^ERROR: container execd-stopped is not running$/m,
+  },
+];
+test('exec -d failures: exit 1 and the reason, as docker exec -d', () => {
+  const id = detached([Base, 'sleep', '300']);
+  ok(t(['run', '--name', 'execd-stopped', Base, 'true']));
+  started.push('execd-stopped');
+  for (const c of detachedExecFailures) {
+    const r = t(['exec', '-d', ...c.args(id)]);
+    assert.is(r.code, 1, `${c.name}: ${r.stderr}`);
+    assert.match(r.stderr, c.stderr, c.name);
+    assert.is(r.stdout, '', c.name);
+  }
+  ok(t(['rm', '-f', id]));
+});
+
 // logs --tail as docker's: the last N lines, a last one without its newline counted; all, or a negative number,
 // for every line. (Docker takes any other word as all; tsbuild says the flag is wrong.)
 const tails: { args: string[]; code?: number; stdout: string; stderr?: RegExp }[] = [

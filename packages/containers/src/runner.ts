@@ -320,7 +320,7 @@ export class ContainerStartError extends ContainerError {
 export type StartOutcome = { running: true } | { running: false; code: number; error?: string };
 
 /** The first line on `stream` (undefined at its end without one); the stream is let go of then. */
-function firstLine(stream: Readable): Promise<string | undefined> {
+export function firstLine(stream: Readable): Promise<string | undefined> {
   return new Promise((resolve) => {
     let text = '';
     const done = () => {
