@@ -266,6 +266,58 @@ test('-d, logs, exec sees the same processes, hostname and files; stop', async (
   assert.is(t(['exec', 'ex1', 'true']).code, 1);
 });
 
+// run as docker 20.10 fails when -w is a file, or -u a user the image lacks: 125 both, but docker refuses such a -w
+// when it creates the container (none is left, -d prints no id), while the user is looked up when it starts (the
+// container stays Created, -d has printed its id; --rm removes it).
+const runFailures: { args: string[]; stderr: RegExp; left?: 'created'; id?: true }[] = [
+  { args: ['-w', '/etc/passwd'], stderr: /^ERROR: Cannot mkdir: \/etc\/passwd is not a directory$/m },
+  { args: ['-d', '-w', '/etc/passwd'], stderr: /^ERROR: Cannot mkdir: \/etc\/passwd is not a directory$/m },
+  { args: ['--rm', '-w', '/etc/passwd'], stderr: /^ERROR: Cannot mkdir: \/etc\/passwd is not a directory$/m },
+  {
+    args: ['-w', '/etc/passwd/x'],
+    stderr: /^ERROR: Cannot mkdir: \/etc\/passwd\/x: \/etc\/passwd is not a directory$/m,
+  },
+  {
+    args: ['-u', 'nosuch'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+    left: 'created',
+  },
+  {
+    args: ['-d', '-u', 'nosuch'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+    left: 'created',
+    id: true,
+  },
+  {
+    args: ['--rm', '-u', 'nosuch'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+  },
+];
+test('run -w FILE, -u NOSUCH: exit 125, the message, and the container left as docker leaves it', () => {
+  for (const [i, c] of runFailures.entries()) {
+    const name = `runfail-${i}`;
+    const r = t(['run', '--name', name, ...c.args, Base, 'true']);
+    const what = c.args.join(' ');
+    assert.is(r.code, 125, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, c.stderr, what);
+    const doc = t(['inspect', '--type', 'container', name]);
+    if (!c.left) {
+      assert.is(doc.code, 1, `${what}: no container left`);
+      assert.is(r.stdout, '', what);
+      continue;
+    }
+    started.push(name);
+    const d = JSON.parse(ok(doc).stdout) as { Id: string; State: { Status: string } };
+    assert.is(d.State.Status, c.left, what);
+    assert.is(r.stdout, c.id ? `${d.Id}\n` : '', what);
+    // Its start fails the same way each time (docker start: 1), and leaves it Created.
+    const again = t(['start', name]);
+    assert.is(again.code, 1, `${what}: start: ${again.stderr}`);
+    assert.match(again.stderr, /unable to find user nosuch/, what);
+    assert.is(inspect(name).State.Status, c.left, what);
+  }
+});
+
 // exec as docker 20.10 exits: 1 when the daemon refuses (no such container, not running), 126 for a process that
 // cannot be started in the container, whatever the reason (its user, its file, its PATH).
 const execFailures: { name: string; args: (ctr: string) => string[]; code: number; stderr: RegExp }[] = [

@@ -121,9 +121,13 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
   const image = await store.snapshotter.view(o.image.layers);
   const view = new RootView(image.lowerdirs, isOpaque);
   const userSpec = o.user ?? cfg.User ?? '';
+  let userError: string | undefined;
   const who = await resolveUser(view, userSpec || undefined).then(asContainerProcess, (e) => {
-    throw new ContainerError((e as Error).message);
+    userError = (e as Error).message;
+    return { uid: 0, gid: 0, additionalGids: [], home: undefined };
   });
+  const cwd = posix.resolve('/', o.workdir ?? (cfg.WorkingDir || '/'));
+  await refuseFileWorkdir(view, cwd);
   const id = newId();
   const hostname = o.hostname ?? id.slice(0, 12);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env = [...env, `HOSTNAME=${hostname}`];
@@ -177,12 +181,13 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
       image: { ref: o.ref, manifestDigest: o.image.manifestDigest, configDigest: o.image.configDigest },
       argv,
       env,
-      cwd: posix.resolve('/', o.workdir ?? (cfg.WorkingDir || '/')),
+      cwd,
       user: userSpec,
       uid: who.uid,
       gid: who.gid,
       additionalGids: who.additionalGids ?? [],
       home: who.home,
+      ...(userError !== undefined ? { userError } : {}),
       hostname,
       network: o.network,
       ports: o.ports ?? [],
@@ -204,4 +209,19 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
     JSON.stringify({ Id: id, Name: name, Image: doc.Image, ImageID: doc.ImageID, Config: doc.Config }, null, 2) + '\n',
   );
   return { doc, synced: writeNewDoc(store, doc), root: active };
+}
+
+/**
+ * docker makes the working directory when it creates the container (the process starts in it) and refuses one
+ * that is a file, or below one: 125, and no container is left. One that is missing is made at start (makeCwd).
+ */
+async function refuseFileWorkdir(view: RootView, cwd: string): Promise<void> {
+  const parts = cwd.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    const e = await view.stat(dir);
+    if (!e) return;
+    if (!e.stat.isDirectory())
+      throw new ContainerError(`Cannot mkdir: ${dir === cwd ? cwd : `${cwd}: ${dir}`} is not a directory`);
+  }
 }

@@ -174,6 +174,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       throw new ContainerError(
         `the image ${cfg.image.ref} (${doc.Image}) of container ${doc.Name} is no longer in the store`,
       );
+    // A user its image lacks (create.ts): docker fails every start with it, before anything runs (125).
+    if (cfg.userError !== undefined) throw new ContainerStartError(cfg.userError, 125);
     // Refused, it is kept (not removed as --rm asks): the user decides, told what happened.
     if (cfg.autoRemove)
       try {
@@ -277,12 +279,13 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       store,
       id,
       (d) => {
-        d.State.Status = 'exited';
+        // Refused before anything ran (its user): Created, as docker leaves it.
+        d.State.Status = e instanceof ContainerStartError ? 'created' : 'exited';
         // Who failed to start it: startDetached waits for its supervisor's verdict.
         d.State.Runner = process.pid;
         d.State.RunnerStart = runnerStart;
         d.State.ExitCode = 125;
-        d.State.FinishedAt = new Date().toISOString();
+        if (d.State.Status === 'exited') d.State.FinishedAt = new Date().toISOString();
         d.State.Error = (e as Error).message;
       },
       { durable },

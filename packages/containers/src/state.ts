@@ -48,6 +48,12 @@ export interface ContainerSpec {
   gid: number;
   additionalGids: number[];
   /**
+   * Why `user` names nobody in the image (uid and gid are then 0, never used). docker creates such a container
+   * and fails each start with this (it stays Created): the lookup is made when it starts, and a container that
+   * never ran has nothing of its own in /etc/passwd.
+   */
+  userError?: string;
+  /**
    * The HOME its process gets when env has none (users.ts withHome), resolved with uid; added when
    * the process starts, as runc does, so that `exec -u` gets its own user's. Older documents have
    * HOME in env instead.
