@@ -1,7 +1,7 @@
 // Creating a container from an image and `run` flags: the config is resolved once (Entrypoint+Cmd
 // joined as docker does, Env/WorkingDir/User from the image overridden by flags, volumes made and
 // seeded), and written with the container's directories.
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
 import { chainIDs, DEFAULT_PATH, isOpaque, type ActiveSnapshot, type Image, type Store } from '@tsbuild/layerstore';
 import { asContainerProcess, resolveUser, RootView, type Limits, type PortMapping } from '@tsbuild/sandbox';
@@ -72,12 +72,8 @@ export function parseVolume(spec: string): MountRequest & { kind: 'bind' | 'volu
   if (!tgt.startsWith('/')) throw new ContainerError(`-v ${spec}: the container path must be absolute`);
   if (src.startsWith('/') || src.startsWith('.') || src.startsWith('~')) {
     const source = resolve(src.replace(/^~(?=\/|$)/, process.env.HOME ?? '~'));
-    try {
-      statSync(source);
-    } catch {
-      throw new ContainerError(`-v ${spec}: bind source path does not exist: ${source}`);
-    }
-    return { kind: 'bind', source, target: posix.resolve(tgt), readonly };
+    // A missing one is made when the container starts, as docker makes it (--mount type=bind refuses it).
+    return { kind: 'bind', source, target: posix.resolve(tgt), readonly, create: true };
   }
   if (!isVolumeName(src)) throw new ContainerError(`-v ${spec}: "${src}" is not a valid volume name`);
   return { kind: 'volume', name: src, target: posix.resolve(tgt), readonly };
@@ -147,7 +143,14 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
     if (requests.findIndex((q) => q.target === p.target) < i)
       throw new ContainerError(`duplicate mount point: ${p.target}`);
   for (const p of requests) {
-    if (p.kind === 'bind') mounts.push({ type: 'bind', source: p.source, target: p.target, readonly: p.readonly });
+    if (p.kind === 'bind')
+      mounts.push({
+        type: 'bind',
+        source: p.source,
+        target: p.target,
+        readonly: p.readonly,
+        ...(p.create ? { create: true } : {}),
+      });
     else if (p.kind === 'tmpfs') {
       const { kind: _, ...tmpfs } = p;
       mounts.push({ type: 'tmpfs', ...tmpfs });

@@ -9,7 +9,8 @@ import { isVolumeName } from './volumes.js';
 
 /** A mount a -v or --mount flag asks for, before its volume exists. */
 export type MountRequest =
-  | { kind: 'bind'; source: string; target: string; readonly: boolean }
+  /** create: -v's, a source that is missing is made (with its parents) when the container starts, as docker does. */
+  | { kind: 'bind'; source: string; target: string; readonly: boolean; create?: true }
   /** name undefined: a new anonymous volume. nocopy: not seeded from the image. */
   | { kind: 'volume'; name?: string; target: string; readonly: boolean; nocopy?: boolean }
   /** size in bytes, mode of its root: undefined when not given (or given as 0, as docker takes it). */

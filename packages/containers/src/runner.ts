@@ -2,7 +2,7 @@
 // mounts and limits, while the state document follows (running with pid, then exited with code).
 // The process calling runContainer is the container's "runner": the foreground `tsbuild run`, or a
 // detached supervisor (supervisor.ts) for `run -d` / `start`.
-import { openSync, closeSync, promises as fsp } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, promises as fsp, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -65,7 +65,10 @@ export interface RunIO {
 async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> {
   const out: Mount[] = [];
   for (const m of doc.Config.mounts) {
-    if (m.type === 'bind') out.push({ type: 'bind', source: m.source, target: m.target, readonly: m.readonly });
+    if (m.type === 'bind') {
+      if (m.create) makeSourceDir(m.source);
+      out.push({ type: 'bind', source: m.source, target: m.target, readonly: m.readonly });
+    }
     // noexec, nosuid and nodev, as docker mounts a tmpfs there.
     else if (m.type === 'tmpfs') out.push({ ...m, noexec: true });
     else {
@@ -75,6 +78,39 @@ async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> 
     }
   }
   return out;
+}
+
+/**
+ * A -v bind's missing source, made as docker's daemon makes it: with its missing parents, each 0755 (the daemon's
+ * umask is 022, whatever this process's), the host's path as given (its symlinks followed, a dangling one refused).
+ */
+function makeSourceDir(source: string): void {
+  // A file, a directory, or a symlink to one: bound as it is (anything else the mkdirs below say).
+  try {
+    statSync(source);
+    return;
+  } catch {
+    /* missing, or below a file */
+  }
+  const parts = source.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    try {
+      mkdirSync(dir, 0o755);
+      chmodSync(dir, 0o755);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && isDir(dir)) continue;
+      throw new ContainerError(`error while creating mount source path '${source}': ${(e as Error).message}`);
+    }
+  }
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 type NetworkMode = 'host' | 'none' | 'private';

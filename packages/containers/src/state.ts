@@ -29,7 +29,8 @@ import type { Code, Coded } from '@tsbuild/errdefs';
 import { fsyncDir, ownedId, pidAlive, processStart, writeFileAtomic } from '@tsbuild/sys';
 
 export type MountSpec =
-  | { type: 'bind'; source: string; target: string; readonly: boolean }
+  // create: a -v bind, whose source is made (0755, with its parents) at each start when it is missing.
+  | { type: 'bind'; source: string; target: string; readonly: boolean; create?: boolean }
   | { type: 'volume'; name: string; target: string; readonly: boolean; anonymous: boolean }
   // --mount type=tmpfs: size in bytes and the mode of its root, when given.
   | { type: 'tmpfs'; target: string; readonly: boolean; size?: number; mode?: number };
