@@ -150,6 +150,7 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
         target: p.target,
         readonly: p.readonly,
         ...(p.create ? { create: true } : {}),
+        ...(p.nonrecursive ? { nonrecursive: true } : {}),
       });
     else if (p.kind === 'tmpfs') {
       const { kind: _, ...tmpfs } = p;

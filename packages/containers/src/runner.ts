@@ -67,7 +67,13 @@ async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> 
   for (const m of doc.Config.mounts) {
     if (m.type === 'bind') {
       if (m.create) makeSourceDir(m.source);
-      out.push({ type: 'bind', source: m.source, target: m.target, readonly: m.readonly });
+      out.push({
+        type: 'bind',
+        source: m.source,
+        target: m.target,
+        readonly: m.readonly,
+        ...(m.nonrecursive ? { nonrecursive: true } : {}),
+      });
     }
     // noexec, nosuid and nodev, as docker mounts a tmpfs there.
     else if (m.type === 'tmpfs') out.push({ ...m, noexec: true });

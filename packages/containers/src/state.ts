@@ -30,7 +30,8 @@ import { fsyncDir, ownedId, pidAlive, processStart, writeFileAtomic } from '@tsb
 
 export type MountSpec =
   // create: a -v bind, whose source is made (0755, with its parents) at each start when it is missing.
-  | { type: 'bind'; source: string; target: string; readonly: boolean; create?: boolean }
+  // nonrecursive: --mount's bind-nonrecursive, the source without the mounts beneath it.
+  | { type: 'bind'; source: string; target: string; readonly: boolean; create?: boolean; nonrecursive?: boolean }
   | { type: 'volume'; name: string; target: string; readonly: boolean; anonymous: boolean }
   // --mount type=tmpfs: size in bytes and the mode of its root, when given.
   | { type: 'tmpfs'; target: string; readonly: boolean; size?: number; mode?: number };

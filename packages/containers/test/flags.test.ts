@@ -38,6 +38,10 @@ for (const [spec, want] of volumes) {
 // --mount specs as docker reads them (test/run-mount.test.ts runs them): the mount each one asks for.
 const mounts: [string, ReturnType<typeof parseMount> | RegExp][] = [
   [`type=bind,src=${dir}/,dst=/m/`, { kind: 'bind', source: dir, target: '/m', readonly: false }],
+  [
+    `type=bind,src=${dir},dst=/m,bind-nonrecursive`,
+    { kind: 'bind', source: dir, target: '/m', readonly: false, nonrecursive: true },
+  ],
   ['dst=/data,src=v,volume-nocopy=1', { kind: 'volume', name: 'v', target: '/data', readonly: false, nocopy: true }],
   ['type=volume,dst=/data,volume-nocopy=false', { kind: 'volume', target: '/data', readonly: false }],
   ['type=tmpfs,dst=/t,tmpfs-size=1.5k', { kind: 'tmpfs', target: '/t', readonly: false, size: 1536 }],
