@@ -53,6 +53,8 @@ export async function execDetached(store: Store, doc: ContainerDoc, o: DetachedE
   const child = spawn(process.execPath, [join(dirname(supervisorPath()), 'exec-detached.js')], {
     detached: true,
     stdio: ['pipe', 'ignore', 'ignore', 'pipe'],
+    // It may outlive this process by long: it holds no directory of the caller's.
+    cwd: '/',
   });
   child.unref();
   const spawned = new Promise<never>((_, reject) =>
@@ -71,7 +73,10 @@ export async function execDetached(store: Store, doc: ContainerDoc, o: DetachedE
   } catch {
     /* reported below */
   }
-  if (!outcome) throw new ContainerError(`exec's helper ended without starting the command (it said ${line})`);
+  if (!outcome)
+    throw new ContainerError(
+      `exec's helper ended without starting the command${line === undefined ? '' : ` (it said ${line})`}`,
+    );
   if (!outcome.running) throw new ContainerError(outcome.error);
 }
 
