@@ -266,6 +266,58 @@ test('-d, logs, exec sees the same processes, hostname and files; stop', async (
   assert.is(t(['exec', 'ex1', 'true']).code, 1);
 });
 
+// run as docker 20.10 fails when -w is a file, or -u a user the image lacks: 125 both, but docker refuses such a -w
+// when it creates the container (none is left, -d prints no id), while the user is looked up when it starts (the
+// container stays Created, -d has printed its id; --rm removes it).
+const runFailures: { args: string[]; stderr: RegExp; left?: 'created'; id?: true }[] = [
+  { args: ['-w', '/etc/passwd'], stderr: /^ERROR: Cannot mkdir: \/etc\/passwd is not a directory$/m },
+  { args: ['-d', '-w', '/etc/passwd'], stderr: /^ERROR: Cannot mkdir: \/etc\/passwd is not a directory$/m },
+  { args: ['--rm', '-w', '/etc/passwd'], stderr: /^ERROR: Cannot mkdir: \/etc\/passwd is not a directory$/m },
+  {
+    args: ['-w', '/etc/passwd/x'],
+    stderr: /^ERROR: Cannot mkdir: \/etc\/passwd\/x: \/etc\/passwd is not a directory$/m,
+  },
+  {
+    args: ['-u', 'nosuch'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+    left: 'created',
+  },
+  {
+    args: ['-d', '-u', 'nosuch'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+    left: 'created',
+    id: true,
+  },
+  {
+    args: ['--rm', '-u', 'nosuch'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+  },
+];
+test('run -w FILE, -u NOSUCH: exit 125, the message, and the container left as docker leaves it', () => {
+  for (const [i, c] of runFailures.entries()) {
+    const name = `runfail-${i}`;
+    const r = t(['run', '--name', name, ...c.args, Base, 'true']);
+    const what = c.args.join(' ');
+    assert.is(r.code, 125, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, c.stderr, what);
+    const doc = t(['inspect', '--type', 'container', name]);
+    if (!c.left) {
+      assert.is(doc.code, 1, `${what}: no container left`);
+      assert.is(r.stdout, '', what);
+      continue;
+    }
+    started.push(name);
+    const d = JSON.parse(ok(doc).stdout) as { Id: string; State: { Status: string } };
+    assert.is(d.State.Status, c.left, what);
+    assert.is(r.stdout, c.id ? `${d.Id}\n` : '', what);
+    // Its start fails the same way each time (docker start: 1), and leaves it Created.
+    const again = t(['start', name]);
+    assert.is(again.code, 1, `${what}: start: ${again.stderr}`);
+    assert.match(again.stderr, /unable to find user nosuch/, what);
+    assert.is(inspect(name).State.Status, c.left, what);
+  }
+});
+
 // exec as docker 20.10 exits: 1 when the daemon refuses (no such container, not running), 126 for a process that
 // cannot be started in the container, whatever the reason (its user, its file, its PATH).
 const execFailures: { name: string; args: (ctr: string) => string[]; code: number; stderr: RegExp }[] = [
@@ -320,6 +372,75 @@ test('exec failures: exit status and message as docker exec', () => {
     const r = t(['exec', ...c.args(id)]);
     assert.is(r.code, c.code, `${c.name}: ${r.stderr}`);
     assert.match(r.stderr, c.stderr, c.name);
+  }
+  ok(t(['rm', '-f', id]));
+});
+
+// exec -d as docker 20.10's: the command starts in the container and exec returns at once (it waits here for a
+// file only the next exec makes, so an exec that waited for it would never return), exit 0, nothing printed;
+// its output goes nowhere (not to the container's log).
+test('exec -d: the command runs in the container, exec returns once it has started', async () => {
+  const id = detached([Base, 'sleep', '300']);
+  const script = 'echo out; echo err >&2; until [ -e /go ]; do sleep 0.05; done; id -u > /f';
+  const r = t(['exec', '-d', id, 'sh', '-c', script]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout + r.stderr, '');
+  // -u and -w as a foreground exec takes them; -t and -i are accepted (there is nothing to attach to).
+  ok(t(['exec', '-d', '-t', '-i', '-u', '1000', '-w', '/tmp', id, 'sh', '-c', 'touch here']));
+  ok(t(['exec', id, 'touch', '/go']));
+  const f = await until('/f', () => {
+    const c = t(['exec', id, 'cat', '/f']);
+    return c.code === 0 ? c.stdout : undefined;
+  });
+  assert.is(f, '0\n');
+  const owner = await until('/tmp/here', () => {
+    const c = t(['exec', id, 'stat', '-c', '%u', '/tmp/here']);
+    return c.code === 0 ? c.stdout : undefined;
+  });
+  assert.is(owner, '1000\n');
+  const logs = ok(t(['logs', id]));
+  assert.is(logs.stdout + logs.stderr, '');
+  ok(t(['rm', '-f', id]));
+});
+
+// docker 20.10's exec -d exits 1 for every failure, the daemon's and the process's alike (exec without -d: 126).
+const detachedExecFailures: { name: string; args: (ctr: string) => string[]; stderr: RegExp }[] = [
+  {
+    name: 'no such container',
+    args: () => ['no-such-ctr', 'true'],
+    stderr: /^ERROR: No such container: no-such-ctr$/m,
+  },
+  {
+    name: 'a command not in PATH',
+    args: (c) => [c, 'no-such-command'],
+    stderr: /^ERROR: exec: "no-such-command": executable file not found in \$PATH$/m,
+  },
+  {
+    name: 'a file that is not executable',
+    args: (c) => [c, '/etc/passwd'],
+    stderr: /^ERROR: exec: "\/etc\/passwd": permission denied$/m,
+  },
+  {
+    name: 'a user the container does not have',
+    args: (c) => ['-u', 'nosuch', c, 'true'],
+    stderr: /^ERROR: unable to find user nosuch: no matching entries in passwd file$/m,
+  },
+  { name: 'a working directory it does not have', args: (c) => ['-w', '/nonexistent', c, 'true'], stderr: /ERROR: / },
+  {
+    name: 'a container that is not running',
+    args: () => ['execd-stopped', 'true'],
+    stderr: /^ERROR: container execd-stopped is not running$/m,
+  },
+];
+test('exec -d failures: exit 1 and the reason, as docker exec -d', () => {
+  const id = detached([Base, 'sleep', '300']);
+  ok(t(['run', '--name', 'execd-stopped', Base, 'true']));
+  started.push('execd-stopped');
+  for (const c of detachedExecFailures) {
+    const r = t(['exec', '-d', ...c.args(id)]);
+    assert.is(r.code, 1, `${c.name}: ${r.stderr}`);
+    assert.match(r.stderr, c.stderr, c.name);
+    assert.is(r.stdout, '', c.name);
   }
   ok(t(['rm', '-f', id]));
 });

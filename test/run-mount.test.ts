@@ -1,12 +1,13 @@
 // `run --mount type=bind|volume|tmpfs,...`: docker's second spelling of -v (and of a tmpfs), over the same
 // mounts. Each row is a --mount spec and what the container sees, or the error and docker's exit status 125.
 // The expectations are docker 20.10's (CLI and daemon), except where a row says tsbuild refuses what it cannot
-// honour (shared or slave propagation, non-recursive binds, volume drivers and their options).
+// honour (shared or slave propagation, volume drivers and their options).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { Base, cleanup, command, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 
 const root = storeWithBase();
 const t = (args: string[]) => tsbuild(args, { root });
@@ -217,7 +218,6 @@ const refused: { spec: string | string[]; error: string | RegExp }[] = [
     spec: `type=bind,src=${host},dst=/m,bind-propagation=${p}`,
     error: `bind-propagation=${p} is not supported`,
   })),
-  { spec: `type=bind,src=${host},dst=/m,bind-nonrecursive`, error: 'bind-nonrecursive is not supported' },
   { spec: 'type=volume,src=v,dst=/m,volume-driver=nfs', error: 'volume-driver=nfs is not supported' },
   { spec: 'type=volume,src=v,dst=/m,volume-opt=type=tmpfs', error: 'volume-opt is not supported' },
   { spec: 'type=volume,src=v,dst=/m,volume-label=a=b', error: 'volume-label is not supported' },
@@ -236,11 +236,88 @@ for (const c of refused) {
   });
 }
 
+// bind-nonrecursive as docker 20.10 takes it: the source without the mounts beneath it (a later docker CLI warns it is
+// deprecated; 20.10's takes it as it is). Each run is in a mount namespace of its own, where the source has a tmpfs
+// beneath it: the host keeps no mount.
+const recursion: { opts: string; stdout: string }[] = [
+  { opts: '', stdout: 'outer\ninner\n' },
+  { opts: ',bind-nonrecursive', stdout: 'outer\n' },
+  { opts: ',bind-nonrecursive=true,ro', stdout: 'outer\nread-only\n' },
+  { opts: ',bind-nonrecursive=false', stdout: 'outer\ninner\n' },
+];
+test('run --mount type=bind: the mounts beneath the source, unless bind-nonrecursive', () => {
+  const d = join(host, 'recursion');
+  mkdirSync(join(d, 'sub'), { recursive: true });
+  writeFileSync(join(d, 'o'), 'outer\n');
+  const inNs = 'mount -t tmpfs tmpfs "$1/sub" && echo inner > "$1/sub/f" && shift && exec "$@"';
+  const script = 'cat /m/o; cat /m/sub/f 2>/dev/null; touch /m/w 2>/dev/null || echo read-only';
+  for (const c of recursion) {
+    const mount = `type=bind,src=${d},dst=/m${c.opts}`;
+    const args = ['run', '--rm', '--network', 'none', '--mount', mount, Base, 'sh', '-c', script];
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', inNs, 'sh', d, command, ...args], {
+      env: { ...process.env, CI: 'true', TSBUILD_ROOT: root },
+      encoding: 'utf8',
+    });
+    assert.is(r.status, 0, `${mount}: ${r.stderr}`);
+    assert.is(r.stdout, c.stdout, mount);
+  }
+});
+
+// A missing host directory: docker 20.10 (as root) makes it for -v, with its missing parents, 0755 whatever the umask,
+// when the container starts; --mount type=bind refuses it (125). Neither makes anything below a file (125).
+const missingSources: {
+  name: string;
+  flags: (dir: string) => string[];
+  code: number;
+  stderr?: string;
+  made: boolean;
+}[] = [
+  { name: '-v makes it, and its parents', flags: (d) => ['-v', `${d}/a/b:/mnt`], code: 0, made: true },
+  { name: '-v :ro too', flags: (d) => ['-v', `${d}/a/b:/mnt:ro`], code: 0, made: true },
+  {
+    name: '--mount type=bind refuses it',
+    flags: (d) => ['--mount', `type=bind,src=${d}/a/b,dst=/mnt`],
+    code: 125,
+    stderr: 'bind source path does not exist',
+    made: false,
+  },
+  {
+    name: '-v below a file',
+    flags: (d) => ['-v', `${d}/file/a/b:/mnt`],
+    code: 125,
+    stderr: 'error while creating mount source path',
+    made: false,
+  },
+];
+for (const c of missingSources)
+  test(`run with a missing bind source: ${c.name}`, () => {
+    const d = join(host, `missing-${c.name.replace(/\W+/g, '-')}`);
+    mkdirSync(d);
+    writeFileSync(join(d, 'file'), '');
+    const umask = process.umask(0o077);
+    let r;
+    try {
+      r = t(['run', '--rm', '--network', 'none', ...c.flags(d), Base, 'sh', '-c', 'ls -A /mnt; echo listed']);
+    } finally {
+      process.umask(umask);
+    }
+    assert.is(r.code, c.code, r.stderr);
+    if (c.stderr) assert.ok(r.stderr.includes(c.stderr), r.stderr);
+    else assert.is(r.stdout, 'listed\n');
+    assert.is(existsSync(join(d, 'a')), c.made, 'made on the host');
+    if (c.made)
+      for (const p of ['a', 'a/b']) {
+        const st = statSync(join(d, p));
+        assert.ok(st.isDirectory(), p);
+        assert.is((st.mode & 0o7777).toString(8), '755', p);
+      }
+  });
+
 // Every -v and --mount is read before a volume is made: a bad one after a new named volume leaves no volume.
 test('a refused mount leaves no volume behind', () => {
   for (const bad of [
     ['--mount', 'type=volume,src=left1,dst=/a', '--mount', 'type=bind,src=/no/such,dst=/b'],
-    ['-v', 'left1:/a', '-v', '/no/such:/b'],
+    ['-v', 'left1:/a', '-v', 'bad name!:/b'],
   ]) {
     const r = t(['run', '--rm', ...bad, Base, 'true']);
     assert.is(r.code, 125, r.stderr);

@@ -1,7 +1,7 @@
 // Creating a container from an image and `run` flags: the config is resolved once (Entrypoint+Cmd
 // joined as docker does, Env/WorkingDir/User from the image overridden by flags, volumes made and
 // seeded), and written with the container's directories.
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, posix, relative, resolve } from 'node:path';
 import { chainIDs, DEFAULT_PATH, isOpaque, type ActiveSnapshot, type Image, type Store } from '@tsbuild/layerstore';
 import { asContainerProcess, resolveUser, RootView, type Limits, type PortMapping } from '@tsbuild/sandbox';
@@ -72,12 +72,8 @@ export function parseVolume(spec: string): MountRequest & { kind: 'bind' | 'volu
   if (!tgt.startsWith('/')) throw new ContainerError(`-v ${spec}: the container path must be absolute`);
   if (src.startsWith('/') || src.startsWith('.') || src.startsWith('~')) {
     const source = resolve(src.replace(/^~(?=\/|$)/, process.env.HOME ?? '~'));
-    try {
-      statSync(source);
-    } catch {
-      throw new ContainerError(`-v ${spec}: bind source path does not exist: ${source}`);
-    }
-    return { kind: 'bind', source, target: posix.resolve(tgt), readonly };
+    // A missing one is made when the container starts, as docker makes it (--mount type=bind refuses it).
+    return { kind: 'bind', source, target: posix.resolve(tgt), readonly, create: true };
   }
   if (!isVolumeName(src)) throw new ContainerError(`-v ${spec}: "${src}" is not a valid volume name`);
   return { kind: 'volume', name: src, target: posix.resolve(tgt), readonly };
@@ -121,9 +117,13 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
   const image = await store.snapshotter.view(o.image.layers);
   const view = new RootView(image.lowerdirs, isOpaque);
   const userSpec = o.user ?? cfg.User ?? '';
+  let userError: string | undefined;
   const who = await resolveUser(view, userSpec || undefined).then(asContainerProcess, (e) => {
-    throw new ContainerError((e as Error).message);
+    userError = (e as Error).message;
+    return { uid: 0, gid: 0, additionalGids: [], home: undefined };
   });
+  const cwd = posix.resolve('/', o.workdir ?? (cfg.WorkingDir || '/'));
+  await refuseFileWorkdir(view, cwd);
   const id = newId();
   const hostname = o.hostname ?? id.slice(0, 12);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env = [...env, `HOSTNAME=${hostname}`];
@@ -143,7 +143,15 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
     if (requests.findIndex((q) => q.target === p.target) < i)
       throw new ContainerError(`duplicate mount point: ${p.target}`);
   for (const p of requests) {
-    if (p.kind === 'bind') mounts.push({ type: 'bind', source: p.source, target: p.target, readonly: p.readonly });
+    if (p.kind === 'bind')
+      mounts.push({
+        type: 'bind',
+        source: p.source,
+        target: p.target,
+        readonly: p.readonly,
+        ...(p.create ? { create: true } : {}),
+        ...(p.nonrecursive ? { nonrecursive: true } : {}),
+      });
     else if (p.kind === 'tmpfs') {
       const { kind: _, ...tmpfs } = p;
       mounts.push({ type: 'tmpfs', ...tmpfs });
@@ -177,12 +185,13 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
       image: { ref: o.ref, manifestDigest: o.image.manifestDigest, configDigest: o.image.configDigest },
       argv,
       env,
-      cwd: posix.resolve('/', o.workdir ?? (cfg.WorkingDir || '/')),
+      cwd,
       user: userSpec,
       uid: who.uid,
       gid: who.gid,
       additionalGids: who.additionalGids ?? [],
       home: who.home,
+      ...(userError !== undefined ? { userError } : {}),
       hostname,
       network: o.network,
       ports: o.ports ?? [],
@@ -204,4 +213,19 @@ async function create(store: Store, o: CreateOptions, runHere: boolean): Promise
     JSON.stringify({ Id: id, Name: name, Image: doc.Image, ImageID: doc.ImageID, Config: doc.Config }, null, 2) + '\n',
   );
   return { doc, synced: writeNewDoc(store, doc), root: active };
+}
+
+/**
+ * docker makes the working directory when it creates the container (the process starts in it) and refuses one
+ * that is a file, or below one: 125, and no container is left. One that is missing is made at start (makeCwd).
+ */
+async function refuseFileWorkdir(view: RootView, cwd: string): Promise<void> {
+  const parts = cwd.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    const e = await view.stat(dir);
+    if (!e) return;
+    if (!e.stat.isDirectory())
+      throw new ContainerError(`Cannot mkdir: ${dir === cwd ? cwd : `${cwd}: ${dir}`} is not a directory`);
+  }
 }

@@ -1,5 +1,8 @@
 // `tsbuild exec`: one more process in a running container, in its namespaces and cgroup, with the
 // container's environment and user unless the flags say otherwise.
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { isOpaque, type Store } from '@tsbuild/layerstore';
 import {
   asContainerProcess,
@@ -8,9 +11,11 @@ import {
   RootView,
   withHome,
   type Exit,
+  type ExecSpec,
   type ProcessSpec,
 } from '@tsbuild/sandbox';
 import { applyEnv } from './env.js';
+import { firstLine, supervisorPath } from './runner.js';
 import { ContainerError, isRunning, refresh, type ContainerDoc } from './state.js';
 
 export interface ExecOptions extends Pick<
@@ -27,6 +32,61 @@ export interface ExecOptions extends Pick<
 
 /** Runs a process in the running container `doc` to its end. */
 export async function execInContainer(store: Store, doc: ContainerDoc, o: ExecOptions): Promise<Exit> {
+  return sandboxExec({
+    ...(await execSpec(store, doc, o)),
+    stdin: o.stdin,
+    stdout: o.stdout,
+    stderr: o.stderr,
+    newSession: o.newSession,
+    onStart: o.onStart,
+  });
+}
+
+/**
+ * `exec -d`: starts a process in the running container `doc` and returns once it runs, as docker exec -d. Its
+ * output goes nowhere (docker drops it too). The launcher dies with the process that started it, and the command
+ * with the launcher, so a helper (exec-detached.ts) in a session of its own starts it and stays until it ends.
+ * Throws what a foreground exec would have reported: the container, the user, or why the command cannot start.
+ */
+export async function execDetached(store: Store, doc: ContainerDoc, o: DetachedExecOptions): Promise<void> {
+  const spec = await execSpec(store, doc, o);
+  const child = spawn(process.execPath, [join(dirname(supervisorPath()), 'exec-detached.js')], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore', 'pipe'],
+    // It may outlive this process by long: it holds no directory of the caller's.
+    cwd: '/',
+  });
+  child.unref();
+  const spawned = new Promise<never>((_, reject) =>
+    child.on('error', (e) => reject(new ContainerError(`cannot start exec's helper: ${e.message}`))),
+  );
+  spawned.catch(() => {});
+  // The spec on stdin, not in its arguments: -e values are nobody else's to read in ps.
+  child.stdin!.on('error', () => {
+    /* it died first: its fd 3 says nothing, which is reported */
+  });
+  child.stdin!.end(JSON.stringify(spec));
+  const line = await Promise.race([firstLine(child.stdio[3] as Readable), spawned]);
+  let outcome: DetachedOutcome | undefined;
+  try {
+    outcome = line === undefined ? undefined : (JSON.parse(line) as DetachedOutcome);
+  } catch {
+    /* reported below */
+  }
+  if (!outcome)
+    throw new ContainerError(
+      `exec's helper ended without starting the command${line === undefined ? '' : ` (it said ${line})`}`,
+    );
+  if (!outcome.running) throw new ContainerError(outcome.error);
+}
+
+/** What exec-detached.ts tells execDetached on its fd 3, one JSON line. */
+export type DetachedOutcome = { running: true } | { running: false; error: string };
+
+export type DetachedExecOptions = Omit<ExecOptions, 'stdin' | 'stdout' | 'stderr' | 'newSession' | 'onStart'>;
+
+/** What a process in `doc` runs as: the container's own settings under the flags. */
+async function execSpec(store: Store, doc: ContainerDoc, o: DetachedExecOptions): Promise<ExecSpec> {
   const d = await refresh(store, doc);
   if (!isRunning(d)) throw new ContainerError(`container ${d.Name} is not running`, 'conflict');
   const env = applyEnv(d.Config.env, o.env ?? []);
@@ -43,7 +103,7 @@ export async function execInContainer(store: Store, doc: ContainerDoc, o: ExecOp
     );
     who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [], home: r.home };
   }
-  return sandboxExec({
+  return {
     pid: d.State.Pid!,
     argv: o.argv,
     env: who.home === undefined ? env : withHome(env, who.home),
@@ -53,10 +113,5 @@ export async function execInContainer(store: Store, doc: ContainerDoc, o: ExecOp
     additionalGids: who.additionalGids,
     keepNetRaw: d.Config.network === 'none',
     tty: o.tty,
-    stdin: o.stdin,
-    stdout: o.stdout,
-    stderr: o.stderr,
-    newSession: o.newSession,
-    onStart: o.onStart,
-  });
+  };
 }

@@ -28,7 +28,7 @@ export {
 } from './runner.js';
 export { stopContainer, signalContainer, killContainer } from './signal.js';
 export { removeContainer } from './remove.js';
-export { execInContainer, type ExecOptions } from './exec.js';
+export { execInContainer, execDetached, type DetachedExecOptions, type ExecOptions } from './exec.js';
 export { commitContainer, containerOnly, type CommitContainerOptions } from './commit.js';
 export { copyLogs, type LogOptions } from './logs.js';
 export {

@@ -1,7 +1,7 @@
 // `run --mount type=bind|volume|tmpfs,KEY=VALUE,...`: docker's other spelling of -v, read as docker 20.10 reads
 // it (its CLI's csv fields and keys, then its daemon's checks of each type), into the same mounts -v makes.
 // What tsbuild cannot honour is refused by name: shared or slave propagation (a container's mounts are private
-// to it), non-recursive binds, volume drivers other than local and their options or labels.
+// to it), volume drivers other than local and their options or labels.
 import { statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { ContainerError } from './state.js';
@@ -9,7 +9,9 @@ import { isVolumeName } from './volumes.js';
 
 /** A mount a -v or --mount flag asks for, before its volume exists. */
 export type MountRequest =
-  | { kind: 'bind'; source: string; target: string; readonly: boolean }
+  /** create: -v's, a source that is missing is made (with its parents) when the container starts, as docker does. */
+  /** nonrecursive: --mount's bind-nonrecursive, the source without the mounts beneath it. */
+  | { kind: 'bind'; source: string; target: string; readonly: boolean; create?: true; nonrecursive?: true }
   /** name undefined: a new anonymous volume. nocopy: not seeded from the image. */
   | { kind: 'volume'; name?: string; target: string; readonly: boolean; nocopy?: boolean }
   /** size in bytes, mode of its root: undefined when not given (or given as 0, as docker takes it). */
@@ -175,8 +177,13 @@ function read(spec: string): MountRequest {
         `bind-propagation=${propagation} is not supported: a container's mounts are private to it ` +
           `(${honoured.join(', ')})`,
       );
-    if (nonrecursive) throw new Error('bind-nonrecursive is not supported: binds include the mounts beneath them');
-    return { kind: 'bind', source: posix.resolve(source), target, readonly };
+    return {
+      kind: 'bind',
+      source: posix.resolve(source),
+      target,
+      readonly,
+      ...(nonrecursive ? { nonrecursive: true } : {}),
+    };
   }
   if (type === 'volume') {
     if (source === '' && readonly) throw invalid('must not set ReadOnly mode when using anonymous volumes');

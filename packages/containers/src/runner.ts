@@ -2,7 +2,7 @@
 // mounts and limits, while the state document follows (running with pid, then exited with code).
 // The process calling runContainer is the container's "runner": the foreground `tsbuild run`, or a
 // detached supervisor (supervisor.ts) for `run -d` / `start`.
-import { openSync, closeSync, promises as fsp } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, promises as fsp, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -65,7 +65,16 @@ export interface RunIO {
 async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> {
   const out: Mount[] = [];
   for (const m of doc.Config.mounts) {
-    if (m.type === 'bind') out.push({ type: 'bind', source: m.source, target: m.target, readonly: m.readonly });
+    if (m.type === 'bind') {
+      if (m.create) makeSourceDir(m.source);
+      out.push({
+        type: 'bind',
+        source: m.source,
+        target: m.target,
+        readonly: m.readonly,
+        ...(m.nonrecursive ? { nonrecursive: true } : {}),
+      });
+    }
     // noexec, nosuid and nodev, as docker mounts a tmpfs there.
     else if (m.type === 'tmpfs') out.push({ ...m, noexec: true });
     else {
@@ -75,6 +84,39 @@ async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> 
     }
   }
   return out;
+}
+
+/**
+ * A -v bind's missing source, made as docker's daemon makes it: with its missing parents, each 0755 (the daemon's
+ * umask is 022, whatever this process's), the host's path as given (its symlinks followed, a dangling one refused).
+ */
+function makeSourceDir(source: string): void {
+  // A file, a directory, or a symlink to one: bound as it is (anything else the mkdirs below say).
+  try {
+    statSync(source);
+    return;
+  } catch {
+    /* missing, or below a file */
+  }
+  const parts = source.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    try {
+      mkdirSync(dir, 0o755);
+      chmodSync(dir, 0o755);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && isDir(dir)) continue;
+      throw new ContainerError(`error while creating mount source path '${source}': ${(e as Error).message}`);
+    }
+  }
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 type NetworkMode = 'host' | 'none' | 'private';
@@ -174,6 +216,8 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       throw new ContainerError(
         `the image ${cfg.image.ref} (${doc.Image}) of container ${doc.Name} is no longer in the store`,
       );
+    // A user its image lacks (create.ts): docker fails every start with it, before anything runs (125).
+    if (cfg.userError !== undefined) throw new ContainerStartError(cfg.userError, 125);
     // Refused, it is kept (not removed as --rm asks): the user decides, told what happened.
     if (cfg.autoRemove)
       try {
@@ -277,12 +321,13 @@ export async function runContainer(store: Store, id: string, io: RunIO): Promise
       store,
       id,
       (d) => {
-        d.State.Status = 'exited';
+        // Refused before anything ran (its user): Created, as docker leaves it.
+        d.State.Status = e instanceof ContainerStartError ? 'created' : 'exited';
         // Who failed to start it: startDetached waits for its supervisor's verdict.
         d.State.Runner = process.pid;
         d.State.RunnerStart = runnerStart;
         d.State.ExitCode = 125;
-        d.State.FinishedAt = new Date().toISOString();
+        if (d.State.Status === 'exited') d.State.FinishedAt = new Date().toISOString();
         d.State.Error = (e as Error).message;
       },
       { durable },
@@ -320,7 +365,7 @@ export class ContainerStartError extends ContainerError {
 export type StartOutcome = { running: true } | { running: false; code: number; error?: string };
 
 /** The first line on `stream` (undefined at its end without one); the stream is let go of then. */
-function firstLine(stream: Readable): Promise<string | undefined> {
+export function firstLine(stream: Readable): Promise<string | undefined> {
   return new Promise((resolve) => {
     let text = '';
     const done = () => {

@@ -29,7 +29,9 @@ import type { Code, Coded } from '@tsbuild/errdefs';
 import { fsyncDir, ownedId, pidAlive, processStart, writeFileAtomic } from '@tsbuild/sys';
 
 export type MountSpec =
-  | { type: 'bind'; source: string; target: string; readonly: boolean }
+  // create: a -v bind, whose source is made (0755, with its parents) at each start when it is missing.
+  // nonrecursive: --mount's bind-nonrecursive, the source without the mounts beneath it.
+  | { type: 'bind'; source: string; target: string; readonly: boolean; create?: boolean; nonrecursive?: boolean }
   | { type: 'volume'; name: string; target: string; readonly: boolean; anonymous: boolean }
   // --mount type=tmpfs: size in bytes and the mode of its root, when given.
   | { type: 'tmpfs'; target: string; readonly: boolean; size?: number; mode?: number };
@@ -47,6 +49,12 @@ export interface ContainerSpec {
   uid: number;
   gid: number;
   additionalGids: number[];
+  /**
+   * Why `user` names nobody in the image (uid and gid are then 0, never used). docker creates such a container
+   * and fails each start with this (it stays Created): the lookup is made when it starts, and a container that
+   * never ran has nothing of its own in /etc/passwd.
+   */
+  userError?: string;
   /**
    * The HOME its process gets when env has none (users.ts withHome), resolved with uid; added when
    * the process starts, as runc does, so that `exec -u` gets its own user's. Older documents have

@@ -12,14 +12,15 @@ const dir = mkdtempSync(join(tmpdir(), 'containers-flags-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 const volumes: [string, ReturnType<typeof parseVolume> | RegExp][] = [
-  [`${dir}:/data`, { kind: 'bind', source: dir, target: '/data', readonly: false }],
-  [`${dir}:/data/../etc/:ro`, { kind: 'bind', source: dir, target: '/etc', readonly: true }],
+  [`${dir}:/data`, { kind: 'bind', source: dir, target: '/data', readonly: false, create: true }],
+  [`${dir}:/data/../etc/:ro`, { kind: 'bind', source: dir, target: '/etc', readonly: true, create: true }],
   ['cache:/var/cache:rw', { kind: 'volume', name: 'cache', target: '/var/cache', readonly: false }],
   ['/scratch', { kind: 'volume', target: '/scratch', readonly: false }],
   ['/scratch:ro', { kind: 'volume', target: '/scratch', readonly: true }],
   ['scratch', /a container path must be absolute/],
   ['cache:data', /the container path must be absolute/],
-  [`${dir}/absent:/x`, /bind source path does not exist/],
+  // Made when the container starts, as docker makes it (test/run-mount.test.ts).
+  [`${dir}/absent:/x`, { kind: 'bind', source: `${dir}/absent`, target: '/x', readonly: false, create: true }],
   ['bad name!:/x', /is not a valid volume name/],
   ['a:b:c:/x', /expected HOST:CONTAINER/],
 ];
@@ -37,6 +38,10 @@ for (const [spec, want] of volumes) {
 // --mount specs as docker reads them (test/run-mount.test.ts runs them): the mount each one asks for.
 const mounts: [string, ReturnType<typeof parseMount> | RegExp][] = [
   [`type=bind,src=${dir}/,dst=/m/`, { kind: 'bind', source: dir, target: '/m', readonly: false }],
+  [
+    `type=bind,src=${dir},dst=/m,bind-nonrecursive`,
+    { kind: 'bind', source: dir, target: '/m', readonly: false, nonrecursive: true },
+  ],
   ['dst=/data,src=v,volume-nocopy=1', { kind: 'volume', name: 'v', target: '/data', readonly: false, nocopy: true }],
   ['type=volume,dst=/data,volume-nocopy=false', { kind: 'volume', target: '/data', readonly: false }],
   ['type=tmpfs,dst=/t,tmpfs-size=1.5k', { kind: 'tmpfs', target: '/t', readonly: false, size: 1536 }],

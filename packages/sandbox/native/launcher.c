@@ -101,7 +101,7 @@
 #define X_MOUNT_ATTR_NOEXEC 0x8
 struct x_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 
-struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; int file; char *mode; int noexec; };
+struct mnt { int tmpfs; char *src, *tgt; int ro; char *size; int file; char *mode; int noexec; int norec; };
 
 struct spec {
   char **lowers; int nlowers;
@@ -271,6 +271,7 @@ static void parse_spec(void) {
     else if (cur && !strcmp(tok, "mkind")) cur->file = !strcmp(v, "file");
     else if (cur && !strcmp(tok, "mmode")) cur->mode = v;
     else if (cur && !strcmp(tok, "mnoexec")) cur->noexec = !strcmp(v, "1");
+    else if (cur && !strcmp(tok, "mnorec")) cur->norec = !strcmp(v, "1");
     else if (!strcmp(tok, "exec")) S.execpid = num(v);
     else if (!strcmp(tok, "netns")) S.netnspid = num(v);
     else if (!strcmp(tok, "netholder")) S.netholder = !strcmp(v, "1");
@@ -594,7 +595,9 @@ static void extra_mounts(void) {
       if (mfd < 0) die("fsmount tmpfs for %s", m->tgt);
       close(fs);
     } else {
-      mfd = syscall(SYS_open_tree, AT_FDCWD, m->src, X_OPEN_TREE_CLONE | X_OPEN_TREE_CLOEXEC | X_AT_RECURSIVE);
+      // With the mounts beneath the source (MS_REC), unless asked without them (bind-nonrecursive).
+      unsigned rec = m->norec ? 0 : X_AT_RECURSIVE;
+      mfd = syscall(SYS_open_tree, AT_FDCWD, m->src, X_OPEN_TREE_CLONE | X_OPEN_TREE_CLOEXEC | rec);
       if (mfd < 0) die("bind source %s", m->src);
       // A bind keeps the host mount's flags, and CAP_MKNOD stays: on a host filesystem that honours
       // devices, `mknod disk b 8 0` on a cache mount would open the host's disk, and a setuid file a

@@ -163,6 +163,7 @@ export function encodeSpec(s: LauncherSpec): Buffer {
     t.push(token('mount', m.type), token('mtarget', m.target), token('mro', m.readonly ? 1 : 0));
     if (s.mountKinds?.[i]) t.push(token('mkind', s.mountKinds[i]));
     if (m.type === 'bind') t.push(token('msource', m.source ?? ''));
+    if (m.type === 'bind' && m.nonrecursive) t.push(token('mnorec', 1));
     if (m.size !== undefined) t.push(token('msize', Math.floor(m.size)));
     if (m.mode !== undefined) t.push(token('mmode', (m.mode & 0o7777).toString(8)));
     if (m.noexec) t.push(token('mnoexec', 1));

@@ -9,6 +9,8 @@ export interface Mount {
   /** Absolute path inside the root; created in the init layer if missing, never in the upperdir. */
   target: string;
   readonly?: boolean;
+  /** bind: the source alone, without the mounts beneath it (docker's bind-nonrecursive); default recursive. */
+  nonrecursive?: boolean;
   /** tmpfs size in bytes. */
   size?: number;
   /** tmpfs mode of its root directory (default 01777). */

@@ -279,6 +279,12 @@ const execFlags: FlagSpec[] = [
   { name: 'user', short: 'u', kind: 'string', value: 'USER[:GROUP]', help: "name or id (default: the container's)" },
   { name: 'interactive', short: 'i', kind: 'bool', help: 'pass stdin to the command' },
   { name: 'tty', short: 't', kind: 'bool', help: 'give it a pseudo-terminal' },
+  {
+    name: 'detach',
+    short: 'd',
+    kind: 'bool',
+    help: 'start it in the background and return (its output is dropped)',
+  },
 ];
 
 const psFlags: FlagSpec[] = [

@@ -1,0 +1,63 @@
+// The helper of `tsbuild exec -d`: `node exec-detached.js`, started in a session of its own by execDetached
+// (exec.ts) with the process's ExecSpec as JSON on stdin. It starts the process in the container, tells on fd 3
+// whether it runs, and stays until it ends: the launcher, and with it the process, dies with whoever spawned it.
+// Output goes where this helper's goes (nowhere, as docker exec -d's), and the process ends with the container.
+import { closeSync, readFileSync, writeSync } from 'node:fs';
+import { exec, type ExecSpec } from '@tsbuild/sandbox';
+import type { DetachedOutcome } from './exec.js';
+
+let told = false;
+/** Tells execDetached (on fd 3) whether the process runs, once; then lets go of it. */
+function tell(outcome: DetachedOutcome): void {
+  if (told) return;
+  told = true;
+  try {
+    writeSync(3, JSON.stringify(outcome) + '\n');
+    closeSync(3);
+  } catch {
+    /* started by hand, or its starter is gone */
+  }
+}
+
+async function main(): Promise<number> {
+  const spec = JSON.parse(readFileSync(0, 'utf8')) as ExecSpec;
+  // Signals that would end this helper (and so the process) are the process's to get, as a container's are.
+  let pid = 0;
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
+    process.on(s, () => {
+      if (pid)
+        try {
+          process.kill(pid, s);
+        } catch {
+          /* gone */
+        }
+    });
+  }
+  try {
+    const exit = await exec({
+      ...spec,
+      stdin: 'ignore',
+      stdout: 'inherit',
+      stderr: 'inherit',
+      onStart: (p) => {
+        pid = p;
+        tell({ running: true });
+      },
+    });
+    if (exit.startError) tell({ running: false, error: exit.startError });
+    // Ended before its start was reported: it ran (a start error says so), briefly.
+    tell({ running: true });
+    return 0;
+  } catch (e) {
+    tell({ running: false, error: (e as Error).message });
+    return 125;
+  }
+}
+
+main().then(
+  (c) => process.exit(c),
+  (e) => {
+    tell({ running: false, error: String((e as Error).message ?? e) });
+    process.exit(125);
+  },
+);
