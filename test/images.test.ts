@@ -2,7 +2,7 @@
 // tags and the build cache reach, and with --all drops the cache too), save and load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, chmodSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Base, cleanup, context, ok, storeWithBase, tempDir, tsbuild } from './helpers/cli.js';
 
@@ -76,6 +76,33 @@ test('save and load round trip into a fresh store', () => {
     JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root: other })).stdout).Id,
     JSON.parse(ok(tsbuild(['inspect', 'img:3'], { root })).stdout).Id,
   );
+  cleanup(other);
+});
+
+// docker shows an image's layers unpacked, whatever they were pulled or loaded as; a built image's layers are
+// kept uncompressed, so its SIZE already is: a loaded one, its layers gzip-compressed, must show the same.
+test('images and history: a loaded image with compressed layers shows their uncompressed size, as a built one', () => {
+  ok(tsbuild(['build', '-t', 'img:5', ctx], { root }));
+  const file = join(tempDir('save'), 'img.tar');
+  ok(tsbuild(['save', '--compression', 'gzip', '-o', file, 'img:5'], { root }));
+  const other = tempDir('store2');
+  ok(tsbuild(['load', '-i', file], { root: other }));
+  // Per layer, in bytes (the history rows of empty layers are 0 in both).
+  const layers = (r: string) =>
+    ok(tsbuild(['history', '--human=false', '--format', '{{.Size}}', 'img:5'], { root: r })).stdout;
+  assert.is(layers(other), layers(root));
+  // The image: config and layers the same; only the manifest differs (it names the compressed blobs).
+  const size = (r: string) => {
+    const [row] = JSON.parse(ok(tsbuild(['images', '--format', 'json', 'img:5'], { root: r })).stdout);
+    return row.size - statSync(join(r, 'blobs', 'sha256', row.manifestDigest.slice(7))).size;
+  };
+  assert.is(size(other), size(root));
+  // What the first listing worked out is remembered (a record per compressed layer): the next reads it.
+  const records = readdirSync(join(other, 'cache')).filter((f) =>
+    readFileSync(join(other, 'cache', f), 'utf8').includes('"kind":"unpacked-size"'),
+  );
+  assert.ok(records.length > 0, 'no record of an unpacked size');
+  assert.is(size(other), size(root));
   cleanup(other);
 });
 

@@ -122,6 +122,21 @@ test('pull: an image pushed by skopeo, by tag and by digest', () => {
   }
 });
 
+// docker shows a pulled image's layers unpacked: so does tsbuild, as for the built image that was pushed
+// (whose layers the store keeps uncompressed), though the pull stores them as the registry has them, gzipped.
+test('images and history of a pulled image: the layers uncompressed, as the built image it was pushed from', () => {
+  const store = temp('store-pulled');
+  ok(tsbuild(['pull', `${reg.host}/base:1`], { root: store }));
+  const layers = (root: string, ref: string) =>
+    ok(tsbuild(['history', '--human=false', '--format', '{{.Size}}', ref], { root })).stdout;
+  assert.is(layers(store, `${reg.host}/base:1`), layers(storeA, Base));
+  const size = (root: string, ref: string) => {
+    const [row] = JSON.parse(ok(tsbuild(['images', '--format', 'json', ref], { root })).stdout);
+    return row.size - statSync(join(root, 'blobs', 'sha256', row.manifestDigest.slice(7))).size;
+  };
+  assert.is(size(store, `${reg.host}/base:1`), size(storeA, Base));
+});
+
 /**
  * An HTTP proxy to the registry that, while `hold` is set, sends a blob response larger than 2 MiB only up
  * to its first MiB and then keeps the connection open: a pull caught mid-download, deterministically.

@@ -360,13 +360,18 @@ const fields = [
   'StopSignal',
   'Shell',
   'OnBuild',
+  'ArgsEscaped',
 ] as const;
 
 /**
- * The config fields compared; null, missing and empty are the same. `layers` counts the layers with
+ * The config fields compared; null, missing and empty are the same here. `layers` counts the layers with
  * entries, `emptyLayers` (only when there are any) those without: a step that changes nothing.
  * `platform` (OS/ARCH) is there when it is not linux/amd64, the machine's, which every other case builds
  * for (so their recordings stand); the variant is not compared (BuildKit leaves arm64's out, tsbuild says v8).
+ * `keys`: which keys the raw config JSON has (its own and its `config`'s, `=null` for a null), for what the
+ * fields above cannot tell apart (`"OnBuild": null` or none); the variant is left out of it as above.
+ * `history`: each entry's `created_by` (the times are the builds' own); `historyEmpty`: the places (from 0)
+ * of the entries marked `empty_layer`, apart, for the deliberate difference in empty layers.
  */
 export function normaliseConfig(image: any, layers: number, emptyLayers = 0): Record<string, unknown> {
   const c = image.config ?? {};
@@ -385,6 +390,12 @@ export function normaliseConfig(image: any, layers: number, emptyLayers = 0): Re
   }
   out.layers = layers;
   if (emptyLayers) out.emptyLayers = emptyLayers;
+  const keys = (o: Record<string, unknown>, prefix: string) =>
+    Object.keys(o).map((k) => `${prefix}${k}${o[k] === null ? '=null' : ''}`);
+  out.keys = [...keys(image, '').filter((k) => k !== 'variant'), ...keys(c, 'config.')].sort();
+  const history = (image.history ?? []) as { created_by?: string; empty_layer?: boolean }[];
+  out.history = history.map((h) => h.created_by ?? '');
+  out.historyEmpty = history.flatMap((h, i) => (h.empty_layer ? [i] : []));
   return out;
 }
 

@@ -124,10 +124,26 @@ const cases: { name: string; dockerfile: string; base?: ContainerConfig; want: P
     want: { OnBuild: ['RUN echo one', 'COPY . /src'] },
   },
   {
-    name: "the base's ONBUILD triggers are consumed, not inherited",
+    name: "the base's ONBUILD triggers are consumed, not inherited: OnBuild is null, as BuildKit writes it",
     dockerfile: 'FROM scratch\n',
     base: { OnBuild: ['RUN true'], Env: ['X=1'] },
-    want: { OnBuild: undefined, Env: ['X=1'] },
+    want: { OnBuild: null, Env: ['X=1'] },
+  },
+  { name: 'scratch: OnBuild null', dockerfile: 'FROM scratch\nENV A=1\n', want: { OnBuild: null } },
+  // BuildKit sets ArgsEscaped with every CMD (docker on Linux ignores it); ENTRYPOINT leaves it as it was.
+  { name: 'CMD (shell form) sets ArgsEscaped', dockerfile: 'FROM scratch\nCMD echo hi\n', want: { ArgsEscaped: true } },
+  { name: 'CMD (exec form) sets ArgsEscaped', dockerfile: 'FROM scratch\nCMD ["a"]\n', want: { ArgsEscaped: true } },
+  { name: 'CMD [] sets ArgsEscaped', dockerfile: 'FROM scratch\nCMD []\n', want: { ArgsEscaped: true } },
+  {
+    name: 'ENTRYPOINT alone leaves no ArgsEscaped',
+    dockerfile: 'FROM scratch\nENTRYPOINT ["/app"]\n',
+    want: { ArgsEscaped: undefined },
+  },
+  {
+    name: "the base's ArgsEscaped is kept",
+    dockerfile: 'FROM scratch\nENTRYPOINT ["/app"]\n',
+    base: { Cmd: ['sh'], ArgsEscaped: true },
+    want: { ArgsEscaped: true, Cmd: undefined },
   },
   {
     name: 'RUN, COPY and ARG change nothing in the config',
@@ -160,11 +176,11 @@ test('inheritConfig copies: the base is not changed by the stage', () => {
   assert.equal(base, before);
 });
 
-test('scratchConfig: platform, variant only when given, PATH and WorkingDir / (as BuildKit), empty rootfs', () => {
+test('scratchConfig: platform, variant if given, PATH, WorkingDir /, OnBuild null (as BuildKit), no layers', () => {
   assert.equal(scratchConfig(amd64), {
     architecture: 'amd64',
     os: 'linux',
-    config: { Env: [PATH], WorkingDir: '/' },
+    config: { Env: [PATH], WorkingDir: '/', OnBuild: null },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   });
@@ -206,6 +222,25 @@ test('expandPorts: a huge range stops at 65536 entries', () => assert.is(expandP
 const history: [string, string][] = [
   ['RUN  echo   a', 'RUN /bin/sh -c echo   a # buildkit'],
   ['COPY  a   /b', 'COPY a /b # buildkit'],
+  // COPY and ADD: the sources and the destination expanded, as words (never the JSON form), the destination
+  // as written (not resolved against WORKDIR), flags left out but those below.
+  ['ARG E=ee V=vv\nCOPY $E/../a.txt /exp-${V}', 'COPY ee/../a.txt /exp-vv # buildkit'],
+  ['COPY ["a.txt", "/json dst"]', 'COPY a.txt /json dst # buildkit'],
+  ['WORKDIR /w\nCOPY a.txt rel/', 'COPY a.txt rel/ # buildkit'],
+  ['WORKDIR /w\nCOPY ./a.txt .', 'COPY ./a.txt . # buildkit'],
+  ['COPY a.txt a\\\nb', 'COPY a.txt ab # buildkit'],
+  ['FROM scratch AS s1\nFROM scratch\nCOPY --from=s1 /hi /fromhi', 'COPY /hi /fromhi # buildkit'],
+  ['COPY --from=busybox /bin/true t', 'COPY /bin/true t # buildkit'],
+  ['ADD t.tar.gz /targz/', 'ADD t.tar.gz /targz/ # buildkit'],
+  ['ADD http://127.0.0.1:8765/u.tgz ut/', 'ADD http://127.0.0.1:8765/u.tgz ut/ # buildkit'],
+  ['COPY --link --exclude=*.md . /d/', 'COPY . /d/ # buildkit'],
+  // Flags BuildKit names since Dockerfile 1.7 (moby/buildkit#4597; dockerd 20.10 leaves them out), expanded.
+  ['COPY --chown=1:2 --chmod=600 a.txt /o', 'COPY --chown=1:2 --chmod=600 a.txt /o # buildkit'],
+  ['ARG U=5\nADD --chown=$U a.txt /o', 'ADD --chown=5 a.txt /o # buildkit'],
+  ['COPY --parents a/./b /d/', 'COPY --parents a/./b /d/ # buildkit'],
+  // Heredocs by name, after the sources (Dockerfile 1.4+; dockerd 20.10 has none).
+  ['COPY <<EOF /etc/x\nhello\nEOF', 'COPY <<EOF /etc/x # buildkit'],
+  ['COPY a <<-"EOT" /d/\n\thi\n\tEOT', 'COPY a <<EOT /d/ # buildkit'],
   ['WORKDIR /w', 'WORKDIR /w'],
   ['WORKDIR /a\nARG D=d\nWORKDIR b/$D', 'WORKDIR /a/b/d'],
   ['ENV A=1', 'ENV A=1'],
@@ -224,6 +259,25 @@ const history: [string, string][] = [
   ['ARG U=nobody\nUSER ${U}:users', 'USER nobody:users'],
   ['ARG U=nobody\nSTOPSIGNAL SIG${U:+TERM}', 'STOPSIGNAL SIGTERM'],
   ['MAINTAINER  me  <m@x>', 'MAINTAINER me  <m@x>'],
+  // Go's %q of the config's healthcheck, as current BuildKit: test, the four durations, retries as a rune
+  // (dockerd 20.10's struct had no start interval, so it printed three durations).
+  [
+    'HEALTHCHECK --interval=5s --timeout=2s --start-period=1m --retries=4 CMD wget -q -O- http://x/ || exit 1',
+    'HEALTHCHECK &{["CMD-SHELL" "wget -q -O- http://x/ || exit 1"] "5s" "2s" "1m0s" "0s" \'\\x04\'}',
+  ],
+  [
+    'HEALTHCHECK --retries=2 CMD ["/bin/true", "x"]',
+    'HEALTHCHECK &{["CMD" "/bin/true" "x"] "0s" "0s" "0s" "0s" \'\\x02\'}',
+  ],
+  ['HEALTHCHECK NONE', 'HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" \'\\x00\'}'],
+  [
+    'HEALTHCHECK --interval=1h2m3.5s --timeout=1500ms --start-period=1.25ms --start-interval=10m --retries=65 CMD :',
+    'HEALTHCHECK &{["CMD-SHELL" ":"] "1h2m3.5s" "1.5s" "1.25ms" "10m0s" \'A\'}',
+  ],
+  [
+    'HEALTHCHECK --timeout=250ms --retries=10 CMD true',
+    'HEALTHCHECK &{["CMD-SHELL" "true"] "0s" "250ms" "0s" "0s" \'\\n\'}',
+  ],
 ];
 for (const [line, want] of history)
   test(`historyText: ${JSON.stringify(line)}`, () => {

@@ -30,7 +30,7 @@ import {
   type Manifest,
 } from './types.js';
 import { layerCompression, layerMediaType } from './image-read.js';
-import { compress, mediaTypeOf } from './layer/compress.js';
+import { compress, decompress, mediaTypeOf } from './layer/compress.js';
 import { GZIP_CHUNK, GZIP_LEVEL } from './layer/gzip.js';
 import { isDigest, sha256 } from './digest.js';
 import type { Store } from './store.js';
@@ -262,4 +262,41 @@ export function layerCodec(store: Store): LayerCodec {
     materialise: (layer, c) => materialiseLayer(store, layer, c),
     manifest: manifestWithLayers,
   };
+}
+
+/** The cache-record key of a compressed blob's uncompressed size. */
+function unpackedSizeKey(digest: Digest): Digest {
+  return sha256(`tsbuild uncompressed layer size\n${digest}`);
+}
+
+/**
+ * Each layer's uncompressed size (its tar's bytes), what docker shows for an image whatever its layers were
+ * pulled or loaded as. A built layer is kept uncompressed: its blob's size. A compressed one (pulled, loaded)
+ * is decompressed once and its size remembered in a record (naming no blob: it keeps nothing from prune); a
+ * blob that cannot be read counts as stored, and the image is reported broken elsewhere.
+ */
+export async function unpackedLayerSizes(store: Store, layers: Layer[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const layer of layers) {
+    if (layerCompression(layer.mediaType) === 'tar') {
+      out.push(layer.size);
+      continue;
+    }
+    const key = unpackedSizeKey(layer.digest);
+    const v = (await store.cache.get(key))?.value as { kind?: string; digest?: string; size?: unknown } | undefined;
+    if (v?.kind === 'unpacked-size' && v.digest === layer.digest && typeof v.size === 'number') {
+      out.push(v.size);
+      continue;
+    }
+    let size = 0;
+    try {
+      for await (const b of decompress(store.blobs.open(layer.digest), layer.mediaType)) size += b.length;
+    } catch {
+      out.push(layer.size);
+      continue;
+    }
+    await store.cache.put(key, { value: { kind: 'unpacked-size', digest: layer.digest, size }, blobs: [] });
+    out.push(size);
+  }
+  return out;
 }

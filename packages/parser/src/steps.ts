@@ -170,12 +170,14 @@ export function convertStep(node: Instruction, scope: Scope, ctx: StepContext): 
           sources.push(x(src));
         }
       }
+      const destWritten = x(destRaw);
       const step: Step = {
         ...base,
         kind: node.keyword === 'ADD' ? 'add' : 'copy',
         sources,
         inline,
-        dest: resolveKeepSlash(scope.workdir, x(destRaw)),
+        dest: resolveKeepSlash(scope.workdir, destWritten),
+        destWritten,
         link: flags.bool('link') ?? false,
         exclude: flags.strings('exclude').map(x),
         parents: flags.bool('parents') ?? false,

@@ -121,6 +121,8 @@ export interface CopyStep extends StepBase {
   inline: { name: string; content: string }[];
   /** Destination, expanded and made absolute against WORKDIR; a trailing '/' is kept. */
   dest: string;
+  /** The destination expanded but as written (relative stays relative): what BuildKit's history entry shows. */
+  destWritten: string;
   from?: FromSource;
   chown?: string;
   chmod?: string;

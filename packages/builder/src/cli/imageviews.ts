@@ -115,16 +115,21 @@ export function ellipsis(s: string, max: number): string {
 
 /**
  * `history`'s rows: one per history entry, newest first; an entry that made a layer shows the layer's
- * size (as stored, compressed), the others 0B. The top row carries the image id, the rest `<missing>`
- * (docker's word for steps with no image of their own, as for any pulled or loaded image).
+ * size (`layerSizes`, unpacked as docker shows it; else as stored), the others 0B. The top row carries the
+ * image id, the rest `<missing>` (docker's word for steps with no image of their own, as for any pulled or
+ * loaded image).
  */
-export function historyRows(img: Image, opts: { noTrunc: boolean; human?: boolean }): HistoryRow[] {
+export function historyRows(
+  img: Image,
+  opts: { noTrunc: boolean; human?: boolean; layerSizes?: number[] },
+): HistoryRow[] {
   const history = img.config.history?.length
     ? img.config.history
     : img.layers.map(() => ({ created: img.config.created, created_by: '', comment: '' }));
   let layer = 0;
   const rows = history.map((h) => {
-    const size = 'empty_layer' in h && h.empty_layer ? 0 : (img.layers[layer++]?.size ?? 0);
+    const i = 'empty_layer' in h && h.empty_layer ? -1 : layer++;
+    const size = i < 0 ? 0 : (opts.layerSizes?.[i] ?? img.layers[i]?.size ?? 0);
     const createdBy = (h.created_by ?? '').replace(/\t/g, ' ');
     const created = h.created ? new Date(h.created) : undefined;
     return {

@@ -17,8 +17,9 @@ export function scratchConfig(platform: { os: string; architecture: string; vari
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    // BuildKit's empty image: a default PATH and WorkingDir "/" (dockerfile2llb's emptyImage).
-    config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' },
+    // BuildKit's empty image: a default PATH and WorkingDir "/" (dockerfile2llb's emptyImage), and OnBuild
+    // null: dockerd 20.10's BuildKit writes the key (no omitempty), null when there are no triggers.
+    config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/', OnBuild: null },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   };
@@ -28,7 +29,7 @@ export function scratchConfig(platform: { os: string; architecture: string; vari
 export function inheritConfig(base: ImageConfig): ImageConfig {
   const copy = structuredClone(base);
   copy.config = { ...(copy.config ?? {}) };
-  delete copy.config.OnBuild;
+  copy.config.OnBuild = null;
   copy.history = copy.history ?? [];
   return copy;
 }
@@ -83,6 +84,8 @@ export function applyStep(state: StageConfig, step: Step): void {
     case 'cmd':
       if (step.argv.length > 0) c.Cmd = step.argv;
       else delete c.Cmd;
+      // As BuildKit, with every CMD (a Windows flag: docker on Linux ignores it, but the config has it).
+      c.ArgsEscaped = true;
       state.cmdSet = true;
       break;
     case 'shell':
@@ -149,6 +152,42 @@ function goQuote(s: string): string {
   return `"${s.replace(/[\x00-\x1f\x7f"\\]/g, esc)}"`;
 }
 
+/** Go's time.Duration String(): `1h2m3.5s`, `1m0s`, `0s`; under a second in ms, µs or ns (`1.5ms`). */
+export function goDuration(ns: number): string {
+  // The digits of v / 10^prec: the fraction without trailing zeros (and no dot when there is none).
+  const frac = (v: bigint, prec: number): [string, bigint] => {
+    const p = 10n ** BigInt(prec);
+    const f = (v % p).toString().padStart(prec, '0').replace(/0+$/, '');
+    return [f ? `.${f}` : '', v / p];
+  };
+  const u = BigInt(Math.trunc(ns));
+  if (u === 0n) return '0s';
+  if (u < 1_000_000_000n) {
+    const [prec, unit] = u < 1000n ? [0, 'ns'] : u < 1_000_000n ? [3, 'µs'] : [6, 'ms'];
+    const [f, whole] = frac(u, prec);
+    return `${whole}${f}${unit}`;
+  }
+  const [f, secs] = frac(u, 9);
+  const mins = secs / 60n;
+  const hours = mins / 60n;
+  const s = `${secs % 60n}${f}s`;
+  if (mins === 0n) return s;
+  return hours === 0n ? `${mins}m${s}` : `${hours}h${mins % 60n}m${s}`;
+}
+
+const runeEscapes: Record<number, string> = { 7: 'a', 8: 'b', 9: 't', 10: 'n', 11: 'v', 12: 'f', 13: 'r' };
+
+/** Go's strconv.QuoteRune (what %q prints for an int): `'A'`, `'\x04'`, `'\n'`. */
+function goQuoteRune(n: number): string {
+  if (n === 0x27 || n === 0x5c) return `'\\${String.fromCharCode(n)}'`;
+  if (runeEscapes[n]) return `'\\${runeEscapes[n]}'`;
+  if (n < 0 || n > 0x10ffff || (n >= 0xd800 && n <= 0xdfff)) return "'\ufffd'";
+  const c = String.fromCodePoint(n);
+  if (/^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u.test(c)) return `'${c}'`;
+  if (n < 0x80) return `'\\x${n.toString(16).padStart(2, '0')}'`;
+  return n < 0x10000 ? `'\\u${n.toString(16).padStart(4, '0')}'` : `'\\U${n.toString(16).padStart(8, '0')}'`;
+}
+
 /** BuildKit's history text for a step (ONBUILD has none: BuildKit records no history entry for it). */
 export function historyText(step: Step): string {
   switch (step.kind) {
@@ -157,9 +196,18 @@ export function historyText(step: Step): string {
       const args = step.historyArgs ?? [];
       return `RUN ${args.length > 0 ? `|${args.length} ${args.join(' ')} ` : ''}${step.argv.join(' ')} # buildkit`;
     }
+    // BuildKit's words, not the instruction as written: the sources expanded (never the JSON form), heredocs
+    // by name (never their text), the destination as written (not resolved against WORKDIR), and of the flags
+    // only those Dockerfile 1.7 names (dockerd 20.10's BuildKit named none).
     case 'copy':
-    case 'add':
-      return `${step.source.replace(/\s+/g, ' ').trim()} # buildkit`;
+    case 'add': {
+      const words = [step.kind.toUpperCase()];
+      if (step.parents) words.push('--parents');
+      if (step.chown) words.push(`--chown=${step.chown}`);
+      if (step.chmod) words.push(`--chmod=${step.chmod}`);
+      words.push(...step.sources, ...step.inline.map((h) => `<<${h.name}`), step.destWritten);
+      return `${words.join(' ')} # buildkit`;
+    }
     // The directory as the config has it (expanded, absolute), with no "# buildkit" (BuildKit adds it only to
     // steps it runs on a state).
     case 'workdir':
@@ -186,6 +234,13 @@ export function historyText(step: Step): string {
       return `STOPSIGNAL ${step.signal}`;
     case 'maintainer':
       return `MAINTAINER ${step.name}`;
+    // Go's %q of the config's healthcheck struct: the test, the durations (Interval, Timeout, StartPeriod,
+    // StartInterval: dockerd 20.10's BuildKit had no StartInterval) and Retries, an int, as a rune.
+    case 'healthcheck': {
+      const d = (ns: number | undefined) => goQuote(goDuration(ns ?? 0));
+      const times = [step.interval, step.timeout, step.startPeriod, step.startInterval].map(d).join(' ');
+      return `HEALTHCHECK &{[${step.test.map(goQuote).join(' ')}] ${times} ${goQuoteRune(step.retries ?? 0)}}`;
+    }
     default:
       return step.source.replace(/\s+/g, ' ').trim();
   }

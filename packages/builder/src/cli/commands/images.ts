@@ -1,7 +1,15 @@
 // Image commands over the store: images, inspect, tag, rmi, prune, save, load.
 import { resolve } from 'node:path';
 import { isatty } from 'node:tty';
-import { archive, check, compressedImage, familiarName, parseReference, type Store } from '@tsbuild/layerstore';
+import {
+  archive,
+  check,
+  compressedImage,
+  familiarName,
+  parseReference,
+  unpackedLayerSizes,
+  type Store,
+} from '@tsbuild/layerstore';
 import { bool, list, parseArgs, str } from '../args.js';
 import { flagsOf } from '../flags.js';
 import { openStore } from '../root.js';
@@ -46,6 +54,15 @@ export async function imagesCommand(argv: string[]): Promise<number> {
   // image's tags, and the same second's images, in name order. A broken image, with no time, comes last.
   const time = (r: { created?: string }) => (r.created ? Date.parse(r.created) || 0 : 0);
   const rows = (await store.images.list()).filter((r) => matchesFilter(r, filter)).sort((a, b) => time(b) - time(a));
+  // As docker, the layers' unpacked size: a pulled or loaded image's layers are stored compressed.
+  if (!bool(p, 'quiet') || format === 'json') {
+    for (const r of rows) {
+      if (!r.image || r.broken) continue;
+      const stored = r.image.layers.reduce((n, l) => n + l.size, 0);
+      const unpacked = (await unpackedLayerSizes(store, r.image.layers)).reduce((n, s) => n + s, 0);
+      r.size += unpacked - stored;
+    }
+  }
   if (format === 'json') {
     // tsbuild's documented array (docs/cli.md); docker's one object per line is --format '{{json .}}'.
     process.stdout.write(
@@ -131,7 +148,8 @@ export async function historyCommand(argv: string[]): Promise<number> {
   const human = p.flags.has('human') ? bool(p, 'human') : true;
   const store = await openStore(str(p, 'root'));
   const img = await image(store, p.positionals[0]);
-  const rows = historyRows(img, { noTrunc: bool(p, 'no-trunc'), human });
+  const layerSizes = bool(p, 'quiet') ? undefined : await unpackedLayerSizes(store, img.layers);
+  const rows = historyRows(img, { noTrunc: bool(p, 'no-trunc'), human, layerSizes });
   if (bool(p, 'quiet')) process.stdout.write(rows.map((r) => `${r.ID}\n`).join(''));
   else if (format === 'json') process.stdout.write(rows.map((r) => goJson(r) + '\n').join(''));
   else if (template) process.stdout.write(template(rows, historyHeaders));
