@@ -3,6 +3,7 @@
 // and --pull re-resolving a base tag that moved.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -82,6 +83,78 @@ test('--metadata-file with --push: containerimage.digest is the digest of what t
   });
   assert.is(meta['containerimage.config.digest'], JSON.parse(served).config.digest);
   assert.is(meta['image.name'], ref);
+});
+
+// -o type=registry / type=image,push=true: the image pushed under the exporter's names (or -t's), as
+// skopeo sees the registry; a name only given to the store is not pushed.
+const served = (ref: string) =>
+  spawnSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]).status === 0;
+/** stored: the names in the store and --metadata-file's image.name (default: pushed). */
+const imagePushes: { name: string; args: (r: string) => string[]; pushed: string[]; stored?: string[] }[] = [
+  { name: 'type=registry,name=N', args: (r) => ['-o', `type=registry,name=${r}/oreg:1`], pushed: ['oreg:1'] },
+  {
+    name: 'type=image with two quoted names, push=true',
+    args: (r) => ['-o', `type=image,"name=${r}/oimg:1,${r}/oimg:2",push=true`],
+    pushed: ['oimg:1', 'oimg:2'],
+  },
+  {
+    name: '--push with type=image,name=N (no -t)',
+    args: (r) => ['--push', '-o', `type=image,name=${r}/opush:1`],
+    pushed: ['opush:1'],
+  },
+  {
+    name: '-t replaces name= (buildx), push=1',
+    args: (r) => ['-t', `${r}/otag:1`, '-o', `type=image,name=${r}/oname:1,push=1`],
+    pushed: ['otag:1'],
+  },
+  {
+    name: 'type=image,name=N,push=false: not pushed',
+    args: (r) => ['-o', `type=image,name=${r}/onot:1,push=false`],
+    pushed: [],
+    stored: ['onot:1'],
+  },
+  {
+    name: 'registry.insecure=true, compression=uncompressed',
+    args: (r) => ['-o', `type=registry,name=${r}/oplain:1,registry.insecure=true,compression=uncompressed`],
+    pushed: ['oplain:1'],
+  },
+];
+for (const c of imagePushes)
+  test(`-o ${c.name}: pushed where skopeo finds it, and named in the store`, () => {
+    const ctx = context({ Dockerfile: `FROM ${Base}\nCOPY a /a\n`, a: c.name });
+    dirs.push(ctx);
+    const file = join(temp('meta'), 'metadata.json');
+    ok(tsbuild(['build', '-q', ...c.args(reg.host), '--metadata-file', file, ctx], { root }));
+    for (const n of c.pushed) {
+      const manifest = JSON.parse(rawManifest(`${reg.host}/${n}`));
+      assert.ok(manifest.layers.length > 0, n);
+      if (c.name.includes('uncompressed'))
+        assert.ok(manifest.layers.every((l: { mediaType: string }) => !/gzip|zstd/.test(l.mediaType)));
+    }
+    const stored = c.stored ?? c.pushed;
+    for (const n of stored) ok(tsbuild(['inspect', `${reg.host}/${n}`], { root }));
+    // What is only in the store, or not named at all, is not in the registry.
+    for (const n of [...stored, 'oname:1'].filter((n) => !c.pushed.includes(n)))
+      assert.not.ok(served(`${reg.host}/${n}`), `${n} is not pushed`);
+    assert.is(tsbuild(['inspect', `${reg.host}/oname:1`], { root }).code, 1, 'a name -t replaced is not stored');
+    const meta = JSON.parse(readFileSync(file, 'utf8'));
+    assert.is(meta['image.name'], stored.map((n) => `${reg.host}/${n}`).join(','));
+  });
+
+test('-o type=registry with several platforms: one index pushed, named in the store', () => {
+  const ctx = context({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'multi' });
+  dirs.push(ctx);
+  const ref = `${reg.host}/omulti:1`;
+  ok(
+    tsbuild(['build', '-q', '--platform', 'linux/amd64,linux/arm64', '-o', `type=registry,name=${ref}`, ctx], { root }),
+  );
+  const index = JSON.parse(rawManifest(ref));
+  assert.equal(
+    index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture),
+    ['amd64', 'arm64'],
+  );
+  // The store's index names plain layers; the registry's, the compressed ones: named in both, not the same digest.
+  ok(tsbuild(['inspect', ref], { root }));
 });
 
 test('--pull: a base tag moved in the registry is used, --explain says so, and only the steps above it miss', () => {

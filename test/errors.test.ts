@@ -78,6 +78,14 @@ const cases: { name: string; args?: string[]; dockerfile?: string; code: number;
     stderr: new RegExp(String.raw`Dockerfile:3:\d+: EXPOSE: ${why.source}`),
   })),
   { name: 'unknown --target', dockerfile: `FROM ${Base} AS a\n`, args: ['--target', 'zzz'], code: 2, stderr: /zzz/ },
+  // buildx's image exporter: a bad value is said before the build, naming the flag and the key.
+  {
+    name: '-o type=image with a push= that is not a boolean',
+    dockerfile: `FROM ${Base}\n`,
+    args: ['-o', 'type=image,push=yes'],
+    code: 2,
+    stderr: /^ERROR: --output type=image,push=yes: push: "yes" is not a boolean \(true or false\)$/m,
+  },
   // Said before the build, naming the flag (it was Node's ENOENT after the build, the image already tagged).
   {
     name: '--iidfile in a directory that does not exist',

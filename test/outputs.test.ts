@@ -148,6 +148,54 @@ test('bad --output specs are usage errors', () => {
   }
 });
 
+// -o type=image / type=registry / type=cacheonly: buildx's image exporters (docs/cli.md). The image is named
+// in the store (as -t names it); a push goes to a registry (test/buildx-registry.test.ts).
+test('-o type=image,name=N,push=false names the image in the store only; --metadata-file says the name', () => {
+  const meta = join(tempDir('meta'), 'm.json');
+  ok(tsbuild(['build', '-q', '-o', 'type=image,name=img-only:1,push=false', '--metadata-file', meta, ctx], { root }));
+  const id = inspect(root, 'img-only:1').Id;
+  assert.is(JSON.parse(readFileSync(meta, 'utf8'))['image.name'], 'docker.io/library/img-only:1');
+  // Several names: one CSV field, quoted (buildx's encoding/csv); -t, when given, is what names it instead.
+  ok(tsbuild(['build', '-q', '-o', 'type=image,"name=img-a:1,img-b:1"', ctx], { root }));
+  for (const n of ['img-a:1', 'img-b:1']) assert.is(inspect(root, n).Id, id, n);
+  ok(tsbuild(['build', '-q', '-t', 'img-t:1', '-o', 'type=image,name=img-not:1', ctx], { root }));
+  assert.is(inspect(root, 'img-t:1').Id, id);
+  assert.is(tsbuild(['inspect', 'img-not:1'], { root }).code, 1, 'name= is replaced by -t');
+});
+
+test('-o type=cacheonly builds and names nothing, even with -t', () => {
+  const r = ok(tsbuild(['build', '-q', '-t', 'cacheonly:1', '-o', 'type=cacheonly', ctx], { root }));
+  assert.match(r.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  assert.is(tsbuild(['inspect', 'cacheonly:1'], { root }).code, 1, 'not tagged');
+});
+
+// Bad -o type=image/registry/cacheonly values: exit 2 before the build, naming --output and the key.
+const badImageOutputs: { args: string[]; stderr: RegExp }[] = [
+  { args: ['-o', 'type=image,name=x:1,push=maybe'], stderr: /--output .*: push: "maybe" is not a boolean/ },
+  { args: ['-o', 'type=image,name=x:1,registry.insecure=2'], stderr: /registry\.insecure: "2" is not a boolean/ },
+  { args: ['-o', 'type=image,push=true'], stderr: /--output .*: tag is needed when pushing to registry/ },
+  { args: ['-o', 'type=registry'], stderr: /--output type=registry: tag is needed when pushing to registry/ },
+  { args: ['--push', '-o', 'type=image'], stderr: /tag is needed when pushing to registry/ },
+  { args: ['-o', 'type=image,name=UPPER:1'], stderr: /--output .*: name "UPPER:1": / },
+  { args: ['-o', 'type=image,"name=x:1,"'], stderr: /--output .*: name "": / },
+  { args: ['-o', 'type=registry,name=x:1,unpack=maybe'], stderr: /unpack: "maybe" is not a boolean/ },
+  { args: ['-o', 'type=image,name=x:1,compression=brotli'], stderr: /compression: "brotli" is not one of gzip/ },
+  { args: ['-o', 'type=image,name=x:1,force-compression=true'], stderr: /force-compression=true: not supported/ },
+  { args: ['-o', 'type=image,name=x:1,oci-mediatypes=false'], stderr: /oci-mediatypes=false: not supported/ },
+  { args: ['-o', 'type=image,name=x:1,frob=1'], stderr: /--output .*: unknown key "frob"/ },
+  { args: ['-o', 'type=image,name=x:1,dest=/tmp/x'], stderr: /--output .*: unknown key "dest"/ },
+  { args: ['-o', 'type=cacheonly,name=x:1'], stderr: /--output .*: unknown key "name"/ },
+  { args: ['-o', 'type=image,"name=x:1'], stderr: /--output .*: a quote is not closed/ },
+];
+for (const c of badImageOutputs)
+  test(`bad image output: ${c.args.join(' ')}: exit 2`, () => {
+    const r = tsbuild(['build', ...c.args, ctx], { root });
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, c.stderr);
+    assert.not.match(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
+    assert.is(tsbuild(['inspect', 'x:1'], { root }).code, 1, 'nothing named');
+  });
+
 // buildx's -o rules (docs/cli.md). Archives are checked by tools that are not tsbuild: skopeo, GNU tar,
 // a Docker daemon's `docker load`. A `sh` line runs the real CLI as CI scripts do (`$TSB`), with
 // shell redirection where the archive goes to stdout.

@@ -94,8 +94,8 @@ const buildFlags: FlagSpec[] = [
     name: 'output',
     short: 'o',
     kind: 'list',
-    value: 'type=oci|docker|tar|local[,dest=PATH][,tar=false] | DIR | -',
-    help: 'also write the image (or its files) there',
+    value: 'type=oci|docker|tar|local[,dest=PATH][,tar=false] | type=image|registry,name=N[,push=…] | DIR | -',
+    help: 'also write the image (or its files) there, or name/push it (type=cacheonly: nothing)',
   },
   { name: 'iidfile', kind: 'string', value: 'FILE', help: 'write the image ID' },
   {
@@ -135,7 +135,7 @@ const buildFlags: FlagSpec[] = [
   { name: 'rm', kind: 'bool', help: 'accepted for compatibility (steps never leave containers behind)' },
   { name: 'force-rm', kind: 'bool', help: 'accepted for compatibility (steps never leave containers behind)' },
   { name: 'compress', kind: 'bool', help: 'accepted for compatibility (the context is read in place, never sent)' },
-  { name: 'push', kind: 'bool', help: 'push every -t tag' },
+  { name: 'push', kind: 'bool', help: 'push every -t tag (or -o type=image name)' },
   {
     name: 'explain',
     kind: 'optional',

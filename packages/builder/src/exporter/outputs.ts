@@ -5,41 +5,74 @@ import { promises as fsp, statSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { archive, compressedImage, layout, type Compression, type Image, type Store } from '@tsbuild/layerstore';
+import {
+  archive,
+  compressedImage,
+  layout,
+  parseReference,
+  type Compression,
+  type Image,
+  type Store,
+} from '@tsbuild/layerstore';
 import { entriesFromDirectory, exportRootfs, tarStream } from '@tsbuild/layerstore/layer';
 import { mkdirs, removeTreeBeneath, writeFileAtomic } from '@tsbuild/sys';
 import type { Reporter } from '../progress/index.js';
 import { trace } from '../trace.js';
 import { BuildError, UsageError } from '../errors.js';
-import { goBool, parseCsv } from '../options.js';
+import { goBool, refuseDigestTag } from '../options.js';
 
 /** The dest that means stdout. */
 export const STDOUT = '-';
 
 export interface Output {
-  type: 'oci' | 'docker' | 'local' | 'tar';
+  /** image (type=registry is image with push=true) and cacheonly write no file: build.ts acts on them. */
+  type: 'oci' | 'docker' | 'local' | 'tar' | 'image' | 'cacheonly';
   /**
    * A resolved path, STDOUT, or '' only for type=docker: load into the Docker daemon (--load).
-   * A file for type=tar and for oci/docker with `tar`, else a directory.
+   * A file for type=tar and for oci/docker with `tar`, else a directory. '' for image and cacheonly.
    */
   dest: string;
   /** oci/docker: an archive (true, buildx's default) or a layout directory (tar=false). */
   tar: boolean;
+  /** type=image: BuildKit's image exporter keys that tsbuild takes. */
+  image?: ImageOutput;
 }
 
-const TYPES = "oci, docker, tar, local (oci-archive: tsbuild's name for type=oci)";
+export interface ImageOutput {
+  /** name=: the names, as given (one field, split at commas, as BuildKit splits it); -t replaces them. */
+  names: string[];
+  push: boolean;
+  /** registry.insecure: the names' registries over plain HTTP or unverified TLS. */
+  insecure: boolean;
+  /** compression= for this output's push; --compression when not given. */
+  compression?: Compression;
+}
+
+const TYPES = "oci, docker, tar, local, image, registry, cacheonly (oci-archive: tsbuild's name for type=oci)";
+const IMAGE_KEYS = [
+  'type',
+  'name',
+  'push',
+  'registry.insecure',
+  'compression',
+  'force-compression',
+  'oci-mediatypes',
+  'unpack',
+];
 
 export function parseOutput(spec: string): Output {
   const flag = `--output ${spec}`;
   // `-o DIR` alone is type=local and `-o -` the root filesystem's tar on stdout, as in buildx.
   if (spec === STDOUT) return { type: 'tar', dest: STDOUT, tar: true };
   if (!spec.includes('=')) return checked(flag, { type: 'local', dest: resolve(spec), tar: false });
-  const kv = parseCsv(spec, '--output');
-  for (const k of kv.keys())
-    if (!['type', 'dest', 'name', 'tar'].includes(k)) throw new UsageError(`${flag}: unknown key "${k}"`);
+  const kv = outputFields(spec, flag);
   let type = kv.get('type');
-  const rawDest = kv.get('dest') ?? '';
   if (!type) throw new UsageError(`${flag}: type= is required (${TYPES})`);
+  if (type === 'image' || type === 'registry') return imageOutput(flag, type, kv);
+  const known = type === 'cacheonly' ? ['type'] : ['type', 'dest', 'name', 'tar'];
+  for (const k of kv.keys()) if (!known.includes(k)) throw new UsageError(`${flag}: unknown key "${k}"`);
+  if (type === 'cacheonly') return { type, dest: '', tar: false };
+  const rawDest = kv.get('dest') ?? '';
   // buildx: tar= unset or not a Go bool is true. `oci-archive` is tsbuild's older name for the archive.
   let tar = goBool(kv.get('tar') ?? '') ?? true;
   if (type === 'oci-archive') [type, tar] = ['oci', true];
@@ -54,6 +87,98 @@ export function parseOutput(spec: string): Output {
   // An archive. No dest: stdout for oci and tar; for docker, the Docker daemon (--load, build.ts).
   if (!rawDest) return { type: t, dest: t === 'docker' ? '' : STDOUT, tar };
   return checked(flag, { type: t, dest: rawDest === STDOUT ? STDOUT : resolve(rawDest), tar });
+}
+
+/**
+ * The spec's key=value fields, split as buildx splits them (Go's encoding/csv: a field in double quotes may
+ * hold commas, `""` is a quote in it), keys trimmed and lower-cased as buildx does.
+ */
+function outputFields(spec: string, flag: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const field of csvFields(spec, flag)) {
+    if (field === '') continue;
+    const eq = field.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${flag}: "${field}" is not key=value`);
+    out.set(field.slice(0, eq).trim().toLowerCase(), field.slice(eq + 1));
+  }
+  return out;
+}
+
+function csvFields(line: string, flag: string): string[] {
+  const fields: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line[i] !== '"') {
+      const comma = line.indexOf(',', i);
+      const field = comma < 0 ? line.slice(i) : line.slice(i, comma);
+      if (field.includes('"')) throw new UsageError(`${flag}: a quote inside a field that is not quoted: ${field}`);
+      fields.push(field);
+      if (comma < 0) return fields;
+      i = comma + 1;
+      continue;
+    }
+    let field = '';
+    for (i++; ;) {
+      const q = line.indexOf('"', i);
+      if (q < 0) throw new UsageError(`${flag}: a quote is not closed`);
+      field += line.slice(i, q);
+      if (line[q + 1] === '"') [field, i] = [field + '"', q + 2];
+      else {
+        i = q + 1;
+        break;
+      }
+    }
+    fields.push(field);
+    if (i === line.length) return fields;
+    if (line[i] !== ',') throw new UsageError(`${flag}: text after a quoted field: ${line.slice(i)}`);
+    i++;
+  }
+}
+
+/**
+ * type=image / type=registry: BuildKit's image exporter (exporter/containerimage). Its boolean keys are Go
+ * bools, an empty value true. type=registry always pushes (buildx sets push=true over what was given).
+ * BuildKit keeps a key it does not know as metadata and ignores it; here it is an error, as for the other
+ * types. What tsbuild cannot do is refused, not ignored.
+ */
+function imageOutput(flag: string, type: string, kv: Map<string, string>): Output {
+  for (const k of kv.keys())
+    if (!IMAGE_KEYS.includes(k)) throw new UsageError(`${flag}: unknown key "${k}" (${IMAGE_KEYS.join(', ')})`);
+  const bool = (key: string): boolean | undefined => {
+    const v = kv.get(key);
+    if (v === undefined) return undefined;
+    const b = v === '' ? true : goBool(v);
+    if (b === undefined) throw new UsageError(`${flag}: ${key}: "${v}" is not a boolean (true or false)`);
+    return b;
+  };
+  const names = kv.has('name') ? kv.get('name')!.split(',') : [];
+  for (const n of names) {
+    try {
+      parseReference(n);
+    } catch (e) {
+      throw new UsageError(`${flag}: name "${n}": ${(e as Error).message}`);
+    }
+    refuseDigestTag(n, `${flag}: name "${n}"`);
+  }
+  // unpack= (buildx writes unpack=false for type=registry): the store has no unpacked copy to make or skip.
+  bool('unpack');
+  const c = kv.get('compression');
+  const compressions: Record<string, Compression> = { gzip: 'gzip', zstd: 'zstd', uncompressed: 'none' };
+  if (c !== undefined && !compressions[c])
+    throw new UsageError(`${flag}: compression: "${c}" is not one of gzip, zstd, uncompressed`);
+  // The layers tsbuild compresses are those the store keeps uncompressed; one already compressed leaves as it is.
+  if (bool('force-compression'))
+    throw new UsageError(`${flag}: force-compression=true: not supported (a compressed layer leaves as it is)`);
+  // Built images have OCI media types; tsbuild does not rewrite them as Docker's.
+  if (bool('oci-mediatypes') === false)
+    throw new UsageError(`${flag}: oci-mediatypes=false: not supported (tsbuild writes OCI media types)`);
+  const image: ImageOutput = {
+    names,
+    push: type === 'registry' || (bool('push') ?? false),
+    insecure: bool('registry.insecure') ?? false,
+    compression: c === undefined ? undefined : compressions[c],
+  };
+  return { type: 'image', dest: '', tar: false, image };
 }
 
 /**
@@ -111,6 +236,8 @@ export async function exportImage(
 ): Promise<void> {
   if (o.type === 'local') return makeDest(o.dest).then(() => writeRootfs(store, stored, o.dest));
   if (o.type === 'tar') return writeRootfsTar(store, stored, o.dest, opts.signal);
+  // Named and pushed by the build command, not written here.
+  if (o.type === 'image' || o.type === 'cacheonly') return;
   const made = await compressedImage(store, stored, opts.compression ?? 'gzip');
   const image = made.image;
   trace(`export ${o.type}: ${made.compressed} layers compressed`);

@@ -26,6 +26,7 @@ import {
   MediaType,
   parseReference,
   Store,
+  type Compression,
   type Descriptor,
   type Image,
   type Platform,
@@ -165,10 +166,13 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
   // An archive on stdout (-o -, dest=-): then nothing else is written there. The progress and the
   // "writing image" line go to stderr anyway; -q's image ID is not printed (as docker build -q -o - does).
   const stdoutTaken = checkOutputs?.(parsedOutputs) ?? false;
-  // -o type=docker without dest= is --load, as in buildx.
-  const outputs = parsedOutputs.filter((o) => o.type !== 'docker' || o.dest);
+  // -o type=docker without dest= is --load, as in buildx. type=image and type=cacheonly write no file (below).
+  const outputs = parsedOutputs.filter(
+    (o) => (o.type !== 'docker' || o.dest) && o.type !== 'image' && o.type !== 'cacheonly',
+  );
   // --load: a bad DOCKER_HOST, or no daemon there, is said before the build, not after it.
-  const load = bool(p, 'load') || outputs.length < parsedOutputs.length ? await loadModule() : undefined;
+  const toDocker = parsedOutputs.some((o) => o.type === 'docker' && !o.dest);
+  const load = bool(p, 'load') || toDocker ? await loadModule() : undefined;
   await load?.pingDocker(signal);
   for (const o of outputs) if (o.type === 'docker') checkDockerArchiveCompression(compression, `--output ${o.dest}`);
   const secrets = new Map<string, { file?: string; env?: string }>();
@@ -190,7 +194,7 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
   const cacheTo = list(p, 'cache-to').map((v) => cacheShare!.parseCacheOption(v, '--cache-to'));
   const cacheFrom = cacheFromValues.map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
   const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
-  if (bool(p, 'push') && tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
+  const { storeTags, pushes, pushInsecure } = imageOutputs(parsedOutputs, outputFlags, tags, bool(p, 'push'), insecure);
   // --explain[=text|json] [--explain-file FILE]: the report of every step (cli/explain.ts, docs/explain.md).
   const explainFile = str(p, 'explain-file');
   const explain = str(p, 'explain') ?? (explainFile ? 'json' : undefined);
@@ -234,8 +238,15 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
   // Several platforms make one image index (tagged, and pushed as one reference with --push); what
   // takes one image (outputs, --load, the image id, the cache export) is refused for it.
   if (platforms.length > 1) {
+    // -o type=image names and pushes the index, as -t and --push do.
     const one = ['output', 'load', 'iidfile', 'cache-to'].find((f) =>
-      f === 'load' ? bool(p, f) : f === 'output' || f === 'cache-to' ? list(p, f).length : str(p, f),
+      f === 'load'
+        ? bool(p, f)
+        : f === 'output'
+          ? outputs.length || toDocker
+          : f === 'cache-to'
+            ? list(p, f).length
+            : str(p, f),
     );
     if (one) throw new UsageError(`--${one} cannot be used with several platforms (--platform ${str(p, 'platform')})`);
   }
@@ -291,8 +302,25 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
     // --push: each layer of the image starts up to the first tag's repository as soon as the build has
     // written it (exporter/push.ts earlyPush); the push after the build waits for them, then sends
     // the manifest. A failed build sends no manifest.
-    if (bool(p, 'push'))
-      early = await (await pushModule()).earlyPush(store, tags[0], { insecure, compression, signal });
+    if (pushes.length)
+      early = await (
+        await pushModule()
+      ).earlyPush(store, pushes[0].name, {
+        insecure: pushInsecure,
+        compression: pushes[0].compression ?? compression,
+        signal,
+      });
+    // The early uploads are compressed as the first push asks: another push joins them only if it asks the same.
+    const pushOpts = (push: { compression?: Compression }) => {
+      const c = push.compression ?? compression;
+      return {
+        insecure: pushInsecure,
+        reporter,
+        compression: c,
+        early: c === (pushes[0].compression ?? compression) ? early : undefined,
+        signal,
+      };
+    };
     agents = sshSources.length ? await startAgents(sshSources) : undefined;
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
@@ -377,20 +405,22 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
       for (const pl of platforms)
         images.push({ image: (await build({ ...request(pl, []), ranKeys })).image, platform: pl });
       const index = await writeIndex(store, images, annotationsFor);
-      for (const tag of tags) await store.images.tagDescriptor(tag, index);
-      if (metadataFile) await writeMetadata(metadataFile, { descriptor: index, tags, buildRef });
-      for (const tag of bool(p, 'push') ? tags : []) {
-        const pushed = await (
-          await pushModule()
-        ).pushImage(store, tag, { insecure, reporter, compression, early, signal });
-        if (metadataFile) await writeMetadata(metadataFile, { descriptor: pushed.descriptor, tags, buildRef });
+      for (const tag of storeTags) await store.images.tagDescriptor(tag, index);
+      if (metadataFile) await writeMetadata(metadataFile, { descriptor: index, tags: storeTags, buildRef });
+      for (const push of pushes) {
+        const pushed = await (await pushModule()).pushImage(store, push.name, pushOpts(push));
+        if (metadataFile)
+          await writeMetadata(metadataFile, { descriptor: pushed.descriptor, tags: storeTags, buildRef });
       }
       reporter.close();
       if (bool(p, 'quiet')) process.stdout.write(`${index.digest}\n`);
-      else reporter.info(`writing image index ${index.digest}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
+      else
+        reporter.info(
+          `writing image index ${index.digest}${storeTags.length ? `, naming to ${storeTags.join(', ')}` : ''}`,
+        );
       return 0;
     }
-    const result = await build(request(platforms[0], tags));
+    const result = await build(request(platforms[0], storeTags));
     // buildx writes the metadata once the image exists and again, as pushed, after --push.
     const image = result.image;
     const configDigest = image.configDigest;
@@ -398,22 +428,15 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
       await writeMetadata(metadataFile, {
         descriptor: await store.images.descriptor(image),
         configDigest,
-        tags,
+        tags: storeTags,
         buildRef,
       });
-    for (const tag of bool(p, 'push') ? tags : []) {
+    for (const push of pushes) {
       const pushed = await (
         await pushModule()
-      ).pushImage(store, tag, {
-        insecure,
-        reporter,
-        manifestDigest: result.image.manifestDigest,
-        compression,
-        early,
-        signal,
-      });
+      ).pushImage(store, push.name, { ...pushOpts(push), manifestDigest: result.image.manifestDigest });
       if (metadataFile)
-        await writeMetadata(metadataFile, { descriptor: pushed.descriptor, configDigest, tags, buildRef });
+        await writeMetadata(metadataFile, { descriptor: pushed.descriptor, configDigest, tags: storeTags, buildRef });
     }
     if (exported.length)
       await cacheShare!.exportCache(store, exported, result.cacheRecords, {
@@ -439,13 +462,13 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
         format: explain,
         file: explainFile,
         dryRun: false,
-        image: { id, manifestDigest: result.image.manifestDigest, tags },
+        image: { id, manifestDigest: result.image.manifestDigest, tags: storeTags },
         color: !explainFile && process.stderr.isTTY === true && !process.env.CI,
         contextDir,
         store,
       });
     if (bool(p, 'quiet') && !stdoutTaken) process.stdout.write(`${id}\n`);
-    else reporter.info(`writing image ${id}${tags.length ? `, naming to ${tags.join(', ')}` : ''}`);
+    else reporter.info(`writing image ${id}${storeTags.length ? `, naming to ${storeTags.join(', ')}` : ''}`);
     return 0;
   } finally {
     // After a failure: no manifest names what went up; the uploads still running end first (an
@@ -455,6 +478,44 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
     reporter.close();
     await started.cancel();
   }
+}
+
+/**
+ * What -t, --push and -o type=image|registry|cacheonly ask, with buildx's rules: -t replaces every image
+ * output's name=; --push makes every image output push, or adds one that pushes -t's names; an output that
+ * pushes must have a name ("tag is needed when pushing to registry"). storeTags: the names the built image
+ * gets in the store: -t's and the image outputs', none when the only outputs are type=cacheonly (buildx then
+ * exports nothing). pushes: each name once, with its output's compression; pushInsecure: --insecure-registry
+ * and the registries of the names whose output says registry.insecure.
+ */
+function imageOutputs(
+  parsed: Output[],
+  flags: string[],
+  tags: string[],
+  push: boolean,
+  insecure: string[],
+): { storeTags: string[]; pushes: { name: string; compression?: Compression }[]; pushInsecure: string[] } {
+  const images = parsed.flatMap((o, i) =>
+    o.image ? [{ ...o.image, names: tags.length ? tags : o.image.names, flag: `--output ${flags[i]}` }] : [],
+  );
+  if (push && !images.length) {
+    if (tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
+    images.push({ names: tags, push: true, insecure: false, compression: undefined, flag: '--push' });
+  }
+  for (const im of images) {
+    im.push ||= push;
+    if (im.push && !im.names.length) throw new UsageError(`${im.flag}: tag is needed when pushing to registry`);
+  }
+  const cacheOnly = parsed.length > 0 && parsed.every((o) => o.type === 'cacheonly');
+  const storeTags = [...new Set([...(cacheOnly ? [] : tags), ...images.flatMap((im) => im.names)])];
+  const pushes = new Map<string, { name: string; compression?: Compression }>();
+  for (const im of images.filter((x) => x.push))
+    for (const name of im.names) if (!pushes.has(name)) pushes.set(name, { name, compression: im.compression });
+  const pushInsecure = [
+    ...insecure,
+    ...images.filter((im) => im.insecure).flatMap((im) => im.names.map((n) => parseReference(n).registry)),
+  ];
+  return { storeTags, pushes: [...pushes.values()], pushInsecure };
 }
 
 /** `work`, and if it fails, the context's walk ended: no build will read it. */
