@@ -258,7 +258,10 @@ export function runFile(file, { timeoutMs, cwd = root, echo = true } = {}) {
       running.delete(child);
       const status = code ?? 128 + (constants.signals[signal] ?? 0);
       const counts = () => summarize(out, status, { timedOut });
-      const finish = () =>
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
         resolve({
           file,
           code: status,
@@ -268,18 +271,23 @@ export function runFile(file, { timeoutMs, cwd = root, echo = true } = {}) {
           tail: (echo ? out : shown).at(-1),
           seconds: (Date.now() - started) / 1000,
         });
-      // A process that outlived the file may still hold its stdout open: read what is there, then stop.
-      if (child.stdout.readableEnded) finish();
-      else {
-        const t = setTimeout(() => {
-          child.stdout.destroy();
-          finish();
-        }, 2000);
-        child.stdout.once('close', () => {
+      };
+      // A process that outlived the file (one that left its process group, which reap() cannot reach) may still
+      // hold its stdout or stderr open: read what is there for a moment, then let go of both pipes, so that the
+      // runner neither loses a crash's last words nor waits for such a process after its last line.
+      const pipes = [child.stdout, child.stderr].filter((p) => p && !p.readableEnded && !p.destroyed);
+      if (pipes.length === 0) return finish();
+      let open = pipes.length;
+      const t = setTimeout(() => {
+        for (const p of pipes) p.destroy();
+        finish();
+      }, 2000);
+      for (const p of pipes)
+        p.once('close', () => {
+          if (--open > 0) return;
           clearTimeout(t);
           finish();
         });
-      }
     });
   });
 }
@@ -387,6 +395,15 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
     );
   const matching = argv.length ? ` (matching ${argv.join(', ')})` : '';
   console.log(`running ${selected.length}${matching}, ${jobs} at a time, at most ${limit / 1000} s each`);
+  // What each file asks of the scheduler; a runner comment it does not know is a problem like a stale dist.
+  const plan = [];
+  for (const file of selected) {
+    try {
+      plan.push({ file, ...placement(readFileSync(join(root, file), 'utf8')) });
+    } catch (e) {
+      problems.push(`${file}: ${e.message}`);
+    }
+  }
   if (problems.length) {
     console.log(`\ncannot run the tests:\n${problems.map((p) => `  ${p}`).join('\n')}`);
     console.log('0 passed, 1 failed, 0 skipped');
@@ -412,7 +429,6 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
   const lint = argv.length === 0 && !env.TSBUILD_TEST_DIRS && env.TSBUILD_TEST_NO_LINT !== '1';
   const linting = lint ? startLint() : undefined;
   const echo = jobs === 1;
-  const plan = selected.map((file) => ({ file, ...placement(readFileSync(join(root, file), 'utf8')) }));
   const ended = await schedule(
     plan,
     jobs,

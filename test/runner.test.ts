@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -376,6 +376,32 @@ test("a crashed and a hanging test file both fail the run, by name; the hanging 
   const sleeper = Number(readFileSync(pids, 'utf8').trim());
   assert.ok(sleeper > 0, 'the hanging fixture started its sleep');
   assert.throws(() => process.kill(sleeper, 0), /ESRCH/);
+});
+
+test("a process that left the file's process group and holds its output does not keep the runner waiting", () => {
+  const pids = join(tmp, 'escape-pids');
+  writeFileSync(pids, '');
+  // setsid: the sleep leads a session of its own. spawnSync's timeout is a hang stop only (the sleep lasts 600 s).
+  const r = spawnSync(process.execPath, [join(repo, 'scripts', 'run-tests.mjs')], {
+    cwd: repo,
+    encoding: 'utf8',
+    timeout: 300_000,
+    killSignal: 'SIGKILL',
+    env: { ...process.env, TSBUILD_TEST_DIRS: 'test/fixtures/runner-escape', RUNNER_FIXTURE_PIDS: pids },
+  });
+  const sleeper = Number(readFileSync(pids, 'utf8').trim());
+  const alive = sleeper > 0 && existsSync(`/proc/${sleeper}`);
+  try {
+    if (sleeper > 0) process.kill(sleeper, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+  assert.is(r.signal, null, `the runner was still waiting when stopped:\n${r.stdout}`);
+  assert.ok(alive, 'the sleep outlived the runner (so the runner did not wait for it)');
+  // The file passed; the sleep it left running is the host guard's failure, named.
+  assert.ok(r.stdout.includes('escape.test.js: 1 passed, 0 failed, 0 skipped'), r.stdout);
+  assert.match(r.stdout, /host guard: FAILED[^]*sleep/);
+  assert.is(r.stdout.trimEnd().split('\n').pop(), '1 passed, 1 failed, 0 skipped', r.stdout);
 });
 
 test.run();
