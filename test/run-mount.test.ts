@@ -285,7 +285,7 @@ const missingSources: {
     name: '-v below a file',
     flags: (d) => ['-v', `${d}/file/a/b:/mnt`],
     code: 125,
-    stderr: 'error while creating mount source path',
+    stderr: "/file/a/b': mkdir ", // then D/file: not a directory, as Go's MkdirAll says it
     made: false,
   },
 ];
@@ -312,6 +312,42 @@ for (const c of missingSources)
         assert.is((st.mode & 0o7777).toString(8), '755', p);
       }
   });
+
+// docker leaves a container whose mount source it could not make Created (it never started), and says why as Go does.
+test('run -v below a file: exit 125, "mkdir D/file: not a directory", the container left Created', () => {
+  const d = join(host, 'created-below-file');
+  mkdirSync(d);
+  writeFileSync(join(d, 'file'), '');
+  const r = t(['run', '--name', 'below-file', '-v', `${d}/file/x:/mnt`, Base, 'true']);
+  assert.is(r.code, 125, r.stderr);
+  assert.ok(r.stderr.includes(`mkdir ${d}/file: not a directory`), r.stderr);
+  assert.is(ok(t(['inspect', '-f', '{{.State.Status}}', 'below-file'])).stdout.trim(), 'created');
+  ok(t(['rm', 'below-file']));
+});
+
+// The mode of a directory -v makes comes from the umask at mkdir(2). A chmod by path after it would follow a
+// symlink that someone who may write in the parent put there meanwhile, onto any file of the host.
+test('run -v making a missing source: no chmod by path (strace)', () => {
+  const d = join(host, 'no-chmod');
+  mkdirSync(d);
+  const trace = join(d, 'trace');
+  const r = spawnSync(
+    'strace',
+    ['-f', '-qq', '-e', 'trace=chmod,fchmodat', '-o', trace, command, 'run', '--rm', '--network', 'none'].concat([
+      '-v',
+      `${d}/made/sub:/mnt`,
+      Base,
+      'true',
+    ]),
+    { encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: root } },
+  );
+  assert.is(r.status, 0, r.stderr);
+  assert.ok(statSync(join(d, 'made', 'sub')).isDirectory(), 'made');
+  const calls = readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`${d}/made`));
+  assert.equal(calls, [], 'chmod calls on the made directories');
+});
 
 // Every -v and --mount is read before a volume is made: a bad one after a new named volume leaves no volume.
 test('a refused mount leaves no volume behind', () => {

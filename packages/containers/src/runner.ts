@@ -2,7 +2,7 @@
 // mounts and limits, while the state document follows (running with pid, then exited with code).
 // The process calling runContainer is the container's "runner": the foreground `tsbuild run`, or a
 // detached supervisor (supervisor.ts) for `run -d` / `start`.
-import { chmodSync, closeSync, mkdirSync, openSync, promises as fsp, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, promises as fsp, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -89,6 +89,8 @@ async function sandboxMounts(store: Store, doc: ContainerDoc): Promise<Mount[]> 
 /**
  * A -v bind's missing source, made as docker's daemon makes it: with its missing parents, each 0755 (the daemon's
  * umask is 022, whatever this process's), the host's path as given (its symlinks followed, a dangling one refused).
+ * The mode comes from the umask at mkdir(2), never from a chmod by path after it: someone who may write in a
+ * parent could put a symlink where the directory was made and have the chmod land on any host file.
  */
 function makeSourceDir(source: string): void {
   // A file, a directory, or a symlink to one: bound as it is (anything else the mkdirs below say).
@@ -99,17 +101,39 @@ function makeSourceDir(source: string): void {
     /* missing, or below a file */
   }
   const parts = source.split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const dir = '/' + parts.slice(0, i).join('/');
-    try {
-      mkdirSync(dir, 0o755);
-      chmodSync(dir, 0o755);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && isDir(dir)) continue;
-      throw new ContainerError(`error while creating mount source path '${source}': ${(e as Error).message}`);
+  const umask = process.umask(0o022); // synchronous from here to the restore: nothing else runs meanwhile
+  try {
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = '/' + parts.slice(0, i).join('/');
+      try {
+        mkdirSync(dir, 0o755);
+      } catch (e) {
+        let code = (e as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EEXIST') {
+          if (isDir(dir)) continue;
+          code = 'ENOTDIR'; // Go's MkdirAll: "mkdir /tmp/f: not a directory"
+        }
+        const why = goErrno[code] ?? (e as Error).message;
+        // Not started: the container stays Created, as docker's does when its daemon cannot make the path.
+        throw new ContainerStartError(`error while creating mount source path '${source}': mkdir ${dir}: ${why}`, 125);
+      }
     }
+  } finally {
+    process.umask(umask);
   }
 }
+
+/** Go's texts for the errnos mkdir(2) gives, as docker's messages carry them. */
+const goErrno: Record<string, string> = {
+  ENOTDIR: 'not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  ENOENT: 'no such file or directory',
+};
 
 function isDir(path: string): boolean {
   try {
