@@ -180,7 +180,14 @@ const badImageOutputs: { args: string[]; stderr: RegExp }[] = [
   { args: ['-o', 'type=image,"name=x:1,"'], stderr: /--output .*: name "": / },
   { args: ['-o', 'type=registry,name=x:1,unpack=maybe'], stderr: /unpack: "maybe" is not a boolean/ },
   { args: ['-o', 'type=image,name=x:1,compression=brotli'], stderr: /compression: "brotli" is not one of gzip/ },
-  { args: ['-o', 'type=image,name=x:1,force-compression=true'], stderr: /force-compression=true: not supported/ },
+  {
+    args: ['-o', 'type=image,name=x:1,force-compression=maybe'],
+    stderr: /force-compression: "maybe" is not a boolean/,
+  },
+  {
+    args: ['-o', 'type=image,name=x:1,compression-level=10'],
+    stderr: /compression-level: 10 is out of range for gzip/,
+  },
   { args: ['-o', 'type=image,name=x:1,oci-mediatypes=false'], stderr: /oci-mediatypes=false: not supported/ },
   { args: ['-o', 'type=image,name=x:1,frob=1'], stderr: /--output .*: unknown key "frob"/ },
   { args: ['-o', 'type=image,name=x:1,dest=/tmp/x'], stderr: /--output .*: unknown key "dest"/ },

@@ -35,6 +35,20 @@ export function parseCompression(value: string | undefined): 'gzip' | 'zstd' | '
 }
 
 /**
+ * A compression level (BuildKit's compression-level=, tsbuild's --compression-level) for compression `c`: an
+ * integer as Go's strconv.ParseInt reads one, in the range BuildKit documents (gzip 0-9, zstd 0-22; zstd's 0 is
+ * its default level). Uncompressed takes any level and ignores it, as BuildKit does.
+ */
+export function parseCompressionLevel(value: string, c: 'gzip' | 'zstd' | 'none', what: string): number {
+  if (!/^[+-]?\d+$/.test(value)) throw new UsageError(`${what}: "${value}" is not an integer`);
+  const level = Number(value);
+  const max = c === 'gzip' ? 9 : c === 'zstd' ? 22 : Infinity;
+  if (c !== 'none' && (level < 0 || level > max))
+    throw new UsageError(`${what}: ${value} is out of range for ${c} (0-${max})`);
+  return level;
+}
+
+/**
  * --insecure-registry values checked as dockerd checks them (host[:port] or a CIDR; http:// or
  * https:// in front dropped with a warning on stderr, as dockerd logs one): a bad value is a usage
  * error naming the flag and the value.

@@ -14,6 +14,12 @@
 // chunking, level and stored-chunk rule on node's bundled zlib; zstd is the CLI at level 3), so
 // the same layer compresses to the same blob in any store and a pushed manifest's digest is
 // reproducible. The codec id below is part of the record key: a change of the rule is a new id.
+//
+// Forced compression (BuildKit's force-compression=true): a layer the store holds compressed otherwise
+// (a pulled gzip base layer, with zstd asked) is decompressed, checked against its diffID, and compressed
+// again, streamed. The result is the same function of the tar, so it is remembered under the same key
+// as a layer compressed from the uncompressed tar. A compression level is part of the codec id: the same
+// layer at another level is another blob, and a push at one level never reuses the blob of another.
 import { createReadStream } from 'node:fs';
 import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -36,20 +42,42 @@ import { isDigest, sha256 } from './digest.js';
 import type { Store } from './store.js';
 import type { LayerCodec } from './remote/push.js';
 
-/** The compressor a record was made with; part of its key. */
-export const codecId: Record<Exclude<Compression, 'none'>, string> = {
-  gzip: `gzip-parallel level=${GZIP_LEVEL} chunk=${GZIP_CHUNK} adaptive v1`,
-  zstd: 'zstd-cli -3',
-};
+/** How layers leave the store besides their compression: BuildKit's compression-level and force-compression. */
+export interface CompressOptions {
+  /** gzip 0-9, zstd 0-22 (0: zstd's default); unset: GZIP_LEVEL, ZSTD_LEVEL. */
+  level?: number;
+  /** Also recompress a layer the store holds in another compression (a pulled one), not only uncompressed ones. */
+  force?: boolean;
+}
 
-/** Whether pushing or exporting `layer` with compression `c` needs a compressed blob made. */
-export function needsCompression(layer: Pick<Layer, 'mediaType'>, c: Compression): boolean {
-  return c !== 'none' && layerCompression(layer.mediaType) === 'tar';
+export const ZSTD_LEVEL = 3;
+
+/** The level a compressor runs at: zstd's level 0 is its default level, as in the zstd library. */
+export function effectiveLevel(c: Compression, level: number | undefined): number {
+  if (c === 'gzip') return level ?? GZIP_LEVEL;
+  return level === undefined || level === 0 ? ZSTD_LEVEL : level;
+}
+
+/** The compressor a record was made with; part of its key (the defaults' ids are those records were made with). */
+export function codecId(c: Compression, level?: number): string {
+  if (c === 'none') return 'uncompressed';
+  if (c === 'gzip') return `gzip-parallel level=${effectiveLevel(c, level)} chunk=${GZIP_CHUNK} adaptive v1`;
+  return `zstd-cli -${effectiveLevel(c, level)}`;
+}
+
+/**
+ * Whether pushing or exporting `layer` with compression `c` needs a blob made: an uncompressed layer when `c`
+ * compresses; with `force`, any layer not already in `c` (uncompressed included: a compressed layer decompressed).
+ */
+export function needsCompression(layer: Pick<Layer, 'mediaType'>, c: Compression, force = false): boolean {
+  const has = layerCompression(layer.mediaType);
+  if (force) return has !== (c === 'none' ? 'tar' : c);
+  return c !== 'none' && has === 'tar';
 }
 
 /** The cache-record key of (diffID, codec). */
-export function compressedKey(diffID: Digest, c: Exclude<Compression, 'none'>): Digest {
-  return sha256(`tsbuild compressed layer\n${diffID}\n${codecId[c]}`);
+export function compressedKey(diffID: Digest, c: Compression, level?: number): Digest {
+  return sha256(`tsbuild compressed layer\n${diffID}\n${codecId(c, level)}`);
 }
 
 interface CompressedRecord {
@@ -62,9 +90,13 @@ interface CompressedRecord {
 }
 
 /** The compressed blob of `layer` made before, if its record and blob are in the store. */
-export async function knownCompressed(store: Store, layer: Layer, c: Compression): Promise<Layer | undefined> {
-  if (c === 'none') return undefined;
-  const rec = await store.cache.get(compressedKey(layer.diffID, c));
+export async function knownCompressed(
+  store: Store,
+  layer: Layer,
+  c: Compression,
+  level?: number,
+): Promise<Layer | undefined> {
+  const rec = await store.cache.get(compressedKey(layer.diffID, c, level));
   const v = rec?.value as Partial<CompressedRecord> | undefined;
   if (v?.kind !== 'compressed-layer' || v.diffID !== layer.diffID || !isDigest(v.digest)) return undefined;
   if (typeof v.size !== 'number') return undefined;
@@ -73,14 +105,13 @@ export async function knownCompressed(store: Store, layer: Layer, c: Compression
   return { digest: v.digest, size: v.size, mediaType: mediaTypeOf(c), diffID: layer.diffID };
 }
 
-async function remember(store: Store, made: Layer, c: Compression): Promise<void> {
-  if (c === 'none') return;
+async function remember(store: Store, made: Layer, c: Compression, level?: number): Promise<void> {
   const value: CompressedRecord = { kind: 'compressed-layer', compression: c, ...made };
-  await store.cache.put(compressedKey(made.diffID, c), { value, blobs: [made.digest] });
+  await store.cache.put(compressedKey(made.diffID, c, level), { value, blobs: [made.digest] });
 }
 
-/** The uncompressed blob's bytes, checked against its digest and size: the last piece only after they match. */
-async function* verifiedTar(blobs: BlobStore & { path(d: Digest): string }, layer: Layer): AsyncGenerator<Buffer> {
+/** The blob's bytes, checked against its digest and size: the last piece only after they match. */
+async function* verifiedBlob(blobs: BlobStore & { path(d: Digest): string }, layer: Layer): AsyncGenerator<Buffer> {
   const hash = createHash('sha256');
   let size = 0;
   let held: Buffer | undefined;
@@ -101,6 +132,33 @@ async function* verifiedTar(blobs: BlobStore & { path(d: Digest): string }, laye
     throw new StoreError(
       'corrupt',
       `layer blob ${layer.digest} is corrupt (${size} bytes hashing to ${got}): remove it and rebuild`,
+      layer.digest,
+    );
+  if (held) yield held;
+}
+
+/**
+ * The layer's tar: its blob if the store holds it uncompressed, else its blob decompressed (forced
+ * compression) and checked against its diffID, the last piece only after it matches, so that a layer
+ * whose content is not what its image says never leaves as a blob made from it.
+ */
+async function* layerTar(blobs: BlobStore & { path(d: Digest): string }, layer: Layer): AsyncGenerator<Buffer> {
+  if (layerCompression(layer.mediaType) === 'tar') {
+    yield* verifiedBlob(blobs, layer);
+    return;
+  }
+  const hash = createHash('sha256');
+  let held: Buffer | undefined;
+  for await (const b of decompress(verifiedBlob(blobs, layer), layer.mediaType)) {
+    if (held) yield held;
+    held = b;
+    hash.update(held);
+  }
+  const got = `sha256:${hash.digest('hex')}`;
+  if (got !== layer.diffID)
+    throw new StoreError(
+      'corrupt',
+      `layer blob ${layer.digest} decompresses to ${got}, not its diffID ${layer.diffID}: remove it and pull again`,
       layer.digest,
     );
   if (held) yield held;
@@ -135,12 +193,13 @@ export interface CompressedStream {
 }
 
 /**
- * Compress an uncompressed layer of the store. The pieces go into a store ingest as they pass
- * (temp file, then verify, fsync, rename once the last one has been taken: in the background, so
- * that the pieces end, and an upload of them can close, without waiting for the disk), so whoever
- * consumes them (an upload) gets the blob remembered too; a consumer that stops early leaves nothing.
+ * Compress a layer of the store (uncompressed; or, forced, compressed otherwise). The pieces go
+ * into a store ingest as they pass (temp file, then verify, fsync, rename once the last one has
+ * been taken: in the background, so that the pieces end, and an upload of them can close, without
+ * waiting for the disk), so whoever consumes them (an upload) gets the blob remembered too; a
+ * consumer that stops early leaves nothing.
  */
-export function compressLayer(store: Store, layer: Layer, c: Exclude<Compression, 'none'>): CompressedStream {
+export function compressLayer(store: Store, layer: Layer, c: Compression, level?: number): CompressedStream {
   const done = deferred<Layer>();
   const written = deferred<{ digest: Digest; size: number }>();
   async function* run(): AsyncGenerator<Buffer> {
@@ -148,7 +207,7 @@ export function compressLayer(store: Store, layer: Layer, c: Exclude<Compression
     let handedOff = false;
     let first = true;
     try {
-      for await (const piece of compress(verifiedTar(store.blobs, layer), c)) {
+      for await (const piece of compress(layerTar(store.blobs, layer), c, undefined, effectiveLevel(c, level))) {
         await writeTo(ingest, piece);
         if (first) await compressGate();
         first = false;
@@ -160,7 +219,7 @@ export function compressLayer(store: Store, layer: Layer, c: Exclude<Compression
         const { digest, size } = await ingest.commit();
         written.resolve({ digest, size });
         const made: Layer = { digest, size, mediaType: mediaTypeOf(c), diffID: layer.diffID };
-        await remember(store, made, c);
+        await remember(store, made, c, level);
         return made;
       })();
       finishing.then(done.resolve, (e: unknown) => {
@@ -200,11 +259,12 @@ export async function materialiseLayer(
   store: Store,
   layer: Layer,
   c: Compression,
+  o: CompressOptions = {},
 ): Promise<{ layer: Layer; compressed: boolean }> {
-  if (!needsCompression(layer, c) || c === 'none') return { layer, compressed: false };
-  const known = await knownCompressed(store, layer, c);
+  if (!needsCompression(layer, c, o.force)) return { layer, compressed: false };
+  const known = await knownCompressed(store, layer, c, o.level);
   if (known) return { layer: known, compressed: false };
-  const s = compressLayer(store, layer, c);
+  const s = compressLayer(store, layer, c, o.level);
   for await (const _ of s.pieces); // drained: the ingest takes every piece
   return { layer: await s.done, compressed: true };
 }
@@ -235,12 +295,13 @@ export async function compressedImage(
   store: Store,
   image: Image,
   c: Compression,
+  o: CompressOptions = {},
 ): Promise<{ image: Image; compressed: number }> {
-  if (!image.layers.some((l) => needsCompression(l, c))) return { image, compressed: 0 };
+  if (!image.layers.some((l) => needsCompression(l, c, o.force))) return { image, compressed: 0 };
   const layers: Layer[] = [];
   let compressed = 0;
   for (const l of image.layers) {
-    const m = await materialiseLayer(store, l, c);
+    const m = await materialiseLayer(store, l, c, o);
     layers.push(m.layer);
     if (m.compressed) compressed++;
   }
@@ -250,16 +311,14 @@ export async function compressedImage(
   return { image: { ...image, manifestDigest: digest, manifest, layers: named }, compressed };
 }
 
-/** What remote.push needs to compress layers of this store as they go up. */
-export function layerCodec(store: Store): LayerCodec {
+/** What remote.push needs to compress layers of this store as they go up, at `o`'s level, forced or not. */
+export function layerCodec(store: Store, o: CompressOptions = {}): LayerCodec {
   return {
-    needsCompression,
-    known: (layer, c) => knownCompressed(store, layer, c),
-    stream: (layer, c) => {
-      if (c === 'none') throw new Error('nothing to compress with compression none');
-      return compressLayer(store, layer, c);
-    },
-    materialise: (layer, c) => materialiseLayer(store, layer, c),
+    variant: `level=${o.level ?? ''} force=${o.force === true}`,
+    needsCompression: (layer, c) => needsCompression(layer, c, o.force),
+    known: (layer, c) => knownCompressed(store, layer, c, o.level),
+    stream: (layer, c) => compressLayer(store, layer, c, o.level),
+    materialise: (layer, c) => materialiseLayer(store, layer, c, o),
     manifest: manifestWithLayers,
   };
 }

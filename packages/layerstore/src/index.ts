@@ -37,4 +37,11 @@ export * as layout from './layout/index.js';
 export * as archive from './archive/index.js';
 export { validate, validateProblems, type ValidateSource, type ValidateOptions } from './validate.js';
 // Deferred compression: layers are stored uncompressed and compressed when an image leaves the store.
-export { compressedImage, materialiseLayer, needsCompression, layerCodec, unpackedLayerSizes } from './compressed.js';
+export {
+  compressedImage,
+  materialiseLayer,
+  needsCompression,
+  layerCodec,
+  unpackedLayerSizes,
+  type CompressOptions,
+} from './compressed.js';

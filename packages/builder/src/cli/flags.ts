@@ -46,6 +46,22 @@ function compressionFlag(where: string): FlagSpec {
     help: `how layers are compressed for ${where} (default gzip; the store keeps them uncompressed)`,
   };
 }
+/** --compression-level and --force-compression: BuildKit's compression-level= and force-compression= for a push. */
+function pushCompressionFlags(where: string): FlagSpec[] {
+  return [
+    {
+      name: 'compression-level',
+      kind: 'string',
+      value: 'N',
+      help: `the level layers are compressed at for ${where} (gzip 0-9, default 1; zstd 0-22, default 3)`,
+    },
+    {
+      name: 'force-compression',
+      kind: 'bool',
+      help: `for ${where}, recompress layers stored in another compression too (a pulled base's), not only new ones`,
+    },
+  ];
+}
 const noTrunc: FlagSpec = { name: 'no-trunc', kind: 'bool', help: 'full ids and commands' };
 
 const buildFlags: FlagSpec[] = [
@@ -183,6 +199,7 @@ const buildFlags: FlagSpec[] = [
   { name: 'quiet', short: 'q', kind: 'bool', help: 'print only the image ID' },
   insecureFlag,
   compressionFlag('--push, --output and --cache-to'),
+  ...pushCompressionFlags('--push and -o type=registry'),
 ];
 
 /** A flag `docker buildx build` accepts that tsbuild does not implement; `why` is its help line and error. */
@@ -611,7 +628,14 @@ export const commands: Record<string, CommandSpec> = {
   push: {
     summary: 'Push an image to a registry',
     usage: '[OPTIONS] NAME[:TAG]',
-    flags: [rootFlag, insecureFlag, progressFlag, quietFlag, compressionFlag('the push')],
+    flags: [
+      rootFlag,
+      insecureFlag,
+      progressFlag,
+      quietFlag,
+      compressionFlag('the push'),
+      ...pushCompressionFlags('the push'),
+    ],
   },
   login: {
     summary: 'Log in to a registry',

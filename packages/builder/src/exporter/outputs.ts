@@ -19,7 +19,7 @@ import { mkdirs, removeTreeBeneath, writeFileAtomic } from '@tsbuild/sys';
 import type { Reporter } from '../progress/index.js';
 import { trace } from '../trace.js';
 import { BuildError, UsageError } from '../errors.js';
-import { goBool, refuseDigestTag } from '../options.js';
+import { goBool, parseCompressionLevel, refuseDigestTag } from '../options.js';
 
 /** The dest that means stdout. */
 export const STDOUT = '-';
@@ -46,6 +46,10 @@ export interface ImageOutput {
   insecure: boolean;
   /** compression= for this output's push; --compression when not given. */
   compression?: Compression;
+  /** compression-level= (checked against compression=, or --compression's when not given: build.ts). */
+  level?: string;
+  /** force-compression=: layers compressed otherwise (a pulled base's) recompressed too. */
+  force?: boolean;
 }
 
 const TYPES = "oci, docker, tar, local, image, registry, cacheonly (oci-archive: tsbuild's name for type=oci)";
@@ -56,6 +60,7 @@ const IMAGE_KEYS = [
   'registry.insecure',
   'compression',
   'force-compression',
+  'compression-level',
   'oci-mediatypes',
   'unpack',
 ];
@@ -166,9 +171,9 @@ function imageOutput(flag: string, type: string, kv: Map<string, string>): Outpu
   const compressions: Record<string, Compression> = { gzip: 'gzip', zstd: 'zstd', uncompressed: 'none' };
   if (c !== undefined && !compressions[c])
     throw new UsageError(`${flag}: compression: "${c}" is not one of gzip, zstd, uncompressed`);
-  // The layers tsbuild compresses are those the store keeps uncompressed; one already compressed leaves as it is.
-  if (bool('force-compression'))
-    throw new UsageError(`${flag}: force-compression=true: not supported (a compressed layer leaves as it is)`);
+  // compression-level= is an integer here; its range depends on the compression, which --compression may give.
+  const level = kv.get('compression-level');
+  if (level !== undefined) parseCompressionLevel(level, 'none', `${flag}: compression-level`);
   // Built images have OCI media types; tsbuild does not rewrite them as Docker's.
   if (bool('oci-mediatypes') === false)
     throw new UsageError(`${flag}: oci-mediatypes=false: not supported (tsbuild writes OCI media types)`);
@@ -177,6 +182,8 @@ function imageOutput(flag: string, type: string, kv: Map<string, string>): Outpu
     push: type === 'registry' || (bool('push') ?? false),
     insecure: bool('registry.insecure') ?? false,
     compression: c === undefined ? undefined : compressions[c],
+    level,
+    force: bool('force-compression'),
   };
   return { type: 'image', dest: '', tar: false, image };
 }

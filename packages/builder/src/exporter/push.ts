@@ -42,21 +42,29 @@ export function parseRef(input: string, what: string): Reference {
   }
 }
 
+/** How a push compresses layers: compression=, compression-level=, force-compression= (or --compression…). */
+export interface PushCompression {
+  compression?: Compression;
+  level?: number;
+  /** Layers stored in another compression (a pulled base's gzip, with zstd asked) recompressed too. */
+  force?: boolean;
+}
+
 /**
  * Pushes what `ref` names in the store (a tag; or an image id/digest with `dest`) to the registry of
  * `dest ?? ref`. An image whose layers are stored uncompressed (what builds make) goes up with
  * them compressed as `compression` says (default gzip): each layer compressed once, in the same
  * pass as its upload, and remembered; an index of such images (a multi-platform build) the same way, image by
- * image. Anything else (a pulled image or index) goes byte for byte.
+ * image. Anything else (a pulled image or index) goes byte for byte, unless `force` asks every layer in
+ * `compression`: then layers stored otherwise are recompressed (and remembered) as they go up.
  */
 export async function pushImage(
   store: Store,
   ref: string,
-  o: {
+  o: PushCompression & {
     insecure: string[];
     reporter: Reporter;
     manifestDigest?: string;
-    compression?: Compression;
     /** Uploads started during the build (earlyPush): the push joins them. */
     early?: EarlyPush;
     signal?: AbortSignal;
@@ -81,7 +89,7 @@ export async function pushImage(
   try {
     trace(`push ${manifestDigest}`);
     const compression = o.compression ?? 'gzip';
-    const source = await deferredSource(store, familiarName(parsed), manifestDigest as Digest, compression);
+    const source = await deferredSource(store, familiarName(parsed), manifestDigest as Digest, compression, o);
     const early = o.early?.uploads.serves(parsed) ? o.early : undefined;
     const result = await remote.push(
       store.blobs,
@@ -121,10 +129,10 @@ export interface EarlyPush {
 export async function earlyPush(
   store: Store,
   ref: string,
-  o: { insecure: string[]; compression?: Compression; signal?: AbortSignal },
+  o: PushCompression & { insecure: string[]; signal?: AbortSignal },
 ): Promise<EarlyPush> {
   const compression = o.compression ?? 'gzip';
-  const codec = layerCodec(store);
+  const codec = layerCodec(store, { level: o.level, force: o.force });
   const base = { ...(await remoteOptions(store, o.insecure, o.signal)), onUploaded: traceUpload };
   const uploads = remote.startUploads(store.blobs, parseRef(ref, 'push'), base);
   return {
@@ -152,7 +160,8 @@ function addStats(a: remote.TransferStats, b: remote.TransferStats): remote.Tran
 
 /**
  * What to push with deferred compression: the image a manifest names, or an index with the images
- * of its entries, when some of their layers are stored uncompressed (a build's). Undefined when
+ * of its entries, when some of their layers are stored uncompressed (a build's), or, forced, in
+ * another compression than `c`. Undefined when
  * nothing needs compressing: the tree goes up byte for byte.
  */
 async function deferredSource(
@@ -160,11 +169,12 @@ async function deferredSource(
   name: string,
   digest: Digest,
   c: Compression,
+  o: PushCompression,
 ): Promise<remote.PushSource | undefined> {
-  const codec = layerCodec(store);
+  const codec = layerCodec(store, { level: o.level, force: o.force });
   const doc = await readDoc(store, digest);
   if (Array.isArray(doc.layers)) {
-    const image = await compressible(store, digest, c);
+    const image = await compressible(store, digest, c, o.force);
     return image ? { image, compression: c, codec } : undefined;
   }
   if (!Array.isArray(doc.manifests)) return undefined;
@@ -178,7 +188,7 @@ async function deferredSource(
       );
     // A nested index goes as it is.
     if (!Array.isArray((await readDoc(store, entry.digest)).layers)) continue;
-    const image = await compressible(store, entry.digest, c);
+    const image = await compressible(store, entry.digest, c, o.force);
     if (image) images.set(entry.digest, image);
   }
   return images.size ? { index: digest, images, compression: c, codec } : undefined;
@@ -189,7 +199,12 @@ async function readDoc(store: Store, digest: Digest): Promise<{ layers?: unknown
 }
 
 /** The image a manifest names, if it has layers to compress for this push. */
-async function compressible(store: Store, manifestDigest: Digest, c: Compression): Promise<Image | undefined> {
+async function compressible(
+  store: Store,
+  manifestDigest: Digest,
+  c: Compression,
+  force?: boolean,
+): Promise<Image | undefined> {
   const image = await store.images.get(manifestDigest);
-  return image && image.layers.some((l) => needsCompression(l, c)) ? image : undefined;
+  return image && image.layers.some((l) => needsCompression(l, c, force)) ? image : undefined;
 }

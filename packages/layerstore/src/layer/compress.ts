@@ -50,7 +50,9 @@ export async function* throughProcess(src: AsyncIterable<Buffer>, cmd: string, a
 /** zstd through the CLI: no npm zstd binding installs without downloading a prebuilt binary. */
 export function zstdCompress(src: AsyncIterable<Buffer>, level = 3): AsyncGenerator<Buffer> {
   // Multi-threaded zstd output does not depend on the thread count, so -T0 stays deterministic.
-  return throughProcess(src, 'zstd', ['-q', '-c', `-${level}`, '-T0', '--no-progress']);
+  // Levels above 19 are refused by the CLI without --ultra.
+  const ultra = level > 19 ? ['--ultra'] : [];
+  return throughProcess(src, 'zstd', ['-q', '-c', ...ultra, `-${level}`, '-T0', '--no-progress']);
 }
 
 export function zstdDecompress(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -71,16 +73,20 @@ export function chunkSizeOf(c: Compression): number {
   return c === 'gzip' ? GZIP_CHUNK : c === 'none' ? PLAIN_CHUNK : COALESCE;
 }
 
-/** `recycle` takes back input chunks that are done with (gzip only: the others pass them on). */
+/**
+ * `recycle` takes back input chunks that are done with (gzip only: the others pass them on). `level`: the
+ * compressor's (gzip 0-9, zstd 1-22); unset, each one's default.
+ */
 export function compress(
   src: AsyncIterable<Buffer>,
   c: Compression,
   recycle?: (chunk: Buffer) => void,
+  level?: number,
 ): AsyncIterable<Buffer> {
   return c === 'gzip'
-    ? gzipChunks(src, { recycle })
+    ? gzipChunks(src, { recycle, level })
     : c === 'zstd'
-      ? zstdCompress(rechunk(src, COALESCE))
+      ? zstdCompress(rechunk(src, COALESCE), level)
       : rechunk(src, COALESCE);
 }
 

@@ -15,6 +15,8 @@ import { clientFor, type RemoteOptions } from './pull.js';
 
 /** How a push gets a layer compressed (compressed.ts, over a Store). */
 export interface LayerCodec {
+  /** What else than the compression makes this codec's blobs differ from another's (a level, forced compression). */
+  variant?: string;
   needsCompression(layer: Layer, c: Compression): boolean;
   /** The compressed blob made before, if the store still has it. */
   known(layer: Layer, c: Compression): Promise<Layer | undefined>;
@@ -88,7 +90,7 @@ export class Uploads {
    */
   layer(l: Layer, c: Compression, codec: LayerCodec): Promise<Layer> {
     if (!codec.needsCompression(l, c)) return this.blob(descriptorOf(l)).then(() => l);
-    return this.once(`${l.diffID} ${c}`, async () => {
+    return this.once(`${l.diffID} ${c} ${codec.variant ?? ''}`, async () => {
       const known = await codec.known(l, c);
       if (known) {
         await this.blob(descriptorOf(known));

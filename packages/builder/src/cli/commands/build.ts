@@ -9,6 +9,7 @@ import { flagsOf } from '../flags.js';
 import {
   checkDockerArchiveCompression,
   parseCompression,
+  parseCompressionLevel,
   parseCsv,
   parseInsecureRegistries,
   refuseDigestTag,
@@ -18,7 +19,7 @@ import { build, dryRun, type BuildRequest } from '../../solver/build.js';
 import { createReporter, type ProgressMode } from '../../progress/index.js';
 import type { Output } from '../../exporter/outputs.js';
 import type { CacheRef } from '../../exporter/cache-share.js';
-import type { EarlyPush } from '../../exporter/push.js';
+import type { EarlyPush, PushCompression } from '../../exporter/push.js';
 import {
   formatPlatform,
   formatReference,
@@ -194,7 +195,21 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
   const cacheTo = list(p, 'cache-to').map((v) => cacheShare!.parseCacheOption(v, '--cache-to'));
   const cacheFrom = cacheFromValues.map((v) => cacheShare!.parseCacheOption(v, '--cache-from'));
   const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
-  const { storeTags, pushes, pushInsecure } = imageOutputs(parsedOutputs, outputFlags, tags, bool(p, 'push'), insecure);
+  // --compression-level and --force-compression: for every push whose output does not say its own.
+  const levelFlag = str(p, 'compression-level');
+  if (levelFlag !== undefined) parseCompressionLevel(levelFlag, compression, '--compression-level');
+  const { storeTags, pushes, pushInsecure } = imageOutputs(
+    parsedOutputs,
+    outputFlags,
+    tags,
+    bool(p, 'push'),
+    insecure,
+    {
+      compression,
+      level: levelFlag,
+      force: bool(p, 'force-compression'),
+    },
+  );
   // --explain[=text|json] [--explain-file FILE]: the report of every step (cli/explain.ts, docs/explain.md).
   const explainFile = str(p, 'explain-file');
   const explain = str(p, 'explain') ?? (explainFile ? 'json' : undefined);
@@ -305,22 +320,17 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
     if (pushes.length)
       early = await (
         await pushModule()
-      ).earlyPush(store, pushes[0].name, {
-        insecure: pushInsecure,
-        compression: pushes[0].compression ?? compression,
-        signal,
-      });
+      ).earlyPush(store, pushes[0].name, { ...pushes[0].compression, insecure: pushInsecure, signal });
     // The early uploads are compressed as the first push asks: another push joins them only if it asks the same.
-    const pushOpts = (push: { compression?: Compression }) => {
-      const c = push.compression ?? compression;
-      return {
-        insecure: pushInsecure,
-        reporter,
-        compression: c,
-        early: c === (pushes[0].compression ?? compression) ? early : undefined,
-        signal,
-      };
-    };
+    const alike = (a: PushCompression, b: PushCompression) =>
+      a.compression === b.compression && a.level === b.level && a.force === b.force;
+    const pushOpts = (push: (typeof pushes)[number]) => ({
+      ...push.compression,
+      insecure: pushInsecure,
+      reporter,
+      early: alike(push.compression, pushes[0].compression) ? early : undefined,
+      signal,
+    });
     agents = sshSources.length ? await startAgents(sshSources) : undefined;
     // --cache-from: records only, for this build; their layers are fetched on a hit.
     const useCache = cacheFrom.length > 0 && !bool(p, 'no-cache');
@@ -485,7 +495,8 @@ async function buildParsed(p: Parsed, signal: AbortSignal, stdin?: { dockerfileT
  * output's name=; --push makes every image output push, or adds one that pushes -t's names; an output that
  * pushes must have a name ("tag is needed when pushing to registry"). storeTags: the names the built image
  * gets in the store: -t's and the image outputs', none when the only outputs are type=cacheonly (buildx then
- * exports nothing). pushes: each name once, with its output's compression; pushInsecure: --insecure-registry
+ * exports nothing). pushes: each name once, with its output's compression (compression=, compression-level=,
+ * force-compression=, each the flags' when not given: `defaults`); pushInsecure: --insecure-registry
  * and the registries of the names whose output says registry.insecure.
  */
 function imageOutputs(
@@ -494,13 +505,14 @@ function imageOutputs(
   tags: string[],
   push: boolean,
   insecure: string[],
-): { storeTags: string[]; pushes: { name: string; compression?: Compression }[]; pushInsecure: string[] } {
+  defaults: { compression: Compression; level?: string; force: boolean },
+): { storeTags: string[]; pushes: { name: string; compression: PushCompression }[]; pushInsecure: string[] } {
   const images = parsed.flatMap((o, i) =>
     o.image ? [{ ...o.image, names: tags.length ? tags : o.image.names, flag: `--output ${flags[i]}` }] : [],
   );
   if (push && !images.length) {
     if (tags.length === 0) throw new UsageError('--push needs at least one -t NAME[:TAG] to push to');
-    images.push({ names: tags, push: true, insecure: false, compression: undefined, flag: '--push' });
+    images.push({ names: tags, push: true, insecure: false, flag: '--push' });
   }
   for (const im of images) {
     im.push ||= push;
@@ -508,9 +520,17 @@ function imageOutputs(
   }
   const cacheOnly = parsed.length > 0 && parsed.every((o) => o.type === 'cacheonly');
   const storeTags = [...new Set([...(cacheOnly ? [] : tags), ...images.flatMap((im) => im.names)])];
-  const pushes = new Map<string, { name: string; compression?: Compression }>();
-  for (const im of images.filter((x) => x.push))
-    for (const name of im.names) if (!pushes.has(name)) pushes.set(name, { name, compression: im.compression });
+  const pushes = new Map<string, { name: string; compression: PushCompression }>();
+  for (const im of images) {
+    const compression = im.compression ?? defaults.compression;
+    // The level is checked against the compression it is for: the output's, or --compression's; for an
+    // output that does not push too (a bad value is one before the build, whatever the output does with it).
+    const [raw, from] = im.level !== undefined ? [im.level, `${im.flag}: compression-level`] : [defaults.level, ''];
+    const level =
+      raw === undefined ? undefined : parseCompressionLevel(raw, compression, from || '--compression-level');
+    const c: PushCompression = { compression, level, force: im.force ?? defaults.force };
+    if (im.push) for (const name of im.names) if (!pushes.has(name)) pushes.set(name, { name, compression: c });
+  }
   const pushInsecure = [
     ...insecure,
     ...images.filter((im) => im.insecure).flatMap((im) => im.names.map((n) => parseReference(n).registry)),

@@ -17,7 +17,7 @@ import { trace } from '../../trace.js';
 import { openStore } from '../root.js';
 import { createReporter, type ProgressMode, type Reporter } from '../../progress/index.js';
 import { BuildError, UsageError } from '../../errors.js';
-import { parseCompression, parseInsecureRegistries } from '../../options.js';
+import { parseCompression, parseCompressionLevel, parseInsecureRegistries } from '../../options.js';
 import { parseRef, pushImage, remoteOptions } from '../../exporter/push.js';
 
 type TransferStats = remote.TransferStats;
@@ -162,13 +162,17 @@ export async function pushCommand(argv: string[], signal: AbortSignal): Promise<
         'Usage: tsbuild push [--insecure-registry HOST|CIDR] [--compression gzip|zstd|none] NAME[:TAG]',
     );
   const compression = parseCompression(str(p, 'compression'));
+  const levelFlag = str(p, 'compression-level');
+  const level =
+    levelFlag === undefined ? undefined : parseCompressionLevel(levelFlag, compression, '--compression-level');
+  const force = bool(p, 'force-compression');
   const ref = p.positionals[0];
   const parsed = parseRef(ref, 'push');
   const insecure = parseInsecureRegistries(list(p, 'insecure-registry'));
   const store = await openStore(str(p, 'root'), 'push');
   const reporter = await reporterFor(p);
   try {
-    const r = await pushImage(store, ref, { insecure, reporter, compression, signal });
+    const r = await pushImage(store, ref, { insecure, reporter, compression, level, force, signal });
     reporter.close();
     reporter.info(describeStats(r.stats, 'push'));
     process.stdout.write(`${parsed.tag ?? parsed.digest}: digest: ${r.descriptor.digest} size: ${r.descriptor.size}\n`);
