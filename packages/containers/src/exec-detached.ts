@@ -3,8 +3,9 @@
 // whether it runs, and stays until it ends: the launcher, and with it the process, dies with whoever spawned it.
 // Output goes where this helper's goes (nowhere, as docker exec -d's), and the process ends with the container.
 import { closeSync, readFileSync, writeSync } from 'node:fs';
-import { exec, type ExecSpec } from '@tsbuild/sandbox';
-import type { DetachedOutcome } from './exec.js';
+import { exec } from '@tsbuild/sandbox';
+import { processStart } from '@tsbuild/sys';
+import type { DetachedOutcome, DetachedRequest } from './exec.js';
 
 let told = false;
 /** Tells execDetached (on fd 3) whether the process runs, once; then lets go of it. */
@@ -20,7 +21,12 @@ function tell(outcome: DetachedOutcome): void {
 }
 
 async function main(): Promise<number> {
-  const spec = JSON.parse(readFileSync(0, 'utf8')) as ExecSpec;
+  const { spec, pidStart, name } = JSON.parse(readFileSync(0, 'utf8')) as DetachedRequest;
+  // The container may have ended since the CLI saw it running, and its pid been given to another process.
+  if (pidStart !== undefined && processStart(spec.pid) !== pidStart) {
+    tell({ running: false, error: `container ${name} is not running` });
+    return 1;
+  }
   // Signals that would end this helper (and so the process) are the process's to get, as a container's are.
   let pid = 0;
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {

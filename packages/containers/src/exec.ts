@@ -33,7 +33,7 @@ export interface ExecOptions extends Pick<
 /** Runs a process in the running container `doc` to its end. */
 export async function execInContainer(store: Store, doc: ContainerDoc, o: ExecOptions): Promise<Exit> {
   return sandboxExec({
-    ...(await execSpec(store, doc, o)),
+    ...(await execSpec(store, doc, o)).spec,
     stdin: o.stdin,
     stdout: o.stdout,
     stderr: o.stderr,
@@ -49,7 +49,7 @@ export async function execInContainer(store: Store, doc: ContainerDoc, o: ExecOp
  * Throws what a foreground exec would have reported: the container, the user, or why the command cannot start.
  */
 export async function execDetached(store: Store, doc: ContainerDoc, o: DetachedExecOptions): Promise<void> {
-  const spec = await execSpec(store, doc, o);
+  const { spec, pidStart, name } = await execSpec(store, doc, o);
   const child = spawn(process.execPath, [join(dirname(supervisorPath()), 'exec-detached.js')], {
     detached: true,
     stdio: ['pipe', 'ignore', 'ignore', 'pipe'],
@@ -65,7 +65,7 @@ export async function execDetached(store: Store, doc: ContainerDoc, o: DetachedE
   child.stdin!.on('error', () => {
     /* it died first: its fd 3 says nothing, which is reported */
   });
-  child.stdin!.end(JSON.stringify(spec));
+  child.stdin!.end(JSON.stringify({ spec, pidStart, name } satisfies DetachedRequest));
   const line = await Promise.race([firstLine(child.stdio[3] as Readable), spawned]);
   let outcome: DetachedOutcome | undefined;
   try {
@@ -80,13 +80,28 @@ export async function execDetached(store: Store, doc: ContainerDoc, o: DetachedE
   if (!outcome.running) throw new ContainerError(outcome.error);
 }
 
+/**
+ * What execDetached gives exec-detached.ts on its stdin. `pidStart`: the container's PID 1 as it was seen running
+ * (its start time), checked again right before the launch: the helper starts a while later, and a pid the
+ * container's end freed and the host reused must not be entered.
+ */
+export interface DetachedRequest {
+  spec: ExecSpec;
+  pidStart?: string;
+  name: string;
+}
+
 /** What exec-detached.ts tells execDetached on its fd 3, one JSON line. */
 export type DetachedOutcome = { running: true } | { running: false; error: string };
 
 export type DetachedExecOptions = Omit<ExecOptions, 'stdin' | 'stdout' | 'stderr' | 'newSession' | 'onStart'>;
 
 /** What a process in `doc` runs as: the container's own settings under the flags. */
-async function execSpec(store: Store, doc: ContainerDoc, o: DetachedExecOptions): Promise<ExecSpec> {
+async function execSpec(
+  store: Store,
+  doc: ContainerDoc,
+  o: DetachedExecOptions,
+): Promise<{ spec: ExecSpec; pidStart?: string; name: string }> {
   const d = await refresh(store, doc);
   if (!isRunning(d)) throw new ContainerError(`container ${d.Name} is not running`, 'conflict');
   const env = applyEnv(d.Config.env, o.env ?? []);
@@ -103,7 +118,7 @@ async function execSpec(store: Store, doc: ContainerDoc, o: DetachedExecOptions)
     );
     who = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids ?? [], home: r.home };
   }
-  return {
+  const spec: ExecSpec = {
     pid: d.State.Pid!,
     argv: o.argv,
     env: who.home === undefined ? env : withHome(env, who.home),
@@ -114,4 +129,5 @@ async function execSpec(store: Store, doc: ContainerDoc, o: DetachedExecOptions)
     keepNetRaw: d.Config.network === 'none',
     tty: o.tty,
   };
+  return { spec, pidStart: d.State.PidStart, name: d.Name };
 }

@@ -354,7 +354,11 @@ export async function unpackedLayerSizes(store: Store, layers: Layer[]): Promise
       out.push(layer.size);
       continue;
     }
-    await store.cache.put(key, { value: { kind: 'unpacked-size', digest: layer.digest, size }, blobs: [] });
+    // Kept to spare the next listing the decompression; a store this process may not write (another user's,
+    // read-only) still lists, counting again next time. `prune --all` drops these records with the others.
+    await store.cache
+      .put(key, { value: { kind: 'unpacked-size', digest: layer.digest, size }, blobs: [] })
+      .catch(() => undefined);
     out.push(size);
   }
   return out;
