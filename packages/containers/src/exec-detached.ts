@@ -2,23 +2,14 @@
 // (exec.ts) with the process's ExecSpec as JSON on stdin. It starts the process in the container, tells on fd 3
 // whether it runs, and stays until it ends: the launcher, and with it the process, dies with whoever spawned it.
 // Output goes where this helper's goes (nowhere, as docker exec -d's), and the process ends with the container.
-import { closeSync, readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { exec } from '@tsbuild/sandbox';
 import { processStart } from '@tsbuild/sys';
 import type { DetachedOutcome, DetachedRequest } from './exec.js';
+import { tellOnce } from './tell.js';
 
-let told = false;
 /** Tells execDetached (on fd 3) whether the process runs, once; then lets go of it. */
-function tell(outcome: DetachedOutcome): void {
-  if (told) return;
-  told = true;
-  try {
-    writeSync(3, JSON.stringify(outcome) + '\n');
-    closeSync(3);
-  } catch {
-    /* started by hand, or its starter is gone */
-  }
-}
+const tell = tellOnce<DetachedOutcome>();
 
 async function main(): Promise<number> {
   const { spec, pidStart, name } = JSON.parse(readFileSync(0, 'utf8')) as DetachedRequest;

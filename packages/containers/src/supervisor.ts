@@ -2,23 +2,14 @@
 // of its own by `tsbuild run -d` / `tsbuild start`. It runs the container with its output going
 // straight to the log file (the launcher writes it, not Node) and records the exit code in the
 // state document when the container ends, whether or not any tsbuild is still around.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { Store } from '@tsbuild/layerstore';
 import { readDoc } from './state.js';
 import { runContainer, type StartOutcome } from './runner.js';
+import { tellOnce } from './tell.js';
 
-let told = false;
 /** Tells startDetached (on fd 3, a pipe from it) whether the container is running, once; then lets go of it. */
-function tell(outcome: StartOutcome): void {
-  if (told) return;
-  told = true;
-  try {
-    writeSync(3, JSON.stringify(outcome) + '\n');
-    closeSync(3);
-  } catch {
-    /* started by hand, or its starter is gone */
-  }
-}
+const tell = tellOnce<StartOutcome>();
 
 async function main(): Promise<number> {
   const [root, id] = process.argv.slice(2);
