@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { exec } from '@tsbuild/sandbox';
 import { processStart } from '@tsbuild/sys';
 import type { DetachedOutcome, DetachedRequest } from './exec.js';
-import { tellOnce } from './tell.js';
+import { forwardSignals, tellOnce } from './detached-helper.js';
 
 /** Tells execDetached (on fd 3) whether the process runs, once; then lets go of it. */
 const tell = tellOnce<DetachedOutcome>();
@@ -19,17 +19,7 @@ async function main(): Promise<number> {
     return 1;
   }
   // Signals that would end this helper (and so the process) are the process's to get, as a container's are.
-  let pid = 0;
-  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
-    process.on(s, () => {
-      if (pid)
-        try {
-          process.kill(pid, s);
-        } catch {
-          /* gone */
-        }
-    });
-  }
+  const forwardTo = forwardSignals();
   try {
     const exit = await exec({
       ...spec,
@@ -37,7 +27,7 @@ async function main(): Promise<number> {
       stdout: 'inherit',
       stderr: 'inherit',
       onStart: (p) => {
-        pid = p;
+        forwardTo(p);
         tell({ running: true });
       },
     });

@@ -6,7 +6,7 @@ import { openSync } from 'node:fs';
 import { Store } from '@tsbuild/layerstore';
 import { readDoc } from './state.js';
 import { runContainer, type StartOutcome } from './runner.js';
-import { tellOnce } from './tell.js';
+import { forwardSignals, tellOnce } from './detached-helper.js';
 
 /** Tells startDetached (on fd 3, a pipe from it) whether the container is running, once; then lets go of it. */
 const tell = tellOnce<StartOutcome>();
@@ -22,17 +22,7 @@ async function main(): Promise<number> {
   if (!doc) return 1;
   const log = openSync(doc.LogPath, 'a');
   // Forward stop signals to the container rather than dying (a dying supervisor would take it along).
-  let pid = 0;
-  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
-    process.on(s, () => {
-      if (pid)
-        try {
-          process.kill(pid, s);
-        } catch {
-          /* gone */
-        }
-    });
-  }
+  const forwardTo = forwardSignals();
   try {
     const exit = await runContainer(store, id, {
       stdin: 'ignore',
@@ -40,7 +30,7 @@ async function main(): Promise<number> {
       stderr: log,
       detached: true,
       onStart: (p) => {
-        pid = p;
+        forwardTo(p);
         tell({ running: true });
       },
     });
