@@ -18,6 +18,8 @@ function cleanup(): void {
   rmSync(base, { recursive: true, force: true });
 }
 process.on('exit', cleanup); // also when a mount fails part way
+// An interrupted run (Ctrl-C: the runner sends SIGTERM to each file's group) must not leave a loop mount behind.
+process.once('SIGTERM', () => process.exit(143));
 test.after(cleanup);
 
 /** A fresh filesystem of `kind`, mounted under base; unmounted (and its loop device freed) at the end. */
