@@ -192,7 +192,10 @@ const badImageOutputs: { args: string[]; stderr: RegExp }[] = [
   { args: ['-o', 'type=image,name=x:1,frob=1'], stderr: /--output .*: unknown key "frob"/ },
   { args: ['-o', 'type=image,name=x:1,dest=/tmp/x'], stderr: /--output .*: unknown key "dest"/ },
   { args: ['-o', 'type=cacheonly,name=x:1'], stderr: /--output .*: unknown key "name"/ },
-  { args: ['-o', 'type=image,"name=x:1'], stderr: /--output .*: a quote is not closed/ },
+  {
+    args: ['-o', 'type=image,"name=x:1'],
+    stderr: /--output .*: parse error on line 1, column \d+: extraneous or missing " in quoted-field/,
+  },
 ];
 for (const c of badImageOutputs)
   test(`bad image output: ${c.args.join(' ')}: exit 2`, () => {

@@ -1,12 +1,20 @@
 // Option values as docker and buildx spell them (`key=value,...` lists, sizes): read by the CLI's
 // flags and by the build and export code that takes the same values, so they live below both.
 import { parseReference, remote } from '@tsbuild/layerstore';
+import { csvRecord } from '@tsbuild/parser';
 import { UsageError } from './errors.js';
 
-/** Parses `key=value,key2=value2` as buildx does for --output/--cache-to. */
+/**
+ * Parses `key=value,key2=value2` as buildx does (--output, --secret): one record of Go's encoding/csv, so a
+ * field in double quotes may hold commas (`"name=a:1,b:1"`); keys trimmed.
+ */
 export function parseCsv(value: string, flag: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const part of value.split(',')) {
+  const fields = csvRecord(
+    value,
+    (p) => new UsageError(`${flag}: parse error on line 1, column ${p.column}: ${p.what}`),
+  );
+  for (const part of fields) {
     if (part === '') continue;
     const eq = part.indexOf('=');
     if (eq <= 0) throw new UsageError(`${flag}: "${part}" is not key=value`);

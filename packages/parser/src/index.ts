@@ -12,3 +12,4 @@ export { parseMount } from './mounts.js';
 export { parseDuration } from './duration.js';
 export { lint, parseCheckOption, formatLintWarning, ruleUrl, RULES } from './lint.js';
 export type { LintWarning, LintConfig, LintOptions, RuleName } from './lint.js';
+export { csvRecord, type CsvProblem } from './csv.js';

@@ -1,5 +1,6 @@
 import { clean, resolve } from './posix.js';
 import type { RunMount } from './types.js';
+import { csvRecord } from './csv.js';
 
 /** `--mount` value errors; the caller adds the location. */
 export class MountError extends Error {
@@ -16,39 +17,9 @@ export class MountError extends Error {
   }
 }
 
-/** Go's encoding/csv for one record: fields split on ',', "quoted" fields may hold commas. */
+/** A RUN --mount value's fields, with BuildKit's words for a malformed one. */
 function csvFields(s: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  for (;;) {
-    let field = '';
-    if (s[i] === '"') {
-      i++;
-      for (;;) {
-        if (i >= s.length) throw new MountError(`failed to parse csv mounts: extraneous or missing " in quoted-field`);
-        if (s[i] === '"') {
-          if (s[i + 1] === '"') {
-            field += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        field += s[i++];
-      }
-      if (i < s.length && s[i] !== ',')
-        throw new MountError(`failed to parse csv mounts: extraneous or missing " in quoted-field`);
-    } else {
-      while (i < s.length && s[i] !== ',') {
-        if (s[i] === '"') throw new MountError(`failed to parse csv mounts: bare " in non-quoted-field`);
-        field += s[i++];
-      }
-    }
-    out.push(field);
-    if (i >= s.length) return out;
-    i++; // the comma
-  }
+  return csvRecord(s, (p) => new MountError(`failed to parse csv mounts: ${p.what}`));
 }
 
 /** A mount before stage lookup: `from` is still the name as written. */

@@ -19,7 +19,7 @@ import { mkdirs, removeTreeBeneath, writeFileAtomic } from '@tsbuild/sys';
 import type { Reporter } from '../progress/index.js';
 import { trace } from '../trace.js';
 import { BuildError, UsageError } from '../errors.js';
-import { goBool, parseCompressionLevel, refuseDigestTag } from '../options.js';
+import { goBool, parseCompressionLevel, parseCsv, refuseDigestTag } from '../options.js';
 
 /** The dest that means stdout. */
 export const STDOUT = '-';
@@ -94,50 +94,9 @@ export function parseOutput(spec: string): Output {
   return checked(flag, { type: t, dest: rawDest === STDOUT ? STDOUT : resolve(rawDest), tar });
 }
 
-/**
- * The spec's key=value fields, split as buildx splits them (Go's encoding/csv: a field in double quotes may
- * hold commas, `""` is a quote in it), keys trimmed and lower-cased as buildx does.
- */
+/** The spec's key=value fields, split as buildx splits them (parseCsv), keys lower-cased as buildx does. */
 function outputFields(spec: string, flag: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const field of csvFields(spec, flag)) {
-    if (field === '') continue;
-    const eq = field.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${flag}: "${field}" is not key=value`);
-    out.set(field.slice(0, eq).trim().toLowerCase(), field.slice(eq + 1));
-  }
-  return out;
-}
-
-function csvFields(line: string, flag: string): string[] {
-  const fields: string[] = [];
-  let i = 0;
-  for (;;) {
-    if (line[i] !== '"') {
-      const comma = line.indexOf(',', i);
-      const field = comma < 0 ? line.slice(i) : line.slice(i, comma);
-      if (field.includes('"')) throw new UsageError(`${flag}: a quote inside a field that is not quoted: ${field}`);
-      fields.push(field);
-      if (comma < 0) return fields;
-      i = comma + 1;
-      continue;
-    }
-    let field = '';
-    for (i++; ;) {
-      const q = line.indexOf('"', i);
-      if (q < 0) throw new UsageError(`${flag}: a quote is not closed`);
-      field += line.slice(i, q);
-      if (line[q + 1] === '"') [field, i] = [field + '"', q + 2];
-      else {
-        i = q + 1;
-        break;
-      }
-    }
-    fields.push(field);
-    if (i === line.length) return fields;
-    if (line[i] !== ',') throw new UsageError(`${flag}: text after a quoted field: ${line.slice(i)}`);
-    i++;
-  }
+  return new Map([...parseCsv(spec, flag)].map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 /**
