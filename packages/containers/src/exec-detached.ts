@@ -4,9 +4,9 @@
 // Output goes where this helper's goes (nowhere, as docker exec -d's), and the process ends with the container.
 import { readFileSync } from 'node:fs';
 import { exec } from '@tsbuild/sandbox';
-import { processStart } from '@tsbuild/sys';
 import type { DetachedOutcome, DetachedRequest } from './exec.js';
 import { forwardSignals, tellOnce } from './detached-helper.js';
+import { alive } from './state.js';
 
 /** Tells execDetached (on fd 3) whether the process runs, once; then lets go of it. */
 const tell = tellOnce<DetachedOutcome>();
@@ -14,7 +14,7 @@ const tell = tellOnce<DetachedOutcome>();
 async function main(): Promise<number> {
   const { spec, pidStart, name } = JSON.parse(readFileSync(0, 'utf8')) as DetachedRequest;
   // The container may have ended since the CLI saw it running, and its pid been given to another process.
-  if (pidStart !== undefined && processStart(spec.pid) !== pidStart) {
+  if (!alive(spec.pid, pidStart)) {
     tell({ running: false, error: `container ${name} is not running` });
     return 1;
   }
